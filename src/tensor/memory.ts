@@ -1,0 +1,101 @@
+/**
+ * All tensor storage lives in one WebAssembly.Memory, shared from the start, so that the
+ * WebAssembly kernels (and their worker threads) read and write tensors in place: no copy per op.
+ * See docs/memory.md for why.
+ *
+ * The allocator is deliberately simple: a bump pointer plus free lists keyed by exact byte size.
+ * A training step allocates the same sizes every step, so after the first step every request is
+ * served from a free list and memory stops growing.
+ */
+
+const PAGE = 65536;
+/** 65,536 pages = 4 GiB, the wasm32 limit. */
+export const MAX_PAGES = 65536;
+/** Alignment of every allocation: a cache line, which is also enough for SIMD loads. */
+const ALIGN = 64;
+/**
+ * The first bytes belong to the WebAssembly kernels (their stack and static data);
+ * tensors start above them.
+ */
+export const RESERVED_BYTES = 1 << 20;
+
+export class WasmHeap {
+  readonly memory: WebAssembly.Memory;
+  private top = RESERVED_BYTES;
+  private free = new Map<number, number[]>();
+  private liveBytes = 0;
+  private peakLiveBytes = 0;
+  private f32: Float32Array;
+  private i32: Int32Array;
+
+  constructor(initialBytes = 16 << 20) {
+    const initial = Math.max(1, Math.ceil(initialBytes / PAGE));
+    this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.i32 = new Int32Array(this.memory.buffer);
+  }
+
+  /** Returns the byte offset of `bytes` fresh (not zeroed) bytes. */
+  alloc(bytes: number): number {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    this.liveBytes += size;
+    if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
+    const list = this.free.get(size);
+    if (list && list.length > 0) return list.pop() as number;
+    const ptr = this.top;
+    const end = ptr + size;
+    if (end > this.memory.buffer.byteLength) {
+      const needPages = Math.ceil((end - this.memory.buffer.byteLength) / PAGE);
+      // grow geometrically so a model being built does not grow page by page
+      const current = this.memory.buffer.byteLength / PAGE;
+      const grow = Math.min(MAX_PAGES - current, Math.max(needPages, Math.ceil(current / 2)));
+      if (grow < needPages) {
+        throw new RangeError(
+          `out of tensor memory: need ${(end / 2 ** 30).toFixed(2)} GiB, WebAssembly memory is limited to 4 GiB; use a smaller model or batch`,
+        );
+      }
+      this.memory.grow(grow);
+    }
+    this.top = end;
+    return ptr;
+  }
+
+  release(ptr: number, bytes: number): void {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    this.liveBytes -= size;
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(ptr);
+  }
+
+  /** Views over the whole memory, re-derived when the memory has grown. */
+  f32View(): Float32Array {
+    if (this.f32.buffer.byteLength !== this.memory.buffer.byteLength) this.refresh();
+    return this.f32;
+  }
+
+  i32View(): Int32Array {
+    if (this.i32.buffer.byteLength !== this.memory.buffer.byteLength) this.refresh();
+    return this.i32;
+  }
+
+  private refresh(): void {
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.i32 = new Int32Array(this.memory.buffer);
+  }
+
+  stats(): { reservedBytes: number; liveBytes: number; peakLiveBytes: number } {
+    return { reservedBytes: this.memory.buffer.byteLength, liveBytes: this.liveBytes, peakLiveBytes: this.peakLiveBytes };
+  }
+}
+
+let defaultHeap: WasmHeap | null = null;
+
+/** The process-wide heap every tensor is allocated from. */
+export function heap(): WasmHeap {
+  if (!defaultHeap) defaultHeap = new WasmHeap();
+  return defaultHeap;
+}
