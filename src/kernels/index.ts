@@ -1,0 +1,37 @@
+import type { Backend } from "./backend.js";
+import { refBackend } from "./ref/index.js";
+
+export type BackendName = "ref" | "wasm";
+
+export interface BackendOptions {
+  /** worker threads for the wasm backend; default: available cores */
+  threads?: number;
+}
+
+let current: Backend = refBackend;
+
+/** The backend every op calls. `ref` until `useBackend` picks another. */
+export function backend(): Backend {
+  return current;
+}
+
+/**
+ * Select the kernel backend. Default: MINIGPT_BACKEND from the environment, else "wasm" when it is
+ * available, else "ref".
+ */
+export async function useBackend(name?: BackendName, options: BackendOptions = {}): Promise<Backend> {
+  const env = typeof process !== "undefined" ? process.env.MINIGPT_BACKEND : undefined;
+  const wanted = name ?? (env as BackendName | undefined) ?? "ref";
+  if (wanted === "ref") {
+    current = refBackend;
+  } else if (wanted === "wasm") {
+    const { loadWasmBackend } = await import("./wasm/loader.js");
+    current = await loadWasmBackend(options);
+  } else {
+    throw new Error(`unknown backend "${String(wanted)}": use ref or wasm`);
+  }
+  return current;
+}
+
+export type { Backend, FloatArray } from "./backend.js";
+export { refBackend };

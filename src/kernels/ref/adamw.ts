@@ -1,0 +1,19 @@
+import type { FloatArray } from "../backend.js";
+
+/** PyTorch's AdamW: decoupled weight decay first, then the bias-corrected Adam step. */
+export function adamw(
+  p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number,
+  lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number,
+): void {
+  const decay = 1 - lr * weightDecay;
+  const stepSize = lr / bc1;
+  const sqrtBc2 = Math.sqrt(bc2);
+  for (let i = 0; i < n; i++) {
+    const gi = g[i] as number;
+    const mi = beta1 * (m[i] as number) + (1 - beta1) * gi;
+    const vi = beta2 * (v[i] as number) + (1 - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = (p[i] as number) * decay - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
+  }
+}

@@ -1,0 +1,132 @@
+import type { FloatArray } from "../backend.js";
+
+// Causal self-attention, fused. For one (batch b, head h, query t):
+//   s_j = q_t·k_j / √hs  for j ≤ t        (the causal mask: later keys are never looked at)
+//   p_j = exp(s_j - lse_t),  lse_t = log Σ_j exp(s_j)
+//   o_t = Σ_j p_j v_j
+// Only lse (B,nh,T) is kept for backward; p is recomputed there from q, k and lse, which costs one
+// more q·k pass but saves the (B,nh,T,T) probability tensor per layer.
+
+/** qkv (B,T,3C) -> out (B,T,C), lse (B,nh,T) */
+export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void {
+  const hs = C / nh;
+  const C3 = 3 * C;
+  const scale = 1 / Math.sqrt(hs);
+  const s = new Float64Array(T);
+  const acc = new Float64Array(hs);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nh; h++) {
+      for (let t = 0; t < T; t++) {
+        const qo = (b * T + t) * C3 + h * hs;
+        let max = -Infinity;
+        for (let j = 0; j <= t; j++) {
+          const ko = (b * T + j) * C3 + C + h * hs;
+          let dot = 0;
+          for (let d = 0; d < hs; d++) dot += (qkv[qo + d] as number) * (qkv[ko + d] as number);
+          dot *= scale;
+          s[j] = dot;
+          if (dot > max) max = dot;
+        }
+        let sum = 0;
+        for (let j = 0; j <= t; j++) {
+          const e = Math.exp((s[j] as number) - max);
+          s[j] = e;
+          sum += e;
+        }
+        acc.fill(0);
+        for (let j = 0; j <= t; j++) {
+          const p = (s[j] as number) / sum;
+          const vo = (b * T + j) * C3 + 2 * C + h * hs;
+          for (let d = 0; d < hs; d++) acc[d] = (acc[d] as number) + p * (qkv[vo + d] as number);
+        }
+        const oo = (b * T + t) * C + h * hs;
+        for (let d = 0; d < hs; d++) out[oo + d] = acc[d] as number;
+        lse[(b * nh + h) * T + t] = max + Math.log(sum);
+      }
+    }
+  }
+}
+
+/**
+ * With D_t = do_t·o_t:  dv_j += p_j·do_t,  ds_j = p_j·(do_t·v_j - D_t),
+ *                       dq_t += ds_j·k_j/√hs,  dk_j += ds_j·q_t/√hs
+ */
+export function attentionBackward(
+  dqkv: FloatArray, dout: FloatArray, qkv: FloatArray, out: FloatArray, lse: FloatArray,
+  B: number, T: number, C: number, nh: number,
+): void {
+  const hs = C / nh;
+  const C3 = 3 * C;
+  const scale = 1 / Math.sqrt(hs);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nh; h++) {
+      for (let t = 0; t < T; t++) {
+        const qo = (b * T + t) * C3 + h * hs;
+        const oo = (b * T + t) * C + h * hs;
+        const l = lse[(b * nh + h) * T + t] as number;
+        let D = 0;
+        for (let d = 0; d < hs; d++) D += (dout[oo + d] as number) * (out[oo + d] as number);
+        for (let j = 0; j <= t; j++) {
+          const ko = (b * T + j) * C3 + C + h * hs;
+          const vo = ko + C;
+          let dot = 0;
+          let dp = 0;
+          for (let d = 0; d < hs; d++) {
+            dot += (qkv[qo + d] as number) * (qkv[ko + d] as number);
+            dp += (dout[oo + d] as number) * (qkv[vo + d] as number);
+          }
+          const p = Math.exp(dot * scale - l);
+          const ds = p * (dp - D) * scale;
+          for (let d = 0; d < hs; d++) {
+            dqkv[vo + d] = (dqkv[vo + d] as number) + p * (dout[oo + d] as number);
+            dqkv[qo + d] = (dqkv[qo + d] as number) + ds * (qkv[ko + d] as number);
+            dqkv[ko + d] = (dqkv[ko + d] as number) + ds * (qkv[qo + d] as number);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Generation with a KV cache. qkv (Tn,3C) are the new positions pos0.., whose k, v rows are already
+ * in kCache, vCache (Tmax,C). Query at absolute position p attends to cache rows 0..p. -> out (Tn,C)
+ */
+export function attentionCached(
+  out: FloatArray, qkv: FloatArray, kCache: FloatArray, vCache: FloatArray,
+  Tn: number, pos0: number, C: number, nh: number,
+): void {
+  const hs = C / nh;
+  const scale = 1 / Math.sqrt(hs);
+  const s = new Float64Array(pos0 + Tn);
+  const acc = new Float64Array(hs);
+  for (let i = 0; i < Tn; i++) {
+    const p = pos0 + i;
+    for (let h = 0; h < nh; h++) {
+      const qo = i * 3 * C + h * hs;
+      let max = -Infinity;
+      for (let j = 0; j <= p; j++) {
+        const ko = j * C + h * hs;
+        let dot = 0;
+        for (let d = 0; d < hs; d++) dot += (qkv[qo + d] as number) * (kCache[ko + d] as number);
+        dot *= scale;
+        s[j] = dot;
+        if (dot > max) max = dot;
+      }
+      let sum = 0;
+      for (let j = 0; j <= p; j++) {
+        const e = Math.exp((s[j] as number) - max);
+        s[j] = e;
+        sum += e;
+      }
+      acc.fill(0);
+      for (let j = 0; j <= p; j++) {
+        const w = (s[j] as number) / sum;
+        const vo = j * C + h * hs;
+        for (let d = 0; d < hs; d++) acc[d] = (acc[d] as number) + w * (vCache[vo + d] as number);
+      }
+      const oo = i * C + h * hs;
+      for (let d = 0; d < hs; d++) out[oo + d] = acc[d] as number;
+    }
+  }
+}

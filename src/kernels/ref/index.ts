@@ -1,0 +1,23 @@
+import type { Backend } from "../backend.js";
+import { geluBackward, geluForward, reluBackward, reluForward } from "./activations.js";
+import { adamw } from "./adamw.js";
+import { attentionBackward, attentionCached, attentionForward } from "./attention.js";
+import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
+import { accumulate, add, addBias, mul, scale, sumRows, sumSquares } from "./elementwise.js";
+import { embeddingBackward, embeddingForward } from "./embedding.js";
+import { layernormBackward, layernormForward } from "./layernorm.js";
+import { matmul, matmulAT, matmulBT } from "./matmul.js";
+import { softmax } from "./softmax.js";
+
+/** The reference backend: plain loops, the living definition of every kernel. */
+export const refBackend: Backend = {
+  name: "ref",
+  matmul, matmulBT, matmulAT,
+  addBias, sumRows, add, accumulate, scale, sumSquares, mul,
+  layernormForward, layernormBackward,
+  geluForward, geluBackward, reluForward, reluBackward,
+  attentionForward, attentionBackward, attentionCached,
+  softmax, crossEntropyForward, crossEntropyBackward,
+  embeddingForward, embeddingBackward,
+  adamw,
+};

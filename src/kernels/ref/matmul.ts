@@ -1,0 +1,49 @@
+import type { FloatArray } from "../backend.js";
+
+// The three matmul layouts of training, as plain loops. Loop order is chosen so the innermost loop
+// walks both operands contiguously (i-k-j for a·b); sums are carried in float64 (JS numbers).
+
+/** a (M,K), b (K,N) -> out (M,N) (+)= a·b */
+export function matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
+  const row = new Float64Array(N);
+  for (let i = 0; i < M; i++) {
+    row.fill(0);
+    for (let k = 0; k < K; k++) {
+      const aik = a[i * K + k] as number;
+      const bo = k * N;
+      for (let j = 0; j < N; j++) row[j] = (row[j] as number) + aik * (b[bo + j] as number);
+    }
+    const oo = i * N;
+    for (let j = 0; j < N; j++) out[oo + j] = accumulate ? (out[oo + j] as number) + (row[j] as number) : (row[j] as number);
+  }
+}
+
+/** a (M,K), b (N,K) -> out (M,N) (+)= a·bᵀ */
+export function matmulBT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
+  for (let i = 0; i < M; i++) {
+    const ao = i * K;
+    for (let j = 0; j < N; j++) {
+      const bo = j * K;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += (a[ao + k] as number) * (b[bo + k] as number);
+      const o = i * N + j;
+      out[o] = accumulate ? (out[o] as number) + s : s;
+    }
+  }
+}
+
+/** a (K,M), b (K,N) -> out (M,N) (+)= aᵀ·b */
+export function matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
+  const acc = new Float64Array(M * N);
+  for (let k = 0; k < K; k++) {
+    const ao = k * M;
+    const bo = k * N;
+    for (let i = 0; i < M; i++) {
+      const aki = a[ao + i] as number;
+      if (aki === 0) continue;
+      const oo = i * N;
+      for (let j = 0; j < N; j++) acc[oo + j] = (acc[oo + j] as number) + aki * (b[bo + j] as number);
+    }
+  }
+  for (let o = 0; o < M * N; o++) out[o] = accumulate ? (out[o] as number) + (acc[o] as number) : (acc[o] as number);
+}
