@@ -1,0 +1,104 @@
+import { fail } from "../errors.js";
+
+/** The activation inside the MLP. GPT-2 uses the tanh GELU; seeds 000 and 002 use ReLU. */
+export type Activation = "gelu_new" | "relu";
+
+export interface GPTConfig {
+  vocabSize: number;
+  /** context length: the most positions the model can see (HF: n_positions) */
+  blockSize: number;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  /** feed-forward width, 4·nEmbd by default (the seeds' ff_dim / mlp_ratio) */
+  nInner: number;
+  dropout: number;
+  activation: Activation;
+  layerNormEps: number;
+}
+
+export function makeConfig(partial: Partial<GPTConfig> & Pick<GPTConfig, "vocabSize">): GPTConfig {
+  const nEmbd = partial.nEmbd ?? 128;
+  const config: GPTConfig = {
+    vocabSize: partial.vocabSize,
+    blockSize: partial.blockSize ?? 64,
+    nLayer: partial.nLayer ?? 4,
+    nHead: partial.nHead ?? 4,
+    nEmbd,
+    nInner: partial.nInner ?? 4 * nEmbd,
+    dropout: partial.dropout ?? 0,
+    activation: partial.activation ?? "gelu_new",
+    layerNormEps: partial.layerNormEps ?? 1e-5,
+  };
+  validateConfig(config);
+  return config;
+}
+
+export function validateConfig(c: GPTConfig): void {
+  for (const key of ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd", "nInner"] as const) {
+    if (!Number.isInteger(c[key]) || c[key] < 1) fail(`config: ${key} must be a positive integer, got ${c[key]}`);
+  }
+  if (c.nEmbd % c.nHead !== 0) fail(`config: n_embd ${c.nEmbd} must be divisible by n_head ${c.nHead}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) fail(`config: dropout must be in [0, 1), got ${c.dropout}`);
+  if (c.activation !== "gelu_new" && c.activation !== "relu") fail(`config: unsupported activation "${c.activation}"`);
+}
+
+/** Hugging Face GPT2Config keys, plus a "minigpt" object for what HF has no key for. */
+export function configToHuggingFace(c: GPTConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: c.vocabSize,
+    n_positions: c.blockSize,
+    n_ctx: c.blockSize,
+    n_embd: c.nEmbd,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_inner: c.nInner,
+    activation_function: c.activation,
+    resid_pdrop: c.dropout,
+    embd_pdrop: c.dropout,
+    attn_pdrop: c.dropout,
+    layer_norm_epsilon: c.layerNormEps,
+    initializer_range: 0.02,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    minigpt: { version: 1, ...extra },
+  };
+}
+
+/** Read a Hugging Face GPT-2 config.json. `file` names the file in error messages. */
+export function configFromHuggingFace(json: Record<string, unknown>, file: string): GPTConfig {
+  const int = (key: string, fallback?: number): number => {
+    const v = json[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) fail(`${file}: "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const nEmbd = int("n_embd");
+  const act = json.activation_function ?? "gelu_new";
+  let activation: Activation;
+  if (act === "gelu_new" || act === "gelu_pytorch_tanh") activation = "gelu_new";
+  else if (act === "relu") activation = "relu";
+  else
+    fail(
+      `${file}: activation_function ${JSON.stringify(act)} is not supported (minigpt implements "gelu_new"/"gelu_pytorch_tanh", the tanh GELU, and "relu"; HF's "gelu" is the exact erf GELU)`,
+    );
+  const inner = json.n_inner;
+  const tie = json.tie_word_embeddings;
+  if (tie === false) fail(`${file}: tie_word_embeddings false is not supported: minigpt ties the LM head to wte as GPT-2 does`);
+  const dropout = json.resid_pdrop ?? 0;
+  const eps = json.layer_norm_epsilon ?? 1e-5;
+  const config: GPTConfig = {
+    vocabSize: int("vocab_size"),
+    blockSize: int("n_positions", json.n_ctx as number | undefined),
+    nLayer: int("n_layer"),
+    nHead: int("n_head"),
+    nEmbd,
+    nInner: inner === null || inner === undefined ? 4 * nEmbd : int("n_inner"),
+    dropout: typeof dropout === "number" ? dropout : 0,
+    activation,
+    layerNormEps: typeof eps === "number" ? eps : 1e-5,
+  };
+  validateConfig(config);
+  return config;
+}

@@ -1,0 +1,35 @@
+import { backend } from "../kernels/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import { record, shapeStr } from "./record.js";
+
+/** a, b (same shape) -> a + b: the residual connection. Gradient flows unchanged to both. */
+export function add(a: Tensor, b: Tensor): Tensor {
+  if (a.size !== b.size) throw new Error(`add: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ`);
+  const out = new Tensor(a.shape);
+  backend().add(out.data, a.data, b.data, a.size);
+  return record(out, [a, b], () => {
+    const dy = (out.grad as Tensor).data;
+    if (a.requiresGrad) backend().accumulate(a.ensureGrad().data, dy, a.size);
+    if (b.requiresGrad) backend().accumulate(b.ensureGrad().data, dy, b.size);
+  });
+}
+
+/**
+ * x (B,T,C) + the first T rows of pos (P,C), broadcast over B: token + position embeddings.
+ * The gradient of pos is the sum over the batch, landing in its first T rows.
+ */
+export function addPositions(x: Tensor, pos: Tensor): Tensor {
+  if (x.shape.length !== 3 || pos.shape.length !== 2) throw new Error(`addPositions: x ${shapeStr(x.shape)}, pos ${shapeStr(pos.shape)}`);
+  const [B, T, C] = x.shape as [number, number, number];
+  const [P, pc] = pos.shape as [number, number];
+  if (pc !== C || T > P) throw new Error(`addPositions: ${T} positions of width ${C} do not fit pos ${shapeStr(pos.shape)}`);
+  const n = T * C;
+  const out = new Tensor(x.shape);
+  out.data.set(x.data);
+  backend().addBias(out.data, pos.data.subarray(0, n), B, n);
+  return record(out, [x, pos], () => {
+    const dy = (out.grad as Tensor).data;
+    if (x.requiresGrad) backend().accumulate(x.ensureGrad().data, dy, x.size);
+    if (pos.requiresGrad) backend().sumRows(pos.ensureGrad().data.subarray(0, n), dy, B, n);
+  });
+}

@@ -1,0 +1,25 @@
+import { backend } from "../kernels/index.js";
+import type { Rng } from "../random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { record } from "./record.js";
+
+/**
+ * Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p), so
+ * inference needs no rescaling. The mask comes from the seeded PRNG, so runs (and resumes) repeat.
+ */
+export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
+  if (p <= 0) return x;
+  if (p >= 1) throw new RangeError(`dropout probability must be < 1, got ${p}`);
+  const mask = new Tensor(x.shape);
+  const m = mask.data;
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < x.size; i++) m[i] = rng.random() < p ? 0 : keep;
+  const out = new Tensor(x.shape);
+  backend().mul(out.data, x.data, m, x.size);
+  return record(out, [x], () => {
+    const dx = new Tensor(x.shape, "f32", false, false);
+    backend().mul(dx.data, (out.grad as Tensor).data, mask.data, x.size);
+    backend().accumulate(x.ensureGrad().data, dx.data, x.size);
+    dx.dispose();
+  });
+}

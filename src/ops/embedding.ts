@@ -1,0 +1,20 @@
+import { backend } from "../kernels/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import { record, shapeStr } from "./record.js";
+
+/** table (V,C), ids (...) int32 -> (..., C): row lookup; backward scatter-adds into the table */
+export function embedding(table: Tensor, ids: Tensor): Tensor {
+  const [V, C] = table.shape as [number, number];
+  if (table.shape.length !== 2) throw new Error(`embedding: table must be 2-D, got ${shapeStr(table.shape)}`);
+  const N = ids.size;
+  const idv = ids.ints;
+  for (let i = 0; i < N; i++) {
+    const id = idv[i] as number;
+    if (id < 0 || id >= V) throw new RangeError(`embedding: id ${id} out of range for a table of ${V} rows`);
+  }
+  const out = new Tensor([...ids.shape, C]);
+  backend().embeddingForward(out.data, idv, table.data, N, C);
+  return record(out, [table], () => {
+    backend().embeddingBackward(table.ensureGrad().data, (out.grad as Tensor).data, ids.ints, N, C);
+  });
+}

@@ -1,0 +1,10 @@
+export { add, addPositions } from "./add.js";
+export { causalSelfAttention } from "./attention.js";
+export { crossEntropy, IGNORE_INDEX } from "./crossentropy.js";
+export { dropout } from "./dropout.js";
+export { embedding } from "./embedding.js";
+export { gelu } from "./gelu.js";
+export { layerNorm } from "./layernorm.js";
+export { linear, matmulTransposed } from "./matmul.js";
+export { relu } from "./relu.js";
+export { softmax } from "./softmax.js";

@@ -1,0 +1,20 @@
+import { backend } from "../kernels/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import { lastDim, record, shapeStr } from "./record.js";
+
+/** x (...,C), w (C), b (C) -> (...,C), normalised over the last axis (biased variance, like PyTorch) */
+export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
+  const C = lastDim(x);
+  if (w.size !== C || b.size !== C) throw new Error(`layerNorm: x ${shapeStr(x.shape)} with w ${shapeStr(w.shape)}`);
+  const N = x.size / C;
+  const out = new Tensor(x.shape);
+  const mean = new Tensor([N]);
+  const rstd = new Tensor([N]);
+  backend().layernormForward(out.data, mean.data, rstd.data, x.data, w.data, b.data, N, C, eps);
+  return record(out, [x, w, b], () => {
+    backend().layernormBackward(
+      x.ensureGrad().data, w.ensureGrad().data, b.ensureGrad().data, (out.grad as Tensor).data,
+      x.data, w.data, mean.data, rstd.data, N, C,
+    );
+  });
+}

@@ -1,0 +1,194 @@
+import { heap } from "./memory.js";
+
+/**
+ * A Tensor is a shape plus a slice of the shared WebAssembly heap (see memory.ts), so a wasm kernel
+ * can work on it in place. Autograd is micrograd's idea applied to tensors: every op output
+ * remembers its parents and a closure that pushes its gradient to theirs; `backward()` walks the
+ * graph in reverse topological order.
+ */
+export type DType = "f32" | "i32";
+
+let gradEnabled = true;
+let scopeStack: Tensor[][] = [];
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly dtype: DType;
+  /** byte offset in the heap */
+  readonly ptr: number;
+  requiresGrad: boolean;
+  grad: Tensor | null = null;
+  /** set by ops: the inputs this tensor was computed from and how to push gradients back to them */
+  parents: readonly Tensor[] = [];
+  backwardFn: (() => void) | null = null;
+  private disposed = false;
+  private f32Cache: Float32Array | null = null;
+  private i32Cache: Int32Array | null = null;
+
+  constructor(shape: readonly number[], dtype: DType = "f32", requiresGrad = false, tracked = true) {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape [${shape.join(", ")}]`);
+    }
+    this.shape = [...shape];
+    this.size = shape.reduce((a, b) => a * b, 1);
+    this.dtype = dtype;
+    this.requiresGrad = requiresGrad;
+    this.ptr = heap().alloc(this.size * 4);
+    const scope = scopeStack[scopeStack.length - 1];
+    if (tracked && scope) scope.push(this);
+  }
+
+  static zeros(shape: readonly number[], requiresGrad = false): Tensor {
+    const t = new Tensor(shape, "f32", requiresGrad);
+    t.data.fill(0);
+    return t;
+  }
+
+  static fromArray(values: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor {
+    const t = new Tensor(shape, "f32", requiresGrad);
+    if (values.length !== t.size) throw new Error(`fromArray: ${values.length} values for shape [${shape.join(", ")}]`);
+    t.data.set(values);
+    return t;
+  }
+
+  static ints(values: ArrayLike<number>, shape: readonly number[]): Tensor {
+    const t = new Tensor(shape, "i32");
+    if (values.length !== t.size) throw new Error(`ints: ${values.length} values for shape [${shape.join(", ")}]`);
+    t.ints.set(values);
+    return t;
+  }
+
+  /** Float32 view of this tensor's storage (valid across memory growth: the memory is shared). */
+  get data(): Float32Array {
+    if (this.dtype !== "f32") throw new Error("data: tensor is not f32");
+    if (this.disposed) throw new Error("use of a disposed tensor");
+    if (!this.f32Cache) this.f32Cache = new Float32Array(heap().memory.buffer, this.ptr, this.size);
+    return this.f32Cache;
+  }
+
+  get ints(): Int32Array {
+    if (this.dtype !== "i32") throw new Error("ints: tensor is not i32");
+    if (this.disposed) throw new Error("use of a disposed tensor");
+    if (!this.i32Cache) this.i32Cache = new Int32Array(heap().memory.buffer, this.ptr, this.size);
+    return this.i32Cache;
+  }
+
+  /** The gradient tensor, created zeroed on first use. It lives as long as this tensor. */
+  ensureGrad(): Tensor {
+    if (!this.grad) {
+      this.grad = new Tensor(this.shape, "f32", false, false);
+      this.grad.data.fill(0);
+    }
+    return this.grad;
+  }
+
+  zeroGrad(): void {
+    if (this.grad) this.grad.data.fill(0);
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new Error(`item: tensor has ${this.size} elements`);
+    return this.data[0] as number;
+  }
+
+  /** Return the storage to the heap. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    heap().release(this.ptr, this.size * 4);
+    this.grad?.dispose();
+    this.grad = null;
+    this.parents = [];
+    this.backwardFn = null;
+    this.f32Cache = null;
+    this.i32Cache = null;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Reverse-mode autodiff from this scalar (or with an explicit upstream gradient): gradients are
+   * ADDED into every `.grad` on the way, so a tensor used twice collects both contributions.
+   */
+  backward(upstream?: Float32Array): void {
+    const order: Tensor[] = [];
+    const seen = new Set<Tensor>();
+    // iterative DFS: deep models would overflow a recursive one
+    const stack: [Tensor, number][] = [[this, 0]];
+    seen.add(this);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as [Tensor, number];
+      const [node, i] = top;
+      if (i < node.parents.length) {
+        top[1] = i + 1;
+        const p = node.parents[i] as Tensor;
+        if (!seen.has(p) && p.requiresGrad) {
+          seen.add(p);
+          stack.push([p, 0]);
+        }
+      } else {
+        stack.pop();
+        order.push(node);
+      }
+    }
+    const g = this.ensureGrad();
+    if (upstream) {
+      g.data.set(upstream);
+    } else {
+      if (this.size !== 1) throw new Error("backward() without a gradient needs a scalar");
+      g.data[0] = (g.data[0] as number) + 1;
+    }
+    for (let i = order.length - 1; i >= 0; i--) (order[i] as Tensor).backwardFn?.();
+  }
+}
+
+/** True while ops should record the graph. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Run `fn` without recording the autograd graph (inference). */
+export function noGrad<R>(fn: () => R): R {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/**
+ * Run `fn`, then free every tensor created inside it except `keep` and what it returns. The
+ * training loop wraps each step in a scope, so activations go back to the heap's free lists and the
+ * next step reuses the very same buffers.
+ */
+export function scope<R>(fn: () => R, keep: readonly Tensor[] = []): R {
+  const created: Tensor[] = [];
+  scopeStack.push(created);
+  let result: R;
+  try {
+    result = fn();
+  } catch (err) {
+    for (const t of created) t.dispose();
+    throw err;
+  } finally {
+    scopeStack.pop();
+  }
+  const spared = new Set<Tensor>(keep);
+  if (result instanceof Tensor) spared.add(result);
+  const outer = scopeStack[scopeStack.length - 1];
+  for (const t of created) {
+    if (spared.has(t)) outer?.push(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Test hook: forget any open scopes (after a test threw inside one). */
+export function resetScopes(): void {
+  scopeStack = [];
+}
