@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { MinigptError } from "../src/errors.js";
+import { loadModel, saveModel } from "../src/io/hf.js";
+import { makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
+
+const tmp = () => mkdtempSync(join(tmpdir(), "minigpt-test-"));
+
+test("save -> load round-trips every tensor bit-exactly", () => {
+  const model = new GPT(makeConfig({ vocabSize: 17, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 12, nInner: 20, activation: "relu" }), 7);
+  const dir = tmp();
+  saveModel(model, dir);
+  const back = loadModel(dir);
+  assert.deepEqual(back.config, model.config);
+  for (const [name, t] of model.params) {
+    const u = new Uint32Array(t.data.slice().buffer);
+    const v = new Uint32Array(back.param(name).data.slice().buffer);
+    assert.deepEqual(v, u, name);
+  }
+  const header = readFileSync(join(dir, "model.safetensors"));
+  const json = header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString();
+  assert.ok(json.includes('"format":"pt"'));
+  assert.ok(!json.includes("lm_head"));
+});
+
+test("GPT-2 init: seeded, std 0.02, residual projections scaled", () => {
+  const c = makeConfig({ vocabSize: 50, blockSize: 16, nLayer: 4, nHead: 2, nEmbd: 64 });
+  const a = new GPT(c, 1);
+  const b = new GPT(c, 1);
+  assert.deepEqual(a.param("transformer.wte.weight").data, b.param("transformer.wte.weight").data);
+  const std = (d: Float32Array) => Math.sqrt(d.reduce((s, v) => s + v * v, 0) / d.length);
+  assert.ok(Math.abs(std(a.param("transformer.h.0.mlp.c_fc.weight").data) - 0.02) < 0.001);
+  assert.ok(Math.abs(std(a.param("transformer.h.0.mlp.c_proj.weight").data) - 0.02 / Math.sqrt(8)) < 0.001);
+  assert.ok(a.param("transformer.h.0.ln_1.weight").data.every((v) => v === 1));
+  assert.ok(a.param("transformer.h.0.attn.c_attn.bias").data.every((v) => v === 0));
+});
+
+function expectError(fn: () => unknown, pattern: RegExp) {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof MinigptError, `expected a MinigptError, got ${String(err)}`);
+    assert.match(err.message, pattern);
+    assert.ok(!err.message.includes("\n"), "one line");
+    return true;
+  });
+}
+
+test("a config that does not match the tensors names the tensor", () => {
+  const dir = tmp();
+  copyFileSync("tests/fixtures/gpt-tiny/model.safetensors", join(dir, "model.safetensors"));
+  const config = JSON.parse(readFileSync("tests/fixtures/gpt-tiny/config.json", "utf8"));
+  config.n_embd = 64;
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  expectError(() => loadModel(dir), /transformer\.wte\.weight has shape \[65, 32\] but the config needs \[65, 64\]/);
+});
+
+test("missing files and bad configs give one clear line", () => {
+  const dir = tmp();
+  expectError(() => loadModel(dir), /missing file .*config\.json/);
+  copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
+  expectError(() => loadModel(dir), /missing file .*model\.safetensors/);
+  const config = JSON.parse(readFileSync("tests/fixtures/gpt-tiny/config.json", "utf8"));
+  config.activation_function = "gelu";
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  expectError(() => loadModel(dir), /activation_function "gelu" is not supported/);
+  writeFileSync(join(dir, "config.json"), "{not json");
+  expectError(() => loadModel(dir), /not valid JSON/);
+});
+
+test("a truncated weights file is a clear error", () => {
+  const dir = tmp();
+  copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
+  const bytes = readFileSync("tests/fixtures/gpt-tiny/model.safetensors");
+  writeFileSync(join(dir, "model.safetensors"), bytes.subarray(0, bytes.length - 100));
+  expectError(() => loadModel(dir), /model\.safetensors/);
+});
+
+test("keys without the transformer. prefix and attn.bias buffers load", async () => {
+  const { readSafetensorsFile, writeSafetensorsFile } = await import("../src/io/safetensors.js");
+  const src = readSafetensorsFile("tests/fixtures/gpt-tiny/model.safetensors");
+  const dir = tmp();
+  copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
+  const tensors = [...src.tensors].map(([name, t]) => ({ name: name.replace(/^transformer\./, ""), dtype: "F32" as const, shape: t.shape, data: t.data }));
+  tensors.push({ name: "h.0.attn.bias", dtype: "F32", shape: [1, 1, 16, 16], data: new Float32Array(256) });
+  writeSafetensorsFile(join(dir, "model.safetensors"), tensors);
+  const model = loadModel(dir);
+  assert.deepEqual(model.param("transformer.wte.weight").data, src.tensors.get("transformer.wte.weight")?.data);
+});
