@@ -1,0 +1,124 @@
+/**
+ * Splits, batches and evaluation windows over a token stream.
+ *
+ * Shapes: B = batch size, T = block size (context length). A batch is x (B,T) and y (B,T) as flat
+ * row-major Int32Arrays, with y[b,t] = the token after x[b,t].
+ */
+import { fail } from "../errors.js";
+import type { Rng } from "../random.js";
+
+export interface Batch {
+  /** (B,T) inputs, row-major. */
+  x: Int32Array;
+  /** (B,T) next-token targets, row-major. */
+  y: Int32Array;
+}
+
+/**
+ * Deterministic split by position: the first part is training, the last round(n * valFraction) tokens are
+ * validation (so text near the end is never trained on). Returns subarray views of ids, not copies.
+ */
+export function splitTokens(ids: Int32Array, valFraction = 0.1): { train: Int32Array; val: Int32Array } {
+  if (!(valFraction >= 0 && valFraction < 1)) fail(`the validation fraction must be in [0, 1), got ${valFraction}`);
+  const nVal = Math.round(ids.length * valFraction);
+  const nTrain = ids.length - nVal;
+  return { train: ids.subarray(0, nTrain), val: ids.subarray(nTrain) };
+}
+
+function checkPositiveInt(value: number, flag: string): void {
+  if (!Number.isInteger(value) || value < 1) fail(`${flag} must be a positive integer, got ${value}`);
+}
+
+/** Random windows of a token stream: x = tokens[i..i+T), y = tokens[i+1..i+T+1), i uniform. */
+export class BatchSampler {
+  private readonly tokens: Int32Array;
+  private readonly blockSize: number;
+  private readonly batchSize: number;
+  private readonly rng: Rng;
+
+  /** label names the token stream in errors ("the training split", "the validation split", ...). */
+  constructor(tokens: Int32Array, blockSize: number, batchSize: number, rng: Rng, label = "the text") {
+    checkPositiveInt(blockSize, "--block-size");
+    checkPositiveInt(batchSize, "--batch-size");
+    if (tokens.length < blockSize + 1) {
+      fail(
+        `${label} has only ${tokens.length} tokens, but --block-size ${blockSize} needs at least ${blockSize + 1}; lower --block-size or give more text`,
+      );
+    }
+    this.tokens = tokens;
+    this.blockSize = blockSize;
+    this.batchSize = batchSize;
+    this.rng = rng;
+  }
+
+  next(): Batch {
+    const T = this.blockSize;
+    const B = this.batchSize;
+    const x = new Int32Array(B * T);
+    const y = new Int32Array(B * T);
+    const starts = this.tokens.length - T; // valid starts: 0..n-T-1, so i+T+1 <= n
+    for (let b = 0; b < B; b++) {
+      const i = this.rng.int(starts);
+      x.set(this.tokens.subarray(i, i + T), b * T);
+      y.set(this.tokens.subarray(i + 1, i + T + 1), b * T);
+    }
+    return { x, y };
+  }
+}
+
+/**
+ * Batches of whole fixed-length sequences (the counting task): each sequence s of length L gives
+ * x = s[0..L-1), y = s[1..L), so T = L - 1. Sequences are drawn uniformly with replacement.
+ */
+export class SequenceSampler {
+  private readonly sequences: number[][];
+  private readonly batchSize: number;
+  private readonly rng: Rng;
+  readonly blockSize: number;
+
+  constructor(sequences: number[][], batchSize: number, rng: Rng) {
+    checkPositiveInt(batchSize, "--batch-size");
+    const first = sequences[0];
+    if (first === undefined) fail("the sequence sampler needs at least one sequence");
+    if (first.length < 2) fail(`sequences need at least 2 tokens (one input, one target), got ${first.length}`);
+    for (const [k, s] of sequences.entries()) {
+      if (s.length !== first.length) fail(`sequence ${k} has ${s.length} tokens but sequence 0 has ${first.length}; all must be equal`);
+    }
+    this.sequences = sequences;
+    this.batchSize = batchSize;
+    this.rng = rng;
+    this.blockSize = first.length - 1;
+  }
+
+  next(): Batch {
+    const T = this.blockSize;
+    const B = this.batchSize;
+    const x = new Int32Array(B * T);
+    const y = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const s = this.sequences[this.rng.int(this.sequences.length)] as number[];
+      for (let t = 0; t < T; t++) {
+        x[b * T + t] = s[t] as number;
+        y[b * T + t] = s[t + 1] as number;
+      }
+    }
+    return { x, y };
+  }
+}
+
+/**
+ * The exact evaluation windows over ids: non-overlapping windows x = ids[i*T .. i*T+T),
+ * y = ids[i*T+1 .. i*T+T+1); the last window is shorter when ids does not divide evenly. Every token but
+ * the first is a target exactly once, so the mean loss over all windows is the loss of the whole text.
+ * Returns subarray views (no copies). Fewer than 2 tokens give no windows.
+ */
+export function evalWindows(ids: Int32Array, T: number): Batch[] {
+  checkPositiveInt(T, "--block-size");
+  const windows: Batch[] = [];
+  const lastTarget = ids.length - 1; // number of (input, target) pairs
+  for (let start = 0; start < lastTarget; start += T) {
+    const len = Math.min(T, lastTarget - start);
+    windows.push({ x: ids.subarray(start, start + len), y: ids.subarray(start + 1, start + len + 1) });
+  }
+  return windows;
+}

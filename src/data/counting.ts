@@ -1,0 +1,67 @@
+/**
+ * The counting task (a smoke test for the whole model): learn that after x, x+1, x+2 comes x+3.
+ *
+ * Vocabulary: tokens 0..99. A sequence is x, x+1, ..., x+19 (20 tokens, no wrap-around, so x is 0..80).
+ * Every start with x % 10 == 0 is held out of training; pattern accuracy on those starts measures whether
+ * the model learned "add one" rather than memorised the training sequences.
+ */
+import { fail } from "../errors.js";
+
+export const COUNTING_VOCAB_SIZE = 100;
+export const COUNTING_SEQ_LEN = 20;
+/** How many tokens of a held-out sequence the model is given; it must produce the rest. */
+export const COUNTING_PROMPT_LEN = 3;
+export const COUNTING_MAX_START = COUNTING_VOCAB_SIZE - COUNTING_SEQ_LEN; // 80
+
+export function isHeldOutStart(start: number): boolean {
+  return start % 10 === 0;
+}
+
+/** [start, start+1, ..., start+19]. */
+export function countingSequence(start: number): number[] {
+  if (!Number.isInteger(start) || start < 0 || start > COUNTING_MAX_START) {
+    fail(`counting start ${start} is out of range; it must be an integer in 0..${COUNTING_MAX_START}`);
+  }
+  return Array.from({ length: COUNTING_SEQ_LEN }, (_, i) => start + i);
+}
+
+/** Training starts (72 of them: 1..79 except multiples of 10) and held-out starts (0, 10, ..., 80). */
+export function countingStarts(): { train: number[]; val: number[] } {
+  const train: number[] = [];
+  const val: number[] = [];
+  for (let x = 0; x <= COUNTING_MAX_START; x++) (isHeldOutStart(x) ? val : train).push(x);
+  return { train, val };
+}
+
+export function countingTrainSequences(): number[][] {
+  return countingStarts().train.map(countingSequence);
+}
+
+export function countingValSequences(): number[][] {
+  return countingStarts().val.map(countingSequence);
+}
+
+/**
+ * Fraction of sequences (one per start) that greedy decoding reproduces exactly: the model sees the first
+ * COUNTING_PROMPT_LEN numbers and must produce the next 17, each fed back as input. One wrong token makes
+ * the whole sequence wrong. predictNext gets a fresh copy of the prefix (it may keep or mutate it).
+ */
+export function patternAccuracy(predictNext: (prefix: number[]) => number, starts: number[]): number {
+  if (starts.length === 0) fail("patternAccuracy needs at least one start (e.g. countingStarts().val)");
+  let correct = 0;
+  for (const start of starts) {
+    const expected = countingSequence(start);
+    const prefix = expected.slice(0, COUNTING_PROMPT_LEN);
+    let ok = true;
+    for (let i = COUNTING_PROMPT_LEN; i < COUNTING_SEQ_LEN; i++) {
+      const next = predictNext(prefix.slice());
+      if (next !== expected[i]) {
+        ok = false;
+        break;
+      }
+      prefix.push(next);
+    }
+    if (ok) correct++;
+  }
+  return correct / starts.length;
+}

