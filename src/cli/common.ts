@@ -1,0 +1,19 @@
+import type { FlagSpec } from "./flags.js";
+
+export const backendFlags: FlagSpec[] = [
+  { name: "backend", type: "string", default: "auto", choices: ["auto", "wasm", "ref"], help: "kernels: wasm (SIMD + threads), ref (plain TypeScript), auto = wasm when available" },
+  { name: "threads", type: "int", default: 0, help: "worker threads for the wasm backend (0 = all cores)" },
+];
+
+export const samplingFlags: FlagSpec[] = [
+  { name: "max-new-tokens", type: "int", default: 200, help: "how many tokens to generate" },
+  { name: "temperature", type: "float", default: 0.8, help: "randomness: 0 = always the most likely token, 1 = the model's distribution" },
+  { name: "top-k", type: "int", default: 0, help: "sample only among the k most likely tokens (0 = off)" },
+  { name: "top-p", type: "float", default: 1, help: "sample only among the most likely tokens covering probability p (1 = off)" },
+  { name: "seed", type: "int", default: 1337, help: "random seed: the same seed gives the same text" },
+];
+
+/** Print to stdout without a stack trace on a closed pipe (e.g. `minigpt generate | head`). */
+export function out(text: string): void {
+  process.stdout.write(text);
+}

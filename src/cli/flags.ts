@@ -1,0 +1,138 @@
+/**
+ * A small, strict flag parser: long flags only (`--max-steps 200` or `--max-steps=200`), typed,
+ * unknown flags are errors, and `--help` is generated from the same table that parses.
+ */
+import { fail } from "../errors.js";
+
+export type FlagType = "string" | "int" | "float" | "bool";
+
+export interface FlagSpec {
+  name: string;
+  type: FlagType;
+  default: string | number | boolean;
+  help: string;
+  choices?: readonly string[];
+}
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: readonly FlagSpec[];
+  /** how many positional arguments are allowed (e.g. the text of `tokenize`) */
+  maxPositionals?: number;
+  examples?: readonly string[];
+}
+
+export class ParsedFlags {
+  constructor(
+    private readonly values: Map<string, string | number | boolean>,
+    /** flags the user gave explicitly */
+    readonly explicit: ReadonlySet<string>,
+    readonly positionals: readonly string[],
+  ) {}
+
+  string(name: string): string {
+    return this.get(name, "string") as string;
+  }
+  int(name: string): number {
+    return this.get(name, "number") as number;
+  }
+  float(name: string): number {
+    return this.get(name, "number") as number;
+  }
+  bool(name: string): boolean {
+    return this.get(name, "boolean") as boolean;
+  }
+  has(name: string): boolean {
+    return this.explicit.has(name);
+  }
+  private get(name: string, type: string): string | number | boolean {
+    const v = this.values.get(name);
+    if (typeof v !== type) throw new Error(`flag --${name} is not declared as a ${type}`);
+    return v as string | number | boolean;
+  }
+}
+
+export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFlags {
+  const byName = new Map(spec.flags.map((f) => [f.name, f]));
+  const values = new Map<string, string | number | boolean>(spec.flags.map((f) => [f.name, f.default]));
+  const explicit = new Set<string>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--") || arg === "--") {
+      if (arg === "--") {
+        positionals.push(...argv.slice(i + 1));
+        break;
+      }
+      if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) fail(`unknown flag ${arg} for minigpt ${spec.name} (flags are long: see minigpt ${spec.name} --help)`);
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    let name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    let inline: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    let flag = byName.get(name);
+    if (!flag && name.startsWith("no-") && byName.get(name.slice(3))?.type === "bool") {
+      flag = byName.get(name.slice(3));
+      name = name.slice(3);
+      inline = "false";
+    }
+    if (!flag) {
+      const near = spec.flags.map((f) => f.name).filter((n) => n.includes(name) || name.includes(n));
+      fail(`unknown flag --${name} for minigpt ${spec.name}${near.length > 0 ? ` (did you mean --${near[0]}?)` : ""}; see minigpt ${spec.name} --help`);
+    }
+    let raw: string;
+    if (flag.type === "bool") {
+      raw = inline ?? "true";
+    } else if (inline !== undefined) {
+      raw = inline;
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined) fail(`--${name} needs a value (${flag.help})`);
+      raw = next;
+      i++;
+    }
+    values.set(name, convert(flag, raw));
+    explicit.add(name);
+  }
+  const maxPos = spec.maxPositionals ?? 0;
+  if (positionals.length > maxPos) fail(`unexpected argument ${JSON.stringify(positionals[maxPos])} for minigpt ${spec.name}; see minigpt ${spec.name} --help`);
+  return new ParsedFlags(values, explicit, positionals);
+}
+
+function convert(flag: FlagSpec, raw: string): string | number | boolean {
+  switch (flag.type) {
+    case "bool":
+      if (raw === "true" || raw === "1") return true;
+      if (raw === "false" || raw === "0") return false;
+      return fail(`--${flag.name} is a switch: give it alone, or =true / =false, not ${JSON.stringify(raw)}`);
+    case "int": {
+      const v = Number(raw);
+      if (raw.trim() === "" || !Number.isInteger(v)) fail(`--${flag.name} needs a whole number, got ${JSON.stringify(raw)}`);
+      return v;
+    }
+    case "float": {
+      const v = Number(raw);
+      if (raw.trim() === "" || !Number.isFinite(v)) fail(`--${flag.name} needs a number, got ${JSON.stringify(raw)}`);
+      return v;
+    }
+    case "string":
+      if (flag.choices && !flag.choices.includes(raw)) fail(`--${flag.name} must be one of ${flag.choices.join(", ")}, got ${JSON.stringify(raw)}`);
+      return raw;
+  }
+}
+
+export function helpText(spec: CommandSpec): string {
+  const lines = [`minigpt ${spec.name}: ${spec.summary}`, "", `usage: ${spec.usage}`, "", "flags:"];
+  const width = Math.max(...spec.flags.map((f) => f.name.length + (f.type === "bool" ? 0 : 6)), 10) + 4;
+  for (const f of spec.flags) {
+    const left = `  --${f.name}${f.type === "bool" ? "" : ` <${f.type === "string" ? (f.choices ? f.choices.join("|") : "value") : f.type === "int" ? "n" : "x"}>`}`;
+    const def = f.type === "bool" ? "" : f.default === "" ? "" : ` (default: ${f.default})`;
+    lines.push(`${left.padEnd(width + 4)} ${f.help}${def}`);
+  }
+  lines.push(`  --help${" ".repeat(Math.max(1, width - 2))} show this help`);
+  if (spec.examples && spec.examples.length > 0) lines.push("", "examples:", ...spec.examples.map((e) => `  ${e}`));
+  return lines.join("\n");
+}

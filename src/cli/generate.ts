@@ -1,0 +1,75 @@
+import { fail } from "../errors.js";
+import { generateTokens } from "../generate/generate.js";
+import { loadModelFolder } from "../io/folder.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { backendFlags, samplingFlags } from "./common.js";
+import { type CommandSpec, parseFlags } from "./flags.js";
+
+export const generateSpec: CommandSpec = {
+  name: "generate",
+  summary: "sample text from a trained model, streamed token by token",
+  usage: 'minigpt generate --model DIR [--prompt "text"] [flags]',
+  flags: [
+    { name: "model", type: "string", default: "out", help: "model folder written by minigpt train" },
+    { name: "prompt", type: "string", default: "\n", help: "text to continue" },
+    ...samplingFlags,
+    { name: "stop", type: "string", default: "", help: "stop when the generated text contains this string (special tokens like <|end|> stop as tokens)" },
+    { name: "no-cache", type: "bool", default: false, help: "recompute the whole context for every token instead of using the KV cache (slower; for comparison)" },
+    { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the prompt as plain text" },
+    ...backendFlags,
+  ],
+  examples: ['minigpt generate --model out --prompt "Call me" --max-new-tokens 300 --temperature 0.8 --top-k 40'],
+};
+
+/**
+ * Decoding token by token can split a multi-byte character between tokens; print only text that is
+ * complete, so the stream never shows a replacement character that the final text would not have.
+ */
+export class TextStreamer {
+  private ids: number[] = [];
+  private printed = "";
+  constructor(private readonly tokenizer: Tokenizer) {}
+  /** the new complete text after adding `id` */
+  push(id: number): string {
+    this.ids.push(id);
+    const text = this.tokenizer.decode(this.ids);
+    if (text.endsWith("\uFFFD")) return "";
+    const fresh = text.slice(this.printed.length);
+    this.printed = text;
+    return fresh;
+  }
+  get text(): string {
+    return this.tokenizer.decode(this.ids);
+  }
+}
+
+export async function runGenerate(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(generateSpec, argv);
+  const { model, tokenizer } = loadModelFolder(f.string("model"));
+  const prompt = tokenizer.encode(f.string("prompt"), { specialsAsText: f.bool("specials-as-text") });
+  if (prompt.length === 0) fail('the prompt encodes to no tokens; give some text, e.g. --prompt "The"');
+  const stopText = f.string("stop");
+  const stopIds: number[] = [];
+  for (const s of tokenizer.specialTokens) {
+    if (s === stopText || s === "<|endoftext|>") {
+      const id = tokenizer.specialTokenId(s);
+      if (id !== undefined) stopIds.push(id);
+    }
+  }
+  const streamer = new TextStreamer(tokenizer);
+  process.stdout.write(f.string("prompt"));
+  for (const id of generateTokens(model, prompt, {
+    maxNewTokens: f.int("max-new-tokens"),
+    temperature: f.float("temperature"),
+    topK: f.int("top-k"),
+    topP: f.float("top-p"),
+    seed: f.int("seed"),
+    cache: !f.bool("no-cache"),
+    stopIds,
+  })) {
+    process.stdout.write(streamer.push(id));
+    if (stopText && !tokenizer.specialTokens.includes(stopText) && streamer.text.includes(stopText)) break;
+  }
+  process.stdout.write("\n");
+  return 0;
+}

@@ -1,0 +1,94 @@
+/** `minigpt <command> [flags]`: dispatch, backend selection, and one-line errors. */
+import { MinigptError } from "../errors.js";
+import { useBackend } from "../kernels/index.js";
+import { evalSpec, runEval } from "./eval.js";
+import { type CommandSpec, helpText } from "./flags.js";
+import { generateSpec, runGenerate } from "./generate.js";
+import { runSelftest, selftestSpec } from "./selftest.js";
+import { runTokenize, tokenizeSpec } from "./tokenize.js";
+import { runTrain, trainSpec } from "./train.js";
+
+interface Command {
+  spec: CommandSpec;
+  run(argv: readonly string[]): Promise<number>;
+}
+
+const commands: Command[] = [
+  { spec: trainSpec, run: runTrain },
+  { spec: generateSpec, run: runGenerate },
+  { spec: evalSpec, run: runEval },
+  { spec: tokenizeSpec, run: runTokenize },
+  { spec: selftestSpec, run: runSelftest },
+];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
+  return [
+    "minigpt: a GPT you can train on your own text, in TypeScript",
+    "",
+    "usage: minigpt <command> [flags]     (minigpt <command> --help for its flags)",
+    "",
+    "commands:",
+    ...commands.map((c) => `  ${c.spec.name.padEnd(width)} ${c.spec.summary}`),
+    "",
+    "start with:  minigpt train   then   minigpt generate --model out --prompt \"...\"",
+  ].join("\n");
+}
+
+/** Pick the kernel backend from --backend/--threads (when the command has them). */
+async function selectBackend(argv: readonly string[]): Promise<void> {
+  const value = (name: string): string | undefined => {
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i] as string;
+      if (a === `--${name}`) return argv[i + 1];
+      if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
+    }
+    return undefined;
+  };
+  const requested = value("backend") ?? process.env.MINIGPT_BACKEND ?? "auto";
+  const threads = Number(value("threads") ?? 0) || undefined;
+  if (requested === "ref" || requested === "wasm") {
+    await useBackend(requested, { threads });
+    return;
+  }
+  try {
+    await useBackend("wasm", { threads });
+  } catch {
+    await useBackend("ref");
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === "--version") {
+    console.log("minigpt 0.1.0");
+    return 0;
+  }
+  const command = commands.find((c) => c.spec.name === name);
+  if (!command) {
+    console.error(`minigpt: unknown command "${name}"\n\n${usage()}`);
+    return 1;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(helpText(command.spec));
+    return 0;
+  }
+  try {
+    if (command.spec.flags.some((f) => f.name === "backend")) await selectBackend(rest);
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof MinigptError) {
+      console.error(`minigpt ${name}: ${err.message}`);
+      return 1;
+    }
+    if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {
+      console.error(`minigpt ${name}: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}

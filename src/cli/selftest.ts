@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { backend } from "../kernels/index.js";
+import { refBackend } from "../kernels/ref/index.js";
+import { Rng } from "../random.js";
+import { defaultTrainConfig } from "../train/config.js";
+import { train } from "../train/trainer.js";
+import { backendFlags } from "./common.js";
+import { type CommandSpec, parseFlags } from "./flags.js";
+
+export const selftestSpec: CommandSpec = {
+  name: "selftest",
+  summary: "check this installation: kernels, a gradient check, and a short training run on the counting task",
+  usage: "minigpt selftest",
+  flags: [...backendFlags, { name: "steps", type: "int", default: 300, help: "training steps of the counting run" }],
+};
+
+/** Largest |analytic - numeric| / max(1, |numeric|) of the attention backward against finite differences. */
+function attentionGradCheck(): number {
+  const [B, T, C, nh] = [1, 5, 8, 2];
+  const rng = new Rng(7);
+  const qkv = Float64Array.from({ length: B * T * 3 * C }, () => rng.normal());
+  const R = Float64Array.from({ length: B * T * C }, () => rng.normal());
+  const lse = new Float64Array(B * nh * T);
+  const f = () => {
+    const o = new Float64Array(B * T * C);
+    refBackend.attentionForward(o, lse, qkv, B, T, C, nh);
+    return o.reduce((s, v, i) => s + v * (R[i] as number), 0);
+  };
+  const out = new Float64Array(B * T * C);
+  refBackend.attentionForward(out, lse, qkv, B, T, C, nh);
+  const grad = new Float64Array(qkv.length);
+  refBackend.attentionBackward(grad, R, qkv, out, lse, B, T, C, nh);
+  let worst = 0;
+  for (let i = 0; i < qkv.length; i++) {
+    const old = qkv[i] as number;
+    qkv[i] = old + 1e-6;
+    const up = f();
+    qkv[i] = old - 1e-6;
+    const down = f();
+    qkv[i] = old;
+    const numeric = (up - down) / 2e-6;
+    worst = Math.max(worst, Math.abs((grad[i] as number) - numeric) / Math.max(1, Math.abs(numeric)));
+  }
+  return worst;
+}
+
+export async function runSelftest(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(selftestSpec, argv);
+  let failed = 0;
+  const report = (ok: boolean, what: string) => {
+    if (!ok) failed++;
+    console.log(`${ok ? "PASS" : "FAIL"}  ${what}`);
+  };
+  report(true, `backend: ${backend().name}`);
+  const g = attentionGradCheck();
+  report(g < 1e-6, `attention backward vs finite differences: max relative diff ${g.toExponential(2)}`);
+  const out = mkdtempSync(join(tmpdir(), "minigpt-selftest-"));
+  try {
+    const steps = f.int("steps");
+    const t0 = performance.now();
+    const result = await train({
+      ...defaultTrainConfig, data: "counting", out, nLayer: 2, nHead: 2, nEmbd: 48, blockSize: 19, batchSize: 32,
+      maxSteps: steps, lr: 3e-3, minLr: 3e-4, warmupSteps: 20, evalInterval: steps, evalSteps: 1, checkpointInterval: steps, weightDecay: 0,
+    });
+    const acc = result.patternAccuracy ?? 0;
+    report(acc === 1, `counting task: ${steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)}s, pattern accuracy ${(acc * 100).toFixed(0)}% on held-out starts (val loss ${result.lastValLoss?.toFixed(3)})`);
+    result.model.dispose();
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  console.log(failed === 0 ? "all checks passed" : `${failed} check(s) failed`);
+  return failed === 0 ? 0 : 1;
+}

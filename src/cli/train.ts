@@ -1,0 +1,165 @@
+import type { GPT } from "../nn/gpt.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { generateTokens } from "../generate/generate.js";
+import { defaultTrainConfig, type TrainConfig } from "../train/config.js";
+import { sparkline } from "../train/sparkline.js";
+import { train } from "../train/trainer.js";
+import { backendFlags } from "./common.js";
+import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
+import { ProgressLine, bar, formatDuration } from "./progress.js";
+
+const d = defaultTrainConfig;
+const flags: FlagSpec[] = [
+  { name: "data", type: "string", default: d.data, help: "a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting" },
+  { name: "out", type: "string", default: d.out, help: "model folder to write (config.json, model.safetensors, tokenizer.json, training/)" },
+  { name: "tokenizer", type: "string", default: d.tokenizer, choices: ["char", "bpe", "gpt2"], help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens" },
+  { name: "vocab-size", type: "int", default: d.vocabSize, help: "vocabulary size of --tokenizer bpe" },
+  { name: "n-layer", type: "int", default: d.nLayer, help: "transformer blocks" },
+  { name: "n-head", type: "int", default: d.nHead, help: "attention heads per block (must divide --n-embd)" },
+  { name: "n-embd", type: "int", default: d.nEmbd, help: "width of the residual stream" },
+  { name: "n-inner", type: "int", default: d.nInner, help: "feed-forward width (0 = 4 x n-embd)" },
+  { name: "activation", type: "string", default: d.activation, choices: ["gelu_new", "relu"], help: "MLP activation: GPT-2's tanh GELU or ReLU" },
+  { name: "block-size", type: "int", default: d.blockSize, help: "context length in tokens" },
+  { name: "batch-size", type: "int", default: d.batchSize, help: "sequences per micro-batch" },
+  { name: "grad-accum", type: "int", default: d.gradAccum, help: "micro-batches per optimizer step" },
+  { name: "max-steps", type: "int", default: d.maxSteps, help: "optimizer steps" },
+  { name: "epochs", type: "float", default: d.epochs, help: "train for this many passes over the training tokens instead of --max-steps (0 = off)" },
+  { name: "lr", type: "float", default: d.lr, help: "peak learning rate" },
+  { name: "min-lr", type: "float", default: d.minLr, help: "learning rate at the end of the cosine decay" },
+  { name: "warmup-steps", type: "int", default: d.warmupSteps, help: "linear warmup steps" },
+  { name: "beta1", type: "float", default: d.beta1, help: "AdamW beta1" },
+  { name: "beta2", type: "float", default: d.beta2, help: "AdamW beta2" },
+  { name: "weight-decay", type: "float", default: d.weightDecay, help: "AdamW weight decay (matrices and embeddings only)" },
+  { name: "grad-clip", type: "float", default: d.gradClip, help: "clip the global gradient norm to this (0 = off)" },
+  { name: "dropout", type: "float", default: d.dropout, help: "dropout probability" },
+  { name: "eval-interval", type: "int", default: d.evalInterval, help: "evaluate on validation batches every N steps (and after the last)" },
+  { name: "eval-steps", type: "int", default: d.evalSteps, help: "validation batches per evaluation" },
+  { name: "checkpoint-interval", type: "int", default: d.checkpointInterval, help: "save a resumable checkpoint every N steps" },
+  { name: "seed", type: "int", default: d.seed, help: "random seed for init, batches and dropout" },
+  { name: "resume", type: "bool", default: false, help: "continue the run in --out from its latest checkpoint" },
+  { name: "overwrite", type: "bool", default: false, help: "replace an existing model in --out (otherwise that is an error)" },
+  { name: "init", type: "string", default: "", help: "start from the weights and tokenizer of this model folder" },
+  { name: "init-partial", type: "bool", default: false, help: "with --init: load only the tensors whose name and shape match, report the rest" },
+  { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> special-token strings in the data as plain text" },
+  { name: "sample-tokens", type: "int", default: 300, help: "tokens of sample text printed at the end (0 = none)" },
+  ...backendFlags,
+];
+
+export const trainSpec: CommandSpec = {
+  name: "train",
+  summary: "train a GPT on your text (or resume a run), keeping the best model by validation loss",
+  usage: "minigpt train [--data FILE|FOLDER|moby-dick|counting] [--out DIR] [flags]",
+  flags,
+  examples: [
+    "minigpt train                                  # Moby Dick, character level, a few minutes on a laptop",
+    "minigpt train --data my-notes/ --out notes-model --max-steps 2000",
+    "minigpt train --data counting --out counting --n-layer 2 --n-embd 64 --block-size 19",
+    "minigpt train --out notes-model --resume --max-steps 4000",
+  ],
+};
+
+const keyOf: Record<string, keyof TrainConfig> = {
+  data: "data", out: "out", tokenizer: "tokenizer", "vocab-size": "vocabSize", "n-layer": "nLayer", "n-head": "nHead",
+  "n-embd": "nEmbd", "n-inner": "nInner", activation: "activation", "block-size": "blockSize", "batch-size": "batchSize",
+  "grad-accum": "gradAccum", "max-steps": "maxSteps", epochs: "epochs", lr: "lr", "min-lr": "minLr", "warmup-steps": "warmupSteps",
+  beta1: "beta1", beta2: "beta2", "weight-decay": "weightDecay", "grad-clip": "gradClip", dropout: "dropout",
+  "eval-interval": "evalInterval", "eval-steps": "evalSteps", "checkpoint-interval": "checkpointInterval", seed: "seed",
+  init: "init", "init-partial": "initPartial", "specials-as-text": "specialsAsText",
+};
+
+export function trainConfigFromFlags(f: ParsedFlags): { config: TrainConfig; explicit: Partial<TrainConfig> } {
+  const config = { ...defaultTrainConfig } as Record<string, unknown>;
+  const explicit: Record<string, unknown> = {};
+  for (const spec of flags) {
+    const key = keyOf[spec.name];
+    if (!key) continue;
+    const value = spec.type === "bool" ? f.bool(spec.name) : spec.type === "string" ? f.string(spec.name) : f.float(spec.name);
+    config[key] = value;
+    if (f.has(spec.name)) explicit[key] = value;
+  }
+  if (f.has("epochs") && !f.has("max-steps")) config.maxSteps = 0;
+  return { config: config as unknown as TrainConfig, explicit: explicit as Partial<TrainConfig> };
+}
+
+export async function runTrain(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(trainSpec, argv);
+  const { config, explicit } = trainConfigFromFlags(f);
+  const progress = new ProgressLine();
+  let stopRequested = false;
+  const onSigint = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    progress.break();
+    console.error("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
+  };
+  process.on("SIGINT", onSigint);
+  const started = performance.now();
+  let logEvery = 1;
+  let firstStep = 0;
+  try {
+    const result = await train(config, { resume: f.bool("resume"), overrides: explicit, overwrite: f.bool("overwrite") }, {
+      onStart(info) {
+        const c = info.config;
+        console.error(`minigpt train: ${info.resumedFrom !== null ? `resuming ${c.out} at step ${info.resumedFrom}` : `new run in ${c.out}`}`);
+        console.error(`config: ${JSON.stringify(c)}`);
+        console.error(`model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`);
+        console.error(`data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`);
+        if (info.initReport) {
+          console.error(`init-partial: loaded ${info.initReport.loaded.length} tensors, skipped ${info.initReport.skipped.length}, new ${info.initReport.fresh.length}`);
+          for (const s of info.initReport.skipped) console.error(`  skipped (shape differs): ${s}`);
+          for (const s of info.initReport.fresh) console.error(`  new (not in --init): ${s}`);
+        }
+        logEvery = Math.max(1, Math.round(info.totalSteps / 20));
+        firstStep = info.resumedFrom ?? 0;
+      },
+      onStep(m, total) {
+        const done = m.step / total;
+        const avgSec = (performance.now() - started) / 1000 / Math.max(1, m.step - firstStep);
+        const eta = formatDuration(avgSec * (total - m.step));
+        const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
+        const acc = m.pattern_accuracy !== undefined ? ` acc ${(m.pattern_accuracy * 100).toFixed(0)}%` : "";
+        const line = `${bar(done)} ${String(m.step).padStart(String(total).length)}/${total} loss ${m.loss.toFixed(4)}${val}${acc} lr ${m.lr.toExponential(2)} ${Math.round(m.tokens_per_s).toLocaleString("en-US")} tok/s ETA ${eta}`;
+        progress.update(line, m.val_loss !== undefined || m.step % logEvery === 0);
+      },
+      onMessage(text) {
+        progress.break();
+        console.error(text);
+      },
+      shouldStop: () => stopRequested,
+    });
+    progress.break();
+    const losses = result.history.map((m) => m.loss);
+    const vals = result.history.filter((m) => m.val_loss !== undefined).map((m) => m.val_loss as number);
+    if (losses.length > 0) console.error(`train loss ${sparkline(losses)} ${losses[losses.length - 1]?.toFixed(4)}`);
+    if (vals.length > 1) console.error(`val loss   ${sparkline(vals)} ${vals[vals.length - 1]?.toFixed(4)}`);
+    if (result.interrupted) {
+      console.error(`stopped at step ${result.steps}; checkpoint saved. Continue with: minigpt train --out ${config.out} --resume`);
+      return 130;
+    }
+    console.error(`done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`);
+    const n = f.int("sample-tokens");
+    if (n > 0 && config.data !== "counting") printSample(result.model, result.tokenizer, n);
+    console.error(`next: minigpt generate --model ${config.out} --prompt "..."`);
+    return 0;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+function printSample(model: GPT, tokenizer: Tokenizer, n: number): void {
+  const nl = tokenizer.encode("\n", { specialsAsText: true });
+  const prompt = nl.length > 0 ? nl : [0];
+  console.error("sample:");
+  const ids: number[] = [];
+  let printed = "";
+  for (const id of generateTokens(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1 })) {
+    ids.push(id);
+    const text = tokenizer.decode(ids);
+    // decode the whole prefix so multi-byte characters split across tokens print whole
+    if (!text.endsWith("\uFFFD")) {
+      process.stdout.write(text.slice(printed.length));
+      printed = text;
+    }
+  }
+  process.stdout.write("\n");
+}

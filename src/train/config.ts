@@ -1,0 +1,77 @@
+import type { Activation } from "../nn/config.js";
+
+export type TokenizerChoice = "char" | "bpe" | "gpt2";
+
+/** Everything a training run depends on; printed at start and stored in every checkpoint. */
+export interface TrainConfig {
+  /** a text file, a folder of .txt files, or a built-in name (moby-dick, counting) */
+  data: string;
+  out: string;
+  tokenizer: TokenizerChoice;
+  /** target vocabulary of --tokenizer bpe */
+  vocabSize: number;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  /** feed-forward width; 0 means 4·nEmbd */
+  nInner: number;
+  activation: Activation;
+  blockSize: number;
+  batchSize: number;
+  gradAccum: number;
+  /** optimizer steps; 0 means derive from epochs */
+  maxSteps: number;
+  epochs: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  beta1: number;
+  beta2: number;
+  weightDecay: number;
+  gradClip: number;
+  dropout: number;
+  evalInterval: number;
+  evalSteps: number;
+  checkpointInterval: number;
+  seed: number;
+  /** start from this model folder's weights and tokenizer */
+  init: string;
+  /** with init: load only the tensors whose name and shape match */
+  initPartial: boolean;
+  specialsAsText: boolean;
+}
+
+export const defaultTrainConfig: TrainConfig = {
+  data: "moby-dick",
+  out: "out",
+  tokenizer: "char",
+  vocabSize: 4096,
+  nLayer: 4,
+  nHead: 4,
+  nEmbd: 128,
+  nInner: 0,
+  activation: "gelu_new",
+  blockSize: 64,
+  batchSize: 12,
+  gradAccum: 1,
+  maxSteps: 600,
+  epochs: 0,
+  lr: 1e-3,
+  minLr: 1e-4,
+  warmupSteps: 50,
+  beta1: 0.9,
+  beta2: 0.99,
+  weightDecay: 0.1,
+  gradClip: 1.0,
+  dropout: 0,
+  evalInterval: 100,
+  evalSteps: 20,
+  checkpointInterval: 100,
+  seed: 1337,
+  init: "",
+  initPartial: false,
+  specialsAsText: false,
+};
+
+/** Keys that may change on --resume (how long and how often); everything else must match. */
+export const RESUME_OVERRIDABLE: readonly (keyof TrainConfig)[] = ["maxSteps", "epochs", "evalInterval", "evalSteps", "checkpointInterval"];

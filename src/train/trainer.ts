@@ -1,0 +1,340 @@
+/**
+ * The training loop, in one plain function: sample a batch, forward, backward, clip, AdamW step;
+ * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
+ * the events it emits, so the CLI, a server or a test can each render it their own way.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type Dataset, loadDataset } from "../data/dataset.js";
+import { countingStarts, patternAccuracy } from "../data/counting.js";
+import { fail } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { loadModelFolder, saveTokenizer } from "../io/folder.js";
+import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
+import { nextLogitsUncached } from "../generate/generate.js";
+import { argmax } from "../generate/sample.js";
+import { type GPTConfig, makeConfig } from "../nn/config.js";
+import { GPT } from "../nn/gpt.js";
+import { AdamW, clipGradNorm } from "../optim/adamw.js";
+import { learningRate } from "../optim/schedule.js";
+import { Rng } from "../random.js";
+import { Tensor, noGrad, scope } from "../tensor/tensor.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { type TrainingState, loadLatestCheckpoint, restoreOptimizer, saveCheckpoint } from "./checkpoint.js";
+import { RESUME_OVERRIDABLE, type TrainConfig } from "./config.js";
+import { lossPlotSvg } from "./plot.js";
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  lr: number;
+  /** wall-clock ms of the optimizer step: batch sampling + all micro-steps, no eval or checkpoint */
+  ms: number;
+  tokens_per_s: number;
+  grad_norm: number;
+  val_loss?: number;
+  pattern_accuracy?: number;
+}
+
+export interface StartInfo {
+  config: TrainConfig;
+  model: GPTConfig;
+  parameters: number;
+  dataset: { name: string; trainTokens: number; valTokens: number; vocabSize: number; tokenizer: string };
+  totalSteps: number;
+  resumedFrom: number | null;
+  /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
+  initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
+}
+
+export interface TrainEvents {
+  onStart?(info: StartInfo): void;
+  onStep?(m: StepMetrics, totalSteps: number): void;
+  onEval?(m: StepMetrics): void;
+  onCheckpoint?(dir: string, step: number): void;
+  /** hints and notices meant for the user */
+  onMessage?(text: string): void;
+  /** polled between steps (Ctrl-C): when true, a checkpoint is saved and training returns */
+  shouldStop?(): boolean;
+}
+
+export interface TrainResult {
+  model: GPT;
+  tokenizer: Tokenizer;
+  steps: number;
+  bestValLoss: number | null;
+  lastValLoss: number | null;
+  patternAccuracy: number | null;
+  interrupted: boolean;
+  history: StepMetrics[];
+}
+
+/** A flat (B·T) batch as a (B,T) int tensor. */
+function batchTensor(values: Int32Array, T: number): Tensor {
+  return Tensor.ints(values, [values.length / T, T]);
+}
+
+/** Mean loss over `steps` batches from a fixed-seed sampler, so evals are comparable across steps. */
+export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: number): number {
+  const sampler = dataset.valSampler(new Rng(seed));
+  let sum = 0;
+  noGrad(() => {
+    for (let i = 0; i < steps; i++) {
+      scope(() => {
+        const { x, y } = sampler.next();
+        const { loss } = model.forward(batchTensor(x, dataset.batchT), { targets: batchTensor(y, dataset.batchT) });
+        sum += (loss as Tensor).item();
+      });
+    }
+  });
+  return sum / steps;
+}
+
+/** Counting task: fraction of held-out sequences continued exactly by greedy decoding. */
+export function countingAccuracy(model: GPT): number {
+  return patternAccuracy((prefix) => argmax(nextLogitsUncached(model, prefix)), countingStarts().val);
+}
+
+function readMetrics(path: string, upToStep: number): StepMetrics[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as StepMetrics)
+    .filter((m) => m.step <= upToStep);
+}
+
+/**
+ * Create OUT for a new run via a temporary sibling folder and one rename. An OUT that already holds
+ * a model is never silently replaced: that is someone's training run.
+ */
+function prepareOutFolder(out: string, overwrite: boolean, fill: (tmp: string) => void): void {
+  const abs = resolve(out);
+  if (existsSync(abs)) {
+    const entries = readdirSync(abs);
+    if (entries.length > 0 && !overwrite) {
+      fail(`${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`);
+    }
+  }
+  const tmp = `${abs}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  fill(tmp);
+  if (existsSync(abs)) {
+    const old = `${abs}.old-${process.pid}`;
+    renameSync(abs, old);
+    renameSync(tmp, abs);
+    rmSync(old, { recursive: true, force: true });
+  } else {
+    renameSync(tmp, abs);
+  }
+}
+
+/** Resolve the model and optimizer to start from: fresh, --init, or --resume. */
+function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>) {
+  let resumed: ReturnType<typeof loadLatestCheckpoint> | null = null;
+  let tokenizer: Tokenizer | undefined;
+  let initFolder: ReturnType<typeof loadModelFolder> | null = null;
+  if (resume) {
+    resumed = loadLatestCheckpoint(config.out);
+    const saved = resumed.state.config as unknown as TrainConfig;
+    for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
+      if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
+      if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
+        fail(`--resume continues the run in ${config.out} with its saved settings; ${key} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`);
+      }
+    }
+    const allowed = Object.fromEntries(Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)));
+    config = { ...saved, ...allowed, out: config.out };
+    tokenizer = loadModelFolder(config.out).tokenizer;
+  } else if (config.init) {
+    initFolder = loadModelFolder(config.init);
+    tokenizer = initFolder.tokenizer;
+  }
+  const dataset = loadDataset({
+    data: config.data,
+    blockSize: config.blockSize,
+    batchSize: config.batchSize,
+    tokenizer,
+    tokenizerKind: config.tokenizer,
+    vocabSize: config.vocabSize,
+    specialsAsText: config.specialsAsText,
+  });
+  const modelConfig =
+    initFolder && !config.initPartial
+      ? { ...initFolder.model.config, dropout: config.dropout }
+      : makeConfig({
+          vocabSize: dataset.tokenizer.vocabSize,
+          blockSize: config.blockSize,
+          nLayer: config.nLayer,
+          nHead: config.nHead,
+          nEmbd: config.nEmbd,
+          nInner: config.nInner > 0 ? config.nInner : 4 * config.nEmbd,
+          dropout: config.dropout,
+          activation: config.activation,
+        });
+  if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  const model = new GPT(modelConfig, config.seed);
+  let initReport: StartInfo["initReport"];
+  if (resumed) {
+    model.loadWeights(resumed.weights, `${resumed.dir}/model.safetensors`);
+  } else if (initFolder) {
+    const src = initFolder.model.params;
+    if (config.initPartial) {
+      initReport = { loaded: [], skipped: [], fresh: [] };
+      for (const [name, t] of model.params) {
+        const s = src.get(name);
+        if (!s) initReport.fresh.push(name);
+        else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
+        else {
+          t.data.set(s.data);
+          initReport.loaded.push(name);
+        }
+      }
+    } else {
+      for (const [name, t] of model.params) t.data.set((src.get(name) as Tensor).data);
+    }
+    initFolder.model.dispose();
+  }
+  const optimizer = new AdamW(model.params, { lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: 1e-8, weightDecay: config.weightDecay });
+  if (resumed) restoreOptimizer(optimizer, resumed);
+  return { config, dataset, model, optimizer, resumed, initReport };
+}
+
+/**
+ * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
+ * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
+ */
+export async function train(
+  requested: TrainConfig,
+  options: { resume?: boolean; overrides?: Partial<TrainConfig>; overwrite?: boolean } = {},
+  events: TrainEvents = {},
+): Promise<TrainResult> {
+  const { config, dataset, model, optimizer, resumed, initReport } = setUp(requested, options.resume ?? false, options.overrides ?? {});
+  const out = config.out;
+  const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
+  const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
+  if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
+  const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: totalSteps };
+
+  // PRNG streams: one for batches, one for dropout; both saved in checkpoints so resume is exact
+  const dataRng = new Rng(config.seed + 1);
+  const dropoutRng = new Rng(config.seed + 2);
+  let step = 0;
+  let bestValLoss: number | null = null;
+  let elapsed = 0;
+  if (resumed) {
+    step = resumed.state.step;
+    dataRng.setState(resumed.state.rng.data);
+    dropoutRng.setState(resumed.state.rng.dropout);
+    bestValLoss = resumed.state.bestValLoss;
+    elapsed = resumed.state.elapsedSeconds;
+  }
+  const sampler = dataset.trainSampler(dataRng);
+
+  const metricsPath = join(out, "metrics.jsonl");
+  const history = readMetrics(metricsPath, resumed ? step : -1);
+  const info = { data: dataset.name, tokenizer: dataset.tokenizer.kind, trained_steps: step, best_val_loss: bestValLoss };
+  const state = (): TrainingState => ({
+    step,
+    rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
+    bestValLoss,
+    config: config as unknown as Record<string, unknown>,
+    elapsedSeconds: elapsed,
+  });
+  if (!resumed) {
+    // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
+    // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
+    // resumable from the first moment it exists.
+    prepareOutFolder(out, options.overwrite ?? false, (tmp) => {
+      writeFileSync(join(tmp, "metrics.jsonl"), "");
+      saveTokenizer(tmp, dataset.tokenizer);
+      saveModel(model, tmp, info);
+      saveCheckpoint(tmp, model, optimizer, state());
+    });
+  } else {
+    writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
+  }
+
+  events.onStart?.({
+    config,
+    model: model.config,
+    parameters: model.parameterCount(),
+    dataset: { name: dataset.name, trainTokens: dataset.trainTokens, valTokens: dataset.valTokens, vocabSize: dataset.tokenizer.vocabSize, tokenizer: dataset.tokenizer.kind },
+    totalSteps,
+    resumedFrom: resumed ? step : null,
+    initReport,
+  });
+
+  let lastValLoss: number | null = null;
+  let lastAccuracy: number | null = null;
+  let interrupted = false;
+  const checkpoint = () => {
+    const dir = saveCheckpoint(out, model, optimizer, state());
+    events.onCheckpoint?.(dir, step);
+  };
+
+  while (step < totalSteps) {
+    if (events.shouldStop?.()) {
+      interrupted = true;
+      break;
+    }
+    const t0 = performance.now();
+    const lr = learningRate(step, schedule);
+    model.zeroGrad();
+    let loss = 0;
+    for (let micro = 0; micro < config.gradAccum; micro++) {
+      scope(() => {
+        const { x, y } = sampler.next();
+        const result = model.forward(batchTensor(x, dataset.batchT), { targets: batchTensor(y, dataset.batchT), dropoutRng });
+        const l = result.loss as Tensor;
+        // the mean over micro-batches: each contributes 1/gradAccum of the gradient
+        l.backward(Float32Array.of(1 / config.gradAccum));
+        loss += l.item() / config.gradAccum;
+      });
+    }
+    if (!Number.isFinite(loss)) {
+      fail(`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`);
+    }
+    const gradNorm = clipGradNorm(model.params.values(), config.gradClip);
+    optimizer.update(lr);
+    step++;
+    const ms = performance.now() - t0;
+    elapsed += ms / 1000;
+    const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
+    if (step === 1 && !resumed) {
+      const expected = Math.log(model.config.vocabSize);
+      if (Math.abs(loss - expected) > 1) {
+        events.onMessage?.(`hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`);
+      }
+    }
+
+    if (step % config.evalInterval === 0 || step === totalSteps) {
+      m.val_loss = estimateLoss(model, dataset, config.evalSteps, config.seed + 3);
+      lastValLoss = m.val_loss;
+      if (dataset.counting) {
+        m.pattern_accuracy = countingAccuracy(model);
+        lastAccuracy = m.pattern_accuracy;
+      }
+      if (bestValLoss === null || m.val_loss < bestValLoss) {
+        bestValLoss = m.val_loss;
+        writeFileAtomic(join(out, "model.safetensors"), modelSafetensorsBytes(model));
+      }
+    }
+    history.push(m);
+    appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
+    events.onStep?.(m, totalSteps);
+    if (m.val_loss !== undefined) {
+      writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
+      events.onEval?.(m);
+    }
+    if (step % config.checkpointInterval === 0 || step === totalSteps) checkpoint();
+    // let signal handlers (Ctrl-C) run between steps
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  if (interrupted) checkpoint();
+  // the summary in config.json
+  const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
+  writeFileAtomic(join(out, "config.json"), `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
+  return { model, tokenizer: dataset.tokenizer, steps: step, bestValLoss, lastValLoss, patternAccuracy: lastAccuracy, interrupted, history };
+}
