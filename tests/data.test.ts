@@ -120,13 +120,16 @@ describe("counting task", () => {
     throwsUser(() => countingSequence(81), /81/, /0\.\.80/);
     throwsUser(() => countingSequence(-1), /-1/);
     const { train, val } = countingStarts();
-    assert.deepEqual(val, [0, 10, 20, 30, 40, 50, 60, 70, 80]);
-    assert.equal(train.length, 72);
-    assert.ok(train.every((x) => x % 10 !== 0 && x >= 1 && x <= 79));
+    assert.deepEqual(val, [9, 19, 29, 39, 49, 59, 69, 79]);
+    assert.equal(train.length, 73);
+    assert.ok(train.every((x) => x % 10 !== 9 && x >= 0 && x <= 80));
+    // every number is an input and a target somewhere in training
+    const seen = new Set(countingTrainSequences().flat());
+    assert.equal(seen.size, 100);
     assert.equal(new Set([...train, ...val]).size, 81);
     const trainSeqs = countingTrainSequences();
-    assert.equal(trainSeqs.length, 72);
-    assert.ok(trainSeqs.every((s) => s.length === COUNTING_SEQ_LEN && s[0] !== undefined && s[0] % 10 !== 0));
+    assert.equal(trainSeqs.length, 73);
+    assert.ok(trainSeqs.every((s) => s.length === COUNTING_SEQ_LEN && s[0] !== undefined && s[0] % 10 !== 9));
     assert.ok(trainSeqs.every((s) => s.every((v, i) => i === 0 || v === (s[i - 1] as number) + 1)));
     assert.deepEqual(countingValSequences().map((s) => s[0]), val);
     // No held-out sequence appears in training.
@@ -143,13 +146,13 @@ describe("counting task", () => {
     };
     assert.equal(patternAccuracy(perfect, val), 1);
     // Sees 3 tokens first, then its own outputs fed back, up to 19 tokens; 17 calls per start.
-    assert.equal(prefixes.length, 9 * 17);
-    assert.deepEqual(prefixes[0], [0, 1, 2]);
-    assert.deepEqual(prefixes[16], countingSequence(0).slice(0, 19));
+    assert.equal(prefixes.length, 8 * 17);
+    assert.deepEqual(prefixes[0], [9, 10, 11]);
+    assert.deepEqual(prefixes[16], countingSequence(9).slice(0, 19));
     assert.equal(patternAccuracy(() => 0, val), 0);
-    // Wrong only when the prefix passes 50: starts 40..80 reach it, starts 0..30 stop at 30+19=49.
+    // Wrong only when the prefix passes 50: starts 39..79 reach it, starts 9..29 stop at 29+19=48.
     const failsAbove50 = (p: number[]): number => ((p.at(-1) as number) + 1 > 50 ? 0 : (p.at(-1) as number) + 1);
-    assert.equal(patternAccuracy(failsAbove50, val), 4 / 9);
+    assert.equal(patternAccuracy(failsAbove50, val), 3 / 8);
     // One wrong token at the very end fails the whole sequence.
     const lastWrong = (p: number[]): number => (p.length === 19 ? -1 : (p.at(-1) as number) + 1);
     assert.equal(patternAccuracy(lastWrong, [10, 20]), 0);
@@ -246,12 +249,12 @@ describe("SequenceSampler (counting task)", () => {
       for (let r = 0; r < 32; r++) {
         const start = x[r * 19] as number;
         starts.add(start);
-        assert.notEqual(start % 10, 0, "held-out start sampled for training");
+        assert.notEqual(start % 10, 9, "held-out start sampled for training");
         assert.deepEqual([...x.subarray(r * 19, r * 19 + 19)], countingSequence(start).slice(0, 19));
         assert.deepEqual([...y.subarray(r * 19, r * 19 + 19)], countingSequence(start).slice(1, 20));
       }
     }
-    assert.equal(starts.size, 72);
+    assert.equal(starts.size, 73);
     throwsUser(() => new SequenceSampler([], 4, new Rng(1)), /at least one sequence/);
     throwsUser(() => new SequenceSampler([[1, 2, 3], [1, 2]], 4, new Rng(1)), /sequence 1 has 2 tokens/);
   });

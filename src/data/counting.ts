@@ -2,7 +2,7 @@
  * The counting task (a smoke test for the whole model): learn that after x, x+1, x+2 comes x+3.
  *
  * Vocabulary: tokens 0..99. A sequence is x, x+1, ..., x+19 (20 tokens, no wrap-around, so x is 0..80).
- * Every start with x % 10 == 0 is held out of training; pattern accuracy on those starts measures whether
+ * Every 10th start (x = 9, 19, ..., 79) is held out of training; pattern accuracy on those starts measures whether
  * the model learned "add one" rather than memorised the training sequences.
  */
 import { fail } from "../errors.js";
@@ -13,8 +13,14 @@ export const COUNTING_SEQ_LEN = 20;
 export const COUNTING_PROMPT_LEN = 3;
 export const COUNTING_MAX_START = COUNTING_VOCAB_SIZE - COUNTING_SEQ_LEN; // 80
 
+/**
+ * The 10th, 20th, ... start (x % 10 == 9). Not x % 10 == 0: then 0 would only ever occur in the held-out
+ * sequence starting at 0 and 99 only in the one starting at 80, so the model could never learn to read 0 or
+ * to emit 99, and no model could continue those sequences. With this choice every number is seen in training
+ * as an input and as a target; what is new in a held-out sequence is its start (and so every position of it).
+ */
 export function isHeldOutStart(start: number): boolean {
-  return start % 10 === 0;
+  return start % 10 === 9;
 }
 
 /** [start, start+1, ..., start+19]. */
@@ -25,7 +31,7 @@ export function countingSequence(start: number): number[] {
   return Array.from({ length: COUNTING_SEQ_LEN }, (_, i) => start + i);
 }
 
-/** Training starts (72 of them: 1..79 except multiples of 10) and held-out starts (0, 10, ..., 80). */
+/** Training starts (73 of them: 0..80 except 9, 19, ..., 79) and the 8 held-out starts. */
 export function countingStarts(): { train: number[]; val: number[] } {
   const train: number[] = [];
   const val: number[] = [];
