@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { useBackend } from "../src/kernels/index.js";
 import { loadModel } from "../src/io/hf.js";
 import { readSafetensorsFile, toInt32 } from "../src/io/safetensors.js";
+import { useBackend } from "../src/kernels/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/adamw.js";
-import { Tensor, scope } from "../src/tensor/tensor.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
 import { closeReport, fixtureFolders } from "./helpers.js";
 
 const folders = fixtureFolders();

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { refBackend as k } from "../src/kernels/ref/index.js";
 import { add, linear } from "../src/ops/index.js";
 import { Rng } from "../src/random.js";
-import { Tensor, scope } from "../src/tensor/tensor.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
 
 const rng = new Rng(42);
 const rand = (n: number, s = 1) => Float64Array.from({ length: n }, () => rng.normal() * s);

@@ -27,7 +27,9 @@ export function fixtureFolders(): { name: string; dir: string }[] {
   for (const p of explicit) {
     if (!existsSync(p)) throw new Error(`MINIGPT_FIXTURES names ${p}, which does not exist`);
     if (existsSync(join(p, "config.json"))) addFolder(p, "MINIGPT_FIXTURES");
-    else for (const entry of readdirSync(p).sort()) if (existsSync(join(p, entry, "config.json"))) addFolder(join(p, entry), "MINIGPT_FIXTURES");
+    else
+      for (const entry of readdirSync(p).sort())
+        if (existsSync(join(p, entry, "config.json"))) addFolder(join(p, entry), "MINIGPT_FIXTURES");
   }
   return found;
 }

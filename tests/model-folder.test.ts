@@ -83,7 +83,12 @@ test("keys without the transformer. prefix and attn.bias buffers load", async ()
   const src = readSafetensorsFile("tests/fixtures/gpt-tiny/model.safetensors");
   const dir = tmp();
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
-  const tensors = [...src.tensors].map(([name, t]) => ({ name: name.replace(/^transformer\./, ""), dtype: "F32" as const, shape: t.shape, data: t.data }));
+  const tensors = [...src.tensors].map(([name, t]) => ({
+    name: name.replace(/^transformer\./, ""),
+    dtype: "F32" as const,
+    shape: t.shape,
+    data: t.data,
+  }));
   tensors.push({ name: "h.0.attn.bias", dtype: "F32", shape: [1, 1, 16, 16], data: new Float32Array(256) });
   writeSafetensorsFile(join(dir, "model.safetensors"), tensors);
   const model = loadModel(dir);

@@ -34,13 +34,60 @@ function smallCorpus(dir: string): string {
   return file;
 }
 
-const small = ["--n-layer", "2", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-steps", "2", "--sample-tokens", "0"];
+const small = [
+  "--n-layer",
+  "2",
+  "--n-head",
+  "2",
+  "--n-embd",
+  "16",
+  "--block-size",
+  "16",
+  "--batch-size",
+  "4",
+  "--eval-steps",
+  "2",
+  "--sample-tokens",
+  "0",
+];
 
 test("counting: a tiny model reaches 100% pattern accuracy on held-out starts", () => {
   const out = join(tmp(), "counting");
-  const r = cli(["train", "--data", "counting", "--out", out, "--n-layer", "2", "--n-head", "2", "--n-embd", "48", "--block-size", "19",
-    "--batch-size", "32", "--max-steps", "400", "--lr", "3e-3", "--min-lr", "3e-4", "--warmup-steps", "20", "--weight-decay", "0",
-    "--eval-interval", "400", "--eval-steps", "1", "--checkpoint-interval", "400", "--sample-tokens", "0"]);
+  const r = cli([
+    "train",
+    "--data",
+    "counting",
+    "--out",
+    out,
+    "--n-layer",
+    "2",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "48",
+    "--block-size",
+    "19",
+    "--batch-size",
+    "32",
+    "--max-steps",
+    "400",
+    "--lr",
+    "3e-3",
+    "--min-lr",
+    "3e-4",
+    "--warmup-steps",
+    "20",
+    "--weight-decay",
+    "0",
+    "--eval-interval",
+    "400",
+    "--eval-steps",
+    "1",
+    "--checkpoint-interval",
+    "400",
+    "--sample-tokens",
+    "0",
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const ev = cli(["eval", "--model", out, "--data", "counting", "--json"]);
   assert.equal(ev.status, 0, ev.stderr);
@@ -64,14 +111,30 @@ function latestWeights(out: string): string {
 test("resume after SIGKILL is bit-identical to an uninterrupted run (dropout 0.1)", async () => {
   const dir = tmp();
   const data = smallCorpus(dir);
-  const common = ["--data", data, ...small, "--max-steps", "200", "--dropout", "0.1", "--eval-interval", "50", "--checkpoint-interval", "50"];
+  const common = [
+    "--data",
+    data,
+    ...small,
+    "--max-steps",
+    "200",
+    "--dropout",
+    "0.1",
+    "--eval-interval",
+    "50",
+    "--checkpoint-interval",
+    "50",
+  ];
   const straight = join(dir, "straight");
   const a = cli(["train", ...common, "--out", straight]);
   assert.equal(a.status, 0, a.stderr);
 
   const killed = join(dir, "killed");
   const child = spawn(process.execPath, [...ENTRY, "train", ...common, "--out", killed], { stdio: "ignore" });
-  await waitFor(() => existsSync(join(killed, "training", "latest")) && /checkpoint-(1\d\d)/.test(readFileSync(join(killed, "training", "latest"), "utf8")), 120_000);
+  await waitFor(
+    () =>
+      existsSync(join(killed, "training", "latest")) && /checkpoint-(1\d\d)/.test(readFileSync(join(killed, "training", "latest"), "utf8")),
+    120_000,
+  );
   child.kill("SIGKILL");
   await new Promise((r) => child.once("exit", r));
   const b = cli(["train", ...common, "--out", killed, "--resume"]);
@@ -125,7 +188,9 @@ test("crash safety: 20 SIGKILLs at random moments never leave the folder unloada
       folder.model.dispose();
       resumes++;
     }
-    const child: ChildProcess = spawn(process.execPath, [...ENTRY, ...args, "--out", out, ...(resume ? ["--resume"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
+    const child: ChildProcess = spawn(process.execPath, [...ENTRY, ...args, "--out", out, ...(resume ? ["--resume"] : [])], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr?.on("data", (d) => {
       stderr += String(d);

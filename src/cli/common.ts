@@ -1,7 +1,13 @@
 import type { FlagSpec } from "./flags.js";
 
 export const backendFlags: FlagSpec[] = [
-  { name: "backend", type: "string", default: "auto", choices: ["auto", "wasm", "ref"], help: "kernels: wasm (SIMD + threads), ref (plain TypeScript), auto = wasm when available" },
+  {
+    name: "backend",
+    type: "string",
+    default: "auto",
+    choices: ["auto", "wasm", "ref"],
+    help: "kernels: wasm (SIMD + threads), ref (plain TypeScript), auto = wasm when available",
+  },
   { name: "threads", type: "int", default: 0, help: "worker threads for the wasm backend (0 = all cores)" },
 ];
 

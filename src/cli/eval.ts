@@ -1,6 +1,4 @@
-import { loadTextSource } from "../data/text.js";
-import { loadModelFolder } from "../io/folder.js";
-import { type EvalResult, evaluateCounting, evaluateIds } from "../train/evaluate.js";
+import { type EvalResult, evaluateCounting, evaluateIds, loadModelFolder, loadTextSource } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 

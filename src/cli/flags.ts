@@ -1,8 +1,8 @@
+import { fail } from "../index.js";
 /**
  * A small, strict flag parser: long flags only (`--max-steps 200` or `--max-steps=200`), typed,
  * unknown flags are errors, and `--help` is generated from the same table that parses.
  */
-import { fail } from "../errors.js";
 
 export type FlagType = "string" | "int" | "float" | "bool";
 
@@ -66,7 +66,8 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
         positionals.push(...argv.slice(i + 1));
         break;
       }
-      if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) fail(`unknown flag ${arg} for minigpt ${spec.name} (flags are long: see minigpt ${spec.name} --help)`);
+      if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg))
+        fail(`unknown flag ${arg} for minigpt ${spec.name} (flags are long: see minigpt ${spec.name} --help)`);
       positionals.push(arg);
       continue;
     }
@@ -81,7 +82,9 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
     }
     if (!flag) {
       const near = spec.flags.map((f) => f.name).filter((n) => n.includes(name) || name.includes(n));
-      fail(`unknown flag --${name} for minigpt ${spec.name}${near.length > 0 ? ` (did you mean --${near[0]}?)` : ""}; see minigpt ${spec.name} --help`);
+      fail(
+        `unknown flag --${name} for minigpt ${spec.name}${near.length > 0 ? ` (did you mean --${near[0]}?)` : ""}; see minigpt ${spec.name} --help`,
+      );
     }
     let raw: string;
     if (flag.type === "bool") {
@@ -98,7 +101,8 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
     explicit.add(name);
   }
   const maxPos = spec.maxPositionals ?? 0;
-  if (positionals.length > maxPos) fail(`unexpected argument ${JSON.stringify(positionals[maxPos])} for minigpt ${spec.name}; see minigpt ${spec.name} --help`);
+  if (positionals.length > maxPos)
+    fail(`unexpected argument ${JSON.stringify(positionals[maxPos])} for minigpt ${spec.name}; see minigpt ${spec.name} --help`);
   return new ParsedFlags(values, explicit, positionals);
 }
 
@@ -119,7 +123,8 @@ function convert(flag: FlagSpec, raw: string): string | number | boolean {
       return v;
     }
     case "string":
-      if (flag.choices && !flag.choices.includes(raw)) fail(`--${flag.name} must be one of ${flag.choices.join(", ")}, got ${JSON.stringify(raw)}`);
+      if (flag.choices && !flag.choices.includes(raw))
+        fail(`--${flag.name} must be one of ${flag.choices.join(", ")}, got ${JSON.stringify(raw)}`);
       return raw;
   }
 }

@@ -1,7 +1,4 @@
-import { fail } from "../errors.js";
-import { generateTokens } from "../generate/generate.js";
-import { loadModelFolder } from "../io/folder.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import { fail, generateTokens, loadModelFolder, type Tokenizer } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -13,8 +10,18 @@ export const generateSpec: CommandSpec = {
     { name: "model", type: "string", default: "out", help: "model folder written by minigpt train" },
     { name: "prompt", type: "string", default: "\n", help: "text to continue" },
     ...samplingFlags,
-    { name: "stop", type: "string", default: "", help: "stop when the generated text contains this string (special tokens like <|end|> stop as tokens)" },
-    { name: "no-cache", type: "bool", default: false, help: "recompute the whole context for every token instead of using the KV cache (slower; for comparison)" },
+    {
+      name: "stop",
+      type: "string",
+      default: "",
+      help: "stop when the generated text contains this string (special tokens like <|end|> stop as tokens)",
+    },
+    {
+      name: "no-cache",
+      type: "bool",
+      default: false,
+      help: "recompute the whole context for every token instead of using the KV cache (slower; for comparison)",
+    },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the prompt as plain text" },
     ...backendFlags,
   ],

@@ -1,6 +1,5 @@
+import { MinigptError, useBackend } from "../index.js";
 /** `minigpt <command> [flags]`: dispatch, backend selection, and one-line errors. */
-import { MinigptError } from "../errors.js";
-import { useBackend } from "../kernels/index.js";
 import { evalSpec, runEval } from "./eval.js";
 import { type CommandSpec, helpText } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
@@ -31,7 +30,7 @@ function usage(): string {
     "commands:",
     ...commands.map((c) => `  ${c.spec.name.padEnd(width)} ${c.spec.summary}`),
     "",
-    "start with:  minigpt train   then   minigpt generate --model out --prompt \"...\"",
+    'start with:  minigpt train   then   minigpt generate --model out --prompt "..."',
   ].join("\n");
 }
 

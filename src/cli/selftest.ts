@@ -1,11 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { backend } from "../kernels/index.js";
-import { refBackend } from "../kernels/ref/index.js";
-import { Rng } from "../random.js";
-import { defaultTrainConfig } from "../train/config.js";
-import { train } from "../train/trainer.js";
+import { backend, defaultTrainConfig, Rng, refBackend, train } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -61,11 +57,28 @@ export async function runSelftest(argv: readonly string[]): Promise<number> {
     const steps = f.int("steps");
     const t0 = performance.now();
     const result = await train({
-      ...defaultTrainConfig, data: "counting", out, nLayer: 2, nHead: 2, nEmbd: 48, blockSize: 19, batchSize: 32,
-      maxSteps: steps, lr: 3e-3, minLr: 3e-4, warmupSteps: 20, evalInterval: steps, evalSteps: 1, checkpointInterval: steps, weightDecay: 0,
+      ...defaultTrainConfig,
+      data: "counting",
+      out,
+      nLayer: 2,
+      nHead: 2,
+      nEmbd: 48,
+      blockSize: 19,
+      batchSize: 32,
+      maxSteps: steps,
+      lr: 3e-3,
+      minLr: 3e-4,
+      warmupSteps: 20,
+      evalInterval: steps,
+      evalSteps: 1,
+      checkpointInterval: steps,
+      weightDecay: 0,
     });
     const acc = result.patternAccuracy ?? 0;
-    report(acc === 1, `counting task: ${steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)}s, pattern accuracy ${(acc * 100).toFixed(0)}% on held-out starts (val loss ${result.lastValLoss?.toFixed(3)})`);
+    report(
+      acc === 1,
+      `counting task: ${steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)}s, pattern accuracy ${(acc * 100).toFixed(0)}% on held-out starts (val loss ${result.lastValLoss?.toFixed(3)})`,
+    );
     result.model.dispose();
   } finally {
     rmSync(out, { recursive: true, force: true });

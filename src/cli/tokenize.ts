@@ -1,8 +1,5 @@
 import { readFileSync } from "node:fs";
-import { fail } from "../errors.js";
-import { loadTokenizer } from "../io/folder.js";
-import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import { fail, gpt2Tokenizer, loadTokenizer, type Tokenizer } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const tokenizeSpec: CommandSpec = {
@@ -41,10 +38,14 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const bytes = new TextEncoder().encode(text).length;
-  process.stdout.write(`${ids.length} tokens for ${text.length} characters (${bytes} bytes, ${(bytes / Math.max(1, ids.length)).toFixed(2)} bytes/token), ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`);
+  process.stdout.write(
+    `${ids.length} tokens for ${text.length} characters (${bytes} bytes, ${(bytes / Math.max(1, ids.length)).toFixed(2)} bytes/token), ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
+  );
   process.stdout.write(`${"id".padStart(7)}  ${"bytes".padStart(5)}  piece\n`);
   for (const id of ids) {
-    process.stdout.write(`${String(id).padStart(7)}  ${String(tokenizer.tokenBytes(id).length).padStart(5)}  ${JSON.stringify(tokenizer.tokenString(id))}\n`);
+    process.stdout.write(
+      `${String(id).padStart(7)}  ${String(tokenizer.tokenBytes(id).length).padStart(5)}  ${JSON.stringify(tokenizer.tokenString(id))}\n`,
+    );
   }
   return 0;
 }

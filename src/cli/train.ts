@@ -1,29 +1,46 @@
-import type { GPT } from "../nn/gpt.js";
-import type { Tokenizer } from "../tokenizer/types.js";
-import { generateTokens } from "../generate/generate.js";
-import { defaultTrainConfig, type TrainConfig } from "../train/config.js";
-import { sparkline } from "../train/sparkline.js";
-import { train } from "../train/trainer.js";
+import { defaultTrainConfig, type GPT, generateTokens, sparkline, type Tokenizer, type TrainConfig, train } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
-import { ProgressLine, bar, formatDuration } from "./progress.js";
+import { bar, formatDuration, ProgressLine } from "./progress.js";
 
 const d = defaultTrainConfig;
 const flags: FlagSpec[] = [
   { name: "data", type: "string", default: d.data, help: "a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting" },
-  { name: "out", type: "string", default: d.out, help: "model folder to write (config.json, model.safetensors, tokenizer.json, training/)" },
-  { name: "tokenizer", type: "string", default: d.tokenizer, choices: ["char", "bpe", "gpt2"], help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens" },
+  {
+    name: "out",
+    type: "string",
+    default: d.out,
+    help: "model folder to write (config.json, model.safetensors, tokenizer.json, training/)",
+  },
+  {
+    name: "tokenizer",
+    type: "string",
+    default: d.tokenizer,
+    choices: ["char", "bpe", "gpt2"],
+    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens",
+  },
   { name: "vocab-size", type: "int", default: d.vocabSize, help: "vocabulary size of --tokenizer bpe" },
   { name: "n-layer", type: "int", default: d.nLayer, help: "transformer blocks" },
   { name: "n-head", type: "int", default: d.nHead, help: "attention heads per block (must divide --n-embd)" },
   { name: "n-embd", type: "int", default: d.nEmbd, help: "width of the residual stream" },
   { name: "n-inner", type: "int", default: d.nInner, help: "feed-forward width (0 = 4 x n-embd)" },
-  { name: "activation", type: "string", default: d.activation, choices: ["gelu_new", "relu"], help: "MLP activation: GPT-2's tanh GELU or ReLU" },
+  {
+    name: "activation",
+    type: "string",
+    default: d.activation,
+    choices: ["gelu_new", "relu"],
+    help: "MLP activation: GPT-2's tanh GELU or ReLU",
+  },
   { name: "block-size", type: "int", default: d.blockSize, help: "context length in tokens" },
   { name: "batch-size", type: "int", default: d.batchSize, help: "sequences per micro-batch" },
   { name: "grad-accum", type: "int", default: d.gradAccum, help: "micro-batches per optimizer step" },
   { name: "max-steps", type: "int", default: d.maxSteps, help: "optimizer steps" },
-  { name: "epochs", type: "float", default: d.epochs, help: "train for this many passes over the training tokens instead of --max-steps (0 = off)" },
+  {
+    name: "epochs",
+    type: "float",
+    default: d.epochs,
+    help: "train for this many passes over the training tokens instead of --max-steps (0 = off)",
+  },
   { name: "lr", type: "float", default: d.lr, help: "peak learning rate" },
   { name: "min-lr", type: "float", default: d.minLr, help: "learning rate at the end of the cosine decay" },
   { name: "warmup-steps", type: "int", default: d.warmupSteps, help: "linear warmup steps" },
@@ -32,14 +49,24 @@ const flags: FlagSpec[] = [
   { name: "weight-decay", type: "float", default: d.weightDecay, help: "AdamW weight decay (matrices and embeddings only)" },
   { name: "grad-clip", type: "float", default: d.gradClip, help: "clip the global gradient norm to this (0 = off)" },
   { name: "dropout", type: "float", default: d.dropout, help: "dropout probability" },
-  { name: "eval-interval", type: "int", default: d.evalInterval, help: "evaluate on validation batches every N steps (and after the last)" },
+  {
+    name: "eval-interval",
+    type: "int",
+    default: d.evalInterval,
+    help: "evaluate on validation batches every N steps (and after the last)",
+  },
   { name: "eval-steps", type: "int", default: d.evalSteps, help: "validation batches per evaluation" },
   { name: "checkpoint-interval", type: "int", default: d.checkpointInterval, help: "save a resumable checkpoint every N steps" },
   { name: "seed", type: "int", default: d.seed, help: "random seed for init, batches and dropout" },
   { name: "resume", type: "bool", default: false, help: "continue the run in --out from its latest checkpoint" },
   { name: "overwrite", type: "bool", default: false, help: "replace an existing model in --out (otherwise that is an error)" },
   { name: "init", type: "string", default: "", help: "start from the weights and tokenizer of this model folder" },
-  { name: "init-partial", type: "bool", default: false, help: "with --init: load only the tensors whose name and shape match, report the rest" },
+  {
+    name: "init-partial",
+    type: "bool",
+    default: false,
+    help: "with --init: load only the tensors whose name and shape match, report the rest",
+  },
   { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> special-token strings in the data as plain text" },
   { name: "sample-tokens", type: "int", default: 300, help: "tokens of sample text printed at the end (0 = none)" },
   ...backendFlags,
@@ -59,12 +86,35 @@ export const trainSpec: CommandSpec = {
 };
 
 const keyOf: Record<string, keyof TrainConfig> = {
-  data: "data", out: "out", tokenizer: "tokenizer", "vocab-size": "vocabSize", "n-layer": "nLayer", "n-head": "nHead",
-  "n-embd": "nEmbd", "n-inner": "nInner", activation: "activation", "block-size": "blockSize", "batch-size": "batchSize",
-  "grad-accum": "gradAccum", "max-steps": "maxSteps", epochs: "epochs", lr: "lr", "min-lr": "minLr", "warmup-steps": "warmupSteps",
-  beta1: "beta1", beta2: "beta2", "weight-decay": "weightDecay", "grad-clip": "gradClip", dropout: "dropout",
-  "eval-interval": "evalInterval", "eval-steps": "evalSteps", "checkpoint-interval": "checkpointInterval", seed: "seed",
-  init: "init", "init-partial": "initPartial", "specials-as-text": "specialsAsText",
+  data: "data",
+  out: "out",
+  tokenizer: "tokenizer",
+  "vocab-size": "vocabSize",
+  "n-layer": "nLayer",
+  "n-head": "nHead",
+  "n-embd": "nEmbd",
+  "n-inner": "nInner",
+  activation: "activation",
+  "block-size": "blockSize",
+  "batch-size": "batchSize",
+  "grad-accum": "gradAccum",
+  "max-steps": "maxSteps",
+  epochs: "epochs",
+  lr: "lr",
+  "min-lr": "minLr",
+  "warmup-steps": "warmupSteps",
+  beta1: "beta1",
+  beta2: "beta2",
+  "weight-decay": "weightDecay",
+  "grad-clip": "gradClip",
+  dropout: "dropout",
+  "eval-interval": "evalInterval",
+  "eval-steps": "evalSteps",
+  "checkpoint-interval": "checkpointInterval",
+  seed: "seed",
+  init: "init",
+  "init-partial": "initPartial",
+  "specials-as-text": "specialsAsText",
 };
 
 export function trainConfigFromFlags(f: ParsedFlags): { config: TrainConfig; explicit: Partial<TrainConfig> } {
@@ -97,36 +147,48 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   let logEvery = 1;
   let firstStep = 0;
   try {
-    const result = await train(config, { resume: f.bool("resume"), overrides: explicit, overwrite: f.bool("overwrite") }, {
-      onStart(info) {
-        const c = info.config;
-        console.error(`minigpt train: ${info.resumedFrom !== null ? `resuming ${c.out} at step ${info.resumedFrom}` : `new run in ${c.out}`}`);
-        console.error(`config: ${JSON.stringify(c)}`);
-        console.error(`model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`);
-        console.error(`data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`);
-        if (info.initReport) {
-          console.error(`init-partial: loaded ${info.initReport.loaded.length} tensors, skipped ${info.initReport.skipped.length}, new ${info.initReport.fresh.length}`);
-          for (const s of info.initReport.skipped) console.error(`  skipped (shape differs): ${s}`);
-          for (const s of info.initReport.fresh) console.error(`  new (not in --init): ${s}`);
-        }
-        logEvery = Math.max(1, Math.round(info.totalSteps / 20));
-        firstStep = info.resumedFrom ?? 0;
+    const result = await train(
+      config,
+      { resume: f.bool("resume"), overrides: explicit, overwrite: f.bool("overwrite") },
+      {
+        onStart(info) {
+          const c = info.config;
+          console.error(
+            `minigpt train: ${info.resumedFrom !== null ? `resuming ${c.out} at step ${info.resumedFrom}` : `new run in ${c.out}`}`,
+          );
+          console.error(`config: ${JSON.stringify(c)}`);
+          console.error(
+            `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
+          );
+          console.error(
+            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`,
+          );
+          if (info.initReport) {
+            console.error(
+              `init-partial: loaded ${info.initReport.loaded.length} tensors, skipped ${info.initReport.skipped.length}, new ${info.initReport.fresh.length}`,
+            );
+            for (const s of info.initReport.skipped) console.error(`  skipped (shape differs): ${s}`);
+            for (const s of info.initReport.fresh) console.error(`  new (not in --init): ${s}`);
+          }
+          logEvery = Math.max(1, Math.round(info.totalSteps / 20));
+          firstStep = info.resumedFrom ?? 0;
+        },
+        onStep(m, total) {
+          const done = m.step / total;
+          const avgSec = (performance.now() - started) / 1000 / Math.max(1, m.step - firstStep);
+          const eta = formatDuration(avgSec * (total - m.step));
+          const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
+          const acc = m.pattern_accuracy !== undefined ? ` acc ${(m.pattern_accuracy * 100).toFixed(0)}%` : "";
+          const line = `${bar(done)} ${String(m.step).padStart(String(total).length)}/${total} loss ${m.loss.toFixed(4)}${val}${acc} lr ${m.lr.toExponential(2)} ${Math.round(m.tokens_per_s).toLocaleString("en-US")} tok/s ETA ${eta}`;
+          progress.update(line, m.val_loss !== undefined || m.step % logEvery === 0);
+        },
+        onMessage(text) {
+          progress.break();
+          console.error(text);
+        },
+        shouldStop: () => stopRequested,
       },
-      onStep(m, total) {
-        const done = m.step / total;
-        const avgSec = (performance.now() - started) / 1000 / Math.max(1, m.step - firstStep);
-        const eta = formatDuration(avgSec * (total - m.step));
-        const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
-        const acc = m.pattern_accuracy !== undefined ? ` acc ${(m.pattern_accuracy * 100).toFixed(0)}%` : "";
-        const line = `${bar(done)} ${String(m.step).padStart(String(total).length)}/${total} loss ${m.loss.toFixed(4)}${val}${acc} lr ${m.lr.toExponential(2)} ${Math.round(m.tokens_per_s).toLocaleString("en-US")} tok/s ETA ${eta}`;
-        progress.update(line, m.val_loss !== undefined || m.step % logEvery === 0);
-      },
-      onMessage(text) {
-        progress.break();
-        console.error(text);
-      },
-      shouldStop: () => stopRequested,
-    });
+    );
     progress.break();
     const losses = result.history.map((m) => m.loss);
     const vals = result.history.filter((m) => m.val_loss !== undefined).map((m) => m.val_loss as number);
@@ -136,7 +198,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       console.error(`stopped at step ${result.steps}; checkpoint saved. Continue with: minigpt train --out ${config.out} --resume`);
       return 130;
     }
-    console.error(`done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`);
+    console.error(
+      `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
+    );
     const n = f.int("sample-tokens");
     if (n > 0 && config.data !== "counting") printSample(result.model, result.tokenizer, n);
     console.error(`next: minigpt generate --model ${config.out} --prompt "..."`);

@@ -5,8 +5,8 @@
 import { fail } from "../errors.js";
 import { Rng } from "../random.js";
 import { createTokenizer } from "../tokenizer/index.js";
-import { countingTokenizer } from "../tokenizer/word.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, splitTokens } from "./batches.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { loadTextSource } from "./text.js";
@@ -41,7 +41,8 @@ export function loadDataset(o: DatasetOptions): Dataset {
     const tokenizer = o.tokenizer ?? countingTokenizer();
     const train = countingTrainSequences();
     const val = countingValSequences();
-    if (o.blockSize < train[0]!.length - 1) fail(`the counting task needs --block-size of at least ${train[0]!.length - 1}, got ${o.blockSize}`);
+    if (o.blockSize < train[0]!.length - 1)
+      fail(`the counting task needs --block-size of at least ${train[0]!.length - 1}, got ${o.blockSize}`);
     return {
       name: "counting",
       tokenizer,

@@ -1,7 +1,7 @@
 /**
  * Where training text comes from: a file, a folder of .txt files, or a built-in corpus name.
  */
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fail } from "../errors.js";

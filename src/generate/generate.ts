@@ -1,9 +1,9 @@
 import { MinigptError } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
-import { Tensor, noGrad, scope } from "../tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { KVCache } from "./kvcache.js";
-import { type SamplingOptions, defaultSampling, sampleToken } from "./sample.js";
+import { defaultSampling, type SamplingOptions, sampleToken } from "./sample.js";
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -33,7 +33,7 @@ export function nextLogitsUncached(model: GPT, window: readonly number[]): Float
  */
 export function* generateTokens(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): Generator<number> {
   const o = { ...defaultGenerate, ...options };
-  if (prompt.length === 0) throw new MinigptError("the prompt is empty: give at least one token (e.g. --prompt \"\\n\")");
+  if (prompt.length === 0) throw new MinigptError('the prompt is empty: give at least one token (e.g. --prompt "\\n")');
   const T = model.config.blockSize;
   const rng = new Rng(o.seed);
   const ids = [...prompt];

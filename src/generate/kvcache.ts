@@ -11,7 +11,7 @@
 import { backend } from "../kernels/index.js";
 import type { GPT } from "../nn/gpt.js";
 import { add, addPositions, embedding, gelu, layerNorm, linear, matmulTransposed, relu } from "../ops/index.js";
-import { Tensor, noGrad, scope } from "../tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 
 export class KVCache {
   readonly model: GPT;
@@ -69,7 +69,14 @@ export class KVCache {
           backend().attentionCached(att.data, q, kc, vc, Tn, pos0, C, c.nHead);
           x = add(x, linear(att, p(`${h}.attn.c_proj.weight`), p(`${h}.attn.c_proj.bias`)));
           const m = layerNorm(x, p(`${h}.ln_2.weight`), p(`${h}.ln_2.bias`), c.layerNormEps);
-          x = add(x, linear(act(linear(m, p(`${h}.mlp.c_fc.weight`), p(`${h}.mlp.c_fc.bias`))), p(`${h}.mlp.c_proj.weight`), p(`${h}.mlp.c_proj.bias`)));
+          x = add(
+            x,
+            linear(
+              act(linear(m, p(`${h}.mlp.c_fc.weight`), p(`${h}.mlp.c_fc.bias`))),
+              p(`${h}.mlp.c_proj.weight`),
+              p(`${h}.mlp.c_proj.bias`),
+            ),
+          );
         }
         // only the last position's logits are needed
         const last = new Tensor([1, C]);

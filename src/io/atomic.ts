@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { MinigptError, fail } from "../errors.js";
+import { fail, MinigptError } from "../errors.js";
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;

@@ -44,7 +44,9 @@ export function loadModelFolder(dir: string): ModelFolder {
   const tokenizer = loadTokenizer(dir);
   if (tokenizer.vocabSize > model.config.vocabSize) {
     model.dispose();
-    fail(`${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`);
+    fail(
+      `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
+    );
   }
   const config = readJsonFile(join(dir, "config.json"));
   const info = (typeof config.minigpt === "object" && config.minigpt !== null ? config.minigpt : {}) as Record<string, unknown>;

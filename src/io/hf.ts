@@ -6,10 +6,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../errors.js";
-import { type GPTConfig, configFromHuggingFace, configToHuggingFace } from "../nn/config.js";
+import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
-import { type SafetensorsFile, type TensorToWrite, readSafetensorsFile, writeSafetensors } from "./safetensors.js";
+import { readSafetensorsFile, type SafetensorsFile, type TensorToWrite, writeSafetensors } from "./safetensors.js";
 
 export function readJsonFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) fail(`missing file ${path}`);

@@ -70,7 +70,9 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
   }
   const headerLen = Number(headerLen64);
   if (8 + headerLen > bytes.length) {
-    fail(`${where}: its header length field says ${headerLen} bytes but only ${bytes.length - 8} follow; the file is truncated (re-download or re-save it)`);
+    fail(
+      `${where}: its header length field says ${headerLen} bytes but only ${bytes.length - 8} follow; the file is truncated (re-download or re-save it)`,
+    );
   }
 
   let headerText: string;
@@ -110,13 +112,16 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
       continue;
     }
     const t = `${fileLabel}: tensor "${name}"`;
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(`${t} has no {dtype, shape, data_offsets} entry in the header; the file is corrupt`);
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+      fail(`${t} has no {dtype, shape, data_offsets} entry in the header; the file is corrupt`);
     const info = raw as Record<string, unknown>;
     const dtype = info.dtype;
     if (typeof dtype !== "string") fail(`${t} has no "dtype" in the header; the file is corrupt`);
     if (!(dtype in DTYPE_SIZE)) {
       if (KNOWN_UNSUPPORTED.includes(dtype)) {
-        fail(`${t} has dtype ${dtype}, which minigpt does not read (it reads F32, F16, BF16, I32, I64); convert it, e.g. in PyTorch with .float() or .long()`);
+        fail(
+          `${t} has dtype ${dtype}, which minigpt does not read (it reads F32, F16, BF16, I32, I64); convert it, e.g. in PyTorch with .float() or .long()`,
+        );
       }
       fail(`${t} has unknown dtype "${dtype}"; the file is corrupt or from a newer safetensors version`);
     }
@@ -125,11 +130,7 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
       fail(`${t} has an invalid "shape" (${JSON.stringify(shape)}); it must be a list of non-negative integers`);
     }
     const offsets = info.data_offsets;
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       fail(`${t} has invalid "data_offsets" (${JSON.stringify(offsets)}); it must be [start, end] byte offsets`);
     }
     const [start, end] = offsets as [number, number];
@@ -154,16 +155,22 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
     const nbytes = numel * DTYPE_SIZE[e.dtype];
     if (!Number.isSafeInteger(nbytes)) fail(`${t} has shape [${e.shape.join(", ")}], too large to be real; the file is corrupt`);
     if (e.end - e.start !== nbytes) {
-      fail(`${t} has shape [${e.shape.join(", ")}] ${e.dtype} (${nbytes} bytes) but data_offsets [${e.start}, ${e.end}] span ${e.end - e.start} bytes; the file is corrupt`);
+      fail(
+        `${t} has shape [${e.shape.join(", ")}] ${e.dtype} (${nbytes} bytes) but data_offsets [${e.start}, ${e.end}] span ${e.end - e.start} bytes; the file is corrupt`,
+      );
     }
     expectedStart = e.end;
     previous = e.name;
   }
   if (expectedStart !== dataLen) {
     if (expectedStart > dataLen) {
-      fail(`${where}: the header describes ${expectedStart} bytes of tensor data but only ${dataLen} are present; the file is truncated (re-download or re-save it)`);
+      fail(
+        `${where}: the header describes ${expectedStart} bytes of tensor data but only ${dataLen} are present; the file is truncated (re-download or re-save it)`,
+      );
     }
-    fail(`${where}: the header describes ${expectedStart} bytes of tensor data but ${dataLen} are present; the file has trailing bytes or is corrupt`);
+    fail(
+      `${where}: the header describes ${expectedStart} bytes of tensor data but ${dataLen} are present; the file has trailing bytes or is corrupt`,
+    );
   }
 
   const tensors = new Map<string, SafeTensor>();
@@ -239,9 +246,7 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
   }
 
   // Reference order: descending dtype alignment, then name (byte-wise, like Rust's String ordering).
-  const ordered = [...tensors].sort(
-    (a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || compareBytes(a.name, b.name),
-  );
+  const ordered = [...tensors].sort((a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || compareBytes(a.name, b.name));
   const parts: string[] = [];
   if (metadata !== undefined) {
     // The reference keeps metadata in a hash map (arbitrary order); we sort keys so output is deterministic.

@@ -47,13 +47,28 @@ export interface Backend {
   // ---- layer norm -------------------------------------------------------------------------
   /** x (N,C), w (C), b (C) -> out (N,C); saves mean (N) and rstd (N) = 1/sqrt(var + eps) */
   layernormForward(
-    out: FloatArray, mean: FloatArray, rstd: FloatArray,
-    x: FloatArray, w: FloatArray, b: FloatArray, N: number, C: number, eps: number,
+    out: FloatArray,
+    mean: FloatArray,
+    rstd: FloatArray,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray,
+    N: number,
+    C: number,
+    eps: number,
   ): void;
   /** dout (N,C) -> dx (N,C) +=, dw (C) +=, db (C) += */
   layernormBackward(
-    dx: FloatArray, dw: FloatArray, db: FloatArray, dout: FloatArray,
-    x: FloatArray, w: FloatArray, mean: FloatArray, rstd: FloatArray, N: number, C: number,
+    dx: FloatArray,
+    dw: FloatArray,
+    db: FloatArray,
+    dout: FloatArray,
+    x: FloatArray,
+    w: FloatArray,
+    mean: FloatArray,
+    rstd: FloatArray,
+    N: number,
+    C: number,
   ): void;
 
   // ---- activations ------------------------------------------------------------------------
@@ -74,8 +89,15 @@ export interface Backend {
   attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void;
   /** dout (B,T,C) -> dqkv (B,T,3C) += ; needs the forward's out and lse */
   attentionBackward(
-    dqkv: FloatArray, dout: FloatArray, qkv: FloatArray, out: FloatArray, lse: FloatArray,
-    B: number, T: number, C: number, nh: number,
+    dqkv: FloatArray,
+    dout: FloatArray,
+    qkv: FloatArray,
+    out: FloatArray,
+    lse: FloatArray,
+    B: number,
+    T: number,
+    C: number,
+    nh: number,
   ): void;
   /**
    * Attention for generation with a KV cache (no batch). qkv (Tn,3C) holds the Tn new positions
@@ -83,8 +105,14 @@ export interface Backend {
    * New position p attends to cache rows 0..p. -> out (Tn,C)
    */
   attentionCached(
-    out: FloatArray, qkv: FloatArray, kCache: FloatArray, vCache: FloatArray,
-    Tn: number, pos0: number, C: number, nh: number,
+    out: FloatArray,
+    qkv: FloatArray,
+    kCache: FloatArray,
+    vCache: FloatArray,
+    Tn: number,
+    pos0: number,
+    C: number,
+    nh: number,
   ): void;
 
   // ---- softmax, cross-entropy, embedding ------------------------------------------------------
@@ -97,7 +125,13 @@ export interface Backend {
   crossEntropyForward(losses: FloatArray, lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): void;
   /** dlogits (N,V) += scale * (softmax(logits) - onehot(target)), rows with target -1 untouched */
   crossEntropyBackward(
-    dlogits: FloatArray, logits: FloatArray, lse: FloatArray, targets: Int32Array, N: number, V: number, scale: number,
+    dlogits: FloatArray,
+    logits: FloatArray,
+    lse: FloatArray,
+    targets: Int32Array,
+    N: number,
+    V: number,
+    scale: number,
   ): void;
   /** ids (N), table (V,C) -> out (N,C) = table[ids] */
   embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number): void;
@@ -111,7 +145,17 @@ export interface Backend {
    *   p -= lr * (m/bc1) / (sqrt(v/bc2) + eps)     with bc1 = 1-b1^t, bc2 = 1-b2^t
    */
   adamw(
-    p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number,
-    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number,
+    p: FloatArray,
+    g: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
   ): void;
 }

@@ -71,7 +71,8 @@ export function configToHuggingFace(c: GPTConfig, extra: Record<string, unknown>
 export function configFromHuggingFace(json: Record<string, unknown>, file: string): GPTConfig {
   const int = (key: string, fallback?: number): number => {
     const v = json[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) fail(`${file}: "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
+      fail(`${file}: "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const nEmbd = int("n_embd");

@@ -13,8 +13,16 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
   backend().layernormForward(out.data, mean.data, rstd.data, x.data, w.data, b.data, N, C, eps);
   return record(out, [x, w, b], () => {
     backend().layernormBackward(
-      x.ensureGrad().data, w.ensureGrad().data, b.ensureGrad().data, (out.grad as Tensor).data,
-      x.data, w.data, mean.data, rstd.data, N, C,
+      x.ensureGrad().data,
+      w.ensureGrad().data,
+      b.ensureGrad().data,
+      (out.grad as Tensor).data,
+      x.data,
+      w.data,
+      mean.data,
+      rstd.data,
+      N,
+      C,
     );
   });
 }

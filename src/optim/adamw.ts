@@ -42,7 +42,20 @@ export class AdamW {
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
       const wd = p.shape.length >= 2 ? weightDecay : 0;
-      k.adamw(p.data, p.grad.data, (this.m.get(name) as Tensor).data, (this.v.get(name) as Tensor).data, p.size, lr, beta1, beta2, eps, wd, bc1, bc2);
+      k.adamw(
+        p.data,
+        p.grad.data,
+        (this.m.get(name) as Tensor).data,
+        (this.v.get(name) as Tensor).data,
+        p.size,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        wd,
+        bc1,
+        bc2,
+      );
     }
   }
 }

@@ -8,7 +8,7 @@
  * into place; only then is `latest` replaced (atomically), and only after that are older checkpoints
  * pruned. A kill at any moment therefore leaves `latest` naming a complete checkpoint.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -88,7 +88,8 @@ function pruneCheckpoints(root: string, latest: string): void {
   const keep = new Set(steps.slice(0, KEEP_CHECKPOINTS).map((s) => `checkpoint-${s}`));
   keep.add(latest);
   for (const n of readdirSync(root)) {
-    if ((n.startsWith("checkpoint-") && !keep.has(n)) || n.startsWith(".checkpoint-")) rmSync(join(root, n), { recursive: true, force: true });
+    if ((n.startsWith("checkpoint-") && !keep.has(n)) || n.startsWith(".checkpoint-"))
+      rmSync(join(root, n), { recursive: true, force: true });
   }
 }
 
@@ -121,7 +122,10 @@ export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
 
 /** Put checkpointed moments back into the optimizer (names must match the model's). */
 export function restoreOptimizer(optimizer: AdamW, ckpt: LoadedCheckpoint): void {
-  for (const [kind, map] of [["m", optimizer.m], ["v", optimizer.v]] as const) {
+  for (const [kind, map] of [
+    ["m", optimizer.m],
+    ["v", optimizer.v],
+  ] as const) {
     for (const [name, t] of map) {
       const data = ckpt.moments.get(`${kind}.${name}`);
       if (!data || data.length !== t.size) fail(`${ckpt.dir}/optimizer.safetensors: missing or mis-shaped ${kind}.${name}`);

@@ -2,7 +2,7 @@ import { evalWindows } from "../data/batches.js";
 import { countingValSequences } from "../data/counting.js";
 import { fail } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
-import { Tensor, noGrad, scope } from "../tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { countingAccuracy } from "./trainer.js";
 
 export interface EvalResult {
@@ -69,5 +69,11 @@ export function evaluateCounting(model: GPT): EvalResult {
     }),
   );
   const loss = totalNats / tokens;
-  return { loss, perplexity: Math.exp(loss), tokens, bits_per_byte: totalNats / Math.LN2 / bytes, pattern_accuracy: countingAccuracy(model) };
+  return {
+    loss,
+    perplexity: Math.exp(loss),
+    tokens,
+    bits_per_byte: totalNats / Math.LN2 / bytes,
+    pattern_accuracy: countingAccuracy(model),
+  };
 }

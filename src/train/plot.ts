@@ -128,7 +128,9 @@ export function lossPlotSvg(points: LossPoint[], title: string): string {
   out.push(`<rect x="${lx}" y="${ly}" width="${legendW}" height="${legendH}" rx="4" fill="#ffffff" fill-opacity="0.9" stroke="${GRID}"/>`);
   entries.forEach(([label, color, w], i) => {
     const y = ly + 15 + i * 20;
-    out.push(`<line x1="${lx + 10}" y1="${y}" x2="${lx + 34}" y2="${y}" stroke="${color}" stroke-width="${w + 0.75}" stroke-linecap="round"/>`);
+    out.push(
+      `<line x1="${lx + 10}" y1="${y}" x2="${lx + 34}" y2="${y}" stroke="${color}" stroke-width="${w + 0.75}" stroke-linecap="round"/>`,
+    );
     out.push(`<text x="${lx + 42}" y="${y}" dominant-baseline="middle">${label}</text>`);
   });
   out.push("</g>");

@@ -3,24 +3,24 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type Dataset, loadDataset } from "../data/dataset.js";
 import { countingStarts, patternAccuracy } from "../data/counting.js";
+import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
+import { nextLogitsUncached } from "../generate/generate.js";
+import { argmax } from "../generate/sample.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
-import { nextLogitsUncached } from "../generate/generate.js";
-import { argmax } from "../generate/sample.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { AdamW, clipGradNorm } from "../optim/adamw.js";
 import { learningRate } from "../optim/schedule.js";
 import { Rng } from "../random.js";
-import { Tensor, noGrad, scope } from "../tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { type TrainingState, loadLatestCheckpoint, restoreOptimizer, saveCheckpoint } from "./checkpoint.js";
+import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import { RESUME_OVERRIDABLE, type TrainConfig } from "./config.js";
 import { lossPlotSvg } from "./plot.js";
 
@@ -113,7 +113,9 @@ function prepareOutFolder(out: string, overwrite: boolean, fill: (tmp: string) =
   if (existsSync(abs)) {
     const entries = readdirSync(abs);
     if (entries.length > 0 && !overwrite) {
-      fail(`${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`);
+      fail(
+        `${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`,
+      );
     }
   }
   const tmp = `${abs}.partial-${process.pid}`;
@@ -141,7 +143,9 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
       if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
-        fail(`--resume continues the run in ${config.out} with its saved settings; ${key} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`);
+        fail(
+          `--resume continues the run in ${config.out} with its saved settings; ${key} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
+        );
       }
     }
     const allowed = Object.fromEntries(Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)));
@@ -196,7 +200,13 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     }
     initFolder.model.dispose();
   }
-  const optimizer = new AdamW(model.params, { lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: 1e-8, weightDecay: config.weightDecay });
+  const optimizer = new AdamW(model.params, {
+    lr: config.lr,
+    beta1: config.beta1,
+    beta2: config.beta2,
+    eps: 1e-8,
+    weightDecay: config.weightDecay,
+  });
   if (resumed) restoreOptimizer(optimizer, resumed);
   return { config, dataset, model, optimizer, resumed, initReport };
 }
@@ -260,7 +270,13 @@ export async function train(
     config,
     model: model.config,
     parameters: model.parameterCount(),
-    dataset: { name: dataset.name, trainTokens: dataset.trainTokens, valTokens: dataset.valTokens, vocabSize: dataset.tokenizer.vocabSize, tokenizer: dataset.tokenizer.kind },
+    dataset: {
+      name: dataset.name,
+      trainTokens: dataset.trainTokens,
+      valTokens: dataset.valTokens,
+      vocabSize: dataset.tokenizer.vocabSize,
+      tokenizer: dataset.tokenizer.kind,
+    },
     totalSteps,
     resumedFrom: resumed ? step : null,
     initReport,
@@ -294,7 +310,9 @@ export async function train(
       });
     }
     if (!Number.isFinite(loss)) {
-      fail(`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`);
+      fail(
+        `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
+      );
     }
     const gradNorm = clipGradNorm(model.params.values(), config.gradClip);
     optimizer.update(lr);
@@ -305,7 +323,9 @@ export async function train(
     if (step === 1 && !resumed) {
       const expected = Math.log(model.config.vocabSize);
       if (Math.abs(loss - expected) > 1) {
-        events.onMessage?.(`hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`);
+        events.onMessage?.(
+          `hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`,
+        );
       }
     }
 
@@ -335,6 +355,18 @@ export async function train(
   if (interrupted) checkpoint();
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
-  writeFileAtomic(join(out, "config.json"), `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
-  return { model, tokenizer: dataset.tokenizer, steps: step, bestValLoss, lastValLoss, patternAccuracy: lastAccuracy, interrupted, history };
+  writeFileAtomic(
+    join(out, "config.json"),
+    `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`,
+  );
+  return {
+    model,
+    tokenizer: dataset.tokenizer,
+    steps: step,
+    bestValLoss,
+    lastValLoss,
+    patternAccuracy: lastAccuracy,
+    interrupted,
+    history,
+  };
 }

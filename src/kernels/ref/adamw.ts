@@ -2,8 +2,18 @@ import type { FloatArray } from "../backend.js";
 
 /** PyTorch's AdamW: decoupled weight decay first, then the bias-corrected Adam step. */
 export function adamw(
-  p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number,
-  lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number,
+  p: FloatArray,
+  g: FloatArray,
+  m: FloatArray,
+  v: FloatArray,
+  n: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  bc1: number,
+  bc2: number,
 ): void {
   const decay = 1 - lr * weightDecay;
   const stepSize = lr / bc1;

@@ -52,8 +52,15 @@ export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArr
  *                       dq_t += ds_j·k_j/√hs,  dk_j += ds_j·q_t/√hs
  */
 export function attentionBackward(
-  dqkv: FloatArray, dout: FloatArray, qkv: FloatArray, out: FloatArray, lse: FloatArray,
-  B: number, T: number, C: number, nh: number,
+  dqkv: FloatArray,
+  dout: FloatArray,
+  qkv: FloatArray,
+  out: FloatArray,
+  lse: FloatArray,
+  B: number,
+  T: number,
+  C: number,
+  nh: number,
 ): void {
   const hs = C / nh;
   const C3 = 3 * C;
@@ -93,8 +100,14 @@ export function attentionBackward(
  * in kCache, vCache (Tmax,C). Query at absolute position p attends to cache rows 0..p. -> out (Tn,C)
  */
 export function attentionCached(
-  out: FloatArray, qkv: FloatArray, kCache: FloatArray, vCache: FloatArray,
-  Tn: number, pos0: number, C: number, nh: number,
+  out: FloatArray,
+  qkv: FloatArray,
+  kCache: FloatArray,
+  vCache: FloatArray,
+  Tn: number,
+  pos0: number,
+  C: number,
+  nh: number,
 ): void {
   const hs = C / nh;
   const scale = 1 / Math.sqrt(hs);

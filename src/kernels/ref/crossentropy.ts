@@ -1,7 +1,14 @@
 import type { FloatArray } from "../backend.js";
 
 /** logits (N,V), targets (N) -> losses (N) = lse - logit[target] (0 where target is -1), lse (N) */
-export function crossEntropyForward(losses: FloatArray, lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): void {
+export function crossEntropyForward(
+  losses: FloatArray,
+  lse: FloatArray,
+  logits: FloatArray,
+  targets: Int32Array,
+  N: number,
+  V: number,
+): void {
   for (let n = 0; n < N; n++) {
     const o = n * V;
     let max = -Infinity;
@@ -17,7 +24,13 @@ export function crossEntropyForward(losses: FloatArray, lse: FloatArray, logits:
 
 /** dlogits (N,V) += scale·(softmax - onehot(target)); ignored rows get nothing */
 export function crossEntropyBackward(
-  dlogits: FloatArray, logits: FloatArray, lse: FloatArray, targets: Int32Array, N: number, V: number, scale: number,
+  dlogits: FloatArray,
+  logits: FloatArray,
+  lse: FloatArray,
+  targets: Int32Array,
+  N: number,
+  V: number,
+  scale: number,
 ): void {
   for (let n = 0; n < N; n++) {
     const t = targets[n] as number;

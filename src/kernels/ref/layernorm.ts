@@ -2,8 +2,15 @@ import type { FloatArray } from "../backend.js";
 
 /** x (N,C), w (C), b (C) -> out (N,C); mean (N), rstd (N) saved for backward */
 export function layernormForward(
-  out: FloatArray, mean: FloatArray, rstd: FloatArray,
-  x: FloatArray, w: FloatArray, b: FloatArray, N: number, C: number, eps: number,
+  out: FloatArray,
+  mean: FloatArray,
+  rstd: FloatArray,
+  x: FloatArray,
+  w: FloatArray,
+  b: FloatArray,
+  N: number,
+  C: number,
+  eps: number,
 ): void {
   for (let n = 0; n < N; n++) {
     const o = n * C;
@@ -28,8 +35,16 @@ export function layernormForward(
  *   dx = rstd · (g - mean(g) - xhat·mean(g·xhat)),  dw += Σ dout·xhat,  db += Σ dout
  */
 export function layernormBackward(
-  dx: FloatArray, dw: FloatArray, db: FloatArray, dout: FloatArray,
-  x: FloatArray, w: FloatArray, mean: FloatArray, rstd: FloatArray, N: number, C: number,
+  dx: FloatArray,
+  dw: FloatArray,
+  db: FloatArray,
+  dout: FloatArray,
+  x: FloatArray,
+  w: FloatArray,
+  mean: FloatArray,
+  rstd: FloatArray,
+  N: number,
+  C: number,
 ): void {
   for (let n = 0; n < N; n++) {
     const o = n * C;

@@ -1,0 +1,52 @@
+/**
+ * minigpt's public API. The CLI (src/cli/) and any other consumer import only from here.
+ */
+
+export { type Batch, BatchSampler, evalWindows, SequenceSampler, splitTokens } from "./data/batches.js";
+export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
+export { type Dataset, loadDataset } from "./data/dataset.js";
+export { BUILTIN_TEXTS, loadTextSource, type TextSource } from "./data/text.js";
+export { fail, MinigptError } from "./errors.js";
+export { type GenerateOptions, generate, generateTokens, nextLogitsUncached } from "./generate/generate.js";
+export { KVCache } from "./generate/kvcache.js";
+export { argmax, nextTokenProbs, type SamplingOptions, sampleToken } from "./generate/sample.js";
+export { writeFileAtomic } from "./io/atomic.js";
+export { loadModelFolder, loadTokenizer, type ModelFolder, saveTokenizer } from "./io/folder.js";
+export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
+export { readSafetensors, readSafetensorsFile, writeSafetensors, writeSafetensorsFile } from "./io/safetensors.js";
+export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
+export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
+export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
+export * as ops from "./ops/index.js";
+export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
+export { learningRate, type ScheduleOptions } from "./optim/schedule.js";
+export { Rng, type RngState } from "./random.js";
+export { heap, WasmHeap } from "./tensor/memory.js";
+export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
+export {
+  ByteLevelBpe,
+  CharTokenizer,
+  countingTokenizer,
+  createTokenizer,
+  type EncodeOptions,
+  gpt2Tokenizer,
+  type Tokenizer,
+  type TokenizerKind,
+  tokenizerConfigJson,
+  tokenizerFromHuggingFaceJson,
+  trainBpe,
+  WordTokenizer,
+} from "./tokenizer/index.js";
+export { defaultTrainConfig, type TokenizerChoice, type TrainConfig } from "./train/config.js";
+export { type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
+export { lossPlotSvg } from "./train/plot.js";
+export { sparkline } from "./train/sparkline.js";
+export {
+  countingAccuracy,
+  estimateLoss,
+  type StartInfo,
+  type StepMetrics,
+  type TrainEvents,
+  type TrainResult,
+  train,
+} from "./train/trainer.js";
