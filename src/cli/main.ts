@@ -5,6 +5,7 @@ import { type CommandSpec, helpText } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
+import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
 
 interface Command {
@@ -17,6 +18,7 @@ const commands: Command[] = [
   { spec: generateSpec, run: runGenerate },
   { spec: evalSpec, run: runEval },
   { spec: tokenizeSpec, run: runTokenize },
+  { spec: tokenizerSpec, run: runTokenizer },
   { spec: selftestSpec, run: runSelftest },
 ];
 

@@ -7,23 +7,23 @@ import type { EncodeOptions, Tokenizer } from "./types.js";
 export type BpeMerge = readonly [left: number, right: number, merged: number];
 
 export interface BpeSpec {
-	kind: "bpe" | "gpt2";
-	/** Bytes of every ordinary token, indexed by id; undefined at the ids of special tokens. */
-	pieces: readonly (Uint8Array | undefined)[];
-	/** In priority order. */
-	merges: readonly BpeMerge[];
-	/**
-	 * Priority of each merge (lower merges first); defaults to its index. tiktoken ranks a pair by
-	 * the id of the token it makes, so several splits of one token share a rank; ties then go to
-	 * the leftmost pair, as in tiktoken.
-	 */
-	mergeRanks?: readonly number[];
-	specials: ReadonlyMap<string, number>;
-	/**
-	 * Hugging Face's `ignore_merges`: a word that is itself a token becomes that token without
-	 * running the merges. tiktoken always does this, so the GPT-2 encoding needs it to match OpenAI.
-	 */
-	ignoreMerges?: boolean;
+  kind: "bpe" | "gpt2";
+  /** Bytes of every ordinary token, indexed by id; undefined at the ids of special tokens. */
+  pieces: readonly (Uint8Array | undefined)[];
+  /** In priority order. */
+  merges: readonly BpeMerge[];
+  /**
+   * Priority of each merge (lower merges first); defaults to its index. tiktoken ranks a pair by
+   * the id of the token it makes, so several splits of one token share a rank; ties then go to
+   * the leftmost pair, as in tiktoken.
+   */
+  mergeRanks?: readonly number[];
+  specials: ReadonlyMap<string, number>;
+  /**
+   * Hugging Face's `ignore_merges`: a word that is itself a token becomes that token without
+   * running the merges. tiktoken always does this, so the GPT-2 encoding needs it to match OpenAI.
+   */
+  ignoreMerges?: boolean;
 }
 
 /**
@@ -32,55 +32,48 @@ export interface BpeSpec {
  * hashing heap numbers, which costs a large share of encode time.
  */
 class PairTable {
-	private readonly mask: number;
-	private readonly lefts: Int32Array;
-	private readonly rights: Int32Array;
-	readonly ranks: Int32Array;
-	readonly merged: Int32Array;
+  private readonly mask: number;
+  private readonly lefts: Int32Array;
+  private readonly rights: Int32Array;
+  readonly ranks: Int32Array;
+  readonly merged: Int32Array;
 
-	constructor(
-		merges: readonly BpeMerge[],
-		ranks: readonly number[] | undefined,
-	) {
-		let capacity = 16;
-		while (capacity < merges.length * 2) capacity *= 2;
-		this.mask = capacity - 1;
-		this.lefts = new Int32Array(capacity).fill(-1);
-		this.rights = new Int32Array(capacity);
-		this.ranks = new Int32Array(capacity);
-		this.merged = new Int32Array(capacity);
-		merges.forEach(([left, right, merged], i) => {
-			let slot = this.hash(left, right);
-			while (this.lefts[slot] !== -1) {
-				// A repeated pair keeps its first (highest-priority) rule, as in Hugging Face's BPE.
-				if (this.lefts[slot] === left && this.rights[slot] === right) return;
-				slot = (slot + 1) & this.mask;
-			}
-			this.lefts[slot] = left;
-			this.rights[slot] = right;
-			this.ranks[slot] = ranks?.[i] ?? i;
-			this.merged[slot] = merged;
-		});
-	}
+  constructor(merges: readonly BpeMerge[], ranks: readonly number[] | undefined) {
+    let capacity = 16;
+    while (capacity < merges.length * 2) capacity *= 2;
+    this.mask = capacity - 1;
+    this.lefts = new Int32Array(capacity).fill(-1);
+    this.rights = new Int32Array(capacity);
+    this.ranks = new Int32Array(capacity);
+    this.merged = new Int32Array(capacity);
+    merges.forEach(([left, right, merged], i) => {
+      let slot = this.hash(left, right);
+      while (this.lefts[slot] !== -1) {
+        // A repeated pair keeps its first (highest-priority) rule, as in Hugging Face's BPE.
+        if (this.lefts[slot] === left && this.rights[slot] === right) return;
+        slot = (slot + 1) & this.mask;
+      }
+      this.lefts[slot] = left;
+      this.rights[slot] = right;
+      this.ranks[slot] = ranks?.[i] ?? i;
+      this.merged[slot] = merged;
+    });
+  }
 
-	private hash(left: number, right: number): number {
-		return (
-			(Math.imul(left, 0x9e3779b1) ^
-				Math.imul(right + 0x7f4a7c15, 0x85ebca77)) &
-			this.mask
-		);
-	}
+  private hash(left: number, right: number): number {
+    return (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) & this.mask;
+  }
 
-	/** Slot of the pair, or -1 when the pair never merges. */
-	find(left: number, right: number): number {
-		let slot = this.hash(left, right);
-		for (;;) {
-			const l = this.lefts[slot] as number;
-			if (l === -1) return -1;
-			if (l === left && this.rights[slot] === right) return slot;
-			slot = (slot + 1) & this.mask;
-		}
-	}
+  /** Slot of the pair, or -1 when the pair never merges. */
+  find(left: number, right: number): number {
+    let slot = this.hash(left, right);
+    for (;;) {
+      const l = this.lefts[slot] as number;
+      if (l === -1) return -1;
+      if (l === left && this.rights[slot] === right) return slot;
+      slot = (slot + 1) & this.mask;
+    }
+  }
 }
 
 const NO_MERGE = 0x7fffffff;
@@ -93,383 +86,340 @@ const MAX_CACHED_WORD = 256;
  * Applies the merges to one word given as token ids (modified in place); returns the new length.
  * Always merges the pair with the lowest rank, the leftmost one on ties.
  */
-function mergeWord(
-	ids: Int32Array,
-	n: number,
-	table: PairTable,
-	forceHeap = false,
-): number {
-	if (n < 2) return n;
-	if (n > HEAP_THRESHOLD || forceHeap) return mergeWordHeap(ids, n, table);
-	const slots = new Int32Array(n - 1);
-	const rankOf = (i: number): number => {
-		const s = table.find(ids[i] as number, ids[i + 1] as number);
-		slots[i] = s;
-		return s < 0 ? NO_MERGE : (table.ranks[s] as number);
-	};
-	const ranks = new Int32Array(n - 1);
-	for (let i = 0; i < n - 1; i++) ranks[i] = rankOf(i);
-	for (;;) {
-		let best = NO_MERGE;
-		let at = -1;
-		for (let i = 0; i < n - 1; i++) {
-			const r = ranks[i] as number;
-			if (r < best) {
-				best = r;
-				at = i;
-			}
-		}
-		if (at < 0) return n;
-		ids[at] = table.merged[slots[at] as number] as number;
-		ids.copyWithin(at + 1, at + 2, n);
-		ranks.copyWithin(at + 1, at + 2, n - 1);
-		slots.copyWithin(at + 1, at + 2, n - 1);
-		n--;
-		if (at < n - 1) ranks[at] = rankOf(at);
-		if (at > 0) ranks[at - 1] = rankOf(at - 1);
-	}
+function mergeWord(ids: Int32Array, n: number, table: PairTable, forceHeap = false): number {
+  if (n < 2) return n;
+  if (n > HEAP_THRESHOLD || forceHeap) return mergeWordHeap(ids, n, table);
+  const slots = new Int32Array(n - 1);
+  const rankOf = (i: number): number => {
+    const s = table.find(ids[i] as number, ids[i + 1] as number);
+    slots[i] = s;
+    return s < 0 ? NO_MERGE : (table.ranks[s] as number);
+  };
+  const ranks = new Int32Array(n - 1);
+  for (let i = 0; i < n - 1; i++) ranks[i] = rankOf(i);
+  for (;;) {
+    let best = NO_MERGE;
+    let at = -1;
+    for (let i = 0; i < n - 1; i++) {
+      const r = ranks[i] as number;
+      if (r < best) {
+        best = r;
+        at = i;
+      }
+    }
+    if (at < 0) return n;
+    ids[at] = table.merged[slots[at] as number] as number;
+    ids.copyWithin(at + 1, at + 2, n);
+    ranks.copyWithin(at + 1, at + 2, n - 1);
+    slots.copyWithin(at + 1, at + 2, n - 1);
+    n--;
+    if (at < n - 1) ranks[at] = rankOf(at);
+    if (at > 0) ranks[at - 1] = rankOf(at - 1);
+  }
 }
 
 /** Same result as the rescan, in O(n log n): a linked list of parts and a heap of candidate pairs. */
 function mergeWordHeap(ids: Int32Array, n: number, table: PairTable): number {
-	const next = new Int32Array(n);
-	const prev = new Int32Array(n);
-	const version = new Int32Array(n);
-	for (let i = 0; i < n; i++) {
-		next[i] = i + 1 < n ? i + 1 : -1;
-		prev[i] = i - 1;
-	}
-	// Heap entries (rank, position, version of that position when pushed); stale ones are skipped.
-	const hr: number[] = [];
-	const hp: number[] = [];
-	const hv: number[] = [];
-	const less = (a: number, b: number): boolean =>
-		(hr[a] as number) < (hr[b] as number) ||
-		(hr[a] === hr[b] && (hp[a] as number) < (hp[b] as number));
-	const swap = (a: number, b: number): void => {
-		[hr[a], hr[b]] = [hr[b] as number, hr[a] as number];
-		[hp[a], hp[b]] = [hp[b] as number, hp[a] as number];
-		[hv[a], hv[b]] = [hv[b] as number, hv[a] as number];
-	};
-	const push = (pos: number): void => {
-		const nx = next[pos] as number;
-		if (nx < 0) return;
-		const s = table.find(ids[pos] as number, ids[nx] as number);
-		if (s < 0) return;
-		let i = hr.length;
-		hr.push(table.ranks[s] as number);
-		hp.push(pos);
-		hv.push(version[pos] as number);
-		while (i > 0) {
-			const parent = (i - 1) >> 1;
-			if (!less(i, parent)) break;
-			swap(i, parent);
-			i = parent;
-		}
-	};
-	const pop = (): void => {
-		const last = hr.length - 1;
-		swap(0, last);
-		hr.pop();
-		hp.pop();
-		hv.pop();
-		let i = 0;
-		for (;;) {
-			const l = 2 * i + 1;
-			const r = l + 1;
-			let m = i;
-			if (l < hr.length && less(l, m)) m = l;
-			if (r < hr.length && less(r, m)) m = r;
-			if (m === i) break;
-			swap(i, m);
-			i = m;
-		}
-	};
-	for (let i = 0; i < n - 1; i++) push(i);
-	while (hr.length > 0) {
-		const pos = hp[0] as number;
-		const stale = hv[0] !== version[pos];
-		pop();
-		if (stale) continue;
-		const nx = next[pos] as number;
-		const s = table.find(ids[pos] as number, ids[nx] as number);
-		ids[pos] = table.merged[s] as number;
-		const nn = next[nx] as number;
-		next[pos] = nn;
-		if (nn >= 0) prev[nn] = pos;
-		version[nx] = -1;
-		version[pos] = (version[pos] as number) + 1;
-		push(pos);
-		const pv = prev[pos] as number;
-		if (pv >= 0) {
-			version[pv] = (version[pv] as number) + 1;
-			push(pv);
-		}
-	}
-	let len = 0;
-	for (let i = 0; i >= 0; i = next[i] as number) ids[len++] = ids[i] as number;
-	return len;
+  const next = new Int32Array(n);
+  const prev = new Int32Array(n);
+  const version = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  // Heap entries (rank, position, version of that position when pushed); stale ones are skipped.
+  const hr: number[] = [];
+  const hp: number[] = [];
+  const hv: number[] = [];
+  const less = (a: number, b: number): boolean =>
+    (hr[a] as number) < (hr[b] as number) || (hr[a] === hr[b] && (hp[a] as number) < (hp[b] as number));
+  const swap = (a: number, b: number): void => {
+    [hr[a], hr[b]] = [hr[b] as number, hr[a] as number];
+    [hp[a], hp[b]] = [hp[b] as number, hp[a] as number];
+    [hv[a], hv[b]] = [hv[b] as number, hv[a] as number];
+  };
+  const push = (pos: number): void => {
+    const nx = next[pos] as number;
+    if (nx < 0) return;
+    const s = table.find(ids[pos] as number, ids[nx] as number);
+    if (s < 0) return;
+    let i = hr.length;
+    hr.push(table.ranks[s] as number);
+    hp.push(pos);
+    hv.push(version[pos] as number);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!less(i, parent)) break;
+      swap(i, parent);
+      i = parent;
+    }
+  };
+  const pop = (): void => {
+    const last = hr.length - 1;
+    swap(0, last);
+    hr.pop();
+    hp.pop();
+    hv.pop();
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < hr.length && less(l, m)) m = l;
+      if (r < hr.length && less(r, m)) m = r;
+      if (m === i) break;
+      swap(i, m);
+      i = m;
+    }
+  };
+  for (let i = 0; i < n - 1; i++) push(i);
+  while (hr.length > 0) {
+    const pos = hp[0] as number;
+    const stale = hv[0] !== version[pos];
+    pop();
+    if (stale) continue;
+    const nx = next[pos] as number;
+    const s = table.find(ids[pos] as number, ids[nx] as number);
+    ids[pos] = table.merged[s] as number;
+    const nn = next[nx] as number;
+    next[pos] = nn;
+    if (nn >= 0) prev[nn] = pos;
+    version[nx] = -1;
+    version[pos] = (version[pos] as number) + 1;
+    push(pos);
+    const pv = prev[pos] as number;
+    if (pv >= 0) {
+      version[pv] = (version[pv] as number) + 1;
+      push(pv);
+    }
+  }
+  let len = 0;
+  for (let i = 0; i >= 0; i = next[i] as number) ids[len++] = ids[i] as number;
+  return len;
 }
 
 function escapeRegExp(s: string): string {
-	return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Splits text around special-token strings: [text, id, text, id, ..., text]. Longest special wins. */
-export function splitSpecials(
-	text: string,
-	pattern: RegExp | undefined,
-	specials: ReadonlyMap<string, number>,
-) {
-	const parts: (string | number)[] = [];
-	if (pattern === undefined) return [text];
-	pattern.lastIndex = 0;
-	let start = 0;
-	for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
-		parts.push(text.slice(start, m.index), specials.get(m[0]) as number);
-		start = m.index + m[0].length;
-	}
-	parts.push(text.slice(start));
-	return parts;
+export function splitSpecials(text: string, pattern: RegExp | undefined, specials: ReadonlyMap<string, number>) {
+  const parts: (string | number)[] = [];
+  if (pattern === undefined) return [text];
+  pattern.lastIndex = 0;
+  let start = 0;
+  for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
+    parts.push(text.slice(start, m.index), specials.get(m[0]) as number);
+    start = m.index + m[0].length;
+  }
+  parts.push(text.slice(start));
+  return parts;
 }
 
-export function specialsPattern(
-	specials: Iterable<string>,
-): RegExp | undefined {
-	const list = [...specials].sort((a, b) => b.length - a.length);
-	return list.length === 0
-		? undefined
-		: new RegExp(list.map(escapeRegExp).join("|"), "g");
+export function specialsPattern(specials: Iterable<string>): RegExp | undefined {
+  const list = [...specials].sort((a, b) => b.length - a.length);
+  return list.length === 0 ? undefined : new RegExp(list.map(escapeRegExp).join("|"), "g");
 }
 
 /** Byte-level BPE with GPT-2 pre-tokenization: trained vocabularies and GPT-2's own. */
 export class ByteLevelBpe implements Tokenizer {
-	readonly kind: "bpe" | "gpt2";
-	readonly vocabSize: number;
-	readonly specialTokens: readonly string[];
-	readonly spec: BpeSpec;
-	private readonly table: PairTable;
-	private readonly byteToId = new Int32Array(256);
-	private readonly tokens: Uint8Array[];
-	private readonly specialIds: ReadonlyMap<string, number>;
-	private readonly specialPattern: RegExp | undefined;
-	private readonly cache = new Map<string, number[]>();
-	private readonly wholeWords: Map<string, number> | undefined;
+  readonly kind: "bpe" | "gpt2";
+  readonly vocabSize: number;
+  readonly specialTokens: readonly string[];
+  readonly spec: BpeSpec;
+  private readonly table: PairTable;
+  private readonly byteToId = new Int32Array(256);
+  private readonly tokens: Uint8Array[];
+  private readonly specialIds: ReadonlyMap<string, number>;
+  private readonly specialPattern: RegExp | undefined;
+  private readonly cache = new Map<string, number[]>();
+  private readonly wholeWords: Map<string, number> | undefined;
 
-	constructor(spec: BpeSpec) {
-		this.spec = spec;
-		this.kind = spec.kind;
-		this.specialIds = spec.specials;
-		this.specialTokens = [...spec.specials.keys()];
-		this.vocabSize = Math.max(
-			spec.pieces.length,
-			...[...spec.specials.values()].map((id) => id + 1),
-		);
-		const encoder = new TextEncoder();
-		this.tokens = new Array<Uint8Array>(this.vocabSize);
-		this.byteToId.fill(-1);
-		spec.pieces.forEach((piece, id) => {
-			if (piece === undefined) return;
-			this.tokens[id] = piece;
-			if (piece.length === 1 && this.byteToId[piece[0] as number] === -1)
-				this.byteToId[piece[0] as number] = id;
-		});
-		for (const [s, id] of spec.specials) this.tokens[id] = encoder.encode(s);
-		for (let id = 0; id < this.vocabSize; id++) {
-			if (this.tokens[id] === undefined)
-				fail(
-					`BPE vocabulary has no token with id ${id} (ids must be 0..${this.vocabSize - 1})`,
-				);
-		}
-		const missing = this.byteToId.indexOf(-1);
-		if (missing >= 0)
-			fail(
-				`byte-level BPE vocabulary has no token for byte 0x${missing.toString(16)}, so some text could not be encoded`,
-			);
-		this.table = new PairTable(spec.merges, spec.mergeRanks);
-		this.specialPattern = specialsPattern(spec.specials.keys());
-		if (spec.ignoreMerges) {
-			this.wholeWords = new Map();
-			spec.pieces.forEach((piece, id) => {
-				if (piece !== undefined && piece.length > 1)
-					this.wholeWords?.set(wtf8Decode(piece), id);
-			});
-		}
-	}
+  constructor(spec: BpeSpec) {
+    this.spec = spec;
+    this.kind = spec.kind;
+    this.specialIds = spec.specials;
+    this.specialTokens = [...spec.specials.keys()];
+    this.vocabSize = Math.max(spec.pieces.length, ...[...spec.specials.values()].map((id) => id + 1));
+    const encoder = new TextEncoder();
+    this.tokens = new Array<Uint8Array>(this.vocabSize);
+    this.byteToId.fill(-1);
+    spec.pieces.forEach((piece, id) => {
+      if (piece === undefined) return;
+      this.tokens[id] = piece;
+      if (piece.length === 1 && this.byteToId[piece[0] as number] === -1) this.byteToId[piece[0] as number] = id;
+    });
+    for (const [s, id] of spec.specials) this.tokens[id] = encoder.encode(s);
+    for (let id = 0; id < this.vocabSize; id++) {
+      if (this.tokens[id] === undefined) fail(`BPE vocabulary has no token with id ${id} (ids must be 0..${this.vocabSize - 1})`);
+    }
+    const missing = this.byteToId.indexOf(-1);
+    if (missing >= 0) fail(`byte-level BPE vocabulary has no token for byte 0x${missing.toString(16)}, so some text could not be encoded`);
+    this.table = new PairTable(spec.merges, spec.mergeRanks);
+    this.specialPattern = specialsPattern(spec.specials.keys());
+    if (spec.ignoreMerges) {
+      this.wholeWords = new Map();
+      spec.pieces.forEach((piece, id) => {
+        if (piece !== undefined && piece.length > 1) this.wholeWords?.set(wtf8Decode(piece), id);
+      });
+    }
+  }
 
-	encode(text: string, options: EncodeOptions = {}): number[] {
-		const out: number[] = [];
-		const parts = options.specialsAsText
-			? [text]
-			: splitSpecials(text, this.specialPattern, this.specialIds);
-		for (const part of parts) {
-			if (typeof part === "number") out.push(part);
-			else this.encodeOrdinary(part, out);
-		}
-		return out;
-	}
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const out: number[] = [];
+    const parts = options.specialsAsText ? [text] : splitSpecials(text, this.specialPattern, this.specialIds);
+    for (const part of parts) {
+      if (typeof part === "number") out.push(part);
+      else this.encodeOrdinary(part, out);
+    }
+    return out;
+  }
 
-	private encodeOrdinary(text: string, out: number[]): void {
-		const words = pretokenize(text);
-		const cache = this.cache;
-		for (let w = 0; w < words.length; w++) {
-			const word = words[w] as string;
-			if (word.length === 1) {
-				const c = word.charCodeAt(0);
-				if (c < 128) {
-					out.push(this.byteToId[c] as number);
-					continue;
-				}
-			}
-			let ids = cache.get(word);
-			if (ids === undefined) {
-				ids = this.encodeWord(word);
-				if (word.length <= MAX_CACHED_WORD) {
-					if (cache.size >= MAX_CACHE) cache.clear();
-					cache.set(word, ids);
-				}
-			}
-			for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
-		}
-	}
+  private encodeOrdinary(text: string, out: number[]): void {
+    const words = pretokenize(text);
+    const cache = this.cache;
+    for (let w = 0; w < words.length; w++) {
+      const word = words[w] as string;
+      if (word.length === 1) {
+        const c = word.charCodeAt(0);
+        if (c < 128) {
+          out.push(this.byteToId[c] as number);
+          continue;
+        }
+      }
+      let ids = cache.get(word);
+      if (ids === undefined) {
+        ids = this.encodeWord(word);
+        if (word.length <= MAX_CACHED_WORD) {
+          if (cache.size >= MAX_CACHE) cache.clear();
+          cache.set(word, ids);
+        }
+      }
+      for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+    }
+  }
 
-	private encodeWord(word: string): number[] {
-		const whole = this.wholeWords?.get(word);
-		if (whole !== undefined) return [whole];
-		let bytes: Uint8Array | undefined;
-		let n = word.length;
-		let ascii = true;
-		for (let i = 0; i < n; i++) {
-			if (word.charCodeAt(i) >= 128) {
-				ascii = false;
-				break;
-			}
-		}
-		if (!ascii) {
-			bytes = wtf8Encode(word);
-			n = bytes.length;
-		}
-		const ids = new Int32Array(n);
-		for (let i = 0; i < n; i++)
-			ids[i] = this.byteToId[
-				bytes ? (bytes[i] as number) : word.charCodeAt(i)
-			] as number;
-		const len = mergeWord(ids, n, this.table);
-		return Array.from(ids.subarray(0, len));
-	}
+  private encodeWord(word: string): number[] {
+    const whole = this.wholeWords?.get(word);
+    if (whole !== undefined) return [whole];
+    let bytes: Uint8Array | undefined;
+    let n = word.length;
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      if (word.charCodeAt(i) >= 128) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      bytes = wtf8Encode(word);
+      n = bytes.length;
+    }
+    const ids = new Int32Array(n);
+    for (let i = 0; i < n; i++) ids[i] = this.byteToId[bytes ? (bytes[i] as number) : word.charCodeAt(i)] as number;
+    const len = mergeWord(ids, n, this.table);
+    return Array.from(ids.subarray(0, len));
+  }
 
-	/** Exposed for tests: the heap and the rescan merge loops must agree on every word. */
-	mergeBytesForTest(bytes: Uint8Array, forceHeap: boolean): number[] {
-		const ids = Int32Array.from(bytes, (b) => this.byteToId[b] as number);
-		return Array.from(
-			ids.subarray(0, mergeWord(ids, ids.length, this.table, forceHeap)),
-		);
-	}
+  /** Exposed for tests: the heap and the rescan merge loops must agree on every word. */
+  mergeBytesForTest(bytes: Uint8Array, forceHeap: boolean): number[] {
+    const ids = Int32Array.from(bytes, (b) => this.byteToId[b] as number);
+    return Array.from(ids.subarray(0, mergeWord(ids, ids.length, this.table, forceHeap)));
+  }
 
-	decode(ids: readonly number[]): string {
-		let total = 0;
-		for (const id of ids) total += this.tokenBytes(id).length;
-		const bytes = new Uint8Array(total);
-		let at = 0;
-		for (const id of ids) {
-			const piece = this.tokens[id] as Uint8Array;
-			bytes.set(piece, at);
-			at += piece.length;
-		}
-		return wtf8Decode(bytes);
-	}
+  decode(ids: readonly number[]): string {
+    let total = 0;
+    for (const id of ids) total += this.tokenBytes(id).length;
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const id of ids) {
+      const piece = this.tokens[id] as Uint8Array;
+      bytes.set(piece, at);
+      at += piece.length;
+    }
+    return wtf8Decode(bytes);
+  }
 
-	tokenBytes(id: number): Uint8Array {
-		const piece = this.tokens[id];
-		if (piece === undefined)
-			fail(
-				`token id ${id} is outside this tokenizer's vocabulary of ${this.vocabSize}`,
-			);
-		return piece;
-	}
+  tokenBytes(id: number): Uint8Array {
+    const piece = this.tokens[id];
+    if (piece === undefined) fail(`token id ${id} is outside this tokenizer's vocabulary of ${this.vocabSize}`);
+    return piece;
+  }
 
-	tokenString(id: number): string {
-		return pieceString(this.tokenBytes(id));
-	}
+  tokenString(id: number): string {
+    return pieceString(this.tokenBytes(id));
+  }
 
-	specialTokenId(token: string): number | undefined {
-		return this.specialIds.get(token);
-	}
+  specialTokenId(token: string): number | undefined {
+    return this.specialIds.get(token);
+  }
 
-	toHuggingFaceJson(): object {
-		const vocab: Record<string, number> = {};
-		const order = this.spec.merges.map((_, i) => i);
-		const ranks = this.spec.mergeRanks;
-		if (ranks)
-			order.sort(
-				(a, b) => (ranks[a] as number) - (ranks[b] as number) || a - b,
-			);
-		this.spec.pieces.forEach((piece, id) => {
-			if (piece !== undefined) vocab[bytesToUnicode(piece)] = id;
-		});
-		for (const [s, id] of this.specialIds) vocab[s] = id;
-		const name = (id: number) => bytesToUnicode(this.tokens[id] as Uint8Array);
-		const merges = order.map((i) => {
-			const [l, r] = this.spec.merges[i] as BpeMerge;
-			return `${name(l)} ${name(r)}`;
-		});
-		const byteLevel = {
-			type: "ByteLevel",
-			add_prefix_space: false,
-			trim_offsets: true,
-			use_regex: true,
-		};
-		return {
-			version: "1.0",
-			truncation: null,
-			padding: null,
-			added_tokens: addedTokensJson(this.specialIds),
-			normalizer: null,
-			pre_tokenizer: byteLevel,
-			post_processor: { ...byteLevel, trim_offsets: false },
-			decoder: byteLevel,
-			model: {
-				type: "BPE",
-				dropout: null,
-				unk_token: null,
-				continuing_subword_prefix: null,
-				end_of_word_suffix: null,
-				fuse_unk: false,
-				byte_fallback: false,
-				ignore_merges: this.spec.ignoreMerges ?? false,
-				vocab,
-				merges,
-			},
-		};
-	}
+  toHuggingFaceJson(): object {
+    const vocab: Record<string, number> = {};
+    const order = this.spec.merges.map((_, i) => i);
+    const ranks = this.spec.mergeRanks;
+    if (ranks) order.sort((a, b) => (ranks[a] as number) - (ranks[b] as number) || a - b);
+    this.spec.pieces.forEach((piece, id) => {
+      if (piece !== undefined) vocab[bytesToUnicode(piece)] = id;
+    });
+    for (const [s, id] of this.specialIds) vocab[s] = id;
+    const name = (id: number) => bytesToUnicode(this.tokens[id] as Uint8Array);
+    const merges = order.map((i) => {
+      const [l, r] = this.spec.merges[i] as BpeMerge;
+      return `${name(l)} ${name(r)}`;
+    });
+    const byteLevel = {
+      type: "ByteLevel",
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true,
+    };
+    return {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: addedTokensJson(this.specialIds),
+      normalizer: null,
+      pre_tokenizer: byteLevel,
+      post_processor: { ...byteLevel, trim_offsets: false },
+      decoder: byteLevel,
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: this.spec.ignoreMerges ?? false,
+        vocab,
+        merges,
+      },
+    };
+  }
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A token's text when its bytes are whole UTF-8 characters, else its bytes as <0xNN>. */
 export function pieceString(bytes: Uint8Array): string {
-	try {
-		return strictUtf8.decode(bytes);
-	} catch {
-		return Array.from(
-			bytes,
-			(b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
-		).join("");
-	}
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return Array.from(bytes, (b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`).join("");
+  }
 }
 
-export function addedTokensJson(
-	specials: ReadonlyMap<string, number>,
-): object[] {
-	return [...specials]
-		.sort((a, b) => a[1] - b[1])
-		.map(([content, id]) => ({
-			id,
-			content,
-			single_word: false,
-			lstrip: false,
-			rstrip: false,
-			normalized: false,
-			special: true,
-		}));
+export function addedTokensJson(specials: ReadonlyMap<string, number>): object[] {
+  return [...specials]
+    .sort((a, b) => a[1] - b[1])
+    .map(([content, id]) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    }));
 }

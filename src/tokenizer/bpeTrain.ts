@@ -1,29 +1,24 @@
 import { fail } from "../errors.js";
-import {
-	type BpeMerge,
-	ByteLevelBpe,
-	specialsPattern,
-	splitSpecials,
-} from "./bpe.js";
+import { type BpeMerge, ByteLevelBpe, specialsPattern, splitSpecials } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
 import { pretokenize } from "./pretokenize.js";
 import { BPE_SPECIAL_TOKENS } from "./types.js";
 
 export interface BpeTrainOptions {
-	/** Target vocabulary size, counting the 256 byte tokens and the special tokens. */
-	vocabSize: number;
-	/** Special tokens besides the built-in ones; like them they are never merged or split. */
-	extraSpecials?: readonly string[];
+  /** Target vocabulary size, counting the 256 byte tokens and the special tokens. */
+  vocabSize: number;
+  /** Special tokens besides the built-in ones; like them they are never merged or split. */
+  extraSpecials?: readonly string[];
 }
 
 /** The built-in special tokens followed by the user's, without duplicates; bad ones are errors. */
 export function bpeSpecials(extra: readonly string[] = []): string[] {
-	const out = [...BPE_SPECIAL_TOKENS];
-	for (const s of extra) {
-		if (s.length === 0) fail("a special token cannot be the empty string");
-		if (!out.includes(s)) out.push(s);
-	}
-	return out;
+  const out = [...BPE_SPECIAL_TOKENS];
+  for (const s of extra) {
+    if (s.length === 0) fail("a special token cannot be the empty string");
+    if (!out.includes(s)) out.push(s);
+  }
+  return out;
 }
 
 /**
@@ -32,65 +27,59 @@ export function bpeSpecials(extra: readonly string[] = []): string[] {
  * longer matches. Ties go to the smaller pair key so training is deterministic.
  */
 class PairHeap {
-	private counts: number[] = [];
-	private keys: number[] = [];
+  private counts: number[] = [];
+  private keys: number[] = [];
 
-	get size(): number {
-		return this.counts.length;
-	}
+  get size(): number {
+    return this.counts.length;
+  }
 
-	private above(i: number, j: number): boolean {
-		const ci = this.counts[i] as number;
-		const cj = this.counts[j] as number;
-		return (
-			ci > cj ||
-			(ci === cj && (this.keys[i] as number) < (this.keys[j] as number))
-		);
-	}
+  private above(i: number, j: number): boolean {
+    const ci = this.counts[i] as number;
+    const cj = this.counts[j] as number;
+    return ci > cj || (ci === cj && (this.keys[i] as number) < (this.keys[j] as number));
+  }
 
-	private swap(i: number, j: number): void {
-		const c = this.counts[i] as number;
-		this.counts[i] = this.counts[j] as number;
-		this.counts[j] = c;
-		const k = this.keys[i] as number;
-		this.keys[i] = this.keys[j] as number;
-		this.keys[j] = k;
-	}
+  private swap(i: number, j: number): void {
+    const c = this.counts[i] as number;
+    this.counts[i] = this.counts[j] as number;
+    this.counts[j] = c;
+    const k = this.keys[i] as number;
+    this.keys[i] = this.keys[j] as number;
+    this.keys[j] = k;
+  }
 
-	push(count: number, key: number): void {
-		let i = this.counts.length;
-		this.counts.push(count);
-		this.keys.push(key);
-		while (i > 0) {
-			const parent = (i - 1) >> 1;
-			if (!this.above(i, parent)) break;
-			this.swap(i, parent);
-			i = parent;
-		}
-	}
+  push(count: number, key: number): void {
+    let i = this.counts.length;
+    this.counts.push(count);
+    this.keys.push(key);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.above(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
 
-	/** Removes the top entry and returns it as [count, key]. */
-	pop(): [number, number] {
-		const top: [number, number] = [
-			this.counts[0] as number,
-			this.keys[0] as number,
-		];
-		const last = this.counts.length - 1;
-		this.swap(0, last);
-		this.counts.pop();
-		this.keys.pop();
-		let i = 0;
-		for (;;) {
-			const l = 2 * i + 1;
-			const r = l + 1;
-			let m = i;
-			if (l < last && this.above(l, m)) m = l;
-			if (r < last && this.above(r, m)) m = r;
-			if (m === i) return top;
-			this.swap(i, m);
-			i = m;
-		}
-	}
+  /** Removes the top entry and returns it as [count, key]. */
+  pop(): [number, number] {
+    const top: [number, number] = [this.counts[0] as number, this.keys[0] as number];
+    const last = this.counts.length - 1;
+    this.swap(0, last);
+    this.counts.pop();
+    this.keys.pop();
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < last && this.above(l, m)) m = l;
+      if (r < last && this.above(r, m)) m = r;
+      if (m === i) return top;
+      this.swap(i, m);
+      i = m;
+    }
+  }
 }
 
 /**
@@ -103,134 +92,123 @@ class PairHeap {
  * than to the whole corpus.
  */
 export function trainBpe(text: string, options: BpeTrainOptions): ByteLevelBpe {
-	const specials = bpeSpecials(options.extraSpecials);
-	const minimum = 256 + specials.length;
-	if (!Number.isInteger(options.vocabSize) || options.vocabSize < minimum) {
-		fail(
-			`--vocab-size must be an integer of at least ${minimum} (256 bytes + ${specials.length} special tokens), got ${options.vocabSize}`,
-		);
-	}
-	const targetTokens = options.vocabSize - specials.length;
+  const specials = bpeSpecials(options.extraSpecials);
+  const minimum = 256 + specials.length;
+  if (!Number.isInteger(options.vocabSize) || options.vocabSize < minimum) {
+    fail(
+      `--vocab-size must be an integer of at least ${minimum} (256 bytes + ${specials.length} special tokens), got ${options.vocabSize}`,
+    );
+  }
+  const targetTokens = options.vocabSize - specials.length;
 
-	const wordCounts = new Map<string, number>();
-	const specialIds = new Map(specials.map((s, i) => [s, i]));
-	for (const part of splitSpecials(
-		text,
-		specialsPattern(specials),
-		specialIds,
-	)) {
-		if (typeof part === "number") continue;
-		for (const w of pretokenize(part))
-			wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
-	}
+  const wordCounts = new Map<string, number>();
+  const specialIds = new Map(specials.map((s, i) => [s, i]));
+  for (const part of splitSpecials(text, specialsPattern(specials), specialIds)) {
+    if (typeof part === "number") continue;
+    for (const w of pretokenize(part)) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+  }
 
-	const words: Int32Array[] = [];
-	const counts: number[] = [];
-	for (const [w, c] of wordCounts) {
-		words.push(Int32Array.from(wtf8Encode(w)));
-		counts.push(c);
-	}
+  const words: Int32Array[] = [];
+  const counts: number[] = [];
+  for (const [w, c] of wordCounts) {
+    words.push(Int32Array.from(wtf8Encode(w)));
+    counts.push(c);
+  }
 
-	// Pair keys stay small integers (fast Map keys) as long as vocabSize^2 < 2^30.
-	const base = options.vocabSize;
-	const pairCounts = new Map<number, number>();
-	const where = new Map<number, number[]>();
-	// Only pairs with the new token can gain counts; `touched` collects those for the heap.
-	const addPairs = (
-		w: number,
-		word: Int32Array,
-		sign: number,
-		touched?: Set<number>,
-		newId = -1,
-	): void => {
-		const c = sign * (counts[w] as number);
-		for (let i = 0; i + 1 < word.length; i++) {
-			const key = (word[i] as number) * base + (word[i + 1] as number);
-			pairCounts.set(key, (pairCounts.get(key) ?? 0) + c);
-			if (sign > 0) {
-				let list = where.get(key);
-				if (list === undefined) {
-					list = [];
-					where.set(key, list);
-				}
-				if (list[list.length - 1] !== w) list.push(w);
-				if (word[i] === newId || word[i + 1] === newId) touched?.add(key);
-			}
-		}
-	};
-	for (let w = 0; w < words.length; w++) addPairs(w, words[w] as Int32Array, 1);
+  // Pair keys stay small integers (fast Map keys) as long as vocabSize^2 < 2^30.
+  const base = options.vocabSize;
+  const pairCounts = new Map<number, number>();
+  const where = new Map<number, number[]>();
+  // Only pairs with the new token can gain counts; `touched` collects those for the heap.
+  const addPairs = (w: number, word: Int32Array, sign: number, touched?: Set<number>, newId = -1): void => {
+    const c = sign * (counts[w] as number);
+    for (let i = 0; i + 1 < word.length; i++) {
+      const key = (word[i] as number) * base + (word[i + 1] as number);
+      pairCounts.set(key, (pairCounts.get(key) ?? 0) + c);
+      if (sign > 0) {
+        let list = where.get(key);
+        if (list === undefined) {
+          list = [];
+          where.set(key, list);
+        }
+        if (list[list.length - 1] !== w) list.push(w);
+        if (word[i] === newId || word[i + 1] === newId) touched?.add(key);
+      }
+    }
+  };
+  for (let w = 0; w < words.length; w++) addPairs(w, words[w] as Int32Array, 1);
 
-	const heap = new PairHeap();
-	for (const [key, c] of pairCounts) heap.push(c, key);
+  const heap = new PairHeap();
+  for (const [key, c] of pairCounts) heap.push(c, key);
 
-	const pieces: Uint8Array[] = [];
-	const idOf = new Map<string, number>();
-	for (let b = 0; b < 256; b++) {
-		pieces.push(Uint8Array.of(b));
-		idOf.set(String.fromCharCode(b), b);
-	}
-	const pieceKey = (p: Uint8Array) => String.fromCharCode(...p);
-	const merges: BpeMerge[] = [];
-	const seen = new Int32Array(words.length).fill(-1);
+  const pieces: Uint8Array[] = [];
+  const idOf = new Map<string, number>();
+  for (let b = 0; b < 256; b++) {
+    pieces.push(Uint8Array.of(b));
+    idOf.set(String.fromCharCode(b), b);
+  }
+  const pieceKey = (p: Uint8Array) => String.fromCharCode(...p);
+  const merges: BpeMerge[] = [];
+  const seen = new Int32Array(words.length).fill(-1);
 
-	while (pieces.length < targetTokens && heap.size > 0) {
-		const [count, key] = heap.pop();
-		const current = pairCounts.get(key) ?? 0;
-		if (current !== count) {
-			if (current > 0) heap.push(current, key);
-			continue;
-		}
-		if (count <= 0) break;
-		const a = Math.floor(key / base);
-		const b = key % base;
-		const left = pieces[a] as Uint8Array;
-		const right = pieces[b] as Uint8Array;
-		const joined = new Uint8Array(left.length + right.length);
-		joined.set(left);
-		joined.set(right, left.length);
-		// A pair can spell a token that already exists (made from a different split); reuse its id.
-		let merged = idOf.get(pieceKey(joined));
-		if (merged === undefined) {
-			merged = pieces.length;
-			pieces.push(joined);
-			idOf.set(pieceKey(joined), merged);
-		}
-		merges.push([a, b, merged]);
+  while (pieces.length < targetTokens && heap.size > 0) {
+    const [count, key] = heap.pop();
+    const current = pairCounts.get(key) ?? 0;
+    if (current !== count) {
+      if (current > 0) heap.push(current, key);
+      continue;
+    }
+    if (count <= 0) break;
+    const a = Math.floor(key / base);
+    const b = key % base;
+    const left = pieces[a] as Uint8Array;
+    const right = pieces[b] as Uint8Array;
+    const joined = new Uint8Array(left.length + right.length);
+    joined.set(left);
+    joined.set(right, left.length);
+    // A pair can spell a token that already exists (made from a different split); reuse its id.
+    let merged = idOf.get(pieceKey(joined));
+    if (merged === undefined) {
+      merged = pieces.length;
+      pieces.push(joined);
+      idOf.set(pieceKey(joined), merged);
+    }
+    merges.push([a, b, merged]);
 
-		const touched = new Set<number>();
-		const step = merges.length;
-		for (const w of where.get(key) ?? []) {
-			if (seen[w] === step) continue;
-			seen[w] = step;
-			const word = words[w] as Int32Array;
-			const out = new Int32Array(word.length);
-			let n = 0;
-			for (let i = 0; i < word.length; i++) {
-				if (word[i] === a && word[i + 1] === b && i + 1 < word.length) {
-					out[n++] = merged;
-					i++;
-				} else {
-					out[n++] = word[i] as number;
-				}
-			}
-			if (n === word.length) continue;
-			addPairs(w, word, -1);
-			const next = out.slice(0, n);
-			words[w] = next;
-			addPairs(w, next, 1, touched, merged);
-		}
-		where.delete(key);
-		pairCounts.delete(key);
-		for (const k of touched) {
-			const c = pairCounts.get(k) ?? 0;
-			if (c > 0) heap.push(c, k);
-		}
-	}
+    const touched = new Set<number>();
+    const step = merges.length;
+    for (const w of where.get(key) ?? []) {
+      if (seen[w] === step) continue;
+      seen[w] = step;
+      const word = words[w] as Int32Array;
+      const out = new Int32Array(word.length);
+      let n = 0;
+      for (let i = 0; i < word.length; i++) {
+        if (word[i] === a && word[i + 1] === b && i + 1 < word.length) {
+          out[n++] = merged;
+          i++;
+        } else {
+          out[n++] = word[i] as number;
+        }
+      }
+      if (n === word.length) continue;
+      addPairs(w, word, -1);
+      const next = out.slice(0, n);
+      words[w] = next;
+      addPairs(w, next, 1, touched, merged);
+    }
+    where.delete(key);
+    pairCounts.delete(key);
+    for (const k of touched) {
+      const c = pairCounts.get(k) ?? 0;
+      if (c > 0) heap.push(c, k);
+    }
+  }
 
-	return new ByteLevelBpe({
-		kind: "bpe",
-		pieces,
-		merges,
-		specials: new Map(specials.map((s, i) => [s, pieces.length + i])),
-	});
+  return new ByteLevelBpe({
+    kind: "bpe",
+    pieces,
+    merges,
+    specials: new Map(specials.map((s, i) => [s, pieces.length + i])),
+  });
 }

@@ -8,38 +8,33 @@
  * 'Ċ' (U+010A) in GPT-2 style vocabularies.
  */
 export const BYTE_TO_UNICODE: readonly string[] = (() => {
-	const table: string[] = new Array<string>(256);
-	let next = 256;
-	for (let b = 0; b < 256; b++) {
-		const printable =
-			(b >= 0x21 && b <= 0x7e) ||
-			(b >= 0xa1 && b <= 0xac) ||
-			(b >= 0xae && b <= 0xff);
-		table[b] = String.fromCharCode(printable ? b : next++);
-	}
-	return table;
+  const table: string[] = new Array<string>(256);
+  let next = 256;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    table[b] = String.fromCharCode(printable ? b : next++);
+  }
+  return table;
 })();
 
-export const UNICODE_TO_BYTE: ReadonlyMap<string, number> = new Map(
-	BYTE_TO_UNICODE.map((ch, b) => [ch, b]),
-);
+export const UNICODE_TO_BYTE: ReadonlyMap<string, number> = new Map(BYTE_TO_UNICODE.map((ch, b) => [ch, b]));
 
 /** The GPT-2 printable form of a byte string, as written in tokenizer.json vocabularies. */
 export function bytesToUnicode(bytes: Uint8Array): string {
-	let s = "";
-	for (const b of bytes) s += BYTE_TO_UNICODE[b];
-	return s;
+  let s = "";
+  for (const b of bytes) s += BYTE_TO_UNICODE[b];
+  return s;
 }
 
 /** Inverse of bytesToUnicode; undefined when a character is not one of the 256 stand-ins. */
 export function unicodeToBytes(s: string): Uint8Array | undefined {
-	const out = new Uint8Array(s.length);
-	for (let i = 0; i < s.length; i++) {
-		const b = UNICODE_TO_BYTE.get(s[i] as string);
-		if (b === undefined) return undefined;
-		out[i] = b;
-	}
-	return out;
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const b = UNICODE_TO_BYTE.get(s[i] as string);
+    if (b === undefined) return undefined;
+    out[i] = b;
+  }
+  return out;
 }
 
 const utf8Encoder = new TextEncoder();
@@ -54,29 +49,24 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * decode(encode(s)) === s hold for every string, not just well-formed ones.
  */
 export function wtf8Encode(s: string): Uint8Array {
-	if (!LONE_SURROGATE.test(s)) return utf8Encoder.encode(s);
-	const out: number[] = [];
-	for (let i = 0; i < s.length; i++) {
-		const c = s.charCodeAt(i);
-		if (c >= 0xd800 && c <= 0xdfff) {
-			const d = s.charCodeAt(i + 1);
-			if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-				const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-				out.push(
-					0xf0 | (cp >> 18),
-					0x80 | ((cp >> 12) & 63),
-					0x80 | ((cp >> 6) & 63),
-					0x80 | (cp & 63),
-				);
-				i++;
-			} else {
-				out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-			}
-		} else {
-			for (const b of utf8Encoder.encode(String.fromCharCode(c))) out.push(b);
-		}
-	}
-	return Uint8Array.from(out);
+  if (!LONE_SURROGATE.test(s)) return utf8Encoder.encode(s);
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const d = s.charCodeAt(i + 1);
+      if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
+        i++;
+      } else {
+        out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+      }
+    } else {
+      for (const b of utf8Encoder.encode(String.fromCharCode(c))) out.push(b);
+    }
+  }
+  return Uint8Array.from(out);
 }
 
 /**
@@ -84,19 +74,17 @@ export function wtf8Encode(s: string): Uint8Array {
  * can sample any token order) become U+FFFD, as TextDecoder does.
  */
 export function wtf8Decode(bytes: Uint8Array): string {
-	let start = 0;
-	let out = "";
-	for (let i = 0; i + 2 < bytes.length; i++) {
-		if (bytes[i] !== 0xed) continue;
-		const b1 = bytes[i + 1] as number;
-		const b2 = bytes[i + 2] as number;
-		if (b1 < 0xa0 || b1 > 0xbf || b2 < 0x80 || b2 > 0xbf) continue;
-		out += utf8Decoder.decode(bytes.subarray(start, i));
-		out += String.fromCharCode(0xd000 | ((b1 & 63) << 6) | (b2 & 63));
-		start = i + 3;
-		i += 2;
-	}
-	return start === 0
-		? utf8Decoder.decode(bytes)
-		: out + utf8Decoder.decode(bytes.subarray(start));
+  let start = 0;
+  let out = "";
+  for (let i = 0; i + 2 < bytes.length; i++) {
+    if (bytes[i] !== 0xed) continue;
+    const b1 = bytes[i + 1] as number;
+    const b2 = bytes[i + 2] as number;
+    if (b1 < 0xa0 || b1 > 0xbf || b2 < 0x80 || b2 > 0xbf) continue;
+    out += utf8Decoder.decode(bytes.subarray(start, i));
+    out += String.fromCharCode(0xd000 | ((b1 & 63) << 6) | (b2 & 63));
+    start = i + 3;
+    i += 2;
+  }
+  return start === 0 ? utf8Decoder.decode(bytes) : out + utf8Decoder.decode(bytes.subarray(start));
 }

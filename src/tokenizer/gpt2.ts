@@ -12,41 +12,41 @@ let cached: ByteLevelBpe | undefined;
  * into two tokens becomes a merge rule ranked by the whole token's id.
  */
 export function gpt2Tokenizer(): ByteLevelBpe {
-	if (cached) return cached;
-	const pieces: Uint8Array[] = [];
-	const latin1: string[] = [];
-	for (const line of gpt2Ranks.bpe_ranks.split("\n")) {
-		if (line === "") continue;
-		const fields = line.split(" ");
-		const offset = Number.parseInt(fields[1] as string, 10);
-		for (let i = 2; i < fields.length; i++) {
-			const bytes = Buffer.from(fields[i] as string, "base64");
-			pieces[offset + i - 2] = new Uint8Array(bytes);
-			latin1[offset + i - 2] = bytes.toString("latin1");
-		}
-	}
-	const idOf = new Map<string, number>();
-	for (const [id, s] of latin1.entries()) idOf.set(s, id);
-	const merges: BpeMerge[] = [];
-	const ranks: number[] = [];
-	latin1.forEach((s, id) => {
-		for (let cut = 1; cut < s.length; cut++) {
-			const left = idOf.get(s.slice(0, cut));
-			const right = idOf.get(s.slice(cut));
-			if (left !== undefined && right !== undefined) {
-				merges.push([left, right, id]);
-				ranks.push(id);
-			}
-		}
-	});
-	const specials = new Map(Object.entries(gpt2Ranks.special_tokens));
-	cached = new ByteLevelBpe({
-		kind: "gpt2",
-		pieces,
-		merges,
-		mergeRanks: ranks,
-		specials,
-		ignoreMerges: true,
-	});
-	return cached;
+  if (cached) return cached;
+  const pieces: Uint8Array[] = [];
+  const latin1: string[] = [];
+  for (const line of gpt2Ranks.bpe_ranks.split("\n")) {
+    if (line === "") continue;
+    const fields = line.split(" ");
+    const offset = Number.parseInt(fields[1] as string, 10);
+    for (let i = 2; i < fields.length; i++) {
+      const bytes = Buffer.from(fields[i] as string, "base64");
+      pieces[offset + i - 2] = new Uint8Array(bytes);
+      latin1[offset + i - 2] = bytes.toString("latin1");
+    }
+  }
+  const idOf = new Map<string, number>();
+  for (const [id, s] of latin1.entries()) idOf.set(s, id);
+  const merges: BpeMerge[] = [];
+  const ranks: number[] = [];
+  latin1.forEach((s, id) => {
+    for (let cut = 1; cut < s.length; cut++) {
+      const left = idOf.get(s.slice(0, cut));
+      const right = idOf.get(s.slice(cut));
+      if (left !== undefined && right !== undefined) {
+        merges.push([left, right, id]);
+        ranks.push(id);
+      }
+    }
+  });
+  const specials = new Map(Object.entries(gpt2Ranks.special_tokens));
+  cached = new ByteLevelBpe({
+    kind: "gpt2",
+    pieces,
+    merges,
+    mergeRanks: ranks,
+    specials,
+    ignoreMerges: true,
+  });
+  return cached;
 }

@@ -8,77 +8,54 @@ import { WordTokenizer } from "./word.js";
 type Json = Record<string, unknown>;
 
 function isObject(x: unknown): x is Json {
-	return typeof x === "object" && x !== null && !Array.isArray(x);
+  return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
 function typeOf(x: unknown): string | undefined {
-	return isObject(x) && typeof x.type === "string" ? x.type : undefined;
+  return isObject(x) && typeof x.type === "string" ? x.type : undefined;
 }
 
 /** Token strings by id, from model.vocab and added_tokens; ids must cover 0..n-1. */
 function readVocab(model: Json, added: Map<string, number>): string[] {
-	if (!isObject(model.vocab))
-		fail("tokenizer.json: model.vocab must be an object mapping tokens to ids");
-	const pieces: string[] = [];
-	const place = (token: string, id: unknown) => {
-		if (typeof id !== "number" || !Number.isInteger(id) || id < 0)
-			fail(
-				`tokenizer.json: token ${JSON.stringify(token)} has invalid id ${String(id)}`,
-			);
-		const there = pieces[id];
-		if (there !== undefined && there !== token)
-			fail(
-				`tokenizer.json: id ${id} is used by both ${JSON.stringify(there)} and ${JSON.stringify(token)}`,
-			);
-		pieces[id] = token;
-	};
-	for (const [token, id] of Object.entries(model.vocab)) place(token, id);
-	for (const [token, id] of added) place(token, id);
-	for (let id = 0; id < pieces.length; id++) {
-		if (pieces[id] === undefined)
-			fail(
-				`tokenizer.json: no token has id ${id}; ids must run from 0 to ${pieces.length - 1}`,
-			);
-	}
-	return pieces;
+  if (!isObject(model.vocab)) fail("tokenizer.json: model.vocab must be an object mapping tokens to ids");
+  const pieces: string[] = [];
+  const place = (token: string, id: unknown) => {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0)
+      fail(`tokenizer.json: token ${JSON.stringify(token)} has invalid id ${String(id)}`);
+    const there = pieces[id];
+    if (there !== undefined && there !== token)
+      fail(`tokenizer.json: id ${id} is used by both ${JSON.stringify(there)} and ${JSON.stringify(token)}`);
+    pieces[id] = token;
+  };
+  for (const [token, id] of Object.entries(model.vocab)) place(token, id);
+  for (const [token, id] of added) place(token, id);
+  for (let id = 0; id < pieces.length; id++) {
+    if (pieces[id] === undefined) fail(`tokenizer.json: no token has id ${id}; ids must run from 0 to ${pieces.length - 1}`);
+  }
+  return pieces;
 }
 
 function readAddedTokens(json: Json): Map<string, number> {
-	const added = new Map<string, number>();
-	const list = json.added_tokens ?? [];
-	if (!Array.isArray(list))
-		fail("tokenizer.json: added_tokens must be an array");
-	for (const t of list) {
-		if (
-			!isObject(t) ||
-			typeof t.content !== "string" ||
-			typeof t.id !== "number"
-		) {
-			fail(
-				"tokenizer.json: every added_tokens entry needs a string content and a numeric id",
-			);
-		}
-		added.set(t.content, t.id);
-	}
-	return added;
+  const added = new Map<string, number>();
+  const list = json.added_tokens ?? [];
+  if (!Array.isArray(list)) fail("tokenizer.json: added_tokens must be an array");
+  for (const t of list) {
+    if (!isObject(t) || typeof t.content !== "string" || typeof t.id !== "number") {
+      fail("tokenizer.json: every added_tokens entry needs a string content and a numeric id");
+    }
+    added.set(t.content, t.id);
+  }
+  return added;
 }
 
 function readMerge(m: unknown, i: number): [string, string] {
-	if (typeof m === "string") {
-		const cut = m.indexOf(" ");
-		if (cut > 0 && cut === m.lastIndexOf(" "))
-			return [m.slice(0, cut), m.slice(cut + 1)];
-	} else if (
-		Array.isArray(m) &&
-		m.length === 2 &&
-		typeof m[0] === "string" &&
-		typeof m[1] === "string"
-	) {
-		return [m[0], m[1]];
-	}
-	return fail(
-		`tokenizer.json: merge ${i} must be "left right" or ["left", "right"], got ${JSON.stringify(m)}`,
-	);
+  if (typeof m === "string") {
+    const cut = m.indexOf(" ");
+    if (cut > 0 && cut === m.lastIndexOf(" ")) return [m.slice(0, cut), m.slice(cut + 1)];
+  } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
+    return [m[0], m[1]];
+  }
+  return fail(`tokenizer.json: merge ${i} must be "left right" or ["left", "right"], got ${JSON.stringify(m)}`);
 }
 
 /**
@@ -88,121 +65,96 @@ function readMerge(m: unknown, i: number): [string, string] {
  * since silently encoding differently from the file's owner would corrupt a model's input.
  */
 export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
-	if (!isObject(json) || !isObject(json.model))
-		fail('tokenizer.json: expected an object with a "model" field');
-	const model = json.model;
-	if (json.normalizer !== null && json.normalizer !== undefined) {
-		fail(
-			`tokenizer.json: normalizer ${typeOf(json.normalizer) ?? "?"} is not supported (minigpt reads tokenizers without a normalizer)`,
-		);
-	}
-	const added = readAddedTokens(json);
-	const specials = [...added.keys()];
-	const pre = json.pre_tokenizer ?? null;
-	const modelType = typeOf(model);
+  if (!isObject(json) || !isObject(json.model)) fail('tokenizer.json: expected an object with a "model" field');
+  const model = json.model;
+  if (json.normalizer !== null && json.normalizer !== undefined) {
+    fail(`tokenizer.json: normalizer ${typeOf(json.normalizer) ?? "?"} is not supported (minigpt reads tokenizers without a normalizer)`);
+  }
+  const added = readAddedTokens(json);
+  const specials = [...added.keys()];
+  const pre = json.pre_tokenizer ?? null;
+  const modelType = typeOf(model);
 
-	if (modelType === "WordLevel") {
-		if (typeOf(pre) !== "WhitespaceSplit")
-			fail(
-				`tokenizer.json: a WordLevel model needs the WhitespaceSplit pre-tokenizer, got ${typeOf(pre) ?? "none"}`,
-			);
-		return new WordTokenizer(readVocab(model, added), specials);
-	}
-	if (modelType !== "BPE" && modelType !== undefined)
-		fail(
-			`tokenizer.json: model type ${modelType} is not supported (minigpt reads BPE and WordLevel)`,
-		);
-	const merges = model.merges ?? [];
-	if (!Array.isArray(merges))
-		fail("tokenizer.json: model.merges must be an array");
+  if (modelType === "WordLevel") {
+    if (typeOf(pre) !== "WhitespaceSplit")
+      fail(`tokenizer.json: a WordLevel model needs the WhitespaceSplit pre-tokenizer, got ${typeOf(pre) ?? "none"}`);
+    return new WordTokenizer(readVocab(model, added), specials);
+  }
+  if (modelType !== "BPE" && modelType !== undefined)
+    fail(`tokenizer.json: model type ${modelType} is not supported (minigpt reads BPE and WordLevel)`);
+  const merges = model.merges ?? [];
+  if (!Array.isArray(merges)) fail("tokenizer.json: model.merges must be an array");
 
-	if (pre === null && merges.length === 0 && typeOf(json.decoder) === "Fuse") {
-		return new CharTokenizer(readVocab(model, added), specials);
-	}
-	if (typeOf(pre) !== "ByteLevel" || !isObject(pre)) {
-		fail(
-			`tokenizer.json: pre-tokenizer ${typeOf(pre) ?? "none"} is not supported (minigpt reads GPT-2-style ByteLevel BPE)`,
-		);
-	}
-	if (pre.use_regex === false || pre.add_prefix_space === true) {
-		fail(
-			"tokenizer.json: only the GPT-2 ByteLevel settings (use_regex true, add_prefix_space false) are supported",
-		);
-	}
-	if (model.continuing_subword_prefix || model.end_of_word_suffix) {
-		fail(
-			"tokenizer.json: BPE with continuing_subword_prefix or end_of_word_suffix is not byte-level GPT-2 style",
-		);
-	}
+  if (pre === null && merges.length === 0 && typeOf(json.decoder) === "Fuse") {
+    return new CharTokenizer(readVocab(model, added), specials);
+  }
+  if (typeOf(pre) !== "ByteLevel" || !isObject(pre)) {
+    fail(`tokenizer.json: pre-tokenizer ${typeOf(pre) ?? "none"} is not supported (minigpt reads GPT-2-style ByteLevel BPE)`);
+  }
+  if (pre.use_regex === false || pre.add_prefix_space === true) {
+    fail("tokenizer.json: only the GPT-2 ByteLevel settings (use_regex true, add_prefix_space false) are supported");
+  }
+  if (model.continuing_subword_prefix || model.end_of_word_suffix) {
+    fail("tokenizer.json: BPE with continuing_subword_prefix or end_of_word_suffix is not byte-level GPT-2 style");
+  }
 
-	const names = readVocab(model, added);
-	const idOf = new Map(names.map((t, id) => [t, id]));
-	const pieces = names.map((name, id) => {
-		if (added.get(name) === id) return undefined;
-		const bytes = unicodeToBytes(name);
-		if (bytes === undefined)
-			fail(
-				`tokenizer.json: vocab entry ${JSON.stringify(name)} is not written in GPT-2's byte-level alphabet`,
-			);
-		return bytes;
-	});
-	const bpeMerges: BpeMerge[] = merges.map((m, i) => {
-		const [l, r] = readMerge(m, i);
-		const left = idOf.get(l);
-		const right = idOf.get(r);
-		const merged = idOf.get(l + r);
-		if (left === undefined || right === undefined || merged === undefined) {
-			fail(
-				`tokenizer.json: merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) uses or makes a token missing from the vocab`,
-			);
-		}
-		return [left, right, merged];
-	});
-	const isGpt2 =
-		names.length === 50257 &&
-		idOf.get("<|endoftext|>") === 50256 &&
-		idOf.get("Ġthe") === 262;
-	return new ByteLevelBpe({
-		kind: isGpt2 ? "gpt2" : "bpe",
-		pieces,
-		merges: bpeMerges,
-		specials: added,
-		ignoreMerges: model.ignore_merges === true,
-	});
+  const names = readVocab(model, added);
+  const idOf = new Map(names.map((t, id) => [t, id]));
+  const pieces = names.map((name, id) => {
+    if (added.get(name) === id) return undefined;
+    const bytes = unicodeToBytes(name);
+    if (bytes === undefined) fail(`tokenizer.json: vocab entry ${JSON.stringify(name)} is not written in GPT-2's byte-level alphabet`);
+    return bytes;
+  });
+  const bpeMerges: BpeMerge[] = merges.map((m, i) => {
+    const [l, r] = readMerge(m, i);
+    const left = idOf.get(l);
+    const right = idOf.get(r);
+    const merged = idOf.get(l + r);
+    if (left === undefined || right === undefined || merged === undefined) {
+      fail(`tokenizer.json: merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) uses or makes a token missing from the vocab`);
+    }
+    return [left, right, merged];
+  });
+  const isGpt2 = names.length === 50257 && idOf.get("<|endoftext|>") === 50256 && idOf.get("Ġthe") === 262;
+  return new ByteLevelBpe({
+    kind: isGpt2 ? "gpt2" : "bpe",
+    pieces,
+    merges: bpeMerges,
+    specials: added,
+    ignoreMerges: model.ignore_merges === true,
+  });
 }
 
 export interface TokenizerConfigOptions {
-	/** The model's context length, which Hugging Face uses to truncate and warn. */
-	modelMaxLength?: number;
+  /** The model's context length, which Hugging Face uses to truncate and warn. */
+  modelMaxLength?: number;
 }
 
 /** tokenizer_config.json to sit next to tokenizer.json, so AutoTokenizer loads the folder. */
-export function tokenizerConfigJson(
-	tok: Tokenizer,
-	options: TokenizerConfigOptions = {},
-): object {
-	const decoder: Record<string, object> = {};
-	for (const s of tok.specialTokens) {
-		decoder[String(tok.specialTokenId(s))] = {
-			content: s,
-			lstrip: false,
-			normalized: false,
-			rstrip: false,
-			single_word: false,
-			special: true,
-		};
-	}
-	const has = (s: string) => (tok.specialTokenId(s) === undefined ? null : s);
-	return {
-		tokenizer_class: "PreTrainedTokenizerFast",
-		model_max_length: options.modelMaxLength ?? 1024,
-		bos_token: has("<|endoftext|>"),
-		eos_token: has("<|endoftext|>"),
-		pad_token: has("<|pad|>"),
-		unk_token: null,
-		add_prefix_space: false,
-		clean_up_tokenization_spaces: false,
-		added_tokens_decoder: decoder,
-		minigpt_tokenizer: tok.kind,
-	};
+export function tokenizerConfigJson(tok: Tokenizer, options: TokenizerConfigOptions = {}): object {
+  const decoder: Record<string, object> = {};
+  for (const s of tok.specialTokens) {
+    decoder[String(tok.specialTokenId(s))] = {
+      content: s,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
+  }
+  const has = (s: string) => (tok.specialTokenId(s) === undefined ? null : s);
+  return {
+    tokenizer_class: "PreTrainedTokenizerFast",
+    model_max_length: options.modelMaxLength ?? 1024,
+    bos_token: has("<|endoftext|>"),
+    eos_token: has("<|endoftext|>"),
+    pad_token: has("<|pad|>"),
+    unk_token: null,
+    add_prefix_space: false,
+    clean_up_tokenization_spaces: false,
+    added_tokens_decoder: decoder,
+    minigpt_tokenizer: tok.kind,
+  };
 }

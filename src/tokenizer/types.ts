@@ -1,39 +1,28 @@
 export interface EncodeOptions {
-	/** Default false: special-token strings in the text become their special ids. */
-	specialsAsText?: boolean;
+  /** Default false: special-token strings in the text become their special ids. */
+  specialsAsText?: boolean;
 }
 
 export type TokenizerKind = "char" | "bpe" | "gpt2" | "word";
 
 export interface Tokenizer {
-	readonly kind: TokenizerKind;
-	/** Including special tokens. */
-	readonly vocabSize: number;
-	encode(text: string, options?: EncodeOptions): number[];
-	decode(ids: readonly number[]): string;
-	/** Bytes of one token's piece (for learning views, bits-per-byte); specials give their string's UTF-8. */
-	tokenBytes(id: number): Uint8Array;
-	/** Readable piece for display. */
-	tokenString(id: number): string;
-	specialTokenId(token: string): number | undefined;
-	readonly specialTokens: readonly string[];
-	/** Hugging Face tokenizer.json (an object, to be JSON.stringified). */
-	toHuggingFaceJson(): object;
+  readonly kind: TokenizerKind;
+  /** Including special tokens. */
+  readonly vocabSize: number;
+  encode(text: string, options?: EncodeOptions): number[];
+  decode(ids: readonly number[]): string;
+  /** Bytes of one token's piece (for learning views, bits-per-byte); specials give their string's UTF-8. */
+  tokenBytes(id: number): Uint8Array;
+  /** Readable piece for display. */
+  tokenString(id: number): string;
+  specialTokenId(token: string): number | undefined;
+  readonly specialTokens: readonly string[];
+  /** Hugging Face tokenizer.json (an object, to be JSON.stringified). */
+  toHuggingFaceJson(): object;
 }
 
 /** Special tokens of the character and word tokenizers (the chat format's markers plus end of text). */
-export const CHAR_SPECIAL_TOKENS: readonly string[] = [
-	"<|endoftext|>",
-	"<|user|>",
-	"<|assistant|>",
-	"<|end|>",
-];
+export const CHAR_SPECIAL_TOKENS: readonly string[] = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"];
 
 /** Special tokens every trained byte-level BPE vocabulary reserves. */
-export const BPE_SPECIAL_TOKENS: readonly string[] = [
-	"<|endoftext|>",
-	"<|pad|>",
-	"<|user|>",
-	"<|assistant|>",
-	"<|end|>",
-];
+export const BPE_SPECIAL_TOKENS: readonly string[] = ["<|endoftext|>", "<|pad|>", "<|user|>", "<|assistant|>", "<|end|>"];
