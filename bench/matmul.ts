@@ -1,0 +1,122 @@
+// Matmul GFLOP/s per shape: ref, wasm on 1 thread, wasm on 2 threads. Every backend's result is
+// checked against ref (|diff| <= 1e-6·K·max|A|·max|B|) before it is timed; a median of several runs.
+//   node --import tsx bench/matmul.ts [--quick]
+// Shapes: the matmuls of nanoGPT's CPU recipe (B·T = 768 rows, C = 128, 3C, 4C, V = 65) in the layout
+// each appears in during training, plus 4096x256x1024.
+import { availableParallelism, cpus } from "node:os";
+import type { Backend } from "../src/kernels/backend.js";
+import { refBackend } from "../src/kernels/ref/index.js";
+import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
+import { Rng } from "../src/random.js";
+import { heap } from "../src/tensor/memory.js";
+
+type Kind = "matmul" | "matmulBT" | "matmulAT";
+interface Shape {
+  label: string;
+  kind: Kind;
+  M: number;
+  K: number;
+  N: number;
+}
+
+const R = 768;
+const C = 128;
+const V = 65;
+const SHAPES: Shape[] = [
+  { label: "qkv = x·W", kind: "matmul", M: R, K: C, N: 3 * C },
+  { label: "attn proj", kind: "matmul", M: R, K: C, N: C },
+  { label: "fc = x·W", kind: "matmul", M: R, K: C, N: 4 * C },
+  { label: "mlp proj", kind: "matmul", M: R, K: 4 * C, N: C },
+  { label: "logits = x·wteᵀ", kind: "matmulBT", M: R, K: C, N: V },
+  { label: "dx = dy·Wᵀ (fc)", kind: "matmulBT", M: R, K: 4 * C, N: C },
+  { label: "dx = dy·Wᵀ (qkv)", kind: "matmulBT", M: R, K: 3 * C, N: C },
+  { label: "dW = xᵀ·dy (fc)", kind: "matmulAT", M: C, K: R, N: 4 * C },
+  { label: "dW = xᵀ·dy (proj)", kind: "matmulAT", M: 4 * C, K: R, N: C },
+  { label: "dx = dlogits·wte", kind: "matmul", M: R, K: V, N: C },
+  { label: "big", kind: "matmul", M: 4096, K: 256, N: 1024 },
+  { label: "big", kind: "matmulBT", M: 4096, K: 256, N: 1024 },
+  { label: "big", kind: "matmulAT", M: 4096, K: 256, N: 1024 },
+];
+
+const quick = process.argv.includes("--quick");
+
+function f32(n: number): Float32Array {
+  const p = heap().alloc(n * 4);
+  return new Float32Array(heap().memory.buffer, p, n);
+}
+
+function maxAbs(a: Float32Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+/** median seconds per call, each sample running the call enough times to take >= minMs */
+function time(fn: () => void, samples: number, minMs: number): number {
+  fn();
+  let reps = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    const dt = performance.now() - t0;
+    if (dt >= minMs) break;
+    reps = Math.max(reps * 2, Math.ceil((reps * minMs) / Math.max(dt, 0.01)));
+  }
+  const out: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    out.push((performance.now() - t0) / reps / 1000);
+  }
+  out.sort((a, b) => a - b);
+  return out[Math.floor(out.length / 2)] as number;
+}
+
+async function main(): Promise<void> {
+  const one = await loadWasmBackend({ threads: 1 });
+  const two = await loadWasmBackend({ threads: 2 });
+  const rng = new Rng(7);
+  const cpu = cpus()[0]?.model ?? "?";
+  console.log(`matmul GFLOP/s  (${cpu}, ${availableParallelism()} cores, Node ${process.version}, wasm ${one.simd} SIMD)`);
+  console.log("validated against ref before timing; median of 5 samples\n");
+  const head = `${"shape".padEnd(20)} ${"layout".padEnd(9)} ${"M x K x N".padEnd(17)} ${"ref".padStart(7)} ${"wasm 1T".padStart(8)} ${"wasm 2T".padStart(8)} ${"2T/1T".padStart(6)}`;
+  console.log(head);
+  console.log("-".repeat(head.length));
+  for (const s of SHAPES) {
+    const { M, K, N, kind } = s;
+    const aLen = M * K;
+    const a = f32(aLen);
+    const b = f32(K * N);
+    for (let i = 0; i < a.length; i++) a[i] = rng.random() * 2 - 1;
+    for (let i = 0; i < b.length; i++) b[i] = rng.random() * 2 - 1;
+    const want = f32(M * N);
+    refBackend[kind](want, a, b, M, K, N, false);
+    const tol = 1e-6 * K * maxAbs(a) * maxAbs(b) + 1e-30;
+    const flops = 2 * M * K * N;
+    const rate = (be: Backend, skip = false): number => {
+      if (skip) return Number.NaN;
+      const out = f32(M * N);
+      be[kind](out, a, b, M, K, N, false);
+      for (let i = 0; i < out.length; i++) {
+        if (!(Math.abs((out[i] as number) - (want[i] as number)) <= tol)) {
+          throw new Error(`${be.name} ${kind} ${M}x${K}x${N}: element ${i} is ${out[i]}, ref ${want[i]}`);
+        }
+      }
+      const sec = time(() => be[kind](out, a, b, M, K, N, false), quick ? 3 : 5, quick ? 20 : 60);
+      return flops / sec / 1e9;
+    };
+    const r = rate(refBackend, quick && flops > 3e8);
+    const w1 = rate(one);
+    const w2 = rate(two);
+    const fmt = (x: number, w: number) => (Number.isNaN(x) ? "-" : x.toFixed(1)).padStart(w);
+    console.log(
+      `${s.label.padEnd(20)} ${kind.padEnd(9)} ${`${M}x${K}x${N}`.padEnd(17)} ${fmt(r, 7)} ${fmt(w1, 8)} ${fmt(w2, 8)} ${fmt(w2 / w1, 6)}`,
+    );
+  }
+  for (const be of [one, two] as WasmBackend[]) {
+    if (be.stats.fallback !== 0) throw new Error("wasm fell back to ref");
+    be.dispose();
+  }
+}
+
+await main();

@@ -1,0 +1,1008 @@
+// AssemblyScript source of the wasm kernels (compiled by scripts/build-wasm.mjs; the ".as" extension
+// keeps the project's tsc away from it). Every kernel is the SIMD twin of src/kernels/ref/*.ts.
+//
+// Rules of this module:
+// - It imports the tensor heap's shared WebAssembly.Memory; all pointers are byte offsets into it.
+// - No allocation and no shadow stack (runtime "stub", only scalars and v128 locals), so several
+//   threads can run the same module on the same memory at once. Scratch space comes from the caller.
+// - ASC_FEATURE_RELAXED_SIMD selects f32x4.relaxed_madd (FMA) for the relaxed build, mul+add otherwise.
+
+// ---------------------------------------------------------------------------------------------------
+// helpers
+
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+@inline function splat(x: f32): v128 {
+  return f32x4.splat(x);
+}
+
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+@inline function hmax(v: v128): f32 {
+  return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+
+/** f64x2 sum of the four f32 lanes of v added into acc */
+@inline function addWide(acc: v128, v: v128): v128 {
+  acc = f64x2.add(acc, f64x2.promote_low_f32x4(v));
+  return f64x2.add(acc, f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)));
+}
+
+@inline function hsum64(v: v128): f64 {
+  return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
+}
+
+/** e^x on four lanes, ~1-2 ulp (Cephes expf: Cody-Waite reduction + degree-6 polynomial). */
+@inline function vexp(xIn: v128): v128 {
+  const x = f32x4.min(f32x4.max(xIn, splat(-87.33654)), splat(88.0));
+  const n = f32x4.nearest(f32x4.mul(x, splat(1.44269504088896341)));
+  let r = f32x4.sub(x, f32x4.mul(n, splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, splat(-2.12194440e-4)));
+  let p = splat(1.9875691500e-4);
+  p = madd(p, r, splat(1.3981999507e-3));
+  p = madd(p, r, splat(8.3334519073e-3));
+  p = madd(p, r, splat(4.1665795894e-2));
+  p = madd(p, r, splat(1.6666665459e-1));
+  p = madd(p, r, splat(5.0000001201e-1));
+  const y = madd(p, f32x4.mul(r, r), f32x4.add(r, splat(1.0)));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const res = f32x4.mul(y, e);
+  // below the smallest normal result: 0 (as exp underflows)
+  return v128.andnot(res, f32x4.lt(xIn, splat(-87.33654)));
+}
+
+@inline function sexp(x: f32): f32 {
+  return f32x4.extract_lane(vexp(splat(x)), 0);
+}
+
+/** store the first n (0..4) lanes of v at p (p += v when add) */
+@inline function storePartial(p: usize, v: v128, n: i32, add: bool): void {
+  if (n <= 0) return;
+  let x = f32x4.extract_lane(v, 0);
+  store<f32>(p, add ? load<f32>(p) + x : x);
+  if (n <= 1) return;
+  x = f32x4.extract_lane(v, 1);
+  store<f32>(p, add ? load<f32>(p, 4) + x : x, 4);
+  if (n <= 2) return;
+  x = f32x4.extract_lane(v, 2);
+  store<f32>(p, add ? load<f32>(p, 8) + x : x, 8);
+  if (n <= 3) return;
+  x = f32x4.extract_lane(v, 3);
+  store<f32>(p, add ? load<f32>(p, 12) + x : x, 12);
+}
+
+@inline function storeVec(p: usize, v: v128, add: bool): void {
+  v128.store(p, add ? f32x4.add(v128.load(p), v) : v);
+}
+
+@inline function store8(p: usize, v0: v128, v1: v128, nr: i32, add: bool): void {
+  if (nr == 8) {
+    storeVec(p, v0, add);
+    storeVec(p + 16, v1, add);
+  } else if (nr >= 4) {
+    storeVec(p, v0, add);
+    storePartial(p + 16, v1, nr - 4, add);
+  } else {
+    storePartial(p, v0, nr, add);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// matmul
+//
+// kind 0 (a·b):   a(i,k) = a[i*lda + k],  b(k,j) = b[k*N + j]
+// kind 1 (a·bᵀ):  a(i,k) = a[i*lda + k],  b(k,j) = b[j*K + k]
+// kind 2 (aᵀ·b):  a(i,k) = a[k*lda + i],  b(k,j) = b[k*N + j]
+// out (M,N) row-major with row stride N. B is packed per (KC x NC) block into 8-column panels
+// (panel p, row k at scratch + (p*kc + k)*32 bytes, zero-padded past N); a 4x8 register tile of out
+// is accumulated over the block's kc rows.
+
+const KC: i32 = 256;
+const NC: i32 = 2048;
+const MC: i32 = 32;
+
+/** bytes of scratch matmul needs: the packed B block, then the packed A block */
+export function matmulScratchBytes(): i32 {
+  return KC * NC * 4 + MC * KC * 4;
+}
+
+/** 4x4 transpose of the rows r0..r3 into the columns, stored at d, d+16, d+32, d+48 */
+@inline function transpose4(d: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
+  v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
+  v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+}
+
+function packB(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i32, K: i32, N: i32): void {
+  const np = (nc + 7) >> 3;
+  for (let p = 0; p < np; p++) {
+    const j0 = n0 + p * 8;
+    const nr = min(8, n0 + nc - j0);
+    let d = dst + (<usize>(p * kc) << 5);
+    if (kind == 1) {
+      // b (N,K): column j of the panel is row j0+j of b
+      if (nr == 8) {
+        let s = b + ((<usize>j0 * <usize>K + <usize>k0) << 2);
+        const rs = <usize>K << 2;
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          // rows j0..j0+3 and j0+4..j0+7, columns k..k+3 -> 4 rows of the panel (8 floats each)
+          const a0 = v128.load(s), a1 = v128.load(s + rs), a2 = v128.load(s + 2 * rs), a3 = v128.load(s + 3 * rs);
+          const b0 = v128.load(s + 4 * rs), b1 = v128.load(s + 5 * rs), b2 = v128.load(s + 6 * rs), b3 = v128.load(s + 7 * rs);
+          let t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
+          let t1 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+          let t2 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+          let t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+          v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+          v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 32);
+          v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 64);
+          v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 96);
+          t0 = v128.shuffle<f32>(b0, b1, 0, 4, 1, 5);
+          t1 = v128.shuffle<f32>(b2, b3, 0, 4, 1, 5);
+          t2 = v128.shuffle<f32>(b0, b1, 2, 6, 3, 7);
+          t3 = v128.shuffle<f32>(b2, b3, 2, 6, 3, 7);
+          v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), 16);
+          v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 48);
+          v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 80);
+          v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 112);
+          s += 16;
+          d += 128;
+        }
+        for (; k < kc; k++) {
+          for (let j = 0; j < 8; j++) store<f32>(d + (<usize>j << 2), load<f32>(s + <usize>j * rs));
+          s += 4;
+          d += 32;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < 8; j++) {
+            const v: f32 = j < nr ? load<f32>(b + ((<usize>(j0 + j) * <usize>K + <usize>(k0 + k)) << 2)) : 0;
+            store<f32>(d + (<usize>j << 2), v);
+          }
+          d += 32;
+        }
+      }
+    } else {
+      let s = b + ((<usize>k0 * <usize>N + <usize>j0) << 2);
+      const rs = <usize>N << 2;
+      if (nr == 8) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(s));
+          v128.store(d, v128.load(s, 16), 16);
+          s += rs;
+          d += 32;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < 8; j++) {
+            const v: f32 = j < nr ? load<f32>(s + (<usize>j << 2)) : 0;
+            store<f32>(d + (<usize>j << 2), v);
+          }
+          s += rs;
+          d += 32;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Packs rows m0..m0+mc-1, columns k0..k0+kc-1 of A into quads of 4 rows: quad q, column k at
+ * dst + (q*kc + k)*16 bytes, rows past M zero.
+ */
+function packA(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i32, lda: i32): void {
+  const la = <usize>lda << 2;
+  for (let q = 0; q * 4 < mc; q++) {
+    const i0 = m0 + q * 4;
+    const mr = min(4, mc - q * 4);
+    let d = dst + (<usize>(q * kc) << 4);
+    if (kind == 2) {
+      // a (K, M): the quad's 4 values for one k are contiguous
+      let s = a + <usize>k0 * la + (<usize>i0 << 2);
+      if (mr == 4) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(s));
+          s += la;
+          d += 16;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < 4; r++) store<f32>(d + (<usize>r << 2), r < mr ? load<f32>(s + (<usize>r << 2)) : 0);
+          s += la;
+          d += 16;
+        }
+      }
+    } else {
+      let s = a + <usize>i0 * la + (<usize>k0 << 2);
+      if (mr == 4) {
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          transpose4(d, v128.load(s), v128.load(s + la), v128.load(s + 2 * la), v128.load(s + 3 * la));
+          s += 16;
+          d += 64;
+        }
+        for (; k < kc; k++) {
+          store<f32>(d, load<f32>(s));
+          store<f32>(d, load<f32>(s + la), 4);
+          store<f32>(d, load<f32>(s + 2 * la), 8);
+          store<f32>(d, load<f32>(s + 3 * la), 12);
+          s += 4;
+          d += 16;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < 4; r++) store<f32>(d + (<usize>r << 2), r < mr ? load<f32>(s + <usize>r * la) : 0);
+          s += 4;
+          d += 16;
+        }
+      }
+    }
+  }
+}
+
+/** out[mr <= 4 rows, nr <= 8 cols] (+)= packed A quad [4, kc] · packed B panel [kc, 8] */
+function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    x = v128.load32_splat(ap, 4);
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
+    x = v128.load32_splat(ap, 8);
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
+    x = v128.load32_splat(ap, 12);
+    c30 = madd(x, b0, c30);
+    c31 = madd(x, b1, c31);
+    ap += 16;
+    bp += 32;
+  }
+  store8(c, c00, c01, nr, add);
+  if (mr > 1) store8(c + ldc, c10, c11, nr, add);
+  if (mr > 2) store8(c + 2 * ldc, c20, c21, nr, add);
+  if (mr > 3) store8(c + 3 * ldc, c30, c31, nr, add);
+}
+
+/** out row (N) (+)= Σ_k a(k)·b[k*N ..], no packing: for a few rows. csA = byte stride of a along k */
+function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, N: i32, add: bool): void {
+  const rs = <usize>N << 2;
+  let j = 0;
+  for (; j + 16 <= N; j += 16) {
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+    let pa = a;
+    let pb = b + (<usize>j << 2);
+    for (let k = 0; k < K; k++) {
+      const x = v128.load32_splat(pa);
+      s0 = madd(x, v128.load(pb), s0);
+      s1 = madd(x, v128.load(pb, 16), s1);
+      s2 = madd(x, v128.load(pb, 32), s2);
+      s3 = madd(x, v128.load(pb, 48), s3);
+      pa += csA;
+      pb += rs;
+    }
+    const o = out + (<usize>j << 2);
+    storeVec(o, s0, add);
+    storeVec(o + 16, s1, add);
+    storeVec(o + 32, s2, add);
+    storeVec(o + 48, s3, add);
+  }
+  for (; j < N; j += 4) {
+    const nr = min(4, N - j);
+    let s0 = f32x4.splat(0);
+    let pa = a;
+    let pb = b + (<usize>j << 2);
+    for (let k = 0; k < K; k++) {
+      const x = v128.load32_splat(pa);
+      let bv: v128;
+      if (nr == 4) bv = v128.load(pb);
+      else {
+        bv = f32x4.splat(0);
+        bv = f32x4.replace_lane(bv, 0, load<f32>(pb));
+        if (nr > 1) bv = f32x4.replace_lane(bv, 1, load<f32>(pb, 4));
+        if (nr > 2) bv = f32x4.replace_lane(bv, 2, load<f32>(pb, 8));
+      }
+      s0 = madd(x, bv, s0);
+      pa += csA;
+      pb += rs;
+    }
+    storePartial(out + (<usize>j << 2), s0, nr, add);
+  }
+}
+
+/** dot product of n floats at x and y */
+function dot(x: usize, y: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = madd(v128.load(x), v128.load(y), s0);
+    s1 = madd(v128.load(x, 16), v128.load(y, 16), s1);
+    s2 = madd(v128.load(x, 32), v128.load(y, 32), s2);
+    s3 = madd(v128.load(x, 48), v128.load(y, 48), s3);
+    x += 64;
+    y += 64;
+  }
+  for (; i + 4 <= n; i += 4) {
+    s0 = madd(v128.load(x), v128.load(y), s0);
+    x += 16;
+    y += 16;
+  }
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+  for (; i < n; i++) {
+    s += load<f32>(x) * load<f32>(y);
+    x += 4;
+    y += 4;
+  }
+  return s;
+}
+
+export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, scratch: usize): void {
+  if (M <= 0 || N <= 0) return;
+  const acc = accumulate != 0;
+  const ldc = <usize>N << 2;
+  if (K <= 0) {
+    if (!acc) memory.fill(out, 0, <usize>M * ldc);
+    return;
+  }
+  const rsA: usize = kind == 2 ? 4 : <usize>lda << 2;
+  const csA: usize = kind == 2 ? <usize>lda << 2 : 4;
+  if (M < 4) {
+    // a few rows (generation): no packing
+    for (let i = 0; i < M; i++) {
+      const o = out + <usize>i * ldc;
+      const ai = a + <usize>i * rsA;
+      if (kind == 1) {
+        for (let j = 0; j < N; j++) {
+          const s = dot(ai, b + ((<usize>j * <usize>K) << 2), K);
+          const p = o + (<usize>j << 2);
+          store<f32>(p, acc ? load<f32>(p) + s : s);
+        }
+      } else {
+        rowTimesB(o, ai, csA, b, K, N, acc);
+      }
+    }
+    return;
+  }
+  const aScratch = scratch + (<usize>(KC * NC) << 2);
+  for (let n0 = 0; n0 < N; n0 += NC) {
+    const nc = min(NC, N - n0);
+    const np = (nc + 7) >> 3;
+    for (let k0 = 0; k0 < K; k0 += KC) {
+      const kc = min(KC, K - k0);
+      const add = acc || k0 > 0;
+      packB(kind, b, scratch, k0, kc, n0, nc, K, N);
+      for (let m0 = 0; m0 < M; m0 += MC) {
+        const mc = min(MC, M - m0);
+        packA(kind, a, aScratch, m0, mc, k0, kc, lda);
+        for (let p = 0; p < np; p++) {
+          const j0 = n0 + p * 8;
+          const nr = min(8, N - j0);
+          const bp = scratch + (<usize>(p * kc) << 5);
+          for (let q = 0; q * 4 < mc; q++) {
+            const i = m0 + q * 4;
+            kern4x8(out + <usize>i * ldc + (<usize>j0 << 2), ldc, aScratch + (<usize>(q * kc) << 4), bp, kc, min(4, M - i), nr, add);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// elementwise and reductions
+
+export function addBias(out: usize, bias: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const o = out + ((<usize>r * <usize>cols) << 2);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const p = o + (<usize>c << 2);
+      v128.store(p, f32x4.add(v128.load(p), v128.load(bias + (<usize>c << 2))));
+    }
+    for (; c < cols; c++) {
+      const p = o + (<usize>c << 2);
+      store<f32>(p, load<f32>(p) + load<f32>(bias + (<usize>c << 2)));
+    }
+  }
+}
+
+/** out (cols) += column sums of x (rows, cols), summed in f64 */
+export function sumRows(out: usize, x: usize, rows: i32, cols: i32): void {
+  const rs = <usize>cols << 2;
+  let c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+    let p = x + (<usize>c << 2);
+    for (let r = 0; r < rows; r++) {
+      const v0 = v128.load(p);
+      const v1 = v128.load(p, 16);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(v0));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(v0, v0, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(v1));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(v1, v1, 2, 3, 2, 3)));
+      p += rs;
+    }
+    const o = out + (<usize>c << 2);
+    store<f32>(o, <f32>(<f64>load<f32>(o) + f64x2.extract_lane(s0, 0)));
+    store<f32>(o, <f32>(<f64>load<f32>(o, 4) + f64x2.extract_lane(s0, 1)), 4);
+    store<f32>(o, <f32>(<f64>load<f32>(o, 8) + f64x2.extract_lane(s1, 0)), 8);
+    store<f32>(o, <f32>(<f64>load<f32>(o, 12) + f64x2.extract_lane(s1, 1)), 12);
+    store<f32>(o, <f32>(<f64>load<f32>(o, 16) + f64x2.extract_lane(s2, 0)), 16);
+    store<f32>(o, <f32>(<f64>load<f32>(o, 20) + f64x2.extract_lane(s2, 1)), 20);
+    store<f32>(o, <f32>(<f64>load<f32>(o, 24) + f64x2.extract_lane(s3, 0)), 24);
+    store<f32>(o, <f32>(<f64>load<f32>(o, 28) + f64x2.extract_lane(s3, 1)), 28);
+  }
+  for (; c < cols; c++) {
+    let s: f64 = 0;
+    let p = x + (<usize>c << 2);
+    for (let r = 0; r < rows; r++) {
+      s += <f64>load<f32>(p);
+      p += rs;
+    }
+    const o = out + (<usize>c << 2);
+    store<f32>(o, <f32>(<f64>load<f32>(o) + s));
+  }
+}
+
+export function add(out: usize, a: usize, b: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o));
+  }
+}
+
+export function accumulate(dst: usize, src: usize, n: i32): void {
+  add(dst, dst, src, n);
+}
+
+export function scale(x: usize, n: i32, s: f32): void {
+  const sv = splat(s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = x + (<usize>i << 2);
+    v128.store(o, f32x4.mul(v128.load(o), sv));
+  }
+  for (; i < n; i++) {
+    const o = x + (<usize>i << 2);
+    store<f32>(o, load<f32>(o) * s);
+  }
+}
+
+export function sumSquares(x: usize, n: i32): f64 {
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    const lo = f64x2.promote_low_f32x4(v);
+    const hi = f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3));
+    s0 = f64x2.add(s0, f64x2.mul(lo, lo));
+    s1 = f64x2.add(s1, f64x2.mul(hi, hi));
+  }
+  let s = hsum64(f64x2.add(s0, s1));
+  for (; i < n; i++) {
+    const v = <f64>load<f32>(x + (<usize>i << 2));
+    s += v * v;
+  }
+  return s;
+}
+
+export function mul(out: usize, x: usize, m: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.mul(v128.load(x + o), v128.load(m + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(x + o) * load<f32>(m + o));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// layer norm (row statistics in f64)
+
+export function layernormForward(out: usize, mean: usize, rstd: usize, x: usize, w: usize, b: usize, N: i32, C: i32, eps: f64): void {
+  for (let n = 0; n < N; n++) {
+    const xr = x + ((<usize>n * <usize>C) << 2);
+    const or = out + ((<usize>n * <usize>C) << 2);
+    let acc = f64x2.splat(0);
+    let c = 0;
+    for (; c + 4 <= C; c += 4) acc = addWide(acc, v128.load(xr + (<usize>c << 2)));
+    let sum = hsum64(acc);
+    for (; c < C; c++) sum += <f64>load<f32>(xr + (<usize>c << 2));
+    const m = sum / <f64>C;
+    const mv = f32x4.splat(<f32>m);
+    const md = f64x2.splat(m);
+    acc = f64x2.splat(0);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const v = v128.load(xr + (<usize>c << 2));
+      const lo = f64x2.sub(f64x2.promote_low_f32x4(v), md);
+      const hi = f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), md);
+      acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)));
+    }
+    let vs = hsum64(acc);
+    for (; c < C; c++) {
+      const d = <f64>load<f32>(xr + (<usize>c << 2)) - m;
+      vs += d * d;
+    }
+    const s = 1 / Math.sqrt(vs / <f64>C + eps);
+    const sv = f32x4.splat(<f32>s);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), sv);
+      v128.store(or + o, madd(xh, v128.load(w + o), v128.load(b + o)));
+    }
+    for (; c < C; c++) {
+      const o = <usize>c << 2;
+      store<f32>(or + o, (load<f32>(xr + o) - <f32>m) * <f32>s * load<f32>(w + o) + load<f32>(b + o));
+    }
+    store<f32>(mean + (<usize>n << 2), <f32>m);
+    store<f32>(rstd + (<usize>n << 2), <f32>s);
+  }
+}
+
+export function layernormBackward(dx: usize, dw: usize, db: usize, dout: usize, x: usize, w: usize, mean: usize, rstd: usize, N: i32, C: i32): void {
+  for (let n = 0; n < N; n++) {
+    const ro = (<usize>n * <usize>C) << 2;
+    const xr = x + ro;
+    const dr = dout + ro;
+    const dxr = dx + ro;
+    const m = load<f32>(mean + (<usize>n << 2));
+    const s = load<f32>(rstd + (<usize>n << 2));
+    const mv = splat(m);
+    const sv = splat(s);
+    let ga = f64x2.splat(0), gxa = f64x2.splat(0);
+    let c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), sv);
+      const g = f32x4.mul(v128.load(dr + o), v128.load(w + o));
+      ga = addWide(ga, g);
+      gxa = addWide(gxa, f32x4.mul(g, xh));
+    }
+    let gs = hsum64(ga);
+    let gxs = hsum64(gxa);
+    for (; c < C; c++) {
+      const o = <usize>c << 2;
+      const xh = (load<f32>(xr + o) - m) * s;
+      const g = load<f32>(dr + o) * load<f32>(w + o);
+      gs += <f64>g;
+      gxs += <f64>(g * xh);
+    }
+    const gMean = <f32>(gs / <f64>C);
+    const gxMean = <f32>(gxs / <f64>C);
+    const gmv = splat(gMean);
+    const gxv = splat(gxMean);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), sv);
+      const d = v128.load(dr + o);
+      const g = f32x4.mul(d, v128.load(w + o));
+      const t = f32x4.sub(f32x4.sub(g, gmv), f32x4.mul(xh, gxv));
+      v128.store(dxr + o, madd(sv, t, v128.load(dxr + o)));
+      v128.store(dw + o, madd(d, xh, v128.load(dw + o)));
+      v128.store(db + o, f32x4.add(v128.load(db + o), d));
+    }
+    for (; c < C; c++) {
+      const o = <usize>c << 2;
+      const xh = (load<f32>(xr + o) - m) * s;
+      const d = load<f32>(dr + o);
+      const g = d * load<f32>(w + o);
+      store<f32>(dxr + o, load<f32>(dxr + o) + s * (g - gMean - xh * gxMean));
+      store<f32>(dw + o, load<f32>(dw + o) + d * xh);
+      store<f32>(db + o, load<f32>(db + o) + d);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// activations. gelu(x) = 0.5·x·(1 + tanh(u)), u = √(2/π)(x + 0.044715x³), written as x·σ(2u) so that
+// no 1 + tanh cancellation happens for negative x.
+
+const GELU_K: f32 = 0.7978845608028654;
+const GELU_A: f32 = 0.044715;
+
+@inline function geluVec(v: v128): v128 {
+  const v2 = f32x4.mul(v, v);
+  const u = f32x4.mul(f32x4.mul(splat(GELU_K), v), madd(splat(GELU_A), v2, splat(1)));
+  const e = vexp(f32x4.min(f32x4.max(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+  return f32x4.div(v, f32x4.add(splat(1), e));
+}
+
+@inline function geluGradVec(v: v128): v128 {
+  const v2 = f32x4.mul(v, v);
+  const u = f32x4.mul(f32x4.mul(splat(GELU_K), v), madd(splat(GELU_A), v2, splat(1)));
+  const e = vexp(f32x4.min(f32x4.max(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+  const sig = f32x4.div(splat(1), f32x4.add(splat(1), e)); // 0.5(1+t)
+  const omt2 = f32x4.mul(f32x4.mul(splat(4), f32x4.mul(sig, sig)), e); // 1 - t²
+  const dt = f32x4.mul(f32x4.mul(omt2, splat(GELU_K)), madd(splat(3 * GELU_A), v2, splat(1)));
+  return madd(f32x4.mul(splat(0.5), v), dt, sig);
+}
+
+export function geluForward(out: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, geluVec(v128.load(x + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, f32x4.extract_lane(geluVec(splat(load<f32>(x + o))), 0));
+  }
+}
+
+export function geluBackward(dx: usize, x: usize, dout: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dx + o, madd(geluGradVec(v128.load(x + o)), v128.load(dout + o), v128.load(dx + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const g = f32x4.extract_lane(geluGradVec(splat(load<f32>(x + o))), 0);
+    store<f32>(dx + o, load<f32>(dx + o) + g * load<f32>(dout + o));
+  }
+}
+
+export function reluForward(out: usize, x: usize, n: i32): void {
+  const z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const v = v128.load(x + o);
+    v128.store(out + o, v128.and(v, f32x4.gt(v, z)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const v = load<f32>(x + o);
+    store<f32>(out + o, v > 0 ? v : 0);
+  }
+}
+
+export function reluBackward(dx: usize, x: usize, dout: usize, n: i32): void {
+  const z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const mask = f32x4.gt(v128.load(x + o), z);
+    v128.store(dx + o, f32x4.add(v128.load(dx + o), v128.and(v128.load(dout + o), mask)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    if (load<f32>(x + o) > 0) store<f32>(dx + o, load<f32>(dx + o) + load<f32>(dout + o));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// softmax and cross-entropy (exp in f32, sums in f64)
+
+/** out[i] = exp(x[i] - m) for i < n; returns Σ in f64 */
+function expShift(out: usize, x: usize, n: i32, m: f32): f64 {
+  const mv = splat(m);
+  let acc = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const e = vexp(f32x4.sub(v128.load(x + o), mv));
+    v128.store(out + o, e);
+    acc = addWide(acc, e);
+  }
+  let s = hsum64(acc);
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const e = sexp(load<f32>(x + o) - m);
+    store<f32>(out + o, e);
+    s += <f64>e;
+  }
+  return s;
+}
+
+function rowMax(x: usize, n: i32): f32 {
+  let mv = splat(-Infinity);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) mv = f32x4.max(mv, v128.load(x + (<usize>i << 2)));
+  let m = hmax(mv);
+  for (; i < n; i++) m = max(m, load<f32>(x + (<usize>i << 2)));
+  return m;
+}
+
+/** Σ exp(x[i] - m) in f64, nothing stored */
+function sumExpShift(x: usize, n: i32, m: f32): f64 {
+  const mv = splat(m);
+  let acc = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) acc = addWide(acc, vexp(f32x4.sub(v128.load(x + (<usize>i << 2)), mv)));
+  let s = hsum64(acc);
+  for (; i < n; i++) s += <f64>sexp(load<f32>(x + (<usize>i << 2)) - m);
+  return s;
+}
+
+export function softmax(out: usize, x: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const ro = (<usize>r * <usize>cols) << 2;
+    const m = rowMax(x + ro, cols);
+    const s = expShift(out + ro, x + ro, cols, m);
+    scale(out + ro, cols, <f32>(1 / s));
+  }
+}
+
+export function crossEntropyForward(losses: usize, lse: usize, logits: usize, targets: usize, N: i32, V: i32): void {
+  for (let n = 0; n < N; n++) {
+    const row = logits + ((<usize>n * <usize>V) << 2);
+    const m = rowMax(row, V);
+    const s = sumExpShift(row, V, m);
+    const l = <f64>m + Math.log(s);
+    store<f32>(lse + (<usize>n << 2), <f32>l);
+    const t = load<i32>(targets + (<usize>n << 2));
+    store<f32>(losses + (<usize>n << 2), t < 0 ? 0 : <f32>(l - <f64>load<f32>(row + (<usize>t << 2))));
+  }
+}
+
+export function crossEntropyBackward(dlogits: usize, logits: usize, lse: usize, targets: usize, N: i32, V: i32, sc: f32): void {
+  const sv = splat(sc);
+  for (let n = 0; n < N; n++) {
+    const t = load<i32>(targets + (<usize>n << 2));
+    if (t < 0) continue;
+    const ro = (<usize>n * <usize>V) << 2;
+    const row = logits + ro;
+    const drow = dlogits + ro;
+    const l = load<f32>(lse + (<usize>n << 2));
+    const lv = splat(l);
+    let i = 0;
+    for (; i + 4 <= V; i += 4) {
+      const o = <usize>i << 2;
+      const p = vexp(f32x4.sub(v128.load(row + o), lv));
+      v128.store(drow + o, madd(sv, p, v128.load(drow + o)));
+    }
+    for (; i < V; i++) {
+      const o = <usize>i << 2;
+      store<f32>(drow + o, load<f32>(drow + o) + sc * sexp(load<f32>(row + o) - l));
+    }
+    const o = <usize>t << 2;
+    store<f32>(drow + o, load<f32>(drow + o) - sc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// embedding
+
+export function embeddingForward(out: usize, ids: usize, table: usize, N: i32, C: i32): void {
+  const rb = <usize>C << 2;
+  for (let n = 0; n < N; n++) {
+    const id = load<i32>(ids + (<usize>n << 2));
+    memory.copy(out + <usize>n * rb, table + <usize>id * rb, rb);
+  }
+}
+
+export function embeddingBackward(dtable: usize, dout: usize, ids: usize, N: i32, C: i32): void {
+  const rb = <usize>C << 2;
+  for (let n = 0; n < N; n++) {
+    const id = load<i32>(ids + (<usize>n << 2));
+    const d = dtable + <usize>id * rb;
+    add(d, d, dout + <usize>n * rb, C);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// AdamW
+
+export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, wd: f64, bc1: f64, bc2: f64): void {
+  const decay = <f32>(1 - lr * wd);
+  const stepSize = <f32>(lr / bc1);
+  const invSqrtBc2 = <f32>(1 / Math.sqrt(bc2));
+  const b1 = <f32>beta1;
+  const b2 = <f32>beta2;
+  const ob1 = <f32>(1 - beta1);
+  const ob2 = <f32>(1 - beta2);
+  const epsf = <f32>eps;
+  const b1v = splat(b1), b2v = splat(b2), ob1v = splat(ob1), ob2v = splat(ob2);
+  const decv = splat(decay), stv = splat(stepSize), ibv = splat(invSqrtBc2), epv = splat(epsf);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const gi = v128.load(g + o);
+    const mi = madd(b1v, v128.load(m + o), f32x4.mul(ob1v, gi));
+    const vi = madd(b2v, v128.load(v + o), f32x4.mul(ob2v, f32x4.mul(gi, gi)));
+    v128.store(m + o, mi);
+    v128.store(v + o, vi);
+    const den = madd(f32x4.sqrt(vi), ibv, epv);
+    v128.store(p + o, f32x4.sub(f32x4.mul(v128.load(p + o), decv), f32x4.div(f32x4.mul(stv, mi), den)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const gi = load<f32>(g + o);
+    const mi = b1 * load<f32>(m + o) + ob1 * gi;
+    const vi = b2 * load<f32>(v + o) + ob2 * gi * gi;
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    store<f32>(p + o, load<f32>(p + o) * decay - (stepSize * mi) / (Mathf.sqrt(vi) * invSqrtBc2 + epsf));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// attention
+
+/**
+ * One query row against nk keys: out (hs) = Σ_j softmax(q·k_j·scale)_j v_j. k_j at k + j*ks bytes,
+ * v_j at v + j*vs bytes. s: scratch of nk floats. Returns the log-sum-exp of the scaled scores.
+ */
+function attendRow(out: usize, q: usize, k: usize, ks: usize, v: usize, vs: usize, nk: i32, hs: i32, sc: f32, s: usize): f32 {
+  let m: f32 = -Infinity;
+  let kp = k;
+  for (let j = 0; j < nk; j++) {
+    const d = dot(q, kp, hs) * sc;
+    store<f32>(s + (<usize>j << 2), d);
+    m = max(m, d);
+    kp += ks;
+  }
+  const sum = expShift(s, s, nk, m);
+  const inv = <f32>(1 / sum);
+  let d = 0;
+  for (; d + 16 <= hs; d += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let vp = v + (<usize>d << 2);
+    for (let j = 0; j < nk; j++) {
+      const p = v128.load32_splat(s + (<usize>j << 2));
+      a0 = madd(p, v128.load(vp), a0);
+      a1 = madd(p, v128.load(vp, 16), a1);
+      a2 = madd(p, v128.load(vp, 32), a2);
+      a3 = madd(p, v128.load(vp, 48), a3);
+      vp += vs;
+    }
+    const iv = splat(inv);
+    const o = out + (<usize>d << 2);
+    v128.store(o, f32x4.mul(a0, iv));
+    v128.store(o, f32x4.mul(a1, iv), 16);
+    v128.store(o, f32x4.mul(a2, iv), 32);
+    v128.store(o, f32x4.mul(a3, iv), 48);
+  }
+  for (; d + 4 <= hs; d += 4) {
+    let a0 = f32x4.splat(0);
+    let vp = v + (<usize>d << 2);
+    for (let j = 0; j < nk; j++) {
+      a0 = madd(v128.load32_splat(s + (<usize>j << 2)), v128.load(vp), a0);
+      vp += vs;
+    }
+    v128.store(out + (<usize>d << 2), f32x4.mul(a0, splat(inv)));
+  }
+  for (; d < hs; d++) {
+    let a: f32 = 0;
+    let vp = v + (<usize>d << 2);
+    for (let j = 0; j < nk; j++) {
+      a += load<f32>(s + (<usize>j << 2)) * load<f32>(vp);
+      vp += vs;
+    }
+    store<f32>(out + (<usize>d << 2), a * inv);
+  }
+  return <f32>(<f64>m + Math.log(sum));
+}
+
+/** attention forward for the (b, h) pairs bh0 .. bh1-1 (bh = b*nh + h); scratch: T floats */
+export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
+  const hs = C / nh;
+  const sc = <f32>(1 / Math.sqrt(<f64>hs));
+  const rs3 = <usize>(3 * C) << 2;
+  for (let bh = bh0; bh < bh1; bh++) {
+    const b = bh / nh;
+    const h = bh % nh;
+    const base = qkv + <usize>b * <usize>T * rs3 + (<usize>(h * hs) << 2);
+    const kb = base + (<usize>C << 2);
+    const vb = base + (<usize>(2 * C) << 2);
+    for (let t = 0; t < T; t++) {
+      const o = out + ((<usize>(b * T + t) * <usize>C + <usize>(h * hs)) << 2);
+      const l = attendRow(o, base + <usize>t * rs3, kb, rs3, vb, rs3, t + 1, hs, sc, scratch);
+      store<f32>(lse + (<usize>(bh * T + t) << 2), l);
+    }
+  }
+}
+
+/** y (n) += a·x (n) */
+@inline function axpy(y: usize, a: f32, x: usize, n: i32): void {
+  const av = splat(a);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, madd(av, v128.load(x + o), v128.load(y + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + a * load<f32>(x + o));
+  }
+}
+
+/** attention backward for the (b, h) pairs bh0 .. bh1-1; scratch: 2T floats */
+export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usize, lse: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
+  const hs = C / nh;
+  const sc = <f32>(1 / Math.sqrt(<f64>hs));
+  const rs3 = <usize>(3 * C) << 2;
+  const ps = scratch;
+  const dss = scratch + (<usize>T << 2);
+  for (let bh = bh0; bh < bh1; bh++) {
+    const b = bh / nh;
+    const h = bh % nh;
+    const hoff = <usize>(h * hs) << 2;
+    const base = qkv + <usize>b * <usize>T * rs3 + hoff;
+    const dbase = dqkv + <usize>b * <usize>T * rs3 + hoff;
+    const cb = <usize>C << 2;
+    for (let t = 0; t < T; t++) {
+      const q = base + <usize>t * rs3;
+      const dq = dbase + <usize>t * rs3;
+      const oo = (<usize>(b * T + t) * <usize>C << 2) + hoff;
+      const dot_ = dout + oo;
+      const l = load<f32>(lse + (<usize>(bh * T + t) << 2));
+      const D = dot(dot_, out + oo, hs);
+      // p_j = exp(q·k_j·scale - lse), dp_j = do·v_j
+      let kp = base + cb;
+      for (let j = 0; j <= t; j++) {
+        store<f32>(ps + (<usize>j << 2), dot(q, kp, hs) * sc - l);
+        store<f32>(dss + (<usize>j << 2), dot(dot_, kp + cb, hs));
+        kp += rs3;
+      }
+      const n = t + 1;
+      let j = 0;
+      const Dv = splat(D);
+      const sv = splat(sc);
+      for (; j + 4 <= n; j += 4) {
+        const o = <usize>j << 2;
+        const p = vexp(v128.load(ps + o));
+        v128.store(ps + o, p);
+        v128.store(dss + o, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dss + o), Dv)), sv));
+      }
+      for (; j < n; j++) {
+        const o = <usize>j << 2;
+        const p = sexp(load<f32>(ps + o));
+        store<f32>(ps + o, p);
+        store<f32>(dss + o, p * (load<f32>(dss + o) - D) * sc);
+      }
+      let kk = base + cb;
+      let dk = dbase + cb;
+      for (j = 0; j < n; j++) {
+        const p = load<f32>(ps + (<usize>j << 2));
+        const ds = load<f32>(dss + (<usize>j << 2));
+        axpy(dk + cb, p, dot_, hs); // dv_j
+        axpy(dq, ds, kk, hs); // dq_t
+        axpy(dk, ds, q, hs); // dk_j
+        kk += rs3;
+        dk += rs3;
+      }
+    }
+  }
+}
+
+/** cached attention for heads h0 .. h1-1; scratch: pos0+Tn floats */
+export function attentionCached(out: usize, qkv: usize, kCache: usize, vCache: usize, Tn: i32, pos0: i32, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
+  const hs = C / nh;
+  const sc = <f32>(1 / Math.sqrt(<f64>hs));
+  const cb = <usize>C << 2;
+  for (let i = 0; i < Tn; i++) {
+    const p = pos0 + i;
+    for (let h = h0; h < h1; h++) {
+      const hoff = <usize>(h * hs) << 2;
+      attendRow(out + <usize>i * cb + hoff, qkv + <usize>i * 3 * cb + hoff, kCache + hoff, cb, vCache + hoff, cb, p + 1, hs, sc, scratch);
+    }
+  }
+}

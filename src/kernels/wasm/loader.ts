@@ -1,0 +1,673 @@
+/**
+ * The `wasm` backend: WebAssembly SIMD kernels (src/kernels/wasm/assembly/kernels.as, built by
+ * scripts/build-wasm.mjs) running in place on the tensor heap, optionally split over worker threads.
+ *
+ * - Two builds: relaxed SIMD (FMA via f32x4.relaxed_madd) when the runtime has it, plain SIMD
+ *   otherwise. Node 20 needs --experimental-wasm-relaxed-simd, set here with v8.setFlagsFromString
+ *   before the first compile. MINIGPT_WASM_SIMD=plain|relaxed forces one.
+ * - Arrays must be Float32Array / Int32Array views of heap().memory; their byteOffset is the pointer.
+ *   Anything else (a Float64Array in a gradient check, a plain Float32Array) goes to the ref kernel,
+ *   counted in `stats.fallback`, so the interface stays total.
+ */
+import { availableParallelism } from "node:os";
+import { heap } from "../../tensor/memory.js";
+import type { Backend, FloatArray } from "../backend.js";
+import type { BackendOptions } from "../index.js";
+import { refBackend } from "../ref/index.js";
+import { WorkerPool } from "./pool.js";
+
+export type SimdFlavour = "plain" | "relaxed";
+
+export interface WasmBackend extends Backend {
+  readonly simd: SimdFlavour;
+  /** threads a big kernel is split over (1 = calling thread only) */
+  readonly threads: number;
+  /** kernel calls served by wasm, by the ref fallback, and split over threads */
+  readonly stats: { fast: number; fallback: number; parallel: number };
+  /** stop the worker threads (the backend keeps working single-threaded) */
+  dispose(): void;
+}
+
+interface Exports {
+  matmulScratchBytes(): number;
+  matmul(kind: number, out: number, a: number, b: number, M: number, K: number, N: number, lda: number, acc: number, scratch: number): void;
+  addBias(out: number, bias: number, rows: number, cols: number): void;
+  sumRows(out: number, x: number, rows: number, cols: number): void;
+  add(out: number, a: number, b: number, n: number): void;
+  accumulate(dst: number, src: number, n: number): void;
+  scale(x: number, n: number, s: number): void;
+  sumSquares(x: number, n: number): number;
+  mul(out: number, x: number, m: number, n: number): void;
+  layernormForward(out: number, mean: number, rstd: number, x: number, w: number, b: number, N: number, C: number, eps: number): void;
+  layernormBackward(
+    dx: number,
+    dw: number,
+    db: number,
+    dout: number,
+    x: number,
+    w: number,
+    mean: number,
+    rstd: number,
+    N: number,
+    C: number,
+  ): void;
+  geluForward(out: number, x: number, n: number): void;
+  geluBackward(dx: number, x: number, dout: number, n: number): void;
+  reluForward(out: number, x: number, n: number): void;
+  reluBackward(dx: number, x: number, dout: number, n: number): void;
+  softmax(out: number, x: number, rows: number, cols: number): void;
+  crossEntropyForward(losses: number, lse: number, logits: number, targets: number, N: number, V: number): void;
+  crossEntropyBackward(dlogits: number, logits: number, lse: number, targets: number, N: number, V: number, scale: number): void;
+  embeddingForward(out: number, ids: number, table: number, N: number, C: number): void;
+  embeddingBackward(dtable: number, dout: number, ids: number, N: number, C: number): void;
+  adamw(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+  ): void;
+  attentionForward(
+    out: number,
+    lse: number,
+    qkv: number,
+    B: number,
+    T: number,
+    C: number,
+    nh: number,
+    bh0: number,
+    bh1: number,
+    scratch: number,
+  ): void;
+  attentionBackward(
+    dqkv: number,
+    dout: number,
+    qkv: number,
+    out: number,
+    lse: number,
+    B: number,
+    T: number,
+    C: number,
+    nh: number,
+    bh0: number,
+    bh1: number,
+    scratch: number,
+  ): void;
+  attentionCached(
+    out: number,
+    qkv: number,
+    k: number,
+    v: number,
+    Tn: number,
+    pos0: number,
+    C: number,
+    nh: number,
+    h0: number,
+    h1: number,
+    scratch: number,
+  ): void;
+}
+
+/** kernels the worker threads can run */
+const POOL_KERNELS = [
+  "matmul",
+  "attentionForward",
+  "attentionBackward",
+  "attentionCached",
+  "geluForward",
+  "geluBackward",
+  "softmax",
+  "crossEntropyForward",
+  "crossEntropyBackward",
+  "adamw",
+] as const;
+type PoolKernel = (typeof POOL_KERNELS)[number];
+
+/** elementwise kernels with exp/sqrt (~20 flops an element) are split from this many elements on */
+const PARALLEL_ELEMENTS = 1 << 17;
+
+/** split a call over threads from this many floating-point operations on (a sync round trip ~10 µs) */
+const PARALLEL_FLOPS = 2e6;
+
+// (v128, v128, v128) -> v128 : f32x4.relaxed_madd
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a,
+  0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b,
+]);
+// () -> v128 : v128.const 0
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a, 0x16, 0x01, 0x14,
+  0x00, 0xfd, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b,
+]);
+
+let relaxedFlagTried = false;
+
+/** Node 20 compiles relaxed SIMD only with --experimental-wasm-relaxed-simd; set it before the first compile. */
+async function enableRelaxedFlag(): Promise<void> {
+  if (relaxedFlagTried) return;
+  relaxedFlagTried = true;
+  if (WebAssembly.validate(RELAXED_PROBE)) return;
+  try {
+    const v8 = await import("node:v8");
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  } catch {
+    // not Node, or the flag is gone: the validate check decides
+  }
+}
+
+/** Whether this runtime compiles relaxed SIMD (turning Node 20's experimental flag on first). */
+export async function relaxedSimdSupported(): Promise<boolean> {
+  await enableRelaxedFlag();
+  return WebAssembly.validate(RELAXED_PROBE);
+}
+
+async function readWasm(name: string): Promise<Uint8Array<ArrayBuffer>> {
+  const { readFile } = await import("node:fs/promises");
+  // next to this file (src/ via tsx, or dist/ where the build copies it), else the package's src/
+  const candidates = [new URL(`./build/${name}`, import.meta.url), new URL(`../../../../src/kernels/wasm/build/${name}`, import.meta.url)];
+  for (const url of candidates) {
+    try {
+      return new Uint8Array(await readFile(url));
+    } catch {
+      // try the next
+    }
+  }
+  throw new Error(`wasm backend: ${name} not found next to ${import.meta.url}; run "npm run build:wasm"`);
+}
+
+const compiled = new Map<SimdFlavour, WebAssembly.Module>();
+
+async function compile(flavour: SimdFlavour): Promise<WebAssembly.Module> {
+  let m = compiled.get(flavour);
+  if (!m) {
+    m = await WebAssembly.compile(await readWasm(flavour === "relaxed" ? "kernels-relaxed.wasm" : "kernels-simd.wasm"));
+    compiled.set(flavour, m);
+  }
+  return m;
+}
+
+/** Which SIMD flavour to use: MINIGPT_WASM_SIMD, else relaxed when available. */
+export async function chooseSimd(): Promise<SimdFlavour> {
+  const want = typeof process !== "undefined" ? process.env.MINIGPT_WASM_SIMD : undefined;
+  const relaxed = await relaxedSimdSupported();
+  if (want === "plain") return "plain";
+  if (want === "relaxed") {
+    if (!relaxed) throw new Error("MINIGPT_WASM_SIMD=relaxed but this runtime has no relaxed SIMD");
+    return "relaxed";
+  }
+  if (want !== undefined && want !== "") throw new Error(`MINIGPT_WASM_SIMD=${want}: use plain or relaxed`);
+  return relaxed ? "relaxed" : "plain";
+}
+
+export interface WasmLoadOptions extends BackendOptions {
+  /** force a SIMD flavour (default: MINIGPT_WASM_SIMD, else the best available) */
+  simd?: SimdFlavour;
+}
+
+export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<WasmBackend> {
+  if (!WebAssembly.validate(SIMD_PROBE)) throw new Error("wasm backend: this runtime has no WebAssembly SIMD");
+  const simd = options.simd ?? (await chooseSimd());
+  if (simd === "relaxed") await enableRelaxedFlag();
+  const module = await compile(simd);
+  const memory = heap().memory;
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+  const pool = threads > 1 ? await WorkerPool.create(threads - 1, module, memory, POOL_KERNELS) : null;
+  return new WasmKernels(instance.exports as unknown as Exports, simd, threads, pool);
+}
+
+class WasmKernels implements WasmBackend {
+  readonly name = "wasm";
+  readonly stats = { fast: 0, fallback: 0, parallel: 0 };
+  private pool: WorkerPool | null;
+  private threadsUsable: number;
+  /** per-thread scratch: pointer and size in bytes */
+  private scratchPtr: number[] = [];
+  private scratchBytes = 0;
+  private readonly matmulScratch: number;
+  /** buffers known to be (or not to be) views of the heap memory, which changes object on grow */
+  private heapBuffers = new WeakSet<ArrayBufferLike>();
+  private otherBuffers = new WeakSet<ArrayBufferLike>();
+
+  constructor(
+    private readonly x: Exports,
+    readonly simd: SimdFlavour,
+    readonly threads: number,
+    pool: WorkerPool | null,
+  ) {
+    this.pool = pool;
+    this.threadsUsable = pool ? pool.size + 1 : 1;
+    this.matmulScratch = x.matmulScratchBytes();
+  }
+
+  dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
+    this.threadsUsable = 1;
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------------
+
+  /** byte offset of arr in the heap memory, or -1 when arr is not a Float32Array/Int32Array view of it */
+  private ptr(arr: FloatArray | Int32Array): number {
+    if (!(arr instanceof Float32Array) && !(arr instanceof Int32Array)) return -1;
+    const buf = arr.buffer;
+    if (this.heapBuffers.has(buf)) return arr.byteOffset;
+    if (this.otherBuffers.has(buf)) return -1;
+    const mem = heap().memory.buffer;
+    let on = buf === mem;
+    if (!on && buf instanceof SharedArrayBuffer && buf.byteLength > 0 && buf.byteLength <= mem.byteLength) {
+      // an older buffer object of the same (since grown) memory? Probe: a write through one must be
+      // visible through the other (two different values, so a coincidence cannot pass).
+      const mine = new Uint8Array(buf);
+      const theirs = new Uint8Array(mem);
+      const i = buf.byteLength - 1;
+      const old = mine[i] as number;
+      mine[i] = old ^ 0x5a;
+      const a = theirs[i] === (old ^ 0x5a);
+      mine[i] = old ^ 0xa5;
+      const b = theirs[i] === (old ^ 0xa5);
+      mine[i] = old;
+      on = a && b;
+    }
+    (on ? this.heapBuffers : this.otherBuffers).add(buf);
+    return on ? arr.byteOffset : -1;
+  }
+
+  /** pointers of all arrays, or null (then the caller uses ref) */
+  private ptrs(...arrs: (FloatArray | Int32Array)[]): number[] | null {
+    const out = new Array<number>(arrs.length);
+    for (let i = 0; i < arrs.length; i++) {
+      const p = this.ptr(arrs[i] as FloatArray);
+      if (p < 0) {
+        this.stats.fallback++;
+        return null;
+      }
+      out[i] = p;
+    }
+    this.stats.fast++;
+    return out;
+  }
+
+  /** make sure every thread has `bytes` of scratch; returns the pointers */
+  private scratch(bytes: number): number[] {
+    const need = Math.max(bytes, this.matmulScratch);
+    if (need > this.scratchBytes || this.scratchPtr.length !== this.threadsUsable) {
+      for (const p of this.scratchPtr) heap().release(p, this.scratchBytes);
+      const size = Math.max(need, this.scratchBytes);
+      this.scratchPtr = [];
+      for (let t = 0; t < this.threadsUsable; t++) this.scratchPtr.push(heap().alloc(size));
+      this.scratchBytes = size;
+    }
+    return this.scratchPtr;
+  }
+
+  /**
+   * Runs fn over `units` independent units (elements or rows, `elems` elements each), split over the
+   * threads when there are enough elements; args(start, count) gives one task's arguments.
+   */
+  private split(fn: PoolKernel, units: number, elems: number, args: (start: number, count: number) => number[]): void {
+    const parts = this.threadsUsable > 1 && units * elems >= PARALLEL_ELEMENTS ? Math.min(this.threadsUsable, units) : 1;
+    // element ranges start on a multiple of 4 so that SIMD loops stay aligned
+    const align = elems === 1 ? 4 : 1;
+    const tasks: number[][] = [];
+    for (let t = 0; t < parts; t++) {
+      const a = Math.min(units, Math.ceil((units * t) / parts / align) * align);
+      const b = t === parts - 1 ? units : Math.min(units, Math.ceil((units * (t + 1)) / parts / align) * align);
+      if (b > a) tasks.push(args(a, b - a));
+    }
+    this.parallel(fn, tasks);
+  }
+
+  private parallel(fn: PoolKernel, tasks: number[][]): void {
+    const f = this.x[fn] as unknown as (...a: number[]) => void;
+    if (tasks.length === 1 || !this.pool) {
+      for (const t of tasks) f(...t);
+      return;
+    }
+    this.stats.parallel++;
+    this.pool.run(fn, tasks, (a) => f(...a));
+  }
+
+  // ---- matmul ------------------------------------------------------------------------------------
+
+  private mm(kind: number, out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, acc: boolean): void {
+    const p = this.ptrs(out, a, b);
+    if (!p) {
+      const ref = kind === 0 ? refBackend.matmul : kind === 1 ? refBackend.matmulBT : refBackend.matmulAT;
+      ref(out, a, b, M, K, N, acc);
+      return;
+    }
+    const [po, pa, pb] = p as [number, number, number];
+    const s = this.scratch(0);
+    const flops = 2 * M * K * N;
+    let parts = 1;
+    if (this.threadsUsable > 1 && flops >= PARALLEL_FLOPS) parts = Math.min(this.threadsUsable, Math.floor(M / 8));
+    if (parts <= 1) {
+      this.x.matmul(kind, po, pa, pb, M, K, N, kind === 2 ? M : K, acc ? 1 : 0, s[0] as number);
+      return;
+    }
+    const rows = Math.ceil(M / parts / 4) * 4;
+    const tasks: number[][] = [];
+    for (let t = 0, m0 = 0; m0 < M; t++, m0 += rows) {
+      const m = Math.min(rows, M - m0);
+      const aOff = kind === 2 ? pa + m0 * 4 : pa + m0 * K * 4;
+      tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, kind === 2 ? M : K, acc ? 1 : 0, s[t] as number]);
+    }
+    this.parallel("matmul", tasks);
+  }
+
+  matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
+    this.mm(0, out, a, b, M, K, N, accumulate);
+  }
+  matmulBT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
+    this.mm(1, out, a, b, M, K, N, accumulate);
+  }
+  matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
+    this.mm(2, out, a, b, M, K, N, accumulate);
+  }
+
+  // ---- elementwise -------------------------------------------------------------------------------
+
+  addBias(out: FloatArray, bias: FloatArray, rows: number, cols: number): void {
+    const p = this.ptrs(out, bias);
+    if (p) this.x.addBias(p[0] as number, p[1] as number, rows, cols);
+    else refBackend.addBias(out, bias, rows, cols);
+  }
+  sumRows(out: FloatArray, x: FloatArray, rows: number, cols: number): void {
+    const p = this.ptrs(out, x);
+    if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols);
+    else refBackend.sumRows(out, x, rows, cols);
+  }
+  add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
+    const p = this.ptrs(out, a, b);
+    if (p) this.x.add(p[0] as number, p[1] as number, p[2] as number, n);
+    else refBackend.add(out, a, b, n);
+  }
+  accumulate(dst: FloatArray, src: FloatArray, n: number): void {
+    const p = this.ptrs(dst, src);
+    if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
+    else refBackend.accumulate(dst, src, n);
+  }
+  scale(x: FloatArray, n: number, s: number): void {
+    const p = this.ptrs(x);
+    if (p) this.x.scale(p[0] as number, n, s);
+    else refBackend.scale(x, n, s);
+  }
+  sumSquares(x: FloatArray, n: number): number {
+    const p = this.ptrs(x);
+    return p ? this.x.sumSquares(p[0] as number, n) : refBackend.sumSquares(x, n);
+  }
+  mul(out: FloatArray, x: FloatArray, mask: FloatArray, n: number): void {
+    const p = this.ptrs(out, x, mask);
+    if (p) this.x.mul(p[0] as number, p[1] as number, p[2] as number, n);
+    else refBackend.mul(out, x, mask, n);
+  }
+
+  // ---- layer norm --------------------------------------------------------------------------------
+
+  layernormForward(
+    out: FloatArray,
+    mean: FloatArray,
+    rstd: FloatArray,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray,
+    N: number,
+    C: number,
+    eps: number,
+  ): void {
+    const p = this.ptrs(out, mean, rstd, x, w, b);
+    if (p)
+      this.x.layernormForward(p[0] as number, p[1] as number, p[2] as number, p[3] as number, p[4] as number, p[5] as number, N, C, eps);
+    else refBackend.layernormForward(out, mean, rstd, x, w, b, N, C, eps);
+  }
+  layernormBackward(
+    dx: FloatArray,
+    dw: FloatArray,
+    db: FloatArray,
+    dout: FloatArray,
+    x: FloatArray,
+    w: FloatArray,
+    mean: FloatArray,
+    rstd: FloatArray,
+    N: number,
+    C: number,
+  ): void {
+    const p = this.ptrs(dx, dw, db, dout, x, w, mean, rstd);
+    if (p) {
+      this.x.layernormBackward(
+        p[0] as number,
+        p[1] as number,
+        p[2] as number,
+        p[3] as number,
+        p[4] as number,
+        p[5] as number,
+        p[6] as number,
+        p[7] as number,
+        N,
+        C,
+      );
+    } else refBackend.layernormBackward(dx, dw, db, dout, x, w, mean, rstd, N, C);
+  }
+
+  // ---- activations -------------------------------------------------------------------------------
+
+  geluForward(out: FloatArray, x: FloatArray, n: number): void {
+    const p = this.ptrs(out, x);
+    if (!p) {
+      refBackend.geluForward(out, x, n);
+      return;
+    }
+    const [po, px] = p as [number, number];
+    this.split("geluForward", n, 1, (i, c) => [po + 4 * i, px + 4 * i, c]);
+  }
+  geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
+    const p = this.ptrs(dx, x, dout);
+    if (!p) {
+      refBackend.geluBackward(dx, x, dout, n);
+      return;
+    }
+    const [pd, px, pg] = p as [number, number, number];
+    this.split("geluBackward", n, 1, (i, c) => [pd + 4 * i, px + 4 * i, pg + 4 * i, c]);
+  }
+  reluForward(out: FloatArray, x: FloatArray, n: number): void {
+    const p = this.ptrs(out, x);
+    if (p) this.x.reluForward(p[0] as number, p[1] as number, n);
+    else refBackend.reluForward(out, x, n);
+  }
+  reluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
+    const p = this.ptrs(dx, x, dout);
+    if (p) this.x.reluBackward(p[0] as number, p[1] as number, p[2] as number, n);
+    else refBackend.reluBackward(dx, x, dout, n);
+  }
+
+  // ---- attention ---------------------------------------------------------------------------------
+
+  /** split count for work over `units` independent pieces costing `flops` in total */
+  private splits(units: number, flops: number): number {
+    if (this.threadsUsable <= 1 || flops < PARALLEL_FLOPS) return 1;
+    return Math.max(1, Math.min(this.threadsUsable, units));
+  }
+
+  private ranges(units: number, parts: number): [number, number][] {
+    const out: [number, number][] = [];
+    for (let t = 0; t < parts; t++) {
+      const a = Math.floor((units * t) / parts);
+      const b = Math.floor((units * (t + 1)) / parts);
+      if (b > a) out.push([a, b]);
+    }
+    return out;
+  }
+
+  attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void {
+    const p = this.ptrs(out, lse, qkv);
+    if (!p) {
+      refBackend.attentionForward(out, lse, qkv, B, T, C, nh);
+      return;
+    }
+    const s = this.scratch(T * 4);
+    const parts = this.splits(B * nh, 2 * B * T * T * C);
+    const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
+      p[0] as number,
+      p[1] as number,
+      p[2] as number,
+      B,
+      T,
+      C,
+      nh,
+      a,
+      b,
+      s[t] as number,
+    ]);
+    this.parallel("attentionForward", tasks);
+  }
+
+  attentionBackward(
+    dqkv: FloatArray,
+    dout: FloatArray,
+    qkv: FloatArray,
+    out: FloatArray,
+    lse: FloatArray,
+    B: number,
+    T: number,
+    C: number,
+    nh: number,
+  ): void {
+    const p = this.ptrs(dqkv, dout, qkv, out, lse);
+    if (!p) {
+      refBackend.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, nh);
+      return;
+    }
+    const s = this.scratch(T * 8);
+    const parts = this.splits(B * nh, 4 * B * T * T * C);
+    const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
+      p[0] as number,
+      p[1] as number,
+      p[2] as number,
+      p[3] as number,
+      p[4] as number,
+      B,
+      T,
+      C,
+      nh,
+      a,
+      b,
+      s[t] as number,
+    ]);
+    this.parallel("attentionBackward", tasks);
+  }
+
+  attentionCached(
+    out: FloatArray,
+    qkv: FloatArray,
+    kCache: FloatArray,
+    vCache: FloatArray,
+    Tn: number,
+    pos0: number,
+    C: number,
+    nh: number,
+  ): void {
+    const p = this.ptrs(out, qkv, kCache, vCache);
+    if (!p) {
+      refBackend.attentionCached(out, qkv, kCache, vCache, Tn, pos0, C, nh);
+      return;
+    }
+    const s = this.scratch((pos0 + Tn) * 4);
+    const parts = this.splits(nh, 4 * Tn * (pos0 + Tn) * C);
+    const tasks = this.ranges(nh, parts).map(([a, b], t) => [
+      p[0] as number,
+      p[1] as number,
+      p[2] as number,
+      p[3] as number,
+      Tn,
+      pos0,
+      C,
+      nh,
+      a,
+      b,
+      s[t] as number,
+    ]);
+    this.parallel("attentionCached", tasks);
+  }
+
+  // ---- softmax, cross-entropy, embedding ---------------------------------------------------------
+
+  softmax(out: FloatArray, x: FloatArray, rows: number, cols: number): void {
+    const p = this.ptrs(out, x);
+    if (!p) {
+      refBackend.softmax(out, x, rows, cols);
+      return;
+    }
+    const [po, px] = p as [number, number];
+    this.split("softmax", rows, cols, (r, c) => [po + 4 * r * cols, px + 4 * r * cols, c, cols]);
+  }
+  crossEntropyForward(losses: FloatArray, lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): void {
+    const p = this.ptrs(losses, lse, logits, targets);
+    if (!p) {
+      refBackend.crossEntropyForward(losses, lse, logits, targets, N, V);
+      return;
+    }
+    const [pl, ps, px, pt] = p as [number, number, number, number];
+    this.split("crossEntropyForward", N, V, (r, c) => [pl + 4 * r, ps + 4 * r, px + 4 * r * V, pt + 4 * r, c, V]);
+  }
+  crossEntropyBackward(
+    dlogits: FloatArray,
+    logits: FloatArray,
+    lse: FloatArray,
+    targets: Int32Array,
+    N: number,
+    V: number,
+    scale: number,
+  ): void {
+    const p = this.ptrs(dlogits, logits, lse, targets);
+    if (!p) {
+      refBackend.crossEntropyBackward(dlogits, logits, lse, targets, N, V, scale);
+      return;
+    }
+    const [pd, px, ps, pt] = p as [number, number, number, number];
+    this.split("crossEntropyBackward", N, V, (r, c) => [pd + 4 * r * V, px + 4 * r * V, ps + 4 * r, pt + 4 * r, c, V, scale]);
+  }
+  embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number): void {
+    const p = this.ptrs(out, ids, table);
+    if (p) this.x.embeddingForward(p[0] as number, p[1] as number, p[2] as number, N, C);
+    else refBackend.embeddingForward(out, ids, table, N, C);
+  }
+  embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number): void {
+    const p = this.ptrs(dtable, dout, ids);
+    if (p) this.x.embeddingBackward(p[0] as number, p[1] as number, p[2] as number, N, C);
+    else refBackend.embeddingBackward(dtable, dout, ids, N, C);
+  }
+
+  // ---- optimizer ---------------------------------------------------------------------------------
+
+  adamw(
+    p: FloatArray,
+    g: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+  ): void {
+    const q = this.ptrs(p, g, m, v);
+    if (!q) {
+      refBackend.adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+      return;
+    }
+    const [pp, pg, pm, pv] = q as [number, number, number, number];
+    this.split("adamw", n, 1, (i, c) => [pp + 4 * i, pg + 4 * i, pm + 4 * i, pv + 4 * i, c, lr, beta1, beta2, eps, weightDecay, bc1, bc2]);
+  }
+}

@@ -1,0 +1,465 @@
+// The wasm kernels against their ref twins, on random data (seeded) and awkward shapes.
+//
+// This file runs in two modes:
+// - parent (MINIGPT_WASM_SIMD unset): spawns itself once per SIMD flavour (plain, relaxed), each in
+//   its own process with MINIGPT_WASM_SIMD set, and runs a few loader/plumbing tests in-process;
+// - child (MINIGPT_WASM_SIMD=plain|relaxed): every kernel vs ref with 1 and with 2 threads.
+//
+// Tolerances (fp32 kernels vs the float64-accumulating reference, stored as f32):
+// - matmul:       |diff| <= 1e-6 · K · max|A| · max|B|  (+ 1e-6 · max|out before| when accumulating)
+// - elementwise:  |diff| <= 1e-6 · |ref|  (+ a floor of 1e-6 · scale of the op's inputs where an
+//                 exp/cancellation makes a purely relative bound meaningless near 0: gelu, layernorm)
+// - reductions in rows (softmax, cross-entropy, attention): |diff| <= 1e-6 · (row length) · max|ref|
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { FloatArray } from "../src/kernels/backend.js";
+import { refBackend } from "../src/kernels/ref/index.js";
+import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
+import { Rng } from "../src/random.js";
+import { heap } from "../src/tensor/memory.js";
+
+const SIMD = process.env.MINIGPT_WASM_SIMD;
+const THIS_FILE = fileURLToPath(import.meta.url);
+
+// ---- helpers ----------------------------------------------------------------------------------------
+
+function f32(n: number): Float32Array {
+  const p = heap().alloc(Math.max(1, n) * 4);
+  return new Float32Array(heap().memory.buffer, p, n);
+}
+
+function i32(n: number): Int32Array {
+  const p = heap().alloc(Math.max(1, n) * 4);
+  return new Int32Array(heap().memory.buffer, p, n);
+}
+
+function rand(rng: Rng, n: number, scale = 1): Float32Array {
+  const a = f32(n);
+  for (let i = 0; i < n; i++) a[i] = (rng.random() * 2 - 1) * scale;
+  return a;
+}
+
+function copy(a: Float32Array): Float32Array {
+  const b = f32(a.length);
+  b.set(a);
+  return b;
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] as number));
+  return m;
+}
+
+/** assert |got - want| <= rel·|want| + abs elementwise */
+function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number, abs: number): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i] as number;
+    const w = want[i] as number;
+    const tol = rel * Math.abs(w) + abs;
+    const d = Math.abs(g - w);
+    if (!(d <= tol)) {
+      if (at < 0 || d / tol > worst) {
+        worst = Number.isNaN(d) ? Infinity : d / tol;
+        at = i;
+      }
+    }
+  }
+  if (process.env.KERNELS_WASM_VERBOSE) {
+    let r = 0;
+    for (let i = 0; i < want.length; i++) {
+      const d = Math.abs((got[i] as number) - (want[i] as number));
+      r = Math.max(r, d / (rel * Math.abs(want[i] as number) + abs || 1e-300));
+    }
+    console.log(`# ${what}: worst ${r.toExponential(2)} of tolerance`);
+  }
+  if (at >= 0) {
+    assert.fail(`${what}: element ${at} got ${got[at]} want ${want[at]} (${worst.toFixed(2)}x the tolerance rel ${rel} abs ${abs})`);
+  }
+}
+
+// ---- child mode: every kernel vs ref ------------------------------------------------------------------
+
+function kernelSuite(be: WasmBackend, threads: number): void {
+  const rng = new Rng(1234 + threads);
+
+  test("matmul, the three layouts, awkward shapes", () => {
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [1, 7, 65],
+      [7, 1, 127],
+      [3, 65, 7],
+      [4, 8, 8],
+      [65, 127, 33],
+      [127, 1023, 9],
+      [5, 300, 17],
+      [6, 20, 2100],
+      [130, 300, 70],
+      [64, 256, 64],
+      [1, 1023, 65],
+      [2, 65, 1023],
+      [9, 0, 5],
+    ];
+    for (const [M, K, N] of shapes) {
+      for (const kind of ["matmul", "matmulBT", "matmulAT"] as const) {
+        for (const acc of [false, true]) {
+          const a = rand(rng, M * K, 2);
+          const b = rand(rng, K * N, 0.5);
+          const init = rand(rng, M * N, 3);
+          const got = copy(init);
+          const want = new Float32Array(init);
+          be[kind](got, a, b, M, K, N, acc);
+          refBackend[kind](want, a, b, M, K, N, acc);
+          const tol = 1e-6 * K * maxAbs(a) * maxAbs(b) + (acc ? 1e-6 * maxAbs(init) : 0) + 1e-30;
+          close(`${kind} ${M}x${K}x${N} acc=${acc}`, got, want, 0, tol);
+        }
+      }
+    }
+  });
+
+  test("elementwise: addBias, sumRows, add, accumulate, scale, sumSquares, mul", () => {
+    for (const [rows, cols] of [
+      [1, 1],
+      [7, 65],
+      [127, 7],
+      [3, 1023],
+      [33, 8],
+    ] as [number, number][]) {
+      const n = rows * cols;
+      const x = rand(rng, n, 3);
+      const bias = rand(rng, cols);
+      const got = copy(x);
+      const want = new Float32Array(x);
+      be.addBias(got, bias, rows, cols);
+      refBackend.addBias(want, bias, rows, cols);
+      close(`addBias ${rows}x${cols}`, got, want, 1e-6, 0);
+
+      const s0 = rand(rng, cols);
+      const gs = copy(s0);
+      const ws = new Float32Array(s0);
+      be.sumRows(gs, x, rows, cols);
+      refBackend.sumRows(ws, x, rows, cols);
+      close(`sumRows ${rows}x${cols}`, gs, ws, 1e-6, 1e-7);
+
+      const y = rand(rng, n);
+      const o = f32(n);
+      const wo = new Float32Array(n);
+      be.add(o, x, y, n);
+      refBackend.add(wo, x, y, n);
+      close(`add ${n}`, o, wo, 1e-6, 0);
+
+      const d = copy(x);
+      const wd = new Float32Array(x);
+      be.accumulate(d, y, n);
+      refBackend.accumulate(wd, y, n);
+      close(`accumulate ${n}`, d, wd, 1e-6, 0);
+
+      const sc = copy(x);
+      const wsc = new Float32Array(x);
+      be.scale(sc, n, 0.37);
+      refBackend.scale(wsc, n, 0.37);
+      close(`scale ${n}`, sc, wsc, 1e-6, 0);
+
+      const ss = be.sumSquares(x, n);
+      const wss = refBackend.sumSquares(x, n);
+      close(`sumSquares ${n}`, [ss], [wss], 1e-12, 0);
+
+      const mask = f32(n);
+      for (let i = 0; i < n; i++) mask[i] = rng.random() < 0.3 ? 0 : 1 / 0.7;
+      const mo = f32(n);
+      const wmo = new Float32Array(n);
+      be.mul(mo, x, mask, n);
+      refBackend.mul(wmo, x, mask, n);
+      close(`mul ${n}`, mo, wmo, 1e-6, 0);
+    }
+  });
+
+  test("activations: gelu, relu forward and backward", () => {
+    for (const n of [1, 3, 7, 65, 1023, 4099, 200_003]) {
+      const x = rand(rng, n, 6);
+      x[0] = 0;
+      const o = f32(n);
+      const wo = new Float32Array(n);
+      be.geluForward(o, x, n);
+      refBackend.geluForward(wo, x, n);
+      // exp's argument carries f32 rounding: a floor of 1e-6·|x|·e^{-|x|}-sized absolute error
+      close(`geluForward ${n}`, o, wo, 1e-6, 1e-7);
+      const dout = rand(rng, n);
+      const dx0 = rand(rng, n);
+      const g = copy(dx0);
+      const wg = new Float32Array(dx0);
+      be.geluBackward(g, x, dout, n);
+      refBackend.geluBackward(wg, x, dout, n);
+      close(`geluBackward ${n}`, g, wg, 1e-6, 1e-6);
+
+      const r = f32(n);
+      const wr = new Float32Array(n);
+      be.reluForward(r, x, n);
+      refBackend.reluForward(wr, x, n);
+      close(`reluForward ${n}`, r, wr, 0, 0);
+      const rg = copy(dx0);
+      const wrg = new Float32Array(dx0);
+      be.reluBackward(rg, x, dout, n);
+      refBackend.reluBackward(wrg, x, dout, n);
+      close(`reluBackward ${n}`, rg, wrg, 1e-6, 0);
+    }
+  });
+
+  test("layernorm forward and backward", () => {
+    for (const [N, C] of [
+      [1, 1],
+      [7, 65],
+      [3, 768],
+      [65, 128],
+      [2, 7],
+    ] as [number, number][]) {
+      const x = rand(rng, N * C, 2);
+      for (let i = 0; i < N * C; i++) x[i] = (x[i] as number) + 0.5;
+      const w = rand(rng, C);
+      const b = rand(rng, C);
+      const out = f32(N * C);
+      const mean = f32(N);
+      const rstd = f32(N);
+      const wout = new Float32Array(N * C);
+      const wmean = new Float32Array(N);
+      const wrstd = new Float32Array(N);
+      be.layernormForward(out, mean, rstd, x, w, b, N, C, 1e-5);
+      refBackend.layernormForward(wout, wmean, wrstd, x, w, b, N, C, 1e-5);
+      close(`layernorm mean ${N}x${C}`, mean, wmean, 1e-6, 1e-7);
+      close(`layernorm rstd ${N}x${C}`, rstd, wrstd, 1e-6, 0);
+      close(`layernorm out ${N}x${C}`, out, wout, 1e-6, 1e-6 * maxAbs(wout));
+
+      const dout = rand(rng, N * C);
+      const dx0 = rand(rng, N * C);
+      const dw0 = rand(rng, C);
+      const db0 = rand(rng, C);
+      const dx = copy(dx0);
+      const dw = copy(dw0);
+      const db = copy(db0);
+      const wdx = new Float32Array(dx0);
+      const wdw = new Float32Array(dw0);
+      const wdb = new Float32Array(db0);
+      be.layernormBackward(dx, dw, db, dout, x, w, copy(wmean), copy(wrstd), N, C);
+      refBackend.layernormBackward(wdx, wdw, wdb, dout, x, w, wmean, wrstd, N, C);
+      const s = maxAbs(wrstd) * maxAbs(w);
+      close(`layernorm dx ${N}x${C}`, dx, wdx, 1e-6, 1e-6 * (4 * s + 1));
+      close(`layernorm dw ${N}x${C}`, dw, wdw, 1e-6, 1e-6 * N * 4);
+      close(`layernorm db ${N}x${C}`, db, wdb, 1e-6, 1e-6 * N);
+    }
+  });
+
+  test("softmax and cross-entropy", () => {
+    for (const [N, V] of [
+      [1, 1],
+      [7, 65],
+      [3, 1023],
+      [65, 7],
+      [3, 50257],
+    ] as [number, number][]) {
+      const x = rand(rng, N * V, 8);
+      const o = f32(N * V);
+      const wo = new Float32Array(N * V);
+      be.softmax(o, x, N, V);
+      refBackend.softmax(wo, x, N, V);
+      close(`softmax ${N}x${V}`, o, wo, 1e-6, 1e-6 * maxAbs(wo));
+
+      const targets = i32(N);
+      for (let n = 0; n < N; n++) targets[n] = n % 3 === 2 ? -1 : rng.int(V);
+      const losses = f32(N);
+      const lse = f32(N);
+      const wl = new Float32Array(N);
+      const wlse = new Float32Array(N);
+      be.crossEntropyForward(losses, lse, x, targets, N, V);
+      refBackend.crossEntropyForward(wl, wlse, x, targets, N, V);
+      close(`crossEntropy lse ${N}x${V}`, lse, wlse, 1e-6, 1e-6);
+      close(`crossEntropy loss ${N}x${V}`, losses, wl, 1e-6, 1e-6 * maxAbs(wlse));
+
+      const d0 = rand(rng, N * V);
+      const d = copy(d0);
+      const wd = new Float32Array(d0);
+      be.crossEntropyBackward(d, x, copy(wlse), targets, N, V, 0.25);
+      refBackend.crossEntropyBackward(wd, x, wlse, targets, N, V, 0.25);
+      close(`crossEntropyBackward ${N}x${V}`, d, wd, 1e-6, 1e-6 * 0.25);
+    }
+  });
+
+  test("embedding forward and backward", () => {
+    for (const [N, V, C] of [
+      [1, 1, 1],
+      [7, 3, 65],
+      [65, 10, 128],
+      [33, 1023, 7],
+    ] as [number, number, number][]) {
+      const table = rand(rng, V * C);
+      const ids = i32(N);
+      for (let n = 0; n < N; n++) ids[n] = rng.int(V);
+      const o = f32(N * C);
+      const wo = new Float32Array(N * C);
+      be.embeddingForward(o, ids, table, N, C);
+      refBackend.embeddingForward(wo, ids, table, N, C);
+      close(`embeddingForward ${N}x${C}`, o, wo, 0, 0);
+      const dout = rand(rng, N * C);
+      const dt = copy(table);
+      const wdt = new Float32Array(table);
+      be.embeddingBackward(dt, dout, ids, N, C);
+      refBackend.embeddingBackward(wdt, dout, ids, N, C);
+      close(`embeddingBackward ${N}x${C}`, dt, wdt, 1e-6, 1e-7);
+    }
+  });
+
+  test("adamw", () => {
+    for (const n of [1, 7, 65, 1023, 150_001]) {
+      const p = rand(rng, n);
+      const g = rand(rng, n, 0.1);
+      const m = rand(rng, n, 0.01);
+      const v = f32(n);
+      for (let i = 0; i < n; i++) v[i] = rng.random() * 1e-3;
+      const [gp, gm, gv] = [copy(p), copy(m), copy(v)];
+      const [wp, wm, wv] = [new Float32Array(p), new Float32Array(m), new Float32Array(v)];
+      const args = [3e-3, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9 ** 7, 1 - 0.95 ** 7] as const;
+      be.adamw(gp, g, gm, gv, n, ...args);
+      refBackend.adamw(wp, g, wm, wv, n, ...args);
+      // m = b1·m + (1-b1)·g can cancel: the bound is relative to the terms
+      close(`adamw m ${n}`, gm, wm, 1e-6, 1e-6 * (maxAbs(m) + 0.1 * maxAbs(g)));
+      close(`adamw v ${n}`, gv, wv, 1e-6, 1e-15);
+      close(`adamw p ${n}`, gp, wp, 1e-6, 1e-8);
+    }
+  });
+
+  test("attention forward, backward and cached", () => {
+    const shapes: [number, number, number, number][] = [
+      [1, 1, 4, 1],
+      [2, 7, 12, 3],
+      [1, 65, 20, 2],
+      [2, 33, 128, 4],
+      [1, 17, 64, 1],
+      [4, 64, 128, 4],
+      [1, 127, 6, 2],
+    ];
+    for (const [B, T, C, nh] of shapes) {
+      const qkv = rand(rng, B * T * 3 * C, 1.5);
+      const out = f32(B * T * C);
+      const lse = f32(B * nh * T);
+      const wout = new Float32Array(B * T * C);
+      const wlse = new Float32Array(B * nh * T);
+      be.attentionForward(out, lse, qkv, B, T, C, nh);
+      refBackend.attentionForward(wout, wlse, qkv, B, T, C, nh);
+      const hs = C / nh;
+      const tol = 1e-6 * (hs + T) * maxAbs(qkv);
+      close(`attentionForward ${B},${T},${C},${nh} out`, out, wout, 0, tol);
+      close(`attentionForward ${B},${T},${C},${nh} lse`, lse, wlse, 0, tol * maxAbs(qkv));
+
+      const dout = rand(rng, B * T * C);
+      const d0 = rand(rng, B * T * 3 * C);
+      const d = copy(d0);
+      const wd = new Float32Array(d0);
+      be.attentionBackward(d, dout, qkv, copy(wout), copy(wlse), B, T, C, nh);
+      refBackend.attentionBackward(wd, dout, qkv, wout, wlse, B, T, C, nh);
+      const s = maxAbs(qkv);
+      close(`attentionBackward ${B},${T},${C},${nh}`, d, wd, 0, 1e-6 * (hs + T) * T * s * s * s + 1e-6);
+    }
+    for (const [Tn, pos0, C, nh] of [
+      [1, 0, 4, 1],
+      [1, 9, 12, 3],
+      [5, 9, 20, 2],
+      [3, 60, 128, 4],
+      [1, 1000, 768, 12],
+      [7, 0, 6, 2],
+    ] as [number, number, number, number][]) {
+      const Tmax = pos0 + Tn + 3;
+      const qkv = rand(rng, Tn * 3 * C, 1.5);
+      const k = rand(rng, Tmax * C, 1.5);
+      const v = rand(rng, Tmax * C, 1.5);
+      const out = f32(Tn * C);
+      const wout = new Float32Array(Tn * C);
+      be.attentionCached(out, qkv, k, v, Tn, pos0, C, nh);
+      refBackend.attentionCached(wout, qkv, k, v, Tn, pos0, C, nh);
+      close(`attentionCached ${Tn},${pos0},${C},${nh}`, out, wout, 0, 1e-6 * (C / nh + pos0 + Tn) * 1.5 * 1.5);
+    }
+  });
+
+  test("the fast path was taken for every heap array", () => {
+    assert.equal(be.stats.fallback, 0);
+    assert.ok(be.stats.fast > 100, `fast calls: ${be.stats.fast}`);
+    if (threads > 1) assert.ok(be.stats.parallel > 0, "big calls were split over threads");
+    else assert.equal(be.stats.parallel, 0);
+  });
+}
+
+if (SIMD) {
+  for (const threads of [1, 2]) {
+    const be = await loadWasmBackend({ threads });
+    after(() => be.dispose());
+    describe(`wasm kernels vs ref (${SIMD} SIMD, ${threads} thread${threads > 1 ? "s" : ""})`, () => {
+      test("the requested SIMD flavour and thread count are in use", () => {
+        assert.equal(be.simd, SIMD);
+        assert.equal(be.threads, threads);
+      });
+      kernelSuite(be, threads);
+    });
+  }
+} else {
+  // ---- parent mode ------------------------------------------------------------------------------------
+  describe("wasm backend", () => {
+    for (const flavour of ["plain", "relaxed"]) {
+      test(`every kernel matches ref with ${flavour} SIMD, 1 and 2 threads (child process)`, () => {
+        // NODE_TEST_CONTEXT would make the child speak the runner's binary protocol instead of TAP
+        const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+        const r = spawnSync(process.execPath, ["--import", "tsx", "--test-reporter=tap", THIS_FILE], {
+          env: { ...env, MINIGPT_WASM_SIMD: flavour },
+          encoding: "utf8",
+          timeout: 300_000,
+        });
+        if (r.status !== 0) assert.fail(`child (${flavour}) failed, exit ${r.status}:\n${r.stdout}\n${r.stderr}`);
+        assert.match(r.stdout, /# fail 0/);
+        assert.match(r.stdout, /# pass [1-9]/);
+      });
+    }
+
+    test("arrays outside the heap fall back to ref and are counted", async () => {
+      const be = await loadWasmBackend({ threads: 1 });
+      const a = new Float64Array([1, 2, 3, 4, 5, 6]);
+      const b = new Float64Array([1, 0, 0, 1, 1, 1]);
+      const out = new Float64Array(4);
+      be.matmul(out, a, b, 2, 3, 2, false);
+      assert.deepEqual([...out], [4, 5, 10, 11]);
+      const plain = new Float32Array([1, -2, 3]);
+      be.reluForward(plain, plain, 3);
+      assert.deepEqual([...plain], [1, 0, 3]);
+      assert.equal(be.stats.fallback, 2);
+      assert.equal(be.stats.fast, 0);
+    });
+
+    test("views made before the memory grew still take the fast path", async () => {
+      const be = await loadWasmBackend({ threads: 1 });
+      const x = f32(5);
+      x.set([1, -2, 3, -4, 5]);
+      const before = heap().memory.buffer.byteLength;
+      const big = heap().alloc(before); // forces a grow
+      assert.ok(heap().memory.buffer.byteLength > before);
+      assert.notEqual(x.buffer, heap().memory.buffer);
+      be.reluForward(x, x, 5);
+      assert.deepEqual([...x], [1, 0, 3, 0, 5]);
+      assert.equal(be.stats.fast, 1);
+      assert.equal(be.stats.fallback, 0);
+      heap().release(big, before);
+    });
+
+    test("useBackend('wasm') loads it", async () => {
+      const { useBackend, backend } = await import("../src/kernels/index.js");
+      const be = await useBackend("wasm", { threads: 2 });
+      assert.equal(be.name, "wasm");
+      assert.equal(backend(), be);
+      (be as WasmBackend).dispose();
+      await useBackend("ref");
+    });
+  });
+}
+
+// keep the type import used when the file is type-checked alone
+export type { FloatArray };
