@@ -2,11 +2,61 @@
  * minigpt's public API. The CLI (src/cli/) and any other consumer import only from here.
  */
 
+export {
+  type ActivationFigures,
+  type AnalyzeOptions,
+  activationFloats,
+  analyzeConfig,
+  analyzeModel,
+  BYTES_PER_FLOAT,
+  closedFormParameterCount,
+  formatAnalysis,
+  formatBytes,
+  formatFlops,
+  type ModelAnalysis,
+  parameterFigures,
+  readHistory,
+} from "./analyze/analyze.js";
 export { type Batch, BatchSampler, evalWindows, SequenceSampler, splitTokens } from "./data/batches.js";
+export {
+  CHAT_ASSISTANT,
+  CHAT_END,
+  CHAT_SPECIAL_TOKENS,
+  CHAT_USER,
+  type ChatMessage,
+  type ChatRole,
+  type ChatTokenIds,
+  chatExample,
+  chatPrompt,
+  chatTokenIds,
+  encodeChat,
+  loadChatDataset,
+  parseChatJsonl,
+  requireChatTokens,
+  withChatTokens,
+} from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
 export { type Dataset, loadDataset } from "./data/dataset.js";
 export { BUILTIN_TEXTS, loadTextSource, type TextSource } from "./data/text.js";
 export { fail, MinigptError } from "./errors.js";
+export {
+  attentionHtml,
+  attentionWeights,
+  type ExplainLevel,
+  explainTrainingStep,
+  type ForwardTrace,
+  fewValues,
+  formatTop,
+  formatTrace,
+  heatmap,
+  type StageRecord,
+  type StepExplanation,
+  shade,
+  tokenLabel,
+  topTokens,
+  traceForward,
+} from "./explain/explain.js";
+export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
 export { type GenerateOptions, generate, generateTokens, nextLogitsUncached } from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken } from "./generate/sample.js";

@@ -241,3 +241,100 @@ test("an existing model folder is not overwritten without --overwrite", () => {
   assert.match(again.stderr, /already holds files \(a model\).*--resume.*--overwrite/);
   assert.equal(cli([...base, "--overwrite"]).status, 0);
 });
+
+test("--init-partial loads matching tensors and reports skipped and new ones", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  const base = join(dir, "base");
+  assert.equal(cli(["train", "--data", data, ...small, "--max-steps", "3", "--eval-interval", "3", "--out", base]).status, 0);
+  // one more layer and a longer context: wpe changes shape, h.2 is new, everything else loads
+  const grown = join(dir, "grown");
+  const args = ["--data", data, "--n-layer", "3", "--n-head", "2", "--n-embd", "16", "--block-size", "24", "--batch-size", "4"];
+  const r = cli([
+    "train",
+    ...args,
+    "--eval-steps",
+    "2",
+    "--sample-tokens",
+    "0",
+    "--max-steps",
+    "2",
+    "--eval-interval",
+    "2",
+    "--init",
+    base,
+    "--init-partial",
+    "--out",
+    grown,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /init-partial: loaded 27 tensors, skipped 1, new 12/);
+  assert.match(r.stderr, /skipped \(shape differs\): transformer\.wpe\.weight \[16, 16\] -> \[24, 16\]/);
+  assert.match(r.stderr, /new \(not in --init\): transformer\.h\.2\.ln_1\.weight/);
+  // without --init-partial, --init takes the architecture of the folder it starts from
+  const cont = join(dir, "cont");
+  const c = cli([
+    "train",
+    "--data",
+    data,
+    "--eval-steps",
+    "2",
+    "--sample-tokens",
+    "0",
+    "--batch-size",
+    "4",
+    "--max-steps",
+    "2",
+    "--eval-interval",
+    "2",
+    "--init",
+    base,
+    "--out",
+    cont,
+  ]);
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stderr, /2 layers, 2 heads, 16 wide, block 16/);
+});
+
+test("Ctrl-C (SIGINT) saves a checkpoint at the current step and exits cleanly", async () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  const out = join(dir, "int");
+  const child = spawn(
+    process.execPath,
+    [
+      ...ENTRY,
+      "train",
+      "--data",
+      data,
+      ...small,
+      "--max-steps",
+      "100000",
+      "--checkpoint-interval",
+      "100000",
+      "--eval-interval",
+      "100000",
+      "--out",
+      out,
+    ],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  await waitFor(
+    () => existsSync(join(out, "metrics.jsonl")) && readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").length > 5,
+    60_000,
+  );
+  child.kill("SIGINT");
+  const code = await exited;
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /checkpoint saved\. Continue with: minigpt train --out .* --resume/);
+  const latest = readFileSync(join(out, "training", "latest"), "utf8").trim();
+  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").length;
+  assert.equal(latest, `checkpoint-${steps}`);
+});

@@ -1,5 +1,6 @@
 import { fail, generateTokens, loadModelFolder, type Tokenizer } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
+import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const generateSpec: CommandSpec = {
@@ -23,6 +24,13 @@ export const generateSpec: CommandSpec = {
       help: "recompute the whole context for every token instead of using the KV cache (slower; for comparison)",
     },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the prompt as plain text" },
+    {
+      name: "explain",
+      type: "bool",
+      default: false,
+      help: "learning mode: show each stage of the forward pass, every head's attention and the top-5 next tokens at each step",
+    },
+    explainLevelFlag,
     ...backendFlags,
   ],
   examples: ['minigpt generate --model out --prompt "Call me" --max-new-tokens 300 --temperature 0.8 --top-k 40'],
@@ -62,6 +70,18 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
       const id = tokenizer.specialTokenId(s);
       if (id !== undefined) stopIds.push(id);
     }
+  }
+  if (f.bool("explain")) {
+    const o = {
+      maxNewTokens: f.int("max-new-tokens"),
+      temperature: f.float("temperature"),
+      topK: f.int("top-k"),
+      topP: f.float("top-p"),
+      seed: f.int("seed"),
+      stopIds,
+    };
+    explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
+    return 0;
   }
   const streamer = new TextStreamer(tokenizer);
   process.stdout.write(f.string("prompt"));

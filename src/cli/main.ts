@@ -1,8 +1,13 @@
 import { MinigptError, useBackend } from "../index.js";
 /** `minigpt <command> [flags]`: dispatch, backend selection, and one-line errors. */
+import { analyzeSpec, runAnalyze } from "./analyze.js";
+import { attentionSpec, runAttention } from "./attention.js";
+import { chatSpec, runChat } from "./chat.js";
 import { evalSpec, runEval } from "./eval.js";
+import { explainStepSpec, runExplainStep } from "./explain.js";
 import { type CommandSpec, helpText } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
+import { interactiveSpec, runInteractive } from "./interactive.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
@@ -20,6 +25,11 @@ const commands: Command[] = [
   { spec: tokenizeSpec, run: runTokenize },
   { spec: tokenizerSpec, run: runTokenizer },
   { spec: selftestSpec, run: runSelftest },
+  { spec: chatSpec, run: runChat },
+  { spec: analyzeSpec, run: runAnalyze },
+  { spec: explainStepSpec, run: runExplainStep },
+  { spec: attentionSpec, run: runAttention },
+  { spec: interactiveSpec, run: runInteractive },
 ];
 
 function usage(): string {
@@ -32,7 +42,7 @@ function usage(): string {
     "commands:",
     ...commands.map((c) => `  ${c.spec.name.padEnd(width)} ${c.spec.summary}`),
     "",
-    'start with:  minigpt train   then   minigpt generate --model out --prompt "..."',
+    'start with:  minigpt train   then   minigpt generate --model out --prompt "..."   (or just: minigpt, for menus)',
   ].join("\n");
 }
 
@@ -60,10 +70,12 @@ async function selectBackend(argv: readonly string[]): Promise<void> {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // no arguments: interactive mode (menus on a terminal; scriptable through a pipe)
+  if (argv.length === 0) return main(["interactive"]);
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(usage());
-    return name === undefined ? 1 : 0;
+    return 0;
   }
   if (name === "--version") {
     console.log("minigpt 0.1.0");

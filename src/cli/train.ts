@@ -68,6 +68,12 @@ const flags: FlagSpec[] = [
     help: "with --init: load only the tensors whose name and shape match, report the rest",
   },
   { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> special-token strings in the data as plain text" },
+  {
+    name: "chat",
+    type: "string",
+    default: "",
+    help: 'chat fine-tuning on a JSONL file of {"messages":[{"role":"user","content":...},{"role":"assistant","content":...}]}: loss only on assistant replies; needs --init DIR (adds <|user|> <|assistant|> <|end|> to a vocabulary that lacks them)',
+  },
   { name: "sample-tokens", type: "int", default: 300, help: "tokens of sample text printed at the end (0 = none)" },
   ...backendFlags,
 ];
@@ -82,6 +88,7 @@ export const trainSpec: CommandSpec = {
     "minigpt train --data my-notes/ --out notes-model --max-steps 2000",
     "minigpt train --data counting --out counting --n-layer 2 --n-embd 64 --block-size 19",
     "minigpt train --out notes-model --resume --max-steps 4000",
+    "minigpt train --chat chats.jsonl --init notes-model --out notes-chat --max-steps 300",
   ],
 };
 
@@ -115,6 +122,7 @@ const keyOf: Record<string, keyof TrainConfig> = {
   init: "init",
   "init-partial": "initPartial",
   "specials-as-text": "specialsAsText",
+  chat: "chat",
 };
 
 export function trainConfigFromFlags(f: ParsedFlags): { config: TrainConfig; explicit: Partial<TrainConfig> } {
@@ -170,6 +178,11 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
             for (const s of info.initReport.skipped) console.error(`  skipped (shape differs): ${s}`);
             for (const s of info.initReport.fresh) console.error(`  new (not in --init): ${s}`);
           }
+          if (info.chatTokensAdded && info.chatTokensAdded.length > 0) {
+            console.error(
+              `chat: added ${info.chatTokensAdded.join(" ")} to the vocabulary (new embedding rows start as the mean of the others; saved as added tokens)`,
+            );
+          }
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
         },
@@ -202,6 +215,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
+    if (config.chat) {
+      console.error(`next: minigpt chat --model ${config.out}`);
+      return 0;
+    }
     if (n > 0 && config.data !== "counting") printSample(result.model, result.tokenizer, n);
     console.error(`next: minigpt generate --model ${config.out} --prompt "..."`);
     return 0;

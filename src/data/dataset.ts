@@ -8,6 +8,7 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, splitTokens } from "./batches.js";
+import { loadChatDataset } from "./chat.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { loadTextSource } from "./text.js";
 
@@ -34,9 +35,15 @@ export interface DatasetOptions {
   tokenizerKind: "char" | "bpe" | "gpt2";
   vocabSize: number;
   specialsAsText: boolean;
+  /** chat fine-tuning: a JSONL file of conversations; `tokenizer` must carry the chat tokens */
+  chat?: string;
 }
 
 export function loadDataset(o: DatasetOptions): Dataset {
+  if (o.chat) {
+    if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
+    return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize);
+  }
   if (o.data === "counting") {
     const tokenizer = o.tokenizer ?? countingTokenizer();
     const train = countingTrainSequences();

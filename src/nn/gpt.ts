@@ -40,6 +40,12 @@ export interface ForwardOptions {
   targets?: Tensor;
   /** the PRNG for dropout; without it (or with dropout 0) the forward pass is deterministic */
   dropoutRng?: Rng;
+  /**
+   * Learning mode (src/explain/): called with intermediate activations as they are computed, e.g.
+   * ("h.0.qkv", (B,T,3C)). The tensors belong to the forward pass: copy what you keep. Unused, it
+   * costs nothing and changes nothing.
+   */
+  capture?: (name: string, t: Tensor) => void;
 }
 
 /** The name and shape of every parameter, in a fixed order (init order, file order). */
@@ -133,24 +139,34 @@ export class GPT {
     const p = (name: string) => this.param(name);
     const drop = (t: Tensor) => (options.dropoutRng && c.dropout > 0 ? dropout(t, c.dropout, options.dropoutRng) : t);
     const act = c.activation === "relu" ? relu : gelu;
+    const cap = options.capture;
 
     let x = drop(addPositions(embedding(p("transformer.wte.weight"), idx), p("transformer.wpe.weight"))); // (B,T,C)
+    cap?.("embedding", x);
     for (let l = 0; l < c.nLayer; l++) {
       const h = `transformer.h.${l}`;
       // attention: ln -> qkv (B,T,3C) -> heads -> (B,T,C) -> projection
       let a = layerNorm(x, p(`${h}.ln_1.weight`), p(`${h}.ln_1.bias`), c.layerNormEps);
+      cap?.(`h.${l}.ln_1`, a);
       a = linear(a, p(`${h}.attn.c_attn.weight`), p(`${h}.attn.c_attn.bias`));
+      cap?.(`h.${l}.qkv`, a);
       a = causalSelfAttention(a, c.nHead);
+      cap?.(`h.${l}.attn`, a);
       a = drop(linear(a, p(`${h}.attn.c_proj.weight`), p(`${h}.attn.c_proj.bias`)));
       x = add(x, a);
+      cap?.(`h.${l}.resid_attn`, x);
       // MLP: ln -> (B,T,nInner) -> activation -> (B,T,C)
       let m = layerNorm(x, p(`${h}.ln_2.weight`), p(`${h}.ln_2.bias`), c.layerNormEps);
       m = act(linear(m, p(`${h}.mlp.c_fc.weight`), p(`${h}.mlp.c_fc.bias`)));
+      cap?.(`h.${l}.mlp_act`, m);
       m = drop(linear(m, p(`${h}.mlp.c_proj.weight`), p(`${h}.mlp.c_proj.bias`)));
       x = add(x, m);
+      cap?.(`h.${l}.out`, x);
     }
     x = layerNorm(x, p("transformer.ln_f.weight"), p("transformer.ln_f.bias"), c.layerNormEps);
+    cap?.("ln_f", x);
     const logits = matmulTransposed(x, p("transformer.wte.weight")); // (B,T,V)
+    cap?.("logits", logits);
     const result: ForwardResult = { logits };
     if (options.targets) result.loss = crossEntropy(logits, options.targets);
     return result;

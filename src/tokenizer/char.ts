@@ -1,7 +1,6 @@
 import { fail } from "../errors.js";
-import { addedTokensJson, specialsPattern, splitSpecials } from "./bpe.js";
-import { wtf8Encode } from "./bytes.js";
-import { CHAR_SPECIAL_TOKENS, type EncodeOptions, type Tokenizer } from "./types.js";
+import { LookupTokenizer } from "./lookup.js";
+import { CHAR_SPECIAL_TOKENS } from "./types.js";
 
 function describeChar(ch: string): string {
   const cp = (ch.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0");
@@ -9,29 +8,8 @@ function describeChar(ch: string): string {
 }
 
 /** One token per character (code point), plus special tokens: nanoGPT's Shakespeare tokenizer. */
-export class CharTokenizer implements Tokenizer {
+export class CharTokenizer extends LookupTokenizer {
   readonly kind = "char";
-  readonly vocabSize: number;
-  readonly specialTokens: readonly string[];
-  private readonly pieces: string[];
-  private readonly ids: Map<string, number>;
-  private readonly specialIds: Map<string, number>;
-  private readonly specialPattern: RegExp | undefined;
-
-  /** `pieces[id]` is the character (or special-token string) of each id. */
-  constructor(pieces: readonly string[], specials: readonly string[]) {
-    this.pieces = [...pieces];
-    this.vocabSize = pieces.length;
-    this.ids = new Map();
-    this.specialIds = new Map();
-    pieces.forEach((p, id) => {
-      if (specials.includes(p)) this.specialIds.set(p, id);
-      else if ([...p].length !== 1) fail(`character vocabulary entry ${JSON.stringify(p)} (id ${id}) is not a single character`);
-      else this.ids.set(p, id);
-    });
-    this.specialTokens = [...this.specialIds.keys()];
-    this.specialPattern = specialsPattern(this.specialTokens);
-  }
 
   /** Vocabulary: the text's distinct characters by code point, then the special tokens. */
   static fromText(text: string, extraSpecials: readonly string[] = []): CharTokenizer {
@@ -45,23 +23,16 @@ export class CharTokenizer implements Tokenizer {
     return new CharTokenizer([...chars, ...specials], specials);
   }
 
-  encode(text: string, options: EncodeOptions = {}): number[] {
-    const out: number[] = [];
-    const parts = options.specialsAsText ? [text] : splitSpecials(text, this.specialPattern, this.specialIds);
-    for (const part of parts) {
-      if (typeof part === "number") {
-        out.push(part);
-        continue;
-      }
-      for (const ch of part) {
-        const id = this.ids.get(ch);
-        if (id === undefined) {
-          fail(`character ${describeChar(ch)} is not in this model's character vocabulary: the model was trained on a different text`);
-        }
-        out.push(id);
-      }
-    }
-    return out;
+  protected invalidPiece(piece: string): string | null {
+    return [...piece].length === 1 ? null : "is not a single character";
+  }
+
+  protected split(text: string): Iterable<string> {
+    return text;
+  }
+
+  protected unknownPiece(ch: string): string {
+    return `character ${describeChar(ch)} is not in this model's character vocabulary: the model was trained on a different text`;
   }
 
   decode(ids: readonly number[]): string {
@@ -70,37 +41,13 @@ export class CharTokenizer implements Tokenizer {
     return s;
   }
 
-  tokenString(id: number): string {
-    const p = this.pieces[id];
-    if (p === undefined) fail(`token id ${id} is outside this tokenizer's vocabulary of ${this.vocabSize}`);
-    return p;
-  }
-
-  tokenBytes(id: number): Uint8Array {
-    return wtf8Encode(this.tokenString(id));
-  }
-
-  specialTokenId(token: string): number | undefined {
-    return this.specialIds.get(token);
-  }
-
   /**
    * A BPE model with no merges and no pre-tokenizer is exactly a character lookup in Hugging
    * Face's tokenizers, and the Fuse decoder joins the pieces back without spaces.
    */
   toHuggingFaceJson(): object {
-    const vocab: Record<string, number> = {};
-    this.pieces.forEach((p, id) => {
-      vocab[p] = id;
-    });
-    return {
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: addedTokensJson(this.specialIds),
-      normalizer: null,
-      pre_tokenizer: null,
-      post_processor: null,
+    return this.huggingFaceJson({
+      preTokenizer: null,
       decoder: { type: "Fuse" },
       model: {
         type: "BPE",
@@ -111,9 +58,9 @@ export class CharTokenizer implements Tokenizer {
         fuse_unk: false,
         byte_fallback: false,
         ignore_merges: false,
-        vocab,
+        vocab: this.vocabJson(),
         merges: [],
       },
-    };
+    });
   }
 }

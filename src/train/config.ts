@@ -39,6 +39,8 @@ export interface TrainConfig {
   /** with init: load only the tensors whose name and shape match */
   initPartial: boolean;
   specialsAsText: boolean;
+  /** chat fine-tuning: a JSONL file of conversations (needs init); loss only on assistant tokens */
+  chat: string;
 }
 
 export const defaultTrainConfig: TrainConfig = {
@@ -71,6 +73,7 @@ export const defaultTrainConfig: TrainConfig = {
   init: "",
   initPartial: false,
   specialsAsText: false,
+  chat: "",
 };
 
 /** Keys that may change on --resume (how long and how often); everything else must match. */

@@ -5,6 +5,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { withChatTokens } from "../data/chat.js";
 import { countingStarts, patternAccuracy } from "../data/counting.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
@@ -45,6 +46,8 @@ export interface StartInfo {
   resumedFrom: number | null;
   /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
+  /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
+  chatTokensAdded?: string[];
 }
 
 export interface TrainEvents {
@@ -154,6 +157,29 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   } else if (config.init) {
     initFolder = loadModelFolder(config.init);
     tokenizer = initFolder.tokenizer;
+    if (!config.initPartial) {
+      // continuing a model: its architecture is the folder's, whatever the defaults say
+      const m = initFolder.model.config;
+      config = {
+        ...config,
+        nLayer: m.nLayer,
+        nHead: m.nHead,
+        nEmbd: m.nEmbd,
+        nInner: m.nInner,
+        activation: m.activation,
+        blockSize: m.blockSize,
+      };
+    }
+  } else if (config.chat) {
+    fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
+  }
+  // chat fine-tuning of a vocabulary without <|user|> <|assistant|> <|end|> (e.g. GPT-2's): add them
+  let chatTokensAdded: string[] | undefined;
+  if (config.chat && initFolder && tokenizer) {
+    if (config.initPartial) fail("--chat and --init-partial cannot be combined");
+    const extended = withChatTokens(tokenizer);
+    tokenizer = extended.tokenizer;
+    chatTokensAdded = extended.added;
   }
   const dataset = loadDataset({
     data: config.data,
@@ -163,10 +189,15 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     tokenizerKind: config.tokenizer,
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
+    chat: config.chat || undefined,
   });
   const modelConfig =
     initFolder && !config.initPartial
-      ? { ...initFolder.model.config, dropout: config.dropout }
+      ? {
+          ...initFolder.model.config,
+          dropout: config.dropout,
+          vocabSize: Math.max(initFolder.model.config.vocabSize, dataset.tokenizer.vocabSize),
+        }
       : makeConfig({
           vocabSize: dataset.tokenizer.vocabSize,
           blockSize: config.blockSize,
@@ -196,7 +227,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
         }
       }
     } else {
-      for (const [name, t] of model.params) t.data.set((src.get(name) as Tensor).data);
+      for (const [name, t] of model.params) {
+        const s = src.get(name) as Tensor;
+        if (s.size === t.size) t.data.set(s.data);
+        else initNewEmbeddingRows(t, s);
+      }
     }
     initFolder.model.dispose();
   }
@@ -208,7 +243,21 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     weightDecay: config.weightDecay,
   });
   if (resumed) restoreOptimizer(optimizer, resumed);
-  return { config, dataset, model, optimizer, resumed, initReport };
+  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded };
+}
+
+/**
+ * wte grown by added tokens (chat fine-tuning): the old rows are copied and every new row starts
+ * as the mean of the old rows, so a new token begins as an "average" token rather than noise.
+ */
+function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
+  const [Vold, C] = old.shape as [number, number];
+  const d = t.data;
+  d.set(old.data);
+  const mean = new Float64Array(C);
+  const o = old.data;
+  for (let v = 0; v < Vold; v++) for (let c = 0; c < C; c++) mean[c] = (mean[c] as number) + (o[v * C + c] as number) / Vold;
+  for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
 }
 
 /**
@@ -220,7 +269,11 @@ export async function train(
   options: { resume?: boolean; overrides?: Partial<TrainConfig>; overwrite?: boolean } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport } = setUp(requested, options.resume ?? false, options.overrides ?? {});
+  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded } = setUp(
+    requested,
+    options.resume ?? false,
+    options.overrides ?? {},
+  );
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
   const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
@@ -280,6 +333,7 @@ export async function train(
     totalSteps,
     resumedFrom: resumed ? step : null,
     initReport,
+    chatTokensAdded,
   });
 
   let lastValLoss: number | null = null;
@@ -320,7 +374,7 @@ export async function train(
     const ms = performance.now() - t0;
     elapsed += ms / 1000;
     const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
-    if (step === 1 && !resumed) {
+    if (step === 1 && !resumed && !config.chat) {
       const expected = Math.log(model.config.vocabSize);
       if (Math.abs(loss - expected) > 1) {
         events.onMessage?.(

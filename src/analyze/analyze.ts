@@ -1,0 +1,364 @@
+/**
+ * What a model is made of and what it costs: parameters (per tensor, per layer), memory for weights,
+ * training and inference, FLOPs per token, and the training history. Every figure is computed from
+ * the config and the model's tensors (or their shapes), never from rule-of-thumb constants; the
+ * activation count follows this implementation's forward pass tensor by tensor, and a test checks it
+ * against the bytes the heap really allocates.
+ *
+ * Shapes: B batch, T tokens (block), C = nEmbd, F = nInner, V vocab, L layers, nh heads.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { GPTConfig } from "../nn/config.js";
+import { parameterShapes } from "../nn/gpt.js";
+
+/** float32 everywhere: weights, gradients, AdamW moments, activations */
+export const BYTES_PER_FLOAT = 4;
+
+export interface TensorRow {
+  name: string;
+  shape: number[];
+  count: number;
+  /** share of all parameters, 0..100 */
+  percent: number;
+  trainable: boolean;
+}
+
+export interface GroupRow {
+  /** "embeddings" (wte + wpe), "h.0" ... "h.{L-1}", "ln_f" */
+  name: string;
+  count: number;
+  percent: number;
+}
+
+export interface ParameterFigures {
+  total: number;
+  trainable: number;
+  /** V·C + P·C + L·(4C² + 2CF + F + 9C) + 2C; with F = 4C: V·d + P·d + L·(12d² + 13d) + 2d */
+  closedForm: number;
+  /** parameters that take part in matrix multiplies per token: block weights + the tied LM head (V·C) */
+  matmul: number;
+  tensors: TensorRow[];
+  groups: GroupRow[];
+}
+
+export interface ActivationFigures {
+  /** floats the forward pass keeps for backward (every tensor it creates) at B x T, incl. int inputs */
+  forwardFloats: number;
+  /** floats of the gradients of those activations created during backward */
+  gradientFloats: number;
+}
+
+export interface MemoryFigures {
+  bytesPerFloat: number;
+  weights: number;
+  training: {
+    batchSize: number;
+    blockSize: number;
+    weights: number;
+    grads: number;
+    /** AdamW's first and second moments */
+    adamMoments: number;
+    activations: number;
+    activationGrads: number;
+    total: number;
+  };
+  inference: {
+    /** tokens of context the KV cache holds (the block size) */
+    contextTokens: number;
+    weights: number;
+    /** per layer a k and a v row of C floats for every position */
+    kvCache: number;
+    total: number;
+  };
+}
+
+export interface FlopFigures {
+  /** context length the attention term assumes (the block size) */
+  contextTokens: number;
+  /** 2·N_matmul + 4·L·T·C (q·kᵀ and att·v, each 2·T·C per layer, over the full context) */
+  forwardPerToken: number;
+  /** 3 × forward (backward costs twice the forward): 6·N_matmul + 12·L·T·C */
+  trainingPerToken: number;
+  rule: string;
+}
+
+export interface HistoryFigures {
+  steps: number;
+  lastLoss: number | null;
+  bestValLoss: number | null;
+  lastValLoss: number | null;
+  evaluations: number;
+}
+
+export interface ModelAnalysis {
+  config: GPTConfig;
+  files?: { dir: string; weightsBytes: number; folderBytes: number };
+  parameters: ParameterFigures;
+  memory: MemoryFigures;
+  flops: FlopFigures;
+  history?: HistoryFigures;
+}
+
+export interface AnalyzeOptions {
+  /** B of the training-memory figure (default 12) */
+  batchSize?: number;
+  /** T of the training-memory figure (default: the model's block size) */
+  blockSize?: number;
+}
+
+/** The independent closed form of the parameter count (does not look at any tensor). */
+export function closedFormParameterCount(c: GPTConfig): number {
+  const d = c.nEmbd;
+  const f = c.nInner;
+  // per block: ln_1 2d, c_attn 3d²+3d, attn c_proj d²+d, ln_2 2d, c_fc d·f+f, mlp c_proj f·d+d
+  const block = 4 * d * d + 2 * d * f + f + 9 * d;
+  return c.vocabSize * d + c.blockSize * d + c.nLayer * block + 2 * d;
+}
+
+/** Which group (embeddings, h.N, ln_f) a parameter name belongs to. */
+function groupOf(name: string): string {
+  const m = /^transformer\.h\.(\d+)\./.exec(name);
+  if (m) return `h.${m[1]}`;
+  if (name.startsWith("transformer.ln_f")) return "ln_f";
+  return "embeddings";
+}
+
+/**
+ * Parameter figures from a list of named tensors: the model's real tensors (analyzeModel) or the
+ * shapes a config implies (parameterShapes, which allocates nothing).
+ */
+export function parameterFigures(
+  config: GPTConfig,
+  tensors: Iterable<readonly [string, { shape: readonly number[]; requiresGrad?: boolean }]>,
+): ParameterFigures {
+  const rows: TensorRow[] = [];
+  let total = 0;
+  let trainable = 0;
+  for (const [name, t] of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    const isTrainable = t.requiresGrad ?? true;
+    rows.push({ name, shape: [...t.shape], count, percent: 0, trainable: isTrainable });
+    total += count;
+    if (isTrainable) trainable += count;
+  }
+  const groups = new Map<string, number>();
+  for (const r of rows) {
+    r.percent = (100 * r.count) / total;
+    const g = groupOf(r.name);
+    groups.set(g, (groups.get(g) ?? 0) + r.count);
+  }
+  let matmul = 0;
+  for (const r of rows) if (r.shape.length === 2 && r.name !== "transformer.wpe.weight") matmul += r.count; // wte is the LM head
+  return {
+    total,
+    trainable,
+    closedForm: closedFormParameterCount(config),
+    matmul,
+    tensors: rows,
+    groups: [...groups].map(([name, count]) => ({ name, count, percent: (100 * count) / total })),
+  };
+}
+
+/**
+ * Floats created by one forward pass with targets (and by its backward) at B x T, following
+ * GPT.forward op by op (dropout off):
+ *   embedding + positions 2·BTC
+ *   per block: ln_1 BTC + 2BT (mean, rstd); qkv 3BTC; attention BTC + B·nh·T (row log-sum-exp);
+ *              c_proj BTC; residual BTC; ln_2 BTC + 2BT; c_fc BTF; activation BTF; c_proj BTC; residual BTC
+ *   ln_f BTC + 2BT; logits BTV; cross-entropy 2BT + 1; the int inputs idx and targets 2BT.
+ * Gradients exist for every float activation except the LayerNorm statistics, the log-sum-exps
+ * and the per-row losses.
+ */
+export function activationFloats(c: GPTConfig, B: number, T: number): ActivationFigures {
+  const C = c.nEmbd;
+  const F = c.nInner;
+  const V = c.vocabSize;
+  const BT = B * T;
+  const blockDiff = 10 * BT * C + 2 * BT * F; // differentiable tensors of one block
+  const blockStats = 4 * BT + B * c.nHead * T; // ln means/rstds + attention lse
+  const diff = 2 * BT * C + c.nLayer * blockDiff + BT * C + BT * V + 1;
+  const stats = c.nLayer * blockStats + 2 * BT + 2 * BT; // ln_f stats, CE losses + lse
+  const ints = 2 * BT;
+  return { forwardFloats: diff + stats + ints, gradientFloats: diff };
+}
+
+export function analyzeConfig(config: GPTConfig, options: AnalyzeOptions = {}): ModelAnalysis {
+  return analyzeTensors(
+    config,
+    parameterShapes(config).map(([n, shape]) => [n, { shape }] as const),
+    options,
+  );
+}
+
+function analyzeTensors(
+  config: GPTConfig,
+  tensors: Iterable<readonly [string, { shape: readonly number[]; requiresGrad?: boolean }]>,
+  options: AnalyzeOptions,
+): ModelAnalysis {
+  const parameters = parameterFigures(config, tensors);
+  const B = options.batchSize ?? 12;
+  const T = options.blockSize ?? config.blockSize;
+  const f = BYTES_PER_FLOAT;
+  const weights = parameters.total * f;
+  const act = activationFloats(config, B, T);
+  const training = {
+    batchSize: B,
+    blockSize: T,
+    weights,
+    grads: parameters.trainable * f,
+    adamMoments: 2 * parameters.trainable * f,
+    activations: act.forwardFloats * f,
+    activationGrads: act.gradientFloats * f,
+    total: 0,
+  };
+  training.total = training.weights + training.grads + training.adamMoments + training.activations + training.activationGrads;
+  const P = config.blockSize;
+  const kvCache = 2 * config.nLayer * P * config.nEmbd * f;
+  const attention = 4 * config.nLayer * P * config.nEmbd;
+  const forwardPerToken = 2 * parameters.matmul + attention;
+  return {
+    config,
+    parameters,
+    memory: { bytesPerFloat: f, weights, training, inference: { contextTokens: P, weights, kvCache, total: weights + kvCache } },
+    flops: {
+      contextTokens: P,
+      forwardPerToken,
+      trainingPerToken: 3 * forwardPerToken,
+      rule: "forward = 2·N + 4·L·T·C per token (N = parameters in matrix multiplies incl. the tied LM head; q·kᵀ and att·v over a full context of T); training = 3 × forward = 6·N + 12·L·T·C (backward ≈ 2 × forward)",
+    },
+  };
+}
+
+/** Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`. */
+export function analyzeModel(
+  model: { config: GPTConfig; params: ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
+  dir?: string,
+  options: AnalyzeOptions = {},
+): ModelAnalysis {
+  const analysis = analyzeTensors(model.config, model.params, options);
+  if (dir !== undefined) {
+    const weightsFile = join(dir, "model.safetensors");
+    analysis.files = {
+      dir,
+      weightsBytes: existsSync(weightsFile) ? statSync(weightsFile).size : 0,
+      folderBytes: folderBytes(dir),
+    };
+    const history = readHistory(dir);
+    if (history) analysis.history = history;
+  }
+  return analysis;
+}
+
+function folderBytes(dir: string): number {
+  let n = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) n += folderBytes(p);
+    else if (entry.isFile()) n += statSync(p).size;
+  }
+  return n;
+}
+
+/** metrics.jsonl summary: steps, last train loss, best and last validation loss. */
+export function readHistory(dir: string): HistoryFigures | undefined {
+  const file = join(dir, "metrics.jsonl");
+  if (!existsSync(file)) return undefined;
+  let steps = 0;
+  let lastLoss: number | null = null;
+  let bestValLoss: number | null = null;
+  let lastValLoss: number | null = null;
+  let evaluations = 0;
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (line.trim() === "") continue;
+    let m: { step?: unknown; loss?: unknown; val_loss?: unknown };
+    try {
+      m = JSON.parse(line);
+    } catch {
+      continue; // a torn last line is not worth failing over
+    }
+    if (typeof m.step === "number") steps = Math.max(steps, m.step);
+    if (typeof m.loss === "number") lastLoss = m.loss;
+    if (typeof m.val_loss === "number") {
+      evaluations++;
+      lastValLoss = m.val_loss;
+      if (bestValLoss === null || m.val_loss < bestValLoss) bestValLoss = m.val_loss;
+    }
+  }
+  if (steps === 0) return undefined;
+  return { steps, lastLoss, bestValLoss, lastValLoss, evaluations };
+}
+
+/** Human sizes: 1,234 B, 12.3 KB, 4.56 MB, 1.23 GB (powers of 1000, as file managers show them). */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let v = n;
+  let u = -1;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v.toPrecision(3)} ${units[u]}`;
+}
+
+/** 1.23 MFLOP, 4.56 GFLOP ... */
+export function formatFlops(n: number): string {
+  const units = ["", "K", "M", "G", "T", "P"];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${u === 0 ? String(v) : v.toPrecision(3)} ${units[u]}FLOP`;
+}
+
+const int = (n: number) => n.toLocaleString("en-US");
+
+/** The report `minigpt analyze` prints. */
+export function formatAnalysis(a: ModelAnalysis): string {
+  const c = a.config;
+  const p = a.parameters;
+  const m = a.memory;
+  const lines: string[] = [];
+  if (a.files) {
+    lines.push(
+      `model folder ${a.files.dir}: model.safetensors ${formatBytes(a.files.weightsBytes)}, folder ${formatBytes(a.files.folderBytes)}`,
+    );
+  }
+  lines.push(
+    `config: ${c.nLayer} layers, ${c.nHead} heads (head size ${c.nEmbd / c.nHead}), n_embd ${c.nEmbd}, n_inner ${c.nInner}, block ${c.blockSize}, vocab ${int(c.vocabSize)}, ${c.activation}, dropout ${c.dropout}`,
+  );
+  lines.push(
+    `parameters: ${int(p.total)} total, ${int(p.trainable)} trainable (closed form V·d + P·d + L·(4d² + 2d·f + f + 9d) + 2d = ${int(p.closedForm)}${p.closedForm === p.total ? ", agrees" : ", DIFFERS"})`,
+  );
+  lines.push("", "per group:");
+  for (const g of p.groups) lines.push(`  ${g.name.padEnd(12)} ${int(g.count).padStart(14)}  ${g.percent.toFixed(2).padStart(6)}%`);
+  lines.push("", "per tensor:");
+  const width = Math.max(...p.tensors.map((t) => t.name.length));
+  for (const t of p.tensors) {
+    lines.push(
+      `  ${t.name.padEnd(width)}  ${`[${t.shape.join(", ")}]`.padEnd(14)} ${int(t.count).padStart(14)}  ${t.percent.toFixed(2).padStart(6)}%`,
+    );
+  }
+  const tr = m.training;
+  lines.push(
+    "",
+    "memory (float32):",
+    `  weights                 ${formatBytes(m.weights)}`,
+    `  training at batch ${tr.batchSize} x block ${tr.blockSize}: ${formatBytes(tr.total)} = weights ${formatBytes(tr.weights)} + grads ${formatBytes(tr.grads)} + AdamW moments ${formatBytes(tr.adamMoments)} + activations ${formatBytes(tr.activations)} + activation grads ${formatBytes(tr.activationGrads)}`,
+    `  inference, ${m.inference.contextTokens} tokens of KV cache: ${formatBytes(m.inference.total)} = weights + KV cache ${formatBytes(m.inference.kvCache)}`,
+    "",
+    `FLOPs per token at ${a.flops.contextTokens} tokens of context: forward ${formatFlops(a.flops.forwardPerToken)}, training ${formatFlops(a.flops.trainingPerToken)} (N = ${int(p.matmul)} matmul parameters)`,
+    `  rule: ${a.flops.rule}`,
+  );
+  if (a.history) {
+    const h = a.history;
+    lines.push(
+      "",
+      `training history: ${int(h.steps)} steps, last train loss ${h.lastLoss?.toFixed(4) ?? "n/a"}, best val loss ${h.bestValLoss?.toFixed(4) ?? "n/a"} (${h.evaluations} evaluations, last ${h.lastValLoss?.toFixed(4) ?? "n/a"})`,
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,51 @@
+import { writeFileSync } from "node:fs";
+import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward } from "../index.js";
+import { backendFlags } from "./common.js";
+import { type CommandSpec, parseFlags } from "./flags.js";
+
+export const attentionSpec: CommandSpec = {
+  name: "attention",
+  summary: "write the attention weights of every layer and head for a prompt as a self-contained HTML/SVG heat map",
+  usage: 'minigpt attention --model DIR --prompt "text" [--out att.html]',
+  flags: [
+    { name: "model", type: "string", default: "out", help: "model folder" },
+    { name: "prompt", type: "string", default: "", help: "the text whose attention to show (at most the block size in tokens)" },
+    { name: "out", type: "string", default: "attention.html", help: "HTML file to write (opens in any browser, no network)" },
+    { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the prompt as plain text" },
+    ...backendFlags,
+  ],
+  examples: ['minigpt attention --model out --prompt "Call me Ishmael." --out att.html'],
+};
+
+export async function runAttention(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(attentionSpec, argv);
+  const dir = f.string("model");
+  const promptText = f.string("prompt");
+  if (!promptText) fail('give the text: --prompt "..."');
+  const { model, tokenizer } = loadModelFolder(dir);
+  try {
+    const ids = tokenizer.encode(promptText, { specialsAsText: f.bool("specials-as-text") });
+    if (ids.length === 0) fail("the prompt encodes to no tokens");
+    const T = model.config.blockSize;
+    if (ids.length > T) fail(`the prompt is ${ids.length} tokens but the model sees at most ${T}; shorten it`);
+    const trace = traceForward(model, ids);
+    const out = f.string("out");
+    try {
+      writeFileSync(out, attentionHtml(trace, tokenizer, `attention of ${dir} on ${JSON.stringify(promptText.slice(0, 60))}`));
+    } catch (err) {
+      fail(`cannot write ${out}: ${(err as Error).message}`);
+    }
+    const c = model.config;
+    process.stdout.write(`wrote ${out}: ${c.nLayer} layers x ${c.nHead} heads over ${ids.length} tokens\n`);
+    // a taste in the terminal: the last layer's first head
+    const labels = ids.map((id) => tokenLabel(tokenizer, id));
+    const last = trace.attention[c.nLayer - 1]?.[0];
+    if (last) {
+      process.stdout.write(`layer ${c.nLayer - 1}, head 0 (rows look at columns):\n`);
+      for (const row of heatmap(last, ids.length, labels, 24)) process.stdout.write(`  ${row}\n`);
+    }
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}

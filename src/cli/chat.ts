@@ -1,0 +1,197 @@
+import { createInterface, type Interface } from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { type ChatOptions, ChatSession, loadModelFolder, MinigptError } from "../index.js";
+import { backendFlags, samplingFlags } from "./common.js";
+import { type CommandSpec, parseFlags } from "./flags.js";
+
+export const chatSpec: CommandSpec = {
+  name: "chat",
+  summary: "talk to a chat-fine-tuned model (<|user|> ... <|end|><|assistant|> ... <|end|>), replies streamed",
+  usage: "minigpt chat --model DIR [--temperature x] [--top-k n] [--top-p x] [--max-new-tokens n]",
+  flags: [
+    { name: "model", type: "string", default: "out", help: "model folder with the chat tokens (see minigpt train --chat)" },
+    ...samplingFlags,
+    ...backendFlags,
+  ],
+  examples: ["minigpt chat --model chat-model", 'printf "hi\\nwhat is your name?\\n" | minigpt chat --model chat-model --temperature 0'],
+};
+
+/**
+ * Lines from a stream, one at a time, with a prompt. On a terminal the prompt is shown and the user
+ * types; when input is piped (a script), the prompt and the line read are echoed so the output reads
+ * as a transcript. next() returns null at the end of input.
+ */
+export class LineReader {
+  private readonly rl: Interface;
+  private readonly it: AsyncIterator<string>;
+  readonly tty: boolean;
+  constructor(
+    input: Readable = process.stdin,
+    private readonly output: Writable = process.stdout,
+  ) {
+    this.tty = Boolean((input as { isTTY?: boolean }).isTTY);
+    this.rl = createInterface({ input, terminal: false, crlfDelay: Number.POSITIVE_INFINITY });
+    this.it = this.rl[Symbol.asyncIterator]();
+  }
+  async next(prompt: string): Promise<string | null> {
+    this.output.write(prompt);
+    const r = await this.it.next();
+    if (r.done) {
+      this.output.write("\n");
+      return null;
+    }
+    const line = (r.value as string).replace(/\r$/, "");
+    if (!this.tty) this.output.write(`${line}\n`);
+    return line;
+  }
+  close(): void {
+    this.rl.close();
+  }
+}
+
+export const SETTINGS_HELP = [
+  "/temp X    temperature (0 = always the most likely token)",
+  "/topk N    sample among the N most likely tokens (0 = off)",
+  "/topp X    sample among the most likely tokens covering probability X (1 = off)",
+  "/max N     tokens per reply",
+  "/seed N    random seed",
+  "/reset     forget the conversation (or the text so far)",
+  "/help      this list",
+  "/quit      leave",
+];
+
+export type SlashResult = { kind: "quit" } | { kind: "reset" } | { kind: "message"; text: string } | { kind: "none" };
+
+/** Apply a /command to the sampling options; never throws, whatever the input. */
+export function slashCommand(line: string, o: ChatOptions): SlashResult {
+  const [cmd = "", arg = "", ...extra] = line.trim().split(/\s+/);
+  const num = (): number | undefined => {
+    if (arg === "" || extra.length > 0) return undefined;
+    const v = Number(arg);
+    return Number.isFinite(v) ? v : undefined;
+  };
+  const show = () => `temperature ${o.temperature}, top-k ${o.topK}, top-p ${o.topP}, max ${o.maxNewTokens} tokens, seed ${o.seed}`;
+  switch (cmd.toLowerCase()) {
+    case "/quit":
+    case "/exit":
+    case "/q":
+      return { kind: "quit" };
+    case "/reset":
+      return { kind: "reset" };
+    case "/help":
+    case "/?":
+      return { kind: "message", text: `${SETTINGS_HELP.join("\n")}\nnow: ${show()}` };
+    case "/settings":
+      return { kind: "message", text: show() };
+    case "/temp": {
+      const v = num();
+      if (v === undefined || v < 0 || v > 100)
+        return { kind: "message", text: "usage: /temp X with X a number from 0 to 100, e.g. /temp 0.8" };
+      o.temperature = v;
+      return { kind: "message", text: `temperature ${v}` };
+    }
+    case "/topk": {
+      const v = num();
+      if (v === undefined || !Number.isInteger(v) || v < 0)
+        return { kind: "message", text: "usage: /topk N with N a whole number >= 0, e.g. /topk 40" };
+      o.topK = v;
+      return { kind: "message", text: `top-k ${v}${v === 0 ? " (off)" : ""}` };
+    }
+    case "/topp": {
+      const v = num();
+      if (v === undefined || !(v > 0 && v <= 1)) return { kind: "message", text: "usage: /topp X with 0 < X <= 1, e.g. /topp 0.9" };
+      o.topP = v;
+      return { kind: "message", text: `top-p ${v}${v === 1 ? " (off)" : ""}` };
+    }
+    case "/max": {
+      const v = num();
+      if (v === undefined || !Number.isInteger(v) || v < 1 || v > 100000)
+        return { kind: "message", text: "usage: /max N with N a whole number from 1 to 100000, e.g. /max 200" };
+      o.maxNewTokens = v;
+      return { kind: "message", text: `max ${v} tokens` };
+    }
+    case "/seed": {
+      const v = num();
+      if (v === undefined || !Number.isInteger(v)) return { kind: "message", text: "usage: /seed N with N a whole number" };
+      o.seed = v;
+      return { kind: "message", text: `seed ${v}` };
+    }
+    default:
+      return { kind: "message", text: `unknown command ${JSON.stringify(cmd)}; /help lists the commands` };
+  }
+}
+
+/** The chat loop over a line reader: returns at end of input or /quit. */
+export async function chatLoop(session: ChatSession, reader: LineReader, write: (s: string) => void): Promise<void> {
+  for (;;) {
+    const line = await reader.next("you> ");
+    if (line === null) return;
+    if (line.trim() === "") continue;
+    if (line.trim().startsWith("/")) {
+      const r = slashCommand(line, session.options);
+      if (r.kind === "quit") return;
+      if (r.kind === "reset") {
+        session.reset();
+        write("(conversation cleared)\n");
+      } else if (r.kind === "message") write(`${r.text}\n`);
+      continue;
+    }
+    try {
+      let started = false;
+      const start = () => {
+        if (!started) write("assistant> ");
+        started = true;
+      };
+      for (const e of session.send(line)) {
+        if (e.type === "dropped") {
+          write(
+            `(dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context)\n`,
+          );
+        } else if (e.type === "text") {
+          start();
+          write(e.text);
+        } else {
+          start();
+          if (e.stoppedBy === "length") write(` [reply cut at ${e.tokens} tokens: /max raises the limit]`);
+        }
+      }
+      write("\n");
+    } catch (err) {
+      if (!(err instanceof MinigptError)) throw err;
+      write(`\n(${err.message})\n`);
+    }
+  }
+}
+
+export async function runChat(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(chatSpec, argv);
+  const dir = f.string("model");
+  const { model, tokenizer } = loadModelFolder(dir);
+  try {
+    const session = new ChatSession(
+      model,
+      tokenizer,
+      {
+        maxNewTokens: f.int("max-new-tokens"),
+        temperature: f.float("temperature"),
+        topK: f.int("top-k"),
+        topP: f.float("top-p"),
+        seed: f.int("seed"),
+      },
+      dir,
+    );
+    const write = (s: string) => process.stdout.write(s);
+    write(
+      `minigpt chat with ${dir} (${model.config.blockSize}-token context; older turns are dropped when it fills). /help for commands, /quit or Ctrl-D to leave.\n`,
+    );
+    const reader = new LineReader();
+    try {
+      await chatLoop(session, reader, write);
+    } finally {
+      reader.close();
+    }
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}

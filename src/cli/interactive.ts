@@ -1,0 +1,254 @@
+/**
+ * `minigpt` with no arguments, or `minigpt interactive`: pick a model folder and a model (the best
+ * one or a checkpoint), then a mode: generate (Enter continues the text), chat, or analyze.
+ * /temp /topk /topp /max /seed change sampling, /reset starts over, /mode and /model go back,
+ * /help lists everything, /quit leaves. Reads lines, so it can be scripted through a pipe; bad
+ * input is answered, never fatal.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import {
+  analyzeModel,
+  type ChatOptions,
+  ChatSession,
+  chatTokenIds,
+  formatAnalysis,
+  type GPT,
+  generateTokens,
+  loadModel,
+  loadTokenizer,
+  MinigptError,
+  type Tokenizer,
+} from "../index.js";
+import { chatLoop, LineReader, slashCommand } from "./chat.js";
+import { backendFlags } from "./common.js";
+import { type CommandSpec, parseFlags } from "./flags.js";
+
+export const interactiveSpec: CommandSpec = {
+  name: "interactive",
+  summary: "menus: choose a model folder and a model, then generate, chat or analyze (also what `minigpt` alone does)",
+  usage: "minigpt interactive [--dir DIR]     (or just: minigpt)",
+  flags: [{ name: "dir", type: "string", default: ".", help: "where to look for model folders (it and its subfolders)" }, ...backendFlags],
+  examples: ["minigpt", 'printf "1\\n1\\nCall me\\n\\n/quit\\n" | minigpt interactive'],
+};
+
+interface ModelChoice {
+  label: string;
+  dir: string;
+  weights: string;
+}
+
+const isModelFolder = (d: string) =>
+  existsSync(join(d, "config.json")) && existsSync(join(d, "model.safetensors")) && existsSync(join(d, "tokenizer.json"));
+
+/** Model folders: `dir` itself and its direct subfolders (sorted). */
+export function findModelFolders(dir: string): string[] {
+  const found: string[] = [];
+  if (isModelFolder(dir)) found.push(dir);
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir).sort();
+  } catch {
+    return found;
+  }
+  for (const e of entries) {
+    const p = join(dir, e);
+    try {
+      if (statSync(p).isDirectory() && isModelFolder(p)) found.push(p);
+    } catch {
+      // unreadable entry: skip
+    }
+  }
+  return found;
+}
+
+/** The models of a folder: its best model, then its checkpoints, newest first. */
+export function listModels(dir: string): ModelChoice[] {
+  const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
+  const training = join(dir, "training");
+  if (existsSync(training)) {
+    const cps = readdirSync(training)
+      .map((n) => /^checkpoint-(\d+)$/.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null && existsSync(join(training, m[0], "model.safetensors")))
+      .sort((a, b) => Number(b[1]) - Number(a[1]));
+    for (const m of cps) out.push({ label: `checkpoint at step ${m[1]}`, dir, weights: join(training, m[0], "model.safetensors") });
+  }
+  return out;
+}
+
+type Write = (s: string) => void;
+
+/** Ask until the answer is one of 1..n (or a listed name); null at end of input or /quit. */
+async function choose(reader: LineReader, write: Write, title: string, items: readonly string[]): Promise<number | null> {
+  write(`${title}\n`);
+  for (const [i, item] of items.entries()) write(`  ${i + 1}) ${item}\n`);
+  for (;;) {
+    const line = await reader.next(`choose 1-${items.length}> `);
+    if (line === null) return null;
+    const a = line.trim();
+    if (a === "/quit" || a === "/exit" || a === "/q") return null;
+    if (a === "/help") {
+      write(`type the number of your choice; /quit leaves\n`);
+      continue;
+    }
+    const n = Number(a);
+    if (Number.isInteger(n) && n >= 1 && n <= items.length) return n - 1;
+    const byName = items.findIndex((it) => it.toLowerCase().startsWith(a.toLowerCase()) && a.length > 0);
+    if (byName >= 0) return byName;
+    write(`please type a number from 1 to ${items.length}\n`);
+  }
+}
+
+type ModeResult = "quit" | "mode" | "model";
+
+async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, reader: LineReader, write: Write): Promise<ModeResult> {
+  write("generate: type a prompt and Enter; Enter alone continues the text. /reset starts over, /help for commands.\n");
+  let ids: number[] = [];
+  let run = 0;
+  for (;;) {
+    const line = await reader.next("> ");
+    if (line === null) return "quit";
+    const t = line.trim();
+    if (t.startsWith("/")) {
+      const cmd = t.split(/\s+/)[0]?.toLowerCase();
+      if (cmd === "/mode") return "mode";
+      if (cmd === "/model") return "model";
+      const r = slashCommand(t, o);
+      if (r.kind === "quit") return "quit";
+      if (r.kind === "reset") {
+        ids = [];
+        write("(text cleared)\n");
+      } else if (r.kind === "message")
+        write(`${r.text}${cmd === "/help" ? "\n/mode      choose another mode\n/model     choose another model" : ""}\n`);
+      continue;
+    }
+    try {
+      if (line.length > 0) ids.push(...tokenizer.encode(line));
+      if (ids.length === 0) ids = tokenizer.encode("\n", { specialsAsText: true });
+      if (ids.length === 0) ids = [0];
+      if (line.length > 0) write(line);
+      const fresh: number[] = [];
+      let printed = "";
+      const eot = tokenizer.specialTokenId("<|endoftext|>");
+      for (const id of generateTokens(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] })) {
+        fresh.push(id);
+        const text = tokenizer.decode(fresh);
+        if (!text.endsWith("\uFFFD")) {
+          write(text.slice(printed.length));
+          printed = text;
+        }
+      }
+      ids.push(...fresh);
+      run++;
+      write("\n");
+    } catch (err) {
+      if (!(err instanceof MinigptError)) throw err;
+      write(`(${err.message})\n`);
+    }
+  }
+}
+
+async function chatMode(
+  model: GPT,
+  tokenizer: Tokenizer,
+  o: ChatOptions,
+  reader: LineReader,
+  write: Write,
+  dir: string,
+): Promise<ModeResult> {
+  if (!chatTokenIds(tokenizer)) {
+    write(
+      `this model has no chat tokens <|user|> <|assistant|> <|end|>; fine-tune it with: minigpt train --chat FILE.jsonl --init ${dir} --out ${dir}-chat\n`,
+    );
+    return "mode";
+  }
+  const session = new ChatSession(model, tokenizer, {}, dir);
+  session.options = o; // shared settings: /temp in one mode holds in the others
+  write("chat: type a message; /reset forgets the conversation, /mode or /model to go back, /quit to leave.\n");
+  let result: ModeResult = "quit";
+  // chatLoop ends at /quit or end of input; /mode and /model are intercepted here
+  const wrapped = {
+    next: async (prompt: string) => {
+      const line = await reader.next(prompt);
+      const cmd = line?.trim().split(/\s+/)[0]?.toLowerCase();
+      if (cmd === "/mode" || cmd === "/model") {
+        result = cmd === "/mode" ? "mode" : "model";
+        return null;
+      }
+      return line;
+    },
+  } as unknown as LineReader;
+  await chatLoop(session, wrapped, write);
+  return result;
+}
+
+/** The interactive session over any line reader (tests drive it with a stream). */
+export async function interactive(dir: string, reader: LineReader, write: Write): Promise<number> {
+  const o: ChatOptions = { maxNewTokens: 200, temperature: 0.8, topK: 0, topP: 1, seed: 1337, cache: true };
+  write(`minigpt interactive (/help for commands, /quit to leave)\n`);
+  for (;;) {
+    const folders = findModelFolders(dir);
+    if (folders.length === 0) {
+      write(
+        `no model folders in ${resolve(dir)} (a folder with config.json, model.safetensors and tokenizer.json); train one with: minigpt train --out out\n`,
+      );
+      return 1;
+    }
+    const f = folders.length === 1 ? 0 : await choose(reader, write, "model folders:", folders);
+    if (f === null) return 0;
+    const folder = folders[f] as string;
+    if (folders.length === 1) write(`model folder: ${folder}\n`);
+    const models = listModels(folder);
+    const m =
+      models.length === 1
+        ? 0
+        : await choose(
+            reader,
+            write,
+            `models in ${folder}:`,
+            models.map((x) => x.label),
+          );
+    if (m === null) return 0;
+    const choice = models[m] as ModelChoice;
+    let model: GPT;
+    let tokenizer: Tokenizer;
+    try {
+      model = loadModel(choice.dir, choice.weights);
+      tokenizer = loadTokenizer(choice.dir);
+    } catch (err) {
+      if (!(err instanceof MinigptError)) throw err;
+      write(`(${err.message})\n`);
+      continue;
+    }
+    const c = model.config;
+    write(
+      `loaded ${choice.label} of ${folder}: ${model.parameterCount().toLocaleString("en-US")} parameters, ${c.nLayer} layers, context ${c.blockSize}, ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
+    );
+    try {
+      let next: ModeResult = "mode";
+      while (next === "mode") {
+        const mode = await choose(reader, write, "mode:", ["generate (Enter continues the text)", "chat", "analyze"]);
+        if (mode === null) return 0;
+        if (mode === 0) next = await generateMode(model, tokenizer, o, reader, write);
+        else if (mode === 1) next = await chatMode(model, tokenizer, o, reader, write, folder);
+        else {
+          write(`${formatAnalysis(analyzeModel(model, folder))}\n`);
+          next = "mode";
+        }
+      }
+      if (next === "quit") return 0;
+    } finally {
+      model.dispose();
+    }
+  }
+}
+
+export async function runInteractive(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(interactiveSpec, argv);
+  const reader = new LineReader();
+  try {
+    return await interactive(f.string("dir"), reader, (s) => process.stdout.write(s));
+  } finally {
+    reader.close();
+  }
+}

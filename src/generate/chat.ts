@@ -1,0 +1,94 @@
+/**
+ * A conversation with a model, using the chat template of src/data/chat.ts:
+ *
+ *   <|user|>hi<|end|><|assistant|>hello<|end|><|user|>{new message}<|end|><|assistant|>
+ *
+ * The history is kept within the context window: before each reply the oldest turns are dropped
+ * until the prompt leaves room for the reply (min(maxNewTokens, blockSize/2) tokens), and the caller
+ * is told. Replies stream token by token and stop at <|end|> (or <|endoftext|>, or maxNewTokens).
+ */
+import { type ChatMessage, chatPrompt, requireChatTokens } from "../data/chat.js";
+import type { GPT } from "../nn/gpt.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { defaultGenerate, type GenerateOptions, generateTokens } from "./generate.js";
+
+export type ChatEvent =
+  /** oldest turns removed from the history so the prompt fits the context */
+  | { type: "dropped"; turns: number; promptTokens: number; contextTokens: number }
+  /** newly complete reply text */
+  | { type: "text"; text: string }
+  | { type: "done"; reply: string; stoppedBy: "end" | "length"; tokens: number };
+
+export type ChatOptions = Omit<GenerateOptions, "stopIds">;
+
+export class ChatSession {
+  readonly model: GPT;
+  readonly tokenizer: Tokenizer;
+  options: ChatOptions;
+  history: ChatMessage[] = [];
+  private turn = 0;
+  private readonly stopIds: number[];
+
+  /** `dir` names the model in the error when its vocabulary has no chat tokens. */
+  constructor(model: GPT, tokenizer: Tokenizer, options: Partial<ChatOptions> = {}, dir = "the model folder") {
+    const ids = requireChatTokens(tokenizer, dir);
+    this.model = model;
+    this.tokenizer = tokenizer;
+    const { stopIds: _ignored, ...defaults } = defaultGenerate;
+    this.options = { ...defaults, ...options };
+    const eot = tokenizer.specialTokenId("<|endoftext|>");
+    this.stopIds = eot === undefined ? [ids.end] : [ids.end, eot];
+  }
+
+  reset(): void {
+    this.history = [];
+    this.turn = 0;
+  }
+
+  /** Tokens the reply is guaranteed: the prompt is trimmed to blockSize minus this. */
+  get replyRoom(): number {
+    return Math.max(1, Math.min(this.options.maxNewTokens, Math.floor(this.model.config.blockSize / 2)));
+  }
+
+  /** Send a user message; yields the dropped-turns notice, reply text as it streams, then done. */
+  *send(text: string): Generator<ChatEvent> {
+    const T = this.model.config.blockSize;
+    const budget = T - this.replyRoom;
+    let prompt = chatPrompt(this.tokenizer, this.history, text);
+    let dropped = 0;
+    while (prompt.length > budget && this.history.length > 0) {
+      // one turn = a user message and the assistant messages after it
+      let n = 1;
+      while (n < this.history.length && this.history[n]?.role === "assistant") n++;
+      this.history.splice(0, n);
+      dropped++;
+      prompt = chatPrompt(this.tokenizer, this.history, text);
+    }
+    if (dropped > 0) yield { type: "dropped", turns: dropped, promptTokens: prompt.length, contextTokens: T };
+    const ids: number[] = [];
+    let printed = "";
+    let stoppedBy: "end" | "length" = "end";
+    const o = { ...this.options, seed: this.options.seed + this.turn, stopIds: this.stopIds };
+    for (const id of generateTokens(this.model, prompt, o)) {
+      ids.push(id);
+      const decoded = this.tokenizer.decode(ids);
+      if (!decoded.endsWith("\uFFFD")) {
+        yield { type: "text", text: decoded.slice(printed.length) };
+        printed = decoded;
+      }
+    }
+    if (ids.length >= o.maxNewTokens) stoppedBy = "length";
+    const reply = this.tokenizer.decode(ids);
+    if (reply.length > printed.length) yield { type: "text", text: reply.slice(printed.length) };
+    this.history.push({ role: "user", content: text }, { role: "assistant", content: reply });
+    this.turn++;
+    yield { type: "done", reply, stoppedBy, tokens: ids.length };
+  }
+
+  /** The whole reply at once (tests, scripts). */
+  reply(text: string): string {
+    let out = "";
+    for (const e of this.send(text)) if (e.type === "done") out = e.reply;
+    return out;
+  }
+}
