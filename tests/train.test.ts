@@ -338,3 +338,42 @@ test("Ctrl-C (SIGINT) saves a checkpoint at the current step and exits cleanly",
   const steps = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").length;
   assert.equal(latest, `checkpoint-${steps}`);
 });
+
+test("--tokenizer bpe and gpt2 work end to end: train, generate, eval with bits_per_byte", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  for (const [kind, extra] of [
+    ["bpe", ["--vocab-size", "300"]],
+    ["gpt2", []],
+  ] as const) {
+    const out = join(dir, kind);
+    const r = cli([
+      "train",
+      "--data",
+      data,
+      ...small,
+      "--tokenizer",
+      kind,
+      ...extra,
+      "--max-steps",
+      "4",
+      "--eval-interval",
+      "4",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const tokenizer = JSON.parse(readFileSync(join(out, "tokenizer.json"), "utf8")) as { model: { type: string } };
+    assert.equal(tokenizer.model.type, "BPE");
+    const g = cli(["generate", "--model", out, "--prompt", "the whale", "--max-new-tokens", "5"]);
+    assert.equal(g.status, 0, g.stderr);
+    assert.ok(g.stdout.startsWith("the whale"));
+    const e = cli(["eval", "--model", out, "--data", data, "--json"]);
+    assert.equal(e.status, 0, e.stderr);
+    const result = JSON.parse(e.stdout) as { loss: number; bits_per_byte: number; tokens: number; perplexity: number };
+    const bytes = readFileSync(data).length;
+    // bits per byte is the same total information, counted per byte: loss·tokens/ln2/bytes
+    assert.ok(Math.abs(result.bits_per_byte - (result.loss * result.tokens) / Math.LN2 / bytes) < 1e-9);
+    assert.ok(Math.abs(result.perplexity - Math.exp(result.loss)) < 1e-9);
+  }
+});

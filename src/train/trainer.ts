@@ -102,8 +102,14 @@ function readMetrics(path: string, upToStep: number): StepMetrics[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, "utf8")
     .split("\n")
-    .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as StepMetrics)
+    .flatMap((l) => {
+      // a kill during an append leaves a partial last line: it belongs to an unsaved step anyway
+      try {
+        return [JSON.parse(l) as StepMetrics];
+      } catch {
+        return [];
+      }
+    })
     .filter((m) => m.step <= upToStep);
 }
 

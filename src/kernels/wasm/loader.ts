@@ -30,6 +30,7 @@ export interface WasmBackend extends Backend {
 
 interface Exports {
   matmulScratchBytes(): number;
+  attentionScratchBytes(T: number, C: number, nh: number): number;
   matmul(kind: number, out: number, a: number, b: number, M: number, K: number, N: number, lda: number, acc: number, scratch: number): void;
   addBias(out: number, bias: number, rows: number, cols: number): void;
   sumRows(out: number, x: number, rows: number, cols: number): void;
@@ -513,7 +514,7 @@ class WasmKernels implements WasmBackend {
       refBackend.attentionForward(out, lse, qkv, B, T, C, nh);
       return;
     }
-    const s = this.scratch(T * 4);
+    const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
     const parts = this.splits(B * nh, 2 * B * T * T * C);
     const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
       p[0] as number,
@@ -546,7 +547,7 @@ class WasmKernels implements WasmBackend {
       refBackend.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, nh);
       return;
     }
-    const s = this.scratch(T * 8);
+    const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
     const parts = this.splits(B * nh, 4 * B * T * T * C);
     const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
       p[0] as number,

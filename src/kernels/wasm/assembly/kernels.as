@@ -37,10 +37,12 @@
   return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
 }
 
-/** e^x on four lanes, ~1-2 ulp (Cephes expf: Cody-Waite reduction + degree-6 polynomial). */
-@inline function vexp(xIn: v128): v128 {
-  const x = f32x4.min(f32x4.max(xIn, splat(-87.33654)), splat(88.0));
-  const n = f32x4.nearest(f32x4.mul(x, splat(1.44269504088896341)));
+/** e^x on four lanes for x already in [-87.33654, 88] (see vexp) */
+@inline function vexpIn(x: v128): v128 {
+  // round to nearest with the 1.5·2^23 trick: j's low mantissa bits hold the integer n (|n| <= 127),
+  // so no f32x4.nearest / i32x4.trunc_sat (a long sequence in V8) is needed
+  const j = f32x4.add(f32x4.mul(x, splat(1.44269504088896341)), splat(12582912.0));
+  const n = f32x4.sub(j, splat(12582912.0));
   let r = f32x4.sub(x, f32x4.mul(n, splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, splat(-2.12194440e-4)));
   let p = splat(1.9875691500e-4);
@@ -50,8 +52,15 @@
   p = madd(p, r, splat(1.6666665459e-1));
   p = madd(p, r, splat(5.0000001201e-1));
   const y = madd(p, f32x4.mul(r, r), f32x4.add(r, splat(1.0)));
-  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  const res = f32x4.mul(y, e);
+  const e = i32x4.shl(i32x4.add(j, i32x4.splat(127 - 0x4b400000)), 23);
+  return f32x4.mul(y, e);
+}
+
+/** e^x on four lanes, ~1-2 ulp (Cephes expf: Cody-Waite reduction + degree-6 polynomial). */
+@inline function vexp(xIn: v128): v128 {
+  // pmin/pmax are single minps/maxps (min/max with NaN and ±0 rules cost ~7 instructions each in V8);
+  // x as the first operand keeps a NaN input NaN.
+  const res = vexpIn(f32x4.pmin(f32x4.pmax(xIn, splat(-87.33654)), splat(88.0)));
   // below the smallest normal result: 0 (as exp underflows)
   return v128.andnot(res, f32x4.lt(xIn, splat(-87.33654)));
 }
@@ -250,7 +259,12 @@ function packA(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i
   }
 }
 
-/** out[mr <= 4 rows, nr <= 8 cols] (+)= packed A quad [4, kc] · packed B panel [kc, 8] */
+/**
+ * out[mr <= 4 rows, nr <= 8 cols] (+)= packed A quad [4, kc] · packed B panel [kc, 8].
+ * Why 4x8 and not bigger: V8 (Node 20) hoists all broadcast loads of an iteration above its FMAs, so
+ * a tile needs accumulators + B vectors + one register per row, and x64 gives wasm 15 xmm registers.
+ * 4x8 uses 8 + 2 + 4 = 14; 5x8 and 6x8 were tried and spill to the stack (both measured slower).
+ */
 function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -629,14 +643,14 @@ const GELU_A: f32 = 0.044715;
 @inline function geluVec(v: v128): v128 {
   const v2 = f32x4.mul(v, v);
   const u = f32x4.mul(f32x4.mul(splat(GELU_K), v), madd(splat(GELU_A), v2, splat(1)));
-  const e = vexp(f32x4.min(f32x4.max(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+  const e = vexpIn(f32x4.pmin(f32x4.pmax(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
   return f32x4.div(v, f32x4.add(splat(1), e));
 }
 
 @inline function geluGradVec(v: v128): v128 {
   const v2 = f32x4.mul(v, v);
   const u = f32x4.mul(f32x4.mul(splat(GELU_K), v), madd(splat(GELU_A), v2, splat(1)));
-  const e = vexp(f32x4.min(f32x4.max(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+  const e = vexpIn(f32x4.pmin(f32x4.pmax(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
   const sig = f32x4.div(splat(1), f32x4.add(splat(1), e)); // 0.5(1+t)
   const omt2 = f32x4.mul(f32x4.mul(splat(4), f32x4.mul(sig, sig)), e); // 1 - t²
   const dt = f32x4.mul(f32x4.mul(omt2, splat(GELU_K)), madd(splat(3 * GELU_A), v2, splat(1)));
@@ -901,11 +915,115 @@ function attendRow(out: usize, q: usize, k: usize, ks: usize, v: usize, vs: usiz
   return <f32>(<f64>m + Math.log(sum));
 }
 
-/** attention forward for the (b, h) pairs bh0 .. bh1-1 (bh = b*nh + h); scratch: T floats */
+// Training attention works per (b, h) on padded copies in scratch, as small matrix products done by
+// one 4x8 register tile (tile4x8): Tp = T rounded up to 8, hp = hs rounded up to 8, padding zero.
+//   forward:  S = Q·(sc·K)ᵀ, P = softmax(S) (causal), O = P·V
+//   backward: P again from lse, dP = dO·Vᵀ, dS = P∘(dP - D)·sc, dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO
+// Query quad i0 (rows i0..i0+3) only needs keys below jEnd(i0) = roundup8(i0 + 4); entries above the
+// diagonal inside that range are zeroed and the ones past it are never written (zero from the fill).
+
+/**
+ * c (4 rows, 8 columns; row stride ldc bytes) = Σ_{k<kn} A(r,k)·B(k,·), with A(r,k) at a + r·ars + k·aks
+ * and the 8 floats of B(k,·) at b + k·brs.
+ */
+function tile4x8(c: usize, ldc: usize, a: usize, ars: usize, aks: usize, b: usize, brs: usize, kn: i32): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const a2 = ars << 1;
+  const a3 = a2 + ars;
+  for (let k = 0; k < kn; k++) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    x = v128.load32_splat(a + ars);
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
+    x = v128.load32_splat(a + a2);
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
+    x = v128.load32_splat(a + a3);
+    c30 = madd(x, b0, c30);
+    c31 = madd(x, b1, c31);
+    a += aks;
+    b += brs;
+  }
+  v128.store(c, c00);
+  v128.store(c, c01, 16);
+  c += ldc;
+  v128.store(c, c10);
+  v128.store(c, c11, 16);
+  c += ldc;
+  v128.store(c, c20);
+  v128.store(c, c21, 16);
+  c += ldc;
+  v128.store(c, c30);
+  v128.store(c, c31, 16);
+}
+
+/** dst (n floats) = src */
+@inline function copyRow(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), v128.load(src + (<usize>i << 2)));
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)));
+}
+
+/** dst (n floats) += src */
+@inline function addRow(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+  }
+}
+
+/** dst column t of an (hs x Tp) matrix = s · src (hs floats) */
+@inline function copyColumn(dst: usize, Tp: i32, t: i32, src: usize, hs: i32, s: f32): void {
+  let p = dst + (<usize>t << 2);
+  const st = <usize>Tp << 2;
+  for (let d = 0; d < hs; d++) {
+    store<f32>(p, load<f32>(src + (<usize>d << 2)) * s);
+    p += st;
+  }
+}
+
+/** zero floats [from, to) of a row */
+@inline function zeroRange(row: usize, from: i32, to: i32): void {
+  for (let j = from; j < to; j++) store<f32>(row + (<usize>j << 2), 0);
+}
+
+/** bytes of scratch one thread needs for attentionForward / attentionBackward */
+export function attentionScratchBytes(T: i32, C: i32, nh: i32): i32 {
+  const hs = C / nh;
+  const Tp = (T + 7) & ~7;
+  const hp = (hs + 7) & ~7;
+  return (8 * Tp * hp + 2 * Tp * Tp) << 2;
+}
+
+/** attention forward for the (b, h) pairs bh0 .. bh1-1 (bh = b*nh + h); scratch: attentionScratchBytes */
 export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
   const hs = C / nh;
   const sc = <f32>(1 / Math.sqrt(<f64>hs));
   const rs3 = <usize>(3 * C) << 2;
+  const Tp = (T + 7) & ~7;
+  const hp = (hs + 7) & ~7;
+  const T4 = (T + 3) & ~3;
+  const mh = <usize>(Tp * hp) << 2;
+  const ldh = <usize>hp << 2;
+  const ldt = <usize>Tp << 2;
+  const Qb = scratch;
+  const Kt = Qb + mh;
+  const Vb = Kt + mh;
+  const Ob = Vb + mh;
+  const Pb = Ob + mh;
+  memory.fill(scratch, 0, 4 * mh + <usize>Tp * ldt);
   for (let bh = bh0; bh < bh1; bh++) {
     const b = bh / nh;
     const h = bh % nh;
@@ -913,10 +1031,27 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
     const kb = base + (<usize>C << 2);
     const vb = base + (<usize>(2 * C) << 2);
     for (let t = 0; t < T; t++) {
-      const o = out + ((<usize>(b * T + t) * <usize>C + <usize>(h * hs)) << 2);
-      const l = attendRow(o, base + <usize>t * rs3, kb, rs3, vb, rs3, t + 1, hs, sc, scratch);
-      store<f32>(lse + (<usize>(bh * T + t) << 2), l);
+      const ro = <usize>t * rs3;
+      copyRow(Qb + <usize>t * ldh, base + ro, hs);
+      copyColumn(Kt, Tp, t, kb + ro, hs, sc);
+      copyRow(Vb + <usize>t * ldh, vb + ro, hs);
     }
+    for (let i0 = 0; i0 < T4; i0 += 4) {
+      const jEnd = min(Tp, (i0 + 11) & ~7);
+      const prow = Pb + <usize>i0 * ldt;
+      for (let j0 = 0; j0 < jEnd; j0 += 8) tile4x8(prow + (<usize>j0 << 2), ldt, Qb + <usize>i0 * ldh, ldh, 4, Kt + (<usize>j0 << 2), ldt, hp);
+      const i1 = min(i0 + 4, T);
+      for (let i = i0; i < i1; i++) {
+        const row = Pb + <usize>i * ldt;
+        const m = rowMax(row, i + 1);
+        const sum = expShift(row, row, i + 1, m);
+        scale(row, i + 1, <f32>(1 / sum));
+        zeroRange(row, i + 1, jEnd);
+        store<f32>(lse + (<usize>(bh * T + i) << 2), <f32>(<f64>m + Math.log(sum)));
+      }
+      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(Ob + <usize>i0 * ldh + (<usize>d0 << 2), ldh, prow, ldt, 4, Vb + (<usize>d0 << 2), ldh, jEnd);
+    }
+    for (let t = 0; t < T; t++) copyRow(out + ((<usize>(b * T + t) * <usize>C + <usize>(h * hs)) << 2), Ob + <usize>t * ldh, hs);
   }
 }
 
@@ -934,61 +1069,97 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
   }
 }
 
-/** attention backward for the (b, h) pairs bh0 .. bh1-1; scratch: 2T floats */
+/** attention backward for the (b, h) pairs bh0 .. bh1-1; scratch: attentionScratchBytes */
 export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usize, lse: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
   const hs = C / nh;
   const sc = <f32>(1 / Math.sqrt(<f64>hs));
   const rs3 = <usize>(3 * C) << 2;
-  const ps = scratch;
-  const dss = scratch + (<usize>T << 2);
+  const cb = <usize>C << 2;
+  const Tp = (T + 7) & ~7;
+  const hp = (hs + 7) & ~7;
+  const T4 = (T + 3) & ~3;
+  const mh = <usize>(Tp * hp) << 2;
+  const ldh = <usize>hp << 2;
+  const ldt = <usize>Tp << 2;
+  const Qb = scratch;
+  const Kb = Qb + mh;
+  const Kt = Kb + mh;
+  const Vt = Kt + mh;
+  const dOb = Vt + mh;
+  const dQb = dOb + mh;
+  const dKb = dQb + mh;
+  const dVb = dKb + mh;
+  const Pb = dVb + mh;
+  const dSb = Pb + <usize>Tp * ldt;
+  memory.fill(scratch, 0, 8 * mh + 2 * <usize>Tp * ldt);
+  const sv = splat(sc);
   for (let bh = bh0; bh < bh1; bh++) {
     const b = bh / nh;
     const h = bh % nh;
     const hoff = <usize>(h * hs) << 2;
     const base = qkv + <usize>b * <usize>T * rs3 + hoff;
     const dbase = dqkv + <usize>b * <usize>T * rs3 + hoff;
-    const cb = <usize>C << 2;
+    const obase = (<usize>(b * T) * <usize>C << 2) + hoff;
     for (let t = 0; t < T; t++) {
-      const q = base + <usize>t * rs3;
-      const dq = dbase + <usize>t * rs3;
-      const oo = (<usize>(b * T + t) * <usize>C << 2) + hoff;
-      const dot_ = dout + oo;
-      const l = load<f32>(lse + (<usize>(bh * T + t) << 2));
-      const D = dot(dot_, out + oo, hs);
-      // p_j = exp(q·k_j·scale - lse), dp_j = do·v_j
-      let kp = base + cb;
-      for (let j = 0; j <= t; j++) {
-        store<f32>(ps + (<usize>j << 2), dot(q, kp, hs) * sc - l);
-        store<f32>(dss + (<usize>j << 2), dot(dot_, kp + cb, hs));
-        kp += rs3;
+      const ro = <usize>t * rs3;
+      copyRow(Qb + <usize>t * ldh, base + ro, hs);
+      copyRow(Kb + <usize>t * ldh, base + cb + ro, hs);
+      copyColumn(Kt, Tp, t, base + cb + ro, hs, sc);
+      copyColumn(Vt, Tp, t, base + 2 * cb + ro, hs, 1);
+      copyRow(dOb + <usize>t * ldh, dout + obase + <usize>t * cb, hs);
+    }
+    for (let i0 = 0; i0 < T4; i0 += 4) {
+      const jEnd = min(Tp, (i0 + 11) & ~7);
+      const prow = Pb + <usize>i0 * ldt;
+      const dsrow = dSb + <usize>i0 * ldt;
+      for (let j0 = 0; j0 < jEnd; j0 += 8) {
+        const jo = <usize>j0 << 2;
+        tile4x8(prow + jo, ldt, Qb + <usize>i0 * ldh, ldh, 4, Kt + jo, ldt, hp);
+        tile4x8(dsrow + jo, ldt, dOb + <usize>i0 * ldh, ldh, 4, Vt + jo, ldt, hp);
       }
-      const n = t + 1;
-      let j = 0;
-      const Dv = splat(D);
-      const sv = splat(sc);
-      for (; j + 4 <= n; j += 4) {
-        const o = <usize>j << 2;
-        const p = vexp(v128.load(ps + o));
-        v128.store(ps + o, p);
-        v128.store(dss + o, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dss + o), Dv)), sv));
+      const i1 = min(i0 + 4, T);
+      for (let i = i0; i < i1; i++) {
+        const pr = Pb + <usize>i * ldt;
+        const dr = dSb + <usize>i * ldt;
+        const l = load<f32>(lse + (<usize>(bh * T + i) << 2));
+        const oo = obase + <usize>i * cb;
+        const D = dot(dout + oo, out + oo, hs);
+        const n = i + 1;
+        const lv = splat(l);
+        const Dv = splat(D);
+        let j = 0;
+        for (; j + 4 <= n; j += 4) {
+          const o = <usize>j << 2;
+          const p = vexp(f32x4.sub(v128.load(pr + o), lv));
+          v128.store(pr + o, p);
+          v128.store(dr + o, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dr + o), Dv)), sv));
+        }
+        for (; j < n; j++) {
+          const o = <usize>j << 2;
+          const p = sexp(load<f32>(pr + o) - l);
+          store<f32>(pr + o, p);
+          store<f32>(dr + o, p * (load<f32>(dr + o) - D) * sc);
+        }
+        zeroRange(pr, n, jEnd);
+        zeroRange(dr, n, jEnd);
       }
-      for (; j < n; j++) {
-        const o = <usize>j << 2;
-        const p = sexp(load<f32>(ps + o));
-        store<f32>(ps + o, p);
-        store<f32>(dss + o, p * (load<f32>(dss + o) - D) * sc);
+      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(dQb + <usize>i0 * ldh + (<usize>d0 << 2), ldh, dsrow, ldt, 4, Kb + (<usize>d0 << 2), ldh, jEnd);
+    }
+    // dK = dSᵀ·Q and dV = Pᵀ·dO: key quad j0 collects the queries i >= j0
+    for (let j0 = 0; j0 < T4; j0 += 4) {
+      const off = <usize>j0 * ldt + (<usize>j0 << 2);
+      for (let d0 = 0; d0 < hp; d0 += 8) {
+        const o = <usize>j0 * ldh + (<usize>d0 << 2);
+        tile4x8(dKb + o, ldh, dSb + off, 4, ldt, Qb + o, ldh, T4 - j0);
+        tile4x8(dVb + o, ldh, Pb + off, 4, ldt, dOb + o, ldh, T4 - j0);
       }
-      let kk = base + cb;
-      let dk = dbase + cb;
-      for (j = 0; j < n; j++) {
-        const p = load<f32>(ps + (<usize>j << 2));
-        const ds = load<f32>(dss + (<usize>j << 2));
-        axpy(dk + cb, p, dot_, hs); // dv_j
-        axpy(dq, ds, kk, hs); // dq_t
-        axpy(dk, ds, q, hs); // dk_j
-        kk += rs3;
-        dk += rs3;
-      }
+    }
+    for (let t = 0; t < T; t++) {
+      const d = dbase + <usize>t * rs3;
+      const so = <usize>t * ldh;
+      addRow(d, dQb + so, hs);
+      addRow(d + cb, dKb + so, hs);
+      addRow(d + 2 * cb, dVb + so, hs);
     }
   }
 }
