@@ -92,45 +92,18 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
-const keyOf: Record<string, keyof TrainConfig> = {
-  data: "data",
-  out: "out",
-  tokenizer: "tokenizer",
-  "vocab-size": "vocabSize",
-  "n-layer": "nLayer",
-  "n-head": "nHead",
-  "n-embd": "nEmbd",
-  "n-inner": "nInner",
-  activation: "activation",
-  "block-size": "blockSize",
-  "batch-size": "batchSize",
-  "grad-accum": "gradAccum",
-  "max-steps": "maxSteps",
-  epochs: "epochs",
-  lr: "lr",
-  "min-lr": "minLr",
-  "warmup-steps": "warmupSteps",
-  beta1: "beta1",
-  beta2: "beta2",
-  "weight-decay": "weightDecay",
-  "grad-clip": "gradClip",
-  dropout: "dropout",
-  "eval-interval": "evalInterval",
-  "eval-steps": "evalSteps",
-  "checkpoint-interval": "checkpointInterval",
-  seed: "seed",
-  init: "init",
-  "init-partial": "initPartial",
-  "specials-as-text": "specialsAsText",
-  chat: "chat",
-};
+/** Every train flag but these names a TrainConfig key: --n-layer is nLayer, and so on. */
+const notConfig = new Set(["resume", "overwrite", "sample-tokens", "backend", "threads"]);
+const configKey = (flag: string): keyof TrainConfig =>
+  flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase()) as keyof TrainConfig;
 
 export function trainConfigFromFlags(f: ParsedFlags): { config: TrainConfig; explicit: Partial<TrainConfig> } {
   const config = { ...defaultTrainConfig } as Record<string, unknown>;
   const explicit: Record<string, unknown> = {};
   for (const spec of flags) {
-    const key = keyOf[spec.name];
-    if (!key) continue;
+    if (notConfig.has(spec.name)) continue;
+    const key = configKey(spec.name);
+    if (!(key in defaultTrainConfig)) throw new Error(`train flag --${spec.name} has no TrainConfig key ${key}`);
     const value = spec.type === "bool" ? f.bool(spec.name) : spec.type === "string" ? f.string(spec.name) : f.float(spec.name);
     config[key] = value;
     if (f.has(spec.name)) explicit[key] = value;
