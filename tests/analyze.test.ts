@@ -92,7 +92,7 @@ test("hand-computed figures for a tiny config (V=10, P=8, L=1, d=4, 2 heads)", (
   assert.equal(a.memory.training.total, 1296 + 1296 + 2592 + (1505 + 192) * 4 + 1505 * 4);
 });
 
-test("the activation count matches what a real forward + backward allocates on the heap", () => {
+test("the activation count matches a real forward pass; activation gradients bound the backward peak", () => {
   // sizes chosen as multiples of 16 floats so the allocator's 64-byte alignment adds nothing but the
   // scalar loss (1 float -> 64 bytes)
   const c = makeConfig({ vocabSize: 32, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 16 });
@@ -116,9 +116,15 @@ test("the activation count matches what a real forward + backward allocates on t
       const afterForward = h.stats().liveBytes;
       const scalarPadding = 15 * 4;
       assert.equal(afterForward - before, expected.forwardFloats * 4 + scalarPadding);
+      h.resetPeak();
       (loss as Tensor).backward();
-      const afterBackward = h.stats().liveBytes;
-      assert.equal(afterBackward - afterForward, expected.gradientFloats * 4 + scalarPadding);
+      const { liveBytes: afterBackward, peakLiveBytes } = h.stats();
+      // gradients of activations are freed as soon as they have been propagated, so the analysis's
+      // figure (all of them at once) is an upper bound of the backward pass's peak, and only the
+      // loss's own gradient outlives it
+      assert.ok(peakLiveBytes - afterForward <= expected.gradientFloats * 4 + scalarPadding);
+      assert.ok(peakLiveBytes - afterForward > 0);
+      assert.equal(afterBackward - afterForward, 64);
     });
   } finally {
     model.dispose();

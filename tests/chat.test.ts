@@ -80,7 +80,10 @@ test("loss masking: masked positions get exactly zero gradient, whatever the use
       const { loss } = model.forward(Tensor.ints(x, [1, T]), {
         targets: Tensor.ints(y, [1, T]),
         capture: (name, tensor) => {
-          if (name === "logits") logitsT = tensor;
+          if (name === "logits") {
+            logitsT = tensor;
+            tensor.retainGrad();
+          }
         },
       });
       (loss as Tensor).backward();

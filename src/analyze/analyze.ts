@@ -45,7 +45,10 @@ export interface ParameterFigures {
 export interface ActivationFigures {
   /** floats the forward pass keeps for backward (every tensor it creates) at B x T, incl. int inputs */
   forwardFloats: number;
-  /** floats of the gradients of those activations created during backward */
+  /**
+   * floats of the gradients of those activations: an upper bound of what backward holds at once,
+   * since each is freed as soon as it has been pushed to its inputs
+   */
   gradientFloats: number;
 }
 
@@ -347,7 +350,7 @@ export function formatAnalysis(a: ModelAnalysis): string {
     "",
     "memory (float32):",
     `  weights                 ${formatBytes(m.weights)}`,
-    `  training at batch ${tr.batchSize} x block ${tr.blockSize}: ${formatBytes(tr.total)} = weights ${formatBytes(tr.weights)} + grads ${formatBytes(tr.grads)} + AdamW moments ${formatBytes(tr.adamMoments)} + activations ${formatBytes(tr.activations)} + activation grads ${formatBytes(tr.activationGrads)}`,
+    `  training at batch ${tr.batchSize} x block ${tr.blockSize}: ${formatBytes(tr.total)} = weights ${formatBytes(tr.weights)} + grads ${formatBytes(tr.grads)} + AdamW moments ${formatBytes(tr.adamMoments)} + activations ${formatBytes(tr.activations)} + activation grads ${formatBytes(tr.activationGrads)} (an upper bound: each is freed once propagated)`,
     `  inference, ${m.inference.contextTokens} tokens of KV cache: ${formatBytes(m.inference.total)} = weights + KV cache ${formatBytes(m.inference.kvCache)}`,
     "",
     `FLOPs per token at ${a.flops.contextTokens} tokens of context: forward ${formatFlops(a.flops.forwardPerToken)}, training ${formatFlops(a.flops.trainingPerToken)} (N = ${int(p.matmul)} matmul parameters)`,

@@ -3,9 +3,11 @@
  * WebAssembly kernels (and their worker threads) read and write tensors in place: no copy per op.
  * See docs/memory.md for why.
  *
- * The allocator is deliberately simple: a bump pointer plus free lists keyed by exact byte size.
- * A training step allocates the same sizes every step, so after the first step every request is
- * served from a free list and memory stops growing.
+ * The allocator is deliberately simple: a bump pointer plus free lists of size classes (four per
+ * power of two, so at most 25% of a block is slack). A training step allocates the same sizes every
+ * step, so after the first step every request is served from a free list and memory stops growing;
+ * and workloads whose sizes drift (generation without a cache, whose window grows by one token per
+ * step) still reuse freed blocks of neighbouring sizes.
  */
 
 const PAGE = 65536;
@@ -13,6 +15,19 @@ const PAGE = 65536;
 export const MAX_PAGES = 65536;
 /** Alignment of every allocation: a cache line, which is also enough for SIMD loads. */
 const ALIGN = 64;
+
+function aligned(bytes: number): number {
+  return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+}
+
+/** The block size serving a request: 64-byte aligned, rounded up to a size class 2^k·{1, 1.25, 1.5, 1.75}. */
+export function blockSize(bytes: number): number {
+  const a = aligned(bytes);
+  if (a <= 4 * ALIGN) return a;
+  const step = 2 ** (Math.floor(Math.log2(a)) - 2);
+  return Math.ceil(a / step) * step;
+}
+
 /**
  * The first bytes belong to the WebAssembly kernels (their stack and static data);
  * tensors start above them.
@@ -37,8 +52,8 @@ export class WasmHeap {
 
   /** Returns the byte offset of `bytes` fresh (not zeroed) bytes. */
   alloc(bytes: number): number {
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-    this.liveBytes += size;
+    const size = blockSize(bytes);
+    this.liveBytes += aligned(bytes);
     if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
     const list = this.free.get(size);
     if (list && list.length > 0) return list.pop() as number;
@@ -61,8 +76,8 @@ export class WasmHeap {
   }
 
   release(ptr: number, bytes: number): void {
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-    this.liveBytes -= size;
+    const size = blockSize(bytes);
+    this.liveBytes -= aligned(bytes);
     let list = this.free.get(size);
     if (!list) {
       list = [];
@@ -87,6 +102,12 @@ export class WasmHeap {
     this.i32 = new Int32Array(this.memory.buffer);
   }
 
+  /** Start measuring the peak of live tensor bytes afresh (e.g. around one training step). */
+  resetPeak(): void {
+    this.peakLiveBytes = this.liveBytes;
+  }
+
+  /** liveBytes: bytes of live tensors (64-byte aligned, without size-class slack); reservedBytes: the memory's size. */
   stats(): { reservedBytes: number; liveBytes: number; peakLiveBytes: number } {
     return { reservedBytes: this.memory.buffer.byteLength, liveBytes: this.liveBytes, peakLiveBytes: this.peakLiveBytes };
   }

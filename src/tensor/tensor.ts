@@ -22,6 +22,8 @@ export class Tensor {
   /** set by ops: the inputs this tensor was computed from and how to push gradients back to them */
   parents: readonly Tensor[] = [];
   backwardFn: (() => void) | null = null;
+  /** keep this op output's gradient after backward (PyTorch's retain_grad), for inspection */
+  private keepsGrad = false;
   private disposed = false;
   private f32Cache: Float32Array | null = null;
   private i32Cache: Int32Array | null = null;
@@ -83,6 +85,11 @@ export class Tensor {
     return this.grad;
   }
 
+  /** Keep `.grad` of this intermediate tensor after backward (by default it is freed once spent). */
+  retainGrad(): void {
+    this.keepsGrad = true;
+  }
+
   zeroGrad(): void {
     if (this.grad) this.grad.data.fill(0);
   }
@@ -141,7 +148,17 @@ export class Tensor {
       if (this.size !== 1) throw new Error("backward() without a gradient needs a scalar");
       g.data[0] = (g.data[0] as number) + 1;
     }
-    for (let i = order.length - 1; i >= 0; i--) (order[i] as Tensor).backwardFn?.();
+    for (let i = order.length - 1; i >= 0; i--) {
+      const node = order[i] as Tensor;
+      if (!node.backwardFn) continue;
+      node.backwardFn();
+      // An op output's gradient is spent once pushed to its inputs: free it now rather than at the
+      // end of the step, so peak memory holds activations plus only the gradients still in flight.
+      if (node !== this && !node.keepsGrad) {
+        node.grad?.dispose();
+        node.grad = null;
+      }
+    }
   }
 }
 

@@ -1,0 +1,293 @@
+// `npm run bench`: every benchmark in one go, then one side-by-side table minigpt vs PyTorch.
+//
+//   npm run bench [-- --quick] [-- --no-matmul] [-- --no-pytorch] [-- --only train-small,gen-kv]
+//                 [-- --json FILE]
+//
+// 1. matmul GFLOP/s (bench/matmul.ts, validated against the reference before timing);
+// 2. minigpt: training steps of nanoGPT's CPU recipe and the bigger recipe (bench/train-step.ts) on the
+//    wasm backend with 1 and 2 threads (and the ref backend for the small recipe, a few steps), and
+//    generation (bench/generate.ts) with and without the KV cache, 1 and 2 threads;
+// 3. PyTorch (bench/pytorch_bench.py with /usr/bin/python3) over torch threads {1,2} x OpenBLAS
+//    threads {1,2}, skipped with a message when torch is not importable.
+// Each setting runs in its own child process, so peak RSS is per setting. Ratios compare the best
+// setting of each side, measured in this run.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "..");
+const argv = process.argv.slice(2);
+const quick = argv.includes("--quick");
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const only = flag("only")?.split(",");
+const want = (part: string) => !only || only.includes(part);
+const PYTHON = "/usr/bin/python3";
+
+interface Result {
+  part: string;
+  backend?: string;
+  threads?: number;
+  torch_threads?: number;
+  blas_threads?: number;
+  median_ms: number;
+  tokens_per_s: number;
+  peak_rss_mb: number;
+  growth_per_step?: Record<string, number>;
+  [key: string]: unknown;
+}
+
+function log(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+const failures: string[] = [];
+
+/** Run a child that prints one JSON object as its last stdout line. */
+function child(cmd: string, args: string[], label: string): Result | null {
+  log(`bench: ${label}`);
+  const t0 = performance.now();
+  const p = spawnSync(cmd, args, { cwd: repoRoot, encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] });
+  if (p.status !== 0) {
+    log(`  failed (exit ${p.status}${p.signal ? `, ${p.signal}` : ""})`);
+    failures.push(label);
+    return null;
+  }
+  const lines = p.stdout.trim().split("\n");
+  const r = JSON.parse(lines[lines.length - 1] as string) as Result;
+  log(
+    `  ${r.median_ms.toFixed(1)} ms median, ${r.tokens_per_s.toFixed(1)} tokens/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+  );
+  return r;
+}
+
+const node = (script: string, args: string[], label: string) =>
+  child(process.execPath, ["--expose-gc", "--import", "tsx", join("bench", script), ...args], label);
+
+const started = performance.now();
+log(`minigpt bench${quick ? " (quick)" : ""}: Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? "?"}`);
+
+// 1. matmul: its own table, printed as it goes
+if (!argv.includes("--no-matmul") && want("matmul")) {
+  log("bench: matmul (bench/matmul.ts)");
+  const p = spawnSync(process.execPath, ["--import", "tsx", "bench/matmul.ts", ...(quick ? ["--quick"] : [])], {
+    cwd: repoRoot,
+    stdio: "inherit",
+  });
+  if (p.status !== 0) log(`  matmul benchmark failed (exit ${p.status})`);
+}
+
+// 2. minigpt
+const mini: Result[] = [];
+const add = (r: Result | null) => {
+  if (r) mini.push(r);
+};
+const smallSteps = quick ? ["--warmup", "3", "--steps", "10"] : ["--warmup", "5", "--steps", "30"];
+const bigSteps = quick ? ["--warmup", "1", "--steps", "1"] : ["--warmup", "1", "--steps", "3"];
+const threadSettings = [1, 2];
+if (want("train-small")) {
+  for (const t of threadSettings)
+    add(
+      node(
+        "train-step.ts",
+        ["--recipe", "small", "--backend", "wasm", "--threads", String(t), ...smallSteps],
+        `minigpt train-small wasm ${t} thread(s)`,
+      ),
+    );
+  add(
+    node(
+      "train-step.ts",
+      ["--recipe", "small", "--backend", "ref", "--warmup", "1", "--steps", quick ? "1" : "3"],
+      "minigpt train-small ref",
+    ),
+  );
+}
+if (want("train-big")) {
+  for (const t of threadSettings)
+    add(
+      node(
+        "train-step.ts",
+        ["--recipe", "big", "--backend", "wasm", "--threads", String(t), ...bigSteps],
+        `minigpt train-big wasm ${t} thread(s)`,
+      ),
+    );
+}
+for (const part of ["gen-cache", "gen-nocache", "gen-kv"]) {
+  if (!want(part) && !(part !== "gen-kv" && want("gen-big"))) continue;
+  const runs = quick || part === "gen-kv" ? "1" : "3";
+  for (const t of threadSettings)
+    add(
+      node(
+        "generate.ts",
+        ["--part", part, "--backend", "wasm", "--threads", String(t), "--runs", runs],
+        `minigpt ${part} wasm ${t} thread(s)`,
+      ),
+    );
+}
+
+// 3. PyTorch
+interface TorchRun {
+  results: Result[];
+  best: Record<string, Result>;
+}
+let torch = null as TorchRun | null;
+let torchNote = "";
+if (argv.includes("--no-pytorch")) {
+  torchNote = "PyTorch skipped (--no-pytorch)";
+} else if (spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status !== 0) {
+  torchNote = `PyTorch skipped: \`${PYTHON} -c "import torch"\` failed (install Debian's python3-torch with libopenblas0-pthread)`;
+} else {
+  const parts = ["train-small", "train-big", "gen-nocache", "gen-kv"].filter(
+    (p) => want(p) || (p === "gen-nocache" && (want("gen-cache") || want("gen-big"))),
+  );
+  // the full grid torch threads {1,2} x OpenBLAS threads {1,2}; with --quick the slow parts run only
+  // 1x1 and 2x2 (the two settings that were best for them here)
+  const passes: [string[], string[]][] = quick
+    ? [
+        [parts.filter((p) => p === "train-small"), []],
+        [parts.filter((p) => p !== "train-small"), ["--settings", "1x1,2x2"]],
+      ]
+    : [[parts, []]];
+  for (const [ps, extra] of passes) {
+    if (ps.length === 0) continue;
+    log(`bench: PyTorch (bench/pytorch_bench.py --parts ${ps.join(",")} ${extra.join(" ")})`);
+    const p = spawnSync(PYTHON, [join("bench", "pytorch_bench.py"), "--parts", ps.join(","), ...extra, ...(quick ? ["--quick"] : [])], {
+      cwd: repoRoot,
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    if (p.status !== 0) {
+      torchNote = `PyTorch benchmark failed (exit ${p.status})`;
+      continue;
+    }
+    const r = JSON.parse(p.stdout) as TorchRun;
+    const prev: TorchRun | null = torch;
+    torch = prev ? { results: [...prev.results, ...r.results], best: { ...prev.best, ...r.best } } : r;
+  }
+}
+if (torchNote) log(torchNote);
+
+// 4. the table
+function best(part: string, filter: (r: Result) => boolean = () => true): Result | undefined {
+  return mini.filter((r) => r.part === part && filter(r)).sort((a, b) => a.median_ms - b.median_ms)[0];
+}
+const miniSetting = (r: Result | undefined) => (r ? (r.backend === "ref" ? "ref" : `wasm ${r.threads}t`) : "");
+const torchSetting = (r: Result | undefined) => (r ? `torch ${r.torch_threads}t, BLAS ${r.blas_threads}t` : "");
+const fmt = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
+
+interface Row {
+  what: string;
+  unit: string;
+  mini?: Result;
+  torch?: Result;
+  value: (r: Result) => number;
+  goal: string;
+}
+const rows: Row[] = [
+  {
+    what: "train step, nanoGPT CPU recipe (4L 128w, B12 T64)",
+    unit: "ms/step",
+    mini: best("train-small", (r) => r.backend === "wasm"),
+    torch: torch?.best["train-small"],
+    value: (r) => r.median_ms,
+    goal: "<= 1.0",
+  },
+  {
+    what: `train step, bigger recipe (6L 384w, B64 T256)${(best("train-big")?.grad_accum as number) > 1 ? `, minigpt as ${best("train-big")?.grad_accum} micro-batches` : ""}`,
+    unit: "ms/step",
+    mini: best("train-big"),
+    torch: torch?.best["train-big"],
+    value: (r) => r.median_ms,
+    goal: "<= 1.5",
+  },
+  {
+    what: "generate 250, bigger recipe: minigpt KV cache vs nanoGPT-style",
+    unit: "ms/token",
+    mini: best("gen-cache"),
+    torch: torch?.best["gen-nocache"],
+    value: (r) => r.median_ms / (r.tokens as number),
+    goal: "<= 0.1 (10x)",
+  },
+  {
+    what: "generate 250, bigger recipe: both without cache",
+    unit: "ms/token",
+    mini: best("gen-nocache"),
+    torch: torch?.best["gen-nocache"],
+    value: (r) => r.median_ms / (r.tokens as number),
+    goal: "",
+  },
+  {
+    what: "generate 200, GPT-2 124M shape, both KV cache",
+    unit: "ms/token",
+    mini: best("gen-kv"),
+    torch: torch?.best["gen-kv"],
+    value: (r) => r.median_ms / (r.tokens as number),
+    goal: "<= 1.0",
+  },
+];
+
+const header = ["benchmark", "unit", "minigpt (best)", "PyTorch (best)", "minigpt/PyTorch", "goal", "peak RSS minigpt / PyTorch"];
+const table: string[][] = [];
+for (const row of rows) {
+  if (!row.mini && !row.torch) continue;
+  const m = row.mini ? row.value(row.mini) : undefined;
+  const t = row.torch ? row.value(row.torch) : undefined;
+  table.push([
+    row.what,
+    row.unit,
+    row.mini ? `${fmt(m)} (${miniSetting(row.mini)})` : "n/a",
+    row.torch ? `${fmt(t)} (${torchSetting(row.torch)})` : "n/a",
+    m !== undefined && t !== undefined ? fmt(m / t, 2) : "n/a",
+    row.goal,
+    `${fmt(row.mini?.peak_rss_mb, 0)} / ${fmt(row.torch?.peak_rss_mb, 0)} MB`,
+  ]);
+}
+const out: string[] = [];
+out.push("");
+out.push(`| ${header.join(" | ")} |`);
+out.push(`|${header.map(() => "---").join("|")}|`);
+for (const r of table) out.push(`| ${r.join(" | ")} |`);
+
+// every setting, for the record
+out.push("");
+out.push("| minigpt setting | ms (median) | tokens/s | peak RSS MB | growth/step after warm-up: wasm heap / JS heap |");
+out.push("|---|---|---|---|---|");
+for (const r of mini) {
+  const g = r.growth_per_step;
+  out.push(
+    `| ${r.part} ${miniSetting(r)} | ${fmt(r.median_ms)} | ${fmt(r.tokens_per_s)} | ${fmt(r.peak_rss_mb, 0)} | ${g ? `${fmt(g.wasm_reserved, 0)} B / ${fmt(g.js_heap_used, 0)} B` : ""} |`,
+  );
+}
+if (torch) {
+  out.push("");
+  out.push("| PyTorch setting | ms (median) | tokens/s | peak RSS MB |");
+  out.push("|---|---|---|---|");
+  for (const r of torch.results) {
+    if (typeof r.median_ms !== "number") out.push(`| ${r.part} ${torchSetting(r)} | failed | | |`);
+    else out.push(`| ${r.part} ${torchSetting(r)} | ${fmt(r.median_ms)} | ${fmt(r.tokens_per_s)} | ${fmt(r.peak_rss_mb, 0)} |`);
+  }
+}
+if (torchNote) out.push("", torchNote);
+if (failures.length > 0) out.push("", `failed (see the error above in the log): ${failures.join("; ")}`);
+const small = best("train-small", (r) => r.backend === "wasm");
+if (small?.growth_per_step) {
+  const g = small.growth_per_step;
+  const bytes = Math.max(g.wasm_reserved ?? 0, 0) + Math.max(g.js_heap_used ?? 0, 0) + Math.max(g.external ?? 0, 0);
+  out.push(
+    "",
+    `memory growth per training step after warm-up (train-small, ${miniSetting(small)}): wasm heap ${fmt(g.wasm_reserved, 0)} B, JS heap ${fmt(g.js_heap_used, 0)} B, external ${fmt(g.external, 0)} B, RSS ${fmt(g.rss, 0)} B (goal: < 1 MB; ${bytes < 2 ** 20 ? "met" : "not met"})`,
+  );
+}
+out.push("", `total ${((performance.now() - started) / 1000).toFixed(0)} s${quick ? " (--quick)" : ""}`);
+console.log(out.join("\n"));
+
+const jsonPath = flag("json") ?? join(repoRoot, "tmp", "bench", `results-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+mkdirSync(dirname(jsonPath), { recursive: true });
+writeFileSync(jsonPath, `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, note: torchNote }, null, 1)}\n`);
+log(`results: ${jsonPath}`);

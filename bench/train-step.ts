@@ -1,0 +1,167 @@
+// One training step of minigpt, timed like the trainer runs it: batch sampling, forward, backward
+// inside scope(), global-norm clip 1.0, AdamW. Warm-up steps are excluded; the median is reported.
+// Also measures memory growth per step after warm-up (the tensor heap and the JS process).
+// Prints one JSON object on stdout (bench/run.ts runs one process per setting).
+//
+//   node --expose-gc --import tsx bench/train-step.ts [--recipe small|big] [--backend wasm|ref]
+//        [--threads N] [--warmup W] [--steps N] [--grad-accum K]
+//
+// small = nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block 64, batch 12);
+// big   = 6 layers, 6 heads, 384 wide, block 256, batch 64. Vocabulary: tiny Shakespeare's 65
+// characters (random tokens over 65 ids when the file is absent).
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  AdamW,
+  BatchSampler,
+  backend,
+  CharTokenizer,
+  clipGradNorm,
+  GPT,
+  heap,
+  learningRate,
+  loadTextSource,
+  makeConfig,
+  Rng,
+  scope,
+  splitTokens,
+  Tensor,
+  useBackend,
+} from "../src/index.js";
+
+const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const DATA = resolve(repoRoot, "../shared/data/tinyshakespeare/input.txt");
+
+function arg(name: string, fallback: string): string {
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === `--${name}`) return argv[i + 1] ?? fallback;
+    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
+  }
+  return fallback;
+}
+
+const RECIPES = {
+  small: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 },
+  big: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 64 },
+} as const;
+
+const recipeName = arg("recipe", "small") as keyof typeof RECIPES;
+const recipe = RECIPES[recipeName];
+if (!recipe) throw new Error(`--recipe ${recipeName}: use small or big`);
+const backendName = arg("backend", "wasm") as "wasm" | "ref";
+const threads = Number(arg("threads", "1"));
+const warmup = Number(arg("warmup", recipeName === "small" ? "5" : "1"));
+const steps = Number(arg("steps", recipeName === "small" ? "30" : "3"));
+// Micro-batches per step (gradient accumulation, as the trainer's --grad-accum). The bigger recipe's
+// batch of 64 x 256 in one piece needs more than wasm32's 4 GiB (every activation and its gradient
+// live until the step's scope ends), so by default it runs as 4 micro-batches of 16: the same work.
+const accum = Number(arg("grad-accum", recipeName === "small" ? "1" : "4"));
+if (recipe.batchSize % accum !== 0) throw new Error(`--grad-accum ${accum} must divide the batch size ${recipe.batchSize}`);
+
+await useBackend(backendName, { threads });
+
+// data: tiny Shakespeare through the char tokenizer, as the quality benchmark trains on it
+let tokens: Int32Array;
+let dataName: string;
+if (existsSync(DATA)) {
+  const text = loadTextSource(DATA).text;
+  const tok = CharTokenizer.fromText(text);
+  tokens = splitTokens(Int32Array.from(tok.encode(text, { specialsAsText: true })), 0.1).train;
+  dataName = "tiny shakespeare";
+} else {
+  const rng = new Rng(0);
+  tokens = Int32Array.from({ length: 1_000_000 }, () => Math.floor(rng.random() * 65));
+  dataName = "random tokens";
+}
+const vocabSize = 65;
+const config = makeConfig({ vocabSize, ...recipe, dropout: 0 });
+const model = new GPT(config, 1337);
+const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
+const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
+const T = recipe.blockSize;
+
+let stepNo = 0;
+function trainStep(): number {
+  const lr = learningRate(stepNo, schedule);
+  model.zeroGrad();
+  let loss = 0;
+  for (let micro = 0; micro < accum; micro++) {
+    scope(() => {
+      const { x, y } = sampler.next();
+      const result = model.forward(Tensor.ints(x, [x.length / T, T]), { targets: Tensor.ints(y, [y.length / T, T]) });
+      const l = result.loss as Tensor;
+      l.backward(Float32Array.of(1 / accum));
+      loss += l.item() / accum;
+    });
+  }
+  clipGradNorm(model.params.values(), 1.0);
+  optimizer.update(lr);
+  stepNo++;
+  return loss;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function snapshot() {
+  gc?.();
+  const m = process.memoryUsage();
+  const h = heap().stats();
+  return {
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    wasmReserved: h.reservedBytes,
+    wasmLive: h.liveBytes,
+  };
+}
+
+for (let i = 0; i < warmup; i++) trainStep();
+const before = snapshot();
+const times: number[] = [];
+let lastLoss = 0;
+for (let i = 0; i < steps; i++) {
+  const t0 = performance.now();
+  lastLoss = trainStep();
+  times.push(performance.now() - t0);
+}
+const after = snapshot();
+const sorted = [...times].sort((a, b) => a - b);
+const median = sorted[Math.floor(sorted.length / 2)] as number;
+const perStep = (k: keyof typeof before) => (after[k] - before[k]) / steps;
+const b = backend() as { stats?: { fast: number; fallback: number; parallel: number }; simd?: string; threads?: number };
+
+console.log(
+  JSON.stringify({
+    part: `train-${recipeName}`,
+    backend: backendName,
+    threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
+    simd: b.simd,
+    data: dataName,
+    median_ms: median,
+    min_ms: sorted[0],
+    steps,
+    warmup,
+    grad_accum: accum,
+    tokens_per_s: (recipe.batchSize * recipe.blockSize * 1000) / median,
+    params: model.parameterCount(),
+    last_loss: lastLoss,
+    // bytes per step after warm-up (gc'd before each snapshot when run with --expose-gc)
+    growth_per_step: {
+      wasm_reserved: perStep("wasmReserved"),
+      wasm_live: perStep("wasmLive"),
+      js_heap_used: perStep("heapUsed"),
+      external: perStep("external"),
+      rss: perStep("rss"),
+    },
+    gc_exposed: gc !== undefined,
+    wasm_reserved_mb: after.wasmReserved / 2 ** 20,
+    kernel_calls: b.stats,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  }),
+);
+(backend() as { dispose?: () => void }).dispose?.();
+process.exit(0);
