@@ -377,3 +377,31 @@ test("--tokenizer bpe and gpt2 work end to end: train, generate, eval with bits_
     assert.ok(Math.abs(result.perplexity - Math.exp(result.loss)) < 1e-9);
   }
 });
+
+test("a loss that goes NaN stops training with a clear message and keeps the last good checkpoint", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  const out = join(dir, "nan");
+  const r = cli([
+    "train",
+    "--data",
+    data,
+    ...small,
+    "--max-steps",
+    "50",
+    "--lr",
+    "1e30",
+    "--warmup-steps",
+    "0",
+    "--grad-clip",
+    "0",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /the loss became NaN at step \d+; training stopped and the last good checkpoint in .* is kept/);
+  assert.ok(!/\n\s+at /.test(r.stderr), "no stack trace");
+  const folder = loadModelFolder(out);
+  for (const t of folder.model.params.values()) assert.ok(t.data.every(Number.isFinite), "the kept model is finite");
+  folder.model.dispose();
+});
