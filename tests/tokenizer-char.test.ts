@@ -46,7 +46,9 @@ describe("character tokenizer", () => {
   test("round-trips text made of its characters", () => {
     const big = shakespeare();
     const shake = CharTokenizer.fromText(big);
-    assert.equal(shake.vocabSize, 65 + 4);
+    // tiny Shakespeare has nanoGPT's 65 characters; the Moby Dick fallback is counted here
+    const chars = big.length === 1115394 ? 65 : new Set(big).size;
+    assert.equal(shake.vocabSize, chars + 4);
     assert.equal(shake.decode(shake.encode(big)), big);
   });
 
