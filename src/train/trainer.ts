@@ -12,7 +12,7 @@ import { fail } from "../errors.js";
 import { nextLogitsUncached } from "../generate/generate.js";
 import { argmax } from "../generate/sample.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { loadModelFolder, saveTokenizer } from "../io/folder.js";
+import { loadModelFolder, loadTokenizer, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -159,7 +159,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     }
     const allowed = Object.fromEntries(Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)));
     config = { ...saved, ...allowed, out: config.out };
-    tokenizer = loadModelFolder(config.out).tokenizer;
+    tokenizer = loadTokenizer(config.out);
   } else if (config.init) {
     initFolder = loadModelFolder(config.init);
     tokenizer = initFolder.tokenizer;
