@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { BatchSampler, SequenceSampler, evalWindows, splitTokens } from "../src/data/batches.js";
+import { BatchSampler, evalWindows, SequenceSampler, splitTokens } from "../src/data/batches.js";
 import {
   COUNTING_SEQ_LEN,
   countingSequence,
@@ -131,7 +131,10 @@ describe("counting task", () => {
     assert.equal(trainSeqs.length, 73);
     assert.ok(trainSeqs.every((s) => s.length === COUNTING_SEQ_LEN && s[0] !== undefined && s[0] % 10 !== 9));
     assert.ok(trainSeqs.every((s) => s.every((v, i) => i === 0 || v === (s[i - 1] as number) + 1)));
-    assert.deepEqual(countingValSequences().map((s) => s[0]), val);
+    assert.deepEqual(
+      countingValSequences().map((s) => s[0]),
+      val,
+    );
     // No held-out sequence appears in training.
     const trainKeys = new Set(trainSeqs.map((s) => s.join(",")));
     assert.ok(countingValSequences().every((s) => !trainKeys.has(s.join(","))));
@@ -149,7 +152,10 @@ describe("counting task", () => {
     assert.equal(prefixes.length, 8 * 17);
     assert.deepEqual(prefixes[0], [9, 10, 11]);
     assert.deepEqual(prefixes[16], countingSequence(9).slice(0, 19));
-    assert.equal(patternAccuracy(() => 0, val), 0);
+    assert.equal(
+      patternAccuracy(() => 0, val),
+      0,
+    );
     // Wrong only when the prefix passes 50: starts 39..79 reach it, starts 9..29 stop at 29+19=48.
     const failsAbove50 = (p: number[]): number => ((p.at(-1) as number) + 1 > 50 ? 0 : (p.at(-1) as number) + 1);
     assert.equal(patternAccuracy(failsAbove50, val), 3 / 8);
@@ -217,7 +223,12 @@ describe("BatchSampler", () => {
   test("exactly blockSize+1 tokens is enough; fewer is an error that says what to do", () => {
     const s = new BatchSampler(range(0, 9), 8, 2, new Rng(1));
     assert.deepEqual([...s.next().y.subarray(0, 8)], [1, 2, 3, 4, 5, 6, 7, 8]);
-    throwsUser(() => new BatchSampler(range(0, 8), 8, 2, new Rng(1)), /only 8 tokens/, /--block-size 8/, /lower --block-size or give more text/);
+    throwsUser(
+      () => new BatchSampler(range(0, 8), 8, 2, new Rng(1)),
+      /only 8 tokens/,
+      /--block-size 8/,
+      /lower --block-size or give more text/,
+    );
     throwsUser(() => new BatchSampler(range(0, 5), 8, 2, new Rng(1), "the validation split"), /the validation split has only 5 tokens/);
     throwsUser(() => new BatchSampler(range(0, 50), 0, 2, new Rng(1)), /--block-size/);
     throwsUser(() => new BatchSampler(range(0, 50), 4, 1.5, new Rng(1)), /--batch-size/);
@@ -256,7 +267,18 @@ describe("SequenceSampler (counting task)", () => {
     }
     assert.equal(starts.size, 73);
     throwsUser(() => new SequenceSampler([], 4, new Rng(1)), /at least one sequence/);
-    throwsUser(() => new SequenceSampler([[1, 2, 3], [1, 2]], 4, new Rng(1)), /sequence 1 has 2 tokens/);
+    throwsUser(
+      () =>
+        new SequenceSampler(
+          [
+            [1, 2, 3],
+            [1, 2],
+          ],
+          4,
+          new Rng(1),
+        ),
+      /sequence 1 has 2 tokens/,
+    );
   });
 });
 
@@ -289,7 +311,10 @@ describe("evalWindows", () => {
     const ys = evalWindows(big, 37).flatMap((b) => [...b.y]);
     assert.deepEqual(ys, [...big.subarray(1)]);
     assert.deepEqual(evalWindows(range(0, 1), 4), []);
-    assert.deepEqual(evalWindows(range(0, 2), 4).map((b) => [[...b.x], [...b.y]]), [[[0], [1]]]);
+    assert.deepEqual(
+      evalWindows(range(0, 2), 4).map((b) => [[...b.x], [...b.y]]),
+      [[[0], [1]]],
+    );
     throwsUser(() => evalWindows(big, 0), /--block-size/);
   });
 });

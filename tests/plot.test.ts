@@ -100,11 +100,23 @@ describe("lossPlotSvg", () => {
   });
 
   test("only train, only val, a single point, no data", () => {
-    const trainOnly = lossPlotSvg([{ step: 1, loss: 2 }, { step: 2, loss: 1.5 }], "t");
+    const trainOnly = lossPlotSvg(
+      [
+        { step: 1, loss: 2 },
+        { step: 2, loss: 1.5 },
+      ],
+      "t",
+    );
     assertWellFormed(trainOnly);
     assert.doesNotMatch(trainOnly, /class="val"/);
     assert.doesNotMatch(trainOnly, />val</);
-    const valOnly = lossPlotSvg([{ step: 5, val_loss: 2 }, { step: 10, val_loss: 1 }], "v");
+    const valOnly = lossPlotSvg(
+      [
+        { step: 5, val_loss: 2 },
+        { step: 10, val_loss: 1 },
+      ],
+      "v",
+    );
     assertWellFormed(valOnly);
     assert.doesNotMatch(valOnly, /class="train"/);
     const single = lossPlotSvg([{ step: 3, loss: 2.5 }], "one");

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { MinigptError } from "../src/errors.js";
 import { writeFileAtomic } from "../src/io/atomic.js";
 import {
-  type SafeTensor,
-  type TensorToWrite,
   readSafetensors,
   readSafetensorsFile,
+  type SafeTensor,
+  type TensorToWrite,
   toInt32,
   writeSafetensors,
   writeSafetensorsFile,
@@ -132,7 +132,7 @@ describe("writer", () => {
       { name: "scalar", dtype: "F32", shape: [], data: new Float32Array([42]) },
       { name: "empty", dtype: "F32", shape: [0, 4], data: new Float32Array(0) },
     ];
-    const meta = { step: "100", note: "héllo \"quoted\"" };
+    const meta = { step: "100", note: 'héllo "quoted"' };
     const { tensors: back, metadata } = readSafetensors(writeSafetensors(tensors, meta), "roundtrip");
     assert.deepEqual(metadata, meta);
     for (const t of tensors) {
@@ -214,8 +214,7 @@ describe("corrupt and truncated files are MinigptErrors naming the file and tens
   const good = readFileSync(join(FIXTURES, "batch.safetensors"));
   const goodLen = Number(good.readBigUInt64LE(0));
   const F = "bad.safetensors";
-  const entry = (dtype: string, shape: string, offsets: string) =>
-    `{"dtype":"${dtype}","shape":${shape},"data_offsets":${offsets}}`;
+  const entry = (dtype: string, shape: string, offsets: string) => `{"dtype":"${dtype}","shape":${shape},"data_offsets":${offsets}}`;
 
   test("truncated anywhere", () => {
     throwsUser(() => readSafetensors(good.subarray(0, 5), F), /bad\.safetensors/, /truncated/);

@@ -226,9 +226,15 @@ describe("Hugging Face tokenizer.json for byte-level BPE", () => {
       name: "MinigptError",
       message: /model/,
     });
-    bad((j) => (j.pre_tokenizer = { type: "Metaspace" }), /pre-tokenizer Metaspace/);
-    bad((j) => (j.normalizer = { type: "NFC" }), /normalizer NFC/);
-    bad((j) => (j.model.type = "Unigram"), /model type Unigram/);
+    bad((j) => {
+      j.pre_tokenizer = { type: "Metaspace" };
+    }, /pre-tokenizer Metaspace/);
+    bad((j) => {
+      j.normalizer = { type: "NFC" };
+    }, /normalizer NFC/);
+    bad((j) => {
+      j.model.type = "Unigram";
+    }, /model type Unigram/);
     bad((j) => j.model.merges.push("zzz qqq"), /missing from the vocab/);
     bad((j) => j.model.merges.push(42), /merge \d+ must be/);
     bad((j) => delete j.model.vocab.Ġ, /no token has id|no token for byte/);

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { type Tokenizer, createTokenizer, fail, loadTextSource, saveTokenizer } from "../index.js";
+import { createTokenizer, fail, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const tokenizerSpec: CommandSpec = {
@@ -8,10 +8,20 @@ export const tokenizerSpec: CommandSpec = {
   usage: "minigpt tokenizer train --data FILE|FOLDER|moby-dick --vocab-size N --out DIR",
   maxPositionals: 1,
   flags: [
-    { name: "data", type: "string", default: "moby-dick", help: "text to learn merges from (a file, a folder of .txt, or a built-in name)" },
+    {
+      name: "data",
+      type: "string",
+      default: "moby-dick",
+      help: "text to learn merges from (a file, a folder of .txt, or a built-in name)",
+    },
     { name: "vocab-size", type: "int", default: 4096, help: "vocabulary size: 256 bytes + special tokens + learned merges" },
     { name: "out", type: "string", default: "tokenizer", help: "folder to write tokenizer.json and tokenizer_config.json into" },
-    { name: "specials", type: "string", default: "", help: "extra special tokens, comma-separated (besides <|endoftext|>, <|pad|>, <|user|>, <|assistant|>, <|end|>)" },
+    {
+      name: "specials",
+      type: "string",
+      default: "",
+      help: "extra special tokens, comma-separated (besides <|endoftext|>, <|pad|>, <|user|>, <|assistant|>, <|end|>)",
+    },
   ],
   examples: ["minigpt tokenizer train --data notes/ --vocab-size 4096 --out notes-tokenizer"],
 };
