@@ -134,7 +134,7 @@ type PoolKernel = (typeof POOL_KERNELS)[number];
 /** elementwise kernels with exp/sqrt (~20 flops an element) are split from this many elements on */
 const PARALLEL_ELEMENTS = 1 << 17;
 
-/** split a call over threads from this many floating-point operations on (a sync round trip ~10 µs) */
+/** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
 const PARALLEL_FLOPS = 2e6;
 
 // (v128, v128, v128) -> v128 : f32x4.relaxed_madd
