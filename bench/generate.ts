@@ -11,16 +11,7 @@
 //   node --import tsx bench/generate.ts --part gen-cache|gen-nocache|gen-kv [--backend wasm|ref]
 //        [--threads N] [--runs R]
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
-
-function arg(name: string, fallback: string): string {
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === `--${name}`) return argv[i + 1] ?? fallback;
-    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
-  }
-  return fallback;
-}
+import { arg } from "./args.js";
 
 const part = arg("part", "gen-cache");
 const backendName = arg("backend", "wasm") as "wasm" | "ref";

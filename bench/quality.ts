@@ -15,18 +15,9 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultTrainConfig, type TrainConfig, train, useBackend } from "../src/index.js";
+import { arg } from "./args.js";
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
-
-function arg(name: string, fallback: string): string {
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === `--${name}`) return argv[i + 1] ?? fallback;
-    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
-  }
-  return fallback;
-}
 
 const seeds = arg("seeds", "1337,1338,1339")
   .split(",")

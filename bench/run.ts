@@ -16,16 +16,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { arg } from "./args.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "..");
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
-const flag = (name: string): string | undefined => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const only = flag("only")?.split(",");
+const only = arg("only", "") ? arg("only", "").split(",") : undefined;
 const want = (part: string) => !only || only.includes(part);
 const PYTHON = "/usr/bin/python3";
 
@@ -287,7 +284,7 @@ if (small?.growth_per_step) {
 out.push("", `total ${((performance.now() - started) / 1000).toFixed(0)} s${quick ? " (--quick)" : ""}`);
 console.log(out.join("\n"));
 
-const jsonPath = flag("json") ?? join(repoRoot, "tmp", "bench", `results-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+const jsonPath = arg("json", "") || join(repoRoot, "tmp", "bench", `results-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
 mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(jsonPath, `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, note: torchNote }, null, 1)}\n`);
 log(`results: ${jsonPath}`);

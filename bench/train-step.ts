@@ -29,19 +29,10 @@ import {
   Tensor,
   useBackend,
 } from "../src/index.js";
+import { arg } from "./args.js";
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const DATA = resolve(repoRoot, "../shared/data/tinyshakespeare/input.txt");
-
-function arg(name: string, fallback: string): string {
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === `--${name}`) return argv[i + 1] ?? fallback;
-    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
-  }
-  return fallback;
-}
 
 const RECIPES = {
   small: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 },
