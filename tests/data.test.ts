@@ -13,20 +13,11 @@ import {
   patternAccuracy,
 } from "../src/data/counting.js";
 import { loadTextSource } from "../src/data/text.js";
-import { MinigptError } from "../src/errors.js";
 import { Rng } from "../src/random.js";
+import { throwsUser } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "minigpt-data-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function throwsUser(fn: () => unknown, ...patterns: RegExp[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof MinigptError, `expected MinigptError, got ${String(err)}`);
-    assert.ok(!err.message.includes("\n"), "error message should be one line");
-    for (const p of patterns) assert.match(err.message, p);
-    return true;
-  });
-}
 
 function range(from: number, to: number): Int32Array {
   return Int32Array.from({ length: to - from }, (_, i) => from + i);

@@ -1,5 +1,7 @@
+import assert from "node:assert/strict";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { MinigptError } from "../src/errors.js";
 
 /**
  * Every fixture folder to check: the copies in tests/fixtures (so a fresh clone has them),
@@ -64,4 +66,14 @@ export function closeReport(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   const { diff } = maxAbsDiff(actual, expected);
   return { ok: bad < 0, maxAbsDiff: diff, index: bad };
+}
+
+/** Assert fn throws a MinigptError (a user-fixable mistake) with a one-line message matching every pattern. */
+export function throwsUser(fn: () => unknown, ...patterns: RegExp[]): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof MinigptError, `expected MinigptError, got ${String(err)}`);
+    assert.ok(!err.message.includes("\n"), "error message should be one line");
+    for (const p of patterns) assert.match(err.message, p);
+    return true;
+  });
 }

@@ -3,10 +3,10 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { MinigptError } from "../src/errors.js";
 import { loadModel, saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
+import { throwsUser } from "./helpers.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "minigpt-test-"));
 
@@ -39,35 +39,26 @@ test("GPT-2 init: seeded, std 0.02, residual projections scaled", () => {
   assert.ok(a.param("transformer.h.0.attn.c_attn.bias").data.every((v) => v === 0));
 });
 
-function expectError(fn: () => unknown, pattern: RegExp) {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof MinigptError, `expected a MinigptError, got ${String(err)}`);
-    assert.match(err.message, pattern);
-    assert.ok(!err.message.includes("\n"), "one line");
-    return true;
-  });
-}
-
 test("a config that does not match the tensors names the tensor", () => {
   const dir = tmp();
   copyFileSync("tests/fixtures/gpt-tiny/model.safetensors", join(dir, "model.safetensors"));
   const config = JSON.parse(readFileSync("tests/fixtures/gpt-tiny/config.json", "utf8"));
   config.n_embd = 64;
   writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-  expectError(() => loadModel(dir), /transformer\.wte\.weight has shape \[65, 32\] but the config needs \[65, 64\]/);
+  throwsUser(() => loadModel(dir), /transformer\.wte\.weight has shape \[65, 32\] but the config needs \[65, 64\]/);
 });
 
 test("missing files and bad configs give one clear line", () => {
   const dir = tmp();
-  expectError(() => loadModel(dir), /missing file .*config\.json/);
+  throwsUser(() => loadModel(dir), /missing file .*config\.json/);
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
-  expectError(() => loadModel(dir), /missing file .*model\.safetensors/);
+  throwsUser(() => loadModel(dir), /missing file .*model\.safetensors/);
   const config = JSON.parse(readFileSync("tests/fixtures/gpt-tiny/config.json", "utf8"));
   config.activation_function = "gelu";
   writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-  expectError(() => loadModel(dir), /activation_function "gelu" is not supported/);
+  throwsUser(() => loadModel(dir), /activation_function "gelu" is not supported/);
   writeFileSync(join(dir, "config.json"), "{not json");
-  expectError(() => loadModel(dir), /not valid JSON/);
+  throwsUser(() => loadModel(dir), /not valid JSON/);
 });
 
 test("a truncated weights file is a clear error", () => {
@@ -75,7 +66,7 @@ test("a truncated weights file is a clear error", () => {
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
   const bytes = readFileSync("tests/fixtures/gpt-tiny/model.safetensors");
   writeFileSync(join(dir, "model.safetensors"), bytes.subarray(0, bytes.length - 100));
-  expectError(() => loadModel(dir), /model\.safetensors/);
+  throwsUser(() => loadModel(dir), /model\.safetensors/);
 });
 
 test("keys without the transformer. prefix and attn.bias buffers load", async () => {

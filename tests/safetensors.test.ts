@@ -3,7 +3,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { MinigptError } from "../src/errors.js";
 import { writeFileAtomic } from "../src/io/atomic.js";
 import {
   readSafetensors,
@@ -14,6 +13,7 @@ import {
   writeSafetensors,
   writeSafetensorsFile,
 } from "../src/io/safetensors.js";
+import { throwsUser } from "./helpers.js";
 
 const FIXTURES = "tests/fixtures/gpt-tiny";
 const tmp = mkdtempSync(join(tmpdir(), "minigpt-st-"));
@@ -31,16 +31,6 @@ function rawFile(header: string, data: Uint8Array = new Uint8Array(0)): Uint8Arr
 
 function asWritable(file: ReturnType<typeof readSafetensors>): TensorToWrite[] {
   return [...file.tensors].map(([name, t]) => ({ name, dtype: t.dtype as "F32" | "I32" | "I64", shape: t.shape, data: t.data }));
-}
-
-/** Assert fn throws a MinigptError whose message matches every pattern. */
-function throwsUser(fn: () => unknown, ...patterns: RegExp[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof MinigptError, `expected MinigptError, got ${String(err)}`);
-    assert.ok(!err.message.includes("\n"), "error message should be one line");
-    for (const p of patterns) assert.match(err.message, p);
-    return true;
-  });
 }
 
 describe("reading the PyTorch fixtures", () => {
