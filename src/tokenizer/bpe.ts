@@ -374,29 +374,47 @@ export class ByteLevelBpe implements Tokenizer {
       trim_offsets: true,
       use_regex: true,
     };
-    return {
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: addedTokensJson(this.specialIds),
-      normalizer: null,
-      pre_tokenizer: byteLevel,
-      post_processor: { ...byteLevel, trim_offsets: false },
+    return tokenizerJson(this.specialIds, {
+      preTokenizer: byteLevel,
+      postProcessor: { ...byteLevel, trim_offsets: false },
       decoder: byteLevel,
-      model: {
-        type: "BPE",
-        dropout: null,
-        unk_token: null,
-        continuing_subword_prefix: null,
-        end_of_word_suffix: null,
-        fuse_unk: false,
-        byte_fallback: false,
-        ignore_merges: this.spec.ignoreMerges ?? false,
-        vocab,
-        merges,
-      },
-    };
+      model: bpeModelJson(vocab, merges, this.spec.ignoreMerges ?? false),
+    });
   }
+}
+
+/** A whole Hugging Face tokenizer.json around its parts (no normalizer, no truncation or padding). */
+export function tokenizerJson(
+  specialIds: ReadonlyMap<string, number>,
+  parts: { preTokenizer: object | null; postProcessor?: object | null; decoder: object | null; model: object },
+): object {
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokensJson(specialIds),
+    normalizer: null,
+    pre_tokenizer: parts.preTokenizer,
+    post_processor: parts.postProcessor ?? null,
+    decoder: parts.decoder,
+    model: parts.model,
+  };
+}
+
+/** The "model" object of a Hugging Face tokenizer.json for a BPE vocabulary and its merges. */
+export function bpeModelJson(vocab: Record<string, number>, merges: string[], ignoreMerges: boolean): object {
+  return {
+    type: "BPE",
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: ignoreMerges,
+    vocab,
+    merges,
+  };
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });

@@ -1,4 +1,5 @@
 import { fail } from "../errors.js";
+import { bpeModelJson } from "./bpe.js";
 import { LookupTokenizer } from "./lookup.js";
 import { CHAR_SPECIAL_TOKENS } from "./types.js";
 
@@ -49,18 +50,7 @@ export class CharTokenizer extends LookupTokenizer {
     return this.huggingFaceJson({
       preTokenizer: null,
       decoder: { type: "Fuse" },
-      model: {
-        type: "BPE",
-        dropout: null,
-        unk_token: null,
-        continuing_subword_prefix: null,
-        end_of_word_suffix: null,
-        fuse_unk: false,
-        byte_fallback: false,
-        ignore_merges: false,
-        vocab: this.vocabJson(),
-        merges: [],
-      },
+      model: bpeModelJson(this.vocabJson(), [], false),
     });
   }
 }

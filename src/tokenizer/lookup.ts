@@ -1,5 +1,5 @@
 import { fail } from "../errors.js";
-import { addedTokensJson, specialsPattern, splitSpecials } from "./bpe.js";
+import { specialsPattern, splitSpecials, tokenizerJson } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
 import type { EncodeOptions, Tokenizer, TokenizerKind } from "./types.js";
 
@@ -74,19 +74,9 @@ export abstract class LookupTokenizer implements Tokenizer {
 
   abstract toHuggingFaceJson(): object;
 
-  /** The Hugging Face tokenizer.json skeleton around a model, pre-tokenizer and decoder. */
+  /** The Hugging Face tokenizer.json around a model, pre-tokenizer and decoder. */
   protected huggingFaceJson(parts: { preTokenizer: object | null; decoder: object | null; model: object }): object {
-    return {
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: addedTokensJson(this.specialIds),
-      normalizer: null,
-      pre_tokenizer: parts.preTokenizer,
-      post_processor: null,
-      decoder: parts.decoder,
-      model: parts.model,
-    };
+    return tokenizerJson(this.specialIds, parts);
   }
 
   /** piece -> id for the HF model's vocab (special tokens included, as HF expects) */
