@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { backend, defaultTrainConfig, Rng, refBackend, train } from "../index.js";
+import { backend, defaultTrainConfig, Rng, refBackend, Tensor, train } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -11,6 +11,30 @@ export const selftestSpec: CommandSpec = {
   usage: "minigpt selftest",
   flags: [...backendFlags, { name: "steps", type: "int", default: 300, help: "training steps of the counting run" }],
 };
+
+/** The active backend's matmul on tensors in the heap against the reference loop, scaled by its tolerance. */
+function matmulAgreement(): number {
+  const [M, K, N] = [67, 129, 33];
+  const rng = new Rng(3);
+  const a = Tensor.fromArray(
+    Float32Array.from({ length: M * K }, () => rng.normal()),
+    [M, K],
+  );
+  const b = Tensor.fromArray(
+    Float32Array.from({ length: K * N }, () => rng.normal()),
+    [K, N],
+  );
+  const fast = new Tensor([M, N]);
+  const ref = new Float32Array(M * N);
+  backend().matmul(fast.data, a.data, b.data, M, K, N, false);
+  refBackend.matmul(ref, a.data, b.data, M, K, N, false);
+  const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const tolerance = K * maxAbs(a.data) * maxAbs(b.data);
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs((fast.data[i] as number) - (ref[i] as number)) / tolerance);
+  for (const t of [a, b, fast]) t.dispose();
+  return worst;
+}
 
 /** Largest |analytic - numeric| / max(1, |numeric|) of the attention backward against finite differences. */
 function attentionGradCheck(): number {
@@ -49,7 +73,11 @@ export async function runSelftest(argv: readonly string[]): Promise<number> {
     if (!ok) failed++;
     console.log(`${ok ? "PASS" : "FAIL"}  ${what}`);
   };
-  report(true, `backend: ${backend().name}`);
+  const mm = matmulAgreement();
+  report(
+    mm <= 1e-6,
+    `${backend().name} backend: matmul (67x129x33) vs the reference kernels: max |diff| / (K·max|A|·max|B|) = ${mm.toExponential(2)} (must be <= 1e-6)`,
+  );
   const g = attentionGradCheck();
   report(g < 1e-6, `attention backward vs finite differences: max relative diff ${g.toExponential(2)}`);
   const out = mkdtempSync(join(tmpdir(), "minigpt-selftest-"));
