@@ -134,7 +134,9 @@ export function helpText(spec: CommandSpec): string {
   const width = Math.max(...spec.flags.map((f) => f.name.length + (f.type === "bool" ? 0 : 6)), 10) + 4;
   for (const f of spec.flags) {
     const left = `  --${f.name}${f.type === "bool" ? "" : ` <${f.type === "string" ? (f.choices ? f.choices.join("|") : "value") : f.type === "int" ? "n" : "x"}>`}`;
-    const def = f.type === "bool" ? "" : f.default === "" ? "" : ` (default: ${typeof f.default === "string" && /[\s"]/.test(f.default) ? JSON.stringify(f.default) : f.default})`;
+    // a default with whitespace (the newline prompt) is shown quoted, so it is visible
+    const shown = typeof f.default === "string" && /[\s"]/.test(f.default) ? JSON.stringify(f.default) : String(f.default);
+    const def = f.type === "bool" || f.default === "" ? "" : ` (default: ${shown})`;
     lines.push(`${left.padEnd(width + 4)} ${f.help}${def}`);
   }
   lines.push(`  --help${" ".repeat(Math.max(1, width - 2))} show this help`);
