@@ -104,6 +104,9 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [1, 1023, 65],
       [2, 65, 1023],
       [9, 0, 5],
+      // one-token rows big enough that 2 threads split B's columns (K·N >= 2^20)
+      [1, 1024, 1030],
+      [3, 1031, 1027],
     ];
     for (const [M, K, N] of shapes) {
       for (const kind of ["matmul", "matmulBT", "matmulAT"] as const) {

@@ -4,16 +4,18 @@
  *
  * - Two builds: relaxed SIMD (FMA via f32x4.relaxed_madd) when the runtime has it, plain SIMD
  *   otherwise. Node 20 needs --experimental-wasm-relaxed-simd, set here with v8.setFlagsFromString
- *   before the first compile. MINIGPT_WASM_SIMD=plain|relaxed forces one.
+ *   before the first compile (browsers: WebAssembly.validate decides). MINIGPT_WASM_SIMD=plain|relaxed forces one.
+ * - Node and browsers alike: no top-level Node imports (./platform.ts); the .wasm is read with node:fs in
+ *   Node and fetched next to this module in a browser; the pool uses Web Workers there (see pool.ts).
  * - Arrays must be Float32Array / Int32Array views of heap().memory; their byteOffset is the pointer.
  *   Anything else (a Float64Array in a gradient check, a plain Float32Array) goes to the ref kernel,
  *   counted in `stats.fallback`, so the interface stays total.
  */
-import { availableParallelism } from "node:os";
 import { heap } from "../../tensor/memory.js";
 import type { Backend, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
+import { defaultThreads, inNode } from "./platform.js";
 import { WorkerPool } from "./pool.js";
 
 export type SimdFlavour = "plain" | "relaxed";
@@ -32,6 +34,7 @@ interface Exports {
   matmulScratchBytes(): number;
   attentionScratchBytes(T: number, C: number, nh: number): number;
   matmul(kind: number, out: number, a: number, b: number, M: number, K: number, N: number, lda: number, acc: number, scratch: number): void;
+  matmulRows(kind: number, out: number, a: number, b: number, M: number, K: number, N: number, lda: number, acc: number, j0: number, j1: number): void;
   addBias(out: number, bias: number, rows: number, cols: number): void;
   sumRows(out: number, x: number, rows: number, cols: number): void;
   add(out: number, a: number, b: number, n: number): void;
@@ -119,6 +122,7 @@ interface Exports {
 /** kernels the worker threads can run */
 const POOL_KERNELS = [
   "matmul",
+  "matmulRows",
   "attentionForward",
   "attentionBackward",
   "attentionCached",
@@ -133,6 +137,13 @@ type PoolKernel = (typeof POOL_KERNELS)[number];
 
 /** elementwise kernels with exp/sqrt (~20 flops an element) are split from this many elements on */
 const PARALLEL_ELEMENTS = 1 << 17;
+
+/**
+ * a matmul of fewer than 4 rows (one generated token) streams B from memory; its columns are split
+ * over the threads from this many floats of B on (a wake-up costs ~100-300 µs here, reading 1M floats
+ * ~0.3 ms)
+ */
+const PARALLEL_ROWS_B = 1 << 20;
 
 /** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
 const PARALLEL_FLOPS = 2e6;
@@ -154,7 +165,7 @@ let relaxedFlagTried = false;
 async function enableRelaxedFlag(): Promise<void> {
   if (relaxedFlagTried) return;
   relaxedFlagTried = true;
-  if (WebAssembly.validate(RELAXED_PROBE)) return;
+  if (!inNode || WebAssembly.validate(RELAXED_PROBE)) return;
   try {
     const v8 = await import("node:v8");
     v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
@@ -170,6 +181,13 @@ export async function relaxedSimdSupported(): Promise<boolean> {
 }
 
 async function readWasm(name: string): Promise<Uint8Array<ArrayBuffer>> {
+  if (!inNode) {
+    // a browser: next to this module (dist/src/kernels/wasm/build/, where the build copies it)
+    const url = new URL(`./build/${name}`, import.meta.url);
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`wasm backend: fetching ${url} failed: HTTP ${res.status}; run "npm run build"`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
   const { readFile } = await import("node:fs/promises");
   // next to this file (src/ via tsx, or dist/ where the build copies it), else the package's src/
   const candidates = [new URL(`./build/${name}`, import.meta.url), new URL(`../../../../src/kernels/wasm/build/${name}`, import.meta.url)];
@@ -219,7 +237,7 @@ export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<Wa
   const module = await compile(simd);
   const memory = heap().memory;
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+  const threads = Math.max(1, Math.floor(options.threads ?? (await defaultThreads())));
   const pool = threads > 1 ? await WorkerPool.create(threads - 1, module, memory, POOL_KERNELS) : null;
   return new WasmKernels(instance.exports as unknown as Exports, simd, threads, pool);
 }
@@ -347,12 +365,25 @@ class WasmKernels implements WasmBackend {
       return;
     }
     const [po, pa, pb] = p as [number, number, number];
+    const lda = kind === 2 ? M : K;
+    if (M < 4 && M > 0) {
+      // one token at a time: bound by reading B, so split B's columns (16 at a time) over the threads
+      const parts = this.threadsUsable > 1 && K * N >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(N / 16)) : 1;
+      const tasks: number[][] = [];
+      for (let t = 0; t < parts; t++) {
+        const j0 = Math.floor((N * t) / parts / 16) * 16;
+        const j1 = t === parts - 1 ? N : Math.floor((N * (t + 1)) / parts / 16) * 16;
+        if (j1 > j0) tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, j0, j1]);
+      }
+      this.parallel("matmulRows", tasks);
+      return;
+    }
     const s = this.scratch(0);
     const flops = 2 * M * K * N;
     let parts = 1;
     if (this.threadsUsable > 1 && flops >= PARALLEL_FLOPS) parts = Math.min(this.threadsUsable, Math.floor(M / 8));
     if (parts <= 1) {
-      this.x.matmul(kind, po, pa, pb, M, K, N, kind === 2 ? M : K, acc ? 1 : 0, s[0] as number);
+      this.x.matmul(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, s[0] as number);
       return;
     }
     const rows = Math.ceil(M / parts / 4) * 4;
@@ -360,7 +391,7 @@ class WasmKernels implements WasmBackend {
     for (let t = 0, m0 = 0; m0 < M; t++, m0 += rows) {
       const m = Math.min(rows, M - m0);
       const aOff = kind === 2 ? pa + m0 * 4 : pa + m0 * K * 4;
-      tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, kind === 2 ? M : K, acc ? 1 : 0, s[t] as number]);
+      tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, lda, acc ? 1 : 0, s[t] as number]);
     }
     this.parallel("matmul", tasks);
   }

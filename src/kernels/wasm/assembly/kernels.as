@@ -298,49 +298,121 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
   if (mr > 3) store8(c + 3 * ldc, c30, c31, nr, add);
 }
 
-/** out row (N) (+)= Σ_k a(k)·b[k*N ..], no packing: for a few rows. csA = byte stride of a along k */
-function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, N: i32, add: bool): void {
-  const rs = <usize>N << 2;
-  let j = 0;
-  for (; j + 16 <= N; j += 16) {
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    let pa = a;
-    let pb = b + (<usize>j << 2);
-    for (let k = 0; k < K; k++) {
-      const x = v128.load32_splat(pa);
-      s0 = madd(x, v128.load(pb), s0);
-      s1 = madd(x, v128.load(pb, 16), s1);
-      s2 = madd(x, v128.load(pb, 32), s2);
-      s3 = madd(x, v128.load(pb, 48), s3);
-      pa += csA;
-      pb += rs;
+/**
+ * out[j0..j1) (+)= Σ_k a(k)·b[k*ldb + j], no packing: one row of out (generation). csA = byte stride
+ * of a along k. B streams through row by row, four rows at a time, so the hardware prefetcher sees
+ * four sequential streams (walking a column block down K rows with a stride of ldb floats defeats it,
+ * and a token's matmuls are bound by memory bandwidth); out[j0..j1) stays in L1 between rows.
+ */
+function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool): void {
+  const rs = <usize>ldb << 2;
+  const o0 = out + (<usize>j0 << 2);
+  const n = j1 - j0;
+  if (!add) memory.fill(o0, 0, <usize>n << 2);
+  const n4 = n & ~3;
+  let pb = b + (<usize>j0 << 2);
+  let pa = a;
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const x0 = v128.load32_splat(pa);
+    const x1 = v128.load32_splat(pa + csA);
+    const x2 = v128.load32_splat(pa + 2 * csA);
+    const x3 = v128.load32_splat(pa + 3 * csA);
+    let p0 = pb;
+    let o = o0;
+    const oEnd = o0 + (<usize>n4 << 2);
+    while (o < oEnd) {
+      let acc = madd(x0, v128.load(p0), v128.load(o));
+      acc = madd(x1, v128.load(p0 + rs), acc);
+      acc = madd(x2, v128.load(p0 + 2 * rs), acc);
+      acc = madd(x3, v128.load(p0 + 3 * rs), acc);
+      v128.store(o, acc);
+      o += 16;
+      p0 += 16;
     }
-    const o = out + (<usize>j << 2);
-    storeVec(o, s0, add);
-    storeVec(o + 16, s1, add);
-    storeVec(o + 32, s2, add);
-    storeVec(o + 48, s3, add);
+    for (let j = n4; j < n; j++) {
+      const jo = <usize>j << 2;
+      let v = load<f32>(o0 + jo);
+      v += load<f32>(pa) * load<f32>(pb + jo);
+      v += load<f32>(pa + csA) * load<f32>(pb + rs + jo);
+      v += load<f32>(pa + 2 * csA) * load<f32>(pb + 2 * rs + jo);
+      v += load<f32>(pa + 3 * csA) * load<f32>(pb + 3 * rs + jo);
+      store<f32>(o0 + jo, v);
+    }
+    pa += 4 * csA;
+    pb += 4 * rs;
   }
-  for (; j < N; j += 4) {
-    const nr = min(4, N - j);
-    let s0 = f32x4.splat(0);
-    let pa = a;
-    let pb = b + (<usize>j << 2);
-    for (let k = 0; k < K; k++) {
-      const x = v128.load32_splat(pa);
-      let bv: v128;
-      if (nr == 4) bv = v128.load(pb);
-      else {
-        bv = f32x4.splat(0);
-        bv = f32x4.replace_lane(bv, 0, load<f32>(pb));
-        if (nr > 1) bv = f32x4.replace_lane(bv, 1, load<f32>(pb, 4));
-        if (nr > 2) bv = f32x4.replace_lane(bv, 2, load<f32>(pb, 8));
-      }
-      s0 = madd(x, bv, s0);
-      pa += csA;
-      pb += rs;
+  for (; k < K; k++) {
+    const x0 = v128.load32_splat(pa);
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const jo = <usize>j << 2;
+      v128.store(o0 + jo, madd(x0, v128.load(pb + jo), v128.load(o0 + jo)));
     }
-    storePartial(out + (<usize>j << 2), s0, nr, add);
+    for (; j < n; j++) {
+      const jo = <usize>j << 2;
+      store<f32>(o0 + jo, load<f32>(o0 + jo) + load<f32>(pa) * load<f32>(pb + jo));
+    }
+    pa += csA;
+    pb += rs;
+  }
+}
+
+/**
+ * out[j0..j1) (+)= a · bᵀ for one row a (K) and b (N,K): four dot products at a time, so a's loads are
+ * shared and four rows of b stream at once.
+ */
+function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, add: bool): void {
+  const rs = <usize>K << 2;
+  const K4 = K & ~3;
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    const p0 = b + <usize>j * rs;
+    const p1 = p0 + rs;
+    const p2 = p1 + rs;
+    const p3 = p2 + rs;
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+    let k = 0;
+    for (; k < K4; k += 4) {
+      const ko = <usize>k << 2;
+      const x = v128.load(a + ko);
+      s0 = madd(x, v128.load(p0 + ko), s0);
+      s1 = madd(x, v128.load(p1 + ko), s1);
+      s2 = madd(x, v128.load(p2 + ko), s2);
+      s3 = madd(x, v128.load(p3 + ko), s3);
+    }
+    // the four horizontal sums at once: transpose-add
+    const t0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
+    const t1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
+    let r = f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+    for (; k < K; k++) {
+      const ko = <usize>k << 2;
+      const x = load<f32>(a + ko);
+      r = f32x4.add(r, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(x * load<f32>(p0 + ko)), 1, x * load<f32>(p1 + ko)), 2, x * load<f32>(p2 + ko)), 3, x * load<f32>(p3 + ko)));
+    }
+    storeVec(out + (<usize>j << 2), r, add);
+  }
+  for (; j < j1; j++) {
+    const s = dot(a, b + <usize>j * rs, K);
+    const p = out + (<usize>j << 2);
+    store<f32>(p, add ? load<f32>(p) + s : s);
+  }
+}
+
+/**
+ * Columns j0..j1 of out (M,N) (+)= a·b for M < 4 rows (token-by-token generation): no packing, B is
+ * read once per row, straight from memory. Threads split the columns. Same layouts as matmul.
+ */
+export function matmulRows(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, j0: i32, j1: i32): void {
+  const acc = accumulate != 0;
+  const ldc = <usize>N << 2;
+  const rsA: usize = kind == 2 ? 4 : <usize>lda << 2;
+  const csA: usize = kind == 2 ? <usize>lda << 2 : 4;
+  for (let i = 0; i < M; i++) {
+    const o = out + <usize>i * ldc;
+    const ai = a + <usize>i * rsA;
+    if (kind == 1) rowTimesBT(o, ai, b, K, j0, j1, acc);
+    else rowTimesB(o, ai, csA, b, K, N, j0, j1, acc);
   }
 }
 
@@ -378,23 +450,8 @@ export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32
     if (!acc) memory.fill(out, 0, <usize>M * ldc);
     return;
   }
-  const rsA: usize = kind == 2 ? 4 : <usize>lda << 2;
-  const csA: usize = kind == 2 ? <usize>lda << 2 : 4;
   if (M < 4) {
-    // a few rows (generation): no packing
-    for (let i = 0; i < M; i++) {
-      const o = out + <usize>i * ldc;
-      const ai = a + <usize>i * rsA;
-      if (kind == 1) {
-        for (let j = 0; j < N; j++) {
-          const s = dot(ai, b + ((<usize>j * <usize>K) << 2), K);
-          const p = o + (<usize>j << 2);
-          store<f32>(p, acc ? load<f32>(p) + s : s);
-        }
-      } else {
-        rowTimesB(o, ai, csA, b, K, N, acc);
-      }
-    }
+    matmulRows(kind, out, a, b, M, K, N, lda, accumulate, 0, N);
     return;
   }
   const aScratch = scratch + (<usize>(KC * NC) << 2);
