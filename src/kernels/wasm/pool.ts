@@ -15,8 +15,12 @@
  * Threads sleep in Atomics.wait between tasks. With MINIGPT_WASM_SPIN=1 they first spin briefly (see
  * WORKER_SPIN_MS): a futex wake-up measured ~100-300 µs on this 2-vCPU VM, a spinning thread answers in
  * ~1-2 µs; only big calls are split either way.
+ *
+ * In Node the helpers are worker_threads; in a browser they are Web Workers (made from a Blob URL),
+ * which need a cross-origin-isolated page for SharedArrayBuffer and shared memory. The protocol is the
+ * same; only a browser page's main thread, which may not Atomics.wait, spins on the done flag instead.
  */
-import { Worker } from "node:worker_threads";
+import { canShareMemory, inNode } from "./platform.js";
 
 const SLOT_BYTES = 256;
 /**
@@ -41,20 +45,27 @@ const PREEMPT_SCORE = 0.15;
 const CALM_MS = 200;
 const MAX_ARGS = 24;
 
+/**
+ * A browser page's main thread may not block in Atomics.wait: it spins on the done flag, and gives up
+ * (the pool is then broken) when a worker has not answered for this long, or for 20 times as long as
+ * the calling thread took for its own share, whichever is longer.
+ */
+const STALL_MS = 30_000;
+/** a browser worker that has not said "ready" after this long failed to start */
+const START_MS = 30_000;
+
 function spinEnabled(): boolean {
-  return process.env.MINIGPT_WASM_SPIN === "1";
+  return typeof process !== "undefined" && process.env?.MINIGPT_WASM_SPIN === "1";
 }
 
-// The worker runs as an eval'd CommonJS script so that the same code works from the TypeScript
-// sources (tsx) and from the compiled dist/ output without a separate worker file.
-const WORKER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
-const { module, memory, ctrl, slot, names, spinMs } = workerData;
+// The worker loop, shared by both kinds of worker. It expects module, memory, ctrl, slot, names,
+// spinMs and ready() in scope.
+const WORKER_LOOP = `
 const inst = new WebAssembly.Instance(module, { env: { memory } });
 const fns = names.map((n) => inst.exports[n]);
 const i32 = new Int32Array(ctrl, slot * ${SLOT_BYTES}, 16);
 const f64 = new Float64Array(ctrl, slot * ${SLOT_BYTES} + 64, ${MAX_ARGS});
-parentPort.postMessage("ready");
+ready();
 let seen = 0;
 let calmUntil = 0;
 let score = 0;
@@ -101,10 +112,119 @@ for (;;) {
 }
 `;
 
+// Node: an eval'd CommonJS script, so that the same code works from the TypeScript sources (tsx)
+// and from the compiled dist/ output without a separate worker file.
+const NODE_WORKER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { module, memory, ctrl, slot, names, spinMs } = workerData;
+const ready = () => parentPort.postMessage("ready");
+${WORKER_LOOP}`;
+
+// Browser: a classic Web Worker script (from a Blob URL) that gets the same data in its first message.
+const WEB_WORKER_SOURCE = `
+self.onmessage = (event) => {
+  self.onmessage = null;
+  const { module, memory, ctrl, slot, names, spinMs } = event.data;
+  const ready = () => self.postMessage("ready");
+  ${WORKER_LOOP}
+  self.close();
+};
+`;
+
+/** what a helper thread is given (postMessage / workerData can carry all of it, module and shared memory included) */
+interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctrl: SharedArrayBuffer;
+  slot: number;
+  names: string[];
+  spinMs: number;
+}
+
+/** a started helper thread */
+interface PoolThread {
+  /** resolves when the worker has instantiated the module and waits for tasks */
+  readonly ready: Promise<void>;
+  /** do not keep the process alive for it (Node; no-op in a browser) */
+  detach(): void;
+  terminate(): void;
+}
+
+/** How to start helper threads, and whether the calling thread may block in Atomics.wait. */
+interface Platform {
+  start(init: WorkerInit): PoolThread;
+  /** false on a browser page's main thread: it must spin on the done flag */
+  readonly canWait: boolean;
+}
+
+async function nodePlatform(): Promise<Platform> {
+  const { Worker } = await import("node:worker_threads");
+  return {
+    canWait: true,
+    start(init) {
+      const w = new Worker(NODE_WORKER_SOURCE, { eval: true, workerData: init });
+      const ready = new Promise<void>((resolve, reject) => {
+        w.once("message", () => resolve());
+        w.once("error", reject);
+      });
+      return { ready, detach: () => w.unref(), terminate: () => void w.terminate() };
+    },
+  };
+}
+
+let webWorkerUrl: string | null = null;
+
+function webPlatform(): Platform {
+  if (typeof Worker === "undefined") throw new Error("wasm pool: this runtime has no Web Workers; use threads: 1");
+  if (!canShareMemory()) {
+    throw new Error(
+      "wasm pool: worker threads in a browser need a cross-origin-isolated page (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), or use threads: 1",
+    );
+  }
+  // one Blob URL for the page's lifetime, shared by every pool
+  webWorkerUrl ??= URL.createObjectURL(new Blob([WEB_WORKER_SOURCE], { type: "text/javascript" }));
+  const url = webWorkerUrl;
+  return {
+    canWait: atomicsWaitAllowed(),
+    start(init) {
+      const w = new Worker(url, { name: `minigpt-wasm-${init.slot}` });
+      const ready = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`wasm pool: worker ${init.slot} did not start within ${START_MS} ms`)), START_MS);
+        const fail = (why: string) => {
+          clearTimeout(timer);
+          reject(new Error(`wasm pool: worker ${init.slot} failed to start: ${why}`));
+        };
+        w.onmessage = () => {
+          clearTimeout(timer);
+          w.onmessage = null;
+          resolve();
+        };
+        w.onerror = (e) => {
+          e.preventDefault();
+          fail(e.message || "error");
+        };
+        w.onmessageerror = () => fail("its start message could not be received");
+      });
+      w.postMessage(init);
+      return { ready, detach: () => {}, terminate: () => w.terminate() };
+    },
+  };
+}
+
+/** Atomics.wait throws on a browser page's main thread; elsewhere (workers, Node) it is allowed. */
+function atomicsWaitAllowed(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class WorkerPool {
   /** number of helper threads (the calling thread is the extra one) */
   readonly size: number;
-  private readonly workers: Worker[] = [];
+  private readonly workers: PoolThread[] = [];
   private readonly i32: Int32Array[] = [];
   private readonly f64: Float64Array[] = [];
   private readonly seq: number[] = [];
@@ -113,11 +233,16 @@ export class WorkerPool {
   private calmUntil = 0;
   private preemptScore = 0;
   private readonly callerSpinMs: number;
+  /** false on a browser page's main thread, which spins on the done flag instead of Atomics.wait */
+  private readonly canWait: boolean;
+  /** set when a worker stopped answering (browser main thread only): every later run fails at once */
+  private stalled: string | null = null;
 
-  private constructor(size: number, names: readonly string[]) {
+  private constructor(size: number, names: readonly string[], canWait: boolean) {
     this.size = size;
     this.fnIndex = new Map(names.map((n, i) => [n, i]));
     this.callerSpinMs = spinEnabled() ? CALLER_SPIN_MS : 0;
+    this.canWait = canWait;
   }
 
   static async create(
@@ -126,20 +251,13 @@ export class WorkerPool {
     memory: WebAssembly.Memory,
     names: readonly string[],
   ): Promise<WorkerPool> {
-    const pool = new WorkerPool(helpers, names);
+    const platform = inNode ? await nodePlatform() : webPlatform();
+    const pool = new WorkerPool(helpers, names, platform.canWait);
     const ctrl = new SharedArrayBuffer(SLOT_BYTES * Math.max(1, helpers));
     const ready: Promise<void>[] = [];
     for (let s = 0; s < helpers; s++) {
-      const w = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { module, memory, ctrl, slot: s, names: [...names], spinMs: spinEnabled() ? WORKER_SPIN_MS : 0 },
-      });
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          w.once("message", () => resolve());
-          w.once("error", reject);
-        }),
-      );
+      const w = platform.start({ module, memory, ctrl, slot: s, names: [...names], spinMs: spinEnabled() ? WORKER_SPIN_MS : 0 });
+      ready.push(w.ready);
       pool.workers.push(w);
       pool.i32.push(new Int32Array(ctrl, s * SLOT_BYTES, 16));
       pool.f64.push(new Float64Array(ctrl, s * SLOT_BYTES + 64, MAX_ARGS));
@@ -152,7 +270,7 @@ export class WorkerPool {
       throw e;
     }
     // blocked in Atomics.wait forever otherwise: do not keep the process alive
-    for (const w of pool.workers) w.unref();
+    for (const w of pool.workers) w.detach();
     return pool;
   }
 
@@ -163,6 +281,7 @@ export class WorkerPool {
   run(fn: string, args: readonly number[][], local: (a: number[]) => void): void {
     const idx = this.fnIndex.get(fn);
     if (idx === undefined) throw new Error(`wasm pool: unknown kernel ${fn}`);
+    if (this.stalled) throw new Error(this.stalled);
     const n = args.length - 1;
     if (n > this.size) throw new Error("wasm pool: more tasks than threads");
     for (let w = 0; w < n; w++) {
@@ -178,11 +297,13 @@ export class WorkerPool {
       Atomics.notify(i32, 0);
     }
     let error: unknown = null;
+    const localStart = this.canWait ? 0 : performance.now();
     try {
       local(args[0] as number[]);
     } catch (e) {
       error = e;
     }
+    const stallMs = this.canWait ? 0 : Math.max(STALL_MS, 20 * (performance.now() - localStart));
     let failed = false;
     for (let w = 0; w < n; w++) {
       const i32 = this.i32[w] as Int32Array;
@@ -205,15 +326,28 @@ export class WorkerPool {
           this.preemptScore = 0;
         }
       }
-      for (;;) {
-        const d = Atomics.load(i32, 1);
-        if (d === s) break;
-        Atomics.wait(i32, 1, d, 1000);
-      }
+      if (this.canWait) {
+        for (;;) {
+          const d = Atomics.load(i32, 1);
+          if (d === s) break;
+          Atomics.wait(i32, 1, d, 1000);
+        }
+      } else this.spinUntilDone(i32, s, w, stallMs);
       if (i32[3] !== 0) failed = true;
     }
     if (error) throw error;
     if (failed) throw new Error(`wasm pool: kernel ${fn} failed in a worker`);
+  }
+
+  /** the browser main thread's wait: spin on worker w's done flag, bounded by stallMs */
+  private spinUntilDone(i32: Int32Array, s: number, w: number, stallMs: number): void {
+    const t0 = performance.now();
+    for (let k = 1; Atomics.load(i32, 1) !== s; k++) {
+      if ((k & 4095) === 0 && performance.now() - t0 > stallMs) {
+        this.stalled = `wasm pool: worker ${w} stopped answering (no result after ${Math.round(stallMs)} ms)`;
+        throw new Error(this.stalled);
+      }
+    }
   }
 
   dispose(): void {
@@ -224,7 +358,7 @@ export class WorkerPool {
       this.seq[w] = s;
       Atomics.store(i32, 0, s);
       Atomics.notify(i32, 0);
-      void (this.workers[w] as Worker).terminate();
+      (this.workers[w] as PoolThread).terminate();
     }
     this.workers.length = 0;
   }

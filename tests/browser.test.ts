@@ -1,0 +1,261 @@
+// The wasm backend, thread pool included, in a real browser: headless Debian chromium driven by
+// playwright-core. A tiny static server (127.0.0.1, random port) serves the repository with the
+// headers that make the page cross-origin isolated (needed for SharedArrayBuffer and shared
+// WebAssembly memory); tests/browser/kernels.html loads the compiled dist/ modules, runs the wasm
+// kernels against the ref kernels in the page (tests/browser/kernels.ts) and reports the
+// differences, which are asserted here.
+//
+// Needs /usr/bin/chromium (apt-get install chromium; .ci/run installs it when it can), else every
+// test here is skipped with the reason. Needs dist/: built here when missing or older than the sources.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dirname, extname, join, normalize, relative, sep } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const CHROMIUM = "/usr/bin/chromium";
+const HAVE_CHROMIUM = existsSync(CHROMIUM);
+const SKIP_REASON = `${CHROMIUM} not found (apt-get install chromium): the browser test cannot run`;
+/** a page call that takes longer than this means the workers (or the page) stopped answering */
+const CALL_MS = 120_000;
+
+// ---- dist/ ---------------------------------------------------------------------------------------
+
+const WASM = ["kernels-simd.wasm", "kernels-relaxed.wasm"];
+
+function tsSources(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...tsSources(p));
+    else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) out.push(p);
+  }
+  return out;
+}
+
+/** sources (src/ and the page script) whose dist/ .js is missing or older */
+function staleSources(): string[] {
+  const sources = [...tsSources(join(ROOT, "src")), join(ROOT, "tests/browser/kernels.ts")];
+  return sources.filter((ts) => {
+    const js = join(ROOT, "dist", relative(ROOT, ts)).replace(/\.ts$/, ".js");
+    return !existsSync(js) || statSync(js).mtimeMs < statSync(ts).mtimeMs;
+  });
+}
+
+function distWasm(name: string): string {
+  return join(ROOT, "dist/src/kernels/wasm/build", name);
+}
+
+function srcWasm(name: string): string {
+  return join(ROOT, "src/kernels/wasm/build", name);
+}
+
+function run(cmd: string, args: string[]): { ok: boolean; output: string } {
+  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: "utf8", timeout: 600_000 });
+  return { ok: r.status === 0, output: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? String(r.error) : ""}` };
+}
+
+/**
+ * Makes dist/ what a browser should load: `npm run build` when the wasm builds are missing, tsc when
+ * compiled modules are missing or older than their sources, and the wasm builds copied to dist/ when
+ * they differ. Returns notes for the test output; throws when it cannot.
+ */
+function ensureBuilt(): string[] {
+  const notes: string[] = [];
+  if (WASM.some((w) => !existsSync(srcWasm(w)) || !existsSync(distWasm(w)))) {
+    notes.push("dist/ or the wasm builds are missing: ran npm run build");
+    const r = run("npm", ["run", "build"]);
+    if (!r.ok) throw new Error(`npm run build failed; the browser test needs dist/:\n${r.output}`);
+  }
+  const stale = staleSources();
+  if (stale.length > 0) {
+    notes.push(`${stale.length} compiled module(s) missing or older than the sources: ran tsc`);
+    // tsc emits even when some file has a type error (npm run check reports those); what matters here is the output
+    const r = run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"]);
+    const still = staleSources();
+    if (still.length > 0)
+      throw new Error(`tsc did not bring dist/ up to date (${still.map((f) => relative(ROOT, f)).join(", ")}):\n${r.output}`);
+  }
+  for (const w of WASM) {
+    if (!readFileSync(srcWasm(w)).equals(readFileSync(distWasm(w)))) {
+      copyFileSync(srcWasm(w), distWasm(w));
+      notes.push(`copied the newer ${w} into dist/`);
+    }
+  }
+  return notes;
+}
+
+// ---- a static server for a cross-origin-isolated page ----------------------------------------------
+
+const MIME: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".wasm": "application/wasm",
+};
+
+function serve(root: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    void (async () => {
+      const headers = {
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Embedder-Policy": "require-corp",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Cache-Control": "no-store",
+      };
+      const path = normalize(join(root, decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname)));
+      if (!path.startsWith(root + sep)) {
+        res.writeHead(403, headers).end();
+        return;
+      }
+      try {
+        const body = await readFile(path);
+        res.writeHead(200, { ...headers, "Content-Type": MIME[extname(path)] ?? "application/octet-stream" }).end(body);
+      } catch {
+        res.writeHead(404, headers).end();
+      }
+    })();
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve(server));
+  });
+}
+
+// ---- the page ----------------------------------------------------------------------------------------
+
+/** p, or a rejection naming `what` after ms */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s (workers never answered, or the page hung)`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("wasm backend in a browser (headless chromium, cross-origin isolated page)", () => {
+  let server: Server | null = null;
+  let browser: Browser | null = null;
+  let page: Page | null = null;
+  const problems: string[] = [];
+  let setupError: unknown = null;
+  let notes: string[] = [];
+
+  before(
+    async () => {
+      if (!HAVE_CHROMIUM) return;
+      try {
+        notes = ensureBuilt();
+        server = await serve(ROOT);
+        const { port } = server.address() as AddressInfo;
+        browser = await chromium.launch({ executablePath: CHROMIUM, timeout: 60_000 });
+        page = await browser.newPage();
+        page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+        page.on("console", (m) => {
+          if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+        });
+        page.setDefaultTimeout(CALL_MS);
+        await page.goto(`http://127.0.0.1:${port}/tests/browser/kernels.html`);
+        await page.waitForFunction(() => "minigptKernels" in globalThis, undefined, { timeout: 30_000 });
+      } catch (e) {
+        setupError = e;
+      }
+    },
+    { timeout: 900_000 },
+  );
+
+  after(async () => {
+    await browser?.close();
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  });
+
+  /** the page, or a skip / failure explaining why there is none */
+  function ready(t: { skip(message?: string): void; diagnostic(message: string): void }): Page | null {
+    if (!HAVE_CHROMIUM) {
+      t.skip(SKIP_REASON);
+      return null;
+    }
+    for (const n of notes.splice(0)) t.diagnostic(n);
+    if (setupError)
+      throw new Error(
+        `browser test setup failed: ${setupError instanceof Error ? setupError.stack : String(setupError)}\n${problems.join("\n")}`,
+      );
+    problems.length = 0; // each test answers for the page errors during it
+    return page as Page;
+  }
+
+  async function runInPage(p: Page, options: RunOptions): Promise<KernelReport> {
+    const what = `kernels in the page (${JSON.stringify(options)})`;
+    try {
+      return await within(
+        p.evaluate((o) => (globalThis as unknown as { minigptKernels: PageApi }).minigptKernels.run(o), options),
+        CALL_MS,
+        what,
+      );
+    } catch (e) {
+      throw new Error(`${what} failed: ${e instanceof Error ? e.message : String(e)}\n${problems.join("\n")}`);
+    }
+  }
+
+  test("the page is cross-origin isolated and defaults to navigator.hardwareConcurrency threads", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    assert.equal(await p.evaluate(() => globalThis.crossOriginIsolated), true, "the page is not cross-origin isolated");
+    const d = await within(
+      p.evaluate(() => (globalThis as unknown as { minigptKernels: PageApi }).minigptKernels.defaults()),
+      CALL_MS,
+      "loading the backend with its defaults",
+    );
+    t.diagnostic(`default: ${d.simd} SIMD, ${d.threads} threads (hardwareConcurrency ${d.hardwareConcurrency})`);
+    assert.equal(d.threads, Math.max(1, d.hardwareConcurrency));
+  });
+
+  for (const simd of ["relaxed", "plain"] as const) {
+    for (const threads of [1, 2]) {
+      test(`matmul, layernorm, gelu, softmax, attention match ref: ${simd} SIMD, ${threads} thread${threads > 1 ? "s" : ""}`, async (t) => {
+        const p = ready(t);
+        if (!p) return;
+        const r = await runInPage(p, { simd, threads });
+        t.diagnostic(`${r.cases.length} cases in ${Math.round(r.ms)} ms; stats ${JSON.stringify(r.stats)}`);
+        let worstCase = r.cases[0];
+        for (const c of r.cases) if (worstCase && !(c.worst <= worstCase.worst)) worstCase = c;
+        if (worstCase) {
+          t.diagnostic(
+            `closest to its tolerance: ${worstCase.name}, max|diff| ${worstCase.maxAbsDiff.toExponential(2)} (${worstCase.worst.toFixed(3)}x the tolerance)`,
+          );
+        }
+        for (const c of r.cases.filter((c) => c.name.startsWith("matmulBT 256x128x300") || c.name.startsWith("attentionForward 4,64"))) {
+          t.diagnostic(`${c.name}: max|diff| ${c.maxAbsDiff.toExponential(2)}`);
+        }
+        assert.equal(r.crossOriginIsolated, true);
+        assert.equal(r.simd, simd);
+        assert.equal(r.threads, threads);
+        assert.ok(r.cases.length >= 90, `only ${r.cases.length} cases ran`);
+        const failed = r.cases.filter((c) => !(c.worst <= 1));
+        assert.deepEqual(
+          failed.map((c) => `${c.name}: max|diff| ${c.maxAbsDiff}, ${c.worst}x the tolerance`),
+          [],
+          "cases beyond their tolerance",
+        );
+        assert.equal(r.stats.fallback, 0, "every heap array took the wasm path");
+        if (threads > 1) assert.ok(r.stats.parallel > 0, "big calls were split over the Web Workers");
+        else assert.equal(r.stats.parallel, 0);
+        assert.deepEqual(problems, [], "errors in the page");
+      });
+    }
+  }
+});
