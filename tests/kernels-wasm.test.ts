@@ -125,6 +125,50 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("linear forward (bias fused into the matmul) and backward (dx and dw side by side)", () => {
+    // [M, K, N]: small, odd, generation-sized and big enough to be split over threads (>= 2 MFLOP)
+    for (const [M, K, N] of [
+      [1, 7, 5],
+      [3, 1100, 1001],
+      [7, 13, 9],
+      [65, 33, 127],
+      [768, 128, 384],
+      [130, 300, 70],
+    ] as [number, number, number][]) {
+      const x = rand(rng, M * K, 2);
+      const w = rand(rng, K * N, 0.5);
+      const bias = rand(rng, N);
+      for (const withBias of [true, false]) {
+        const got = rand(rng, M * N, 3);
+        const want = new Float32Array(got.length);
+        be.linearForward(got, x, w, withBias ? bias : null, M, K, N);
+        refBackend.linearForward(want, x, w, withBias ? bias : null, M, K, N);
+        close(
+          `linearForward ${M}x${K}x${N} bias=${withBias}`,
+          got,
+          want,
+          0,
+          1e-6 * K * maxAbs(x) * maxAbs(w) + (withBias ? 1e-6 : 0) + 1e-30,
+        );
+      }
+      const dy = rand(rng, M * N, 1);
+      const init = [rand(rng, M * K, 3), rand(rng, K * N, 3), rand(rng, N, 3)] as const;
+      const got = init.map(copy);
+      const want = init.map((a) => new Float32Array(a));
+      be.linearBackward(got[0] as Float32Array, got[1] as Float32Array, got[2] as Float32Array, dy, x, w, M, K, N);
+      refBackend.linearBackward(want[0] as Float32Array, want[1] as Float32Array, want[2] as Float32Array, dy, x, w, M, K, N);
+      const tolX = 1e-6 * N * maxAbs(dy) * maxAbs(w) + 1e-6 * 3;
+      const tolW = 1e-6 * M * maxAbs(dy) * maxAbs(x) + 1e-6 * 3;
+      close(`linearBackward dx ${M}x${K}x${N}`, got[0] as Float32Array, want[0] as Float32Array, 0, tolX);
+      close(`linearBackward dw ${M}x${K}x${N}`, got[1] as Float32Array, want[1] as Float32Array, 0, tolW);
+      close(`linearBackward db ${M}x${K}x${N}`, got[2] as Float32Array, want[2] as Float32Array, 0, 1e-6 * M * maxAbs(dy) + 1e-6 * 3);
+      // one of the outputs skipped
+      const onlyW = copy(init[1]);
+      be.linearBackward(null, onlyW, null, dy, x, w, M, K, N);
+      close(`linearBackward dw only ${M}x${K}x${N}`, onlyW, want[1] as Float32Array, 0, tolW);
+    }
+  });
+
   test("elementwise: addBias, sumRows, add, accumulate, scale, sumSquares, mul", () => {
     for (const [rows, cols] of [
       [1, 1],

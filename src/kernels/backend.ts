@@ -28,6 +28,25 @@ export interface Backend {
   /** a (K,M), b (K,N) -> out (M,N) = aᵀ·b (accumulate: out += aᵀ·b) */
   matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void;
 
+  /** x (M,K), w (K,N), bias (N) or null -> out (M,N) = x·w + bias: a linear layer's forward */
+  linearForward(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void;
+  /**
+   * The backward of out = x·w + b with dy (M,N): dx (M,K) += dy·wᵀ, dw (K,N) += xᵀ·dy, db (N) += Σ_rows dy;
+   * a null output is skipped. One call, so that a threaded backend can run the two independent
+   * products side by side (one synchronisation, each product whole) instead of splitting each.
+   */
+  linearBackward(
+    dx: FloatArray | null,
+    dw: FloatArray | null,
+    db: FloatArray | null,
+    dy: FloatArray,
+    x: FloatArray,
+    w: FloatArray,
+    M: number,
+    K: number,
+    N: number,
+  ): void;
+
   // ---- elementwise and reductions ---------------------------------------------------------
   /** out (rows,cols) += bias (cols) broadcast over rows */
   addBias(out: FloatArray, bias: FloatArray, rows: number, cols: number): void;

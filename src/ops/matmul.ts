@@ -13,16 +13,13 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   if (w.shape.length !== 2 || wk !== K) throw new Error(`linear: x ${shapeStr(x.shape)} does not match w ${shapeStr(w.shape)}`);
   const M = x.size / K;
   const out = new Tensor([...x.shape.slice(0, -1), N]);
-  const be = backend();
-  be.matmul(out.data, x.data, w.data, M, K, N, false);
-  if (b) be.addBias(out.data, b.data, M, N);
+  backend().linearForward(out.data, x.data, w.data, b ? b.data : null, M, K, N);
   const parents = b ? [x, w, b] : [x, w];
   return record(out, parents, () => {
-    const dy = (out.grad as Tensor).data;
-    const k = backend();
-    if (x.requiresGrad) k.matmulBT(x.ensureGrad().data, dy, w.data, M, N, K, true);
-    if (w.requiresGrad) k.matmulAT(w.ensureGrad().data, x.data, dy, K, M, N, true);
-    if (b?.requiresGrad) k.sumRows(b.ensureGrad().data, dy, M, N);
+    const dx = x.requiresGrad ? x.ensureGrad().data : null;
+    const dw = w.requiresGrad ? w.ensureGrad().data : null;
+    const db = b?.requiresGrad ? b.ensureGrad().data : null;
+    backend().linearBackward(dx, dw, db, (out.grad as Tensor).data, x.data, w.data, M, K, N);
   });
 }
 

@@ -6,7 +6,7 @@ import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
 import { accumulate, add, addBias, mul, scale, sumRows, sumSquares } from "./elementwise.js";
 import { embeddingBackward, embeddingForward } from "./embedding.js";
 import { layernormBackward, layernormForward } from "./layernorm.js";
-import { matmul, matmulAT, matmulBT } from "./matmul.js";
+import { linearBackward, linearForward, matmul, matmulAT, matmulBT } from "./matmul.js";
 import { softmax } from "./softmax.js";
 
 /** The reference backend: plain loops, the living definition of every kernel. */
@@ -15,6 +15,8 @@ export const refBackend: Backend = {
   matmul,
   matmulBT,
   matmulAT,
+  linearForward,
+  linearBackward,
   addBias,
   sumRows,
   add,

@@ -1,4 +1,5 @@
 import type { FloatArray } from "../backend.js";
+import { addBias, sumRows } from "./elementwise.js";
 
 // The three matmul layouts of training, as plain loops. Loop order is chosen so the innermost loop
 // walks both operands contiguously (i-k-j for a·b); sums are carried in float64 (JS numbers).
@@ -46,4 +47,35 @@ export function matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: numbe
     }
   }
   for (let o = 0; o < M * N; o++) out[o] = accumulate ? (out[o] as number) + (acc[o] as number) : (acc[o] as number);
+}
+
+/** x (M,K), w (K,N), bias (N) | null -> out (M,N) = x·w + bias */
+export function linearForward(
+  out: FloatArray,
+  x: FloatArray,
+  w: FloatArray,
+  bias: FloatArray | null,
+  M: number,
+  K: number,
+  N: number,
+): void {
+  matmul(out, x, w, M, K, N, false);
+  if (bias) addBias(out, bias, M, N);
+}
+
+/** dy (M,N) -> dx (M,K) += dy·wᵀ, dw (K,N) += xᵀ·dy, db (N) += Σ_rows dy (null: skipped) */
+export function linearBackward(
+  dx: FloatArray | null,
+  dw: FloatArray | null,
+  db: FloatArray | null,
+  dy: FloatArray,
+  x: FloatArray,
+  w: FloatArray,
+  M: number,
+  K: number,
+  N: number,
+): void {
+  if (dx) matmulBT(dx, dy, w, M, N, K, true);
+  if (dw) matmulAT(dw, x, dy, K, M, N, true);
+  if (db) sumRows(db, dy, M, N);
 }

@@ -33,8 +33,32 @@ export interface WasmBackend extends Backend {
 interface Exports {
   matmulScratchBytes(): number;
   attentionScratchBytes(T: number, C: number, nh: number): number;
-  matmul(kind: number, out: number, a: number, b: number, M: number, K: number, N: number, lda: number, acc: number, scratch: number): void;
-  matmulRows(kind: number, out: number, a: number, b: number, M: number, K: number, N: number, lda: number, acc: number, j0: number, j1: number): void;
+  matmul(
+    kind: number,
+    out: number,
+    a: number,
+    b: number,
+    M: number,
+    K: number,
+    N: number,
+    lda: number,
+    acc: number,
+    scratch: number,
+    bias: number,
+  ): void;
+  matmulRows(
+    kind: number,
+    out: number,
+    a: number,
+    b: number,
+    M: number,
+    K: number,
+    N: number,
+    lda: number,
+    acc: number,
+    j0: number,
+    j1: number,
+  ): void;
   addBias(out: number, bias: number, rows: number, cols: number): void;
   sumRows(out: number, x: number, rows: number, cols: number): void;
   add(out: number, a: number, b: number, n: number): void;
@@ -357,17 +381,64 @@ class WasmKernels implements WasmBackend {
 
   // ---- matmul ------------------------------------------------------------------------------------
 
-  private mm(kind: number, out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, acc: boolean): void {
-    const p = this.ptrs(out, a, b);
+  /**
+   * The tasks of out (M,N) (+)= a·b in layout `kind` (pointers), rows split into `parts` pieces
+   * (multiples of 4 rows) that use the scratch of threads scratch0, scratch0 + 1, ...
+   */
+  private mmTasks(
+    kind: number,
+    po: number,
+    pa: number,
+    pb: number,
+    M: number,
+    K: number,
+    N: number,
+    acc: boolean,
+    bias: number,
+    parts: number,
+    scratch0: number,
+  ): number[][] {
+    const s = this.scratch(0);
+    const lda = kind === 2 ? M : K;
+    const rows = Math.ceil(M / Math.max(1, parts) / 4) * 4;
+    const tasks: number[][] = [];
+    for (let t = scratch0, m0 = 0; m0 < M; t++, m0 += rows) {
+      const m = Math.min(rows, M - m0);
+      const aOff = kind === 2 ? pa + m0 * 4 : pa + m0 * K * 4;
+      tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, lda, acc ? 1 : 0, s[t] as number, bias]);
+    }
+    return tasks;
+  }
+
+  /** threads worth splitting a matmul of M rows and `flops` over */
+  private mmParts(M: number, flops: number): number {
+    if (this.threadsUsable <= 1 || flops < PARALLEL_FLOPS) return 1;
+    return Math.max(1, Math.min(this.threadsUsable, Math.floor(M / 8)));
+  }
+
+  private mm(
+    kind: number,
+    out: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
+    M: number,
+    K: number,
+    N: number,
+    acc: boolean,
+    bias: FloatArray | null = null,
+  ): void {
+    const p = bias ? this.ptrs(out, a, b, bias) : this.ptrs(out, a, b);
     if (!p) {
       const ref = kind === 0 ? refBackend.matmul : kind === 1 ? refBackend.matmulBT : refBackend.matmulAT;
       ref(out, a, b, M, K, N, acc);
+      if (bias) refBackend.addBias(out, bias, M, N);
       return;
     }
     const [po, pa, pb] = p as [number, number, number];
-    const lda = kind === 2 ? M : K;
+    const pbias = bias ? (p[3] as number) : 0;
     if (M < 4 && M > 0) {
       // one token at a time: bound by reading B, so split B's columns (16 at a time) over the threads
+      const lda = kind === 2 ? M : K;
       const parts = this.threadsUsable > 1 && K * N >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(N / 16)) : 1;
       const tasks: number[][] = [];
       for (let t = 0; t < parts; t++) {
@@ -376,24 +447,10 @@ class WasmKernels implements WasmBackend {
         if (j1 > j0) tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, j0, j1]);
       }
       this.parallel("matmulRows", tasks);
+      if (pbias) this.x.addBias(po, pbias, M, N);
       return;
     }
-    const s = this.scratch(0);
-    const flops = 2 * M * K * N;
-    let parts = 1;
-    if (this.threadsUsable > 1 && flops >= PARALLEL_FLOPS) parts = Math.min(this.threadsUsable, Math.floor(M / 8));
-    if (parts <= 1) {
-      this.x.matmul(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, s[0] as number);
-      return;
-    }
-    const rows = Math.ceil(M / parts / 4) * 4;
-    const tasks: number[][] = [];
-    for (let t = 0, m0 = 0; m0 < M; t++, m0 += rows) {
-      const m = Math.min(rows, M - m0);
-      const aOff = kind === 2 ? pa + m0 * 4 : pa + m0 * K * 4;
-      tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, lda, acc ? 1 : 0, s[t] as number]);
-    }
-    this.parallel("matmul", tasks);
+    this.parallel("matmul", this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, this.mmParts(M, 2 * M * K * N), 0));
   }
 
   matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
@@ -404,6 +461,40 @@ class WasmKernels implements WasmBackend {
   }
   matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
     this.mm(2, out, a, b, M, K, N, accumulate);
+  }
+
+  linearForward(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void {
+    this.mm(0, out, x, w, M, K, N, false, bias);
+  }
+
+  linearBackward(
+    dx: FloatArray | null,
+    dw: FloatArray | null,
+    db: FloatArray | null,
+    dy: FloatArray,
+    x: FloatArray,
+    w: FloatArray,
+    M: number,
+    K: number,
+    N: number,
+  ): void {
+    const flops = 2 * M * K * N;
+    const p = dx && dw && M >= 4 && this.threadsUsable > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
+    if (p) {
+      // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
+      // each on its own half of the threads, in one round trip
+      const [pdx, pdw, pdy, px, pw] = p as [number, number, number, number, number];
+      const half = Math.max(1, this.threadsUsable >> 1);
+      const tasks = [
+        ...this.mmTasks(1, pdx, pdy, pw, M, N, K, true, 0, Math.min(half, Math.floor(M / 8)), 0),
+        ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.threadsUsable - half, Math.max(1, Math.floor(K / 8))), half),
+      ];
+      this.parallel("matmul", tasks);
+    } else {
+      if (dx) this.mm(1, dx, dy, w, M, N, K, true);
+      if (dw) this.mm(2, dw, x, dy, K, M, N, true);
+    }
+    if (db) this.sumRows(db, dy, M, N);
   }
 
   // ---- elementwise -------------------------------------------------------------------------------

@@ -267,7 +267,7 @@ function packA(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i
  * For the same reason unrolling k by 2 spills (V8 hoists all 12 loads; ~10% slower). The loop is
  * front-end bound (~20 uops for 8 FMAs), so looping on the pointer instead of a counter gained ~10%.
  */
-function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool): void {
+function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool, bias: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -291,6 +291,36 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
     c31 = madd(x, b1, c31);
     ap += 16;
     bp += 32;
+  }
+  if (bias != 0) {
+    // out = a·b + bias: the bias row joins the tile on its way out (no second pass over out)
+    let b0: v128, b1: v128;
+    if (nr == 8) {
+      b0 = v128.load(bias);
+      b1 = v128.load(bias, 16);
+    } else {
+      b0 = f32x4.splat(0);
+      b1 = f32x4.splat(0);
+      for (let j = 0; j < nr; j++) {
+        const v = load<f32>(bias + (<usize>j << 2));
+        if (j == 0) b0 = f32x4.replace_lane(b0, 0, v);
+        else if (j == 1) b0 = f32x4.replace_lane(b0, 1, v);
+        else if (j == 2) b0 = f32x4.replace_lane(b0, 2, v);
+        else if (j == 3) b0 = f32x4.replace_lane(b0, 3, v);
+        else if (j == 4) b1 = f32x4.replace_lane(b1, 0, v);
+        else if (j == 5) b1 = f32x4.replace_lane(b1, 1, v);
+        else if (j == 6) b1 = f32x4.replace_lane(b1, 2, v);
+        else b1 = f32x4.replace_lane(b1, 3, v);
+      }
+    }
+    c00 = f32x4.add(c00, b0);
+    c01 = f32x4.add(c01, b1);
+    c10 = f32x4.add(c10, b0);
+    c11 = f32x4.add(c11, b1);
+    c20 = f32x4.add(c20, b0);
+    c21 = f32x4.add(c21, b1);
+    c30 = f32x4.add(c30, b0);
+    c31 = f32x4.add(c31, b1);
   }
   store8(c, c00, c01, nr, add);
   if (mr > 1) store8(c + ldc, c10, c11, nr, add);
@@ -442,16 +472,22 @@ function dot(x: usize, y: usize, n: i32): f32 {
   return s;
 }
 
-export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, scratch: usize): void {
+/**
+ * out (M,N) (+)= a·b in one of the three layouts (see above); bias (N floats, 0 = none) is added to
+ * every row. The rows of out a call writes are independent: threads split M.
+ */
+export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, scratch: usize, bias: usize): void {
   if (M <= 0 || N <= 0) return;
   const acc = accumulate != 0;
   const ldc = <usize>N << 2;
   if (K <= 0) {
     if (!acc) memory.fill(out, 0, <usize>M * ldc);
+    if (bias != 0) addBias(out, bias, M, N);
     return;
   }
   if (M < 4) {
     matmulRows(kind, out, a, b, M, K, N, lda, accumulate, 0, N);
+    if (bias != 0) addBias(out, bias, M, N);
     return;
   }
   const aScratch = scratch + (<usize>(KC * NC) << 2);
@@ -471,7 +507,8 @@ export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32
           const bp = scratch + (<usize>(p * kc) << 5);
           for (let q = 0; q * 4 < mc; q++) {
             const i = m0 + q * 4;
-            kern4x8(out + <usize>i * ldc + (<usize>j0 << 2), ldc, aScratch + (<usize>(q * kc) << 4), bp, kc, min(4, M - i), nr, add);
+            const bj = bias != 0 && k0 == 0 ? bias + (<usize>j0 << 2) : 0;
+            kern4x8(out + <usize>i * ldc + (<usize>j0 << 2), ldc, aScratch + (<usize>(q * kc) << 4), bp, kc, min(4, M - i), nr, add, bj);
           }
         }
       }
