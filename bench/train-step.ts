@@ -4,7 +4,10 @@
 // Prints one JSON object on stdout (bench/run.ts runs one process per setting).
 //
 //   node --expose-gc --import tsx bench/train-step.ts [--recipe small|big] [--backend wasm|ref]
-//        [--threads N] [--warmup W] [--steps N] [--grad-accum K]
+//        [--threads N] [--parallel batch|kernels] [--warmup W] [--steps N] [--grad-accum K]
+//
+// --parallel as `minigpt train --parallel`: batch (default) = data parallel, each thread runs the
+// model on its rows of the batch (src/train/parallel.ts); kernels = big kernels split over threads.
 //
 // small = nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block 64, batch 12);
 // big   = 6 layers, 6 heads, 384 wide, block 256, batch 64. Vocabulary: tiny Shakespeare's 65
@@ -16,6 +19,7 @@ import {
   AdamW,
   BatchSampler,
   backend,
+  DataParallel,
   CharTokenizer,
   clipGradNorm,
   GPT,
@@ -44,6 +48,8 @@ const recipe = RECIPES[recipeName];
 if (!recipe) throw new Error(`--recipe ${recipeName}: use small or big`);
 const backendName = arg("backend", "wasm") as "wasm" | "ref";
 const threads = Number(arg("threads", "1"));
+const parallelMode = arg("parallel", "batch");
+if (parallelMode !== "batch" && parallelMode !== "kernels") throw new Error(`--parallel ${parallelMode}: use batch or kernels`);
 const warmup = Number(arg("warmup", recipeName === "small" ? "5" : "1"));
 const steps = Number(arg("steps", recipeName === "small" ? "30" : "3"));
 // Micro-batches per step (gradient accumulation, as the trainer's --grad-accum). The bigger recipe's
@@ -74,6 +80,7 @@ const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, e
 const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
 const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
 const T = recipe.blockSize;
+const parallel = parallelMode === "batch" ? await DataParallel.create(model, threads) : null;
 
 let stepNo = 0;
 function trainStep(): number {
@@ -83,8 +90,13 @@ function trainStep(): number {
   for (let micro = 0; micro < accum; micro++) {
     scope(() => {
       const { x, y } = sampler.next();
-      const result = model.forward(Tensor.ints(x, [x.length / T, T]), { targets: Tensor.ints(y, [y.length / T, T]) });
-      const l = result.loss as Tensor;
+      const xt = Tensor.ints(x, [x.length / T, T]);
+      const yt = Tensor.ints(y, [y.length / T, T]);
+      if (parallel) {
+        loss += parallel.forwardBackward(xt, yt, 1 / accum) / accum;
+        return;
+      }
+      const l = model.forward(xt, { targets: yt }).loss as Tensor;
       l.backward(Float32Array.of(1 / accum));
       loss += l.item() / accum;
     });
@@ -130,6 +142,7 @@ console.log(
     part: `train-${recipeName}`,
     backend: backendName,
     threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
+    parallel: parallel ? "batch" : "kernels",
     simd: b.simd,
     data: dataName,
     median_ms: median,
@@ -154,5 +167,6 @@ console.log(
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   }),
 );
+parallel?.dispose();
 (backend() as { dispose?: () => void }).dispose?.();
 process.exit(0);

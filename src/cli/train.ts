@@ -76,6 +76,13 @@ const flags: FlagSpec[] = [
   },
   { name: "sample-tokens", type: "int", default: 300, help: "tokens of sample text printed at the end (0 = none)" },
   ...backendFlags,
+  {
+    name: "parallel",
+    type: "string",
+    default: "batch",
+    choices: ["batch", "kernels"],
+    help: "how --threads share a step: batch = each thread runs the model on its rows of the batch (data parallel), kernels = big kernels are split",
+  },
 ];
 
 export const trainSpec: CommandSpec = {
@@ -93,7 +100,7 @@ export const trainSpec: CommandSpec = {
 };
 
 /** Every train flag but these names a TrainConfig key: --n-layer is nLayer, and so on. */
-const notConfig = new Set(["resume", "overwrite", "sample-tokens", "backend", "threads"]);
+const notConfig = new Set(["resume", "overwrite", "sample-tokens", "backend", "threads", "parallel"]);
 const configKey = (flag: string): keyof TrainConfig =>
   flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase()) as keyof TrainConfig;
 
@@ -130,7 +137,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   try {
     const result = await train(
       config,
-      { resume: f.bool("resume"), overrides: explicit, overwrite: f.bool("overwrite") },
+      { resume: f.bool("resume"), overrides: explicit, overwrite: f.bool("overwrite"), parallel: f.string("parallel") as "batch" | "kernels" },
       {
         onStart(info) {
           const c = info.config;

@@ -81,10 +81,21 @@ export class GPT {
   /** every parameter by its Hugging Face name, in parameterShapes order */
   readonly params: Map<string, Tensor>;
 
-  /** A freshly initialised model (GPT-2's scheme, seeded). */
-  constructor(config: GPTConfig, seed = 1337) {
+  /**
+   * A freshly initialised model (GPT-2's scheme, seeded); or, given `shared`, a model whose
+   * parameters are those tensors (a data-parallel replica on another thread: src/train/parallel.ts).
+   */
+  constructor(config: GPTConfig, seed = 1337, shared?: Map<string, Tensor>) {
     this.config = config;
     this.params = new Map();
+    if (shared) {
+      for (const [name, shape] of parameterShapes(config)) {
+        const t = shared.get(name);
+        if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new Error(`GPT: shared parameter ${name} missing or misshapen`);
+        this.params.set(name, t);
+      }
+      return;
+    }
     const rng = new Rng(seed);
     // GPT-2 init: N(0, 0.02) for weights and embeddings, zero biases, LayerNorm = identity, and the
     // projections that write into the residual stream scaled by 1/sqrt(2·nLayer) so its variance

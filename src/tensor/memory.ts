@@ -4,7 +4,10 @@
  * See docs/memory.md for why.
  *
  * The allocator is deliberately simple: a bump pointer plus free lists of size classes (four per
- * power of two, so at most 25% of a block is slack). A training step allocates the same sizes every
+ * power of two, so at most 25% of a block is slack). The bump pointer lives in the memory itself and
+ * moves with Atomics.add, so several threads can each run a heap on the same memory (data-parallel
+ * training, src/train/parallel.ts): each thread keeps its own free lists and only ever frees its own
+ * blocks. A training step allocates the same sizes every
  * step, so after the first step every request is served from a free list and memory stops growing;
  * and workloads whose sizes drift (generation without a cache, whose window grows by one token per
  * step) still reuse freed blocks of neighbouring sizes.
@@ -34,18 +37,31 @@ export function blockSize(bytes: number): number {
  */
 export const RESERVED_BYTES = 1 << 20;
 
+/** Where the shared bump pointer lives (in ALIGN units, so 4 GiB fits an i32): the reserved region's last line. */
+const TOP_CELL = RESERVED_BYTES - ALIGN;
+
 export class WasmHeap {
   readonly memory: WebAssembly.Memory;
-  private top = RESERVED_BYTES;
+  /** the shared bump pointer, in ALIGN units */
+  private readonly top: Int32Array;
   private free = new Map<number, number[]>();
   private liveBytes = 0;
   private peakLiveBytes = 0;
   private f32: Float32Array;
   private i32: Int32Array;
 
-  constructor(initialBytes = 16 << 20) {
-    const initial = Math.max(1, Math.ceil(initialBytes / PAGE));
-    this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+  /** A heap on a new memory, or (memory given) one more heap on the memory another heap created. */
+  constructor(initialBytes = 16 << 20, memory?: WebAssembly.Memory) {
+    if (memory) {
+      this.memory = memory;
+      this.top = new Int32Array(memory.buffer, TOP_CELL, 1);
+      if (Atomics.load(this.top, 0) === 0) throw new Error("WasmHeap: this memory has no heap to share");
+    } else {
+      const initial = Math.max(1, Math.ceil(initialBytes / PAGE));
+      this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+      this.top = new Int32Array(this.memory.buffer, TOP_CELL, 1);
+      Atomics.store(this.top, 0, RESERVED_BYTES / ALIGN);
+    }
     this.f32 = new Float32Array(this.memory.buffer);
     this.i32 = new Int32Array(this.memory.buffer);
   }
@@ -57,9 +73,10 @@ export class WasmHeap {
     if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
     const list = this.free.get(size);
     if (list && list.length > 0) return list.pop() as number;
-    const ptr = this.top;
+    const ptr = Atomics.add(this.top, 0, size / ALIGN) * ALIGN;
     const end = ptr + size;
-    if (end > this.memory.buffer.byteLength) {
+    // another thread may grow the memory at the same time: grow until it is big enough
+    while (end > this.memory.buffer.byteLength) {
       const needPages = Math.ceil((end - this.memory.buffer.byteLength) / PAGE);
       // grow geometrically so a model being built does not grow page by page
       const current = this.memory.buffer.byteLength / PAGE;
@@ -71,7 +88,6 @@ export class WasmHeap {
       }
       this.memory.grow(grow);
     }
-    this.top = end;
     return ptr;
   }
 
@@ -118,5 +134,18 @@ let defaultHeap: WasmHeap | null = null;
 /** The process-wide heap every tensor is allocated from. */
 export function heap(): WasmHeap {
   if (!defaultHeap) defaultHeap = new WasmHeap();
+  return defaultHeap;
+}
+
+/**
+ * Make this thread's heap a second heap on `memory` (another thread's heap memory): for a worker
+ * thread that runs ops on the same tensors. Must be called before this thread allocates anything.
+ */
+export function attachHeap(memory: WebAssembly.Memory): WasmHeap {
+  if (defaultHeap) {
+    if (defaultHeap.memory === memory) return defaultHeap;
+    throw new Error("attachHeap: this thread already has its own heap");
+  }
+  defaultHeap = new WasmHeap(0, memory);
   return defaultHeap;
 }

@@ -25,10 +25,12 @@ export class Tensor {
   /** keep this op output's gradient after backward (PyTorch's retain_grad), for inspection */
   private keepsGrad = false;
   private disposed = false;
+  /** false for a view of storage owned elsewhere (see Tensor.view): dispose does not free it */
+  private owned = true;
   private f32Cache: Float32Array | null = null;
   private i32Cache: Int32Array | null = null;
 
-  constructor(shape: readonly number[], dtype: DType = "f32", requiresGrad = false, tracked = true) {
+  constructor(shape: readonly number[], dtype: DType = "f32", requiresGrad = false, tracked = true, at?: number) {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape [${shape.join(", ")}]`);
     }
@@ -36,9 +38,22 @@ export class Tensor {
     this.size = shape.reduce((a, b) => a * b, 1);
     this.dtype = dtype;
     this.requiresGrad = requiresGrad;
-    this.ptr = heap().alloc(this.size * 4);
+    if (at === undefined) {
+      this.ptr = heap().alloc(this.size * 4);
+    } else {
+      this.ptr = at;
+      this.owned = false;
+    }
     const scope = scopeStack[scopeStack.length - 1];
     if (tracked && scope) scope.push(this);
+  }
+
+  /**
+   * A tensor over existing heap storage at byte offset `ptr` (e.g. another thread's parameters or
+   * batch): nothing is allocated or copied, and dispose() leaves the storage alone.
+   */
+  static view(ptr: number, shape: readonly number[], dtype: DType = "f32", requiresGrad = false): Tensor {
+    return new Tensor(shape, dtype, requiresGrad, true, ptr);
   }
 
   static zeros(shape: readonly number[], requiresGrad = false): Tensor {
@@ -103,7 +118,7 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    heap().release(this.ptr, this.size * 4);
+    if (this.owned) heap().release(this.ptr, this.size * 4);
     this.grad?.dispose();
     this.grad = null;
     this.parents = [];

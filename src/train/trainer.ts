@@ -12,6 +12,7 @@ import { fail } from "../errors.js";
 import { nextLogitsUncached } from "../generate/generate.js";
 import { argmax } from "../generate/sample.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { backend } from "../kernels/index.js";
 import { loadModelFolder, loadTokenizer, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
@@ -23,6 +24,7 @@ import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import { RESUME_OVERRIDABLE, type TrainConfig } from "./config.js";
+import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
 
 export interface StepMetrics {
@@ -272,7 +274,13 @@ function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
  */
 export async function train(
   requested: TrainConfig,
-  options: { resume?: boolean; overrides?: Partial<TrainConfig>; overwrite?: boolean } = {},
+  options: {
+    resume?: boolean;
+    overrides?: Partial<TrainConfig>;
+    overwrite?: boolean;
+    /** how threads share the work: "batch" (default: data parallel, one replica per thread) or "kernels" (big kernels split) */
+    parallel?: "batch" | "kernels";
+  } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
   const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded } = setUp(
@@ -350,67 +358,80 @@ export async function train(
     events.onCheckpoint?.(dir, step);
   };
 
-  while (step < totalSteps) {
-    if (events.shouldStop?.()) {
-      interrupted = true;
-      break;
-    }
-    const t0 = performance.now();
-    const lr = learningRate(step, schedule);
-    model.zeroGrad();
-    let loss = 0;
-    for (let micro = 0; micro < config.gradAccum; micro++) {
-      scope(() => {
-        const { x, y } = sampler.next();
-        const result = model.forward(batchTensor(x, dataset.batchT), { targets: batchTensor(y, dataset.batchT), dropoutRng });
-        const l = result.loss as Tensor;
-        // the mean over micro-batches: each contributes 1/gradAccum of the gradient
-        l.backward(Float32Array.of(1 / config.gradAccum));
-        loss += l.item() / config.gradAccum;
-      });
-    }
-    if (!Number.isFinite(loss)) {
-      fail(
-        `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
-      );
-    }
-    const gradNorm = clipGradNorm(model.params.values(), config.gradClip);
-    optimizer.update(lr);
-    step++;
-    const ms = performance.now() - t0;
-    elapsed += ms / 1000;
-    const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
-    if (step === 1 && !resumed && !config.chat) {
-      const expected = Math.log(model.config.vocabSize);
-      if (Math.abs(loss - expected) > 1) {
-        events.onMessage?.(
-          `hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`,
+  // threads: each runs the model on its share of every batch (data parallel, see parallel.ts), unless
+  // the caller asked for kernel-level threading only
+  const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
+  const parallel = await DataParallel.create(model, threads);
+  try {
+    while (step < totalSteps) {
+      if (events.shouldStop?.()) {
+        interrupted = true;
+        break;
+      }
+      const t0 = performance.now();
+      const lr = learningRate(step, schedule);
+      model.zeroGrad();
+      let loss = 0;
+      for (let micro = 0; micro < config.gradAccum; micro++) {
+        scope(() => {
+          const { x, y } = sampler.next();
+          const xt = batchTensor(x, dataset.batchT);
+          const yt = batchTensor(y, dataset.batchT);
+          // the mean over micro-batches: each contributes 1/gradAccum of the gradient
+          if (parallel) {
+            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng) / config.gradAccum;
+            return;
+          }
+          const l = model.forward(xt, { targets: yt, dropoutRng }).loss as Tensor;
+          l.backward(Float32Array.of(1 / config.gradAccum));
+          loss += l.item() / config.gradAccum;
+        });
+      }
+      if (!Number.isFinite(loss)) {
+        fail(
+          `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
         );
       }
-    }
+      const gradNorm = clipGradNorm(model.params.values(), config.gradClip);
+      optimizer.update(lr);
+      step++;
+      const ms = performance.now() - t0;
+      elapsed += ms / 1000;
+      const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
+      if (step === 1 && !resumed && !config.chat) {
+        const expected = Math.log(model.config.vocabSize);
+        if (Math.abs(loss - expected) > 1) {
+          events.onMessage?.(
+            `hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`,
+          );
+        }
+      }
 
-    if (step % config.evalInterval === 0 || step === totalSteps) {
-      m.val_loss = estimateLoss(model, dataset, config.evalSteps, config.seed + 3);
-      lastValLoss = m.val_loss;
-      if (dataset.counting) {
-        m.pattern_accuracy = countingAccuracy(model);
-        lastAccuracy = m.pattern_accuracy;
+      if (step % config.evalInterval === 0 || step === totalSteps) {
+        m.val_loss = estimateLoss(model, dataset, config.evalSteps, config.seed + 3);
+        lastValLoss = m.val_loss;
+        if (dataset.counting) {
+          m.pattern_accuracy = countingAccuracy(model);
+          lastAccuracy = m.pattern_accuracy;
+        }
+        if (bestValLoss === null || m.val_loss < bestValLoss) {
+          bestValLoss = m.val_loss;
+          writeFileAtomic(join(out, "model.safetensors"), modelSafetensorsBytes(model));
+        }
       }
-      if (bestValLoss === null || m.val_loss < bestValLoss) {
-        bestValLoss = m.val_loss;
-        writeFileAtomic(join(out, "model.safetensors"), modelSafetensorsBytes(model));
+      history.push(m);
+      appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
+      events.onStep?.(m, totalSteps);
+      if (m.val_loss !== undefined) {
+        writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
+        events.onEval?.(m);
       }
+      if (step % config.checkpointInterval === 0 || step === totalSteps) checkpoint();
+      // let signal handlers (Ctrl-C) run between steps
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    history.push(m);
-    appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
-    events.onStep?.(m, totalSteps);
-    if (m.val_loss !== undefined) {
-      writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
-      events.onEval?.(m);
-    }
-    if (step % config.checkpointInterval === 0 || step === totalSteps) checkpoint();
-    // let signal handlers (Ctrl-C) run between steps
-    await new Promise<void>((resolve) => setImmediate(resolve));
+  } finally {
+    parallel?.dispose();
   }
   if (interrupted) checkpoint();
   // the summary in config.json

@@ -28,6 +28,11 @@ export interface WasmBackend extends Backend {
   readonly stats: { fast: number; fallback: number; parallel: number };
   /** stop the worker threads (the backend keeps working single-threaded) */
   dispose(): void;
+  /**
+   * Split kernels over at most n threads from now on (1 = the calling thread only, e.g. while other
+   * threads of the process run kernels of their own); returns the previous limit.
+   */
+  useThreads(n: number): number;
 }
 
 interface Exports {
@@ -296,6 +301,12 @@ class WasmKernels implements WasmBackend {
     this.threadsUsable = 1;
   }
 
+  useThreads(n: number): number {
+    const before = this.threadsUsable;
+    this.threadsUsable = Math.max(1, Math.min(Math.floor(n), this.pool ? this.pool.size + 1 : 1));
+    return before;
+  }
+
   // ---- plumbing ----------------------------------------------------------------------------------
 
   /** byte offset of arr in the heap memory, or -1 when arr is not a Float32Array/Int32Array view of it */
@@ -342,11 +353,12 @@ class WasmKernels implements WasmBackend {
   /** make sure every thread has `bytes` of scratch; returns the pointers */
   private scratch(bytes: number): number[] {
     const need = Math.max(bytes, this.matmulScratch);
-    if (need > this.scratchBytes || this.scratchPtr.length !== this.threadsUsable) {
+    if (need > this.scratchBytes || this.scratchPtr.length < this.threadsUsable) {
       for (const p of this.scratchPtr) heap().release(p, this.scratchBytes);
       const size = Math.max(need, this.scratchBytes);
+      const n = Math.max(this.threadsUsable, this.scratchPtr.length);
       this.scratchPtr = [];
-      for (let t = 0; t < this.threadsUsable; t++) this.scratchPtr.push(heap().alloc(size));
+      for (let t = 0; t < n; t++) this.scratchPtr.push(heap().alloc(size));
       this.scratchBytes = size;
     }
     return this.scratchPtr;

@@ -1,0 +1,209 @@
+/**
+ * Data-parallel training on the threads of one process, as DistributedDataParallel does across
+ * GPUs: every thread holds a replica of the model over the SAME parameter storage (the tensor heap
+ * is one shared WebAssembly.Memory), runs forward and backward on its own rows of the batch into its
+ * own gradient buffers, and the main thread adds the replicas' gradients into the model's.
+ *
+ * Why not only split each kernel over threads (src/kernels/wasm/pool.ts)? A training step of a small
+ * model is ~150 kernel calls of 0.1-2 ms each, and every split call pays a round trip to a sleeping
+ * worker (~100-300 µs to wake one on this 2-core VM). Splitting the batch costs one round trip per
+ * micro-batch, and every op (LayerNorm, attention, GELU, ...) runs in parallel, not only the big ones.
+ *
+ * The result is the gradient of the mean loss over the whole micro-batch, as on one thread: replica i
+ * seeds its backward with scale·n_i/n, n_i its rows' counted targets (not -1) and n all of them.
+ * Only the order of float additions differs from one thread; a given thread count is deterministic.
+ * Dropout: each replica's mask stream is seeded from the caller's dropout PRNG, so checkpoints that
+ * save that PRNG still resume bit-exactly.
+ *
+ * Node only (worker_threads); elsewhere, or for one thread, `DataParallel.create` returns null and
+ * the caller runs forward/backward itself.
+ */
+import { backend } from "../kernels/index.js";
+import type { WasmBackend } from "../kernels/wasm/loader.js";
+import type { GPT } from "../nn/gpt.js";
+import { IGNORE_INDEX } from "../ops/crossentropy.js";
+import type { Rng } from "../random.js";
+import { heap } from "../tensor/memory.js";
+import { scope, Tensor } from "../tensor/tensor.js";
+
+/** control block of one replica: i32 [seq, done, cmd, error], f64 args from byte 64, error text from 256 */
+export const CTRL_BYTES = 256 + 1024;
+export const CMD_STEP = 1;
+export const CMD_EXIT = -1;
+/** f64 slots of the control block (from byte 64) */
+export const ARG = { x: 0, y: 1, rows: 2, T: 3, scale: 4, seed: 5, loss: 6 } as const;
+
+interface Replica {
+  worker: import("node:worker_threads").Worker;
+  i32: Int32Array;
+  f64: Float64Array;
+  text: Uint8Array;
+  seq: number;
+  /** the replica's gradient of each parameter (views of its buffers), in model.params order */
+  grads: Tensor[];
+}
+
+/** Sum a micro-batch's counted targets (not IGNORE_INDEX) in rows [r0, r1) of y (B,T). */
+function countTargets(y: Int32Array, T: number, r0: number, r1: number): number {
+  let n = 0;
+  for (let i = r0 * T; i < r1 * T; i++) if (y[i] !== IGNORE_INDEX) n++;
+  return n;
+}
+
+export class DataParallel {
+  private constructor(
+    private readonly model: GPT,
+    private readonly replicas: Replica[],
+  ) {}
+
+  /** threads running the model (this one included) */
+  get threads(): number {
+    return this.replicas.length + 1;
+  }
+
+  /**
+   * Replicas of `model` on threads - 1 worker threads, or null when there is nothing to split (one
+   * thread), no worker_threads (not Node) or the backend is not wasm (ref tensors are still heap
+   * tensors, but the point is speed).
+   */
+  static async create(model: GPT, threads: number): Promise<DataParallel | null> {
+    if (threads <= 1 || backend().name !== "wasm") return null;
+    if (typeof process === "undefined" || !process.versions?.node) return null;
+    const { Worker } = await import("node:worker_threads");
+    // the replica's entry next to this file: .ts when running from source (tsx), .js from dist/
+    const fromSource = import.meta.url.endsWith(".ts");
+    const entry = new URL(fromSource ? "./replica.ts" : "./replica.js", import.meta.url);
+    // from source, the worker registers tsx's loader itself (workers do not inherit --import hooks)
+    const script = fromSource
+      ? `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`
+      : null;
+    const params = [...model.params].map(([name, t]) => [name, t.ptr, [...t.shape]] as const);
+    const replicas: Replica[] = [];
+    try {
+      for (let r = 1; r < threads; r++) {
+        const ctrl = new SharedArrayBuffer(CTRL_BYTES);
+        const workerData = { memory: heap().memory, config: model.config, params, ctrl };
+        const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
+        const grads = await new Promise<[string, number][]>((resolve, reject) => {
+          worker.once("message", (m: { grads?: [string, number][]; error?: string }) =>
+            m.grads ? resolve(m.grads) : reject(new Error(`data-parallel replica failed to start: ${m.error}`)),
+          );
+          worker.once("error", reject);
+        });
+        worker.unref();
+        const byName = new Map(grads);
+        replicas.push({
+          worker,
+          i32: new Int32Array(ctrl, 0, 4),
+          f64: new Float64Array(ctrl, 64, 8),
+          text: new Uint8Array(ctrl, 256, 1024),
+          seq: 0,
+          grads: [...model.params].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32")),
+        });
+      }
+    } catch (e) {
+      for (const r of replicas) void r.worker.terminate();
+      throw e;
+    }
+    return new DataParallel(model, replicas);
+  }
+
+  /**
+   * Forward and backward of one micro-batch x, y (B,T) int32 split by rows over the threads; the
+   * gradient of scale·(mean loss) is ADDED to the model's parameter gradients. Returns the mean loss.
+   */
+  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng): number {
+    const [B, T] = x.shape as [number, number];
+    const parts = Math.min(this.threads, B);
+    const yv = y.ints;
+    const bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((B * i) / parts));
+    const counts = Array.from({ length: parts }, (_, i) => countTargets(yv, T, bounds[i] as number, bounds[i + 1] as number));
+    const total = counts.reduce((a, b) => a + b, 0);
+    const dropping = dropoutRng !== undefined && this.model.config.dropout > 0;
+
+    // start the replicas on rows [bounds[i], bounds[i+1]) (a part without targets is skipped)
+    const started: Replica[] = [];
+    for (let i = 1; i < parts; i++) {
+      const rep = this.replicas[i - 1] as Replica;
+      const r0 = bounds[i] as number;
+      const rows = (bounds[i + 1] as number) - r0;
+      const seed = dropping ? (dropoutRng as Rng).nextU32() : -1;
+      if ((counts[i] as number) === 0) continue;
+      const f = rep.f64;
+      f[ARG.x] = x.ptr + r0 * T * 4;
+      f[ARG.y] = y.ptr + r0 * T * 4;
+      f[ARG.rows] = rows;
+      f[ARG.T] = T;
+      f[ARG.scale] = (scale * (counts[i] as number)) / total;
+      f[ARG.seed] = seed;
+      rep.i32[2] = CMD_STEP;
+      rep.seq = (rep.seq + 1) | 0 || 1;
+      Atomics.store(rep.i32, 0, rep.seq);
+      Atomics.notify(rep.i32, 0);
+      started.push(rep);
+    }
+
+    // this thread's part, its kernels on this thread only (the other cores run the replicas)
+    let loss = 0;
+    const n0 = counts[0] as number;
+    const be = backend() as Partial<WasmBackend>;
+    const before = be.useThreads?.(1);
+    let error: unknown = null;
+    try {
+      if (n0 > 0) {
+        scope(() => {
+          const rows = bounds[1] as number;
+          const xs = Tensor.view(x.ptr, [rows, T], "i32");
+          const ys = Tensor.view(y.ptr, [rows, T], "i32");
+          const l = this.model.forward(xs, { targets: ys, dropoutRng }).loss as Tensor;
+          l.backward(Float32Array.of((scale * n0) / total));
+          loss += (l.item() * n0) / total;
+        });
+      }
+    } catch (e) {
+      error = e;
+    } finally {
+      if (before !== undefined) be.useThreads?.(before);
+    }
+
+    // collect: wait for each replica, then add its gradients into the model's
+    const failures: string[] = [];
+    for (const rep of started) {
+      for (;;) {
+        const d = Atomics.load(rep.i32, 1);
+        if (d === rep.seq) break;
+        Atomics.wait(rep.i32, 1, d, 1000);
+      }
+      if (rep.i32[3] !== 0) {
+        const end = rep.text.indexOf(0);
+        failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
+      }
+    }
+    if (error) throw error;
+    if (failures.length > 0) throw new Error(`data-parallel replica failed: ${failures[0]}`);
+    const k = backend();
+    for (let i = 1; i < parts; i++) {
+      if ((counts[i] as number) === 0) continue;
+      const rep = this.replicas[i - 1] as Replica;
+      loss += ((rep.f64[ARG.loss] as number) * (counts[i] as number)) / total;
+      let j = 0;
+      for (const p of this.model.params.values()) {
+        const g = rep.grads[j++] as Tensor;
+        k.accumulate(p.ensureGrad().data, g.data, p.size);
+      }
+    }
+    return total > 0 ? loss : Number.NaN;
+  }
+
+  /** Stop the replica threads. */
+  dispose(): void {
+    for (const rep of this.replicas) {
+      rep.i32[2] = CMD_EXIT;
+      rep.seq = (rep.seq + 1) | 0 || 1;
+      Atomics.store(rep.i32, 0, rep.seq);
+      Atomics.notify(rep.i32, 0);
+      void rep.worker.terminate();
+    }
+    this.replicas.length = 0;
+  }
+}

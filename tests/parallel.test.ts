@@ -1,0 +1,138 @@
+// Data-parallel training (src/train/parallel.ts) against one thread: the same micro-batch through
+// DataParallel (the batch's rows split over 2 and 3 threads, replicas in worker threads on the same
+// parameter storage) must give the one-thread loss and gradients within fp32 tolerance, with
+// ignored targets (-1), a part of the batch without any target, odd row counts and gradient
+// accumulation; dropout must be deterministic per seed; a shared heap must hand out disjoint blocks.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { useBackend } from "../src/kernels/index.js";
+import type { WasmBackend } from "../src/kernels/wasm/loader.js";
+import { makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
+import { Rng } from "../src/random.js";
+import { heap, WasmHeap } from "../src/tensor/memory.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
+import { DataParallel } from "../src/train/parallel.js";
+
+const T = 16;
+const config = makeConfig({ vocabSize: 37, nLayer: 2, nHead: 3, nEmbd: 24, blockSize: T, dropout: 0 });
+let be: WasmBackend;
+
+before(async () => {
+  be = (await useBackend("wasm", { threads: 3 })) as WasmBackend;
+});
+after(() => be.dispose());
+
+function batch(rng: Rng, B: number, masked: (i: number) => boolean): [Tensor, Tensor] {
+  const x = Int32Array.from({ length: B * T }, () => Math.floor(rng.random() * config.vocabSize));
+  const y = Int32Array.from({ length: B * T }, (_, i) => (masked(i) ? -1 : Math.floor(rng.random() * config.vocabSize)));
+  return [Tensor.ints(x, [B, T]), Tensor.ints(y, [B, T])];
+}
+
+function grads(model: GPT): Map<string, Float32Array> {
+  return new Map([...model.params].map(([n, t]) => [n, Float32Array.from((t.grad as Tensor).data)]));
+}
+
+/** max |a - b| over every parameter's gradient, relative to the largest gradient entry */
+function worstRelative(a: Map<string, Float32Array>, b: Map<string, Float32Array>): { diff: number; scale: number } {
+  let diff = 0;
+  let scale = 0;
+  for (const [n, ga] of a) {
+    const gb = b.get(n) as Float32Array;
+    for (let i = 0; i < ga.length; i++) {
+      diff = Math.max(diff, Math.abs((ga[i] as number) - (gb[i] as number)));
+      scale = Math.max(scale, Math.abs(ga[i] as number));
+    }
+  }
+  return { diff, scale };
+}
+
+test("a second heap on the same memory hands out blocks disjoint from the first", () => {
+  const a = new WasmHeap(1 << 20);
+  const b = new WasmHeap(0, a.memory);
+  const blocks: [number, number][] = [];
+  for (let i = 0; i < 200; i++) {
+    const bytes = 64 + ((i * 7919) % 5000);
+    blocks.push([(i % 2 ? a : b).alloc(bytes), bytes]);
+  }
+  blocks.sort((p, q) => p[0] - q[0]);
+  for (let i = 1; i < blocks.length; i++) {
+    const [p0, n0] = blocks[i - 1] as [number, number];
+    assert.ok((blocks[i] as [number, number])[0] >= p0 + n0, "overlapping blocks");
+  }
+  assert.ok(a.memory.buffer.byteLength >= (blocks.at(-1) as [number, number])[0]);
+  assert.throws(() => new WasmHeap(0, new WebAssembly.Memory({ initial: 17, maximum: 100, shared: true })), /no heap/);
+});
+
+test("data-parallel forward/backward equals one thread: 2 and 3 threads, masks, odd rows, accumulation", async () => {
+  const model = new GPT(config, 7);
+  const rng = new Rng(11);
+  const cases: [string, number, (i: number) => boolean][] = [
+    ["6 rows", 6, () => false],
+    ["7 rows, every 5th target ignored", 7, (i) => i % 5 === 0],
+    ["5 rows, the last 2 rows without targets", 5, (i) => i >= 3 * T],
+    ["1 row", 1, () => false],
+  ];
+  for (const threads of [2, 3]) {
+    const dp = await DataParallel.create(model, threads);
+    assert.ok(dp, "DataParallel on the wasm backend in Node");
+    assert.equal(dp.threads, threads);
+    try {
+      for (const [what, B, masked] of cases) {
+        const [x, y] = batch(rng, B, masked);
+        const [x2, y2] = batch(rng, B, masked);
+        // one thread: two micro-batches, each scaled 1/2 (gradient accumulation)
+        model.zeroGrad();
+        let want = 0;
+        be.useThreads(1);
+        for (const [xs, ys] of [
+          [x, y],
+          [x2, y2],
+        ] as const) {
+          scope(() => {
+            const l = model.forward(xs, { targets: ys }).loss as Tensor;
+            l.backward(Float32Array.of(0.5));
+            want += l.item() / 2;
+          });
+        }
+        be.useThreads(3);
+        const g1 = grads(model);
+        model.zeroGrad();
+        const got = dp.forwardBackward(x, y, 0.5) / 2 + dp.forwardBackward(x2, y2, 0.5) / 2;
+        const g2 = grads(model);
+        const { diff, scale } = worstRelative(g1, g2);
+        const label = `${threads} threads, ${what}`;
+        assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), `${label}: loss ${got} vs ${want}`);
+        assert.ok(diff <= 1e-5 * scale, `${label}: max |grad diff| ${diff.toExponential(2)} of max |grad| ${scale.toExponential(2)}`);
+        console.log(`# ${label}: loss diff ${Math.abs(got - want).toExponential(2)}, max grad diff ${diff.toExponential(2)} (max grad ${scale.toExponential(2)})`);
+      }
+    } finally {
+      dp.dispose();
+    }
+  }
+});
+
+test("data-parallel dropout: the same dropout PRNG state gives the same loss and gradients", async () => {
+  const model = new GPT({ ...config, dropout: 0.2 }, 3);
+  const dp = await DataParallel.create(model, 2);
+  assert.ok(dp);
+  try {
+    const [x, y] = batch(new Rng(5), 6, () => false);
+    const run = (seed: number) => {
+      model.zeroGrad();
+      const loss = dp.forwardBackward(x, y, 1, new Rng(seed));
+      return { loss, g: grads(model) };
+    };
+    const a = run(1);
+    const b = run(1);
+    const c = run(2);
+    assert.equal(a.loss, b.loss);
+    assert.equal(worstRelative(a.g, b.g).diff, 0);
+    assert.notEqual(a.loss, c.loss, "another dropout seed gives other masks");
+  } finally {
+    dp.dispose();
+  }
+  // without worker threads to split over there is no DataParallel
+  assert.equal(await DataParallel.create(model, 1), null);
+  assert.ok(heap().stats().liveBytes > 0);
+});
