@@ -5,7 +5,8 @@
 //
 // 1. matmul GFLOP/s (bench/matmul.ts, validated against the reference before timing);
 // 2. minigpt: training steps of nanoGPT's CPU recipe and the bigger recipe (bench/train-step.ts) on the
-//    wasm backend with 1 and 2 threads (and the ref backend for the small recipe, a few steps), and
+//    wasm backend with 1 thread and 2 threads (data parallel, the trainer's default, and split kernels;
+//    and the ref backend for the small recipe, a few steps), and
 //    generation (bench/generate.ts) with and without the KV cache, 1 and 2 threads;
 // 3. PyTorch (bench/pytorch_bench.py with /usr/bin/python3) over torch threads {1,2} x OpenBLAS
 //    threads {1,2}, skipped with a message when torch is not importable.
@@ -87,13 +88,19 @@ const add = (r: Result | null) => {
 const smallSteps = quick ? ["--warmup", "3", "--steps", "10"] : ["--warmup", "5", "--steps", "30"];
 const bigSteps = quick ? ["--warmup", "1", "--steps", "1"] : ["--warmup", "1", "--steps", "3"];
 const threadSettings = [1, 2];
+// training on 2 threads both ways: data parallel (the trainer's default) and split kernels
+const trainSettings: [number, string][] = [
+  [1, "batch"],
+  [2, "batch"],
+  [2, "kernels"],
+];
 if (want("train-small")) {
-  for (const t of threadSettings)
+  for (const [t, how] of trainSettings)
     add(
       node(
         "train-step.ts",
-        ["--recipe", "small", "--backend", "wasm", "--threads", String(t), ...smallSteps],
-        `minigpt train-small wasm ${t} thread(s)`,
+        ["--recipe", "small", "--backend", "wasm", "--threads", String(t), "--parallel", how, ...smallSteps],
+        `minigpt train-small wasm ${t} thread(s)${t > 1 ? `, parallel ${how}` : ""}`,
       ),
     );
   add(
@@ -105,12 +112,12 @@ if (want("train-small")) {
   );
 }
 if (want("train-big")) {
-  for (const t of threadSettings)
+  for (const [t, how] of trainSettings)
     add(
       node(
         "train-step.ts",
-        ["--recipe", "big", "--backend", "wasm", "--threads", String(t), ...bigSteps],
-        `minigpt train-big wasm ${t} thread(s)`,
+        ["--recipe", "big", "--backend", "wasm", "--threads", String(t), "--parallel", how, ...bigSteps],
+        `minigpt train-big wasm ${t} thread(s)${t > 1 ? `, parallel ${how}` : ""}`,
       ),
     );
 }
@@ -174,7 +181,8 @@ if (torchNote) log(torchNote);
 function best(part: string, filter: (r: Result) => boolean = () => true): Result | undefined {
   return mini.filter((r) => r.part === part && filter(r)).sort((a, b) => a.median_ms - b.median_ms)[0];
 }
-const miniSetting = (r: Result | undefined) => (r ? (r.backend === "ref" ? "ref" : `wasm ${r.threads}t`) : "");
+const miniSetting = (r: Result | undefined) =>
+  r ? (r.backend === "ref" ? "ref" : `wasm ${r.threads}t${r.parallel && (r.threads ?? 1) > 1 ? ` ${r.parallel}` : ""}`) : "";
 const torchSetting = (r: Result | undefined) => (r ? `torch ${r.torch_threads}t, BLAS ${r.blas_threads}t` : "");
 const fmt = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
 

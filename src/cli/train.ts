@@ -1,4 +1,4 @@
-import { defaultTrainConfig, type GPT, generateTokens, sparkline, type Tokenizer, type TrainConfig, train } from "../index.js";
+import { backend, defaultTrainConfig, type GPT, generateTokens, sparkline, type Tokenizer, type TrainConfig, train } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine } from "./progress.js";
@@ -137,7 +137,12 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   try {
     const result = await train(
       config,
-      { resume: f.bool("resume"), overrides: explicit, overwrite: f.bool("overwrite"), parallel: f.string("parallel") as "batch" | "kernels" },
+      {
+        resume: f.bool("resume"),
+        overrides: explicit,
+        overwrite: f.bool("overwrite"),
+        parallel: f.string("parallel") as "batch" | "kernels",
+      },
       {
         onStart(info) {
           const c = info.config;
@@ -150,6 +155,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           );
           console.error(
             `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`,
+          );
+          const be = backend() as { name: string; threads?: number; simd?: string };
+          console.error(
+            `kernels: ${be.name}${be.simd ? ` (${be.simd} SIMD)` : ""}, ${be.threads ?? 1} thread(s)${info.dataParallelThreads > 1 ? `, data parallel: each runs the model on ~1/${info.dataParallelThreads} of every batch` : ""}`,
           );
           if (info.initReport) {
             console.error(

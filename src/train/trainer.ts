@@ -50,6 +50,8 @@ export interface StartInfo {
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
+  /** threads running the model on shares of each batch (data parallel; 1 = off) */
+  dataParallelThreads: number;
 }
 
 export interface TrainEvents {
@@ -333,6 +335,10 @@ export async function train(
     writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
   }
 
+  // threads: each runs the model on its share of every batch (data parallel, see parallel.ts), unless
+  // the caller asked for kernel-level threading only
+  const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
+  const parallel = await DataParallel.create(model, Math.min(threads, config.batchSize));
   events.onStart?.({
     config,
     model: model.config,
@@ -348,6 +354,7 @@ export async function train(
     resumedFrom: resumed ? step : null,
     initReport,
     chatTokensAdded,
+    dataParallelThreads: parallel?.threads ?? 1,
   });
 
   let lastValLoss: number | null = null;
@@ -358,10 +365,6 @@ export async function train(
     events.onCheckpoint?.(dir, step);
   };
 
-  // threads: each runs the model on its share of every batch (data parallel, see parallel.ts), unless
-  // the caller asked for kernel-level threading only
-  const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const parallel = await DataParallel.create(model, threads);
   try {
     while (step < totalSteps) {
       if (events.shouldStop?.()) {
