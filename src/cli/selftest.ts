@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { backend, defaultTrainConfig, Rng, refBackend, Tensor, train } from "../index.js";
+import { backend, DataParallel, defaultTrainConfig, GPT, makeConfig, Rng, refBackend, scope, Tensor, train } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -66,6 +66,49 @@ function attentionGradCheck(): number {
   return worst;
 }
 
+/**
+ * Data-parallel training against one thread: the gradient of one batch split over the backend's
+ * threads (replicas in worker threads) vs computed whole on this thread, relative to the largest
+ * gradient entry. null when there is only one thread (nothing to compare).
+ */
+async function dataParallelAgreement(): Promise<{ threads: number; worst: number } | null> {
+  const threads = (backend() as { threads?: number }).threads ?? 1;
+  const T = 12;
+  const model = new GPT(makeConfig({ vocabSize: 29, nLayer: 2, nHead: 2, nEmbd: 16, blockSize: T, dropout: 0 }), 5);
+  const dp = await DataParallel.create(model, threads);
+  if (!dp) {
+    model.dispose();
+    return null;
+  }
+  try {
+    const rng = new Rng(9);
+    const B = 5;
+    const x = Tensor.ints(Int32Array.from({ length: B * T }, () => rng.int(29)), [B, T]);
+    const y = Tensor.ints(Int32Array.from({ length: B * T }, () => rng.int(29)), [B, T]);
+    model.zeroGrad();
+    scope(() => (model.forward(x, { targets: y }).loss as Tensor).backward());
+    const whole = [...model.params.values()].map((t) => Float32Array.from((t.grad as Tensor).data));
+    model.zeroGrad();
+    dp.forwardBackward(x, y, 1);
+    let diff = 0;
+    let scale = 0;
+    [...model.params.values()].forEach((t, i) => {
+      const w = whole[i] as Float32Array;
+      const g = (t.grad as Tensor).data;
+      for (let j = 0; j < w.length; j++) {
+        diff = Math.max(diff, Math.abs((g[j] as number) - (w[j] as number)));
+        scale = Math.max(scale, Math.abs(w[j] as number));
+      }
+    });
+    x.dispose();
+    y.dispose();
+    return { threads: dp.threads, worst: diff / scale };
+  } finally {
+    dp.dispose();
+    model.dispose();
+  }
+}
+
 export async function runSelftest(argv: readonly string[]): Promise<number> {
   const f = parseFlags(selftestSpec, argv);
   let failed = 0;
@@ -80,6 +123,13 @@ export async function runSelftest(argv: readonly string[]): Promise<number> {
   );
   const g = attentionGradCheck();
   report(g < 1e-6, `attention backward vs finite differences: max relative diff ${g.toExponential(2)}`);
+  const dp = await dataParallelAgreement();
+  if (dp) {
+    report(
+      dp.worst <= 1e-5,
+      `data-parallel training on ${dp.threads} threads vs one: max |gradient diff| / max |gradient| = ${dp.worst.toExponential(2)} (must be <= 1e-5)`,
+    );
+  }
   const out = mkdtempSync(join(tmpdir(), "minigpt-selftest-"));
   try {
     const steps = f.int("steps");
