@@ -83,8 +83,14 @@ async function dataParallelAgreement(): Promise<{ threads: number; worst: number
   try {
     const rng = new Rng(9);
     const B = 5;
-    const x = Tensor.ints(Int32Array.from({ length: B * T }, () => rng.int(29)), [B, T]);
-    const y = Tensor.ints(Int32Array.from({ length: B * T }, () => rng.int(29)), [B, T]);
+    const x = Tensor.ints(
+      Int32Array.from({ length: B * T }, () => rng.int(29)),
+      [B, T],
+    );
+    const y = Tensor.ints(
+      Int32Array.from({ length: B * T }, () => rng.int(29)),
+      [B, T],
+    );
     model.zeroGrad();
     scope(() => (model.forward(x, { targets: y }).loss as Tensor).backward());
     const whole = [...model.params.values()].map((t) => Float32Array.from((t.grad as Tensor).data));
