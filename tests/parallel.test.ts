@@ -104,7 +104,9 @@ test("data-parallel forward/backward equals one thread: 2 and 3 threads, masks, 
         const label = `${threads} threads, ${what}`;
         assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), `${label}: loss ${got} vs ${want}`);
         assert.ok(diff <= 1e-5 * scale, `${label}: max |grad diff| ${diff.toExponential(2)} of max |grad| ${scale.toExponential(2)}`);
-        console.log(`# ${label}: loss diff ${Math.abs(got - want).toExponential(2)}, max grad diff ${diff.toExponential(2)} (max grad ${scale.toExponential(2)})`);
+        console.log(
+          `# ${label}: loss diff ${Math.abs(got - want).toExponential(2)}, max grad diff ${diff.toExponential(2)} (max grad ${scale.toExponential(2)})`,
+        );
       }
     } finally {
       dp.dispose();
