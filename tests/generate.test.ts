@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { generate } from "../src/generate/generate.js";
-import { nextTokenProbs, sampleToken } from "../src/generate/sample.js";
+import { generate, nextLogitsUncached } from "../src/generate/generate.js";
+import { KVCache } from "../src/generate/kvcache.js";
+import { BACKEND_SOFTMAX_MIN_V, nextTokenProbs, sampleToken } from "../src/generate/sample.js";
+import { useBackend } from "../src/kernels/index.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
@@ -70,4 +72,63 @@ test("stop ids end generation", () => {
   const model = new GPT(makeConfig({ vocabSize: 5, blockSize: 8, nLayer: 1, nHead: 1, nEmbd: 4 }), 1);
   const out = generate(model, [0], { temperature: 0, maxNewTokens: 10, stopIds: [0, 1, 2, 3, 4] });
   assert.deepEqual(out, []);
+});
+
+test("plain temperature sampling draws what the float64 distribution gives, on the wasm backend too", async () => {
+  const V = BACKEND_SOFTMAX_MIN_V * 2 + 3;
+  const rng = new Rng(11);
+  const logits = Float32Array.from({ length: V }, () => (rng.random() * 2 - 1) * 4);
+  const o = { temperature: 0.7, topK: 0, topP: 1 };
+  // the definition: walk nextTokenProbs (float64) from the same uniform draws
+  const probs = nextTokenProbs(logits, o);
+  const walk = (r: number) => {
+    for (let i = 0; i < V; i++) {
+      r -= probs[i] as number;
+      if (r < 0) return i;
+    }
+    return V - 1;
+  };
+  const draws = (seed: number, n: number) => {
+    const a = new Rng(seed);
+    return Array.from({ length: n }, () => walk(a.random()));
+  };
+  const want = draws(3, 300);
+  const onRef = new Rng(3);
+  assert.deepEqual(
+    Array.from({ length: 300 }, () => sampleToken(logits, o, onRef)),
+    want,
+  );
+  await useBackend("wasm", { threads: 1 });
+  try {
+    // fp32 softmax: a draw may only differ where r lands within rounding of a token boundary
+    const onWasm = new Rng(3);
+    const got = Array.from({ length: 300 }, () => sampleToken(logits, o, onWasm));
+    const differ = got.filter((t, i) => t !== want[i]).length;
+    assert.ok(differ <= 1, `${differ} of 300 draws differ`);
+  } finally {
+    await useBackend("ref");
+  }
+});
+
+test("KV cache on the wasm backend (2 threads): one token at a time matches the uncached model", async () => {
+  // wide enough that the one-token matmuls are split over the threads (K·N >= 2^20 floats)
+  const model = new GPT(makeConfig({ vocabSize: 1100, blockSize: 24, nLayer: 2, nHead: 4, nEmbd: 1024 }), 3);
+  const ids = [5, 17, 3, 1000, 42, 7, 7, 900];
+  const want = nextLogitsUncached(model, ids);
+  await useBackend("wasm", { threads: 2 });
+  try {
+    const cache = new KVCache(model);
+    let got: ArrayLike<number> = [];
+    for (const id of ids) got = cache.append([id]);
+    cache.dispose();
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)));
+      scale = Math.max(scale, Math.abs(want[i] as number));
+    }
+    assert.ok(worst <= 1e-4 * scale, `max |diff| ${worst} with max |logit| ${scale}`);
+  } finally {
+    await useBackend("ref");
+  }
 });

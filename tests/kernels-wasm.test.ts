@@ -417,6 +417,8 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [3, 60, 128, 4],
       [1, 1000, 768, 12],
       [7, 0, 6, 2],
+      // odd head size and an uneven split of 5 heads over 2 threads (>= 2e6 flops)
+      [2, 700, 385, 5],
     ] as [number, number, number, number][]) {
       const Tmax = pos0 + Tn + 3;
       const qkv = rand(rng, Tn * 3 * C, 1.5);
@@ -427,6 +429,65 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       be.attentionCached(out, qkv, k, v, Tn, pos0, C, nh);
       refBackend.attentionCached(wout, qkv, k, v, Tn, pos0, C, nh);
       close(`attentionCached ${Tn},${pos0},${C},${nh}`, out, wout, 0, 1e-6 * (C / nh + pos0 + Tn) * 1.5 * 1.5);
+    }
+  });
+
+  test("fused one-token blocks (generation): mlpRow and attentionRow", () => {
+    // [C, H]: small, H not a multiple of 8, and big enough that 2 threads split the hidden units
+    // (2·C·H >= 2^20 floats), evenly and not
+    for (const [C, H] of [
+      [4, 16],
+      [7, 13],
+      [256, 2052],
+      [768, 3072],
+    ] as [number, number][]) {
+      for (const relu of [false, true]) {
+        const a = rand(rng, C, 2);
+        const wfc = rand(rng, C * H, 0.5);
+        const bfc = rand(rng, H);
+        const wproj = rand(rng, H * C, 0.5);
+        const bproj = rand(rng, C);
+        const [y, h] = [rand(rng, C, 3), rand(rng, H, 3)];
+        const [wy, wh] = [new Float32Array(C), new Float32Array(H)];
+        be.mlpRow(y, h, a, wfc, bfc, wproj, bproj, C, H, relu);
+        refBackend.mlpRow(wy, wh, a, wfc, bfc, wproj, bproj, C, H, relu);
+        const tolH = 1e-6 * C * maxAbs(a) * maxAbs(wfc) + 1e-6;
+        close(`mlpRow h ${C}x${H} relu=${relu}`, h, wh, 0, tolH);
+        close(`mlpRow y ${C}x${H} relu=${relu}`, y, wy, 0, 1e-6 * H * maxAbs(wh) * maxAbs(wproj) + 1e-6 * maxAbs(wy));
+      }
+    }
+    // [C, nh, pos]: tiny, odd head sizes (10, 97), and big enough that 2 threads split the heads
+    // (4·C² >= 2^20 floats): 12 heads, and 5 heads (an uneven split)
+    for (const [C, nh, pos] of [
+      [4, 1, 0],
+      [12, 3, 5],
+      [20, 2, 9],
+      [388, 4, 70],
+      [520, 5, 40],
+      [768, 12, 300],
+    ] as [number, number, number][]) {
+      const Tmax = pos + 3;
+      const a = rand(rng, C, 1);
+      const wattn = rand(rng, C * 3 * C, 0.1);
+      const battn = rand(rng, 3 * C, 0.5);
+      const wproj = rand(rng, C * C, 0.5);
+      const bproj = rand(rng, C);
+      const k0 = rand(rng, Tmax * C, 1.5);
+      const v0 = rand(rng, Tmax * C, 1.5);
+      const [k, v, y, att, qkv] = [copy(k0), copy(v0), rand(rng, C, 3), rand(rng, C, 3), rand(rng, 3 * C, 3)];
+      const [wk, wv] = [new Float32Array(k0), new Float32Array(v0)];
+      const [wy, watt, wqkv] = [new Float32Array(C), new Float32Array(C), new Float32Array(3 * C)];
+      be.attentionRow(y, att, qkv, a, wattn, battn, k, v, pos, wproj, bproj, C, nh);
+      refBackend.attentionRow(wy, watt, wqkv, a, wattn, battn, wk, wv, pos, wproj, bproj, C, nh);
+      const what = `attentionRow ${C},${nh},${pos}`;
+      const tolQ = 1e-6 * C * maxAbs(a) * maxAbs(wattn) + 1e-6;
+      close(`${what} qkv`, qkv, wqkv, 0, tolQ);
+      close(`${what} k cache`, k, wk, 0, tolQ);
+      close(`${what} v cache`, v, wv, 0, tolQ);
+      // att and y: relative to their largest entry (the error model of a matmul chain through a
+      // softmax is loose; the measured worst is ~1e-6 of the largest entry)
+      close(`${what} att`, att, watt, 0, 2e-5 * maxAbs(watt));
+      close(`${what} y`, y, wy, 0, 2e-5 * maxAbs(wy));
     }
   });
 

@@ -134,6 +134,45 @@ export interface Backend {
     nh: number,
   ): void;
 
+  // ---- fused one-token blocks (generation) ----------------------------------------------------
+  /**
+   * One row's MLP: h (H) = act(a·wfc + bfc), y (C) = h·wproj + bproj, act GELU (tanh) or ReLU.
+   * a (C), wfc (C,H), bfc (H), wproj (H,C), bproj (C). Exactly linearForward, the activation (in
+   * place on h) and linearForward; a fast backend runs it as one task per thread.
+   */
+  mlpRow(
+    y: FloatArray,
+    h: FloatArray,
+    a: FloatArray,
+    wfc: FloatArray,
+    bfc: FloatArray,
+    wproj: FloatArray,
+    bproj: FloatArray,
+    C: number,
+    H: number,
+    relu: boolean,
+  ): void;
+  /**
+   * One new token's attention block at position pos: qkv (3C) = a·wattn + battn; its k and v are
+   * written to row pos of kCache / vCache (Tmax,C); att (C) = attentionCached over rows 0..pos;
+   * y (C) = att·wproj + bproj. Exactly linearForward, the copies, attentionCached and linearForward.
+   */
+  attentionRow(
+    y: FloatArray,
+    att: FloatArray,
+    qkv: FloatArray,
+    a: FloatArray,
+    wattn: FloatArray,
+    battn: FloatArray,
+    kCache: FloatArray,
+    vCache: FloatArray,
+    pos: number,
+    wproj: FloatArray,
+    bproj: FloatArray,
+    C: number,
+    nh: number,
+  ): void;
+
   // ---- softmax, cross-entropy, embedding ------------------------------------------------------
   /** x (rows,cols) -> out (rows,cols) = softmax over each row */
   softmax(out: FloatArray, x: FloatArray, rows: number, cols: number): void;

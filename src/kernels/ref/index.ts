@@ -3,6 +3,7 @@ import { geluBackward, geluForward, reluBackward, reluForward } from "./activati
 import { adamw } from "./adamw.js";
 import { attentionBackward, attentionCached, attentionForward } from "./attention.js";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
+import { attentionRow, mlpRow } from "./decode.js";
 import { accumulate, add, addBias, mul, scale, sumRows, sumSquares } from "./elementwise.js";
 import { embeddingBackward, embeddingForward } from "./embedding.js";
 import { layernormBackward, layernormForward } from "./layernorm.js";
@@ -33,6 +34,8 @@ export const refBackend: Backend = {
   attentionForward,
   attentionBackward,
   attentionCached,
+  mlpRow,
+  attentionRow,
   softmax,
   crossEntropyForward,
   crossEntropyBackward,

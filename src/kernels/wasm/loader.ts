@@ -38,6 +38,7 @@ export interface WasmBackend extends Backend {
 interface Exports {
   matmulScratchBytes(): number;
   attentionScratchBytes(T: number, C: number, nh: number): number;
+  attentionCachedScratchBytes(T: number, nh: number): number;
   matmul(
     kind: number,
     out: number,
@@ -146,6 +147,36 @@ interface Exports {
     h1: number,
     scratch: number,
   ): void;
+  mlpRowPart(
+    y: number,
+    h: number,
+    a: number,
+    wfc: number,
+    bfc: number,
+    wproj: number,
+    C: number,
+    H: number,
+    j0: number,
+    j1: number,
+    relu: number,
+  ): void;
+  attentionRowPart(
+    y: number,
+    att: number,
+    qkv: number,
+    a: number,
+    wattn: number,
+    battn: number,
+    kCache: number,
+    vCache: number,
+    pos: number,
+    wproj: number,
+    C: number,
+    nh: number,
+    h0: number,
+    h1: number,
+    scratch: number,
+  ): void;
 }
 
 /** kernels the worker threads can run */
@@ -155,6 +186,8 @@ const POOL_KERNELS = [
   "attentionForward",
   "attentionBackward",
   "attentionCached",
+  "mlpRowPart",
+  "attentionRowPart",
   "geluForward",
   "geluBackward",
   "softmax",
@@ -168,11 +201,19 @@ type PoolKernel = (typeof POOL_KERNELS)[number];
 const PARALLEL_ELEMENTS = 1 << 17;
 
 /**
- * a matmul of fewer than 4 rows (one generated token) streams B from memory; its columns are split
- * over the threads from this many floats of B on (a wake-up costs ~100-300 µs here, reading 1M floats
- * ~0.3 ms)
+ * one-token work (a matmul of fewer than 4 rows, the fused attention / MLP blocks) streams its weights
+ * from memory; it is split over the threads from this many floats read on (a wake-up costs ~100-300 µs
+ * here, reading 1M floats ~0.45 ms on one core; measured: splitting from 2^18 or 2^19 on was no faster
+ * for 768x768 and slower for the 384-wide model's attention block, 2^21 slower on GPT-2's qkv)
  */
 const PARALLEL_ROWS_B = 1 << 20;
+
+/**
+ * how much more than an equal share of split one-token work the calling thread takes, in floats read:
+ * it starts at once while a sleeping helper first wakes up (2^17 floats ~60 µs of reading; measured
+ * 5-15% faster than equal shares on GPT-2's matmuls, 2^19 no better)
+ */
+const WAKE_FLOATS = 1 << 17;
 
 /** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
 const PARALLEL_FLOPS = 2e6;
@@ -449,20 +490,61 @@ class WasmKernels implements WasmBackend {
     const [po, pa, pb] = p as [number, number, number];
     const pbias = bias ? (p[3] as number) : 0;
     if (M < 4 && M > 0) {
-      // one token at a time: bound by reading B, so split B's columns (16 at a time) over the threads
-      const lda = kind === 2 ? M : K;
-      const parts = this.threadsUsable > 1 && K * N >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(N / 16)) : 1;
-      const tasks: number[][] = [];
-      for (let t = 0; t < parts; t++) {
-        const j0 = Math.floor((N * t) / parts / 16) * 16;
-        const j1 = t === parts - 1 ? N : Math.floor((N * (t + 1)) / parts / 16) * 16;
-        if (j1 > j0) tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, j0, j1]);
-      }
-      this.parallel("matmulRows", tasks);
-      if (pbias) this.x.addBias(po, pbias, M, N);
+      this.mmRows(kind, po, pa, pb, M, K, N, acc, pbias);
       return;
     }
     this.parallel("matmul", this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, this.mmParts(M, 2 * M * K * N), 0));
+  }
+
+  /**
+   * out (M,N) (+)= a·b (+ bias) for M < 4 rows (one generated token): bound by reading B once from
+   * memory. With threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K (B's rows too: each
+   * thread streams one contiguous block; the helpers' partial sums go to their scratch and are added
+   * after). The calling thread starts at once while a helper first has to wake up, so it takes the
+   * bigger share (see WAKE_FLOATS).
+   */
+  private mmRows(kind: number, po: number, pa: number, pb: number, M: number, K: number, N: number, acc: boolean, pbias: number): void {
+    const lda = kind === 2 ? M : K;
+    const units = kind === 1 ? N : K;
+    const parts = this.threadsUsable > 1 && K * N >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(units / 8)) : 1;
+    if (parts <= 1) {
+      this.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
+    } else {
+      const bounds = this.shares(units, parts, K * N, 8);
+      const s = kind === 1 ? [] : this.scratch(M * N * 4);
+      const tasks: number[][] = [];
+      for (let t = 0; t < parts; t++) {
+        const u0 = bounds[t] as number;
+        const u1 = bounds[t + 1] as number;
+        if (u1 <= u0) continue;
+        if (kind === 1) {
+          tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1]);
+        } else {
+          const aOff = kind === 2 ? pa + u0 * lda * 4 : pa + u0 * 4;
+          const out = tasks.length === 0 ? po : (s[t] as number);
+          tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N]);
+        }
+      }
+      this.parallel("matmulRows", tasks);
+      if (kind !== 1) for (let t = 1; t < tasks.length; t++) this.x.accumulate(po, (tasks[t] as number[])[1] as number, M * N);
+    }
+    if (pbias) this.x.addBias(po, pbias, M, N);
+  }
+
+  /**
+   * Boundaries (parts + 1 of them, multiples of `align` inside) that split `units` over `parts`
+   * threads for one-token work reading `floats` floats: the calling thread starts at once while a
+   * helper first has to wake up, so its share is f, with f·T = wake + (1 - f)·T / (parts - 1).
+   */
+  private shares(units: number, parts: number, floats: number, align: number): number[] {
+    const f = Math.min(0.75, (1 + ((parts - 1) * WAKE_FLOATS) / floats) / parts);
+    const bounds = [0];
+    for (let t = 1; t < parts; t++) {
+      const at = Math.round((units * (f + ((1 - f) * (t - 1)) / (parts - 1))) / align) * align;
+      bounds.push(Math.min(units, Math.max(bounds[t - 1] as number, at)));
+    }
+    bounds.push(units);
+    return bounds;
   }
 
   matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
@@ -715,7 +797,7 @@ class WasmKernels implements WasmBackend {
       refBackend.attentionCached(out, qkv, kCache, vCache, Tn, pos0, C, nh);
       return;
     }
-    const s = this.scratch((pos0 + Tn) * 4);
+    const s = this.scratch(this.x.attentionCachedScratchBytes(pos0 + Tn, nh));
     const parts = this.splits(nh, 4 * Tn * (pos0 + Tn) * C);
     const tasks = this.ranges(nh, parts).map(([a, b], t) => [
       p[0] as number,
@@ -731,6 +813,101 @@ class WasmKernels implements WasmBackend {
       s[t] as number,
     ]);
     this.parallel("attentionCached", tasks);
+  }
+
+  // ---- fused one-token blocks (generation) -------------------------------------------------------
+
+  /**
+   * Splits the hidden units over the threads (each streams its columns of wfc and its rows of wproj,
+   * then the partial outputs are added): one pool round trip for the whole MLP.
+   */
+  mlpRow(
+    y: FloatArray,
+    h: FloatArray,
+    a: FloatArray,
+    wfc: FloatArray,
+    bfc: FloatArray,
+    wproj: FloatArray,
+    bproj: FloatArray,
+    C: number,
+    H: number,
+    relu: boolean,
+  ): void {
+    const p = this.ptrs(y, h, a, wfc, bfc, wproj, bproj);
+    if (!p) {
+      refBackend.mlpRow(y, h, a, wfc, bfc, wproj, bproj, C, H, relu);
+      return;
+    }
+    const [py, ph, pa, pwfc, pbfc, pwproj, pbproj] = p as [number, number, number, number, number, number, number];
+    const floats = 2 * C * H;
+    const parts = this.threadsUsable > 1 && floats >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(H / 8)) : 1;
+    const bounds = parts > 1 ? this.shares(H, parts, floats, 8) : [0, H];
+    const s = parts > 1 ? this.scratch(C * 4) : [];
+    const tasks: number[][] = [];
+    for (let t = 0; t + 1 < bounds.length; t++) {
+      const j0 = bounds[t] as number;
+      const j1 = bounds[t + 1] as number;
+      if (j1 > j0) tasks.push([tasks.length === 0 ? py : (s[t] as number), ph, pa, pwfc, pbfc, pwproj, C, H, j0, j1, relu ? 1 : 0]);
+    }
+    this.parallel("mlpRowPart", tasks);
+    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, C);
+    this.x.addBias(py, pbproj, 1, C);
+  }
+
+  /**
+   * Splits the heads over the threads (each computes its heads' q, k, v columns, their attention and
+   * their rows of the output projection; the partial outputs are added): one pool round trip for the
+   * whole attention block.
+   */
+  attentionRow(
+    y: FloatArray,
+    att: FloatArray,
+    qkv: FloatArray,
+    a: FloatArray,
+    wattn: FloatArray,
+    battn: FloatArray,
+    kCache: FloatArray,
+    vCache: FloatArray,
+    pos: number,
+    wproj: FloatArray,
+    bproj: FloatArray,
+    C: number,
+    nh: number,
+  ): void {
+    const p = this.ptrs(y, att, qkv, a, wattn, battn, kCache, vCache, wproj, bproj);
+    if (!p) {
+      refBackend.attentionRow(y, att, qkv, a, wattn, battn, kCache, vCache, pos, wproj, bproj, C, nh);
+      return;
+    }
+    const [py, patt, pqkv, pa, pwattn, pbattn, pk, pv, pwproj, pbproj] = p as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const floats = 4 * C * C + 2 * (pos + 1) * C;
+    const parts = this.threadsUsable > 1 && floats >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, nh) : 1;
+    const bounds = parts > 1 ? this.shares(nh, parts, floats, 1) : [0, nh];
+    // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
+    const yBytes = Math.ceil(C / 4) * 16;
+    const s = this.scratch(yBytes + this.x.attentionCachedScratchBytes(pos + 1, nh));
+    const tasks: number[][] = [];
+    for (let t = 0; t + 1 < bounds.length; t++) {
+      const h0 = bounds[t] as number;
+      const h1 = bounds[t + 1] as number;
+      const st = s[t] as number;
+      if (h1 > h0)
+        tasks.push([tasks.length === 0 ? py : st, patt, pqkv, pa, pwattn, pbattn, pk, pv, pos, pwproj, C, nh, h0, h1, st + yBytes]);
+    }
+    this.parallel("attentionRowPart", tasks);
+    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, C);
+    this.x.addBias(py, pbproj, 1, C);
   }
 
   // ---- softmax, cross-entropy, embedding ---------------------------------------------------------

@@ -330,9 +330,11 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
 
 /**
  * out[j0..j1) (+)= Σ_k a(k)·b[k*ldb + j], no packing: one row of out (generation). csA = byte stride
- * of a along k. B streams through row by row, four rows at a time, so the hardware prefetcher sees
- * four sequential streams (walking a column block down K rows with a stride of ldb floats defeats it,
- * and a token's matmuls are bound by memory bandwidth); out[j0..j1) stays in L1 between rows.
+ * of a along k. B streams through row by row, eight rows at a time (then four, then one), so the
+ * hardware sees eight sequential streams and has that many misses in flight (walking a column block
+ * down K rows with a stride of ldb floats defeats the prefetcher, and a token's matmuls are bound by
+ * memory bandwidth; eight rows measured ~10% faster than four); out[j0..j1) stays in L1 between rows,
+ * and each pass over it takes two vectors at a time (two independent FMA chains).
  */
 function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool): void {
   const rs = <usize>ldb << 2;
@@ -340,9 +342,64 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   const n = j1 - j0;
   if (!add) memory.fill(o0, 0, <usize>n << 2);
   const n4 = n & ~3;
+  const n8 = n & ~7;
   let pb = b + (<usize>j0 << 2);
   let pa = a;
   let k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const x0 = v128.load32_splat(pa);
+    const x1 = v128.load32_splat(pa + csA);
+    const x2 = v128.load32_splat(pa + 2 * csA);
+    const x3 = v128.load32_splat(pa + 3 * csA);
+    const x4 = v128.load32_splat(pa + 4 * csA);
+    const x5 = v128.load32_splat(pa + 5 * csA);
+    const x6 = v128.load32_splat(pa + 6 * csA);
+    const x7 = v128.load32_splat(pa + 7 * csA);
+    let p0 = pb;
+    let o = o0;
+    const oEnd = o0 + (<usize>n8 << 2);
+    while (o < oEnd) {
+      let u = madd(x0, v128.load(p0), v128.load(o));
+      let w = madd(x0, v128.load(p0, 16), v128.load(o, 16));
+      u = madd(x1, v128.load(p0 + rs), u);
+      w = madd(x1, v128.load(p0 + rs, 16), w);
+      u = madd(x2, v128.load(p0 + 2 * rs), u);
+      w = madd(x2, v128.load(p0 + 2 * rs, 16), w);
+      u = madd(x3, v128.load(p0 + 3 * rs), u);
+      w = madd(x3, v128.load(p0 + 3 * rs, 16), w);
+      u = madd(x4, v128.load(p0 + 4 * rs), u);
+      w = madd(x4, v128.load(p0 + 4 * rs, 16), w);
+      u = madd(x5, v128.load(p0 + 5 * rs), u);
+      w = madd(x5, v128.load(p0 + 5 * rs, 16), w);
+      u = madd(x6, v128.load(p0 + 6 * rs), u);
+      w = madd(x6, v128.load(p0 + 6 * rs, 16), w);
+      u = madd(x7, v128.load(p0 + 7 * rs), u);
+      w = madd(x7, v128.load(p0 + 7 * rs, 16), w);
+      v128.store(o, u);
+      v128.store(o, w, 16);
+      o += 32;
+      p0 += 32;
+    }
+    if (n4 > n8) {
+      let u = madd(x0, v128.load(p0), v128.load(o));
+      u = madd(x1, v128.load(p0 + rs), u);
+      u = madd(x2, v128.load(p0 + 2 * rs), u);
+      u = madd(x3, v128.load(p0 + 3 * rs), u);
+      u = madd(x4, v128.load(p0 + 4 * rs), u);
+      u = madd(x5, v128.load(p0 + 5 * rs), u);
+      u = madd(x6, v128.load(p0 + 6 * rs), u);
+      u = madd(x7, v128.load(p0 + 7 * rs), u);
+      v128.store(o, u);
+    }
+    for (let j = n4; j < n; j++) {
+      const jo = <usize>j << 2;
+      let v = load<f32>(o0 + jo);
+      for (let r = 0; r < 8; r++) v += load<f32>(pa + <usize>r * csA) * load<f32>(pb + <usize>r * rs + jo);
+      store<f32>(o0 + jo, v);
+    }
+    pa += 8 * csA;
+    pb += 8 * rs;
+  }
   for (; k + 4 <= K; k += 4) {
     const x0 = v128.load32_splat(pa);
     const x1 = v128.load32_splat(pa + csA);
@@ -388,37 +445,74 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   }
 }
 
+/** the four horizontal sums of s0..s3 as one vector (transpose-add) */
+@inline function hsum4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const t0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
+  const t1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+}
+
+/** x·(q[k], q[k + rs], q[k + 2rs], q[k + 3rs]) as a vector: the K % 4 tail of four dot products */
+@inline function tail4(x: f32, q: usize, rs: usize): v128 {
+  const v = f32x4.replace_lane(f32x4.splat(x * load<f32>(q)), 1, x * load<f32>(q + rs));
+  return f32x4.replace_lane(f32x4.replace_lane(v, 2, x * load<f32>(q + 2 * rs)), 3, x * load<f32>(q + 3 * rs));
+}
+
 /**
- * out[j0..j1) (+)= a · bᵀ for one row a (K) and b (N,K): four dot products at a time, so a's loads are
- * shared and four rows of b stream at once.
+ * out[j0..j1) (+)= a · bᵀ for one row a (K) and b (N,K): eight dot products at a time (then four,
+ * then one), so a's loads are shared and eight rows of b stream at once (~14% faster than four on
+ * the GPT-2 LM head).
  */
 function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, add: bool): void {
   const rs = <usize>K << 2;
   const K4 = K & ~3;
   let j = j0;
+  for (; j + 8 <= j1; j += 8) {
+    const p0 = b + <usize>j * rs;
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+    let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
+    let k = 0;
+    for (; k < K4; k += 4) {
+      const ko = <usize>k << 2;
+      const x = v128.load(a + ko);
+      const q = p0 + ko;
+      s0 = madd(x, v128.load(q), s0);
+      s1 = madd(x, v128.load(q + rs), s1);
+      s2 = madd(x, v128.load(q + 2 * rs), s2);
+      s3 = madd(x, v128.load(q + 3 * rs), s3);
+      s4 = madd(x, v128.load(q + 4 * rs), s4);
+      s5 = madd(x, v128.load(q + 5 * rs), s5);
+      s6 = madd(x, v128.load(q + 6 * rs), s6);
+      s7 = madd(x, v128.load(q + 7 * rs), s7);
+    }
+    let r = hsum4(s0, s1, s2, s3);
+    let r2 = hsum4(s4, s5, s6, s7);
+    for (; k < K; k++) {
+      const ko = <usize>k << 2;
+      const x = load<f32>(a + ko);
+      r = f32x4.add(r, tail4(x, p0 + ko, rs));
+      r2 = f32x4.add(r2, tail4(x, p0 + 4 * rs + ko, rs));
+    }
+    storeVec(out + (<usize>j << 2), r, add);
+    storeVec(out + (<usize>j << 2) + 16, r2, add);
+  }
   for (; j + 4 <= j1; j += 4) {
     const p0 = b + <usize>j * rs;
-    const p1 = p0 + rs;
-    const p2 = p1 + rs;
-    const p3 = p2 + rs;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
     let k = 0;
     for (; k < K4; k += 4) {
       const ko = <usize>k << 2;
       const x = v128.load(a + ko);
-      s0 = madd(x, v128.load(p0 + ko), s0);
-      s1 = madd(x, v128.load(p1 + ko), s1);
-      s2 = madd(x, v128.load(p2 + ko), s2);
-      s3 = madd(x, v128.load(p3 + ko), s3);
+      const q = p0 + ko;
+      s0 = madd(x, v128.load(q), s0);
+      s1 = madd(x, v128.load(q + rs), s1);
+      s2 = madd(x, v128.load(q + 2 * rs), s2);
+      s3 = madd(x, v128.load(q + 3 * rs), s3);
     }
-    // the four horizontal sums at once: transpose-add
-    const t0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
-    const t1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
-    let r = f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+    let r = hsum4(s0, s1, s2, s3);
     for (; k < K; k++) {
       const ko = <usize>k << 2;
-      const x = load<f32>(a + ko);
-      r = f32x4.add(r, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(x * load<f32>(p0 + ko)), 1, x * load<f32>(p1 + ko)), 2, x * load<f32>(p2 + ko)), 3, x * load<f32>(p3 + ko)));
+      r = f32x4.add(r, tail4(load<f32>(a + ko), p0 + ko, rs));
     }
     storeVec(out + (<usize>j << 2), r, add);
   }
@@ -958,61 +1052,6 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
 // ---------------------------------------------------------------------------------------------------
 // attention
 
-/**
- * One query row against nk keys: out (hs) = Σ_j softmax(q·k_j·scale)_j v_j. k_j at k + j*ks bytes,
- * v_j at v + j*vs bytes. s: scratch of nk floats. Returns the log-sum-exp of the scaled scores.
- */
-function attendRow(out: usize, q: usize, k: usize, ks: usize, v: usize, vs: usize, nk: i32, hs: i32, sc: f32, s: usize): f32 {
-  let m: f32 = -Infinity;
-  let kp = k;
-  for (let j = 0; j < nk; j++) {
-    const d = dot(q, kp, hs) * sc;
-    store<f32>(s + (<usize>j << 2), d);
-    m = max(m, d);
-    kp += ks;
-  }
-  const sum = expShift(s, s, nk, m);
-  const inv = <f32>(1 / sum);
-  let d = 0;
-  for (; d + 16 <= hs; d += 16) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let vp = v + (<usize>d << 2);
-    for (let j = 0; j < nk; j++) {
-      const p = v128.load32_splat(s + (<usize>j << 2));
-      a0 = madd(p, v128.load(vp), a0);
-      a1 = madd(p, v128.load(vp, 16), a1);
-      a2 = madd(p, v128.load(vp, 32), a2);
-      a3 = madd(p, v128.load(vp, 48), a3);
-      vp += vs;
-    }
-    const iv = splat(inv);
-    const o = out + (<usize>d << 2);
-    v128.store(o, f32x4.mul(a0, iv));
-    v128.store(o, f32x4.mul(a1, iv), 16);
-    v128.store(o, f32x4.mul(a2, iv), 32);
-    v128.store(o, f32x4.mul(a3, iv), 48);
-  }
-  for (; d + 4 <= hs; d += 4) {
-    let a0 = f32x4.splat(0);
-    let vp = v + (<usize>d << 2);
-    for (let j = 0; j < nk; j++) {
-      a0 = madd(v128.load32_splat(s + (<usize>j << 2)), v128.load(vp), a0);
-      vp += vs;
-    }
-    v128.store(out + (<usize>d << 2), f32x4.mul(a0, splat(inv)));
-  }
-  for (; d < hs; d++) {
-    let a: f32 = 0;
-    let vp = v + (<usize>d << 2);
-    for (let j = 0; j < nk; j++) {
-      a += load<f32>(s + (<usize>j << 2)) * load<f32>(vp);
-      vp += vs;
-    }
-    store<f32>(out + (<usize>d << 2), a * inv);
-  }
-  return <f32>(<f64>m + Math.log(sum));
-}
-
 // Training attention works per (b, h) on padded copies in scratch, as small matrix products done by
 // one 4x8 register tile (tile4x8): Tp = T rounded up to 8, hp = hs rounded up to 8, padding zero.
 //   forward:  S = Q·(sc·K)ᵀ, P = softmax(S) (causal), O = P·V
@@ -1262,16 +1301,168 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
   }
 }
 
-/** cached attention for heads h0 .. h1-1; scratch: pos0+Tn floats */
+/** bytes of scratch attentionCached needs per thread: the scores of every head for one query row */
+export function attentionCachedScratchBytes(T: i32, nh: i32): i32 {
+  return (T + 1) * nh * 4;
+}
+
+/**
+ * Cached attention (generation) for heads h0 .. h1-1: query row i of qkv (Tn, 3C) at position pos0+i
+ * against the cached keys and values 0 .. pos0+i (rows of C floats; the row pos0+i is already there).
+ * Both passes stream the cache rows in memory order, every head of a row at once (walking one head's
+ * keys with a stride of C floats took 1.4-2x as long): scores s[h][j] = q_h·k_j,h · scale (scratch:
+ * (h1-h0) × nk floats), a softmax per head, then out_h = Σ_j s[h][j] v_j,h / Σ_j s[h][j] with four value
+ * rows per pass over out.
+ */
 export function attentionCached(out: usize, qkv: usize, kCache: usize, vCache: usize, Tn: i32, pos0: i32, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
   const hs = C / nh;
   const sc = <f32>(1 / Math.sqrt(<f64>hs));
   const cb = <usize>C << 2;
+  const hb = <usize>hs << 2;
+  const hs4 = hs & ~3;
+  const nhh = h1 - h0;
+  const base = <usize>h0 * hb;
   for (let i = 0; i < Tn; i++) {
-    const p = pos0 + i;
-    for (let h = h0; h < h1; h++) {
-      const hoff = <usize>(h * hs) << 2;
-      attendRow(out + <usize>i * cb + hoff, qkv + <usize>i * 3 * cb + hoff, kCache + hoff, cb, vCache + hoff, cb, p + 1, hs, sc, scratch);
+    const nk = pos0 + i + 1;
+    const sb = <usize>nk << 2;
+    const q = qkv + <usize>i * 3 * cb + base;
+    const o = out + <usize>i * cb + base;
+    // scores, key rows in memory order
+    let kp = kCache + base;
+    for (let j = 0; j < nk; j++) {
+      let qh = q;
+      let kh = kp;
+      let sp = scratch + (<usize>j << 2);
+      for (let h = 0; h < nhh; h++) {
+        store<f32>(sp, dot(qh, kh, hs) * sc);
+        qh += hb;
+        kh += hb;
+        sp += sb;
+      }
+      kp += cb;
+    }
+    // softmax numerators per head; 1 / sum (after the scores in scratch) is applied at the end
+    const inv = scratch + <usize>nhh * sb;
+    for (let h = 0; h < nhh; h++) {
+      const sh = scratch + <usize>h * sb;
+      const sum = expShift(sh, sh, nk, rowMax(sh, nk));
+      store<f32>(inv + (<usize>h << 2), <f32>(1 / sum));
+    }
+    memory.fill(o, 0, <usize>nhh * hb);
+    // values: out_h += Σ_j p[h][j] v_j,h, four rows at a time
+    let vp = vCache + base;
+    let j = 0;
+    for (; j + 4 <= nk; j += 4) {
+      let oh = o;
+      let vh = vp;
+      let sp = scratch + (<usize>j << 2);
+      for (let h = 0; h < nhh; h++) {
+        const p0 = v128.load32_splat(sp);
+        const p1 = v128.load32_splat(sp, 4);
+        const p2 = v128.load32_splat(sp, 8);
+        const p3 = v128.load32_splat(sp, 12);
+        let d = 0;
+        for (; d < hs4; d += 4) {
+          const dd = <usize>d << 2;
+          let acc = madd(p0, v128.load(vh + dd), v128.load(oh + dd));
+          acc = madd(p1, v128.load(vh + cb + dd), acc);
+          acc = madd(p2, v128.load(vh + 2 * cb + dd), acc);
+          acc = madd(p3, v128.load(vh + 3 * cb + dd), acc);
+          v128.store(oh + dd, acc);
+        }
+        for (; d < hs; d++) {
+          const dd = <usize>d << 2;
+          let a = load<f32>(oh + dd);
+          a += load<f32>(sp) * load<f32>(vh + dd);
+          a += load<f32>(sp, 4) * load<f32>(vh + cb + dd);
+          a += load<f32>(sp, 8) * load<f32>(vh + 2 * cb + dd);
+          a += load<f32>(sp, 12) * load<f32>(vh + 3 * cb + dd);
+          store<f32>(oh + dd, a);
+        }
+        oh += hb;
+        vh += hb;
+        sp += sb;
+      }
+      vp += 4 * cb;
+    }
+    for (; j < nk; j++) {
+      let oh = o;
+      let vh = vp;
+      let sp = scratch + (<usize>j << 2);
+      for (let h = 0; h < nhh; h++) {
+        const p0 = v128.load32_splat(sp);
+        let d = 0;
+        for (; d < hs4; d += 4) {
+          const dd = <usize>d << 2;
+          v128.store(oh + dd, madd(p0, v128.load(vh + dd), v128.load(oh + dd)));
+        }
+        for (; d < hs; d++) {
+          const dd = <usize>d << 2;
+          store<f32>(oh + dd, load<f32>(oh + dd) + load<f32>(sp) * load<f32>(vh + dd));
+        }
+        oh += hb;
+        vh += hb;
+        sp += sb;
+      }
+      vp += cb;
+    }
+    // normalise
+    let oh = o;
+    for (let h = 0; h < nhh; h++) {
+      const r = load<f32>(inv + (<usize>h << 2));
+      const rv = splat(r);
+      let d = 0;
+      for (; d < hs4; d += 4) {
+        const dd = <usize>d << 2;
+        v128.store(oh + dd, f32x4.mul(v128.load(oh + dd), rv));
+      }
+      for (; d < hs; d++) {
+        const dd = <usize>d << 2;
+        store<f32>(oh + dd, load<f32>(oh + dd) * r);
+      }
+      oh += hb;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fused one-token blocks (generation): one thread's share of a transformer block's attention or MLP
+// for a single row, so that a block costs one pool round trip instead of one per matmul. Every share
+// computes a partial y over its slice of the hidden units (MLP) or heads (attention); the caller adds
+// the partials and the output bias. With one share the arithmetic is exactly that of the separate
+// kernels (matmulRows, addBias, the activation, attentionCached) in the same order.
+
+/**
+ * Hidden units j0..j1 of one row's MLP: h[j] = act(a·wfc[:, j] + bfc[j]), then y (C) = Σ_{j0<=j<j1}
+ * h[j] wproj[j, :] (no bias). a (C), wfc (C,H), bfc (H), wproj (H,C), h (H); act: 0 GELU, 1 ReLU.
+ */
+export function mlpRowPart(y: usize, h: usize, a: usize, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32): void {
+  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false);
+  const hj = h + (<usize>j0 << 2);
+  addBias(hj, bfc + (<usize>j0 << 2), 1, j1 - j0);
+  if (relu != 0) reluForward(hj, hj, j1 - j0);
+  else geluForward(hj, hj, j1 - j0);
+  rowTimesB(y, hj, 4, wproj + <usize>j0 * (<usize>C << 2), j1 - j0, C, 0, C, false);
+}
+
+/**
+ * Heads h0..h1 of one new token's attention at position pos: their q, k, v columns of
+ * qkv (3C) = a·wattn + battn, k and v stored in row pos of kCache / vCache, attention over rows
+ * 0..pos into att (C), then y (C) = Σ over the heads' channels c of att[c] wproj[c, :] (no bias).
+ * scratch: attentionCachedScratchBytes(pos + 1, nh).
+ */
+export function attentionRowPart(y: usize, att: usize, qkv: usize, a: usize, wattn: usize, battn: usize, kCache: usize, vCache: usize, pos: i32, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
+  const hs = C / nh;
+  const c0 = h0 * hs;
+  const n = (h1 - h0) * hs;
+  for (let part = 0; part < 3; part++) {
+    const j0 = part * C + c0;
+    rowTimesB(qkv, a, 4, wattn, C, 3 * C, j0, j0 + n, false);
+    addBias(qkv + (<usize>j0 << 2), battn + (<usize>j0 << 2), 1, n);
+  }
+  const row = (<usize>pos * <usize>C + <usize>c0) << 2;
+  memory.copy(kCache + row, qkv + (<usize>(C + c0) << 2), <usize>n << 2);
+  memory.copy(vCache + row, qkv + (<usize>(2 * C + c0) << 2), <usize>n << 2);
+  attentionCached(att, qkv, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
+  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * (<usize>C << 2), n, C, 0, C, false);
 }

@@ -1,0 +1,74 @@
+// Where a generated token's time goes: every backend call timed (per kernel and shape), KVCache.append
+// timed as a whole, the rest (sampling, the generator) by difference. Prints a table per token.
+//
+//   node --import tsx bench/gen-profile.ts --part gen-cache|gen-kv [--threads N] [--tokens T]
+
+import { KVCache } from "../src/generate/kvcache.js";
+import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
+import { refBackend } from "../src/kernels/ref/index.js";
+import { arg } from "./args.js";
+
+const part = arg("part", "gen-kv");
+const threads = Number(arg("threads", "1"));
+const big = { vocabSize: 65, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 };
+const gpt2 = { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 };
+const shape = part === "gen-kv" ? gpt2 : big;
+const tokens = Number(arg("tokens", part === "gen-kv" ? "100" : "250"));
+const prompt = part === "gen-kv" ? [50256] : [0];
+
+await useBackend("wasm", { threads });
+const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
+const be = backend() as unknown as Record<string, unknown>;
+const times = new Map<string, { ms: number; n: number }>();
+let on = false;
+// every kernel of the Backend interface (the ref backend has exactly those), wrapped on the instance
+for (const name of Object.keys(refBackend)) {
+  const f = be[name];
+  if (typeof f !== "function") continue;
+  be[name] = function (this: unknown, ...args: unknown[]) {
+    if (!on) return (f as (...a: unknown[]) => unknown).apply(this, args);
+    const nums = args.filter((a) => typeof a === "number");
+    // attention: the position varies per token, so leave it out of the key
+    const shown = name === "attentionCached" ? [nums[0], nums[2], nums[3]] : name === "attentionRow" ? nums.slice(1) : nums;
+    const key = `${name}(${shown.join(",")})`;
+    const t0 = performance.now();
+    const r = (f as (...a: unknown[]) => unknown).apply(this, args);
+    const dt = performance.now() - t0;
+    const e = times.get(key) ?? { ms: 0, n: 0 };
+    e.ms += dt;
+    e.n++;
+    times.set(key, e);
+    return r;
+  };
+}
+let appendMs = 0;
+const append = KVCache.prototype.append;
+KVCache.prototype.append = function (ids) {
+  const t0 = performance.now();
+  const r = append.call(this, ids);
+  if (on) appendMs += performance.now() - t0;
+  return r;
+};
+const run = (n: number) => {
+  for (const _ of generateTokens(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 7 }));
+};
+run(10);
+on = true;
+const t0 = performance.now();
+run(tokens);
+const total = performance.now() - t0;
+const per = (ms: number) => (ms / tokens).toFixed(3);
+let kernels = 0;
+const rows = [...times.entries()].sort((a, b) => b[1].ms - a[1].ms);
+for (const [, v] of rows) kernels += v.ms;
+console.log(`${part} threads ${threads}: ${tokens} tokens, ${per(total)} ms/token (${((tokens * 1000) / total).toFixed(1)} tokens/s)`);
+console.log(
+  `  KVCache.append ${per(appendMs)} ms/token, of which backend calls ${per(kernels)}; outside append (sampling, generator) ${per(total - appendMs)}`,
+);
+console.log(`  backend stats ${JSON.stringify((be as { stats?: unknown }).stats)}`);
+for (const [k, v] of rows.slice(0, 25))
+  console.log(
+    `  ${per(v.ms).padStart(8)} ms/token  ${(v.n / tokens).toFixed(1).padStart(5)} calls  ${((1000 * v.ms) / v.n).toFixed(1).padStart(8)} us/call  ${k}`,
+  );
+(backend() as { dispose?: () => void }).dispose?.();
+process.exit(0);
