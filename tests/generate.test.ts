@@ -111,8 +111,9 @@ test("plain temperature sampling draws what the float64 distribution gives, on t
 });
 
 test("KV cache on the wasm backend (2 threads): one token at a time matches the uncached model", async () => {
-  // wide enough that the one-token matmuls are split over the threads (K·N >= 2^20 floats)
-  const model = new GPT(makeConfig({ vocabSize: 1100, blockSize: 24, nLayer: 2, nHead: 4, nEmbd: 1024 }), 3);
+  // wide enough that the one-token work is split over the threads (>= 2^21 floats of weights: the
+  // attention block, the MLP and the LM head)
+  const model = new GPT(makeConfig({ vocabSize: 2100, blockSize: 24, nLayer: 2, nHead: 4, nEmbd: 1024 }), 3);
   const ids = [5, 17, 3, 1000, 42, 7, 7, 900];
   const want = nextLogitsUncached(model, ids);
   await useBackend("wasm", { threads: 2 });

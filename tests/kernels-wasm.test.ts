@@ -104,9 +104,10 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [1, 1023, 65],
       [2, 65, 1023],
       [9, 0, 5],
-      // one-token rows big enough that 2 threads split B's columns (K·N >= 2^20)
-      [1, 1024, 1030],
-      [3, 1031, 1027],
+      // one-token rows big enough that 2 threads split them (K·N >= 2^21 floats: K for a·b and aᵀ·b,
+      // B's rows for a·bᵀ)
+      [1, 2048, 1030],
+      [3, 2051, 1027],
     ];
     for (const [M, K, N] of shapes) {
       for (const kind of ["matmul", "matmulBT", "matmulAT"] as const) {
@@ -434,11 +435,11 @@ function kernelSuite(be: WasmBackend, threads: number): void {
 
   test("fused one-token blocks (generation): mlpRow and attentionRow", () => {
     // [C, H]: small, H not a multiple of 8, and big enough that 2 threads split the hidden units
-    // (2·C·H >= 2^20 floats), evenly and not
+    // (2·C·H >= 2^21 floats), evenly and not
     for (const [C, H] of [
       [4, 16],
       [7, 13],
-      [256, 2052],
+      [512, 2052],
       [768, 3072],
     ] as [number, number][]) {
       for (const relu of [false, true]) {
@@ -457,13 +458,13 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       }
     }
     // [C, nh, pos]: tiny, odd head sizes (10, 97), and big enough that 2 threads split the heads
-    // (4·C² >= 2^20 floats): 12 heads, and 5 heads (an uneven split)
+    // (4·C² >= 2^21 floats): 12 heads, and 5 heads of 145 (an uneven split)
     for (const [C, nh, pos] of [
       [4, 1, 0],
       [12, 3, 5],
       [20, 2, 9],
       [388, 4, 70],
-      [520, 5, 40],
+      [725, 5, 40],
       [768, 12, 300],
     ] as [number, number, number][]) {
       const Tmax = pos + 3;

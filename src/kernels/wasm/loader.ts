@@ -203,10 +203,11 @@ const PARALLEL_ELEMENTS = 1 << 17;
 /**
  * one-token work (a matmul of fewer than 4 rows, the fused attention / MLP blocks) streams its weights
  * from memory; it is split over the threads from this many floats read on (a wake-up costs ~100-300 µs
- * here, reading 1M floats ~0.45 ms on one core; measured: splitting from 2^18 or 2^19 on was no faster
- * for 768x768 and slower for the 384-wide model's attention block, 2^21 slower on GPT-2's qkv)
+ * here, reading 1M floats ~0.5 ms on one core). Measured, generating with 2 threads, settings
+ * alternated in one process: splitting the 384-wide model's MLP (1.2M floats) made it ~20% slower,
+ * and GPT-2's blocks (2.4M, 4.7M) were as fast from 2^20 as from 2^21
  */
-const PARALLEL_ROWS_B = 1 << 20;
+const PARALLEL_ROWS_B = 1 << 21;
 
 /**
  * how much more than an equal share of split one-token work the calling thread takes, in floats read:
