@@ -204,10 +204,16 @@ const PARALLEL_ELEMENTS = 1 << 17;
  * one-token work (a matmul of fewer than 4 rows, the fused attention / MLP blocks) streams its weights
  * from memory; it is split over the threads from this many floats read on (a wake-up costs ~100-300 µs
  * here, reading 1M floats ~0.5 ms on one core). Measured, generating with 2 threads, settings
- * alternated in one process: splitting the 384-wide model's MLP (1.2M floats) made it ~20% slower,
+ * alternated in one process: splitting the 384-wide model's MLP (1.2M floats) made it ~7-20% slower,
  * and GPT-2's blocks (2.4M, 4.7M) were as fast from 2^20 as from 2^21
  */
 const PARALLEL_ROWS_B = 1 << 21;
+/**
+ * the same when the pool spins (MINIGPT_WASM_SPIN=1, a round trip ~1-2 µs): the 384-wide model's
+ * blocks (0.6M, 1.2M floats) split from here generated ~1.3x as fast as unsplit on an otherwise idle
+ * machine (and ~2.5x slower with another process busy on a core, which is why spinning is opt-in)
+ */
+const PARALLEL_ROWS_B_SPIN = 1 << 19;
 
 /**
  * how much more than an equal share of split one-token work the calling thread takes, in floats read:
@@ -507,7 +513,7 @@ class WasmKernels implements WasmBackend {
   private mmRows(kind: number, po: number, pa: number, pb: number, M: number, K: number, N: number, acc: boolean, pbias: number): void {
     const lda = kind === 2 ? M : K;
     const units = kind === 1 ? N : K;
-    const parts = this.threadsUsable > 1 && K * N >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(units / 8)) : 1;
+    const parts = this.threadsUsable > 1 && K * N >= this.rowsSplitFrom ? Math.min(this.threadsUsable, Math.floor(units / 8)) : 1;
     if (parts <= 1) {
       this.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
     } else {
@@ -532,13 +538,19 @@ class WasmKernels implements WasmBackend {
     if (pbias) this.x.addBias(po, pbias, M, N);
   }
 
+  /** floats of weights from which one-token work is split over the threads */
+  private get rowsSplitFrom(): number {
+    return this.pool?.spins ? PARALLEL_ROWS_B_SPIN : PARALLEL_ROWS_B;
+  }
+
   /**
    * Boundaries (parts + 1 of them, multiples of `align` inside) that split `units` over `parts`
    * threads for one-token work reading `floats` floats: the calling thread starts at once while a
    * helper first has to wake up, so its share is f, with f·T = wake + (1 - f)·T / (parts - 1).
    */
   private shares(units: number, parts: number, floats: number, align: number): number[] {
-    const f = Math.min(0.75, (1 + ((parts - 1) * WAKE_FLOATS) / floats) / parts);
+    // (a spinning pool answers in ~1-2 µs: equal shares)
+    const f = Math.min(0.75, (1 + ((parts - 1) * (this.pool?.spins ? 0 : WAKE_FLOATS)) / floats) / parts);
     const bounds = [0];
     for (let t = 1; t < parts; t++) {
       const at = Math.round((units * (f + ((1 - f) * (t - 1)) / (parts - 1))) / align) * align;
@@ -841,7 +853,7 @@ class WasmKernels implements WasmBackend {
     }
     const [py, ph, pa, pwfc, pbfc, pwproj, pbproj] = p as [number, number, number, number, number, number, number];
     const floats = 2 * C * H;
-    const parts = this.threadsUsable > 1 && floats >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, Math.floor(H / 8)) : 1;
+    const parts = this.threadsUsable > 1 && floats >= this.rowsSplitFrom ? Math.min(this.threadsUsable, Math.floor(H / 8)) : 1;
     const bounds = parts > 1 ? this.shares(H, parts, floats, 8) : [0, H];
     const s = parts > 1 ? this.scratch(C * 4) : [];
     const tasks: number[][] = [];
@@ -893,7 +905,7 @@ class WasmKernels implements WasmBackend {
       number,
     ];
     const floats = 4 * C * C + 2 * (pos + 1) * C;
-    const parts = this.threadsUsable > 1 && floats >= PARALLEL_ROWS_B ? Math.min(this.threadsUsable, nh) : 1;
+    const parts = this.threadsUsable > 1 && floats >= this.rowsSplitFrom ? Math.min(this.threadsUsable, nh) : 1;
     const bounds = parts > 1 ? this.shares(nh, parts, floats, 1) : [0, nh];
     // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
     const yBytes = Math.ceil(C / 4) * 16;

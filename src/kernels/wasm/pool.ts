@@ -233,6 +233,8 @@ export class WorkerPool {
   private calmUntil = 0;
   private preemptScore = 0;
   private readonly callerSpinMs: number;
+  /** whether threads spin briefly before sleeping (MINIGPT_WASM_SPIN=1): a round trip then costs ~1-2 µs */
+  readonly spins: boolean;
   /** false on a browser page's main thread, which spins on the done flag instead of Atomics.wait */
   private readonly canWait: boolean;
   /** set when a worker stopped answering (browser main thread only): every later run fails at once */
@@ -242,6 +244,7 @@ export class WorkerPool {
     this.size = size;
     this.fnIndex = new Map(names.map((n, i) => [n, i]));
     this.callerSpinMs = spinEnabled() ? CALLER_SPIN_MS : 0;
+    this.spins = this.callerSpinMs > 0;
     this.canWait = canWait;
   }
 

@@ -334,16 +334,18 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
  * hardware sees eight sequential streams and has that many misses in flight (walking a column block
  * down K rows with a stride of ldb floats defeats the prefetcher, and a token's matmuls are bound by
  * memory bandwidth; eight rows measured ~10% faster than four); out[j0..j1) stays in L1 between rows,
- * and each pass over it takes two vectors at a time (two independent FMA chains).
+ * and each pass over it takes two vectors at a time (two independent FMA chains). With ranges > 1 the
+ * column ranges [j0, j1) + r·rstride, r < ranges, are done in the same sweep over B's rows (one
+ * thread's q, k and v columns), each column with exactly the arithmetic of a one-range call.
  */
-function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool): void {
+function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0): void {
   const rs = <usize>ldb << 2;
-  const o0 = out + (<usize>j0 << 2);
   const n = j1 - j0;
-  if (!add) memory.fill(o0, 0, <usize>n << 2);
   const n4 = n & ~3;
   const n8 = n & ~7;
-  let pb = b + (<usize>j0 << 2);
+  const roff = <usize>rstride << 2;
+  if (!add) for (let r = 0; r < ranges; r++) memory.fill(out + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
+  let pb0 = b + (<usize>j0 << 2);
   let pa = a;
   let k = 0;
   for (; k + 8 <= K; k += 8) {
@@ -355,93 +357,105 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
     const x5 = v128.load32_splat(pa + 5 * csA);
     const x6 = v128.load32_splat(pa + 6 * csA);
     const x7 = v128.load32_splat(pa + 7 * csA);
-    let p0 = pb;
-    let o = o0;
-    const oEnd = o0 + (<usize>n8 << 2);
-    while (o < oEnd) {
-      let u = madd(x0, v128.load(p0), v128.load(o));
-      let w = madd(x0, v128.load(p0, 16), v128.load(o, 16));
-      u = madd(x1, v128.load(p0 + rs), u);
-      w = madd(x1, v128.load(p0 + rs, 16), w);
-      u = madd(x2, v128.load(p0 + 2 * rs), u);
-      w = madd(x2, v128.load(p0 + 2 * rs, 16), w);
-      u = madd(x3, v128.load(p0 + 3 * rs), u);
-      w = madd(x3, v128.load(p0 + 3 * rs, 16), w);
-      u = madd(x4, v128.load(p0 + 4 * rs), u);
-      w = madd(x4, v128.load(p0 + 4 * rs, 16), w);
-      u = madd(x5, v128.load(p0 + 5 * rs), u);
-      w = madd(x5, v128.load(p0 + 5 * rs, 16), w);
-      u = madd(x6, v128.load(p0 + 6 * rs), u);
-      w = madd(x6, v128.load(p0 + 6 * rs, 16), w);
-      u = madd(x7, v128.load(p0 + 7 * rs), u);
-      w = madd(x7, v128.load(p0 + 7 * rs, 16), w);
-      v128.store(o, u);
-      v128.store(o, w, 16);
-      o += 32;
-      p0 += 32;
-    }
-    if (n4 > n8) {
-      let u = madd(x0, v128.load(p0), v128.load(o));
-      u = madd(x1, v128.load(p0 + rs), u);
-      u = madd(x2, v128.load(p0 + 2 * rs), u);
-      u = madd(x3, v128.load(p0 + 3 * rs), u);
-      u = madd(x4, v128.load(p0 + 4 * rs), u);
-      u = madd(x5, v128.load(p0 + 5 * rs), u);
-      u = madd(x6, v128.load(p0 + 6 * rs), u);
-      u = madd(x7, v128.load(p0 + 7 * rs), u);
-      v128.store(o, u);
-    }
-    for (let j = n4; j < n; j++) {
-      const jo = <usize>j << 2;
-      let v = load<f32>(o0 + jo);
-      for (let r = 0; r < 8; r++) v += load<f32>(pa + <usize>r * csA) * load<f32>(pb + <usize>r * rs + jo);
-      store<f32>(o0 + jo, v);
+    for (let r = 0; r < ranges; r++) {
+      const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
+      const pb = pb0 + <usize>r * roff;
+      let p0 = pb;
+      let o = o0;
+      const oEnd = o0 + (<usize>n8 << 2);
+      while (o < oEnd) {
+        let u = madd(x0, v128.load(p0), v128.load(o));
+        let w = madd(x0, v128.load(p0, 16), v128.load(o, 16));
+        u = madd(x1, v128.load(p0 + rs), u);
+        w = madd(x1, v128.load(p0 + rs, 16), w);
+        u = madd(x2, v128.load(p0 + 2 * rs), u);
+        w = madd(x2, v128.load(p0 + 2 * rs, 16), w);
+        u = madd(x3, v128.load(p0 + 3 * rs), u);
+        w = madd(x3, v128.load(p0 + 3 * rs, 16), w);
+        u = madd(x4, v128.load(p0 + 4 * rs), u);
+        w = madd(x4, v128.load(p0 + 4 * rs, 16), w);
+        u = madd(x5, v128.load(p0 + 5 * rs), u);
+        w = madd(x5, v128.load(p0 + 5 * rs, 16), w);
+        u = madd(x6, v128.load(p0 + 6 * rs), u);
+        w = madd(x6, v128.load(p0 + 6 * rs, 16), w);
+        u = madd(x7, v128.load(p0 + 7 * rs), u);
+        w = madd(x7, v128.load(p0 + 7 * rs, 16), w);
+        v128.store(o, u);
+        v128.store(o, w, 16);
+        o += 32;
+        p0 += 32;
+      }
+      if (n4 > n8) {
+        let u = madd(x0, v128.load(p0), v128.load(o));
+        u = madd(x1, v128.load(p0 + rs), u);
+        u = madd(x2, v128.load(p0 + 2 * rs), u);
+        u = madd(x3, v128.load(p0 + 3 * rs), u);
+        u = madd(x4, v128.load(p0 + 4 * rs), u);
+        u = madd(x5, v128.load(p0 + 5 * rs), u);
+        u = madd(x6, v128.load(p0 + 6 * rs), u);
+        u = madd(x7, v128.load(p0 + 7 * rs), u);
+        v128.store(o, u);
+      }
+      for (let j = n4; j < n; j++) {
+        const jo = <usize>j << 2;
+        let v = load<f32>(o0 + jo);
+        for (let i = 0; i < 8; i++) v += load<f32>(pa + <usize>i * csA) * load<f32>(pb + <usize>i * rs + jo);
+        store<f32>(o0 + jo, v);
+      }
     }
     pa += 8 * csA;
-    pb += 8 * rs;
+    pb0 += 8 * rs;
   }
   for (; k + 4 <= K; k += 4) {
     const x0 = v128.load32_splat(pa);
     const x1 = v128.load32_splat(pa + csA);
     const x2 = v128.load32_splat(pa + 2 * csA);
     const x3 = v128.load32_splat(pa + 3 * csA);
-    let p0 = pb;
-    let o = o0;
-    const oEnd = o0 + (<usize>n4 << 2);
-    while (o < oEnd) {
-      let acc = madd(x0, v128.load(p0), v128.load(o));
-      acc = madd(x1, v128.load(p0 + rs), acc);
-      acc = madd(x2, v128.load(p0 + 2 * rs), acc);
-      acc = madd(x3, v128.load(p0 + 3 * rs), acc);
-      v128.store(o, acc);
-      o += 16;
-      p0 += 16;
-    }
-    for (let j = n4; j < n; j++) {
-      const jo = <usize>j << 2;
-      let v = load<f32>(o0 + jo);
-      v += load<f32>(pa) * load<f32>(pb + jo);
-      v += load<f32>(pa + csA) * load<f32>(pb + rs + jo);
-      v += load<f32>(pa + 2 * csA) * load<f32>(pb + 2 * rs + jo);
-      v += load<f32>(pa + 3 * csA) * load<f32>(pb + 3 * rs + jo);
-      store<f32>(o0 + jo, v);
+    for (let r = 0; r < ranges; r++) {
+      const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
+      const pb = pb0 + <usize>r * roff;
+      let p0 = pb;
+      let o = o0;
+      const oEnd = o0 + (<usize>n4 << 2);
+      while (o < oEnd) {
+        let acc = madd(x0, v128.load(p0), v128.load(o));
+        acc = madd(x1, v128.load(p0 + rs), acc);
+        acc = madd(x2, v128.load(p0 + 2 * rs), acc);
+        acc = madd(x3, v128.load(p0 + 3 * rs), acc);
+        v128.store(o, acc);
+        o += 16;
+        p0 += 16;
+      }
+      for (let j = n4; j < n; j++) {
+        const jo = <usize>j << 2;
+        let v = load<f32>(o0 + jo);
+        v += load<f32>(pa) * load<f32>(pb + jo);
+        v += load<f32>(pa + csA) * load<f32>(pb + rs + jo);
+        v += load<f32>(pa + 2 * csA) * load<f32>(pb + 2 * rs + jo);
+        v += load<f32>(pa + 3 * csA) * load<f32>(pb + 3 * rs + jo);
+        store<f32>(o0 + jo, v);
+      }
     }
     pa += 4 * csA;
-    pb += 4 * rs;
+    pb0 += 4 * rs;
   }
   for (; k < K; k++) {
     const x0 = v128.load32_splat(pa);
-    let j = 0;
-    for (; j < n4; j += 4) {
-      const jo = <usize>j << 2;
-      v128.store(o0 + jo, madd(x0, v128.load(pb + jo), v128.load(o0 + jo)));
-    }
-    for (; j < n; j++) {
-      const jo = <usize>j << 2;
-      store<f32>(o0 + jo, load<f32>(o0 + jo) + load<f32>(pa) * load<f32>(pb + jo));
+    for (let r = 0; r < ranges; r++) {
+      const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
+      const pb = pb0 + <usize>r * roff;
+      let j = 0;
+      for (; j < n4; j += 4) {
+        const jo = <usize>j << 2;
+        v128.store(o0 + jo, madd(x0, v128.load(pb + jo), v128.load(o0 + jo)));
+      }
+      for (; j < n; j++) {
+        const jo = <usize>j << 2;
+        store<f32>(o0 + jo, load<f32>(o0 + jo) + load<f32>(pa) * load<f32>(pb + jo));
+      }
     }
     pa += csA;
-    pb += rs;
+    pb0 += rs;
   }
 }
 
@@ -1455,10 +1469,16 @@ export function attentionRowPart(y: usize, att: usize, qkv: usize, a: usize, wat
   const hs = C / nh;
   const c0 = h0 * hs;
   const n = (h1 - h0) * hs;
-  for (let part = 0; part < 3; part++) {
-    const j0 = part * C + c0;
-    rowTimesB(qkv, a, 4, wattn, C, 3 * C, j0, j0 + n, false);
-    addBias(qkv + (<usize>j0 << 2), battn + (<usize>j0 << 2), 1, n);
+  // q, k and v columns of these heads in one sweep over wattn's rows (all heads: one range of 3C)
+  if (n == C) {
+    rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false);
+    addBias(qkv, battn, 1, 3 * C);
+  } else {
+    rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C);
+    for (let part = 0; part < 3; part++) {
+      const j0 = part * C + c0;
+      addBias(qkv + (<usize>j0 << 2), battn + (<usize>j0 << 2), 1, n);
+    }
   }
   const row = (<usize>pos * <usize>C + <usize>c0) << 2;
   memory.copy(kCache + row, qkv + (<usize>(C + c0) << 2), <usize>n << 2);
