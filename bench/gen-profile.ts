@@ -1,5 +1,5 @@
-// Where a generated token's time goes: every backend call timed (per kernel and shape), KVCache.append
-// timed as a whole, the rest (sampling, the generator) by difference. Prints a table per token.
+// Where a generated token's time goes: every backend call timed (per kernel and shape),
+// KVCache.appendView (the model's step) timed as a whole, the rest (sampling, the generator) by difference. Prints a table per token.
 //
 //   node --import tsx bench/gen-profile.ts --part gen-cache|gen-kv [--threads N] [--tokens T]
 
@@ -34,6 +34,7 @@ for (const name of Object.keys(refBackend)) {
     const t0 = performance.now();
     const r = (f as (...a: unknown[]) => unknown).apply(this, args);
     const dt = performance.now() - t0;
+    if (inAppend) kernelsInAppend += dt;
     const e = times.get(key) ?? { ms: 0, n: 0 };
     e.ms += dt;
     e.n++;
@@ -42,10 +43,14 @@ for (const name of Object.keys(refBackend)) {
   };
 }
 let appendMs = 0;
-const append = KVCache.prototype.append;
-KVCache.prototype.append = function (ids) {
+let inAppend = false;
+let kernelsInAppend = 0;
+const append = KVCache.prototype.appendView;
+KVCache.prototype.appendView = function (ids) {
   const t0 = performance.now();
+  inAppend = true;
   const r = append.call(this, ids);
+  inAppend = false;
   if (on) appendMs += performance.now() - t0;
   return r;
 };
@@ -63,7 +68,8 @@ const rows = [...times.entries()].sort((a, b) => b[1].ms - a[1].ms);
 for (const [, v] of rows) kernels += v.ms;
 console.log(`${part} threads ${threads}: ${tokens} tokens, ${per(total)} ms/token (${((tokens * 1000) / total).toFixed(1)} tokens/s)`);
 console.log(
-  `  KVCache.append ${per(appendMs)} ms/token, of which backend calls ${per(kernels)}; outside append (sampling, generator) ${per(total - appendMs)}`,
+  `  model step (KVCache.appendView) ${per(appendMs)} ms/token: kernels ${per(kernelsInAppend)}, JS ${per(appendMs - kernelsInAppend)}; ` +
+    `sampling and the generator ${per(total - appendMs)} ms/token, of which kernels ${per(kernels - kernelsInAppend)}`,
 );
 console.log(`  backend stats ${JSON.stringify((be as { stats?: unknown }).stats)}`);
 for (const [k, v] of rows.slice(0, 25))

@@ -44,7 +44,7 @@ export function* generateTokens(model: GPT, prompt: readonly number[], options: 
       if (!cache) {
         logits = nextLogitsUncached(model, ids.slice(-T));
       } else if (cache.length > 0 && ids.length <= T) {
-        logits = cache.append(ids.slice(cache.length));
+        logits = cache.appendView(ids.slice(cache.length));
       } else {
         // first call, or the window slid past the block size: prefill the window afresh
         cache.reset();

@@ -78,6 +78,15 @@ export class KVCache {
    * the last one. Throws if they do not fit in the block.
    */
   append(ids: readonly number[]): Float32Array {
+    const logits = this.appendView(ids);
+    return ids.length === 1 ? logits.slice() : logits;
+  }
+
+  /**
+   * `append` without the copy for a single token: the returned logits are a view of the cache's own
+   * buffer, overwritten by the next call (the generation loop samples from it at once).
+   */
+  appendView(ids: readonly number[]): Float32Array {
     const c = this.model.config;
     const Tn = ids.length;
     const pos0 = this.length;
@@ -167,7 +176,7 @@ export class KVCache {
     be.layernormForward(s.a, s.mean, s.rstd, s.x, p("transformer.ln_f.weight"), p("transformer.ln_f.bias"), 1, C, eps);
     be.matmulBT(s.logits, s.a, wte, 1, C, V, false);
     this.length += 1;
-    return s.logits.slice();
+    return s.logits;
   }
 
   private buffers(): StepBuffers {
