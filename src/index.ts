@@ -89,8 +89,8 @@ export {
 } from "./tokenizer/index.js";
 export { defaultTrainConfig, type TokenizerChoice, type TrainConfig } from "./train/config.js";
 export { type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
-export { lossPlotSvg } from "./train/plot.js";
 export { DataParallel } from "./train/parallel.js";
+export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";
 export {
   countingAccuracy,

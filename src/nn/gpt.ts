@@ -91,7 +91,8 @@ export class GPT {
     if (shared) {
       for (const [name, shape] of parameterShapes(config)) {
         const t = shared.get(name);
-        if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new Error(`GPT: shared parameter ${name} missing or misshapen`);
+        if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+          throw new Error(`GPT: shared parameter ${name} missing or misshapen`);
         this.params.set(name, t);
       }
       return;
