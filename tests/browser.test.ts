@@ -42,7 +42,7 @@ function tsSources(dir: string): string[] {
 
 /** sources (src/ and the page script) whose dist/ .js is missing or older */
 function staleSources(): string[] {
-  const sources = [...tsSources(join(ROOT, "src")), join(ROOT, "tests/browser/kernels.ts")];
+  const sources = [...tsSources(join(ROOT, "src")), join(ROOT, "tests/browser/kernels.ts"), join(ROOT, "tests/kernel-data.ts")];
   return sources.filter((ts) => {
     const js = join(ROOT, "dist", relative(ROOT, ts)).replace(/\.ts$/, ".js");
     return !existsSync(js) || statSync(js).mtimeMs < statSync(ts).mtimeMs;

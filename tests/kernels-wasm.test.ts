@@ -19,66 +19,19 @@ import { refBackend } from "../src/kernels/ref/index.js";
 import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
+import { copy, difference, f32, i32, maxAbs, rand } from "./kernel-data.js";
 
 const SIMD = process.env.MINIGPT_WASM_SIMD;
 const THIS_FILE = fileURLToPath(import.meta.url);
 
 // ---- helpers ----------------------------------------------------------------------------------------
 
-function f32(n: number): Float32Array {
-  const p = heap().alloc(Math.max(1, n) * 4);
-  return new Float32Array(heap().memory.buffer, p, n);
-}
-
-function i32(n: number): Int32Array {
-  const p = heap().alloc(Math.max(1, n) * 4);
-  return new Int32Array(heap().memory.buffer, p, n);
-}
-
-function rand(rng: Rng, n: number, scale = 1): Float32Array {
-  const a = f32(n);
-  for (let i = 0; i < n; i++) a[i] = (rng.random() * 2 - 1) * scale;
-  return a;
-}
-
-function copy(a: Float32Array): Float32Array {
-  const b = f32(a.length);
-  b.set(a);
-  return b;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] as number));
-  return m;
-}
-
 /** assert |got - want| <= rel·|want| + abs elementwise */
 function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number, abs: number): void {
   assert.equal(got.length, want.length, `${what}: length`);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i] as number;
-    const w = want[i] as number;
-    const tol = rel * Math.abs(w) + abs;
-    const d = Math.abs(g - w);
-    if (!(d <= tol)) {
-      if (at < 0 || d / tol > worst) {
-        worst = Number.isNaN(d) ? Infinity : d / tol;
-        at = i;
-      }
-    }
-  }
-  if (process.env.KERNELS_WASM_VERBOSE) {
-    let r = 0;
-    for (let i = 0; i < want.length; i++) {
-      const d = Math.abs((got[i] as number) - (want[i] as number));
-      r = Math.max(r, d / (rel * Math.abs(want[i] as number) + abs || 1e-300));
-    }
-    console.log(`# ${what}: worst ${r.toExponential(2)} of tolerance`);
-  }
-  if (at >= 0) {
+  const { worst, at } = difference(got, want, rel, abs);
+  if (process.env.KERNELS_WASM_VERBOSE) console.log(`# ${what}: worst ${worst.toExponential(2)} of tolerance`);
+  if (worst > 1) {
     assert.fail(`${what}: element ${at} got ${got[at]} want ${want[at]} (${worst.toFixed(2)}x the tolerance rel ${rel} abs ${abs})`);
   }
 }

@@ -10,7 +10,7 @@
 import { refBackend } from "../../src/kernels/ref/index.js";
 import { loadWasmBackend, type SimdFlavour, type WasmBackend } from "../../src/kernels/wasm/loader.js";
 import { Rng } from "../../src/random.js";
-import { heap } from "../../src/tensor/memory.js";
+import { copy, difference, f32, maxAbs, rand } from "../kernel-data.js";
 
 export interface RunOptions {
   /** threads for loadWasmBackend; undefined: its default (navigator.hardwareConcurrency here) */
@@ -43,44 +43,10 @@ export interface PageApi {
   defaults(): Promise<{ simd: SimdFlavour; threads: number; hardwareConcurrency: number }>;
 }
 
-function f32(n: number): Float32Array {
-  const p = heap().alloc(Math.max(1, n) * 4);
-  return new Float32Array(heap().memory.buffer, p, n);
-}
-
-function rand(rng: Rng, n: number, scale = 1): Float32Array {
-  const a = f32(n);
-  for (let i = 0; i < n; i++) a[i] = (rng.random() * 2 - 1) * scale;
-  return a;
-}
-
-function copy(a: Float32Array): Float32Array {
-  const b = f32(a.length);
-  b.set(a);
-  return b;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] as number));
-  return m;
-}
-
 /** compare elementwise with tolerance rel·|want| + abs */
 function compare(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number, abs: number): CaseReport {
-  if (got.length !== want.length)
-    return { name: `${name} (length ${got.length} vs ${want.length})`, maxAbsDiff: Infinity, worst: Infinity };
-  let maxAbsDiff = 0;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    const w = want[i] as number;
-    const d = Math.abs((got[i] as number) - w);
-    if (Number.isNaN(d)) return { name, maxAbsDiff: Infinity, worst: Infinity };
-    maxAbsDiff = Math.max(maxAbsDiff, d);
-    const tol = rel * Math.abs(w) + abs;
-    worst = Math.max(worst, d === 0 ? 0 : tol > 0 ? d / tol : Infinity);
-  }
-  return { name, maxAbsDiff, worst };
+  const { maxAbsDiff, worst } = difference(got, want, rel, abs);
+  return { name: got.length === want.length ? name : `${name} (length ${got.length} vs ${want.length})`, maxAbsDiff, worst };
 }
 
 function suite(be: WasmBackend, rng: Rng): CaseReport[] {
