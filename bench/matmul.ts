@@ -51,25 +51,40 @@ function maxAbs(a: Float32Array): number {
   return m;
 }
 
-/** median seconds per call, each sample running the call enough times to take >= minMs */
-function time(fn: () => void, samples: number, minMs: number): number {
+/** how many calls of fn take >= minMs (after one warm-up call) */
+function calibrate(fn: () => void, minMs: number): number {
   fn();
   let reps = 1;
   for (;;) {
     const t0 = performance.now();
     for (let i = 0; i < reps; i++) fn();
     const dt = performance.now() - t0;
-    if (dt >= minMs) break;
+    if (dt >= minMs) return reps;
     reps = Math.max(reps * 2, Math.ceil((reps * minMs) / Math.max(dt, 0.01)));
   }
-  const out: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    out.push((performance.now() - t0) / reps / 1000);
-  }
-  out.sort((a, b) => a - b);
-  return out[Math.floor(out.length / 2)] as number;
+}
+
+/** seconds per call of one sample of `reps` calls */
+function sample(fn: () => void, reps: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  return (performance.now() - t0) / reps / 1000;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+
+/**
+ * Median seconds per call of each function, their samples taken in turns (f0, f1, f0, f1, ...), and
+ * the median of the per-turn ratios t0/t1: this machine's speed drifts over seconds, and a ratio of
+ * two neighbouring samples cancels most of the drift that separate runs would put into it.
+ */
+function timeTurns(fns: (() => void)[], samples: number, minMs: number): { sec: number[]; ratio: number } {
+  const reps = fns.map((fn) => calibrate(fn, minMs));
+  const t: number[][] = fns.map(() => []);
+  for (let s = 0; s < samples; s++) for (const [i, fn] of fns.entries()) t[i]?.push(sample(fn, reps[i] as number));
+  const t0 = t[0] as number[];
+  const t1 = t[1] ?? t0;
+  return { sec: t.map(median), ratio: median(t0.map((x, i) => x / (t1[i] as number))) };
 }
 
 async function main(): Promise<void> {
@@ -78,7 +93,9 @@ async function main(): Promise<void> {
   const rng = new Rng(7);
   const cpu = cpus()[0]?.model ?? "?";
   console.log(`matmul GFLOP/s  (${cpu}, ${availableParallelism()} cores, Node ${process.version}, wasm ${one.simd} SIMD)`);
-  console.log("validated against ref before timing; median of 5 samples\n");
+  console.log(
+    `validated against ref before timing; median of ${quick ? 5 : 9} samples, 1T and 2T in turns; 2T/1T = median of the per-turn ratios\n`,
+  );
   const head = `${"shape".padEnd(20)} ${"layout".padEnd(9)} ${"M x K x N".padEnd(17)} ${"ref".padStart(7)} ${"wasm 1T".padStart(8)} ${"wasm 2T".padStart(8)} ${"2T/1T".padStart(6)}`;
   console.log(head);
   console.log("-".repeat(head.length));
@@ -93,8 +110,7 @@ async function main(): Promise<void> {
     refBackend[kind](want, a, b, M, K, N, false);
     const tol = 1e-6 * K * maxAbs(a) * maxAbs(b) + 1e-30;
     const flops = 2 * M * K * N;
-    const rate = (be: Backend, skip = false): number => {
-      if (skip) return Number.NaN;
+    const check = (be: Backend): Float32Array => {
       const out = f32(M * N);
       be[kind](out, a, b, M, K, N, false);
       for (let i = 0; i < out.length; i++) {
@@ -102,15 +118,24 @@ async function main(): Promise<void> {
           throw new Error(`${be.name} ${kind} ${M}x${K}x${N}: element ${i} is ${out[i]}, ref ${want[i]}`);
         }
       }
-      const sec = time(() => be[kind](out, a, b, M, K, N, false), quick ? 3 : 5, quick ? 20 : 60);
-      return flops / sec / 1e9;
+      return out;
     };
-    const r = rate(refBackend, quick && flops > 3e8);
-    const w1 = rate(one);
-    const w2 = rate(two);
+    const samples = quick ? 5 : 9;
+    const minMs = quick ? 20 : 60;
+    let r = Number.NaN;
+    if (!(quick && flops > 3e8)) {
+      const out = check(refBackend);
+      r = flops / (timeTurns([() => refBackend[kind](out, a, b, M, K, N, false)], 3, minMs).sec[0] as number) / 1e9;
+    }
+    // 1 and 2 threads in turns; 2T/1T is the median of the per-turn ratios
+    const o1 = check(one);
+    const o2 = check(two);
+    const tt = timeTurns([() => one[kind](o1, a, b, M, K, N, false), () => two[kind](o2, a, b, M, K, N, false)], samples, minMs);
+    const w1 = flops / (tt.sec[0] as number) / 1e9;
+    const w2 = flops / (tt.sec[1] as number) / 1e9;
     const fmt = (x: number, w: number) => (Number.isNaN(x) ? "-" : x.toFixed(1)).padStart(w);
     console.log(
-      `${s.label.padEnd(20)} ${kind.padEnd(9)} ${`${M}x${K}x${N}`.padEnd(17)} ${fmt(r, 7)} ${fmt(w1, 8)} ${fmt(w2, 8)} ${fmt(w2 / w1, 6)}`,
+      `${s.label.padEnd(20)} ${kind.padEnd(9)} ${`${M}x${K}x${N}`.padEnd(17)} ${fmt(r, 7)} ${fmt(w1, 8)} ${fmt(w2, 8)} ${fmt(tt.ratio, 6)}`,
     );
   }
   for (const be of [one, two] as WasmBackend[]) {

@@ -1145,17 +1145,44 @@ function tile4x8(c: usize, ldc: usize, a: usize, ars: usize, aks: usize, b: usiz
   }
 }
 
-/** zero floats [from, to) of a row */
-@inline function zeroRange(row: usize, from: i32, to: i32): void {
-  for (let j = from; j < to; j++) store<f32>(row + (<usize>j << 2), 0);
-}
-
 /** bytes of scratch one thread needs for attentionForward / attentionBackward */
 export function attentionScratchBytes(T: i32, C: i32, nh: i32): i32 {
   const hs = C / nh;
   const Tp = (T + 7) & ~7;
   const hp = (hs + 7) & ~7;
   return (8 * Tp * hp + 2 * Tp * Tp) << 2;
+}
+
+/**
+ * Row of causal scores s[0..jEnd) (jEnd a multiple of 4 and >= n): s[j] = softmax(s[0..n))[j] for
+ * j < n and 0 up to jEnd; returns log Σ exp(s[j]) (the row's lse). Whole vectors only: the lanes
+ * j >= n of the last one are masked, so a row of any length costs no scalar exp (rows are short:
+ * T <= block size, and a quarter of them end mid-vector).
+ */
+function causalSoftmaxRow(row: usize, n: i32, jEnd: i32): f32 {
+  const nv = (n + 3) >> 2;
+  const last = <usize>(nv - 1) << 4; // bytes
+  // lanes of the last vector that are inside the row
+  const keep = i32x4.lt_s(i32x4.add(i32x4(0, 1, 2, 3), i32x4.splat((nv - 1) << 2)), i32x4.splat(n));
+  const ninf = f32x4.splat(-Infinity);
+  let mv = v128.bitselect(v128.load(row + last), ninf, keep);
+  for (let o: usize = 0; o < last; o += 16) mv = f32x4.max(mv, v128.load(row + o));
+  const m = hmax(mv);
+  const mvv = splat(m);
+  let acc = f64x2.splat(0);
+  for (let o: usize = 0; o < last; o += 16) {
+    const e = vexp(f32x4.sub(v128.load(row + o), mvv));
+    v128.store(row + o, e);
+    acc = addWide(acc, e);
+  }
+  const el = v128.and(vexp(f32x4.sub(v128.load(row + last), mvv)), keep);
+  v128.store(row + last, el);
+  acc = addWide(acc, el);
+  const sum = hsum64(acc);
+  const r = splat(<f32>(1 / sum));
+  for (let o: usize = 0; o <= last; o += 16) v128.store(row + o, f32x4.mul(v128.load(row + o), r));
+  for (let o = last + 16; o < (<usize>jEnd << 2); o += 16) v128.store(row + o, f32x4.splat(0));
+  return <f32>(<f64>m + Math.log(sum));
 }
 
 /** attention forward for the (b, h) pairs bh0 .. bh1-1 (bh = b*nh + h); scratch: attentionScratchBytes */
@@ -1194,11 +1221,8 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
       const i1 = min(i0 + 4, T);
       for (let i = i0; i < i1; i++) {
         const row = Pb + <usize>i * ldt;
-        const m = rowMax(row, i + 1);
-        const sum = expShift(row, row, i + 1, m);
-        scale(row, i + 1, <f32>(1 / sum));
-        zeroRange(row, i + 1, jEnd);
-        store<f32>(lse + (<usize>(bh * T + i) << 2), <f32>(<f64>m + Math.log(sum)));
+        const l = causalSoftmaxRow(row, i + 1, jEnd);
+        store<f32>(lse + (<usize>(bh * T + i) << 2), l);
       }
       for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(Ob + <usize>i0 * ldh + (<usize>d0 << 2), ldh, prow, ldt, 4, Vb + (<usize>d0 << 2), ldh, jEnd);
     }
@@ -1278,21 +1302,22 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
         const n = i + 1;
         const lv = splat(l);
         const Dv = splat(D);
-        let j = 0;
-        for (; j + 4 <= n; j += 4) {
-          const o = <usize>j << 2;
+        // whole vectors, the lanes j >= n of the last one masked to 0 (as in causalSoftmaxRow)
+        const nv = (n + 3) >> 2;
+        const last = <usize>(nv - 1) << 4; // bytes
+        for (let o: usize = 0; o < last; o += 16) {
           const p = vexp(f32x4.sub(v128.load(pr + o), lv));
           v128.store(pr + o, p);
           v128.store(dr + o, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dr + o), Dv)), sv));
         }
-        for (; j < n; j++) {
-          const o = <usize>j << 2;
-          const p = sexp(load<f32>(pr + o) - l);
-          store<f32>(pr + o, p);
-          store<f32>(dr + o, p * (load<f32>(dr + o) - D) * sc);
+        const keep = i32x4.lt_s(i32x4.add(i32x4(0, 1, 2, 3), i32x4.splat((nv - 1) << 2)), i32x4.splat(n));
+        const p = v128.and(vexp(f32x4.sub(v128.load(pr + last), lv)), keep);
+        v128.store(pr + last, p);
+        v128.store(dr + last, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dr + last), Dv)), sv));
+        for (let o = last + 16; o < (<usize>jEnd << 2); o += 16) {
+          v128.store(pr + o, f32x4.splat(0));
+          v128.store(dr + o, f32x4.splat(0));
         }
-        zeroRange(pr, n, jEnd);
-        zeroRange(dr, n, jEnd);
       }
       for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(dQb + <usize>i0 * ldh + (<usize>d0 << 2), ldh, dsrow, ldt, 4, Kb + (<usize>d0 << 2), ldh, jEnd);
     }
