@@ -66,7 +66,7 @@ interface Exports {
     j1: number,
   ): void;
   addBias(out: number, bias: number, rows: number, cols: number): void;
-  sumRows(out: number, x: number, rows: number, cols: number): void;
+  sumRows(out: number, x: number, rows: number, cols: number, scratch: number): void;
   add(out: number, a: number, b: number, n: number): void;
   accumulate(dst: number, src: number, n: number): void;
   scale(x: number, n: number, s: number): void;
@@ -613,7 +613,7 @@ class WasmKernels implements WasmBackend {
   }
   sumRows(out: FloatArray, x: FloatArray, rows: number, cols: number): void {
     const p = this.ptrs(out, x);
-    if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols);
+    if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols, this.scratch(cols * 8)[0] as number);
     else refBackend.sumRows(out, x, rows, cols);
   }
   add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {

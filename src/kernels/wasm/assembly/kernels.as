@@ -642,41 +642,34 @@ export function addBias(out: usize, bias: usize, rows: i32, cols: i32): void {
   }
 }
 
-/** out (cols) += column sums of x (rows, cols), summed in f64 */
-export function sumRows(out: usize, x: usize, rows: i32, cols: i32): void {
-  const rs = <usize>cols << 2;
-  let c = 0;
-  for (; c + 8 <= cols; c += 8) {
-    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
-    let p = x + (<usize>c << 2);
-    for (let r = 0; r < rows; r++) {
-      const v0 = v128.load(p);
-      const v1 = v128.load(p, 16);
-      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(v0));
-      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(v0, v0, 2, 3, 2, 3)));
-      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(v1));
-      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(v1, v1, 2, 3, 2, 3)));
-      p += rs;
+/**
+ * out (cols) += column sums of x (rows, cols), summed in f64 in scratch (cols f64). x is walked row
+ * by row, in memory order: walking it down a strip of columns strides by a whole row per load, which
+ * defeats the prefetcher once a row is longer than a page (~4x slower on the bigger recipe's dy).
+ */
+export function sumRows(out: usize, x: usize, rows: i32, cols: i32, scratch: usize): void {
+  memory.fill(scratch, 0, <usize>cols << 3);
+  const c4 = cols & ~3;
+  let p = x;
+  for (let r = 0; r < rows; r++) {
+    let a = scratch;
+    const e = p + (<usize>c4 << 2);
+    while (p < e) {
+      const v = v128.load(p);
+      v128.store(a, f64x2.add(v128.load(a), f64x2.promote_low_f32x4(v)));
+      v128.store(a, f64x2.add(v128.load(a, 16), f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3))), 16);
+      p += 16;
+      a += 32;
     }
-    const o = out + (<usize>c << 2);
-    store<f32>(o, <f32>(<f64>load<f32>(o) + f64x2.extract_lane(s0, 0)));
-    store<f32>(o, <f32>(<f64>load<f32>(o, 4) + f64x2.extract_lane(s0, 1)), 4);
-    store<f32>(o, <f32>(<f64>load<f32>(o, 8) + f64x2.extract_lane(s1, 0)), 8);
-    store<f32>(o, <f32>(<f64>load<f32>(o, 12) + f64x2.extract_lane(s1, 1)), 12);
-    store<f32>(o, <f32>(<f64>load<f32>(o, 16) + f64x2.extract_lane(s2, 0)), 16);
-    store<f32>(o, <f32>(<f64>load<f32>(o, 20) + f64x2.extract_lane(s2, 1)), 20);
-    store<f32>(o, <f32>(<f64>load<f32>(o, 24) + f64x2.extract_lane(s3, 0)), 24);
-    store<f32>(o, <f32>(<f64>load<f32>(o, 28) + f64x2.extract_lane(s3, 1)), 28);
+    for (let c = c4; c < cols; c++) {
+      store<f64>(a, load<f64>(a) + <f64>load<f32>(p));
+      p += 4;
+      a += 8;
+    }
   }
-  for (; c < cols; c++) {
-    let s: f64 = 0;
-    let p = x + (<usize>c << 2);
-    for (let r = 0; r < rows; r++) {
-      s += <f64>load<f32>(p);
-      p += rs;
-    }
+  for (let c = 0; c < cols; c++) {
     const o = out + (<usize>c << 2);
-    store<f32>(o, <f32>(<f64>load<f32>(o) + s));
+    store<f32>(o, <f32>(<f64>load<f32>(o) + load<f64>(scratch + (<usize>c << 3))));
   }
 }
 
