@@ -14,7 +14,7 @@
 // setting of each side, measured in this run.
 //
 // The headline figure (nanoGPT's CPU recipe, minigpt vs PyTorch) is measured in --rounds R rounds
-// (default 3, 5 without --quick): each round runs minigpt's two main settings and PyTorch's four back
+// (default 3, 5 without --quick): each round runs minigpt's three wasm settings and PyTorch's four back
 // to back, the side that goes first alternating. This machine's speed swings by up to 2x from one
 // minute to the next, so one pass can put the two sides in different minutes; per round the best
 // setting of each side gives a ratio, and the table reports each setting's median over the rounds
@@ -145,8 +145,8 @@ if (want("train-small")) {
     log(`bench: train-small round ${round + 1} of ${rounds}`);
     const r = { mini: [] as Result[], torch: [] as Result[] };
     const runMini = () => {
-      // the split-kernels setting and the ref backend are slow and far from best: first round only
-      for (const [t, how] of round === 0 ? trainSettings : trainSettings.filter(([, h]) => h === "batch")) {
+      // every wasm setting in every round, so that each one's median is over the same minutes
+      for (const [t, how] of trainSettings) {
         const res = node(
           "train-step.ts",
           ["--recipe", "small", "--backend", "wasm", "--threads", String(t), "--parallel", how, ...smallSteps],
