@@ -19,6 +19,7 @@
  * the caller runs forward/backward itself.
  */
 import { backend } from "../kernels/index.js";
+import { nextSeq, post, waitDone } from "../kernels/wasm/handshake.js";
 import type { WasmBackend } from "../kernels/wasm/loader.js";
 import type { GPT } from "../nn/gpt.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
@@ -137,9 +138,8 @@ export class DataParallel {
       f[ARG.scale] = (scale * (counts[i] as number)) / total;
       f[ARG.seed] = seed;
       rep.i32[2] = CMD_STEP;
-      rep.seq = (rep.seq + 1) | 0 || 1;
-      Atomics.store(rep.i32, 0, rep.seq);
-      Atomics.notify(rep.i32, 0);
+      rep.seq = nextSeq(rep.seq);
+      post(rep.i32, rep.seq);
       started.push(rep);
     }
 
@@ -169,11 +169,7 @@ export class DataParallel {
     // collect: wait for each replica, then add its gradients into the model's
     const failures: string[] = [];
     for (const rep of started) {
-      for (;;) {
-        const d = Atomics.load(rep.i32, 1);
-        if (d === rep.seq) break;
-        Atomics.wait(rep.i32, 1, d, 1000);
-      }
+      waitDone(rep.i32, rep.seq);
       if (rep.i32[3] !== 0) {
         const end = rep.text.indexOf(0);
         failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
@@ -199,9 +195,8 @@ export class DataParallel {
   dispose(): void {
     for (const rep of this.replicas) {
       rep.i32[2] = CMD_EXIT;
-      rep.seq = (rep.seq + 1) | 0 || 1;
-      Atomics.store(rep.i32, 0, rep.seq);
-      Atomics.notify(rep.i32, 0);
+      rep.seq = nextSeq(rep.seq);
+      post(rep.i32, rep.seq);
       void rep.worker.terminate();
     }
     this.replicas.length = 0;

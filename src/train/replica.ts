@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { useBackend } from "../kernels/index.js";
+import { finish, waitTask } from "../kernels/wasm/handshake.js";
 import type { GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
@@ -42,9 +43,7 @@ const f64 = new Float64Array(ctrl, 64, 8);
 const text = new Uint8Array(ctrl, 256, 1024);
 let seen = 0;
 for (;;) {
-  Atomics.wait(i32, 0, seen);
-  const seq = Atomics.load(i32, 0);
-  if (seq === seen) continue;
+  const seq = waitTask(i32, seen);
   seen = seq;
   if (i32[2] === CMD_EXIT) break;
   try {
@@ -65,6 +64,5 @@ for (;;) {
     new TextEncoder().encodeInto((e instanceof Error ? e.message : String(e)).slice(0, 1000), text);
     i32[3] = 1;
   }
-  Atomics.store(i32, 1, seq);
-  Atomics.notify(i32, 1);
+  finish(i32, seq);
 }

@@ -5,7 +5,8 @@
  * stackless (AssemblyScript runtime "stub", no allocation), so all instances can run at once; each
  * task gets its own scratch region from the caller.
  *
- * Dispatch goes through a small control SharedArrayBuffer, one 256-byte slot per worker:
+ * Dispatch goes through a small control SharedArrayBuffer, one 256-byte slot per worker (seq/done as
+ * in handshake.ts):
  *   i32[0] seq   bumped by the main thread to start a task (workers Atomics.wait on it)
  *   i32[1] done  set to seq by the worker when the task is finished (the main thread Atomics.waits)
  *   i32[2] fn    index into the kernel name list (-1: exit)
@@ -20,6 +21,7 @@
  * which need a cross-origin-isolated page for SharedArrayBuffer and shared memory. The protocol is the
  * same; only a browser page's main thread, which may not Atomics.wait, spins on the done flag instead.
  */
+import { nextSeq, post, waitDone } from "./handshake.js";
 import { canShareMemory, inNode } from "./platform.js";
 
 const SLOT_BYTES = 256;
@@ -294,10 +296,9 @@ export class WorkerPool {
       for (let i = 0; i < a.length; i++) f64[i] = a[i] as number;
       i32[2] = idx;
       i32[4] = a.length;
-      const s = ((this.seq[w] as number) + 1) | 0 || 1;
+      const s = nextSeq(this.seq[w] as number);
       this.seq[w] = s;
-      Atomics.store(i32, 0, s);
-      Atomics.notify(i32, 0);
+      post(i32, s);
     }
     let error: unknown = null;
     const localStart = this.canWait ? 0 : performance.now();
@@ -329,13 +330,8 @@ export class WorkerPool {
           this.preemptScore = 0;
         }
       }
-      if (this.canWait) {
-        for (;;) {
-          const d = Atomics.load(i32, 1);
-          if (d === s) break;
-          Atomics.wait(i32, 1, d, 1000);
-        }
-      } else this.spinUntilDone(i32, s, w, stallMs);
+      if (this.canWait) waitDone(i32, s);
+      else this.spinUntilDone(i32, s, w, stallMs);
       if (i32[3] !== 0) failed = true;
     }
     if (error) throw error;
@@ -357,10 +353,9 @@ export class WorkerPool {
     for (let w = 0; w < this.workers.length; w++) {
       const i32 = this.i32[w] as Int32Array;
       i32[2] = -1;
-      const s = ((this.seq[w] as number) + 1) | 0 || 1;
+      const s = nextSeq(this.seq[w] as number);
       this.seq[w] = s;
-      Atomics.store(i32, 0, s);
-      Atomics.notify(i32, 0);
+      post(i32, s);
       (this.workers[w] as PoolThread).terminate();
     }
     this.workers.length = 0;
