@@ -1,0 +1,204 @@
+// A/B of two (or more) builds of the wasm kernels in one process, on one shared memory, their timings
+// taken in turns: the way to tell whether a kernel change helps on a machine whose speed drifts by 2x
+// from one minute to the next (separate runs cannot). For each case, every build's output is compared
+// with the first build's before timing; then `--rounds` rounds, each timing every build once in turn.
+// Reported: each build's median, and the median of the per-round ratios first/other (> 1: the other
+// build is faster).
+//
+//   npm run build:wasm && cp src/kernels/wasm/build/kernels-relaxed.wasm /tmp/A.wasm   # baseline
+//   ... edit src/kernels/wasm/assembly/kernels.as ...
+//   npm run build:wasm && cp src/kernels/wasm/build/kernels-relaxed.wasm /tmp/B.wasm
+//   node --import tsx bench/kernel-ab.ts /tmp/A.wasm /tmp/B.wasm [--only SUBSTRING] [--rounds N]
+//        [--mm KIND,M,K,N ...]   (KIND 0 a·b, 1 a·bᵀ, 2 aᵀ·b; replaces the default cases)
+//
+// Default cases: the matmuls of nanoGPT's CPU recipe (B·T = 768 rows, C = 128) in the layouts
+// training uses, GELU forward/backward, attention forward/backward (B 12, T 64, 4 heads) and the bias
+// gradient (sumRows). The builds must share the kernels' exported signatures.
+import { readFileSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
+
+setFlagsFromString("--experimental-wasm-relaxed-simd");
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string[] => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ""] : []));
+const files = argv.filter((a) => a.endsWith(".wasm"));
+if (files.length < 2) {
+  console.error("usage: node --import tsx bench/kernel-ab.ts A.wasm B.wasm [--only S] [--rounds N] [--mm KIND,M,K,N]");
+  process.exit(2);
+}
+const only = flag("only")[0];
+const rounds = Number(flag("rounds")[0] ?? 9);
+
+type Kernels = Record<string, (...args: number[]) => number>;
+const memory = new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: true });
+const builds: Kernels[] = [];
+for (const f of files) {
+  const { instance } = await WebAssembly.instantiate(readFileSync(f), { env: { memory } });
+  builds.push(instance.exports as unknown as Kernels);
+}
+const first = builds[0] as Kernels;
+
+// a bump allocator above the 1 MiB the kernels keep for static data
+let top = 1 << 20;
+function alloc(floats: number): number {
+  const p = top;
+  top += (floats * 4 + 63) & ~63;
+  return p;
+}
+function filled(floats: number): number {
+  const p = alloc(floats);
+  const v = new Float32Array(memory.buffer, p, floats);
+  for (let i = 0; i < floats; i++) v[i] = Math.sin(i * 0.37 + p);
+  return p;
+}
+const scratch = alloc((first.matmulScratchBytes?.() ?? 0) / 4 + 64);
+
+interface Case {
+  label: string;
+  /** work per call: flops (GF/s is printed) or elements (ns per element is printed) */
+  work: number;
+  perElement: boolean;
+  /** the output region compared across builds */
+  out: [number, number];
+  run: (k: Kernels) => void;
+}
+const cases: Case[] = [];
+
+function mm(label: string, kind: number, M: number, K: number, N: number): void {
+  const a = filled(M * K);
+  const b = filled(K * N);
+  const o = alloc(M * N);
+  const lda = kind === 2 ? M : K;
+  cases.push({
+    label: `${label} ${["a·b", "a·bᵀ", "aᵀ·b"][kind]} ${M}x${K}x${N}`,
+    work: 2 * M * K * N,
+    perElement: false,
+    out: [o, M * N],
+    run: (k) => k.matmul?.(kind, o, a, b, M, K, N, lda, 0, scratch, 0),
+  });
+}
+
+const custom = flag("mm").map((s) => s.split(",").map(Number));
+for (const [kind, M, K, N] of custom) mm("matmul", kind ?? 0, M ?? 1, K ?? 1, N ?? 1);
+if (custom.length === 0) {
+  const R = 768;
+  const C = 128;
+  mm("qkv", 0, R, C, 3 * C);
+  mm("attn proj", 0, R, C, C);
+  mm("fc", 0, R, C, 4 * C);
+  mm("mlp proj", 0, R, 4 * C, C);
+  mm("logits", 1, R, C, 65);
+  mm("dx fc", 1, R, 4 * C, C);
+  mm("dx qkv", 1, R, 3 * C, C);
+  mm("dW fc", 2, C, R, 4 * C);
+  mm("dW proj", 2, 4 * C, R, C);
+  mm("dW qkv", 2, C, R, 3 * C);
+  const n = R * 4 * C;
+  const x = filled(n);
+  const g = filled(n);
+  const y = alloc(n);
+  const dx = alloc(n);
+  cases.push({ label: "gelu forward", work: n, perElement: true, out: [y, n], run: (k) => k.geluForward?.(y, x, n) });
+  cases.push({
+    label: "gelu backward",
+    work: n,
+    perElement: true,
+    out: [dx, n],
+    run: (k) => {
+      new Float32Array(memory.buffer, dx, n).fill(0);
+      k.geluBackward?.(dx, x, g, n);
+    },
+  });
+  const B = 12;
+  const T = 64;
+  const nh = 4;
+  const qkv = filled(B * T * 3 * C);
+  const att = alloc(B * T * C);
+  const lse = alloc(B * nh * T);
+  const dqkv = alloc(B * T * 3 * C);
+  const dout = filled(B * T * C);
+  const as = alloc((first.attentionScratchBytes?.(T, C, nh) ?? 0) / 4 + 64);
+  const af = 4 * B * nh * T * T * (C / nh); // as if not causal
+  cases.push({
+    label: "attention forward (GF/s as if dense)",
+    work: af,
+    perElement: false,
+    out: [att, B * T * C],
+    run: (k) => k.attentionForward?.(att, lse, qkv, B, T, C, nh, 0, B * nh, as),
+  });
+  cases.push({
+    label: "attention backward (GF/s as if dense)",
+    work: 2 * af,
+    perElement: false,
+    out: [dqkv, B * T * 3 * C],
+    run: (k) => {
+      new Float32Array(memory.buffer, dqkv, B * T * 3 * C).fill(0);
+      k.attentionBackward?.(dqkv, dout, qkv, att, lse, B, T, C, nh, 0, B * nh, as);
+    },
+  });
+  const db = alloc(4 * C);
+  cases.push({
+    label: "sumRows 768x512",
+    work: n,
+    perElement: true,
+    out: [db, 4 * C],
+    run: (k) => {
+      new Float32Array(memory.buffer, db, 4 * C).fill(0);
+      k.sumRows?.(db, x, R, 4 * C, scratch);
+    },
+  });
+  // the bigger recipe's fc bias gradient: rows longer than a page
+  const nb = 1024 * 1536;
+  const xb = filled(nb);
+  const dbb = alloc(1536);
+  cases.push({
+    label: "sumRows 1024x1536",
+    work: nb,
+    perElement: true,
+    out: [dbb, 1536],
+    run: (k) => {
+      new Float32Array(memory.buffer, dbb, 1536).fill(0);
+      k.sumRows?.(dbb, xb, 1024, 1536, scratch);
+    },
+  });
+}
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] as number;
+console.log(`builds: ${files.map((f, i) => `${String.fromCharCode(65 + i)} = ${f}`).join(", ")}; ${rounds} rounds in turns`);
+for (const c of cases) {
+  if (only && !c.label.includes(only)) continue;
+  // validate: every build against the first
+  const [op, on] = c.out;
+  c.run(first);
+  const want = new Float32Array(memory.buffer, op, on).slice();
+  let scale = 0;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  const diffs = builds.map((k) => {
+    c.run(k);
+    const got = new Float32Array(memory.buffer, op, on);
+    let d = 0;
+    for (let i = 0; i < on; i++) d = Math.max(d, Math.abs((got[i] as number) - (want[i] as number)));
+    return d;
+  });
+  // time: calls per sample so that a sample takes ~20-50 ms
+  const t0 = performance.now();
+  c.run(first);
+  const reps = Math.max(1, Math.round(30 / Math.max(performance.now() - t0, 0.01)));
+  const t: number[][] = builds.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, k] of builds.entries()) {
+      const s = performance.now();
+      for (let j = 0; j < reps; j++) c.run(k);
+      t[i]?.push((performance.now() - s) / reps);
+    }
+  }
+  const rate = (ms: number) => (c.perElement ? `${((ms * 1e6) / c.work).toFixed(2)} ns/el` : `${(c.work / ms / 1e6).toFixed(1)} GF/s`);
+  const t0s = t[0] as number[];
+  const ratios = t.slice(1).map((ti) => median(t0s.map((x, r) => x / (ti[r] as number))).toFixed(3));
+  console.log(
+    `${c.label.padEnd(40)} ${t.map((ti) => rate(median(ti)).padStart(12)).join(" ")}   A/other ${ratios.join(" ")}   max|diff| ${diffs
+      .slice(1)
+      .map((d) => `${d.toExponential(1)} (of ${scale.toExponential(1)})`)
+      .join(" ")}`,
+  );
+}
