@@ -1068,9 +1068,10 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
 
 /**
  * c (4 rows, 8 columns; row stride ldc bytes) = Σ_{k<kn} A(r,k)·B(k,·), with A(r,k) at a + r·ars + k·aks
- * and the 8 floats of B(k,·) at b + k·brs.
+ * and the 8 floats of B(k,·) at b + k·brs. Inlined: attention's tiles are short (kn = head size, or
+ * up to T), so the call with its nine arguments cost ~10% of attention (bench/kernel-ab.ts, 4 runs).
  */
-function tile4x8(c: usize, ldc: usize, a: usize, ars: usize, aks: usize, b: usize, brs: usize, kn: i32): void {
+@inline function tile4x8(c: usize, ldc: usize, a: usize, ars: usize, aks: usize, b: usize, brs: usize, kn: i32): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
