@@ -8,3 +8,36 @@ export function arg(name: string, fallback: string): string {
   }
   return fallback;
 }
+
+/**
+ * Exit with a clear message (status 2) when the command line has a flag the script does not know,
+ * or a word that is not a flag's value: a mistyped `--thread 2` would otherwise be ignored silently
+ * and the benchmark would measure something else than asked. `valued` flags take a value
+ * (`--name v` or `--name=v`), `switches` do not.
+ */
+export function expectArgs(script: string, valued: string[], switches: string[] = [], positional = false): void {
+  const argv = process.argv.slice(2);
+  const known = [...valued.map((n) => `--${n} VALUE`), ...switches.map((n) => `--${n}`)].join(" ");
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const name = a.startsWith("--") ? (a.slice(2).split("=")[0] as string) : null;
+    if (name === null) {
+      if (positional) continue;
+      console.error(`${script}: unexpected argument "${a}" (flags: ${known})`);
+      process.exit(2);
+    }
+    if (switches.includes(name) && !a.includes("=")) continue;
+    if (valued.includes(name)) {
+      if (!a.includes("=")) {
+        if (i + 1 >= argv.length) {
+          console.error(`${script}: --${name} needs a value`);
+          process.exit(2);
+        }
+        i++;
+      }
+      continue;
+    }
+    console.error(`${script}: unknown flag ${a} (flags: ${known})`);
+    process.exit(2);
+  }
+}

@@ -6,7 +6,9 @@
 import { KVCache } from "../src/generate/kvcache.js";
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
 import { refBackend } from "../src/kernels/ref/index.js";
-import { arg } from "./args.js";
+import { arg, expectArgs } from "./args.js";
+
+expectArgs("bench/gen-profile.ts", ["part", "threads", "tokens"]);
 
 const part = arg("part", "gen-kv");
 const threads = Number(arg("threads", "1"));

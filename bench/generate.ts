@@ -11,7 +11,9 @@
 //   node --import tsx bench/generate.ts --part gen-cache|gen-nocache|gen-kv [--backend wasm|ref]
 //        [--threads N] [--runs R]
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
-import { arg } from "./args.js";
+import { arg, expectArgs } from "./args.js";
+
+expectArgs("bench/generate.ts", ["part", "backend", "threads", "runs"]);
 
 const part = arg("part", "gen-cache");
 const backendName = arg("backend", "wasm") as "wasm" | "ref";

@@ -16,9 +16,11 @@
 // gradient (sumRows). The builds must share the kernels' exported signatures.
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
+import { expectArgs } from "./args.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
 
+expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm"], [], true);
 const argv = process.argv.slice(2);
 const flag = (name: string): string[] => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ""] : []));
 const files = argv.filter((a) => a.endsWith(".wasm"));

@@ -9,6 +9,9 @@ import { refBackend } from "../src/kernels/ref/index.js";
 import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
+import { expectArgs } from "./args.js";
+
+expectArgs("bench/matmul.ts", [], ["quick"]);
 
 type Kind = "matmul" | "matmulBT" | "matmulAT";
 interface Shape {

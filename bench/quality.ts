@@ -15,7 +15,9 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultTrainConfig, type TrainConfig, train, useBackend } from "../src/index.js";
-import { arg } from "./args.js";
+import { arg, expectArgs } from "./args.js";
+
+expectArgs("bench/quality.ts", ["seeds", "out", "data", "backend", "threads", "max-steps", "eval-interval", "eval-steps"]);
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 

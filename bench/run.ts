@@ -24,7 +24,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { arg } from "./args.js";
+import { arg, expectArgs } from "./args.js";
+
+expectArgs("npm run bench", ["rounds", "only", "json"], ["quick", "no-matmul", "no-pytorch"]);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "..");

@@ -33,7 +33,9 @@ import {
   Tensor,
   useBackend,
 } from "../src/index.js";
-import { arg } from "./args.js";
+import { arg, expectArgs } from "./args.js";
+
+expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "warmup", "steps", "grad-accum"]);
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const DATA = resolve(repoRoot, "../shared/data/tinyshakespeare/input.txt");
