@@ -5,11 +5,7 @@
 //   its own process with MINIGPT_WASM_SIMD set, and runs a few loader/plumbing tests in-process;
 // - child (MINIGPT_WASM_SIMD=plain|relaxed): every kernel vs ref with 1 and with 2 threads.
 //
-// Tolerances (fp32 kernels vs the float64-accumulating reference, stored as f32):
-// - matmul:       |diff| <= 1e-6 · K · max|A| · max|B|  (+ 1e-6 · max|out before| when accumulating)
-// - elementwise:  |diff| <= 1e-6 · |ref|  (+ a floor of 1e-6 · scale of the op's inputs where an
-//                 exp/cancellation makes a purely relative bound meaningless near 0: gelu, layernorm)
-// - reductions in rows (softmax, cross-entropy, attention): |diff| <= 1e-6 · (row length) · max|ref|
+// Tolerances: see tests/kernel-cases.ts (shared with the browser page).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, describe, test } from "node:test";
@@ -19,6 +15,7 @@ import { refBackend } from "../src/kernels/ref/index.js";
 import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
+import { activationCases, attentionCases, layernormCases, matmulCases, softmaxCrossEntropyCases } from "./kernel-cases.js";
 import { copy, difference, f32, i32, maxAbs, rand } from "./kernel-data.js";
 
 const SIMD = process.env.MINIGPT_WASM_SIMD;
@@ -62,21 +59,7 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [1, 2048, 1030],
       [3, 2051, 1027],
     ];
-    for (const [M, K, N] of shapes) {
-      for (const kind of ["matmul", "matmulBT", "matmulAT"] as const) {
-        for (const acc of [false, true]) {
-          const a = rand(rng, M * K, 2);
-          const b = rand(rng, K * N, 0.5);
-          const init = rand(rng, M * N, 3);
-          const got = copy(init);
-          const want = new Float32Array(init);
-          be[kind](got, a, b, M, K, N, acc);
-          refBackend[kind](want, a, b, M, K, N, acc);
-          const tol = 1e-6 * K * maxAbs(a) * maxAbs(b) + (acc ? 1e-6 * maxAbs(init) : 0) + 1e-30;
-          close(`${kind} ${M}x${K}x${N} acc=${acc}`, got, want, 0, tol);
-        }
-      }
-    }
+    matmulCases(be, rng, shapes, close);
   });
 
   test("linear forward (bias fused into the matmul) and backward (dx and dw side by side)", () => {
@@ -181,112 +164,29 @@ function kernelSuite(be: WasmBackend, threads: number): void {
   });
 
   test("activations: gelu, relu forward and backward", () => {
-    for (const n of [1, 3, 7, 65, 1023, 4099, 200_003]) {
-      const x = rand(rng, n, 6);
-      x[0] = 0;
-      const o = f32(n);
-      const wo = new Float32Array(n);
-      be.geluForward(o, x, n);
-      refBackend.geluForward(wo, x, n);
-      // exp's argument carries f32 rounding: a floor of 1e-6·|x|·e^{-|x|}-sized absolute error
-      close(`geluForward ${n}`, o, wo, 1e-6, 1e-7);
-      const dout = rand(rng, n);
-      const dx0 = rand(rng, n);
-      const g = copy(dx0);
-      const wg = new Float32Array(dx0);
-      be.geluBackward(g, x, dout, n);
-      refBackend.geluBackward(wg, x, dout, n);
-      close(`geluBackward ${n}`, g, wg, 1e-6, 1e-6);
-
-      const r = f32(n);
-      const wr = new Float32Array(n);
-      be.reluForward(r, x, n);
-      refBackend.reluForward(wr, x, n);
-      close(`reluForward ${n}`, r, wr, 0, 0);
-      const rg = copy(dx0);
-      const wrg = new Float32Array(dx0);
-      be.reluBackward(rg, x, dout, n);
-      refBackend.reluBackward(wrg, x, dout, n);
-      close(`reluBackward ${n}`, rg, wrg, 1e-6, 0);
-    }
+    activationCases(be, rng, [1, 3, 7, 65, 1023, 4099, 200_003], close);
   });
 
   test("layernorm forward and backward", () => {
-    for (const [N, C] of [
+    const shapes: [number, number][] = [
       [1, 1],
       [7, 65],
       [3, 768],
       [65, 128],
       [2, 7],
-    ] as [number, number][]) {
-      const x = rand(rng, N * C, 2);
-      for (let i = 0; i < N * C; i++) x[i] = (x[i] as number) + 0.5;
-      const w = rand(rng, C);
-      const b = rand(rng, C);
-      const out = f32(N * C);
-      const mean = f32(N);
-      const rstd = f32(N);
-      const wout = new Float32Array(N * C);
-      const wmean = new Float32Array(N);
-      const wrstd = new Float32Array(N);
-      be.layernormForward(out, mean, rstd, x, w, b, N, C, 1e-5);
-      refBackend.layernormForward(wout, wmean, wrstd, x, w, b, N, C, 1e-5);
-      close(`layernorm mean ${N}x${C}`, mean, wmean, 1e-6, 1e-7);
-      close(`layernorm rstd ${N}x${C}`, rstd, wrstd, 1e-6, 0);
-      close(`layernorm out ${N}x${C}`, out, wout, 1e-6, 1e-6 * maxAbs(wout));
-
-      const dout = rand(rng, N * C);
-      const dx0 = rand(rng, N * C);
-      const dw0 = rand(rng, C);
-      const db0 = rand(rng, C);
-      const dx = copy(dx0);
-      const dw = copy(dw0);
-      const db = copy(db0);
-      const wdx = new Float32Array(dx0);
-      const wdw = new Float32Array(dw0);
-      const wdb = new Float32Array(db0);
-      be.layernormBackward(dx, dw, db, dout, x, w, copy(wmean), copy(wrstd), N, C);
-      refBackend.layernormBackward(wdx, wdw, wdb, dout, x, w, wmean, wrstd, N, C);
-      const s = maxAbs(wrstd) * maxAbs(w);
-      close(`layernorm dx ${N}x${C}`, dx, wdx, 1e-6, 1e-6 * (4 * s + 1));
-      close(`layernorm dw ${N}x${C}`, dw, wdw, 1e-6, 1e-6 * N * 4);
-      close(`layernorm db ${N}x${C}`, db, wdb, 1e-6, 1e-6 * N);
-    }
+    ];
+    layernormCases(be, rng, shapes, close);
   });
 
   test("softmax and cross-entropy", () => {
-    for (const [N, V] of [
+    const shapes: [number, number][] = [
       [1, 1],
       [7, 65],
       [3, 1023],
       [65, 7],
       [3, 50257],
-    ] as [number, number][]) {
-      const x = rand(rng, N * V, 8);
-      const o = f32(N * V);
-      const wo = new Float32Array(N * V);
-      be.softmax(o, x, N, V);
-      refBackend.softmax(wo, x, N, V);
-      close(`softmax ${N}x${V}`, o, wo, 1e-6, 1e-6 * maxAbs(wo));
-
-      const targets = i32(N);
-      for (let n = 0; n < N; n++) targets[n] = n % 3 === 2 ? -1 : rng.int(V);
-      const losses = f32(N);
-      const lse = f32(N);
-      const wl = new Float32Array(N);
-      const wlse = new Float32Array(N);
-      be.crossEntropyForward(losses, lse, x, targets, N, V);
-      refBackend.crossEntropyForward(wl, wlse, x, targets, N, V);
-      close(`crossEntropy lse ${N}x${V}`, lse, wlse, 1e-6, 1e-6);
-      close(`crossEntropy loss ${N}x${V}`, losses, wl, 1e-6, 1e-6 * maxAbs(wlse));
-
-      const d0 = rand(rng, N * V);
-      const d = copy(d0);
-      const wd = new Float32Array(d0);
-      be.crossEntropyBackward(d, x, copy(wlse), targets, N, V, 0.25);
-      refBackend.crossEntropyBackward(wd, x, wlse, targets, N, V, 0.25);
-      close(`crossEntropyBackward ${N}x${V}`, d, wd, 1e-6, 1e-6 * 0.25);
-    }
+    ];
+    softmaxCrossEntropyCases(be, rng, shapes, close);
   });
 
   test("embedding forward and backward", () => {
@@ -342,28 +242,7 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [4, 64, 128, 4],
       [1, 127, 6, 2],
     ];
-    for (const [B, T, C, nh] of shapes) {
-      const qkv = rand(rng, B * T * 3 * C, 1.5);
-      const out = f32(B * T * C);
-      const lse = f32(B * nh * T);
-      const wout = new Float32Array(B * T * C);
-      const wlse = new Float32Array(B * nh * T);
-      be.attentionForward(out, lse, qkv, B, T, C, nh);
-      refBackend.attentionForward(wout, wlse, qkv, B, T, C, nh);
-      const hs = C / nh;
-      const tol = 1e-6 * (hs + T) * maxAbs(qkv);
-      close(`attentionForward ${B},${T},${C},${nh} out`, out, wout, 0, tol);
-      close(`attentionForward ${B},${T},${C},${nh} lse`, lse, wlse, 0, tol * maxAbs(qkv));
-
-      const dout = rand(rng, B * T * C);
-      const d0 = rand(rng, B * T * 3 * C);
-      const d = copy(d0);
-      const wd = new Float32Array(d0);
-      be.attentionBackward(d, dout, qkv, copy(wout), copy(wlse), B, T, C, nh);
-      refBackend.attentionBackward(wd, dout, qkv, wout, wlse, B, T, C, nh);
-      const s = maxAbs(qkv);
-      close(`attentionBackward ${B},${T},${C},${nh}`, d, wd, 0, 1e-6 * (hs + T) * T * s * s * s + 1e-6);
-    }
+    attentionCases(be, rng, shapes, close);
     for (const [Tn, pos0, C, nh] of [
       [1, 0, 4, 1],
       [1, 9, 12, 3],
