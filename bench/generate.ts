@@ -12,6 +12,7 @@
 //        [--threads N] [--runs R]
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { median } from "./stats.js";
 
 expectArgs("bench/generate.ts", ["part", "backend", "threads", "runs"]);
 
@@ -56,8 +57,7 @@ for (let r = 0; r < runs; r++) {
   times.push(performance.now() - t0);
   if (n !== setup.tokens) throw new Error(`generated ${n} tokens, expected ${setup.tokens}`);
 }
-const sorted = [...times].sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)] as number;
+const medianMs = median(times);
 const b = backend() as { simd?: string; threads?: number };
 console.log(
   JSON.stringify({
@@ -66,10 +66,10 @@ console.log(
     threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
     simd: b.simd,
     cache: setup.cache,
-    median_ms: median,
+    median_ms: medianMs,
     tokens: setup.tokens,
     runs,
-    tokens_per_s: (setup.tokens * 1000) / median,
+    tokens_per_s: (setup.tokens * 1000) / medianMs,
     params: model.parameterCount(),
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   }),

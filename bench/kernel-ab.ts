@@ -17,6 +17,7 @@
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { expectArgs } from "./args.js";
+import { median } from "./stats.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
 
@@ -165,7 +166,6 @@ if (custom.length === 0) {
   });
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] as number;
 console.log(`builds: ${files.map((f, i) => `${String.fromCharCode(65 + i)} = ${f}`).join(", ")}; ${rounds} rounds in turns`);
 for (const c of cases) {
   if (only && !c.label.includes(only)) continue;

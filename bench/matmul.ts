@@ -10,6 +10,7 @@ import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
 import { expectArgs } from "./args.js";
+import { median } from "./stats.js";
 
 expectArgs("bench/matmul.ts", [], ["quick"]);
 
@@ -73,8 +74,6 @@ function sample(fn: () => void, reps: number): number {
   for (let i = 0; i < reps; i++) fn();
   return (performance.now() - t0) / reps / 1000;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 
 /**
  * Median seconds per call of each function, their samples taken in turns (f0, f1, f0, f1, ...), and

@@ -16,6 +16,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultTrainConfig, type TrainConfig, train, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { median } from "./stats.js";
 
 expectArgs("bench/quality.ts", ["seeds", "out", "data", "backend", "threads", "max-steps", "eval-interval", "eval-steps"]);
 
@@ -109,7 +110,7 @@ for (const seed of seeds) {
     },
   );
   const wall = (performance.now() - t0) / 1000;
-  const ms = result.history.map((m) => m.ms).sort((a, b) => a - b);
+  const ms = result.history.map((m) => m.ms);
   const last = result.history[result.history.length - 1];
   const r: RunResult = {
     seed,
@@ -119,7 +120,7 @@ for (const seed of seeds) {
     final_train_loss: last?.loss ?? Number.NaN,
     wall_s: wall,
     train_s: ms.reduce((a, b) => a + b, 0) / 1000,
-    median_step_ms: ms[Math.floor(ms.length / 2)] ?? Number.NaN,
+    median_step_ms: median(ms),
     curve: result.history
       .filter((m) => m.val_loss !== undefined)
       .map((m) => ({ step: m.step, val_loss: m.val_loss as number, loss: m.loss })),

@@ -25,6 +25,7 @@ import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { arg, expectArgs } from "./args.js";
+import { median } from "./stats.js";
 
 expectArgs("npm run bench", ["rounds", "only", "json"], ["quick", "no-matmul", "no-pytorch"]);
 
@@ -94,11 +95,6 @@ if (!argv.includes("--no-matmul") && want("matmul")) {
 const mini: Result[] = [];
 const add = (r: Result | null) => {
   if (r) mini.push(r);
-};
-const median = (xs: number[]) => {
-  const v = [...xs].sort((a, b) => a - b);
-  const h = v.length >> 1;
-  return v.length % 2 ? (v[h] as number) : ((v[h - 1] as number) + (v[h] as number)) / 2;
 };
 const miniKey = (r: Result) => `${r.part} ${r.backend} ${r.threads} ${r.parallel}`;
 const torchKey = (r: Result) => `${r.part} ${r.torch_threads} ${r.blas_threads}`;

@@ -34,6 +34,7 @@ import {
   useBackend,
 } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { median } from "./stats.js";
 
 expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "warmup", "steps", "grad-accum"]);
 
@@ -134,8 +135,7 @@ for (let i = 0; i < steps; i++) {
   times.push(performance.now() - t0);
 }
 const after = snapshot();
-const sorted = [...times].sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)] as number;
+const medianMs = median(times);
 const perStep = (k: keyof typeof before) => (after[k] - before[k]) / steps;
 const b = backend() as { stats?: { fast: number; fallback: number; parallel: number }; simd?: string; threads?: number };
 
@@ -147,12 +147,12 @@ console.log(
     parallel: parallel ? "batch" : "kernels",
     simd: b.simd,
     data: dataName,
-    median_ms: median,
-    min_ms: sorted[0],
+    median_ms: medianMs,
+    min_ms: Math.min(...times),
     steps,
     warmup,
     grad_accum: accum,
-    tokens_per_s: (recipe.batchSize * recipe.blockSize * 1000) / median,
+    tokens_per_s: (recipe.batchSize * recipe.blockSize * 1000) / medianMs,
     params: model.parameterCount(),
     last_loss: lastLoss,
     // bytes per step after warm-up (gc'd before each snapshot when run with --expose-gc)
