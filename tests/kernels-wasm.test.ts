@@ -106,7 +106,7 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
-  test("elementwise: addBias, sumRows, add, accumulate, scale, sumSquares, mul", () => {
+  test("elementwise: addBias, sumRows, zero, copy, add, accumulate, scale, sumSquares, mul", () => {
     for (const [rows, cols] of [
       [1, 1],
       [7, 65],
@@ -129,6 +129,16 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       be.sumRows(gs, x, rows, cols);
       refBackend.sumRows(ws, x, rows, cols);
       close(`sumRows ${rows}x${cols}`, gs, ws, 1e-6, 1e-7);
+
+      // zero and copy stop at n: the element past it (a guard) must keep its value
+      const z = copy(rand(rng, n + 1));
+      const guard = z[n] as number;
+      be.zero(z, n);
+      close(`zero ${n}`, z, [...new Float32Array(n), guard], 0, 0);
+      const cp = copy(rand(rng, n + 1));
+      const cguard = cp[n] as number;
+      be.copy(cp, x, n);
+      close(`copy ${n}`, cp, [...x, cguard], 0, 0);
 
       const y = rand(rng, n);
       const o = f32(n);

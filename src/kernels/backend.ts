@@ -52,6 +52,10 @@ export interface Backend {
   addBias(out: FloatArray, bias: FloatArray, rows: number, cols: number): void;
   /** x (rows,cols) -> out (cols) += column sums of x (the bias gradient) */
   sumRows(out: FloatArray, x: FloatArray, rows: number, cols: number): void;
+  /** x (n) = 0 */
+  zero(x: FloatArray, n: number): void;
+  /** dst (n) = src */
+  copy(dst: FloatArray, src: FloatArray, n: number): void;
   /** out (n) = a + b */
   add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void;
   /** dst (n) += src */

@@ -25,7 +25,7 @@ export function addPositions(x: Tensor, pos: Tensor): Tensor {
   if (pc !== C || T > P) throw new Error(`addPositions: ${T} positions of width ${C} do not fit pos ${shapeStr(pos.shape)}`);
   const n = T * C;
   const out = new Tensor(x.shape);
-  out.data.set(x.data);
+  backend().copy(out.data, x.data, x.size);
   backend().addBias(out.data, pos.data.subarray(0, n), B, n);
   return record(out, [x, pos], () => {
     const dy = (out.grad as Tensor).data;

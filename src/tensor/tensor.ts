@@ -1,3 +1,4 @@
+import { backend } from "../kernels/index.js";
 import { heap } from "./memory.js";
 
 /**
@@ -58,7 +59,7 @@ export class Tensor {
 
   static zeros(shape: readonly number[], requiresGrad = false): Tensor {
     const t = new Tensor(shape, "f32", requiresGrad);
-    t.data.fill(0);
+    backend().zero(t.data, t.size);
     return t;
   }
 
@@ -95,7 +96,7 @@ export class Tensor {
   ensureGrad(): Tensor {
     if (!this.grad) {
       this.grad = new Tensor(this.shape, "f32", false, false);
-      this.grad.data.fill(0);
+      backend().zero(this.grad.data, this.size);
     }
     return this.grad;
   }
@@ -106,7 +107,7 @@ export class Tensor {
   }
 
   zeroGrad(): void {
-    if (this.grad) this.grad.data.fill(0);
+    if (this.grad) backend().zero(this.grad.data, this.size);
   }
 
   item(): number {

@@ -18,6 +18,14 @@ export function sumRows(out: FloatArray, x: FloatArray, rows: number, cols: numb
   for (let c = 0; c < cols; c++) out[c] = (out[c] as number) + (acc[c] as number);
 }
 
+export function zero(x: FloatArray, n: number): void {
+  x.fill(0, 0, n);
+}
+
+export function copy(dst: FloatArray, src: FloatArray, n: number): void {
+  for (let i = 0; i < n; i++) dst[i] = src[i] as number;
+}
+
 export function add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) out[i] = (a[i] as number) + (b[i] as number);
 }

@@ -4,7 +4,7 @@ import { adamw } from "./adamw.js";
 import { attentionBackward, attentionCached, attentionForward } from "./attention.js";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
 import { attentionRow, mlpRow } from "./decode.js";
-import { accumulate, add, addBias, mul, scale, sumRows, sumSquares } from "./elementwise.js";
+import { accumulate, add, addBias, copy, mul, scale, sumRows, sumSquares, zero } from "./elementwise.js";
 import { embeddingBackward, embeddingForward } from "./embedding.js";
 import { layernormBackward, layernormForward } from "./layernorm.js";
 import { linearBackward, linearForward, matmul, matmulAT, matmulBT } from "./matmul.js";
@@ -20,6 +20,8 @@ export const refBackend: Backend = {
   linearBackward,
   addBias,
   sumRows,
+  zero,
+  copy,
   add,
   accumulate,
   scale,

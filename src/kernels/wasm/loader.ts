@@ -67,6 +67,8 @@ interface Exports {
   ): void;
   addBias(out: number, bias: number, rows: number, cols: number): void;
   sumRows(out: number, x: number, rows: number, cols: number, scratch: number): void;
+  zero(x: number, n: number): void;
+  copy(dst: number, src: number, n: number): void;
   add(out: number, a: number, b: number, n: number): void;
   accumulate(dst: number, src: number, n: number): void;
   scale(x: number, n: number, s: number): void;
@@ -615,6 +617,16 @@ class WasmKernels implements WasmBackend {
     const p = this.ptrs(out, x);
     if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols, this.scratch(cols * 8)[0] as number);
     else refBackend.sumRows(out, x, rows, cols);
+  }
+  zero(x: FloatArray, n: number): void {
+    const p = this.ptrs(x);
+    if (p) this.x.zero(p[0] as number, n);
+    else refBackend.zero(x, n);
+  }
+  copy(dst: FloatArray, src: FloatArray, n: number): void {
+    const p = this.ptrs(dst, src);
+    if (p) this.x.copy(p[0] as number, p[1] as number, n);
+    else refBackend.copy(dst, src, n);
   }
   add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
     const p = this.ptrs(out, a, b);
