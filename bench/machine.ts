@@ -9,7 +9,9 @@
 // If fma and matmul swing together while clock stays put, the slow minutes come from another tenant
 // sharing the physical core, which no code of ours can change.
 //
-//   node --import tsx bench/machine.ts [--seconds 30]
+//   node --import tsx bench/machine.ts [--seconds 30] [--json]
+// --json: only a summary line of JSON (medians and 5%/95% points), for bench/run.ts, which samples a
+// few seconds in every round of the headline benchmark.
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { loadWasmBackend } from "../src/kernels/wasm/loader.js";
@@ -17,7 +19,8 @@ import { Tensor } from "../src/tensor/tensor.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/machine.ts", ["seconds"]);
+expectArgs("bench/machine.ts", ["seconds"], ["json"]);
+const json = process.argv.includes("--json");
 const seconds = Number(arg("seconds", "30"));
 if (!(seconds > 0)) {
   console.error("bench/machine.ts: --seconds must be a positive number");
@@ -109,11 +112,14 @@ interface Sample {
 }
 const samples: Sample[] = [];
 const t0 = performance.now();
-console.log(`bench/machine.ts: ${seconds} s of samples, probes in turns (~50 ms each); one line per second (medians)`);
-console.log("   s   clock(GHz-eq)   fma GF/s   matmul GF/s   matmul/fma");
+if (!json) {
+  console.log(`bench/machine.ts: ${seconds} s of samples, probes in turns (~50 ms each); one line per second (medians)`);
+  console.log("   s   clock(GHz-eq)   fma GF/s   matmul GF/s   matmul/fma");
+}
 let second = 0;
 let bucket: Sample[] = [];
 const line = (s: Sample[], at: number): void => {
+  if (json) return;
   const c = median(s.map((x) => x.clock));
   const f = median(s.map((x) => x.fma));
   const m = median(s.map((x) => x.matmul));
@@ -175,13 +181,27 @@ const spread = (v: number[]): string => {
   const hi = s[Math.floor(s.length * 0.95)] as number;
   return `5%..95% ${lo.toFixed(2)}..${hi.toFixed(2)} (x${(hi / lo).toFixed(2)}), median ${median(v).toFixed(2)}`;
 };
-console.log(`\n${samples.length} samples`);
-console.log(`clock  GHz-eq  ${spread(col("clock"))}`);
-console.log(`fma    GF/s    ${spread(col("fma"))}`);
-console.log(`matmul GF/s    ${spread(col("matmul"))}`);
-console.log(`matmul / fma per sample: median ${median(samples.map((s) => s.matmul / s.fma)).toFixed(2)}`);
-console.log(
-  `correlation over samples: fma~matmul ${corr(col("fma"), col("matmul")).toFixed(2)}, clock~fma ${corr(col("clock"), col("fma")).toFixed(2)}, clock~matmul ${corr(col("clock"), col("matmul")).toFixed(2)}`,
-);
+const pct = (v: number[], q: number): number => [...v].sort((p, r) => p - r)[Math.floor(v.length * q)] as number;
+if (json) {
+  const summary = (k: keyof Sample) => ({ median: median(col(k)), p5: pct(col(k), 0.05), p95: pct(col(k), 0.95) });
+  console.log(
+    JSON.stringify({
+      seconds,
+      samples: samples.length,
+      clock_ghz: summary("clock"),
+      fma_gflops: summary("fma"),
+      matmul_gflops: summary("matmul"),
+    }),
+  );
+} else {
+  console.log(`\n${samples.length} samples`);
+  console.log(`clock  GHz-eq  ${spread(col("clock"))}`);
+  console.log(`fma    GF/s    ${spread(col("fma"))}`);
+  console.log(`matmul GF/s    ${spread(col("matmul"))}`);
+  console.log(`matmul / fma per sample: median ${median(samples.map((s) => s.matmul / s.fma)).toFixed(2)}`);
+  console.log(
+    `correlation over samples: fma~matmul ${corr(col("fma"), col("matmul")).toFixed(2)}, clock~fma ${corr(col("clock"), col("fma")).toFixed(2)}, clock~matmul ${corr(col("clock"), col("matmul")).toFixed(2)}`,
+  );
+}
 be.dispose?.();
 process.exit(0);

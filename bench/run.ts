@@ -18,7 +18,8 @@
 // to back, the side that goes first alternating. This machine's speed swings by up to 2x from one
 // minute to the next, so one pass can put the two sides in different minutes; per round the best
 // setting of each side gives a ratio, and the table reports each setting's median over the rounds
-// and the median of the per-round ratios.
+// and the median of the per-round ratios. Each round also samples bench/machine.ts for 3 s (what a
+// core gave then: SIMD FMA ceiling, in-cache matmul, clock), printed next to that round's ratio.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -136,12 +137,29 @@ function torchTrainSmall(): Result[] {
 }
 const haveTorch = !argv.includes("--no-pytorch") && spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
 
-/** per round of train-small: every minigpt and PyTorch result of that round */
-const smallRounds: { mini: Result[]; torch: Result[] }[] = [];
+interface MachineState {
+  clock_ghz: { median: number };
+  fma_gflops: { median: number };
+  matmul_gflops: { median: number };
+}
+/** a few seconds of bench/machine.ts: what a core gave at the time (the machine's speed swings) */
+function machineState(): MachineState | null {
+  const p = spawnSync(process.execPath, ["--import", "tsx", "bench/machine.ts", "--seconds", "3", "--json"], {
+    cwd: repoRoot,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (p.status !== 0) return null;
+  const lines = p.stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1] as string) as MachineState;
+}
+
+/** per round of train-small: every minigpt and PyTorch result of that round, and the machine's state */
+const smallRounds: { mini: Result[]; torch: Result[]; machine: MachineState | null }[] = [];
 if (want("train-small")) {
   for (let round = 0; round < rounds; round++) {
     log(`bench: train-small round ${round + 1} of ${rounds}`);
-    const r = { mini: [] as Result[], torch: [] as Result[] };
+    const r = { mini: [] as Result[], torch: [] as Result[], machine: machineState() };
     const runMini = () => {
       // every wasm setting in every round, so that each one's median is over the same minutes
       for (const [t, how] of trainSettings) {
@@ -343,8 +361,12 @@ for (const [i, r] of smallRounds.entries()) {
   const t = [...r.torch].sort((a, b) => a.median_ms - b.median_ms)[0];
   if (!m || !t) continue;
   roundRatios.push(m.median_ms / t.median_ms);
+  const ms = r.machine;
+  const state = ms
+    ? `; a core gave ${fmt(ms.fma_gflops.median)} GF/s of SIMD FMA, ${fmt(ms.matmul_gflops.median)} of in-cache matmul, clock ${fmt(ms.clock_ghz.median, 2)} GHz-eq (bench/machine.ts, 3 s)`
+    : "";
   out.push(
-    `${i === 0 ? "\n" : ""}train-small round ${i + 1}: minigpt ${fmt(m.median_ms)} ms (${miniSetting(m)}), PyTorch ${fmt(t.median_ms)} ms (${torchSetting(t)}), ratio ${fmt(m.median_ms / t.median_ms, 2)}`,
+    `${i === 0 ? "\n" : ""}train-small round ${i + 1}: minigpt ${fmt(m.median_ms)} ms (${miniSetting(m)}), PyTorch ${fmt(t.median_ms)} ms (${torchSetting(t)}), ratio ${fmt(m.median_ms / t.median_ms, 2)}${state}`,
   );
 }
 if (roundRatios.length > 0)
