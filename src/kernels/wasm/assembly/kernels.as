@@ -330,11 +330,13 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
 
 /**
  * out[j0..j1) (+)= Σ_k a(k)·b[k*ldb + j], no packing: one row of out (generation). csA = byte stride
- * of a along k. B streams through row by row, eight rows at a time (then four, then one), so the
- * hardware sees eight sequential streams and has that many misses in flight (walking a column block
- * down K rows with a stride of ldb floats defeats the prefetcher, and a token's matmuls are bound by
- * memory bandwidth; eight rows measured ~10% faster than four); out[j0..j1) stays in L1 between rows,
- * and each pass over it takes two vectors at a time (two independent FMA chains). With ranges > 1 the
+ * of a along k. A token's matmuls are bound by memory bandwidth, so B is read as eight sequential
+ * streams, each a block of K/8 whole rows, one row from every block per pass (then the last K % 8
+ * rows four and one at a time): the hardware has eight streams' misses in flight, and a stream is
+ * long however short B's rows are. (Walking a column block down K rows with a stride of ldb floats
+ * defeats the prefetcher; eight adjacent rows per pass streamed the bigger recipe's MLP projection,
+ * rows of 384 floats, at ~5 GB/s against ~11 now.) out[j0..j1) stays in L1 between passes, and each
+ * pass over it takes two vectors at a time (two independent FMA chains). With ranges > 1 the
  * column ranges [j0, j1) + r·rstride, r < ranges, are done in the same sweep over B's rows (one
  * thread's q, k and v columns), each column with exactly the arithmetic of a one-range call.
  */
@@ -347,16 +349,22 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   if (!add) for (let r = 0; r < ranges; r++) memory.fill(out + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
   let pb0 = b + (<usize>j0 << 2);
   let pa = a;
-  let k = 0;
-  for (; k + 8 <= K; k += 8) {
+  // Eight streams: the rows are cut into eight blocks of Kb = K/8 rows and step i takes row i of
+  // every block, so each stream is a whole block of B (long, sequential) however short a row is.
+  // (Eight adjacent rows at a time restarted the streams every 8 rows: rows of 384 floats streamed
+  // at ~5 GB/s against ~11 for rows of 1536.)
+  const Kb = K >> 3;
+  const rs8 = <usize>Kb * rs; // from one stream to the next in B
+  const cs8 = <usize>Kb * csA; // and in a
+  for (let kk = 0; kk < Kb; kk++) {
     const x0 = v128.load32_splat(pa);
-    const x1 = v128.load32_splat(pa + csA);
-    const x2 = v128.load32_splat(pa + 2 * csA);
-    const x3 = v128.load32_splat(pa + 3 * csA);
-    const x4 = v128.load32_splat(pa + 4 * csA);
-    const x5 = v128.load32_splat(pa + 5 * csA);
-    const x6 = v128.load32_splat(pa + 6 * csA);
-    const x7 = v128.load32_splat(pa + 7 * csA);
+    const x1 = v128.load32_splat(pa + cs8);
+    const x2 = v128.load32_splat(pa + 2 * cs8);
+    const x3 = v128.load32_splat(pa + 3 * cs8);
+    const x4 = v128.load32_splat(pa + 4 * cs8);
+    const x5 = v128.load32_splat(pa + 5 * cs8);
+    const x6 = v128.load32_splat(pa + 6 * cs8);
+    const x7 = v128.load32_splat(pa + 7 * cs8);
     for (let r = 0; r < ranges; r++) {
       const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
       const pb = pb0 + <usize>r * roff;
@@ -366,20 +374,20 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
       while (o < oEnd) {
         let u = madd(x0, v128.load(p0), v128.load(o));
         let w = madd(x0, v128.load(p0, 16), v128.load(o, 16));
-        u = madd(x1, v128.load(p0 + rs), u);
-        w = madd(x1, v128.load(p0 + rs, 16), w);
-        u = madd(x2, v128.load(p0 + 2 * rs), u);
-        w = madd(x2, v128.load(p0 + 2 * rs, 16), w);
-        u = madd(x3, v128.load(p0 + 3 * rs), u);
-        w = madd(x3, v128.load(p0 + 3 * rs, 16), w);
-        u = madd(x4, v128.load(p0 + 4 * rs), u);
-        w = madd(x4, v128.load(p0 + 4 * rs, 16), w);
-        u = madd(x5, v128.load(p0 + 5 * rs), u);
-        w = madd(x5, v128.load(p0 + 5 * rs, 16), w);
-        u = madd(x6, v128.load(p0 + 6 * rs), u);
-        w = madd(x6, v128.load(p0 + 6 * rs, 16), w);
-        u = madd(x7, v128.load(p0 + 7 * rs), u);
-        w = madd(x7, v128.load(p0 + 7 * rs, 16), w);
+        u = madd(x1, v128.load(p0 + rs8), u);
+        w = madd(x1, v128.load(p0 + rs8, 16), w);
+        u = madd(x2, v128.load(p0 + 2 * rs8), u);
+        w = madd(x2, v128.load(p0 + 2 * rs8, 16), w);
+        u = madd(x3, v128.load(p0 + 3 * rs8), u);
+        w = madd(x3, v128.load(p0 + 3 * rs8, 16), w);
+        u = madd(x4, v128.load(p0 + 4 * rs8), u);
+        w = madd(x4, v128.load(p0 + 4 * rs8, 16), w);
+        u = madd(x5, v128.load(p0 + 5 * rs8), u);
+        w = madd(x5, v128.load(p0 + 5 * rs8, 16), w);
+        u = madd(x6, v128.load(p0 + 6 * rs8), u);
+        w = madd(x6, v128.load(p0 + 6 * rs8, 16), w);
+        u = madd(x7, v128.load(p0 + 7 * rs8), u);
+        w = madd(x7, v128.load(p0 + 7 * rs8, 16), w);
         v128.store(o, u);
         v128.store(o, w, 16);
         o += 32;
@@ -387,25 +395,29 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
       }
       if (n4 > n8) {
         let u = madd(x0, v128.load(p0), v128.load(o));
-        u = madd(x1, v128.load(p0 + rs), u);
-        u = madd(x2, v128.load(p0 + 2 * rs), u);
-        u = madd(x3, v128.load(p0 + 3 * rs), u);
-        u = madd(x4, v128.load(p0 + 4 * rs), u);
-        u = madd(x5, v128.load(p0 + 5 * rs), u);
-        u = madd(x6, v128.load(p0 + 6 * rs), u);
-        u = madd(x7, v128.load(p0 + 7 * rs), u);
+        u = madd(x1, v128.load(p0 + rs8), u);
+        u = madd(x2, v128.load(p0 + 2 * rs8), u);
+        u = madd(x3, v128.load(p0 + 3 * rs8), u);
+        u = madd(x4, v128.load(p0 + 4 * rs8), u);
+        u = madd(x5, v128.load(p0 + 5 * rs8), u);
+        u = madd(x6, v128.load(p0 + 6 * rs8), u);
+        u = madd(x7, v128.load(p0 + 7 * rs8), u);
         v128.store(o, u);
       }
       for (let j = n4; j < n; j++) {
         const jo = <usize>j << 2;
         let v = load<f32>(o0 + jo);
-        for (let i = 0; i < 8; i++) v += load<f32>(pa + <usize>i * csA) * load<f32>(pb + <usize>i * rs + jo);
+        for (let i = 0; i < 8; i++) v += load<f32>(pa + <usize>i * cs8) * load<f32>(pb + <usize>i * rs8 + jo);
         store<f32>(o0 + jo, v);
       }
     }
-    pa += 8 * csA;
-    pb0 += 8 * rs;
+    pa += csA;
+    pb0 += rs;
   }
+  // the rows after the eight blocks
+  pa = a + <usize>(8 * Kb) * csA;
+  pb0 = b + (<usize>j0 << 2) + <usize>(8 * Kb) * rs;
+  let k = 8 * Kb;
   for (; k + 4 <= K; k += 4) {
     const x0 = v128.load32_splat(pa);
     const x1 = v128.load32_splat(pa + csA);
