@@ -484,16 +484,25 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   return f32x4.replace_lane(f32x4.replace_lane(v, 2, x * load<f32>(q + 2 * rs)), 3, x * load<f32>(q + 3 * rs));
 }
 
+/** out[j] (+)= v */
+@inline function storeOne(p: usize, v: f32, add: bool): void {
+  store<f32>(p, add ? load<f32>(p) + v : v);
+}
+
 /**
- * out[j0..j1) (+)= a · bᵀ for one row a (K) and b (N,K): eight dot products at a time (then four,
- * then one), so a's loads are shared and eight rows of b stream at once (~14% faster than four on
- * the GPT-2 LM head).
+ * out[j0..j1) (+)= a · bᵀ for one row a (K) and b (N,K): eight dot products at a time, so a's loads
+ * are shared and eight rows of b stream at once. As in rowTimesB, the eight are not adjacent: the
+ * rows j0..j1 are cut into eight blocks of n/8 and a pass takes one row from each, so every stream
+ * runs through a whole block (eight adjacent rows per pass read the GPT-2 LM head, rows of 768
+ * floats, at ~7 GB/s); then the last n % 8 rows four and one at a time.
  */
 function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, add: bool): void {
   const rs = <usize>K << 2;
   const K4 = K & ~3;
-  let j = j0;
-  for (; j + 8 <= j1; j += 8) {
+  const nb = (j1 - j0) >> 3;
+  const bs = <usize>nb * rs; // from one stream to the next in b
+  const os = <usize>nb << 2; // and in out
+  for (let j = j0; j < j0 + nb; j++) {
     const p0 = b + <usize>j * rs;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
     let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
@@ -503,25 +512,33 @@ function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, ad
       const x = v128.load(a + ko);
       const q = p0 + ko;
       s0 = madd(x, v128.load(q), s0);
-      s1 = madd(x, v128.load(q + rs), s1);
-      s2 = madd(x, v128.load(q + 2 * rs), s2);
-      s3 = madd(x, v128.load(q + 3 * rs), s3);
-      s4 = madd(x, v128.load(q + 4 * rs), s4);
-      s5 = madd(x, v128.load(q + 5 * rs), s5);
-      s6 = madd(x, v128.load(q + 6 * rs), s6);
-      s7 = madd(x, v128.load(q + 7 * rs), s7);
+      s1 = madd(x, v128.load(q + bs), s1);
+      s2 = madd(x, v128.load(q + 2 * bs), s2);
+      s3 = madd(x, v128.load(q + 3 * bs), s3);
+      s4 = madd(x, v128.load(q + 4 * bs), s4);
+      s5 = madd(x, v128.load(q + 5 * bs), s5);
+      s6 = madd(x, v128.load(q + 6 * bs), s6);
+      s7 = madd(x, v128.load(q + 7 * bs), s7);
     }
     let r = hsum4(s0, s1, s2, s3);
     let r2 = hsum4(s4, s5, s6, s7);
     for (; k < K; k++) {
       const ko = <usize>k << 2;
       const x = load<f32>(a + ko);
-      r = f32x4.add(r, tail4(x, p0 + ko, rs));
-      r2 = f32x4.add(r2, tail4(x, p0 + 4 * rs + ko, rs));
+      r = f32x4.add(r, tail4(x, p0 + ko, bs));
+      r2 = f32x4.add(r2, tail4(x, p0 + 4 * bs + ko, bs));
     }
-    storeVec(out + (<usize>j << 2), r, add);
-    storeVec(out + (<usize>j << 2) + 16, r2, add);
+    const o = out + (<usize>j << 2);
+    storeOne(o, f32x4.extract_lane(r, 0), add);
+    storeOne(o + os, f32x4.extract_lane(r, 1), add);
+    storeOne(o + 2 * os, f32x4.extract_lane(r, 2), add);
+    storeOne(o + 3 * os, f32x4.extract_lane(r, 3), add);
+    storeOne(o + 4 * os, f32x4.extract_lane(r2, 0), add);
+    storeOne(o + 5 * os, f32x4.extract_lane(r2, 1), add);
+    storeOne(o + 6 * os, f32x4.extract_lane(r2, 2), add);
+    storeOne(o + 7 * os, f32x4.extract_lane(r2, 3), add);
   }
+  let j = j0 + 8 * nb;
   for (; j + 4 <= j1; j += 4) {
     const p0 = b + <usize>j * rs;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
