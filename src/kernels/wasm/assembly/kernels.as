@@ -349,10 +349,7 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   if (!add) for (let r = 0; r < ranges; r++) memory.fill(out + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
   let pb0 = b + (<usize>j0 << 2);
   let pa = a;
-  // Eight streams: the rows are cut into eight blocks of Kb = K/8 rows and step i takes row i of
-  // every block, so each stream is a whole block of B (long, sequential) however short a row is.
-  // (Eight adjacent rows at a time restarted the streams every 8 rows: rows of 384 floats streamed
-  // at ~5 GB/s against ~11 for rows of 1536.)
+  // the eight streams (see above): block i holds rows i·Kb .. (i+1)·Kb - 1
   const Kb = K >> 3;
   const rs8 = <usize>Kb * rs; // from one stream to the next in B
   const cs8 = <usize>Kb * csA; // and in a
@@ -560,9 +557,7 @@ function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, ad
     storeVec(out + (<usize>j << 2), r, add);
   }
   for (; j < j1; j++) {
-    const s = dot(a, b + <usize>j * rs, K);
-    const p = out + (<usize>j << 2);
-    store<f32>(p, add ? load<f32>(p) + s : s);
+    storeOne(out + (<usize>j << 2), dot(a, b + <usize>j * rs, K), add);
   }
 }
 
@@ -1187,6 +1182,15 @@ export function attentionScratchBytes(T: i32, C: i32, nh: i32): i32 {
 }
 
 /**
+ * The lanes of the last vector of a row of n floats (n >= 1) that lie inside the row: all ones where
+ * (nv-1)·4 + lane < n, nv = the row's vector count. Causal rows end mid-vector in 3 of 4 cases.
+ */
+@inline function lastVectorMask(n: i32): v128 {
+  const nv = (n + 3) >> 2;
+  return i32x4.lt_s(i32x4.add(i32x4(0, 1, 2, 3), i32x4.splat((nv - 1) << 2)), i32x4.splat(n));
+}
+
+/**
  * Row of causal scores s[0..jEnd) (jEnd a multiple of 4 and >= n): s[j] = softmax(s[0..n))[j] for
  * j < n and 0 up to jEnd; returns log Σ exp(s[j]) (the row's lse). Whole vectors only: the lanes
  * j >= n of the last one are masked, so a row of any length costs no scalar exp (rows are short:
@@ -1195,8 +1199,7 @@ export function attentionScratchBytes(T: i32, C: i32, nh: i32): i32 {
 function causalSoftmaxRow(row: usize, n: i32, jEnd: i32): f32 {
   const nv = (n + 3) >> 2;
   const last = <usize>(nv - 1) << 4; // bytes
-  // lanes of the last vector that are inside the row
-  const keep = i32x4.lt_s(i32x4.add(i32x4(0, 1, 2, 3), i32x4.splat((nv - 1) << 2)), i32x4.splat(n));
+  const keep = lastVectorMask(n);
   const ninf = f32x4.splat(-Infinity);
   let mv = v128.bitselect(v128.load(row + last), ninf, keep);
   for (let o: usize = 0; o < last; o += 16) mv = f32x4.max(mv, v128.load(row + o));
@@ -1343,7 +1346,7 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
           v128.store(pr + o, p);
           v128.store(dr + o, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dr + o), Dv)), sv));
         }
-        const keep = i32x4.lt_s(i32x4.add(i32x4(0, 1, 2, 3), i32x4.splat((nv - 1) << 2)), i32x4.splat(n));
+        const keep = lastVectorMask(n);
         const p = v128.and(vexp(f32x4.sub(v128.load(pr + last), lv)), keep);
         v128.store(pr + last, p);
         v128.store(dr + last, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dr + last), Dv)), sv));
