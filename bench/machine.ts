@@ -14,8 +14,10 @@
 // few seconds in every round of the headline benchmark.
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
+import { refBackend } from "../src/kernels/ref/index.js";
 import { loadWasmBackend } from "../src/kernels/wasm/loader.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { difference } from "../tests/kernel-data.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
@@ -63,46 +65,47 @@ const b = Tensor.fromArray(
 );
 const out = Tensor.zeros([M, N]);
 
-/** run `fn(n)` with n doubling until one call takes >= ms; returns units of work per second of the last call */
-function rate(fn: (n: number) => unknown, units: (n: number) => number, ms: number, start: number): [number, number] {
-  let n = start;
+// checked against the reference before it is timed, as every benchmark here does
+const want = Tensor.zeros([M, N]);
+refBackend.matmul(want.data, a.data, b.data, M, K, N, false);
+be.matmul(out.data, a.data, b.data, M, K, N, false);
+const { worst } = difference(out.data, want.data, 0, 1e-6 * K);
+if (worst > 1) {
+  console.error("bench/machine.ts: the wasm matmul disagrees with the reference; not timing it");
+  process.exit(1);
+}
+
+/** a probe: run(n) does n units of its work; flops(n) (or steps, for the chain) is what it counts */
+interface Probe {
+  run: (n: number) => void;
+  count: (n: number) => number;
+  /** the n whose call took ~50 ms last time (calibrated on the fly) */
+  n: number;
+}
+let sink = 0;
+const chainProbe: Probe = { run: (n) => void (sink += probe.latencyChain(n, 7)), count: (n) => n, n: 1 << 16 };
+const fmaProbe: Probe = { run: (n) => void (sink += probe.fmaChains(n, 1)), count: (n) => n * 10 * 8, n: 1 << 14 };
+const matmulProbe: Probe = {
+  run: (n) => {
+    for (let r = 0; r < n; r++) be.matmul(out.data, a.data, b.data, M, K, N, false);
+  },
+  count: (n) => n * 2 * M * K * N,
+  n: 1,
+};
+
+/** Run the probe with n growing (x2 to x8) until one call takes >= 50 ms; returns its count per second. */
+function rate(p: Probe): number {
   for (;;) {
     const t0 = performance.now();
-    fn(n);
+    p.run(p.n);
     const dt = performance.now() - t0;
-    if (dt >= ms) return [units(n) / (dt / 1000), n];
-    n *= dt > 0 ? Math.min(8, Math.max(2, ms / dt)) : 8;
-    n = Math.ceil(n);
+    if (dt >= 50) return p.count(p.n) / (dt / 1000);
+    p.n = Math.ceil(p.n * (dt > 0 ? Math.min(8, Math.max(2, 50 / dt)) : 8));
   }
 }
 
-let nChain = 1 << 16;
-let nFma = 1 << 14;
-let nMm = 1;
-let sink = 0;
 // warm-up: tier the probes and the kernel up to their optimized code
-for (let i = 0; i < 3; i++) {
-  [, nChain] = rate(
-    (n) => (sink += probe.latencyChain(n, i)),
-    (n) => n,
-    50,
-    nChain,
-  );
-  [, nFma] = rate(
-    (n) => (sink += probe.fmaChains(n, i)),
-    (n) => n,
-    50,
-    nFma,
-  );
-  [, nMm] = rate(
-    (n) => {
-      for (let r = 0; r < n; r++) be.matmul(out.data, a.data, b.data, M, K, N, false);
-    },
-    (n) => n,
-    50,
-    nMm,
-  );
-}
+for (let i = 0; i < 3; i++) for (const p of [chainProbe, fmaProbe, matmulProbe]) rate(p);
 
 interface Sample {
   t: number;
@@ -128,26 +131,9 @@ const line = (s: Sample[], at: number): void => {
   );
 };
 while (performance.now() - t0 < seconds * 1000) {
-  const [chain] = rate(
-    (n) => (sink += probe.latencyChain(n, 7)),
-    (n) => n,
-    50,
-    nChain,
-  );
-  const [fma] = rate(
-    (n) => (sink += probe.fmaChains(n, 1)),
-    (n) => n * 10 * 8,
-    50,
-    nFma,
-  );
-  const [mm] = rate(
-    (n) => {
-      for (let r = 0; r < n; r++) be.matmul(out.data, a.data, b.data, M, K, N, false);
-    },
-    (n) => n * 2 * M * K * N,
-    50,
-    nMm,
-  );
+  const chain = rate(chainProbe);
+  const fma = rate(fmaProbe);
+  const mm = rate(matmulProbe);
   const s: Sample = { t: (performance.now() - t0) / 1000, clock: (chain * 4) / 1e9, fma: fma / 1e9, matmul: mm / 1e9 };
   samples.push(s);
   bucket.push(s);
@@ -175,13 +161,12 @@ function corr(x: number[], y: number[]): number {
   return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : 0;
 }
 const col = (k: keyof Sample): number[] => samples.map((s) => s[k]);
+const pct = (v: number[], q: number): number => [...v].sort((p, r) => p - r)[Math.floor(v.length * q)] as number;
 const spread = (v: number[]): string => {
-  const s = [...v].sort((p, q) => p - q);
-  const lo = s[Math.floor(s.length * 0.05)] as number;
-  const hi = s[Math.floor(s.length * 0.95)] as number;
+  const lo = pct(v, 0.05);
+  const hi = pct(v, 0.95);
   return `5%..95% ${lo.toFixed(2)}..${hi.toFixed(2)} (x${(hi / lo).toFixed(2)}), median ${median(v).toFixed(2)}`;
 };
-const pct = (v: number[], q: number): number => [...v].sort((p, r) => p - r)[Math.floor(v.length * q)] as number;
 if (json) {
   const summary = (k: keyof Sample) => ({ median: median(col(k)), p5: pct(col(k), 0.05), p95: pct(col(k), 0.95) });
   console.log(
