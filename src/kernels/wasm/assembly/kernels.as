@@ -674,8 +674,48 @@ export function addBias(out: usize, bias: usize, rows: i32, cols: i32): void {
 export function sumRows(out: usize, x: usize, rows: i32, cols: i32, scratch: usize): void {
   memory.fill(scratch, 0, <usize>cols << 3);
   const c4 = cols & ~3;
+  const stride = <usize>cols << 2;
   let p = x;
-  for (let r = 0; r < rows; r++) {
+  let r = 0;
+  // four rows per pass over the f64 sums: each sum is loaded and stored once per four rows (not once
+  // per row), and still gets the rows added one at a time in order, so the result is the same
+  for (; r + 4 <= rows; r += 4) {
+    let a = scratch;
+    let q = p;
+    const e = p + (<usize>c4 << 2);
+    while (q < e) {
+      const v0 = v128.load(q);
+      const v1 = v128.load(q + stride);
+      const v2 = v128.load(q + 2 * stride);
+      const v3 = v128.load(q + 3 * stride);
+      let lo = v128.load(a);
+      let hi = v128.load(a, 16);
+      lo = f64x2.add(lo, f64x2.promote_low_f32x4(v0));
+      hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(v0, v0, 2, 3, 2, 3)));
+      lo = f64x2.add(lo, f64x2.promote_low_f32x4(v1));
+      hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(v1, v1, 2, 3, 2, 3)));
+      lo = f64x2.add(lo, f64x2.promote_low_f32x4(v2));
+      hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(v2, v2, 2, 3, 2, 3)));
+      lo = f64x2.add(lo, f64x2.promote_low_f32x4(v3));
+      hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(v3, v3, 2, 3, 2, 3)));
+      v128.store(a, lo);
+      v128.store(a, hi, 16);
+      q += 16;
+      a += 32;
+    }
+    for (let c = c4; c < cols; c++) {
+      const o = <usize>c << 2;
+      let s = load<f64>(a);
+      s += <f64>load<f32>(p + o);
+      s += <f64>load<f32>(p + stride + o);
+      s += <f64>load<f32>(p + 2 * stride + o);
+      s += <f64>load<f32>(p + 3 * stride + o);
+      store<f64>(a, s);
+      a += 8;
+    }
+    p += 4 * stride;
+  }
+  for (; r < rows; r++) {
     let a = scratch;
     const e = p + (<usize>c4 << 2);
     while (p < e) {
