@@ -83,8 +83,20 @@ interface Probe {
   n: number;
 }
 let sink = 0;
-const chainProbe: Probe = { run: (n) => void (sink += probe.latencyChain(n, 7)), count: (n) => n, n: 1 << 16 };
-const fmaProbe: Probe = { run: (n) => void (sink += probe.fmaChains(n, 1)), count: (n) => n * 10 * 8, n: 1 << 14 };
+const chainProbe: Probe = {
+  run: (n) => {
+    sink += probe.latencyChain(n, 7);
+  },
+  count: (n) => n,
+  n: 1 << 16,
+};
+const fmaProbe: Probe = {
+  run: (n) => {
+    sink += probe.fmaChains(n, 1);
+  },
+  count: (n) => n * 10 * 8,
+  n: 1 << 14,
+};
 const matmulProbe: Probe = {
   run: (n) => {
     for (let r = 0; r < n; r++) be.matmul(out.data, a.data, b.data, M, K, N, false);

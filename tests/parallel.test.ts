@@ -138,3 +138,41 @@ test("data-parallel dropout: the same dropout PRNG state gives the same loss and
   assert.equal(await DataParallel.create(model, 1), null);
   assert.ok(heap().stats().liveBytes > 0);
 });
+
+test("two threads sharing matmuls (the one that finishes first does halves of the other's) give bit-identical gradients", async () => {
+  // big enough for matmuls to be offered (>= 8 MFLOP); 3 rows: this thread has 2, the replica 1, so
+  // the replica waits for this thread and takes work from it
+  const big = makeConfig({ vocabSize: 37, nLayer: 2, nHead: 4, nEmbd: 128, blockSize: 64, dropout: 0 });
+  const model = new GPT(big, 5);
+  const rng = new Rng(9);
+  const x = Tensor.ints(
+    Int32Array.from({ length: 3 * 64 }, () => Math.floor(rng.random() * 37)),
+    [3, 64],
+  );
+  const y = Tensor.ints(
+    Int32Array.from({ length: 3 * 64 }, () => Math.floor(rng.random() * 37)),
+    [3, 64],
+  );
+  const plain = await DataParallel.create(model, 2, { shareMatmuls: false });
+  const sharing = await DataParallel.create(model, 2);
+  assert.ok(plain && sharing);
+  try {
+    model.zeroGrad();
+    const want = plain.forwardBackward(x, y, 1);
+    const g1 = grads(model);
+    assert.deepEqual(plain.shared, { helped: 0, taken: 0 });
+    // whether the replica takes a half depends on timing: try until it did (the result may not vary)
+    for (let i = 0; i < 20 && (i < 3 || sharing.shared.taken === 0); i++) {
+      model.zeroGrad();
+      const got = sharing.forwardBackward(x, y, 1);
+      assert.equal(got, want, "loss");
+      const g2 = grads(model);
+      for (const [n, a] of g1) assert.deepEqual(g2.get(n), a, `gradient of ${n}`);
+    }
+    console.log(`# sharing: ${JSON.stringify(sharing.shared)} (halves this thread did for the replica, the replica for this thread)`);
+    assert.ok(sharing.shared.taken > 0, "the replica never took a matmul half while it waited");
+  } finally {
+    plain.dispose();
+    sharing.dispose();
+  }
+});

@@ -12,6 +12,9 @@
  * The result is the gradient of the mean loss over the whole micro-batch, as on one thread: replica i
  * seeds its backward with scale·n_i/n, n_i its rows' counted targets (not -1) and n all of them.
  * Only the order of float additions differs from one thread; a given thread count is deterministic.
+ * With two threads, the one that finishes its rows first does halves of the other's big matmuls
+ * instead of waiting (src/kernels/wasm/peer.ts); that changes who computes which rows, never the
+ * arithmetic, so the step is bit-identical with or without it.
  * Dropout: each replica's mask stream is seeded from the caller's dropout PRNG, so checkpoints that
  * save that PRNG still resume bit-exactly.
  *
@@ -21,6 +24,7 @@
 import { backend } from "../kernels/index.js";
 import { nextSeq, post, waitDone } from "../kernels/wasm/handshake.js";
 import type { WasmBackend } from "../kernels/wasm/loader.js";
+import { PEER_BYTES, PeerLink } from "../kernels/wasm/peer.js";
 import type { GPT } from "../nn/gpt.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import type { Rng } from "../random.js";
@@ -42,6 +46,8 @@ interface Replica {
   seq: number;
   /** the replica's gradient of each parameter (views of its buffers), in model.params order */
   grads: Tensor[];
+  /** with one replica: the link through which it and this thread share matmuls (src/kernels/wasm/peer.ts) */
+  peer: PeerLink | null;
 }
 
 /** Sum a micro-batch's counted targets (not IGNORE_INDEX) in rows [r0, r1) of y (B,T). */
@@ -51,11 +57,25 @@ function countTargets(y: Int32Array, T: number, r0: number, r1: number): number 
   return n;
 }
 
+export interface DataParallelOptions {
+  /**
+   * With two threads, the one that finishes its rows first does half of each big matmul of the
+   * other (src/kernels/wasm/peer.ts; results are bit-identical either way). Default true.
+   */
+  shareMatmuls?: boolean;
+}
+
 export class DataParallel {
   private constructor(
     private readonly model: GPT,
     private readonly replicas: Replica[],
   ) {}
+
+  /** matmul halves this thread did for the replica, and the replica for this thread, so far */
+  get shared(): { helped: number; taken: number } {
+    const link = this.replicas[0]?.peer;
+    return { helped: link?.helped ?? 0, taken: link?.taken ?? 0 };
+  }
 
   /** threads running the model (this one included) */
   get threads(): number {
@@ -67,7 +87,7 @@ export class DataParallel {
    * thread), no worker_threads (not Node) or the backend is not wasm (ref tensors are still heap
    * tensors, but the point is speed).
    */
-  static async create(model: GPT, threads: number): Promise<DataParallel | null> {
+  static async create(model: GPT, threads: number, options: DataParallelOptions = {}): Promise<DataParallel | null> {
     if (threads <= 1 || backend().name !== "wasm") return null;
     if (typeof process === "undefined" || !process.versions?.node) return null;
     const { Worker } = await import("node:worker_threads");
@@ -83,7 +103,10 @@ export class DataParallel {
     try {
       for (let r = 1; r < threads; r++) {
         const ctrl = new SharedArrayBuffer(CTRL_BYTES);
-        const workerData = { memory: heap().memory, config: model.config, params, ctrl };
+        // two threads share matmuls while one waits for the other; with more, each would need a link
+        // to every other, and this machine has two cores
+        const peerBuffer = threads === 2 && options.shareMatmuls !== false ? new SharedArrayBuffer(PEER_BYTES) : null;
+        const workerData = { memory: heap().memory, config: model.config, params, ctrl, peerBuffer };
         const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
         const grads = await new Promise<[string, number][]>((resolve, reject) => {
           worker.once("message", (m: { grads?: [string, number][]; error?: string }) =>
@@ -100,6 +123,7 @@ export class DataParallel {
           text: new Uint8Array(ctrl, 256, 1024),
           seq: 0,
           grads: [...model.params].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32")),
+          peer: peerBuffer ? new PeerLink(peerBuffer, 0) : null,
         });
       }
     } catch (e) {
@@ -140,6 +164,7 @@ export class DataParallel {
       rep.i32[2] = CMD_STEP;
       rep.seq = nextSeq(rep.seq);
       post(rep.i32, rep.seq);
+      rep.peer?.ringOther();
       started.push(rep);
     }
 
@@ -148,6 +173,8 @@ export class DataParallel {
     const n0 = counts[0] as number;
     const be = backend() as Partial<WasmBackend>;
     const before = be.useThreads?.(1);
+    const peer = started.length === 1 ? (started[0] as Replica).peer : null;
+    be.setPeer?.(peer);
     let error: unknown = null;
     try {
       if (n0 > 0) {
@@ -163,12 +190,21 @@ export class DataParallel {
     } catch (e) {
       error = e;
     } finally {
+      be.setPeer?.(null);
       if (before !== undefined) be.useThreads?.(before);
     }
 
     // collect: wait for each replica, then add its gradients into the model's
     const failures: string[] = [];
     for (const rep of started) {
+      // with a link, help the replica with its matmuls until it is done
+      if (rep.peer && be.runPeerTask) {
+        const run = be.runPeerTask.bind(be);
+        rep.peer.helpWhile(
+          () => Atomics.load(rep.i32, 1) === rep.seq,
+          (kernel, args) => run(kernel, args),
+        );
+      }
       waitDone(rep.i32, rep.seq);
       if (rep.i32[3] !== 0) {
         const end = rep.text.indexOf(0);
@@ -197,6 +233,7 @@ export class DataParallel {
       rep.i32[2] = CMD_EXIT;
       rep.seq = nextSeq(rep.seq);
       post(rep.i32, rep.seq);
+      rep.peer?.ringOther();
       void rep.worker.terminate();
     }
     this.replicas.length = 0;

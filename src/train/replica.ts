@@ -7,6 +7,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { useBackend } from "../kernels/index.js";
 import { finish, waitTask } from "../kernels/wasm/handshake.js";
+import type { WasmBackend } from "../kernels/wasm/loader.js";
+import { PeerLink } from "../kernels/wasm/peer.js";
 import type { GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
@@ -19,17 +21,22 @@ interface ReplicaData {
   config: GPTConfig;
   params: [string, number, number[]][];
   ctrl: SharedArrayBuffer;
+  /** with two threads: the link to the main thread for sharing matmuls (src/kernels/wasm/peer.ts) */
+  peerBuffer: SharedArrayBuffer | null;
 }
 
 const port = parentPort;
 if (!port) throw new Error("replica.ts runs as a worker thread (see parallel.ts)");
-const { memory, config, params, ctrl } = workerData as ReplicaData;
+const { memory, config, params, ctrl, peerBuffer } = workerData as ReplicaData;
+const peer = peerBuffer ? new PeerLink(peerBuffer, 1) : null;
 
 let model: GPT;
+let be: WasmBackend;
 try {
   attachHeap(memory);
   // one thread: the other threads of the process are the other replicas
-  await useBackend("wasm", { threads: 1 });
+  be = (await useBackend("wasm", { threads: 1 })) as WasmBackend;
+  be.setPeer(peer);
   model = new GPT(config, 0, new Map(params.map(([name, ptr, shape]) => [name, Tensor.view(ptr, shape, "f32", true)])));
   const grads: [string, number][] = [...model.params].map(([name, t]) => [name, t.ensureGrad().ptr]);
   port.postMessage({ grads });
@@ -42,7 +49,10 @@ const i32 = new Int32Array(ctrl, 0, 4);
 const f64 = new Float64Array(ctrl, 64, 8);
 const text = new Uint8Array(ctrl, 256, 1024);
 let seen = 0;
+const help = (kernel: number, args: Float64Array) => be.runPeerTask(kernel, args);
 for (;;) {
+  // waiting for the next micro-batch: help the main thread with its matmuls meanwhile
+  peer?.helpWhile(() => Atomics.load(i32, 0) !== seen, help);
   const seq = waitTask(i32, seen);
   seen = seq;
   if (i32[2] === CMD_EXIT) break;
@@ -65,4 +75,5 @@ for (;;) {
     i32[3] = 1;
   }
   finish(i32, seq);
+  peer?.ringOther();
 }

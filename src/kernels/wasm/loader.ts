@@ -15,6 +15,7 @@ import { heap } from "../../tensor/memory.js";
 import type { Backend, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
+import type { PeerLink } from "./peer.js";
 import { defaultThreads, inNode } from "./platform.js";
 import { WorkerPool } from "./pool.js";
 
@@ -33,6 +34,13 @@ export interface WasmBackend extends Backend {
    * threads of the process run kernels of their own); returns the previous limit.
    */
   useThreads(n: number): number;
+  /**
+   * Data-parallel training: while `link`'s other thread waits, offer it half of each big matmul
+   * (null: stop). For a backend running on one thread, as the data-parallel halves do.
+   */
+  setPeer(link: PeerLink | null): void;
+  /** Do a kernel call the other data-parallel thread offered (PeerLink.helpWhile's exec). */
+  runPeerTask(kernel: number, args: Float64Array): void;
 }
 
 interface Exports {
@@ -224,6 +232,16 @@ const PARALLEL_ROWS_B_SPIN = 1 << 19;
  */
 const WAKE_FLOATS = 1 << 17;
 
+/**
+ * offer half of a matmul to the waiting data-parallel thread from this many flops on (its wake-up
+ * costs ~100-300 µs here; the recipe's smallest offered matmul, 384x128x128, takes ~0.5 ms)
+ */
+const PEER_FLOPS = 8e6;
+/** PeerLink kernel index of matmul, its argument count and where its scratch pointer is */
+const PEER_MATMUL = 0;
+const MM_ARGS = 11;
+const MM_SCRATCH_ARG = 9;
+
 /** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
 const PARALLEL_FLOPS = 2e6;
 
@@ -325,6 +343,7 @@ class WasmKernels implements WasmBackend {
   readonly name = "wasm";
   readonly stats = { fast: 0, fallback: 0, parallel: 0 };
   private pool: WorkerPool | null;
+  private peer: PeerLink | null = null;
   private threadsUsable: number;
   /** per-thread scratch: pointer and size in bytes */
   private scratchPtr: number[] = [];
@@ -502,7 +521,30 @@ class WasmKernels implements WasmBackend {
       this.mmRows(kind, po, pa, pb, M, K, N, acc, pbias);
       return;
     }
-    this.parallel("matmul", this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, this.mmParts(M, 2 * M * K * N), 0));
+    const flops = 2 * M * K * N;
+    const parts = this.mmParts(M, flops);
+    if (parts === 1 && this.peer && flops >= PEER_FLOPS && M >= 12 && this.peer.otherIdle()) {
+      // the other data-parallel thread is waiting: offer it the second half of the rows (from M = 12
+      // both parts have >= 4 rows and start on a multiple of 4, so the result is bit-identical to
+      // one call: a part of < 4 rows would take matmulRows' other summation order; see peer.ts)
+      const [mine, theirs] = this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, 2, 0) as [number[], number[]];
+      theirs[MM_SCRATCH_ARG] = mine[MM_SCRATCH_ARG] as number;
+      const f = this.x.matmul as unknown as (...a: number[]) => void;
+      this.peer.share(PEER_MATMUL, mine, theirs, (a) => f(...a));
+      return;
+    }
+    this.parallel("matmul", this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, parts, 0));
+  }
+
+  setPeer(link: PeerLink | null): void {
+    this.peer = link;
+  }
+
+  runPeerTask(kernel: number, args: Float64Array): void {
+    if (kernel !== PEER_MATMUL) throw new Error(`peer task: unknown kernel ${kernel}`);
+    const a = Array.from(args.subarray(0, MM_ARGS));
+    a[MM_SCRATCH_ARG] = this.scratch(0)[0] as number;
+    (this.x.matmul as unknown as (...v: number[]) => void)(...a);
   }
 
   /**
@@ -589,6 +631,7 @@ class WasmKernels implements WasmBackend {
   ): void {
     const flops = 2 * M * K * N;
     const p = dx && dw && M >= 4 && this.threadsUsable > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
+    const q = !p && dx && dw && this.peer && flops >= PEER_FLOPS && M >= 4 && this.peer.otherIdle() ? this.ptrs(dx, dw, dy, x, w) : null;
     if (p) {
       // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
       // each on its own half of the threads, in one round trip
@@ -599,6 +642,14 @@ class WasmKernels implements WasmBackend {
         ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.threadsUsable - half, Math.max(1, Math.floor(K / 8))), half),
       ];
       this.parallel("matmul", tasks);
+    } else if (q && this.peer) {
+      // the other data-parallel thread is waiting: offer it dw whole while this thread does dx (each
+      // is one call wherever it runs, so the result is that of the two calls below)
+      const [pdx, pdw, pdy, px, pw] = q as [number, number, number, number, number];
+      const [mine] = this.mmTasks(1, pdx, pdy, pw, M, N, K, true, 0, 1, 0) as [number[]];
+      const [theirs] = this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, 1, 0) as [number[]];
+      const f = this.x.matmul as unknown as (...a: number[]) => void;
+      this.peer.share(PEER_MATMUL, mine, theirs, (a) => f(...a));
     } else {
       if (dx) this.mm(1, dx, dy, w, M, N, K, true);
       if (dw) this.mm(2, dw, x, dy, K, M, N, true);
