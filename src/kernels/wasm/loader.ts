@@ -233,14 +233,20 @@ const PARALLEL_ROWS_B_SPIN = 1 << 19;
 const WAKE_FLOATS = 1 << 17;
 
 /**
- * offer half of a matmul to the waiting data-parallel thread from this many flops on (its wake-up
- * costs ~100-300 µs here; the recipe's smallest offered matmul, 384x128x128, takes ~0.5 ms)
+ * offer half of a call to the waiting data-parallel thread from this many flops on (~0.1-0.3 ms of
+ * work; the waiting thread looks for work without sleeping, so it starts within microseconds)
  */
-const PEER_FLOPS = 8e6;
-/** PeerLink kernel index of matmul, its argument count and where its scratch pointer is */
-const PEER_MATMUL = 0;
-const MM_ARGS = 11;
-const MM_SCRATCH_ARG = 9;
+const PEER_FLOPS = 4e6;
+/**
+ * kernels one data-parallel thread may do for the other (their index in POOL_KERNELS is the PeerLink
+ * kernel id): their argument count and which argument is the scratch pointer, which the thread doing
+ * the call replaces with its own. Each is split where the result does not depend on the split.
+ */
+const PEER_KERNELS: Partial<Record<PoolKernel, readonly [args: number, scratch: number]>> = {
+  matmul: [11, 9],
+  attentionForward: [10, 9],
+  attentionBackward: [12, 11],
+};
 
 /** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
 const PARALLEL_FLOPS = 2e6;
@@ -523,14 +529,12 @@ class WasmKernels implements WasmBackend {
     }
     const flops = 2 * M * K * N;
     const parts = this.mmParts(M, flops);
-    if (parts === 1 && this.peer && flops >= PEER_FLOPS && M >= 12 && this.peer.otherIdle()) {
-      // the other data-parallel thread is waiting: offer it the second half of the rows (from M = 12
-      // both parts have >= 4 rows and start on a multiple of 4, so the result is bit-identical to
-      // one call: a part of < 4 rows would take matmulRows' other summation order; see peer.ts)
+    if (parts === 1 && M >= 12 && this.peerWaiting(flops)) {
+      // offer the second half of the rows: from M = 12 both parts have >= 4 rows and start on a
+      // multiple of 4, so the result is bit-identical to one call (a part of < 4 rows would take
+      // matmulRows' other summation order)
       const [mine, theirs] = this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, 2, 0) as [number[], number[]];
-      theirs[MM_SCRATCH_ARG] = mine[MM_SCRATCH_ARG] as number;
-      const f = this.x.matmul as unknown as (...a: number[]) => void;
-      this.peer.share(PEER_MATMUL, mine, theirs, (a) => f(...a));
+      this.share("matmul", mine, theirs);
       return;
     }
     this.parallel("matmul", this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, parts, 0));
@@ -540,11 +544,24 @@ class WasmKernels implements WasmBackend {
     this.peer = link;
   }
 
+  /** is the other data-parallel thread waiting, and a call of `flops` worth offering to it? */
+  private peerWaiting(flops: number): boolean {
+    return this.peer !== null && flops >= PEER_FLOPS && this.peer.otherIdle();
+  }
+
+  /** Run fn on `mine` and offer `theirs` to the other data-parallel thread (see peer.ts). */
+  private share(fn: PoolKernel, mine: number[], theirs: number[]): void {
+    const f = this.x[fn] as unknown as (...a: number[]) => void;
+    (this.peer as PeerLink).share(POOL_KERNELS.indexOf(fn), mine, theirs, (a) => f(...a));
+  }
+
   runPeerTask(kernel: number, args: Float64Array): void {
-    if (kernel !== PEER_MATMUL) throw new Error(`peer task: unknown kernel ${kernel}`);
-    const a = Array.from(args.subarray(0, MM_ARGS));
-    a[MM_SCRATCH_ARG] = this.scratch(0)[0] as number;
-    (this.x.matmul as unknown as (...v: number[]) => void)(...a);
+    const fn = POOL_KERNELS[kernel];
+    const shape = fn && PEER_KERNELS[fn];
+    if (!fn || !shape) throw new Error(`data-parallel peer: kernel ${kernel} cannot be shared`);
+    const a = Array.from(args.subarray(0, shape[0]));
+    a[shape[1]] = this.scratch(0)[0] as number;
+    (this.x[fn] as unknown as (...v: number[]) => void)(...a);
   }
 
   /**
@@ -631,7 +648,7 @@ class WasmKernels implements WasmBackend {
   ): void {
     const flops = 2 * M * K * N;
     const p = dx && dw && M >= 4 && this.threadsUsable > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
-    const q = !p && dx && dw && this.peer && flops >= PEER_FLOPS && M >= 4 && this.peer.otherIdle() ? this.ptrs(dx, dw, dy, x, w) : null;
+    const q = !p && dx && dw && M >= 4 && this.peerWaiting(flops) ? this.ptrs(dx, dw, dy, x, w) : null;
     if (p) {
       // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
       // each on its own half of the threads, in one round trip
@@ -642,14 +659,13 @@ class WasmKernels implements WasmBackend {
         ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.threadsUsable - half, Math.max(1, Math.floor(K / 8))), half),
       ];
       this.parallel("matmul", tasks);
-    } else if (q && this.peer) {
+    } else if (q) {
       // the other data-parallel thread is waiting: offer it dw whole while this thread does dx (each
       // is one call wherever it runs, so the result is that of the two calls below)
       const [pdx, pdw, pdy, px, pw] = q as [number, number, number, number, number];
       const [mine] = this.mmTasks(1, pdx, pdy, pw, M, N, K, true, 0, 1, 0) as [number[]];
       const [theirs] = this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, 1, 0) as [number[]];
-      const f = this.x.matmul as unknown as (...a: number[]) => void;
-      this.peer.share(PEER_MATMUL, mine, theirs, (a) => f(...a));
+      this.share("matmul", mine, theirs);
     } else {
       if (dx) this.mm(1, dx, dy, w, M, N, K, true);
       if (dw) this.mm(2, dw, x, dy, K, M, N, true);
@@ -807,7 +823,11 @@ class WasmKernels implements WasmBackend {
       return;
     }
     const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
-    const parts = this.splits(B * nh, 2 * B * T * T * C);
+    const flops = 2 * B * T * T * C;
+    let parts = this.splits(B * nh, flops);
+    // (b, h) pairs are independent: any split gives the same result
+    const offer = parts === 1 && B * nh >= 2 && this.peerWaiting(flops);
+    if (offer) parts = 2;
     const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
       p[0] as number,
       p[1] as number,
@@ -818,9 +838,10 @@ class WasmKernels implements WasmBackend {
       nh,
       a,
       b,
-      s[t] as number,
+      (offer ? s[0] : s[t]) as number,
     ]);
-    this.parallel("attentionForward", tasks);
+    if (offer) this.share("attentionForward", tasks[0] as number[], tasks[1] as number[]);
+    else this.parallel("attentionForward", tasks);
   }
 
   attentionBackward(
@@ -840,7 +861,10 @@ class WasmKernels implements WasmBackend {
       return;
     }
     const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
-    const parts = this.splits(B * nh, 4 * B * T * T * C);
+    const flops = 4 * B * T * T * C;
+    let parts = this.splits(B * nh, flops);
+    const offer = parts === 1 && B * nh >= 2 && this.peerWaiting(flops);
+    if (offer) parts = 2;
     const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
       p[0] as number,
       p[1] as number,
@@ -853,9 +877,10 @@ class WasmKernels implements WasmBackend {
       nh,
       a,
       b,
-      s[t] as number,
+      (offer ? s[0] : s[t]) as number,
     ]);
-    this.parallel("attentionBackward", tasks);
+    if (offer) this.share("attentionBackward", tasks[0] as number[], tasks[1] as number[]);
+    else this.parallel("attentionBackward", tasks);
   }
 
   attentionCached(
