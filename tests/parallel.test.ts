@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { useBackend } from "../src/kernels/index.js";
 import type { WasmBackend } from "../src/kernels/wasm/loader.js";
+import { PEER_BYTES, PeerLink } from "../src/kernels/wasm/peer.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
@@ -175,4 +176,42 @@ test("two threads sharing matmuls (the one that finishes first does halves of th
     plain.dispose();
     sharing.dispose();
   }
+});
+
+test("offered kernel halves that the other thread does not take are done by the offering thread, same result", () => {
+  // a link whose other side says it is idle (i32[8], see peer.ts) but never takes anything: every
+  // offer falls back to the offering thread, which then does both halves with its own scratch
+  const big = makeConfig({ vocabSize: 37, nLayer: 2, nHead: 4, nEmbd: 128, blockSize: 64, dropout: 0 });
+  const model = new GPT(big, 6);
+  const rng = new Rng(4);
+  const [x, y] = [0, 1].map(() =>
+    Tensor.ints(
+      Int32Array.from({ length: 4 * 64 }, () => Math.floor(rng.random() * 37)),
+      [4, 64],
+    ),
+  );
+  const run = (link: PeerLink | null) => {
+    model.zeroGrad();
+    be.useThreads(1);
+    be.setPeer(link);
+    try {
+      return scope(() => {
+        const l = model.forward(x as Tensor, { targets: y as Tensor }).loss as Tensor;
+        l.backward();
+        return { loss: l.item(), g: grads(model) };
+      });
+    } finally {
+      be.setPeer(null);
+      be.useThreads(3);
+    }
+  };
+  const want = run(null);
+  const buffer = new SharedArrayBuffer(PEER_BYTES);
+  new Int32Array(buffer)[8] = 1;
+  const link = new PeerLink(buffer, 0);
+  const got = run(link);
+  assert.ok(link.offered > 0, "nothing was offered");
+  assert.equal(link.taken, 0);
+  assert.equal(got.loss, want.loss);
+  for (const [n, a] of want.g) assert.deepEqual(got.g.get(n), a, `gradient of ${n}`);
 });

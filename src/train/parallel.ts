@@ -168,13 +168,42 @@ export class DataParallel {
       started.push(rep);
     }
 
-    // this thread's part, its kernels on this thread only (the other cores run the replicas)
+    return this.onThisThread(() => this.collect(x, y, T, bounds, counts, total, started, scale, dropoutRng));
+  }
+
+  /**
+   * Run fn with this thread's kernels on this thread only (the other cores run the replicas) and, with
+   * two threads, offering halves of its bigger kernel calls to the replica while the replica waits.
+   * forwardBackward runs in it; so should the optimizer step after it (clipping and AdamW go over
+   * the parameters element by element, work the otherwise idle replica can halve).
+   */
+  onThisThread<R>(fn: () => R): R {
+    const be = backend() as Partial<WasmBackend>;
+    const before = be.useThreads?.(1);
+    be.setPeer?.(this.replicas.length === 1 ? (this.replicas[0] as Replica).peer : null);
+    try {
+      return fn();
+    } finally {
+      be.setPeer?.(null);
+      if (before !== undefined) be.useThreads?.(before);
+    }
+  }
+
+  /** this thread's rows of forwardBackward, then the replicas' results added in */
+  private collect(
+    x: Tensor,
+    y: Tensor,
+    T: number,
+    bounds: number[],
+    counts: number[],
+    total: number,
+    started: Replica[],
+    scale: number,
+    dropoutRng: Rng | undefined,
+  ): number {
     let loss = 0;
     const n0 = counts[0] as number;
     const be = backend() as Partial<WasmBackend>;
-    const before = be.useThreads?.(1);
-    const peer = started.length === 1 ? (started[0] as Replica).peer : null;
-    be.setPeer?.(peer);
     let error: unknown = null;
     try {
       if (n0 > 0) {
@@ -189,9 +218,6 @@ export class DataParallel {
       }
     } catch (e) {
       error = e;
-    } finally {
-      be.setPeer?.(null);
-      if (before !== undefined) be.useThreads?.(before);
     }
 
     // collect: wait for each replica, then add its gradients into the model's
@@ -214,7 +240,7 @@ export class DataParallel {
     if (error) throw error;
     if (failures.length > 0) throw new Error(`data-parallel replica failed: ${failures[0]}`);
     const k = backend();
-    for (let i = 1; i < parts; i++) {
+    for (let i = 1; i < bounds.length - 1; i++) {
       if ((counts[i] as number) === 0) continue;
       const rep = this.replicas[i - 1] as Replica;
       loss += ((rep.f64[ARG.loss] as number) * (counts[i] as number)) / total;

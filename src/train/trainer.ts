@@ -395,8 +395,13 @@ export async function train(
           `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
         );
       }
-      const gradNorm = clipGradNorm(model.params.values(), config.gradClip);
-      optimizer.update(lr);
+      const update = () => {
+        const norm = clipGradNorm(model.params.values(), config.gradClip);
+        optimizer.update(lr);
+        return norm;
+      };
+      // data parallel: the replicas' threads, idle meanwhile, take halves of the update
+      const gradNorm = parallel ? parallel.onThisThread(update) : update();
       step++;
       const ms = performance.now() - t0;
       elapsed += ms / 1000;

@@ -204,6 +204,7 @@ const POOL_KERNELS = [
   "crossEntropyForward",
   "crossEntropyBackward",
   "adamw",
+  "accumulate",
 ] as const;
 type PoolKernel = (typeof POOL_KERNELS)[number];
 
@@ -237,16 +238,28 @@ const WAKE_FLOATS = 1 << 17;
  * work; the waiting thread looks for work without sleeping, so it starts within microseconds)
  */
 const PEER_FLOPS = 4e6;
+/** matmul's argument that is the thread's scratch pointer */
+const MM_SCRATCH_ARG = 9;
 /**
  * kernels one data-parallel thread may do for the other (their index in POOL_KERNELS is the PeerLink
  * kernel id): their argument count and which argument is the scratch pointer, which the thread doing
  * the call replaces with its own. Each is split where the result does not depend on the split.
  */
 const PEER_KERNELS: Partial<Record<PoolKernel, readonly [args: number, scratch: number]>> = {
-  matmul: [11, 9],
+  matmul: [11, MM_SCRATCH_ARG],
   attentionForward: [10, 9],
   attentionBackward: [12, 11],
+  // elementwise and row-wise (no scratch)
+  geluForward: [3, -1],
+  geluBackward: [4, -1],
+  softmax: [4, -1],
+  crossEntropyForward: [6, -1],
+  crossEntropyBackward: [7, -1],
+  adamw: [12, -1],
+  accumulate: [3, -1],
 };
+/** elementwise calls are offered from this many elements on (the waiting thread starts within µs) */
+const PEER_ELEMENTS = 1 << 14;
 
 /** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
 const PARALLEL_FLOPS = 2e6;
@@ -444,7 +457,10 @@ class WasmKernels implements WasmBackend {
    * threads when there are enough elements; args(start, count) gives one task's arguments.
    */
   private split(fn: PoolKernel, units: number, elems: number, args: (start: number, count: number) => number[]): void {
-    const parts = this.threadsUsable > 1 && units * elems >= PARALLEL_ELEMENTS ? Math.min(this.threadsUsable, units) : 1;
+    let parts = this.threadsUsable > 1 && units * elems >= PARALLEL_ELEMENTS ? Math.min(this.threadsUsable, units) : 1;
+    // units are independent: offered to a waiting data-parallel thread, the result is the same
+    const offer = parts === 1 && units >= 8 && units * elems >= PEER_ELEMENTS && this.peerIdle();
+    if (offer) parts = 2;
     // element ranges start on a multiple of 4 so that SIMD loops stay aligned
     const align = elems === 1 ? 4 : 1;
     const tasks: number[][] = [];
@@ -453,7 +469,8 @@ class WasmKernels implements WasmBackend {
       const b = t === parts - 1 ? units : Math.min(units, Math.ceil((units * (t + 1)) / parts / align) * align);
       if (b > a) tasks.push(args(a, b - a));
     }
-    this.parallel(fn, tasks);
+    if (offer && tasks.length === 2) this.share(fn, tasks[0] as number[], tasks[1] as number[]);
+    else this.parallel(fn, tasks);
   }
 
   private parallel(fn: PoolKernel, tasks: number[][]): void {
@@ -534,6 +551,8 @@ class WasmKernels implements WasmBackend {
       // multiple of 4, so the result is bit-identical to one call (a part of < 4 rows would take
       // matmulRows' other summation order)
       const [mine, theirs] = this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, 2, 0) as [number[], number[]];
+      // (a thread on its own has one scratch: if the offer is not taken, this thread does both halves)
+      theirs[MM_SCRATCH_ARG] = mine[MM_SCRATCH_ARG] as number;
       this.share("matmul", mine, theirs);
       return;
     }
@@ -544,9 +563,14 @@ class WasmKernels implements WasmBackend {
     this.peer = link;
   }
 
-  /** is the other data-parallel thread waiting, and a call of `flops` worth offering to it? */
+  /** is the other data-parallel thread waiting (and so ready to take work)? */
+  private peerIdle(): boolean {
+    return this.peer?.otherIdle() === true;
+  }
+
+  /** ... and a call of `flops` worth offering to it? */
   private peerWaiting(flops: number): boolean {
-    return this.peer !== null && flops >= PEER_FLOPS && this.peer.otherIdle();
+    return flops >= PEER_FLOPS && this.peerIdle();
   }
 
   /** Run fn on `mine` and offer `theirs` to the other data-parallel thread (see peer.ts). */
@@ -560,7 +584,12 @@ class WasmKernels implements WasmBackend {
     const shape = fn && PEER_KERNELS[fn];
     if (!fn || !shape) throw new Error(`data-parallel peer: kernel ${kernel} cannot be shared`);
     const a = Array.from(args.subarray(0, shape[0]));
-    a[shape[1]] = this.scratch(0)[0] as number;
+    if (shape[1] >= 0) {
+      // attention's scratch depends on T, C, nh (its arguments 1, 2, 3 after the 2 or 4 pointers)
+      const at = fn === "attentionForward" ? 3 : fn === "attentionBackward" ? 5 : -1;
+      const bytes = at < 0 ? 0 : this.x.attentionScratchBytes(a[at + 1] as number, a[at + 2] as number, a[at + 3] as number);
+      a[shape[1]] = this.scratch(bytes)[0] as number;
+    }
     (this.x[fn] as unknown as (...v: number[]) => void)(...a);
   }
 
@@ -702,7 +731,11 @@ class WasmKernels implements WasmBackend {
   }
   accumulate(dst: FloatArray, src: FloatArray, n: number): void {
     const p = this.ptrs(dst, src);
-    if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
+    // not split over the pool (memory-bound: a sleeping worker's wake-up costs more), only offered
+    if (p && n >= PEER_ELEMENTS && this.peerIdle()) {
+      const [pd, ps] = p as [number, number];
+      this.split("accumulate", n, 1, (i, c) => [pd + 4 * i, ps + 4 * i, c]);
+    } else if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
     else refBackend.accumulate(dst, src, n);
   }
   scale(x: FloatArray, n: number, s: number): void {

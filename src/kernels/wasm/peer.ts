@@ -52,7 +52,8 @@ export class PeerLink {
   private readonly theirArgs: Float64Array;
   /** kernel calls this side did for the other (for tests and benchmarks) */
   helped = 0;
-  /** offers the other side took */
+  /** offers this side made, and how many of them the other side took */
+  offered = 0;
   taken = 0;
 
   /** side 0 or 1 of the link over `buffer` (PEER_BYTES, zeroed; the two sides share it) */
@@ -82,6 +83,7 @@ export class PeerLink {
   share(kernel: number, mine: number[], theirs: number[], run: (args: number[]) => void): void {
     const i32 = this.i32;
     const offer = this.me + OFFER;
+    this.offered++;
     this.myArgs.set(theirs);
     Atomics.store(i32, this.me + KERNEL, kernel);
     Atomics.store(i32, offer, OFFERED);
@@ -92,10 +94,12 @@ export class PeerLink {
       return;
     }
     this.taken++;
+    // the other half was started about when this one was: look without sleeping for a while
+    const since = performance.now();
     for (;;) {
       const s = Atomics.load(i32, offer);
       if (s === DONE) break;
-      Atomics.wait(i32, offer, s, 1000);
+      if (performance.now() - since >= SPIN_MS) Atomics.wait(i32, offer, s, 1000);
     }
     Atomics.store(i32, offer, NONE);
   }
