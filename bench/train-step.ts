@@ -104,8 +104,13 @@ function trainStep(): number {
       loss += l.item() / accum;
     });
   }
-  clipGradNorm(model.params.values(), 1.0);
-  optimizer.update(lr);
+  // as the trainer does: with data parallelism the replica takes halves of the update
+  const update = () => {
+    clipGradNorm(model.params.values(), 1.0);
+    optimizer.update(lr);
+  };
+  if (parallel) parallel.onThisThread(update);
+  else update();
   stepNo++;
   return loss;
 }
