@@ -174,8 +174,8 @@ export class DataParallel {
   /**
    * Run fn with this thread's kernels on this thread only (the other cores run the replicas) and, with
    * two threads, offering halves of its bigger kernel calls to the replica while the replica waits.
-   * forwardBackward runs in it; so should the optimizer step after it (clipping and AdamW go over
-   * the parameters element by element, work the otherwise idle replica can halve).
+   * forwardBackward runs in it; so should the optimizer step after it (AdamW goes over the
+   * parameters element by element, work the otherwise idle replica can halve).
    */
   onThisThread<R>(fn: () => R): R {
     const be = backend() as Partial<WasmBackend>;
