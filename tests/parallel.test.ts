@@ -215,3 +215,20 @@ test("offered kernel halves that the other thread does not take are done by the 
   assert.equal(got.loss, want.loss);
   for (const [n, a] of want.g) assert.deepEqual(got.g.get(n), a, `gradient of ${n}`);
 });
+
+test("a kernel half that fails while its other half is on offer: the offer is withdrawn and the error surfaces", () => {
+  const buffer = new SharedArrayBuffer(PEER_BYTES);
+  new Int32Array(buffer)[8] = 1; // the other side says it is idle but never takes anything
+  const link = new PeerLink(buffer, 0);
+  const ran: number[] = [];
+  const run = (a: number[]) => {
+    if (a[0] === 1) throw new Error("half 1 failed");
+    ran.push(a[0] as number);
+  };
+  assert.throws(() => link.share(0, [1], [2], run), /half 1 failed/);
+  assert.deepEqual(ran, [], "the offered half is not run after the first failed");
+  link.share(0, [3], [4], run);
+  assert.deepEqual(ran, [3, 4], "the next offer, not taken, is done by the offering side");
+  assert.equal(link.offered, 2);
+  assert.equal(link.taken, 0);
+});

@@ -459,7 +459,7 @@ class WasmKernels implements WasmBackend {
   private split(fn: PoolKernel, units: number, elems: number, args: (start: number, count: number) => number[]): void {
     let parts = this.threadsUsable > 1 && units * elems >= PARALLEL_ELEMENTS ? Math.min(this.threadsUsable, units) : 1;
     // units are independent: offered to a waiting data-parallel thread, the result is the same
-    const offer = parts === 1 && units >= 8 && units * elems >= PEER_ELEMENTS && this.peerIdle();
+    const offer = parts === 1 && units >= 8 && units * elems >= PEER_ELEMENTS && PEER_KERNELS[fn] !== undefined && this.peerIdle();
     if (offer) parts = 2;
     // element ranges start on a multiple of 4 so that SIMD loops stay aligned
     const align = elems === 1 ? 4 : 1;

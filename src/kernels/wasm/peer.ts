@@ -4,19 +4,22 @@
  * Each thread runs the model on its half of the batch; whichever finishes first used to wait for the
  * other, and on a shared VM that wait is the largest loss of a data-parallel step (for seconds at a
  * time the host slows one vCPU: one thread waits 0-24 ms a step). Through a PeerLink the waiting
- * thread helps instead: while the other thread's `helpWhile` loop runs, a big matmul on this thread is
- * cut into two row ranges, the second offered to the other thread, which takes it if it is still
+ * thread helps instead: while the other thread's `helpWhile` loop runs, a bigger kernel call on this
+ * thread is cut in two, the second half offered to the other thread, which takes it if it is still
  * idle; if it has not taken it by the time this thread is done with the first, this thread does both.
  *
- * Results do not depend on who does what: a matmul's rows are computed independently of how the rows
- * are split (each output element sums its products in the same order, in the same 4x8 tiles; split
- * points are multiples of 4 and every part has >= 4 rows, see WasmBackend.mm), so a step is
- * bit-identical with or without help, and a given thread count stays deterministic.
+ * Results do not depend on who does what: only calls whose result does not depend on the cut are
+ * offered (WasmBackend's PEER_KERNELS: a matmul's rows are computed independently of how the rows are
+ * split, each output element summing its products in the same order in the same 4x8 tiles, when
+ * split points are multiples of 4 and every part has >= 4 rows; attention's (batch, head) pairs,
+ * elementwise and row-wise kernels), so a step is bit-identical with or without help, and a given
+ * thread count stays deterministic.
  *
  * Layout of the SharedArrayBuffer, for side s (0: the main thread, 1: the replica):
  *   i32[s·8 + 0] idle   1 while side s is in helpWhile (it will take work)
  *   i32[s·8 + 1] bell   bumped and notified to wake side s (work offered, or its wait is over)
- *   i32[s·8 + 2] offer  state of the work side s offers: 0 none, 1 offered, 2 taken, 3 done
+ *   i32[s·8 + 2] offer  state of the work side s offers: 0 none, 1 offered, 2 taken, 3 done,
+ *                       4 failed (the offering side then does it, and meets the error itself)
  *   i32[s·8 + 3] kernel which kernel (an index the backend knows), then
  *   f64 from byte ARGS + s·ARGS_BYTES: its arguments
  */
@@ -43,6 +46,7 @@ const NONE = 0;
 const OFFERED = 1;
 const TAKEN = 2;
 const DONE = 3;
+const FAILED = 4;
 
 export class PeerLink {
   private readonly i32: Int32Array;
@@ -88,20 +92,35 @@ export class PeerLink {
     Atomics.store(i32, this.me + KERNEL, kernel);
     Atomics.store(i32, offer, OFFERED);
     this.ringOther();
-    run(mine);
-    if (Atomics.compareExchange(i32, offer, OFFERED, NONE) === OFFERED) {
-      run(theirs);
-      return;
+    let failed = true;
+    try {
+      run(mine);
+      failed = false;
+    } finally {
+      // withdrawn if not taken yet; when taken, wait for it (even when this half failed: the
+      // other thread is still writing into memory the caller is about to give up)
+      if (Atomics.compareExchange(i32, offer, OFFERED, NONE) === OFFERED) {
+        if (!failed) run(theirs);
+      } else {
+        this.awaitTaken(run, theirs, failed);
+      }
     }
+  }
+
+  /** the offering side: wait until the other side has done the half it took */
+  private awaitTaken(run: (args: number[]) => void, theirs: number[], failed: boolean): void {
+    const i32 = this.i32;
+    const offer = this.me + OFFER;
     this.taken++;
     // the other half was started about when this one was: look without sleeping for a while
     const since = performance.now();
-    for (;;) {
-      const s = Atomics.load(i32, offer);
-      if (s === DONE) break;
+    let s = Atomics.load(i32, offer);
+    while (s !== DONE && s !== FAILED) {
       if (performance.now() - since >= SPIN_MS) Atomics.wait(i32, offer, s, 1000);
+      s = Atomics.load(i32, offer);
     }
     Atomics.store(i32, offer, NONE);
+    if (s === FAILED && !failed) run(theirs);
   }
 
   /**
@@ -119,13 +138,15 @@ export class PeerLink {
         const rung = Atomics.load(i32, bell);
         if (over()) return;
         if (Atomics.load(i32, offer) === OFFERED && Atomics.compareExchange(i32, offer, OFFERED, TAKEN) === OFFERED) {
+          let state = DONE;
           try {
             exec(Atomics.load(i32, this.other + KERNEL), this.theirArgs);
             this.helped++;
-          } finally {
-            Atomics.store(i32, offer, DONE);
-            Atomics.notify(i32, offer);
+          } catch {
+            state = FAILED;
           }
+          Atomics.store(i32, offer, state);
+          Atomics.notify(i32, offer);
           since = performance.now();
           continue;
         }
