@@ -30,12 +30,24 @@ const ARGS_BYTES = 384;
 export const PEER_MAX_ARGS = ARGS_BYTES / 8;
 
 /**
- * How long an idle side keeps looking before it sleeps, since it became idle or last helped. Measured
- * (scratch A/B, nanoGPT's CPU recipe, blocks of 8 steps alternated with sharing off, 20 blocks each):
- * step time with sharing / without, median per block: 1.00 sleeping at once, 0.92 looking for 1 ms,
- * 0.94 for 5 ms.
+ * How long an idle side keeps looking before it sleeps, since it became idle or last helped (and the
+ * offering side for a taken half to be done). Measured (scratch A/B, nanoGPT's CPU recipe, blocks of
+ * 8 steps alternated with sharing off, 16-20 blocks each): step time with sharing / without, median
+ * per block: 1.00 sleeping at once, 0.92 looking for 1 ms, 0.94 for 5 ms; with another process busy
+ * on one of the two cores: 0.96 sleeping at once, 1.08 looking for 1 ms (the looking thread takes
+ * turns from the one doing the work). Hence the calm below; with it: 0.91 alone, 1.02 with the busy
+ * process.
  */
 const SPIN_MS = 1;
+/**
+ * A look at the clock more than PREEMPT_MS after the previous one means this thread was descheduled
+ * while looking: another process wants the cores. When that keeps happening (a moving average over
+ * looking episodes above PREEMPT_SCORE; a lone gap is host noise), the side sleeps at once for
+ * CALM_MS. The same rule as the kernel pool's spinning (pool.ts).
+ */
+const PREEMPT_MS = 1;
+const PREEMPT_SCORE = 0.15;
+const CALM_MS = 200;
 
 const IDLE = 0;
 const BELL = 1;
@@ -59,6 +71,9 @@ export class PeerLink {
   /** offers this side made, and how many of them the other side took */
   offered = 0;
   taken = 0;
+  /** this side sleeps at once, without looking first, until this time (performance.now()) */
+  private calmUntil = 0;
+  private preemptScore = 0;
 
   /** side 0 or 1 of the link over `buffer` (PEER_BYTES, zeroed; the two sides share it) */
   constructor(buffer: SharedArrayBuffer, side: 0 | 1) {
@@ -113,12 +128,13 @@ export class PeerLink {
     const offer = this.me + OFFER;
     this.taken++;
     // the other half was started about when this one was: look without sleeping for a while
-    const since = performance.now();
+    const look = this.looking();
     let s = Atomics.load(i32, offer);
     while (s !== DONE && s !== FAILED) {
-      if (performance.now() - since >= SPIN_MS) Atomics.wait(i32, offer, s, 1000);
+      if (!look.again()) Atomics.wait(i32, offer, s, 1000);
       s = Atomics.load(i32, offer);
     }
+    look.end();
     Atomics.store(i32, offer, NONE);
     if (s === FAILED && !failed) run(theirs);
   }
@@ -132,7 +148,7 @@ export class PeerLink {
     const bell = this.me + BELL;
     const offer = this.other + OFFER;
     Atomics.store(i32, this.me + IDLE, 1);
-    let since = performance.now();
+    let look = this.looking();
     try {
       for (;;) {
         const rung = Atomics.load(i32, bell);
@@ -147,16 +163,49 @@ export class PeerLink {
           }
           Atomics.store(i32, offer, state);
           Atomics.notify(i32, offer);
-          since = performance.now();
+          look.end();
+          look = this.looking();
           continue;
         }
         // a sleeping thread takes ~100-300 µs to wake here, a large part of an offered half: look
         // again at once for a while (this thread has nothing else to do), then sleep
-        if (performance.now() - since < SPIN_MS) continue;
+        if (look.again()) continue;
         Atomics.wait(i32, bell, rung, 1000);
       }
     } finally {
+      look.end();
       Atomics.store(i32, this.me + IDLE, 0);
     }
+  }
+
+  /**
+   * One looking episode: again() says whether to look once more without sleeping (for up to SPIN_MS,
+   * unless calm), end() scores the episode for preemption (see PREEMPT_MS).
+   */
+  private looking(): { again(): boolean; end(): void } {
+    const t0 = performance.now();
+    let last = t0;
+    let hit = 0;
+    let spinning = t0 >= this.calmUntil;
+    let scored = !spinning;
+    return {
+      again: () => {
+        if (!spinning) return false;
+        const now = performance.now();
+        if (now - last > PREEMPT_MS) hit = 1;
+        last = now;
+        if (hit || now - t0 >= SPIN_MS) spinning = false;
+        return spinning;
+      },
+      end: () => {
+        if (scored) return;
+        scored = true;
+        this.preemptScore = 0.9 * this.preemptScore + 0.1 * hit;
+        if (this.preemptScore > PREEMPT_SCORE) {
+          this.calmUntil = performance.now() + CALM_MS;
+          this.preemptScore = 0;
+        }
+      },
+    };
   }
 }
