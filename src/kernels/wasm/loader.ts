@@ -35,8 +35,9 @@ export interface WasmBackend extends Backend {
    */
   useThreads(n: number): number;
   /**
-   * Data-parallel training: while `link`'s other thread waits, offer it half of each big matmul
-   * (null: stop). For a backend running on one thread, as the data-parallel halves do.
+   * Data-parallel training: while `link`'s other thread waits, offer it half of each bigger kernel
+   * call whose result does not depend on the split (null: stop; see peer.ts). For a backend running
+   * on one thread, as the data-parallel halves do.
    */
   setPeer(link: PeerLink | null): void;
   /** Do a kernel call the other data-parallel thread offered (PeerLink.helpWhile's exec). */
@@ -585,7 +586,8 @@ class WasmKernels implements WasmBackend {
     if (!fn || !shape) throw new Error(`data-parallel peer: kernel ${kernel} cannot be shared`);
     const a = Array.from(args.subarray(0, shape[0]));
     if (shape[1] >= 0) {
-      // attention's scratch depends on T, C, nh (its arguments 1, 2, 3 after the 2 or 4 pointers)
+      // attention's scratch size depends on T, C, nh: the arguments after B (argument 3 of the
+      // forward, 5 of the backward); matmul's is fixed
       const at = fn === "attentionForward" ? 3 : fn === "attentionBackward" ? 5 : -1;
       const bytes = at < 0 ? 0 : this.x.attentionScratchBytes(a[at + 1] as number, a[at + 2] as number, a[at + 3] as number);
       a[shape[1]] = this.scratch(bytes)[0] as number;
