@@ -140,7 +140,7 @@ test("data-parallel dropout: the same dropout PRNG state gives the same loss and
   assert.ok(heap().stats().liveBytes > 0);
 });
 
-test("two threads sharing matmuls (the one that finishes first does halves of the other's) give bit-identical gradients", async () => {
+test("two threads sharing work (the one that finishes first does halves of the other's kernel calls) give bit-identical gradients", async () => {
   // big enough for matmuls to be offered (>= 8 MFLOP); 3 rows: this thread has 2, the replica 1, so
   // the replica waits for this thread and takes work from it
   const big = makeConfig({ vocabSize: 37, nLayer: 2, nHead: 4, nEmbd: 128, blockSize: 64, dropout: 0 });
@@ -154,7 +154,7 @@ test("two threads sharing matmuls (the one that finishes first does halves of th
     Int32Array.from({ length: 3 * 64 }, () => Math.floor(rng.random() * 37)),
     [3, 64],
   );
-  const plain = await DataParallel.create(model, 2, { shareMatmuls: false });
+  const plain = await DataParallel.create(model, 2, { shareWork: false });
   const sharing = await DataParallel.create(model, 2);
   assert.ok(plain && sharing);
   try {

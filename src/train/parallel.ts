@@ -12,9 +12,9 @@
  * The result is the gradient of the mean loss over the whole micro-batch, as on one thread: replica i
  * seeds its backward with scale·n_i/n, n_i its rows' counted targets (not -1) and n all of them.
  * Only the order of float additions differs from one thread; a given thread count is deterministic.
- * With two threads, the one that finishes its rows first does halves of the other's big matmuls
- * instead of waiting (src/kernels/wasm/peer.ts); that changes who computes which rows, never the
- * arithmetic, so the step is bit-identical with or without it.
+ * With two threads, the one that finishes its rows first does halves of the other's bigger kernel
+ * calls instead of waiting (src/kernels/wasm/peer.ts); that changes who computes which rows, never
+ * the arithmetic, so the step is bit-identical with or without it.
  * Dropout: each replica's mask stream is seeded from the caller's dropout PRNG, so checkpoints that
  * save that PRNG still resume bit-exactly.
  *
@@ -46,7 +46,7 @@ interface Replica {
   seq: number;
   /** the replica's gradient of each parameter (views of its buffers), in model.params order */
   grads: Tensor[];
-  /** with one replica: the link through which it and this thread share matmuls (src/kernels/wasm/peer.ts) */
+  /** with one replica: the link through which it and this thread share kernel calls (src/kernels/wasm/peer.ts) */
   peer: PeerLink | null;
 }
 
@@ -59,10 +59,10 @@ function countTargets(y: Int32Array, T: number, r0: number, r1: number): number 
 
 export interface DataParallelOptions {
   /**
-   * With two threads, the one that finishes its rows first does half of each big matmul of the
-   * other (src/kernels/wasm/peer.ts; results are bit-identical either way). Default true.
+   * With two threads, the one that finishes its rows first does halves of the other's bigger
+   * kernel calls (src/kernels/wasm/peer.ts; results are bit-identical either way). Default true.
    */
-  shareMatmuls?: boolean;
+  shareWork?: boolean;
 }
 
 export class DataParallel {
@@ -71,7 +71,7 @@ export class DataParallel {
     private readonly replicas: Replica[],
   ) {}
 
-  /** matmul halves this thread did for the replica, and the replica for this thread, so far */
+  /** kernel-call halves this thread did for the replica, and the replica for this thread, so far */
   get shared(): { helped: number; taken: number } {
     const link = this.replicas[0]?.peer;
     return { helped: link?.helped ?? 0, taken: link?.taken ?? 0 };
@@ -103,9 +103,9 @@ export class DataParallel {
     try {
       for (let r = 1; r < threads; r++) {
         const ctrl = new SharedArrayBuffer(CTRL_BYTES);
-        // two threads share matmuls while one waits for the other; with more, each would need a link
+        // two threads share kernel calls while one waits for the other; with more, each would need a link
         // to every other, and this machine has two cores
-        const peerBuffer = threads === 2 && options.shareMatmuls !== false ? new SharedArrayBuffer(PEER_BYTES) : null;
+        const peerBuffer = threads === 2 && options.shareWork !== false ? new SharedArrayBuffer(PEER_BYTES) : null;
         const workerData = { memory: heap().memory, config: model.config, params, ctrl, peerBuffer };
         const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
         const grads = await new Promise<[string, number][]>((resolve, reject) => {
@@ -223,7 +223,7 @@ export class DataParallel {
     // collect: wait for each replica, then add its gradients into the model's
     const failures: string[] = [];
     for (const rep of started) {
-      // with a link, help the replica with its matmuls until it is done
+      // with a link, take halves of the replica's kernel calls until it is done
       if (rep.peer && be.runPeerTask) {
         const run = be.runPeerTask.bind(be);
         rep.peer.helpWhile(

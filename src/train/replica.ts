@@ -21,7 +21,7 @@ interface ReplicaData {
   config: GPTConfig;
   params: [string, number, number[]][];
   ctrl: SharedArrayBuffer;
-  /** with two threads: the link to the main thread for sharing matmuls (src/kernels/wasm/peer.ts) */
+  /** with two threads: the link through which it and the main thread share work (src/kernels/wasm/peer.ts) */
   peerBuffer: SharedArrayBuffer | null;
 }
 
@@ -51,7 +51,7 @@ const text = new Uint8Array(ctrl, 256, 1024);
 let seen = 0;
 const help = (kernel: number, args: Float64Array) => be.runPeerTask(kernel, args);
 for (;;) {
-  // waiting for the next micro-batch: help the main thread with its matmuls meanwhile
+  // waiting for the next micro-batch: meanwhile take halves of the main thread's kernel calls
   peer?.helpWhile(() => Atomics.load(i32, 0) !== seen, help);
   const seq = waitTask(i32, seen);
   seen = seq;
