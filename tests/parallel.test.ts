@@ -141,7 +141,7 @@ test("data-parallel dropout: the same dropout PRNG state gives the same loss and
 });
 
 test("two threads sharing work (the one that finishes first does halves of the other's kernel calls) give bit-identical gradients", async () => {
-  // big enough for matmuls to be offered (>= 8 MFLOP); 3 rows: this thread has 2, the replica 1, so
+  // big enough for matmuls to be offered (>= 4 MFLOP); 3 rows: this thread has 2, the replica 1, so
   // the replica waits for this thread and takes work from it
   const big = makeConfig({ vocabSize: 37, nLayer: 2, nHead: 4, nEmbd: 128, blockSize: 64, dropout: 0 });
   const model = new GPT(big, 5);
@@ -171,7 +171,7 @@ test("two threads sharing work (the one that finishes first does halves of the o
       for (const [n, a] of g1) assert.deepEqual(g2.get(n), a, `gradient of ${n}`);
     }
     console.log(`# sharing: ${JSON.stringify(sharing.shared)} (halves this thread did for the replica, the replica for this thread)`);
-    assert.ok(sharing.shared.taken > 0, "the replica never took a matmul half while it waited");
+    assert.ok(sharing.shared.taken > 0, "the replica never took a kernel-call half while it waited");
   } finally {
     plain.dispose();
     sharing.dispose();
