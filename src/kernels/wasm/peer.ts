@@ -23,6 +23,8 @@
  *   i32[s·8 + 3] kernel which kernel (an index the backend knows), then
  *   f64 from byte ARGS + s·ARGS_BYTES: its arguments
  */
+import { SpinPolicy } from "./handshake.js";
+
 export const PEER_BYTES = 1024;
 const ARGS = 128;
 const ARGS_BYTES = 384;
@@ -35,19 +37,10 @@ export const PEER_MAX_ARGS = ARGS_BYTES / 8;
  * 8 steps alternated with sharing off, 16-20 blocks each): step time with sharing / without, median
  * per block: 1.00 sleeping at once, 0.92 looking for 1 ms, 0.94 for 5 ms; with another process busy
  * on one of the two cores: 0.96 sleeping at once, 1.08 looking for 1 ms (the looking thread takes
- * turns from the one doing the work). Hence the calm below; with it: 0.91 alone, 1.02 with the busy
- * process.
+ * turns from the one doing the work). Hence SpinPolicy's calm rule (handshake.ts); with it: 0.91
+ * alone, 1.02 with the busy process.
  */
 const SPIN_MS = 1;
-/**
- * A look at the clock more than PREEMPT_MS after the previous one means this thread was descheduled
- * while looking: another process wants the cores. When that keeps happening (a moving average over
- * looking episodes above PREEMPT_SCORE; a lone gap is host noise), the side sleeps at once for
- * CALM_MS. The same rule as the kernel pool's spinning (pool.ts).
- */
-const PREEMPT_MS = 1;
-const PREEMPT_SCORE = 0.15;
-const CALM_MS = 200;
 
 const IDLE = 0;
 const BELL = 1;
@@ -71,9 +64,7 @@ export class PeerLink {
   /** offers this side made, and how many of them the other side took */
   offered = 0;
   taken = 0;
-  /** this side sleeps at once, without looking first, until this time (performance.now()) */
-  private calmUntil = 0;
-  private preemptScore = 0;
+  private readonly spin = new SpinPolicy(SPIN_MS);
 
   /** side 0 or 1 of the link over `buffer` (PEER_BYTES, zeroed; the two sides share it) */
   constructor(buffer: SharedArrayBuffer, side: 0 | 1) {
@@ -128,7 +119,7 @@ export class PeerLink {
     const offer = this.me + OFFER;
     this.taken++;
     // the other half was started about when this one was: look without sleeping for a while
-    const look = this.looking();
+    const look = this.spin.looking();
     let s = Atomics.load(i32, offer);
     while (s !== DONE && s !== FAILED) {
       if (!look.again()) Atomics.wait(i32, offer, s, 1000);
@@ -148,7 +139,7 @@ export class PeerLink {
     const bell = this.me + BELL;
     const offer = this.other + OFFER;
     Atomics.store(i32, this.me + IDLE, 1);
-    let look = this.looking();
+    let look = this.spin.looking();
     try {
       for (;;) {
         const rung = Atomics.load(i32, bell);
@@ -164,7 +155,7 @@ export class PeerLink {
           Atomics.store(i32, offer, state);
           Atomics.notify(i32, offer);
           look.end();
-          look = this.looking();
+          look = this.spin.looking();
           continue;
         }
         // a sleeping thread takes ~100-300 µs to wake here, a large part of an offered half: look
@@ -176,36 +167,5 @@ export class PeerLink {
       look.end();
       Atomics.store(i32, this.me + IDLE, 0);
     }
-  }
-
-  /**
-   * One looking episode: again() says whether to look once more without sleeping (for up to SPIN_MS,
-   * unless calm), end() scores the episode for preemption (see PREEMPT_MS).
-   */
-  private looking(): { again(): boolean; end(): void } {
-    const t0 = performance.now();
-    let last = t0;
-    let hit = 0;
-    let spinning = t0 >= this.calmUntil;
-    let scored = !spinning;
-    return {
-      again: () => {
-        if (!spinning) return false;
-        const now = performance.now();
-        if (now - last > PREEMPT_MS) hit = 1;
-        last = now;
-        if (hit || now - t0 >= SPIN_MS) spinning = false;
-        return spinning;
-      },
-      end: () => {
-        if (scored) return;
-        scored = true;
-        this.preemptScore = 0.9 * this.preemptScore + 0.1 * hit;
-        if (this.preemptScore > PREEMPT_SCORE) {
-          this.calmUntil = performance.now() + CALM_MS;
-          this.preemptScore = 0;
-        }
-      },
-    };
   }
 }

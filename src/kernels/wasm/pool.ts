@@ -21,7 +21,7 @@
  * which need a cross-origin-isolated page for SharedArrayBuffer and shared memory. The protocol is the
  * same; only a browser page's main thread, which may not Atomics.wait, spins on the done flag instead.
  */
-import { nextSeq, post, waitDone } from "./handshake.js";
+import { CALM_MS, nextSeq, PREEMPT_MS, PREEMPT_SCORE, post, SpinPolicy, waitDone } from "./handshake.js";
 import { canShareMemory, inNode } from "./platform.js";
 
 const SLOT_BYTES = 256;
@@ -29,12 +29,8 @@ const SLOT_BYTES = 256;
  * How long a worker spins for its next task, and the calling thread for a worker's result, before
  * falling back to Atomics.wait. A sleeping thread takes ~100-300 µs to wake on a virtualised 2-core
  * machine (measured), which is a large part of a 1-3 ms kernel call; spinning picks the task up at
- * once. Spinning only pays while each thread has a core to itself, so it is bounded in time, and a
- * thread that keeps finding itself preempted while spinning (a gap of PREEMPT_MS between two looks
- * at the clock: another process wants the cores) stops spinning for CALM_MS and waits as before.
- * "Keeps": a moving average over spin episodes above PREEMPT_SCORE; a lone gap is host noise (an
- * idle 2-vCPU VM here shows a few gaps > 1 ms a second). Unbounded spinning collapsed when another
- * process shared the cores; this falls back to plain waiting there.
+ * once. Spinning is bounded in time and stops for a while when another process wants the cores
+ * (SpinPolicy's calm rule, handshake.ts; the worker loop below spells the same rule out).
  * Off by default: measured with another busy process on the machine, 2-thread training steps were up
  * to ~35% slower with bounded spinning than with plain waiting, and on an idle machine ~15-20% faster.
  * Sharing the cores is the common case on a laptop, so waiting is the default; MINIGPT_WASM_SPIN=1
@@ -42,9 +38,6 @@ const SLOT_BYTES = 256;
  */
 const WORKER_SPIN_MS = 0.5;
 const CALLER_SPIN_MS = 1;
-const PREEMPT_MS = 1;
-const PREEMPT_SCORE = 0.15;
-const CALM_MS = 200;
 const MAX_ARGS = 24;
 
 /**
@@ -231,10 +224,8 @@ export class WorkerPool {
   private readonly f64: Float64Array[] = [];
   private readonly seq: number[] = [];
   private readonly fnIndex: Map<string, number>;
-  /** the calling thread does not spin before this time (performance.now()); see CALM_MS */
-  private calmUntil = 0;
-  private preemptScore = 0;
-  private readonly callerSpinMs: number;
+  /** how the calling thread looks for a worker's result before it sleeps (null: it sleeps at once) */
+  private readonly callerSpin: SpinPolicy | null;
   /** whether threads spin briefly before sleeping (MINIGPT_WASM_SPIN=1): a round trip then costs ~1-2 µs */
   readonly spins: boolean;
   /** false on a browser page's main thread, which spins on the done flag instead of Atomics.wait */
@@ -245,8 +236,8 @@ export class WorkerPool {
   private constructor(size: number, names: readonly string[], canWait: boolean) {
     this.size = size;
     this.fnIndex = new Map(names.map((n, i) => [n, i]));
-    this.callerSpinMs = spinEnabled() ? CALLER_SPIN_MS : 0;
-    this.spins = this.callerSpinMs > 0;
+    this.callerSpin = spinEnabled() ? new SpinPolicy(CALLER_SPIN_MS) : null;
+    this.spins = this.callerSpin !== null;
     this.canWait = canWait;
   }
 
@@ -312,23 +303,10 @@ export class WorkerPool {
     for (let w = 0; w < n; w++) {
       const i32 = this.i32[w] as Int32Array;
       const s = this.seq[w] as number;
-      if (this.callerSpinMs > 0 && Atomics.load(i32, 1) !== s && performance.now() >= this.calmUntil) {
-        const t0 = performance.now();
-        let last = t0;
-        let hit = 0;
-        for (let k = 1; Atomics.load(i32, 1) !== s; k++) {
-          if ((k & 255) === 0) {
-            const now = performance.now();
-            if (now - last > PREEMPT_MS) hit = 1;
-            if (hit || now - t0 > this.callerSpinMs) break;
-            last = now;
-          }
-        }
-        this.preemptScore = 0.9 * this.preemptScore + 0.1 * hit;
-        if (this.preemptScore > PREEMPT_SCORE) {
-          this.calmUntil = performance.now() + CALM_MS;
-          this.preemptScore = 0;
-        }
+      if (this.callerSpin && Atomics.load(i32, 1) !== s) {
+        const look = this.callerSpin.looking();
+        while (Atomics.load(i32, 1) !== s && look.again());
+        look.end();
       }
       if (this.canWait) waitDone(i32, s);
       else this.spinUntilDone(i32, s, w, stallMs);
