@@ -168,7 +168,55 @@ export class DataParallel {
       started.push(rep);
     }
 
-    return this.onThisThread(() => this.collect(x, y, T, bounds, counts, total, started, scale, dropoutRng));
+    // this thread's rows, then the replicas' results added in
+    return this.onThisThread(() => {
+      let loss = 0;
+      const n0 = counts[0] as number;
+      const be = backend() as Partial<WasmBackend>;
+      let error: unknown = null;
+      try {
+        if (n0 > 0) {
+          scope(() => {
+            const rows = bounds[1] as number;
+            const xs = Tensor.view(x.ptr, [rows, T], "i32");
+            const ys = Tensor.view(y.ptr, [rows, T], "i32");
+            const l = this.model.forward(xs, { targets: ys, dropoutRng }).loss as Tensor;
+            l.backward(Float32Array.of((scale * n0) / total));
+            loss += (l.item() * n0) / total;
+          });
+        }
+      } catch (e) {
+        error = e;
+      }
+
+      // collect: wait for each replica, then add its gradients into the model's
+      const failures: string[] = [];
+      for (const rep of started) {
+        // with a link, take halves of the replica's kernel calls until it is done
+        if (rep.peer && be.runPeerTask) {
+          rep.peer.helpWhile(() => Atomics.load(rep.i32, 1) === rep.seq, be.runPeerTask.bind(be));
+        }
+        waitDone(rep.i32, rep.seq);
+        if (rep.i32[3] !== 0) {
+          const end = rep.text.indexOf(0);
+          failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
+        }
+      }
+      if (error) throw error;
+      if (failures.length > 0) throw new Error(`data-parallel replica failed: ${failures[0]}`);
+      const k = backend();
+      for (let i = 1; i < bounds.length - 1; i++) {
+        if ((counts[i] as number) === 0) continue;
+        const rep = this.replicas[i - 1] as Replica;
+        loss += ((rep.f64[ARG.loss] as number) * (counts[i] as number)) / total;
+        let j = 0;
+        for (const p of this.model.params.values()) {
+          const g = rep.grads[j++] as Tensor;
+          k.accumulate(p.ensureGrad().data, g.data, p.size);
+        }
+      }
+      return total > 0 ? loss : Number.NaN;
+    });
   }
 
   /**
@@ -187,70 +235,6 @@ export class DataParallel {
       be.setPeer?.(null);
       if (before !== undefined) be.useThreads?.(before);
     }
-  }
-
-  /** this thread's rows of forwardBackward, then the replicas' results added in */
-  private collect(
-    x: Tensor,
-    y: Tensor,
-    T: number,
-    bounds: number[],
-    counts: number[],
-    total: number,
-    started: Replica[],
-    scale: number,
-    dropoutRng: Rng | undefined,
-  ): number {
-    let loss = 0;
-    const n0 = counts[0] as number;
-    const be = backend() as Partial<WasmBackend>;
-    let error: unknown = null;
-    try {
-      if (n0 > 0) {
-        scope(() => {
-          const rows = bounds[1] as number;
-          const xs = Tensor.view(x.ptr, [rows, T], "i32");
-          const ys = Tensor.view(y.ptr, [rows, T], "i32");
-          const l = this.model.forward(xs, { targets: ys, dropoutRng }).loss as Tensor;
-          l.backward(Float32Array.of((scale * n0) / total));
-          loss += (l.item() * n0) / total;
-        });
-      }
-    } catch (e) {
-      error = e;
-    }
-
-    // collect: wait for each replica, then add its gradients into the model's
-    const failures: string[] = [];
-    for (const rep of started) {
-      // with a link, take halves of the replica's kernel calls until it is done
-      if (rep.peer && be.runPeerTask) {
-        const run = be.runPeerTask.bind(be);
-        rep.peer.helpWhile(
-          () => Atomics.load(rep.i32, 1) === rep.seq,
-          (kernel, args) => run(kernel, args),
-        );
-      }
-      waitDone(rep.i32, rep.seq);
-      if (rep.i32[3] !== 0) {
-        const end = rep.text.indexOf(0);
-        failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
-      }
-    }
-    if (error) throw error;
-    if (failures.length > 0) throw new Error(`data-parallel replica failed: ${failures[0]}`);
-    const k = backend();
-    for (let i = 1; i < bounds.length - 1; i++) {
-      if ((counts[i] as number) === 0) continue;
-      const rep = this.replicas[i - 1] as Replica;
-      loss += ((rep.f64[ARG.loss] as number) * (counts[i] as number)) / total;
-      let j = 0;
-      for (const p of this.model.params.values()) {
-        const g = rep.grads[j++] as Tensor;
-        k.accumulate(p.ensureGrad().data, g.data, p.size);
-      }
-    }
-    return total > 0 ? loss : Number.NaN;
   }
 
   /** Stop the replica threads. */
