@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { refBackend as k } from "../src/kernels/ref/index.js";
-import { add, linear } from "../src/ops/index.js";
+import { add, gelu, linear, linearGelu } from "../src/ops/index.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 
@@ -96,6 +96,61 @@ for (const [name, fwd, bwd] of [
     assertClose("dx", dx, numericGrad(x, R, f));
   });
 }
+
+test("geluForwardGrad: its derivative output against finite differences of its gelu output", () => {
+  const n = 23;
+  const x = rand(n, 2);
+  const R = rand(n);
+  const f = () => {
+    const o = new Float64Array(n);
+    k.geluForwardGrad(o, new Float64Array(n), x, n);
+    return o;
+  };
+  const d = new Float64Array(n);
+  k.geluForwardGrad(new Float64Array(n), d, x, n);
+  assertClose(
+    "dx",
+    Float64Array.from(d, (v, i) => v * (R[i] as number)),
+    numericGrad(x, R, f),
+  );
+});
+
+test("linearGelu equals gelu(linear(x)): output and every gradient, twice backward", () => {
+  const [B, T, K, N] = [2, 3, 5, 7];
+  const r = new Rng(3);
+  const vals = (n: number) => Array.from({ length: n }, () => r.normal());
+  const xv = vals(B * T * K);
+  const wv = vals(K * N);
+  const bv = vals(N);
+  const up = Float32Array.from(vals(B * T * N));
+  const run = (fused: boolean) =>
+    scope(() => {
+      const x = Tensor.fromArray(xv, [B, T, K], true);
+      const w = Tensor.fromArray(wv, [K, N], true);
+      const b = Tensor.fromArray(bv, [N], true);
+      const y = fused ? linearGelu(x, w, b) : gelu(linear(x, w, b));
+      const out = [...y.data];
+      y.backward(up);
+      const once = [x, w, b].map((t) => [...(t.grad as Tensor).data]);
+      // the graph can be walked again: gradients add up
+      y.backward(up);
+      const twice = [x, w, b].map((t) => [...(t.grad as Tensor).data]);
+      return { out, once, twice };
+    });
+  const a = run(true);
+  const e = run(false);
+  const near = (label: string, got: number[], want: number[]) => {
+    for (const [i, g] of got.entries()) {
+      const w = want[i] as number;
+      assert.ok(Math.abs(g - w) <= 1e-6 * Math.max(1, Math.abs(w)), `${label}[${i}]: ${g} vs ${w}`);
+    }
+  };
+  near("out", a.out, e.out);
+  for (const [i, name] of ["dx", "dw", "db"].entries()) {
+    near(name, a.once[i] as number[], e.once[i] as number[]);
+    near(`${name} twice`, a.twice[i] as number[], e.twice[i] as number[]);
+  }
+});
 
 test("causal self-attention backward (B=2, T=7, C=12, nh=3)", () => {
   const [B, T, C, nh] = [2, 7, 12, 3];

@@ -35,7 +35,7 @@ export function matmulCases(be: Backend, rng: Rng, shapes: [number, number, numb
   }
 }
 
-/** gelu and relu, forward and (accumulating) backward, for each length n */
+/** gelu and relu, forward and (accumulating) backward, and gelu with its derivative, for each length n */
 export function activationCases(be: Backend, rng: Rng, sizes: number[], check: Check): void {
   for (const n of sizes) {
     const x = rand(rng, n, 6);
@@ -53,6 +53,22 @@ export function activationCases(be: Backend, rng: Rng, sizes: number[], check: C
     be.geluBackward(g, x, dout, n);
     refBackend.geluBackward(wg, x, dout, n);
     check(`geluBackward ${n}`, g, wg, 1e-6, 1e-6);
+    // geluForwardGrad: gelu and gelu' in one pass, in place over a copy of x; gelu exactly as
+    // geluForward computes it, gelu'·dout as geluBackward adds it into zeros
+    const fo = f32(n);
+    const fd = copy(x);
+    be.geluForwardGrad(fo, fd, fd, n);
+    check(`geluForwardGrad out ${n}`, fo, o, 0, 0);
+    const wfo = new Float32Array(n);
+    const wfd = new Float32Array(n);
+    refBackend.geluForwardGrad(wfo, wfd, x, n);
+    check(`geluForwardGrad dgelu ${n}`, fd, wfd, 1e-6, 1e-6);
+    const viaGrad = f32(n);
+    be.mul(viaGrad, fd, dout, n);
+    const viaBackward = f32(n);
+    be.zero(viaBackward, n);
+    be.geluBackward(viaBackward, x, dout, n);
+    check(`geluForwardGrad dgelu·dout ${n}`, viaGrad, viaBackward, be.name === "ref" ? 1e-6 : 0, 0);
 
     const r = f32(n);
     const wr = new Float32Array(n);

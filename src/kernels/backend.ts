@@ -99,6 +99,12 @@ export interface Backend {
   geluForward(out: FloatArray, x: FloatArray, n: number): void;
   /** dx (n) += gelu'(x) * dout */
   geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void;
+  /**
+   * out (n) = gelu(x) and dgelu (n) = gelu'(x) in one pass (dgelu may be x itself): the forward of a
+   * GELU whose input is not needed afterwards (src/ops/gelu.ts linearGelu); its backward is then
+   * dgelu·dout, a multiply instead of a second tanh
+   */
+  geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void;
   reluForward(out: FloatArray, x: FloatArray, n: number): void;
   reluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void;
 

@@ -18,9 +18,9 @@ import {
   crossEntropy,
   dropout,
   embedding,
-  gelu,
   layerNorm,
   linear,
+  linearGelu,
   matmulTransposed,
   relu,
 } from "../ops/index.js";
@@ -150,7 +150,8 @@ export class GPT {
     if (T > c.blockSize) fail(`sequence of ${T} tokens is longer than the model's block size ${c.blockSize}`);
     const p = (name: string) => this.param(name);
     const drop = (t: Tensor) => (options.dropoutRng && c.dropout > 0 ? dropout(t, c.dropout, options.dropoutRng) : t);
-    const act = c.activation === "relu" ? relu : gelu;
+    // act(c_fc(h)): with GELU one op, which keeps gelu' for backward instead of c_fc's output (linearGelu)
+    const fcAct = c.activation === "relu" ? (t: Tensor, w: Tensor, b: Tensor) => relu(linear(t, w, b)) : linearGelu;
     const cap = options.capture;
 
     let x = drop(addPositions(embedding(p("transformer.wte.weight"), idx), p("transformer.wpe.weight"))); // (B,T,C)
@@ -169,7 +170,7 @@ export class GPT {
       cap?.(`h.${l}.resid_attn`, x);
       // MLP: ln -> (B,T,nInner) -> activation -> (B,T,C)
       let m = layerNorm(x, p(`${h}.ln_2.weight`), p(`${h}.ln_2.bias`), c.layerNormEps);
-      m = act(linear(m, p(`${h}.mlp.c_fc.weight`), p(`${h}.mlp.c_fc.bias`)));
+      m = fcAct(m, p(`${h}.mlp.c_fc.weight`), p(`${h}.mlp.c_fc.bias`));
       cap?.(`h.${l}.mlp_act`, m);
       m = drop(linear(m, p(`${h}.mlp.c_proj.weight`), p(`${h}.mlp.c_proj.bias`)));
       x = add(x, m);

@@ -1,6 +1,6 @@
 import { backend } from "../kernels/index.js";
-import { Tensor } from "../tensor/tensor.js";
-import { record } from "./record.js";
+import { isGradEnabled, Tensor } from "../tensor/tensor.js";
+import { lastDim, record, shapeStr } from "./record.js";
 
 /** GELU with the tanh approximation (GPT-2's "gelu_new"), elementwise. */
 export function gelu(x: Tensor): Tensor {
@@ -8,5 +8,45 @@ export function gelu(x: Tensor): Tensor {
   backend().geluForward(out.data, x.data, x.size);
   return record(out, [x], () => {
     backend().geluBackward(x.ensureGrad().data, x.data, (out.grad as Tensor).data, x.size);
+  });
+}
+
+/**
+ * gelu(x·w + b), the first half of the MLP, as one op: x (...,K), w (K,N), b (N) -> (...,N).
+ * The pre-activation h = x·w + b is used by backward only through gelu'(h), so when a graph is being
+ * recorded the forward keeps gelu'(h) instead of h (computed with gelu(h), from the same exp).
+ * Backward is then dh = gelu'(h)·dout, one multiply, where gelu(linear(...)) would recompute the tanh
+ * of every element and zero a gradient buffer for h to add into. Same values as the two ops.
+ */
+export function linearGelu(x: Tensor, w: Tensor, b: Tensor): Tensor {
+  const K = lastDim(x);
+  const [wk, N] = w.shape as [number, number];
+  if (w.shape.length !== 2 || wk !== K) throw new Error(`linearGelu: x ${shapeStr(x.shape)} does not match w ${shapeStr(w.shape)}`);
+  const M = x.size / K;
+  const shape = [...x.shape.slice(0, -1), N];
+  const k = backend();
+  const h = new Tensor(shape);
+  k.linearForward(h.data, x.data, w.data, b.data, M, K, N);
+  const out = new Tensor(shape);
+  if (!(isGradEnabled() && (x.requiresGrad || w.requiresGrad || b.requiresGrad))) {
+    k.geluForward(out.data, h.data, h.size);
+    h.dispose();
+    return out;
+  }
+  const dgelu = h; // gelu'(h) from here on, in h's storage
+  k.geluForwardGrad(out.data, dgelu.data, h.data, h.size);
+  return record(out, [x, w, b], () => {
+    const be = backend();
+    // a buffer of its own (not dgelu's storage), so that the graph can be walked backward again
+    const dh = new Tensor(shape, "f32", false, false);
+    try {
+      be.mul(dh.data, dgelu.data, (out.grad as Tensor).data, dh.size);
+      const dx = x.requiresGrad ? x.ensureGrad().data : null;
+      const dw = w.requiresGrad ? w.ensureGrad().data : null;
+      const db = b.requiresGrad ? b.ensureGrad().data : null;
+      be.linearBackward(dx, dw, db, dh.data, x.data, w.data, M, K, N);
+    } finally {
+      dh.dispose();
+    }
   });
 }

@@ -3,7 +3,7 @@ export { causalSelfAttention } from "./attention.js";
 export { crossEntropy, IGNORE_INDEX } from "./crossentropy.js";
 export { dropout } from "./dropout.js";
 export { embedding } from "./embedding.js";
-export { gelu } from "./gelu.js";
+export { gelu, linearGelu } from "./gelu.js";
 export { layerNorm } from "./layernorm.js";
 export { linear, matmulTransposed } from "./matmul.js";
 export { relu } from "./relu.js";

@@ -22,6 +22,16 @@ export function geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n:
   }
 }
 
+export function geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const v = x[i] as number;
+    const t = Math.tanh(GELU_K * (v + GELU_A * v * v * v));
+    const dt = (1 - t * t) * GELU_K * (1 + 3 * GELU_A * v * v);
+    out[i] = 0.5 * v * (1 + t);
+    dgelu[i] = 0.5 * (1 + t) + 0.5 * v * dt;
+  }
+}
+
 export function reluForward(out: FloatArray, x: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) {
     const v = x[i] as number;

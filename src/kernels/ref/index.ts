@@ -1,5 +1,5 @@
 import type { Backend } from "../backend.js";
-import { geluBackward, geluForward, reluBackward, reluForward } from "./activations.js";
+import { geluBackward, geluForward, geluForwardGrad, reluBackward, reluForward } from "./activations.js";
 import { adamw } from "./adamw.js";
 import { attentionBackward, attentionCached, attentionForward } from "./attention.js";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
@@ -31,6 +31,7 @@ export const refBackend: Backend = {
   layernormBackward,
   geluForward,
   geluBackward,
+  geluForwardGrad,
   reluForward,
   reluBackward,
   attentionForward,

@@ -98,6 +98,7 @@ interface Exports {
   ): void;
   geluForward(out: number, x: number, n: number): void;
   geluBackward(dx: number, x: number, dout: number, n: number): void;
+  geluForwardGrad(out: number, dgelu: number, x: number, n: number): void;
   reluForward(out: number, x: number, n: number): void;
   reluBackward(dx: number, x: number, dout: number, n: number): void;
   softmax(out: number, x: number, rows: number, cols: number): void;
@@ -201,6 +202,7 @@ const POOL_KERNELS = [
   "attentionRowPart",
   "geluForward",
   "geluBackward",
+  "geluForwardGrad",
   "softmax",
   "crossEntropyForward",
   "crossEntropyBackward",
@@ -253,6 +255,7 @@ const PEER_KERNELS: Partial<Record<PoolKernel, readonly [args: number, scratch: 
   // elementwise and row-wise (no scratch)
   geluForward: [3, -1],
   geluBackward: [4, -1],
+  geluForwardGrad: [4, -1],
   softmax: [4, -1],
   crossEntropyForward: [6, -1],
   crossEntropyBackward: [7, -1],
@@ -821,6 +824,15 @@ class WasmKernels implements WasmBackend {
     }
     const [pd, px, pg] = p as [number, number, number];
     this.split("geluBackward", n, 1, (i, c) => [pd + 4 * i, px + 4 * i, pg + 4 * i, c]);
+  }
+  geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void {
+    const p = this.ptrs(out, dgelu, x);
+    if (!p) {
+      refBackend.geluForwardGrad(out, dgelu, x, n);
+      return;
+    }
+    const [po, pd, px] = p as [number, number, number];
+    this.split("geluForwardGrad", n, 1, (i, c) => [po + 4 * i, pd + 4 * i, px + 4 * i, c]);
   }
   reluForward(out: FloatArray, x: FloatArray, n: number): void {
     const p = this.ptrs(out, x);

@@ -913,21 +913,30 @@ export function layernormBackward(dx: usize, dw: usize, db: usize, dout: usize, 
 const GELU_K: f32 = 0.7978845608028654;
 const GELU_A: f32 = 0.044715;
 
-@inline function geluVec(v: v128): v128 {
-  const v2 = f32x4.mul(v, v);
+/** e = exp(-2u) for v and v2 = v²: then gelu(v) = v / (1 + e) and 0.5(1 + tanh u) = 1 / (1 + e) */
+@inline function geluExp(v: v128, v2: v128): v128 {
   const u = f32x4.mul(f32x4.mul(splat(GELU_K), v), madd(splat(GELU_A), v2, splat(1)));
-  const e = vexpIn(f32x4.pmin(f32x4.pmax(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+  return vexpIn(f32x4.pmin(f32x4.pmax(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+}
+
+@inline function geluOf(v: v128, e: v128): v128 {
   return f32x4.div(v, f32x4.add(splat(1), e));
 }
 
-@inline function geluGradVec(v: v128): v128 {
-  const v2 = f32x4.mul(v, v);
-  const u = f32x4.mul(f32x4.mul(splat(GELU_K), v), madd(splat(GELU_A), v2, splat(1)));
-  const e = vexpIn(f32x4.pmin(f32x4.pmax(f32x4.mul(u, splat(-2)), splat(-80)), splat(80)));
+@inline function geluGradOf(v: v128, v2: v128, e: v128): v128 {
   const sig = f32x4.div(splat(1), f32x4.add(splat(1), e)); // 0.5(1+t)
   const omt2 = f32x4.mul(f32x4.mul(splat(4), f32x4.mul(sig, sig)), e); // 1 - t²
   const dt = f32x4.mul(f32x4.mul(omt2, splat(GELU_K)), madd(splat(3 * GELU_A), v2, splat(1)));
   return madd(f32x4.mul(splat(0.5), v), dt, sig);
+}
+
+@inline function geluVec(v: v128): v128 {
+  return geluOf(v, geluExp(v, f32x4.mul(v, v)));
+}
+
+@inline function geluGradVec(v: v128): v128 {
+  const v2 = f32x4.mul(v, v);
+  return geluGradOf(v, v2, geluExp(v, v2));
 }
 
 export function geluForward(out: usize, x: usize, n: i32): void {
@@ -939,6 +948,29 @@ export function geluForward(out: usize, x: usize, n: i32): void {
   for (; i < n; i++) {
     const o = <usize>i << 2;
     store<f32>(out + o, f32x4.extract_lane(geluVec(splat(load<f32>(x + o))), 0));
+  }
+}
+
+/**
+ * out (n) = gelu(x), dgelu (n) = gelu'(x), both from one exp; dgelu may be x itself (written in place
+ * after it is read). Each is computed exactly as geluForward and geluBackward compute it, so
+ * dgelu·dout equals what geluBackward adds into a zeroed dx (tests/kernel-cases.ts checks it).
+ */
+export function geluForwardGrad(out: usize, dgelu: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const v = v128.load(x + o);
+    const v2 = f32x4.mul(v, v);
+    const e = geluExp(v, v2);
+    v128.store(out + o, geluOf(v, e));
+    v128.store(dgelu + o, geluGradOf(v, v2, e));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const v = splat(load<f32>(x + o));
+    store<f32>(out + o, f32x4.extract_lane(geluVec(v), 0));
+    store<f32>(dgelu + o, f32x4.extract_lane(geluGradVec(v), 0));
   }
 }
 
