@@ -12,7 +12,8 @@
 //        [--mm KIND,M,K,N ...]   (KIND 0 a·b, 1 a·bᵀ, 2 aᵀ·b; replaces the default cases)
 //
 // Default cases: the matmuls of nanoGPT's CPU recipe (B·T = 768 rows, C = 128) in the layouts
-// training uses, GELU forward/backward, attention forward/backward (B 12, T 64, 4 heads) and the bias
+// training uses, GELU forward/backward/forward with gelu', attention forward/backward (B 12, T 64, 4 heads, and the bigger
+// recipe's B 2, T 256, C 384, 6 heads) and the bias
 // gradient (sumRows). The builds must share the kernels' exported signatures.
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -112,33 +113,45 @@ if (custom.length === 0) {
       k.geluBackward?.(dx, x, g, n);
     },
   });
-  const B = 12;
-  const T = 64;
-  const nh = 4;
-  const qkv = filled(B * T * 3 * C);
-  const att = alloc(B * T * C);
-  const lse = alloc(B * nh * T);
-  const dqkv = alloc(B * T * 3 * C);
-  const dout = filled(B * T * C);
-  const as = alloc((first.attentionScratchBytes?.(T, C, nh) ?? 0) / 4 + 64);
-  const af = 4 * B * nh * T * T * (C / nh); // as if not causal
+  const dg = alloc(n);
   cases.push({
-    label: "attention forward (GF/s as if dense)",
-    work: af,
-    perElement: false,
-    out: [att, B * T * C],
-    run: (k) => k.attentionForward?.(att, lse, qkv, B, T, C, nh, 0, B * nh, as),
+    label: "gelu forward with gelu'",
+    work: n,
+    perElement: true,
+    out: [dg, n],
+    run: (k) => k.geluForwardGrad?.(y, dg, x, n),
   });
-  cases.push({
-    label: "attention backward (GF/s as if dense)",
-    work: 2 * af,
-    perElement: false,
-    out: [dqkv, B * T * 3 * C],
-    run: (k) => {
-      new Float32Array(memory.buffer, dqkv, B * T * 3 * C).fill(0);
-      k.attentionBackward?.(dqkv, dout, qkv, att, lse, B, T, C, nh, 0, B * nh, as);
-    },
-  });
+  // attention on the CPU recipe's shape and on two rows of the bigger recipe's (T 256, C 384, 6 heads)
+  for (const [B, T, AC, nh] of [
+    [12, 64, C, 4],
+    [2, 256, 384, 6],
+  ] as const) {
+    const shape = `B ${B} T ${T} C ${AC} nh ${nh}`;
+    const qkv = filled(B * T * 3 * AC);
+    const att = alloc(B * T * AC);
+    const lse = alloc(B * nh * T);
+    const dqkv = alloc(B * T * 3 * AC);
+    const dout = filled(B * T * AC);
+    const as = alloc((first.attentionScratchBytes?.(T, AC, nh) ?? 0) / 4 + 64);
+    const af = 4 * B * nh * T * T * (AC / nh); // as if not causal
+    cases.push({
+      label: `attention forward, ${shape} (GF/s as if dense)`,
+      work: af,
+      perElement: false,
+      out: [att, B * T * AC],
+      run: (k) => k.attentionForward?.(att, lse, qkv, B, T, AC, nh, 0, B * nh, as),
+    });
+    cases.push({
+      label: `attention backward, ${shape} (GF/s as if dense)`,
+      work: 2 * af,
+      perElement: false,
+      out: [dqkv, B * T * 3 * AC],
+      run: (k) => {
+        new Float32Array(memory.buffer, dqkv, B * T * 3 * AC).fill(0);
+        k.attentionBackward?.(dqkv, dout, qkv, att, lse, B, T, AC, nh, 0, B * nh, as);
+      },
+    });
+  }
   const db = alloc(4 * C);
   cases.push({
     label: "sumRows 768x512",
