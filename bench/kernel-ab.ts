@@ -13,7 +13,7 @@
 //
 // Default cases: the matmuls of nanoGPT's CPU recipe (B·T = 768 rows, C = 128) in the layouts
 // training uses, GELU forward/backward/forward with gelu', attention forward/backward (B 12, T 64, 4 heads, and the bigger
-// recipe's B 2, T 256, C 384, 6 heads) and the bias
+// recipe's B 2, T 256, C 384, 6 heads), LayerNorm forward/backward, AdamW and the bias
 // gradient (sumRows). The builds must share the kernels' exported signatures.
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -65,6 +65,8 @@ interface Case {
   /** the output region compared across builds */
   out: [number, number];
   run: (k: Kernels) => void;
+  /** restores the inputs before each validating call (for kernels that update their inputs in place) */
+  reset?: () => void;
 }
 const cases: Case[] = [];
 
@@ -152,6 +154,49 @@ if (custom.length === 0) {
       },
     });
   }
+  // LayerNorm on the recipe's rows, forward and backward (gradients added into zeroed buffers)
+  const lx = filled(R * C);
+  const lw = filled(C);
+  const lb = filled(C);
+  const lo = alloc(R * C);
+  const mean = alloc(R);
+  const rstd = alloc(R);
+  cases.push({
+    label: "layernorm forward 768x128",
+    work: R * C,
+    perElement: true,
+    out: [lo, R * C],
+    run: (k) => k.layernormForward?.(lo, mean, rstd, lx, lw, lb, R, C, 1e-5),
+  });
+  const ldx = alloc(R * C + 2 * C);
+  const ldout = filled(R * C);
+  cases.push({
+    label: "layernorm backward 768x128",
+    work: R * C,
+    perElement: true,
+    out: [ldx, R * C + 2 * C],
+    run: (k) => {
+      new Float32Array(memory.buffer, ldx, R * C + 2 * C).fill(0);
+      k.layernormBackward?.(ldx, ldx + 4 * R * C, ldx + 4 * (R * C + C), ldout, lx, lw, mean, rstd, R, C);
+    },
+  });
+  // AdamW over the recipe's 0.8M parameters (p, m, v updated in place: restored before validating)
+  const np = 800_000;
+  const ap = filled(np);
+  const ag = filled(np);
+  const am = filled(np);
+  const av = alloc(np);
+  const saved = [ap, am, av].map((q) => new Float32Array(memory.buffer, q, np).slice());
+  cases.push({
+    label: "adamw 0.8M",
+    work: np,
+    perElement: true,
+    out: [ap, np],
+    run: (k) => k.adamw?.(ap, ag, am, av, np, 1e-3, 0.9, 0.99, 1e-8, 0.1, 0.5, 0.3),
+    reset: () => {
+      for (const [i, q] of [ap, am, av].entries()) new Float32Array(memory.buffer, q, np).set(saved[i] as Float32Array);
+    },
+  });
   const db = alloc(4 * C);
   cases.push({
     label: "sumRows 768x512",
@@ -184,11 +229,13 @@ for (const c of cases) {
   if (only && !c.label.includes(only)) continue;
   // validate: every build against the first
   const [op, on] = c.out;
+  c.reset?.();
   c.run(first);
   const want = new Float32Array(memory.buffer, op, on).slice();
   let scale = 0;
   for (const v of want) scale = Math.max(scale, Math.abs(v));
   const diffs = builds.map((k) => {
+    c.reset?.();
     c.run(k);
     const got = new Float32Array(memory.buffer, op, on);
     let d = 0;

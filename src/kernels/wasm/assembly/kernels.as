@@ -33,6 +33,11 @@
   return f64x2.add(acc, f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)));
 }
 
+/** the f64x2 sum lo + hi of the four f32 lanes of v (lanes 0+2, 1+3) */
+@inline function wide(v: v128): v128 {
+  return f64x2.add(f64x2.promote_low_f32x4(v), f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)));
+}
+
 @inline function hsum64(v: v128): f64 {
   return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
 }
@@ -809,27 +814,42 @@ export function mul(out: usize, x: usize, m: usize, n: i32): void {
 // ---------------------------------------------------------------------------------------------------
 // layer norm (row statistics in f64)
 
+/** Σ (v - m)² over the four f32 lanes of v, in f64 (as an f64x2 of two partial sums) */
+@inline function squaredDev(v: v128, md: v128): v128 {
+  const lo = f64x2.sub(f64x2.promote_low_f32x4(v), md);
+  const hi = f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), md);
+  return f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi));
+}
+
 export function layernormForward(out: usize, mean: usize, rstd: usize, x: usize, w: usize, b: usize, N: i32, C: i32, eps: f64): void {
   for (let n = 0; n < N; n++) {
     const xr = x + ((<usize>n * <usize>C) << 2);
     const or = out + ((<usize>n * <usize>C) << 2);
+    // two f64 sums, over alternate vectors: one sum is a chain of dependent adds (~4 cycles each)
     let acc = f64x2.splat(0);
+    let acc1 = f64x2.splat(0);
     let c = 0;
-    for (; c + 4 <= C; c += 4) acc = addWide(acc, v128.load(xr + (<usize>c << 2)));
-    let sum = hsum64(acc);
+    for (; c + 8 <= C; c += 8) {
+      const o = <usize>c << 2;
+      acc = f64x2.add(acc, wide(v128.load(xr + o)));
+      acc1 = f64x2.add(acc1, wide(v128.load(xr + o, 16)));
+    }
+    for (; c + 4 <= C; c += 4) acc = f64x2.add(acc, wide(v128.load(xr + (<usize>c << 2))));
+    let sum = hsum64(f64x2.add(acc, acc1));
     for (; c < C; c++) sum += <f64>load<f32>(xr + (<usize>c << 2));
     const m = sum / <f64>C;
     const mv = f32x4.splat(<f32>m);
     const md = f64x2.splat(m);
     acc = f64x2.splat(0);
+    acc1 = f64x2.splat(0);
     c = 0;
-    for (; c + 4 <= C; c += 4) {
-      const v = v128.load(xr + (<usize>c << 2));
-      const lo = f64x2.sub(f64x2.promote_low_f32x4(v), md);
-      const hi = f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), md);
-      acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)));
+    for (; c + 8 <= C; c += 8) {
+      const o = <usize>c << 2;
+      acc = f64x2.add(acc, squaredDev(v128.load(xr + o), md));
+      acc1 = f64x2.add(acc1, squaredDev(v128.load(xr + o, 16), md));
     }
-    let vs = hsum64(acc);
+    for (; c + 4 <= C; c += 4) acc = f64x2.add(acc, squaredDev(v128.load(xr + (<usize>c << 2)), md));
+    let vs = hsum64(f64x2.add(acc, acc1));
     for (; c < C; c++) {
       const d = <f64>load<f32>(xr + (<usize>c << 2)) - m;
       vs += d * d;
@@ -861,17 +881,30 @@ export function layernormBackward(dx: usize, dw: usize, db: usize, dout: usize, 
     const s = load<f32>(rstd + (<usize>n << 2));
     const mv = splat(m);
     const sv = splat(s);
+    // two f64 sums of each, over alternate vectors (see layernormForward)
     let ga = f64x2.splat(0), gxa = f64x2.splat(0);
+    let ga1 = f64x2.splat(0), gxa1 = f64x2.splat(0);
     let c = 0;
+    for (; c + 8 <= C; c += 8) {
+      const o = <usize>c << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), sv);
+      const g = f32x4.mul(v128.load(dr + o), v128.load(w + o));
+      ga = f64x2.add(ga, wide(g));
+      gxa = f64x2.add(gxa, wide(f32x4.mul(g, xh)));
+      const xh1 = f32x4.mul(f32x4.sub(v128.load(xr + o, 16), mv), sv);
+      const g1 = f32x4.mul(v128.load(dr + o, 16), v128.load(w + o, 16));
+      ga1 = f64x2.add(ga1, wide(g1));
+      gxa1 = f64x2.add(gxa1, wide(f32x4.mul(g1, xh1)));
+    }
     for (; c + 4 <= C; c += 4) {
       const o = <usize>c << 2;
       const xh = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), sv);
       const g = f32x4.mul(v128.load(dr + o), v128.load(w + o));
-      ga = addWide(ga, g);
-      gxa = addWide(gxa, f32x4.mul(g, xh));
+      ga = f64x2.add(ga, wide(g));
+      gxa = f64x2.add(gxa, wide(f32x4.mul(g, xh)));
     }
-    let gs = hsum64(ga);
-    let gxs = hsum64(gxa);
+    let gs = hsum64(f64x2.add(ga, ga1));
+    let gxs = hsum64(f64x2.add(gxa, gxa1));
     for (; c < C; c++) {
       const o = <usize>c << 2;
       const xh = (load<f32>(xr + o) - m) * s;
@@ -1204,6 +1237,17 @@ export function embeddingBackward(dtable: usize, dout: usize, ids: usize, N: i32
 // ---------------------------------------------------------------------------------------------------
 // AdamW
 
+/** one vector of AdamW's update (see adamw) */
+@inline function adamwVec(p: usize, g: usize, m: usize, v: usize, b1v: v128, b2v: v128, ob1v: v128, ob2v: v128, decv: v128, stv: v128, ibv: v128, epv: v128): void {
+  const gi = v128.load(g);
+  const mi = madd(b1v, v128.load(m), f32x4.mul(ob1v, gi));
+  const vi = madd(b2v, v128.load(v), f32x4.mul(ob2v, f32x4.mul(gi, gi)));
+  v128.store(m, mi);
+  v128.store(v, vi);
+  const den = madd(f32x4.sqrt(vi), ibv, epv);
+  v128.store(p, f32x4.sub(f32x4.mul(v128.load(p), decv), f32x4.div(f32x4.mul(stv, mi), den)));
+}
+
 export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, wd: f64, bc1: f64, bc2: f64): void {
   const decay = <f32>(1 - lr * wd);
   const stepSize = <f32>(lr / bc1);
@@ -1216,15 +1260,17 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
   const b1v = splat(b1), b2v = splat(b2), ob1v = splat(ob1), ob2v = splat(ob2);
   const decv = splat(decay), stv = splat(stepSize), ibv = splat(invSqrtBc2), epv = splat(epsf);
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
+  // two vectors an iteration: their sqrt and divide chains overlap (see geluForward; 1.3x, and four
+  // were no faster: from there the update is bound by memory, 28 bytes an element)
+  for (; i + 8 <= n; i += 8) {
     const o = <usize>i << 2;
-    const gi = v128.load(g + o);
-    const mi = madd(b1v, v128.load(m + o), f32x4.mul(ob1v, gi));
-    const vi = madd(b2v, v128.load(v + o), f32x4.mul(ob2v, f32x4.mul(gi, gi)));
-    v128.store(m + o, mi);
-    v128.store(v + o, vi);
-    const den = madd(f32x4.sqrt(vi), ibv, epv);
-    v128.store(p + o, f32x4.sub(f32x4.mul(v128.load(p + o), decv), f32x4.div(f32x4.mul(stv, mi), den)));
+    adamwVec(p + o, g + o, m + o, v + o, b1v, b2v, ob1v, ob2v, decv, stv, ibv, epv);
+    adamwVec(p + o + 16, g + o + 16, m + o + 16, v + o + 16, b1v, b2v, ob1v, ob2v, decv, stv, ibv, epv);
+  }
+  if (i + 4 <= n) {
+    const o = <usize>i << 2;
+    adamwVec(p + o, g + o, m + o, v + o, b1v, b2v, ob1v, ob2v, decv, stv, ibv, epv);
+    i += 4;
   }
   for (; i < n; i++) {
     const o = <usize>i << 2;
