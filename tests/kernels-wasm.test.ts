@@ -105,6 +105,14 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       const onlyW = copy(init[1]);
       be.linearBackward(null, onlyW, null, dy, x, w, M, K, N);
       close(`linearBackward dw only ${M}x${K}x${N}`, onlyW, want[1] as Float32Array, 0, tolW);
+      // dx written, not added (its buffer holds garbage, as a fresh gradient's does)
+      const dxOver = rand(rng, M * K, 1e3);
+      const dwOver = copy(init[1]);
+      const wantOver = new Float32Array(M * K);
+      be.linearBackward(dxOver, dwOver, null, dy, x, w, M, K, N, true);
+      refBackend.linearBackward(wantOver, null, null, dy, x, w, M, K, N, true);
+      close(`linearBackward dx overwritten ${M}x${K}x${N}`, dxOver, wantOver, 0, tolX);
+      close(`linearBackward dw beside an overwritten dx ${M}x${K}x${N}`, dwOver, want[1] as Float32Array, 0, tolW);
     }
   });
 

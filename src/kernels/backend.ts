@@ -31,8 +31,8 @@ export interface Backend {
   /** x (M,K), w (K,N), bias (N) or null -> out (M,N) = x·w + bias: a linear layer's forward */
   linearForward(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void;
   /**
-   * The backward of out = x·w + b with dy (M,N): dx (M,K) += dy·wᵀ, dw (K,N) += xᵀ·dy, db (N) += Σ_rows dy;
-   * a null output is skipped. One call, so that a threaded backend can run the two independent
+   * The backward of out = x·w + b with dy (M,N): dx (M,K) += dy·wᵀ (= with overwriteDx), dw (K,N) += xᵀ·dy,
+   * db (N) += Σ_rows dy; a null output is skipped. One call, so that a threaded backend can run the two independent
    * products side by side (one synchronisation, each product whole) instead of splitting each.
    */
   linearBackward(
@@ -45,6 +45,7 @@ export interface Backend {
     M: number,
     K: number,
     N: number,
+    overwriteDx?: boolean,
   ): void;
 
   // ---- elementwise and reductions ---------------------------------------------------------

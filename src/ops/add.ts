@@ -9,9 +9,16 @@ export function add(a: Tensor, b: Tensor): Tensor {
   backend().add(out.data, a.data, b.data, a.size);
   return record(out, [a, b], () => {
     const dy = (out.grad as Tensor).data;
-    if (a.requiresGrad) backend().accumulate(a.ensureGrad().data, dy, a.size);
-    if (b.requiresGrad) backend().accumulate(b.ensureGrad().data, dy, b.size);
+    if (a.requiresGrad) addGrad(a, dy);
+    if (b.requiresGrad) addGrad(b, dy);
   });
+}
+
+/** t.grad += g (copied in, when t has no gradient yet) */
+function addGrad(t: Tensor, g: Float32Array): void {
+  const fresh = t.freshGrad();
+  if (fresh) backend().copy(fresh.data, g, t.size);
+  else backend().accumulate((t.grad as Tensor).data, g, t.size);
 }
 
 /**
@@ -29,7 +36,7 @@ export function addPositions(x: Tensor, pos: Tensor): Tensor {
   backend().addBias(out.data, pos.data.subarray(0, n), B, n);
   return record(out, [x, pos], () => {
     const dy = (out.grad as Tensor).data;
-    if (x.requiresGrad) backend().accumulate(x.ensureGrad().data, dy, x.size);
+    if (x.requiresGrad) addGrad(x, dy);
     if (pos.requiresGrad) backend().sumRows(pos.ensureGrad().data.subarray(0, n), dy, B, n);
   });
 }

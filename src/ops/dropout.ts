@@ -17,9 +17,14 @@ export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
   const out = new Tensor(x.shape);
   backend().mul(out.data, x.data, m, x.size);
   return record(out, [x], () => {
+    const fresh = x.freshGrad();
+    if (fresh) {
+      backend().mul(fresh.data, (out.grad as Tensor).data, mask.data, x.size);
+      return;
+    }
     const dx = new Tensor(x.shape, "f32", false, false);
     backend().mul(dx.data, (out.grad as Tensor).data, mask.data, x.size);
-    backend().accumulate(x.ensureGrad().data, dx.data, x.size);
+    backend().accumulate((x.grad as Tensor).data, dx.data, x.size);
     dx.dispose();
   });
 }

@@ -1,5 +1,6 @@
 import { backend } from "../kernels/index.js";
 import { isGradEnabled, Tensor } from "../tensor/tensor.js";
+import { linearBackward } from "./matmul.js";
 import { lastDim, record, shapeStr } from "./record.js";
 
 /** GELU with the tanh approximation (GPT-2's "gelu_new"), elementwise. */
@@ -41,10 +42,7 @@ export function linearGelu(x: Tensor, w: Tensor, b: Tensor): Tensor {
     const dh = new Tensor(shape, "f32", false, false);
     try {
       be.mul(dh.data, dgelu.data, (out.grad as Tensor).data, dh.size);
-      const dx = x.requiresGrad ? x.ensureGrad().data : null;
-      const dw = w.requiresGrad ? w.ensureGrad().data : null;
-      const db = b.requiresGrad ? b.ensureGrad().data : null;
-      be.linearBackward(dx, dw, db, dh.data, x.data, w.data, M, K, N);
+      linearBackward(x, w, b, dh.data, M, K, N);
     } finally {
       dh.dispose();
     }

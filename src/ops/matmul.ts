@@ -15,12 +15,16 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   const out = new Tensor([...x.shape.slice(0, -1), N]);
   backend().linearForward(out.data, x.data, w.data, b ? b.data : null, M, K, N);
   const parents = b ? [x, w, b] : [x, w];
-  return record(out, parents, () => {
-    const dx = x.requiresGrad ? x.ensureGrad().data : null;
-    const dw = w.requiresGrad ? w.ensureGrad().data : null;
-    const db = b?.requiresGrad ? b.ensureGrad().data : null;
-    backend().linearBackward(dx, dw, db, (out.grad as Tensor).data, x.data, w.data, M, K, N);
-  });
+  return record(out, parents, () => linearBackward(x, w, b, (out.grad as Tensor).data, M, K, N));
+}
+
+/** the gradients of linear(x, w, b) for dy (M,N), added into theirs (written, when x's is new) */
+export function linearBackward(x: Tensor, w: Tensor, b: Tensor | undefined, dy: Float32Array, M: number, K: number, N: number): void {
+  const fresh = x.requiresGrad ? x.freshGrad() : null;
+  const dx = fresh ? fresh.data : x.requiresGrad ? (x.grad as Tensor).data : null;
+  const dw = w.requiresGrad ? w.ensureGrad().data : null;
+  const db = b?.requiresGrad ? b.ensureGrad().data : null;
+  backend().linearBackward(dx, dw, db, dy, x.data, w.data, M, K, N, fresh !== null);
 }
 
 /**
@@ -37,7 +41,10 @@ export function matmulTransposed(x: Tensor, w: Tensor): Tensor {
   return record(out, [x, w], () => {
     const dy = (out.grad as Tensor).data;
     const k = backend();
-    if (x.requiresGrad) k.matmul(x.ensureGrad().data, dy, w.data, M, N, K, true);
+    if (x.requiresGrad) {
+      const fresh = x.freshGrad();
+      k.matmul((fresh ?? (x.grad as Tensor)).data, dy, w.data, M, N, K, fresh === null);
+    }
     if (w.requiresGrad) k.matmulAT(w.ensureGrad().data, dy, x.data, N, M, K, true);
   });
 }

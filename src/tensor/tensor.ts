@@ -101,6 +101,17 @@ export class Tensor {
     return this.grad;
   }
 
+  /**
+   * For an op about to WRITE every element of this tensor's gradient (=, not +=): a new gradient
+   * buffer, not zeroed, or null when the tensor already has one (then add into ensureGrad()). Most
+   * activations have one consumer, whose backward can so skip zeroing a buffer it overwrites.
+   */
+  freshGrad(): Tensor | null {
+    if (this.grad) return null;
+    this.grad = new Tensor(this.shape, "f32", false, false);
+    return this.grad;
+  }
+
   /** Keep `.grad` of this intermediate tensor after backward (by default it is freed once spent). */
   retainGrad(): void {
     this.keepsGrad = true;

@@ -74,8 +74,9 @@ export function linearBackward(
   M: number,
   K: number,
   N: number,
+  overwriteDx = false,
 ): void {
-  if (dx) matmulBT(dx, dy, w, M, N, K, true);
+  if (dx) matmulBT(dx, dy, w, M, N, K, !overwriteDx);
   if (dw) matmulAT(dw, x, dy, K, M, N, true);
   if (db) sumRows(db, dy, M, N);
 }

@@ -679,7 +679,9 @@ class WasmKernels implements WasmBackend {
     M: number,
     K: number,
     N: number,
+    overwriteDx = false,
   ): void {
+    const accDx = !overwriteDx;
     const flops = 2 * M * K * N;
     const p = dx && dw && M >= 4 && this.threadsUsable > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
     const q = !p && dx && dw && M >= 4 && this.peerWaiting(flops) ? this.ptrs(dx, dw, dy, x, w) : null;
@@ -689,7 +691,7 @@ class WasmKernels implements WasmBackend {
       const [pdx, pdw, pdy, px, pw] = p as [number, number, number, number, number];
       const half = Math.max(1, this.threadsUsable >> 1);
       const tasks = [
-        ...this.mmTasks(1, pdx, pdy, pw, M, N, K, true, 0, Math.min(half, Math.floor(M / 8)), 0),
+        ...this.mmTasks(1, pdx, pdy, pw, M, N, K, accDx, 0, Math.min(half, Math.floor(M / 8)), 0),
         ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.threadsUsable - half, Math.max(1, Math.floor(K / 8))), half),
       ];
       this.parallel("matmul", tasks);
@@ -697,11 +699,11 @@ class WasmKernels implements WasmBackend {
       // the other data-parallel thread is waiting: offer it dw whole while this thread does dx (each
       // is one call wherever it runs, so the result is that of the two calls below)
       const [pdx, pdw, pdy, px, pw] = q as [number, number, number, number, number];
-      const [mine] = this.mmTasks(1, pdx, pdy, pw, M, N, K, true, 0, 1, 0) as [number[]];
+      const [mine] = this.mmTasks(1, pdx, pdy, pw, M, N, K, accDx, 0, 1, 0) as [number[]];
       const [theirs] = this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, 1, 0) as [number[]];
       this.share("matmul", mine, theirs);
     } else {
-      if (dx) this.mm(1, dx, dy, w, M, N, K, true);
+      if (dx) this.mm(1, dx, dy, w, M, N, K, accDx);
       if (dw) this.mm(2, dw, x, dy, K, M, N, true);
     }
     if (db) this.sumRows(db, dy, M, N);
