@@ -50,7 +50,7 @@ GEN_TOKENS = {"gen-nocache": 250, "gen-kv": 200}
 TEMPERATURE = 0.8
 
 
-def child(part, torch_threads, quick):
+def child(part, torch_threads, quick, serve=False):
     import numpy as np
     import torch
     import torch.nn as nn
@@ -198,16 +198,34 @@ def child(part, torch_threads, quick):
         model = GPT(c)
         model.train()
         opt = model.optimizer(1e-3, (0.9, 0.99), 0.1)
-        times, losses = [], []
-        for i in range(warm + timed):
-            t0 = time.perf_counter()
+
+        def step():
             x, y = get_batch()
             _, loss = model(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            lv = loss.item()
+            return loss.item()
+
+        if serve:
+            # as bench/train-step.ts --serve: warm up, then N steps per line of stdin, times per line out
+            for _ in range(warm):
+                step()
+            print(json.dumps({"ready": True}), flush=True)
+            for line in sys.stdin:
+                n = int(line) if line.strip().isdigit() else 0
+                ts = []
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    step()
+                    ts.append((time.perf_counter() - t0) * 1000)
+                print(json.dumps({"times": ts}), flush=True)
+            return
+        times, losses = [], []
+        for i in range(warm + timed):
+            t0 = time.perf_counter()
+            lv = step()
             if i >= warm:
                 times.append((time.perf_counter() - t0) * 1000)
                 losses.append(lv)
@@ -285,9 +303,10 @@ def main():
     ap.add_argument("--blas-threads", default="1,2")
     ap.add_argument("--settings", help="explicit TORCHxBLAS thread pairs, e.g. 1x1,2x2 (instead of the grid)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--serve", action="store_true", help="with --child train-small: steps on request (see bench/train-step.ts --serve)")
     a = ap.parse_args()
     if a.child:
-        child(a.child, int(a.torch_threads), a.quick)
+        child(a.child, int(a.torch_threads), a.quick, a.serve)
         return
     if a.settings:
         settings = [tuple(int(n) for n in s.split("x")) for s in a.settings.split(",")]

@@ -20,10 +20,16 @@
 // setting of each side gives a ratio, and the table reports each setting's median over the rounds
 // and the median of the per-round ratios. Each round also samples bench/machine.ts for 3 s (what a
 // core gave then: SIMD FMA ceiling, in-cache matmul, clock), printed next to that round's ratio.
-import { spawnSync } from "node:child_process";
+// Then the paired measurement: the best setting of each side, each in one warm process that runs
+// steps on request (--serve), in alternating blocks of steps (minigpt, PyTorch, PyTorch, minigpt,
+// ...), the other process idle meanwhile; the ratio of each pair of neighbouring blocks, and their
+// median. Neighbouring blocks are a second or two apart, so the pairs cancel most of the drift that
+// rounds (tens of seconds apart) leave in.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
@@ -51,6 +57,11 @@ interface Result {
   growth_per_step?: Record<string, number>;
   [key: string]: unknown;
 }
+
+const miniSetting = (r: Result | undefined) =>
+  r ? (r.backend === "ref" ? "ref" : `wasm ${r.threads}t${r.parallel && (r.threads ?? 1) > 1 ? ` ${r.parallel}` : ""}`) : "";
+const torchSetting = (r: Result | undefined) => (r ? `torch ${r.torch_threads}t, BLAS ${r.blas_threads}t` : "");
+const fmt = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
 
 function log(text: string): void {
   process.stderr.write(`${text}\n`);
@@ -152,6 +163,101 @@ function machineState(): MachineState | null {
   if (p.status !== 0) return null;
   const lines = p.stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1] as string) as MachineState;
+}
+
+/**
+ * A warm benchmark process that runs training steps on request: bench/train-step.ts or
+ * bench/pytorch_bench.py with --serve (it prints {"ready":true} after its warm-up, then one line of
+ * step times per request line N).
+ */
+class StepServer {
+  private readonly lines: AsyncIterator<string>;
+  private constructor(private readonly proc: ChildProcess) {
+    this.lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+  }
+
+  static async start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<StepServer> {
+    const server = new StepServer(spawn(cmd, args, { cwd: repoRoot, env, stdio: ["pipe", "pipe", "inherit"] }));
+    const first = await server.next();
+    if (!(JSON.parse(first) as { ready?: boolean }).ready) throw new Error(`${cmd} ${args.join(" ")}: not ready: ${first}`);
+    return server;
+  }
+
+  private async next(): Promise<string> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error("benchmark process ended early (see its error above)");
+    return r.value;
+  }
+
+  /** run n steps; their times in ms */
+  async steps(n: number): Promise<number[]> {
+    this.proc.stdin?.write(`${n}\n`);
+    return (JSON.parse(await this.next()) as { times: number[] }).times;
+  }
+
+  close(): void {
+    this.proc.stdin?.end();
+  }
+}
+
+interface Paired {
+  mini: string;
+  torch: string;
+  block: number;
+  /** per pair: minigpt's and PyTorch's block medians (ms) */
+  pairs: { mini: number; torch: number }[];
+}
+
+/** minigpt's and PyTorch's best train-small settings timed in alternating blocks (see the header) */
+async function pairedTrainSmall(m: Result, t: Result): Promise<Paired | null> {
+  const block = 8;
+  const count = quick ? 12 : 24;
+  const miniArgs = [
+    "--recipe",
+    "small",
+    "--backend",
+    "wasm",
+    "--threads",
+    String(m.threads),
+    "--parallel",
+    String(m.parallel),
+    "--warmup",
+    "5",
+    "--serve",
+  ];
+  const torchArgs = [
+    join("bench", "pytorch_bench.py"),
+    "--child",
+    "train-small",
+    "--torch-threads",
+    String(t.torch_threads),
+    "--serve",
+    ...(quick ? ["--quick"] : []),
+  ];
+  log(`bench: train-small paired, ${count} pairs of ${block}-step blocks: minigpt ${miniSetting(m)} vs PyTorch ${torchSetting(t)}`);
+  let a: StepServer | null = null;
+  let b: StepServer | null = null;
+  try {
+    a = await StepServer.start(process.execPath, ["--import", "tsx", join("bench", "train-step.ts"), ...miniArgs]);
+    b = await StepServer.start(PYTHON, torchArgs, { ...process.env, OPENBLAS_NUM_THREADS: String(t.blas_threads) });
+    const pairs: Paired["pairs"] = [];
+    for (let i = 0; i < count; i++) {
+      // who goes first alternates, so neither side always runs right after the other
+      const first = i % 2 === 0 ? a : b;
+      const second = first === a ? b : a;
+      const x = median(await first.steps(block));
+      const y = median(await second.steps(block));
+      pairs.push(first === a ? { mini: x, torch: y } : { mini: y, torch: x });
+    }
+    return { mini: miniSetting(m), torch: torchSetting(t), block, pairs };
+  } catch (e) {
+    log(`  failed: ${e instanceof Error ? e.message : String(e)}`);
+    failures.push("train-small paired");
+    return null;
+  } finally {
+    a?.close();
+    b?.close();
+  }
 }
 
 /** per round of train-small: every minigpt and PyTorch result of that round, and the machine's state */
@@ -272,14 +378,15 @@ if (torchSmall.length > 0) {
 }
 if (torchNote) log(torchNote);
 
+// the paired measurement of the headline (see the header)
+const bestMiniSmall = best("train-small", (r) => r.backend === "wasm");
+const bestTorchSmall = torch?.best["train-small"];
+const paired = bestMiniSmall && bestTorchSmall ? await pairedTrainSmall(bestMiniSmall, bestTorchSmall) : null;
+
 // 4. the table
 function best(part: string, filter: (r: Result) => boolean = () => true): Result | undefined {
   return mini.filter((r) => r.part === part && filter(r)).sort((a, b) => a.median_ms - b.median_ms)[0];
 }
-const miniSetting = (r: Result | undefined) =>
-  r ? (r.backend === "ref" ? "ref" : `wasm ${r.threads}t${r.parallel && (r.threads ?? 1) > 1 ? ` ${r.parallel}` : ""}`) : "";
-const torchSetting = (r: Result | undefined) => (r ? `torch ${r.torch_threads}t, BLAS ${r.blas_threads}t` : "");
-const fmt = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
 
 interface Row {
   what: string;
@@ -373,6 +480,13 @@ if (roundRatios.length > 0)
   out.push(
     `train-small minigpt/PyTorch over ${roundRatios.length} round(s): median ${fmt(median(roundRatios), 2)}, range ${fmt(Math.min(...roundRatios), 2)}-${fmt(Math.max(...roundRatios), 2)} (goal <= 1.0)`,
   );
+if (paired && paired.pairs.length > 0) {
+  const ratios = paired.pairs.map((p) => p.mini / p.torch).sort((x, y) => x - y);
+  const q = (f: number) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))] as number;
+  out.push(
+    `train-small paired, ${paired.mini} vs ${paired.torch}, ${paired.pairs.length} pairs of ${paired.block}-step blocks in turns: minigpt ${fmt(median(paired.pairs.map((p) => p.mini)))} ms, PyTorch ${fmt(median(paired.pairs.map((p) => p.torch)))} ms (medians); minigpt/PyTorch per pair: median ${fmt(median(ratios), 2)}, middle half ${fmt(q(0.25), 2)}-${fmt(q(0.75), 2)}, range ${fmt(ratios[0], 2)}-${fmt(ratios[ratios.length - 1], 2)} (goal <= 1.0)`,
+  );
+}
 
 // every setting, for the record
 out.push("");
@@ -411,6 +525,6 @@ const jsonPath = arg("json", "") || join(repoRoot, "tmp", "bench", `results-${ne
 mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(
   jsonPath,
-  `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, trainSmallRounds: smallRounds, note: torchNote }, null, 1)}\n`,
+  `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, trainSmallRounds: smallRounds, trainSmallPaired: paired, note: torchNote }, null, 1)}\n`,
 );
 log(`results: ${jsonPath}`);

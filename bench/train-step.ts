@@ -4,7 +4,11 @@
 // Prints one JSON object on stdout (bench/run.ts runs one process per setting).
 //
 //   node --expose-gc --import tsx bench/train-step.ts [--recipe small|big] [--backend wasm|ref]
-//        [--threads N] [--parallel batch|kernels] [--warmup W] [--steps N] [--grad-accum K]
+//        [--threads N] [--parallel batch|kernels] [--warmup W] [--steps N] [--grad-accum K] [--serve]
+//
+// --serve: after the warm-up, print {"ready":true}, then for each line N read from stdin run N steps
+// and print {"times":[ms, ...]}, until stdin closes. bench/run.ts times minigpt and PyTorch so, in
+// alternating blocks, each process warm and waiting while the other runs.
 //
 // --parallel as `minigpt train --parallel`: batch (default) = data parallel, each thread runs the
 // model on its rows of the batch (src/train/parallel.ts); kernels = big kernels split over threads.
@@ -14,6 +18,7 @@
 // characters (random tokens over 65 ids when the file is absent).
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import {
   AdamW,
@@ -36,7 +41,7 @@ import {
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "warmup", "steps", "grad-accum"]);
+expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "warmup", "steps", "grad-accum"], ["serve"]);
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const DATA = resolve(repoRoot, "../shared/data/tinyshakespeare/input.txt");
@@ -131,14 +136,32 @@ function snapshot() {
 }
 
 for (let i = 0; i < warmup; i++) trainStep();
-const before = snapshot();
-const times: number[] = [];
+
 let lastLoss = 0;
-for (let i = 0; i < steps; i++) {
-  const t0 = performance.now();
-  lastLoss = trainStep();
-  times.push(performance.now() - t0);
+function timedSteps(n: number): number[] {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    lastLoss = trainStep();
+    times.push(performance.now() - t0);
+  }
+  return times;
 }
+
+if (process.argv.includes("--serve")) {
+  console.log(JSON.stringify({ ready: true }));
+  for await (const line of createInterface({ input: process.stdin })) {
+    const n = Number(line);
+    if (!(n >= 1)) continue;
+    console.log(JSON.stringify({ times: timedSteps(n) }));
+  }
+  parallel?.dispose();
+  (backend() as { dispose?: () => void }).dispose?.();
+  process.exit(0);
+}
+
+const before = snapshot();
+const times = timedSteps(steps);
 const after = snapshot();
 const medianMs = median(times);
 const perStep = (k: keyof typeof before) => (after[k] - before[k]) / steps;
