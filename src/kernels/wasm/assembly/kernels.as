@@ -1466,6 +1466,80 @@ function causalSoftmaxRow(row: usize, n: i32, jEnd: i32): f32 {
   return <f32>(<f64>m + Math.log(sum));
 }
 
+/**
+ * causalSoftmaxRow for the four rows i0..i0+3 of a query quad (i0 a multiple of 4), rows ldt bytes
+ * apart from p, their lse to lse[0..3]: row r has i0/4 whole vectors of scores and then one with r+1
+ * lanes. The four rows go through each pass together: a row's passes are chains (max, exp, its f64
+ * sum, 1/sum, log) too short for the CPU to overlap one row's with the next's, and four rows side by
+ * side are four independent chains. Each row's arithmetic, and order of additions, is
+ * causalSoftmaxRow's.
+ */
+function causalSoftmaxQuad(p: usize, ldt: usize, i0: i32, jEnd: i32, lse: usize): void {
+  const last = <usize>i0 << 2; // bytes of the whole vectors, and the offset of each row's last one
+  const p1 = p + ldt;
+  const p2 = p1 + ldt;
+  const p3 = p2 + ldt;
+  const k0 = lastVectorMask(i0 + 1);
+  const k1 = lastVectorMask(i0 + 2);
+  const k2 = lastVectorMask(i0 + 3);
+  const k3 = lastVectorMask(i0 + 4);
+  const ninf = f32x4.splat(-Infinity);
+  let m0 = v128.bitselect(v128.load(p + last), ninf, k0);
+  let m1 = v128.bitselect(v128.load(p1 + last), ninf, k1);
+  let m2 = v128.bitselect(v128.load(p2 + last), ninf, k2);
+  let m3 = v128.bitselect(v128.load(p3 + last), ninf, k3);
+  for (let o: usize = 0; o < last; o += 16) {
+    m0 = f32x4.max(m0, v128.load(p + o));
+    m1 = f32x4.max(m1, v128.load(p1 + o));
+    m2 = f32x4.max(m2, v128.load(p2 + o));
+    m3 = f32x4.max(m3, v128.load(p3 + o));
+  }
+  const x0 = hmax(m0), x1 = hmax(m1), x2 = hmax(m2), x3 = hmax(m3);
+  const v0 = splat(x0), v1 = splat(x1), v2 = splat(x2), v3 = splat(x3);
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+  for (let o: usize = 0; o < last; o += 16) {
+    const e0 = vexp(f32x4.sub(v128.load(p + o), v0));
+    const e1 = vexp(f32x4.sub(v128.load(p1 + o), v1));
+    const e2 = vexp(f32x4.sub(v128.load(p2 + o), v2));
+    const e3 = vexp(f32x4.sub(v128.load(p3 + o), v3));
+    v128.store(p + o, e0);
+    v128.store(p1 + o, e1);
+    v128.store(p2 + o, e2);
+    v128.store(p3 + o, e3);
+    a0 = addWide(a0, e0);
+    a1 = addWide(a1, e1);
+    a2 = addWide(a2, e2);
+    a3 = addWide(a3, e3);
+  }
+  const l0 = v128.and(vexp(f32x4.sub(v128.load(p + last), v0)), k0);
+  const l1 = v128.and(vexp(f32x4.sub(v128.load(p1 + last), v1)), k1);
+  const l2 = v128.and(vexp(f32x4.sub(v128.load(p2 + last), v2)), k2);
+  const l3 = v128.and(vexp(f32x4.sub(v128.load(p3 + last), v3)), k3);
+  v128.store(p + last, l0);
+  v128.store(p1 + last, l1);
+  v128.store(p2 + last, l2);
+  v128.store(p3 + last, l3);
+  const s0 = hsum64(addWide(a0, l0)), s1 = hsum64(addWide(a1, l1)), s2 = hsum64(addWide(a2, l2)), s3 = hsum64(addWide(a3, l3));
+  const f0 = splat(<f32>(1 / s0)), f1 = splat(<f32>(1 / s1)), f2 = splat(<f32>(1 / s2)), f3 = splat(<f32>(1 / s3));
+  for (let o: usize = 0; o <= last; o += 16) {
+    v128.store(p + o, f32x4.mul(v128.load(p + o), f0));
+    v128.store(p1 + o, f32x4.mul(v128.load(p1 + o), f1));
+    v128.store(p2 + o, f32x4.mul(v128.load(p2 + o), f2));
+    v128.store(p3 + o, f32x4.mul(v128.load(p3 + o), f3));
+  }
+  const z = f32x4.splat(0);
+  for (let o = last + 16; o < (<usize>jEnd << 2); o += 16) {
+    v128.store(p + o, z);
+    v128.store(p1 + o, z);
+    v128.store(p2 + o, z);
+    v128.store(p3 + o, z);
+  }
+  store<f32>(lse, <f32>(<f64>x0 + Math.log(s0)));
+  store<f32>(lse, <f32>(<f64>x1 + Math.log(s1)), 4);
+  store<f32>(lse, <f32>(<f64>x2 + Math.log(s2)), 8);
+  store<f32>(lse, <f32>(<f64>x3 + Math.log(s3)), 12);
+}
+
 /** attention forward for the (b, h) pairs bh0 .. bh1-1 (bh = b*nh + h); scratch: attentionScratchBytes */
 export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
   const hs = C / nh;
@@ -1500,10 +1574,13 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
       const prow = Pb + <usize>i0 * ldt;
       for (let j0 = 0; j0 < jEnd; j0 += 8) tile4x8(prow + (<usize>j0 << 2), ldt, Qb + <usize>i0 * ldh, ldh, 4, Kt + (<usize>j0 << 2), ldt, hp);
       const i1 = min(i0 + 4, T);
-      for (let i = i0; i < i1; i++) {
-        const row = Pb + <usize>i * ldt;
-        const l = causalSoftmaxRow(row, i + 1, jEnd);
-        store<f32>(lse + (<usize>(bh * T + i) << 2), l);
+      if (i1 - i0 == 4) causalSoftmaxQuad(prow, ldt, i0, jEnd, lse + (<usize>(bh * T + i0) << 2));
+      else {
+        for (let i = i0; i < i1; i++) {
+          const row = Pb + <usize>i * ldt;
+          const l = causalSoftmaxRow(row, i + 1, jEnd);
+          store<f32>(lse + (<usize>(bh * T + i) << 2), l);
+        }
       }
       for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(Ob + <usize>i0 * ldh + (<usize>d0 << 2), ldh, prow, ldt, 4, Vb + (<usize>d0 << 2), ldh, jEnd);
     }
