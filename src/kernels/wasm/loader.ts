@@ -737,12 +737,13 @@ class WasmKernels implements WasmBackend {
     else refBackend.add(out, a, b, n);
   }
   accumulate(dst: FloatArray, src: FloatArray, n: number): void {
-    const p = this.ptrs(dst, src);
     // not split over the pool (memory-bound: a sleeping worker's wake-up costs more), only offered
-    if (p && n >= PEER_ELEMENTS && this.peerIdle()) {
-      const [pd, ps] = p as [number, number];
-      this.split("accumulate", n, 1, (i, c) => [pd + 4 * i, ps + 4 * i, c]);
-    } else if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
+    if (n >= PEER_ELEMENTS && this.peerIdle()) {
+      if (!this.elementwise("accumulate", [dst, src], n)) refBackend.accumulate(dst, src, n);
+      return;
+    }
+    const p = this.ptrs(dst, src);
+    if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
     else refBackend.accumulate(dst, src, n);
   }
   scale(x: FloatArray, n: number, s: number): void {
@@ -809,32 +810,25 @@ class WasmKernels implements WasmBackend {
 
   // ---- activations -------------------------------------------------------------------------------
 
+  /**
+   * An elementwise kernel fn(arrays..., count, ...rest) over n elements of each array, split by
+   * split(); false (nothing done) when an array is not on the tensor heap, for the caller's ref fallback.
+   */
+  private elementwise(fn: PoolKernel, arrays: FloatArray[], n: number, rest: number[] = []): boolean {
+    const p = this.ptrs(...arrays);
+    if (!p) return false;
+    this.split(fn, n, 1, (i, c) => [...p.map((q) => q + 4 * i), c, ...rest]);
+    return true;
+  }
+
   geluForward(out: FloatArray, x: FloatArray, n: number): void {
-    const p = this.ptrs(out, x);
-    if (!p) {
-      refBackend.geluForward(out, x, n);
-      return;
-    }
-    const [po, px] = p as [number, number];
-    this.split("geluForward", n, 1, (i, c) => [po + 4 * i, px + 4 * i, c]);
+    if (!this.elementwise("geluForward", [out, x], n)) refBackend.geluForward(out, x, n);
   }
   geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
-    const p = this.ptrs(dx, x, dout);
-    if (!p) {
-      refBackend.geluBackward(dx, x, dout, n);
-      return;
-    }
-    const [pd, px, pg] = p as [number, number, number];
-    this.split("geluBackward", n, 1, (i, c) => [pd + 4 * i, px + 4 * i, pg + 4 * i, c]);
+    if (!this.elementwise("geluBackward", [dx, x, dout], n)) refBackend.geluBackward(dx, x, dout, n);
   }
   geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void {
-    const p = this.ptrs(out, dgelu, x);
-    if (!p) {
-      refBackend.geluForwardGrad(out, dgelu, x, n);
-      return;
-    }
-    const [po, pd, px] = p as [number, number, number];
-    this.split("geluForwardGrad", n, 1, (i, c) => [po + 4 * i, pd + 4 * i, px + 4 * i, c]);
+    if (!this.elementwise("geluForwardGrad", [out, dgelu, x], n)) refBackend.geluForwardGrad(out, dgelu, x, n);
   }
   reluForward(out: FloatArray, x: FloatArray, n: number): void {
     const p = this.ptrs(out, x);
@@ -865,32 +859,43 @@ class WasmKernels implements WasmBackend {
     return out;
   }
 
+  /**
+   * Attention's (b, h) pairs over the threads, or, on one thread, half of them offered to a waiting
+   * data-parallel thread: pairs are independent, so any split gives the same result. task(a, b,
+   * scratch) is the call for pairs [a, b) on the thread that owns `scratch`.
+   */
+  private attentionPairs(
+    fn: "attentionForward" | "attentionBackward",
+    B: number,
+    T: number,
+    C: number,
+    nh: number,
+    flops: number,
+    task: (a: number, b: number, scratch: number) => number[],
+  ): void {
+    const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
+    const pairs = B * nh;
+    const parts = this.splits(pairs, flops);
+    if (parts === 1 && pairs >= 2 && this.peerWaiting(flops)) {
+      // (a thread on its own has one scratch: if the offer is not taken, this thread does both halves)
+      const [mine, theirs] = this.ranges(pairs, 2).map(([a, b]) => task(a, b, s[0] as number)) as [number[], number[]];
+      this.share(fn, mine, theirs);
+      return;
+    }
+    this.parallel(
+      fn,
+      this.ranges(pairs, parts).map(([a, b], t) => task(a, b, s[t] as number)),
+    );
+  }
+
   attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void {
     const p = this.ptrs(out, lse, qkv);
     if (!p) {
       refBackend.attentionForward(out, lse, qkv, B, T, C, nh);
       return;
     }
-    const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
-    const flops = 2 * B * T * T * C;
-    let parts = this.splits(B * nh, flops);
-    // (b, h) pairs are independent: any split gives the same result
-    const offer = parts === 1 && B * nh >= 2 && this.peerWaiting(flops);
-    if (offer) parts = 2;
-    const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
-      p[0] as number,
-      p[1] as number,
-      p[2] as number,
-      B,
-      T,
-      C,
-      nh,
-      a,
-      b,
-      (offer ? s[0] : s[t]) as number,
-    ]);
-    if (offer) this.share("attentionForward", tasks[0] as number[], tasks[1] as number[]);
-    else this.parallel("attentionForward", tasks);
+    const [po, pl, pq] = p as [number, number, number];
+    this.attentionPairs("attentionForward", B, T, C, nh, 2 * B * T * T * C, (a, b, sc) => [po, pl, pq, B, T, C, nh, a, b, sc]);
   }
 
   attentionBackward(
@@ -909,27 +914,8 @@ class WasmKernels implements WasmBackend {
       refBackend.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, nh);
       return;
     }
-    const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
-    const flops = 4 * B * T * T * C;
-    let parts = this.splits(B * nh, flops);
-    const offer = parts === 1 && B * nh >= 2 && this.peerWaiting(flops);
-    if (offer) parts = 2;
-    const tasks = this.ranges(B * nh, parts).map(([a, b], t) => [
-      p[0] as number,
-      p[1] as number,
-      p[2] as number,
-      p[3] as number,
-      p[4] as number,
-      B,
-      T,
-      C,
-      nh,
-      a,
-      b,
-      (offer ? s[0] : s[t]) as number,
-    ]);
-    if (offer) this.share("attentionBackward", tasks[0] as number[], tasks[1] as number[]);
-    else this.parallel("attentionBackward", tasks);
+    const [pd, pg, pq, po, pl] = p as [number, number, number, number, number];
+    this.attentionPairs("attentionBackward", B, T, C, nh, 4 * B * T * T * C, (a, b, sc) => [pd, pg, pq, po, pl, B, T, C, nh, a, b, sc]);
   }
 
   attentionCached(
@@ -1124,12 +1110,8 @@ class WasmKernels implements WasmBackend {
     bc1: number,
     bc2: number,
   ): void {
-    const q = this.ptrs(p, g, m, v);
-    if (!q) {
+    if (!this.elementwise("adamw", [p, g, m, v], n, [lr, beta1, beta2, eps, weightDecay, bc1, bc2])) {
       refBackend.adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
-      return;
     }
-    const [pp, pg, pm, pv] = q as [number, number, number, number];
-    this.split("adamw", n, 1, (i, c) => [pp + 4 * i, pg + 4 * i, pm + 4 * i, pv + 4 * i, c, lr, beta1, beta2, eps, weightDecay, bc1, bc2]);
   }
 }
