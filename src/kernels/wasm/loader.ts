@@ -241,15 +241,13 @@ const WAKE_FLOATS = 1 << 17;
  * work; the waiting thread looks for work without sleeping, so it starts within microseconds)
  */
 const PEER_FLOPS = 4e6;
-/** matmul's argument that is the thread's scratch pointer */
-const MM_SCRATCH_ARG = 9;
 /**
  * kernels one data-parallel thread may do for the other (their index in POOL_KERNELS is the PeerLink
  * kernel id): their argument count and which argument is the scratch pointer, which the thread doing
  * the call replaces with its own. Each is split where the result does not depend on the split.
  */
 const PEER_KERNELS: Partial<Record<PoolKernel, readonly [args: number, scratch: number]>> = {
-  matmul: [11, MM_SCRATCH_ARG],
+  matmul: [11, 9],
   attentionForward: [10, 9],
   attentionBackward: [12, 11],
   // elementwise and row-wise (no scratch)
@@ -555,8 +553,6 @@ class WasmKernels implements WasmBackend {
       // multiple of 4, so the result is bit-identical to one call (a part of < 4 rows would take
       // matmulRows' other summation order)
       const [mine, theirs] = this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, 2, 0) as [number[], number[]];
-      // (a thread on its own has one scratch: if the offer is not taken, this thread does both halves)
-      theirs[MM_SCRATCH_ARG] = mine[MM_SCRATCH_ARG] as number;
       this.share("matmul", mine, theirs);
       return;
     }
@@ -579,6 +575,10 @@ class WasmKernels implements WasmBackend {
 
   /** Run fn on `mine` and offer `theirs` to the other data-parallel thread (see peer.ts). */
   private share(fn: PoolKernel, mine: number[], theirs: number[]): void {
+    // a thread on its own has one scratch: when the offer is not taken, this thread does both halves
+    // on it (a taker puts its own scratch in: runPeerTask)
+    const at = PEER_KERNELS[fn]?.[1] ?? -1;
+    if (at >= 0) theirs[at] = mine[at] as number;
     const f = this.x[fn] as unknown as (...a: number[]) => void;
     (this.peer as PeerLink).share(POOL_KERNELS.indexOf(fn), mine, theirs, (a) => f(...a));
   }
@@ -877,7 +877,6 @@ class WasmKernels implements WasmBackend {
     const pairs = B * nh;
     const parts = this.splits(pairs, flops);
     if (parts === 1 && pairs >= 2 && this.peerWaiting(flops)) {
-      // (a thread on its own has one scratch: if the offer is not taken, this thread does both halves)
       const [mine, theirs] = this.ranges(pairs, 2).map(([a, b]) => task(a, b, s[0] as number)) as [number[], number[]];
       this.share(fn, mine, theirs);
       return;
