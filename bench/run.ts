@@ -24,7 +24,8 @@
 // steps on request (--serve), in alternating blocks of steps (minigpt, PyTorch, PyTorch, minigpt,
 // ...), the other process idle meanwhile; the ratio of each pair of neighbouring blocks, and their
 // median. Neighbouring blocks are a second or two apart, so the pairs cancel most of the drift that
-// rounds (tens of seconds apart) leave in.
+// rounds (tens of seconds apart) leave in. The bigger recipe gets the same, in blocks of one step
+// (10-20 s each): its first comparison runs each side once, minutes apart.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -201,6 +202,7 @@ class StepServer {
 }
 
 interface Paired {
+  part: string;
   mini: string;
   torch: string;
   block: number;
@@ -208,13 +210,18 @@ interface Paired {
   pairs: { mini: number; torch: number }[];
 }
 
-/** minigpt's and PyTorch's best train-small settings timed in alternating blocks (see the header) */
-async function pairedTrainSmall(m: Result, t: Result): Promise<Paired | null> {
-  const block = 8;
-  const count = quick ? 12 : 24;
+/**
+ * minigpt's and PyTorch's best settings of a training part timed in alternating blocks (see the
+ * header): train-small in blocks of 8 steps (12 pairs with --quick, 24 without), train-big in blocks
+ * of one step (a step takes 10-20 s; 3 pairs with --quick, 6 without)
+ */
+async function pairedTrain(part: "train-small" | "train-big", m: Result, t: Result): Promise<Paired | null> {
+  const small = part === "train-small";
+  const block = small ? 8 : 1;
+  const count = small ? (quick ? 12 : 24) : quick ? 3 : 6;
   const miniArgs = [
     "--recipe",
-    "small",
+    small ? "small" : "big",
     "--backend",
     "wasm",
     "--threads",
@@ -222,19 +229,20 @@ async function pairedTrainSmall(m: Result, t: Result): Promise<Paired | null> {
     "--parallel",
     String(m.parallel),
     "--warmup",
-    "5",
+    small ? "5" : "1",
+    ...(small ? [] : ["--grad-accum", String(m.grad_accum ?? 4)]),
     "--serve",
   ];
   const torchArgs = [
     join("bench", "pytorch_bench.py"),
     "--child",
-    "train-small",
+    part,
     "--torch-threads",
     String(t.torch_threads),
     "--serve",
     ...(quick ? ["--quick"] : []),
   ];
-  log(`bench: train-small paired, ${count} pairs of ${block}-step blocks: minigpt ${miniSetting(m)} vs PyTorch ${torchSetting(t)}`);
+  log(`bench: ${part} paired, ${count} pairs of ${block}-step blocks: minigpt ${miniSetting(m)} vs PyTorch ${torchSetting(t)}`);
   let a: StepServer | null = null;
   let b: StepServer | null = null;
   try {
@@ -249,10 +257,10 @@ async function pairedTrainSmall(m: Result, t: Result): Promise<Paired | null> {
       const y = median(await second.steps(block));
       pairs.push(first === a ? { mini: x, torch: y } : { mini: y, torch: x });
     }
-    return { mini: miniSetting(m), torch: torchSetting(t), block, pairs };
+    return { part, mini: miniSetting(m), torch: torchSetting(t), block, pairs };
   } catch (e) {
     log(`  failed: ${e instanceof Error ? e.message : String(e)}`);
-    failures.push("train-small paired");
+    failures.push(`${part} paired`);
     return null;
   } finally {
     a?.close();
@@ -378,10 +386,14 @@ if (torchSmall.length > 0) {
 }
 if (torchNote) log(torchNote);
 
-// the paired measurement of the headline (see the header)
-const bestMiniSmall = best("train-small", (r) => r.backend === "wasm");
-const bestTorchSmall = torch?.best["train-small"];
-const paired = bestMiniSmall && bestTorchSmall ? await pairedTrainSmall(bestMiniSmall, bestTorchSmall) : null;
+// the paired measurements of the two training ratios (see the header)
+const paired: Paired[] = [];
+for (const part of ["train-small", "train-big"] as const) {
+  const m = best(part, (r) => r.backend === "wasm");
+  const t = torch?.best[part];
+  const p = m && t ? await pairedTrain(part, m, t) : null;
+  if (p) paired.push(p);
+}
 
 // 4. the table
 function best(part: string, filter: (r: Result) => boolean = () => true): Result | undefined {
@@ -480,11 +492,12 @@ if (roundRatios.length > 0)
   out.push(
     `train-small minigpt/PyTorch over ${roundRatios.length} round(s): median ${fmt(median(roundRatios), 2)}, range ${fmt(Math.min(...roundRatios), 2)}-${fmt(Math.max(...roundRatios), 2)} (goal <= 1.0)`,
   );
-if (paired && paired.pairs.length > 0) {
-  const ratios = paired.pairs.map((p) => p.mini / p.torch).sort((x, y) => x - y);
+for (const p of paired) {
+  if (p.pairs.length === 0) continue;
+  const ratios = p.pairs.map((x) => x.mini / x.torch).sort((x, y) => x - y);
   const q = (f: number) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))] as number;
   out.push(
-    `train-small paired, ${paired.mini} vs ${paired.torch}, ${paired.pairs.length} pairs of ${paired.block}-step blocks in turns: minigpt ${fmt(median(paired.pairs.map((p) => p.mini)))} ms, PyTorch ${fmt(median(paired.pairs.map((p) => p.torch)))} ms (medians); minigpt/PyTorch per pair: median ${fmt(median(ratios), 2)}, middle half ${fmt(q(0.25), 2)}-${fmt(q(0.75), 2)}, range ${fmt(ratios[0], 2)}-${fmt(ratios[ratios.length - 1], 2)} (goal <= 1.0)`,
+    `${p.part} paired, ${p.mini} vs ${p.torch}, ${p.pairs.length} pairs of ${p.block}-step blocks in turns: minigpt ${fmt(median(p.pairs.map((x) => x.mini)))} ms, PyTorch ${fmt(median(p.pairs.map((x) => x.torch)))} ms (medians); minigpt/PyTorch per pair: median ${fmt(median(ratios), 2)}, middle half ${fmt(q(0.25), 2)}-${fmt(q(0.75), 2)}, range ${fmt(ratios[0], 2)}-${fmt(ratios[ratios.length - 1], 2)} (goal ${p.part === "train-small" ? "<= 1.0" : "<= 1.5"})`,
   );
 }
 
@@ -525,6 +538,6 @@ const jsonPath = arg("json", "") || join(repoRoot, "tmp", "bench", `results-${ne
 mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(
   jsonPath,
-  `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, trainSmallRounds: smallRounds, trainSmallPaired: paired, note: torchNote }, null, 1)}\n`,
+  `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, trainSmallRounds: smallRounds, trainSmallPaired: paired.find((p) => p.part === "train-small") ?? null, trainBigPaired: paired.find((p) => p.part === "train-big") ?? null, note: torchNote }, null, 1)}\n`,
 );
 log(`results: ${jsonPath}`);
