@@ -124,7 +124,10 @@ function mergeRounds(perRound: Result[][], key: (r: Result) => string): Result[]
   }));
 }
 const smallSteps = quick ? ["--warmup", "3", "--steps", "10"] : ["--warmup", "5", "--steps", "30"];
-const bigSteps = quick ? ["--warmup", "1", "--steps", "1"] : ["--warmup", "1", "--steps", "3"];
+// the bigger recipe warms up for as many steps as PyTorch's side does (bench/pytorch_bench.py PLAN:
+// PyTorch's steps get faster over the first few)
+const bigWarmup = quick ? "2" : "3";
+const bigSteps = ["--warmup", bigWarmup, "--steps", quick ? "1" : "3"];
 const threadSettings = [1, 2];
 // training on 2 threads both ways: data parallel (the trainer's default) and split kernels
 const trainSettings: [number, string][] = [
@@ -229,7 +232,7 @@ async function pairedTrain(part: "train-small" | "train-big", m: Result, t: Resu
     "--parallel",
     String(m.parallel),
     "--warmup",
-    small ? "5" : "1",
+    small ? "5" : bigWarmup,
     ...(small ? [] : ["--grad-accum", String(m.grad_accum ?? 4)]),
     "--serve",
   ];
