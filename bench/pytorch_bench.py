@@ -306,7 +306,7 @@ def main():
     ap.add_argument("--blas-threads", default="1,2")
     ap.add_argument("--settings", help="explicit TORCHxBLAS thread pairs, e.g. 1x1,2x2 (instead of the grid)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--serve", action="store_true", help="with --child train-small: steps on request (see bench/train-step.ts --serve)")
+    ap.add_argument("--serve", action="store_true", help="with --child train-small or train-big: steps on request (see bench/train-step.ts --serve)")
     a = ap.parse_args()
     if a.child:
         child(a.child, int(a.torch_threads), a.quick, a.serve)

@@ -123,9 +123,10 @@ function mergeRounds(perRound: Result[][], key: (r: Result) => string): Result[]
     rounds_ms: g.map((r) => r.median_ms),
   }));
 }
-const smallSteps = quick ? ["--warmup", "3", "--steps", "10"] : ["--warmup", "5", "--steps", "30"];
-// the bigger recipe warms up for as many steps as PyTorch's side does (bench/pytorch_bench.py PLAN:
-// PyTorch's steps get faster over the first few)
+// warm-up steps, as many as PyTorch's side takes (bench/pytorch_bench.py PLAN; the bigger recipe's
+// PyTorch steps get faster over the first few)
+const smallWarmup = quick ? "3" : "5";
+const smallSteps = ["--warmup", smallWarmup, "--steps", quick ? "10" : "30"];
 const bigWarmup = quick ? "2" : "3";
 const bigSteps = ["--warmup", bigWarmup, "--steps", quick ? "1" : "3"];
 const threadSettings = [1, 2];
@@ -232,7 +233,7 @@ async function pairedTrain(part: "train-small" | "train-big", m: Result, t: Resu
     "--parallel",
     String(m.parallel),
     "--warmup",
-    small ? "5" : bigWarmup,
+    small ? smallWarmup : bigWarmup,
     ...(small ? [] : ["--grad-accum", String(m.grad_accum ?? 4)]),
     "--serve",
   ];
