@@ -59,9 +59,17 @@ export {
 export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
 export { type GenerateOptions, generate, generateTokens, nextLogitsUncached } from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
-export { argmax, nextTokenProbs, type SamplingOptions, sampleToken } from "./generate/sample.js";
+export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { writeFileAtomic } from "./io/atomic.js";
-export { loadModelFolder, loadTokenizer, type ModelFolder, saveTokenizer } from "./io/folder.js";
+export {
+  loadModelFolder,
+  loadTokenizer,
+  type ModelFolder,
+  readFolderInfo,
+  saveTokenizer,
+  specialIdsExcept,
+  unseenSpecialIds,
+} from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
 export { readSafetensors, readSafetensorsFile, writeSafetensors, writeSafetensorsFile } from "./io/safetensors.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";

@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { loadModelFolder } from "../src/io/folder.js";
+import { generate } from "../src/generate/generate.js";
+import { loadModelFolder, unseenSpecialIds } from "../src/io/folder.js";
 import { Rng } from "../src/random.js";
 
 const ENTRY = ["--import", "tsx", "src/cli/entry.ts"];
@@ -408,4 +409,39 @@ test("a loss that goes NaN stops training with a clear message and keeps the las
   const folder = loadModelFolder(out);
   for (const t of folder.model.params.values()) assert.ok(t.data.every(Number.isFinite), "the kept model is finite");
   folder.model.dispose();
+});
+
+test("special tokens: the ones the data has as targets are recorded; generation never samples the others", () => {
+  const dir = tmp();
+  const plain = smallCorpus(dir);
+  const docs = join(dir, "docs.txt");
+  writeFileSync(docs, readFileSync(plain, "utf8").replaceAll(".\n", ".\n<|endoftext|>"));
+  for (const [data, want] of [
+    [plain, []],
+    [docs, ["<|endoftext|>"]],
+  ] as const) {
+    const out = join(dir, want.length > 0 ? "docs-model" : "plain-model");
+    const r = cli(["train", "--data", data, ...small, "--max-steps", "2", "--eval-interval", "2", "--out", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const folder = loadModelFolder(out);
+    assert.deepEqual(folder.info.special_targets, want);
+    const specials = folder.tokenizer.specialTokens;
+    assert.ok(specials.length >= 4);
+    const unseen = specials.filter((t) => !(want as readonly string[]).includes(t)).map((t) => folder.tokenizer.specialTokenId(t));
+    assert.deepEqual(unseenSpecialIds(folder), unseen);
+    // two steps leave the special rows near their random init: unsuppressed, they are sampled
+    const isUnseen = (t: number) => unseen.includes(t);
+    const free = generate(folder.model, [1], { maxNewTokens: 400, temperature: 1.5, seed: 3 });
+    assert.ok(free.some(isUnseen), "an undertrained model samples unseen special tokens");
+    const kept = generate(folder.model, [1], { maxNewTokens: 400, temperature: 1.5, seed: 3, suppressIds: unseenSpecialIds(folder) });
+    assert.deepEqual(kept.filter(isUnseen), []);
+    folder.model.dispose();
+    // the CLI does the same, and the list survives --resume
+    const g = cli(["generate", "--model", out, "--prompt", "the", "--max-new-tokens", "400", "--temperature", "1.5"]);
+    assert.equal(g.status, 0, g.stderr);
+    for (const t of specials) if (!(want as readonly string[]).includes(t)) assert.ok(!g.stdout.includes(t), `generate printed ${t}`);
+    const again = cli(["train", "--out", out, "--resume", "--max-steps", "3"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).minigpt.special_targets, want);
+  }
 });

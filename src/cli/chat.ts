@@ -1,6 +1,6 @@
 import { createInterface, type Interface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { type ChatOptions, ChatSession, loadModelFolder, MinigptError } from "../index.js";
+import { type ChatOptions, ChatSession, loadModelFolder, MinigptError, unseenSpecialIds } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -166,7 +166,8 @@ export async function chatLoop(session: ChatSession, reader: LineReader, write: 
 export async function runChat(argv: readonly string[]): Promise<number> {
   const f = parseFlags(chatSpec, argv);
   const dir = f.string("model");
-  const { model, tokenizer } = loadModelFolder(dir);
+  const folder = loadModelFolder(dir);
+  const { model, tokenizer } = folder;
   try {
     const session = new ChatSession(
       model,
@@ -177,6 +178,7 @@ export async function runChat(argv: readonly string[]): Promise<number> {
         topK: f.int("top-k"),
         topP: f.float("top-p"),
         seed: f.int("seed"),
+        suppressIds: unseenSpecialIds(folder),
       },
       dir,
     );

@@ -13,6 +13,7 @@ import {
   type Tokenizer,
   tokenLabel,
   traceForward,
+  withSuppressed,
 } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
@@ -51,7 +52,7 @@ export function explainGenerate(
         `${formatTrace(trace, model, tokenizer, level)}\n\n== generation: the next token is sampled from the logits at the last position\n`,
       );
     }
-    const next = sampleToken(trace.nextLogits, o, rng);
+    const next = sampleToken(withSuppressed(trace.nextLogits, o.suppressIds), o, rng);
     write(`step ${String(n + 1).padStart(3)}  top-5: ${formatTop(tokenizer, trace.nextLogits)}  -> "${tokenLabel(tokenizer, next, 12)}"\n`);
     if (level === "full" && n > 0) {
       // where the newest position looks: its attention row in every layer and head, over the window

@@ -1,4 +1,4 @@
-import { fail, generateTokens, loadModelFolder, type Tokenizer } from "../index.js";
+import { fail, generateTokens, loadModelFolder, type Tokenizer, unseenSpecialIds } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
@@ -60,7 +60,9 @@ export class TextStreamer {
 
 export async function runGenerate(argv: readonly string[]): Promise<number> {
   const f = parseFlags(generateSpec, argv);
-  const { model, tokenizer } = loadModelFolder(f.string("model"));
+  const folder = loadModelFolder(f.string("model"));
+  const { model, tokenizer } = folder;
+  const suppressIds = unseenSpecialIds(folder);
   const prompt = tokenizer.encode(f.string("prompt"), { specialsAsText: f.bool("specials-as-text") });
   if (prompt.length === 0) fail('the prompt encodes to no tokens; give some text, e.g. --prompt "The"');
   const stopText = f.string("stop");
@@ -79,6 +81,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
       topP: f.float("top-p"),
       seed: f.int("seed"),
       stopIds,
+      suppressIds,
     };
     explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
     return 0;
@@ -93,6 +96,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     seed: f.int("seed"),
     cache: !f.bool("no-cache"),
     stopIds,
+    suppressIds,
   })) {
     process.stdout.write(streamer.push(id));
     if (stopText && !tokenizer.specialTokens.includes(stopText) && streamer.text.includes(stopText)) break;

@@ -18,7 +18,9 @@ import {
   loadModel,
   loadTokenizer,
   MinigptError,
+  readFolderInfo,
   type Tokenizer,
+  unseenSpecialIds,
 } from "../index.js";
 import { chatLoop, LineReader, slashCommand } from "./chat.js";
 import { backendFlags } from "./common.js";
@@ -184,7 +186,7 @@ async function chatMode(
 
 /** The interactive session over any line reader (tests drive it with a stream). */
 export async function interactive(dir: string, reader: LineReader, write: Write): Promise<number> {
-  const o: ChatOptions = { maxNewTokens: 200, temperature: 0.8, topK: 0, topP: 1, seed: 1337, cache: true };
+  const o: ChatOptions = { maxNewTokens: 200, temperature: 0.8, topK: 0, topP: 1, seed: 1337, cache: true, suppressIds: [] };
   write(`minigpt interactive (/help for commands, /quit to leave)\n`);
   for (;;) {
     const folders = findModelFolders(dir);
@@ -215,6 +217,7 @@ export async function interactive(dir: string, reader: LineReader, write: Write)
     try {
       model = loadModel(choice.dir, choice.weights);
       tokenizer = loadTokenizer(choice.dir);
+      o.suppressIds = unseenSpecialIds({ tokenizer, info: readFolderInfo(folder) });
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
       write(`(${err.message})\n`);

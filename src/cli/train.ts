@@ -1,4 +1,14 @@
-import { backend, defaultTrainConfig, type GPT, generateTokens, sparkline, type Tokenizer, type TrainConfig, train } from "../index.js";
+import {
+  backend,
+  defaultTrainConfig,
+  type GPT,
+  generateTokens,
+  sparkline,
+  specialIdsExcept,
+  type Tokenizer,
+  type TrainConfig,
+  train,
+} from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine } from "./progress.js";
@@ -208,7 +218,8 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       console.error(`next: minigpt chat --model ${config.out}`);
       return 0;
     }
-    if (n > 0 && config.data !== "counting") printSample(result.model, result.tokenizer, n);
+    if (n > 0 && config.data !== "counting")
+      printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
     console.error(`next: minigpt generate --model ${config.out} --prompt "..."`);
     return 0;
   } finally {
@@ -216,13 +227,13 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   }
 }
 
-function printSample(model: GPT, tokenizer: Tokenizer, n: number): void {
+function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): void {
   const nl = tokenizer.encode("\n", { specialsAsText: true });
   const prompt = nl.length > 0 ? nl : [0];
   console.error("sample:");
   const ids: number[] = [];
   let printed = "";
-  for (const id of generateTokens(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1 })) {
+  for (const id of generateTokens(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds })) {
     ids.push(id);
     const text = tokenizer.decode(ids);
     // decode the whole prefix so multi-byte characters split across tokens print whole

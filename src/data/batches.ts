@@ -6,6 +6,7 @@
  */
 import { fail } from "../errors.js";
 import type { Rng } from "../random.js";
+import type { Tokenizer } from "../tokenizer/types.js";
 
 export interface Batch {
   /** (B,T) inputs, row-major. */
@@ -121,4 +122,21 @@ export function evalWindows(ids: Int32Array, T: number): Batch[] {
     windows.push({ x: ids.subarray(start, start + len), y: ids.subarray(start + 1, start + len + 1) });
   }
   return windows;
+}
+
+/** The special tokens of `tokenizer` among the ids of `targets` (negative ids are masked positions). */
+export function specialTargets(tokenizer: Tokenizer, targets: Iterable<ArrayLike<number>>): string[] {
+  const byId = new Map<number, string>();
+  for (const s of tokenizer.specialTokens) {
+    const id = tokenizer.specialTokenId(s);
+    if (id !== undefined) byId.set(id, s);
+  }
+  const found = new Set<string>();
+  for (const ids of targets) {
+    for (let i = 0; i < ids.length && found.size < byId.size; i++) {
+      const s = byId.get(ids[i] as number);
+      if (s !== undefined) found.add(s);
+    }
+  }
+  return tokenizer.specialTokens.filter((s) => found.has(s));
 }

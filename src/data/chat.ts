@@ -20,7 +20,7 @@ import { fail } from "../errors.js";
 import type { Rng } from "../random.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import type { Batch } from "./batches.js";
+import { type Batch, specialTargets } from "./batches.js";
 import type { Dataset } from "./dataset.js";
 
 export const CHAT_USER = "<|user|>";
@@ -224,5 +224,9 @@ export function loadChatDataset(file: string, tokenizer: Tokenizer, blockSize: n
     trainSampler: (rng) => new ChatSampler(train, blockSize, batchSize, rng),
     valSampler: (rng) => new ChatSampler(val, blockSize, batchSize, rng),
     counting: false,
+    specialTargets: specialTargets(
+      tokenizer,
+      rows.map((r) => r.y),
+    ),
   };
 }

@@ -7,7 +7,7 @@ import { Rng } from "../random.js";
 import { createTokenizer } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
-import { type Batch, BatchSampler, SequenceSampler, splitTokens } from "./batches.js";
+import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitTokens } from "./batches.js";
 import { loadChatDataset } from "./chat.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { loadTextSource } from "./text.js";
@@ -24,6 +24,8 @@ export interface Dataset {
   valSampler(rng: Rng): { next(): Batch };
   /** true for the counting task: pattern accuracy is meaningful */
   counting: boolean;
+  /** the tokenizer's special tokens that occur as a target (a token to predict) anywhere in the data */
+  specialTargets: readonly string[];
 }
 
 export interface DatasetOptions {
@@ -59,6 +61,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
       trainSampler: (rng) => new SequenceSampler(train, o.batchSize, rng),
       valSampler: (rng) => new SequenceSampler(val, o.batchSize, rng),
       counting: true,
+      specialTargets: specialTargets(tokenizer, [...train, ...val]),
     };
   }
   const source = loadTextSource(o.data);
@@ -77,5 +80,6 @@ export function loadDataset(o: DatasetOptions): Dataset {
     trainSampler: (rng) => new BatchSampler(train, o.blockSize, o.batchSize, rng, "the training split"),
     valSampler: (rng) => new BatchSampler(val, o.blockSize, o.batchSize, rng, "the validation split"),
     counting: false,
+    specialTargets: specialTargets(tokenizer, [ids]),
   };
 }

@@ -3,7 +3,7 @@ import type { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { KVCache } from "./kvcache.js";
-import { defaultSampling, type SamplingOptions, sampleToken } from "./sample.js";
+import { defaultSampling, type SamplingOptions, sampleToken, withSuppressed } from "./sample.js";
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -12,9 +12,21 @@ export interface GenerateOptions extends SamplingOptions {
   cache: boolean;
   /** token ids that end generation (not emitted), e.g. <|end|> or <|endoftext|> */
   stopIds: readonly number[];
+  /**
+   * token ids never sampled: the special tokens the model was never trained to predict (see
+   * unseenSpecialIds), whose logits are noise the loss never pushed down
+   */
+  suppressIds: readonly number[];
 }
 
-export const defaultGenerate: GenerateOptions = { ...defaultSampling, maxNewTokens: 200, seed: 1337, cache: true, stopIds: [] };
+export const defaultGenerate: GenerateOptions = {
+  ...defaultSampling,
+  maxNewTokens: 200,
+  seed: 1337,
+  cache: true,
+  stopIds: [],
+  suppressIds: [],
+};
 
 /** Logits (V) of the next token after `window` (≤ blockSize ids), without a cache. */
 export function nextLogitsUncached(model: GPT, window: readonly number[]): Float32Array {
@@ -50,7 +62,7 @@ export function* generateTokens(model: GPT, prompt: readonly number[], options: 
         cache.reset();
         logits = cache.append(ids.slice(-T));
       }
-      const next = sampleToken(logits, o, rng);
+      const next = sampleToken(withSuppressed(logits, o.suppressIds), o, rng);
       if (o.stopIds.includes(next)) return;
       ids.push(next);
       yield next;

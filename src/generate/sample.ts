@@ -82,6 +82,17 @@ function draw(e: Float64Array, V: number, sum: number, rng: Rng): number {
   return 0;
 }
 
+/**
+ * The logits with the ids in `suppress` at -Infinity, so no sampling setting can draw them (a copy:
+ * the input may be a view of the model's output buffer).
+ */
+export function withSuppressed(logits: ArrayLike<number>, suppress: readonly number[]): ArrayLike<number> {
+  if (suppress.length === 0) return logits;
+  const out = Float32Array.from(logits);
+  for (const id of suppress) if (id >= 0 && id < out.length) out[id] = -Infinity;
+  return out;
+}
+
 /** Draw the next token id: greedy at temperature 0, else from the filtered distribution. */
 export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng): number {
   if (o.temperature <= 0) return argmax(logits);

@@ -48,7 +48,34 @@ export function loadModelFolder(dir: string): ModelFolder {
       `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
     );
   }
-  const config = readJsonFile(join(dir, "config.json"));
-  const info = (typeof config.minigpt === "object" && config.minigpt !== null ? config.minigpt : {}) as Record<string, unknown>;
-  return { dir, model, tokenizer, info };
+  return { dir, model, tokenizer, info: readFolderInfo(dir) };
+}
+
+/** config.json's "minigpt" object of a model folder ({} when there is none) */
+export function readFolderInfo(dir: string): Record<string, unknown> {
+  const file = join(dir, "config.json");
+  const config = existsSync(file) ? readJsonFile(file) : {};
+  return (typeof config.minigpt === "object" && config.minigpt !== null ? config.minigpt : {}) as Record<string, unknown>;
+}
+
+/**
+ * Ids of the special tokens the folder's model was never trained to predict (config.json's
+ * minigpt.special_targets lists the ones it was). Their logits are whatever initialisation left, so
+ * an undertrained model samples e.g. <|user|> into plain text; generation suppresses them. A folder
+ * without the list (trained elsewhere or by an older minigpt) suppresses nothing.
+ */
+export function unseenSpecialIds(folder: Pick<ModelFolder, "tokenizer" | "info">): number[] {
+  const list = folder.info.special_targets;
+  if (!Array.isArray(list)) return [];
+  return specialIdsExcept(folder.tokenizer, list);
+}
+
+/** ids of the tokenizer's special tokens that are not in `keep` */
+export function specialIdsExcept(tokenizer: Tokenizer, keep: readonly unknown[]): number[] {
+  const ids: number[] = [];
+  for (const s of tokenizer.specialTokens) {
+    const id = tokenizer.specialTokenId(s);
+    if (id !== undefined && !keep.includes(s)) ids.push(id);
+  }
+  return ids;
 }

@@ -13,7 +13,7 @@ import { nextLogitsUncached } from "../generate/generate.js";
 import { argmax } from "../generate/sample.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, saveTokenizer } from "../io/folder.js";
-import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
+import { modelSafetensorsBytes, readJsonFile, saveModel } from "../io/hf.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -74,6 +74,12 @@ export interface TrainResult {
   patternAccuracy: number | null;
   interrupted: boolean;
   history: StepMetrics[];
+  /**
+   * the special tokens the model was trained to predict (in this run's data, or before it: the
+   * --init folder's, or all of its specials when that folder does not say); unseenSpecialIds
+   * turns the rest into ids that sampling suppresses
+   */
+  specialTargets: readonly string[];
 }
 
 /** A flat (B·T) batch as a (B,T) int tensor. */
@@ -150,6 +156,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   let resumed: ReturnType<typeof loadLatestCheckpoint> | null = null;
   let tokenizer: Tokenizer | undefined;
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
+  // special tokens the model learned to predict before this run (resume: the run's own record)
+  let earlierTargets: readonly string[] = [];
   if (resume) {
     resumed = loadLatestCheckpoint(config.out);
     const saved = resumed.state.config as unknown as TrainConfig;
@@ -164,9 +172,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     const allowed = Object.fromEntries(Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)));
     config = { ...saved, ...allowed, out: config.out };
     tokenizer = loadTokenizer(config.out);
+    earlierTargets = specialTargetsOf(readJsonFile(join(config.out, "config.json")).minigpt, tokenizer);
   } else if (config.init) {
     initFolder = loadModelFolder(config.init);
     tokenizer = initFolder.tokenizer;
+    earlierTargets = specialTargetsOf(initFolder.info, tokenizer);
     if (!config.initPartial) {
       // continuing a model: its architecture is the folder's, whatever the defaults say
       const m = initFolder.model.config;
@@ -253,7 +263,18 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     weightDecay: config.weightDecay,
   });
   if (resumed) restoreOptimizer(optimizer, resumed);
-  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded };
+  const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
+  const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
+  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets };
+}
+
+/**
+ * The special_targets list of a folder's config.json "minigpt" object; a folder without one (trained
+ * elsewhere, or by an older minigpt) may have been trained on any of its specials, so all count.
+ */
+function specialTargetsOf(info: unknown, tokenizer: Tokenizer): readonly string[] {
+  const list = typeof info === "object" && info !== null ? (info as Record<string, unknown>).special_targets : undefined;
+  return Array.isArray(list) ? list.filter((t): t is string => typeof t === "string") : tokenizer.specialTokens;
 }
 
 /**
@@ -285,7 +306,7 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded } = setUp(
+  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets } = setUp(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
@@ -313,7 +334,13 @@ export async function train(
 
   const metricsPath = join(out, "metrics.jsonl");
   const history = readMetrics(metricsPath, resumed ? step : -1);
-  const info = { data: dataset.name, tokenizer: dataset.tokenizer.kind, trained_steps: step, best_val_loss: bestValLoss };
+  const info = {
+    data: dataset.name,
+    tokenizer: dataset.tokenizer.kind,
+    special_targets: specialTargets,
+    trained_steps: step,
+    best_val_loss: bestValLoss,
+  };
   const state = (): TrainingState => ({
     step,
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
@@ -457,5 +484,6 @@ export async function train(
     patternAccuracy: lastAccuracy,
     interrupted,
     history,
+    specialTargets,
   };
 }
