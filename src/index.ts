@@ -71,7 +71,8 @@ export {
   unseenSpecialIds,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
-export { readSafetensors, readSafetensorsFile, writeSafetensors, writeSafetensorsFile } from "./io/safetensors.js";
+export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
+export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
 export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";

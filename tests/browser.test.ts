@@ -18,6 +18,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
+import type { ModelPageApi, ModelReport } from "./browser/model.js";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = "/usr/bin/chromium";
@@ -42,7 +43,8 @@ function tsSources(dir: string): string[] {
 
 /** sources (src/ and the page script) whose dist/ .js is missing or older */
 function staleSources(): string[] {
-  const sources = [...tsSources(join(ROOT, "src")), join(ROOT, "tests/browser/kernels.ts"), join(ROOT, "tests/kernel-data.ts")];
+  const pageSources = ["browser/kernels.ts", "kernel-data.ts", "browser/model.ts", "fixture-check.ts", "close.ts"];
+  const sources = [...tsSources(join(ROOT, "src")), ...pageSources.map((f) => join(ROOT, "tests", f))];
   return sources.filter((ts) => {
     const js = join(ROOT, "dist", relative(ROOT, ts)).replace(/\.ts$/, ".js");
     return !existsSync(js) || statSync(js).mtimeMs < statSync(ts).mtimeMs;
@@ -150,6 +152,7 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
   let server: Server | null = null;
   let browser: Browser | null = null;
   let page: Page | null = null;
+  let modelPage: Page | null = null;
   const problems: string[] = [];
   let setupError: unknown = null;
   let notes: string[] = [];
@@ -170,6 +173,14 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
         page.setDefaultTimeout(CALL_MS);
         await page.goto(`http://127.0.0.1:${port}/tests/browser/kernels.html`);
         await page.waitForFunction(() => "minigptKernels" in globalThis, undefined, { timeout: 30_000 });
+        modelPage = await browser.newPage();
+        modelPage.on("pageerror", (e) => problems.push(`model page error: ${e.message}`));
+        modelPage.on("console", (m) => {
+          if (m.type() === "error") problems.push(`model page console error: ${m.text()}`);
+        });
+        modelPage.setDefaultTimeout(CALL_MS);
+        await modelPage.goto(`http://127.0.0.1:${port}/tests/browser/model.html`);
+        await modelPage.waitForFunction(() => "minigptModel" in globalThis, undefined, { timeout: 30_000 });
       } catch (e) {
         setupError = e;
       }
@@ -258,4 +269,66 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
       });
     }
   }
+  // the whole engine in the page: the repository's PyTorch fixtures (the server serves tests/fixtures)
+  const FIXTURES = readdirSync(join(ROOT, "tests/fixtures")).filter((n) => existsSync(join(ROOT, "tests/fixtures", n, "expected.json")));
+  for (const name of FIXTURES) {
+    for (const threads of [1, 2]) {
+      test(`fixture ${name} matches PyTorch in the page: logits, loss, gradients, AdamW steps (wasm, ${threads} thread${threads > 1 ? "s" : ""})`, async (t) => {
+        if (!ready(t)) return;
+        const p = modelPage as Page;
+        const what = `fixture ${name} in the page (${threads} threads)`;
+        let r: ModelReport;
+        try {
+          r = await within(
+            p.evaluate(([n, th]) => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.fixture(n, th), [
+              name,
+              threads,
+            ] as const),
+            CALL_MS,
+            what,
+          );
+        } catch (e) {
+          throw new Error(`${what} failed: ${e instanceof Error ? e.message : String(e)}\n${problems.join("\n")}`);
+        }
+        const worst = [...r.checks].sort((a, b) => b.maxAbsDiff - a.maxAbsDiff).slice(0, 3);
+        t.diagnostic(
+          `${r.checks.length} tensors in ${Math.round(r.ms)} ms (${r.simd} SIMD, ${r.parallel} split calls); largest max-abs-diff: ${worst.map((c) => `${c.label} ${c.maxAbsDiff.toExponential(2)}`).join(", ")}`,
+        );
+        assert.equal(r.crossOriginIsolated, true);
+        assert.equal(r.threads, threads);
+        assert.ok(r.checks.length > 50, `only ${r.checks.length} tensors compared`);
+        assert.deepEqual(
+          r.checks.filter((c) => !c.ok).map((c) => `${c.label}: max-abs-diff ${c.maxAbsDiff.toExponential(2)}`),
+          [],
+          "tensors beyond PyTorch's tolerance",
+        );
+        assert.deepEqual(problems, [], "errors in the page");
+      });
+    }
+  }
+
+  // the fixtures are too small for any kernel to be split: a wider model's training step is
+  test("a 256-wide model's loss and gradients on 2 threads (Web Workers) match the ref backend in the page", async (t) => {
+    if (!ready(t)) return;
+    const p = modelPage as Page;
+    const r = await within(
+      p.evaluate(() => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.backends(2)),
+      CALL_MS,
+      "wasm vs ref in the page",
+    );
+    const worst = [...r.grads].sort((a, b) => b.relDiff - a.relDiff)[0];
+    t.diagnostic(
+      `${r.parallel} split calls; |loss diff| ${r.lossDiff.toExponential(2)}; worst gradient ${worst?.name} max|diff|/max|grad| ${worst?.relDiff.toExponential(2)}`,
+    );
+    assert.equal(r.threads, 2);
+    assert.ok(r.parallel > 0, "kernels were split over the Web Workers");
+    assert.ok(r.lossDiff <= 1e-5, `loss differs by ${r.lossDiff}`);
+    assert.equal(r.grads.length, 28);
+    assert.deepEqual(
+      r.grads.filter((g) => !(g.relDiff <= 1e-4)).map((g) => `${g.name}: ${g.relDiff.toExponential(2)}`),
+      [],
+      "gradients beyond 1e-4 of their tensor's largest",
+    );
+    assert.deepEqual(problems, [], "errors in the page");
+  });
 });

@@ -70,7 +70,7 @@ test("a truncated weights file is a clear error", () => {
 });
 
 test("keys without the transformer. prefix and attn.bias buffers load", async () => {
-  const { readSafetensorsFile, writeSafetensorsFile } = await import("../src/io/safetensors.js");
+  const { readSafetensorsFile, writeSafetensorsFile } = await import("../src/io/safetensors-file.js");
   const src = readSafetensorsFile("tests/fixtures/gpt-tiny/model.safetensors");
   const dir = tmp();
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));

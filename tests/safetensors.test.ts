@@ -4,15 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { writeFileAtomic } from "../src/io/atomic.js";
-import {
-  readSafetensors,
-  readSafetensorsFile,
-  type SafeTensor,
-  type TensorToWrite,
-  toInt32,
-  writeSafetensors,
-  writeSafetensorsFile,
-} from "../src/io/safetensors.js";
+import { readSafetensors, type SafeTensor, type TensorToWrite, toInt32, writeSafetensors } from "../src/io/safetensors.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../src/io/safetensors-file.js";
 import { throwsUser } from "./helpers.js";
 
 const FIXTURES = "tests/fixtures/gpt-tiny";

@@ -9,7 +9,9 @@ import { fail } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
-import { readSafetensorsFile, type SafetensorsFile, type TensorToWrite, writeSafetensors } from "./safetensors.js";
+import { type TensorToWrite, writeSafetensors } from "./safetensors.js";
+import { readSafetensorsFile } from "./safetensors-file.js";
+import { weightsFromSafetensors } from "./weights.js";
 
 export function readJsonFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) fail(`missing file ${path}`);
@@ -26,19 +28,6 @@ export function readJsonFile(path: string): Record<string, unknown> {
 export function readModelConfig(dir: string): GPTConfig {
   const file = join(dir, "config.json");
   return configFromHuggingFace(readJsonFile(file), file);
-}
-
-/** Weights by our (prefixed) names from a safetensors file in HF GPT-2 layout. */
-export function weightsFromSafetensors(file: SafetensorsFile, label: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [rawName, t] of file.tensors) {
-    if (rawName.endsWith(".attn.bias") || rawName.endsWith(".attn.masked_bias")) continue; // causal-mask buffers
-    if (rawName === "lm_head.weight") continue; // tied to wte
-    const name = rawName.startsWith("transformer.") ? rawName : `transformer.${rawName}`;
-    if (!(t.data instanceof Float32Array)) fail(`${label}: tensor ${rawName} has dtype ${t.dtype}, expected a float type`);
-    out.set(name, { shape: t.shape, data: t.data });
-  }
-  return out;
 }
 
 /** Load config.json + model.safetensors (or a given weights file) from a folder. */

@@ -9,10 +9,11 @@
  * Reading validates everything the reference implementation validates (and names the file and tensor
  * when something is wrong), so a truncated download fails here with a clear message instead of
  * producing garbage weights later.
+ *
+ * Bytes in, bytes out, no file system: the browser uses this module as it is. The file wrappers are
+ * src/io/safetensors-file.ts.
  */
-import { readFileSync } from "node:fs";
 import { fail } from "../errors.js";
-import { writeFileAtomic } from "./atomic.js";
 
 /** Dtypes minigpt reads. F16/BF16 are widened to Float32Array on read; I64 stays a BigInt64Array. */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32";
@@ -202,19 +203,6 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
   return { tensors, metadata };
 }
 
-export function readSafetensorsFile(path: string): SafetensorsFile {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") fail(`${path} does not exist; check the path (a model folder should contain model.safetensors)`);
-    if (code === "EISDIR") fail(`${path} is a folder; give the path of a .safetensors file inside it`);
-    fail(`cannot read ${path}: ${(err as Error).message}`);
-  }
-  return readSafetensors(bytes, path);
-}
-
 /** Serialize tensors the way the reference implementation (and so PyTorch's `save_file`) does. */
 export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
   const seen = new Set<string>();
@@ -275,10 +263,6 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
     pos += p.length;
   }
   return out;
-}
-
-export function writeSafetensorsFile(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
-  writeFileAtomic(path, writeSafetensors(tensors, metadata));
 }
 
 /** Int32 view of an integer tensor (token ids, targets). I64 values must fit in int32. */

@@ -12,8 +12,9 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { join } from "node:path";
 import { fail } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { weightsFromSafetensors } from "../io/hf.js";
-import { readSafetensorsFile, writeSafetensors } from "../io/safetensors.js";
+import { writeSafetensors } from "../io/safetensors.js";
+import { readSafetensorsFile } from "../io/safetensors-file.js";
+import { weightsFromSafetensors } from "../io/weights.js";
 import type { GPT } from "../nn/gpt.js";
 import type { AdamW } from "../optim/adamw.js";
 import type { RngState } from "../random.js";

@@ -1,0 +1,71 @@
+// One PyTorch fixture run through the engine: logits, loss, every gradient, the clipped norm and the
+// weights after 1 and 3 AdamW steps, each compared with PyTorch's (tests/fixtures/README.md says how
+// they were made). No Node API: tests/fixtures.test.ts runs it in Node and tests/browser/model.ts in
+// a browser page, on whatever backend is selected.
+
+import { type SafeTensor, toInt32 } from "../src/io/safetensors.js";
+import type { GPT } from "../src/nn/gpt.js";
+import { AdamW, clipGradNorm } from "../src/optim/adamw.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
+import { closeReport } from "./close.js";
+
+export interface FixtureData {
+  /** expected.safetensors: logits, grad.<param>, step1.<param>, step3.<param> */
+  expected: Map<string, SafeTensor>;
+  /** expected.json */
+  json: { loss: number; grad_norm: number; step_losses: number[] };
+  /** batch.safetensors: idx, targets, idx2, targets2, idx3, targets3 */
+  batch: Map<string, SafeTensor>;
+}
+
+export interface FixtureCheck {
+  label: string;
+  maxAbsDiff: number;
+  ok: boolean;
+}
+
+/** Run the fixture's three AdamW steps on `model` (its weights loaded from model.safetensors). */
+export function checkFixture(model: GPT, data: FixtureData): FixtureCheck[] {
+  const checks: FixtureCheck[] = [];
+  const get = (key: string): Float32Array => {
+    const t = data.expected.get(key);
+    if (!t || !(t.data instanceof Float32Array)) throw new Error(`expected.safetensors lacks float tensor ${key}`);
+    return t.data;
+  };
+  const batchTensor = (key: string): Tensor => {
+    const t = data.batch.get(key);
+    if (!t) throw new Error(`batch.safetensors lacks ${key}`);
+    return Tensor.ints(toInt32(t, key), t.shape);
+  };
+  const check = (label: string, actual: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number) => {
+    const r = closeReport(actual, want, atol, rtol);
+    checks.push({ label, maxAbsDiff: r.maxAbsDiff, ok: r.ok && actual.length === want.length });
+  };
+  const opt = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+  for (let step = 1; step <= 3; step++) {
+    const suffix = step === 1 ? "" : String(step);
+    scope(() => {
+      const idx = batchTensor(`idx${suffix}`);
+      const targets = batchTensor(`targets${suffix}`);
+      model.zeroGrad();
+      const { logits, loss } = model.forward(idx, { targets });
+      if (!loss) throw new Error("the model returned no loss for targets");
+      if (step === 1) {
+        check("logits", logits.data, get("logits"), 1e-5, 0);
+        check("loss", [loss.item()], [data.json.loss], 1e-5, 0);
+      }
+      check(`step ${step} loss`, [loss.item()], [data.json.step_losses[step - 1] as number], 1e-5, 0);
+      loss.backward();
+      if (step === 1) {
+        for (const [name, p] of model.params) check(`grad.${name}`, (p.grad as Tensor).data, get(`grad.${name}`), 1e-6, 1e-4);
+      }
+      const norm = clipGradNorm(model.params.values(), 1.0);
+      if (step === 1) check("grad_norm", [norm], [data.json.grad_norm], 1e-5, 1e-5);
+      opt.update(1e-3);
+    });
+    if (step === 1 || step === 3) {
+      for (const [name, p] of model.params) check(`step${step}.${name}`, p.data, get(`step${step}.${name}`), 5e-5, 0);
+    }
+  }
+  return checks;
+}
