@@ -17,6 +17,7 @@ import { dirname, extname, join, normalize, relative, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { get_encoding } from "tiktoken";
 import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
 import type { ModelPageApi, ModelReport } from "./browser/model.js";
 
@@ -306,6 +307,20 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
       });
     }
   }
+
+  test("the GPT-2 tokenizer in the page (src/browser.ts, ranks through an import map) gives tiktoken's ids", async (t) => {
+    if (!ready(t)) return;
+    const p = modelPage as Page;
+    const text = "Hello world! minigpt runs in a browser, naïvely 🙂 and\n\n  indented.";
+    const got = await p.evaluate((s) => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.gpt2(s), text);
+    const enc = get_encoding("gpt2");
+    try {
+      assert.deepEqual(got, Array.from(enc.encode(text)));
+    } finally {
+      enc.free();
+    }
+    assert.deepEqual(problems, [], "errors in the page");
+  });
 
   // the fixtures are too small for any kernel to be split: a wider model's training step is
   test("a 256-wide model's loss and gradients on 2 threads (Web Workers) match the ref backend in the page", async (t) => {

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { generate } from "../src/generate/generate.js";
-import { loadModelFolder, unseenSpecialIds } from "../src/io/folder.js";
+import { unseenSpecialIds } from "../src/generate/suppress.js";
+import { loadModelFolder } from "../src/io/folder.js";
 import { Rng } from "../src/random.js";
 
 const ENTRY = ["--import", "tsx", "src/cli/entry.ts"];

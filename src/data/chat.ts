@@ -14,14 +14,13 @@
  *   {"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}
  * The loss is taken only where the next token belongs to an assistant reply (its text and its
  * closing <|end|>); every other target is -1, so the model learns to answer, not to imitate users.
+ * Reading such a file into a training dataset is src/data/chat-dataset.ts (Node); this module has no
+ * file system, so a browser can use the template as it is.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { fail } from "../errors.js";
-import type { Rng } from "../random.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { type Batch, specialTargets } from "./batches.js";
-import type { Dataset } from "./dataset.js";
+import type { Batch } from "./batches.js";
 
 export const CHAT_USER = "<|user|>";
 export const CHAT_ASSISTANT = "<|assistant|>";
@@ -161,72 +160,4 @@ export function parseChatJsonl(text: string, file: string): ChatMessage[][] {
   }
   if (out.length === 0) fail(`${file} holds no conversations`);
   return out;
-}
-
-/** Random conversations per batch, each one row padded to T. */
-class ChatSampler {
-  constructor(
-    private readonly rows: readonly Batch[],
-    private readonly T: number,
-    private readonly B: number,
-    private readonly rng: Rng,
-  ) {}
-  next(): Batch {
-    const x = new Int32Array(this.B * this.T);
-    const y = new Int32Array(this.B * this.T);
-    for (let b = 0; b < this.B; b++) {
-      const row = this.rows[this.rng.int(this.rows.length)] as Batch;
-      x.set(row.x, b * this.T);
-      y.set(row.y, b * this.T);
-    }
-    return { x, y };
-  }
-}
-
-/**
- * The chat fine-tuning dataset of a JSONL file. Conversations longer than blockSize + 1 tokens are
- * cut at the end. With 10 or more conversations the last 10% are held out for validation; with
- * fewer, validation uses the training conversations (said in the dataset name).
- */
-export function loadChatDataset(file: string, tokenizer: Tokenizer, blockSize: number, batchSize: number): Dataset {
-  if (!existsSync(file)) fail(`--chat file ${file} does not exist`);
-  const conversations = parseChatJsonl(readFileSync(file, "utf8"), file);
-  const t = chatTokenIds(tokenizer);
-  if (!t) fail("the tokenizer has no chat tokens");
-  const rows: Batch[] = [];
-  let cut = 0;
-  let tokens = 0;
-  for (const conv of conversations) {
-    const { ids, assistant } = encodeChat(tokenizer, conv);
-    if (ids.length > blockSize + 1) cut++;
-    const row = chatExample(ids, assistant, blockSize, t.end);
-    if (!row.y.some((v) => v >= 0)) continue; // the reply starts past the block: nothing to learn
-    tokens += Math.min(ids.length, blockSize + 1);
-    rows.push(row);
-  }
-  if (rows.length === 0)
-    fail(
-      `no conversation in ${file} has an assistant reply within the first ${blockSize} tokens; raise the block size or shorten the user turns`,
-    );
-  const nVal = rows.length >= 10 ? Math.round(rows.length * 0.1) : 0;
-  const train = rows.slice(0, rows.length - nVal);
-  const val = nVal > 0 ? rows.slice(rows.length - nVal) : train;
-  const notes = [`${rows.length} conversations`];
-  if (cut > 0) notes.push(`${cut} cut at ${blockSize + 1} tokens`);
-  if (nVal === 0) notes.push("fewer than 10, so validation uses the training conversations");
-  const share = (n: number) => Math.round((tokens * n) / rows.length);
-  return {
-    name: `${file} (chat: ${notes.join(", ")})`,
-    tokenizer,
-    trainTokens: share(train.length),
-    valTokens: share(val.length),
-    batchT: blockSize,
-    trainSampler: (rng) => new ChatSampler(train, blockSize, batchSize, rng),
-    valSampler: (rng) => new ChatSampler(val, blockSize, batchSize, rng),
-    counting: false,
-    specialTargets: specialTargets(
-      tokenizer,
-      rows.map((r) => r.y),
-    ),
-  };
 }

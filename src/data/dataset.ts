@@ -8,7 +8,7 @@ import { createTokenizer } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitTokens } from "./batches.js";
-import { loadChatDataset } from "./chat.js";
+import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { loadTextSource } from "./text.js";
 

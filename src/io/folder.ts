@@ -57,25 +57,3 @@ export function readFolderInfo(dir: string): Record<string, unknown> {
   const config = existsSync(file) ? readJsonFile(file) : {};
   return (typeof config.minigpt === "object" && config.minigpt !== null ? config.minigpt : {}) as Record<string, unknown>;
 }
-
-/**
- * Ids of the special tokens the folder's model was never trained to predict (config.json's
- * minigpt.special_targets lists the ones it was). Their logits are whatever initialisation left, so
- * an undertrained model samples e.g. <|user|> into plain text; generation suppresses them. A folder
- * without the list (trained elsewhere or by an older minigpt) suppresses nothing.
- */
-export function unseenSpecialIds(folder: Pick<ModelFolder, "tokenizer" | "info">): number[] {
-  const list = folder.info.special_targets;
-  if (!Array.isArray(list)) return [];
-  return specialIdsExcept(folder.tokenizer, list);
-}
-
-/** ids of the tokenizer's special tokens that are not in `keep` */
-export function specialIdsExcept(tokenizer: Tokenizer, keep: readonly unknown[]): number[] {
-  const ids: number[] = [];
-  for (const s of tokenizer.specialTokens) {
-    const id = tokenizer.specialTokenId(s);
-    if (id !== undefined && !keep.includes(s)) ids.push(id);
-  }
-  return ids;
-}

@@ -20,9 +20,10 @@ export function gpt2Tokenizer(): ByteLevelBpe {
     const fields = line.split(" ");
     const offset = Number.parseInt(fields[1] as string, 10);
     for (let i = 2; i < fields.length; i++) {
-      const bytes = Buffer.from(fields[i] as string, "base64");
-      pieces[offset + i - 2] = new Uint8Array(bytes);
-      latin1[offset + i - 2] = bytes.toString("latin1");
+      // atob (not Buffer, which browsers lack) decodes to a binary string: one char per byte
+      const binary = atob(fields[i] as string);
+      pieces[offset + i - 2] = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+      latin1[offset + i - 2] = binary;
     }
   }
   const idOf = new Map<string, number>();

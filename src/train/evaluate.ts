@@ -1,9 +1,10 @@
 import { evalWindows } from "../data/batches.js";
-import { countingValSequences } from "../data/counting.js";
+import { countingStarts, countingValSequences, patternAccuracy } from "../data/counting.js";
 import { fail } from "../errors.js";
+import { nextLogitsUncached } from "../generate/generate.js";
+import { argmax } from "../generate/sample.js";
 import type { GPT } from "../nn/gpt.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
-import { countingAccuracy } from "./trainer.js";
 
 export interface EvalResult {
   loss: number;
@@ -76,4 +77,9 @@ export function evaluateCounting(model: GPT): EvalResult {
     bits_per_byte: totalNats / Math.LN2 / bytes,
     pattern_accuracy: countingAccuracy(model),
   };
+}
+
+/** Counting task: fraction of held-out sequences continued exactly by greedy decoding. */
+export function countingAccuracy(model: GPT): number {
+  return patternAccuracy((prefix) => argmax(nextLogitsUncached(model, prefix)), countingStarts().val);
 }

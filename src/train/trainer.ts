@@ -6,11 +6,8 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
-import { countingStarts, patternAccuracy } from "../data/counting.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
-import { nextLogitsUncached } from "../generate/generate.js";
-import { argmax } from "../generate/sample.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, readJsonFile, saveModel } from "../io/hf.js";
@@ -24,6 +21,7 @@ import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import { RESUME_OVERRIDABLE, type TrainConfig } from "./config.js";
+import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
 
@@ -101,11 +99,6 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
     }
   });
   return sum / steps;
-}
-
-/** Counting task: fraction of held-out sequences continued exactly by greedy decoding. */
-export function countingAccuracy(model: GPT): number {
-  return patternAccuracy((prefix) => argmax(nextLogitsUncached(model, prefix)), countingStarts().val);
 }
 
 function readMetrics(path: string, upToStep: number): StepMetrics[] {

@@ -2,15 +2,22 @@
 // whole engine in a browser. It fetches a PyTorch fixture folder (tests/fixtures/NAME) over HTTP,
 // builds the model on the wasm backend (its Web Workers when threads > 1) and runs
 // tests/fixture-check.ts: logits, loss, every gradient and the weights after AdamW steps against
-// PyTorch's. tests/browser.test.ts drives it through Playwright and asserts. It uses no Node API.
-import { readSafetensors } from "../../src/io/safetensors.js";
-import { weightsFromSafetensors } from "../../src/io/weights.js";
-import { useBackend } from "../../src/kernels/index.js";
+// PyTorch's. tests/browser.test.ts drives it through Playwright and asserts. It imports the library
+// through src/browser.ts, the entry without Node, as a web page would (model.html's import map
+// resolves js-tiktoken's GPT-2 ranks, the library's one npm import).
+import {
+  configFromHuggingFace,
+  GPT,
+  gpt2Tokenizer,
+  makeConfig,
+  Rng,
+  readSafetensors,
+  scope,
+  Tensor,
+  useBackend,
+  weightsFromSafetensors,
+} from "../../src/browser.js";
 import type { SimdFlavour, WasmBackend } from "../../src/kernels/wasm/loader.js";
-import { configFromHuggingFace, makeConfig } from "../../src/nn/config.js";
-import { GPT } from "../../src/nn/gpt.js";
-import { Rng } from "../../src/random.js";
-import { scope, Tensor } from "../../src/tensor/tensor.js";
 import { checkFixture, type FixtureCheck, type FixtureData } from "../fixture-check.js";
 
 export interface ModelReport {
@@ -42,6 +49,8 @@ export interface ModelPageApi {
    * the ref backend, same seeded weights and batch.
    */
   backends(threads: number): Promise<BackendsReport>;
+  /** GPT-2 token ids of `text` */
+  gpt2(text: string): number[];
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -84,6 +93,7 @@ function lossAndGrads(): { loss: number; grads: Map<string, Float32Array> } {
 }
 
 const api: ModelPageApi = {
+  gpt2: (text) => gpt2Tokenizer().encode(text),
   async backends(threads) {
     await useBackend("ref");
     const want = lossAndGrads();

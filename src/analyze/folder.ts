@@ -1,0 +1,64 @@
+/** The file-system part of the analysis (Node): a model folder's file sizes and training history. */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { GPTConfig } from "../nn/config.js";
+import { type AnalyzeOptions, analyzeTensors, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+
+/** Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`. */
+export function analyzeModel(
+  model: { config: GPTConfig; params: ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
+  dir?: string,
+  options: AnalyzeOptions = {},
+): ModelAnalysis {
+  const analysis = analyzeTensors(model.config, model.params, options);
+  if (dir !== undefined) {
+    const weightsFile = join(dir, "model.safetensors");
+    analysis.files = {
+      dir,
+      weightsBytes: existsSync(weightsFile) ? statSync(weightsFile).size : 0,
+      folderBytes: folderBytes(dir),
+    };
+    const history = readHistory(dir);
+    if (history) analysis.history = history;
+  }
+  return analysis;
+}
+
+function folderBytes(dir: string): number {
+  let n = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) n += folderBytes(p);
+    else if (entry.isFile()) n += statSync(p).size;
+  }
+  return n;
+}
+
+/** metrics.jsonl summary: steps, last train loss, best and last validation loss. */
+export function readHistory(dir: string): HistoryFigures | undefined {
+  const file = join(dir, "metrics.jsonl");
+  if (!existsSync(file)) return undefined;
+  let steps = 0;
+  let lastLoss: number | null = null;
+  let bestValLoss: number | null = null;
+  let lastValLoss: number | null = null;
+  let evaluations = 0;
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (line.trim() === "") continue;
+    let m: { step?: unknown; loss?: unknown; val_loss?: unknown };
+    try {
+      m = JSON.parse(line);
+    } catch {
+      continue; // a torn last line is not worth failing over
+    }
+    if (typeof m.step === "number") steps = Math.max(steps, m.step);
+    if (typeof m.loss === "number") lastLoss = m.loss;
+    if (typeof m.val_loss === "number") {
+      evaluations++;
+      lastValLoss = m.val_loss;
+      if (bestValLoss === null || m.val_loss < bestValLoss) bestValLoss = m.val_loss;
+    }
+  }
+  if (steps === 0) return undefined;
+  return { steps, lastLoss, bestValLoss, lastValLoss, evaluations };
+}

@@ -1,0 +1,92 @@
+/**
+ * minigpt's public API without Node: everything that runs in a browser as it is (no file system,
+ * no worker_threads): tensors and autograd, the kernels (wasm with Web Workers, or ref), the model,
+ * AdamW, tokenizers, sampling, the KV cache, the chat template and session, analysis and the
+ * learning view, safetensors bytes. src/index.ts is this plus the Node parts (files, model
+ * folders, the trainer, data-parallel threads). tests/browser/model.ts runs it in Chromium.
+ */
+
+export {
+  type ActivationFigures,
+  type AnalyzeOptions,
+  activationFloats,
+  analyzeConfig,
+  analyzeTensors,
+  BYTES_PER_FLOAT,
+  closedFormParameterCount,
+  formatAnalysis,
+  formatBytes,
+  formatFlops,
+  type ModelAnalysis,
+  parameterFigures,
+} from "./analyze/analyze.js";
+export { type Batch, BatchSampler, evalWindows, SequenceSampler, splitTokens } from "./data/batches.js";
+export {
+  CHAT_ASSISTANT,
+  CHAT_END,
+  CHAT_SPECIAL_TOKENS,
+  CHAT_USER,
+  type ChatMessage,
+  type ChatRole,
+  type ChatTokenIds,
+  chatExample,
+  chatPrompt,
+  chatTokenIds,
+  encodeChat,
+  parseChatJsonl,
+  requireChatTokens,
+  withChatTokens,
+} from "./data/chat.js";
+export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
+export { fail, MinigptError } from "./errors.js";
+export {
+  attentionHtml,
+  attentionWeights,
+  type ExplainLevel,
+  explainTrainingStep,
+  type ForwardTrace,
+  fewValues,
+  formatTop,
+  formatTrace,
+  heatmap,
+  type StageRecord,
+  type StepExplanation,
+  shade,
+  tokenLabel,
+  topTokens,
+  traceForward,
+} from "./explain/explain.js";
+export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
+export { type GenerateOptions, generate, generateTokens, nextLogitsUncached } from "./generate/generate.js";
+export { KVCache } from "./generate/kvcache.js";
+export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
+export { specialIdsExcept, unseenSpecialIds } from "./generate/suppress.js";
+export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
+export { weightsFromSafetensors } from "./io/weights.js";
+export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
+export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
+export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
+export * as ops from "./ops/index.js";
+export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
+export { learningRate, type ScheduleOptions } from "./optim/schedule.js";
+export { Rng, type RngState } from "./random.js";
+export { heap, WasmHeap } from "./tensor/memory.js";
+export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
+export {
+  ByteLevelBpe,
+  CharTokenizer,
+  countingTokenizer,
+  createTokenizer,
+  type EncodeOptions,
+  gpt2Tokenizer,
+  type Tokenizer,
+  type TokenizerKind,
+  tokenizerConfigJson,
+  tokenizerFromHuggingFaceJson,
+  trainBpe,
+  WordTokenizer,
+} from "./tokenizer/index.js";
+export { defaultTrainConfig, type TokenizerChoice, type TrainConfig } from "./train/config.js";
+export { countingAccuracy, type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
+export { lossPlotSvg } from "./train/plot.js";
+export { sparkline } from "./train/sparkline.js";
