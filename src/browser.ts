@@ -2,8 +2,9 @@
  * minigpt's public API without Node: everything that runs in a browser as it is (no file system,
  * no worker_threads): tensors and autograd, the kernels (wasm with Web Workers, or ref), the model,
  * AdamW, tokenizers, sampling, the KV cache, the chat template and session, analysis and the
- * learning view, safetensors bytes. src/index.ts is this plus the Node parts (files, model
- * folders, the trainer, data-parallel threads). tests/browser/model.ts runs it in Chromium.
+ * learning view, safetensors bytes, data-parallel threads (Web Workers on a cross-origin-isolated
+ * page). src/index.ts is this plus the Node parts (files, model folders, datasets, the trainer).
+ * tests/browser/model.ts runs it in Chromium.
  */
 
 export {
@@ -88,5 +89,6 @@ export {
 } from "./tokenizer/index.js";
 export { defaultTrainConfig, type TokenizerChoice, type TrainConfig } from "./train/config.js";
 export { countingAccuracy, type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
+export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";

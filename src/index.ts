@@ -19,7 +19,6 @@ export {
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
-export { DataParallel } from "./train/parallel.js";
 export {
   estimateLoss,
   type StartInfo,

@@ -308,6 +308,24 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
     }
   }
 
+  test("data parallel in the page: a replica in a module Web Worker gives one thread's gradients", async (t) => {
+    if (!ready(t)) return;
+    const p = modelPage as Page;
+    const r = await within(
+      p.evaluate(() => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.dataParallel()),
+      CALL_MS,
+      "data parallel in the page",
+    );
+    t.diagnostic(
+      `${r.threads} threads; |loss diff| ${r.lossDiff.toExponential(2)}; worst gradient max|diff|/max|grad| ${r.worstRelDiff.toExponential(2)}; forward/backward ${r.msDataParallel.toFixed(1)} ms data parallel vs ${r.msKernels.toFixed(1)} ms kernels split`,
+    );
+    assert.equal(r.created, true, "DataParallel.create gave no replicas in a cross-origin-isolated page");
+    assert.equal(r.threads, 2);
+    assert.ok(r.lossDiff <= 1e-5, `loss differs by ${r.lossDiff}`);
+    assert.ok(r.worstRelDiff <= 1e-5, `gradients differ by ${r.worstRelDiff} of their tensor's largest`);
+    assert.deepEqual(problems, [], "errors in the page");
+  });
+
   test("the GPT-2 tokenizer in the page (src/browser.ts, ranks through an import map) gives tiktoken's ids", async (t) => {
     if (!ready(t)) return;
     const p = modelPage as Page;

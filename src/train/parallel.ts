@@ -18,18 +18,22 @@
  * Dropout: each replica's mask stream is seeded from the caller's dropout PRNG, so checkpoints that
  * save that PRNG still resume bit-exactly.
  *
- * Node only (worker_threads); elsewhere, or for one thread, `DataParallel.create` returns null and
- * the caller runs forward/backward itself.
+ * The replicas are worker_threads in Node and module Web Workers on a cross-origin-isolated page
+ * (replica.ts, replica-web.ts; the replica itself is replica-core.ts). Without shared memory or
+ * workers, or for one thread, `DataParallel.create` returns null and the caller runs
+ * forward/backward itself.
  */
 import { backend } from "../kernels/index.js";
 import { nextSeq, post, waitDone } from "../kernels/wasm/handshake.js";
 import type { WasmBackend } from "../kernels/wasm/loader.js";
 import { PEER_BYTES, PeerLink } from "../kernels/wasm/peer.js";
+import { atomicsWaitAllowed, canShareMemory, inNode } from "../kernels/wasm/platform.js";
 import type { GPT } from "../nn/gpt.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import type { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
 import { scope, Tensor } from "../tensor/tensor.js";
+import type { ReplicaData } from "./replica-core.js";
 
 /** control block of one replica: i32 [seq, done, cmd, error], f64 args from byte 64, error text from 256 */
 export const CTRL_BYTES = 256 + 1024;
@@ -39,7 +43,7 @@ export const CMD_EXIT = -1;
 export const ARG = { x: 0, y: 1, rows: 2, T: 3, scale: 4, seed: 5, loss: 6 } as const;
 
 interface Replica {
-  worker: import("node:worker_threads").Worker;
+  thread: { terminate(): void };
   i32: Int32Array;
   f64: Float64Array;
   text: Uint8Array;
@@ -57,6 +61,72 @@ function countTargets(y: Int32Array, T: number, r0: number, r1: number): number 
   return n;
 }
 
+/** starts one replica thread and resolves with its gradient buffers' pointers once it is ready */
+type Starter = (data: ReplicaData) => Promise<{ thread: { terminate(): void }; grads: [string, number][] }>;
+
+/** how long a page's main thread spins on a replica before deciding it died (a step of a big model takes seconds) */
+const SPIN_LIMIT_MS = 300_000;
+
+async function nodeStarter(): Promise<Starter> {
+  const { Worker } = await import("node:worker_threads");
+  // the replica's entry next to this file: .ts when running from source (tsx), .js from dist/
+  const fromSource = import.meta.url.endsWith(".ts");
+  const entry = new URL(fromSource ? "./replica.ts" : "./replica.js", import.meta.url);
+  // from source, the worker registers tsx's loader itself (workers do not inherit --import hooks)
+  const script = fromSource
+    ? `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`
+    : null;
+  return async (workerData) => {
+    const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
+    try {
+      const grads = await new Promise<[string, number][]>((resolve, reject) => {
+        worker.once("message", (m: { grads?: [string, number][]; error?: string }) =>
+          m.grads ? resolve(m.grads) : reject(new Error(`data-parallel replica failed to start: ${m.error}`)),
+        );
+        worker.once("error", reject);
+      });
+      worker.unref();
+      return { thread: { terminate: () => void worker.terminate() }, grads };
+    } catch (e) {
+      void worker.terminate();
+      throw e;
+    }
+  };
+}
+
+function webStarter(): Starter {
+  // dist/ (what a page loads) has replica-web.js beside this file
+  const entry = new URL("./replica-web.js", import.meta.url);
+  return async (data) => {
+    const worker = new Worker(entry, { type: "module", name: "minigpt-replica" });
+    try {
+      const grads = await new Promise<[string, number][]>((resolve, reject) => {
+        worker.onmessage = (e: MessageEvent<{ grads?: [string, number][]; error?: string }>) =>
+          e.data.grads ? resolve(e.data.grads) : reject(new Error(`data-parallel replica failed to start: ${e.data.error}`));
+        worker.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(`data-parallel replica failed to start: ${e.message || "error"}`));
+        };
+        worker.postMessage(data);
+      });
+      worker.onmessage = null;
+      worker.onerror = null;
+      return { thread: { terminate: () => worker.terminate() }, grads };
+    } catch (e) {
+      worker.terminate();
+      throw e;
+    }
+  };
+}
+
+/** a page's main thread: look at the done flag until the replica has answered */
+function spinUntilDone(i32: Int32Array, seq: number): void {
+  const t0 = performance.now();
+  while (Atomics.load(i32, 1) !== seq) {
+    if (performance.now() - t0 > SPIN_LIMIT_MS) throw new Error(`data-parallel replica did not answer within ${SPIN_LIMIT_MS / 1000} s`);
+  }
+}
+
 export interface DataParallelOptions {
   /**
    * With two threads, the one that finishes its rows first does halves of the other's bigger
@@ -69,6 +139,8 @@ export class DataParallel {
   private constructor(
     private readonly model: GPT,
     private readonly replicas: Replica[],
+    /** false on a browser page's main thread: waiting for a replica spins instead of Atomics.wait */
+    private readonly canWait: boolean,
   ) {}
 
   /** kernel-call halves this thread did for the replica, and the replica for this thread, so far */
@@ -89,35 +161,23 @@ export class DataParallel {
    */
   static async create(model: GPT, threads: number, options: DataParallelOptions = {}): Promise<DataParallel | null> {
     if (threads <= 1 || backend().name !== "wasm") return null;
-    if (typeof process === "undefined" || !process.versions?.node) return null;
-    const { Worker } = await import("node:worker_threads");
-    // the replica's entry next to this file: .ts when running from source (tsx), .js from dist/
-    const fromSource = import.meta.url.endsWith(".ts");
-    const entry = new URL(fromSource ? "./replica.ts" : "./replica.js", import.meta.url);
-    // from source, the worker registers tsx's loader itself (workers do not inherit --import hooks)
-    const script = fromSource
-      ? `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`
-      : null;
-    const params = [...model.params].map(([name, t]) => [name, t.ptr, [...t.shape]] as const);
+    if (!inNode && (typeof Worker === "undefined" || !canShareMemory())) return null;
+    const canWait = inNode || atomicsWaitAllowed();
+    const start = inNode ? await nodeStarter() : webStarter();
+    const params = [...model.params].map(([name, t]) => [name, t.ptr, [...t.shape]] as [string, number, number[]]);
     const replicas: Replica[] = [];
     try {
       for (let r = 1; r < threads; r++) {
         const ctrl = new SharedArrayBuffer(CTRL_BYTES);
         // two threads share kernel calls while one waits for the other; with more, each would need a link
-        // to every other, and this machine has two cores
-        const peerBuffer = threads === 2 && options.shareWork !== false ? new SharedArrayBuffer(PEER_BYTES) : null;
-        const workerData = { memory: heap().memory, config: model.config, params, ctrl, peerBuffer };
-        const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
-        const grads = await new Promise<[string, number][]>((resolve, reject) => {
-          worker.once("message", (m: { grads?: [string, number][]; error?: string }) =>
-            m.grads ? resolve(m.grads) : reject(new Error(`data-parallel replica failed to start: ${m.error}`)),
-          );
-          worker.once("error", reject);
-        });
-        worker.unref();
+        // to every other, and this machine has two cores. A page's main thread, which may not block in
+        // Atomics.wait, does not share: it spins on the replica's done flag instead.
+        const sharing = threads === 2 && options.shareWork !== false && canWait;
+        const peerBuffer = sharing ? new SharedArrayBuffer(PEER_BYTES) : null;
+        const { thread, grads } = await start({ memory: heap().memory, config: model.config, params, ctrl, peerBuffer });
         const byName = new Map(grads);
         replicas.push({
-          worker,
+          thread,
           i32: new Int32Array(ctrl, 0, 4),
           f64: new Float64Array(ctrl, 64, 8),
           text: new Uint8Array(ctrl, 256, 1024),
@@ -127,10 +187,10 @@ export class DataParallel {
         });
       }
     } catch (e) {
-      for (const r of replicas) void r.worker.terminate();
+      for (const r of replicas) r.thread.terminate();
       throw e;
     }
-    return new DataParallel(model, replicas);
+    return new DataParallel(model, replicas, canWait);
   }
 
   /**
@@ -196,7 +256,8 @@ export class DataParallel {
         if (rep.peer && be.runPeerTask) {
           rep.peer.helpWhile(() => Atomics.load(rep.i32, 1) === rep.seq, be.runPeerTask.bind(be));
         }
-        waitDone(rep.i32, rep.seq);
+        if (this.canWait) waitDone(rep.i32, rep.seq);
+        else spinUntilDone(rep.i32, rep.seq);
         if (rep.i32[3] !== 0) {
           const end = rep.text.indexOf(0);
           failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
@@ -244,7 +305,7 @@ export class DataParallel {
       rep.seq = nextSeq(rep.seq);
       post(rep.i32, rep.seq);
       rep.peer?.ringOther();
-      void rep.worker.terminate();
+      rep.thread.terminate();
     }
     this.replicas.length = 0;
   }

@@ -22,7 +22,7 @@
  * same; only a browser page's main thread, which may not Atomics.wait, spins on the done flag instead.
  */
 import { CALM_MS, nextSeq, PREEMPT_MS, PREEMPT_SCORE, post, SpinPolicy, waitDone } from "./handshake.js";
-import { canShareMemory, inNode } from "./platform.js";
+import { atomicsWaitAllowed, canShareMemory, inNode } from "./platform.js";
 
 const SLOT_BYTES = 256;
 /**
@@ -204,16 +204,6 @@ function webPlatform(): Platform {
       return { ready, detach: () => {}, terminate: () => w.terminate() };
     },
   };
-}
-
-/** Atomics.wait throws on a browser page's main thread; elsewhere (workers, Node) it is allowed. */
-function atomicsWaitAllowed(): boolean {
-  try {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class WorkerPool {
