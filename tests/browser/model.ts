@@ -5,21 +5,10 @@
 // PyTorch's. tests/browser.test.ts drives it through Playwright and asserts. It imports the library
 // through src/browser.ts, the entry without Node, as a web page would (model.html's import map
 // resolves js-tiktoken's GPT-2 ranks, the library's one npm import).
-import {
-  configFromHuggingFace,
-  DataParallel,
-  GPT,
-  gpt2Tokenizer,
-  makeConfig,
-  Rng,
-  readSafetensors,
-  scope,
-  Tensor,
-  useBackend,
-  weightsFromSafetensors,
-} from "../../src/browser.js";
+import { configFromHuggingFace, GPT, gpt2Tokenizer, readSafetensors, useBackend, weightsFromSafetensors } from "../../src/browser.js";
 import type { SimdFlavour, WasmBackend } from "../../src/kernels/wasm/loader.js";
 import { checkFixture, type FixtureCheck, type FixtureData } from "../fixture-check.js";
+import { type DataParallelReport, dataParallelReport, lossAndGrads, worstRelDiff } from "./steps.js";
 
 export interface ModelReport {
   crossOriginIsolated: boolean;
@@ -58,18 +47,8 @@ export interface ModelPageApi {
    * and the median time of each over a few steps
    */
   dataParallel(): Promise<DataParallelReport>;
-}
-
-export interface DataParallelReport {
-  /** DataParallel.create gave replicas (null means the page cannot run them) */
-  created: boolean;
-  threads: number;
-  lossDiff: number;
-  /** worst over parameters of max |grad_dp - grad_one| / max |grad_one| */
-  worstRelDiff: number;
-  /** median ms of a forward/backward: data parallel, and kernels split over the pool */
-  msDataParallel: number;
-  msKernels: number;
+  /** the same, run inside a module Web Worker (as a web app would train) */
+  dataParallelInWorker(): Promise<DataParallelReport>;
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -84,113 +63,26 @@ async function fetchJson(url: string): Promise<Record<string, unknown>> {
   return (await r.json()) as Record<string, unknown>;
 }
 
-const B = 8;
-const T = 64;
-
-/** a seeded batch of B rows of T tokens (inputs and next-token targets) over 301 ids */
-function seededBatch(): { x: number[]; y: number[] } {
-  const rng = new Rng(3);
-  const ids = Array.from({ length: B * (T + 1) }, () => rng.int(301));
-  const x: number[] = [];
-  const y: number[] = [];
-  for (let b = 0; b < B; b++) {
-    x.push(...ids.slice(b * (T + 1), b * (T + 1) + T));
-    y.push(...ids.slice(b * (T + 1) + 1, (b + 1) * (T + 1)));
-  }
-  return { x, y };
-}
-
-const seededModel = () => new GPT(makeConfig({ vocabSize: 301, blockSize: T, nLayer: 2, nHead: 4, nEmbd: 256 }), 7);
-
-function gradsOf(model: GPT): Map<string, Float32Array> {
-  const grads = new Map<string, Float32Array>();
-  for (const [name, p] of model.params) grads.set(name, Float32Array.from((p.grad as Tensor).data));
-  return grads;
-}
-
-/** worst over tensors of max |a - b| / max |b| */
-function worstRelDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  let worst = 0;
-  for (const [name, want] of b) {
-    const got = a.get(name);
-    if (!got || got.length !== want.length) return Number.POSITIVE_INFINITY;
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < want.length; i++) {
-      diff = Math.max(diff, Math.abs((got[i] as number) - (want[i] as number)));
-      scale = Math.max(scale, Math.abs(want[i] as number));
-    }
-    worst = Math.max(worst, diff / scale);
-  }
-  return worst;
-}
-
-const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1] as number;
-
-/** loss and every gradient of one forward/backward of a seeded model on the current backend */
-function lossAndGrads(): { loss: number; grads: Map<string, Float32Array> } {
-  const model = seededModel();
-  try {
-    const { x, y } = seededBatch();
-    return scope(() => {
-      const { loss } = model.forward(Tensor.ints(x, [B, T]), { targets: Tensor.ints(y, [B, T]) });
-      if (!loss) throw new Error("no loss");
-      loss.backward();
-      return { loss: loss.item(), grads: gradsOf(model) };
-    });
-  } finally {
-    model.dispose();
-  }
-}
-
 const api: ModelPageApi = {
   gpt2: (text) => gpt2Tokenizer().encode(text),
-  async dataParallel() {
-    const be = (await useBackend("wasm", { threads: 2 })) as WasmBackend;
-    const model = seededModel();
-    const dp = await DataParallel.create(model, 2);
-    try {
-      const { x, y } = seededBatch();
-      const one = (): number =>
-        scope(() => {
-          model.zeroGrad();
-          const l = model.forward(Tensor.ints(x, [B, T]), { targets: Tensor.ints(y, [B, T]) }).loss as Tensor;
-          l.backward();
-          return l.item();
-        });
-      const split = (): number =>
-        scope(() => {
-          model.zeroGrad();
-          return (dp as DataParallel).forwardBackward(Tensor.ints(x, [B, T]), Tensor.ints(y, [B, T]), 1);
-        });
-      const lossOne = one();
-      const want = gradsOf(model);
-      if (!dp) return { created: false, threads: 1, lossDiff: Number.NaN, worstRelDiff: Number.NaN, msDataParallel: 0, msKernels: 0 };
-      const lossDp = split();
-      const got = gradsOf(model);
-      const time = (f: () => number) =>
-        median(
-          Array.from({ length: 5 }, () => {
-            const t0 = performance.now();
-            f();
-            return performance.now() - t0;
-          }),
-        );
-      return {
-        created: true,
-        threads: dp.threads,
-        lossDiff: Math.abs(lossDp - lossOne),
-        worstRelDiff: worstRelDiff(got, want),
-        msDataParallel: time(split),
-        msKernels: time(one),
+  dataParallel: () => dataParallelReport(),
+  dataParallelInWorker: () =>
+    new Promise<DataParallelReport>((resolve, reject) => {
+      // training where a web app would run it: a module worker, which may Atomics.wait, so data
+      // parallel waits and shares kernel halves as in Node (the replica is a worker of this worker)
+      const worker = new Worker(new URL("./train-worker.js", import.meta.url), { type: "module" });
+      worker.onmessage = (e: MessageEvent<DataParallelReport | { error: string }>) => {
+        worker.terminate();
+        if ("error" in e.data) reject(new Error(e.data.error));
+        else resolve(e.data);
       };
-    } finally {
-      dp?.dispose();
-      model.dispose();
-      await useBackend("ref");
-      be.dispose();
-    }
-  },
+      worker.onerror = (e) => {
+        e.preventDefault();
+        worker.terminate();
+        reject(new Error(`train worker: ${e.message || "error"}`));
+      };
+      worker.postMessage("run");
+    }),
   async backends(threads) {
     await useBackend("ref");
     const want = lossAndGrads();
