@@ -25,21 +25,18 @@ import {
   BatchSampler,
   backend,
   CharTokenizer,
-  clipGradNorm,
   DataParallel,
   GPT,
   heap,
-  learningRate,
   loadTextSource,
   makeConfig,
   Rng,
-  scope,
   splitTokens,
-  Tensor,
   useBackend,
 } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
+import { makeTrainStep } from "./step.js";
 
 expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "warmup", "steps", "grad-accum"], ["serve"]);
 
@@ -90,35 +87,7 @@ const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
 const T = recipe.blockSize;
 const parallel = parallelMode === "batch" ? await DataParallel.create(model, threads) : null;
 
-let stepNo = 0;
-function trainStep(): number {
-  const lr = learningRate(stepNo, schedule);
-  model.zeroGrad();
-  let loss = 0;
-  for (let micro = 0; micro < accum; micro++) {
-    scope(() => {
-      const { x, y } = sampler.next();
-      const xt = Tensor.ints(x, [x.length / T, T]);
-      const yt = Tensor.ints(y, [y.length / T, T]);
-      if (parallel) {
-        loss += parallel.forwardBackward(xt, yt, 1 / accum) / accum;
-        return;
-      }
-      const l = model.forward(xt, { targets: yt }).loss as Tensor;
-      l.backward(Float32Array.of(1 / accum));
-      loss += l.item() / accum;
-    });
-  }
-  // as the trainer does: with data parallelism the replica takes halves of the update
-  const update = () => {
-    clipGradNorm(model.params.values(), 1.0);
-    optimizer.update(lr);
-  };
-  if (parallel) parallel.onThisThread(update);
-  else update();
-  stepNo++;
-  return loss;
-}
+const trainStep = makeTrainStep({ model, optimizer, sampler, T, accum, parallel, schedule });
 
 const gc = (globalThis as { gc?: () => void }).gc;
 function snapshot() {

@@ -1,5 +1,5 @@
 // The wasm backend, thread pool included, in a real browser: headless Debian chromium driven by
-// playwright-core. A tiny static server (127.0.0.1, random port) serves the repository with the
+// playwright-core. A tiny static server (tests/static-server.ts: 127.0.0.1, random port) serves the repository with the
 // headers that make the page cross-origin isolated (needed for SharedArrayBuffer and shared
 // WebAssembly memory); tests/browser/kernels.html loads the compiled dist/ modules, runs the wasm
 // kernels against the ref kernels in the page (tests/browser/kernels.ts) and reports the
@@ -10,16 +10,16 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { dirname, extname, join, normalize, relative, sep } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { get_encoding } from "tiktoken";
 import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
 import type { ModelPageApi, ModelReport } from "./browser/model.js";
+import { serve } from "./static-server.js";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = "/usr/bin/chromium";
@@ -104,43 +104,6 @@ function ensureBuilt(): string[] {
 }
 
 // ---- a static server for a cross-origin-isolated page ----------------------------------------------
-
-const MIME: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".map": "application/json; charset=utf-8",
-  ".json": "application/json; charset=utf-8",
-  ".wasm": "application/wasm",
-};
-
-function serve(root: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    void (async () => {
-      const headers = {
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cross-Origin-Resource-Policy": "same-origin",
-        "Cache-Control": "no-store",
-      };
-      const path = normalize(join(root, decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname)));
-      if (!path.startsWith(root + sep)) {
-        res.writeHead(403, headers).end();
-        return;
-      }
-      try {
-        const body = await readFile(path);
-        res.writeHead(200, { ...headers, "Content-Type": MIME[extname(path)] ?? "application/octet-stream" }).end(body);
-      } catch {
-        res.writeHead(404, headers).end();
-      }
-    })();
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve(server));
-  });
-}
 
 // ---- the page ----------------------------------------------------------------------------------------
 

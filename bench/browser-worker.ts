@@ -1,0 +1,75 @@
+// The module worker of bench/browser.html: nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block
+// 64, batch 12, vocabulary 65) trained in Chromium as a web app would, off the page's main thread.
+// It gets {threads, parallel, warmup, steps}, runs the warm-up steps, times the others (the step is
+// bench/step.ts, as in Node) and posts {times, simd, threads, dataParallel}. Tokens are random ids
+// over 65 (the Node side's fallback when tiny Shakespeare is absent): the step's cost does not
+// depend on which ids they are.
+import { BatchSampler } from "../src/data/batches.js";
+import { useBackend } from "../src/kernels/index.js";
+import type { WasmBackend } from "../src/kernels/wasm/loader.js";
+import { makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
+import { AdamW } from "../src/optim/adamw.js";
+import { Rng } from "../src/random.js";
+import { DataParallel } from "../src/train/parallel.js";
+import { makeTrainStep } from "./step.js";
+
+export interface BrowserRun {
+  threads: number;
+  parallel: "batch" | "kernels";
+  warmup: number;
+  steps: number;
+}
+
+export interface BrowserResult {
+  times: number[];
+  simd: string;
+  threads: number;
+  /** the replicas started (false: DataParallel.create gave null, every step ran on kernel threads) */
+  dataParallel: boolean;
+}
+
+async function run(o: BrowserRun): Promise<BrowserResult> {
+  const be = (await useBackend("wasm", { threads: o.threads })) as WasmBackend;
+  const rng = new Rng(0);
+  const tokens = Int32Array.from({ length: 1_000_000 }, () => Math.floor(rng.random() * 65));
+  const recipe = { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 };
+  const model = new GPT(makeConfig({ vocabSize: 65, ...recipe, dropout: 0 }), 1337);
+  const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+  const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize, new Rng(1338));
+  const parallel = o.parallel === "batch" ? await DataParallel.create(model, o.threads) : null;
+  try {
+    const step = makeTrainStep({
+      model,
+      optimizer,
+      sampler,
+      T: recipe.blockSize,
+      accum: 1,
+      parallel,
+      schedule: { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 },
+    });
+    for (let i = 0; i < o.warmup; i++) step();
+    const times: number[] = [];
+    for (let i = 0; i < o.steps; i++) {
+      const t0 = performance.now();
+      step();
+      times.push(performance.now() - t0);
+    }
+    return { times, simd: be.simd, threads: be.threads, dataParallel: parallel !== null };
+  } finally {
+    parallel?.dispose();
+    model.dispose();
+    be.dispose();
+  }
+}
+
+const self = globalThis as unknown as {
+  onmessage: ((e: MessageEvent<BrowserRun>) => void) | null;
+  postMessage(message: unknown): void;
+};
+self.onmessage = (e) => {
+  run(e.data).then(
+    (r) => self.postMessage(r),
+    (err: unknown) => self.postMessage({ error: err instanceof Error ? err.message : String(err) }),
+  );
+};

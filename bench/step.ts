@@ -1,0 +1,55 @@
+// One training step as the trainer runs it: batch sampling, forward and backward inside scope(),
+// global-norm clip 1.0, AdamW (with data parallelism the replica takes halves of the update). Shared
+// by bench/train-step.ts (Node) and bench/browser-worker.ts (a module worker in Chromium), so both
+// time the same step. Deep imports: a module worker has no import map for the library's npm import.
+import type { BatchSampler } from "../src/data/batches.js";
+import type { GPT } from "../src/nn/gpt.js";
+import type { AdamW } from "../src/optim/adamw.js";
+import { clipGradNorm } from "../src/optim/adamw.js";
+import { learningRate, type ScheduleOptions } from "../src/optim/schedule.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
+import type { DataParallel } from "../src/train/parallel.js";
+
+export interface StepParts {
+  model: GPT;
+  optimizer: AdamW;
+  sampler: BatchSampler;
+  T: number;
+  /** micro-batches per step (gradient accumulation) */
+  accum: number;
+  parallel: DataParallel | null;
+  schedule: ScheduleOptions;
+}
+
+/** a function that runs the next training step and returns its loss */
+export function makeTrainStep(p: StepParts): () => number {
+  const { model, optimizer, sampler, T, accum, parallel, schedule } = p;
+  let stepNo = 0;
+  return () => {
+    const lr = learningRate(stepNo, schedule);
+    model.zeroGrad();
+    let loss = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      scope(() => {
+        const { x, y } = sampler.next();
+        const xt = Tensor.ints(x, [x.length / T, T]);
+        const yt = Tensor.ints(y, [y.length / T, T]);
+        if (parallel) {
+          loss += parallel.forwardBackward(xt, yt, 1 / accum) / accum;
+          return;
+        }
+        const l = model.forward(xt, { targets: yt }).loss as Tensor;
+        l.backward(Float32Array.of(1 / accum));
+        loss += l.item() / accum;
+      });
+    }
+    const update = () => {
+      clipGradNorm(model.params.values(), 1.0);
+      optimizer.update(lr);
+    };
+    if (parallel) parallel.onThisThread(update);
+    else update();
+    stepNo++;
+    return loss;
+  };
+}
