@@ -1,6 +1,6 @@
 // The wasm backend, thread pool included, in a real browser: headless Debian chromium driven by
-// playwright-core. A tiny static server (tests/static-server.ts: 127.0.0.1, random port) serves the repository with the
-// headers that make the page cross-origin isolated (needed for SharedArrayBuffer and shared
+// playwright-core. A tiny static server (tests/static-server.ts: 127.0.0.1, random port) serves the
+// repository with the headers that make the page cross-origin isolated (needed for SharedArrayBuffer and shared
 // WebAssembly memory); tests/browser/kernels.html loads the compiled dist/ modules, runs the wasm
 // kernels against the ref kernels in the page (tests/browser/kernels.ts) and reports the
 // differences, which are asserted here.
