@@ -1,6 +1,6 @@
 // The module worker of bench/browser.html: nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block
-// 64, batch 12, vocabulary 65) trained in Chromium as a web app would, off the page's main thread.
-// It gets {threads, parallel, warmup, steps}, runs the warm-up steps, times the others (the step is
+// 64, batch 12, vocabulary 65) or the bigger one trained in Chromium as a web app would, off the
+// page's main thread. It gets {recipe, threads, parallel, warmup, steps}, runs the warm-up steps, times the others (the step is
 // bench/step.ts, as in Node) and posts {times, simd, threads, dataParallel}. Tokens are random ids
 // over 65 (the Node side's fallback when tiny Shakespeare is absent): the step's cost does not
 // depend on which ids they are.
@@ -15,6 +15,8 @@ import { DataParallel } from "../src/train/parallel.js";
 import { makeTrainStep } from "./step.js";
 
 export interface BrowserRun {
+  /** small: nanoGPT's CPU recipe; big: 6 layers, 6 heads, 384 wide, block 256, batch 64 as 4 micro-batches of 16 */
+  recipe: "small" | "big";
   threads: number;
   parallel: "batch" | "kernels";
   warmup: number;
@@ -33,10 +35,15 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
   const be = (await useBackend("wasm", { threads: o.threads })) as WasmBackend;
   const rng = new Rng(0);
   const tokens = Int32Array.from({ length: 1_000_000 }, () => Math.floor(rng.random() * 65));
-  const recipe = { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 };
+  const recipe =
+    o.recipe === "big"
+      ? { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 64 }
+      : { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 };
+  // as bench/train-step.ts: the bigger recipe's batch in one piece would not fit wasm32's 4 GiB
+  const accum = o.recipe === "big" ? 4 : 1;
   const model = new GPT(makeConfig({ vocabSize: 65, ...recipe, dropout: 0 }), 1337);
   const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
-  const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize, new Rng(1338));
+  const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
   const parallel = o.parallel === "batch" ? await DataParallel.create(model, o.threads) : null;
   try {
     const step = makeTrainStep({
@@ -44,7 +51,7 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
       optimizer,
       sampler,
       T: recipe.blockSize,
-      accum: 1,
+      accum,
       parallel,
       schedule: { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 },
     });

@@ -1,10 +1,11 @@
 // nanoGPT's CPU recipe trained in Chromium (a module worker on a cross-origin-isolated page, as a web
 // app would run it) against the same step in Node, in turns, so both see the same minutes:
 //
-//   node --import tsx bench/browser.ts [--rounds 3] [--steps 20] [--warmup 5]
+//   node --import tsx bench/browser.ts [--recipe small|big] [--rounds 3] [--steps N] [--warmup W]
 //
-// Each round runs Node's `bench/train-step.ts --recipe small --threads 2` (data parallel), then in
-// Chromium: 2 threads data parallel, 2 threads with kernels split, 1 thread. Prints each setting's
+// Each round runs Node's `bench/train-step.ts --recipe R --threads 2` (data parallel), then in
+// Chromium: 2 threads data parallel, 2 threads with kernels split, 1 thread (the bigger recipe:
+// data parallel only; steps 3 and warm-up 3 by default, 20 and 5 for the CPU recipe). Prints each setting's
 // median ms/step per round and the browser/Node ratio. Needs /usr/bin/chromium (Debian's package)
 // and dist/ (compiled here when older than the sources).
 import { spawnSync } from "node:child_process";
@@ -18,12 +19,17 @@ import { arg, expectArgs } from "./args.js";
 import type { BrowserResult, BrowserRun } from "./browser-worker.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/browser.ts", ["rounds", "steps", "warmup"]);
+expectArgs("bench/browser.ts", ["recipe", "rounds", "steps", "warmup"]);
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = "/usr/bin/chromium";
+const recipe = arg("recipe", "small");
+if (recipe !== "small" && recipe !== "big") {
+  console.error(`bench/browser.ts: --recipe ${recipe}: use small or big`);
+  process.exit(2);
+}
 const rounds = Number(arg("rounds", "3"));
-const steps = Number(arg("steps", "20"));
-const warmup = Number(arg("warmup", "5"));
+const steps = Number(arg("steps", recipe === "small" ? "20" : "3"));
+const warmup = Number(arg("warmup", recipe === "small" ? "5" : "3"));
 
 if (!existsSync(CHROMIUM)) {
   console.log(`bench/browser.ts: ${CHROMIUM} not found (apt-get install chromium); nothing to measure`);
@@ -50,7 +56,7 @@ function nodeStep(): number {
       "tsx",
       "bench/train-step.ts",
       "--recipe",
-      "small",
+      recipe,
       "--threads",
       "2",
       "--steps",
@@ -75,18 +81,21 @@ try {
       (x) => (globalThis as unknown as { minigptBench: { run(o: BrowserRun): Promise<BrowserResult> } }).minigptBench.run(x),
       o,
     );
-  const settings = [
-    { label: "chromium worker, 2 threads, data parallel", run: { threads: 2, parallel: "batch", warmup, steps } },
-    { label: "chromium worker, 2 threads, kernels split", run: { threads: 2, parallel: "kernels", warmup, steps } },
-    { label: "chromium worker, 1 thread", run: { threads: 1, parallel: "kernels", warmup, steps } },
+  const all = [
+    { label: "chromium worker, 2 threads, data parallel", run: { recipe, threads: 2, parallel: "batch", warmup, steps } },
+    { label: "chromium worker, 2 threads, kernels split", run: { recipe, threads: 2, parallel: "kernels", warmup, steps } },
+    { label: "chromium worker, 1 thread", run: { recipe, threads: 1, parallel: "kernels", warmup, steps } },
   ] as const;
+  const settings = recipe === "small" ? all : all.slice(0, 1);
   const table = new Map<string, number[]>([
     ["node, 2 threads, data parallel", []],
     ...settings.map((s) => [s.label, []] as [string, number[]]),
   ]);
-  console.log(
-    `nanoGPT CPU recipe (4L 128w, B12 T64, vocab 65), ms per training step, median of ${steps} after ${warmup} warm-up, ${rounds} rounds in turns`,
-  );
+  const what =
+    recipe === "small"
+      ? "nanoGPT CPU recipe (4L 128w, B12 T64, vocab 65)"
+      : "bigger recipe (6L 384w, B64 T256 as 4 micro-batches of 16, vocab 65)";
+  console.log(`${what}, ms per training step, median of ${steps} after ${warmup} warm-up, ${rounds} rounds in turns`);
   for (let r = 1; r <= rounds; r++) {
     const node = nodeStep();
     table.get("node, 2 threads, data parallel")?.push(node);
