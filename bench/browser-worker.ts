@@ -70,13 +70,13 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
   }
 }
 
-const self = globalThis as unknown as {
+const worker = globalThis as unknown as {
   onmessage: ((e: MessageEvent<BrowserRun>) => void) | null;
   postMessage(message: unknown): void;
 };
-self.onmessage = (e) => {
+worker.onmessage = (e) => {
   run(e.data).then(
-    (r) => self.postMessage(r),
-    (err: unknown) => self.postMessage({ error: err instanceof Error ? err.message : String(err) }),
+    (r) => worker.postMessage(r),
+    (err: unknown) => worker.postMessage({ error: err instanceof Error ? err.message : String(err) }),
   );
 };

@@ -5,19 +5,26 @@
 import type { Tokenizer } from "../tokenizer/types.js";
 
 /**
- * Ids of the special tokens the folder's model was never trained to predict (config.json's
- * minigpt.special_targets lists the ones it was). Their logits are whatever initialisation left, so
- * an undertrained model samples e.g. <|user|> into plain text; generation suppresses them. A folder
- * without the list (trained elsewhere or by an older minigpt) suppresses nothing.
+ * The special tokens a folder's model was trained to predict: config.json's
+ * minigpt.special_targets. A folder without the list (trained elsewhere, or by an older minigpt)
+ * may have been trained on any of its specials, so all count.
+ */
+export function trainedSpecials(info: Record<string, unknown>, tokenizer: Tokenizer): readonly string[] {
+  const list = info.special_targets;
+  return Array.isArray(list) ? list.filter((t): t is string => typeof t === "string") : tokenizer.specialTokens;
+}
+
+/**
+ * Ids of the special tokens the folder's model was never trained to predict. Their logits are
+ * whatever initialisation left, so an undertrained model samples e.g. <|user|> into plain text;
+ * generation suppresses them. A folder without the list suppresses nothing.
  */
 export function unseenSpecialIds(folder: { tokenizer: Tokenizer; info: Record<string, unknown> }): number[] {
-  const list = folder.info.special_targets;
-  if (!Array.isArray(list)) return [];
-  return specialIdsExcept(folder.tokenizer, list);
+  return specialIdsExcept(folder.tokenizer, trainedSpecials(folder.info, folder.tokenizer));
 }
 
 /** ids of the tokenizer's special tokens that are not in `keep` */
-export function specialIdsExcept(tokenizer: Tokenizer, keep: readonly unknown[]): number[] {
+export function specialIdsExcept(tokenizer: Tokenizer, keep: readonly string[]): number[] {
   const ids: number[] = [];
   for (const s of tokenizer.specialTokens) {
     const id = tokenizer.specialTokenId(s);

@@ -4,11 +4,11 @@
  */
 import { type ReplicaData, serveReplica } from "./replica-core.js";
 
-const scope = globalThis as unknown as {
+const worker = globalThis as unknown as {
   onmessage: ((e: MessageEvent<ReplicaData>) => void) | null;
   postMessage(message: unknown): void;
 };
-scope.onmessage = (e) => {
-  scope.onmessage = null;
-  void serveReplica(e.data, (m) => scope.postMessage(m));
+worker.onmessage = (e) => {
+  worker.onmessage = null;
+  void serveReplica(e.data, (m) => worker.postMessage(m));
 };

@@ -8,9 +8,10 @@ import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
+import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { loadModelFolder, loadTokenizer, saveTokenizer } from "../io/folder.js";
-import { modelSafetensorsBytes, readJsonFile, saveModel } from "../io/hf.js";
+import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
+import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -165,11 +166,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     const allowed = Object.fromEntries(Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)));
     config = { ...saved, ...allowed, out: config.out };
     tokenizer = loadTokenizer(config.out);
-    earlierTargets = specialTargetsOf(readJsonFile(join(config.out, "config.json")).minigpt, tokenizer);
+    earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
   } else if (config.init) {
     initFolder = loadModelFolder(config.init);
     tokenizer = initFolder.tokenizer;
-    earlierTargets = specialTargetsOf(initFolder.info, tokenizer);
+    earlierTargets = trainedSpecials(initFolder.info, tokenizer);
     if (!config.initPartial) {
       // continuing a model: its architecture is the folder's, whatever the defaults say
       const m = initFolder.model.config;
@@ -259,15 +260,6 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
   return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets };
-}
-
-/**
- * The special_targets list of a folder's config.json "minigpt" object; a folder without one (trained
- * elsewhere, or by an older minigpt) may have been trained on any of its specials, so all count.
- */
-function specialTargetsOf(info: unknown, tokenizer: Tokenizer): readonly string[] {
-  const list = typeof info === "object" && info !== null ? (info as Record<string, unknown>).special_targets : undefined;
-  return Array.isArray(list) ? list.filter((t): t is string => typeof t === "string") : tokenizer.specialTokens;
 }
 
 /**

@@ -1,14 +1,16 @@
 // The page script of tests/browser/model.html (compiled by tsc to dist/tests/browser/model.js): the
-// whole engine in a browser. It fetches a PyTorch fixture folder (tests/fixtures/NAME) over HTTP,
-// builds the model on the wasm backend (its Web Workers when threads > 1) and runs
+// whole engine in a browser. `fixture` fetches a PyTorch fixture folder (tests/fixtures/NAME) over
+// HTTP, builds the model on the wasm backend (its Web Workers when threads > 1) and runs
 // tests/fixture-check.ts: logits, loss, every gradient and the weights after AdamW steps against
-// PyTorch's. tests/browser.test.ts drives it through Playwright and asserts. It imports the library
+// PyTorch's. `backends` holds a wider model's step on split kernels against ref, `dataParallel`
+// data parallel against one thread (on this page and in a worker), `gpt2` the GPT-2 tokenizer.
+// tests/browser.test.ts drives it through Playwright and asserts. It imports the library
 // through src/browser.ts, the entry without Node, as a web page would (model.html's import map
 // resolves js-tiktoken's GPT-2 ranks, the library's one npm import).
 import { configFromHuggingFace, GPT, gpt2Tokenizer, readSafetensors, useBackend, weightsFromSafetensors } from "../../src/browser.js";
 import type { SimdFlavour, WasmBackend } from "../../src/kernels/wasm/loader.js";
 import { checkFixture, type FixtureCheck, type FixtureData } from "../fixture-check.js";
-import { type DataParallelReport, dataParallelReport, lossAndGrads, worstRelDiff } from "./steps.js";
+import { type DataParallelReport, dataParallelReport, lossAndGrads, relDiff } from "./steps.js";
 
 export interface ModelReport {
   crossOriginIsolated: boolean;
@@ -89,10 +91,7 @@ const api: ModelPageApi = {
     const be = (await useBackend("wasm", { threads })) as WasmBackend;
     try {
       const got = lossAndGrads();
-      const grads: BackendsReport["grads"] = [...want.grads].map(([name, g]) => ({
-        name,
-        relDiff: worstRelDiff(new Map([[name, got.grads.get(name) ?? new Float32Array(0)]]), new Map([[name, g]])),
-      }));
+      const grads = [...want.grads].map(([name, g]) => ({ name, relDiff: relDiff(got.grads.get(name), g) }));
       return { threads: be.threads, parallel: be.stats.parallel, lossDiff: Math.abs(got.loss - want.loss), grads };
     } finally {
       await useBackend("ref");

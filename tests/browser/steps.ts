@@ -48,20 +48,22 @@ function gradsOf(model: GPT): Map<string, Float32Array> {
   return grads;
 }
 
-/** worst over tensors of max |a - b| / max |b| */
-export function worstRelDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  let worst = 0;
-  for (const [name, want] of b) {
-    const got = a.get(name);
-    if (!got || got.length !== want.length) return Number.POSITIVE_INFINITY;
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < want.length; i++) {
-      diff = Math.max(diff, Math.abs((got[i] as number) - (want[i] as number)));
-      scale = Math.max(scale, Math.abs(want[i] as number));
-    }
-    worst = Math.max(worst, diff / scale);
+/** max |got - want| / max |want| of one tensor (Infinity when the lengths differ) */
+export function relDiff(got: Float32Array | undefined, want: Float32Array): number {
+  if (!got || got.length !== want.length) return Number.POSITIVE_INFINITY;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs((got[i] as number) - (want[i] as number)));
+    scale = Math.max(scale, Math.abs(want[i] as number));
   }
+  return diff / scale;
+}
+
+/** worst relDiff over the tensors of `want` */
+export function worstRelDiff(got: Map<string, Float32Array>, want: Map<string, Float32Array>): number {
+  let worst = 0;
+  for (const [name, w] of want) worst = Math.max(worst, relDiff(got.get(name), w));
   return worst;
 }
 

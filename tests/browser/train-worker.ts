@@ -3,14 +3,14 @@
 // with its replica (a worker started from this one) as it does in Node.
 import { dataParallelReport } from "./steps.js";
 
-const scope = globalThis as unknown as {
+const worker = globalThis as unknown as {
   onmessage: (() => void) | null;
   postMessage(message: unknown): void;
 };
-scope.onmessage = () => {
-  scope.onmessage = null;
+worker.onmessage = () => {
+  worker.onmessage = null;
   dataParallelReport().then(
-    (r) => scope.postMessage(r),
-    (e: unknown) => scope.postMessage({ error: e instanceof Error ? e.message : String(e) }),
+    (r) => worker.postMessage(r),
+    (e: unknown) => worker.postMessage({ error: e instanceof Error ? e.message : String(e) }),
   );
 };
