@@ -58,13 +58,14 @@ for (let r = 0; r < runs; r++) {
   if (n !== setup.tokens) throw new Error(`generated ${n} tokens, expected ${setup.tokens}`);
 }
 const medianMs = median(times);
-const b = backend() as { simd?: string; threads?: number };
+const b = backend() as { simd?: string; tile?: string; threads?: number };
 console.log(
   JSON.stringify({
     part,
     backend: backendName,
     threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
     simd: b.simd,
+    tile: b.tile,
     cache: setup.cache,
     median_ms: medianMs,
     tokens: setup.tokens,

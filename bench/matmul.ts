@@ -104,7 +104,9 @@ async function main(): Promise<void> {
   const po = f32(pm * pn);
   const peak = { flops: 2 * pm * pk * pn, run: () => one.matmul(po, pa, pb, pm, pk, pn, false) };
   const cpu = cpus()[0]?.model ?? "?";
-  console.log(`matmul GFLOP/s  (${cpu}, ${availableParallelism()} cores, Node ${process.version}, wasm ${one.simd} SIMD)`);
+  console.log(
+    `matmul GFLOP/s  (${cpu}, ${availableParallelism()} cores, Node ${process.version}, wasm ${one.simd} SIMD, ${one.tile} matmul tile)`,
+  );
   console.log(
     `validated against ref before timing; median of ${quick ? 5 : 9} samples, 1T and 2T in turns; 2T/1T = median of the per-turn ratios;\n` +
       `"of peak": 1T GF/s over that of an in-cache ${PEAK.join("x")} matmul on 1 thread timed in the same turns (what the kernel gives in those seconds)\n`,

@@ -134,7 +134,7 @@ const times = timedSteps(steps);
 const after = snapshot();
 const medianMs = median(times);
 const perStep = (k: keyof typeof before) => (after[k] - before[k]) / steps;
-const b = backend() as { stats?: { fast: number; fallback: number; parallel: number }; simd?: string; threads?: number };
+const b = backend() as { stats?: { fast: number; fallback: number; parallel: number }; simd?: string; tile?: string; threads?: number };
 
 console.log(
   JSON.stringify({
@@ -143,6 +143,7 @@ console.log(
     threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
     parallel: parallel ? "batch" : "kernels",
     simd: b.simd,
+    tile: b.tile,
     data: dataName,
     median_ms: medianMs,
     min_ms: Math.min(...times),

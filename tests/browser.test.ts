@@ -207,39 +207,43 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
     assert.equal(d.threads, Math.max(1, d.hardwareConcurrency));
   });
 
-  for (const simd of ["relaxed", "plain"] as const) {
-    for (const threads of [1, 2]) {
-      test(`matmul, layernorm, gelu, softmax, attention match ref: ${simd} SIMD, ${threads} thread${threads > 1 ? "s" : ""}`, async (t) => {
-        const p = ready(t);
-        if (!p) return;
-        const r = await runInPage(p, { simd, threads });
-        t.diagnostic(`${r.cases.length} cases in ${Math.round(r.ms)} ms; stats ${JSON.stringify(r.stats)}`);
-        let worstCase = r.cases[0];
-        for (const c of r.cases) if (worstCase && !(c.worst <= worstCase.worst)) worstCase = c;
-        if (worstCase) {
-          t.diagnostic(
-            `closest to its tolerance: ${worstCase.name}, max|diff| ${worstCase.maxAbsDiff.toExponential(2)} (${worstCase.worst.toFixed(3)}x the tolerance)`,
-          );
-        }
-        for (const c of r.cases.filter((c) => c.name.startsWith("matmulBT 256x128x300") || c.name.startsWith("attentionForward 4,64"))) {
-          t.diagnostic(`${c.name}: max|diff| ${c.maxAbsDiff.toExponential(2)}`);
-        }
-        assert.equal(r.crossOriginIsolated, true);
-        assert.equal(r.simd, simd);
-        assert.equal(r.threads, threads);
-        assert.ok(r.cases.length >= 90, `only ${r.cases.length} cases ran`);
-        const failed = r.cases.filter((c) => !(c.worst <= 1));
-        assert.deepEqual(
-          failed.map((c) => `${c.name}: max|diff| ${c.maxAbsDiff}, ${c.worst}x the tolerance`),
-          [],
-          "cases beyond their tolerance",
+  // the 3x12 matmul tile (not the browser's default) once, with the relaxed build
+  const settings = [
+    ...(["relaxed", "plain"] as const).flatMap((simd) => [1, 2].map((threads) => ({ simd, threads, tile: "4x8" as const }))),
+    ...[1, 2].map((threads) => ({ simd: "relaxed" as const, threads, tile: "3x12" as const })),
+  ];
+  for (const { simd, threads, tile } of settings) {
+    test(`matmul, layernorm, gelu, softmax, attention match ref: ${simd} SIMD, ${threads} thread${threads > 1 ? "s" : ""}, ${tile} matmul tile`, async (t) => {
+      const p = ready(t);
+      if (!p) return;
+      const r = await runInPage(p, { simd, threads, tile });
+      t.diagnostic(`${r.cases.length} cases in ${Math.round(r.ms)} ms; stats ${JSON.stringify(r.stats)}`);
+      let worstCase = r.cases[0];
+      for (const c of r.cases) if (worstCase && !(c.worst <= worstCase.worst)) worstCase = c;
+      if (worstCase) {
+        t.diagnostic(
+          `closest to its tolerance: ${worstCase.name}, max|diff| ${worstCase.maxAbsDiff.toExponential(2)} (${worstCase.worst.toFixed(3)}x the tolerance)`,
         );
-        assert.equal(r.stats.fallback, 0, "every heap array took the wasm path");
-        if (threads > 1) assert.ok(r.stats.parallel > 0, "big calls were split over the Web Workers");
-        else assert.equal(r.stats.parallel, 0);
-        assert.deepEqual(problems, [], "errors in the page");
-      });
-    }
+      }
+      for (const c of r.cases.filter((c) => c.name.startsWith("matmulBT 256x128x300") || c.name.startsWith("attentionForward 4,64"))) {
+        t.diagnostic(`${c.name}: max|diff| ${c.maxAbsDiff.toExponential(2)}`);
+      }
+      assert.equal(r.crossOriginIsolated, true);
+      assert.equal(r.simd, simd);
+      assert.equal(r.tile, tile);
+      assert.equal(r.threads, threads);
+      assert.ok(r.cases.length >= 90, `only ${r.cases.length} cases ran`);
+      const failed = r.cases.filter((c) => !(c.worst <= 1));
+      assert.deepEqual(
+        failed.map((c) => `${c.name}: max|diff| ${c.maxAbsDiff}, ${c.worst}x the tolerance`),
+        [],
+        "cases beyond their tolerance",
+      );
+      assert.equal(r.stats.fallback, 0, "every heap array took the wasm path");
+      if (threads > 1) assert.ok(r.stats.parallel > 0, "big calls were split over the Web Workers");
+      else assert.equal(r.stats.parallel, 0);
+      assert.deepEqual(problems, [], "errors in the page");
+    });
   }
   // the whole engine in the page: the repository's PyTorch fixtures (the server serves tests/fixtures)
   const FIXTURES = readdirSync(join(ROOT, "tests/fixtures")).filter((n) => existsSync(join(ROOT, "tests/fixtures", n, "expected.json")));

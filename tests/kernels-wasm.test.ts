@@ -12,7 +12,7 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { FloatArray } from "../src/kernels/backend.js";
 import { refBackend } from "../src/kernels/ref/index.js";
-import { loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
+import { chooseMatmulTile, loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
 import { activationCases, attentionCases, layernormCases, matmulCases, softmaxCrossEntropyCases } from "./kernel-cases.js";
@@ -33,35 +33,37 @@ function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, re
   }
 }
 
+/** [M, K, N] for the matmul cases: awkward and big shapes */
+const MATMUL_SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 7, 65],
+  [7, 1, 127],
+  [3, 65, 7],
+  [4, 8, 8],
+  [65, 127, 33],
+  [127, 1023, 9],
+  [5, 300, 17],
+  [6, 20, 2100],
+  [130, 300, 70],
+  [64, 256, 64],
+  [1, 1023, 65],
+  [2, 65, 1023],
+  [9, 0, 5],
+  // one-token rows big enough that 2 threads split them (K·N >= 2^21 floats: K for a·b and aᵀ·b,
+  // B's rows for a·bᵀ)
+  [1, 2048, 1030],
+  [3, 2051, 1027],
+  // big, split over 2 threads at a row that is not a multiple of the 32-row blocks
+  [517, 300, 450],
+];
+
 // ---- child mode: every kernel vs ref ------------------------------------------------------------------
 
 function kernelSuite(be: WasmBackend, threads: number): void {
   const rng = new Rng(1234 + threads);
 
   test("matmul, the three layouts, awkward shapes", () => {
-    const shapes: [number, number, number][] = [
-      [1, 1, 1],
-      [1, 7, 65],
-      [7, 1, 127],
-      [3, 65, 7],
-      [4, 8, 8],
-      [65, 127, 33],
-      [127, 1023, 9],
-      [5, 300, 17],
-      [6, 20, 2100],
-      [130, 300, 70],
-      [64, 256, 64],
-      [1, 1023, 65],
-      [2, 65, 1023],
-      [9, 0, 5],
-      // one-token rows big enough that 2 threads split them (K·N >= 2^21 floats: K for a·b and aᵀ·b,
-      // B's rows for a·bᵀ)
-      [1, 2048, 1030],
-      [3, 2051, 1027],
-      // big, split over 2 threads at a row that is not a multiple of the 32-row blocks
-      [517, 300, 450],
-    ];
-    matmulCases(be, rng, shapes, close);
+    matmulCases(be, rng, MATMUL_SHAPES, close);
   });
 
   test("linear forward (bias fused into the matmul) and backward (dx and dw side by side)", () => {
@@ -352,6 +354,47 @@ function kernelSuite(be: WasmBackend, threads: number): void {
   });
 }
 
+/**
+ * The 3x12 matmul tile (be uses it) against ref, and against the 4x8 tile (other) bit for bit: both
+ * run the same FMA chain per output, so any difference is a packing or edge bug.
+ */
+function tileSuite(be: WasmBackend, other: WasmBackend, threads: number): void {
+  const rng = new Rng(4321 + threads);
+  test("matmul with the 3x12 tile, the three layouts, awkward shapes", () => {
+    assert.equal(be.tile, "3x12");
+    assert.equal(other.tile, "4x8");
+    matmulCases(be, rng, MATMUL_SHAPES, close);
+  });
+
+  test("the 3x12 and 4x8 tiles give bit-identical matmuls and linear layers", () => {
+    for (const [M, K, N] of [...MATMUL_SHAPES, [768, 128, 384], [61, 520, 47]] as [number, number, number][]) {
+      const a = rand(rng, M * K, 2);
+      const b = rand(rng, K * N, 0.5);
+      const init = rand(rng, M * N, 3);
+      const bias = rand(rng, N);
+      for (const kind of ["matmul", "matmulBT", "matmulAT"] as const) {
+        for (const acc of [false, true]) {
+          const x = copy(init);
+          const y = copy(init);
+          be[kind](x, a, b, M, K, N, acc);
+          other[kind](y, a, b, M, K, N, acc);
+          assert.equal(maxAbs(minus(x, y)), 0, `${kind} ${M}x${K}x${N} acc=${acc}`);
+        }
+      }
+      const x = f32(M * N);
+      const y = f32(M * N);
+      be.linearForward(x, a, b, bias, M, K, N);
+      other.linearForward(y, a, b, bias, M, K, N);
+      assert.equal(maxAbs(minus(x, y)), 0, `linearForward ${M}x${K}x${N}`);
+    }
+  });
+}
+
+/** elementwise got - want as a Float32Array */
+function minus(got: FloatArray, want: FloatArray): Float32Array {
+  return Float32Array.from(got, (v, i) => v - (want[i] as number));
+}
+
 if (SIMD) {
   for (const threads of [1, 2]) {
     const be = await loadWasmBackend({ threads });
@@ -362,6 +405,15 @@ if (SIMD) {
         assert.equal(be.threads, threads);
       });
       kernelSuite(be, threads);
+    });
+    const tiled = await loadWasmBackend({ threads, tile: "3x12" });
+    const plain = await loadWasmBackend({ threads, tile: "4x8" });
+    after(() => {
+      tiled.dispose();
+      plain.dispose();
+    });
+    describe(`wasm matmul tiles (${SIMD} SIMD, ${threads} thread${threads > 1 ? "s" : ""})`, () => {
+      tileSuite(tiled, plain, threads);
     });
   }
 } else {
@@ -381,6 +433,37 @@ if (SIMD) {
         assert.match(r.stdout, /# pass [1-9]/);
       });
     }
+
+    test("backends loaded at the same time get the same SIMD flavour (fresh process)", () => {
+      // the second load once read the flag state while the first was still turning it on, and
+      // got plain SIMD beside the first's relaxed
+      const loader = new URL("../src/kernels/wasm/loader.ts", import.meta.url).href;
+      const script = `import { loadWasmBackend } from ${JSON.stringify(loader)};
+const bes = await Promise.all([1, 2, 3].map(() => loadWasmBackend({ threads: 1 })));
+console.log(JSON.stringify(bes.map((b) => b.simd)));`;
+      const { NODE_TEST_CONTEXT: _, MINIGPT_WASM_SIMD: __, ...env } = process.env;
+      const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout.trim()), ["relaxed", "relaxed", "relaxed"]);
+    });
+
+    test("MINIGPT_MATMUL_TILE picks the matmul tile; another value is an error", async () => {
+      const before = process.env.MINIGPT_MATMUL_TILE;
+      try {
+        process.env.MINIGPT_MATMUL_TILE = "3x12";
+        assert.equal(chooseMatmulTile(), "3x12");
+        const be = await loadWasmBackend({ threads: 1 });
+        assert.equal(be.tile, "3x12");
+        be.dispose();
+        process.env.MINIGPT_MATMUL_TILE = "4x8";
+        assert.equal(chooseMatmulTile(), "4x8");
+        process.env.MINIGPT_MATMUL_TILE = "8x8";
+        assert.throws(() => chooseMatmulTile(), /MINIGPT_MATMUL_TILE=8x8: use 4x8 or 3x12/);
+      } finally {
+        if (before === undefined) delete process.env.MINIGPT_MATMUL_TILE;
+        else process.env.MINIGPT_MATMUL_TILE = before;
+      }
+    });
 
     test("arrays outside the heap fall back to ref and are counted", async () => {
       const be = await loadWasmBackend({ threads: 1 });

@@ -166,9 +166,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           console.error(
             `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`,
           );
-          const be = backend() as { name: string; threads?: number; simd?: string };
+          const be = backend() as { name: string; threads?: number; simd?: string; tile?: string };
           console.error(
-            `kernels: ${be.name}${be.simd ? ` (${be.simd} SIMD)` : ""}, ${be.threads ?? 1} thread(s)${info.dataParallelThreads > 1 ? `, data parallel: each runs the model on ~1/${info.dataParallelThreads} of every batch` : ""}`,
+            `kernels: ${be.name}${be.simd ? ` (${be.simd} SIMD, ${be.tile} matmul tile)` : ""}, ${be.threads ?? 1} thread(s)${info.dataParallelThreads > 1 ? `, data parallel: each runs the model on ~1/${info.dataParallelThreads} of every batch` : ""}`,
           );
           if (info.initReport) {
             console.error(

@@ -4,7 +4,7 @@
 // Playwright and asserts. It uses no Node API.
 //
 // The cases and their tolerances are tests/kernel-cases.ts, shared with tests/kernels-wasm.test.ts.
-import { loadWasmBackend, type SimdFlavour, type WasmBackend } from "../../src/kernels/wasm/loader.js";
+import { loadWasmBackend, type MatmulTile, type SimdFlavour, type WasmBackend } from "../../src/kernels/wasm/loader.js";
 import { Rng } from "../../src/random.js";
 import { activationCases, attentionCases, type Check, layernormCases, matmulCases, softmaxCrossEntropyCases } from "../kernel-cases.js";
 import { difference } from "../kernel-data.js";
@@ -13,6 +13,8 @@ export interface RunOptions {
   /** threads for loadWasmBackend; undefined: its default (navigator.hardwareConcurrency here) */
   threads?: number;
   simd?: SimdFlavour;
+  /** matmul's register tile; undefined: the loader's default (4x8 in a browser) */
+  tile?: MatmulTile;
 }
 
 export interface CaseReport {
@@ -27,6 +29,7 @@ export interface KernelReport {
   crossOriginIsolated: boolean;
   hardwareConcurrency: number;
   simd: SimdFlavour;
+  tile: MatmulTile;
   threads: number;
   stats: { fast: number; fallback: number; parallel: number };
   cases: CaseReport[];
@@ -122,6 +125,7 @@ const api: PageApi = {
         crossOriginIsolated: globalThis.crossOriginIsolated,
         hardwareConcurrency: hardwareConcurrency(),
         simd: be.simd,
+        tile: be.tile,
         threads: be.threads,
         stats: { ...be.stats },
         cases,

@@ -21,8 +21,13 @@ import { WorkerPool } from "./pool.js";
 
 export type SimdFlavour = "plain" | "relaxed";
 
+/** matmul's register tile (kernels.as: kern4x8, kern3x12); both give bit-identical results */
+export type MatmulTile = "4x8" | "3x12";
+
 export interface WasmBackend extends Backend {
   readonly simd: SimdFlavour;
+  /** matmul's register tile on every thread */
+  readonly tile: MatmulTile;
   /** threads a big kernel is split over (1 = calling thread only) */
   readonly threads: number;
   /** kernel calls served by wasm, by the ref fallback, and split over threads */
@@ -45,6 +50,7 @@ export interface WasmBackend extends Backend {
 }
 
 interface Exports {
+  setMatmulTile(tile: number): void;
   matmulScratchBytes(): number;
   attentionScratchBytes(T: number, C: number, nh: number): number;
   attentionCachedScratchBytes(T: number, nh: number): number;
@@ -208,6 +214,7 @@ const POOL_KERNELS = [
   "crossEntropyBackward",
   "adamw",
   "accumulate",
+  "setMatmulTile",
 ] as const;
 type PoolKernel = (typeof POOL_KERNELS)[number];
 
@@ -277,19 +284,21 @@ const SIMD_PROBE = new Uint8Array([
   0x00, 0xfd, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b,
 ]);
 
-let relaxedFlagTried = false;
+/** the one attempt at turning the flag on; concurrent loads all wait for it */
+let relaxedFlag: Promise<void> | null = null;
 
 /** Node 20 compiles relaxed SIMD only with --experimental-wasm-relaxed-simd; set it before the first compile. */
-async function enableRelaxedFlag(): Promise<void> {
-  if (relaxedFlagTried) return;
-  relaxedFlagTried = true;
-  if (!inNode || WebAssembly.validate(RELAXED_PROBE)) return;
-  try {
-    const v8 = await import("node:v8");
-    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
-  } catch {
-    // not Node, or the flag is gone: the validate check decides
-  }
+function enableRelaxedFlag(): Promise<void> {
+  relaxedFlag ??= (async () => {
+    if (!inNode || WebAssembly.validate(RELAXED_PROBE)) return;
+    try {
+      const v8 = await import("node:v8");
+      v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+    } catch {
+      // not Node, or the flag is gone: the validate check decides
+    }
+  })();
+  return relaxedFlag;
 }
 
 /** Whether this runtime compiles relaxed SIMD (turning Node 20's experimental flag on first). */
@@ -343,9 +352,33 @@ export async function chooseSimd(): Promise<SimdFlavour> {
   return relaxed ? "relaxed" : "plain";
 }
 
+/**
+ * Which matmul tile to use: MINIGPT_MATMUL_TILE (4x8 or 3x12), else 3x12 where V8 is 12 or newer
+ * (Node 22+, Chrome/Chromium/Edge 120+) and 4x8 elsewhere. Why by V8 version: the 3x12 loop does more
+ * FMAs per iteration of fixed cost, but Node 20's V8 (11.3) schedules it no faster than 4x8 (time
+ * ratios 0.93-1.02), while Node 22's (12.4) runs it 3-17% faster on the recipes' shapes and
+ * Chromium 156's 4-15% (docs/benchmarks.md). Other browsers' engines are not measured: 4x8.
+ */
+export function chooseMatmulTile(): MatmulTile {
+  const want = typeof process !== "undefined" ? process.env?.MINIGPT_MATMUL_TILE : undefined;
+  if (want === "4x8" || want === "3x12") return want;
+  if (want !== undefined && want !== "") throw new Error(`MINIGPT_MATMUL_TILE=${want}: use 4x8 or 3x12`);
+  return v8Major() >= 12 ? "3x12" : "4x8";
+}
+
+/** V8's major version: Node's process.versions.v8, or a Chromium browser's (Chrome NNN ships V8 NN.N); NaN elsewhere */
+function v8Major(): number {
+  if (inNode) return Number.parseInt(process.versions.v8 ?? "", 10);
+  const ua = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ?? "";
+  const chrome = /Chrom(?:e|ium)\/(\d+)/.exec(ua);
+  return chrome ? Math.floor(Number(chrome[1]) / 10) : Number.NaN;
+}
+
 export interface WasmLoadOptions extends BackendOptions {
   /** force a SIMD flavour (default: MINIGPT_WASM_SIMD, else the best available) */
   simd?: SimdFlavour;
+  /** force matmul's register tile (default: MINIGPT_MATMUL_TILE, else chooseMatmulTile()'s pick) */
+  tile?: MatmulTile;
 }
 
 export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<WasmBackend> {
@@ -357,7 +390,17 @@ export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<Wa
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const threads = Math.max(1, Math.floor(options.threads ?? (await defaultThreads())));
   const pool = threads > 1 ? await WorkerPool.create(threads - 1, module, memory, POOL_KERNELS) : null;
-  return new WasmKernels(instance.exports as unknown as Exports, simd, threads, pool);
+  const x = instance.exports as unknown as Exports;
+  const tile = options.tile ?? chooseMatmulTile();
+  const tileId = tile === "3x12" ? 1 : 0;
+  x.setMatmulTile(tileId);
+  // the helpers' instances have globals of their own: the same tile on every thread
+  pool?.run(
+    "setMatmulTile",
+    Array.from({ length: pool.size + 1 }, () => [tileId]),
+    (a) => x.setMatmulTile(a[0] as number),
+  );
+  return new WasmKernels(x, simd, tile, threads, pool);
 }
 
 class WasmKernels implements WasmBackend {
@@ -377,6 +420,7 @@ class WasmKernels implements WasmBackend {
   constructor(
     private readonly x: Exports,
     readonly simd: SimdFlavour,
+    readonly tile: MatmulTile,
     readonly threads: number,
     pool: WorkerPool | null,
   ) {

@@ -125,16 +125,16 @@ export function matmulScratchBytes(): i32 {
   return KC * NC * 4 + MC * KC * 4;
 }
 
-/** 4x4 transpose of the rows r0..r3 into the columns, stored at d, d+16, d+32, d+48 */
-@inline function transpose4(d: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+/** 4x4 transpose of the rows r0..r3 into the columns, stored at d, d+ds, d+2ds, d+3ds */
+@inline function transpose4(d: usize, ds: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
   const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
   const t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
   const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
   const t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
   v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
-  v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
-  v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
-  v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+  v128.store(d + ds, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+  v128.store(d + 2 * ds, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * ds, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
 }
 
 function packB(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i32, K: i32, N: i32): void {
@@ -241,7 +241,7 @@ function packA(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i
       if (mr == 4) {
         let k = 0;
         for (; k + 4 <= kc; k += 4) {
-          transpose4(d, v128.load(s), v128.load(s + la), v128.load(s + 2 * la), v128.load(s + 3 * la));
+          transpose4(d, 16, v128.load(s), v128.load(s + la), v128.load(s + 2 * la), v128.load(s + 3 * la));
           s += 16;
           d += 64;
         }
@@ -331,6 +331,250 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
   if (mr > 1) store8(c + ldc, c10, c11, nr, add);
   if (mr > 2) store8(c + 2 * ldc, c20, c21, nr, add);
   if (mr > 3) store8(c + 3 * ldc, c30, c31, nr, add);
+}
+
+
+// ---- the 3x12 tile (setMatmulTile(1)) ---------------------------------------------------------------
+
+const NR12: i32 = 12;
+const MR3: i32 = 3;
+const NC12: i32 = 2016; // a multiple of 12 within NC, so the scratch serves both tiles
+const MC3: i32 = 30; // a multiple of 3 within MC
+
+/** which register tile matmul uses: 0 = 4x8 (kern4x8), 1 = 3x12 (kern3x12); per instance (thread) */
+let tile: i32 = 0;
+
+export function setMatmulTile(t: i32): void {
+  tile = t;
+}
+
+/** packB for the 3x12 tile: 12-column panels (panel p, row k at dst + (p*kc + k)*48 bytes) */
+function packB12(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i32, K: i32, N: i32): void {
+  const np = (nc + NR12 - 1) / NR12;
+  for (let p = 0; p < np; p++) {
+    const j0 = n0 + p * NR12;
+    const nr = min(NR12, n0 + nc - j0);
+    let d = dst + <usize>(p * kc) * 48;
+    if (kind == 1) {
+      if (nr == NR12) {
+        let s = b + ((<usize>j0 * <usize>K + <usize>k0) << 2);
+        const rs = <usize>K << 2;
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          transpose4(d, 48, v128.load(s), v128.load(s + rs), v128.load(s + 2 * rs), v128.load(s + 3 * rs));
+          transpose4(d + 16, 48, v128.load(s + 4 * rs), v128.load(s + 5 * rs), v128.load(s + 6 * rs), v128.load(s + 7 * rs));
+          transpose4(d + 32, 48, v128.load(s + 8 * rs), v128.load(s + 9 * rs), v128.load(s + 10 * rs), v128.load(s + 11 * rs));
+          s += 16;
+          d += 192;
+        }
+        for (; k < kc; k++) {
+          for (let j = 0; j < NR12; j++) store<f32>(d + (<usize>j << 2), load<f32>(s + <usize>j * rs));
+          s += 4;
+          d += 48;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < NR12; j++) {
+            const v: f32 = j < nr ? load<f32>(b + ((<usize>(j0 + j) * <usize>K + <usize>(k0 + k)) << 2)) : 0;
+            store<f32>(d + (<usize>j << 2), v);
+          }
+          d += 48;
+        }
+      }
+    } else {
+      let s = b + ((<usize>k0 * <usize>N + <usize>j0) << 2);
+      const rs = <usize>N << 2;
+      if (nr == NR12) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(s));
+          v128.store(d, v128.load(s, 16), 16);
+          v128.store(d, v128.load(s, 32), 32);
+          s += rs;
+          d += 48;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < NR12; j++) {
+            const v: f32 = j < nr ? load<f32>(s + (<usize>j << 2)) : 0;
+            store<f32>(d + (<usize>j << 2), v);
+          }
+          s += rs;
+          d += 48;
+        }
+      }
+    }
+  }
+}
+
+/** packA for the 3x12 tile: groups of 3 rows (group q, column k at dst + (q*kc + k)*12 bytes) */
+function packA3(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i32, lda: i32): void {
+  const la = <usize>lda << 2;
+  for (let q = 0; q * MR3 < mc; q++) {
+    const i0 = m0 + q * MR3;
+    const mr = min(MR3, mc - q * MR3);
+    let d = dst + <usize>(q * kc) * 12;
+    if (kind == 2) {
+      let s = a + <usize>k0 * la + (<usize>i0 << 2);
+      if (mr == MR3) {
+        for (let k = 0; k < kc; k++) {
+          store<u64>(d, load<u64>(s));
+          store<f32>(d, load<f32>(s, 8), 8);
+          s += la;
+          d += 12;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < MR3; r++) store<f32>(d + (<usize>r << 2), r < mr ? load<f32>(s + (<usize>r << 2)) : 0);
+          s += la;
+          d += 12;
+        }
+      }
+    } else {
+      let s = a + <usize>i0 * la + (<usize>k0 << 2);
+      if (mr == MR3) {
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          const r0 = v128.load(s), r1 = v128.load(s + la), r2 = v128.load(s + 2 * la);
+          const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
+          const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+          const c0 = v128.shuffle<f32>(t0, r2, 0, 1, 4, 5);
+          const c1 = v128.shuffle<f32>(t0, r2, 2, 3, 5, 4);
+          const c2 = v128.shuffle<f32>(t2, r2, 0, 1, 6, 7);
+          const c3 = v128.shuffle<f32>(t2, r2, 2, 3, 7, 6);
+          v128.store64_lane(d, c0, 0);
+          v128.store32_lane(d, c0, 2, 8);
+          v128.store64_lane(d, c1, 0, 12);
+          v128.store32_lane(d, c1, 2, 20);
+          v128.store64_lane(d, c2, 0, 24);
+          v128.store32_lane(d, c2, 2, 32);
+          v128.store64_lane(d, c3, 0, 36);
+          v128.store32_lane(d, c3, 2, 44);
+          s += 16;
+          d += 48;
+        }
+        for (; k < kc; k++) {
+          store<f32>(d, load<f32>(s));
+          store<f32>(d, load<f32>(s + la), 4);
+          store<f32>(d, load<f32>(s + 2 * la), 8);
+          s += 4;
+          d += 12;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < MR3; r++) store<f32>(d + (<usize>r << 2), r < mr ? load<f32>(s + <usize>r * la) : 0);
+          s += 4;
+          d += 12;
+        }
+      }
+    }
+  }
+}
+
+/** store the first nr (0..12) floats of v0, v1, v2 at p (p += them when add) */
+@inline function store12(p: usize, v0: v128, v1: v128, v2: v128, nr: i32, add: bool): void {
+  if (nr == 12) {
+    storeVec(p, v0, add);
+    storeVec(p + 16, v1, add);
+    storeVec(p + 32, v2, add);
+  } else if (nr > 8) {
+    storeVec(p, v0, add);
+    storeVec(p + 16, v1, add);
+    storePartial(p + 32, v2, nr - 8, add);
+  } else {
+    store8(p, v0, v1, nr, add);
+  }
+}
+
+/** the first n (<= 4) of the 4 floats at p, the rest 0 */
+@inline function loadPartial(p: usize, n: i32): v128 {
+  let v = f32x4.splat(0);
+  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  if (n > 3) v = f32x4.replace_lane(v, 3, load<f32>(p, 12));
+  return v;
+}
+
+/**
+ * out[mr <= 3 rows, nr <= 12 cols] (+)= packed A group [3, kc] · packed B panel [kc, 12]: the same
+ * FMA chain per output as kern4x8 (results are bit-identical), with 9 FMAs an iteration instead of 8
+ * for the loop's fixed cost (pointer zero-extensions, adds, V8's interrupt check, compare and
+ * branch) and 9 accumulator chains for the FMA's latency x throughput of 8. 9 accumulators + 3 B
+ * vectors + 3 broadcasts fit x64's 15 usable xmm registers even with V8 hoisting all loads.
+ * Node 22's V8 runs it 3-13% faster than kern4x8 in the real module; Node 20's runs it 2-7% slower
+ * (docs/benchmarks.md), hence setMatmulTile.
+ */
+function kern3x12(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool, bias: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0);
+  const aEnd = ap + <usize>kc * 12;
+  while (ap < aEnd) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    const b2 = v128.load(bp, 32);
+    let x = v128.load32_splat(ap);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    c02 = madd(x, b2, c02);
+    x = v128.load32_splat(ap, 4);
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
+    c12 = madd(x, b2, c12);
+    x = v128.load32_splat(ap, 8);
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
+    c22 = madd(x, b2, c22);
+    ap += 12;
+    bp += 48;
+  }
+  if (bias != 0) {
+    const b0 = nr >= 4 ? v128.load(bias) : loadPartial(bias, nr);
+    const b1 = nr >= 8 ? v128.load(bias, 16) : loadPartial(bias + 16, nr - 4);
+    const b2 = nr >= 12 ? v128.load(bias, 32) : loadPartial(bias + 32, nr - 8);
+    c00 = f32x4.add(c00, b0);
+    c01 = f32x4.add(c01, b1);
+    c02 = f32x4.add(c02, b2);
+    c10 = f32x4.add(c10, b0);
+    c11 = f32x4.add(c11, b1);
+    c12 = f32x4.add(c12, b2);
+    c20 = f32x4.add(c20, b0);
+    c21 = f32x4.add(c21, b1);
+    c22 = f32x4.add(c22, b2);
+  }
+  store12(c, c00, c01, c02, nr, add);
+  if (mr > 1) store12(c + ldc, c10, c11, c12, nr, add);
+  if (mr > 2) store12(c + 2 * ldc, c20, c21, c22, nr, add);
+}
+
+
+/** matmul's blocked loop with the 3x12 tile (the same blocking as the 4x8 loop in matmul) */
+function matmul3x12(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, acc: bool, scratch: usize, bias: usize): void {
+  const ldc = <usize>N << 2;
+  const aScratch = scratch + (<usize>(KC * NC) << 2);
+  for (let n0 = 0; n0 < N; n0 += NC12) {
+    const nc = min(NC12, N - n0);
+    const np = (nc + NR12 - 1) / NR12;
+    for (let k0 = 0; k0 < K; k0 += KC) {
+      const kc = min(KC, K - k0);
+      const add = acc || k0 > 0;
+      packB12(kind, b, scratch, k0, kc, n0, nc, K, N);
+      for (let m0 = 0; m0 < M; m0 += MC3) {
+        const mc = min(MC3, M - m0);
+        packA3(kind, a, aScratch, m0, mc, k0, kc, lda);
+        for (let p = 0; p < np; p++) {
+          const j0 = n0 + p * NR12;
+          const nr = min(NR12, N - j0);
+          const bp = scratch + <usize>(p * kc) * 48;
+          for (let q = 0; q * MR3 < mc; q++) {
+            const i = m0 + q * MR3;
+            const bj = bias != 0 && k0 == 0 ? bias + (<usize>j0 << 2) : 0;
+            kern3x12(out + <usize>i * ldc + (<usize>j0 << 2), ldc, aScratch + <usize>(q * kc) * 12, bp, kc, min(MR3, M - i), nr, add, bj);
+          }
+        }
+      }
+    }
+  }
 }
 
 /**
@@ -625,6 +869,10 @@ export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32
   if (M < 4) {
     matmulRows(kind, out, a, b, M, K, N, lda, accumulate, 0, N);
     if (bias != 0) addBias(out, bias, M, N);
+    return;
+  }
+  if (tile == 1) {
+    matmul3x12(kind, out, a, b, M, K, N, lda, acc, scratch, bias);
     return;
   }
   const aScratch = scratch + (<usize>(KC * NC) << 2);
