@@ -1,7 +1,7 @@
 // The module worker of bench/browser.html: nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block
 // 64, batch 12, vocabulary 65) or the bigger one trained in Chromium as a web app would, off the
 // page's main thread. It gets {recipe, threads, parallel, warmup, steps}, runs the warm-up steps, times the others (the step is
-// bench/step.ts, as in Node) and posts {times, simd, threads, dataParallel}. Tokens are random ids
+// bench/step.ts, as in Node) and posts {times, simd, tile, threads, dataParallel}. Tokens are random ids
 // over 65 (the Node side's fallback when tiny Shakespeare is absent): the step's cost does not
 // depend on which ids they are.
 import { BatchSampler } from "../src/data/batches.js";
@@ -26,6 +26,7 @@ export interface BrowserRun {
 export interface BrowserResult {
   times: number[];
   simd: string;
+  tile: string;
   threads: number;
   /** the replicas started (false: DataParallel.create gave null, every step ran on kernel threads) */
   dataParallel: boolean;
@@ -62,7 +63,7 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
       step();
       times.push(performance.now() - t0);
     }
-    return { times, simd: be.simd, threads: be.threads, dataParallel: parallel !== null };
+    return { times, simd: be.simd, tile: be.tile, threads: be.threads, dataParallel: parallel !== null };
   } finally {
     parallel?.dispose();
     model.dispose();

@@ -105,7 +105,7 @@ try {
       if (s.run.parallel === "batch" && !res.dataParallel) throw new Error("DataParallel.create gave no replicas in the worker");
       const ms = median(res.times);
       table.get(s.label)?.push(ms);
-      line.push(`${s.label.replace("chromium worker, ", "")} ${ms.toFixed(1)} (${res.simd} SIMD)`);
+      line.push(`${s.label.replace("chromium worker, ", "")} ${ms.toFixed(1)} (${res.simd} SIMD, ${res.tile} tile)`);
     }
     console.log(line.join("; "));
   }
