@@ -114,7 +114,8 @@
 // kind 2 (aᵀ·b):  a(i,k) = a[k*lda + i],  b(k,j) = b[k*N + j]
 // out (M,N) row-major with row stride N. B is packed per (KC x NC) block into 8-column panels
 // (panel p, row k at scratch + (p*kc + k)*32 bytes, zero-padded past N); a 4x8 register tile of out
-// is accumulated over the block's kc rows.
+// is accumulated over the block's kc rows. A second tile, 3x12 (its own packing, below kern4x8),
+// does the same arithmetic in a different register shape; setMatmulTile picks one per instance.
 
 const KC: i32 = 256;
 const NC: i32 = 2048;
@@ -271,6 +272,7 @@ function packA(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i
  * 4x8 uses 8 + 2 + 4 = 14; 5x8 and 6x8 were tried and spill to the stack (both measured slower).
  * For the same reason unrolling k by 2 spills (V8 hoists all 12 loads; ~10% slower). The loop is
  * front-end bound (~20 uops for 8 FMAs), so looping on the pointer instead of a counter gained ~10%.
+ * The one bigger tile that fits, 3x12 (9 + 3 + 3), is kern3x12: faster on newer V8s, not on Node 20's.
  */
 function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool, bias: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
@@ -501,8 +503,8 @@ function packA3(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: 
  * for the loop's fixed cost (pointer zero-extensions, adds, V8's interrupt check, compare and
  * branch) and 9 accumulator chains for the FMA's latency x throughput of 8. 9 accumulators + 3 B
  * vectors + 3 broadcasts fit x64's 15 usable xmm registers even with V8 hoisting all loads.
- * Node 22's V8 runs it 3-13% faster than kern4x8 in the real module; Node 20's runs it 2-7% slower
- * (docs/benchmarks.md), hence setMatmulTile.
+ * Node 22's V8 and Chromium 156's run it ~5-10% faster than kern4x8 on the recipes' shapes, Node 20's
+ * no faster (bench/tiles.ts; docs/benchmarks.md), hence setMatmulTile and the loader's choice.
  */
 function kern3x12(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, nr: i32, add: bool, bias: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0);
