@@ -378,21 +378,24 @@ function tileSuite(be: WasmBackend, other: WasmBackend, threads: number): void {
           const y = copy(init);
           be[kind](x, a, b, M, K, N, acc);
           other[kind](y, a, b, M, K, N, acc);
-          assert.equal(maxAbs(minus(x, y)), 0, `${kind} ${M}x${K}x${N} acc=${acc}`);
+          sameFloats(`${kind} ${M}x${K}x${N} acc=${acc}`, x, y);
         }
       }
       const x = f32(M * N);
       const y = f32(M * N);
       be.linearForward(x, a, b, bias, M, K, N);
       other.linearForward(y, a, b, bias, M, K, N);
-      assert.equal(maxAbs(minus(x, y)), 0, `linearForward ${M}x${K}x${N}`);
+      sameFloats(`linearForward ${M}x${K}x${N}`, x, y);
     }
   });
 }
 
-/** elementwise got - want as a Float32Array */
-function minus(got: FloatArray, want: FloatArray): Float32Array {
-  return Float32Array.from(got, (v, i) => v - (want[i] as number));
+/** got and want hold the same floats, element for element (Object.is: -0 is not 0, NaN is NaN) */
+function sameFloats(what: string, got: FloatArray, want: FloatArray): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    if (!Object.is(got[i], want[i])) assert.fail(`${what}: element ${i} is ${got[i]} with one tile, ${want[i]} with the other`);
+  }
 }
 
 if (SIMD) {

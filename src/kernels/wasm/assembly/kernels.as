@@ -112,10 +112,11 @@
 // kind 0 (a·b):   a(i,k) = a[i*lda + k],  b(k,j) = b[k*N + j]
 // kind 1 (a·bᵀ):  a(i,k) = a[i*lda + k],  b(k,j) = b[j*K + k]
 // kind 2 (aᵀ·b):  a(i,k) = a[k*lda + i],  b(k,j) = b[k*N + j]
-// out (M,N) row-major with row stride N. B is packed per (KC x NC) block into 8-column panels
-// (panel p, row k at scratch + (p*kc + k)*32 bytes, zero-padded past N); a 4x8 register tile of out
-// is accumulated over the block's kc rows. A second tile, 3x12 (its own packing, below kern4x8),
-// does the same arithmetic in a different register shape; setMatmulTile picks one per instance.
+// out (M,N) row-major with row stride N. B is packed per (KC x NC) block into panels as wide as the
+// register tile (panel p, row k at scratch + (p*kc + k)*w*4 bytes, zero-padded past N), A per
+// (MC x KC) block into groups of the tile's rows; a register tile of out is accumulated over the
+// block's kc rows. Two tiles do the same arithmetic in different register shapes: 4x8 (kern4x8) and
+// 3x12 (kern3x12, with its packA3 and constants below kern4x8); setMatmulTile picks one per instance.
 
 const KC: i32 = 256;
 const NC: i32 = 2048;
@@ -138,73 +139,63 @@ export function matmulScratchBytes(): i32 {
   v128.store(d + 3 * ds, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
 }
 
-function packB(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i32, K: i32, N: i32): void {
-  const np = (nc + 7) >> 3;
+/**
+ * Packs rows k0..k0+kc-1, columns n0..n0+nc-1 of B into panels of w = 8 or 12 columns (the tile's
+ * width): panel p, row k at dst + (p*kc + k)*w*4 bytes, columns past N zero.
+ */
+function packB(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i32, K: i32, N: i32, w: i32): void {
+  const np = (nc + w - 1) / w;
+  const rowBytes = <usize>w << 2;
   for (let p = 0; p < np; p++) {
-    const j0 = n0 + p * 8;
-    const nr = min(8, n0 + nc - j0);
-    let d = dst + (<usize>(p * kc) << 5);
+    const j0 = n0 + p * w;
+    const nr = min(w, n0 + nc - j0);
+    let d = dst + <usize>(p * kc) * rowBytes;
     if (kind == 1) {
       // b (N,K): column j of the panel is row j0+j of b
-      if (nr == 8) {
+      if (nr == w) {
         let s = b + ((<usize>j0 * <usize>K + <usize>k0) << 2);
         const rs = <usize>K << 2;
         let k = 0;
         for (; k + 4 <= kc; k += 4) {
-          // rows j0..j0+3 and j0+4..j0+7, columns k..k+3 -> 4 rows of the panel (8 floats each)
-          const a0 = v128.load(s), a1 = v128.load(s + rs), a2 = v128.load(s + 2 * rs), a3 = v128.load(s + 3 * rs);
-          const b0 = v128.load(s + 4 * rs), b1 = v128.load(s + 5 * rs), b2 = v128.load(s + 6 * rs), b3 = v128.load(s + 7 * rs);
-          let t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
-          let t1 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
-          let t2 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
-          let t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
-          v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
-          v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 32);
-          v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 64);
-          v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 96);
-          t0 = v128.shuffle<f32>(b0, b1, 0, 4, 1, 5);
-          t1 = v128.shuffle<f32>(b2, b3, 0, 4, 1, 5);
-          t2 = v128.shuffle<f32>(b0, b1, 2, 6, 3, 7);
-          t3 = v128.shuffle<f32>(b2, b3, 2, 6, 3, 7);
-          v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), 16);
-          v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 48);
-          v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 80);
-          v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 112);
+          // rows j0..j0+w-1, columns k..k+3 -> 4 rows of the panel, four of b's rows at a time
+          for (let g = 0; g < w; g += 4) {
+            const r = s + <usize>g * rs;
+            transpose4(d + (<usize>g << 2), rowBytes, v128.load(r), v128.load(r + rs), v128.load(r + 2 * rs), v128.load(r + 3 * rs));
+          }
           s += 16;
-          d += 128;
+          d += rowBytes << 2;
         }
         for (; k < kc; k++) {
-          for (let j = 0; j < 8; j++) store<f32>(d + (<usize>j << 2), load<f32>(s + <usize>j * rs));
+          for (let j = 0; j < w; j++) store<f32>(d + (<usize>j << 2), load<f32>(s + <usize>j * rs));
           s += 4;
-          d += 32;
+          d += rowBytes;
         }
       } else {
         for (let k = 0; k < kc; k++) {
-          for (let j = 0; j < 8; j++) {
+          for (let j = 0; j < w; j++) {
             const v: f32 = j < nr ? load<f32>(b + ((<usize>(j0 + j) * <usize>K + <usize>(k0 + k)) << 2)) : 0;
             store<f32>(d + (<usize>j << 2), v);
           }
-          d += 32;
+          d += rowBytes;
         }
       }
     } else {
       let s = b + ((<usize>k0 * <usize>N + <usize>j0) << 2);
       const rs = <usize>N << 2;
-      if (nr == 8) {
+      if (nr == w) {
         for (let k = 0; k < kc; k++) {
-          v128.store(d, v128.load(s));
-          v128.store(d, v128.load(s, 16), 16);
+          for (let o: usize = 0; o < rowBytes; o += 16) v128.store(d + o, v128.load(s + o));
           s += rs;
-          d += 32;
+          d += rowBytes;
         }
       } else {
         for (let k = 0; k < kc; k++) {
-          for (let j = 0; j < 8; j++) {
+          for (let j = 0; j < w; j++) {
             const v: f32 = j < nr ? load<f32>(s + (<usize>j << 2)) : 0;
             store<f32>(d + (<usize>j << 2), v);
           }
           s += rs;
-          d += 32;
+          d += rowBytes;
         }
       }
     }
@@ -212,10 +203,10 @@ function packB(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i
 }
 
 /**
- * Packs rows m0..m0+mc-1, columns k0..k0+kc-1 of A into quads of 4 rows: quad q, column k at
- * dst + (q*kc + k)*16 bytes, rows past M zero.
+ * packA for the 4x8 tile: rows m0..m0+mc-1, columns k0..k0+kc-1 of A in quads of 4 rows (quad q,
+ * column k at dst + (q*kc + k)*16 bytes), rows past M zero.
  */
-function packA(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i32, lda: i32): void {
+function packA4(kind: i32, a: usize, dst: usize, m0: i32, mc: i32, k0: i32, kc: i32, lda: i32): void {
   const la = <usize>lda << 2;
   for (let q = 0; q * 4 < mc; q++) {
     const i0 = m0 + q * 4;
@@ -348,64 +339,6 @@ let tile: i32 = 0;
 
 export function setMatmulTile(t: i32): void {
   tile = t;
-}
-
-/** packB for the 3x12 tile: 12-column panels (panel p, row k at dst + (p*kc + k)*48 bytes) */
-function packB12(kind: i32, b: usize, dst: usize, k0: i32, kc: i32, n0: i32, nc: i32, K: i32, N: i32): void {
-  const np = (nc + NR12 - 1) / NR12;
-  for (let p = 0; p < np; p++) {
-    const j0 = n0 + p * NR12;
-    const nr = min(NR12, n0 + nc - j0);
-    let d = dst + <usize>(p * kc) * 48;
-    if (kind == 1) {
-      if (nr == NR12) {
-        let s = b + ((<usize>j0 * <usize>K + <usize>k0) << 2);
-        const rs = <usize>K << 2;
-        let k = 0;
-        for (; k + 4 <= kc; k += 4) {
-          transpose4(d, 48, v128.load(s), v128.load(s + rs), v128.load(s + 2 * rs), v128.load(s + 3 * rs));
-          transpose4(d + 16, 48, v128.load(s + 4 * rs), v128.load(s + 5 * rs), v128.load(s + 6 * rs), v128.load(s + 7 * rs));
-          transpose4(d + 32, 48, v128.load(s + 8 * rs), v128.load(s + 9 * rs), v128.load(s + 10 * rs), v128.load(s + 11 * rs));
-          s += 16;
-          d += 192;
-        }
-        for (; k < kc; k++) {
-          for (let j = 0; j < NR12; j++) store<f32>(d + (<usize>j << 2), load<f32>(s + <usize>j * rs));
-          s += 4;
-          d += 48;
-        }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          for (let j = 0; j < NR12; j++) {
-            const v: f32 = j < nr ? load<f32>(b + ((<usize>(j0 + j) * <usize>K + <usize>(k0 + k)) << 2)) : 0;
-            store<f32>(d + (<usize>j << 2), v);
-          }
-          d += 48;
-        }
-      }
-    } else {
-      let s = b + ((<usize>k0 * <usize>N + <usize>j0) << 2);
-      const rs = <usize>N << 2;
-      if (nr == NR12) {
-        for (let k = 0; k < kc; k++) {
-          v128.store(d, v128.load(s));
-          v128.store(d, v128.load(s, 16), 16);
-          v128.store(d, v128.load(s, 32), 32);
-          s += rs;
-          d += 48;
-        }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          for (let j = 0; j < NR12; j++) {
-            const v: f32 = j < nr ? load<f32>(s + (<usize>j << 2)) : 0;
-            store<f32>(d + (<usize>j << 2), v);
-          }
-          s += rs;
-          d += 48;
-        }
-      }
-    }
-  }
 }
 
 /** packA for the 3x12 tile: groups of 3 rows (group q, column k at dst + (q*kc + k)*12 bytes) */
@@ -550,34 +483,6 @@ function kern3x12(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, 
 }
 
 
-/** matmul's blocked loop with the 3x12 tile (the same blocking as the 4x8 loop in matmul) */
-function matmul3x12(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, acc: bool, scratch: usize, bias: usize): void {
-  const ldc = <usize>N << 2;
-  const aScratch = scratch + (<usize>(KC * NC) << 2);
-  for (let n0 = 0; n0 < N; n0 += NC12) {
-    const nc = min(NC12, N - n0);
-    const np = (nc + NR12 - 1) / NR12;
-    for (let k0 = 0; k0 < K; k0 += KC) {
-      const kc = min(KC, K - k0);
-      const add = acc || k0 > 0;
-      packB12(kind, b, scratch, k0, kc, n0, nc, K, N);
-      for (let m0 = 0; m0 < M; m0 += MC3) {
-        const mc = min(MC3, M - m0);
-        packA3(kind, a, aScratch, m0, mc, k0, kc, lda);
-        for (let p = 0; p < np; p++) {
-          const j0 = n0 + p * NR12;
-          const nr = min(NR12, N - j0);
-          const bp = scratch + <usize>(p * kc) * 48;
-          for (let q = 0; q * MR3 < mc; q++) {
-            const i = m0 + q * MR3;
-            const bj = bias != 0 && k0 == 0 ? bias + (<usize>j0 << 2) : 0;
-            kern3x12(out + <usize>i * ldc + (<usize>j0 << 2), ldc, aScratch + <usize>(q * kc) * 12, bp, kc, min(MR3, M - i), nr, add, bj);
-          }
-        }
-      }
-    }
-  }
-}
 
 /**
  * out[j0..j1) (+)= Σ_k a(k)·b[k*ldb + j], no packing: one row of out (generation). csA = byte stride
@@ -873,29 +778,35 @@ export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32
     if (bias != 0) addBias(out, bias, M, N);
     return;
   }
-  if (tile == 1) {
-    matmul3x12(kind, out, a, b, M, K, N, lda, acc, scratch, bias);
-    return;
-  }
+  // the tile's shape: B panels w columns wide, A groups of mr rows, A blocks of mc rows
+  const t3 = tile == 1;
+  const w = t3 ? NR12 : 8;
+  const mr = t3 ? MR3 : 4;
+  const mcMax = t3 ? MC3 : MC;
+  const ncMax = t3 ? NC12 : NC;
   const aScratch = scratch + (<usize>(KC * NC) << 2);
-  for (let n0 = 0; n0 < N; n0 += NC) {
-    const nc = min(NC, N - n0);
-    const np = (nc + 7) >> 3;
+  for (let n0 = 0; n0 < N; n0 += ncMax) {
+    const nc = min(ncMax, N - n0);
+    const np = (nc + w - 1) / w;
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = min(KC, K - k0);
       const add = acc || k0 > 0;
-      packB(kind, b, scratch, k0, kc, n0, nc, K, N);
-      for (let m0 = 0; m0 < M; m0 += MC) {
-        const mc = min(MC, M - m0);
-        packA(kind, a, aScratch, m0, mc, k0, kc, lda);
+      packB(kind, b, scratch, k0, kc, n0, nc, K, N, w);
+      for (let m0 = 0; m0 < M; m0 += mcMax) {
+        const mc = min(mcMax, M - m0);
+        if (t3) packA3(kind, a, aScratch, m0, mc, k0, kc, lda);
+        else packA4(kind, a, aScratch, m0, mc, k0, kc, lda);
         for (let p = 0; p < np; p++) {
-          const j0 = n0 + p * 8;
-          const nr = min(8, N - j0);
-          const bp = scratch + (<usize>(p * kc) << 5);
-          for (let q = 0; q * 4 < mc; q++) {
-            const i = m0 + q * 4;
-            const bj = bias != 0 && k0 == 0 ? bias + (<usize>j0 << 2) : 0;
-            kern4x8(out + <usize>i * ldc + (<usize>j0 << 2), ldc, aScratch + (<usize>(q * kc) << 4), bp, kc, min(4, M - i), nr, add, bj);
+          const j0 = n0 + p * w;
+          const nr = min(w, N - j0);
+          const bp = scratch + <usize>(p * kc) * (<usize>w << 2);
+          const bj = bias != 0 && k0 == 0 ? bias + (<usize>j0 << 2) : 0;
+          for (let q = 0; q * mr < mc; q++) {
+            const i = m0 + q * mr;
+            const c = out + <usize>i * ldc + (<usize>j0 << 2);
+            const ap = aScratch + <usize>(q * kc) * (<usize>mr << 2);
+            if (t3) kern3x12(c, ldc, ap, bp, kc, min(mr, M - i), nr, add, bj);
+            else kern4x8(c, ldc, ap, bp, kc, min(mr, M - i), nr, add, bj);
           }
         }
       }
