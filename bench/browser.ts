@@ -9,19 +9,15 @@
 // median ms/step per round and the browser/Node ratio. Needs /usr/bin/chromium (Debian's package)
 // and dist/ (compiled here when older than the sources).
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import type { AddressInfo } from "node:net";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { serve } from "../tests/static-server.js";
 import { arg, expectArgs } from "./args.js";
 import type { BrowserResult, BrowserRun } from "./browser-worker.js";
+import { CHROMIUM, openBenchPage } from "./chromium.js";
 import { median } from "./stats.js";
 
 expectArgs("bench/browser.ts", ["recipe", "rounds", "steps", "warmup"]);
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const CHROMIUM = "/usr/bin/chromium";
 const recipe = arg("recipe", "small");
 if (recipe !== "small" && recipe !== "big") {
   console.error(`bench/browser.ts: --recipe ${recipe}: use small or big`);
@@ -30,22 +26,6 @@ if (recipe !== "small" && recipe !== "big") {
 const rounds = Number(arg("rounds", "3"));
 const steps = Number(arg("steps", recipe === "small" ? "20" : "3"));
 const warmup = Number(arg("warmup", recipe === "small" ? "5" : "3"));
-
-if (!existsSync(CHROMIUM)) {
-  console.log(`bench/browser.ts: ${CHROMIUM} not found (apt-get install chromium); nothing to measure`);
-  process.exit(0);
-}
-// the page loads dist/: compile (a no-op in effect when nothing changed) and build the wasm if missing
-if (!existsSync(join(ROOT, "dist/src/kernels/wasm/build/kernels-relaxed.wasm"))) {
-  const b = spawnSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
-  if (b.status !== 0) process.exit(1);
-} else {
-  const t = spawnSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  if (t.status !== 0) console.log(`tsc reported errors (dist/ may be stale):\n${t.stdout}`);
-}
 
 function nodeStep(): number {
   const r = spawnSync(
@@ -70,12 +50,13 @@ function nodeStep(): number {
   return (JSON.parse(r.stdout) as { median_ms: number }).median_ms;
 }
 
-const server = await serve(ROOT);
-const browser = await chromium.launch({ executablePath: CHROMIUM });
+const opened = await openBenchPage("bench/browser.html", "minigptBench");
+if (!opened) {
+  console.log(`bench/browser.ts: ${CHROMIUM} not found (apt-get install chromium); nothing to measure`);
+  process.exit(0);
+}
+const { page } = opened;
 try {
-  const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/bench/browser.html`);
-  await page.waitForFunction(() => "minigptBench" in globalThis);
   const inBrowser = async (o: BrowserRun): Promise<BrowserResult> =>
     page.evaluate(
       (x) => (globalThis as unknown as { minigptBench: { run(o: BrowserRun): Promise<BrowserResult> } }).minigptBench.run(x),
@@ -115,7 +96,5 @@ try {
   console.log("|---|---|---|");
   for (const [label, ms] of table) console.log(`| ${label} | ${median(ms).toFixed(1)} | ${(median(ms) / nodeMs).toFixed(2)} |`);
 } finally {
-  await browser.close();
-  server.closeAllConnections();
-  server.close();
+  await opened.close();
 }

@@ -5,23 +5,16 @@
 //   node --import tsx bench/tiles.ts [--rounds 21] [--browser]
 //
 // --browser runs the same timing in headless Chromium (/usr/bin/chromium), on a cross-origin-isolated
-// page served from the repository (bench/tiles.html, which loads dist/: run `npm run build` first).
+// page served from the repository (bench/tiles.html, which loads dist/, compiled first).
 // Printed per shape: each tile's median GFLOP/s, the median over rounds of time(4x8) / time(3x12)
 // (> 1: 3x12 is faster) and the largest difference between the two tiles' outputs (0: bit-identical).
-import { existsSync } from "node:fs";
-import type { AddressInfo } from "node:net";
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { serve } from "../tests/static-server.js";
 import { arg, expectArgs } from "./args.js";
+import { CHROMIUM, openBenchPage } from "./chromium.js";
 import { type TileCase, type TileRow, timeTiles } from "./tiles-core.js";
 
 expectArgs("bench/tiles.ts", ["rounds"], ["browser"]);
 const rounds = Number(arg("rounds", "21"));
 const inBrowser = process.argv.includes("--browser");
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const CHROMIUM = "/usr/bin/chromium";
 
 // the bigger recipe's linear layers (B·T = 768 of its rows here) in the three layouts, a big a·b,
 // and the CPU recipe's first layer
@@ -39,25 +32,20 @@ if (!inBrowser) {
   engine = `Node ${process.version} (V8 ${process.versions.v8})`;
   rows = await timeTiles(CASES, rounds);
 } else {
-  if (!existsSync(CHROMIUM) || !existsSync(`${ROOT}/dist/bench/tiles-core.js`)) {
-    console.log(`bench/tiles.ts --browser: needs ${CHROMIUM} and a built dist/ (npm run build); nothing to measure`);
+  const opened = await openBenchPage("bench/tiles.html", "minigptTiles");
+  if (!opened) {
+    console.log(`bench/tiles.ts --browser: ${CHROMIUM} not found (apt-get install chromium); nothing to measure`);
     process.exit(0);
   }
-  const server = await serve(ROOT);
-  const browser = await chromium.launch({ executablePath: CHROMIUM });
   try {
-    const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/bench/tiles.html`);
-    await page.waitForFunction(() => "minigptTiles" in globalThis);
-    engine = await page.evaluate(() => navigator.userAgent);
+    engine = await opened.page.evaluate(() => navigator.userAgent);
     type Api = { timeTiles: typeof timeTiles };
-    rows = await page.evaluate(([c, r]) => (globalThis as unknown as { minigptTiles: Api }).minigptTiles.timeTiles(c, r), [
+    rows = await opened.page.evaluate(([c, r]) => (globalThis as unknown as { minigptTiles: Api }).minigptTiles.timeTiles(c, r), [
       CASES,
       rounds,
     ] as const);
   } finally {
-    await browser.close();
-    server.close();
+    await opened.close();
   }
 }
 console.log(`matmul tiles, 1 thread, ${rounds} rounds in turns: ${engine}`);
