@@ -356,8 +356,9 @@ export async function chooseSimd(): Promise<SimdFlavour> {
  * Which matmul tile to use: MINIGPT_MATMUL_TILE (4x8 or 3x12), else 3x12 where V8 is 12 or newer
  * (Node 22+, Chrome/Chromium/Edge 120+) and 4x8 elsewhere. Why by V8 version: the 3x12 loop does more
  * FMAs per iteration of fixed cost, but Node 20's V8 (11.3) schedules it no faster than 4x8 (time
- * ratios 0.93-1.02), while Node 22's (12.4) runs it 3-17% faster on the recipes' shapes and
- * Chromium 156's 4-15% (docs/benchmarks.md). Other browsers' engines are not measured: 4x8.
+ * ratios 0.92-1.06), while Node 22's (12.4) runs it 3-17% faster on the recipes' shapes and
+ * Chromium 156's 0.97-1.15x as fast (bench/tiles.ts; docs/benchmarks.md). Other browsers' engines
+ * are not measured: 4x8.
  */
 export function chooseMatmulTile(): MatmulTile {
   const want = typeof process !== "undefined" ? process.env?.MINIGPT_MATMUL_TILE : undefined;
