@@ -39,7 +39,7 @@ export {
   withChatTokens,
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
-export { fail, MinigptError } from "./errors.js";
+export { fail, failFs, MinigptError } from "./errors.js";
 export {
   attentionHtml,
   attentionWeights,
@@ -58,10 +58,10 @@ export {
   traceForward,
 } from "./explain/explain.js";
 export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
-export { type GenerateOptions, generate, generateTokens, nextLogitsUncached } from "./generate/generate.js";
+export { type GenerateOptions, generate, generateTokens, nextLogitsUncached, startPrompt } from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
-export { specialIdsExcept, unseenSpecialIds } from "./generate/suppress.js";
+export { specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";

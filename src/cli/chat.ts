@@ -1,6 +1,6 @@
 import { createInterface, type Interface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { type ChatOptions, ChatSession, loadModelFolder, MinigptError, unseenSpecialIds } from "../index.js";
+import { type ChatOptions, ChatSession, loadModelFolder, MinigptError, trainedSpecials, unseenSpecialIds } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -183,6 +183,12 @@ export async function runChat(argv: readonly string[]): Promise<number> {
       dir,
     );
     const write = (s: string) => process.stdout.write(s);
+    // a model that never learned to end a reply (no <|end|> among the tokens it was trained to
+    // predict) answers with noise until --max-new-tokens: say why before the user wonders
+    if (Array.isArray(folder.info.special_targets) && !trainedSpecials(folder.info, tokenizer).includes("<|end|>"))
+      process.stderr.write(
+        `note: ${dir} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with: minigpt train --chat conversations.jsonl --init ${dir} --out ${dir}-chat\n`,
+      );
     write(
       `minigpt chat with ${dir} (${model.config.blockSize}-token context; older turns are dropped when it fills). /help for commands, /quit or Ctrl-D to leave.\n`,
     );

@@ -1,4 +1,8 @@
+import { availableParallelism } from "node:os";
 import type { FlagSpec } from "./flags.js";
+
+/** more threads than cores only slows a step down; far more is a typo (each thread holds a model replica) */
+const MAX_THREADS = 4 * availableParallelism();
 
 export const backendFlags: FlagSpec[] = [
   {
@@ -8,14 +12,27 @@ export const backendFlags: FlagSpec[] = [
     choices: ["auto", "wasm", "ref"],
     help: "kernels: wasm (SIMD + threads), ref (plain TypeScript), auto = wasm when available",
   },
-  { name: "threads", type: "int", default: 0, help: "worker threads for the wasm backend (0 = all cores)" },
+  { name: "threads", type: "int", default: 0, min: 0, max: MAX_THREADS, help: "worker threads for the wasm backend (0 = all cores)" },
 ];
 
 export const samplingFlags: FlagSpec[] = [
-  { name: "max-new-tokens", type: "int", default: 200, help: "how many tokens to generate" },
-  { name: "temperature", type: "float", default: 0.8, help: "randomness: 0 = always the most likely token, 1 = the model's distribution" },
-  { name: "top-k", type: "int", default: 0, help: "sample only among the k most likely tokens (0 = off)" },
-  { name: "top-p", type: "float", default: 1, help: "sample only among the most likely tokens covering probability p (1 = off)" },
+  { name: "max-new-tokens", type: "int", default: 200, min: 1, help: "how many tokens to generate" },
+  {
+    name: "temperature",
+    type: "float",
+    default: 0.8,
+    min: 0,
+    help: "randomness: 0 = always the most likely token, 1 = the model's distribution",
+  },
+  { name: "top-k", type: "int", default: 0, min: 0, help: "sample only among the k most likely tokens (0 = off)" },
+  {
+    name: "top-p",
+    type: "float",
+    default: 1,
+    above: 0,
+    max: 1,
+    help: "sample only among the most likely tokens covering probability p (1 = off)",
+  },
   { name: "seed", type: "int", default: 1337, help: "random seed: the same seed gives the same text" },
 ];
 

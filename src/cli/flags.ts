@@ -12,6 +12,14 @@ export interface FlagSpec {
   default: string | number | boolean;
   help: string;
   choices?: readonly string[];
+  /** numbers: the smallest value allowed (inclusive) */
+  min?: number;
+  /** numbers: the largest value allowed (inclusive) */
+  max?: number;
+  /** numbers: values must be above this (exclusive), e.g. 0 for a learning rate */
+  above?: number;
+  /** numbers: values must be below this (exclusive), e.g. 1 for a probability that must not be 1 */
+  below?: number;
 }
 
 export interface CommandSpec {
@@ -115,31 +123,64 @@ function convert(flag: FlagSpec, raw: string): string | number | boolean {
     case "int": {
       const v = Number(raw);
       if (raw.trim() === "" || !Number.isInteger(v)) fail(`--${flag.name} needs a whole number, got ${JSON.stringify(raw)}`);
-      return v;
+      return inRange(flag, v);
     }
     case "float": {
       const v = Number(raw);
       if (raw.trim() === "" || !Number.isFinite(v)) fail(`--${flag.name} needs a number, got ${JSON.stringify(raw)}`);
-      return v;
+      return inRange(flag, v);
     }
     case "string":
       if (flag.choices && !flag.choices.includes(raw))
-        fail(`--${flag.name} must be one of ${flag.choices.join(", ")}, got ${JSON.stringify(raw)}`);
+        fail(`--${flag.name} must be one of ${choiceList(flag.choices).join(", ")}, got ${JSON.stringify(raw)}`);
       return raw;
   }
 }
 
+/** choices as shown to the user: "" (the flag's "not given" default) is not one to type */
+function choiceList(choices: readonly string[]): string[] {
+  return choices.filter((c) => c !== "");
+}
+
+/** the allowed range of a number flag in words ("> 0", ">= 1", "0 to 1"), or "" when any number goes */
+export function rangeText(flag: FlagSpec): string {
+  const lo = flag.above !== undefined ? `> ${flag.above}` : flag.min !== undefined ? `>= ${flag.min}` : "";
+  const hi = flag.below !== undefined ? `< ${flag.below}` : flag.max !== undefined ? `<= ${flag.max}` : "";
+  if (flag.min !== undefined && flag.max !== undefined && flag.above === undefined && flag.below === undefined)
+    return `${flag.min} to ${flag.max}`;
+  return lo && hi ? `${lo} and ${hi}` : lo || hi;
+}
+
+function inRange(flag: FlagSpec, v: number): number {
+  const ok =
+    (flag.min === undefined || v >= flag.min) &&
+    (flag.max === undefined || v <= flag.max) &&
+    (flag.above === undefined || v > flag.above) &&
+    (flag.below === undefined || v < flag.below);
+  if (!ok) fail(`--${flag.name} must be ${rangeText(flag)}, got ${v}`);
+  return v;
+}
+
 export function helpText(spec: CommandSpec): string {
   const lines = [`minigpt ${spec.name}: ${spec.summary}`, "", `usage: ${spec.usage}`, "", "flags:"];
-  const width = Math.max(...spec.flags.map((f) => f.name.length + (f.type === "bool" ? 0 : 6)), 10) + 4;
-  for (const f of spec.flags) {
-    const left = `  --${f.name}${f.type === "bool" ? "" : ` <${f.type === "string" ? (f.choices ? f.choices.join("|") : "value") : f.type === "int" ? "n" : "x"}>`}`;
+  const placeholder = (f: FlagSpec) =>
+    f.type === "bool"
+      ? ""
+      : ` <${f.type === "string" ? (f.choices ? choiceList(f.choices).join("|") : "value") : f.type === "int" ? "n" : "x"}>`;
+  const lefts = spec.flags.map((f) => `  --${f.name}${placeholder(f)}`);
+  // the help column starts after the longest flag, unless that one is very long (it then wraps)
+  const width = Math.min(Math.max(...lefts.map((l) => l.length), 8) + 2, 40);
+  spec.flags.forEach((f, i) => {
+    const left = lefts[i] as string;
     // a default with whitespace (the newline prompt) is shown quoted, so it is visible
     const shown = typeof f.default === "string" && /[\s"]/.test(f.default) ? JSON.stringify(f.default) : String(f.default);
-    const def = f.type === "bool" || f.default === "" ? "" : ` (default: ${shown})`;
-    lines.push(`${left.padEnd(width + 4)} ${f.help}${def}`);
-  }
-  lines.push(`  --help${" ".repeat(Math.max(1, width - 2))} show this help`);
+    const range = rangeText(f);
+    const notes = [range, f.type === "bool" || f.default === "" ? "" : `default: ${shown}`].filter((n) => n !== "");
+    const text = `${f.help}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`;
+    if (left.length + 1 > width) lines.push(left, `${" ".repeat(width)}${text}`);
+    else lines.push(`${left.padEnd(width)}${text}`);
+  });
+  lines.push(`${"  --help".padEnd(width)}show this help`);
   if (spec.examples && spec.examples.length > 0) lines.push("", "examples:", ...spec.examples.map((e) => `  ${e}`));
   return lines.join("\n");
 }

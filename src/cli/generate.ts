@@ -1,4 +1,4 @@
-import { fail, generateTokens, loadModelFolder, type Tokenizer, unseenSpecialIds } from "../index.js";
+import { fail, generateTokens, loadModelFolder, startPrompt, type Tokenizer, unseenSpecialIds } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
@@ -63,7 +63,9 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   const folder = loadModelFolder(f.string("model"));
   const { model, tokenizer } = folder;
   const suppressIds = unseenSpecialIds(folder);
-  const prompt = tokenizer.encode(f.string("prompt"), { specialsAsText: f.bool("specials-as-text") });
+  // the default prompt, a newline, is not in every vocabulary (a character model of a single line)
+  const promptText = f.string("prompt") === "\n" ? startPrompt(tokenizer).text : f.string("prompt");
+  const prompt = tokenizer.encode(promptText, { specialsAsText: f.bool("specials-as-text") });
   if (prompt.length === 0) fail('the prompt encodes to no tokens; give some text, e.g. --prompt "The"');
   const stopText = f.string("stop");
   const stopIds: number[] = [];
@@ -87,7 +89,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const streamer = new TextStreamer(tokenizer);
-  process.stdout.write(f.string("prompt"));
+  process.stdout.write(promptText);
   for (const id of generateTokens(model, prompt, {
     maxNewTokens: f.int("max-new-tokens"),
     temperature: f.float("temperature"),

@@ -19,6 +19,7 @@ import {
   loadTokenizer,
   MinigptError,
   readFolderInfo,
+  startPrompt,
   type Tokenizer,
   unseenSpecialIds,
 } from "../index.js";
@@ -126,8 +127,7 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
     }
     try {
       if (line.length > 0) ids.push(...tokenizer.encode(line));
-      if (ids.length === 0) ids = tokenizer.encode("\n", { specialsAsText: true });
-      if (ids.length === 0) ids = [0];
+      if (ids.length === 0) ids = startPrompt(tokenizer).ids;
       if (line.length > 0) write(line);
       const fresh: number[] = [];
       let printed = "";

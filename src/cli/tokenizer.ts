@@ -1,5 +1,6 @@
-import { mkdirSync } from "node:fs";
-import { createTokenizer, fail, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createTokenizer, fail, failFs, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const tokenizerSpec: CommandSpec = {
@@ -16,6 +17,7 @@ export const tokenizerSpec: CommandSpec = {
     },
     { name: "vocab-size", type: "int", default: 4096, help: "vocabulary size: 256 bytes + special tokens + learned merges" },
     { name: "out", type: "string", default: "tokenizer", help: "folder to write tokenizer.json and tokenizer_config.json into" },
+    { name: "overwrite", type: "bool", default: false, help: "replace a tokenizer already in --out (never a model's)" },
     {
       name: "specials",
       type: "string",
@@ -29,6 +31,12 @@ export const tokenizerSpec: CommandSpec = {
 export async function runTokenizer(argv: readonly string[]): Promise<number> {
   const f = parseFlags(tokenizerSpec, argv);
   if (f.positionals[0] !== "train") fail('say what to do: "minigpt tokenizer train --data ... --vocab-size ... --out DIR"');
+  const out = f.string("out");
+  // a model's tokenizer belongs to its weights: replacing it would break the model for good
+  if (existsSync(join(out, "model.safetensors")))
+    fail(`${out} holds a model, whose tokenizer must stay the one it was trained with; choose another --out`);
+  if (existsSync(join(out, "tokenizer.json")) && !f.bool("overwrite"))
+    fail(`${out} already holds a tokenizer; replace it with --overwrite, or choose another --out`);
   const source = loadTextSource(f.string("data"));
   const extra = f
     .string("specials")
@@ -38,13 +46,17 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
   const t0 = performance.now();
   const tok: Tokenizer = createTokenizer("bpe", source.text, { vocabSize: f.int("vocab-size"), extraSpecials: extra });
   const seconds = (performance.now() - t0) / 1000;
-  mkdirSync(f.string("out"), { recursive: true });
-  saveTokenizer(f.string("out"), tok);
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (e) {
+    failFs(`cannot create ${out}`, e);
+  }
+  saveTokenizer(out, tok);
   const bytes = new TextEncoder().encode(source.text).length;
   const ids = tok.encode(source.text);
   console.log(
     `trained a ${tok.vocabSize}-token byte-level BPE on ${source.name} (${bytes.toLocaleString("en-US")} bytes) in ${seconds.toFixed(2)}s: ` +
-      `${ids.length.toLocaleString("en-US")} tokens, ${(bytes / ids.length).toFixed(2)} bytes/token; wrote ${f.string("out")}/tokenizer.json`,
+      `${ids.length.toLocaleString("en-US")} tokens, ${(bytes / ids.length).toFixed(2)} bytes/token; wrote ${out}/tokenizer.json`,
   );
   return 0;
 }

@@ -5,6 +5,7 @@ import {
   generateTokens,
   sparkline,
   specialIdsExcept,
+  startPrompt,
   type Tokenizer,
   type TrainConfig,
   train,
@@ -29,11 +30,11 @@ const flags: FlagSpec[] = [
     choices: ["char", "bpe", "gpt2"],
     help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens",
   },
-  { name: "vocab-size", type: "int", default: d.vocabSize, help: "vocabulary size of --tokenizer bpe" },
-  { name: "n-layer", type: "int", default: d.nLayer, help: "transformer blocks" },
-  { name: "n-head", type: "int", default: d.nHead, help: "attention heads per block (must divide --n-embd)" },
-  { name: "n-embd", type: "int", default: d.nEmbd, help: "width of the residual stream" },
-  { name: "n-inner", type: "int", default: d.nInner, help: "feed-forward width (0 = 4 x n-embd)" },
+  { name: "vocab-size", type: "int", default: d.vocabSize, min: 1, help: "vocabulary size of --tokenizer bpe" },
+  { name: "n-layer", type: "int", default: d.nLayer, min: 1, help: "transformer blocks" },
+  { name: "n-head", type: "int", default: d.nHead, min: 1, help: "attention heads per block (must divide --n-embd)" },
+  { name: "n-embd", type: "int", default: d.nEmbd, min: 1, help: "width of the residual stream" },
+  { name: "n-inner", type: "int", default: d.nInner, min: 0, help: "feed-forward width (0 = 4 x n-embd)" },
   {
     name: "activation",
     type: "string",
@@ -41,35 +42,37 @@ const flags: FlagSpec[] = [
     choices: ["gelu_new", "relu"],
     help: "MLP activation: GPT-2's tanh GELU or ReLU",
   },
-  { name: "block-size", type: "int", default: d.blockSize, help: "context length in tokens" },
-  { name: "batch-size", type: "int", default: d.batchSize, help: "sequences per micro-batch" },
-  { name: "grad-accum", type: "int", default: d.gradAccum, help: "micro-batches per optimizer step" },
-  { name: "max-steps", type: "int", default: d.maxSteps, help: "optimizer steps" },
+  { name: "block-size", type: "int", default: d.blockSize, min: 1, help: "context length in tokens" },
+  { name: "batch-size", type: "int", default: d.batchSize, min: 1, help: "sequences per micro-batch" },
+  { name: "grad-accum", type: "int", default: d.gradAccum, min: 1, help: "micro-batches per optimizer step" },
+  { name: "max-steps", type: "int", default: d.maxSteps, min: 0, help: "optimizer steps" },
   {
     name: "epochs",
     type: "float",
     default: d.epochs,
+    min: 0,
     help: "train for this many passes over the training tokens instead of --max-steps (0 = off)",
   },
-  { name: "lr", type: "float", default: d.lr, help: "peak learning rate" },
-  { name: "min-lr", type: "float", default: d.minLr, help: "learning rate at the end of the cosine decay" },
-  { name: "warmup-steps", type: "int", default: d.warmupSteps, help: "linear warmup steps" },
-  { name: "beta1", type: "float", default: d.beta1, help: "AdamW beta1" },
-  { name: "beta2", type: "float", default: d.beta2, help: "AdamW beta2" },
-  { name: "weight-decay", type: "float", default: d.weightDecay, help: "AdamW weight decay (matrices and embeddings only)" },
-  { name: "grad-clip", type: "float", default: d.gradClip, help: "clip the global gradient norm to this (0 = off)" },
-  { name: "dropout", type: "float", default: d.dropout, help: "dropout probability" },
+  { name: "lr", type: "float", default: d.lr, above: 0, help: "peak learning rate" },
+  { name: "min-lr", type: "float", default: d.minLr, min: 0, help: "learning rate at the end of the cosine decay" },
+  { name: "warmup-steps", type: "int", default: d.warmupSteps, min: 0, help: "linear warmup steps" },
+  { name: "beta1", type: "float", default: d.beta1, min: 0, below: 1, help: "AdamW beta1" },
+  { name: "beta2", type: "float", default: d.beta2, min: 0, below: 1, help: "AdamW beta2" },
+  { name: "weight-decay", type: "float", default: d.weightDecay, min: 0, help: "AdamW weight decay (matrices and embeddings only)" },
+  { name: "grad-clip", type: "float", default: d.gradClip, min: 0, help: "clip the global gradient norm to this (0 = off)" },
+  { name: "dropout", type: "float", default: d.dropout, min: 0, below: 1, help: "dropout probability" },
   {
     name: "eval-interval",
     type: "int",
     default: d.evalInterval,
+    min: 1,
     help: "evaluate on validation batches every N steps (and after the last)",
   },
-  { name: "eval-steps", type: "int", default: d.evalSteps, help: "validation batches per evaluation" },
-  { name: "checkpoint-interval", type: "int", default: d.checkpointInterval, help: "save a resumable checkpoint every N steps" },
+  { name: "eval-steps", type: "int", default: d.evalSteps, min: 1, help: "validation batches per evaluation" },
+  { name: "checkpoint-interval", type: "int", default: d.checkpointInterval, min: 1, help: "save a resumable checkpoint every N steps" },
   { name: "seed", type: "int", default: d.seed, help: "random seed for init, batches and dropout" },
   { name: "resume", type: "bool", default: false, help: "continue the run in --out from its latest checkpoint" },
-  { name: "overwrite", type: "bool", default: false, help: "replace an existing model in --out (otherwise that is an error)" },
+  { name: "overwrite", type: "bool", default: false, help: "replace the model folder in --out (never a folder that holds other files)" },
   { name: "init", type: "string", default: "", help: "start from the weights and tokenizer of this model folder" },
   {
     name: "init-partial",
@@ -84,7 +87,7 @@ const flags: FlagSpec[] = [
     default: "",
     help: 'chat fine-tuning on a JSONL file of {"messages":[{"role":"user","content":...},{"role":"assistant","content":...}]}: loss only on assistant replies; needs --init DIR (adds <|user|> <|assistant|> <|end|> to a vocabulary that lacks them)',
   },
-  { name: "sample-tokens", type: "int", default: 300, help: "tokens of sample text printed at the end (0 = none)" },
+  { name: "sample-tokens", type: "int", default: 300, min: 0, help: "tokens of sample text printed at the end (0 = none)" },
   ...backendFlags,
   {
     name: "parallel",
@@ -228,8 +231,8 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
 }
 
 function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): void {
-  const nl = tokenizer.encode("\n", { specialsAsText: true });
-  const prompt = nl.length > 0 ? nl : [0];
+  const start = startPrompt(tokenizer);
+  const prompt = start.ids;
   console.error("sample:");
   const ids: number[] = [];
   let printed = "";

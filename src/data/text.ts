@@ -46,7 +46,9 @@ export function loadTextSource(spec: string): TextSource {
     return { name: basename(resolve(spec)), text, files };
   }
   if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return loadBuiltin(spec as BuiltinText);
-  fail(`"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")})`);
+  fail(
+    `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the number-pattern task)`,
+  );
 }
 
 function loadBuiltin(name: BuiltinText): TextSource {

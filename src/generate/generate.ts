@@ -2,6 +2,7 @@ import { MinigptError } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
+import type { Tokenizer } from "../tokenizer/types.js";
 import { KVCache } from "./kvcache.js";
 import { defaultSampling, type SamplingOptions, sampleToken, withSuppressed } from "./sample.js";
 
@@ -74,4 +75,24 @@ export function* generateTokens(model: GPT, prompt: readonly number[], options: 
 
 export function generate(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): number[] {
   return [...generateTokens(model, prompt, options)];
+}
+
+/**
+ * A prompt for generating from nothing: a newline, where texts and paragraphs start; when the
+ * vocabulary has none (a character model trained on a single line), a space, else its first
+ * ordinary token. `text` is what the prompt decodes to.
+ */
+export function startPrompt(tokenizer: Tokenizer): { ids: number[]; text: string } {
+  for (const text of ["\n", " "]) {
+    try {
+      const ids = tokenizer.encode(text, { specialsAsText: true });
+      if (ids.length > 0) return { ids, text };
+    } catch (e) {
+      // a character vocabulary without this character: try the next
+      if (!(e instanceof MinigptError)) throw e;
+    }
+  }
+  const specials = new Set(tokenizer.specialTokens.map((s) => tokenizer.specialTokenId(s)));
+  for (let id = 0; id < tokenizer.vocabSize; id++) if (!specials.has(id)) return { ids: [id], text: tokenizer.decode([id]) };
+  return { ids: [0], text: tokenizer.decode([0]) };
 }

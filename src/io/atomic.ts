@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fail, MinigptError } from "../errors.js";
+import { fail, failFs } from "../errors.js";
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
@@ -40,17 +40,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | string): void 
     } catch {
       // the temp file may not exist (open failed) or is already renamed
     }
-    if (err instanceof MinigptError) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    const hint =
-      code === "ENOSPC"
-        ? "free some disk space"
-        : code === "EACCES" || code === "EPERM"
-          ? "check the folder's permissions"
-          : code === "EISDIR"
-            ? "the target is a folder; give a file path"
-            : "check the path";
-    fail(`cannot write ${path}: ${code} (${(err as Error).message}); ${hint}`);
+    failFs(`cannot write ${path}`, err);
   }
   fsyncDir(dir);
 }

@@ -3,11 +3,11 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
-import { fail } from "../errors.js";
+import { fail, failFs } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
@@ -117,31 +117,71 @@ function readMetrics(path: string, upToStep: number): StepMetrics[] {
     .filter((m) => m.step <= upToStep);
 }
 
+/** the command-line flag of a TrainConfig key: nEmbd -> n-embd */
+function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** what a minigpt model folder holds (saveModel, saveTokenizer, the trainer); --overwrite replaces nothing else */
+const MODEL_FOLDER_ENTRIES = new Set([
+  "config.json",
+  "generation_config.json",
+  "model.safetensors",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "vocab.json",
+  "merges.txt",
+  "metrics.jsonl",
+  "loss.svg",
+  "training",
+]);
+
+/** is `inner` the folder `outer` or inside it? */
+function within(inner: string, outer: string): boolean {
+  const r = relative(outer, inner);
+  return r === "" || (!r.startsWith("..") && !isAbsolute(r));
+}
+
 /**
  * Create OUT for a new run via a temporary sibling folder and one rename. An OUT that already holds
- * a model is never silently replaced: that is someone's training run.
+ * a model is never silently replaced: that is someone's training run. --overwrite replaces only a
+ * model folder: never a folder with other files in it, the data, or the folder the user is in.
  */
-function prepareOutFolder(out: string, overwrite: boolean, fill: (tmp: string) => void): void {
+function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): void {
   const abs = resolve(out);
-  if (existsSync(abs)) {
-    const entries = readdirSync(abs);
-    if (entries.length > 0 && !overwrite) {
-      fail(
-        `${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`,
-      );
+  if (within(process.cwd(), abs)) fail(`--out ${out} is the current folder (or holds it); give a new folder for the model`);
+  if (data && existsSync(data) && within(resolve(data), abs))
+    fail(`--out ${out} holds the training data ${data}; give another folder for the model`);
+  try {
+    if (existsSync(abs)) {
+      if (!statSync(abs).isDirectory()) fail(`--out ${out} is a file; give a folder for the model`);
+      const entries = readdirSync(abs);
+      if (entries.length > 0 && !overwrite) {
+        fail(
+          `${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`,
+        );
+      }
+      const foreign = entries.filter((e) => !MODEL_FOLDER_ENTRIES.has(e));
+      if (foreign.length > 0) {
+        const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : "");
+        fail(`--overwrite replaces only a model folder, and ${out} holds other files (${shown}); choose another --out`);
+      }
     }
-  }
-  const tmp = `${abs}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  fill(tmp);
-  if (existsSync(abs)) {
-    const old = `${abs}.old-${process.pid}`;
-    renameSync(abs, old);
-    renameSync(tmp, abs);
-    rmSync(old, { recursive: true, force: true });
-  } else {
-    renameSync(tmp, abs);
+    const tmp = `${abs}.partial-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    fill(tmp);
+    if (existsSync(abs)) {
+      const old = `${abs}.old-${process.pid}`;
+      renameSync(abs, old);
+      renameSync(tmp, abs);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(tmp, abs);
+    }
+  } catch (e) {
+    failFs(`cannot create the model folder ${out}`, e);
   }
 }
 
@@ -157,9 +197,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     const saved = resumed.state.config as unknown as TrainConfig;
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
+      // the same data named from another folder is the same data
+      if (key === "data" && typeof value === "string" && resolve(value) === resolve(saved.data)) continue;
       if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
         fail(
-          `--resume continues the run in ${config.out} with its saved settings; ${key} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
+          `--resume continues the run in ${config.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
         );
       }
     }
@@ -167,15 +209,21 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     config = { ...saved, ...allowed, out: config.out };
     tokenizer = loadTokenizer(config.out);
     earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
-  } else if (config.init) {
+  } else if (config.data !== "counting" && existsSync(config.data)) {
+    // saved as an absolute path, so that --resume works from any folder
+    config = { ...config, data: resolve(config.data) };
+  }
+  if (!resume && config.init) {
     initFolder = loadModelFolder(config.init);
     tokenizer = initFolder.tokenizer;
     earlierTargets = trainedSpecials(initFolder.info, tokenizer);
+    if (overrides.tokenizer !== undefined && overrides.tokenizer !== tokenizer.kind)
+      fail(`--tokenizer ${overrides.tokenizer} does not apply with --init: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`);
     if (!config.initPartial) {
-      // continuing a model: its architecture is the folder's, whatever the defaults say
+      // continuing a model: its architecture is the folder's, whatever the defaults say, and a flag
+      // that asks for another one is a mistake, not something to ignore
       const m = initFolder.model.config;
-      config = {
-        ...config,
+      const folderValues: Partial<TrainConfig> = {
         nLayer: m.nLayer,
         nHead: m.nHead,
         nEmbd: m.nEmbd,
@@ -183,8 +231,16 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
         activation: m.activation,
         blockSize: m.blockSize,
       };
+      for (const [key, value] of Object.entries(folderValues) as [keyof TrainConfig, unknown][]) {
+        const asked = overrides[key];
+        if (asked === undefined || asked === value || (key === "nInner" && asked === 0)) continue;
+        fail(
+          `--${flagName(key)} ${String(asked)} does not apply with --init: the model keeps ${config.init}'s ${String(value)}; to change its shape, add --init-partial (loads the tensors whose shapes still match)`,
+        );
+      }
+      config = { ...config, ...folderValues };
     }
-  } else if (config.chat) {
+  } else if (!resume && config.chat) {
     fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
   }
   // chat fine-tuning of a vocabulary without <|user|> <|assistant|> <|end|> (e.g. GPT-2's): add them
@@ -300,6 +356,7 @@ export async function train(
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
   const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
   if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
+  if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
   const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: totalSteps };
 
   // PRNG streams: one for batches, one for dropout; both saved in checkpoints so resume is exact
@@ -337,7 +394,7 @@ export async function train(
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
     // resumable from the first moment it exists.
-    prepareOutFolder(out, options.overwrite ?? false, (tmp) => {
+    prepareOutFolder(out, options.overwrite ?? false, config.data, (tmp) => {
       writeFileSync(join(tmp, "metrics.jsonl"), "");
       saveTokenizer(tmp, dataset.tokenizer);
       saveModel(model, tmp, info);
@@ -368,6 +425,14 @@ export async function train(
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (config.warmupSteps >= totalSteps)
+    events.onMessage?.(
+      `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
+    );
+  if (resumed && step >= totalSteps)
+    events.onMessage?.(
+      `the run is already at step ${step}, not below --max-steps ${totalSteps}: nothing to train; raise --max-steps to continue`,
+    );
 
   let lastValLoss: number | null = null;
   let lastAccuracy: number | null = null;

@@ -1,0 +1,233 @@
+/**
+ * The CLI around the edges: --help lists every command of the README's table, --version is
+ * package.json's, an unknown command is an error line (no stack trace), `tokenize --tokenizer gpt2`
+ * gives OpenAI tiktoken's ids, selftest passes, gradient accumulation (2 micro-batches of 2) is the
+ * same step as one batch of 4 (and both equal a forward/backward done here on the batch the
+ * trainer's data PRNG draws), and --resume with a changed model setting is a one-line error.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { get_encoding } from "tiktoken";
+import { main } from "../src/cli/main.js";
+import { loadDataset } from "../src/data/dataset.js";
+import { loadTokenizer } from "../src/io/folder.js";
+import { readSafetensorsFile } from "../src/io/safetensors-file.js";
+import { makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
+import { Rng } from "../src/random.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
+
+const root = mkdtempSync(join(tmpdir(), "minigpt-climisc-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, MINIGPT_THREADS: "1" },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const noStackTrace = (s: string) => !/^\s+at /m.test(s) && !/Error:/.test(s);
+
+test("--help lists every command of the README's command table, and each has its own --help", async () => {
+  const readme = readFileSync("README.md", "utf8");
+  const names = [...readme.matchAll(/^\| `minigpt(?:` \/ `minigpt)? ([a-z-]+)/gm)].map((m) => m[1] as string);
+  assert.ok(names.length >= 11 && names.includes("interactive"), `found only ${names.join(", ")} in README.md`);
+  const r = cli(["--help"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /usage: minigpt <command>/);
+  for (const name of names) assert.match(r.stdout, new RegExp(`^  ${name} +\\S`, "m"), `--help does not list ${name}`);
+  // each command's --help, in this process (main returns before loading any backend) to save a
+  // process start per command
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => printed.push(a.join(" "));
+  try {
+    for (const name of names) {
+      printed.length = 0;
+      assert.equal(await main([name, "--help"]), 0, `${name} --help`);
+      const text = printed.join("\n");
+      assert.match(text, new RegExp(`^minigpt ${name}: `), `${name} --help`);
+      assert.match(text, /^usage: minigpt /m, `${name} --help`);
+      assert.match(text, /^ {2}--help +show this help$/m, `${name} --help`);
+    }
+  } finally {
+    console.log = log;
+  }
+});
+
+test("--version prints package.json's version", () => {
+  const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+  const r = cli(["--version"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `minigpt ${pkg.version}\n`);
+});
+
+test("an unknown command: exit 1, the error on the first line of stderr, no stack trace", () => {
+  const r = cli(["trian", "--max-steps", "3"]);
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, "");
+  assert.equal(r.stderr.split("\n")[0], 'minigpt: unknown command "trian"');
+  assert.ok(noStackTrace(r.stderr), r.stderr);
+});
+
+test("tokenize --tokenizer gpt2 gives tiktoken's ids (special tokens recognized, or as text with --specials-as-text)", () => {
+  const enc = get_encoding("gpt2");
+  try {
+    const text = [
+      "Hello world! It's a test: don't, we'll, they've.",
+      "   leading spaces,\ttabs\n\n\nand newlines  ",
+      "numbers 12345 3.14159 1,000,000",
+      "naïve café — 日本語のテキスト 🙂👍🏽",
+      "code: fn(x) => x ** 2; // comment",
+      "<|endoftext|>after the end",
+    ].join("\n");
+    const r = cli(["tokenize", "--tokenizer", "gpt2", "--json", text]);
+    assert.equal(r.status, 0, r.stderr);
+    const ids = (JSON.parse(r.stdout) as { ids: number[] }).ids;
+    assert.deepEqual(ids, Array.from(enc.encode(text, "all")));
+    assert.ok(ids.includes(50256), "<|endoftext|> is one special token");
+    const plain = cli(["tokenize", "--tokenizer", "gpt2", "--json", "--specials-as-text", text]);
+    assert.equal(plain.status, 0, plain.stderr);
+    const plainIds = (JSON.parse(plain.stdout) as { ids: number[] }).ids;
+    assert.deepEqual(plainIds, Array.from(enc.encode(text, [], [])));
+    assert.ok(!plainIds.includes(50256));
+  } finally {
+    enc.free();
+  }
+});
+
+test("selftest passes", () => {
+  const r = cli(["selftest", "--threads", "1"]);
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /all checks passed/);
+  assert.ok(!/^FAIL/m.test(r.stdout), r.stdout);
+  assert.match(r.stdout, /^PASS {2}counting task/m);
+});
+
+// -- gradient accumulation and resume, on one small text --
+
+const MODEL = { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 };
+const SEED = 1337; // the default --seed: init from it, training batches from Rng(seed + 1)
+
+function corpus(): string {
+  const rng = new Rng(5);
+  const words = ["the", "whale", "sea", "ship", "captain", "white", "ahab", "call", "me", "ishmael", "and", "of", "a", "to"];
+  let text = "";
+  while (text.length < 5000) text += `${Array.from({ length: 4 + rng.int(8) }, () => words[rng.int(words.length)]).join(" ")}.\n`;
+  const file = join(root, "corpus.txt");
+  writeFileSync(file, text);
+  return file;
+}
+
+function trainArgs(data: string, out: string, batch: number, accum: number, steps: number): string[] {
+  return [
+    ["train", "--data", data, "--out", out],
+    ["--n-layer", String(MODEL.nLayer), "--n-head", String(MODEL.nHead), "--n-embd", String(MODEL.nEmbd)],
+    ["--block-size", String(MODEL.blockSize), "--batch-size", String(batch), "--grad-accum", String(accum)],
+    ["--max-steps", String(steps), "--lr", "1e-3", "--warmup-steps", "0", "--dropout", "0", "--threads", "1"],
+    ["--eval-interval", "100", "--eval-steps", "1", "--checkpoint-interval", "100", "--sample-tokens", "0"],
+  ].flat();
+}
+
+type Metrics = { step: number; loss: number; grad_norm: number };
+const metricsOf = (out: string): Metrics[] =>
+  readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as Metrics);
+const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+
+test("--grad-accum 2 --batch-size 2 takes the same steps as --grad-accum 1 --batch-size 4", () => {
+  // The trainer draws every micro-batch from one data PRNG, row after row, so two micro-batches of 2
+  // rows are the same 4 rows as one batch of 4; with dropout 0 and one thread the steps agree up to
+  // float rounding (the mean of two 2-row means vs one 4-row mean).
+  const data = corpus();
+  const steps = 3;
+  const whole = join(root, "whole");
+  const accum = join(root, "accum");
+  const a = cli(trainArgs(data, whole, 4, 1, steps));
+  assert.equal(a.status, 0, a.stderr);
+  const b = cli(trainArgs(data, accum, 2, 2, steps));
+  assert.equal(b.status, 0, b.stderr);
+
+  const ma = metricsOf(whole);
+  const mb = metricsOf(accum);
+  assert.equal(ma.length, steps);
+  assert.equal(mb.length, steps);
+  for (let i = 0; i < steps; i++) {
+    const [x, y] = [ma[i] as Metrics, mb[i] as Metrics];
+    assert.ok(rel(y.loss, x.loss) < 1e-5, `step ${i + 1}: loss ${y.loss} (accum) vs ${x.loss}`);
+    assert.ok(rel(y.grad_norm, x.grad_norm) < 1e-4, `step ${i + 1}: grad norm ${y.grad_norm} (accum) vs ${x.grad_norm}`);
+  }
+  const wa = readSafetensorsFile(join(whole, "training", `checkpoint-${steps}`, "model.safetensors")).tensors;
+  const wb = readSafetensorsFile(join(accum, "training", `checkpoint-${steps}`, "model.safetensors")).tensors;
+  let worst = 0;
+  for (const [name, t] of wa) {
+    const u = wb.get(name);
+    assert.ok(u, name);
+    for (let i = 0; i < t.data.length; i++) worst = Math.max(worst, Math.abs(Number(t.data[i]) - Number(u.data[i])));
+  }
+  assert.ok(worst <= 1e-6, `weights differ by up to ${worst}`);
+
+  // the first step, done here: the initial model (seed 1337) on the 4 rows Rng(seed + 1) draws
+  const tokenizer = loadTokenizer(whole);
+  const dataset = loadDataset({
+    data,
+    blockSize: MODEL.blockSize,
+    batchSize: 4,
+    tokenizer,
+    tokenizerKind: "char",
+    vocabSize: 0,
+    specialsAsText: false,
+  });
+  const { x, y } = dataset.trainSampler(new Rng(SEED + 1)).next();
+  const model = new GPT(makeConfig({ ...MODEL, vocabSize: tokenizer.vocabSize, dropout: 0 }), SEED);
+  const loss = scope(() => {
+    const l = model.forward(Tensor.ints(x, [4, MODEL.blockSize]), { targets: Tensor.ints(y, [4, MODEL.blockSize]) }).loss as Tensor;
+    l.backward();
+    return l.item();
+  });
+  let sq = 0;
+  for (const t of model.params.values()) for (const g of (t.grad as Tensor).data) sq += g * g;
+  model.dispose();
+  for (const [label, m] of [
+    ["batch 4", ma[0]],
+    ["2 x 2 accumulated", mb[0]],
+  ] as const) {
+    assert.ok(rel((m as Metrics).loss, loss) < 1e-5, `${label}: step 1 loss ${(m as Metrics).loss}, direct ${loss}`);
+    assert.ok(
+      rel((m as Metrics).grad_norm, Math.sqrt(sq)) < 1e-4,
+      `${label}: step 1 grad norm ${(m as Metrics).grad_norm}, direct ${Math.sqrt(sq)}`,
+    );
+  }
+});
+
+test("--resume with a changed model setting is a one-line error; a longer --max-steps is allowed", () => {
+  const data = corpus();
+  const out = join(root, "resumed");
+  const first = cli(trainArgs(data, out, 2, 1, 2));
+  assert.equal(first.status, 0, first.stderr);
+  const r = cli(["train", "--out", out, "--resume", "--n-embd", "32"]);
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(
+    lines[0] as string,
+    /^minigpt train: --resume continues the run in .*; --n-embd was 16, not 32 \(start a new --out to change it\)$/,
+  );
+  assert.ok(noStackTrace(r.stderr));
+  // the folder is untouched by the refused resume, and an allowed change works
+  assert.equal(metricsOf(out).length, 2);
+  const ok = cli(["train", "--out", out, "--resume", "--max-steps", "3", "--sample-tokens", "0", "--threads", "1"]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.deepEqual(
+    metricsOf(out).map((m) => m.step),
+    [1, 2, 3],
+  );
+});
