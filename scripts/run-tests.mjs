@@ -21,5 +21,13 @@ if (files.length === 0) {
   console.error("no test files matched");
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...files], { stdio: "inherit" });
+// A test that hangs (a worker that never answers) fails after TEST_TIMEOUT_MS instead of holding CI
+// until its limit; the slowest test here (the browser suite's setup, a training run) takes ~1 minute.
+const TEST_TIMEOUT_MS = 15 * 60_000;
+const r = spawnSync(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-concurrency=1", `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
+  { stdio: "inherit" },
+);
+if (r.error) console.error(`could not run the tests: ${r.error.message}`);
 process.exit(r.status ?? 1);

@@ -64,7 +64,7 @@ export function checkFixture(model: GPT, data: FixtureData): FixtureCheck[] {
       opt.update(1e-3);
     });
     if (step === 1 || step === 3) {
-      for (const [name, p] of model.params) check(`step${step}.${name}`, p.data, get(`step${step}.${name}`), 5e-5, 0);
+      for (const [name, p] of model.params) check(`step${step}.${name}`, p.data, get(`step${step}.${name}`), 1e-5, 0);
     }
   }
   return checks;

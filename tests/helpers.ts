@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { MinigptError } from "../src/errors.js";
 
 /**
  * Every fixture folder to check: the copies in tests/fixtures (so a fresh clone has them),
  * ../shared/fixtures when it exists, and the folders named in MINIGPT_FIXTURES (paths joined by ":";
- * a path is either a fixture folder or a folder of fixture folders).
+ * a path is either a fixture folder or a folder of fixture folders). A folder whose files are
+ * byte-identical to one already listed (../shared/fixtures holds the same two models as
+ * tests/fixtures today) is checked once.
  */
 export function fixtureFolders(): { name: string; dir: string }[] {
   const roots = [resolve("tests/fixtures"), resolve("../shared/fixtures")];
@@ -15,8 +18,10 @@ export function fixtureFolders(): { name: string; dir: string }[] {
   const seen = new Set<string>();
   const addFolder = (dir: string, origin: string) => {
     const abs = resolve(dir);
-    if (seen.has(abs)) return;
+    const content = folderDigest(abs);
+    if (seen.has(abs) || seen.has(content)) return;
     seen.add(abs);
+    seen.add(content);
     found.push({ name: `${abs.split("/").pop()} (${origin})`, dir: abs });
   };
   for (const root of roots) {
@@ -34,6 +39,17 @@ export function fixtureFolders(): { name: string; dir: string }[] {
         if (existsSync(join(p, entry, "config.json"))) addFolder(join(p, entry), "MINIGPT_FIXTURES");
   }
   return found;
+}
+
+/** sha256 over a folder's file names and bytes (fixture folders are flat and small) */
+function folderDigest(dir: string): string {
+  const h = createHash("sha256");
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (!statSync(p).isFile()) continue;
+    h.update(name).update("\0").update(readFileSync(p));
+  }
+  return h.digest("hex");
 }
 
 export { closeReport, maxAbsDiff } from "./close.js";

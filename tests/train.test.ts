@@ -198,11 +198,25 @@ test("crash safety: 20 SIGKILLs at random moments never leave the folder unloada
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
+    let started: (v: "training") => void = () => {};
+    const training = new Promise<"training">((r) => {
+      started = r;
+    });
     child.stderr?.on("data", (d) => {
       stderr += String(d);
+      if (/^kernels: /m.test(stderr)) started("training");
     });
+    // Start-up (tsx, the model, the data) takes 1-3 s and writes nothing, so a delay from spawn
+    // would mostly kill before the first write. Three kills in four are timed from the "kernels:"
+    // line, printed as the step loop starts, when checkpoints (every 5 steps of a few ms) are being
+    // written; the rest from spawn, to cover the moments around creating the folder.
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    const delay = 300 + rng.int(2500);
+    const fromStep = kills % 4 !== 3;
+    if (fromStep) {
+      const state = await Promise.race([exited, training]);
+      assert.equal(state, "training", `training exited before its first step (code ${String(state)}): ${stderr}`);
+    }
+    const delay = fromStep ? rng.int(800) : 300 + rng.int(2500);
     const early = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), delay))]);
     assert.equal(early, "timeout", `training exited by itself (code ${String(early)}): ${stderr}`);
     child.kill("SIGKILL");
