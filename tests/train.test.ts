@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { generate } from "../src/generate/generate.js";
 import { unseenSpecialIds } from "../src/generate/suppress.js";
@@ -260,6 +260,89 @@ test("an existing model folder is not overwritten without --overwrite", () => {
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already holds files \(a model\).*--resume.*--overwrite/);
   assert.equal(cli([...base, "--overwrite"]).status, 0);
+});
+
+test("--overwrite replaces only a model folder; the user's files, the data and the current folder are refused", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  // the CLI run from any folder: tsx and the entry named by absolute paths
+  const anywhere = ["--import", import.meta.resolve("tsx"), resolve("src/cli/entry.ts")];
+  const run = (out: string, extra: string[] = [], cwd?: string) =>
+    spawnSync(process.execPath, [...anywhere, "train", "--data", data, ...small, "--max-steps", "2", "--out", out, ...extra], {
+      encoding: "utf8",
+      env: { ...process.env, MINIGPT_THREADS: "1" },
+      cwd,
+    });
+  const refused = (r: ReturnType<typeof run>, pattern: RegExp) => {
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.ok(!/\n\s+at /.test(r.stderr), `stack trace:\n${r.stderr}`);
+  };
+  // a folder with someone's files in it
+  const mine = join(dir, "mine");
+  mkdirSync(mine);
+  writeFileSync(join(mine, "thesis.tex"), "important");
+  refused(run(mine, ["--overwrite"]), /replaces only a model folder.*thesis\.tex/);
+  assert.equal(readFileSync(join(mine, "thesis.tex"), "utf8"), "important");
+  // the folder that holds the data, and the current folder
+  refused(run(dir, ["--overwrite"]), /holds the training data/);
+  refused(run(".", ["--overwrite"], mine), /is the current folder/);
+  assert.equal(readFileSync(join(mine, "thesis.tex"), "utf8"), "important");
+  assert.ok(existsSync(data));
+  // an --out below a file, and a file as --out: one line each
+  refused(run(join(data, "m")), /cannot create the model folder.*ENOTDIR/);
+  writeFileSync(join(dir, "afile"), "x");
+  refused(run(join(dir, "afile")), /is a file; give a folder/);
+  // a model folder is replaced; the data path is saved absolute, so --resume works from elsewhere
+  const model = join(dir, "model");
+  assert.equal(run(model).status, 0);
+  assert.equal(run(model, ["--overwrite"]).status, 0);
+  const resumed = spawnSync(process.execPath, [...anywhere, "train", "--out", model, "--resume", "--max-steps", "3"], {
+    encoding: "utf8",
+    env: { ...process.env, MINIGPT_THREADS: "1" },
+    cwd: mine,
+  });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  // a trained tokenizer never replaces a model's
+  const tok = cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", model]);
+  assert.equal(tok.status, 1);
+  assert.match(tok.stderr, /holds a model, whose tokenizer must stay/);
+});
+
+test("number flags outside their range, and shape flags --init would ignore, are one-line errors", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  const base = join(dir, "base");
+  assert.equal(cli(["train", "--data", data, ...small, "--max-steps", "2", "--out", base]).status, 0);
+  const cases: [string[], RegExp][] = [
+    [["train", "--lr", "-1"], /--lr must be > 0, got -1/],
+    [["train", "--beta1", "1"], /--beta1 must be >= 0 and < 1, got 1/],
+    [["train", "--grad-accum", "0"], /--grad-accum must be >= 1, got 0/],
+    [["train", "--threads", "100000"], /--threads must be 0 to \d+, got 100000/],
+    [["train", "--data", data, "--out", join(dir, "x"), "--min-lr", "0.1", "--lr", "0.01"], /--min-lr 0\.1 is above --lr 0\.01/],
+    [["generate", "--model", base, "--top-p", "1.5"], /--top-p must be > 0 and <= 1, got 1\.5/],
+    [["generate", "--model", base, "--temperature", "-1"], /--temperature must be >= 0, got -1/],
+    [["train", "--init", base, "--data", data, "--out", join(dir, "i"), "--n-embd", "32"], /--n-embd 32 does not apply with --init.*16/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = cli(args);
+    assert.equal(r.status, 1, `${args.join(" ")}: exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, pattern, args.join(" "));
+    assert.ok(!/\n\s+at /.test(r.stderr), `stack trace for ${args.join(" ")}:\n${r.stderr}`);
+  }
+});
+
+test("a character model of one line (no newline in its vocabulary) trains, samples and generates", () => {
+  const dir = tmp();
+  const data = join(dir, "line.txt");
+  writeFileSync(data, "Some notes on a single line. ".repeat(200));
+  const out = join(dir, "m");
+  const r = cli(["train", "--data", data, ...small.slice(0, -2), "--sample-tokens", "20", "--max-steps", "3", "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /sample:/);
+  const g = cli(["generate", "--model", out, "--max-new-tokens", "10"]);
+  assert.equal(g.status, 0, g.stderr);
+  assert.ok(g.stdout.length >= 10, g.stdout);
 });
 
 test("--init-partial loads matching tensors and reports skipped and new ones", () => {

@@ -5,7 +5,7 @@ import { attentionSpec, runAttention } from "./attention.js";
 import { chatSpec, runChat } from "./chat.js";
 import { evalSpec, runEval } from "./eval.js";
 import { explainStepSpec, runExplainStep } from "./explain.js";
-import { type CommandSpec, helpText } from "./flags.js";
+import { type CommandSpec, helpText, type ParsedFlags, parseFlags } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
 import { interactiveSpec, runInteractive } from "./interactive.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
@@ -46,18 +46,10 @@ function usage(): string {
   ].join("\n");
 }
 
-/** Pick the kernel backend from --backend/--threads (when the command has them). */
-async function selectBackend(argv: readonly string[]): Promise<void> {
-  const value = (name: string): string | undefined => {
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i] as string;
-      if (a === `--${name}`) return argv[i + 1];
-      if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
-    }
-    return undefined;
-  };
-  const requested = value("backend") ?? process.env.MINIGPT_BACKEND ?? "auto";
-  const threads = Number(value("threads") ?? 0) || undefined;
+/** Pick the kernel backend from --backend/--threads (validated by the command's flag table first). */
+async function selectBackend(flags: ParsedFlags): Promise<void> {
+  const requested = flags.has("backend") ? flags.string("backend") : (process.env.MINIGPT_BACKEND ?? "auto");
+  const threads = flags.int("threads") || undefined;
   if (requested === "ref" || requested === "wasm") {
     await useBackend(requested, { threads });
     return;
@@ -91,7 +83,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    if (command.spec.flags.some((f) => f.name === "backend")) await selectBackend(rest);
+    // flags are checked before the backend starts its threads (--threads 100000 is a typo, not a request)
+    if (command.spec.flags.some((f) => f.name === "backend")) await selectBackend(parseFlags(command.spec, rest));
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
