@@ -87,7 +87,7 @@ export {
   trainBpe,
   WordTokenizer,
 } from "./tokenizer/index.js";
-export { defaultTrainConfig, type TokenizerChoice, type TrainConfig } from "./train/config.js";
+export { defaultTrainConfig, isTokenizerChoice, TOKENIZER_CHOICES, type TokenizerChoice, type TrainConfig } from "./train/config.js";
 export { countingAccuracy, type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";

@@ -234,7 +234,7 @@ test("bad input gives one clear line, not a stack trace", () => {
     [["train", "--data", join(dir, "nope.txt")], /neither a file|does not exist|not found/i],
     [["train", "--bogus"], /unknown flag --bogus/],
     [["train", "--max-steps", "abc"], /--max-steps needs a whole number/],
-    [["train", "--tokenizer", "wordpiece"], /--tokenizer must be one of/],
+    [["train", "--tokenizer", "wordpiece"], /--tokenizer wordpiece is neither char, bpe, gpt2 nor a folder with a tokenizer\.json/],
     [["generate", "--model", join(dir, "missing")], /does not exist/],
     [["train", "--out", join(dir, "x"), "--resume"], /nothing to resume/],
   ];
@@ -343,6 +343,25 @@ test("a character model of one line (no newline in its vocabulary) trains, sampl
   const g = cli(["generate", "--model", out, "--max-new-tokens", "10"]);
   assert.equal(g.status, 0, g.stderr);
   assert.ok(g.stdout.length >= 10, g.stdout);
+});
+
+test("--tokenizer DIR trains with a tokenizer from minigpt tokenizer train, as it is", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  const tk = join(dir, "tk");
+  const t = cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", tk]);
+  assert.equal(t.status, 0, t.stderr);
+  const out = join(dir, "m");
+  const r = cli(["train", "--data", data, "--tokenizer", tk, ...small, "--max-steps", "2", "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /bpe tokenizer, 300 tokens/);
+  // the model folder's tokenizer is the trained one, token for token
+  const trained = JSON.parse(readFileSync(join(tk, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } };
+  const saved = JSON.parse(readFileSync(join(out, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } };
+  assert.deepEqual(saved.model.vocab, trained.model.vocab);
+  const folder = loadModelFolder(out);
+  assert.equal(folder.model.config.vocabSize, 300);
+  folder.model.dispose();
 });
 
 test("--init-partial loads matching tensors and reports skipped and new ones", () => {

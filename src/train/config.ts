@@ -2,12 +2,19 @@ import type { Activation } from "../nn/config.js";
 
 export type TokenizerChoice = "char" | "bpe" | "gpt2";
 
+export const TOKENIZER_CHOICES: readonly TokenizerChoice[] = ["char", "bpe", "gpt2"];
+
+export function isTokenizerChoice(s: string): s is TokenizerChoice {
+  return (TOKENIZER_CHOICES as readonly string[]).includes(s);
+}
+
 /** Everything a training run depends on; printed at start and stored in every checkpoint. */
 export interface TrainConfig {
   /** a text file, a folder of .txt files, or a built-in name (moby-dick, counting) */
   data: string;
   out: string;
-  tokenizer: TokenizerChoice;
+  /** char, bpe or gpt2; or a folder holding a tokenizer.json to use as it is (minigpt tokenizer train) */
+  tokenizer: TokenizerChoice | (string & {});
   /** target vocabulary of --tokenizer bpe */
   vocabSize: number;
   nLayer: number;

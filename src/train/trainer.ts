@@ -21,7 +21,7 @@ import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { RESUME_OVERRIDABLE, type TrainConfig } from "./config.js";
+import { isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
@@ -198,7 +198,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
       // the same data named from another folder is the same data
-      if (key === "data" && typeof value === "string" && resolve(value) === resolve(saved.data)) continue;
+      if ((key === "data" || key === "tokenizer") && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
       if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
         fail(
           `--resume continues the run in ${config.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
@@ -209,9 +209,18 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     config = { ...saved, ...allowed, out: config.out };
     tokenizer = loadTokenizer(config.out);
     earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
-  } else if (config.data !== "counting" && existsSync(config.data)) {
-    // saved as an absolute path, so that --resume works from any folder
-    config = { ...config, data: resolve(config.data) };
+  } else {
+    // paths are saved absolute, so that --resume works from any folder
+    if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
+    if (!isTokenizerChoice(config.tokenizer)) {
+      if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
+      if (!existsSync(join(config.tokenizer, "tokenizer.json")))
+        fail(
+          `--tokenizer ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
+        );
+      config = { ...config, tokenizer: resolve(config.tokenizer) };
+      tokenizer = loadTokenizer(config.tokenizer);
+    }
   }
   if (!resume && config.init) {
     initFolder = loadModelFolder(config.init);
@@ -256,7 +265,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     blockSize: config.blockSize,
     batchSize: config.batchSize,
     tokenizer,
-    tokenizerKind: config.tokenizer,
+    tokenizerKind: isTokenizerChoice(config.tokenizer) ? config.tokenizer : "char",
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
