@@ -323,6 +323,11 @@ test("number flags outside their range, and shape flags --init would ignore, are
     [["generate", "--model", base, "--top-p", "1.5"], /--top-p must be > 0 and <= 1, got 1\.5/],
     [["generate", "--model", base, "--temperature", "-1"], /--temperature must be >= 0, got -1/],
     [["train", "--init", base, "--data", data, "--out", join(dir, "i"), "--n-embd", "32"], /--n-embd 32 does not apply with --init.*16/],
+    // two flags that say the same thing differently: which one wins would be a guess
+    [["train", "--epochs", "2", "--max-steps", "5"], /--max-steps or as --epochs, not both/],
+    [["tokenize", "--model", base, "--tokenizer", "gpt2", "hi"], /--model DIR or --tokenizer gpt2, not both/],
+    [["explain-step", "--model", base, "--text", "the whale", "--data", data], /--text or --data, not both/],
+    [["analyze", "--model", base, "--block-size", "1000"], /--block-size 1000 is beyond the model's 16 positions/],
   ];
   for (const [args, pattern] of cases) {
     const r = cli(args);

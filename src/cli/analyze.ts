@@ -8,11 +8,12 @@ export const analyzeSpec: CommandSpec = {
   flags: [
     { name: "model", type: "string", default: "out", help: "model folder" },
     { name: "json", type: "bool", default: false, help: "print every figure as one JSON object" },
-    { name: "batch-size", type: "int", default: 12, help: "batch size B of the training-memory figure" },
+    { name: "batch-size", type: "int", default: 12, min: 1, help: "batch size B of the training-memory figure" },
     {
       name: "block-size",
       type: "int",
       default: 0,
+      min: 0,
       help: "tokens per sequence T of the training-memory figure (0 = the model's block size)",
     },
   ],
@@ -26,7 +27,8 @@ export async function runAnalyze(argv: readonly string[]): Promise<number> {
   try {
     const B = f.int("batch-size");
     const T = f.int("block-size") || model.config.blockSize;
-    if (B < 1 || T < 1) return fail("--batch-size and --block-size must be positive");
+    if (T > model.config.blockSize)
+      return fail(`--block-size ${T} is beyond the model's ${model.config.blockSize} positions; give at most ${model.config.blockSize}`);
     const analysis = analyzeModel(model, dir, { batchSize: B, blockSize: T });
     process.stdout.write(f.bool("json") ? `${JSON.stringify(analysis, null, 2)}\n` : `${formatAnalysis(analysis)}\n`);
     return 0;

@@ -99,6 +99,7 @@ export async function runExplainStep(argv: readonly string[]): Promise<number> {
   const dir = f.string("model");
   const { model, tokenizer } = loadModelFolder(dir);
   try {
+    if (f.string("text") && f.string("data")) fail("give the step's text with --text or --data, not both");
     let text = f.string("text");
     if (!text && f.string("data")) text = loadTextSource(f.string("data")).text;
     if (!text) fail('give the text of the training step: --text "..." or --data FILE');

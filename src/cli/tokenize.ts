@@ -20,6 +20,7 @@ export const tokenizeSpec: CommandSpec = {
 export async function runTokenize(argv: readonly string[]): Promise<number> {
   const f = parseFlags(tokenizeSpec, argv);
   let tokenizer: Tokenizer;
+  if (f.string("tokenizer") && f.has("model")) fail("give --model DIR or --tokenizer gpt2, not both");
   if (f.string("tokenizer") === "gpt2") tokenizer = gpt2Tokenizer();
   else if (f.string("model")) tokenizer = loadTokenizer(f.string("model"));
   else return fail("say which tokenizer: --model DIR (a trained model's) or --tokenizer gpt2");

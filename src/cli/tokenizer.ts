@@ -15,7 +15,7 @@ export const tokenizerSpec: CommandSpec = {
       default: "moby-dick",
       help: "text to learn merges from (a file, a folder of .txt, or a built-in name)",
     },
-    { name: "vocab-size", type: "int", default: 4096, help: "vocabulary size: 256 bytes + special tokens + learned merges" },
+    { name: "vocab-size", type: "int", default: 4096, min: 1, help: "vocabulary size: 256 bytes + special tokens + learned merges" },
     { name: "out", type: "string", default: "tokenizer", help: "folder to write tokenizer.json and tokenizer_config.json into" },
     { name: "overwrite", type: "bool", default: false, help: "replace a tokenizer already in --out (never a model's)" },
     {

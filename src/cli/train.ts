@@ -1,6 +1,7 @@
 import {
   backend,
   defaultTrainConfig,
+  fail,
   type GPT,
   generateTokens,
   sparkline,
@@ -127,6 +128,8 @@ export function trainConfigFromFlags(f: ParsedFlags): { config: TrainConfig; exp
     config[key] = value;
     if (f.has(spec.name)) explicit[key] = value;
   }
+  if (f.has("epochs") && f.has("max-steps") && f.float("epochs") > 0)
+    fail("give the length of the run as --max-steps or as --epochs, not both");
   if (f.has("epochs") && !f.has("max-steps")) config.maxSteps = 0;
   return { config: config as unknown as TrainConfig, explicit: explicit as Partial<TrainConfig> };
 }
