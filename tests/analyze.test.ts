@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { activationFloats, analyzeConfig, closedFormParameterCount, type ModelAnalysis } from "../src/analyze/analyze.js";
@@ -18,6 +17,7 @@ import { GPT } from "../src/nn/gpt.js";
 import { heap } from "../src/tensor/memory.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
+import { tempDir } from "./helpers.js";
 
 /** The issue's closed form, written out independently: V·d + P·d + L·(12d² + 13d) + 2d (n_inner = 4d). */
 const issueClosedForm = (V: number, P: number, L: number, d: number) => V * d + P * d + L * (12 * d * d + 13 * d) + 2 * d;
@@ -133,7 +133,7 @@ test("the activation count matches a real forward pass; activation gradients bou
 });
 
 test("minigpt analyze --json reads a model folder: tensors, files and training history", () => {
-  const dir = mkdtempSync(join(tmpdir(), "minigpt-analyze-"));
+  const dir = tempDir("minigpt-analyze-");
   const tok = CharTokenizer.fromText("hello world");
   const c = makeConfig({ vocabSize: tok.vocabSize, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 16 });
   const model = new GPT(c);

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { chatExample, chatTokenIds, encodeChat, withChatTokens } from "../src/data/chat.js";
@@ -22,8 +21,9 @@ import { CharTokenizer } from "../src/tokenizer/char.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import { defaultTrainConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
+import { tempDir } from "./helpers.js";
 
-const tmp = () => mkdtempSync(join(tmpdir(), "minigpt-chat-"));
+const tmp = () => tempDir("minigpt-chat-");
 const QA: [string, string][] = [
   ["what is your name?", "minigpt"],
   ["how are you?", "fine, thanks"],

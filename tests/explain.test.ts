@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { explainTrainingStep, traceForward } from "../src/explain/explain.js";
@@ -15,6 +14,7 @@ import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
+import { tempDir } from "./helpers.js";
 
 /** Reference attention weights [layer][head][t][s] by a plain float64 GPT-2 forward pass. */
 function referenceAttention(model: GPT, ids: number[]): number[][][][] {
@@ -138,7 +138,7 @@ test("explainTrainingStep: loss and gradient norms per layer, weights unchanged"
 });
 
 test("CLI: generate --explain, explain-step and attention --out on a tiny model", () => {
-  const dir = mkdtempSync(join(tmpdir(), "minigpt-explain-"));
+  const dir = tempDir("minigpt-explain-");
   const tok = CharTokenizer.fromText("the cat sat on the mat.");
   const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 16 }), 3);
   saveModel(model, dir);

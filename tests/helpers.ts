@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { MinigptError } from "../src/errors.js";
 
@@ -62,4 +63,20 @@ export function throwsUser(fn: () => unknown, ...patterns: RegExp[]): void {
     for (const p of patterns) assert.match(err.message, p);
     return true;
   });
+}
+
+const madeDirs: string[] = [];
+
+/**
+ * A fresh folder under the OS temp dir, removed when the test file's process exits (set
+ * MINIGPT_KEEP_TMP=1 to keep them for a look after a failure).
+ */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (madeDirs.length === 0 && !process.env.MINIGPT_KEEP_TMP)
+    process.on("exit", () => {
+      for (const d of madeDirs) rmSync(d, { recursive: true, force: true });
+    });
+  madeDirs.push(dir);
+  return dir;
 }

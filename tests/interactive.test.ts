@@ -4,9 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -17,12 +16,13 @@ import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
+import { tempDir } from "./helpers.js";
 
 const TSX = pathToFileURL(createRequire(resolve("package.json")).resolve("tsx/esm")).href;
 const ENTRY = resolve("src/cli/entry.ts");
 
 function setUp() {
-  const root = mkdtempSync(join(tmpdir(), "minigpt-interactive-"));
+  const root = tempDir("minigpt-interactive-");
   const tok = CharTokenizer.fromText("abcdefgh ijklmnop?!");
   for (const [name, seed] of [
     ["alpha", 1],
@@ -107,7 +107,7 @@ test("odd input never crashes: end of input anywhere, empty lines, unknown comma
     assert.equal(r.status, 0, `input ${JSON.stringify(input)}: ${r.stderr}`);
     assert.equal(r.stderr.trim(), "", `input ${JSON.stringify(input)}`);
   }
-  const empty = mkdtempSync(join(tmpdir(), "minigpt-interactive-empty-"));
+  const empty = tempDir("minigpt-interactive-empty-");
   const r = minigpt(empty, "1\n");
   assert.equal(r.status, 1);
   assert.match(r.stdout, /no model folders in .*train one with: minigpt train/);

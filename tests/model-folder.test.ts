@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadModel, saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
-import { throwsUser } from "./helpers.js";
+import { tempDir, throwsUser } from "./helpers.js";
 
-const tmp = () => mkdtempSync(join(tmpdir(), "minigpt-test-"));
+const tmp = () => tempDir("minigpt-test-");
 
 test("save -> load round-trips every tensor bit-exactly", () => {
   const model = new GPT(makeConfig({ vocabSize: 17, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 12, nInner: 20, activation: "relu" }), 7);

@@ -5,17 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { generate } from "../src/generate/generate.js";
 import { unseenSpecialIds } from "../src/generate/suppress.js";
 import { loadModelFolder } from "../src/io/folder.js";
 import { Rng } from "../src/random.js";
+import { tempDir } from "./helpers.js";
 
 const ENTRY = ["--import", "tsx", "src/cli/entry.ts"];
-const tmp = () => mkdtempSync(join(tmpdir(), "minigpt-train-"));
+const tmp = () => tempDir("minigpt-train-");
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [...ENTRY, ...args], { encoding: "utf8", env: { ...process.env, MINIGPT_THREADS: "1" } });
