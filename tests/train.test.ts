@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { test } from "node:test";
 import { generate } from "../src/generate/generate.js";
 import { unseenSpecialIds } from "../src/generate/suppress.js";
@@ -531,6 +531,28 @@ test("a loss that goes NaN stops training with a clear message and keeps the las
   const folder = loadModelFolder(out);
   for (const t of folder.model.params.values()) assert.ok(t.data.every(Number.isFinite), "the kept model is finite");
   folder.model.dispose();
+});
+
+test("--overwrite keeps the model it replaces until the new run ends well", () => {
+  const dir = tmp();
+  const data = smallCorpus(dir);
+  const out = join(dir, "m");
+  const base = ["train", "--data", data, ...small, "--max-steps", "3", "--out", out];
+  assert.equal(cli(base).status, 0);
+  const before = readFileSync(join(out, "model.safetensors"));
+  // a run that fails (its loss goes NaN) leaves the replaced model beside OUT and says where
+  const failed = cli([...base, "--overwrite", "--max-steps", "50", "--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "0"]);
+  assert.equal(failed.status, 1, failed.stderr);
+  const kept = /is kept in (\S+) \(rename it back/.exec(failed.stderr)?.[1];
+  assert.ok(kept, failed.stderr);
+  assert.deepEqual(readFileSync(join(kept, "model.safetensors")), before);
+  // a run that ends well removes it
+  const ok = cli([...base, "--overwrite"]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith("m.replaced-") && f !== basename(kept)),
+    [],
+  );
 });
 
 test("special tokens: the ones the data has as targets are recorded; generation never samples the others", () => {

@@ -7,7 +7,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renam
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
-import { fail, failFs } from "../errors.js";
+import { fail, failFs, MinigptError } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
@@ -147,8 +147,9 @@ function within(inner: string, outer: string): boolean {
  * Create OUT for a new run via a temporary sibling folder and one rename. An OUT that already holds
  * a model is never silently replaced: that is someone's training run. --overwrite replaces only a
  * model folder: never a folder with other files in it, the data, or the folder the user is in.
+ * Returns where the replaced model folder waits (null when there was none).
  */
-function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): void {
+function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): string | null {
   const abs = resolve(out);
   if (within(process.cwd(), abs)) fail(`--out ${out} is the current folder (or holds it); give a new folder for the model`);
   if (data && existsSync(data) && within(resolve(data), abs))
@@ -173,13 +174,14 @@ function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (
     mkdirSync(tmp, { recursive: true });
     fill(tmp);
     if (existsSync(abs)) {
-      const old = `${abs}.old-${process.pid}`;
-      renameSync(abs, old);
+      // the replaced model stays beside OUT until the new run has ended well (train() removes it)
+      const replaced = `${abs}.replaced-${process.pid}`;
+      renameSync(abs, replaced);
       renameSync(tmp, abs);
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(tmp, abs);
+      return replaced;
     }
+    renameSync(tmp, abs);
+    return null;
   } catch (e) {
     failFs(`cannot create the model folder ${out}`, e);
   }
@@ -399,11 +401,14 @@ export async function train(
     config: config as unknown as Record<string, unknown>,
     elapsedSeconds: elapsed,
   });
+  // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
+  // at step 2 on a typo'd flag must not have cost the user the model it replaced)
+  let replaced: string | null = null;
   if (!resumed) {
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
     // resumable from the first moment it exists.
-    prepareOutFolder(out, options.overwrite ?? false, config.data, (tmp) => {
+    replaced = prepareOutFolder(out, options.overwrite ?? false, config.data, (tmp) => {
       writeFileSync(join(tmp, "metrics.jsonl"), "");
       saveTokenizer(tmp, dataset.tokenizer);
       saveModel(model, tmp, info);
@@ -524,10 +529,15 @@ export async function train(
       // let signal handlers (Ctrl-C) run between steps
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
+  } catch (e) {
+    if (replaced && e instanceof MinigptError)
+      fail(`${e.message}. The model folder --overwrite replaced is kept in ${replaced} (rename it back to ${out} to restore it)`);
+    throw e;
   } finally {
     parallel?.dispose();
   }
   if (interrupted) checkpoint();
+  if (replaced) rmSync(replaced, { recursive: true, force: true });
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
   writeFileAtomic(
