@@ -8,7 +8,7 @@ export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
 export { type Dataset, loadDataset } from "./data/dataset.js";
-export { BUILTIN_TEXTS, loadTextSource, type TextSource } from "./data/text.js";
+export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
   loadModelFolder,

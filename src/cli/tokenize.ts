@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import { fail, gpt2Tokenizer, loadTokenizer, type Tokenizer } from "../index.js";
+import { fail, gpt2Tokenizer, loadTokenizer, readTextFile, type Tokenizer } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const tokenizeSpec: CommandSpec = {
@@ -26,11 +25,7 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
   else return fail("say which tokenizer: --model DIR (a trained model's) or --tokenizer gpt2");
   let text: string;
   if (f.string("file")) {
-    try {
-      text = readFileSync(f.string("file"), "utf8");
-    } catch {
-      return fail(`cannot read --file ${f.string("file")}`);
-    }
+    text = readTextFile(f.string("file"));
   } else if (f.positionals.length === 1) text = f.positionals[0] as string;
   else return fail('give the text to tokenize, e.g. minigpt tokenize --tokenizer gpt2 "Hello", or --file F');
   const ids = tokenizer.encode(text, { specialsAsText: f.bool("specials-as-text") });

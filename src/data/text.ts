@@ -128,5 +128,5 @@ export function readTextFile(path: string): string {
 }
 
 function checkNotEmpty(text: string, what: string): void {
-  if (text.trim() === "") fail(`${what} contains no text (empty or only whitespace); give some text to train on`);
+  if (text.trim() === "") fail(`${what} contains no text (empty or only whitespace); give a file with some text`);
 }
