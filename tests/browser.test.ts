@@ -19,6 +19,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { get_encoding } from "tiktoken";
 import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
 import type { ModelPageApi, ModelReport } from "./browser/model.js";
+import { fixtureFolders } from "./helpers.js";
 import { serve } from "./static-server.js";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -27,6 +28,7 @@ const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const SKIP_REASON = `${CHROMIUM} not found (apt-get install chromium): the browser test cannot run`;
 /** a page call that takes longer than this means the workers (or the page) stopped answering */
 const CALL_MS = 120_000;
+const FIXTURES = fixtureFolders();
 
 // ---- dist/ ---------------------------------------------------------------------------------------
 
@@ -134,7 +136,7 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
       if (!HAVE_CHROMIUM) return;
       try {
         notes = ensureBuilt();
-        server = await serve(ROOT);
+        server = await serve(ROOT, Object.fromEntries(FIXTURES.map(({ dir }, i) => [`/fixtures/${i}/`, dir])));
         const { port } = server.address() as AddressInfo;
         browser = await chromium.launch({ executablePath: CHROMIUM, timeout: 60_000 });
         page = await browser.newPage();
@@ -245,9 +247,10 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
       assert.deepEqual(problems, [], "errors in the page");
     });
   }
-  // the whole engine in the page: the repository's PyTorch fixtures (the server serves tests/fixtures)
-  const FIXTURES = readdirSync(join(ROOT, "tests/fixtures")).filter((n) => existsSync(join(ROOT, "tests/fixtures", n, "expected.json")));
-  for (const name of FIXTURES) {
+  // the whole engine in the page: every PyTorch fixture folder the Node test checks (tests/fixtures,
+  // ../shared/fixtures, MINIGPT_FIXTURES), each served at /fixtures/<i>/
+  FIXTURES.forEach(({ name }, i) => {
+    const base = `/fixtures/${i}/`;
     for (const threads of [1, 2]) {
       test(`fixture ${name} matches PyTorch in the page: logits, loss, gradients, AdamW steps (wasm, ${threads} thread${threads > 1 ? "s" : ""})`, async (t) => {
         if (!ready(t)) return;
@@ -256,8 +259,8 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
         let r: ModelReport;
         try {
           r = await within(
-            p.evaluate(([n, th]) => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.fixture(n, th), [
-              name,
+            p.evaluate(([b, th]) => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.fixture(b, th), [
+              base,
               threads,
             ] as const),
             CALL_MS,
@@ -281,7 +284,7 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
         assert.deepEqual(problems, [], "errors in the page");
       });
     }
-  }
+  });
 
   // data parallel on the page's main thread (which spins: it may not Atomics.wait) and inside a module
   // worker, where a web app would train (which waits and shares kernel halves as in Node)

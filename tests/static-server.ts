@@ -14,7 +14,11 @@ const MIME: Record<string, string> = {
   ".wasm": "application/wasm",
 };
 
-export function serve(root: string): Promise<Server> {
+/**
+ * Serve `root`, and each folder of `mounts` under its URL prefix ("/fixtures/0/" -> a folder outside
+ * root, e.g. ../shared/fixtures/gpt-tiny).
+ */
+export function serve(root: string, mounts: Record<string, string> = {}): Promise<Server> {
   const server = createServer((req, res) => {
     void (async () => {
       const headers = {
@@ -23,8 +27,11 @@ export function serve(root: string): Promise<Server> {
         "Cross-Origin-Resource-Policy": "same-origin",
         "Cache-Control": "no-store",
       };
-      const path = normalize(join(root, decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname)));
-      if (!path.startsWith(root + sep)) {
+      const urlPath = decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname);
+      const mount = Object.keys(mounts).find((prefix) => urlPath.startsWith(prefix));
+      const base = mount ? (mounts[mount] as string) : root;
+      const path = normalize(join(base, mount ? urlPath.slice(mount.length) : urlPath));
+      if (!path.startsWith(base + sep)) {
         res.writeHead(403, headers).end();
         return;
       }

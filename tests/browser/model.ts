@@ -1,5 +1,5 @@
 // The page script of tests/browser/model.html (compiled by tsc to dist/tests/browser/model.js): the
-// whole engine in a browser. `fixture` fetches a PyTorch fixture folder (tests/fixtures/NAME) over
+// whole engine in a browser. `fixture` fetches a PyTorch fixture folder (served at /fixtures/<i>/) over
 // HTTP, builds the model on the wasm backend (its Web Workers when threads > 1) and runs
 // tests/fixture-check.ts: logits, loss, every gradient and the weights after AdamW steps against
 // PyTorch's. `backends` holds a wider model's step on split kernels against ref, `dataParallel`
@@ -33,8 +33,8 @@ export interface BackendsReport {
 }
 
 export interface ModelPageApi {
-  /** run the fixture tests/fixtures/NAME on the wasm backend with `threads` threads */
-  fixture(name: string, threads: number): Promise<ModelReport>;
+  /** run the fixture folder served at URL path `base` ("/fixtures/0/") on the wasm backend with `threads` threads */
+  fixture(base: string, threads: number): Promise<ModelReport>;
   /**
    * One training step's loss and gradients of a model big enough that its kernels are split over
    * the Web Workers (256 wide, 512 rows a batch), on the wasm backend with `threads` threads against
@@ -99,8 +99,7 @@ const api: ModelPageApi = {
     }
   },
 
-  async fixture(name, threads) {
-    const base = `/tests/fixtures/${name}/`;
+  async fixture(base, threads) {
     const [config, weights, expected, json, batch] = await Promise.all([
       fetchJson(`${base}config.json`),
       fetchBytes(`${base}model.safetensors`),
