@@ -225,7 +225,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     }
     if (n > 0 && config.data !== "counting")
       printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
-    console.error(`next: minigpt generate --model ${config.out} --prompt "..."`);
+    // the counting task's vocabulary is numbers: "..." would not encode there
+    const promptHint = config.data === "counting" ? "3 4 5" : "...";
+    console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
     return 0;
   } finally {
     process.off("SIGINT", onSigint);
