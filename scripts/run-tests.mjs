@@ -26,7 +26,16 @@ if (files.length === 0) {
 const TEST_TIMEOUT_MS = 15 * 60_000;
 const r = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=1", `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
+  [
+    "--import",
+    "tsx",
+    "--import",
+    "./scripts/exit-guard.mjs",
+    "--test",
+    "--test-concurrency=1",
+    `--test-timeout=${TEST_TIMEOUT_MS}`,
+    ...files,
+  ],
   { stdio: "inherit" },
 );
 if (r.error) console.error(`could not run the tests: ${r.error.message}`);
