@@ -262,6 +262,9 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     tokenizer = extended.tokenizer;
     chatTokensAdded = extended.added;
   }
+  // said here with the flags' names (makeConfig would say it with the config's)
+  if (!initFolder && config.nEmbd % config.nHead !== 0)
+    fail(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead} (each head gets n-embd / n-head channels)`);
   const dataset = loadDataset({
     data: config.data,
     blockSize: config.blockSize,
