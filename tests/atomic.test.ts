@@ -7,15 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { Rng } from "../src/random.js";
+import { tempDir } from "./helpers.js";
 
 const SIZE = 32 << 20;
-const root = mkdtempSync(join(tmpdir(), "minigpt-atomic-"));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir("minigpt-atomic-");
 
 /** the writer: prints "ready" and then rewrites `path` with byte 1, 2, 3, ... until killed */
 const WRITER = `

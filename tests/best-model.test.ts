@@ -10,10 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { loadDataset } from "../src/data/dataset.js";
 import { loadModelFolder } from "../src/io/folder.js";
 import { loadModel } from "../src/io/hf.js";
@@ -21,22 +20,12 @@ import { readSafetensorsFile } from "../src/io/safetensors-file.js";
 import type { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
+import { tempDir, wordCorpus } from "./helpers.js";
 
-const root = mkdtempSync(join(tmpdir(), "minigpt-best-"));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir("minigpt-best-");
 
 const SEED = 1337; // the default --seed; the trainer's val batches come from Rng(seed + 3)
 const [BLOCK, BATCH, EVAL_STEPS] = [16, 4, 2];
-
-function corpus(): string {
-  const rng = new Rng(5);
-  const words = ["the", "whale", "sea", "ship", "captain", "white", "ahab", "call", "me", "ishmael", "and", "of", "a", "to"];
-  let text = "";
-  while (text.length < 6000) text += `${Array.from({ length: 4 + rng.int(8) }, () => words[rng.int(words.length)]).join(" ")}.\n`;
-  const file = join(root, "corpus.txt");
-  writeFileSync(file, text);
-  return file;
-}
 
 function trainRun(data: string, out: string, steps: number): void {
   const flags = [
@@ -89,7 +78,7 @@ function valLoss(model: GPT, data: string, out: string): number {
 }
 
 test("the top-level model is the lowest-validation-loss model of the run, not the last", () => {
-  const data = corpus();
+  const data = wordCorpus(root);
   const out = join(root, "run");
   trainRun(data, out, 60);
 

@@ -7,10 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { get_encoding } from "tiktoken";
 import { main } from "../src/cli/main.js";
 import { loadDataset } from "../src/data/dataset.js";
@@ -20,9 +19,9 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
+import { tempDir, wordCorpus } from "./helpers.js";
 
-const root = mkdtempSync(join(tmpdir(), "minigpt-climisc-"));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir("minigpt-climisc-");
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", ...args], {
@@ -115,16 +114,6 @@ test("selftest passes", () => {
 const MODEL = { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 };
 const SEED = 1337; // the default --seed: init from it, training batches from Rng(seed + 1)
 
-function corpus(): string {
-  const rng = new Rng(5);
-  const words = ["the", "whale", "sea", "ship", "captain", "white", "ahab", "call", "me", "ishmael", "and", "of", "a", "to"];
-  let text = "";
-  while (text.length < 5000) text += `${Array.from({ length: 4 + rng.int(8) }, () => words[rng.int(words.length)]).join(" ")}.\n`;
-  const file = join(root, "corpus.txt");
-  writeFileSync(file, text);
-  return file;
-}
-
 function trainArgs(data: string, out: string, batch: number, accum: number, steps: number): string[] {
   return [
     ["train", "--data", data, "--out", out],
@@ -147,7 +136,7 @@ test("--grad-accum 2 --batch-size 2 takes the same steps as --grad-accum 1 --bat
   // The trainer draws every micro-batch from one data PRNG, row after row, so two micro-batches of 2
   // rows are the same 4 rows as one batch of 4; with dropout 0 and one thread the steps agree up to
   // float rounding (the mean of two 2-row means vs one 4-row mean).
-  const data = corpus();
+  const data = wordCorpus(root, 5000);
   const steps = 3;
   const whole = join(root, "whole");
   const accum = join(root, "accum");
@@ -209,7 +198,7 @@ test("--grad-accum 2 --batch-size 2 takes the same steps as --grad-accum 1 --bat
 });
 
 test("--resume with a changed model setting is a one-line error; a longer --max-steps is allowed", () => {
-  const data = corpus();
+  const data = wordCorpus(root, 5000);
   const out = join(root, "resumed");
   const first = cli(trainArgs(data, out, 2, 1, 2));
   assert.equal(first.status, 0, first.stderr);

@@ -9,10 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { saveTokenizer } from "../src/io/folder.js";
 import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
@@ -21,9 +20,9 @@ import { Rng } from "../src/random.js";
 import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { evaluateIds } from "../src/train/evaluate.js";
+import { tempDir } from "./helpers.js";
 
-const root = mkdtempSync(join(tmpdir(), "minigpt-evalloss-"));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir("minigpt-evalloss-");
 
 const T = 16;
 // 19 full windows + a 6-token one: 19·16 + 6 targets, so 19·16 + 7 tokens

@@ -7,10 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { explainTrainingStep } from "../src/explain/explain.js";
 import { saveTokenizer } from "../src/io/folder.js";
 import { saveModel } from "../src/io/hf.js";
@@ -18,9 +17,9 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
+import { tempDir } from "./helpers.js";
 
-const root = mkdtempSync(join(tmpdir(), "minigpt-explainstep-"));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir("minigpt-explainstep-");
 
 const TEXT = "call me ishmael. some years ago, never mind how long precisely, having little money in my purse";
 const T = 16;

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { MinigptError } from "../src/errors.js";
+import { Rng } from "../src/random.js";
 
 /**
  * Every fixture folder to check: the copies in tests/fixtures (so a fresh clone has them),
@@ -79,4 +80,21 @@ export function tempDir(prefix: string): string {
     });
   madeDirs.push(dir);
   return dir;
+}
+
+/**
+ * DIR/corpus.txt: a deterministic text of short sentences over 14 words, at least `minChars` long
+ * (a few KB, so CLI training runs take seconds); returns its path.
+ */
+export function wordCorpus(dir: string, minChars = 6000): string {
+  const rng = new Rng(5);
+  const words = ["the", "whale", "sea", "ship", "captain", "white", "ahab", "call", "me", "ishmael", "and", "of", "a", "to"];
+  let text = "";
+  while (text.length < minChars) {
+    const n = 4 + rng.int(8);
+    text += `${Array.from({ length: n }, () => words[rng.int(words.length)]).join(" ")}.\n`;
+  }
+  const file = join(dir, "corpus.txt");
+  writeFileSync(file, text);
+  return file;
 }

@@ -12,28 +12,25 @@ import { generate } from "../src/generate/generate.js";
 import { unseenSpecialIds } from "../src/generate/suppress.js";
 import { loadModelFolder } from "../src/io/folder.js";
 import { Rng } from "../src/random.js";
-import { tempDir } from "./helpers.js";
+import { tempDir, wordCorpus } from "./helpers.js";
 
-const ENTRY = ["--import", "tsx", "src/cli/entry.ts"];
+// the CLI from source, by absolute paths, so that it runs from any working folder
+const ENTRY = ["--import", import.meta.resolve("tsx"), resolve("src/cli/entry.ts")];
 const tmp = () => tempDir("minigpt-train-");
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...ENTRY, ...args], { encoding: "utf8", env: { ...process.env, MINIGPT_THREADS: "1" } });
+function cli(args: string[], cwd?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [...ENTRY, ...args], { encoding: "utf8", env: { ...process.env, MINIGPT_THREADS: "1" }, cwd });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A small deterministic text (a few KB) so runs take seconds. */
-function smallCorpus(dir: string): string {
-  const rng = new Rng(5);
-  const words = ["the", "whale", "sea", "ship", "captain", "white", "ahab", "call", "me", "ishmael", "and", "of", "a", "to"];
-  let text = "";
-  while (text.length < 6000) {
-    const n = 4 + rng.int(8);
-    text += `${Array.from({ length: n }, () => words[rng.int(words.length)]).join(" ")}.\n`;
+/** each command exits 1 with one line matching its pattern, never a stack trace */
+function assertUserErrors(cases: [string[], RegExp][]): void {
+  for (const [args, pattern] of cases) {
+    const r = cli(args);
+    assert.equal(r.status, 1, `${args.join(" ")}: exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, pattern, args.join(" "));
+    assert.ok(!/\n\s+at /.test(r.stderr), `stack trace for ${args.join(" ")}:\n${r.stderr}`);
   }
-  const file = join(dir, "corpus.txt");
-  writeFileSync(file, text);
-  return file;
 }
 
 const small = [
@@ -112,7 +109,7 @@ function latestWeights(out: string): string {
 
 test("resume after SIGKILL is bit-identical to an uninterrupted run (dropout 0.1)", async () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const common = [
     "--data",
     data,
@@ -180,7 +177,7 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
 
 test("crash safety: 20 SIGKILLs at random moments never leave the folder unloadable or unresumable", async () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const out = join(dir, "run");
   const args = ["train", "--data", data, ...small, "--max-steps", "100000", "--eval-interval", "7", "--checkpoint-interval", "5"];
   const rng = new Rng(99);
@@ -242,17 +239,12 @@ test("bad input gives one clear line, not a stack trace", () => {
   cases.push([["train", "--data", join(dir, "short.txt"), "--out", join(dir, "s")], /lower --block-size or give more text/]);
   writeFileSync(join(dir, "bin.txt"), Buffer.from([0x48, 0x00, 0x01, 0xff, 0xfe]));
   cases.push([["train", "--data", join(dir, "bin.txt"), "--out", join(dir, "b")], /binary|UTF-8/i]);
-  for (const [args, pattern] of cases) {
-    const r = cli(args);
-    assert.equal(r.status, 1, `${args.join(" ")}: exit ${r.status}\n${r.stderr}`);
-    assert.match(r.stderr, pattern, args.join(" "));
-    assert.ok(!/\n\s+at /.test(r.stderr), `stack trace for ${args.join(" ")}:\n${r.stderr}`);
-  }
+  assertUserErrors(cases);
 });
 
 test("an existing model folder is not overwritten without --overwrite", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const out = join(dir, "m");
   const base = ["train", "--data", data, ...small, "--max-steps", "3", "--eval-interval", "3", "--out", out];
   assert.equal(cli(base).status, 0);
@@ -264,15 +256,9 @@ test("an existing model folder is not overwritten without --overwrite", () => {
 
 test("--overwrite replaces only a model folder; the user's files, the data and the current folder are refused", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
-  // the CLI run from any folder: tsx and the entry named by absolute paths
-  const anywhere = ["--import", import.meta.resolve("tsx"), resolve("src/cli/entry.ts")];
+  const data = wordCorpus(dir);
   const run = (out: string, extra: string[] = [], cwd?: string) =>
-    spawnSync(process.execPath, [...anywhere, "train", "--data", data, ...small, "--max-steps", "2", "--out", out, ...extra], {
-      encoding: "utf8",
-      env: { ...process.env, MINIGPT_THREADS: "1" },
-      cwd,
-    });
+    cli(["train", "--data", data, ...small, "--max-steps", "2", "--out", out, ...extra], cwd);
   const refused = (r: ReturnType<typeof run>, pattern: RegExp) => {
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, pattern);
@@ -297,11 +283,7 @@ test("--overwrite replaces only a model folder; the user's files, the data and t
   const model = join(dir, "model");
   assert.equal(run(model).status, 0);
   assert.equal(run(model, ["--overwrite"]).status, 0);
-  const resumed = spawnSync(process.execPath, [...anywhere, "train", "--out", model, "--resume", "--max-steps", "3"], {
-    encoding: "utf8",
-    env: { ...process.env, MINIGPT_THREADS: "1" },
-    cwd: mine,
-  });
+  const resumed = cli(["train", "--out", model, "--resume", "--max-steps", "3"], mine);
   assert.equal(resumed.status, 0, resumed.stderr);
   // a trained tokenizer never replaces a model's
   const tok = cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", model]);
@@ -311,7 +293,7 @@ test("--overwrite replaces only a model folder; the user's files, the data and t
 
 test("number flags outside their range, and shape flags --init would ignore, are one-line errors", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const base = join(dir, "base");
   assert.equal(cli(["train", "--data", data, ...small, "--max-steps", "2", "--out", base]).status, 0);
   const cases: [string[], RegExp][] = [
@@ -330,12 +312,7 @@ test("number flags outside their range, and shape flags --init would ignore, are
     [["explain-step", "--model", base, "--text", "the whale", "--data", data], /--text or --data, not both/],
     [["analyze", "--model", base, "--block-size", "1000"], /--block-size 1000 is beyond the model's 16 positions/],
   ];
-  for (const [args, pattern] of cases) {
-    const r = cli(args);
-    assert.equal(r.status, 1, `${args.join(" ")}: exit ${r.status}\n${r.stderr}`);
-    assert.match(r.stderr, pattern, args.join(" "));
-    assert.ok(!/\n\s+at /.test(r.stderr), `stack trace for ${args.join(" ")}:\n${r.stderr}`);
-  }
+  assertUserErrors(cases);
 });
 
 test("a character model of one line (no newline in its vocabulary) trains, samples and generates", () => {
@@ -353,7 +330,7 @@ test("a character model of one line (no newline in its vocabulary) trains, sampl
 
 test("--tokenizer DIR trains with a tokenizer from minigpt tokenizer train, as it is", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const tk = join(dir, "tk");
   const t = cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", tk]);
   assert.equal(t.status, 0, t.stderr);
@@ -372,7 +349,7 @@ test("--tokenizer DIR trains with a tokenizer from minigpt tokenizer train, as i
 
 test("--init-partial loads matching tensors and reports skipped and new ones", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const base = join(dir, "base");
   assert.equal(cli(["train", "--data", data, ...small, "--max-steps", "3", "--eval-interval", "3", "--out", base]).status, 0);
   // one more layer and a longer context: wpe changes shape, h.2 is new, everything else loads
@@ -426,7 +403,7 @@ test("--init-partial loads matching tensors and reports skipped and new ones", (
 
 test("Ctrl-C (SIGINT) saves a checkpoint at the current step and exits cleanly", async () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const out = join(dir, "int");
   const child = spawn(
     process.execPath,
@@ -469,7 +446,7 @@ test("Ctrl-C (SIGINT) saves a checkpoint at the current step and exits cleanly",
 
 test("--tokenizer bpe and gpt2 work end to end: train, generate, eval with bits_per_byte", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   for (const [kind, extra] of [
     ["bpe", ["--vocab-size", "300"]],
     ["gpt2", []],
@@ -508,7 +485,7 @@ test("--tokenizer bpe and gpt2 work end to end: train, generate, eval with bits_
 
 test("a loss that goes NaN stops training with a clear message and keeps the last good checkpoint", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const out = join(dir, "nan");
   const r = cli([
     "train",
@@ -536,7 +513,7 @@ test("a loss that goes NaN stops training with a clear message and keeps the las
 
 test("--overwrite keeps the model it replaces until the new run ends well", () => {
   const dir = tmp();
-  const data = smallCorpus(dir);
+  const data = wordCorpus(dir);
   const out = join(dir, "m");
   const base = ["train", "--data", data, ...small, "--max-steps", "3", "--out", out];
   assert.equal(cli(base).status, 0);
@@ -558,7 +535,7 @@ test("--overwrite keeps the model it replaces until the new run ends well", () =
 
 test("special tokens: the ones the data has as targets are recorded; generation never samples the others", () => {
   const dir = tmp();
-  const plain = smallCorpus(dir);
+  const plain = wordCorpus(dir);
   const docs = join(dir, "docs.txt");
   writeFileSync(docs, readFileSync(plain, "utf8").replaceAll(".\n", ".\n<|endoftext|>"));
   for (const [data, want] of [

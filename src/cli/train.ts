@@ -235,8 +235,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
 }
 
 function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): void {
-  const start = startPrompt(tokenizer);
-  const prompt = start.ids;
+  const prompt = startPrompt(tokenizer).ids;
   console.error("sample:");
   const ids: number[] = [];
   let printed = "";
