@@ -218,6 +218,32 @@ test("a scripted chat session with piped stdin: expected turns, commands, odd in
   );
   assert.ok(lines.includes("(conversation cleared)"), r.stdout);
   assert.ok(!r.stdout.includes("never read"), "input after /quit is not read");
+  assert.ok(!r.stderr.includes("not fine-tuned for chat"), r.stderr);
+});
+
+test("chat with a model never fine-tuned for chat says so, and how to fine-tune it", async () => {
+  const dir = tmp();
+  const data = join(dir, "plain.txt");
+  writeFileSync(data, ALPHABET.repeat(40));
+  const out = join(dir, "plain");
+  const result = await train({
+    ...defaultTrainConfig,
+    data,
+    out,
+    blockSize: 16,
+    nLayer: 1,
+    nHead: 2,
+    nEmbd: 16,
+    maxSteps: 2,
+    evalSteps: 1,
+  });
+  result.model.dispose();
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", "chat", "--model", out, "--backend", "ref"], {
+    input: "/quit\n",
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /was not fine-tuned for chat .*minigpt train --chat conversations\.jsonl --init/);
 });
 
 test("history is trimmed to the context: oldest turns dropped first, with a notice", () => {
