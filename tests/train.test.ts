@@ -285,6 +285,10 @@ test("--overwrite replaces only a model folder; the user's files, the data and t
   assert.equal(run(model, ["--overwrite"]).status, 0);
   const resumed = cli(["train", "--out", model, "--resume", "--max-steps", "3"], mine);
   assert.equal(resumed.status, 0, resumed.stderr);
+  // resuming a run that is already there says so
+  const again = cli(["train", "--out", model, "--resume", "--max-steps", "3"]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /already at step 3, not below --max-steps 3: nothing to train/);
   // a trained tokenizer never replaces a model's
   const tok = cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", model]);
   assert.equal(tok.status, 1);
@@ -323,6 +327,7 @@ test("a character model of one line (no newline in its vocabulary) trains, sampl
   const r = cli(["train", "--data", data, ...small.slice(0, -2), "--sample-tokens", "20", "--max-steps", "3", "--out", out]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /sample:/);
+  assert.match(r.stderr, /hint: --warmup-steps 100 is not below the run's 3 steps/);
   const g = cli(["generate", "--model", out, "--max-new-tokens", "10"]);
   assert.equal(g.status, 0, g.stderr);
   assert.ok(g.stdout.length >= 10, g.stdout);
