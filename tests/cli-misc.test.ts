@@ -11,7 +11,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { get_encoding } from "tiktoken";
+import { parseFlags } from "../src/cli/flags.js";
 import { main } from "../src/cli/main.js";
+import { configAsFlags, trainConfigFromFlags, trainSpec } from "../src/cli/train.js";
 import { loadDataset } from "../src/data/dataset.js";
 import { loadTokenizer } from "../src/io/folder.js";
 import { readSafetensorsFile } from "../src/io/safetensors-file.js";
@@ -19,6 +21,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
+import type { TrainConfig } from "../src/train/config.js";
 import { tempDir, wordCorpus } from "./helpers.js";
 
 const root = tempDir("minigpt-climisc-");
@@ -71,8 +74,51 @@ test("an unknown command: exit 1, the error on the first line of stderr, no stac
   const r = cli(["trian", "--max-steps", "3"]);
   assert.equal(r.status, 1);
   assert.equal(r.stdout, "");
-  assert.equal(r.stderr.split("\n")[0], 'minigpt: unknown command "trian"');
+  assert.equal(r.stderr, 'minigpt: unknown command "trian" (did you mean "train"?); minigpt --help lists the commands\n');
   assert.ok(noStackTrace(r.stderr), r.stderr);
+  const far = cli(["xyzzy"]);
+  assert.equal(far.status, 1);
+  assert.equal(far.stderr, 'minigpt: unknown command "xyzzy"; minigpt --help lists the commands\n');
+});
+
+test("a mistyped flag names the flag it most likely meant", () => {
+  const spec = { name: "train", summary: "", usage: "", flags: trainSpec.flags };
+  const cases: [string, string | null][] = [
+    ["--lrr", "--lr"],
+    ["--max-step", "--max-steps"],
+    ["--batchsize", "--batch-size"],
+    ["--n-layers", "--n-layer"],
+    ["--nlayer", "--n-layer"],
+    ["--zzzzzz", null],
+  ];
+  for (const [typo, meant] of cases) {
+    assert.throws(
+      () => parseFlags(spec, [typo, "1"]),
+      (e: Error) => {
+        assert.match(e.message, new RegExp(`^unknown flag ${typo} for minigpt train`));
+        if (meant === null) assert.doesNotMatch(e.message, /did you mean/);
+        else assert.ok(e.message.includes(`(did you mean ${meant}?)`), `${typo}: ${e.message}`);
+        return true;
+      },
+    );
+  }
+});
+
+test("train's config line is the flags that give the same config (split by a real shell)", () => {
+  const base = trainConfigFromFlags(parseFlags(trainSpec, [])).config;
+  const variants: TrainConfig[] = [
+    base,
+    { ...base, data: join(root, "my notes/it's here.txt"), nLayer: 3, lr: 3e-4, initPartial: true, init: "/tmp/a b", chat: "c.jsonl" },
+    { ...base, maxSteps: 0, epochs: 2.5, dropout: 0.1, specialsAsText: true },
+  ];
+  for (const want of variants) {
+    const line = configAsFlags(want);
+    const sh = spawnSync("sh", ["-c", `printf '%s\\0' ${line}`], { encoding: "utf8" });
+    assert.equal(sh.status, 0, sh.stderr);
+    const words = sh.stdout.split("\0").slice(0, -1);
+    const got = trainConfigFromFlags(parseFlags(trainSpec, words)).config;
+    assert.deepEqual(got, want, line);
+  }
 });
 
 test("tokenize --tokenizer gpt2 gives tiktoken's ids (special tokens recognized, or as text with --specials-as-text)", () => {

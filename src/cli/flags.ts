@@ -89,10 +89,11 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
       inline = "false";
     }
     if (!flag) {
-      const near = spec.flags.map((f) => f.name).filter((n) => n.includes(name) || name.includes(n));
-      fail(
-        `unknown flag --${name} for minigpt ${spec.name}${near.length > 0 ? ` (did you mean --${near[0]}?)` : ""}; see minigpt ${spec.name} --help`,
+      const near = nearest(
+        name,
+        spec.flags.map((f) => f.name),
       );
+      fail(`unknown flag --${name} for minigpt ${spec.name}${near ? ` (did you mean --${near}?)` : ""}; see minigpt ${spec.name} --help`);
     }
     let raw: string;
     if (flag.type === "bool") {
@@ -183,4 +184,39 @@ export function helpText(spec: CommandSpec): string {
   lines.push(`${"  --help".padEnd(width)}show this help`);
   if (spec.examples && spec.examples.length > 0) lines.push("", "examples:", ...spec.examples.map((e) => `  ${e}`));
   return lines.join("\n");
+}
+
+/** edit distance (insertions, deletions, substitutions, and swaps of neighbours: "trian" is 1 from "train") */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Number.POSITIVE_INFINITY;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = v;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/**
+ * The candidate a mistyped name most likely meant, or undefined: one that contains it or is contained
+ * in it (--max-step, --steps), else the closest within a third of its length in edits.
+ */
+export function nearest(name: string, candidates: readonly string[]): string | undefined {
+  const inside = candidates.find((c) => c.includes(name) || name.includes(c));
+  if (inside !== undefined && name.length >= 2) return inside;
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.floor(name.length / 3)) + 1;
+  for (const c of candidates) {
+    const dist = editDistance(name, c);
+    if (dist < bestD) {
+      best = c;
+      bestD = dist;
+    }
+  }
+  return best;
 }

@@ -1,11 +1,14 @@
-import { MinigptError, useBackend } from "../index.js";
 /** `minigpt <command> [flags]`: dispatch, backend selection, and one-line errors. */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MinigptError, useBackend } from "../index.js";
 import { analyzeSpec, runAnalyze } from "./analyze.js";
 import { attentionSpec, runAttention } from "./attention.js";
 import { chatSpec, runChat } from "./chat.js";
 import { evalSpec, runEval } from "./eval.js";
 import { explainStepSpec, runExplainStep } from "./explain.js";
-import { type CommandSpec, helpText, type ParsedFlags, parseFlags } from "./flags.js";
+import { type CommandSpec, helpText, nearest, type ParsedFlags, parseFlags } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
 import { interactiveSpec, runInteractive } from "./interactive.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
@@ -46,6 +49,21 @@ function usage(): string {
   ].join("\n");
 }
 
+/**
+ * minigpt's version, from the package.json above this file (src/cli/ under tsx, dist/src/cli/ when
+ * built; installed packages keep package.json at their root).
+ */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 5; up++, dir = dirname(dir)) {
+    const file = join(dir, "package.json");
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+    if (pkg.name === "minigpt" && typeof pkg.version === "string") return pkg.version;
+  }
+  return "(unknown version: package.json not found)";
+}
+
 /** Pick the kernel backend from --backend/--threads (validated by the command's flag table first). */
 async function selectBackend(flags: ParsedFlags): Promise<void> {
   const requested = flags.has("backend") ? flags.string("backend") : (process.env.MINIGPT_BACKEND ?? "auto");
@@ -70,12 +88,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (name === "--version") {
-    console.log("minigpt 0.1.0");
+    console.log(`minigpt ${packageVersion()}`);
     return 0;
   }
   const command = commands.find((c) => c.spec.name === name);
   if (!command) {
-    console.error(`minigpt: unknown command "${name}"\n\n${usage()}`);
+    const near = nearest(
+      name,
+      commands.map((c) => c.spec.name),
+    );
+    console.error(`minigpt: unknown command "${name}"${near ? ` (did you mean "${near}"?)` : ""}; minigpt --help lists the commands`);
     return 1;
   }
   if (rest.includes("--help") || rest.includes("-h")) {

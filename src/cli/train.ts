@@ -164,7 +164,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           console.error(
             `minigpt train: ${info.resumedFrom !== null ? `resuming ${c.out} at step ${info.resumedFrom}` : `new run in ${c.out}`}`,
           );
-          console.error(`config: ${JSON.stringify(c)}`);
+          console.error(`config: ${configAsFlags(c)}`);
           console.error(
             `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
           );
@@ -249,4 +249,25 @@ function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: r
     }
   }
   process.stdout.write("\n");
+}
+
+/** a value as one shell word: as is when it is safe unquoted, else in single quotes */
+function shellWord(v: string): string {
+  return /^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The resolved config as the train flags that give it (a line one can copy): every field is the
+ * flag of the same name in kebab case; false switches, empty strings and the unused one of
+ * --max-steps / --epochs (0) are left out.
+ */
+export function configAsFlags(c: TrainConfig): string {
+  const words: string[] = [];
+  for (const [key, value] of Object.entries(c) as [string, unknown][]) {
+    const flag = `--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`;
+    if (value === false || value === "") continue;
+    if ((key === "epochs" || key === "maxSteps") && value === 0) continue;
+    words.push(value === true ? flag : `${flag} ${shellWord(String(value))}`);
+  }
+  return words.join(" ");
 }
