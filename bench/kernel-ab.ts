@@ -134,7 +134,8 @@ if (custom.length === 0) {
     const lse = alloc(B * nh * T);
     const dqkv = alloc(B * T * 3 * AC);
     const dout = filled(B * T * AC);
-    const as = alloc((first.attentionScratchBytes?.(T, AC, nh) ?? 0) / 4 + 64);
+    // the most scratch any build asks for (a build may lay its scratch out differently)
+    const as = alloc(Math.max(...builds.map((k) => k.attentionScratchBytes?.(T, AC, nh) ?? 0)) / 4 + 64);
     const af = 4 * B * nh * T * T * (AC / nh); // as if not causal
     cases.push({
       label: `attention forward, ${shape} (GF/s as if dense)`,
