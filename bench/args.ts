@@ -17,13 +17,14 @@ export function arg(name: string, fallback: string): string {
  */
 export function expectArgs(script: string, valued: string[], switches: string[] = [], positional = false): void {
   const argv = process.argv.slice(2);
-  const known = [...valued.map((n) => `--${n} VALUE`), ...switches.map((n) => `--${n}`)].join(" ");
+  const flags = [...valued.map((n) => `--${n} VALUE`), ...switches.map((n) => `--${n}`)].join(" ");
+  const known = flags === "" ? "it takes none" : `flags: ${flags}`;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const name = a.startsWith("--") ? (a.slice(2).split("=")[0] as string) : null;
     if (name === null) {
       if (positional) continue;
-      console.error(`${script}: unexpected argument "${a}" (flags: ${known})`);
+      console.error(`${script}: unexpected argument "${a}" (${known})`);
       process.exit(2);
     }
     if (switches.includes(name) && !a.includes("=")) continue;
@@ -37,7 +38,7 @@ export function expectArgs(script: string, valued: string[], switches: string[] 
       }
       continue;
     }
-    console.error(`${script}: unknown flag ${a} (flags: ${known})`);
+    console.error(`${script}: unknown flag ${a} (${known})`);
     process.exit(2);
   }
 }

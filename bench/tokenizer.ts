@@ -11,6 +11,9 @@ import { get_encoding } from "tiktoken";
 import { ByteLevelBpe } from "../src/tokenizer/bpe.js";
 import { trainBpe } from "../src/tokenizer/bpeTrain.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
+import { expectArgs } from "./args.js";
+
+expectArgs("bench/tokenizer.ts", []);
 
 // Several runs, reported as the first (cold caches, as in a fresh process) and the best of the
 // rest: on a shared machine the best run is the least disturbed one.

@@ -61,6 +61,7 @@ export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.j
 export { type GenerateOptions, generate, generateTokens, nextLogitsUncached, startPrompt } from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
+export { TextStreamer } from "./generate/stream.js";
 export { specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";

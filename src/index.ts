@@ -1,7 +1,7 @@
 /**
  * minigpt's public API. The CLI (src/cli/) and any other consumer import only from here. It is
  * src/browser.ts (what runs anywhere) plus the parts that need Node: files and model folders, text
- * and chat datasets, the trainer and its data-parallel threads.
+ * and chat datasets, the trainer (which uses browser.ts's DataParallel for its threads).
  */
 
 export { analyzeModel, readHistory } from "./analyze/folder.js";

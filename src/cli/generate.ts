@@ -1,4 +1,4 @@
-import { fail, generateTokens, loadModelFolder, startPrompt, type Tokenizer, unseenSpecialIds } from "../index.js";
+import { fail, generateTokens, loadModelFolder, startPrompt, TextStreamer, unseenSpecialIds } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
@@ -36,28 +36,6 @@ export const generateSpec: CommandSpec = {
   examples: ['minigpt generate --model out --prompt "Call me" --max-new-tokens 300 --temperature 0.8 --top-k 40'],
 };
 
-/**
- * Decoding token by token can split a multi-byte character between tokens; print only text that is
- * complete, so the stream never shows a replacement character that the final text would not have.
- */
-export class TextStreamer {
-  private ids: number[] = [];
-  private printed = "";
-  constructor(private readonly tokenizer: Tokenizer) {}
-  /** the new complete text after adding `id` */
-  push(id: number): string {
-    this.ids.push(id);
-    const text = this.tokenizer.decode(this.ids);
-    if (text.endsWith("\uFFFD")) return "";
-    const fresh = text.slice(this.printed.length);
-    this.printed = text;
-    return fresh;
-  }
-  get text(): string {
-    return this.tokenizer.decode(this.ids);
-  }
-}
-
 export async function runGenerate(argv: readonly string[]): Promise<number> {
   const f = parseFlags(generateSpec, argv);
   const folder = loadModelFolder(f.string("model"));
@@ -88,7 +66,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
     return 0;
   }
-  const streamer = new TextStreamer(tokenizer);
+  const streamer = new TextStreamer(tokenizer, prompt);
   process.stdout.write(promptText);
   for (const id of generateTokens(model, prompt, {
     maxNewTokens: f.int("max-new-tokens"),

@@ -20,6 +20,7 @@ import {
   MinigptError,
   readFolderInfo,
   startPrompt,
+  TextStreamer,
   type Tokenizer,
   unseenSpecialIds,
 } from "../index.js";
@@ -130,15 +131,11 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
       if (ids.length === 0) ids = startPrompt(tokenizer).ids;
       if (line.length > 0) write(line);
       const fresh: number[] = [];
-      let printed = "";
+      const streamer = new TextStreamer(tokenizer, ids);
       const eot = tokenizer.specialTokenId("<|endoftext|>");
       for (const id of generateTokens(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] })) {
         fresh.push(id);
-        const text = tokenizer.decode(fresh);
-        if (!text.endsWith("\uFFFD")) {
-          write(text.slice(printed.length));
-          printed = text;
-        }
+        write(streamer.push(id));
       }
       ids.push(...fresh);
       run++;

@@ -11,7 +11,7 @@ export interface Tokenizer {
   readonly vocabSize: number;
   encode(text: string, options?: EncodeOptions): number[];
   decode(ids: readonly number[]): string;
-  /** Bytes of one token's piece (for learning views, bits-per-byte); specials give their string's UTF-8. */
+  /** Bytes of one token's piece (minigpt tokenize shows their count); specials give their string's UTF-8. */
   tokenBytes(id: number): Uint8Array;
   /** Readable piece for display. */
   tokenString(id: number): string;

@@ -1,0 +1,61 @@
+/**
+ * TextStreamer (src/generate/stream.ts): the text printed token by token, joined, is the text of the
+ * whole sequence after its context, for the counting task's word tokenizer (words joined by spaces),
+ * GPT-2's byte-level BPE (characters split across tokens) and a character tokenizer; no chunk shows
+ * a replacement character the final text does not have.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { TextStreamer } from "../src/generate/stream.js";
+import { CharTokenizer } from "../src/tokenizer/char.js";
+import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
+import type { Tokenizer } from "../src/tokenizer/types.js";
+import { countingTokenizer } from "../src/tokenizer/word.js";
+
+/** the chunks a streamer prints for `fresh` after `context` */
+function stream(tok: Tokenizer, context: number[], fresh: number[]): string[] {
+  const s = new TextStreamer(tok, context);
+  const chunks = fresh.map((id) => s.push(id));
+  assert.equal(s.text, chunks.join(""), "text is what was printed once every character is complete");
+  return chunks;
+}
+
+test("word tokenizer: the continuation of a prompt starts with the space between words", () => {
+  const tok = countingTokenizer();
+  const prompt = tok.encode("3 4 5");
+  const chunks = stream(tok, prompt, tok.encode("6 7 8"));
+  assert.deepEqual(chunks, [" 6", " 7", " 8"]);
+  // without a context the first word has nothing before it
+  assert.deepEqual(stream(tok, [], tok.encode("6 7")), ["6", " 7"]);
+  // a long context: only its last ids are decoded again, with the same result
+  const long = tok.encode(Array.from({ length: 60 }, (_, i) => String(i % 100)).join(" "));
+  assert.deepEqual(stream(tok, long, tok.encode("60 61")), [" 60", " 61"]);
+});
+
+test("GPT-2 byte-level BPE: a character split over tokens is printed once, whole", () => {
+  const tok = gpt2Tokenizer();
+  const text = "Smile 🙂, café, 日本語 and 🤖🤖.";
+  const ids = tok.encode(text);
+  // the test needs a character that no single token completes
+  assert.ok(
+    ids.some((id) => tok.decode([id]).includes("\uFFFD")),
+    "some token of the text ends inside a character",
+  );
+  for (const cut of [0, 1, 3, ids.length - 4]) {
+    const context = ids.slice(0, cut);
+    const chunks = stream(tok, context, ids.slice(cut));
+    for (const c of chunks) assert.ok(!c.includes("\uFFFD"), `chunk ${JSON.stringify(c)} shows a replacement character`);
+    const shown = tok.decode(context).replace(/\uFFFD+$/, "");
+    assert.equal(shown + chunks.join(""), text, `cut at ${cut}`);
+  }
+  // a context that ends inside a character: the character is printed when the new ids complete it
+  const cut = ids.findIndex((_, i) => tok.decode(ids.slice(0, i + 1)).endsWith("\uFFFD")) + 1;
+  assert.ok(cut > 0 && tok.decode(ids.slice(0, cut)).endsWith("\uFFFD"));
+  const chunks = stream(tok, ids.slice(0, cut), ids.slice(cut));
+  assert.equal(tok.decode(ids.slice(0, cut)).replace(/\uFFFD+$/, "") + chunks.join(""), text);
+});
+
+test("character tokenizer: one character a token, nothing added between them", () => {
+  const tok = CharTokenizer.fromText("Call me Ishmael.");
+  assert.deepEqual(stream(tok, tok.encode("Call"), tok.encode(" me")), [" ", "m", "e"]);
+});
