@@ -68,6 +68,10 @@ test("--version prints package.json's version", () => {
   const r = cli(["--version"]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, `minigpt ${pkg.version}\n`);
+  // through npx, which answers a bare --version itself: npx minigpt -- --version
+  const viaNpx = cli(["--", "--version"]);
+  assert.equal(viaNpx.status, 0, viaNpx.stderr);
+  assert.equal(viaNpx.stdout, `minigpt ${pkg.version}\n`);
 });
 
 test("an unknown command: exit 1, the error on the first line of stderr, no stack trace", () => {
