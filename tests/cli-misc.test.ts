@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { get_encoding } from "tiktoken";
 import { parseFlags } from "../src/cli/flags.js";
+import { generateSpec } from "../src/cli/generate.js";
 import { main } from "../src/cli/main.js";
 import { configAsFlags, trainConfigFromFlags, trainSpec } from "../src/cli/train.js";
 import { loadDataset } from "../src/data/dataset.js";
@@ -68,10 +69,10 @@ test("--version prints package.json's version", () => {
   const r = cli(["--version"]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, `minigpt ${pkg.version}\n`);
-  // through npx, which answers a bare --version itself: npx minigpt -- --version
-  const viaNpx = cli(["--", "--version"]);
-  assert.equal(viaNpx.status, 0, viaNpx.stderr);
-  assert.equal(viaNpx.stdout, `minigpt ${pkg.version}\n`);
+  // as `npm exec minigpt -- --version` may pass it (npm exec answers a bare --version itself)
+  const viaNpmExec = cli(["--", "--version"]);
+  assert.equal(viaNpmExec.status, 0, viaNpmExec.stderr);
+  assert.equal(viaNpmExec.stdout, `minigpt ${pkg.version}\n`);
 });
 
 test("an unknown command: exit 1, the error on the first line of stderr, no stack trace", () => {
@@ -80,6 +81,7 @@ test("an unknown command: exit 1, the error on the first line of stderr, no stac
   assert.equal(r.stdout, "");
   assert.equal(r.stderr, 'minigpt: unknown command "trian" (did you mean "train"?); minigpt --help lists the commands\n');
   assert.ok(noStackTrace(r.stderr), r.stderr);
+  assert.match(cli(["tokenizers"]).stderr, /did you mean "tokenizer"\?/);
   const far = cli(["xyzzy"]);
   assert.equal(far.status, 1);
   assert.equal(far.stderr, 'minigpt: unknown command "xyzzy"; minigpt --help lists the commands\n');
@@ -93,8 +95,15 @@ test("a mistyped flag names the flag it most likely meant", () => {
     ["--batchsize", "--batch-size"],
     ["--n-layers", "--n-layer"],
     ["--nlayer", "--n-layer"],
+    ["--ep", "--epochs"],
+    ["--int", "--init"],
+    ["--steps", "--max-steps"],
+    ["--timeout", null],
+    ["--stdout", null],
     ["--zzzzzz", null],
   ];
+  // a switch that is on by default, named without its no-: not "did you mean --no-cache?"
+  assert.throws(() => parseFlags(generateSpec, ["--cache"]), /^MinigptError: --cache is the default; --no-cache turns it off$/);
   for (const [typo, meant] of cases) {
     assert.throws(
       () => parseFlags(spec, [typo, "1"]),

@@ -53,6 +53,8 @@ test("GPT-2 byte-level BPE: a character split over tokens is printed once, whole
   assert.ok(cut > 0 && tok.decode(ids.slice(0, cut)).endsWith("\uFFFD"));
   const chunks = stream(tok, ids.slice(0, cut), ids.slice(cut));
   assert.equal(tok.decode(ids.slice(0, cut)).replace(/\uFFFD+$/, "") + chunks.join(""), text);
+  // a replacement character that is really at the end of the prompt is not shown a second time
+  assert.deepEqual(stream(tok, tok.encode("bad byte: \uFFFD"), tok.encode(" ok")).join(""), " ok");
 });
 
 test("character tokenizer: one character a token, nothing added between them", () => {

@@ -92,6 +92,19 @@ test("counting: a tiny model reaches 100% pattern accuracy on held-out starts", 
   assert.equal(ev.status, 0, ev.stderr);
   const result = JSON.parse(ev.stdout) as { pattern_accuracy: number; loss: number };
   assert.equal(result.pattern_accuracy, 1, `pattern accuracy ${result.pattern_accuracy}, loss ${result.loss}`);
+  // the hint the run ends with works, and the continuation is spaced like the prompt
+  assert.match(r.stderr, /next: minigpt generate --model .* --prompt "3 4 5"/);
+  const gen = cli(["generate", "--model", out, "--prompt", "3 4 5", "--max-new-tokens", "3", "--temperature", "0"]);
+  assert.equal(gen.status, 0, gen.stderr);
+  assert.equal(gen.stdout, "3 4 5 6 7 8\n");
+  // and so in interactive mode: model menu (best model), mode (generate), greedy, the prompt
+  const it = spawnSync(process.execPath, [...ENTRY, "interactive", "--dir", out], {
+    encoding: "utf8",
+    input: "1\n1\n/temp 0\n3 4 5\n/quit\n",
+    env: { ...process.env, MINIGPT_THREADS: "1" },
+  });
+  assert.equal(it.status, 0, it.stderr);
+  assert.match(it.stdout, /> 3 4 5\n3 4 5 6 7 8 9 /);
 });
 
 function weightsOf(dir: string): Map<string, Uint32Array> {
@@ -289,6 +302,18 @@ test("--overwrite replaces only a model folder; the user's files, the data and t
   const again = cli(["train", "--out", model, "--resume", "--max-steps", "3"]);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /already at step 3, not below --max-steps 3: nothing to train/);
+  // the length of the run given in the other unit replaces the saved one, not joins it
+  const configLine = (stderr: string) => /^config: (.*)$/m.exec(stderr)?.[1] ?? "(no config line)";
+  const byEpochs = cli(["train", "--out", model, "--resume", "--epochs", "2"]);
+  assert.equal(byEpochs.status, 0, byEpochs.stderr);
+  assert.match(configLine(byEpochs.stderr), /--epochs 2( |$)/);
+  assert.doesNotMatch(configLine(byEpochs.stderr), /--max-steps/);
+  const epochSteps = Number(/; (\d+) steps\n/.exec(byEpochs.stderr)?.[1]);
+  const bySteps = cli(["train", "--out", model, "--resume", "--max-steps", String(epochSteps + 2)]);
+  assert.equal(bySteps.status, 0, bySteps.stderr);
+  assert.match(configLine(bySteps.stderr), new RegExp(`--max-steps ${epochSteps + 2} `));
+  assert.doesNotMatch(configLine(bySteps.stderr), /--epochs/);
+  assert.match(bySteps.stderr, new RegExp(`done: ${epochSteps + 2} steps`));
   // a trained tokenizer never replaces a model's
   const tok = cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", model]);
   assert.equal(tok.status, 1);

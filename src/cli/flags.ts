@@ -88,6 +88,7 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
       name = name.slice(3);
       inline = "false";
     }
+    if (!flag && byName.get(`no-${name}`)?.type === "bool") fail(`--${name} is the default; --no-${name} turns it off`);
     if (!flag) {
       const near = nearest(
         name,
@@ -203,20 +204,24 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
- * The candidate a mistyped name most likely meant, or undefined: one that contains it or is contained
- * in it (--max-step, --steps), else the closest within a third of its length in edits.
+ * The candidate a mistyped name most likely meant, or undefined: the closest within a third of its
+ * length in edits (trian -> train, --lrr -> --lr); else one it begins (--ep -> --epochs) or one that
+ * contains it, the nearest in length (--steps -> --max-steps); or a longer half of it. Never no-X for
+ * X, which means the opposite (the caller says that X is the default).
  */
 export function nearest(name: string, candidates: readonly string[]): string | undefined {
-  const inside = candidates.find((c) => c.includes(name) || name.includes(c));
-  if (inside !== undefined && name.length >= 2) return inside;
+  const pool = candidates.filter((c) => c !== `no-${name}`);
   let best: string | undefined;
   let bestD = Math.max(1, Math.floor(name.length / 3)) + 1;
-  for (const c of candidates) {
+  for (const c of pool) {
     const dist = editDistance(name, c);
     if (dist < bestD) {
       best = c;
       bestD = dist;
     }
   }
-  return best;
+  if (best !== undefined || name.length < 2) return best;
+  const related = pool.filter((c) => c.includes(name) || (name.includes(c) && c.length > name.length / 2));
+  const rank = (c: string) => (c.startsWith(name) || name.startsWith(c) ? 0 : 1000) + Math.abs(c.length - name.length);
+  return related.sort((a, b) => rank(a) - rank(b))[0];
 }

@@ -128,10 +128,13 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
     }
     try {
       if (line.length > 0) ids.push(...tokenizer.encode(line));
-      if (ids.length === 0) ids = startPrompt(tokenizer).ids;
+      // nothing to continue: start from the start prompt, which is not shown (so neither is the
+      // space a word tokenizer would put after it)
+      const fromStart = ids.length === 0;
+      if (fromStart) ids = startPrompt(tokenizer).ids;
       if (line.length > 0) write(line);
       const fresh: number[] = [];
-      const streamer = new TextStreamer(tokenizer, ids);
+      const streamer = new TextStreamer(tokenizer, fromStart ? [] : ids);
       const eot = tokenizer.specialTokenId("<|endoftext|>");
       for (const id of generateTokens(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] })) {
         fresh.push(id);

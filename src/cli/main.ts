@@ -82,7 +82,7 @@ async function selectBackend(flags: ParsedFlags): Promise<void> {
 export async function main(argv: readonly string[]): Promise<number> {
   // no arguments: interactive mode (menus on a terminal; scriptable through a pipe)
   if (argv.length === 0) return main(["interactive"]);
-  // `npx minigpt -- --help`: npx keeps a bare --help for itself, so "--" may come first
+  // `npm exec minigpt -- --help` (npm exec keeps a bare --help for itself) may pass the "--" on
   if (argv[0] === "--") return main(argv.slice(1));
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {

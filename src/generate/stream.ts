@@ -15,8 +15,9 @@ const CONTEXT_IDS = 16;
  */
 export class TextStreamer {
   private readonly ids: number[];
-  private readonly start: number;
-  private printed: number;
+  private readonly contextText: string;
+  /** length of the text already shown (the context's part of it settles with the first complete text) */
+  private printed = -1;
 
   /** context: the ids the text so far was made of (the prompt), whose text is already shown */
   constructor(
@@ -24,9 +25,7 @@ export class TextStreamer {
     context: readonly number[] = [],
   ) {
     this.ids = context.slice(-CONTEXT_IDS);
-    // a context that ends inside a character shows that character once the new ids complete it
-    this.start = this.decodeAll().replace(/\uFFFD+$/, "").length;
-    this.printed = this.start;
+    this.contextText = this.decodeAll();
   }
 
   /** the new complete text after adding `id` ("" while a character is incomplete) */
@@ -34,6 +33,7 @@ export class TextStreamer {
     this.ids.push(id);
     const text = this.decodeAll();
     if (text.endsWith("\uFFFD")) return "";
+    if (this.printed < 0) this.printed = this.shownOf(text);
     const fresh = text.slice(this.printed);
     this.printed = text.length;
     return fresh;
@@ -41,7 +41,20 @@ export class TextStreamer {
 
   /** the text of the ids pushed so far (complete or not) */
   get text(): string {
-    return this.decodeAll().slice(this.start);
+    const text = this.decodeAll();
+    return text.slice(this.shownOf(text));
+  }
+
+  /**
+   * How much of `text` the context showed: their common prefix. A context that ends inside a
+   * character decodes to a replacement character there, which the new ids turn into the real one
+   * (not shown yet); a replacement character that is really in the text stays in the prefix.
+   */
+  private shownOf(text: string): number {
+    const c = this.contextText;
+    let n = 0;
+    while (n < c.length && n < text.length && c.charCodeAt(n) === text.charCodeAt(n)) n++;
+    return n;
   }
 
   private decodeAll(): string {

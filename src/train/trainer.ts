@@ -207,7 +207,12 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
         );
       }
     }
-    const allowed = Object.fromEntries(Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)));
+    const allowed: Partial<TrainConfig> = Object.fromEntries(
+      Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)),
+    );
+    // the run's length in the other unit replaces the saved one (epochs win when both are set)
+    if (allowed.epochs !== undefined && allowed.maxSteps === undefined) allowed.maxSteps = 0;
+    if (allowed.maxSteps !== undefined && allowed.epochs === undefined) allowed.epochs = 0;
     config = { ...saved, ...allowed, out: config.out };
     tokenizer = loadTokenizer(config.out);
     earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
