@@ -17,6 +17,7 @@ function stream(tok: Tokenizer, context: number[], fresh: number[]): string[] {
   const s = new TextStreamer(tok, context);
   const chunks = fresh.map((id) => s.push(id));
   assert.equal(s.text, chunks.join(""), "text is what was printed once every character is complete");
+  assert.equal(s.finish(), "", "nothing is left once every character is complete");
   return chunks;
 }
 
@@ -53,6 +54,15 @@ test("GPT-2 byte-level BPE: a character split over tokens is printed once, whole
   assert.ok(cut > 0 && tok.decode(ids.slice(0, cut)).endsWith("\uFFFD"));
   const chunks = stream(tok, ids.slice(0, cut), ids.slice(cut));
   assert.equal(tok.decode(ids.slice(0, cut)).replace(/\uFFFD+$/, "") + chunks.join(""), text);
+  // a generation that stops inside a character: push holds it back, finish gives it (as decode does)
+  const partial = new TextStreamer(tok);
+  const shown = ids
+    .slice(0, cut)
+    .map((id) => partial.push(id))
+    .join("");
+  assert.ok(!shown.includes("\uFFFD"));
+  assert.equal(shown + partial.finish(), tok.decode(ids.slice(0, cut)));
+  assert.equal(partial.finish(), "", "finish gives the rest once");
   // a replacement character that is really at the end of the prompt is not shown a second time
   assert.deepEqual(stream(tok, tok.encode("bad byte: \uFFFD"), tok.encode(" ok")).join(""), " ok");
 });

@@ -7,6 +7,7 @@ import {
   sparkline,
   specialIdsExcept,
   startPrompt,
+  TextStreamer,
   type Tokenizer,
   type TrainConfig,
   train,
@@ -237,16 +238,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
 function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): void {
   const prompt = startPrompt(tokenizer).ids;
   console.error("sample:");
-  const ids: number[] = [];
-  let printed = "";
+  const streamer = new TextStreamer(tokenizer);
   for (const id of generateTokens(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds })) {
-    ids.push(id);
-    const text = tokenizer.decode(ids);
-    // decode the whole prefix so multi-byte characters split across tokens print whole
-    if (!text.endsWith("\uFFFD")) {
-      process.stdout.write(text.slice(printed.length));
-      printed = text;
-    }
+    process.stdout.write(streamer.push(id));
   }
   process.stdout.write("\n");
 }

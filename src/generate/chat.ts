@@ -11,6 +11,7 @@ import { type ChatMessage, chatPrompt, requireChatTokens } from "../data/chat.js
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { defaultGenerate, type GenerateOptions, generateTokens } from "./generate.js";
+import { TextStreamer } from "./stream.js";
 
 export type ChatEvent =
   /** oldest turns removed from the history so the prompt fits the context */
@@ -66,20 +67,18 @@ export class ChatSession {
     }
     if (dropped > 0) yield { type: "dropped", turns: dropped, promptTokens: prompt.length, contextTokens: T };
     const ids: number[] = [];
-    let printed = "";
+    const streamer = new TextStreamer(this.tokenizer);
     let stoppedBy: "end" | "length" = "end";
     const o = { ...this.options, seed: this.options.seed + this.turn, stopIds: this.stopIds };
     for (const id of generateTokens(this.model, prompt, o)) {
       ids.push(id);
-      const decoded = this.tokenizer.decode(ids);
-      if (!decoded.endsWith("\uFFFD")) {
-        yield { type: "text", text: decoded.slice(printed.length) };
-        printed = decoded;
-      }
+      const text = streamer.push(id);
+      if (text) yield { type: "text", text };
     }
     if (ids.length >= o.maxNewTokens) stoppedBy = "length";
     const reply = this.tokenizer.decode(ids);
-    if (reply.length > printed.length) yield { type: "text", text: reply.slice(printed.length) };
+    const rest = streamer.finish();
+    if (rest) yield { type: "text", text: rest };
     this.history.push({ role: "user", content: text }, { role: "assistant", content: reply });
     this.turn++;
     yield { type: "done", reply, stoppedBy, tokens: ids.length };

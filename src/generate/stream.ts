@@ -39,6 +39,14 @@ export class TextStreamer {
     return fresh;
   }
 
+  /** the rest at the end of a generation: what push has not shown, an incomplete character included */
+  finish(): string {
+    const text = this.decodeAll();
+    const from = this.printed < 0 ? this.shownOf(text) : this.printed;
+    this.printed = text.length;
+    return text.slice(from);
+  }
+
   /** the text of the ids pushed so far (complete or not) */
   get text(): string {
     const text = this.decodeAll();
