@@ -39,7 +39,7 @@ export {
   withChatTokens,
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
-export { fail, failFs, MinigptError } from "./errors.js";
+export { fail, MinigptError } from "./errors.js";
 export {
   attentionHtml,
   attentionWeights,
@@ -88,7 +88,15 @@ export {
   trainBpe,
   WordTokenizer,
 } from "./tokenizer/index.js";
-export { defaultTrainConfig, isTokenizerChoice, TOKENIZER_CHOICES, type TokenizerChoice, type TrainConfig } from "./train/config.js";
+export {
+  configKey,
+  defaultTrainConfig,
+  flagName,
+  isTokenizerChoice,
+  TOKENIZER_CHOICES,
+  type TokenizerChoice,
+  type TrainConfig,
+} from "./train/config.js";
 export { countingAccuracy, type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";

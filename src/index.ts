@@ -9,6 +9,7 @@ export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
 export { type Dataset, loadDataset } from "./data/dataset.js";
 export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
+export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
   loadModelFolder,

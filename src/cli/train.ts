@@ -1,7 +1,9 @@
 import {
   backend,
+  configKey,
   defaultTrainConfig,
   fail,
+  flagName,
   type GPT,
   generateTokens,
   sparkline,
@@ -115,8 +117,6 @@ export const trainSpec: CommandSpec = {
 
 /** Every train flag but these names a TrainConfig key: --n-layer is nLayer, and so on. */
 const notConfig = new Set(["resume", "overwrite", "sample-tokens", "backend", "threads", "parallel"]);
-const configKey = (flag: string): keyof TrainConfig =>
-  flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase()) as keyof TrainConfig;
 
 export function trainConfigFromFlags(f: ParsedFlags): { config: TrainConfig; explicit: Partial<TrainConfig> } {
   const config = { ...defaultTrainConfig } as Record<string, unknown>;
@@ -258,7 +258,7 @@ function shellWord(v: string): string {
 export function configAsFlags(c: TrainConfig): string {
   const words: string[] = [];
   for (const [key, value] of Object.entries(c) as [string, unknown][]) {
-    const flag = `--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`;
+    const flag = `--${flagName(key)}`;
     if (value === false || value === "") continue;
     if ((key === "epochs" || key === "maxSteps") && value === 0) continue;
     words.push(value === true ? flag : `${flag} ${shellWord(String(value))}`);

@@ -8,6 +8,16 @@ export function isTokenizerChoice(s: string): s is TokenizerChoice {
   return (TOKENIZER_CHOICES as readonly string[]).includes(s);
 }
 
+/** The command-line flag of a TrainConfig key, without its dashes: nEmbd -> n-embd. */
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The TrainConfig key of a train flag: n-embd -> nEmbd (the inverse of flagName). */
+export function configKey(flag: string): keyof TrainConfig {
+  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()) as keyof TrainConfig;
+}
+
 /** Everything a training run depends on; printed at start and stored in every checkpoint. */
 export interface TrainConfig {
   /** a text file, a folder of .txt files, or a built-in name (moby-dick, counting) */

@@ -21,7 +21,7 @@ import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
+import { flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
@@ -115,11 +115,6 @@ function readMetrics(path: string, upToStep: number): StepMetrics[] {
       }
     })
     .filter((m) => m.step <= upToStep);
-}
-
-/** the command-line flag of a TrainConfig key: nEmbd -> n-embd */
-function flagName(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 /** what a minigpt model folder holds (saveModel, saveTokenizer, the trainer); --overwrite replaces nothing else */
@@ -451,10 +446,10 @@ export async function train(
     events.onMessage?.(
       `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
     );
-  if (resumed && step >= totalSteps)
-    events.onMessage?.(
-      `the run is already at step ${step}, not below --max-steps ${totalSteps}: nothing to train; raise --max-steps to continue`,
-    );
+  if (resumed && step >= totalSteps) {
+    const length = config.epochs > 0 ? `the ${totalSteps} steps of --epochs ${config.epochs}` : `--max-steps ${totalSteps}`;
+    events.onMessage?.(`the run is already at step ${step}, not below ${length}: nothing to train; raise it to continue`);
+  }
 
   let lastValLoss: number | null = null;
   let lastAccuracy: number | null = null;
@@ -538,8 +533,11 @@ export async function train(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } catch (e) {
-    if (replaced && e instanceof MinigptError)
-      fail(`${e.message}. The model folder --overwrite replaced is kept in ${replaced} (rename it back to ${out} to restore it)`);
+    if (replaced) {
+      const kept = `The model folder --overwrite replaced is kept in ${replaced} (rename it back to ${out} to restore it)`;
+      if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
+      if (e instanceof Error) e.message = `${e.message}. ${kept}`;
+    }
     throw e;
   } finally {
     parallel?.dispose();

@@ -326,7 +326,6 @@ function kern4x8(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, n
   if (mr > 3) store8(c + 3 * ldc, c30, c31, nr, add);
 }
 
-
 // ---- the 3x12 tile (setMatmulTile(1)) ---------------------------------------------------------------
 
 const NR12: i32 = 12;
@@ -481,8 +480,6 @@ function kern3x12(c: usize, ldc: usize, ap: usize, bp: usize, kc: i32, mr: i32, 
   if (mr > 1) store12(c + ldc, c10, c11, c12, nr, add);
   if (mr > 2) store12(c + 2 * ldc, c20, c21, c22, nr, add);
 }
-
-
 
 /**
  * out[j0..j1) (+)= Σ_k a(k)·b[k*ldb + j], no packing: one row of out (generation). csA = byte stride
