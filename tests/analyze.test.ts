@@ -4,7 +4,6 @@
  * really allocates, and the CLI (--json).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -17,7 +16,7 @@ import { GPT } from "../src/nn/gpt.js";
 import { heap } from "../src/tensor/memory.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir } from "./helpers.js";
 
 /** The issue's closed form, written out independently: V·d + P·d + L·(12d² + 13d) + 2d (n_inner = 4d). */
 const issueClosedForm = (V: number, P: number, L: number, d: number) => V * d + P * d + L * (12 * d * d + 13 * d) + 2 * d;
@@ -148,9 +147,7 @@ test("minigpt analyze --json reads a model folder: tensors, files and training h
     [4, 1.9, 2.45],
   ] as const)
     appendFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify({ step, loss, ...(val !== undefined ? { val_loss: val } : {}) })}\n`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", "analyze", "--model", dir, "--json", "--batch-size", "3"], {
-    encoding: "utf8",
-  });
+  const r = runCli(["analyze", "--model", dir, "--json", "--batch-size", "3"]);
   assert.equal(r.status, 0, r.stderr);
   const a = JSON.parse(r.stdout) as ModelAnalysis;
   const want = closedFormParameterCount(c);
@@ -159,14 +156,12 @@ test("minigpt analyze --json reads a model folder: tensors, files and training h
   assert.equal(a.memory.training.blockSize, 16);
   assert.ok((a.files?.weightsBytes ?? 0) > want * 4);
   assert.deepEqual(a.history, { steps: 4, lastLoss: 1.9, bestValLoss: 2.4, lastValLoss: 2.45, evaluations: 3 });
-  const text = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", "analyze", "--model", dir], { encoding: "utf8" });
+  const text = runCli(["analyze", "--model", dir]);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, new RegExp(`parameters: ${want.toLocaleString("en-US")} total`));
   assert.match(text.stdout, /agrees/);
   assert.match(text.stdout, /training history: 4 steps/);
-  const missing = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", "analyze", "--model", join(dir, "nope")], {
-    encoding: "utf8",
-  });
+  const missing = runCli(["analyze", "--model", join(dir, "nope")]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^minigpt analyze: model folder .* does not exist/);
 });

@@ -9,7 +9,6 @@
  * are identical).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -20,7 +19,7 @@ import { readSafetensorsFile } from "../src/io/safetensors-file.js";
 import type { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
-import { tempDir, wordCorpus } from "./helpers.js";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const root = tempDir("minigpt-best-");
 
@@ -47,7 +46,7 @@ function trainRun(data: string, out: string, steps: number): void {
     ["--sample-tokens", "0"],
     ["--threads", "1"],
   ].flat();
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", "train", ...flags], { encoding: "utf8" });
+  const r = runCli(["train", ...flags]);
   assert.equal(r.status, 0, r.stderr);
 }
 

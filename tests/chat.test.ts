@@ -4,7 +4,6 @@
  * them (GPT-2's), history trimming, and a scripted session through the CLI with piped stdin.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, test } from "node:test";
@@ -21,7 +20,7 @@ import { CharTokenizer } from "../src/tokenizer/char.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import { defaultTrainConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir } from "./helpers.js";
 
 const tmp = () => tempDir("minigpt-chat-");
 const QA: [string, string][] = [
@@ -181,27 +180,9 @@ test("chat fine-tuning teaches a tiny model to answer a fixed question with the 
 
 test("a scripted chat session with piped stdin: expected turns, commands, odd input", () => {
   assert.ok(chatModelDir, "needs the model of the previous test");
-  const r = spawnSync(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "src/cli/entry.ts",
-      "chat",
-      "--model",
-      chatModelDir,
-      "--temperature",
-      "0",
-      "--max-new-tokens",
-      "20",
-      "--backend",
-      "ref",
-    ],
-    {
-      input: "what is your name?\n\n/topk x\n/topk 5\n/nonsense 1 2\n/reset\nwhat color is the sky?\n/quit\nnever read\n",
-      encoding: "utf8",
-    },
-  );
+  const r = runCli(["chat", "--model", chatModelDir, "--temperature", "0", "--max-new-tokens", "20", "--backend", "ref"], {
+    input: "what is your name?\n\n/topk x\n/topk 5\n/nonsense 1 2\n/reset\nwhat color is the sky?\n/quit\nnever read\n",
+  });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split("\n");
   assert.ok(lines.includes("you> what is your name?"), r.stdout);
@@ -238,10 +219,7 @@ test("chat with a model never fine-tuned for chat says so, and how to fine-tune 
     evalSteps: 1,
   });
   result.model.dispose();
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", "chat", "--model", out, "--backend", "ref"], {
-    input: "/quit\n",
-    encoding: "utf8",
-  });
+  const r = runCli(["chat", "--model", out, "--backend", "ref"], { input: "/quit\n" });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /was not fine-tuned for chat .*minigpt train --chat conversations\.jsonl --init/);
 });

@@ -23,17 +23,11 @@ import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import type { TrainConfig } from "../src/train/config.js";
-import { tempDir, wordCorpus } from "./helpers.js";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const root = tempDir("minigpt-climisc-");
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", ...args], {
-    encoding: "utf8",
-    env: { ...process.env, MINIGPT_THREADS: "1" },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]) => runCli(args);
 
 const noStackTrace = (s: string) => !/^\s+at /m.test(s) && !/Error:/.test(s);
 

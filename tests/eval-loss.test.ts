@@ -8,7 +8,6 @@
  * means would differ from the per-token mean.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -20,7 +19,7 @@ import { Rng } from "../src/random.js";
 import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { evaluateIds } from "../src/train/evaluate.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir } from "./helpers.js";
 
 const root = tempDir("minigpt-evalloss-");
 
@@ -114,11 +113,7 @@ test("minigpt eval --json on a saved model equals the reference", () => {
   const file = join(root, "text.txt");
   writeFileSync(file, text);
   for (const backend of ["ref", "wasm"]) {
-    const r = spawnSync(
-      process.execPath,
-      ["--import", "tsx", "src/cli/entry.ts", "eval", "--model", dir, "--data", file, "--json", "--backend", backend, "--threads", "1"],
-      { encoding: "utf8" },
-    );
+    const r = runCli(["eval", "--model", dir, "--data", file, "--json", "--backend", backend, "--threads", "1"]);
     assert.equal(r.status, 0, r.stderr);
     const got = JSON.parse(r.stdout) as { loss: number; perplexity: number; tokens: number; bits_per_byte: number };
     const want = ref.nats / ref.tokens;

@@ -6,7 +6,6 @@
  * differences: the loss's slope along a group's own unit gradient direction is that group's norm.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -17,7 +16,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir } from "./helpers.js";
 
 const root = tempDir("minigpt-explainstep-");
 
@@ -149,11 +148,7 @@ test("minigpt explain-step reports the loss and group gradient norms of x = the 
   const grads = directGradients(model, x, y);
   model.dispose();
 
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", "src/cli/entry.ts", "explain-step", "--model", dir, "--text", TEXT, "--explain-level", "full", "--backend", "ref"],
-    { encoding: "utf8" },
-  );
+  const r = runCli(["explain-step", "--model", dir, "--text", TEXT, "--explain-level", "full", "--backend", "ref"]);
   assert.equal(r.status, 0, r.stderr);
   const loss = Number(/== loss: mean cross-entropy of predicting each next token = (\S+)/.exec(r.stdout)?.[1]);
   assert.ok(Math.abs(loss - wantLoss) <= 0.00005 + 1e-6, `printed loss ${loss}, reference ${wantLoss.toFixed(6)}`);

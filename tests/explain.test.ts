@@ -4,7 +4,6 @@
  * prompt (a from-scratch GPT-2 forward with plain loops); and the CLI views run on a tiny model.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -14,7 +13,7 @@ import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir } from "./helpers.js";
 
 /** Reference attention weights [layer][head][t][s] by a plain float64 GPT-2 forward pass. */
 function referenceAttention(model: GPT, ids: number[]): number[][][][] {
@@ -144,7 +143,7 @@ test("CLI: generate --explain, explain-step and attention --out on a tiny model"
   saveModel(model, dir);
   saveTokenizer(dir, tok);
   model.dispose();
-  const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", "src/cli/entry.ts", ...args], { encoding: "utf8" });
+  const cli = (...args: string[]) => runCli(args);
 
   const g = cli("generate", "--model", dir, "--prompt", "the cat", "--explain", "--max-new-tokens", "3", "--temperature", "0");
   assert.equal(g.status, 0, g.stderr);

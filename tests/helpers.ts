@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -97,4 +98,28 @@ export function wordCorpus(dir: string, minChars = 6000): string {
   const file = join(dir, "corpus.txt");
   writeFileSync(file, text);
   return file;
+}
+
+/** node's arguments that run the CLI from source, by absolute paths (so from any working folder) */
+export const CLI = ["--import", import.meta.resolve("tsx"), resolve("src/cli/entry.ts")];
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `minigpt ...args` in a child process, as a user runs it, with one kernel thread (MINIGPT_THREADS=1:
+ * the test files run one at a time on a small machine, and every run takes the same path) unless
+ * `env` says otherwise; `input` is piped to stdin.
+ */
+export function runCli(args: readonly string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const r = spawnSync(process.execPath, [...CLI, ...args], {
+    encoding: "utf8",
+    cwd: options.cwd,
+    input: options.input,
+    env: { ...process.env, MINIGPT_THREADS: "1", ...options.env },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -3,12 +3,9 @@
  * of models, menus, generate (Enter continues), settings commands, chat, analyze, odd input.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { test } from "node:test";
-import { pathToFileURL } from "node:url";
 import { ChatSession } from "../src/generate/chat.js";
 import { generate } from "../src/generate/generate.js";
 import { saveTokenizer } from "../src/io/folder.js";
@@ -16,10 +13,7 @@ import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { tempDir } from "./helpers.js";
-
-const TSX = pathToFileURL(createRequire(resolve("package.json")).resolve("tsx/esm")).href;
-const ENTRY = resolve("src/cli/entry.ts");
+import { runCli, tempDir } from "./helpers.js";
 
 function setUp() {
   const root = tempDir("minigpt-interactive-");
@@ -41,12 +35,7 @@ function setUp() {
 
 /** `minigpt` with no arguments, run in `cwd`, with `input` piped to stdin. */
 function minigpt(cwd: string, input: string) {
-  return spawnSync(process.execPath, ["--import", TSX, ENTRY], {
-    cwd,
-    input,
-    encoding: "utf8",
-    env: { ...process.env, MINIGPT_BACKEND: "ref" },
-  });
+  return runCli([], { cwd, input, env: { MINIGPT_BACKEND: "ref" } });
 }
 
 test("a scripted interactive session: folders, modes, Enter continues, settings, chat, analyze", () => {

@@ -6,14 +6,13 @@
  * run's total steps).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readSafetensorsFile } from "../src/io/safetensors-file.js";
 import { learningRate } from "../src/optim/schedule.js";
 import { Rng } from "../src/random.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir } from "./helpers.js";
 
 const root = tempDir("minigpt-schedule-");
 
@@ -97,13 +96,7 @@ function trainRun(name: string, flags: string[]): string {
   const out = join(root, name);
   const tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2", "--eval-steps", "1"];
   const rest = ["--sample-tokens", "0", "--threads", "1", "--eval-interval", "100", "--checkpoint-interval", "100"];
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", "src/cli/entry.ts", "train", "--data", corpus(), "--out", out, ...tiny, ...rest, ...flags],
-    {
-      encoding: "utf8",
-    },
-  );
+  const r = runCli(["train", "--data", corpus(), "--out", out, ...tiny, ...rest, ...flags]);
   assert.equal(r.status, 0, r.stderr);
   return out;
 }

@@ -4,24 +4,18 @@
  * folder unloadable or unresumable.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, join } from "node:path";
 import { test } from "node:test";
 import { generate } from "../src/generate/generate.js";
 import { unseenSpecialIds } from "../src/generate/suppress.js";
 import { loadModelFolder } from "../src/io/folder.js";
 import { Rng } from "../src/random.js";
-import { tempDir, wordCorpus } from "./helpers.js";
+import { CLI, runCli, tempDir, wordCorpus } from "./helpers.js";
 
-// the CLI from source, by absolute paths, so that it runs from any working folder
-const ENTRY = ["--import", import.meta.resolve("tsx"), resolve("src/cli/entry.ts")];
 const tmp = () => tempDir("minigpt-train-");
-
-function cli(args: string[], cwd?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...ENTRY, ...args], { encoding: "utf8", env: { ...process.env, MINIGPT_THREADS: "1" }, cwd });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], cwd?: string) => runCli(args, { cwd });
 
 /** each command exits 1 with one line matching its pattern, never a stack trace */
 function assertUserErrors(cases: [string[], RegExp][]): void {
@@ -98,11 +92,7 @@ test("counting: a tiny model reaches 100% pattern accuracy on held-out starts", 
   assert.equal(gen.status, 0, gen.stderr);
   assert.equal(gen.stdout, "3 4 5 6 7 8\n");
   // and so in interactive mode: model menu (best model), mode (generate), greedy, the prompt
-  const it = spawnSync(process.execPath, [...ENTRY, "interactive", "--dir", out], {
-    encoding: "utf8",
-    input: "1\n1\n/temp 0\n3 4 5\n/quit\n",
-    env: { ...process.env, MINIGPT_THREADS: "1" },
-  });
+  const it = runCli(["interactive", "--dir", out], { input: "1\n1\n/temp 0\n3 4 5\n/quit\n" });
   assert.equal(it.status, 0, it.stderr);
   assert.match(it.stdout, /> 3 4 5\n3 4 5 6 7 8 9 /);
 });
@@ -145,7 +135,7 @@ test("resume after SIGKILL is bit-identical to an uninterrupted run (dropout 0.1
   assert.equal(a.status, 0, a.stderr);
 
   const killed = join(dir, "killed");
-  const child = spawn(process.execPath, [...ENTRY, "train", ...common, "--out", killed], { stdio: "ignore" });
+  const child = spawn(process.execPath, [...CLI, "train", ...common, "--out", killed], { stdio: "ignore" });
   await waitFor(
     () =>
       existsSync(join(killed, "training", "latest")) && /checkpoint-(1\d\d)/.test(readFileSync(join(killed, "training", "latest"), "utf8")),
@@ -204,7 +194,7 @@ test("crash safety: 20 SIGKILLs at random moments never leave the folder unloada
       folder.model.dispose();
       resumes++;
     }
-    const child: ChildProcess = spawn(process.execPath, [...ENTRY, ...args, "--out", out, ...(resume ? ["--resume"] : [])], {
+    const child: ChildProcess = spawn(process.execPath, [...CLI, ...args, "--out", out, ...(resume ? ["--resume"] : [])], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
@@ -438,7 +428,7 @@ test("Ctrl-C (SIGINT) saves a checkpoint at the current step and exits cleanly",
   const child = spawn(
     process.execPath,
     [
-      ...ENTRY,
+      ...CLI,
       "train",
       "--data",
       data,
