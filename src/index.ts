@@ -12,9 +12,12 @@ export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./
 export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
+  checkpointNames,
   loadModelFolder,
   loadTokenizer,
+  locateModel,
   type ModelFolder,
+  type ModelLocation,
   readFolderInfo,
   saveTokenizer,
   type TrainingData,
