@@ -7,7 +7,7 @@
 export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
-export { type Dataset, loadDataset } from "./data/dataset.js";
+export { type Dataset, loadDataset, textSplits, VAL_FRACTION } from "./data/dataset.js";
 export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
 export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
@@ -17,6 +17,8 @@ export {
   type ModelFolder,
   readFolderInfo,
   saveTokenizer,
+  type TrainingData,
+  trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";

@@ -10,7 +10,7 @@ import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitTokens } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { loadTextSource } from "./text.js";
+import { loadTextSource, type TextSource } from "./text.js";
 
 export interface Dataset {
   name: string;
@@ -41,6 +41,22 @@ export interface DatasetOptions {
   chat?: string;
 }
 
+/** The share of a text's tokens held out for validation: the last 10%, by position. */
+export const VAL_FRACTION = 0.1;
+
+/**
+ * A text's token ids and the training and validation splits cut from them, exactly as training
+ * cuts them (eval scores the same positions through this function).
+ */
+export function textSplits(
+  source: TextSource,
+  tokenizer: Tokenizer,
+  specialsAsText: boolean,
+): { ids: Int32Array; train: Int32Array; val: Int32Array } {
+  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText }));
+  return { ids, ...splitTokens(ids, VAL_FRACTION) };
+}
+
 export function loadDataset(o: DatasetOptions): Dataset {
   if (o.chat) {
     if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
@@ -66,8 +82,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
   }
   const source = loadTextSource(o.data);
   const tokenizer = o.tokenizer ?? createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize });
-  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText: o.specialsAsText }));
-  const { train, val } = splitTokens(ids, 0.1);
+  const { ids, train, val } = textSplits(source, tokenizer, o.specialsAsText);
   // construct once here so that too-short data fails before any model is built
   new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${source.name}`);
   new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${source.name} (the last 10%)`);

@@ -57,3 +57,18 @@ export function readFolderInfo(dir: string): Record<string, unknown> {
   const config = existsSync(file) ? readJsonFile(file) : {};
   return (typeof config.minigpt === "object" && config.minigpt !== null ? config.minigpt : {}) as Record<string, unknown>;
 }
+
+/** What a model folder says it was trained on (config.json's "minigpt" object), for eval's default. */
+export type TrainingData =
+  | { kind: "text" /** a path (absolute) or a built-in name */; source: string; specialsAsText: boolean }
+  | { kind: "chat"; file: string }
+  | { kind: "unknown" };
+
+export function trainingData(info: Record<string, unknown>): TrainingData {
+  if (typeof info.chat_data === "string") return { kind: "chat", file: info.chat_data };
+  const specialsAsText = info.specials_as_text === true;
+  if (typeof info.data_source === "string") return { kind: "text", source: info.data_source, specialsAsText };
+  // folders written before data_source: "data" is the source's short name, a path only for built-ins
+  if (info.data === "moby-dick" || info.data === "counting") return { kind: "text", source: info.data, specialsAsText };
+  return { kind: "unknown" };
+}

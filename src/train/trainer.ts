@@ -328,6 +328,9 @@ export async function train(
   const history = readMetrics(metricsPath, resumed ? step : -1);
   const info = {
     data: dataset.name,
+    // what eval needs to score this run's validation split again: the data as resolved, and how it was encoded
+    ...(config.chat ? { chat_data: config.chat } : { data_source: config.data }),
+    specials_as_text: config.specialsAsText,
     tokenizer: dataset.tokenizer.kind,
     special_targets: specialTargets,
     trained_steps: step,
