@@ -10,7 +10,7 @@ import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { findTextFiles, loadTextSource } from "./text.js";
+import { findTextFiles, loadTextSource, type TextSource } from "./text.js";
 import { stampFiles } from "./text-chunks.js";
 import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
 
@@ -56,6 +56,22 @@ export interface DatasetOptions {
   onMessage?(text: string): void;
 }
 
+/** The share of a text's tokens held out for validation: the last 10%, by position. */
+export const VAL_FRACTION = 0.1;
+
+/**
+ * A text's token ids and the training and validation splits cut from them, exactly as training
+ * cuts them (eval scores the same positions through this function).
+ */
+export function textSplits(
+  source: TextSource,
+  tokenizer: Tokenizer,
+  specialsAsText: boolean,
+): { ids: Int32Array; train: Int32Array; val: Int32Array } {
+  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText }));
+  return { ids, ...splitTokens(ids, VAL_FRACTION) };
+}
+
 export function loadDataset(o: DatasetOptions): Dataset {
   if (o.chat) {
     if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
@@ -93,23 +109,22 @@ export function loadDataset(o: DatasetOptions): Dataset {
       onProgress: o.onTokenizeProgress,
       onMessage: o.onMessage,
     });
-    return textDataset(o, files.name, cache.tokenizer, cache.tokens, cache.header.specialTargets);
+    return textDataset(o, files.name, cache.tokenizer, splitStream(cache.tokens, VAL_FRACTION), cache.header.specialTargets);
   }
   const source = loadTextSource(o.data);
   const tokenizer = o.tokenizer ?? createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize });
-  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText: o.specialsAsText }));
-  return textDataset(o, source.name, tokenizer, ids, specialTargets(tokenizer, [ids]));
+  const { ids, train, val } = textSplits(source, tokenizer, o.specialsAsText);
+  return textDataset(o, source.name, tokenizer, { train, val }, specialTargets(tokenizer, [ids]));
 }
 
-/** The dataset of a tokenized text: the first 90% of its tokens train, the last 10% validate. */
+/** The dataset of a tokenized text, split into training and validation tokens. */
 function textDataset(
   o: DatasetOptions,
   name: string,
   tokenizer: Tokenizer,
-  ids: Int32Array | TokenStream,
+  { train, val }: { train: Int32Array | TokenStream; val: Int32Array | TokenStream },
   targets: readonly string[],
 ): Dataset {
-  const { train, val } = ids instanceof Int32Array ? splitTokens(ids, 0.1) : splitStream(ids, 0.1);
   // construct once here so that too-short data fails before any model is built
   new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${name}`);
   new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${name} (the last 10%)`);
