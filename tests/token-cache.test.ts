@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { type Dataset, loadDataset } from "../src/data/dataset.js";
@@ -8,7 +8,7 @@ import { trainBpe } from "../src/tokenizer/bpeTrain.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { bpeVocabulary, ChunkedEncoder, charVocabulary } from "../src/tokenizer/chunked.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
-import { tempDir } from "./helpers.js";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 /**
  * A text made to break chunking: contractions ('re 's), runs of spaces and newlines, digits,
@@ -169,4 +169,40 @@ describe("token cache", () => {
     assert.match(run().said, /c\.txt changed since/);
     assert.match(run().said, /reusing/);
   });
+});
+
+test("train on a 24 MB text under a 128 MB heap: tokenized in chunks into the cache, then reused (the whole-string path needs ~650 MB)", () => {
+  const dir = tempDir("minigpt-token-cache-cli-");
+  const line = readFileSync(wordCorpus(dir), "utf8");
+  const big = join(dir, "big.txt");
+  writeFileSync(big, line.repeat(Math.ceil(24e6 / line.length)));
+  const args = [
+    "train",
+    "--data",
+    big,
+    "--max-steps",
+    "1",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--n-layer",
+    "1",
+    "--n-embd",
+    "16",
+    "--n-head",
+    "2",
+    "--eval-steps",
+    "1",
+  ];
+  const env = { MINIGPT_CACHE_DIR: join(dir, "cache"), NODE_OPTIONS: "--max-old-space-size=128" };
+  const first = runCli([...args, "--out", join(dir, "m1")], { env });
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stderr, /tokenizing \(vocabulary pass\) .* MB\/s/);
+  assert.match(first.stderr, /tokenizing \(tokens pass\) .* MB\/s [\d,]+ tokens/);
+  assert.match(first.stderr, /token cache: wrote .*cache\/tokens\/\w+\.tokens \([\d,]+ tokens\)/);
+  const second = runCli([...args, "--out", join(dir, "m2")], { env });
+  assert.equal(second.status, 0, second.stderr);
+  assert.match(second.stderr, /token cache: reusing /);
+  assert.doesNotMatch(second.stderr, /tokenizing/);
 });
