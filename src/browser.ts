@@ -97,7 +97,17 @@ export {
   type TokenizerChoice,
   type TrainConfig,
 } from "./train/config.js";
-export { countingAccuracy, type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
+export {
+  countingAccuracy,
+  type EvalOptions,
+  type EvalResult,
+  type EvalSplit,
+  evaluateCounting,
+  evaluateIds,
+  evaluateWindows,
+  sampleWindows,
+  targetBytes,
+} from "./train/evaluate.js";
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";

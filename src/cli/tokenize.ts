@@ -1,4 +1,5 @@
-import { fail, gpt2Tokenizer, loadTokenizer, readTextFile, type Tokenizer } from "../index.js";
+import { fail, gpt2Tokenizer, loadTokenizer, locateModel, readTextFile, type Tokenizer } from "../index.js";
+import { modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const tokenizeSpec: CommandSpec = {
@@ -7,7 +8,7 @@ export const tokenizeSpec: CommandSpec = {
   usage: 'minigpt tokenize (--model DIR | --tokenizer gpt2) ("text" | --file F) [--json]',
   maxPositionals: 1,
   flags: [
-    { name: "model", type: "string", default: "", help: "use this model folder's tokenizer" },
+    modelFlag("use the tokenizer of this model folder", ""),
     { name: "tokenizer", type: "string", default: "", choices: ["", "gpt2"], help: "use a built-in tokenizer instead of a model's" },
     { name: "file", type: "string", default: "", help: "read the text from this file" },
     { name: "json", type: "bool", default: false, help: 'print {"ids":[...]} only' },
@@ -21,7 +22,7 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
   let tokenizer: Tokenizer;
   if (f.string("tokenizer") && f.has("model")) fail("give --model DIR or --tokenizer gpt2, not both");
   if (f.string("tokenizer") === "gpt2") tokenizer = gpt2Tokenizer();
-  else if (f.string("model")) tokenizer = loadTokenizer(f.string("model"));
+  else if (f.string("model")) tokenizer = loadTokenizer(locateModel(f.string("model")).root);
   else return fail("say which tokenizer: --model DIR (a trained model's) or --tokenizer gpt2");
   let text: string;
   if (f.string("file")) {

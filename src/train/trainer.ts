@@ -3,15 +3,17 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
-import { fail, failFs, MinigptError } from "../errors.js";
+import type { TokenizeProgress } from "../data/token-cache.js";
+import { fail, MinigptError } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
+import { prepareOutFolder } from "../io/out-folder.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -60,6 +62,8 @@ export interface TrainEvents {
   onCheckpoint?(dir: string, step: number): void;
   /** hints and notices meant for the user */
   onMessage?(text: string): void;
+  /** a big text being tokenized into the token cache (src/data/token-cache.ts) */
+  onTokenizeProgress?(p: TokenizeProgress): void;
   /** polled between steps (Ctrl-C): when true, a checkpoint is saved and training returns */
   shouldStop?(): boolean;
 }
@@ -117,73 +121,8 @@ function readMetrics(path: string, upToStep: number): StepMetrics[] {
     .filter((m) => m.step <= upToStep);
 }
 
-/** what a minigpt model folder holds (saveModel, saveTokenizer, the trainer); --overwrite replaces nothing else */
-const MODEL_FOLDER_ENTRIES = new Set([
-  "config.json",
-  "generation_config.json",
-  "model.safetensors",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "vocab.json",
-  "merges.txt",
-  "metrics.jsonl",
-  "loss.svg",
-  "training",
-]);
-
-/** is `inner` the folder `outer` or inside it? */
-function within(inner: string, outer: string): boolean {
-  const r = relative(outer, inner);
-  return r === "" || (!r.startsWith("..") && !isAbsolute(r));
-}
-
-/**
- * Create OUT for a new run via a temporary sibling folder and one rename. An OUT that already holds
- * a model is never silently replaced: that is someone's training run. --overwrite replaces only a
- * model folder: never a folder with other files in it, the data, or the folder the user is in.
- * Returns where the replaced model folder waits (null when there was none).
- */
-function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): string | null {
-  const abs = resolve(out);
-  if (within(process.cwd(), abs)) fail(`--out ${out} is the current folder (or holds it); give a new folder for the model`);
-  if (data && existsSync(data) && within(resolve(data), abs))
-    fail(`--out ${out} holds the training data ${data}; give another folder for the model`);
-  try {
-    if (existsSync(abs)) {
-      if (!statSync(abs).isDirectory()) fail(`--out ${out} is a file; give a folder for the model`);
-      const entries = readdirSync(abs);
-      if (entries.length > 0 && !overwrite) {
-        fail(
-          `${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`,
-        );
-      }
-      const foreign = entries.filter((e) => !MODEL_FOLDER_ENTRIES.has(e));
-      if (foreign.length > 0) {
-        const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : "");
-        fail(`--overwrite replaces only a model folder, and ${out} holds other files (${shown}); choose another --out`);
-      }
-    }
-    const tmp = `${abs}.partial-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    fill(tmp);
-    if (existsSync(abs)) {
-      // the replaced model stays beside OUT until the new run has ended well (train() removes it)
-      const replaced = `${abs}.replaced-${process.pid}`;
-      renameSync(abs, replaced);
-      renameSync(tmp, abs);
-      return replaced;
-    }
-    renameSync(tmp, abs);
-    return null;
-  } catch (e) {
-    failFs(`cannot create the model folder ${out}`, e);
-  }
-}
-
 /** Resolve the model and optimizer to start from: fresh, --init, or --resume. */
-function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>) {
+function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents) {
   let resumed: ReturnType<typeof loadLatestCheckpoint> | null = null;
   let tokenizer: Tokenizer | undefined;
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
@@ -284,6 +223,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    onTokenizeProgress: events.onTokenizeProgress,
+    onMessage: events.onMessage,
   });
   const modelConfig =
     initFolder && !config.initPartial
@@ -375,6 +316,7 @@ export async function train(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
+    events,
   );
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
@@ -408,6 +350,9 @@ export async function train(
   const history = readMetrics(metricsPath, resumed ? step : -1);
   const info = {
     data: dataset.name,
+    // what eval needs to score this run's validation split again: the data as resolved, and how it was encoded
+    ...(config.chat ? { chat_data: config.chat } : { data_source: config.data }),
+    specials_as_text: config.specialsAsText,
     tokenizer: dataset.tokenizer.kind,
     special_targets: specialTargets,
     trained_steps: step,
