@@ -25,6 +25,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import {
   DEFAULT_DATA,
+  defaultTrainConfig,
   flagName,
   isTokenizerChoice,
   RESUME_OVERRIDABLE,
@@ -143,9 +144,17 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   // special tokens the model learned to predict before this run (resume: the run's own record)
   let earlierTargets: readonly string[] = [];
   let resumeChanges: StartInfo["resumeChanges"];
+  // a resumed run saved before the config had gradShards: the shards it continues with
+  let legacyShards: number | null = null;
   if (resume) {
     resumed = loadLatestCheckpoint(config.out);
-    const saved = resumed.state.config as unknown as TrainConfig;
+    let saved = resumed.state.config as unknown as TrainConfig;
+    if (saved.gradShards === undefined) {
+      // saved before runs recorded their shards: its threads decided (see legacyShards below)
+      const asked = overrides.gradShards ?? defaultTrainConfig.gradShards;
+      saved = { ...saved, gradShards: saved.batchSize % asked === 0 ? asked : 1 };
+      legacyShards = saved.gradShards;
+    }
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
       // the same tokenizer folder named from another folder is the same one
@@ -175,6 +184,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
     // paths are saved absolute, so that --resume works from any folder
     if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
+    // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
+    if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
     if (config.data === "counting" && !config.init) {
       // the task's numbers are words of its own vocabulary
       if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
@@ -309,7 +320,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets };
+  return { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards };
 }
 
 /** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
@@ -350,7 +361,7 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets } = setUp(
+  const { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
@@ -363,6 +374,12 @@ export async function train(
   const totalSteps = stepsOf(config);
   if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
   if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
+  if (config.batchSize % config.gradShards !== 0) {
+    const divisors = Array.from({ length: config.batchSize }, (_, i) => i + 1).filter((d) => config.batchSize % d === 0);
+    fail(
+      `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
+    );
+  }
   const planOf = (c: TrainConfig): ScheduleOptions => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: stepsOf(c) });
   // a resumed run goes on with its saved plan (checkpoints before plans were saved: the one its config gives)
   const planned = resumed ? (resumed.state.schedule ?? planOf(resumed.state.config as unknown as TrainConfig)) : planOf(config);
@@ -420,10 +437,10 @@ export async function train(
     writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
   }
 
-  // threads: each runs the model on its share of every batch (data parallel, see parallel.ts), unless
-  // the caller asked for kernel-level threading only
+  // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
+  // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const parallel = await DataParallel.create(model, Math.min(threads, config.batchSize));
+  const parallel = await DataParallel.create(model, threads, { shards: config.gradShards });
   events.onStart?.({
     config,
     model: model.config,
@@ -444,6 +461,10 @@ export async function train(
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (legacyShards !== null)
+    events.onMessage?.(
+      `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
+    );
   if (config.warmupSteps >= totalSteps)
     events.onMessage?.(
       `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
@@ -478,9 +499,10 @@ export async function train(
           const yt = batchTensor(y, dataset.batchT);
           // the mean over micro-batches: each contributes 1/gradAccum of the gradient
           if (parallel) {
-            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng) / config.gradAccum;
+            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng, micro === 0) / config.gradAccum;
             return;
           }
+          // one shard: the whole micro-batch on this thread
           const l = model.forward(xt, { targets: yt, dropoutRng }).loss as Tensor;
           l.backward(Float32Array.of(1 / config.gradAccum));
           loss += l.item() / config.gradAccum;
