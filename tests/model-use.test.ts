@@ -2,7 +2,7 @@
  * What a user does with a model folder after `minigpt train`, through the real CLI: `eval` scores the
  * validation split of the model's own training data by default (the same positions training held
  * out: the token counts are the ones train printed), says what it scored and shows progress on
- * stderr.
+ * stderr; every command that takes --model takes a checkpoint of the run too.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -62,4 +62,27 @@ test("eval --split train|all and --eval-tokens score the parts training used, an
   assert.ok(sample.json.tokens >= 100 && sample.json.tokens < 100 + T, `${sample.json.tokens}`);
   assert.match(sample.stderr, /a sample of 7 of its \d+ windows/);
   assert.ok(Number.isFinite(sample.json.bits_per_byte) && sample.json.bits_per_byte > 0);
+});
+
+test("every command that takes --model takes a checkpoint, and a wrong folder names the checkpoints", () => {
+  const training = join(out, "training");
+  const checkpoint = join(training, "checkpoint-2");
+  const runs = [
+    ["tokenize", "--model", checkpoint, "the whale"],
+    ["generate", "--model", checkpoint, "--prompt", "the ", "--max-new-tokens", "5", "--temperature", "0"],
+    ["eval", "--model", checkpoint, "--eval-tokens", "20"],
+    ["analyze", "--model", checkpoint],
+    ["attention", "--model", checkpoint, "--prompt", "the whale", "--out", join(root, "att.html")],
+  ];
+  for (const args of runs) {
+    const r = runCli(args);
+    assert.equal(r.status, 0, `${args[0]}: ${r.stderr}`);
+    assert.ok(r.stdout.length > 0, `${args[0]} printed nothing`);
+  }
+  for (const wrong of [training, join(training, "checkpoint-7")]) {
+    const r = runCli(["generate", "--model", wrong]);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /checkpoint-2, .*checkpoint-0/, r.stderr);
+  }
 });

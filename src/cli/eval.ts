@@ -16,7 +16,7 @@ import {
   trainingData,
   VAL_FRACTION,
 } from "../index.js";
-import { backendFlags } from "./common.js";
+import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine } from "./progress.js";
 
@@ -27,7 +27,7 @@ export const evalSpec: CommandSpec = {
   summary: "loss, perplexity and bits per byte of a model on a text (by default the part of its training data it never trained on)",
   usage: "minigpt eval [--model DIR] [--data FILE|FOLDER|moby-dick|counting] [--split val|train|all] [--eval-tokens N] [--json]",
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder" },
+    modelFlag(),
     {
       name: "data",
       type: "string",
