@@ -8,7 +8,7 @@ export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
 export { type Dataset, loadDataset, textSplits, VAL_FRACTION } from "./data/dataset.js";
-export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
+export { BUILTIN_TEXTS, describeFolderSource, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
 export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {

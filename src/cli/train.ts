@@ -20,7 +20,12 @@ import { bar, formatDuration, ProgressLine } from "./progress.js";
 
 const d = defaultTrainConfig;
 const flags: FlagSpec[] = [
-  { name: "data", type: "string", default: d.data, help: "a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting" },
+  {
+    name: "data",
+    type: "string",
+    default: d.data,
+    help: "a text file, a folder (every .txt file under it; other kinds, .md included, are skipped and counted: rename them to .txt to train on them), or a built-in corpus: moby-dick, counting",
+  },
   {
     name: "out",
     type: "string",

@@ -10,7 +10,7 @@ import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitTokens } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { loadTextSource, type TextSource } from "./text.js";
+import { describeFolderSource, loadTextSource, type TextSource } from "./text.js";
 
 export interface Dataset {
   name: string;
@@ -26,6 +26,8 @@ export interface Dataset {
   counting: boolean;
   /** the tokenizer's special tokens that occur as a target (a token to predict) anywhere in the data */
   specialTargets: readonly string[];
+  /** a folder of text: which files were read and which skipped (describeFolderSource) */
+  files?: string;
 }
 
 export interface DatasetOptions {
@@ -96,5 +98,6 @@ export function loadDataset(o: DatasetOptions): Dataset {
     valSampler: (rng) => new BatchSampler(val, o.blockSize, o.batchSize, rng, "the validation split"),
     counting: false,
     specialTargets: specialTargets(tokenizer, [ids]),
+    files: describeFolderSource(source),
   };
 }

@@ -381,6 +381,7 @@ export async function train(
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
   if (config.warmupSteps >= totalSteps)
     events.onMessage?.(
       `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
