@@ -16,7 +16,7 @@ import {
 } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
-import { bar, formatDuration, ProgressLine } from "./progress.js";
+import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 
 const d = defaultTrainConfig;
 const flags: FlagSpec[] = [
@@ -208,6 +208,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
         onMessage(text) {
           progress.break();
           console.error(text);
+        },
+        onTokenizeProgress(p) {
+          progress.update(tokenizeProgressLine(p), p.done);
         },
         shouldStop: () => stopRequested,
       },

@@ -23,12 +23,30 @@ export const FILE_SEPARATOR = "\n\n";
 export const BUILTIN_TEXTS = ["moby-dick"] as const;
 export type BuiltinText = (typeof BUILTIN_TEXTS)[number];
 
+/** Where a text comes from, before anything is read: its name and its files, in joining order. */
+export interface TextFiles {
+  name: string;
+  files: string[];
+  /** what to call the text in "contains no text" */
+  what: string;
+  /** a folder: the files under it that are not read, counted by extension (".md", "without extension") */
+  skipped?: Record<string, number>;
+}
+
 /**
  * spec: a path to a text file, a path to a folder (every *.txt below it, recursively, sorted by relative
  * path, joined with FILE_SEPARATOR), or a built-in name from BUILTIN_TEXTS. An existing path wins over a
  * built-in name of the same spelling.
  */
 export function loadTextSource(spec: string): TextSource {
+  const { name, files, what, skipped } = findTextFiles(spec);
+  const text = files.map(readTextFile).join(FILE_SEPARATOR);
+  checkNotEmpty(text, what);
+  return { name, text, files, ...(skipped ? { skipped } : {}) };
+}
+
+/** The files `spec` names (see loadTextSource), listed but not read. */
+export function findTextFiles(spec: string): TextFiles {
   if (spec.trim() === "") fail(`no text given: pass a text file, a folder of .txt files, or one of: ${BUILTIN_TEXTS.join(", ")}`);
   let stat: ReturnType<typeof statSync> | undefined;
   try {
@@ -36,28 +54,22 @@ export function loadTextSource(spec: string): TextSource {
   } catch {
     stat = undefined;
   }
-  if (stat?.isFile()) {
-    const text = readTextFile(spec);
-    checkNotEmpty(text, spec);
-    return { name: basename(spec), text, files: [spec] };
-  }
+  if (stat?.isFile()) return { name: basename(spec), files: [spec], what: spec };
   if (stat?.isDirectory()) {
     const { files, skipped } = listTxtFiles(spec);
     if (files.length === 0)
       fail(
         `the folder ${spec} has no .txt files (searched recursively${Object.keys(skipped).length > 0 ? `; skipped ${skippedText(skipped)}` : ""}); add some or pass a single file`,
       );
-    const text = files.map(readTextFile).join(FILE_SEPARATOR);
-    checkNotEmpty(text, `the .txt files in ${spec}`);
-    return { name: basename(resolve(spec)), text, files, skipped };
+    return { name: basename(resolve(spec)), files, what: `the .txt files in ${spec}`, skipped };
   }
-  if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return loadBuiltin(spec as BuiltinText);
+  if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return builtinFiles(spec as BuiltinText);
   fail(
     `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the counting task: 3 4 5 -> 6 7 8 ...)`,
   );
 }
 
-function loadBuiltin(name: BuiltinText): TextSource {
+function builtinFiles(name: BuiltinText): TextFiles {
   switch (name) {
     case "moby-dick": {
       // The package ships one file per chapter (chapter_1.txt ... chapter_135.txt); order them numerically,
@@ -70,9 +82,7 @@ function loadBuiltin(name: BuiltinText): TextSource {
         .sort((a, b) => a.n - b.n)
         .map((c) => c.file);
       if (chapters.length === 0) fail(`the built-in text moby-dick is missing its chapter files in ${dir}; reinstall with npm install`);
-      const text = chapters.map(readTextFile).join(FILE_SEPARATOR);
-      checkNotEmpty(text, "the built-in text moby-dick");
-      return { name, text, files: chapters };
+      return { name, files: chapters, what: "the built-in text moby-dick" };
     }
   }
 }
@@ -134,12 +144,12 @@ function skippedText(skipped: Record<string, number>): string {
 }
 
 /**
- * What a folder source read and skipped, for the user: "read 12 .txt files (3.4 MB); skipped 3 .md,
+ * What a folder source reads and skips, for the user: "read 12 .txt files (3.4 MB); skipped 3 .md,
  * 1 .json (only .txt files are read)". Undefined for a single file or a built-in text.
  */
-export function describeFolderSource(source: TextSource): string | undefined {
+export function describeFolderSource(source: { files: readonly string[]; skipped?: Record<string, number> }): string | undefined {
   if (!source.skipped) return undefined;
-  const bytes = new TextEncoder().encode(source.text).length;
+  const bytes = source.files.reduce((n, f) => n + statSync(f).size, 0);
   const read = `read ${source.files.length} .txt file${source.files.length === 1 ? "" : "s"} (${formatBytes(bytes)})`;
   if (Object.keys(source.skipped).length === 0) return read;
   return `${read}; skipped ${skippedText(source.skipped)} (only .txt files are read)`;
@@ -162,6 +172,6 @@ export function readTextFile(path: string): string {
   }
 }
 
-function checkNotEmpty(text: string, what: string): void {
+export function checkNotEmpty(text: string, what: string): void {
   if (text.trim() === "") fail(`${what} contains no text (empty or only whitespace); give a file with some text`);
 }

@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 
 import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
+import type { TokenizeProgress } from "../data/token-cache.js";
 import { fail, MinigptError } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -61,6 +62,8 @@ export interface TrainEvents {
   onCheckpoint?(dir: string, step: number): void;
   /** hints and notices meant for the user */
   onMessage?(text: string): void;
+  /** a big text being tokenized into the token cache (src/data/token-cache.ts) */
+  onTokenizeProgress?(p: TokenizeProgress): void;
   /** polled between steps (Ctrl-C): when true, a checkpoint is saved and training returns */
   shouldStop?(): boolean;
 }
@@ -119,7 +122,7 @@ function readMetrics(path: string, upToStep: number): StepMetrics[] {
 }
 
 /** Resolve the model and optimizer to start from: fresh, --init, or --resume. */
-function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>) {
+function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents) {
   let resumed: ReturnType<typeof loadLatestCheckpoint> | null = null;
   let tokenizer: Tokenizer | undefined;
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
@@ -210,6 +213,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    onTokenizeProgress: events.onTokenizeProgress,
+    onMessage: events.onMessage,
   });
   const modelConfig =
     initFolder && !config.initPartial
@@ -301,6 +306,7 @@ export async function train(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
+    events,
   );
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
