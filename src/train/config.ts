@@ -35,6 +35,12 @@ export interface TrainConfig {
   activation: Activation;
   blockSize: number;
   batchSize: number;
+  /**
+   * shards each micro-batch is cut into, each shard's gradient computed whole by one thread and the
+   * shards' gradients added in a fixed order: the result depends on this, never on the thread count
+   * (src/train/parallel.ts). Must divide batchSize; more threads than shards stay idle.
+   */
+  gradShards: number;
   gradAccum: number;
   /** optimizer steps; 0 means derive from epochs */
   maxSteps: number;
@@ -72,6 +78,7 @@ export const defaultTrainConfig: TrainConfig = {
   activation: "gelu_new",
   blockSize: 64,
   batchSize: 12,
+  gradShards: 2,
   gradAccum: 1,
   maxSteps: 1000,
   epochs: 0,

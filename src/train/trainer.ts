@@ -23,7 +23,7 @@ import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
+import { defaultTrainConfig, flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
@@ -128,9 +128,17 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
   // special tokens the model learned to predict before this run (resume: the run's own record)
   let earlierTargets: readonly string[] = [];
+  // a resumed run saved before the config had gradShards: the shards it continues with
+  let legacyShards: number | null = null;
   if (resume) {
     resumed = loadLatestCheckpoint(config.out);
-    const saved = resumed.state.config as unknown as TrainConfig;
+    let saved = resumed.state.config as unknown as TrainConfig;
+    if (saved.gradShards === undefined) {
+      // saved before runs recorded their shards: its threads decided (see legacyShards below)
+      const asked = overrides.gradShards ?? defaultTrainConfig.gradShards;
+      saved = { ...saved, gradShards: saved.batchSize % asked === 0 ? asked : 1 };
+      legacyShards = saved.gradShards;
+    }
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
       // the same data named from another folder is the same data
@@ -153,6 +161,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   } else {
     // paths are saved absolute, so that --resume works from any folder
     if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
+    // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
+    if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
     if (!isTokenizerChoice(config.tokenizer)) {
       if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
       if (!existsSync(join(config.tokenizer, "tokenizer.json")))
@@ -270,7 +280,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets };
+  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets, legacyShards };
 }
 
 /**
@@ -302,7 +312,7 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets } = setUp(
+  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
@@ -313,6 +323,12 @@ export async function train(
   const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
   if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
   if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
+  if (config.batchSize % config.gradShards !== 0) {
+    const divisors = Array.from({ length: config.batchSize }, (_, i) => i + 1).filter((d) => config.batchSize % d === 0);
+    fail(
+      `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
+    );
+  }
   const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: totalSteps };
 
   // PRNG streams: one for batches, one for dropout; both saved in checkpoints so resume is exact
@@ -366,10 +382,10 @@ export async function train(
     writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
   }
 
-  // threads: each runs the model on its share of every batch (data parallel, see parallel.ts), unless
-  // the caller asked for kernel-level threading only
+  // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
+  // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const parallel = await DataParallel.create(model, Math.min(threads, config.batchSize));
+  const parallel = await DataParallel.create(model, threads, { shards: config.gradShards });
   events.onStart?.({
     config,
     model: model.config,
@@ -388,6 +404,10 @@ export async function train(
     dataParallelThreads: parallel?.threads ?? 1,
   });
   if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
+  if (legacyShards !== null)
+    events.onMessage?.(
+      `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
+    );
   if (config.warmupSteps >= totalSteps)
     events.onMessage?.(
       `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
@@ -422,9 +442,10 @@ export async function train(
           const yt = batchTensor(y, dataset.batchT);
           // the mean over micro-batches: each contributes 1/gradAccum of the gradient
           if (parallel) {
-            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng) / config.gradAccum;
+            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng, micro === 0) / config.gradAccum;
             return;
           }
+          // one shard: the whole micro-batch on this thread
           const l = model.forward(xt, { targets: yt, dropoutRng }).loss as Tensor;
           l.backward(Float32Array.of(1 / config.gradAccum));
           loss += l.item() / config.gradAccum;
