@@ -461,6 +461,7 @@ export async function train(
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
   if (legacyShards !== null)
     events.onMessage?.(
       `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
