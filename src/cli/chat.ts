@@ -3,6 +3,7 @@ import type { Readable, Writable } from "node:stream";
 import { type ChatOptions, ChatSession, loadModelFolder, MinigptError, trainedSpecials, unseenSpecialIds } from "../index.js";
 import { backendFlags, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { droppedWarning } from "./user-text.js";
 
 export const chatSpec: CommandSpec = {
   name: "chat",
@@ -143,7 +144,8 @@ export async function chatLoop(session: ChatSession, reader: LineReader, write: 
         started = true;
       };
       for (const e of session.send(line)) {
-        if (e.type === "dropped") {
+        if (e.type === "unknown") write(`(${droppedWarning(session.tokenizer, e.pieces)})\n`);
+        else if (e.type === "dropped") {
           write(
             `(dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context)\n`,
           );

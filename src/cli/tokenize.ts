@@ -1,5 +1,6 @@
 import { fail, gpt2Tokenizer, loadTokenizer, readTextFile, type Tokenizer } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { encodeUserText } from "./user-text.js";
 
 export const tokenizeSpec: CommandSpec = {
   name: "tokenize",
@@ -28,7 +29,7 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
     text = readTextFile(f.string("file"));
   } else if (f.positionals.length === 1) text = f.positionals[0] as string;
   else return fail('give the text to tokenize, e.g. minigpt tokenize --tokenizer gpt2 "Hello", or --file F');
-  const ids = tokenizer.encode(text, { specialsAsText: f.bool("specials-as-text") });
+  const ids = encodeUserText(tokenizer, text, { specialsAsText: f.bool("specials-as-text") });
   if (f.bool("json")) {
     process.stdout.write(`${JSON.stringify({ ids })}\n`);
     return 0;

@@ -11,6 +11,7 @@ import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitTokens 
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { loadTextSource } from "./text.js";
+import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
 
 export interface Dataset {
   name: string;
@@ -26,6 +27,8 @@ export interface Dataset {
   counting: boolean;
   /** the tokenizer's special tokens that occur as a target (a token to predict) anywhere in the data */
   specialTargets: readonly string[];
+  /** the characters (words) the data needed and `tokenizer` appended to the given one (VocabularyFit.grow) */
+  addedPieces?: readonly string[];
 }
 
 export interface DatasetOptions {
@@ -39,12 +42,14 @@ export interface DatasetOptions {
   specialsAsText: boolean;
   /** chat fine-tuning: a JSONL file of conversations; `tokenizer` must carry the chat tokens */
   chat?: string;
+  /** what to do with data a given character or word `tokenizer` cannot encode (default: an error) */
+  vocabulary?: VocabularyFit;
 }
 
 export function loadDataset(o: DatasetOptions): Dataset {
   if (o.chat) {
     if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
-    return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize);
+    return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize, o.vocabulary);
   }
   if (o.data === "counting") {
     const tokenizer = o.tokenizer ?? countingTokenizer();
@@ -65,8 +70,12 @@ export function loadDataset(o: DatasetOptions): Dataset {
     };
   }
   const source = loadTextSource(o.data);
-  const tokenizer = o.tokenizer ?? createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize });
-  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText: o.specialsAsText }));
+  const fitted = o.tokenizer
+    ? fitVocabulary(o.tokenizer, [source.text], o.specialsAsText, o.vocabulary?.grow ?? false)
+    : { tokenizer: createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize }), added: [] };
+  const tokenizer = fitted.tokenizer;
+  const onUnknown = (piece: string) => unencodable(locatePiece(source.files, piece, tokenizer.kind), tokenizer, piece, o.vocabulary?.hint);
+  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText: o.specialsAsText, onUnknown }));
   const { train, val } = splitTokens(ids, 0.1);
   // construct once here so that too-short data fails before any model is built
   new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${source.name}`);
@@ -81,5 +90,6 @@ export function loadDataset(o: DatasetOptions): Dataset {
     valSampler: (rng) => new BatchSampler(val, o.blockSize, o.batchSize, rng, "the validation split"),
     counting: false,
     specialTargets: specialTargets(tokenizer, [ids]),
+    addedPieces: fitted.added,
   };
 }

@@ -49,6 +49,8 @@ export interface StartInfo {
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
+  /** --init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
+  piecesAdded?: readonly string[];
   /** threads running the model on shares of each batch (data parallel; 1 = off) */
   dataParallelThreads: number;
 }
@@ -274,6 +276,12 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    vocabulary: {
+      grow: initFolder !== null,
+      hint: resume
+        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
+        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+    },
   });
   const modelConfig =
     initFolder && !config.initPartial
@@ -304,7 +312,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
       for (const [name, t] of model.params) {
         const s = src.get(name);
         if (!s) initReport.fresh.push(name);
-        else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
+        else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
+          // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+          initNewEmbeddingRows(t, s);
+          initReport.loaded.push(name);
+        } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
         else {
           t.data.set(s.data);
           initReport.loaded.push(name);
@@ -329,12 +341,13 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets };
+  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, piecesAdded: dataset.addedPieces, specialTargets };
 }
 
 /**
- * wte grown by added tokens (chat fine-tuning): the old rows are copied and every new row starts
- * as the mean of the old rows, so a new token begins as an "average" token rather than noise.
+ * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
+ * copied and every new row starts as the mean of the old rows, so a new token begins as an
+ * "average" token rather than noise.
  */
 function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   const [Vold, C] = old.shape as [number, number];
@@ -361,7 +374,7 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets } = setUp(
+  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, piecesAdded, specialTargets } = setUp(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
@@ -440,6 +453,7 @@ export async function train(
     resumedFrom: resumed ? step : null,
     initReport,
     chatTokensAdded,
+    piecesAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
   if (config.warmupSteps >= totalSteps)
