@@ -11,7 +11,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { before, describe, test } from "node:test";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
-import { runCli, tempDir, wordCorpus } from "./helpers.js";
+import { loadDataset } from "../src/data/dataset.js";
+import { loadTokenizer } from "../src/io/folder.js";
+import { Rng } from "../src/random.js";
+import { countingTokenizer } from "../src/tokenizer/word.js";
+import { runCli, tempDir, throwsUser, wordCorpus } from "./helpers.js";
 
 const OLD = resolve("tests/models/char-before-fallback");
 const TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--backend", "ref"];
@@ -97,5 +101,38 @@ describe("characters a model never saw", () => {
         `cafe\\.txt line ${line}: character "é" \\(U\\+00E9\\) is not in the model's char vocabulary; --tokenizer char builds the vocabulary from the data`,
       ),
     );
+  });
+
+  test("the token cache's chunked path adds, and refuses, what the in-memory path does", () => {
+    const data = join(dir, "chunks.txt");
+    // "<|end|>" and words cut by 5-byte chunks; the vocabulary lacks "é", "<", "|" and the word "café"
+    writeFileSync(data, `${readFileSync(corpus, "utf8").slice(0, 400)}the café<|end|> and ë\nme 😀 a<b\n`);
+    const options = (tokenizer: ReturnType<typeof loadTokenizer>, cached: boolean, grow: boolean) => ({
+      data,
+      blockSize: 4,
+      batchSize: 2,
+      tokenizer,
+      tokenizerKind: "char" as const,
+      vocabSize: 0,
+      specialsAsText: false,
+      vocabulary: { grow, hint: "the hint" },
+      tokenCache: { dir: join(dir, "cache"), minBytes: cached ? 0 : Number.MAX_SAFE_INTEGER, chunkBytes: 5 },
+    });
+    for (const tok of [loadTokenizer(OLD), countingTokenizer()]) {
+      const memory = loadDataset(options(tok, false, true));
+      const cached = loadDataset(options(tok, true, true));
+      assert.ok((memory.addedPieces ?? []).length > 3, tok.kind);
+      assert.deepEqual(cached.addedPieces, memory.addedPieces, tok.kind);
+      assert.ok(!memory.addedPieces?.includes("<|end|>"), tok.kind);
+      assert.deepEqual(cached.tokenizer.toHuggingFaceJson(), memory.tokenizer.toHuggingFaceJson());
+      const [a, b] = [memory.trainSampler(new Rng(1)).next(), cached.trainSampler(new Rng(1)).next()];
+      assert.deepEqual(b, a);
+      for (const cachedPath of [false, true])
+        throwsUser(
+          () => loadDataset(options(tok, cachedPath, false)),
+          /chunks\.txt line \d+: /,
+          /is not in the model's (char|word) vocabulary; the hint$/,
+        );
+    }
   });
 });

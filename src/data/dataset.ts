@@ -5,13 +5,22 @@
 import { fail } from "../errors.js";
 import { Rng } from "../random.js";
 import { createTokenizer } from "../tokenizer/index.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
-import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitTokens } from "./batches.js";
+import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { loadTextSource } from "./text.js";
+import { findTextFiles, loadTextSource, type TextSource } from "./text.js";
+import { readTextChunks, stampFiles } from "./text-chunks.js";
+import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
 import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
+
+/**
+ * Texts of at least this many bytes go through the token cache (token-cache.ts): tokenized once, in
+ * chunks, into a file read at offsets. Smaller ones are tokenized in memory, as before (a string and
+ * an array of ids cost about 27 bytes per character, so 8 MiB stays well under 300 MB).
+ */
+export const TOKEN_CACHE_MIN_BYTES = 8 << 20;
 
 export interface Dataset {
   name: string;
@@ -44,6 +53,29 @@ export interface DatasetOptions {
   chat?: string;
   /** what to do with data a given character or word `tokenizer` cannot encode (default: an error) */
   vocabulary?: VocabularyFit;
+  /** the token cache: its folder (default tokenCacheDir()) and the size from which a text uses it */
+  tokenCache?: { dir?: string; minBytes?: number; chunkBytes?: number };
+  /** progress of tokenizing a text into the token cache */
+  onTokenizeProgress?(p: TokenizeProgress): void;
+  /** notices for the user (the token cache reused or written) */
+  onMessage?(text: string): void;
+}
+
+/** The share of a text's tokens held out for validation: the last 10%, by position. */
+export const VAL_FRACTION = 0.1;
+
+/**
+ * A text's token ids and the training and validation splits cut from them, exactly as training
+ * cuts them (eval scores the same positions through this function).
+ */
+export function textSplits(
+  source: TextSource,
+  tokenizer: Tokenizer,
+  specialsAsText: boolean,
+  onUnknown?: EncodeOptions["onUnknown"],
+): { ids: Int32Array; train: Int32Array; val: Int32Array } {
+  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText, onUnknown }));
+  return { ids, ...splitTokens(ids, VAL_FRACTION) };
 }
 
 export function loadDataset(o: DatasetOptions): Dataset {
@@ -69,19 +101,58 @@ export function loadDataset(o: DatasetOptions): Dataset {
       specialTargets: specialTargets(tokenizer, [...train, ...val]),
     };
   }
+  const files = findTextFiles(o.data);
+  const bytes = stampFiles(files.files).reduce((sum, f) => sum + f.size, 0);
+  const grow = o.vocabulary?.grow ?? false;
+  // data a given vocabulary cannot encode: the error names the file and line
+  const unknownIn = (tokenizer: Tokenizer) => (piece: string) =>
+    unencodable(locatePiece(files.files, piece, tokenizer.kind), tokenizer, piece, o.vocabulary?.hint);
+  if (bytes >= (o.tokenCache?.minBytes ?? TOKEN_CACHE_MIN_BYTES)) {
+    const chunks = function* () {
+      for (const c of readTextChunks(files, o.tokenCache?.chunkBytes)) yield c.text;
+    };
+    const fitted = o.tokenizer ? fitVocabulary(o.tokenizer, chunks(), o.specialsAsText, grow, true) : undefined;
+    const cache = openTokenCache({
+      source: files,
+      tokenizer: fitted?.tokenizer,
+      onUnknown: fitted ? unknownIn(fitted.tokenizer) : undefined,
+      kind: o.tokenizerKind,
+      vocabSize: o.vocabSize,
+      specialsAsText: o.specialsAsText,
+      dir: o.tokenCache?.dir,
+      chunkBytes: o.tokenCache?.chunkBytes,
+      onProgress: o.onTokenizeProgress,
+      onMessage: o.onMessage,
+    });
+    return textDataset(
+      o,
+      files.name,
+      { tokenizer: cache.tokenizer, added: fitted?.added ?? [] },
+      splitStream(cache.tokens, VAL_FRACTION),
+      cache.header.specialTargets,
+    );
+  }
   const source = loadTextSource(o.data);
   const fitted = o.tokenizer
-    ? fitVocabulary(o.tokenizer, [source.text], o.specialsAsText, o.vocabulary?.grow ?? false)
+    ? fitVocabulary(o.tokenizer, [source.text], o.specialsAsText, grow)
     : { tokenizer: createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize }), added: [] };
-  const tokenizer = fitted.tokenizer;
-  const onUnknown = (piece: string) => unencodable(locatePiece(source.files, piece, tokenizer.kind), tokenizer, piece, o.vocabulary?.hint);
-  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText: o.specialsAsText, onUnknown }));
-  const { train, val } = splitTokens(ids, 0.1);
+  const { ids, train, val } = textSplits(source, fitted.tokenizer, o.specialsAsText, unknownIn(fitted.tokenizer));
+  return textDataset(o, source.name, fitted, { train, val }, specialTargets(fitted.tokenizer, [ids]));
+}
+
+/** The dataset of a tokenized text, split into training and validation tokens. */
+function textDataset(
+  o: DatasetOptions,
+  name: string,
+  { tokenizer, added }: { tokenizer: Tokenizer; added: readonly string[] },
+  { train, val }: { train: Int32Array | TokenStream; val: Int32Array | TokenStream },
+  targets: readonly string[],
+): Dataset {
   // construct once here so that too-short data fails before any model is built
-  new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${source.name}`);
-  new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${source.name} (the last 10%)`);
+  new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${name}`);
+  new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${name} (the last 10%)`);
   return {
-    name: source.name,
+    name,
     tokenizer,
     trainTokens: train.length,
     valTokens: val.length,
@@ -89,7 +160,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
     trainSampler: (rng) => new BatchSampler(train, o.blockSize, o.batchSize, rng, "the training split"),
     valSampler: (rng) => new BatchSampler(val, o.blockSize, o.batchSize, rng, "the validation split"),
     counting: false,
-    specialTargets: specialTargets(tokenizer, [ids]),
-    addedPieces: fitted.added,
+    specialTargets: targets,
+    addedPieces: added,
   };
 }

@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { fail } from "../errors.js";
 import { describeChar } from "../tokenizer/char.js";
+import { SpecialSplitter } from "../tokenizer/chunked.js";
 import { LookupTokenizer } from "../tokenizer/lookup.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 
@@ -20,16 +21,35 @@ export interface VocabularyFit {
   hint?: string;
 }
 
-/** `tokenizer`, grown by the pieces of `texts` it lacks when `grow` (their order: by code point for characters) */
+const LAST_WHITESPACE = /\p{White_Space}(?!.*\p{White_Space})/su;
+
+/**
+ * `tokenizer`, grown by the pieces of `texts` it lacks when `grow` (their order: by code point for
+ * characters). `texts` are separate texts (chat messages), or with `chunked` the chunks of one text
+ * (the token cache's path), where a special-token string or a word may straddle two chunks.
+ */
 export function fitVocabulary(
   tokenizer: Tokenizer,
-  texts: readonly string[],
+  texts: Iterable<string>,
   specialsAsText: boolean,
   grow: boolean,
+  chunked = false,
 ): { tokenizer: Tokenizer; added: string[] } {
   if (!grow || !(tokenizer instanceof LookupTokenizer)) return { tokenizer, added: [] };
   const missing = new Set<string>();
-  for (const text of texts) for (const p of tokenizer.unknownPieces(text, { specialsAsText })) missing.add(p);
+  const note = (text: string) => {
+    for (const p of tokenizer.unknownPieces(text, { specialsAsText: true })) missing.add(p);
+  };
+  const splitter = new SpecialSplitter(specialsAsText ? [] : tokenizer.specialTokens);
+  // ordinary text: characters are settled as they come; a word once whitespace follows it
+  const ordinary = (text: string, final: boolean): number => {
+    const m = final || tokenizer.kind === "char" ? null : LAST_WHITESPACE.exec(text);
+    const end = final || tokenizer.kind === "char" ? text.length : m === null ? 0 : m.index + m[0].length;
+    note(text.slice(0, end));
+    return end;
+  };
+  for (const text of texts) splitter.push(text, !chunked, ordinary, () => {});
+  if (chunked) splitter.push("", true, ordinary, () => {});
   if (missing.size === 0) return { tokenizer, added: [] };
   const added = [...missing];
   if (tokenizer.kind === "char") added.sort((a, b) => (a.codePointAt(0) as number) - (b.codePointAt(0) as number));
