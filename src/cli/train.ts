@@ -139,14 +139,19 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   const f = parseFlags(trainSpec, argv);
   const { config, explicit } = trainConfigFromFlags(f);
   const progress = new ProgressLine();
-  let stopRequested = false;
-  const onSigint = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
+  // Ctrl-C (SIGINT) and SIGTERM (kill, a job scheduler, docker stop) both stop the run at the end
+  // of the step with a checkpoint; the exit status says which one: 128 + the signal's number
+  let stopStatus = 0; // 0: go on
+  const stopOn = (status: number, name: string) => () => {
+    if (stopStatus !== 0) process.exit(stopStatus);
+    stopStatus = status;
     progress.break();
-    console.error("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
+    console.error(`${name}: finishing this step and saving a checkpoint (${name} again to quit without saving)`);
   };
+  const onSigint = stopOn(130, "Ctrl-C");
+  const onSigterm = stopOn(143, "SIGTERM");
   process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
   const started = performance.now();
   let logEvery = 1;
   let firstStep = 0;
@@ -204,7 +209,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           progress.break();
           console.error(text);
         },
-        shouldStop: () => stopRequested,
+        shouldStop: () => stopStatus !== 0,
       },
     );
     progress.break();
@@ -214,7 +219,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     if (vals.length > 1) console.error(`val loss   ${sparkline(vals)} ${vals[vals.length - 1]?.toFixed(4)}`);
     if (result.interrupted) {
       console.error(`stopped at step ${result.steps}; checkpoint saved. Continue with: minigpt train --out ${config.out} --resume`);
-      return 130;
+      return stopStatus;
     }
     console.error(
       `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
@@ -232,6 +237,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     return 0;
   } finally {
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
   }
 }
 

@@ -17,6 +17,7 @@ import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
 import { loadModel, readJsonFile } from "./hf.js";
+import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
 
 export interface ModelFolder {
   dir: string;
@@ -37,9 +38,13 @@ export function loadTokenizer(dir: string): Tokenizer {
   return tokenizerFromHuggingFaceJson(readJsonFile(file));
 }
 
-/** Load a model folder's top level (the best model) with its tokenizer, checking they agree. */
-export function loadModelFolder(dir: string): ModelFolder {
-  if (!existsSync(dir)) fail(`model folder ${dir} does not exist (train one with: minigpt train --out ${dir})`);
+/**
+ * Load a model folder's top level (the best model) with its tokenizer, checking they agree. What a
+ * killed run left around the folder is put right first (out-folder.ts), said through `notice`.
+ */
+export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
+  tidyBeforeReading(dir, notice);
+  if (!existsSync(dir)) fail(`model folder ${dir} does not exist (train one with: minigpt train --out ${dir})${besideMissingFolder(dir)}`);
   const model = loadModel(dir);
   const tokenizer = loadTokenizer(dir);
   if (tokenizer.vocabSize > model.config.vocabSize) {
