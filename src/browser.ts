@@ -21,7 +21,16 @@ export {
   type ModelAnalysis,
   parameterFigures,
 } from "./analyze/analyze.js";
-export { type Batch, BatchSampler, evalWindows, SequenceSampler, splitTokens } from "./data/batches.js";
+export {
+  arrayStream,
+  type Batch,
+  BatchSampler,
+  evalWindows,
+  SequenceSampler,
+  splitStream,
+  splitTokens,
+  type TokenStream,
+} from "./data/batches.js";
 export {
   CHAT_ASSISTANT,
   CHAT_END,

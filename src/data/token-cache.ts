@@ -43,6 +43,8 @@ export interface TokenCacheHeader {
   dtype: "uint16" | "uint32";
   /** null while the file is being written */
   tokens: number | null;
+  /** length of the text in UTF-16 code units (JavaScript's string length), files joined */
+  characters: number | null;
   specialsAsText: boolean;
   /** the files read, in order; a change in any size or mtime makes the cache stale */
   sources: FileStamp[];
@@ -211,12 +213,14 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     vocabSize: tokenizer.vocabSize,
     dtype: wide ? "uint32" : "uint16",
     tokens: null,
+    characters: null,
     specialsAsText: o.specialsAsText,
     sources,
     specialTargets: [],
   };
   // room for the final header: every special listed and the largest token count
-  const room = headerBytes({ ...header, tokens: Number.MAX_SAFE_INTEGER, specialTargets: [...tokenizer.specialTokens] }).length;
+  const most = Number.MAX_SAFE_INTEGER;
+  const room = headerBytes({ ...header, tokens: most, characters: most, specialTargets: [...tokenizer.specialTokens] }).length;
   const specialIds = new Uint8Array(tokenizer.vocabSize);
   for (const s of tokenizer.specialTokens) specialIds[tokenizer.specialTokenId(s) as number] = 1;
   const seen = new Uint8Array(tokenizer.vocabSize);
@@ -235,6 +239,7 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     let position = dataOffset(room);
     let count = 0;
     let read = 0;
+    let characters = 0;
     const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText });
     const put = (ids: Int32Array): void => {
       const out = wide ? new Uint32Array(ids.length) : new Uint16Array(ids.length);
@@ -249,12 +254,13 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     };
     for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
       put(encoder.push(chunk.text));
+      characters += chunk.text.length;
       read = chunk.bytesRead;
       progress(read, count, false);
     }
     put(encoder.push("", true));
     const specialTargets = tokenizer.specialTokens.filter((s) => seen[tokenizer.specialTokenId(s) as number]);
-    writeAll(fd, headerBytes({ ...header, tokens: count, specialTargets }, room), PREAMBLE);
+    writeAll(fd, headerBytes({ ...header, tokens: count, characters, specialTargets }, room), PREAMBLE);
     fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
@@ -291,7 +297,12 @@ export function readTokenFile(path: string): { header: TokenCacheHeader; tokens:
     const header = JSON.parse(new TextDecoder().decode(json)) as TokenCacheHeader;
     const width = header.dtype === "uint32" ? 4 : 2;
     const tokens = header.tokens;
-    if (typeof tokens !== "number" || !Array.isArray(header.sources) || !Array.isArray(header.specialTargets))
+    if (
+      typeof tokens !== "number" ||
+      typeof header.characters !== "number" ||
+      !Array.isArray(header.sources) ||
+      !Array.isArray(header.specialTargets)
+    )
       throw new Error("incomplete");
     if (fstatSync(fd).size !== dataOffset(length) + tokens * width) throw new Error("truncated");
     return { header, tokens: new TokenFile(fd, dataOffset(length), width, 0, tokens), close: () => closeSync(fd) };
