@@ -79,7 +79,7 @@ export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTCo
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
-export { learningRate, type ScheduleOptions } from "./optim/schedule.js";
+export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
 export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
@@ -99,9 +99,12 @@ export {
 } from "./tokenizer/index.js";
 export {
   configKey,
+  DEFAULT_DATA,
   defaultTrainConfig,
   flagName,
   isTokenizerChoice,
+  type RunFacts,
+  resolvedConfig,
   TOKENIZER_CHOICES,
   type TokenizerChoice,
   type TrainConfig,

@@ -18,12 +18,21 @@ import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { AdamW, clipGradNorm } from "../optim/adamw.js";
-import { learningRate } from "../optim/schedule.js";
+import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/schedule.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { defaultTrainConfig, flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
+import {
+  DEFAULT_DATA,
+  defaultTrainConfig,
+  flagName,
+  isTokenizerChoice,
+  RESUME_OVERRIDABLE,
+  resolvedConfig,
+  TOKENIZER_CHOICES,
+  type TrainConfig,
+} from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
@@ -47,6 +56,12 @@ export interface StartInfo {
   dataset: { name: string; trainTokens: number; valTokens: number; vocabSize: number; tokenizer: string };
   totalSteps: number;
   resumedFrom: number | null;
+  /** resume: the settings that differ from the run's saved ones (all in RESUME_OVERRIDABLE) */
+  resumeChanges?: { key: keyof TrainConfig; from: unknown; to: unknown }[];
+  /** the learning-rate schedule of the steps to come */
+  schedule: ScheduleOptions;
+  /** resume with a new end or new rates: the plan the run had before (schedule is the new one) */
+  replacedSchedule?: ScheduleOptions;
   /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
@@ -128,6 +143,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
   // special tokens the model learned to predict before this run (resume: the run's own record)
   let earlierTargets: readonly string[] = [];
+  let resumeChanges: StartInfo["resumeChanges"];
   // a resumed run saved before the config had gradShards: the shards it continues with
   let legacyShards: number | null = null;
   if (resume) {
@@ -141,8 +157,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     }
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
-      // the same data named from another folder is the same data
-      if ((key === "data" || key === "tokenizer") && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
+      // the same tokenizer folder named from another folder is the same one
+      if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
       if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
         fail(
           `--resume continues the run in ${config.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
@@ -155,15 +171,26 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     // the run's length in the other unit replaces the saved one (epochs win when both are set)
     if (allowed.epochs !== undefined && allowed.maxSteps === undefined) allowed.maxSteps = 0;
     if (allowed.maxSteps !== undefined && allowed.epochs === undefined) allowed.epochs = 0;
+    if (allowed.data !== undefined) allowed.data = resumedData(saved, allowed.data);
     config = { ...saved, ...allowed, out: config.out };
+    resumeChanges = RESUME_OVERRIDABLE.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(config[k])).map((k) => ({
+      key: k,
+      from: saved[k],
+      to: config[k],
+    }));
     tokenizer = loadTokenizer(config.out);
     earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
   } else {
+    if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
     // paths are saved absolute, so that --resume works from any folder
     if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
     // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
     if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
-    if (!isTokenizerChoice(config.tokenizer)) {
+    if (config.data === "counting" && !config.init) {
+      // the task's numbers are words of its own vocabulary
+      if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
+        fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
+    } else if (!isTokenizerChoice(config.tokenizer)) {
       if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
       if (!existsSync(join(config.tokenizer, "tokenizer.json")))
         fail(
@@ -203,6 +230,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   } else if (!resume && config.chat) {
     fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
   }
+  if (config.chat && overrides.data !== undefined)
+    fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
   // chat fine-tuning of a vocabulary without <|user|> <|assistant|> <|end|> (e.g. GPT-2's): add them
   let chatTokensAdded: string[] | undefined;
   if (config.chat && initFolder && tokenizer) {
@@ -244,6 +273,17 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
           activation: config.activation,
         });
   if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  config = resolvedConfig(config, {
+    tokenizerKind: dataset.tokenizer.kind,
+    vocabSize: dataset.tokenizer.vocabSize,
+    nInner: modelConfig.nInner,
+  });
+  // a size asked of a tokenizer this run does not train is a mistake, not something to ignore
+  const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
+  if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
+    fail(
+      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
+    );
   const model = new GPT(modelConfig, config.seed);
   let initReport: StartInfo["initReport"];
   if (resumed) {
@@ -280,7 +320,16 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets, legacyShards };
+  return { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards };
+}
+
+/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
+function resumedData(saved: TrainConfig, data: string): string {
+  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
+  const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
+  if (path !== saved.data && (path === "counting" || saved.data === "counting"))
+    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
+  return path;
 }
 
 /**
@@ -312,7 +361,7 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
+  const { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
@@ -320,7 +369,9 @@ export async function train(
   );
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
-  const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
+  const stepsOf = (c: TrainConfig) =>
+    c.epochs > 0 ? Math.max(1, Math.ceil((c.epochs * dataset.trainTokens) / tokensPerStep)) : c.maxSteps;
+  const totalSteps = stepsOf(config);
   if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
   if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
   if (config.batchSize % config.gradShards !== 0) {
@@ -329,7 +380,10 @@ export async function train(
       `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
     );
   }
-  const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: totalSteps };
+  const planOf = (c: TrainConfig): ScheduleOptions => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: stepsOf(c) });
+  // a resumed run goes on with its saved plan (checkpoints before plans were saved: the one its config gives)
+  const planned = resumed ? (resumed.state.schedule ?? planOf(resumed.state.config as unknown as TrainConfig)) : planOf(config);
+  const schedule = resumed ? replanSchedule(planned, resumed.state.step, planOf(config)) : planned;
 
   // PRNG streams: one for batches, one for dropout; both saved in checkpoints so resume is exact
   const dataRng = new Rng(config.seed + 1);
@@ -366,6 +420,7 @@ export async function train(
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
     bestValLoss,
     config: config as unknown as Record<string, unknown>,
+    schedule,
     elapsedSeconds: elapsed,
     arithmetic,
   });
@@ -403,6 +458,9 @@ export async function train(
     },
     totalSteps,
     resumedFrom: resumed ? step : null,
+    resumeChanges,
+    schedule,
+    replacedSchedule: schedule !== planned ? planned : undefined,
     initReport,
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
