@@ -27,7 +27,7 @@ const flags: FlagSpec[] = [
     name: "data",
     type: "string",
     default: d.data,
-    help: `a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting (default: ${DEFAULT_DATA}; with --chat the conversations are the data)`,
+    help: `a text file, a folder (every .txt file under it; other kinds, .md included, are skipped and counted: rename them to .txt to train on them), or a built-in corpus: moby-dick, counting (default: ${DEFAULT_DATA}; with --chat the conversations are the data)`,
   },
   {
     name: "out",

@@ -10,7 +10,7 @@ import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { findTextFiles, loadTextSource, type TextSource } from "./text.js";
+import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
 import { stampFiles } from "./text-chunks.js";
 import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
 
@@ -35,6 +35,8 @@ export interface Dataset {
   counting: boolean;
   /** the tokenizer's special tokens that occur as a target (a token to predict) anywhere in the data */
   specialTargets: readonly string[];
+  /** a folder of text: which files were read and which skipped (describeFolderSource) */
+  files?: string;
 }
 
 export interface DatasetOptions {
@@ -109,22 +111,23 @@ export function loadDataset(o: DatasetOptions): Dataset {
       onProgress: o.onTokenizeProgress,
       onMessage: o.onMessage,
     });
-    return textDataset(o, files.name, cache.tokenizer, splitStream(cache.tokens, VAL_FRACTION), cache.header.specialTargets);
+    return textDataset(o, files, cache.tokenizer, splitStream(cache.tokens, VAL_FRACTION), cache.header.specialTargets);
   }
   const source = loadTextSource(o.data);
   const tokenizer = o.tokenizer ?? createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize });
   const { ids, train, val } = textSplits(source, tokenizer, o.specialsAsText);
-  return textDataset(o, source.name, tokenizer, { train, val }, specialTargets(tokenizer, [ids]));
+  return textDataset(o, files, tokenizer, { train, val }, specialTargets(tokenizer, [ids]));
 }
 
 /** The dataset of a tokenized text, split into training and validation tokens. */
 function textDataset(
   o: DatasetOptions,
-  name: string,
+  files: TextFiles,
   tokenizer: Tokenizer,
   { train, val }: { train: Int32Array | TokenStream; val: Int32Array | TokenStream },
   targets: readonly string[],
 ): Dataset {
+  const name = files.name;
   // construct once here so that too-short data fails before any model is built
   new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${name}`);
   new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${name} (the last 10%)`);
@@ -138,5 +141,6 @@ function textDataset(
     valSampler: (rng) => new BatchSampler(val, o.blockSize, o.batchSize, rng, "the validation split"),
     counting: false,
     specialTargets: targets,
+    files: describeFolderSource(files),
   };
 }

@@ -465,6 +465,7 @@ export async function train(
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
   const savedArithmetic = resumed?.state.arithmetic;
   if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
     events.onMessage?.(
