@@ -21,7 +21,16 @@ export {
   type ModelAnalysis,
   parameterFigures,
 } from "./analyze/analyze.js";
-export { type Batch, BatchSampler, evalWindows, SequenceSampler, splitTokens } from "./data/batches.js";
+export {
+  arrayStream,
+  type Batch,
+  BatchSampler,
+  evalWindows,
+  SequenceSampler,
+  splitStream,
+  splitTokens,
+  type TokenStream,
+} from "./data/batches.js";
 export {
   CHAT_ASSISTANT,
   CHAT_END,
@@ -40,8 +49,8 @@ export {
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
 export { fail, MinigptError } from "./errors.js";
+export { type AttentionPageData, attentionHtml, decodeAttention, encodeAttention } from "./explain/attention-html.js";
 export {
-  attentionHtml,
   attentionWeights,
   type ExplainLevel,
   explainTrainingStep,
@@ -70,7 +79,7 @@ export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTCo
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
-export { learningRate, type ScheduleOptions } from "./optim/schedule.js";
+export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
 export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
@@ -90,9 +99,12 @@ export {
 } from "./tokenizer/index.js";
 export {
   configKey,
+  DEFAULT_DATA,
   defaultTrainConfig,
   flagName,
   isTokenizerChoice,
+  type RunFacts,
+  resolvedConfig,
   TOKENIZER_CHOICES,
   type TokenizerChoice,
   type TrainConfig,

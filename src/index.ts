@@ -7,14 +7,33 @@
 export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
-export { type Dataset, loadDataset, textSplits, VAL_FRACTION } from "./data/dataset.js";
-export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
+export { type Dataset, loadDataset, TOKEN_CACHE_MIN_BYTES, textSplits, VAL_FRACTION } from "./data/dataset.js";
+export {
+  BUILTIN_TEXTS,
+  describeFolderSource,
+  findTextFiles,
+  loadTextSource,
+  readTextFile,
+  type TextFiles,
+  type TextSource,
+} from "./data/text.js";
+export {
+  openTokenCache,
+  type TokenCache,
+  type TokenCacheHeader,
+  type TokenCacheOptions,
+  type TokenizeProgress,
+  tokenCacheDir,
+} from "./data/token-cache.js";
 export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
+  checkpointNames,
   loadModelFolder,
   loadTokenizer,
+  locateModel,
   type ModelFolder,
+  type ModelLocation,
   readFolderInfo,
   saveTokenizer,
   type TrainingData,

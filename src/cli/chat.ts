@@ -9,18 +9,14 @@ import {
   trainedSpecials,
   unseenSpecialIds,
 } from "../index.js";
-import { backendFlags, samplingFlags } from "./common.js";
+import { backendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const chatSpec: CommandSpec = {
   name: "chat",
   summary: "talk to a chat-fine-tuned model (<|user|> ... <|end|><|assistant|> ... <|end|>), replies streamed",
   usage: "minigpt chat --model DIR [--temperature x] [--top-k n] [--top-p x] [--max-new-tokens n]",
-  flags: [
-    { name: "model", type: "string", default: "out", help: "model folder with the chat tokens (see minigpt train --chat)" },
-    ...samplingFlags,
-    ...backendFlags,
-  ],
+  flags: [modelFlag("model folder with the chat tokens (see minigpt train --chat)"), ...samplingFlags, ...backendFlags],
   examples: ["minigpt chat --model chat-model", 'printf "hi\\nwhat is your name?\\n" | minigpt chat --model chat-model --temperature 0'],
 };
 

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   BUILTIN_TEXTS,
+  describeFolderSource,
   type EvalResult,
   type EvalSplit,
   evaluateCounting,
@@ -16,7 +17,7 @@ import {
   trainingData,
   VAL_FRACTION,
 } from "../index.js";
-import { backendFlags } from "./common.js";
+import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine } from "./progress.js";
 
@@ -27,7 +28,7 @@ export const evalSpec: CommandSpec = {
   summary: "loss, perplexity and bits per byte of a model on a text (by default the part of its training data it never trained on)",
   usage: "minigpt eval [--model DIR] [--data FILE|FOLDER|moby-dick|counting] [--split val|train|all] [--eval-tokens N] [--json]",
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder" },
+    modelFlag(),
     {
       name: "data",
       type: "string",
@@ -105,6 +106,8 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     result = evaluateCounting(model, split);
   } else {
     const source = loadTextSource(data);
+    const files = describeFolderSource(source);
+    if (files) process.stderr.write(`files: ${files}\n`);
     const { ids, train, val } = textSplits(source, tokenizer, specialsAsText);
     const part = split === "val" ? val : split === "train" ? train : ids;
     const windows = evalWindows(part, model.config.blockSize);

@@ -13,6 +13,7 @@ import {
   type ChatOptions,
   ChatSession,
   chatTokenIds,
+  checkpointNames,
   formatAnalysis,
   type GPT,
   generateTokens,
@@ -72,11 +73,12 @@ export function listModels(dir: string): ModelChoice[] {
   const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
   const training = join(dir, "training");
   if (existsSync(training)) {
-    const cps = readdirSync(training)
-      .map((n) => /^checkpoint-(\d+)$/.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null && existsSync(join(training, m[0], "model.safetensors")))
-      .sort((a, b) => Number(b[1]) - Number(a[1]));
-    for (const m of cps) out.push({ label: `checkpoint at step ${m[1]}`, dir, weights: join(training, m[0], "model.safetensors") });
+    for (const name of checkpointNames(training))
+      out.push({
+        label: `checkpoint at step ${name.slice("checkpoint-".length)}`,
+        dir,
+        weights: join(training, name, "model.safetensors"),
+      });
   }
   return out;
 }
