@@ -49,8 +49,8 @@ export {
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
 export { fail, MinigptError } from "./errors.js";
+export { type AttentionPageData, attentionHtml, decodeAttention, encodeAttention } from "./explain/attention-html.js";
 export {
-  attentionHtml,
   attentionWeights,
   type ExplainLevel,
   explainTrainingStep,

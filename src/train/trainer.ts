@@ -412,6 +412,9 @@ export async function train(
     trained_steps: step,
     best_val_loss: bestValLoss,
   };
+  // threads and shards do not change a bit of the result; the kernels' rounding does
+  const kernels = backend() as { name: string; simd?: string };
+  const arithmetic = kernels.simd ? `${kernels.name} ${kernels.simd} SIMD` : kernels.name;
   const state = (): TrainingState => ({
     step,
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
@@ -419,6 +422,7 @@ export async function train(
     config: config as unknown as Record<string, unknown>,
     schedule,
     elapsedSeconds: elapsed,
+    arithmetic,
   });
   // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
@@ -462,6 +466,11 @@ export async function train(
     dataParallelThreads: parallel?.threads ?? 1,
   });
   if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
+  const savedArithmetic = resumed?.state.arithmetic;
+  if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
+    events.onMessage?.(
+      `notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (--backend and MINIGPT_WASM_SIMD choose them)`,
+    );
   if (legacyShards !== null)
     events.onMessage?.(
       `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
