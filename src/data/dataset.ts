@@ -10,7 +10,7 @@ import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { findTextFiles, loadTextSource, type TextSource } from "./text.js";
+import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
 import { readTextChunks, stampFiles } from "./text-chunks.js";
 import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
 import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
@@ -38,6 +38,8 @@ export interface Dataset {
   specialTargets: readonly string[];
   /** the characters (words) the data needed and `tokenizer` appended to the given one (VocabularyFit.grow) */
   addedPieces?: readonly string[];
+  /** a folder of text: which files were read and which skipped (describeFolderSource) */
+  files?: string;
 }
 
 export interface DatasetOptions {
@@ -126,7 +128,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
     });
     return textDataset(
       o,
-      files.name,
+      files,
       { tokenizer: cache.tokenizer, added: fitted?.added ?? [] },
       splitStream(cache.tokens, VAL_FRACTION),
       cache.header.specialTargets,
@@ -137,17 +139,18 @@ export function loadDataset(o: DatasetOptions): Dataset {
     ? fitVocabulary(o.tokenizer, [source.text], o.specialsAsText, grow)
     : { tokenizer: createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize }), added: [] };
   const { ids, train, val } = textSplits(source, fitted.tokenizer, o.specialsAsText, unknownIn(fitted.tokenizer));
-  return textDataset(o, source.name, fitted, { train, val }, specialTargets(fitted.tokenizer, [ids]));
+  return textDataset(o, files, fitted, { train, val }, specialTargets(fitted.tokenizer, [ids]));
 }
 
 /** The dataset of a tokenized text, split into training and validation tokens. */
 function textDataset(
   o: DatasetOptions,
-  name: string,
+  files: TextFiles,
   { tokenizer, added }: { tokenizer: Tokenizer; added: readonly string[] },
   { train, val }: { train: Int32Array | TokenStream; val: Int32Array | TokenStream },
   targets: readonly string[],
 ): Dataset {
+  const name = files.name;
   // construct once here so that too-short data fails before any model is built
   new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${name}`);
   new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${name} (the last 10%)`);
@@ -162,5 +165,6 @@ function textDataset(
     counting: false,
     specialTargets: targets,
     addedPieces: added,
+    files: describeFolderSource(files),
   };
 }

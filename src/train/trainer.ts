@@ -3,7 +3,7 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
@@ -13,7 +13,8 @@ import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
-import { prepareOutFolder } from "../io/out-folder.js";
+import { lockFolder } from "../io/lock.js";
+import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -371,11 +372,8 @@ function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
 }
 
-/**
- * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
- * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
- */
-export async function train(
+/** train(), holding OUT's lock. */
+async function runTraining(
   requested: TrainConfig,
   options: {
     resume?: boolean;
@@ -444,6 +442,9 @@ export async function train(
     trained_steps: step,
     best_val_loss: bestValLoss,
   };
+  // threads and shards do not change a bit of the result; the kernels' rounding does
+  const kernels = backend() as { name: string; simd?: string };
+  const arithmetic = kernels.simd ? `${kernels.name} ${kernels.simd} SIMD` : kernels.name;
   const state = (): TrainingState => ({
     step,
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
@@ -451,10 +452,11 @@ export async function train(
     config: config as unknown as Record<string, unknown>,
     schedule,
     elapsedSeconds: elapsed,
+    arithmetic,
   });
   // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
-  let replaced: string | null = null;
+  let replaced: string | null = resumed ? pendingReplacement(out) : null;
   if (!resumed) {
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
@@ -494,6 +496,12 @@ export async function train(
     piecesAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
+  const savedArithmetic = resumed?.state.arithmetic;
+  if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
+    events.onMessage?.(
+      `notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (--backend and MINIGPT_WASM_SIMD choose them)`,
+    );
   if (legacyShards !== null)
     events.onMessage?.(
       `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
@@ -591,7 +599,7 @@ export async function train(
     }
   } catch (e) {
     if (replaced) {
-      const kept = `The model folder --overwrite replaced is kept in ${replaced} (rename it back to ${out} to restore it)`;
+      const kept = `The model folder --overwrite replaced is kept in ${replaced} (put it back with: rm -r ${out} && mv ${replaced} ${out})`;
       if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
       if (e instanceof Error) e.message = `${e.message}. ${kept}`;
     }
@@ -600,13 +608,22 @@ export async function train(
     parallel?.dispose();
   }
   if (interrupted) checkpoint();
-  if (replaced) rmSync(replaced, { recursive: true, force: true });
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
   writeFileAtomic(
     join(out, "config.json"),
     `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`,
   );
+  // the replaced model survives any interruption (Ctrl-C, SIGTERM, kill -9, an error) and goes only
+  // when the run that replaced it has finished normally, here or in a later --resume
+  if (interrupted && replaced) {
+    events.onMessage?.(
+      `the model folder --overwrite replaced is kept in ${replaced} until this run finishes (continue it with --resume), or put it back with: rm -r ${out} && mv ${replaced} ${out}`,
+    );
+  } else if (!interrupted) {
+    const kept = finishReplacement(out);
+    if (kept !== null) events.onMessage?.(kept);
+  }
   return {
     model,
     tokenizer: dataset.tokenizer,
@@ -618,4 +635,29 @@ export async function train(
     history,
     specialTargets,
   };
+}
+
+/**
+ * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
+ * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
+ * The run holds OUT's lock (io/lock.ts) from start to end, so a second writer of OUT is refused, and
+ * first puts right what a killed run left around OUT (io/out-folder.ts).
+ */
+export async function train(
+  requested: TrainConfig,
+  options: Parameters<typeof runTraining>[1] = {},
+  events: TrainEvents = {},
+): Promise<TrainResult> {
+  const notice = (text: string) => events.onMessage?.(text);
+  const lock = lockFolder(requested.out, notice);
+  try {
+    tidyModelFolder(requested.out, notice);
+    if (options.resume && !existsSync(requested.out))
+      fail(
+        `nothing to resume: the model folder ${requested.out} does not exist (train without --resume first)${besideMissingFolder(requested.out)}`,
+      );
+    return await runTraining(requested, options, events);
+  } finally {
+    lock.release();
+  }
 }
