@@ -89,8 +89,10 @@ export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
   ByteLevelBpe,
   CharTokenizer,
+  type CharTokenizerOptions,
   countingTokenizer,
   createTokenizer,
+  describeChar,
   type EncodeOptions,
   gpt2Tokenizer,
   type Tokenizer,
