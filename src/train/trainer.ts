@@ -52,6 +52,8 @@ export interface StepMetrics {
   grad_norm: number;
   val_loss?: number;
   pattern_accuracy?: number;
+  /** on the first step a --resume trained: the checkpoint's step it continued from (loss.svg marks it) */
+  resumed_from?: number;
 }
 
 export interface StartInfo {
@@ -575,6 +577,7 @@ async function runTraining(
       const ms = performance.now() - t0;
       elapsed += ms / 1000;
       const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
+      if (resumed && step === resumed.state.step + 1) m.resumed_from = resumed.state.step;
       if (step === 1 && !resumed && !config.chat) {
         const expected = Math.log(model.config.vocabSize);
         if (Math.abs(loss - expected) > 1) {
