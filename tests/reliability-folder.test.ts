@@ -198,7 +198,12 @@ test("a stale lock is taken over, and the junk dead runs left is removed and nam
   const r = resumes(out);
   assert.match(r.stderr, new RegExp(`took over the lock .*\\.m\\.lock of process ${pid}, which is no longer running`));
   assert.match(r.stderr, new RegExp(`removed what killed runs \\(process ${pid}\\) left unfinished: .*m\\.partial-${pid}`));
-  assert.match(r.stderr, new RegExp(`m\\.replaced-${pid} holds the model folder that an unfinished train --overwrite`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `m\\.replaced-${pid} holds a model folder that a train --overwrite \\(process ${pid}\\) replaced and never finished; put it back with: .*, or remove it with: rm -r`,
+    ),
+  );
   for (const j of junk) assert.ok(!existsSync(j), `${j} is removed`);
   assert.equal(readFileSync(join(replaced, "model.safetensors"), "utf8"), "the only copy");
   assert.ok(!existsSync(join(dir, ".m.lock")));
