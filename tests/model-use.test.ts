@@ -97,3 +97,24 @@ test("every command that takes --model takes a checkpoint, and a wrong folder na
 test("--data DIR says how many files of which kinds it read and skipped", () => {
   assert.match(trained.stderr, /^files: read 1 \.txt file \([\d.]+ KB\); skipped 1 \.json, 1 \.md \(only \.txt files are read\)$/m);
 });
+
+test("generate --num-samples N: each under its own header, sample k as --seed + k - 1 alone; --stop is left out unless --stop-include", () => {
+  const gen = (...args: string[]) => {
+    const r = runCli(["generate", "--model", out, "--prompt", "the ", "--max-new-tokens", "40", ...args]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const three = gen("--num-samples", "3");
+  const parts = three.split(/^--- sample (\d) of 3 \(--seed (\d+)\) ---\n/m);
+  // ["", "1", "1337", text, "2", "1338", text, "3", "1339", text]
+  assert.equal(parts.length, 10, three);
+  assert.deepEqual([parts[1], parts[2], parts[4], parts[5], parts[7], parts[8]], ["1", "1337", "2", "1338", "3", "1339"]);
+  const second = gen("--seed", "1338");
+  assert.equal(`${parts[6]}`.trimEnd(), second.trimEnd());
+  // a stop string of two characters from inside the text: the text ends before its first appearance
+  const continuation = second.slice("the ".length).trimEnd();
+  const stop = continuation.slice(10, 12);
+  const before = `the ${continuation.slice(0, continuation.indexOf(stop))}`;
+  assert.equal(gen("--seed", "1338", "--stop", stop), `${before}\n`);
+  assert.equal(gen("--seed", "1338", "--stop", stop, "--stop-include"), `${before}${stop}\n`);
+});
