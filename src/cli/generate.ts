@@ -2,6 +2,7 @@ import { fail, generateText, loadModelFolder, startPrompt, unseenSpecialIds } fr
 import { backendFlags, modelFlag, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { encodeUserText } from "./user-text.js";
 
 export const generateSpec: CommandSpec = {
   name: "generate",
@@ -51,7 +52,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   const suppressIds = unseenSpecialIds(folder);
   // the default prompt, a newline, is not in every vocabulary (a character model of a single line)
   const promptText = f.string("prompt") === "\n" ? startPrompt(tokenizer).text : f.string("prompt");
-  const prompt = tokenizer.encode(promptText, { specialsAsText: f.bool("specials-as-text") });
+  const prompt = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
   if (prompt.length === 0) fail('the prompt encodes to no tokens; give some text, e.g. --prompt "The"');
   const stopText = f.string("stop");
   // <|endoftext|> ends every text; the --stop string ends it as text (generateText), special or not

@@ -214,6 +214,18 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
               `chat: added ${info.chatTokensAdded.join(" ")} to the vocabulary (new embedding rows start as the mean of the others; saved as added tokens)`,
             );
           }
+          if (info.piecesAdded && info.piecesAdded.length > 0) {
+            const n = info.piecesAdded.length;
+            const what = `${info.dataset.tokenizer === "word" ? "word" : "character"}${n === 1 ? "" : "s"}`;
+            const shown =
+              info.piecesAdded
+                .slice(0, 12)
+                .map((p) => JSON.stringify(p))
+                .join(" ") + (n > 12 ? ` and ${n - 12} more` : "");
+            console.error(
+              `vocabulary: added ${n} ${what} the data needs (${shown}); their new embedding rows start as the mean of the others`,
+            );
+          }
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
         },

@@ -5,6 +5,7 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
@@ -23,7 +24,7 @@ import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/sch
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
+import { KEEP_CHECKPOINTS, loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import {
   DEFAULT_DATA,
   defaultTrainConfig,
@@ -38,6 +39,9 @@ import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
 
+/** a model folder above this size is announced before it is written */
+export const LARGE_FOLDER_BYTES = 100e6;
+
 export interface StepMetrics {
   step: number;
   loss: number;
@@ -48,6 +52,8 @@ export interface StepMetrics {
   grad_norm: number;
   val_loss?: number;
   pattern_accuracy?: number;
+  /** on the first step a --resume trained: the checkpoint's step it continued from (loss.svg marks it) */
+  resumed_from?: number;
 }
 
 export interface StartInfo {
@@ -67,6 +73,8 @@ export interface StartInfo {
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
+  /** --init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
+  piecesAdded?: readonly string[];
   /** threads running the model on shares of each batch (data parallel; 1 = off) */
   dataParallelThreads: number;
 }
@@ -253,6 +261,12 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    vocabulary: {
+      grow: initFolder !== null,
+      hint: resume
+        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
+        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+    },
     onTokenizeProgress: events.onTokenizeProgress,
     onMessage: events.onMessage,
   });
@@ -296,7 +310,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
       for (const [name, t] of model.params) {
         const s = src.get(name);
         if (!s) initReport.fresh.push(name);
-        else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
+        else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
+          // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+          initNewEmbeddingRows(t, s);
+          initReport.loaded.push(name);
+        } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
         else {
           t.data.set(s.data);
           initReport.loaded.push(name);
@@ -321,7 +339,19 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards };
+  return {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges,
+    initReport,
+    chatTokensAdded,
+    piecesAdded: dataset.addedPieces,
+    specialTargets,
+    legacyShards,
+  };
 }
 
 /** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
@@ -334,8 +364,9 @@ function resumedData(saved: TrainConfig, data: string): string {
 }
 
 /**
- * wte grown by added tokens (chat fine-tuning): the old rows are copied and every new row starts
- * as the mean of the old rows, so a new token begins as an "average" token rather than noise.
+ * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
+ * copied and every new row starts as the mean of the old rows, so a new token begins as an
+ * "average" token rather than noise.
  */
 function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   const [Vold, C] = old.shape as [number, number];
@@ -359,12 +390,19 @@ async function runTraining(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
-    requested,
-    options.resume ?? false,
-    options.overrides ?? {},
-    events,
-  );
+  const {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges,
+    initReport,
+    chatTokensAdded,
+    piecesAdded,
+    specialTargets,
+    legacyShards,
+  } = setUp(requested, options.resume ?? false, options.overrides ?? {}, events);
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
   const stepsOf = (c: TrainConfig) =>
@@ -426,6 +464,12 @@ async function runTraining(
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
   let replaced: string | null = resumed ? pendingReplacement(out) : null;
   if (!resumed) {
+    // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
+    const disk = diskFigures(model.parameterCount(), KEEP_CHECKPOINTS);
+    if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
+      events.onMessage?.(
+        `note: ${out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
+      );
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
     // resumable from the first moment it exists.
@@ -461,6 +505,7 @@ async function runTraining(
     replacedSchedule: schedule !== planned ? planned : undefined,
     initReport,
     chatTokensAdded,
+    piecesAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
   if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
@@ -532,6 +577,7 @@ async function runTraining(
       const ms = performance.now() - t0;
       elapsed += ms / 1000;
       const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
+      if (resumed && step === resumed.state.step + 1) m.resumed_from = resumed.state.step;
       if (step === 1 && !resumed && !config.chat) {
         const expected = Math.log(model.config.vocabSize);
         if (Math.abs(loss - expected) > 1) {
