@@ -15,6 +15,8 @@ export {
   analyzeTensors,
   BYTES_PER_FLOAT,
   closedFormParameterCount,
+  type DiskFigures,
+  diskFigures,
   formatAnalysis,
   formatBytes,
   formatFlops,
@@ -49,8 +51,8 @@ export {
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
 export { fail, MinigptError } from "./errors.js";
+export { type AttentionPageData, attentionHtml, decodeAttention, encodeAttention } from "./explain/attention-html.js";
 export {
-  attentionHtml,
   attentionWeights,
   type ExplainLevel,
   explainTrainingStep,
@@ -72,6 +74,7 @@ export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { TextStreamer } from "./generate/stream.js";
 export { specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
+export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
@@ -79,15 +82,17 @@ export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTCo
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
-export { learningRate, type ScheduleOptions } from "./optim/schedule.js";
+export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
 export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
   ByteLevelBpe,
   CharTokenizer,
+  type CharTokenizerOptions,
   countingTokenizer,
   createTokenizer,
+  describeChar,
   type EncodeOptions,
   gpt2Tokenizer,
   type Tokenizer,
@@ -99,9 +104,12 @@ export {
 } from "./tokenizer/index.js";
 export {
   configKey,
+  DEFAULT_DATA,
   defaultTrainConfig,
   flagName,
   isTokenizerChoice,
+  type RunFacts,
+  resolvedConfig,
   TOKENIZER_CHOICES,
   type TokenizerChoice,
   type TrainConfig,

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward } from "../index.js";
 import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { encodeUserText } from "./user-text.js";
 
 export const attentionSpec: CommandSpec = {
   name: "attention",
@@ -24,7 +25,7 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
   if (!promptText) fail('give the text: --prompt "..."');
   const { model, tokenizer } = loadModelFolder(dir);
   try {
-    const ids = tokenizer.encode(promptText, { specialsAsText: f.bool("specials-as-text") });
+    const ids = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
     if (ids.length === 0) fail("the prompt encodes to no tokens");
     const T = model.config.blockSize;
     if (ids.length > T) fail(`the prompt is ${ids.length} tokens but the model sees at most ${T}; shorten it`);

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   BUILTIN_TEXTS,
+  describeFolderSource,
   type EvalResult,
   type EvalSplit,
   evaluateCounting,
@@ -10,10 +11,12 @@ import {
   fail,
   loadModelFolder,
   loadTextSource,
+  locatePiece,
   sampleWindows,
   targetBytes,
   textSplits,
   trainingData,
+  unencodable,
   VAL_FRACTION,
 } from "../index.js";
 import { backendFlags, modelFlag } from "./common.js";
@@ -105,7 +108,17 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     result = evaluateCounting(model, split);
   } else {
     const source = loadTextSource(data);
-    const { ids, train, val } = textSplits(source, tokenizer, specialsAsText);
+    const files = describeFolderSource(source);
+    if (files) process.stderr.write(`files: ${files}\n`);
+    // a model made before byte fallback cannot read every character: say where, and what helps
+    const unknown = (piece: string) =>
+      unencodable(
+        locatePiece(source.files, piece, tokenizer.kind),
+        tokenizer,
+        piece,
+        `a fine-tune on this text adds what it needs: minigpt train --init ${f.string("model")} --data ${data} --out NEW`,
+      );
+    const { ids, train, val } = textSplits(source, tokenizer, specialsAsText, unknown);
     const part = split === "val" ? val : split === "train" ? train : ids;
     const windows = evalWindows(part, model.config.blockSize);
     if (windows.length === 0) fail(`${scored} has ${part.length} token(s); scoring needs at least 2 (try --split all or more text)`);

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createTokenizer, fail, failFs, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
+import { createTokenizer, describeFolderSource, fail, failFs, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const tokenizerSpec: CommandSpec = {
@@ -38,6 +38,8 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
   if (existsSync(join(out, "tokenizer.json")) && !f.bool("overwrite"))
     fail(`${out} already holds a tokenizer; replace it with --overwrite, or choose another --out`);
   const source = loadTextSource(f.string("data"));
+  const files = describeFolderSource(source);
+  if (files) console.error(`files: ${files}`);
   const extra = f
     .string("specials")
     .split(",")

@@ -1,11 +1,14 @@
 import {
   backend,
   configKey,
+  DEFAULT_DATA,
   defaultTrainConfig,
   fail,
   flagName,
   type GPT,
   generateTokens,
+  type ScheduleOptions,
+  type StartInfo,
   sparkline,
   specialIdsExcept,
   startPrompt,
@@ -20,7 +23,12 @@ import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progr
 
 const d = defaultTrainConfig;
 const flags: FlagSpec[] = [
-  { name: "data", type: "string", default: d.data, help: "a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting" },
+  {
+    name: "data",
+    type: "string",
+    default: d.data,
+    help: `a text file, a folder (every .txt file under it; other kinds, .md included, are skipped and counted: rename them to .txt to train on them), or a built-in corpus: moby-dick, counting (default: ${DEFAULT_DATA}; with --chat the conversations are the data)`,
+  },
   {
     name: "out",
     type: "string",
@@ -31,7 +39,7 @@ const flags: FlagSpec[] = [
     name: "tokenizer",
     type: "string",
     default: d.tokenizer,
-    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train)",
+    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train); --data counting has its own (word), --init keeps its folder's",
   },
   { name: "vocab-size", type: "int", default: d.vocabSize, min: 1, help: "vocabulary size of --tokenizer bpe" },
   { name: "n-layer", type: "int", default: d.nLayer, min: 1, help: "transformer blocks" },
@@ -146,17 +154,24 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   const f = parseFlags(trainSpec, argv);
   const { config, explicit } = trainConfigFromFlags(f);
   const progress = new ProgressLine();
-  let stopRequested = false;
-  const onSigint = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
+  // Ctrl-C (SIGINT) and SIGTERM (kill, a job scheduler, docker stop) both stop the run at the end
+  // of the step with a checkpoint; the exit status says which one: 128 + the signal's number
+  let stopStatus = 0; // 0: go on
+  const stopOn = (status: number, name: string) => () => {
+    if (stopStatus !== 0) process.exit(stopStatus);
+    stopStatus = status;
     progress.break();
-    console.error("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
+    console.error(`${name}: finishing this step and saving a checkpoint (${name} again to quit without saving)`);
   };
+  const onSigint = stopOn(130, "Ctrl-C");
+  const onSigterm = stopOn(143, "SIGTERM");
   process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
   const started = performance.now();
   let logEvery = 1;
   let firstStep = 0;
+  // the run's resolved config (a resume's comes from its checkpoint, not from these flags)
+  let run = config;
   try {
     const result = await train(
       config,
@@ -169,10 +184,14 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       {
         onStart(info) {
           const c = info.config;
+          run = c;
           console.error(
             `minigpt train: ${info.resumedFrom !== null ? `resuming ${c.out} at step ${info.resumedFrom}` : `new run in ${c.out}`}`,
           );
           console.error(`config: ${configAsFlags(c)}`);
+          if (info.resumeChanges && info.resumeChanges.length > 0) console.error(`resume: ${resumeChangesLine(info.resumeChanges)}`);
+          if (info.replacedSchedule && info.resumedFrom !== null)
+            console.error(`lr schedule: ${schedulePlanLine(info.schedule, info.replacedSchedule, info.resumedFrom)}`);
           console.error(
             `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
           );
@@ -195,6 +214,18 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
               `chat: added ${info.chatTokensAdded.join(" ")} to the vocabulary (new embedding rows start as the mean of the others; saved as added tokens)`,
             );
           }
+          if (info.piecesAdded && info.piecesAdded.length > 0) {
+            const n = info.piecesAdded.length;
+            const what = `${info.dataset.tokenizer === "word" ? "word" : "character"}${n === 1 ? "" : "s"}`;
+            const shown =
+              info.piecesAdded
+                .slice(0, 12)
+                .map((p) => JSON.stringify(p))
+                .join(" ") + (n > 12 ? ` and ${n - 12} more` : "");
+            console.error(
+              `vocabulary: added ${n} ${what} the data needs (${shown}); their new embedding rows start as the mean of the others`,
+            );
+          }
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
         },
@@ -214,7 +245,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
         onTokenizeProgress(p) {
           progress.update(tokenizeProgressLine(p), p.done);
         },
-        shouldStop: () => stopRequested,
+        shouldStop: () => stopStatus !== 0,
       },
     );
     progress.break();
@@ -224,24 +255,25 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     if (vals.length > 1) console.error(`val loss   ${sparkline(vals)} ${vals[vals.length - 1]?.toFixed(4)}`);
     if (result.interrupted) {
       console.error(`stopped at step ${result.steps}; checkpoint saved. Continue with: minigpt train --out ${config.out} --resume`);
-      return 130;
+      return stopStatus;
     }
     console.error(
       `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
-    if (config.chat) {
+    if (run.chat) {
       console.error(`next: minigpt chat --model ${config.out}`);
       return 0;
     }
-    if (n > 0 && config.data !== "counting")
+    if (n > 0 && run.data !== "counting")
       printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
     // the counting task's vocabulary is numbers: "..." would not encode there
-    const promptHint = config.data === "counting" ? "3 4 5" : "...";
+    const promptHint = run.data === "counting" ? "3 4 5" : "...";
     console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
     return 0;
   } finally {
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
   }
 }
 
@@ -253,6 +285,23 @@ function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: r
     process.stdout.write(streamer.push(id));
   }
   process.stdout.write("\n");
+}
+
+/** what a resume changed, as flags: "--max-steps 100 -> 200, --data a.txt -> b.txt (...)" */
+function resumeChangesLine(changes: NonNullable<StartInfo["resumeChanges"]>): string {
+  const shown = (v: unknown) => (v === 0 || v === "" ? "(none)" : String(v));
+  const line = changes.map((c) => `--${flagName(c.key)} ${shown(c.from)} -> ${shown(c.to)}`).join(", ");
+  const dataNote = "(the batches now come from the new data; the tokenizer and the model stay the run's)";
+  return changes.some((c) => c.key === "data") ? `${line} ${dataNote}` : line;
+}
+
+/** a resume's new learning-rate plan, in one line */
+function schedulePlanLine(now: ScheduleOptions, before: ScheduleOptions, step: number): string {
+  const e = (x: number) => x.toExponential(1);
+  const was = `was ${e(before.minLr)} at step ${before.decaySteps}`;
+  if (!now.from)
+    return `warmup to ${e(now.lr)} by step ${now.warmupSteps}, then cosine down to ${e(now.minLr)} at step ${now.decaySteps} (${was})`;
+  return `re-planned at step ${step}: cosine from ${e(now.from.lr)} down to --min-lr ${e(now.minLr)} at step ${now.decaySteps} (${was})`;
 }
 
 /** a value as one shell word: as is when it is safe unquoted, else in single quotes */

@@ -27,7 +27,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary } from "../tokenizer/chunked.js";
 import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import type { TokenStream } from "./batches.js";
 import type { TextFiles } from "./text.js";
 import { type FileStamp, readTextChunks, stampFiles } from "./text-chunks.js";
@@ -72,6 +72,8 @@ export interface TokenCacheOptions {
   /** for kind "bpe" */
   vocabSize: number;
   specialsAsText: boolean;
+  /** a piece `tokenizer` cannot encode (a vocabulary without byte fallback); without it, an error */
+  onUnknown?: EncodeOptions["onUnknown"];
   /** the cache folder (default: tokenCacheDir()) */
   dir?: string;
   /** bytes read per step (tests make it small to cut the text everywhere) */
@@ -167,7 +169,8 @@ function progressMeter(pass: TokenizeProgress["pass"], totalBytes: number, onPro
 
 /** The char or bpe tokenizer built from the text: from KEY.vocab.json when the text is unchanged. */
 function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp[], bytes: number): Tokenizer {
-  const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined };
+  // byteFallback: a char vocabulary saved before minigpt had byte fallback is not reused
+  const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined, byteFallback: o.kind === "char" || undefined };
   const path = join(folder, `${hash({ paths: stamps.map((s) => s.path), ...recipe })}.vocab.json`);
   let saved: { version?: unknown; sources?: FileStamp[]; tokenizer?: unknown } | undefined;
   try {
@@ -316,14 +319,15 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
       position += out.byteLength;
       count += ids.length;
     };
-    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText });
+    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText, onUnknown: o.onUnknown });
     const sequential = { add: (text: string, final: boolean) => put(encoder.push(text, final)) };
     const threads = o.threads ?? tokenizeThreads();
     const specials = o.specialsAsText ? [] : tokenizer.specialTokens;
     const countCharacters = (text: string): void => {
       characters += text.length;
     };
-    if (threads > 0 && !specials.some((s) => s.includes("\n"))) {
+    // onUnknown is a function, which cannot go to another thread: such a text is tokenized here
+    if (threads > 0 && !o.onUnknown && !specials.some((s) => s.includes("\n"))) {
       const job: TokenizeJob = { mode: "encode", tokenizer: tokenizer.toHuggingFaceJson(), specialsAsText: o.specialsAsText };
       inPieces(
         o,

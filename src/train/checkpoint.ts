@@ -17,6 +17,7 @@ import { readSafetensorsFile } from "../io/safetensors-file.js";
 import { weightsFromSafetensors } from "../io/weights.js";
 import type { GPT } from "../nn/gpt.js";
 import type { AdamW } from "../optim/adamw.js";
+import type { ScheduleOptions } from "../optim/schedule.js";
 import type { RngState } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
 
@@ -29,8 +30,15 @@ export interface TrainingState {
   bestValLoss: number | null;
   /** the resolved training config (TrainConfig), so --resume needs no flags */
   config: Record<string, unknown>;
+  /** the learning-rate plan, re-planned when a resume changed the end (absent in older checkpoints) */
+  schedule?: ScheduleOptions;
   /** wall-clock seconds of training so far */
   elapsedSeconds: number;
+  /**
+   * the kernels whose rounding the run's weights carry (backend and SIMD flavour: "wasm relaxed
+   * SIMD", "ref"): the same bits on any thread count, not across these (absent before it was recorded)
+   */
+  arithmetic?: string;
 }
 
 function fsyncPath(path: string): void {

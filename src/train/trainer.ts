@@ -3,8 +3,9 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
@@ -13,20 +14,33 @@ import { trainedSpecials } from "../generate/suppress.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
-import { prepareOutFolder } from "../io/out-folder.js";
+import { lockFolder } from "../io/lock.js";
+import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { AdamW, clipGradNorm } from "../optim/adamw.js";
-import { learningRate } from "../optim/schedule.js";
+import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/schedule.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { defaultTrainConfig, flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
+import { KEEP_CHECKPOINTS, loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
+import {
+  DEFAULT_DATA,
+  defaultTrainConfig,
+  flagName,
+  isTokenizerChoice,
+  RESUME_OVERRIDABLE,
+  resolvedConfig,
+  TOKENIZER_CHOICES,
+  type TrainConfig,
+} from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
+
+/** a model folder above this size is announced before it is written */
+export const LARGE_FOLDER_BYTES = 100e6;
 
 export interface StepMetrics {
   step: number;
@@ -38,6 +52,8 @@ export interface StepMetrics {
   grad_norm: number;
   val_loss?: number;
   pattern_accuracy?: number;
+  /** on the first step a --resume trained: the checkpoint's step it continued from (loss.svg marks it) */
+  resumed_from?: number;
 }
 
 export interface StartInfo {
@@ -47,10 +63,18 @@ export interface StartInfo {
   dataset: { name: string; trainTokens: number; valTokens: number; vocabSize: number; tokenizer: string };
   totalSteps: number;
   resumedFrom: number | null;
+  /** resume: the settings that differ from the run's saved ones (all in RESUME_OVERRIDABLE) */
+  resumeChanges?: { key: keyof TrainConfig; from: unknown; to: unknown }[];
+  /** the learning-rate schedule of the steps to come */
+  schedule: ScheduleOptions;
+  /** resume with a new end or new rates: the plan the run had before (schedule is the new one) */
+  replacedSchedule?: ScheduleOptions;
   /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
+  /** --init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
+  piecesAdded?: readonly string[];
   /** threads running the model on shares of each batch (data parallel; 1 = off) */
   dataParallelThreads: number;
 }
@@ -128,6 +152,7 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
   // special tokens the model learned to predict before this run (resume: the run's own record)
   let earlierTargets: readonly string[] = [];
+  let resumeChanges: StartInfo["resumeChanges"];
   // a resumed run saved before the config had gradShards: the shards it continues with
   let legacyShards: number | null = null;
   if (resume) {
@@ -141,8 +166,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     }
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
-      // the same data named from another folder is the same data
-      if ((key === "data" || key === "tokenizer") && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
+      // the same tokenizer folder named from another folder is the same one
+      if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
       if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
         fail(
           `--resume continues the run in ${config.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
@@ -155,15 +180,26 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     // the run's length in the other unit replaces the saved one (epochs win when both are set)
     if (allowed.epochs !== undefined && allowed.maxSteps === undefined) allowed.maxSteps = 0;
     if (allowed.maxSteps !== undefined && allowed.epochs === undefined) allowed.epochs = 0;
+    if (allowed.data !== undefined) allowed.data = resumedData(saved, allowed.data);
     config = { ...saved, ...allowed, out: config.out };
+    resumeChanges = RESUME_OVERRIDABLE.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(config[k])).map((k) => ({
+      key: k,
+      from: saved[k],
+      to: config[k],
+    }));
     tokenizer = loadTokenizer(config.out);
     earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
   } else {
+    if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
     // paths are saved absolute, so that --resume works from any folder
     if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
     // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
     if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
-    if (!isTokenizerChoice(config.tokenizer)) {
+    if (config.data === "counting" && !config.init) {
+      // the task's numbers are words of its own vocabulary
+      if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
+        fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
+    } else if (!isTokenizerChoice(config.tokenizer)) {
       if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
       if (!existsSync(join(config.tokenizer, "tokenizer.json")))
         fail(
@@ -203,6 +239,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   } else if (!resume && config.chat) {
     fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
   }
+  if (config.chat && overrides.data !== undefined)
+    fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
   // chat fine-tuning of a vocabulary without <|user|> <|assistant|> <|end|> (e.g. GPT-2's): add them
   let chatTokensAdded: string[] | undefined;
   if (config.chat && initFolder && tokenizer) {
@@ -223,6 +261,12 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    vocabulary: {
+      grow: initFolder !== null,
+      hint: resume
+        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
+        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+    },
     onTokenizeProgress: events.onTokenizeProgress,
     onMessage: events.onMessage,
   });
@@ -244,6 +288,17 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
           activation: config.activation,
         });
   if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  config = resolvedConfig(config, {
+    tokenizerKind: dataset.tokenizer.kind,
+    vocabSize: dataset.tokenizer.vocabSize,
+    nInner: modelConfig.nInner,
+  });
+  // a size asked of a tokenizer this run does not train is a mistake, not something to ignore
+  const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
+  if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
+    fail(
+      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
+    );
   const model = new GPT(modelConfig, config.seed);
   let initReport: StartInfo["initReport"];
   if (resumed) {
@@ -255,7 +310,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
       for (const [name, t] of model.params) {
         const s = src.get(name);
         if (!s) initReport.fresh.push(name);
-        else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
+        else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
+          // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+          initNewEmbeddingRows(t, s);
+          initReport.loaded.push(name);
+        } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
         else {
           t.data.set(s.data);
           initReport.loaded.push(name);
@@ -280,12 +339,34 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets, legacyShards };
+  return {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges,
+    initReport,
+    chatTokensAdded,
+    piecesAdded: dataset.addedPieces,
+    specialTargets,
+    legacyShards,
+  };
+}
+
+/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
+function resumedData(saved: TrainConfig, data: string): string {
+  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
+  const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
+  if (path !== saved.data && (path === "counting" || saved.data === "counting"))
+    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
+  return path;
 }
 
 /**
- * wte grown by added tokens (chat fine-tuning): the old rows are copied and every new row starts
- * as the mean of the old rows, so a new token begins as an "average" token rather than noise.
+ * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
+ * copied and every new row starts as the mean of the old rows, so a new token begins as an
+ * "average" token rather than noise.
  */
 function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   const [Vold, C] = old.shape as [number, number];
@@ -297,11 +378,8 @@ function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
 }
 
-/**
- * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
- * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
- */
-export async function train(
+/** train(), holding OUT's lock. */
+async function runTraining(
   requested: TrainConfig,
   options: {
     resume?: boolean;
@@ -312,15 +390,24 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
-    requested,
-    options.resume ?? false,
-    options.overrides ?? {},
-    events,
-  );
+  const {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges,
+    initReport,
+    chatTokensAdded,
+    piecesAdded,
+    specialTargets,
+    legacyShards,
+  } = setUp(requested, options.resume ?? false, options.overrides ?? {}, events);
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
-  const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
+  const stepsOf = (c: TrainConfig) =>
+    c.epochs > 0 ? Math.max(1, Math.ceil((c.epochs * dataset.trainTokens) / tokensPerStep)) : c.maxSteps;
+  const totalSteps = stepsOf(config);
   if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
   if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
   if (config.batchSize % config.gradShards !== 0) {
@@ -329,7 +416,10 @@ export async function train(
       `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
     );
   }
-  const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: totalSteps };
+  const planOf = (c: TrainConfig): ScheduleOptions => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: stepsOf(c) });
+  // a resumed run goes on with its saved plan (checkpoints before plans were saved: the one its config gives)
+  const planned = resumed ? (resumed.state.schedule ?? planOf(resumed.state.config as unknown as TrainConfig)) : planOf(config);
+  const schedule = resumed ? replanSchedule(planned, resumed.state.step, planOf(config)) : planned;
 
   // PRNG streams: one for batches, one for dropout; both saved in checkpoints so resume is exact
   const dataRng = new Rng(config.seed + 1);
@@ -358,17 +448,28 @@ export async function train(
     trained_steps: step,
     best_val_loss: bestValLoss,
   };
+  // threads and shards do not change a bit of the result; the kernels' rounding does
+  const kernels = backend() as { name: string; simd?: string };
+  const arithmetic = kernels.simd ? `${kernels.name} ${kernels.simd} SIMD` : kernels.name;
   const state = (): TrainingState => ({
     step,
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
     bestValLoss,
     config: config as unknown as Record<string, unknown>,
+    schedule,
     elapsedSeconds: elapsed,
+    arithmetic,
   });
   // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
-  let replaced: string | null = null;
+  let replaced: string | null = resumed ? pendingReplacement(out) : null;
   if (!resumed) {
+    // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
+    const disk = diskFigures(model.parameterCount(), KEEP_CHECKPOINTS);
+    if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
+      events.onMessage?.(
+        `note: ${out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
+      );
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
     // resumable from the first moment it exists.
@@ -399,10 +500,20 @@ export async function train(
     },
     totalSteps,
     resumedFrom: resumed ? step : null,
+    resumeChanges,
+    schedule,
+    replacedSchedule: schedule !== planned ? planned : undefined,
     initReport,
     chatTokensAdded,
+    piecesAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
+  const savedArithmetic = resumed?.state.arithmetic;
+  if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
+    events.onMessage?.(
+      `notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (--backend and MINIGPT_WASM_SIMD choose them)`,
+    );
   if (legacyShards !== null)
     events.onMessage?.(
       `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
@@ -466,6 +577,7 @@ export async function train(
       const ms = performance.now() - t0;
       elapsed += ms / 1000;
       const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
+      if (resumed && step === resumed.state.step + 1) m.resumed_from = resumed.state.step;
       if (step === 1 && !resumed && !config.chat) {
         const expected = Math.log(model.config.vocabSize);
         if (Math.abs(loss - expected) > 1) {
@@ -500,7 +612,7 @@ export async function train(
     }
   } catch (e) {
     if (replaced) {
-      const kept = `The model folder --overwrite replaced is kept in ${replaced} (rename it back to ${out} to restore it)`;
+      const kept = `The model folder --overwrite replaced is kept in ${replaced} (put it back with: rm -r ${out} && mv ${replaced} ${out})`;
       if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
       if (e instanceof Error) e.message = `${e.message}. ${kept}`;
     }
@@ -509,13 +621,22 @@ export async function train(
     parallel?.dispose();
   }
   if (interrupted) checkpoint();
-  if (replaced) rmSync(replaced, { recursive: true, force: true });
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
   writeFileAtomic(
     join(out, "config.json"),
     `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`,
   );
+  // the replaced model survives any interruption (Ctrl-C, SIGTERM, kill -9, an error) and goes only
+  // when the run that replaced it has finished normally, here or in a later --resume
+  if (interrupted && replaced) {
+    events.onMessage?.(
+      `the model folder --overwrite replaced is kept in ${replaced} until this run finishes (continue it with --resume), or put it back with: rm -r ${out} && mv ${replaced} ${out}`,
+    );
+  } else if (!interrupted) {
+    const kept = finishReplacement(out);
+    if (kept !== null) events.onMessage?.(kept);
+  }
   return {
     model,
     tokenizer: dataset.tokenizer,
@@ -527,4 +648,29 @@ export async function train(
     history,
     specialTargets,
   };
+}
+
+/**
+ * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
+ * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
+ * The run holds OUT's lock (io/lock.ts) from start to end, so a second writer of OUT is refused, and
+ * first puts right what a killed run left around OUT (io/out-folder.ts).
+ */
+export async function train(
+  requested: TrainConfig,
+  options: Parameters<typeof runTraining>[1] = {},
+  events: TrainEvents = {},
+): Promise<TrainResult> {
+  const notice = (text: string) => events.onMessage?.(text);
+  const lock = lockFolder(requested.out, notice);
+  try {
+    tidyModelFolder(requested.out, notice);
+    if (options.resume && !existsSync(requested.out))
+      fail(
+        `nothing to resume: the model folder ${requested.out} does not exist (train without --resume first)${besideMissingFolder(requested.out)}`,
+      );
+    return await runTraining(requested, options, events);
+  } finally {
+    lock.release();
+  }
 }
