@@ -25,6 +25,7 @@ export {
   type TokenizeProgress,
   tokenCacheDir,
 } from "./data/token-cache.js";
+export { locatePiece, unencodable } from "./data/vocabulary.js";
 export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
