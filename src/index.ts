@@ -41,6 +41,7 @@ export {
   trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
+export { type FolderLock, lockFolder } from "./io/lock.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
 export {
   estimateLoss,
