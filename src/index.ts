@@ -9,9 +9,11 @@ export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
 export { type Dataset, loadDataset } from "./data/dataset.js";
 export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
-export { failFs } from "./errors.js";
+export { failFs, withFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
+  enclosingModelFolder,
+  isModelFolder,
   loadModelFolder,
   loadTokenizer,
   type ModelFolder,

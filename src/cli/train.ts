@@ -2,10 +2,12 @@ import {
   backend,
   configKey,
   defaultTrainConfig,
+  enclosingModelFolder,
   fail,
   flagName,
   type GPT,
   generateTokens,
+  MinigptError,
   sparkline,
   specialIdsExcept,
   startPrompt,
@@ -146,10 +148,17 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     progress.break();
     console.error("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
   };
+  // a new model folder inside another would put files into that model's folder
+  const around = f.bool("resume") ? null : enclosingModelFolder(config.out);
+  if (around !== null)
+    fail(`--out ${config.out} is inside the model folder ${around}, which belongs to that model; choose a folder outside it`);
   process.on("SIGINT", onSigint);
   const started = performance.now();
   let logEvery = 1;
   let firstStep = 0;
+  // set once the model folder exists (it does when training starts): a disk error after that leaves
+  // its last checkpoint, to be resumed
+  let running = false;
   try {
     const result = await train(
       config,
@@ -190,6 +199,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           }
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
+          running = true;
         },
         onStep(m, total) {
           const done = m.step / total;
@@ -230,6 +240,11 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     const promptHint = config.data === "counting" ? "3 4 5" : "...";
     console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
     return 0;
+  } catch (err) {
+    progress.break();
+    if (running && err instanceof MinigptError && err.fsCode !== undefined)
+      fail(`${err.message}. The last checkpoint is kept: once that is fixed, continue with: minigpt train --out ${config.out} --resume`);
+    throw err;
   } finally {
     process.off("SIGINT", onSigint);
   }

@@ -3,13 +3,13 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
-import { fail, failFs, MinigptError } from "../errors.js";
+import { fail, failFs, fsErrorMessage, MinigptError, withFs } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { appendWhole, writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
 import { backend } from "../kernels/index.js";
@@ -23,6 +23,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import { flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
+import { metricsPath as metricsFile, readMetrics } from "./metrics.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
 
@@ -102,21 +103,6 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
   return sum / steps;
 }
 
-function readMetrics(path: string, upToStep: number): StepMetrics[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .flatMap((l) => {
-      // a kill during an append leaves a partial last line: it belongs to an unsaved step anyway
-      try {
-        return [JSON.parse(l) as StepMetrics];
-      } catch {
-        return [];
-      }
-    })
-    .filter((m) => m.step <= upToStep);
-}
-
 /** what a minigpt model folder holds (saveModel, saveTokenizer, the trainer); --overwrite replaces nothing else */
 const MODEL_FOLDER_ENTRIES = new Set([
   "config.json",
@@ -178,6 +164,12 @@ function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (
     renameSync(tmp, abs);
     return null;
   } catch (e) {
+    // a disk error during the first save: nothing of the half-made folder stays behind
+    try {
+      rmSync(`${abs}.partial-${process.pid}`, { recursive: true, force: true });
+    } catch {
+      // the next run on OUT removes it
+    }
     failFs(`cannot create the model folder ${out}`, e);
   }
 }
@@ -388,8 +380,9 @@ export async function train(
   }
   const sampler = dataset.trainSampler(dataRng);
 
-  const metricsPath = join(out, "metrics.jsonl");
-  const history = readMetrics(metricsPath, resumed ? step : -1);
+  const metricsPath = metricsFile(out);
+  // on resume, the steps after the checkpoint are done again
+  const history = resumed ? readMetrics(out).filter((m) => m.step <= step) : [];
   const info = {
     data: dataset.name,
     tokenizer: dataset.tokenizer.kind,
@@ -404,6 +397,7 @@ export async function train(
     config: config as unknown as Record<string, unknown>,
     elapsedSeconds: elapsed,
   });
+  const warn = (text: string) => events.onMessage?.(text);
   // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
   let replaced: string | null = null;
@@ -415,7 +409,7 @@ export async function train(
       writeFileSync(join(tmp, "metrics.jsonl"), "");
       saveTokenizer(tmp, dataset.tokenizer);
       saveModel(model, tmp, info);
-      saveCheckpoint(tmp, model, optimizer, state());
+      saveCheckpoint(tmp, model, optimizer, state(), warn);
     });
   } else {
     writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
@@ -455,7 +449,7 @@ export async function train(
   let lastAccuracy: number | null = null;
   let interrupted = false;
   const checkpoint = () => {
-    const dir = saveCheckpoint(out, model, optimizer, state());
+    const dir = saveCheckpoint(out, model, optimizer, state(), warn);
     events.onCheckpoint?.(dir, step);
   };
 
@@ -522,7 +516,7 @@ export async function train(
         }
       }
       history.push(m);
-      appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
+      appendWhole(metricsPath, `${JSON.stringify(m)}\n`);
       events.onStep?.(m, totalSteps);
       if (m.val_loss !== undefined) {
         writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
@@ -543,13 +537,18 @@ export async function train(
     parallel?.dispose();
   }
   if (interrupted) checkpoint();
-  if (replaced) rmSync(replaced, { recursive: true, force: true });
+  if (replaced) {
+    try {
+      rmSync(replaced, { recursive: true, force: true });
+    } catch (err) {
+      warn(`warning: ${fsErrorMessage(`cannot remove the replaced model folder ${replaced}`, err)}; the new model in ${out} is complete`);
+    }
+  }
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
-  writeFileAtomic(
-    join(out, "config.json"),
-    `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`,
-  );
+  const configFile = join(out, "config.json");
+  const saved = withFs(`cannot read ${configFile}`, () => readFileSync(configFile, "utf8"));
+  writeFileAtomic(configFile, `${JSON.stringify({ ...JSON.parse(saved), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
   return {
     model,
     tokenizer: dataset.tokenizer,
