@@ -1,5 +1,6 @@
 // One training step as the trainer runs it: batch sampling, forward and backward inside scope(),
-// global-norm clip 1.0, AdamW (with data parallelism the replica takes halves of the update). Shared
+// global-norm clip 1.0, AdamW (with data parallelism the replica takes halves of the update; with
+// shards, parallel is set on one thread too: src/train/parallel.ts). Shared
 // by bench/train-step.ts (Node) and bench/browser-worker.ts (a module worker in Chromium), so both
 // time the same step. Deep imports: a module worker has no import map for the library's npm import.
 import type { BatchSampler } from "../src/data/batches.js";
@@ -9,6 +10,15 @@ import { clipGradNorm } from "../src/optim/adamw.js";
 import { learningRate, type ScheduleOptions } from "../src/optim/schedule.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import type { DataParallel } from "../src/train/parallel.js";
+
+/**
+ * small = nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block 64, batch 12);
+ * big   = 6 layers, 6 heads, 384 wide, block 256, batch 64.
+ */
+export const RECIPES = {
+  small: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 },
+  big: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 64 },
+} as const;
 
 export interface StepParts {
   model: GPT;
@@ -35,7 +45,7 @@ export function makeTrainStep(p: StepParts): () => number {
         const xt = Tensor.ints(x, [x.length / T, T]);
         const yt = Tensor.ints(y, [y.length / T, T]);
         if (parallel) {
-          loss += parallel.forwardBackward(xt, yt, 1 / accum) / accum;
+          loss += parallel.forwardBackward(xt, yt, 1 / accum, undefined, micro === 0) / accum;
           return;
         }
         const l = model.forward(xt, { targets: yt }).loss as Tensor;

@@ -4,7 +4,7 @@
 // Prints one JSON object on stdout (bench/run.ts runs one process per setting).
 //
 //   node --expose-gc --import tsx bench/train-step.ts [--recipe small|big] [--backend wasm|ref]
-//        [--threads N] [--parallel batch|kernels] [--warmup W] [--steps N] [--grad-accum K] [--serve]
+//        [--threads N] [--parallel batch|kernels] [--grad-shards S] [--warmup W] [--steps N] [--grad-accum K] [--serve]
 //
 // --serve: after the warm-up, print {"ready":true}, then for each line N read from stdin run N steps
 // and print {"times":[ms, ...]}, until stdin closes. bench/run.ts times minigpt and PyTorch so, in
@@ -12,6 +12,10 @@
 //
 // --parallel as `minigpt train --parallel`: batch (default) = data parallel, each thread runs the
 // model on its rows of the batch (src/train/parallel.ts); kernels = big kernels split over threads.
+// --grad-shards as `minigpt train --grad-shards` (default 2, as there): each micro-batch is cut into S
+// shards whose gradients are added in order, the same bits on any thread count; 1 = the whole
+// micro-batch in one forward/backward (what a 1-thread step was before shards). What shards cost a
+// 1-thread step: --threads 1 --grad-shards 1 against --grad-shards 2, in turns.
 //
 // small = nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block 64, batch 12);
 // big   = 6 layers, 6 heads, 384 wide, block 256, batch 64. Vocabulary: tiny Shakespeare's 65
@@ -36,17 +40,12 @@ import {
 } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
-import { makeTrainStep } from "./step.js";
+import { makeTrainStep, RECIPES } from "./step.js";
 
-expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "warmup", "steps", "grad-accum"], ["serve"]);
+expectArgs("bench/train-step.ts", ["recipe", "backend", "threads", "parallel", "grad-shards", "warmup", "steps", "grad-accum"], ["serve"]);
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const DATA = resolve(repoRoot, "../shared/data/tinyshakespeare/input.txt");
-
-const RECIPES = {
-  small: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12 },
-  big: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 64 },
-} as const;
 
 const recipeName = arg("recipe", "small") as keyof typeof RECIPES;
 const recipe = RECIPES[recipeName];
@@ -62,6 +61,9 @@ const steps = Number(arg("steps", recipeName === "small" ? "30" : "3"));
 // live until the step's scope ends), so by default it runs as 4 micro-batches of 16: the same work.
 const accum = Number(arg("grad-accum", recipeName === "small" ? "1" : "4"));
 if (recipe.batchSize % accum !== 0) throw new Error(`--grad-accum ${accum} must divide the batch size ${recipe.batchSize}`);
+const shards = Number(arg("grad-shards", "2"));
+if ((recipe.batchSize / accum) % shards !== 0)
+  throw new Error(`--grad-shards ${shards} must divide the micro-batch ${recipe.batchSize / accum}`);
 
 await useBackend(backendName, { threads });
 
@@ -85,7 +87,7 @@ const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, e
 const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
 const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
 const T = recipe.blockSize;
-const parallel = parallelMode === "batch" ? await DataParallel.create(model, threads) : null;
+const parallel = await DataParallel.create(model, parallelMode === "batch" ? threads : 1, { shards });
 
 const trainStep = makeTrainStep({ model, optimizer, sampler, T, accum, parallel, schedule });
 
@@ -141,7 +143,9 @@ console.log(
     part: `train-${recipeName}`,
     backend: backendName,
     threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
-    parallel: parallel ? "batch" : "kernels",
+    parallel: parallelMode,
+    data_parallel_threads: parallel?.threads ?? 1,
+    grad_shards: shards,
     simd: b.simd,
     tile: b.tile,
     data: dataName,

@@ -21,7 +21,16 @@ export {
   type ModelAnalysis,
   parameterFigures,
 } from "./analyze/analyze.js";
-export { type Batch, BatchSampler, evalWindows, SequenceSampler, splitTokens } from "./data/batches.js";
+export {
+  arrayStream,
+  type Batch,
+  BatchSampler,
+  evalWindows,
+  SequenceSampler,
+  splitStream,
+  splitTokens,
+  type TokenStream,
+} from "./data/batches.js";
 export {
   CHAT_ASSISTANT,
   CHAT_END,
@@ -70,7 +79,7 @@ export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTCo
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
-export { learningRate, type ScheduleOptions } from "./optim/schedule.js";
+export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
 export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
@@ -90,14 +99,27 @@ export {
 } from "./tokenizer/index.js";
 export {
   configKey,
+  DEFAULT_DATA,
   defaultTrainConfig,
   flagName,
   isTokenizerChoice,
+  type RunFacts,
+  resolvedConfig,
   TOKENIZER_CHOICES,
   type TokenizerChoice,
   type TrainConfig,
 } from "./train/config.js";
-export { countingAccuracy, type EvalResult, evaluateCounting, evaluateIds } from "./train/evaluate.js";
+export {
+  countingAccuracy,
+  type EvalOptions,
+  type EvalResult,
+  type EvalSplit,
+  evaluateCounting,
+  evaluateIds,
+  evaluateWindows,
+  sampleWindows,
+  targetBytes,
+} from "./train/evaluate.js";
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";

@@ -7,18 +7,31 @@
 export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
-export { type Dataset, loadDataset } from "./data/dataset.js";
-export { BUILTIN_TEXTS, loadTextSource, readTextFile, type TextSource } from "./data/text.js";
+export { type Dataset, loadDataset, TOKEN_CACHE_MIN_BYTES, textSplits, VAL_FRACTION } from "./data/dataset.js";
+export { BUILTIN_TEXTS, findTextFiles, loadTextSource, readTextFile, type TextFiles, type TextSource } from "./data/text.js";
+export {
+  openTokenCache,
+  type TokenCache,
+  type TokenCacheHeader,
+  type TokenCacheOptions,
+  type TokenizeProgress,
+  tokenCacheDir,
+} from "./data/token-cache.js";
 export { failFs, withFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
+  checkpointNames,
   enclosingModelFolder,
   isModelFolder,
   loadModelFolder,
   loadTokenizer,
+  locateModel,
   type ModelFolder,
+  type ModelLocation,
   readFolderInfo,
   saveTokenizer,
+  type TrainingData,
+  trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";

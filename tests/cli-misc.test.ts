@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { get_encoding } from "tiktoken";
@@ -111,8 +111,17 @@ test("a mistyped flag names the flag it most likely meant", () => {
   }
 });
 
+/** a config line's words as a real shell splits them */
+function shellWords(line: string): string[] {
+  const sh = spawnSync("sh", ["-c", `printf '%s\\0' ${line}`], { encoding: "utf8" });
+  assert.equal(sh.status, 0, sh.stderr);
+  return sh.stdout.split("\0").slice(0, -1);
+}
+
+const configOf = (words: string[]) => trainConfigFromFlags(parseFlags(trainSpec, words)).config;
+
 test("train's config line is the flags that give the same config (split by a real shell)", () => {
-  const base = trainConfigFromFlags(parseFlags(trainSpec, [])).config;
+  const base = configOf([]);
   const variants: TrainConfig[] = [
     base,
     { ...base, data: join(root, "my notes/it's here.txt"), nLayer: 3, lr: 3e-4, initPartial: true, init: "/tmp/a b", chat: "c.jsonl" },
@@ -120,11 +129,65 @@ test("train's config line is the flags that give the same config (split by a rea
   ];
   for (const want of variants) {
     const line = configAsFlags(want);
-    const sh = spawnSync("sh", ["-c", `printf '%s\\0' ${line}`], { encoding: "utf8" });
-    assert.equal(sh.status, 0, sh.stderr);
-    const words = sh.stdout.split("\0").slice(0, -1);
-    const got = trainConfigFromFlags(parseFlags(trainSpec, words)).config;
-    assert.deepEqual(got, want, line);
+    assert.deepEqual(configOf(shellWords(line)), want, line);
+  }
+});
+
+test("train's config line is the config the run saved, for every way of starting a run", () => {
+  const dir = join(root, "truth");
+  mkdirSync(dir);
+  const data = wordCorpus(dir, 4000);
+  const tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2", "--eval-steps", "1"];
+  const quiet = ["--sample-tokens", "0", "--threads", "1"];
+  /** the printed config line of a train run, checked against the config its latest checkpoint saved */
+  const run = (args: string[]): { line: string; config: TrainConfig } => {
+    const r = cli(["train", ...args, ...quiet]);
+    assert.equal(r.status, 0, r.stderr);
+    const line = /^config: (.*)$/m.exec(r.stderr)?.[1];
+    assert.ok(line !== undefined, r.stderr);
+    const out = /^--out (\S+)/m.exec(line.replaceAll(" --", "\n--"))?.[1] as string;
+    const latest = readFileSync(join(out, "training", "latest"), "utf8").trim();
+    const saved = JSON.parse(readFileSync(join(out, "training", latest, "state.json"), "utf8")).config as TrainConfig;
+    assert.deepEqual(configOf(shellWords(line)), saved, line);
+    return { line, config: saved };
+  };
+  // fresh: the feed-forward width and the vocabulary are the model's, not 0 and --vocab-size's 4096
+  const fresh = run(["--data", data, "--out", join(dir, "fresh"), ...tiny, "--max-steps", "2"]);
+  assert.equal(fresh.config.nInner, 32);
+  assert.equal(fresh.config.vocabSize, JSON.parse(readFileSync(join(dir, "fresh", "config.json"), "utf8")).vocab_size);
+  // a tokenizer folder: its own size
+  const tok = join(dir, "tok");
+  assert.equal(cli(["tokenizer", "train", "--data", data, "--vocab-size", "300", "--out", tok]).status, 0);
+  const folder = run(["--data", data, "--out", join(dir, "bpe"), "--tokenizer", tok, ...tiny, "--block-size", "32", "--max-steps", "1"]);
+  assert.match(folder.line, / --vocab-size 300 /);
+  // counting: the task's word tokenizer, not the default char
+  const counting = run(["--data", "counting", "--out", join(dir, "counting"), ...tiny, "--block-size", "19", "--max-steps", "1"]);
+  assert.match(counting.line, / --tokenizer word /);
+  // --init: the folder's tokenizer and shape, whatever the defaults say
+  const init = run(["--init", join(dir, "bpe"), "--data", data, "--out", join(dir, "init"), "--max-steps", "1"]);
+  assert.match(init.line, / --tokenizer bpe .*--n-embd 8 /);
+  // --chat --init from a BPE model: the conversations are the data (no --data moby-dick), the tokenizer is BPE
+  const chats = join(dir, "chats.jsonl");
+  const chat = {
+    messages: [
+      { role: "user", content: "What is 2+2?" },
+      { role: "assistant", content: "4, of course!" },
+    ],
+  };
+  writeFileSync(chats, `${JSON.stringify(chat)}\n`.repeat(20));
+  const chatRun = run(["--chat", chats, "--init", join(dir, "bpe"), "--out", join(dir, "chat"), "--max-steps", "1", "--batch-size", "2"]);
+  assert.doesNotMatch(chatRun.line, /--data/);
+  assert.match(chatRun.line, / --tokenizer bpe /);
+  assert.equal(chatRun.config.vocabSize, JSON.parse(readFileSync(join(dir, "chat", "config.json"), "utf8")).vocab_size);
+  // --resume: the saved run with the length asked now
+  const resumed = run(["--out", join(dir, "fresh"), "--resume", "--max-steps", "3"]);
+  assert.deepEqual(resumed.config, { ...fresh.config, maxSteps: 3 });
+  // the printed lines run as they are (with another --out)
+  for (const { line } of [counting, chatRun]) {
+    const words = shellWords(line);
+    words[words.indexOf("--out") + 1] = join(dir, `again-${words.length}`);
+    const again = run([...words, "--max-steps", "1"]);
+    assert.deepEqual(again.config, configOf(words));
   }
 });
 

@@ -95,7 +95,7 @@ test("evaluateIds: loss, token count, perplexity and bits per byte equal the per
   assert.ok(Math.abs(got.bits_per_byte - bpb) < 1e-5 * bpb, `bits/byte ${got.bits_per_byte}, reference ${bpb}`);
   // other batch sizes group the windows differently but must give the same per-token mean
   for (const batchSize of [1, 3, 7]) {
-    const other = evaluateIds(model, Int32Array.from(ids), bytes, batchSize);
+    const other = evaluateIds(model, Int32Array.from(ids), bytes, { batchSize });
     assert.equal(other.tokens, N_TOKENS - 1);
     assert.ok(Math.abs(other.loss - want) < 1e-5 * want, `batch size ${batchSize}: loss ${other.loss}, reference ${want}`);
   }

@@ -6,8 +6,9 @@
 //
 // fails the nth call of `op` whose path contains the substring (1 = the first), and the `count - 1`
 // matching calls after it ("all": every one after it, like a disk that stays full), with an error
-// shaped like Node's own (err.code CODE, e.g. ENOSPC or EIO). `op` is one of the keys of `wrapped`
-// below; "write" matches a writeSync on a file opened with openSync, by the opened path.
+// shaped like Node's own (err.code CODE, e.g. ENOSPC or EIO). `op` is open, write, fsync, rename,
+// mkdir, rm, unlink or readdir; "write" matches writeFileSync, appendFileSync and a writeSync on a
+// file opened with openSync (by the opened path), "fsync" an fsyncSync likewise.
 import fs from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 
@@ -49,11 +50,11 @@ if (spec) {
       return original.fsyncSync(fd);
     },
     writeFileSync(path, ...rest) {
-      maybeFail("writeFile", path);
+      maybeFail("write", path);
       return original.writeFileSync(path, ...rest);
     },
     appendFileSync(path, ...rest) {
-      maybeFail("appendFile", path);
+      maybeFail("write", path);
       return original.appendFileSync(path, ...rest);
     },
     renameSync(from, to) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -122,4 +122,75 @@ export function runCli(args: readonly string[], options: { cwd?: string; input?:
     env: { ...process.env, MINIGPT_THREADS: "1", ...options.env },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** where `script` (util-linux; Debian's essential bsdutils package) is, or null */
+export const SCRIPT = ["/usr/bin/script", "/bin/script"].find((p) => existsSync(p)) ?? null;
+
+/** One step of a terminal session: wait until the output (after the last step's match) matches, then type. */
+export interface TerminalStep {
+  waitFor: RegExp;
+  /** typed into the terminal: "\x03" is Ctrl-C, a line ends with "\n" */
+  type?: string;
+}
+
+/**
+ * `minigpt ...args` on a pseudo-terminal, as a user at a keyboard runs it (`script -qec`: the
+ * terminal's line discipline turns a typed Ctrl-C into SIGINT for the program, and echoes input).
+ * Each step waits for its output (at most `stepMs`) and types its keys; then the program must exit.
+ * Rejects with the output so far when a step never comes. Callers skip when SCRIPT is null.
+ */
+export function runInTerminal(
+  args: readonly string[],
+  steps: readonly TerminalStep[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; stepMs?: number } = {},
+): Promise<{ status: number | null; output: string }> {
+  if (!SCRIPT) throw new Error("no script command (util-linux): cannot make a pseudo-terminal");
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = `exec ${[process.execPath, ...CLI, ...args].map(quote).join(" ")}`;
+  const child = spawn(SCRIPT, ["-qec", command, "/dev/null"], {
+    cwd: options.cwd,
+    env: { ...process.env, MINIGPT_THREADS: "1", ...options.env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let output = "";
+  let from = 0;
+  let wake = () => {};
+  child.stdout.on("data", (d: Buffer) => {
+    output += d.toString("utf8");
+    wake();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    output += d.toString("utf8");
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  const stepMs = options.stepMs ?? 30_000;
+  return (async () => {
+    try {
+      for (const [i, step] of steps.entries()) {
+        const deadline = Date.now() + stepMs;
+        for (;;) {
+          const m = step.waitFor.exec(output.slice(from));
+          if (m) {
+            from += m.index + m[0].length;
+            break;
+          }
+          if (Date.now() > deadline || child.exitCode !== null)
+            throw new Error(`terminal step ${i + 1}: no ${step.waitFor} in the output:\n${output}`);
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 200);
+          });
+        }
+        if (step.type !== undefined) child.stdin.write(step.type);
+      }
+      const timer = setTimeout(() => child.kill("SIGKILL"), stepMs);
+      const status = await exited;
+      clearTimeout(timer);
+      return { status, output };
+    } catch (e) {
+      child.kill("SIGKILL");
+      throw e;
+    }
+  })();
 }

@@ -1,11 +1,13 @@
 /**
  * Interactive mode driven through a pipe, as a script would: `minigpt` with no arguments in a folder
- * of models, menus, generate (Enter continues), settings commands, chat, analyze, odd input.
+ * of models, menus, generate (Enter continues), settings commands, chat, analyze, odd input; and on
+ * a pseudo-terminal, Ctrl-C during a reply (interactive and chat).
  */
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
+import { withChatTokens } from "../src/data/chat.js";
 import { ChatSession } from "../src/generate/chat.js";
 import { generate } from "../src/generate/generate.js";
 import { saveTokenizer } from "../src/io/folder.js";
@@ -13,7 +15,7 @@ import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { runCli, tempDir } from "./helpers.js";
+import { runCli, runInTerminal, SCRIPT, tempDir } from "./helpers.js";
 
 function setUp() {
   const root = tempDir("minigpt-interactive-");
@@ -100,4 +102,63 @@ test("odd input never crashes: end of input anywhere, empty lines, unknown comma
   const r = minigpt(empty, "1\n");
   assert.equal(r.status, 1);
   assert.match(r.stdout, /no model folders in .*train one with: minigpt train/);
+});
+
+/** A folder with one model whose vocabulary has the chat tokens but that was never chat-fine-tuned. */
+function chatTokensModel(): string {
+  const root = tempDir("minigpt-ctrl-c-");
+  const dir = join(root, "plain");
+  mkdirSync(dir);
+  const { tokenizer } = withChatTokens(CharTokenizer.fromText("abcdefgh ijklmnop?!"));
+  const model = new GPT(makeConfig({ vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 1, nHead: 2, nEmbd: 16 }), 3);
+  saveModel(model, dir, { special_targets: [] });
+  saveTokenizer(dir, tokenizer);
+  model.dispose();
+  return dir;
+}
+
+const CTRL_C = "\x03";
+const STOPPED = /\[stopped by Ctrl-C; Ctrl-C at the prompt quits\]/;
+
+test("Ctrl-C in interactive stops a reply (chat and generate) and goes back to the prompt; Ctrl-C at the prompt quits", async (t) => {
+  if (!SCRIPT) return t.skip("no script command (util-linux) to make a pseudo-terminal: Ctrl-C is not tested");
+  const dir = chatTokensModel();
+  const r = await runInTerminal(
+    [],
+    [
+      { waitFor: /choose 1-3> /, type: "2\n" },
+      // the same note as `minigpt chat` gives
+      { waitFor: /note: \S*plain was not fine-tuned for chat .*minigpt train --chat conversations\.jsonl --init/ },
+      { waitFor: /you> /, type: "/max 100000\n" },
+      { waitFor: /max 100000 tokens\r?\nyou> /, type: "hello\n" },
+      { waitFor: /assistant> /, type: CTRL_C },
+      { waitFor: STOPPED },
+      { waitFor: /you> /, type: "/mode\n" },
+      { waitFor: /choose 1-3> /, type: "1\n" },
+      { waitFor: /\n> /, type: "ab\n" },
+      // the pseudo-terminal echoes "ab", then the program shows it and continues it
+      { waitFor: /ab\r?\nab./, type: CTRL_C },
+      { waitFor: STOPPED },
+      { waitFor: /\n> /, type: CTRL_C },
+    ],
+    { cwd: dirname(dir), env: { MINIGPT_BACKEND: "ref" } },
+  );
+  assert.equal(r.status, 0, r.output);
+});
+
+test("Ctrl-C in chat stops the reply, which is not kept; the next message is answered; Ctrl-C at the prompt quits", async (t) => {
+  if (!SCRIPT) return t.skip("no script command (util-linux) to make a pseudo-terminal: Ctrl-C is not tested");
+  const dir = chatTokensModel();
+  const r = await runInTerminal(
+    ["chat", "--model", dir, "--backend", "ref", "--max-new-tokens", "100000"],
+    [
+      { waitFor: /you> /, type: "hello\n" },
+      { waitFor: /assistant> /, type: CTRL_C },
+      { waitFor: /\(this exchange is not kept\)\r?\nyou> /, type: "/max 3\n" },
+      { waitFor: /you> /, type: "hi\n" },
+      { waitFor: /assistant> [^\n]*\n(\r)?you> /, type: CTRL_C },
+    ],
+  );
+  assert.equal(r.status, 0, r.output);
+  assert.match(r.output, STOPPED);
 });

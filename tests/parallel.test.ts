@@ -232,3 +232,59 @@ test("a kernel half that fails while its other half is on offer: the offer is wi
   assert.equal(link.offered, 2);
   assert.equal(link.taken, 0);
 });
+
+test("shards make the gradients independent of the threads: 4 shards on 1, 2 and 3 threads give the same bits", async () => {
+  // big enough that one thread splits its matmuls over the kernel pool (1 thread here means no
+  // replicas, kernels on the pool's 3 threads): a kernel split must give one call's bits too
+  const big = makeConfig({ vocabSize: 37, nLayer: 2, nHead: 4, nEmbd: 64, blockSize: 32, dropout: 0.1 });
+  const model = new GPT(big, 8);
+  const rng = new Rng(12);
+  const micro = [0, 1].map(() => {
+    const x = Int32Array.from({ length: 8 * 32 }, () => Math.floor(rng.random() * 37));
+    // the third shard (rows 4, 5) has no target at all: it adds nothing, wherever it would run
+    const y = Int32Array.from({ length: 8 * 32 }, (_, i) => (i >= 4 * 32 && i < 6 * 32 ? -1 : Math.floor(rng.random() * 37)));
+    return [Tensor.ints(x, [8, 32]), Tensor.ints(y, [8, 32])] as const;
+  });
+  let want: { loss: number; g: Map<string, Float32Array> } | null = null;
+  for (const threads of [1, 2, 3]) {
+    const dp = await DataParallel.create(model, threads, { shards: 4 });
+    assert.ok(dp);
+    assert.equal(dp.threads, threads);
+    try {
+      // a step of two micro-batches: the first writes the zeroed gradients, the second adds
+      model.zeroGrad();
+      const dropout = new Rng(77);
+      const loss = micro.reduce((sum, [x, y], i) => sum + dp.forwardBackward(x, y, 0.5, dropout, i === 0) / 2, 0);
+      const got = { loss, g: grads(model) };
+      if (!want) want = got;
+      assert.equal(got.loss, want.loss, `${threads} threads: loss`);
+      for (const [n, a] of want.g) assert.deepEqual(got.g.get(n), a, `${threads} threads: gradient of ${n}`);
+    } finally {
+      dp.dispose();
+    }
+  }
+});
+
+test("a matmul split over 3 threads gives one thread's bits, also when the rows do not divide evenly", () => {
+  // 25 rows over 3 threads: pieces of 12, 12 and 1 rows once; a piece of < 4 rows sums in another order
+  const rng = new Rng(3);
+  const [M, K, N] = [25, 200, 200];
+  const a = Tensor.fromArray(
+    Float32Array.from({ length: M * K }, () => rng.normal()),
+    [M, K],
+  );
+  const b = Tensor.fromArray(
+    Float32Array.from({ length: K * N }, () => rng.normal()),
+    [K, N],
+  );
+  const out = Tensor.zeros([M, N]);
+  const product = (threads: number) => {
+    be.useThreads(threads);
+    be.matmul(out.data, a.data, b.data, M, K, N, false);
+    return Float32Array.from(out.data);
+  };
+  const one = product(1);
+  assert.deepEqual(product(3), one);
+  be.useThreads(3);
+  for (const t of [a, b, out]) t.dispose();
+});

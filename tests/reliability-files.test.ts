@@ -268,6 +268,13 @@ test("ENOSPC writing training/latest leaves the previous checkpoint as the lates
   diskFaultStopsCleanly("full-latest", (out) => `write:${out}/training/.latest:2:ENOSPC`, /latest/, /ENOSPC/);
 });
 
+test("ENOSPC during the first save leaves no folder and no partial folder behind", () => {
+  const out = join(root, "full-first");
+  const before = snapshot(root);
+  failsWithOneLine(train(out, [], { ...FAULT, MINIGPT_FAULT: `write:${out}.partial:4:ENOSPC:all` }), /ENOSPC/, /free some disk space/);
+  assert.deepEqual(snapshot(root), before, "nothing left, nothing changed");
+});
+
 test("a failed prune of an old checkpoint is a warning, not the end of the run", () => {
   const out = join(root, "eio-prune");
   const r = train(out, [], { ...FAULT, MINIGPT_FAULT: `rm:${out}/training/checkpoint-0:1:EIO` });

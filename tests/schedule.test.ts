@@ -91,6 +91,13 @@ function corpus(): string {
   return data;
 }
 
+function metricsOf(out: string): { step: number; lr: number }[] {
+  return readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as { step: number; lr: number });
+}
+
 /** a tiny character-level training run through the CLI entry; returns its --out folder */
 function trainRun(name: string, flags: string[]): string {
   const out = join(root, name);
@@ -114,10 +121,7 @@ test("training uses the schedule: the lr in metrics.jsonl at every step is get_l
     String(minLr),
   ]);
   assert.ok(readdirSync(out).includes("metrics.jsonl"), `no metrics.jsonl in ${readdirSync(out).join(", ")}`);
-  const metrics = readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .split("\n")
-    .filter((l) => l.length > 0)
-    .map((l) => JSON.parse(l) as { step: number; lr: number });
+  const metrics = metricsOf(out);
   assert.deepEqual(
     metrics.map((m) => m.step),
     Array.from({ length: steps }, (_, i) => i + 1),
@@ -162,4 +166,40 @@ test("the optimizer really steps with the scheduled lr: AdamW's first update mov
   }
   assert.ok(Math.abs(largest - want) < 1e-3 * want, `largest update ${largest}, want ${want}`);
   assert.ok(nearWant > 0.9 * moved, `${nearWant} of ${moved} moved weights moved by lr/(warmup+1)`);
+});
+
+test("--resume with a new end re-plans the cosine from the current lr, prints the plan, and a later resume keeps it", () => {
+  const [lr, minLr, newMinLr] = [1e-2, 1e-3, 1e-4];
+  const out = trainRun("replan", ["--max-steps", "6", "--warmup-steps", "1", "--lr", String(lr), "--min-lr", String(minLr)]);
+  const lrs = () => new Map(metricsOf(out).map((m) => [m.step, m.lr]));
+  const resume = (flags: string[]) => {
+    const r = runCli(["train", "--out", out, "--resume", "--sample-tokens", "0", "--threads", "1", ...flags]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stderr;
+  };
+  // the run ended at min-lr: twice as long goes on at min-lr, it does not climb back up the old cosine
+  assert.match(
+    resume(["--max-steps", "12"]),
+    /^lr schedule: re-planned at step 6: cosine from 1\.0e-3 down to --min-lr 1\.0e-3 at step 12/m,
+  );
+  for (let k = 7; k <= 12; k++) assertClose(lrs().get(k) as number, minLr, `step ${k}`);
+  // a new end, a new --min-lr and new data at once: cosine from the current lr (1e-3 at step 12) to 1e-4 at step 20
+  const other = join(root, "other.txt");
+  writeFileSync(other, readFileSync(corpus(), "utf8").split("\n").reverse().join("\n"));
+  const said = resume(["--max-steps", "20", "--min-lr", String(newMinLr), "--checkpoint-interval", "4", "--data", other]);
+  assert.match(
+    said,
+    /^lr schedule: re-planned at step 12: cosine from 1\.0e-3 down to --min-lr 1\.0e-4 at step 20 \(was 1\.0e-3 at step 12\)$/m,
+  );
+  assert.match(
+    said,
+    /^resume: --max-steps 12 -> 20, --min-lr 0\.001 -> 0\.0001, .*--data \S+corpus\.txt -> \S+other\.txt .*batches now come from the new data/m,
+  );
+  const planned = lrs();
+  for (let k = 13; k <= 20; k++)
+    assertClose(planned.get(k) as number, newMinLr + 0.5 * (1 + Math.cos((Math.PI * (k - 13)) / 8)) * (minLr - newMinLr), `step ${k}`);
+  // a run stopped at step 16 (its checkpoint made the latest) resumes on the saved plan, to the bit
+  writeFileSync(join(out, "training", "latest"), "checkpoint-16\n");
+  assert.doesNotMatch(resume([]), /lr schedule|^resume:/m);
+  assert.deepEqual(lrs(), planned);
 });

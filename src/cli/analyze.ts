@@ -1,4 +1,5 @@
 import { analyzeModel, fail, formatAnalysis, loadModelFolder } from "../index.js";
+import { modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const analyzeSpec: CommandSpec = {
@@ -6,7 +7,7 @@ export const analyzeSpec: CommandSpec = {
   summary: "parameters, memory, FLOPs and training history of a model, computed from its tensors",
   usage: "minigpt analyze --model DIR [--json] [--batch-size B] [--block-size T]",
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder" },
+    modelFlag(),
     { name: "json", type: "bool", default: false, help: "print every figure as one JSON object" },
     { name: "batch-size", type: "int", default: 12, min: 1, help: "batch size B of the training-memory figure" },
     {

@@ -1,5 +1,5 @@
 import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward, writeFileAtomic } from "../index.js";
-import { backendFlags } from "./common.js";
+import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
 
@@ -8,7 +8,7 @@ export const attentionSpec: CommandSpec = {
   summary: "write the attention weights of every layer and head for a prompt as a self-contained HTML/SVG heat map",
   usage: 'minigpt attention --model DIR --prompt "text" [--out att.html]',
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder" },
+    modelFlag(),
     { name: "prompt", type: "string", default: "", help: "the text whose attention to show (at most the block size in tokens)" },
     { name: "out", type: "string", default: "attention.html", help: "HTML file to write (opens in any browser, no network)" },
     overwriteFlag("an --out file"),

@@ -1,30 +1,53 @@
 import { createInterface, type Interface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { type ChatOptions, ChatSession, loadModelFolder, MinigptError, trainedSpecials, unseenSpecialIds } from "../index.js";
-import { backendFlags, samplingFlags } from "./common.js";
+import {
+  type ChatOptions,
+  ChatSession,
+  loadModelFolder,
+  MinigptError,
+  type Tokenizer,
+  trainedSpecials,
+  unseenSpecialIds,
+} from "../index.js";
+import { backendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const chatSpec: CommandSpec = {
   name: "chat",
   summary: "talk to a chat-fine-tuned model (<|user|> ... <|end|><|assistant|> ... <|end|>), replies streamed",
   usage: "minigpt chat --model DIR [--temperature x] [--top-k n] [--top-p x] [--max-new-tokens n]",
-  flags: [
-    { name: "model", type: "string", default: "out", help: "model folder with the chat tokens (see minigpt train --chat)" },
-    ...samplingFlags,
-    ...backendFlags,
-  ],
+  flags: [modelFlag("model folder with the chat tokens (see minigpt train --chat)"), ...samplingFlags, ...backendFlags],
   examples: ["minigpt chat --model chat-model", 'printf "hi\\nwhat is your name?\\n" | minigpt chat --model chat-model --temperature 0'],
 };
 
 /**
- * Lines from a stream, one at a time, with a prompt. On a terminal the prompt is shown and the user
- * types; when input is piped (a script), the prompt and the line read are echoed so the output reads
- * as a transcript. next() returns null at the end of input.
+ * The user's side of a session: lines from a stream, one at a time, with a prompt, and Ctrl-C.
+ * On a terminal the prompt is shown and the user types; when input is piped (a script), the prompt
+ * and the line read are echoed so the output reads as a transcript. next() returns null at the end
+ * of input.
+ *
+ * Ctrl-C (SIGINT, when reading process.stdin) during a reply run through stream() stops the reply
+ * at its next token and the loop goes back to the prompt; Ctrl-C anywhere else (at the prompt, so
+ * a second Ctrl-C after a stopped reply) quits: next() returns null, as at the end of input, and
+ * the session ends the way /quit ends it.
  */
 export class LineReader {
   private readonly rl: Interface;
   private readonly it: AsyncIterator<string>;
   readonly tty: boolean;
+  private replying = false;
+  private stopReply = false;
+  private quit = false;
+  /** wakes a next() waiting for a line when Ctrl-C asks to quit */
+  private wake: (() => void) | null = null;
+  private readonly onSigint = () => {
+    if (this.replying) this.stopReply = true;
+    else {
+      this.quit = true;
+      this.wake?.();
+    }
+  };
+  private readonly signals: boolean;
   constructor(
     input: Readable = process.stdin,
     private readonly output: Writable = process.stdout,
@@ -32,11 +55,18 @@ export class LineReader {
     this.tty = Boolean((input as { isTTY?: boolean }).isTTY);
     this.rl = createInterface({ input, terminal: false, crlfDelay: Number.POSITIVE_INFINITY });
     this.it = this.rl[Symbol.asyncIterator]();
+    this.signals = input === process.stdin;
+    if (this.signals) process.on("SIGINT", this.onSigint);
   }
   async next(prompt: string): Promise<string | null> {
+    if (this.quit) return null;
     this.output.write(prompt);
-    const r = await this.it.next();
-    if (r.done) {
+    const quitting = new Promise<null>((resolve) => {
+      this.wake = () => resolve(null);
+    });
+    const r = await Promise.race([this.it.next(), quitting]);
+    this.wake = null;
+    if (r === null || r.done) {
       this.output.write("\n");
       return null;
     }
@@ -44,10 +74,33 @@ export class LineReader {
     if (!this.tty) this.output.write(`${line}\n`);
     return line;
   }
+  /**
+   * Run a reply: `each` gets every item of `items` (a generator that streams tokens) until it ends
+   * or Ctrl-C stops it; "stopped" then, and the generator is closed. The event loop turns between
+   * items, which is what lets the signal in while the model computes.
+   */
+  async stream<T>(items: Iterable<T>, each: (item: T) => void): Promise<"done" | "stopped"> {
+    this.replying = true;
+    this.stopReply = false;
+    try {
+      for (const item of items) {
+        each(item);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.stopReply) return "stopped";
+      }
+      return "done";
+    } finally {
+      this.replying = false;
+    }
+  }
   close(): void {
+    if (this.signals) process.off("SIGINT", this.onSigint);
     this.rl.close();
   }
 }
+
+/** What a reply stopped by Ctrl-C ends with. */
+export const STOPPED = " [stopped by Ctrl-C; Ctrl-C at the prompt quits]";
 
 export const SETTINGS_HELP = [
   "/temp X    temperature (0 = always the most likely token)",
@@ -121,11 +174,20 @@ export function slashCommand(line: string, o: ChatOptions): SlashResult {
   }
 }
 
-/** The chat loop over a line reader: returns at end of input or /quit. */
-export async function chatLoop(session: ChatSession, reader: LineReader, write: (s: string) => void): Promise<void> {
+/**
+ * The chat loop over a line reader: returns at end of input, /quit, Ctrl-C at the prompt, or a line
+ * for which `leave` (the caller's own commands) says so. A reply stopped by Ctrl-C is not kept in
+ * the conversation: the next message is sent as if it had not been asked.
+ */
+export async function chatLoop(
+  session: ChatSession,
+  reader: LineReader,
+  write: (s: string) => void,
+  leave: (line: string) => boolean = () => false,
+): Promise<void> {
   for (;;) {
     const line = await reader.next("you> ");
-    if (line === null) return;
+    if (line === null || leave(line)) return;
     if (line.trim() === "") continue;
     if (line.trim().startsWith("/")) {
       const r = slashCommand(line, session.options);
@@ -142,7 +204,7 @@ export async function chatLoop(session: ChatSession, reader: LineReader, write: 
         if (!started) write("assistant> ");
         started = true;
       };
-      for (const e of session.send(line)) {
+      const ended = await reader.stream(session.send(line), (e) => {
         if (e.type === "dropped") {
           write(
             `(dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context)\n`,
@@ -154,13 +216,25 @@ export async function chatLoop(session: ChatSession, reader: LineReader, write: 
           start();
           if (e.stoppedBy === "length") write(` [reply cut at ${e.tokens} tokens: /max raises the limit]`);
         }
-      }
+      });
+      if (ended === "stopped") write(`${STOPPED} (this exchange is not kept)`);
       write("\n");
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
       write(`\n(${err.message})\n`);
     }
   }
+}
+
+/**
+ * The note for a model whose vocabulary has the chat tokens but that never learned to end a reply
+ * (no <|end|> among the tokens it was trained to predict): it answers with noise until the token
+ * limit, so say why before the user wonders. null for a chat-fine-tuned model, or a folder that does
+ * not record what it was trained on.
+ */
+export function notFineTunedForChat(info: Record<string, unknown>, tokenizer: Tokenizer, dir: string): string | null {
+  if (!Array.isArray(info.special_targets) || trainedSpecials(info, tokenizer).includes("<|end|>")) return null;
+  return `note: ${dir} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with: minigpt train --chat conversations.jsonl --init ${dir} --out ${dir}-chat`;
 }
 
 export async function runChat(argv: readonly string[]): Promise<number> {
@@ -183,14 +257,10 @@ export async function runChat(argv: readonly string[]): Promise<number> {
       dir,
     );
     const write = (s: string) => process.stdout.write(s);
-    // a model that never learned to end a reply (no <|end|> among the tokens it was trained to
-    // predict) answers with noise until --max-new-tokens: say why before the user wonders
-    if (Array.isArray(folder.info.special_targets) && !trainedSpecials(folder.info, tokenizer).includes("<|end|>"))
-      process.stderr.write(
-        `note: ${dir} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with: minigpt train --chat conversations.jsonl --init ${dir} --out ${dir}-chat\n`,
-      );
+    const note = notFineTunedForChat(folder.info, tokenizer, dir);
+    if (note) process.stderr.write(`${note}\n`);
     write(
-      `minigpt chat with ${dir} (${model.config.blockSize}-token context; older turns are dropped when it fills). /help for commands, /quit or Ctrl-D to leave.\n`,
+      `minigpt chat with ${dir} (${model.config.blockSize}-token context; older turns are dropped when it fills). /help for commands; Ctrl-C stops a reply; /quit, Ctrl-D or Ctrl-C at the prompt leaves.\n`,
     );
     const reader = new LineReader();
     try {

@@ -15,6 +15,11 @@ export const backendFlags: FlagSpec[] = [
   { name: "threads", type: "int", default: 0, min: 0, max: MAX_THREADS, help: "worker threads for the wasm backend (0 = all cores)" },
 ];
 
+/** --model of every command that loads a model: a model folder, or a checkpoint of one (locateModel) */
+export function modelFlag(help = "model folder", defaultDir = "out"): FlagSpec {
+  return { name: "model", type: "string", default: defaultDir, help: `${help}, or one of its checkpoints (DIR/training/checkpoint-N)` };
+}
+
 export const samplingFlags: FlagSpec[] = [
   { name: "max-new-tokens", type: "int", default: 200, min: 1, help: "how many tokens to generate" },
   {

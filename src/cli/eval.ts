@@ -1,34 +1,123 @@
-import { type EvalResult, evaluateCounting, evaluateIds, loadModelFolder, loadTextSource } from "../index.js";
-import { backendFlags } from "./common.js";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import {
+  BUILTIN_TEXTS,
+  type EvalResult,
+  type EvalSplit,
+  evaluateCounting,
+  evaluateWindows,
+  evalWindows,
+  fail,
+  loadModelFolder,
+  loadTextSource,
+  sampleWindows,
+  targetBytes,
+  textSplits,
+  trainingData,
+  VAL_FRACTION,
+} from "../index.js";
+import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { bar, formatDuration, ProgressLine } from "./progress.js";
+
+const valPercent = `${Math.round(VAL_FRACTION * 100)}%`;
 
 export const evalSpec: CommandSpec = {
   name: "eval",
-  summary: "loss, perplexity and bits per byte of a model on a text",
-  usage: "minigpt eval --model DIR --data FILE|FOLDER|moby-dick|counting [--json]",
+  summary: "loss, perplexity and bits per byte of a model on a text (by default the part of its training data it never trained on)",
+  usage: "minigpt eval [--model DIR] [--data FILE|FOLDER|moby-dick|counting] [--split val|train|all] [--eval-tokens N] [--json]",
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder" },
-    { name: "data", type: "string", default: "moby-dick", help: "text to evaluate on (a file, folder, or built-in name)" },
-    { name: "json", type: "bool", default: false, help: 'print {"loss","perplexity","tokens","bits_per_byte"} as JSON' },
+    modelFlag(),
+    {
+      name: "data",
+      type: "string",
+      default: "",
+      help: "text to score: a file, a folder of .txt files, moby-dick or counting (default: the data the model was trained on, as its config.json records; moby-dick when it records none)",
+    },
+    {
+      name: "split",
+      type: "string",
+      default: "",
+      choices: ["", "val", "train", "all"],
+      help: `which part of the text, cut as training cuts it: val = the last ${valPercent} of its tokens (training holds them out), train = the rest, all (default: val of the model's own training data, all of any other text)`,
+    },
+    {
+      name: "eval-tokens",
+      type: "int",
+      default: 0,
+      min: 0,
+      help: "score a sample of about N tokens: whole windows spread evenly over the split (0 = every token)",
+    },
+    {
+      name: "json",
+      type: "bool",
+      default: false,
+      help: 'print {"loss","perplexity","tokens","bits_per_byte","data","split"} as JSON (progress stays on stderr)',
+    },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the text as plain text" },
     ...backendFlags,
   ],
-  examples: ["minigpt eval --model out --data ../shared/data/tinyshakespeare/input.txt --json"],
+  examples: [
+    "minigpt eval --model out                     # the validation split of what out/ was trained on",
+    "minigpt eval --model out --data notes.txt --eval-tokens 100000 --json",
+  ],
+};
+
+const SPLIT_WORDS: Record<EvalSplit, string> = {
+  val: `its validation split (the last ${valPercent} of its tokens, which training holds out)`,
+  train: `its training split (all but the last ${valPercent} of its tokens)`,
+  all: "all of it",
 };
 
 export async function runEval(argv: readonly string[]): Promise<number> {
   const f = parseFlags(evalSpec, argv);
-  const { model, tokenizer } = loadModelFolder(f.string("model"));
+  const dir = f.string("model");
+  const { model, tokenizer, info } = loadModelFolder(dir);
+  const trained = trainingData(info);
+  let data = f.string("data");
+  let specialsAsText = f.bool("specials-as-text");
+  let own = false;
+  if (trained.kind === "text") {
+    const same = data === "" || data === trained.source || (existsSync(data) && resolve(data) === resolve(trained.source));
+    if (same) {
+      own = true;
+      data = trained.source;
+      if (!f.has("specials-as-text")) specialsAsText = trained.specialsAsText;
+      if (!(BUILTIN_TEXTS as readonly string[]).includes(data) && data !== "counting" && !existsSync(data))
+        fail(`${dir} was trained on ${data}, which is no longer there; give the text to score with --data`);
+    }
+  } else if (data === "") {
+    if (trained.kind === "chat")
+      fail(`${dir} was fine-tuned on the conversations in ${trained.file}; eval scores plain text: give one with --data FILE`);
+    data = "moby-dick";
+  }
+  const split = (f.string("split") || (own ? "val" : "all")) as EvalSplit;
+  const whose = own
+    ? " (the model's training data)"
+    : trained.kind === "unknown" && !f.has("data")
+      ? " (the folder records no training data)"
+      : "";
+  const scored = `${data}${whose}, ${SPLIT_WORDS[split]}`;
+
   let result: EvalResult;
-  if (f.string("data") === "counting") {
-    result = evaluateCounting(model);
+  if (data === "counting") {
+    process.stderr.write(`eval: ${scored}\n`);
+    result = evaluateCounting(model, split);
   } else {
-    const { text } = loadTextSource(f.string("data"));
-    const ids = Int32Array.from(tokenizer.encode(text, { specialsAsText: f.bool("specials-as-text") }));
-    result = evaluateIds(model, ids, new TextEncoder().encode(text).length);
+    const source = loadTextSource(data);
+    const { ids, train, val } = textSplits(source, tokenizer, specialsAsText);
+    const part = split === "val" ? val : split === "train" ? train : ids;
+    const windows = evalWindows(part, model.config.blockSize);
+    if (windows.length === 0) fail(`${scored} has ${part.length} token(s); scoring needs at least 2 (try --split all or more text)`);
+    const chosen = f.int("eval-tokens") > 0 ? sampleWindows(windows, f.int("eval-tokens")) : windows;
+    const bytes = split === "all" && chosen === windows ? new TextEncoder().encode(source.text).length : targetBytes(chosen, tokenizer);
+    const total = chosen.reduce((n, w) => n + w.x.length, 0);
+    const sample = chosen.length < windows.length ? `, a sample of ${chosen.length} of its ${windows.length} windows` : "";
+    process.stderr.write(`eval: ${scored}: ${total.toLocaleString("en-US")} tokens to predict${sample}\n`);
+    result = evaluateWindows(model, chosen, bytes, { onProgress: progressReporter() });
   }
   if (f.bool("json")) {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...result, data, split })}\n`);
   } else {
     process.stdout.write(
       `loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(2)}  bits/byte ${result.bits_per_byte.toFixed(4)}  over ${result.tokens.toLocaleString("en-US")} predicted tokens` +
@@ -37,4 +126,26 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     );
   }
   return 0;
+}
+
+/**
+ * The progress line on stderr: redrawn in place on a terminal at most 10 times a second; otherwise
+ * a line every 5 seconds. The last one always stays.
+ */
+function progressReporter(): (done: number, total: number) => void {
+  const line = new ProgressLine();
+  const started = performance.now();
+  let lastDraw = Number.NEGATIVE_INFINITY;
+  let lastLog = started;
+  return (done, total) => {
+    const now = performance.now();
+    const finished = done >= total;
+    const log = finished || now - lastLog > 5000;
+    if (!log && now - lastDraw < 100) return;
+    const seconds = (now - started) / 1000;
+    const eta = finished ? `in ${formatDuration(seconds)}` : `ETA ${formatDuration((seconds / done) * (total - done))}`;
+    line.update(`${bar(done / total)} ${done.toLocaleString("en-US")}/${total.toLocaleString("en-US")} tokens ${eta}`, log);
+    lastDraw = now;
+    if (log) lastLog = now;
+  };
 }

@@ -15,7 +15,7 @@ import {
   traceForward,
   withSuppressed,
 } from "../index.js";
-import { backendFlags } from "./common.js";
+import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const explainLevelFlag = {
@@ -81,7 +81,7 @@ export const explainStepSpec: CommandSpec = {
   summary: "one training step taken apart: stages, attention, loss and gradient norms per layer (weights unchanged)",
   usage: 'minigpt explain-step --model DIR (--text "..." | --data FILE) [--explain-level brief|full]',
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder" },
+    modelFlag(),
     { name: "text", type: "string", default: "", help: "the training text of the step (its first block-size + 1 tokens are used)" },
     { name: "data", type: "string", default: "", help: "take the text from this file or built-in corpus instead" },
     { ...explainLevelFlag, help: "brief (key stages, gradient norms per layer) or full (every stage and head, every tensor's gradient)" },

@@ -1,5 +1,5 @@
 import { fail, generateTokens, loadModelFolder, startPrompt, TextStreamer, unseenSpecialIds } from "../index.js";
-import { backendFlags, samplingFlags } from "./common.js";
+import { backendFlags, modelFlag, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -8,7 +8,7 @@ export const generateSpec: CommandSpec = {
   summary: "sample text from a trained model, streamed token by token",
   usage: 'minigpt generate --model DIR [--prompt "text"] [flags]',
   flags: [
-    { name: "model", type: "string", default: "out", help: "model folder written by minigpt train" },
+    modelFlag("model folder written by minigpt train"),
     { name: "prompt", type: "string", default: "\n", help: "text to continue" },
     ...samplingFlags,
     {

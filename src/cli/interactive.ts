@@ -2,8 +2,9 @@
  * `minigpt` with no arguments, or `minigpt interactive`: pick a model folder and a model (the best
  * one or a checkpoint), then a mode: generate (Enter continues the text), chat, or analyze.
  * /temp /topk /topp /max /seed change sampling, /reset starts over, /mode and /model go back,
- * /help lists everything, /quit leaves. Reads lines, so it can be scripted through a pipe; bad
- * input is answered, never fatal.
+ * /help lists everything, /quit leaves. Ctrl-C stops a reply and goes back to the prompt; at the
+ * prompt it leaves. Reads lines, so it can be scripted through a pipe; bad input is answered, never
+ * fatal.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -12,6 +13,7 @@ import {
   type ChatOptions,
   ChatSession,
   chatTokenIds,
+  checkpointNames,
   formatAnalysis,
   type GPT,
   generateTokens,
@@ -24,7 +26,7 @@ import {
   type Tokenizer,
   unseenSpecialIds,
 } from "../index.js";
-import { chatLoop, LineReader, slashCommand } from "./chat.js";
+import { chatLoop, LineReader, notFineTunedForChat, STOPPED, slashCommand } from "./chat.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -71,11 +73,12 @@ export function listModels(dir: string): ModelChoice[] {
   const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
   const training = join(dir, "training");
   if (existsSync(training)) {
-    const cps = readdirSync(training)
-      .map((n) => /^checkpoint-(\d+)$/.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null && existsSync(join(training, m[0], "model.safetensors")))
-      .sort((a, b) => Number(b[1]) - Number(a[1]));
-    for (const m of cps) out.push({ label: `checkpoint at step ${m[1]}`, dir, weights: join(training, m[0], "model.safetensors") });
+    for (const name of checkpointNames(training))
+      out.push({
+        label: `checkpoint at step ${name.slice("checkpoint-".length)}`,
+        dir,
+        weights: join(training, name, "model.safetensors"),
+      });
   }
   return out;
 }
@@ -136,13 +139,15 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
       const fresh: number[] = [];
       const streamer = new TextStreamer(tokenizer, fromStart ? [] : ids);
       const eot = tokenizer.specialTokenId("<|endoftext|>");
-      for (const id of generateTokens(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] })) {
+      const tokens = generateTokens(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] });
+      const ended = await reader.stream(tokens, (id) => {
         fresh.push(id);
         write(streamer.push(id));
-      }
+      });
+      // a stopped continuation keeps the text shown so far: Enter continues from there
       ids.push(...fresh);
       run++;
-      write("\n");
+      write(ended === "stopped" ? `${STOPPED}\n` : "\n");
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
       write(`(${err.message})\n`);
@@ -164,30 +169,26 @@ async function chatMode(
     );
     return "mode";
   }
+  const note = notFineTunedForChat(readFolderInfo(dir), tokenizer, dir);
+  if (note) write(`${note}\n`);
   const session = new ChatSession(model, tokenizer, {}, dir);
   session.options = o; // shared settings: /temp in one mode holds in the others
   write("chat: type a message; /reset forgets the conversation, /mode or /model to go back, /quit to leave.\n");
   let result: ModeResult = "quit";
-  // chatLoop ends at /quit or end of input; /mode and /model are intercepted here
-  const wrapped = {
-    next: async (prompt: string) => {
-      const line = await reader.next(prompt);
-      const cmd = line?.trim().split(/\s+/)[0]?.toLowerCase();
-      if (cmd === "/mode" || cmd === "/model") {
-        result = cmd === "/mode" ? "mode" : "model";
-        return null;
-      }
-      return line;
-    },
-  } as unknown as LineReader;
-  await chatLoop(session, wrapped, write);
+  // chatLoop ends at /quit, Ctrl-C at the prompt or end of input; /mode and /model are this menu's
+  await chatLoop(session, reader, write, (line) => {
+    const cmd = line.trim().split(/\s+/)[0]?.toLowerCase();
+    if (cmd !== "/mode" && cmd !== "/model") return false;
+    result = cmd === "/mode" ? "mode" : "model";
+    return true;
+  });
   return result;
 }
 
 /** The interactive session over any line reader (tests drive it with a stream). */
 export async function interactive(dir: string, reader: LineReader, write: Write): Promise<number> {
   const o: ChatOptions = { maxNewTokens: 200, temperature: 0.8, topK: 0, topP: 1, seed: 1337, cache: true, suppressIds: [] };
-  write(`minigpt interactive (/help for commands, /quit to leave)\n`);
+  write(`minigpt interactive (/help for commands; Ctrl-C stops a reply; /quit or Ctrl-C at the prompt leaves)\n`);
   for (;;) {
     const folders = findModelFolders(dir);
     if (folders.length === 0) {

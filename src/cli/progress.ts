@@ -42,3 +42,12 @@ export class ProgressLine {
     }
   }
 }
+
+/** One pass of tokenizing a big text into the token cache: MB read, MB/s, tokens so far, ETA. */
+export function tokenizeProgressLine(p: { pass: string; bytesRead: number; totalBytes: number; tokens: number; seconds: number }): string {
+  const mb = (b: number) => (b / 1e6).toFixed(b < 1e8 ? 1 : 0);
+  const rate = p.bytesRead / 1e6 / Math.max(p.seconds, 1e-3);
+  const eta = formatDuration((p.totalBytes - p.bytesRead) / 1e6 / Math.max(rate, 1e-9));
+  const tokens = p.pass === "tokens" ? ` ${p.tokens.toLocaleString("en-US")} tokens` : "";
+  return `tokenizing (${p.pass} pass) ${bar(p.bytesRead / Math.max(1, p.totalBytes))} ${mb(p.bytesRead)}/${mb(p.totalBytes)} MB ${rate.toFixed(1)} MB/s${tokens} ETA ${eta}`;
+}

@@ -1,5 +1,20 @@
-import { fail, gpt2Tokenizer, loadTokenizer, readTextFile, type Tokenizer } from "../index.js";
+import { statSync } from "node:fs";
+import { basename } from "node:path";
+import {
+  arrayStream,
+  fail,
+  gpt2Tokenizer,
+  loadTokenizer,
+  locateModel,
+  openTokenCache,
+  readTextFile,
+  TOKEN_CACHE_MIN_BYTES,
+  type Tokenizer,
+  type TokenStream,
+} from "../index.js";
+import { modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { ProgressLine, tokenizeProgressLine } from "./progress.js";
 
 export const tokenizeSpec: CommandSpec = {
   name: "tokenize",
@@ -7,9 +22,14 @@ export const tokenizeSpec: CommandSpec = {
   usage: 'minigpt tokenize (--model DIR | --tokenizer gpt2) ("text" | --file F) [--json]',
   maxPositionals: 1,
   flags: [
-    { name: "model", type: "string", default: "", help: "use this model folder's tokenizer" },
+    modelFlag("use the tokenizer of this model folder", ""),
     { name: "tokenizer", type: "string", default: "", choices: ["", "gpt2"], help: "use a built-in tokenizer instead of a model's" },
-    { name: "file", type: "string", default: "", help: "read the text from this file" },
+    {
+      name: "file",
+      type: "string",
+      default: "",
+      help: "read the text from this file (8 MiB or more: through the token cache, see README)",
+    },
     { name: "json", type: "bool", default: false, help: 'print {"ids":[...]} only' },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings as plain text" },
   ],
@@ -21,27 +41,81 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
   let tokenizer: Tokenizer;
   if (f.string("tokenizer") && f.has("model")) fail("give --model DIR or --tokenizer gpt2, not both");
   if (f.string("tokenizer") === "gpt2") tokenizer = gpt2Tokenizer();
-  else if (f.string("model")) tokenizer = loadTokenizer(f.string("model"));
+  else if (f.string("model")) tokenizer = loadTokenizer(locateModel(f.string("model")).root);
   else return fail("say which tokenizer: --model DIR (a trained model's) or --tokenizer gpt2");
+  const specialsAsText = f.bool("specials-as-text");
+  const file = f.string("file");
   let text: string;
-  if (f.string("file")) {
-    text = readTextFile(f.string("file"));
+  if (file) {
+    if (fileSize(file) >= TOKEN_CACHE_MIN_BYTES) return tokenizeBigFile(file, tokenizer, specialsAsText, f.bool("json"));
+    text = readTextFile(file);
   } else if (f.positionals.length === 1) text = f.positionals[0] as string;
   else return fail('give the text to tokenize, e.g. minigpt tokenize --tokenizer gpt2 "Hello", or --file F');
-  const ids = tokenizer.encode(text, { specialsAsText: f.bool("specials-as-text") });
-  if (f.bool("json")) {
-    process.stdout.write(`${JSON.stringify({ ids })}\n`);
-    return 0;
-  }
+  const ids = Int32Array.from(tokenizer.encode(text, { specialsAsText }));
   const bytes = new TextEncoder().encode(text).length;
-  process.stdout.write(
-    `${ids.length} tokens for ${text.length} characters (${bytes} bytes, ${(bytes / Math.max(1, ids.length)).toFixed(2)} bytes/token), ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
-  );
-  process.stdout.write(`${"id".padStart(7)}  ${"bytes".padStart(5)}  piece\n`);
-  for (const id of ids) {
-    process.stdout.write(
-      `${String(id).padStart(7)}  ${String(tokenizer.tokenBytes(id).length).padStart(5)}  ${JSON.stringify(tokenizer.tokenString(id))}\n`,
-    );
+  await printIds(tokenizer, arrayStream(ids), { characters: text.length, bytes, json: f.bool("json") });
+  return 0;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // readTextFile says what is wrong
+  }
+}
+
+/**
+ * A file too big for one string goes through the token cache, as train's data does: tokenized in
+ * chunks once (a progress line on stderr), then printed from the cache a window at a time.
+ */
+async function tokenizeBigFile(file: string, tokenizer: Tokenizer, specialsAsText: boolean, json: boolean): Promise<number> {
+  const progress = new ProgressLine();
+  const cache = openTokenCache({
+    source: { name: basename(file), files: [file], what: file },
+    tokenizer,
+    kind: "char",
+    vocabSize: tokenizer.vocabSize,
+    specialsAsText,
+    onProgress: (p) => progress.update(tokenizeProgressLine(p), p.done),
+    onMessage: (m) => {
+      progress.break();
+      console.error(m);
+    },
+  });
+  try {
+    await printIds(tokenizer, cache.tokens, { characters: cache.header.characters as number, bytes: cache.bytes, json });
+  } finally {
+    cache.close();
   }
   return 0;
+}
+
+/** ids read this many at a time when printing */
+const WINDOW = 1 << 16;
+
+/** The ids as {"ids":[...]} (json) or a summary line and one line per token; waits when stdout is full. */
+async function printIds(tokenizer: Tokenizer, ids: TokenStream, o: { characters: number; bytes: number; json: boolean }): Promise<void> {
+  const write = (s: string): Promise<void> | undefined =>
+    process.stdout.write(s) ? undefined : new Promise((done) => process.stdout.once("drain", done));
+  if (!o.json) {
+    await write(
+      `${ids.length} tokens for ${o.characters} characters (${o.bytes} bytes, ${(o.bytes / Math.max(1, ids.length)).toFixed(2)} bytes/token), ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
+    );
+    await write(`${"id".padStart(7)}  ${"bytes".padStart(5)}  piece\n`);
+  } else await write('{"ids":[');
+  const window = new Int32Array(WINDOW);
+  for (let start = 0; start < ids.length; start += WINDOW) {
+    const n = Math.min(WINDOW, ids.length - start);
+    ids.read(start, start + n, window, 0);
+    let out = "";
+    for (let i = 0; i < n; i++) {
+      const id = window[i] as number;
+      if (o.json) out += start + i > 0 ? `,${id}` : `${id}`;
+      else
+        out += `${String(id).padStart(7)}  ${String(tokenizer.tokenBytes(id).length).padStart(5)}  ${JSON.stringify(tokenizer.tokenString(id))}\n`;
+    }
+    await write(out);
+  }
+  if (o.json) await write("]}\n");
 }

@@ -1,6 +1,7 @@
 import {
   backend,
   configKey,
+  DEFAULT_DATA,
   defaultTrainConfig,
   enclosingModelFolder,
   fail,
@@ -8,6 +9,8 @@ import {
   type GPT,
   generateTokens,
   MinigptError,
+  type ScheduleOptions,
+  type StartInfo,
   sparkline,
   specialIdsExcept,
   startPrompt,
@@ -18,11 +21,16 @@ import {
 } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
-import { bar, formatDuration, ProgressLine } from "./progress.js";
+import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 
 const d = defaultTrainConfig;
 const flags: FlagSpec[] = [
-  { name: "data", type: "string", default: d.data, help: "a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting" },
+  {
+    name: "data",
+    type: "string",
+    default: d.data,
+    help: `a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting (default: ${DEFAULT_DATA}; with --chat the conversations are the data)`,
+  },
   {
     name: "out",
     type: "string",
@@ -33,7 +41,7 @@ const flags: FlagSpec[] = [
     name: "tokenizer",
     type: "string",
     default: d.tokenizer,
-    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train)",
+    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train); --data counting has its own (word), --init keeps its folder's",
   },
   { name: "vocab-size", type: "int", default: d.vocabSize, min: 1, help: "vocabulary size of --tokenizer bpe" },
   { name: "n-layer", type: "int", default: d.nLayer, min: 1, help: "transformer blocks" },
@@ -49,6 +57,13 @@ const flags: FlagSpec[] = [
   },
   { name: "block-size", type: "int", default: d.blockSize, min: 1, help: "context length in tokens" },
   { name: "batch-size", type: "int", default: d.batchSize, min: 1, help: "sequences per micro-batch" },
+  {
+    name: "grad-shards",
+    type: "int",
+    default: d.gradShards,
+    min: 1,
+    help: "each batch is cut into this many shards (must divide --batch-size), each shard's gradient computed by one thread and the shards added in order: the trained weights are the same bits on any --threads; more threads than shards stay idle",
+  },
   { name: "grad-accum", type: "int", default: d.gradAccum, min: 1, help: "micro-batches per optimizer step" },
   { name: "max-steps", type: "int", default: d.maxSteps, min: 0, help: "optimizer steps" },
   {
@@ -156,6 +171,8 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   const started = performance.now();
   let logEvery = 1;
   let firstStep = 0;
+  // the run's resolved config (a resume's comes from its checkpoint, not from these flags)
+  let run = config;
   // set once the model folder exists (it does when training starts): a disk error after that leaves
   // its last checkpoint, to be resumed
   let running = false;
@@ -171,10 +188,14 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       {
         onStart(info) {
           const c = info.config;
+          run = c;
           console.error(
             `minigpt train: ${info.resumedFrom !== null ? `resuming ${c.out} at step ${info.resumedFrom}` : `new run in ${c.out}`}`,
           );
           console.error(`config: ${configAsFlags(c)}`);
+          if (info.resumeChanges && info.resumeChanges.length > 0) console.error(`resume: ${resumeChangesLine(info.resumeChanges)}`);
+          if (info.replacedSchedule && info.resumedFrom !== null)
+            console.error(`lr schedule: ${schedulePlanLine(info.schedule, info.replacedSchedule, info.resumedFrom)}`);
           console.error(
             `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
           );
@@ -214,6 +235,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           progress.break();
           console.error(text);
         },
+        onTokenizeProgress(p) {
+          progress.update(tokenizeProgressLine(p), p.done);
+        },
         shouldStop: () => stopRequested,
       },
     );
@@ -230,14 +254,14 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
-    if (config.chat) {
+    if (run.chat) {
       console.error(`next: minigpt chat --model ${config.out}`);
       return 0;
     }
-    if (n > 0 && config.data !== "counting")
+    if (n > 0 && run.data !== "counting")
       printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
     // the counting task's vocabulary is numbers: "..." would not encode there
-    const promptHint = config.data === "counting" ? "3 4 5" : "...";
+    const promptHint = run.data === "counting" ? "3 4 5" : "...";
     console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
     return 0;
   } catch (err) {
@@ -258,6 +282,23 @@ function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: r
     process.stdout.write(streamer.push(id));
   }
   process.stdout.write("\n");
+}
+
+/** what a resume changed, as flags: "--max-steps 100 -> 200, --data a.txt -> b.txt (...)" */
+function resumeChangesLine(changes: NonNullable<StartInfo["resumeChanges"]>): string {
+  const shown = (v: unknown) => (v === 0 || v === "" ? "(none)" : String(v));
+  const line = changes.map((c) => `--${flagName(c.key)} ${shown(c.from)} -> ${shown(c.to)}`).join(", ");
+  const dataNote = "(the batches now come from the new data; the tokenizer and the model stay the run's)";
+  return changes.some((c) => c.key === "data") ? `${line} ${dataNote}` : line;
+}
+
+/** a resume's new learning-rate plan, in one line */
+function schedulePlanLine(now: ScheduleOptions, before: ScheduleOptions, step: number): string {
+  const e = (x: number) => x.toExponential(1);
+  const was = `was ${e(before.minLr)} at step ${before.decaySteps}`;
+  if (!now.from)
+    return `warmup to ${e(now.lr)} by step ${now.warmupSteps}, then cosine down to ${e(now.minLr)} at step ${now.decaySteps} (${was})`;
+  return `re-planned at step ${step}: cosine from ${e(now.from.lr)} down to --min-lr ${e(now.minLr)} at step ${now.decaySteps} (${was})`;
 }
 
 /** a value as one shell word: as is when it is safe unquoted, else in single quotes */

@@ -16,14 +16,45 @@ export interface Batch {
 }
 
 /**
+ * A token stream read by position: an array in memory, or a token cache on disk read at offsets
+ * (src/data/token-cache.ts), so that a corpus bigger than memory still gives batches.
+ */
+export interface TokenStream {
+  readonly length: number;
+  /** copies tokens [start, end) into `into` from index `at` */
+  read(start: number, end: number, into: Int32Array, at: number): void;
+  /** tokens [start, end) as a stream of their own (no copy) */
+  range(start: number, end: number): TokenStream;
+}
+
+/** An Int32Array as a TokenStream. */
+export function arrayStream(ids: Int32Array): TokenStream {
+  return {
+    length: ids.length,
+    read: (start, end, into, at) => into.set(ids.subarray(start, end), at),
+    range: (start, end) => arrayStream(ids.subarray(start, end)),
+  };
+}
+
+/** Where validation starts: the last round(n * valFraction) of n tokens are validation. */
+function validationStart(n: number, valFraction: number): number {
+  if (!(valFraction >= 0 && valFraction < 1)) fail(`the validation fraction must be in [0, 1), got ${valFraction}`);
+  return n - Math.round(n * valFraction);
+}
+
+/**
  * Deterministic split by position: the first part is training, the last round(n * valFraction) tokens are
  * validation (so text near the end is never trained on). Returns subarray views of ids, not copies.
  */
 export function splitTokens(ids: Int32Array, valFraction = 0.1): { train: Int32Array; val: Int32Array } {
-  if (!(valFraction >= 0 && valFraction < 1)) fail(`the validation fraction must be in [0, 1), got ${valFraction}`);
-  const nVal = Math.round(ids.length * valFraction);
-  const nTrain = ids.length - nVal;
+  const nTrain = validationStart(ids.length, valFraction);
   return { train: ids.subarray(0, nTrain), val: ids.subarray(nTrain) };
+}
+
+/** splitTokens for a TokenStream: the same cut, as ranges of the stream. */
+export function splitStream(tokens: TokenStream, valFraction = 0.1): { train: TokenStream; val: TokenStream } {
+  const nTrain = validationStart(tokens.length, valFraction);
+  return { train: tokens.range(0, nTrain), val: tokens.range(nTrain, tokens.length) };
 }
 
 function checkPositiveInt(value: number, flag: string): void {
@@ -32,13 +63,15 @@ function checkPositiveInt(value: number, flag: string): void {
 
 /** Random windows of a token stream: x = tokens[i..i+T), y = tokens[i+1..i+T+1), i uniform. */
 export class BatchSampler {
-  private readonly tokens: Int32Array;
+  private readonly tokens: TokenStream;
   private readonly blockSize: number;
   private readonly batchSize: number;
   private readonly rng: Rng;
+  /** one window, T+1 tokens */
+  private readonly row: Int32Array;
 
   /** label names the token stream in errors ("the training split", "the validation split", ...). */
-  constructor(tokens: Int32Array, blockSize: number, batchSize: number, rng: Rng, label = "the text") {
+  constructor(tokens: Int32Array | TokenStream, blockSize: number, batchSize: number, rng: Rng, label = "the text") {
     checkPositiveInt(blockSize, "--block-size");
     checkPositiveInt(batchSize, "--batch-size");
     if (tokens.length < blockSize + 1) {
@@ -46,10 +79,11 @@ export class BatchSampler {
         `${label} has only ${tokens.length} tokens, but --block-size ${blockSize} needs at least ${blockSize + 1}; lower --block-size or give more text`,
       );
     }
-    this.tokens = tokens;
+    this.tokens = tokens instanceof Int32Array ? arrayStream(tokens) : tokens;
     this.blockSize = blockSize;
     this.batchSize = batchSize;
     this.rng = rng;
+    this.row = new Int32Array(blockSize + 1);
   }
 
   next(): Batch {
@@ -60,8 +94,9 @@ export class BatchSampler {
     const starts = this.tokens.length - T; // valid starts: 0..n-T-1, so i+T+1 <= n
     for (let b = 0; b < B; b++) {
       const i = this.rng.int(starts);
-      x.set(this.tokens.subarray(i, i + T), b * T);
-      y.set(this.tokens.subarray(i + 1, i + T + 1), b * T);
+      this.tokens.read(i, i + T + 1, this.row, 0);
+      x.set(this.row.subarray(0, T), b * T);
+      y.set(this.row.subarray(1), b * T);
     }
     return { x, y };
   }

@@ -1,6 +1,6 @@
 /** Chat fine-tuning data (Node): a JSONL file of conversations as a training dataset (see chat.ts). */
 import { existsSync, readFileSync } from "node:fs";
-import { fail } from "../errors.js";
+import { fail, withFs } from "../errors.js";
 import type { Rng } from "../random.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { type Batch, specialTargets } from "./batches.js";
@@ -34,7 +34,10 @@ class ChatSampler {
  */
 export function loadChatDataset(file: string, tokenizer: Tokenizer, blockSize: number, batchSize: number): Dataset {
   if (!existsSync(file)) fail(`--chat file ${file} does not exist`);
-  const conversations = parseChatJsonl(readFileSync(file, "utf8"), file);
+  const conversations = parseChatJsonl(
+    withFs(`cannot read the --chat file ${file}`, () => readFileSync(file, "utf8")),
+    file,
+  );
   const t = chatTokenIds(tokenizer);
   if (!t) fail("the tokenizer has no chat tokens");
   const rows: Batch[] = [];

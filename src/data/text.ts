@@ -20,12 +20,28 @@ export const FILE_SEPARATOR = "\n\n";
 export const BUILTIN_TEXTS = ["moby-dick"] as const;
 export type BuiltinText = (typeof BUILTIN_TEXTS)[number];
 
+/** Where a text comes from, before anything is read: its name and its files, in joining order. */
+export interface TextFiles {
+  name: string;
+  files: string[];
+  /** what to call the text in "contains no text" */
+  what: string;
+}
+
 /**
  * spec: a path to a text file, a path to a folder (every *.txt below it, recursively, sorted by relative
  * path, joined with FILE_SEPARATOR), or a built-in name from BUILTIN_TEXTS. An existing path wins over a
  * built-in name of the same spelling.
  */
 export function loadTextSource(spec: string): TextSource {
+  const { name, files, what } = findTextFiles(spec);
+  const text = files.map(readTextFile).join(FILE_SEPARATOR);
+  checkNotEmpty(text, what);
+  return { name, text, files };
+}
+
+/** The files `spec` names (see loadTextSource), listed but not read. */
+export function findTextFiles(spec: string): TextFiles {
   if (spec.trim() === "") fail(`no text given: pass a text file, a folder of .txt files, or one of: ${BUILTIN_TEXTS.join(", ")}`);
   let stat: ReturnType<typeof statSync> | undefined;
   try {
@@ -33,25 +49,19 @@ export function loadTextSource(spec: string): TextSource {
   } catch {
     stat = undefined;
   }
-  if (stat?.isFile()) {
-    const text = readTextFile(spec);
-    checkNotEmpty(text, spec);
-    return { name: basename(spec), text, files: [spec] };
-  }
+  if (stat?.isFile()) return { name: basename(spec), files: [spec], what: spec };
   if (stat?.isDirectory()) {
     const files = listTxtFiles(spec);
     if (files.length === 0) fail(`the folder ${spec} has no .txt files (searched recursively); add some or pass a single file`);
-    const text = files.map(readTextFile).join(FILE_SEPARATOR);
-    checkNotEmpty(text, `the .txt files in ${spec}`);
-    return { name: basename(resolve(spec)), text, files };
+    return { name: basename(resolve(spec)), files, what: `the .txt files in ${spec}` };
   }
-  if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return loadBuiltin(spec as BuiltinText);
+  if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return builtinFiles(spec as BuiltinText);
   fail(
     `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the number-pattern task)`,
   );
 }
 
-function loadBuiltin(name: BuiltinText): TextSource {
+function builtinFiles(name: BuiltinText): TextFiles {
   switch (name) {
     case "moby-dick": {
       // The package ships one file per chapter (chapter_1.txt ... chapter_135.txt); order them numerically,
@@ -64,9 +74,7 @@ function loadBuiltin(name: BuiltinText): TextSource {
         .sort((a, b) => a.n - b.n)
         .map((c) => c.file);
       if (chapters.length === 0) fail(`the built-in text moby-dick is missing its chapter files in ${dir}; reinstall with npm install`);
-      const text = chapters.map(readTextFile).join(FILE_SEPARATOR);
-      checkNotEmpty(text, "the built-in text moby-dick");
-      return { name, text, files: chapters };
+      return { name, files: chapters, what: "the built-in text moby-dick" };
     }
   }
 }
@@ -127,6 +135,6 @@ export function readTextFile(path: string): string {
   }
 }
 
-function checkNotEmpty(text: string, what: string): void {
+export function checkNotEmpty(text: string, what: string): void {
   if (text.trim() === "") fail(`${what} contains no text (empty or only whitespace); give a file with some text`);
 }

@@ -4,15 +4,16 @@
  *   config.json, model.safetensors     a plain Hugging Face GPT-2 folder
  *   tokenizer.json, tokenizer_config.json
  *   metrics.jsonl, loss.svg            training history
- *   training/                          checkpoints for --resume (src/train/checkpoint.ts)
+ *   training/                          checkpoints for --resume (src/train/checkpoint.ts); each loads
+ *                                      as a model too (locateModel)
  *
  * A model and its tokenizer always travel together, so generation can never use a different
  * vocabulary than training did. Nothing but this code and the trainer writes into a model folder:
  * another command's output file there (an attention map named model.safetensors, a tokenizer.json)
  * could break the model for good, so commands check their targets with enclosingModelFolder.
  */
-import { existsSync, realpathSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fail } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
@@ -24,8 +25,10 @@ export interface ModelFolder {
   dir: string;
   model: GPT;
   tokenizer: Tokenizer;
-  /** config.json's "minigpt" object (training summary, data name, ...) */
+  /** config.json's "minigpt" object (training summary, data name, ...); a checkpoint's is its run's */
   info: Record<string, unknown>;
+  /** set when `dir` is a checkpoint (OUT/training/checkpoint-N): its step */
+  checkpointStep?: number;
 }
 
 export function saveTokenizer(dir: string, tokenizer: Tokenizer): void {
@@ -39,18 +42,83 @@ export function loadTokenizer(dir: string): Tokenizer {
   return tokenizerFromHuggingFaceJson(readJsonFile(file));
 }
 
-/** Load a model folder's top level (the best model) with its tokenizer, checking they agree. */
+/**
+ * Where the parts of a model are. A model folder holds them all. A checkpoint of a run
+ * (OUT/training/checkpoint-N: model.safetensors, optimizer.safetensors, state.json) holds only
+ * weights: its config.json, tokenizer and "minigpt" record are the run's, in OUT two levels up.
+ */
+export interface ModelLocation {
+  /** the folder whose config.json and tokenizer.json describe the model */
+  root: string;
+  weights: string;
+  /** the step of a checkpoint; undefined for a model folder's best model */
+  checkpointStep?: number;
+}
+
+const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
+
+/** The checkpoint-N folders of a run's training folder that hold weights, newest first. */
+export function checkpointNames(trainingFolder: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(trainingFolder);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => CHECKPOINT_NAME.test(n) && existsSync(join(trainingFolder, n, "model.safetensors")))
+    .sort((a, b) => Number(CHECKPOINT_NAME.exec(b)?.[1]) - Number(CHECKPOINT_NAME.exec(a)?.[1]));
+}
+
+/** "A/checkpoint-300, A/checkpoint-200" (at most three, newest first) */
+function checkpointList(trainingFolder: string, names: readonly string[]): string {
+  const shown = names.slice(0, 3).map((n) => join(trainingFolder, n));
+  return shown.join(", ") + (names.length > 3 ? ` and ${names.length - 3} older` : "");
+}
+
+/** Resolve a path given as a model (a model folder or one of its checkpoints); errors say which paths would do. */
+export function locateModel(dir: string): ModelLocation {
+  const parent = dirname(resolve(dir));
+  const inTraining = basename(parent) === "training";
+  if (!existsSync(dir)) {
+    const names = inTraining ? checkpointNames(parent) : [];
+    if (names.length > 0) fail(`${dir} does not exist; the checkpoints of that run are ${checkpointList(dirname(dir), names)}`);
+    fail(`model folder ${dir} does not exist (train one with: minigpt train --out ${dir})`);
+  }
+  if (existsSync(join(dir, "config.json"))) return { root: dir, weights: join(dir, "model.safetensors") };
+  const step = CHECKPOINT_NAME.exec(basename(resolve(dir)));
+  if (step && existsSync(join(dir, "state.json"))) {
+    const root = dirname(dirname(dir));
+    if (!existsSync(join(root, "config.json")))
+      fail(`${dir} is a checkpoint, and its run's folder ${root} has no config.json to say the model's shape`);
+    return { root, weights: join(dir, "model.safetensors"), checkpointStep: Number(step[1]) };
+  }
+  const names = checkpointNames(dir);
+  if (names.length > 0)
+    fail(
+      `${dir} holds the checkpoints of a training run, not a model: give one of them (${checkpointList(dir, names)}) or the run's model folder ${dirname(dir)}`,
+    );
+  const inner = checkpointNames(join(dir, "training"));
+  if (inner.length > 0)
+    fail(`${dir} has no config.json; its checkpoints (${checkpointList(join(dir, "training"), inner)}) still hold the weights`);
+  return { root: dir, weights: join(dir, "model.safetensors") };
+}
+
+/**
+ * Load a model folder's best model, or a checkpoint of it (OUT/training/checkpoint-N), with the
+ * tokenizer, checking they agree.
+ */
 export function loadModelFolder(dir: string): ModelFolder {
-  if (!existsSync(dir)) fail(`model folder ${dir} does not exist (train one with: minigpt train --out ${dir})`);
-  const model = loadModel(dir);
-  const tokenizer = loadTokenizer(dir);
+  const where = locateModel(dir);
+  const model = loadModel(where.root, where.weights);
+  const tokenizer = loadTokenizer(where.root);
   if (tokenizer.vocabSize > model.config.vocabSize) {
     model.dispose();
     fail(
-      `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
+      `${where.root}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
     );
   }
-  return { dir, model, tokenizer, info: readFolderInfo(dir) };
+  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep };
 }
 
 /** config.json's "minigpt" object of a model folder ({} when there is none) */
@@ -83,4 +151,19 @@ export function enclosingModelFolder(path: string): string | null {
     if (isModelFolder(d)) return d;
     if (dirname(d) === d) return null;
   }
+}
+
+/** What a model folder says it was trained on (config.json's "minigpt" object), for eval's default. */
+export type TrainingData =
+  | { kind: "text" /** a path (absolute) or a built-in name */; source: string; specialsAsText: boolean }
+  | { kind: "chat"; file: string }
+  | { kind: "unknown" };
+
+export function trainingData(info: Record<string, unknown>): TrainingData {
+  if (typeof info.chat_data === "string") return { kind: "chat", file: info.chat_data };
+  const specialsAsText = info.specials_as_text === true;
+  if (typeof info.data_source === "string") return { kind: "text", source: info.data_source, specialsAsText };
+  // folders written before data_source: "data" is the source's short name, a path only for built-ins
+  if (info.data === "moby-dick" || info.data === "counting") return { kind: "text", source: info.data, specialsAsText };
+  return { kind: "unknown" };
 }

@@ -232,6 +232,20 @@ export function scope<R>(fn: () => R, keep: readonly Tensor[] = []): R {
   return result;
 }
 
+/**
+ * Run `fn` outside every open scope: the tensors it creates live until disposed (state a step makes
+ * on first use and keeps, such as the gradient buffers of src/train/parallel.ts).
+ */
+export function unscoped<R>(fn: () => R): R {
+  const open = scopeStack;
+  scopeStack = [];
+  try {
+    return fn();
+  } finally {
+    scopeStack = open;
+  }
+}
+
 /** Test hook: forget any open scopes (after a test threw inside one). */
 export function resetScopes(): void {
   scopeStack = [];

@@ -1,6 +1,6 @@
 import { fail } from "../errors.js";
 import { bytesToUnicode, wtf8Decode, wtf8Encode } from "./bytes.js";
-import { pretokenize } from "./pretokenize.js";
+import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
 
 /** One merge rule: the adjacent pair (left, right) becomes `merged`. */
@@ -277,8 +277,26 @@ export class ByteLevelBpe implements Tokenizer {
 
   private encodeOrdinary(text: string, out: number[]): void {
     const words = pretokenize(text);
+    this.encodeWords(words, words.length, out);
+  }
+
+  /**
+   * Chunked encoding of ordinary text (no special tokens) that `text` only begins: encodes the words
+   * whose cut cannot move when more text follows and returns how many code units they span (all of
+   * `text` when `final`); see UNSETTLED_WORDS.
+   */
+  encodeStart(text: string, final: boolean, out: { push(id: number): void }): number {
+    const words = pretokenize(text);
+    const keep = final ? words.length : Math.max(0, words.length - UNSETTLED_WORDS);
+    this.encodeWords(words, keep, out);
+    let consumed = 0;
+    for (let w = 0; w < keep; w++) consumed += (words[w] as string).length;
+    return consumed;
+  }
+
+  private encodeWords(words: readonly string[], count: number, out: { push(id: number): void }): void {
     const cache = this.cache;
-    for (let w = 0; w < words.length; w++) {
+    for (let w = 0; w < count; w++) {
       const word = words[w] as string;
       if (word.length === 1) {
         const c = word.charCodeAt(0);

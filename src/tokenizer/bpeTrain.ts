@@ -92,6 +92,19 @@ class PairHeap {
  * than to the whole corpus.
  */
 export function trainBpe(text: string, options: BpeTrainOptions): ByteLevelBpe {
+  const specials = checkBpeOptions(options);
+  const wordCounts = new Map<string, number>();
+  const specialIds = new Map(specials.map((s, i) => [s, i]));
+  for (const part of splitSpecials(text, specialsPattern(specials), specialIds)) {
+    if (typeof part === "number") continue;
+    const words = pretokenize(part);
+    countWords(words, words.length, wordCounts);
+  }
+  return trainBpeFromCounts(wordCounts, options);
+}
+
+/** The special tokens of a trained vocabulary; fails when vocabSize cannot hold the bytes and them. */
+export function checkBpeOptions(options: BpeTrainOptions): string[] {
   const specials = bpeSpecials(options.extraSpecials);
   const minimum = 256 + specials.length;
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < minimum) {
@@ -99,14 +112,24 @@ export function trainBpe(text: string, options: BpeTrainOptions): ByteLevelBpe {
       `--vocab-size must be an integer of at least ${minimum} (256 bytes + ${specials.length} special tokens), got ${options.vocabSize}`,
     );
   }
-  const targetTokens = options.vocabSize - specials.length;
+  return specials;
+}
 
-  const wordCounts = new Map<string, number>();
-  const specialIds = new Map(specials.map((s, i) => [s, i]));
-  for (const part of splitSpecials(text, specialsPattern(specials), specialIds)) {
-    if (typeof part === "number") continue;
-    for (const w of pretokenize(part)) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+/** Adds the first `count` words to `wordCounts` (in order of first sight, which training keeps). */
+export function countWords(words: readonly string[], count: number, wordCounts: Map<string, number>): void {
+  for (let i = 0; i < count && i < words.length; i++) {
+    const w = words[i] as string;
+    wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
   }
+}
+
+/**
+ * trainBpe from the text's word counts (GPT-2 words of the text between special tokens), which is
+ * all it looks at: a corpus read in chunks trains the same vocabulary as the whole string.
+ */
+export function trainBpeFromCounts(wordCounts: ReadonlyMap<string, number>, options: BpeTrainOptions): ByteLevelBpe {
+  const specials = checkBpeOptions(options);
+  const targetTokens = options.vocabSize - specials.length;
 
   const words: Int32Array[] = [];
   const counts: number[] = [];

@@ -17,6 +17,7 @@ import { readSafetensorsFile } from "../io/safetensors-file.js";
 import { checkFinite, weightsFromSafetensors } from "../io/weights.js";
 import type { GPT } from "../nn/gpt.js";
 import type { AdamW } from "../optim/adamw.js";
+import type { ScheduleOptions } from "../optim/schedule.js";
 import type { RngState } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { defaultTrainConfig } from "./config.js";
@@ -30,6 +31,8 @@ export interface TrainingState {
   bestValLoss: number | null;
   /** the resolved training config (TrainConfig), so --resume needs no flags */
   config: Record<string, unknown>;
+  /** the learning-rate plan, re-planned when a resume changed the end (absent in older checkpoints) */
+  schedule?: ScheduleOptions;
   /** wall-clock seconds of training so far */
   elapsedSeconds: number;
 }
@@ -179,6 +182,9 @@ export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
 
 const DAMAGED = "the checkpoint is damaged: write the name of an older checkpoint folder into training/latest to resume from it";
 
+/** settings added to TrainConfig after checkpoints were first saved: an older checkpoint lacks them (the trainer fills them in) */
+const ADDED_LATER = new Set<string>(["gradShards"]);
+
 /** state.json as a TrainingState, every field checked: damage is one line naming the file and the field */
 function checkState(json: unknown, file: string): TrainingState {
   const bad = (field: string, value: unknown, want: string): never =>
@@ -203,8 +209,19 @@ function checkState(json: unknown, file: string): TrainingState {
   if (typeof config !== "object" || config === null || Array.isArray(config)) return bad("config", config, "the run's settings");
   for (const [key, value] of Object.entries(defaultTrainConfig)) {
     const saved = (config as Record<string, unknown>)[key];
+    if (saved === undefined && ADDED_LATER.has(key)) continue;
     if (typeof value === "number" ? !Number.isFinite(saved) : typeof saved !== typeof value)
       bad(`config.${key}`, saved, typeof value === "number" ? "a number" : `a ${typeof value}`);
+  }
+  if (s.schedule !== undefined) {
+    const plan = s.schedule as Record<string, unknown> | null;
+    if (typeof plan !== "object" || plan === null) bad("schedule", plan, "the learning-rate plan");
+    for (const key of ["lr", "minLr", "warmupSteps", "decaySteps"])
+      if (!Number.isFinite((plan as Record<string, unknown>)[key]))
+        bad(`schedule.${key}`, (plan as Record<string, unknown>)[key], "a number");
+    const from = (plan as Record<string, unknown>).from as Record<string, unknown> | null | undefined;
+    if (from !== undefined && (typeof from !== "object" || from === null || !Number.isFinite(from.step) || !Number.isFinite(from.lr)))
+      bad("schedule.from", from, "{ step, lr }");
   }
   return s as unknown as TrainingState;
 }

@@ -20,21 +20,30 @@ export function configKey(flag: string): keyof TrainConfig {
 
 /** Everything a training run depends on; printed at start and stored in every checkpoint. */
 export interface TrainConfig {
-  /** a text file, a folder of .txt files, or a built-in name (moby-dick, counting) */
+  /** a text file, a folder of .txt files, or a built-in name (moby-dick, counting); "" with chat, or for DEFAULT_DATA */
   data: string;
   out: string;
-  /** char, bpe or gpt2; or a folder holding a tokenizer.json to use as it is (minigpt tokenizer train) */
+  /**
+   * char, bpe or gpt2; or a folder holding a tokenizer.json to use as it is (minigpt tokenizer
+   * train). Resolved, it is what the run uses: with init, that folder's kind; "word" for counting.
+   */
   tokenizer: TokenizerChoice | (string & {});
-  /** target vocabulary of --tokenizer bpe */
+  /** the vocabulary bpe trains towards; resolved, the size of the tokenizer the run uses */
   vocabSize: number;
   nLayer: number;
   nHead: number;
   nEmbd: number;
-  /** feed-forward width; 0 means 4·nEmbd */
+  /** feed-forward width; 0 means 4·nEmbd (resolved, the width itself) */
   nInner: number;
   activation: Activation;
   blockSize: number;
   batchSize: number;
+  /**
+   * shards each micro-batch is cut into, each shard's gradient computed whole by one thread and the
+   * shards' gradients added in a fixed order: the result depends on this, never on the thread count
+   * (src/train/parallel.ts). Must divide batchSize; more threads than shards stay idle.
+   */
+  gradShards: number;
   gradAccum: number;
   /** optimizer steps; 0 means derive from epochs */
   maxSteps: number;
@@ -60,8 +69,11 @@ export interface TrainConfig {
   chat: string;
 }
 
+/** the data of a run that names none (and is not a chat fine-tune) */
+export const DEFAULT_DATA = "moby-dick";
+
 export const defaultTrainConfig: TrainConfig = {
-  data: "moby-dick",
+  data: "",
   out: "out",
   tokenizer: "char",
   vocabSize: 4096,
@@ -72,6 +84,7 @@ export const defaultTrainConfig: TrainConfig = {
   activation: "gelu_new",
   blockSize: 64,
   batchSize: 12,
+  gradShards: 2,
   gradAccum: 1,
   maxSteps: 1000,
   epochs: 0,
@@ -93,5 +106,42 @@ export const defaultTrainConfig: TrainConfig = {
   chat: "",
 };
 
-/** Keys that may change on --resume (how long and how often); everything else must match. */
-export const RESUME_OVERRIDABLE: readonly (keyof TrainConfig)[] = ["maxSteps", "epochs", "evalInterval", "evalSteps", "checkpointInterval"];
+/**
+ * Keys that may change on --resume: how long, how fast, how often, and the text the batches come
+ * from (the tokenizer and the model stay the run's); everything else must match.
+ */
+export const RESUME_OVERRIDABLE: readonly (keyof TrainConfig)[] = [
+  "maxSteps",
+  "epochs",
+  "lr",
+  "minLr",
+  "evalInterval",
+  "evalSteps",
+  "checkpointInterval",
+  "data",
+];
+
+/** What a run really uses, known once its tokenizer and model are built. */
+export interface RunFacts {
+  tokenizerKind: string;
+  vocabSize: number;
+  nInner: number;
+}
+
+/**
+ * The config with the values in effect where the requested ones were defaults or did not apply:
+ * the tokenizer kind of an --init folder or of the counting task, the vocabulary's real size, the
+ * feed-forward width, no data for a chat fine-tune (its conversations are the data). This is what
+ * a checkpoint saves and what the CLI prints, so the printed flags give the same run again.
+ */
+export function resolvedConfig(c: TrainConfig, facts: RunFacts): TrainConfig {
+  const folder = !isTokenizerChoice(c.tokenizer) && !c.init && c.data !== "counting";
+  return {
+    ...c,
+    data: c.chat ? "" : c.data,
+    // a tokenizer folder is named by its path; every other tokenizer by its kind
+    tokenizer: folder ? c.tokenizer : facts.tokenizerKind,
+    vocabSize: facts.vocabSize,
+    nInner: facts.nInner,
+  };
+}

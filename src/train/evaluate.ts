@@ -1,38 +1,72 @@
-import { evalWindows } from "../data/batches.js";
-import { countingStarts, countingValSequences, patternAccuracy } from "../data/counting.js";
+import { type Batch, evalWindows } from "../data/batches.js";
+import { countingSequence, countingStarts, patternAccuracy } from "../data/counting.js";
 import { fail } from "../errors.js";
 import { nextLogitsUncached } from "../generate/generate.js";
 import { argmax } from "../generate/sample.js";
 import type { GPT } from "../nn/gpt.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
+import type { Tokenizer } from "../tokenizer/types.js";
 
 export interface EvalResult {
   loss: number;
   perplexity: number;
   /** how many tokens were predicted */
   tokens: number;
-  /** total nats / ln 2 / UTF-8 bytes of the text: comparable across tokenizers */
+  /** total nats / ln 2 / UTF-8 bytes of the scored text: comparable across tokenizers */
   bits_per_byte: number;
   pattern_accuracy?: number;
+}
+
+export interface EvalOptions {
+  /** windows per forward pass */
+  batchSize?: number;
+  /** called after every batch with the tokens predicted so far and in all */
+  onProgress?(tokensDone: number, tokensTotal: number): void;
 }
 
 /**
  * Loss of a token sequence, defined exactly so anyone can reproduce it: the ids cut into
  * non-overlapping windows of blockSize (x = ids[i·T, i·T+T), y shifted by one, the last partial
- * window included), mean cross-entropy over every predicted token.
+ * window included), mean cross-entropy over every predicted token. textBytes: the text's UTF-8 bytes.
  */
-export function evaluateIds(model: GPT, ids: Int32Array, textBytes: number, batchSize = 16): EvalResult {
-  const T = model.config.blockSize;
-  const windows = evalWindows(ids, T);
+export function evaluateIds(model: GPT, ids: Int32Array, textBytes: number, options: EvalOptions = {}): EvalResult {
+  const windows = evalWindows(ids, model.config.blockSize);
   if (windows.length === 0) fail("the text is too short to evaluate: it needs at least 2 tokens");
+  return evaluateWindows(model, windows, textBytes, options);
+}
+
+/**
+ * A sample of about `tokens` predicted tokens from evalWindows: whole windows, evenly spaced over
+ * the text (the first and the last included), so a big text is scored from end to end.
+ */
+export function sampleWindows(windows: readonly Batch[], tokens: number): Batch[] {
+  const total = windows.reduce((n, w) => n + w.x.length, 0);
+  if (tokens >= total) return [...windows];
+  const T = (windows[0] as Batch).x.length;
+  const count = Math.max(1, Math.ceil(tokens / T));
+  if (count === 1) return [windows[0] as Batch];
+  const step = (windows.length - 1) / (count - 1);
+  return Array.from({ length: count }, (_, k) => windows[Math.round(k * step)] as Batch);
+}
+
+/** UTF-8 bytes of the tokens the windows predict (their targets): the scored text of a split or a sample. */
+export function targetBytes(windows: readonly Batch[], tokenizer: Tokenizer): number {
+  let bytes = 0;
+  for (const w of windows) for (const id of w.y) bytes += tokenizer.tokenBytes(id).length;
+  return bytes;
+}
+
+/** Mean cross-entropy over every target of `windows` (full windows in batches, shorter ones alone). */
+export function evaluateWindows(model: GPT, windows: readonly Batch[], textBytes: number, options: EvalOptions = {}): EvalResult {
+  const batchSize = options.batchSize ?? 16;
+  const total = windows.reduce((n, w) => n + w.x.length, 0);
   let totalNats = 0;
   let tokens = 0;
   noGrad(() => {
     for (let i = 0; i < windows.length; ) {
-      const len = (windows[i] as { x: Int32Array }).x.length;
-      // full windows go through in batches; the shorter last one on its own
+      const len = (windows[i] as Batch).x.length;
       let j = i;
-      while (j < windows.length && j - i < batchSize && (windows[j] as { x: Int32Array }).x.length === len) j++;
+      while (j < windows.length && j - i < batchSize && (windows[j] as Batch).x.length === len) j++;
       const group = windows.slice(i, j);
       scope(() => {
         const x = new Int32Array(group.length * len);
@@ -45,6 +79,7 @@ export function evaluateIds(model: GPT, ids: Int32Array, textBytes: number, batc
         totalNats += (loss as Tensor).item() * x.length;
         tokens += x.length;
       });
+      options.onProgress?.(tokens, total);
       i = j;
     }
   });
@@ -52,9 +87,14 @@ export function evaluateIds(model: GPT, ids: Int32Array, textBytes: number, batc
   return { loss, perplexity: Math.exp(loss), tokens, bits_per_byte: totalNats / Math.LN2 / textBytes };
 }
 
-/** The counting task: loss over the held-out sequences and the pattern accuracy on them. */
-export function evaluateCounting(model: GPT): EvalResult {
-  const seqs = countingValSequences();
+/** Which part of a dataset to score: what training learned from, what it held out, or both. */
+export type EvalSplit = "train" | "val" | "all";
+
+/** The counting task: loss over the split's sequences and the pattern accuracy on them (val: the held-out ones). */
+export function evaluateCounting(model: GPT, split: EvalSplit = "val"): EvalResult {
+  const starts = countingStarts();
+  const chosen = split === "val" ? starts.val : split === "train" ? starts.train : [...starts.train, ...starts.val].sort((a, b) => a - b);
+  const seqs = chosen.map(countingSequence);
   let totalNats = 0;
   let tokens = 0;
   let bytes = 0;
@@ -75,11 +115,11 @@ export function evaluateCounting(model: GPT): EvalResult {
     perplexity: Math.exp(loss),
     tokens,
     bits_per_byte: totalNats / Math.LN2 / bytes,
-    pattern_accuracy: countingAccuracy(model),
+    pattern_accuracy: countingAccuracy(model, chosen),
   };
 }
 
-/** Counting task: fraction of held-out sequences continued exactly by greedy decoding. */
-export function countingAccuracy(model: GPT): number {
-  return patternAccuracy((prefix) => argmax(nextLogitsUncached(model, prefix)), countingStarts().val);
+/** Counting task: fraction of sequences (by default the held-out ones) continued exactly by greedy decoding. */
+export function countingAccuracy(model: GPT, starts = countingStarts().val): number {
+  return patternAccuracy((prefix) => argmax(nextLogitsUncached(model, prefix)), starts);
 }

@@ -9,47 +9,75 @@
  * worker (~100-300 µs to wake one on this 2-core VM). Splitting the batch costs one round trip per
  * micro-batch, and every op (LayerNorm, attention, GELU, ...) runs in parallel, not only the big ones.
  *
- * The result is the gradient of the mean loss over the whole micro-batch, as on one thread: replica i
- * seeds its backward with scale·n_i/n, n_i its rows' counted targets (not -1) and n all of them.
- * Only the order of float additions differs from one thread; a given thread count is deterministic.
- * With two threads, the one that finishes its rows first does halves of the other's bigger kernel
+ * Shards make the result independent of the thread count. Each micro-batch is cut into S shards of
+ * rows (S fixed by the run, not by the machine); a shard's gradient is computed whole, by one thread,
+ * into gradient buffers of its own that start at zero, and the shards' gradients are added into the
+ * model's in shard order. Which thread computes a shard changes nothing: every thread runs the same
+ * single-thread kernels on the same rows. So 1, 2 or more threads give bit-identical gradients (and
+ * so weights); with fewer threads than shards a thread does several shards one after another, and
+ * with one thread all of them (on the wasm backend its kernels may then be split over the kernel
+ * pool, whose splits do not change a result either: src/kernels/wasm/loader.ts).
+ *
+ * The result is the gradient of the mean loss over the whole micro-batch: shard s seeds its backward
+ * with scale·n_s/n, n_s its rows' counted targets (not -1) and n all of them. Dropout: shard s's mask
+ * stream is seeded by the s-th of S numbers drawn from the caller's dropout PRNG per micro-batch, so
+ * checkpoints that save that PRNG resume bit-exactly, on any thread count.
+ * With two threads, the one that finishes its shards first does halves of the other's bigger kernel
  * calls instead of waiting (src/kernels/wasm/peer.ts); that changes who computes which rows, never
  * the arithmetic, so the step is bit-identical with or without it.
- * Dropout: each replica's mask stream is seeded from the caller's dropout PRNG, so checkpoints that
- * save that PRNG still resume bit-exactly.
  *
  * The replicas are worker_threads in Node and module Web Workers on a cross-origin-isolated page
  * (replica.ts, replica-web.ts; the replica itself is replica-core.ts). Without shared memory or
- * workers, or for one thread, `DataParallel.create` returns null and the caller runs
- * forward/backward itself.
+ * workers, or for one thread, the shards all run on this thread; `DataParallel.create` returns null
+ * only when there is nothing to split (one shard), and the caller runs forward/backward itself.
  */
 import { backend } from "../kernels/index.js";
 import { nextSeq, post, waitDone } from "../kernels/wasm/handshake.js";
 import type { WasmBackend } from "../kernels/wasm/loader.js";
 import { PEER_BYTES, PeerLink } from "../kernels/wasm/peer.js";
 import { atomicsWaitAllowed, canShareMemory, inNode } from "../kernels/wasm/platform.js";
-import type { GPT } from "../nn/gpt.js";
+import { GPT } from "../nn/gpt.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
-import type { Rng } from "../random.js";
+import { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
-import { scope, Tensor } from "../tensor/tensor.js";
+import { scope, Tensor, unscoped } from "../tensor/tensor.js";
 import type { ReplicaData } from "./replica-core.js";
 
-/** control block of one replica: i32 [seq, done, cmd, error], f64 args from byte 64, error text from 256 */
-export const CTRL_BYTES = 256 + 1024;
+/**
+ * The control block of one replica (a SharedArrayBuffer): i32 fields at CTRL (seq and done are the
+ * handshake's, handshake.ts), an error text at TEXT_AT, then one record of JOB's f64 fields per
+ * shard it is given (up to the slots it was made with).
+ */
+export const CTRL = { seq: 0, done: 1, cmd: 2, error: 3, jobs: 4 } as const;
+export const TEXT_AT = 64;
+export const TEXT_BYTES = 1024;
+const JOBS_AT = TEXT_AT + TEXT_BYTES;
+/** f64 fields of one job record: a shard's rows [x, y] at these pointers (rows x T), its backward seed, dropout seed (-1: none), and the loss it answers */
+export const JOB = { x: 0, y: 1, rows: 2, T: 3, scale: 4, seed: 5, loss: 6 } as const;
+export const JOB_F64 = 8;
+/** bytes of the control block of a replica with `slots` gradient buffer sets */
+export function ctrlBytes(slots: number): number {
+  return JOBS_AT + slots * JOB_F64 * 8;
+}
+/** the views of a control block */
+export function ctrlViews(ctrl: SharedArrayBuffer, slots: number) {
+  return {
+    i32: new Int32Array(ctrl, 0, 8),
+    text: new Uint8Array(ctrl, TEXT_AT, TEXT_BYTES),
+    jobs: new Float64Array(ctrl, JOBS_AT, slots * JOB_F64),
+  };
+}
 export const CMD_STEP = 1;
 export const CMD_EXIT = -1;
-/** f64 slots of the control block (from byte 64) */
-export const ARG = { x: 0, y: 1, rows: 2, T: 3, scale: 4, seed: 5, loss: 6 } as const;
 
 interface Replica {
   thread: { terminate(): void };
   i32: Int32Array;
-  f64: Float64Array;
+  jobs: Float64Array;
   text: Uint8Array;
   seq: number;
-  /** the replica's gradient of each parameter (views of its buffers), in model.params order */
-  grads: Tensor[];
+  /** per slot, the replica's gradient of each parameter (views of its buffers), in model.params order */
+  grads: Tensor[][];
   /** with one replica: the link through which it and this thread share kernel calls (src/kernels/wasm/peer.ts) */
   peer: PeerLink | null;
 }
@@ -61,8 +89,21 @@ function countTargets(y: Int32Array, T: number, r0: number, r1: number): number 
   return n;
 }
 
+/** [first, end) of `parts` near-equal contiguous ranges of `units` */
+function cut(units: number, parts: number): number[] {
+  return Array.from({ length: parts + 1 }, (_, i) => Math.round((units * i) / parts));
+}
+
+/** A model over the same parameter storage as `model` with gradient buffers of its own. */
+export function gradientTwin(model: GPT): GPT {
+  const twin = new GPT(model.config, 0, new Map([...model.params].map(([name, t]) => [name, Tensor.view(t.ptr, t.shape, "f32", true)])));
+  // made now, zeroed, as a replica's are: a backward then always adds into them
+  for (const t of twin.params.values()) t.ensureGrad();
+  return twin;
+}
+
 /** starts one replica thread and resolves with its gradient buffers' pointers once it is ready */
-type Starter = (data: ReplicaData) => Promise<{ thread: { terminate(): void }; grads: [string, number][] }>;
+type Starter = (data: ReplicaData) => Promise<{ thread: { terminate(): void }; grads: [string, number][][] }>;
 
 /** how long a page's main thread spins on a replica before deciding it died (a step of a big model takes seconds) */
 const SPIN_LIMIT_MS = 300_000;
@@ -79,8 +120,8 @@ async function nodeStarter(): Promise<Starter> {
   return async (workerData) => {
     const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
     try {
-      const grads = await new Promise<[string, number][]>((resolve, reject) => {
-        worker.once("message", (m: { grads?: [string, number][]; error?: string }) =>
+      const grads = await new Promise<[string, number][][]>((resolve, reject) => {
+        worker.once("message", (m: { grads?: [string, number][][]; error?: string }) =>
           m.grads ? resolve(m.grads) : reject(new Error(`data-parallel replica failed to start: ${m.error}`)),
         );
         worker.once("error", reject);
@@ -100,8 +141,8 @@ function webStarter(): Starter {
   return async (data) => {
     const worker = new Worker(entry, { type: "module", name: "minigpt-replica" });
     try {
-      const grads = await new Promise<[string, number][]>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent<{ grads?: [string, number][]; error?: string }>) =>
+      const grads = await new Promise<[string, number][][]>((resolve, reject) => {
+        worker.onmessage = (e: MessageEvent<{ grads?: [string, number][][]; error?: string }>) =>
           e.data.grads ? resolve(e.data.grads) : reject(new Error(`data-parallel replica failed to start: ${e.data.error}`));
         worker.onerror = (e) => {
           e.preventDefault();
@@ -122,22 +163,32 @@ function webStarter(): Starter {
 /** a page's main thread: look at the done flag until the replica has answered */
 function spinUntilDone(i32: Int32Array, seq: number): void {
   const t0 = performance.now();
-  while (Atomics.load(i32, 1) !== seq) {
+  while (Atomics.load(i32, CTRL.done) !== seq) {
     if (performance.now() - t0 > SPIN_LIMIT_MS) throw new Error(`data-parallel replica did not answer within ${SPIN_LIMIT_MS / 1000} s`);
   }
 }
 
 export interface DataParallelOptions {
   /**
-   * With two threads, the one that finishes its rows first does halves of the other's bigger
+   * With two threads, the one that finishes first does halves of the other's bigger
    * kernel calls (src/kernels/wasm/peer.ts; results are bit-identical either way). Default true.
    */
   shareWork?: boolean;
+  /**
+   * Shards each micro-batch is cut into (by rows; the result depends on this, not on the threads).
+   * Default: one per thread.
+   */
+  shards?: number;
 }
 
 export class DataParallel {
+  /** a model over the parameters with gradient buffers of its own, for this thread's shards that cannot write the model's (made on first use) */
+  private twin: GPT | null = null;
+
   private constructor(
     private readonly model: GPT,
+    /** the shards of a micro-batch */
+    readonly shards: number,
     private readonly replicas: Replica[],
     /** false on a browser page's main thread: waiting for a replica spins instead of Atomics.wait */
     private readonly canWait: boolean,
@@ -155,34 +206,42 @@ export class DataParallel {
   }
 
   /**
-   * Replicas of `model` on threads - 1 worker threads, or null when there is nothing to split (one
-   * thread), no worker_threads (not Node) or the backend is not wasm (ref tensors are still heap
-   * tensors, but the point is speed).
+   * Shards of `model` run on up to `threads` threads (replicas on threads - 1 worker threads, never
+   * more threads than shards), or null when there is nothing to split: one shard. Replicas need the
+   * wasm backend (ref tensors are still heap tensors, but the point is speed) and worker threads
+   * with shared memory; without them every shard runs on this thread, with the same result.
    */
   static async create(model: GPT, threads: number, options: DataParallelOptions = {}): Promise<DataParallel | null> {
-    if (threads <= 1 || backend().name !== "wasm") return null;
-    if (!inNode && (typeof Worker === "undefined" || !canShareMemory())) return null;
+    const shards = Math.max(1, Math.floor(options.shards ?? threads));
+    if (shards <= 1) return null;
+    let workers = Math.max(1, Math.min(Math.floor(threads), shards));
+    if (backend().name !== "wasm" || (!inNode && (typeof Worker === "undefined" || !canShareMemory()))) workers = 1;
     const canWait = inNode || atomicsWaitAllowed();
+    if (workers === 1) return new DataParallel(model, shards, [], canWait);
+    // a replica's gradient buffer sets: one for each shard it may be given
+    const owners = cut(shards, workers);
+    const slots = Math.max(...owners.slice(1).map((end, t) => end - (owners[t] as number)));
     const start = inNode ? await nodeStarter() : webStarter();
     const params = [...model.params].map(([name, t]) => [name, t.ptr, [...t.shape]] as [string, number, number[]]);
     const replicas: Replica[] = [];
     try {
-      for (let r = 1; r < threads; r++) {
-        const ctrl = new SharedArrayBuffer(CTRL_BYTES);
+      for (let r = 1; r < workers; r++) {
+        const ctrl = new SharedArrayBuffer(ctrlBytes(slots));
         // two threads share kernel calls while one waits for the other; with more, each would need a link
         // to every other, and this machine has two cores. A page's main thread, which may not block in
         // Atomics.wait, does not share: it spins on the replica's done flag instead.
-        const sharing = threads === 2 && options.shareWork !== false && canWait;
+        const sharing = workers === 2 && options.shareWork !== false && canWait;
         const peerBuffer = sharing ? new SharedArrayBuffer(PEER_BYTES) : null;
-        const { thread, grads } = await start({ memory: heap().memory, config: model.config, params, ctrl, peerBuffer });
-        const byName = new Map(grads);
+        const { thread, grads } = await start({ memory: heap().memory, config: model.config, params, ctrl, slots, peerBuffer });
+        const views = ctrlViews(ctrl, slots);
         replicas.push({
           thread,
-          i32: new Int32Array(ctrl, 0, 4),
-          f64: new Float64Array(ctrl, 64, 8),
-          text: new Uint8Array(ctrl, 256, 1024),
+          ...views,
           seq: 0,
-          grads: [...model.params].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32")),
+          grads: grads.map((slot) => {
+            const byName = new Map(slot);
+            return [...model.params].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32"));
+          }),
           peer: peerBuffer ? new PeerLink(peerBuffer, 0) : null,
         });
       }
@@ -190,103 +249,131 @@ export class DataParallel {
       for (const r of replicas) r.thread.terminate();
       throw e;
     }
-    return new DataParallel(model, replicas, canWait);
+    return new DataParallel(model, shards, replicas, canWait);
   }
 
   /**
-   * Forward and backward of one micro-batch x, y (B,T) int32 split by rows over the threads; the
-   * gradient of scale·(mean loss) is ADDED to the model's parameter gradients. Returns the mean loss.
+   * Forward and backward of one micro-batch x, y (B,T) int32 cut into the shards; the gradient of
+   * scale·(mean loss) is ADDED to the model's parameter gradients. `gradsZero`: the model's gradients
+   * are all zero (the step's first micro-batch), so the first shard may write them directly instead of
+   * going through a buffer of its own (the same sums, one pass over the parameters fewer). Returns the
+   * mean loss.
    */
-  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng): number {
+  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng, gradsZero = false): number {
     const [B, T] = x.shape as [number, number];
-    const parts = Math.min(this.threads, B);
+    const S = this.shards;
     const yv = y.ints;
-    const bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((B * i) / parts));
-    const counts = Array.from({ length: parts }, (_, i) => countTargets(yv, T, bounds[i] as number, bounds[i + 1] as number));
+    const rows = cut(B, S);
+    const counts = Array.from({ length: S }, (_, s) => countTargets(yv, T, rows[s] as number, rows[s + 1] as number));
     const total = counts.reduce((a, b) => a + b, 0);
     const dropping = dropoutRng !== undefined && this.model.config.dropout > 0;
+    // one seed per shard whoever runs it (and whether it has targets), so the masks do not depend on the threads
+    const seeds = counts.map(() => (dropping ? (dropoutRng as Rng).nextU32() : -1));
+    // thread t runs shards [owners[t], owners[t + 1]); a shard without targets adds nothing and is skipped
+    const owners = cut(S, this.threads);
+    const shardsOf = (t: number) =>
+      Array.from({ length: (owners[t + 1] as number) - (owners[t] as number) }, (_, i) => (owners[t] as number) + i).filter(
+        (s) => (counts[s] as number) > 0,
+      );
+    const shardScale = (s: number) => (scale * (counts[s] as number)) / total;
 
-    // start the replicas on rows [bounds[i], bounds[i+1]) (a part without targets is skipped)
-    const started: Replica[] = [];
-    for (let i = 1; i < parts; i++) {
-      const rep = this.replicas[i - 1] as Replica;
-      const r0 = bounds[i] as number;
-      const rows = (bounds[i + 1] as number) - r0;
-      const seed = dropping ? (dropoutRng as Rng).nextU32() : -1;
-      if ((counts[i] as number) === 0) continue;
-      const f = rep.f64;
-      f[ARG.x] = x.ptr + r0 * T * 4;
-      f[ARG.y] = y.ptr + r0 * T * 4;
-      f[ARG.rows] = rows;
-      f[ARG.T] = T;
-      f[ARG.scale] = (scale * (counts[i] as number)) / total;
-      f[ARG.seed] = seed;
-      rep.i32[2] = CMD_STEP;
+    // start the replicas on their shards
+    const started: [Replica, number[]][] = [];
+    this.replicas.forEach((rep, r) => {
+      const mine = shardsOf(r + 1);
+      if (mine.length === 0) return;
+      mine.forEach((s, j) => {
+        const f = rep.jobs.subarray(j * JOB_F64, (j + 1) * JOB_F64);
+        const r0 = rows[s] as number;
+        f[JOB.x] = x.ptr + r0 * T * 4;
+        f[JOB.y] = y.ptr + r0 * T * 4;
+        f[JOB.rows] = (rows[s + 1] as number) - r0;
+        f[JOB.T] = T;
+        f[JOB.scale] = shardScale(s);
+        f[JOB.seed] = seeds[s] as number;
+      });
+      rep.i32[CTRL.cmd] = CMD_STEP;
+      rep.i32[CTRL.jobs] = mine.length;
       rep.seq = nextSeq(rep.seq);
       post(rep.i32, rep.seq);
       rep.peer?.ringOther();
-      started.push(rep);
-    }
+      started.push([rep, mine]);
+    });
 
-    // this thread's rows, then the replicas' results added in
+    // this thread's shards, then the replicas' gradients added in, in shard order
     return this.onThisThread(() => {
+      const k = backend();
       let loss = 0;
-      const n0 = counts[0] as number;
-      const be = backend() as Partial<WasmBackend>;
       let error: unknown = null;
       try {
-        if (n0 > 0) {
+        for (const s of shardsOf(0)) {
+          // only the micro-batch's first shard may write the model's gradients while they are zero
+          const direct = gradsZero && s === 0;
+          const runner = direct ? this.model : this.ownTwin();
+          if (!direct) runner.zeroGrad();
           scope(() => {
-            const rows = bounds[1] as number;
-            const xs = Tensor.view(x.ptr, [rows, T], "i32");
-            const ys = Tensor.view(y.ptr, [rows, T], "i32");
-            const l = this.model.forward(xs, { targets: ys, dropoutRng }).loss as Tensor;
-            l.backward(Float32Array.of((scale * n0) / total));
-            loss += (l.item() * n0) / total;
+            const r0 = rows[s] as number;
+            const n = (rows[s + 1] as number) - r0;
+            const xs = Tensor.view(x.ptr + r0 * T * 4, [n, T], "i32");
+            const ys = Tensor.view(y.ptr + r0 * T * 4, [n, T], "i32");
+            const seed = seeds[s] as number;
+            const l = runner.forward(xs, { targets: ys, dropoutRng: seed >= 0 ? new Rng(seed) : undefined }).loss as Tensor;
+            l.backward(Float32Array.of(shardScale(s)));
+            loss += (l.item() * (counts[s] as number)) / total;
           });
+          if (!direct)
+            addGradients(
+              k,
+              this.model,
+              [...runner.params.values()].map((t) => t.ensureGrad()),
+            );
         }
       } catch (e) {
         error = e;
       }
 
-      // collect: wait for each replica, then add its gradients into the model's
+      // collect: wait for each replica, then add its shards' gradients into the model's
       const failures: string[] = [];
-      for (const rep of started) {
+      const be = k as Partial<WasmBackend>;
+      for (const [rep] of started) {
         // with a link, take halves of the replica's kernel calls until it is done
         if (rep.peer && be.runPeerTask) {
-          rep.peer.helpWhile(() => Atomics.load(rep.i32, 1) === rep.seq, be.runPeerTask.bind(be));
+          rep.peer.helpWhile(() => Atomics.load(rep.i32, CTRL.done) === rep.seq, be.runPeerTask.bind(be));
         }
         if (this.canWait) waitDone(rep.i32, rep.seq);
         else spinUntilDone(rep.i32, rep.seq);
-        if (rep.i32[3] !== 0) {
+        if (rep.i32[CTRL.error] !== 0) {
           const end = rep.text.indexOf(0);
           failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
         }
       }
       if (error) throw error;
       if (failures.length > 0) throw new Error(`data-parallel replica failed: ${failures[0]}`);
-      const k = backend();
-      for (let i = 1; i < bounds.length - 1; i++) {
-        if ((counts[i] as number) === 0) continue;
-        const rep = this.replicas[i - 1] as Replica;
-        loss += ((rep.f64[ARG.loss] as number) * (counts[i] as number)) / total;
-        let j = 0;
-        for (const p of this.model.params.values()) {
-          const g = rep.grads[j++] as Tensor;
-          k.accumulate(p.ensureGrad().data, g.data, p.size);
-        }
+      for (const [rep, mine] of started) {
+        mine.forEach((s, j) => {
+          loss += ((rep.jobs[j * JOB_F64 + JOB.loss] as number) * (counts[s] as number)) / total;
+          addGradients(k, this.model, rep.grads[j] as Tensor[]);
+        });
       }
       return total > 0 ? loss : Number.NaN;
     });
+  }
+
+  /** this thread's twin of the model (gradient buffers of its own), made on first use */
+  private ownTwin(): GPT {
+    if (!this.twin) this.twin = unscoped(() => gradientTwin(this.model));
+    return this.twin;
   }
 
   /**
    * Run fn with this thread's kernels on this thread only (the other cores run the replicas) and, with
    * two threads, offering halves of its bigger kernel calls to the replica while the replica waits.
    * forwardBackward runs in it; so should the optimizer step after it (AdamW goes over the
-   * parameters element by element, work the otherwise idle replica can halve).
+   * parameters element by element, work the otherwise idle replica can halve). Without replicas fn
+   * runs as it is (with the kernel pool's threads, if any).
    */
   onThisThread<R>(fn: () => R): R {
+    if (this.replicas.length === 0) return fn();
     const be = backend() as Partial<WasmBackend>;
     const before = be.useThreads?.(1);
     be.setPeer?.(this.replicas.length === 1 ? (this.replicas[0] as Replica).peer : null);
@@ -298,15 +385,26 @@ export class DataParallel {
     }
   }
 
-  /** Stop the replica threads. */
+  /** Stop the replica threads and free the gradient buffers of this thread's twin. */
   dispose(): void {
     for (const rep of this.replicas) {
-      rep.i32[2] = CMD_EXIT;
+      rep.i32[CTRL.cmd] = CMD_EXIT;
       rep.seq = nextSeq(rep.seq);
       post(rep.i32, rep.seq);
       rep.peer?.ringOther();
       rep.thread.terminate();
     }
     this.replicas.length = 0;
+    if (this.twin) for (const t of this.twin.params.values()) t.grad?.dispose();
+    this.twin = null;
+  }
+}
+
+/** the model's gradients += `grads` (one per parameter, in model.params order) */
+function addGradients(k: ReturnType<typeof backend>, model: GPT, grads: readonly Tensor[]): void {
+  let j = 0;
+  for (const p of model.params.values()) {
+    const g = grads[j++] as Tensor;
+    k.accumulate(p.ensureGrad().data, g.data, p.size);
   }
 }

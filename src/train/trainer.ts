@@ -3,25 +3,36 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
-import { fail, failFs, fsErrorMessage, MinigptError, withFs } from "../errors.js";
+import type { TokenizeProgress } from "../data/token-cache.js";
+import { fail, fsErrorMessage, MinigptError, withFs } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { appendWhole, writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
+import { prepareOutFolder } from "../io/out-folder.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { AdamW, clipGradNorm } from "../optim/adamw.js";
-import { learningRate } from "../optim/schedule.js";
+import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/schedule.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { flagName, isTokenizerChoice, RESUME_OVERRIDABLE, TOKENIZER_CHOICES, type TrainConfig } from "./config.js";
+import {
+  DEFAULT_DATA,
+  defaultTrainConfig,
+  flagName,
+  isTokenizerChoice,
+  RESUME_OVERRIDABLE,
+  resolvedConfig,
+  TOKENIZER_CHOICES,
+  type TrainConfig,
+} from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { metricsPath as metricsFile, readMetrics } from "./metrics.js";
 import { DataParallel } from "./parallel.js";
@@ -46,6 +57,12 @@ export interface StartInfo {
   dataset: { name: string; trainTokens: number; valTokens: number; vocabSize: number; tokenizer: string };
   totalSteps: number;
   resumedFrom: number | null;
+  /** resume: the settings that differ from the run's saved ones (all in RESUME_OVERRIDABLE) */
+  resumeChanges?: { key: keyof TrainConfig; from: unknown; to: unknown }[];
+  /** the learning-rate schedule of the steps to come */
+  schedule: ScheduleOptions;
+  /** resume with a new end or new rates: the plan the run had before (schedule is the new one) */
+  replacedSchedule?: ScheduleOptions;
   /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
@@ -61,6 +78,8 @@ export interface TrainEvents {
   onCheckpoint?(dir: string, step: number): void;
   /** hints and notices meant for the user */
   onMessage?(text: string): void;
+  /** a big text being tokenized into the token cache (src/data/token-cache.ts) */
+  onTokenizeProgress?(p: TokenizeProgress): void;
   /** polled between steps (Ctrl-C): when true, a checkpoint is saved and training returns */
   shouldStop?(): boolean;
 }
@@ -103,91 +122,29 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
   return sum / steps;
 }
 
-/** what a minigpt model folder holds (saveModel, saveTokenizer, the trainer); --overwrite replaces nothing else */
-const MODEL_FOLDER_ENTRIES = new Set([
-  "config.json",
-  "generation_config.json",
-  "model.safetensors",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "vocab.json",
-  "merges.txt",
-  "metrics.jsonl",
-  "loss.svg",
-  "training",
-]);
-
-/** is `inner` the folder `outer` or inside it? */
-function within(inner: string, outer: string): boolean {
-  const r = relative(outer, inner);
-  return r === "" || (!r.startsWith("..") && !isAbsolute(r));
-}
-
-/**
- * Create OUT for a new run via a temporary sibling folder and one rename. An OUT that already holds
- * a model is never silently replaced: that is someone's training run. --overwrite replaces only a
- * model folder: never a folder with other files in it, the data, or the folder the user is in.
- * Returns where the replaced model folder waits (null when there was none).
- */
-function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): string | null {
-  const abs = resolve(out);
-  if (within(process.cwd(), abs)) fail(`--out ${out} is the current folder (or holds it); give a new folder for the model`);
-  if (data && existsSync(data) && within(resolve(data), abs))
-    fail(`--out ${out} holds the training data ${data}; give another folder for the model`);
-  try {
-    if (existsSync(abs)) {
-      if (!statSync(abs).isDirectory()) fail(`--out ${out} is a file; give a folder for the model`);
-      const entries = readdirSync(abs);
-      if (entries.length > 0 && !overwrite) {
-        fail(
-          `${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`,
-        );
-      }
-      const foreign = entries.filter((e) => !MODEL_FOLDER_ENTRIES.has(e));
-      if (foreign.length > 0) {
-        const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : "");
-        fail(`--overwrite replaces only a model folder, and ${out} holds other files (${shown}); choose another --out`);
-      }
-    }
-    const tmp = `${abs}.partial-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    fill(tmp);
-    if (existsSync(abs)) {
-      // the replaced model stays beside OUT until the new run has ended well (train() removes it)
-      const replaced = `${abs}.replaced-${process.pid}`;
-      renameSync(abs, replaced);
-      renameSync(tmp, abs);
-      return replaced;
-    }
-    renameSync(tmp, abs);
-    return null;
-  } catch (e) {
-    // a disk error during the first save: nothing of the half-made folder stays behind
-    try {
-      rmSync(`${abs}.partial-${process.pid}`, { recursive: true, force: true });
-    } catch {
-      // the next run on OUT removes it
-    }
-    failFs(`cannot create the model folder ${out}`, e);
-  }
-}
-
 /** Resolve the model and optimizer to start from: fresh, --init, or --resume. */
-function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>) {
+function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents) {
   let resumed: ReturnType<typeof loadLatestCheckpoint> | null = null;
   let tokenizer: Tokenizer | undefined;
   let initFolder: ReturnType<typeof loadModelFolder> | null = null;
   // special tokens the model learned to predict before this run (resume: the run's own record)
   let earlierTargets: readonly string[] = [];
+  let resumeChanges: StartInfo["resumeChanges"];
+  // a resumed run saved before the config had gradShards: the shards it continues with
+  let legacyShards: number | null = null;
   if (resume) {
     resumed = loadLatestCheckpoint(config.out);
-    const saved = resumed.state.config as unknown as TrainConfig;
+    let saved = resumed.state.config as unknown as TrainConfig;
+    if (saved.gradShards === undefined) {
+      // saved before runs recorded their shards: its threads decided (see legacyShards below)
+      const asked = overrides.gradShards ?? defaultTrainConfig.gradShards;
+      saved = { ...saved, gradShards: saved.batchSize % asked === 0 ? asked : 1 };
+      legacyShards = saved.gradShards;
+    }
     for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
       if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
-      // the same data named from another folder is the same data
-      if ((key === "data" || key === "tokenizer") && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
+      // the same tokenizer folder named from another folder is the same one
+      if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
       if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
         fail(
           `--resume continues the run in ${config.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
@@ -200,13 +157,26 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     // the run's length in the other unit replaces the saved one (epochs win when both are set)
     if (allowed.epochs !== undefined && allowed.maxSteps === undefined) allowed.maxSteps = 0;
     if (allowed.maxSteps !== undefined && allowed.epochs === undefined) allowed.epochs = 0;
+    if (allowed.data !== undefined) allowed.data = resumedData(saved, allowed.data);
     config = { ...saved, ...allowed, out: config.out };
+    resumeChanges = RESUME_OVERRIDABLE.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(config[k])).map((k) => ({
+      key: k,
+      from: saved[k],
+      to: config[k],
+    }));
     tokenizer = loadTokenizer(config.out);
     earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
   } else {
+    if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
     // paths are saved absolute, so that --resume works from any folder
     if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
-    if (!isTokenizerChoice(config.tokenizer)) {
+    // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
+    if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
+    if (config.data === "counting" && !config.init) {
+      // the task's numbers are words of its own vocabulary
+      if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
+        fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
+    } else if (!isTokenizerChoice(config.tokenizer)) {
       if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
       if (!existsSync(join(config.tokenizer, "tokenizer.json")))
         fail(
@@ -246,6 +216,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   } else if (!resume && config.chat) {
     fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
   }
+  if (config.chat && overrides.data !== undefined)
+    fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
   // chat fine-tuning of a vocabulary without <|user|> <|assistant|> <|end|> (e.g. GPT-2's): add them
   let chatTokensAdded: string[] | undefined;
   if (config.chat && initFolder && tokenizer) {
@@ -266,6 +238,8 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    onTokenizeProgress: events.onTokenizeProgress,
+    onMessage: events.onMessage,
   });
   const modelConfig =
     initFolder && !config.initPartial
@@ -285,6 +259,17 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
           activation: config.activation,
         });
   if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  config = resolvedConfig(config, {
+    tokenizerKind: dataset.tokenizer.kind,
+    vocabSize: dataset.tokenizer.vocabSize,
+    nInner: modelConfig.nInner,
+  });
+  // a size asked of a tokenizer this run does not train is a mistake, not something to ignore
+  const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
+  if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
+    fail(
+      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
+    );
   const model = new GPT(modelConfig, config.seed);
   let initReport: StartInfo["initReport"];
   if (resumed) {
@@ -321,7 +306,16 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets };
+  return { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards };
+}
+
+/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
+function resumedData(saved: TrainConfig, data: string): string {
+  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
+  const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
+  if (path !== saved.data && (path === "counting" || saved.data === "counting"))
+    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
+  return path;
 }
 
 /**
@@ -353,17 +347,29 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, initReport, chatTokensAdded, specialTargets } = setUp(
+  const { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
     requested,
     options.resume ?? false,
     options.overrides ?? {},
+    events,
   );
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
-  const totalSteps = config.epochs > 0 ? Math.max(1, Math.ceil((config.epochs * dataset.trainTokens) / tokensPerStep)) : config.maxSteps;
+  const stepsOf = (c: TrainConfig) =>
+    c.epochs > 0 ? Math.max(1, Math.ceil((c.epochs * dataset.trainTokens) / tokensPerStep)) : c.maxSteps;
+  const totalSteps = stepsOf(config);
   if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
   if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
-  const schedule = { lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decaySteps: totalSteps };
+  if (config.batchSize % config.gradShards !== 0) {
+    const divisors = Array.from({ length: config.batchSize }, (_, i) => i + 1).filter((d) => config.batchSize % d === 0);
+    fail(
+      `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
+    );
+  }
+  const planOf = (c: TrainConfig): ScheduleOptions => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: stepsOf(c) });
+  // a resumed run goes on with its saved plan (checkpoints before plans were saved: the one its config gives)
+  const planned = resumed ? (resumed.state.schedule ?? planOf(resumed.state.config as unknown as TrainConfig)) : planOf(config);
+  const schedule = resumed ? replanSchedule(planned, resumed.state.step, planOf(config)) : planned;
 
   // PRNG streams: one for batches, one for dropout; both saved in checkpoints so resume is exact
   const dataRng = new Rng(config.seed + 1);
@@ -385,6 +391,9 @@ export async function train(
   const history = resumed ? readMetrics(out).filter((m) => m.step <= step) : [];
   const info = {
     data: dataset.name,
+    // what eval needs to score this run's validation split again: the data as resolved, and how it was encoded
+    ...(config.chat ? { chat_data: config.chat } : { data_source: config.data }),
+    specials_as_text: config.specialsAsText,
     tokenizer: dataset.tokenizer.kind,
     special_targets: specialTargets,
     trained_steps: step,
@@ -395,6 +404,7 @@ export async function train(
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
     bestValLoss,
     config: config as unknown as Record<string, unknown>,
+    schedule,
     elapsedSeconds: elapsed,
   });
   const warn = (text: string) => events.onMessage?.(text);
@@ -415,10 +425,10 @@ export async function train(
     writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
   }
 
-  // threads: each runs the model on its share of every batch (data parallel, see parallel.ts), unless
-  // the caller asked for kernel-level threading only
+  // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
+  // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const parallel = await DataParallel.create(model, Math.min(threads, config.batchSize));
+  const parallel = await DataParallel.create(model, threads, { shards: config.gradShards });
   events.onStart?.({
     config,
     model: model.config,
@@ -432,10 +442,17 @@ export async function train(
     },
     totalSteps,
     resumedFrom: resumed ? step : null,
+    resumeChanges,
+    schedule,
+    replacedSchedule: schedule !== planned ? planned : undefined,
     initReport,
     chatTokensAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (legacyShards !== null)
+    events.onMessage?.(
+      `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
+    );
   if (config.warmupSteps >= totalSteps)
     events.onMessage?.(
       `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
@@ -470,9 +487,10 @@ export async function train(
           const yt = batchTensor(y, dataset.batchT);
           // the mean over micro-batches: each contributes 1/gradAccum of the gradient
           if (parallel) {
-            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng) / config.gradAccum;
+            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng, micro === 0) / config.gradAccum;
             return;
           }
+          // one shard: the whole micro-batch on this thread
           const l = model.forward(xt, { targets: yt, dropoutRng }).loss as Tensor;
           l.backward(Float32Array.of(1 / config.gradAccum));
           loss += l.item() / config.gradAccum;

@@ -534,7 +534,9 @@ class WasmKernels implements WasmBackend {
 
   /**
    * The tasks of out (M,N) (+)= a·b in layout `kind` (pointers), rows split into `parts` pieces
-   * (multiples of 4 rows) that use the scratch of threads scratch0, scratch0 + 1, ...
+   * (multiples of 4 rows) that use the scratch of threads scratch0, scratch0 + 1, ... Every piece
+   * has >= 4 rows (a last piece of fewer joins the one before): a call of < 4 rows takes matmulRows'
+   * other summation order, and a split must give the bits of one call.
    */
   private mmTasks(
     kind: number,
@@ -553,8 +555,8 @@ class WasmKernels implements WasmBackend {
     const lda = kind === 2 ? M : K;
     const rows = Math.ceil(M / Math.max(1, parts) / 4) * 4;
     const tasks: number[][] = [];
-    for (let t = scratch0, m0 = 0; m0 < M; t++, m0 += rows) {
-      const m = Math.min(rows, M - m0);
+    for (let t = scratch0, m0 = 0, m = 0; m0 < M; t++, m0 += m) {
+      m = M - m0 - rows < 4 ? M - m0 : rows;
       const aOff = kind === 2 ? pa + m0 * 4 : pa + m0 * K * 4;
       tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, lda, acc ? 1 : 0, s[t] as number, bias]);
     }

@@ -1,0 +1,345 @@
+/**
+ * The token cache: a corpus tokenized once into a flat file of token ids (nanoGPT's train.bin) and
+ * read back at offsets, so that a corpus of any size trains in bounded memory and later runs on the
+ * same text start at once. The text is read and tokenized chunk by chunk (text-chunks.ts,
+ * tokenizer/chunked.ts), with exactly the ids tokenizing the whole string gives.
+ *
+ * Where: $MINIGPT_CACHE_DIR, else $XDG_CACHE_HOME/minigpt, else ~/.cache/minigpt; never beside the
+ * data. Its tokens/ folder holds, named by a hash of the source files' paths and the tokenizer:
+ *   KEY.tokens      the ids (layout below), reused while every source file keeps its size and mtime
+ *   KEY.vocab.json  a tokenizer built from the text (char, bpe), so a reuse skips that pass too
+ * Any of them may be deleted at any time; the next run writes them again.
+ *
+ * KEY.tokens, little-endian:
+ *   0   8 bytes  magic "MGPTTOKS"
+ *   8   u32      version (TOKEN_CACHE_VERSION)
+ *   12  u32      H, the header's length in bytes
+ *   16  H bytes  header: JSON (TokenCacheHeader) padded with spaces
+ *   16 + H, rounded up to 8: the ids, uint16 when the vocabulary fits (< 65,536 tokens), else uint32
+ * The file is written under a temporary name and renamed when complete, so a cache that exists is whole.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { fail, failFs } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary } from "../tokenizer/chunked.js";
+import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
+import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import type { TokenStream } from "./batches.js";
+import type { TextFiles } from "./text.js";
+import { type FileStamp, readTextChunks, stampFiles } from "./text-chunks.js";
+
+const MAGIC = "MGPTTOKS";
+export const TOKEN_CACHE_VERSION = 1;
+const PREAMBLE = 16;
+
+export interface TokenCacheHeader {
+  /** sha256 (16 hex digits) of the tokenizer's tokenizer.json */
+  vocabHash: string;
+  vocabSize: number;
+  dtype: "uint16" | "uint32";
+  /** null while the file is being written */
+  tokens: number | null;
+  /** length of the text in UTF-16 code units (JavaScript's string length), files joined */
+  characters: number | null;
+  specialsAsText: boolean;
+  /** the files read, in order; a change in any size or mtime makes the cache stale */
+  sources: FileStamp[];
+  /** the special tokens that occur in the ids (Dataset.specialTargets) */
+  specialTargets: string[];
+}
+
+/** One pass over the text: building the tokenizer ("vocabulary") or writing the ids ("tokens"). */
+export interface TokenizeProgress {
+  pass: "vocabulary" | "tokens";
+  bytesRead: number;
+  totalBytes: number;
+  /** ids written so far (0 in the vocabulary pass) */
+  tokens: number;
+  seconds: number;
+  done: boolean;
+}
+
+export interface TokenCacheOptions {
+  source: TextFiles;
+  /** encode with this tokenizer; without it one of `kind` is built from the text first */
+  tokenizer?: Tokenizer;
+  kind: "char" | "bpe" | "gpt2";
+  /** for kind "bpe" */
+  vocabSize: number;
+  specialsAsText: boolean;
+  /** the cache folder (default: tokenCacheDir()) */
+  dir?: string;
+  /** bytes read per step (tests make it small to cut the text everywhere) */
+  chunkBytes?: number;
+  onProgress?(p: TokenizeProgress): void;
+  onMessage?(text: string): void;
+}
+
+export interface TokenCache {
+  path: string;
+  tokenizer: Tokenizer;
+  header: TokenCacheHeader;
+  tokens: TokenStream;
+  /** false when this call wrote the file */
+  reused: boolean;
+  /** source bytes (all files) */
+  bytes: number;
+  close(): void;
+}
+
+/** The cache folder: $MINIGPT_CACHE_DIR, else $XDG_CACHE_HOME/minigpt, else ~/.cache/minigpt. */
+export function tokenCacheDir(): string {
+  const env = process.env;
+  return env.MINIGPT_CACHE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "minigpt");
+}
+
+function hash(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 16);
+}
+
+export function vocabHash(tokenizer: Tokenizer): string {
+  return hash(tokenizer.toHuggingFaceJson());
+}
+
+function sameSources(a: readonly FileStamp[], b: readonly FileStamp[]): string | null {
+  if (a.length !== b.length) return `the source now has ${b.length} files, not ${a.length}`;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as FileStamp;
+    const y = b[i] as FileStamp;
+    if (x.path !== y.path) return `${y.path} is new`;
+    if (x.size !== y.size || x.mtimeMs !== y.mtimeMs) return `${y.path} changed`;
+  }
+  return null;
+}
+
+/** The token cache of a text and tokenizer: reused when it is current, else written now. */
+export function openTokenCache(o: TokenCacheOptions): TokenCache {
+  const folder = join(o.dir ?? tokenCacheDir(), "tokens");
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch (err) {
+    failFs(`cannot create the token cache folder ${folder} (set MINIGPT_CACHE_DIR to use another)`, err);
+  }
+  const stamps = stampFiles(o.source.files);
+  const paths = stamps.map((s) => s.path);
+  const bytes = stamps.reduce((sum, s) => sum + s.size, 0);
+  const tokenizer = o.tokenizer ?? (o.kind === "gpt2" ? gpt2Tokenizer() : builtVocabulary(o, folder, stamps, bytes));
+  const vocab = vocabHash(tokenizer);
+  const path = join(folder, `${hash({ paths, vocab, specialsAsText: o.specialsAsText })}.tokens`);
+  const existing = readTokenFile(path);
+  if (existing) {
+    const stale = sameSources(existing.header.sources, stamps);
+    if (stale === null && existing.header.vocabHash === vocab) {
+      o.onMessage?.(`token cache: reusing ${path} (${existing.header.tokens?.toLocaleString("en-US")} tokens)`);
+      return { path, tokenizer, header: existing.header, tokens: existing.tokens, reused: true, bytes, close: existing.close };
+    }
+    existing.close();
+    o.onMessage?.(`token cache: ${stale ?? "the tokenizer changed"} since ${path} was written; tokenizing again`);
+  }
+  writeTokenFile(path, tokenizer, o, stamps, bytes);
+  const written = readTokenFile(path);
+  if (!written) return fail(`the token cache ${path} just written cannot be read back; is the disk full?`);
+  o.onMessage?.(`token cache: wrote ${path} (${written.header.tokens?.toLocaleString("en-US")} tokens)`);
+  return { path, tokenizer, header: written.header, tokens: written.tokens, reused: false, bytes, close: written.close };
+}
+
+/** Throttled progress events of one pass (at most four a second, and one when it is done). */
+function progressMeter(pass: TokenizeProgress["pass"], totalBytes: number, onProgress?: (p: TokenizeProgress) => void) {
+  const start = performance.now();
+  let last = start;
+  return (bytesRead: number, tokens: number, done: boolean): void => {
+    if (!onProgress) return;
+    const now = performance.now();
+    if (!done && now - last < 250) return;
+    last = now;
+    onProgress({ pass, bytesRead, totalBytes, tokens, seconds: (now - start) / 1000, done });
+  };
+}
+
+/** The char or bpe tokenizer built from the text: from KEY.vocab.json when the text is unchanged. */
+function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp[], bytes: number): Tokenizer {
+  const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined };
+  const path = join(folder, `${hash({ paths: stamps.map((s) => s.path), ...recipe })}.vocab.json`);
+  let saved: { version?: unknown; sources?: FileStamp[]; tokenizer?: unknown } | undefined;
+  try {
+    saved = JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    saved = undefined; // missing or unreadable: build it
+  }
+  if (saved?.version === TOKEN_CACHE_VERSION && Array.isArray(saved.sources)) {
+    const stale = sameSources(saved.sources, stamps);
+    if (stale === null) return tokenizerFromHuggingFaceJson(saved.tokenizer);
+    o.onMessage?.(`token cache: ${stale} since ${path} was written; building the ${o.kind} vocabulary again`);
+  }
+  const vocabulary: ChunkedVocabulary = o.kind === "bpe" ? bpeVocabulary({ vocabSize: o.vocabSize }) : charVocabulary();
+  const progress = progressMeter("vocabulary", bytes, o.onProgress);
+  let read = 0;
+  for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
+    vocabulary.add(chunk.text, false);
+    read = chunk.bytesRead;
+    progress(read, 0, false);
+  }
+  vocabulary.add("", true);
+  const tokenizer = vocabulary.finish();
+  progress(read, 0, true);
+  writeFileAtomic(path, JSON.stringify({ version: TOKEN_CACHE_VERSION, sources: stamps, tokenizer: tokenizer.toHuggingFaceJson() }));
+  return tokenizer;
+}
+
+function headerBytes(header: TokenCacheHeader, length?: number): Uint8Array {
+  const json = JSON.stringify(header);
+  const padded = length === undefined ? json : json.padEnd(length, " ");
+  return new TextEncoder().encode(padded);
+}
+
+function dataOffset(headerLength: number): number {
+  return Math.ceil((PREAMBLE + headerLength) / 8) * 8;
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position === undefined ? null : position + done);
+}
+
+/** Tokenizes the source into `path` (through a temporary file beside it). */
+function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions, sources: FileStamp[], bytes: number): void {
+  const wide = tokenizer.vocabSize > 0x10000;
+  const header: TokenCacheHeader = {
+    vocabHash: vocabHash(tokenizer),
+    vocabSize: tokenizer.vocabSize,
+    dtype: wide ? "uint32" : "uint16",
+    tokens: null,
+    characters: null,
+    specialsAsText: o.specialsAsText,
+    sources,
+    specialTargets: [],
+  };
+  // room for the final header: every special listed and the largest token count
+  const most = Number.MAX_SAFE_INTEGER;
+  const room = headerBytes({ ...header, tokens: most, characters: most, specialTargets: [...tokenizer.specialTokens] }).length;
+  const specialIds = new Uint8Array(tokenizer.vocabSize);
+  for (const s of tokenizer.specialTokens) specialIds[tokenizer.specialTokenId(s) as number] = 1;
+  const seen = new Uint8Array(tokenizer.vocabSize);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const progress = progressMeter("tokens", bytes, o.onProgress);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "w");
+    const preamble = new Uint8Array(PREAMBLE);
+    preamble.set(new TextEncoder().encode(MAGIC));
+    const view = new DataView(preamble.buffer);
+    view.setUint32(8, TOKEN_CACHE_VERSION, true);
+    view.setUint32(12, room, true);
+    writeAll(fd, preamble, 0);
+    writeAll(fd, headerBytes(header, room), PREAMBLE);
+    let position = dataOffset(room);
+    let count = 0;
+    let read = 0;
+    let characters = 0;
+    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText });
+    const put = (ids: Int32Array): void => {
+      const out = wide ? new Uint32Array(ids.length) : new Uint16Array(ids.length);
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i] as number;
+        out[i] = id;
+        if (specialIds[id]) seen[id] = 1;
+      }
+      writeAll(fd as number, new Uint8Array(out.buffer), position);
+      position += out.byteLength;
+      count += ids.length;
+    };
+    for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
+      put(encoder.push(chunk.text));
+      characters += chunk.text.length;
+      read = chunk.bytesRead;
+      progress(read, count, false);
+    }
+    put(encoder.push("", true));
+    const specialTargets = tokenizer.specialTokens.filter((s) => seen[tokenizer.specialTokenId(s) as number]);
+    writeAll(fd, headerBytes({ ...header, tokens: count, characters, specialTargets }, room), PREAMBLE);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+    progress(read, count, true);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+    failFs(`cannot write the token cache ${tmp} (set MINIGPT_CACHE_DIR to use another folder)`, err);
+  }
+}
+
+/** A token cache file opened for reading, or null when it is missing, of another version or incomplete. */
+export function readTokenFile(path: string): { header: TokenCacheHeader; tokens: TokenStream; close(): void } | null {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const preamble = new Uint8Array(PREAMBLE);
+    if (readSync(fd, preamble, 0, PREAMBLE, 0) !== PREAMBLE) throw new Error("short");
+    const view = new DataView(preamble.buffer);
+    if (new TextDecoder().decode(preamble.subarray(0, 8)) !== MAGIC || view.getUint32(8, true) !== TOKEN_CACHE_VERSION)
+      throw new Error("not ours");
+    const length = view.getUint32(12, true);
+    const json = new Uint8Array(length);
+    if (readSync(fd, json, 0, length, PREAMBLE) !== length) throw new Error("short");
+    const header = JSON.parse(new TextDecoder().decode(json)) as TokenCacheHeader;
+    const width = header.dtype === "uint32" ? 4 : 2;
+    const tokens = header.tokens;
+    if (
+      typeof tokens !== "number" ||
+      typeof header.characters !== "number" ||
+      !Array.isArray(header.sources) ||
+      !Array.isArray(header.specialTargets)
+    )
+      throw new Error("incomplete");
+    if (fstatSync(fd).size !== dataOffset(length) + tokens * width) throw new Error("truncated");
+    return { header, tokens: new TokenFile(fd, dataOffset(length), width, 0, tokens), close: () => closeSync(fd) };
+  } catch {
+    closeSync(fd);
+    return null;
+  }
+}
+
+/** Tokens [base, base + length) of a token cache file, read at offsets into a small buffer. */
+class TokenFile implements TokenStream {
+  private scratch = new Uint8Array(0);
+
+  constructor(
+    private readonly fd: number,
+    private readonly offset: number,
+    private readonly width: 2 | 4,
+    private readonly base: number,
+    readonly length: number,
+  ) {}
+
+  read(start: number, end: number, into: Int32Array, at: number): void {
+    const n = end - start;
+    if (start < 0 || end > this.length || n < 0) fail(`token range [${start}, ${end}) is outside the ${this.length} tokens`);
+    const bytes = n * this.width;
+    if (this.scratch.length < bytes) this.scratch = new Uint8Array(bytes);
+    let done = 0;
+    while (done < bytes) {
+      const got = readSync(this.fd, this.scratch, done, bytes - done, this.offset + (this.base + start) * this.width + done);
+      if (got === 0) fail("the token cache file ended early: it was changed while in use; run again to rebuild it");
+      done += got;
+    }
+    const ids = this.width === 2 ? new Uint16Array(this.scratch.buffer, 0, n) : new Uint32Array(this.scratch.buffer, 0, n);
+    for (let i = 0; i < n; i++) into[at + i] = ids[i] as number;
+  }
+
+  range(start: number, end: number): TokenStream {
+    return new TokenFile(this.fd, this.offset, this.width, this.base + start, end - start);
+  }
+}

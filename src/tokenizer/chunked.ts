@@ -1,0 +1,231 @@
+/**
+ * Tokenizing a text that arrives in chunks (a corpus too big for one string), with exactly the
+ * vocabulary and the ids that the whole string gives. Three things can straddle a chunk boundary: a
+ * UTF-8 sequence (the reader's streaming decoder holds those back), a special-token string (the
+ * SpecialSplitter holds back the tail that could still begin one), and a piece of the tokenizer's
+ * own split (each tokenizer consumes only the start of a chunk that more text cannot change; the
+ * rest waits for the next chunk).
+ */
+import { ByteLevelBpe, specialsPattern } from "./bpe.js";
+import { checkBpeOptions, countWords, trainBpeFromCounts } from "./bpeTrain.js";
+import { CharTokenizer } from "./char.js";
+import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
+import type { EncodeOptions, Tokenizer } from "./types.js";
+
+/** A growing list of ids in a typed array (pushing millions of ids onto a JS array is many times slower). */
+export class IdBuffer {
+  ids = new Int32Array(1 << 16);
+  length = 0;
+
+  push(id: number): void {
+    if (this.length === this.ids.length) this.reserve(1);
+    this.ids[this.length++] = id;
+  }
+
+  /** room for n more ids */
+  reserve(n: number): void {
+    if (this.length + n <= this.ids.length) return;
+    const grown = new Int32Array(Math.max(this.ids.length * 2, this.length + n));
+    grown.set(this.ids.subarray(0, this.length));
+    this.ids = grown;
+  }
+
+  /** the ids so far (a view), and an empty buffer for the next ones */
+  take(): Int32Array {
+    const out = this.ids.subarray(0, this.length);
+    this.ids = new Int32Array(Math.max(1 << 16, this.length));
+    this.length = 0;
+    return out;
+  }
+}
+
+/**
+ * Takes ordinary text (no special tokens) that may continue in the next chunk; handles a settled
+ * start of it (all of it when `final`) and returns that start's length in UTF-16 code units.
+ */
+type OrdinaryText = (text: string, final: boolean) => number;
+
+/**
+ * Cuts a chunked text at its special-token strings, as splitSpecials cuts a whole string: the
+ * leftmost match first, the longest special at a position. A match is only taken once every special
+ * that could start there fits in what has arrived, so the last (longest special - 1) characters of a
+ * chunk wait for the next one.
+ */
+export class SpecialSplitter {
+  private pending = "";
+  private readonly pattern: RegExp | undefined;
+  private readonly holdBack: number;
+
+  /** specials: the strings to cut out; none when they are read as text */
+  constructor(specials: readonly string[]) {
+    this.pattern = specialsPattern(specials);
+    this.holdBack = Math.max(0, ...specials.map((s) => s.length - 1));
+  }
+
+  /** Hands the settled text to `ordinary` and the specials to `special`, in order; `final` ends the text. */
+  push(text: string, final: boolean, ordinary: OrdinaryText, special: (token: string) => void): void {
+    const buf = this.pending + text;
+    const limit = final ? buf.length : buf.length - this.holdBack;
+    let pos = 0;
+    if (this.pattern !== undefined) {
+      this.pattern.lastIndex = 0;
+      for (let m = this.pattern.exec(buf); m !== null && m.index < limit; m = this.pattern.exec(buf)) {
+        if (m.index > pos) ordinary(buf.slice(pos, m.index), true);
+        special(m[0]);
+        pos = m.index + m[0].length;
+      }
+    }
+    if (limit > pos) pos += ordinary(buf.slice(pos, limit), final);
+    this.pending = buf.slice(pos);
+  }
+}
+
+/** Encodes a chunked text: push each chunk, the last one with final = true. */
+export class ChunkedEncoder {
+  private readonly splitter: SpecialSplitter;
+  private readonly encodeStart: (text: string, final: boolean, out: IdBuffer) => number;
+  private readonly out = new IdBuffer();
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    options: EncodeOptions = {},
+  ) {
+    this.splitter = new SpecialSplitter(options.specialsAsText ? [] : tokenizer.specialTokens);
+    this.encodeStart =
+      tokenizer instanceof ByteLevelBpe
+        ? (text, final, out) => tokenizer.encodeStart(text, final, out)
+        : tokenizer.kind === "char"
+          ? charEncoder(tokenizer)
+          : wordEncoder(tokenizer);
+  }
+
+  /** The ids of `text` that are settled; the rest come out of a later push. */
+  push(text: string, final = false): Int32Array {
+    const out = this.out;
+    this.splitter.push(
+      text,
+      final,
+      (t, f) => this.encodeStart(t, f, out),
+      (s) => out.push(this.tokenizer.specialTokenId(s) as number),
+    );
+    return out.take();
+  }
+}
+
+/**
+ * A character tokenizer's ids by table lookup (a Map per character is 5x slower). The table holds
+ * the characters of its vocabulary; anything else goes through the tokenizer's own encode, which
+ * decides what an unknown character becomes.
+ */
+function charEncoder(tokenizer: Tokenizer): (text: string, final: boolean, out: IdBuffer) => number {
+  const table = new Int32Array(0x10000).fill(-1);
+  const astral = new Map<string, number>();
+  for (let id = 0; id < tokenizer.vocabSize; id++) {
+    const piece = tokenizer.tokenString(id);
+    if (tokenizer.specialTokenId(piece) === id) continue;
+    const c = piece.charCodeAt(0);
+    if (piece.length === 1 && (c < 0xd800 || c > 0xdfff)) table[c] = id;
+    else if (piece.length === 2 && piece.codePointAt(0) !== c) astral.set(piece, id);
+  }
+  return (text, final, out) => {
+    let end = text.length;
+    // a chunk cut between the two halves of a surrogate pair: keep the first half for the next one
+    const last = text.charCodeAt(end - 1);
+    if (!final && last >= 0xd800 && last <= 0xdbff) end--;
+    let i = 0;
+    while (i < end) {
+      // the fast lane: a run of characters in the table, written straight into the buffer
+      out.reserve(end - i);
+      const ids = out.ids;
+      let n = out.length;
+      for (; i < end; i++) {
+        const id = table[text.charCodeAt(i)] as number;
+        if (id < 0) break;
+        ids[n++] = id;
+      }
+      out.length = n;
+      if (i === end) break;
+      // the slow lane: an astral character (a surrogate pair), or one the table lacks
+      const c = text.charCodeAt(i);
+      const ch = c >= 0xd800 && c <= 0xdbff && i + 1 < end ? text.slice(i, i + 2) : text.charAt(i);
+      const known = astral.get(ch);
+      if (known !== undefined) out.push(known);
+      else for (const id of tokenizer.encode(ch, { specialsAsText: true })) out.push(id);
+      i += ch.length;
+    }
+    return end;
+  };
+}
+
+const LAST_WHITESPACE = /\p{White_Space}(?!.*\p{White_Space})/su;
+
+/** Any other tokenizer (the word tokenizer): its pieces never span whitespace, so cut after the last. */
+function wordEncoder(tokenizer: Tokenizer): (text: string, final: boolean, out: IdBuffer) => number {
+  return (text, final, out) => {
+    const m = final ? null : LAST_WHITESPACE.exec(text);
+    const end = final ? text.length : m === null ? 0 : m.index + m[0].length;
+    for (const id of tokenizer.encode(text.slice(0, end), { specialsAsText: true })) out.push(id);
+    return end;
+  };
+}
+
+/** The vocabulary pass of a chunked text: add every chunk in order, then build the tokenizer. */
+export interface ChunkedVocabulary {
+  add(text: string, final: boolean): void;
+  finish(): Tokenizer;
+}
+
+/** What CharTokenizer.fromText(whole text) builds, from the text's distinct characters. */
+export function charVocabulary(extraSpecials: readonly string[] = []): ChunkedVocabulary {
+  const seen = new Uint8Array(0x10000);
+  const astral = new Set<string>();
+  let pendingHigh = "";
+  return {
+    add(chunk, final) {
+      const text = pendingHigh + chunk;
+      pendingHigh = "";
+      const n = text.length;
+      for (let i = 0; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 0xd800 && c <= 0xdbff) {
+          if (i + 1 === n && !final) {
+            pendingHigh = text[i] as string;
+            break;
+          }
+          const d = text.charCodeAt(i + 1);
+          if (d >= 0xdc00 && d <= 0xdfff) {
+            astral.add(text.slice(i, i + 2));
+            i++;
+            continue;
+          }
+        }
+        seen[c] = 1;
+      }
+    },
+    finish() {
+      let chars = "";
+      for (let c = 0; c < 0x10000; c++) if (seen[c]) chars += String.fromCharCode(c);
+      for (const ch of astral) chars += ch;
+      return CharTokenizer.fromText(chars, extraSpecials);
+    },
+  };
+}
+
+/** What trainBpe(whole text) learns, from the word counts of the chunks. */
+export function bpeVocabulary(options: { vocabSize: number; extraSpecials?: readonly string[] }): ChunkedVocabulary {
+  const specials = checkBpeOptions(options);
+  const splitter = new SpecialSplitter(specials);
+  const counts = new Map<string, number>();
+  const ordinary: OrdinaryText = (text, final) => {
+    const words = pretokenize(text);
+    const keep = final ? words.length : Math.max(0, words.length - UNSETTLED_WORDS);
+    countWords(words, keep, counts);
+    let consumed = 0;
+    for (let w = 0; w < keep; w++) consumed += (words[w] as string).length;
+    return consumed;
+  };
+  return {
+    add: (text, final) => splitter.push(text, final, ordinary, () => {}),
+    finish: () => trainBpeFromCounts(counts, options),
+  };
+}

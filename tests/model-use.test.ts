@@ -1,0 +1,88 @@
+/**
+ * What a user does with a model folder after `minigpt train`, through the real CLI: `eval` scores the
+ * validation split of the model's own training data by default (the same positions training held
+ * out: the token counts are the ones train printed), says what it scored and shows progress on
+ * stderr; every command that takes --model takes a checkpoint of the run too.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
+
+const root = tempDir("minigpt-modeluse-");
+const corpus = wordCorpus(root);
+const out = join(root, "model");
+const T = 16;
+
+/** a tiny run: seconds; its stderr says how many training and validation tokens it cut */
+const trained = runCli([
+  "train",
+  ...["--data", corpus, "--out", out, "--max-steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16"],
+  ...["--block-size", String(T), "--batch-size", "4", "--eval-steps", "1", "--warmup-steps", "0", "--sample-tokens", "0"],
+]);
+const counts = /([\d,]+) training and ([\d,]+) validation tokens/.exec(trained.stderr);
+const trainTokens = Number(counts?.[1]?.replaceAll(",", ""));
+const valTokens = Number(counts?.[2]?.replaceAll(",", ""));
+
+interface EvalJson {
+  loss: number;
+  tokens: number;
+  bits_per_byte: number;
+  data: string;
+  split: string;
+}
+
+function evalJson(...args: string[]): { json: EvalJson; stderr: string } {
+  const r = runCli(["eval", "--model", out, "--json", ...args]);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines.length, 1, `--json prints one line, nothing else: ${r.stdout}`);
+  return { json: JSON.parse(lines[0] as string) as EvalJson, stderr: r.stderr };
+}
+
+test("eval scores the validation split of the model's own training data by default, and says so", () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  assert.ok(trainTokens > 0 && valTokens > 0, trained.stderr);
+  const { json, stderr } = evalJson();
+  assert.equal(json.split, "val");
+  assert.equal(json.data, corpus);
+  // every validation token but the first is predicted once
+  assert.equal(json.tokens, valTokens - 1);
+  assert.match(stderr, /model's training data\), its validation split \(the last 10% of its tokens, which training holds out\)/);
+  assert.match(stderr, new RegExp(`${valTokens - 1}/${valTokens - 1} tokens in \\d+s`), "the progress line, on stderr");
+  // the same text named by --data is still the model's own data
+  assert.equal(evalJson("--data", corpus).json.tokens, valTokens - 1);
+});
+
+test("eval --split train|all and --eval-tokens score the parts training used, and samples", () => {
+  assert.equal(evalJson("--split", "train").json.tokens, trainTokens - 1);
+  assert.equal(evalJson("--split", "all").json.tokens, trainTokens + valTokens - 1);
+  const sample = evalJson("--split", "all", "--eval-tokens", "100");
+  // whole windows of T tokens, evenly spread: at least 100 and less than one window more
+  assert.ok(sample.json.tokens >= 100 && sample.json.tokens < 100 + T, `${sample.json.tokens}`);
+  assert.match(sample.stderr, /a sample of 7 of its \d+ windows/);
+  assert.ok(Number.isFinite(sample.json.bits_per_byte) && sample.json.bits_per_byte > 0);
+});
+
+test("every command that takes --model takes a checkpoint, and a wrong folder names the checkpoints", () => {
+  const training = join(out, "training");
+  const checkpoint = join(training, "checkpoint-2");
+  const runs = [
+    ["tokenize", "--model", checkpoint, "the whale"],
+    ["generate", "--model", checkpoint, "--prompt", "the ", "--max-new-tokens", "5", "--temperature", "0"],
+    ["eval", "--model", checkpoint, "--eval-tokens", "20"],
+    ["analyze", "--model", checkpoint],
+    ["attention", "--model", checkpoint, "--prompt", "the whale", "--out", join(root, "att.html")],
+  ];
+  for (const args of runs) {
+    const r = runCli(args);
+    assert.equal(r.status, 0, `${args[0]}: ${r.stderr}`);
+    assert.ok(r.stdout.length > 0, `${args[0]} printed nothing`);
+  }
+  for (const wrong of [training, join(training, "checkpoint-7")]) {
+    const r = runCli(["generate", "--model", wrong]);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /checkpoint-2, .*checkpoint-0/, r.stderr);
+  }
+});

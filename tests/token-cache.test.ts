@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { appendFileSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { type Dataset, loadDataset } from "../src/data/dataset.js";
+import { Rng } from "../src/random.js";
+import { trainBpe } from "../src/tokenizer/bpeTrain.js";
+import { CharTokenizer } from "../src/tokenizer/char.js";
+import { bpeVocabulary, ChunkedEncoder, charVocabulary } from "../src/tokenizer/chunked.js";
+import type { Tokenizer } from "../src/tokenizer/types.js";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
+
+/**
+ * A text made to break chunking: contractions ('re 's), runs of spaces and newlines, digits,
+ * non-ASCII and astral characters, and special-token strings (whole and near misses).
+ */
+function nastyText(seed: number, length: number): string {
+  const rng = new Rng(seed);
+  const parts = [
+    "the",
+    " whale",
+    "'re",
+    "'s",
+    "'",
+    "r",
+    "e",
+    "  ",
+    "   ",
+    "\n",
+    "\n\n",
+    " \n",
+    "42",
+    "3.14",
+    "é",
+    "ü",
+    "日本",
+    "😀",
+    "🐋",
+    "!?",
+    " .",
+    "<|endoftext|>",
+    "<|end|>",
+    "<|user|>",
+    "<|",
+    "|>",
+    "<|endof",
+    "\t",
+  ];
+  let s = "";
+  while (s.length < length) s += parts[rng.int(parts.length)];
+  return s;
+}
+
+/** text cut at random places, never inside a surrogate pair (the UTF-8 reader never does that) */
+function randomChunks(text: string, seed: number, maxLen: number): string[] {
+  const rng = new Rng(seed);
+  const chunks: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let end = Math.min(text.length, i + 1 + rng.int(maxLen));
+    const c = text.charCodeAt(end - 1);
+    if (c >= 0xd800 && c <= 0xdbff && end < text.length) end++;
+    chunks.push(text.slice(i, end));
+    i = end;
+  }
+  return chunks;
+}
+
+function encodeChunked(tokenizer: Tokenizer, chunks: string[], specialsAsText = false): number[] {
+  const enc = new ChunkedEncoder(tokenizer, { specialsAsText });
+  const ids: number[] = [];
+  for (const [k, c] of chunks.entries()) ids.push(...enc.push(c, k === chunks.length - 1));
+  return ids;
+}
+
+describe("chunked tokenizing gives what the whole string gives", () => {
+  const text = nastyText(1, 20_000);
+  test("char: vocabulary and ids, specials cut out or read as text, any chunk size", () => {
+    const whole = CharTokenizer.fromText(text, ["<|x|>"]);
+    for (const [seed, maxLen] of [
+      [1, 3],
+      [2, 17],
+      [3, 4000],
+    ] as const) {
+      const chunks = randomChunks(text, seed, maxLen);
+      const vocab = charVocabulary(["<|x|>"]);
+      for (const [k, c] of chunks.entries()) vocab.add(c, k === chunks.length - 1);
+      const built = vocab.finish();
+      assert.deepEqual(built.toHuggingFaceJson(), whole.toHuggingFaceJson());
+      assert.deepEqual(encodeChunked(built, chunks), whole.encode(text));
+      assert.deepEqual(encodeChunked(built, chunks, true), whole.encode(text, { specialsAsText: true }));
+    }
+  });
+
+  test("byte-level BPE: trained merges and ids, any chunk size", () => {
+    const whole = trainBpe(text, { vocabSize: 400 });
+    for (const [seed, maxLen] of [
+      [4, 2],
+      [5, 23],
+      [6, 5000],
+    ] as const) {
+      const chunks = randomChunks(text, seed, maxLen);
+      const vocab = bpeVocabulary({ vocabSize: 400 });
+      for (const [k, c] of chunks.entries()) vocab.add(c, k === chunks.length - 1);
+      const built = vocab.finish();
+      assert.deepEqual(built.toHuggingFaceJson(), whole.toHuggingFaceJson());
+      assert.deepEqual(encodeChunked(built, chunks), whole.encode(text));
+      assert.deepEqual(encodeChunked(built, chunks, true), whole.encode(text, { specialsAsText: true }));
+    }
+  });
+});
+
+describe("token cache", () => {
+  const dir = tempDir("minigpt-token-cache-");
+  const corpus = join(dir, "corpus");
+  mkdirSync(join(corpus, "b"), { recursive: true });
+  // two files joined with "\n\n", a BOM, text cut everywhere by 7-byte chunks
+  writeFileSync(join(corpus, "a.txt"), `\uFEFF${nastyText(7, 30_000)}`);
+  writeFileSync(join(corpus, "b", "c.txt"), nastyText(8, 20_000));
+  const cacheDir = join(dir, "cache");
+  const options = (kind: "char" | "bpe", cached: boolean, messages: string[] = []) => ({
+    data: corpus,
+    blockSize: 16,
+    batchSize: 4,
+    tokenizerKind: kind,
+    vocabSize: 300,
+    specialsAsText: false,
+    tokenCache: { dir: cacheDir, minBytes: cached ? 0 : Number.MAX_SAFE_INTEGER, chunkBytes: 7 },
+    onMessage: (m: string) => messages.push(m),
+  });
+  const batches = (d: Dataset, seed: number) => {
+    const train = d.trainSampler(new Rng(seed));
+    const val = d.valSampler(new Rng(seed + 1));
+    return Array.from({ length: 20 }, () => [train.next(), val.next()]);
+  };
+
+  for (const kind of ["char", "bpe"] as const) {
+    test(`${kind}: the cache gives the batches, splits, vocabulary and special targets of tokenizing in memory`, () => {
+      const memory = loadDataset(options(kind, false));
+      const messages: string[] = [];
+      const cached = loadDataset(options(kind, true, messages));
+      assert.match(messages.join("\n"), /token cache: wrote /);
+      assert.deepEqual(cached.tokenizer.toHuggingFaceJson(), memory.tokenizer.toHuggingFaceJson());
+      assert.equal(cached.trainTokens, memory.trainTokens);
+      assert.equal(cached.valTokens, memory.valTokens);
+      assert.deepEqual(cached.specialTargets, memory.specialTargets);
+      assert.ok(cached.specialTargets.length > 0);
+      assert.deepEqual(batches(cached, 3), batches(memory, 3));
+    });
+  }
+
+  test("reused while the sources are unchanged; written again when a file's size or mtime changes", () => {
+    const run = () => {
+      const messages: string[] = [];
+      const d = loadDataset(options("char", true, messages));
+      return { d, said: messages.join("\n") };
+    };
+    run();
+    assert.match(run().said, /token cache: reusing /);
+    const file = join(corpus, "b", "c.txt");
+    const before = run().d;
+    appendFileSync(file, " the whale");
+    const grown = run();
+    assert.match(grown.said, /c\.txt changed since .* was written; tokenizing again/);
+    assert.equal(grown.d.trainTokens + grown.d.valTokens, before.trainTokens + before.valTokens + " the whale".length);
+    assert.match(run().said, /reusing/);
+    const st = statSync(file);
+    utimesSync(file, st.atime, new Date(st.mtimeMs + 5000));
+    assert.match(run().said, /c\.txt changed since/);
+    assert.match(run().said, /reusing/);
+  });
+});
+
+test("train on a 24 MB text under a 128 MB heap: tokenized in chunks into the cache, then reused (the whole-string path needs ~650 MB)", () => {
+  const dir = tempDir("minigpt-token-cache-cli-");
+  const line = readFileSync(wordCorpus(dir), "utf8");
+  const big = join(dir, "big.txt");
+  writeFileSync(big, line.repeat(Math.ceil(24e6 / line.length)));
+  const args = [
+    "train",
+    "--data",
+    big,
+    "--max-steps",
+    "1",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--n-layer",
+    "1",
+    "--n-embd",
+    "16",
+    "--n-head",
+    "2",
+    "--eval-steps",
+    "1",
+  ];
+  const env = { MINIGPT_CACHE_DIR: join(dir, "cache"), NODE_OPTIONS: "--max-old-space-size=128" };
+  const first = runCli([...args, "--out", join(dir, "m1")], { env });
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stderr, /tokenizing \(vocabulary pass\) .* MB\/s/);
+  assert.match(first.stderr, /tokenizing \(tokens pass\) .* MB\/s [\d,]+ tokens/);
+  assert.match(first.stderr, /token cache: wrote .*cache\/tokens\/\w+\.tokens \([\d,]+ tokens\)/);
+  const second = runCli([...args, "--out", join(dir, "m2")], { env });
+  assert.equal(second.status, 0, second.stderr);
+  assert.match(second.stderr, /token cache: reusing /);
+  assert.doesNotMatch(second.stderr, /tokenizing/);
+});
