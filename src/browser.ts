@@ -49,8 +49,8 @@ export {
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
 export { fail, MinigptError } from "./errors.js";
+export { type AttentionPageData, attentionHtml, decodeAttention, encodeAttention } from "./explain/attention-html.js";
 export {
-  attentionHtml,
   attentionWeights,
   type ExplainLevel,
   explainTrainingStep,
@@ -72,6 +72,7 @@ export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { TextStreamer } from "./generate/stream.js";
 export { specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
+export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
@@ -86,8 +87,10 @@ export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
   ByteLevelBpe,
   CharTokenizer,
+  type CharTokenizerOptions,
   countingTokenizer,
   createTokenizer,
+  describeChar,
   type EncodeOptions,
   gpt2Tokenizer,
   type Tokenizer,

@@ -8,7 +8,15 @@ export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";
 export { type Dataset, loadDataset, TOKEN_CACHE_MIN_BYTES, textSplits, VAL_FRACTION } from "./data/dataset.js";
-export { BUILTIN_TEXTS, findTextFiles, loadTextSource, readTextFile, type TextFiles, type TextSource } from "./data/text.js";
+export {
+  BUILTIN_TEXTS,
+  describeFolderSource,
+  findTextFiles,
+  loadTextSource,
+  readTextFile,
+  type TextFiles,
+  type TextSource,
+} from "./data/text.js";
 export {
   openTokenCache,
   type TokenCache,

@@ -81,6 +81,18 @@ test("an unknown command: exit 1, the error on the first line of stderr, no stac
   assert.equal(far.stderr, 'minigpt: unknown command "xyzzy"; minigpt --help lists the commands\n');
 });
 
+test("through the CLI: another tool's flag name is answered with ours; help examples run as written", () => {
+  assert.match(
+    cli(["generate", "--max-tokens", "5"]).stderr,
+    /unknown flag --max-tokens for minigpt generate \(did you mean --max-new-tokens\?\)/,
+  );
+  // no developer's relative paths (../shared/...) in an example
+  const help = cli(["eval", "--help"]);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /minigpt eval --model out/);
+  assert.doesNotMatch(help.stdout, /\.\.\//);
+});
+
 test("a mistyped flag names the flag it most likely meant", () => {
   const spec = { name: "train", summary: "", usage: "", flags: trainSpec.flags };
   const cases: [string, string | null][] = [
@@ -96,6 +108,19 @@ test("a mistyped flag names the flag it most likely meant", () => {
     ["--stdout", null],
     ["--zzzzzz", null],
   ];
+  // other tools' names for our flags, and underscores for dashes
+  const generateCases: [string, string][] = [
+    ["--max-tokens", "--max-new-tokens"],
+    ["--max_new_tokens", "--max-new-tokens"],
+    ["--temp", "--temperature"],
+    ["--top_k", "--top-k"],
+  ];
+  for (const [typo, meant] of generateCases)
+    assert.throws(
+      () => parseFlags(generateSpec, [typo, "1"]),
+      (e: Error) => e.message.includes(`(did you mean ${meant}?)`),
+    );
+  cases.push(["--max_iters", "--max-steps"], ["--learning_rate", "--lr"], ["--out_dir", "--out"], ["--init_from", "--init"]);
   // a switch that is on by default, named without its no-: not "did you mean --no-cache?"
   assert.throws(() => parseFlags(generateSpec, ["--cache"]), /^MinigptError: --cache is the default; --no-cache turns it off$/);
   for (const [typo, meant] of cases) {

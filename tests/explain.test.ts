@@ -4,7 +4,7 @@
  * prompt (a from-scratch GPT-2 forward with plain loops); and the CLI views run on a tiny model.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { explainTrainingStep, traceForward } from "../src/explain/explain.js";
@@ -168,8 +168,54 @@ test("CLI: generate --explain, explain-step and attention --out on a tiny model"
   const a = cli("attention", "--model", dir, "--prompt", "the mat", "--out", out);
   assert.equal(a.status, 0, a.stderr);
   const html = readFileSync(out, "utf8");
-  assert.equal(html.match(/<svg /g)?.length, 4, "one map per layer and head");
-  assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html), "self-contained");
-  // 7 tokens: 28 causal cells per map
-  assert.equal(html.match(/<rect /g)?.length, 4 * 28);
+  assert.equal(html.match(/<canvas class="map"/g)?.length, 4, "one map per layer and head");
+  assert.ok(!/<script src|<link|https?:\/\//.test(html), "self-contained");
+});
+
+/** The maps in an attention page, read back by hand (base64 of uint16 weight x 65535, causal rows). */
+function pageMaps(html: string): { tokens: string[]; maps: { layer: number; head: number; weights: number[] }[] } {
+  const json = /<script id="attention-data" type="application\/json">(.*?)<\/script>/s.exec(html)?.[1];
+  assert.ok(json, "the page has its data");
+  const data = JSON.parse(json) as { tokens: string[]; maps: { layer: number; head: number; w: string }[] };
+  const maps = data.maps.map(({ layer, head, w }) => {
+    const bytes = Buffer.from(w, "base64");
+    return { layer, head, weights: Array.from({ length: bytes.length / 2 }, (_, i) => bytes.readUInt16LE(2 * i) / 65535) };
+  });
+  return { tokens: data.tokens, maps };
+}
+
+test("attention's page for 31 tokens on the default 4x4 heads: at most 150 KB, a colour scale, and the weights in it", () => {
+  const dir = tempDir("minigpt-attention-");
+  const prompt = "the cat sat on the mat. the cat"; // 31 characters, 31 tokens
+  const tok = CharTokenizer.fromText(prompt);
+  const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 32, nLayer: 4, nHead: 4, nEmbd: 16 }), 5);
+  saveModel(model, dir);
+  saveTokenizer(dir, tok);
+  const out = join(dir, "att.html");
+  const r = runCli(["attention", "--model", dir, "--prompt", prompt, "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  const bytes = statSync(out).size;
+  assert.ok(bytes <= 150_000, `the page is ${bytes} bytes`);
+  const html = readFileSync(out, "utf8");
+  // the colour scale: a labelled bar from 0 to 1
+  const legend = /<div class="legend"[^>]*>(.*?)<\/div><\/div><\/div>/s.exec(html)?.[1];
+  assert.ok(legend, "a colour scale");
+  assert.match(legend, /attention weight/);
+  assert.match(legend, /<canvas id="scale"/);
+  for (const tick of ["0", "0.5", "1"]) assert.match(legend, new RegExp(`>${tick.replace(".", "\\.")}</span>`));
+  // every head's causal triangle, within 1/65535 of the weights
+  const { tokens, maps } = pageMaps(html);
+  assert.equal(tokens.length, 31);
+  assert.equal(maps.length, 16);
+  const T = 31;
+  const trace = traceForward(model, tok.encode(prompt));
+  for (const { layer, head, weights } of maps) {
+    const w = trace.attention[layer]?.[head] as Float32Array;
+    assert.equal(weights.length, (T * (T + 1)) / 2);
+    let i = 0;
+    for (let t = 0; t < T; t++)
+      for (let s = 0; s <= t; s++, i++)
+        assert.ok(Math.abs((weights[i] as number) - (w[t * T + s] as number)) <= 1 / 65535, `layer ${layer} head ${head} (${t}, ${s})`);
+  }
+  model.dispose();
 });

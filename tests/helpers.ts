@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -112,12 +112,16 @@ export interface CliResult {
 /**
  * `minigpt ...args` in a child process, as a user runs it, with one kernel thread (MINIGPT_THREADS=1:
  * the test files run one at a time on a small machine, and every run takes the same path) unless
- * `env` says otherwise; `input` is piped to stdin.
+ * `env` says otherwise; `input` is piped to stdin; past `timeoutMs` it is killed (status null).
  */
-export function runCli(args: readonly string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+export function runCli(
+  args: readonly string[],
+  options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): CliResult {
   const r = spawnSync(process.execPath, [...CLI, ...args], {
     encoding: "utf8",
     cwd: options.cwd,
+    timeout: options.timeoutMs,
     input: options.input,
     env: { ...process.env, MINIGPT_THREADS: "1", ...options.env },
   });
@@ -193,4 +197,45 @@ export function runInTerminal(
       throw e;
     }
   })();
+}
+
+export interface StartedCli {
+  child: ChildProcess;
+  /** stderr so far */
+  stderr(): string;
+  /** resolves when stderr has matched `pattern`, or with false when the process exits first */
+  seen(pattern: RegExp): Promise<boolean>;
+  exited: Promise<{ status: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `minigpt ...args` started in a child process (as runCli, without waiting), to signal or race it. */
+export function startCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): StartedCli {
+  const child = spawn(process.execPath, [...CLI, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, MINIGPT_THREADS: "1", ...options.env },
+  });
+  let err = "";
+  const waiting: { pattern: RegExp; resolve: (v: boolean) => void }[] = [];
+  child.stderr?.on("data", (d) => {
+    err += String(d);
+    for (const w of waiting.splice(0)) {
+      if (w.pattern.test(err)) w.resolve(true);
+      else waiting.push(w);
+    }
+  });
+  const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once("close", (status, signal) => {
+      for (const w of waiting.splice(0)) w.resolve(w.pattern.test(err));
+      r({ status, signal });
+    }),
+  );
+  return {
+    child,
+    stderr: () => err,
+    seen: (pattern) =>
+      pattern.test(err) || child.exitCode !== null
+        ? Promise.resolve(pattern.test(err))
+        : new Promise((resolve) => waiting.push({ pattern, resolve })),
+    exited,
+  };
 }

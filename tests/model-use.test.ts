@@ -2,22 +2,29 @@
  * What a user does with a model folder after `minigpt train`, through the real CLI: `eval` scores the
  * validation split of the model's own training data by default (the same positions training held
  * out: the token counts are the ones train printed), says what it scored and shows progress on
- * stderr; every command that takes --model takes a checkpoint of the run too.
+ * stderr; every command that takes --model takes a checkpoint of the run too; --data DIR says
+ * which files it read and which it skipped.
  */
 import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const root = tempDir("minigpt-modeluse-");
-const corpus = wordCorpus(root);
+// a folder of notes as users have them: the .txt is read, the others are skipped and counted
+const texts = join(root, "texts");
+mkdirSync(texts);
+wordCorpus(texts);
+writeFileSync(join(texts, "README.md"), "# notes\n");
+writeFileSync(join(texts, "index.json"), "{}\n");
 const out = join(root, "model");
 const T = 16;
 
 /** a tiny run: seconds; its stderr says how many training and validation tokens it cut */
 const trained = runCli([
   "train",
-  ...["--data", corpus, "--out", out, "--max-steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16"],
+  ...["--data", texts, "--out", out, "--max-steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16"],
   ...["--block-size", String(T), "--batch-size", "4", "--eval-steps", "1", "--warmup-steps", "0", "--sample-tokens", "0"],
 ]);
 const counts = /([\d,]+) training and ([\d,]+) validation tokens/.exec(trained.stderr);
@@ -45,13 +52,13 @@ test("eval scores the validation split of the model's own training data by defau
   assert.ok(trainTokens > 0 && valTokens > 0, trained.stderr);
   const { json, stderr } = evalJson();
   assert.equal(json.split, "val");
-  assert.equal(json.data, corpus);
+  assert.equal(json.data, texts);
   // every validation token but the first is predicted once
   assert.equal(json.tokens, valTokens - 1);
   assert.match(stderr, /model's training data\), its validation split \(the last 10% of its tokens, which training holds out\)/);
   assert.match(stderr, new RegExp(`${valTokens - 1}/${valTokens - 1} tokens in \\d+s`), "the progress line, on stderr");
   // the same text named by --data is still the model's own data
-  assert.equal(evalJson("--data", corpus).json.tokens, valTokens - 1);
+  assert.equal(evalJson("--data", texts).json.tokens, valTokens - 1);
 });
 
 test("eval --split train|all and --eval-tokens score the parts training used, and samples", () => {
@@ -85,4 +92,29 @@ test("every command that takes --model takes a checkpoint, and a wrong folder na
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /checkpoint-2, .*checkpoint-0/, r.stderr);
   }
+});
+
+test("--data DIR says how many files of which kinds it read and skipped", () => {
+  assert.match(trained.stderr, /^files: read 1 \.txt file \([\d.]+ KB\); skipped 1 \.json, 1 \.md \(only \.txt files are read\)$/m);
+});
+
+test("generate --num-samples N: each under its own header, sample k as --seed + k - 1 alone; --stop is left out unless --stop-include", () => {
+  const gen = (...args: string[]) => {
+    const r = runCli(["generate", "--model", out, "--prompt", "the ", "--max-new-tokens", "40", ...args]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const three = gen("--num-samples", "3");
+  const parts = three.split(/^--- sample (\d) of 3 \(--seed (\d+)\) ---\n/m);
+  // ["", "1", "1337", text, "2", "1338", text, "3", "1339", text]
+  assert.equal(parts.length, 10, three);
+  assert.deepEqual([parts[1], parts[2], parts[4], parts[5], parts[7], parts[8]], ["1", "1337", "2", "1338", "3", "1339"]);
+  const second = gen("--seed", "1338");
+  assert.equal(`${parts[6]}`.trimEnd(), second.trimEnd());
+  // a stop string of two characters from inside the text: the text ends before its first appearance
+  const continuation = second.slice("the ".length).trimEnd();
+  const stop = continuation.slice(10, 12);
+  const before = `the ${continuation.slice(0, continuation.indexOf(stop))}`;
+  assert.equal(gen("--seed", "1338", "--stop", stop), `${before}\n`);
+  assert.equal(gen("--seed", "1338", "--stop", stop, "--stop-include"), `${before}${stop}\n`);
 });

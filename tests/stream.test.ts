@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TextStreamer } from "../src/generate/stream.js";
+import { StopString } from "../src/generate/text.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
@@ -70,4 +71,31 @@ test("GPT-2 byte-level BPE: a character split over tokens is printed once, whole
 test("character tokenizer: one character a token, nothing added between them", () => {
   const tok = CharTokenizer.fromText("Call me Ishmael.");
   assert.deepEqual(stream(tok, tok.encode("Call"), tok.encode(" me")), [" ", "m", "e"]);
+});
+
+test("StopString: the text up to the stop string, whatever the pieces, without it unless asked", () => {
+  const text = "one two th|ree, three two one";
+  for (const [stop, want] of [
+    ["three", "one two th|ree, "],
+    ["th|r", "one two "],
+    ["four", text],
+    ["one", ""],
+  ] as const) {
+    // every way to cut the text into two pieces, and one character at a time
+    const cuts = [...Array.from({ length: text.length + 1 }, (_, i) => [text.slice(0, i), text.slice(i)]), [...text]];
+    for (const pieces of cuts) {
+      for (const include of [false, true]) {
+        const s = new StopString(stop, include);
+        let shown = "";
+        for (const p of pieces) {
+          const out = s.push(p);
+          // what is shown is never taken back: it is a prefix of the answer
+          shown += out;
+          assert.ok((include && want !== text ? want + stop : want).startsWith(shown), `${stop} ${JSON.stringify(pieces)}: ${shown}`);
+        }
+        shown += s.finish();
+        assert.equal(shown, include && want !== text ? want + stop : want, `${stop} ${JSON.stringify(pieces)} include ${include}`);
+      }
+    }
+  }
 });

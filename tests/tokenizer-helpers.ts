@@ -33,6 +33,7 @@ export const NASTY: readonly string[] = [
   "<|endoftext",
   "mixed\u00a0nbsp\u2003em\u3000ideographic\u2028sep",
   "zero\u200bwidth\u200djoiner\ufeffbom",
+  "\ufeffa byte order mark first",
   "Ωmega σίγμα Кириллица עברית العربية हिन्दी",
   "https://example.com/path?query=1&x=%20#frag",
   "tab\tseparated\tvalues\t1\t2",

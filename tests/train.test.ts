@@ -540,7 +540,7 @@ test("--overwrite keeps the model it replaces until the new run ends well", () =
   // a run that fails (its loss goes NaN) leaves the replaced model beside OUT and says where
   const failed = cli([...base, "--overwrite", "--max-steps", "50", "--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "0"]);
   assert.equal(failed.status, 1, failed.stderr);
-  const kept = /is kept in (\S+) \(rename it back/.exec(failed.stderr)?.[1];
+  const kept = /is kept in (\S+) \(put it back/.exec(failed.stderr)?.[1];
   assert.ok(kept, failed.stderr);
   assert.deepEqual(readFileSync(join(kept, "model.safetensors")), before);
   // a run that ends well removes it

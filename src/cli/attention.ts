@@ -2,6 +2,7 @@ import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward
 import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
+import { encodeUserText } from "./user-text.js";
 
 export const attentionSpec: CommandSpec = {
   name: "attention",
@@ -27,7 +28,7 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
   checkOutputFiles([out], "out", f.bool("overwrite"));
   const { model, tokenizer } = loadModelFolder(dir);
   try {
-    const ids = tokenizer.encode(promptText, { specialsAsText: f.bool("specials-as-text") });
+    const ids = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
     if (ids.length === 0) fail("the prompt encodes to no tokens");
     const T = model.config.blockSize;
     if (ids.length > T) fail(`the prompt is ${ids.length} tokens but the model sees at most ${T}; shorten it`);

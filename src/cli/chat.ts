@@ -11,6 +11,7 @@ import {
 } from "../index.js";
 import { backendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { droppedWarning } from "./user-text.js";
 
 export const chatSpec: CommandSpec = {
   name: "chat",
@@ -205,7 +206,8 @@ export async function chatLoop(
         started = true;
       };
       const ended = await reader.stream(session.send(line), (e) => {
-        if (e.type === "dropped") {
+        if (e.type === "unknown") write(`(${droppedWarning(session.tokenizer, e.pieces)})\n`);
+        else if (e.type === "dropped") {
           write(
             `(dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context)\n`,
           );

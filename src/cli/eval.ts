@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   BUILTIN_TEXTS,
+  describeFolderSource,
   type EvalResult,
   type EvalSplit,
   evaluateCounting,
@@ -105,6 +106,8 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     result = evaluateCounting(model, split);
   } else {
     const source = loadTextSource(data);
+    const files = describeFolderSource(source);
+    if (files) process.stderr.write(`files: ${files}\n`);
     const { ids, train, val } = textSplits(source, tokenizer, specialsAsText);
     const part = split === "val" ? val : split === "train" ? train : ids;
     const windows = evalWindows(part, model.config.blockSize);

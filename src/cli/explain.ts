@@ -17,6 +17,7 @@ import {
 } from "../index.js";
 import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { encodeUserText } from "./user-text.js";
 
 export const explainLevelFlag = {
   name: "explain-level",
@@ -103,7 +104,7 @@ export async function runExplainStep(argv: readonly string[]): Promise<number> {
     let text = f.string("text");
     if (!text && f.string("data")) text = loadTextSource(f.string("data")).text;
     if (!text) fail('give the text of the training step: --text "..." or --data FILE');
-    const all = tokenizer.encode(text.slice(0, 20 * model.config.blockSize + 100), { specialsAsText: f.bool("specials-as-text") });
+    const all = encodeUserText(tokenizer, text.slice(0, 20 * model.config.blockSize + 100), { specialsAsText: f.bool("specials-as-text") });
     if (all.length < 2) fail("the text must encode to at least 2 tokens: one input and the next one as its target");
     const T = Math.min(model.config.blockSize, all.length - 1);
     const x = all.slice(0, T);

@@ -90,7 +90,7 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
     }
     if (!flag && byName.get(`no-${name}`)?.type === "bool") fail(`--${name} is the default; --no-${name} turns it off`);
     if (!flag) {
-      const near = nearest(
+      const near = suggestFlag(
         name,
         spec.flags.map((f) => f.name),
       );
@@ -224,4 +224,71 @@ export function nearest(name: string, candidates: readonly string[]): string | u
   const related = pool.filter((c) => c.includes(name) || (name.includes(c) && c.length > name.length / 2));
   const rank = (c: string) => (c.startsWith(name) || name.startsWith(c) ? 0 : 1000) + Math.abs(c.length - name.length);
   return related.sort((a, b) => rank(a) - rank(b))[0];
+}
+
+/**
+ * Names other tools give the same setting (nanoGPT's train.py and sample.py, Hugging Face's
+ * generate() and Trainer, llama.cpp, OpenAI's API), in their dashed spelling, and ours: the first
+ * one the command has is suggested. A did-you-mean, never a silent alias, so each flag keeps one name.
+ */
+const FLAG_ALIASES: Record<string, readonly string[]> = {
+  "max-tokens": ["max-new-tokens"],
+  "max-length": ["max-new-tokens"],
+  "num-tokens": ["max-new-tokens"],
+  "n-predict": ["max-new-tokens"],
+  temp: ["temperature"],
+  "num-return-sequences": ["num-samples"],
+  "n-samples": ["num-samples"],
+  samples: ["num-samples"],
+  start: ["prompt", "text"],
+  prompt: ["text"],
+  text: ["prompt"],
+  "stop-sequence": ["stop"],
+  "stop-sequences": ["stop"],
+  "stop-strings": ["stop"],
+  "learning-rate": ["lr"],
+  "min-learning-rate": ["min-lr"],
+  "max-iters": ["max-steps"],
+  iters: ["max-steps"],
+  "num-steps": ["max-steps"],
+  "max-train-steps": ["max-steps"],
+  "num-train-epochs": ["epochs"],
+  "eval-iters": ["eval-steps"],
+  "warmup-iters": ["warmup-steps"],
+  "gradient-accumulation-steps": ["grad-accum"],
+  "max-grad-norm": ["grad-clip"],
+  "save-steps": ["checkpoint-interval"],
+  "save-interval": ["checkpoint-interval"],
+  "out-dir": ["out"],
+  "output-dir": ["out"],
+  "init-from": ["init", "model"],
+  "model-name-or-path": ["model", "init"],
+  "model-path": ["model"],
+  checkpoint: ["model"],
+  ckpt: ["model"],
+  dataset: ["data"],
+  "train-file": ["data"],
+  input: ["data", "file"],
+  "hidden-size": ["n-embd"],
+  "d-model": ["n-embd"],
+  "n-embed": ["n-embd"],
+  "num-layers": ["n-layer"],
+  "num-hidden-layers": ["n-layer"],
+  "num-heads": ["n-head"],
+  "num-attention-heads": ["n-head"],
+  "context-length": ["block-size"],
+  "seq-len": ["block-size"],
+  "max-seq-len": ["block-size"],
+  device: ["backend"],
+};
+
+/**
+ * The flag an unknown name most likely meant: the same name with dashes for underscores
+ * (--max_new_tokens), another tool's name for it (--max-tokens, --temp), or the nearest spelling.
+ */
+export function suggestFlag(name: string, candidates: readonly string[]): string | undefined {
+  const dashed = name.replaceAll("_", "-").toLowerCase();
+  if (candidates.includes(dashed)) return dashed;
+  const alias = FLAG_ALIASES[dashed]?.find((a) => candidates.includes(a));
+  return alias ?? nearest(dashed, candidates);
 }

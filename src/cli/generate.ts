@@ -1,7 +1,8 @@
-import { fail, generateTokens, loadModelFolder, startPrompt, TextStreamer, unseenSpecialIds } from "../index.js";
+import { fail, generateText, loadModelFolder, startPrompt, unseenSpecialIds } from "../index.js";
 import { backendFlags, modelFlag, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { encodeUserText } from "./user-text.js";
 
 export const generateSpec: CommandSpec = {
   name: "generate",
@@ -15,7 +16,15 @@ export const generateSpec: CommandSpec = {
       name: "stop",
       type: "string",
       default: "",
-      help: "stop when the generated text contains this string (special tokens like <|end|> stop as tokens)",
+      help: "end the text where this string first appears, leaving it out (special tokens such as <|end|> work too)",
+    },
+    { name: "stop-include", type: "bool", default: false, help: "keep the --stop string at the end of the text" },
+    {
+      name: "num-samples",
+      type: "int",
+      default: 1,
+      min: 1,
+      help: "how many samples of the prompt, each under a --- sample k of N --- line; sample k uses --seed + k - 1, so any one can be had again alone",
     },
     {
       name: "no-cache",
@@ -43,44 +52,46 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   const suppressIds = unseenSpecialIds(folder);
   // the default prompt, a newline, is not in every vocabulary (a character model of a single line)
   const promptText = f.string("prompt") === "\n" ? startPrompt(tokenizer).text : f.string("prompt");
-  const prompt = tokenizer.encode(promptText, { specialsAsText: f.bool("specials-as-text") });
+  const prompt = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
   if (prompt.length === 0) fail('the prompt encodes to no tokens; give some text, e.g. --prompt "The"');
   const stopText = f.string("stop");
-  const stopIds: number[] = [];
-  for (const s of tokenizer.specialTokens) {
-    if (s === stopText || s === "<|endoftext|>") {
-      const id = tokenizer.specialTokenId(s);
-      if (id !== undefined) stopIds.push(id);
-    }
-  }
+  // <|endoftext|> ends every text; the --stop string ends it as text (generateText), special or not
+  const eot = tokenizer.specialTokenId("<|endoftext|>");
+  const stopIds = eot === undefined ? [] : [eot];
+  const samples = f.int("num-samples");
   if (f.bool("explain")) {
+    if (samples > 1) fail("--explain shows one sample; drop --num-samples");
+    const specialStop = tokenizer.specialTokenId(stopText);
     const o = {
       maxNewTokens: f.int("max-new-tokens"),
       temperature: f.float("temperature"),
       topK: f.int("top-k"),
       topP: f.float("top-p"),
       seed: f.int("seed"),
-      stopIds,
+      stopIds: specialStop === undefined ? stopIds : [...stopIds, specialStop],
       suppressIds,
     };
     explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
     return 0;
   }
-  const streamer = new TextStreamer(tokenizer, prompt);
-  process.stdout.write(promptText);
-  for (const id of generateTokens(model, prompt, {
-    maxNewTokens: f.int("max-new-tokens"),
-    temperature: f.float("temperature"),
-    topK: f.int("top-k"),
-    topP: f.float("top-p"),
-    seed: f.int("seed"),
-    cache: !f.bool("no-cache"),
-    stopIds,
-    suppressIds,
-  })) {
-    process.stdout.write(streamer.push(id));
-    if (stopText && !tokenizer.specialTokens.includes(stopText) && streamer.text.includes(stopText)) break;
+  for (let k = 0; k < samples; k++) {
+    const seed = f.int("seed") + k;
+    if (samples > 1) process.stdout.write(`${k > 0 ? "\n" : ""}--- sample ${k + 1} of ${samples} (--seed ${seed}) ---\n`);
+    process.stdout.write(promptText);
+    for (const piece of generateText(model, tokenizer, prompt, {
+      maxNewTokens: f.int("max-new-tokens"),
+      temperature: f.float("temperature"),
+      topK: f.int("top-k"),
+      topP: f.float("top-p"),
+      seed,
+      cache: !f.bool("no-cache"),
+      stopIds,
+      suppressIds,
+      stop: stopText,
+      includeStop: f.bool("stop-include"),
+    }))
+      process.stdout.write(piece);
+    process.stdout.write("\n");
   }
-  process.stdout.write("\n");
   return 0;
 }

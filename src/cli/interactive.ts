@@ -29,6 +29,7 @@ import {
 import { chatLoop, LineReader, notFineTunedForChat, STOPPED, slashCommand } from "./chat.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { encodeUserText } from "./user-text.js";
 
 export const interactiveSpec: CommandSpec = {
   name: "interactive",
@@ -130,7 +131,7 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
       continue;
     }
     try {
-      if (line.length > 0) ids.push(...tokenizer.encode(line));
+      if (line.length > 0) ids.push(...encodeUserText(tokenizer, line, {}, (w) => write(`(${w})\n`)));
       // nothing to continue: start from the start prompt, which is not shown (so neither is the
       // space a word tokenizer would put after it)
       const fromStart = ids.length === 0;

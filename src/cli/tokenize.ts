@@ -15,6 +15,7 @@ import {
 import { modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { ProgressLine, tokenizeProgressLine } from "./progress.js";
+import { encodeUserText } from "./user-text.js";
 
 export const tokenizeSpec: CommandSpec = {
   name: "tokenize",
@@ -51,7 +52,7 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
     text = readTextFile(file);
   } else if (f.positionals.length === 1) text = f.positionals[0] as string;
   else return fail('give the text to tokenize, e.g. minigpt tokenize --tokenizer gpt2 "Hello", or --file F');
-  const ids = Int32Array.from(tokenizer.encode(text, { specialsAsText }));
+  const ids = Int32Array.from(encodeUserText(tokenizer, text, { specialsAsText }));
   const bytes = new TextEncoder().encode(text).length;
   await printIds(tokenizer, arrayStream(ids), { characters: text.length, bytes, json: f.bool("json") });
   return 0;

@@ -1,6 +1,15 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createTokenizer, fail, failFs, isModelFolder, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
+import {
+  createTokenizer,
+  describeFolderSource,
+  fail,
+  failFs,
+  isModelFolder,
+  loadTextSource,
+  saveTokenizer,
+  type Tokenizer,
+} from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
 
@@ -37,6 +46,8 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
   if (isModelFolder(out)) fail(`${out} holds a model, whose tokenizer must stay the one it was trained with; choose another --out`);
   checkOutputFiles([join(out, "tokenizer.json"), join(out, "tokenizer_config.json")], "out", f.bool("overwrite"));
   const source = loadTextSource(f.string("data"));
+  const files = describeFolderSource(source);
+  if (files) console.error(`files: ${files}`);
   const extra = f
     .string("specials")
     .split(",")

@@ -29,7 +29,7 @@ const flags: FlagSpec[] = [
     name: "data",
     type: "string",
     default: d.data,
-    help: `a .txt file, a folder of .txt files, or a built-in corpus: moby-dick, counting (default: ${DEFAULT_DATA}; with --chat the conversations are the data)`,
+    help: `a text file, a folder (every .txt file under it; other kinds, .md included, are skipped and counted: rename them to .txt to train on them), or a built-in corpus: moby-dick, counting (default: ${DEFAULT_DATA}; with --chat the conversations are the data)`,
   },
   {
     name: "out",
@@ -156,18 +156,23 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   const f = parseFlags(trainSpec, argv);
   const { config, explicit } = trainConfigFromFlags(f);
   const progress = new ProgressLine();
-  let stopRequested = false;
-  const onSigint = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
+  // Ctrl-C (SIGINT) and SIGTERM (kill, a job scheduler, docker stop) both stop the run at the end
+  // of the step with a checkpoint; the exit status says which one: 128 + the signal's number
+  let stopStatus = 0; // 0: go on
+  const stopOn = (status: number, name: string) => () => {
+    if (stopStatus !== 0) process.exit(stopStatus);
+    stopStatus = status;
     progress.break();
-    console.error("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
+    console.error(`${name}: finishing this step and saving a checkpoint (${name} again to quit without saving)`);
   };
   // a new model folder inside another would put files into that model's folder
   const around = f.bool("resume") ? null : enclosingModelFolder(config.out);
   if (around !== null)
     fail(`--out ${config.out} is inside the model folder ${around}, which belongs to that model; choose a folder outside it`);
+  const onSigint = stopOn(130, "Ctrl-C");
+  const onSigterm = stopOn(143, "SIGTERM");
   process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
   const started = performance.now();
   let logEvery = 1;
   let firstStep = 0;
@@ -218,6 +223,18 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
               `chat: added ${info.chatTokensAdded.join(" ")} to the vocabulary (new embedding rows start as the mean of the others; saved as added tokens)`,
             );
           }
+          if (info.piecesAdded && info.piecesAdded.length > 0) {
+            const n = info.piecesAdded.length;
+            const what = `${info.dataset.tokenizer === "word" ? "word" : "character"}${n === 1 ? "" : "s"}`;
+            const shown =
+              info.piecesAdded
+                .slice(0, 12)
+                .map((p) => JSON.stringify(p))
+                .join(" ") + (n > 12 ? ` and ${n - 12} more` : "");
+            console.error(
+              `vocabulary: added ${n} ${what} the data needs (${shown}); their new embedding rows start as the mean of the others`,
+            );
+          }
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
           running = true;
@@ -238,7 +255,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
         onTokenizeProgress(p) {
           progress.update(tokenizeProgressLine(p), p.done);
         },
-        shouldStop: () => stopRequested,
+        shouldStop: () => stopStatus !== 0,
       },
     );
     progress.break();
@@ -248,7 +265,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     if (vals.length > 1) console.error(`val loss   ${sparkline(vals)} ${vals[vals.length - 1]?.toFixed(4)}`);
     if (result.interrupted) {
       console.error(`stopped at step ${result.steps}; checkpoint saved. Continue with: minigpt train --out ${config.out} --resume`);
-      return 130;
+      return stopStatus;
     }
     console.error(
       `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
@@ -271,6 +288,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     throw err;
   } finally {
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
   }
 }
 

@@ -4,8 +4,9 @@ import { fail, withFs } from "../errors.js";
 import type { Rng } from "../random.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { type Batch, specialTargets } from "./batches.js";
-import { chatExample, chatTokenIds, encodeChat, parseChatJsonl } from "./chat.js";
+import { chatExample, chatTokenIds, encodeChat, parseChatJsonlLines } from "./chat.js";
 import type { Dataset } from "./dataset.js";
+import { fitVocabulary, unencodable, type VocabularyFit } from "./vocabulary.js";
 
 /** Random conversations per batch, each one row padded to T. */
 class ChatSampler {
@@ -32,19 +33,28 @@ class ChatSampler {
  * cut at the end. With 10 or more conversations the last 10% are held out for validation; with
  * fewer, validation uses the training conversations (said in the dataset name).
  */
-export function loadChatDataset(file: string, tokenizer: Tokenizer, blockSize: number, batchSize: number): Dataset {
+export function loadChatDataset(
+  file: string,
+  given: Tokenizer,
+  blockSize: number,
+  batchSize: number,
+  vocabulary: VocabularyFit = { grow: false },
+): Dataset {
   if (!existsSync(file)) fail(`--chat file ${file} does not exist`);
-  const conversations = parseChatJsonl(
+  const lines = parseChatJsonlLines(
     withFs(`cannot read the --chat file ${file}`, () => readFileSync(file, "utf8")),
     file,
   );
+  const contents = lines.flatMap((c) => c.messages.map((m) => m.content));
+  const { tokenizer, added } = fitVocabulary(given, contents, true, vocabulary.grow);
   const t = chatTokenIds(tokenizer);
   if (!t) fail("the tokenizer has no chat tokens");
   const rows: Batch[] = [];
   let cut = 0;
   let tokens = 0;
-  for (const conv of conversations) {
-    const { ids, assistant } = encodeChat(tokenizer, conv);
+  for (const { line, messages } of lines) {
+    const onUnknown = (piece: string) => unencodable(`${file} line ${line}`, tokenizer, piece, vocabulary.hint);
+    const { ids, assistant } = encodeChat(tokenizer, messages, onUnknown);
     if (ids.length > blockSize + 1) cut++;
     const row = chatExample(ids, assistant, blockSize, t.end);
     if (!row.y.some((v) => v >= 0)) continue; // the reply starts past the block: nothing to learn
@@ -75,5 +85,6 @@ export function loadChatDataset(file: string, tokenizer: Tokenizer, blockSize: n
       tokenizer,
       rows.map((r) => r.y),
     ),
+    addedPieces: added,
   };
 }

@@ -19,7 +19,7 @@
  */
 import { fail } from "../errors.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import type { Batch } from "./batches.js";
 
 export const CHAT_USER = "<|user|>";
@@ -82,7 +82,11 @@ export function withChatTokens(tokenizer: Tokenizer): { tokenizer: Tokenizer; ad
 }
 
 /** Messages text -> ids, and for every position whether it is part of an assistant reply. */
-export function encodeChat(tokenizer: Tokenizer, messages: readonly ChatMessage[]): { ids: number[]; assistant: boolean[] } {
+export function encodeChat(
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  onUnknown?: EncodeOptions["onUnknown"],
+): { ids: number[]; assistant: boolean[] } {
   const t = chatTokenIds(tokenizer);
   if (!t) fail("this tokenizer has no chat tokens <|user|> <|assistant|> <|end|>");
   const ids: number[] = [];
@@ -94,7 +98,7 @@ export function encodeChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
     }
   };
   for (const m of messages) {
-    const body = tokenizer.encode(m.content, { specialsAsText: true });
+    const body = tokenizer.encode(m.content, { specialsAsText: true, onUnknown });
     if (m.role === "user") push([t.user, ...body, t.end], false);
     else {
       push([t.assistant], false);
@@ -108,10 +112,15 @@ export function encodeChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
  * The ids that ask the model for its next reply: history, then the new user message, then
  * <|assistant|>.
  */
-export function chatPrompt(tokenizer: Tokenizer, history: readonly ChatMessage[], user: string): number[] {
+export function chatPrompt(
+  tokenizer: Tokenizer,
+  history: readonly ChatMessage[],
+  user: string,
+  onUnknown?: EncodeOptions["onUnknown"],
+): number[] {
   const t = chatTokenIds(tokenizer);
   if (!t) fail("this tokenizer has no chat tokens <|user|> <|assistant|> <|end|>");
-  return [...encodeChat(tokenizer, [...history, { role: "user", content: user }]).ids, t.assistant];
+  return [...encodeChat(tokenizer, [...history, { role: "user", content: user }], onUnknown).ids, t.assistant];
 }
 
 /**
@@ -131,7 +140,12 @@ export function chatExample(ids: readonly number[], assistant: readonly boolean[
 
 /** Parse chat JSONL (one {"messages":[...]} per line); errors name the line. */
 export function parseChatJsonl(text: string, file: string): ChatMessage[][] {
-  const out: ChatMessage[][] = [];
+  return parseChatJsonlLines(text, file).map((c) => c.messages);
+}
+
+/** parseChatJsonl with the line number (from 1) of each conversation */
+export function parseChatJsonlLines(text: string, file: string): { line: number; messages: ChatMessage[] }[] {
+  const out: { line: number; messages: ChatMessage[] }[] = [];
   const lines = text.split("\n");
   for (const [i, raw] of lines.entries()) {
     const line = raw.trim();
@@ -156,7 +170,7 @@ export function parseChatJsonl(text: string, file: string): ChatMessage[][] {
       conv.push({ role, content });
     }
     if (!conv.some((m) => m.role === "assistant")) fail(`${where}: the conversation has no assistant message to learn from`);
-    out.push(conv);
+    out.push({ line: i + 1, messages: conv });
   }
   if (out.length === 0) fail(`${file} holds no conversations`);
   return out;

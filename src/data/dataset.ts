@@ -5,14 +5,15 @@
 import { fail } from "../errors.js";
 import { Rng } from "../random.js";
 import { createTokenizer } from "../tokenizer/index.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
-import { findTextFiles, loadTextSource, type TextSource } from "./text.js";
-import { stampFiles } from "./text-chunks.js";
+import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
+import { readTextChunks, stampFiles } from "./text-chunks.js";
 import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
+import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
 
 /**
  * Texts of at least this many bytes go through the token cache (token-cache.ts): tokenized once, in
@@ -35,6 +36,10 @@ export interface Dataset {
   counting: boolean;
   /** the tokenizer's special tokens that occur as a target (a token to predict) anywhere in the data */
   specialTargets: readonly string[];
+  /** the characters (words) the data needed and `tokenizer` appended to the given one (VocabularyFit.grow) */
+  addedPieces?: readonly string[];
+  /** a folder of text: which files were read and which skipped (describeFolderSource) */
+  files?: string;
 }
 
 export interface DatasetOptions {
@@ -48,6 +53,8 @@ export interface DatasetOptions {
   specialsAsText: boolean;
   /** chat fine-tuning: a JSONL file of conversations; `tokenizer` must carry the chat tokens */
   chat?: string;
+  /** what to do with data a given character or word `tokenizer` cannot encode (default: an error) */
+  vocabulary?: VocabularyFit;
   /** the token cache: its folder (default tokenCacheDir()) and the size from which a text uses it */
   tokenCache?: { dir?: string; minBytes?: number; chunkBytes?: number };
   /** progress of tokenizing a text into the token cache */
@@ -67,15 +74,16 @@ export function textSplits(
   source: TextSource,
   tokenizer: Tokenizer,
   specialsAsText: boolean,
+  onUnknown?: EncodeOptions["onUnknown"],
 ): { ids: Int32Array; train: Int32Array; val: Int32Array } {
-  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText }));
+  const ids = Int32Array.from(tokenizer.encode(source.text, { specialsAsText, onUnknown }));
   return { ids, ...splitTokens(ids, VAL_FRACTION) };
 }
 
 export function loadDataset(o: DatasetOptions): Dataset {
   if (o.chat) {
     if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
-    return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize);
+    return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize, o.vocabulary);
   }
   if (o.data === "counting") {
     const tokenizer = o.tokenizer ?? countingTokenizer();
@@ -97,10 +105,19 @@ export function loadDataset(o: DatasetOptions): Dataset {
   }
   const files = findTextFiles(o.data);
   const bytes = stampFiles(files.files).reduce((sum, f) => sum + f.size, 0);
+  const grow = o.vocabulary?.grow ?? false;
+  // data a given vocabulary cannot encode: the error names the file and line
+  const unknownIn = (tokenizer: Tokenizer) => (piece: string) =>
+    unencodable(locatePiece(files.files, piece, tokenizer.kind), tokenizer, piece, o.vocabulary?.hint);
   if (bytes >= (o.tokenCache?.minBytes ?? TOKEN_CACHE_MIN_BYTES)) {
+    const chunks = function* () {
+      for (const c of readTextChunks(files, o.tokenCache?.chunkBytes)) yield c.text;
+    };
+    const fitted = o.tokenizer ? fitVocabulary(o.tokenizer, chunks(), o.specialsAsText, grow, true) : undefined;
     const cache = openTokenCache({
       source: files,
-      tokenizer: o.tokenizer,
+      tokenizer: fitted?.tokenizer,
+      onUnknown: fitted ? unknownIn(fitted.tokenizer) : undefined,
       kind: o.tokenizerKind,
       vocabSize: o.vocabSize,
       specialsAsText: o.specialsAsText,
@@ -109,22 +126,31 @@ export function loadDataset(o: DatasetOptions): Dataset {
       onProgress: o.onTokenizeProgress,
       onMessage: o.onMessage,
     });
-    return textDataset(o, files.name, cache.tokenizer, splitStream(cache.tokens, VAL_FRACTION), cache.header.specialTargets);
+    return textDataset(
+      o,
+      files,
+      { tokenizer: cache.tokenizer, added: fitted?.added ?? [] },
+      splitStream(cache.tokens, VAL_FRACTION),
+      cache.header.specialTargets,
+    );
   }
   const source = loadTextSource(o.data);
-  const tokenizer = o.tokenizer ?? createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize });
-  const { ids, train, val } = textSplits(source, tokenizer, o.specialsAsText);
-  return textDataset(o, source.name, tokenizer, { train, val }, specialTargets(tokenizer, [ids]));
+  const fitted = o.tokenizer
+    ? fitVocabulary(o.tokenizer, [source.text], o.specialsAsText, grow)
+    : { tokenizer: createTokenizer(o.tokenizerKind, source.text, { vocabSize: o.vocabSize }), added: [] };
+  const { ids, train, val } = textSplits(source, fitted.tokenizer, o.specialsAsText, unknownIn(fitted.tokenizer));
+  return textDataset(o, files, fitted, { train, val }, specialTargets(fitted.tokenizer, [ids]));
 }
 
 /** The dataset of a tokenized text, split into training and validation tokens. */
 function textDataset(
   o: DatasetOptions,
-  name: string,
-  tokenizer: Tokenizer,
+  files: TextFiles,
+  { tokenizer, added }: { tokenizer: Tokenizer; added: readonly string[] },
   { train, val }: { train: Int32Array | TokenStream; val: Int32Array | TokenStream },
   targets: readonly string[],
 ): Dataset {
+  const name = files.name;
   // construct once here so that too-short data fails before any model is built
   new BatchSampler(train, o.blockSize, o.batchSize, new Rng(0), `the training split of ${name}`);
   new BatchSampler(val, o.blockSize, o.batchSize, new Rng(0), `the validation split of ${name} (the last 10%)`);
@@ -138,5 +164,7 @@ function textDataset(
     valSampler: (rng) => new BatchSampler(val, o.blockSize, o.batchSize, rng, "the validation split"),
     counting: false,
     specialTargets: targets,
+    addedPieces: added,
+    files: describeFolderSource(files),
   };
 }

@@ -3,7 +3,8 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, extname, join, relative, resolve } from "node:path";
+import { formatBytes } from "../analyze/analyze.js";
 import { fail } from "../errors.js";
 
 export interface TextSource {
@@ -12,6 +13,8 @@ export interface TextSource {
   text: string;
   /** The files read, in the order their contents were joined. */
   files: string[];
+  /** a folder: the files under it that were not read, counted by extension (".md", "without extension") */
+  skipped?: Record<string, number>;
 }
 
 /** Text files from a folder (or a built-in corpus) are joined with a blank line between them. */
@@ -26,6 +29,8 @@ export interface TextFiles {
   files: string[];
   /** what to call the text in "contains no text" */
   what: string;
+  /** a folder: the files under it that are not read, counted by extension (".md", "without extension") */
+  skipped?: Record<string, number>;
 }
 
 /**
@@ -34,10 +39,10 @@ export interface TextFiles {
  * built-in name of the same spelling.
  */
 export function loadTextSource(spec: string): TextSource {
-  const { name, files, what } = findTextFiles(spec);
+  const { name, files, what, skipped } = findTextFiles(spec);
   const text = files.map(readTextFile).join(FILE_SEPARATOR);
   checkNotEmpty(text, what);
-  return { name, text, files };
+  return { name, text, files, ...(skipped ? { skipped } : {}) };
 }
 
 /** The files `spec` names (see loadTextSource), listed but not read. */
@@ -51,13 +56,16 @@ export function findTextFiles(spec: string): TextFiles {
   }
   if (stat?.isFile()) return { name: basename(spec), files: [spec], what: spec };
   if (stat?.isDirectory()) {
-    const files = listTxtFiles(spec);
-    if (files.length === 0) fail(`the folder ${spec} has no .txt files (searched recursively); add some or pass a single file`);
-    return { name: basename(resolve(spec)), files, what: `the .txt files in ${spec}` };
+    const { files, skipped } = listTxtFiles(spec);
+    if (files.length === 0)
+      fail(
+        `the folder ${spec} has no .txt files (searched recursively${Object.keys(skipped).length > 0 ? `; skipped ${skippedText(skipped)}` : ""}); add some or pass a single file`,
+      );
+    return { name: basename(resolve(spec)), files, what: `the .txt files in ${spec}`, skipped };
   }
   if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return builtinFiles(spec as BuiltinText);
   fail(
-    `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the number-pattern task)`,
+    `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the counting task: 3 4 5 -> 6 7 8 ...)`,
   );
 }
 
@@ -90,9 +98,14 @@ function mobyDickDataDir(): string {
   return join(dirname(pkg), "data");
 }
 
-/** Every *.txt under dir, recursively, sorted by path relative to dir (code-point order, locale-free). */
-function listTxtFiles(dir: string): string[] {
+/**
+ * Every *.txt under dir, recursively, sorted by path relative to dir (code-point order, locale-free),
+ * and the other files counted by extension. Only .txt is read: a folder of notes often holds
+ * Markdown, code or exports too, and what is text to train on is the user's call (rename to .txt).
+ */
+function listTxtFiles(dir: string): { files: string[]; skipped: Record<string, number> } {
   const found: string[] = [];
+  const skipped: Record<string, number> = {};
   const walk = (d: string): void => {
     for (const entry of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, entry.name);
@@ -109,13 +122,37 @@ function listTxtFiles(dir: string): string[] {
       }
       if (isDir) walk(p);
       else if (isFile && entry.name.toLowerCase().endsWith(".txt")) found.push(p);
+      else if (isFile) {
+        const ext = extname(entry.name).toLowerCase() || "without extension";
+        skipped[ext] = (skipped[ext] ?? 0) + 1;
+      }
     }
   };
   walk(dir);
-  return found
+  const files = found
     .map((p) => ({ p, key: relative(dir, p).split("\\").join("/") }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     .map((x) => x.p);
+  return { files, skipped };
+}
+
+/** "3 .md, 1 .json" (the most common kinds first, at most five) */
+function skippedText(skipped: Record<string, number>): string {
+  const kinds = Object.entries(skipped).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const shown = kinds.slice(0, 5).map(([ext, n]) => `${n} ${ext}`);
+  return shown.join(", ") + (kinds.length > 5 ? ` and ${kinds.length - 5} more kinds` : "");
+}
+
+/**
+ * What a folder source reads and skips, for the user: "read 12 .txt files (3.4 MB); skipped 3 .md,
+ * 1 .json (only .txt files are read)". Undefined for a single file or a built-in text.
+ */
+export function describeFolderSource(source: { files: readonly string[]; skipped?: Record<string, number> }): string | undefined {
+  if (!source.skipped) return undefined;
+  const bytes = source.files.reduce((n, f) => n + statSync(f).size, 0);
+  const read = `read ${source.files.length} .txt file${source.files.length === 1 ? "" : "s"} (${formatBytes(bytes)})`;
+  if (Object.keys(source.skipped).length === 0) return read;
+  return `${read}; skipped ${skippedText(source.skipped)} (only .txt files are read)`;
 }
 
 /** Read a file as strict UTF-8 (a leading BOM is dropped); binary files and other encodings are errors. */

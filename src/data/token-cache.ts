@@ -27,7 +27,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary } from "../tokenizer/chunked.js";
 import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
-import type { Tokenizer } from "../tokenizer/types.js";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import type { TokenStream } from "./batches.js";
 import type { TextFiles } from "./text.js";
 import { type FileStamp, readTextChunks, stampFiles } from "./text-chunks.js";
@@ -71,6 +71,8 @@ export interface TokenCacheOptions {
   /** for kind "bpe" */
   vocabSize: number;
   specialsAsText: boolean;
+  /** a piece `tokenizer` cannot encode (a vocabulary without byte fallback); without it, an error */
+  onUnknown?: EncodeOptions["onUnknown"];
   /** the cache folder (default: tokenCacheDir()) */
   dir?: string;
   /** bytes read per step (tests make it small to cut the text everywhere) */
@@ -162,7 +164,8 @@ function progressMeter(pass: TokenizeProgress["pass"], totalBytes: number, onPro
 
 /** The char or bpe tokenizer built from the text: from KEY.vocab.json when the text is unchanged. */
 function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp[], bytes: number): Tokenizer {
-  const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined };
+  // byteFallback: a char vocabulary saved before minigpt had byte fallback is not reused
+  const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined, byteFallback: o.kind === "char" || undefined };
   const path = join(folder, `${hash({ paths: stamps.map((s) => s.path), ...recipe })}.vocab.json`);
   let saved: { version?: unknown; sources?: FileStamp[]; tokenizer?: unknown } | undefined;
   try {
@@ -240,7 +243,7 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     let count = 0;
     let read = 0;
     let characters = 0;
-    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText });
+    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText, onUnknown: o.onUnknown });
     const put = (ids: Int32Array): void => {
       const out = wide ? new Uint32Array(ids.length) : new Uint16Array(ids.length);
       for (let i = 0; i < ids.length; i++) {

@@ -14,6 +14,8 @@ import { defaultGenerate, type GenerateOptions, generateTokens } from "./generat
 import { TextStreamer } from "./stream.js";
 
 export type ChatEvent =
+  /** pieces of the message its vocabulary cannot encode (a character model made before byte fallback): left out */
+  | { type: "unknown"; pieces: string[] }
   /** oldest turns removed from the history so the prompt fits the context */
   | { type: "dropped"; turns: number; promptTokens: number; contextTokens: number }
   /** newly complete reply text */
@@ -55,7 +57,17 @@ export class ChatSession {
   *send(text: string): Generator<ChatEvent> {
     const T = this.model.config.blockSize;
     const budget = T - this.replyRoom;
-    let prompt = chatPrompt(this.tokenizer, this.history, text);
+    const unknown: string[] = [];
+    this.tokenizer.encode(text, {
+      specialsAsText: true,
+      onUnknown: (p) => {
+        if (!unknown.includes(p)) unknown.push(p);
+      },
+    });
+    if (unknown.length > 0) yield { type: "unknown", pieces: unknown };
+    // said once, above; the history's messages keep their text and are left out the same way each turn
+    const leaveOut = () => {};
+    let prompt = chatPrompt(this.tokenizer, this.history, text, leaveOut);
     let dropped = 0;
     while (prompt.length > budget && this.history.length > 0) {
       // one turn = a user message and the assistant messages after it
@@ -63,7 +75,7 @@ export class ChatSession {
       while (n < this.history.length && this.history[n]?.role === "assistant") n++;
       this.history.splice(0, n);
       dropped++;
-      prompt = chatPrompt(this.tokenizer, this.history, text);
+      prompt = chatPrompt(this.tokenizer, this.history, text, leaveOut);
     }
     if (dropped > 0) yield { type: "dropped", turns: dropped, promptTokens: prompt.length, contextTokens: T };
     const ids: number[] = [];

@@ -20,6 +20,7 @@ import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
 import { loadModel, readJsonFile } from "./hf.js";
+import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
 
 export interface ModelFolder {
   dir: string;
@@ -83,7 +84,7 @@ export function locateModel(dir: string): ModelLocation {
   if (!existsSync(dir)) {
     const names = inTraining ? checkpointNames(parent) : [];
     if (names.length > 0) fail(`${dir} does not exist; the checkpoints of that run are ${checkpointList(dirname(dir), names)}`);
-    fail(`model folder ${dir} does not exist (train one with: minigpt train --out ${dir})`);
+    fail(`model folder ${dir} does not exist (train one with: minigpt train --out ${dir})${besideMissingFolder(dir)}`);
   }
   if (existsSync(join(dir, "config.json"))) return { root: dir, weights: join(dir, "model.safetensors") };
   const step = CHECKPOINT_NAME.exec(basename(resolve(dir)));
@@ -106,9 +107,11 @@ export function locateModel(dir: string): ModelLocation {
 
 /**
  * Load a model folder's best model, or a checkpoint of it (OUT/training/checkpoint-N), with the
- * tokenizer, checking they agree.
+ * tokenizer, checking they agree. What a killed run left around the folder is put right first
+ * (out-folder.ts), said through `notice`.
  */
-export function loadModelFolder(dir: string): ModelFolder {
+export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
+  tidyBeforeReading(dir, notice);
   const where = locateModel(dir);
   const model = loadModel(where.root, where.weights);
   const tokenizer = loadTokenizer(where.root);

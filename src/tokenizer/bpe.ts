@@ -1,5 +1,5 @@
 import { fail } from "../errors.js";
-import { bytesToUnicode, wtf8Decode, wtf8Encode } from "./bytes.js";
+import { bytesToUnicode, byteTokenName, wtf8Decode, wtf8Encode } from "./bytes.js";
 import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
 
@@ -442,7 +442,7 @@ export function pieceString(bytes: Uint8Array): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    return Array.from(bytes, (b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`).join("");
+    return Array.from(bytes, byteTokenName).join("");
   }
 }
 

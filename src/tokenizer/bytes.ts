@@ -37,8 +37,17 @@ export function unicodeToBytes(s: string): Uint8Array | undefined {
   return out;
 }
 
+/**
+ * The name of a byte token in Hugging Face vocabularies with byte fallback (SentencePiece, Llama,
+ * minigpt's character tokenizer): byte 0xE2 is "<0xE2>", two hex digits in capitals.
+ */
+export function byteTokenName(byte: number): string {
+  return `<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`;
+}
+
 const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder("utf-8");
+// ignoreBOM: a byte order mark is text like any other (TextDecoder would drop one at the start)
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 // In unicode mode a surrogate pair is one code point, so only unpaired halves match.
 const LONE_SURROGATE = /\p{Cs}/u;
 

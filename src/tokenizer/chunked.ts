@@ -95,8 +95,8 @@ export class ChunkedEncoder {
       tokenizer instanceof ByteLevelBpe
         ? (text, final, out) => tokenizer.encodeStart(text, final, out)
         : tokenizer.kind === "char"
-          ? charEncoder(tokenizer)
-          : wordEncoder(tokenizer);
+          ? charEncoder(tokenizer, options.onUnknown)
+          : wordEncoder(tokenizer, options.onUnknown);
   }
 
   /** The ids of `text` that are settled; the rest come out of a later push. */
@@ -117,7 +117,7 @@ export class ChunkedEncoder {
  * the characters of its vocabulary; anything else goes through the tokenizer's own encode, which
  * decides what an unknown character becomes.
  */
-function charEncoder(tokenizer: Tokenizer): (text: string, final: boolean, out: IdBuffer) => number {
+function charEncoder(tokenizer: Tokenizer, onUnknown: EncodeOptions["onUnknown"]): (text: string, final: boolean, out: IdBuffer) => number {
   const table = new Int32Array(0x10000).fill(-1);
   const astral = new Map<string, number>();
   for (let id = 0; id < tokenizer.vocabSize; id++) {
@@ -150,7 +150,7 @@ function charEncoder(tokenizer: Tokenizer): (text: string, final: boolean, out: 
       const ch = c >= 0xd800 && c <= 0xdbff && i + 1 < end ? text.slice(i, i + 2) : text.charAt(i);
       const known = astral.get(ch);
       if (known !== undefined) out.push(known);
-      else for (const id of tokenizer.encode(ch, { specialsAsText: true })) out.push(id);
+      else for (const id of tokenizer.encode(ch, { specialsAsText: true, onUnknown })) out.push(id);
       i += ch.length;
     }
     return end;
@@ -160,11 +160,11 @@ function charEncoder(tokenizer: Tokenizer): (text: string, final: boolean, out: 
 const LAST_WHITESPACE = /\p{White_Space}(?!.*\p{White_Space})/su;
 
 /** Any other tokenizer (the word tokenizer): its pieces never span whitespace, so cut after the last. */
-function wordEncoder(tokenizer: Tokenizer): (text: string, final: boolean, out: IdBuffer) => number {
+function wordEncoder(tokenizer: Tokenizer, onUnknown: EncodeOptions["onUnknown"]): (text: string, final: boolean, out: IdBuffer) => number {
   return (text, final, out) => {
     const m = final ? null : LAST_WHITESPACE.exec(text);
     const end = final ? text.length : m === null ? 0 : m.index + m[0].length;
-    for (const id of tokenizer.encode(text.slice(0, end), { specialsAsText: true })) out.push(id);
+    for (const id of tokenizer.encode(text.slice(0, end), { specialsAsText: true, onUnknown })) out.push(id);
     return end;
   };
 }

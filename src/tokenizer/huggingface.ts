@@ -58,10 +58,16 @@ function readMerge(m: unknown, i: number): [string, string] {
   return fail(`tokenizer.json: merge ${i} must be "left right" or ["left", "right"], got ${JSON.stringify(m)}`);
 }
 
+/** the decoder of byte fallback: {"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]} */
+function isByteFallbackDecoder(decoder: unknown): boolean {
+  if (typeOf(decoder) !== "Sequence" || !isObject(decoder) || !Array.isArray(decoder.decoders)) return false;
+  return decoder.decoders.map(typeOf).join() === "ByteFallback,Fuse";
+}
+
 /**
  * Reads a Hugging Face tokenizer.json: minigpt's character form (BPE without merges or
- * pre-tokenizer, Fuse decoder), a WordLevel vocabulary split on whitespace, or a GPT-2-style
- * byte-level BPE (merges as "a b" strings or as pairs). Anything else is refused with a reason,
+ * pre-tokenizer, Fuse decoder, with or without byte fallback), a WordLevel vocabulary split on
+ * whitespace, or a GPT-2-style byte-level BPE (merges as "a b" strings or as pairs). Anything else is refused with a reason,
  * since silently encoding differently from the file's owner would corrupt a model's input.
  */
 export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
@@ -85,8 +91,14 @@ export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
   const merges = model.merges ?? [];
   if (!Array.isArray(merges)) fail("tokenizer.json: model.merges must be an array");
 
-  if (pre === null && merges.length === 0 && typeOf(json.decoder) === "Fuse") {
-    return new CharTokenizer(readVocab(model, added), specials);
+  if (pre === null && merges.length === 0) {
+    const byteFallback = model.byte_fallback === true;
+    if (typeOf(json.decoder) === "Fuse" && !byteFallback) return new CharTokenizer(readVocab(model, added), specials);
+    if (isByteFallbackDecoder(json.decoder) && byteFallback) return new CharTokenizer(readVocab(model, added), specials, { byteFallback });
+    if (byteFallback || typeOf(json.decoder) === "Fuse")
+      fail(
+        "tokenizer.json: a character vocabulary (BPE without merges) needs byte_fallback with the decoders ByteFallback then Fuse, or neither with Fuse alone",
+      );
   }
   if (typeOf(pre) !== "ByteLevel" || !isObject(pre)) {
     fail(`tokenizer.json: pre-tokenizer ${typeOf(pre) ?? "none"} is not supported (minigpt reads GPT-2-style ByteLevel BPE)`);

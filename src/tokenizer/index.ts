@@ -19,7 +19,7 @@ export {
   wtf8Decode,
   wtf8Encode,
 } from "./bytes.js";
-export { CharTokenizer } from "./char.js";
+export { CharTokenizer, type CharTokenizerOptions, describeChar } from "./char.js";
 export { gpt2Tokenizer } from "./gpt2.js";
 export {
   type TokenizerConfigOptions,

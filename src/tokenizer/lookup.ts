@@ -51,12 +51,37 @@ export abstract class LookupTokenizer implements Tokenizer {
       }
       for (const piece of this.split(part)) {
         const id = this.ids.get(piece);
-        if (id === undefined) fail(this.unknownPiece(piece));
-        out.push(id);
+        if (id !== undefined) out.push(id);
+        else if (!this.fallback(piece, out)) {
+          if (!options.onUnknown) fail(this.unknownPiece(piece));
+          options.onUnknown(piece);
+        }
       }
     }
     return out;
   }
+
+  /** Encode a piece outside the vocabulary some other way (byte fallback), appending to `out`; false when there is none. */
+  protected fallback(_piece: string, _out: number[]): boolean {
+    return false;
+  }
+
+  /**
+   * The distinct pieces of `text` that are not vocabulary entries, in order of first appearance,
+   * whether or not a fallback could encode them: what a fine-tune on this text adds (withPieces).
+   */
+  unknownPieces(text: string, options: EncodeOptions = {}): string[] {
+    const unknown = new Set<string>();
+    const parts = options.specialsAsText ? [text] : splitSpecials(text, this.specialPattern, this.specialIds);
+    for (const part of parts) {
+      if (typeof part === "number") continue;
+      for (const piece of this.split(part)) if (!this.ids.has(piece)) unknown.add(piece);
+    }
+    return [...unknown];
+  }
+
+  /** This tokenizer with `pieces` appended as new ids; the ids it had keep their meaning. */
+  abstract withPieces(pieces: readonly string[]): LookupTokenizer;
 
   tokenString(id: number): string {
     const p = this.pieces[id];

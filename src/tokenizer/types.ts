@@ -1,6 +1,12 @@
 export interface EncodeOptions {
   /** Default false: special-token strings in the text become their special ids. */
   specialsAsText?: boolean;
+  /**
+   * A piece the vocabulary cannot encode (a character or word tokenizer without byte fallback:
+   * a model made before it, the counting task's words) is left out and passed here; without this
+   * option it is an error. Byte-level tokenizers and byte fallback encode everything.
+   */
+  onUnknown?: (piece: string) => void;
 }
 
 export type TokenizerKind = "char" | "bpe" | "gpt2" | "word";

@@ -8,6 +8,10 @@ const WHITESPACE = /\p{White_Space}+/u;
 export class WordTokenizer extends LookupTokenizer {
   readonly kind = "word";
 
+  withPieces(pieces: readonly string[]): WordTokenizer {
+    return new WordTokenizer([...this.pieces, ...pieces], this.specialTokens);
+  }
+
   protected invalidPiece(piece: string): string | null {
     return piece === "" || WHITESPACE.test(piece) ? "is empty or contains whitespace" : null;
   }

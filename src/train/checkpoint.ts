@@ -35,6 +35,11 @@ export interface TrainingState {
   schedule?: ScheduleOptions;
   /** wall-clock seconds of training so far */
   elapsedSeconds: number;
+  /**
+   * the kernels whose rounding the run's weights carry (backend and SIMD flavour: "wasm relaxed
+   * SIMD", "ref"): the same bits on any thread count, not across these (absent before it was recorded)
+   */
+  arithmetic?: string;
 }
 
 function fsyncPath(path: string): void {

@@ -3,17 +3,18 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
-import { fail, fsErrorMessage, MinigptError, withFs } from "../errors.js";
+import { fail, MinigptError, withFs } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { appendWhole, writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
-import { prepareOutFolder } from "../io/out-folder.js";
+import { lockFolder } from "../io/lock.js";
+import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
 import { backend } from "../kernels/index.js";
 import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -67,6 +68,8 @@ export interface StartInfo {
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
   /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
+  /** --init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
+  piecesAdded?: readonly string[];
   /** threads running the model on shares of each batch (data parallel; 1 = off) */
   dataParallelThreads: number;
 }
@@ -238,6 +241,12 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
     vocabSize: config.vocabSize,
     specialsAsText: config.specialsAsText,
     chat: config.chat || undefined,
+    vocabulary: {
+      grow: initFolder !== null,
+      hint: resume
+        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
+        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+    },
     onTokenizeProgress: events.onTokenizeProgress,
     onMessage: events.onMessage,
   });
@@ -281,7 +290,11 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
       for (const [name, t] of model.params) {
         const s = src.get(name);
         if (!s) initReport.fresh.push(name);
-        else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
+        else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
+          // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+          initNewEmbeddingRows(t, s);
+          initReport.loaded.push(name);
+        } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
         else {
           t.data.set(s.data);
           initReport.loaded.push(name);
@@ -306,7 +319,19 @@ function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainCon
   if (resumed) restoreOptimizer(optimizer, resumed);
   const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
   const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards };
+  return {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges,
+    initReport,
+    chatTokensAdded,
+    piecesAdded: dataset.addedPieces,
+    specialTargets,
+    legacyShards,
+  };
 }
 
 /** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
@@ -319,8 +344,9 @@ function resumedData(saved: TrainConfig, data: string): string {
 }
 
 /**
- * wte grown by added tokens (chat fine-tuning): the old rows are copied and every new row starts
- * as the mean of the old rows, so a new token begins as an "average" token rather than noise.
+ * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
+ * copied and every new row starts as the mean of the old rows, so a new token begins as an
+ * "average" token rather than noise.
  */
 function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   const [Vold, C] = old.shape as [number, number];
@@ -332,11 +358,8 @@ function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
 }
 
-/**
- * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
- * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
- */
-export async function train(
+/** train(), holding OUT's lock. */
+async function runTraining(
   requested: TrainConfig,
   options: {
     resume?: boolean;
@@ -347,12 +370,19 @@ export async function train(
   } = {},
   events: TrainEvents = {},
 ): Promise<TrainResult> {
-  const { config, dataset, model, optimizer, resumed, resumeChanges, initReport, chatTokensAdded, specialTargets, legacyShards } = setUp(
-    requested,
-    options.resume ?? false,
-    options.overrides ?? {},
-    events,
-  );
+  const {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges,
+    initReport,
+    chatTokensAdded,
+    piecesAdded,
+    specialTargets,
+    legacyShards,
+  } = setUp(requested, options.resume ?? false, options.overrides ?? {}, events);
   const out = config.out;
   const tokensPerStep = config.batchSize * dataset.batchT * config.gradAccum;
   const stepsOf = (c: TrainConfig) =>
@@ -399,6 +429,9 @@ export async function train(
     trained_steps: step,
     best_val_loss: bestValLoss,
   };
+  // threads and shards do not change a bit of the result; the kernels' rounding does
+  const kernels = backend() as { name: string; simd?: string };
+  const arithmetic = kernels.simd ? `${kernels.name} ${kernels.simd} SIMD` : kernels.name;
   const state = (): TrainingState => ({
     step,
     rng: { data: dataRng.getState(), dropout: dropoutRng.getState() },
@@ -406,11 +439,12 @@ export async function train(
     config: config as unknown as Record<string, unknown>,
     schedule,
     elapsedSeconds: elapsed,
+    arithmetic,
   });
   const warn = (text: string) => events.onMessage?.(text);
   // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
-  let replaced: string | null = null;
+  let replaced: string | null = resumed ? pendingReplacement(out) : null;
   if (!resumed) {
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
@@ -447,8 +481,15 @@ export async function train(
     replacedSchedule: schedule !== planned ? planned : undefined,
     initReport,
     chatTokensAdded,
+    piecesAdded,
     dataParallelThreads: parallel?.threads ?? 1,
   });
+  if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
+  const savedArithmetic = resumed?.state.arithmetic;
+  if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
+    events.onMessage?.(
+      `notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (--backend and MINIGPT_WASM_SIMD choose them)`,
+    );
   if (legacyShards !== null)
     events.onMessage?.(
       `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
@@ -546,7 +587,7 @@ export async function train(
     }
   } catch (e) {
     if (replaced) {
-      const kept = `The model folder --overwrite replaced is kept in ${replaced} (rename it back to ${out} to restore it)`;
+      const kept = `The model folder --overwrite replaced is kept in ${replaced} (put it back with: rm -r ${out} && mv ${replaced} ${out})`;
       if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
       if (e instanceof Error) e.message = `${e.message}. ${kept}`;
     }
@@ -555,18 +596,21 @@ export async function train(
     parallel?.dispose();
   }
   if (interrupted) checkpoint();
-  if (replaced) {
-    try {
-      rmSync(replaced, { recursive: true, force: true });
-    } catch (err) {
-      warn(`warning: ${fsErrorMessage(`cannot remove the replaced model folder ${replaced}`, err)}; the new model in ${out} is complete`);
-    }
-  }
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
   const configFile = join(out, "config.json");
   const saved = withFs(`cannot read ${configFile}`, () => readFileSync(configFile, "utf8"));
   writeFileAtomic(configFile, `${JSON.stringify({ ...JSON.parse(saved), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
+  // the replaced model survives any interruption (Ctrl-C, SIGTERM, kill -9, an error) and goes only
+  // when the run that replaced it has finished normally, here or in a later --resume
+  if (interrupted && replaced) {
+    events.onMessage?.(
+      `the model folder --overwrite replaced is kept in ${replaced} until this run finishes (continue it with --resume), or put it back with: rm -r ${out} && mv ${replaced} ${out}`,
+    );
+  } else if (!interrupted) {
+    const kept = finishReplacement(out);
+    if (kept !== null) events.onMessage?.(kept);
+  }
   return {
     model,
     tokenizer: dataset.tokenizer,
@@ -578,4 +622,29 @@ export async function train(
     history,
     specialTargets,
   };
+}
+
+/**
+ * Train (or, with resume, continue) the run described by `config`. `overrides` are the settings the
+ * user gave explicitly; on resume only the run length and eval/checkpoint cadence may change.
+ * The run holds OUT's lock (io/lock.ts) from start to end, so a second writer of OUT is refused, and
+ * first puts right what a killed run left around OUT (io/out-folder.ts).
+ */
+export async function train(
+  requested: TrainConfig,
+  options: Parameters<typeof runTraining>[1] = {},
+  events: TrainEvents = {},
+): Promise<TrainResult> {
+  const notice = (text: string) => events.onMessage?.(text);
+  const lock = lockFolder(requested.out, notice);
+  try {
+    tidyModelFolder(requested.out, notice);
+    if (options.resume && !existsSync(requested.out))
+      fail(
+        `nothing to resume: the model folder ${requested.out} does not exist (train without --resume first)${besideMissingFolder(requested.out)}`,
+      );
+    return await runTraining(requested, options, events);
+  } finally {
+    lock.release();
+  }
 }

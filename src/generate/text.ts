@@ -1,0 +1,80 @@
+/**
+ * Generation as text: token ids streamed through TextStreamer, ended by a stop string the way
+ * Hugging Face's `stop_strings` and OpenAI's `stop` end it: the text stops where the string first
+ * appears, and the string itself is not part of the output (unless asked for).
+ */
+import type { GPT } from "../nn/gpt.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { type GenerateOptions, generateTokens } from "./generate.js";
+import { TextStreamer } from "./stream.js";
+
+/**
+ * A stop string over streamed text. Text that could be the start of the stop string is held back
+ * until a later piece shows whether it is, so nothing shown ever has to be taken back.
+ */
+export class StopString {
+  private pending = "";
+  /** the stop string has appeared: nothing more is shown */
+  stopped = false;
+
+  /** include: keep the stop string at the end of the text */
+  constructor(
+    readonly stop: string,
+    readonly include = false,
+  ) {}
+
+  /** the part of `text` (after what came before) that can be shown now */
+  push(text: string): string {
+    if (this.stopped) return "";
+    this.pending += text;
+    const at = this.stop === "" ? -1 : this.pending.indexOf(this.stop);
+    if (at >= 0) {
+      this.stopped = true;
+      return this.pending.slice(0, at + (this.include ? this.stop.length : 0));
+    }
+    // hold back the longest end of the text that begins the stop string (it never starts inside
+    // a surrogate pair: a well-formed stop string does not begin with a low surrogate)
+    let hold = Math.min(this.stop.length - 1, this.pending.length);
+    while (hold > 0 && !this.stop.startsWith(this.pending.slice(this.pending.length - hold))) hold--;
+    const shown = this.pending.slice(0, this.pending.length - hold);
+    this.pending = this.pending.slice(this.pending.length - hold);
+    return shown;
+  }
+
+  /** at the end of a generation without the stop string: the text held back */
+  finish(): string {
+    if (this.stopped) return "";
+    const rest = this.pending;
+    this.pending = "";
+    return rest;
+  }
+}
+
+export interface GenerateTextOptions extends GenerateOptions {
+  /** end the text where this string first appears ("" = none); special tokens such as <|end|> work too */
+  stop: string;
+  /** keep the stop string at the end of the text (default: left out) */
+  includeStop: boolean;
+}
+
+/**
+ * Sample after `prompt` and yield the new text piece by piece as it becomes printable (see
+ * TextStreamer), ended by options.stop when it appears.
+ */
+export function* generateText(
+  model: GPT,
+  tokenizer: Tokenizer,
+  prompt: readonly number[],
+  options: Partial<GenerateTextOptions> = {},
+): Generator<string> {
+  const { stop = "", includeStop = false, ...sampling } = options;
+  const streamer = new TextStreamer(tokenizer, prompt);
+  const filter = new StopString(stop, includeStop);
+  for (const id of generateTokens(model, prompt, sampling)) {
+    const piece = filter.push(streamer.push(id));
+    if (piece) yield piece;
+    if (filter.stopped) return;
+  }
+  const rest = filter.push(streamer.finish()) + filter.finish();
+  if (rest) yield rest;
+}
