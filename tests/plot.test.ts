@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { type LossPoint, lossPlotSvg } from "../src/train/plot.js";
 import { sparkline } from "../src/train/sparkline.js";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 /** Minimal well-formedness check: every opened tag is closed in order, and no stray `<` or `&`. */
 function assertWellFormed(svg: string): void {
@@ -159,6 +162,56 @@ describe("lossPlotSvg", () => {
     assert.match(svg, />(9|10)(\.0)?<\/text>/);
     assert.ok(minY < 100, `spike lost (highest point at y=${minY})`);
   });
+});
+
+test("a run and its --resume through the CLI: loss.svg draws the learning rate on its own axis and marks the resume", () => {
+  const dir = tempDir("minigpt-plot-");
+  const out = join(dir, "out");
+  const tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2", "--eval-steps", "1"];
+  const common = [...tiny, "--sample-tokens", "0", "--eval-interval", "3", "--warmup-steps", "2", "--lr", "1e-2", "--min-lr", "1e-3"];
+  const first = runCli(["train", "--data", wordCorpus(dir), "--out", out, "--max-steps", "6", ...common]);
+  assert.equal(first.status, 0, first.stderr);
+  const resumed = runCli(["train", "--resume", "--out", out, "--max-steps", "10"]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+
+  // metrics.jsonl records where the resume started: on the first step it trained
+  const metrics = readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { step: number; lr: number; resumed_from?: number });
+  assert.deepEqual(
+    metrics.map((m) => m.step),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
+  assert.deepEqual(
+    metrics.filter((m) => m.resumed_from !== undefined).map((m) => [m.step, m.resumed_from]),
+    [[7, 6]],
+  );
+
+  const svg = readFileSync(join(out, "loss.svg"), "utf8");
+  assertWellFormed(svg);
+  const train = pathPoints(svg, "train");
+  const lr = pathPoints(svg, "lr");
+  assert.equal(lr.length, 10, "one learning-rate point per step");
+  assert.deepEqual(
+    lr.map((p) => p.x),
+    train.map((p) => p.x),
+    "the rate shares the steps' x axis",
+  );
+  // its own linear axis from zero: y = bottom - lr * k for one k at every step
+  const bottom = Math.max(...[...svg.matchAll(/<path d="M[\d.]+ [\d.]+V([\d.]+)H/g)].map((m) => Number(m[1])));
+  const k = (bottom - (lr[0]?.y as number)) / (metrics[0]?.lr as number);
+  for (const [i, p] of lr.entries())
+    assert.ok(Math.abs(bottom - p.y - k * (metrics[i]?.lr as number)) < 0.3, `lr point ${i + 1} at y ${p.y}`);
+  assert.match(svg, /<g class="lr-axis"[^>]*>(\s*<text[^>]*>[^<]+<\/text>)+\s*<\/g>/);
+  assert.match(svg, />learning rate<\/text>/);
+  // the resume: a dashed line at step 6's x, labelled, and in the legend
+  const line = /<line class="resume" x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)"[^>]*stroke-dasharray/.exec(svg);
+  assert.ok(line, "a resume line");
+  assert.equal(Number(line[1]), train[5]?.x);
+  assert.equal(Number(line[2]), train[5]?.x);
+  assert.match(svg, />resumed at 6<\/text>/);
+  assert.match(svg, /<g class="legend"[\s\S]*>resumed<\/text>/);
 });
 
 describe("sparkline", () => {

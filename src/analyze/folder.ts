@@ -3,8 +3,9 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { withFs } from "../errors.js";
 import type { GPTConfig } from "../nn/config.js";
+import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
-import { type AnalyzeOptions, analyzeTensors, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
 
 /** Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`. */
 export function analyzeModel(
@@ -13,6 +14,7 @@ export function analyzeModel(
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
   const analysis = analyzeTensors(model.config, model.params, options);
+  analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
   if (dir !== undefined) {
     const weightsFile = join(dir, "model.safetensors");
     analysis.files = withFs(`cannot read the folder ${dir}`, () => ({

@@ -21,7 +21,7 @@ export function metricsPath(out: string): string {
 }
 
 /** besides "step" and "loss": numbers, or null where JSON could not hold the value (an infinite tokens/s) */
-const NUMBERS = ["lr", "ms", "tokens_per_s", "grad_norm", "val_loss", "pattern_accuracy"] as const;
+const NUMBERS = ["lr", "ms", "tokens_per_s", "grad_norm", "val_loss", "pattern_accuracy", "resumed_from"] as const;
 
 /** the steps of metrics.jsonl text, checked line by line; `file` names it in errors */
 export function parseMetrics(text: string, file: string): StepMetrics[] {

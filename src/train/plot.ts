@@ -5,20 +5,29 @@
  * Training loss is a thin line (one point per logged step); validation loss is a thicker line with dots
  * (it is measured less often). The y axis is linear and starts at the data, not at zero, so late
  * progress stays visible. Non-finite losses (a diverged step) break the line instead of wrecking the scale.
+ * The learning rate, when the points have it, is a faint line on its own axis (right, from zero); a
+ * step where a --resume continued the run is a dashed vertical line, so a change of plan there (a new
+ * end re-plans the cosine) reads as one.
  */
 
 export interface LossPoint {
   step: number;
   loss?: number;
   val_loss?: number;
+  /** the learning rate of the step */
+  lr?: number;
+  /** on the first step of a resumed run: the step it continued from */
+  resumed_from?: number;
 }
 
 const WIDTH = 760;
 const HEIGHT = 420;
-const MARGIN = { left: 68, right: 28, top: 64, bottom: 56 };
+const MARGIN = { left: 68, right: 68, top: 64, bottom: 56 };
 const FONT = `system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif`;
 const TRAIN_COLOR = "#2563eb";
 const VAL_COLOR = "#ea580c";
+const LR_COLOR = "#16a34a";
+const RESUME_COLOR = "#9ca3af";
 const INK = "#1f2937";
 const MUTED = "#6b7280";
 const GRID = "#e5e7eb";
@@ -26,6 +35,10 @@ const GRID = "#e5e7eb";
 export function lossPlotSvg(points: LossPoint[], title: string): string {
   const train = series(points, "loss");
   const val = series(points, "val_loss");
+  const lr = series(points, "lr").filter((p) => Number.isFinite(p.y));
+  const resumes = [
+    ...new Set(points.flatMap((p) => (p.resumed_from !== undefined && Number.isFinite(p.resumed_from) ? [p.resumed_from] : []))),
+  ];
   const all = [...train, ...val];
 
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
@@ -49,7 +62,7 @@ export function lossPlotSvg(points: LossPoint[], title: string): string {
   }
 
   // Domains: x spans the logged steps; y spans the losses, widened to "nice" tick values.
-  let [xMin, xMax] = extent(all.map((p) => p.x));
+  let [xMin, xMax] = extent([...all.map((p) => p.x), ...resumes]);
   if (xMin === xMax) {
     xMin -= 1;
     xMax += 1;
@@ -90,6 +103,23 @@ export function lossPlotSvg(points: LossPoint[], title: string): string {
   }
   out.push("</g>");
 
+  // Learning rate: its own scale, from zero to a round number at or above the highest rate.
+  const lrMax = lr.reduce((m, p) => Math.max(m, p.y), 0);
+  const lrStep = tickStep(0, lrMax || 1, 4);
+  const lrHi = Math.max(lrStep, Math.ceil(lrMax / lrStep - 1e-9) * lrStep);
+  const syLr = (y: number): number => MARGIN.top + plotH - (y / lrHi) * plotH;
+  if (lr.length > 0) {
+    out.push(`<g class="lr-axis" font-size="11" fill="${LR_COLOR}">`);
+    for (let i = 0; i <= Math.round(lrHi / lrStep); i++) {
+      const t = clean(i * lrStep);
+      out.push(`<text x="${MARGIN.left + plotW + 8}" y="${r(syLr(t))}" dominant-baseline="middle">${formatRate(t)}</text>`);
+    }
+    out.push(
+      "</g>",
+      `<text transform="translate(${WIDTH - 14} ${MARGIN.top + plotH / 2}) rotate(90)" font-size="12" fill="${LR_COLOR}" text-anchor="middle">learning rate</text>`,
+    );
+  }
+
   // Axes and their labels.
   out.push(
     `<path d="M${MARGIN.left} ${MARGIN.top}V${MARGIN.top + plotH}H${MARGIN.left + plotW}" fill="none" stroke="#9ca3af"/>`,
@@ -97,7 +127,21 @@ export function lossPlotSvg(points: LossPoint[], title: string): string {
     `<text transform="translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)" font-size="12" fill="${INK}" text-anchor="middle">loss</text>`,
   );
 
-  // Curves.
+  // Resume points: a dashed line from top to bottom, labelled at the top.
+  for (const step of resumes) {
+    const x = r(sx(step));
+    out.push(
+      `<line class="resume" x1="${x}" y1="${MARGIN.top}" x2="${x}" y2="${MARGIN.top + plotH}" stroke="${RESUME_COLOR}" stroke-width="1.25" stroke-dasharray="5 4"/>`,
+      `<text x="${x}" y="${MARGIN.top - 5}" font-size="11" fill="${MUTED}" text-anchor="middle">resumed at ${step}</text>`,
+    );
+  }
+
+  // Curves (the learning rate first, under the losses).
+  if (lr.length > 0) {
+    out.push(
+      `<path class="lr" d="${linePath(lr, sx, syLr, plotW)}" fill="none" stroke="${LR_COLOR}" stroke-width="1.25" stroke-opacity="0.7" stroke-linejoin="round"/>`,
+    );
+  }
   if (train.length > 0) {
     out.push(
       `<path class="train" d="${linePath(train, sx, sy, plotW)}" fill="none" stroke="${TRAIN_COLOR}" stroke-width="1.5" stroke-linejoin="round" stroke-linecap="round"/>`,
@@ -117,19 +161,21 @@ export function lossPlotSvg(points: LossPoint[], title: string): string {
   }
 
   // Legend (top right, inside the plot area, on a white card so it stays readable over the lines).
-  const entries: [string, string, number][] = [];
+  const entries: [string, string, number, string?][] = [];
   if (train.length > 0) entries.push(["train", TRAIN_COLOR, 1.5]);
   if (val.length > 0) entries.push(["val", VAL_COLOR, 2.25]);
-  const legendW = 84;
+  if (lr.length > 0) entries.push(["learning rate", LR_COLOR, 0.5]);
+  if (resumes.length > 0) entries.push(["resumed", RESUME_COLOR, 0.5, "5 4"]);
+  const legendW = lr.length > 0 || resumes.length > 0 ? 136 : 84;
   const legendH = 10 + entries.length * 20;
   const lx = MARGIN.left + plotW - legendW - 10;
   const ly = MARGIN.top + 10;
   out.push(`<g class="legend" font-size="12" fill="${INK}">`);
   out.push(`<rect x="${lx}" y="${ly}" width="${legendW}" height="${legendH}" rx="4" fill="#ffffff" fill-opacity="0.9" stroke="${GRID}"/>`);
-  entries.forEach(([label, color, w], i) => {
+  entries.forEach(([label, color, w, dash], i) => {
     const y = ly + 15 + i * 20;
     out.push(
-      `<line x1="${lx + 10}" y1="${y}" x2="${lx + 34}" y2="${y}" stroke="${color}" stroke-width="${w + 0.75}" stroke-linecap="round"/>`,
+      `<line x1="${lx + 10}" y1="${y}" x2="${lx + 34}" y2="${y}" stroke="${color}" stroke-width="${w + 0.75}"${dash ? ` stroke-dasharray="${dash}"` : ' stroke-linecap="round"'}/>`,
     );
     out.push(`<text x="${lx + 42}" y="${y}" dominant-baseline="middle">${label}</text>`);
   });
@@ -145,7 +191,7 @@ interface XY {
 }
 
 /** Points with a value for `key`, sorted by step. Non-finite values are kept (as NaN) to break the line. */
-function series(points: LossPoint[], key: "loss" | "val_loss"): XY[] {
+function series(points: LossPoint[], key: "loss" | "val_loss" | "lr"): XY[] {
   const out: XY[] = [];
   for (const p of points) {
     const v = p[key];
@@ -194,6 +240,13 @@ function formatTick(v: number, step: number): string {
   if (Math.abs(v) >= 10000 && step >= 1000 && v % 1000 === 0) return `${v / 1000}k`;
   const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   return v.toFixed(decimals);
+}
+
+/** A learning rate tick: 0, 5e-4, 1e-3, 1.5e-3 (rates are small; exponents read better than 0.0005). */
+function formatRate(v: number): string {
+  if (v === 0) return "0";
+  const [mantissa, exponent] = v.toExponential().split("e") as [string, string];
+  return `${clean(Number(mantissa))}e${exponent.replace("+", "")}`;
 }
 
 function r(v: number): number {
