@@ -15,6 +15,8 @@ export {
   analyzeTensors,
   BYTES_PER_FLOAT,
   closedFormParameterCount,
+  type DiskFigures,
+  diskFigures,
   formatAnalysis,
   formatBytes,
   formatFlops,

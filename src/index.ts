@@ -25,6 +25,7 @@ export {
   type TokenizeProgress,
   tokenCacheDir,
 } from "./data/token-cache.js";
+export { locatePiece, unencodable } from "./data/vocabulary.js";
 export { failFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
@@ -40,6 +41,7 @@ export {
   trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
+export { type FolderLock, lockFolder } from "./io/lock.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
 export {
   estimateLoss,

@@ -2,7 +2,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { GPTConfig } from "../nn/config.js";
-import { type AnalyzeOptions, analyzeTensors, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
+import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
 
 /** Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`. */
 export function analyzeModel(
@@ -11,6 +12,7 @@ export function analyzeModel(
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
   const analysis = analyzeTensors(model.config, model.params, options);
+  analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
   if (dir !== undefined) {
     const weightsFile = join(dir, "model.safetensors");
     analysis.files = {

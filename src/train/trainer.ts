@@ -5,6 +5,7 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
@@ -23,7 +24,7 @@ import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/sch
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
+import { KEEP_CHECKPOINTS, loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import {
   DEFAULT_DATA,
   defaultTrainConfig,
@@ -37,6 +38,9 @@ import {
 import { countingAccuracy } from "./evaluate.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
+
+/** a model folder above this size is announced before it is written */
+export const LARGE_FOLDER_BYTES = 100e6;
 
 export interface StepMetrics {
   step: number;
@@ -460,6 +464,12 @@ async function runTraining(
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
   let replaced: string | null = resumed ? pendingReplacement(out) : null;
   if (!resumed) {
+    // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
+    const disk = diskFigures(model.parameterCount(), KEEP_CHECKPOINTS);
+    if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
+      events.onMessage?.(
+        `note: ${out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
+      );
     // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
     // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
     // resumable from the first moment it exists.
