@@ -26,10 +26,12 @@ export {
   tokenCacheDir,
 } from "./data/token-cache.js";
 export { locatePiece, unencodable } from "./data/vocabulary.js";
-export { failFs } from "./errors.js";
+export { failFs, withFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
   checkpointNames,
+  enclosingModelFolder,
+  isModelFolder,
   loadModelFolder,
   loadTokenizer,
   locateModel,
