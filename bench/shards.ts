@@ -5,7 +5,8 @@
 // micro-batch (--grad-shards 1: the 1-thread step before shards), one with S shards, in alternating
 // blocks of steps (A B, then B A, ...), so that a slow minute of a shared machine hits both alike.
 // Prints one JSON object: each setting's median step time, and the ratio S shards / whole per block
-// (median, min, max).
+// (median, min, max), in wall time and in the process's CPU time (user + system): on a machine shared
+// with other busy processes the wall time mostly measures the others, a step's CPU time much less.
 //
 //   node --import tsx bench/shards.ts [--recipe small|big] [--shards S] [--blocks N] [--block-steps K] [--warmup W]
 
@@ -36,7 +37,13 @@ const rng = new Rng(0);
 const tokens = Int32Array.from({ length: 1_000_000 }, () => Math.floor(rng.random() * vocabSize));
 const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
 
-async function setting(s: number): Promise<{ step: () => number; times: number[] }> {
+interface Setting {
+  step: () => number;
+  /** wall ms of each step */
+  times: number[];
+}
+
+async function setting(s: number): Promise<Setting> {
   const model = new GPT(makeConfig({ vocabSize, ...recipe, dropout: 0 }), 1337);
   const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
   const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
@@ -48,22 +55,29 @@ async function setting(s: number): Promise<{ step: () => number; times: number[]
 
 const whole = await setting(1);
 const sharded = await setting(shards);
+/** per block: S shards / whole, in wall time and in CPU time */
 const ratios: number[] = [];
+const cpuRatios: number[] = [];
+/** run `blockSteps` steps of x; returns [wall ms, CPU ms] */
+function block(x: Setting): [number, number] {
+  const cpu0 = process.cpuUsage();
+  let sum = 0;
+  for (let i = 0; i < blockSteps; i++) {
+    const t0 = performance.now();
+    x.step();
+    const ms = performance.now() - t0;
+    x.times.push(ms);
+    sum += ms;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return [sum, (cpu.user + cpu.system) / 1000];
+}
 for (let b = 0; b < blocks; b++) {
-  const block = (x: typeof whole) => {
-    let sum = 0;
-    for (let i = 0; i < blockSteps; i++) {
-      const t0 = performance.now();
-      x.step();
-      const ms = performance.now() - t0;
-      x.times.push(ms);
-      sum += ms;
-    }
-    return sum;
-  };
-  const order = b % 2 === 0 ? [whole, sharded] : [sharded, whole];
-  const [first, second] = order.map(block) as [number, number];
-  ratios.push(b % 2 === 0 ? second / first : first / second);
+  // A B, then B A: a machine getting slower or faster within a pair favours neither
+  const pair = b % 2 === 0 ? [block(whole), block(sharded)] : [block(sharded), block(whole)].reverse();
+  const [w, s] = pair as [[number, number], [number, number]];
+  ratios.push(s[0] / w[0]);
+  cpuRatios.push(s[1] / w[1]);
 }
 const b = backend() as { simd?: string; tile?: string };
 console.log(
@@ -80,6 +94,9 @@ console.log(
     ratio_median: median(ratios),
     ratio_min: Math.min(...ratios),
     ratio_max: Math.max(...ratios),
+    cpu_ratio_median: median(cpuRatios),
+    cpu_ratio_min: Math.min(...cpuRatios),
+    cpu_ratio_max: Math.max(...cpuRatios),
   }),
 );
 process.exit(0);

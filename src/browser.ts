@@ -15,6 +15,8 @@ export {
   analyzeTensors,
   BYTES_PER_FLOAT,
   closedFormParameterCount,
+  type DiskFigures,
+  diskFigures,
   formatAnalysis,
   formatBytes,
   formatFlops,
@@ -35,6 +37,8 @@ export {
   CHAT_ASSISTANT,
   CHAT_END,
   CHAT_SPECIAL_TOKENS,
+  CHAT_SYSTEM,
+  CHAT_TEMPLATE_TOKENS,
   CHAT_USER,
   type ChatMessage,
   type ChatRole,
@@ -45,6 +49,7 @@ export {
   encodeChat,
   parseChatJsonl,
   requireChatTokens,
+  requireSystemToken,
   withChatTokens,
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";

@@ -3,16 +3,20 @@
  * fine-tune on conversations with digits and punctuation) adds them to the vocabulary; a new model
  * encodes any prompt by byte fallback, with the ids and text @huggingface/tokenizers gives from its
  * tokenizer.json; a folder made before byte fallback (tests/models/char-before-fallback, written by
- * the code of that time) still loads and leaves such characters out with one warning line; training
+ * the code of that time) still loads and leaves such characters out with one warning line, as the
+ * counting model's word vocabulary does with a word; training
  * data that cannot be encoded is an error naming the file, the line and the flag that helps.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { before, describe, test } from "node:test";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { loadDataset } from "../src/data/dataset.js";
-import { loadTokenizer } from "../src/io/folder.js";
+import { loadTokenizer, saveTokenizer } from "../src/io/folder.js";
+import { saveModel } from "../src/io/hf.js";
+import { makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { countingTokenizer } from "../src/tokenizer/word.js";
 import { runCli, tempDir, throwsUser, wordCorpus } from "./helpers.js";
@@ -87,6 +91,18 @@ describe("characters a model never saw", () => {
     assert.match(c.stdout, /\(warning: left out "ë" \(U\+00EB\): not in this model's character vocabulary/);
   });
 
+  test("the counting model's word vocabulary leaves an unknown word out with one warning naming it", () => {
+    const counting = join(dir, "counting");
+    mkdirSync(counting);
+    const tok = countingTokenizer();
+    const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 20, nLayer: 1, nHead: 1, nEmbd: 8 }), 1);
+    saveModel(model, counting);
+    saveTokenizer(counting, tok);
+    model.dispose();
+    const g = ok(runCli(["generate", "--model", counting, "--prompt", "1 2 hello 3", "--max-new-tokens", "2", "--backend", "ref"]));
+    assert.match(g.stderr, /^warning: left out "hello": not in this model's word vocabulary\n$/);
+  });
+
   test("training data a fixed vocabulary cannot encode names the file, the line and the flag", () => {
     // --tokenizer DIR fixes the vocabulary; this one is a model folder's from before byte fallback
     const data = join(dir, "cafe.txt");
@@ -101,6 +117,10 @@ describe("characters a model never saw", () => {
         `cafe\\.txt line ${line}: character "é" \\(U\\+00E9\\) is not in the model's char vocabulary; --tokenizer char builds the vocabulary from the data`,
       ),
     );
+    // eval of that text on that model: the same place, and the fine-tune that adds the character
+    const e = runCli(["eval", "--model", OLD, "--data", data, "--backend", "ref"]);
+    assert.equal(e.status, 1);
+    assert.match(e.stderr, new RegExp(`cafe\\.txt line ${line}: character "é" .*minigpt train --init .* --data .*cafe\\.txt --out NEW\n$`));
   });
 
   test("the token cache's chunked path adds, and refuses, what the in-memory path does", () => {

@@ -98,6 +98,8 @@ export interface HistoryFigures {
 export interface ModelAnalysis {
   config: GPTConfig;
   files?: { dir: string; weightsBytes: number; folderBytes: number };
+  /** what training this shape writes (Node: analyzeModel adds it, knowing how many checkpoints a run keeps) */
+  disk?: DiskFigures;
   parameters: ParameterFigures;
   memory: MemoryFigures;
   flops: FlopFigures;
@@ -234,6 +236,23 @@ export function analyzeTensors(
   };
 }
 
+/** Bytes a training run of a model of `parameters` float32 parameters leaves on disk. */
+export interface DiskFigures {
+  /** model.safetensors */
+  weightsBytes: number;
+  /** one checkpoint: weights and AdamW's two moments */
+  checkpointBytes: number;
+  keepCheckpoints: number;
+  /** the model folder once saved: model.safetensors and keepCheckpoints checkpoints (tokenizer and metrics aside) */
+  runFolderBytes: number;
+}
+
+export function diskFigures(parameters: number, keepCheckpoints: number): DiskFigures {
+  const weightsBytes = 4 * parameters;
+  const checkpointBytes = 3 * weightsBytes;
+  return { weightsBytes, checkpointBytes, keepCheckpoints, runFolderBytes: weightsBytes + keepCheckpoints * checkpointBytes };
+}
+
 /** Human sizes: 1,234 B, 12.3 KB, 4.56 MB, 1.23 GB (powers of 1000, as file managers show them). */
 export function formatBytes(n: number): string {
   if (n < 1000) return `${n} B`;
@@ -270,6 +289,12 @@ export function formatAnalysis(a: ModelAnalysis): string {
   if (a.files) {
     lines.push(
       `model folder ${a.files.dir}: model.safetensors ${formatBytes(a.files.weightsBytes)}, folder ${formatBytes(a.files.folderBytes)}`,
+    );
+  }
+  if (a.disk) {
+    const d = a.disk;
+    lines.push(
+      `on disk: model.safetensors ${formatBytes(d.weightsBytes)}; a training run's folder about ${formatBytes(d.runFolderBytes)} (the model and ${d.keepCheckpoints} checkpoints of weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each)`,
     );
   }
   lines.push(

@@ -11,10 +11,12 @@ import {
   fail,
   loadModelFolder,
   loadTextSource,
+  locatePiece,
   sampleWindows,
   targetBytes,
   textSplits,
   trainingData,
+  unencodable,
   VAL_FRACTION,
 } from "../index.js";
 import { backendFlags, modelFlag } from "./common.js";
@@ -108,7 +110,15 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     const source = loadTextSource(data);
     const files = describeFolderSource(source);
     if (files) process.stderr.write(`files: ${files}\n`);
-    const { ids, train, val } = textSplits(source, tokenizer, specialsAsText);
+    // a model made before byte fallback cannot read every character: say where, and what helps
+    const unknown = (piece: string) =>
+      unencodable(
+        locatePiece(source.files, piece, tokenizer.kind),
+        tokenizer,
+        piece,
+        `a fine-tune on this text adds what it needs: minigpt train --init ${f.string("model")} --data ${data} --out NEW`,
+      );
+    const { ids, train, val } = textSplits(source, tokenizer, specialsAsText, unknown);
     const part = split === "val" ? val : split === "train" ? train : ids;
     const windows = evalWindows(part, model.config.blockSize);
     if (windows.length === 0) fail(`${scored} has ${part.length} token(s); scoring needs at least 2 (try --split all or more text)`);

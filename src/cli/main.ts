@@ -49,6 +49,9 @@ function usage(): string {
   ].join("\n");
 }
 
+/** the npm package's name (the command stays minigpt: that npm name belongs to another package) */
+const PACKAGE_NAME = "minigpt-ts";
+
 /**
  * minigpt's version, from the package.json above this file (src/cli/ under tsx, dist/src/cli/ when
  * built; installed packages keep package.json at their root).
@@ -59,7 +62,7 @@ function packageVersion(): string {
     const file = join(dir, "package.json");
     if (!existsSync(file)) continue;
     const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
-    if (pkg.name === "minigpt" && typeof pkg.version === "string") return pkg.version;
+    if (pkg.name === PACKAGE_NAME && typeof pkg.version === "string") return pkg.version;
   }
   return "(unknown version: package.json not found)";
 }

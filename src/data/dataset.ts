@@ -56,7 +56,7 @@ export interface DatasetOptions {
   /** what to do with data a given character or word `tokenizer` cannot encode (default: an error) */
   vocabulary?: VocabularyFit;
   /** the token cache: its folder (default tokenCacheDir()) and the size from which a text uses it */
-  tokenCache?: { dir?: string; minBytes?: number; chunkBytes?: number };
+  tokenCache?: { dir?: string; minBytes?: number; chunkBytes?: number; threads?: number; maxPiece?: number };
   /** progress of tokenizing a text into the token cache */
   onTokenizeProgress?(p: TokenizeProgress): void;
   /** notices for the user (the token cache reused or written) */
@@ -123,6 +123,8 @@ export function loadDataset(o: DatasetOptions): Dataset {
       specialsAsText: o.specialsAsText,
       dir: o.tokenCache?.dir,
       chunkBytes: o.tokenCache?.chunkBytes,
+      threads: o.tokenCache?.threads,
+      maxPiece: o.tokenCache?.maxPiece,
       onProgress: o.onTokenizeProgress,
       onMessage: o.onMessage,
     });

@@ -241,10 +241,14 @@ export function tidyModelFolder(out: string, notice: (text: string) => void): vo
     notice(`removed what killed runs (process ${pids}) left unfinished: ${junk.map((j) => relative(dirname(abs), j.path)).join(", ")}`);
   }
   if (existsSync(abs)) {
+    const pending = pendingReplacement(out);
     for (const r of replacedAside) {
       if (!existsSync(r.path)) continue;
+      const back = `put it back with: rm -r ${out} && mv ${r.path} ${out}`;
       notice(
-        `${r.path} holds the model folder that an unfinished train --overwrite (process ${r.pid}) replaced; it is removed when the run in ${out} finishes (train --out ${out} --resume), or put it back with: rm -r ${out} && mv ${r.path} ${out}`,
+        r.path === pending
+          ? `${r.path} holds the model folder that the unfinished train --overwrite in ${out} (process ${r.pid}) replaced; it is removed when that run finishes (train --out ${out} --resume), or ${back}`
+          : `${r.path} holds a model folder that a train --overwrite (process ${r.pid}) replaced and never finished; ${back}, or remove it with: rm -r ${r.path}`,
       );
     }
   }
