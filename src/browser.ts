@@ -28,6 +28,7 @@ export {
   type Batch,
   BatchSampler,
   evalWindows,
+  readEvalWindows,
   SequenceSampler,
   splitStream,
   splitTokens,
@@ -37,6 +38,8 @@ export {
   CHAT_ASSISTANT,
   CHAT_END,
   CHAT_SPECIAL_TOKENS,
+  CHAT_SYSTEM,
+  CHAT_TEMPLATE_TOKENS,
   CHAT_USER,
   type ChatMessage,
   type ChatRole,
@@ -47,6 +50,7 @@ export {
   encodeChat,
   parseChatJsonl,
   requireChatTokens,
+  requireSystemToken,
   withChatTokens,
 } from "./data/chat.js";
 export { countingSequence, countingStarts, patternAccuracy } from "./data/counting.js";
@@ -122,6 +126,7 @@ export {
   evaluateCounting,
   evaluateIds,
   evaluateWindows,
+  sampleWindowIndices,
   sampleWindows,
   targetBytes,
 } from "./train/evaluate.js";

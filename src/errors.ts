@@ -4,29 +4,53 @@
  */
 export class MinigptError extends Error {
   override name = "MinigptError";
+  /** the file-system error code (ENOSPC, EIO, ...) when failFs made it: the caller may add what to do next */
+  fsCode?: string;
 }
 
 export function fail(message: string): never {
   throw new MinigptError(message);
 }
 
+/** what to do about a file-system error, by its code */
+const FS_HINTS: Record<string, string> = {
+  ENOSPC: "free some disk space",
+  EDQUOT: "free some disk space (the disk quota is used up)",
+  EIO: "the disk reported an input/output error; check the disk, or use another one",
+  EACCES: "check the folder's permissions, or choose another path",
+  EPERM: "check the folder's permissions, or choose another path",
+  EROFS: "the disk is read-only; choose another path",
+  EISDIR: "a folder stands where a file should be; give a file path, or move the folder away",
+  ENOTDIR: "a part of the path is a file, not a folder",
+  EMFILE: "too many open files; close some programs or raise the limit (ulimit -n)",
+};
+
 /**
  * Turn a file-system error (EACCES, ENOSPC, ENOTDIR, ...) from `doing` (e.g. "cannot write x") into
  * a MinigptError that says what to do; anything that is not a file-system error is rethrown as is.
+ * Every file-system call of the trainer and the commands ends here when it fails, so a full or
+ * broken disk is one line, never a stack trace.
  */
 export function failFs(doing: string, err: unknown): never {
   if (err instanceof MinigptError) throw err;
+  const error = new MinigptError(fsErrorMessage(doing, err));
+  error.fsCode = (err as NodeJS.ErrnoException).code;
+  throw error;
+}
+
+/** failFs's line, for a caller that goes on after the error (a warning); rethrows what is not a file-system error */
+export function fsErrorMessage(doing: string, err: unknown): string {
+  if (err instanceof MinigptError) return err.message;
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (typeof code !== "string") throw err;
-  const hint =
-    code === "ENOSPC"
-      ? "free some disk space"
-      : code === "EACCES" || code === "EPERM" || code === "EROFS"
-        ? "check the folder's permissions, or choose another path"
-        : code === "EISDIR"
-          ? "the target is a folder; give a file path"
-          : code === "ENOTDIR"
-            ? "a part of the path is a file, not a folder"
-            : "check the path";
-  fail(`${doing}: ${code} (${(err as Error).message}); ${hint}`);
+  return `${doing}: ${code} (${(err as Error).message}); ${FS_HINTS[code] ?? "check the path"}`;
+}
+
+/** `fn()`, with a file-system error turned into one line by failFs(doing) */
+export function withFs<T>(doing: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    failFs(doing, err);
+  }
 }

@@ -17,6 +17,7 @@ export {
   type TextFiles,
   type TextSource,
 } from "./data/text.js";
+export { sourceBytes } from "./data/text-chunks.js";
 export {
   openTokenCache,
   type TokenCache,
@@ -25,10 +26,13 @@ export {
   type TokenizeProgress,
   tokenCacheDir,
 } from "./data/token-cache.js";
-export { failFs } from "./errors.js";
+export { locatePiece, unencodable } from "./data/vocabulary.js";
+export { failFs, withFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
   checkpointNames,
+  enclosingModelFolder,
+  isModelFolder,
   loadModelFolder,
   loadTokenizer,
   locateModel,
@@ -40,6 +44,7 @@ export {
   trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
+export { type FolderLock, lockFolder } from "./io/lock.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
 export {
   estimateLoss,

@@ -5,11 +5,14 @@
 // kernels against the ref kernels in the page (tests/browser/kernels.ts) and reports the
 // differences, which are asserted here.
 //
+// README's browser page runs here too, taken from README.md as written, on a model folder that
+// `minigpt train` made, from a plain static server (no isolation headers).
+//
 // Needs /usr/bin/chromium (apt-get install chromium; .ci/run installs it when it can), else every
 // test here is skipped with the reason. Needs dist/: built here when missing or older than the sources.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join, relative } from "node:path";
@@ -19,7 +22,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { get_encoding } from "tiktoken";
 import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
 import type { ModelPageApi, ModelReport } from "./browser/model.js";
-import { fixtureFolders } from "./helpers.js";
+import { fixtureFolders, runCli, tempDir, wordCorpus } from "./helpers.js";
 import { serve } from "./static-server.js";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -324,6 +327,44 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
       enc.free();
     }
     assert.deepEqual(problems, [], "errors in the page");
+  });
+
+  test("README's browser page, as written, prints a generation from a model folder minigpt train made (plain static server)", async (t) => {
+    if (!ready(t)) return;
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const blocks = [...readme.matchAll(/```html\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+    assert.equal(blocks.length, 1, "README.md has one html block: the browser page");
+    // README's layout: demo.html next to out/, in the clone (which the server's root stands for)
+    const site = tempDir("minigpt-readme-page-");
+    writeFileSync(join(site, "demo.html"), blocks[0] as string);
+    const data = wordCorpus(site);
+    appendFileSync(data, "Call me Ishmael.\n".repeat(20));
+    const tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "2", "--eval-steps", "1"];
+    const r = runCli(["train", "--data", data, "--out", join(site, "out"), "--max-steps", "2", "--sample-tokens", "0", ...tiny]);
+    assert.equal(r.status, 0, r.stderr);
+    const plain = await serve(ROOT, { "/site/": site }, { isolated: false });
+    const p = await (browser as Browser).newPage();
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+    p.on("response", (res) => {
+      // the browser's own favicon.ico request is not the page's
+      if (res.status() >= 400 && !res.url().endsWith("/favicon.ico")) errors.push(`HTTP ${res.status()}: ${res.url()}`);
+    });
+    try {
+      await p.goto(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/site/demo.html`);
+      await p.waitForFunction(() => !document.getElementById("output")?.textContent?.startsWith("loading"), undefined, {
+        timeout: CALL_MS,
+      });
+      const text = (await p.textContent("#output")) ?? "";
+      t.diagnostic(`the page printed: ${JSON.stringify(text.slice(0, 80))}...`);
+      assert.ok(text.startsWith("Call me") && text.length >= "Call me".length + 50, `the page printed ${JSON.stringify(text)}`);
+      assert.equal(await p.evaluate(() => globalThis.crossOriginIsolated), false, "served as a plain static server serves it");
+      assert.deepEqual(errors, [], "errors in the page");
+    } finally {
+      await p.close();
+      plain.closeAllConnections();
+      await new Promise<void>((resolve) => plain.close(() => resolve()));
+    }
   });
 
   // the fixtures are too small for any kernel to be split: a wider model's training step is

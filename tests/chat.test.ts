@@ -252,8 +252,8 @@ test("a vocabulary without chat tokens: chat says so; --chat fine-tuning adds th
     (err: unknown) => err instanceof MinigptError && /no chat tokens/.test(err.message) && /train --chat/.test(err.message),
   );
   const { tokenizer: ext, added } = withChatTokens(gpt2);
-  assert.deepEqual(added, ["<|user|>", "<|assistant|>", "<|end|>"]);
-  assert.equal(ext.vocabSize, 50260);
+  assert.deepEqual(added, ["<|user|>", "<|assistant|>", "<|end|>", "<|system|>"]);
+  assert.equal(ext.vocabSize, 50261);
   assert.equal(ext.specialTokenId("<|end|>"), 50259);
   const sample = "Hello world, it's a test: 123 ünïcödé.";
   assert.deepEqual(ext.encode(sample), gpt2.encode(sample));
@@ -293,8 +293,8 @@ test("a vocabulary without chat tokens: chat says so; --chat fine-tuning adds th
   });
   result.model.dispose();
   const folder = loadModelFolder(out);
-  assert.equal(folder.tokenizer.vocabSize, 50260);
-  assert.equal(folder.model.config.vocabSize, 50260);
+  assert.equal(folder.tokenizer.vocabSize, 50261);
+  assert.equal(folder.model.config.vocabSize, 50261);
   assert.equal(folder.tokenizer.specialTokenId("<|user|>"), 50257);
   const wte = folder.model.param("transformer.wte.weight").data;
   const C = 8;
@@ -303,7 +303,7 @@ test("a vocabulary without chat tokens: chat says so; --chat fine-tuning adds th
   for (let k = 0; k < C; k++) {
     let mean = 0;
     for (let v = 0; v < 50257; v++) mean += (oldWte[v * C + k] as number) / 50257;
-    for (let v = 50257; v < 50260; v++) assert.ok(Math.abs((wte[v * C + k] as number) - mean) < 1e-6);
+    for (let v = 50257; v < 50261; v++) assert.ok(Math.abs((wte[v * C + k] as number) - mean) < 1e-6);
   }
   new ChatSession(folder.model, folder.tokenizer).reset(); // no longer refuses
   folder.model.dispose();

@@ -153,3 +153,52 @@ test("a model folder over 100 MB is announced before anything is written; analyz
   assert.match(big.stderr, /^note: .*a-file will take about 10\d MB on disk \(model\.safetensors 14\.\d MB and 2 checkpoints/m);
   assert.match(big.stderr, /is a file; give a folder for the model/);
 });
+
+test('chat data takes a "system" message (<|system|> added by the fine-tune), and chat --system puts one before every prompt', () => {
+  const conversations = join(root, "conversations.jsonl");
+  const line = (messages: { role: string; content: string }[]) => JSON.stringify({ messages });
+  writeFileSync(
+    conversations,
+    `${line([
+      { role: "system", content: "sea" },
+      { role: "user", content: "me" },
+      { role: "assistant", content: "the whale." },
+    ])}\n${line([
+      { role: "user", content: "ahab" },
+      { role: "assistant", content: "a ship." },
+    ])}\n`,
+  );
+  const chatModel = join(root, "chat-model");
+  const tuned = runCli(
+    ["train", "--chat", conversations, "--init", out, "--out", chatModel].concat([
+      "--max-steps",
+      "2",
+      "--batch-size",
+      "2",
+      "--eval-steps",
+      "1",
+      "--warmup-steps",
+      "0",
+    ]),
+  );
+  assert.equal(tuned.status, 0, tuned.stderr);
+  assert.match(tuned.stderr, /^chat: added <\|system\|> to the vocabulary/m);
+  const reply = (...args: string[]) => {
+    const r = runCli(["chat", "--model", chatModel, "--temperature", "0", "--max-new-tokens", "12", ...args], { input: "me\n/quit\n" });
+    assert.equal(r.status, 0, r.stderr);
+    return /^assistant> (.*)$/m.exec(r.stdout)?.[1];
+  };
+  // greedy replies to the same message: the system message is part of what the model sees
+  assert.notEqual(reply("--system", "sea"), reply());
+  // a system message anywhere but first is a one-line error naming the line
+  writeFileSync(
+    conversations,
+    `${line([
+      { role: "user", content: "me" },
+      { role: "system", content: "sea" },
+    ])}\n`,
+  );
+  const late = runCli(["train", "--chat", conversations, "--init", out, "--out", join(root, "chat-late")]);
+  assert.equal(late.status, 1);
+  assert.match(late.stderr, /conversations\.jsonl line 1: a "system" message may only come first/);
+});

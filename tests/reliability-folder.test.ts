@@ -148,7 +148,6 @@ test("two writers of one model folder: the second gets one line naming the first
   const first = startCli(args);
   assert.ok(await first.seen(/^kernels: /m), first.stderr());
   const before = readFileSync(join(out, "config.json"));
-  refused(runCli(args), new RegExp(`being written by process ${first.child.pid}\\b`));
   refused(runCli([...args, "--overwrite"]), new RegExp(`being written by process ${first.child.pid}\\b`));
   assert.deepEqual(readdirSync(dir).sort(), [".m.lock", "corpus.txt", "m"], "no folder replaced or begun");
   assert.ok(readFileSync(join(out, "config.json")).equals(before));
@@ -216,7 +215,6 @@ test("an OUT that cannot be created gets one line (Node 20's recursive mkdir loo
   const train = (out: string) => runCli(["train", "--data", data, ...tiny, "--max-steps", "1", "--out", out], { timeoutMs: 30_000 });
   if (existsSync("/proc/self")) {
     refused(train("/proc/x"), /cannot create the model folder \/proc\/x/);
-    refused(train("/proc/minigpt-x/m"), /cannot create the model folder \/proc\/minigpt-x\/m/);
   }
   const file = join(dir, "f");
   writeFileSync(file, "");

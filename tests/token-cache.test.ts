@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { arrayStream, evalWindows, readEvalWindows } from "../src/data/batches.js";
 import { type Dataset, loadDataset } from "../src/data/dataset.js";
 import { Rng } from "../src/random.js";
 import { trainBpe } from "../src/tokenizer/bpeTrain.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { bpeVocabulary, ChunkedEncoder, charVocabulary } from "../src/tokenizer/chunked.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
+import { sampleWindowIndices, sampleWindows } from "../src/train/evaluate.js";
 import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 /**
@@ -74,7 +76,7 @@ function encodeChunked(tokenizer: Tokenizer, chunks: string[], specialsAsText = 
 }
 
 describe("chunked tokenizing gives what the whole string gives", () => {
-  const text = nastyText(1, 20_000);
+  const text = nastyText(1, 6_000);
   test("char: vocabulary and ids, specials cut out or read as text, any chunk size", () => {
     const whole = CharTokenizer.fromText(text, ["<|x|>"]);
     for (const [seed, maxLen] of [
@@ -93,14 +95,14 @@ describe("chunked tokenizing gives what the whole string gives", () => {
   });
 
   test("byte-level BPE: trained merges and ids, any chunk size", () => {
-    const whole = trainBpe(text, { vocabSize: 400 });
+    const whole = trainBpe(text, { vocabSize: 300 });
     for (const [seed, maxLen] of [
       [4, 2],
       [5, 23],
       [6, 5000],
     ] as const) {
       const chunks = randomChunks(text, seed, maxLen);
-      const vocab = bpeVocabulary({ vocabSize: 400 });
+      const vocab = bpeVocabulary({ vocabSize: 300 });
       for (const [k, c] of chunks.entries()) vocab.add(c, k === chunks.length - 1);
       const built = vocab.finish();
       assert.deepEqual(built.toHuggingFaceJson(), whole.toHuggingFaceJson());
@@ -114,9 +116,9 @@ describe("token cache", () => {
   const dir = tempDir("minigpt-token-cache-");
   const corpus = join(dir, "corpus");
   mkdirSync(join(corpus, "b"), { recursive: true });
-  // two files joined with "\n\n", a BOM, text cut everywhere by 7-byte chunks
-  writeFileSync(join(corpus, "a.txt"), `\uFEFF${nastyText(7, 30_000)}`);
-  writeFileSync(join(corpus, "b", "c.txt"), nastyText(8, 20_000));
+  // two files joined with "\n\n", a BOM; the second has no newline, so no place to cut for threads
+  writeFileSync(join(corpus, "a.txt"), `\uFEFF${nastyText(7, 12_000)}`);
+  writeFileSync(join(corpus, "b", "c.txt"), nastyText(8, 8_000).replace(/\n/g, " "));
   const cacheDir = join(dir, "cache");
   const options = (kind: "char" | "bpe", cached: boolean, messages: string[] = []) => ({
     data: corpus,
@@ -125,7 +127,7 @@ describe("token cache", () => {
     tokenizerKind: kind,
     vocabSize: 300,
     specialsAsText: false,
-    tokenCache: { dir: cacheDir, minBytes: cached ? 0 : Number.MAX_SAFE_INTEGER, chunkBytes: 7 },
+    tokenCache: { dir: cacheDir, minBytes: cached ? 0 : Number.MAX_SAFE_INTEGER, chunkBytes: 7, threads: 0 },
     onMessage: (m: string) => messages.push(m),
   });
   const batches = (d: Dataset, seed: number) => {
@@ -134,18 +136,28 @@ describe("token cache", () => {
     return Array.from({ length: 20 }, () => [train.next(), val.next()]);
   };
 
+  // on this thread with 7-byte chunks; on 2 worker threads, in pieces cut at newlines, and with a
+  // text that has no place to cut for 2,000 characters taken over by this thread
+  const ways = [
+    { threads: 0, chunkBytes: 7 },
+    { threads: 2, chunkBytes: 1000 },
+    { threads: 2, chunkBytes: 1000, maxPiece: 2000 },
+  ];
   for (const kind of ["char", "bpe"] as const) {
     test(`${kind}: the cache gives the batches, splits, vocabulary and special targets of tokenizing in memory`, () => {
       const memory = loadDataset(options(kind, false));
-      const messages: string[] = [];
-      const cached = loadDataset(options(kind, true, messages));
-      assert.match(messages.join("\n"), /token cache: wrote /);
-      assert.deepEqual(cached.tokenizer.toHuggingFaceJson(), memory.tokenizer.toHuggingFaceJson());
-      assert.equal(cached.trainTokens, memory.trainTokens);
-      assert.equal(cached.valTokens, memory.valTokens);
-      assert.deepEqual(cached.specialTargets, memory.specialTargets);
-      assert.ok(cached.specialTargets.length > 0);
-      assert.deepEqual(batches(cached, 3), batches(memory, 3));
+      for (const way of ways) {
+        rmSync(cacheDir, { recursive: true, force: true });
+        const messages: string[] = [];
+        const cached = loadDataset({ ...options(kind, true, messages), tokenCache: { dir: cacheDir, minBytes: 0, ...way } });
+        assert.match(messages.join("\n"), /token cache: wrote /);
+        assert.deepEqual(cached.tokenizer.toHuggingFaceJson(), memory.tokenizer.toHuggingFaceJson());
+        assert.equal(cached.trainTokens, memory.trainTokens);
+        assert.equal(cached.valTokens, memory.valTokens);
+        assert.deepEqual(cached.specialTargets, memory.specialTargets);
+        assert.ok(cached.specialTargets.length > 0);
+        assert.deepEqual(batches(cached, 3), batches(memory, 3), JSON.stringify(way));
+      }
     });
   }
 
@@ -205,4 +217,21 @@ test("train on a 24 MB text under a 128 MB heap: tokenized in chunks into the ca
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stderr, /token cache: reusing /);
   assert.doesNotMatch(second.stderr, /tokenizing/);
+});
+
+test("eval's windows read from a token stream are evalWindows' (all, or sampleWindows' sample)", () => {
+  const ids = Int32Array.from({ length: 1003 }, (_, i) => (i * 7) % 65);
+  const stream = arrayStream(ids).range(0, ids.length);
+  const T = 16;
+  const all = evalWindows(ids, T);
+  assert.deepEqual(
+    readEvalWindows(stream, T, () => null),
+    all,
+  );
+  const total = ids.length - 1;
+  for (const tokens of [1, 100, 500, 5000])
+    assert.deepEqual(
+      readEvalWindows(stream, T, (n) => sampleWindowIndices(n, total, T, tokens)),
+      sampleWindows(all, tokens),
+    );
 });

@@ -492,7 +492,8 @@ test("--tokenizer bpe and gpt2 work end to end: train, generate, eval with bits_
     const g = cli(["generate", "--model", out, "--prompt", "the whale", "--max-new-tokens", "5"]);
     assert.equal(g.status, 0, g.stderr);
     assert.ok(g.stdout.startsWith("the whale"));
-    const e = cli(["eval", "--model", out, "--data", data, "--json"]);
+    // --split all: the whole file, so its bytes are the ones counted below (the default scores the held-out split)
+    const e = cli(["eval", "--model", out, "--data", data, "--split", "all", "--json"]);
     assert.equal(e.status, 0, e.stderr);
     const result = JSON.parse(e.stdout) as { loss: number; bits_per_byte: number; tokens: number; perplexity: number };
     const bytes = readFileSync(data).length;

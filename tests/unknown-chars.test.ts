@@ -117,6 +117,10 @@ describe("characters a model never saw", () => {
         `cafe\\.txt line ${line}: character "é" \\(U\\+00E9\\) is not in the model's char vocabulary; --tokenizer char builds the vocabulary from the data`,
       ),
     );
+    // eval of that text on that model: the same place, and the fine-tune that adds the character
+    const e = runCli(["eval", "--model", OLD, "--data", data, "--backend", "ref"]);
+    assert.equal(e.status, 1);
+    assert.match(e.stderr, new RegExp(`cafe\\.txt line ${line}: character "é" .*minigpt train --init .* --data .*cafe\\.txt --out NEW\n$`));
   });
 
   test("the token cache's chunked path adds, and refuses, what the in-memory path does", () => {

@@ -1,8 +1,10 @@
 /** The file-system part of the analysis (Node): a model folder's file sizes and training history. */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { withFs } from "../errors.js";
 import type { GPTConfig } from "../nn/config.js";
 import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
+import { readMetrics } from "../train/metrics.js";
 import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
 
 /** Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`. */
@@ -15,11 +17,11 @@ export function analyzeModel(
   analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
   if (dir !== undefined) {
     const weightsFile = join(dir, "model.safetensors");
-    analysis.files = {
+    analysis.files = withFs(`cannot read the folder ${dir}`, () => ({
       dir,
       weightsBytes: existsSync(weightsFile) ? statSync(weightsFile).size : 0,
       folderBytes: folderBytes(dir),
-    };
+    }));
     const history = readHistory(dir);
     if (history) analysis.history = history;
   }
@@ -36,25 +38,16 @@ function folderBytes(dir: string): number {
   return n;
 }
 
-/** metrics.jsonl summary: steps, last train loss, best and last validation loss. */
+/** metrics.jsonl summary: steps, last train loss, best and last validation loss (a damaged file: one line naming it). */
 export function readHistory(dir: string): HistoryFigures | undefined {
-  const file = join(dir, "metrics.jsonl");
-  if (!existsSync(file)) return undefined;
   let steps = 0;
   let lastLoss: number | null = null;
   let bestValLoss: number | null = null;
   let lastValLoss: number | null = null;
   let evaluations = 0;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    if (line.trim() === "") continue;
-    let m: { step?: unknown; loss?: unknown; val_loss?: unknown };
-    try {
-      m = JSON.parse(line);
-    } catch {
-      continue; // a torn last line is not worth failing over
-    }
-    if (typeof m.step === "number") steps = Math.max(steps, m.step);
-    if (typeof m.loss === "number") lastLoss = m.loss;
+  for (const m of readMetrics(dir)) {
+    steps = Math.max(steps, m.step);
+    lastLoss = m.loss;
     if (typeof m.val_loss === "number") {
       evaluations++;
       lastValLoss = m.val_loss;

@@ -1,7 +1,7 @@
-import { writeFileSync } from "node:fs";
-import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward } from "../index.js";
+import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward, writeFileAtomic } from "../index.js";
 import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { checkOutputFiles, overwriteFlag } from "./output.js";
 import { encodeUserText } from "./user-text.js";
 
 export const attentionSpec: CommandSpec = {
@@ -12,6 +12,7 @@ export const attentionSpec: CommandSpec = {
     modelFlag(),
     { name: "prompt", type: "string", default: "", help: "the text whose attention to show (at most the block size in tokens)" },
     { name: "out", type: "string", default: "attention.html", help: "HTML file to write (opens in any browser, no network)" },
+    overwriteFlag("an --out file"),
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the prompt as plain text" },
     ...backendFlags,
   ],
@@ -23,6 +24,8 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
   const dir = f.string("model");
   const promptText = f.string("prompt");
   if (!promptText) fail('give the text: --prompt "..."');
+  const out = f.string("out");
+  checkOutputFiles([out], "out", f.bool("overwrite"));
   const { model, tokenizer } = loadModelFolder(dir);
   try {
     const ids = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
@@ -30,12 +33,7 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
     const T = model.config.blockSize;
     if (ids.length > T) fail(`the prompt is ${ids.length} tokens but the model sees at most ${T}; shorten it`);
     const trace = traceForward(model, ids);
-    const out = f.string("out");
-    try {
-      writeFileSync(out, attentionHtml(trace, tokenizer, `attention of ${dir} on ${JSON.stringify(promptText.slice(0, 60))}`));
-    } catch (err) {
-      fail(`cannot write ${out}: ${(err as Error).message}`);
-    }
+    writeFileAtomic(out, attentionHtml(trace, tokenizer, `attention of ${dir} on ${JSON.stringify(promptText.slice(0, 60))}`));
     const c = model.config;
     process.stdout.write(`wrote ${out}: ${c.nLayer} layers x ${c.nHead} heads over ${ids.length} tokens\n`);
     // a taste in the terminal: the last layer's first head

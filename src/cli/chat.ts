@@ -16,8 +16,18 @@ import { droppedWarning } from "./user-text.js";
 export const chatSpec: CommandSpec = {
   name: "chat",
   summary: "talk to a chat-fine-tuned model (<|user|> ... <|end|><|assistant|> ... <|end|>), replies streamed",
-  usage: "minigpt chat --model DIR [--temperature x] [--top-k n] [--top-p x] [--max-new-tokens n]",
-  flags: [modelFlag("model folder with the chat tokens (see minigpt train --chat)"), ...samplingFlags, ...backendFlags],
+  usage: 'minigpt chat --model DIR [--system "..."] [--temperature x] [--top-k n] [--top-p x] [--max-new-tokens n]',
+  flags: [
+    modelFlag("model folder with the chat tokens (see minigpt train --chat)"),
+    {
+      name: "system",
+      type: "string",
+      default: "",
+      help: 'a system message at the start of every prompt, as in the "system" messages of the chat data (/reset keeps it)',
+    },
+    ...samplingFlags,
+    ...backendFlags,
+  ],
   examples: ["minigpt chat --model chat-model", 'printf "hi\\nwhat is your name?\\n" | minigpt chat --model chat-model --temperature 0'],
 };
 
@@ -258,6 +268,7 @@ export async function runChat(argv: readonly string[]): Promise<number> {
       },
       dir,
     );
+    session.setSystem(f.string("system"));
     const write = (s: string) => process.stdout.write(s);
     const note = notFineTunedForChat(folder.info, tokenizer, dir);
     if (note) process.stderr.write(`${note}\n`);

@@ -1,7 +1,17 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createTokenizer, describeFolderSource, fail, failFs, loadTextSource, saveTokenizer, type Tokenizer } from "../index.js";
+import {
+  createTokenizer,
+  describeFolderSource,
+  fail,
+  failFs,
+  isModelFolder,
+  loadTextSource,
+  saveTokenizer,
+  type Tokenizer,
+} from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { checkOutputFiles, overwriteFlag } from "./output.js";
 
 export const tokenizerSpec: CommandSpec = {
   name: "tokenizer",
@@ -17,7 +27,7 @@ export const tokenizerSpec: CommandSpec = {
     },
     { name: "vocab-size", type: "int", default: 4096, min: 1, help: "vocabulary size: 256 bytes + special tokens + learned merges" },
     { name: "out", type: "string", default: "tokenizer", help: "folder to write tokenizer.json and tokenizer_config.json into" },
-    { name: "overwrite", type: "bool", default: false, help: "replace a tokenizer already in --out (never a model's)" },
+    overwriteFlag("a tokenizer in --out"),
     {
       name: "specials",
       type: "string",
@@ -33,10 +43,8 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
   if (f.positionals[0] !== "train") fail('say what to do: "minigpt tokenizer train --data ... --vocab-size ... --out DIR"');
   const out = f.string("out");
   // a model's tokenizer belongs to its weights: replacing it would break the model for good
-  if (existsSync(join(out, "model.safetensors")))
-    fail(`${out} holds a model, whose tokenizer must stay the one it was trained with; choose another --out`);
-  if (existsSync(join(out, "tokenizer.json")) && !f.bool("overwrite"))
-    fail(`${out} already holds a tokenizer; replace it with --overwrite, or choose another --out`);
+  if (isModelFolder(out)) fail(`${out} holds a model, whose tokenizer must stay the one it was trained with; choose another --out`);
+  checkOutputFiles([join(out, "tokenizer.json"), join(out, "tokenizer_config.json")], "out", f.bool("overwrite"));
   const source = loadTextSource(f.string("data"));
   const files = describeFolderSource(source);
   if (files) console.error(`files: ${files}`);

@@ -3,10 +3,12 @@ import {
   configKey,
   DEFAULT_DATA,
   defaultTrainConfig,
+  enclosingModelFolder,
   fail,
   flagName,
   type GPT,
   generateTokens,
+  MinigptError,
   type ScheduleOptions,
   type StartInfo,
   sparkline,
@@ -163,6 +165,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     progress.break();
     console.error(`${name}: finishing this step and saving a checkpoint (${name} again to quit without saving)`);
   };
+  // a new model folder inside another would put files into that model's folder
+  const around = f.bool("resume") ? null : enclosingModelFolder(config.out);
+  if (around !== null)
+    fail(`--out ${config.out} is inside the model folder ${around}, which belongs to that model; choose a folder outside it`);
   const onSigint = stopOn(130, "Ctrl-C");
   const onSigterm = stopOn(143, "SIGTERM");
   process.on("SIGINT", onSigint);
@@ -172,6 +178,9 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   let firstStep = 0;
   // the run's resolved config (a resume's comes from its checkpoint, not from these flags)
   let run = config;
+  // set once the model folder exists (it does when training starts): a disk error after that leaves
+  // its last checkpoint, to be resumed
+  let running = false;
   try {
     const result = await train(
       config,
@@ -228,6 +237,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           }
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
+          running = true;
         },
         onStep(m, total) {
           const done = m.step / total;
@@ -271,6 +281,11 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     const promptHint = run.data === "counting" ? "3 4 5" : "...";
     console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
     return 0;
+  } catch (err) {
+    progress.break();
+    if (running && err instanceof MinigptError && err.fsCode !== undefined)
+      fail(`${err.message}. The last checkpoint is kept: once that is fixed, continue with: minigpt train --out ${config.out} --resume`);
+    throw err;
   } finally {
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigterm);

@@ -1,6 +1,6 @@
 /** Chat fine-tuning data (Node): a JSONL file of conversations as a training dataset (see chat.ts). */
 import { existsSync, readFileSync } from "node:fs";
-import { fail } from "../errors.js";
+import { fail, withFs } from "../errors.js";
 import type { Rng } from "../random.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { type Batch, specialTargets } from "./batches.js";
@@ -41,7 +41,10 @@ export function loadChatDataset(
   vocabulary: VocabularyFit = { grow: false },
 ): Dataset {
   if (!existsSync(file)) fail(`--chat file ${file} does not exist`);
-  const lines = parseChatJsonlLines(readFileSync(file, "utf8"), file);
+  const lines = parseChatJsonlLines(
+    withFs(`cannot read the --chat file ${file}`, () => readFileSync(file, "utf8")),
+    file,
+  );
   const contents = lines.flatMap((c) => c.messages.map((m) => m.content));
   const { tokenizer, added } = fitVocabulary(given, contents, true, vocabulary.grow);
   const t = chatTokenIds(tokenizer);

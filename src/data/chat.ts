@@ -5,13 +5,15 @@
  *
  *   <|user|>{user text}<|end|><|assistant|>{assistant text}<|end|>
  *
- * with nothing between the pieces (no newlines: a character model would have to learn them too).
+ * after, when there is one, a first system message: <|system|>{system text}<|end|> (what the
+ * assistant is told before the conversation, as in Hugging Face chat templates), with nothing between the pieces (no newlines: a character model would have to learn them too).
  * Message text is encoded with specials as text, so a user typing "<|end|>" cannot forge a marker.
  * To reply, the model is given the history plus "<|user|>{text}<|end|><|assistant|>" and generates
  * until it emits <|end|>.
  *
  * Fine-tuning data is JSONL, one conversation per line:
  *   {"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}
+ * optionally opening with {"role":"system","content":"..."}.
  * The loss is taken only where the next token belongs to an assistant reply (its text and its
  * closing <|end|>); every other target is -1, so the model learns to answer, not to imitate users.
  * Reading such a file into a training dataset is src/data/chat-dataset.ts (Node); this module has no
@@ -25,9 +27,13 @@ import type { Batch } from "./batches.js";
 export const CHAT_USER = "<|user|>";
 export const CHAT_ASSISTANT = "<|assistant|>";
 export const CHAT_END = "<|end|>";
+export const CHAT_SYSTEM = "<|system|>";
+/** the tokens every chat model has */
 export const CHAT_SPECIAL_TOKENS: readonly string[] = [CHAT_USER, CHAT_ASSISTANT, CHAT_END];
+/** what chat fine-tuning adds to a vocabulary that lacks them: the above and <|system|> */
+export const CHAT_TEMPLATE_TOKENS: readonly string[] = [...CHAT_SPECIAL_TOKENS, CHAT_SYSTEM];
 
-export type ChatRole = "user" | "assistant";
+export type ChatRole = "system" | "user" | "assistant";
 
 export interface ChatMessage {
   role: ChatRole;
@@ -38,6 +44,8 @@ export interface ChatTokenIds {
   user: number;
   assistant: number;
   end: number;
+  /** absent in models chat-fine-tuned before system messages */
+  system?: number;
 }
 
 /** The ids of <|user|>, <|assistant|>, <|end|>, or undefined when any is missing. */
@@ -46,7 +54,8 @@ export function chatTokenIds(tokenizer: Tokenizer): ChatTokenIds | undefined {
   const assistant = tokenizer.specialTokenId(CHAT_ASSISTANT);
   const end = tokenizer.specialTokenId(CHAT_END);
   if (user === undefined || assistant === undefined || end === undefined) return undefined;
-  return { user, assistant, end };
+  const system = tokenizer.specialTokenId(CHAT_SYSTEM);
+  return system === undefined ? { user, assistant, end } : { user, assistant, end, system };
 }
 
 /** The chat ids, or a one-line error that says how to get them. */
@@ -61,12 +70,22 @@ export function requireChatTokens(tokenizer: Tokenizer, dir: string): ChatTokenI
   return ids;
 }
 
+/** The <|system|> id, or a one-line error that says how to get it. */
+export function requireSystemToken(tokenizer: Tokenizer, dir: string): number {
+  const id = tokenizer.specialTokenId(CHAT_SYSTEM);
+  if (id === undefined)
+    fail(
+      `the model in ${dir} has no ${CHAT_SYSTEM} token (it was chat fine-tuned before system messages); fine-tune it once more to add it: minigpt train --chat FILE.jsonl --init ${dir} --out ${dir}-system`,
+    );
+  return id;
+}
+
 /**
- * The tokenizer with any missing chat special tokens appended as added tokens (ids from
+ * The tokenizer with any missing chat template tokens (CHAT_TEMPLATE_TOKENS) appended as added tokens (ids from
  * vocabSize up), via its Hugging Face JSON so every tokenizer kind works the same way.
  */
 export function withChatTokens(tokenizer: Tokenizer): { tokenizer: Tokenizer; added: string[] } {
-  const missing = CHAT_SPECIAL_TOKENS.filter((s) => tokenizer.specialTokenId(s) === undefined);
+  const missing = CHAT_TEMPLATE_TOKENS.filter((s) => tokenizer.specialTokenId(s) === undefined);
   if (missing.length === 0) return { tokenizer, added: [] };
   const json = tokenizer.toHuggingFaceJson() as {
     added_tokens: Record<string, unknown>[];
@@ -99,7 +118,8 @@ export function encodeChat(
   };
   for (const m of messages) {
     const body = tokenizer.encode(m.content, { specialsAsText: true, onUnknown });
-    if (m.role === "user") push([t.user, ...body, t.end], false);
+    if (m.role === "system") push([t.system ?? requireSystemToken(tokenizer, "this folder"), ...body, t.end], false);
+    else if (m.role === "user") push([t.user, ...body, t.end], false);
     else {
       push([t.assistant], false);
       push([...body, t.end], true);
@@ -165,8 +185,10 @@ export function parseChatJsonlLines(text: string, file: string): { line: number;
     for (const m of messages as unknown[]) {
       const role = (m as { role?: unknown } | null)?.role;
       const content = (m as { content?: unknown } | null)?.content;
-      if (role !== "user" && role !== "assistant") fail(`${where}: role must be "user" or "assistant", got ${JSON.stringify(role)}`);
+      if (role !== "system" && role !== "user" && role !== "assistant")
+        fail(`${where}: role must be "system", "user" or "assistant", got ${JSON.stringify(role)}`);
       if (typeof content !== "string") fail(`${where}: every message needs a string "content"`);
+      if (role === "system" && conv.length > 0) fail(`${where}: a "system" message may only come first`);
       conv.push({ role, content });
     }
     if (!conv.some((m) => m.role === "assistant")) fail(`${where}: the conversation has no assistant message to learn from`);

@@ -11,7 +11,7 @@ import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream,
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
-import { readTextChunks, stampFiles } from "./text-chunks.js";
+import { readTextChunks, sourceBytes } from "./text-chunks.js";
 import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
 import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
 
@@ -56,7 +56,7 @@ export interface DatasetOptions {
   /** what to do with data a given character or word `tokenizer` cannot encode (default: an error) */
   vocabulary?: VocabularyFit;
   /** the token cache: its folder (default tokenCacheDir()) and the size from which a text uses it */
-  tokenCache?: { dir?: string; minBytes?: number; chunkBytes?: number };
+  tokenCache?: { dir?: string; minBytes?: number; chunkBytes?: number; threads?: number; maxPiece?: number };
   /** progress of tokenizing a text into the token cache */
   onTokenizeProgress?(p: TokenizeProgress): void;
   /** notices for the user (the token cache reused or written) */
@@ -104,7 +104,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
     };
   }
   const files = findTextFiles(o.data);
-  const bytes = stampFiles(files.files).reduce((sum, f) => sum + f.size, 0);
+  const bytes = sourceBytes(files.files);
   const grow = o.vocabulary?.grow ?? false;
   // data a given vocabulary cannot encode: the error names the file and line
   const unknownIn = (tokenizer: Tokenizer) => (piece: string) =>
@@ -123,6 +123,8 @@ export function loadDataset(o: DatasetOptions): Dataset {
       specialsAsText: o.specialsAsText,
       dir: o.tokenCache?.dir,
       chunkBytes: o.tokenCache?.chunkBytes,
+      threads: o.tokenCache?.threads,
+      maxPiece: o.tokenCache?.maxPiece,
       onProgress: o.onTokenizeProgress,
       onMessage: o.onMessage,
     });

@@ -31,6 +31,7 @@ import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import type { TokenStream } from "./batches.js";
 import type { TextFiles } from "./text.js";
 import { type FileStamp, readTextChunks, stampFiles } from "./text-chunks.js";
+import { syncPoint, type TokenizeAnswer, type TokenizeJob, TokenizePool, tokenizeThreads } from "./tokenize-pool.js";
 
 const MAGIC = "MGPTTOKS";
 export const TOKEN_CACHE_VERSION = 1;
@@ -77,6 +78,10 @@ export interface TokenCacheOptions {
   dir?: string;
   /** bytes read per step (tests make it small to cut the text everywhere) */
   chunkBytes?: number;
+  /** worker threads that tokenize (default tokenizeThreads(): one per core); 0 tokenizes on this thread */
+  threads?: number;
+  /** characters without a place to cut after which this thread takes over (default MAX_PIECE; tests make it small) */
+  maxPiece?: number;
   onProgress?(p: TokenizeProgress): void;
   onMessage?(text: string): void;
 }
@@ -178,19 +183,79 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
     if (stale === null) return tokenizerFromHuggingFaceJson(saved.tokenizer);
     o.onMessage?.(`token cache: ${stale} since ${path} was written; building the ${o.kind} vocabulary again`);
   }
-  const vocabulary: ChunkedVocabulary = o.kind === "bpe" ? bpeVocabulary({ vocabSize: o.vocabSize }) : charVocabulary();
   const progress = progressMeter("vocabulary", bytes, o.onProgress);
-  let read = 0;
-  for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
-    vocabulary.add(chunk.text, false);
-    read = chunk.bytesRead;
-    progress(read, 0, false);
+  let tokenizer: Tokenizer;
+  const threads = o.threads ?? tokenizeThreads();
+  if (o.kind === "bpe" && threads > 0) {
+    // the word counts of the pieces, merged in order: the order of first sight of the whole text
+    const counts = new Map<string, number>();
+    const vocabulary = bpeVocabulary({ vocabSize: o.vocabSize }, counts);
+    const merge = (answer: TokenizeAnswer): void => {
+      for (const [w, c] of answer.counts as Map<string, number>) counts.set(w, (counts.get(w) ?? 0) + c);
+    };
+    inPieces(o, threads, { mode: "count" }, vocabulary, merge, (read) => progress(read, 0, false));
+    tokenizer = vocabulary.finish();
+  } else {
+    const vocabulary: ChunkedVocabulary = o.kind === "bpe" ? bpeVocabulary({ vocabSize: o.vocabSize }) : charVocabulary();
+    for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
+      vocabulary.add(chunk.text, false);
+      progress(chunk.bytesRead, 0, false);
+    }
+    vocabulary.add("", true);
+    tokenizer = vocabulary.finish();
   }
-  vocabulary.add("", true);
-  const tokenizer = vocabulary.finish();
-  progress(read, 0, true);
+  progress(bytes, 0, true);
   writeFileAtomic(path, JSON.stringify({ version: TOKEN_CACHE_VERSION, sources: stamps, tokenizer: tokenizer.toHuggingFaceJson() }));
   return tokenizer;
+}
+
+/** Text that never reaches a place where it can be cut (syncPoint) is tokenized on this thread past this. */
+const MAX_PIECE = 64 << 20;
+
+/**
+ * One pass over the text on the pool's threads: the text is cut at sync points into pieces, each
+ * tokenized by a worker, the answers taken in order. A text that has no sync point for MAX_PIECE
+ * characters continues on this thread (`sequential`), from the last cut, after the answers before it.
+ * `onChunk` sees every chunk as it is read.
+ */
+function inPieces(
+  o: TokenCacheOptions,
+  threads: number,
+  job: TokenizeJob,
+  sequential: { add(text: string, final: boolean): void },
+  onAnswer: (answer: TokenizeAnswer) => void,
+  onChunk: (bytesRead: number, text: string) => void,
+): void {
+  const pool = new TokenizePool(threads, job);
+  try {
+    let carry = "";
+    let serial = false;
+    for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
+      onChunk(chunk.bytesRead, chunk.text);
+      if (serial) {
+        sequential.add(chunk.text, false);
+        continue;
+      }
+      carry += chunk.text;
+      const cut = syncPoint(carry);
+      if (cut > 0) {
+        pool.submit(carry.slice(0, cut));
+        carry = carry.slice(cut);
+      } else if (carry.length > (o.maxPiece ?? MAX_PIECE)) {
+        while (pool.size > 0) onAnswer(pool.take());
+        serial = true;
+        sequential.add(carry, false);
+        carry = "";
+      }
+      // two pieces a thread in flight: the workers never wait for us, memory stays bounded
+      while (pool.size > 2 * threads) onAnswer(pool.take());
+    }
+    if (carry.length > 0) pool.submit(carry);
+    while (pool.size > 0) onAnswer(pool.take());
+    if (serial) sequential.add("", true);
+  } finally {
+    pool.close();
+  }
 }
 
 function headerBytes(header: TokenCacheHeader, length?: number): Uint8Array {
@@ -243,7 +308,6 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     let count = 0;
     let read = 0;
     let characters = 0;
-    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText, onUnknown: o.onUnknown });
     const put = (ids: Int32Array): void => {
       const out = wide ? new Uint32Array(ids.length) : new Uint16Array(ids.length);
       for (let i = 0; i < ids.length; i++) {
@@ -255,13 +319,37 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
       position += out.byteLength;
       count += ids.length;
     };
-    for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
-      put(encoder.push(chunk.text));
-      characters += chunk.text.length;
-      read = chunk.bytesRead;
-      progress(read, count, false);
+    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText, onUnknown: o.onUnknown });
+    const sequential = { add: (text: string, final: boolean) => put(encoder.push(text, final)) };
+    const threads = o.threads ?? tokenizeThreads();
+    const specials = o.specialsAsText ? [] : tokenizer.specialTokens;
+    const countCharacters = (text: string): void => {
+      characters += text.length;
+    };
+    // onUnknown is a function, which cannot go to another thread: such a text is tokenized here
+    if (threads > 0 && !o.onUnknown && !specials.some((s) => s.includes("\n"))) {
+      const job: TokenizeJob = { mode: "encode", tokenizer: tokenizer.toHuggingFaceJson(), specialsAsText: o.specialsAsText };
+      inPieces(
+        o,
+        threads,
+        job,
+        sequential,
+        (answer) => put(answer.ids as Int32Array),
+        (r, text) => {
+          countCharacters(text);
+          read = r;
+          progress(read, count, false);
+        },
+      );
+    } else {
+      for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
+        sequential.add(chunk.text, false);
+        countCharacters(chunk.text);
+        read = chunk.bytesRead;
+        progress(read, count, false);
+      }
+      sequential.add("", true);
     }
-    put(encoder.push("", true));
     const specialTargets = tokenizer.specialTokens.filter((s) => seen[tokenizer.specialTokenId(s) as number]);
     writeAll(fd, headerBytes({ ...header, tokens: count, characters, specialTargets }, room), PREAMBLE);
     fsyncSync(fd);

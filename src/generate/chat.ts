@@ -1,13 +1,14 @@
 /**
  * A conversation with a model, using the chat template of src/data/chat.ts:
  *
- *   <|user|>hi<|end|><|assistant|>hello<|end|><|user|>{new message}<|end|><|assistant|>
+ *   [<|system|>{system}<|end|>]<|user|>hi<|end|><|assistant|>hello<|end|><|user|>{new message}<|end|><|assistant|>
  *
+ * The system message (setSystem) stays at the start of every prompt; /reset keeps it.
  * The history is kept within the context window: before each reply the oldest turns are dropped
  * until the prompt leaves room for the reply (min(maxNewTokens, blockSize/2) tokens), and the caller
  * is told. Replies stream token by token and stop at <|end|> (or <|endoftext|>, or maxNewTokens).
  */
-import { type ChatMessage, chatPrompt, requireChatTokens } from "../data/chat.js";
+import { type ChatMessage, chatPrompt, requireChatTokens, requireSystemToken } from "../data/chat.js";
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { defaultGenerate, type GenerateOptions, generateTokens } from "./generate.js";
@@ -29,8 +30,11 @@ export class ChatSession {
   readonly tokenizer: Tokenizer;
   options: ChatOptions;
   history: ChatMessage[] = [];
+  /** what the assistant is told before the conversation ("" = nothing); see setSystem */
+  private system = "";
   private turn = 0;
   private readonly stopIds: number[];
+  private readonly dir: string;
 
   /** `dir` names the model in the error when its vocabulary has no chat tokens. */
   constructor(model: GPT, tokenizer: Tokenizer, options: Partial<ChatOptions> = {}, dir = "the model folder") {
@@ -41,6 +45,18 @@ export class ChatSession {
     this.options = { ...defaults, ...options };
     const eot = tokenizer.specialTokenId("<|endoftext|>");
     this.stopIds = eot === undefined ? [ids.end] : [ids.end, eot];
+    this.dir = dir;
+  }
+
+  /** The system message at the start of every prompt ("" for none); the model must have <|system|>. */
+  setSystem(text: string): void {
+    if (text !== "") requireSystemToken(this.tokenizer, this.dir);
+    this.system = text;
+  }
+
+  /** the messages before the new user message: the system message, then the history */
+  private context(): ChatMessage[] {
+    return this.system === "" ? this.history : [{ role: "system", content: this.system }, ...this.history];
   }
 
   reset(): void {
@@ -67,7 +83,7 @@ export class ChatSession {
     if (unknown.length > 0) yield { type: "unknown", pieces: unknown };
     // said once, above; the history's messages keep their text and are left out the same way each turn
     const leaveOut = () => {};
-    let prompt = chatPrompt(this.tokenizer, this.history, text, leaveOut);
+    let prompt = chatPrompt(this.tokenizer, this.context(), text, leaveOut);
     let dropped = 0;
     while (prompt.length > budget && this.history.length > 0) {
       // one turn = a user message and the assistant messages after it
@@ -75,7 +91,7 @@ export class ChatSession {
       while (n < this.history.length && this.history[n]?.role === "assistant") n++;
       this.history.splice(0, n);
       dropped++;
-      prompt = chatPrompt(this.tokenizer, this.history, text, leaveOut);
+      prompt = chatPrompt(this.tokenizer, this.context(), text, leaveOut);
     }
     if (dropped > 0) yield { type: "dropped", turns: dropped, promptTokens: prompt.length, contextTokens: T };
     const ids: number[] = [];

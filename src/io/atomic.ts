@@ -6,9 +6,9 @@
  * folder so the rename itself survives a power cut.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fail, failFs } from "../errors.js";
+import { fail, failFs, withFs } from "../errors.js";
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
@@ -43,6 +43,35 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | string): void 
     failFs(`cannot write ${path}`, err);
   }
   fsyncDir(dir);
+}
+
+/**
+ * Append `text` to a file (created when missing), all or nothing: when the write fails part way (a
+ * full disk), the file is cut back to its old length, so a log such as metrics.jsonl never keeps a
+ * half line from a failed append. A kill during the write can still leave one; readers drop it.
+ */
+export function appendWhole(path: string, text: string): void {
+  const data = new TextEncoder().encode(text);
+  let fd: number | undefined;
+  let oldLength = -1;
+  try {
+    fd = openSync(path, "a", 0o644);
+    oldLength = fstatSync(fd).size;
+    let written = 0;
+    while (written < data.length) written += writeSync(fd, data, written, data.length - written);
+  } catch (err) {
+    if (fd !== undefined && oldLength >= 0) {
+      try {
+        ftruncateSync(fd, oldLength);
+      } catch {
+        // the disk that failed the write may fail this too; readers drop a torn last line anyway
+      }
+    }
+    failFs(`cannot append to ${path}`, err);
+  } finally {
+    const opened = fd;
+    if (opened !== undefined) withFs(`cannot append to ${path}`, () => closeSync(opened));
+  }
 }
 
 /** Make the rename durable. Some platforms (Windows) cannot open or fsync a folder: best effort there. */

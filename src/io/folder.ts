@@ -8,9 +8,11 @@
  *                                      as a model too (locateModel)
  *
  * A model and its tokenizer always travel together, so generation can never use a different
- * vocabulary than training did.
+ * vocabulary than training did. Nothing but this code and the trainer writes into a model folder:
+ * another command's output file there (an attention map named model.safetensors, a tokenizer.json)
+ * could break the model for good, so commands check their targets with enclosingModelFolder.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fail } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
@@ -127,6 +129,31 @@ export function readFolderInfo(dir: string): Record<string, unknown> {
   const file = join(dir, "config.json");
   const config = existsSync(file) ? readJsonFile(file) : {};
   return (typeof config.minigpt === "object" && config.minigpt !== null ? config.minigpt : {}) as Record<string, unknown>;
+}
+
+/** is `dir` a model folder (weights, or a training run's checkpoints)? */
+export function isModelFolder(dir: string): boolean {
+  return existsSync(join(dir, "model.safetensors")) || existsSync(join(dir, "training", "latest"));
+}
+
+/**
+ * The model folder that `path` (a file or folder to be written, existing or not) lies inside, or
+ * null. Symbolic links are followed, so a link to a model folder is that folder.
+ */
+export function enclosingModelFolder(path: string): string | null {
+  // the real path of the nearest folder above `path` that exists
+  let dir = dirname(resolve(path));
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    real = dir;
+  }
+  for (let d = real; ; d = dirname(d)) {
+    if (isModelFolder(d)) return d;
+    if (dirname(d) === d) return null;
+  }
 }
 
 /** What a model folder says it was trained on (config.json's "minigpt" object), for eval's default. */

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fail } from "../errors.js";
+import { fail, withFs } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -15,9 +15,10 @@ import { weightsFromSafetensors } from "./weights.js";
 
 export function readJsonFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) fail(`missing file ${path}`);
+  const text = withFs(`cannot read ${path}`, () => readFileSync(path, "utf8"));
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, "utf8"));
+    json = JSON.parse(text);
   } catch (err) {
     fail(`${path} is not valid JSON (${(err as Error).message})`);
   }

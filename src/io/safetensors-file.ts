@@ -1,6 +1,6 @@
 /** The safetensors file wrappers (Node only): read a file into the parser, write atomically. */
 import { readFileSync } from "node:fs";
-import { fail } from "../errors.js";
+import { fail, failFs } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
 import { readSafetensors, type SafetensorsFile, type TensorToWrite, writeSafetensors } from "./safetensors.js";
 
@@ -12,7 +12,7 @@ export function readSafetensorsFile(path: string): SafetensorsFile {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") fail(`${path} does not exist; check the path (a model folder should contain model.safetensors)`);
     if (code === "EISDIR") fail(`${path} is a folder; give the path of a .safetensors file inside it`);
-    fail(`cannot read ${path}: ${(err as Error).message}`);
+    failFs(`cannot read ${path}`, err);
   }
   return readSafetensors(bytes, path);
 }

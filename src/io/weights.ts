@@ -14,7 +14,24 @@ export function weightsFromSafetensors(file: SafetensorsFile, label: string): Ma
     if (rawName === "lm_head.weight") continue; // tied to wte
     const name = rawName.startsWith("transformer.") ? rawName : `transformer.${rawName}`;
     if (!(t.data instanceof Float32Array)) fail(`${label}: tensor ${rawName} has dtype ${t.dtype}, expected a float type`);
+    checkFinite(t.data, label, rawName);
     out.set(name, { shape: t.shape, data: t.data });
   }
   return out;
+}
+
+/**
+ * Fail, naming the tensor, when `data` holds NaN or ±Infinity: such weights only generate nonsense
+ * (newlines, a null loss). Training never saves them (a non-finite loss stops it first), so the file
+ * was damaged after it was written.
+ */
+export function checkFinite(data: Float32Array, label: string, tensor: string): void {
+  // x·0 is 0 for every finite x and NaN otherwise: one multiply-add per value, no branch
+  let probe = 0;
+  for (let i = 0; i < data.length; i++) probe += (data[i] as number) * 0;
+  if (probe === 0) return;
+  const at = data.findIndex((v) => !Number.isFinite(v));
+  fail(
+    `${label}: tensor ${tensor} holds ${data[at]} (at element ${at}); the file is damaged: restore it from a copy, or train the model again`,
+  );
 }

@@ -87,8 +87,16 @@ export function configFromHuggingFace(json: Record<string, unknown>, file: strin
   const inner = json.n_inner;
   const tie = json.tie_word_embeddings;
   if (tie === false) fail(`${file}: tie_word_embeddings false is not supported: minigpt ties the LM head to wte as GPT-2 does`);
-  const dropout = json.resid_pdrop ?? 0;
+  // a value out of range is a damaged or hand-edited file, named here rather than quietly replaced
+  for (const key of ["resid_pdrop", "embd_pdrop", "attn_pdrop"]) {
+    const p = json[key];
+    if (p !== undefined && !(typeof p === "number" && p >= 0 && p < 1))
+      fail(`${file}: "${key}" must be a dropout probability in [0, 1), got ${JSON.stringify(p)}`);
+  }
+  const dropout = (json.resid_pdrop as number | undefined) ?? 0;
   const eps = json.layer_norm_epsilon ?? 1e-5;
+  if (!(typeof eps === "number" && Number.isFinite(eps) && eps > 0))
+    fail(`${file}: "layer_norm_epsilon" must be a small positive number (GPT-2: 1e-5), got ${JSON.stringify(eps)}`);
   const config: GPTConfig = {
     vocabSize: int("vocab_size"),
     blockSize: int("n_positions", json.n_ctx as number | undefined),
@@ -96,9 +104,9 @@ export function configFromHuggingFace(json: Record<string, unknown>, file: strin
     nHead: int("n_head"),
     nEmbd,
     nInner: inner === null || inner === undefined ? 4 * nEmbd : int("n_inner"),
-    dropout: typeof dropout === "number" ? dropout : 0,
+    dropout,
     activation,
-    layerNormEps: typeof eps === "number" ? eps : 1e-5,
+    layerNormEps: eps,
   };
   validateConfig(config);
   return config;

@@ -211,11 +211,16 @@ export function charVocabulary(extraSpecials: readonly string[] = []): ChunkedVo
   };
 }
 
-/** What trainBpe(whole text) learns, from the word counts of the chunks. */
-export function bpeVocabulary(options: { vocabSize: number; extraSpecials?: readonly string[] }): ChunkedVocabulary {
+/**
+ * What trainBpe(whole text) learns, from the word counts of the chunks. `counts` may already hold the
+ * counts of the text before the first chunk (counted elsewhere, in order of first sight).
+ */
+export function bpeVocabulary(
+  options: { vocabSize: number; extraSpecials?: readonly string[] },
+  counts = new Map<string, number>(),
+): ChunkedVocabulary {
   const specials = checkBpeOptions(options);
   const splitter = new SpecialSplitter(specials);
-  const counts = new Map<string, number>();
   const ordinary: OrdinaryText = (text, final) => {
     const words = pretokenize(text);
     const keep = final ? words.length : Math.max(0, words.length - UNSETTLED_WORDS);

@@ -3,15 +3,15 @@
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
-import { fail, MinigptError } from "../errors.js";
+import { fail, MinigptError, withFs } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { appendWhole, writeFileAtomic } from "../io/atomic.js";
 import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
 import { lockFolder } from "../io/lock.js";
@@ -36,6 +36,7 @@ import {
   type TrainConfig,
 } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
+import { metricsPath as metricsFile, readMetrics } from "./metrics.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
 
@@ -128,21 +129,6 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
     }
   });
   return sum / steps;
-}
-
-function readMetrics(path: string, upToStep: number): StepMetrics[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .flatMap((l) => {
-      // a kill during an append leaves a partial last line: it belongs to an unsaved step anyway
-      try {
-        return [JSON.parse(l) as StepMetrics];
-      } catch {
-        return [];
-      }
-    })
-    .filter((m) => m.step <= upToStep);
 }
 
 /** Resolve the model and optimizer to start from: fresh, --init, or --resume. */
@@ -436,8 +422,9 @@ async function runTraining(
   }
   const sampler = dataset.trainSampler(dataRng);
 
-  const metricsPath = join(out, "metrics.jsonl");
-  const history = readMetrics(metricsPath, resumed ? step : -1);
+  const metricsPath = metricsFile(out);
+  // on resume, the steps after the checkpoint are done again
+  const history = resumed ? readMetrics(out).filter((m) => m.step <= step) : [];
   const info = {
     data: dataset.name,
     // what eval needs to score this run's validation split again: the data as resolved, and how it was encoded
@@ -460,6 +447,7 @@ async function runTraining(
     elapsedSeconds: elapsed,
     arithmetic,
   });
+  const warn = (text: string) => events.onMessage?.(text);
   // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
   // at step 2 on a typo'd flag must not have cost the user the model it replaced)
   let replaced: string | null = resumed ? pendingReplacement(out) : null;
@@ -477,7 +465,7 @@ async function runTraining(
       writeFileSync(join(tmp, "metrics.jsonl"), "");
       saveTokenizer(tmp, dataset.tokenizer);
       saveModel(model, tmp, info);
-      saveCheckpoint(tmp, model, optimizer, state());
+      saveCheckpoint(tmp, model, optimizer, state(), warn);
     });
   } else {
     writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
@@ -531,7 +519,7 @@ async function runTraining(
   let lastAccuracy: number | null = null;
   let interrupted = false;
   const checkpoint = () => {
-    const dir = saveCheckpoint(out, model, optimizer, state());
+    const dir = saveCheckpoint(out, model, optimizer, state(), warn);
     events.onCheckpoint?.(dir, step);
   };
 
@@ -600,7 +588,7 @@ async function runTraining(
         }
       }
       history.push(m);
-      appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
+      appendWhole(metricsPath, `${JSON.stringify(m)}\n`);
       events.onStep?.(m, totalSteps);
       if (m.val_loss !== undefined) {
         writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
@@ -623,10 +611,9 @@ async function runTraining(
   if (interrupted) checkpoint();
   // the summary in config.json
   const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
-  writeFileAtomic(
-    join(out, "config.json"),
-    `${JSON.stringify({ ...JSON.parse(readFileSync(join(out, "config.json"), "utf8")), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`,
-  );
+  const configFile = join(out, "config.json");
+  const saved = withFs(`cannot read ${configFile}`, () => readFileSync(configFile, "utf8"));
+  writeFileAtomic(configFile, `${JSON.stringify({ ...JSON.parse(saved), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
   // the replaced model survives any interruption (Ctrl-C, SIGTERM, kill -9, an error) and goes only
   // when the run that replaced it has finished normally, here or in a later --resume
   if (interrupted && replaced) {
