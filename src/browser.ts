@@ -28,6 +28,7 @@ export {
   type Batch,
   BatchSampler,
   evalWindows,
+  readEvalWindows,
   SequenceSampler,
   splitStream,
   splitTokens,
@@ -125,6 +126,7 @@ export {
   evaluateCounting,
   evaluateIds,
   evaluateWindows,
+  sampleWindowIndices,
   sampleWindows,
   targetBytes,
 } from "./train/evaluate.js";

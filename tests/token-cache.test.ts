@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { arrayStream, evalWindows, readEvalWindows } from "../src/data/batches.js";
 import { type Dataset, loadDataset } from "../src/data/dataset.js";
 import { Rng } from "../src/random.js";
 import { trainBpe } from "../src/tokenizer/bpeTrain.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { bpeVocabulary, ChunkedEncoder, charVocabulary } from "../src/tokenizer/chunked.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
+import { sampleWindowIndices, sampleWindows } from "../src/train/evaluate.js";
 import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 /**
@@ -215,4 +217,21 @@ test("train on a 24 MB text under a 128 MB heap: tokenized in chunks into the ca
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stderr, /token cache: reusing /);
   assert.doesNotMatch(second.stderr, /tokenizing/);
+});
+
+test("eval's windows read from a token stream are evalWindows' (all, or sampleWindows' sample)", () => {
+  const ids = Int32Array.from({ length: 1003 }, (_, i) => (i * 7) % 65);
+  const stream = arrayStream(ids).range(0, ids.length);
+  const T = 16;
+  const all = evalWindows(ids, T);
+  assert.deepEqual(
+    readEvalWindows(stream, T, () => null),
+    all,
+  );
+  const total = ids.length - 1;
+  for (const tokens of [1, 100, 500, 5000])
+    assert.deepEqual(
+      readEvalWindows(stream, T, (n) => sampleWindowIndices(n, total, T, tokens)),
+      sampleWindows(all, tokens),
+    );
 });

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
+  type Batch,
   BUILTIN_TEXTS,
   describeFolderSource,
   type EvalResult,
@@ -9,10 +10,19 @@ import {
   evaluateWindows,
   evalWindows,
   fail,
+  findTextFiles,
+  type GPT,
   loadModelFolder,
   loadTextSource,
   locatePiece,
+  openTokenCache,
+  readEvalWindows,
+  sampleWindowIndices,
   sampleWindows,
+  sourceBytes,
+  splitStream,
+  TOKEN_CACHE_MIN_BYTES,
+  type Tokenizer,
   targetBytes,
   textSplits,
   trainingData,
@@ -21,7 +31,7 @@ import {
 } from "../index.js";
 import { backendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
-import { bar, formatDuration, ProgressLine } from "./progress.js";
+import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 
 const valPercent = `${Math.round(VAL_FRACTION * 100)}%`;
 
@@ -106,6 +116,8 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   if (data === "counting") {
     process.stderr.write(`eval: ${scored}\n`);
     result = evaluateCounting(model, split);
+  } else if (isBigText(data)) {
+    result = evalBigText(model, tokenizer, { data, split, scored, specialsAsText, sample: f.int("eval-tokens"), dir: f.string("model") });
   } else {
     const source = loadTextSource(data);
     const files = describeFolderSource(source);
@@ -139,6 +151,70 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     );
   }
   return 0;
+}
+
+/** a text of TOKEN_CACHE_MIN_BYTES or more: scored from the token cache, as train reads it */
+function isBigText(data: string): boolean {
+  if (!existsSync(data)) return false;
+  return sourceBytes(findTextFiles(data).files) >= TOKEN_CACHE_MIN_BYTES;
+}
+
+/** Windows of a split read from the token cache: only those scored are read (a sample, with --eval-tokens). */
+const MAX_SCORED_TOKENS = 16 << 20;
+
+function evalBigText(
+  model: GPT,
+  tokenizer: Tokenizer,
+  o: { data: string; split: EvalSplit; scored: string; specialsAsText: boolean; sample: number; dir: string },
+): EvalResult {
+  const source = findTextFiles(o.data);
+  const line = new ProgressLine();
+  const cache = openTokenCache({
+    source,
+    tokenizer,
+    kind: "char",
+    vocabSize: tokenizer.vocabSize,
+    specialsAsText: o.specialsAsText,
+    onUnknown: (piece) =>
+      unencodable(
+        locatePiece(source.files, piece, tokenizer.kind),
+        tokenizer,
+        piece,
+        `a fine-tune on this text adds what it needs: minigpt train --init ${o.dir} --data ${o.data} --out NEW`,
+      ),
+    onProgress: (p) => line.update(tokenizeProgressLine(p), p.done),
+    onMessage: (m) => {
+      line.break();
+      process.stderr.write(`${m}\n`);
+    },
+  });
+  try {
+    const { train, val } = splitStream(cache.tokens, VAL_FRACTION);
+    const part = o.split === "val" ? val : o.split === "train" ? train : cache.tokens;
+    const T = model.config.blockSize;
+    const targets = part.length - 1;
+    let count = 0;
+    const chosen = readEvalWindows(part, T, (n) => {
+      count = n;
+      const picked = o.sample > 0 ? sampleWindowIndices(n, targets, T, o.sample) : null;
+      const tokens = picked === null ? targets : picked.length * T;
+      if (tokens > MAX_SCORED_TOKENS)
+        fail(
+          `${o.scored} has ${targets.toLocaleString("en-US")} tokens to predict; score a sample of them with --eval-tokens N (up to ${MAX_SCORED_TOKENS.toLocaleString("en-US")})`,
+        );
+      return picked;
+    });
+    if (chosen.length === 0) fail(`${o.scored} has ${part.length} token(s); scoring needs at least 2 (try --split all or more text)`);
+    // every id of the text: its UTF-8 bytes are those of the targets and of the first token
+    let bytes = targetBytes(chosen, tokenizer);
+    if (o.split === "all" && chosen.length === count) bytes += tokenizer.tokenBytes((chosen[0] as Batch).x[0] as number).length;
+    const total = chosen.reduce((n, w) => n + w.x.length, 0);
+    const sample = chosen.length < count ? `, a sample of ${chosen.length} of its ${count} windows` : "";
+    process.stderr.write(`eval: ${o.scored}: ${total.toLocaleString("en-US")} tokens to predict${sample}\n`);
+    return evaluateWindows(model, chosen, bytes, { onProgress: progressReporter() });
+  } finally {
+    cache.close();
+  }
 }
 
 /**

@@ -159,6 +159,24 @@ export function evalWindows(ids: Int32Array, T: number): Batch[] {
   return windows;
 }
 
+/**
+ * evalWindows over a TokenStream, reading only the windows whose indices `pick` returns (given how
+ * many there are; null for all), so that a sample of a corpus bigger than memory can be scored.
+ */
+export function readEvalWindows(tokens: TokenStream, T: number, pick: (count: number) => number[] | null): Batch[] {
+  checkPositiveInt(T, "--block-size");
+  const lastTarget = tokens.length - 1;
+  const count = Math.max(0, Math.ceil(lastTarget / T));
+  const chosen = pick(count) ?? Array.from({ length: count }, (_, k) => k);
+  return chosen.map((k) => {
+    const start = k * T;
+    const len = Math.min(T, lastTarget - start);
+    const row = new Int32Array(len + 1);
+    tokens.read(start, start + len + 1, row, 0);
+    return { x: row.subarray(0, len), y: row.subarray(1) };
+  });
+}
+
 /** The special tokens of `tokenizer` among the ids of `targets` (negative ids are masked positions). */
 export function specialTargets(tokenizer: Tokenizer, targets: Iterable<ArrayLike<number>>): string[] {
   const byId = new Map<number, string>();

@@ -11,7 +11,7 @@ import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream,
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
-import { readTextChunks, stampFiles } from "./text-chunks.js";
+import { readTextChunks, sourceBytes } from "./text-chunks.js";
 import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
 import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
 
@@ -104,7 +104,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
     };
   }
   const files = findTextFiles(o.data);
-  const bytes = stampFiles(files.files).reduce((sum, f) => sum + f.size, 0);
+  const bytes = sourceBytes(files.files);
   const grow = o.vocabulary?.grow ?? false;
   // data a given vocabulary cannot encode: the error names the file and line
   const unknownIn = (tokenizer: Tokenizer) => (piece: string) =>

@@ -33,6 +33,11 @@ export function stampFiles(files: readonly string[]): FileStamp[] {
   });
 }
 
+/** Bytes of all the files of a source (the size the token cache is chosen by). */
+export function sourceBytes(files: readonly string[]): number {
+  return stampFiles(files).reduce((sum, f) => sum + f.size, 0);
+}
+
 export interface TextChunk {
   text: string;
   /** source bytes read so far, all files together (for progress) */

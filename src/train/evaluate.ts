@@ -41,12 +41,21 @@ export function evaluateIds(model: GPT, ids: Int32Array, textBytes: number, opti
  */
 export function sampleWindows(windows: readonly Batch[], tokens: number): Batch[] {
   const total = windows.reduce((n, w) => n + w.x.length, 0);
-  if (tokens >= total) return [...windows];
   const T = (windows[0] as Batch).x.length;
-  const count = Math.max(1, Math.ceil(tokens / T));
-  if (count === 1) return [windows[0] as Batch];
-  const step = (windows.length - 1) / (count - 1);
-  return Array.from({ length: count }, (_, k) => windows[Math.round(k * step)] as Batch);
+  const picked = sampleWindowIndices(windows.length, total, T, tokens);
+  return picked === null ? [...windows] : picked.map((k) => windows[k] as Batch);
+}
+
+/**
+ * Which of `count` windows (of T tokens, `total` predicted tokens in all) sampleWindows keeps for
+ * about `tokens` tokens, by index; null for all of them.
+ */
+export function sampleWindowIndices(count: number, total: number, T: number, tokens: number): number[] | null {
+  if (tokens >= total) return null;
+  const n = Math.max(1, Math.ceil(tokens / T));
+  if (n === 1) return [0];
+  const step = (count - 1) / (n - 1);
+  return Array.from({ length: n }, (_, k) => Math.round(k * step));
 }
 
 /** UTF-8 bytes of the tokens the windows predict (their targets): the scored text of a split or a sample. */
