@@ -447,3 +447,53 @@ test("serve: 25+ kinds of bad requests each get their status and OpenAI's error 
   assert.equal(ok.usage?.completion_tokens, 3);
   assert.ok(await cli.seen(/POST \/v1\/completions 200 \d+\+3 tokens \d+ ms/), cli.stderr());
 });
+
+test("startServer (the library): 8 concurrent requests each equal their text alone; truncate; CORS; a time limit", async () => {
+  const { startServer } = await import("../src/index.js");
+  const logs: string[] = [];
+  const s = await startServer({
+    model: plain,
+    port: 0,
+    threads: 1,
+    maxBatch: 8,
+    contextOverflow: "truncate",
+    cors: "http://app.test",
+    log: (line) => logs.push(line),
+  });
+  try {
+    assert.equal(s.model.id, "tiny");
+    const ai = client(s.url);
+    const ask = (seed: number) => ai.completions.create({ model: "tiny", prompt: "the sea", max_tokens: 40, seed, temperature: 1 });
+    const together = await Promise.all(Array.from({ length: 8 }, (_, k) => ask(k)));
+    for (let k = 0; k < 8; k++) assert.equal(together[k]?.choices[0]?.text, (await ask(k)).choices[0]?.text, `seed ${k}`);
+
+    const long = await ai.completions.create({ model: "tiny", prompt: "the whale ".repeat(80), max_tokens: 4 });
+    assert.match((long as unknown as { warning: string }).warning, /was cut to its last 60 tokens/);
+    assert.equal(long.usage?.prompt_tokens, 60);
+
+    const preflight = await raw(s.url, { method: "OPTIONS", path: "/v1/chat/completions", headers: { origin: "http://app.test" } });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers["access-control-allow-origin"], "http://app.test");
+    assert.match(String(preflight.headers["access-control-allow-headers"]), /authorization/);
+    assert.equal(logs.filter((l) => l.startsWith("POST /v1/completions 200")).length, 17, logs.join("\n"));
+  } finally {
+    await s.close();
+  }
+
+  const hurried = await startServer({ model: plain, port: 0, threads: 1, timeout: 0.001 });
+  try {
+    const r = await raw(hurried.url, {
+      path: "/v1/completions",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", prompt: "the", max_tokens: 50 }),
+    });
+    assert.equal(r.status, 504, r.body);
+    assert.equal(JSON.parse(r.body).error.code, "timeout");
+    const health = await raw(hurried.url, { path: "/health", method: "GET" });
+    assert.equal(JSON.parse(health.body).inFlight, 0);
+    // CORS is off unless asked for
+    assert.equal(health.headers["access-control-allow-origin"], undefined);
+  } finally {
+    await hurried.close();
+  }
+});
