@@ -181,6 +181,13 @@ export class Engine {
     return { promptTokens: prompt.length, maxTokens, warnings };
   }
 
+  /** Stop every request (a step failed); returns their ids. */
+  cancelAll(): number[] {
+    const ids = [...this.requests.keys()];
+    for (const id of ids) this.cancel(id);
+    return ids;
+  }
+
   /** Stop a request's rows (its client left) and free their caches; no events follow for it. */
   cancel(id: number): void {
     for (const row of this.rows) if (row.id === id) row.decoder.dispose();

@@ -80,6 +80,13 @@ function refuseUnsupported(body: Body): void {
     throw badParam("best_of", "'best_of' other than 1 is not supported", "unsupported_parameter");
 }
 
+/** top_p in (0, 1]: 0 would keep no token */
+function topP(body: Body): number {
+  const p = number(body, "top_p", 1, 0, 1);
+  if (p === 0) throw badParam("top_p", "'top_p' must be above 0 (1 = off), got 0");
+  return p;
+}
+
 function stops(body: Body): string[] {
   if (!present(body, "stop")) return [];
   const v = body.stop;
@@ -174,7 +181,7 @@ export function parseGenerationRequest(kind: "chat" | "completion", json: unknow
     messages: chat,
     maxTokens,
     temperature: number(body, "temperature", 1, 0, 2),
-    topP: number(body, "top_p", 1, Number.MIN_VALUE, 1),
+    topP: topP(body),
     topK: number(body, "top_k", 0, 0, Number.MAX_SAFE_INTEGER, true),
     stop: stops(body),
     seed: present(body, "seed") ? number(body, "seed", 0, -(2 ** 53), 2 ** 53, true) : randomInt(2 ** 31),

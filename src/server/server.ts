@@ -282,7 +282,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   await new Promise<void>((ok, fail) => {
     server.once("error", fail);
-    server.listen(o.port, o.host, () => {
+    // a deep accept queue: a burst of clients gets 429s, not refused connections
+    server.listen({ port: o.port, host: o.host, backlog: 4096 }, () => {
       server.off("error", fail);
       ok();
     });

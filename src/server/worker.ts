@@ -32,8 +32,14 @@ async function main(setup: WorkerSetup): Promise<void> {
       running = false;
       return;
     }
-    const events = engine.step();
-    if (events.length > 0) post({ type: "events", events });
+    try {
+      const events = engine.step();
+      if (events.length > 0) post({ type: "events", events });
+    } catch (e) {
+      // e.g. out of tensor memory: the requests in flight fail with 500, the server keeps serving
+      const error = new ApiError(500, `generation failed: ${e instanceof Error ? e.message : String(e)}`, "server_error");
+      for (const id of engine.cancelAll()) post({ type: "rejected", id, error: { status: error.status, ...error.body.error } });
+    }
     setImmediate(tick);
   };
   port.on("message", (m: ToWorker) => {
