@@ -6,7 +6,7 @@
 // build is faster).
 //
 //   npm run build:wasm && cp src/kernels/wasm/build/kernels-relaxed.wasm /tmp/A.wasm   # baseline
-//   ... edit src/kernels/wasm/assembly/kernels.as ...
+//   ... edit src/kernels/wasm/assembly/*.as ...
 //   npm run build:wasm && cp src/kernels/wasm/build/kernels-relaxed.wasm /tmp/B.wasm
 //   node --import tsx bench/kernel-ab.ts /tmp/A.wasm /tmp/B.wasm [--only SUBSTRING] [--rounds N]
 //        [--mm KIND,M,K,N ...]   (KIND 0 a·b, 1 a·bᵀ, 2 aᵀ·b; replaces the default cases)

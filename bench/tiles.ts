@@ -1,4 +1,4 @@
-// The two matmul register tiles (kernels.as: kern4x8, kern3x12) timed in turns in one process, on
+// The two matmul register tiles (matmul-tiles.as: kern4x8, kern3x12) timed in turns in one process, on
 // the recipes' shapes: which one this engine runs faster. src/kernels/wasm/loader.ts picks the tile
 // by V8 version (chooseMatmulTile); this is the measurement behind that choice.
 //

@@ -1,16 +1,19 @@
-// Builds the WebAssembly kernels (src/kernels/wasm/assembly/kernels.as) with AssemblyScript's asc:
+// Builds the WebAssembly kernels (src/kernels/wasm/assembly/*.as, one program: see wasm-sources.mjs)
+// with AssemblyScript's asc:
 //   src/kernels/wasm/build/kernels-simd.wasm     plain SIMD (f32x4 mul + add)
 //   src/kernels/wasm/build/kernels-relaxed.wasm  relaxed SIMD (f32x4.relaxed_madd, FMA)
 // and copies them to dist/src/kernels/wasm/build/ so the compiled loader finds them next to itself.
-// The source uses a ".as" extension so that the project's tsc (which includes src/**/*.ts) ignores
-// it; asc is given a readFile hook that serves "kernels.ts" from "kernels.as".
+// It also writes src/kernels/wasm/build/exports.ts, the exports' TypeScript types (committed, so that
+// tsc needs no build; tests/wasm-exports.test.ts checks it is current).
+// The sources use a ".as" extension so that the project's tsc (which includes src/**/*.ts) ignores
+// them; asc is given a readFile hook that serves "kernels.ts" as the files concatenated in order.
 // Run by `npm run build:wasm` (and `npm run build`, which `prepare` runs on npm install).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { exportsFile, exportsTs, kernelSource, sourceLocations } from "./wasm-sources.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const srcDir = join(root, "src/kernels/wasm/assembly");
 const outDirs = [join(root, "src/kernels/wasm/build"), join(root, "dist/src/kernels/wasm/build")];
 
 let asc;
@@ -104,6 +107,9 @@ function staticDataEnd(bin) {
   return end;
 }
 
+const source = kernelSource();
+writeFileSync(exportsFile, exportsTs());
+
 const variants = [
   { name: "kernels-simd.wasm", flags: [] },
   { name: "kernels-relaxed.wasm", flags: ["--enable", "relaxed-simd"] },
@@ -113,11 +119,8 @@ for (const v of variants) {
   let binary = null;
   const stderr = [];
   const { error } = await asc.main([...common, ...v.flags], {
-    readFile(name, baseDir) {
-      const p = resolve(srcDir, baseDir ?? ".", name);
-      const as = p.replace(/\.ts$/, ".as");
-      if (existsSync(as)) return readFileSync(as, "utf8");
-      return existsSync(p) ? readFileSync(p, "utf8") : null;
+    readFile(name) {
+      return name === "kernels.ts" ? source : null;
     },
     writeFile(name, contents) {
       if (name.endsWith(".wasm")) binary = contents;
@@ -129,7 +132,7 @@ for (const v of variants) {
     stdout: { write: () => {} },
   });
   if (error || !binary) {
-    console.error(stderr.join(""));
+    console.error(sourceLocations(stderr.join("")));
     console.error(`build-wasm: ${v.name} failed: ${error ? error.message : "no output"}`);
     process.exit(1);
   }

@@ -1,6 +1,6 @@
 /**
- * The `wasm` backend: WebAssembly SIMD kernels (src/kernels/wasm/assembly/kernels.as, built by
- * scripts/build-wasm.mjs) running in place on the tensor heap, optionally split over worker threads.
+ * The `wasm` backend: WebAssembly SIMD kernels (src/kernels/wasm/assembly/*.as, built by
+ * scripts/build-wasm.mjs, which also writes their exports' types, ./build/exports.ts) running in place on the tensor heap, optionally split over worker threads.
  *
  * - Two builds: relaxed SIMD (FMA via f32x4.relaxed_madd) when the runtime has it, plain SIMD
  *   otherwise. Node 20 needs --experimental-wasm-relaxed-simd, set here with v8.setFlagsFromString
@@ -15,13 +15,14 @@ import { heap } from "../../tensor/memory.js";
 import type { Backend, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
+import type { KernelExports } from "./build/exports.js";
 import type { PeerLink } from "./peer.js";
 import { defaultThreads, inNode } from "./platform.js";
 import { WorkerPool } from "./pool.js";
 
 export type SimdFlavour = "plain" | "relaxed";
 
-/** matmul's register tile (kernels.as: kern4x8, kern3x12); both give bit-identical results */
+/** matmul's register tile (matmul-tiles.as: kern4x8, kern3x12); both give bit-identical results */
 export type MatmulTile = "4x8" | "3x12";
 
 export interface WasmBackend extends Backend {
@@ -47,154 +48,6 @@ export interface WasmBackend extends Backend {
   setPeer(link: PeerLink | null): void;
   /** Do a kernel call the other data-parallel thread offered (PeerLink.helpWhile's exec). */
   runPeerTask(kernel: number, args: Float64Array): void;
-}
-
-interface Exports {
-  setMatmulTile(tile: number): void;
-  matmulScratchBytes(): number;
-  attentionScratchBytes(T: number, C: number, nh: number): number;
-  attentionCachedScratchBytes(T: number, nh: number): number;
-  matmul(
-    kind: number,
-    out: number,
-    a: number,
-    b: number,
-    M: number,
-    K: number,
-    N: number,
-    lda: number,
-    acc: number,
-    scratch: number,
-    bias: number,
-  ): void;
-  matmulRows(
-    kind: number,
-    out: number,
-    a: number,
-    b: number,
-    M: number,
-    K: number,
-    N: number,
-    lda: number,
-    acc: number,
-    j0: number,
-    j1: number,
-  ): void;
-  addBias(out: number, bias: number, rows: number, cols: number): void;
-  sumRows(out: number, x: number, rows: number, cols: number, scratch: number): void;
-  zero(x: number, n: number): void;
-  copy(dst: number, src: number, n: number): void;
-  add(out: number, a: number, b: number, n: number): void;
-  accumulate(dst: number, src: number, n: number): void;
-  scale(x: number, n: number, s: number): void;
-  sumSquares(x: number, n: number): number;
-  mul(out: number, x: number, m: number, n: number): void;
-  layernormForward(out: number, mean: number, rstd: number, x: number, w: number, b: number, N: number, C: number, eps: number): void;
-  layernormBackward(
-    dx: number,
-    dw: number,
-    db: number,
-    dout: number,
-    x: number,
-    w: number,
-    mean: number,
-    rstd: number,
-    N: number,
-    C: number,
-  ): void;
-  geluForward(out: number, x: number, n: number): void;
-  geluBackward(dx: number, x: number, dout: number, n: number): void;
-  geluForwardGrad(out: number, dgelu: number, x: number, n: number): void;
-  reluForward(out: number, x: number, n: number): void;
-  reluBackward(dx: number, x: number, dout: number, n: number): void;
-  softmax(out: number, x: number, rows: number, cols: number): void;
-  crossEntropyForward(losses: number, lse: number, logits: number, targets: number, N: number, V: number): void;
-  crossEntropyBackward(dlogits: number, logits: number, lse: number, targets: number, N: number, V: number, scale: number): void;
-  embeddingForward(out: number, ids: number, table: number, N: number, C: number): void;
-  embeddingBackward(dtable: number, dout: number, ids: number, N: number, C: number): void;
-  adamw(
-    p: number,
-    g: number,
-    m: number,
-    v: number,
-    n: number,
-    lr: number,
-    b1: number,
-    b2: number,
-    eps: number,
-    wd: number,
-    bc1: number,
-    bc2: number,
-  ): void;
-  attentionForward(
-    out: number,
-    lse: number,
-    qkv: number,
-    B: number,
-    T: number,
-    C: number,
-    nh: number,
-    bh0: number,
-    bh1: number,
-    scratch: number,
-  ): void;
-  attentionBackward(
-    dqkv: number,
-    dout: number,
-    qkv: number,
-    out: number,
-    lse: number,
-    B: number,
-    T: number,
-    C: number,
-    nh: number,
-    bh0: number,
-    bh1: number,
-    scratch: number,
-  ): void;
-  attentionCached(
-    out: number,
-    qkv: number,
-    k: number,
-    v: number,
-    Tn: number,
-    pos0: number,
-    C: number,
-    nh: number,
-    h0: number,
-    h1: number,
-    scratch: number,
-  ): void;
-  mlpRowPart(
-    y: number,
-    h: number,
-    a: number,
-    wfc: number,
-    bfc: number,
-    wproj: number,
-    C: number,
-    H: number,
-    j0: number,
-    j1: number,
-    relu: number,
-  ): void;
-  attentionRowPart(
-    y: number,
-    att: number,
-    qkv: number,
-    a: number,
-    wattn: number,
-    battn: number,
-    kCache: number,
-    vCache: number,
-    pos: number,
-    wproj: number,
-    C: number,
-    nh: number,
-    h0: number,
-    h1: number,
-    scratch: number,
-  ): void;
 }
 
 /** kernels the worker threads can run */
@@ -391,7 +244,7 @@ export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<Wa
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const threads = Math.max(1, Math.floor(options.threads ?? (await defaultThreads())));
   const pool = threads > 1 ? await WorkerPool.create(threads - 1, module, memory, POOL_KERNELS) : null;
-  const x = instance.exports as unknown as Exports;
+  const x = instance.exports as unknown as KernelExports;
   const tile = options.tile ?? chooseMatmulTile();
   const tileId = tile === "3x12" ? 1 : 0;
   x.setMatmulTile(tileId);
@@ -419,7 +272,7 @@ class WasmKernels implements WasmBackend {
   private otherBuffers = new WeakSet<ArrayBufferLike>();
 
   constructor(
-    private readonly x: Exports,
+    private readonly x: KernelExports,
     readonly simd: SimdFlavour,
     readonly tile: MatmulTile,
     readonly threads: number,

@@ -1,0 +1,177 @@
+// Generation (one token, or a few, at a time against a KV cache):
+//   attentionCached   new query rows of qkv (Tn,3C) against the cached keys and values (rows of C
+//                     floats) for heads h0..h1-1 -> out (Tn,C); scratch attentionCachedScratchBytes
+//   mlpRowPart,       one thread's share of a whole block's MLP or attention for one row, so a block
+//   attentionRowPart  costs one pool round trip (see below)
+
+/** bytes of scratch attentionCached needs per thread: the scores of every head for one query row */
+export function attentionCachedScratchBytes(T: i32, nh: i32): i32 {
+  return (T + 1) * nh * 4;
+}
+
+/**
+ * Cached attention (generation) for heads h0 .. h1-1: query row i of qkv (Tn, 3C) at position pos0+i
+ * against the cached keys and values 0 .. pos0+i (rows of C floats; the row pos0+i is already there).
+ * Both passes stream the cache rows in memory order, every head of a row at once (walking one head's
+ * keys with a stride of C floats took 1.4-2x as long): scores s[h][j] = q_h·k_j,h · scale (scratch:
+ * (h1-h0) × nk floats), a softmax per head, then out_h = Σ_j s[h][j] v_j,h / Σ_j s[h][j] with four value
+ * rows per pass over out.
+ */
+export function attentionCached(out: usize, qkv: usize, kCache: usize, vCache: usize, Tn: i32, pos0: i32, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
+  const hs = C / nh;
+  const sc = <f32>(1 / Math.sqrt(<f64>hs));
+  const cb = <usize>C << 2;
+  const hb = <usize>hs << 2;
+  const hs4 = hs & ~3;
+  const nhh = h1 - h0;
+  const base = <usize>h0 * hb;
+  for (let i = 0; i < Tn; i++) {
+    const nk = pos0 + i + 1;
+    const sb = <usize>nk << 2;
+    const q = qkv + <usize>i * 3 * cb + base;
+    const o = out + <usize>i * cb + base;
+    // scores, key rows in memory order
+    let kp = kCache + base;
+    for (let j = 0; j < nk; j++) {
+      let qh = q;
+      let kh = kp;
+      let sp = scratch + (<usize>j << 2);
+      for (let h = 0; h < nhh; h++) {
+        store<f32>(sp, dot(qh, kh, hs) * sc);
+        qh += hb;
+        kh += hb;
+        sp += sb;
+      }
+      kp += cb;
+    }
+    // softmax numerators per head; 1 / sum (after the scores in scratch) is applied at the end
+    const inv = scratch + <usize>nhh * sb;
+    for (let h = 0; h < nhh; h++) {
+      const sh = scratch + <usize>h * sb;
+      const sum = expShift(sh, sh, nk, rowMax(sh, nk));
+      store<f32>(inv + (<usize>h << 2), <f32>(1 / sum));
+    }
+    memory.fill(o, 0, <usize>nhh * hb);
+    // values: out_h += Σ_j p[h][j] v_j,h, four rows at a time
+    let vp = vCache + base;
+    let j = 0;
+    for (; j + 4 <= nk; j += 4) {
+      let oh = o;
+      let vh = vp;
+      let sp = scratch + (<usize>j << 2);
+      for (let h = 0; h < nhh; h++) {
+        const p0 = v128.load32_splat(sp);
+        const p1 = v128.load32_splat(sp, 4);
+        const p2 = v128.load32_splat(sp, 8);
+        const p3 = v128.load32_splat(sp, 12);
+        let d = 0;
+        for (; d < hs4; d += 4) {
+          const dd = <usize>d << 2;
+          let acc = madd(p0, v128.load(vh + dd), v128.load(oh + dd));
+          acc = madd(p1, v128.load(vh + cb + dd), acc);
+          acc = madd(p2, v128.load(vh + 2 * cb + dd), acc);
+          acc = madd(p3, v128.load(vh + 3 * cb + dd), acc);
+          v128.store(oh + dd, acc);
+        }
+        for (; d < hs; d++) {
+          const dd = <usize>d << 2;
+          let a = load<f32>(oh + dd);
+          a += load<f32>(sp) * load<f32>(vh + dd);
+          a += load<f32>(sp, 4) * load<f32>(vh + cb + dd);
+          a += load<f32>(sp, 8) * load<f32>(vh + 2 * cb + dd);
+          a += load<f32>(sp, 12) * load<f32>(vh + 3 * cb + dd);
+          store<f32>(oh + dd, a);
+        }
+        oh += hb;
+        vh += hb;
+        sp += sb;
+      }
+      vp += 4 * cb;
+    }
+    for (; j < nk; j++) {
+      let oh = o;
+      let vh = vp;
+      let sp = scratch + (<usize>j << 2);
+      for (let h = 0; h < nhh; h++) {
+        const p0 = v128.load32_splat(sp);
+        let d = 0;
+        for (; d < hs4; d += 4) {
+          const dd = <usize>d << 2;
+          v128.store(oh + dd, madd(p0, v128.load(vh + dd), v128.load(oh + dd)));
+        }
+        for (; d < hs; d++) {
+          const dd = <usize>d << 2;
+          store<f32>(oh + dd, load<f32>(oh + dd) + load<f32>(sp) * load<f32>(vh + dd));
+        }
+        oh += hb;
+        vh += hb;
+        sp += sb;
+      }
+      vp += cb;
+    }
+    // normalise
+    let oh = o;
+    for (let h = 0; h < nhh; h++) {
+      const r = load<f32>(inv + (<usize>h << 2));
+      const rv = splat(r);
+      let d = 0;
+      for (; d < hs4; d += 4) {
+        const dd = <usize>d << 2;
+        v128.store(oh + dd, f32x4.mul(v128.load(oh + dd), rv));
+      }
+      for (; d < hs; d++) {
+        const dd = <usize>d << 2;
+        store<f32>(oh + dd, load<f32>(oh + dd) * r);
+      }
+      oh += hb;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fused one-token blocks (generation): one thread's share of a transformer block's attention or MLP
+// for a single row, so that a block costs one pool round trip instead of one per matmul. Every share
+// computes a partial y over its slice of the hidden units (MLP) or heads (attention); the caller adds
+// the partials and the output bias. With one share the arithmetic is exactly that of the separate
+// kernels (matmulRows, addBias, the activation, attentionCached) in the same order.
+
+/**
+ * Hidden units j0..j1 of one row's MLP: h[j] = act(a·wfc[:, j] + bfc[j]), then y (C) = Σ_{j0<=j<j1}
+ * h[j] wproj[j, :] (no bias). a (C), wfc (C,H), bfc (H), wproj (H,C), h (H); act: 0 GELU, 1 ReLU.
+ */
+export function mlpRowPart(y: usize, h: usize, a: usize, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32): void {
+  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false);
+  const hj = h + (<usize>j0 << 2);
+  addBias(hj, bfc + (<usize>j0 << 2), 1, j1 - j0);
+  if (relu != 0) reluForward(hj, hj, j1 - j0);
+  else geluForward(hj, hj, j1 - j0);
+  rowTimesB(y, hj, 4, wproj + <usize>j0 * (<usize>C << 2), j1 - j0, C, 0, C, false);
+}
+
+/**
+ * Heads h0..h1 of one new token's attention at position pos: their q, k, v columns of
+ * qkv (3C) = a·wattn + battn, k and v stored in row pos of kCache / vCache, attention over rows
+ * 0..pos into att (C), then y (C) = Σ over the heads' channels c of att[c] wproj[c, :] (no bias).
+ * scratch: attentionCachedScratchBytes(pos + 1, nh).
+ */
+export function attentionRowPart(y: usize, att: usize, qkv: usize, a: usize, wattn: usize, battn: usize, kCache: usize, vCache: usize, pos: i32, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
+  const hs = C / nh;
+  const c0 = h0 * hs;
+  const n = (h1 - h0) * hs;
+  // q, k and v columns of these heads in one sweep over wattn's rows (all heads: one range of 3C)
+  if (n == C) {
+    rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false);
+    addBias(qkv, battn, 1, 3 * C);
+  } else {
+    rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C);
+    for (let part = 0; part < 3; part++) {
+      const j0 = part * C + c0;
+      addBias(qkv + (<usize>j0 << 2), battn + (<usize>j0 << 2), 1, n);
+    }
+  }
+  const row = (<usize>pos * <usize>C + <usize>c0) << 2;
+  memory.copy(kCache + row, qkv + (<usize>(C + c0) << 2), <usize>n << 2);
+  memory.copy(vCache + row, qkv + (<usize>(2 * C + c0) << 2), <usize>n << 2);
+  attentionCached(att, qkv, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
+  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * (<usize>C << 2), n, C, 0, C, false);
+}
