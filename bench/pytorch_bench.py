@@ -16,8 +16,17 @@ torch 1.13's manual causal attention since it has no scaled_dot_product_attentio
 OpenBLAS reads OPENBLAS_NUM_THREADS when it is loaded, so every (part, torch threads, OpenBLAS
 threads) setting runs in its own child process; the parent prints one JSON object on stdout.
 
+A fair PyTorch: some machines set OPENBLAS_CORETYPE (e.g. Haswell) and OPENBLAS_L2_SIZE in the
+environment, a workaround for older OpenBLAS builds that misbehaved on some CPUs. They make OpenBLAS
+use that kernel instead of the best one for the CPU: on a 2-core AMD EPYC with AVX-512, Debian's
+OpenBLAS 0.3.21 ran sgemm at ~101 GFLOP/s per core with them and ~184 without (its Cooperlake
+kernel), with the same results. So this script re-runs itself with both removed before torch is
+loaded, and --info prints the kernel OpenBLAS picked (its "Core:" line with OPENBLAS_VERBOSE=2, from
+openblas_get_corename) and the CPU (lscpu's "Model name"); bench/run.ts prints both.
+
   /usr/bin/python3 bench/pytorch_bench.py [--quick] [--parts train-small,gen-kv] [--torch-threads 1,2]
                                           [--blas-threads 1,2] [--settings 1x1,2x2]
+  /usr/bin/python3 bench/pytorch_bench.py --info     (torch version, OpenBLAS kernel, CPU; JSON)
 """
 
 import argparse
@@ -32,6 +41,65 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare", "input.txt")
+
+# environment variables that pin OpenBLAS to a kernel other than the one it would pick (see above)
+PINNING_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def run_unpinned():
+    """Re-run this script without PINNING_ENV when either is set: OpenBLAS reads them once, when
+    torch loads it, so they must be gone from the process's environment before that."""
+    removed = [k for k in PINNING_ENV if k in os.environ]
+    if not removed:
+        return
+    env = {k: v for k, v in os.environ.items() if k not in PINNING_ENV}
+    env["MINIGPT_BENCH_UNPINNED"] = ",".join(f"{k}={os.environ[k]}" for k in removed)
+    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
+
+
+def cpu_model():
+    """lscpu's "Model name" (what the figures were measured on)"""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return "unknown (no lscpu)"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def blas_info():
+    """the BLAS library torch loaded and, for OpenBLAS, the kernel it chose (the name
+    OPENBLAS_VERBOSE=2 prints as "Core: ..."); call after importing torch and running a matmul"""
+    import ctypes
+
+    try:
+        paths = [line.split()[-1] for line in open("/proc/self/maps") if line.count(" ") >= 5]
+        libs = sorted({p for p in paths if "blas" in os.path.basename(p) and ".so" in p})
+    except OSError:
+        return {"blas": "unknown"}
+    for lib in libs:
+        try:
+            core = ctypes.CDLL(lib).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        core.restype = ctypes.c_char_p
+        return {"blas": "openblas", "blas_lib": lib, "blas_core": core().decode()}
+    return {"blas": "blis" if any("blis" in l for l in libs) else "reference or other", "blas_lib": ", ".join(libs)}
+
+
+def info():
+    import torch
+
+    torch.ones(64, 64) @ torch.ones(64, 64)  # make sure the BLAS is loaded and initialised
+    removed = os.environ.get("MINIGPT_BENCH_UNPINNED", "")
+    return {
+        "torch": torch.__version__,
+        **blas_info(),
+        "cpu": cpu_model(),
+        "openblas_env_removed": removed.split(",") if removed else [],
+    }
 
 CONFIGS = {
     "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=65),
@@ -289,12 +357,7 @@ def child(part, torch_threads, quick, serve=False):
         out.update(median_ms=med, tokens=n, runs=timed, tokens_per_s=n * 1000 / med, params=sum(p.numel() for p in model.parameters()))
 
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    try:
-        maps = open("/proc/self/maps").read()
-        out["blas"] = "openblas" if "libopenblas" in maps else ("blis" if "libblis" in maps else "reference or other")
-    except OSError:
-        pass
-    out["torch"] = torch.__version__
+    out.update(info())
     print(json.dumps(out))
 
 
@@ -307,7 +370,12 @@ def main():
     ap.add_argument("--settings", help="explicit TORCHxBLAS thread pairs, e.g. 1x1,2x2 (instead of the grid)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--serve", action="store_true", help="with --child train-small or train-big: steps on request (see bench/train-step.ts --serve)")
+    ap.add_argument("--info", action="store_true", help="print torch's version, the OpenBLAS kernel and the CPU as JSON")
     a = ap.parse_args()
+    run_unpinned()
+    if a.info:
+        print(json.dumps(info()))
+        return
     if a.child:
         child(a.child, int(a.torch_threads), a.quick, a.serve)
         return
@@ -327,7 +395,7 @@ def main():
                 print(p.stderr, file=sys.stderr)
                 continue
             r = json.loads(p.stdout.strip().splitlines()[-1])
-            print(f"  {r['median_ms']:.1f} ms, peak RSS {r['peak_rss_mb']:.0f} MB ({r.get('blas')})", file=sys.stderr, flush=True)
+            print(f"  {r['median_ms']:.1f} ms, peak RSS {r['peak_rss_mb']:.0f} MB ({r.get('blas')} {r.get('blas_core', '')})", file=sys.stderr, flush=True)
             results.append(r)
     best = {}
     for r in results:

@@ -9,7 +9,10 @@
 //    and the ref backend for the small recipe, a few steps), and
 //    generation (bench/generate.ts) with and without the KV cache, 1 and 2 threads;
 // 3. PyTorch (bench/pytorch_bench.py with /usr/bin/python3) over torch threads {1,2} x OpenBLAS
-//    threads {1,2}, skipped with a message when torch is not importable.
+//    threads {1,2}, skipped with a message when torch is not importable. It runs without
+//    OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some machines set and which pin OpenBLAS to a slower
+//    kernel than the one it picks for the CPU (~1.8x slower sgemm on an AVX-512 AMD EPYC); the output
+//    names the kernel OpenBLAS used and the CPU (lscpu's model name), since every ratio depends on both.
 // Each setting runs in its own child process, so peak RSS is per setting. Ratios compare the best
 // setting of each side, measured in this run.
 //
@@ -28,7 +31,7 @@
 // (10-20 s each): its first comparison runs each side once, minutes apart.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -91,8 +94,21 @@ function child(cmd: string, args: string[], label: string): Result | null {
 const node = (script: string, args: string[], label: string) =>
   child(process.execPath, ["--expose-gc", "--import", "tsx", join("bench", script), ...args], label);
 
+/** lscpu's "Model name" (what `os.cpus()` reports when lscpu is missing) */
+function cpuModel(): string {
+  const p = spawnSync("lscpu", [], { encoding: "utf8" });
+  const line = p.status === 0 ? p.stdout.split("\n").find((l) => l.startsWith("Model name:")) : undefined;
+  return line ? line.slice("Model name:".length).trim() : (cpus()[0]?.model ?? "unknown");
+}
+const loadNow = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ");
+
 const started = performance.now();
-log(`minigpt bench${quick ? " (quick)" : ""}: Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? "?"}`);
+const cpu = cpuModel();
+const loadAtStart = loadNow();
+log(`minigpt bench${quick ? " (quick)" : ""}: Node ${process.version}, ${cpus().length} x ${cpu}, load average ${loadAtStart}`);
 
 // 1. matmul: its own table, printed as it goes
 if (!argv.includes("--no-matmul") && want("matmul")) {
@@ -152,6 +168,32 @@ function torchTrainSmall(): Result[] {
   return (JSON.parse(p.stdout) as { results: Result[] }).results.filter((r) => typeof r.median_ms === "number");
 }
 const haveTorch = !argv.includes("--no-pytorch") && spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
+
+/** bench/pytorch_bench.py --info: what the PyTorch side runs on */
+interface TorchInfo {
+  torch: string;
+  blas: string;
+  blas_core?: string;
+  cpu: string;
+  openblas_env_removed: string[];
+}
+function torchInfo(): TorchInfo | null {
+  const p = spawnSync(PYTHON, [join("bench", "pytorch_bench.py"), "--info"], {
+    cwd: repoRoot,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return p.status === 0 ? (JSON.parse(p.stdout) as TorchInfo) : null;
+}
+const torchAbout = haveTorch ? torchInfo() : null;
+const torchLine = torchAbout
+  ? `PyTorch ${torchAbout.torch}, ${torchAbout.blas}${torchAbout.blas_core ? ` kernel ${torchAbout.blas_core}` : ""} (${
+      torchAbout.openblas_env_removed.length > 0
+        ? `run without ${torchAbout.openblas_env_removed.join(", ")}`
+        : "no OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE set"
+    }), CPU ${torchAbout.cpu}`
+  : "";
+if (torchLine) log(torchLine);
 
 interface MachineState {
   clock_ghz: { median: number };
@@ -473,6 +515,11 @@ for (const row of rows) {
 }
 const out: string[] = [];
 out.push("");
+out.push(
+  `machine: ${cpus().length} x ${cpu} (lscpu), Node ${process.version}; load average ${loadAtStart} at the start, ${loadNow()} at the end`,
+);
+if (torchLine) out.push(torchLine);
+out.push("");
 out.push(`| ${header.join(" | ")} |`);
 out.push(`|${header.map(() => "---").join("|")}|`);
 for (const r of table) out.push(`| ${r.join(" | ")} |`);
@@ -542,6 +589,6 @@ const jsonPath = arg("json", "") || join(repoRoot, "tmp", "bench", `results-${ne
 mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(
   jsonPath,
-  `${JSON.stringify({ quick, node: process.version, minigpt: mini, pytorch: torch, trainSmallRounds: smallRounds, trainSmallPaired: paired.find((p) => p.part === "train-small") ?? null, trainBigPaired: paired.find((p) => p.part === "train-big") ?? null, note: torchNote }, null, 1)}\n`,
+  `${JSON.stringify({ quick, node: process.version, cpu, load_average: { start: loadAtStart, end: loadNow() }, pytorch_info: torchAbout, minigpt: mini, pytorch: torch, trainSmallRounds: smallRounds, trainSmallPaired: paired.find((p) => p.part === "train-small") ?? null, trainBigPaired: paired.find((p) => p.part === "train-big") ?? null, note: torchNote }, null, 1)}\n`,
 );
 log(`results: ${jsonPath}`);

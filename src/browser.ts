@@ -73,11 +73,11 @@ export {
   traceForward,
 } from "./explain/explain.js";
 export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
-export { type GenerateOptions, generate, generateTokens, nextLogitsUncached, startPrompt } from "./generate/generate.js";
+export { Decoder, type GenerateOptions, generate, generateTokens, nextLogitsUncached, startPrompt } from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { TextStreamer } from "./generate/stream.js";
-export { specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
+export { neverLearnedToEndReplies, specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
 export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";

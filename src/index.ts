@@ -46,6 +46,9 @@ export {
 export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
 export { type FolderLock, lockFolder } from "./io/lock.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
+export { ApiError } from "./server/api-error.js";
+export type { ContextOverflow, ModelInfo } from "./server/engine.js";
+export { type RunningServer, type ServerOptions, startServer } from "./server/server.js";
 export {
   estimateLoss,
   type StartInfo,

@@ -164,7 +164,8 @@ test("CLI: generate --explain, explain-step and attention --out on a tiny model"
   assert.equal(none.status, 1);
   assert.match(none.stderr, /give the text of the training step/);
 
-  const out = join(dir, "att.html");
+  // outside the model folder: attention never writes into one (it belongs to training)
+  const out = join(tempDir("minigpt-explain-out-"), "att.html");
   const a = cli("attention", "--model", dir, "--prompt", "the mat", "--out", out);
   assert.equal(a.status, 0, a.stderr);
   const html = readFileSync(out, "utf8");
@@ -191,7 +192,7 @@ test("attention's page for 31 tokens on the default 4x4 heads: at most 150 KB, a
   const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 32, nLayer: 4, nHead: 4, nEmbd: 16 }), 5);
   saveModel(model, dir);
   saveTokenizer(dir, tok);
-  const out = join(dir, "att.html");
+  const out = join(tempDir("minigpt-attention-out-"), "att.html");
   const r = runCli(["attention", "--model", dir, "--prompt", prompt, "--out", out]);
   assert.equal(r.status, 0, r.stderr);
   const bytes = statSync(out).size;

@@ -1,7 +1,8 @@
 // One PyTorch fixture run through the engine: logits, loss, every gradient, the clipped norm and the
-// weights after 1 and 3 AdamW steps, each compared with PyTorch's (tests/fixtures/README.md says how
-// they were made). No Node API: tests/fixtures.test.ts runs it in Node and tests/browser/model.ts in
-// a browser page, on whatever backend is selected.
+// weights after 1 and 3 AdamW steps, each compared with PyTorch's (tests/fixtures/make_fixtures.py
+// made them; tests/fixtures/README.md says what each file holds and how to regenerate them).
+// No Node API: tests/fixtures.test.ts runs it in Node and tests/browser/model.ts in a browser page,
+// on whatever backend is selected.
 
 import { type SafeTensor, toInt32 } from "../src/io/safetensors.js";
 import type { GPT } from "../src/nn/gpt.js";

@@ -1,5 +1,5 @@
 /**
- * No model is ever lost (issue 19), the file side: where commands may write, what a corrupt file of a
+ * No model is ever lost (docs/reliability.md), the file side: where commands may write, what a corrupt file of a
  * model folder gets, and what a disk error does, all through the real CLI in a child process.
  * Disk errors are injected by tests/fault-inject.mjs (MINIGPT_FAULT names the failing call).
  */

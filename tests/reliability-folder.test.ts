@@ -1,5 +1,5 @@
 /**
- * The model folder under faults (issue 19, docs/reliability.md): kills at seeded random points of a
+ * The model folder under faults (docs/reliability.md): kills at seeded random points of a
  * train --overwrite run, two writers at once, a stale lock, the junk a killed run leaves, an OUT
  * that cannot be created. Every command runs through the real CLI in a child process.
  */

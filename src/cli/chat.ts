@@ -5,8 +5,8 @@ import {
   ChatSession,
   loadModelFolder,
   MinigptError,
+  neverLearnedToEndReplies,
   type Tokenizer,
-  trainedSpecials,
   unseenSpecialIds,
 } from "../index.js";
 import { backendFlags, modelFlag, samplingFlags } from "./common.js";
@@ -245,7 +245,7 @@ export async function chatLoop(
  * not record what it was trained on.
  */
 export function notFineTunedForChat(info: Record<string, unknown>, tokenizer: Tokenizer, dir: string): string | null {
-  if (!Array.isArray(info.special_targets) || trainedSpecials(info, tokenizer).includes("<|end|>")) return null;
+  if (!neverLearnedToEndReplies(info, tokenizer)) return null;
   return `note: ${dir} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with: minigpt train --chat conversations.jsonl --init ${dir} --out ${dir}-chat`;
 }
 

@@ -12,6 +12,7 @@ import { type CommandSpec, helpText, nearest, type ParsedFlags, parseFlags } fro
 import { generateSpec, runGenerate } from "./generate.js";
 import { interactiveSpec, runInteractive } from "./interactive.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
+import { runServe, serveSpec } from "./serve.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
@@ -29,6 +30,7 @@ const commands: Command[] = [
   { spec: tokenizerSpec, run: runTokenizer },
   { spec: selftestSpec, run: runSelftest },
   { spec: chatSpec, run: runChat },
+  { spec: serveSpec, run: runServe },
   { spec: analyzeSpec, run: runAnalyze },
   { spec: explainStepSpec, run: runExplainStep },
   { spec: attentionSpec, run: runAttention },

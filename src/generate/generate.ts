@@ -41,35 +41,81 @@ export function nextLogitsUncached(model: GPT, window: readonly number[]): Float
 }
 
 /**
+ * One sequence being decoded: the prompt, its KV cache and random stream. Each step() samples one
+ * token, so a caller can interleave many sequences (the server's worker decodes its requests in
+ * turn) or stream them one at a time (generateTokens). The model sees at most the last blockSize
+ * tokens (nanoGPT's semantics).
+ */
+export class Decoder {
+  readonly ids: number[];
+  /** how many tokens step() has produced */
+  produced = 0;
+  /** true once a stop id was drawn or maxNewTokens were produced */
+  done = false;
+  private readonly o: GenerateOptions;
+  private readonly rng: Rng;
+  private readonly cache: KVCache | null;
+
+  constructor(
+    readonly model: GPT,
+    prompt: readonly number[],
+    options: Partial<GenerateOptions> = {},
+  ) {
+    this.o = { ...defaultGenerate, ...options };
+    if (prompt.length === 0) throw new MinigptError('the prompt is empty: give at least one token (e.g. --prompt "\\n")');
+    this.rng = new Rng(this.o.seed);
+    this.ids = [...prompt];
+    this.cache = this.o.cache ? new KVCache(model) : null;
+  }
+
+  /**
+   * The next token and the raw logits (V) it was drawn from (a view, valid until the next step);
+   * null when the sequence is done (a stop id drawn, which is not emitted, or maxNewTokens reached).
+   */
+  step(): { id: number; logits: Float32Array } | null {
+    if (this.done || this.produced >= this.o.maxNewTokens) {
+      this.done = true;
+      return null;
+    }
+    const T = this.model.config.blockSize;
+    const { cache, ids } = this;
+    let logits: Float32Array;
+    if (!cache) {
+      logits = nextLogitsUncached(this.model, ids.slice(-T));
+    } else if (cache.length > 0 && ids.length <= T) {
+      logits = cache.appendView(ids.slice(cache.length));
+    } else {
+      // first call, or the window slid past the block size: prefill the window afresh
+      cache.reset();
+      logits = cache.append(ids.slice(-T));
+    }
+    const next = sampleToken(withSuppressed(logits, this.o.suppressIds), this.o, this.rng);
+    if (this.o.stopIds.includes(next)) {
+      this.done = true;
+      return null;
+    }
+    ids.push(next);
+    this.produced++;
+    return { id: next, logits };
+  }
+
+  /** frees the KV cache (the decoder cannot step after this) */
+  dispose(): void {
+    this.done = true;
+    this.cache?.dispose();
+  }
+}
+
+/**
  * Sample up to maxNewTokens after `prompt`, yielding each new token id as soon as it exists
  * (streaming). The model sees at most the last blockSize tokens (nanoGPT's semantics).
  */
 export function* generateTokens(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): Generator<number> {
-  const o = { ...defaultGenerate, ...options };
-  if (prompt.length === 0) throw new MinigptError('the prompt is empty: give at least one token (e.g. --prompt "\\n")');
-  const T = model.config.blockSize;
-  const rng = new Rng(o.seed);
-  const ids = [...prompt];
-  const cache = o.cache ? new KVCache(model) : null;
+  const decoder = new Decoder(model, prompt, options);
   try {
-    for (let n = 0; n < o.maxNewTokens; n++) {
-      let logits: Float32Array;
-      if (!cache) {
-        logits = nextLogitsUncached(model, ids.slice(-T));
-      } else if (cache.length > 0 && ids.length <= T) {
-        logits = cache.appendView(ids.slice(cache.length));
-      } else {
-        // first call, or the window slid past the block size: prefill the window afresh
-        cache.reset();
-        logits = cache.append(ids.slice(-T));
-      }
-      const next = sampleToken(withSuppressed(logits, o.suppressIds), o, rng);
-      if (o.stopIds.includes(next)) return;
-      ids.push(next);
-      yield next;
-    }
+    for (let s = decoder.step(); s; s = decoder.step()) yield s.id;
   } finally {
-    cache?.dispose();
+    decoder.dispose();
   }
 }
 

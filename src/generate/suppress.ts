@@ -32,3 +32,12 @@ export function specialIdsExcept(tokenizer: Tokenizer, keep: readonly string[]):
   }
   return ids;
 }
+
+/**
+ * Whether a folder's model has the chat tokens in its vocabulary but never learned to end a reply
+ * (no <|end|> among the tokens it was trained to predict): it answers with noise until the token
+ * limit. False for a chat-fine-tuned model, or a folder that does not record what it was trained on.
+ */
+export function neverLearnedToEndReplies(info: Record<string, unknown>, tokenizer: Tokenizer): boolean {
+  return Array.isArray(info.special_targets) && !trainedSpecials(info, tokenizer).includes("<|end|>");
+}

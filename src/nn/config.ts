@@ -1,6 +1,6 @@
 import { fail } from "../errors.js";
 
-/** The activation inside the MLP. GPT-2 uses the tanh GELU; seeds 000 and 002 use ReLU. */
+/** The activation inside the MLP. GPT-2 uses the tanh GELU; some small models use ReLU (HF `activation_function: "relu"`). */
 export type Activation = "gelu_new" | "relu";
 
 export interface GPTConfig {
@@ -10,7 +10,7 @@ export interface GPTConfig {
   nLayer: number;
   nHead: number;
   nEmbd: number;
-  /** feed-forward width, 4·nEmbd by default (the seeds' ff_dim / mlp_ratio) */
+  /** feed-forward width, 4·nEmbd by default (other codebases' ff_dim, or mlp_ratio·nEmbd) */
   nInner: number;
   dropout: number;
   activation: Activation;

@@ -2,7 +2,7 @@ import { backend } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 import { record } from "./record.js";
 
-/** max(x, 0), elementwise (the activation of seeds 000 and 002). */
+/** max(x, 0), elementwise (the MLP activation of models configured with `activation: "relu"`). */
 export function relu(x: Tensor): Tensor {
   const out = new Tensor(x.shape);
   backend().reluForward(out.data, x.data, x.size);

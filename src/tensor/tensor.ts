@@ -245,8 +245,3 @@ export function unscoped<R>(fn: () => R): R {
     scopeStack = open;
   }
 }
-
-/** Test hook: forget any open scopes (after a test threw inside one). */
-export function resetScopes(): void {
-  scopeStack = [];
-}

@@ -1,0 +1,100 @@
+import { isIP } from "node:net";
+import { type BackendName, type ContextOverflow, startServer } from "../index.js";
+import { backendFlags, modelFlag } from "./common.js";
+import { type CommandSpec, parseFlags } from "./flags.js";
+
+export const serveSpec: CommandSpec = {
+  name: "serve",
+  summary: "serve a model over HTTP with an OpenAI-compatible API (/v1/chat/completions, /v1/completions)",
+  usage: "minigpt serve --model DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [flags]",
+  flags: [
+    modelFlag("model folder to serve (its name is the model id)"),
+    {
+      name: "host",
+      type: "string",
+      default: "127.0.0.1",
+      help: "address to listen on (127.0.0.1 = this machine only; 0.0.0.0 = every network)",
+    },
+    { name: "port", type: "int", default: 8080, min: 0, max: 65535, help: "port to listen on (0 = any free port)" },
+    { name: "api-key", type: "string", default: "", help: "require Authorization: Bearer KEY on every request (or set MINIGPT_API_KEY)" },
+    {
+      name: "max-batch",
+      type: "int",
+      default: 8,
+      min: 1,
+      max: 256,
+      help: "requests generated at the same time (each advances one token in turn)",
+    },
+    {
+      name: "max-queue",
+      type: "int",
+      default: 64,
+      min: 0,
+      help: "requests waiting beyond --max-batch before new ones get 429 Too Many Requests",
+    },
+    {
+      name: "timeout",
+      type: "float",
+      default: 600,
+      min: 0,
+      help: "seconds a request may take before it is stopped with 504 (0 = no limit)",
+    },
+    { name: "header-timeout", type: "float", default: 10, above: 0, help: "seconds a client has to send its request headers" },
+    { name: "body-timeout", type: "float", default: 30, above: 0, help: "seconds a client has to send its request body (408 after)" },
+    {
+      name: "cors",
+      type: "string",
+      default: "",
+      help: "allow browser pages from this origin (e.g. http://localhost:3000) to call the API; off by default",
+    },
+    {
+      name: "context-overflow",
+      type: "string",
+      default: "refuse",
+      choices: ["refuse", "truncate"],
+      help: "a prompt that leaves no room for max_tokens: refuse (400 context_length_exceeded) or keep its end (said in the answer's warning)",
+    },
+    ...backendFlags,
+  ],
+  examples: [
+    "minigpt serve --model out-chat",
+    'curl http://127.0.0.1:8080/v1/chat/completions -H "content-type: application/json" -d \'{"model":"out-chat","messages":[{"role":"user","content":"hi"}]}\'',
+  ],
+};
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+}
+
+export async function runServe(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(serveSpec, argv);
+  const apiKey = f.string("api-key") || process.env.MINIGPT_API_KEY || undefined;
+  const host = f.string("host");
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const running = await startServer({
+    model: f.string("model"),
+    host,
+    port: f.int("port"),
+    apiKey,
+    maxBatch: f.int("max-batch"),
+    maxQueue: f.int("max-queue"),
+    timeout: f.float("timeout"),
+    headerTimeout: f.float("header-timeout"),
+    bodyTimeout: f.float("body-timeout"),
+    cors: f.string("cors") || undefined,
+    contextOverflow: f.string("context-overflow") as ContextOverflow,
+    backend: f.string("backend") as BackendName | "auto",
+    threads: f.int("threads") || undefined,
+    log,
+  });
+  if (!isLoopback(host) && apiKey === undefined)
+    log(`warning: listening on ${host} without --api-key: anyone who can reach this machine can use the model`);
+  log(`minigpt serve: ${running.model.id} (${running.model.blockSize}-token context) on ${running.url}/v1 (Ctrl-C stops)`);
+  await new Promise<void>((done) => {
+    const stop = () => done();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await running.close();
+  return 0;
+}
