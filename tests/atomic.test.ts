@@ -1,7 +1,7 @@
 /**
  * writeFileAtomic under SIGKILL: a child process rewrites one 32 MB file over and over, each time
- * with a different byte, and is killed at random moments, most of them in the middle of a write
- * (writing and fsyncing 32 MB takes tens of milliseconds or more). After every kill the file must be
+ * with a different byte, and is killed at random moments after its first whole write, most of them
+ * in the middle of a later one (writing and fsyncing 32 MB takes tens of milliseconds or more). After every kill the file must be
  * whole: 32 MB of one byte value, never a mix or a short file. A plain writeFileSync, or an in-place
  * write, fails this (checked by mutating src/io/atomic.ts).
  */
@@ -21,7 +21,10 @@ const WRITER = `
 import { writeFileAtomic } from ${JSON.stringify(resolve("src/io/atomic.ts"))};
 const [path, size] = [process.argv[1], Number(process.argv[2])];
 process.stdout.write("ready\\n");
-for (let i = 1; ; i++) writeFileAtomic(path, new Uint8Array(size).fill(i & 255));
+for (let i = 1; ; i++) {
+  writeFileAtomic(path, new Uint8Array(size).fill(i & 255));
+  process.stdout.write("w\\n");
+}
 `;
 
 /** null when the file is SIZE bytes of one value, else what is wrong with it */
@@ -47,10 +50,18 @@ test("SIGKILL during writeFileAtomic leaves the old file or the new one, whole",
       stderr += String(d);
     });
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    const ready = new Promise<"ready">((r) => child.stdout?.once("data", () => r("ready")));
-    assert.equal(await Promise.race([exited, ready]), "ready", `the writer did not start: ${stderr}`);
-    // long enough for several whole writes, then a random point inside one
-    await new Promise((r) => setTimeout(r, 150 + rng.int(400)));
+    // "ready" once the writer runs, then "w" after each whole write: the kill comes after at least
+    // one write went through (on a loaded machine a fixed delay could end before the first one)
+    let out = "";
+    const wrote = new Promise<"wrote">((r) =>
+      child.stdout?.on("data", (d) => {
+        out += String(d);
+        if (out.includes("w\n")) r("wrote");
+      }),
+    );
+    assert.equal(await Promise.race([exited, wrote]), "wrote", `the writer did not start: ${stderr}`);
+    // then a random point, most likely inside a later write
+    await new Promise((r) => setTimeout(r, rng.int(400)));
     child.kill("SIGKILL");
     const code = await exited;
     assert.equal(code, null, `the writer ended on its own before the kill: ${stderr}`);

@@ -301,6 +301,7 @@ test("serve: 25+ kinds of bad requests each get their status and OpenAI's error 
     ["n 9", () => post("/v1/completions", cmplBody({ n: 9 })), 400, "n"],
     ["n 1.5", () => post("/v1/completions", cmplBody({ n: 1.5 })), 400, "n", "invalid_type"],
     ["five stop strings", () => post("/v1/completions", cmplBody({ stop: ["a", "b", "c", "d", "e"] })), 400, "stop"],
+    ["a 100,000-character stop string", () => post("/v1/completions", cmplBody({ stop: "x".repeat(100_000) })), 400, "stop"],
     ["stop a number", () => post("/v1/completions", cmplBody({ stop: 3 })), 400, "stop", "invalid_type"],
     ["tools", () => post("/v1/chat/completions", chatBody({ tools: [{ type: "function", function: { name: "f" } }] })), 400, "tools"],
     [

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { arrayStream, evalWindows, readEvalWindows } from "../src/data/batches.js";
@@ -168,7 +169,15 @@ describe("token cache", () => {
       return { d, said: messages.join("\n") };
     };
     run();
+    // a half-written cache of a run that was killed is removed; one of a live process is not
+    const deadPid = spawnSync(process.execPath, ["-e", ""]).pid;
+    const dead = join(cacheDir, "tokens", `x.tokens.tmp-${deadPid}`);
+    const live = join(cacheDir, "tokens", `x.tokens.tmp-${process.pid}`);
+    writeFileSync(dead, "partial");
+    writeFileSync(live, "partial");
     assert.match(run().said, /token cache: reusing /);
+    assert.ok(!existsSync(dead) && existsSync(live));
+    rmSync(live);
     const file = join(corpus, "b", "c.txt");
     const before = run().d;
     appendFileSync(file, " the whale");

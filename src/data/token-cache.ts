@@ -19,7 +19,19 @@
  * The file is written under a temporary name and renamed when complete, so a cache that exists is whole.
  */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fail, failFs } from "../errors.js";
@@ -131,6 +143,7 @@ export function openTokenCache(o: TokenCacheOptions): TokenCache {
   } catch (err) {
     failFs(`cannot create the token cache folder ${folder} (set MINIGPT_CACHE_DIR to use another)`, err);
   }
+  removeDeadTemporaries(folder, o.onMessage);
   const stamps = stampFiles(o.source.files);
   const paths = stamps.map((s) => s.path);
   const bytes = stamps.reduce((sum, s) => sum + s.size, 0);
@@ -152,6 +165,29 @@ export function openTokenCache(o: TokenCacheOptions): TokenCache {
   if (!written) return fail(`the token cache ${path} just written cannot be read back; is the disk full?`);
   o.onMessage?.(`token cache: wrote ${path} (${written.header.tokens?.toLocaleString("en-US")} tokens)`);
   return { path, tokenizer, header: written.header, tokens: written.tokens, reused: false, bytes, close: written.close };
+}
+
+/** A cache file a killed run left half-written (KEY.tokens.tmp-PID of a process that is gone) can be gigabytes: remove it. */
+function removeDeadTemporaries(folder: string, onMessage?: (text: string) => void): void {
+  for (const name of readdirSync(folder)) {
+    const m = /\.tmp-(\d+)$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(folder, name));
+      onMessage?.(`token cache: removed ${join(folder, name)}, left by a run that was stopped while writing it`);
+    } catch {
+      // another run removed it first
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** Throttled progress events of one pass (at most four a second, and one when it is done). */

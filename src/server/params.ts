@@ -9,6 +9,8 @@ import { badParam } from "./api-error.js";
 
 export const MAX_CHOICES = 8;
 export const MAX_STOPS = 4;
+/** a stop string is checked against the text's end at every token: a long one would stall every request in flight */
+export const MAX_STOP_CHARS = 256;
 /** OpenAI's limits: chat top_logprobs 0-20, completions logprobs 0-5 */
 export const MAX_TOP_LOGPROBS = { chat: 20, completion: 5 } as const;
 
@@ -94,6 +96,8 @@ function stops(body: Body): string[] {
   if (!Array.isArray(list) || !list.every((s) => typeof s === "string"))
     throw badParam("stop", "'stop' must be a string or an array of strings", "invalid_type");
   if (list.length > MAX_STOPS) throw badParam("stop", `'stop' takes at most ${MAX_STOPS} strings, got ${list.length}`);
+  if ((list as string[]).some((s) => s.length > MAX_STOP_CHARS))
+    throw badParam("stop", `a 'stop' string may be at most ${MAX_STOP_CHARS} characters long`);
   return (list as string[]).filter((s) => s !== "");
 }
 

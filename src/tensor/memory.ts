@@ -40,6 +40,46 @@ export const RESERVED_BYTES = 1 << 20;
 /** Where the shared bump pointer lives (in ALIGN units, so 4 GiB fits an i32): the reserved region's last line. */
 const TOP_CELL = RESERVED_BYTES - ALIGN;
 
+/** WebAssembly.Memory's own `buffer` getter (undefined in a runtime without one: then no tracking) */
+const bufferGetter = Object.getOwnPropertyDescriptor(WebAssembly.Memory.prototype, "buffer")?.get;
+/** every buffer object each tracked memory has handed out in this thread */
+const handedOut = new WeakMap<WebAssembly.Memory, WeakSet<ArrayBufferLike>>();
+
+/**
+ * Record every buffer object `memory.buffer` hands out in this thread from now on. A shared memory
+ * hands out a new SharedArrayBuffer object after each grow (the older ones stay valid views of its
+ * start), so a tensor made before a grow views an older object than memory.buffer is now; the record
+ * lets isBufferOf tell such a view from a foreign buffer by identity alone.
+ */
+function trackBuffers(memory: WebAssembly.Memory): void {
+  const get = bufferGetter;
+  if (!get || handedOut.has(memory)) return;
+  const seen = new WeakSet<ArrayBufferLike>();
+  let last: ArrayBufferLike | null = null;
+  Object.defineProperty(memory, "buffer", {
+    configurable: true,
+    get(this: WebAssembly.Memory): ArrayBufferLike {
+      const b = get.call(this) as ArrayBufferLike;
+      if (b !== last) {
+        last = b;
+        seen.add(b);
+      }
+      return b;
+    },
+  });
+  handedOut.set(memory, seen);
+}
+
+/**
+ * Whether `buffer` is (any grown-past version of) `memory`'s buffer, as handed out in this thread: a
+ * lookup, with no probe written into the shared memory (which could race another thread using that
+ * byte). A heap's memory is tracked from the heap's creation on.
+ */
+export function isBufferOf(memory: WebAssembly.Memory, buffer: ArrayBufferLike): boolean {
+  const seen = handedOut.get(memory);
+  return seen ? seen.has(buffer) : buffer === memory.buffer;
+}
+
 export class WasmHeap {
   readonly memory: WebAssembly.Memory;
   /** the shared bump pointer, in ALIGN units */
@@ -53,12 +93,14 @@ export class WasmHeap {
   /** A heap on a new memory, or (memory given) one more heap on the memory another heap created. */
   constructor(initialBytes = 16 << 20, memory?: WebAssembly.Memory) {
     if (memory) {
+      trackBuffers(memory);
       this.memory = memory;
       this.top = new Int32Array(memory.buffer, TOP_CELL, 1);
       if (Atomics.load(this.top, 0) === 0) throw new Error("WasmHeap: this memory has no heap to share");
     } else {
       const initial = Math.max(1, Math.ceil(initialBytes / PAGE));
       this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+      trackBuffers(this.memory);
       this.top = new Int32Array(this.memory.buffer, TOP_CELL, 1);
       Atomics.store(this.top, 0, RESERVED_BYTES / ALIGN);
     }

@@ -1,44 +1,35 @@
 /**
  * The training loop, in one plain function: sample a batch, forward, backward, clip, AdamW step;
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
- * the events it emits, so the CLI, a server or a test can each render it their own way.
+ * the events it emits, so the CLI, a server or a test can each render it their own way. How a run
+ * starts (fresh, --init, --init-partial, --chat, --resume) is setup.ts's.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { diskFigures, formatBytes } from "../analyze/analyze.js";
-import { withChatTokens } from "../data/chat.js";
-import { type Dataset, loadDataset } from "../data/dataset.js";
+import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
 import { fail, MinigptError, withFs } from "../errors.js";
-import { trainedSpecials } from "../generate/suppress.js";
 import { appendWhole, writeFileAtomic } from "../io/atomic.js";
-import { loadModelFolder, loadTokenizer, readFolderInfo, saveTokenizer } from "../io/folder.js";
+import { saveTokenizer } from "../io/folder.js";
 import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
 import { lockFolder } from "../io/lock.js";
 import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
 import { backend } from "../kernels/index.js";
-import { type GPTConfig, makeConfig } from "../nn/config.js";
-import { GPT } from "../nn/gpt.js";
-import { AdamW, clipGradNorm } from "../optim/adamw.js";
+import type { GPTConfig } from "../nn/config.js";
+import type { GPT } from "../nn/gpt.js";
+import { clipGradNorm } from "../optim/adamw.js";
 import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/schedule.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { KEEP_CHECKPOINTS, loadLatestCheckpoint, restoreOptimizer, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import {
-  DEFAULT_DATA,
-  defaultTrainConfig,
-  flagName,
-  isTokenizerChoice,
-  RESUME_OVERRIDABLE,
-  resolvedConfig,
-  TOKENIZER_CHOICES,
-  type TrainConfig,
-} from "./config.js";
+import { KEEP_CHECKPOINTS, saveCheckpoint, type TrainingState } from "./checkpoint.js";
+import { flagName, type TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { metricsPath as metricsFile, readMetrics } from "./metrics.js";
 import { DataParallel } from "./parallel.js";
 import { lossPlotSvg } from "./plot.js";
+import { setUp } from "./setup.js";
 
 /** a model folder above this size is announced before it is written */
 export const LARGE_FOLDER_BYTES = 100e6;
@@ -129,239 +120,6 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
     }
   });
   return sum / steps;
-}
-
-/** Resolve the model and optimizer to start from: fresh, --init, or --resume. */
-function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents) {
-  let resumed: ReturnType<typeof loadLatestCheckpoint> | null = null;
-  let tokenizer: Tokenizer | undefined;
-  let initFolder: ReturnType<typeof loadModelFolder> | null = null;
-  // special tokens the model learned to predict before this run (resume: the run's own record)
-  let earlierTargets: readonly string[] = [];
-  let resumeChanges: StartInfo["resumeChanges"];
-  // a resumed run saved before the config had gradShards: the shards it continues with
-  let legacyShards: number | null = null;
-  if (resume) {
-    resumed = loadLatestCheckpoint(config.out);
-    let saved = resumed.state.config as unknown as TrainConfig;
-    if (saved.gradShards === undefined) {
-      // saved before runs recorded their shards: its threads decided (see legacyShards below)
-      const asked = overrides.gradShards ?? defaultTrainConfig.gradShards;
-      saved = { ...saved, gradShards: saved.batchSize % asked === 0 ? asked : 1 };
-      legacyShards = saved.gradShards;
-    }
-    for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
-      if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
-      // the same tokenizer folder named from another folder is the same one
-      if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
-      if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
-        fail(
-          `--resume continues the run in ${config.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
-        );
-      }
-    }
-    const allowed: Partial<TrainConfig> = Object.fromEntries(
-      Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)),
-    );
-    // the run's length in the other unit replaces the saved one (epochs win when both are set)
-    if (allowed.epochs !== undefined && allowed.maxSteps === undefined) allowed.maxSteps = 0;
-    if (allowed.maxSteps !== undefined && allowed.epochs === undefined) allowed.epochs = 0;
-    if (allowed.data !== undefined) allowed.data = resumedData(saved, allowed.data);
-    config = { ...saved, ...allowed, out: config.out };
-    resumeChanges = RESUME_OVERRIDABLE.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(config[k])).map((k) => ({
-      key: k,
-      from: saved[k],
-      to: config[k],
-    }));
-    tokenizer = loadTokenizer(config.out);
-    earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
-  } else {
-    if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
-    // paths are saved absolute, so that --resume works from any folder
-    if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
-    // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
-    if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
-    if (config.data === "counting" && !config.init) {
-      // the task's numbers are words of its own vocabulary
-      if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
-        fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
-    } else if (!isTokenizerChoice(config.tokenizer)) {
-      if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
-      if (!existsSync(join(config.tokenizer, "tokenizer.json")))
-        fail(
-          `--tokenizer ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
-        );
-      config = { ...config, tokenizer: resolve(config.tokenizer) };
-      tokenizer = loadTokenizer(config.tokenizer);
-    }
-  }
-  if (!resume && config.init) {
-    initFolder = loadModelFolder(config.init);
-    tokenizer = initFolder.tokenizer;
-    earlierTargets = trainedSpecials(initFolder.info, tokenizer);
-    if (overrides.tokenizer !== undefined && overrides.tokenizer !== tokenizer.kind)
-      fail(`--tokenizer ${overrides.tokenizer} does not apply with --init: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`);
-    if (!config.initPartial) {
-      // continuing a model: its architecture is the folder's, whatever the defaults say, and a flag
-      // that asks for another one is a mistake, not something to ignore
-      const m = initFolder.model.config;
-      const folderValues: Partial<TrainConfig> = {
-        nLayer: m.nLayer,
-        nHead: m.nHead,
-        nEmbd: m.nEmbd,
-        nInner: m.nInner,
-        activation: m.activation,
-        blockSize: m.blockSize,
-      };
-      for (const [key, value] of Object.entries(folderValues) as [keyof TrainConfig, unknown][]) {
-        const asked = overrides[key];
-        if (asked === undefined || asked === value || (key === "nInner" && asked === 0)) continue;
-        fail(
-          `--${flagName(key)} ${String(asked)} does not apply with --init: the model keeps ${config.init}'s ${String(value)}; to change its shape, add --init-partial (loads the tensors whose shapes still match)`,
-        );
-      }
-      config = { ...config, ...folderValues };
-    }
-  } else if (!resume && config.chat) {
-    fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
-  }
-  if (config.chat && overrides.data !== undefined)
-    fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
-  // chat fine-tuning of a vocabulary without <|user|> <|assistant|> <|end|> (e.g. GPT-2's): add them
-  let chatTokensAdded: string[] | undefined;
-  if (config.chat && initFolder && tokenizer) {
-    if (config.initPartial) fail("--chat and --init-partial cannot be combined");
-    const extended = withChatTokens(tokenizer);
-    tokenizer = extended.tokenizer;
-    chatTokensAdded = extended.added;
-  }
-  // said here with the flags' names (makeConfig would say it with the config's)
-  if (!initFolder && config.nEmbd % config.nHead !== 0)
-    fail(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead} (each head gets n-embd / n-head channels)`);
-  const dataset = loadDataset({
-    data: config.data,
-    blockSize: config.blockSize,
-    batchSize: config.batchSize,
-    tokenizer,
-    tokenizerKind: isTokenizerChoice(config.tokenizer) ? config.tokenizer : "char",
-    vocabSize: config.vocabSize,
-    specialsAsText: config.specialsAsText,
-    chat: config.chat || undefined,
-    vocabulary: {
-      grow: initFolder !== null,
-      hint: resume
-        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
-        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
-    },
-    onTokenizeProgress: events.onTokenizeProgress,
-    onMessage: events.onMessage,
-  });
-  const modelConfig =
-    initFolder && !config.initPartial
-      ? {
-          ...initFolder.model.config,
-          dropout: config.dropout,
-          vocabSize: Math.max(initFolder.model.config.vocabSize, dataset.tokenizer.vocabSize),
-        }
-      : makeConfig({
-          vocabSize: dataset.tokenizer.vocabSize,
-          blockSize: config.blockSize,
-          nLayer: config.nLayer,
-          nHead: config.nHead,
-          nEmbd: config.nEmbd,
-          nInner: config.nInner > 0 ? config.nInner : 4 * config.nEmbd,
-          dropout: config.dropout,
-          activation: config.activation,
-        });
-  if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
-  config = resolvedConfig(config, {
-    tokenizerKind: dataset.tokenizer.kind,
-    vocabSize: dataset.tokenizer.vocabSize,
-    nInner: modelConfig.nInner,
-  });
-  // a size asked of a tokenizer this run does not train is a mistake, not something to ignore
-  const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
-  if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
-    fail(
-      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
-    );
-  const model = new GPT(modelConfig, config.seed);
-  let initReport: StartInfo["initReport"];
-  if (resumed) {
-    model.loadWeights(resumed.weights, `${resumed.dir}/model.safetensors`);
-  } else if (initFolder) {
-    const src = initFolder.model.params;
-    if (config.initPartial) {
-      initReport = { loaded: [], skipped: [], fresh: [] };
-      for (const [name, t] of model.params) {
-        const s = src.get(name);
-        if (!s) initReport.fresh.push(name);
-        else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
-          // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
-          initNewEmbeddingRows(t, s);
-          initReport.loaded.push(name);
-        } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
-        else {
-          t.data.set(s.data);
-          initReport.loaded.push(name);
-        }
-      }
-    } else {
-      for (const [name, t] of model.params) {
-        const s = src.get(name) as Tensor;
-        if (s.size === t.size) t.data.set(s.data);
-        else initNewEmbeddingRows(t, s);
-      }
-    }
-    initFolder.model.dispose();
-  }
-  const optimizer = new AdamW(model.params, {
-    lr: config.lr,
-    beta1: config.beta1,
-    beta2: config.beta2,
-    eps: 1e-8,
-    weightDecay: config.weightDecay,
-  });
-  if (resumed) restoreOptimizer(optimizer, resumed);
-  const seen = new Set([...earlierTargets, ...dataset.specialTargets]);
-  const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
-  return {
-    config,
-    dataset,
-    model,
-    optimizer,
-    resumed,
-    resumeChanges,
-    initReport,
-    chatTokensAdded,
-    piecesAdded: dataset.addedPieces,
-    specialTargets,
-    legacyShards,
-  };
-}
-
-/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
-function resumedData(saved: TrainConfig, data: string): string {
-  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
-  const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
-  if (path !== saved.data && (path === "counting" || saved.data === "counting"))
-    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
-  return path;
-}
-
-/**
- * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
- * copied and every new row starts as the mean of the old rows, so a new token begins as an
- * "average" token rather than noise.
- */
-function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
-  const [Vold, C] = old.shape as [number, number];
-  const d = t.data;
-  d.set(old.data);
-  const mean = new Float64Array(C);
-  const o = old.data;
-  for (let v = 0; v < Vold; v++) for (let c = 0; c < C; c++) mean[c] = (mean[c] as number) + (o[v * C + c] as number) / Vold;
-  for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
 }
 
 /** train(), holding OUT's lock. */

@@ -1,29 +1,30 @@
 /**
  * The `wasm` backend: WebAssembly SIMD kernels (src/kernels/wasm/assembly/*.as, built by
- * scripts/build-wasm.mjs, which also writes their exports' types, ./build/exports.ts) running in place on the tensor heap, optionally split over worker threads.
+ * scripts/build-wasm.mjs, which also writes their exports' types, ./build/exports.ts) running in place
+ * on the tensor heap, optionally split over worker threads. This file maps each Backend method to
+ * its kernel calls; around it:
+ *   runtime.ts   SIMD / relaxed SIMD probes, V8's flag, which build and matmul tile, compiling the .wasm
+ *   schedule.ts  when and where a call is split over threads, with the measurements behind it; scratch
+ *   pool.ts      the worker threads a split call runs on; peer.ts: the data-parallel thread that helps
  *
- * - Two builds: relaxed SIMD (FMA via f32x4.relaxed_madd) when the runtime has it, plain SIMD
- *   otherwise. Node 20 needs --experimental-wasm-relaxed-simd, set here with v8.setFlagsFromString
- *   before the first compile (browsers: WebAssembly.validate decides). MINIGPT_WASM_SIMD=plain|relaxed forces one.
- * - Node and browsers alike: no top-level Node imports (./platform.ts); the .wasm is read with node:fs in
- *   Node and fetched next to this module in a browser; the pool uses Web Workers there (see pool.ts).
  * - Arrays must be Float32Array / Int32Array views of heap().memory; their byteOffset is the pointer.
  *   Anything else (a Float64Array in a gradient check, a plain Float32Array) goes to the ref kernel,
  *   counted in `stats.fallback`, so the interface stays total.
+ * - Most methods are one wasm call with the method's own parameters (direct) or one elementwise
+ *   kernel split by elements (byElements); the rest say below how they split their work.
  */
-import { heap } from "../../tensor/memory.js";
+import { heap, isBufferOf } from "../../tensor/memory.js";
 import type { Backend, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
 import type { KernelExports } from "./build/exports.js";
 import type { PeerLink } from "./peer.js";
-import { defaultThreads, inNode } from "./platform.js";
+import { defaultThreads } from "./platform.js";
 import { WorkerPool } from "./pool.js";
+import { chooseMatmulTile, chooseSimd, compile, type MatmulTile, type SimdFlavour, simdSupported } from "./runtime.js";
+import { alignedRanges, PARALLEL_FLOPS, PEER_ELEMENTS, PEER_FLOPS, ranges, Schedule } from "./schedule.js";
 
-export type SimdFlavour = "plain" | "relaxed";
-
-/** matmul's register tile (matmul-tiles.as: kern4x8, kern3x12); both give bit-identical results */
-export type MatmulTile = "4x8" | "3x12";
+export { chooseMatmulTile, chooseSimd, type MatmulTile, relaxedSimdSupported, type SimdFlavour } from "./runtime.js";
 
 export interface WasmBackend extends Backend {
   readonly simd: SimdFlavour;
@@ -71,36 +72,24 @@ const POOL_KERNELS = [
 ] as const;
 type PoolKernel = (typeof POOL_KERNELS)[number];
 
-/** elementwise kernels with exp/sqrt (~20 flops an element) are split from this many elements on */
-const PARALLEL_ELEMENTS = 1 << 17;
+/** a Backend method's argument: an array (a heap view, or not) or a number */
+type Arg = FloatArray | Int32Array | number;
 
 /**
- * one-token work (a matmul of fewer than 4 rows, the fused attention / MLP blocks) streams its weights
- * from memory; it is split over the threads from this many floats read on (a wake-up costs ~100-300 µs
- * here, reading 1M floats ~0.5 ms on one core). Measured, generating with 2 threads, settings
- * alternated in one process: splitting the 384-wide model's MLP (1.2M floats) made it ~7-20% slower,
- * and GPT-2's blocks (2.4M, 4.7M) were as fast from 2^20 as from 2^21
+ * Backend methods whose wasm export takes the same parameters (as many; arrays become pointers), so
+ * that the wasm call can be derived from the method (WasmKernels.direct); the build's generated
+ * KernelExports keeps this true to the AssemblyScript source.
  */
-const PARALLEL_ROWS_B = 1 << 21;
-/**
- * the same when the pool spins (MINIGPT_WASM_SPIN=1, a round trip ~1-2 µs): the 384-wide model's
- * blocks (0.6M, 1.2M floats) split from here generated ~1.3x as fast as unsplit on an otherwise idle
- * machine (and ~2.5x slower with another process busy on a core, which is why spinning is opt-in)
- */
-const PARALLEL_ROWS_B_SPIN = 1 << 19;
+type SameParams = {
+  [K in keyof Backend & keyof KernelExports]: Backend[K] extends (...a: infer P) => unknown
+    ? KernelExports[K] extends (...a: infer Q) => unknown
+      ? P["length"] extends Q["length"]
+        ? K
+        : never
+      : never
+    : never;
+}[keyof Backend & keyof KernelExports];
 
-/**
- * how much more than an equal share of split one-token work the calling thread takes, in floats read:
- * it starts at once while a sleeping helper first wakes up (2^17 floats ~60 µs of reading; measured
- * 5-15% faster than equal shares on GPT-2's matmuls, 2^19 no better)
- */
-const WAKE_FLOATS = 1 << 17;
-
-/**
- * offer half of a call to the waiting data-parallel thread from this many flops on (~0.1-0.3 ms of
- * work; the waiting thread looks for work without sleeping, so it starts within microseconds)
- */
-const PEER_FLOPS = 4e6;
 /**
  * kernels one data-parallel thread may do for the other (their index in POOL_KERNELS is the PeerLink
  * kernel id): their argument count and which argument is the scratch pointer, which the thread doing
@@ -120,114 +109,6 @@ const PEER_KERNELS: Partial<Record<PoolKernel, readonly [args: number, scratch: 
   adamw: [12, -1],
   accumulate: [3, -1],
 };
-/** elementwise calls are offered from this many elements on (the waiting thread starts within µs) */
-const PEER_ELEMENTS = 1 << 14;
-
-/** split a call over threads from this many floating-point operations on (a pool round trip: ~100-300 µs when a sleeping worker must be woken here, ~1-2 µs with MINIGPT_WASM_SPIN=1) */
-const PARALLEL_FLOPS = 2e6;
-
-// (v128, v128, v128) -> v128 : f32x4.relaxed_madd
-const RELAXED_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a,
-  0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b,
-]);
-// () -> v128 : v128.const 0
-const SIMD_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a, 0x16, 0x01, 0x14,
-  0x00, 0xfd, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b,
-]);
-
-/** the one attempt at turning the flag on; concurrent loads all wait for it */
-let relaxedFlag: Promise<void> | null = null;
-
-/** Node 20 compiles relaxed SIMD only with --experimental-wasm-relaxed-simd; set it before the first compile. */
-function enableRelaxedFlag(): Promise<void> {
-  relaxedFlag ??= (async () => {
-    if (!inNode || WebAssembly.validate(RELAXED_PROBE)) return;
-    try {
-      const v8 = await import("node:v8");
-      v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
-    } catch {
-      // not Node, or the flag is gone: the validate check decides
-    }
-  })();
-  return relaxedFlag;
-}
-
-/** Whether this runtime compiles relaxed SIMD (turning Node 20's experimental flag on first). */
-export async function relaxedSimdSupported(): Promise<boolean> {
-  await enableRelaxedFlag();
-  return WebAssembly.validate(RELAXED_PROBE);
-}
-
-async function readWasm(name: string): Promise<Uint8Array<ArrayBuffer>> {
-  if (!inNode) {
-    // a browser: next to this module (dist/src/kernels/wasm/build/, where the build copies it)
-    const url = new URL(`./build/${name}`, import.meta.url);
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`wasm backend: fetching ${url} failed: HTTP ${res.status}; run "npm run build"`);
-    return new Uint8Array(await res.arrayBuffer());
-  }
-  const { readFile } = await import("node:fs/promises");
-  // next to this file (src/ via tsx, or dist/ where the build copies it), else the package's src/
-  const candidates = [new URL(`./build/${name}`, import.meta.url), new URL(`../../../../src/kernels/wasm/build/${name}`, import.meta.url)];
-  for (const url of candidates) {
-    try {
-      return new Uint8Array(await readFile(url));
-    } catch {
-      // try the next
-    }
-  }
-  throw new Error(`wasm backend: ${name} not found next to ${import.meta.url}; run "npm run build:wasm"`);
-}
-
-const compiled = new Map<SimdFlavour, WebAssembly.Module>();
-
-async function compile(flavour: SimdFlavour): Promise<WebAssembly.Module> {
-  let m = compiled.get(flavour);
-  if (!m) {
-    m = await WebAssembly.compile(await readWasm(flavour === "relaxed" ? "kernels-relaxed.wasm" : "kernels-simd.wasm"));
-    compiled.set(flavour, m);
-  }
-  return m;
-}
-
-/** Which SIMD flavour to use: MINIGPT_WASM_SIMD, else relaxed when available. */
-export async function chooseSimd(): Promise<SimdFlavour> {
-  const want = typeof process !== "undefined" ? process.env.MINIGPT_WASM_SIMD : undefined;
-  const relaxed = await relaxedSimdSupported();
-  if (want === "plain") return "plain";
-  if (want === "relaxed") {
-    if (!relaxed) throw new Error("MINIGPT_WASM_SIMD=relaxed but this runtime has no relaxed SIMD");
-    return "relaxed";
-  }
-  if (want !== undefined && want !== "") throw new Error(`MINIGPT_WASM_SIMD=${want}: use plain or relaxed`);
-  return relaxed ? "relaxed" : "plain";
-}
-
-/**
- * Which matmul tile to use: MINIGPT_MATMUL_TILE (4x8 or 3x12), else 3x12 where V8 is 12 or newer
- * (Node 22+, Chrome/Chromium/Edge 120+) and 4x8 elsewhere. Why by V8 version: the 3x12 loop does more
- * FMAs per iteration of fixed cost, but Node 20's V8 (11.3) schedules it no faster than 4x8 (time
- * ratios 0.92-1.06), while Node 22's (12.4) runs it 3-17% faster on the recipes' shapes and
- * Chromium 156's 0.97-1.15x as fast (bench/tiles.ts; docs/benchmarks.md). Other browsers' engines
- * are not measured: 4x8.
- */
-export function chooseMatmulTile(): MatmulTile {
-  const want = typeof process !== "undefined" ? process.env?.MINIGPT_MATMUL_TILE : undefined;
-  if (want === "4x8" || want === "3x12") return want;
-  if (want !== undefined && want !== "") throw new Error(`MINIGPT_MATMUL_TILE=${want}: use 4x8 or 3x12`);
-  return v8Major() >= 12 ? "3x12" : "4x8";
-}
-
-/** V8's major version: Node's process.versions.v8, or a Chromium browser's (Chrome NNN ships V8 NN.N); NaN elsewhere */
-function v8Major(): number {
-  if (inNode) return Number.parseInt(process.versions.v8 ?? "", 10);
-  const ua = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ?? "";
-  const chrome = /Chrom(?:e|ium)\/(\d+)/.exec(ua);
-  return chrome ? Math.floor(Number(chrome[1]) / 10) : Number.NaN;
-}
-
 export interface WasmLoadOptions extends BackendOptions {
   /** force a SIMD flavour (default: MINIGPT_WASM_SIMD, else the best available) */
   simd?: SimdFlavour;
@@ -236,9 +117,8 @@ export interface WasmLoadOptions extends BackendOptions {
 }
 
 export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<WasmBackend> {
-  if (!WebAssembly.validate(SIMD_PROBE)) throw new Error("wasm backend: this runtime has no WebAssembly SIMD");
+  if (!simdSupported()) throw new Error("wasm backend: this runtime has no WebAssembly SIMD");
   const simd = options.simd ?? (await chooseSimd());
-  if (simd === "relaxed") await enableRelaxedFlag();
   const module = await compile(simd);
   const memory = heap().memory;
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
@@ -262,14 +142,7 @@ class WasmKernels implements WasmBackend {
   readonly stats = { fast: 0, fallback: 0, parallel: 0 };
   private pool: WorkerPool | null;
   private peer: PeerLink | null = null;
-  private threadsUsable: number;
-  /** per-thread scratch: pointer and size in bytes */
-  private scratchPtr: number[] = [];
-  private scratchBytes = 0;
-  private readonly matmulScratch: number;
-  /** buffers known to be (or not to be) views of the heap memory, which changes object on grow */
-  private heapBuffers = new WeakSet<ArrayBufferLike>();
-  private otherBuffers = new WeakSet<ArrayBufferLike>();
+  private readonly sched: Schedule;
 
   constructor(
     private readonly x: KernelExports,
@@ -279,19 +152,18 @@ class WasmKernels implements WasmBackend {
     pool: WorkerPool | null,
   ) {
     this.pool = pool;
-    this.threadsUsable = pool ? pool.size + 1 : 1;
-    this.matmulScratch = x.matmulScratchBytes();
+    this.sched = new Schedule(pool ? pool.size + 1 : 1, pool?.spins === true, x.matmulScratchBytes());
   }
 
   dispose(): void {
     this.pool?.dispose();
     this.pool = null;
-    this.threadsUsable = 1;
+    this.sched.threads = 1;
   }
 
   useThreads(n: number): number {
-    const before = this.threadsUsable;
-    this.threadsUsable = Math.max(1, Math.min(Math.floor(n), this.pool ? this.pool.size + 1 : 1));
+    const before = this.sched.threads;
+    this.sched.threads = Math.max(1, Math.min(Math.floor(n), this.pool ? this.pool.size + 1 : 1));
     return before;
   }
 
@@ -300,27 +172,7 @@ class WasmKernels implements WasmBackend {
   /** byte offset of arr in the heap memory, or -1 when arr is not a Float32Array/Int32Array view of it */
   private ptr(arr: FloatArray | Int32Array): number {
     if (!(arr instanceof Float32Array) && !(arr instanceof Int32Array)) return -1;
-    const buf = arr.buffer;
-    if (this.heapBuffers.has(buf)) return arr.byteOffset;
-    if (this.otherBuffers.has(buf)) return -1;
-    const mem = heap().memory.buffer;
-    let on = buf === mem;
-    if (!on && buf instanceof SharedArrayBuffer && buf.byteLength > 0 && buf.byteLength <= mem.byteLength) {
-      // an older buffer object of the same (since grown) memory? Probe: a write through one must be
-      // visible through the other (two different values, so a coincidence cannot pass).
-      const mine = new Uint8Array(buf);
-      const theirs = new Uint8Array(mem);
-      const i = buf.byteLength - 1;
-      const old = mine[i] as number;
-      mine[i] = old ^ 0x5a;
-      const a = theirs[i] === (old ^ 0x5a);
-      mine[i] = old ^ 0xa5;
-      const b = theirs[i] === (old ^ 0xa5);
-      mine[i] = old;
-      on = a && b;
-    }
-    (on ? this.heapBuffers : this.otherBuffers).add(buf);
-    return on ? arr.byteOffset : -1;
+    return isBufferOf(heap().memory, arr.buffer) ? arr.byteOffset : -1;
   }
 
   /** pointers of all arrays, or null (then the caller uses ref) */
@@ -338,37 +190,16 @@ class WasmKernels implements WasmBackend {
     return out;
   }
 
-  /** make sure every thread has `bytes` of scratch; returns the pointers */
-  private scratch(bytes: number): number[] {
-    const need = Math.max(bytes, this.matmulScratch);
-    if (need > this.scratchBytes || this.scratchPtr.length < this.threadsUsable) {
-      for (const p of this.scratchPtr) heap().release(p, this.scratchBytes);
-      const size = Math.max(need, this.scratchBytes);
-      const n = Math.max(this.threadsUsable, this.scratchPtr.length);
-      this.scratchPtr = [];
-      for (let t = 0; t < n; t++) this.scratchPtr.push(heap().alloc(size));
-      this.scratchBytes = size;
-    }
-    return this.scratchPtr;
-  }
-
   /**
    * Runs fn over `units` independent units (elements or rows, `elems` elements each), split over the
    * threads when there are enough elements; args(start, count) gives one task's arguments.
    */
   private split(fn: PoolKernel, units: number, elems: number, args: (start: number, count: number) => number[]): void {
-    let parts = this.threadsUsable > 1 && units * elems >= PARALLEL_ELEMENTS ? Math.min(this.threadsUsable, units) : 1;
+    let parts = this.sched.elementParts(units, elems);
     // units are independent: offered to a waiting data-parallel thread, the result is the same
     const offer = parts === 1 && units >= 8 && units * elems >= PEER_ELEMENTS && PEER_KERNELS[fn] !== undefined && this.peerIdle();
     if (offer) parts = 2;
-    // element ranges start on a multiple of 4 so that SIMD loops stay aligned
-    const align = elems === 1 ? 4 : 1;
-    const tasks: number[][] = [];
-    for (let t = 0; t < parts; t++) {
-      const a = Math.min(units, Math.ceil((units * t) / parts / align) * align);
-      const b = t === parts - 1 ? units : Math.min(units, Math.ceil((units * (t + 1)) / parts / align) * align);
-      if (b > a) tasks.push(args(a, b - a));
-    }
+    const tasks = alignedRanges(units, parts, elems === 1 ? 4 : 1).map(([a, b]) => args(a, b - a));
     if (offer && tasks.length === 2) this.share(fn, tasks[0] as number[], tasks[1] as number[]);
     else this.parallel(fn, tasks);
   }
@@ -382,6 +213,72 @@ class WasmKernels implements WasmBackend {
     this.stats.parallel++;
     this.pool.run(fn, tasks, (a) => f(...a));
   }
+
+  /**
+   * The Backend method `fn` as one wasm call: the arrays become their heap pointers and the numbers
+   * pass as they are, in the same order (SameParams: the export takes the method's parameters); when
+   * an array is not on the heap, the ref kernel.
+   */
+  private direct<K extends SameParams>(fn: K): Backend[K] {
+    const ref = refBackend[fn] as (...a: Arg[]) => number | undefined;
+    return ((...args: Arg[]) => {
+      const p = this.pointers(args);
+      return p ? (this.x[fn] as (...a: number[]) => number | undefined)(...p) : ref(...args);
+    }) as Backend[K];
+  }
+
+  /**
+   * The Backend method `fn`(arrays..., n, scalars...) over n elements of each array as wasm calls
+   * split over the threads by elements (elementwise()), or the ref kernel.
+   */
+  private byElements<K extends SameParams & PoolKernel>(fn: K): Backend[K] {
+    const ref = refBackend[fn] as (...a: Arg[]) => void;
+    return ((...args: Arg[]) => {
+      const k = args.findIndex((a) => typeof a === "number");
+      const arrays = args.slice(0, k) as FloatArray[];
+      if (!this.elementwise(fn, arrays, args[k] as number, args.slice(k + 1) as number[])) ref(...args);
+    }) as Backend[K];
+  }
+
+  /** the arguments with each array replaced by its heap pointer, or null (counted as a fallback) */
+  private pointers(args: Arg[]): number[] | null {
+    const out = new Array<number>(args.length);
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i] as Arg;
+      if (typeof a === "number") {
+        out[i] = a;
+        continue;
+      }
+      const p = this.ptr(a);
+      if (p < 0) {
+        this.stats.fallback++;
+        return null;
+      }
+      out[i] = p;
+    }
+    this.stats.fast++;
+    return out;
+  }
+
+  // ---- one wasm call each, or one elementwise kernel split by elements ----------------------------
+
+  readonly addBias = this.direct("addBias");
+  readonly zero = this.direct("zero");
+  readonly copy = this.direct("copy");
+  readonly add = this.direct("add");
+  readonly scale = this.direct("scale");
+  readonly sumSquares = this.direct("sumSquares");
+  readonly mul = this.direct("mul");
+  readonly layernormForward = this.direct("layernormForward");
+  readonly layernormBackward = this.direct("layernormBackward");
+  readonly reluForward = this.direct("reluForward");
+  readonly reluBackward = this.direct("reluBackward");
+  readonly embeddingForward = this.direct("embeddingForward");
+  readonly embeddingBackward = this.direct("embeddingBackward");
+  readonly geluForward = this.byElements("geluForward");
+  readonly geluBackward = this.byElements("geluBackward");
+  readonly geluForwardGrad = this.byElements("geluForwardGrad");
+  readonly adamw = this.byElements("adamw");
 
   // ---- matmul ------------------------------------------------------------------------------------
 
@@ -404,7 +301,7 @@ class WasmKernels implements WasmBackend {
     parts: number,
     scratch0: number,
   ): number[][] {
-    const s = this.scratch(0);
+    const s = this.sched.scratch(0);
     const lda = kind === 2 ? M : K;
     const rows = Math.ceil(M / Math.max(1, parts) / 4) * 4;
     const tasks: number[][] = [];
@@ -414,12 +311,6 @@ class WasmKernels implements WasmBackend {
       tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, lda, acc ? 1 : 0, s[t] as number, bias]);
     }
     return tasks;
-  }
-
-  /** threads worth splitting a matmul of M rows and `flops` over */
-  private mmParts(M: number, flops: number): number {
-    if (this.threadsUsable <= 1 || flops < PARALLEL_FLOPS) return 1;
-    return Math.max(1, Math.min(this.threadsUsable, Math.floor(M / 8)));
   }
 
   private mm(
@@ -447,7 +338,7 @@ class WasmKernels implements WasmBackend {
       return;
     }
     const flops = 2 * M * K * N;
-    const parts = this.mmParts(M, flops);
+    const parts = this.sched.matmulParts(M, flops);
     if (parts === 1 && M >= 12 && this.peerWaiting(flops)) {
       // offer the second half of the rows: from M = 12 both parts have >= 4 rows and start on a
       // multiple of 4, so the result is bit-identical to one call (a part of < 4 rows would take
@@ -493,7 +384,7 @@ class WasmKernels implements WasmBackend {
       // forward, 5 of the backward); matmul's is fixed
       const at = fn === "attentionForward" ? 3 : fn === "attentionBackward" ? 5 : -1;
       const bytes = at < 0 ? 0 : this.x.attentionScratchBytes(a[at + 1] as number, a[at + 2] as number, a[at + 3] as number);
-      a[shape[1]] = this.scratch(bytes)[0] as number;
+      a[shape[1]] = this.sched.scratch(bytes)[0] as number;
     }
     (this.x[fn] as unknown as (...v: number[]) => void)(...a);
   }
@@ -503,17 +394,17 @@ class WasmKernels implements WasmBackend {
    * memory. With threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K (B's rows too: each
    * thread streams one contiguous block; the helpers' partial sums go to their scratch and are added
    * after). The calling thread starts at once while a helper first has to wake up, so it takes the
-   * bigger share (see WAKE_FLOATS).
+   * bigger share (Schedule.shares).
    */
   private mmRows(kind: number, po: number, pa: number, pb: number, M: number, K: number, N: number, acc: boolean, pbias: number): void {
     const lda = kind === 2 ? M : K;
     const units = kind === 1 ? N : K;
-    const parts = this.threadsUsable > 1 && K * N >= this.rowsSplitFrom ? Math.min(this.threadsUsable, Math.floor(units / 8)) : 1;
+    const parts = this.sched.rowParts(K * N, Math.floor(units / 8));
     if (parts <= 1) {
       this.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
     } else {
-      const bounds = this.shares(units, parts, K * N, 8);
-      const s = kind === 1 ? [] : this.scratch(M * N * 4);
+      const bounds = this.sched.shares(units, parts, K * N, 8);
+      const s = kind === 1 ? [] : this.sched.scratch(M * N * 4);
       const tasks: number[][] = [];
       for (let t = 0; t < parts; t++) {
         const u0 = bounds[t] as number;
@@ -531,28 +422,6 @@ class WasmKernels implements WasmBackend {
       if (kind !== 1) for (let t = 1; t < tasks.length; t++) this.x.accumulate(po, (tasks[t] as number[])[1] as number, M * N);
     }
     if (pbias) this.x.addBias(po, pbias, M, N);
-  }
-
-  /** floats of weights from which one-token work is split over the threads */
-  private get rowsSplitFrom(): number {
-    return this.pool?.spins ? PARALLEL_ROWS_B_SPIN : PARALLEL_ROWS_B;
-  }
-
-  /**
-   * Boundaries (parts + 1 of them, multiples of `align` inside) that split `units` over `parts`
-   * threads for one-token work reading `floats` floats: the calling thread starts at once while a
-   * helper first has to wake up, so its share is f, with f·T = wake + (1 - f)·T / (parts - 1).
-   */
-  private shares(units: number, parts: number, floats: number, align: number): number[] {
-    // (a spinning pool answers in ~1-2 µs: equal shares)
-    const f = Math.min(0.75, (1 + ((parts - 1) * (this.pool?.spins ? 0 : WAKE_FLOATS)) / floats) / parts);
-    const bounds = [0];
-    for (let t = 1; t < parts; t++) {
-      const at = Math.round((units * (f + ((1 - f) * (t - 1)) / (parts - 1))) / align) * align;
-      bounds.push(Math.min(units, Math.max(bounds[t - 1] as number, at)));
-    }
-    bounds.push(units);
-    return bounds;
   }
 
   matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
@@ -583,16 +452,16 @@ class WasmKernels implements WasmBackend {
   ): void {
     const accDx = !overwriteDx;
     const flops = 2 * M * K * N;
-    const p = dx && dw && M >= 4 && this.threadsUsable > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
+    const p = dx && dw && M >= 4 && this.sched.threads > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
     const q = !p && dx && dw && M >= 4 && this.peerWaiting(flops) ? this.ptrs(dx, dw, dy, x, w) : null;
     if (p) {
       // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
       // each on its own half of the threads, in one round trip
       const [pdx, pdw, pdy, px, pw] = p as [number, number, number, number, number];
-      const half = Math.max(1, this.threadsUsable >> 1);
+      const half = Math.max(1, this.sched.threads >> 1);
       const tasks = [
         ...this.mmTasks(1, pdx, pdy, pw, M, N, K, accDx, 0, Math.min(half, Math.floor(M / 8)), 0),
-        ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.threadsUsable - half, Math.max(1, Math.floor(K / 8))), half),
+        ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.sched.threads - half, Math.max(1, Math.floor(K / 8))), half),
       ];
       this.parallel("matmul", tasks);
     } else if (q) {
@@ -611,30 +480,10 @@ class WasmKernels implements WasmBackend {
 
   // ---- elementwise -------------------------------------------------------------------------------
 
-  addBias(out: FloatArray, bias: FloatArray, rows: number, cols: number): void {
-    const p = this.ptrs(out, bias);
-    if (p) this.x.addBias(p[0] as number, p[1] as number, rows, cols);
-    else refBackend.addBias(out, bias, rows, cols);
-  }
   sumRows(out: FloatArray, x: FloatArray, rows: number, cols: number): void {
     const p = this.ptrs(out, x);
-    if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols, this.scratch(cols * 8)[0] as number);
+    if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols, this.sched.scratch(cols * 8)[0] as number);
     else refBackend.sumRows(out, x, rows, cols);
-  }
-  zero(x: FloatArray, n: number): void {
-    const p = this.ptrs(x);
-    if (p) this.x.zero(p[0] as number, n);
-    else refBackend.zero(x, n);
-  }
-  copy(dst: FloatArray, src: FloatArray, n: number): void {
-    const p = this.ptrs(dst, src);
-    if (p) this.x.copy(p[0] as number, p[1] as number, n);
-    else refBackend.copy(dst, src, n);
-  }
-  add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
-    const p = this.ptrs(out, a, b);
-    if (p) this.x.add(p[0] as number, p[1] as number, p[2] as number, n);
-    else refBackend.add(out, a, b, n);
   }
   accumulate(dst: FloatArray, src: FloatArray, n: number): void {
     // not split over the pool (memory-bound: a sleeping worker's wake-up costs more), only offered
@@ -645,67 +494,6 @@ class WasmKernels implements WasmBackend {
     const p = this.ptrs(dst, src);
     if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
     else refBackend.accumulate(dst, src, n);
-  }
-  scale(x: FloatArray, n: number, s: number): void {
-    const p = this.ptrs(x);
-    if (p) this.x.scale(p[0] as number, n, s);
-    else refBackend.scale(x, n, s);
-  }
-  sumSquares(x: FloatArray, n: number): number {
-    const p = this.ptrs(x);
-    return p ? this.x.sumSquares(p[0] as number, n) : refBackend.sumSquares(x, n);
-  }
-  mul(out: FloatArray, x: FloatArray, mask: FloatArray, n: number): void {
-    const p = this.ptrs(out, x, mask);
-    if (p) this.x.mul(p[0] as number, p[1] as number, p[2] as number, n);
-    else refBackend.mul(out, x, mask, n);
-  }
-
-  // ---- layer norm --------------------------------------------------------------------------------
-
-  layernormForward(
-    out: FloatArray,
-    mean: FloatArray,
-    rstd: FloatArray,
-    x: FloatArray,
-    w: FloatArray,
-    b: FloatArray,
-    N: number,
-    C: number,
-    eps: number,
-  ): void {
-    const p = this.ptrs(out, mean, rstd, x, w, b);
-    if (p)
-      this.x.layernormForward(p[0] as number, p[1] as number, p[2] as number, p[3] as number, p[4] as number, p[5] as number, N, C, eps);
-    else refBackend.layernormForward(out, mean, rstd, x, w, b, N, C, eps);
-  }
-  layernormBackward(
-    dx: FloatArray,
-    dw: FloatArray,
-    db: FloatArray,
-    dout: FloatArray,
-    x: FloatArray,
-    w: FloatArray,
-    mean: FloatArray,
-    rstd: FloatArray,
-    N: number,
-    C: number,
-  ): void {
-    const p = this.ptrs(dx, dw, db, dout, x, w, mean, rstd);
-    if (p) {
-      this.x.layernormBackward(
-        p[0] as number,
-        p[1] as number,
-        p[2] as number,
-        p[3] as number,
-        p[4] as number,
-        p[5] as number,
-        p[6] as number,
-        p[7] as number,
-        N,
-        C,
-      );
-    } else refBackend.layernormBackward(dx, dw, db, dout, x, w, mean, rstd, N, C);
   }
 
   // ---- activations -------------------------------------------------------------------------------
@@ -721,43 +509,7 @@ class WasmKernels implements WasmBackend {
     return true;
   }
 
-  geluForward(out: FloatArray, x: FloatArray, n: number): void {
-    if (!this.elementwise("geluForward", [out, x], n)) refBackend.geluForward(out, x, n);
-  }
-  geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
-    if (!this.elementwise("geluBackward", [dx, x, dout], n)) refBackend.geluBackward(dx, x, dout, n);
-  }
-  geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void {
-    if (!this.elementwise("geluForwardGrad", [out, dgelu, x], n)) refBackend.geluForwardGrad(out, dgelu, x, n);
-  }
-  reluForward(out: FloatArray, x: FloatArray, n: number): void {
-    const p = this.ptrs(out, x);
-    if (p) this.x.reluForward(p[0] as number, p[1] as number, n);
-    else refBackend.reluForward(out, x, n);
-  }
-  reluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
-    const p = this.ptrs(dx, x, dout);
-    if (p) this.x.reluBackward(p[0] as number, p[1] as number, p[2] as number, n);
-    else refBackend.reluBackward(dx, x, dout, n);
-  }
-
   // ---- attention ---------------------------------------------------------------------------------
-
-  /** split count for work over `units` independent pieces costing `flops` in total */
-  private splits(units: number, flops: number): number {
-    if (this.threadsUsable <= 1 || flops < PARALLEL_FLOPS) return 1;
-    return Math.max(1, Math.min(this.threadsUsable, units));
-  }
-
-  private ranges(units: number, parts: number): [number, number][] {
-    const out: [number, number][] = [];
-    for (let t = 0; t < parts; t++) {
-      const a = Math.floor((units * t) / parts);
-      const b = Math.floor((units * (t + 1)) / parts);
-      if (b > a) out.push([a, b]);
-    }
-    return out;
-  }
 
   /**
    * Attention's (b, h) pairs over the threads, or, on one thread, half of them offered to a waiting
@@ -773,17 +525,17 @@ class WasmKernels implements WasmBackend {
     flops: number,
     task: (a: number, b: number, scratch: number) => number[],
   ): void {
-    const s = this.scratch(this.x.attentionScratchBytes(T, C, nh));
+    const s = this.sched.scratch(this.x.attentionScratchBytes(T, C, nh));
     const pairs = B * nh;
-    const parts = this.splits(pairs, flops);
+    const parts = this.sched.parts(pairs, flops);
     if (parts === 1 && pairs >= 2 && this.peerWaiting(flops)) {
-      const [mine, theirs] = this.ranges(pairs, 2).map(([a, b]) => task(a, b, s[0] as number)) as [number[], number[]];
+      const [mine, theirs] = ranges(pairs, 2).map(([a, b]) => task(a, b, s[0] as number)) as [number[], number[]];
       this.share(fn, mine, theirs);
       return;
     }
     this.parallel(
       fn,
-      this.ranges(pairs, parts).map(([a, b], t) => task(a, b, s[t] as number)),
+      ranges(pairs, parts).map(([a, b], t) => task(a, b, s[t] as number)),
     );
   }
 
@@ -832,9 +584,9 @@ class WasmKernels implements WasmBackend {
       refBackend.attentionCached(out, qkv, kCache, vCache, Tn, pos0, C, nh);
       return;
     }
-    const s = this.scratch(this.x.attentionCachedScratchBytes(pos0 + Tn, nh));
-    const parts = this.splits(nh, 4 * Tn * (pos0 + Tn) * C);
-    const tasks = this.ranges(nh, parts).map(([a, b], t) => [
+    const s = this.sched.scratch(this.x.attentionCachedScratchBytes(pos0 + Tn, nh));
+    const parts = this.sched.parts(nh, 4 * Tn * (pos0 + Tn) * C);
+    const tasks = ranges(nh, parts).map(([a, b], t) => [
       p[0] as number,
       p[1] as number,
       p[2] as number,
@@ -875,9 +627,9 @@ class WasmKernels implements WasmBackend {
     }
     const [py, ph, pa, pwfc, pbfc, pwproj, pbproj] = p as [number, number, number, number, number, number, number];
     const floats = 2 * C * H;
-    const parts = this.threadsUsable > 1 && floats >= this.rowsSplitFrom ? Math.min(this.threadsUsable, Math.floor(H / 8)) : 1;
-    const bounds = parts > 1 ? this.shares(H, parts, floats, 8) : [0, H];
-    const s = parts > 1 ? this.scratch(C * 4) : [];
+    const parts = this.sched.rowParts(floats, Math.floor(H / 8));
+    const bounds = parts > 1 ? this.sched.shares(H, parts, floats, 8) : [0, H];
+    const s = parts > 1 ? this.sched.scratch(C * 4) : [];
     const tasks: number[][] = [];
     for (let t = 0; t + 1 < bounds.length; t++) {
       const j0 = bounds[t] as number;
@@ -927,11 +679,11 @@ class WasmKernels implements WasmBackend {
       number,
     ];
     const floats = 4 * C * C + 2 * (pos + 1) * C;
-    const parts = this.threadsUsable > 1 && floats >= this.rowsSplitFrom ? Math.min(this.threadsUsable, nh) : 1;
-    const bounds = parts > 1 ? this.shares(nh, parts, floats, 1) : [0, nh];
+    const parts = this.sched.rowParts(floats, nh);
+    const bounds = parts > 1 ? this.sched.shares(nh, parts, floats, 1) : [0, nh];
     // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
     const yBytes = Math.ceil(C / 4) * 16;
-    const s = this.scratch(yBytes + this.x.attentionCachedScratchBytes(pos + 1, nh));
+    const s = this.sched.scratch(yBytes + this.x.attentionCachedScratchBytes(pos + 1, nh));
     const tasks: number[][] = [];
     for (let t = 0; t + 1 < bounds.length; t++) {
       const h0 = bounds[t] as number;
@@ -981,36 +733,5 @@ class WasmKernels implements WasmBackend {
     }
     const [pd, px, ps, pt] = p as [number, number, number, number];
     this.split("crossEntropyBackward", N, V, (r, c) => [pd + 4 * r * V, px + 4 * r * V, ps + 4 * r, pt + 4 * r, c, V, scale]);
-  }
-  embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number): void {
-    const p = this.ptrs(out, ids, table);
-    if (p) this.x.embeddingForward(p[0] as number, p[1] as number, p[2] as number, N, C);
-    else refBackend.embeddingForward(out, ids, table, N, C);
-  }
-  embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number): void {
-    const p = this.ptrs(dtable, dout, ids);
-    if (p) this.x.embeddingBackward(p[0] as number, p[1] as number, p[2] as number, N, C);
-    else refBackend.embeddingBackward(dtable, dout, ids, N, C);
-  }
-
-  // ---- optimizer ---------------------------------------------------------------------------------
-
-  adamw(
-    p: FloatArray,
-    g: FloatArray,
-    m: FloatArray,
-    v: FloatArray,
-    n: number,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    weightDecay: number,
-    bc1: number,
-    bc2: number,
-  ): void {
-    if (!this.elementwise("adamw", [p, g, m, v], n, [lr, beta1, beta2, eps, weightDecay, bc1, bc2])) {
-      refBackend.adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
-    }
   }
 }

@@ -1,0 +1,334 @@
+/**
+ * Setting up a training run, before its first step: the settings, tokenizer, dataset, model and
+ * optimizer to start from. One function per way a run starts (a fresh model, --init, --init-partial,
+ * --chat, --resume) says what that start decides; `setUp` then builds what they all share.
+ */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { withChatTokens } from "../data/chat.js";
+import { type Dataset, loadDataset } from "../data/dataset.js";
+import { fail } from "../errors.js";
+import { trainedSpecials } from "../generate/suppress.js";
+import { loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { makeConfig } from "../nn/config.js";
+import { GPT } from "../nn/gpt.js";
+import { AdamW } from "../optim/adamw.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { type LoadedCheckpoint, loadLatestCheckpoint, restoreOptimizer } from "./checkpoint.js";
+import {
+  DEFAULT_DATA,
+  defaultTrainConfig,
+  flagName,
+  isTokenizerChoice,
+  RESUME_OVERRIDABLE,
+  resolvedConfig,
+  TOKENIZER_CHOICES,
+  type TrainConfig,
+} from "./config.js";
+import type { StartInfo, TrainEvents } from "./trainer.js";
+
+/** What a start mode decides before the dataset and model are built. */
+interface Start {
+  config: TrainConfig;
+  /** the tokenizer the run keeps (undefined: the dataset builds or trains one by config.tokenizer) */
+  tokenizer?: Tokenizer;
+  /** special tokens the model learned to predict before this run (resume: the run's own record) */
+  earlierTargets: readonly string[];
+  /** --resume: the checkpoint the run continues from */
+  resumed: LoadedCheckpoint | null;
+  /** --init, --init-partial, --chat: the model folder the weights come from */
+  initFolder: ModelFolder | null;
+  resumeChanges?: StartInfo["resumeChanges"];
+  /** a resumed run saved before the config had gradShards: the shards it continues with */
+  legacyShards: number | null;
+  chatTokensAdded?: string[];
+}
+
+/** A run ready for its first step. */
+export interface RunSetup {
+  config: TrainConfig;
+  dataset: Dataset;
+  model: GPT;
+  optimizer: AdamW;
+  resumed: LoadedCheckpoint | null;
+  resumeChanges: StartInfo["resumeChanges"];
+  initReport: StartInfo["initReport"];
+  chatTokensAdded: string[] | undefined;
+  piecesAdded: readonly string[] | undefined;
+  specialTargets: readonly string[];
+  legacyShards: number | null;
+}
+
+/** Resolve the model and optimizer to start from: fresh, --init, --init-partial, --chat or --resume. */
+export function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
+  const start = resume ? resumeStart(config, overrides) : newRunStart(config, overrides);
+  return buildRun(start, resume, overrides, events);
+}
+
+/** --resume: the run's saved settings, with only the RESUME_OVERRIDABLE ones changed. */
+function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
+  const resumed = loadLatestCheckpoint(requested.out);
+  let legacyShards: number | null = null;
+  let saved = resumed.state.config as unknown as TrainConfig;
+  if (saved.gradShards === undefined) {
+    // saved before runs recorded their shards: its threads decided (see legacyShards in the trainer)
+    const asked = overrides.gradShards ?? defaultTrainConfig.gradShards;
+    saved = { ...saved, gradShards: saved.batchSize % asked === 0 ? asked : 1 };
+    legacyShards = saved.gradShards;
+  }
+  for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
+    if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
+    // the same tokenizer folder named from another folder is the same one
+    if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
+    if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
+      fail(
+        `--resume continues the run in ${requested.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
+      );
+    }
+  }
+  const allowed: Partial<TrainConfig> = Object.fromEntries(
+    Object.entries(overrides).filter(([k]) => RESUME_OVERRIDABLE.includes(k as keyof TrainConfig)),
+  );
+  // the run's length in the other unit replaces the saved one (epochs win when both are set)
+  if (allowed.epochs !== undefined && allowed.maxSteps === undefined) allowed.maxSteps = 0;
+  if (allowed.maxSteps !== undefined && allowed.epochs === undefined) allowed.epochs = 0;
+  if (allowed.data !== undefined) allowed.data = resumedData(saved, allowed.data);
+  const config = { ...saved, ...allowed, out: requested.out };
+  const resumeChanges = RESUME_OVERRIDABLE.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(config[k])).map((k) => ({
+    key: k,
+    from: saved[k],
+    to: config[k],
+  }));
+  const tokenizer = loadTokenizer(config.out);
+  const earlierTargets = trainedSpecials(readFolderInfo(config.out), tokenizer);
+  return { config, tokenizer, earlierTargets, resumed, initFolder: null, resumeChanges, legacyShards };
+}
+
+/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
+function resumedData(saved: TrainConfig, data: string): string {
+  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
+  const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
+  if (path !== saved.data && (path === "counting" || saved.data === "counting"))
+    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
+  return path;
+}
+
+/** A new run: the settings every new run resolves, then its start mode. */
+function newRunStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
+  const { config, tokenizer } = newRunSettings(requested, overrides);
+  if (!config.init) {
+    if (config.chat) fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
+    return freshStart(config, tokenizer);
+  }
+  const init = initStart(config, overrides);
+  return config.chat ? chatStart(init, overrides) : init;
+}
+
+/** Defaults and paths of a new run, and the tokenizer folder it names (if it names one). */
+function newRunSettings(requested: TrainConfig, overrides: Partial<TrainConfig>): { config: TrainConfig; tokenizer?: Tokenizer } {
+  let config = requested;
+  let tokenizer: Tokenizer | undefined;
+  if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
+  // paths are saved absolute, so that --resume works from any folder
+  if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
+  // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
+  if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
+  if (config.data === "counting" && !config.init) {
+    // the task's numbers are words of its own vocabulary
+    if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
+      fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
+  } else if (!isTokenizerChoice(config.tokenizer)) {
+    if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
+    if (!existsSync(join(config.tokenizer, "tokenizer.json")))
+      fail(
+        `--tokenizer ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
+      );
+    config = { ...config, tokenizer: resolve(config.tokenizer) };
+    tokenizer = loadTokenizer(config.tokenizer);
+  }
+  return { config, tokenizer };
+}
+
+/** A fresh model: random weights, the architecture the settings give. */
+function freshStart(config: TrainConfig, tokenizer: Tokenizer | undefined): Start {
+  return { config, tokenizer, earlierTargets: [], resumed: null, initFolder: null, legacyShards: null };
+}
+
+/**
+ * --init: a model folder's weights and tokenizer, and its architecture, which a flag may not
+ * contradict; --init-partial: the architecture the flags give, with the folder's tensors whose
+ * shapes still match (see loadPartialWeights).
+ */
+function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
+  let config = requested;
+  const initFolder = loadModelFolder(config.init);
+  const tokenizer = initFolder.tokenizer;
+  const earlierTargets = trainedSpecials(initFolder.info, tokenizer);
+  if (overrides.tokenizer !== undefined && overrides.tokenizer !== tokenizer.kind)
+    fail(`--tokenizer ${overrides.tokenizer} does not apply with --init: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`);
+  if (!config.initPartial) {
+    // continuing a model: its architecture is the folder's, whatever the defaults say, and a flag
+    // that asks for another one is a mistake, not something to ignore
+    const m = initFolder.model.config;
+    const folderValues: Partial<TrainConfig> = {
+      nLayer: m.nLayer,
+      nHead: m.nHead,
+      nEmbd: m.nEmbd,
+      nInner: m.nInner,
+      activation: m.activation,
+      blockSize: m.blockSize,
+    };
+    for (const [key, value] of Object.entries(folderValues) as [keyof TrainConfig, unknown][]) {
+      const asked = overrides[key];
+      if (asked === undefined || asked === value || (key === "nInner" && asked === 0)) continue;
+      fail(
+        `--${flagName(key)} ${String(asked)} does not apply with --init: the model keeps ${config.init}'s ${String(value)}; to change its shape, add --init-partial (loads the tensors whose shapes still match)`,
+      );
+    }
+    config = { ...config, ...folderValues };
+  }
+  return { config, tokenizer, earlierTargets, resumed: null, initFolder, legacyShards: null };
+}
+
+/** --chat: an --init start on conversations, its vocabulary given <|user|> <|assistant|> <|end|> if it lacks them (e.g. GPT-2's). */
+function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
+  const { config } = init;
+  if (overrides.data !== undefined) fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
+  if (config.initPartial) fail("--chat and --init-partial cannot be combined");
+  const extended = withChatTokens(init.tokenizer as Tokenizer);
+  return { ...init, tokenizer: extended.tokenizer, chatTokensAdded: extended.added };
+}
+
+/** What every start shares: the dataset, the model with its starting weights, and the optimizer. */
+function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
+  const { resumed, initFolder } = start;
+  let config = start.config;
+  // said here with the flags' names (makeConfig would say it with the config's)
+  if (!initFolder && config.nEmbd % config.nHead !== 0)
+    fail(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead} (each head gets n-embd / n-head channels)`);
+  const dataset = loadDataset({
+    data: config.data,
+    blockSize: config.blockSize,
+    batchSize: config.batchSize,
+    tokenizer: start.tokenizer,
+    tokenizerKind: isTokenizerChoice(config.tokenizer) ? config.tokenizer : "char",
+    vocabSize: config.vocabSize,
+    specialsAsText: config.specialsAsText,
+    chat: config.chat || undefined,
+    vocabulary: {
+      grow: initFolder !== null,
+      hint: resume
+        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
+        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+    },
+    onTokenizeProgress: events.onTokenizeProgress,
+    onMessage: events.onMessage,
+  });
+  const modelConfig =
+    initFolder && !config.initPartial
+      ? {
+          ...initFolder.model.config,
+          dropout: config.dropout,
+          vocabSize: Math.max(initFolder.model.config.vocabSize, dataset.tokenizer.vocabSize),
+        }
+      : makeConfig({
+          vocabSize: dataset.tokenizer.vocabSize,
+          blockSize: config.blockSize,
+          nLayer: config.nLayer,
+          nHead: config.nHead,
+          nEmbd: config.nEmbd,
+          nInner: config.nInner > 0 ? config.nInner : 4 * config.nEmbd,
+          dropout: config.dropout,
+          activation: config.activation,
+        });
+  if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  config = resolvedConfig(config, {
+    tokenizerKind: dataset.tokenizer.kind,
+    vocabSize: dataset.tokenizer.vocabSize,
+    nInner: modelConfig.nInner,
+  });
+  // a size asked of a tokenizer this run does not train is a mistake, not something to ignore
+  const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
+  if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
+    fail(
+      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
+    );
+  const model = new GPT(modelConfig, config.seed);
+  let initReport: StartInfo["initReport"];
+  if (resumed) {
+    model.loadWeights(resumed.weights, `${resumed.dir}/model.safetensors`);
+  } else if (initFolder) {
+    if (config.initPartial) initReport = loadPartialWeights(model, initFolder);
+    else loadInitWeights(model, initFolder);
+    initFolder.model.dispose();
+  }
+  const optimizer = new AdamW(model.params, {
+    lr: config.lr,
+    beta1: config.beta1,
+    beta2: config.beta2,
+    eps: 1e-8,
+    weightDecay: config.weightDecay,
+  });
+  if (resumed) restoreOptimizer(optimizer, resumed);
+  const seen = new Set([...start.earlierTargets, ...dataset.specialTargets]);
+  const specialTargets = dataset.tokenizer.specialTokens.filter((t) => seen.has(t));
+  return {
+    config,
+    dataset,
+    model,
+    optimizer,
+    resumed,
+    resumeChanges: start.resumeChanges,
+    initReport,
+    chatTokensAdded: start.chatTokensAdded,
+    piecesAdded: dataset.addedPieces,
+    specialTargets,
+    legacyShards: start.legacyShards,
+  };
+}
+
+/** --init: every tensor of the folder's model (the embedding may have grown by added tokens). */
+function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
+  const src = initFolder.model.params;
+  for (const [name, t] of model.params) {
+    const s = src.get(name) as Tensor;
+    if (s.size === t.size) t.data.set(s.data);
+    else initNewEmbeddingRows(t, s);
+  }
+}
+
+/** --init-partial: the folder's tensors whose shapes still match; which were loaded, skipped and new. */
+function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<StartInfo["initReport"]> {
+  const src = initFolder.model.params;
+  const initReport = { loaded: [] as string[], skipped: [] as string[], fresh: [] as string[] };
+  for (const [name, t] of model.params) {
+    const s = src.get(name);
+    if (!s) initReport.fresh.push(name);
+    else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
+      // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+      initNewEmbeddingRows(t, s);
+      initReport.loaded.push(name);
+    } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
+    else {
+      t.data.set(s.data);
+      initReport.loaded.push(name);
+    }
+  }
+  return initReport;
+}
+
+/**
+ * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
+ * copied and every new row starts as the mean of the old rows, so a new token begins as an
+ * "average" token rather than noise.
+ */
+function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
+  const [Vold, C] = old.shape as [number, number];
+  const d = t.data;
+  d.set(old.data);
+  const mean = new Float64Array(C);
+  const o = old.data;
+  for (let v = 0; v < Vold; v++) for (let c = 0; c < C; c++) mean[c] = (mean[c] as number) + (o[v * C + c] as number) / Vold;
+  for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
+}
