@@ -177,17 +177,7 @@ class WasmKernels implements WasmBackend {
 
   /** pointers of all arrays, or null (then the caller uses ref) */
   private ptrs(...arrs: (FloatArray | Int32Array)[]): number[] | null {
-    const out = new Array<number>(arrs.length);
-    for (let i = 0; i < arrs.length; i++) {
-      const p = this.ptr(arrs[i] as FloatArray);
-      if (p < 0) {
-        this.stats.fallback++;
-        return null;
-      }
-      out[i] = p;
-    }
-    this.stats.fast++;
-    return out;
+    return this.pointers(arrs);
   }
 
   /**
