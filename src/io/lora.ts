@@ -286,7 +286,7 @@ export function mergeLoraLayer(w: Float32Array, layer: LoraLayerWeights, rank: n
   for (let i = 0; i < IN; i++)
     for (let o = 0; o < OUT; o++) {
       let s = 0;
-      for (let k = 0; k < rank; k++) s += (b[o * rank + k] as number) * (a[k * IN + i] as number);
-      w[i * OUT + o] = (w[i * OUT + o] as number) + scaling * s;
+      for (let k = 0; k < rank; k++) s += b[o * rank + k]! * a[k * IN + i]!;
+      w[i * OUT + o]! += scaling * s;
     }
 }
