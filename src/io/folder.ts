@@ -19,8 +19,9 @@ import type { GPT } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
-import { loadModel, readJsonFile } from "./hf.js";
+import { loadModel, readJsonFile, readQuantization } from "./hf.js";
 import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
+import { type QuantizationConfig, quantizationLabel } from "./quantize.js";
 
 export interface ModelFolder {
   dir: string;
@@ -30,6 +31,8 @@ export interface ModelFolder {
   info: Record<string, unknown>;
   /** set when `dir` is a checkpoint (OUT/training/checkpoint-N): its step */
   checkpointStep?: number;
+  /** set when the folder holds quantized weights (minigpt quantize) */
+  quantization?: QuantizationConfig;
 }
 
 export function saveTokenizer(dir: string, tokenizer: Tokenizer): void {
@@ -121,7 +124,9 @@ export function loadModelFolder(dir: string, notice: (text: string) => void = (t
       `${where.root}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
     );
   }
-  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep };
+  const quantization = readQuantization(where.root);
+  if (quantization) notice(`${where.root} holds ${quantizationLabel(quantization)} weights (quantized), dequantized to float32 to run`);
+  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep, quantization };
 }
 
 /** config.json's "minigpt" object of a model folder ({} when there is none) */
