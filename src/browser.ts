@@ -90,6 +90,17 @@ export {
   mergeLoraLayer,
 } from "./io/lora.js";
 export {
+  type LoadedModel,
+  loadModelFiles,
+  MODEL_FILE_NAMES,
+  type ModelFiles,
+  modelFiles,
+  modelSafetensorsBytes,
+  tokenizerFromFiles,
+  unzipModelFiles,
+  zipModelFiles,
+} from "./io/model-zip.js";
+export {
   DEFAULT_GROUP_SIZE,
   dequantizeMatrix,
   type QuantBits,

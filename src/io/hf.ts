@@ -9,16 +9,10 @@ import { fail, withFs } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
-import {
-  type QuantizationConfig,
-  quantizationConfigJson,
-  quantizationFromConfig,
-  quantizedTensors,
-  weightsFromQuantizedSafetensors,
-} from "./quantize.js";
-import { type TensorToWrite, writeSafetensors } from "./safetensors.js";
+import { modelSafetensorsBytes } from "./model-zip.js";
+import { modelWeights, type QuantizationConfig, quantizationConfigJson, quantizationFromConfig, quantizedTensors } from "./quantize.js";
+import { writeSafetensors } from "./safetensors.js";
 import { readSafetensorsFile } from "./safetensors-file.js";
-import { weightsFromSafetensors } from "./weights.js";
 
 export function readJsonFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) fail(`missing file ${path}`);
@@ -53,9 +47,7 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
   const quantization = readQuantization(dir);
   if (!existsSync(weightsFile)) fail(`missing file ${weightsFile}`);
   const file = readSafetensorsFile(weightsFile);
-  const weights = quantization
-    ? weightsFromQuantizedSafetensors(file, quantization, config, weightsFile)
-    : weightsFromSafetensors(file, weightsFile);
+  const weights = modelWeights(file, quantization, config, weightsFile);
   const model = new GPT(config);
   try {
     model.loadWeights(weights, weightsFile);
@@ -64,15 +56,6 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
     throw err;
   }
   return model;
-}
-
-export function modelTensors(model: GPT): TensorToWrite[] {
-  return [...model.params].map(([name, t]) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: t.data.slice() }));
-}
-
-/** model.safetensors bytes in HF layout: "format": "pt" metadata, no lm_head (tied). */
-export function modelSafetensorsBytes(model: GPT): Uint8Array {
-  return writeSafetensors(modelTensors(model), { format: "pt" });
 }
 
 /** Write config.json and model.safetensors, each atomically. `extra` goes to config's "minigpt" key. */

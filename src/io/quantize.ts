@@ -269,3 +269,13 @@ export function weightsFromQuantizedSafetensors(
   for (const [name, m] of matrices) weights.set(name, { shape: shapes.get(name)!, data: dequantizeMatrix(m) });
   return weights;
 }
+
+/** A model file's weights by our names: float32 as stored, or dequantized when `q` says the file is quantized. */
+export function modelWeights(
+  file: SafetensorsFile,
+  q: QuantizationConfig | undefined,
+  model: GPTConfig,
+  label: string,
+): Map<string, { shape: number[]; data: Float32Array }> {
+  return q ? weightsFromQuantizedSafetensors(file, q, model, label) : weightsFromSafetensors(file, label);
+}
