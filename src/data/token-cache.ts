@@ -229,7 +229,12 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
     const counts = new Map<string, number>();
     const vocabulary = bpeVocabulary({ vocabSize: o.vocabSize }, counts);
     const merge = (answer: TokenizeAnswer): void => {
-      for (const [w, c] of answer.counts as Map<string, number>) counts.set(w, (counts.get(w) ?? 0) + c);
+      const words = answer.words as string[];
+      const n = answer.counts as number[];
+      for (let i = 0; i < words.length; i++) {
+        const w = words[i] as string;
+        counts.set(w, (counts.get(w) ?? 0) + (n[i] as number));
+      }
     };
     inPieces(o, threads, { mode: "count" }, vocabulary, merge, (read) => progress(read, 0, false));
     tokenizer = vocabulary.finish();

@@ -22,7 +22,9 @@ export interface TokenizeAnswer {
   /** "encode": the piece's length in UTF-16 code units, and the ids of the special tokens among its ids */
   characters?: number;
   specials?: number[];
-  counts?: Map<string, number>;
+  /** "count": the distinct words of the piece in order of first sight, and how often each occurs */
+  words?: string[];
+  counts?: number[];
 }
 
 /**

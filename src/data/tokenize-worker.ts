@@ -5,10 +5,10 @@
 import { type MessagePort, workerData } from "node:worker_threads";
 import { MinigptError } from "../errors.js";
 import { specialsPattern, splitSpecials } from "../tokenizer/bpe.js";
-import { bpeSpecials, countWords } from "../tokenizer/bpeTrain.js";
+import { bpeSpecials, countTextWords } from "../tokenizer/bpeTrain.js";
 import { ChunkedEncoder } from "../tokenizer/chunked.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
-import { pretokenize } from "../tokenizer/pretokenize.js";
+import { WordTable } from "../tokenizer/words.js";
 import type { TokenizeAnswer, TokenizeJob } from "./tokenize-pool.js";
 import { decodeUtf8 } from "./utf8.js";
 
@@ -31,13 +31,10 @@ function handler(job: TokenizeJob): (text: string) => TokenizeAnswer {
   const pattern = specialsPattern(specials);
   const ids = new Map(specials.map((s, i) => [s, i]));
   return (text) => {
-    const counts = new Map<string, number>();
-    for (const part of splitSpecials(text, pattern, ids)) {
-      if (typeof part === "number") continue;
-      const words = pretokenize(part);
-      countWords(words, words.length, counts);
-    }
-    return { counts };
+    const table = new WordTable();
+    const counts: number[] = [];
+    for (const part of splitSpecials(text, pattern, ids)) if (typeof part === "string") countTextWords(part, table, counts);
+    return { words: table.words, counts };
   };
 }
 
