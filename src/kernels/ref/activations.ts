@@ -7,24 +7,24 @@ const GELU_A = 0.044715;
 
 export function geluForward(out: FloatArray, x: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) {
-    const v = x[i] as number;
+    const v = x[i]!;
     out[i] = 0.5 * v * (1 + Math.tanh(GELU_K * (v + GELU_A * v * v * v)));
   }
 }
 
 export function geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) {
-    const v = x[i] as number;
+    const v = x[i]!;
     const t = Math.tanh(GELU_K * (v + GELU_A * v * v * v));
     const dt = (1 - t * t) * GELU_K * (1 + 3 * GELU_A * v * v);
     const grad = 0.5 * (1 + t) + 0.5 * v * dt;
-    dx[i] = (dx[i] as number) + grad * (dout[i] as number);
+    dx[i]! += grad * dout[i]!;
   }
 }
 
 export function geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) {
-    const v = x[i] as number;
+    const v = x[i]!;
     const t = Math.tanh(GELU_K * (v + GELU_A * v * v * v));
     const dt = (1 - t * t) * GELU_K * (1 + 3 * GELU_A * v * v);
     out[i] = 0.5 * v * (1 + t);
@@ -34,11 +34,11 @@ export function geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArra
 
 export function reluForward(out: FloatArray, x: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) {
-    const v = x[i] as number;
+    const v = x[i]!;
     out[i] = v > 0 ? v : 0;
   }
 }
 
 export function reluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void {
-  for (let i = 0; i < n; i++) if ((x[i] as number) > 0) dx[i] = (dx[i] as number) + (dout[i] as number);
+  for (let i = 0; i < n; i++) if (x[i]! > 0) dx[i]! += dout[i]!;
 }

@@ -19,11 +19,11 @@ export function adamw(
   const stepSize = lr / bc1;
   const sqrtBc2 = Math.sqrt(bc2);
   for (let i = 0; i < n; i++) {
-    const gi = g[i] as number;
-    const mi = beta1 * (m[i] as number) + (1 - beta1) * gi;
-    const vi = beta2 * (v[i] as number) + (1 - beta2) * gi * gi;
+    const gi = g[i]!;
+    const mi = beta1 * m[i]! + (1 - beta1) * gi;
+    const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = (p[i] as number) * decay - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
+    p[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
   }
 }

@@ -22,25 +22,25 @@ export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArr
         for (let j = 0; j <= t; j++) {
           const ko = (b * T + j) * C3 + C + h * hs;
           let dot = 0;
-          for (let d = 0; d < hs; d++) dot += (qkv[qo + d] as number) * (qkv[ko + d] as number);
+          for (let d = 0; d < hs; d++) dot += qkv[qo + d]! * qkv[ko + d]!;
           dot *= scale;
           s[j] = dot;
           if (dot > max) max = dot;
         }
         let sum = 0;
         for (let j = 0; j <= t; j++) {
-          const e = Math.exp((s[j] as number) - max);
+          const e = Math.exp(s[j]! - max);
           s[j] = e;
           sum += e;
         }
         acc.fill(0);
         for (let j = 0; j <= t; j++) {
-          const p = (s[j] as number) / sum;
+          const p = s[j]! / sum;
           const vo = (b * T + j) * C3 + 2 * C + h * hs;
-          for (let d = 0; d < hs; d++) acc[d] = (acc[d] as number) + p * (qkv[vo + d] as number);
+          for (let d = 0; d < hs; d++) acc[d]! += p * qkv[vo + d]!;
         }
         const oo = (b * T + t) * C + h * hs;
-        for (let d = 0; d < hs; d++) out[oo + d] = acc[d] as number;
+        for (let d = 0; d < hs; d++) out[oo + d] = acc[d]!;
         lse[(b * nh + h) * T + t] = max + Math.log(sum);
       }
     }
@@ -70,24 +70,24 @@ export function attentionBackward(
       for (let t = 0; t < T; t++) {
         const qo = (b * T + t) * C3 + h * hs;
         const oo = (b * T + t) * C + h * hs;
-        const l = lse[(b * nh + h) * T + t] as number;
+        const l = lse[(b * nh + h) * T + t]!;
         let D = 0;
-        for (let d = 0; d < hs; d++) D += (dout[oo + d] as number) * (out[oo + d] as number);
+        for (let d = 0; d < hs; d++) D += dout[oo + d]! * out[oo + d]!;
         for (let j = 0; j <= t; j++) {
           const ko = (b * T + j) * C3 + C + h * hs;
           const vo = ko + C;
           let dot = 0;
           let dp = 0;
           for (let d = 0; d < hs; d++) {
-            dot += (qkv[qo + d] as number) * (qkv[ko + d] as number);
-            dp += (dout[oo + d] as number) * (qkv[vo + d] as number);
+            dot += qkv[qo + d]! * qkv[ko + d]!;
+            dp += dout[oo + d]! * qkv[vo + d]!;
           }
           const p = Math.exp(dot * scale - l);
           const ds = p * (dp - D) * scale;
           for (let d = 0; d < hs; d++) {
-            dqkv[vo + d] = (dqkv[vo + d] as number) + p * (dout[oo + d] as number);
-            dqkv[qo + d] = (dqkv[qo + d] as number) + ds * (qkv[ko + d] as number);
-            dqkv[ko + d] = (dqkv[ko + d] as number) + ds * (qkv[qo + d] as number);
+            dqkv[vo + d]! += p * dout[oo + d]!;
+            dqkv[qo + d]! += ds * qkv[ko + d]!;
+            dqkv[ko + d]! += ds * qkv[qo + d]!;
           }
         }
       }
@@ -121,25 +121,25 @@ export function attentionCached(
       for (let j = 0; j <= p; j++) {
         const ko = j * C + h * hs;
         let dot = 0;
-        for (let d = 0; d < hs; d++) dot += (qkv[qo + d] as number) * (kCache[ko + d] as number);
+        for (let d = 0; d < hs; d++) dot += qkv[qo + d]! * kCache[ko + d]!;
         dot *= scale;
         s[j] = dot;
         if (dot > max) max = dot;
       }
       let sum = 0;
       for (let j = 0; j <= p; j++) {
-        const e = Math.exp((s[j] as number) - max);
+        const e = Math.exp(s[j]! - max);
         s[j] = e;
         sum += e;
       }
       acc.fill(0);
       for (let j = 0; j <= p; j++) {
-        const w = (s[j] as number) / sum;
+        const w = s[j]! / sum;
         const vo = j * C + h * hs;
-        for (let d = 0; d < hs; d++) acc[d] = (acc[d] as number) + w * (vCache[vo + d] as number);
+        for (let d = 0; d < hs; d++) acc[d]! += w * vCache[vo + d]!;
       }
       const oo = i * C + h * hs;
-      for (let d = 0; d < hs; d++) out[oo + d] = acc[d] as number;
+      for (let d = 0; d < hs; d++) out[oo + d] = acc[d]!;
     }
   }
 }

@@ -12,13 +12,13 @@ export function crossEntropyForward(
   for (let n = 0; n < N; n++) {
     const o = n * V;
     let max = -Infinity;
-    for (let v = 0; v < V; v++) if ((logits[o + v] as number) > max) max = logits[o + v] as number;
+    for (let v = 0; v < V; v++) if (logits[o + v]! > max) max = logits[o + v]!;
     let sum = 0;
-    for (let v = 0; v < V; v++) sum += Math.exp((logits[o + v] as number) - max);
+    for (let v = 0; v < V; v++) sum += Math.exp(logits[o + v]! - max);
     const l = max + Math.log(sum);
     lse[n] = l;
-    const t = targets[n] as number;
-    losses[n] = t < 0 ? 0 : l - (logits[o + t] as number);
+    const t = targets[n]!;
+    losses[n] = t < 0 ? 0 : l - logits[o + t]!;
   }
 }
 
@@ -33,13 +33,13 @@ export function crossEntropyBackward(
   scale: number,
 ): void {
   for (let n = 0; n < N; n++) {
-    const t = targets[n] as number;
+    const t = targets[n]!;
     if (t < 0) continue;
     const o = n * V;
-    const l = lse[n] as number;
+    const l = lse[n]!;
     for (let v = 0; v < V; v++) {
-      const p = Math.exp((logits[o + v] as number) - l);
-      dlogits[o + v] = (dlogits[o + v] as number) + scale * (v === t ? p - 1 : p);
+      const p = Math.exp(logits[o + v]! - l);
+      dlogits[o + v]! += scale * (v === t ? p - 1 : p);
     }
   }
 }

@@ -49,8 +49,8 @@ export function attentionRow(
 ): void {
   linearForward(qkv, a, wattn, battn, 1, C, 3 * C);
   for (let c = 0; c < C; c++) {
-    kCache[pos * C + c] = qkv[C + c] as number;
-    vCache[pos * C + c] = qkv[2 * C + c] as number;
+    kCache[pos * C + c] = qkv[C + c]!;
+    vCache[pos * C + c] = qkv[2 * C + c]!;
   }
   attentionCached(att, qkv, kCache, vCache, 1, pos, C, nh);
   linearForward(y, att, wproj, bproj, 1, C, C);

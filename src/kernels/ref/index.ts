@@ -10,7 +10,11 @@ import { layernormBackward, layernormForward } from "./layernorm.js";
 import { linearBackward, linearForward, matmul, matmulAT, matmulBT } from "./matmul.js";
 import { softmax } from "./softmax.js";
 
-/** The reference backend: plain loops, the living definition of every kernel. */
+/**
+ * The reference backend: plain loops, the living definition of every kernel. An element is read as
+ * `x[i]!`: the compiler's noUncheckedIndexedAccess types every indexed read as possibly undefined, and
+ * these loops stay inside their arrays by their shapes.
+ */
 export const refBackend: Backend = {
   name: "ref",
   matmul,

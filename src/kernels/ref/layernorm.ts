@@ -15,16 +15,16 @@ export function layernormForward(
   for (let n = 0; n < N; n++) {
     const o = n * C;
     let m = 0;
-    for (let c = 0; c < C; c++) m += x[o + c] as number;
+    for (let c = 0; c < C; c++) m += x[o + c]!;
     m /= C;
     let v = 0;
     for (let c = 0; c < C; c++) {
-      const d = (x[o + c] as number) - m;
+      const d = x[o + c]! - m;
       v += d * d;
     }
     v /= C; // biased variance, as PyTorch's LayerNorm
     const s = 1 / Math.sqrt(v + eps);
-    for (let c = 0; c < C; c++) out[o + c] = ((x[o + c] as number) - m) * s * (w[c] as number) + (b[c] as number);
+    for (let c = 0; c < C; c++) out[o + c] = (x[o + c]! - m) * s * w[c]! + b[c]!;
     mean[n] = m;
     rstd[n] = s;
   }
@@ -48,25 +48,25 @@ export function layernormBackward(
 ): void {
   for (let n = 0; n < N; n++) {
     const o = n * C;
-    const m = mean[n] as number;
-    const s = rstd[n] as number;
+    const m = mean[n]!;
+    const s = rstd[n]!;
     let gMean = 0;
     let gxMean = 0;
     for (let c = 0; c < C; c++) {
-      const xhat = ((x[o + c] as number) - m) * s;
-      const g = (dout[o + c] as number) * (w[c] as number);
+      const xhat = (x[o + c]! - m) * s;
+      const g = dout[o + c]! * w[c]!;
       gMean += g;
       gxMean += g * xhat;
     }
     gMean /= C;
     gxMean /= C;
     for (let c = 0; c < C; c++) {
-      const xhat = ((x[o + c] as number) - m) * s;
-      const d = dout[o + c] as number;
-      const g = d * (w[c] as number);
-      dx[o + c] = (dx[o + c] as number) + s * (g - gMean - xhat * gxMean);
-      dw[c] = (dw[c] as number) + d * xhat;
-      db[c] = (db[c] as number) + d;
+      const xhat = (x[o + c]! - m) * s;
+      const d = dout[o + c]!;
+      const g = d * w[c]!;
+      dx[o + c]! += s * (g - gMean - xhat * gxMean);
+      dw[c]! += d * xhat;
+      db[c]! += d;
     }
   }
 }

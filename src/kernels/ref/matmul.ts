@@ -10,12 +10,12 @@ export function matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number,
   for (let i = 0; i < M; i++) {
     row.fill(0);
     for (let k = 0; k < K; k++) {
-      const aik = a[i * K + k] as number;
+      const aik = a[i * K + k]!;
       const bo = k * N;
-      for (let j = 0; j < N; j++) row[j] = (row[j] as number) + aik * (b[bo + j] as number);
+      for (let j = 0; j < N; j++) row[j]! += aik * b[bo + j]!;
     }
     const oo = i * N;
-    for (let j = 0; j < N; j++) out[oo + j] = accumulate ? (out[oo + j] as number) + (row[j] as number) : (row[j] as number);
+    for (let j = 0; j < N; j++) out[oo + j] = accumulate ? out[oo + j]! + row[j]! : row[j]!;
   }
 }
 
@@ -26,9 +26,9 @@ export function matmulBT(out: FloatArray, a: FloatArray, b: FloatArray, M: numbe
     for (let j = 0; j < N; j++) {
       const bo = j * K;
       let s = 0;
-      for (let k = 0; k < K; k++) s += (a[ao + k] as number) * (b[bo + k] as number);
+      for (let k = 0; k < K; k++) s += a[ao + k]! * b[bo + k]!;
       const o = i * N + j;
-      out[o] = accumulate ? (out[o] as number) + s : s;
+      out[o] = accumulate ? out[o]! + s : s;
     }
   }
 }
@@ -40,13 +40,13 @@ export function matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: numbe
     const ao = k * M;
     const bo = k * N;
     for (let i = 0; i < M; i++) {
-      const aki = a[ao + i] as number;
+      const aki = a[ao + i]!;
       if (aki === 0) continue;
       const oo = i * N;
-      for (let j = 0; j < N; j++) acc[oo + j] = (acc[oo + j] as number) + aki * (b[bo + j] as number);
+      for (let j = 0; j < N; j++) acc[oo + j]! += aki * b[bo + j]!;
     }
   }
-  for (let o = 0; o < M * N; o++) out[o] = accumulate ? (out[o] as number) + (acc[o] as number) : (acc[o] as number);
+  for (let o = 0; o < M * N; o++) out[o] = accumulate ? out[o]! + acc[o]! : acc[o]!;
 }
 
 /** x (M,K), w (K,N), bias (N) | null -> out (M,N) = x·w + bias */

@@ -5,9 +5,9 @@ export function softmax(out: FloatArray, x: FloatArray, rows: number, cols: numb
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let max = -Infinity;
-    for (let c = 0; c < cols; c++) if ((x[o + c] as number) > max) max = x[o + c] as number;
+    for (let c = 0; c < cols; c++) if (x[o + c]! > max) max = x[o + c]!;
     let sum = 0;
-    for (let c = 0; c < cols; c++) sum += Math.exp((x[o + c] as number) - max);
-    for (let c = 0; c < cols; c++) out[o + c] = Math.exp((x[o + c] as number) - max) / sum;
+    for (let c = 0; c < cols; c++) sum += Math.exp(x[o + c]! - max);
+    for (let c = 0; c < cols; c++) out[o + c] = Math.exp(x[o + c]! - max) / sum;
   }
 }
