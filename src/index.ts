@@ -54,6 +54,7 @@ export {
   type StartInfo,
   type StepMetrics,
   type TrainEvents,
+  type TrainOptions,
   type TrainResult,
   train,
 } from "./train/trainer.js";

@@ -29,7 +29,7 @@
  * The replicas are worker_threads in Node and module Web Workers on a cross-origin-isolated page
  * (replica.ts, replica-web.ts; the replica itself is replica-core.ts). Without shared memory or
  * workers, or for one thread, the shards all run on this thread; `DataParallel.create` returns null
- * only when there is nothing to split (one shard), and the caller runs forward/backward itself.
+ * only when there is nothing to split (one shard): createStepper (stepper.ts) then runs it whole on this thread.
  */
 import { backend } from "../kernels/index.js";
 import { nextSeq, post, waitDone } from "../kernels/wasm/handshake.js";
@@ -42,6 +42,7 @@ import { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
 import { scope, Tensor, unscoped } from "../tensor/tensor.js";
 import type { ReplicaData } from "./replica-core.js";
+import type { Stepper } from "./stepper.js";
 
 /**
  * The control block of one replica (a SharedArrayBuffer): i32 fields at CTRL (seq and done are the
@@ -181,7 +182,7 @@ export interface DataParallelOptions {
   shards?: number;
 }
 
-export class DataParallel {
+export class DataParallel implements Stepper {
   /** a model over the parameters with gradient buffers of its own, for this thread's shards that cannot write the model's (made on first use) */
   private twin: GPT | null = null;
 
@@ -383,6 +384,11 @@ export class DataParallel {
       be.setPeer?.(null);
       if (before !== undefined) be.useThreads?.(before);
     }
+  }
+
+  /** the optimizer update after forwardBackward: on this thread, with the replica taking halves of its kernels */
+  update<R>(fn: () => R): R {
+    return this.onThisThread(fn);
   }
 
   /** Stop the replica threads and free the gradient buffers of this thread's twin. */

@@ -2,19 +2,14 @@
  * The training loop, in one plain function: sample a batch, forward, backward, clip, AdamW step;
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way. How a run
- * starts (fresh, --init, --init-partial, --chat, --resume) is setup.ts's.
+ * starts (fresh, from another model's weights, a chat fine-tune, a resume) is setup.ts's; what it
+ * writes into its model folder, run-folder.ts's; who computes each step (one thread or data
+ * parallel), stepper.ts's.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
-import { fail, MinigptError, withFs } from "../errors.js";
-import { appendWhole, writeFileAtomic } from "../io/atomic.js";
-import { saveTokenizer } from "../io/folder.js";
-import { modelSafetensorsBytes, saveModel } from "../io/hf.js";
-import { lockFolder } from "../io/lock.js";
-import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
+import { fail } from "../errors.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
@@ -23,16 +18,13 @@ import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/sch
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { KEEP_CHECKPOINTS, saveCheckpoint, type TrainingState } from "./checkpoint.js";
+import { saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import { flagName, type TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
-import { metricsPath as metricsFile, readMetrics } from "./metrics.js";
-import { DataParallel } from "./parallel.js";
-import { lossPlotSvg } from "./plot.js";
+import { readMetrics } from "./metrics.js";
+import { RunFolder } from "./run-folder.js";
 import { setUp } from "./setup.js";
-
-/** a model folder above this size is announced before it is written */
-export const LARGE_FOLDER_BYTES = 100e6;
+import { createStepper } from "./stepper.js";
 
 export interface StepMetrics {
   step: number;
@@ -122,18 +114,20 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
   return sum / steps;
 }
 
-/** train(), holding OUT's lock. */
-async function runTraining(
-  requested: TrainConfig,
-  options: {
-    resume?: boolean;
-    overrides?: Partial<TrainConfig>;
-    overwrite?: boolean;
-    /** how threads share the work: "batch" (default: data parallel, one replica per thread) or "kernels" (big kernels split) */
-    parallel?: "batch" | "kernels";
-  } = {},
-  events: TrainEvents = {},
-): Promise<TrainResult> {
+/** The options of train() besides the config. */
+export interface TrainOptions {
+  /** continue the run in config.out from its latest checkpoint */
+  resume?: boolean;
+  /** the settings the user gave explicitly (on resume only RESUME_OVERRIDABLE ones may change) */
+  overrides?: Partial<TrainConfig>;
+  /** replace a model folder already in config.out */
+  overwrite?: boolean;
+  /** how threads share the work: "batch" (default: data parallel, one replica per thread) or "kernels" (big kernels split) */
+  parallel?: "batch" | "kernels";
+}
+
+/** train(), with OUT open (locked) as `folder`. */
+async function runTraining(requested: TrainConfig, options: TrainOptions, events: TrainEvents, folder: RunFolder): Promise<TrainResult> {
   const {
     config,
     dataset,
@@ -180,7 +174,6 @@ async function runTraining(
   }
   const sampler = dataset.trainSampler(dataRng);
 
-  const metricsPath = metricsFile(out);
   // on resume, the steps after the checkpoint are done again
   const history = resumed ? readMetrics(out).filter((m) => m.step <= step) : [];
   const info = {
@@ -206,33 +199,21 @@ async function runTraining(
     arithmetic,
   });
   const warn = (text: string) => events.onMessage?.(text);
-  // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
-  // at step 2 on a typo'd flag must not have cost the user the model it replaced)
-  let replaced: string | null = resumed ? pendingReplacement(out) : null;
-  if (!resumed) {
-    // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
-    const disk = diskFigures(model.parameterCount(), KEEP_CHECKPOINTS);
-    if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
-      events.onMessage?.(
-        `note: ${out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
-      );
-    // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
-    // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
-    // resumable from the first moment it exists.
-    replaced = prepareOutFolder(out, options.overwrite ?? false, config.data, (tmp) => {
-      writeFileSync(join(tmp, "metrics.jsonl"), "");
-      saveTokenizer(tmp, dataset.tokenizer);
-      saveModel(model, tmp, info);
-      saveCheckpoint(tmp, model, optimizer, state(), warn);
+  if (resumed) folder.resume(history);
+  else
+    folder.create({
+      model,
+      tokenizer: dataset.tokenizer,
+      info,
+      checkpoint: (dir) => saveCheckpoint(dir, model, optimizer, state(), warn),
+      overwrite: options.overwrite ?? false,
+      data: config.data,
     });
-  } else {
-    writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
-  }
 
   // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
   // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const parallel = await DataParallel.create(model, threads, { shards: config.gradShards });
+  const stepper = await createStepper(model, threads, config.gradShards);
   events.onStart?.({
     config,
     model: model.config,
@@ -252,7 +233,7 @@ async function runTraining(
     initReport,
     chatTokensAdded,
     piecesAdded,
-    dataParallelThreads: parallel?.threads ?? 1,
+    dataParallelThreads: stepper.threads,
   });
   if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
   const savedArithmetic = resumed?.state.arithmetic;
@@ -294,17 +275,15 @@ async function runTraining(
       for (let micro = 0; micro < config.gradAccum; micro++) {
         scope(() => {
           const { x, y } = sampler.next();
-          const xt = batchTensor(x, dataset.batchT);
-          const yt = batchTensor(y, dataset.batchT);
           // the mean over micro-batches: each contributes 1/gradAccum of the gradient
-          if (parallel) {
-            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng, micro === 0) / config.gradAccum;
-            return;
-          }
-          // one shard: the whole micro-batch on this thread
-          const l = model.forward(xt, { targets: yt, dropoutRng }).loss as Tensor;
-          l.backward(Float32Array.of(1 / config.gradAccum));
-          loss += l.item() / config.gradAccum;
+          const microLoss = stepper.forwardBackward(
+            batchTensor(x, dataset.batchT),
+            batchTensor(y, dataset.batchT),
+            1 / config.gradAccum,
+            dropoutRng,
+            micro === 0,
+          );
+          loss += microLoss / config.gradAccum;
         });
       }
       if (!Number.isFinite(loss)) {
@@ -312,13 +291,11 @@ async function runTraining(
           `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
         );
       }
-      const update = () => {
+      const gradNorm = stepper.update(() => {
         const norm = clipGradNorm(model.params.values(), config.gradClip);
         optimizer.update(lr);
         return norm;
-      };
-      // data parallel: the replicas' threads, idle meanwhile, take halves of the update
-      const gradNorm = parallel ? parallel.onThisThread(update) : update();
+      });
       step++;
       const ms = performance.now() - t0;
       elapsed += ms / 1000;
@@ -342,14 +319,14 @@ async function runTraining(
         }
         if (bestValLoss === null || m.val_loss < bestValLoss) {
           bestValLoss = m.val_loss;
-          writeFileAtomic(join(out, "model.safetensors"), modelSafetensorsBytes(model));
+          folder.saveBest(model);
         }
       }
       history.push(m);
-      appendWhole(metricsPath, `${JSON.stringify(m)}\n`);
+      folder.appendMetrics(m);
       events.onStep?.(m, totalSteps);
       if (m.val_loss !== undefined) {
-        writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
+        folder.savePlot(history, `minigpt on ${dataset.name}`);
         events.onEval?.(m);
       }
       if (step % config.checkpointInterval === 0 || step === totalSteps) checkpoint();
@@ -357,31 +334,12 @@ async function runTraining(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } catch (e) {
-    if (replaced) {
-      const kept = `The model folder --overwrite replaced is kept in ${replaced} (put it back with: rm -r ${out} && mv ${replaced} ${out})`;
-      if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
-      if (e instanceof Error) e.message = `${e.message}. ${kept}`;
-    }
-    throw e;
+    folder.failed(e);
   } finally {
-    parallel?.dispose();
+    stepper.dispose();
   }
   if (interrupted) checkpoint();
-  // the summary in config.json
-  const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
-  const configFile = join(out, "config.json");
-  const saved = withFs(`cannot read ${configFile}`, () => readFileSync(configFile, "utf8"));
-  writeFileAtomic(configFile, `${JSON.stringify({ ...JSON.parse(saved), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
-  // the replaced model survives any interruption (Ctrl-C, SIGTERM, kill -9, an error) and goes only
-  // when the run that replaced it has finished normally, here or in a later --resume
-  if (interrupted && replaced) {
-    events.onMessage?.(
-      `the model folder --overwrite replaced is kept in ${replaced} until this run finishes (continue it with --resume), or put it back with: rm -r ${out} && mv ${replaced} ${out}`,
-    );
-  } else if (!interrupted) {
-    const kept = finishReplacement(out);
-    if (kept !== null) events.onMessage?.(kept);
-  }
+  folder.finish({ ...info, trained_steps: step, best_val_loss: bestValLoss }, interrupted);
   return {
     model,
     tokenizer: dataset.tokenizer,
@@ -401,21 +359,11 @@ async function runTraining(
  * The run holds OUT's lock (io/lock.ts) from start to end, so a second writer of OUT is refused, and
  * first puts right what a killed run left around OUT (io/out-folder.ts).
  */
-export async function train(
-  requested: TrainConfig,
-  options: Parameters<typeof runTraining>[1] = {},
-  events: TrainEvents = {},
-): Promise<TrainResult> {
-  const notice = (text: string) => events.onMessage?.(text);
-  const lock = lockFolder(requested.out, notice);
+export async function train(requested: TrainConfig, options: TrainOptions = {}, events: TrainEvents = {}): Promise<TrainResult> {
+  const folder = RunFolder.open(requested.out, options.resume ?? false, (text) => events.onMessage?.(text));
   try {
-    tidyModelFolder(requested.out, notice);
-    if (options.resume && !existsSync(requested.out))
-      fail(
-        `nothing to resume: the model folder ${requested.out} does not exist (train without --resume first)${besideMissingFolder(requested.out)}`,
-      );
-    return await runTraining(requested, options, events);
+    return await runTraining(requested, options, events, folder);
   } finally {
-    lock.release();
+    folder.close();
   }
 }
