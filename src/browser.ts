@@ -133,3 +133,4 @@ export {
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";
+export { type Message, Said, said, setting } from "./wording.js";

@@ -20,6 +20,7 @@ import type { AdamW } from "../optim/adamw.js";
 import type { ScheduleOptions } from "../optim/schedule.js";
 import type { RngState } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { said, setting } from "../wording.js";
 import { defaultTrainConfig } from "./config.js";
 
 export const KEEP_CHECKPOINTS = 2;
@@ -160,7 +161,8 @@ export interface LoadedCheckpoint {
 /** Read OUT/training/latest. Errors say what to do when there is nothing to resume. */
 export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
   const name = readLatestName(out);
-  if (name === null) fail(`nothing to resume in ${out}: ${join(trainingDir(out), LATEST)} does not exist (train without --resume first)`);
+  if (name === null)
+    fail(said`nothing to resume in ${out}: ${join(trainingDir(out), LATEST)} does not exist (train without ${setting("resume")} first)`);
   const dir = join(trainingDir(out), name);
   if (!existsSync(dir)) fail(`${join(trainingDir(out), LATEST)} names ${name}, which does not exist`);
   const stateFile = join(dir, "state.json");

@@ -22,6 +22,7 @@ import { type FolderLock, lockFolder } from "../io/lock.js";
 import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { type Message, said, setting } from "../wording.js";
 import { KEEP_CHECKPOINTS } from "./checkpoint.js";
 import { metricsPath } from "./metrics.js";
 import { lossPlotSvg } from "./plot.js";
@@ -51,19 +52,21 @@ export class RunFolder {
   private constructor(
     readonly out: string,
     private readonly lock: FolderLock,
-    private readonly notice: (text: string) => void,
+    private readonly notice: (text: Message) => void,
   ) {}
 
   /**
    * Lock OUT for this run (a second writer is refused) and put right what a killed run left around
    * it. A resumed run's OUT must exist. Call close() when the run ends, however it ends.
    */
-  static open(out: string, resume: boolean, notice: (text: string) => void): RunFolder {
+  static open(out: string, resume: boolean, notice: (text: Message) => void): RunFolder {
     const lock = lockFolder(out, notice);
     try {
       tidyModelFolder(out, notice);
       if (resume && !existsSync(out))
-        fail(`nothing to resume: the model folder ${out} does not exist (train without --resume first)${besideMissingFolder(out)}`);
+        fail(
+          said`nothing to resume: the model folder ${out} does not exist (train without ${setting("resume")} first)${besideMissingFolder(out)}`,
+        );
       return new RunFolder(out, lock, notice);
     } catch (e) {
       lock.release();
@@ -117,8 +120,8 @@ export class RunFolder {
    */
   failed(e: unknown): never {
     if (this.replaced) {
-      const kept = `The model folder --overwrite replaced is kept in ${this.replaced} (put it back with: rm -r ${this.out} && mv ${this.replaced} ${this.out})`;
-      if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
+      const kept = said`The model folder ${setting("overwrite")} replaced is kept in ${this.replaced} (put it back with: rm -r ${this.out} && mv ${this.replaced} ${this.out})`;
+      if (e instanceof MinigptError) fail(said`${e.said ?? e.message}. ${kept}`);
       if (e instanceof Error) e.message = `${e.message}. ${kept}`;
     }
     throw e;
@@ -135,7 +138,7 @@ export class RunFolder {
     writeFileAtomic(configFile, `${JSON.stringify({ ...JSON.parse(saved), minigpt: { version: 1, ...summary } }, null, 2)}\n`);
     if (interrupted && this.replaced) {
       this.notice(
-        `the model folder --overwrite replaced is kept in ${this.replaced} until this run finishes (continue it with --resume), or put it back with: rm -r ${this.out} && mv ${this.replaced} ${this.out}`,
+        said`the model folder ${setting("overwrite")} replaced is kept in ${this.replaced} until this run finishes (continue it with ${setting("resume")}), or put it back with: rm -r ${this.out} && mv ${this.replaced} ${this.out}`,
       );
     } else if (!interrupted) {
       const kept = finishReplacement(this.out);

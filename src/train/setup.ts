@@ -15,11 +15,11 @@ import { GPT } from "../nn/gpt.js";
 import { AdamW } from "../optim/adamw.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { said, setting } from "../wording.js";
 import { type LoadedCheckpoint, loadLatestCheckpoint, restoreOptimizer } from "./checkpoint.js";
 import {
   DEFAULT_DATA,
   defaultTrainConfig,
-  flagName,
   isTokenizerChoice,
   RESUME_OVERRIDABLE,
   resolvedConfig,
@@ -83,7 +83,7 @@ function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): S
     if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
     if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
       fail(
-        `--resume continues the run in ${requested.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
+        said`${setting("resume")} continues the run in ${requested.out} with its saved settings; ${setting(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new ${setting("out")} to change it)`,
       );
     }
   }
@@ -107,10 +107,13 @@ function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): S
 
 /** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
 function resumedData(saved: TrainConfig, data: string): string {
-  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
+  if (saved.chat)
+    fail(said`${setting("data")} does not apply with ${setting("chat")}: the conversations in ${saved.chat} are the training data`);
   const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
   if (path !== saved.data && (path === "counting" || saved.data === "counting"))
-    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
+    fail(
+      said`${setting("resume")} cannot change ${setting("data")} between the counting task and text (the run's is ${saved.data}); start a new ${setting("out")}`,
+    );
   return path;
 }
 
@@ -118,7 +121,8 @@ function resumedData(saved: TrainConfig, data: string): string {
 function newRunStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
   const { config, tokenizer } = newRunSettings(requested, overrides);
   if (!config.init) {
-    if (config.chat) fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
+    if (config.chat)
+      fail(said`${setting("chat")} fine-tunes an existing model: give ${setting("init")} DIR (a model folder to start from)`);
     return freshStart(config, tokenizer);
   }
   const init = initStart(config, overrides);
@@ -137,12 +141,17 @@ function newRunSettings(requested: TrainConfig, overrides: Partial<TrainConfig>)
   if (config.data === "counting" && !config.init) {
     // the task's numbers are words of its own vocabulary
     if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
-      fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
+      fail(
+        said`${setting("tokenizer")} ${overrides.tokenizer} does not apply to ${setting("data")} counting, which has its own word tokenizer`,
+      );
   } else if (!isTokenizerChoice(config.tokenizer)) {
-    if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
+    if (config.init)
+      fail(
+        said`${setting("tokenizer")} ${config.tokenizer} does not apply with ${setting("init")}: the model keeps ${config.init}'s tokenizer`,
+      );
     if (!existsSync(join(config.tokenizer, "tokenizer.json")))
       fail(
-        `--tokenizer ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
+        said`${setting("tokenizer")} ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
       );
     config = { ...config, tokenizer: resolve(config.tokenizer) };
     tokenizer = loadTokenizer(config.tokenizer);
@@ -166,7 +175,9 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
   const tokenizer = initFolder.tokenizer;
   const earlierTargets = trainedSpecials(initFolder.info, tokenizer);
   if (overrides.tokenizer !== undefined && overrides.tokenizer !== tokenizer.kind)
-    fail(`--tokenizer ${overrides.tokenizer} does not apply with --init: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`);
+    fail(
+      said`${setting("tokenizer")} ${overrides.tokenizer} does not apply with ${setting("init")}: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`,
+    );
   if (!config.initPartial) {
     // continuing a model: its architecture is the folder's, whatever the defaults say, and a flag
     // that asks for another one is a mistake, not something to ignore
@@ -183,7 +194,7 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
       const asked = overrides[key];
       if (asked === undefined || asked === value || (key === "nInner" && asked === 0)) continue;
       fail(
-        `--${flagName(key)} ${String(asked)} does not apply with --init: the model keeps ${config.init}'s ${String(value)}; to change its shape, add --init-partial (loads the tensors whose shapes still match)`,
+        said`${setting(key)} ${String(asked)} does not apply with ${setting("init")}: the model keeps ${config.init}'s ${String(value)}; to change its shape, add ${setting("initPartial")} (loads the tensors whose shapes still match)`,
       );
     }
     config = { ...config, ...folderValues };
@@ -194,8 +205,9 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
 /** --chat: an --init start on conversations, its vocabulary given <|user|> <|assistant|> <|end|> if it lacks them (e.g. GPT-2's). */
 function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
   const { config } = init;
-  if (overrides.data !== undefined) fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
-  if (config.initPartial) fail("--chat and --init-partial cannot be combined");
+  if (overrides.data !== undefined)
+    fail(said`${setting("data")} does not apply with ${setting("chat")}: the conversations in ${config.chat} are the training data`);
+  if (config.initPartial) fail(said`${setting("chat")} and ${setting("initPartial")} cannot be combined`);
   const extended = withChatTokens(init.tokenizer as Tokenizer);
   return { ...init, tokenizer: extended.tokenizer, chatTokensAdded: extended.added };
 }
@@ -204,9 +216,11 @@ function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
 function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
   const { resumed, initFolder } = start;
   let config = start.config;
-  // said here with the flags' names (makeConfig would say it with the config's)
+  // said here with the settings' names (makeConfig would say it with the model config's)
   if (!initFolder && config.nEmbd % config.nHead !== 0)
-    fail(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead} (each head gets n-embd / n-head channels)`);
+    fail(
+      said`${setting("nEmbd")} ${config.nEmbd} must be divisible by ${setting("nHead")} ${config.nHead} (each head gets n-embd / n-head channels)`,
+    );
   const dataset = loadDataset({
     data: config.data,
     blockSize: config.blockSize,
@@ -219,8 +233,8 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     vocabulary: {
       grow: initFolder !== null,
       hint: resume
-        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
-        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+        ? said`a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): ${setting("init")} ${config.out} ${setting("out")} NEW`
+        : said`${setting("tokenizer")} char builds the vocabulary from the data`,
     },
     onTokenizeProgress: events.onTokenizeProgress,
     onMessage: events.onMessage,
@@ -242,7 +256,8 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
           dropout: config.dropout,
           activation: config.activation,
         });
-  if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  if (dataset.batchT > modelConfig.blockSize)
+    fail(said`${setting("blockSize")} ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
   config = resolvedConfig(config, {
     tokenizerKind: dataset.tokenizer.kind,
     vocabSize: dataset.tokenizer.vocabSize,
@@ -252,7 +267,7 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
   const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
   if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
     fail(
-      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
+      said`${setting("vocabSize")} ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (${setting("vocabSize")} sizes the one ${setting("tokenizer")} bpe trains)`,
     );
   const model = new GPT(modelConfig, config.seed);
   let initReport: StartInfo["initReport"];

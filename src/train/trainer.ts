@@ -18,8 +18,9 @@ import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/sch
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { type Message, said, setting } from "../wording.js";
 import { saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { flagName, type TrainConfig } from "./config.js";
+import type { TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
 import { readMetrics } from "./metrics.js";
 import { RunFolder } from "./run-folder.js";
@@ -69,7 +70,7 @@ export interface TrainEvents {
   onEval?(m: StepMetrics): void;
   onCheckpoint?(dir: string, step: number): void;
   /** hints and notices meant for the user */
-  onMessage?(text: string): void;
+  onMessage?(text: Message): void;
   /** a big text being tokenized into the token cache (src/data/token-cache.ts) */
   onTokenizeProgress?(p: TokenizeProgress): void;
   /** polled between steps (Ctrl-C): when true, a checkpoint is saved and training returns */
@@ -146,12 +147,13 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   const stepsOf = (c: TrainConfig) =>
     c.epochs > 0 ? Math.max(1, Math.ceil((c.epochs * dataset.trainTokens) / tokensPerStep)) : c.maxSteps;
   const totalSteps = stepsOf(config);
-  if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
-  if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
+  if (!(totalSteps >= 1)) fail(said`nothing to train: give ${setting("maxSteps")} or ${setting("epochs")}`);
+  if (config.minLr > config.lr)
+    fail(said`${setting("minLr")} ${config.minLr} is above ${setting("lr")} ${config.lr}: the decay would raise the learning rate`);
   if (config.batchSize % config.gradShards !== 0) {
     const divisors = Array.from({ length: config.batchSize }, (_, i) => i + 1).filter((d) => config.batchSize % d === 0);
     fail(
-      `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
+      said`${setting("batchSize")} ${config.batchSize} does not divide by ${setting("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
     );
   }
   const planOf = (c: TrainConfig): ScheduleOptions => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: stepsOf(c) });
@@ -239,19 +241,22 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   const savedArithmetic = resumed?.state.arithmetic;
   if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
     events.onMessage?.(
-      `notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (--backend and MINIGPT_WASM_SIMD choose them)`,
+      said`notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (${setting("backend")} and MINIGPT_WASM_SIMD choose them)`,
     );
   if (legacyShards !== null)
     events.onMessage?.(
-      `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
+      said`notice: ${out} was saved before runs recorded ${setting("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with ${setting("gradShards")} ${legacyShards}, as that version trained on ${setting("threads")} ${legacyShards} without ${setting("dropout")} or ${setting("gradAccum")} (for a run it trained on N threads give ${setting("gradShards")} N; 1 for one thread or ${setting("parallel")} kernels)`,
     );
   if (config.warmupSteps >= totalSteps)
     events.onMessage?.(
-      `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
+      said`hint: ${setting("warmupSteps")} ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches ${setting("lr")} ${config.lr}; lower ${setting("warmupSteps")}`,
     );
   if (resumed && step >= totalSteps) {
-    const length = config.epochs > 0 ? `the ${totalSteps} steps of --epochs ${config.epochs}` : `--max-steps ${totalSteps}`;
-    events.onMessage?.(`the run is already at step ${step}, not below ${length}: nothing to train; raise it to continue`);
+    const length =
+      config.epochs > 0
+        ? said`the ${totalSteps} steps of ${setting("epochs")} ${config.epochs}`
+        : said`${setting("maxSteps")} ${totalSteps}`;
+    events.onMessage?.(said`the run is already at step ${step}, not below ${length}: nothing to train; raise it to continue`);
   }
 
   let lastValLoss: number | null = null;
@@ -288,7 +293,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       }
       if (!Number.isFinite(loss)) {
         fail(
-          `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
+          said`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower ${setting("lr")} or ${setting("gradClip")})`,
         );
       }
       const gradNorm = stepper.update(() => {
@@ -305,7 +310,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
         const expected = Math.log(model.config.vocabSize);
         if (Math.abs(loss - expected) > 1) {
           events.onMessage?.(
-            `hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`,
+            said`hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check ${setting("init")} or the data)`,
           );
         }
       }
