@@ -79,6 +79,17 @@ export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppress
 export { TextStreamer } from "./generate/stream.js";
 export { neverLearnedToEndReplies, specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
 export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
+export {
+  type LoadedModel,
+  loadModelFiles,
+  MODEL_FILE_NAMES,
+  type ModelFiles,
+  modelFiles,
+  modelSafetensorsBytes,
+  tokenizerFromFiles,
+  unzipModelFiles,
+  zipModelFiles,
+} from "./io/model-zip.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";

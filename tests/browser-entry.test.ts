@@ -11,7 +11,7 @@ import { test } from "node:test";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 /** packages the browser entry may import (each resolvable in a page; see tests/browser/model.html) */
-const BROWSER_PACKAGES = new Set(["js-tiktoken/ranks/gpt2"]);
+const BROWSER_PACKAGES = new Set(["js-tiktoken/ranks/gpt2", "fflate"]);
 
 /** static, non-type import and export-from specifiers of a TypeScript file */
 function specifiers(file: string): string[] {

@@ -7,7 +7,10 @@ import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
 import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
 
-/** Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`. */
+/**
+ * Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`
+ * when it is a folder (a model zip has neither).
+ */
 export function analyzeModel(
   model: { config: GPTConfig; params: ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
   dir?: string,
@@ -15,7 +18,7 @@ export function analyzeModel(
 ): ModelAnalysis {
   const analysis = analyzeTensors(model.config, model.params, options);
   analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
-  if (dir !== undefined) {
+  if (dir !== undefined && !isFile(dir)) {
     const weightsFile = join(dir, "model.safetensors");
     analysis.files = withFs(`cannot read the folder ${dir}`, () => ({
       dir,
@@ -26,6 +29,14 @@ export function analyzeModel(
     if (history) analysis.history = history;
   }
   return analysis;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function folderBytes(dir: string): number {

@@ -17,7 +17,12 @@ export const backendFlags: FlagSpec[] = [
 
 /** --model of every command that loads a model: a model folder, or a checkpoint of one (locateModel) */
 export function modelFlag(help = "model folder", defaultDir = "out"): FlagSpec {
-  return { name: "model", type: "string", default: defaultDir, help: `${help}, or one of its checkpoints (DIR/training/checkpoint-N)` };
+  return {
+    name: "model",
+    type: "string",
+    default: defaultDir,
+    help: `${help}, one of its checkpoints (DIR/training/checkpoint-N), or a zip of one (the web page's download)`,
+  };
 }
 
 export const samplingFlags: FlagSpec[] = [

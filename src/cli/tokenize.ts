@@ -4,8 +4,7 @@ import {
   arrayStream,
   fail,
   gpt2Tokenizer,
-  loadTokenizer,
-  locateModel,
+  loadModelTokenizer,
   openTokenCache,
   readTextFile,
   TOKEN_CACHE_MIN_BYTES,
@@ -42,7 +41,7 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
   let tokenizer: Tokenizer;
   if (f.string("tokenizer") && f.has("model")) fail("give --model DIR or --tokenizer gpt2, not both");
   if (f.string("tokenizer") === "gpt2") tokenizer = gpt2Tokenizer();
-  else if (f.string("model")) tokenizer = loadTokenizer(locateModel(f.string("model")).root);
+  else if (f.string("model")) tokenizer = loadModelTokenizer(f.string("model"));
   else return fail("say which tokenizer: --model DIR (a trained model's) or --tokenizer gpt2");
   const specialsAsText = f.bool("specials-as-text");
   const file = f.string("file");

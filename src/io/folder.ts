@@ -12,14 +12,15 @@
  * another command's output file there (an attention map named model.safetensors, a tokenizer.json)
  * could break the model for good, so commands check their targets with enclosingModelFolder.
  */
-import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fail } from "../errors.js";
+import { fail, failFs } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
 import { loadModel, readJsonFile } from "./hf.js";
+import { loadModelFiles, type ModelFiles, tokenizerFromFiles, unzipModelFiles } from "./model-zip.js";
 import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
 
 export interface ModelFolder {
@@ -35,6 +36,29 @@ export interface ModelFolder {
 export function saveTokenizer(dir: string, tokenizer: Tokenizer): void {
   writeFileAtomic(join(dir, "tokenizer.json"), `${JSON.stringify(tokenizer.toHuggingFaceJson(), null, 2)}\n`);
   writeFileAtomic(join(dir, "tokenizer_config.json"), `${JSON.stringify(tokenizerConfigJson(tokenizer), null, 2)}\n`);
+}
+
+/**
+ * The model files of `path` when it is a file (a model folder zipped, as the web page downloads
+ * it), else null: a folder, or nothing there (locateModel says what is wrong then).
+ */
+export function readModelZip(path: string): ModelFiles | null {
+  let bytes: Uint8Array;
+  try {
+    if (!statSync(path).isFile()) return null;
+    bytes = readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    failFs(`cannot read ${path}`, err);
+  }
+  return unzipModelFiles(bytes, path);
+}
+
+/** The tokenizer of a model folder, one of its checkpoints, or a model zip. */
+export function loadModelTokenizer(path: string): Tokenizer {
+  const zipped = readModelZip(path);
+  if (zipped) return tokenizerFromFiles(zipped, path);
+  return loadTokenizer(locateModel(path).root);
 }
 
 export function loadTokenizer(dir: string): Tokenizer {
@@ -111,6 +135,8 @@ export function locateModel(dir: string): ModelLocation {
  * (out-folder.ts), said through `notice`.
  */
 export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
+  const zipped = readModelZip(dir);
+  if (zipped) return { dir, ...loadModelFiles(zipped, dir) };
   tidyBeforeReading(dir, notice);
   const where = locateModel(dir);
   const model = loadModel(where.root, where.weights);

@@ -9,7 +9,7 @@ import { fail, withFs } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
-import { type TensorToWrite, writeSafetensors } from "./safetensors.js";
+import { modelSafetensorsBytes } from "./model-zip.js";
 import { readSafetensorsFile } from "./safetensors-file.js";
 import { weightsFromSafetensors } from "./weights.js";
 
@@ -44,15 +44,6 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
     throw err;
   }
   return model;
-}
-
-export function modelTensors(model: GPT): TensorToWrite[] {
-  return [...model.params].map(([name, t]) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: t.data.slice() }));
-}
-
-/** model.safetensors bytes in HF layout: "format": "pt" metadata, no lm_head (tied). */
-export function modelSafetensorsBytes(model: GPT): Uint8Array {
-  return writeSafetensors(modelTensors(model), { format: "pt" });
 }
 
 /** Write config.json and model.safetensors, each atomically. `extra` goes to config's "minigpt" key. */
