@@ -31,10 +31,7 @@
  * workers, or for one thread, the shards all run on this thread; `DataParallel.create` returns null
  * only when there is nothing to split (one shard): createStepper (stepper.ts) then runs it whole on this thread.
  */
-import { backend } from "../kernels/index.js";
-import type { WasmBackend } from "../kernels/wasm/loader.js";
-import { PEER_BYTES, PeerLink } from "../kernels/wasm/peer.js";
-import { atomicsWaitAllowed, canShareMemory, inNode } from "../kernels/wasm/platform.js";
+import { atomicsWaitAllowed, backend, canShareMemory, inNode, kernelThreads, PEER_BYTES, PeerLink } from "../kernels/index.js";
 import { GPT } from "../nn/gpt.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import { Rng } from "../random.js";
@@ -311,11 +308,11 @@ export class DataParallel implements Stepper {
 
       // collect: wait for each replica, then add its shards' gradients into the model's
       const failures: string[] = [];
-      const be = k as Partial<WasmBackend>;
+      const threads = kernelThreads();
       for (const [rep] of started) {
         // with a link, take halves of the replica's kernel calls until it is done
-        if (rep.peer && be.runPeerTask) {
-          rep.peer.helpWhile(() => rep.block.finished(), be.runPeerTask.bind(be));
+        if (rep.peer && threads) {
+          rep.peer.helpWhile(() => rep.block.finished(), threads.runPeerTask.bind(threads));
         }
         const failure = rep.block.await(this.waiter);
         if (failure !== null) failures.push(failure);
@@ -347,14 +344,14 @@ export class DataParallel implements Stepper {
    */
   onThisThread<R>(fn: () => R): R {
     if (this.replicas.length === 0) return fn();
-    const be = backend() as Partial<WasmBackend>;
-    const before = be.useThreads?.(1);
-    be.setPeer?.(this.replicas.length === 1 ? (this.replicas[0] as Replica).peer : null);
+    const threads = kernelThreads();
+    const before = threads?.useThreads(1);
+    threads?.setPeer(this.replicas.length === 1 ? (this.replicas[0] as Replica).peer : null);
     try {
       return fn();
     } finally {
-      be.setPeer?.(null);
-      if (before !== undefined) be.useThreads?.(before);
+      threads?.setPeer(null);
+      if (before !== undefined) threads?.useThreads(before);
     }
   }
 
