@@ -11,7 +11,7 @@ import { fail, failFs } from "../errors.js";
 import { checkNotEmpty, FILE_SEPARATOR, type TextFiles } from "./text.js";
 
 /** Bytes read per step: big enough that per-chunk costs vanish, small enough to stay out of the way. */
-export const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 4 << 20;
 
 /** A source file as the token cache remembers it: a change of size or mtime means it must be read again. */
 export interface FileStamp {
@@ -38,7 +38,7 @@ export function sourceBytes(files: readonly string[]): number {
   return stampFiles(files).reduce((sum, f) => sum + f.size, 0);
 }
 
-export interface TextChunk {
+interface TextChunk {
   text: string;
   /** source bytes read so far, all files together (for progress) */
   bytesRead: number;

@@ -58,7 +58,7 @@ export function fitVocabulary(
 }
 
 /** `character "ë" (U+00EB)` or `word "hello"` */
-export function describePiece(tokenizer: Tokenizer, piece: string): string {
+function describePiece(tokenizer: Tokenizer, piece: string): string {
   return tokenizer.kind === "char" ? `character ${describeChar(piece)}` : `word ${JSON.stringify(piece)}`;
 }
 

@@ -16,9 +16,9 @@
 import { fail } from "../errors.js";
 
 /** Dtypes minigpt reads. F16/BF16 are widened to Float32Array on read; I64 stays a BigInt64Array. */
-export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32";
+type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32";
 /** Dtypes minigpt writes. */
-export type WritableDtype = "F32" | "I32" | "I64";
+type WritableDtype = "F32" | "I32" | "I64";
 
 export interface SafeTensor {
   /** The dtype stored in the file (F16/BF16 data has already been converted to float32). */

@@ -13,7 +13,7 @@ import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
 
 /** A growing list of ids in a typed array (pushing millions of ids onto a JS array is many times slower). */
-export class IdBuffer {
+class IdBuffer {
   ids = new Int32Array(1 << 16);
   length = 0;
 

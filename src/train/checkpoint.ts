@@ -52,7 +52,7 @@ function fsyncPath(path: string): void {
   }
 }
 
-export function trainingDir(out: string): string {
+function trainingDir(out: string): string {
   return join(out, "training");
 }
 

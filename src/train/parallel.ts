@@ -53,7 +53,7 @@ export const JOB_F64 = 8;
 export function replicaShape(slots: number): Shape {
   return { args: slots * JOB_F64, text: 1024 };
 }
-export const CMD_STEP = 1;
+const CMD_STEP = 1;
 
 interface Replica {
   thread: { terminate(): void };
@@ -77,7 +77,7 @@ function cut(units: number, parts: number): number[] {
 }
 
 /** A model over the same parameter storage as `model` with gradient buffers of its own. */
-export function gradientTwin(model: GPT): GPT {
+function gradientTwin(model: GPT): GPT {
   const twin = new GPT(model.config, 0, new Map([...model.params].map(([name, t]) => [name, Tensor.view(t.ptr, t.shape, "f32", true)])));
   // made now, zeroed, as a replica's are: a backward then always adds into them
   for (const t of twin.params.values()) t.ensureGrad();

@@ -33,7 +33,7 @@ import type { StepMetrics } from "./trainer.js";
 const LARGE_FOLDER_BYTES = 100e6;
 
 /** What a new run writes into OUT before its first step. */
-export interface FirstSave {
+interface FirstSave {
   model: GPT;
   tokenizer: Tokenizer;
   /** the run's summary for config.json (saveModel's `minigpt` field) */

@@ -46,7 +46,7 @@ interface Start {
 }
 
 /** A run ready for its first step. */
-export interface RunSetup {
+interface RunSetup {
   config: TrainConfig;
   dataset: Dataset;
   model: GPT;
