@@ -1,5 +1,5 @@
 /**
- * Checkpoints for --resume, crash-safe:
+ * Checkpoints for resume, crash-safe:
  *
  *   OUT/training/checkpoint-<step>/   model.safetensors, optimizer.safetensors, state.json
  *   OUT/training/latest               the name of the newest complete checkpoint
@@ -30,7 +30,7 @@ export interface TrainingState {
   step: number;
   rng: { data: RngState; dropout: RngState };
   bestValLoss: number | null;
-  /** the resolved training config (TrainConfig), so --resume needs no flags */
+  /** the resolved training config (TrainConfig), so a resume needs no settings repeated */
   config: Record<string, unknown>;
   /** the learning-rate plan, re-planned when a resume changed the end (absent in older checkpoints) */
   schedule?: ScheduleOptions;

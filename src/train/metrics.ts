@@ -2,7 +2,7 @@
  * metrics.jsonl, a model folder's training history: one JSON object a line per optimizer step
  * ({"step","loss","lr","ms","tokens_per_s","grad_norm"}, plus "val_loss"/"pattern_accuracy" after an
  * evaluation), steps increasing. The trainer appends a line per step and rewrites the file on
- * --resume; analyze summarises it.
+ * resume; analyze summarises it.
  *
  * Every line must be such a record: a bad line anywhere is the file's damage, named with its line,
  * never skipped (skipping would rewrite the history without it on the next resume). The one

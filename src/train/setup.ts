@@ -1,7 +1,7 @@
 /**
  * Setting up a training run, before its first step: the settings, tokenizer, dataset, model and
- * optimizer to start from. One function per way a run starts (a fresh model, --init, --init-partial,
- * --chat, --resume) says what that start decides; `setUp` then builds what they all share.
+ * optimizer to start from. One function per way a run starts (a fresh model, init, initPartial,
+ * chat, resume) says what that start decides; `setUp` then builds what they all share.
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -35,9 +35,9 @@ interface Start {
   tokenizer?: Tokenizer;
   /** special tokens the model learned to predict before this run (resume: the run's own record) */
   earlierTargets: readonly string[];
-  /** --resume: the checkpoint the run continues from */
+  /** resume: the checkpoint the run continues from */
   resumed: LoadedCheckpoint | null;
-  /** --init, --init-partial, --chat: the model folder the weights come from */
+  /** init, initPartial, chat: the model folder the weights come from */
   initFolder: ModelFolder | null;
   resumeChanges?: StartInfo["resumeChanges"];
   /** a resumed run saved before the config had gradShards: the shards it continues with */
@@ -60,13 +60,13 @@ interface RunSetup {
   legacyShards: number | null;
 }
 
-/** Resolve the model and optimizer to start from: fresh, --init, --init-partial, --chat or --resume. */
+/** Resolve the model and optimizer to start from: fresh, init, initPartial, chat or resume. */
 export function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
   const start = resume ? resumeStart(config, overrides) : newRunStart(config, overrides);
   return buildRun(start, resume, overrides, events);
 }
 
-/** --resume: the run's saved settings, with only the RESUME_OVERRIDABLE ones changed. */
+/** resume: the run's saved settings, with only the RESUME_OVERRIDABLE ones changed. */
 function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
   const resumed = loadLatestCheckpoint(requested.out);
   let legacyShards: number | null = null;
@@ -105,7 +105,7 @@ function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): S
   return { config, tokenizer, earlierTargets, resumed, initFolder: null, resumeChanges, legacyShards };
 }
 
-/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
+/** data given on resume: text may replace text (saved absolute); the counting task stays itself */
 function resumedData(saved: TrainConfig, data: string): string {
   if (saved.chat)
     fail(said`${setting("data")} does not apply with ${setting("chat")}: the conversations in ${saved.chat} are the training data`);
@@ -134,9 +134,9 @@ function newRunSettings(requested: TrainConfig, overrides: Partial<TrainConfig>)
   let config = requested;
   let tokenizer: Tokenizer | undefined;
   if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
-  // paths are saved absolute, so that --resume works from any folder
+  // paths are saved absolute, so that resume works from any folder
   if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
-  // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
+  // the default split needs a batch it divides; an odd batch is not cut (a gradShards given must divide it)
   if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
   if (config.data === "counting" && !config.init) {
     // the task's numbers are words of its own vocabulary
@@ -165,8 +165,8 @@ function freshStart(config: TrainConfig, tokenizer: Tokenizer | undefined): Star
 }
 
 /**
- * --init: a model folder's weights and tokenizer, and its architecture, which a flag may not
- * contradict; --init-partial: the architecture the flags give, with the folder's tensors whose
+ * init: a model folder's weights and tokenizer, and its architecture, which a setting may not
+ * contradict; initPartial: the architecture the settings give, with the folder's tensors whose
  * shapes still match (see loadPartialWeights).
  */
 function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
@@ -202,7 +202,7 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
   return { config, tokenizer, earlierTargets, resumed: null, initFolder, legacyShards: null };
 }
 
-/** --chat: an --init start on conversations, its vocabulary given <|user|> <|assistant|> <|end|> if it lacks them (e.g. GPT-2's). */
+/** chat: an init start on conversations, its vocabulary given <|user|> <|assistant|> <|end|> if it lacks them (e.g. GPT-2's). */
 function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
   const { config } = init;
   if (overrides.data !== undefined)
@@ -303,7 +303,7 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
   };
 }
 
-/** --init: every tensor of the folder's model (the embedding may have grown by added tokens). */
+/** init: every tensor of the folder's model (the embedding may have grown by added tokens). */
 function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
   const src = initFolder.model.params;
   for (const [name, t] of model.params) {
@@ -313,7 +313,7 @@ function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
   }
 }
 
-/** --init-partial: the folder's tensors whose shapes still match; which were loaded, skipped and new. */
+/** initPartial: the folder's tensors whose shapes still match; which were loaded, skipped and new. */
 function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<StartInfo["initReport"]> {
   const src = initFolder.model.params;
   const initReport = { loaded: [] as string[], skipped: [] as string[], fresh: [] as string[] };
@@ -321,7 +321,7 @@ function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<St
     const s = src.get(name);
     if (!s) initReport.fresh.push(name);
     else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
-      // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+      // the vocabulary grew (tokens the data needs): the old rows, and new ones as for init
       initNewEmbeddingRows(t, s);
       initReport.loaded.push(name);
     } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);

@@ -37,7 +37,7 @@ export interface StepMetrics {
   grad_norm: number;
   val_loss?: number;
   pattern_accuracy?: number;
-  /** on the first step a --resume trained: the checkpoint's step it continued from (loss.svg marks it) */
+  /** on the first step a resume trained: the checkpoint's step it continued from (loss.svg marks it) */
   resumed_from?: number;
 }
 
@@ -54,11 +54,11 @@ export interface StartInfo {
   schedule: ScheduleOptions;
   /** resume with a new end or new rates: the plan the run had before (schedule is the new one) */
   replacedSchedule?: ScheduleOptions;
-  /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
+  /** initPartial: which tensors were loaded, skipped (shape differs) and new */
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
-  /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
+  /** chat: special tokens the init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
-  /** --init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
+  /** init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
   piecesAdded?: readonly string[];
   /** threads running the model on shares of each batch (data parallel; 1 = off) */
   dataParallelThreads: number;
@@ -88,7 +88,7 @@ export interface TrainResult {
   history: StepMetrics[];
   /**
    * the special tokens the model was trained to predict (in this run's data, or before it: the
-   * --init folder's, or all of its specials when that folder does not say); unseenSpecialIds
+   * init folder's, or all of its specials when that folder does not say); unseenSpecialIds
    * turns the rest into ids that sampling suppresses
    */
   specialTargets: readonly string[];
