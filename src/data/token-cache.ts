@@ -35,7 +35,7 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { fail, failFs } from "../errors.js";
+import { fail, failFs, MinigptError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary, type IdArray } from "../tokenizer/chunked.js";
 import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
@@ -218,8 +218,16 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
   }
   if (saved?.version === TOKEN_CACHE_VERSION && Array.isArray(saved.sources)) {
     const stale = sameSources(saved.sources, stamps);
-    if (stale === null) return tokenizerFromHuggingFaceJson(saved.tokenizer);
-    o.onMessage?.(`token cache: ${stale} since ${path} was written; building the ${o.kind} vocabulary again`);
+    let damage: string | undefined;
+    if (stale === null) {
+      try {
+        return tokenizerFromHuggingFaceJson(saved.tokenizer, path);
+      } catch (err) {
+        if (!(err instanceof MinigptError)) throw err;
+        damage = err.message; // a damaged cache file is built again, as a missing one is
+      }
+    }
+    o.onMessage?.(`token cache: ${damage ?? `${stale} since ${path} was written`}; building the ${o.kind} vocabulary again`);
   }
   const progress = progressMeter("vocabulary", bytes, o.onProgress);
   let tokenizer: Tokenizer;
