@@ -27,6 +27,8 @@ const MODEL_FOLDER_ENTRIES = new Set([
   "config.json",
   "generation_config.json",
   "model.safetensors",
+  "adapter_config.json",
+  "adapter_model.safetensors",
   "tokenizer.json",
   "tokenizer_config.json",
   "special_tokens_map.json",
