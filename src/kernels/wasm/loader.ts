@@ -14,7 +14,7 @@
  *   kernel split by elements (byElements); the rest say below how they split their work.
  */
 import { heap, isBufferOf } from "../../tensor/memory.js";
-import type { Backend, FloatArray } from "../backend.js";
+import type { Backend, CachedRow, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
 import type { KernelExports } from "./build/exports.js";
@@ -58,8 +58,8 @@ const POOL_KERNELS = [
   "attentionForward",
   "attentionBackward",
   "attentionCached",
-  "mlpRowPart",
-  "attentionRowPart",
+  "mlpRowsPart",
+  "attentionRowsPart",
   "geluForward",
   "geluBackward",
   "geluForwardGrad",
@@ -142,6 +142,9 @@ class WasmKernels implements WasmBackend {
   readonly stats = { fast: 0, fallback: 0, parallel: 0 };
   private pool: WorkerPool | null;
   private peer: PeerLink | null = null;
+  /** attentionRows' table of (kCache, vCache, pos) per row, on the heap */
+  private rowTablePtr = 0;
+  private rowTableBytes = 0;
   private readonly sched: Schedule;
 
   constructor(
@@ -380,7 +383,8 @@ class WasmKernels implements WasmBackend {
   }
 
   /**
-   * out (M,N) (+)= a·b (+ bias) for M < 4 rows (one generated token): bound by reading B once from
+   * out (M,N) (+)= a·b (+ bias) for M < 4 rows (one generated token), or any M for the decode's rows
+   * (linearRows: each row as a one-row call): bound by reading B once from
    * memory. With threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K (B's rows too: each
    * thread streams one contiguous block; the helpers' partial sums go to their scratch and are added
    * after). The calling thread starts at once while a helper first has to wake up, so it takes the
@@ -592,16 +596,37 @@ class WasmKernels implements WasmBackend {
     this.parallel("attentionCached", tasks);
   }
 
-  // ---- fused one-token blocks (generation) -------------------------------------------------------
+  // ---- one-token decode of R sequences at once (generation) ---------------------------------------
+
+  /** every row as a one-row call: matmulRows for any M (the blocked matmul's order would depend on M) */
+  linearRows(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void {
+    const p = bias ? this.ptrs(out, x, w, bias) : this.ptrs(out, x, w);
+    if (!p) {
+      refBackend.linearRows(out, x, w, bias, M, K, N);
+      return;
+    }
+    this.mmRows(0, p[0] as number, p[1] as number, p[2] as number, M, K, N, false, bias ? (p[3] as number) : 0);
+  }
+
+  matmulBTRows(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number): void {
+    const p = this.ptrs(out, a, b);
+    if (!p) {
+      refBackend.matmulBTRows(out, a, b, M, K, N);
+      return;
+    }
+    this.mmRows(1, p[0] as number, p[1] as number, p[2] as number, M, K, N, false, 0);
+  }
 
   /**
-   * Splits the hidden units over the threads (each streams its columns of wfc and its rows of wproj,
-   * then the partial outputs are added): one pool round trip for the whole MLP.
+   * Splits the hidden units over the threads (each streams its columns of wfc and its rows of wproj
+   * once for all R rows, then the partial outputs are added): one pool round trip for the whole MLP.
+   * The split depends on the weights' size only, so a row's bits do not depend on R.
    */
-  mlpRow(
+  mlpRows(
     y: FloatArray,
     h: FloatArray,
     a: FloatArray,
+    R: number,
     wfc: FloatArray,
     bfc: FloatArray,
     wproj: FloatArray,
@@ -612,53 +637,52 @@ class WasmKernels implements WasmBackend {
   ): void {
     const p = this.ptrs(y, h, a, wfc, bfc, wproj, bproj);
     if (!p) {
-      refBackend.mlpRow(y, h, a, wfc, bfc, wproj, bproj, C, H, relu);
+      refBackend.mlpRows(y, h, a, R, wfc, bfc, wproj, bproj, C, H, relu);
       return;
     }
     const [py, ph, pa, pwfc, pbfc, pwproj, pbproj] = p as [number, number, number, number, number, number, number];
     const floats = 2 * C * H;
     const parts = this.sched.rowParts(floats, Math.floor(H / 8));
     const bounds = parts > 1 ? this.sched.shares(H, parts, floats, 8) : [0, H];
-    const s = parts > 1 ? this.sched.scratch(C * 4) : [];
+    const s = parts > 1 ? this.sched.scratch(R * C * 4) : [];
     const tasks: number[][] = [];
     for (let t = 0; t + 1 < bounds.length; t++) {
       const j0 = bounds[t] as number;
       const j1 = bounds[t + 1] as number;
-      if (j1 > j0) tasks.push([tasks.length === 0 ? py : (s[t] as number), ph, pa, pwfc, pbfc, pwproj, C, H, j0, j1, relu ? 1 : 0]);
+      if (j1 > j0) tasks.push([tasks.length === 0 ? py : (s[t] as number), ph, pa, R, pwfc, pbfc, pwproj, C, H, j0, j1, relu ? 1 : 0]);
     }
-    this.parallel("mlpRowPart", tasks);
-    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, C);
-    this.x.addBias(py, pbproj, 1, C);
+    this.parallel("mlpRowsPart", tasks);
+    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, R * C);
+    this.x.addBias(py, pbproj, R, C);
   }
 
   /**
-   * Splits the heads over the threads (each computes its heads' q, k, v columns, their attention and
-   * their rows of the output projection; the partial outputs are added): one pool round trip for the
-   * whole attention block.
+   * Splits the heads over the threads (each computes its heads' q, k, v columns for all R rows, their
+   * attention against each row's cache and their rows of the output projection; the partial outputs
+   * are added): one pool round trip for the whole attention block. The split depends on the weights'
+   * size only (not on R or the positions), so a row's bits do not depend on the batch.
    */
-  attentionRow(
+  attentionRows(
     y: FloatArray,
     att: FloatArray,
     qkv: FloatArray,
     a: FloatArray,
+    rows: readonly CachedRow[],
     wattn: FloatArray,
     battn: FloatArray,
-    kCache: FloatArray,
-    vCache: FloatArray,
-    pos: number,
     wproj: FloatArray,
     bproj: FloatArray,
     C: number,
     nh: number,
   ): void {
-    const p = this.ptrs(y, att, qkv, a, wattn, battn, kCache, vCache, wproj, bproj);
-    if (!p) {
-      refBackend.attentionRow(y, att, qkv, a, wattn, battn, kCache, vCache, pos, wproj, bproj, C, nh);
+    const R = rows.length;
+    const p = this.ptrs(y, att, qkv, a, wattn, battn, wproj, bproj);
+    const table = p ? this.rowTable(rows) : -1;
+    if (!p || table < 0) {
+      refBackend.attentionRows(y, att, qkv, a, rows, wattn, battn, wproj, bproj, C, nh);
       return;
     }
-    const [py, patt, pqkv, pa, pwattn, pbattn, pk, pv, pwproj, pbproj] = p as number[] as [
-      number,
-      number,
+    const [py, patt, pqkv, pa, pwattn, pbattn, pwproj, pbproj] = p as number[] as [
       number,
       number,
       number,
@@ -668,23 +692,45 @@ class WasmKernels implements WasmBackend {
       number,
       number,
     ];
-    const floats = 4 * C * C + 2 * (pos + 1) * C;
+    const floats = 4 * C * C;
     const parts = this.sched.rowParts(floats, nh);
     const bounds = parts > 1 ? this.sched.shares(nh, parts, floats, 1) : [0, nh];
-    // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
-    const yBytes = Math.ceil(C / 4) * 16;
-    const s = this.sched.scratch(yBytes + this.x.attentionCachedScratchBytes(pos + 1, nh));
+    let maxPos = 0;
+    for (const r of rows) maxPos = Math.max(maxPos, r.pos);
+    // per thread: the partial y (R·C floats, 16-byte aligned), then the attention scores
+    const yBytes = Math.ceil((R * C) / 4) * 16;
+    const s = this.sched.scratch(yBytes + this.x.attentionCachedScratchBytes(maxPos + 1, nh));
     const tasks: number[][] = [];
     for (let t = 0; t + 1 < bounds.length; t++) {
       const h0 = bounds[t] as number;
       const h1 = bounds[t + 1] as number;
       const st = s[t] as number;
-      if (h1 > h0)
-        tasks.push([tasks.length === 0 ? py : st, patt, pqkv, pa, pwattn, pbattn, pk, pv, pos, pwproj, C, nh, h0, h1, st + yBytes]);
+      if (h1 > h0) tasks.push([tasks.length === 0 ? py : st, patt, pqkv, pa, R, table, pwattn, pbattn, pwproj, C, nh, h0, h1, st + yBytes]);
     }
-    this.parallel("attentionRowPart", tasks);
-    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, C);
-    this.x.addBias(py, pbproj, 1, C);
+    this.parallel("attentionRowsPart", tasks);
+    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, R * C);
+    this.x.addBias(py, pbproj, R, C);
+  }
+
+  /** the rows' (kCache, vCache, pos) as i32 triples on the heap (attentionRowsPart's table), or -1 */
+  private rowTable(rows: readonly CachedRow[]): number {
+    const bytes = rows.length * 12;
+    if (bytes > this.rowTableBytes) {
+      if (this.rowTableBytes > 0) heap().release(this.rowTablePtr, this.rowTableBytes);
+      this.rowTableBytes = Math.max(bytes, 16 * 12);
+      this.rowTablePtr = heap().alloc(this.rowTableBytes);
+    }
+    const t = new Int32Array(heap().memory.buffer, this.rowTablePtr, rows.length * 3);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r] as CachedRow;
+      const k = this.ptr(row.keys);
+      const v = this.ptr(row.values);
+      if (k < 0 || v < 0) return -1;
+      t[3 * r] = k;
+      t[3 * r + 1] = v;
+      t[3 * r + 2] = row.pos;
+    }
+    return this.rowTablePtr;
   }
 
   // ---- softmax, cross-entropy, embedding ---------------------------------------------------------

@@ -128,10 +128,11 @@ export interface KernelExports {
     h1: number,
     scratch: number,
   ): void;
-  mlpRowPart(
+  mlpRowsPart(
     y: number,
     h: number,
     a: number,
+    R: number,
     wfc: number,
     bfc: number,
     wproj: number,
@@ -141,16 +142,15 @@ export interface KernelExports {
     j1: number,
     relu: number,
   ): void;
-  attentionRowPart(
+  attentionRowsPart(
     y: number,
     att: number,
     qkv: number,
     a: number,
+    R: number,
+    rows: number,
     wattn: number,
     battn: number,
-    kCache: number,
-    vCache: number,
-    pos: number,
     wproj: number,
     C: number,
     nh: number,
