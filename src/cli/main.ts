@@ -113,7 +113,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     // flags are checked before the backend starts its threads (--threads 100000 is a typo, not a request)
-    if (command.spec.flags.some((f) => f.name === "backend")) await selectBackend(parseFlags(command.spec, rest));
+    if (command.spec.flags.some((f) => f.name === "backend") && !command.spec.backendElsewhere)
+      await selectBackend(parseFlags(command.spec, rest));
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
