@@ -19,9 +19,12 @@ import type { GPT } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
-import { loadModel, readJsonFile } from "./hf.js";
+
+import { loadModel, readJsonFile, readQuantization } from "./hf.js";
 import { loadModelFiles, type ModelFiles, tokenizerFromFiles, unzipModelFiles } from "./model-zip.js";
+
 import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
+import { type QuantizationConfig, quantizationLabel } from "./quantize.js";
 
 export interface ModelFolder {
   dir: string;
@@ -31,6 +34,8 @@ export interface ModelFolder {
   info: Record<string, unknown>;
   /** set when `dir` is a checkpoint (OUT/training/checkpoint-N): its step */
   checkpointStep?: number;
+  /** set when the folder holds quantized weights (minigpt quantize) */
+  quantization?: QuantizationConfig;
 }
 
 export function saveTokenizer(dir: string, tokenizer: Tokenizer): void {
@@ -135,6 +140,13 @@ export function locateModel(dir: string): ModelLocation {
  * (out-folder.ts), said through `notice`.
  */
 export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
+  const folder = loadModelOrZip(dir, notice);
+  if (folder.quantization)
+    notice(`${dir} holds ${quantizationLabel(folder.quantization)} weights (quantized), dequantized to float32 to run`);
+  return folder;
+}
+
+function loadModelOrZip(dir: string, notice: (text: string) => void): ModelFolder {
   const zipped = readModelZip(dir);
   if (zipped) return { dir, ...loadModelFiles(zipped, dir) };
   tidyBeforeReading(dir, notice);
@@ -147,7 +159,8 @@ export function loadModelFolder(dir: string, notice: (text: string) => void = (t
       `${where.root}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
     );
   }
-  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep };
+  const quantization = readQuantization(where.root);
+  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep, quantization };
 }
 
 /** config.json's "minigpt" object of a model folder ({} when there is none) */
