@@ -150,7 +150,8 @@ export function finishReplacement(out: string): string | null {
 function whyNotLoadable(dir: string): string | null {
   try {
     readModelConfig(dir);
-    tokenizerFromHuggingFaceJson(readJsonFile(join(dir, "tokenizer.json")));
+    const tokenizerFile = join(dir, "tokenizer.json");
+    tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile), tokenizerFile);
     const file = join(dir, "model.safetensors");
     const fd = openSync(file, "r");
     try {
