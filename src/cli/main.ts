@@ -11,6 +11,7 @@ import { explainStepSpec, runExplainStep } from "./explain.js";
 import { type CommandSpec, helpText, nearest, type ParsedFlags, parseFlags } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
 import { interactiveSpec, runInteractive } from "./interactive.js";
+import { mergeSpec, runMerge } from "./merge.js";
 import { quantizeSpec, runQuantize } from "./quantize.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
 import { runServe, serveSpec } from "./serve.js";
@@ -34,6 +35,7 @@ const commands: Command[] = [
   { spec: serveSpec, run: runServe },
   { spec: analyzeSpec, run: runAnalyze },
   { spec: quantizeSpec, run: runQuantize },
+  { spec: mergeSpec, run: runMerge },
   { spec: explainStepSpec, run: runExplainStep },
   { spec: attentionSpec, run: runAttention },
   { spec: interactiveSpec, run: runInteractive },
