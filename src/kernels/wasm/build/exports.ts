@@ -158,6 +158,34 @@ export interface KernelExports {
     h1: number,
     scratch: number,
   ): void;
+  // quant.as
+  qmatmulIO(
+    out: number,
+    x: number,
+    q: number,
+    scales: number,
+    bias: number,
+    M: number,
+    K: number,
+    N: number,
+    bits: number,
+    G: number,
+    j0: number,
+    j1: number,
+  ): void;
+  qmatmulOI(
+    out: number,
+    x: number,
+    q: number,
+    scales: number,
+    M: number,
+    K: number,
+    N: number,
+    bits: number,
+    G: number,
+    j0: number,
+    j1: number,
+  ): void;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
@@ -195,4 +223,6 @@ export const kernelParams = {
   attentionCached: ["out", "qkv", "kCache", "vCache", "Tn", "pos0", "C", "nh", "h0", "h1", "scratch"],
   mlpRowPart: ["y", "h", "a", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu"],
   attentionRowPart: ["y", "att", "qkv", "a", "wattn", "battn", "kCache", "vCache", "pos", "wproj", "C", "nh", "h0", "h1", "scratch"],
+  qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
+  qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
