@@ -67,7 +67,12 @@ function packageVersion(): string {
   for (let up = 0; up < 5; up++, dir = dirname(dir)) {
     const file = join(dir, "package.json");
     if (!existsSync(file)) continue;
-    const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+    let pkg: { name?: string; version?: string };
+    try {
+      pkg = JSON.parse(readFileSync(file, "utf8"));
+    } catch {
+      continue; // unreadable or not JSON: not ours
+    }
     if (pkg.name === PACKAGE_NAME && typeof pkg.version === "string") return pkg.version;
   }
   return "(unknown version: package.json not found)";
