@@ -30,6 +30,11 @@ export interface CommandSpec {
   /** how many positional arguments are allowed (e.g. the text of `tokenize`) */
   maxPositionals?: number;
   examples?: readonly string[];
+  /**
+   * --backend and --threads are for a thread the command starts itself (serve's generation thread):
+   * the command's own thread starts no kernel backend
+   */
+  backendElsewhere?: boolean;
 }
 
 export class ParsedFlags {
