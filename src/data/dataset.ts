@@ -5,14 +5,16 @@
 import { fail } from "../errors.js";
 import { Rng } from "../random.js";
 import { createTokenizer } from "../tokenizer/index.js";
+import { LookupTokenizer } from "../tokenizer/lookup.js";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
+import { said, setting } from "../wording.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
 import { readTextChunks, sourceBytes } from "./text-chunks.js";
-import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
+import { openTokenCache, rememberedPieces, type TokenizeProgress } from "./token-cache.js";
 import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
 
 /**
@@ -82,7 +84,7 @@ export function textSplits(
 
 export function loadDataset(o: DatasetOptions): Dataset {
   if (o.chat) {
-    if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
+    if (!o.tokenizer) fail(said`chat fine-tuning starts from a model: give ${setting("init")} DIR`);
     return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize, o.vocabulary);
   }
   if (o.data === "counting") {
@@ -90,7 +92,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
     const train = countingTrainSequences();
     const val = countingValSequences();
     if (o.blockSize < train[0]!.length - 1)
-      fail(`the counting task needs --block-size of at least ${train[0]!.length - 1}, got ${o.blockSize}`);
+      fail(said`the counting task needs ${setting("blockSize")} of at least ${train[0]!.length - 1}, got ${o.blockSize}`);
     return {
       name: "counting",
       tokenizer,
@@ -113,7 +115,15 @@ export function loadDataset(o: DatasetOptions): Dataset {
     const chunks = function* () {
       for (const c of readTextChunks(files, o.tokenCache?.chunkBytes)) yield c.text;
     };
-    const fitted = o.tokenizer ? fitVocabulary(o.tokenizer, chunks(), o.specialsAsText, grow, true) : undefined;
+    // what a grown vocabulary adds is remembered beside the token cache: reading the text again to
+    // find it would cost what the cache saves
+    const fitBigText = (tokenizer: Tokenizer) => {
+      if (!grow || !(tokenizer instanceof LookupTokenizer)) return { tokenizer, added: [] as string[] };
+      const base = { source: files, tokenizer, specialsAsText: o.specialsAsText, dir: o.tokenCache?.dir };
+      const added = rememberedPieces(base, () => fitVocabulary(tokenizer, chunks(), o.specialsAsText, true, true).added);
+      return { tokenizer: added.length > 0 ? tokenizer.withPieces(added) : tokenizer, added };
+    };
+    const fitted = o.tokenizer ? fitBigText(o.tokenizer) : undefined;
     const cache = openTokenCache({
       source: files,
       tokenizer: fitted?.tokenizer,

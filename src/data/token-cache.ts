@@ -24,7 +24,6 @@ import {
   fstatSync,
   fsync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -35,8 +34,9 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { fail, failFs } from "../errors.js";
+import { fail, failFs, MinigptError, withFs } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { makeFolder } from "../io/lock.js";
 import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary, type IdArray } from "../tokenizer/chunked.js";
 import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
@@ -139,12 +139,7 @@ function sameSources(a: readonly FileStamp[], b: readonly FileStamp[]): string |
 
 /** The token cache of a text and tokenizer: reused when it is current, else written now. */
 export function openTokenCache(o: TokenCacheOptions): TokenCache {
-  const folder = join(o.dir ?? tokenCacheDir(), "tokens");
-  try {
-    mkdirSync(folder, { recursive: true });
-  } catch (err) {
-    failFs(`cannot create the token cache folder ${folder} (set MINIGPT_CACHE_DIR to use another)`, err);
-  }
+  const folder = tokensFolder(o.dir);
   removeDeadTemporaries(folder, o.onMessage);
   const stamps = stampFiles(o.source.files);
   const paths = stamps.map((s) => s.path);
@@ -167,6 +162,47 @@ export function openTokenCache(o: TokenCacheOptions): TokenCache {
   if (!written) return fail(`the token cache ${path} just written cannot be read back; is the disk full?`);
   o.onMessage?.(`token cache: wrote ${path} (${written.header.tokens?.toLocaleString("en-US")} tokens)`);
   return { path, tokenizer, header: written.header, tokens: written.tokens, reused: false, bytes, close: written.close };
+}
+
+/** The cache's tokens/ folder under `dir` (default tokenCacheDir()), created when missing. */
+function tokensFolder(dir = tokenCacheDir()): string {
+  const folder = join(dir, "tokens");
+  withFs(`cannot create the token cache folder ${folder} (set MINIGPT_CACHE_DIR to use another)`, () => makeFolder(folder));
+  return folder;
+}
+
+/**
+ * The pieces (characters, words) a big text needs beyond a character or word `tokenizer`
+ * (fitVocabulary's `added`, which `find` works out by reading the whole text), remembered in the
+ * cache folder while the text's files are unchanged: a fine-tune (--init) on a text seen before
+ * then reads neither the text nor, through the token cache, tokenizes it again.
+ */
+export function rememberedPieces(
+  o: { source: TextFiles; tokenizer: Tokenizer; specialsAsText: boolean; dir?: string },
+  find: () => string[],
+): string[] {
+  const folder = tokensFolder(o.dir);
+  const stamps = stampFiles(o.source.files);
+  const key = { paths: stamps.map((s) => s.path), base: vocabHash(o.tokenizer), specialsAsText: o.specialsAsText };
+  const path = join(folder, `${hash(key)}.pieces.json`);
+  let saved: { version?: unknown; sources?: FileStamp[]; added?: unknown } | undefined;
+  try {
+    saved = JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    saved = undefined; // missing or unreadable: work it out
+  }
+  const added = saved?.added;
+  if (
+    saved?.version === TOKEN_CACHE_VERSION &&
+    Array.isArray(saved.sources) &&
+    sameSources(saved.sources, stamps) === null &&
+    Array.isArray(added) &&
+    added.every((p) => typeof p === "string")
+  )
+    return added;
+  const found = find();
+  writeFileAtomic(path, JSON.stringify({ version: TOKEN_CACHE_VERSION, sources: stamps, added: found }));
+  return found;
 }
 
 /** A cache file a killed run left half-written (KEY.tokens.tmp-PID of a process that is gone) can be gigabytes: remove it. */
@@ -218,8 +254,16 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
   }
   if (saved?.version === TOKEN_CACHE_VERSION && Array.isArray(saved.sources)) {
     const stale = sameSources(saved.sources, stamps);
-    if (stale === null) return tokenizerFromHuggingFaceJson(saved.tokenizer);
-    o.onMessage?.(`token cache: ${stale} since ${path} was written; building the ${o.kind} vocabulary again`);
+    let damage: string | undefined;
+    if (stale === null) {
+      try {
+        return tokenizerFromHuggingFaceJson(saved.tokenizer, path);
+      } catch (err) {
+        if (!(err instanceof MinigptError)) throw err;
+        damage = err.message; // a damaged cache file is built again, as a missing one is
+      }
+    }
+    o.onMessage?.(`token cache: ${damage ?? `${stale} since ${path} was written`}; building the ${o.kind} vocabulary again`);
   }
   const progress = progressMeter("vocabulary", bytes, o.onProgress);
   let tokenizer: Tokenizer;

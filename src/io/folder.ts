@@ -72,7 +72,7 @@ export function loadModelTokenizer(path: string): Tokenizer {
 export function loadTokenizer(dir: string): Tokenizer {
   const file = join(dir, "tokenizer.json");
   if (!existsSync(file)) fail(`missing file ${file}: a minigpt model folder keeps its tokenizer beside the weights`);
-  return tokenizerFromHuggingFaceJson(readJsonFile(file));
+  return tokenizerFromHuggingFaceJson(readJsonFile(file), file);
 }
 
 /**
