@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark in one go, then one side-by-side table minigpt vs PyTorch.
 //
 //   npm run bench [-- --quick] [-- --no-matmul] [-- --no-pytorch] [-- --only train-small,gen-kv]
-//                 [-- --rounds R] [-- --json FILE]
+//                 [-- --rounds R] [-- --json FILE] [-- --baseline DIR]
 //
 // 1. matmul GFLOP/s (bench/matmul.ts, validated against the reference before timing);
 // 2. minigpt: training steps of nanoGPT's CPU recipe and the bigger recipe (bench/train-step.ts) on the
@@ -29,6 +29,10 @@
 // median. Neighbouring blocks are a second or two apart, so the pairs cancel most of the drift that
 // rounds (tens of seconds apart) leave in. The bigger recipe gets the same, in blocks of one step
 // (10-20 s each): its first comparison runs each side once, minutes apart.
+// --baseline DIR: another checkout of minigpt (built: its wasm in src/kernels/wasm/build/), e.g. the
+// code before a change. The paired measurements then run its train-step.ts too, with the same
+// setting, in the same turns (minigpt, baseline, PyTorch, ...), and report after/before per pair:
+// before and after in one run, on the same machine.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -38,7 +42,7 @@ import { fileURLToPath } from "node:url";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
-expectArgs("npm run bench", ["rounds", "only", "json"], ["quick", "no-matmul", "no-pytorch"]);
+expectArgs("npm run bench", ["rounds", "only", "json", "baseline"], ["quick", "no-matmul", "no-pytorch"]);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "..");
@@ -48,6 +52,7 @@ const rounds = Math.max(1, Number(arg("rounds", quick ? "3" : "5")));
 const only = arg("only", "") ? arg("only", "").split(",") : undefined;
 const want = (part: string) => !only || only.includes(part);
 const PYTHON = "/usr/bin/python3";
+const baseline = arg("baseline", "") ? resolve(arg("baseline", "")) : null;
 
 interface Result {
   part: string;
@@ -223,8 +228,8 @@ class StepServer {
     this.lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
   }
 
-  static async start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<StepServer> {
-    const server = new StepServer(spawn(cmd, args, { cwd: repoRoot, env, stdio: ["pipe", "pipe", "inherit"] }));
+  static async start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd = repoRoot): Promise<StepServer> {
+    const server = new StepServer(spawn(cmd, args, { cwd, env, stdio: ["pipe", "pipe", "inherit"] }));
     const first = await server.next();
     if (!(JSON.parse(first) as { ready?: boolean }).ready) throw new Error(`${cmd} ${args.join(" ")}: not ready: ${first}`);
     return server;
@@ -252,8 +257,8 @@ interface Paired {
   mini: string;
   torch: string;
   block: number;
-  /** per pair: minigpt's and PyTorch's block medians (ms) */
-  pairs: { mini: number; torch: number }[];
+  /** per pair: minigpt's and PyTorch's block medians (ms), and the --baseline checkout's */
+  pairs: { mini: number; torch: number; base?: number }[];
 }
 
 /**
@@ -291,17 +296,19 @@ async function pairedTrain(part: "train-small" | "train-big", m: Result, t: Resu
   log(`bench: ${part} paired, ${count} pairs of ${block}-step blocks: minigpt ${miniSetting(m)} vs PyTorch ${torchSetting(t)}`);
   let a: StepServer | null = null;
   let b: StepServer | null = null;
+  let c: StepServer | null = null;
   try {
-    a = await StepServer.start(process.execPath, ["--import", "tsx", join("bench", "train-step.ts"), ...miniArgs]);
+    const miniCmd = ["--import", "tsx", join("bench", "train-step.ts"), ...miniArgs];
+    a = await StepServer.start(process.execPath, miniCmd);
     b = await StepServer.start(PYTHON, torchArgs, { ...process.env, OPENBLAS_NUM_THREADS: String(t.blas_threads) });
+    if (baseline) c = await StepServer.start(process.execPath, miniCmd, process.env, baseline);
     const pairs: Paired["pairs"] = [];
     for (let i = 0; i < count; i++) {
       // who goes first alternates, so neither side always runs right after the other
-      const first = i % 2 === 0 ? a : b;
-      const second = first === a ? b : a;
-      const x = median(await first.steps(block));
-      const y = median(await second.steps(block));
-      pairs.push(first === a ? { mini: x, torch: y } : { mini: y, torch: x });
+      const order = i % 2 === 0 ? [a, c, b] : [b, c, a];
+      const times = new Map<StepServer, number>();
+      for (const server of order) if (server) times.set(server, median(await server.steps(block)));
+      pairs.push({ mini: times.get(a) as number, torch: times.get(b) as number, ...(c ? { base: times.get(c) as number } : {}) });
     }
     return { part, mini: miniSetting(m), torch: torchSetting(t), block, pairs };
   } catch (e) {
@@ -311,6 +318,7 @@ async function pairedTrain(part: "train-small" | "train-big", m: Result, t: Resu
   } finally {
     a?.close();
     b?.close();
+    c?.close();
   }
 }
 
@@ -550,6 +558,14 @@ for (const p of paired) {
   out.push(
     `${p.part} paired, ${p.mini} vs ${p.torch}, ${p.pairs.length} pairs of ${p.block}-step blocks in turns: minigpt ${fmt(median(p.pairs.map((x) => x.mini)))} ms, PyTorch ${fmt(median(p.pairs.map((x) => x.torch)))} ms (medians); minigpt/PyTorch per pair: median ${fmt(median(ratios), 2)}, middle half ${fmt(q(0.25), 2)}-${fmt(q(0.75), 2)}, range ${fmt(ratios[0], 2)}-${fmt(ratios[ratios.length - 1], 2)} (goal ${p.part === "train-small" ? "<= 1.0" : "<= 1.5"})`,
   );
+  const bases = p.pairs.filter((x) => x.base !== undefined);
+  if (bases.length > 0) {
+    const vsBase = bases.map((x) => x.mini / (x.base as number)).sort((x, y) => x - y);
+    const baseRatios = bases.map((x) => (x.base as number) / x.torch);
+    out.push(
+      `  baseline ${baseline} in the same turns: ${fmt(median(bases.map((x) => x.base as number)))} ms (median), baseline/PyTorch per pair median ${fmt(median(baseRatios), 2)}; minigpt/baseline per pair: median ${fmt(median(vsBase), 3)}, range ${fmt(vsBase[0], 3)}-${fmt(vsBase[vsBase.length - 1], 3)}`,
+    );
+  }
 }
 
 // every setting, for the record

@@ -100,5 +100,19 @@ export function exportsTs() {
     }
   }
   lines.push("}", "");
+  // the same parameters as data: an argument's place in a call by its name
+  lines.push(
+    "/** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */",
+    "export const kernelParams = {",
+  );
+  for (const file of kernelFiles) {
+    for (const f of exportedFunctions(readFileSync(join(assemblyDir, file), "utf8"), file)) {
+      const names = f.params.map((p) => `"${p.name}"`);
+      const one = `  ${f.name}: [${names.join(", ")}],`;
+      if (one.length <= LINE_WIDTH) lines.push(one);
+      else lines.push(`  ${f.name}: [`, ...names.map((n) => `    ${n},`), "  ],");
+    }
+  }
+  lines.push("} as const satisfies { [K in keyof KernelExports]: readonly string[] };", "");
   return lines.join("\n");
 }

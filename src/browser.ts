@@ -80,6 +80,16 @@ export { TextStreamer } from "./generate/stream.js";
 export { neverLearnedToEndReplies, specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
 export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
 export {
+  type LoraAdapter,
+  type LoraConfig,
+  loraAdapterFromSafetensors,
+  loraAdapterTensors,
+  loraConfigFromJson,
+  loraConfigToJson,
+  loraModules,
+  mergeLoraLayer,
+} from "./io/lora.js";
+export {
   type LoadedModel,
   loadModelFiles,
   MODEL_FILE_NAMES,
@@ -90,6 +100,16 @@ export {
   unzipModelFiles,
   zipModelFiles,
 } from "./io/model-zip.js";
+export {
+  DEFAULT_GROUP_SIZE,
+  dequantizeMatrix,
+  type QuantBits,
+  type QuantizationConfig,
+  type QuantizedMatrix,
+  quantizationLabel,
+  quantizeMatrix,
+  weightsFromQuantizedSafetensors,
+} from "./io/quantize.js";
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";

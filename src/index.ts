@@ -45,8 +45,10 @@ export {
   type TrainingData,
   trainingData,
 } from "./io/folder.js";
-export { loadModel, readModelConfig, saveModel } from "./io/hf.js";
+export { loadModel, readModelConfig, readQuantization, saveModel, saveQuantizedModel } from "./io/hf.js";
 export { type FolderLock, lockFolder } from "./io/lock.js";
+export { hasLoraAdapter, loraBaseFolder, readLoraAdapter, readLoraConfig, writeLoraAdapter } from "./io/lora-folder.js";
+export { writeModelFolder } from "./io/new-folder.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
 export { ApiError } from "./server/api-error.js";
 export type { ContextOverflow, ModelInfo } from "./server/engine.js";

@@ -184,6 +184,36 @@ test("training/latest must name a checkpoint inside training/", () => {
   failsWithOneLine(train(out, ["--resume", "--max-steps", "8"]), /training\/latest/);
 });
 
+test("a damaged tokenizer.json gets one line naming it, from generate, train --init and train --resume", () => {
+  const edit = (change: (j: { model: Record<string, unknown> } & Record<string, unknown>) => void) => (text: string) => {
+    const json = JSON.parse(text);
+    change(json);
+    return JSON.stringify(json);
+  };
+  const cases: [string, (text: string) => string][] = [
+    ["truncated", (t) => t.slice(0, t.length >> 1)],
+    ["wrong types", edit((j) => Object.assign(j, { added_tokens: null, model: { ...j.model, vocab: ["a", "b"] } }))],
+    ["a missing field", edit((j) => Reflect.deleteProperty(j, "model"))],
+    ["a merges list that does not parse", edit((j) => Object.assign(j.model, { merges: ["a", 7] }))],
+  ];
+  const never = join(root, "never");
+  const commands = (out: string) => [
+    runCli(["generate", "--model", out, "--max-new-tokens", "3"]),
+    train(never, ["--init", out]),
+    train(out, ["--resume", "--max-steps", "8"]),
+  ];
+  for (const [what, damage] of cases) {
+    const out = copyOfBase();
+    const file = join(out, "tokenizer.json");
+    writeFileSync(file, damage(readFileSync(file, "utf8")));
+    const before = snapshot(root);
+    const named = new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`);
+    for (const r of commands(out)) failsWithOneLine(r, named);
+    assert.deepEqual(snapshot(root), before, `${what}: nothing changed`);
+    assert.ok(!existsSync(never), `${what}: no folder made by --init`);
+  }
+});
+
 test("config.json values out of range get one line naming the file, from every command that loads a model", () => {
   const edits: [string, unknown][] = [
     ["layer_norm_epsilon", -1],

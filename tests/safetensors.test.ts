@@ -141,7 +141,26 @@ describe("writer", () => {
       /twice/,
     );
     throwsUser(() => writeSafetensors([{ name: "__metadata__", dtype: "F32", shape: [6], data: f }]), /reserved/);
-    throwsUser(() => writeSafetensors([{ name: "h", dtype: "F16" as "F32", shape: [6], data: f }]), /"h"/, /F16/);
+    throwsUser(() => writeSafetensors([{ name: "h", dtype: "BF16" as "F32", shape: [6], data: f }]), /"h"/, /BF16/);
+    throwsUser(() => writeSafetensors([{ name: "q", dtype: "I8", shape: [6], data: new Uint8Array(6) }]), /"q"/, /does not match/);
+  });
+
+  test("I8, U8 and F16 (quantized weights and their scales) round-trip in the reference order", () => {
+    const tensors: TensorToWrite[] = [
+      { name: "s", dtype: "F16", shape: [3], data: new Float32Array([0.5, -2, 65504]) },
+      { name: "q", dtype: "I8", shape: [2, 2], data: new Int8Array([-127, 0, 5, 127]) },
+      { name: "p", dtype: "U8", shape: [3], data: new Uint8Array([0, 0x9e, 255]) },
+    ];
+    const bytes = writeSafetensors(tensors);
+    const header = new TextDecoder().decode(bytes.subarray(8, 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true))));
+    // the reference writer orders by dtype alignment: F16 before I8 before U8
+    assert.ok(header.indexOf('"s"') < header.indexOf('"q"') && header.indexOf('"q"') < header.indexOf('"p"'), header);
+    const read = readSafetensors(bytes, "q.safetensors").tensors;
+    assert.deepEqual([...(read.get("s")?.data ?? [])], [0.5, -2, 65504]);
+    assert.ok(read.get("q")?.data instanceof Int8Array);
+    assert.deepEqual([...(read.get("q")?.data ?? [])], [-127, 0, 5, 127]);
+    assert.ok(read.get("p")?.data instanceof Uint8Array);
+    assert.deepEqual([...(read.get("p")?.data ?? [])], [0, 0x9e, 255]);
   });
 });
 

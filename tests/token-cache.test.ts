@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { arrayStream, evalWindows, readEvalWindows } from "../src/data/batches.js";
 import { type Dataset, loadDataset } from "../src/data/dataset.js";
@@ -226,6 +226,20 @@ test("train on a 24 MB text under a 128 MB heap: tokenized in chunks into the ca
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stderr, /token cache: reusing /);
   assert.doesNotMatch(second.stderr, /tokenizing/);
+  // with the cache current, the text is not read again: not to resume, nor to fine-tune (--init) a
+  // second time (the first works out what the data adds to the vocabulary, and remembers it);
+  // tests/fault-inject.mjs makes any opening of the text fail
+  const tune = (out: string, options = {}) =>
+    runCli(["train", "--data", big, "--init", join(dir, "m1"), "--out", join(dir, out), "--max-steps", "1", "--eval-steps", "1"], options);
+  assert.equal(tune("m3", { env }).status, 0);
+  const noReading = {
+    env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS} --import ${resolve("tests/fault-inject.mjs")}`, MINIGPT_FAULT: `open:${big}:1:EIO` },
+  };
+  const resumed = runCli(["train", "--out", join(dir, "m1"), "--resume", "--max-steps", "2"], noReading);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const tuned = tune("m4", noReading);
+  assert.equal(tuned.status, 0, tuned.stderr);
+  assert.match(tuned.stderr, /token cache: reusing /);
 });
 
 test("eval's windows read from a token stream are evalWindows' (all, or sampleWindows' sample)", () => {

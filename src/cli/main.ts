@@ -11,6 +11,8 @@ import { explainStepSpec, runExplainStep } from "./explain.js";
 import { type CommandSpec, helpText, nearest, type ParsedFlags, parseFlags } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
 import { interactiveSpec, runInteractive } from "./interactive.js";
+import { mergeSpec, runMerge } from "./merge.js";
+import { quantizeSpec, runQuantize } from "./quantize.js";
 import { runSelftest, selftestSpec } from "./selftest.js";
 import { runServe, serveSpec } from "./serve.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
@@ -33,6 +35,8 @@ const commands: Command[] = [
   { spec: chatSpec, run: runChat },
   { spec: serveSpec, run: runServe },
   { spec: analyzeSpec, run: runAnalyze },
+  { spec: quantizeSpec, run: runQuantize },
+  { spec: mergeSpec, run: runMerge },
   { spec: explainStepSpec, run: runExplainStep },
   { spec: attentionSpec, run: runAttention },
   { spec: interactiveSpec, run: runInteractive },

@@ -5,6 +5,7 @@
 import { fail } from "../errors.js";
 import { Rng } from "../random.js";
 import { createTokenizer } from "../tokenizer/index.js";
+import { LookupTokenizer } from "../tokenizer/lookup.js";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
@@ -12,7 +13,7 @@ import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
 import { describeFolderSource, findTextFiles, loadTextSource, type TextFiles, type TextSource } from "./text.js";
 import { readTextChunks, sourceBytes } from "./text-chunks.js";
-import { openTokenCache, type TokenizeProgress } from "./token-cache.js";
+import { openTokenCache, rememberedPieces, type TokenizeProgress } from "./token-cache.js";
 import { fitVocabulary, locatePiece, unencodable, type VocabularyFit } from "./vocabulary.js";
 
 /**
@@ -113,7 +114,15 @@ export function loadDataset(o: DatasetOptions): Dataset {
     const chunks = function* () {
       for (const c of readTextChunks(files, o.tokenCache?.chunkBytes)) yield c.text;
     };
-    const fitted = o.tokenizer ? fitVocabulary(o.tokenizer, chunks(), o.specialsAsText, grow, true) : undefined;
+    // what a grown vocabulary adds is remembered beside the token cache: reading the text again to
+    // find it would cost what the cache saves
+    const fitBigText = (tokenizer: Tokenizer) => {
+      if (!grow || !(tokenizer instanceof LookupTokenizer)) return { tokenizer, added: [] as string[] };
+      const base = { source: files, tokenizer, specialsAsText: o.specialsAsText, dir: o.tokenCache?.dir };
+      const added = rememberedPieces(base, () => fitVocabulary(tokenizer, chunks(), o.specialsAsText, true, true).added);
+      return { tokenizer: added.length > 0 ? tokenizer.withPieces(added) : tokenizer, added };
+    };
+    const fitted = o.tokenizer ? fitBigText(o.tokenizer) : undefined;
     const cache = openTokenCache({
       source: files,
       tokenizer: fitted?.tokenizer,

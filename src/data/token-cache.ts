@@ -22,8 +22,8 @@ import { createHash } from "node:crypto";
 import {
   closeSync,
   fstatSync,
+  fsync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -34,16 +34,18 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { fail, failFs } from "../errors.js";
+import { fail, failFs, MinigptError, withFs } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary } from "../tokenizer/chunked.js";
+import { makeFolder } from "../io/lock.js";
+import { bpeVocabulary, ChunkedEncoder, type ChunkedVocabulary, charVocabulary, type IdArray } from "../tokenizer/chunked.js";
 import { gpt2Tokenizer } from "../tokenizer/gpt2.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import type { TokenStream } from "./batches.js";
 import type { TextFiles } from "./text.js";
-import { type FileStamp, readTextChunks, stampFiles } from "./text-chunks.js";
+import { type FileStamp, readTextBytes, stampFiles } from "./text-chunks.js";
 import { syncPoint, type TokenizeAnswer, type TokenizeJob, TokenizePool, tokenizeThreads } from "./tokenize-pool.js";
+import { decodeUtf8 } from "./utf8.js";
 
 const MAGIC = "MGPTTOKS";
 export const TOKEN_CACHE_VERSION = 1;
@@ -137,12 +139,7 @@ function sameSources(a: readonly FileStamp[], b: readonly FileStamp[]): string |
 
 /** The token cache of a text and tokenizer: reused when it is current, else written now. */
 export function openTokenCache(o: TokenCacheOptions): TokenCache {
-  const folder = join(o.dir ?? tokenCacheDir(), "tokens");
-  try {
-    mkdirSync(folder, { recursive: true });
-  } catch (err) {
-    failFs(`cannot create the token cache folder ${folder} (set MINIGPT_CACHE_DIR to use another)`, err);
-  }
+  const folder = tokensFolder(o.dir);
   removeDeadTemporaries(folder, o.onMessage);
   const stamps = stampFiles(o.source.files);
   const paths = stamps.map((s) => s.path);
@@ -165,6 +162,47 @@ export function openTokenCache(o: TokenCacheOptions): TokenCache {
   if (!written) return fail(`the token cache ${path} just written cannot be read back; is the disk full?`);
   o.onMessage?.(`token cache: wrote ${path} (${written.header.tokens?.toLocaleString("en-US")} tokens)`);
   return { path, tokenizer, header: written.header, tokens: written.tokens, reused: false, bytes, close: written.close };
+}
+
+/** The cache's tokens/ folder under `dir` (default tokenCacheDir()), created when missing. */
+function tokensFolder(dir = tokenCacheDir()): string {
+  const folder = join(dir, "tokens");
+  withFs(`cannot create the token cache folder ${folder} (set MINIGPT_CACHE_DIR to use another)`, () => makeFolder(folder));
+  return folder;
+}
+
+/**
+ * The pieces (characters, words) a big text needs beyond a character or word `tokenizer`
+ * (fitVocabulary's `added`, which `find` works out by reading the whole text), remembered in the
+ * cache folder while the text's files are unchanged: a fine-tune (--init) on a text seen before
+ * then reads neither the text nor, through the token cache, tokenizes it again.
+ */
+export function rememberedPieces(
+  o: { source: TextFiles; tokenizer: Tokenizer; specialsAsText: boolean; dir?: string },
+  find: () => string[],
+): string[] {
+  const folder = tokensFolder(o.dir);
+  const stamps = stampFiles(o.source.files);
+  const key = { paths: stamps.map((s) => s.path), base: vocabHash(o.tokenizer), specialsAsText: o.specialsAsText };
+  const path = join(folder, `${hash(key)}.pieces.json`);
+  let saved: { version?: unknown; sources?: FileStamp[]; added?: unknown } | undefined;
+  try {
+    saved = JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    saved = undefined; // missing or unreadable: work it out
+  }
+  const added = saved?.added;
+  if (
+    saved?.version === TOKEN_CACHE_VERSION &&
+    Array.isArray(saved.sources) &&
+    sameSources(saved.sources, stamps) === null &&
+    Array.isArray(added) &&
+    added.every((p) => typeof p === "string")
+  )
+    return added;
+  const found = find();
+  writeFileAtomic(path, JSON.stringify({ version: TOKEN_CACHE_VERSION, sources: stamps, added: found }));
+  return found;
 }
 
 /** A cache file a killed run left half-written (KEY.tokens.tmp-PID of a process that is gone) can be gigabytes: remove it. */
@@ -216,8 +254,16 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
   }
   if (saved?.version === TOKEN_CACHE_VERSION && Array.isArray(saved.sources)) {
     const stale = sameSources(saved.sources, stamps);
-    if (stale === null) return tokenizerFromHuggingFaceJson(saved.tokenizer);
-    o.onMessage?.(`token cache: ${stale} since ${path} was written; building the ${o.kind} vocabulary again`);
+    let damage: string | undefined;
+    if (stale === null) {
+      try {
+        return tokenizerFromHuggingFaceJson(saved.tokenizer, path);
+      } catch (err) {
+        if (!(err instanceof MinigptError)) throw err;
+        damage = err.message; // a damaged cache file is built again, as a missing one is
+      }
+    }
+    o.onMessage?.(`token cache: ${damage ?? `${stale} since ${path} was written`}; building the ${o.kind} vocabulary again`);
   }
   const progress = progressMeter("vocabulary", bytes, o.onProgress);
   let tokenizer: Tokenizer;
@@ -227,14 +273,21 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
     const counts = new Map<string, number>();
     const vocabulary = bpeVocabulary({ vocabSize: o.vocabSize }, counts);
     const merge = (answer: TokenizeAnswer): void => {
-      for (const [w, c] of answer.counts as Map<string, number>) counts.set(w, (counts.get(w) ?? 0) + c);
+      const words = answer.words as string[];
+      const n = answer.counts as number[];
+      for (let i = 0; i < words.length; i++) {
+        const w = words[i] as string;
+        counts.set(w, (counts.get(w) ?? 0) + (n[i] as number));
+      }
     };
     inPieces(o, threads, { mode: "count" }, vocabulary, merge, (read) => progress(read, 0, false));
     tokenizer = vocabulary.finish();
   } else {
-    const vocabulary: ChunkedVocabulary = o.kind === "bpe" ? bpeVocabulary({ vocabSize: o.vocabSize }) : charVocabulary();
-    for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
-      vocabulary.add(chunk.text, false);
+    const chars = o.kind === "char" ? charVocabulary() : undefined;
+    const vocabulary: ChunkedVocabulary = chars ?? bpeVocabulary({ vocabSize: o.vocabSize });
+    for (const chunk of readTextBytes(o.source, o.chunkBytes)) {
+      if (chars) chars.addUtf8(chunk.bytes);
+      else vocabulary.add(decodeUtf8(chunk.bytes), false);
       progress(chunk.bytesRead, 0, false);
     }
     vocabulary.add("", true);
@@ -245,14 +298,14 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
   return tokenizer;
 }
 
-/** Text that never reaches a place where it can be cut (syncPoint) is tokenized on this thread past this. */
+/** Text that never reaches a place where it can be cut (syncPoint) is tokenized on this thread past this many bytes. */
 const MAX_PIECE = 64 << 20;
 
 /**
- * One pass over the text on the pool's threads: the text is cut at sync points into pieces, each
- * tokenized by a worker, the answers taken in order. A text that has no sync point for MAX_PIECE
- * characters continues on this thread (`sequential`), from the last cut, after the answers before it.
- * `onChunk` sees every chunk as it is read.
+ * One pass over the text on the pool's threads: the text's bytes are cut at sync points into
+ * pieces, each tokenized by a worker, the answers taken in order. A text that has no sync point for
+ * MAX_PIECE bytes continues on this thread (`sequential`), from the last cut, after the answers
+ * before it. `onChunk` sees every chunk as it is read.
  */
 function inPieces(
   o: TokenCacheOptions,
@@ -260,38 +313,56 @@ function inPieces(
   job: TokenizeJob,
   sequential: { add(text: string, final: boolean): void },
   onAnswer: (answer: TokenizeAnswer) => void,
-  onChunk: (bytesRead: number, text: string) => void,
+  onChunk: (bytesRead: number) => void,
 ): void {
   const pool = new TokenizePool(threads, job);
   try {
-    let carry = "";
+    // the bytes since the last cut, in the chunks they came in
+    let carry: Uint8Array[] = [];
+    let carried = 0;
     let serial = false;
-    for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
-      onChunk(chunk.bytesRead, chunk.text);
+    for (const chunk of readTextBytes(o.source, o.chunkBytes)) {
+      onChunk(chunk.bytesRead);
       if (serial) {
-        sequential.add(chunk.text, false);
+        sequential.add(decodeUtf8(chunk.bytes), false);
         continue;
       }
-      carry += chunk.text;
-      const cut = syncPoint(carry);
+      const cut = syncPoint(chunk.bytes);
       if (cut > 0) {
-        pool.submit(carry.slice(0, cut));
-        carry = carry.slice(cut);
-      } else if (carry.length > (o.maxPiece ?? MAX_PIECE)) {
-        while (pool.size > 0) onAnswer(pool.take());
-        serial = true;
-        sequential.add(carry, false);
-        carry = "";
+        pool.submit(joined([...carry, chunk.bytes.subarray(0, cut)]));
+        carry = [chunk.bytes.slice(cut)];
+        carried = chunk.bytes.length - cut;
+      } else {
+        carry.push(chunk.bytes.slice());
+        carried += chunk.bytes.length;
+        if (carried > (o.maxPiece ?? MAX_PIECE)) {
+          while (pool.size > 0) onAnswer(pool.take());
+          serial = true;
+          sequential.add(decodeUtf8(joined(carry)), false);
+          carry = [];
+          carried = 0;
+        }
       }
       // two pieces a thread in flight: the workers never wait for us, memory stays bounded
       while (pool.size > 2 * threads) onAnswer(pool.take());
     }
-    if (carry.length > 0) pool.submit(carry);
+    if (carried > 0) pool.submit(joined(carry));
     while (pool.size > 0) onAnswer(pool.take());
     if (serial) sequential.add("", true);
   } finally {
     pool.close();
   }
+}
+
+/** `parts` one after another, in a buffer of their own */
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function headerBytes(header: TokenCacheHeader, length?: number): Uint8Array {
@@ -303,6 +374,9 @@ function headerBytes(header: TokenCacheHeader, length?: number): Uint8Array {
 function dataOffset(headerLength: number): number {
   return Math.ceil((PREAMBLE + headerLength) / 8) * 8;
 }
+
+/** Ids written between two background flushes of the token file. */
+const FLUSH_EVERY = 256 << 20;
 
 function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
   let done = 0;
@@ -344,43 +418,50 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     let count = 0;
     let read = 0;
     let characters = 0;
-    const put = (ids: Int32Array): void => {
-      const out = wide ? new Uint32Array(ids.length) : new Uint16Array(ids.length);
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i] as number;
-        out[i] = id;
-        if (specialIds[id]) seen[id] = 1;
-      }
-      writeAll(fd as number, new Uint8Array(out.buffer), position);
-      position += out.byteLength;
+    let flushedTo = 0;
+    const put = (ids: IdArray, specials?: readonly number[]): void => {
+      if (specials) for (const id of specials) seen[id] = 1;
+      else for (let i = 0; i < ids.length; i++) if (specialIds[ids[i] as number]) seen[ids[i] as number] = 1;
+      writeAll(fd as number, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), position);
+      position += ids.byteLength;
       count += ids.length;
+      if (position - flushedTo >= FLUSH_EVERY) {
+        // a flush in the background (the thread pool's fsync): the disk writes while we tokenize,
+        // instead of all of it in the fsync at the end
+        fsync(fd as number, () => {});
+        flushedTo = position;
+      }
     };
-    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText, onUnknown: o.onUnknown });
-    const sequential = { add: (text: string, final: boolean) => put(encoder.push(text, final)) };
+    const idType = wide ? Uint32Array : Uint16Array;
+    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: o.specialsAsText, onUnknown: o.onUnknown }, idType);
+    const sequential = {
+      add: (text: string, final: boolean) => {
+        characters += text.length;
+        put(encoder.push(text, final));
+      },
+    };
     const threads = o.threads ?? tokenizeThreads();
     const specials = o.specialsAsText ? [] : tokenizer.specialTokens;
-    const countCharacters = (text: string): void => {
-      characters += text.length;
-    };
     // onUnknown is a function, which cannot go to another thread: such a text is tokenized here
     if (threads > 0 && !o.onUnknown && !specials.some((s) => s.includes("\n"))) {
-      const job: TokenizeJob = { mode: "encode", tokenizer: tokenizer.toHuggingFaceJson(), specialsAsText: o.specialsAsText };
+      const job: TokenizeJob = { mode: "encode", tokenizer: tokenizer.toHuggingFaceJson(), specialsAsText: o.specialsAsText, wide };
       inPieces(
         o,
         threads,
         job,
         sequential,
-        (answer) => put(answer.ids as Int32Array),
-        (r, text) => {
-          countCharacters(text);
+        (answer) => {
+          characters += answer.characters as number;
+          put(answer.ids as IdArray, answer.specials);
+        },
+        (r) => {
           read = r;
           progress(read, count, false);
         },
       );
     } else {
-      for (const chunk of readTextChunks(o.source, o.chunkBytes)) {
-        sequential.add(chunk.text, false);
-        countCharacters(chunk.text);
+      for (const chunk of readTextBytes(o.source, o.chunkBytes)) {
+        sequential.add(decodeUtf8(chunk.bytes), false);
         read = chunk.bytesRead;
         progress(read, count, false);
       }

@@ -1,7 +1,8 @@
 /**
- * Tokenizing on every core: the main thread reads and decodes the text and cuts it where the pieces
- * can be tokenized on their own (syncPoint); worker threads (tokenize-worker.ts) tokenize the
- * pieces; the answers come back in order. The API stays synchronous, as the rest of dataset loading
+ * Tokenizing on every core: the main thread reads and checks the text's bytes and cuts them where
+ * the pieces can be tokenized on their own (syncPoint); worker threads (tokenize-worker.ts) decode
+ * and tokenize the pieces; the answers come back in order. Pieces and ids change threads by
+ * transfer, not by copy. The API stays synchronous, as the rest of dataset loading
  * is: the main thread waits on a shared counter (Atomics.wait) and takes each answer with
  * receiveMessageOnPort, which needs no event loop.
  */
@@ -11,27 +12,32 @@ import { fail } from "../errors.js";
 
 /** What every worker of a pool does with its pieces. */
 export type TokenizeJob =
-  | { mode: "encode"; tokenizer: object; specialsAsText: boolean }
+  /** the ids, as uint16 (vocabularies under 65,536 tokens) or uint32, as the token cache stores them */
+  | { mode: "encode"; tokenizer: object; specialsAsText: boolean; wide: boolean }
   /** the word counts of a BPE vocabulary pass (its built-in specials cut out) */
   | { mode: "count" };
 
 export interface TokenizeAnswer {
-  ids?: Int32Array;
-  counts?: Map<string, number>;
+  ids?: Uint16Array | Uint32Array;
+  /** "encode": the piece's length in UTF-16 code units, and the ids of the special tokens among its ids */
+  characters?: number;
+  specials?: number[];
+  /** "count": the distinct words of the piece in order of first sight, and how often each occurs */
+  words?: string[];
+  counts?: number[];
 }
 
 /**
- * The end of the last place in `text` where it can be cut into two texts that tokenize on their
- * own to the ids of the whole (or -1): before a newline that follows a printable ASCII character
- * that is not a space. No character tokenizer piece, GPT-2 pre-token or special token (when none
- * contains a newline) spans it: the pre-token before it ends there (a newline ends every letter,
- * number and punctuation run and completes every contraction), and a pre-token starting at a
- * newline is the same whatever came before.
+ * The end of the last place in the UTF-8 `text` where it can be cut into two texts that tokenize
+ * on their own to the ids of the whole (or -1): before a newline that follows a printable ASCII
+ * character that is not a space. No character tokenizer piece, GPT-2 pre-token or special token
+ * (when none contains a newline) spans it: the pre-token before it ends there (a newline ends every
+ * letter, number and punctuation run and completes every contraction), and a pre-token starting at
+ * a newline is the same whatever came before. Both are ASCII bytes, never part of a longer character.
  */
-export function syncPoint(text: string): number {
-  for (let p = text.length - 1; p > 0; p--) {
-    if (text.charCodeAt(p) !== 10) continue;
-    const before = text.charCodeAt(p - 1);
+export function syncPoint(text: Uint8Array): number {
+  for (let p = text.lastIndexOf(10); p > 0; p = text.lastIndexOf(10, p - 1)) {
+    const before = text[p - 1] as number;
     if (before >= 0x21 && before <= 0x7e) return p;
   }
   return -1;
@@ -74,11 +80,11 @@ export class TokenizePool {
     return this.inFlight.length;
   }
 
-  /** Hands a piece to the next worker (round robin, so that answers can be taken in order). */
-  submit(text: string): void {
+  /** Hands a piece (whole UTF-8 characters, in a buffer of its own, which moves to the worker) to the next worker, round robin so that answers can be taken in order. */
+  submit(text: Uint8Array): void {
     const k = this.nextWorker;
     this.nextWorker = (k + 1) % this.workers.length;
-    (this.workers[k] as { port: MessagePort }).port.postMessage(text);
+    (this.workers[k] as { port: MessagePort }).port.postMessage(text, [text.buffer as ArrayBuffer]);
     this.inFlight.push(k);
   }
 

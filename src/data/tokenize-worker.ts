@@ -1,34 +1,40 @@
 /**
  * A worker thread of TokenizePool (tokenize-pool.ts): takes texts that can be tokenized on their
- * own and answers with their ids ("encode") or their BPE word counts ("count"), in order.
+ * own (as UTF-8 bytes) and answers with their ids ("encode") or their BPE word counts ("count"), in order.
  */
 import { type MessagePort, workerData } from "node:worker_threads";
 import { MinigptError } from "../errors.js";
 import { specialsPattern, splitSpecials } from "../tokenizer/bpe.js";
-import { bpeSpecials, countWords } from "../tokenizer/bpeTrain.js";
+import { bpeSpecials, countTextWords } from "../tokenizer/bpeTrain.js";
 import { ChunkedEncoder } from "../tokenizer/chunked.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
-import { pretokenize } from "../tokenizer/pretokenize.js";
-import type { TokenizeJob } from "./tokenize-pool.js";
+import { WordTable } from "../tokenizer/words.js";
+import type { TokenizeAnswer, TokenizeJob } from "./tokenize-pool.js";
+import { decodeUtf8 } from "./utf8.js";
 
 const { port, signal, index, job } = workerData as { port: MessagePort; signal: Int32Array; index: number; job: TokenizeJob };
 
-function handler(job: TokenizeJob): (text: string) => { ids?: Int32Array; counts?: Map<string, number> } {
+function handler(job: TokenizeJob): (text: string) => TokenizeAnswer {
   if (job.mode === "encode") {
     const tokenizer = tokenizerFromHuggingFaceJson(job.tokenizer);
-    return (text) => ({ ids: new ChunkedEncoder(tokenizer, { specialsAsText: job.specialsAsText }).push(text, true) });
+    const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: job.specialsAsText }, job.wide ? Uint32Array : Uint16Array);
+    const special = new Uint8Array(tokenizer.vocabSize);
+    for (const s of tokenizer.specialTokens) special[tokenizer.specialTokenId(s) as number] = 1;
+    return (text) => {
+      const ids = encoder.push(text, true) as Uint16Array | Uint32Array;
+      const specials = new Set<number>();
+      for (let i = 0; i < ids.length; i++) if (special[ids[i] as number]) specials.add(ids[i] as number);
+      return { ids, characters: text.length, specials: [...specials] };
+    };
   }
   const specials = bpeSpecials();
   const pattern = specialsPattern(specials);
   const ids = new Map(specials.map((s, i) => [s, i]));
   return (text) => {
-    const counts = new Map<string, number>();
-    for (const part of splitSpecials(text, pattern, ids)) {
-      if (typeof part === "number") continue;
-      const words = pretokenize(part);
-      countWords(words, words.length, counts);
-    }
-    return { counts };
+    const table = new WordTable();
+    const counts: number[] = [];
+    for (const part of splitSpecials(text, pattern, ids)) if (typeof part === "string") countTextWords(part, table, counts);
+    return { words: table.words, counts };
   };
 }
 
@@ -40,9 +46,9 @@ function answer(message: object, transfer: ArrayBuffer[] = []): void {
 
 try {
   const run = handler(job);
-  port.on("message", (text: string) => {
+  port.on("message", (bytes: Uint8Array) => {
     try {
-      const result = run(text);
+      const result = run(decodeUtf8(bytes));
       answer(result, result.ids ? [result.ids.buffer as ArrayBuffer] : []);
     } catch (err) {
       answer({ error: (err as Error).message, user: err instanceof MinigptError });

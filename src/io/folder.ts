@@ -19,9 +19,13 @@ import type { GPT } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
-import { loadModel, readJsonFile } from "./hf.js";
+
+import { loadModel, readJsonFile, readQuantization } from "./hf.js";
+import type { LoraConfig } from "./lora.js";
+import { hasLoraAdapter, loadLoraModelFolder } from "./lora-folder.js";
 import { loadModelFiles, type ModelFiles, tokenizerFromFiles, unzipModelFiles } from "./model-zip.js";
 import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
+import { type QuantizationConfig, quantizationLabel } from "./quantize.js";
 
 export interface ModelFolder {
   dir: string;
@@ -31,6 +35,10 @@ export interface ModelFolder {
   info: Record<string, unknown>;
   /** set when `dir` is a checkpoint (OUT/training/checkpoint-N): its step */
   checkpointStep?: number;
+  /** set when the folder holds quantized weights (minigpt quantize), or its LoRA adapter's base does */
+  quantization?: QuantizationConfig;
+  /** set when the folder is a LoRA adapter on a base model (merged into the weights on loading) */
+  lora?: { config: LoraConfig; base: string };
 }
 
 export function saveTokenizer(dir: string, tokenizer: Tokenizer): void {
@@ -64,7 +72,7 @@ export function loadModelTokenizer(path: string): Tokenizer {
 export function loadTokenizer(dir: string): Tokenizer {
   const file = join(dir, "tokenizer.json");
   if (!existsSync(file)) fail(`missing file ${file}: a minigpt model folder keeps its tokenizer beside the weights`);
-  return tokenizerFromHuggingFaceJson(readJsonFile(file));
+  return tokenizerFromHuggingFaceJson(readJsonFile(file), file);
 }
 
 /**
@@ -135,9 +143,18 @@ export function locateModel(dir: string): ModelLocation {
  * (out-folder.ts), said through `notice`.
  */
 export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
+  const folder = loadModelOrZip(dir, notice);
+  if (folder.quantization && !folder.lora)
+    notice(`${dir} holds ${quantizationLabel(folder.quantization)} weights (quantized), dequantized to float32 to run`);
+  return folder;
+}
+
+function loadModelOrZip(dir: string, notice: (text: string) => void): ModelFolder {
   const zipped = readModelZip(dir);
   if (zipped) return { dir, ...loadModelFiles(zipped, dir) };
   tidyBeforeReading(dir, notice);
+  if (hasLoraAdapter(dir) && !existsSync(join(dir, "model.safetensors")))
+    return loadLoraModelFolder(dir, (base) => loadModelFolder(base, notice), notice);
   const where = locateModel(dir);
   const model = loadModel(where.root, where.weights);
   const tokenizer = loadTokenizer(where.root);
@@ -147,7 +164,8 @@ export function loadModelFolder(dir: string, notice: (text: string) => void = (t
       `${where.root}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}; they come from different trainings`,
     );
   }
-  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep };
+  const quantization = readQuantization(where.root);
+  return { dir, model, tokenizer, info: readFolderInfo(where.root), checkpointStep: where.checkpointStep, quantization };
 }
 
 /** config.json's "minigpt" object of a model folder ({} when there is none) */
@@ -159,7 +177,7 @@ export function readFolderInfo(dir: string): Record<string, unknown> {
 
 /** is `dir` a model folder (weights, or a training run's checkpoints)? */
 export function isModelFolder(dir: string): boolean {
-  return existsSync(join(dir, "model.safetensors")) || existsSync(join(dir, "training", "latest"));
+  return existsSync(join(dir, "model.safetensors")) || existsSync(join(dir, "training", "latest")) || hasLoraAdapter(dir);
 }
 
 /**

@@ -10,8 +10,9 @@ import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../n
 import { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
 import { modelSafetensorsBytes } from "./model-zip.js";
+import { modelWeights, type QuantizationConfig, quantizationConfigJson, quantizationFromConfig, quantizedTensors } from "./quantize.js";
+import { writeSafetensors } from "./safetensors.js";
 import { readSafetensorsFile } from "./safetensors-file.js";
-import { weightsFromSafetensors } from "./weights.js";
 
 export function readJsonFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) fail(`missing file ${path}`);
@@ -31,11 +32,22 @@ export function readModelConfig(dir: string): GPTConfig {
   return configFromHuggingFace(readJsonFile(file), file);
 }
 
-/** Load config.json + model.safetensors (or a given weights file) from a folder. */
+/** config.json's quantization_config (undefined: float32 weights) */
+export function readQuantization(dir: string): QuantizationConfig | undefined {
+  const file = join(dir, "config.json");
+  return quantizationFromConfig(readJsonFile(file), file);
+}
+
+/**
+ * Load config.json + model.safetensors (or a given weights file) from a folder. Quantized weights
+ * (minigpt quantize) are dequantized to float32.
+ */
 export function loadModel(dir: string, weightsFile = join(dir, "model.safetensors")): GPT {
   const config = readModelConfig(dir);
+  const quantization = readQuantization(dir);
   if (!existsSync(weightsFile)) fail(`missing file ${weightsFile}`);
-  const weights = weightsFromSafetensors(readSafetensorsFile(weightsFile), weightsFile);
+  const file = readSafetensorsFile(weightsFile);
+  const weights = modelWeights(file, quantization, config, weightsFile);
   const model = new GPT(config);
   try {
     model.loadWeights(weights, weightsFile);
@@ -50,4 +62,15 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
 export function saveModel(model: GPT, dir: string, extra: Record<string, unknown> = {}): void {
   writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(configToHuggingFace(model.config, extra), null, 2)}\n`);
   writeFileAtomic(join(dir, "model.safetensors"), modelSafetensorsBytes(model));
+}
+
+/** saveModel with the matrices quantized (io/quantize.ts): config.json says quantization_config. */
+export function saveQuantizedModel(model: GPT, dir: string, quantization: QuantizationConfig, extra: Record<string, unknown> = {}): void {
+  const config = { ...configToHuggingFace(model.config, extra), quantization_config: quantizationConfigJson(quantization) };
+  writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+  const tensors = quantizedTensors(
+    [...model.params].map(([name, t]) => [name, { shape: t.shape, data: t.data.slice() }]),
+    quantization,
+  );
+  writeFileAtomic(join(dir, "model.safetensors"), writeSafetensors(tensors, { format: "pt" }));
 }

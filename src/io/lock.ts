@@ -73,6 +73,12 @@ export function makeParents(dir: string): void {
   for (const p of missing) mkdirSync(p);
 }
 
+/** Create folder `dir` and its parents, one level at a time (see makeParents); nothing when it exists. */
+export function makeFolder(dir: string): void {
+  makeParents(dir);
+  if (!existsSync(dir)) mkdirSync(dir);
+}
+
 export type LockResult = { lock: FolderLock } | { heldBy: LockOwner; path: string };
 
 /**

@@ -5,8 +5,12 @@
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
+import { fail } from "../errors.js";
 import type { GPTConfig } from "../nn/config.js";
+import { attachLora, mergeLora } from "../nn/lora.js";
+import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import { writeFileAtomic } from "./atomic.js";
+import type { ModelFolder } from "./folder.js";
 import { readJsonFile } from "./hf.js";
 import {
   type LoraAdapter,
@@ -47,4 +51,42 @@ export function loraBaseFolder(dir: string, config: LoraConfig): string {
 export function writeLoraAdapter(dir: string, adapter: LoraAdapter): void {
   writeFileAtomic(join(dir, ADAPTER_CONFIG), `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`);
   writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS), loraAdapterTensors(adapter), { format: "pt" });
+}
+
+/**
+ * A folder holding a LoRA adapter and no weights of its own (what PEFT's save_pretrained writes, and
+ * minigpt's LoRA training): the base model it names (base_model_name_or_path, loaded by `loadBase`,
+ * quantized or not) with the adapter merged in to run, and the folder's tokenizer.json when it has
+ * one (a fine-tune may add tokens), else the base's.
+ */
+export function loadLoraModelFolder(dir: string, loadBase: (dir: string) => ModelFolder, notice: (text: string) => void): ModelFolder {
+  const config = readLoraConfig(dir);
+  const baseDir = loraBaseFolder(dir, config);
+  if (!existsSync(baseDir))
+    fail(
+      `${join(dir, ADAPTER_CONFIG)} names the base model ${config.base}, which is not a folder here (${baseDir}); download the base model and set base_model_name_or_path to its folder`,
+    );
+  const base = loadBase(baseDir);
+  try {
+    const adapter = readLoraAdapter(dir, base.model.config);
+    const tokenizerFile = join(dir, "tokenizer.json");
+    const tokenizer = existsSync(tokenizerFile) ? tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile)) : base.tokenizer;
+    if (tokenizer.vocabSize > base.model.config.vocabSize)
+      fail(
+        `${tokenizerFile} has ${tokenizer.vocabSize} tokens but the base model ${baseDir} only ${base.model.config.vocabSize}; the adapter was trained on another base`,
+      );
+    mergeLora(base.model, attachLora(base.model, config, adapter));
+    if (adapter.tokenRows) {
+      const C = base.model.config.nEmbd;
+      const wte = base.model.wte.weight.data;
+      config.trainableTokens.forEach((id, i) => {
+        wte.set((adapter.tokenRows as Float32Array).subarray(i * C, (i + 1) * C), id * C);
+      });
+    }
+    notice(`${dir}: a LoRA adapter (r ${config.rank}, ${JSON.stringify(config.targets)}) on ${baseDir}, merged into its weights to run`);
+    return { ...base, dir, tokenizer, lora: { config, base: baseDir } };
+  } catch (err) {
+    base.model.dispose();
+    throw err;
+  }
 }

@@ -11,8 +11,8 @@ import { configFromHuggingFace, configToHuggingFace } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { modelWeights, type QuantizationConfig, quantizationFromConfig } from "./quantize.js";
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "./safetensors.js";
-import { weightsFromSafetensors } from "./weights.js";
 
 /** the files of a model, by name; tokenizer_config.json is written but not needed to load */
 export const MODEL_FILE_NAMES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] as const;
@@ -26,6 +26,8 @@ export interface LoadedModel {
   model: GPT;
   tokenizer: Tokenizer;
   info: Record<string, unknown>;
+  /** set when the weights are quantized (minigpt quantize) */
+  quantization?: QuantizationConfig;
 }
 
 export function modelTensors(model: GPT): TensorToWrite[] {
@@ -110,7 +112,8 @@ export function loadModelFiles(files: ModelFiles, label: string): LoadedModel {
   const configJson = parseJson(files["config.json"] as Uint8Array, `${label}: config.json`);
   const config = configFromHuggingFace(configJson, `${label}: config.json`);
   const weightsLabel = `${label}: model.safetensors`;
-  const weights = weightsFromSafetensors(readSafetensors(files["model.safetensors"] as Uint8Array, weightsLabel), weightsLabel);
+  const quantization = quantizationFromConfig(configJson, `${label}: config.json`);
+  const weights = modelWeights(readSafetensors(files["model.safetensors"] as Uint8Array, weightsLabel), quantization, config, weightsLabel);
   const tokenizer = tokenizerFromFiles(files, label);
   if (tokenizer.vocabSize > config.vocabSize)
     fail(
@@ -124,5 +127,5 @@ export function loadModelFiles(files: ModelFiles, label: string): LoadedModel {
     throw err;
   }
   const info = configJson.minigpt;
-  return { model, tokenizer, info: typeof info === "object" && info !== null ? (info as Record<string, unknown>) : {} };
+  return { model, tokenizer, info: typeof info === "object" && info !== null ? (info as Record<string, unknown>) : {}, quantization };
 }

@@ -27,6 +27,8 @@ const MODEL_FOLDER_ENTRIES = new Set([
   "config.json",
   "generation_config.json",
   "model.safetensors",
+  "adapter_config.json",
+  "adapter_model.safetensors",
   "tokenizer.json",
   "tokenizer_config.json",
   "special_tokens_map.json",
@@ -148,7 +150,8 @@ export function finishReplacement(out: string): string | null {
 function whyNotLoadable(dir: string): string | null {
   try {
     readModelConfig(dir);
-    tokenizerFromHuggingFaceJson(readJsonFile(join(dir, "tokenizer.json")));
+    const tokenizerFile = join(dir, "tokenizer.json");
+    tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile), tokenizerFile);
     const file = join(dir, "model.safetensors");
     const fd = openSync(file, "r");
     try {

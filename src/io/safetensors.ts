@@ -15,16 +15,19 @@
  */
 import { fail } from "../errors.js";
 
-/** Dtypes minigpt reads. F16/BF16 are widened to Float32Array on read; I64 stays a BigInt64Array. */
-export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32";
-/** Dtypes minigpt writes. */
-export type WritableDtype = "F32" | "I32" | "I64";
+/**
+ * Dtypes minigpt reads. F16/BF16 are widened to Float32Array on read; I64 stays a BigInt64Array; I8
+ * and U8 (quantized weights, docs/quantization.md) stay Int8Array / Uint8Array.
+ */
+export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32" | "I8" | "U8";
+/** Dtypes minigpt writes. F16 takes a Float32Array and rounds each value to the nearest half. */
+export type WritableDtype = "F32" | "I32" | "I64" | "F16" | "I8" | "U8";
 
 export interface SafeTensor {
   /** The dtype stored in the file (F16/BF16 data has already been converted to float32). */
   dtype: SafetensorsDtype;
   shape: number[];
-  data: Float32Array | Int32Array | BigInt64Array;
+  data: Float32Array | Int32Array | BigInt64Array | Int8Array | Uint8Array;
 }
 
 export interface SafetensorsFile {
@@ -38,20 +41,20 @@ export interface TensorToWrite {
   name: string;
   dtype: WritableDtype;
   shape: number[];
-  /** F32: Float32Array; I32: Int32Array; I64: BigInt64Array, or Int32Array (widened on write). */
-  data: Float32Array | Int32Array | BigInt64Array;
+  /** F32, F16: Float32Array; I32: Int32Array; I64: BigInt64Array, or Int32Array (widened on write); I8: Int8Array; U8: Uint8Array. */
+  data: Float32Array | Int32Array | BigInt64Array | Int8Array | Uint8Array;
 }
 
-const DTYPE_SIZE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
+const DTYPE_SIZE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I8: 1, U8: 1 };
 
 /** Every dtype the format defines, so an unsupported one gets a precise message rather than "unknown". */
-const KNOWN_UNSUPPORTED = ["BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "U32", "F64", "U64"];
+const KNOWN_UNSUPPORTED = ["BOOL", "F8_E5M2", "F8_E4M3", "I16", "U16", "U32", "F64", "U64"];
 
 /**
  * Rank of each dtype in the reference implementation's `Dtype` enum (increasing alignment). Its writer
  * orders tensors by descending rank, then by name; we do the same so files come out byte-identical.
  */
-const DTYPE_RANK: Record<SafetensorsDtype, number> = { F16: 7, BF16: 8, I32: 9, F32: 11, I64: 13 };
+const DTYPE_RANK: Record<SafetensorsDtype, number> = { U8: 1, I8: 2, F16: 7, BF16: 8, I32: 9, F32: 11, I64: 13 };
 
 /** The reference implementation refuses headers above 100 MB; so do we (a corrupt length is usually huge). */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -121,7 +124,7 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
     if (!(dtype in DTYPE_SIZE)) {
       if (KNOWN_UNSUPPORTED.includes(dtype)) {
         fail(
-          `${t} has dtype ${dtype}, which minigpt does not read (it reads F32, F16, BF16, I32, I64); convert it, e.g. in PyTorch with .float() or .long()`,
+          `${t} has dtype ${dtype}, which minigpt does not read (it reads F32, F16, BF16, I32, I64, and I8/U8 in quantized models); convert it, e.g. in PyTorch with .float() or .long()`,
         );
       }
       fail(`${t} has unknown dtype "${dtype}"; the file is corrupt or from a newer safetensors version`);
@@ -180,7 +183,7 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
     // bytes.slice(): on a Node Buffer that returns a view, not a copy.)
     const raw = new Uint8Array(e.end - e.start);
     raw.set(bytes.subarray(dataStart + e.start, dataStart + e.end));
-    let data: Float32Array | Int32Array | BigInt64Array;
+    let data: SafeTensor["data"];
     switch (e.dtype) {
       case "F32":
         data = new Float32Array(raw.buffer);
@@ -197,6 +200,12 @@ export function readSafetensors(bytes: Uint8Array, fileLabel: string): Safetenso
       case "BF16":
         data = bf16ToF32(new Uint16Array(raw.buffer));
         break;
+      case "I8":
+        data = new Int8Array(raw.buffer);
+        break;
+      case "U8":
+        data = raw;
+        break;
     }
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
   }
@@ -211,9 +220,7 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
     if (t.name === "__metadata__") fail(`${label}: the name "__metadata__" is reserved by the format; rename the tensor`);
     if (seen.has(t.name)) fail(`${label}: the name appears twice; tensor names must be unique`);
     seen.add(t.name);
-    if (!(t.dtype === "F32" || t.dtype === "I32" || t.dtype === "I64")) {
-      fail(`${label}: dtype ${String(t.dtype)} cannot be written; use F32, I32 or I64`);
-    }
+    if (!(t.dtype in WRITABLE)) fail(`${label}: dtype ${String(t.dtype)} cannot be written; use ${Object.keys(WRITABLE).join(", ")}`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(`${label}: shape [${t.shape.join(", ")}] must contain non-negative integers`);
     }
@@ -221,10 +228,7 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
     if (t.data.length !== numel) {
       fail(`${label}: shape [${t.shape.join(", ")}] has ${numel} elements but the data has ${t.data.length}`);
     }
-    const ok =
-      (t.dtype === "F32" && t.data instanceof Float32Array) ||
-      (t.dtype === "I32" && t.data instanceof Int32Array) ||
-      (t.dtype === "I64" && (t.data instanceof BigInt64Array || t.data instanceof Int32Array));
+    const ok = WRITABLE[t.dtype].some((kind) => t.data instanceof kind);
     if (!ok) fail(`${label}: dtype ${t.dtype} does not match its data (${t.data.constructor.name})`);
   }
   if (metadata) {
@@ -281,7 +285,21 @@ export function toInt32(t: SafeTensor, label = "tensor"): Int32Array {
   return out;
 }
 
+/** what each written dtype takes as data */
+const WRITABLE: Record<
+  WritableDtype,
+  (typeof Float32Array | typeof Int32Array | typeof BigInt64Array | typeof Int8Array | typeof Uint8Array)[]
+> = {
+  F32: [Float32Array],
+  F16: [Float32Array],
+  I32: [Int32Array],
+  I64: [BigInt64Array, Int32Array],
+  I8: [Int8Array],
+  U8: [Uint8Array],
+};
+
 function tensorBytes(t: TensorToWrite): Uint8Array {
+  if (t.dtype === "F16") return new Uint8Array(f32ToF16(t.data as Float32Array).buffer);
   if (t.dtype === "I64" && t.data instanceof Int32Array) {
     const wide = new BigInt64Array(t.data.length);
     for (let i = 0; i < t.data.length; i++) wide[i] = BigInt(t.data[i] as number);
@@ -303,8 +321,50 @@ function compareBytes(a: string, b: string): number {
   return ea.length - eb.length;
 }
 
+/**
+ * float32 -> IEEE half, rounded to nearest (ties to even); beyond ±65504 becomes ±Infinity, below
+ * half's smallest subnormal 0. Exact for every value that is a half already.
+ */
+export function f32ToF16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // Infinity or NaN
+      continue;
+    }
+    const e = exp - 127 + 15; // the half's biased exponent
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    let shift = 13; // a normal half keeps the top 10 of the 23 mantissa bits
+    let h: number;
+    if (e <= 0) {
+      // subnormal half: the implicit 1 joins the mantissa, shifted further right
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      shift = 14 - e;
+      h = 0;
+    } else h = e << 10;
+    const kept = mant >>> shift;
+    const rest = mant - kept * 2 ** shift;
+    const half = 2 ** (shift - 1);
+    // round to nearest, ties to even; a carry out of the mantissa correctly bumps the exponent
+    out[i] = sign | (h + kept + (rest > half || (rest === half && kept & 1) ? 1 : 0));
+  }
+  return out;
+}
+
 /** IEEE half -> float32: sign, 5-bit exponent (bias 15), 10-bit mantissa; subnormals, inf and NaN kept. */
-function f16ToF32(src: Uint16Array): Float32Array {
+export function f16ToF32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) {
     const h = src[i] as number;

@@ -14,100 +14,71 @@
  * - Kernels are generic over Float32Array and Float64Array so that tests can check the backward
  *   maths against finite differences in float64. The wasm backend accepts only Float32Arrays that
  *   view the tensor heap (it takes their byteOffset as a pointer).
+ * - F and I are the types of a float and an int array argument: FloatArray and Int32Array on the CPU;
+ *   a GPU backend's handles to device memory (src/kernels/webgpu/), whose values no CPU code can
+ *   index. The same method names, arguments and semantics on every device.
  */
 export type FloatArray = Float32Array | Float64Array;
 
-export interface Backend {
+export interface Backend<F = FloatArray, I = Int32Array> {
   readonly name: string;
 
   // ---- matmul, the three layouts training needs -------------------------------------------
   /** a (M,K), b (K,N) -> out (M,N) = a·b (accumulate: out += a·b) */
-  matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void;
+  matmul(out: F, a: F, b: F, M: number, K: number, N: number, accumulate: boolean): void;
   /** a (M,K), b (N,K) -> out (M,N) = a·bᵀ (accumulate: out += a·bᵀ) */
-  matmulBT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void;
+  matmulBT(out: F, a: F, b: F, M: number, K: number, N: number, accumulate: boolean): void;
   /** a (K,M), b (K,N) -> out (M,N) = aᵀ·b (accumulate: out += aᵀ·b) */
-  matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void;
+  matmulAT(out: F, a: F, b: F, M: number, K: number, N: number, accumulate: boolean): void;
 
   /** x (M,K), w (K,N), bias (N) or null -> out (M,N) = x·w + bias: a linear layer's forward */
-  linearForward(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void;
+  linearForward(out: F, x: F, w: F, bias: F | null, M: number, K: number, N: number): void;
   /**
    * The backward of out = x·w + b with dy (M,N): dx (M,K) += dy·wᵀ (= with overwriteDx), dw (K,N) += xᵀ·dy,
    * db (N) += Σ_rows dy; a null output is skipped. One call, so that a threaded backend can run the two independent
    * products side by side (one synchronisation, each product whole) instead of splitting each.
    */
-  linearBackward(
-    dx: FloatArray | null,
-    dw: FloatArray | null,
-    db: FloatArray | null,
-    dy: FloatArray,
-    x: FloatArray,
-    w: FloatArray,
-    M: number,
-    K: number,
-    N: number,
-    overwriteDx?: boolean,
-  ): void;
+  linearBackward(dx: F | null, dw: F | null, db: F | null, dy: F, x: F, w: F, M: number, K: number, N: number, overwriteDx?: boolean): void;
 
   // ---- elementwise and reductions ---------------------------------------------------------
   /** out (rows,cols) += bias (cols) broadcast over rows */
-  addBias(out: FloatArray, bias: FloatArray, rows: number, cols: number): void;
+  addBias(out: F, bias: F, rows: number, cols: number): void;
   /** x (rows,cols) -> out (cols) += column sums of x (the bias gradient) */
-  sumRows(out: FloatArray, x: FloatArray, rows: number, cols: number): void;
+  sumRows(out: F, x: F, rows: number, cols: number): void;
   /** x (n) = 0 */
-  zero(x: FloatArray, n: number): void;
+  zero(x: F, n: number): void;
   /** dst (n) = src */
-  copy(dst: FloatArray, src: FloatArray, n: number): void;
+  copy(dst: F, src: F, n: number): void;
   /** out (n) = a + b */
-  add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void;
+  add(out: F, a: F, b: F, n: number): void;
   /** dst (n) += src */
-  accumulate(dst: FloatArray, src: FloatArray, n: number): void;
+  accumulate(dst: F, src: F, n: number): void;
   /** x (n) *= s */
-  scale(x: FloatArray, n: number, s: number): void;
+  scale(x: F, n: number, s: number): void;
   /** sum of x², accumulated in float64 (for the global gradient norm) */
-  sumSquares(x: FloatArray, n: number): number;
+  sumSquares(x: F, n: number): number;
   /** out (n) = x * mask; mask holds 0 or 1/(1-p) (inverted dropout; the same call is its backward) */
-  mul(out: FloatArray, x: FloatArray, mask: FloatArray, n: number): void;
+  mul(out: F, x: F, mask: F, n: number): void;
 
   // ---- layer norm -------------------------------------------------------------------------
   /** x (N,C), w (C), b (C) -> out (N,C); saves mean (N) and rstd (N) = 1/sqrt(var + eps) */
-  layernormForward(
-    out: FloatArray,
-    mean: FloatArray,
-    rstd: FloatArray,
-    x: FloatArray,
-    w: FloatArray,
-    b: FloatArray,
-    N: number,
-    C: number,
-    eps: number,
-  ): void;
+  layernormForward(out: F, mean: F, rstd: F, x: F, w: F, b: F, N: number, C: number, eps: number): void;
   /** dout (N,C) -> dx (N,C) +=, dw (C) +=, db (C) += */
-  layernormBackward(
-    dx: FloatArray,
-    dw: FloatArray,
-    db: FloatArray,
-    dout: FloatArray,
-    x: FloatArray,
-    w: FloatArray,
-    mean: FloatArray,
-    rstd: FloatArray,
-    N: number,
-    C: number,
-  ): void;
+  layernormBackward(dx: F, dw: F, db: F, dout: F, x: F, w: F, mean: F, rstd: F, N: number, C: number): void;
 
   // ---- activations ------------------------------------------------------------------------
   /** GELU, tanh approximation (GPT-2's "gelu_new"): out (n) = gelu(x) */
-  geluForward(out: FloatArray, x: FloatArray, n: number): void;
+  geluForward(out: F, x: F, n: number): void;
   /** dx (n) += gelu'(x) * dout */
-  geluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void;
+  geluBackward(dx: F, x: F, dout: F, n: number): void;
   /**
    * out (n) = gelu(x) and dgelu (n) = gelu'(x) in one pass (dgelu may be x itself): the forward of a
    * GELU whose input is not needed afterwards (src/ops/gelu.ts linearGelu); its backward is then
    * dgelu·dout, a multiply instead of a second tanh
    */
-  geluForwardGrad(out: FloatArray, dgelu: FloatArray, x: FloatArray, n: number): void;
-  reluForward(out: FloatArray, x: FloatArray, n: number): void;
-  reluBackward(dx: FloatArray, x: FloatArray, dout: FloatArray, n: number): void;
+  geluForwardGrad(out: F, dgelu: F, x: F, n: number): void;
+  reluForward(out: F, x: F, n: number): void;
+  reluBackward(dx: F, x: F, dout: F, n: number): void;
 
   // ---- causal self-attention, fused ---------------------------------------------------------
   /**
@@ -116,34 +87,15 @@ export interface Backend {
    * Saves only lse (B,nh,T), the log-sum-exp of each score row: the (B,nh,T,T) probabilities are
    * recomputed in backward instead of kept alive.
    */
-  attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void;
+  attentionForward(out: F, lse: F, qkv: F, B: number, T: number, C: number, nh: number): void;
   /** dout (B,T,C) -> dqkv (B,T,3C) += ; needs the forward's out and lse */
-  attentionBackward(
-    dqkv: FloatArray,
-    dout: FloatArray,
-    qkv: FloatArray,
-    out: FloatArray,
-    lse: FloatArray,
-    B: number,
-    T: number,
-    C: number,
-    nh: number,
-  ): void;
+  attentionBackward(dqkv: F, dout: F, qkv: F, out: F, lse: F, B: number, T: number, C: number, nh: number): void;
   /**
    * Attention for generation with a KV cache (no batch). qkv (Tn,3C) holds the Tn new positions
    * pos0 .. pos0+Tn-1; their k and v must already be written to kCache/vCache (Tmax,C) rows.
    * New position p attends to cache rows 0..p. -> out (Tn,C)
    */
-  attentionCached(
-    out: FloatArray,
-    qkv: FloatArray,
-    kCache: FloatArray,
-    vCache: FloatArray,
-    Tn: number,
-    pos0: number,
-    C: number,
-    nh: number,
-  ): void;
+  attentionCached(out: F, qkv: F, kCache: F, vCache: F, Tn: number, pos0: number, C: number, nh: number): void;
 
   // ---- fused one-token blocks (generation) ----------------------------------------------------
   /**
@@ -151,61 +103,42 @@ export interface Backend {
    * a (C), wfc (C,H), bfc (H), wproj (H,C), bproj (C). Exactly linearForward, the activation (in
    * place on h) and linearForward; a fast backend runs it as one task per thread.
    */
-  mlpRow(
-    y: FloatArray,
-    h: FloatArray,
-    a: FloatArray,
-    wfc: FloatArray,
-    bfc: FloatArray,
-    wproj: FloatArray,
-    bproj: FloatArray,
-    C: number,
-    H: number,
-    relu: boolean,
-  ): void;
+  mlpRow(y: F, h: F, a: F, wfc: F, bfc: F, wproj: F, bproj: F, C: number, H: number, relu: boolean): void;
   /**
    * One new token's attention block at position pos: qkv (3C) = a·wattn + battn; its k and v are
    * written to row pos of kCache / vCache (Tmax,C); att (C) = attentionCached over rows 0..pos;
    * y (C) = att·wproj + bproj. Exactly linearForward, the copies, attentionCached and linearForward.
    */
   attentionRow(
-    y: FloatArray,
-    att: FloatArray,
-    qkv: FloatArray,
-    a: FloatArray,
-    wattn: FloatArray,
-    battn: FloatArray,
-    kCache: FloatArray,
-    vCache: FloatArray,
+    y: F,
+    att: F,
+    qkv: F,
+    a: F,
+    wattn: F,
+    battn: F,
+    kCache: F,
+    vCache: F,
     pos: number,
-    wproj: FloatArray,
-    bproj: FloatArray,
+    wproj: F,
+    bproj: F,
     C: number,
     nh: number,
   ): void;
 
   // ---- softmax, cross-entropy, embedding ------------------------------------------------------
   /** x (rows,cols) -> out (rows,cols) = softmax over each row */
-  softmax(out: FloatArray, x: FloatArray, rows: number, cols: number): void;
+  softmax(out: F, x: F, rows: number, cols: number): void;
   /**
    * logits (N,V), targets (N) -> losses (N) = -log softmax(logits)[target], lse (N) saved.
    * A target of -1 is ignored: its loss is 0 (the caller divides by the number counted).
    */
-  crossEntropyForward(losses: FloatArray, lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): void;
+  crossEntropyForward(losses: F, lse: F, logits: F, targets: I, N: number, V: number): void;
   /** dlogits (N,V) += scale * (softmax(logits) - onehot(target)), rows with target -1 untouched */
-  crossEntropyBackward(
-    dlogits: FloatArray,
-    logits: FloatArray,
-    lse: FloatArray,
-    targets: Int32Array,
-    N: number,
-    V: number,
-    scale: number,
-  ): void;
+  crossEntropyBackward(dlogits: F, logits: F, lse: F, targets: I, N: number, V: number, scale: number): void;
   /** ids (N), table (V,C) -> out (N,C) = table[ids] */
-  embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number): void;
+  embeddingForward(out: F, ids: I, table: F, N: number, C: number): void;
   /** dtable (V,C) += scatter-add of dout (N,C) rows at ids */
-  embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number): void;
+  embeddingBackward(dtable: F, dout: F, ids: I, N: number, C: number): void;
 
   // ---- optimizer --------------------------------------------------------------------------
   /**
@@ -214,10 +147,10 @@ export interface Backend {
    *   p -= lr * (m/bc1) / (sqrt(v/bc2) + eps)     with bc1 = 1-b1^t, bc2 = 1-b2^t
    */
   adamw(
-    p: FloatArray,
-    g: FloatArray,
-    m: FloatArray,
-    v: FloatArray,
+    p: F,
+    g: F,
+    m: F,
+    v: F,
     n: number,
     lr: number,
     beta1: number,

@@ -9,24 +9,30 @@
  *
  * Shapes: B batch, T time, C = nEmbd, V vocab, nh heads, hs = C/nh.
  * Parameter names are Hugging Face GPT2LMHeadModel's, so weights map one-to-one.
+ *
+ * The layers (src/nn/: Embedding, LayerNorm, Linear, CausalSelfAttention, MLP, Block) are built
+ * once, over the tensors of `params`, and every way through the model goes through them:
+ *   forward   (B,T) ids -> (B,T,V) logits on tensors with autograd (training, eval, learning mode)
+ *   prefill   new ids of one sequence after its cached positions -> the last one's logits (V), the
+ *             k and v rows written to the sequence's KV cache (src/generate/kvcache.ts)
+ *   decode    one new token for each of R sequences, each at its own position against its own cache
+ *             -> logits (R,V): generation, one sequence or a server's batch of them
  */
 import { fail } from "../errors.js";
-import {
-  add,
-  addPositions,
-  causalSelfAttention,
-  crossEntropy,
-  dropout,
-  embedding,
-  layerNorm,
-  linear,
-  linearGelu,
-  matmulTransposed,
-  relu,
-} from "../ops/index.js";
+import { backend } from "../kernels/index.js";
+import { addPositions, crossEntropy, dropout, matmulTransposed } from "../ops/index.js";
 import { Rng } from "../random.js";
-import { Tensor } from "../tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../tensor/tensor.js";
+import { CausalSelfAttention } from "./attention.js";
+import type { AttentionCache } from "./attention-cache.js";
+import { Block } from "./block.js";
 import type { GPTConfig } from "./config.js";
+import { DecodeBuffers, type DecodeRow } from "./decode-step.js";
+import { Embedding } from "./embedding.js";
+import type { ForwardContext } from "./forward-context.js";
+import { LayerNorm } from "./layer-norm.js";
+import { Linear } from "./linear.js";
+import { MLP } from "./mlp.js";
 
 export interface ForwardResult {
   /** (B,T,V) */
@@ -80,6 +86,13 @@ export class GPT {
   readonly config: GPTConfig;
   /** every parameter by its Hugging Face name, in parameterShapes order */
   readonly params: Map<string, Tensor>;
+  /** token and position embeddings: wte (V,C), wpe (blockSize,C) */
+  readonly wte: Embedding;
+  readonly wpe: Embedding;
+  /** the blocks, in order */
+  readonly h: readonly Block[];
+  /** the final layer norm, before the LM head (tied to wte) */
+  readonly ln_f: LayerNorm;
 
   /**
    * A freshly initialised model (GPT-2's scheme, seeded); or, given `shared`, a model whose
@@ -95,8 +108,28 @@ export class GPT {
           throw new Error(`GPT: shared parameter ${name} missing or misshapen`);
         this.params.set(name, t);
       }
-      return;
-    }
+    } else this.initParams(seed);
+    const p = (name: string) => this.param(name);
+    const lin = (name: string) => new Linear(p(`${name}.weight`), p(`${name}.bias`));
+    const norm = (name: string) => new LayerNorm(p(`${name}.weight`), p(`${name}.bias`), config.layerNormEps);
+    this.wte = new Embedding(p("transformer.wte.weight"));
+    this.wpe = new Embedding(p("transformer.wpe.weight"));
+    this.h = Array.from({ length: config.nLayer }, (_, l) => {
+      const h = `transformer.h.${l}`;
+      return new Block(
+        norm(`${h}.ln_1`),
+        new CausalSelfAttention(lin(`${h}.attn.c_attn`), lin(`${h}.attn.c_proj`), config.nHead, l),
+        norm(`${h}.ln_2`),
+        new MLP(lin(`${h}.mlp.c_fc`), lin(`${h}.mlp.c_proj`), config.activation),
+        l,
+      );
+    });
+    this.ln_f = norm("transformer.ln_f");
+  }
+
+  /** GPT-2's initialisation of every parameter, seeded */
+  private initParams(seed: number): void {
+    const config = this.config;
     const rng = new Rng(seed);
     // GPT-2 init: N(0, 0.02) for weights and embeddings, zero biases, LayerNorm = identity, and the
     // projections that write into the residual stream scaled by 1/sqrt(2·nLayer) so its variance
@@ -148,41 +181,75 @@ export class GPT {
     const [, T] = idx.shape as [number, number];
     if (idx.shape.length !== 2) throw new Error(`forward: idx must be (B,T), got [${idx.shape.join(", ")}]`);
     if (T > c.blockSize) fail(`sequence of ${T} tokens is longer than the model's block size ${c.blockSize}`);
-    const p = (name: string) => this.param(name);
-    const drop = (t: Tensor) => (options.dropoutRng && c.dropout > 0 ? dropout(t, c.dropout, options.dropoutRng) : t);
-    // act(c_fc(h)): with GELU one op, which keeps gelu' for backward instead of c_fc's output (linearGelu)
-    const fcAct = c.activation === "relu" ? (t: Tensor, w: Tensor, b: Tensor) => relu(linear(t, w, b)) : linearGelu;
-    const cap = options.capture;
-
-    let x = drop(addPositions(embedding(p("transformer.wte.weight"), idx), p("transformer.wpe.weight"))); // (B,T,C)
-    cap?.("embedding", x);
-    for (let l = 0; l < c.nLayer; l++) {
-      const h = `transformer.h.${l}`;
-      // attention: ln -> qkv (B,T,3C) -> heads -> (B,T,C) -> projection
-      let a = layerNorm(x, p(`${h}.ln_1.weight`), p(`${h}.ln_1.bias`), c.layerNormEps);
-      cap?.(`h.${l}.ln_1`, a);
-      a = linear(a, p(`${h}.attn.c_attn.weight`), p(`${h}.attn.c_attn.bias`));
-      cap?.(`h.${l}.qkv`, a);
-      a = causalSelfAttention(a, c.nHead);
-      cap?.(`h.${l}.attn`, a);
-      a = drop(linear(a, p(`${h}.attn.c_proj.weight`), p(`${h}.attn.c_proj.bias`)));
-      x = add(x, a);
-      cap?.(`h.${l}.resid_attn`, x);
-      // MLP: ln -> (B,T,nInner) -> activation -> (B,T,C)
-      let m = layerNorm(x, p(`${h}.ln_2.weight`), p(`${h}.ln_2.bias`), c.layerNormEps);
-      m = fcAct(m, p(`${h}.mlp.c_fc.weight`), p(`${h}.mlp.c_fc.bias`));
-      cap?.(`h.${l}.mlp_act`, m);
-      m = drop(linear(m, p(`${h}.mlp.c_proj.weight`), p(`${h}.mlp.c_proj.bias`)));
-      x = add(x, m);
-      cap?.(`h.${l}.out`, x);
-    }
-    x = layerNorm(x, p("transformer.ln_f.weight"), p("transformer.ln_f.bias"), c.layerNormEps);
-    cap?.("ln_f", x);
-    const logits = matmulTransposed(x, p("transformer.wte.weight")); // (B,T,V)
-    cap?.("logits", logits);
+    const rng = options.dropoutRng;
+    const ctx: ForwardContext = {
+      drop: (t) => (rng && c.dropout > 0 ? dropout(t, c.dropout, rng) : t),
+      capture: options.capture,
+    };
+    const x = this.ln_f.forward(this.trunk(idx, 0, ctx)); // (B,T,C)
+    ctx.capture?.("ln_f", x);
+    const logits = this.lmHead(x); // (B,T,V)
+    ctx.capture?.("logits", logits);
     const result: ForwardResult = { logits };
     if (options.targets) result.loss = crossEntropy(logits, options.targets);
     return result;
+  }
+
+  /** idx (B,T) at positions pos0.. -> the residual stream after the last block (B,T,C) */
+  private trunk(idx: Tensor, pos0: number, ctx: ForwardContext): Tensor {
+    let x = ctx.drop(addPositions(this.wte.forward(idx), this.wpe.weight, pos0)); // (B,T,C)
+    ctx.capture?.("embedding", x);
+    for (const block of this.h) x = block.forward(x, ctx);
+    return x;
+  }
+
+  /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
+  private lmHead(x: Tensor): Tensor {
+    return matmulTransposed(x, this.wte.weight);
+  }
+
+  /**
+   * Prefill: `ids` of one sequence at positions pos0.. (after the pos0 positions its cache holds)
+   * through the model, their k and v rows written to `cache` (one AttentionCache per layer); returns
+   * the logits (V) of the last one (a copy). The caller checks that they fit in the block.
+   */
+  prefill(ids: readonly number[], cache: readonly AttentionCache[], pos0: number): Float32Array {
+    const C = this.config.nEmbd;
+    const Tn = ids.length;
+    return noGrad(() =>
+      scope(() => {
+        const x = this.trunk(Tensor.ints(ids, [1, Tn]), pos0, { drop: (t) => t, cache: { layers: cache, pos0 } });
+        // only the last position's logits are needed
+        const last = new Tensor([1, C]);
+        last.data.set(x.data.subarray((Tn - 1) * C, Tn * C));
+        return this.lmHead(this.ln_f.forward(last)).data.slice();
+      }),
+    );
+  }
+
+  /**
+   * One decode step: rows[r].id, the next token of sequence r, at its position rows[r].pos against
+   * its own cache (its k and v rows written there) -> logits (R,V), a view of buffers.logits valid
+   * until the next step. No tensors, tape or scope per token: buffers (capacity >= R) are reused.
+   * Each row is computed as it would be alone (the rows share the weights, not their arithmetic).
+   */
+  decode(rows: readonly DecodeRow[], buffers: DecodeBuffers): Float32Array {
+    const { nEmbd: C, vocabSize: V } = this.config;
+    const R = rows.length;
+    if (R > buffers.capacity) throw new Error(`decode: ${R} rows, buffers for ${buffers.capacity}`);
+    const be = backend();
+    const s = buffers;
+    for (let r = 0; r < R; r++) {
+      const { id, pos } = rows[r] as DecodeRow;
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`embedding: id ${id} out of range for a table of ${V} rows`);
+      // token + position embedding (embedding, then addPositions: one addition per element)
+      be.add(DecodeBuffers.row(s.x, r), this.wte.row(id), this.wpe.row(pos), C);
+    }
+    for (const block of this.h) block.decode(s, rows);
+    this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
+    const wte = this.wte.weight.data;
+    for (let r = 0; r < R; r++) be.matmulBT(DecodeBuffers.row(s.logits, r), DecodeBuffers.row(s.a, r), wte, 1, C, V, false);
+    return s.logits.data.subarray(0, R * V);
   }
 
   zeroGrad(): void {

@@ -22,21 +22,23 @@ function addGrad(t: Tensor, g: Float32Array): void {
 }
 
 /**
- * x (B,T,C) + the first T rows of pos (P,C), broadcast over B: token + position embeddings.
- * The gradient of pos is the sum over the batch, landing in its first T rows.
+ * x (B,T,C) + rows p0 .. p0+T-1 of pos (P,C), broadcast over B: token + position embeddings (p0 > 0
+ * for new tokens after cached ones). The gradient of pos is the sum over the batch, in those rows.
  */
-export function addPositions(x: Tensor, pos: Tensor): Tensor {
+export function addPositions(x: Tensor, pos: Tensor, p0 = 0): Tensor {
   if (x.shape.length !== 3 || pos.shape.length !== 2) throw new Error(`addPositions: x ${shapeStr(x.shape)}, pos ${shapeStr(pos.shape)}`);
   const [B, T, C] = x.shape as [number, number, number];
   const [P, pc] = pos.shape as [number, number];
-  if (pc !== C || T > P) throw new Error(`addPositions: ${T} positions of width ${C} do not fit pos ${shapeStr(pos.shape)}`);
+  if (pc !== C || p0 + T > P)
+    throw new Error(`addPositions: positions ${p0}..${p0 + T - 1} of width ${C} do not fit pos ${shapeStr(pos.shape)}`);
   const n = T * C;
+  const rows = (t: Tensor) => t.data.subarray(p0 * C, p0 * C + n);
   const out = new Tensor(x.shape);
   backend().copy(out.data, x.data, x.size);
-  backend().addBias(out.data, pos.data.subarray(0, n), B, n);
+  backend().addBias(out.data, rows(pos), B, n);
   return record(out, [x, pos], () => {
     const dy = (out.grad as Tensor).data;
     if (x.requiresGrad) addGrad(x, dy);
-    if (pos.requiresGrad) backend().sumRows(pos.ensureGrad().data.subarray(0, n), dy, B, n);
+    if (pos.requiresGrad) backend().sumRows(rows(pos.ensureGrad()), dy, B, n);
   });
 }

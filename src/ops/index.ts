@@ -7,4 +7,5 @@ export { gelu, linearGelu } from "./gelu.js";
 export { layerNorm } from "./layernorm.js";
 export { linear, matmulTransposed } from "./matmul.js";
 export { relu } from "./relu.js";
+export { scale } from "./scale.js";
 export { softmax } from "./softmax.js";

@@ -12,10 +12,14 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
   const rstd = new Tensor([N]);
   backend().layernormForward(out.data, mean.data, rstd.data, x.data, w.data, b.data, N, C, eps);
   return record(out, [x, w, b], () => {
+    // a frozen w or b (LoRA trains the layers around it) gets no gradient buffer: the kernel writes
+    // its sums into scratch that is then dropped
+    const frozen = !w.requiresGrad || !b.requiresGrad ? new Tensor([2, C], "f32", false, false) : null;
+    if (frozen) backend().zero(frozen.data, 2 * C);
     backend().layernormBackward(
       x.ensureGrad().data,
-      w.ensureGrad().data,
-      b.ensureGrad().data,
+      w.requiresGrad ? w.ensureGrad().data : (frozen as Tensor).data.subarray(0, C),
+      b.requiresGrad ? b.ensureGrad().data : (frozen as Tensor).data.subarray(C),
       (out.grad as Tensor).data,
       x.data,
       w.data,
@@ -24,5 +28,6 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
       N,
       C,
     );
+    frozen?.dispose();
   });
 }

@@ -1,7 +1,8 @@
 import { fail } from "../errors.js";
 import { bytesToUnicode, byteTokenName, wtf8Decode, wtf8Encode } from "./bytes.js";
-import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
+import { UNSETTLED_WORDS, wordEnd } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
+import { WordTable } from "./words.js";
 
 /** One merge rule: the adjacent pair (left, right) becomes `merged`. */
 export type BpeMerge = readonly [left: number, right: number, merged: number];
@@ -232,7 +233,10 @@ export class ByteLevelBpe implements Tokenizer {
   private readonly tokens: Uint8Array[];
   private readonly specialIds: ReadonlyMap<string, number>;
   private readonly specialPattern: RegExp | undefined;
-  private readonly cache = new Map<string, number[]>();
+  /** the merged ids of the words seen before: word e's are ids[starts[e]] up to the next word's start */
+  private readonly cache = { words: new WordTable(), starts: [] as number[], ids: [] as number[] };
+  /** scratch: the ends of the words of the text being encoded */
+  private readonly wordEnds: number[] = [];
   private readonly wholeWords: Map<string, number> | undefined;
 
   constructor(spec: BpeSpec) {
@@ -276,8 +280,7 @@ export class ByteLevelBpe implements Tokenizer {
   }
 
   private encodeOrdinary(text: string, out: number[]): void {
-    const words = pretokenize(text);
-    this.encodeWords(words, words.length, out);
+    this.encodeStart(text, true, out);
   }
 
   /**
@@ -286,38 +289,53 @@ export class ByteLevelBpe implements Tokenizer {
    * `text` when `final`); see UNSETTLED_WORDS.
    */
   encodeStart(text: string, final: boolean, out: { push(id: number): void }): number {
-    const words = pretokenize(text);
-    const keep = final ? words.length : Math.max(0, words.length - UNSETTLED_WORDS);
-    this.encodeWords(words, keep, out);
-    let consumed = 0;
-    for (let w = 0; w < keep; w++) consumed += (words[w] as string).length;
-    return consumed;
-  }
-
-  private encodeWords(words: readonly string[], count: number, out: { push(id: number): void }): void {
-    const cache = this.cache;
-    for (let w = 0; w < count; w++) {
-      const word = words[w] as string;
-      if (word.length === 1) {
-        const c = word.charCodeAt(0);
-        if (c < 128) {
-          out.push(this.byteToId[c] as number);
-          continue;
-        }
-      }
-      let ids = cache.get(word);
-      if (ids === undefined) {
-        ids = this.encodeWord(word);
-        if (word.length <= MAX_CACHED_WORD) {
-          if (cache.size >= MAX_CACHE) cache.clear();
-          cache.set(word, ids);
-        }
-      }
-      for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+    const ends = this.wordEnds;
+    ends.length = 0;
+    for (let i = 0; i < text.length; ) {
+      i = wordEnd(text, i);
+      ends.push(i);
     }
+    const keep = final ? ends.length : Math.max(0, ends.length - UNSETTLED_WORDS);
+    let start = 0;
+    for (let w = 0; w < keep; w++) {
+      const end = ends[w] as number;
+      this.encodeWord(text, start, end, out);
+      start = end;
+    }
+    return start;
   }
 
-  private encodeWord(word: string): number[] {
+  /** The ids of the word text[start, end): from the cache of words seen before, else merged (and cached). */
+  private encodeWord(text: string, start: number, end: number, out: { push(id: number): void }): void {
+    if (end - start === 1) {
+      const c = text.charCodeAt(start);
+      if (c < 128) {
+        out.push(this.byteToId[c] as number);
+        return;
+      }
+    }
+    if (end - start > MAX_CACHED_WORD) {
+      for (const id of this.mergedIds(text.slice(start, end))) out.push(id);
+      return;
+    }
+    const cache = this.cache;
+    if (cache.words.size >= MAX_CACHE) {
+      cache.words.clear();
+      cache.starts.length = 0;
+      cache.ids.length = 0;
+    }
+    const e = cache.words.find(text, start, end);
+    if (e === cache.starts.length) {
+      cache.starts.push(cache.ids.length);
+      for (const id of this.mergedIds(cache.words.words[e] as string)) cache.ids.push(id);
+    }
+    const from = cache.starts[e] as number;
+    const to = e + 1 < cache.starts.length ? (cache.starts[e + 1] as number) : cache.ids.length;
+    for (let i = from; i < to; i++) out.push(cache.ids[i] as number);
+  }
+
+  /** The ids of a word by the merges (or, with ignoreMerges, the word's own token). */
+  private mergedIds(word: string): number[] {
     const whole = this.wholeWords?.get(word);
     if (whole !== undefined) return [whole];
     let bytes: Uint8Array | undefined;

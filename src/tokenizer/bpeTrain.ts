@@ -1,8 +1,9 @@
 import { fail } from "../errors.js";
 import { type BpeMerge, ByteLevelBpe, specialsPattern, splitSpecials } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
-import { pretokenize } from "./pretokenize.js";
+import { pretokenize, wordEnd } from "./pretokenize.js";
 import { BPE_SPECIAL_TOKENS } from "./types.js";
+import type { WordTable } from "./words.js";
 
 export interface BpeTrainOptions {
   /** Target vocabulary size, counting the 256 byte tokens and the special tokens. */
@@ -120,6 +121,20 @@ export function countWords(words: readonly string[], count: number, wordCounts: 
   for (let i = 0; i < count && i < words.length; i++) {
     const w = words[i] as string;
     wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+  }
+}
+
+/**
+ * Counts the words of `text` (ordinary text, no special tokens) into `table` and `counts` (the count
+ * of the table's word e), in order of first sight, making no string of a word seen before.
+ */
+export function countTextWords(text: string, table: WordTable, counts: number[]): void {
+  for (let i = 0; i < text.length; ) {
+    const end = wordEnd(text, i);
+    const e = table.find(text, i, end);
+    if (e === counts.length) counts.push(1);
+    else counts[e] = (counts[e] as number) + 1;
+    i = end;
   }
 }
 

@@ -12,10 +12,21 @@ import { CharTokenizer } from "./char.js";
 import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
 
-/** A growing list of ids in a typed array (pushing millions of ids onto a JS array is many times slower). */
+/** The typed arrays ids are written into: Int32Array in memory, the token cache's Uint16Array or Uint32Array on disk. */
+export type IdArray = Int32Array | Uint16Array | Uint32Array;
+type IdArrayType = { new (length: number): IdArray };
+
+/**
+ * A growing list of ids in a typed array (pushing millions of ids onto a JS array is many times
+ * slower); of the width they are stored in, so that the token cache writes them as they are.
+ */
 export class IdBuffer {
-  ids = new Int32Array(1 << 16);
+  ids: IdArray;
   length = 0;
+
+  constructor(private readonly type: IdArrayType = Int32Array) {
+    this.ids = new type(1 << 16);
+  }
 
   push(id: number): void {
     if (this.length === this.ids.length) this.reserve(1);
@@ -25,15 +36,15 @@ export class IdBuffer {
   /** room for n more ids */
   reserve(n: number): void {
     if (this.length + n <= this.ids.length) return;
-    const grown = new Int32Array(Math.max(this.ids.length * 2, this.length + n));
+    const grown = new this.type(Math.max(this.ids.length * 2, this.length + n));
     grown.set(this.ids.subarray(0, this.length));
     this.ids = grown;
   }
 
-  /** the ids so far (a view), and an empty buffer for the next ones */
-  take(): Int32Array {
+  /** the ids so far (a view of a buffer of their own, which may be transferred), and an empty buffer for the next ones */
+  take(): IdArray {
     const out = this.ids.subarray(0, this.length);
-    this.ids = new Int32Array(Math.max(1 << 16, this.length));
+    this.ids = new this.type(Math.max(1 << 16, this.length));
     this.length = 0;
     return out;
   }
@@ -84,12 +95,15 @@ export class SpecialSplitter {
 export class ChunkedEncoder {
   private readonly splitter: SpecialSplitter;
   private readonly encodeStart: (text: string, final: boolean, out: IdBuffer) => number;
-  private readonly out = new IdBuffer();
+  private readonly out: IdBuffer;
 
+  /** `idType`: the typed array the ids come in (default Int32Array) */
   constructor(
     private readonly tokenizer: Tokenizer,
     options: EncodeOptions = {},
+    idType?: IdArrayType,
   ) {
+    this.out = new IdBuffer(idType);
     this.splitter = new SpecialSplitter(options.specialsAsText ? [] : tokenizer.specialTokens);
     this.encodeStart =
       tokenizer instanceof ByteLevelBpe
@@ -100,7 +114,7 @@ export class ChunkedEncoder {
   }
 
   /** The ids of `text` that are settled; the rest come out of a later push. */
-  push(text: string, final = false): Int32Array {
+  push(text: string, final = false): IdArray {
     const out = this.out;
     this.splitter.push(
       text,
@@ -175,12 +189,41 @@ export interface ChunkedVocabulary {
   finish(): Tokenizer;
 }
 
-/** What CharTokenizer.fromText(whole text) builds, from the text's distinct characters. */
-export function charVocabulary(extraSpecials: readonly string[] = []): ChunkedVocabulary {
+/**
+ * What CharTokenizer.fromText(whole text) builds, from the text's distinct characters. The text
+ * comes as strings (add) or as whole UTF-8 characters (addUtf8: no string is made, which is most of
+ * the cost of a vocabulary pass over a big corpus).
+ */
+export function charVocabulary(extraSpecials: readonly string[] = []): ChunkedVocabulary & { addUtf8(bytes: Uint8Array): void } {
   const seen = new Uint8Array(0x10000);
   const astral = new Set<string>();
   let pendingHigh = "";
   return {
+    addUtf8(b) {
+      const n = b.length;
+      let i = 0;
+      while (i < n) {
+        const c = b[i] as number;
+        if (c < 0x80) {
+          seen[c] = 1;
+          i++;
+        } else if (c < 0xe0) {
+          seen[((c & 0x1f) << 6) | ((b[i + 1] as number) & 0x3f)] = 1;
+          i += 2;
+        } else if (c < 0xf0) {
+          seen[((c & 0x0f) << 12) | (((b[i + 1] as number) & 0x3f) << 6) | ((b[i + 2] as number) & 0x3f)] = 1;
+          i += 3;
+        } else {
+          const cp =
+            ((c & 0x07) << 18) |
+            (((b[i + 1] as number) & 0x3f) << 12) |
+            (((b[i + 2] as number) & 0x3f) << 6) |
+            ((b[i + 3] as number) & 0x3f);
+          astral.add(String.fromCodePoint(cp));
+          i += 4;
+        }
+      }
+    },
     add(chunk, final) {
       const text = pendingHigh + chunk;
       pendingHigh = "";

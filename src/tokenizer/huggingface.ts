@@ -1,4 +1,4 @@
-import { fail } from "../errors.js";
+import { fail, MinigptError } from "../errors.js";
 import { type BpeMerge, ByteLevelBpe } from "./bpe.js";
 import { unicodeToBytes } from "./bytes.js";
 import { CharTokenizer } from "./char.js";
@@ -17,31 +17,30 @@ function typeOf(x: unknown): string | undefined {
 
 /** Token strings by id, from model.vocab and added_tokens; ids must cover 0..n-1. */
 function readVocab(model: Json, added: Map<string, number>): string[] {
-  if (!isObject(model.vocab)) fail("tokenizer.json: model.vocab must be an object mapping tokens to ids");
+  if (!isObject(model.vocab)) fail("model.vocab must be an object mapping tokens to ids");
   const pieces: string[] = [];
   const place = (token: string, id: unknown) => {
-    if (typeof id !== "number" || !Number.isInteger(id) || id < 0)
-      fail(`tokenizer.json: token ${JSON.stringify(token)} has invalid id ${String(id)}`);
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0) fail(`token ${JSON.stringify(token)} has invalid id ${String(id)}`);
     const there = pieces[id];
-    if (there !== undefined && there !== token)
-      fail(`tokenizer.json: id ${id} is used by both ${JSON.stringify(there)} and ${JSON.stringify(token)}`);
+    if (there !== undefined && there !== token) fail(`id ${id} is used by both ${JSON.stringify(there)} and ${JSON.stringify(token)}`);
     pieces[id] = token;
   };
   for (const [token, id] of Object.entries(model.vocab)) place(token, id);
   for (const [token, id] of added) place(token, id);
   for (let id = 0; id < pieces.length; id++) {
-    if (pieces[id] === undefined) fail(`tokenizer.json: no token has id ${id}; ids must run from 0 to ${pieces.length - 1}`);
+    if (pieces[id] === undefined) fail(`no token has id ${id}; ids must run from 0 to ${pieces.length - 1}`);
   }
   return pieces;
 }
 
 function readAddedTokens(json: Json): Map<string, number> {
   const added = new Map<string, number>();
-  const list = json.added_tokens ?? [];
-  if (!Array.isArray(list)) fail("tokenizer.json: added_tokens must be an array");
+  // absent in some hand-made files; null or another type is damage (the specials would become text)
+  const list = json.added_tokens === undefined ? [] : json.added_tokens;
+  if (!Array.isArray(list)) fail("added_tokens must be an array");
   for (const t of list) {
     if (!isObject(t) || typeof t.content !== "string" || typeof t.id !== "number") {
-      fail("tokenizer.json: every added_tokens entry needs a string content and a numeric id");
+      fail("every added_tokens entry needs a string content and a numeric id");
     }
     added.set(t.content, t.id);
   }
@@ -55,7 +54,7 @@ function readMerge(m: unknown, i: number): [string, string] {
   } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
     return [m[0], m[1]];
   }
-  return fail(`tokenizer.json: merge ${i} must be "left right" or ["left", "right"], got ${JSON.stringify(m)}`);
+  return fail(`merge ${i} must be "left right" or ["left", "right"], got ${JSON.stringify(m)}`);
 }
 
 /** the decoder of byte fallback: {"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]} */
@@ -69,12 +68,31 @@ function isByteFallbackDecoder(decoder: unknown): boolean {
  * pre-tokenizer, Fuse decoder, with or without byte fallback), a WordLevel vocabulary split on
  * whitespace, or a GPT-2-style byte-level BPE (merges as "a b" strings or as pairs). Anything else is refused with a reason,
  * since silently encoding differently from the file's owner would corrupt a model's input.
+ * Whatever is wrong with it (a missing field, a wrong type, a merge that does not parse, a
+ * vocabulary the tokenizer cannot be built from) is one line that begins with `file`.
  */
-export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
-  if (!isObject(json) || !isObject(json.model)) fail('tokenizer.json: expected an object with a "model" field');
+export function tokenizerFromHuggingFaceJson(json: unknown, file = "tokenizer.json"): Tokenizer {
+  try {
+    return readTokenizerJson(json);
+  } catch (err) {
+    if (err instanceof MinigptError) fail(`${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** a field that must be a boolean when it is there */
+function checkBoolean(object: Json, key: string, where: string): void {
+  if (object[key] !== undefined && object[key] !== null && typeof object[key] !== "boolean")
+    fail(`${where}.${key} must be true or false, got ${JSON.stringify(object[key])}`);
+}
+
+function readTokenizerJson(json: unknown): Tokenizer {
+  if (!isObject(json) || !isObject(json.model)) fail('expected an object with a "model" field');
   const model = json.model;
+  if (model.type !== undefined && typeof model.type !== "string") fail(`model.type must be a string, got ${JSON.stringify(model.type)}`);
+  for (const key of ["byte_fallback", "ignore_merges", "fuse_unk"]) checkBoolean(model, key, "model");
   if (json.normalizer !== null && json.normalizer !== undefined) {
-    fail(`tokenizer.json: normalizer ${typeOf(json.normalizer) ?? "?"} is not supported (minigpt reads tokenizers without a normalizer)`);
+    fail(`normalizer ${typeOf(json.normalizer) ?? "?"} is not supported (minigpt reads tokenizers without a normalizer)`);
   }
   const added = readAddedTokens(json);
   const specials = [...added.keys()];
@@ -82,14 +100,13 @@ export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
   const modelType = typeOf(model);
 
   if (modelType === "WordLevel") {
-    if (typeOf(pre) !== "WhitespaceSplit")
-      fail(`tokenizer.json: a WordLevel model needs the WhitespaceSplit pre-tokenizer, got ${typeOf(pre) ?? "none"}`);
+    if (typeOf(pre) !== "WhitespaceSplit") fail(`a WordLevel model needs the WhitespaceSplit pre-tokenizer, got ${typeOf(pre) ?? "none"}`);
     return new WordTokenizer(readVocab(model, added), specials);
   }
-  if (modelType !== "BPE" && modelType !== undefined)
-    fail(`tokenizer.json: model type ${modelType} is not supported (minigpt reads BPE and WordLevel)`);
+  if (modelType !== "BPE" && modelType !== undefined) fail(`model type ${modelType} is not supported (minigpt reads BPE and WordLevel)`);
   const merges = model.merges ?? [];
-  if (!Array.isArray(merges)) fail("tokenizer.json: model.merges must be an array");
+  if (!Array.isArray(merges)) fail("model.merges must be an array");
+  const mergePairs = merges.map(readMerge);
 
   if (pre === null && merges.length === 0) {
     const byteFallback = model.byte_fallback === true;
@@ -97,17 +114,17 @@ export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
     if (isByteFallbackDecoder(json.decoder) && byteFallback) return new CharTokenizer(readVocab(model, added), specials, { byteFallback });
     if (byteFallback || typeOf(json.decoder) === "Fuse")
       fail(
-        "tokenizer.json: a character vocabulary (BPE without merges) needs byte_fallback with the decoders ByteFallback then Fuse, or neither with Fuse alone",
+        "a character vocabulary (BPE without merges) needs byte_fallback with the decoders ByteFallback then Fuse, or neither with Fuse alone",
       );
   }
   if (typeOf(pre) !== "ByteLevel" || !isObject(pre)) {
-    fail(`tokenizer.json: pre-tokenizer ${typeOf(pre) ?? "none"} is not supported (minigpt reads GPT-2-style ByteLevel BPE)`);
+    fail(`pre-tokenizer ${typeOf(pre) ?? "none"} is not supported (minigpt reads GPT-2-style ByteLevel BPE)`);
   }
   if (pre.use_regex === false || pre.add_prefix_space === true) {
-    fail("tokenizer.json: only the GPT-2 ByteLevel settings (use_regex true, add_prefix_space false) are supported");
+    fail("only the GPT-2 ByteLevel settings (use_regex true, add_prefix_space false) are supported");
   }
   if (model.continuing_subword_prefix || model.end_of_word_suffix) {
-    fail("tokenizer.json: BPE with continuing_subword_prefix or end_of_word_suffix is not byte-level GPT-2 style");
+    fail("BPE with continuing_subword_prefix or end_of_word_suffix is not byte-level GPT-2 style");
   }
 
   const names = readVocab(model, added);
@@ -115,16 +132,15 @@ export function tokenizerFromHuggingFaceJson(json: unknown): Tokenizer {
   const pieces = names.map((name, id) => {
     if (added.get(name) === id) return undefined;
     const bytes = unicodeToBytes(name);
-    if (bytes === undefined) fail(`tokenizer.json: vocab entry ${JSON.stringify(name)} is not written in GPT-2's byte-level alphabet`);
+    if (bytes === undefined) fail(`vocab entry ${JSON.stringify(name)} is not written in GPT-2's byte-level alphabet`);
     return bytes;
   });
-  const bpeMerges: BpeMerge[] = merges.map((m, i) => {
-    const [l, r] = readMerge(m, i);
+  const bpeMerges: BpeMerge[] = mergePairs.map(([l, r], i) => {
     const left = idOf.get(l);
     const right = idOf.get(r);
     const merged = idOf.get(l + r);
     if (left === undefined || right === undefined || merged === undefined) {
-      fail(`tokenizer.json: merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) uses or makes a token missing from the vocab`);
+      fail(`merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) uses or makes a token missing from the vocab`);
     }
     return [left, right, merged];
   });

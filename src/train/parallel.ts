@@ -32,7 +32,6 @@
  * only when there is nothing to split (one shard), and the caller runs forward/backward itself.
  */
 import { backend } from "../kernels/index.js";
-import { nextSeq, post, waitDone } from "../kernels/wasm/handshake.js";
 import type { WasmBackend } from "../kernels/wasm/loader.js";
 import { PEER_BYTES, PeerLink } from "../kernels/wasm/peer.js";
 import { atomicsWaitAllowed, canShareMemory, inNode } from "../kernels/wasm/platform.js";
@@ -41,41 +40,26 @@ import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
 import { scope, Tensor, unscoped } from "../tensor/tensor.js";
+import { ControlBlock, EXIT, type Shape, Waiter } from "../threads/control.js";
 import type { ReplicaData } from "./replica-core.js";
 
 /**
- * The control block of one replica (a SharedArrayBuffer): i32 fields at CTRL (seq and done are the
- * handshake's, handshake.ts), an error text at TEXT_AT, then one record of JOB's f64 fields per
- * shard it is given (up to the slots it was made with).
+ * A replica's control block (src/threads/control.ts): a task is a command (op) with `count` shards,
+ * one record of JOB's f64 fields each in the block's args (up to the slots it was made with); a
+ * failure's message in its text.
  */
-export const CTRL = { seq: 0, done: 1, cmd: 2, error: 3, jobs: 4 } as const;
-export const TEXT_AT = 64;
-export const TEXT_BYTES = 1024;
-const JOBS_AT = TEXT_AT + TEXT_BYTES;
 /** f64 fields of one job record: a shard's rows [x, y] at these pointers (rows x T), its backward seed, dropout seed (-1: none), and the loss it answers */
 export const JOB = { x: 0, y: 1, rows: 2, T: 3, scale: 4, seed: 5, loss: 6 } as const;
 export const JOB_F64 = 8;
-/** bytes of the control block of a replica with `slots` gradient buffer sets */
-export function ctrlBytes(slots: number): number {
-  return JOBS_AT + slots * JOB_F64 * 8;
-}
-/** the views of a control block */
-export function ctrlViews(ctrl: SharedArrayBuffer, slots: number) {
-  return {
-    i32: new Int32Array(ctrl, 0, 8),
-    text: new Uint8Array(ctrl, TEXT_AT, TEXT_BYTES),
-    jobs: new Float64Array(ctrl, JOBS_AT, slots * JOB_F64),
-  };
+/** the control block's shape for a replica with `slots` gradient buffer sets */
+export function replicaShape(slots: number): Shape {
+  return { args: slots * JOB_F64, text: 1024 };
 }
 export const CMD_STEP = 1;
-export const CMD_EXIT = -1;
 
 interface Replica {
   thread: { terminate(): void };
-  i32: Int32Array;
-  jobs: Float64Array;
-  text: Uint8Array;
-  seq: number;
+  block: ControlBlock;
   /** per slot, the replica's gradient of each parameter (views of its buffers), in model.params order */
   grads: Tensor[][];
   /** with one replica: the link through which it and this thread share kernel calls (src/kernels/wasm/peer.ts) */
@@ -160,14 +144,6 @@ function webStarter(): Starter {
   };
 }
 
-/** a page's main thread: look at the done flag until the replica has answered */
-function spinUntilDone(i32: Int32Array, seq: number): void {
-  const t0 = performance.now();
-  while (Atomics.load(i32, CTRL.done) !== seq) {
-    if (performance.now() - t0 > SPIN_LIMIT_MS) throw new Error(`data-parallel replica did not answer within ${SPIN_LIMIT_MS / 1000} s`);
-  }
-}
-
 export interface DataParallelOptions {
   /**
    * With two threads, the one that finishes first does halves of the other's bigger
@@ -190,8 +166,8 @@ export class DataParallel {
     /** the shards of a micro-batch */
     readonly shards: number,
     private readonly replicas: Replica[],
-    /** false on a browser page's main thread: waiting for a replica spins instead of Atomics.wait */
-    private readonly canWait: boolean,
+    /** how this thread waits for a replica (a browser page's main thread spins instead of Atomics.wait) */
+    private readonly waiter: Waiter,
   ) {}
 
   /** kernel-call halves this thread did for the replica, and the replica for this thread, so far */
@@ -217,7 +193,12 @@ export class DataParallel {
     let workers = Math.max(1, Math.min(Math.floor(threads), shards));
     if (backend().name !== "wasm" || (!inNode && (typeof Worker === "undefined" || !canShareMemory()))) workers = 1;
     const canWait = inNode || atomicsWaitAllowed();
-    if (workers === 1) return new DataParallel(model, shards, [], canWait);
+    const waiter = new Waiter({
+      noBlock: canWait
+        ? undefined
+        : { stallMs: SPIN_LIMIT_MS, stalled: () => `data-parallel replica did not answer within ${SPIN_LIMIT_MS / 1000} s` },
+    });
+    if (workers === 1) return new DataParallel(model, shards, [], waiter);
     // a replica's gradient buffer sets: one for each shard it may be given
     const owners = cut(shards, workers);
     const slots = Math.max(...owners.slice(1).map((end, t) => end - (owners[t] as number)));
@@ -226,18 +207,16 @@ export class DataParallel {
     const replicas: Replica[] = [];
     try {
       for (let r = 1; r < workers; r++) {
-        const ctrl = new SharedArrayBuffer(ctrlBytes(slots));
+        const { buffer: ctrl, blocks } = ControlBlock.create(replicaShape(slots));
         // two threads share kernel calls while one waits for the other; with more, each would need a link
         // to every other, and this machine has two cores. A page's main thread, which may not block in
         // Atomics.wait, does not share: it spins on the replica's done flag instead.
         const sharing = workers === 2 && options.shareWork !== false && canWait;
         const peerBuffer = sharing ? new SharedArrayBuffer(PEER_BYTES) : null;
         const { thread, grads } = await start({ memory: heap().memory, config: model.config, params, ctrl, slots, peerBuffer });
-        const views = ctrlViews(ctrl, slots);
         replicas.push({
           thread,
-          ...views,
-          seq: 0,
+          block: blocks[0] as ControlBlock,
           grads: grads.map((slot) => {
             const byName = new Map(slot);
             return [...model.params].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32"));
@@ -249,7 +228,7 @@ export class DataParallel {
       for (const r of replicas) r.thread.terminate();
       throw e;
     }
-    return new DataParallel(model, shards, replicas, canWait);
+    return new DataParallel(model, shards, replicas, waiter);
   }
 
   /**
@@ -283,7 +262,7 @@ export class DataParallel {
       const mine = shardsOf(r + 1);
       if (mine.length === 0) return;
       mine.forEach((s, j) => {
-        const f = rep.jobs.subarray(j * JOB_F64, (j + 1) * JOB_F64);
+        const f = rep.block.args.subarray(j * JOB_F64, (j + 1) * JOB_F64);
         const r0 = rows[s] as number;
         f[JOB.x] = x.ptr + r0 * T * 4;
         f[JOB.y] = y.ptr + r0 * T * 4;
@@ -292,10 +271,7 @@ export class DataParallel {
         f[JOB.scale] = shardScale(s);
         f[JOB.seed] = seeds[s] as number;
       });
-      rep.i32[CTRL.cmd] = CMD_STEP;
-      rep.i32[CTRL.jobs] = mine.length;
-      rep.seq = nextSeq(rep.seq);
-      post(rep.i32, rep.seq);
+      rep.block.post(CMD_STEP, mine.length);
       rep.peer?.ringOther();
       started.push([rep, mine]);
     });
@@ -338,20 +314,16 @@ export class DataParallel {
       for (const [rep] of started) {
         // with a link, take halves of the replica's kernel calls until it is done
         if (rep.peer && be.runPeerTask) {
-          rep.peer.helpWhile(() => Atomics.load(rep.i32, CTRL.done) === rep.seq, be.runPeerTask.bind(be));
+          rep.peer.helpWhile(() => rep.block.finished(), be.runPeerTask.bind(be));
         }
-        if (this.canWait) waitDone(rep.i32, rep.seq);
-        else spinUntilDone(rep.i32, rep.seq);
-        if (rep.i32[CTRL.error] !== 0) {
-          const end = rep.text.indexOf(0);
-          failures.push(new TextDecoder().decode(rep.text.slice(0, end < 0 ? rep.text.length : end)));
-        }
+        const failure = rep.block.await(this.waiter);
+        if (failure !== null) failures.push(failure);
       }
       if (error) throw error;
       if (failures.length > 0) throw new Error(`data-parallel replica failed: ${failures[0]}`);
       for (const [rep, mine] of started) {
         mine.forEach((s, j) => {
-          loss += ((rep.jobs[j * JOB_F64 + JOB.loss] as number) * (counts[s] as number)) / total;
+          loss += ((rep.block.args[j * JOB_F64 + JOB.loss] as number) * (counts[s] as number)) / total;
           addGradients(k, this.model, rep.grads[j] as Tensor[]);
         });
       }
@@ -388,9 +360,7 @@ export class DataParallel {
   /** Stop the replica threads and free the gradient buffers of this thread's twin. */
   dispose(): void {
     for (const rep of this.replicas) {
-      rep.i32[CTRL.cmd] = CMD_EXIT;
-      rep.seq = nextSeq(rep.seq);
-      post(rep.i32, rep.seq);
+      rep.block.post(EXIT);
       rep.peer?.ringOther();
       rep.thread.terminate();
     }

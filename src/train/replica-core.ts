@@ -8,7 +8,6 @@
  * replica-web.ts (a module Web Worker); both only hand over the start data.
  */
 import { useBackend } from "../kernels/index.js";
-import { finish, waitTask } from "../kernels/wasm/handshake.js";
 import type { WasmBackend } from "../kernels/wasm/loader.js";
 import { PeerLink } from "../kernels/wasm/peer.js";
 import type { GPTConfig } from "../nn/config.js";
@@ -16,14 +15,15 @@ import { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
 import { attachHeap } from "../tensor/memory.js";
 import { scope, Tensor } from "../tensor/tensor.js";
-import { CMD_EXIT, CTRL, ctrlViews, JOB, JOB_F64 } from "./parallel.js";
+import { ControlBlock, EXIT, Field, Waiter } from "../threads/control.js";
+import { JOB, JOB_F64, replicaShape } from "./parallel.js";
 
 export interface ReplicaData {
   memory: WebAssembly.Memory;
   config: GPTConfig;
   params: [string, number, number[]][];
   ctrl: SharedArrayBuffer;
-  /** gradient buffer sets: the most shards a command gives (parallel.ts ctrlBytes) */
+  /** gradient buffer sets: the most shards a command gives (parallel.ts replicaShape) */
   slots: number;
   /** with two threads: the link through which it and the main thread share work (src/kernels/wasm/peer.ts) */
   peerBuffer: SharedArrayBuffer | null;
@@ -51,18 +51,16 @@ export async function serveReplica(data: ReplicaData, post: (message: unknown) =
     throw e;
   }
 
-  const { i32, text, jobs } = ctrlViews(ctrl, slots);
-  let seen = 0;
+  const block = new ControlBlock(ctrl, 0, 1, replicaShape(slots));
+  const waiter = new Waiter();
   const help = (kernel: number, args: Float64Array) => be.runPeerTask(kernel, args);
   for (;;) {
     // waiting for the next micro-batch: meanwhile take halves of the main thread's kernel calls
-    peer?.helpWhile(() => Atomics.load(i32, CTRL.seq) !== seen, help);
-    const seq = waitTask(i32, seen);
-    seen = seq;
-    if (i32[CTRL.cmd] === CMD_EXIT) break;
+    peer?.helpWhile(() => block.posted(), help);
+    if (block.next(waiter) === EXIT) break;
     try {
-      for (let j = 0; j < (i32[CTRL.jobs] as number); j++) {
-        const f = jobs.subarray(j * JOB_F64, (j + 1) * JOB_F64);
+      for (let j = 0; j < block.field(Field.count); j++) {
+        const f = block.args.subarray(j * JOB_F64, (j + 1) * JOB_F64);
         const model = models[j] as GPT;
         model.zeroGrad();
         scope(() => {
@@ -76,13 +74,10 @@ export async function serveReplica(data: ReplicaData, post: (message: unknown) =
           f[JOB.loss] = l.item();
         });
       }
-      i32[CTRL.error] = 0;
+      block.finish();
     } catch (e) {
-      text.fill(0);
-      new TextEncoder().encodeInto((e instanceof Error ? e.message : String(e)).slice(0, 1000), text);
-      i32[CTRL.error] = 1;
+      block.finish(e);
     }
-    finish(i32, seq);
     peer?.ringOther();
   }
 }

@@ -1,15 +1,16 @@
 /**
  * The `wasm` backend: WebAssembly SIMD kernels (src/kernels/wasm/assembly/*.as, built by
- * scripts/build-wasm.mjs, which also writes their exports' types, ./build/exports.ts) running in place
- * on the tensor heap, optionally split over worker threads. This file maps each Backend method to
- * its kernel calls; around it:
+ * scripts/build-wasm.mjs, which also writes their exports' types and argument layouts,
+ * ./build/exports.ts) running in place on the tensor heap, optionally split over worker threads.
+ * This file maps each Backend method to its kernel calls; around it:
  *   runtime.ts   SIMD / relaxed SIMD probes, V8's flag, which build and matmul tile, compiling the .wasm
  *   schedule.ts  when and where a call is split over threads, with the measurements behind it; scratch
+ *   calls.ts     typed kernel calls, the kernels the threads run; decode.ts: generation's calls
  *   pool.ts      the worker threads a split call runs on; peer.ts: the data-parallel thread that helps
  *
  * - Arrays must be Float32Array / Int32Array views of heap().memory; their byteOffset is the pointer.
  *   Anything else (a Float64Array in a gradient check, a plain Float32Array) goes to the ref kernel,
- *   counted in `stats.fallback`, so the interface stays total.
+ *   counted in `stats.fallback`, so the interface stays total (onHeap).
  * - Most methods are one wasm call with the method's own parameters (direct) or one elementwise
  *   kernel split by elements (byElements); the rest say below how they split their work.
  */
@@ -17,7 +18,9 @@ import { heap, isBufferOf } from "../../tensor/memory.js";
 import type { Backend, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
-import type { KernelExports } from "./build/exports.js";
+import { type KernelExports, kernelParams } from "./build/exports.js";
+import { type Args, argIndex, type KernelCalls, PEER_KERNELS, POOL_KERNELS, type PoolKernel } from "./calls.js";
+import * as decode from "./decode.js";
 import type { PeerLink } from "./peer.js";
 import { defaultThreads } from "./platform.js";
 import { WorkerPool } from "./pool.js";
@@ -51,64 +54,24 @@ export interface WasmBackend extends Backend {
   runPeerTask(kernel: number, args: Float64Array): void;
 }
 
-/** kernels the worker threads can run */
-const POOL_KERNELS = [
-  "matmul",
-  "matmulRows",
-  "attentionForward",
-  "attentionBackward",
-  "attentionCached",
-  "mlpRowPart",
-  "attentionRowPart",
-  "geluForward",
-  "geluBackward",
-  "geluForwardGrad",
-  "softmax",
-  "crossEntropyForward",
-  "crossEntropyBackward",
-  "adamw",
-  "accumulate",
-  "setMatmulTile",
-] as const;
-type PoolKernel = (typeof POOL_KERNELS)[number];
+/** a Backend method's argument: an array (a heap view, or not; null where a method allows it), a number or a flag */
+type Arg = FloatArray | Int32Array | number | boolean | null | undefined;
 
-/** a Backend method's argument: an array (a heap view, or not) or a number */
-type Arg = FloatArray | Int32Array | number;
+/** the Backend methods (not `name`) */
+type Method = { [K in keyof Backend]: Backend[K] extends (...a: never[]) => unknown ? K : never }[keyof Backend];
+
+/** a method's parameters with every array as its heap pointer (null: 0) and the numbers and flags as they are */
+type OnHeap<P extends unknown[]> = { [I in keyof P]: P[I] extends number | boolean | undefined ? P[I] : number };
 
 /**
  * Backend methods whose wasm export takes the same parameters (as many; arrays become pointers), so
- * that the wasm call can be derived from the method (WasmKernels.direct); the build's generated
- * KernelExports keeps this true to the AssemblyScript source.
+ * that the wasm call can be derived from the method (direct); the build's generated KernelExports
+ * keeps this true to the AssemblyScript source.
  */
 type SameParams = {
-  [K in keyof Backend & keyof KernelExports]: Backend[K] extends (...a: infer P) => unknown
-    ? KernelExports[K] extends (...a: infer Q) => unknown
-      ? P["length"] extends Q["length"]
-        ? K
-        : never
-      : never
-    : never;
-}[keyof Backend & keyof KernelExports];
+  [K in Method & keyof KernelExports]: Parameters<Backend[K]>["length"] extends Parameters<KernelExports[K]>["length"] ? K : never;
+}[Method & keyof KernelExports];
 
-/**
- * kernels one data-parallel thread may do for the other (their index in POOL_KERNELS is the PeerLink
- * kernel id): their argument count and which argument is the scratch pointer, which the thread doing
- * the call replaces with its own. Each is split where the result does not depend on the split.
- */
-const PEER_KERNELS: Partial<Record<PoolKernel, readonly [args: number, scratch: number]>> = {
-  matmul: [11, 9],
-  attentionForward: [10, 9],
-  attentionBackward: [12, 11],
-  // elementwise and row-wise (no scratch)
-  geluForward: [3, -1],
-  geluBackward: [4, -1],
-  geluForwardGrad: [4, -1],
-  softmax: [4, -1],
-  crossEntropyForward: [6, -1],
-  crossEntropyBackward: [7, -1],
-  adamw: [12, -1],
-  accumulate: [3, -1],
-};
 export interface WasmLoadOptions extends BackendOptions {
   /** force a SIMD flavour (default: MINIGPT_WASM_SIMD, else the best available) */
   simd?: SimdFlavour;
@@ -137,15 +100,20 @@ export async function loadWasmBackend(options: WasmLoadOptions = {}): Promise<Wa
   return new WasmKernels(x, simd, tile, threads, pool);
 }
 
-class WasmKernels implements WasmBackend {
+/** matmul's layouts (the kernels' `kind`): a·b, a·bᵀ, aᵀ·b */
+const AB = 0;
+const ABT = 1;
+const ATB = 2;
+
+class WasmKernels implements WasmBackend, KernelCalls {
   readonly name = "wasm";
   readonly stats = { fast: 0, fallback: 0, parallel: 0 };
   private pool: WorkerPool | null;
   private peer: PeerLink | null = null;
-  private readonly sched: Schedule;
+  readonly sched: Schedule;
 
   constructor(
-    private readonly x: KernelExports,
+    readonly x: KernelExports,
     readonly simd: SimdFlavour,
     readonly tile: MatmulTile,
     readonly threads: number,
@@ -169,85 +137,81 @@ class WasmKernels implements WasmBackend {
 
   // ---- plumbing ----------------------------------------------------------------------------------
 
-  /** byte offset of arr in the heap memory, or -1 when arr is not a Float32Array/Int32Array view of it */
-  private ptr(arr: FloatArray | Int32Array): number {
-    if (!(arr instanceof Float32Array) && !(arr instanceof Int32Array)) return -1;
-    return isBufferOf(heap().memory, arr.buffer) ? arr.byteOffset : -1;
+  /**
+   * The Backend method fn as `body` over heap pointers: each array argument becomes its byte offset
+   * in the heap (null: 0), numbers and flags pass as they are; when an array is not a Float32Array /
+   * Int32Array view of the heap, the ref kernel does the call instead (counted as a fallback).
+   */
+  private onHeap<K extends Method>(fn: K, body: (...p: OnHeap<Parameters<Backend[K]>>) => ReturnType<Backend[K]>): Backend[K] {
+    const ref = refBackend[fn] as (...a: Arg[]) => ReturnType<Backend[K]>;
+    const run = body as (...p: Arg[]) => ReturnType<Backend[K]>;
+    return ((...args: Arg[]) => {
+      const memory = heap().memory;
+      const p = new Array<Arg>(args.length);
+      for (let i = 0; i < args.length; i++) {
+        const a = args[i];
+        if (a === null) {
+          p[i] = 0;
+        } else if (typeof a !== "object") {
+          p[i] = a;
+        } else if ((a instanceof Float32Array || a instanceof Int32Array) && isBufferOf(memory, a.buffer)) {
+          p[i] = a.byteOffset;
+        } else {
+          this.stats.fallback++;
+          return ref(...args);
+        }
+      }
+      this.stats.fast++;
+      return run(...p);
+    }) as Backend[K];
   }
 
-  /** pointers of all arrays, or null (then the caller uses ref) */
-  private ptrs(...arrs: (FloatArray | Int32Array)[]): number[] | null {
-    return this.pointers(arrs);
+  /** The Backend method fn as one wasm call with the same parameters (SameParams). */
+  private direct<K extends SameParams>(fn: K): Backend[K] {
+    // (this.x is not set yet while the fields below are made)
+    return this.onHeap(fn, ((...p: number[]) => (this.x[fn] as (...a: number[]) => ReturnType<Backend[K]>)(...p)) as never);
+  }
+
+  /**
+   * The Backend method fn(arrays..., n, scalars...) over n elements of each array as wasm calls split
+   * over the threads by elements (split()).
+   */
+  private byElements<K extends SameParams & PoolKernel>(fn: K): Backend[K] {
+    return this.onHeap(fn, ((...p: number[]) => this.elementwise(fn, p)) as never);
+  }
+
+  /**
+   * An elementwise kernel fn(pointers..., n, scalars...) over n elements (the first number after
+   * the pointers, which are the arguments named before `n`), split by split().
+   */
+  private elementwise(fn: PoolKernel, p: number[]): void {
+    const k = argIndex(fn, "n");
+    const n = p[k] as number;
+    this.split(fn, n, 1, (i, c) => p.map((v, j) => (j < k ? v + 4 * i : j === k ? c : v)) as Args<typeof fn>);
   }
 
   /**
    * Runs fn over `units` independent units (elements or rows, `elems` elements each), split over the
    * threads when there are enough elements; args(start, count) gives one task's arguments.
    */
-  private split(fn: PoolKernel, units: number, elems: number, args: (start: number, count: number) => number[]): void {
+  private split<K extends PoolKernel>(fn: K, units: number, elems: number, args: (start: number, count: number) => Args<K>): void {
     let parts = this.sched.elementParts(units, elems);
     // units are independent: offered to a waiting data-parallel thread, the result is the same
-    const offer = parts === 1 && units >= 8 && units * elems >= PEER_ELEMENTS && PEER_KERNELS[fn] !== undefined && this.peerIdle();
+    const offer = parts === 1 && units >= 8 && units * elems >= PEER_ELEMENTS && PEER_KERNELS.has(fn) && this.peerIdle();
     if (offer) parts = 2;
     const tasks = alignedRanges(units, parts, elems === 1 ? 4 : 1).map(([a, b]) => args(a, b - a));
-    if (offer && tasks.length === 2) this.share(fn, tasks[0] as number[], tasks[1] as number[]);
+    if (offer && tasks.length === 2) this.share(fn, tasks[0] as Args<K>, tasks[1] as Args<K>);
     else this.parallel(fn, tasks);
   }
 
-  private parallel(fn: PoolKernel, tasks: number[][]): void {
-    const f = this.x[fn] as unknown as (...a: number[]) => void;
+  parallel<K extends PoolKernel>(fn: K, tasks: Args<K>[]): void {
+    const f = this.x[fn] as (...a: number[]) => void;
     if (tasks.length === 1 || !this.pool) {
       for (const t of tasks) f(...t);
       return;
     }
     this.stats.parallel++;
     this.pool.run(fn, tasks, (a) => f(...a));
-  }
-
-  /**
-   * The Backend method `fn` as one wasm call: the arrays become their heap pointers and the numbers
-   * pass as they are, in the same order (SameParams: the export takes the method's parameters); when
-   * an array is not on the heap, the ref kernel.
-   */
-  private direct<K extends SameParams>(fn: K): Backend[K] {
-    const ref = refBackend[fn] as (...a: Arg[]) => number | undefined;
-    return ((...args: Arg[]) => {
-      const p = this.pointers(args);
-      return p ? (this.x[fn] as (...a: number[]) => number | undefined)(...p) : ref(...args);
-    }) as Backend[K];
-  }
-
-  /**
-   * The Backend method `fn`(arrays..., n, scalars...) over n elements of each array as wasm calls
-   * split over the threads by elements (elementwise()), or the ref kernel.
-   */
-  private byElements<K extends SameParams & PoolKernel>(fn: K): Backend[K] {
-    const ref = refBackend[fn] as (...a: Arg[]) => void;
-    return ((...args: Arg[]) => {
-      const k = args.findIndex((a) => typeof a === "number");
-      const arrays = args.slice(0, k) as FloatArray[];
-      if (!this.elementwise(fn, arrays, args[k] as number, args.slice(k + 1) as number[])) ref(...args);
-    }) as Backend[K];
-  }
-
-  /** the arguments with each array replaced by its heap pointer, or null (counted as a fallback) */
-  private pointers(args: Arg[]): number[] | null {
-    const out = new Array<number>(args.length);
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i] as Arg;
-      if (typeof a === "number") {
-        out[i] = a;
-        continue;
-      }
-      const p = this.ptr(a);
-      if (p < 0) {
-        this.stats.fallback++;
-        return null;
-      }
-      out[i] = p;
-    }
-    this.stats.fast++;
-    return out;
   }
 
   // ---- one wasm call each, or one elementwise kernel split by elements ----------------------------
@@ -270,6 +234,15 @@ class WasmKernels implements WasmBackend {
   readonly geluForwardGrad = this.byElements("geluForwardGrad");
   readonly adamw = this.byElements("adamw");
 
+  readonly sumRows = this.onHeap("sumRows", (out, x, rows, cols) =>
+    this.x.sumRows(out, x, rows, cols, this.sched.scratch(cols * 8)[0] as number),
+  );
+  readonly accumulate = this.onHeap("accumulate", (dst, src, n) => {
+    // not split over the pool (memory-bound: a sleeping worker's wake-up costs more), only offered
+    if (n >= PEER_ELEMENTS && this.peerIdle()) this.elementwise("accumulate", [dst, src, n]);
+    else this.x.accumulate(dst, src, n);
+  });
+
   // ---- matmul ------------------------------------------------------------------------------------
 
   /**
@@ -290,41 +263,23 @@ class WasmKernels implements WasmBackend {
     bias: number,
     parts: number,
     scratch0: number,
-  ): number[][] {
+  ): Args<"matmul">[] {
     const s = this.sched.scratch(0);
-    const lda = kind === 2 ? M : K;
+    const lda = kind === ATB ? M : K;
     const rows = Math.ceil(M / Math.max(1, parts) / 4) * 4;
-    const tasks: number[][] = [];
+    const tasks: Args<"matmul">[] = [];
     for (let t = scratch0, m0 = 0, m = 0; m0 < M; t++, m0 += m) {
       m = M - m0 - rows < 4 ? M - m0 : rows;
-      const aOff = kind === 2 ? pa + m0 * 4 : pa + m0 * K * 4;
+      const aOff = kind === ATB ? pa + m0 * 4 : pa + m0 * K * 4;
       tasks.push([kind, po + m0 * N * 4, aOff, pb, m, K, N, lda, acc ? 1 : 0, s[t] as number, bias]);
     }
     return tasks;
   }
 
-  private mm(
-    kind: number,
-    out: FloatArray,
-    a: FloatArray,
-    b: FloatArray,
-    M: number,
-    K: number,
-    N: number,
-    acc: boolean,
-    bias: FloatArray | null = null,
-  ): void {
-    const p = bias ? this.ptrs(out, a, b, bias) : this.ptrs(out, a, b);
-    if (!p) {
-      const ref = kind === 0 ? refBackend.matmul : kind === 1 ? refBackend.matmulBT : refBackend.matmulAT;
-      ref(out, a, b, M, K, N, acc);
-      if (bias) refBackend.addBias(out, bias, M, N);
-      return;
-    }
-    const [po, pa, pb] = p as [number, number, number];
-    const pbias = bias ? (p[3] as number) : 0;
+  /** out (M,N) (+)= a·b (+ bias, 0: none) in layout `kind`, over heap pointers */
+  private mm(kind: number, po: number, pa: number, pb: number, M: number, K: number, N: number, acc: boolean, pbias = 0): void {
     if (M < 4 && M > 0) {
-      this.mmRows(kind, po, pa, pb, M, K, N, acc, pbias);
+      decode.matmulRows(this, kind, po, pa, pb, M, K, N, acc, pbias);
       return;
     }
     const flops = 2 * M * K * N;
@@ -333,12 +288,43 @@ class WasmKernels implements WasmBackend {
       // offer the second half of the rows: from M = 12 both parts have >= 4 rows and start on a
       // multiple of 4, so the result is bit-identical to one call (a part of < 4 rows would take
       // matmulRows' other summation order)
-      const [mine, theirs] = this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, 2, 0) as [number[], number[]];
+      const [mine, theirs] = this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, 2, 0) as [Args<"matmul">, Args<"matmul">];
       this.share("matmul", mine, theirs);
       return;
     }
     this.parallel("matmul", this.mmTasks(kind, po, pa, pb, M, K, N, acc, pbias, parts, 0));
   }
+
+  readonly matmul = this.onHeap("matmul", (out, a, b, M, K, N, acc) => this.mm(AB, out, a, b, M, K, N, acc));
+  readonly matmulBT = this.onHeap("matmulBT", (out, a, b, M, K, N, acc) => this.mm(ABT, out, a, b, M, K, N, acc));
+  readonly matmulAT = this.onHeap("matmulAT", (out, a, b, M, K, N, acc) => this.mm(ATB, out, a, b, M, K, N, acc));
+  readonly linearForward = this.onHeap("linearForward", (out, x, w, bias, M, K, N) => this.mm(AB, out, x, w, M, K, N, false, bias));
+
+  readonly linearBackward = this.onHeap("linearBackward", (dx, dw, db, dy, x, w, M, K, N, overwriteDx = false) => {
+    const accDx = !overwriteDx;
+    const flops = 2 * M * K * N;
+    if (dx && dw && M >= 4 && this.sched.threads > 1 && flops >= PARALLEL_FLOPS) {
+      // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
+      // each on its own half of the threads, in one round trip
+      const half = Math.max(1, this.sched.threads >> 1);
+      this.parallel("matmul", [
+        ...this.mmTasks(ABT, dx, dy, w, M, N, K, accDx, 0, Math.min(half, Math.floor(M / 8)), 0),
+        ...this.mmTasks(ATB, dw, x, dy, K, M, N, true, 0, Math.min(this.sched.threads - half, Math.max(1, Math.floor(K / 8))), half),
+      ]);
+    } else if (dx && dw && M >= 4 && this.peerWaiting(flops)) {
+      // the other data-parallel thread is waiting: offer it dw whole while this thread does dx (each
+      // is one call wherever it runs, so the result is that of the two calls below)
+      const [mine] = this.mmTasks(ABT, dx, dy, w, M, N, K, accDx, 0, 1, 0) as [Args<"matmul">];
+      const [theirs] = this.mmTasks(ATB, dw, x, dy, K, M, N, true, 0, 1, 0) as [Args<"matmul">];
+      this.share("matmul", mine, theirs);
+    } else {
+      if (dx) this.mm(ABT, dx, dy, w, M, N, K, accDx);
+      if (dw) this.mm(ATB, dw, x, dy, K, M, N, true);
+    }
+    if (db) this.x.sumRows(db, dy, M, N, this.sched.scratch(N * 8)[0] as number);
+  });
+
+  // ---- data-parallel help (peer.ts) --------------------------------------------------------------
 
   setPeer(link: PeerLink | null): void {
     this.peer = link;
@@ -355,148 +341,27 @@ class WasmKernels implements WasmBackend {
   }
 
   /** Run fn on `mine` and offer `theirs` to the other data-parallel thread (see peer.ts). */
-  private share(fn: PoolKernel, mine: number[], theirs: number[]): void {
+  private share<K extends PoolKernel>(fn: K, mine: Args<K>, theirs: Args<K>): void {
     // a thread on its own has one scratch: when the offer is not taken, this thread does both halves
     // on it (a taker puts its own scratch in: runPeerTask)
-    const at = PEER_KERNELS[fn]?.[1] ?? -1;
-    if (at >= 0) theirs[at] = mine[at] as number;
-    const f = this.x[fn] as unknown as (...a: number[]) => void;
+    const at = argIndex(fn, "scratch");
+    if (at >= 0) (theirs as number[])[at] = mine[at] as number;
+    const f = this.x[fn] as (...a: number[]) => void;
     (this.peer as PeerLink).share(POOL_KERNELS.indexOf(fn), mine, theirs, (a) => f(...a));
   }
 
   runPeerTask(kernel: number, args: Float64Array): void {
     const fn = POOL_KERNELS[kernel];
-    const shape = fn && PEER_KERNELS[fn];
-    if (!fn || !shape) throw new Error(`data-parallel peer: kernel ${kernel} cannot be shared`);
-    const a = Array.from(args.subarray(0, shape[0]));
-    if (shape[1] >= 0) {
-      // attention's scratch size depends on T, C, nh: the arguments after B (argument 3 of the
-      // forward, 5 of the backward); matmul's is fixed
-      const at = fn === "attentionForward" ? 3 : fn === "attentionBackward" ? 5 : -1;
-      const bytes = at < 0 ? 0 : this.x.attentionScratchBytes(a[at + 1] as number, a[at + 2] as number, a[at + 3] as number);
-      a[shape[1]] = this.sched.scratch(bytes)[0] as number;
+    if (!fn || !PEER_KERNELS.has(fn)) throw new Error(`data-parallel peer: kernel ${kernel} cannot be shared`);
+    const a = Array.from(args.subarray(0, kernelParams[fn].length));
+    const at = argIndex(fn, "scratch");
+    if (at >= 0) {
+      // attention's scratch size depends on T, C, nh; matmul's is fixed
+      const arg = (name: string) => a[argIndex(fn, name)] as number;
+      const bytes = fn === "matmul" ? 0 : this.x.attentionScratchBytes(arg("T"), arg("C"), arg("nh"));
+      a[at] = this.sched.scratch(bytes)[0] as number;
     }
-    (this.x[fn] as unknown as (...v: number[]) => void)(...a);
-  }
-
-  /**
-   * out (M,N) (+)= a·b (+ bias) for M < 4 rows (one generated token): bound by reading B once from
-   * memory. With threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K (B's rows too: each
-   * thread streams one contiguous block; the helpers' partial sums go to their scratch and are added
-   * after). The calling thread starts at once while a helper first has to wake up, so it takes the
-   * bigger share (Schedule.shares).
-   */
-  private mmRows(kind: number, po: number, pa: number, pb: number, M: number, K: number, N: number, acc: boolean, pbias: number): void {
-    const lda = kind === 2 ? M : K;
-    const units = kind === 1 ? N : K;
-    const parts = this.sched.rowParts(K * N, Math.floor(units / 8));
-    if (parts <= 1) {
-      this.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
-    } else {
-      const bounds = this.sched.shares(units, parts, K * N, 8);
-      const s = kind === 1 ? [] : this.sched.scratch(M * N * 4);
-      const tasks: number[][] = [];
-      for (let t = 0; t < parts; t++) {
-        const u0 = bounds[t] as number;
-        const u1 = bounds[t + 1] as number;
-        if (u1 <= u0) continue;
-        if (kind === 1) {
-          tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1]);
-        } else {
-          const aOff = kind === 2 ? pa + u0 * lda * 4 : pa + u0 * 4;
-          const out = tasks.length === 0 ? po : (s[t] as number);
-          tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N]);
-        }
-      }
-      this.parallel("matmulRows", tasks);
-      if (kind !== 1) for (let t = 1; t < tasks.length; t++) this.x.accumulate(po, (tasks[t] as number[])[1] as number, M * N);
-    }
-    if (pbias) this.x.addBias(po, pbias, M, N);
-  }
-
-  matmul(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
-    this.mm(0, out, a, b, M, K, N, accumulate);
-  }
-  matmulBT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
-    this.mm(1, out, a, b, M, K, N, accumulate);
-  }
-  matmulAT(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number, accumulate: boolean): void {
-    this.mm(2, out, a, b, M, K, N, accumulate);
-  }
-
-  linearForward(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void {
-    this.mm(0, out, x, w, M, K, N, false, bias);
-  }
-
-  linearBackward(
-    dx: FloatArray | null,
-    dw: FloatArray | null,
-    db: FloatArray | null,
-    dy: FloatArray,
-    x: FloatArray,
-    w: FloatArray,
-    M: number,
-    K: number,
-    N: number,
-    overwriteDx = false,
-  ): void {
-    const accDx = !overwriteDx;
-    const flops = 2 * M * K * N;
-    const p = dx && dw && M >= 4 && this.sched.threads > 1 && flops >= PARALLEL_FLOPS ? this.ptrs(dx, dw, dy, x, w) : null;
-    const q = !p && dx && dw && M >= 4 && this.peerWaiting(flops) ? this.ptrs(dx, dw, dy, x, w) : null;
-    if (p) {
-      // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
-      // each on its own half of the threads, in one round trip
-      const [pdx, pdw, pdy, px, pw] = p as [number, number, number, number, number];
-      const half = Math.max(1, this.sched.threads >> 1);
-      const tasks = [
-        ...this.mmTasks(1, pdx, pdy, pw, M, N, K, accDx, 0, Math.min(half, Math.floor(M / 8)), 0),
-        ...this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, Math.min(this.sched.threads - half, Math.max(1, Math.floor(K / 8))), half),
-      ];
-      this.parallel("matmul", tasks);
-    } else if (q) {
-      // the other data-parallel thread is waiting: offer it dw whole while this thread does dx (each
-      // is one call wherever it runs, so the result is that of the two calls below)
-      const [pdx, pdw, pdy, px, pw] = q as [number, number, number, number, number];
-      const [mine] = this.mmTasks(1, pdx, pdy, pw, M, N, K, accDx, 0, 1, 0) as [number[]];
-      const [theirs] = this.mmTasks(2, pdw, px, pdy, K, M, N, true, 0, 1, 0) as [number[]];
-      this.share("matmul", mine, theirs);
-    } else {
-      if (dx) this.mm(1, dx, dy, w, M, N, K, accDx);
-      if (dw) this.mm(2, dw, x, dy, K, M, N, true);
-    }
-    if (db) this.sumRows(db, dy, M, N);
-  }
-
-  // ---- elementwise -------------------------------------------------------------------------------
-
-  sumRows(out: FloatArray, x: FloatArray, rows: number, cols: number): void {
-    const p = this.ptrs(out, x);
-    if (p) this.x.sumRows(p[0] as number, p[1] as number, rows, cols, this.sched.scratch(cols * 8)[0] as number);
-    else refBackend.sumRows(out, x, rows, cols);
-  }
-  accumulate(dst: FloatArray, src: FloatArray, n: number): void {
-    // not split over the pool (memory-bound: a sleeping worker's wake-up costs more), only offered
-    if (n >= PEER_ELEMENTS && this.peerIdle()) {
-      if (!this.elementwise("accumulate", [dst, src], n)) refBackend.accumulate(dst, src, n);
-      return;
-    }
-    const p = this.ptrs(dst, src);
-    if (p) this.x.accumulate(p[0] as number, p[1] as number, n);
-    else refBackend.accumulate(dst, src, n);
-  }
-
-  // ---- activations -------------------------------------------------------------------------------
-
-  /**
-   * An elementwise kernel fn(arrays..., count, ...rest) over n elements of each array, split by
-   * split(); false (nothing done) when an array is not on the tensor heap, for the caller's ref fallback.
-   */
-  private elementwise(fn: PoolKernel, arrays: FloatArray[], n: number, rest: number[] = []): boolean {
-    const p = this.ptrs(...arrays);
-    if (!p) return false;
-    this.split(fn, n, 1, (i, c) => [...p.map((q) => q + 4 * i), c, ...rest]);
-    return true;
+    (this.x[fn] as (...v: number[]) => void)(...a);
   }
 
   // ---- attention ---------------------------------------------------------------------------------
@@ -506,20 +371,20 @@ class WasmKernels implements WasmBackend {
    * data-parallel thread: pairs are independent, so any split gives the same result. task(a, b,
    * scratch) is the call for pairs [a, b) on the thread that owns `scratch`.
    */
-  private attentionPairs(
-    fn: "attentionForward" | "attentionBackward",
+  private attentionPairs<K extends "attentionForward" | "attentionBackward">(
+    fn: K,
     B: number,
     T: number,
     C: number,
     nh: number,
     flops: number,
-    task: (a: number, b: number, scratch: number) => number[],
+    task: (a: number, b: number, scratch: number) => Args<K>,
   ): void {
     const s = this.sched.scratch(this.x.attentionScratchBytes(T, C, nh));
     const pairs = B * nh;
     const parts = this.sched.parts(pairs, flops);
     if (parts === 1 && pairs >= 2 && this.peerWaiting(flops)) {
-      const [mine, theirs] = ranges(pairs, 2).map(([a, b]) => task(a, b, s[0] as number)) as [number[], number[]];
+      const [mine, theirs] = ranges(pairs, 2).map(([a, b]) => task(a, b, s[0] as number)) as [Args<K>, Args<K>];
       this.share(fn, mine, theirs);
       return;
     }
@@ -529,199 +394,49 @@ class WasmKernels implements WasmBackend {
     );
   }
 
-  attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void {
-    const p = this.ptrs(out, lse, qkv);
-    if (!p) {
-      refBackend.attentionForward(out, lse, qkv, B, T, C, nh);
-      return;
-    }
-    const [po, pl, pq] = p as [number, number, number];
-    this.attentionPairs("attentionForward", B, T, C, nh, 2 * B * T * T * C, (a, b, sc) => [po, pl, pq, B, T, C, nh, a, b, sc]);
-  }
-
-  attentionBackward(
-    dqkv: FloatArray,
-    dout: FloatArray,
-    qkv: FloatArray,
-    out: FloatArray,
-    lse: FloatArray,
-    B: number,
-    T: number,
-    C: number,
-    nh: number,
-  ): void {
-    const p = this.ptrs(dqkv, dout, qkv, out, lse);
-    if (!p) {
-      refBackend.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, nh);
-      return;
-    }
-    const [pd, pg, pq, po, pl] = p as [number, number, number, number, number];
-    this.attentionPairs("attentionBackward", B, T, C, nh, 4 * B * T * T * C, (a, b, sc) => [pd, pg, pq, po, pl, B, T, C, nh, a, b, sc]);
-  }
-
-  attentionCached(
-    out: FloatArray,
-    qkv: FloatArray,
-    kCache: FloatArray,
-    vCache: FloatArray,
-    Tn: number,
-    pos0: number,
-    C: number,
-    nh: number,
-  ): void {
-    const p = this.ptrs(out, qkv, kCache, vCache);
-    if (!p) {
-      refBackend.attentionCached(out, qkv, kCache, vCache, Tn, pos0, C, nh);
-      return;
-    }
-    const s = this.sched.scratch(this.x.attentionCachedScratchBytes(pos0 + Tn, nh));
-    const parts = this.sched.parts(nh, 4 * Tn * (pos0 + Tn) * C);
-    const tasks = ranges(nh, parts).map(([a, b], t) => [
-      p[0] as number,
-      p[1] as number,
-      p[2] as number,
-      p[3] as number,
-      Tn,
-      pos0,
+  readonly attentionForward = this.onHeap("attentionForward", (out, lse, qkv, B, T, C, nh) =>
+    this.attentionPairs("attentionForward", B, T, C, nh, 2 * B * T * T * C, (a, b, sc) => [out, lse, qkv, B, T, C, nh, a, b, sc]),
+  );
+  readonly attentionBackward = this.onHeap("attentionBackward", (dqkv, dout, qkv, out, lse, B, T, C, nh) =>
+    this.attentionPairs("attentionBackward", B, T, C, nh, 4 * B * T * T * C, (a, b, sc) => [
+      dqkv,
+      dout,
+      qkv,
+      out,
+      lse,
+      B,
+      T,
       C,
       nh,
       a,
       b,
-      s[t] as number,
-    ]);
-    this.parallel("attentionCached", tasks);
-  }
+      sc,
+    ]),
+  );
 
-  // ---- fused one-token blocks (generation) -------------------------------------------------------
+  // ---- generation (decode.ts) --------------------------------------------------------------------
 
-  /**
-   * Splits the hidden units over the threads (each streams its columns of wfc and its rows of wproj,
-   * then the partial outputs are added): one pool round trip for the whole MLP.
-   */
-  mlpRow(
-    y: FloatArray,
-    h: FloatArray,
-    a: FloatArray,
-    wfc: FloatArray,
-    bfc: FloatArray,
-    wproj: FloatArray,
-    bproj: FloatArray,
-    C: number,
-    H: number,
-    relu: boolean,
-  ): void {
-    const p = this.ptrs(y, h, a, wfc, bfc, wproj, bproj);
-    if (!p) {
-      refBackend.mlpRow(y, h, a, wfc, bfc, wproj, bproj, C, H, relu);
-      return;
-    }
-    const [py, ph, pa, pwfc, pbfc, pwproj, pbproj] = p as [number, number, number, number, number, number, number];
-    const floats = 2 * C * H;
-    const parts = this.sched.rowParts(floats, Math.floor(H / 8));
-    const bounds = parts > 1 ? this.sched.shares(H, parts, floats, 8) : [0, H];
-    const s = parts > 1 ? this.sched.scratch(C * 4) : [];
-    const tasks: number[][] = [];
-    for (let t = 0; t + 1 < bounds.length; t++) {
-      const j0 = bounds[t] as number;
-      const j1 = bounds[t + 1] as number;
-      if (j1 > j0) tasks.push([tasks.length === 0 ? py : (s[t] as number), ph, pa, pwfc, pbfc, pwproj, C, H, j0, j1, relu ? 1 : 0]);
-    }
-    this.parallel("mlpRowPart", tasks);
-    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, C);
-    this.x.addBias(py, pbproj, 1, C);
-  }
+  readonly attentionCached = this.onHeap("attentionCached", (...p) => decode.attentionCached(this, ...p));
+  readonly mlpRow = this.onHeap("mlpRow", (...p) => decode.mlpRow(this, ...p));
+  readonly attentionRow = this.onHeap("attentionRow", (...p) => decode.attentionRow(this, ...p));
 
-  /**
-   * Splits the heads over the threads (each computes its heads' q, k, v columns, their attention and
-   * their rows of the output projection; the partial outputs are added): one pool round trip for the
-   * whole attention block.
-   */
-  attentionRow(
-    y: FloatArray,
-    att: FloatArray,
-    qkv: FloatArray,
-    a: FloatArray,
-    wattn: FloatArray,
-    battn: FloatArray,
-    kCache: FloatArray,
-    vCache: FloatArray,
-    pos: number,
-    wproj: FloatArray,
-    bproj: FloatArray,
-    C: number,
-    nh: number,
-  ): void {
-    const p = this.ptrs(y, att, qkv, a, wattn, battn, kCache, vCache, wproj, bproj);
-    if (!p) {
-      refBackend.attentionRow(y, att, qkv, a, wattn, battn, kCache, vCache, pos, wproj, bproj, C, nh);
-      return;
-    }
-    const [py, patt, pqkv, pa, pwattn, pbattn, pk, pv, pwproj, pbproj] = p as number[] as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    const floats = 4 * C * C + 2 * (pos + 1) * C;
-    const parts = this.sched.rowParts(floats, nh);
-    const bounds = parts > 1 ? this.sched.shares(nh, parts, floats, 1) : [0, nh];
-    // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
-    const yBytes = Math.ceil(C / 4) * 16;
-    const s = this.sched.scratch(yBytes + this.x.attentionCachedScratchBytes(pos + 1, nh));
-    const tasks: number[][] = [];
-    for (let t = 0; t + 1 < bounds.length; t++) {
-      const h0 = bounds[t] as number;
-      const h1 = bounds[t + 1] as number;
-      const st = s[t] as number;
-      if (h1 > h0)
-        tasks.push([tasks.length === 0 ? py : st, patt, pqkv, pa, pwattn, pbattn, pk, pv, pos, pwproj, C, nh, h0, h1, st + yBytes]);
-    }
-    this.parallel("attentionRowPart", tasks);
-    for (let t = 1; t < tasks.length; t++) this.x.accumulate(py, (tasks[t] as number[])[0] as number, C);
-    this.x.addBias(py, pbproj, 1, C);
-  }
+  // ---- softmax, cross-entropy (split by rows) ----------------------------------------------------
 
-  // ---- softmax, cross-entropy, embedding ---------------------------------------------------------
-
-  softmax(out: FloatArray, x: FloatArray, rows: number, cols: number): void {
-    const p = this.ptrs(out, x);
-    if (!p) {
-      refBackend.softmax(out, x, rows, cols);
-      return;
-    }
-    const [po, px] = p as [number, number];
-    this.split("softmax", rows, cols, (r, c) => [po + 4 * r * cols, px + 4 * r * cols, c, cols]);
-  }
-  crossEntropyForward(losses: FloatArray, lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): void {
-    const p = this.ptrs(losses, lse, logits, targets);
-    if (!p) {
-      refBackend.crossEntropyForward(losses, lse, logits, targets, N, V);
-      return;
-    }
-    const [pl, ps, px, pt] = p as [number, number, number, number];
-    this.split("crossEntropyForward", N, V, (r, c) => [pl + 4 * r, ps + 4 * r, px + 4 * r * V, pt + 4 * r, c, V]);
-  }
-  crossEntropyBackward(
-    dlogits: FloatArray,
-    logits: FloatArray,
-    lse: FloatArray,
-    targets: Int32Array,
-    N: number,
-    V: number,
-    scale: number,
-  ): void {
-    const p = this.ptrs(dlogits, logits, lse, targets);
-    if (!p) {
-      refBackend.crossEntropyBackward(dlogits, logits, lse, targets, N, V, scale);
-      return;
-    }
-    const [pd, px, ps, pt] = p as [number, number, number, number];
-    this.split("crossEntropyBackward", N, V, (r, c) => [pd + 4 * r * V, px + 4 * r * V, ps + 4 * r, pt + 4 * r, c, V, scale]);
-  }
+  readonly softmax = this.onHeap("softmax", (out, x, rows, cols) =>
+    this.split("softmax", rows, cols, (r, c) => [out + 4 * r * cols, x + 4 * r * cols, c, cols]),
+  );
+  readonly crossEntropyForward = this.onHeap("crossEntropyForward", (losses, lse, logits, targets, N, V) =>
+    this.split("crossEntropyForward", N, V, (r, c) => [losses + 4 * r, lse + 4 * r, logits + 4 * r * V, targets + 4 * r, c, V]),
+  );
+  readonly crossEntropyBackward = this.onHeap("crossEntropyBackward", (dlogits, logits, lse, targets, N, V, scale) =>
+    this.split("crossEntropyBackward", N, V, (r, c) => [
+      dlogits + 4 * r * V,
+      logits + 4 * r * V,
+      lse + 4 * r,
+      targets + 4 * r,
+      c,
+      V,
+      scale,
+    ]),
+  );
 }

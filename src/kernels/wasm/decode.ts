@@ -1,0 +1,145 @@
+/**
+ * The wasm backend's calls for generation (decode.as and matmul.as's row products): the products
+ * of fewer than 4 rows, cached attention and the fused one-token attention and MLP blocks. One-token
+ * work is bound by reading the weights once from memory; with threads each thread streams its own
+ * contiguous block of them, and the helpers' partial outputs go to their scratch and are added
+ * after. The calling thread starts at once while a helper first has to wake up, so it takes the
+ * bigger share (Schedule.shares). Arguments are heap pointers (loader.ts made them).
+ */
+import type { Args, KernelCalls } from "./calls.js";
+import { ranges } from "./schedule.js";
+
+/**
+ * out (M,N) (+)= a·b (+ bias) for M < 4 rows in layout `kind` (0: a·b, 1: a·bᵀ, 2: aᵀ·b). With
+ * threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K (B's rows too).
+ */
+export function matmulRows(
+  k: KernelCalls,
+  kind: number,
+  po: number,
+  pa: number,
+  pb: number,
+  M: number,
+  K: number,
+  N: number,
+  acc: boolean,
+  pbias: number,
+): void {
+  const lda = kind === 2 ? M : K;
+  const units = kind === 1 ? N : K;
+  const parts = k.sched.rowParts(K * N, Math.floor(units / 8));
+  if (parts <= 1) {
+    k.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
+  } else {
+    const bounds = k.sched.shares(units, parts, K * N, 8);
+    const s = kind === 1 ? [] : k.sched.scratch(M * N * 4);
+    const tasks: Args<"matmulRows">[] = [];
+    for (let t = 0; t < parts; t++) {
+      const u0 = bounds[t] as number;
+      const u1 = bounds[t + 1] as number;
+      if (u1 <= u0) continue;
+      if (kind === 1) {
+        tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1]);
+      } else {
+        const aOff = kind === 2 ? pa + u0 * lda * 4 : pa + u0 * 4;
+        const out = tasks.length === 0 ? po : (s[t] as number);
+        tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N]);
+      }
+    }
+    k.parallel("matmulRows", tasks);
+    if (kind !== 1) for (let t = 1; t < tasks.length; t++) k.x.accumulate(po, (tasks[t] as Args<"matmulRows">)[1], M * N);
+  }
+  if (pbias) k.x.addBias(po, pbias, M, N);
+}
+
+/** attention of Tn new positions after pos0 cached ones, its heads over the threads */
+export function attentionCached(
+  k: KernelCalls,
+  out: number,
+  qkv: number,
+  kCache: number,
+  vCache: number,
+  Tn: number,
+  pos0: number,
+  C: number,
+  nh: number,
+): void {
+  const s = k.sched.scratch(k.x.attentionCachedScratchBytes(pos0 + Tn, nh));
+  const parts = k.sched.parts(nh, 4 * Tn * (pos0 + Tn) * C);
+  k.parallel(
+    "attentionCached",
+    ranges(nh, parts).map(([h0, h1], t): Args<"attentionCached"> => [out, qkv, kCache, vCache, Tn, pos0, C, nh, h0, h1, s[t] as number]),
+  );
+}
+
+/**
+ * The one-token MLP: the hidden units over the threads (each streams its columns of wfc and its rows
+ * of wproj, then the partial outputs are added): one pool round trip for the whole MLP.
+ */
+export function mlpRow(
+  k: KernelCalls,
+  y: number,
+  h: number,
+  a: number,
+  wfc: number,
+  bfc: number,
+  wproj: number,
+  bproj: number,
+  C: number,
+  H: number,
+  relu: boolean,
+): void {
+  const floats = 2 * C * H;
+  const parts = k.sched.rowParts(floats, Math.floor(H / 8));
+  const bounds = parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
+  const s = parts > 1 ? k.sched.scratch(C * 4) : [];
+  const tasks: Args<"mlpRowPart">[] = [];
+  for (let t = 0; t + 1 < bounds.length; t++) {
+    const j0 = bounds[t] as number;
+    const j1 = bounds[t + 1] as number;
+    if (j1 > j0) tasks.push([tasks.length === 0 ? y : (s[t] as number), h, a, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0]);
+  }
+  k.parallel("mlpRowPart", tasks);
+  for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"mlpRowPart">)[0], C);
+  k.x.addBias(y, bproj, 1, C);
+}
+
+/**
+ * The one-token attention block: the heads over the threads (each computes its heads' q, k, v
+ * columns, their attention and their rows of the output projection; the partial outputs are
+ * added): one pool round trip for the whole block.
+ */
+export function attentionRow(
+  k: KernelCalls,
+  y: number,
+  att: number,
+  qkv: number,
+  a: number,
+  wattn: number,
+  battn: number,
+  kCache: number,
+  vCache: number,
+  pos: number,
+  wproj: number,
+  bproj: number,
+  C: number,
+  nh: number,
+): void {
+  const floats = 4 * C * C + 2 * (pos + 1) * C;
+  const parts = k.sched.rowParts(floats, nh);
+  const bounds = parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
+  // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
+  const yBytes = Math.ceil(C / 4) * 16;
+  const s = k.sched.scratch(yBytes + k.x.attentionCachedScratchBytes(pos + 1, nh));
+  const tasks: Args<"attentionRowPart">[] = [];
+  for (let t = 0; t + 1 < bounds.length; t++) {
+    const h0 = bounds[t] as number;
+    const h1 = bounds[t + 1] as number;
+    const st = s[t] as number;
+    if (h1 > h0)
+      tasks.push([tasks.length === 0 ? y : st, att, qkv, a, wattn, battn, kCache, vCache, pos, wproj, C, nh, h0, h1, st + yBytes]);
+  }
+  k.parallel("attentionRowPart", tasks);
+  for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowPart">)[0], C);
+  k.x.addBias(y, bproj, 1, C);
+}

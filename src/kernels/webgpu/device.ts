@@ -1,0 +1,109 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Getting a WebGPU device: in a browser from `navigator.gpu`, in Node from the optional npm package
+ * `webgpu` (Google's Dawn). Dawn is imported only here, and this file only when webgpu is asked for,
+ * so a user of the CPU backends never loads it (on a machine without Vulkan Dawn prints a stack-like
+ * warning to stderr as it loads; `probeAdapter` asks in a child process instead, for automatic choice).
+ *
+ * The device asks the adapter for the limits a model needs: the default 128 MiB per storage binding
+ * would not hold GPT-2 124M's token embedding with its gradient and moments in one buffer each.
+ */
+import { MinigptError } from "../../errors.js";
+import { inNode } from "../wasm/platform.js";
+
+export interface AdapterSummary {
+  /** vendor, architecture and description as the adapter reports them, joined */
+  description: string;
+  /** a CPU implementation of WebGPU (SwiftShader, lavapipe, llvmpipe, WARP): correct, but slower than wasm */
+  software: boolean;
+  /** the largest storage buffer binding the adapter allows, in bytes */
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapter: AdapterSummary;
+  /** the GPU entry the device came from: held as long as the device (Dawn's instance dies when it is collected, and its device with it) */
+  readonly instance: GPU;
+}
+
+const SOFTWARE = /swiftshader|lavapipe|llvmpipe|software|warp|basic render/i;
+
+function summarize(adapter: GPUAdapter): AdapterSummary {
+  const info = adapter.info;
+  const parts = [info?.vendor, info?.architecture, info?.description, info?.device].filter((s): s is string => !!s);
+  const description = [...new Set(parts)].join(" ") || "unnamed adapter";
+  const fallback = (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.isFallbackAdapter === true;
+  return {
+    description,
+    software: fallback || SOFTWARE.test(description),
+    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+    maxBufferSize: adapter.limits.maxBufferSize,
+  };
+}
+
+/** navigator.gpu in a browser; in Node the `webgpu` package's, or an error naming what is missing */
+async function gpuEntry(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  if (!inNode) throw new MinigptError("webgpu: this browser has no WebGPU (navigator.gpu is missing); use the wasm backend");
+  let mod: { create(options: string[]): GPU; globals: Record<string, unknown> };
+  try {
+    // a variable keeps bundlers (the playground's vite) from trying to resolve the Node-only package
+    const name = "webgpu";
+    mod = (await import(name)) as typeof mod;
+  } catch {
+    throw new MinigptError(
+      "webgpu: the optional package `webgpu` (Dawn for Node) is not installed; run `npm install webgpu` or use --backend wasm",
+    );
+  }
+  // GPUBufferUsage, GPUMapMode, ... as globals, as a browser has them
+  for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  return mod.create([]);
+}
+
+/**
+ * A device on the best adapter (high-performance preference). `allowSoftware` false refuses a
+ * software adapter with a one-line error. Limits: the adapter's maximum buffer and binding sizes,
+ * and at least 32 KiB of workgroup memory where it has them.
+ */
+export async function acquireDevice(options: { allowSoftware?: boolean } = {}): Promise<GpuContext> {
+  const gpu = await gpuEntry();
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new MinigptError(
+      inNode
+        ? "webgpu: no GPU adapter found (Dawn needs a Vulkan driver here: libvulkan1 and a GPU's ICD, or SwiftShader via VK_ICD_FILENAMES); use --backend wasm"
+        : "webgpu: the browser offered no GPU adapter; use the wasm backend",
+    );
+  }
+  const summary = summarize(adapter);
+  if (summary.software && options.allowSoftware === false) {
+    throw new MinigptError(`webgpu: only a software adapter is available (${summary.description}); wasm is faster here`);
+  }
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBuffersPerShaderStage: Math.min(l.maxStorageBuffersPerShaderStage, 10),
+      maxComputeWorkgroupStorageSize: Math.min(l.maxComputeWorkgroupStorageSize, 32768),
+      maxComputeInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, 256),
+    },
+  });
+  device.lost.then((info) => {
+    if (info.reason !== "destroyed") console.error(`webgpu: device lost: ${info.message}`);
+  });
+  return { device, adapter: summary, instance: gpu };
+}
+
+/** Whether a model of `bytes` in its largest tensor fits one storage binding of this adapter; a one-line error if not. */
+export function checkFits(adapter: AdapterSummary, largestTensorBytes: number, what: string): void {
+  const max = Math.min(adapter.maxStorageBufferBindingSize, adapter.maxBufferSize);
+  if (largestTensorBytes > max) {
+    throw new MinigptError(
+      `webgpu: ${what} needs a buffer of ${(largestTensorBytes / 2 ** 20).toFixed(0)} MiB, the adapter (${adapter.description}) allows ${(max / 2 ** 20).toFixed(0)} MiB; use a smaller model or --backend wasm`,
+    );
+  }
+}

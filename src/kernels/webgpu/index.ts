@@ -1,0 +1,86 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend: the Backend interface over GpuArrays (device memory), one WGSL kernel family
+ * per file beside its ref twin in spirit (matmul, elementwise, layernorm, activations, softmax and
+ * cross-entropy, attention, embedding, adamw, decode). fp32 throughout.
+ *
+ * A method records dispatches and returns at once; values reach the CPU only through `read`
+ * (asynchronous). `sumSquares` is the one Backend method that returns a number, so on the GPU it is
+ * `sumSquaresInto` (into device memory) and the gradient clipping reads nothing (`clipByNorm`).
+ */
+import type { Backend } from "../backend.js";
+import * as activations from "./activations.js";
+import { adamw } from "./adamw.js";
+import * as attention from "./attention.js";
+import { attentionRow, mlpRow } from "./decode.js";
+import { type AdapterSummary, acquireDevice } from "./device.js";
+import * as elementwise from "./elementwise.js";
+import { embeddingBackward, embeddingForward } from "./embedding.js";
+import { layernormBackward, layernormForward } from "./layernorm.js";
+import { linearBackward, matmul } from "./matmul.js";
+import { type GpuArray, GpuRuntime } from "./runtime.js";
+import * as softmax from "./softmax.js";
+
+export type { GpuArray } from "./runtime.js";
+export { GpuRuntime } from "./runtime.js";
+
+export interface WebGpuBackend extends Backend<GpuArray, GpuArray> {
+  readonly runtime: GpuRuntime;
+  readonly adapter: AdapterSummary;
+  /** out[0] = Σ x² (fp32), left on the GPU */
+  sumSquaresInto(out: GpuArray, x: GpuArray, n: number): void;
+  /** x (n) *= maxNorm/(√Σ sums + 1e-6) when that is below 1: clip_grad_norm_ with the norm's parts in `sums` (count) */
+  clipByNorm(x: GpuArray, n: number, sums: GpuArray, count: number, maxNorm: number): void;
+}
+
+/** The Backend methods on `rt`. */
+export function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBackend {
+  return {
+    name: "webgpu",
+    runtime: rt,
+    adapter,
+    matmul: (out, a, b, M, K, N, acc) => matmul(rt, "nn", out, a, b, null, M, K, N, acc),
+    matmulBT: (out, a, b, M, K, N, acc) => matmul(rt, "nt", out, a, b, null, M, K, N, acc),
+    matmulAT: (out, a, b, M, K, N, acc) => matmul(rt, "tn", out, a, b, null, M, K, N, acc),
+    linearForward: (out, x, w, bias, M, K, N) => matmul(rt, "nn", out, x, w, bias, M, K, N, false),
+    linearBackward: (dx, dw, db, dy, x, w, M, K, N, overwriteDx = false) => linearBackward(rt, dx, dw, db, dy, x, w, M, K, N, overwriteDx),
+    addBias: (out, bias, rows, cols) => elementwise.addBias(rt, out, bias, rows, cols),
+    sumRows: (out, x, rows, cols) => elementwise.sumRows(rt, out, x, rows, cols),
+    zero: (x, n) => elementwise.zero(rt, x, n),
+    copy: (dst, src, n) => elementwise.copy(rt, dst, src, n),
+    add: (out, a, b, n) => elementwise.add(rt, out, a, b, n),
+    accumulate: (dst, src, n) => elementwise.accumulate(rt, dst, src, n),
+    scale: (x, n, s) => elementwise.scale(rt, x, n, s),
+    sumSquares: () => {
+      throw new Error("webgpu: sumSquares returns a number, which needs a readback; use sumSquaresInto and read the result");
+    },
+    sumSquaresInto: (out, x, n) => elementwise.sumSquares(rt, out, x, n),
+    clipByNorm: (x, n, sums, count, maxNorm) => elementwise.clipByNorm(rt, x, n, sums, count, maxNorm),
+    mul: (out, x, mask, n) => elementwise.mul(rt, out, x, mask, n),
+    layernormForward: (out, mean, rstd, x, w, b, N, C, eps) => layernormForward(rt, out, mean, rstd, x, w, b, N, C, eps),
+    layernormBackward: (dx, dw, db, dout, x, w, mean, rstd, N, C) => layernormBackward(rt, dx, dw, db, dout, x, w, mean, rstd, N, C),
+    geluForward: (out, x, n) => activations.geluForward(rt, out, x, n),
+    geluBackward: (dx, x, dout, n) => activations.geluBackward(rt, dx, x, dout, n),
+    geluForwardGrad: (out, dgelu, x, n) => activations.geluForwardGrad(rt, out, dgelu, x, n),
+    reluForward: (out, x, n) => activations.reluForward(rt, out, x, n),
+    reluBackward: (dx, x, dout, n) => activations.reluBackward(rt, dx, x, dout, n),
+    attentionForward: (out, lse, qkv, B, T, C, nh) => attention.attentionForward(rt, out, lse, qkv, B, T, C, nh),
+    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, nh) => attention.attentionBackward(rt, dqkv, dout, qkv, out, lse, B, T, C, nh),
+    attentionCached: (out, qkv, k, v, Tn, pos0, C, nh) => attention.attentionCached(rt, out, qkv, k, v, Tn, pos0, C, nh),
+    mlpRow: (y, h, a, wfc, bfc, wproj, bproj, C, H, relu) => mlpRow(rt, y, h, a, wfc, bfc, wproj, bproj, C, H, relu),
+    attentionRow: (y, att, qkv, a, wattn, battn, k, v, pos, wproj, bproj, C, nh) =>
+      attentionRow(rt, y, att, qkv, a, wattn, battn, k, v, pos, wproj, bproj, C, nh),
+    softmax: (out, x, rows, cols) => softmax.softmax(rt, out, x, rows, cols),
+    crossEntropyForward: (losses, lse, logits, targets, N, V) => softmax.crossEntropyForward(rt, losses, lse, logits, targets, N, V),
+    crossEntropyBackward: (d, logits, lse, targets, N, V, s) => softmax.crossEntropyBackward(rt, d, logits, lse, targets, N, V, s),
+    embeddingForward: (out, ids, table, N, C) => embeddingForward(rt, out, ids, table, N, C),
+    embeddingBackward: (dtable, dout, ids, N, C) => embeddingBackward(rt, dtable, dout, ids, N, C),
+    adamw: (param, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2) => adamw(rt, param, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2),
+  };
+}
+
+/** A device (see device.ts) and the backend on it. */
+export async function loadWebGpuBackend(options: { allowSoftware?: boolean } = {}): Promise<WebGpuBackend> {
+  const { device, adapter, instance } = await acquireDevice(options);
+  return webgpuBackend(new GpuRuntime(device, instance), adapter);
+}

@@ -1,0 +1,84 @@
+/**
+ * WGSL source builders shared by the kernel files. Every kernel binds its uniform parameters at 0,
+ * then its read-only arrays, then its written arrays (GpuRuntime.run's order), and takes an element
+ * offset for each array among its parameters, so that an argument can be a view into a bigger buffer.
+ */
+
+/** One array argument: its name in WGSL, whether it is written, and its element type. */
+export interface ArrayArg {
+  name: string;
+  write?: boolean;
+  int?: boolean;
+}
+
+/**
+ * The declarations of a kernel: struct P with `scalars` (name: type, e.g. "n: u32") followed by one
+ * `o_<array>: u32` offset per array, and the bindings in run()'s order (reads first, then writes).
+ */
+export function declare(scalars: string[], arrays: ArrayArg[]): string {
+  const ordered = [...arrays.filter((a) => !a.write), ...arrays.filter((a) => a.write)];
+  const fields = [...scalars, ...ordered.map((a) => `o_${a.name}: u32`)];
+  const lines = [`struct P { ${fields.join(", ")} }`, "@group(0) @binding(0) var<uniform> p: P;"];
+  ordered.forEach((a, k) => {
+    const access = a.write ? "read_write" : "read";
+    lines.push(`@group(0) @binding(${k + 1}) var<storage, ${access}> ${a.name}: array<${a.int ? "i32" : "f32"}>;`);
+  });
+  return lines.join("\n");
+}
+
+/** The order run() wants the arrays in: reads, then writes (the same order declare() binds them). */
+export function bindOrder<T>(arrays: ArrayArg[], values: Record<string, T>): { reads: T[]; writes: T[] } {
+  return {
+    reads: arrays.filter((a) => !a.write).map((a) => values[a.name] as T),
+    writes: arrays.filter((a) => a.write).map((a) => values[a.name] as T),
+  };
+}
+
+/** The builtins of a 1-D dispatch made with groups1d, and `group`, the flat workgroup index. */
+export const ENTRY_1D = "@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32";
+export const GROUP_1D = "let group = wid.x + wid.y * nwg.x;";
+
+/**
+ * A kernel of one invocation per element i < p.n, 256 to a workgroup. In `body`, `@x` stands for
+ * element i of array x (x[p.o_x + i]).
+ */
+export function mapKernel(scalars: string[], arrays: ArrayArg[], body: string, helpers = ""): string {
+  const expanded = body.replace(/@([a-z_][a-z0-9_]*)/gi, (_, name: string) => `${name}[p.o_${name} + i]`);
+  return `${declare(["n: u32", ...scalars], arrays)}
+${helpers}
+@compute @workgroup_size(256)
+fn main(${ENTRY_1D}) {
+  ${GROUP_1D}
+  let i = group * 256u + lid;
+  if (i >= p.n) { return; }
+  ${expanded}
+}`;
+}
+
+/** Workgroup-wide sum and max over 256 invocations through workgroup memory `red` (declared by the kernel). */
+export const REDUCE_256 = `
+var<workgroup> red: array<f32, 256>;
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+  workgroupBarrier();
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn reduce_max(v: f32, lid: u32) -> f32 {
+  workgroupBarrier();
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;

@@ -1,0 +1,38 @@
+/**
+ * One attention layer's key/value cache for one sequence: the k and v rows of every position seen so
+ * far, so that a new token attends to them without recomputing them. keys, values (Tmax,C), row p
+ * holding position p's heads side by side (as in qkv). The sequence's length is kept by its owner
+ * (src/generate/kvcache.ts); the layer writes rows and reads rows 0..p.
+ */
+import { Tensor } from "../tensor/tensor.js";
+
+export class AttentionCache {
+  readonly keys: Tensor;
+  readonly values: Tensor;
+
+  constructor(
+    readonly maxPositions: number,
+    readonly width: number,
+  ) {
+    this.keys = new Tensor([maxPositions, width], "f32", false, false);
+    this.values = new Tensor([maxPositions, width], "f32", false, false);
+  }
+
+  /** qkv (Tn,3C) rows [q | k | v] of positions pos0 .. pos0+Tn-1: their k and v into those rows */
+  store(qkv: Tensor, Tn: number, pos0: number): void {
+    const C = this.width;
+    if (pos0 + Tn > this.maxPositions) throw new Error(`AttentionCache: ${pos0 + Tn} positions exceed ${this.maxPositions}`);
+    const q = qkv.data;
+    const kc = this.keys.data;
+    const vc = this.values.data;
+    for (let t = 0; t < Tn; t++) {
+      kc.set(q.subarray(t * 3 * C + C, t * 3 * C + 2 * C), (pos0 + t) * C);
+      vc.set(q.subarray(t * 3 * C + 2 * C, t * 3 * C + 3 * C), (pos0 + t) * C);
+    }
+  }
+
+  dispose(): void {
+    this.keys.dispose();
+    this.values.dispose();
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Causal multi-head self-attention, GPT-2's: x (B,T,C) -> qkv (B,T,3C) = c_attn(x), split into
+ * heads (nh, hs = C/nh) inside the kernel, softmax(q·kᵀ/√hs + causal mask)·v with heads side by side
+ * (B,T,C), then y = c_proj(·) (B,T,C).
+ *
+ * forward: tensors. Without a cache, all T positions of each sequence attend among themselves
+ * (training); with one (prefill, B = 1), the new positions' k and v are written to the layer's cache
+ * and the new queries attend over the cached rows 0..p.
+ * decode: one new row per sequence on decode buffers, each against its own cache at its own position.
+ * With plain linear layers one fused kernel per row (Backend.attentionRow: exactly the calls of the
+ * general path below, in one pool round trip); otherwise c_attn.rows, the cached attention, c_proj.rows.
+ */
+import { backend } from "../kernels/index.js";
+import { causalSelfAttention } from "../ops/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import type { AttentionCache } from "./attention-cache.js";
+import { type DecodeBuffers, type DecodeRow, DecodeBuffers as Rows } from "./decode-step.js";
+import type { ForwardContext } from "./forward-context.js";
+import type { Linear } from "./linear.js";
+
+export class CausalSelfAttention {
+  /** the linear layers may be swapped for a Linear subclass (an adapter, quantized weights: see linear.ts) */
+  constructor(
+    public c_attn: Linear,
+    public c_proj: Linear,
+    readonly nHead: number,
+    /** which layer this is: its cache is the sequence's cache[layer] */
+    readonly layer: number,
+  ) {}
+
+  /** x (B,T,C) -> (B,T,C); captures "qkv" and "attn" */
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    const qkv = this.c_attn.forward(x); // (B,T,3C)
+    ctx.capture?.("qkv", qkv);
+    const att = ctx.cache
+      ? this.cached(qkv, ctx.cache.layers[this.layer] as AttentionCache, ctx.cache.pos0)
+      : causalSelfAttention(qkv, this.nHead);
+    ctx.capture?.("attn", att);
+    return ctx.drop(this.c_proj.forward(att));
+  }
+
+  /** qkv (1,Tn,3C) of positions pos0..: k and v into the cache, attention over its rows -> (1,Tn,C); no tape */
+  private cached(qkv: Tensor, cache: AttentionCache, pos0: number): Tensor {
+    const [B, Tn, C3] = qkv.shape as [number, number, number];
+    if (B !== 1) throw new Error(`attention with a KV cache: one sequence at a time, got a batch of ${B}`);
+    const C = C3 / 3;
+    cache.store(qkv, Tn, pos0);
+    const att = new Tensor([1, Tn, C]);
+    backend().attentionCached(att.data, qkv.data, cache.keys.data, cache.values.data, Tn, pos0, C, this.nHead);
+    return att;
+  }
+
+  /** s.y (R,C) = attention of s.a (R,C), row r the next token of rows[r]'s sequence */
+  decode(s: DecodeBuffers, rows: readonly DecodeRow[]): void {
+    const be = backend();
+    const C = this.c_proj.outFeatures;
+    const R = rows.length;
+    const wa = this.c_attn.plain();
+    const wp = this.c_proj.plain();
+    if (wa && wp) {
+      for (let r = 0; r < R; r++) {
+        const { pos, cache } = rows[r] as DecodeRow;
+        const kv = cache[this.layer] as AttentionCache;
+        be.attentionRow(
+          Rows.row(s.y, r),
+          Rows.row(s.att, r),
+          Rows.row(s.qkv, r),
+          Rows.row(s.a, r),
+          wa.weight.data,
+          wa.bias.data,
+          kv.keys.data,
+          kv.values.data,
+          pos,
+          wp.weight.data,
+          wp.bias.data,
+          C,
+          this.nHead,
+        );
+      }
+      return;
+    }
+    this.c_attn.rows(s.qkv, s.a, R);
+    for (let r = 0; r < R; r++) {
+      const { pos, cache } = rows[r] as DecodeRow;
+      const kv = cache[this.layer] as AttentionCache;
+      const qkv = Rows.row(s.qkv, r);
+      kv.keys.data.set(qkv.subarray(C, 2 * C), pos * C);
+      kv.values.data.set(qkv.subarray(2 * C, 3 * C), pos * C);
+      be.attentionCached(Rows.row(s.att, r), qkv, kv.keys.data, kv.values.data, 1, pos, C, this.nHead);
+    }
+    this.c_proj.rows(s.y, s.att, R);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * One transformer block, pre-LayerNorm with a residual stream:
+ *   x = x + attn(ln_1(x))
+ *   x = x + mlp(ln_2(x))
+ * forward on tensors (training, prefill), decode on one row per sequence (generation): the same
+ * layers in the same order, each taking its own fast path inside.
+ */
+import { backend } from "../kernels/index.js";
+import { add } from "../ops/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { CausalSelfAttention } from "./attention.js";
+import type { DecodeBuffers, DecodeRow } from "./decode-step.js";
+import type { ForwardContext } from "./forward-context.js";
+import type { LayerNorm } from "./layer-norm.js";
+import type { MLP } from "./mlp.js";
+
+export class Block {
+  constructor(
+    readonly ln_1: LayerNorm,
+    readonly attn: CausalSelfAttention,
+    readonly ln_2: LayerNorm,
+    readonly mlp: MLP,
+    /** the block's index: learning mode's names are "h.<index>.<what>" */
+    readonly index: number,
+  ) {}
+
+  /** x (B,T,C) -> (B,T,C); captures ln_1, qkv, attn, resid_attn, mlp_act, out */
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    const outer = ctx.capture;
+    const capture = outer && ((name: string, t: Tensor) => outer(`h.${this.index}.${name}`, t));
+    const inner: ForwardContext = { ...ctx, capture };
+    const a = this.ln_1.forward(x);
+    capture?.("ln_1", a);
+    x = add(x, this.attn.forward(a, inner));
+    capture?.("resid_attn", x);
+    x = add(x, this.mlp.forward(this.ln_2.forward(x), inner));
+    capture?.("out", x);
+    return x;
+  }
+
+  /** s.x (R,C) through the block, row r the next token of rows[r]'s sequence */
+  decode(s: DecodeBuffers, rows: readonly DecodeRow[]): void {
+    const be = backend();
+    const R = rows.length;
+    const n = R * (s.x.shape[1] as number);
+    this.ln_1.rows(s.a, s.x, R, s.mean, s.rstd);
+    this.attn.decode(s, rows);
+    be.add(s.x.data, s.x.data, s.y.data, n);
+    this.ln_2.rows(s.a, s.x, R, s.mean, s.rstd);
+    this.mlp.decode(s, R);
+    be.add(s.x.data, s.x.data, s.y.data, n);
+  }
+}

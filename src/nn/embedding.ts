@@ -1,0 +1,22 @@
+/** A lookup table: ids (...) int32 -> rows of weight (V,C): (...,C). GPT-2 has two, tokens and positions. */
+import { embedding } from "../ops/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+export class Embedding {
+  /** @param weight (V,C), one row per id */
+  constructor(readonly weight: Tensor) {}
+
+  get rowCount(): number {
+    return this.weight.shape[0] as number;
+  }
+
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+
+  /** row `id` of the table (C), for a kernel call (the one-token decode) */
+  row(id: number): Float32Array {
+    const C = this.weight.shape[1] as number;
+    return this.weight.data.subarray(id * C, (id + 1) * C);
+  }
+}

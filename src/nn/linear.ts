@@ -1,0 +1,68 @@
+/**
+ * A linear layer: y = x·W + b, W stored (in, out) as GPT-2's Conv1D does, so the weights map
+ * one-to-one to Hugging Face's. Shapes: x (...,K), W (K,N), b (N) -> y (...,N).
+ *
+ * Two ways through, one definition:
+ *   forward(x)        tensors with autograd (training, the KV-cache prefill)
+ *   rows(out, x, M)   M rows on buffers, no tape (the one-token decode, any number of sequences)
+ *
+ * This is the seam for layers that compute something other than x·W + b from a plain W (a LoRA
+ * adapter, quantized weights): such a class extends Linear, overrides forward, forwardGelu and rows,
+ * and answers null from plain(). The one-token decode then calls its rows() where it would otherwise
+ * hand W and b to a fused kernel (src/nn/attention.ts, src/nn/mlp.ts).
+ */
+import { backend } from "../kernels/index.js";
+import { linear, linearGelu } from "../ops/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+export class Linear {
+  /**
+   * @param weight (K,N), input features first
+   * @param bias (N)
+   */
+  constructor(
+    readonly weight: Tensor,
+    readonly bias: Tensor,
+  ) {}
+
+  get inFeatures(): number {
+    return this.weight.shape[0] as number;
+  }
+
+  get outFeatures(): number {
+    return this.weight.shape[1] as number;
+  }
+
+  /** x (...,K) -> (...,N) */
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+
+  /** gelu(x·W + b) as one op (it keeps gelu' for backward instead of the pre-activation: linearGelu) */
+  forwardGelu(x: Tensor): Tensor {
+    return linearGelu(x, this.weight, this.bias);
+  }
+
+  /**
+   * out (M,N) = x (M,K)·W + b for the first M rows of the buffers, no tape. Each row is computed as
+   * a call for that row alone would compute it, so a row's bits do not depend on the other rows.
+   */
+  rows(out: Tensor, x: Tensor, M: number): void {
+    const K = this.inFeatures;
+    const N = this.outFeatures;
+    const be = backend();
+    const o = out.data;
+    const xs = x.data;
+    for (let r = 0; r < M; r++) {
+      be.linearForward(o.subarray(r * N, (r + 1) * N), xs.subarray(r * K, (r + 1) * K), this.weight.data, this.bias.data, 1, K, N);
+    }
+  }
+
+  /**
+   * The weight and bias a fused one-token kernel may read in this layer's place, or null when the
+   * layer is more than x·W + b (then the decode goes through rows()).
+   */
+  plain(): { weight: Tensor; bias: Tensor } | null {
+    return { weight: this.weight, bias: this.bias };
+  }
+}

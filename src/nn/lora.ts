@@ -1,0 +1,163 @@
+/**
+ * LoRA (Hu et al. 2021) on the model's linear layers, as PEFT computes it for GPT-2's Conv1D:
+ *
+ *   y = x·W + b + scaling·(x·Aᵀ)·Bᵀ      A (r, in), B (out, r), scaling = lora_alpha / r
+ *
+ * W and b stay frozen; only A and B train. A starts U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
+ * kaiming_uniform_(a=sqrt(5))) and B at zero, so a new adapter leaves the model's output unchanged.
+ * The adapter's file format is io/lora.ts (PEFT's); attachLora puts one on a model, merge folds
+ * it into the weights (W += scaling·(B·A)ᵀ), after which the model is a plain GPT again.
+ */
+
+import { type LoraAdapter, type LoraConfig, loraKey, loraModules, mergeLoraLayer } from "../io/lora.js";
+import { backend } from "../kernels/index.js";
+import { add, gelu, matmulTransposed, scale } from "../ops/index.js";
+import type { Rng } from "../random.js";
+import { Tensor } from "../tensor/tensor.js";
+import type { GPT } from "./gpt.js";
+import { Linear } from "./linear.js";
+
+/** A frozen linear layer with a LoRA adapter beside it. */
+export class LoraLinear extends Linear {
+  /** r floats of scratch for rows() */
+  private readonly u: Tensor;
+
+  constructor(
+    readonly base: Linear,
+    /** (r, in) */
+    readonly loraA: Tensor,
+    /** (out, r) */
+    readonly loraB: Tensor,
+    readonly scaling: number,
+  ) {
+    super(base.weight, base.bias);
+    this.u = Tensor.zeros([loraA.shape[0] as number]);
+  }
+
+  get rank(): number {
+    return this.loraA.shape[0] as number;
+  }
+
+  /** x (...,in) -> scaling·(x·Aᵀ)·Bᵀ (...,out); the scaling is applied to the r-wide middle, the cheaper side */
+  private delta(x: Tensor): Tensor {
+    return matmulTransposed(scale(matmulTransposed(x, this.loraA), this.scaling), this.loraB);
+  }
+
+  override forward(x: Tensor): Tensor {
+    return add(super.forward(x), this.delta(x));
+  }
+
+  override forwardGelu(x: Tensor): Tensor {
+    return gelu(this.forward(x));
+  }
+
+  override rows(out: Tensor, x: Tensor, M: number): void {
+    super.rows(out, x, M);
+    const K = this.inFeatures;
+    const N = this.outFeatures;
+    const r = this.rank;
+    const be = backend();
+    const u = this.u.data;
+    for (let m = 0; m < M; m++) {
+      be.matmulBT(u, x.data.subarray(m * K, (m + 1) * K), this.loraA.data, 1, K, r, false);
+      be.scale(u, r, this.scaling);
+      be.matmulBT(out.data.subarray(m * N, (m + 1) * N), u, this.loraB.data, 1, r, N, true);
+    }
+  }
+
+  override plain(): null {
+    return null;
+  }
+
+  dispose(): void {
+    this.u.dispose();
+  }
+}
+
+/** The adapters on a model: their tensors under PEFT's keys (what trains and what is saved). */
+export interface LoraAttachment {
+  config: LoraConfig;
+  /** lora_A / lora_B tensors by PEFT key, in model order */
+  params: Map<string, Tensor>;
+  layers: { module: string; layer: LoraLinear }[];
+}
+
+/** the Linear slot of a module name ("transformer.h.3.mlp.c_fc") on a model, to read and replace */
+function slot(model: GPT, module: string): { get: () => Linear; set: (l: Linear) => void } {
+  const m = /^transformer\.h\.(\d+)\.(attn|mlp)\.(c_attn|c_proj|c_fc)$/.exec(module);
+  if (!m) throw new Error(`LoRA: no linear layer ${module}`);
+  const block = model.h[Number(m[1])];
+  if (!block) throw new Error(`LoRA: no block ${m[1]}`);
+  const owner = (m[2] === "attn" ? block.attn : block.mlp) as unknown as Record<string, Linear>;
+  const name = m[3] as string;
+  return {
+    get: () => owner[name] as Linear,
+    set: (l) => {
+      owner[name] = l;
+    },
+  };
+}
+
+/**
+ * Freeze the model and put LoRA adapters on the layers `config.targets` selects: with the weights
+ * of `init` (an adapter read from a file), or new ones drawn from `init` (an Rng: A uniform, B 0).
+ */
+export function attachLora(model: GPT, config: LoraConfig, init: LoraAdapter | Rng): LoraAttachment {
+  for (const t of model.params.values()) t.requiresGrad = false;
+  const params = new Map<string, Tensor>();
+  const layers: LoraAttachment["layers"] = [];
+  const scaling = config.alpha / config.rank;
+  const modules = loraModules(model.config, config.targets);
+  const loaded = "layers" in init ? new Map(init.layers.map((l) => [l.module, l])) : null;
+  for (const { module, inFeatures, outFeatures } of modules) {
+    const a = Tensor.zeros([config.rank, inFeatures], true);
+    const b = Tensor.zeros([outFeatures, config.rank], true);
+    const from = loaded?.get(module);
+    if (loaded) {
+      if (!from) throw new Error(`LoRA: the adapter has no weights for ${module}`);
+      a.data.set(from.a);
+      b.data.set(from.b);
+    } else {
+      const rng = init as Rng;
+      const bound = 1 / Math.sqrt(inFeatures);
+      for (let i = 0; i < a.size; i++) a.data[i] = (rng.random() * 2 - 1) * bound;
+    }
+    const s = slot(model, module);
+    const layer = new LoraLinear(s.get(), a, b, scaling);
+    s.set(layer);
+    params.set(loraKey(module, "A"), a);
+    params.set(loraKey(module, "B"), b);
+    layers.push({ module, layer });
+  }
+  return { config, params, layers };
+}
+
+/** The attachment's current weights, as the adapter file holds them. */
+export function loraAdapterOf(attachment: LoraAttachment): LoraAdapter {
+  return {
+    config: attachment.config,
+    layers: attachment.layers.map(({ module, layer }) => ({
+      module,
+      inFeatures: layer.inFeatures,
+      outFeatures: layer.outFeatures,
+      a: layer.loraA.data.slice(),
+      b: layer.loraB.data.slice(),
+    })),
+  };
+}
+
+/**
+ * Fold an adapter into the model's weights (W += scaling·(B·A)ᵀ, as PEFT's merge_and_unload) and
+ * put the plain layers back: the model is then an ordinary GPT with no adapter.
+ */
+export function mergeLora(model: GPT, attachment: LoraAttachment): void {
+  const adapter = loraAdapterOf(attachment);
+  const scaling = attachment.config.alpha / attachment.config.rank;
+  for (const [i, { module, layer }] of attachment.layers.entries()) {
+    mergeLoraLayer(layer.weight.data, adapter.layers[i]!, attachment.config.rank, scaling);
+    slot(model, module).set(layer.base);
+    layer.dispose();
+    layer.loraA.dispose();
+    layer.loraB.dispose();
+  }
+}

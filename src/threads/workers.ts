@@ -1,0 +1,140 @@
+/**
+ * Starting a module worker thread the same way in Node and in a browser, and the worker's side of
+ * its start: the kernel pool's helpers (src/kernels/wasm/pool-worker.ts) start so.
+ *
+ * Node: a worker_threads Worker on the entry file next to the calling module (.js from dist/; from
+ * the TypeScript sources, the .ts file with tsx's loader registered first, since workers do not
+ * inherit --import hooks). Browser: a module Web Worker the caller makes itself, written at its call
+ * site as `new Worker(new URL("./entry.js", import.meta.url), { type: "module" })` so that bundlers
+ * see the entry; it needs a cross-origin-isolated page for shared memory.
+ *
+ * The start data goes as workerData (Node) or the first message (browser); the worker answers with
+ * one message when it is ready, or {error: message} when it could not start.
+ */
+import { inNode } from "../kernels/wasm/platform.js";
+
+/** a browser worker that has not answered after this long failed to start */
+const START_MS = 30_000;
+
+export interface WorkerEntry {
+  /** the caller's import.meta.url */
+  readonly from: string;
+  /** the entry's file name without extension, next to the caller */
+  readonly name: string;
+  /** browser: make the module Web Worker (see above) */
+  readonly web: () => Worker;
+}
+
+/** a started worker thread */
+export interface Thread {
+  /** do not keep the process alive for it (Node; no-op in a browser) */
+  detach(): void;
+  terminate(): void;
+}
+
+/**
+ * Start `entry` with `data`; resolves with the thread and its first message once it has sent one
+ * (`what` names the thread in errors: "wasm pool worker 1").
+ */
+export async function startWorker<M>(entry: WorkerEntry, data: unknown, what: string): Promise<{ thread: Thread; message: M }> {
+  return inNode ? startNode(entry, data, what) : startWeb(entry, data, what);
+}
+
+function startFailed(what: string, why: string): Error {
+  return new Error(`${what} failed to start: ${why}`);
+}
+
+function checked<M>(m: unknown, what: string): M {
+  const error = (m as { error?: unknown } | null)?.error;
+  if (typeof error === "string") throw startFailed(what, error);
+  return m as M;
+}
+
+async function startNode<M>(entry: WorkerEntry, data: unknown, what: string): Promise<{ thread: Thread; message: M }> {
+  const { Worker } = await import("node:worker_threads");
+  const fromSource = entry.from.endsWith(".ts");
+  const url = new URL(`./${entry.name}${fromSource ? ".ts" : ".js"}`, entry.from);
+  const worker = fromSource
+    ? new Worker(
+        `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`,
+        { eval: true, workerData: data },
+      )
+    : new Worker(url, { workerData: data });
+  try {
+    const message = await new Promise<M>((resolve, reject) => {
+      worker.once("message", (m) => {
+        try {
+          resolve(checked<M>(m, what));
+        } catch (e) {
+          reject(e);
+        }
+      });
+      worker.once("error", (e) => reject(startFailed(what, e.message)));
+      worker.once("exit", (code) => reject(startFailed(what, `it exited (code ${code})`)));
+    });
+    worker.removeAllListeners("exit");
+    worker.removeAllListeners("error");
+    return { thread: { detach: () => worker.unref(), terminate: () => void worker.terminate() }, message };
+  } catch (e) {
+    void worker.terminate();
+    throw e;
+  }
+}
+
+async function startWeb<M>(entry: WorkerEntry, data: unknown, what: string): Promise<{ thread: Thread; message: M }> {
+  const worker = entry.web();
+  try {
+    const message = await new Promise<M>((resolve, reject) => {
+      const timer = setTimeout(() => reject(startFailed(what, `no answer within ${START_MS / 1000} s`)), START_MS);
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        reject(startFailed(what, why));
+      };
+      worker.onmessage = (e: MessageEvent) => {
+        clearTimeout(timer);
+        try {
+          resolve(checked<M>(e.data, what));
+        } catch (err) {
+          reject(err);
+        }
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        fail(e.message || "error");
+      };
+      worker.onmessageerror = () => fail("its start message could not be received");
+      worker.postMessage(data);
+    });
+    worker.onmessage = null;
+    worker.onerror = null;
+    worker.onmessageerror = null;
+    return { thread: { detach: () => {}, terminate: () => worker.terminate() }, message };
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+}
+
+/**
+ * The worker's side: its start data, and how to send a message to the thread that started it (Node:
+ * workerData and parentPort; browser: the first message and self.postMessage).
+ */
+export async function workerStart<D>(): Promise<{ data: D; post: (m: unknown) => void }> {
+  if (inNode) {
+    const { workerData, parentPort } = await import("node:worker_threads");
+    const port = parentPort;
+    if (!port) throw new Error("this module runs as a worker thread");
+    return { data: workerData as D, post: (m) => port.postMessage(m) };
+  }
+  const self = globalThis as unknown as {
+    onmessage: ((e: MessageEvent<D>) => void) | null;
+    postMessage(m: unknown): void;
+  };
+  const data = await new Promise<D>((resolve) => {
+    self.onmessage = (e) => {
+      self.onmessage = null;
+      resolve(e.data);
+    };
+  });
+  return { data, post: (m) => self.postMessage(m) };
+}
