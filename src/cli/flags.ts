@@ -32,6 +32,11 @@ export interface CommandSpec {
   examples?: readonly string[];
   /** paragraphs printed after the examples: what the command does that its flags do not say */
   notes?: readonly string[];
+  /**
+   * --backend and --threads are for a thread the command starts itself (serve's generation thread):
+   * the command's own thread starts no kernel backend
+   */
+  backendElsewhere?: boolean;
 }
 
 export class ParsedFlags {

@@ -14,6 +14,7 @@ import {
   ChatSession,
   chatTokenIds,
   checkpointNames,
+  failFs,
   formatAnalysis,
   type GPT,
   generateTokens,
@@ -55,7 +56,10 @@ export function findModelFolders(dir: string): string[] {
   let entries: string[] = [];
   try {
     entries = readdirSync(dir).sort();
-  } catch {
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // not a folder (or none there): no model folders in it; anything else (EACCES, EIO) is said as such
+    if (code !== "ENOENT" && code !== "ENOTDIR") failFs(`cannot read the folder ${dir}`, err);
     return found;
   }
   for (const e of entries) {

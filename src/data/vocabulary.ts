@@ -8,7 +8,7 @@
  * the file and line.
  */
 import { readFileSync } from "node:fs";
-import { fail } from "../errors.js";
+import { fail, withFs } from "../errors.js";
 import { describeChar } from "../tokenizer/char.js";
 import { SpecialSplitter } from "../tokenizer/chunked.js";
 import { LookupTokenizer } from "../tokenizer/lookup.js";
@@ -74,7 +74,7 @@ export function locatePiece(files: readonly string[], piece: string, kind: strin
   const escaped = piece.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const pattern = new RegExp(kind === "word" ? `(?<!\\S)${escaped}(?!\\S)` : escaped, "u");
   for (const file of files) {
-    const lines = readFileSync(file, "utf8").split("\n");
+    const lines = withFs(`cannot read ${file}`, () => readFileSync(file, "utf8")).split("\n");
     const i = lines.findIndex((l) => pattern.test(l));
     if (i >= 0) return `${file} line ${i + 1}`;
   }
