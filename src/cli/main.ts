@@ -19,6 +19,7 @@ import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
 import { runWeb, webSpec } from "./web.js";
+import { errorText } from "./wording.js";
 
 interface Command {
   spec: CommandSpec;
@@ -129,7 +130,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
-      console.error(`minigpt ${name}: ${err.message}`);
+      console.error(`minigpt ${name}: ${errorText(err)}`);
       return 1;
     }
     if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {
