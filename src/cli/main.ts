@@ -18,6 +18,7 @@ import { runServe, serveSpec } from "./serve.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
+import { errorText } from "./wording.js";
 
 interface Command {
   spec: CommandSpec;
@@ -127,7 +128,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
-      console.error(`minigpt ${name}: ${err.message}`);
+      console.error(`minigpt ${name}: ${errorText(err)}`);
       return 1;
     }
     if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {
