@@ -31,6 +31,7 @@ export const kernelFiles = [
   "adamw.as",
   "attention.as",
   "decode.as",
+  "quant.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

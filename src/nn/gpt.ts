@@ -247,8 +247,7 @@ export class GPT {
     }
     for (const block of this.h) block.decode(s, rows);
     this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
-    const wte = this.wte.weight.data;
-    for (let r = 0; r < R; r++) be.matmulBT(DecodeBuffers.row(s.logits, r), DecodeBuffers.row(s.a, r), wte, 1, C, V, false);
+    be.matmulBTRows(s.logits.data, s.a.data, this.wte.weight.data, R, C, V);
     return s.logits.data.subarray(0, R * V);
   }
 

@@ -47,7 +47,7 @@ export interface CreateTokenizerOptions {
   extraSpecials?: string[];
 }
 
-export const DEFAULT_BPE_VOCAB_SIZE = 4096;
+const DEFAULT_BPE_VOCAB_SIZE = 4096;
 
 /** The tokenizer `--tokenizer KIND` asks for; "char" and "bpe" are built from the training text. */
 export function createTokenizer(kind: "char" | "bpe" | "gpt2", text: string, opts: CreateTokenizerOptions = {}): Tokenizer {

@@ -14,8 +14,8 @@ export const POOL_KERNELS = [
   "attentionForward",
   "attentionBackward",
   "attentionCached",
-  "mlpRowPart",
-  "attentionRowPart",
+  "mlpRowsPart",
+  "attentionRowsPart",
   "geluForward",
   "geluBackward",
   "geluForwardGrad",
@@ -25,6 +25,8 @@ export const POOL_KERNELS = [
   "adamw",
   "accumulate",
   "setMatmulTile",
+  "qmatmulIO",
+  "qmatmulOI",
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];
 
