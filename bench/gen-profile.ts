@@ -30,8 +30,8 @@ for (const name of Object.keys(refBackend)) {
   be[name] = function (this: unknown, ...args: unknown[]) {
     if (!on) return (f as (...a: unknown[]) => unknown).apply(this, args);
     const nums = args.filter((a) => typeof a === "number");
-    // attention: the position varies per token, so leave it out of the key
-    const shown = name === "attentionCached" ? [nums[0], nums[2], nums[3]] : name === "attentionRow" ? nums.slice(1) : nums;
+    // attention: the position varies per token, so leave it out of the key (attentionRows has it in its rows)
+    const shown = name === "attentionCached" ? [nums[0], nums[2], nums[3]] : nums;
     const key = `${name}(${shown.join(",")})`;
     const t0 = performance.now();
     const r = (f as (...a: unknown[]) => unknown).apply(this, args);

@@ -164,3 +164,5 @@ export {
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";
+export { createStepper, type Stepper } from "./train/stepper.js";
+export { type Message, Said, said, setting } from "./wording.js";

@@ -46,7 +46,7 @@ export {
   trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, readQuantization, saveModel, saveQuantizedModel } from "./io/hf.js";
-export { type FolderLock, lockFolder } from "./io/lock.js";
+export { type FolderLock, lockFolder, makeFolder } from "./io/lock.js";
 export { hasLoraAdapter, loraBaseFolder, readLoraAdapter, readLoraConfig, writeLoraAdapter } from "./io/lora-folder.js";
 export { writeModelFolder } from "./io/new-folder.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
@@ -58,6 +58,7 @@ export {
   type StartInfo,
   type StepMetrics,
   type TrainEvents,
+  type TrainOptions,
   type TrainResult,
   train,
 } from "./train/trainer.js";

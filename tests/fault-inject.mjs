@@ -7,7 +7,7 @@
 // fails the nth call of `op` whose path contains the substring (1 = the first), and the `count - 1`
 // matching calls after it ("all": every one after it, like a disk that stays full), with an error
 // shaped like Node's own (err.code CODE, e.g. ENOSPC or EIO). `op` is open, write, fsync, rename,
-// mkdir, rm, unlink or readdir; "write" matches writeFileSync, appendFileSync and a writeSync on a
+// mkdir, mkdtemp, rm, unlink or readdir; "write" matches writeFileSync, appendFileSync and a writeSync on a
 // file opened with openSync (by the opened path), "fsync" an fsyncSync likewise.
 import fs from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
@@ -64,6 +64,10 @@ if (spec) {
     mkdirSync(path, ...rest) {
       maybeFail("mkdir", path);
       return original.mkdirSync(path, ...rest);
+    },
+    mkdtempSync(prefix, ...rest) {
+      maybeFail("mkdtemp", prefix);
+      return original.mkdtempSync(prefix, ...rest);
     },
     rmSync(path, ...rest) {
       maybeFail("rm", path);

@@ -287,7 +287,7 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
-  test("fused one-token blocks (generation): mlpRow and attentionRow", () => {
+  test("fused one-token blocks (generation): mlpRows and attentionRows, one row", () => {
     // [C, H]: small, H not a multiple of 8, and big enough that 2 threads split the hidden units
     // (2·C·H >= 2^21 floats), evenly and not
     for (const [C, H] of [
@@ -304,8 +304,8 @@ function kernelSuite(be: WasmBackend, threads: number): void {
         const bproj = rand(rng, C);
         const [y, h] = [rand(rng, C, 3), rand(rng, H, 3)];
         const [wy, wh] = [new Float32Array(C), new Float32Array(H)];
-        be.mlpRow(y, h, a, wfc, bfc, wproj, bproj, C, H, relu);
-        refBackend.mlpRow(wy, wh, a, wfc, bfc, wproj, bproj, C, H, relu);
+        be.mlpRows(y, h, a, 1, wfc, bfc, wproj, bproj, C, H, relu);
+        refBackend.mlpRows(wy, wh, a, 1, wfc, bfc, wproj, bproj, C, H, relu);
         const tolH = 1e-6 * C * maxAbs(a) * maxAbs(wfc) + 1e-6;
         close(`mlpRow h ${C}x${H} relu=${relu}`, h, wh, 0, tolH);
         close(`mlpRow y ${C}x${H} relu=${relu}`, y, wy, 0, 1e-6 * H * maxAbs(wh) * maxAbs(wproj) + 1e-6 * maxAbs(wy));
@@ -332,8 +332,8 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       const [k, v, y, att, qkv] = [copy(k0), copy(v0), rand(rng, C, 3), rand(rng, C, 3), rand(rng, 3 * C, 3)];
       const [wk, wv] = [new Float32Array(k0), new Float32Array(v0)];
       const [wy, watt, wqkv] = [new Float32Array(C), new Float32Array(C), new Float32Array(3 * C)];
-      be.attentionRow(y, att, qkv, a, wattn, battn, k, v, pos, wproj, bproj, C, nh);
-      refBackend.attentionRow(wy, watt, wqkv, a, wattn, battn, wk, wv, pos, wproj, bproj, C, nh);
+      be.attentionRows(y, att, qkv, a, [{ keys: k, values: v, pos }], wattn, battn, wproj, bproj, C, nh);
+      refBackend.attentionRows(wy, watt, wqkv, a, [{ keys: wk, values: wv, pos }], wattn, battn, wproj, bproj, C, nh);
       const what = `attentionRow ${C},${nh},${pos}`;
       const tolQ = 1e-6 * C * maxAbs(a) * maxAbs(wattn) + 1e-6;
       close(`${what} qkv`, qkv, wqkv, 0, tolQ);
@@ -343,6 +343,111 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       // softmax is loose; the measured worst is ~1e-6 of the largest entry)
       close(`${what} att`, att, watt, 0, 2e-5 * maxAbs(watt));
       close(`${what} y`, y, wy, 0, 2e-5 * maxAbs(wy));
+    }
+  });
+
+  test("the decode's row kernels: each of R ragged rows gets the bits of that row alone", () => {
+    const R = 6;
+    /** rows r of `all` (width w) equal `alone(r)`, bit for bit */
+    const sameRows = (what: string, all: Float32Array, w: number, alone: (r: number) => Float32Array) => {
+      for (let r = 0; r < R; r++) {
+        const want = alone(r);
+        const got = all.subarray(r * w, (r + 1) * w);
+        const at = got.findIndex((v, i) => !Object.is(v, want[i]));
+        assert.equal(at, -1, `${what}: row ${r} element ${at}: ${got[at]} in the batch, ${want[at]} alone`);
+      }
+    };
+    /** row r of t (width w), copied to the heap */
+    const row = (t: Float32Array, r: number, w: number) => copy(t.subarray(r * w, (r + 1) * w));
+    // [K, N]: odd, and big enough that 2 threads split K (a·b) or N (a·bᵀ)
+    for (const [K, N] of [
+      [7, 65],
+      [300, 17],
+      [2048, 1030],
+    ] as [number, number][]) {
+      const x = rand(rng, R * K);
+      const w = rand(rng, K * N);
+      const bias = rand(rng, N);
+      const out = f32(R * N);
+      be.linearRows(out, x, w, bias, R, K, N);
+      sameRows(`linearRows ${K}x${N}`, out, N, (r) => {
+        const o = f32(N);
+        be.linearRows(o, row(x, r, K), w, bias, 1, K, N);
+        return o;
+      });
+      const bt = rand(rng, N * K);
+      be.matmulBTRows(out, x, bt, R, K, N);
+      sameRows(`matmulBTRows ${K}x${N}`, out, N, (r) => {
+        const o = f32(N);
+        be.matmulBTRows(o, row(x, r, K), bt, 1, K, N);
+        return o;
+      });
+    }
+    for (const [C, H] of [
+      [7, 13],
+      [512, 2052],
+    ] as [number, number][]) {
+      const a = rand(rng, R * C, 2);
+      const wfc = rand(rng, C * H, 0.5);
+      const bfc = rand(rng, H);
+      const wproj = rand(rng, H * C, 0.5);
+      const bproj = rand(rng, C);
+      const [y, h] = [f32(R * C), f32(R * H)];
+      be.mlpRows(y, h, a, R, wfc, bfc, wproj, bproj, C, H, false);
+      sameRows(`mlpRows ${C}x${H}`, y, C, (r) => {
+        const o = f32(C);
+        be.mlpRows(o, f32(H), row(a, r, C), 1, wfc, bfc, wproj, bproj, C, H, false);
+        return o;
+      });
+    }
+    // ragged: every row its own cache and position; 4·C² >= 2^21 floats splits the heads on 2 threads
+    for (const [C, nh] of [
+      [20, 2],
+      [768, 12],
+    ] as [number, number][]) {
+      const Tmax = 40;
+      const positions = [0, 39, 5, 17, 17, 2];
+      const a = rand(rng, R * C, 1);
+      const wattn = rand(rng, C * 3 * C, 0.1);
+      const battn = rand(rng, 3 * C, 0.5);
+      const wproj = rand(rng, C * C, 0.5);
+      const bproj = rand(rng, C);
+      const caches = positions.map(() => ({ keys: rand(rng, Tmax * C, 1.5), values: rand(rng, Tmax * C, 1.5) }));
+      const fresh = () => caches.map((c) => ({ keys: copy(c.keys), values: copy(c.values) }));
+      const together = fresh();
+      const y = f32(R * C);
+      be.attentionRows(
+        y,
+        f32(R * C),
+        f32(R * 3 * C),
+        a,
+        together.map((c, r) => ({ ...c, pos: positions[r] as number })),
+        wattn,
+        battn,
+        wproj,
+        bproj,
+        C,
+        nh,
+      );
+      sameRows(`attentionRows ${C},${nh}`, y, C, (r) => {
+        const alone = fresh()[r] as { keys: Float32Array; values: Float32Array };
+        const o = f32(C);
+        be.attentionRows(
+          o,
+          f32(C),
+          f32(3 * C),
+          row(a, r, C),
+          [{ ...alone, pos: positions[r] as number }],
+          wattn,
+          battn,
+          wproj,
+          bproj,
+          C,
+          nh,
+        );
+        assert.deepEqual(together[r]?.keys, alone.keys, `attentionRows ${C},${nh}: row ${r}'s k cache`);
+        return o;
+      });
     }
   });
 

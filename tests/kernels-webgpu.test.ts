@@ -250,8 +250,8 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
           const bp = rand(rng, C);
           const [y, h] = [f32(C), f32(H)];
           const [wy, wh] = [new Float32Array(C), new Float32Array(H)];
-          be.mlpRow(y, h, a, wfc, bfc, wp, bp, C, H, relu);
-          refBackend.mlpRow(wy, wh, a, wfc, bfc, wp, bp, C, H, relu);
+          be.mlpRows(y, h, a, 1, wfc, bfc, wp, bp, C, H, relu);
+          refBackend.mlpRows(wy, wh, a, 1, wfc, bfc, wp, bp, C, H, relu);
           check(`mlpRow C=${C} H=${H} relu=${relu} h`, h, wh, 1e-5, 1e-6 * C);
           check(`mlpRow C=${C} H=${H} relu=${relu} y`, y, wy, 1e-5, 1e-6 * H * maxAbs(wh));
 
@@ -270,8 +270,8 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
             new Float32Array(kc),
             new Float32Array(vc),
           ];
-          be.attentionRow(ry, att, qkv, a, wattn, battn, k2, v2, pos, wproj, bproj, C, nh);
-          refBackend.attentionRow(wry, watt, wqkv, a, wattn, battn, wk, wv, pos, wproj, bproj, C, nh);
+          be.attentionRows(ry, att, qkv, a, [{ keys: k2, values: v2, pos }], wattn, battn, wproj, bproj, C, nh);
+          refBackend.attentionRows(wry, watt, wqkv, a, [{ keys: wk, values: wv, pos }], wattn, battn, wproj, bproj, C, nh);
           check(`attentionRow C=${C} pos=${pos} k cache`, k2, wk, 1e-5, 1e-6 * C);
           check(`attentionRow C=${C} pos=${pos} v cache`, v2, wv, 1e-5, 1e-6 * C);
           check(`attentionRow C=${C} pos=${pos} att`, att, watt, 1e-5, 1e-5 * C);

@@ -240,6 +240,29 @@ test("config.json values out of range get one line naming the file, from every c
   assert.ok(!existsSync(join(root, "never.html")));
 });
 
+test("file-system errors of the other commands are one line naming the path (injected, or a place no folder can be made)", () => {
+  // train --data FOLDER: a subfolder that cannot be listed
+  const data = join(root, "data-folder");
+  mkdirSync(join(data, "sub"), { recursive: true });
+  writeFileSync(join(data, "a.txt"), readFileSync(corpus, "utf8"));
+  const listing = { env: { ...FAULT, MINIGPT_FAULT: `readdir:${join(data, "sub")}:1:EACCES` } };
+  failsWithOneLine(
+    runCli(["train", "--data", data, "--out", join(root, "never"), ...TINY], listing),
+    /cannot read the folder .*sub/,
+    /EACCES/,
+  );
+  // interactive: the folder of models cannot be read (it said "no model folders in ...")
+  const models = { env: { ...FAULT, MINIGPT_FAULT: `readdir:${root}:1:EIO` } };
+  failsWithOneLine(runCli(["interactive", "--dir", root], { ...models, input: "/quit\n" }), /cannot read the folder/, /EIO/);
+  // selftest: no temporary folder
+  const temporary = { env: { ...FAULT, MINIGPT_FAULT: "mkdtemp:minigpt-selftest:1:ENOSPC" } };
+  failsWithOneLine(runCli(["selftest"], temporary), /temporary folder/, /free some disk space/);
+  // tokenizer train --out where no folder can be made (Node 20's recursive mkdir never returned on /proc/x)
+  const proc = runCli(["tokenizer", "train", "--data", corpus, "--vocab-size", "300", "--out", "/proc/x/tok"], { timeoutMs: 60_000 });
+  failsWithOneLine(proc, /\/proc\/x/);
+  assert.ok(!existsSync(join(root, "never")));
+});
+
 /** set one float of a safetensors file's data to `value` */
 function poisonWeights(file: string, value: number): void {
   const bytes = readFileSync(file);

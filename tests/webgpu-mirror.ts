@@ -24,7 +24,13 @@ export function mirrorBackend(gpu: WebGpuBackend): Mirror {
     }
     return { buffer: g.buffer, offset: 0, length: a.length };
   };
-  const convert = (v: unknown): unknown => (v instanceof Float32Array || v instanceof Int32Array ? onGpu(v) : v);
+  const convert = (v: unknown): unknown => {
+    if (v instanceof Float32Array || v instanceof Int32Array) return onGpu(v);
+    // attentionRows' rows: each row's cache arrays
+    if (Array.isArray(v))
+      return v.map((row: Record<string, unknown>) => ({ ...row, keys: convert(row.keys), values: convert(row.values) }));
+    return v;
+  };
   const mirror = {
     name: "webgpu",
     async flush(): Promise<void> {

@@ -14,6 +14,7 @@ import {
   ChatSession,
   chatTokenIds,
   checkpointNames,
+  failFs,
   formatAnalysis,
   type GPT,
   generateTokens,
@@ -49,13 +50,16 @@ const isModelFolder = (d: string) =>
   existsSync(join(d, "config.json")) && existsSync(join(d, "model.safetensors")) && existsSync(join(d, "tokenizer.json"));
 
 /** Model folders: `dir` itself and its direct subfolders (sorted). */
-export function findModelFolders(dir: string): string[] {
+function findModelFolders(dir: string): string[] {
   const found: string[] = [];
   if (isModelFolder(dir)) found.push(dir);
   let entries: string[] = [];
   try {
     entries = readdirSync(dir).sort();
-  } catch {
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // not a folder (or none there): no model folders in it; anything else (EACCES, EIO) is said as such
+    if (code !== "ENOENT" && code !== "ENOTDIR") failFs(`cannot read the folder ${dir}`, err);
     return found;
   }
   for (const e of entries) {
@@ -70,7 +74,7 @@ export function findModelFolders(dir: string): string[] {
 }
 
 /** The models of a folder: its best model, then its checkpoints, newest first. */
-export function listModels(dir: string): ModelChoice[] {
+function listModels(dir: string): ModelChoice[] {
   const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
   const training = join(dir, "training");
   if (existsSync(training)) {

@@ -18,6 +18,8 @@ import { runServe, serveSpec } from "./serve.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
+import { runWeb, webSpec } from "./web.js";
+import { errorText } from "./wording.js";
 
 interface Command {
   spec: CommandSpec;
@@ -39,6 +41,7 @@ const commands: Command[] = [
   { spec: explainStepSpec, run: runExplainStep },
   { spec: attentionSpec, run: runAttention },
   { spec: interactiveSpec, run: runInteractive },
+  { spec: webSpec, run: runWeb },
 ];
 
 function usage(): string {
@@ -67,7 +70,12 @@ function packageVersion(): string {
   for (let up = 0; up < 5; up++, dir = dirname(dir)) {
     const file = join(dir, "package.json");
     if (!existsSync(file)) continue;
-    const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+    let pkg: { name?: string; version?: string };
+    try {
+      pkg = JSON.parse(readFileSync(file, "utf8"));
+    } catch {
+      continue; // unreadable or not JSON: not ours
+    }
     if (pkg.name === PACKAGE_NAME && typeof pkg.version === "string") return pkg.version;
   }
   return "(unknown version: package.json not found)";
@@ -117,11 +125,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     // flags are checked before the backend starts its threads (--threads 100000 is a typo, not a request)
-    if (command.spec.flags.some((f) => f.name === "backend")) await selectBackend(parseFlags(command.spec, rest));
+    if (command.spec.flags.some((f) => f.name === "backend") && !command.spec.backendElsewhere)
+      await selectBackend(parseFlags(command.spec, rest));
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
-      console.error(`minigpt ${name}: ${err.message}`);
+      console.error(`minigpt ${name}: ${errorText(err)}`);
       return 1;
     }
     if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {

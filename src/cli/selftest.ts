@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { backend, DataParallel, defaultTrainConfig, GPT, makeConfig, Rng, refBackend, scope, Tensor, train } from "../index.js";
+import { backend, DataParallel, defaultTrainConfig, GPT, makeConfig, Rng, refBackend, scope, Tensor, train, withFs } from "../index.js";
 import { backendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
@@ -137,7 +137,7 @@ export async function runSelftest(argv: readonly string[]): Promise<number> {
       `data-parallel training on ${dp.threads} threads vs one: max |gradient diff| / max |gradient| = ${dp.worst.toExponential(2)} (must be <= 1e-5)`,
     );
   }
-  const out = mkdtempSync(join(tmpdir(), "minigpt-selftest-"));
+  const out = withFs(`cannot create a temporary folder in ${tmpdir()}`, () => mkdtempSync(join(tmpdir(), "minigpt-selftest-")));
   try {
     const steps = f.int("steps");
     const t0 = performance.now();
@@ -166,7 +166,7 @@ export async function runSelftest(argv: readonly string[]): Promise<number> {
     );
     result.model.dispose();
   } finally {
-    rmSync(out, { recursive: true, force: true });
+    withFs(`cannot remove the temporary folder ${out}`, () => rmSync(out, { recursive: true, force: true }));
   }
   console.log(failed === 0 ? "all checks passed" : `${failed} check(s) failed`);
   return failed === 0 ? 0 : 1;

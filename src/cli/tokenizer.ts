@@ -1,14 +1,14 @@
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   createTokenizer,
   describeFolderSource,
   fail,
-  failFs,
   isModelFolder,
   loadTextSource,
+  makeFolder,
   saveTokenizer,
   type Tokenizer,
+  withFs,
 } from "../index.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
@@ -56,11 +56,7 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
   const t0 = performance.now();
   const tok: Tokenizer = createTokenizer("bpe", source.text, { vocabSize: f.int("vocab-size"), extraSpecials: extra });
   const seconds = (performance.now() - t0) / 1000;
-  try {
-    mkdirSync(out, { recursive: true });
-  } catch (e) {
-    failFs(`cannot create ${out}`, e);
-  }
+  withFs(`cannot create ${out}`, () => makeFolder(out));
   saveTokenizer(out, tok);
   const bytes = new TextEncoder().encode(source.text).length;
   const ids = tok.encode(source.text);

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { formatBytes } from "../analyze/analyze.js";
-import { fail } from "../errors.js";
+import { fail, failFs, withFs } from "../errors.js";
 
 export interface TextSource {
   /** Short name for logs and checkpoints: the file/folder base name, or the built-in name. */
@@ -21,7 +21,7 @@ export interface TextSource {
 export const FILE_SEPARATOR = "\n\n";
 
 export const BUILTIN_TEXTS = ["moby-dick"] as const;
-export type BuiltinText = (typeof BUILTIN_TEXTS)[number];
+type BuiltinText = (typeof BUILTIN_TEXTS)[number];
 
 /** Where a text comes from, before anything is read: its name and its files, in joining order. */
 export interface TextFiles {
@@ -75,7 +75,7 @@ function builtinFiles(name: BuiltinText): TextFiles {
       // The package ships one file per chapter (chapter_1.txt ... chapter_135.txt); order them numerically,
       // not as strings (which would put chapter_10 before chapter_2).
       const dir = mobyDickDataDir();
-      const chapters = readdirSync(dir)
+      const chapters = withFs(`cannot read the built-in text's folder ${dir}`, () => readdirSync(dir))
         .map((f) => /^chapter_(\d+)\.txt$/.exec(f))
         .filter((m): m is RegExpExecArray => m !== null)
         .map((m) => ({ file: join(dir, m[0]), n: Number(m[1]) }))
@@ -107,7 +107,7 @@ function listTxtFiles(dir: string): { files: string[]; skipped: Record<string, n
   const found: string[] = [];
   const skipped: Record<string, number> = {};
   const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
+    for (const entry of withFs(`cannot read the folder ${d}`, () => readdirSync(d, { withFileTypes: true }))) {
       const p = join(d, entry.name);
       let isDir = entry.isDirectory();
       let isFile = entry.isFile();
@@ -149,7 +149,7 @@ function skippedText(skipped: Record<string, number>): string {
  */
 export function describeFolderSource(source: { files: readonly string[]; skipped?: Record<string, number> }): string | undefined {
   if (!source.skipped) return undefined;
-  const bytes = source.files.reduce((n, f) => n + statSync(f).size, 0);
+  const bytes = source.files.reduce((n, f) => n + withFs(`cannot read ${f}`, () => statSync(f)).size, 0);
   const read = `read ${source.files.length} .txt file${source.files.length === 1 ? "" : "s"} (${formatBytes(bytes)})`;
   if (Object.keys(source.skipped).length === 0) return read;
   return `${read}; skipped ${skippedText(source.skipped)} (only .txt files are read)`;
@@ -161,7 +161,7 @@ export function readTextFile(path: string): string {
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    fail(`cannot read ${path}: ${(err as Error).message}`);
+    failFs(`cannot read ${path}`, err);
   }
   const nul = bytes.indexOf(0);
   if (nul !== -1) fail(`${path} looks like a binary file (NUL byte at offset ${nul}); give a UTF-8 text file`);

@@ -1,4 +1,5 @@
 import { MinigptError } from "../errors.js";
+import type { DecodeRow } from "../nn/decode-step.js";
 import type { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
@@ -73,10 +74,7 @@ export class Decoder {
    * null when the sequence is done (a stop id drawn, which is not emitted, or maxNewTokens reached).
    */
   step(): { id: number; logits: Float32Array } | null {
-    if (this.done || this.produced >= this.o.maxNewTokens) {
-      this.done = true;
-      return null;
-    }
+    if (this.finished()) return null;
     const T = this.model.config.blockSize;
     const { cache, ids } = this;
     let logits: Float32Array;
@@ -89,12 +87,41 @@ export class Decoder {
       cache.reset();
       logits = cache.append(ids.slice(-T));
     }
+    return this.take(logits);
+  }
+
+  /**
+   * For a step shared with other sequences (GPT.decode of several rows: the server's batch): the
+   * row this sequence feeds, or null when its next step is not a one-token decode (done, the first
+   * step, past the block size, no cache): then step() does it alone. After the shared decode,
+   * stepWith(this row's logits) finishes the step exactly as step() would have.
+   */
+  decodeRow(): DecodeRow | null {
+    const { cache, ids } = this;
+    if (this.finished() || !cache || cache.length === 0 || ids.length > this.model.config.blockSize) return null;
+    if (ids.length - cache.length !== 1) return null;
+    return cache.decodeRow(ids[cache.length] as number);
+  }
+
+  /** the step after a shared decode of decodeRow(); `logits` (V) are its row's */
+  stepWith(logits: Float32Array): { id: number; logits: Float32Array } | null {
+    (this.cache as KVCache).advance(1);
+    return this.take(logits);
+  }
+
+  private finished(): boolean {
+    if (this.done || this.produced >= this.o.maxNewTokens) this.done = true;
+    return this.done;
+  }
+
+  /** sample the next token from `logits` and append it (a stop id ends the sequence instead) */
+  private take(logits: Float32Array): { id: number; logits: Float32Array } | null {
     const next = sampleToken(withSuppressed(logits, this.o.suppressIds), this.o, this.rng);
     if (this.o.stopIds.includes(next)) {
       this.done = true;
       return null;
     }
-    ids.push(next);
+    this.ids.push(next);
     this.produced++;
     return { id: next, logits };
   }

@@ -11,7 +11,7 @@
  * speed differs past the block size. See docs/generation.md.
  */
 import { AttentionCache } from "../nn/attention-cache.js";
-import { DecodeBuffers } from "../nn/decode-step.js";
+import { DecodeBuffers, type DecodeRow } from "../nn/decode-step.js";
 import type { GPT } from "../nn/gpt.js";
 
 export class KVCache {
@@ -55,10 +55,24 @@ export class KVCache {
     let logits: Float32Array;
     if (Tn === 1) {
       this.step ??= new DecodeBuffers(c, 1);
-      logits = this.model.decode([{ id: ids[0] as number, pos: pos0, cache: this.layers }], this.step);
+      logits = this.model.decode([this.decodeRow(ids[0] as number)], this.step);
     } else logits = this.model.prefill(ids, this.layers, pos0);
     this.length += Tn;
     return logits;
+  }
+
+  /**
+   * This sequence's row in a decode step shared with others (GPT.decode of several rows): token `id`
+   * at the next position; advance(1) once the step has run.
+   */
+  decodeRow(id: number): DecodeRow {
+    if (this.length >= this.model.config.blockSize) throw new Error(`KVCache: position ${this.length} is past the block size`);
+    return { id, pos: this.length, cache: this.layers };
+  }
+
+  /** `n` more positions were filled by a step run outside append (see decodeRow) */
+  advance(n: number): void {
+    this.length += n;
   }
 
   dispose(): void {

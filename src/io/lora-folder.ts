@@ -70,7 +70,7 @@ export function loadLoraModelFolder(dir: string, loadBase: (dir: string) => Mode
   try {
     const adapter = readLoraAdapter(dir, base.model.config);
     const tokenizerFile = join(dir, "tokenizer.json");
-    const tokenizer = existsSync(tokenizerFile) ? tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile)) : base.tokenizer;
+    const tokenizer = existsSync(tokenizerFile) ? tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile), tokenizerFile) : base.tokenizer;
     if (tokenizer.vocabSize > base.model.config.vocabSize)
       fail(
         `${tokenizerFile} has ${tokenizer.vocabSize} tokens but the base model ${baseDir} only ${base.model.config.vocabSize}; the adapter was trained on another base`,

@@ -20,6 +20,14 @@
  */
 export type FloatArray = Float32Array | Float64Array;
 
+/** one row of a batched decode step: its sequence's KV cache of one layer, and the row's position */
+export interface CachedRow<F = FloatArray> {
+  /** (Tmax,C) */
+  keys: F;
+  values: F;
+  pos: number;
+}
+
 export interface Backend<F = FloatArray, I = Int32Array> {
   readonly name: string;
 
@@ -97,28 +105,35 @@ export interface Backend<F = FloatArray, I = Int32Array> {
    */
   attentionCached(out: F, qkv: F, kCache: F, vCache: F, Tn: number, pos0: number, C: number, nh: number): void;
 
-  // ---- fused one-token blocks (generation) ----------------------------------------------------
+  // ---- one-token decode of R sequences at once (generation) -----------------------------------------
+  // Each of R rows is the next token of its own sequence. Every kernel here gives each row exactly the
+  // bits a call for that row alone gives (a row's summation order does not depend on R or on the other
+  // rows), so a sequence decoded in a batch equals it decoded alone; the weights are read once for all.
+
+  /** x (M,K), w (K,N), bias (N) or null -> out (M,N) = x·w + bias, each row as a one-row call */
+  linearRows(out: F, x: F, w: F, bias: F | null, M: number, K: number, N: number): void;
+  /** a (M,K), b (N,K) -> out (M,N) = a·bᵀ, each row as a one-row call (the LM head) */
+  matmulBTRows(out: F, a: F, b: F, M: number, K: number, N: number): void;
   /**
-   * One row's MLP: h (H) = act(a·wfc + bfc), y (C) = h·wproj + bproj, act GELU (tanh) or ReLU.
-   * a (C), wfc (C,H), bfc (H), wproj (H,C), bproj (C). Exactly linearForward, the activation (in
-   * place on h) and linearForward; a fast backend runs it as one task per thread.
+   * R rows' MLP: h (R,H) = act(a·wfc + bfc), y (R,C) = h·wproj + bproj, act GELU (tanh) or ReLU.
+   * a (R,C), wfc (C,H), bfc (H), wproj (H,C), bproj (C). Exactly linearRows, the activation (in place
+   * on h) and linearRows; a fast backend runs it as one task per thread.
    */
-  mlpRow(y: F, h: F, a: F, wfc: F, bfc: F, wproj: F, bproj: F, C: number, H: number, relu: boolean): void;
+  mlpRows(y: F, h: F, a: F, R: number, wfc: F, bfc: F, wproj: F, bproj: F, C: number, H: number, relu: boolean): void;
   /**
-   * One new token's attention block at position pos: qkv (3C) = a·wattn + battn; its k and v are
-   * written to row pos of kCache / vCache (Tmax,C); att (C) = attentionCached over rows 0..pos;
-   * y (C) = att·wproj + bproj. Exactly linearForward, the copies, attentionCached and linearForward.
+   * R new tokens' attention block, row r at position rows[r].pos of its own sequence:
+   * qkv (R,3C) = a·wattn + battn; row r's k and v are written to row pos of rows[r].keys / .values
+   * (Tmax,C); att[r] (C) = attentionCached over that cache's rows 0..pos; y (R,C) = att·wproj + bproj.
+   * Exactly linearRows, the copies, attentionCached per row and linearRows.
    */
-  attentionRow(
+  attentionRows(
     y: F,
     att: F,
     qkv: F,
     a: F,
+    rows: readonly CachedRow<F>[],
     wattn: F,
     battn: F,
-    kCache: F,
-    vCache: F,
-    pos: number,
     wproj: F,
     bproj: F,
     C: number,

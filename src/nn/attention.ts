@@ -7,8 +7,9 @@
  * (training); with one (prefill, B = 1), the new positions' k and v are written to the layer's cache
  * and the new queries attend over the cached rows 0..p.
  * decode: one new row per sequence on decode buffers, each against its own cache at its own position.
- * With plain linear layers one fused kernel per row (Backend.attentionRow: exactly the calls of the
- * general path below, in one pool round trip); otherwise c_attn.rows, the cached attention, c_proj.rows.
+ * With plain linear layers one fused kernel for all rows (Backend.attentionRows: exactly the calls of
+ * the general path below, in one pool round trip, the weights read once); otherwise c_attn.rows, the
+ * cached attention per row, c_proj.rows.
  */
 import { backend } from "../kernels/index.js";
 import { causalSelfAttention } from "../ops/index.js";
@@ -55,38 +56,35 @@ export class CausalSelfAttention {
     const be = backend();
     const C = this.c_proj.outFeatures;
     const R = rows.length;
+    const cached = rows.map(({ pos, cache }) => {
+      const kv = cache[this.layer] as AttentionCache;
+      return { keys: kv.keys.data, values: kv.values.data, pos };
+    });
     const wa = this.c_attn.plain();
     const wp = this.c_proj.plain();
     if (wa && wp) {
-      for (let r = 0; r < R; r++) {
-        const { pos, cache } = rows[r] as DecodeRow;
-        const kv = cache[this.layer] as AttentionCache;
-        be.attentionRow(
-          Rows.row(s.y, r),
-          Rows.row(s.att, r),
-          Rows.row(s.qkv, r),
-          Rows.row(s.a, r),
-          wa.weight.data,
-          wa.bias.data,
-          kv.keys.data,
-          kv.values.data,
-          pos,
-          wp.weight.data,
-          wp.bias.data,
-          C,
-          this.nHead,
-        );
-      }
+      be.attentionRows(
+        s.y.data,
+        s.att.data,
+        s.qkv.data,
+        s.a.data,
+        cached,
+        wa.weight.data,
+        wa.bias.data,
+        wp.weight.data,
+        wp.bias.data,
+        C,
+        this.nHead,
+      );
       return;
     }
     this.c_attn.rows(s.qkv, s.a, R);
     for (let r = 0; r < R; r++) {
-      const { pos, cache } = rows[r] as DecodeRow;
-      const kv = cache[this.layer] as AttentionCache;
+      const { keys, values, pos } = cached[r] as (typeof cached)[number];
       const qkv = Rows.row(s.qkv, r);
-      kv.keys.data.set(qkv.subarray(C, 2 * C), pos * C);
-      kv.values.data.set(qkv.subarray(2 * C, 3 * C), pos * C);
-      be.attentionCached(Rows.row(s.att, r), qkv, kv.keys.data, kv.values.data, 1, pos, C, this.nHead);
+      keys.set(qkv.subarray(C, 2 * C), pos * C);
+      values.set(qkv.subarray(2 * C, 3 * C), pos * C);
+      be.attentionCached(Rows.row(s.att, r), qkv, keys, values, 1, pos, C, this.nHead);
     }
     this.c_proj.rows(s.y, s.att, R);
   }

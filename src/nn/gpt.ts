@@ -210,9 +210,7 @@ export class GPT {
    */
   headRows = (logits: Tensor, a: Tensor, R: number): void => {
     const { nEmbd: C, vocabSize: V } = this.config;
-    const be = backend();
-    const wte = this.wte.weight.data;
-    for (let r = 0; r < R; r++) be.matmulBT(DecodeBuffers.row(logits, r), DecodeBuffers.row(a, r), wte, 1, C, V, false);
+    backend().matmulBTRows(logits.data, a.data, this.wte.weight.data, R, C, V);
   };
 
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */

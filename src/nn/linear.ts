@@ -48,14 +48,7 @@ export class Linear {
    * a call for that row alone would compute it, so a row's bits do not depend on the other rows.
    */
   rows(out: Tensor, x: Tensor, M: number): void {
-    const K = this.inFeatures;
-    const N = this.outFeatures;
-    const be = backend();
-    const o = out.data;
-    const xs = x.data;
-    for (let r = 0; r < M; r++) {
-      be.linearForward(o.subarray(r * N, (r + 1) * N), xs.subarray(r * K, (r + 1) * K), this.weight.data, this.bias.data, 1, K, N);
-    }
+    backend().linearRows(out.data, x.data, this.weight.data, this.bias.data, M, this.inFeatures, this.outFeatures);
   }
 
   /**

@@ -3,16 +3,16 @@
  * -> c_proj (B,T,C).
  *
  * forward: tensors (with GELU, c_fc and the activation are one op, which keeps gelu' for backward).
- * decode: one row per sequence on decode buffers. With plain linear layers one fused kernel per row
- * (Backend.mlpRow: exactly the calls of the general path below, in one pool round trip); otherwise
- * c_fc.rows, the activation, c_proj.rows.
+ * decode: one row per sequence on decode buffers. With plain linear layers one fused kernel for all
+ * rows (Backend.mlpRows: exactly the calls of the general path below, in one pool round trip, the
+ * weights read once); otherwise c_fc.rows, the activation, c_proj.rows.
  */
 
 import { backend } from "../kernels/index.js";
 import { relu } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Activation } from "./config.js";
-import { type DecodeBuffers, DecodeBuffers as Rows } from "./decode-step.js";
+import type { DecodeBuffers } from "./decode-step.js";
 import type { ForwardContext } from "./forward-context.js";
 import type { Linear } from "./linear.js";
 
@@ -40,20 +40,7 @@ export class MLP {
     const fc = this.c_fc.plain();
     const proj = this.c_proj.plain();
     if (fc && proj) {
-      for (let r = 0; r < R; r++) {
-        be.mlpRow(
-          Rows.row(s.y, r),
-          Rows.row(s.h, r),
-          Rows.row(s.a, r),
-          fc.weight.data,
-          fc.bias.data,
-          proj.weight.data,
-          proj.bias.data,
-          C,
-          H,
-          isRelu,
-        );
-      }
+      be.mlpRows(s.y.data, s.h.data, s.a.data, R, fc.weight.data, fc.bias.data, proj.weight.data, proj.bias.data, C, H, isRelu);
       return;
     }
     this.c_fc.rows(s.h, s.a, R);

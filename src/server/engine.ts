@@ -3,10 +3,12 @@
  * where the model lives (the worker thread of worker.ts) and knows nothing of HTTP or threads.
  *
  * start() turns a checked request into n rows (one Decoder each, choice k seeded with seed + k);
- * step() gives every row in flight its next token, one row after the other (round robin), so
- * concurrent requests progress together. step() is the one place a batched decode would go: one
- * forward pass for all rows (each with its own position, cache length, sampling settings and
- * seed), returning the same events; nothing else here would change.
+ * step() gives every row in flight its next token: continuous batching, the rows of every request in
+ * flight decoded together in one GPT.decode call (a ragged batch: each row with its own position,
+ * KV cache, sampling settings and seed), requests joining and leaving between steps. A new row's
+ * first step (the prompt's prefill) runs alone in the same step. Each row's logits are bit-identical
+ * to its request decoded alone (the decode kernels' per-row arithmetic does not depend on the batch:
+ * src/kernels/backend.ts), so its text is too.
  */
 import { CHAT_END, chatTokenIds, encodeChat } from "../data/chat.js";
 import { MinigptError } from "../errors.js";
@@ -15,6 +17,7 @@ import { TextStreamer } from "../generate/stream.js";
 import { neverLearnedToEndReplies, unseenSpecialIds } from "../generate/suppress.js";
 import { StopString } from "../generate/text.js";
 import type { ModelFolder } from "../io/folder.js";
+import { DecodeBuffers, type DecodeRow } from "../nn/decode-step.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { ApiError, badParam } from "./api-error.js";
 import type { GenerationRequest } from "./params.js";
@@ -79,6 +82,8 @@ export class Engine {
   private readonly suppressIds: number[];
   private readonly eot: number | undefined;
   private rows: Row[] = [];
+  /** the shared decode step's activations, grown to the most rows decoded together */
+  private buffers: DecodeBuffers | null = null;
   /** per request: rows still running and tokens generated so far */
   private readonly requests = new Map<number, { running: number; tokens: number }>();
 
@@ -195,11 +200,16 @@ export class Engine {
     this.requests.delete(id);
   }
 
-  /** Every row in flight gets its next token, in turn; returns what each made printable. */
+  /**
+   * Every row in flight gets its next token; returns what each made printable. The rows whose next
+   * step is a one-token decode (all but a new request's first step) share one GPT.decode call: the
+   * weights are read once for all of them, and each row's logits are the bits it would get alone.
+   */
   step(): EngineEvent[] {
     const events: EngineEvent[] = [];
+    const shared = this.decodeTogether();
     for (const row of this.rows) {
-      const s = row.decoder.step();
+      const s = shared.has(row) ? (shared.get(row) ?? null) : row.decoder.step();
       const request = this.requests.get(row.id);
       if (request && s) request.tokens++;
       let text: string;
@@ -229,6 +239,31 @@ export class Engine {
     }
     this.rows = this.rows.filter((row) => !row.decoder.done);
     return events;
+  }
+
+  /** the rows that can, decoded in one step: each row's next token and logits (a view, valid until the next step) */
+  private decodeTogether(): Map<Row, { id: number; logits: Float32Array } | null> {
+    const out = new Map<Row, { id: number; logits: Float32Array } | null>();
+    const batch: Row[] = [];
+    const feed: DecodeRow[] = [];
+    for (const row of this.rows) {
+      const r = row.decoder.decodeRow();
+      if (!r) continue;
+      batch.push(row);
+      feed.push(r);
+    }
+    if (batch.length === 0) return out;
+    const model = this.folder.model;
+    if (!this.buffers || this.buffers.capacity < batch.length) {
+      this.buffers?.dispose();
+      this.buffers = new DecodeBuffers(model.config, Math.max(batch.length, this.buffers ? 2 * this.buffers.capacity : 8));
+    }
+    const logits = model.decode(feed, this.buffers);
+    const V = model.config.vocabSize;
+    batch.forEach((row, i) => {
+      out.set(row, row.decoder.stepWith(logits.subarray(i * V, (i + 1) * V)));
+    });
+    return out;
   }
 
   /**

@@ -1,19 +1,31 @@
 /**
- * Fused one-token blocks for generation with a KV cache (src/generate/kvcache.ts): each is exactly
- * the composition of the kernels it stands for, in the same order. A fast backend runs one as a
- * single task per thread (a split over hidden units or heads) instead of one pool round trip per
- * matmul.
+ * The one-token decode of R sequences at once (GPT.decode: one new token of each, each at its own
+ * position against its own KV cache). Here every row is computed on its own, so its bits never depend
+ * on the batch. The fused blocks (mlpRows, attentionRows) are exactly the composition of the kernels
+ * they stand for, in the same order; a fast backend runs one as a single task per thread (a split
+ * over hidden units or heads) instead of one pool round trip per matmul.
  */
-import type { FloatArray } from "../backend.js";
+import type { CachedRow, FloatArray } from "../backend.js";
 import { geluForward, reluForward } from "./activations.js";
 import { attentionCached } from "./attention.js";
-import { linearForward } from "./matmul.js";
+import { linearForward, matmulBT } from "./matmul.js";
 
-/** h (H) = act(a·wfc + bfc), y (C) = h·wproj + bproj (one row) */
-export function mlpRow(
+/** each row of out (M,N) = x (M,K)·w + bias as a one-row linearForward (ref rows never depend on M) */
+export function linearRows(out: FloatArray, x: FloatArray, w: FloatArray, bias: FloatArray | null, M: number, K: number, N: number): void {
+  linearForward(out, x, w, bias, M, K, N);
+}
+
+/** each row of out (M,N) = a (M,K)·bᵀ as a one-row matmulBT */
+export function matmulBTRows(out: FloatArray, a: FloatArray, b: FloatArray, M: number, K: number, N: number): void {
+  matmulBT(out, a, b, M, K, N, false);
+}
+
+/** h (R,H) = act(a·wfc + bfc), y (R,C) = h·wproj + bproj */
+export function mlpRows(
   y: FloatArray,
   h: FloatArray,
   a: FloatArray,
+  R: number,
   wfc: FloatArray,
   bfc: FloatArray,
   wproj: FloatArray,
@@ -22,36 +34,39 @@ export function mlpRow(
   H: number,
   relu: boolean,
 ): void {
-  linearForward(h, a, wfc, bfc, 1, C, H);
-  if (relu) reluForward(h, h, H);
-  else geluForward(h, h, H);
-  linearForward(y, h, wproj, bproj, 1, H, C);
+  linearRows(h, a, wfc, bfc, R, C, H);
+  if (relu) reluForward(h, h, R * H);
+  else geluForward(h, h, R * H);
+  linearRows(y, h, wproj, bproj, R, H, C);
 }
 
 /**
- * qkv (3C) = a·wattn + battn; k and v to row pos of the caches; att (C) = attention of q over cache
- * rows 0..pos; y (C) = att·wproj + bproj
+ * qkv (R,3C) = a·wattn + battn; row r's k and v to row pos of its caches; att[r] (C) = attention of
+ * its q over its cache rows 0..pos; y (R,C) = att·wproj + bproj
  */
-export function attentionRow(
+export function attentionRows(
   y: FloatArray,
   att: FloatArray,
   qkv: FloatArray,
   a: FloatArray,
+  rows: readonly CachedRow[],
   wattn: FloatArray,
   battn: FloatArray,
-  kCache: FloatArray,
-  vCache: FloatArray,
-  pos: number,
   wproj: FloatArray,
   bproj: FloatArray,
   C: number,
   nh: number,
 ): void {
-  linearForward(qkv, a, wattn, battn, 1, C, 3 * C);
-  for (let c = 0; c < C; c++) {
-    kCache[pos * C + c] = qkv[C + c]!;
-    vCache[pos * C + c] = qkv[2 * C + c]!;
+  const R = rows.length;
+  linearRows(qkv, a, wattn, battn, R, C, 3 * C);
+  for (let r = 0; r < R; r++) {
+    const { keys, values, pos } = rows[r]!;
+    const q = qkv.subarray(r * 3 * C, (r + 1) * 3 * C);
+    for (let c = 0; c < C; c++) {
+      keys[pos * C + c] = q[C + c]!;
+      values[pos * C + c] = q[2 * C + c]!;
+    }
+    attentionCached(att.subarray(r * C, (r + 1) * C), q, keys, values, 1, pos, C, nh);
   }
-  attentionCached(att, qkv, kCache, vCache, 1, pos, C, nh);
-  linearForward(y, att, wproj, bproj, 1, C, C);
+  linearRows(y, att, wproj, bproj, R, C, C);
 }

@@ -3,7 +3,7 @@ import { geluBackward, geluForward, geluForwardGrad, reluBackward, reluForward }
 import { adamw } from "./adamw.js";
 import { attentionBackward, attentionCached, attentionForward } from "./attention.js";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
-import { attentionRow, mlpRow } from "./decode.js";
+import { attentionRows, linearRows, matmulBTRows, mlpRows } from "./decode.js";
 import { accumulate, add, addBias, copy, mul, scale, sumRows, sumSquares, zero } from "./elementwise.js";
 import { embeddingBackward, embeddingForward } from "./embedding.js";
 import { layernormBackward, layernormForward } from "./layernorm.js";
@@ -41,8 +41,10 @@ export const refBackend: Backend = {
   attentionForward,
   attentionBackward,
   attentionCached,
-  mlpRow,
-  attentionRow,
+  linearRows,
+  matmulBTRows,
+  mlpRows,
+  attentionRows,
   softmax,
   crossEntropyForward,
   crossEntropyBackward,

@@ -1,6 +1,7 @@
 /**
  * The wasm backend's calls for generation (decode.as and matmul.as's row products): the products
- * of fewer than 4 rows, cached attention and the fused one-token attention and MLP blocks. One-token
+ * of few rows, cached attention and the fused one-token attention and MLP blocks, for R rows (one
+ * new token of each of R sequences). One-token
  * work is bound by reading the weights once from memory; with threads each thread streams its own
  * contiguous block of them, and the helpers' partial outputs go to their scratch and are added
  * after. The calling thread starts at once while a helper first has to wake up, so it takes the
@@ -10,8 +11,10 @@ import type { Args, KernelCalls } from "./calls.js";
 import { ranges } from "./schedule.js";
 
 /**
- * out (M,N) (+)= a·b (+ bias) for M < 4 rows in layout `kind` (0: a·b, 1: a·bᵀ, 2: aᵀ·b). With
- * threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K (B's rows too).
+ * out (M,N) (+)= a·b (+ bias) for M < 4 rows in layout `kind` (0: a·b, 1: a·bᵀ, 2: aᵀ·b), or any M
+ * for the decode's rows (linearRows, matmulBTRows: B is streamed once for all rows, each row with a
+ * one-row call's arithmetic). With threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K
+ * (B's rows too), by the weights' size only: a row's bits do not depend on M.
  */
 export function matmulRows(
   k: KernelCalls,
@@ -73,14 +76,17 @@ export function attentionCached(
 }
 
 /**
- * The one-token MLP: the hidden units over the threads (each streams its columns of wfc and its rows
- * of wproj, then the partial outputs are added): one pool round trip for the whole MLP.
+ * The MLP of R rows (one new token of each of R sequences): the hidden units over the threads (each
+ * streams its columns of wfc and its rows of wproj once for all rows, then the partial outputs are
+ * added): one pool round trip for the whole MLP. The split depends on the weights' size only, so a
+ * row's bits do not depend on R.
  */
-export function mlpRow(
+export function mlpRows(
   k: KernelCalls,
   y: number,
   h: number,
   a: number,
+  R: number,
   wfc: number,
   bfc: number,
   wproj: number,
@@ -92,54 +98,56 @@ export function mlpRow(
   const floats = 2 * C * H;
   const parts = k.sched.rowParts(floats, Math.floor(H / 8));
   const bounds = parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
-  const s = parts > 1 ? k.sched.scratch(C * 4) : [];
-  const tasks: Args<"mlpRowPart">[] = [];
+  const s = parts > 1 ? k.sched.scratch(R * C * 4) : [];
+  const tasks: Args<"mlpRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const j0 = bounds[t] as number;
     const j1 = bounds[t + 1] as number;
-    if (j1 > j0) tasks.push([tasks.length === 0 ? y : (s[t] as number), h, a, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0]);
+    if (j1 > j0) tasks.push([tasks.length === 0 ? y : (s[t] as number), h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0]);
   }
-  k.parallel("mlpRowPart", tasks);
-  for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"mlpRowPart">)[0], C);
-  k.x.addBias(y, bproj, 1, C);
+  k.parallel("mlpRowsPart", tasks);
+  for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"mlpRowsPart">)[0], R * C);
+  k.x.addBias(y, bproj, R, C);
 }
 
 /**
- * The one-token attention block: the heads over the threads (each computes its heads' q, k, v
- * columns, their attention and their rows of the output projection; the partial outputs are
- * added): one pool round trip for the whole block.
+ * The attention block of R rows, each at its own position against its own cache (`rows`: a heap
+ * table of (kCache, vCache, pos) per row): the heads over the threads (each computes its heads' q, k,
+ * v columns for all rows, their attention against each row's cache and their rows of the output
+ * projection; the partial outputs are added): one pool round trip for the whole block. The split
+ * depends on the weights' size only (not on R or the positions), so a row's bits do not depend on
+ * the batch.
  */
-export function attentionRow(
+export function attentionRows(
   k: KernelCalls,
   y: number,
   att: number,
   qkv: number,
   a: number,
+  R: number,
+  rows: number,
+  maxPos: number,
   wattn: number,
   battn: number,
-  kCache: number,
-  vCache: number,
-  pos: number,
   wproj: number,
   bproj: number,
   C: number,
   nh: number,
 ): void {
-  const floats = 4 * C * C + 2 * (pos + 1) * C;
+  const floats = 4 * C * C;
   const parts = k.sched.rowParts(floats, nh);
   const bounds = parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
-  // per thread: the partial y (C floats, 16-byte aligned), then the attention scores
-  const yBytes = Math.ceil(C / 4) * 16;
-  const s = k.sched.scratch(yBytes + k.x.attentionCachedScratchBytes(pos + 1, nh));
-  const tasks: Args<"attentionRowPart">[] = [];
+  // per thread: the partial y (R·C floats, 16-byte aligned), then the attention scores
+  const yBytes = Math.ceil((R * C) / 4) * 16;
+  const s = k.sched.scratch(yBytes + k.x.attentionCachedScratchBytes(maxPos + 1, nh));
+  const tasks: Args<"attentionRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const h0 = bounds[t] as number;
     const h1 = bounds[t + 1] as number;
     const st = s[t] as number;
-    if (h1 > h0)
-      tasks.push([tasks.length === 0 ? y : st, att, qkv, a, wattn, battn, kCache, vCache, pos, wproj, C, nh, h0, h1, st + yBytes]);
+    if (h1 > h0) tasks.push([tasks.length === 0 ? y : st, att, qkv, a, R, rows, wattn, battn, wproj, C, nh, h0, h1, st + yBytes]);
   }
-  k.parallel("attentionRowPart", tasks);
-  for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowPart">)[0], C);
-  k.x.addBias(y, bproj, 1, C);
+  k.parallel("attentionRowsPart", tasks);
+  for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowsPart">)[0], R * C);
+  k.x.addBias(y, bproj, R, C);
 }

@@ -15,7 +15,7 @@
  *   kernel split by elements (byElements); the rest say below how they split their work.
  */
 import { heap, isBufferOf } from "../../tensor/memory.js";
-import type { Backend, FloatArray } from "../backend.js";
+import type { Backend, CachedRow, FloatArray } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
 import { type KernelExports, kernelParams } from "./build/exports.js";
@@ -163,7 +163,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
       }
       this.stats.fast++;
       return run(...p);
-    }) as Backend[K];
+    }) as unknown as Backend[K];
   }
 
   /** The Backend method fn as one wasm call with the same parameters (SameParams). */
@@ -417,8 +417,75 @@ class WasmKernels implements WasmBackend, KernelCalls {
   // ---- generation (decode.ts) --------------------------------------------------------------------
 
   readonly attentionCached = this.onHeap("attentionCached", (...p) => decode.attentionCached(this, ...p));
-  readonly mlpRow = this.onHeap("mlpRow", (...p) => decode.mlpRow(this, ...p));
-  readonly attentionRow = this.onHeap("attentionRow", (...p) => decode.attentionRow(this, ...p));
+  /** every row as a one-row call: the row products for any M (the blocked matmul's order would depend on M) */
+  readonly linearRows = this.onHeap("linearRows", (out, x, w, bias, M, K, N) =>
+    decode.matmulRows(this, AB, out, x, w, M, K, N, false, bias),
+  );
+  readonly matmulBTRows = this.onHeap("matmulBTRows", (out, a, b, M, K, N) => decode.matmulRows(this, ABT, out, a, b, M, K, N, false, 0));
+  readonly mlpRows = this.onHeap("mlpRows", (...p) => decode.mlpRows(this, ...p));
+
+  /** (the rows' caches go to the kernel as a heap table of pointers: rowTable) */
+  attentionRows(
+    y: FloatArray,
+    att: FloatArray,
+    qkv: FloatArray,
+    a: FloatArray,
+    rows: readonly CachedRow[],
+    wattn: FloatArray,
+    battn: FloatArray,
+    wproj: FloatArray,
+    bproj: FloatArray,
+    C: number,
+    nh: number,
+  ): void {
+    const table = this.rowTable(rows);
+    const p = table < 0 ? null : this.pointers([y, att, qkv, a, wattn, battn, wproj, bproj]);
+    if (!p) {
+      this.stats.fallback++;
+      refBackend.attentionRows(y, att, qkv, a, rows, wattn, battn, wproj, bproj, C, nh);
+      return;
+    }
+    this.stats.fast++;
+    let maxPos = 0;
+    for (const r of rows) maxPos = Math.max(maxPos, r.pos);
+    const [py, patt, pqkv, pa, pwattn, pbattn, pwproj, pbproj] = p as [number, number, number, number, number, number, number, number];
+    decode.attentionRows(this, py, patt, pqkv, pa, rows.length, table, maxPos, pwattn, pbattn, pwproj, pbproj, C, nh);
+  }
+
+  /** attentionRows' table: per row its (kCache, vCache, pos) as three i32 on the heap */
+  private rowTablePtr = 0;
+  private rowTableBytes = 0;
+
+  /** the rows' table on the heap (its pointer), or -1 when a cache is not on the heap */
+  private rowTable(rows: readonly CachedRow[]): number {
+    const bytes = rows.length * 12;
+    if (bytes > this.rowTableBytes) {
+      if (this.rowTableBytes > 0) heap().release(this.rowTablePtr, this.rowTableBytes);
+      this.rowTableBytes = Math.max(bytes, 16 * 12);
+      this.rowTablePtr = heap().alloc(this.rowTableBytes);
+    }
+    const keys = this.pointers(rows.map((r) => r.keys));
+    const values = this.pointers(rows.map((r) => r.values));
+    if (!keys || !values) return -1;
+    const t = new Int32Array(heap().memory.buffer, this.rowTablePtr, rows.length * 3);
+    rows.forEach((row, r) => {
+      t[3 * r] = keys[r] as number;
+      t[3 * r + 1] = values[r] as number;
+      t[3 * r + 2] = row.pos;
+    });
+    return this.rowTablePtr;
+  }
+
+  /** heap pointers of the arrays, or null when one is not a Float32Array view of the heap */
+  private pointers(arrays: readonly FloatArray[]): number[] | null {
+    const memory = heap().memory;
+    const out: number[] = [];
+    for (const a of arrays) {
+      if (!(a instanceof Float32Array) || !isBufferOf(memory, a.buffer)) return null;
+      out.push(a.byteOffset);
+    }
+    return out;
+  }
 
   // ---- softmax, cross-entropy (split by rows) ----------------------------------------------------
 

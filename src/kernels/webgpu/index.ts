@@ -12,7 +12,7 @@ import type { Backend } from "../backend.js";
 import * as activations from "./activations.js";
 import { adamw } from "./adamw.js";
 import * as attention from "./attention.js";
-import { attentionRow, mlpRow } from "./decode.js";
+import { attentionRows, linearRows, matmulBTRows, mlpRows } from "./decode.js";
 import { type AdapterSummary, acquireDevice } from "./device.js";
 import * as elementwise from "./elementwise.js";
 import { embeddingBackward, embeddingForward } from "./embedding.js";
@@ -67,9 +67,11 @@ export function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBa
     attentionForward: (out, lse, qkv, B, T, C, nh) => attention.attentionForward(rt, out, lse, qkv, B, T, C, nh),
     attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, nh) => attention.attentionBackward(rt, dqkv, dout, qkv, out, lse, B, T, C, nh),
     attentionCached: (out, qkv, k, v, Tn, pos0, C, nh) => attention.attentionCached(rt, out, qkv, k, v, Tn, pos0, C, nh),
-    mlpRow: (y, h, a, wfc, bfc, wproj, bproj, C, H, relu) => mlpRow(rt, y, h, a, wfc, bfc, wproj, bproj, C, H, relu),
-    attentionRow: (y, att, qkv, a, wattn, battn, k, v, pos, wproj, bproj, C, nh) =>
-      attentionRow(rt, y, att, qkv, a, wattn, battn, k, v, pos, wproj, bproj, C, nh),
+    linearRows: (out, x, w, bias, M, K, N) => linearRows(rt, out, x, w, bias, M, K, N),
+    matmulBTRows: (out, a, b, M, K, N) => matmulBTRows(rt, out, a, b, M, K, N),
+    mlpRows: (y, h, a, R, wfc, bfc, wproj, bproj, C, H, relu) => mlpRows(rt, y, h, a, R, wfc, bfc, wproj, bproj, C, H, relu),
+    attentionRows: (y, att, qkv, a, rows, wattn, battn, wproj, bproj, C, nh) =>
+      attentionRows(rt, y, att, qkv, a, rows, wattn, battn, wproj, bproj, C, nh),
     softmax: (out, x, rows, cols) => softmax.softmax(rt, out, x, rows, cols),
     crossEntropyForward: (losses, lse, logits, targets, N, V) => softmax.crossEntropyForward(rt, losses, lse, logits, targets, N, V),
     crossEntropyBackward: (d, logits, lse, targets, N, V, s) => softmax.crossEntropyBackward(rt, d, logits, lse, targets, N, V, s),

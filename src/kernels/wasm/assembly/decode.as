@@ -1,8 +1,8 @@
 // Generation (one token, or a few, at a time against a KV cache):
 //   attentionCached   new query rows of qkv (Tn,3C) against the cached keys and values (rows of C
 //                     floats) for heads h0..h1-1 -> out (Tn,C); scratch attentionCachedScratchBytes
-//   mlpRowPart,       one thread's share of a whole block's MLP or attention for one row, so a block
-//   attentionRowPart  costs one pool round trip (see below)
+//   mlpRowsPart,      one thread's share of a whole block's MLP or attention for R rows (one token of
+//   attentionRowsPart each of R sequences), so a block costs one pool round trip (see below)
 
 /** bytes of scratch attentionCached needs per thread: the scores of every head for one query row */
 export function attentionCachedScratchBytes(T: i32, nh: i32): i32 {
@@ -130,48 +130,65 @@ export function attentionCached(out: usize, qkv: usize, kCache: usize, vCache: u
 
 // ---------------------------------------------------------------------------------------------------
 // fused one-token blocks (generation): one thread's share of a transformer block's attention or MLP
-// for a single row, so that a block costs one pool round trip instead of one per matmul. Every share
-// computes a partial y over its slice of the hidden units (MLP) or heads (attention); the caller adds
-// the partials and the output bias. With one share the arithmetic is exactly that of the separate
-// kernels (matmulRows, addBias, the activation, attentionCached) in the same order.
+// for R rows (one new token of each of R sequences, each at its own position against its own KV
+// cache), so that a block costs one pool round trip instead of one per matmul, and the weights are
+// read from memory once for all R rows. Every share computes a partial y over its slice of the
+// hidden units (MLP) or heads (attention); the caller adds the partials and the output bias. Each row
+// gets exactly the arithmetic of R = 1 (rowTimesB's rows), and with one share exactly that of the
+// separate kernels (matmulRows, addBias, the activation, attentionCached) in the same order.
 
 /**
- * Hidden units j0..j1 of one row's MLP: h[j] = act(a·wfc[:, j] + bfc[j]), then y (C) = Σ_{j0<=j<j1}
- * h[j] wproj[j, :] (no bias). a (C), wfc (C,H), bfc (H), wproj (H,C), h (H); act: 0 GELU, 1 ReLU.
+ * Hidden units j0..j1 of R rows' MLP: h[r][j] = act(a[r]·wfc[:, j] + bfc[j]), then
+ * y[r] (C) = Σ_{j0<=j<j1} h[r][j] wproj[j, :] (no bias). a (R,C), wfc (C,H), bfc (H), wproj (H,C),
+ * h (R,H), y (R,C); act: 0 GELU, 1 ReLU.
  */
-export function mlpRowPart(y: usize, h: usize, a: usize, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32): void {
-  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false);
-  const hj = h + (<usize>j0 << 2);
-  addBias(hj, bfc + (<usize>j0 << 2), 1, j1 - j0);
-  if (relu != 0) reluForward(hj, hj, j1 - j0);
-  else geluForward(hj, hj, j1 - j0);
-  rowTimesB(y, hj, 4, wproj + <usize>j0 * (<usize>C << 2), j1 - j0, C, 0, C, false);
+export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32): void {
+  const cb = <usize>C << 2;
+  const hb = <usize>H << 2;
+  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false, 1, 0, R, cb, hb);
+  const n = j1 - j0;
+  for (let r = 0; r < R; r++) {
+    const hj = h + <usize>r * hb + (<usize>j0 << 2);
+    addBias(hj, bfc + (<usize>j0 << 2), 1, n);
+    if (relu != 0) reluForward(hj, hj, n);
+    else geluForward(hj, hj, n);
+  }
+  rowTimesB(y, h + (<usize>j0 << 2), 4, wproj + <usize>j0 * cb, n, C, 0, C, false, 1, 0, R, hb, cb);
 }
 
 /**
- * Heads h0..h1 of one new token's attention at position pos: their q, k, v columns of
- * qkv (3C) = a·wattn + battn, k and v stored in row pos of kCache / vCache, attention over rows
- * 0..pos into att (C), then y (C) = Σ over the heads' channels c of att[c] wproj[c, :] (no bias).
- * scratch: attentionCachedScratchBytes(pos + 1, nh).
+ * Heads h0..h1 of R new tokens' attention, row r at position pos[r] against its own cache: their
+ * q, k, v columns of qkv[r] (3C) = a[r]·wattn + battn, k and v stored in row pos[r] of the row's
+ * caches, attention over its rows 0..pos[r] into att[r] (C), then y[r] (C) = Σ over the heads'
+ * channels c of att[r][c] wproj[c, :] (no bias). a, att, y (R,C), qkv (R,3C); rows: R entries of three
+ * i32 (kCache, vCache, pos). scratch: attentionCachedScratchBytes(max pos + 1, nh).
  */
-export function attentionRowPart(y: usize, att: usize, qkv: usize, a: usize, wattn: usize, battn: usize, kCache: usize, vCache: usize, pos: i32, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
+export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
   const hs = C / nh;
   const c0 = h0 * hs;
   const n = (h1 - h0) * hs;
+  const cb = <usize>C << 2;
+  const qb = 3 * cb;
   // q, k and v columns of these heads in one sweep over wattn's rows (all heads: one range of 3C)
-  if (n == C) {
-    rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false);
-    addBias(qkv, battn, 1, 3 * C);
-  } else {
-    rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C);
-    for (let part = 0; part < 3; part++) {
-      const j0 = part * C + c0;
-      addBias(qkv + (<usize>j0 << 2), battn + (<usize>j0 << 2), 1, n);
+  if (n == C) rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false, 1, 0, R, cb, qb);
+  else rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C, R, cb, qb);
+  for (let r = 0; r < R; r++) {
+    const q = qkv + <usize>r * qb;
+    if (n == C) addBias(q, battn, 1, 3 * C);
+    else {
+      for (let part = 0; part < 3; part++) {
+        const j0 = part * C + c0;
+        addBias(q + (<usize>j0 << 2), battn + (<usize>j0 << 2), 1, n);
+      }
     }
+    const e = rows + <usize>r * 12;
+    const kCache = <usize>load<u32>(e);
+    const vCache = <usize>load<u32>(e, 4);
+    const pos = load<i32>(e, 8);
+    const row = (<usize>pos * <usize>C + <usize>c0) << 2;
+    memory.copy(kCache + row, q + (<usize>(C + c0) << 2), <usize>n << 2);
+    memory.copy(vCache + row, q + (<usize>(2 * C + c0) << 2), <usize>n << 2);
+    attentionCached(att + <usize>r * cb, q, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
   }
-  const row = (<usize>pos * <usize>C + <usize>c0) << 2;
-  memory.copy(kCache + row, qkv + (<usize>(C + c0) << 2), <usize>n << 2);
-  memory.copy(vCache + row, qkv + (<usize>(2 * C + c0) << 2), <usize>n << 2);
-  attentionCached(att, qkv, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
-  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * (<usize>C << 2), n, C, 0, C, false);
+  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb);
 }

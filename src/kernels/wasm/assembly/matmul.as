@@ -16,15 +16,18 @@
  * rows of 384 floats, at ~5 GB/s against ~11 now.) out[j0..j1) stays in L1 between passes, and each
  * pass over it takes two vectors at a time (two independent FMA chains). With ranges > 1 the
  * column ranges [j0, j1) + r·rstride, r < ranges, are done in the same sweep over B's rows (one
- * thread's q, k and v columns), each column with exactly the arithmetic of a one-range call.
+ * thread's q, k and v columns), each column with exactly the arithmetic of a one-range call. With
+ * rows > 1, rows of a (rsA bytes apart) and of out (ldo bytes apart) share the sweep (a batched
+ * decode step: B is read from memory once for all of them, the other rows find it in cache), each
+ * row with exactly the arithmetic of a one-row call: a row's bits do not depend on the batch.
  */
-function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0): void {
+function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0, rows: i32 = 1, rsA: usize = 0, ldo: usize = 0): void {
   const rs = <usize>ldb << 2;
   const n = j1 - j0;
   const n4 = n & ~3;
   const n8 = n & ~7;
   const roff = <usize>rstride << 2;
-  if (!add) for (let r = 0; r < ranges; r++) memory.fill(out + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
+  if (!add) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
   let pb0 = b + (<usize>j0 << 2);
   let pa = a;
   // the eight streams (see above): block i holds rows i·Kb .. (i+1)·Kb - 1
@@ -32,16 +35,18 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   const rs8 = <usize>Kb * rs; // from one stream to the next in B
   const cs8 = <usize>Kb * csA; // and in a
   for (let kk = 0; kk < Kb; kk++) {
-    const x0 = v128.load32_splat(pa);
-    const x1 = v128.load32_splat(pa + cs8);
-    const x2 = v128.load32_splat(pa + 2 * cs8);
-    const x3 = v128.load32_splat(pa + 3 * cs8);
-    const x4 = v128.load32_splat(pa + 4 * cs8);
-    const x5 = v128.load32_splat(pa + 5 * cs8);
-    const x6 = v128.load32_splat(pa + 6 * cs8);
-    const x7 = v128.load32_splat(pa + 7 * cs8);
+    for (let i = 0; i < rows; i++) {
+    const ai = pa + <usize>i * rsA;
+    const x0 = v128.load32_splat(ai);
+    const x1 = v128.load32_splat(ai + cs8);
+    const x2 = v128.load32_splat(ai + 2 * cs8);
+    const x3 = v128.load32_splat(ai + 3 * cs8);
+    const x4 = v128.load32_splat(ai + 4 * cs8);
+    const x5 = v128.load32_splat(ai + 5 * cs8);
+    const x6 = v128.load32_splat(ai + 6 * cs8);
+    const x7 = v128.load32_splat(ai + 7 * cs8);
     for (let r = 0; r < ranges; r++) {
-      const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
+      const o0 = out + <usize>i * ldo + (<usize>j0 << 2) + <usize>r * roff;
       const pb = pb0 + <usize>r * roff;
       let p0 = pb;
       let o = o0;
@@ -82,9 +87,10 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
       for (let j = n4; j < n; j++) {
         const jo = <usize>j << 2;
         let v = load<f32>(o0 + jo);
-        for (let i = 0; i < 8; i++) v += load<f32>(pa + <usize>i * cs8) * load<f32>(pb + <usize>i * rs8 + jo);
+        for (let q = 0; q < 8; q++) v += load<f32>(ai + <usize>q * cs8) * load<f32>(pb + <usize>q * rs8 + jo);
         store<f32>(o0 + jo, v);
       }
+    }
     }
     pa += csA;
     pb0 += rs;
@@ -94,12 +100,14 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
   pb0 = b + (<usize>j0 << 2) + <usize>(8 * Kb) * rs;
   let k = 8 * Kb;
   for (; k + 4 <= K; k += 4) {
-    const x0 = v128.load32_splat(pa);
-    const x1 = v128.load32_splat(pa + csA);
-    const x2 = v128.load32_splat(pa + 2 * csA);
-    const x3 = v128.load32_splat(pa + 3 * csA);
+    for (let i = 0; i < rows; i++) {
+    const ai = pa + <usize>i * rsA;
+    const x0 = v128.load32_splat(ai);
+    const x1 = v128.load32_splat(ai + csA);
+    const x2 = v128.load32_splat(ai + 2 * csA);
+    const x3 = v128.load32_splat(ai + 3 * csA);
     for (let r = 0; r < ranges; r++) {
-      const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
+      const o0 = out + <usize>i * ldo + (<usize>j0 << 2) + <usize>r * roff;
       const pb = pb0 + <usize>r * roff;
       let p0 = pb;
       let o = o0;
@@ -116,20 +124,23 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
       for (let j = n4; j < n; j++) {
         const jo = <usize>j << 2;
         let v = load<f32>(o0 + jo);
-        v += load<f32>(pa) * load<f32>(pb + jo);
-        v += load<f32>(pa + csA) * load<f32>(pb + rs + jo);
-        v += load<f32>(pa + 2 * csA) * load<f32>(pb + 2 * rs + jo);
-        v += load<f32>(pa + 3 * csA) * load<f32>(pb + 3 * rs + jo);
+        v += load<f32>(ai) * load<f32>(pb + jo);
+        v += load<f32>(ai + csA) * load<f32>(pb + rs + jo);
+        v += load<f32>(ai + 2 * csA) * load<f32>(pb + 2 * rs + jo);
+        v += load<f32>(ai + 3 * csA) * load<f32>(pb + 3 * rs + jo);
         store<f32>(o0 + jo, v);
       }
+    }
     }
     pa += 4 * csA;
     pb0 += 4 * rs;
   }
   for (; k < K; k++) {
-    const x0 = v128.load32_splat(pa);
+    for (let i = 0; i < rows; i++) {
+    const ai = pa + <usize>i * rsA;
+    const x0 = v128.load32_splat(ai);
     for (let r = 0; r < ranges; r++) {
-      const o0 = out + (<usize>j0 << 2) + <usize>r * roff;
+      const o0 = out + <usize>i * ldo + (<usize>j0 << 2) + <usize>r * roff;
       const pb = pb0 + <usize>r * roff;
       let j = 0;
       for (; j < n4; j += 4) {
@@ -138,8 +149,9 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
       }
       for (; j < n; j++) {
         const jo = <usize>j << 2;
-        store<f32>(o0 + jo, load<f32>(o0 + jo) + load<f32>(pa) * load<f32>(pb + jo));
+        store<f32>(o0 + jo, load<f32>(o0 + jo) + load<f32>(ai) * load<f32>(pb + jo));
       }
+    }
     }
     pa += csA;
     pb0 += rs;
@@ -169,9 +181,11 @@ function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32,
  * are shared and eight rows of b stream at once. As in rowTimesB, the eight are not adjacent: the
  * rows j0..j1 are cut into eight blocks of n/8 and a pass takes one row from each, so every stream
  * runs through a whole block (eight adjacent rows per pass read the GPT-2 LM head, rows of 768
- * floats, at ~7 GB/s); then the last n % 8 rows four and one at a time.
+ * floats, at ~7 GB/s); then the last n % 8 rows four and one at a time. With rows > 1, rows of a
+ * (rsA bytes apart) and of out (ldo bytes apart) take their dot products with each group of b's rows
+ * in turn (read from memory once, then from cache), each with exactly a one-row call's arithmetic.
  */
-function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, add: bool): void {
+function rowTimesBT(out0: usize, a0: usize, b: usize, K: i32, j0: i32, j1: i32, add: bool, rows: i32 = 1, rsA: usize = 0, ldo: usize = 0): void {
   const rs = <usize>K << 2;
   const K4 = K & ~3;
   const nb = (j1 - j0) >> 3;
@@ -179,6 +193,9 @@ function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, ad
   const os = <usize>nb << 2; // and in out
   for (let j = j0; j < j0 + nb; j++) {
     const p0 = b + <usize>j * rs;
+    for (let i = 0; i < rows; i++) {
+    const a = a0 + <usize>i * rsA;
+    const out = out0 + <usize>i * ldo;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
     let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
     let k = 0;
@@ -212,10 +229,14 @@ function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, ad
     storeOne(o + 5 * os, f32x4.extract_lane(r2, 1), add);
     storeOne(o + 6 * os, f32x4.extract_lane(r2, 2), add);
     storeOne(o + 7 * os, f32x4.extract_lane(r2, 3), add);
+    }
   }
   let j = j0 + 8 * nb;
   for (; j + 4 <= j1; j += 4) {
     const p0 = b + <usize>j * rs;
+    for (let i = 0; i < rows; i++) {
+    const a = a0 + <usize>i * rsA;
+    const out = out0 + <usize>i * ldo;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
     let k = 0;
     for (; k < K4; k += 4) {
@@ -233,27 +254,26 @@ function rowTimesBT(out: usize, a: usize, b: usize, K: i32, j0: i32, j1: i32, ad
       r = f32x4.add(r, tail4(load<f32>(a + ko), p0 + ko, rs));
     }
     storeVec(out + (<usize>j << 2), r, add);
+    }
   }
   for (; j < j1; j++) {
-    storeOne(out + (<usize>j << 2), dot(a, b + <usize>j * rs, K), add);
+    for (let i = 0; i < rows; i++) storeOne(out0 + <usize>i * ldo + (<usize>j << 2), dot(a0 + <usize>i * rsA, b + <usize>j * rs, K), add);
   }
 }
 
 /**
- * Columns j0..j1 of out (M,N) (+)= a·b for M < 4 rows (token-by-token generation): no packing, B is
- * read once per row, straight from memory. Threads split the columns. Same layouts as matmul.
+ * Columns j0..j1 of out (M,N) (+)= a·b for a few rows (token-by-token generation, one row per
+ * sequence): no packing, B streamed from memory once for all M rows, each row with exactly the
+ * arithmetic of a one-row call (its bits do not depend on M). Threads split the columns (or, for
+ * a·b and aᵀ·b, the caller splits K). Same layouts as matmul.
  */
 export function matmulRows(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, j0: i32, j1: i32): void {
   const acc = accumulate != 0;
   const ldc = <usize>N << 2;
   const rsA: usize = kind == 2 ? 4 : <usize>lda << 2;
   const csA: usize = kind == 2 ? <usize>lda << 2 : 4;
-  for (let i = 0; i < M; i++) {
-    const o = out + <usize>i * ldc;
-    const ai = a + <usize>i * rsA;
-    if (kind == 1) rowTimesBT(o, ai, b, K, j0, j1, acc);
-    else rowTimesB(o, ai, csA, b, K, N, j0, j1, acc);
-  }
+  if (kind == 1) rowTimesBT(out, a, b, K, j0, j1, acc, M, rsA, ldc);
+  else rowTimesB(out, a, csA, b, K, N, j0, j1, acc, 1, 0, M, rsA, ldc);
 }
 
 /** dot product of n floats at x and y */

@@ -128,10 +128,11 @@ export interface KernelExports {
     h1: number,
     scratch: number,
   ): void;
-  mlpRowPart(
+  mlpRowsPart(
     y: number,
     h: number,
     a: number,
+    R: number,
     wfc: number,
     bfc: number,
     wproj: number,
@@ -141,16 +142,15 @@ export interface KernelExports {
     j1: number,
     relu: number,
   ): void;
-  attentionRowPart(
+  attentionRowsPart(
     y: number,
     att: number,
     qkv: number,
     a: number,
+    R: number,
+    rows: number,
     wattn: number,
     battn: number,
-    kCache: number,
-    vCache: number,
-    pos: number,
     wproj: number,
     C: number,
     nh: number,
@@ -221,8 +221,8 @@ export const kernelParams = {
   attentionBackward: ["dqkv", "dout", "qkv", "out", "lse", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
   attentionCachedScratchBytes: ["T", "nh"],
   attentionCached: ["out", "qkv", "kCache", "vCache", "Tn", "pos0", "C", "nh", "h0", "h1", "scratch"],
-  mlpRowPart: ["y", "h", "a", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu"],
-  attentionRowPart: ["y", "att", "qkv", "a", "wattn", "battn", "kCache", "vCache", "pos", "wproj", "C", "nh", "h0", "h1", "scratch"],
+  mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu"],
+  attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch"],
   qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
   qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };

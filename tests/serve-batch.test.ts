@@ -1,0 +1,94 @@
+// The server's continuous batched decode (src/server/engine.ts): the rows of every request in flight
+// share one GPT.decode call a step, requests join and leave between steps, and each request's
+// tokens, text and log probabilities are bit for bit those of the request decoded alone.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ModelFolder } from "../src/io/folder.js";
+import { useBackend } from "../src/kernels/index.js";
+import { makeConfig } from "../src/nn/config.js";
+import type { DecodeBuffers, DecodeRow } from "../src/nn/decode-step.js";
+import { GPT } from "../src/nn/gpt.js";
+import { Engine, type EngineEvent } from "../src/server/engine.js";
+import type { GenerationRequest } from "../src/server/params.js";
+import { CharTokenizer } from "../src/tokenizer/char.js";
+
+const TEXT = "the sea and the whale, the ship and the sailor; a storm at night.\n";
+
+function folder(nEmbd: number, nHead: number): ModelFolder {
+  const tokenizer = CharTokenizer.fromText(TEXT);
+  const model = new GPT(makeConfig({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 2, nHead, nEmbd, dropout: 0 }), 9);
+  return { dir: "mem", model, tokenizer, info: {}, checkpointStep: undefined };
+}
+
+function request(k: number): GenerationRequest {
+  return {
+    kind: "completion",
+    model: "t",
+    // prompts of different lengths: the batch is ragged (each row its own position and cache length)
+    prompt: TEXT.slice(0, 3 + 5 * k),
+    messages: [],
+    maxTokens: 6 + 2 * k,
+    temperature: 1,
+    topP: 1,
+    topK: 0,
+    stop: [],
+    seed: 100 + k,
+    n: 1 + (k % 2),
+    logprobs: 2,
+    stream: false,
+    includeUsage: false,
+  };
+}
+
+/** steps the engine until every request is done; per request id, its events in order */
+function drain(engine: Engine): Map<number, EngineEvent[]> {
+  const out = new Map<number, EngineEvent[]>();
+  for (let guard = 0; engine.busy; guard++) {
+    assert.ok(guard < 1000, "the engine never finished");
+    for (const e of engine.step()) out.set(e.id, [...(out.get(e.id) ?? []), e]);
+  }
+  return out;
+}
+
+for (const be of [
+  { name: "ref", threads: 1, nEmbd: 32, nHead: 4 },
+  // 4·C² >= 2^21 floats: the attention's heads and the MLP's hidden units are split over 2 threads
+  { name: "wasm", threads: 2, nEmbd: 768, nHead: 12 },
+] as const) {
+  test(`8 requests decoded together (one GPT.decode a step) equal each decoded alone, bit for bit [${be.name}, ${be.threads} thread(s)]`, async () => {
+    await useBackend(be.name, { threads: be.threads });
+    const f = folder(be.nEmbd, be.nHead);
+    const decode = f.model.decode.bind(f.model);
+    const batchSizes: number[] = [];
+    f.model.decode = (rows: readonly DecodeRow[], buffers: DecodeBuffers) => {
+      batchSizes.push(rows.length);
+      return decode(rows, buffers);
+    };
+    try {
+      const alone: EngineEvent[][] = [];
+      for (let k = 0; k < 8; k++) {
+        const engine = new Engine(f, "t");
+        engine.start(k, request(k));
+        alone.push(drain(engine).get(k) ?? []);
+      }
+      assert.ok(Math.max(...batchSizes) <= 2, "alone, a request decodes its n rows together");
+      batchSizes.length = 0;
+      const engine = new Engine(f, "t");
+      // four start at once, the others join between steps; each leaves when its max_tokens are out
+      for (let k = 0; k < 4; k++) engine.start(k, request(k));
+      const together = new Map<number, EngineEvent[]>();
+      const collect = (events: EngineEvent[]) => {
+        for (const e of events) together.set(e.id, [...(together.get(e.id) ?? []), e]);
+      };
+      collect(engine.step());
+      collect(engine.step());
+      for (let k = 4; k < 8; k++) engine.start(k, request(k));
+      for (const [id, events] of drain(engine)) for (const e of events) collect([{ ...e, id }]);
+      assert.ok(Math.max(...batchSizes) >= 8, `the rows shared decode calls (most rows in one: ${Math.max(...batchSizes)})`);
+      for (let k = 0; k < 8; k++) assert.deepEqual(together.get(k), alone[k], `request ${k}`);
+    } finally {
+      f.model.dispose();
+      await useBackend("ref");
+    }
+  });
+}
