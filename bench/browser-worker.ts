@@ -11,7 +11,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { AdamW } from "../src/optim/adamw.js";
 import { Rng } from "../src/random.js";
-import { DataParallel } from "../src/train/parallel.js";
+import { createStepper } from "../src/train/stepper.js";
 import { makeTrainStep } from "./step.js";
 
 export interface BrowserRun {
@@ -28,7 +28,7 @@ export interface BrowserResult {
   simd: string;
   tile: string;
   threads: number;
-  /** the replicas started (false: DataParallel.create gave null, every step ran on kernel threads) */
+  /** the replicas started (false: every step ran on this worker's thread, its kernels split over threads) */
   dataParallel: boolean;
 }
 
@@ -45,7 +45,9 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
   const model = new GPT(makeConfig({ vocabSize: 65, ...recipe, dropout: 0 }), 1337);
   const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
   const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
-  const parallel = o.parallel === "batch" ? await DataParallel.create(model, o.threads) : null;
+  // data parallel: one shard per thread, as DataParallel's default; kernels split: one shard
+  const shards = o.parallel === "batch" ? o.threads : 1;
+  const stepper = await createStepper(model, shards, shards);
   try {
     const step = makeTrainStep({
       model,
@@ -53,7 +55,7 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
       sampler,
       T: recipe.blockSize,
       accum,
-      parallel,
+      stepper,
       schedule: { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 },
     });
     for (let i = 0; i < o.warmup; i++) step();
@@ -63,9 +65,9 @@ async function run(o: BrowserRun): Promise<BrowserResult> {
       step();
       times.push(performance.now() - t0);
     }
-    return { times, simd: be.simd, tile: be.tile, threads: be.threads, dataParallel: parallel !== null };
+    return { times, simd: be.simd, tile: be.tile, threads: be.threads, dataParallel: stepper.threads > 1 };
   } finally {
-    parallel?.dispose();
+    stepper.dispose();
     model.dispose();
     be.dispose();
   }

@@ -11,7 +11,7 @@
 //   node --import tsx bench/shards.ts [--recipe small|big] [--shards S] [--blocks N] [--block-steps K] [--warmup W]
 
 import { BatchSampler } from "../src/data/batches.js";
-import { backend, DataParallel, GPT, makeConfig, Rng, useBackend } from "../src/index.js";
+import { backend, createStepper, GPT, makeConfig, Rng, useBackend } from "../src/index.js";
 import { AdamW } from "../src/optim/adamw.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
@@ -47,8 +47,8 @@ async function setting(s: number): Promise<Setting> {
   const model = new GPT(makeConfig({ vocabSize, ...recipe, dropout: 0 }), 1337);
   const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
   const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
-  const parallel = await DataParallel.create(model, 1, { shards: s });
-  const step = makeTrainStep({ model, optimizer, sampler, T: recipe.blockSize, accum, parallel, schedule });
+  const stepper = await createStepper(model, 1, s);
+  const step = makeTrainStep({ model, optimizer, sampler, T: recipe.blockSize, accum, stepper, schedule });
   for (let i = 0; i < warmup; i++) step();
   return { step, times: [] };
 }

@@ -1,6 +1,6 @@
 // One training step as the trainer runs it: batch sampling, forward and backward inside scope(),
-// global-norm clip 1.0, AdamW (with data parallelism the replica takes halves of the update; with
-// shards, parallel is set on one thread too: src/train/parallel.ts). Shared
+// global-norm clip 1.0, AdamW, through the trainer's Stepper (one thread, or data parallel with the
+// replica taking halves of the update: src/train/stepper.ts). Shared
 // by bench/train-step.ts (Node) and bench/browser-worker.ts (a module worker in Chromium), so both
 // time the same step. Deep imports: a module worker has no import map for the library's npm import.
 import type { BatchSampler } from "../src/data/batches.js";
@@ -9,7 +9,7 @@ import type { AdamW } from "../src/optim/adamw.js";
 import { clipGradNorm } from "../src/optim/adamw.js";
 import { learningRate, type ScheduleOptions } from "../src/optim/schedule.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
-import type { DataParallel } from "../src/train/parallel.js";
+import type { Stepper } from "../src/train/stepper.js";
 
 /**
  * small = nanoGPT's CPU recipe (4 layers, 4 heads, 128 wide, block 64, batch 12);
@@ -27,13 +27,13 @@ export interface StepParts {
   T: number;
   /** micro-batches per step (gradient accumulation) */
   accum: number;
-  parallel: DataParallel | null;
+  stepper: Stepper;
   schedule: ScheduleOptions;
 }
 
 /** a function that runs the next training step and returns its loss */
 export function makeTrainStep(p: StepParts): () => number {
-  const { model, optimizer, sampler, T, accum, parallel, schedule } = p;
+  const { model, optimizer, sampler, T, accum, stepper, schedule } = p;
   let stepNo = 0;
   return () => {
     const lr = learningRate(stepNo, schedule);
@@ -44,21 +44,13 @@ export function makeTrainStep(p: StepParts): () => number {
         const { x, y } = sampler.next();
         const xt = Tensor.ints(x, [x.length / T, T]);
         const yt = Tensor.ints(y, [y.length / T, T]);
-        if (parallel) {
-          loss += parallel.forwardBackward(xt, yt, 1 / accum, undefined, micro === 0) / accum;
-          return;
-        }
-        const l = model.forward(xt, { targets: yt }).loss as Tensor;
-        l.backward(Float32Array.of(1 / accum));
-        loss += l.item() / accum;
+        loss += stepper.forwardBackward(xt, yt, 1 / accum, undefined, micro === 0) / accum;
       });
     }
-    const update = () => {
+    stepper.update(() => {
       clipGradNorm(model.params.values(), 1.0);
       optimizer.update(lr);
-    };
-    if (parallel) parallel.onThisThread(update);
-    else update();
+    });
     stepNo++;
     return loss;
   };

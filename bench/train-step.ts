@@ -29,7 +29,7 @@ import {
   BatchSampler,
   backend,
   CharTokenizer,
-  DataParallel,
+  createStepper,
   GPT,
   heap,
   loadTextSource,
@@ -87,9 +87,9 @@ const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, e
 const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize / accum, new Rng(1338));
 const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
 const T = recipe.blockSize;
-const parallel = await DataParallel.create(model, parallelMode === "batch" ? threads : 1, { shards });
+const stepper = await createStepper(model, parallelMode === "batch" ? threads : 1, shards);
 
-const trainStep = makeTrainStep({ model, optimizer, sampler, T, accum, parallel, schedule });
+const trainStep = makeTrainStep({ model, optimizer, sampler, T, accum, stepper, schedule });
 
 const gc = (globalThis as { gc?: () => void }).gc;
 function snapshot() {
@@ -126,7 +126,7 @@ if (process.argv.includes("--serve")) {
     if (!(n >= 1)) continue;
     console.log(JSON.stringify({ times: timedSteps(n) }));
   }
-  parallel?.dispose();
+  stepper.dispose();
   (backend() as { dispose?: () => void }).dispose?.();
   process.exit(0);
 }
@@ -144,7 +144,7 @@ console.log(
     backend: backendName,
     threads: backendName === "wasm" ? (b.threads ?? threads) : 1,
     parallel: parallelMode,
-    data_parallel_threads: parallel?.threads ?? 1,
+    data_parallel_threads: stepper.threads,
     grad_shards: shards,
     simd: b.simd,
     tile: b.tile,
@@ -171,6 +171,6 @@ console.log(
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   }),
 );
-parallel?.dispose();
+stepper.dispose();
 (backend() as { dispose?: () => void }).dispose?.();
 process.exit(0);

@@ -119,7 +119,7 @@ export { DecodeBuffers, type DecodeRow } from "./nn/decode-step.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export { Linear } from "./nn/linear.js";
 export * as ops from "./ops/index.js";
-export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
+export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
@@ -167,3 +167,5 @@ export {
 export { DataParallel, type DataParallelOptions } from "./train/parallel.js";
 export { lossPlotSvg } from "./train/plot.js";
 export { sparkline } from "./train/sparkline.js";
+export { createStepper, type Stepper } from "./train/stepper.js";
+export { type Message, Said, said, setting } from "./wording.js";

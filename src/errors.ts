@@ -1,15 +1,21 @@
+import { type Message, Said } from "./wording.js";
+
 /**
- * A MinigptError is a mistake the user can fix (bad flag, missing file, shape mismatch).
+ * A MinigptError is a mistake the user can fix (bad setting, missing file, shape mismatch).
  * The CLI prints its message as one line and exits 1; anything else is a bug and keeps its stack.
  */
 export class MinigptError extends Error {
   override name = "MinigptError";
   /** the file-system error code (ENOSPC, EIO, ...) when failFs made it: the caller may add what to do next */
   fsCode?: string;
+  /** a message that names settings (wording.ts): `message` is it in the library's words, a front end may word it its own way */
+  said?: Said;
 }
 
-export function fail(message: string): never {
-  throw new MinigptError(message);
+export function fail(message: Message): never {
+  const error = new MinigptError(String(message));
+  if (message instanceof Said) error.said = message;
+  throw error;
 }
 
 /** what to do about a file-system error, by its code */

@@ -58,6 +58,7 @@ export {
   type StartInfo,
   type StepMetrics,
   type TrainEvents,
+  type TrainOptions,
   type TrainResult,
   train,
 } from "./train/trainer.js";

@@ -18,14 +18,14 @@ import { scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { runCli, tempDir } from "./helpers.js";
 
-/** The issue's closed form, written out independently: V·d + P·d + L·(12d² + 13d) + 2d (n_inner = 4d). */
-const issueClosedForm = (V: number, P: number, L: number, d: number) => V * d + P * d + L * (12 * d * d + 13 * d) + 2 * d;
+/** GPT-2's parameter count in closed form, written out independently of the model code: V·d + P·d + L·(12d² + 13d) + 2d (n_inner = 4d). */
+const closedFormParameters = (V: number, P: number, L: number, d: number) => V * d + P * d + L * (12 * d * d + 13 * d) + 2 * d;
 
 test("GPT-2 124M: 124,439,808 parameters from the config's tensor shapes and from the closed form", () => {
   const c = makeConfig({ vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 });
   const a = analyzeConfig(c);
   assert.equal(a.parameters.total, 124_439_808);
-  assert.equal(issueClosedForm(50257, 1024, 12, 768), 124_439_808);
+  assert.equal(closedFormParameters(50257, 1024, 12, 768), 124_439_808);
   assert.equal(a.parameters.closedForm, 124_439_808);
   assert.equal(a.parameters.tensors.length, 2 + 12 * 12 + 2);
   // 2·124M·... sanity of the memory figures: weights are 4 bytes each
@@ -49,7 +49,7 @@ test("parameter count of real models' tensors equals the closed form (several co
       assert.equal(a.parameters.total, real);
       assert.equal(a.parameters.trainable, real);
       assert.equal(closedFormParameterCount(c), real);
-      if (c.nInner === 4 * c.nEmbd) assert.equal(issueClosedForm(c.vocabSize, c.blockSize, c.nLayer, c.nEmbd), real);
+      if (c.nInner === 4 * c.nEmbd) assert.equal(closedFormParameters(c.vocabSize, c.blockSize, c.nLayer, c.nEmbd), real);
       const groupSum = a.parameters.groups.reduce((s, g) => s + g.count, 0);
       assert.equal(groupSum, real);
       const pct = a.parameters.tensors.reduce((s, t) => s + t.percent, 0);

@@ -113,7 +113,7 @@ export class LineReader {
 /** What a reply stopped by Ctrl-C ends with. */
 export const STOPPED = " [stopped by Ctrl-C; Ctrl-C at the prompt quits]";
 
-export const SETTINGS_HELP = [
+const SETTINGS_HELP = [
   "/temp X    temperature (0 = always the most likely token)",
   "/topk N    sample among the N most likely tokens (0 = off)",
   "/topp X    sample among the most likely tokens covering probability X (1 = off)",
@@ -124,7 +124,7 @@ export const SETTINGS_HELP = [
   "/quit      leave",
 ];
 
-export type SlashResult = { kind: "quit" } | { kind: "reset" } | { kind: "message"; text: string } | { kind: "none" };
+type SlashResult = { kind: "quit" } | { kind: "reset" } | { kind: "message"; text: string } | { kind: "none" };
 
 /** Apply a /command to the sampling options; never throws, whatever the input. */
 export function slashCommand(line: string, o: ChatOptions): SlashResult {

@@ -1,10 +1,10 @@
-import { fail } from "../index.js";
 /**
  * A small, strict flag parser: long flags only (`--max-steps 200` or `--max-steps=200`), typed,
  * unknown flags are errors, and `--help` is generated from the same table that parses.
  */
+import { fail } from "../index.js";
 
-export type FlagType = "string" | "int" | "float" | "bool";
+type FlagType = "string" | "int" | "float" | "bool";
 
 export interface FlagSpec {
   name: string;
@@ -30,6 +30,8 @@ export interface CommandSpec {
   /** how many positional arguments are allowed (e.g. the text of `tokenize`) */
   maxPositionals?: number;
   examples?: readonly string[];
+  /** paragraphs printed after the examples: what the command does that its flags do not say */
+  notes?: readonly string[];
   /**
    * --backend and --threads are for a thread the command starts itself (serve's generation thread):
    * the command's own thread starts no kernel backend
@@ -150,7 +152,7 @@ function choiceList(choices: readonly string[]): string[] {
 }
 
 /** the allowed range of a number flag in words ("> 0", ">= 1", "0 to 1"), or "" when any number goes */
-export function rangeText(flag: FlagSpec): string {
+function rangeText(flag: FlagSpec): string {
   const lo = flag.above !== undefined ? `> ${flag.above}` : flag.min !== undefined ? `>= ${flag.min}` : "";
   const hi = flag.below !== undefined ? `< ${flag.below}` : flag.max !== undefined ? `<= ${flag.max}` : "";
   if (flag.min !== undefined && flag.max !== undefined && flag.above === undefined && flag.below === undefined)
@@ -189,6 +191,7 @@ export function helpText(spec: CommandSpec): string {
   });
   lines.push(`${"  --help".padEnd(width)}show this help`);
   if (spec.examples && spec.examples.length > 0) lines.push("", "examples:", ...spec.examples.map((e) => `  ${e}`));
+  if (spec.notes && spec.notes.length > 0) lines.push("", ...spec.notes);
   return lines.join("\n");
 }
 
@@ -291,7 +294,7 @@ const FLAG_ALIASES: Record<string, readonly string[]> = {
  * The flag an unknown name most likely meant: the same name with dashes for underscores
  * (--max_new_tokens), another tool's name for it (--max-tokens, --temp), or the nearest spelling.
  */
-export function suggestFlag(name: string, candidates: readonly string[]): string | undefined {
+function suggestFlag(name: string, candidates: readonly string[]): string | undefined {
   const dashed = name.replaceAll("_", "-").toLowerCase();
   if (candidates.includes(dashed)) return dashed;
   const alias = FLAG_ALIASES[dashed]?.find((a) => candidates.includes(a));

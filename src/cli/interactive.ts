@@ -50,7 +50,7 @@ const isModelFolder = (d: string) =>
   existsSync(join(d, "config.json")) && existsSync(join(d, "model.safetensors")) && existsSync(join(d, "tokenizer.json"));
 
 /** Model folders: `dir` itself and its direct subfolders (sorted). */
-export function findModelFolders(dir: string): string[] {
+function findModelFolders(dir: string): string[] {
   const found: string[] = [];
   if (isModelFolder(dir)) found.push(dir);
   let entries: string[] = [];
@@ -74,7 +74,7 @@ export function findModelFolders(dir: string): string[] {
 }
 
 /** The models of a folder: its best model, then its checkpoints, newest first. */
-export function listModels(dir: string): ModelChoice[] {
+function listModels(dir: string): ModelChoice[] {
   const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
   const training = join(dir, "training");
   if (existsSync(training)) {

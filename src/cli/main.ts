@@ -18,6 +18,8 @@ import { runServe, serveSpec } from "./serve.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
+import { runWeb, webSpec } from "./web.js";
+import { errorText } from "./wording.js";
 
 interface Command {
   spec: CommandSpec;
@@ -39,6 +41,7 @@ const commands: Command[] = [
   { spec: explainStepSpec, run: runExplainStep },
   { spec: attentionSpec, run: runAttention },
   { spec: interactiveSpec, run: runInteractive },
+  { spec: webSpec, run: runWeb },
 ];
 
 function usage(): string {
@@ -127,7 +130,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
-      console.error(`minigpt ${name}: ${err.message}`);
+      console.error(`minigpt ${name}: ${errorText(err)}`);
       return 1;
     }
     if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {

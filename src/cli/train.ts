@@ -22,6 +22,7 @@ import {
 import { backendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
+import { errorText, inFlags } from "./wording.js";
 
 const d = defaultTrainConfig;
 const flags: FlagSpec[] = [
@@ -250,7 +251,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
         },
         onMessage(text) {
           progress.break();
-          console.error(text);
+          console.error(inFlags(text));
         },
         onTokenizeProgress(p) {
           progress.update(tokenizeProgressLine(p), p.done);
@@ -284,7 +285,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   } catch (err) {
     progress.break();
     if (running && err instanceof MinigptError && err.fsCode !== undefined)
-      fail(`${err.message}. The last checkpoint is kept: once that is fixed, continue with: minigpt train --out ${config.out} --resume`);
+      fail(`${errorText(err)}. The last checkpoint is kept: once that is fixed, continue with: minigpt train --out ${config.out} --resume`);
     throw err;
   } finally {
     process.off("SIGINT", onSigint);

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fail, withFs } from "../errors.js";
 import type { Rng } from "../random.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { said, setting } from "../wording.js";
 import { type Batch, specialTargets } from "./batches.js";
 import { chatExample, chatTokenIds, encodeChat, parseChatJsonlLines } from "./chat.js";
 import type { Dataset } from "./dataset.js";
@@ -40,9 +41,9 @@ export function loadChatDataset(
   batchSize: number,
   vocabulary: VocabularyFit = { grow: false },
 ): Dataset {
-  if (!existsSync(file)) fail(`--chat file ${file} does not exist`);
+  if (!existsSync(file)) fail(said`${setting("chat")} file ${file} does not exist`);
   const lines = parseChatJsonlLines(
-    withFs(`cannot read the --chat file ${file}`, () => readFileSync(file, "utf8")),
+    withFs(`cannot read the chat file ${file}`, () => readFileSync(file, "utf8")),
     file,
   );
   const contents = lines.flatMap((c) => c.messages.map((m) => m.content));

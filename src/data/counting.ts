@@ -7,11 +7,11 @@
  */
 import { fail } from "../errors.js";
 
-export const COUNTING_VOCAB_SIZE = 100;
+const COUNTING_VOCAB_SIZE = 100;
 export const COUNTING_SEQ_LEN = 20;
 /** How many tokens of a held-out sequence the model is given; it must produce the rest. */
-export const COUNTING_PROMPT_LEN = 3;
-export const COUNTING_MAX_START = COUNTING_VOCAB_SIZE - COUNTING_SEQ_LEN; // 80
+const COUNTING_PROMPT_LEN = 3;
+const COUNTING_MAX_START = COUNTING_VOCAB_SIZE - COUNTING_SEQ_LEN; // 80
 
 /**
  * The 10th, 20th, ... start (x % 10 == 9). Not x % 10 == 0: then 0 would only ever occur in the held-out
@@ -19,7 +19,7 @@ export const COUNTING_MAX_START = COUNTING_VOCAB_SIZE - COUNTING_SEQ_LEN; // 80
  * to emit 99, and no model could continue those sequences. With this choice every number is seen in training
  * as an input and as a target; what is new in a held-out sequence is its start (and so every position of it).
  */
-export function isHeldOutStart(start: number): boolean {
+function isHeldOutStart(start: number): boolean {
   return start % 10 === 9;
 }
 

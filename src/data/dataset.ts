@@ -8,6 +8,7 @@ import { createTokenizer } from "../tokenizer/index.js";
 import { LookupTokenizer } from "../tokenizer/lookup.js";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import { countingTokenizer } from "../tokenizer/word.js";
+import { said, setting } from "../wording.js";
 import { type Batch, BatchSampler, SequenceSampler, specialTargets, splitStream, splitTokens, type TokenStream } from "./batches.js";
 import { loadChatDataset } from "./chat-dataset.js";
 import { countingTrainSequences, countingValSequences } from "./counting.js";
@@ -83,7 +84,7 @@ export function textSplits(
 
 export function loadDataset(o: DatasetOptions): Dataset {
   if (o.chat) {
-    if (!o.tokenizer) fail("chat fine-tuning starts from a model: give --init DIR");
+    if (!o.tokenizer) fail(said`chat fine-tuning starts from a model: give ${setting("init")} DIR`);
     return loadChatDataset(o.chat, o.tokenizer, o.blockSize, o.batchSize, o.vocabulary);
   }
   if (o.data === "counting") {
@@ -91,7 +92,7 @@ export function loadDataset(o: DatasetOptions): Dataset {
     const train = countingTrainSequences();
     const val = countingValSequences();
     if (o.blockSize < train[0]!.length - 1)
-      fail(`the counting task needs --block-size of at least ${train[0]!.length - 1}, got ${o.blockSize}`);
+      fail(said`the counting task needs ${setting("blockSize")} of at least ${train[0]!.length - 1}, got ${o.blockSize}`);
     return {
       name: "counting",
       tokenizer,

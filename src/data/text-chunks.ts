@@ -17,7 +17,7 @@ import { checkNotEmpty, FILE_SEPARATOR, type TextFiles } from "./text.js";
 import { decodeUtf8 } from "./utf8.js";
 
 /** Bytes read per step: big enough that per-chunk costs vanish, small enough to stay out of the way. */
-export const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 4 << 20;
 
 /** A source file as the token cache remembers it: a change of size or mtime means it must be read again. */
 export interface FileStamp {
@@ -44,7 +44,7 @@ export function sourceBytes(files: readonly string[]): number {
   return stampFiles(files).reduce((sum, f) => sum + f.size, 0);
 }
 
-export interface TextChunk {
+interface TextChunk {
   text: string;
   /** source bytes read so far, all files together (for progress) */
   bytesRead: number;

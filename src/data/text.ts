@@ -21,7 +21,7 @@ export interface TextSource {
 export const FILE_SEPARATOR = "\n\n";
 
 export const BUILTIN_TEXTS = ["moby-dick"] as const;
-export type BuiltinText = (typeof BUILTIN_TEXTS)[number];
+type BuiltinText = (typeof BUILTIN_TEXTS)[number];
 
 /** Where a text comes from, before anything is read: its name and its files, in joining order. */
 export interface TextFiles {

@@ -399,8 +399,6 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
   // room for the final header: every special listed and the largest token count
   const most = Number.MAX_SAFE_INTEGER;
   const room = headerBytes({ ...header, tokens: most, characters: most, specialTargets: [...tokenizer.specialTokens] }).length;
-  const specialIds = new Uint8Array(tokenizer.vocabSize);
-  for (const s of tokenizer.specialTokens) specialIds[tokenizer.specialTokenId(s) as number] = 1;
   const seen = new Uint8Array(tokenizer.vocabSize);
   const tmp = `${path}.tmp-${process.pid}`;
   const progress = progressMeter("tokens", bytes, o.onProgress);
@@ -419,9 +417,9 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     let read = 0;
     let characters = 0;
     let flushedTo = 0;
-    const put = (ids: IdArray, specials?: readonly number[]): void => {
-      if (specials) for (const id of specials) seen[id] = 1;
-      else for (let i = 0; i < ids.length; i++) if (specialIds[ids[i] as number]) seen[ids[i] as number] = 1;
+    /** ids to append, and the special tokens among them */
+    const put = (ids: IdArray, specials: Iterable<number>): void => {
+      for (const id of specials) seen[id] = 1;
       writeAll(fd as number, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), position);
       position += ids.byteLength;
       count += ids.length;
@@ -437,7 +435,7 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     const sequential = {
       add: (text: string, final: boolean) => {
         characters += text.length;
-        put(encoder.push(text, final));
+        put(encoder.push(text, final), encoder.specialIds);
       },
     };
     const threads = o.threads ?? tokenizeThreads();
@@ -452,7 +450,7 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
         sequential,
         (answer) => {
           characters += answer.characters as number;
-          put(answer.ids as IdArray, answer.specials);
+          put(answer.ids as IdArray, answer.specials as number[]);
         },
         (r) => {
           read = r;

@@ -18,13 +18,9 @@ function handler(job: TokenizeJob): (text: string) => TokenizeAnswer {
   if (job.mode === "encode") {
     const tokenizer = tokenizerFromHuggingFaceJson(job.tokenizer);
     const encoder = new ChunkedEncoder(tokenizer, { specialsAsText: job.specialsAsText }, job.wide ? Uint32Array : Uint16Array);
-    const special = new Uint8Array(tokenizer.vocabSize);
-    for (const s of tokenizer.specialTokens) special[tokenizer.specialTokenId(s) as number] = 1;
     return (text) => {
       const ids = encoder.push(text, true) as Uint16Array | Uint32Array;
-      const specials = new Set<number>();
-      for (let i = 0; i < ids.length; i++) if (special[ids[i] as number]) specials.add(ids[i] as number);
-      return { ids, characters: text.length, specials: [...specials] };
+      return { ids, characters: text.length, specials: [...encoder.specialIds] };
     };
   }
   const specials = bpeSpecials();

@@ -13,12 +13,13 @@ import { describeChar } from "../tokenizer/char.js";
 import { SpecialSplitter } from "../tokenizer/chunked.js";
 import { LookupTokenizer } from "../tokenizer/lookup.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { type Message, said } from "../wording.js";
 
 export interface VocabularyFit {
   /** a fine-tune: append the pieces the data needs to a character or word vocabulary */
   grow: boolean;
   /** what the user can do about data the vocabulary cannot encode (the end of that error) */
-  hint?: string;
+  hint?: Message;
 }
 
 const LAST_WHITESPACE = /\p{White_Space}(?!.*\p{White_Space})/su;
@@ -57,13 +58,15 @@ export function fitVocabulary(
 }
 
 /** `character "ë" (U+00EB)` or `word "hello"` */
-export function describePiece(tokenizer: Tokenizer, piece: string): string {
+function describePiece(tokenizer: Tokenizer, piece: string): string {
   return tokenizer.kind === "char" ? `character ${describeChar(piece)}` : `word ${JSON.stringify(piece)}`;
 }
 
 /** The one-line error for a piece of the training data (at `where`: "FILE line N") the vocabulary cannot encode. */
-export function unencodable(where: string, tokenizer: Tokenizer, piece: string, hint?: string): never {
-  return fail(`${where}: ${describePiece(tokenizer, piece)} is not in the model's ${tokenizer.kind} vocabulary${hint ? `; ${hint}` : ""}`);
+export function unencodable(where: string, tokenizer: Tokenizer, piece: string, hint?: Message): never {
+  return fail(
+    said`${where}: ${describePiece(tokenizer, piece)} is not in the model's ${tokenizer.kind} vocabulary${hint ? said`; ${hint}` : ""}`,
+  );
 }
 
 /**

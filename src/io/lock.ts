@@ -13,7 +13,7 @@ import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fail, failFs } from "../errors.js";
 
-export interface LockOwner {
+interface LockOwner {
   pid: number;
   host: string;
   /** ISO time the lock was taken */
@@ -26,7 +26,7 @@ export interface FolderLock {
 }
 
 /** where the lock of model folder `dir` lives */
-export function lockPath(dir: string): string {
+function lockPath(dir: string): string {
   const abs = resolve(dir);
   return join(dirname(abs), `.${basename(abs)}.lock`);
 }
@@ -64,7 +64,7 @@ let exitHookInstalled = false;
  * Create the parents of `dir` one level at a time. Node 20's recursive mkdir never returns on some
  * paths (/proc/x loops forever), so it is not used for a path the user typed.
  */
-export function makeParents(dir: string): void {
+function makeParents(dir: string): void {
   const missing: string[] = [];
   for (let p = dirname(resolve(dir)); ; p = dirname(p)) {
     if (existsSync(p) || dirname(p) === p) break;
@@ -165,7 +165,7 @@ function removeIfMine(path: string): void {
 }
 
 /** what a refused writer is told, in one line */
-export function heldMessage(dir: string, owner: LockOwner, path: string): string {
+function heldMessage(dir: string, owner: LockOwner, path: string): string {
   if (owner.pid === 0) return `${dir} is being locked by another process right now (${path}); try again in a moment`;
   return `${dir} is being written by process ${owner.pid} (since ${owner.started}); wait for it to finish or stop it (if no such run is going on, remove ${path})`;
 }

@@ -18,6 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fail, failFs, MinigptError } from "../errors.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
+import { said, setting } from "../wording.js";
 import { writeFileAtomic } from "./atomic.js";
 import { readJsonFile, readModelConfig } from "./hf.js";
 import { pidAlive, tryLockFolder } from "./lock.js";
@@ -56,24 +57,26 @@ const REPLACED_RECORD = join("training", "replaced-folder");
  */
 export function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): string | null {
   const abs = resolve(out);
-  if (within(process.cwd(), abs)) fail(`--out ${out} is the current folder (or holds it); give a new folder for the model`);
+  if (within(process.cwd(), abs)) fail(said`${setting("out")} ${out} is the current folder (or holds it); give a new folder for the model`);
   if (data && existsSync(data) && within(resolve(data), abs))
-    fail(`--out ${out} holds the training data ${data}; give another folder for the model`);
+    fail(said`${setting("out")} ${out} holds the training data ${data}; give another folder for the model`);
   const tmp = `${abs}.partial-${process.pid}`;
   const replaced = `${abs}.replaced-${process.pid}`;
   try {
     if (existsSync(abs)) {
-      if (!statSync(abs).isDirectory()) fail(`--out ${out} is a file; give a folder for the model`);
+      if (!statSync(abs).isDirectory()) fail(said`${setting("out")} ${out} is a file; give a folder for the model`);
       const entries = readdirSync(abs);
       if (entries.length > 0 && !overwrite) {
         fail(
-          `${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with --resume, replace it with --overwrite, or choose another --out`,
+          said`${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with ${setting("resume")}, replace it with ${setting("overwrite")}, or choose another ${setting("out")}`,
         );
       }
       const foreign = entries.filter((e) => !MODEL_FOLDER_ENTRIES.has(e));
       if (foreign.length > 0) {
         const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : "");
-        fail(`--overwrite replaces only a model folder, and ${out} holds other files (${shown}); choose another --out`);
+        fail(
+          said`${setting("overwrite")} replaces only a model folder, and ${out} holds other files (${shown}); choose another ${setting("out")}`,
+        );
       }
     }
     rmSync(tmp, { recursive: true, force: true });

@@ -464,7 +464,7 @@ export function pieceString(bytes: Uint8Array): string {
   }
 }
 
-export function addedTokensJson(specials: ReadonlyMap<string, number>): object[] {
+function addedTokensJson(specials: ReadonlyMap<string, number>): object[] {
   return [...specials]
     .sort((a, b) => a[1] - b[1])
     .map(([content, id]) => ({

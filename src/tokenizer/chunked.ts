@@ -96,6 +96,8 @@ export class ChunkedEncoder {
   private readonly splitter: SpecialSplitter;
   private readonly encodeStart: (text: string, final: boolean, out: IdBuffer) => number;
   private readonly out: IdBuffer;
+  /** the ids of the special tokens cut out of the text so far (no other path makes a special's id) */
+  readonly specialIds = new Set<number>();
 
   /** `idType`: the typed array the ids come in (default Int32Array) */
   constructor(
@@ -120,7 +122,11 @@ export class ChunkedEncoder {
       text,
       final,
       (t, f) => this.encodeStart(t, f, out),
-      (s) => out.push(this.tokenizer.specialTokenId(s) as number),
+      (s) => {
+        const id = this.tokenizer.specialTokenId(s) as number;
+        this.specialIds.add(id);
+        out.push(id);
+      },
     );
     return out.take();
   }

@@ -1,5 +1,5 @@
 /**
- * Checkpoints for --resume, crash-safe:
+ * Checkpoints for resume, crash-safe:
  *
  *   OUT/training/checkpoint-<step>/   model.safetensors, optimizer.safetensors, state.json
  *   OUT/training/latest               the name of the newest complete checkpoint
@@ -20,6 +20,7 @@ import type { AdamW } from "../optim/adamw.js";
 import type { ScheduleOptions } from "../optim/schedule.js";
 import type { RngState } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { said, setting } from "../wording.js";
 import { defaultTrainConfig } from "./config.js";
 
 export const KEEP_CHECKPOINTS = 2;
@@ -29,7 +30,7 @@ export interface TrainingState {
   step: number;
   rng: { data: RngState; dropout: RngState };
   bestValLoss: number | null;
-  /** the resolved training config (TrainConfig), so --resume needs no flags */
+  /** the resolved training config (TrainConfig), so a resume needs no settings repeated */
   config: Record<string, unknown>;
   /** the learning-rate plan, re-planned when a resume changed the end (absent in older checkpoints) */
   schedule?: ScheduleOptions;
@@ -51,7 +52,7 @@ function fsyncPath(path: string): void {
   }
 }
 
-export function trainingDir(out: string): string {
+function trainingDir(out: string): string {
   return join(out, "training");
 }
 
@@ -160,7 +161,8 @@ export interface LoadedCheckpoint {
 /** Read OUT/training/latest. Errors say what to do when there is nothing to resume. */
 export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
   const name = readLatestName(out);
-  if (name === null) fail(`nothing to resume in ${out}: ${join(trainingDir(out), LATEST)} does not exist (train without --resume first)`);
+  if (name === null)
+    fail(said`nothing to resume in ${out}: ${join(trainingDir(out), LATEST)} does not exist (train without ${setting("resume")} first)`);
   const dir = join(trainingDir(out), name);
   if (!existsSync(dir)) fail(`${join(trainingDir(out), LATEST)} names ${name}, which does not exist`);
   const stateFile = join(dir, "state.json");

@@ -107,7 +107,7 @@ export const defaultTrainConfig: TrainConfig = {
 };
 
 /**
- * Keys that may change on --resume: how long, how fast, how often, and the text the batches come
+ * Keys that may change on resume: how long, how fast, how often, and the text the batches come
  * from (the tokenizer and the model stay the run's); everything else must match.
  */
 export const RESUME_OVERRIDABLE: readonly (keyof TrainConfig)[] = [
@@ -130,7 +130,7 @@ export interface RunFacts {
 
 /**
  * The config with the values in effect where the requested ones were defaults or did not apply:
- * the tokenizer kind of an --init folder or of the counting task, the vocabulary's real size, the
+ * the tokenizer kind of an init folder or of the counting task, the vocabulary's real size, the
  * feed-forward width, no data for a chat fine-tune (its conversations are the data). This is what
  * a checkpoint saves and what the CLI prints, so the printed flags give the same run again.
  */

@@ -2,7 +2,7 @@
  * metrics.jsonl, a model folder's training history: one JSON object a line per optimizer step
  * ({"step","loss","lr","ms","tokens_per_s","grad_norm"}, plus "val_loss"/"pattern_accuracy" after an
  * evaluation), steps increasing. The trainer appends a line per step and rewrites the file on
- * --resume; analyze summarises it.
+ * resume; analyze summarises it.
  *
  * Every line must be such a record: a bad line anywhere is the file's damage, named with its line,
  * never skipped (skipping would rewrite the history without it on the next resume). The one
@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fail, withFs } from "../errors.js";
 import type { StepMetrics } from "./trainer.js";
 
-export const METRICS_FILE = "metrics.jsonl";
+const METRICS_FILE = "metrics.jsonl";
 
 export function metricsPath(out: string): string {
   return join(out, METRICS_FILE);
@@ -24,7 +24,7 @@ export function metricsPath(out: string): string {
 const NUMBERS = ["lr", "ms", "tokens_per_s", "grad_norm", "val_loss", "pattern_accuracy", "resumed_from"] as const;
 
 /** the steps of metrics.jsonl text, checked line by line; `file` names it in errors */
-export function parseMetrics(text: string, file: string): StepMetrics[] {
+function parseMetrics(text: string, file: string): StepMetrics[] {
   const lines = text.split("\n");
   const torn = lines.pop(); // "" when the text ends with a newline, else a line cut short by a kill
   const history: StepMetrics[] = [];

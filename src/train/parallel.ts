@@ -29,12 +29,9 @@
  * The replicas are worker_threads in Node and module Web Workers on a cross-origin-isolated page
  * (replica.ts, replica-web.ts; the replica itself is replica-core.ts). Without shared memory or
  * workers, or for one thread, the shards all run on this thread; `DataParallel.create` returns null
- * only when there is nothing to split (one shard), and the caller runs forward/backward itself.
+ * only when there is nothing to split (one shard): createStepper (stepper.ts) then runs it whole on this thread.
  */
-import { backend } from "../kernels/index.js";
-import type { WasmBackend } from "../kernels/wasm/loader.js";
-import { PEER_BYTES, PeerLink } from "../kernels/wasm/peer.js";
-import { atomicsWaitAllowed, canShareMemory, inNode } from "../kernels/wasm/platform.js";
+import { atomicsWaitAllowed, backend, canShareMemory, inNode, kernelThreads, PEER_BYTES, PeerLink } from "../kernels/index.js";
 import { GPT } from "../nn/gpt.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import { Rng } from "../random.js";
@@ -42,6 +39,7 @@ import { heap } from "../tensor/memory.js";
 import { scope, Tensor, unscoped } from "../tensor/tensor.js";
 import { ControlBlock, EXIT, type Shape, Waiter } from "../threads/control.js";
 import type { ReplicaData } from "./replica-core.js";
+import type { Stepper } from "./stepper.js";
 
 /**
  * A replica's control block (src/threads/control.ts): a task is a command (op) with `count` shards,
@@ -55,7 +53,7 @@ export const JOB_F64 = 8;
 export function replicaShape(slots: number): Shape {
   return { args: slots * JOB_F64, text: 1024 };
 }
-export const CMD_STEP = 1;
+const CMD_STEP = 1;
 
 interface Replica {
   thread: { terminate(): void };
@@ -79,7 +77,7 @@ function cut(units: number, parts: number): number[] {
 }
 
 /** A model over the same parameter storage as `model` with gradient buffers of its own. */
-export function gradientTwin(model: GPT): GPT {
+function gradientTwin(model: GPT): GPT {
   const twin = new GPT(model.config, 0, new Map([...model.params].map(([name, t]) => [name, Tensor.view(t.ptr, t.shape, "f32", true)])));
   // made now, zeroed, as a replica's are: a backward then always adds into them
   for (const t of twin.params.values()) t.ensureGrad();
@@ -120,10 +118,10 @@ async function nodeStarter(): Promise<Starter> {
 }
 
 function webStarter(): Starter {
-  // dist/ (what a page loads) has replica-web.js beside this file
-  const entry = new URL("./replica-web.js", import.meta.url);
   return async (data) => {
-    const worker = new Worker(entry, { type: "module", name: "minigpt-replica" });
+    // dist/ (what a page loads) has replica-web.js beside this file. Written in this one form, which
+    // bundlers (Vite, webpack) recognise, so a bundled page gets the replica as a worker chunk.
+    const worker = new Worker(new URL("./replica-web.js", import.meta.url), { type: "module", name: "minigpt-replica" });
     try {
       const grads = await new Promise<[string, number][][]>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<{ grads?: [string, number][][]; error?: string }>) =>
@@ -157,7 +155,7 @@ export interface DataParallelOptions {
   shards?: number;
 }
 
-export class DataParallel {
+export class DataParallel implements Stepper {
   /** a model over the parameters with gradient buffers of its own, for this thread's shards that cannot write the model's (made on first use) */
   private twin: GPT | null = null;
 
@@ -310,11 +308,11 @@ export class DataParallel {
 
       // collect: wait for each replica, then add its shards' gradients into the model's
       const failures: string[] = [];
-      const be = k as Partial<WasmBackend>;
+      const threads = kernelThreads();
       for (const [rep] of started) {
         // with a link, take halves of the replica's kernel calls until it is done
-        if (rep.peer && be.runPeerTask) {
-          rep.peer.helpWhile(() => rep.block.finished(), be.runPeerTask.bind(be));
+        if (rep.peer && threads) {
+          rep.peer.helpWhile(() => rep.block.finished(), threads.runPeerTask.bind(threads));
         }
         const failure = rep.block.await(this.waiter);
         if (failure !== null) failures.push(failure);
@@ -346,15 +344,20 @@ export class DataParallel {
    */
   onThisThread<R>(fn: () => R): R {
     if (this.replicas.length === 0) return fn();
-    const be = backend() as Partial<WasmBackend>;
-    const before = be.useThreads?.(1);
-    be.setPeer?.(this.replicas.length === 1 ? (this.replicas[0] as Replica).peer : null);
+    const threads = kernelThreads();
+    const before = threads?.useThreads(1);
+    threads?.setPeer(this.replicas.length === 1 ? (this.replicas[0] as Replica).peer : null);
     try {
       return fn();
     } finally {
-      be.setPeer?.(null);
-      if (before !== undefined) be.useThreads?.(before);
+      threads?.setPeer(null);
+      if (before !== undefined) threads?.useThreads(before);
     }
+  }
+
+  /** the optimizer update after forwardBackward: on this thread, with the replica taking halves of its kernels */
+  update<R>(fn: () => R): R {
+    return this.onThisThread(fn);
   }
 
   /** Stop the replica threads and free the gradient buffers of this thread's twin. */

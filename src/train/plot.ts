@@ -6,7 +6,7 @@
  * (it is measured less often). The y axis is linear and starts at the data, not at zero, so late
  * progress stays visible. Non-finite losses (a diverged step) break the line instead of wrecking the scale.
  * The learning rate, when the points have it, is a faint line on its own axis (right, from zero); a
- * step where a --resume continued the run is a dashed vertical line, so a change of plan there (a new
+ * step where a resume continued the run is a dashed vertical line, so a change of plan there (a new
  * end re-plans the cosine) reads as one.
  */
 

@@ -7,9 +7,7 @@
  * loss and its gradient, computed whole into slot j's zeroed buffers. The thread entries are replica.ts (Node's worker_threads) and
  * replica-web.ts (a module Web Worker); both only hand over the start data.
  */
-import { useBackend } from "../kernels/index.js";
-import type { WasmBackend } from "../kernels/wasm/loader.js";
-import { PeerLink } from "../kernels/wasm/peer.js";
+import { type KernelThreads, kernelThreads, PeerLink, useBackend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
@@ -34,11 +32,14 @@ export async function serveReplica(data: ReplicaData, post: (message: unknown) =
   const { memory, config, params, ctrl, slots, peerBuffer } = data;
   const peer = peerBuffer ? new PeerLink(peerBuffer, 1) : null;
   let models: GPT[];
-  let be: WasmBackend;
+  let be: KernelThreads;
   try {
     attachHeap(memory);
     // one thread: the other threads of the process are the other replicas
-    be = (await useBackend("wasm", { threads: 1 })) as WasmBackend;
+    await useBackend("wasm", { threads: 1 });
+    const threads = kernelThreads();
+    if (!threads) throw new Error("the wasm backend did not load with its threading");
+    be = threads;
     be.setPeer(peer);
     models = Array.from(
       { length: slots },

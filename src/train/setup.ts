@@ -1,7 +1,7 @@
 /**
  * Setting up a training run, before its first step: the settings, tokenizer, dataset, model and
- * optimizer to start from. One function per way a run starts (a fresh model, --init, --init-partial,
- * --chat, --resume) says what that start decides; `setUp` then builds what they all share.
+ * optimizer to start from. One function per way a run starts (a fresh model, init, initPartial,
+ * chat, resume) says what that start decides; `setUp` then builds what they all share.
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -15,11 +15,11 @@ import { GPT } from "../nn/gpt.js";
 import { AdamW } from "../optim/adamw.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { said, setting } from "../wording.js";
 import { type LoadedCheckpoint, loadLatestCheckpoint, restoreOptimizer } from "./checkpoint.js";
 import {
   DEFAULT_DATA,
   defaultTrainConfig,
-  flagName,
   isTokenizerChoice,
   RESUME_OVERRIDABLE,
   resolvedConfig,
@@ -35,9 +35,9 @@ interface Start {
   tokenizer?: Tokenizer;
   /** special tokens the model learned to predict before this run (resume: the run's own record) */
   earlierTargets: readonly string[];
-  /** --resume: the checkpoint the run continues from */
+  /** resume: the checkpoint the run continues from */
   resumed: LoadedCheckpoint | null;
-  /** --init, --init-partial, --chat: the model folder the weights come from */
+  /** init, initPartial, chat: the model folder the weights come from */
   initFolder: ModelFolder | null;
   resumeChanges?: StartInfo["resumeChanges"];
   /** a resumed run saved before the config had gradShards: the shards it continues with */
@@ -46,7 +46,7 @@ interface Start {
 }
 
 /** A run ready for its first step. */
-export interface RunSetup {
+interface RunSetup {
   config: TrainConfig;
   dataset: Dataset;
   model: GPT;
@@ -60,13 +60,13 @@ export interface RunSetup {
   legacyShards: number | null;
 }
 
-/** Resolve the model and optimizer to start from: fresh, --init, --init-partial, --chat or --resume. */
+/** Resolve the model and optimizer to start from: fresh, init, initPartial, chat or resume. */
 export function setUp(config: TrainConfig, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
   const start = resume ? resumeStart(config, overrides) : newRunStart(config, overrides);
   return buildRun(start, resume, overrides, events);
 }
 
-/** --resume: the run's saved settings, with only the RESUME_OVERRIDABLE ones changed. */
+/** resume: the run's saved settings, with only the RESUME_OVERRIDABLE ones changed. */
 function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
   const resumed = loadLatestCheckpoint(requested.out);
   let legacyShards: number | null = null;
@@ -83,7 +83,7 @@ function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): S
     if (key === "tokenizer" && typeof value === "string" && resolve(value) === resolve(String(saved[key]))) continue;
     if (JSON.stringify(saved[key]) !== JSON.stringify(value)) {
       fail(
-        `--resume continues the run in ${requested.out} with its saved settings; --${flagName(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new --out to change it)`,
+        said`${setting("resume")} continues the run in ${requested.out} with its saved settings; ${setting(key)} was ${JSON.stringify(saved[key])}, not ${JSON.stringify(value)} (start a new ${setting("out")} to change it)`,
       );
     }
   }
@@ -105,12 +105,15 @@ function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): S
   return { config, tokenizer, earlierTargets, resumed, initFolder: null, resumeChanges, legacyShards };
 }
 
-/** --data given on --resume: text may replace text (saved absolute); the counting task stays itself */
+/** data given on resume: text may replace text (saved absolute); the counting task stays itself */
 function resumedData(saved: TrainConfig, data: string): string {
-  if (saved.chat) fail(`--data does not apply with --chat: the conversations in ${saved.chat} are the training data`);
+  if (saved.chat)
+    fail(said`${setting("data")} does not apply with ${setting("chat")}: the conversations in ${saved.chat} are the training data`);
   const path = data !== "counting" && existsSync(data) ? resolve(data) : data;
   if (path !== saved.data && (path === "counting" || saved.data === "counting"))
-    fail(`--resume cannot change --data between the counting task and text (the run's is ${saved.data}); start a new --out`);
+    fail(
+      said`${setting("resume")} cannot change ${setting("data")} between the counting task and text (the run's is ${saved.data}); start a new ${setting("out")}`,
+    );
   return path;
 }
 
@@ -118,7 +121,8 @@ function resumedData(saved: TrainConfig, data: string): string {
 function newRunStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
   const { config, tokenizer } = newRunSettings(requested, overrides);
   if (!config.init) {
-    if (config.chat) fail("--chat fine-tunes an existing model: give --init DIR (a model folder to start from)");
+    if (config.chat)
+      fail(said`${setting("chat")} fine-tunes an existing model: give ${setting("init")} DIR (a model folder to start from)`);
     return freshStart(config, tokenizer);
   }
   const init = initStart(config, overrides);
@@ -130,19 +134,24 @@ function newRunSettings(requested: TrainConfig, overrides: Partial<TrainConfig>)
   let config = requested;
   let tokenizer: Tokenizer | undefined;
   if (!config.data && !config.chat) config = { ...config, data: DEFAULT_DATA };
-  // paths are saved absolute, so that --resume works from any folder
+  // paths are saved absolute, so that resume works from any folder
   if (config.data !== "counting" && existsSync(config.data)) config = { ...config, data: resolve(config.data) };
-  // the default split needs a batch it divides; an odd batch is not cut (a --grad-shards given must divide it)
+  // the default split needs a batch it divides; an odd batch is not cut (a gradShards given must divide it)
   if (overrides.gradShards === undefined && config.batchSize % config.gradShards !== 0) config = { ...config, gradShards: 1 };
   if (config.data === "counting" && !config.init) {
     // the task's numbers are words of its own vocabulary
     if (overrides.tokenizer !== undefined && overrides.tokenizer !== "word")
-      fail(`--tokenizer ${overrides.tokenizer} does not apply to --data counting, which has its own word tokenizer`);
+      fail(
+        said`${setting("tokenizer")} ${overrides.tokenizer} does not apply to ${setting("data")} counting, which has its own word tokenizer`,
+      );
   } else if (!isTokenizerChoice(config.tokenizer)) {
-    if (config.init) fail(`--tokenizer ${config.tokenizer} does not apply with --init: the model keeps ${config.init}'s tokenizer`);
+    if (config.init)
+      fail(
+        said`${setting("tokenizer")} ${config.tokenizer} does not apply with ${setting("init")}: the model keeps ${config.init}'s tokenizer`,
+      );
     if (!existsSync(join(config.tokenizer, "tokenizer.json")))
       fail(
-        `--tokenizer ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
+        said`${setting("tokenizer")} ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`,
       );
     config = { ...config, tokenizer: resolve(config.tokenizer) };
     tokenizer = loadTokenizer(config.tokenizer);
@@ -156,8 +165,8 @@ function freshStart(config: TrainConfig, tokenizer: Tokenizer | undefined): Star
 }
 
 /**
- * --init: a model folder's weights and tokenizer, and its architecture, which a flag may not
- * contradict; --init-partial: the architecture the flags give, with the folder's tensors whose
+ * init: a model folder's weights and tokenizer, and its architecture, which a setting may not
+ * contradict; initPartial: the architecture the settings give, with the folder's tensors whose
  * shapes still match (see loadPartialWeights).
  */
 function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
@@ -166,7 +175,9 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
   const tokenizer = initFolder.tokenizer;
   const earlierTargets = trainedSpecials(initFolder.info, tokenizer);
   if (overrides.tokenizer !== undefined && overrides.tokenizer !== tokenizer.kind)
-    fail(`--tokenizer ${overrides.tokenizer} does not apply with --init: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`);
+    fail(
+      said`${setting("tokenizer")} ${overrides.tokenizer} does not apply with ${setting("init")}: the model keeps ${config.init}'s ${tokenizer.kind} tokenizer`,
+    );
   if (!config.initPartial) {
     // continuing a model: its architecture is the folder's, whatever the defaults say, and a flag
     // that asks for another one is a mistake, not something to ignore
@@ -183,7 +194,7 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
       const asked = overrides[key];
       if (asked === undefined || asked === value || (key === "nInner" && asked === 0)) continue;
       fail(
-        `--${flagName(key)} ${String(asked)} does not apply with --init: the model keeps ${config.init}'s ${String(value)}; to change its shape, add --init-partial (loads the tensors whose shapes still match)`,
+        said`${setting(key)} ${String(asked)} does not apply with ${setting("init")}: the model keeps ${config.init}'s ${String(value)}; to change its shape, add ${setting("initPartial")} (loads the tensors whose shapes still match)`,
       );
     }
     config = { ...config, ...folderValues };
@@ -191,11 +202,12 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
   return { config, tokenizer, earlierTargets, resumed: null, initFolder, legacyShards: null };
 }
 
-/** --chat: an --init start on conversations, its vocabulary given <|user|> <|assistant|> <|end|> if it lacks them (e.g. GPT-2's). */
+/** chat: an init start on conversations, its vocabulary given <|user|> <|assistant|> <|end|> if it lacks them (e.g. GPT-2's). */
 function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
   const { config } = init;
-  if (overrides.data !== undefined) fail(`--data does not apply with --chat: the conversations in ${config.chat} are the training data`);
-  if (config.initPartial) fail("--chat and --init-partial cannot be combined");
+  if (overrides.data !== undefined)
+    fail(said`${setting("data")} does not apply with ${setting("chat")}: the conversations in ${config.chat} are the training data`);
+  if (config.initPartial) fail(said`${setting("chat")} and ${setting("initPartial")} cannot be combined`);
   const extended = withChatTokens(init.tokenizer as Tokenizer);
   return { ...init, tokenizer: extended.tokenizer, chatTokensAdded: extended.added };
 }
@@ -204,9 +216,11 @@ function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
 function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
   const { resumed, initFolder } = start;
   let config = start.config;
-  // said here with the flags' names (makeConfig would say it with the config's)
+  // said here with the settings' names (makeConfig would say it with the model config's)
   if (!initFolder && config.nEmbd % config.nHead !== 0)
-    fail(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead} (each head gets n-embd / n-head channels)`);
+    fail(
+      said`${setting("nEmbd")} ${config.nEmbd} must be divisible by ${setting("nHead")} ${config.nHead} (each head gets n-embd / n-head channels)`,
+    );
   const dataset = loadDataset({
     data: config.data,
     blockSize: config.blockSize,
@@ -219,8 +233,8 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     vocabulary: {
       grow: initFolder !== null,
       hint: resume
-        ? `a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): --${flagName("init")} ${config.out} --${flagName("out")} NEW`
-        : `--${flagName("tokenizer")} char builds the vocabulary from the data`,
+        ? said`a resumed run keeps its vocabulary; to train on this data, fine-tune from the run (adds what the data needs): ${setting("init")} ${config.out} ${setting("out")} NEW`
+        : said`${setting("tokenizer")} char builds the vocabulary from the data`,
     },
     onTokenizeProgress: events.onTokenizeProgress,
     onMessage: events.onMessage,
@@ -242,7 +256,8 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
           dropout: config.dropout,
           activation: config.activation,
         });
-  if (dataset.batchT > modelConfig.blockSize) fail(`--block-size ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
+  if (dataset.batchT > modelConfig.blockSize)
+    fail(said`${setting("blockSize")} ${dataset.batchT} exceeds the model's ${modelConfig.blockSize} positions`);
   config = resolvedConfig(config, {
     tokenizerKind: dataset.tokenizer.kind,
     vocabSize: dataset.tokenizer.vocabSize,
@@ -252,7 +267,7 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
   const trainsTokenizer = !resume && config.tokenizer === "bpe" && !config.init;
   if (!resume && !trainsTokenizer && overrides.vocabSize !== undefined && overrides.vocabSize !== config.vocabSize)
     fail(
-      `--vocab-size ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (--vocab-size sizes the one --tokenizer bpe trains)`,
+      said`${setting("vocabSize")} ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (${setting("vocabSize")} sizes the one ${setting("tokenizer")} bpe trains)`,
     );
   const model = new GPT(modelConfig, config.seed);
   let initReport: StartInfo["initReport"];
@@ -288,7 +303,7 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
   };
 }
 
-/** --init: every tensor of the folder's model (the embedding may have grown by added tokens). */
+/** init: every tensor of the folder's model (the embedding may have grown by added tokens). */
 function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
   const src = initFolder.model.params;
   for (const [name, t] of model.params) {
@@ -298,7 +313,7 @@ function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
   }
 }
 
-/** --init-partial: the folder's tensors whose shapes still match; which were loaded, skipped and new. */
+/** initPartial: the folder's tensors whose shapes still match; which were loaded, skipped and new. */
 function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<StartInfo["initReport"]> {
   const src = initFolder.model.params;
   const initReport = { loaded: [] as string[], skipped: [] as string[], fresh: [] as string[] };
@@ -306,7 +321,7 @@ function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<St
     const s = src.get(name);
     if (!s) initReport.fresh.push(name);
     else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
-      // the vocabulary grew (tokens the data needs): the old rows, and new ones as for --init
+      // the vocabulary grew (tokens the data needs): the old rows, and new ones as for init
       initNewEmbeddingRows(t, s);
       initReport.loaded.push(name);
     } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);

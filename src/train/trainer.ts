@@ -2,20 +2,14 @@
  * The training loop, in one plain function: sample a batch, forward, backward, clip, AdamW step;
  * evaluate and checkpoint now and then. Everything a user sees (progress line, plots) is driven by
  * the events it emits, so the CLI, a server or a test can each render it their own way. How a run
- * starts (fresh, --init, --init-partial, --chat, --resume) is setup.ts's.
+ * starts (fresh, from another model's weights, a chat fine-tune, a resume) is setup.ts's; what it
+ * writes into its model folder, run-folder.ts's; who computes each step (one thread or data
+ * parallel), stepper.ts's.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
-import { fail, MinigptError, withFs } from "../errors.js";
-import { appendWhole, writeFileAtomic } from "../io/atomic.js";
-import { saveTokenizer } from "../io/folder.js";
-import { saveModel } from "../io/hf.js";
-import { lockFolder } from "../io/lock.js";
-import { modelSafetensorsBytes } from "../io/model-zip.js";
-import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
+import { fail } from "../errors.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
@@ -24,16 +18,14 @@ import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/sch
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { KEEP_CHECKPOINTS, saveCheckpoint, type TrainingState } from "./checkpoint.js";
-import { flagName, type TrainConfig } from "./config.js";
+import { type Message, said, setting } from "../wording.js";
+import { saveCheckpoint, type TrainingState } from "./checkpoint.js";
+import type { TrainConfig } from "./config.js";
 import { countingAccuracy } from "./evaluate.js";
-import { metricsPath as metricsFile, readMetrics } from "./metrics.js";
-import { DataParallel } from "./parallel.js";
-import { lossPlotSvg } from "./plot.js";
+import { readMetrics } from "./metrics.js";
+import { RunFolder } from "./run-folder.js";
 import { setUp } from "./setup.js";
-
-/** a model folder above this size is announced before it is written */
-export const LARGE_FOLDER_BYTES = 100e6;
+import { createStepper } from "./stepper.js";
 
 export interface StepMetrics {
   step: number;
@@ -45,7 +37,7 @@ export interface StepMetrics {
   grad_norm: number;
   val_loss?: number;
   pattern_accuracy?: number;
-  /** on the first step a --resume trained: the checkpoint's step it continued from (loss.svg marks it) */
+  /** on the first step a resume trained: the checkpoint's step it continued from (loss.svg marks it) */
   resumed_from?: number;
 }
 
@@ -62,11 +54,11 @@ export interface StartInfo {
   schedule: ScheduleOptions;
   /** resume with a new end or new rates: the plan the run had before (schedule is the new one) */
   replacedSchedule?: ScheduleOptions;
-  /** --init-partial: which tensors were loaded, skipped (shape differs) and new */
+  /** initPartial: which tensors were loaded, skipped (shape differs) and new */
   initReport?: { loaded: string[]; skipped: string[]; fresh: string[] };
-  /** --chat: special tokens the --init vocabulary lacked, added with new embedding rows */
+  /** chat: special tokens the init vocabulary lacked, added with new embedding rows */
   chatTokensAdded?: string[];
-  /** --init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
+  /** init: characters (words) the data needs that the character (word) vocabulary lacked, added with new embedding rows */
   piecesAdded?: readonly string[];
   /** threads running the model on shares of each batch (data parallel; 1 = off) */
   dataParallelThreads: number;
@@ -78,7 +70,7 @@ export interface TrainEvents {
   onEval?(m: StepMetrics): void;
   onCheckpoint?(dir: string, step: number): void;
   /** hints and notices meant for the user */
-  onMessage?(text: string): void;
+  onMessage?(text: Message): void;
   /** a big text being tokenized into the token cache (src/data/token-cache.ts) */
   onTokenizeProgress?(p: TokenizeProgress): void;
   /** polled between steps (Ctrl-C): when true, a checkpoint is saved and training returns */
@@ -96,7 +88,7 @@ export interface TrainResult {
   history: StepMetrics[];
   /**
    * the special tokens the model was trained to predict (in this run's data, or before it: the
-   * --init folder's, or all of its specials when that folder does not say); unseenSpecialIds
+   * init folder's, or all of its specials when that folder does not say); unseenSpecialIds
    * turns the rest into ids that sampling suppresses
    */
   specialTargets: readonly string[];
@@ -123,18 +115,20 @@ export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: 
   return sum / steps;
 }
 
-/** train(), holding OUT's lock. */
-async function runTraining(
-  requested: TrainConfig,
-  options: {
-    resume?: boolean;
-    overrides?: Partial<TrainConfig>;
-    overwrite?: boolean;
-    /** how threads share the work: "batch" (default: data parallel, one replica per thread) or "kernels" (big kernels split) */
-    parallel?: "batch" | "kernels";
-  } = {},
-  events: TrainEvents = {},
-): Promise<TrainResult> {
+/** The options of train() besides the config. */
+export interface TrainOptions {
+  /** continue the run in config.out from its latest checkpoint */
+  resume?: boolean;
+  /** the settings the user gave explicitly (on resume only RESUME_OVERRIDABLE ones may change) */
+  overrides?: Partial<TrainConfig>;
+  /** replace a model folder already in config.out */
+  overwrite?: boolean;
+  /** how threads share the work: "batch" (default: data parallel, one replica per thread) or "kernels" (big kernels split) */
+  parallel?: "batch" | "kernels";
+}
+
+/** train(), with OUT open (locked) as `folder`. */
+async function runTraining(requested: TrainConfig, options: TrainOptions, events: TrainEvents, folder: RunFolder): Promise<TrainResult> {
   const {
     config,
     dataset,
@@ -153,12 +147,13 @@ async function runTraining(
   const stepsOf = (c: TrainConfig) =>
     c.epochs > 0 ? Math.max(1, Math.ceil((c.epochs * dataset.trainTokens) / tokensPerStep)) : c.maxSteps;
   const totalSteps = stepsOf(config);
-  if (!(totalSteps >= 1)) fail("nothing to train: give --max-steps or --epochs");
-  if (config.minLr > config.lr) fail(`--min-lr ${config.minLr} is above --lr ${config.lr}: the decay would raise the learning rate`);
+  if (!(totalSteps >= 1)) fail(said`nothing to train: give ${setting("maxSteps")} or ${setting("epochs")}`);
+  if (config.minLr > config.lr)
+    fail(said`${setting("minLr")} ${config.minLr} is above ${setting("lr")} ${config.lr}: the decay would raise the learning rate`);
   if (config.batchSize % config.gradShards !== 0) {
     const divisors = Array.from({ length: config.batchSize }, (_, i) => i + 1).filter((d) => config.batchSize % d === 0);
     fail(
-      `--batch-size ${config.batchSize} does not divide by --${flagName("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
+      said`${setting("batchSize")} ${config.batchSize} does not divide by ${setting("gradShards")} ${config.gradShards}: every shard takes an equal share of each batch (give one of ${divisors.join(", ")})`,
     );
   }
   const planOf = (c: TrainConfig): ScheduleOptions => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: stepsOf(c) });
@@ -181,7 +176,6 @@ async function runTraining(
   }
   const sampler = dataset.trainSampler(dataRng);
 
-  const metricsPath = metricsFile(out);
   // on resume, the steps after the checkpoint are done again
   const history = resumed ? readMetrics(out).filter((m) => m.step <= step) : [];
   const info = {
@@ -207,33 +201,21 @@ async function runTraining(
     arithmetic,
   });
   const warn = (text: string) => events.onMessage?.(text);
-  // --overwrite: the model folder this run replaced, kept until the run ends well (a run that fails
-  // at step 2 on a typo'd flag must not have cost the user the model it replaced)
-  let replaced: string | null = resumed ? pendingReplacement(out) : null;
-  if (!resumed) {
-    // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
-    const disk = diskFigures(model.parameterCount(), KEEP_CHECKPOINTS);
-    if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
-      events.onMessage?.(
-        `note: ${out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
-      );
-    // The folder appears complete or not at all: config, tokenizer, initial weights and checkpoint 0
-    // are written to a temporary folder that is then renamed to OUT. So OUT is loadable and
-    // resumable from the first moment it exists.
-    replaced = prepareOutFolder(out, options.overwrite ?? false, config.data, (tmp) => {
-      writeFileSync(join(tmp, "metrics.jsonl"), "");
-      saveTokenizer(tmp, dataset.tokenizer);
-      saveModel(model, tmp, info);
-      saveCheckpoint(tmp, model, optimizer, state(), warn);
+  if (resumed) folder.resume(history);
+  else
+    folder.create({
+      model,
+      tokenizer: dataset.tokenizer,
+      info,
+      checkpoint: (dir) => saveCheckpoint(dir, model, optimizer, state(), warn),
+      overwrite: options.overwrite ?? false,
+      data: config.data,
     });
-  } else {
-    writeFileAtomic(metricsPath, history.map((m) => JSON.stringify(m)).join("\n") + (history.length > 0 ? "\n" : ""));
-  }
 
   // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
   // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const parallel = await DataParallel.create(model, threads, { shards: config.gradShards });
+  const stepper = await createStepper(model, threads, config.gradShards);
   events.onStart?.({
     config,
     model: model.config,
@@ -253,25 +235,28 @@ async function runTraining(
     initReport,
     chatTokensAdded,
     piecesAdded,
-    dataParallelThreads: parallel?.threads ?? 1,
+    dataParallelThreads: stepper.threads,
   });
   if (dataset.files) events.onMessage?.(`files: ${dataset.files}`);
   const savedArithmetic = resumed?.state.arithmetic;
   if (savedArithmetic !== undefined && savedArithmetic !== arithmetic)
     events.onMessage?.(
-      `notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (--backend and MINIGPT_WASM_SIMD choose them)`,
+      said`notice: ${out} was trained with ${savedArithmetic} kernels and continues with ${arithmetic}, which round differently: the run goes on correctly, but not bit-identical to continuing with ${savedArithmetic} (${setting("backend")} and MINIGPT_WASM_SIMD choose them)`,
     );
   if (legacyShards !== null)
     events.onMessage?.(
-      `notice: ${out} was saved before runs recorded --${flagName("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with --${flagName("gradShards")} ${legacyShards}, as that version trained on --threads ${legacyShards} without --dropout or --grad-accum (for a run it trained on N threads give --${flagName("gradShards")} N; 1 for one thread or --parallel kernels)`,
+      said`notice: ${out} was saved before runs recorded ${setting("gradShards")}, so its remaining steps match what the version that saved it would have done only for the same split: it continues with ${setting("gradShards")} ${legacyShards}, as that version trained on ${setting("threads")} ${legacyShards} without ${setting("dropout")} or ${setting("gradAccum")} (for a run it trained on N threads give ${setting("gradShards")} N; 1 for one thread or ${setting("parallel")} kernels)`,
     );
   if (config.warmupSteps >= totalSteps)
     events.onMessage?.(
-      `hint: --warmup-steps ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches --lr ${config.lr}; lower --warmup-steps`,
+      said`hint: ${setting("warmupSteps")} ${config.warmupSteps} is not below the run's ${totalSteps} steps, so the learning rate never reaches ${setting("lr")} ${config.lr}; lower ${setting("warmupSteps")}`,
     );
   if (resumed && step >= totalSteps) {
-    const length = config.epochs > 0 ? `the ${totalSteps} steps of --epochs ${config.epochs}` : `--max-steps ${totalSteps}`;
-    events.onMessage?.(`the run is already at step ${step}, not below ${length}: nothing to train; raise it to continue`);
+    const length =
+      config.epochs > 0
+        ? said`the ${totalSteps} steps of ${setting("epochs")} ${config.epochs}`
+        : said`${setting("maxSteps")} ${totalSteps}`;
+    events.onMessage?.(said`the run is already at step ${step}, not below ${length}: nothing to train; raise it to continue`);
   }
 
   let lastValLoss: number | null = null;
@@ -295,31 +280,27 @@ async function runTraining(
       for (let micro = 0; micro < config.gradAccum; micro++) {
         scope(() => {
           const { x, y } = sampler.next();
-          const xt = batchTensor(x, dataset.batchT);
-          const yt = batchTensor(y, dataset.batchT);
           // the mean over micro-batches: each contributes 1/gradAccum of the gradient
-          if (parallel) {
-            loss += parallel.forwardBackward(xt, yt, 1 / config.gradAccum, dropoutRng, micro === 0) / config.gradAccum;
-            return;
-          }
-          // one shard: the whole micro-batch on this thread
-          const l = model.forward(xt, { targets: yt, dropoutRng }).loss as Tensor;
-          l.backward(Float32Array.of(1 / config.gradAccum));
-          loss += l.item() / config.gradAccum;
+          const microLoss = stepper.forwardBackward(
+            batchTensor(x, dataset.batchT),
+            batchTensor(y, dataset.batchT),
+            1 / config.gradAccum,
+            dropoutRng,
+            micro === 0,
+          );
+          loss += microLoss / config.gradAccum;
         });
       }
       if (!Number.isFinite(loss)) {
         fail(
-          `the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower --lr or --grad-clip)`,
+          said`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower ${setting("lr")} or ${setting("gradClip")})`,
         );
       }
-      const update = () => {
+      const gradNorm = stepper.update(() => {
         const norm = clipGradNorm(model.params.values(), config.gradClip);
         optimizer.update(lr);
         return norm;
-      };
-      // data parallel: the replicas' threads, idle meanwhile, take halves of the update
-      const gradNorm = parallel ? parallel.onThisThread(update) : update();
+      });
       step++;
       const ms = performance.now() - t0;
       elapsed += ms / 1000;
@@ -329,7 +310,7 @@ async function runTraining(
         const expected = Math.log(model.config.vocabSize);
         if (Math.abs(loss - expected) > 1) {
           events.onMessage?.(
-            `hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check --init or the data)`,
+            said`hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check ${setting("init")} or the data)`,
           );
         }
       }
@@ -343,14 +324,14 @@ async function runTraining(
         }
         if (bestValLoss === null || m.val_loss < bestValLoss) {
           bestValLoss = m.val_loss;
-          writeFileAtomic(join(out, "model.safetensors"), modelSafetensorsBytes(model));
+          folder.saveBest(model);
         }
       }
       history.push(m);
-      appendWhole(metricsPath, `${JSON.stringify(m)}\n`);
+      folder.appendMetrics(m);
       events.onStep?.(m, totalSteps);
       if (m.val_loss !== undefined) {
-        writeFileAtomic(join(out, "loss.svg"), lossPlotSvg(history, `minigpt on ${dataset.name}`));
+        folder.savePlot(history, `minigpt on ${dataset.name}`);
         events.onEval?.(m);
       }
       if (step % config.checkpointInterval === 0 || step === totalSteps) checkpoint();
@@ -358,31 +339,12 @@ async function runTraining(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } catch (e) {
-    if (replaced) {
-      const kept = `The model folder --overwrite replaced is kept in ${replaced} (put it back with: rm -r ${out} && mv ${replaced} ${out})`;
-      if (e instanceof MinigptError) fail(`${e.message}. ${kept}`);
-      if (e instanceof Error) e.message = `${e.message}. ${kept}`;
-    }
-    throw e;
+    folder.failed(e);
   } finally {
-    parallel?.dispose();
+    stepper.dispose();
   }
   if (interrupted) checkpoint();
-  // the summary in config.json
-  const finalInfo = { ...info, trained_steps: step, best_val_loss: bestValLoss };
-  const configFile = join(out, "config.json");
-  const saved = withFs(`cannot read ${configFile}`, () => readFileSync(configFile, "utf8"));
-  writeFileAtomic(configFile, `${JSON.stringify({ ...JSON.parse(saved), minigpt: { version: 1, ...finalInfo } }, null, 2)}\n`);
-  // the replaced model survives any interruption (Ctrl-C, SIGTERM, kill -9, an error) and goes only
-  // when the run that replaced it has finished normally, here or in a later --resume
-  if (interrupted && replaced) {
-    events.onMessage?.(
-      `the model folder --overwrite replaced is kept in ${replaced} until this run finishes (continue it with --resume), or put it back with: rm -r ${out} && mv ${replaced} ${out}`,
-    );
-  } else if (!interrupted) {
-    const kept = finishReplacement(out);
-    if (kept !== null) events.onMessage?.(kept);
-  }
+  folder.finish({ ...info, trained_steps: step, best_val_loss: bestValLoss }, interrupted);
   return {
     model,
     tokenizer: dataset.tokenizer,
@@ -402,21 +364,11 @@ async function runTraining(
  * The run holds OUT's lock (io/lock.ts) from start to end, so a second writer of OUT is refused, and
  * first puts right what a killed run left around OUT (io/out-folder.ts).
  */
-export async function train(
-  requested: TrainConfig,
-  options: Parameters<typeof runTraining>[1] = {},
-  events: TrainEvents = {},
-): Promise<TrainResult> {
-  const notice = (text: string) => events.onMessage?.(text);
-  const lock = lockFolder(requested.out, notice);
+export async function train(requested: TrainConfig, options: TrainOptions = {}, events: TrainEvents = {}): Promise<TrainResult> {
+  const folder = RunFolder.open(requested.out, options.resume ?? false, (text) => events.onMessage?.(text));
   try {
-    tidyModelFolder(requested.out, notice);
-    if (options.resume && !existsSync(requested.out))
-      fail(
-        `nothing to resume: the model folder ${requested.out} does not exist (train without --resume first)${besideMissingFolder(requested.out)}`,
-      );
-    return await runTraining(requested, options, events);
+    return await runTraining(requested, options, events, folder);
   } finally {
-    lock.release();
+    folder.close();
   }
 }
