@@ -12,6 +12,8 @@ const MIME: Record<string, string> = {
   ".mjs": "text/javascript; charset=utf-8",
   ".map": "application/json; charset=utf-8",
   ".json": "application/json; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
   ".wasm": "application/wasm",
 };
 

@@ -30,6 +30,8 @@ export interface CommandSpec {
   /** how many positional arguments are allowed (e.g. the text of `tokenize`) */
   maxPositionals?: number;
   examples?: readonly string[];
+  /** paragraphs printed after the examples: what the command does that its flags do not say */
+  notes?: readonly string[];
   /**
    * --backend and --threads are for a thread the command starts itself (serve's generation thread):
    * the command's own thread starts no kernel backend
@@ -189,6 +191,7 @@ export function helpText(spec: CommandSpec): string {
   });
   lines.push(`${"  --help".padEnd(width)}show this help`);
   if (spec.examples && spec.examples.length > 0) lines.push("", "examples:", ...spec.examples.map((e) => `  ${e}`));
+  if (spec.notes && spec.notes.length > 0) lines.push("", ...spec.notes);
   return lines.join("\n");
 }
 

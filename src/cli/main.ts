@@ -18,6 +18,7 @@ import { runServe, serveSpec } from "./serve.js";
 import { runTokenize, tokenizeSpec } from "./tokenize.js";
 import { runTokenizer, tokenizerSpec } from "./tokenizer.js";
 import { runTrain, trainSpec } from "./train.js";
+import { runWeb, webSpec } from "./web.js";
 import { errorText } from "./wording.js";
 
 interface Command {
@@ -40,6 +41,7 @@ const commands: Command[] = [
   { spec: explainStepSpec, run: runExplainStep },
   { spec: attentionSpec, run: runAttention },
   { spec: interactiveSpec, run: runInteractive },
+  { spec: webSpec, run: runWeb },
 ];
 
 function usage(): string {

@@ -137,13 +137,15 @@ export class GPT {
     const residStd = 0.02 / Math.sqrt(2 * config.nLayer);
     for (const [name, shape] of parameterShapes(config)) {
       const t = Tensor.zeros(shape, true);
-      const d = t.data;
+      // drawn on the CPU; a tensor in device memory gets the values copied in
+      const d = t.device ? new Float32Array(t.size) : t.data;
       if (name.includes(".ln_")) {
         if (name.endsWith(".weight")) d.fill(1);
       } else if (name.endsWith(".weight")) {
         const std = name.endsWith("c_proj.weight") ? residStd : 0.02;
         for (let i = 0; i < d.length; i++) d[i] = rng.normal() * std;
       }
+      if (t.device) t.write(d);
       this.params.set(name, t);
     }
   }
@@ -171,7 +173,7 @@ export class GPT {
       if (w.shape.length !== t.shape.length || w.shape.some((d, i) => d !== t.shape[i])) {
         fail(`${source}: tensor ${name} has shape [${w.shape.join(", ")}] but the config needs [${t.shape.join(", ")}]`);
       }
-      t.data.set(w.data);
+      t.write(w.data);
     }
   }
 

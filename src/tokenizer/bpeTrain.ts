@@ -1,4 +1,5 @@
 import { fail } from "../errors.js";
+import { said, setting } from "../wording.js";
 import { type BpeMerge, ByteLevelBpe, specialsPattern, splitSpecials } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
 import { UNSETTLED_WORDS, wordEnd } from "./pretokenize.js";
@@ -108,7 +109,7 @@ export function checkBpeOptions(options: BpeTrainOptions): string[] {
   const minimum = 256 + specials.length;
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < minimum) {
     fail(
-      `--vocab-size must be an integer of at least ${minimum} (256 bytes + ${specials.length} special tokens), got ${options.vocabSize}`,
+      said`${setting("vocabSize")} must be an integer of at least ${minimum} (256 bytes + ${specials.length} special tokens), got ${options.vocabSize}`,
     );
   }
   return specials;

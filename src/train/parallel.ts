@@ -118,10 +118,10 @@ async function nodeStarter(): Promise<Starter> {
 }
 
 function webStarter(): Starter {
-  // dist/ (what a page loads) has replica-web.js beside this file
-  const entry = new URL("./replica-web.js", import.meta.url);
   return async (data) => {
-    const worker = new Worker(entry, { type: "module", name: "minigpt-replica" });
+    // dist/ (what a page loads) has replica-web.js beside this file. Written in this one form, which
+    // bundlers (Vite, webpack) recognise, so a bundled page gets the replica as a worker chunk.
+    const worker = new Worker(new URL("./replica-web.js", import.meta.url), { type: "module", name: "minigpt-replica" });
     try {
       const grads = await new Promise<[string, number][][]>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<{ grads?: [string, number][][]; error?: string }>) =>

@@ -52,15 +52,21 @@ export async function relaxedSimdSupported(): Promise<boolean> {
 
 async function readWasm(name: string): Promise<Uint8Array<ArrayBuffer>> {
   if (!inNode) {
-    // a browser: next to this module (dist/src/kernels/wasm/build/, where the build copies it)
-    const url = new URL(`./build/${name}`, import.meta.url);
+    // a browser: next to this module (dist/src/kernels/wasm/build/, where the build copies it). Each
+    // URL written out whole, so a bundler (Vite) emits exactly the two builds as assets.
+    const url =
+      name === "kernels-relaxed.wasm"
+        ? new URL("./build/kernels-relaxed.wasm", import.meta.url)
+        : new URL("./build/kernels-simd.wasm", import.meta.url);
     const res = await fetch(url);
     if (!res.ok) throw new Error(`wasm backend: fetching ${url} failed: HTTP ${res.status}; run "npm run build"`);
     return new Uint8Array(await res.arrayBuffer());
   }
   const { readFile } = await import("node:fs/promises");
   // next to this file (src/ via tsx, or dist/ where the build copies it), else the package's src/
-  const candidates = [new URL(`./build/${name}`, import.meta.url), new URL(`../../../../src/kernels/wasm/build/${name}`, import.meta.url)];
+  // (import.meta.url through a variable: a bundler would otherwise ship every file of both folders)
+  const here = import.meta.url;
+  const candidates = [new URL(`./build/${name}`, here), new URL(`../../../../src/kernels/wasm/build/${name}`, here)];
   for (const url of candidates) {
     try {
       return new Uint8Array(await readFile(url));

@@ -1,0 +1,310 @@
+// The web playground end to end: `minigpt web` serves the built page (dist/web/, built here when
+// older than web/ or src/), headless Debian chromium (playwright-core) uses it as a person would:
+// isolation headers, paste text and train until the loss falls, pause and resume, reload and find
+// the run, generate, look inside, download the model zip and get the same greedy text from
+// `minigpt generate --model the.zip`, load a folder `minigpt train` made and get the CLI's greedy text,
+// and the messages for a file that is not text and a zip that is not a model. No console errors.
+// A phone-sized window never scrolls sideways, and the page does not shift while it trains.
+//
+// MINIGPT_SCREENSHOTS=DIR saves a screenshot of each view there. Needs /usr/bin/chromium, else skipped.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { dirname, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { runCli, type StartedCli, startCli, tempDir, wordCorpus } from "./helpers.js";
+import { serve } from "./static-server.js";
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const CHROMIUM = "/usr/bin/chromium";
+const SKIP = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install chromium): the web playground test cannot run`;
+const SHOTS = process.env.MINIGPT_SCREENSHOTS;
+/** one call into the page: past this the page (or its worker) stopped answering */
+const WAIT_MS = 90_000;
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const s = statSync(p);
+    newest = Math.max(newest, s.isDirectory() ? newestMtime(p) : s.mtimeMs);
+  }
+  return newest;
+}
+
+/** dist/web/ built from the current web/ and src/ (the wasm kernels first when missing) */
+function ensurePageBuilt(): void {
+  const page = join(ROOT, "dist/web/index.html");
+  if (existsSync(page) && statSync(page).mtimeMs > Math.max(newestMtime(join(ROOT, "web")), newestMtime(join(ROOT, "src")))) return;
+  const npm = (script: string) => {
+    const r = spawnSync("npm", ["run", script], { cwd: ROOT, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`npm run ${script} failed:\n${r.stdout}${r.stderr}`);
+  };
+  if (!existsSync(join(ROOT, "src/kernels/wasm/build/kernels-simd.wasm"))) npm("build:wasm");
+  npm("build:web");
+}
+
+const root = tempDir("minigpt-web-");
+const corpus = readFileSync(wordCorpus(root, 12_000), "utf8");
+/** a folder `minigpt train` made, for the page to load */
+const cliModel = join(root, "cli-model");
+const PROMPT = "the whale";
+const greedyCli = (model: string) =>
+  runCli(["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "40"]);
+
+describe("the web playground in headless chromium, served by minigpt web", { skip: SKIP }, () => {
+  let server: StartedCli;
+  let url = "";
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const problems: string[] = [];
+
+  // the tests are steps of one session: after a failed one the rest only wait out their timeouts
+  let broken = "";
+  const step = (name: string, fn: () => Promise<void> | void): void => {
+    test(name, async (t) => {
+      if (broken) return t.skip(`an earlier step failed: ${broken}`);
+      try {
+        await fn();
+      } catch (e) {
+        broken = name;
+        throw e;
+      }
+    });
+  };
+
+  const watch = (p: Page): void => {
+    p.on("console", (m) => {
+      if (m.type() === "error") problems.push(`console: ${m.text()}`);
+    });
+    p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    p.on("dialog", (d) => void d.accept());
+  };
+
+  const shot = async (name: string): Promise<void> => {
+    if (!SHOTS) return;
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, `web-${name}.png`), fullPage: true });
+  };
+
+  const progress = async (): Promise<{ status: string; step: number }> => {
+    const text = (await page.textContent("#progress")) ?? "";
+    const m = /^(\w+) · step (\d+)\//.exec(text);
+    return { status: m?.[1] ?? "", step: Number(m?.[2] ?? -1) };
+  };
+
+  const waitFor = (fn: () => Promise<boolean>, what: string): Promise<void> =>
+    (async () => {
+      const end = Date.now() + WAIT_MS;
+      while (!(await fn())) {
+        if (Date.now() > end) throw new Error(`${what}: not within ${WAIT_MS / 1000} s; progress: ${await page.textContent("#progress")}`);
+        await page.waitForTimeout(100);
+      }
+    })();
+
+  const tab = async (name: "train" | "generate" | "inside" | "models"): Promise<void> => {
+    await page.click(`#tab-${name}`);
+  };
+
+  /** the page's greedy text for PROMPT, from the model it has now */
+  const greedyPage = async (): Promise<string> => {
+    await tab("generate");
+    await page.fill("#prompt", PROMPT);
+    await page.fill("#temperature", "0");
+    await page.fill("#max-tokens", "40");
+    await page.click("#generate");
+    await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
+    return (await page.textContent("#output")) ?? "";
+  };
+
+  before(async () => {
+    ensurePageBuilt();
+    const trained = runCli([
+      "train",
+      ...["--data", join(root, "corpus.txt"), "--out", cliModel, "--max-steps", "30", "--n-layer", "1", "--n-head", "2"],
+      ...["--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-steps", "1", "--sample-tokens", "0"],
+    ]);
+    assert.equal(trained.status, 0, trained.stderr);
+    server = startCli(["web", "--port", "0"]);
+    assert.ok(await server.seen(/playground is at (http:\S+)/), server.stderr());
+    url = /playground is at (http:\S+)/.exec(server.stderr())?.[1] as string;
+    browser = await chromium.launch({ executablePath: CHROMIUM });
+    context = await browser.newContext({ acceptDownloads: true });
+    page = await context.newPage();
+    // every layout shift while the page trains (cumulative layout shift: shifts without recent input)
+    await page.addInitScript(() => {
+      const w = window as unknown as { layoutShift: number };
+      w.layoutShift = 0;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries() as (PerformanceEntry & { value: number; hadRecentInput: boolean })[])
+          if (!e.hadRecentInput) w.layoutShift += e.value;
+      }).observe({ type: "layout-shift", buffered: true });
+    });
+    watch(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.child.kill("SIGTERM");
+    await server?.exited;
+  });
+
+  step("the page comes cross-origin isolated, with the engine on threads", async () => {
+    const response = await page.goto(url);
+    const headers = response?.headers() ?? {};
+    assert.equal(headers["cross-origin-opener-policy"], "same-origin");
+    assert.equal(headers["cross-origin-embedder-policy"], "require-corp");
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    await page.waitForSelector('#engine[data-ready="true"]', { timeout: WAIT_MS });
+    assert.match((await page.textContent("#engine")) ?? "", /on 2 threads \(Web Workers\)/);
+  });
+
+  step("paste text, train: the loss falls; pause and resume; the page does not shift", async () => {
+    await page.fill("#text", corpus);
+    await page.selectOption("#preset", "0");
+    await page.fill("#steps", "4000");
+    await page.fill("#sample-every", "100");
+    await page.waitForFunction(() => /parameters/.test(document.querySelector("#preset-info")?.textContent ?? ""));
+    await page.evaluate(() => {
+      (window as unknown as { layoutShift: number }).layoutShift = 0;
+    });
+    await page.click("#start");
+    await waitFor(async () => (await progress()).step >= 150, "150 steps");
+    await page.click("#pause");
+    await waitFor(async () => (await progress()).status === "paused", "paused");
+    const paused = (await progress()).step;
+    await page.waitForTimeout(1000);
+    assert.equal((await progress()).step, paused, "no steps while paused");
+    const label = (await page.getAttribute("#chart", "aria-label")) ?? "";
+    const losses = [...label.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+    assert.ok(losses.length >= 2 && (losses[1] as number) < (losses[0] as number) - 0.5, `the loss falls: ${label}`);
+    assert.ok(((await page.textContent("#samples")) ?? "").includes("step 100"), "a sample every 100 steps");
+    const shift = await page.evaluate(() => (window as unknown as { layoutShift: number }).layoutShift);
+    assert.ok(shift <= 0.05, `cumulative layout shift while training ${shift}`);
+    await shot("train");
+    await page.click("#resume");
+    await waitFor(async () => (await progress()).step > paused + 20, "steps after resume");
+    await page.click("#pause");
+    await waitFor(async () => (await progress()).status === "paused", "paused again");
+  });
+
+  step("a reload finds the run where it was saved, and it resumes", async () => {
+    const before = (await progress()).step;
+    await page.reload();
+    await page.waitForSelector('#engine[data-ready="true"]', { timeout: WAIT_MS });
+    await waitFor(async () => (await progress()).status === "paused", "the restored run");
+    assert.equal((await progress()).step, before, "saved on pause: the same step");
+    assert.match((await page.getAttribute("#chart", "aria-label")) ?? "", /step 1 loss/);
+    await page.click("#resume");
+    await waitFor(async () => (await progress()).step > before + 20, "steps after the reload");
+    await page.click("#stop");
+    await waitFor(async () => (await progress()).status === "stopped", "stopped");
+  });
+
+  let pageText = "";
+  step("generate streams text; look inside shows tokens, every head's attention and the next tokens", async () => {
+    pageText = await greedyPage();
+    assert.ok(pageText.startsWith(PROMPT) && pageText.length > PROMPT.length, pageText);
+    await page.check("#show-top");
+    await page.fill("#temperature", "0.8");
+    await page.click("#generate");
+    await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
+    assert.equal(await page.locator(".step-top").count(), 40, "the top-5 of every step");
+    await shot("generate");
+    await tab("inside");
+    await page.fill("#inspect-prompt", "the whale and the sea");
+    await page.click("#inspect");
+    await page.waitForSelector(".token");
+    const tokens = await page.locator(".token").count();
+    assert.equal(tokens, "the whale and the sea".length, "a char model: one token per character");
+    assert.equal(await page.locator(".map-row canvas").count(), 2 * 2, "2 layers x 2 heads");
+    await page.hover(".token >> nth=5");
+    const shaded = await page.evaluate(
+      () => Array.from(document.querySelectorAll<HTMLElement>(".token")).filter((t) => t.style.backgroundColor !== "").length,
+    );
+    assert.equal(shaded, tokens, "hovering a token shades every token by its attention");
+    assert.equal(await page.locator("#next li").count(), 5);
+    assert.match((await page.textContent("#analysis")) ?? "", /parameters/);
+    await shot("inside");
+  });
+
+  step("the downloaded zip gives `minigpt generate --model the.zip` the page's greedy text", async () => {
+    await tab("models");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+    const zip = join(root, download.suggestedFilename());
+    await download.saveAs(zip);
+    const r = greedyCli(zip);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${pageText}\n`);
+  });
+
+  step("a folder minigpt train made loads by picking its files, and generates the CLI's greedy text", async () => {
+    await tab("models");
+    const names = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
+    await page.setInputFiles(
+      "#model-files",
+      names.map((n) => join(cliModel, n)),
+    );
+    await page.waitForFunction(() => /Model: model folder/.test(document.querySelector("#models-label")?.textContent ?? ""));
+    await shot("models");
+    const r = greedyCli(cliModel);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(`${await greedyPage()}\n`, r.stdout);
+  });
+
+  step("a file that is not text, and a zip that is not a model, get one clear message", async () => {
+    await tab("train");
+    await page.setInputFiles("#text-files", {
+      name: "photo.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 1]),
+    });
+    await page.waitForSelector("#message:not([hidden])");
+    assert.match((await page.textContent("#message")) ?? "", /photo\.txt is not a text file/);
+    await tab("models");
+    await page.setInputFiles("#model-files", { name: "notes.zip", mimeType: "application/zip", buffer: Buffer.from("not a zip at all") });
+    await page.waitForFunction(() => /notes\.zip is not a model folder zip/.test(document.querySelector("#message")?.textContent ?? ""));
+  });
+
+  step("a 375x667 screen never scrolls sideways; every control is reachable with Tab", async () => {
+    await page.setViewportSize({ width: 375, height: 667 });
+    for (const view of ["train", "generate", "inside", "models"] as const) {
+      await tab(view);
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 375, `${view}: the page is ${width} px wide`);
+      if (view === "train") await shot("train-phone");
+    }
+    await tab("train");
+    await page.focus("#tab-train");
+    const reached = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press("Tab");
+      reached.add(await page.evaluate(() => document.activeElement?.id ?? ""));
+    }
+    for (const id of ["text", "text-files", "builtin", "tokenizer", "steps", "sample-every", "preset", "start"])
+      assert.ok(reached.has(id), `#${id} is reachable with Tab (reached: ${[...reached].join(", ")})`);
+  });
+
+  step("served without the isolation headers, the page says it trains on one thread", async () => {
+    const plain = await serve(join(ROOT, "dist/web"), {}, { isolated: false });
+    const other = await context.newPage();
+    watch(other);
+    try {
+      await other.goto(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/index.html`);
+      await other.waitForSelector('#engine[data-ready="true"]', { timeout: WAIT_MS });
+      assert.match((await other.textContent("#engine")) ?? "", /one thread\. This page is not cross-origin isolated/);
+    } finally {
+      await other.close();
+      plain.closeAllConnections();
+      plain.close();
+    }
+  });
+
+  test("no console errors in any of it", () => {
+    assert.deepEqual(problems, []);
+  });
+});

@@ -1,0 +1,116 @@
+// The Train view's two live charts (uPlot): train and validation loss by step; learning rate and
+// tokens/s by step. Sized to their boxes (fixed heights in style.css, so nothing moves as points
+// arrive) and redrawn at most once per animation frame however fast the metrics come.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Metric } from "./protocol.js";
+
+export class TrainCharts {
+  private readonly loss: uPlot;
+  private readonly rate: uPlot;
+  private steps: number[] = [];
+  private lossY: (number | null)[] = [];
+  private valY: (number | null)[] = [];
+  private lrY: number[] = [];
+  private speedY: number[] = [];
+  private pending = false;
+
+  constructor(lossBox: HTMLElement, rateBox: HTMLElement) {
+    const axis = { stroke: "#555", grid: { stroke: "#eee" } };
+    this.loss = new uPlot(
+      {
+        width: lossBox.clientWidth,
+        height: lossBox.clientHeight - 30,
+        scales: { x: { time: false } },
+        axes: [
+          { ...axis, label: "step" },
+          { ...axis, label: "loss" },
+        ],
+        series: [
+          { label: "step" },
+          { label: "train loss", stroke: "#1f77b4", width: 1.5 },
+          { label: "val loss", stroke: "#d62728", width: 2, spanGaps: true, points: { show: true, size: 5 } },
+        ],
+      },
+      [[], [], []],
+      lossBox,
+    );
+    this.rate = new uPlot(
+      {
+        width: rateBox.clientWidth,
+        height: rateBox.clientHeight - 30,
+        scales: { x: { time: false }, lr: { auto: true }, speed: { auto: true } },
+        axes: [
+          { ...axis, label: "step" },
+          { ...axis, scale: "lr", label: "learning rate", values: (_u, v) => v.map((x) => x.toExponential(0)) },
+          { ...axis, scale: "speed", side: 1, label: "tokens/s", grid: { show: false } },
+        ],
+        series: [
+          { label: "step" },
+          { label: "lr", scale: "lr", stroke: "#2ca02c", width: 1.5, value: (_u, v) => (v == null ? "" : v.toExponential(2)) },
+          {
+            label: "tokens/s",
+            scale: "speed",
+            stroke: "#9467bd",
+            width: 1,
+            value: (_u, v) => (v == null ? "" : Math.round(v).toLocaleString()),
+          },
+        ],
+      },
+      [[], [], []],
+      rateBox,
+    );
+    new ResizeObserver(() => {
+      this.loss.setSize({ width: lossBox.clientWidth, height: lossBox.clientHeight - 30 });
+      this.rate.setSize({ width: rateBox.clientWidth, height: rateBox.clientHeight - 30 });
+    }).observe(lossBox);
+  }
+
+  /** replace everything (a run restored, or a new one) */
+  reset(metrics: readonly Metric[]): void {
+    this.steps = [];
+    this.lossY = [];
+    this.valY = [];
+    this.lrY = [];
+    this.speedY = [];
+    for (const m of metrics) this.push(m, false);
+    this.draw();
+  }
+
+  push(m: Metric, redraw = true): void {
+    this.steps.push(m.step);
+    this.lossY.push(m.loss);
+    this.valY.push(m.valLoss);
+    this.lrY.push(m.lr);
+    this.speedY.push(m.tokensPerS);
+    if (redraw && !this.pending) {
+      this.pending = true;
+      requestAnimationFrame(() => {
+        this.pending = false;
+        this.draw();
+      });
+    }
+  }
+
+  private draw(): void {
+    this.loss.setData([this.steps, this.lossY, this.valY]);
+    this.rate.setData([this.steps, this.lrY, this.speedY]);
+    this.describe();
+  }
+
+  /** the charts' text alternative (screen readers; the tests read it too): where the loss started and is now */
+  private describe(): void {
+    const n = this.steps.length;
+    const box = this.loss.root.parentElement as HTMLElement;
+    if (n === 0) {
+      box.setAttribute("aria-label", "training loss chart: no steps yet");
+      return;
+    }
+    const val = this.valY.filter((v): v is number => v !== null);
+    const at = (i: number) => `step ${this.steps[i]} loss ${(this.lossY[i] as number).toFixed(3)}`;
+    box.setAttribute(
+      "aria-label",
+      `training loss chart: ${at(0)}, ${at(n - 1)}${val.length > 0 ? `; validation loss ${(val[0] as number).toFixed(3)} first, ${(val.at(-1) as number).toFixed(3)} last` : ""}`,
+    );
+  }
+}

@@ -1,0 +1,122 @@
+// The messages between the page (main.ts) and the model worker (worker.ts). The page never touches a
+// model: it sends requests and draws what comes back, so training never freezes it.
+
+/** a size preset of the Train view */
+export interface Preset {
+  name: string;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  blockSize: number;
+  batchSize: number;
+  lr: number;
+}
+
+export const PRESETS: Preset[] = [
+  { name: "tiny", nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 32, batchSize: 8, lr: 3e-3 },
+  { name: "small (nanoGPT CPU recipe)", nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12, lr: 1e-3 },
+  { name: "medium", nLayer: 6, nHead: 6, nEmbd: 192, blockSize: 128, batchSize: 16, lr: 1e-3 },
+  { name: "large", nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 16, lr: 6e-4 },
+];
+
+export type TokenizerChoice = "char" | "bpe";
+
+export interface TrainRequest {
+  text: string;
+  /** what the text is, for the run's label ("pasted text", "notes.txt", "moby-dick") */
+  source: string;
+  tokenizer: TokenizerChoice;
+  /** BPE vocabulary size */
+  vocabSize: number;
+  preset: number;
+  maxSteps: number;
+  sampleEvery: number;
+  seed: number;
+}
+
+export interface SamplingSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  maxTokens: number;
+  seed: number;
+}
+
+export type ToWorker =
+  | { type: "hello" }
+  | { type: "estimate"; text: string; tokenizer: TokenizerChoice; vocabSize: number }
+  | { type: "train"; request: TrainRequest }
+  | { type: "pause" }
+  | { type: "resume" }
+  | { type: "stop" }
+  | { type: "discard" }
+  | { type: "generate"; prompt: string; settings: SamplingSettings; explain: boolean }
+  | { type: "stopGenerate" }
+  | { type: "inspect"; prompt: string }
+  | { type: "download" }
+  | { type: "load"; name: string; files: Record<string, Uint8Array> | null; zip: Uint8Array | null };
+
+/** one point of the chart */
+export interface Metric {
+  step: number;
+  loss: number;
+  valLoss: number | null;
+  lr: number;
+  tokensPerS: number;
+}
+
+export interface PresetEstimate {
+  parameters: number;
+  /** bytes to train it (weights, gradients, AdamW moments, activations) */
+  trainingBytes: number;
+  /** expected tokens/s on this machine (estimated from the FLOPs of a step) */
+  tokensPerS: number;
+}
+
+export type RunStatus = "idle" | "preparing" | "training" | "paused" | "stopped" | "done";
+
+export interface RunSummary {
+  status: RunStatus;
+  label: string;
+  step: number;
+  maxSteps: number;
+  parameters: number;
+  tokenizer: string;
+  vocabSize: number;
+  metrics: Metric[];
+  samples: { step: number; text: string }[];
+  /** seconds to the end at the current speed */
+  etaS: number | null;
+  savedAt: number | null;
+}
+
+export interface TopToken {
+  token: string;
+  p: number;
+}
+
+export interface InspectResult {
+  tokens: { id: number; text: string }[];
+  /** [layer][head] row-major T x T, T = tokens.length */
+  attention: number[][][];
+  nLayer: number;
+  nHead: number;
+  /** the top-5 next tokens after the prompt */
+  next: TopToken[];
+  analysis: string;
+  groups: { name: string; count: number; percent: number }[];
+}
+
+export type FromWorker =
+  | { type: "ready"; isolated: boolean; threads: number; simd: string }
+  | { type: "estimates"; presets: PresetEstimate[]; vocabSize: number; tokens: number }
+  | { type: "run"; run: RunSummary }
+  | { type: "metric"; metric: Metric; step: number; etaS: number | null }
+  | { type: "sample"; step: number; text: string }
+  | { type: "saved"; at: number }
+  | { type: "model"; label: string; parameters: number; vocabSize: number }
+  | { type: "delta"; text: string; top: TopToken[] | null }
+  | { type: "generated"; reason: "length" | "stopped" | "end" }
+  | { type: "inspected"; result: InspectResult }
+  | { type: "zip"; name: string; bytes: Uint8Array }
+  | { type: "error"; message: string; context: string };

@@ -1,0 +1,549 @@
+// The model worker: everything that touches a model runs here, off the page's thread (the page only
+// draws). Training is the library's step (forward and backward split over data-parallel Web
+// Workers when the page is cross-origin isolated, gradient clip, AdamW), run in slices that yield to
+// the message queue so pause, stop and generate get in. The run is saved to IndexedDB (store.ts)
+// every SAVE_MS and on pause, so a reload finds it.
+import {
+  AdamW,
+  analyzeConfig,
+  analyzeTensors,
+  BatchSampler,
+  backend,
+  CharTokenizer,
+  clipGradNorm,
+  DataParallel,
+  Decoder,
+  formatAnalysis,
+  GPT,
+  type GPTConfig,
+  type LoadedModel,
+  learningRate,
+  loadModelFiles,
+  MinigptError,
+  makeConfig,
+  modelFiles,
+  noGrad,
+  Rng,
+  type RngState,
+  type ScheduleOptions,
+  scope,
+  splitTokens,
+  Tensor,
+  TextStreamer,
+  type Tokenizer,
+  tokenizerFromHuggingFaceJson,
+  topTokens,
+  traceForward,
+  trainBpe,
+  unseenSpecialIds,
+  unzipModelFiles,
+  useBackend,
+  zipModelFiles,
+} from "minigpt-ts/browser";
+import {
+  type FromWorker,
+  type Metric,
+  PRESETS,
+  type Preset,
+  type PresetEstimate,
+  type RunStatus,
+  type RunSummary,
+  type SamplingSettings,
+  type ToWorker,
+  type TrainRequest,
+} from "./protocol.js";
+import { clearRun, loadRun, type SavedRun, saveRun } from "./store.js";
+
+const post = (m: FromWorker, transfer: Transferable[] = []): void => (self as unknown as Worker).postMessage(m, transfer);
+
+/** save the run at least this often while it trains (and on pause, stop and at the end) */
+const SAVE_MS = 10_000;
+/** run training steps for this long before letting messages in */
+const SLICE_MS = 50;
+/** validation windows per evaluation, and evaluations per run */
+const EVAL_BATCHES = 4;
+const EVALS_PER_RUN = 20;
+/** new tokens of the samples shown while training */
+const SAMPLE_TOKENS = 120;
+/** data-parallel shards of a batch (as `minigpt train --grad-shards 2`: the same bits on 1 or 2 threads) */
+const SHARDS = 2;
+/** what a thread does per second, for the presets' expected tokens/s (measured: docs/benchmarks.md) */
+const FLOPS_PER_THREAD = 4e9;
+
+interface Run {
+  request: TrainRequest;
+  preset: Preset;
+  tokenizer: Tokenizer;
+  model: GPT;
+  optimizer: AdamW;
+  parallel: DataParallel | null;
+  train: Int32Array;
+  val: Int32Array;
+  batchRng: Rng;
+  sampler: BatchSampler;
+  schedule: ScheduleOptions;
+  step: number;
+  metrics: Metric[];
+  samples: { step: number; text: string }[];
+  status: RunStatus;
+  msPerStep: number | null;
+  savedAt: number | null;
+}
+
+/** the model generate and inspect use: the run's, or one loaded from a file */
+let current: (LoadedModel & { label: string }) | null = null;
+let run: Run | null = null;
+let threads = 1;
+let stopGenerating = false;
+let generating = false;
+
+const isolated = (): boolean => (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+
+/** let queued messages (pause, stop) in: a message-channel round trip, without setTimeout's clamping */
+const channel = new MessageChannel();
+const waiting: (() => void)[] = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+const yieldToMessages = (): Promise<void> =>
+  new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(0);
+  });
+
+function makeTokenizer(text: string, kind: TrainRequest["tokenizer"], vocabSize: number): Tokenizer {
+  return kind === "char" ? CharTokenizer.fromText(text) : trainBpe(text, { vocabSize });
+}
+
+function configOf(preset: Preset, vocabSize: number): GPTConfig {
+  return makeConfig({ vocabSize, nLayer: preset.nLayer, nHead: preset.nHead, nEmbd: preset.nEmbd, blockSize: preset.blockSize });
+}
+
+function estimates(vocabSize: number): PresetEstimate[] {
+  return PRESETS.map((p) => {
+    const a = analyzeConfig(configOf(p, vocabSize), { batchSize: p.batchSize });
+    return {
+      parameters: a.parameters.total,
+      trainingBytes: a.memory.training.total,
+      tokensPerS: (FLOPS_PER_THREAD * threads) / a.flops.trainingPerToken,
+    };
+  });
+}
+
+function summary(r: Run): RunSummary {
+  return {
+    status: r.status,
+    label: r.request.source,
+    step: r.step,
+    maxSteps: r.request.maxSteps,
+    parameters: r.model.parameterCount(),
+    tokenizer: r.tokenizer.kind,
+    vocabSize: r.tokenizer.vocabSize,
+    metrics: r.metrics,
+    samples: r.samples,
+    etaS: eta(r),
+    savedAt: r.savedAt,
+  };
+}
+
+const eta = (r: Run): number | null => (r.msPerStep === null ? null : ((r.request.maxSteps - r.step) * r.msPerStep) / 1000);
+
+/** a model's memory need, checked before it is made: wasm32 memory ends at 4 GiB */
+const WASM_LIMIT_BYTES = 4 * 2 ** 30;
+
+async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> {
+  disposeRun();
+  const preset = PRESETS[request.preset] as Preset;
+  const tokenizer = saved
+    ? tokenizerFromHuggingFaceJson(saved.tokenizer)
+    : makeTokenizer(request.text, request.tokenizer, request.vocabSize);
+  const ids = Int32Array.from(tokenizer.encode(request.text, { specialsAsText: true }));
+  const { train, val } = splitTokens(ids);
+  const need = preset.blockSize + 1;
+  if (val.length < need)
+    throw new MinigptError(
+      `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text or pick a smaller preset`,
+    );
+  const config = configOf(preset, tokenizer.vocabSize);
+  const memory = analyzeConfig(config, { batchSize: preset.batchSize }).memory.training.total;
+  if (memory > WASM_LIMIT_BYTES * 0.75)
+    throw new MinigptError(
+      `the ${preset.name} preset needs about ${(memory / 2 ** 30).toFixed(1)} GiB to train, more than a page may use; pick a smaller one`,
+    );
+  let model: GPT;
+  try {
+    model = new GPT(config, request.seed);
+  } catch (err) {
+    throw outOfMemory(err, preset);
+  }
+  const optimizer = new AdamW(model.params, { lr: preset.lr, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 });
+  const batchRng = new Rng(request.seed + 1);
+  const schedule: ScheduleOptions = {
+    lr: preset.lr,
+    minLr: preset.lr / 10,
+    warmupSteps: Math.min(100, Math.floor(request.maxSteps / 10)),
+    decaySteps: request.maxSteps,
+  };
+  run = {
+    request,
+    preset,
+    tokenizer,
+    model,
+    optimizer,
+    parallel: null,
+    train,
+    val,
+    batchRng,
+    sampler: new BatchSampler(train, preset.blockSize, preset.batchSize, batchRng, "the training split"),
+    schedule,
+    step: 0,
+    metrics: [],
+    samples: [],
+    status: "training",
+    msPerStep: null,
+    savedAt: null,
+  };
+  if (saved) restoreState(run, saved);
+  run.parallel = await DataParallel.create(model, threads, { shards: SHARDS });
+  current = { model, tokenizer, info: {}, label: request.source };
+  post({ type: "model", label: request.source, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize });
+}
+
+function outOfMemory(err: unknown, preset: Preset): Error {
+  const text = err instanceof Error ? err.message : String(err);
+  if (err instanceof RangeError || /memory/i.test(text))
+    return new MinigptError(`out of memory for the ${preset.name} preset (${text}); pick a smaller preset or close other tabs`);
+  return err instanceof Error ? err : new Error(text);
+}
+
+function restoreState(r: Run, saved: SavedRun): void {
+  for (const [name, p] of r.model.params) {
+    const t = saved.tensors[name];
+    if (!t) throw new Error(`the saved run has no tensor ${name}`);
+    p.data.set(t.w);
+    (r.optimizer.m.get(name) as Tensor).data.set(t.m);
+    (r.optimizer.v.get(name) as Tensor).data.set(t.v);
+  }
+  r.optimizer.step = saved.step;
+  r.step = saved.step;
+  r.batchRng.setState(saved.batchRng as RngState);
+  r.metrics = saved.metrics;
+  r.samples = saved.samples;
+  r.status = "paused";
+  r.savedAt = saved.savedAt;
+}
+
+async function save(r: Run): Promise<void> {
+  const tensors: SavedRun["tensors"] = {};
+  for (const [name, p] of r.model.params)
+    tensors[name] = {
+      w: p.data.slice(),
+      m: (r.optimizer.m.get(name) as Tensor).data.slice(),
+      v: (r.optimizer.v.get(name) as Tensor).data.slice(),
+    };
+  const at = Date.now();
+  await saveRun({
+    request: r.request,
+    tokenizer: r.tokenizer.toHuggingFaceJson(),
+    step: r.step,
+    batchRng: r.batchRng.getState(),
+    metrics: r.metrics,
+    samples: r.samples,
+    tensors,
+    savedAt: at,
+  });
+  r.savedAt = at;
+  post({ type: "saved", at });
+}
+
+function disposeRun(): void {
+  if (!run) return;
+  run.parallel?.dispose();
+  if (current?.model === run.model) current = null;
+  run.model.dispose();
+  for (const t of [...run.optimizer.m.values(), ...run.optimizer.v.values()]) t.dispose();
+  run = null;
+}
+
+function trainStep(r: Run): number {
+  const lr = learningRate(r.step, r.schedule);
+  const { model, parallel, preset } = r;
+  model.zeroGrad();
+  const loss = scope(() => {
+    const { x, y } = r.sampler.next();
+    const xt = Tensor.ints(x, [preset.batchSize, preset.blockSize]);
+    const yt = Tensor.ints(y, [preset.batchSize, preset.blockSize]);
+    if (parallel) return parallel.forwardBackward(xt, yt, 1, undefined, true);
+    const l = model.forward(xt, { targets: yt }).loss as Tensor;
+    l.backward();
+    return l.item();
+  });
+  const update = (): void => {
+    clipGradNorm(model.params.values(), 1.0);
+    r.optimizer.update(lr);
+  };
+  if (parallel) parallel.onThisThread(update);
+  else update();
+  r.step++;
+  return loss;
+}
+
+function validationLoss(r: Run): number {
+  const sampler = new BatchSampler(r.val, r.preset.blockSize, r.preset.batchSize, new Rng(7), "the validation split");
+  let sum = 0;
+  noGrad(() => {
+    for (let i = 0; i < EVAL_BATCHES; i++)
+      sum += scope(() => {
+        const { x, y } = sampler.next();
+        const shape = [r.preset.batchSize, r.preset.blockSize];
+        return (r.model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor).item();
+      });
+  });
+  return sum / EVAL_BATCHES;
+}
+
+/** a short sample of what the model writes now, from a newline (greedy-free: temperature 0.8) */
+function sampleText(model: GPT, tokenizer: Tokenizer): string {
+  const prompt = tokenizer.encode("\n", { specialsAsText: true });
+  const decoder = new Decoder(model, prompt.length > 0 ? prompt : [0], {
+    maxNewTokens: SAMPLE_TOKENS,
+    temperature: 0.8,
+    topK: 40,
+    seed: 1,
+  });
+  const streamer = new TextStreamer(tokenizer, decoder.ids);
+  let text = "";
+  try {
+    for (let s = decoder.step(); s; s = decoder.step()) text += streamer.push(s.id);
+  } finally {
+    decoder.dispose();
+  }
+  return text + streamer.finish();
+}
+
+async function trainLoop(r: Run): Promise<void> {
+  const evalEvery = Math.max(1, Math.floor(r.request.maxSteps / EVALS_PER_RUN));
+  let lastSave = Date.now();
+  while (run === r) {
+    const sliceEnd = performance.now() + SLICE_MS;
+    while (r.status === "training" && r.step < r.request.maxSteps && performance.now() < sliceEnd) {
+      const t0 = performance.now();
+      const loss = trainStep(r);
+      const ms = performance.now() - t0;
+      r.msPerStep = r.msPerStep === null ? ms : 0.9 * r.msPerStep + 0.1 * ms;
+      const end = r.step === r.request.maxSteps;
+      const metric: Metric = {
+        step: r.step,
+        loss,
+        valLoss: r.step % evalEvery === 0 || end ? validationLoss(r) : null,
+        lr: learningRate(r.step - 1, r.schedule),
+        tokensPerS: (r.preset.batchSize * r.preset.blockSize * 1000) / ms,
+      };
+      if (!Number.isFinite(loss))
+        throw new MinigptError(`the loss became ${loss} at step ${r.step}: lower the learning rate or pick another preset`);
+      r.metrics.push(metric);
+      post({ type: "metric", metric, step: r.step, etaS: eta(r) });
+      if (r.step % r.request.sampleEvery === 0 || end) {
+        const sample = { step: r.step, text: sampleText(r.model, r.tokenizer) };
+        r.samples.push(sample);
+        post({ type: "sample", ...sample });
+      }
+    }
+    if (r.step >= r.request.maxSteps) r.status = "done";
+    if (r.status !== "training" || Date.now() - lastSave >= SAVE_MS) {
+      await save(r);
+      lastSave = Date.now();
+    }
+    if (r.status !== "training") {
+      post({ type: "run", run: summary(r) });
+      return;
+    }
+    // pause and stop get in here; the next slice sees them
+    await yieldToMessages();
+  }
+}
+
+async function generate(prompt: string, s: SamplingSettings, explain: boolean): Promise<void> {
+  const model = current;
+  if (!model) throw new MinigptError("no model yet: train one or load a model folder first");
+  const ids = model.tokenizer.encode(prompt, { specialsAsText: true });
+  if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
+  const eot = model.tokenizer.specialTokenId("<|endoftext|>");
+  // the options `minigpt generate` uses, so the same seed gives the same text
+  const decoder = new Decoder(model.model, ids, {
+    maxNewTokens: s.maxTokens,
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    seed: s.seed,
+    stopIds: eot === undefined ? [] : [eot],
+    suppressIds: unseenSpecialIds(model),
+  });
+  const streamer = new TextStreamer(model.tokenizer, ids);
+  generating = true;
+  stopGenerating = false;
+  let reason: "length" | "stopped" | "end" = "length";
+  try {
+    let sliceEnd = performance.now() + SLICE_MS;
+    for (let step = decoder.step(); step; step = decoder.step()) {
+      const top = explain ? topTokens(step.logits, 5).map((t) => ({ token: model.tokenizer.tokenString(t.id), p: t.p })) : null;
+      post({ type: "delta", text: streamer.push(step.id), top });
+      if (performance.now() > sliceEnd) {
+        await yieldToMessages();
+        sliceEnd = performance.now() + SLICE_MS;
+      }
+      if (stopGenerating) {
+        reason = "stopped";
+        break;
+      }
+    }
+    if (reason !== "stopped" && decoder.produced < s.maxTokens) reason = "end";
+    post({ type: "delta", text: streamer.finish(), top: null });
+  } finally {
+    decoder.dispose();
+    generating = false;
+  }
+  post({ type: "generated", reason });
+}
+
+function inspect(prompt: string): void {
+  const m = current;
+  if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
+  let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
+  if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
+  ids = ids.slice(-m.model.config.blockSize);
+  const trace = traceForward(m.model, ids);
+  const a = analyzeTensors(m.model.config, m.model.params, { batchSize: run?.preset.batchSize ?? 12 });
+  post({
+    type: "inspected",
+    result: {
+      tokens: ids.map((id) => ({ id, text: m.tokenizer.decode([id]) })),
+      attention: trace.attention.map((layer) => layer.map((head) => Array.from(head))),
+      nLayer: m.model.config.nLayer,
+      nHead: m.model.config.nHead,
+      next: topTokens(trace.nextLogits, 5).map((t) => ({ token: m.tokenizer.tokenString(t.id), p: t.p })),
+      analysis: formatAnalysis(a),
+      groups: a.parameters.groups,
+    },
+  });
+}
+
+function download(): void {
+  const m = current;
+  if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
+  const info = run && m.model === run.model ? { data: run.request.source, steps: run.step, trained_in: "minigpt web" } : m.info;
+  const bytes = zipModelFiles(modelFiles(m.model, m.tokenizer, info));
+  const name = `${m.label.replace(/\.[a-z]+$/i, "").replace(/[^\w.-]+/g, "-") || "model"}.zip`;
+  post({ type: "zip", name, bytes }, [bytes.buffer]);
+}
+
+function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8Array | null): void {
+  const loaded = loadModelFiles(files ?? unzipModelFiles(zip as Uint8Array, name), name);
+  if (current && current.model !== run?.model) current.model.dispose();
+  current = { ...loaded, label: name };
+  post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize });
+}
+
+async function hello(): Promise<void> {
+  threads = isolated() ? Math.max(1, Math.min(SHARDS, navigator.hardwareConcurrency || 1)) : 1;
+  const be = (await useBackend("wasm", { threads })) as { simd?: string };
+  post({ type: "ready", isolated: isolated(), threads, simd: be.simd ?? backend().name });
+  const saved = await loadRun();
+  if (saved) {
+    try {
+      await startRun(saved.request, saved);
+      if (run) post({ type: "run", run: summary(run) });
+    } catch (err) {
+      await clearRun();
+      report(err, "restoring the saved run (it was removed)");
+    }
+  }
+}
+
+function report(err: unknown, context: string): void {
+  const message = err instanceof MinigptError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  post({ type: "error", message, context });
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  switch (m.type) {
+    case "hello":
+      return hello();
+    case "estimate": {
+      const tokenizer = makeTokenizer(m.text, m.tokenizer, m.vocabSize);
+      post({
+        type: "estimates",
+        presets: estimates(tokenizer.vocabSize),
+        vocabSize: tokenizer.vocabSize,
+        tokens: tokenizer.encode(m.text).length,
+      });
+      return;
+    }
+    case "train": {
+      post({ type: "run", run: { ...emptySummary(), status: "preparing", label: m.request.source } });
+      await clearRun();
+      await startRun(m.request);
+      const started = run as unknown as Run;
+      post({ type: "run", run: summary(started) });
+      return trainLoop(started);
+    }
+    case "pause":
+      if (run?.status === "training") run.status = "paused";
+      return;
+    case "resume":
+      if (run && run.status === "paused") {
+        run.status = "training";
+        post({ type: "run", run: summary(run) });
+        return trainLoop(run);
+      }
+      return;
+    case "stop":
+      if (run && (run.status === "training" || run.status === "paused")) {
+        const wasPaused = run.status === "paused";
+        run.status = "stopped";
+        if (wasPaused) {
+          await save(run);
+          post({ type: "run", run: summary(run) });
+        }
+      }
+      return;
+    case "discard":
+      disposeRun();
+      await clearRun();
+      post({ type: "run", run: emptySummary() });
+      return;
+    case "generate":
+      if (generating) return;
+      return generate(m.prompt, m.settings, m.explain);
+    case "stopGenerate":
+      stopGenerating = true;
+      return;
+    case "inspect":
+      return inspect(m.prompt);
+    case "download":
+      return download();
+    case "load":
+      return load(m.name, m.files, m.zip);
+  }
+}
+
+function emptySummary(): RunSummary {
+  return {
+    status: "idle",
+    label: "",
+    step: 0,
+    maxSteps: 0,
+    parameters: 0,
+    tokenizer: "",
+    vocabSize: 0,
+    metrics: [],
+    samples: [],
+    etaS: null,
+    savedAt: null,
+  };
+}
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  handle(e.data).catch((err: unknown) => {
+    if (run && run.status === "training") run.status = "paused";
+    report(err, e.data.type);
+  });
+};
