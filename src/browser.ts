@@ -116,7 +116,7 @@ export { type Backend, type BackendName, type BackendOptions, backend, type Floa
 export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export * as ops from "./ops/index.js";
-export { AdamW, type AdamWOptions, clipGradNorm, defaultAdamW } from "./optim/adamw.js";
+export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";

@@ -8,9 +8,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { useBackend } from "../src/kernels/index.js";
 import { refBackend } from "../src/kernels/ref/index.js";
 import { loadWebGpuBackend } from "../src/kernels/webgpu/index.js";
+import { gelu, linear } from "../src/ops/index.js";
 import { Rng } from "../src/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
 import { activationCases, attentionCases, type Check, layernormCases, matmulCases, softmaxCrossEntropyCases } from "./kernel-cases.js";
 import { copy, difference, f32, i32, maxAbs, rand } from "./kernel-data.js";
 import { webgpuEnv, webgpuUnavailable } from "./webgpu-env.js";
@@ -328,6 +331,25 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
           check(`adamw v ${n}`, gv, wv, 1e-6, 1e-8);
         }
       }));
+  });
+
+  describe("tensors in GPU memory", () => {
+    test("ops run on the device with no readback; `await t.read()` reads, sync `data` says how to read", async () => {
+      await useBackend("webgpu");
+      const x = Tensor.fromArray([1, -2, 3, -4, 5, -6], [2, 3], true);
+      const w = Tensor.fromArray([0.5, -1, 2, 0.25, 1, -0.5], [3, 2], true);
+      const y = gelu(linear(x, w));
+      assert.ok(y.device, "an op's output lives in device memory");
+      assert.throws(() => y.data, /in GPU memory .*await t\.read\(\)/);
+      assert.throws(() => Tensor.fromArray([1], [1]).item(), /await t\.read\(\)/);
+      const got = await y.read();
+      await useBackend("ref");
+      const xr = Tensor.fromArray([1, -2, 3, -4, 5, -6], [2, 3]);
+      const wr = Tensor.fromArray([0.5, -1, 2, 0.25, 1, -0.5], [3, 2]);
+      const want = gelu(linear(xr, wr)).data;
+      const { worst } = difference(got, want, 1e-6, 1e-7);
+      assert.ok(worst <= 1, `gelu(linear) on the GPU off by ${worst}x the tolerance`);
+    });
   });
 } else {
   test("webgpu kernels vs ref, in a child process on the available adapter", (t) => {

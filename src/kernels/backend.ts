@@ -20,6 +20,36 @@
  */
 export type FloatArray = Float32Array | Float64Array;
 
+/** An array in the memory of a device that is not the CPU (a GPU backend's handle): no CPU code indexes it. */
+export interface DeviceArray {
+  readonly length: number;
+}
+
+/**
+ * What a device backend adds: the one reduction the Backend returns as a number (sumSquares), kept
+ * in device memory instead, and the gradient clipping that uses it without a readback.
+ */
+export interface DeviceReductions<F = DeviceArray> {
+  /** out[0] = Σ x² */
+  sumSquaresInto(out: F, x: F, n: number): void;
+  /** x (n) *= maxNorm/(√Σ sums + 1e-6) when that is below 1, sums (count) the parts of the squared norm */
+  clipByNorm(x: F, n: number, sums: F, count: number, maxNorm: number): void;
+}
+
+/**
+ * The memory of such a device, where a tensor lives while its backend is in use (src/tensor/tensor.ts):
+ * 4-byte elements, allocated not zeroed; writes and reads are ordered after the kernels already
+ * called, and reads are asynchronous.
+ */
+export interface DeviceMemory<A extends DeviceArray = DeviceArray> {
+  alloc(n: number): A;
+  release(a: A): void;
+  /** `length` elements of `a` from element `offset`, in place */
+  view(a: A, offset: number, length: number): A;
+  write(a: A, data: Float32Array | Int32Array): void;
+  read(a: A): Promise<ArrayBuffer>;
+}
+
 /** one row of a batched decode step: its sequence's KV cache of one layer, and the row's position */
 export interface CachedRow<F = FloatArray> {
   /** (Tmax,C) */

@@ -1,26 +1,44 @@
-import type { Backend } from "./backend.js";
+import type { Backend, DeviceArray, DeviceMemory, DeviceReductions, FloatArray } from "./backend.js";
 import { refBackend } from "./ref/index.js";
 import type { PeerLink } from "./wasm/peer.js";
 
-export type BackendName = "ref" | "wasm";
+export type BackendName = "ref" | "wasm" | "webgpu";
+
+/** What a kernel argument can be: a CPU array, or an array in a device's memory (a tensor's `storage`) */
+export type KernelArray = FloatArray | DeviceArray;
+export type KernelInts = Int32Array | DeviceArray;
 
 export interface BackendOptions {
   /** worker threads for the wasm backend; default: MINIGPT_THREADS, else the available cores */
   threads?: number;
+  /** webgpu: accept a software adapter (SwiftShader, lavapipe); default true when webgpu is asked for by name */
+  allowSoftware?: boolean;
 }
 
-let current: Backend = refBackend;
+let current: Backend<KernelArray, KernelInts> = refBackend;
+let memory: DeviceMemory | null = null;
+let reductions: DeviceReductions | null = null;
 
 /** The backend every op calls. `ref` until `useBackend` picks another. */
-export function backend(): Backend {
+export function backend(): Backend<KernelArray, KernelInts> {
   return current;
+}
+
+/** The current backend's reductions into device memory; null on the CPU backends. */
+export function deviceReductions(): DeviceReductions | null {
+  return reductions;
+}
+
+/** The current backend's device memory, where new tensors are made; null on the CPU backends (the wasm heap). */
+export function deviceMemory(): DeviceMemory | null {
+  return memory;
 }
 
 /**
  * Select the kernel backend: `name`, else MINIGPT_BACKEND from the environment, else "wasm".
  * Until this is awaited once, ops run on the plain TypeScript reference kernels.
  */
-export async function useBackend(name?: BackendName, options: BackendOptions = {}): Promise<Backend> {
+export async function useBackend(name?: BackendName, options: BackendOptions = {}): Promise<Backend<KernelArray, KernelInts>> {
   const env = typeof process !== "undefined" ? process.env.MINIGPT_BACKEND : undefined;
   const wanted = name ?? (env as BackendName | undefined) ?? "wasm";
   if (wanted === "ref") {
@@ -30,9 +48,18 @@ export async function useBackend(name?: BackendName, options: BackendOptions = {
     const envThreads = typeof process !== "undefined" ? Number(process.env.MINIGPT_THREADS) : Number.NaN;
     const threads = options.threads ?? (envThreads >= 1 ? envThreads : undefined);
     current = await loadWasmBackend({ ...options, threads });
+  } else if (wanted === "webgpu") {
+    const { loadWebGpuBackend } = await import("./webgpu/index.js");
+    const gpu = await loadWebGpuBackend({ allowSoftware: options.allowSoftware ?? true });
+    current = gpu;
+    memory = gpu.memory;
+    reductions = gpu;
+    return current;
   } else {
-    throw new Error(`unknown backend "${String(wanted)}": use ref or wasm`);
+    throw new Error(`unknown backend "${String(wanted)}": use ref, wasm or webgpu`);
   }
+  memory = null;
+  reductions = null;
   return current;
 }
 
@@ -57,7 +84,7 @@ export function kernelThreads(): KernelThreads | null {
     : null;
 }
 
-export type { Backend, FloatArray } from "./backend.js";
+export type { Backend, DeviceArray, DeviceMemory, DeviceReductions, FloatArray } from "./backend.js";
 // for threads that run kernels of their own beside the calling thread (the data-parallel replicas)
 export { PEER_BYTES, PeerLink } from "./wasm/peer.js";
 export { atomicsWaitAllowed, canShareMemory, inNode } from "./wasm/platform.js";

@@ -137,13 +137,15 @@ export class GPT {
     const residStd = 0.02 / Math.sqrt(2 * config.nLayer);
     for (const [name, shape] of parameterShapes(config)) {
       const t = Tensor.zeros(shape, true);
-      const d = t.data;
+      // drawn on the CPU; a tensor in device memory gets the values copied in
+      const d = t.device ? new Float32Array(t.size) : t.data;
       if (name.includes(".ln_")) {
         if (name.endsWith(".weight")) d.fill(1);
       } else if (name.endsWith(".weight")) {
         const std = name.endsWith("c_proj.weight") ? residStd : 0.02;
         for (let i = 0; i < d.length; i++) d[i] = rng.normal() * std;
       }
+      if (t.device) t.write(d);
       this.params.set(name, t);
     }
   }
@@ -171,7 +173,7 @@ export class GPT {
       if (w.shape.length !== t.shape.length || w.shape.some((d, i) => d !== t.shape[i])) {
         fail(`${source}: tensor ${name} has shape [${w.shape.join(", ")}] but the config needs [${t.shape.join(", ")}]`);
       }
-      t.data.set(w.data);
+      t.write(w.data);
     }
   }
 
@@ -202,6 +204,16 @@ export class GPT {
     for (const block of this.h) x = block.forward(x, ctx);
     return x;
   }
+
+  /**
+   * The one-token decode's LM head: logits (R,V) = a (R,C)·wteᵀ for the first R rows, each row on
+   * its own. A field, so that a head reading wte in another form (int8/int4: src/nn/quantized.ts)
+   * can take its place.
+   */
+  headRows = (logits: Tensor, a: Tensor, R: number): void => {
+    const { nEmbd: C, vocabSize: V } = this.config;
+    backend().matmulBTRows(logits.data, a.data, this.wte.weight.data, R, C, V);
+  };
 
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
   private lmHead(x: Tensor): Tensor {
@@ -247,7 +259,7 @@ export class GPT {
     }
     for (const block of this.h) block.decode(s, rows);
     this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
-    be.matmulBTRows(s.logits.data, s.a.data, this.wte.weight.data, R, C, V);
+    this.headRows(s.logits, s.a, R);
     return s.logits.data.subarray(0, R * V);
   }
 

@@ -1,4 +1,4 @@
-import { backend } from "../kernels/index.js";
+import { backend, type KernelArray } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 import { record, shapeStr } from "./record.js";
 
@@ -6,19 +6,19 @@ import { record, shapeStr } from "./record.js";
 export function add(a: Tensor, b: Tensor): Tensor {
   if (a.size !== b.size) throw new Error(`add: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ`);
   const out = new Tensor(a.shape);
-  backend().add(out.data, a.data, b.data, a.size);
+  backend().add(out.storage, a.storage, b.storage, a.size);
   return record(out, [a, b], () => {
-    const dy = (out.grad as Tensor).data;
+    const dy = (out.grad as Tensor).storage;
     if (a.requiresGrad) addGrad(a, dy);
     if (b.requiresGrad) addGrad(b, dy);
   });
 }
 
 /** t.grad += g (copied in, when t has no gradient yet) */
-function addGrad(t: Tensor, g: Float32Array): void {
+function addGrad(t: Tensor, g: KernelArray): void {
   const fresh = t.freshGrad();
-  if (fresh) backend().copy(fresh.data, g, t.size);
-  else backend().accumulate((t.grad as Tensor).data, g, t.size);
+  if (fresh) backend().copy(fresh.storage, g, t.size);
+  else backend().accumulate((t.grad as Tensor).storage, g, t.size);
 }
 
 /**
@@ -32,12 +32,12 @@ export function addPositions(x: Tensor, pos: Tensor, p0 = 0): Tensor {
   if (pc !== C || p0 + T > P)
     throw new Error(`addPositions: positions ${p0}..${p0 + T - 1} of width ${C} do not fit pos ${shapeStr(pos.shape)}`);
   const n = T * C;
-  const rows = (t: Tensor) => t.data.subarray(p0 * C, p0 * C + n);
+  const rows = (t: Tensor) => t.slice(p0 * C, n);
   const out = new Tensor(x.shape);
-  backend().copy(out.data, x.data, x.size);
-  backend().addBias(out.data, rows(pos), B, n);
+  backend().copy(out.storage, x.storage, x.size);
+  backend().addBias(out.storage, rows(pos), B, n);
   return record(out, [x, pos], () => {
-    const dy = (out.grad as Tensor).data;
+    const dy = (out.grad as Tensor).storage;
     if (x.requiresGrad) addGrad(x, dy);
     if (pos.requiresGrad) backend().sumRows(rows(pos.ensureGrad()), dy, B, n);
   });

@@ -14,8 +14,18 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
   if (!Number.isInteger(C) || C % nHead !== 0) throw new Error(`attention: ${C3} is not 3 × a multiple of ${nHead} heads`);
   const out = new Tensor([B, T, C]);
   const lse = new Tensor([B, nHead, T]);
-  backend().attentionForward(out.data, lse.data, qkv.data, B, T, C, nHead);
+  backend().attentionForward(out.storage, lse.storage, qkv.storage, B, T, C, nHead);
   return record(out, [qkv], () => {
-    backend().attentionBackward(qkv.ensureGrad().data, (out.grad as Tensor).data, qkv.data, out.data, lse.data, B, T, C, nHead);
+    backend().attentionBackward(
+      qkv.ensureGrad().storage,
+      (out.grad as Tensor).storage,
+      qkv.storage,
+      out.storage,
+      lse.storage,
+      B,
+      T,
+      C,
+      nHead,
+    );
   });
 }

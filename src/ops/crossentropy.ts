@@ -24,14 +24,28 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   }
   const losses = new Tensor([N]);
   const lse = new Tensor([N]);
-  backend().crossEntropyForward(losses.data, lse.data, logits.data, tv, N, V);
-  let sum = 0;
-  const lv = losses.data;
-  for (let i = 0; i < N; i++) sum += lv[i] as number;
-  const out = Tensor.fromArray([count > 0 ? sum / count : Number.NaN], []);
+  const k = backend();
+  k.crossEntropyForward(losses.storage, lse.storage, logits.storage, targets.intStorage, N, V);
+  let out: Tensor;
+  if (logits.device) {
+    // in device memory: the mean stays there too (read it with `await loss.read()`)
+    out = Tensor.zeros([]);
+    k.sumRows(out.storage, losses.storage, N, 1);
+    k.scale(out.storage, 1, count > 0 ? 1 / count : Number.NaN);
+  } else {
+    let sum = 0;
+    const lv = losses.data;
+    for (let i = 0; i < N; i++) sum += lv[i] as number;
+    out = Tensor.fromArray([count > 0 ? sum / count : Number.NaN], []);
+  }
   return record(out, [logits], () => {
     if (count === 0) return;
-    const upstream = (out.grad as Tensor).data[0] as number;
-    backend().crossEntropyBackward(logits.ensureGrad().data, logits.data, lse.data, targets.ints, N, V, upstream / count);
+    let upstream: number;
+    if (out.device) {
+      // the loss's gradient is on the device; the seed backward() wrote there is known here
+      if (out.seed === null) throw new Error("crossEntropy on a GPU: backward() must start from the loss itself");
+      upstream = out.seed;
+    } else upstream = (out.grad as Tensor).data[0] as number;
+    k.crossEntropyBackward(logits.ensureGrad().storage, logits.storage, lse.storage, targets.intStorage, N, V, upstream / count);
   });
 }

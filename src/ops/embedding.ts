@@ -13,8 +13,8 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     if (id < 0 || id >= V) throw new RangeError(`embedding: id ${id} out of range for a table of ${V} rows`);
   }
   const out = new Tensor([...ids.shape, C]);
-  backend().embeddingForward(out.data, idv, table.data, N, C);
+  backend().embeddingForward(out.storage, ids.intStorage, table.storage, N, C);
   return record(out, [table], () => {
-    backend().embeddingBackward(table.ensureGrad().data, (out.grad as Tensor).data, ids.ints, N, C);
+    backend().embeddingBackward(table.ensureGrad().storage, (out.grad as Tensor).storage, ids.intStorage, N, C);
   });
 }

@@ -6,9 +6,9 @@ import { lastDim, record, shapeStr } from "./record.js";
 /** GELU with the tanh approximation (GPT-2's "gelu_new"), elementwise. */
 export function gelu(x: Tensor): Tensor {
   const out = new Tensor(x.shape);
-  backend().geluForward(out.data, x.data, x.size);
+  backend().geluForward(out.storage, x.storage, x.size);
   return record(out, [x], () => {
-    backend().geluBackward(x.ensureGrad().data, x.data, (out.grad as Tensor).data, x.size);
+    backend().geluBackward(x.ensureGrad().storage, x.storage, (out.grad as Tensor).storage, x.size);
   });
 }
 
@@ -27,22 +27,22 @@ export function linearGelu(x: Tensor, w: Tensor, b: Tensor): Tensor {
   const shape = [...x.shape.slice(0, -1), N];
   const k = backend();
   const h = new Tensor(shape);
-  k.linearForward(h.data, x.data, w.data, b.data, M, K, N);
+  k.linearForward(h.storage, x.storage, w.storage, b.storage, M, K, N);
   const out = new Tensor(shape);
   if (!(isGradEnabled() && (x.requiresGrad || w.requiresGrad || b.requiresGrad))) {
-    k.geluForward(out.data, h.data, h.size);
+    k.geluForward(out.storage, h.storage, h.size);
     h.dispose();
     return out;
   }
   const dgelu = h; // gelu'(h) from here on, in h's storage
-  k.geluForwardGrad(out.data, dgelu.data, h.data, h.size);
+  k.geluForwardGrad(out.storage, dgelu.storage, h.storage, h.size);
   return record(out, [x, w, b], () => {
     const be = backend();
     // a buffer of its own (not dgelu's storage), so that the graph can be walked backward again
     const dh = new Tensor(shape, "f32", false, false);
     try {
-      be.mul(dh.data, dgelu.data, (out.grad as Tensor).data, dh.size);
-      linearBackward(x, w, b, dh.data, M, K, N);
+      be.mul(dh.storage, dgelu.storage, (out.grad as Tensor).storage, dh.size);
+      linearBackward(x, w, b, dh.storage, M, K, N);
     } finally {
       dh.dispose();
     }

@@ -10,21 +10,21 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
   const out = new Tensor(x.shape);
   const mean = new Tensor([N]);
   const rstd = new Tensor([N]);
-  backend().layernormForward(out.data, mean.data, rstd.data, x.data, w.data, b.data, N, C, eps);
+  backend().layernormForward(out.storage, mean.storage, rstd.storage, x.storage, w.storage, b.storage, N, C, eps);
   return record(out, [x, w, b], () => {
     // a frozen w or b (LoRA trains the layers around it) gets no gradient buffer: the kernel writes
     // its sums into scratch that is then dropped
     const frozen = !w.requiresGrad || !b.requiresGrad ? new Tensor([2, C], "f32", false, false) : null;
-    if (frozen) backend().zero(frozen.data, 2 * C);
+    if (frozen) backend().zero(frozen.storage, 2 * C);
     backend().layernormBackward(
-      x.ensureGrad().data,
-      w.requiresGrad ? w.ensureGrad().data : (frozen as Tensor).data.subarray(0, C),
-      b.requiresGrad ? b.ensureGrad().data : (frozen as Tensor).data.subarray(C),
-      (out.grad as Tensor).data,
-      x.data,
-      w.data,
-      mean.data,
-      rstd.data,
+      x.ensureGrad().storage,
+      w.requiresGrad ? w.ensureGrad().storage : (frozen as Tensor).slice(0, C),
+      b.requiresGrad ? b.ensureGrad().storage : (frozen as Tensor).slice(C, C),
+      (out.grad as Tensor).storage,
+      x.storage,
+      w.storage,
+      mean.storage,
+      rstd.storage,
       N,
       C,
     );

@@ -1,4 +1,4 @@
-import { backend } from "../kernels/index.js";
+import { backend, type KernelArray } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 import { lastDim, record, shapeStr } from "./record.js";
 
@@ -13,18 +13,18 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   if (w.shape.length !== 2 || wk !== K) throw new Error(`linear: x ${shapeStr(x.shape)} does not match w ${shapeStr(w.shape)}`);
   const M = x.size / K;
   const out = new Tensor([...x.shape.slice(0, -1), N]);
-  backend().linearForward(out.data, x.data, w.data, b ? b.data : null, M, K, N);
+  backend().linearForward(out.storage, x.storage, w.storage, b ? b.storage : null, M, K, N);
   const parents = b ? [x, w, b] : [x, w];
-  return record(out, parents, () => linearBackward(x, w, b, (out.grad as Tensor).data, M, K, N));
+  return record(out, parents, () => linearBackward(x, w, b, (out.grad as Tensor).storage, M, K, N));
 }
 
 /** the gradients of linear(x, w, b) for dy (M,N), added into theirs (written, when x's is new) */
-export function linearBackward(x: Tensor, w: Tensor, b: Tensor | undefined, dy: Float32Array, M: number, K: number, N: number): void {
+export function linearBackward(x: Tensor, w: Tensor, b: Tensor | undefined, dy: KernelArray, M: number, K: number, N: number): void {
   const fresh = x.requiresGrad ? x.freshGrad() : null;
-  const dx = fresh ? fresh.data : x.requiresGrad ? (x.grad as Tensor).data : null;
-  const dw = w.requiresGrad ? w.ensureGrad().data : null;
-  const db = b?.requiresGrad ? b.ensureGrad().data : null;
-  backend().linearBackward(dx, dw, db, dy, x.data, w.data, M, K, N, fresh !== null);
+  const dx = fresh ? fresh.storage : x.requiresGrad ? (x.grad as Tensor).storage : null;
+  const dw = w.requiresGrad ? w.ensureGrad().storage : null;
+  const db = b?.requiresGrad ? b.ensureGrad().storage : null;
+  backend().linearBackward(dx, dw, db, dy, x.storage, w.storage, M, K, N, fresh !== null);
 }
 
 /**
@@ -37,14 +37,14 @@ export function matmulTransposed(x: Tensor, w: Tensor): Tensor {
   if (w.shape.length !== 2 || wk !== K) throw new Error(`matmulTransposed: x ${shapeStr(x.shape)} does not match w ${shapeStr(w.shape)}`);
   const M = x.size / K;
   const out = new Tensor([...x.shape.slice(0, -1), N]);
-  backend().matmulBT(out.data, x.data, w.data, M, K, N, false);
+  backend().matmulBT(out.storage, x.storage, w.storage, M, K, N, false);
   return record(out, [x, w], () => {
-    const dy = (out.grad as Tensor).data;
+    const dy = (out.grad as Tensor).storage;
     const k = backend();
     if (x.requiresGrad) {
       const fresh = x.freshGrad();
-      k.matmul((fresh ?? (x.grad as Tensor)).data, dy, w.data, M, N, K, fresh === null);
+      k.matmul((fresh ?? (x.grad as Tensor)).storage, dy, w.storage, M, N, K, fresh === null);
     }
-    if (w.requiresGrad) k.matmulAT(w.ensureGrad().data, dy, x.data, N, M, K, true);
+    if (w.requiresGrad) k.matmulAT(w.ensureGrad().storage, dy, x.storage, N, M, K, true);
   });
 }

@@ -9,6 +9,6 @@ import { lastDim } from "./record.js";
 export function softmax(x: Tensor): Tensor {
   const cols = lastDim(x);
   const out = new Tensor(x.shape);
-  backend().softmax(out.data, x.data, x.size / cols, cols);
+  backend().softmax(out.storage, x.storage, x.size / cols, cols);
   return out;
 }

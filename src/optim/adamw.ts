@@ -1,4 +1,4 @@
-import { backend } from "../kernels/index.js";
+import { backend, deviceReductions } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 
 export interface AdamWOptions {
@@ -43,10 +43,10 @@ export class AdamW {
       if (!p.grad) continue;
       const wd = p.shape.length >= 2 ? weightDecay : 0;
       k.adamw(
-        p.data,
-        p.grad.data,
-        (this.m.get(name) as Tensor).data,
-        (this.v.get(name) as Tensor).data,
+        p.storage,
+        p.grad.storage,
+        (this.m.get(name) as Tensor).storage,
+        (this.v.get(name) as Tensor).storage,
         p.size,
         lr,
         beta1,
@@ -75,4 +75,24 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
     if (coef < 1) for (const p of list) k.scale((p.grad as Tensor).data, p.size, coef);
   }
   return norm;
+}
+
+/**
+ * clipGradNorm on any backend, the norm read asynchronously. On a device (webgpu) the norm is
+ * computed and the gradients scaled there, with no readback between: only the norm comes back.
+ */
+export async function clipGradNormAsync(params: Iterable<Tensor>, maxNorm: number): Promise<number> {
+  const list = [...params].filter((p) => p.grad);
+  const device = deviceReductions();
+  if (!device || !list[0]?.device) return clipGradNorm(list, maxNorm);
+  const sums = new Tensor([list.length], "f32", false, false);
+  try {
+    for (const [i, p] of list.entries()) device.sumSquaresInto(sums.slice(i, 1), (p.grad as Tensor).storage, p.size);
+    if (maxNorm > 0) for (const p of list) device.clipByNorm((p.grad as Tensor).storage, p.size, sums.storage, list.length, maxNorm);
+    let sq = 0;
+    for (const v of await sums.read()) sq += v;
+    return Math.sqrt(sq);
+  } finally {
+    sums.dispose();
+  }
 }

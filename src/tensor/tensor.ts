@@ -1,9 +1,11 @@
-import { backend } from "../kernels/index.js";
+import { backend, type DeviceArray, type DeviceMemory, deviceMemory, type KernelArray, type KernelInts } from "../kernels/index.js";
 import { heap } from "./memory.js";
 
 /**
  * A Tensor is a shape plus a slice of the shared WebAssembly heap (see memory.ts), so a wasm kernel
- * can work on it in place. Autograd is micrograd's idea applied to tensors: every op output
+ * can work on it in place; or, made while a device backend is in use (webgpu), an array in that
+ * device's memory (`device`), which kernels take as they take a heap view (`storage`) and which the
+ * CPU reads only asynchronously (`await t.read()`): `data` then throws. Autograd is micrograd's idea applied to tensors: every op output
  * remembers its parents and a closure that pushes its gradient to theirs; `backward()` walks the
  * graph in reverse topological order.
  */
@@ -16,8 +18,16 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly size: number;
   readonly dtype: DType;
-  /** byte offset in the heap */
+  /** byte offset in the heap (-1 for a tensor in device memory) */
   readonly ptr: number;
+  /** the tensor's array in a device's memory (a GPU's), or null: it lives in the heap */
+  readonly device: DeviceArray | null = null;
+  /** the memory `device` belongs to */
+  private readonly memory: DeviceMemory | null = null;
+  /** an int tensor in device memory keeps the values it was made from (kernels never write ints) */
+  private hostInts: Int32Array | null = null;
+  /** on a device: the gradient backward() was seeded with, when this is the tensor it started from */
+  seed: number | null = null;
   requiresGrad: boolean;
   grad: Tensor | null = null;
   /** set by ops: the inputs this tensor was computed from and how to push gradients back to them */
@@ -39,7 +49,12 @@ export class Tensor {
     this.size = shape.reduce((a, b) => a * b, 1);
     this.dtype = dtype;
     this.requiresGrad = requiresGrad;
-    if (at === undefined) {
+    const memory = at === undefined ? deviceMemory() : null;
+    if (memory) {
+      this.memory = memory;
+      this.device = memory.alloc(Math.max(1, this.size));
+      this.ptr = -1;
+    } else if (at === undefined) {
       this.ptr = heap().alloc(this.size * 4);
     } else {
       this.ptr = at;
@@ -59,21 +74,25 @@ export class Tensor {
 
   static zeros(shape: readonly number[], requiresGrad = false): Tensor {
     const t = new Tensor(shape, "f32", requiresGrad);
-    backend().zero(t.data, t.size);
+    backend().zero(t.storage, t.size);
     return t;
   }
 
   static fromArray(values: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor {
     const t = new Tensor(shape, "f32", requiresGrad);
     if (values.length !== t.size) throw new Error(`fromArray: ${values.length} values for shape [${shape.join(", ")}]`);
-    t.data.set(values);
+    if (t.device) t.write(Float32Array.from(values));
+    else t.data.set(values);
     return t;
   }
 
   static ints(values: ArrayLike<number>, shape: readonly number[]): Tensor {
     const t = new Tensor(shape, "i32");
     if (values.length !== t.size) throw new Error(`ints: ${values.length} values for shape [${shape.join(", ")}]`);
-    t.ints.set(values);
+    if (t.device) {
+      t.hostInts = Int32Array.from(values);
+      t.write(t.hostInts);
+    } else t.ints.set(values);
     return t;
   }
 
@@ -81,22 +100,72 @@ export class Tensor {
   get data(): Float32Array {
     if (this.dtype !== "f32") throw new Error("data: tensor is not f32");
     if (this.disposed) throw new Error("use of a disposed tensor");
-    if (!this.f32Cache) this.f32Cache = new Float32Array(heap().memory.buffer, this.ptr, this.size);
+    if (!this.f32Cache) {
+      if (this.device) throw new Error("this tensor is in GPU memory (the webgpu backend): read its values with `await t.read()`");
+      this.f32Cache = new Float32Array(heap().memory.buffer, this.ptr, this.size);
+    }
     return this.f32Cache;
   }
 
+  /** The values of an int tensor (on a device: those it was made from; kernels never write ints). */
   get ints(): Int32Array {
     if (this.dtype !== "i32") throw new Error("ints: tensor is not i32");
     if (this.disposed) throw new Error("use of a disposed tensor");
-    if (!this.i32Cache) this.i32Cache = new Int32Array(heap().memory.buffer, this.ptr, this.size);
+    if (!this.i32Cache) {
+      if (this.device) {
+        if (!this.hostInts) throw new Error("this int tensor is in GPU memory without host values: read it with `await t.readInts()`");
+        this.i32Cache = this.hostInts;
+      } else this.i32Cache = new Int32Array(heap().memory.buffer, this.ptr, this.size);
+    }
     return this.i32Cache;
+  }
+
+  /** What a kernel takes for this f32 tensor: its heap view, or its array in device memory. */
+  get storage(): KernelArray {
+    return this.device ?? this.data;
+  }
+
+  /** What a kernel takes for this i32 tensor. */
+  get intStorage(): KernelInts {
+    return this.device ?? this.ints;
+  }
+
+  /** Elements [offset, offset + length) as a kernel argument, in place (a heap subarray or a device view). */
+  slice(offset: number, length: number): KernelArray {
+    if (this.device) return (this.memory as DeviceMemory).view(this.device, offset, length);
+    return this.data.subarray(offset, offset + length);
+  }
+
+  /** Copy `values` into this tensor (after every kernel already called on it). */
+  write(values: Float32Array | Int32Array): void {
+    if (this.device) (this.memory as DeviceMemory).write(this.device, values);
+    else if (this.dtype === "f32") this.data.set(values);
+    else this.ints.set(values);
+  }
+
+  /**
+   * A copy of the values, wherever the tensor lives: the asynchronous read every backend offers
+   * (on a GPU it waits for the kernels called so far; on the CPU it is a copy of `data`).
+   */
+  async read(): Promise<Float32Array> {
+    if (this.dtype !== "f32") throw new Error("read: tensor is not f32");
+    if (this.disposed) throw new Error("use of a disposed tensor");
+    if (this.device) return new Float32Array(await (this.memory as DeviceMemory).read(this.device)).subarray(0, this.size);
+    return this.data.slice();
+  }
+
+  async readInts(): Promise<Int32Array> {
+    if (this.dtype !== "i32") throw new Error("readInts: tensor is not i32");
+    if (this.disposed) throw new Error("use of a disposed tensor");
+    if (this.device) return new Int32Array(await (this.memory as DeviceMemory).read(this.device)).subarray(0, this.size);
+    return this.ints.slice();
   }
 
   /** The gradient tensor, created zeroed on first use. It lives as long as this tensor. */
   ensureGrad(): Tensor {
     if (!this.grad) {
       this.grad = new Tensor(this.shape, "f32", false, false);
-      backend().zero(this.grad.data, this.size);
+      backend().zero(this.grad.storage, this.size);
     }
     return this.grad;
   }
@@ -118,7 +187,7 @@ export class Tensor {
   }
 
   zeroGrad(): void {
-    if (this.grad) backend().zero(this.grad.data, this.size);
+    if (this.grad) backend().zero(this.grad.storage, this.size);
   }
 
   item(): number {
@@ -130,13 +199,15 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.owned) heap().release(this.ptr, this.size * 4);
+    if (this.device) (this.memory as DeviceMemory).release(this.device);
+    else if (this.owned) heap().release(this.ptr, this.size * 4);
     this.grad?.dispose();
     this.grad = null;
     this.parents = [];
     this.backwardFn = null;
     this.f32Cache = null;
     this.i32Cache = null;
+    this.hostInts = null;
   }
 
   get isDisposed(): boolean {
@@ -169,7 +240,14 @@ export class Tensor {
       }
     }
     const g = this.ensureGrad();
-    if (upstream) {
+    if (this.device) {
+      // on a device the seed is written, not added (a root's gradient is new: ensureGrad zeroed it),
+      // and remembered for the ops that need it on the CPU (crossEntropy's scale)
+      if (!upstream && this.size !== 1) throw new Error("backward() without a gradient needs a scalar");
+      const seed = upstream ?? Float32Array.of(1);
+      g.write(seed);
+      this.seed = this.size === 1 ? (seed[0] as number) : null;
+    } else if (upstream) {
       g.data.set(upstream);
     } else {
       if (this.size !== 1) throw new Error("backward() without a gradient needs a scalar");

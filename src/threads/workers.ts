@@ -2,9 +2,12 @@
  * Starting a module worker thread the same way in Node and in a browser, and the worker's side of
  * its start: the kernel pool's helpers (src/kernels/wasm/pool-worker.ts) start so.
  *
- * Node: a worker_threads Worker on the entry file next to the calling module (.js from dist/; from
- * the TypeScript sources, the .ts file with tsx's loader registered first, since workers do not
- * inherit --import hooks). Browser: a module Web Worker the caller makes itself, written at its call
+ * Node: a worker_threads Worker on the entry file next to the calling module (.js from dist/). From
+ * the TypeScript sources (tsx), workers do not inherit --import hooks: the entry and what it imports
+ * are bundled into one CommonJS script by esbuild (tsx's own compiler), once per process, and the
+ * worker runs that; without esbuild, the worker registers tsx's loader and imports the .ts file
+ * (measured under load ~20 on 2 cores: a worker started from the bundle answered in ~0.5 s, with
+ * tsx's loader in ~3.3 s, each start). Browser: a module Web Worker the caller makes itself, written at its call
  * site as `new Worker(new URL("./entry.js", import.meta.url), { type: "module" })` so that bundlers
  * see the entry; it needs a cross-origin-isolated page for shared memory.
  *
@@ -50,16 +53,47 @@ function checked<M>(m: unknown, what: string): M {
   return m as M;
 }
 
+/** from the sources: each entry bundled once per process (null: esbuild not available) */
+const bundles = new Map<string, Promise<string | null>>();
+
+function bundle(file: URL): Promise<string | null> {
+  let b = bundles.get(file.href);
+  if (!b) {
+    b = (async () => {
+      try {
+        const esbuild = await import("esbuild");
+        const { fileURLToPath } = await import("node:url");
+        const out = await esbuild.build({
+          entryPoints: [fileURLToPath(file)],
+          bundle: true,
+          format: "cjs",
+          platform: "node",
+          write: false,
+          logLevel: "silent",
+        });
+        return out.outputFiles[0]?.text ?? null;
+      } catch {
+        return null;
+      }
+    })();
+    bundles.set(file.href, b);
+  }
+  return b;
+}
+
 async function startNode<M>(entry: WorkerEntry, data: unknown, what: string): Promise<{ thread: Thread; message: M }> {
   const { Worker } = await import("node:worker_threads");
   const fromSource = entry.from.endsWith(".ts");
   const url = new URL(`./${entry.name}${fromSource ? ".ts" : ".js"}`, entry.from);
-  const worker = fromSource
-    ? new Worker(
-        `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`,
-        { eval: true, workerData: data },
-      )
-    : new Worker(url, { workerData: data });
+  const script = fromSource ? await bundle(url) : null;
+  const worker = script
+    ? new Worker(script, { eval: true, workerData: data })
+    : fromSource
+      ? new Worker(
+          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`,
+          { eval: true, workerData: data },
+        )
+      : new Worker(url, { workerData: data });
   try {
     const message = await new Promise<M>((resolve, reject) => {
       worker.once("message", (m) => {

@@ -38,6 +38,9 @@ export {
   type Tokenizer,
   type TokenizerKind,
 } from "./types.js";
+
+import { said, setting } from "../wording.js";
+
 export { countingTokenizer, WordTokenizer } from "./word.js";
 
 export interface CreateTokenizerOptions {
@@ -61,7 +64,7 @@ export function createTokenizer(kind: "char" | "bpe" | "gpt2", text: string, opt
       });
     case "gpt2":
       if (opts.extraSpecials && opts.extraSpecials.length > 0) {
-        fail("extra special tokens cannot be added to the fixed GPT-2 vocabulary; use --tokenizer bpe");
+        fail(said`extra special tokens cannot be added to the fixed GPT-2 vocabulary; use ${setting("tokenizer")} bpe`);
       }
       return gpt2Tokenizer();
     default:

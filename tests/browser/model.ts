@@ -119,7 +119,7 @@ const api: ModelPageApi = {
           json: json as unknown as FixtureData["json"],
           batch: readSafetensors(batch, `${base}batch.safetensors`).tensors,
         };
-        checks = checkFixture(model, data);
+        checks = await checkFixture(model, data);
       } finally {
         model.dispose();
       }

@@ -78,7 +78,8 @@ const CLIP = mapKernel(
   `var sq = 0.0;
   for (var k = 0u; k < p.count; k = k + 1u) { sq = sq + sums[p.o_sums + k]; }
   let coef = p.max_norm / (sqrt(sq) + 1e-6);
-  if (coef < 1.0) { @x = @x * coef; }`,
+  // as the CPU's clipGradNorm: a norm that is not finite (inf, NaN) leaves the gradients alone
+  if (coef < 1.0 && sq <= 3.4028234e38) { @x = @x * coef; }`,
 );
 
 /**

@@ -8,7 +8,7 @@
  * (asynchronous). `sumSquares` is the one Backend method that returns a number, so on the GPU it is
  * `sumSquaresInto` (into device memory) and the gradient clipping reads nothing (`clipByNorm`).
  */
-import type { Backend } from "../backend.js";
+import type { Backend, DeviceMemory, DeviceReductions } from "../backend.js";
 import * as activations from "./activations.js";
 import { adamw } from "./adamw.js";
 import * as attention from "./attention.js";
@@ -24,13 +24,11 @@ import * as softmax from "./softmax.js";
 export type { GpuArray } from "./runtime.js";
 export { GpuRuntime } from "./runtime.js";
 
-export interface WebGpuBackend extends Backend<GpuArray, GpuArray> {
+export interface WebGpuBackend extends Backend<GpuArray, GpuArray>, DeviceReductions<GpuArray> {
   readonly runtime: GpuRuntime;
+  /** where tensors live while this backend is in use (the runtime's buffers) */
+  readonly memory: DeviceMemory<GpuArray>;
   readonly adapter: AdapterSummary;
-  /** out[0] = Σ x² (fp32), left on the GPU */
-  sumSquaresInto(out: GpuArray, x: GpuArray, n: number): void;
-  /** x (n) *= maxNorm/(√Σ sums + 1e-6) when that is below 1: clip_grad_norm_ with the norm's parts in `sums` (count) */
-  clipByNorm(x: GpuArray, n: number, sums: GpuArray, count: number, maxNorm: number): void;
 }
 
 /** The Backend methods on `rt`. */
@@ -38,6 +36,7 @@ export function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBa
   return {
     name: "webgpu",
     runtime: rt,
+    memory: rt,
     adapter,
     matmul: (out, a, b, M, K, N, acc) => matmul(rt, "nn", out, a, b, null, M, K, N, acc),
     matmulBT: (out, a, b, M, K, N, acc) => matmul(rt, "nt", out, a, b, null, M, K, N, acc),
