@@ -43,8 +43,8 @@ for (let round = 0; round < rounds; round++) {
     const t0 = performance.now();
     for (let s = 1; s <= steps; s++) step(s);
     const c = process.cpuUsage(c0);
-    (wall[R] ??= []).push((performance.now() - t0) / steps);
-    (cpu[R] ??= []).push((c.user + c.system) / 1000 / steps);
+    wall[R] = [...(wall[R] ?? []), (performance.now() - t0) / steps];
+    cpu[R] = [...(cpu[R] ?? []), (c.user + c.system) / 1000 / steps];
     buffers.dispose();
     for (const layers of caches) for (const layer of layers) layer.dispose();
   }
