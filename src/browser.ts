@@ -113,8 +113,11 @@ export {
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
+export { AttentionCache } from "./nn/attention-cache.js";
 export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
+export { DecodeBuffers, type DecodeRow } from "./nn/decode-step.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
+export { Linear } from "./nn/linear.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";

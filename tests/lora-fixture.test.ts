@@ -5,19 +5,20 @@
  * and 3 AdamW steps, on ref and wasm at the engine's fixture tolerances (tests/fixture-check.ts).
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Decoder } from "../src/generate/generate.js";
-import { loadModel } from "../src/io/hf.js";
+import { loadModel, saveModel, saveQuantizedModel } from "../src/io/hf.js";
 import { readLoraAdapter } from "../src/io/lora-folder.js";
 import { toInt32 } from "../src/io/safetensors.js";
 import { readSafetensorsFile } from "../src/io/safetensors-file.js";
 import { useBackend } from "../src/kernels/index.js";
 import { attachLora, mergeLora } from "../src/nn/lora.js";
+import { QuantizedLinear } from "../src/nn/quantized.js";
 import { AdamW, clipGradNorm } from "../src/optim/adamw.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
-import { closeReport } from "./helpers.js";
+import { closeReport, tempDir } from "./helpers.js";
 
 const FIXTURE = "tests/fixtures-lora/gpt-lora";
 
@@ -99,4 +100,42 @@ test("an attached adapter decodes (KV cache, LoraLinear.rows) as the merged mode
   }
   attached.dispose();
   merged.dispose();
+});
+
+test("QLoRA: an adapter on an int4 base trains with the base quantized; its gradients equal float LoRA's on the dequantized base", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const dir = tempDir("minigpt-qlora-");
+  const q4 = join(dir, "q4");
+  const deq = join(dir, "deq");
+  mkdirSync(q4);
+  mkdirSync(deq);
+  const base = loadModel(FIXTURE);
+  saveQuantizedModel(base, q4, { bits: 4, groupSize: 8 });
+  base.dispose();
+  const quantized = loadModel(q4);
+  saveModel(quantized, deq); // the dequantized weights as a plain float32 model
+  const plain = loadModel(deq);
+  assert.ok(quantized.h[0]?.attn.c_attn instanceof QuantizedLinear, "the base stays quantized");
+  const adapter = readLoraAdapter(FIXTURE, plain.config);
+  const batch = readSafetensorsFile(join(FIXTURE, "batch.safetensors")).tensors;
+  const gradients = (model: typeof plain) => {
+    const lora = attachLora(model, adapter.config, adapter);
+    return scope(() => {
+      const idx = batch.get("idx");
+      const targets = batch.get("targets");
+      assert.ok(idx && targets);
+      const { loss } = model.forward(Tensor.ints(toInt32(idx), idx.shape), { targets: Tensor.ints(toInt32(targets), targets.shape) });
+      loss?.backward();
+      return new Map([...lora.params].map(([k, t]) => [k, (t.grad as Tensor).data.slice()]));
+    });
+  };
+  const gq = gradients(quantized);
+  const gf = gradients(plain);
+  assert.equal(gq.size, 8);
+  for (const [key, g] of gf) assert.deepEqual(gq.get(key), g, `${key}: QLoRA's gradient differs from LoRA's on the dequantized base`);
+  // and the quantization is coarse enough to matter: the int4 base's gradients are not the float base's
+  const exact = readSafetensorsFile(join(FIXTURE, "expected.safetensors")).tensors.get(`grad.${[...gf.keys()][0]}`);
+  assert.notDeepEqual([...gf.values()][0], exact?.data);
+  quantized.dispose();
+  plain.dispose();
 });

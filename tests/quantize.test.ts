@@ -6,19 +6,22 @@
  * so; a damaged file (a missing scale) and misuse of the flags are one line.
  */
 import assert from "node:assert/strict";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Decoder, nextLogitsUncached } from "../src/generate/generate.js";
 import { saveTokenizer } from "../src/io/folder.js";
-import { loadModel, saveModel } from "../src/io/hf.js";
+import { loadModel, saveModel, saveQuantizedModel } from "../src/io/hf.js";
 import { dequantizeMatrix, type QuantBits, type QuantLayout, quantizeMatrix } from "../src/io/quantize.js";
 import { f16ToF32, f32ToF16, readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
+import { useBackend } from "../src/kernels/index.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
+import { QuantizedLinear } from "../src/nn/quantized.js";
 import { Rng } from "../src/random.js";
 import { noGrad, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { runCli, tempDir } from "./helpers.js";
+import { closeReport, runCli, tempDir } from "./helpers.js";
 
 test("float32 -> float16 rounds to the nearest half (ties to even) and keeps every half exact", () => {
   const all = new Uint16Array(65536).map((_, i) => i);
@@ -185,3 +188,39 @@ test("quantize refuses to overwrite without --overwrite, a quantized model, bad 
   assert.equal(damaged.stderr.trim().split("\n").length, 1, damaged.stderr);
   assert.match(damaged.stderr, /missing tensor transformer\.h\.1\.mlp\.c_fc\.weight_scale, the scales of the int4 weight/);
 });
+
+test("a quantized folder decodes with the int8/int4 kernels: cached logits equal the dequantized model's uncached ones [ref, wasm]", async () => {
+  const dir = modelFolder();
+  const tmp = tempDir("minigpt-quant-decode-");
+  for (const bits of [8, 4] as const) {
+    const out = join(tmp, `q${bits}`);
+    const q = saveQuantizedCopy(dir, out, bits);
+    for (const backendName of ["ref", "wasm"] as const) {
+      await useBackend(backendName, { threads: 1 });
+      const model = loadModel(q);
+      assert.ok(model.h.every((b) => b.attn.c_attn instanceof QuantizedLinear && b.mlp.c_proj instanceof QuantizedLinear));
+      const prompt = [1, 5, 9, 2, 7];
+      const decoder = new Decoder(model, prompt, { maxNewTokens: 6, temperature: 0 });
+      const ids = [...prompt];
+      for (let i = 0; i < 6; i++) {
+        const step = decoder.step();
+        assert.ok(step);
+        // the tape path (forward) runs on the dequantized float weights: the same values, summed in another order
+        const want = nextLogitsUncached(model, ids);
+        const r = closeReport(step.logits, want, 2e-4, 1e-4);
+        assert.ok(r.ok, `int${bits} [${backendName}] step ${i}: decode logits differ by ${r.maxAbsDiff}`);
+        ids.push(step.id);
+      }
+      model.dispose();
+    }
+  }
+});
+
+/** minigpt quantize in-process: the folder's model saved with int8/int4 weights and its tokenizer */
+function saveQuantizedCopy(dir: string, out: string, bits: 8 | 4): string {
+  const model = loadModel(dir);
+  mkdirSync(out);
+  saveQuantizedModel(model, out, bits === 8 ? { bits: 8, groupSize: null } : { bits: 4, groupSize: 32 });
+  model.dispose();
+  return out;
+}

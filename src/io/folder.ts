@@ -145,7 +145,7 @@ export function locateModel(dir: string): ModelLocation {
 export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
   const folder = loadModelOrZip(dir, notice);
   if (folder.quantization && !folder.lora)
-    notice(`${dir} holds ${quantizationLabel(folder.quantization)} weights (quantized), dequantized to float32 to run`);
+    notice(`${dir} holds ${quantizationLabel(folder.quantization)} weights (quantized), decoding with int kernels`);
   return folder;
 }
 

@@ -8,9 +8,17 @@ import { join } from "node:path";
 import { fail, withFs } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
+import { useQuantizedWeights } from "../nn/quantized.js";
 import { writeFileAtomic } from "./atomic.js";
 import { modelSafetensorsBytes } from "./model-zip.js";
-import { modelWeights, type QuantizationConfig, quantizationConfigJson, quantizationFromConfig, quantizedTensors } from "./quantize.js";
+import {
+  modelWeights,
+  type QuantizationConfig,
+  quantizationConfigJson,
+  quantizationFromConfig,
+  quantizedMatricesFromSafetensors,
+  quantizedTensors,
+} from "./quantize.js";
 import { writeSafetensors } from "./safetensors.js";
 import { readSafetensorsFile } from "./safetensors-file.js";
 
@@ -54,6 +62,15 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
   } catch (err) {
     model.dispose();
     throw err;
+  }
+  if (quantization) {
+    // generation reads the int8/int4 matrices; their heap copies go with the model
+    const free = useQuantizedWeights(model, quantizedMatricesFromSafetensors(file, quantization, config, weightsFile));
+    const dispose = model.dispose.bind(model);
+    model.dispose = () => {
+      free();
+      dispose();
+    };
   }
   return model;
 }

@@ -205,6 +205,16 @@ export class GPT {
     return x;
   }
 
+  /**
+   * The one-token decode's LM head: logits (R,V) = a (R,C)·wteᵀ for the first R rows, each row on
+   * its own. A field, so that a head reading wte in another form (int8/int4: src/nn/quantized.ts)
+   * can take its place.
+   */
+  headRows = (logits: Tensor, a: Tensor, R: number): void => {
+    const { nEmbd: C, vocabSize: V } = this.config;
+    backend().matmulBTRows(logits.data, a.data, this.wte.weight.data, R, C, V);
+  };
+
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
   private lmHead(x: Tensor): Tensor {
     return matmulTransposed(x, this.wte.weight);
@@ -249,7 +259,7 @@ export class GPT {
     }
     for (const block of this.h) block.decode(s, rows);
     this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
-    be.matmulBTRows(s.logits.data, s.a.data, this.wte.weight.data, R, C, V);
+    this.headRows(s.logits, s.a, R);
     return s.logits.data.subarray(0, R * V);
   }
 

@@ -155,7 +155,9 @@ export function mergeLora(model: GPT, attachment: LoraAttachment): void {
   const scaling = attachment.config.alpha / attachment.config.rank;
   for (const [i, { module, layer }] of attachment.layers.entries()) {
     mergeLoraLayer(layer.weight.data, adapter.layers[i]!, attachment.config.rank, scaling);
-    slot(model, module).set(layer.base);
+    // a base that is more than its float weight (quantized) would decode without the adapter: the
+    // merged float weight is what the layer is now
+    slot(model, module).set(layer.base.plain() ? layer.base : new Linear(layer.weight, layer.bias));
     layer.dispose();
     layer.loraA.dispose();
     layer.loraB.dispose();

@@ -2,9 +2,9 @@ import { fail } from "../errors.js";
 import { said, setting } from "../wording.js";
 import { type BpeMerge, ByteLevelBpe, specialsPattern, splitSpecials } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
-import { pretokenize, wordEnd } from "./pretokenize.js";
+import { UNSETTLED_WORDS, wordEnd } from "./pretokenize.js";
 import { BPE_SPECIAL_TOKENS } from "./types.js";
-import type { WordTable } from "./words.js";
+import { WordTable } from "./words.js";
 
 export interface BpeTrainOptions {
   /** Target vocabulary size, counting the 256 byte tokens and the special tokens. */
@@ -95,14 +95,12 @@ class PairHeap {
  */
 export function trainBpe(text: string, options: BpeTrainOptions): ByteLevelBpe {
   const specials = checkBpeOptions(options);
-  const wordCounts = new Map<string, number>();
+  const table = new WordTable();
+  const counts: number[] = [];
   const specialIds = new Map(specials.map((s, i) => [s, i]));
-  for (const part of splitSpecials(text, specialsPattern(specials), specialIds)) {
-    if (typeof part === "number") continue;
-    const words = pretokenize(part);
-    countWords(words, words.length, wordCounts);
-  }
-  return trainBpeFromCounts(wordCounts, options);
+  for (const part of splitSpecials(text, specialsPattern(specials), specialIds))
+    if (typeof part === "string") countTextWords(part, table, counts);
+  return trainBpeFromCounts(wordCountMap(table, counts), options);
 }
 
 /** The special tokens of a trained vocabulary; fails when vocabSize cannot hold the bytes and them. */
@@ -117,26 +115,34 @@ export function checkBpeOptions(options: BpeTrainOptions): string[] {
   return specials;
 }
 
-/** Adds the first `count` words to `wordCounts` (in order of first sight, which training keeps). */
-export function countWords(words: readonly string[], count: number, wordCounts: Map<string, number>): void {
-  for (let i = 0; i < count && i < words.length; i++) {
-    const w = words[i] as string;
-    wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
-  }
-}
-
 /**
  * Counts the words of `text` (ordinary text, no special tokens) into `table` and `counts` (the count
- * of the table's word e), in order of first sight, making no string of a word seen before.
+ * of the table's word e), in order of first sight (which training keeps), making no string of a word
+ * seen before. Unless `final`, the text continues in a next chunk and its last UNSETTLED_WORDS words
+ * are left for it; returns the length of what was counted.
  */
-export function countTextWords(text: string, table: WordTable, counts: number[]): void {
+export function countTextWords(text: string, table: WordTable, counts: number[], final = true): number {
+  const leave = final ? 0 : UNSETTLED_WORDS;
+  // the starts of the words not counted yet; the last one ends at i
+  const pending: number[] = [];
   for (let i = 0; i < text.length; ) {
-    const end = wordEnd(text, i);
-    const e = table.find(text, i, end);
+    pending.push(i);
+    i = wordEnd(text, i);
+    if (pending.length <= leave) continue;
+    const start = pending.shift() as number;
+    const e = table.find(text, start, pending.length > 0 ? (pending[0] as number) : i);
     if (e === counts.length) counts.push(1);
     else counts[e] = (counts[e] as number) + 1;
-    i = end;
   }
+  return pending.length > 0 ? (pending[0] as number) : text.length;
+}
+
+/** The word counts of a WordTable as trainBpeFromCounts takes them (in the table's order). */
+export function wordCountMap(table: WordTable, counts: readonly number[], into = new Map<string, number>()): Map<string, number> {
+  table.words.forEach((w, e) => {
+    into.set(w, (into.get(w) ?? 0) + (counts[e] as number));
+  });
+  return into;
 }
 
 /**

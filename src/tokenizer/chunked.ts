@@ -7,10 +7,10 @@
  * rest waits for the next chunk).
  */
 import { ByteLevelBpe, specialsPattern } from "./bpe.js";
-import { checkBpeOptions, countWords, trainBpeFromCounts } from "./bpeTrain.js";
+import { checkBpeOptions, countTextWords, trainBpeFromCounts, wordCountMap } from "./bpeTrain.js";
 import { CharTokenizer } from "./char.js";
-import { pretokenize, UNSETTLED_WORDS } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
+import { WordTable } from "./words.js";
 
 /** The typed arrays ids are written into: Int32Array in memory, the token cache's Uint16Array or Uint32Array on disk. */
 export type IdArray = Int32Array | Uint16Array | Uint32Array;
@@ -270,16 +270,12 @@ export function bpeVocabulary(
 ): ChunkedVocabulary {
   const specials = checkBpeOptions(options);
   const splitter = new SpecialSplitter(specials);
-  const ordinary: OrdinaryText = (text, final) => {
-    const words = pretokenize(text);
-    const keep = final ? words.length : Math.max(0, words.length - UNSETTLED_WORDS);
-    countWords(words, keep, counts);
-    let consumed = 0;
-    for (let w = 0; w < keep; w++) consumed += (words[w] as string).length;
-    return consumed;
-  };
+  // the chunks' counts, added after those `counts` holds (their words are seen later)
+  const table = new WordTable();
+  const chunkCounts: number[] = [];
+  const ordinary: OrdinaryText = (text, final) => countTextWords(text, table, chunkCounts, final);
   return {
     add: (text, final) => splitter.push(text, final, ordinary, () => {}),
-    finish: () => trainBpeFromCounts(counts, options),
+    finish: () => trainBpeFromCounts(wordCountMap(table, chunkCounts, counts), options),
   };
 }

@@ -39,7 +39,7 @@ export function trainView(worker: ModelWorker): void {
     if (!p) return;
     const shape = `${p.nLayer} layers, ${p.nHead} heads, ${p.nEmbd} wide, context ${p.blockSize}, batch ${p.batchSize}`;
     presetInfo.textContent = e
-      ? `${shape}: ${formatCount(e.parameters)} parameters, about ${formatBytesShort(e.trainingBytes)} to train, about ${formatCount(Math.round(e.tokensPerS))} tokens/s expected here`
+      ? `${shape}: ${formatCount(e.parameters)} parameters, about ${formatBytesShort(e.trainingBytes)} to train, about ${formatCount(Math.round(e.tokensPerS))} tokens/s expected (an estimate from its FLOPs)`
       : shape;
   };
 

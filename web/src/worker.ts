@@ -1,6 +1,6 @@
 // The model worker: everything that touches a model runs here, off the page's thread (the page only
-// draws). Training is the library's step (forward and backward split over data-parallel Web
-// Workers when the page is cross-origin isolated, gradient clip, AdamW), run in slices that yield to
+// draws). Training is the trainer's step (the library's stepper: forward and backward split over
+// data-parallel Web Workers when the page is cross-origin isolated; gradient clip, AdamW), run in slices that yield to
 // the message queue so pause, stop and generate get in. The run is saved to IndexedDB (store.ts)
 // every SAVE_MS and on pause, so a reload finds it.
 import {
@@ -11,7 +11,7 @@ import {
   backend,
   CharTokenizer,
   clipGradNorm,
-  DataParallel,
+  createStepper,
   Decoder,
   formatAnalysis,
   GPT,
@@ -26,6 +26,7 @@ import {
   Rng,
   type RngState,
   type ScheduleOptions,
+  type Stepper,
   scope,
   splitTokens,
   Tensor,
@@ -67,7 +68,10 @@ const EVALS_PER_RUN = 20;
 const SAMPLE_TOKENS = 120;
 /** data-parallel shards of a batch (as `minigpt train --grad-shards 2`: the same bits on 1 or 2 threads) */
 const SHARDS = 2;
-/** what a thread does per second, for the presets' expected tokens/s (measured: docs/benchmarks.md) */
+/**
+ * what one thread does per second, for the presets' expected tokens/s: an estimate (the tiny preset
+ * trained at ~25-33k tokens/s on 2 threads of a loaded 2-core VM, which this predicts at 35k)
+ */
 const FLOPS_PER_THREAD = 4e9;
 
 interface Run {
@@ -76,7 +80,8 @@ interface Run {
   tokenizer: Tokenizer;
   model: GPT;
   optimizer: AdamW;
-  parallel: DataParallel | null;
+  /** forward/backward and update: data parallel over Web Workers when isolated (the trainer's stepper) */
+  stepper: Stepper | null;
   train: Int32Array;
   val: Int32Array;
   batchRng: Rng;
@@ -188,7 +193,7 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
     tokenizer,
     model,
     optimizer,
-    parallel: null,
+    stepper: null,
     train,
     val,
     batchRng,
@@ -202,7 +207,7 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
     savedAt: null,
   };
   if (saved) restoreState(run, saved);
-  run.parallel = await DataParallel.create(model, threads, { shards: SHARDS });
+  run.stepper = await createStepper(model, threads, SHARDS);
   current = { model, tokenizer, info: {}, label: request.source };
   post({ type: "model", label: request.source, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize });
 }
@@ -256,7 +261,7 @@ async function save(r: Run): Promise<void> {
 
 function disposeRun(): void {
   if (!run) return;
-  run.parallel?.dispose();
+  run.stepper?.dispose();
   if (current?.model === run.model) current = null;
   run.model.dispose();
   for (const t of [...run.optimizer.m.values(), ...run.optimizer.v.values()]) t.dispose();
@@ -265,23 +270,18 @@ function disposeRun(): void {
 
 function trainStep(r: Run): number {
   const lr = learningRate(r.step, r.schedule);
-  const { model, parallel, preset } = r;
+  const { model, preset } = r;
+  const stepper = r.stepper as Stepper;
   model.zeroGrad();
   const loss = scope(() => {
     const { x, y } = r.sampler.next();
-    const xt = Tensor.ints(x, [preset.batchSize, preset.blockSize]);
-    const yt = Tensor.ints(y, [preset.batchSize, preset.blockSize]);
-    if (parallel) return parallel.forwardBackward(xt, yt, 1, undefined, true);
-    const l = model.forward(xt, { targets: yt }).loss as Tensor;
-    l.backward();
-    return l.item();
+    const shape = [preset.batchSize, preset.blockSize];
+    return stepper.forwardBackward(Tensor.ints(x, shape), Tensor.ints(y, shape), 1, undefined, true);
   });
-  const update = (): void => {
+  stepper.update(() => {
     clipGradNorm(model.params.values(), 1.0);
     r.optimizer.update(lr);
-  };
-  if (parallel) parallel.onThisThread(update);
-  else update();
+  });
   r.step++;
   return loss;
 }

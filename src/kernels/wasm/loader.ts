@@ -464,15 +464,23 @@ class WasmKernels implements WasmBackend, KernelCalls {
       this.rowTableBytes = Math.max(bytes, 16 * 12);
       this.rowTablePtr = heap().alloc(this.rowTableBytes);
     }
-    const keys = this.pointers(rows.map((r) => r.keys));
-    const values = this.pointers(rows.map((r) => r.values));
-    if (!keys || !values) return -1;
-    const t = new Int32Array(heap().memory.buffer, this.rowTablePtr, rows.length * 3);
-    rows.forEach((row, r) => {
-      t[3 * r] = keys[r] as number;
-      t[3 * r + 1] = values[r] as number;
-      t[3 * r + 2] = row.pos;
-    });
+    const memory = heap().memory;
+    const t = new Int32Array(memory.buffer, this.rowTablePtr, rows.length * 3);
+    for (let r = 0; r < rows.length; r++) {
+      const { keys, values, pos } = rows[r] as CachedRow;
+      if (
+        !(
+          keys instanceof Float32Array &&
+          values instanceof Float32Array &&
+          isBufferOf(memory, keys.buffer) &&
+          isBufferOf(memory, values.buffer)
+        )
+      )
+        return -1;
+      t[3 * r] = keys.byteOffset;
+      t[3 * r + 1] = values.byteOffset;
+      t[3 * r + 2] = pos;
+    }
     return this.rowTablePtr;
   }
 

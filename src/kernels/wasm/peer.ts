@@ -9,7 +9,7 @@
  * idle; if it has not taken it by the time this thread is done with the first, this thread does both.
  *
  * Results do not depend on who does what: only calls whose result does not depend on the cut are
- * offered (WasmBackend's PEER_KERNELS: a matmul's rows are computed independently of how the rows are
+ * offered (PEER_KERNELS in calls.ts: a matmul's rows are computed independently of how the rows are
  * split, each output element summing its products in the same order in the same 4x8 tiles, when
  * split points are multiples of 4 and every part has >= 4 rows; attention's (batch, head) pairs,
  * elementwise and row-wise kernels), so a step is bit-identical with or without help, and a given

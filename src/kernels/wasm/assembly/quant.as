@@ -26,14 +26,19 @@
   return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(i16x8.extend_high_i8x16_s(v)));
 }
 
-/** the low nibbles of 16 bytes as signed bytes (-8..7) */
+/**
+ * The low nibbles of 16 bytes as signed bytes (-8..7). x86 has no byte shifts (V8 emulates
+ * i8x16.shl/shr_s in several instructions), so: mask, then (n ^ 8) - 8 sign-extends a 4-bit value.
+ */
 @inline function lowNibbles(b: v128): v128 {
-  return i8x16.shr_s(i8x16.shl(b, 4), 4);
+  const eight = i8x16(8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8);
+  return i8x16.sub(v128.xor(v128.and(b, i8x16(15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15)), eight), eight);
 }
 
-/** the high nibbles of 16 bytes as signed bytes */
+/** the high nibbles of 16 bytes as signed bytes (a 16-bit shift moves them down, the mask drops the rest) */
 @inline function highNibbles(b: v128): v128 {
-  return i8x16.shr_s(b, 4);
+  const eight = i8x16(8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8);
+  return i8x16.sub(v128.xor(v128.and(i16x8.shr_u(b, 4), i8x16(15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15)), eight), eight);
 }
 
 /** input k of a stored int4/int8 value at byte p */
@@ -154,6 +159,8 @@ export function qmatmulOI(out: usize, x: usize, q: usize, scales: usize, M: i32,
     const om = out + ((<usize>m * <usize>N) << 2);
     for (let n = j0; n < j1; n++) {
       const row = q + <usize>n * rowBytes;
+      // the groups' vector sums times their scales stay in lanes: one horizontal sum per output
+      let tv = f32x4.splat(0);
       let t: f32 = 0;
       for (let g = 0; g < groups; g++) {
         const k0 = g * group;
@@ -174,10 +181,13 @@ export function qmatmulOI(out: usize, x: usize, q: usize, scales: usize, M: i32,
           a2 = madd(v128.load(xk, 32), bytes2(v), a2);
           a3 = madd(v128.load(xk, 48), bytes3(v), a3);
         }
-        let a = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+        let a: f32 = 0;
         for (; k < k1; k++) a += load<f32>(xm + (<usize>k << 2)) * quantAt(row + <usize>(bits == 8 ? k : k >> 1), bits, k);
-        t += a * load<f32>(scales + ((<usize>n * <usize>(bits == 8 ? 1 : groups) + <usize>(bits == 8 ? 0 : g)) << 2));
+        const s = load<f32>(scales + ((<usize>n * <usize>(bits == 8 ? 1 : groups) + <usize>(bits == 8 ? 0 : g)) << 2));
+        tv = madd(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), splat(s), tv);
+        t += a * s;
       }
+      t += hsum(tv);
       store<f32>(om + (<usize>n << 2), t);
     }
   }

@@ -1,0 +1,62 @@
+// The batched decode step on its own (GPT.decode of R rows, each its own sequence, position and KV
+// cache): time per step and tokens per second for R = 1, 4, 16, in turns, one kernel thread. Both
+// wall and CPU time (process.cpuUsage): on a machine shared with other jobs, CPU time says what the
+// kernels cost and wall time what a client would have seen. Random weights (GPT-2 init, seeded).
+//   big   the bigger recipe's model (6 layers, 384 wide, block 256, vocabulary 65)
+//   gpt2  GPT-2 124M's shape (12 layers, 768 wide, block 1024, vocabulary 50,257)
+//
+//   node --import tsx bench/decode-batch.ts [--model big|gpt2] [--rows 1,4,16] [--steps S] [--rounds N]
+import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
+import { arg, expectArgs } from "./args.js";
+import { median } from "./stats.js";
+
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds"]);
+const which = arg("model", "big");
+const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
+const shapes = {
+  big: { vocabSize: 65, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
+  gpt2: { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
+} as const;
+const shape = shapes[which as keyof typeof shapes];
+if (!shape) throw new Error(`--model ${which}: use big or gpt2`);
+const steps = Number(arg("steps", which === "big" ? "24" : "6"));
+const rounds = Number(arg("rounds", "3"));
+
+await useBackend("wasm", { threads: 1 });
+const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
+const wall: Record<number, number[]> = {};
+const cpu: Record<number, number[]> = {};
+for (let round = 0; round < rounds; round++) {
+  for (const R of rowCounts) {
+    const caches = Array.from({ length: R }, () =>
+      Array.from({ length: shape.nLayer }, () => new AttentionCache(shape.blockSize, shape.nEmbd)),
+    );
+    const buffers = new DecodeBuffers(model.config, R);
+    // rows at positions 16 + r (ragged), each step one position further
+    const step = (s: number) =>
+      model.decode(
+        caches.map((cache, r) => ({ id: (r + s) % shape.vocabSize, pos: 16 + r + s, cache })),
+        buffers,
+      );
+    step(0);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let s = 1; s <= steps; s++) step(s);
+    const c = process.cpuUsage(c0);
+    wall[R] = [...(wall[R] ?? []), (performance.now() - t0) / steps];
+    cpu[R] = [...(cpu[R] ?? []), (c.user + c.system) / 1000 / steps];
+    buffers.dispose();
+    for (const layers of caches) for (const layer of layers) layer.dispose();
+  }
+}
+const rows = rowCounts.map((R) => {
+  const w = median(wall[R] ?? []);
+  const c = median(cpu[R] ?? []);
+  return { rows: R, wall_ms_per_step: w, cpu_ms_per_step: c, tokens_per_s: (R * 1000) / w, tokens_per_cpu_s: (R * 1000) / c };
+});
+console.error(`decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, 1 kernel thread (medians)`);
+for (const r of rows)
+  console.error(
+    `  R=${String(r.rows).padStart(2)}: ${r.wall_ms_per_step.toFixed(1)} ms/step wall (${r.tokens_per_s.toFixed(0)} tokens/s), ${r.cpu_ms_per_step.toFixed(1)} ms CPU (${r.tokens_per_cpu_s.toFixed(0)} tokens per CPU-second)`,
+  );
+console.log(JSON.stringify({ model: which, steps, rounds, rows }));

@@ -1,0 +1,97 @@
+// Decode speed of int8 / int4 weights against float32 (docs/benchmarks.md, "Quantized decode"):
+// a GPT-2 124M-shaped model with random weights, quantized in memory as minigpt quantize writes it
+// (src/io/quantize.ts), a prompt of 16 tokens, N new tokens greedy, the median of R runs, for each
+// thread count. Validated first: each variant's first decode logits against its dequantized forward.
+// Also prints the file sizes the three would have (model.safetensors bytes).
+//
+//   node --import tsx bench/quant-decode.ts [--tokens 256] [--runs 3] [--threads 1,2] [--layers 12]
+
+import { Decoder, nextLogitsUncached } from "../src/generate/generate.js";
+import { modelSafetensorsBytes } from "../src/io/model-zip.js";
+import {
+  dequantizeMatrix,
+  isQuantizedName,
+  type QuantizationConfig,
+  type QuantizedMatrix,
+  quantizedTensors,
+  quantizeMatrix,
+} from "../src/io/quantize.js";
+import { writeSafetensors } from "../src/io/safetensors.js";
+import { useBackend } from "../src/kernels/index.js";
+import { makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
+import { useQuantizedWeights } from "../src/nn/quantized.js";
+import { arg, expectArgs } from "./args.js";
+import { median } from "./stats.js";
+
+expectArgs("bench/quant-decode.ts", ["tokens", "runs", "threads", "layers"]);
+const tokens = Number(arg("tokens", "256"));
+const runs = Number(arg("runs", "3"));
+const threadCounts = arg("threads", "1,2").split(",").map(Number);
+const config = makeConfig({ vocabSize: 50257, nLayer: Number(arg("layers", "12")), nHead: 12, nEmbd: 768, blockSize: 1024 });
+const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919) % config.vocabSize);
+
+await useBackend("wasm", { threads: 1 });
+const fp32 = new GPT(config, 1337);
+const variants: { name: string; model: GPT; bytes: number }[] = [{ name: "fp32", model: fp32, bytes: modelSafetensorsBytes(fp32).length }];
+for (const q of [
+  { bits: 8, groupSize: null },
+  { bits: 4, groupSize: 32 },
+] as QuantizationConfig[]) {
+  const model = new GPT(config, 1337);
+  const matrices = new Map<string, QuantizedMatrix>();
+  for (const [name, t] of model.params) {
+    if (!isQuantizedName(name)) continue;
+    const wte = name === "transformer.wte.weight";
+    const [rows, cols] = t.shape as [number, number];
+    const m = wte
+      ? quantizeMatrix(t.data, cols, rows, "out-in", q.bits, q.groupSize ?? cols)
+      : quantizeMatrix(t.data, rows, cols, "in-out", q.bits, q.groupSize ?? rows);
+    matrices.set(name, m);
+    t.data.set(dequantizeMatrix(m));
+  }
+  useQuantizedWeights(model, matrices);
+  const bytes = writeSafetensors(
+    quantizedTensors(
+      [...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }]),
+      q,
+    ),
+    { format: "pt" },
+  ).length;
+  variants.push({ name: `int${q.bits}`, model, bytes });
+}
+
+// validate: the decode's first logits against the dequantized forward
+for (const v of variants) {
+  const d = new Decoder(v.model, prompt, { maxNewTokens: 2, temperature: 0 });
+  d.step();
+  const step = d.step();
+  const want = nextLogitsUncached(v.model, d.ids.slice(0, -1));
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs((step?.logits[i] ?? Number.NaN) - want[i]!));
+  if (!(worst < 1e-3)) throw new Error(`${v.name}: decode logits differ from the forward by ${worst}`);
+}
+
+console.log(`GPT-2 124M shape (${config.nLayer} layers), prompt 16, ${tokens} new tokens greedy, median of ${runs}`);
+for (const v of variants)
+  console.log(`${v.name}: model.safetensors ${(v.bytes / 1e6).toFixed(1)} MB (${(variants[0]!.bytes / v.bytes).toFixed(2)}x smaller)`);
+for (const threads of threadCounts) {
+  await useBackend("wasm", { threads });
+  const rates = new Map<string, number[]>();
+  // variants in turns, so that the machine's load falls on each alike
+  for (let r = 0; r < runs; r++)
+    for (const v of variants) {
+      const d = new Decoder(v.model, prompt, { maxNewTokens: tokens, temperature: 0 });
+      const t0 = performance.now();
+      while (d.step());
+      const s = (performance.now() - t0) / 1000;
+      rates.set(v.name, [...(rates.get(v.name) ?? []), tokens / s]);
+    }
+  const base = median(rates.get("fp32") ?? []);
+  for (const v of variants) {
+    const m = median(rates.get(v.name) ?? []);
+    console.log(
+      `threads ${threads} ${v.name}: ${m.toFixed(1)} tokens/s (${(m / base).toFixed(2)}x fp32) runs ${(rates.get(v.name) ?? []).map((x) => x.toFixed(1)).join(", ")}`,
+    );
+  }
+}

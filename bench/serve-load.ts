@@ -1,0 +1,203 @@
+// Load on `minigpt serve` (startServer, the generation thread batching every request in flight):
+// C concurrent clients on loopback, each a bounded loop of streamed /v1/completions requests with a
+// fixed prompt length, max_tokens and seed (client k's request i: seed 1000·k + i), for C = 1, 4, 16.
+// Per C: requests/s, generated tokens/s (usage's completion tokens over the wall time), latency and
+// time to first token (p50, p99). Then a flood past --max-batch + --max-queue: every request must get
+// 200 or a clean 429 with Retry-After, and nothing else.
+//
+// Models (random weights, GPT-2 init, seeded), saved to a temporary folder first:
+//   big   the bigger recipe's model: 6 layers, 6 heads, 384 wide, block 256, a 65-character vocabulary
+//   gpt2  GPT-2 124M's shape: 12 layers, 12 heads, 768 wide, block 1024, GPT-2's 50,257 tokens
+//
+//   node --import tsx bench/serve-load.ts [--model big|gpt2] [--clients 1,4,16] [--requests R]
+//        [--prompt-tokens P] [--max-tokens N] [--threads T] [--max-batch B] [--max-queue Q] [--flood F]
+//
+// Prints a table on stderr and one JSON object on stdout.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CharTokenizer, GPT, gpt2Tokenizer, makeConfig, saveModel, saveTokenizer, startServer, type Tokenizer } from "../src/index.js";
+import { arg, expectArgs } from "./args.js";
+
+expectArgs("bench/serve-load.ts", [
+  "model",
+  "clients",
+  "requests",
+  "prompt-tokens",
+  "max-tokens",
+  "threads",
+  "max-batch",
+  "max-queue",
+  "flood",
+]);
+
+const which = arg("model", "big");
+const clientCounts = arg("clients", "1,4,16").split(",").map(Number);
+const requestsPerClient = Number(arg("requests", "4"));
+const promptTokens = Number(arg("prompt-tokens", "16"));
+const maxTokens = Number(arg("max-tokens", "32"));
+const threads = Number(arg("threads", "1"));
+const maxBatch = Number(arg("max-batch", "16"));
+const maxQueue = Number(arg("max-queue", "16"));
+const flood = Number(arg("flood", String(3 * (maxBatch + maxQueue))));
+
+const shapes = {
+  big: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
+  gpt2: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
+} as const;
+const shape = shapes[which as keyof typeof shapes];
+if (!shape) throw new Error(`--model ${which}: use big or gpt2`);
+
+// the model folder: random weights, the recipe's tokenizer
+const dir = mkdtempSync(join(tmpdir(), "minigpt-serve-load-"));
+const folder = join(dir, which);
+mkdirSync(folder);
+const letters = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"; // tiny Shakespeare's 65
+const tokenizer: Tokenizer = which === "gpt2" ? gpt2Tokenizer() : CharTokenizer.fromText(letters, [], { byteFallback: false });
+{
+  const model = new GPT(makeConfig({ vocabSize: tokenizer.vocabSize, ...shape, dropout: 0 }), 1337);
+  saveModel(model, folder);
+  saveTokenizer(folder, tokenizer);
+  model.dispose();
+}
+// a prompt of exactly promptTokens tokens (" the" is one GPT-2 token; a letter is one character token)
+const prompt = which === "gpt2" ? " the".repeat(promptTokens) : "the sea ".repeat(promptTokens).slice(0, promptTokens);
+if (tokenizer.encode(prompt).length !== promptTokens) throw new Error("the prompt is not --prompt-tokens tokens long");
+
+const server = await startServer({ model: folder, port: 0, threads, maxBatch, maxQueue, timeout: 0, notice: () => {} });
+const url = `${server.url}/v1/completions`;
+
+interface Outcome {
+  status: number;
+  ms: number;
+  /** time to the first streamed text */
+  ttftMs: number;
+  tokens: number;
+  retryAfter: string | null;
+}
+
+/** one streamed completion; resolves when the stream ends */
+async function complete(seed: number): Promise<Outcome> {
+  const t0 = performance.now();
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: which,
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 1,
+      seed,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (res.status !== 200 || !res.body) {
+    await res.text();
+    return { status: res.status, ms: performance.now() - t0, ttftMs: Number.NaN, tokens: 0, retryAfter: res.headers.get("retry-after") };
+  }
+  let ttftMs = Number.NaN;
+  let tokens = 0;
+  let buffered = "";
+  const decoder = new TextDecoder();
+  const reader = res.body.getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    buffered += decoder.decode(r.value, { stream: true });
+    let at = buffered.indexOf("\n\n");
+    while (at >= 0) {
+      const event = buffered.slice(0, at);
+      buffered = buffered.slice(at + 2);
+      at = buffered.indexOf("\n\n");
+      const data = event.startsWith("data: ") ? event.slice(6) : "";
+      if (data === "" || data === "[DONE]") continue;
+      const json = JSON.parse(data) as { choices: { text: string }[]; usage: { completion_tokens: number } | null };
+      if (Number.isNaN(ttftMs) && json.choices[0]?.text) ttftMs = performance.now() - t0;
+      if (json.usage) tokens = json.usage.completion_tokens;
+    }
+  }
+  return { status: 200, ms: performance.now() - t0, ttftMs, tokens, retryAfter: null };
+}
+
+const quantile = (xs: number[], q: number) => {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  return v.length === 0 ? Number.NaN : (v[Math.min(v.length - 1, Math.floor(q * v.length))] as number);
+};
+
+// warm-up: the generation thread's first steps (wasm compile, buffers)
+await complete(1);
+
+const rows: Record<string, number>[] = [];
+for (const clients of clientCounts) {
+  const outcomes: Outcome[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, k) => {
+      for (let i = 0; i < requestsPerClient; i++) outcomes.push(await complete(1000 * k + i));
+    }),
+  );
+  const wall = (performance.now() - t0) / 1000;
+  const ok = outcomes.filter((o) => o.status === 200);
+  const generated = ok.reduce((s, o) => s + o.tokens, 0);
+  rows.push({
+    clients,
+    requests: outcomes.length,
+    failed: outcomes.length - ok.length,
+    requests_per_s: ok.length / wall,
+    tokens_per_s: generated / wall,
+    latency_p50_ms: quantile(
+      ok.map((o) => o.ms),
+      0.5,
+    ),
+    latency_p99_ms: quantile(
+      ok.map((o) => o.ms),
+      0.99,
+    ),
+    ttft_p50_ms: quantile(
+      ok.map((o) => o.ttftMs),
+      0.5,
+    ),
+    ttft_p99_ms: quantile(
+      ok.map((o) => o.ttftMs),
+      0.99,
+    ),
+  });
+}
+
+// past the queue: each request gets 200 or a clean 429
+const flooded = await Promise.all(Array.from({ length: flood }, (_, i) => complete(i)));
+const status = new Map<number, number>();
+for (const o of flooded) status.set(o.status, (status.get(o.status) ?? 0) + 1);
+const clean429 = flooded.filter((o) => o.status === 429).every((o) => o.retryAfter !== null);
+await server.close();
+rmSync(dir, { recursive: true, force: true });
+
+const f = (x: number, d = 1) => (Number.isNaN(x) ? "-" : x.toFixed(d));
+console.error(
+  `serve-load: ${which} model, prompt ${promptTokens} tokens, max_tokens ${maxTokens}, ${requestsPerClient} requests per client, ${threads} kernel thread(s), --max-batch ${maxBatch}`,
+);
+console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms");
+for (const r of rows)
+  console.error(
+    `${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}`,
+  );
+const one = rows.find((r) => r.clients === 1);
+const most = rows[rows.length - 1];
+if (one && most && most !== one)
+  console.error(
+    `${most.clients} clients: ${f((most.tokens_per_s as number) / (one.tokens_per_s as number), 2)}x one client's generated tokens/s`,
+  );
+console.error(
+  `flood of ${flood} at once (--max-batch ${maxBatch} + --max-queue ${maxQueue}): ${[...status].map(([s, n]) => `${n} x ${s}`).join(", ")}${clean429 ? "" : " (a 429 without Retry-After!)"}`,
+);
+console.log(
+  JSON.stringify({
+    model: which,
+    prompt_tokens: promptTokens,
+    max_tokens: maxTokens,
+    threads,
+    max_batch: maxBatch,
+    max_queue: maxQueue,
+    rows,
+    flood: { requests: flood, status: Object.fromEntries(status), clean_429: clean429 },
+  }),
+);
