@@ -61,7 +61,9 @@ function bundle(file: URL): Promise<string | null> {
   if (!b) {
     b = (async () => {
       try {
-        const esbuild = await import("esbuild");
+        // the name in a variable: a bundler building a page must not pull esbuild (a Node tool) in
+        const name = "esbuild";
+        const esbuild: { build(o: object): Promise<{ outputFiles: { text: string }[] }> } = await import(/* @vite-ignore */ name);
         const { fileURLToPath } = await import("node:url");
         const out = await esbuild.build({
           entryPoints: [fileURLToPath(file)],
