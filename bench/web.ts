@@ -86,14 +86,26 @@ async function firstLoad(): Promise<{ readyMs: number; loadMs: number }> {
 
 const stepOf = async (page: Page): Promise<number> => Number(/step (\d+)\//.exec((await page.textContent("#progress")) ?? "")?.[1] ?? -1);
 
-/** tokens/s of the page's training from FROM_STEP to FROM_STEP + steps */
-async function pageTokensPerS(page: Page): Promise<number> {
+/**
+ * The page's training from FROM_STEP to FROM_STEP + steps: `overall` tokens/s by its progress line
+ * (evaluations and messages included: what a person gets) and `step`, the median of the per-step
+ * tokens/s the progress line shows (one training step, the quantity Node's median step measures).
+ */
+async function pageTokensPerS(page: Page): Promise<{ overall: number; step: number }> {
   await page.click("#tab-train");
   await page.fill("#steps", String(FROM_STEP + steps + 50));
   await page.fill("#sample-every", "100000");
   await page.click("#start");
+  const perStep: number[] = [];
   const at = async (step: number): Promise<number> => {
-    while ((await stepOf(page)) < step) await page.waitForTimeout(20);
+    for (;;) {
+      const line = (await page.textContent("#progress")) ?? "";
+      const s = Number(/step (\d+)\//.exec(line)?.[1] ?? -1);
+      const rate = /([\d,]+) tokens\/s/.exec(line)?.[1];
+      if (s > FROM_STEP && rate) perStep.push(Number(rate.replaceAll(",", "")));
+      if (s >= step) break;
+      await page.waitForTimeout(20);
+    }
     return page.evaluate(() => performance.now());
   };
   // the start (tokenizing, the replicas starting) and the first steps are left out
@@ -105,7 +117,7 @@ async function pageTokensPerS(page: Page): Promise<number> {
   const t1 = await at(FROM_STEP + steps);
   const s1 = await stepOf(page);
   await page.click("#stop");
-  return ((s1 - s0) * TOKENS_PER_STEP * 1000) / (t1 - t0);
+  return { overall: ((s1 - s0) * TOKENS_PER_STEP * 1000) / (t1 - t0), step: median(perStep) };
 }
 
 function nodeTokensPerS(): number {
@@ -139,18 +151,21 @@ try {
   console.log(`nanoGPT CPU recipe (4L 128w, B12 T64), ${corpus}, char tokenizer; tokens/s, ${rounds} rounds in turns`);
   const nodeRates: number[] = [];
   const pageRates: number[] = [];
+  const pageStepRates: number[] = [];
   for (let r = 1; r <= rounds; r++) {
     const load = loadavg()[0]?.toFixed(1);
     const node = nodeTokensPerS();
     const inPage = await pageTokensPerS(page);
     nodeRates.push(node);
-    pageRates.push(inPage);
+    pageRates.push(inPage.overall);
+    pageStepRates.push(inPage.step);
     console.log(
-      `round ${r} (load ${load}): node 2 threads ${Math.round(node).toLocaleString()}, page ${Math.round(inPage).toLocaleString()}, page/node ${(inPage / node).toFixed(2)}`,
+      `round ${r} (load ${load}): node 2 threads ${Math.round(node).toLocaleString()}, page ${Math.round(inPage.overall).toLocaleString()} (its steps alone ${Math.round(inPage.step).toLocaleString()}), page/node ${(inPage.overall / node).toFixed(2)} (steps alone ${(inPage.step / node).toFixed(2)})`,
     );
   }
+  const n = median(nodeRates);
   console.log(
-    `median: node ${Math.round(median(nodeRates)).toLocaleString()} tokens/s, page ${Math.round(median(pageRates)).toLocaleString()} tokens/s, page/node ${(median(pageRates) / median(nodeRates)).toFixed(2)}`,
+    `median: node ${Math.round(n).toLocaleString()} tokens/s, page ${Math.round(median(pageRates)).toLocaleString()} tokens/s, page/node ${(median(pageRates) / n).toFixed(2)}; the page's steps alone ${Math.round(median(pageStepRates)).toLocaleString()} tokens/s, ${(median(pageStepRates) / n).toFixed(2)} of node's`,
   );
 } finally {
   await browser.close();
