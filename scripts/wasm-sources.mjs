@@ -23,6 +23,7 @@ export const kernelFiles = [
   "simd.as",
   "matmul-tiles.as",
   "matmul.as",
+  "matmul-rows.as",
   "elementwise.as",
   "layernorm.as",
   "activations.as",
