@@ -33,6 +33,7 @@ export const kernelFiles = [
   "attention.as",
   "decode.as",
   "quant.as",
+  "quant-int.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

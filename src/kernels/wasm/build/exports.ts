@@ -191,6 +191,34 @@ export interface KernelExports {
     j0: number,
     j1: number,
   ): void;
+  // quant-int.as
+  quantizeActivations(
+    xq: number,
+    xsum: number,
+    xscale: number,
+    x: number,
+    M: number,
+    K: number,
+    G: number,
+    Gp: number,
+    groups: number,
+  ): void;
+  qmatvecPacked(
+    out: number,
+    xq: number,
+    xsum: number,
+    xscale: number,
+    w: number,
+    scales: number,
+    bias: number,
+    M: number,
+    N: number,
+    bits: number,
+    Gp: number,
+    groups: number,
+    j0: number,
+    j1: number,
+  ): void;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
@@ -231,4 +259,6 @@ export const kernelParams = {
   attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
   qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
   qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
+  quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups"],
+  qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
