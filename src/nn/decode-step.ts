@@ -3,6 +3,7 @@
  * position against its own KV cache (ragged: the rows' positions and cache lengths differ).
  * DecodeRow says what a row is; DecodeBuffers hold the step's activations.
  */
+import type { KernelArray } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { AttentionCache } from "./attention-cache.js";
 import type { GPTConfig } from "./config.js";
@@ -56,10 +57,10 @@ export class DecodeBuffers {
     this.logits = buf(V);
   }
 
-  /** row r of buffer t (a view for one kernel call) */
-  static row(t: Tensor, r: number): Float32Array {
+  /** row r of buffer t, in place (a view for one kernel call) */
+  static row(t: Tensor, r: number): KernelArray {
     const width = t.shape[1] as number;
-    return t.data.subarray(r * width, (r + 1) * width);
+    return t.slice(r * width, width);
   }
 
   dispose(): void {
