@@ -11,6 +11,8 @@ import {
   BatchSampler,
   backend,
   CharTokenizer,
+  ChatSession,
+  chatTokenIds,
   clipGradNorm,
   createStepper,
   Decoder,
@@ -23,6 +25,7 @@ import {
   MinigptError,
   makeConfig,
   modelFiles,
+  neverLearnedToEndReplies,
   noGrad,
   Rng,
   type RngState,
@@ -108,6 +111,8 @@ interface Run {
 
 /** the model generate and inspect use: the run's, or one loaded from a file */
 let current: (LoadedModel & { label: string }) | null = null;
+/** `current` came from a file (Models), not from the run */
+let loadedFromFile = false;
 let run: Run | null = null;
 let threads = 1;
 let stopGenerating = false;
@@ -147,7 +152,7 @@ function estimates(vocabSize: number): PresetEstimate[] {
 function summary(r: Run): RunSummary {
   return {
     status: r.status,
-    label: r.request.source,
+    label: runLabel(r.request),
     step: r.step,
     maxSteps: r.request.maxSteps,
     parameters: r.model.parameterCount(),
@@ -165,20 +170,52 @@ const eta = (r: Run): number | null => (r.msPerStep === null ? null : ((r.reques
 /** a model's memory need, checked before it is made: wasm32 memory ends at 4 GiB */
 const WASM_LIMIT_BYTES = 4 * 2 ** 30;
 
+/** what a loaded model trains with: its own shape, and `minigpt train --init DIR`'s batch and learning rate */
+function loadedShape(base: NonNullable<TrainRequest["base"]>): Preset {
+  const c = base.config;
+  return { name: base.label, nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, blockSize: c.blockSize, batchSize: 12, lr: 1e-3 };
+}
+
+/** the model loaded in Models, for the run to take over */
+function takeLoaded(): LoadedModel & { label: string } {
+  const m = current;
+  if (!m || !loadedFromFile)
+    throw new MinigptError("no model is loaded: load a model folder or .zip in Models first, or start a new model");
+  return m;
+}
+
+/** the training text's tokens; a vocabulary made elsewhere may lack some of its characters */
+function encodeText(tokenizer: Tokenizer, text: string, base: TrainRequest["base"]): Int32Array {
+  const unknown = new Set<string>();
+  const ids = tokenizer.encode(text, { specialsAsText: true, onUnknown: (p) => unknown.add(p) });
+  if (unknown.size > 0) {
+    const shown = [...unknown].slice(0, 8).map((p) => JSON.stringify(p));
+    throw new MinigptError(
+      `the text has ${unknown.size} character${unknown.size === 1 ? "" : "s"} that ${base ? base.label : "the model"}'s vocabulary lacks (${shown.join(" ")}${unknown.size > 8 ? " …" : ""}): remove them, or start a new model on this text`,
+    );
+  }
+  return Int32Array.from(ids);
+}
+
 async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> {
   disposeRun();
-  const preset = PRESETS[request.preset] as Preset;
+  // a loaded model trained further: its weights now (a restored run gets them from the save)
+  const init = request.continueLoaded && !saved ? takeLoaded() : null;
+  if (init) request = { ...request, base: { label: init.label, config: init.model.config } };
+  const preset = request.base ? loadedShape(request.base) : (PRESETS[request.preset] as Preset);
   const tokenizer = saved
     ? tokenizerFromHuggingFaceJson(saved.tokenizer)
-    : makeTokenizer(request.text, request.tokenizer, request.vocabSize);
-  const ids = Int32Array.from(tokenizer.encode(request.text, { specialsAsText: true }));
+    : (init?.tokenizer ?? makeTokenizer(request.text, request.tokenizer, request.vocabSize));
+  const ids = encodeText(tokenizer, request.text, request.base);
   const { train, val } = splitTokens(ids);
   const need = preset.blockSize + 1;
   if (val.length < need)
     throw new MinigptError(
-      `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text or pick a smaller preset`,
+      request.base
+        ? `the text is too short for ${request.base.label} (context ${preset.blockSize}): ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text`
+        : `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text or pick a smaller preset`,
     );
-  const config = configOf(preset, tokenizer.vocabSize);
+  const config = request.base?.config ?? configOf(preset, tokenizer.vocabSize);
   const memory = analyzeConfig(config, { batchSize: preset.batchSize }).memory.training.total;
   if (memory > WASM_LIMIT_BYTES * 0.75)
     throw new MinigptError(
@@ -186,7 +223,7 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
     );
   let model: GPT;
   try {
-    model = new GPT(config, request.seed);
+    model = init?.model ?? new GPT(config, request.seed);
   } catch (err) {
     throw outOfMemory(err, preset);
   }
@@ -219,9 +256,33 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
   };
   if (saved) restoreState(run, saved);
   run.stepper = await createStepper(model, threads, SHARDS);
-  current = { model, tokenizer, info: {}, label: request.source };
-  post({ type: "model", label: request.source, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize });
+  // the run's model is the one generate and inspect use now (a loaded one it did not take is freed)
+  if (current && current.model !== model) current.model.dispose();
+  current = { model, tokenizer, info: {}, label: runLabel(request) };
+  loadedFromFile = false;
+  postModel(current, false);
 }
+
+/** tell the page which model generate, chat and inspect use now */
+function postModel(m: LoadedModel & { label: string }, loaded: boolean): void {
+  const ids = chatTokenIds(m.tokenizer);
+  post({
+    type: "model",
+    label: m.label,
+    parameters: m.model.parameterCount(),
+    vocabSize: m.tokenizer.vocabSize,
+    loaded,
+    chat: ids !== undefined,
+    system: ids?.system !== undefined,
+    chatNote:
+      ids && neverLearnedToEndReplies(m.info, m.tokenizer)
+        ? `${m.label} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with minigpt train --chat`
+        : "",
+  });
+}
+
+/** what the run's model is called: the text it learns, and the model it started from */
+const runLabel = (r: TrainRequest): string => (r.base ? `${r.base.label} trained further on ${r.source}` : r.source);
 
 function outOfMemory(err: unknown, preset: Preset): Error {
   const text = err instanceof Error ? err.message : String(err);
@@ -449,6 +510,51 @@ async function generate(prompt: string, s: SamplingSettings, explain: boolean): 
   post({ type: "generated", reason });
 }
 
+/** the conversation with the current model (a new one when the model changed) */
+let chat: { model: GPT; session: ChatSession } | null = null;
+
+/** a user message and the reply streamed, as `minigpt chat` answers it (the same settings give the same text) */
+async function chatSend(text: string, system: string, s: SamplingSettings): Promise<void> {
+  const m = current;
+  if (!m) throw new MinigptError("no model yet: load a chat-tuned model folder first");
+  if (!chat || chat.model !== m.model)
+    chat = { model: m.model, session: new ChatSession(m.model, m.tokenizer, { suppressIds: unseenSpecialIds(m) }, m.label) };
+  const session = chat.session;
+  session.setSystem(system);
+  session.options = { ...session.options, temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxTokens, seed: s.seed };
+  generating = true;
+  stopGenerating = false;
+  let reason: "end" | "length" | "stopped" = "end";
+  const events = session.send(text);
+  try {
+    let sliceEnd = performance.now() + SLICE_MS;
+    for (const e of events) {
+      if (e.type === "text") post({ type: "chatDelta", text: e.text });
+      else if (e.type === "unknown")
+        post({ type: "chatNotice", text: `left out what the vocabulary cannot encode: ${e.pieces.join(" ")}` });
+      else if (e.type === "dropped")
+        post({
+          type: "chatNotice",
+          text: `dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context`,
+        });
+      else reason = e.stoppedBy;
+      if (performance.now() > sliceEnd) {
+        await yieldToMessages();
+        sliceEnd = performance.now() + SLICE_MS;
+      }
+      if (stopGenerating) {
+        // closing the generator before its end keeps the exchange out of the conversation
+        events.return(undefined);
+        reason = "stopped";
+        break;
+      }
+    }
+  } finally {
+    generating = false;
+  }
+  post({ type: "chatDone", reason });
+}
+
 function inspect(prompt: string): void {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
@@ -474,7 +580,15 @@ function inspect(prompt: string): void {
 function download(): void {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
-  const info = run && m.model === run.model ? { data: run.request.source, steps: run.step, trained_in: "minigpt web" } : m.info;
+  const info =
+    run && m.model === run.model
+      ? {
+          data: run.request.source,
+          steps: run.step,
+          trained_in: "minigpt web",
+          ...(run.request.base ? { init: run.request.base.label } : {}),
+        }
+      : m.info;
   const bytes = zipModelFiles(modelFiles(m.model, m.tokenizer, info));
   const name = `${m.label.replace(/\.[a-z]+$/i, "").replace(/[^\w.-]+/g, "-") || "model"}.zip`;
   post({ type: "zip", name, bytes }, [bytes.buffer]);
@@ -484,7 +598,8 @@ function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8
   const loaded = loadModelFiles(files ?? unzipModelFiles(zip as Uint8Array, name), name);
   if (current && current.model !== run?.model) current.model.dispose();
   current = { ...loaded, label: name };
-  post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize });
+  loadedFromFile = true;
+  postModel(current, true);
 }
 
 async function hello(): Promise<void> {
@@ -525,7 +640,13 @@ async function handle(m: ToWorker): Promise<void> {
     case "train": {
       post({ type: "run", run: { ...emptySummary(), status: "preparing", label: m.request.source } });
       await clearSaved();
-      await startRun(m.request);
+      try {
+        await startRun(m.request);
+      } catch (err) {
+        // the page leaves "preparing": no run, the buttons back, and the message says why
+        post({ type: "run", run: emptySummary() });
+        throw err;
+      }
       const started = run as unknown as Run;
       post({ type: "run", run: summary(started) });
       return trainLoop(started);
@@ -560,6 +681,12 @@ async function handle(m: ToWorker): Promise<void> {
       return generate(m.prompt, m.settings, m.explain);
     case "stopGenerate":
       stopGenerating = true;
+      return;
+    case "chat":
+      if (generating) return;
+      return chatSend(m.text, m.system, m.settings);
+    case "chatReset":
+      chat?.session.reset();
       return;
     case "inspect":
       return inspect(m.prompt);
