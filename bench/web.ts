@@ -54,7 +54,7 @@ for (const name of readdirSync(join(dir, "assets"))) {
   const bytes = readFileSync(join(dir, "assets", name));
   const kind = name.startsWith("worker-")
     ? "model worker js"
-    : name.startsWith("replica-web-")
+    : name.startsWith("replica-")
       ? "replica worker js"
       : extname(name).slice(1);
   const s = sizes.get(kind) ?? { raw: 0, gzip: 0 };
