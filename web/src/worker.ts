@@ -2,15 +2,18 @@
 // draws). Training is the trainer's step (the library's stepper: forward and backward split over
 // data-parallel Web Workers when the page is cross-origin isolated; gradient clip, AdamW), run in slices that yield to
 // the message queue so pause, stop and generate get in. The run is saved to IndexedDB (store.ts)
-// every SAVE_MS and on pause, so a reload finds it.
+// every SAVE_MS and on pause, so a reload finds it. On WebGPU (engine.ts) the step's kernels run on
+// the GPU and only the loss comes back, once per step; values are read with the library's async forms
+// (`await t.read()`, `stepAsync`), which the CPU backends answer at once (so there messages still
+// get in only between slices, while on the GPU they may come at any read).
 import {
   AdamW,
   analyzeConfig,
   analyzeTensors,
   BatchSampler,
-  backend,
   CharTokenizer,
   clipGradNorm,
+  clipGradNormAsync,
   createStepper,
   Decoder,
   formatAnalysis,
@@ -21,7 +24,7 @@ import {
   loadModelFiles,
   MinigptError,
   makeConfig,
-  modelFiles,
+  modelFilesAsync,
   noGrad,
   Rng,
   type RngState,
@@ -38,10 +41,11 @@ import {
   trainBpe,
   unseenSpecialIds,
   unzipModelFiles,
-  useBackend,
   zipModelFiles,
 } from "minigpt-ts/browser";
+import { startEngine } from "./engine.js";
 import {
+  type BackendChoice,
   type FromWorker,
   type Metric,
   PRESETS,
@@ -99,6 +103,8 @@ interface Run {
 let current: (LoadedModel & { label: string }) | null = null;
 let run: Run | null = null;
 let threads = 1;
+/** the models live on the GPU (the webgpu backend): their values are read asynchronously */
+let onGpu = false;
 let stopGenerating = false;
 let generating = false;
 
@@ -207,7 +213,8 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
     savedAt: null,
   };
   if (saved) restoreState(run, saved);
-  run.stepper = await createStepper(model, threads, SHARDS);
+  // data parallel splits a step over CPU threads; on the GPU the step runs whole (trainStepOnGpu)
+  run.stepper = onGpu ? null : await createStepper(model, threads, SHARDS);
   current = { model, tokenizer, info: {}, label: request.source };
   post({ type: "model", label: request.source, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize });
 }
@@ -223,9 +230,9 @@ function restoreState(r: Run, saved: SavedRun): void {
   for (const [name, p] of r.model.params) {
     const t = saved.tensors[name];
     if (!t) throw new Error(`the saved run has no tensor ${name}`);
-    p.data.set(t.w);
-    (r.optimizer.m.get(name) as Tensor).data.set(t.m);
-    (r.optimizer.v.get(name) as Tensor).data.set(t.v);
+    p.write(t.w);
+    (r.optimizer.m.get(name) as Tensor).write(t.m);
+    (r.optimizer.v.get(name) as Tensor).write(t.v);
   }
   r.optimizer.step = saved.step;
   r.step = saved.step;
@@ -238,12 +245,10 @@ function restoreState(r: Run, saved: SavedRun): void {
 
 async function save(r: Run): Promise<void> {
   const tensors: SavedRun["tensors"] = {};
-  for (const [name, p] of r.model.params)
-    tensors[name] = {
-      w: p.data.slice(),
-      m: (r.optimizer.m.get(name) as Tensor).data.slice(),
-      v: (r.optimizer.v.get(name) as Tensor).data.slice(),
-    };
+  for (const [name, p] of r.model.params) {
+    const [w, m, v] = await Promise.all([p, r.optimizer.m.get(name) as Tensor, r.optimizer.v.get(name) as Tensor].map((t) => t.read()));
+    tensors[name] = { w: w as Float32Array, m: m as Float32Array, v: v as Float32Array };
+  }
   const at = Date.now();
   await saveRun({
     request: r.request,
@@ -286,22 +291,47 @@ function trainStep(r: Run): number {
   return loss;
 }
 
-function validationLoss(r: Run): number {
+/**
+ * trainStep on the GPU: the whole batch at once, clipped and updated there; the loss and the
+ * gradient norm are read back together, the step's one wait.
+ */
+async function trainStepOnGpu(r: Run): Promise<number> {
+  const lr = learningRate(r.step, r.schedule);
+  const { model, preset } = r;
+  model.zeroGrad();
+  // the read starts inside the scope, ordered before the loss's memory is reused
+  const loss = scope(() => {
+    const { x, y } = r.sampler.next();
+    const shape = [preset.batchSize, preset.blockSize];
+    const l = model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor;
+    l.backward();
+    return l.read();
+  });
+  const clipped = clipGradNormAsync(model.params.values(), 1.0);
+  r.optimizer.update(lr);
+  await clipped;
+  r.step++;
+  return (await loss)[0] as number;
+}
+
+async function validationLoss(r: Run): Promise<number> {
   const sampler = new BatchSampler(r.val, r.preset.blockSize, r.preset.batchSize, new Rng(7), "the validation split");
-  let sum = 0;
-  noGrad(() => {
-    for (let i = 0; i < EVAL_BATCHES; i++)
-      sum += scope(() => {
+  const losses = noGrad(() =>
+    Array.from({ length: EVAL_BATCHES }, () =>
+      scope(() => {
         const { x, y } = sampler.next();
         const shape = [r.preset.batchSize, r.preset.blockSize];
-        return (r.model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor).item();
-      });
-  });
+        return (r.model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor).read();
+      }),
+    ),
+  );
+  let sum = 0;
+  for (const [loss] of await Promise.all(losses)) sum += loss as number;
   return sum / EVAL_BATCHES;
 }
 
 /** a short sample of what the model writes now, from a newline (greedy-free: temperature 0.8) */
-function sampleText(model: GPT, tokenizer: Tokenizer): string {
+async function sampleText(model: GPT, tokenizer: Tokenizer): Promise<string> {
   const prompt = tokenizer.encode("\n", { specialsAsText: true });
   const decoder = new Decoder(model, prompt.length > 0 ? prompt : [0], {
     maxNewTokens: SAMPLE_TOKENS,
@@ -312,7 +342,7 @@ function sampleText(model: GPT, tokenizer: Tokenizer): string {
   const streamer = new TextStreamer(tokenizer, decoder.ids);
   let text = "";
   try {
-    for (let s = decoder.step(); s; s = decoder.step()) text += streamer.push(s.id);
+    for (let s = await decoder.stepAsync(); s; s = await decoder.stepAsync()) text += streamer.push(s.id);
   } finally {
     decoder.dispose();
   }
@@ -326,14 +356,15 @@ async function trainLoop(r: Run): Promise<void> {
     const sliceEnd = performance.now() + SLICE_MS;
     while (r.status === "training" && r.step < r.request.maxSteps && performance.now() < sliceEnd) {
       const t0 = performance.now();
-      const loss = trainStep(r);
+      const loss = onGpu ? await trainStepOnGpu(r) : trainStep(r);
+      if (run !== r) return; // discarded, or a new run started, while the GPU step was read
       const ms = performance.now() - t0;
       r.msPerStep = r.msPerStep === null ? ms : 0.9 * r.msPerStep + 0.1 * ms;
       const end = r.step === r.request.maxSteps;
       const metric: Metric = {
         step: r.step,
         loss,
-        valLoss: r.step % evalEvery === 0 || end ? validationLoss(r) : null,
+        valLoss: r.step % evalEvery === 0 || end ? await validationLoss(r) : null,
         lr: learningRate(r.step - 1, r.schedule),
         tokensPerS: (r.preset.batchSize * r.preset.blockSize * 1000) / ms,
       };
@@ -342,7 +373,7 @@ async function trainLoop(r: Run): Promise<void> {
       r.metrics.push(metric);
       post({ type: "metric", metric, step: r.step, etaS: eta(r) });
       if (r.step % r.request.sampleEvery === 0 || end) {
-        const sample = { step: r.step, text: sampleText(r.model, r.tokenizer) };
+        const sample = { step: r.step, text: await sampleText(r.model, r.tokenizer) };
         r.samples.push(sample);
         post({ type: "sample", ...sample });
       }
@@ -383,7 +414,7 @@ async function generate(prompt: string, s: SamplingSettings, explain: boolean): 
   let reason: "length" | "stopped" | "end" = "length";
   try {
     let sliceEnd = performance.now() + SLICE_MS;
-    for (let step = decoder.step(); step; step = decoder.step()) {
+    for (let step = await decoder.stepAsync(); step; step = await decoder.stepAsync()) {
       const top = explain ? topTokens(step.logits, 5).map((t) => ({ token: model.tokenizer.tokenString(t.id), p: t.p })) : null;
       post({ type: "delta", text: streamer.push(step.id), top });
       if (performance.now() > sliceEnd) {
@@ -409,6 +440,7 @@ function inspect(prompt: string): void {
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
   let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
   if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
+  if (onGpu) throw new MinigptError("Look inside runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
   ids = ids.slice(-m.model.config.blockSize);
   const trace = traceForward(m.model, ids);
   const a = analyzeTensors(m.model.config, m.model.params, { batchSize: run?.preset.batchSize ?? 12 });
@@ -426,11 +458,11 @@ function inspect(prompt: string): void {
   });
 }
 
-function download(): void {
+async function download(): Promise<void> {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
   const info = run && m.model === run.model ? { data: run.request.source, steps: run.step, trained_in: "minigpt web" } : m.info;
-  const bytes = zipModelFiles(modelFiles(m.model, m.tokenizer, info));
+  const bytes = zipModelFiles(await modelFilesAsync(m.model, m.tokenizer, info));
   const name = `${m.label.replace(/\.[a-z]+$/i, "").replace(/[^\w.-]+/g, "-") || "model"}.zip`;
   post({ type: "zip", name, bytes }, [bytes.buffer]);
 }
@@ -442,10 +474,11 @@ function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8
   post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize });
 }
 
-async function hello(): Promise<void> {
+async function hello(choice: BackendChoice): Promise<void> {
   threads = isolated() ? Math.max(1, Math.min(SHARDS, navigator.hardwareConcurrency || 1)) : 1;
-  const be = (await useBackend("wasm", { threads })) as { simd?: string };
-  post({ type: "ready", isolated: isolated(), threads, simd: be.simd ?? backend().name });
+  const engine = await startEngine(choice, threads);
+  onGpu = engine.backend === "webgpu";
+  post({ type: "ready", isolated: isolated(), engine });
   const saved = await loadRun();
   if (saved) {
     try {
@@ -466,7 +499,7 @@ function report(err: unknown, context: string): void {
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case "hello":
-      return hello();
+      return hello(m.backend);
     case "estimate": {
       const tokenizer = makeTokenizer(m.text, m.tokenizer, m.vocabSize);
       post({
