@@ -120,7 +120,8 @@ export type FromWorker =
   | { type: "ready"; isolated: boolean; engine: Engine }
   | { type: "estimates"; presets: PresetEstimate[]; vocabSize: number; tokens: number }
   | { type: "run"; run: RunSummary }
-  | { type: "metric"; metric: Metric; step: number; etaS: number | null }
+  /** the steps since the last such message (batched: one message per METRICS_MS, not one per step) */
+  | { type: "metrics"; metrics: Metric[]; step: number; etaS: number | null }
   | { type: "sample"; step: number; text: string }
   | { type: "saved"; at: number }
   | { type: "model"; label: string; parameters: number; vocabSize: number }

@@ -182,16 +182,16 @@ export function trainView(worker: ModelWorker): void {
       charts.reset(m.run.metrics);
       samples.replaceChildren();
       for (const s of m.run.samples) addSample(s.step, s.text);
-    }
+    } else charts.drawNow();
     showButtons();
     showProgress(m.run.etaS);
     if (m.run.status === "paused" && m.run.metrics.length > 0 && m.run.savedAt) progress.dataset.restored = "true";
   });
-  worker.on("metric", (m) => {
+  worker.on("metrics", (m) => {
     if (!run) return;
-    run.metrics.push(m.metric);
+    run.metrics.push(...m.metrics);
     run.step = m.step;
-    charts.push(m.metric);
+    charts.push(m.metrics);
     showProgress(m.etaS);
   });
   worker.on("sample", (m) => {

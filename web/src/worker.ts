@@ -2,10 +2,12 @@
 // draws). Training is the trainer's step (the library's stepper: forward and backward split over
 // data-parallel Web Workers when the page is cross-origin isolated; gradient clip, AdamW), run in slices that yield to
 // the message queue so pause, stop and generate get in. The run is saved to IndexedDB (store.ts)
-// every SAVE_MS and on pause, so a reload finds it. On WebGPU (engine.ts) the step's kernels run on
-// the GPU and only the loss comes back, once per step; values are read with the library's async forms
-// (`await t.read()`, `stepAsync`), which the CPU backends answer at once (so there messages still
-// get in only between slices, while on the GPU they may come at any read).
+// every SAVE_MS (written while training goes on) and on pause, so a reload finds it. The page's main
+// thread shares the machine's cores with training: it gets the metrics in batches (METRICS_MS).
+// On WebGPU (engine.ts) the step's kernels run on the GPU and only the loss comes back, once per
+// step; values are read with the library's async forms (`await t.read()`, `stepAsync`), which the
+// CPU backends answer at once (so there messages still get in only between slices, while on the GPU
+// they may come at any read).
 import {
   AdamW,
   analyzeConfig,
@@ -61,8 +63,18 @@ import { clearRun, loadRun, type SavedRun, saveRun } from "./store.js";
 
 const post = (m: FromWorker, transfer: Transferable[] = []): void => (self as unknown as Worker).postMessage(m, transfer);
 
-/** save the run at least this often while it trains (and on pause, stop and at the end) */
-const SAVE_MS = 10_000;
+/**
+ * save the run this often while it trains (and on pause, stop and at the end): the issue asks for at
+ * least every 30 s, and a save (every tensor and its AdamW moments cloned into IndexedDB) costs CPU
+ * the training threads would otherwise have; checked between steps, hence the margin
+ */
+const SAVE_MS = 25_000;
+/**
+ * send the page the steps' metrics at most this often: a message per step woke the page's main
+ * thread (text, charts, layout, paint) ~18 times a second, CPU that a 2-core machine takes from the
+ * training threads
+ */
+const METRICS_MS = 250;
 /** run training steps for this long before letting messages in */
 const SLICE_MS = 50;
 /** validation windows per evaluation, and evaluations per run */
@@ -243,25 +255,40 @@ function restoreState(r: Run, saved: SavedRun): void {
   r.savedAt = saved.savedAt;
 }
 
-async function save(r: Run): Promise<void> {
-  const tensors: SavedRun["tensors"] = {};
-  for (const [name, p] of r.model.params) {
-    const [w, m, v] = await Promise.all([p, r.optimizer.m.get(name) as Tensor, r.optimizer.v.get(name) as Tensor].map((t) => t.read()));
-    tensors[name] = { w: w as Float32Array, m: m as Float32Array, v: v as Float32Array };
-  }
+/** IndexedDB's writes in the order they were asked for: a save goes on while training does */
+let storeQueue: Promise<unknown> = Promise.resolve();
+function queued<T>(op: () => Promise<T>): Promise<T> {
+  const done = storeQueue.then(op);
+  storeQueue = done.catch(() => undefined);
+  return done;
+}
+const clearSaved = (): Promise<unknown> => queued(clearRun);
+
+/**
+ * Save the run as it is now: its tensors, moments and history are copied at once (every read starts
+ * here: on the GPU it is recorded before any later step's kernels), so training may go on while the
+ * values come back and IndexedDB writes them (the promise settles when they are written).
+ */
+function save(r: Run): Promise<void> {
+  const reads = [...r.model.params].map(([name, p]) =>
+    Promise.all([p, r.optimizer.m.get(name) as Tensor, r.optimizer.v.get(name) as Tensor].map((t) => t.read())).then(
+      ([w, m, v]) => [name, { w, m, v }] as [string, SavedRun["tensors"][string]],
+    ),
+  );
   const at = Date.now();
-  await saveRun({
+  const saved: Omit<SavedRun, "tensors"> = {
     request: r.request,
     tokenizer: r.tokenizer.toHuggingFaceJson(),
     step: r.step,
     batchRng: r.batchRng.getState(),
-    metrics: r.metrics,
-    samples: r.samples,
-    tensors,
+    metrics: r.metrics.slice(),
+    samples: r.samples.slice(),
     savedAt: at,
+  };
+  return queued(async () => saveRun({ ...saved, tensors: Object.fromEntries(await Promise.all(reads)) })).then(() => {
+    r.savedAt = at;
+    post({ type: "saved", at });
   });
-  r.savedAt = at;
-  post({ type: "saved", at });
 }
 
 function disposeRun(): void {
@@ -352,6 +379,16 @@ async function sampleText(model: GPT, tokenizer: Tokenizer): Promise<string> {
 async function trainLoop(r: Run): Promise<void> {
   const evalEvery = Math.max(1, Math.floor(r.request.maxSteps / EVALS_PER_RUN));
   let lastSave = Date.now();
+  /** a save is being written (training goes on meanwhile; the next waits for it) */
+  let saving = false;
+  let unsent: Metric[] = [];
+  let lastSent = performance.now();
+  const sendMetrics = (): void => {
+    if (unsent.length === 0) return;
+    post({ type: "metrics", metrics: unsent, step: r.step, etaS: eta(r) });
+    unsent = [];
+    lastSent = performance.now();
+  };
   while (run === r) {
     const sliceEnd = performance.now() + SLICE_MS;
     while (r.status === "training" && r.step < r.request.maxSteps && performance.now() < sliceEnd) {
@@ -371,21 +408,30 @@ async function trainLoop(r: Run): Promise<void> {
       if (!Number.isFinite(loss))
         throw new MinigptError(`the loss became ${loss} at step ${r.step}: lower the learning rate or pick another preset`);
       r.metrics.push(metric);
-      post({ type: "metric", metric, step: r.step, etaS: eta(r) });
+      unsent.push(metric);
+      if (performance.now() - lastSent >= METRICS_MS) sendMetrics();
       if (r.step % r.request.sampleEvery === 0 || end) {
+        sendMetrics();
         const sample = { step: r.step, text: await sampleText(r.model, r.tokenizer) };
         r.samples.push(sample);
         post({ type: "sample", ...sample });
       }
     }
     if (r.step >= r.request.maxSteps) r.status = "done";
-    if (r.status !== "training" || Date.now() - lastSave >= SAVE_MS) {
-      await save(r);
-      lastSave = Date.now();
-    }
     if (r.status !== "training") {
+      sendMetrics();
+      await save(r);
       post({ type: "run", run: summary(r) });
       return;
+    }
+    if (!saving && Date.now() - lastSave >= SAVE_MS) {
+      lastSave = Date.now();
+      saving = true;
+      save(r)
+        .catch((err: unknown) => report(err, "saving the run"))
+        .finally(() => {
+          saving = false;
+        });
     }
     // pause and stop get in here; the next slice sees them
     await yieldToMessages();
@@ -485,7 +531,7 @@ async function hello(choice: BackendChoice): Promise<void> {
       await startRun(saved.request, saved);
       if (run) post({ type: "run", run: summary(run) });
     } catch (err) {
-      await clearRun();
+      await clearSaved();
       report(err, "restoring the saved run (it was removed)");
     }
   }
@@ -512,7 +558,7 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case "train": {
       post({ type: "run", run: { ...emptySummary(), status: "preparing", label: m.request.source } });
-      await clearRun();
+      await clearSaved();
       await startRun(m.request);
       const started = run as unknown as Run;
       post({ type: "run", run: summary(started) });
@@ -540,7 +586,7 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case "discard":
       disposeRun();
-      await clearRun();
+      await clearSaved();
       post({ type: "run", run: emptySummary() });
       return;
     case "generate":
