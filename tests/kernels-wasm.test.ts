@@ -500,6 +500,62 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("a batch of 12 rows through the fused blocks (split by rows on 2 threads when the weights are small), a prompt's rows among them: each row's bits alone", () => {
+    const C = 24;
+    const nh = 2;
+    const H = 4 * C;
+    const Tmax = 32;
+    // rows 4..8: one sequence's prompt at positions 10..14 (2 threads' cut at row 8 must move to row 4)
+    const seqOf = [0, 1, 2, 3, 4, 4, 4, 4, 4, 5, 6, 7];
+    const positions = [3, 0, 7, 31, 10, 11, 12, 13, 14, 1, 20, 5];
+    const R = seqOf.length;
+    const a = rand(rng, R * C, 1);
+    const wfc = rand(rng, C * H, 0.5);
+    const bfc = rand(rng, H);
+    const wp = rand(rng, H * C, 0.5);
+    const wattn = rand(rng, C * 3 * C, 0.3);
+    const battn = rand(rng, 3 * C, 0.5);
+    const wproj = rand(rng, C * C, 0.5);
+    const bproj = rand(rng, C);
+    const y = f32(R * C);
+    const splits = be.stats.parallel;
+    be.mlpRows(y, f32(R * H), a, R, wfc, bfc, wp, bproj, C, H, false);
+    assert.equal(be.stats.parallel - splits, threads > 1 ? 1 : 0, "the rows were split over the threads");
+    sameRows(`mlpRows of ${R} rows`, R, y, C, (r) => {
+      const o = f32(C);
+      be.mlpRows(o, f32(H), heapRow(a, r, C), 1, wfc, bfc, wp, bproj, C, H, false);
+      return o;
+    });
+    const caches = Array.from({ length: 8 }, () => ({ keys: rand(rng, Tmax * C, 1.5), values: rand(rng, Tmax * C, 1.5) }));
+    const fresh = () => caches.map((c) => ({ keys: copy(c.keys), values: copy(c.values) }));
+    const together = fresh();
+    const attend = (out: Float32Array, x: Float32Array, rows: { keys: Float32Array; values: Float32Array; pos: number }[]) =>
+      be.attentionRows(out, f32(rows.length * C), f32(rows.length * 3 * C), x, rows, wattn, battn, wproj, bproj, C, nh);
+    attend(
+      y,
+      a,
+      seqOf.map((q, r) => ({ ...(together[q] as { keys: Float32Array; values: Float32Array }), pos: positions[r] as number })),
+    );
+    // alone: every sequence's rows in a call of their own (the prompt's five rows together)
+    const alone = fresh();
+    const want = f32(R * C);
+    for (let q = 0; q < caches.length; q++) {
+      const rs = seqOf.flatMap((sq, r) => (sq === q ? [r] : []));
+      const o = f32(rs.length * C);
+      const x = copy(new Float32Array(rs.flatMap((r) => Array.from(a.subarray(r * C, (r + 1) * C)))));
+      attend(
+        o,
+        x,
+        rs.map((r) => ({ ...(alone[q] as { keys: Float32Array; values: Float32Array }), pos: positions[r] as number })),
+      );
+      rs.forEach((r, i) => {
+        want.set(o.subarray(i * C, (i + 1) * C), r * C);
+      });
+      assert.deepEqual(together[q]?.keys, alone[q]?.keys, `sequence ${q}'s k cache`);
+    }
+    sameRows(`attentionRows of ${R} rows`, R, y, C, (r) => want.subarray(r * C, (r + 1) * C));
+  });
+
   test("the fast path was taken for every heap array", () => {
     assert.equal(be.stats.fallback, 0);
     assert.ok(be.stats.fast > 100, `fast calls: ${be.stats.fast}`);

@@ -113,6 +113,8 @@ interface Run {
 
 /** the model generate and inspect use: the run's, or one loaded from a file */
 let current: (LoadedModel & { label: string }) | null = null;
+/** `current` came from a file (Models), not from the run */
+let loadedFromFile = false;
 let run: Run | null = null;
 let threads = 1;
 /** the models live on the GPU (the webgpu backend): their values are read asynchronously */
@@ -154,7 +156,7 @@ function estimates(vocabSize: number): PresetEstimate[] {
 function summary(r: Run): RunSummary {
   return {
     status: r.status,
-    label: r.request.source,
+    label: runLabel(r.request),
     step: r.step,
     maxSteps: r.request.maxSteps,
     parameters: r.model.parameterCount(),
@@ -172,20 +174,52 @@ const eta = (r: Run): number | null => (r.msPerStep === null ? null : ((r.reques
 /** a model's memory need, checked before it is made: wasm32 memory ends at 4 GiB */
 const WASM_LIMIT_BYTES = 4 * 2 ** 30;
 
+/** what a loaded model trains with: its own shape, and `minigpt train --init DIR`'s batch and learning rate */
+function loadedShape(base: NonNullable<TrainRequest["base"]>): Preset {
+  const c = base.config;
+  return { name: base.label, nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, blockSize: c.blockSize, batchSize: 12, lr: 1e-3 };
+}
+
+/** the model loaded in Models, for the run to take over */
+function takeLoaded(): LoadedModel & { label: string } {
+  const m = current;
+  if (!m || !loadedFromFile)
+    throw new MinigptError("no model is loaded: load a model folder or .zip in Models first, or start a new model");
+  return m;
+}
+
+/** the training text's tokens; a vocabulary made elsewhere may lack some of its characters */
+function encodeText(tokenizer: Tokenizer, text: string, base: TrainRequest["base"]): Int32Array {
+  const unknown = new Set<string>();
+  const ids = tokenizer.encode(text, { specialsAsText: true, onUnknown: (p) => unknown.add(p) });
+  if (unknown.size > 0) {
+    const shown = [...unknown].slice(0, 8).map((p) => JSON.stringify(p));
+    throw new MinigptError(
+      `the text has ${unknown.size} character${unknown.size === 1 ? "" : "s"} that ${base ? base.label : "the model"}'s vocabulary lacks (${shown.join(" ")}${unknown.size > 8 ? " …" : ""}): remove them, or start a new model on this text`,
+    );
+  }
+  return Int32Array.from(ids);
+}
+
 async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> {
   disposeRun();
-  const preset = PRESETS[request.preset] as Preset;
+  // a loaded model trained further: its weights now (a restored run gets them from the save)
+  const init = request.continueLoaded && !saved ? takeLoaded() : null;
+  if (init) request = { ...request, base: { label: init.label, config: init.model.config } };
+  const preset = request.base ? loadedShape(request.base) : (PRESETS[request.preset] as Preset);
   const tokenizer = saved
     ? tokenizerFromHuggingFaceJson(saved.tokenizer)
-    : makeTokenizer(request.text, request.tokenizer, request.vocabSize);
-  const ids = Int32Array.from(tokenizer.encode(request.text, { specialsAsText: true }));
+    : (init?.tokenizer ?? makeTokenizer(request.text, request.tokenizer, request.vocabSize));
+  const ids = encodeText(tokenizer, request.text, request.base);
   const { train, val } = splitTokens(ids);
   const need = preset.blockSize + 1;
   if (val.length < need)
     throw new MinigptError(
-      `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text or pick a smaller preset`,
+      request.base
+        ? `the text is too short for ${request.base.label} (context ${preset.blockSize}): ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text`
+        : `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text or pick a smaller preset`,
     );
-  const config = configOf(preset, tokenizer.vocabSize);
+  const config = request.base?.config ?? configOf(preset, tokenizer.vocabSize);
   const memory = analyzeConfig(config, { batchSize: preset.batchSize }).memory.training.total;
   if (memory > WASM_LIMIT_BYTES * 0.75)
     throw new MinigptError(
@@ -193,7 +227,7 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
     );
   let model: GPT;
   try {
-    model = new GPT(config, request.seed);
+    model = init?.model ?? new GPT(config, request.seed);
   } catch (err) {
     throw outOfMemory(err, preset);
   }
@@ -227,9 +261,15 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
   if (saved) restoreState(run, saved);
   // data parallel splits a step over CPU threads; on the GPU the step runs whole (trainStepOnGpu)
   run.stepper = onGpu ? null : await createStepper(model, threads, SHARDS);
-  current = { model, tokenizer, info: {}, label: request.source };
-  post({ type: "model", label: request.source, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize });
+  // the run's model is the one generate and inspect use now (a loaded one it did not take is freed)
+  if (current && current.model !== model) current.model.dispose();
+  current = { model, tokenizer, info: {}, label: runLabel(request) };
+  loadedFromFile = false;
+  post({ type: "model", label: current.label, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize, loaded: false });
 }
+
+/** what the run's model is called: the text it learns, and the model it started from */
+const runLabel = (r: TrainRequest): string => (r.base ? `${r.base.label} trained further on ${r.source}` : r.source);
 
 function outOfMemory(err: unknown, preset: Preset): Error {
   const text = err instanceof Error ? err.message : String(err);
@@ -507,7 +547,15 @@ function inspect(prompt: string): void {
 async function download(): Promise<void> {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
-  const info = run && m.model === run.model ? { data: run.request.source, steps: run.step, trained_in: "minigpt web" } : m.info;
+  const info =
+    run && m.model === run.model
+      ? {
+          data: run.request.source,
+          steps: run.step,
+          trained_in: "minigpt web",
+          ...(run.request.base ? { init: run.request.base.label } : {}),
+        }
+      : m.info;
   const bytes = zipModelFiles(await modelFilesAsync(m.model, m.tokenizer, info));
   const name = `${m.label.replace(/\.[a-z]+$/i, "").replace(/[^\w.-]+/g, "-") || "model"}.zip`;
   post({ type: "zip", name, bytes }, [bytes.buffer]);
@@ -517,7 +565,8 @@ function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8
   const loaded = loadModelFiles(files ?? unzipModelFiles(zip as Uint8Array, name), name);
   if (current && current.model !== run?.model) current.model.dispose();
   current = { ...loaded, label: name };
-  post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize });
+  loadedFromFile = true;
+  post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize, loaded: true });
 }
 
 async function hello(choice: BackendChoice): Promise<void> {
@@ -559,7 +608,13 @@ async function handle(m: ToWorker): Promise<void> {
     case "train": {
       post({ type: "run", run: { ...emptySummary(), status: "preparing", label: m.request.source } });
       await clearSaved();
-      await startRun(m.request);
+      try {
+        await startRun(m.request);
+      } catch (err) {
+        // the page leaves "preparing": no run, the buttons back, and the message says why
+        post({ type: "run", run: emptySummary() });
+        throw err;
+      }
       const started = run as unknown as Run;
       post({ type: "run", run: summary(started) });
       return trainLoop(started);
