@@ -14,6 +14,8 @@ import {
   analyzeTensors,
   BatchSampler,
   CharTokenizer,
+  ChatSession,
+  chatTokenIds,
   clipGradNorm,
   clipGradNormAsync,
   createStepper,
@@ -27,6 +29,7 @@ import {
   MinigptError,
   makeConfig,
   modelFilesAsync,
+  neverLearnedToEndReplies,
   noGrad,
   Rng,
   type RngState,
@@ -265,7 +268,25 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
   if (current && current.model !== model) current.model.dispose();
   current = { model, tokenizer, info: {}, label: runLabel(request) };
   loadedFromFile = false;
-  post({ type: "model", label: current.label, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize, loaded: false });
+  postModel(current, false);
+}
+
+/** tell the page which model generate, chat and inspect use now */
+function postModel(m: LoadedModel & { label: string }, loaded: boolean): void {
+  const ids = chatTokenIds(m.tokenizer);
+  post({
+    type: "model",
+    label: m.label,
+    parameters: m.model.parameterCount(),
+    vocabSize: m.tokenizer.vocabSize,
+    loaded,
+    chat: ids !== undefined,
+    system: ids?.system !== undefined,
+    chatNote:
+      ids && neverLearnedToEndReplies(m.info, m.tokenizer)
+        ? `${m.label} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with minigpt train --chat`
+        : "",
+  });
 }
 
 /** what the run's model is called: the text it learns, and the model it started from */
@@ -521,11 +542,59 @@ async function generate(prompt: string, s: SamplingSettings, explain: boolean): 
   post({ type: "generated", reason });
 }
 
+/** the conversation with the current model (a new one when the model changed) */
+let chat: { model: GPT; session: ChatSession } | null = null;
+
+/** a user message and the reply streamed, as `minigpt chat` answers it (the same settings give the same text) */
+async function chatSend(text: string, system: string, s: SamplingSettings): Promise<void> {
+  const m = current;
+  if (!m) throw new MinigptError("no model yet: load a chat-tuned model folder first");
+  // ChatSession.send streams through the synchronous decoder, which a GPU's tensors cannot serve
+  if (onGpu) throw new MinigptError("chat runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
+  if (!chat || chat.model !== m.model)
+    chat = { model: m.model, session: new ChatSession(m.model, m.tokenizer, { suppressIds: unseenSpecialIds(m) }, m.label) };
+  const session = chat.session;
+  session.setSystem(system);
+  session.options = { ...session.options, temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxTokens, seed: s.seed };
+  generating = true;
+  stopGenerating = false;
+  let reason: "end" | "length" | "stopped" = "end";
+  const events = session.send(text);
+  try {
+    let sliceEnd = performance.now() + SLICE_MS;
+    for (const e of events) {
+      if (e.type === "text") post({ type: "chatDelta", text: e.text });
+      else if (e.type === "unknown")
+        post({ type: "chatNotice", text: `left out what the vocabulary cannot encode: ${e.pieces.join(" ")}` });
+      else if (e.type === "dropped")
+        post({
+          type: "chatNotice",
+          text: `dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context`,
+        });
+      else reason = e.stoppedBy;
+      if (performance.now() > sliceEnd) {
+        await yieldToMessages();
+        sliceEnd = performance.now() + SLICE_MS;
+      }
+      if (stopGenerating) {
+        // closing the generator before its end keeps the exchange out of the conversation
+        events.return(undefined);
+        reason = "stopped";
+        break;
+      }
+    }
+  } finally {
+    generating = false;
+  }
+  post({ type: "chatDone", reason });
+}
+
 function inspect(prompt: string): void {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
   let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
   if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
+  // traceForward reads the activations through `data`, which a GPU's tensors do not have
   if (onGpu) throw new MinigptError("Look inside runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
   ids = ids.slice(-m.model.config.blockSize);
   const trace = traceForward(m.model, ids);
@@ -566,7 +635,7 @@ function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8
   if (current && current.model !== run?.model) current.model.dispose();
   current = { ...loaded, label: name };
   loadedFromFile = true;
-  post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize, loaded: true });
+  postModel(current, true);
 }
 
 async function hello(choice: BackendChoice): Promise<void> {
@@ -649,6 +718,12 @@ async function handle(m: ToWorker): Promise<void> {
       return generate(m.prompt, m.settings, m.explain);
     case "stopGenerate":
       stopGenerating = true;
+      return;
+    case "chat":
+      if (generating) return;
+      return chatSend(m.text, m.system, m.settings);
+    case "chatReset":
+      chat?.session.reset();
       return;
     case "inspect":
       return inspect(m.prompt);
