@@ -333,6 +333,7 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
 
   step("a chat-tuned model gets a chat whose reply is minigpt chat's", async () => {
     await tab("models");
+    assert.equal(await page.isHidden("#chat"), true, "no chat for a model trained on plain text");
     await page.setInputFiles(
       "#model-files",
       MODEL_FILES.map((n) => join(chatModel, n)),

@@ -30,7 +30,7 @@ export interface LoadedModel {
   quantization?: QuantizationConfig;
 }
 
-export function modelTensors(model: GPT): TensorToWrite[] {
+function modelTensors(model: GPT): TensorToWrite[] {
   return [...model.params].map(([name, t]) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: t.data.slice() }));
 }
 

@@ -142,11 +142,9 @@ export type FromWorker =
       parameters: number;
       vocabSize: number;
       loaded: boolean;
-      /** its vocabulary has the chat tokens (<|user|> <|assistant|> <|end|>), and <|system|> */
+      /** it is chat-tuned (the chat tokens <|user|> <|assistant|> <|end|>, and it learned to end a reply); it has <|system|> */
       chat: boolean;
       system: boolean;
-      /** a note to show with the chat (a model that never learned to end a reply), or "" */
-      chatNote: string;
     }
   /** reply text as it streams, or a note about the message (characters left out, old turns dropped) */
   | { type: "chatDelta"; text: string }

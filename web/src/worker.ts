@@ -280,12 +280,10 @@ function postModel(m: LoadedModel & { label: string }, loaded: boolean): void {
     parameters: m.model.parameterCount(),
     vocabSize: m.tokenizer.vocabSize,
     loaded,
-    chat: ids !== undefined,
+    // chat-tuned: a loaded model whose vocabulary has the chat tokens and that (when its folder says
+    // what it learned) learned to end a reply; the page's own runs learn plain text
+    chat: loaded && ids !== undefined && !neverLearnedToEndReplies(m.info, m.tokenizer),
     system: ids?.system !== undefined,
-    chatNote:
-      ids && neverLearnedToEndReplies(m.info, m.tokenizer)
-        ? `${m.label} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with minigpt train --chat`
-        : "",
   });
 }
 
