@@ -9,3 +9,4 @@ export { linear, matmulTransposed } from "./matmul.js";
 export { relu } from "./relu.js";
 export { scale } from "./scale.js";
 export { softmax } from "./softmax.js";
+export { embeddingTail, matmulTransposedTail } from "./tail-rows.js";
