@@ -73,7 +73,17 @@ export {
   traceForward,
 } from "./explain/explain.js";
 export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
-export { Decoder, type GenerateOptions, generate, generateTokens, nextLogitsUncached, startPrompt } from "./generate/generate.js";
+export {
+  Decoder,
+  type GenerateOptions,
+  generate,
+  generateAsync,
+  generateTokens,
+  generateTokensAsync,
+  nextLogitsUncached,
+  nextLogitsUncachedAsync,
+  startPrompt,
+} from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { TextStreamer } from "./generate/stream.js";

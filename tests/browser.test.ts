@@ -8,6 +8,10 @@
 // README's browser page runs here too, taken from README.md as written, on a model folder that
 // `minigpt train` made, from a plain static server (no isolation headers).
 //
+// The PyTorch fixtures run on the webgpu backend in the page too, through navigator.gpu: Chromium is
+// started with WebGPU on and SwiftShader (its CPU implementation, in Debian's chromium package) as
+// the adapter, since CI has no GPU; without an adapter those tests skip with the reason.
+//
 // Needs /usr/bin/chromium (apt-get install chromium; .ci/run installs it when it can), else every
 // test here is skipped with the reason. Needs dist/: built here when missing or older than the sources.
 import assert from "node:assert/strict";
@@ -21,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { get_encoding } from "tiktoken";
 import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
-import type { ModelPageApi, ModelReport } from "./browser/model.js";
+import type { GpuFixtureReport, ModelPageApi, ModelReport } from "./browser/model.js";
 import { fixtureFolders, runCli, tempDir, wordCorpus } from "./helpers.js";
 import { serve } from "./static-server.js";
 
@@ -32,6 +36,8 @@ const SKIP_REASON = `${CHROMIUM} not found (apt-get install chromium): the brows
 /** a page call that takes longer than this means the workers (or the page) stopped answering */
 const CALL_MS = 120_000;
 const FIXTURES = fixtureFolders();
+/** WebGPU on a localhost page, on SwiftShader's adapter (headless Chromium offers none otherwise) */
+const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
 
 // ---- dist/ ---------------------------------------------------------------------------------------
 
@@ -125,7 +131,7 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   }
 }
 
-describe("wasm backend in a browser (headless chromium, cross-origin isolated page)", () => {
+describe("wasm and webgpu backends in a browser (headless chromium, cross-origin isolated page)", () => {
   let server: Server | null = null;
   let browser: Browser | null = null;
   let page: Page | null = null;
@@ -141,7 +147,7 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
         notes = ensureBuilt();
         server = await serve(ROOT, Object.fromEntries(FIXTURES.map(({ dir }, i) => [`/fixtures/${i}/`, dir])));
         const { port } = server.address() as AddressInfo;
-        browser = await chromium.launch({ executablePath: CHROMIUM, timeout: 60_000 });
+        browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_FLAGS, timeout: 60_000 });
         page = await browser.newPage();
         page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
         page.on("console", (m) => {
@@ -287,6 +293,40 @@ describe("wasm backend in a browser (headless chromium, cross-origin isolated pa
         assert.deepEqual(problems, [], "errors in the page");
       });
     }
+  });
+
+  // the same on the webgpu backend, through navigator.gpu
+  FIXTURES.forEach(({ name }, i) => {
+    test(`fixture ${name} matches PyTorch in the page: logits, loss, gradients, AdamW steps (webgpu, navigator.gpu)`, async (t) => {
+      if (!ready(t)) return;
+      const p = modelPage as Page;
+      const what = `fixture ${name} on webgpu in the page`;
+      let r: GpuFixtureReport;
+      try {
+        r = await within(
+          p.evaluate((b) => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.fixtureOnWebGpu(b), `/fixtures/${i}/`),
+          CALL_MS,
+          what,
+        );
+      } catch (e) {
+        throw new Error(`${what} failed: ${e instanceof Error ? e.message : String(e)}\n${problems.join("\n")}`);
+      }
+      if ("unavailable" in r) {
+        t.skip(`webgpu: ${r.unavailable}`);
+        return;
+      }
+      const worst = [...r.checks].sort((a, b) => b.maxAbsDiff - a.maxAbsDiff).slice(0, 3);
+      t.diagnostic(
+        `${r.checks.length} tensors in ${Math.round(r.ms)} ms on ${r.adapter}${r.software ? " (software)" : ""}; largest max-abs-diff: ${worst.map((c) => `${c.label} ${c.maxAbsDiff.toExponential(2)}`).join(", ")}`,
+      );
+      assert.ok(r.checks.length > 50, `only ${r.checks.length} tensors compared`);
+      assert.deepEqual(
+        r.checks.filter((c) => !c.ok).map((c) => `${c.label}: max-abs-diff ${c.maxAbsDiff.toExponential(2)}`),
+        [],
+        "tensors beyond PyTorch's tolerance",
+      );
+      assert.deepEqual(problems, [], "errors in the page");
+    });
   });
 
   // data parallel on the page's main thread (which spins: it may not Atomics.wait) and inside a module

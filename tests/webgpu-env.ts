@@ -2,8 +2,10 @@
 // SwiftShader from Debian's chromium package, which CI installs. Each webgpu test runs its GPU work
 // in a child process given these variables (the dynamic loader reads LD_LIBRARY_PATH only as a
 // process starts), and skips with one line when no adapter can be had.
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import type { TestContext } from "node:test";
 
 const SWIFTSHADER_DIR = "/usr/lib/chromium";
 const SWIFTSHADER_ICD = `${SWIFTSHADER_DIR}/vk_swiftshader_icd.json`;
@@ -41,4 +43,33 @@ export function webgpuUnavailable(): string | null {
         ? "the optional package `webgpu` is not installed"
         : `no WebGPU adapter (Dawn found no Vulkan driver${existsSync(SWIFTSHADER_ICD) ? "" : `; SwiftShader is not at ${SWIFTSHADER_ICD}`})`;
   return cached;
+}
+
+/**
+ * Run test file `file` again in a child on the available adapter (webgpuEnv plus `env` and
+ * MINIGPT_WEBGPU_CHILD=1, which the file checks to run its GPU tests), or skip `t` with one line
+ * saying why there is none. The child's diagnostics that match `show` are repeated in `t`'s.
+ */
+export function runInWebgpuChild(
+  t: TestContext,
+  file: string,
+  { env = {}, timeout = 300_000, show = /./ }: { env?: NodeJS.ProcessEnv; timeout?: number; show?: RegExp } = {},
+): void {
+  const why = webgpuUnavailable();
+  if (why) {
+    t.skip(`webgpu: ${why}`);
+    return;
+  }
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--test-reporter=tap", file], {
+    env: webgpuEnv({ MINIGPT_WEBGPU_CHILD: "1", MINIGPT_THREADS: "1", ...env }),
+    encoding: "utf8",
+    timeout,
+  });
+  const said = r.stdout
+    .split("\n")
+    .filter((l) => l.trim().startsWith("# ") && show.test(l))
+    .map((l) => l.trim().slice(2));
+  if (said.length > 0) t.diagnostic(said.join("; "));
+  if (r.status !== 0) assert.fail(`child failed, exit ${r.status}:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /# fail 0/);
 }

@@ -3,7 +3,6 @@
 // within 1e-4 relative of wasm's. Like tests/kernels-webgpu.test.ts it runs itself in a child with
 // SwiftShader's Vulkan driver (tests/webgpu-env.ts), and skips with one line when no adapter is had.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type BackendName, useBackend } from "../src/kernels/index.js";
@@ -12,7 +11,7 @@ import { GPT } from "../src/nn/gpt.js";
 import { AdamW, clipGradNormAsync } from "../src/optim/adamw.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
-import { webgpuEnv, webgpuUnavailable } from "./webgpu-env.js";
+import { runInWebgpuChild } from "./webgpu-env.js";
 
 const STEPS = 20;
 const [B, T, V] = [2, 16, 32];
@@ -64,23 +63,6 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
   });
 } else {
   test("training on webgpu matches wasm, in a child process on the available adapter", (t) => {
-    const why = webgpuUnavailable();
-    if (why) {
-      t.skip(`webgpu: ${why}`);
-      return;
-    }
-    const r = spawnSync(process.execPath, ["--import", "tsx", "--test-reporter=tap", fileURLToPath(import.meta.url)], {
-      env: webgpuEnv({ MINIGPT_WEBGPU_CHILD: "1", MINIGPT_THREADS: "1" }),
-      encoding: "utf8",
-      timeout: 300_000,
-    });
-    t.diagnostic(
-      r.stdout
-        .split("\n")
-        .filter((l) => l.trim().startsWith("# ") && /difference|->/.test(l))
-        .join("; "),
-    );
-    if (r.status !== 0) assert.fail(`child failed, exit ${r.status}:\n${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /# fail 0/);
+    runInWebgpuChild(t, fileURLToPath(import.meta.url), { show: /difference|->/ });
   });
 }

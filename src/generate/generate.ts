@@ -32,13 +32,27 @@ export const defaultGenerate: GenerateOptions = {
 
 /** Logits (V) of the next token after `window` (≤ blockSize ids), without a cache. */
 export function nextLogitsUncached(model: GPT, window: readonly number[]): Float32Array {
-  return noGrad(() =>
-    scope(() => {
-      const { logits } = model.forward(Tensor.ints(window, [1, window.length]));
-      const V = model.config.vocabSize;
-      return logits.data.slice((window.length - 1) * V, window.length * V);
-    }),
-  );
+  const logits = windowLogits(model, window);
+  try {
+    const V = model.config.vocabSize;
+    return logits.data.slice((window.length - 1) * V, window.length * V);
+  } finally {
+    logits.dispose();
+  }
+}
+
+/** nextLogitsUncached on any backend, read back asynchronously */
+export function nextLogitsUncachedAsync(model: GPT, window: readonly number[]): Promise<Float32Array> {
+  const logits = windowLogits(model, window);
+  const V = model.config.vocabSize;
+  const last = logits.read((window.length - 1) * V, V); // ordered before its storage is reused
+  logits.dispose();
+  return last;
+}
+
+/** the logits (1,T,V) of every position of `window`: a tensor the caller disposes */
+function windowLogits(model: GPT, window: readonly number[]): Tensor {
+  return noGrad(() => scope(() => model.forward(Tensor.ints(window, [1, window.length])).logits));
 }
 
 /**
@@ -75,38 +89,58 @@ export class Decoder {
    */
   step(): { id: number; logits: Float32Array } | null {
     if (this.finished()) return null;
+    const feed = this.feed();
+    return this.take(this.cache ? this.cache.appendView(feed) : nextLogitsUncached(this.model, feed));
+  }
+
+  /**
+   * step() on any backend: the model's kernels are recorded at once and the logits read back
+   * asynchronously (on a GPU, the one readback of a token); sampling is on the CPU. The returned
+   * logits are a copy.
+   */
+  async stepAsync(): Promise<{ id: number; logits: Float32Array } | null> {
+    if (this.finished()) return null;
+    const feed = this.feed();
+    return this.take(await (this.cache ? this.cache.appendAsync(feed) : nextLogitsUncachedAsync(this.model, feed)));
+  }
+
+  /**
+   * The ids the next step runs through the model: with the cache, those after its cached positions
+   * (the whole window, after emptying it, on the first step or once the window slid past the block
+   * size); without, the whole window.
+   */
+  private feed(): number[] {
     const T = this.model.config.blockSize;
     const { cache, ids } = this;
-    let logits: Float32Array;
-    if (!cache) {
-      logits = nextLogitsUncached(this.model, ids.slice(-T));
-    } else if (cache.length > 0 && ids.length <= T) {
-      logits = cache.appendView(ids.slice(cache.length));
-    } else {
-      // first call, or the window slid past the block size: prefill the window afresh
-      cache.reset();
-      logits = cache.append(ids.slice(-T));
-    }
-    return this.take(logits);
+    if (!cache) return ids.slice(-T);
+    if (cache.length > 0 && ids.length <= T) return ids.slice(cache.length);
+    cache.reset();
+    return ids.slice(-T);
   }
 
   /**
    * For a step shared with other sequences (GPT.decode of several rows: the server's batch): the
-   * row this sequence feeds, or null when its next step is not a one-token decode (done, the first
-   * step, past the block size, no cache): then step() does it alone. After the shared decode,
-   * stepWith(this row's logits) finishes the step exactly as step() would have.
+   * rows this sequence feeds (its next token, or the next at most `limit` tokens of its prompt, the
+   * last of which wants logits only once the prompt is all in), or null when its next step cannot
+   * be shared (done, past the block size, no cache): then step() does it alone. After the shared
+   * decode, stepWith(the rows' count, the last row's logits or null) finishes the step as step()
+   * would have.
    */
-  decodeRow(): DecodeRow | null {
+  decodeRows(limit: number): DecodeRow[] | null {
     const { cache, ids } = this;
-    if (this.finished() || !cache || cache.length === 0 || ids.length > this.model.config.blockSize) return null;
-    if (ids.length - cache.length !== 1) return null;
-    return cache.decodeRow(ids[cache.length] as number);
+    if (this.finished() || !cache || ids.length > this.model.config.blockSize) return null;
+    const n = Math.min(limit, ids.length - cache.length);
+    if (n < 1) return null;
+    return cache.decodeRows(ids.slice(cache.length, cache.length + n), cache.length + n === ids.length);
   }
 
-  /** the step after a shared decode of decodeRow(); `logits` (V) are its row's */
-  stepWith(logits: Float32Array): { id: number; logits: Float32Array } | null {
-    (this.cache as KVCache).advance(1);
-    return this.take(logits);
+  /**
+   * The step after a shared decode of decodeRows' `n` rows: `logits` (V) are its last row's, or
+   * null when they were part of the prompt only; then there is no token yet (undefined).
+   */
+  stepWith(n: number, logits: Float32Array | null): { id: number; logits: Float32Array } | null | undefined {
+    (this.cache as KVCache).advance(n);
+    return logits ? this.take(logits) : undefined;
   }
 
   private finished(): boolean {
@@ -148,6 +182,31 @@ export function* generateTokens(model: GPT, prompt: readonly number[], options: 
 
 export function generate(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): number[] {
   return [...generateTokens(model, prompt, options)];
+}
+
+/**
+ * generateTokens on any backend, the GPU's included: each token is yielded once its logits have
+ * been read back (asynchronously, once per token) and sampled. Same tokens as generateTokens on
+ * the same backend.
+ */
+export async function* generateTokensAsync(
+  model: GPT,
+  prompt: readonly number[],
+  options: Partial<GenerateOptions> = {},
+): AsyncGenerator<number> {
+  const decoder = new Decoder(model, prompt, options);
+  try {
+    for (let s = await decoder.stepAsync(); s; s = await decoder.stepAsync()) yield s.id;
+  } finally {
+    decoder.dispose();
+  }
+}
+
+/** generate on any backend, the GPU's included (see generateTokensAsync) */
+export async function generateAsync(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const id of generateTokensAsync(model, prompt, options)) ids.push(id);
+  return ids;
 }
 
 /**

@@ -47,18 +47,42 @@ export class KVCache {
    * buffer, overwritten by the next call (the generation loop samples from it at once).
    */
   appendView(ids: readonly number[]): Float32Array {
-    const c = this.model.config;
+    const pos0 = this.check(ids);
+    const logits = ids.length === 1 ? this.model.decode([this.nextRow(ids)], this.buffers()) : this.model.prefill(ids, this.layers, pos0);
+    this.length += ids.length;
+    return logits;
+  }
+
+  /**
+   * `append` on any backend: the kernels are recorded at once (the cache holds the new positions
+   * when this returns) and the logits (V, a copy) read back asynchronously, the one readback of a
+   * step on a GPU.
+   */
+  appendAsync(ids: readonly number[]): Promise<Float32Array> {
+    const pos0 = this.check(ids);
+    const logits =
+      ids.length === 1 ? this.model.decodeAsync([this.nextRow(ids)], this.buffers()) : this.model.prefillAsync(ids, this.layers, pos0);
+    this.length += ids.length;
+    return logits;
+  }
+
+  /** the position of the first of `ids`, after checking that they fit in the block */
+  private check(ids: readonly number[]): number {
     const Tn = ids.length;
     const pos0 = this.length;
     if (Tn === 0) throw new Error("KVCache.append: no tokens");
-    if (pos0 + Tn > c.blockSize) throw new Error(`KVCache.append: ${pos0 + Tn} positions exceed the block size ${c.blockSize}`);
-    let logits: Float32Array;
-    if (Tn === 1) {
-      this.step ??= new DecodeBuffers(c, 1);
-      logits = this.model.decode([this.decodeRow(ids[0] as number)], this.step);
-    } else logits = this.model.prefill(ids, this.layers, pos0);
-    this.length += Tn;
-    return logits;
+    if (pos0 + Tn > this.model.config.blockSize)
+      throw new Error(`KVCache.append: ${pos0 + Tn} positions exceed the block size ${this.model.config.blockSize}`);
+    return pos0;
+  }
+
+  private nextRow(ids: readonly number[]): DecodeRow {
+    return this.decodeRow(ids[0] as number);
+  }
+
+  private buffers(): DecodeBuffers {
+    this.step ??= new DecodeBuffers(this.model.config, 1);
+    return this.step;
   }
 
   /**
@@ -68,6 +92,17 @@ export class KVCache {
   decodeRow(id: number): DecodeRow {
     if (this.length >= this.model.config.blockSize) throw new Error(`KVCache: position ${this.length} is past the block size`);
     return { id, pos: this.length, cache: this.layers };
+  }
+
+  /**
+   * This sequence's rows in a shared step for several tokens at once (a prompt): `ids` at the next
+   * positions, in order; only the last one's logits, and only when `lastLogits`. advance(ids.length)
+   * once the step has run.
+   */
+  decodeRows(ids: readonly number[], lastLogits: boolean): DecodeRow[] {
+    if (this.length + ids.length > this.model.config.blockSize)
+      throw new Error(`KVCache: position ${this.length + ids.length - 1} is past the block size`);
+    return ids.map((id, i) => ({ id, pos: this.length + i, cache: this.layers, logits: lastLogits && i === ids.length - 1 }));
   }
 
   /** `n` more positions were filled by a step run outside append (see decodeRow) */

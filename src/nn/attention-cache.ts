@@ -4,6 +4,7 @@
  * holding position p's heads side by side (as in qkv). The sequence's length is kept by its owner
  * (src/generate/kvcache.ts); the layer writes rows and reads rows 0..p.
  */
+import { backend } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 
 export class AttentionCache {
@@ -20,15 +21,19 @@ export class AttentionCache {
 
   /** qkv (Tn,3C) rows [q | k | v] of positions pos0 .. pos0+Tn-1: their k and v into those rows */
   store(qkv: Tensor, Tn: number, pos0: number): void {
-    const C = this.width;
     if (pos0 + Tn > this.maxPositions) throw new Error(`AttentionCache: ${pos0 + Tn} positions exceed ${this.maxPositions}`);
-    const q = qkv.data;
-    const kc = this.keys.data;
-    const vc = this.values.data;
-    for (let t = 0; t < Tn; t++) {
-      kc.set(q.subarray(t * 3 * C + C, t * 3 * C + 2 * C), (pos0 + t) * C);
-      vc.set(q.subarray(t * 3 * C + 2 * C, t * 3 * C + 3 * C), (pos0 + t) * C);
-    }
+    for (let t = 0; t < Tn; t++) this.storeRow(qkv, t, pos0 + t);
+  }
+
+  /**
+   * Row `r` of qkv (rows [q | k | v] of 3C): its k and v into row `pos`. A kernel copy, so that it
+   * works wherever the tensors live (the heap, or a GPU's memory).
+   */
+  storeRow(qkv: Tensor, r: number, pos: number): void {
+    const be = backend();
+    const C = this.width;
+    be.copy(this.keys.slice(pos * C, C), qkv.slice(r * 3 * C + C, C), C);
+    be.copy(this.values.slice(pos * C, C), qkv.slice(r * 3 * C + 2 * C, C), C);
   }
 
   dispose(): void {

@@ -47,7 +47,7 @@ export class CausalSelfAttention {
     const C = C3 / 3;
     cache.store(qkv, Tn, pos0);
     const att = new Tensor([1, Tn, C]);
-    backend().attentionCached(att.data, qkv.data, cache.keys.data, cache.values.data, Tn, pos0, C, this.nHead);
+    backend().attentionCached(att.storage, qkv.storage, cache.keys.storage, cache.values.storage, Tn, pos0, C, this.nHead);
     return att;
   }
 
@@ -56,23 +56,24 @@ export class CausalSelfAttention {
     const be = backend();
     const C = this.c_proj.outFeatures;
     const R = rows.length;
-    const cached = rows.map(({ pos, cache }) => {
-      const kv = cache[this.layer] as AttentionCache;
-      return { keys: kv.keys.data, values: kv.values.data, pos };
+    const caches = rows.map(({ cache }) => cache[this.layer] as AttentionCache);
+    const cached = rows.map(({ pos }, r) => {
+      const kv = caches[r] as AttentionCache;
+      return { keys: kv.keys.storage, values: kv.values.storage, pos };
     });
     const wa = this.c_attn.plain();
     const wp = this.c_proj.plain();
     if (wa && wp) {
       be.attentionRows(
-        s.y.data,
-        s.att.data,
-        s.qkv.data,
-        s.a.data,
+        s.y.storage,
+        s.att.storage,
+        s.qkv.storage,
+        s.a.storage,
         cached,
-        wa.weight.data,
-        wa.bias.data,
-        wp.weight.data,
-        wp.bias.data,
+        wa.weight.storage,
+        wa.bias.storage,
+        wp.weight.storage,
+        wp.bias.storage,
         C,
         this.nHead,
       );
@@ -81,10 +82,8 @@ export class CausalSelfAttention {
     this.c_attn.rows(s.qkv, s.a, R);
     for (let r = 0; r < R; r++) {
       const { keys, values, pos } = cached[r] as (typeof cached)[number];
-      const qkv = Rows.row(s.qkv, r);
-      keys.set(qkv.subarray(C, 2 * C), pos * C);
-      values.set(qkv.subarray(2 * C, 3 * C), pos * C);
-      be.attentionCached(Rows.row(s.att, r), qkv, keys, values, 1, pos, C, this.nHead);
+      (caches[r] as AttentionCache).storeRow(s.qkv, r, pos);
+      be.attentionCached(Rows.row(s.att, r), Rows.row(s.qkv, r), keys, values, 1, pos, C, this.nHead);
     }
     this.c_proj.rows(s.y, s.att, R);
   }

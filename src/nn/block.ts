@@ -45,9 +45,9 @@ export class Block {
     const n = R * (s.x.shape[1] as number);
     this.ln_1.rows(s.a, s.x, R, s.mean, s.rstd);
     this.attn.decode(s, rows);
-    be.add(s.x.data, s.x.data, s.y.data, n);
+    be.add(s.x.storage, s.x.storage, s.y.storage, n);
     this.ln_2.rows(s.a, s.x, R, s.mean, s.rstd);
     this.mlp.decode(s, R);
-    be.add(s.x.data, s.x.data, s.y.data, n);
+    be.add(s.x.storage, s.x.storage, s.y.storage, n);
   }
 }

@@ -1,4 +1,5 @@
 /** A lookup table: ids (...) int32 -> rows of weight (V,C): (...,C). GPT-2 has two, tokens and positions. */
+import type { KernelArray } from "../kernels/index.js";
 import { embedding, matmulTransposed } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 
@@ -19,9 +20,9 @@ export class Embedding {
     return matmulTransposed(x, this.weight);
   }
 
-  /** row `id` of the table (C), for a kernel call (the one-token decode) */
-  row(id: number): Float32Array {
+  /** row `id` of the table (C), in place, for a kernel call (the one-token decode) */
+  row(id: number): KernelArray {
     const C = this.weight.shape[1] as number;
-    return this.weight.data.subarray(id * C, (id + 1) * C);
+    return this.weight.slice(id * C, C);
   }
 }

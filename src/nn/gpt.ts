@@ -17,6 +17,9 @@
  *             k and v rows written to the sequence's KV cache (src/generate/kvcache.ts)
  *   decode    one new token for each of R sequences, each at its own position against its own cache
  *             -> logits (R,V): generation, one sequence or a server's batch of them
+ * prefill and decode record their kernels and then read the logits: at once from the heap on the CPU
+ * backends (prefill, decode), or asynchronously wherever the tensors live (prefillAsync,
+ * decodeAsync: on a GPU the one readback of a step).
  */
 import { fail } from "../errors.js";
 import { backend } from "../kernels/index.js";
@@ -213,7 +216,7 @@ export class GPT {
    */
   headRows = (logits: Tensor, a: Tensor, R: number): void => {
     const { nEmbd: C, vocabSize: V } = this.config;
-    backend().matmulBTRows(logits.data, a.data, this.wte.weight.data, R, C, V);
+    backend().matmulBTRows(logits.storage, a.storage, this.wte.weight.storage, R, C, V);
   };
 
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
@@ -227,6 +230,24 @@ export class GPT {
    * the logits (V) of the last one (a copy). The caller checks that they fit in the block.
    */
   prefill(ids: readonly number[], cache: readonly AttentionCache[], pos0: number): Float32Array {
+    const logits = this.prefillLogits(ids, cache, pos0);
+    try {
+      return logits.data.slice();
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  /** prefill on any backend: the logits read back asynchronously (a GPU's tensors) */
+  prefillAsync(ids: readonly number[], cache: readonly AttentionCache[], pos0: number): Promise<Float32Array> {
+    const logits = this.prefillLogits(ids, cache, pos0);
+    const values = logits.read(); // ordered before its storage is reused
+    logits.dispose();
+    return values;
+  }
+
+  /** prefill's kernels: the last position's logits (1,V) as a tensor the caller disposes */
+  private prefillLogits(ids: readonly number[], cache: readonly AttentionCache[], pos0: number): Tensor {
     const C = this.config.nEmbd;
     const Tn = ids.length;
     return noGrad(() =>
@@ -234,8 +255,8 @@ export class GPT {
         const x = this.trunk(Tensor.ints(ids, [1, Tn]), pos0, { drop: (t) => t, cache: { layers: cache, pos0 } });
         // only the last position's logits are needed
         const last = new Tensor([1, C]);
-        last.data.set(x.data.subarray((Tn - 1) * C, Tn * C));
-        return this.lmHead(this.ln_f.forward(last)).data.slice();
+        backend().copy(last.storage, x.slice((Tn - 1) * C, C), C);
+        return this.lmHead(this.ln_f.forward(last));
       }),
     );
   }
@@ -245,8 +266,19 @@ export class GPT {
    * its own cache (its k and v rows written there) -> logits (R,V), a view of buffers.logits valid
    * until the next step. No tensors, tape or scope per token: buffers (capacity >= R) are reused.
    * Each row is computed as it would be alone (the rows share the weights, not their arithmetic).
+   * Rows with `logits: false` get none: the logits are those of the other rows, in order.
    */
   decode(rows: readonly DecodeRow[], buffers: DecodeBuffers): Float32Array {
+    return buffers.logits.data.subarray(0, this.decodeKernels(rows, buffers) * this.config.vocabSize);
+  }
+
+  /** decode on any backend: the logits (R,V) read back asynchronously (a copy; on a GPU the step's one readback) */
+  decodeAsync(rows: readonly DecodeRow[], buffers: DecodeBuffers): Promise<Float32Array> {
+    return buffers.logits.read(0, this.decodeKernels(rows, buffers) * this.config.vocabSize);
+  }
+
+  /** decode's kernels, leaving the logits of the rows that want them in buffers.logits; returns how many */
+  private decodeKernels(rows: readonly DecodeRow[], buffers: DecodeBuffers): number {
     const { nEmbd: C, vocabSize: V } = this.config;
     const R = rows.length;
     if (R > buffers.capacity) throw new Error(`decode: ${R} rows, buffers for ${buffers.capacity}`);
@@ -260,8 +292,16 @@ export class GPT {
     }
     for (const block of this.h) block.decode(s, rows);
     this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
-    this.headRows(s.logits, s.a, R);
-    return s.logits.data.subarray(0, R * V);
+    // the head only for the rows that want logits, moved up to be the first ones (a row moves to
+    // a row before it, so in place)
+    let n = 0;
+    for (let r = 0; r < R; r++) {
+      if ((rows[r] as DecodeRow).logits === false) continue;
+      if (n < r) be.copy(DecodeBuffers.row(s.a, n), DecodeBuffers.row(s.a, r), C);
+      n++;
+    }
+    if (n > 0) this.headRows(s.logits, s.a, n);
+    return n;
   }
 
   zeroGrad(): void {

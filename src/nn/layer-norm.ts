@@ -20,6 +20,6 @@ export class LayerNorm {
   /** out (N,C) = layerNorm(x (N,C)) for the first N rows, each row on its own; mean and rstd (N) scratch */
   rows(out: Tensor, x: Tensor, N: number, mean: Tensor, rstd: Tensor): void {
     const C = this.weight.size;
-    backend().layernormForward(out.data, mean.data, rstd.data, x.data, this.weight.data, this.bias.data, N, C, this.eps);
+    backend().layernormForward(out.storage, mean.storage, rstd.storage, x.storage, this.weight.storage, this.bias.storage, N, C, this.eps);
   }
 }

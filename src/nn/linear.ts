@@ -49,7 +49,7 @@ export class Linear {
    * a call for that row alone would compute it, so a row's bits do not depend on the other rows.
    */
   rows(out: Tensor, x: Tensor, M: number): void {
-    backend().linearRows(out.data, x.data, this.weight.data, this.bias.data, M, this.inFeatures, this.outFeatures);
+    backend().linearRows(out.storage, x.storage, this.weight.storage, this.bias.storage, M, this.inFeatures, this.outFeatures);
   }
 
   /**

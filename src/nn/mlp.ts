@@ -40,11 +40,23 @@ export class MLP {
     const fc = this.c_fc.plain();
     const proj = this.c_proj.plain();
     if (fc && proj) {
-      be.mlpRows(s.y.data, s.h.data, s.a.data, R, fc.weight.data, fc.bias.data, proj.weight.data, proj.bias.data, C, H, isRelu);
+      be.mlpRows(
+        s.y.storage,
+        s.h.storage,
+        s.a.storage,
+        R,
+        fc.weight.storage,
+        fc.bias.storage,
+        proj.weight.storage,
+        proj.bias.storage,
+        C,
+        H,
+        isRelu,
+      );
       return;
     }
     this.c_fc.rows(s.h, s.a, R);
-    const h = s.h.data;
+    const h = s.h.storage;
     if (isRelu) be.reluForward(h, h, R * H);
     else be.geluForward(h, h, R * H);
     this.c_proj.rows(s.y, s.h, R);

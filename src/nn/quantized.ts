@@ -6,7 +6,8 @@
  * prefill) runs on the dequantized float32 weights the model holds as well: the same values, q·s.
  */
 import type { QuantizedMatrix } from "../io/quantize.js";
-import { type QuantWeights, quantMatmul, quantMatmulBT } from "../kernels/quant.js";
+import { type PackedWeights, quantRows } from "../kernels/quant.js";
+import { packedShape, packQuantized } from "../kernels/quant-packed.js";
 import { heap } from "../tensor/memory.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { GPT } from "./gpt.js";
@@ -16,13 +17,13 @@ import { Linear } from "./linear.js";
 export class QuantizedLinear extends Linear {
   constructor(
     base: Linear,
-    readonly quant: QuantWeights,
+    readonly quant: PackedWeights,
   ) {
     super(base.weight, base.bias);
   }
 
   override rows(out: Tensor, x: Tensor, M: number): void {
-    quantMatmul(out.data, x.data, this.quant, this.bias.data, M, this.inFeatures, this.outFeatures);
+    quantRows(out.data, x.data, this.quant, this.bias.data, M);
   }
 
   override plain(): null {
@@ -30,16 +31,15 @@ export class QuantizedLinear extends Linear {
   }
 }
 
-/** a matrix's bytes and scales copied into the tensor heap (the wasm kernels read them there) */
-function inHeap(m: QuantizedMatrix, owned: Tensor[]): QuantWeights {
-  const bytes = new Tensor([Math.ceil(m.q.length / 4)], "i32", false, false);
-  const scales = new Tensor([m.scales.length], "f32", false, false);
+/** a matrix repacked for the integer kernels (kernels/quant-packed.ts) into the tensor heap */
+function inHeap(m: QuantizedMatrix, owned: Tensor[]): PackedWeights {
+  const shape = packedShape(m.bits, m.inFeatures, m.outFeatures, m.groupSize);
+  const bytes = new Tensor([Math.ceil(shape.bytes / 4)], "f32", false, false);
+  const scales = new Tensor([shape.scaleCount], "f32", false, false);
   owned.push(bytes, scales);
-  scales.data.set(m.scales);
-  const buffer = heap().memory.buffer;
-  const q = m.bits === 8 ? new Int8Array(buffer, bytes.ptr, m.q.length) : new Uint8Array(buffer, bytes.ptr, m.q.length);
-  q.set(m.q as never);
-  return { bits: m.bits, groupSize: m.groupSize, q, scales: scales.data };
+  const packed = { shape, bytes: new Uint8Array(heap().memory.buffer, bytes.ptr, shape.bytes), scales: scales.data };
+  packQuantized(m, shape, packed.bytes, packed.scales);
+  return packed;
 }
 
 /**
@@ -62,8 +62,7 @@ export function useQuantizedWeights(model: GPT, matrices: Map<string, QuantizedM
   const wte = matrices.get("transformer.wte.weight");
   if (wte) {
     const head = inHeap(wte, owned);
-    const { nEmbd: C, vocabSize: V } = model.config;
-    model.headRows = (logits, a, R) => quantMatmulBT(logits.data, a.data, head, R, C, V);
+    model.headRows = (logits, a, R) => quantRows(logits.data, a.data, head, null, R);
   }
   return () => {
     for (const t of owned) t.dispose();

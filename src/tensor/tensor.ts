@@ -144,14 +144,22 @@ export class Tensor {
   }
 
   /**
-   * A copy of the values, wherever the tensor lives: the asynchronous read every backend offers
-   * (on a GPU it waits for the kernels called so far; on the CPU it is a copy of `data`).
+   * A copy of the values (elements [offset, offset + length), all by default), wherever the tensor
+   * lives: the asynchronous read every backend offers (on a GPU it waits for the kernels called so
+   * far; on the CPU it is a copy of `data`).
    */
-  async read(): Promise<Float32Array> {
+  async read(offset = 0, length = this.size - offset): Promise<Float32Array> {
     if (this.dtype !== "f32") throw new Error("read: tensor is not f32");
     if (this.disposed) throw new Error("use of a disposed tensor");
-    if (this.device) return new Float32Array(await (this.memory as DeviceMemory).read(this.device)).subarray(0, this.size);
-    return this.data.slice();
+    if (offset < 0 || length < 0 || offset + length > this.size)
+      throw new Error(`read [${offset}, ${offset + length}) of ${this.size} elements`);
+    if (this.device) {
+      if (length === 0) return new Float32Array(0);
+      // the copy is recorded now, before any later kernel or release of this storage
+      const memory = this.memory as DeviceMemory;
+      return new Float32Array(await memory.read(memory.view(this.device, offset, length)));
+    }
+    return this.data.slice(offset, offset + length);
   }
 
   async readInts(): Promise<Int32Array> {

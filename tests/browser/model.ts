@@ -2,13 +2,14 @@
 // whole engine in a browser. `fixture` fetches a PyTorch fixture folder (served at /fixtures/<i>/) over
 // HTTP, builds the model on the wasm backend (its Web Workers when threads > 1) and runs
 // tests/fixture-check.ts: logits, loss, every gradient and the weights after AdamW steps against
-// PyTorch's. `backends` holds a wider model's step on split kernels against ref, `dataParallel`
+// PyTorch's; `fixtureOnWebGpu` does the same on the webgpu backend through navigator.gpu. `backends` holds a wider model's step on split kernels against ref, `dataParallel`
 // data parallel against one thread (on this page and in a worker), `gpt2` the GPT-2 tokenizer.
 // tests/browser.test.ts drives it through Playwright and asserts. It imports the library
 // through src/browser.ts, the entry without Node, as a web page would (model.html's import map
 // resolves js-tiktoken's GPT-2 ranks, the library's one npm import).
 import { configFromHuggingFace, GPT, gpt2Tokenizer, readSafetensors, useBackend, weightsFromSafetensors } from "../../src/browser.js";
 import type { SimdFlavour, WasmBackend } from "../../src/kernels/wasm/loader.js";
+import type { WebGpuBackend } from "../../src/kernels/webgpu/index.js";
 import { checkFixture, type FixtureCheck, type FixtureData } from "../fixture-check.js";
 import { type DataParallelReport, dataParallelReport, lossAndGrads, relDiff } from "./steps.js";
 
@@ -21,6 +22,17 @@ export interface ModelReport {
   checks: FixtureCheck[];
   ms: number;
 }
+
+export type GpuFixtureReport =
+  | {
+      /** the adapter the backend's device came from, as it describes itself */
+      adapter: string;
+      software: boolean;
+      checks: FixtureCheck[];
+      ms: number;
+    }
+  /** why this browser gives no WebGPU adapter (one line) */
+  | { unavailable: string };
 
 export interface BackendsReport {
   threads: number;
@@ -35,6 +47,8 @@ export interface BackendsReport {
 export interface ModelPageApi {
   /** run the fixture folder served at URL path `base` ("/fixtures/0/") on the wasm backend with `threads` threads */
   fixture(base: string, threads: number): Promise<ModelReport>;
+  /** the same on the webgpu backend (navigator.gpu), or why the browser has no adapter */
+  fixtureOnWebGpu(base: string): Promise<GpuFixtureReport>;
   /**
    * One training step's loss and gradients of a model big enough that its kernels are split over
    * the Web Workers (256 wide, 512 rows a batch), on the wasm backend with `threads` threads against
@@ -63,6 +77,42 @@ async function fetchJson(url: string): Promise<Record<string, unknown>> {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
   return (await r.json()) as Record<string, unknown>;
+}
+
+interface FixtureFiles {
+  config: Record<string, unknown>;
+  weights: Uint8Array;
+  expected: Uint8Array;
+  json: Record<string, unknown>;
+  batch: Uint8Array;
+}
+
+async function fetchFixture(base: string): Promise<FixtureFiles> {
+  const [config, weights, expected, json, batch] = await Promise.all([
+    fetchJson(`${base}config.json`),
+    fetchBytes(`${base}model.safetensors`),
+    fetchBytes(`${base}expected.safetensors`),
+    fetchJson(`${base}expected.json`),
+    fetchBytes(`${base}batch.safetensors`),
+  ]);
+  return { config, weights, expected, json, batch };
+}
+
+/** the fixture's model on the current backend, checked against PyTorch */
+async function runFixture(files: FixtureFiles, base: string): Promise<{ checks: FixtureCheck[]; ms: number }> {
+  const model = new GPT(configFromHuggingFace(files.config, `${base}config.json`));
+  const t0 = performance.now();
+  try {
+    model.loadWeights(weightsFromSafetensors(readSafetensors(files.weights, `${base}model.safetensors`), base), base);
+    const data: FixtureData = {
+      expected: readSafetensors(files.expected, `${base}expected.safetensors`).tensors,
+      json: files.json as unknown as FixtureData["json"],
+      batch: readSafetensors(files.batch, `${base}batch.safetensors`).tensors,
+    };
+    return { checks: await checkFixture(model, data), ms: performance.now() - t0 };
+  } finally {
+    model.dispose();
+  }
 }
 
 const api: ModelPageApi = {
@@ -100,40 +150,36 @@ const api: ModelPageApi = {
   },
 
   async fixture(base, threads) {
-    const [config, weights, expected, json, batch] = await Promise.all([
-      fetchJson(`${base}config.json`),
-      fetchBytes(`${base}model.safetensors`),
-      fetchBytes(`${base}expected.safetensors`),
-      fetchJson(`${base}expected.json`),
-      fetchBytes(`${base}batch.safetensors`),
-    ]);
+    const data = await fetchFixture(base);
     const be = (await useBackend("wasm", { threads })) as WasmBackend;
     try {
-      const model = new GPT(configFromHuggingFace(config, `${base}config.json`));
-      const t0 = performance.now();
-      let checks: FixtureCheck[];
-      try {
-        model.loadWeights(weightsFromSafetensors(readSafetensors(weights, `${base}model.safetensors`), base), base);
-        const data: FixtureData = {
-          expected: readSafetensors(expected, `${base}expected.safetensors`).tensors,
-          json: json as unknown as FixtureData["json"],
-          batch: readSafetensors(batch, `${base}batch.safetensors`).tensors,
-        };
-        checks = await checkFixture(model, data);
-      } finally {
-        model.dispose();
-      }
+      const { checks, ms } = await runFixture(data, base);
       return {
         crossOriginIsolated: globalThis.crossOriginIsolated,
         simd: be.simd,
         threads: be.threads,
         parallel: be.stats.parallel,
         checks,
-        ms: performance.now() - t0,
+        ms,
       };
     } finally {
       await useBackend("ref");
       be.dispose();
+    }
+  },
+
+  async fixtureOnWebGpu(base) {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    if (!gpu) return { unavailable: "this Chromium has no navigator.gpu (WebGPU is off: --enable-unsafe-webgpu)" };
+    if (!(await gpu.requestAdapter()))
+      return { unavailable: "this Chromium offers no WebGPU adapter (no GPU, and no --use-webgpu-adapter=swiftshader)" };
+    const data = await fetchFixture(base);
+    const be = (await useBackend("webgpu")) as WebGpuBackend;
+    try {
+      return { adapter: be.adapter.description, software: be.adapter.software, ...(await runFixture(data, base)) };
+    } finally {
+      await useBackend("ref");
+      be.runtime.device.destroy();
     }
   },
 };

@@ -10,6 +10,11 @@
 import type { Args, KernelCalls } from "./calls.js";
 import { ranges } from "./schedule.js";
 
+/** bytes of n floats rounded up to whole vectors (so what follows in a scratch stays 16-byte aligned) */
+function alignedBytes(n: number): number {
+  return Math.ceil(n / 4) * 16;
+}
+
 /**
  * out (M,N) (+)= a·b (+ bias) for M < 4 rows in layout `kind` (0: a·b, 1: a·bᵀ, 2: aᵀ·b), or any M
  * for the decode's rows (linearRows, matmulBTRows: B is streamed once for all rows, each row with a
@@ -31,22 +36,25 @@ export function matmulRows(
   const lda = kind === 2 ? M : K;
   const units = kind === 1 ? N : K;
   const parts = k.sched.rowParts(K * N, Math.floor(units / 8));
+  // per thread: a helper's partial out (kinds 0 and 2), then the rows' packing space (M >= 2)
+  const outBytes = kind === 1 || parts <= 1 ? 0 : alignedBytes(M * N);
+  const s = k.sched.scratch(outBytes + (kind === 1 ? 0 : k.x.rowsScratchBytes(M, K)));
   if (parts <= 1) {
-    k.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
+    k.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N, s[0] as number);
   } else {
     const bounds = k.sched.shares(units, parts, K * N, 8);
-    const s = kind === 1 ? [] : k.sched.scratch(M * N * 4);
     const tasks: Args<"matmulRows">[] = [];
     for (let t = 0; t < parts; t++) {
       const u0 = bounds[t] as number;
       const u1 = bounds[t + 1] as number;
       if (u1 <= u0) continue;
+      const st = s[t] as number;
       if (kind === 1) {
-        tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1]);
+        tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1, 0]);
       } else {
         const aOff = kind === 2 ? pa + u0 * lda * 4 : pa + u0 * 4;
-        const out = tasks.length === 0 ? po : (s[t] as number);
-        tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N]);
+        const out = tasks.length === 0 ? po : st;
+        tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N, st + outBytes]);
       }
     }
     k.parallel("matmulRows", tasks);
@@ -98,12 +106,15 @@ export function mlpRows(
   const floats = 2 * C * H;
   const parts = k.sched.rowParts(floats, Math.floor(H / 8));
   const bounds = parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
-  const s = parts > 1 ? k.sched.scratch(R * C * 4) : [];
+  // per thread: the partial y, then the rows' packing space
+  const yBytes = alignedBytes(R * C);
+  const s = k.sched.scratch(yBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
   const tasks: Args<"mlpRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const j0 = bounds[t] as number;
     const j1 = bounds[t + 1] as number;
-    if (j1 > j0) tasks.push([tasks.length === 0 ? y : (s[t] as number), h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0]);
+    const st = s[t] as number;
+    if (j1 > j0) tasks.push([tasks.length === 0 ? y : st, h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0, st + yBytes]);
   }
   k.parallel("mlpRowsPart", tasks);
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"mlpRowsPart">)[0], R * C);
@@ -137,15 +148,33 @@ export function attentionRows(
   const floats = 4 * C * C;
   const parts = k.sched.rowParts(floats, nh);
   const bounds = parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
-  // per thread: the partial y (R·C floats, 16-byte aligned), then the attention scores
-  const yBytes = Math.ceil((R * C) / 4) * 16;
-  const s = k.sched.scratch(yBytes + k.x.attentionCachedScratchBytes(maxPos + 1, nh));
+  // per thread: the partial y, the rows' packing space, then the attention scores
+  const yBytes = alignedBytes(R * C);
+  const packBytes = k.x.rowsScratchBytes(R, C);
+  const s = k.sched.scratch(yBytes + packBytes + k.x.attentionCachedScratchBytes(maxPos + 1, nh));
   const tasks: Args<"attentionRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const h0 = bounds[t] as number;
     const h1 = bounds[t + 1] as number;
     const st = s[t] as number;
-    if (h1 > h0) tasks.push([tasks.length === 0 ? y : st, att, qkv, a, R, rows, wattn, battn, wproj, C, nh, h0, h1, st + yBytes]);
+    if (h1 > h0)
+      tasks.push([
+        tasks.length === 0 ? y : st,
+        att,
+        qkv,
+        a,
+        R,
+        rows,
+        wattn,
+        battn,
+        wproj,
+        C,
+        nh,
+        h0,
+        h1,
+        st + yBytes + packBytes,
+        st + yBytes,
+      ]);
   }
   k.parallel("attentionRowsPart", tasks);
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowsPart">)[0], R * C);
