@@ -108,6 +108,10 @@ test("train --lora-rank writes a PEFT adapter; only it trains and its checkpoint
   const g = runCli(["generate", "--model", out, "--prompt", "the", "--max-new-tokens", "5"]);
   assert.equal(g.status, 0, g.stderr);
   assert.match(g.stderr, /a LoRA adapter \(r 4, \["c_attn"\]\) on .*base, merged into its weights/);
+  // the learning mode's step on the merged model: every layer has a gradient again (the merge unfreezes)
+  const x = runCli(["explain-step", "--model", out, "--data", data]);
+  assert.equal(x.status, 0, x.stderr);
+  assert.match(x.stdout + x.stderr, /h\.1 +[1-9]\.\d+e[-+]\d+/);
   const e = runCli(["eval", "--model", out]);
   assert.equal(e.status, 0, e.stderr);
   // scored on the run's own validation split (its record is in the adapter folder's config.json)

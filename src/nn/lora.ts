@@ -16,7 +16,7 @@
 
 import { type LoraAdapter, type LoraConfig, loraKey, loraModules, mergeLoraLayer, TOKENS_KEY } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
-import { add, dropout, embeddingTail, gelu, matmulTransposed, matmulTransposedTail, scale } from "../ops/index.js";
+import { dropout, embeddingTail, gelu, linearLora, matmulTransposedTail } from "../ops/index.js";
 import type { Rng } from "../random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { Embedding } from "./embedding.js";
@@ -47,14 +47,11 @@ export class LoraLinear extends Linear {
     return this.loraA.shape[0] as number;
   }
 
-  /** x (...,in) -> scaling·(x·Aᵀ)·Bᵀ (...,out); the scaling is applied to the r-wide middle, the cheaper side */
-  private delta(x: Tensor): Tensor {
-    return matmulTransposed(scale(matmulTransposed(x, this.loraA), this.scaling), this.loraB);
-  }
-
+  /** x·W + b + scaling·(x·Aᵀ)·Bᵀ as one op (ops/lora.ts); the adapter's x through its dropout while training */
   override forward(x: Tensor, ctx?: ForwardContext): Tensor {
     const rng = ctx?.dropoutRng;
-    return add(super.forward(x), this.delta(rng && this.dropout > 0 ? dropout(x, this.dropout, rng) : x));
+    const xa = rng && this.dropout > 0 ? dropout(x, this.dropout, rng) : x;
+    return linearLora(x, xa, this.weight, this.bias, this.loraA, this.loraB, this.scaling);
   }
 
   override forwardGelu(x: Tensor, ctx?: ForwardContext): Tensor {
@@ -239,4 +236,6 @@ export function mergeLora(model: GPT, attachment: LoraAttachment): void {
     model.wte.tail.dispose();
     setWte(model, new Embedding(model.wte.weight));
   }
+  // a plain GPT again, whose every parameter may train (explain-step, a fine-tune of the merged model)
+  for (const t of model.params.values()) t.requiresGrad = true;
 }

@@ -5,6 +5,7 @@ export { dropout } from "./dropout.js";
 export { embedding } from "./embedding.js";
 export { gelu, linearGelu } from "./gelu.js";
 export { layerNorm } from "./layernorm.js";
+export { linearLora } from "./lora.js";
 export { linear, matmulTransposed } from "./matmul.js";
 export { relu } from "./relu.js";
 export { scale } from "./scale.js";
