@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { FloatArray } from "../src/kernels/backend.js";
 import { refBackend } from "../src/kernels/ref/index.js";
 import { chooseMatmulTile, loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
+import { compile } from "../src/kernels/wasm/runtime.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
 import { activationCases, attentionCases, layernormCases, matmulCases, softmaxCrossEntropyCases } from "./kernel-cases.js";
@@ -500,6 +501,62 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("a batch of 12 rows through the fused blocks (split by rows on 2 threads when the weights are small), a prompt's rows among them: each row's bits alone", () => {
+    const C = 24;
+    const nh = 2;
+    const H = 4 * C;
+    const Tmax = 32;
+    // rows 4..8: one sequence's prompt at positions 10..14 (2 threads' cut at row 8 must move to row 4)
+    const seqOf = [0, 1, 2, 3, 4, 4, 4, 4, 4, 5, 6, 7];
+    const positions = [3, 0, 7, 31, 10, 11, 12, 13, 14, 1, 20, 5];
+    const R = seqOf.length;
+    const a = rand(rng, R * C, 1);
+    const wfc = rand(rng, C * H, 0.5);
+    const bfc = rand(rng, H);
+    const wp = rand(rng, H * C, 0.5);
+    const wattn = rand(rng, C * 3 * C, 0.3);
+    const battn = rand(rng, 3 * C, 0.5);
+    const wproj = rand(rng, C * C, 0.5);
+    const bproj = rand(rng, C);
+    const y = f32(R * C);
+    const splits = be.stats.parallel;
+    be.mlpRows(y, f32(R * H), a, R, wfc, bfc, wp, bproj, C, H, false);
+    assert.equal(be.stats.parallel - splits, threads > 1 ? 1 : 0, "the rows were split over the threads");
+    sameRows(`mlpRows of ${R} rows`, R, y, C, (r) => {
+      const o = f32(C);
+      be.mlpRows(o, f32(H), heapRow(a, r, C), 1, wfc, bfc, wp, bproj, C, H, false);
+      return o;
+    });
+    const caches = Array.from({ length: 8 }, () => ({ keys: rand(rng, Tmax * C, 1.5), values: rand(rng, Tmax * C, 1.5) }));
+    const fresh = () => caches.map((c) => ({ keys: copy(c.keys), values: copy(c.values) }));
+    const together = fresh();
+    const attend = (out: Float32Array, x: Float32Array, rows: { keys: Float32Array; values: Float32Array; pos: number }[]) =>
+      be.attentionRows(out, f32(rows.length * C), f32(rows.length * 3 * C), x, rows, wattn, battn, wproj, bproj, C, nh);
+    attend(
+      y,
+      a,
+      seqOf.map((q, r) => ({ ...(together[q] as { keys: Float32Array; values: Float32Array }), pos: positions[r] as number })),
+    );
+    // alone: every sequence's rows in a call of their own (the prompt's five rows together)
+    const alone = fresh();
+    const want = f32(R * C);
+    for (let q = 0; q < caches.length; q++) {
+      const rs = seqOf.flatMap((sq, r) => (sq === q ? [r] : []));
+      const o = f32(rs.length * C);
+      const x = copy(new Float32Array(rs.flatMap((r) => Array.from(a.subarray(r * C, (r + 1) * C)))));
+      attend(
+        o,
+        x,
+        rs.map((r) => ({ ...(alone[q] as { keys: Float32Array; values: Float32Array }), pos: positions[r] as number })),
+      );
+      rs.forEach((r, i) => {
+        want.set(o.subarray(i * C, (i + 1) * C), r * C);
+      });
+      assert.deepEqual(together[q]?.keys, alone[q]?.keys, `sequence ${q}'s k cache`);
+    }
+    sameRows(`attentionRows of ${R} rows`, R, y, C, (r) => want.subarray(r * C, (r + 1) * C));
+  });
+
   test("the fast path was taken for every heap array", () => {
     assert.equal(be.stats.fallback, 0);
     assert.ok(be.stats.fast > 100, `fast calls: ${be.stats.fast}`);
@@ -602,6 +659,40 @@ console.log(JSON.stringify(bes.map((b) => b.simd)));`;
       const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env, encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
       assert.deepEqual(JSON.parse(r.stdout.trim()), ["relaxed", "relaxed", "relaxed"]);
+    });
+
+    test("attention reads nothing past its arrays: each array ending at the memory's last byte", async () => {
+      // attention reads a batch's rows once before its heads (attention.as, touch): those reads must
+      // stop at the array's end, which may be the end of the memory. Blocks of 288 and 96 bytes: not
+      // whole groups of the four cache lines a pass reads at a time.
+      const [B, T, C, nh] = [2, 3, 8, 2];
+      const sizes = { qkv: B * T * 3 * C, out: B * T * C, lse: B * nh * T, dqkv: B * T * 3 * C, dout: B * T * C };
+      type Name = keyof typeof sizes;
+      for (const flavour of ["plain", "relaxed"] as const) {
+        const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
+        const instance = await WebAssembly.instantiate(await compile(flavour), { env: { memory } });
+        const x = instance.exports as unknown as Record<string, (...a: number[]) => number>;
+        const end = memory.buffer.byteLength;
+        /** forward then backward with every array at its own place above 1 MiB, `last` moved to end at the memory's end */
+        const run = (last: Name | null) => {
+          const at = {} as Record<Name, number>;
+          let p = 1 << 20;
+          for (const [name, n] of Object.entries(sizes) as [Name, number][]) {
+            at[name] = p;
+            p += n * 4 + 64;
+          }
+          if (last) at[last] = end - sizes[last] * 4;
+          const view = (name: Name) => new Float32Array(memory.buffer, at[name], sizes[name]);
+          view("qkv").set(Array.from({ length: sizes.qkv }, (_, i) => Math.sin(i * 0.7)));
+          view("dout").set(Array.from({ length: sizes.dout }, (_, i) => Math.cos(i * 0.3)));
+          view("dqkv").fill(0);
+          x.attentionForward?.(at.out, at.lse, at.qkv, B, T, C, nh, 0, B * nh, p);
+          x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, B, T, C, nh, 0, B * nh, p);
+          return [...view("out"), ...view("dqkv")];
+        };
+        const want = run(null);
+        for (const last of Object.keys(sizes) as Name[]) assert.deepEqual(run(last), want, `${flavour}: ${last} at the end`);
+      }
     });
 
     test("MINIGPT_MATMUL_TILE picks the matmul tile; another value is an error", async () => {

@@ -25,7 +25,7 @@ import { fail } from "../errors.js";
 import { backend } from "../kernels/index.js";
 import { addPositions, crossEntropy, dropout } from "../ops/index.js";
 import { Rng } from "../random.js";
-import { noGrad, scope, Tensor } from "../tensor/tensor.js";
+import { isGradEnabled, noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { CausalSelfAttention } from "./attention.js";
 import type { AttentionCache } from "./attention-cache.js";
 import { Block } from "./block.js";
@@ -219,8 +219,15 @@ export class GPT {
     backend().matmulBTRows(logits.storage, a.storage, this.wte.weight.storage, R, C, V);
   };
 
+  /**
+   * The LM head without a tape, when it reads wte in another form (int8/int4: src/nn/quantized.ts);
+   * null: lmHead's float product.
+   */
+  headForward: ((x: Tensor) => Tensor) | null = null;
+
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
   private lmHead(x: Tensor): Tensor {
+    if (this.headForward && !isGradEnabled()) return this.headForward(x);
     return this.wte.head(x);
   }
 

@@ -1,25 +1,47 @@
 /**
- * A model whose matrices came from an int8 / int4 file (src/io/quantize.ts) generating from them:
- * the one-token decode, which reads every weight once per token and is bound by memory bandwidth,
- * runs the quantized kernels (src/kernels/quant.ts: 1/4 or ~1/7 of float32's bytes), in the block's
- * four linear layers and in the tied LM head. Everything with a tape (training, the KV-cache
- * prefill) runs on the dequantized float32 weights the model holds as well: the same values, q·s.
+ * A model whose matrices came from an int8 / int4 file (src/io/quantize.ts) computing with them:
+ * everything without a tape (the one-token decode, the KV-cache prefill, evaluation), which reads
+ * every weight once per token and is bound by memory bandwidth, runs the integer kernels
+ * (src/kernels/quant.ts's quantRows: 1/4 or ~1/7 of float32's bytes, each row of activations rounded
+ * to int8), in the block's four linear layers and in the tied LM head. Everything with a tape
+ * (training, a LoRA adapter's backward pass) runs on the dequantized float32 weights the model holds
+ * as well: the same values, q·s.
  */
 import type { QuantizedMatrix } from "../io/quantize.js";
 import { type PackedWeights, quantRows } from "../kernels/quant.js";
 import { packedShape, packQuantized } from "../kernels/quant-packed.js";
 import { heap } from "../tensor/memory.js";
-import { Tensor } from "../tensor/tensor.js";
+import { gelu } from "../ops/index.js";
+import { isGradEnabled, Tensor } from "../tensor/tensor.js";
 import type { GPT } from "./gpt.js";
 import { Linear } from "./linear.js";
 
-/** A linear layer whose decode reads int8 / int4 weights; its float weight is their dequantized copy. */
+/**
+ * x (...,K) -> (...,N) through quantRows: every row of x on its own, no tape. The tape's form of the
+ * layer (for gradients) is the float product with the dequantized weight.
+ */
+function rowsForward(x: Tensor, w: PackedWeights, bias: Tensor | null): Tensor {
+  const { K, N } = w.shape;
+  const out = new Tensor([...x.shape.slice(0, -1), N]);
+  quantRows(out.data, x.data, w, bias ? bias.data : null, x.size / K);
+  return out;
+}
+
+/** A linear layer that reads int8 / int4 weights without a tape; its float weight is their dequantized copy. */
 export class QuantizedLinear extends Linear {
   constructor(
     base: Linear,
     readonly quant: PackedWeights,
   ) {
     super(base.weight, base.bias);
+  }
+
+  override forward(x: Tensor): Tensor {
+    return isGradEnabled() ? super.forward(x) : rowsForward(x, this.quant, this.bias);
+  }
+
+  override forwardGelu(x: Tensor): Tensor {
+    return isGradEnabled() ? super.forwardGelu(x) : gelu(rowsForward(x, this.quant, this.bias));
   }
 
   override rows(out: Tensor, x: Tensor, M: number): void {
@@ -63,6 +85,7 @@ export function useQuantizedWeights(model: GPT, matrices: Map<string, QuantizedM
   if (wte) {
     const head = inHeap(wte, owned);
     model.headRows = (logits, a, R) => quantRows(logits.data, a.data, head, null, R);
+    model.headForward = (x) => rowsForward(x, head, null);
   }
   return () => {
     for (const t of owned) t.dispose();

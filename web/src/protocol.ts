@@ -1,5 +1,6 @@
 // The messages between the page (main.ts) and the model worker (worker.ts). The page never touches a
 // model: it sends requests and draws what comes back, so training never freezes it.
+import type { GPTConfig } from "minigpt-ts/browser";
 
 /** a size preset of the Train view */
 export interface Preset {
@@ -29,6 +30,13 @@ export interface TrainRequest {
   /** BPE vocabulary size */
   vocabSize: number;
   preset: number;
+  /**
+   * train the model loaded in Models further (its weights, tokenizer and shape; batch and learning
+   * rate as `minigpt train --init DIR` by default) instead of a new model of PRESETS[preset]
+   */
+  continueLoaded?: boolean;
+  /** the loaded model's config and name (the worker fills them in, so a saved run restores without the model) */
+  base?: { label: string; config: GPTConfig };
   maxSteps: number;
   sampleEvery: number;
   seed: number;
@@ -52,6 +60,9 @@ export type ToWorker =
   | { type: "discard" }
   | { type: "generate"; prompt: string; settings: SamplingSettings; explain: boolean }
   | { type: "stopGenerate" }
+  /** a user message to a chat-tuned model (the chat template, as `minigpt chat`); stopGenerate stops the reply */
+  | { type: "chat"; text: string; system: string; settings: SamplingSettings }
+  | { type: "chatReset" }
   | { type: "inspect"; prompt: string }
   | { type: "download" }
   | { type: "load"; name: string; files: Record<string, Uint8Array> | null; zip: Uint8Array | null };
@@ -111,10 +122,28 @@ export type FromWorker =
   | { type: "ready"; isolated: boolean; threads: number; simd: string }
   | { type: "estimates"; presets: PresetEstimate[]; vocabSize: number; tokens: number }
   | { type: "run"; run: RunSummary }
-  | { type: "metric"; metric: Metric; step: number; etaS: number | null }
+  /** the steps since the last such message (batched: one message per METRICS_MS, not one per step) */
+  | { type: "metrics"; metrics: Metric[]; step: number; etaS: number | null }
   | { type: "sample"; step: number; text: string }
   | { type: "saved"; at: number }
-  | { type: "model"; label: string; parameters: number; vocabSize: number }
+  /** the model generate and inspect use now; `loaded`: from a file (Train can continue it), else the run's */
+  | {
+      type: "model";
+      label: string;
+      parameters: number;
+      vocabSize: number;
+      loaded: boolean;
+      /** its vocabulary has the chat tokens (<|user|> <|assistant|> <|end|>), and <|system|> */
+      chat: boolean;
+      system: boolean;
+      /** a note to show with the chat (a model that never learned to end a reply), or "" */
+      chatNote: string;
+    }
+  /** reply text as it streams, or a note about the message (characters left out, old turns dropped) */
+  | { type: "chatDelta"; text: string }
+  | { type: "chatNotice"; text: string }
+  /** the reply ended: at <|end|>, at the token limit, or stopped (then not kept in the conversation) */
+  | { type: "chatDone"; reason: "end" | "length" | "stopped" }
   | { type: "delta"; text: string; top: TopToken[] | null }
   | { type: "generated"; reason: "length" | "stopped" | "end" }
   | { type: "inspected"; result: InspectResult }

@@ -16,6 +16,24 @@ function alignedBytes(n: number): number {
 }
 
 /**
+ * Where a batch of R rows is cut over the threads when the block's weights are too small to split
+ * (Schedule.batchParts): near-equal pieces of whole register tiles (4 rows), each cut moved down to
+ * a row where `startsSequence` holds (a prompt's rows, one sequence, stay on one thread, in order).
+ * Each row is computed whole on one thread, exactly as unsplit: the cut may depend on R.
+ */
+function batchBounds(k: KernelCalls, R: number, startsSequence: (r: number) => boolean): number[] {
+  const parts = k.sched.batchParts(R);
+  const bounds = [0];
+  for (let t = 1; t < parts; t++) {
+    let at = Math.ceil((R * t) / parts / 4) * 4;
+    while (at > (bounds[t - 1] as number) && !startsSequence(at)) at--;
+    if (at > (bounds[t - 1] as number) && at < R) bounds.push(at);
+  }
+  bounds.push(R);
+  return bounds;
+}
+
+/**
  * out (M,N) (+)= a·b (+ bias) for M < 4 rows in layout `kind` (0: a·b, 1: a·bᵀ, 2: aᵀ·b), or any M
  * for the decode's rows (linearRows, matmulBTRows: B is streamed once for all rows, each row with a
  * one-row call's arithmetic). With threads, kind 1 splits N (B's rows) and kinds 0 and 2 split K
@@ -87,7 +105,7 @@ export function attentionCached(
  * The MLP of R rows (one new token of each of R sequences): the hidden units over the threads (each
  * streams its columns of wfc and its rows of wproj once for all rows, then the partial outputs are
  * added): one pool round trip for the whole MLP. The split depends on the weights' size only, so a
- * row's bits do not depend on R.
+ * row's bits do not depend on R. Weights too small for that split the rows instead (batchBounds).
  */
 export function mlpRows(
   k: KernelCalls,
@@ -109,6 +127,33 @@ export function mlpRows(
   // per thread: the partial y, then the rows' packing space
   const yBytes = alignedBytes(R * C);
   const s = k.sched.scratch(yBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
+  if (parts <= 1) {
+    // the rows over the threads (each row whole on one: no partial outputs)
+    const cuts = batchBounds(k, R, () => true);
+    const byRows: Args<"mlpRowsPart">[] = [];
+    for (let t = 0; t + 1 < cuts.length; t++) {
+      const r0 = cuts[t] as number;
+      const n = (cuts[t + 1] as number) - r0;
+      byRows.push([
+        y + r0 * C * 4,
+        h + r0 * H * 4,
+        a + r0 * C * 4,
+        n,
+        wfc,
+        bfc,
+        wproj,
+        C,
+        H,
+        0,
+        H,
+        relu ? 1 : 0,
+        (s[t] as number) + yBytes,
+      ]);
+    }
+    k.parallel("mlpRowsPart", byRows);
+    k.x.addBias(y, bproj, R, C);
+    return;
+  }
   const tasks: Args<"mlpRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const j0 = bounds[t] as number;
@@ -127,7 +172,8 @@ export function mlpRows(
  * v columns for all rows, their attention against each row's cache and their rows of the output
  * projection; the partial outputs are added): one pool round trip for the whole block. The split
  * depends on the weights' size only (not on R or the positions), so a row's bits do not depend on
- * the batch.
+ * the batch. Weights too small for that split the rows instead, whole sequences to a thread
+ * (`startsSequence(r)`: row r is not the previous row's sequence).
  */
 export function attentionRows(
   k: KernelCalls,
@@ -144,6 +190,7 @@ export function attentionRows(
   bproj: number,
   C: number,
   nh: number,
+  startsSequence: (r: number) => boolean,
 ): void {
   const floats = 4 * C * C;
   const parts = k.sched.rowParts(floats, nh);
@@ -152,6 +199,38 @@ export function attentionRows(
   const yBytes = alignedBytes(R * C);
   const packBytes = k.x.rowsScratchBytes(R, C);
   const s = k.sched.scratch(yBytes + packBytes + k.x.attentionCachedScratchBytes(maxPos + 1, nh));
+  if (parts <= 1) {
+    // the rows over the threads, whole sequences on one (a prompt's rows read the k and v rows the
+    // ones before them wrote)
+    const cuts = batchBounds(k, R, startsSequence);
+    const byRows: Args<"attentionRowsPart">[] = [];
+    for (let t = 0; t + 1 < cuts.length; t++) {
+      const r0 = cuts[t] as number;
+      const n = (cuts[t + 1] as number) - r0;
+      const st = s[t] as number;
+      const at = (width: number) => r0 * width * 4;
+      byRows.push([
+        y + at(C),
+        att + at(C),
+        qkv + at(3 * C),
+        a + at(C),
+        n,
+        rows + r0 * 12,
+        wattn,
+        battn,
+        wproj,
+        C,
+        nh,
+        0,
+        nh,
+        st + yBytes + packBytes,
+        st + yBytes,
+      ]);
+    }
+    k.parallel("attentionRowsPart", byRows);
+    k.x.addBias(y, bproj, R, C);
+    return;
+  }
   const tasks: Args<"attentionRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const h0 = bounds[t] as number;
