@@ -4,7 +4,8 @@
 // the run, generate, look inside, download the model zip and get the same greedy text from
 // `minigpt generate --model the.zip`, load a folder `minigpt train` made and get the CLI's greedy text,
 // train that folder's model further in the page (the CLI generates the page's text from its zip),
-// and the messages for a file that is not text and a zip that is not a model. No console errors.
+// and the messages for a file that is not text, a zip that is not a model, a preset too big for the
+// browser's memory and a page that is not isolated. No console errors.
 // A phone-sized window never scrolls sideways, and the page does not shift while it trains.
 //
 // MINIGPT_SCREENSHOTS=DIR saves a screenshot of each view there. Needs /usr/bin/chromium, else skipped.
@@ -364,15 +365,59 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
       assert.ok(width <= 375, `${view}: the page is ${width} px wide`);
       if (view === "train") await shot("train-phone");
     }
-    await tab("train");
-    await page.focus("#tab-train");
-    const reached = new Set<string>();
-    for (let i = 0; i < 40; i++) {
-      await page.keyboard.press("Tab");
-      reached.add(await page.evaluate(() => document.activeElement?.id ?? ""));
+    // from each view's tab, Tab alone reaches its controls (the chat's too: a chat model is loaded)
+    const controls = {
+      train: ["text", "text-files", "builtin", "tokenizer", "steps", "sample-every", "preset", "start"],
+      generate: [
+        "prompt",
+        "temperature",
+        "top-k",
+        "top-p",
+        "max-tokens",
+        "seed",
+        "show-top",
+        "generate",
+        "chat-input",
+        "chat-send",
+        "chat-reset",
+      ],
+      inside: ["inspect-prompt", "inspect", "layer", "head"],
+      models: ["download", "model-files", "model-folder", "dropzone"],
+    };
+    for (const [view, ids] of Object.entries(controls) as [keyof typeof controls, string[]][]) {
+      await tab(view);
+      await page.focus(`#tab-${view}`);
+      await page.evaluate(() => {
+        const w = window as unknown as { reached: string[] };
+        w.reached = [];
+        document.addEventListener("focusin", (e) => w.reached.push((e.target as HTMLElement).id));
+      });
+      for (let i = 0; i < 60; i++) await page.keyboard.press("Tab");
+      const reached = await page.evaluate(() => (window as unknown as { reached: string[] }).reached);
+      for (const id of ids) assert.ok(reached.includes(id), `${view}: #${id} is reachable with Tab (reached: ${reached.join(", ")})`);
     }
-    for (const id of ["text", "text-files", "builtin", "tokenizer", "steps", "sample-every", "preset", "start"])
-      assert.ok(reached.has(id), `#${id} is reachable with Tab (reached: ${[...reached].join(", ")})`);
+  });
+
+  step("a preset too big for the memory the browser gives says so, and what to do", async () => {
+    // V8 limited to 256 MiB of wasm memory: the large preset's first step cannot get its activations
+    const small = await chromium.launch({ executablePath: CHROMIUM, args: ["--js-flags=--wasm-max-mem-pages=4096"] });
+    try {
+      const other = await small.newPage();
+      watch(other);
+      await other.goto(url);
+      await other.waitForSelector('#engine[data-ready="true"]', { timeout: WAIT_MS });
+      await other.fill("#text", corpus);
+      await other.selectOption("#preset", "3");
+      await other.click("#start");
+      await other.waitForFunction(() => /out of memory/.test(document.querySelector("#message")?.textContent ?? ""), undefined, {
+        timeout: WAIT_MS,
+      });
+      assert.match((await other.textContent("#message")) ?? "", /^out of memory for the large preset \(.*\); pick a smaller preset/);
+      assert.match((await other.textContent("#progress")) ?? "", /^paused · step 0\//);
+      await other.close();
+    } finally {
+      await small.close();
+    }
   });
 
   step("served without the isolation headers, the page says it trains on one thread", async () => {

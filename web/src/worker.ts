@@ -287,7 +287,11 @@ const runLabel = (r: TrainRequest): string => (r.base ? `${r.base.label} trained
 function outOfMemory(err: unknown, preset: Preset): Error {
   const text = err instanceof Error ? err.message : String(err);
   if (err instanceof RangeError || /memory/i.test(text))
-    return new MinigptError(`out of memory for the ${preset.name} preset (${text}); pick a smaller preset or close other tabs`);
+    return new MinigptError(
+      PRESETS.includes(preset)
+        ? `out of memory for the ${preset.name} preset (${text}); pick a smaller preset, or close other tabs and try again`
+        : `out of memory training ${preset.name} (${text}); close other tabs and try again, or train a smaller model`,
+    );
   return err instanceof Error ? err : new Error(text);
 }
 
@@ -423,7 +427,13 @@ async function trainLoop(r: Run): Promise<void> {
     const sliceEnd = performance.now() + SLICE_MS;
     while (r.status === "training" && r.step < r.request.maxSteps && performance.now() < sliceEnd) {
       const t0 = performance.now();
-      const loss = trainStep(r);
+      let loss: number;
+      try {
+        loss = trainStep(r);
+      } catch (err) {
+        // a step's activations are what usually runs out (the weights fitted): say what to do
+        throw outOfMemory(err, r.preset);
+      }
       const ms = performance.now() - t0;
       r.msPerStep = r.msPerStep === null ? ms : 0.9 * r.msPerStep + 0.1 * ms;
       const end = r.step === r.request.maxSteps;
@@ -715,7 +725,11 @@ function emptySummary(): RunSummary {
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   handle(e.data).catch((err: unknown) => {
-    if (run && run.status === "training") run.status = "paused";
+    // a failed step pauses the run (Resume tries again), and the page is told
+    if (run && run.status === "training") {
+      run.status = "paused";
+      post({ type: "run", run: summary(run) });
+    }
     report(err, e.data.type);
   });
 };
