@@ -9,7 +9,7 @@ import { heap } from "./memory.js";
  * remembers its parents and a closure that pushes its gradient to theirs; `backward()` walks the
  * graph in reverse topological order.
  */
-export type DType = "f32" | "i32";
+type DType = "f32" | "i32";
 
 let gradEnabled = true;
 let scopeStack: Tensor[][] = [];
