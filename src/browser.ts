@@ -129,6 +129,7 @@ export { AttentionCache } from "./nn/attention-cache.js";
 export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
 export { DecodeBuffers, type DecodeRow } from "./nn/decode-step.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
+export { attachLora, type LoraAttachment, LoraLinear, loraAdapterOf, mergeLora } from "./nn/lora.js";
 export { Linear } from "./nn/linear.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";

@@ -10,6 +10,7 @@
  *                 here, with the same result)
  */
 import type { GPT } from "../nn/gpt.js";
+import type { LoraAttachment } from "../nn/lora.js";
 import type { Rng } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { DataParallel } from "./parallel.js";
@@ -51,8 +52,8 @@ class OneThread implements Stepper {
 /**
  * The stepper for `model` on up to `threads` threads with each micro-batch cut into `shards`: data
  * parallel (parallel.ts) when there is more than one shard, else one thread. The shards, not the
- * threads, decide the result.
+ * threads, decide the result. With `lora`, only the adapter trains (the replicas build it too).
  */
-export async function createStepper(model: GPT, threads: number, shards: number): Promise<Stepper> {
-  return (await DataParallel.create(model, threads, { shards })) ?? new OneThread(model);
+export async function createStepper(model: GPT, threads: number, shards: number, lora: LoraAttachment | null = null): Promise<Stepper> {
+  return (await DataParallel.create(model, threads, { shards, lora })) ?? new OneThread(model);
 }

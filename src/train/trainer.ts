@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
 import { fail } from "../errors.js";
+import type { LoraConfig } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
@@ -45,6 +46,10 @@ export interface StartInfo {
   config: TrainConfig;
   model: GPTConfig;
   parameters: number;
+  /** the parameters that train: all of them, or a LoRA adapter's */
+  trainableParameters: number;
+  /** the adapter a LoRA run trains (its base the rest of the model, frozen) */
+  lora?: LoraConfig;
   dataset: { name: string; trainTokens: number; valTokens: number; vocabSize: number; tokenizer: string };
   totalSteps: number;
   resumedFrom: number | null;
@@ -133,6 +138,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
     config,
     dataset,
     model,
+    trained,
     optimizer,
     resumed,
     resumeChanges,
@@ -204,10 +210,10 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   if (resumed) folder.resume(history);
   else
     folder.create({
-      model,
+      trained,
       tokenizer: dataset.tokenizer,
       info,
-      checkpoint: (dir) => saveCheckpoint(dir, model, optimizer, state(), warn),
+      checkpoint: (dir) => saveCheckpoint(dir, trained, optimizer, state(), warn),
       overwrite: options.overwrite ?? false,
       data: config.data,
     });
@@ -215,11 +221,13 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
   // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const stepper = await createStepper(model, threads, config.gradShards);
+  const stepper = await createStepper(model, threads, config.gradShards, trained.lora);
   events.onStart?.({
     config,
     model: model.config,
     parameters: model.parameterCount(),
+    trainableParameters: [...trained.params.values()].reduce((n, t) => n + t.size, 0),
+    lora: trained.lora?.config,
     dataset: {
       name: dataset.name,
       trainTokens: dataset.trainTokens,
@@ -263,7 +271,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   let lastAccuracy: number | null = null;
   let interrupted = false;
   const checkpoint = () => {
-    const dir = saveCheckpoint(out, model, optimizer, state(), warn);
+    const dir = saveCheckpoint(out, trained, optimizer, state(), warn);
     events.onCheckpoint?.(dir, step);
   };
 
@@ -275,7 +283,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       }
       const t0 = performance.now();
       const lr = learningRate(step, schedule);
-      model.zeroGrad();
+      trained.zeroGrad();
       let loss = 0;
       for (let micro = 0; micro < config.gradAccum; micro++) {
         scope(() => {
@@ -297,7 +305,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
         );
       }
       const gradNorm = stepper.update(() => {
-        const norm = clipGradNorm(model.params.values(), config.gradClip);
+        const norm = clipGradNorm(trained.params.values(), config.gradClip);
         optimizer.update(lr);
         return norm;
       });
@@ -324,7 +332,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
         }
         if (bestValLoss === null || m.val_loss < bestValLoss) {
           bestValLoss = m.val_loss;
-          folder.saveBest(model);
+          folder.saveBest(trained);
         }
       }
       history.push(m);
