@@ -88,7 +88,7 @@ export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { TextStreamer } from "./generate/stream.js";
 export { neverLearnedToEndReplies, specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
-export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
+export { type GenerateTextOptions, generateText, generateTextAsync, StopString } from "./generate/text.js";
 export {
   type LoraAdapter,
   type LoraConfig,
@@ -133,7 +133,7 @@ export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
-export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
+export { GpuReadError, isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
   ByteLevelBpe,
   CharTokenizer,
@@ -164,12 +164,16 @@ export {
 } from "./train/config.js";
 export {
   countingAccuracy,
+  countingAccuracyAsync,
   type EvalOptions,
   type EvalResult,
   type EvalSplit,
   evaluateCounting,
+  evaluateCountingAsync,
   evaluateIds,
+  evaluateIdsAsync,
   evaluateWindows,
+  evaluateWindowsAsync,
   sampleWindowIndices,
   sampleWindows,
   targetBytes,

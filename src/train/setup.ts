@@ -10,6 +10,7 @@ import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { backend } from "../kernels/index.js";
 import { makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { AdamW } from "../optim/adamw.js";
@@ -308,7 +309,7 @@ function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
   const src = initFolder.model.params;
   for (const [name, t] of model.params) {
     const s = src.get(name) as Tensor;
-    if (s.size === t.size) t.data.set(s.data);
+    if (s.size === t.size) backend().copy(t.storage, s.storage, t.size);
     else initNewEmbeddingRows(t, s);
   }
 }
@@ -326,7 +327,7 @@ function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<St
       initReport.loaded.push(name);
     } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
     else {
-      t.data.set(s.data);
+      backend().copy(t.storage, s.storage, t.size);
       initReport.loaded.push(name);
     }
   }
@@ -340,6 +341,17 @@ function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<St
  */
 function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
   const [Vold, C] = old.shape as [number, number];
+  if (t.device) {
+    // on a GPU with its kernels: the mean of the old rows in float32 (on the CPU, float64)
+    const be = backend();
+    be.copy(t.slice(0, Vold * C), old.storage, Vold * C);
+    const mean = t.slice(Vold * C, C);
+    be.zero(mean, C);
+    be.sumRows(mean, old.storage, Vold, C);
+    be.scale(mean, C, 1 / Vold);
+    for (let v = Vold + 1; v < t.shape[0]!; v++) be.copy(t.slice(v * C, C), mean, C);
+    return;
+  }
   const d = t.data;
   d.set(old.data);
   const mean = new Float64Array(C);
