@@ -1,16 +1,16 @@
 // The batched decode step on its own (GPT.decode of R rows, each its own sequence, position and KV
-// cache): time per step and tokens per second for R = 1, 4, 16, in turns, one kernel thread. Both
+// cache): time per step and tokens per second for R = 1, 4, 16, in turns, one kernel thread (--threads). Both
 // wall and CPU time (process.cpuUsage): on a machine shared with other jobs, CPU time says what the
 // kernels cost and wall time what a client would have seen. Random weights (GPT-2 init, seeded).
 //   big   the bigger recipe's model (6 layers, 384 wide, block 256, vocabulary 65)
 //   gpt2  GPT-2 124M's shape (12 layers, 768 wide, block 1024, vocabulary 50,257)
 //
-//   node --import tsx bench/decode-batch.ts [--model big|gpt2] [--rows 1,4,16] [--steps S] [--rounds N]
+//   node --import tsx bench/decode-batch.ts [--model big|gpt2] [--rows 1,4,16] [--steps S] [--rounds N] [--threads T]
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds"]);
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
@@ -21,8 +21,9 @@ const shape = shapes[which as keyof typeof shapes];
 if (!shape) throw new Error(`--model ${which}: use big or gpt2`);
 const steps = Number(arg("steps", which === "big" ? "24" : "6"));
 const rounds = Number(arg("rounds", "3"));
+const threads = Number(arg("threads", "1"));
 
-await useBackend("wasm", { threads: 1 });
+await useBackend("wasm", { threads });
 const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
 const wall: Record<number, number[]> = {};
 const cpu: Record<number, number[]> = {};
@@ -54,9 +55,9 @@ const rows = rowCounts.map((R) => {
   const c = median(cpu[R] ?? []);
   return { rows: R, wall_ms_per_step: w, cpu_ms_per_step: c, tokens_per_s: (R * 1000) / w, tokens_per_cpu_s: (R * 1000) / c };
 });
-console.error(`decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, 1 kernel thread (medians)`);
+console.error(`decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s) (medians)`);
 for (const r of rows)
   console.error(
     `  R=${String(r.rows).padStart(2)}: ${r.wall_ms_per_step.toFixed(1)} ms/step wall (${r.tokens_per_s.toFixed(0)} tokens/s), ${r.cpu_ms_per_step.toFixed(1)} ms CPU (${r.tokens_per_cpu_s.toFixed(0)} tokens per CPU-second)`,
   );
-console.log(JSON.stringify({ model: which, steps, rounds, rows }));
+console.log(JSON.stringify({ model: which, steps, rounds, threads, rows }));

@@ -10,6 +10,7 @@
 //   npm run build:wasm && cp src/kernels/wasm/build/kernels-relaxed.wasm /tmp/B.wasm
 //   node --import tsx bench/kernel-ab.ts /tmp/A.wasm /tmp/B.wasm [--only SUBSTRING] [--rounds N]
 //        [--mm KIND,M,K,N ...]   (KIND 0 a·b, 1 a·bᵀ, 2 aᵀ·b; replaces the default cases)
+//        [--rows KIND,M,K,N ...] (the same through matmulRows: a batched decode step's M rows)
 //
 // Default cases: the matmuls of nanoGPT's CPU recipe (B·T = 768 rows, C = 128) in the layouts
 // training uses, GELU forward/backward/forward with gelu', attention forward/backward (B 12, T 64, 4 heads, and the bigger
@@ -22,7 +23,7 @@ import { median } from "./stats.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
 
-expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm"], [], true);
+expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm", "rows"], [], true);
 const argv = process.argv.slice(2);
 const flag = (name: string): string[] => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ""] : []));
 const files = argv.filter((a) => a.endsWith(".wasm"));
@@ -70,7 +71,7 @@ interface Case {
 }
 const cases: Case[] = [];
 
-function mm(label: string, kind: number, M: number, K: number, N: number): void {
+function mm(label: string, kind: number, M: number, K: number, N: number, rows = false): void {
   const a = filled(M * K);
   const b = filled(K * N);
   const o = alloc(M * N);
@@ -80,13 +81,17 @@ function mm(label: string, kind: number, M: number, K: number, N: number): void 
     work: 2 * M * K * N,
     perElement: false,
     out: [o, M * N],
-    run: (k) => k.matmul?.(kind, o, a, b, M, K, N, lda, 0, scratch, 0),
+    run: rows
+      ? (k) => k.matmulRows?.(kind, o, a, b, M, K, N, lda, 0, 0, N, scratch)
+      : (k) => k.matmul?.(kind, o, a, b, M, K, N, lda, 0, scratch, 0),
   });
 }
 
 const custom = flag("mm").map((s) => s.split(",").map(Number));
 for (const [kind, M, K, N] of custom) mm("matmul", kind ?? 0, M ?? 1, K ?? 1, N ?? 1);
-if (custom.length === 0) {
+const customRows = flag("rows").map((s) => s.split(",").map(Number));
+for (const [kind, M, K, N] of customRows) mm("matmulRows", kind ?? 0, M ?? 1, K ?? 1, N ?? 1, true);
+if (custom.length === 0 && customRows.length === 0) {
   const R = 768;
   const C = 128;
   mm("qkv", 0, R, C, 3 * C);

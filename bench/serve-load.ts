@@ -2,7 +2,8 @@
 // C concurrent clients on loopback, each a bounded loop of streamed /v1/completions requests with a
 // fixed prompt length, max_tokens and seed (client k's request i: seed 1000·k + i), for C = 1, 4, 16.
 // Per C: requests/s, generated tokens/s (usage's completion tokens over the wall time), latency and
-// time to first token (p50, p99). Then a flood past --max-batch + --max-queue: every request must get
+// time to first token (p50, p99), and tokens per CPU-second (the process's CPU time, every thread:
+// on a machine shared with other jobs it says what the work costs when wall time cannot). Then a flood past --max-batch + --max-queue: every request must get
 // 200 or a clean 429 with Retry-After, and nothing else.
 //
 // Models (random weights, GPT-2 init, seeded), saved to a temporary folder first:
@@ -129,6 +130,7 @@ await complete(1);
 const rows: Record<string, number>[] = [];
 for (const clients of clientCounts) {
   const outcomes: Outcome[] = [];
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async (_, k) => {
@@ -136,6 +138,8 @@ for (const clients of clientCounts) {
     }),
   );
   const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1e6;
   const ok = outcomes.filter((o) => o.status === 200);
   const generated = ok.reduce((s, o) => s + o.tokens, 0);
   rows.push({
@@ -144,6 +148,7 @@ for (const clients of clientCounts) {
     failed: outcomes.length - ok.length,
     requests_per_s: ok.length / wall,
     tokens_per_s: generated / wall,
+    tokens_per_cpu_s: generated / cpu,
     latency_p50_ms: quantile(
       ok.map((o) => o.ms),
       0.5,
@@ -175,16 +180,16 @@ const f = (x: number, d = 1) => (Number.isNaN(x) ? "-" : x.toFixed(d));
 console.error(
   `serve-load: ${which} model, prompt ${promptTokens} tokens, max_tokens ${maxTokens}, ${requestsPerClient} requests per client, ${threads} kernel thread(s), --max-batch ${maxBatch}`,
 );
-console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms");
+console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms  tok/CPU-s");
 for (const r of rows)
   console.error(
-    `${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}`,
+    `${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}  ${f(r.tokens_per_cpu_s as number).padStart(9)}`,
   );
 const one = rows.find((r) => r.clients === 1);
 const most = rows[rows.length - 1];
 if (one && most && most !== one)
   console.error(
-    `${most.clients} clients: ${f((most.tokens_per_s as number) / (one.tokens_per_s as number), 2)}x one client's generated tokens/s`,
+    `${most.clients} clients: ${f((most.tokens_per_s as number) / (one.tokens_per_s as number), 2)}x one client's generated tokens/s (${f((most.tokens_per_cpu_s as number) / (one.tokens_per_cpu_s as number), 2)}x its tokens per CPU-second)`,
   );
 console.error(
   `flood of ${flood} at once (--max-batch ${maxBatch} + --max-queue ${maxQueue}): ${[...status].map(([s, n]) => `${n} x ${s}`).join(", ")}${clean429 ? "" : " (a 429 without Retry-After!)"}`,

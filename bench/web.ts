@@ -6,8 +6,9 @@
 // Each round runs Node's `bench/train-step.ts --recipe small --threads 2` (nanoGPT's CPU recipe, data
 // parallel, the median step of --steps after 5 warm-up steps), then the same recipe in the page: the
 // "small (nanoGPT CPU recipe)" preset on tiny Shakespeare (../shared/data/tinyshakespeare, else the
-// built-in book) with the character tokenizer, as a person starts it, timed from step 20 to step
-// 20 + --steps by the page's own progress line (evaluations included: the page's real throughput). The
+// built-in book) with the character tokenizer, as a person starts it (a 2,000-step run: validation
+// every 100 steps), timed from step 20 to step 20 + --steps by the page's own progress line
+// (evaluations included: the page's real throughput; Node's median step has none). The
 // page is dist/web/ served by `minigpt web`'s server (built when missing), in headless
 // /usr/bin/chromium. First load: a fresh browser context, navigation to the engine being ready (wasm
 // compiled, workers started). Bundle: every file of dist/web/assets gzipped (level 9), by kind.
@@ -32,6 +33,10 @@ const steps = Number(arg("steps", "200"));
 /** nanoGPT's CPU recipe: batch 12 of 64 tokens */
 const TOKENS_PER_STEP = 12 * 64;
 const FROM_STEP = 20;
+/** the page's run: long enough for any --steps, its evaluations every RUN_STEPS / 20 steps */
+const RUN_STEPS = Math.max(2000, FROM_STEP + steps + 50);
+/** how often the bench reads the progress line (it changes every 250 ms; reading it costs the page CPU) */
+const POLL_MS = 50;
 
 if (!existsSync(CHROMIUM)) {
   console.log(`bench/web.ts: ${CHROMIUM} not found (apt-get install chromium); nothing to measure`);
@@ -93,7 +98,7 @@ const stepOf = async (page: Page): Promise<number> => Number(/step (\d+)\//.exec
  */
 async function pageTokensPerS(page: Page): Promise<{ overall: number; step: number }> {
   await page.click("#tab-train");
-  await page.fill("#steps", String(FROM_STEP + steps + 50));
+  await page.fill("#steps", String(RUN_STEPS));
   await page.fill("#sample-every", "100000");
   await page.click("#start");
   const perStep: number[] = [];
@@ -104,7 +109,7 @@ async function pageTokensPerS(page: Page): Promise<{ overall: number; step: numb
       const rate = /([\d,]+) tokens\/s/.exec(line)?.[1];
       if (s > FROM_STEP && rate) perStep.push(Number(rate.replaceAll(",", "")));
       if (s >= step) break;
-      await page.waitForTimeout(20);
+      await page.waitForTimeout(POLL_MS);
     }
     return page.evaluate(() => performance.now());
   };

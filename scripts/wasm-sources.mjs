@@ -23,6 +23,7 @@ export const kernelFiles = [
   "simd.as",
   "matmul-tiles.as",
   "matmul.as",
+  "matmul-rows.as",
   "elementwise.as",
   "layernorm.as",
   "activations.as",
@@ -32,6 +33,7 @@ export const kernelFiles = [
   "attention.as",
   "decode.as",
   "quant.as",
+  "quant-int.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

@@ -5,6 +5,7 @@ import { KVCache } from "../src/generate/kvcache.js";
 import { BACKEND_SOFTMAX_MIN_V, nextTokenProbs, sampleToken, withSuppressed } from "../src/generate/sample.js";
 import { useBackend } from "../src/kernels/index.js";
 import { makeConfig } from "../src/nn/config.js";
+import { DecodeBuffers } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 
@@ -186,5 +187,41 @@ test("KV cache on the wasm backend (2 threads): one token at a time matches the 
     assert.ok(worst <= 1e-4 * scale, `max |diff| ${worst} with max |logit| ${scale}`);
   } finally {
     await useBackend("ref");
+  }
+});
+
+test("a prompt as rows of one decode step (KVCache.decodeRows, the server's prefill): the last row's logits only, the uncached model's", async () => {
+  const model = new GPT(makeConfig({ vocabSize: 70, blockSize: 24, nLayer: 2, nHead: 4, nEmbd: 64 }), 5);
+  const ids = [5, 17, 3, 60, 42, 7, 7, 9, 1, 2, 3];
+  for (const backend of ["ref", "wasm"] as const) {
+    await useBackend(backend, { threads: 1 });
+    try {
+      const cache = new KVCache(model);
+      const buffers = new DecodeBuffers(model.config, ids.length);
+      // the prompt in two steps: the first without logits, the second's last row with them
+      const first = model.decode(cache.decodeRows(ids.slice(0, 6), false), buffers);
+      assert.equal(first.length, 0, "no row wanted logits");
+      cache.advance(6);
+      const rows = cache.decodeRows(ids.slice(6), true);
+      assert.deepEqual(
+        rows.map((r) => [r.pos, r.logits]),
+        [6, 7, 8, 9, 10].map((p) => [p, p === 10]),
+      );
+      const got = model.decode(rows, buffers).slice();
+      cache.advance(rows.length);
+      assert.equal(got.length, model.config.vocabSize, "one row of logits");
+      const close = (what: string, a: ArrayLike<number>, b: ArrayLike<number>) => {
+        let worst = 0;
+        for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (b[i] as number)));
+        assert.ok(worst <= 1e-4, `${what}: max |diff| ${worst}`);
+      };
+      close(`${backend}: prompt rows`, got, nextLogitsUncached(model, ids));
+      // the cache holds the prompt: the next token decodes against it
+      close(`${backend}: next token`, cache.append([11]), nextLogitsUncached(model, [...ids, 11]));
+      buffers.dispose();
+      cache.dispose();
+    } finally {
+      await useBackend("ref");
+    }
   }
 });

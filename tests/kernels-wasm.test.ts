@@ -57,6 +57,24 @@ const MATMUL_SHAPES: [number, number, number][] = [
   [517, 300, 450],
 ];
 
+/** the batch sizes the decode's row products are tested at: every count of whole and partial tiles */
+const ROW_COUNTS = Array.from({ length: 17 }, (_, i) => i + 1);
+
+/** rows r < R of `all` (width w) equal `alone(r)`, bit for bit */
+function sameRows(what: string, R: number, all: Float32Array, w: number, alone: (r: number) => Float32Array): void {
+  for (let r = 0; r < R; r++) {
+    const want = alone(r);
+    const got = all.subarray(r * w, (r + 1) * w);
+    const at = got.findIndex((v, i) => !Object.is(v, want[i]));
+    assert.equal(at, -1, `${what}: row ${r} element ${at}: ${got[at]} in the batch, ${want[at]} alone`);
+  }
+}
+
+/** row r of t (width w), copied to the heap */
+function heapRow(t: Float32Array, r: number, w: number): Float32Array {
+  return copy(t.subarray(r * w, (r + 1) * w));
+}
+
 // ---- child mode: every kernel vs ref ------------------------------------------------------------------
 
 function kernelSuite(be: WasmBackend, threads: number): void {
@@ -346,19 +364,50 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("the decode's row products for R = 1..17 rows (register tiles of 4 rows, ragged edges): each row's bits alone, close to ref", () => {
+    // [K, N]: K past the eight streams' blocks by 0..7 rows (Kb = K >> 3 passes, chunks of passes
+    // with a short last one), N with 8-column tiles, a 4-column tile and scalar columns; one shape
+    // that 2 threads split (K·N >= 2^21 floats)
+    for (const [K, N, rowCounts] of [
+      [1, 3, ROW_COUNTS],
+      [9, 13, ROW_COUNTS],
+      [17, 67, ROW_COUNTS],
+      [65, 31, ROW_COUNTS],
+      [300, 5, ROW_COUNTS],
+      [2048, 1030, [5, 17]],
+    ] as [number, number, number[]][]) {
+      const w = rand(rng, K * N, 0.5);
+      const bias = rand(rng, N);
+      const bt = rand(rng, N * K, 0.5);
+      for (const R of rowCounts) {
+        const x = rand(rng, R * K, 2);
+        const tol = 1e-6 * K * maxAbs(x) * 0.5 + 1e-6;
+        const out = f32(R * N);
+        const want = new Float32Array(R * N);
+        be.linearRows(out, x, w, bias, R, K, N);
+        sameRows(`linearRows ${R}x${K}x${N}`, R, out, N, (r) => {
+          const o = f32(N);
+          be.linearRows(o, heapRow(x, r, K), w, bias, 1, K, N);
+          return o;
+        });
+        refBackend.linearRows(want, x, w, bias, R, K, N);
+        close(`linearRows ${R}x${K}x${N} vs ref`, out, want, 0, tol);
+        be.matmulBTRows(out, x, bt, R, K, N);
+        sameRows(`matmulBTRows ${R}x${K}x${N}`, R, out, N, (r) => {
+          const o = f32(N);
+          be.matmulBTRows(o, heapRow(x, r, K), bt, 1, K, N);
+          return o;
+        });
+        refBackend.matmulBTRows(want, x, bt, R, K, N);
+        close(`matmulBTRows ${R}x${K}x${N} vs ref`, out, want, 0, tol);
+      }
+    }
+  });
+
   test("the decode's row kernels: each of R ragged rows gets the bits of that row alone", () => {
     const R = 6;
-    /** rows r of `all` (width w) equal `alone(r)`, bit for bit */
-    const sameRows = (what: string, all: Float32Array, w: number, alone: (r: number) => Float32Array) => {
-      for (let r = 0; r < R; r++) {
-        const want = alone(r);
-        const got = all.subarray(r * w, (r + 1) * w);
-        const at = got.findIndex((v, i) => !Object.is(v, want[i]));
-        assert.equal(at, -1, `${what}: row ${r} element ${at}: ${got[at]} in the batch, ${want[at]} alone`);
-      }
-    };
-    /** row r of t (width w), copied to the heap */
-    const row = (t: Float32Array, r: number, w: number) => copy(t.subarray(r * w, (r + 1) * w));
+    const same = (what: string, all: Float32Array, w: number, alone: (r: number) => Float32Array) => sameRows(what, R, all, w, alone);
+    const row = heapRow;
     // [K, N]: odd, and big enough that 2 threads split K (a·b) or N (a·bᵀ)
     for (const [K, N] of [
       [7, 65],
@@ -370,14 +419,14 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       const bias = rand(rng, N);
       const out = f32(R * N);
       be.linearRows(out, x, w, bias, R, K, N);
-      sameRows(`linearRows ${K}x${N}`, out, N, (r) => {
+      same(`linearRows ${K}x${N}`, out, N, (r) => {
         const o = f32(N);
         be.linearRows(o, row(x, r, K), w, bias, 1, K, N);
         return o;
       });
       const bt = rand(rng, N * K);
       be.matmulBTRows(out, x, bt, R, K, N);
-      sameRows(`matmulBTRows ${K}x${N}`, out, N, (r) => {
+      same(`matmulBTRows ${K}x${N}`, out, N, (r) => {
         const o = f32(N);
         be.matmulBTRows(o, row(x, r, K), bt, 1, K, N);
         return o;
@@ -394,7 +443,7 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       const bproj = rand(rng, C);
       const [y, h] = [f32(R * C), f32(R * H)];
       be.mlpRows(y, h, a, R, wfc, bfc, wproj, bproj, C, H, false);
-      sameRows(`mlpRows ${C}x${H}`, y, C, (r) => {
+      same(`mlpRows ${C}x${H}`, y, C, (r) => {
         const o = f32(C);
         be.mlpRows(o, f32(H), row(a, r, C), 1, wfc, bfc, wproj, bproj, C, H, false);
         return o;
@@ -429,7 +478,7 @@ function kernelSuite(be: WasmBackend, threads: number): void {
         C,
         nh,
       );
-      sameRows(`attentionRows ${C},${nh}`, y, C, (r) => {
+      same(`attentionRows ${C},${nh}`, y, C, (r) => {
         const alone = fresh()[r] as { keys: Float32Array; values: Float32Array };
         const o = f32(C);
         be.attentionRows(
@@ -449,6 +498,62 @@ function kernelSuite(be: WasmBackend, threads: number): void {
         return o;
       });
     }
+  });
+
+  test("a batch of 12 rows through the fused blocks (split by rows on 2 threads when the weights are small), a prompt's rows among them: each row's bits alone", () => {
+    const C = 24;
+    const nh = 2;
+    const H = 4 * C;
+    const Tmax = 32;
+    // rows 4..8: one sequence's prompt at positions 10..14 (2 threads' cut at row 8 must move to row 4)
+    const seqOf = [0, 1, 2, 3, 4, 4, 4, 4, 4, 5, 6, 7];
+    const positions = [3, 0, 7, 31, 10, 11, 12, 13, 14, 1, 20, 5];
+    const R = seqOf.length;
+    const a = rand(rng, R * C, 1);
+    const wfc = rand(rng, C * H, 0.5);
+    const bfc = rand(rng, H);
+    const wp = rand(rng, H * C, 0.5);
+    const wattn = rand(rng, C * 3 * C, 0.3);
+    const battn = rand(rng, 3 * C, 0.5);
+    const wproj = rand(rng, C * C, 0.5);
+    const bproj = rand(rng, C);
+    const y = f32(R * C);
+    const splits = be.stats.parallel;
+    be.mlpRows(y, f32(R * H), a, R, wfc, bfc, wp, bproj, C, H, false);
+    assert.equal(be.stats.parallel - splits, threads > 1 ? 1 : 0, "the rows were split over the threads");
+    sameRows(`mlpRows of ${R} rows`, R, y, C, (r) => {
+      const o = f32(C);
+      be.mlpRows(o, f32(H), heapRow(a, r, C), 1, wfc, bfc, wp, bproj, C, H, false);
+      return o;
+    });
+    const caches = Array.from({ length: 8 }, () => ({ keys: rand(rng, Tmax * C, 1.5), values: rand(rng, Tmax * C, 1.5) }));
+    const fresh = () => caches.map((c) => ({ keys: copy(c.keys), values: copy(c.values) }));
+    const together = fresh();
+    const attend = (out: Float32Array, x: Float32Array, rows: { keys: Float32Array; values: Float32Array; pos: number }[]) =>
+      be.attentionRows(out, f32(rows.length * C), f32(rows.length * 3 * C), x, rows, wattn, battn, wproj, bproj, C, nh);
+    attend(
+      y,
+      a,
+      seqOf.map((q, r) => ({ ...(together[q] as { keys: Float32Array; values: Float32Array }), pos: positions[r] as number })),
+    );
+    // alone: every sequence's rows in a call of their own (the prompt's five rows together)
+    const alone = fresh();
+    const want = f32(R * C);
+    for (let q = 0; q < caches.length; q++) {
+      const rs = seqOf.flatMap((sq, r) => (sq === q ? [r] : []));
+      const o = f32(rs.length * C);
+      const x = copy(new Float32Array(rs.flatMap((r) => Array.from(a.subarray(r * C, (r + 1) * C)))));
+      attend(
+        o,
+        x,
+        rs.map((r) => ({ ...(alone[q] as { keys: Float32Array; values: Float32Array }), pos: positions[r] as number })),
+      );
+      rs.forEach((r, i) => {
+        want.set(o.subarray(i * C, (i + 1) * C), r * C);
+      });
+      assert.deepEqual(together[q]?.keys, alone[q]?.keys, `sequence ${q}'s k cache`);
+    }
+    sameRows(`attentionRows of ${R} rows`, R, y, C, (r) => want.subarray(r * C, (r + 1) * C));
   });
 
   test("the fast path was taken for every heap array", () => {

@@ -182,6 +182,8 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
             [65, 127],
             [3, 1023],
             [2, 768],
+            // past 1024 wide a row gets 256 invocations, not 32 (wgsl.ts rowThreads)
+            [2, 1025],
           ],
           check,
         ),
@@ -201,6 +203,8 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
             [7, 65],
             [3, 1023],
             [5, 300],
+            [2, 1025],
+            [1, 4099],
           ],
           check,
         ),

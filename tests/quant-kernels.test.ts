@@ -6,10 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { dequantizeMatrix, type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../src/io/quantize.js";
+import {
+  dequantizeMatrix,
+  type QuantBits,
+  type QuantizedMatrix,
+  quantizedScale,
+  quantizedValue,
+  quantizeMatrix,
+} from "../src/io/quantize.js";
 import { useBackend } from "../src/kernels/index.js";
-import { type QuantWeights, quantMatmul, quantMatmulBT } from "../src/kernels/quant.js";
+import { type PackedWeights, type QuantWeights, quantMatmul, quantMatmulBT, quantRows } from "../src/kernels/quant.js";
+import { inputAt, packedShape, packQuantized } from "../src/kernels/quant-packed.js";
 import { qmatmul, qmatmulBT } from "../src/kernels/ref/quant.js";
+import { qmatvecPacked, quantizeActivations } from "../src/kernels/ref/quant-int.js";
 import type { WasmBackend } from "../src/kernels/wasm/loader.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
@@ -131,3 +140,112 @@ function randnSeeded(n: number, seed: number): Float32Array {
   const r = new Rng(seed);
   return new Float32Array(n).map(() => r.normal());
 }
+
+/** the matrix packed for the integer kernels, in the heap (as src/nn/quantized.ts does) */
+function packedOnHeap(m: QuantizedMatrix, keep: Tensor[]): PackedWeights {
+  const shape = packedShape(m.bits, m.inFeatures, m.outFeatures, m.groupSize);
+  const bytes = new Tensor([Math.ceil(shape.bytes / 4)], "i32");
+  const scales = new Tensor([shape.scaleCount], "f32");
+  keep.push(bytes, scales);
+  const w = { shape, bytes: new Uint8Array(heap().memory.buffer, bytes.ptr, shape.bytes), scales: scales.data as Float32Array };
+  packQuantized(m, shape, w.bytes, w.scales);
+  return w;
+}
+
+test("packed int8/int4 ref twin: activations within half a step, products equal the integer sums", () => {
+  for (const bits of [8, 4] as QuantBits[])
+    for (const [M, K, N, G] of SHAPES.slice(0, 7)) {
+      const x = randn(M * K);
+      x[0] = 0; // a zero and a row of zeros
+      if (M > 1) x.fill(0, K, 2 * K);
+      const io = quantizeMatrix(randn(K * N), K, N, "in-out", bits, G);
+      const oi = quantizeMatrix(randn(N * K), K, N, "out-in", bits, G);
+      const bias = randn(N);
+      for (const m of [io, oi]) {
+        const shape = packedShape(bits, K, N, m.groupSize);
+        const bytes = new Uint8Array(shape.bytes);
+        const scales = new Float32Array(shape.scaleCount);
+        packQuantized(m, shape, bytes, scales);
+        const xq = new Int16Array(M * shape.Kp);
+        const xsum = new Int32Array(M * shape.groups);
+        const xscale = new Float32Array(M);
+        quantizeActivations(xq, xsum, xscale, x, M, K, shape.G, shape.Gp, shape.groups);
+        const got = new Float32Array(M * N);
+        qmatvecPacked(got, xq, xsum, xscale, bytes, scales, bias, M, N, bits, shape.Gp, shape.groups);
+        const label = `int${bits} ${m.layout} [${M},${K},${N}] G${G}`;
+        for (let r = 0; r < M; r++) {
+          // each activation within half a step of its value; the padding zero
+          for (let kk = 0; kk < shape.Kp; kk++) {
+            const k = inputAt(shape, kk);
+            const v = xq[r * shape.Kp + kk]!;
+            if (k < 0) assert.equal(v, 0, `${label}: padding`);
+            else assert.ok(Math.abs(v * xscale[r]! - x[r * K + k]!) <= xscale[r]! * 0.5 * (1 + 1e-6), `${label}: xq ${r},${k}`);
+          }
+          for (let n = 0; n < N; n++) {
+            let want = 0;
+            let mag = 0;
+            for (let g = 0; g < shape.groups; g++) {
+              let s = 0;
+              for (let k = g * shape.G; k < Math.min(K, (g + 1) * shape.G); k++)
+                s += xq[r * shape.Kp + g * shape.Gp + (k - g * shape.G)]! * quantizedValue(m, k, n);
+              want += s * quantizedScale(m, g, n);
+              mag += Math.abs(s * quantizedScale(m, g, n));
+            }
+            want = want * xscale[r]! + bias[n]!;
+            assert.ok(Math.abs(got[r * N + n]! - want) <= 1e-6 * (mag * xscale[r]! + Math.abs(bias[n]!) + 1), `${label}: out ${r},${n}`);
+          }
+        }
+      }
+    }
+});
+
+for (const simd of ["plain", "relaxed"] as const)
+  test(`wasm ${simd} SIMD: packed integer kernels equal the ref twin bit for bit on 1 and 2 threads`, async () => {
+    process.env.MINIGPT_WASM_SIMD = simd;
+    for (const threads of [1, 2]) {
+      const be = (await useBackend("wasm", { threads })) as WasmBackend;
+      assert.equal(be.simd, simd);
+      const calls = be as unknown as { parallel: (fn: string, tasks: unknown[][]) => void };
+      const parallel = calls.parallel.bind(be);
+      const split: number[] = [];
+      calls.parallel = (fn, tasks) => {
+        if (fn === "qmatvecPacked") split.push(tasks.length);
+        parallel(fn, tasks);
+      };
+      for (const bits of [8, 4] as QuantBits[])
+        for (const [M, K, N, G] of [...SHAPES, [2, 768, 200, 32] as [number, number, number, number]]) {
+          const keep: Tensor[] = [];
+          const x = Tensor.fromArray(randnSeeded(M * K, K + N), [M, K]);
+          const layout = N % 2 ? "in-out" : "out-in";
+          const m = quantizeMatrix(randnSeeded(K * N, 3 * K + N), K, N, layout, bits, G);
+          const bias = Tensor.fromArray(randnSeeded(N, N), [N]);
+          const out = Tensor.zeros([M, N]);
+          keep.push(x, bias, out);
+          const w = packedOnHeap(m, keep);
+          const before = split.length;
+          quantRows(out.data, x.data, w, bias.data, M);
+          const noBias = Tensor.zeros([M, N]);
+          keep.push(noBias);
+          quantRows(noBias.data, x.data, w, null, M);
+          const label = `${simd} ${threads}t int${bits} [${M},${K},${N}] G${G}`;
+          assert.equal(split.length, before + 2, `${label}: both calls ran on wasm`);
+          if (K * N >= 1 << 16) assert.equal(split.at(-1), threads, `${label}: split over ${threads} threads`);
+          const s = w.shape;
+          const xq = new Int16Array(M * s.Kp);
+          const xsum = new Int32Array(M * s.groups);
+          const xscale = new Float32Array(M);
+          quantizeActivations(xq, xsum, xscale, x.data, M, K, s.G, s.Gp, s.groups);
+          for (const [b, got] of [
+            [bias.data, out.data],
+            [null, noBias.data],
+          ] as const) {
+            const want = new Float32Array(M * N);
+            qmatvecPacked(want, xq, xsum, xscale, w.bytes.slice(), w.scales.slice(), b, M, N, bits, s.Gp, s.groups);
+            assert.deepEqual(got, want, `${label} bias ${b !== null}`);
+          }
+          for (const t of keep) t.dispose();
+        }
+      be.dispose();
+    }
+    delete process.env.MINIGPT_WASM_SIMD;
+  });

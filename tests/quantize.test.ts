@@ -19,7 +19,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { QuantizedLinear } from "../src/nn/quantized.js";
 import { Rng } from "../src/random.js";
-import { noGrad, Tensor } from "../src/tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { closeReport, runCli, tempDir } from "./helpers.js";
 
@@ -189,12 +189,13 @@ test("quantize refuses to overwrite without --overwrite, a quantized model, bad 
   assert.match(damaged.stderr, /missing tensor transformer\.h\.1\.mlp\.c_fc\.weight_scale, the scales of the int4 weight/);
 });
 
-test("a quantized folder decodes with the int8/int4 kernels: cached logits equal the dequantized model's uncached ones [ref, wasm]", async () => {
+test("a quantized folder runs the int8/int4 kernels without a tape: the decode equals the forward, ref equals wasm, both near the float weights' logits", async () => {
   const dir = modelFolder();
   const tmp = tempDir("minigpt-quant-decode-");
   for (const bits of [8, 4] as const) {
     const out = join(tmp, `q${bits}`);
     const q = saveQuantizedCopy(dir, out, bits);
+    const byBackend: Float32Array[][] = [];
     for (const backendName of ["ref", "wasm"] as const) {
       await useBackend(backendName, { threads: 1 });
       const model = loadModel(q);
@@ -202,16 +203,39 @@ test("a quantized folder decodes with the int8/int4 kernels: cached logits equal
       const prompt = [1, 5, 9, 2, 7];
       const decoder = new Decoder(model, prompt, { maxNewTokens: 6, temperature: 0 });
       const ids = [...prompt];
+      const steps: Float32Array[] = [];
       for (let i = 0; i < 6; i++) {
         const step = decoder.step();
         assert.ok(step);
-        // the tape path (forward) runs on the dequantized float weights: the same values, summed in another order
+        steps.push(step.logits.slice());
+        // the forward without a tape runs the same integer kernels (each row on its own), the
+        // attention summed in another order
         const want = nextLogitsUncached(model, ids);
         const r = closeReport(step.logits, want, 2e-4, 1e-4);
-        assert.ok(r.ok, `int${bits} [${backendName}] step ${i}: decode logits differ by ${r.maxAbsDiff}`);
+        assert.ok(r.ok, `int${bits} [${backendName}] step ${i}: decode logits differ from the forward's by ${r.maxAbsDiff}`);
+        // the tape's forward runs on the dequantized float weights; the kernels also round each
+        // linear layer's input row to int8: near, not equal
+        const float = scope(() => {
+          const logits = model.forward(Tensor.ints(ids, [1, ids.length])).logits;
+          return logits.data.slice((ids.length - 1) * model.config.vocabSize, ids.length * model.config.vocabSize);
+        });
+        let diff = 0;
+        let size = 0;
+        for (let v = 0; v < float.length; v++) {
+          diff += (step.logits[v]! - float[v]!) ** 2;
+          size += float[v]! ** 2;
+        }
+        const rel = Math.sqrt(diff / size);
+        assert.ok(rel > 0 && rel < 0.02, `int${bits} [${backendName}] step ${i}: decode logits differ by ${rel} (RMS, relative)`);
         ids.push(step.id);
       }
+      byBackend.push(steps);
       model.dispose();
+    }
+    // the same integer products on both backends; only the float ops around them are summed in other orders
+    for (let i = 0; i < 6; i++) {
+      const r = closeReport(byBackend[1]![i]!, byBackend[0]![i]!, 2e-4, 1e-4);
+      assert.ok(r.ok, `int${bits} step ${i}: wasm decode logits differ from ref's by ${r.maxAbsDiff}`);
     }
   }
 });

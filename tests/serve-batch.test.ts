@@ -61,7 +61,8 @@ for (const be of [
     const decode = f.model.decode.bind(f.model);
     const batchSizes: number[] = [];
     f.model.decode = (rows: readonly DecodeRow[], buffers: DecodeBuffers) => {
-      batchSizes.push(rows.length);
+      // the rows that get logits (a prompt's rows before its last get none)
+      batchSizes.push(rows.filter((r) => r.logits !== false).length);
       return decode(rows, buffers);
     };
     try {

@@ -8,7 +8,7 @@ import { type Dataset, loadDataset } from "../src/data/dataset.js";
 import { Rng } from "../src/random.js";
 import { trainBpe } from "../src/tokenizer/bpeTrain.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { bpeVocabulary, ChunkedEncoder, charVocabulary } from "../src/tokenizer/chunked.js";
+import { bpeVocabulary, ChunkedEncoder, charUtf8Encoder, charVocabulary, IdBuffer } from "../src/tokenizer/chunked.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
 import { sampleWindowIndices, sampleWindows } from "../src/train/evaluate.js";
 import { runCli, tempDir, wordCorpus } from "./helpers.js";
@@ -95,6 +95,15 @@ describe("chunked tokenizing gives what the whole string gives", () => {
     }
   });
 
+  test("char from UTF-8 bytes, as the token cache's threads read it: the ids of the text read as text, unknown characters by byte fallback", () => {
+    // a vocabulary without two of the text's characters (one astral), which then go as bytes
+    const tokenizer = CharTokenizer.fromText(text.replace(/[ü🐋]/gu, ""));
+    const out = new IdBuffer(Uint16Array);
+    const length = charUtf8Encoder(tokenizer)(new TextEncoder().encode(text), out);
+    assert.equal(length, text.length);
+    assert.deepEqual([...out.ids.subarray(0, out.length)], tokenizer.encode(text, { specialsAsText: true }));
+  });
+
   test("byte-level BPE: trained merges and ids, any chunk size", () => {
     const whole = trainBpe(text, { vocabSize: 300 });
     for (const [seed, maxLen] of [
@@ -161,6 +170,17 @@ describe("token cache", () => {
       }
     });
   }
+
+  test("char, specials read as text, on 2 threads (ids made from the bytes, written by the threads): the batches of tokenizing in memory", () => {
+    const asText = (cached: boolean) => ({ ...options("char", cached), specialsAsText: true });
+    const memory = loadDataset(asText(false));
+    rmSync(cacheDir, { recursive: true, force: true });
+    const cached = loadDataset({ ...asText(true), tokenCache: { dir: cacheDir, minBytes: 0, threads: 2, chunkBytes: 1000 } });
+    assert.deepEqual(cached.tokenizer.toHuggingFaceJson(), memory.tokenizer.toHuggingFaceJson());
+    assert.equal(cached.trainTokens, memory.trainTokens);
+    assert.equal(cached.valTokens, memory.valTokens);
+    assert.deepEqual(batches(cached, 5), batches(memory, 5));
+  });
 
   test("reused while the sources are unchanged; written again when a file's size or mtime changes", () => {
     const run = () => {

@@ -3,6 +3,7 @@
 // isolation headers, paste text and train until the loss falls, pause and resume, reload and find
 // the run, generate, look inside, download the model zip and get the same greedy text from
 // `minigpt generate --model the.zip`, load a folder `minigpt train` made and get the CLI's greedy text,
+// train that folder's model further in the page (the CLI generates the page's text from its zip),
 // and the messages for a file that is not text and a zip that is not a model. No console errors.
 // A phone-sized window never scrolls sideways, and the page does not shift while it trains.
 //
@@ -125,7 +126,20 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     ensurePageBuilt();
     const trained = runCli([
       "train",
-      ...["--data", join(root, "corpus.txt"), "--out", cliModel, "--max-steps", "30", "--n-layer", "1", "--n-head", "2"],
+      ...[
+        "--data",
+        join(root, "corpus.txt"),
+        "--out",
+        cliModel,
+        "--max-steps",
+        "150",
+        "--warmup-steps",
+        "10",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+      ],
       ...["--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-steps", "1", "--sample-tokens", "0"],
     ]);
     assert.equal(trained.status, 0, trained.stderr);
@@ -254,6 +268,33 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     const r = greedyCli(cliModel);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(`${await greedyPage()}\n`, r.stdout);
+  });
+
+  step("the loaded CLI model trains further in the page; its zip gives the CLI the page's greedy text", async () => {
+    const vocab = Number(/(\d+) tokens in its vocabulary/.exec((await page.textContent("#models-label")) ?? "")?.[1]);
+    await tab("train");
+    assert.match((await page.textContent("#continue")) ?? "", /Train model folder further/);
+    await page.fill("#text", corpus);
+    await page.fill("#steps", "60");
+    await page.fill("#sample-every", "1000");
+    await page.click("#continue");
+    await waitFor(async () => (await progress()).status === "done", "the loaded model's run");
+    assert.equal(await page.isHidden("#continue"), true, "the run took the loaded model over");
+    // the CLI's weights, not a new model: its first loss is well below a guess among the vocabulary
+    const first = Number(/step 1 loss (\d+\.\d+)/.exec((await page.getAttribute("#chart", "aria-label")) ?? "")?.[1]);
+    assert.ok(
+      first < Math.log(vocab) - 0.5,
+      `first loss ${first}, a new model's would be near ln ${vocab} = ${Math.log(vocab).toFixed(2)}`,
+    );
+    const further = await greedyPage();
+    await tab("models");
+    assert.match((await page.textContent("#models-label")) ?? "", /model folder trained further on pasted text/);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+    const zip = join(root, "further.zip");
+    await download.saveAs(zip);
+    const r = greedyCli(zip);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${further}\n`);
   });
 
   step("a file that is not text, and a zip that is not a model, get one clear message", async () => {

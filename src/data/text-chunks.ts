@@ -74,6 +74,17 @@ function wholeCharactersEnd(b: Uint8Array): number {
   return n; // only continuation bytes: not UTF-8, which the check then says
 }
 
+/** Whether whole UTF-8 characters hold anything but whitespace (as /\S/ says), decoded only from the first byte that is not ASCII whitespace. */
+function hasText(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i] as number;
+    if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) continue;
+    // any other ASCII byte is text; a non-ASCII character may be Unicode whitespace (U+00A0, U+3000)
+    return c < 0x80 || /\S/.test(decodeUtf8(b.subarray(i)));
+  }
+  return false;
+}
+
 /** The text of `source` as whole-character byte chunks of about `chunkBytes`; fails like readTextFile on a bad file. */
 export function* readTextBytes(source: TextFiles, chunkBytes = CHUNK_BYTES): Generator<ByteChunk> {
   const buffer = new Uint8Array(chunkBytes + MAX_PARTIAL);
@@ -111,7 +122,7 @@ export function* readTextBytes(source: TextFiles, chunkBytes = CHUNK_BYTES): Gen
         if (!isUtf8(whole)) fail(`${path} is not valid UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8 in > out)`);
         position += n;
         bytesRead += n;
-        if (!sawText && /\S/.test(decodeUtf8(whole))) sawText = true;
+        if (!sawText) sawText = hasText(whole);
         if (end > 0) yield { bytes: whole, bytesRead };
         if (n === 0) break;
         buffer.copyWithin(0, end, all.length);

@@ -139,12 +139,31 @@ function sameSources(a: readonly FileStamp[], b: readonly FileStamp[]): string |
 
 /** The token cache of a text and tokenizer: reused when it is current, else written now. */
 export function openTokenCache(o: TokenCacheOptions): TokenCache {
+  const threads = o.threads ?? tokenizeThreads();
+  // the threads of both passes, started when a pass first needs them
+  let pool: TokenizePool | undefined;
+  const started = (): TokenizePool => {
+    pool ??= new TokenizePool(threads);
+    return pool;
+  };
+  const pools: Pools = threads > 0 ? started : undefined;
+  try {
+    return openWith(o, pools);
+  } finally {
+    pool?.close();
+  }
+}
+
+/** The tokenizing threads of a cache's passes (undefined: tokenize on this thread). */
+type Pools = (() => TokenizePool) | undefined;
+
+function openWith(o: TokenCacheOptions, pools: Pools): TokenCache {
   const folder = tokensFolder(o.dir);
   removeDeadTemporaries(folder, o.onMessage);
   const stamps = stampFiles(o.source.files);
   const paths = stamps.map((s) => s.path);
   const bytes = stamps.reduce((sum, s) => sum + s.size, 0);
-  const tokenizer = o.tokenizer ?? (o.kind === "gpt2" ? gpt2Tokenizer() : builtVocabulary(o, folder, stamps, bytes));
+  const tokenizer = o.tokenizer ?? (o.kind === "gpt2" ? gpt2Tokenizer() : builtVocabulary(o, pools, folder, stamps, bytes));
   const vocab = vocabHash(tokenizer);
   const path = join(folder, `${hash({ paths, vocab, specialsAsText: o.specialsAsText })}.tokens`);
   const existing = readTokenFile(path);
@@ -157,7 +176,7 @@ export function openTokenCache(o: TokenCacheOptions): TokenCache {
     existing.close();
     o.onMessage?.(`token cache: ${stale ?? "the tokenizer changed"} since ${path} was written; tokenizing again`);
   }
-  writeTokenFile(path, tokenizer, o, stamps, bytes);
+  writeTokenFile(path, tokenizer, o, pools, stamps, bytes);
   const written = readTokenFile(path);
   if (!written) return fail(`the token cache ${path} just written cannot be read back; is the disk full?`);
   o.onMessage?.(`token cache: wrote ${path} (${written.header.tokens?.toLocaleString("en-US")} tokens)`);
@@ -242,7 +261,7 @@ function progressMeter(pass: TokenizeProgress["pass"], totalBytes: number, onPro
 }
 
 /** The char or bpe tokenizer built from the text: from KEY.vocab.json when the text is unchanged. */
-function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp[], bytes: number): Tokenizer {
+function builtVocabulary(o: TokenCacheOptions, pools: Pools, folder: string, stamps: FileStamp[], bytes: number): Tokenizer {
   // byteFallback: a char vocabulary saved before minigpt had byte fallback is not reused
   const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined, byteFallback: o.kind === "char" || undefined };
   const path = join(folder, `${hash({ paths: stamps.map((s) => s.path), ...recipe })}.vocab.json`);
@@ -267,8 +286,18 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
   }
   const progress = progressMeter("vocabulary", bytes, o.onProgress);
   let tokenizer: Tokenizer;
-  const threads = o.threads ?? tokenizeThreads();
-  if (o.kind === "bpe" && threads > 0) {
+  if (o.kind === "char" && pools) {
+    const chars = charVocabulary();
+    inPieces(
+      o,
+      pools(),
+      { mode: "chars" },
+      chars,
+      (answer) => chars.add(answer.seen as string, false),
+      (read) => progress(read, 0, false),
+    );
+    tokenizer = chars.finish();
+  } else if (o.kind === "bpe" && pools) {
     // the word counts of the pieces, merged in order: the order of first sight of the whole text
     const counts = new Map<string, number>();
     const vocabulary = bpeVocabulary({ vocabSize: o.vocabSize }, counts);
@@ -280,7 +309,7 @@ function builtVocabulary(o: TokenCacheOptions, folder: string, stamps: FileStamp
         counts.set(w, (counts.get(w) ?? 0) + (n[i] as number));
       }
     };
-    inPieces(o, threads, { mode: "count" }, vocabulary, merge, (read) => progress(read, 0, false));
+    inPieces(o, pools(), { mode: "count" }, vocabulary, merge, (read) => progress(read, 0, false));
     tokenizer = vocabulary.finish();
   } else {
     const chars = o.kind === "char" ? charVocabulary() : undefined;
@@ -303,19 +332,21 @@ const MAX_PIECE = 64 << 20;
 
 /**
  * One pass over the text on the pool's threads: the text's bytes are cut at sync points into
- * pieces, each tokenized by a worker, the answers taken in order. A text that has no sync point for
+ * pieces, each tokenized by a worker (an "encode" job's worker writes the ids itself, the first
+ * piece's at `writeAt`), the answers taken in order. A text that has no sync point for
  * MAX_PIECE bytes continues on this thread (`sequential`), from the last cut, after the answers
  * before it. `onChunk` sees every chunk as it is read.
  */
 function inPieces(
   o: TokenCacheOptions,
-  threads: number,
+  pool: TokenizePool,
   job: TokenizeJob,
   sequential: { add(text: string, final: boolean): void },
   onAnswer: (answer: TokenizeAnswer) => void,
   onChunk: (bytesRead: number) => void,
+  writeAt?: number,
 ): void {
-  const pool = new TokenizePool(threads, job);
+  pool.begin(job, writeAt);
   try {
     // the bytes since the last cut, in the chunks they came in
     let carry: Uint8Array[] = [];
@@ -329,7 +360,7 @@ function inPieces(
       }
       const cut = syncPoint(chunk.bytes);
       if (cut > 0) {
-        pool.submit(joined([...carry, chunk.bytes.subarray(0, cut)]));
+        pool.submit([...carry, chunk.bytes.subarray(0, cut)]);
         carry = [chunk.bytes.slice(cut)];
         carried = chunk.bytes.length - cut;
       } else {
@@ -344,13 +375,14 @@ function inPieces(
         }
       }
       // two pieces a thread in flight: the workers never wait for us, memory stays bounded
-      while (pool.size > 2 * threads) onAnswer(pool.take());
+      while (pool.size > 2 * pool.threads) onAnswer(pool.take());
     }
-    if (carried > 0) pool.submit(joined(carry));
+    if (carried > 0) pool.submit(carry);
     while (pool.size > 0) onAnswer(pool.take());
     if (serial) sequential.add("", true);
-  } finally {
-    pool.close();
+  } catch (err) {
+    pool.drain();
+    throw err;
   }
 }
 
@@ -384,8 +416,9 @@ function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
 }
 
 /** Tokenizes the source into `path` (through a temporary file beside it). */
-function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions, sources: FileStamp[], bytes: number): void {
+function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions, pools: Pools, sources: FileStamp[], bytes: number): void {
   const wide = tokenizer.vocabSize > 0x10000;
+  const width = wide ? 4 : 2;
   const header: TokenCacheHeader = {
     vocabHash: vocabHash(tokenizer),
     vocabSize: tokenizer.vocabSize,
@@ -417,12 +450,12 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     let read = 0;
     let characters = 0;
     let flushedTo = 0;
-    /** ids to append, and the special tokens among them */
-    const put = (ids: IdArray, specials: Iterable<number>): void => {
+    /** `tokens` ids written at `position` (by this thread: `ids`), and the special tokens among them */
+    const put = (tokens: number, specials: Iterable<number>, ids?: IdArray): void => {
       for (const id of specials) seen[id] = 1;
-      writeAll(fd as number, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), position);
-      position += ids.byteLength;
-      count += ids.length;
+      if (ids) writeAll(fd as number, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), position);
+      position += tokens * width;
+      count += tokens;
       if (position - flushedTo >= FLUSH_EVERY) {
         // a flush in the background (the thread pool's fsync): the disk writes while we tokenize,
         // instead of all of it in the fsync at the end
@@ -435,27 +468,28 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
     const sequential = {
       add: (text: string, final: boolean) => {
         characters += text.length;
-        put(encoder.push(text, final), encoder.specialIds);
+        const ids = encoder.push(text, final);
+        put(ids.length, encoder.specialIds, ids);
       },
     };
-    const threads = o.threads ?? tokenizeThreads();
     const specials = o.specialsAsText ? [] : tokenizer.specialTokens;
     // onUnknown is a function, which cannot go to another thread: such a text is tokenized here
-    if (threads > 0 && !o.onUnknown && !specials.some((s) => s.includes("\n"))) {
-      const job: TokenizeJob = { mode: "encode", tokenizer: tokenizer.toHuggingFaceJson(), specialsAsText: o.specialsAsText, wide };
+    if (pools && !o.onUnknown && !specials.some((s) => s.includes("\n"))) {
+      const job: TokenizeJob = { mode: "encode", tokenizer: tokenizer.toHuggingFaceJson(), specialsAsText: o.specialsAsText, wide, fd };
       inPieces(
         o,
-        threads,
+        pools(),
         job,
         sequential,
         (answer) => {
           characters += answer.characters as number;
-          put(answer.ids as IdArray, answer.specials as number[]);
+          put(answer.tokens as number, answer.specials as number[]);
         },
         (r) => {
           read = r;
           progress(read, count, false);
         },
+        position,
       );
     } else {
       for (const chunk of readTextBytes(o.source, o.chunkBytes)) {

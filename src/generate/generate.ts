@@ -120,21 +120,27 @@ export class Decoder {
 
   /**
    * For a step shared with other sequences (GPT.decode of several rows: the server's batch): the
-   * row this sequence feeds, or null when its next step is not a one-token decode (done, the first
-   * step, past the block size, no cache): then step() does it alone. After the shared decode,
-   * stepWith(this row's logits) finishes the step exactly as step() would have.
+   * rows this sequence feeds (its next token, or the next at most `limit` tokens of its prompt, the
+   * last of which wants logits only once the prompt is all in), or null when its next step cannot
+   * be shared (done, past the block size, no cache): then step() does it alone. After the shared
+   * decode, stepWith(the rows' count, the last row's logits or null) finishes the step as step()
+   * would have.
    */
-  decodeRow(): DecodeRow | null {
+  decodeRows(limit: number): DecodeRow[] | null {
     const { cache, ids } = this;
-    if (this.finished() || !cache || cache.length === 0 || ids.length > this.model.config.blockSize) return null;
-    if (ids.length - cache.length !== 1) return null;
-    return cache.decodeRow(ids[cache.length] as number);
+    if (this.finished() || !cache || ids.length > this.model.config.blockSize) return null;
+    const n = Math.min(limit, ids.length - cache.length);
+    if (n < 1) return null;
+    return cache.decodeRows(ids.slice(cache.length, cache.length + n), cache.length + n === ids.length);
   }
 
-  /** the step after a shared decode of decodeRow(); `logits` (V) are its row's */
-  stepWith(logits: Float32Array): { id: number; logits: Float32Array } | null {
-    (this.cache as KVCache).advance(1);
-    return this.take(logits);
+  /**
+   * The step after a shared decode of decodeRows' `n` rows: `logits` (V) are its last row's, or
+   * null when they were part of the prompt only; then there is no token yet (undefined).
+   */
+  stepWith(n: number, logits: Float32Array | null): { id: number; logits: Float32Array } | null | undefined {
+    (this.cache as KVCache).advance(n);
+    return logits ? this.take(logits) : undefined;
   }
 
   private finished(): boolean {

@@ -94,6 +94,17 @@ export class KVCache {
     return { id, pos: this.length, cache: this.layers };
   }
 
+  /**
+   * This sequence's rows in a shared step for several tokens at once (a prompt): `ids` at the next
+   * positions, in order; only the last one's logits, and only when `lastLogits`. advance(ids.length)
+   * once the step has run.
+   */
+  decodeRows(ids: readonly number[], lastLogits: boolean): DecodeRow[] {
+    if (this.length + ids.length > this.model.config.blockSize)
+      throw new Error(`KVCache: position ${this.length + ids.length - 1} is past the block size`);
+    return ids.map((id, i) => ({ id, pos: this.length + i, cache: this.layers, logits: lastLogits && i === ids.length - 1 }));
+  }
+
   /** `n` more positions were filled by a step run outside append (see decodeRow) */
   advance(n: number): void {
     this.length += n;

@@ -77,6 +77,17 @@ function valueIndex(layout: QuantLayout, bits: QuantBits, inF: number, out: numb
   return layout === "in-out" ? row * out + o : o * rowLength + row;
 }
 
+/** the integer stored for input i of output o (int4: the sign-extended nibble) */
+export function quantizedValue(m: QuantizedMatrix, i: number, o: number): number {
+  const k = valueIndex(m.layout, m.bits, m.inFeatures, m.outFeatures, i, o);
+  return m.bits === 8 ? m.q[k]! : ((m.q[k]! >> (i & 1 ? 4 : 0)) << 28) >> 28;
+}
+
+/** the scale of group g (inputs g·G ..) of output o */
+export function quantizedScale(m: QuantizedMatrix, g: number, o: number): number {
+  return m.scales[scaleIndex(m.layout, Math.ceil(m.inFeatures / m.groupSize), m.outFeatures, g, o)]!;
+}
+
 /** the smallest float16 at or above x (x >= 0): a scale rounded up never lets |w|/s pass qmax */
 function f16AtLeast(x: number): number {
   const one = new Float32Array([x]);

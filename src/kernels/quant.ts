@@ -6,14 +6,19 @@
  *
  *   quantMatmul    out (M,N) = x (M,K) · W [+ bias]   W (in, out) = (K,N): the Conv1D layers
  *   quantMatmulBT  out (M,N) = x (M,K) · Wᵀ           W (out, in) = (N,K): the tied LM head
+ *   quantRows      out (M,N) = x (M,K) · W [+ bias]   W packed (quant-packed.ts), either layout: the
+ *                  decode's kernel, with each row of x quantized to int8 (ref/quant-int.ts)
  *
  * With several threads a call is split by outputs at multiples of 16, so each output's bits are the
  * same on any thread count.
  */
 import { heap, isBufferOf } from "../tensor/memory.js";
+import { Tensor } from "../tensor/tensor.js";
 import type { FloatArray } from "./backend.js";
 import { backend } from "./index.js";
+import type { PackedShape } from "./quant-packed.js";
 import { qmatmul, qmatmulBT } from "./ref/quant.js";
+import { qmatvecPacked, quantizeActivations } from "./ref/quant-int.js";
 import type { KernelCalls } from "./wasm/calls.js";
 
 /** a quantized matrix as the kernels take it (see io/quantize.ts's QuantizedMatrix) */
@@ -82,5 +87,49 @@ export function quantMatmulBT(out: FloatArray, x: FloatArray, w: QuantWeights, M
   calls.parallel(
     "qmatmulOI",
     outputRanges(calls, K, N).map(([j0, j1]) => [...p, M, K, N, w.bits, w.groupSize, j0, j1]),
+  );
+}
+
+/** a matrix in the integer kernels' layout (quant-packed.ts) */
+export interface PackedWeights {
+  shape: PackedShape;
+  bytes: Uint8Array;
+  scales: Float32Array;
+}
+
+/** the quantized activations' buffers in the tensor heap, grown as needed, reused by every call */
+let scratch: { tensor: Tensor; xq: Int16Array; xsum: Int32Array; xscale: Float32Array } | null = null;
+
+function activationScratch(M: number, s: PackedShape): NonNullable<typeof scratch> {
+  // int16 rows, then int32 group sums, then float32 scales; 4-byte aligned parts
+  const qBytes = Math.ceil((M * s.Kp) / 2) * 4;
+  const need = qBytes + M * s.groups * 4 + M * 4;
+  if (!scratch || scratch.tensor.size * 4 < need) {
+    scratch?.tensor.dispose();
+    const tensor = new Tensor([Math.ceil(need / 4) * 2], "f32", false, false);
+    scratch = { tensor, xq: new Int16Array(0), xsum: new Int32Array(0), xscale: new Float32Array(0) };
+  }
+  const buffer = heap().memory.buffer;
+  const byteOffset = scratch.tensor.ptr;
+  scratch.xq = new Int16Array(buffer, byteOffset, M * s.Kp);
+  scratch.xsum = new Int32Array(buffer, byteOffset + qBytes, M * s.groups);
+  scratch.xscale = new Float32Array(buffer, byteOffset + qBytes + M * s.groups * 4, M);
+  return scratch;
+}
+
+export function quantRows(out: FloatArray, x: FloatArray, w: PackedWeights, bias: FloatArray | null, M: number): void {
+  const s = w.shape;
+  const a = activationScratch(M, s);
+  const calls = wasmCalls();
+  if (!calls || !inHeap([out, x, w.bytes, w.scales, bias])) {
+    quantizeActivations(a.xq, a.xsum, a.xscale, x, M, s.K, s.G, s.Gp, s.groups);
+    qmatvecPacked(out, a.xq, a.xsum, a.xscale, w.bytes, w.scales, bias, M, s.N, s.bits, s.Gp, s.groups);
+    return;
+  }
+  calls.x.quantizeActivations(a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, x.byteOffset, M, s.K, s.G, s.Gp, s.groups);
+  const p = [out.byteOffset, a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, w.bytes.byteOffset, w.scales.byteOffset] as const;
+  calls.parallel(
+    "qmatvecPacked",
+    outputRanges(calls, s.K, s.N).map(([j0, j1]) => [...p, bias ? bias.byteOffset : 0, M, s.N, s.bits, s.Gp, s.groups, j0, j1]),
   );
 }

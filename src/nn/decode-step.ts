@@ -1,6 +1,8 @@
 /**
  * A one-token decode step: R rows, each the next token of its own sequence, at that sequence's own
- * position against its own KV cache (ragged: the rows' positions and cache lengths differ).
+ * position against its own KV cache (ragged: the rows' positions and cache lengths differ). Rows of
+ * one sequence at consecutive positions, in order, are a prompt fed in one step (each row writes its
+ * k and v before the next one reads them).
  * DecodeRow says what a row is; DecodeBuffers hold the step's activations.
  */
 import type { KernelArray } from "../kernels/index.js";
@@ -15,6 +17,11 @@ export interface DecodeRow {
   pos: number;
   /** the sequence's cache, one per layer */
   cache: readonly AttentionCache[];
+  /**
+   * false: the row's logits are not wanted (a prompt token before the last, its k and v only): the
+   * LM head skips it, and the step's logits hold only the other rows, in order. Default true.
+   */
+  logits?: boolean;
 }
 
 /**

@@ -25,7 +25,7 @@ import { fail } from "../errors.js";
 import { backend } from "../kernels/index.js";
 import { addPositions, crossEntropy, dropout, matmulTransposed } from "../ops/index.js";
 import { Rng } from "../random.js";
-import { noGrad, scope, Tensor } from "../tensor/tensor.js";
+import { isGradEnabled, noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { CausalSelfAttention } from "./attention.js";
 import type { AttentionCache } from "./attention-cache.js";
 import { Block } from "./block.js";
@@ -218,8 +218,15 @@ export class GPT {
     backend().matmulBTRows(logits.storage, a.storage, this.wte.weight.storage, R, C, V);
   };
 
+  /**
+   * The LM head without a tape, when it reads wte in another form (int8/int4: src/nn/quantized.ts);
+   * null: lmHead's float product.
+   */
+  headForward: ((x: Tensor) => Tensor) | null = null;
+
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
   private lmHead(x: Tensor): Tensor {
+    if (this.headForward && !isGradEnabled()) return this.headForward(x);
     return matmulTransposed(x, this.wte.weight);
   }
 
@@ -265,20 +272,19 @@ export class GPT {
    * its own cache (its k and v rows written there) -> logits (R,V), a view of buffers.logits valid
    * until the next step. No tensors, tape or scope per token: buffers (capacity >= R) are reused.
    * Each row is computed as it would be alone (the rows share the weights, not their arithmetic).
+   * Rows with `logits: false` get none: the logits are those of the other rows, in order.
    */
   decode(rows: readonly DecodeRow[], buffers: DecodeBuffers): Float32Array {
-    this.decodeKernels(rows, buffers);
-    return buffers.logits.data.subarray(0, rows.length * this.config.vocabSize);
+    return buffers.logits.data.subarray(0, this.decodeKernels(rows, buffers) * this.config.vocabSize);
   }
 
   /** decode on any backend: the logits (R,V) read back asynchronously (a copy; on a GPU the step's one readback) */
   decodeAsync(rows: readonly DecodeRow[], buffers: DecodeBuffers): Promise<Float32Array> {
-    this.decodeKernels(rows, buffers);
-    return buffers.logits.read(0, rows.length * this.config.vocabSize);
+    return buffers.logits.read(0, this.decodeKernels(rows, buffers) * this.config.vocabSize);
   }
 
-  /** decode's kernels, leaving the logits (R,V) in buffers.logits */
-  private decodeKernels(rows: readonly DecodeRow[], buffers: DecodeBuffers): void {
+  /** decode's kernels, leaving the logits of the rows that want them in buffers.logits; returns how many */
+  private decodeKernels(rows: readonly DecodeRow[], buffers: DecodeBuffers): number {
     const { nEmbd: C, vocabSize: V } = this.config;
     const R = rows.length;
     if (R > buffers.capacity) throw new Error(`decode: ${R} rows, buffers for ${buffers.capacity}`);
@@ -292,7 +298,16 @@ export class GPT {
     }
     for (const block of this.h) block.decode(s, rows);
     this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
-    this.headRows(s.logits, s.a, R);
+    // the head only for the rows that want logits, moved up to be the first ones (a row moves to
+    // a row before it, so in place)
+    let n = 0;
+    for (let r = 0; r < R; r++) {
+      if ((rows[r] as DecodeRow).logits === false) continue;
+      if (n < r) be.copy(DecodeBuffers.row(s.a, n), DecodeBuffers.row(s.a, r), C);
+      n++;
+    }
+    if (n > 0) this.headRows(s.logits, s.a, n);
+    return n;
   }
 
   zeroGrad(): void {

@@ -1,28 +1,51 @@
 /**
- * A model whose matrices came from an int8 / int4 file (src/io/quantize.ts) generating from them:
- * the one-token decode, which reads every weight once per token and is bound by memory bandwidth,
- * runs the quantized kernels (src/kernels/quant.ts: 1/4 or ~1/7 of float32's bytes), in the block's
- * four linear layers and in the tied LM head. Everything with a tape (training, the KV-cache
- * prefill) runs on the dequantized float32 weights the model holds as well: the same values, q·s.
+ * A model whose matrices came from an int8 / int4 file (src/io/quantize.ts) computing with them:
+ * everything without a tape (the one-token decode, the KV-cache prefill, evaluation), which reads
+ * every weight once per token and is bound by memory bandwidth, runs the integer kernels
+ * (src/kernels/quant.ts's quantRows: 1/4 or ~1/7 of float32's bytes, each row of activations rounded
+ * to int8), in the block's four linear layers and in the tied LM head. Everything with a tape
+ * (training, a LoRA adapter's backward pass) runs on the dequantized float32 weights the model holds
+ * as well: the same values, q·s.
  */
 import type { QuantizedMatrix } from "../io/quantize.js";
-import { type QuantWeights, quantMatmul, quantMatmulBT } from "../kernels/quant.js";
+import { type PackedWeights, quantRows } from "../kernels/quant.js";
+import { packedShape, packQuantized } from "../kernels/quant-packed.js";
 import { heap } from "../tensor/memory.js";
-import { Tensor } from "../tensor/tensor.js";
+import { gelu } from "../ops/index.js";
+import { isGradEnabled, Tensor } from "../tensor/tensor.js";
 import type { GPT } from "./gpt.js";
 import { Linear } from "./linear.js";
 
-/** A linear layer whose decode reads int8 / int4 weights; its float weight is their dequantized copy. */
+/**
+ * x (...,K) -> (...,N) through quantRows: every row of x on its own, no tape. The tape's form of the
+ * layer (for gradients) is the float product with the dequantized weight.
+ */
+function rowsForward(x: Tensor, w: PackedWeights, bias: Tensor | null): Tensor {
+  const { K, N } = w.shape;
+  const out = new Tensor([...x.shape.slice(0, -1), N]);
+  quantRows(out.data, x.data, w, bias ? bias.data : null, x.size / K);
+  return out;
+}
+
+/** A linear layer that reads int8 / int4 weights without a tape; its float weight is their dequantized copy. */
 export class QuantizedLinear extends Linear {
   constructor(
     base: Linear,
-    readonly quant: QuantWeights,
+    readonly quant: PackedWeights,
   ) {
     super(base.weight, base.bias);
   }
 
+  override forward(x: Tensor): Tensor {
+    return isGradEnabled() ? super.forward(x) : rowsForward(x, this.quant, this.bias);
+  }
+
+  override forwardGelu(x: Tensor): Tensor {
+    return isGradEnabled() ? super.forwardGelu(x) : gelu(rowsForward(x, this.quant, this.bias));
+  }
+
   override rows(out: Tensor, x: Tensor, M: number): void {
-    quantMatmul(out.data, x.data, this.quant, this.bias.data, M, this.inFeatures, this.outFeatures);
+    quantRows(out.data, x.data, this.quant, this.bias.data, M);
   }
 
   override plain(): null {
@@ -30,16 +53,15 @@ export class QuantizedLinear extends Linear {
   }
 }
 
-/** a matrix's bytes and scales copied into the tensor heap (the wasm kernels read them there) */
-function inHeap(m: QuantizedMatrix, owned: Tensor[]): QuantWeights {
-  const bytes = new Tensor([Math.ceil(m.q.length / 4)], "i32", false, false);
-  const scales = new Tensor([m.scales.length], "f32", false, false);
+/** a matrix repacked for the integer kernels (kernels/quant-packed.ts) into the tensor heap */
+function inHeap(m: QuantizedMatrix, owned: Tensor[]): PackedWeights {
+  const shape = packedShape(m.bits, m.inFeatures, m.outFeatures, m.groupSize);
+  const bytes = new Tensor([Math.ceil(shape.bytes / 4)], "f32", false, false);
+  const scales = new Tensor([shape.scaleCount], "f32", false, false);
   owned.push(bytes, scales);
-  scales.data.set(m.scales);
-  const buffer = heap().memory.buffer;
-  const q = m.bits === 8 ? new Int8Array(buffer, bytes.ptr, m.q.length) : new Uint8Array(buffer, bytes.ptr, m.q.length);
-  q.set(m.q as never);
-  return { bits: m.bits, groupSize: m.groupSize, q, scales: scales.data };
+  const packed = { shape, bytes: new Uint8Array(heap().memory.buffer, bytes.ptr, shape.bytes), scales: scales.data };
+  packQuantized(m, shape, packed.bytes, packed.scales);
+  return packed;
 }
 
 /**
@@ -62,8 +84,8 @@ export function useQuantizedWeights(model: GPT, matrices: Map<string, QuantizedM
   const wte = matrices.get("transformer.wte.weight");
   if (wte) {
     const head = inHeap(wte, owned);
-    const { nEmbd: C, vocabSize: V } = model.config;
-    model.headRows = (logits, a, R) => quantMatmulBT(logits.data, a.data, head, R, C, V);
+    model.headRows = (logits, a, R) => quantRows(logits.data, a.data, head, null, R);
+    model.headForward = (x) => rowsForward(x, head, null);
   }
   return () => {
     for (const t of owned) t.dispose();

@@ -6,9 +6,10 @@
  * step() gives every row in flight its next token: continuous batching, the rows of every request in
  * flight decoded together in one GPT.decode call (a ragged batch: each row with its own position,
  * KV cache, sampling settings and seed), requests joining and leaving between steps. A new row's
- * first step (the prompt's prefill) runs alone in the same step. Each row's logits are bit-identical
- * to its request decoded alone (the decode kernels' per-row arithmetic does not depend on the batch:
- * src/kernels/backend.ts), so its text is too.
+ * prompt joins the same call as rows of its own (PROMPT_ROWS tokens a step; only the last one's
+ * logits are computed), so a prefill reads the weights with everyone else's tokens instead of on
+ * its own. Each row's logits are bit-identical to its request decoded alone (the decode kernels'
+ * per-row arithmetic does not depend on the batch: src/kernels/backend.ts), so its text is too.
  */
 import { CHAT_END, chatTokenIds, encodeChat } from "../data/chat.js";
 import { MinigptError } from "../errors.js";
@@ -21,6 +22,12 @@ import { DecodeBuffers, type DecodeRow } from "../nn/decode-step.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { ApiError, badParam } from "./api-error.js";
 import type { GenerationRequest } from "./params.js";
+
+/**
+ * A prompt's tokens fed per step: a long prompt takes several steps, so that the other requests'
+ * next tokens do not wait for all of it (and the step's buffers stay small).
+ */
+const PROMPT_ROWS = 32;
 
 /** refuse: a prompt that leaves no room for max_tokens is a 400; truncate: its start is cut off */
 export type ContextOverflow = "refuse" | "truncate";
@@ -209,7 +216,8 @@ export class Engine {
     const events: EngineEvent[] = [];
     const shared = this.decodeTogether();
     for (const row of this.rows) {
-      const s = shared.has(row) ? (shared.get(row) ?? null) : row.decoder.step();
+      const s = shared.has(row) ? shared.get(row) : row.decoder.step();
+      if (s === undefined) continue; // part of its prompt went in: no token yet
       const request = this.requests.get(row.id);
       if (request && s) request.tokens++;
       let text: string;
@@ -241,28 +249,33 @@ export class Engine {
     return events;
   }
 
-  /** the rows that can, decoded in one step: each row's next token and logits (a view, valid until the next step) */
-  private decodeTogether(): Map<Row, { id: number; logits: Float32Array } | null> {
-    const out = new Map<Row, { id: number; logits: Float32Array } | null>();
-    const batch: Row[] = [];
+  /**
+   * The rows that can, decoded in one step: each row's next token and logits (a view, valid until
+   * the next step), null when it ended, or undefined when only part of its prompt went in.
+   */
+  private decodeTogether(): Map<Row, { id: number; logits: Float32Array } | null | undefined> {
+    const out = new Map<Row, { id: number; logits: Float32Array } | null | undefined>();
+    const batch: { row: Row; n: number; logits: boolean }[] = [];
     const feed: DecodeRow[] = [];
     for (const row of this.rows) {
-      const r = row.decoder.decodeRow();
-      if (!r) continue;
-      batch.push(row);
-      feed.push(r);
+      const rows = row.decoder.decodeRows(PROMPT_ROWS);
+      if (!rows) continue;
+      batch.push({ row, n: rows.length, logits: rows[rows.length - 1]?.logits !== false });
+      feed.push(...rows);
     }
     if (batch.length === 0) return out;
     const model = this.folder.model;
-    if (!this.buffers || this.buffers.capacity < batch.length) {
+    if (!this.buffers || this.buffers.capacity < feed.length) {
       this.buffers?.dispose();
-      this.buffers = new DecodeBuffers(model.config, Math.max(batch.length, this.buffers ? 2 * this.buffers.capacity : 8));
+      this.buffers = new DecodeBuffers(model.config, Math.max(feed.length, this.buffers ? 2 * this.buffers.capacity : 8));
     }
     const logits = model.decode(feed, this.buffers);
     const V = model.config.vocabSize;
-    batch.forEach((row, i) => {
-      out.set(row, row.decoder.stepWith(logits.subarray(i * V, (i + 1) * V)));
-    });
+    let k = 0; // the logits hold only the rows that want them, in order
+    for (const { row, n, logits: wants } of batch) {
+      out.set(row, row.decoder.stepWith(n, wants ? logits.subarray(k * V, (k + 1) * V) : null));
+      if (wants) k++;
+    }
     return out;
   }
 

@@ -14,6 +14,7 @@
  * The start data goes as workerData (Node) or the first message (browser); the worker answers with
  * one message when it is ready, or {error: message} when it could not start.
  */
+import type { Worker as NodeWorker, WorkerOptions } from "node:worker_threads";
 import { inNode } from "../kernels/wasm/platform.js";
 
 /** a browser worker that has not answered after this long failed to start */
@@ -53,49 +54,63 @@ function checked<M>(m: unknown, what: string): M {
   return m as M;
 }
 
-/** from the sources: each entry bundled once per process (null: esbuild not available) */
-const bundles = new Map<string, Promise<string | null>>();
+/** from the sources: each entry bundled once per process (null: not possible here) */
+const bundles = new Map<string, string | null>();
 
-function bundle(file: URL): Promise<string | null> {
+/**
+ * Node, from the sources: the entry `file` and all it imports as one CommonJS script, made by esbuild
+ * (tsx's compiler) once per process, synchronously; null without esbuild or on a Node before 20.16
+ * (no process.getBuiltinModule, which a module that also runs in browsers needs to load Node's own).
+ */
+function bundle(file: URL): string | null {
   let b = bundles.get(file.href);
-  if (!b) {
-    b = (async () => {
-      try {
-        // the name in a variable: a bundler building a page must not pull esbuild (a Node tool) in
-        const name = "esbuild";
-        const esbuild: { build(o: object): Promise<{ outputFiles: { text: string }[] }> } = await import(/* @vite-ignore */ name);
-        const { fileURLToPath } = await import("node:url");
-        const out = await esbuild.build({
-          entryPoints: [fileURLToPath(file)],
-          bundle: true,
-          format: "cjs",
-          platform: "node",
-          write: false,
-          logLevel: "silent",
-        });
-        return out.outputFiles[0]?.text ?? null;
-      } catch {
-        return null;
-      }
-    })();
+  if (b === undefined) {
+    try {
+      const nodeModule = process.getBuiltinModule?.("node:module");
+      const nodeUrl = process.getBuiltinModule?.("node:url");
+      if (!nodeModule || !nodeUrl) throw new Error("no process.getBuiltinModule");
+      // the name in a variable: a bundler building a page must not pull esbuild (a Node tool) in
+      const name = "esbuild";
+      const esbuild = nodeModule.createRequire(import.meta.url)(name) as {
+        buildSync(o: object): { outputFiles: { text: string }[] };
+      };
+      const out = esbuild.buildSync({
+        entryPoints: [nodeUrl.fileURLToPath(file)],
+        bundle: true,
+        format: "cjs",
+        platform: "node",
+        write: false,
+        logLevel: "silent",
+      });
+      b = out.outputFiles[0]?.text ?? null;
+    } catch {
+      b = null;
+    }
     bundles.set(file.href, b);
   }
   return b;
 }
 
+/**
+ * Node: a worker_threads Worker on the entry `name` next to `from` (the caller's import.meta.url),
+ * started at once with `options`: from dist/, the .js file; from the TypeScript sources, its bundle
+ * (above), or without one, a script that registers tsx's loader (workers do not inherit --import
+ * hooks) and imports the .ts file. `Worker` is node:worker_threads' (this module also runs in
+ * browsers, so it cannot import that module itself without waiting).
+ */
+export function nodeWorker(Worker: typeof NodeWorker, from: string, name: string, options: WorkerOptions): NodeWorker {
+  const fromSource = from.endsWith(".ts");
+  const url = new URL(`./${name}${fromSource ? ".ts" : ".js"}`, from);
+  if (!fromSource) return new Worker(url, options);
+  const script =
+    bundle(url) ??
+    `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`;
+  return new Worker(script, { ...options, eval: true });
+}
+
 async function startNode<M>(entry: WorkerEntry, data: unknown, what: string): Promise<{ thread: Thread; message: M }> {
   const { Worker } = await import("node:worker_threads");
-  const fromSource = entry.from.endsWith(".ts");
-  const url = new URL(`./${entry.name}${fromSource ? ".ts" : ".js"}`, entry.from);
-  const script = fromSource ? await bundle(url) : null;
-  const worker = script
-    ? new Worker(script, { eval: true, workerData: data })
-    : fromSource
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`,
-          { eval: true, workerData: data },
-        )
-      : new Worker(url, { workerData: data });
+  const worker = nodeWorker(Worker, entry.from, entry.name, { workerData: data });
   try {
     const message = await new Promise<M>((resolve, reject) => {
       worker.once("message", (m) => {

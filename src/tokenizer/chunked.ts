@@ -138,15 +138,7 @@ export class ChunkedEncoder {
  * decides what an unknown character becomes.
  */
 function charEncoder(tokenizer: Tokenizer, onUnknown: EncodeOptions["onUnknown"]): (text: string, final: boolean, out: IdBuffer) => number {
-  const table = new Int32Array(0x10000).fill(-1);
-  const astral = new Map<string, number>();
-  for (let id = 0; id < tokenizer.vocabSize; id++) {
-    const piece = tokenizer.tokenString(id);
-    if (tokenizer.specialTokenId(piece) === id) continue;
-    const c = piece.charCodeAt(0);
-    if (piece.length === 1 && (c < 0xd800 || c > 0xdfff)) table[c] = id;
-    else if (piece.length === 2 && piece.codePointAt(0) !== c) astral.set(piece, id);
-  }
+  const { table, astral } = charTable(tokenizer);
   return (text, final, out) => {
     let end = text.length;
     // a chunk cut between the two halves of a surrogate pair: keep the first half for the next one
@@ -177,6 +169,75 @@ function charEncoder(tokenizer: Tokenizer, onUnknown: EncodeOptions["onUnknown"]
   };
 }
 
+/** A character vocabulary's ids: of BMP characters by code unit (-1: none), of astral ones by their two-unit string. */
+function charTable(tokenizer: Tokenizer): { table: Int32Array; astral: Map<string, number> } {
+  const table = new Int32Array(0x10000).fill(-1);
+  const astral = new Map<string, number>();
+  for (let id = 0; id < tokenizer.vocabSize; id++) {
+    const piece = tokenizer.tokenString(id);
+    if (tokenizer.specialTokenId(piece) === id) continue;
+    const c = piece.charCodeAt(0);
+    if (piece.length === 1 && (c < 0xd800 || c > 0xdfff)) table[c] = id;
+    else if (piece.length === 2 && piece.codePointAt(0) !== c) astral.set(piece, id);
+  }
+  return { table, astral };
+}
+
+/**
+ * A character tokenizer's ids straight from whole, valid UTF-8, with no string made (making the
+ * string is most of the cost of tokenizing a big text): what ChunkedEncoder gives for the decoded
+ * text pushed as final, where the text holds no special-token string to cut out (the caller checks).
+ * Appends the ids to `out` and returns the text's length in UTF-16 code units (JavaScript's length).
+ */
+export function charUtf8Encoder(
+  tokenizer: Tokenizer,
+  onUnknown?: EncodeOptions["onUnknown"],
+): (bytes: Uint8Array, out: IdBuffer) => number {
+  const { table, astral } = charTable(tokenizer);
+  return (b, out) => {
+    const n = b.length;
+    // at most one id per byte (an unknown character's byte fallback is one id per byte)
+    out.reserve(n);
+    let ids = out.ids;
+    let k = out.length;
+    let units = 0;
+    for (let i = 0; i < n; ) {
+      const c = b[i] as number;
+      let cp = c;
+      if (c < 0x80) i++;
+      else if (c < 0xe0) {
+        cp = ((c & 0x1f) << 6) | ((b[i + 1] as number) & 0x3f);
+        i += 2;
+      } else if (c < 0xf0) {
+        cp = ((c & 0x0f) << 12) | (((b[i + 1] as number) & 0x3f) << 6) | ((b[i + 2] as number) & 0x3f);
+        i += 3;
+      } else {
+        cp =
+          ((c & 0x07) << 18) | (((b[i + 1] as number) & 0x3f) << 12) | (((b[i + 2] as number) & 0x3f) << 6) | ((b[i + 3] as number) & 0x3f);
+        i += 4;
+      }
+      if (cp < 0x10000) {
+        units++;
+        const id = table[cp] as number;
+        if (id >= 0) {
+          ids[k++] = id;
+          continue;
+        }
+      } else units += 2;
+      // the slow lane, as charEncoder's: an astral character, or one the table lacks
+      out.length = k;
+      const ch = String.fromCodePoint(cp);
+      const known = astral.get(ch);
+      if (known !== undefined) out.push(known);
+      else for (const id of tokenizer.encode(ch, { specialsAsText: true, onUnknown })) out.push(id);
+      ids = out.ids;
+      k = out.length;
+    }
+    out.length = k;
+    return units;
+  };
+}
+
 const LAST_WHITESPACE = /\p{White_Space}(?!.*\p{White_Space})/su;
 
 /** Any other tokenizer (the word tokenizer): its pieces never span whitespace, so cut after the last. */
@@ -195,15 +256,27 @@ export interface ChunkedVocabulary {
   finish(): Tokenizer;
 }
 
+interface CharVocabulary extends ChunkedVocabulary {
+  addUtf8(bytes: Uint8Array): void;
+  /** the distinct characters so far, one each */
+  characters(): string;
+}
+
 /**
  * What CharTokenizer.fromText(whole text) builds, from the text's distinct characters. The text
  * comes as strings (add) or as whole UTF-8 characters (addUtf8: no string is made, which is most of
  * the cost of a vocabulary pass over a big corpus).
  */
-export function charVocabulary(extraSpecials: readonly string[] = []): ChunkedVocabulary & { addUtf8(bytes: Uint8Array): void } {
+export function charVocabulary(extraSpecials: readonly string[] = []): CharVocabulary {
   const seen = new Uint8Array(0x10000);
   const astral = new Set<string>();
   let pendingHigh = "";
+  const characters = (): string => {
+    let chars = "";
+    for (let c = 0; c < 0x10000; c++) if (seen[c]) chars += String.fromCharCode(c);
+    for (const ch of astral) chars += ch;
+    return chars;
+  };
   return {
     addUtf8(b) {
       const n = b.length;
@@ -251,12 +324,8 @@ export function charVocabulary(extraSpecials: readonly string[] = []): ChunkedVo
         seen[c] = 1;
       }
     },
-    finish() {
-      let chars = "";
-      for (let c = 0; c < 0x10000; c++) if (seen[c]) chars += String.fromCharCode(c);
-      for (const ch of astral) chars += ch;
-      return CharTokenizer.fromText(chars, extraSpecials);
-    },
+    characters,
+    finish: () => CharTokenizer.fromText(characters(), extraSpecials),
   };
 }
 

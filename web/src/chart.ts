@@ -1,9 +1,13 @@
 // The Train view's two live charts (uPlot): train and validation loss by step; learning rate and
 // tokens/s by step. Sized to their boxes (fixed heights in style.css, so nothing moves as points
-// arrive) and redrawn at most once per animation frame however fast the metrics come.
+// arrive) and redrawn at most once per DRAW_MS however fast the metrics come: a redraw goes over
+// every point of the run, and the page's main thread shares the machine's cores with training.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Metric } from "./protocol.js";
+
+/** the most often the charts are redrawn while points arrive */
+const DRAW_MS = 1000;
 
 export class TrainCharts {
   private readonly loss: uPlot;
@@ -13,7 +17,9 @@ export class TrainCharts {
   private valY: (number | null)[] = [];
   private lrY: number[] = [];
   private speedY: number[] = [];
-  private pending = false;
+  /** a redraw is due (setTimeout's id), or 0 */
+  private pending = 0;
+  private drawnAt = 0;
 
   constructor(lossBox: HTMLElement, rateBox: HTMLElement) {
     const axis = { stroke: "#555", grid: { stroke: "#eee" } };
@@ -73,26 +79,33 @@ export class TrainCharts {
     this.valY = [];
     this.lrY = [];
     this.speedY = [];
-    for (const m of metrics) this.push(m, false);
-    this.draw();
+    this.add(metrics);
+    this.drawNow();
   }
 
-  push(m: Metric, redraw = true): void {
-    this.steps.push(m.step);
-    this.lossY.push(m.loss);
-    this.valY.push(m.valLoss);
-    this.lrY.push(m.lr);
-    this.speedY.push(m.tokensPerS);
-    if (redraw && !this.pending) {
-      this.pending = true;
-      requestAnimationFrame(() => {
-        this.pending = false;
-        this.draw();
-      });
+  /** new points, drawn within DRAW_MS */
+  push(metrics: readonly Metric[]): void {
+    this.add(metrics);
+    if (this.pending) return;
+    const wait = Math.max(0, this.drawnAt + DRAW_MS - performance.now());
+    this.pending = window.setTimeout(() => requestAnimationFrame(() => this.drawNow()), wait);
+  }
+
+  private add(metrics: readonly Metric[]): void {
+    for (const m of metrics) {
+      this.steps.push(m.step);
+      this.lossY.push(m.loss);
+      this.valY.push(m.valLoss);
+      this.lrY.push(m.lr);
+      this.speedY.push(m.tokensPerS);
     }
   }
 
-  private draw(): void {
+  /** draw what has arrived now (the run paused or stopped: the chart shows its last step at once) */
+  drawNow(): void {
+    clearTimeout(this.pending);
+    this.pending = 0;
+    this.drawnAt = performance.now();
     this.loss.setData([this.steps, this.lossY, this.valY]);
     this.rate.setData([this.steps, this.lrY, this.speedY]);
     this.describe();

@@ -1,5 +1,6 @@
 // The messages between the page (main.ts) and the model worker (worker.ts). The page never touches a
 // model: it sends requests and draws what comes back, so training never freezes it.
+import type { GPTConfig } from "minigpt-ts/browser";
 
 /** a size preset of the Train view */
 export interface Preset {
@@ -29,6 +30,13 @@ export interface TrainRequest {
   /** BPE vocabulary size */
   vocabSize: number;
   preset: number;
+  /**
+   * train the model loaded in Models further (its weights, tokenizer and shape; batch and learning
+   * rate as `minigpt train --init DIR` by default) instead of a new model of PRESETS[preset]
+   */
+  continueLoaded?: boolean;
+  /** the loaded model's config and name (the worker fills them in, so a saved run restores without the model) */
+  base?: { label: string; config: GPTConfig };
   maxSteps: number;
   sampleEvery: number;
   seed: number;
@@ -111,10 +119,12 @@ export type FromWorker =
   | { type: "ready"; isolated: boolean; threads: number; simd: string }
   | { type: "estimates"; presets: PresetEstimate[]; vocabSize: number; tokens: number }
   | { type: "run"; run: RunSummary }
-  | { type: "metric"; metric: Metric; step: number; etaS: number | null }
+  /** the steps since the last such message (batched: one message per METRICS_MS, not one per step) */
+  | { type: "metrics"; metrics: Metric[]; step: number; etaS: number | null }
   | { type: "sample"; step: number; text: string }
   | { type: "saved"; at: number }
-  | { type: "model"; label: string; parameters: number; vocabSize: number }
+  /** the model generate and inspect use now; `loaded`: from a file (Train can continue it), else the run's */
+  | { type: "model"; label: string; parameters: number; vocabSize: number; loaded: boolean }
   | { type: "delta"; text: string; top: TopToken[] | null }
   | { type: "generated"; reason: "length" | "stopped" | "end" }
   | { type: "inspected"; result: InspectResult }

@@ -19,6 +19,7 @@ export function trainView(worker: ModelWorker): void {
   const samples = byId("samples");
   const buttons = {
     start: byId<HTMLButtonElement>("start"),
+    continue: byId<HTMLButtonElement>("continue"),
     pause: byId<HTMLButtonElement>("pause"),
     resume: byId<HTMLButtonElement>("resume"),
     stop: byId<HTMLButtonElement>("stop"),
@@ -108,9 +109,13 @@ export function trainView(worker: ModelWorker): void {
     estimate();
   };
 
-  buttons.start.onclick = () => {
+  /** a new model of the chosen size, or (continueLoaded) the model loaded in Models trained further */
+  const startRun = (continueLoaded: boolean): void => {
     clearMessage();
-    if (text.value.trim().length === 0) return showMessage("paste some text first, drop .txt files, or use the built-in book");
+    if (text.value.trim().length === 0) {
+      showMessage("paste some text first, drop .txt files, or use the built-in book");
+      return;
+    }
     if (run && (run.status === "training" || run.status === "paused") && !confirm("Start a new run? The current one will be discarded."))
       return;
     worker.send({
@@ -121,12 +126,20 @@ export function trainView(worker: ModelWorker): void {
         tokenizer: tokenizer.value as TokenizerChoice,
         vocabSize: inputNumber("vocab"),
         preset: Number(preset.value),
+        continueLoaded,
         maxSteps: Math.max(1, Math.floor(inputNumber("steps"))),
         sampleEvery: Math.max(1, Math.floor(inputNumber("sample-every"))),
         seed: 1337,
       },
     });
   };
+  buttons.start.onclick = () => startRun(false);
+  buttons.continue.onclick = () => startRun(true);
+  // the button is there while a model loaded in Models waits to be trained further (a run takes it over)
+  worker.on("model", (m) => {
+    buttons.continue.hidden = !m.loaded;
+    buttons.continue.textContent = `Train ${m.label} further`;
+  });
   buttons.pause.onclick = () => worker.send({ type: "pause" });
   buttons.resume.onclick = () => worker.send({ type: "resume" });
   buttons.stop.onclick = () => worker.send({ type: "stop" });
@@ -157,6 +170,7 @@ export function trainView(worker: ModelWorker): void {
   const showButtons = (): void => {
     const s = run?.status ?? "idle";
     buttons.start.disabled = s === "preparing" || s === "training";
+    buttons.continue.disabled = buttons.start.disabled;
     buttons.pause.disabled = s !== "training";
     buttons.resume.disabled = s !== "paused";
     buttons.stop.disabled = s !== "training" && s !== "paused";
@@ -182,16 +196,16 @@ export function trainView(worker: ModelWorker): void {
       charts.reset(m.run.metrics);
       samples.replaceChildren();
       for (const s of m.run.samples) addSample(s.step, s.text);
-    }
+    } else charts.drawNow();
     showButtons();
     showProgress(m.run.etaS);
     if (m.run.status === "paused" && m.run.metrics.length > 0 && m.run.savedAt) progress.dataset.restored = "true";
   });
-  worker.on("metric", (m) => {
+  worker.on("metrics", (m) => {
     if (!run) return;
-    run.metrics.push(m.metric);
+    run.metrics.push(...m.metrics);
     run.step = m.step;
-    charts.push(m.metric);
+    charts.push(m.metrics);
     showProgress(m.etaS);
   });
   worker.on("sample", (m) => {

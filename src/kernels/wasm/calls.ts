@@ -27,6 +27,7 @@ export const POOL_KERNELS = [
   "setMatmulTile",
   "qmatmulIO",
   "qmatmulOI",
+  "qmatvecPacked",
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];
 

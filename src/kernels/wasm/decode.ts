@@ -10,6 +10,29 @@
 import type { Args, KernelCalls } from "./calls.js";
 import { ranges } from "./schedule.js";
 
+/** bytes of n floats rounded up to whole vectors (so what follows in a scratch stays 16-byte aligned) */
+function alignedBytes(n: number): number {
+  return Math.ceil(n / 4) * 16;
+}
+
+/**
+ * Where a batch of R rows is cut over the threads when the block's weights are too small to split
+ * (Schedule.batchParts): near-equal pieces of whole register tiles (4 rows), each cut moved down to
+ * a row where `startsSequence` holds (a prompt's rows, one sequence, stay on one thread, in order).
+ * Each row is computed whole on one thread, exactly as unsplit: the cut may depend on R.
+ */
+function batchBounds(k: KernelCalls, R: number, startsSequence: (r: number) => boolean): number[] {
+  const parts = k.sched.batchParts(R);
+  const bounds = [0];
+  for (let t = 1; t < parts; t++) {
+    let at = Math.ceil((R * t) / parts / 4) * 4;
+    while (at > (bounds[t - 1] as number) && !startsSequence(at)) at--;
+    if (at > (bounds[t - 1] as number) && at < R) bounds.push(at);
+  }
+  bounds.push(R);
+  return bounds;
+}
+
 /**
  * out (M,N) (+)= a·b (+ bias) for M < 4 rows in layout `kind` (0: a·b, 1: a·bᵀ, 2: aᵀ·b), or any M
  * for the decode's rows (linearRows, matmulBTRows: B is streamed once for all rows, each row with a
@@ -31,22 +54,25 @@ export function matmulRows(
   const lda = kind === 2 ? M : K;
   const units = kind === 1 ? N : K;
   const parts = k.sched.rowParts(K * N, Math.floor(units / 8));
+  // per thread: a helper's partial out (kinds 0 and 2), then the rows' packing space (M >= 2)
+  const outBytes = kind === 1 || parts <= 1 ? 0 : alignedBytes(M * N);
+  const s = k.sched.scratch(outBytes + (kind === 1 ? 0 : k.x.rowsScratchBytes(M, K)));
   if (parts <= 1) {
-    k.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N);
+    k.x.matmulRows(kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, 0, N, s[0] as number);
   } else {
     const bounds = k.sched.shares(units, parts, K * N, 8);
-    const s = kind === 1 ? [] : k.sched.scratch(M * N * 4);
     const tasks: Args<"matmulRows">[] = [];
     for (let t = 0; t < parts; t++) {
       const u0 = bounds[t] as number;
       const u1 = bounds[t + 1] as number;
       if (u1 <= u0) continue;
+      const st = s[t] as number;
       if (kind === 1) {
-        tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1]);
+        tasks.push([kind, po, pa, pb, M, K, N, lda, acc ? 1 : 0, u0, u1, 0]);
       } else {
         const aOff = kind === 2 ? pa + u0 * lda * 4 : pa + u0 * 4;
-        const out = tasks.length === 0 ? po : (s[t] as number);
-        tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N]);
+        const out = tasks.length === 0 ? po : st;
+        tasks.push([kind, out, aOff, pb + u0 * N * 4, M, u1 - u0, N, lda, tasks.length === 0 && acc ? 1 : 0, 0, N, st + outBytes]);
       }
     }
     k.parallel("matmulRows", tasks);
@@ -79,7 +105,7 @@ export function attentionCached(
  * The MLP of R rows (one new token of each of R sequences): the hidden units over the threads (each
  * streams its columns of wfc and its rows of wproj once for all rows, then the partial outputs are
  * added): one pool round trip for the whole MLP. The split depends on the weights' size only, so a
- * row's bits do not depend on R.
+ * row's bits do not depend on R. Weights too small for that split the rows instead (batchBounds).
  */
 export function mlpRows(
   k: KernelCalls,
@@ -98,12 +124,42 @@ export function mlpRows(
   const floats = 2 * C * H;
   const parts = k.sched.rowParts(floats, Math.floor(H / 8));
   const bounds = parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
-  const s = parts > 1 ? k.sched.scratch(R * C * 4) : [];
+  // per thread: the partial y, then the rows' packing space
+  const yBytes = alignedBytes(R * C);
+  const s = k.sched.scratch(yBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
+  if (parts <= 1) {
+    // the rows over the threads (each row whole on one: no partial outputs)
+    const cuts = batchBounds(k, R, () => true);
+    const byRows: Args<"mlpRowsPart">[] = [];
+    for (let t = 0; t + 1 < cuts.length; t++) {
+      const r0 = cuts[t] as number;
+      const n = (cuts[t + 1] as number) - r0;
+      byRows.push([
+        y + r0 * C * 4,
+        h + r0 * H * 4,
+        a + r0 * C * 4,
+        n,
+        wfc,
+        bfc,
+        wproj,
+        C,
+        H,
+        0,
+        H,
+        relu ? 1 : 0,
+        (s[t] as number) + yBytes,
+      ]);
+    }
+    k.parallel("mlpRowsPart", byRows);
+    k.x.addBias(y, bproj, R, C);
+    return;
+  }
   const tasks: Args<"mlpRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const j0 = bounds[t] as number;
     const j1 = bounds[t + 1] as number;
-    if (j1 > j0) tasks.push([tasks.length === 0 ? y : (s[t] as number), h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0]);
+    const st = s[t] as number;
+    if (j1 > j0) tasks.push([tasks.length === 0 ? y : st, h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0, st + yBytes]);
   }
   k.parallel("mlpRowsPart", tasks);
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"mlpRowsPart">)[0], R * C);
@@ -116,7 +172,8 @@ export function mlpRows(
  * v columns for all rows, their attention against each row's cache and their rows of the output
  * projection; the partial outputs are added): one pool round trip for the whole block. The split
  * depends on the weights' size only (not on R or the positions), so a row's bits do not depend on
- * the batch.
+ * the batch. Weights too small for that split the rows instead, whole sequences to a thread
+ * (`startsSequence(r)`: row r is not the previous row's sequence).
  */
 export function attentionRows(
   k: KernelCalls,
@@ -133,19 +190,70 @@ export function attentionRows(
   bproj: number,
   C: number,
   nh: number,
+  startsSequence: (r: number) => boolean,
 ): void {
   const floats = 4 * C * C;
   const parts = k.sched.rowParts(floats, nh);
   const bounds = parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
-  // per thread: the partial y (R·C floats, 16-byte aligned), then the attention scores
-  const yBytes = Math.ceil((R * C) / 4) * 16;
-  const s = k.sched.scratch(yBytes + k.x.attentionCachedScratchBytes(maxPos + 1, nh));
+  // per thread: the partial y, the rows' packing space, then the attention scores
+  const yBytes = alignedBytes(R * C);
+  const packBytes = k.x.rowsScratchBytes(R, C);
+  const s = k.sched.scratch(yBytes + packBytes + k.x.attentionCachedScratchBytes(maxPos + 1, nh));
+  if (parts <= 1) {
+    // the rows over the threads, whole sequences on one (a prompt's rows read the k and v rows the
+    // ones before them wrote)
+    const cuts = batchBounds(k, R, startsSequence);
+    const byRows: Args<"attentionRowsPart">[] = [];
+    for (let t = 0; t + 1 < cuts.length; t++) {
+      const r0 = cuts[t] as number;
+      const n = (cuts[t + 1] as number) - r0;
+      const st = s[t] as number;
+      const at = (width: number) => r0 * width * 4;
+      byRows.push([
+        y + at(C),
+        att + at(C),
+        qkv + at(3 * C),
+        a + at(C),
+        n,
+        rows + r0 * 12,
+        wattn,
+        battn,
+        wproj,
+        C,
+        nh,
+        0,
+        nh,
+        st + yBytes + packBytes,
+        st + yBytes,
+      ]);
+    }
+    k.parallel("attentionRowsPart", byRows);
+    k.x.addBias(y, bproj, R, C);
+    return;
+  }
   const tasks: Args<"attentionRowsPart">[] = [];
   for (let t = 0; t + 1 < bounds.length; t++) {
     const h0 = bounds[t] as number;
     const h1 = bounds[t + 1] as number;
     const st = s[t] as number;
-    if (h1 > h0) tasks.push([tasks.length === 0 ? y : st, att, qkv, a, R, rows, wattn, battn, wproj, C, nh, h0, h1, st + yBytes]);
+    if (h1 > h0)
+      tasks.push([
+        tasks.length === 0 ? y : st,
+        att,
+        qkv,
+        a,
+        R,
+        rows,
+        wattn,
+        battn,
+        wproj,
+        C,
+        nh,
+        h0,
+        h1,
+        st + yBytes + packBytes,
+        st + yBytes,
+      ]);
   }
   k.parallel("attentionRowsPart", tasks);
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowsPart">)[0], R * C);

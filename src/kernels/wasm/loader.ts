@@ -449,7 +449,8 @@ class WasmKernels implements WasmBackend, KernelCalls {
     let maxPos = 0;
     for (const r of rows) maxPos = Math.max(maxPos, r.pos);
     const [py, patt, pqkv, pa, pwattn, pbattn, pwproj, pbproj] = p as [number, number, number, number, number, number, number, number];
-    decode.attentionRows(this, py, patt, pqkv, pa, rows.length, table, maxPos, pwattn, pbattn, pwproj, pbproj, C, nh);
+    const startsSequence = (r: number) => rows[r]?.keys !== rows[r - 1]?.keys;
+    decode.attentionRows(this, py, patt, pqkv, pa, rows.length, table, maxPos, pwattn, pbattn, pwproj, pbproj, C, nh, startsSequence);
   }
 
   /** attentionRows' table: per row its (kCache, vCache, pos) as three i32 on the heap */

@@ -33,6 +33,12 @@ const PARALLEL_ROWS_B = 1 << 21;
 const PARALLEL_ROWS_B_SPIN = 1 << 19;
 
 /**
+ * a batch of one-token rows (a batched decode step) too small in weights for rowParts is split by its
+ * rows from this many on: each thread computes whole rows (bit-neutral), and from two register tiles
+ * of 4 rows a thread's arithmetic outweighs the ~100-300 µs wake-up
+ */
+const PARALLEL_BATCH_ROWS = 8;
+/**
  * how much more than an equal share of split one-token work the calling thread takes, in floats read:
  * it starts at once while a sleeping helper first wakes up (2^17 floats ~60 µs of reading; measured
  * 5-15% faster than equal shares on GPT-2's matmuls, 2^19 no better)
@@ -103,6 +109,11 @@ export class Schedule {
   rowParts(floats: number, maxParts: number): number {
     const from = this.spins ? PARALLEL_ROWS_B_SPIN : PARALLEL_ROWS_B;
     return this.threads > 1 && floats >= from ? Math.min(this.threads, maxParts) : 1;
+  }
+
+  /** parts for a batch of R one-token rows whose weights rowParts does not split (each part whole rows) */
+  batchParts(R: number): number {
+    return this.threads > 1 && R >= PARALLEL_BATCH_ROWS ? Math.min(this.threads, Math.floor(R / 4)) : 1;
   }
 
   /**

@@ -124,6 +124,34 @@
   for (; t < T; t++) copyColumn(dst, Tp, t, src + <usize>t * rs, hs, s);
 }
 
+/**
+ * A (b, h) pair reads its head's slice of every row of a batch's qkv (and, backward, of dout, out
+ * and dqkv): hs floats out of each row, the rows 3C (or C) floats apart. Read head by head, those
+ * slices miss the cache one after another (each miss waits ~50 cycles: the copies then cost about
+ * as much as the pair's arithmetic). So before its first pair, a batch's rows are read once in
+ * order, one load per cache line: independent loads that the core has many of in flight and the
+ * hardware prefetcher follows, after which every head finds its slices in L2. Only for blocks that
+ * fit in L2 beside the scratch (TOUCH_MAX_BYTES); bigger ones are left to the per-head reads.
+ */
+const TOUCH_MAX_BYTES: usize = 256 << 10;
+const LINE: usize = 64;
+/** where touch() leaves what it read (so that the loads are not optimised away); never read */
+let touched: i32 = 0;
+
+/** read one word of every cache line of [p, p + bytes) (a no-op above TOUCH_MAX_BYTES) */
+function touch(p: usize, bytes: usize): void {
+  if (bytes > TOUCH_MAX_BYTES) return;
+  let acc: i32 = 0;
+  const end = p + bytes;
+  // (no load at or past end: the block may end where the memory does)
+  let q = p & ~(LINE - 1);
+  for (; q + 3 * LINE < end; q += 4 * LINE) {
+    acc |= load<i32>(q) | load<i32>(q, LINE) | load<i32>(q, 2 * LINE) | load<i32>(q, 3 * LINE);
+  }
+  for (; q < end; q += LINE) acc |= load<i32>(q);
+  touched |= acc;
+}
+
 /** bytes of scratch one thread needs for attentionForward / attentionBackward */
 export function attentionScratchBytes(T: i32, C: i32, nh: i32): i32 {
   const hs = C / nh;
@@ -278,6 +306,10 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
   for (let bh = bh0; bh < bh1; bh++) {
     const b = bh / nh;
     const h = bh % nh;
+    if (bh == bh0 || h == 0) {
+      touch(qkv + <usize>b * <usize>T * rs3, <usize>T * rs3);
+      touch(out + ((<usize>(b * T) * <usize>C) << 2), <usize>T * (<usize>C << 2));
+    }
     const base = qkv + <usize>b * <usize>T * rs3 + (<usize>(h * hs) << 2);
     const kb = base + (<usize>C << 2);
     const vb = base + (<usize>(2 * C) << 2);
@@ -347,6 +379,13 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
   for (let bh = bh0; bh < bh1; bh++) {
     const b = bh / nh;
     const h = bh % nh;
+    if (bh == bh0 || h == 0) {
+      const rows = <usize>b * <usize>T;
+      touch(qkv + rows * rs3, <usize>T * rs3);
+      touch(dqkv + rows * rs3, <usize>T * rs3);
+      touch(dout + rows * cb, <usize>T * cb);
+      touch(out + rows * cb, <usize>T * cb);
+    }
     const hoff = <usize>(h * hs) << 2;
     const base = qkv + <usize>b * <usize>T * rs3 + hoff;
     const dbase = dqkv + <usize>b * <usize>T * rs3 + hoff;

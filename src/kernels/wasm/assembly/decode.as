@@ -140,12 +140,12 @@ export function attentionCached(out: usize, qkv: usize, kCache: usize, vCache: u
 /**
  * Hidden units j0..j1 of R rows' MLP: h[r][j] = act(a[r]·wfc[:, j] + bfc[j]), then
  * y[r] (C) = Σ_{j0<=j<j1} h[r][j] wproj[j, :] (no bias). a (R,C), wfc (C,H), bfc (H), wproj (H,C),
- * h (R,H), y (R,C); act: 0 GELU, 1 ReLU.
+ * h (R,H), y (R,C); act: 0 GELU, 1 ReLU. rowsScratch: rowsScratchBytes(R, max(C, H)).
  */
-export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32): void {
+export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32, rowsScratch: usize): void {
   const cb = <usize>C << 2;
   const hb = <usize>H << 2;
-  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false, 1, 0, R, cb, hb);
+  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false, 1, 0, R, cb, hb, rowsScratch);
   const n = j1 - j0;
   for (let r = 0; r < R; r++) {
     const hj = h + <usize>r * hb + (<usize>j0 << 2);
@@ -153,7 +153,7 @@ export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bf
     if (relu != 0) reluForward(hj, hj, n);
     else geluForward(hj, hj, n);
   }
-  rowTimesB(y, h + (<usize>j0 << 2), 4, wproj + <usize>j0 * cb, n, C, 0, C, false, 1, 0, R, hb, cb);
+  rowTimesB(y, h + (<usize>j0 << 2), 4, wproj + <usize>j0 * cb, n, C, 0, C, false, 1, 0, R, hb, cb, rowsScratch);
 }
 
 /**
@@ -161,17 +161,18 @@ export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bf
  * q, k, v columns of qkv[r] (3C) = a[r]·wattn + battn, k and v stored in row pos[r] of the row's
  * caches, attention over its rows 0..pos[r] into att[r] (C), then y[r] (C) = Σ over the heads'
  * channels c of att[r][c] wproj[c, :] (no bias). a, att, y (R,C), qkv (R,3C); rows: R entries of three
- * i32 (kCache, vCache, pos). scratch: attentionCachedScratchBytes(max pos + 1, nh).
+ * i32 (kCache, vCache, pos). scratch: attentionCachedScratchBytes(max pos + 1, nh); rowsScratch:
+ * rowsScratchBytes(R, C).
  */
-export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize): void {
+export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize, rowsScratch: usize): void {
   const hs = C / nh;
   const c0 = h0 * hs;
   const n = (h1 - h0) * hs;
   const cb = <usize>C << 2;
   const qb = 3 * cb;
   // q, k and v columns of these heads in one sweep over wattn's rows (all heads: one range of 3C)
-  if (n == C) rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false, 1, 0, R, cb, qb);
-  else rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C, R, cb, qb);
+  if (n == C) rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false, 1, 0, R, cb, qb, rowsScratch);
+  else rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C, R, cb, qb, rowsScratch);
   for (let r = 0; r < R; r++) {
     const q = qkv + <usize>r * qb;
     if (n == C) addBias(q, battn, 1, 3 * C);
@@ -190,5 +191,5 @@ export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R:
     memory.copy(vCache + row, q + (<usize>(2 * C + c0) << 2), <usize>n << 2);
     attentionCached(att + <usize>r * cb, q, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
   }
-  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb);
+  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb, rowsScratch);
 }

@@ -19,9 +19,15 @@
  * thread's q, k and v columns), each column with exactly the arithmetic of a one-range call. With
  * rows > 1, rows of a (rsA bytes apart) and of out (ldo bytes apart) share the sweep (a batched
  * decode step: B is read from memory once for all of them, the other rows find it in cache), each
- * row with exactly the arithmetic of a one-row call: a row's bits do not depend on the batch.
+ * row with exactly the arithmetic of a one-row call: a row's bits do not depend on the batch. Two
+ * or more rows take rowsTimesB (matmul-rows.as: the same arithmetic in register tiles; scratch:
+ * rowsScratchBytes(rows, K)).
  */
-function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0, rows: i32 = 1, rsA: usize = 0, ldo: usize = 0): void {
+function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0, rows: i32 = 1, rsA: usize = 0, ldo: usize = 0, scratch: usize = 0): void {
+  if (rows > 1) {
+    rowsTimesB(out, a, csA, b, K, ldb, j0, j1, add, ranges, rstride, rows, rsA, ldo, scratch);
+    return;
+  }
   const rs = <usize>ldb << 2;
   const n = j1 - j0;
   const n4 = n & ~3;
@@ -265,15 +271,15 @@ function rowTimesBT(out0: usize, a0: usize, b: usize, K: i32, j0: i32, j1: i32, 
  * Columns j0..j1 of out (M,N) (+)= a·b for a few rows (token-by-token generation, one row per
  * sequence): no packing, B streamed from memory once for all M rows, each row with exactly the
  * arithmetic of a one-row call (its bits do not depend on M). Threads split the columns (or, for
- * a·b and aᵀ·b, the caller splits K). Same layouts as matmul.
+ * a·b and aᵀ·b, the caller splits K). Same layouts as matmul. scratch: rowsScratchBytes(M, K).
  */
-export function matmulRows(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, j0: i32, j1: i32): void {
+export function matmulRows(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32, N: i32, lda: i32, accumulate: i32, j0: i32, j1: i32, scratch: usize): void {
   const acc = accumulate != 0;
   const ldc = <usize>N << 2;
   const rsA: usize = kind == 2 ? 4 : <usize>lda << 2;
   const csA: usize = kind == 2 ? <usize>lda << 2 : 4;
   if (kind == 1) rowTimesBT(out, a, b, K, j0, j1, acc, M, rsA, ldc);
-  else rowTimesB(out, a, csA, b, K, N, j0, j1, acc, 1, 0, M, rsA, ldc);
+  else rowTimesB(out, a, csA, b, K, N, j0, j1, acc, 1, 0, M, rsA, ldc, scratch);
 }
 
 /** dot product of n floats at x and y */
@@ -316,7 +322,7 @@ export function matmul(kind: i32, out: usize, a: usize, b: usize, M: i32, K: i32
     return;
   }
   if (M < 4) {
-    matmulRows(kind, out, a, b, M, K, N, lda, accumulate, 0, N);
+    matmulRows(kind, out, a, b, M, K, N, lda, accumulate, 0, N, scratch);
     if (bias != 0) addBias(out, bias, M, N);
     return;
   }

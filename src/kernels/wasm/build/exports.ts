@@ -19,6 +19,7 @@ export interface KernelExports {
     accumulate: number,
     j0: number,
     j1: number,
+    scratch: number,
   ): void;
   matmul(
     kind: number,
@@ -33,6 +34,8 @@ export interface KernelExports {
     scratch: number,
     bias: number,
   ): void;
+  // matmul-rows.as
+  rowsScratchBytes(R: number, K: number): number;
   // elementwise.as
   addBias(out: number, bias: number, rows: number, cols: number): void;
   sumRows(out: number, x: number, rows: number, cols: number, scratch: number): void;
@@ -141,6 +144,7 @@ export interface KernelExports {
     j0: number,
     j1: number,
     relu: number,
+    rowsScratch: number,
   ): void;
   attentionRowsPart(
     y: number,
@@ -157,6 +161,7 @@ export interface KernelExports {
     h0: number,
     h1: number,
     scratch: number,
+    rowsScratch: number,
   ): void;
   // quant.as
   qmatmulIO(
@@ -186,14 +191,43 @@ export interface KernelExports {
     j0: number,
     j1: number,
   ): void;
+  // quant-int.as
+  quantizeActivations(
+    xq: number,
+    xsum: number,
+    xscale: number,
+    x: number,
+    M: number,
+    K: number,
+    G: number,
+    Gp: number,
+    groups: number,
+  ): void;
+  qmatvecPacked(
+    out: number,
+    xq: number,
+    xsum: number,
+    xscale: number,
+    w: number,
+    scales: number,
+    bias: number,
+    M: number,
+    N: number,
+    bits: number,
+    Gp: number,
+    groups: number,
+    j0: number,
+    j1: number,
+  ): void;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
 export const kernelParams = {
   matmulScratchBytes: [],
   setMatmulTile: ["t"],
-  matmulRows: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "j0", "j1"],
+  matmulRows: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "j0", "j1", "scratch"],
   matmul: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "scratch", "bias"],
+  rowsScratchBytes: ["R", "K"],
   addBias: ["out", "bias", "rows", "cols"],
   sumRows: ["out", "x", "rows", "cols", "scratch"],
   add: ["out", "a", "b", "n"],
@@ -221,8 +255,10 @@ export const kernelParams = {
   attentionBackward: ["dqkv", "dout", "qkv", "out", "lse", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
   attentionCachedScratchBytes: ["T", "nh"],
   attentionCached: ["out", "qkv", "kCache", "vCache", "Tn", "pos0", "C", "nh", "h0", "h1", "scratch"],
-  mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu"],
-  attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch"],
+  mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch"],
+  attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
   qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
   qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
+  quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups"],
+  qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };

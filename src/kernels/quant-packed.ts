@@ -1,0 +1,83 @@
+/**
+ * The load-time layout of a quantized matrix for the integer decode kernels (qmatvecPacked in
+ * ref/quant-int.ts and wasm/assembly/quant-int.as). The file keeps its documented format
+ * (docs/quantization.md); a loaded model repacks each matrix once into this form, from either of the
+ * file's orders ((in, out) Conv1D or (out, in) wte), so one kernel serves both.
+ *
+ * Outputs are cut into panels of 16; a panel's weights are one run of 32-byte chunks along the inputs,
+ * so the whole matrix is read front to back in one stream (as the hardware prefetcher likes: separate
+ * streams per 8 outputs ran at a third of float32's bandwidth). In a chunk, byte 16h + 2i + j belongs
+ * to output 8h + i of the panel (h = 0, 1; i = 0..7), and
+ *   int8: chunk c holds inputs 2c, 2c+1: byte 16h+2i+j = q(8h+i, 2c+j)
+ *   int4: chunk c holds inputs 4c..4c+3: byte 16h+2i+j = q(8h+i, 4c+j) + 8 in the low nibble and
+ *         q(8h+i, 4c+2+j) + 8 in the high one (stored offset by 8, so 0..15: unpacking is a mask)
+ * so 16 bytes widened to i16 meet a pair of activations in i32x4.dot_i16x8_s, one output per lane.
+ * The inputs are indexed in groups padded to Gp (G rounded up to the chunk's inputs; int8 has one
+ * group of K): padded index g·Gp + r is input g·G + r, and padding holds zero weights (int4: nibble 8).
+ * Scales are (panels, groups, 16) float32; outputs past N have weight and scale 0.
+ */
+import { type QuantizedMatrix, quantizedScale, quantizedValue } from "../io/quantize.js";
+
+export interface PackedShape {
+  bits: 8 | 4;
+  /** inputs, outputs */
+  K: number;
+  N: number;
+  /** inputs per scale (int8: K) and its padded length */
+  G: number;
+  Gp: number;
+  groups: number;
+  /** padded inputs: groups · Gp (the length of a quantized activation row) */
+  Kp: number;
+  panels: number;
+  /** bytes of weights, and floats of scales */
+  bytes: number;
+  scaleCount: number;
+}
+
+/** the inputs one 16-byte chunk covers */
+const CHUNK_INPUTS = { 8: 2, 4: 4 } as const;
+export const PANEL = 16;
+
+export function packedShape(bits: 8 | 4, K: number, N: number, groupSize: number): PackedShape {
+  const G = bits === 8 ? K : groupSize;
+  const step = CHUNK_INPUTS[bits];
+  const Gp = Math.ceil(G / step) * step;
+  const groups = Math.ceil(K / G);
+  const Kp = groups * Gp;
+  const panels = Math.ceil(N / PANEL);
+  return { bits, K, N, G, Gp, groups, Kp, panels, bytes: (panels * Kp * PANEL * bits) / 8, scaleCount: panels * groups * PANEL };
+}
+
+/** the input at padded index kk, or -1 for padding */
+export function inputAt(s: PackedShape, kk: number): number {
+  const g = Math.floor(kk / s.Gp);
+  const r = kk - g * s.Gp;
+  const k = g * s.G + r;
+  return r < s.G && k < s.K ? k : -1;
+}
+
+/** m repacked into `bytes` (s.bytes) and `scales` (s.scaleCount), both zeroed by the caller or not */
+export function packQuantized(m: QuantizedMatrix, s: PackedShape, bytes: Uint8Array, scales: Float32Array): void {
+  const panelBytes = (s.Kp * PANEL * s.bits) / 8;
+  bytes.fill(s.bits === 8 ? 0 : 0x88);
+  scales.fill(0);
+  const inputs = Array.from({ length: s.Kp }, (_, kk) => inputAt(s, kk));
+  for (let n = 0; n < s.N; n++) {
+    const p = Math.floor(n / PANEL);
+    const i = n % PANEL; // output 8h + i' of the panel sits at byte 16h + 2i' = 2i of a chunk
+    for (let g = 0; g < s.groups; g++) scales[(p * s.groups + g) * PANEL + i] = quantizedScale(m, g, n);
+    for (let kk = 0; kk < s.Kp; kk++) {
+      const k = inputs[kk]!;
+      if (k < 0) continue;
+      const v = quantizedValue(m, k, n);
+      if (s.bits === 8) {
+        bytes[p * panelBytes + (kk >> 1) * 32 + 2 * i + (kk & 1)] = v & 0xff;
+      } else {
+        const at = p * panelBytes + (kk >> 2) * 32 + 2 * i + (kk & 1);
+        const shift = kk & 2 ? 4 : 0;
+        bytes[at] = (bytes[at]! & ~(0xf << shift)) | ((v + 8) << shift);
+      }
+    }
+  }
+}

@@ -1,0 +1,194 @@
+// The decode's products of several rows against one weight matrix (a batched decode step: one new
+// token of each of R sequences), register-tiled: rowTimesB's arithmetic (matmul.as) for R >= 2 rows.
+//
+// rowTimesB gives every element of out the same chain of multiply-adds in the same order, whatever
+// the batch: out[j] = (((0 + a(k₀)·b[k₀][j]) + a(k₁)·b[k₁][j]) + ...) over the rows of B in its "step"
+// order (below), one madd per step for the columns of the vector part (j - j0 < n & ~3), a scalar
+// multiply then add for the last n % 4 columns. A row at a time that loop re-reads B (from cache)
+// and its row of out once per pass for every row of the batch, ~1/3 of the FMA unit's peak. Here a
+// register tile of 4 rows x 8 columns of out stays in registers over many steps: each vector of B is
+// loaded once for four rows, each a value once (a splat) for eight columns, and every element still
+// gets exactly its chain of steps in the same order, so each row's bits equal a one-row call's.
+//
+// Step order over B's K rows: with Kb = K >> 3, steps 8·kk + q (kk < Kb, q < 8) take row q·Kb + kk
+// (eight sequential streams through B, see rowTimesB), then the rows 8·Kb .. K-1 in order.
+// a's rows are packed first (scratch: rowsScratchBytes) into groups of four, step-major with the four
+// rows' values side by side (a zero row pads the last group), so a tile's splats are at fixed offsets.
+// The passes are done in chunks (ROW_CHUNK passes) over all column tiles, so a chunk's rows of B stay
+// in cache while its columns are walked and B still streams from memory in eight forward streams.
+
+/** passes (8 steps each) per chunk: 8 x 8 rows of B stay in cache while the column tiles walk them */
+const ROW_CHUNK: i32 = 8;
+
+/** bytes of scratch rowsTimesB needs for R rows of K: a's rows packed in groups of four */
+export function rowsScratchBytes(R: i32, K: i32): i32 {
+  return ((R + 3) >> 2) * K * 16;
+}
+
+/** a's rows in groups of four, step-major (see above): group g, step s at dst + (g·K + s)·16 + r·4 */
+function packRows(dst: usize, a: usize, csA: usize, rsA: usize, rows: i32, K: i32): void {
+  const Kb = K >> 3;
+  const groups = (rows + 3) >> 2;
+  for (let i = 0; i < groups * 4; i++) {
+    const d = dst + <usize>(i >> 2) * (<usize>K << 4) + (<usize>(i & 3) << 2);
+    if (i >= rows) {
+      for (let s = 0; s < K; s++) store<f32>(d + (<usize>s << 4), 0);
+      continue;
+    }
+    const ai = a + <usize>i * rsA;
+    for (let s = 0; s < K; s++) {
+      const k = s < 8 * Kb ? (s & 7) * Kb + (s >> 3) : s;
+      store<f32>(d + (<usize>s << 4), load<f32>(ai + <usize>k * csA));
+    }
+  }
+}
+
+/**
+ * One tile of out (mr <= 4 rows ldo bytes apart from o, 8 columns) over `groups` x `size` steps:
+ * packed a from ap (16 bytes a step), B's vectors from bq, bq + inner, ... (`size` of them), then
+ * from bq + outer, and so on. The tile is read from out and written back.
+ */
+function rowsTile4x8(o: usize, ldo: usize, mr: i32, ap: usize, bq: usize, groups: i32, size: i32, inner: usize, outer: usize): void {
+  const z = f32x4.splat(0);
+  let c00 = v128.load(o), c01 = v128.load(o, 16);
+  let c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+  if (mr > 1) {
+    c10 = v128.load(o + ldo);
+    c11 = v128.load(o + ldo, 16);
+  }
+  if (mr > 2) {
+    c20 = v128.load(o + 2 * ldo);
+    c21 = v128.load(o + 2 * ldo, 16);
+  }
+  if (mr > 3) {
+    c30 = v128.load(o + 3 * ldo);
+    c31 = v128.load(o + 3 * ldo, 16);
+  }
+  for (let g = 0; g < groups; g++) {
+    let p = bq;
+    for (let q = 0; q < size; q++) {
+      const b0 = v128.load(p);
+      const b1 = v128.load(p, 16);
+      let x = v128.load32_splat(ap);
+      c00 = madd(x, b0, c00);
+      c01 = madd(x, b1, c01);
+      x = v128.load32_splat(ap, 4);
+      c10 = madd(x, b0, c10);
+      c11 = madd(x, b1, c11);
+      x = v128.load32_splat(ap, 8);
+      c20 = madd(x, b0, c20);
+      c21 = madd(x, b1, c21);
+      x = v128.load32_splat(ap, 12);
+      c30 = madd(x, b0, c30);
+      c31 = madd(x, b1, c31);
+      ap += 16;
+      p += inner;
+    }
+    bq += outer;
+  }
+  v128.store(o, c00);
+  v128.store(o, c01, 16);
+  if (mr > 1) {
+    v128.store(o + ldo, c10);
+    v128.store(o + ldo, c11, 16);
+  }
+  if (mr > 2) {
+    v128.store(o + 2 * ldo, c20);
+    v128.store(o + 2 * ldo, c21, 16);
+  }
+  if (mr > 3) {
+    v128.store(o + 3 * ldo, c30);
+    v128.store(o + 3 * ldo, c31, 16);
+  }
+}
+
+/** rowsTile4x8 for 4 columns (the vector part's last n % 8) */
+function rowsTile4x4(o: usize, ldo: usize, mr: i32, ap: usize, bq: usize, groups: i32, size: i32, inner: usize, outer: usize): void {
+  const z = f32x4.splat(0);
+  let c0 = v128.load(o);
+  let c1 = mr > 1 ? v128.load(o + ldo) : z;
+  let c2 = mr > 2 ? v128.load(o + 2 * ldo) : z;
+  let c3 = mr > 3 ? v128.load(o + 3 * ldo) : z;
+  for (let g = 0; g < groups; g++) {
+    let p = bq;
+    for (let q = 0; q < size; q++) {
+      const b0 = v128.load(p);
+      c0 = madd(v128.load32_splat(ap), b0, c0);
+      c1 = madd(v128.load32_splat(ap, 4), b0, c1);
+      c2 = madd(v128.load32_splat(ap, 8), b0, c2);
+      c3 = madd(v128.load32_splat(ap, 12), b0, c3);
+      ap += 16;
+      p += inner;
+    }
+    bq += outer;
+  }
+  v128.store(o, c0);
+  if (mr > 1) v128.store(o + ldo, c1);
+  if (mr > 2) v128.store(o + 2 * ldo, c2);
+  if (mr > 3) v128.store(o + 3 * ldo, c3);
+}
+
+/** one scalar column of mr rows (the last n % 4 columns): a multiply then an add per step, as a row alone */
+function rowsColumn(o: usize, ldo: usize, mr: i32, ap: usize, bq: usize, groups: i32, size: i32, inner: usize, outer: usize): void {
+  for (let r = 0; r < mr; r++) {
+    const po = o + <usize>r * ldo;
+    let v = load<f32>(po);
+    let a = ap + (<usize>r << 2);
+    let b = bq;
+    for (let g = 0; g < groups; g++) {
+      let p = b;
+      for (let q = 0; q < size; q++) {
+        v += load<f32>(a) * load<f32>(p);
+        a += 16;
+        p += inner;
+      }
+      b += outer;
+    }
+    store<f32>(po, v);
+  }
+}
+
+/**
+ * rowTimesB (matmul.as) for rows >= 2: out[i][j0..j1) (+)= Σ_k a_i(k)·b[k·ldb + j] for rows i of a
+ * (rsA bytes apart, csA along k) and of out (ldo bytes apart), column ranges [j0, j1) + r·rstride
+ * (r < ranges), each element with a one-row call's arithmetic (see above). scratch: rowsScratchBytes.
+ */
+function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32, rstride: i32, rows: i32, rsA: usize, ldo: usize, scratch: usize): void {
+  const rs = <usize>ldb << 2;
+  const n = j1 - j0;
+  const n4 = n & ~3;
+  const n8 = n & ~7;
+  const roff = <usize>rstride << 2;
+  const Kb = K >> 3;
+  const rs8 = <usize>Kb * rs;
+  const groups = (rows + 3) >> 2;
+  const gb = <usize>K << 4; // from one packed group of a to the next
+  if (!add) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
+  packRows(scratch, a, csA, rsA, rows, K);
+  // the phases: chunks of passes (eight streams, B's vectors rs8 apart within a pass), then the
+  // rows after the eight blocks one after the other
+  for (let s0 = 0; s0 < K; ) {
+    const tail = s0 >= 8 * Kb;
+    const passes = tail ? 1 : min(ROW_CHUNK, Kb - (s0 >> 3));
+    const size = tail ? K - s0 : 8;
+    const inner = tail ? rs : rs8;
+    const k0 = tail ? s0 : s0 >> 3; // B's row of the phase's first step
+    for (let r = 0; r < ranges; r++) {
+      const oc = out + (<usize>j0 << 2) + <usize>r * roff;
+      const bc = b + (<usize>j0 << 2) + <usize>r * roff + <usize>k0 * rs;
+      // column tiles outside, row groups inside: a tile's steps of B stay in L1 for the groups
+      for (let j = 0; j < n; j += j < n8 ? 8 : j < n4 ? 4 : 1) {
+        const bj = bc + (<usize>j << 2);
+        for (let g = 0; g < groups; g++) {
+          const mr = min(4, rows - 4 * g);
+          const o = oc + <usize>(4 * g) * ldo + (<usize>j << 2);
+          const ap = scratch + <usize>g * gb + (<usize>s0 << 4);
+          if (j < n8) rowsTile4x8(o, ldo, mr, ap, bj, passes, size, inner, rs);
+          else if (j < n4) rowsTile4x4(o, ldo, mr, ap, bj, passes, size, inner, rs);
+          else rowsColumn(o, ldo, mr, ap, bj, passes, size, inner, rs);
+        }
+      }
+    }
+    s0 += passes * size;
+  }
+}

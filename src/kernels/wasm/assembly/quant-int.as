@@ -1,0 +1,140 @@
+// Integer matrix-vector products with int8 / int4 weights and int8 activations: the twins of
+// src/kernels/ref/quant-int.ts (the packed layout is src/kernels/quant-packed.ts). The one-token decode
+// reads every weight once per token; unpacking bytes to floats (6 widenings + 4 conversions per 16
+// weights) made it slower than float32's memory traffic. Here the activations are quantized per row
+// once (quantizeActivations), and the weights meet them in i32x4.dot_i16x8_s: per 16 int8 weights two
+// widenings, two dots and two adds, one float multiply per output at the end.
+//
+//   quantizeActivations  xq (M,Kp) i16, xsum (M,groups) i32, xscale (M) f32 from x (M,K) f32
+//   qmatvecPacked        out (M,N) = x·W [+ bias] for outputs j0..j1 (multiples of 8, or N)
+//
+// Every output's float steps are the same scalar operations in the same order as the ref twin's (no
+// fused multiply-add), so the two builds and the ref twin agree bit for bit, on any split.
+
+/** round half to even, as f32.nearest; the ref twin does the same */
+@inline function clampQ(v: f32): i32 {
+  return <i32>min(max(nearest(v), <f32>-127), <f32>127);
+}
+
+export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: usize, M: i32, K: i32, G: i32, Gp: i32, groups: i32): void {
+  const Kp = groups * Gp;
+  for (let m = 0; m < M; m++) {
+    const xm = x + ((<usize>m * <usize>K) << 2);
+    const qm = xq + ((<usize>m * <usize>Kp) << 1);
+    let big: f32 = 0;
+    for (let k = 0; k < K; k++) big = max(big, abs(load<f32>(xm + (<usize>k << 2))));
+    // NaN or infinity: a NaN scale carries it to every output, as the float product would
+    const finite = big < Infinity;
+    const inv: f32 = big > 0 && finite ? <f32>127 / big : 0;
+    store<f32>(xscale + (<usize>m << 2), finite ? big / <f32>127 : NaN);
+    for (let g = 0; g < groups; g++) {
+      const k0 = g * G;
+      const n = min(G, K - k0);
+      let sum = 0;
+      for (let r = 0; r < Gp; r++) {
+        const v = r < n && finite ? clampQ(load<f32>(xm + (<usize>(k0 + r) << 2)) * inv) : 0;
+        store<i16>(qm + (<usize>(g * Gp + r) << 1), <i16>v);
+        sum += v;
+      }
+      store<i32>(xsum + ((<usize>m * <usize>groups + <usize>g) << 2), sum);
+    }
+  }
+}
+
+/** 16 int8 weights (8 outputs x 2 inputs) against the input pair in xv: lanes += the 8 outputs' sums */
+@inline function dot8lo(w: v128, xv: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), xv);
+}
+@inline function dot8hi(w: v128, xv: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), xv);
+}
+
+/** 16 bytes of int4 (8 outputs x 4 inputs, offset by 8): the first / last 4 outputs' sums against x0, x1 */
+@inline function dot4lo(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), x1));
+}
+@inline function dot4hi(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), x1));
+}
+
+/**
+ * out (M,N) = x·W [+ bias] for outputs j0..j1 (j0 a multiple of 16; j1 one too, or N), a panel of 16
+ * outputs at a time: lanes a0..a3 are its outputs 0-3, 4-7, 8-11, 12-15. W packed (scales (panels,
+ * groups, 16) f32), xq/xsum/xscale from quantizeActivations. For each output:
+ * t = Σ_g f32(Σ xq·w - offset·xsum_g) · scale_g, then t · xscale + bias.
+ */
+export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize, w: usize, scales: usize, bias: usize, M: i32, N: i32, bits: i32, Gp: i32, groups: i32, j0: i32, j1: i32): void {
+  const Kp = groups * Gp;
+  const panelBytes = <usize>Kp * <usize>bits * 2;
+  const chunksPerGroup = Gp / (bits == 8 ? 2 : 4);
+  const offset = bits == 8 ? 0 : 8;
+  const mask = i8x16.splat(15);
+  for (let j = j0; j < j1; j += 16) {
+    const pw = w + <usize>(j >> 4) * panelBytes;
+    const ps = scales + ((<usize>(j >> 4) * <usize>groups) << 6);
+    for (let m = 0; m < M; m++) {
+      const xm = xq + ((<usize>m * <usize>Kp) << 1);
+      let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+      for (let g = 0; g < groups; g++) {
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        const c1 = (g + 1) * chunksPerGroup;
+        if (bits == 8) {
+          for (let c = g * chunksPerGroup; c < c1; c++) {
+            const xv = v128.load32_splat(xm + (<usize>c << 2));
+            const wa = v128.load(pw + (<usize>c << 5));
+            const wb = v128.load(pw + (<usize>c << 5), 16);
+            a0 = i32x4.add(a0, dot8lo(wa, xv));
+            a1 = i32x4.add(a1, dot8hi(wa, xv));
+            a2 = i32x4.add(a2, dot8lo(wb, xv));
+            a3 = i32x4.add(a3, dot8hi(wb, xv));
+          }
+        } else {
+          for (let c = g * chunksPerGroup; c < c1; c++) {
+            const x0 = v128.load32_splat(xm + (<usize>c << 3));
+            const x1 = v128.load32_splat(xm + (<usize>c << 3), 4);
+            const ba = v128.load(pw + (<usize>c << 5));
+            const bb = v128.load(pw + (<usize>c << 5), 16);
+            const la = v128.and(ba, mask), ha = v128.and(i16x8.shr_u(ba, 4), mask);
+            const lb = v128.and(bb, mask), hb = v128.and(i16x8.shr_u(bb, 4), mask);
+            a0 = i32x4.add(a0, dot4lo(la, ha, x0, x1));
+            a1 = i32x4.add(a1, dot4hi(la, ha, x0, x1));
+            a2 = i32x4.add(a2, dot4lo(lb, hb, x0, x1));
+            a3 = i32x4.add(a3, dot4hi(lb, hb, x0, x1));
+          }
+        }
+        // the offset-8 nibbles added 8·Σxq to every sum of the group
+        const corr = i32x4.splat(offset * load<i32>(xsum + ((<usize>m * <usize>groups + <usize>g) << 2)));
+        const sg = ps + (<usize>g << 6);
+        t0 = f32x4.add(t0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(a0, corr)), v128.load(sg)));
+        t1 = f32x4.add(t1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(a1, corr)), v128.load(sg, 16)));
+        t2 = f32x4.add(t2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(a2, corr)), v128.load(sg, 32)));
+        t3 = f32x4.add(t3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(a3, corr)), v128.load(sg, 48)));
+      }
+      const xs = v128.load32_splat(xscale + (<usize>m << 2));
+      t0 = f32x4.mul(t0, xs);
+      t1 = f32x4.mul(t1, xs);
+      t2 = f32x4.mul(t2, xs);
+      t3 = f32x4.mul(t3, xs);
+      const o = out + ((<usize>m * <usize>N + <usize>j) << 2);
+      const n = min(16, N - j);
+      if (n == 16) {
+        if (bias != 0) {
+          const b = bias + (<usize>j << 2);
+          t0 = f32x4.add(t0, v128.load(b));
+          t1 = f32x4.add(t1, v128.load(b, 16));
+          t2 = f32x4.add(t2, v128.load(b, 32));
+          t3 = f32x4.add(t3, v128.load(b, 48));
+        }
+        v128.store(o, t0);
+        v128.store(o, t1, 16);
+        v128.store(o, t2, 32);
+        v128.store(o, t3, 48);
+      } else {
+        // the ragged last panel: the outputs that exist, then their bias (none to load past N)
+        store8(o, t0, t1, min(8, n), false);
+        store8(o + 32, t2, t3, n - 8, false);
+        if (bias != 0) for (let i = 0; i < n; i++) store<f32>(o + (<usize>i << 2), load<f32>(o + (<usize>i << 2)) + load<f32>(bias + ((<usize>(j + i)) << 2)));
+      }
+    }
+  }
+}
