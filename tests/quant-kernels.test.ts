@@ -166,7 +166,7 @@ test("packed int8/int4 ref twin: activations within half a step, products equal 
         const bytes = new Uint8Array(shape.bytes);
         const scales = new Float32Array(shape.scaleCount);
         packQuantized(m, shape, bytes, scales);
-        const xq = new Int16Array(M * shape.Kp);
+        const xq = new Int8Array(M * shape.Kp);
         const xsum = new Int32Array(M * shape.groups);
         const xscale = new Float32Array(M);
         quantizeActivations(xq, xsum, xscale, x, M, K, shape.G, shape.Gp, shape.groups);
@@ -231,7 +231,7 @@ for (const simd of ["plain", "relaxed"] as const)
           assert.equal(split.length, before + 2, `${label}: both calls ran on wasm`);
           if (K * N >= 1 << 16) assert.equal(split.at(-1), threads, `${label}: split over ${threads} threads`);
           const s = w.shape;
-          const xq = new Int16Array(M * s.Kp);
+          const xq = new Int8Array(M * s.Kp);
           const xsum = new Int32Array(M * s.groups);
           const xscale = new Float32Array(M);
           quantizeActivations(xq, xsum, xscale, x.data, M, K, s.G, s.Gp, s.groups);

@@ -4,13 +4,14 @@
 // the run, generate, look inside, download the model zip and get the same greedy text from
 // `minigpt generate --model the.zip`, load a folder `minigpt train` made and get the CLI's greedy text,
 // train that folder's model further in the page (the CLI generates the page's text from its zip),
-// and the messages for a file that is not text and a zip that is not a model. No console errors.
+// and the messages for a file that is not text, a zip that is not a model, a preset too big for the
+// browser's memory and a page that is not isolated. No console errors.
 // A phone-sized window never scrolls sideways, and the page does not shift while it trains.
 //
 // MINIGPT_SCREENSHOTS=DIR saves a screenshot of each view there. Needs /usr/bin/chromium, else skipped.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -52,6 +53,9 @@ const root = tempDir("minigpt-web-");
 const corpus = readFileSync(wordCorpus(root, 12_000), "utf8");
 /** a folder `minigpt train` made, for the page to load */
 const cliModel = join(root, "cli-model");
+/** that model chat-tuned */
+const chatModel = join(root, "chat-model");
+const MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
 const PROMPT = "the whale";
 const greedyCli = (model: string) =>
   runCli(["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "40"]);
@@ -140,9 +144,22 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
         "--n-head",
         "2",
       ],
-      ...["--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-steps", "1", "--sample-tokens", "0"],
+      ...["--n-embd", "16", "--block-size", "48", "--batch-size", "4", "--eval-steps", "1", "--sample-tokens", "0"],
     ]);
     assert.equal(trained.status, 0, trained.stderr);
+    // the same model chat-tuned (minigpt train --chat adds the chat tokens), for the chat view
+    const users = ["call me", "the sea", "a ship", "the captain"];
+    const chats = users.map((u) =>
+      JSON.stringify({
+        messages: [
+          { role: "user", content: u },
+          { role: "assistant", content: "the white whale" },
+        ],
+      }),
+    );
+    writeFileSync(join(root, "chats.jsonl"), `${chats.join("\n")}\n`);
+    const tuned = runCli(["train", "--chat", join(root, "chats.jsonl"), "--init", cliModel, "--out", chatModel, "--max-steps", "100"]);
+    assert.equal(tuned.status, 0, tuned.stderr);
     server = startCli(["web", "--port", "0"]);
     assert.ok(await server.seen(/playground is at (http:\S+)/), server.stderr());
     url = /playground is at (http:\S+)/.exec(server.stderr())?.[1] as string;
@@ -229,6 +246,15 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
     assert.equal(await page.locator(".step-top").count(), 40, "the top-5 of every step");
     await shot("generate");
+    // streamed: text shows before the end, and Stop ends it early
+    await page.uncheck("#show-top");
+    await page.fill("#max-tokens", "20000");
+    await page.click("#generate");
+    await page.waitForFunction((n) => (document.querySelector("#output")?.textContent?.length ?? 0) > n, PROMPT.length + 20);
+    await page.click("#stop-generate");
+    await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
+    const stopped = ((await page.textContent("#output")) ?? "").length;
+    assert.ok(stopped < PROMPT.length + 20000, `stopped after ${stopped} characters`);
     await tab("inside");
     await page.fill("#inspect-prompt", "the whale and the sea");
     await page.click("#inspect");
@@ -258,10 +284,9 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
 
   step("a folder minigpt train made loads by picking its files, and generates the CLI's greedy text", async () => {
     await tab("models");
-    const names = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
     await page.setInputFiles(
       "#model-files",
-      names.map((n) => join(cliModel, n)),
+      MODEL_FILES.map((n) => join(cliModel, n)),
     );
     await page.waitForFunction(() => /Model: model folder/.test(document.querySelector("#models-label")?.textContent ?? ""));
     await shot("models");
@@ -297,6 +322,27 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     assert.equal(r.stdout, `${further}\n`);
   });
 
+  step("a chat-tuned model gets a chat whose reply is minigpt chat's", async () => {
+    await tab("models");
+    await page.setInputFiles(
+      "#model-files",
+      MODEL_FILES.map((n) => join(chatModel, n)),
+    );
+    await tab("generate");
+    await page.waitForSelector("#chat:not([hidden])");
+    await page.fill("#temperature", "0");
+    await page.fill("#max-tokens", "30");
+    await page.fill("#chat-input", "call me");
+    await page.press("#chat-input", "Enter");
+    await page.waitForSelector('.turn.assistant[data-done="true"]', { timeout: WAIT_MS });
+    const reply = (await page.textContent(".turn.assistant")) ?? "";
+    const cli = runCli(["chat", "--model", chatModel, "--temperature", "0", "--max-new-tokens", "30"], { input: "call me\n" });
+    assert.equal(cli.status, 0, cli.stderr);
+    const cliReply = /assistant> (.*?)(?: \[reply cut at \d+ tokens.*)?\n/.exec(cli.stdout)?.[1];
+    assert.equal(reply, cliReply, `the CLI said:\n${cli.stdout}`);
+    await shot("chat");
+  });
+
   step("a file that is not text, and a zip that is not a model, get one clear message", async () => {
     await tab("train");
     await page.setInputFiles("#text-files", {
@@ -328,6 +374,28 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     }
     for (const id of ["text", "text-files", "builtin", "tokenizer", "steps", "sample-every", "preset", "start"])
       assert.ok(reached.has(id), `#${id} is reachable with Tab (reached: ${[...reached].join(", ")})`);
+  });
+
+  step("a preset too big for the memory the browser gives says so, and what to do", async () => {
+    // V8 limited to 256 MiB of wasm memory: the large preset's first step cannot get its activations
+    const small = await chromium.launch({ executablePath: CHROMIUM, args: ["--js-flags=--wasm-max-mem-pages=4096"] });
+    try {
+      const other = await small.newPage();
+      watch(other);
+      await other.goto(url);
+      await other.waitForSelector('#engine[data-ready="true"]', { timeout: WAIT_MS });
+      await other.fill("#text", corpus);
+      await other.selectOption("#preset", "3");
+      await other.click("#start");
+      await other.waitForFunction(() => /out of memory/.test(document.querySelector("#message")?.textContent ?? ""), undefined, {
+        timeout: WAIT_MS,
+      });
+      assert.match((await other.textContent("#message")) ?? "", /^out of memory for the large preset \(.*\); pick a smaller preset/);
+      assert.match((await other.textContent("#progress")) ?? "", /^paused · step 0\//);
+      await other.close();
+    } finally {
+      await small.close();
+    }
   });
 
   step("served without the isolation headers, the page says it trains on one thread", async () => {

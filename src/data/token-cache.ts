@@ -407,8 +407,11 @@ function dataOffset(headerLength: number): number {
   return Math.ceil((PREAMBLE + headerLength) / 8) * 8;
 }
 
-/** Ids written between two background flushes of the token file. */
-const FLUSH_EVERY = 256 << 20;
+/**
+ * Ids written between two background flushes of the token file: small enough that the disk starts
+ * early (the kernel itself would wait for gigabytes of dirty pages), large enough to be few.
+ */
+const FLUSH_EVERY = 64 << 20;
 
 function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
   let done = 0;

@@ -81,7 +81,7 @@ export class TokenizePool {
     for (let index = 0; index < Math.min(threads, this.signal.length); index++) {
       const { port1, port2 } = new MessageChannel();
       const workerData = { port: port2, signal: this.signal, index, order: this.order.memory };
-      const worker = nodeWorker(Worker, import.meta.url, "tokenize-worker", { workerData, transferList: [port2] });
+      const worker = nodeWorker(Worker, { from: import.meta.url, name: "tokenize-worker" }, { workerData, transferList: [port2] });
       worker.unref();
       this.workers.push({ worker, port: port1 });
     }

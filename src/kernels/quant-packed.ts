@@ -4,14 +4,15 @@
  * (docs/quantization.md); a loaded model repacks each matrix once into this form, from either of the
  * file's orders ((in, out) Conv1D or (out, in) wte), so one kernel serves both.
  *
- * Outputs are cut into panels of 16; a panel's weights are one run of 32-byte chunks along the inputs,
- * so the whole matrix is read front to back in one stream (as the hardware prefetcher likes: separate
- * streams per 8 outputs ran at a third of float32's bandwidth). In a chunk, byte 16h + 2i + j belongs
- * to output 8h + i of the panel (h = 0, 1; i = 0..7), and
- *   int8: chunk c holds inputs 2c, 2c+1: byte 16h+2i+j = q(8h+i, 2c+j)
- *   int4: chunk c holds inputs 4c..4c+3: byte 16h+2i+j = q(8h+i, 4c+j) + 8 in the low nibble and
- *         q(8h+i, 4c+2+j) + 8 in the high one (stored offset by 8, so 0..15: unpacking is a mask)
- * so 16 bytes widened to i16 meet a pair of activations in i32x4.dot_i16x8_s, one output per lane.
+ * Outputs are cut into panels of 16; a panel's weights are one run of rows along the inputs, so the
+ * whole matrix is read front to back in one stream (as the hardware prefetcher likes: separate
+ * streams per 8 outputs ran at a third of float32's bandwidth). Output o of a panel (0..15):
+ *   int8: a row of 32 bytes per 2 inputs: byte 2o+j of row r = q(o, 2r+j), so 16 bytes widened to
+ *         i16 meet a pair of activations in i32x4.dot_i16x8_s, one output per lane
+ *   int4: a row of 64 bytes per 8 inputs: byte 4o+j of row r holds q(o, 8r+j) + 8 in the low nibble
+ *         and q(o, 8r+4+j) + 8 in the high one (stored offset by 8, so 0..15: unpacking is a mask,
+ *         and a nibble is a valid i7 operand of relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s,
+ *         which sums 4 bytes per lane: one output per lane)
  * The inputs are indexed in groups padded to Gp (G rounded up to the chunk's inputs; int8 has one
  * group of K): padded index g·Gp + r is input g·G + r, and padding holds zero weights (int4: nibble 8).
  * Scales are (panels, groups, 16) float32; outputs past N have weight and scale 0.
@@ -35,8 +36,8 @@ export interface PackedShape {
   scaleCount: number;
 }
 
-/** the inputs one 16-byte chunk covers */
-const CHUNK_INPUTS = { 8: 2, 4: 4 } as const;
+/** the inputs one row of a panel covers */
+const CHUNK_INPUTS = { 8: 2, 4: 8 } as const;
 export const PANEL = 16;
 
 export function packedShape(bits: 8 | 4, K: number, N: number, groupSize: number): PackedShape {
@@ -65,7 +66,7 @@ export function packQuantized(m: QuantizedMatrix, s: PackedShape, bytes: Uint8Ar
   const inputs = Array.from({ length: s.Kp }, (_, kk) => inputAt(s, kk));
   for (let n = 0; n < s.N; n++) {
     const p = Math.floor(n / PANEL);
-    const i = n % PANEL; // output 8h + i' of the panel sits at byte 16h + 2i' = 2i of a chunk
+    const i = n % PANEL;
     for (let g = 0; g < s.groups; g++) scales[(p * s.groups + g) * PANEL + i] = quantizedScale(m, g, n);
     for (let kk = 0; kk < s.Kp; kk++) {
       const k = inputs[kk]!;
@@ -74,8 +75,8 @@ export function packQuantized(m: QuantizedMatrix, s: PackedShape, bytes: Uint8Ar
       if (s.bits === 8) {
         bytes[p * panelBytes + (kk >> 1) * 32 + 2 * i + (kk & 1)] = v & 0xff;
       } else {
-        const at = p * panelBytes + (kk >> 2) * 32 + 2 * i + (kk & 1);
-        const shift = kk & 2 ? 4 : 0;
+        const at = p * panelBytes + (kk >> 3) * 64 + 4 * i + (kk & 3);
+        const shift = kk & 4 ? 4 : 0;
         bytes[at] = (bytes[at]! & ~(0xf << shift)) | ((v + 8) << shift);
       }
     }

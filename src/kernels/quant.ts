@@ -98,20 +98,20 @@ export interface PackedWeights {
 }
 
 /** the quantized activations' buffers in the tensor heap, grown as needed, reused by every call */
-let scratch: { tensor: Tensor; xq: Int16Array; xsum: Int32Array; xscale: Float32Array } | null = null;
+let scratch: { tensor: Tensor; xq: Int8Array; xsum: Int32Array; xscale: Float32Array } | null = null;
 
 function activationScratch(M: number, s: PackedShape): NonNullable<typeof scratch> {
-  // int16 rows, then int32 group sums, then float32 scales; 4-byte aligned parts
-  const qBytes = Math.ceil((M * s.Kp) / 2) * 4;
+  // int8 rows, then int32 group sums, then float32 scales; 4-byte aligned parts
+  const qBytes = Math.ceil((M * s.Kp) / 4) * 4;
   const need = qBytes + M * s.groups * 4 + M * 4;
   if (!scratch || scratch.tensor.size * 4 < need) {
     scratch?.tensor.dispose();
     const tensor = new Tensor([Math.ceil(need / 4) * 2], "f32", false, false);
-    scratch = { tensor, xq: new Int16Array(0), xsum: new Int32Array(0), xscale: new Float32Array(0) };
+    scratch = { tensor, xq: new Int8Array(0), xsum: new Int32Array(0), xscale: new Float32Array(0) };
   }
   const buffer = heap().memory.buffer;
   const byteOffset = scratch.tensor.ptr;
-  scratch.xq = new Int16Array(buffer, byteOffset, M * s.Kp);
+  scratch.xq = new Int8Array(buffer, byteOffset, M * s.Kp);
   scratch.xsum = new Int32Array(buffer, byteOffset + qBytes, M * s.groups);
   scratch.xscale = new Float32Array(buffer, byteOffset + qBytes + M * s.groups * 4, M);
   return scratch;

@@ -5,6 +5,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { fail } from "../errors.js";
+import { nodeWorker } from "../threads/workers.js";
 import { ApiError } from "./api-error.js";
 import type { EngineEvent, ModelInfo, Started } from "./engine.js";
 import type { GenerationRequest } from "./params.js";
@@ -54,15 +55,9 @@ export class GenerationWorker {
 
   /** Start the thread and load the model; a MinigptError (one line) when the folder cannot be served. */
   static async start(setup: WorkerSetup, admission: Admission, notice: (text: string) => void): Promise<GenerationWorker> {
-    const fromSource = import.meta.url.endsWith(".ts");
-    const entry = new URL(fromSource ? "./worker.ts" : "./worker.js", import.meta.url);
-    // from source, the worker registers tsx's loader itself (workers do not inherit --import hooks)
-    const worker = fromSource
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`,
-          { eval: true, workerData: setup },
-        )
-      : new Worker(entry, { workerData: setup });
+    // started as every minigpt worker is (src/threads/workers.ts); not bundled from the sources:
+    // the thread loads the wasm kernels from next to their module (import.meta.url)
+    const worker = nodeWorker(Worker, { from: import.meta.url, name: "worker", bundle: false }, { workerData: setup });
     try {
       const info = await new Promise<ModelInfo>((resolve, reject) => {
         const onMessage = (m: FromWorker) => {

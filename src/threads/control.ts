@@ -166,8 +166,12 @@ export class ControlBlock {
     } else {
       this.text.fill(0);
       const message = error instanceof Error ? error.message : String(error);
-      // whole characters only: at most text bytes of UTF-8, the rest cut
-      new TextEncoder().encodeInto(message.slice(0, this.text.length), this.text);
+      // whole characters only: at most text bytes of UTF-8, the rest cut. Through a copy: a browser's
+      // encodeInto refuses a view of shared memory (a TypeError that lost the failure, and the caller
+      // waited for an answer that never came)
+      const bytes = new Uint8Array(this.text.length);
+      new TextEncoder().encodeInto(message.slice(0, this.text.length), bytes);
+      this.text.set(bytes);
       this.set(Field.error, 1);
     }
     this.setAndWake(Field.done, this.seq);

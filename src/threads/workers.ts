@@ -1,6 +1,8 @@
 /**
  * Starting a module worker thread the same way in Node and in a browser, and the worker's side of
- * its start: the kernel pool's helpers (src/kernels/wasm/pool-worker.ts) start so.
+ * its start: the kernel pool's helpers (src/kernels/wasm/pool-worker.ts) and the data-parallel
+ * replicas (src/train/replica.ts) start so; the token cache's threads (src/data/tokenize-pool.ts),
+ * which a synchronous API starts, through nodeWorker.
  *
  * Node: a worker_threads Worker on the entry file next to the calling module (.js from dist/). From
  * the TypeScript sources (tsx), workers do not inherit --import hooks: the entry and what it imports
@@ -27,6 +29,8 @@ export interface WorkerEntry {
   readonly name: string;
   /** browser: make the module Web Worker (see above) */
   readonly web: () => Worker;
+  /** Node, from the sources: false where the entry's imports need their import.meta.url (a bundle has none): tsx's loader instead */
+  readonly bundle?: boolean;
 }
 
 /** a started worker thread */
@@ -59,8 +63,10 @@ const bundles = new Map<string, string | null>();
 
 /**
  * Node, from the sources: the entry `file` and all it imports as one CommonJS script, made by esbuild
- * (tsx's compiler) once per process, synchronously; null without esbuild or on a Node before 20.16
- * (no process.getBuiltinModule, which a module that also runs in browsers needs to load Node's own).
+ * (tsx's compiler) once per process, synchronously; null where it cannot be made: without esbuild,
+ * on a Node before 20.16 (no process.getBuiltinModule, which a module that also runs in browsers
+ * needs to load Node's own), or for an entry that uses top-level await. A bundle has no
+ * import.meta.url (esbuild leaves it empty in CommonJS): an entry whose imports need it opts out.
  */
 function bundle(file: URL): string | null {
   let b = bundles.get(file.href);
@@ -92,25 +98,29 @@ function bundle(file: URL): string | null {
 }
 
 /**
- * Node: a worker_threads Worker on the entry `name` next to `from` (the caller's import.meta.url),
- * started at once with `options`: from dist/, the .js file; from the TypeScript sources, its bundle
- * (above), or without one, a script that registers tsx's loader (workers do not inherit --import
- * hooks) and imports the .ts file. `Worker` is node:worker_threads' (this module also runs in
- * browsers, so it cannot import that module itself without waiting).
+ * Node: a worker_threads Worker on `entry` (its file `name` next to `from`), started at once with
+ * `options`: from dist/, the .js file; from the TypeScript sources, its bundle (above), or without
+ * one, a script that registers tsx's loader (workers do not inherit --import hooks) and imports the
+ * .ts file. `Worker` is node:worker_threads' (this module also runs in browsers, so it cannot
+ * import that module itself without waiting).
  */
-export function nodeWorker(Worker: typeof NodeWorker, from: string, name: string, options: WorkerOptions): NodeWorker {
-  const fromSource = from.endsWith(".ts");
-  const url = new URL(`./${name}${fromSource ? ".ts" : ".js"}`, from);
+export function nodeWorker(
+  Worker: typeof NodeWorker,
+  entry: Pick<WorkerEntry, "from" | "name" | "bundle">,
+  options: WorkerOptions,
+): NodeWorker {
+  const fromSource = entry.from.endsWith(".ts");
+  const url = new URL(`./${entry.name}${fromSource ? ".ts" : ".js"}`, entry.from);
   if (!fromSource) return new Worker(url, options);
   const script =
-    bundle(url) ??
+    (entry.bundle === false ? null : bundle(url)) ??
     `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`;
   return new Worker(script, { ...options, eval: true });
 }
 
 async function startNode<M>(entry: WorkerEntry, data: unknown, what: string): Promise<{ thread: Thread; message: M }> {
   const { Worker } = await import("node:worker_threads");
-  const worker = nodeWorker(Worker, entry.from, entry.name, { workerData: data });
+  const worker = nodeWorker(Worker, entry, { workerData: data });
   try {
     const message = await new Promise<M>((resolve, reject) => {
       worker.once("message", (m) => {

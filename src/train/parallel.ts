@@ -27,7 +27,7 @@
  * the arithmetic, so the step is bit-identical with or without it.
  *
  * The replicas are worker_threads in Node and module Web Workers on a cross-origin-isolated page
- * (replica.ts, replica-web.ts; the replica itself is replica-core.ts). Without shared memory or
+ * (entry replica.ts, started by src/threads/workers.ts; the replica itself is replica-core.ts). Without shared memory or
  * workers, or for one thread, the shards all run on this thread; `DataParallel.create` returns null
  * only when there is nothing to split (one shard): createStepper (stepper.ts) then runs it whole on this thread.
  */
@@ -38,6 +38,7 @@ import { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
 import { scope, Tensor, unscoped } from "../tensor/tensor.js";
 import { ControlBlock, EXIT, type Shape, Waiter } from "../threads/control.js";
+import { startWorker, type Thread, type WorkerEntry } from "../threads/workers.js";
 import type { ReplicaData } from "./replica-core.js";
 import type { Stepper } from "./stepper.js";
 
@@ -56,7 +57,7 @@ export function replicaShape(slots: number): Shape {
 const CMD_STEP = 1;
 
 interface Replica {
-  thread: { terminate(): void };
+  thread: Thread;
   block: ControlBlock;
   /** per slot, the replica's gradient of each parameter (views of its buffers), in model.params order */
   grads: Tensor[][];
@@ -84,62 +85,24 @@ function gradientTwin(model: GPT): GPT {
   return twin;
 }
 
-/** starts one replica thread and resolves with its gradient buffers' pointers once it is ready */
-type Starter = (data: ReplicaData) => Promise<{ thread: { terminate(): void }; grads: [string, number][][] }>;
-
 /** how long a page's main thread spins on a replica before deciding it died (a step of a big model takes seconds) */
 const SPIN_LIMIT_MS = 300_000;
 
-async function nodeStarter(): Promise<Starter> {
-  const { Worker } = await import("node:worker_threads");
-  // the replica's entry next to this file: .ts when running from source (tsx), .js from dist/
-  const fromSource = import.meta.url.endsWith(".ts");
-  const entry = new URL(fromSource ? "./replica.ts" : "./replica.js", import.meta.url);
-  // from source, the worker registers tsx's loader itself (workers do not inherit --import hooks)
-  const script = fromSource
-    ? `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`
-    : null;
-  return async (workerData) => {
-    const worker = script ? new Worker(script, { eval: true, workerData }) : new Worker(entry, { workerData });
-    try {
-      const grads = await new Promise<[string, number][][]>((resolve, reject) => {
-        worker.once("message", (m: { grads?: [string, number][][]; error?: string }) =>
-          m.grads ? resolve(m.grads) : reject(new Error(`data-parallel replica failed to start: ${m.error}`)),
-        );
-        worker.once("error", reject);
-      });
-      worker.unref();
-      return { thread: { terminate: () => void worker.terminate() }, grads };
-    } catch (e) {
-      void worker.terminate();
-      throw e;
-    }
-  };
-}
+/** the replica thread's entry, replica.ts, started as every minigpt worker thread is (src/threads/workers.ts) */
+const replicaEntry: WorkerEntry = {
+  from: import.meta.url,
+  name: "replica",
+  // the replica loads the wasm kernels from next to their module (import.meta.url)
+  bundle: false,
+  // written in this one form, which bundlers (Vite, webpack) recognise, so a bundled page gets the replica as a worker chunk
+  web: () => new Worker(new URL("./replica.js", import.meta.url), { type: "module", name: "minigpt-replica" }),
+};
 
-function webStarter(): Starter {
-  return async (data) => {
-    // dist/ (what a page loads) has replica-web.js beside this file. Written in this one form, which
-    // bundlers (Vite, webpack) recognise, so a bundled page gets the replica as a worker chunk.
-    const worker = new Worker(new URL("./replica-web.js", import.meta.url), { type: "module", name: "minigpt-replica" });
-    try {
-      const grads = await new Promise<[string, number][][]>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent<{ grads?: [string, number][][]; error?: string }>) =>
-          e.data.grads ? resolve(e.data.grads) : reject(new Error(`data-parallel replica failed to start: ${e.data.error}`));
-        worker.onerror = (e) => {
-          e.preventDefault();
-          reject(new Error(`data-parallel replica failed to start: ${e.message || "error"}`));
-        };
-        worker.postMessage(data);
-      });
-      worker.onmessage = null;
-      worker.onerror = null;
-      return { thread: { terminate: () => worker.terminate() }, grads };
-    } catch (e) {
-      worker.terminate();
-      throw e;
-    }
-  };
+/** starts one replica thread; resolves with its gradient buffers' pointers once it is ready */
+async function startReplica(data: ReplicaData): Promise<{ thread: Thread; grads: [string, number][][] }> {
+  const { thread, message } = await startWorker<{ grads: [string, number][][] }>(replicaEntry, data, "data-parallel replica");
+  thread.detach();
+  return { thread, grads: message.grads };
 }
 
 export interface DataParallelOptions {
@@ -200,7 +163,6 @@ export class DataParallel implements Stepper {
     // a replica's gradient buffer sets: one for each shard it may be given
     const owners = cut(shards, workers);
     const slots = Math.max(...owners.slice(1).map((end, t) => end - (owners[t] as number)));
-    const start = inNode ? await nodeStarter() : webStarter();
     const params = [...model.params].map(([name, t]) => [name, t.ptr, [...t.shape]] as [string, number, number[]]);
     const replicas: Replica[] = [];
     try {
@@ -211,7 +173,7 @@ export class DataParallel implements Stepper {
         // Atomics.wait, does not share: it spins on the replica's done flag instead.
         const sharing = workers === 2 && options.shareWork !== false && canWait;
         const peerBuffer = sharing ? new SharedArrayBuffer(PEER_BYTES) : null;
-        const { thread, grads } = await start({ memory: heap().memory, config: model.config, params, ctrl, slots, peerBuffer });
+        const { thread, grads } = await startReplica({ memory: heap().memory, config: model.config, params, ctrl, slots, peerBuffer });
         replicas.push({
           thread,
           block: blocks[0] as ControlBlock,

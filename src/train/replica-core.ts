@@ -4,8 +4,8 @@
  * own gradient buffers (one set per slot: per shard of a micro-batch it may be given), reports their
  * pointers through `post`, then serves micro-batches until told to exit: each command is a list of
  * shards, "rows [x, y] at these pointers, seed the backward with this scale", each answered with its
- * loss and its gradient, computed whole into slot j's zeroed buffers. The thread entries are replica.ts (Node's worker_threads) and
- * replica-web.ts (a module Web Worker); both only hand over the start data.
+ * loss and its gradient, computed whole into slot j's zeroed buffers. The thread's entry, replica.ts
+ * (Node's worker_threads or a module Web Worker), only hands over the start data.
  */
 import { type KernelThreads, kernelThreads, PeerLink, useBackend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";

@@ -1,10 +1,10 @@
 /**
- * The Node entry of a data-parallel replica thread (worker_threads): the start data comes as
- * workerData; the replica itself is replica-core.ts.
+ * The entry of a data-parallel replica thread, in Node (worker_threads) and in a browser (a module
+ * Web Worker on a cross-origin-isolated page): the start data comes as src/threads/workers.ts hands
+ * it over; the replica itself is replica-core.ts.
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { workerStart } from "../threads/workers.js";
 import { type ReplicaData, serveReplica } from "./replica-core.js";
 
-const port = parentPort;
-if (!port) throw new Error("replica.ts runs as a worker thread (see parallel.ts)");
-await serveReplica(workerData as ReplicaData, (m) => port.postMessage(m));
+// no top-level await: from the sources the worker may run as a CommonJS bundle (src/threads/workers.ts)
+void workerStart<ReplicaData>().then(({ data, post }) => serveReplica(data, post));

@@ -1,7 +1,8 @@
 // The Generate view: sampling settings, streamed text, stop, and (optionally) the top-5 next tokens
-// the model weighed at each step.
+// the model weighed at each step; for a chat-tuned model, a chat with it (the chat template).
 import type { ModelWorker } from "./client.js";
 import { byId, clearMessage, inputNumber, visible } from "./dom.js";
+import type { SamplingSettings } from "./protocol.js";
 
 export function generateView(worker: ModelWorker): void {
   const output = byId("output");
@@ -10,6 +11,14 @@ export function generateView(worker: ModelWorker): void {
   const stop = byId<HTMLButtonElement>("stop-generate");
   const showTop = byId<HTMLInputElement>("show-top");
   let stepNo = 0;
+
+  const settings = (): SamplingSettings => ({
+    temperature: inputNumber("temperature"),
+    topK: Math.floor(inputNumber("top-k")),
+    topP: inputNumber("top-p"),
+    maxTokens: Math.floor(inputNumber("max-tokens")),
+    seed: Math.floor(inputNumber("seed")),
+  });
 
   start.onclick = () => {
     clearMessage();
@@ -24,13 +33,7 @@ export function generateView(worker: ModelWorker): void {
       type: "generate",
       prompt,
       explain: showTop.checked,
-      settings: {
-        temperature: inputNumber("temperature"),
-        topK: Math.floor(inputNumber("top-k")),
-        topP: inputNumber("top-p"),
-        maxTokens: Math.floor(inputNumber("max-tokens")),
-        seed: Math.floor(inputNumber("seed")),
-      },
+      settings: settings(),
     });
   };
   stop.onclick = () => worker.send({ type: "stopGenerate" });
@@ -55,5 +58,66 @@ export function generateView(worker: ModelWorker): void {
   worker.on("generated", done);
   worker.on("error", (m) => {
     if (m.context === "generate") done();
+    if (m.context === "chat") chatDone();
+  });
+
+  // the chat, shown for a model with the chat tokens
+  const chat = byId("chat");
+  const log = byId("chat-log");
+  const input = byId<HTMLTextAreaElement>("chat-input");
+  const send = byId<HTMLButtonElement>("chat-send");
+  const stopChat = byId<HTMLButtonElement>("chat-stop");
+  let reply: HTMLElement | null = null;
+  const turn = (kind: "user" | "assistant" | "notice", text: string): HTMLElement => {
+    const el = document.createElement("div");
+    el.className = `turn ${kind}`;
+    el.textContent = text;
+    log.append(el);
+    return el;
+  };
+  const chatDone = (): void => {
+    send.disabled = false;
+    stopChat.disabled = true;
+    if (reply) reply.dataset.done = "true";
+    reply = null;
+  };
+  send.onclick = () => {
+    const text = input.value.trim();
+    if (text === "" || reply) return;
+    clearMessage();
+    turn("user", text);
+    reply = turn("assistant", "");
+    input.value = "";
+    send.disabled = true;
+    stopChat.disabled = false;
+    worker.send({ type: "chat", text, system: byId<HTMLInputElement>("chat-system").value, settings: settings() });
+  };
+  input.onkeydown = (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      send.click();
+    }
+  };
+  stopChat.onclick = () => worker.send({ type: "stopGenerate" });
+  byId("chat-reset").onclick = () => {
+    worker.send({ type: "chatReset" });
+    log.replaceChildren();
+  };
+  worker.on("chatDelta", (m) => reply?.append(m.text));
+  worker.on("chatNotice", (m) => {
+    if (reply) log.insertBefore(turn("notice", m.text), reply);
+  });
+  worker.on("chatDone", (m) => {
+    if (m.reason === "length") turn("notice", "the reply reached the token limit (Max tokens raises it)");
+    if (m.reason === "stopped") turn("notice", "stopped: this exchange is not kept in the conversation");
+    chatDone();
+  });
+  worker.on("model", (m) => {
+    chat.hidden = !m.chat;
+    byId("chat-system-label").hidden = !m.system;
+    const note = byId("chat-note");
+    note.textContent = m.chatNote;
+    note.hidden = m.chatNote === "";
+    log.replaceChildren();
   });
 }

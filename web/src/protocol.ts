@@ -60,6 +60,9 @@ export type ToWorker =
   | { type: "discard" }
   | { type: "generate"; prompt: string; settings: SamplingSettings; explain: boolean }
   | { type: "stopGenerate" }
+  /** a user message to a chat-tuned model (the chat template, as `minigpt chat`); stopGenerate stops the reply */
+  | { type: "chat"; text: string; system: string; settings: SamplingSettings }
+  | { type: "chatReset" }
   | { type: "inspect"; prompt: string }
   | { type: "download" }
   | { type: "load"; name: string; files: Record<string, Uint8Array> | null; zip: Uint8Array | null };
@@ -124,7 +127,23 @@ export type FromWorker =
   | { type: "sample"; step: number; text: string }
   | { type: "saved"; at: number }
   /** the model generate and inspect use now; `loaded`: from a file (Train can continue it), else the run's */
-  | { type: "model"; label: string; parameters: number; vocabSize: number; loaded: boolean }
+  | {
+      type: "model";
+      label: string;
+      parameters: number;
+      vocabSize: number;
+      loaded: boolean;
+      /** its vocabulary has the chat tokens (<|user|> <|assistant|> <|end|>), and <|system|> */
+      chat: boolean;
+      system: boolean;
+      /** a note to show with the chat (a model that never learned to end a reply), or "" */
+      chatNote: string;
+    }
+  /** reply text as it streams, or a note about the message (characters left out, old turns dropped) */
+  | { type: "chatDelta"; text: string }
+  | { type: "chatNotice"; text: string }
+  /** the reply ended: at <|end|>, at the token limit, or stopped (then not kept in the conversation) */
+  | { type: "chatDone"; reason: "end" | "length" | "stopped" }
   | { type: "delta"; text: string; top: TopToken[] | null }
   | { type: "generated"; reason: "length" | "stopped" | "end" }
   | { type: "inspected"; result: InspectResult }

@@ -11,6 +11,8 @@ import {
   BatchSampler,
   backend,
   CharTokenizer,
+  ChatSession,
+  chatTokenIds,
   clipGradNorm,
   createStepper,
   Decoder,
@@ -23,6 +25,7 @@ import {
   MinigptError,
   makeConfig,
   modelFiles,
+  neverLearnedToEndReplies,
   noGrad,
   Rng,
   type RngState,
@@ -257,7 +260,25 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
   if (current && current.model !== model) current.model.dispose();
   current = { model, tokenizer, info: {}, label: runLabel(request) };
   loadedFromFile = false;
-  post({ type: "model", label: current.label, parameters: model.parameterCount(), vocabSize: tokenizer.vocabSize, loaded: false });
+  postModel(current, false);
+}
+
+/** tell the page which model generate, chat and inspect use now */
+function postModel(m: LoadedModel & { label: string }, loaded: boolean): void {
+  const ids = chatTokenIds(m.tokenizer);
+  post({
+    type: "model",
+    label: m.label,
+    parameters: m.model.parameterCount(),
+    vocabSize: m.tokenizer.vocabSize,
+    loaded,
+    chat: ids !== undefined,
+    system: ids?.system !== undefined,
+    chatNote:
+      ids && neverLearnedToEndReplies(m.info, m.tokenizer)
+        ? `${m.label} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with minigpt train --chat`
+        : "",
+  });
 }
 
 /** what the run's model is called: the text it learns, and the model it started from */
@@ -266,7 +287,11 @@ const runLabel = (r: TrainRequest): string => (r.base ? `${r.base.label} trained
 function outOfMemory(err: unknown, preset: Preset): Error {
   const text = err instanceof Error ? err.message : String(err);
   if (err instanceof RangeError || /memory/i.test(text))
-    return new MinigptError(`out of memory for the ${preset.name} preset (${text}); pick a smaller preset or close other tabs`);
+    return new MinigptError(
+      PRESETS.includes(preset)
+        ? `out of memory for the ${preset.name} preset (${text}); pick a smaller preset, or close other tabs and try again`
+        : `out of memory training ${preset.name} (${text}); close other tabs and try again, or train a smaller model`,
+    );
   return err instanceof Error ? err : new Error(text);
 }
 
@@ -402,7 +427,13 @@ async function trainLoop(r: Run): Promise<void> {
     const sliceEnd = performance.now() + SLICE_MS;
     while (r.status === "training" && r.step < r.request.maxSteps && performance.now() < sliceEnd) {
       const t0 = performance.now();
-      const loss = trainStep(r);
+      let loss: number;
+      try {
+        loss = trainStep(r);
+      } catch (err) {
+        // a step's activations are what usually runs out (the weights fitted): say what to do
+        throw outOfMemory(err, r.preset);
+      }
       const ms = performance.now() - t0;
       r.msPerStep = r.msPerStep === null ? ms : 0.9 * r.msPerStep + 0.1 * ms;
       const end = r.step === r.request.maxSteps;
@@ -489,6 +520,51 @@ async function generate(prompt: string, s: SamplingSettings, explain: boolean): 
   post({ type: "generated", reason });
 }
 
+/** the conversation with the current model (a new one when the model changed) */
+let chat: { model: GPT; session: ChatSession } | null = null;
+
+/** a user message and the reply streamed, as `minigpt chat` answers it (the same settings give the same text) */
+async function chatSend(text: string, system: string, s: SamplingSettings): Promise<void> {
+  const m = current;
+  if (!m) throw new MinigptError("no model yet: load a chat-tuned model folder first");
+  if (!chat || chat.model !== m.model)
+    chat = { model: m.model, session: new ChatSession(m.model, m.tokenizer, { suppressIds: unseenSpecialIds(m) }, m.label) };
+  const session = chat.session;
+  session.setSystem(system);
+  session.options = { ...session.options, temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxTokens, seed: s.seed };
+  generating = true;
+  stopGenerating = false;
+  let reason: "end" | "length" | "stopped" = "end";
+  const events = session.send(text);
+  try {
+    let sliceEnd = performance.now() + SLICE_MS;
+    for (const e of events) {
+      if (e.type === "text") post({ type: "chatDelta", text: e.text });
+      else if (e.type === "unknown")
+        post({ type: "chatNotice", text: `left out what the vocabulary cannot encode: ${e.pieces.join(" ")}` });
+      else if (e.type === "dropped")
+        post({
+          type: "chatNotice",
+          text: `dropped the oldest ${e.turns === 1 ? "turn" : `${e.turns} turns`} to stay within the ${e.contextTokens}-token context`,
+        });
+      else reason = e.stoppedBy;
+      if (performance.now() > sliceEnd) {
+        await yieldToMessages();
+        sliceEnd = performance.now() + SLICE_MS;
+      }
+      if (stopGenerating) {
+        // closing the generator before its end keeps the exchange out of the conversation
+        events.return(undefined);
+        reason = "stopped";
+        break;
+      }
+    }
+  } finally {
+    generating = false;
+  }
+  post({ type: "chatDone", reason });
+}
+
 function inspect(prompt: string): void {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
@@ -533,7 +609,7 @@ function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8
   if (current && current.model !== run?.model) current.model.dispose();
   current = { ...loaded, label: name };
   loadedFromFile = true;
-  post({ type: "model", label: name, parameters: loaded.model.parameterCount(), vocabSize: loaded.tokenizer.vocabSize, loaded: true });
+  postModel(current, true);
 }
 
 async function hello(): Promise<void> {
@@ -616,6 +692,12 @@ async function handle(m: ToWorker): Promise<void> {
     case "stopGenerate":
       stopGenerating = true;
       return;
+    case "chat":
+      if (generating) return;
+      return chatSend(m.text, m.system, m.settings);
+    case "chatReset":
+      chat?.session.reset();
+      return;
     case "inspect":
       return inspect(m.prompt);
     case "download":
@@ -643,7 +725,11 @@ function emptySummary(): RunSummary {
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   handle(e.data).catch((err: unknown) => {
-    if (run && run.status === "training") run.status = "paused";
+    // a failed step pauses the run (Resume tries again), and the page is told
+    if (run && run.status === "training") {
+      run.status = "paused";
+      post({ type: "run", run: summary(run) });
+    }
     report(err, e.data.type);
   });
 };

@@ -1,7 +1,9 @@
 /**
  * The one-token decode of R sequences at once (GPT.decode: one new token of each, each at its own
  * position against its own KV cache). Here every row is computed on its own, so its bits never depend
- * on the batch. The fused blocks (mlpRows, attentionRows) are exactly the composition of the kernels
+ * on the batch. (The wasm backend keeps the same promise with its own order of additions, the
+ * "steps" of matmul-rows.as, the same for one row and for a register tile of four: its rows are
+ * tested bitwise against its own one-row calls and against these within a tolerance.) The fused blocks (mlpRows, attentionRows) are exactly the composition of the kernels
  * they stand for, in the same order; a fast backend runs one as a single task per thread (a split
  * over hidden units or heads) instead of one pool round trip per matmul.
  */

@@ -2,7 +2,7 @@
  * Integer products of packed int8 / int4 weights (src/kernels/quant-packed.ts) with int8 activations,
  * the decode's form of a quantized linear layer; wasm twin: assembly/quant-int.as, bit for bit.
  *
- *   quantizeActivations  each row of x (M,K) -> xq (M,Kp) int8 values (held as int16) with one
+ *   quantizeActivations  each row of x (M,K) -> xq (M,Kp) int8 with one
  *                        symmetric scale per row, max|x| / 127, and each group's Σ xq
  *   qmatvecPacked        out (M,N) = x·W [+ bias]: for each output, over the groups in order,
  *                        t += f32(Σ xq·q) · scale_g; then t · xscale + bias
@@ -19,7 +19,7 @@ function nearest(v: number): number {
 }
 
 export function quantizeActivations(
-  xq: Int16Array,
+  xq: Int8Array,
   xsum: Int32Array,
   xscale: FloatArray,
   x: FloatArray,
@@ -52,7 +52,7 @@ export function quantizeActivations(
 
 export function qmatvecPacked(
   out: FloatArray,
-  xq: Int16Array,
+  xq: Int8Array,
   xsum: Int32Array,
   xscale: FloatArray,
   w: Uint8Array,
@@ -69,9 +69,9 @@ export function qmatvecPacked(
   const panelBytes = (Kp * 16 * bits) / 8;
   /** the stored integer of output n at padded input kk (int4: offset by 8) */
   const at = (n: number, kk: number): number => {
-    const base = (n >> 4) * panelBytes + 2 * (n & 15) + (kk & 1);
-    if (bits === 8) return (w[base + (kk >> 1) * 32]! << 24) >> 24;
-    return (w[base + (kk >> 2) * 32]! >> (kk & 2 ? 4 : 0)) & 0xf;
+    const panel = (n >> 4) * panelBytes;
+    if (bits === 8) return (w[panel + (kk >> 1) * 32 + 2 * (n & 15) + (kk & 1)]! << 24) >> 24;
+    return (w[panel + (kk >> 3) * 64 + 4 * (n & 15) + (kk & 3)]! >> (kk & 4 ? 4 : 0)) & 0xf;
   };
   const offset = bits === 8 ? 0 : 8;
   for (let m = 0; m < M; m++)

@@ -2,10 +2,13 @@
 // src/kernels/ref/quant-int.ts (the packed layout is src/kernels/quant-packed.ts). The one-token decode
 // reads every weight once per token; unpacking bytes to floats (6 widenings + 4 conversions per 16
 // weights) made it slower than float32's memory traffic. Here the activations are quantized per row
-// once (quantizeActivations), and the weights meet them in i32x4.dot_i16x8_s: per 16 int8 weights two
-// widenings, two dots and two adds, one float multiply per output at the end.
+// once (quantizeActivations), and the weights meet them in integer dot products: int8 in
+// i32x4.dot_i16x8_s (per 16 weights two widenings, two dots, two adds), int4 in relaxed SIMD's
+// i32x4.relaxed_dot_i8x16_i7x16_add_s (a nibble + 8 is a valid i7; per 32 weights a mask, a shift, a
+// mask and two dots) or, in the plain build, widened to i16 and dot_i16x8_s; one float multiply per
+// group and output at the end.
 //
-//   quantizeActivations  xq (M,Kp) i16, xsum (M,groups) i32, xscale (M) f32 from x (M,K) f32
+//   quantizeActivations  xq (M,Kp) i8, xsum (M,groups) i32, xscale (M) f32 from x (M,K) f32
 //   qmatvecPacked        out (M,N) = x·W [+ bias] for outputs j0..j1 (multiples of 8, or N)
 //
 // Every output's float steps are the same scalar operations in the same order as the ref twin's (no
@@ -20,7 +23,7 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
   const Kp = groups * Gp;
   for (let m = 0; m < M; m++) {
     const xm = x + ((<usize>m * <usize>K) << 2);
-    const qm = xq + ((<usize>m * <usize>Kp) << 1);
+    const qm = xq + <usize>m * <usize>Kp;
     let big: f32 = 0;
     for (let k = 0; k < K; k++) big = max(big, abs(load<f32>(xm + (<usize>k << 2))));
     // NaN or infinity: a NaN scale carries it to every output, as the float product would
@@ -33,7 +36,7 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
       let sum = 0;
       for (let r = 0; r < Gp; r++) {
         const v = r < n && finite ? clampQ(load<f32>(xm + (<usize>(k0 + r) << 2)) * inv) : 0;
-        store<i16>(qm + (<usize>(g * Gp + r) << 1), <i16>v);
+        store<i8>(qm + <usize>(g * Gp + r), <i8>v);
         sum += v;
       }
       store<i32>(xsum + ((<usize>m * <usize>groups + <usize>g) << 2), sum);
@@ -49,12 +52,24 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
   return i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), xv);
 }
 
-/** 16 bytes of int4 (8 outputs x 4 inputs, offset by 8): the first / last 4 outputs' sums against x0, x1 */
-@inline function dot4lo(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), x1));
+/** i32x4 [a0+a1, a2+a3, b0+b1, b2+b3] from the pair sums a = [a0, a1, a2, a3], b = [b0, b1, b2, b3] */
+@inline function pairSums(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
 }
-@inline function dot4hi(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), x1));
+
+/** relaxed SIMD: lanes of acc += the 4 outputs' sums of 16 bytes b (nibbles) against x0 (low), x1 (high) */
+@inline function dot4Relaxed(b: v128, x0: v128, x1: v128, acc: v128): v128 {
+  const mask = i8x16.splat(15);
+  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(b, mask), acc);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(i16x8.shr_u(b, 4), mask), acc);
+}
+
+/** plain SIMD: the pair sums of the first (half 0) or last (half 1) 2 outputs of 16 bytes b, i16 lanes */
+@inline function dot4Plain(b: v128, x0: v128, x1: v128, half: i32): v128 {
+  const mask = i8x16.splat(15);
+  const l = v128.and(b, mask), h = v128.and(i16x8.shr_u(b, 4), mask);
+  if (half == 0) return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(l), x0), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(h), x1));
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(l), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(h), x1));
 }
 
 /**
@@ -66,21 +81,21 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
 export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize, w: usize, scales: usize, bias: usize, M: i32, N: i32, bits: i32, Gp: i32, groups: i32, j0: i32, j1: i32): void {
   const Kp = groups * Gp;
   const panelBytes = <usize>Kp * <usize>bits * 2;
-  const chunksPerGroup = Gp / (bits == 8 ? 2 : 4);
+  // int8: rows of 32 bytes per 2 inputs; int4: rows of 64 bytes per 8 inputs (quant-packed.ts)
+  const chunksPerGroup = Gp / (bits == 8 ? 2 : 8);
   const offset = bits == 8 ? 0 : 8;
-  const mask = i8x16.splat(15);
   for (let j = j0; j < j1; j += 16) {
     const pw = w + <usize>(j >> 4) * panelBytes;
     const ps = scales + ((<usize>(j >> 4) * <usize>groups) << 6);
     for (let m = 0; m < M; m++) {
-      const xm = xq + ((<usize>m * <usize>Kp) << 1);
+      const xm = xq + <usize>m * <usize>Kp;
       let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
       for (let g = 0; g < groups; g++) {
         let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
         const c1 = (g + 1) * chunksPerGroup;
         if (bits == 8) {
           for (let c = g * chunksPerGroup; c < c1; c++) {
-            const xv = v128.load32_splat(xm + (<usize>c << 2));
+            const xv = i16x8.extend_low_i8x16_s(v128.load16_splat(xm + (<usize>c << 1)));
             const wa = v128.load(pw + (<usize>c << 5));
             const wb = v128.load(pw + (<usize>c << 5), 16);
             a0 = i32x4.add(a0, dot8lo(wa, xv));
@@ -88,19 +103,41 @@ export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize,
             a2 = i32x4.add(a2, dot8lo(wb, xv));
             a3 = i32x4.add(a3, dot8hi(wb, xv));
           }
-        } else {
-          for (let c = g * chunksPerGroup; c < c1; c++) {
-            const x0 = v128.load32_splat(xm + (<usize>c << 3));
-            const x1 = v128.load32_splat(xm + (<usize>c << 3), 4);
-            const ba = v128.load(pw + (<usize>c << 5));
-            const bb = v128.load(pw + (<usize>c << 5), 16);
-            const la = v128.and(ba, mask), ha = v128.and(i16x8.shr_u(ba, 4), mask);
-            const lb = v128.and(bb, mask), hb = v128.and(i16x8.shr_u(bb, 4), mask);
-            a0 = i32x4.add(a0, dot4lo(la, ha, x0, x1));
-            a1 = i32x4.add(a1, dot4hi(la, ha, x0, x1));
-            a2 = i32x4.add(a2, dot4lo(lb, hb, x0, x1));
-            a3 = i32x4.add(a3, dot4hi(lb, hb, x0, x1));
+        } else if (ASC_FEATURE_RELAXED_SIMD) {
+          for (let r = g * chunksPerGroup; r < c1; r++) {
+            const x0 = v128.load32_splat(xm + (<usize>r << 3));
+            const x1 = v128.load32_splat(xm + (<usize>r << 3), 4);
+            const row = pw + (<usize>r << 6);
+            a0 = dot4Relaxed(v128.load(row), x0, x1, a0);
+            a1 = dot4Relaxed(v128.load(row, 16), x0, x1, a1);
+            a2 = dot4Relaxed(v128.load(row, 32), x0, x1, a2);
+            a3 = dot4Relaxed(v128.load(row, 48), x0, x1, a3);
           }
+        } else {
+          // each output's two pair sums in lanes of e (outputs 0-1 of a 4), f (outputs 2-3), added at the end
+          let e0 = i32x4.splat(0), f0 = i32x4.splat(0), e1 = i32x4.splat(0), f1 = i32x4.splat(0);
+          let e2 = i32x4.splat(0), f2 = i32x4.splat(0), e3 = i32x4.splat(0), f3 = i32x4.splat(0);
+          for (let r = g * chunksPerGroup; r < c1; r++) {
+            const x0 = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>r << 3)));
+            const x1 = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>r << 3), 4));
+            const row = pw + (<usize>r << 6);
+            let b = v128.load(row);
+            e0 = i32x4.add(e0, dot4Plain(b, x0, x1, 0));
+            f0 = i32x4.add(f0, dot4Plain(b, x0, x1, 1));
+            b = v128.load(row, 16);
+            e1 = i32x4.add(e1, dot4Plain(b, x0, x1, 0));
+            f1 = i32x4.add(f1, dot4Plain(b, x0, x1, 1));
+            b = v128.load(row, 32);
+            e2 = i32x4.add(e2, dot4Plain(b, x0, x1, 0));
+            f2 = i32x4.add(f2, dot4Plain(b, x0, x1, 1));
+            b = v128.load(row, 48);
+            e3 = i32x4.add(e3, dot4Plain(b, x0, x1, 0));
+            f3 = i32x4.add(f3, dot4Plain(b, x0, x1, 1));
+          }
+          a0 = pairSums(e0, f0);
+          a1 = pairSums(e1, f1);
+          a2 = pairSums(e2, f2);
+          a3 = pairSums(e3, f3);
         }
         // the offset-8 nibbles added 8·Σxq to every sum of the group
         const corr = i32x4.splat(offset * load<i32>(xsum + ((<usize>m * <usize>groups + <usize>g) << 2)));
