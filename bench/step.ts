@@ -29,15 +29,18 @@ export interface StepParts {
   accum: number;
   stepper: Stepper;
   schedule: ScheduleOptions;
+  /** the tensors that train (default: every parameter; a LoRA adapter's when only it trains) */
+  params?: Map<string, Tensor>;
 }
 
 /** a function that runs the next training step and returns its loss */
 export function makeTrainStep(p: StepParts): () => number {
   const { model, optimizer, sampler, T, accum, stepper, schedule } = p;
+  const params = p.params ?? model.params;
   let stepNo = 0;
   return () => {
     const lr = learningRate(stepNo, schedule);
-    model.zeroGrad();
+    for (const t of params.values()) t.zeroGrad();
     let loss = 0;
     for (let micro = 0; micro < accum; micro++) {
       scope(() => {
@@ -49,7 +52,7 @@ export function makeTrainStep(p: StepParts): () => number {
       });
     }
     stepper.update(() => {
-      clipGradNorm(model.params.values(), 1.0);
+      clipGradNorm(params.values(), 1.0);
       optimizer.update(lr);
     });
     stepNo++;

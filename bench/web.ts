@@ -52,11 +52,7 @@ if (!existsSync(join(dir, "index.html"))) {
 const sizes = new Map<string, { raw: number; gzip: number }>();
 for (const name of readdirSync(join(dir, "assets"))) {
   const bytes = readFileSync(join(dir, "assets", name));
-  const kind = name.startsWith("worker-")
-    ? "model worker js"
-    : name.startsWith("replica-web-")
-      ? "replica worker js"
-      : extname(name).slice(1);
+  const kind = name.startsWith("worker-") ? "model worker js" : name.startsWith("replica-") ? "replica worker js" : extname(name).slice(1);
   const s = sizes.get(kind) ?? { raw: 0, gzip: 0 };
   s.raw += bytes.length;
   s.gzip += gzipSync(bytes, { level: 9 }).length;

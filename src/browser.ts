@@ -1,10 +1,10 @@
 /**
  * minigpt's public API without Node: everything that runs in a browser as it is (no file system,
- * no worker_threads): tensors and autograd, the kernels (wasm with Web Workers, or ref), the model,
- * AdamW, tokenizers, sampling, the KV cache, the chat template and session, analysis and the
- * learning view, safetensors bytes, data-parallel threads (Web Workers on a cross-origin-isolated
- * page). src/index.ts is this plus the Node parts (files, model folders, datasets, the trainer).
- * tests/browser/model.ts runs it in Chromium.
+ * no worker_threads): tensors and autograd, the kernels (wasm with Web Workers, ref, or webgpu
+ * through navigator.gpu), the model, AdamW, tokenizers, sampling, the KV cache, the chat template
+ * and session, analysis and the learning view, safetensors bytes, data-parallel threads (Web Workers
+ * on a cross-origin-isolated page). src/index.ts is this plus the Node parts (files, model folders,
+ * datasets, the trainer). tests/browser/model.ts runs it in Chromium.
  */
 
 export {
@@ -105,6 +105,7 @@ export {
   MODEL_FILE_NAMES,
   type ModelFiles,
   modelFiles,
+  modelFilesAsync,
   modelSafetensorsBytes,
   tokenizerFromFiles,
   unzipModelFiles,
@@ -123,11 +124,13 @@ export {
 export { readSafetensors, type SafeTensor, type SafetensorsFile, toInt32, writeSafetensors } from "./io/safetensors.js";
 export { weightsFromSafetensors } from "./io/weights.js";
 export { type Backend, type BackendName, type BackendOptions, backend, type FloatArray, refBackend, useBackend } from "./kernels/index.js";
+export { type AdapterSummary, findAdapter } from "./kernels/webgpu/device.js";
 export { AttentionCache } from "./nn/attention-cache.js";
 export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
 export { DecodeBuffers, type DecodeRow } from "./nn/decode-step.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
 export { Linear } from "./nn/linear.js";
+export { attachLora, type LoraAttachment, LoraLinear, loraAdapterOf, mergeLora } from "./nn/lora.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { errorText } from "../src/cli/wording.js";
 import { BatchSampler, evalWindows, SequenceSampler, splitTokens } from "../src/data/batches.js";
 import {
   COUNTING_SEQ_LEN,
@@ -15,6 +16,16 @@ import {
 import { loadTextSource } from "../src/data/text.js";
 import { Rng } from "../src/random.js";
 import { throwsUser } from "./helpers.js";
+
+/** throwsUser, with the message as the CLI shows it: the settings it names worded as flags (src/cli/wording.ts) */
+function throwsInCli(fn: () => unknown, ...patterns: RegExp[]): void {
+  throwsUser(fn);
+  try {
+    fn();
+  } catch (err) {
+    for (const p of patterns) assert.match(errorText(err as Error), p);
+  }
+}
 
 const tmp = mkdtempSync(join(tmpdir(), "minigpt-data-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -214,15 +225,17 @@ describe("BatchSampler", () => {
   test("exactly blockSize+1 tokens is enough; fewer is an error that says what to do", () => {
     const s = new BatchSampler(range(0, 9), 8, 2, new Rng(1));
     assert.deepEqual([...s.next().y.subarray(0, 8)], [1, 2, 3, 4, 5, 6, 7, 8]);
-    throwsUser(
+    // the library names the settings, the CLI user sees their flags
+    throwsUser(() => new BatchSampler(range(0, 8), 8, 2, new Rng(1)), /only 8 tokens/, /blockSize 8/, /^(?!.*--)/);
+    throwsInCli(
       () => new BatchSampler(range(0, 8), 8, 2, new Rng(1)),
       /only 8 tokens/,
       /--block-size 8/,
       /lower --block-size or give more text/,
     );
     throwsUser(() => new BatchSampler(range(0, 5), 8, 2, new Rng(1), "the validation split"), /the validation split has only 5 tokens/);
-    throwsUser(() => new BatchSampler(range(0, 50), 0, 2, new Rng(1)), /--block-size/);
-    throwsUser(() => new BatchSampler(range(0, 50), 4, 1.5, new Rng(1)), /--batch-size/);
+    throwsInCli(() => new BatchSampler(range(0, 50), 0, 2, new Rng(1)), /--block-size/);
+    throwsInCli(() => new BatchSampler(range(0, 50), 4, 1.5, new Rng(1)), /--batch-size/);
   });
 
   test("resuming from a saved RNG state continues the same batch stream", () => {
@@ -306,6 +319,6 @@ describe("evalWindows", () => {
       evalWindows(range(0, 2), 4).map((b) => [[...b.x], [...b.y]]),
       [[[0], [1]]],
     );
-    throwsUser(() => evalWindows(big, 0), /--block-size/);
+    throwsInCli(() => evalWindows(big, 0), /--block-size/);
   });
 });

@@ -152,6 +152,11 @@ test("minigpt quantize: int8 >= 3x and int4 >= 4.5x smaller files at 2 x 128, lo
     const g = runCli(["generate", "--model", out, "--prompt", "the", "--max-new-tokens", "5", "--temperature", "0"]);
     assert.equal(g.status, 0, g.stderr);
     assert.match(g.stderr, new RegExp(`holds int${bits}.* weights \\(quantized\\)`));
+    // each output's bits do not depend on the split over threads, from the first call on
+    const g2 = runCli(["generate", "--model", out, "--prompt", "the", "--max-new-tokens", "5", "--temperature", "0"], {
+      env: { MINIGPT_THREADS: "2" },
+    });
+    assert.equal(g2.stdout, g.stdout, `int${bits}: 2 threads generate another text`);
     const a = runCli(["analyze", "--model", out]);
     assert.equal(a.status, 0, a.stderr);
     assert.match(a.stderr, /quantized/);

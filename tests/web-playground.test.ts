@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -47,6 +48,19 @@ function ensurePageBuilt(): void {
   };
   if (!existsSync(join(ROOT, "src/kernels/wasm/build/kernels-simd.wasm"))) npm("build:wasm");
   npm("build:web");
+}
+
+/** the run's status and step, from the Train view's progress line */
+async function progressOf(page: Page): Promise<{ status: string; step: number }> {
+  const text = (await page.textContent("#progress")) ?? "";
+  const m = /^(\w+) · step (\d+)\//.exec(text);
+  return { status: m?.[1] ?? "", step: Number(m?.[2] ?? -1) };
+}
+
+/** the losses the loss chart's text alternative names: where it started and where it is now */
+async function chartLosses(page: Page): Promise<number[]> {
+  const label = (await page.getAttribute("#chart", "aria-label")) ?? "";
+  return [...label.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
 }
 
 const root = tempDir("minigpt-web-");
@@ -96,11 +110,7 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     await page.screenshot({ path: join(SHOTS, `web-${name}.png`), fullPage: true });
   };
 
-  const progress = async (): Promise<{ status: string; step: number }> => {
-    const text = (await page.textContent("#progress")) ?? "";
-    const m = /^(\w+) · step (\d+)\//.exec(text);
-    return { status: m?.[1] ?? "", step: Number(m?.[2] ?? -1) };
-  };
+  const progress = () => progressOf(page);
 
   const waitFor = (fn: () => Promise<boolean>, what: string): Promise<void> =>
     (async () => {
@@ -210,9 +220,8 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     const paused = (await progress()).step;
     await page.waitForTimeout(1000);
     assert.equal((await progress()).step, paused, "no steps while paused");
-    const label = (await page.getAttribute("#chart", "aria-label")) ?? "";
-    const losses = [...label.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
-    assert.ok(losses.length >= 2 && (losses[1] as number) < (losses[0] as number) - 0.5, `the loss falls: ${label}`);
+    const losses = await chartLosses(page);
+    assert.ok(losses.length >= 2 && (losses[1] as number) < (losses[0] as number) - 0.2, `the loss falls: ${losses.join(" -> ")}`);
     assert.ok(((await page.textContent("#samples")) ?? "").includes("step 100"), "a sample every 100 steps");
     const shift = await page.evaluate(() => (window as unknown as { layoutShift: number }).layoutShift);
     assert.ok(shift <= 0.05, `cumulative layout shift while training ${shift}`);
@@ -324,6 +333,7 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
 
   step("a chat-tuned model gets a chat whose reply is minigpt chat's", async () => {
     await tab("models");
+    assert.equal(await page.isHidden("#chat"), true, "no chat for a model trained on plain text");
     await page.setInputFiles(
       "#model-files",
       MODEL_FILES.map((n) => join(chatModel, n)),
@@ -365,15 +375,37 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
       assert.ok(width <= 375, `${view}: the page is ${width} px wide`);
       if (view === "train") await shot("train-phone");
     }
-    await tab("train");
-    await page.focus("#tab-train");
-    const reached = new Set<string>();
-    for (let i = 0; i < 40; i++) {
-      await page.keyboard.press("Tab");
-      reached.add(await page.evaluate(() => document.activeElement?.id ?? ""));
+    // from each view's tab, Tab alone reaches its controls (the chat's too: a chat model is loaded)
+    const controls = {
+      train: ["text", "text-files", "builtin", "tokenizer", "steps", "sample-every", "preset", "start"],
+      generate: [
+        "prompt",
+        "temperature",
+        "top-k",
+        "top-p",
+        "max-tokens",
+        "seed",
+        "show-top",
+        "generate",
+        "chat-input",
+        "chat-send",
+        "chat-reset",
+      ],
+      inside: ["inspect-prompt", "inspect", "layer", "head"],
+      models: ["download", "model-files", "model-folder", "dropzone"],
+    };
+    for (const [view, ids] of Object.entries(controls) as [keyof typeof controls, string[]][]) {
+      await tab(view);
+      await page.focus(`#tab-${view}`);
+      await page.evaluate(() => {
+        const w = window as unknown as { reached: string[] };
+        w.reached = [];
+        document.addEventListener("focusin", (e) => w.reached.push((e.target as HTMLElement).id));
+      });
+      for (let i = 0; i < 60; i++) await page.keyboard.press("Tab");
+      const reached = await page.evaluate(() => (window as unknown as { reached: string[] }).reached);
+      for (const id of ids) assert.ok(reached.includes(id), `${view}: #${id} is reachable with Tab (reached: ${reached.join(", ")})`);
     }
-    for (const id of ["text", "text-files", "builtin", "tokenizer", "steps", "sample-every", "preset", "start"])
-      assert.ok(reached.has(id), `#${id} is reachable with Tab (reached: ${[...reached].join(", ")})`);
   });
 
   step("a preset too big for the memory the browser gives says so, and what to do", async () => {
@@ -415,5 +447,98 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
 
   test("no console errors in any of it", () => {
     assert.deepEqual(problems, []);
+  });
+});
+
+// WebGPU in the page. Headless Chromium offers SwiftShader's adapter (WebGPU on the CPU; CI has no
+// GPU) with these flags: the automatic choice must keep WebAssembly on it, and `?backend=webgpu` trains
+// on it. Skipped with the reason when this Chromium offers no adapter.
+/** few: a step of the tiny preset takes SwiftShader ~0.5-5 s on the 2-core machine */
+const GPU_STEPS = 10;
+
+describe("the web playground on WebGPU (SwiftShader's adapter in headless chromium)", { skip: SKIP }, () => {
+  let server: Server;
+  let base = "";
+  let browser: Browser;
+  const problems: string[] = [];
+  let noAdapter = "";
+
+  before(async () => {
+    ensurePageBuilt();
+    server = await serve(join(ROOT, "dist/web"));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/index.html`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.closeAllConnections();
+    server?.close();
+  });
+
+  /** the playground at `query`, its engine started; null (the test skipped) when Chromium has no adapter */
+  const open = async (t: { skip(message: string): void }, query: string): Promise<Page | null> => {
+    const page = await browser.newPage();
+    page.on("console", (m) => {
+      if (m.type() === "error") problems.push(`console: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${base}${query}`);
+    noAdapter ||= await page.evaluate(async () =>
+      !("gpu" in navigator)
+        ? "no navigator.gpu"
+        : (await (navigator as Navigator & { gpu: GPU }).gpu.requestAdapter())
+          ? ""
+          : "no WebGPU adapter",
+    );
+    if (noAdapter) {
+      t.skip(`webgpu: this Chromium offers ${noAdapter}`);
+      await page.close();
+      return null;
+    }
+    await page.waitForSelector('#engine[data-ready="true"]', { timeout: WAIT_MS });
+    return page;
+  };
+
+  test("the automatic choice keeps WebAssembly on a software adapter, and says why", async (t) => {
+    const page = await open(t, "");
+    if (!page) return;
+    const engine = (await page.textContent("#engine")) ?? "";
+    assert.equal(await page.getAttribute("#engine", "data-backend"), "wasm", engine);
+    assert.match(engine, /Not WebGPU: its only WebGPU adapter \(.*swiftshader.*\) runs on the CPU/i);
+    await page.close();
+  });
+
+  test("?backend=webgpu trains on the GPU backend: the loss falls; it generates; no console errors", async (t) => {
+    const page = await open(t, "?backend=webgpu");
+    if (!page) return;
+    const engine = (await page.textContent("#engine")) ?? "";
+    t.diagnostic(engine);
+    assert.equal(await page.getAttribute("#engine", "data-backend"), "webgpu", engine);
+    assert.match(engine, /^Engine: WebGPU on .*swiftshader.*software adapter/i);
+    await page.fill("#text", corpus);
+    await page.selectOption("#preset", "0");
+    await page.fill("#steps", String(GPU_STEPS));
+    await page.fill("#sample-every", String(GPU_STEPS));
+    await page.click("#start");
+    const end = Date.now() + 2 * WAIT_MS;
+    while ((await progressOf(page)).status !== "done") {
+      if (Date.now() > end) throw new Error(`training did not finish: ${await page.textContent("#progress")}\n${problems.join("\n")}`);
+      await page.waitForTimeout(200);
+    }
+    const losses = await chartLosses(page);
+    t.diagnostic(`loss ${losses.join(" -> ")}; ${await page.textContent("#progress")}`);
+    assert.ok(losses.length >= 2 && (losses[1] as number) < (losses[0] as number) - 0.2, `the loss falls: ${losses.join(" -> ")}`);
+    assert.ok(((await page.textContent("#samples")) ?? "").includes(`step ${GPU_STEPS}`), "a sample at the end");
+    await page.click("#tab-generate");
+    await page.fill("#prompt", PROMPT);
+    await page.fill("#temperature", "0");
+    await page.fill("#max-tokens", "20");
+    await page.click("#generate");
+    await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
+    const text = (await page.textContent("#output")) ?? "";
+    assert.ok(text.startsWith(PROMPT) && text.length > PROMPT.length, `generated ${JSON.stringify(text)}`);
+    assert.deepEqual(problems, []);
+    await page.close();
   });
 });

@@ -16,7 +16,7 @@ import { parameterShapes } from "../nn/gpt.js";
 /** float32 everywhere: weights, gradients, AdamW moments, activations */
 export const BYTES_PER_FLOAT = 4;
 
-export interface TensorRow {
+interface TensorRow {
   name: string;
   shape: number[];
   count: number;
@@ -25,14 +25,14 @@ export interface TensorRow {
   trainable: boolean;
 }
 
-export interface GroupRow {
+interface GroupRow {
   /** "embeddings" (wte + wpe), "h.0" ... "h.{L-1}", "ln_f" */
   name: string;
   count: number;
   percent: number;
 }
 
-export interface ParameterFigures {
+interface ParameterFigures {
   total: number;
   trainable: number;
   /** V·C + P·C + L·(4C² + 2CF + F + 9C) + 2C; with F = 4C: V·d + P·d + L·(12d² + 13d) + 2d */
@@ -53,7 +53,7 @@ export interface ActivationFigures {
   gradientFloats: number;
 }
 
-export interface MemoryFigures {
+interface MemoryFigures {
   bytesPerFloat: number;
   weights: number;
   training: {
@@ -77,7 +77,7 @@ export interface MemoryFigures {
   };
 }
 
-export interface FlopFigures {
+interface FlopFigures {
   /** context length the attention term assumes (the block size) */
   contextTokens: number;
   /** 2·N_matmul + 4·L·T·C (q·kᵀ and att·v, each 2·T·C per layer, over the full context) */

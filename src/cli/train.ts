@@ -108,6 +108,34 @@ const flags: FlagSpec[] = [
     default: "",
     help: 'chat fine-tuning on a JSONL file of {"messages":[{"role":"user","content":...},{"role":"assistant","content":...}]}: loss only on assistant replies; needs --init DIR (adds <|user|> <|assistant|> <|end|> to a vocabulary that lacks them)',
   },
+  {
+    name: "lora-rank",
+    type: "int",
+    default: d.loraRank,
+    min: 0,
+    help: "with --init DIR: train a LoRA adapter of this rank (4-16 is usual) on DIR's frozen model instead of the whole model; --out then holds the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors) and names DIR as its base",
+  },
+  {
+    name: "lora-alpha",
+    type: "float",
+    default: d.loraAlpha,
+    above: 0,
+    help: "LoRA alpha: the adapter's output is scaled by alpha / rank (PEFT's default 8)",
+  },
+  {
+    name: "lora-dropout",
+    type: "float",
+    default: d.loraDropout,
+    min: 0,
+    below: 1,
+    help: "dropout on the LoRA adapter's input while training",
+  },
+  {
+    name: "lora-targets",
+    type: "string",
+    default: d.loraTargets,
+    help: "the layers that get LoRA adapters, comma-separated, matched by name suffix as PEFT's target_modules: c_attn, c_proj (attn.c_proj and mlp.c_proj), c_fc, attn.c_proj, mlp.c_proj",
+  },
   { name: "sample-tokens", type: "int", default: 300, min: 0, help: "tokens of sample text printed at the end (0 = none)" },
   ...deviceBackendFlags,
   {
@@ -212,6 +240,13 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           console.error(
             `kernels: ${be.name}${be.simd ? ` (${be.simd} SIMD, ${be.tile} matmul tile)` : ""}, ${be.threads ?? 1} thread(s)${info.dataParallelThreads > 1 ? `, data parallel: each runs the model on ~1/${info.dataParallelThreads} of every batch` : ""}`,
           );
+          if (info.lora) {
+            const l = info.lora;
+            const rows = l.trainableTokens.length;
+            console.error(
+              `lora: rank ${l.rank}, alpha ${l.alpha} (scaling ${+(l.alpha / l.rank).toPrecision(4)}), dropout ${l.dropout}, on ${(l.targets as string[]).join(", ")}${rows > 0 ? ` and the ${rows} added token row${rows === 1 ? "" : "s"}` : ""}: ${info.trainableParameters.toLocaleString("en-US")} parameters train (${((100 * info.trainableParameters) / info.parameters).toPrecision(2)}%); the base model ${c.init} stays frozen`,
+            );
+          }
           if (info.initReport) {
             console.error(
               `init-partial: loaded ${info.initReport.loaded.length} tensors, skipped ${info.initReport.skipped.length}, new ${info.initReport.fresh.length}`,

@@ -7,6 +7,7 @@
 import { fail } from "../errors.js";
 import type { Rng } from "../random.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { said, setting } from "../wording.js";
 
 export interface Batch {
   /** (B,T) inputs, row-major. */
@@ -57,8 +58,9 @@ export function splitStream(tokens: TokenStream, valFraction = 0.1): { train: To
   return { train: tokens.range(0, nTrain), val: tokens.range(nTrain, tokens.length) };
 }
 
-function checkPositiveInt(value: number, flag: string): void {
-  if (!Number.isInteger(value) || value < 1) fail(`${flag} must be a positive integer, got ${value}`);
+/** `value` of the setting `name` (blockSize, batchSize: worded by each front end, src/wording.ts) is a positive integer */
+function checkPositiveInt(value: number, name: string): void {
+  if (!Number.isInteger(value) || value < 1) fail(said`${setting(name)} must be a positive integer, got ${value}`);
 }
 
 /** Random windows of a token stream: x = tokens[i..i+T), y = tokens[i+1..i+T+1), i uniform. */
@@ -72,11 +74,11 @@ export class BatchSampler {
 
   /** label names the token stream in errors ("the training split", "the validation split", ...). */
   constructor(tokens: Int32Array | TokenStream, blockSize: number, batchSize: number, rng: Rng, label = "the text") {
-    checkPositiveInt(blockSize, "--block-size");
-    checkPositiveInt(batchSize, "--batch-size");
+    checkPositiveInt(blockSize, "blockSize");
+    checkPositiveInt(batchSize, "batchSize");
     if (tokens.length < blockSize + 1) {
       fail(
-        `${label} has only ${tokens.length} tokens, but --block-size ${blockSize} needs at least ${blockSize + 1}; lower --block-size or give more text`,
+        said`${label} has only ${tokens.length} tokens, but ${setting("blockSize")} ${blockSize} needs at least ${blockSize + 1}; lower ${setting("blockSize")} or give more text`,
       );
     }
     this.tokens = tokens instanceof Int32Array ? arrayStream(tokens) : tokens;
@@ -113,7 +115,7 @@ export class SequenceSampler {
   readonly blockSize: number;
 
   constructor(sequences: number[][], batchSize: number, rng: Rng) {
-    checkPositiveInt(batchSize, "--batch-size");
+    checkPositiveInt(batchSize, "batchSize");
     const first = sequences[0];
     if (first === undefined) fail("the sequence sampler needs at least one sequence");
     if (first.length < 2) fail(`sequences need at least 2 tokens (one input, one target), got ${first.length}`);
@@ -149,7 +151,7 @@ export class SequenceSampler {
  * Returns subarray views (no copies). Fewer than 2 tokens give no windows.
  */
 export function evalWindows(ids: Int32Array, T: number): Batch[] {
-  checkPositiveInt(T, "--block-size");
+  checkPositiveInt(T, "blockSize");
   const windows: Batch[] = [];
   const lastTarget = ids.length - 1; // number of (input, target) pairs
   for (let start = 0; start < lastTarget; start += T) {
@@ -164,7 +166,7 @@ export function evalWindows(ids: Int32Array, T: number): Batch[] {
  * many there are; null for all), so that a sample of a corpus bigger than memory can be scored.
  */
 export function readEvalWindows(tokens: TokenStream, T: number, pick: (count: number) => number[] | null): Batch[] {
-  checkPositiveInt(T, "--block-size");
+  checkPositiveInt(T, "blockSize");
   const lastTarget = tokens.length - 1;
   const count = Math.max(0, Math.ceil(lastTarget / T));
   const chosen = pick(count) ?? Array.from({ length: count }, (_, k) => k);

@@ -44,7 +44,7 @@ export interface Dataset {
   files?: string;
 }
 
-export interface DatasetOptions {
+interface DatasetOptions {
   data: string;
   blockSize: number;
   batchSize: number;

@@ -50,7 +50,7 @@ interface TextChunk {
   bytesRead: number;
 }
 
-export interface ByteChunk {
+interface ByteChunk {
   /** whole UTF-8 characters; a view that is valid until the next chunk is asked for */
   bytes: Uint8Array;
   /** source bytes read so far, all files together (for progress) */

@@ -48,7 +48,7 @@ import { syncPoint, type TokenizeAnswer, type TokenizeJob, TokenizePool, tokeniz
 import { decodeUtf8 } from "./utf8.js";
 
 const MAGIC = "MGPTTOKS";
-export const TOKEN_CACHE_VERSION = 1;
+const TOKEN_CACHE_VERSION = 1;
 const PREAMBLE = 16;
 
 export interface TokenCacheHeader {
@@ -122,7 +122,7 @@ function hash(value: unknown): string {
   return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 16);
 }
 
-export function vocabHash(tokenizer: Tokenizer): string {
+function vocabHash(tokenizer: Tokenizer): string {
   return hash(tokenizer.toHuggingFaceJson());
 }
 
@@ -521,7 +521,7 @@ function writeTokenFile(path: string, tokenizer: Tokenizer, o: TokenCacheOptions
 }
 
 /** A token cache file opened for reading, or null when it is missing, of another version or incomplete. */
-export function readTokenFile(path: string): { header: TokenCacheHeader; tokens: TokenStream; close(): void } | null {
+function readTokenFile(path: string): { header: TokenCacheHeader; tokens: TokenStream; close(): void } | null {
   let fd: number;
   try {
     fd = openSync(path, "r");

@@ -79,7 +79,7 @@ export function makeFolder(dir: string): void {
   if (!existsSync(dir)) mkdirSync(dir);
 }
 
-export type LockResult = { lock: FolderLock } | { heldBy: LockOwner; path: string };
+type LockResult = { lock: FolderLock } | { heldBy: LockOwner; path: string };
 
 /**
  * Try to take the lock of model folder `dir` (its parent folder must exist). A stale lock is taken

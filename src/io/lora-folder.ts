@@ -4,13 +4,14 @@
  * loads what minigpt trains and minigpt loads what PEFT trained.
  */
 import { existsSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fail } from "../errors.js";
 import type { GPTConfig } from "../nn/config.js";
 import { attachLora, mergeLora } from "../nn/lora.js";
+import { withVocabulary } from "../nn/vocabulary.js";
 import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import { writeFileAtomic } from "./atomic.js";
-import type { ModelFolder } from "./folder.js";
+import { type ModelFolder, readFolderInfo } from "./folder.js";
 import { readJsonFile } from "./hf.js";
 import {
   type LoraAdapter,
@@ -47,6 +48,19 @@ export function loraBaseFolder(dir: string, config: LoraConfig): string {
   return isAbsolute(config.base) ? config.base : resolve(dir, config.base);
 }
 
+/**
+ * The adapter's tokenizer.json (a fine-tune may add tokens): the folder's, or for a checkpoint of a
+ * LoRA run (OUT/training/checkpoint-N) the run's; null when the adapter uses its base's.
+ */
+function adapterTokenizerFile(dir: string): string | null {
+  const own = join(dir, "tokenizer.json");
+  if (existsSync(own)) return own;
+  const run = dirname(dirname(resolve(dir)));
+  const ofRun = join(run, "tokenizer.json");
+  const isCheckpoint = /^checkpoint-\d+$/.test(basename(resolve(dir))) && existsSync(join(dir, "state.json"));
+  return isCheckpoint && existsSync(ofRun) ? ofRun : null;
+}
+
 /** Write both files, each atomically. */
 export function writeLoraAdapter(dir: string, adapter: LoraAdapter): void {
   writeFileAtomic(join(dir, ADAPTER_CONFIG), `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`);
@@ -67,26 +81,29 @@ export function loadLoraModelFolder(dir: string, loadBase: (dir: string) => Mode
       `${join(dir, ADAPTER_CONFIG)} names the base model ${config.base}, which is not a folder here (${baseDir}); download the base model and set base_model_name_or_path to its folder`,
     );
   const base = loadBase(baseDir);
+  let model = base.model;
   try {
-    const adapter = readLoraAdapter(dir, base.model.config);
-    const tokenizerFile = join(dir, "tokenizer.json");
-    const tokenizer = existsSync(tokenizerFile) ? tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile), tokenizerFile) : base.tokenizer;
-    if (tokenizer.vocabSize > base.model.config.vocabSize)
-      fail(
-        `${tokenizerFile} has ${tokenizer.vocabSize} tokens but the base model ${baseDir} only ${base.model.config.vocabSize}; the adapter was trained on another base`,
-      );
-    mergeLora(base.model, attachLora(base.model, config, adapter));
-    if (adapter.tokenRows) {
-      const C = base.model.config.nEmbd;
-      const wte = base.model.wte.weight.data;
-      config.trainableTokens.forEach((id, i) => {
-        wte.set((adapter.tokenRows as Float32Array).subarray(i * C, (i + 1) * C), id * C);
-      });
+    const tokenizerFile = adapterTokenizerFile(dir);
+    const tokenizer = tokenizerFile ? tokenizerFromHuggingFaceJson(readJsonFile(tokenizerFile), tokenizerFile) : base.tokenizer;
+    const baseVocab = model.config.vocabSize;
+    if (tokenizer.vocabSize > baseVocab) {
+      // tokens the fine-tune added: the base's table grows by them (as PEFT's users resize_token_embeddings)
+      // and the adapter holds their rows (trainable_token_indices)
+      const added = Array.from({ length: tokenizer.vocabSize - baseVocab }, (_, i) => baseVocab + i);
+      if (!added.every((id) => config.trainableTokens.includes(id)) || base.quantization)
+        fail(
+          `${tokenizerFile} has ${tokenizer.vocabSize} tokens but the base model ${baseDir} only ${baseVocab}${base.quantization ? " (quantized, which cannot grow)" : ", and the adapter holds no rows for the others (trainable_token_indices)"}; the adapter was trained on another base`,
+        );
+      model = withVocabulary(model, tokenizer.vocabSize);
     }
+    const adapter = readLoraAdapter(dir, model.config);
+    mergeLora(model, attachLora(model, config, adapter));
     notice(`${dir}: a LoRA adapter (r ${config.rank}, ${JSON.stringify(config.targets)}) on ${baseDir}, merged into its weights to run`);
-    return { ...base, dir, tokenizer, lora: { config, base: baseDir } };
+    // the run's record (minigpt train --lora-rank writes one): what eval scores again
+    const info = existsSync(join(dir, "config.json")) ? readFolderInfo(dir) : base.info;
+    return { ...base, model, info, dir, tokenizer, lora: { config, base: baseDir } };
   } catch (err) {
-    base.model.dispose();
+    model.dispose();
     throw err;
   }
 }

@@ -36,7 +36,7 @@ export const LORA_LAYERS = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_pro
 
 /** PEFT's prefix of every key in adapter_model.safetensors (PeftModel wraps GPT2LMHeadModel as base_model.model). */
 export const PEFT_PREFIX = "base_model.model.";
-const TOKENS_KEY = `${PEFT_PREFIX}transformer.wte.token_adapter.trainable_tokens_delta`;
+export const TOKENS_KEY = `${PEFT_PREFIX}transformer.wte.token_adapter.trainable_tokens_delta`;
 
 /** One adapted layer: A (r, in) and B (out, r), row-major. */
 export interface LoraLayerWeights {

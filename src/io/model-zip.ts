@@ -30,22 +30,37 @@ export interface LoadedModel {
   quantization?: QuantizationConfig;
 }
 
-export function modelTensors(model: GPT): TensorToWrite[] {
+function modelTensors(model: GPT): TensorToWrite[] {
   return [...model.params].map(([name, t]) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: t.data.slice() }));
 }
 
+/** modelTensors on any backend: the weights read back asynchronously (a GPU's tensors) */
+async function modelTensorsAsync(model: GPT): Promise<TensorToWrite[]> {
+  const values = await Promise.all([...model.params.values()].map((t) => t.read()));
+  return [...model.params].map(([name, t], i) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: values[i] as Float32Array }));
+}
+
 /** model.safetensors bytes in HF layout: "format": "pt" metadata, no lm_head (tied). */
-export function modelSafetensorsBytes(model: GPT): Uint8Array {
-  return writeSafetensors(modelTensors(model), { format: "pt" });
+export function modelSafetensorsBytes(model: GPT, tensors: TensorToWrite[] = modelTensors(model)): Uint8Array {
+  return writeSafetensors(tensors, { format: "pt" });
 }
 
 const json = (value: unknown): Uint8Array => strToU8(`${JSON.stringify(value, null, 2)}\n`);
 
 /** The files `minigpt train` writes for a model; `info` becomes config.json's "minigpt" object. */
 export function modelFiles(model: GPT, tokenizer: Tokenizer, info: Record<string, unknown> = {}): ModelFiles {
+  return filesOf(model, tokenizer, info, modelTensors(model));
+}
+
+/** modelFiles on any backend, the GPU's included: the weights read back asynchronously */
+export async function modelFilesAsync(model: GPT, tokenizer: Tokenizer, info: Record<string, unknown> = {}): Promise<ModelFiles> {
+  return filesOf(model, tokenizer, info, await modelTensorsAsync(model));
+}
+
+function filesOf(model: GPT, tokenizer: Tokenizer, info: Record<string, unknown>, tensors: TensorToWrite[]): ModelFiles {
   return {
     "config.json": json(configToHuggingFace(model.config, info)),
-    "model.safetensors": modelSafetensorsBytes(model),
+    "model.safetensors": modelSafetensorsBytes(model, tensors),
     "tokenizer.json": json(tokenizer.toHuggingFaceJson()),
     "tokenizer_config.json": json(tokenizerConfigJson(tokenizer)),
   };

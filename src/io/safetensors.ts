@@ -19,9 +19,9 @@ import { fail } from "../errors.js";
  * Dtypes minigpt reads. F16/BF16 are widened to Float32Array on read; I64 stays a BigInt64Array; I8
  * and U8 (quantized weights, docs/quantization.md) stay Int8Array / Uint8Array.
  */
-export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32" | "I8" | "U8";
+type SafetensorsDtype = "F32" | "F16" | "BF16" | "I64" | "I32" | "I8" | "U8";
 /** Dtypes minigpt writes. F16 takes a Float32Array and rounds each value to the nearest half. */
-export type WritableDtype = "F32" | "I32" | "I64" | "F16" | "I8" | "U8";
+type WritableDtype = "F32" | "I32" | "I64" | "F16" | "I8" | "U8";
 
 export interface SafeTensor {
   /** The dtype stored in the file (F16/BF16 data has already been converted to float32). */

@@ -10,9 +10,9 @@
  *   int8: a row of 32 bytes per 2 inputs: byte 2o+j of row r = q(o, 2r+j), so 16 bytes widened to
  *         i16 meet a pair of activations in i32x4.dot_i16x8_s, one output per lane
  *   int4: a row of 64 bytes per 8 inputs: byte 4o+j of row r holds q(o, 8r+j) + 8 in the low nibble
- *         and q(o, 8r+4+j) + 8 in the high one (stored offset by 8, so 0..15: unpacking is a mask,
- *         and a nibble is a valid i7 operand of relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s,
- *         which sums 4 bytes per lane: one output per lane)
+ *         and q(o, 8r+4+j) + 8 in the high one (stored offset by 8, so 0..15: unpacking is a mask);
+ *         widened to i16, each output's 4 inputs take two lanes of dot_i16x8_s, their two sums added
+ *         at the group's end
  * The inputs are indexed in groups padded to Gp (G rounded up to the chunk's inputs; int8 has one
  * group of K): padded index g·Gp + r is input g·G + r, and padding holds zero weights (int4: nibble 8).
  * Scales are (panels, groups, 16) float32; outputs past N have weight and scale 0.

@@ -31,13 +31,13 @@ export class CausalSelfAttention {
 
   /** x (B,T,C) -> (B,T,C); captures "qkv" and "attn" */
   forward(x: Tensor, ctx: ForwardContext): Tensor {
-    const qkv = this.c_attn.forward(x); // (B,T,3C)
+    const qkv = this.c_attn.forward(x, ctx); // (B,T,3C)
     ctx.capture?.("qkv", qkv);
     const att = ctx.cache
       ? this.cached(qkv, ctx.cache.layers[this.layer] as AttentionCache, ctx.cache.pos0)
       : causalSelfAttention(qkv, this.nHead);
     ctx.capture?.("attn", att);
-    return ctx.drop(this.c_proj.forward(att));
+    return ctx.drop(this.c_proj.forward(att, ctx));
   }
 
   /** qkv (1,Tn,3C) of positions pos0..: k and v into the cache, attention over its rows -> (1,Tn,C); no tape */

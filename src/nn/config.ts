@@ -34,7 +34,7 @@ export function makeConfig(partial: Partial<GPTConfig> & Pick<GPTConfig, "vocabS
   return config;
 }
 
-export function validateConfig(c: GPTConfig): void {
+function validateConfig(c: GPTConfig): void {
   for (const key of ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd", "nInner"] as const) {
     if (!Number.isInteger(c[key]) || c[key] < 1) fail(`config: ${key} must be a positive integer, got ${c[key]}`);
   }

@@ -1,6 +1,6 @@
 /** A lookup table: ids (...) int32 -> rows of weight (V,C): (...,C). GPT-2 has two, tokens and positions. */
 import type { KernelArray } from "../kernels/index.js";
-import { embedding } from "../ops/index.js";
+import { embedding, matmulTransposed } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export class Embedding {
@@ -13,6 +13,11 @@ export class Embedding {
 
   forward(ids: Tensor): Tensor {
     return embedding(this.weight, ids);
+  }
+
+  /** x (...,C) -> x·weightᵀ (...,V): the table as the tied LM head */
+  head(x: Tensor): Tensor {
+    return matmulTransposed(x, this.weight);
   }
 
   /** row `id` of the table (C), in place, for a kernel call (the one-token decode) */

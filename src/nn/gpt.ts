@@ -23,7 +23,7 @@
  */
 import { fail } from "../errors.js";
 import { backend } from "../kernels/index.js";
-import { addPositions, crossEntropy, dropout, matmulTransposed } from "../ops/index.js";
+import { addPositions, crossEntropy, dropout } from "../ops/index.js";
 import { Rng } from "../random.js";
 import { isGradEnabled, noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { CausalSelfAttention } from "./attention.js";
@@ -189,6 +189,7 @@ export class GPT {
     const rng = options.dropoutRng;
     const ctx: ForwardContext = {
       drop: (t) => (rng && c.dropout > 0 ? dropout(t, c.dropout, rng) : t),
+      dropoutRng: rng,
       capture: options.capture,
     };
     const x = this.ln_f.forward(this.trunk(idx, 0, ctx)); // (B,T,C)
@@ -227,7 +228,7 @@ export class GPT {
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
   private lmHead(x: Tensor): Tensor {
     if (this.headForward && !isGradEnabled()) return this.headForward(x);
-    return matmulTransposed(x, this.wte.weight);
+    return this.wte.head(x);
   }
 
   /**

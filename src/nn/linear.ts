@@ -14,6 +14,7 @@
 import { backend } from "../kernels/index.js";
 import { linear, linearGelu } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
+import type { ForwardContext } from "./forward-context.js";
 
 export class Linear {
   /**
@@ -33,13 +34,13 @@ export class Linear {
     return this.weight.shape[1] as number;
   }
 
-  /** x (...,K) -> (...,N) */
-  forward(x: Tensor): Tensor {
+  /** x (...,K) -> (...,N); `ctx`, the forward pass's, for a layer with dropout of its own (LoRA's) */
+  forward(x: Tensor, _ctx?: ForwardContext): Tensor {
     return linear(x, this.weight, this.bias);
   }
 
   /** gelu(x·W + b) as one op (it keeps gelu' for backward instead of the pre-activation: linearGelu) */
-  forwardGelu(x: Tensor): Tensor {
+  forwardGelu(x: Tensor, _ctx?: ForwardContext): Tensor {
     return linearGelu(x, this.weight, this.bias);
   }
 

@@ -7,13 +7,20 @@
  * kaiming_uniform_(a=sqrt(5))) and B at zero, so a new adapter leaves the model's output unchanged.
  * The adapter's file format is io/lora.ts (PEFT's); attachLora puts one on a model, merge folds
  * it into the weights (W += scaling·(B·A)ᵀ), after which the model is a plain GPT again.
+ *
+ * Training (PEFT's forward): the adapter's path sees its input through a dropout of its own,
+ * scaling·(dropout(x)·Aᵀ)·Bᵀ, drawn from the forward pass's dropout PRNG; and the rows of wte that
+ * a fine-tune added (PEFT's trainable tokens: chat special tokens, new characters) train with it,
+ * the rest of the table frozen.
  */
 
-import { type LoraAdapter, type LoraConfig, loraKey, loraModules, mergeLoraLayer } from "../io/lora.js";
+import { type LoraAdapter, type LoraConfig, loraKey, loraModules, mergeLoraLayer, TOKENS_KEY } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
-import { add, gelu, matmulTransposed, scale } from "../ops/index.js";
+import { dropout, embeddingTail, gelu, linearLora, matmulTransposedTail } from "../ops/index.js";
 import type { Rng } from "../random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { Embedding } from "./embedding.js";
+import type { ForwardContext } from "./forward-context.js";
 import type { GPT } from "./gpt.js";
 import { Linear } from "./linear.js";
 
@@ -29,6 +36,8 @@ export class LoraLinear extends Linear {
     /** (out, r) */
     readonly loraB: Tensor,
     readonly scaling: number,
+    /** lora_dropout: on the adapter's input while training (the forward pass has a dropout PRNG) */
+    readonly dropout = 0,
   ) {
     super(base.weight, base.bias);
     this.u = Tensor.zeros([loraA.shape[0] as number]);
@@ -38,17 +47,15 @@ export class LoraLinear extends Linear {
     return this.loraA.shape[0] as number;
   }
 
-  /** x (...,in) -> scaling·(x·Aᵀ)·Bᵀ (...,out); the scaling is applied to the r-wide middle, the cheaper side */
-  private delta(x: Tensor): Tensor {
-    return matmulTransposed(scale(matmulTransposed(x, this.loraA), this.scaling), this.loraB);
+  /** x·W + b + scaling·(x·Aᵀ)·Bᵀ as one op (ops/lora.ts); the adapter's x through its dropout while training */
+  override forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    const rng = ctx?.dropoutRng;
+    const xa = rng && this.dropout > 0 ? dropout(x, this.dropout, rng) : x;
+    return linearLora(x, xa, this.weight, this.bias, this.loraA, this.loraB, this.scaling);
   }
 
-  override forward(x: Tensor): Tensor {
-    return add(super.forward(x), this.delta(x));
-  }
-
-  override forwardGelu(x: Tensor): Tensor {
-    return gelu(this.forward(x));
+  override forwardGelu(x: Tensor, ctx?: ForwardContext): Tensor {
+    return gelu(this.forward(x, ctx));
   }
 
   override rows(out: Tensor, x: Tensor, M: number): void {
@@ -74,10 +81,33 @@ export class LoraLinear extends Linear {
   }
 }
 
+/**
+ * The token embedding with its last rows training (PEFT's trainable tokens, for the tokens a fine-tune
+ * added at the end of the vocabulary): `tail` is a view of those rows of the frozen table, so the
+ * lookup and the tied LM head read their current values and only they get a gradient.
+ */
+export class TrainableTailEmbedding extends Embedding {
+  constructor(
+    weight: Tensor,
+    /** (n, C): a view of weight's last n rows */
+    readonly tail: Tensor,
+  ) {
+    super(weight);
+  }
+
+  override forward(ids: Tensor): Tensor {
+    return embeddingTail(this.weight, ids, this.tail);
+  }
+
+  override head(x: Tensor): Tensor {
+    return matmulTransposedTail(x, this.weight, this.tail);
+  }
+}
+
 /** The adapters on a model: their tensors under PEFT's keys (what trains and what is saved). */
 export interface LoraAttachment {
   config: LoraConfig;
-  /** lora_A / lora_B tensors by PEFT key, in model order */
+  /** lora_A / lora_B tensors by PEFT key, in model order, then the trained rows of wte (trainable tokens) */
   params: Map<string, Tensor>;
   layers: { module: string; layer: LoraLinear }[];
 }
@@ -98,36 +128,74 @@ function slot(model: GPT, module: string): { get: () => Linear; set: (l: Linear)
   };
 }
 
+/** the model's token embedding, replaceable (a trainable tail goes in while an adapter trains) */
+function setWte(model: GPT, wte: Embedding): void {
+  (model as unknown as { wte: Embedding }).wte = wte;
+}
+
+/** are `tokens` the last rows of a table of V rows, in order? (the tokens a fine-tune adds are) */
+export function isTail(tokens: readonly number[], V: number): boolean {
+  return tokens.every((id, i) => id === V - tokens.length + i);
+}
+
 /**
  * Freeze the model and put LoRA adapters on the layers `config.targets` selects: with the weights
- * of `init` (an adapter read from a file), or new ones drawn from `init` (an Rng: A uniform, B 0).
+ * of `init` (an adapter read from a file), new ones drawn from `init` (an Rng: A uniform, B 0), or
+ * the tensors themselves (a Map by PEFT key: a data-parallel replica over the main thread's
+ * adapter). The rows of wte that config.trainableTokens lists take the adapter's values (a file's);
+ * when they are the table's last rows (the tokens a fine-tune added) they train too.
  */
-export function attachLora(model: GPT, config: LoraConfig, init: LoraAdapter | Rng): LoraAttachment {
+export function attachLora(model: GPT, config: LoraConfig, init: LoraAdapter | Rng | Map<string, Tensor>): LoraAttachment {
   for (const t of model.params.values()) t.requiresGrad = false;
   const params = new Map<string, Tensor>();
   const layers: LoraAttachment["layers"] = [];
   const scaling = config.alpha / config.rank;
   const modules = loraModules(model.config, config.targets);
+  const shared = init instanceof Map ? init : null;
   const loaded = "layers" in init ? new Map(init.layers.map((l) => [l.module, l])) : null;
   for (const { module, inFeatures, outFeatures } of modules) {
-    const a = Tensor.zeros([config.rank, inFeatures], true);
-    const b = Tensor.zeros([outFeatures, config.rank], true);
-    const from = loaded?.get(module);
-    if (loaded) {
-      if (!from) throw new Error(`LoRA: the adapter has no weights for ${module}`);
-      a.data.set(from.a);
-      b.data.set(from.b);
+    const keyA = loraKey(module, "A");
+    const keyB = loraKey(module, "B");
+    let a: Tensor;
+    let b: Tensor;
+    if (shared) {
+      const sa = shared.get(keyA);
+      const sb = shared.get(keyB);
+      if (!sa || !sb) throw new Error(`LoRA: no shared tensors for ${module}`);
+      a = sa;
+      b = sb;
     } else {
-      const rng = init as Rng;
-      const bound = 1 / Math.sqrt(inFeatures);
-      for (let i = 0; i < a.size; i++) a.data[i] = (rng.random() * 2 - 1) * bound;
+      a = Tensor.zeros([config.rank, inFeatures], true);
+      b = Tensor.zeros([outFeatures, config.rank], true);
+      const from = loaded?.get(module);
+      if (loaded) {
+        if (!from) throw new Error(`LoRA: the adapter has no weights for ${module}`);
+        a.data.set(from.a);
+        b.data.set(from.b);
+      } else {
+        const rng = init as Rng;
+        const bound = 1 / Math.sqrt(inFeatures);
+        for (let i = 0; i < a.size; i++) a.data[i] = (rng.random() * 2 - 1) * bound;
+      }
     }
     const s = slot(model, module);
-    const layer = new LoraLinear(s.get(), a, b, scaling);
+    const layer = new LoraLinear(s.get(), a, b, scaling, config.dropout);
     s.set(layer);
-    params.set(loraKey(module, "A"), a);
-    params.set(loraKey(module, "B"), b);
+    params.set(keyA, a);
+    params.set(keyB, b);
     layers.push({ module, layer });
+  }
+  const tokens = config.trainableTokens;
+  if (tokens.length > 0) {
+    const wte = model.wte.weight;
+    const [V, C] = wte.shape as [number, number];
+    const rows = !shared && "layers" in init ? init.tokenRows : undefined;
+    if (rows) for (const [i, id] of tokens.entries()) wte.data.set(rows.subarray(i * C, (i + 1) * C), id * C);
+    if (isTail(tokens, V)) {
+      const tail = Tensor.view(wte.ptr + (V - tokens.length) * C * 4, [tokens.length, C], "f32", true);
+      setWte(model, new TrainableTailEmbedding(wte, tail));
+      params.set(TOKENS_KEY, tail);
+    }
   }
   return { config, params, layers };
 }
@@ -143,6 +211,7 @@ export function loraAdapterOf(attachment: LoraAttachment): LoraAdapter {
       a: layer.loraA.data.slice(),
       b: layer.loraB.data.slice(),
     })),
+    tokenRows: attachment.params.get(TOKENS_KEY)?.data.slice(),
   };
 }
 
@@ -162,4 +231,11 @@ export function mergeLora(model: GPT, attachment: LoraAttachment): void {
     layer.loraA.dispose();
     layer.loraB.dispose();
   }
+  // trained rows are wte's own (the tail is a view of them): the plain lookup reads them
+  if (model.wte instanceof TrainableTailEmbedding) {
+    model.wte.tail.dispose();
+    setWte(model, new Embedding(model.wte.weight));
+  }
+  // a plain GPT again, whose every parameter may train (explain-step, a fine-tune of the merged model)
+  for (const t of model.params.values()) t.requiresGrad = true;
 }

@@ -26,9 +26,9 @@ export class MLP {
 
   /** x (B,T,C) -> (B,T,C); captures "mlp_act" (B,T,nInner) */
   forward(x: Tensor, ctx: ForwardContext): Tensor {
-    const h = this.activation === "relu" ? relu(this.c_fc.forward(x)) : this.c_fc.forwardGelu(x);
+    const h = this.activation === "relu" ? relu(this.c_fc.forward(x, ctx)) : this.c_fc.forwardGelu(x, ctx);
     ctx.capture?.("mlp_act", h);
-    return ctx.drop(this.c_proj.forward(h));
+    return ctx.drop(this.c_proj.forward(h, ctx));
   }
 
   /** s.y (R,C) = mlp(s.a (R,C)) for the first R rows, each row on its own */

@@ -15,7 +15,7 @@
 
 const PAGE = 65536;
 /** 65,536 pages = 4 GiB, the wasm32 limit. */
-export const MAX_PAGES = 65536;
+const MAX_PAGES = 65536;
 /** Alignment of every allocation: a cache line, which is also enough for SIMD loads. */
 const ALIGN = 64;
 

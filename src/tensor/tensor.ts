@@ -9,7 +9,7 @@ import { heap } from "./memory.js";
  * remembers its parents and a closure that pushes its gradient to theirs; `backward()` walks the
  * graph in reverse topological order.
  */
-export type DType = "f32" | "i32";
+type DType = "f32" | "i32";
 
 /** `data` of a tensor in GPU memory: the CPU can read it only asynchronously */
 export class GpuReadError extends Error {

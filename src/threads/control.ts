@@ -205,7 +205,7 @@ export interface Looking {
   end(): void;
 }
 
-export interface WaiterOptions {
+interface WaiterOptions {
   /** look without sleeping for up to this long first (0: sleep at once) */
   spinMs?: number;
   /**

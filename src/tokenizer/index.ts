@@ -43,7 +43,7 @@ import { said, setting } from "../wording.js";
 
 export { countingTokenizer, WordTokenizer } from "./word.js";
 
-export interface CreateTokenizerOptions {
+interface CreateTokenizerOptions {
   /** Target vocabulary for "bpe" (default 4096); ignored by the others. */
   vocabSize?: number;
   /** Special tokens besides the built-in ones ("char" and "bpe"). */

@@ -2,6 +2,8 @@
  * Checkpoints for resume, crash-safe:
  *
  *   OUT/training/checkpoint-<step>/   model.safetensors, optimizer.safetensors, state.json
+ *                                     (a LoRA run: adapter_config.json and adapter_model.safetensors
+ *                                     in place of model.safetensors, the moments the adapter's only)
  *   OUT/training/latest               the name of the newest complete checkpoint
  *
  * A checkpoint is written into a temporary folder, every file fsynced, then the folder is renamed
@@ -12,16 +14,17 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { join } from "node:path";
 import { fail, failFs, fsErrorMessage, MinigptError, withFs } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { ADAPTER_WEIGHTS } from "../io/lora-folder.js";
 import { writeSafetensors } from "../io/safetensors.js";
 import { readSafetensorsFile } from "../io/safetensors-file.js";
 import { checkFinite, weightsFromSafetensors } from "../io/weights.js";
-import type { GPT } from "../nn/gpt.js";
 import type { AdamW } from "../optim/adamw.js";
 import type { ScheduleOptions } from "../optim/schedule.js";
 import type { RngState } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { said, setting } from "../wording.js";
 import { defaultTrainConfig } from "./config.js";
+import { holdsAdapter, type Trained } from "./trained.js";
 
 export const KEEP_CHECKPOINTS = 2;
 
@@ -61,7 +64,13 @@ function trainingDir(out: string): string {
  * latest, whatever this one left is removed, and the error is one line (failFs). Old checkpoints
  * are pruned afterwards; a prune that fails is only `warn`ed about: the new checkpoint is safe.
  */
-export function saveCheckpoint(out: string, model: GPT, optimizer: AdamW, state: TrainingState, warn: (text: string) => void): string {
+export function saveCheckpoint(
+  out: string,
+  trained: Trained,
+  optimizer: AdamW,
+  state: TrainingState,
+  warn: (text: string) => void,
+): string {
   const root = trainingDir(out);
   const name = `checkpoint-${state.step}`;
   const final = join(root, name);
@@ -73,7 +82,7 @@ export function saveCheckpoint(out: string, model: GPT, optimizer: AdamW, state:
     mkdirSync(tmp);
     const tensors = (map: Map<string, Tensor>, prefix: string) =>
       [...map].map(([n, t]) => ({ name: `${prefix}${n}`, dtype: "F32" as const, shape: [...t.shape], data: t.data.slice() }));
-    writeFileAtomic(join(tmp, "model.safetensors"), writeSafetensors(tensors(model.params, ""), { format: "pt" }));
+    trained.saveWeights(tmp);
     writeFileAtomic(
       join(tmp, "optimizer.safetensors"),
       writeSafetensors([...tensors(optimizer.m, "m."), ...tensors(optimizer.v, "v.")], { step: String(optimizer.step) }),
@@ -174,8 +183,9 @@ export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
     fail(`${stateFile} is not valid JSON (${(err as Error).message}); ${DAMAGED}`);
   }
   const state = checkState(json, stateFile);
-  const weightsFile = join(dir, "model.safetensors");
-  const weights = weightsFromSafetensors(readSafetensorsFile(weightsFile), weightsFile);
+  const weights = holdsAdapter(dir)
+    ? adapterWeights(join(dir, ADAPTER_WEIGHTS))
+    : weightsFromSafetensors(readSafetensorsFile(join(dir, "model.safetensors")), join(dir, "model.safetensors"));
   const optimizerFile = join(dir, "optimizer.safetensors");
   const opt = readSafetensorsFile(optimizerFile);
   const moments = new Map<string, Float32Array>();
@@ -187,10 +197,21 @@ export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
   return { dir, state, weights, moments, optimizerStep: Number(opt.metadata.step ?? state.step) };
 }
 
+/** a LoRA checkpoint's adapter tensors by their (PEFT) names */
+function adapterWeights(file: string): LoadedCheckpoint["weights"] {
+  const out: LoadedCheckpoint["weights"] = new Map();
+  for (const [name, t] of readSafetensorsFile(file).tensors) {
+    if (!(t.data instanceof Float32Array)) fail(`${file}: tensor ${name} has dtype ${t.dtype}, expected a float type`);
+    checkFinite(t.data, file, name);
+    out.set(name, { shape: t.shape, data: t.data });
+  }
+  return out;
+}
+
 const DAMAGED = "the checkpoint is damaged: write the name of an older checkpoint folder into training/latest to resume from it";
 
 /** settings added to TrainConfig after checkpoints were first saved: an older checkpoint lacks them (the trainer fills them in) */
-const ADDED_LATER = new Set<string>(["gradShards"]);
+const ADDED_LATER = new Set<string>(["gradShards", "loraRank", "loraAlpha", "loraDropout", "loraTargets"]);
 
 /** state.json as a TrainingState, every field checked: damage is one line naming the file and the field */
 function checkState(json: unknown, file: string): TrainingState {

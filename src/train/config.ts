@@ -67,6 +67,17 @@ export interface TrainConfig {
   specialsAsText: boolean;
   /** chat fine-tuning: a JSONL file of conversations (needs init); loss only on assistant tokens */
   chat: string;
+  /**
+   * LoRA: the rank of the adapters trained on init's frozen model (0 = train the whole model); the
+   * run's model folder holds the adapter in PEFT's format (src/train/trained.ts)
+   */
+  loraRank: number;
+  /** LoRA's alpha: the adapters' output is scaled by alpha / rank */
+  loraAlpha: number;
+  /** dropout on the adapters' input while training */
+  loraDropout: number;
+  /** the layers that get adapters, comma-separated names matched by suffix as PEFT's target_modules ("c_proj": attn.c_proj and mlp.c_proj) */
+  loraTargets: string;
 }
 
 /** the data of a run that names none (and is not a chat fine-tune) */
@@ -104,6 +115,11 @@ export const defaultTrainConfig: TrainConfig = {
   initPartial: false,
   specialsAsText: false,
   chat: "",
+  loraRank: 0,
+  // PEFT's defaults: lora_alpha 8, lora_dropout 0, and c_attn, its target for GPT-2
+  loraAlpha: 8,
+  loraDropout: 0,
+  loraTargets: "c_attn",
 };
 
 /**

@@ -31,8 +31,12 @@
  * workers, or for one thread, the shards all run on this thread; `DataParallel.create` returns null
  * only when there is nothing to split (one shard): createStepper (stepper.ts) then runs it whole on this thread.
  */
+
+import type { LoraConfig } from "../io/lora.js";
 import { atomicsWaitAllowed, backend, canShareMemory, inNode, kernelThreads, PEER_BYTES, PeerLink } from "../kernels/index.js";
+import type { GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
+import { attachLora, type LoraAttachment } from "../nn/lora.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
@@ -77,12 +81,38 @@ function cut(units: number, parts: number): number[] {
   return Array.from({ length: parts + 1 }, (_, i) => Math.round((units * i) / parts));
 }
 
-/** A model over the same parameter storage as `model` with gradient buffers of its own. */
-function gradientTwin(model: GPT): GPT {
-  const twin = new GPT(model.config, 0, new Map([...model.params].map(([name, t]) => [name, Tensor.view(t.ptr, t.shape, "f32", true)])));
-  // made now, zeroed, as a replica's are: a backward then always adds into them
-  for (const t of twin.params.values()) t.ensureGrad();
-  return twin;
+/**
+ * What a replica (or this thread's twin) builds to run shards: the model's parameters and, when a LoRA
+ * adapter trains, the adapter's tensors, each as (name, pointer into the shared heap, shape).
+ */
+export interface ReplicaModel {
+  config: GPTConfig;
+  params: [string, number, number[]][];
+  lora: { config: LoraConfig; params: [string, number, number[]][] } | null;
+}
+
+function replicaModelOf(model: GPT, lora: LoraAttachment | null): ReplicaModel {
+  const list = (m: Map<string, Tensor>) => [...m].map(([name, t]) => [name, t.ptr, [...t.shape]] as [string, number, number[]]);
+  return { config: model.config, params: list(model.params), lora: lora ? { config: lora.config, params: list(lora.params) } : null };
+}
+
+/** A trainable replica: a model over the shared storage and the tensors that train, with gradient buffers of their own. */
+export interface Twin {
+  model: GPT;
+  params: Map<string, Tensor>;
+}
+
+/**
+ * A model over the parameter (and adapter) storage `recipe` names, with gradient buffers of its own
+ * for what trains, made now and zeroed: a backward then always adds into them.
+ */
+export function buildTwin(recipe: ReplicaModel): Twin {
+  const views = (list: [string, number, number[]][]) =>
+    new Map(list.map(([name, ptr, shape]) => [name, Tensor.view(ptr, shape, "f32", true)]));
+  const model = new GPT(recipe.config, 0, views(recipe.params));
+  const params = recipe.lora ? attachLora(model, recipe.lora.config, views(recipe.lora.params)).params : model.params;
+  for (const t of params.values()) t.ensureGrad();
+  return { model, params };
 }
 
 /** how long a page's main thread spins on a replica before deciding it died (a step of a big model takes seconds) */
@@ -116,14 +146,19 @@ export interface DataParallelOptions {
    * Default: one per thread.
    */
   shards?: number;
+  /** the LoRA adapter that trains on the model (then only it has gradients) */
+  lora?: LoraAttachment | null;
 }
 
 export class DataParallel implements Stepper {
   /** a model over the parameters with gradient buffers of its own, for this thread's shards that cannot write the model's (made on first use) */
-  private twin: GPT | null = null;
+  private twin: Twin | null = null;
 
   private constructor(
     private readonly model: GPT,
+    /** how a replica builds the model, and the tensors that train, in that order */
+    private readonly recipe: ReplicaModel,
+    private readonly trainable: Map<string, Tensor>,
     /** the shards of a micro-batch */
     readonly shards: number,
     private readonly replicas: Replica[],
@@ -159,11 +194,13 @@ export class DataParallel implements Stepper {
         ? undefined
         : { stallMs: SPIN_LIMIT_MS, stalled: () => `data-parallel replica did not answer within ${SPIN_LIMIT_MS / 1000} s` },
     });
-    if (workers === 1) return new DataParallel(model, shards, [], waiter);
+    const lora = options.lora ?? null;
+    const recipe = replicaModelOf(model, lora);
+    const trainable = lora ? lora.params : model.params;
+    if (workers === 1) return new DataParallel(model, recipe, trainable, shards, [], waiter);
     // a replica's gradient buffer sets: one for each shard it may be given
     const owners = cut(shards, workers);
     const slots = Math.max(...owners.slice(1).map((end, t) => end - (owners[t] as number)));
-    const params = [...model.params].map(([name, t]) => [name, t.ptr, [...t.shape]] as [string, number, number[]]);
     const replicas: Replica[] = [];
     try {
       for (let r = 1; r < workers; r++) {
@@ -173,13 +210,13 @@ export class DataParallel implements Stepper {
         // Atomics.wait, does not share: it spins on the replica's done flag instead.
         const sharing = workers === 2 && options.shareWork !== false && canWait;
         const peerBuffer = sharing ? new SharedArrayBuffer(PEER_BYTES) : null;
-        const { thread, grads } = await startReplica({ memory: heap().memory, config: model.config, params, ctrl, slots, peerBuffer });
+        const { thread, grads } = await startReplica({ memory: heap().memory, model: recipe, ctrl, slots, peerBuffer });
         replicas.push({
           thread,
           block: blocks[0] as ControlBlock,
           grads: grads.map((slot) => {
             const byName = new Map(slot);
-            return [...model.params].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32"));
+            return [...trainable].map(([name, t]) => Tensor.view(byName.get(name) as number, t.shape, "f32"));
           }),
           peer: peerBuffer ? new PeerLink(peerBuffer, 0) : null,
         });
@@ -188,7 +225,7 @@ export class DataParallel implements Stepper {
       for (const r of replicas) r.thread.terminate();
       throw e;
     }
-    return new DataParallel(model, shards, replicas, waiter);
+    return new DataParallel(model, recipe, trainable, shards, replicas, waiter);
   }
 
   /**
@@ -205,7 +242,7 @@ export class DataParallel implements Stepper {
     const rows = cut(B, S);
     const counts = Array.from({ length: S }, (_, s) => countTargets(yv, T, rows[s] as number, rows[s + 1] as number));
     const total = counts.reduce((a, b) => a + b, 0);
-    const dropping = dropoutRng !== undefined && this.model.config.dropout > 0;
+    const dropping = dropoutRng !== undefined && (this.model.config.dropout > 0 || (this.recipe.lora?.config.dropout ?? 0) > 0);
     // one seed per shard whoever runs it (and whether it has targets), so the masks do not depend on the threads
     const seeds = counts.map(() => (dropping ? (dropoutRng as Rng).nextU32() : -1));
     // thread t runs shards [owners[t], owners[t + 1]); a shard without targets adds nothing and is skipped
@@ -245,8 +282,9 @@ export class DataParallel implements Stepper {
         for (const s of shardsOf(0)) {
           // only the micro-batch's first shard may write the model's gradients while they are zero
           const direct = gradsZero && s === 0;
-          const runner = direct ? this.model : this.ownTwin();
-          if (!direct) runner.zeroGrad();
+          const twin = direct ? null : this.ownTwin();
+          const runner = twin ? twin.model : this.model;
+          if (twin) for (const t of twin.params.values()) t.zeroGrad();
           scope(() => {
             const r0 = rows[s] as number;
             const n = (rows[s + 1] as number) - r0;
@@ -257,11 +295,11 @@ export class DataParallel implements Stepper {
             l.backward(Float32Array.of(shardScale(s)));
             loss += (l.item() * (counts[s] as number)) / total;
           });
-          if (!direct)
+          if (twin)
             addGradients(
               k,
-              this.model,
-              [...runner.params.values()].map((t) => t.ensureGrad()),
+              this.trainable,
+              [...twin.params.values()].map((t) => t.ensureGrad()),
             );
         }
       } catch (e) {
@@ -284,7 +322,7 @@ export class DataParallel implements Stepper {
       for (const [rep, mine] of started) {
         mine.forEach((s, j) => {
           loss += ((rep.block.args[j * JOB_F64 + JOB.loss] as number) * (counts[s] as number)) / total;
-          addGradients(k, this.model, rep.grads[j] as Tensor[]);
+          addGradients(k, this.trainable, rep.grads[j] as Tensor[]);
         });
       }
       return total > 0 ? loss : Number.NaN;
@@ -292,8 +330,8 @@ export class DataParallel implements Stepper {
   }
 
   /** this thread's twin of the model (gradient buffers of its own), made on first use */
-  private ownTwin(): GPT {
-    if (!this.twin) this.twin = unscoped(() => gradientTwin(this.model));
+  private ownTwin(): Twin {
+    if (!this.twin) this.twin = unscoped(() => buildTwin(this.recipe));
     return this.twin;
   }
 
@@ -335,10 +373,10 @@ export class DataParallel implements Stepper {
   }
 }
 
-/** the model's gradients += `grads` (one per parameter, in model.params order) */
-function addGradients(k: ReturnType<typeof backend>, model: GPT, grads: readonly Tensor[]): void {
+/** the gradients of what trains += `grads` (one per tensor, in that order) */
+function addGradients(k: ReturnType<typeof backend>, trainable: Map<string, Tensor>, grads: readonly Tensor[]): void {
   let j = 0;
-  for (const p of model.params.values()) {
+  for (const p of trainable.values()) {
     const g = grads[j++] as Tensor;
     k.accumulate(p.ensureGrad().data, g.data, p.size);
   }

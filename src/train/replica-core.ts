@@ -8,18 +8,16 @@
  * (Node's worker_threads or a module Web Worker), only hands over the start data.
  */
 import { type KernelThreads, kernelThreads, PeerLink, useBackend } from "../kernels/index.js";
-import type { GPTConfig } from "../nn/config.js";
-import { GPT } from "../nn/gpt.js";
 import { Rng } from "../random.js";
 import { attachHeap } from "../tensor/memory.js";
 import { scope, Tensor } from "../tensor/tensor.js";
 import { ControlBlock, EXIT, Field, Waiter } from "../threads/control.js";
-import { JOB, JOB_F64, replicaShape } from "./parallel.js";
+import { buildTwin, JOB, JOB_F64, type ReplicaModel, replicaShape, type Twin } from "./parallel.js";
 
 export interface ReplicaData {
   memory: WebAssembly.Memory;
-  config: GPTConfig;
-  params: [string, number, number[]][];
+  /** the model over the main thread's storage (and the LoRA adapter that trains, if one does) */
+  model: ReplicaModel;
   ctrl: SharedArrayBuffer;
   /** gradient buffer sets: the most shards a command gives (parallel.ts replicaShape) */
   slots: number;
@@ -29,9 +27,9 @@ export interface ReplicaData {
 
 /** the replica's whole life; `post` carries its one message to the main thread ({grads} or {error}) */
 export async function serveReplica(data: ReplicaData, post: (message: unknown) => void): Promise<void> {
-  const { memory, config, params, ctrl, slots, peerBuffer } = data;
+  const { memory, model: recipe, ctrl, slots, peerBuffer } = data;
   const peer = peerBuffer ? new PeerLink(peerBuffer, 1) : null;
-  let models: GPT[];
+  let models: Twin[];
   let be: KernelThreads;
   try {
     attachHeap(memory);
@@ -41,10 +39,7 @@ export async function serveReplica(data: ReplicaData, post: (message: unknown) =
     if (!threads) throw new Error("the wasm backend did not load with its threading");
     be = threads;
     be.setPeer(peer);
-    models = Array.from(
-      { length: slots },
-      () => new GPT(config, 0, new Map(params.map(([name, ptr, shape]) => [name, Tensor.view(ptr, shape, "f32", true)]))),
-    );
+    models = Array.from({ length: slots }, () => buildTwin(recipe));
     const grads = models.map((m) => [...m.params].map(([name, t]) => [name, t.ensureGrad().ptr] as [string, number]));
     post({ grads });
   } catch (e) {
@@ -62,8 +57,8 @@ export async function serveReplica(data: ReplicaData, post: (message: unknown) =
     try {
       for (let j = 0; j < block.field(Field.count); j++) {
         const f = block.args.subarray(j * JOB_F64, (j + 1) * JOB_F64);
-        const model = models[j] as GPT;
-        model.zeroGrad();
+        const { model, params } = models[j] as Twin;
+        for (const t of params.values()) t.zeroGrad();
         scope(() => {
           const rows = f[JOB.rows] as number;
           const T = f[JOB.T] as number;

@@ -17,16 +17,14 @@ import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import { fail, MinigptError, withFs } from "../errors.js";
 import { appendWhole, writeFileAtomic } from "../io/atomic.js";
 import { saveTokenizer } from "../io/folder.js";
-import { saveModel } from "../io/hf.js";
 import { type FolderLock, lockFolder } from "../io/lock.js";
-import { modelSafetensorsBytes } from "../io/model-zip.js";
 import { besideMissingFolder, finishReplacement, pendingReplacement, prepareOutFolder, tidyModelFolder } from "../io/out-folder.js";
-import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { type Message, said, setting } from "../wording.js";
 import { KEEP_CHECKPOINTS } from "./checkpoint.js";
 import { metricsPath } from "./metrics.js";
 import { lossPlotSvg } from "./plot.js";
+import type { Trained } from "./trained.js";
 import type { StepMetrics } from "./trainer.js";
 
 /** a model folder above this size is announced before it is written */
@@ -34,7 +32,8 @@ const LARGE_FOLDER_BYTES = 100e6;
 
 /** What a new run writes into OUT before its first step. */
 interface FirstSave {
-  model: GPT;
+  /** the model, or the adapter, the run trains */
+  trained: Trained;
   tokenizer: Tokenizer;
   /** the run's summary for config.json (saveModel's `minigpt` field) */
   info: Record<string, unknown>;
@@ -82,7 +81,10 @@ export class RunFolder {
   /** A new run: OUT appears complete (loadable, resumable) or not at all. */
   create(first: FirstSave): void {
     // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
-    const disk = diskFigures(first.model.parameterCount(), KEEP_CHECKPOINTS);
+    const disk = diskFigures(
+      [...first.trained.params.values()].reduce((n, t) => n + t.size, 0),
+      KEEP_CHECKPOINTS,
+    );
     if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
       this.notice(
         `note: ${this.out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
@@ -90,7 +92,7 @@ export class RunFolder {
     this.replaced = prepareOutFolder(this.out, first.overwrite, first.data, (tmp) => {
       writeFileSync(join(tmp, "metrics.jsonl"), "");
       saveTokenizer(tmp, first.tokenizer);
-      saveModel(first.model, tmp, first.info);
+      first.trained.saveModelFolder(tmp, first.info);
       first.checkpoint(tmp);
     });
   }
@@ -106,9 +108,9 @@ export class RunFolder {
     appendWhole(metricsPath(this.out), `${JSON.stringify(m)}\n`);
   }
 
-  /** the model with the best validation loss so far */
-  saveBest(model: GPT): void {
-    writeFileAtomic(join(this.out, "model.safetensors"), modelSafetensorsBytes(model));
+  /** the model (or adapter) with the best validation loss so far */
+  saveBest(trained: Trained): void {
+    trained.saveWeights(this.out);
   }
 
   savePlot(history: StepMetrics[], title: string): void {

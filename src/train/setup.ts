@@ -10,10 +10,15 @@ import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
 import { loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { loraModules } from "../io/lora.js";
+import { ADAPTER_WEIGHTS } from "../io/lora-folder.js";
 import { backend } from "../kernels/index.js";
 import { makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
+import { attachLora } from "../nn/lora.js";
+import { initNewEmbeddingRows } from "../nn/vocabulary.js";
 import { AdamW } from "../optim/adamw.js";
+import { Rng } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { said, setting } from "../wording.js";
@@ -27,6 +32,7 @@ import {
   TOKENIZER_CHOICES,
   type TrainConfig,
 } from "./config.js";
+import { loadTrainedWeights, loraAdapter, type Trained, wholeModel } from "./trained.js";
 import type { StartInfo, TrainEvents } from "./trainer.js";
 
 /** What a start mode decides before the dataset and model are built. */
@@ -51,6 +57,8 @@ interface RunSetup {
   config: TrainConfig;
   dataset: Dataset;
   model: GPT;
+  /** what trains: the whole model, or a LoRA adapter on it */
+  trained: Trained;
   optimizer: AdamW;
   resumed: LoadedCheckpoint | null;
   resumeChanges: StartInfo["resumeChanges"];
@@ -78,6 +86,8 @@ function resumeStart(requested: TrainConfig, overrides: Partial<TrainConfig>): S
     saved = { ...saved, gradShards: saved.batchSize % asked === 0 ? asked : 1 };
     legacyShards = saved.gradShards;
   }
+  // saved before runs could train LoRA adapters: a run of the whole model
+  saved = { ...LORA_OFF, ...saved };
   for (const [key, value] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
     if (RESUME_OVERRIDABLE.includes(key) || key === "out") continue;
     // the same tokenizer folder named from another folder is the same one
@@ -120,7 +130,9 @@ function resumedData(saved: TrainConfig, data: string): string {
 
 /** A new run: the settings every new run resolves, then its start mode. */
 function newRunStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
-  const { config, tokenizer } = newRunSettings(requested, overrides);
+  const settings = newRunSettings(requested, overrides);
+  const config = loraSettings(settings.config, overrides);
+  const tokenizer = settings.tokenizer;
   if (!config.init) {
     if (config.chat)
       fail(said`${setting("chat")} fine-tunes an existing model: give ${setting("init")} DIR (a model folder to start from)`);
@@ -217,6 +229,9 @@ function chatStart(init: Start, overrides: Partial<TrainConfig>): Start {
 function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>, events: TrainEvents): RunSetup {
   const { resumed, initFolder } = start;
   let config = start.config;
+  const lora = config.loraRank > 0;
+  // the model the run starts from: init's; a resumed LoRA run's base again (its checkpoints hold only the adapter)
+  const base = initFolder ?? (lora && resumed ? loraBase(config) : null);
   // said here with the settings' names (makeConfig would say it with the model config's)
   if (!initFolder && config.nEmbd % config.nHead !== 0)
     fail(
@@ -241,11 +256,11 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     onMessage: events.onMessage,
   });
   const modelConfig =
-    initFolder && !config.initPartial
+    base && !config.initPartial
       ? {
-          ...initFolder.model.config,
+          ...base.model.config,
           dropout: config.dropout,
-          vocabSize: Math.max(initFolder.model.config.vocabSize, dataset.tokenizer.vocabSize),
+          vocabSize: Math.max(base.model.config.vocabSize, dataset.tokenizer.vocabSize),
         }
       : makeConfig({
           vocabSize: dataset.tokenizer.vocabSize,
@@ -272,14 +287,20 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     );
   const model = new GPT(modelConfig, config.seed);
   let initReport: StartInfo["initReport"];
-  if (resumed) {
+  const baseVocab = base?.model.config.vocabSize ?? modelConfig.vocabSize;
+  if (resumed && !lora) {
     model.loadWeights(resumed.weights, `${resumed.dir}/model.safetensors`);
-  } else if (initFolder) {
-    if (config.initPartial) initReport = loadPartialWeights(model, initFolder);
-    else loadInitWeights(model, initFolder);
-    initFolder.model.dispose();
+  } else if (base) {
+    if (config.initPartial) initReport = loadPartialWeights(model, base);
+    else loadInitWeights(model, base);
+    base.model.dispose();
   }
-  const optimizer = new AdamW(model.params, {
+  let trained = wholeModel(model);
+  if (lora) {
+    trained = startLora(model, config, baseVocab);
+    if (resumed) loadTrainedWeights(trained.params, resumed.weights, `${resumed.dir}/${ADAPTER_WEIGHTS}`);
+  }
+  const optimizer = new AdamW(trained.params, {
     lr: config.lr,
     beta1: config.beta1,
     beta2: config.beta2,
@@ -293,6 +314,7 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     config,
     dataset,
     model,
+    trained,
     optimizer,
     resumed,
     resumeChanges: start.resumeChanges,
@@ -306,6 +328,10 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
 
 /** init: every tensor of the folder's model (the embedding may have grown by added tokens). */
 function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
+  if (initFolder.quantization && !initFolder.lora)
+    fail(
+      said`${initFolder.dir} holds quantized weights, which train does not start from yet; give ${setting("init")} the fp32 model it was quantized from`,
+    );
   const src = initFolder.model.params;
   for (const [name, t] of model.params) {
     const s = src.get(name) as Tensor;
@@ -334,28 +360,69 @@ function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<St
   return initReport;
 }
 
+/** the LoRA settings of a run that trains the whole model (runs saved before LoRA training existed) */
+const LORA_OFF: Pick<TrainConfig, "loraRank" | "loraAlpha" | "loraDropout" | "loraTargets"> = {
+  loraRank: 0,
+  loraAlpha: defaultTrainConfig.loraAlpha,
+  loraDropout: defaultTrainConfig.loraDropout,
+  loraTargets: defaultTrainConfig.loraTargets,
+};
+
 /**
- * wte grown by added tokens (chat tokens, characters a fine-tune's data needs): the old rows are
- * copied and every new row starts as the mean of the old rows, so a new token begins as an
- * "average" token rather than noise.
+ * A new run's LoRA settings, checked (an adapter needs a model to adapt, the other settings an
+ * adapter); a LoRA run names its base by an absolute path, so that resume finds it from any folder.
  */
-function initNewEmbeddingRows(t: Tensor, old: Tensor): void {
-  const [Vold, C] = old.shape as [number, number];
-  if (t.device) {
-    // on a GPU with its kernels: the mean of the old rows in float32 (on the CPU, float64)
-    const be = backend();
-    be.copy(t.slice(0, Vold * C), old.storage, Vold * C);
-    const mean = t.slice(Vold * C, C);
-    be.zero(mean, C);
-    be.sumRows(mean, old.storage, Vold, C);
-    be.scale(mean, C, 1 / Vold);
-    for (let v = Vold + 1; v < t.shape[0]!; v++) be.copy(t.slice(v * C, C), mean, C);
-    return;
+function loraSettings(config: TrainConfig, overrides: Partial<TrainConfig>): TrainConfig {
+  if (overrides.loraRank !== undefined && overrides.loraRank < 1)
+    fail(
+      said`${setting("loraRank")} ${overrides.loraRank}: an adapter's rank must be at least 1 (4 to 16 is usual; leave it out to train the whole model)`,
+    );
+  if (config.loraRank === 0) {
+    const given = (["loraAlpha", "loraDropout", "loraTargets"] as const).find((k) => overrides[k] !== undefined);
+    if (given) fail(said`${setting(given)} applies to LoRA training: give ${setting("loraRank")} too (e.g. 8)`);
+    return config;
   }
-  const d = t.data;
-  d.set(old.data);
-  const mean = new Float64Array(C);
-  const o = old.data;
-  for (let v = 0; v < Vold; v++) for (let c = 0; c < C; c++) mean[c] = (mean[c] as number) + (o[v * C + c] as number) / Vold;
-  for (let v = Vold; v < t.shape[0]!; v++) for (let c = 0; c < C; c++) d[v * C + c] = mean[c] as number;
+  if (!config.init)
+    fail(
+      said`${setting("loraRank")} trains an adapter on an existing model: give ${setting("init")} DIR (the base model; on random weights an adapter would only learn less than training the whole model)`,
+    );
+  if (config.initPartial)
+    fail(said`${setting("loraRank")} and ${setting("initPartial")} cannot be combined: a LoRA adapter keeps its base model's shape`);
+  return { ...config, init: resolve(config.init) };
+}
+
+/** the base model of a resumed LoRA run: its init folder, which must still be there */
+function loraBase(config: TrainConfig): ModelFolder {
+  if (!existsSync(config.init))
+    fail(
+      said`${config.out} is a LoRA adapter on the model ${config.init}, which is not there any more; put that model folder back to resume`,
+    );
+  return loadModelFolder(config.init);
+}
+
+/**
+ * The run's LoRA adapter on `model` (frozen): on config.loraTargets, A drawn from the run's seed, B
+ * zero; the rows of wte after the base's `baseVocab` (tokens this fine-tune added) train with it.
+ */
+function startLora(model: GPT, config: TrainConfig, baseVocab: number): Trained {
+  const targets = config.loraTargets
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (targets.length === 0) fail(said`${setting("loraTargets")} names no layer: give e.g. c_attn`);
+  for (const t of targets)
+    if (loraModules(model.config, [t]).length === 0)
+      fail(
+        said`${setting("loraTargets")}: ${t} matches no layer of the model; GPT-2's are attn.c_attn, attn.c_proj, mlp.c_fc and mlp.c_proj, and a name matches those it ends (c_proj: both)`,
+      );
+  const tokens = Array.from({ length: model.config.vocabSize - baseVocab }, (_, i) => baseVocab + i);
+  const config_ = {
+    rank: config.loraRank,
+    alpha: config.loraAlpha,
+    dropout: config.loraDropout,
+    targets,
+    base: config.init,
+    trainableTokens: tokens,
+  };
+  return loraAdapter(model, attachLora(model, config_, new Rng(config.seed)), config.init);
 }

@@ -11,6 +11,7 @@
  */
 import { deviceMemory } from "../kernels/index.js";
 import type { GPT } from "../nn/gpt.js";
+import type { LoraAttachment } from "../nn/lora.js";
 import type { Rng } from "../random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { DataParallel } from "./parallel.js";
@@ -53,10 +54,11 @@ class OneThread implements Stepper {
 /**
  * The stepper for `model` on up to `threads` threads with each micro-batch cut into `shards`: data
  * parallel (parallel.ts) when there is more than one shard, else one thread. The shards, not the
- * threads, decide the result. A model on a GPU (webgpu) runs each micro-batch whole: its kernels
- * are the device's, and shards exist to make CPU threads' results equal.
+ * threads, decide the result. With `lora`, only the adapter trains (the replicas build it too). A
+ * model on a GPU (webgpu) runs each micro-batch whole: its kernels are the device's, and shards
+ * exist to make CPU threads' results equal.
  */
-export async function createStepper(model: GPT, threads: number, shards: number): Promise<Stepper> {
+export async function createStepper(model: GPT, threads: number, shards: number, lora: LoraAttachment | null = null): Promise<Stepper> {
   if (deviceMemory()) return new OneThread(model);
-  return (await DataParallel.create(model, threads, { shards })) ?? new OneThread(model);
+  return (await DataParallel.create(model, threads, { shards, lora })) ?? new OneThread(model);
 }

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
 import { fail } from "../errors.js";
+import type { LoraConfig } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
@@ -45,6 +46,10 @@ export interface StartInfo {
   config: TrainConfig;
   model: GPTConfig;
   parameters: number;
+  /** the parameters that train: all of them, or a LoRA adapter's */
+  trainableParameters: number;
+  /** the adapter a LoRA run trains (its base the rest of the model, frozen) */
+  lora?: LoraConfig;
   dataset: { name: string; trainTokens: number; valTokens: number; vocabSize: number; tokenizer: string };
   totalSteps: number;
   resumedFrom: number | null;
@@ -146,6 +151,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
     config,
     dataset,
     model,
+    trained,
     optimizer,
     resumed,
     resumeChanges,
@@ -214,16 +220,16 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
     arithmetic,
   });
   const warn = (text: string) => events.onMessage?.(text);
-  // what a checkpoint saves: on a GPU read back once per save (Tensor.withHostValues)
-  const saved = [...model.params.values(), ...optimizer.m.values(), ...optimizer.v.values()];
+  // what the saves read (the model, the trained tensors, AdamW's moments): on a GPU read back once per save
+  const saved = new Set([...model.params.values(), ...trained.params.values(), ...optimizer.m.values(), ...optimizer.v.values()]);
   if (resumed) folder.resume(history);
   else
     await Tensor.withHostValues(saved, () =>
       folder.create({
-        model,
+        trained,
         tokenizer: dataset.tokenizer,
         info,
-        checkpoint: (dir) => saveCheckpoint(dir, model, optimizer, state(), warn),
+        checkpoint: (dir) => saveCheckpoint(dir, trained, optimizer, state(), warn),
         overwrite: options.overwrite ?? false,
         data: config.data,
       }),
@@ -232,11 +238,13 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
   // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const stepper = await createStepper(model, threads, config.gradShards);
+  const stepper = await createStepper(model, threads, config.gradShards, trained.lora);
   events.onStart?.({
     config,
     model: model.config,
     parameters: model.parameterCount(),
+    trainableParameters: [...trained.params.values()].reduce((n, t) => n + t.size, 0),
+    lora: trained.lora?.config,
     dataset: {
       name: dataset.name,
       trainTokens: dataset.trainTokens,
@@ -280,7 +288,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   let lastAccuracy: number | null = null;
   let interrupted = false;
   const checkpoint = async () => {
-    const dir = await Tensor.withHostValues(saved, () => saveCheckpoint(out, model, optimizer, state(), warn));
+    const dir = await Tensor.withHostValues(saved, () => saveCheckpoint(out, trained, optimizer, state(), warn));
     events.onCheckpoint?.(dir, step);
   };
 
@@ -292,7 +300,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       }
       const t0 = performance.now();
       const lr = learningRate(step, schedule);
-      model.zeroGrad();
+      trained.zeroGrad();
       // each micro-batch's loss: a number, or on a GPU its read back, all awaited together below
       const microLosses: (number | Promise<number>)[] = [];
       for (let micro = 0; micro < config.gradAccum; micro++) {
@@ -319,7 +327,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       }
       const gradNorm = await stepper.update(() => {
         // on a GPU the clipping is done there and only the norm comes back, awaited after AdamW is queued
-        const norm = clipGradNormAsync(model.params.values(), config.gradClip);
+        const norm = clipGradNormAsync(trained.params.values(), config.gradClip);
         optimizer.update(lr);
         return norm;
       });
@@ -346,7 +354,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
         }
         if (bestValLoss === null || m.val_loss < bestValLoss) {
           bestValLoss = m.val_loss;
-          await Tensor.withHostValues(model.params.values(), () => folder.saveBest(model));
+          await Tensor.withHostValues(saved, () => folder.saveBest(trained));
         }
       }
       history.push(m);

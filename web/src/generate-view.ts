@@ -115,9 +115,6 @@ export function generateView(worker: ModelWorker): void {
   worker.on("model", (m) => {
     chat.hidden = !m.chat;
     byId("chat-system-label").hidden = !m.system;
-    const note = byId("chat-note");
-    note.textContent = m.chatNote;
-    note.hidden = m.chatNote === "";
     log.replaceChildren();
   });
 }

@@ -1,6 +1,7 @@
 // minigpt's web playground: the page. It starts the model worker (worker.ts, where every model runs),
-// wires the four views to it and says what the engine could get: threads need a cross-origin-
-// isolated page (COOP/COEP headers, which `minigpt web` sends).
+// wires the four views to it and says what the engine could get: WebGPU on a hardware GPU (engine.ts),
+// else WebAssembly, whose threads need a cross-origin-isolated page (COOP/COEP headers, which
+// `minigpt web` sends).
 import "./style.css";
 import { ModelWorker } from "./client.js";
 import { byId, showMessage } from "./dom.js";
@@ -12,10 +13,17 @@ import { trainView } from "./train-view.js";
 const worker = new ModelWorker((message) => showMessage(`the model worker stopped: ${message}; reload the page`));
 
 worker.on("ready", (m) => {
-  byId("engine").textContent = m.isolated
-    ? `Engine: WebAssembly ${m.simd} SIMD on ${m.threads} threads (Web Workers).`
-    : `Engine: WebAssembly ${m.simd} SIMD on one thread. This page is not cross-origin isolated (no SharedArrayBuffer), so training uses one thread; serve it with COOP/COEP headers (minigpt web does) for more.`;
+  const e = m.engine;
+  byId("engine").textContent =
+    e.backend === "webgpu"
+      ? `Engine: WebGPU on ${e.adapter}${e.software ? " (a software adapter, on the CPU: slower than WebAssembly; asked for by the address)" : ""}.`
+      : `${
+          m.isolated
+            ? `Engine: WebAssembly ${e.simd} SIMD on ${e.threads} threads (Web Workers).`
+            : `Engine: WebAssembly ${e.simd} SIMD on one thread. This page is not cross-origin isolated (no SharedArrayBuffer), so training uses one thread; serve it with COOP/COEP headers (minigpt web does) for more.`
+        } Not WebGPU: ${e.notGpu}.`;
   byId("engine").dataset.ready = "true";
+  byId("engine").dataset.backend = e.backend;
 });
 worker.on("error", (m) => showMessage(m.message));
 
@@ -42,4 +50,6 @@ trainView(worker);
 generateView(worker);
 insideView(worker);
 modelsView(worker);
-worker.send({ type: "hello" });
+// `?backend=webgpu` forces WebGPU on any adapter (the tests train on SwiftShader's), `?backend=wasm` the CPU
+const asked = new URLSearchParams(location.search).get("backend");
+worker.send({ type: "hello", backend: asked === "webgpu" || asked === "wasm" ? asked : "auto" });

@@ -50,8 +50,17 @@ export interface SamplingSettings {
   seed: number;
 }
 
+/** the backend a page asks for (web/src/engine.ts): "auto" takes WebGPU only on a hardware GPU adapter */
+export type BackendChoice = "auto" | "wasm" | "webgpu";
+
+/** the backend the worker runs models on */
+export type Engine =
+  | { backend: "webgpu"; adapter: string; software: boolean }
+  /** notGpu: why not WebGPU (one phrase) */
+  | { backend: "wasm"; simd: string; threads: number; notGpu: string };
+
 export type ToWorker =
-  | { type: "hello" }
+  | { type: "hello"; backend: BackendChoice }
   | { type: "estimate"; text: string; tokenizer: TokenizerChoice; vocabSize: number }
   | { type: "train"; request: TrainRequest }
   | { type: "pause" }
@@ -119,7 +128,7 @@ export interface InspectResult {
 }
 
 export type FromWorker =
-  | { type: "ready"; isolated: boolean; threads: number; simd: string }
+  | { type: "ready"; isolated: boolean; engine: Engine }
   | { type: "estimates"; presets: PresetEstimate[]; vocabSize: number; tokens: number }
   | { type: "run"; run: RunSummary }
   /** the steps since the last such message (batched: one message per METRICS_MS, not one per step) */
@@ -133,11 +142,9 @@ export type FromWorker =
       parameters: number;
       vocabSize: number;
       loaded: boolean;
-      /** its vocabulary has the chat tokens (<|user|> <|assistant|> <|end|>), and <|system|> */
+      /** it is chat-tuned (the chat tokens <|user|> <|assistant|> <|end|>, and it learned to end a reply); it has <|system|> */
       chat: boolean;
       system: boolean;
-      /** a note to show with the chat (a model that never learned to end a reply), or "" */
-      chatNote: string;
     }
   /** reply text as it streams, or a note about the message (characters left out, old turns dropped) */
   | { type: "chatDelta"; text: string }

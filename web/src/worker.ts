@@ -4,16 +4,20 @@
 // the message queue so pause, stop and generate get in. The run is saved to IndexedDB (store.ts)
 // every SAVE_MS (written while training goes on) and on pause, so a reload finds it. The page's main
 // thread shares the machine's cores with training: it gets the metrics in batches (METRICS_MS).
+// On WebGPU (engine.ts) the step's kernels run on the GPU and only the loss comes back, once per
+// step; values are read with the library's async forms (`await t.read()`, `stepAsync`), which the
+// CPU backends answer at once (so there messages still get in only between slices, while on the GPU
+// they may come at any read).
 import {
   AdamW,
   analyzeConfig,
   analyzeTensors,
   BatchSampler,
-  backend,
   CharTokenizer,
   ChatSession,
   chatTokenIds,
   clipGradNorm,
+  clipGradNormAsync,
   createStepper,
   Decoder,
   formatAnalysis,
@@ -24,7 +28,7 @@ import {
   loadModelFiles,
   MinigptError,
   makeConfig,
-  modelFiles,
+  modelFilesAsync,
   neverLearnedToEndReplies,
   noGrad,
   Rng,
@@ -42,10 +46,11 @@ import {
   trainBpe,
   unseenSpecialIds,
   unzipModelFiles,
-  useBackend,
   zipModelFiles,
 } from "minigpt-ts/browser";
+import { startEngine } from "./engine.js";
 import {
+  type BackendChoice,
   type FromWorker,
   type Metric,
   PRESETS,
@@ -115,6 +120,8 @@ let current: (LoadedModel & { label: string }) | null = null;
 let loadedFromFile = false;
 let run: Run | null = null;
 let threads = 1;
+/** the models live on the GPU (the webgpu backend): their values are read asynchronously */
+let onGpu = false;
 let stopGenerating = false;
 let generating = false;
 
@@ -255,7 +262,8 @@ async function startRun(request: TrainRequest, saved?: SavedRun): Promise<void> 
     savedAt: null,
   };
   if (saved) restoreState(run, saved);
-  run.stepper = await createStepper(model, threads, SHARDS);
+  // data parallel splits a step over CPU threads; on the GPU the step runs whole (trainStepOnGpu)
+  run.stepper = onGpu ? null : await createStepper(model, threads, SHARDS);
   // the run's model is the one generate and inspect use now (a loaded one it did not take is freed)
   if (current && current.model !== model) current.model.dispose();
   current = { model, tokenizer, info: {}, label: runLabel(request) };
@@ -272,12 +280,10 @@ function postModel(m: LoadedModel & { label: string }, loaded: boolean): void {
     parameters: m.model.parameterCount(),
     vocabSize: m.tokenizer.vocabSize,
     loaded,
-    chat: ids !== undefined,
+    // chat-tuned: a loaded model whose vocabulary has the chat tokens and that (when its folder says
+    // what it learned) learned to end a reply; the page's own runs learn plain text
+    chat: loaded && ids !== undefined && !neverLearnedToEndReplies(m.info, m.tokenizer),
     system: ids?.system !== undefined,
-    chatNote:
-      ids && neverLearnedToEndReplies(m.info, m.tokenizer)
-        ? `${m.label} was not fine-tuned for chat (it never learned to end a reply with <|end|>), so its replies will ramble; fine-tune it with minigpt train --chat`
-        : "",
   });
 }
 
@@ -299,9 +305,9 @@ function restoreState(r: Run, saved: SavedRun): void {
   for (const [name, p] of r.model.params) {
     const t = saved.tensors[name];
     if (!t) throw new Error(`the saved run has no tensor ${name}`);
-    p.data.set(t.w);
-    (r.optimizer.m.get(name) as Tensor).data.set(t.m);
-    (r.optimizer.v.get(name) as Tensor).data.set(t.v);
+    p.write(t.w);
+    (r.optimizer.m.get(name) as Tensor).write(t.m);
+    (r.optimizer.v.get(name) as Tensor).write(t.v);
   }
   r.optimizer.step = saved.step;
   r.step = saved.step;
@@ -322,29 +328,27 @@ function queued<T>(op: () => Promise<T>): Promise<T> {
 const clearSaved = (): Promise<unknown> => queued(clearRun);
 
 /**
- * Save the run as it is now: its tensors, moments and history are copied at once, so training may
- * go on while IndexedDB writes them (the promise settles when they are written).
+ * Save the run as it is now: its tensors, moments and history are copied at once (every read starts
+ * here: on the GPU it is recorded before any later step's kernels), so training may go on while the
+ * values come back and IndexedDB writes them (the promise settles when they are written).
  */
 function save(r: Run): Promise<void> {
-  const tensors: SavedRun["tensors"] = {};
-  for (const [name, p] of r.model.params)
-    tensors[name] = {
-      w: p.data.slice(),
-      m: (r.optimizer.m.get(name) as Tensor).data.slice(),
-      v: (r.optimizer.v.get(name) as Tensor).data.slice(),
-    };
+  const reads = [...r.model.params].map(([name, p]) =>
+    Promise.all([p, r.optimizer.m.get(name) as Tensor, r.optimizer.v.get(name) as Tensor].map((t) => t.read())).then(
+      ([w, m, v]) => [name, { w, m, v }] as [string, SavedRun["tensors"][string]],
+    ),
+  );
   const at = Date.now();
-  const saved: SavedRun = {
+  const saved: Omit<SavedRun, "tensors"> = {
     request: r.request,
     tokenizer: r.tokenizer.toHuggingFaceJson(),
     step: r.step,
     batchRng: r.batchRng.getState(),
     metrics: r.metrics.slice(),
     samples: r.samples.slice(),
-    tensors,
     savedAt: at,
   };
-  return queued(() => saveRun(saved)).then(() => {
+  return queued(async () => saveRun({ ...saved, tensors: Object.fromEntries(await Promise.all(reads)) })).then(() => {
     r.savedAt = at;
     post({ type: "saved", at });
   });
@@ -377,22 +381,47 @@ function trainStep(r: Run): number {
   return loss;
 }
 
-function validationLoss(r: Run): number {
+/**
+ * trainStep on the GPU: the whole batch at once, clipped and updated there; the loss and the
+ * gradient norm are read back together, the step's one wait.
+ */
+async function trainStepOnGpu(r: Run): Promise<number> {
+  const lr = learningRate(r.step, r.schedule);
+  const { model, preset } = r;
+  model.zeroGrad();
+  // the read starts inside the scope, ordered before the loss's memory is reused
+  const loss = scope(() => {
+    const { x, y } = r.sampler.next();
+    const shape = [preset.batchSize, preset.blockSize];
+    const l = model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor;
+    l.backward();
+    return l.read();
+  });
+  const clipped = clipGradNormAsync(model.params.values(), 1.0);
+  r.optimizer.update(lr);
+  await clipped;
+  r.step++;
+  return (await loss)[0] as number;
+}
+
+async function validationLoss(r: Run): Promise<number> {
   const sampler = new BatchSampler(r.val, r.preset.blockSize, r.preset.batchSize, new Rng(7), "the validation split");
-  let sum = 0;
-  noGrad(() => {
-    for (let i = 0; i < EVAL_BATCHES; i++)
-      sum += scope(() => {
+  const losses = noGrad(() =>
+    Array.from({ length: EVAL_BATCHES }, () =>
+      scope(() => {
         const { x, y } = sampler.next();
         const shape = [r.preset.batchSize, r.preset.blockSize];
-        return (r.model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor).item();
-      });
-  });
+        return (r.model.forward(Tensor.ints(x, shape), { targets: Tensor.ints(y, shape) }).loss as Tensor).read();
+      }),
+    ),
+  );
+  let sum = 0;
+  for (const [loss] of await Promise.all(losses)) sum += loss as number;
   return sum / EVAL_BATCHES;
 }
 
 /** a short sample of what the model writes now, from a newline (greedy-free: temperature 0.8) */
-function sampleText(model: GPT, tokenizer: Tokenizer): string {
+async function sampleText(model: GPT, tokenizer: Tokenizer): Promise<string> {
   const prompt = tokenizer.encode("\n", { specialsAsText: true });
   const decoder = new Decoder(model, prompt.length > 0 ? prompt : [0], {
     maxNewTokens: SAMPLE_TOKENS,
@@ -403,7 +432,7 @@ function sampleText(model: GPT, tokenizer: Tokenizer): string {
   const streamer = new TextStreamer(tokenizer, decoder.ids);
   let text = "";
   try {
-    for (let s = decoder.step(); s; s = decoder.step()) text += streamer.push(s.id);
+    for (let s = await decoder.stepAsync(); s; s = await decoder.stepAsync()) text += streamer.push(s.id);
   } finally {
     decoder.dispose();
   }
@@ -429,18 +458,19 @@ async function trainLoop(r: Run): Promise<void> {
       const t0 = performance.now();
       let loss: number;
       try {
-        loss = trainStep(r);
+        loss = onGpu ? await trainStepOnGpu(r) : trainStep(r);
       } catch (err) {
         // a step's activations are what usually runs out (the weights fitted): say what to do
         throw outOfMemory(err, r.preset);
       }
+      if (run !== r) return; // discarded, or a new run started, while the GPU step was read
       const ms = performance.now() - t0;
       r.msPerStep = r.msPerStep === null ? ms : 0.9 * r.msPerStep + 0.1 * ms;
       const end = r.step === r.request.maxSteps;
       const metric: Metric = {
         step: r.step,
         loss,
-        valLoss: r.step % evalEvery === 0 || end ? validationLoss(r) : null,
+        valLoss: r.step % evalEvery === 0 || end ? await validationLoss(r) : null,
         lr: learningRate(r.step - 1, r.schedule),
         tokensPerS: (r.preset.batchSize * r.preset.blockSize * 1000) / ms,
       };
@@ -451,7 +481,7 @@ async function trainLoop(r: Run): Promise<void> {
       if (performance.now() - lastSent >= METRICS_MS) sendMetrics();
       if (r.step % r.request.sampleEvery === 0 || end) {
         sendMetrics();
-        const sample = { step: r.step, text: sampleText(r.model, r.tokenizer) };
+        const sample = { step: r.step, text: await sampleText(r.model, r.tokenizer) };
         r.samples.push(sample);
         post({ type: "sample", ...sample });
       }
@@ -499,7 +529,7 @@ async function generate(prompt: string, s: SamplingSettings, explain: boolean): 
   let reason: "length" | "stopped" | "end" = "length";
   try {
     let sliceEnd = performance.now() + SLICE_MS;
-    for (let step = decoder.step(); step; step = decoder.step()) {
+    for (let step = await decoder.stepAsync(); step; step = await decoder.stepAsync()) {
       const top = explain ? topTokens(step.logits, 5).map((t) => ({ token: model.tokenizer.tokenString(t.id), p: t.p })) : null;
       post({ type: "delta", text: streamer.push(step.id), top });
       if (performance.now() > sliceEnd) {
@@ -527,6 +557,8 @@ let chat: { model: GPT; session: ChatSession } | null = null;
 async function chatSend(text: string, system: string, s: SamplingSettings): Promise<void> {
   const m = current;
   if (!m) throw new MinigptError("no model yet: load a chat-tuned model folder first");
+  // ChatSession.send streams through the synchronous decoder, which a GPU's tensors cannot serve
+  if (onGpu) throw new MinigptError("chat runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
   if (!chat || chat.model !== m.model)
     chat = { model: m.model, session: new ChatSession(m.model, m.tokenizer, { suppressIds: unseenSpecialIds(m) }, m.label) };
   const session = chat.session;
@@ -570,6 +602,8 @@ function inspect(prompt: string): void {
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
   let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
   if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
+  // traceForward reads the activations through `data`, which a GPU's tensors do not have
+  if (onGpu) throw new MinigptError("Look inside runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
   ids = ids.slice(-m.model.config.blockSize);
   const trace = traceForward(m.model, ids);
   const a = analyzeTensors(m.model.config, m.model.params, { batchSize: run?.preset.batchSize ?? 12 });
@@ -587,7 +621,7 @@ function inspect(prompt: string): void {
   });
 }
 
-function download(): void {
+async function download(): Promise<void> {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
   const info =
@@ -599,7 +633,7 @@ function download(): void {
           ...(run.request.base ? { init: run.request.base.label } : {}),
         }
       : m.info;
-  const bytes = zipModelFiles(modelFiles(m.model, m.tokenizer, info));
+  const bytes = zipModelFiles(await modelFilesAsync(m.model, m.tokenizer, info));
   const name = `${m.label.replace(/\.[a-z]+$/i, "").replace(/[^\w.-]+/g, "-") || "model"}.zip`;
   post({ type: "zip", name, bytes }, [bytes.buffer]);
 }
@@ -612,10 +646,11 @@ function load(name: string, files: Record<string, Uint8Array> | null, zip: Uint8
   postModel(current, true);
 }
 
-async function hello(): Promise<void> {
+async function hello(choice: BackendChoice): Promise<void> {
   threads = isolated() ? Math.max(1, Math.min(SHARDS, navigator.hardwareConcurrency || 1)) : 1;
-  const be = (await useBackend("wasm", { threads })) as { simd?: string };
-  post({ type: "ready", isolated: isolated(), threads, simd: be.simd ?? backend().name });
+  const engine = await startEngine(choice, threads);
+  onGpu = engine.backend === "webgpu";
+  post({ type: "ready", isolated: isolated(), engine });
   const saved = await loadRun();
   if (saved) {
     try {
@@ -636,7 +671,7 @@ function report(err: unknown, context: string): void {
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case "hello":
-      return hello();
+      return hello(m.backend);
     case "estimate": {
       const tokenizer = makeTokenizer(m.text, m.tokenizer, m.vocabSize);
       post({

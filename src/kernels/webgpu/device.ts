@@ -88,6 +88,17 @@ async function gpuEntry(): Promise<GPU> {
 }
 
 /**
+ * The adapter a device would come from, described, without making the device; null when there is
+ * none. For choosing a backend: a page asks this before it commits to webgpu, and picks it only for
+ * a hardware adapter (`software` false). In Node this loads Dawn, so ask it only when webgpu may be
+ * used (see the top of this file).
+ */
+export async function findAdapter(): Promise<AdapterSummary | null> {
+  const adapter = await (await gpuEntry()).requestAdapter({ powerPreference: "high-performance" });
+  return adapter ? summarize(adapterReport(adapter)) : null;
+}
+
+/**
  * A device on the best adapter (high-performance preference). `allowSoftware` false refuses a
  * software adapter with a one-line error. Limits: the adapter's maximum buffer and binding sizes,
  * and at least 32 KiB of workgroup memory where it has them.

@@ -199,7 +199,15 @@ function rowTimesBT(out0: usize, a0: usize, b: usize, K: i32, j0: i32, j1: i32, 
   const os = <usize>nb << 2; // and in out
   for (let j = j0; j < j0 + nb; j++) {
     const p0 = b + <usize>j * rs;
-    for (let i = 0; i < rows; i++) {
+    // two rows at a time: each vector of b loaded once for both (dots2x4), four of b's rows a sweep
+    let i = 0;
+    for (; i + 2 <= rows; i += 2) {
+      const o = out0 + <usize>i * ldo + (<usize>j << 2);
+      const a = a0 + <usize>i * rsA;
+      dots2x4(o, ldo, os, a, rsA, p0, bs, K, add);
+      dots2x4(o + 4 * os, ldo, os, a, rsA, p0 + 4 * bs, bs, K, add);
+    }
+    for (; i < rows; i++) {
     const a = a0 + <usize>i * rsA;
     const out = out0 + <usize>i * ldo;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
@@ -265,6 +273,51 @@ function rowTimesBT(out0: usize, a0: usize, b: usize, K: i32, j0: i32, j1: i32, 
   for (; j < j1; j++) {
     for (let i = 0; i < rows; i++) storeOne(out0 + <usize>i * ldo + (<usize>j << 2), dot(a0 + <usize>i * rsA, b + <usize>j * rs, K), add);
   }
+}
+
+/**
+ * rowTimesBT's eight-stream dot products for two rows of a (rsA bytes apart, out rows ldo apart) and
+ * four rows of b (p, p + bs, ...; out os apart): each of the eight with exactly the arithmetic of a
+ * one-row call (its own four-lane sum over k, hsum4, then the K % 4 tail), b's vectors loaded once.
+ */
+function dots2x4(o: usize, ldo: usize, os: usize, a: usize, rsA: usize, p: usize, bs: usize, K: i32, add: bool): void {
+  const K4 = K & ~3;
+  let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+  let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+  let k = 0;
+  for (; k < K4; k += 4) {
+    const ko = <usize>k << 2;
+    const x0 = v128.load(a + ko);
+    const x1 = v128.load(a + rsA + ko);
+    const q = p + ko;
+    let v = v128.load(q);
+    s00 = madd(x0, v, s00);
+    s10 = madd(x1, v, s10);
+    v = v128.load(q + bs);
+    s01 = madd(x0, v, s01);
+    s11 = madd(x1, v, s11);
+    v = v128.load(q + 2 * bs);
+    s02 = madd(x0, v, s02);
+    s12 = madd(x1, v, s12);
+    v = v128.load(q + 3 * bs);
+    s03 = madd(x0, v, s03);
+    s13 = madd(x1, v, s13);
+  }
+  let r0 = hsum4(s00, s01, s02, s03);
+  let r1 = hsum4(s10, s11, s12, s13);
+  for (; k < K; k++) {
+    const ko = <usize>k << 2;
+    r0 = f32x4.add(r0, tail4(load<f32>(a + ko), p + ko, bs));
+    r1 = f32x4.add(r1, tail4(load<f32>(a + rsA + ko), p + ko, bs));
+  }
+  storeOne(o, f32x4.extract_lane(r0, 0), add);
+  storeOne(o + os, f32x4.extract_lane(r0, 1), add);
+  storeOne(o + 2 * os, f32x4.extract_lane(r0, 2), add);
+  storeOne(o + 3 * os, f32x4.extract_lane(r0, 3), add);
+  storeOne(o + ldo, f32x4.extract_lane(r1, 0), add);
+  storeOne(o + ldo + os, f32x4.extract_lane(r1, 1), add);
+  storeOne(o + ldo + 2 * os, f32x4.extract_lane(r1, 2), add);
+  storeOne(o + ldo + 3 * os, f32x4.extract_lane(r1, 3), add);
 }
 
 /**

@@ -2,11 +2,12 @@
 // src/kernels/ref/quant-int.ts (the packed layout is src/kernels/quant-packed.ts). The one-token decode
 // reads every weight once per token; unpacking bytes to floats (6 widenings + 4 conversions per 16
 // weights) made it slower than float32's memory traffic. Here the activations are quantized per row
-// once (quantizeActivations), and the weights meet them in integer dot products: int8 in
-// i32x4.dot_i16x8_s (per 16 weights two widenings, two dots, two adds), int4 in relaxed SIMD's
-// i32x4.relaxed_dot_i8x16_i7x16_add_s (a nibble + 8 is a valid i7; per 32 weights a mask, a shift, a
-// mask and two dots) or, in the plain build, widened to i16 and dot_i16x8_s; one float multiply per
+// once (quantizeActivations), and the weights meet them in i32x4.dot_i16x8_s (int8: per 16 weights two
+// widenings, two dots, two adds; int4: a mask, a shift and a mask per 32 first), one float multiply per
 // group and output at the end.
+// Not relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s (with the nibble + 8 as its i7 operand it
+// ran int4 1.4x faster): in Node 20's V8 the first calls of a freshly loaded model (before tier-up)
+// returned wrong sums for negative activations, so a prefill's logits depended on timing.
 //
 //   quantizeActivations  xq (M,Kp) i8, xsum (M,groups) i32, xscale (M) f32 from x (M,K) f32
 //   qmatvecPacked        out (M,N) = x·W [+ bias] for outputs j0..j1 (multiples of 8, or N)
@@ -57,14 +58,7 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
   return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
 }
 
-/** relaxed SIMD: lanes of acc += the 4 outputs' sums of 16 bytes b (nibbles) against x0 (low), x1 (high) */
-@inline function dot4Relaxed(b: v128, x0: v128, x1: v128, acc: v128): v128 {
-  const mask = i8x16.splat(15);
-  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(b, mask), acc);
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(i16x8.shr_u(b, 4), mask), acc);
-}
-
-/** plain SIMD: the pair sums of the first (half 0) or last (half 1) 2 outputs of 16 bytes b, i16 lanes */
+/** the pair sums of the first (half 0) or last (half 1) 2 outputs of 16 bytes b, i16 lanes */
 @inline function dot4Plain(b: v128, x0: v128, x1: v128, half: i32): v128 {
   const mask = i8x16.splat(15);
   const l = v128.and(b, mask), h = v128.and(i16x8.shr_u(b, 4), mask);
@@ -102,16 +96,6 @@ export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize,
             a1 = i32x4.add(a1, dot8hi(wa, xv));
             a2 = i32x4.add(a2, dot8lo(wb, xv));
             a3 = i32x4.add(a3, dot8hi(wb, xv));
-          }
-        } else if (ASC_FEATURE_RELAXED_SIMD) {
-          for (let r = g * chunksPerGroup; r < c1; r++) {
-            const x0 = v128.load32_splat(xm + (<usize>r << 3));
-            const x1 = v128.load32_splat(xm + (<usize>r << 3), 4);
-            const row = pw + (<usize>r << 6);
-            a0 = dot4Relaxed(v128.load(row), x0, x1, a0);
-            a1 = dot4Relaxed(v128.load(row, 16), x0, x1, a1);
-            a2 = dot4Relaxed(v128.load(row, 32), x0, x1, a2);
-            a3 = dot4Relaxed(v128.load(row, 48), x0, x1, a3);
           }
         } else {
           // each output's two pair sums in lanes of e (outputs 0-1 of a 4), f (outputs 2-3), added at the end
