@@ -47,7 +47,8 @@ export function makeTrainStep(p: StepParts): () => number {
         const { x, y } = sampler.next();
         const xt = Tensor.ints(x, [x.length / T, T]);
         const yt = Tensor.ints(y, [y.length / T, T]);
-        loss += stepper.forwardBackward(xt, yt, 1 / accum, undefined, micro === 0) / accum;
+        // a number on the CPU backends this bench runs (a GPU's is a Promise)
+        loss += (stepper.forwardBackward(xt, yt, 1 / accum, undefined, micro === 0) as number) / accum;
       });
     }
     stepper.update(() => {

@@ -9,10 +9,9 @@
 // train   one training step (forward, backward, clipping on the device, AdamW; the loss read once):
 //         small = nanoGPT's CPU recipe, big = the bigger recipe (bench/step.ts RECIPES), gpt2 = a
 //         GPT-2 124M-shaped model (12 layers, 768 wide, vocab 50257, block 1024, batch 8)
-// decode  tokens/s of one-token steps of the GPT-2 124M shape with a KV cache, as the decode kernels
-//         run them (attentionRows, mlpRows, the LM head; the logits read back every token). The
-//         model's own decode path (src/nn/) is not on the device yet, so this times the kernels'
-//         chain on buffers, which is what that path would dispatch.
+// decode  tokens/s of one-token steps of a GPT-2 124M-shaped model with a KV cache, through the
+//         model's own decode path (KVCache.appendAsync: the logits read back every token)
+import { KVCache } from "../src/generate/kvcache.js";
 import { useBackend } from "../src/kernels/index.js";
 import type { GpuArray, WebGpuBackend } from "../src/kernels/webgpu/index.js";
 import { makeConfig } from "../src/nn/config.js";
@@ -120,54 +119,29 @@ if (parts.includes("train")) {
 }
 
 if (parts.includes("decode")) {
-  // GPT-2 124M: 12 layers, 12 heads, 768 wide, vocab 50257, a cache of 1024 positions
-  const [L, C, nh, V, Tmax, H] = [12, 768, 12, 50257, 1024, 3072];
-  const rng = new Rng(2);
-  const layers = Array.from({ length: L }, () => ({
-    ln1w: randomArray(C, rng, 1),
-    ln1b: randomArray(C, rng),
-    wattn: randomArray(C * 3 * C, rng),
-    battn: randomArray(3 * C, rng),
-    wproj: randomArray(C * C, rng),
-    bproj: randomArray(C, rng),
-    ln2w: randomArray(C, rng, 1),
-    ln2b: randomArray(C, rng),
-    wfc: randomArray(C * H, rng),
-    bfc: randomArray(H, rng),
-    wmp: randomArray(H * C, rng),
-    bmp: randomArray(C, rng),
-    keys: randomArray(Tmax * C, rng),
-    values: randomArray(Tmax * C, rng),
-  }));
-  const wte = randomArray(V * C, rng);
-  const [x, a, y, att, qkv, h, mean, rstd, logits] = [C, C, C, C, 3 * C, H, 1, 1, V].map((n) => rt.alloc(n)) as [
-    GpuArray,
-    GpuArray,
-    GpuArray,
-    GpuArray,
-    GpuArray,
-    GpuArray,
-    GpuArray,
-    GpuArray,
-    GpuArray,
-  ];
-  const token = async (pos: number): Promise<void> => {
-    for (const l of layers) {
-      gpu.layernormForward(a, mean, rstd, x, l.ln1w, l.ln1b, 1, C, 1e-5);
-      gpu.attentionRows(y, att, qkv, a, [{ keys: l.keys, values: l.values, pos }], l.wattn, l.battn, l.wproj, l.bproj, C, nh);
-      gpu.accumulate(x, y, C);
-      gpu.layernormForward(a, mean, rstd, x, l.ln2w, l.ln2b, 1, C, 1e-5);
-      gpu.mlpRows(y, h, a, 1, l.wfc, l.bfc, l.wmp, l.bmp, C, H, false);
-      gpu.accumulate(x, y, C);
-    }
-    gpu.matmulBT(logits, x, wte, 1, C, V, false);
-    await rt.read(logits);
-  };
-  const tokens = quick ? 20 : 200;
-  for (let p = 0; p < 5; p++) await token(p);
-  const t0 = performance.now();
-  for (let p = 0; p < tokens; p++) await token(p);
-  const s = (performance.now() - t0) / 1000;
-  emit({ part: "decode-gpt2-kv", layers: L, n_embd: C, vocab: V, tokens, tokens_per_s: tokens / s, ms_per_token: (s * 1000) / tokens });
+  // GPT-2 124M through the model's own decode path: the KV cache and every activation on the GPU,
+  // the logits read back once per token (KVCache.appendAsync), as generateAsync runs it
+  const config = makeConfig({ vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 });
+  const model = new GPT(config, 2);
+  const cache = new KVCache(model);
+  try {
+    const tokens = quick ? 20 : 200;
+    for (let p = 0; p < 5; p++) await cache.appendAsync([p]);
+    const t0 = performance.now();
+    for (let p = 0; p < tokens; p++) await cache.appendAsync([(p * 7919) % config.vocabSize]);
+    const s = (performance.now() - t0) / 1000;
+    emit({
+      part: "decode-gpt2-kv",
+      layers: config.nLayer,
+      n_embd: config.nEmbd,
+      vocab: config.vocabSize,
+      tokens,
+      tokens_per_s: tokens / s,
+      ms_per_token: (s * 1000) / tokens,
+    });
+  } finally {
+    cache.dispose();
+    model.dispose();
+  }
 }
 process.exit(0);

@@ -88,7 +88,7 @@ export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";
 export { TextStreamer } from "./generate/stream.js";
 export { neverLearnedToEndReplies, specialIdsExcept, trainedSpecials, unseenSpecialIds } from "./generate/suppress.js";
-export { type GenerateTextOptions, generateText, StopString } from "./generate/text.js";
+export { type GenerateTextOptions, generateText, generateTextAsync, StopString } from "./generate/text.js";
 export {
   type LoraAdapter,
   type LoraConfig,
@@ -129,14 +129,14 @@ export { AttentionCache } from "./nn/attention-cache.js";
 export { type Activation, configFromHuggingFace, configToHuggingFace, type GPTConfig, makeConfig } from "./nn/config.js";
 export { DecodeBuffers, type DecodeRow } from "./nn/decode-step.js";
 export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from "./nn/gpt.js";
-export { attachLora, type LoraAttachment, LoraLinear, loraAdapterOf, mergeLora } from "./nn/lora.js";
 export { Linear } from "./nn/linear.js";
+export { attachLora, type LoraAttachment, LoraLinear, loraAdapterOf, mergeLora } from "./nn/lora.js";
 export * as ops from "./ops/index.js";
 export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
-export { isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
+export { GpuReadError, isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
   ByteLevelBpe,
   CharTokenizer,
@@ -167,12 +167,16 @@ export {
 } from "./train/config.js";
 export {
   countingAccuracy,
+  countingAccuracyAsync,
   type EvalOptions,
   type EvalResult,
   type EvalSplit,
   evaluateCounting,
+  evaluateCountingAsync,
   evaluateIds,
+  evaluateIdsAsync,
   evaluateWindows,
+  evaluateWindowsAsync,
   sampleWindowIndices,
   sampleWindows,
   targetBytes,

@@ -50,11 +50,13 @@ export { type FolderLock, lockFolder, makeFolder } from "./io/lock.js";
 export { hasLoraAdapter, loraBaseFolder, readLoraAdapter, readLoraConfig, writeLoraAdapter } from "./io/lora-folder.js";
 export { writeModelFolder } from "./io/new-folder.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
+export { gpuDevicePresent, type ProbeResult, probeWebGpu } from "./kernels/webgpu/probe.js";
 export { ApiError } from "./server/api-error.js";
 export type { ContextOverflow, ModelInfo } from "./server/engine.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server/server.js";
 export {
   estimateLoss,
+  estimateLossAsync,
   type StartInfo,
   type StepMetrics,
   type TrainEvents,

@@ -7,11 +7,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { MinigptError } from "../src/errors.js";
 import { Decoder, generate, generateAsync } from "../src/generate/generate.js";
-import { type BackendName, useBackend } from "../src/kernels/index.js";
+import { type BackendName, backend, useBackend } from "../src/kernels/index.js";
+import type { WebGpuBackend } from "../src/kernels/webgpu/index.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT, parameterShapes } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
 import { runInWebgpuChild } from "./webgpu-env.js";
 
 const config = makeConfig({ vocabSize: 40, blockSize: 16, nLayer: 2, nHead: 4, nEmbd: 32 });
@@ -76,6 +79,18 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
     t.diagnostic(`greedy ${wasm.ids.join(" ")}; largest logit difference ${worst.toExponential(2)}`);
     assert.deepEqual(gpu.ids, wasm.ids);
     assert.ok(worst <= 1e-4, `logits differ by up to ${worst}`);
+  });
+
+  test("a tensor larger than the adapter's largest buffer is a one-line error", () => {
+    // the webgpu backend is current from the test above
+    const { limits } = (backend() as WebGpuBackend).runtime.device;
+    const max = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    assert.throws(
+      () => new Tensor([max / 4 + 1]),
+      (e: unknown) =>
+        e instanceof MinigptError &&
+        /^webgpu: a tensor of \d+ MiB does not fit this adapter, whose largest buffer is \d+ MiB[^\n]*$/.test(e.message),
+    );
   });
 } else {
   test("generation with the KV cache on webgpu matches wasm, in a child process on the available adapter", (t) => {

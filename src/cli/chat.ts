@@ -9,7 +9,7 @@ import {
   type Tokenizer,
   unseenSpecialIds,
 } from "../index.js";
-import { backendFlags, modelFlag, samplingFlags } from "./common.js";
+import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { droppedWarning } from "./user-text.js";
 
@@ -26,7 +26,7 @@ export const chatSpec: CommandSpec = {
       help: 'a system message at the start of every prompt, as in the "system" messages of the chat data (/reset keeps it)',
     },
     ...samplingFlags,
-    ...backendFlags,
+    ...deviceBackendFlags,
   ],
   examples: ["minigpt chat --model chat-model", 'printf "hi\\nwhat is your name?\\n" | minigpt chat --model chat-model --temperature 0'],
 };
@@ -90,11 +90,11 @@ export class LineReader {
    * or Ctrl-C stops it; "stopped" then, and the generator is closed. The event loop turns between
    * items, which is what lets the signal in while the model computes.
    */
-  async stream<T>(items: Iterable<T>, each: (item: T) => void): Promise<"done" | "stopped"> {
+  async stream<T>(items: Iterable<T> | AsyncIterable<T>, each: (item: T) => void): Promise<"done" | "stopped"> {
     this.replying = true;
     this.stopReply = false;
     try {
-      for (const item of items) {
+      for await (const item of items) {
         each(item);
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.stopReply) return "stopped";
@@ -215,7 +215,7 @@ export async function chatLoop(
         if (!started) write("assistant> ");
         started = true;
       };
-      const ended = await reader.stream(session.send(line), (e) => {
+      const ended = await reader.stream(session.sendAsync(line), (e) => {
         if (e.type === "unknown") write(`(${droppedWarning(session.tokenizer, e.pieces)})\n`);
         else if (e.type === "dropped") {
           write(

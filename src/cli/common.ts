@@ -4,6 +4,16 @@ import type { FlagSpec } from "./flags.js";
 /** more threads than cores only slows a step down; far more is a typo (each thread holds a model replica) */
 const MAX_THREADS = 4 * availableParallelism();
 
+const threadsFlag: FlagSpec = {
+  name: "threads",
+  type: "int",
+  default: 0,
+  min: 0,
+  max: MAX_THREADS,
+  help: "worker threads for the wasm backend (0 = all cores)",
+};
+
+/** --backend of the commands that run on the CPU only */
 export const backendFlags: FlagSpec[] = [
   {
     name: "backend",
@@ -12,7 +22,19 @@ export const backendFlags: FlagSpec[] = [
     choices: ["auto", "wasm", "ref"],
     help: "kernels: wasm (SIMD + threads), ref (plain TypeScript), auto = wasm when available",
   },
-  { name: "threads", type: "int", default: 0, min: 0, max: MAX_THREADS, help: "worker threads for the wasm backend (0 = all cores)" },
+  threadsFlag,
+];
+
+/** --backend of the commands that also run on a GPU (train, generate, eval, chat): src/cli/backend.ts */
+export const deviceBackendFlags: FlagSpec[] = [
+  {
+    name: "backend",
+    type: "string",
+    default: "auto",
+    choices: ["auto", "webgpu", "wasm", "ref"],
+    help: "kernels: webgpu (a GPU through WebGPU; in Node the optional package webgpu), wasm (SIMD + threads), ref (plain TypeScript); auto = webgpu on a hardware GPU adapter, else wasm",
+  },
+  threadsFlag,
 ];
 
 /** --model of every command that loads a model: a model folder, or a checkpoint of one (locateModel) */

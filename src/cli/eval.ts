@@ -6,8 +6,8 @@ import {
   describeFolderSource,
   type EvalResult,
   type EvalSplit,
-  evaluateCounting,
-  evaluateWindows,
+  evaluateCountingAsync,
+  evaluateWindowsAsync,
   evalWindows,
   fail,
   findTextFiles,
@@ -29,7 +29,7 @@ import {
   unencodable,
   VAL_FRACTION,
 } from "../index.js";
-import { backendFlags, modelFlag } from "./common.js";
+import { deviceBackendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 
@@ -68,7 +68,7 @@ export const evalSpec: CommandSpec = {
       help: 'print {"loss","perplexity","tokens","bits_per_byte","data","split"} as JSON (progress stays on stderr)',
     },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the text as plain text" },
-    ...backendFlags,
+    ...deviceBackendFlags,
   ],
   examples: [
     "minigpt eval --model out                     # the validation split of what out/ was trained on",
@@ -115,9 +115,16 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   let result: EvalResult;
   if (data === "counting") {
     process.stderr.write(`eval: ${scored}\n`);
-    result = evaluateCounting(model, split);
+    result = await evaluateCountingAsync(model, split);
   } else if (isBigText(data)) {
-    result = evalBigText(model, tokenizer, { data, split, scored, specialsAsText, sample: f.int("eval-tokens"), dir: f.string("model") });
+    result = await evalBigText(model, tokenizer, {
+      data,
+      split,
+      scored,
+      specialsAsText,
+      sample: f.int("eval-tokens"),
+      dir: f.string("model"),
+    });
   } else {
     const source = loadTextSource(data);
     const files = describeFolderSource(source);
@@ -139,7 +146,7 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     const total = chosen.reduce((n, w) => n + w.x.length, 0);
     const sample = chosen.length < windows.length ? `, a sample of ${chosen.length} of its ${windows.length} windows` : "";
     process.stderr.write(`eval: ${scored}: ${total.toLocaleString("en-US")} tokens to predict${sample}\n`);
-    result = evaluateWindows(model, chosen, bytes, { onProgress: progressReporter() });
+    result = await evaluateWindowsAsync(model, chosen, bytes, { onProgress: progressReporter() });
   }
   if (f.bool("json")) {
     process.stdout.write(`${JSON.stringify({ ...result, data, split })}\n`);
@@ -162,11 +169,11 @@ function isBigText(data: string): boolean {
 /** Windows of a split read from the token cache: only those scored are read (a sample, with --eval-tokens). */
 const MAX_SCORED_TOKENS = 16 << 20;
 
-function evalBigText(
+async function evalBigText(
   model: GPT,
   tokenizer: Tokenizer,
   o: { data: string; split: EvalSplit; scored: string; specialsAsText: boolean; sample: number; dir: string },
-): EvalResult {
+): Promise<EvalResult> {
   const source = findTextFiles(o.data);
   const line = new ProgressLine();
   const cache = openTokenCache({
@@ -211,7 +218,7 @@ function evalBigText(
     const total = chosen.reduce((n, w) => n + w.x.length, 0);
     const sample = chosen.length < count ? `, a sample of ${chosen.length} of its ${count} windows` : "";
     process.stderr.write(`eval: ${o.scored}: ${total.toLocaleString("en-US")} tokens to predict${sample}\n`);
-    return evaluateWindows(model, chosen, bytes, { onProgress: progressReporter() });
+    return await evaluateWindowsAsync(model, chosen, bytes, { onProgress: progressReporter() });
   } finally {
     cache.close();
   }

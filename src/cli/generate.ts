@@ -1,5 +1,5 @@
-import { fail, generateText, loadModelFolder, startPrompt, unseenSpecialIds } from "../index.js";
-import { backendFlags, modelFlag, samplingFlags } from "./common.js";
+import { fail, generateTextAsync, loadModelFolder, startPrompt, unseenSpecialIds } from "../index.js";
+import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { encodeUserText } from "./user-text.js";
@@ -40,7 +40,7 @@ export const generateSpec: CommandSpec = {
       help: "learning mode: show each stage of the forward pass, every head's attention and the top-5 next tokens at each step",
     },
     explainLevelFlag,
-    ...backendFlags,
+    ...deviceBackendFlags,
   ],
   examples: ['minigpt generate --model out --prompt "Call me" --max-new-tokens 300 --temperature 0.8 --top-k 40'],
 };
@@ -78,7 +78,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     const seed = f.int("seed") + k;
     if (samples > 1) process.stdout.write(`${k > 0 ? "\n" : ""}--- sample ${k + 1} of ${samples} (--seed ${seed}) ---\n`);
     process.stdout.write(promptText);
-    for (const piece of generateText(model, tokenizer, prompt, {
+    for await (const piece of generateTextAsync(model, tokenizer, prompt, {
       maxNewTokens: f.int("max-new-tokens"),
       temperature: f.float("temperature"),
       topK: f.int("top-k"),

@@ -2,13 +2,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MinigptError, useBackend } from "../index.js";
+import { GpuReadError, MinigptError } from "../index.js";
 import { analyzeSpec, runAnalyze } from "./analyze.js";
 import { attentionSpec, runAttention } from "./attention.js";
+import { selectBackend } from "./backend.js";
 import { chatSpec, runChat } from "./chat.js";
 import { evalSpec, runEval } from "./eval.js";
 import { explainStepSpec, runExplainStep } from "./explain.js";
-import { type CommandSpec, helpText, nearest, type ParsedFlags, parseFlags } from "./flags.js";
+import { type CommandSpec, helpText, nearest, parseFlags } from "./flags.js";
 import { generateSpec, runGenerate } from "./generate.js";
 import { interactiveSpec, runInteractive } from "./interactive.js";
 import { mergeSpec, runMerge } from "./merge.js";
@@ -81,21 +82,6 @@ function packageVersion(): string {
   return "(unknown version: package.json not found)";
 }
 
-/** Pick the kernel backend from --backend/--threads (validated by the command's flag table first). */
-async function selectBackend(flags: ParsedFlags): Promise<void> {
-  const requested = flags.has("backend") ? flags.string("backend") : (process.env.MINIGPT_BACKEND ?? "auto");
-  const threads = flags.int("threads") || undefined;
-  if (requested === "ref" || requested === "wasm") {
-    await useBackend(requested, { threads });
-    return;
-  }
-  try {
-    await useBackend("wasm", { threads });
-  } catch {
-    await useBackend("ref");
-  }
-}
-
 export async function main(argv: readonly string[]): Promise<number> {
   // no arguments: interactive mode (menus on a terminal; scriptable through a pipe)
   if (argv.length === 0) return main(["interactive"]);
@@ -125,12 +111,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     // flags are checked before the backend starts its threads (--threads 100000 is a typo, not a request)
-    if (command.spec.flags.some((f) => f.name === "backend") && !command.spec.backendElsewhere)
-      await selectBackend(parseFlags(command.spec, rest));
+    const backendFlag = command.spec.flags.find((f) => f.name === "backend");
+    if (backendFlag && !command.spec.backendElsewhere) await selectBackend(parseFlags(command.spec, rest), backendFlag.choices ?? []);
     return await command.run(rest);
   } catch (err) {
     if (err instanceof MinigptError) {
       console.error(`minigpt ${name}: ${errorText(err)}`);
+      return 1;
+    }
+    if (err instanceof GpuReadError) {
+      console.error(
+        `minigpt ${name}: this reads the model's values on the CPU and does not run on the webgpu backend yet; use --backend wasm`,
+      );
       return 1;
     }
     if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {

@@ -7,7 +7,7 @@ import {
   fail,
   flagName,
   type GPT,
-  generateTokens,
+  generateTokensAsync,
   MinigptError,
   type ScheduleOptions,
   type StartInfo,
@@ -19,7 +19,7 @@ import {
   type TrainConfig,
   train,
 } from "../index.js";
-import { backendFlags } from "./common.js";
+import { deviceBackendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 import { errorText, inFlags } from "./wording.js";
@@ -137,7 +137,7 @@ const flags: FlagSpec[] = [
     help: "the layers that get LoRA adapters, comma-separated, matched by name suffix as PEFT's target_modules: c_attn, c_proj (attn.c_proj and mlp.c_proj), c_fc, attn.c_proj, mlp.c_proj",
   },
   { name: "sample-tokens", type: "int", default: 300, min: 0, help: "tokens of sample text printed at the end (0 = none)" },
-  ...backendFlags,
+  ...deviceBackendFlags,
   {
     name: "parallel",
     type: "string",
@@ -312,7 +312,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (n > 0 && run.data !== "counting")
-      printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
+      await printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
     // the counting task's vocabulary is numbers: "..." would not encode there
     const promptHint = run.data === "counting" ? "3 4 5" : "...";
     console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
@@ -328,11 +328,11 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   }
 }
 
-function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): void {
+async function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): Promise<void> {
   const prompt = startPrompt(tokenizer).ids;
   console.error("sample:");
   const streamer = new TextStreamer(tokenizer);
-  for (const id of generateTokens(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds })) {
+  for await (const id of generateTokensAsync(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds })) {
     process.stdout.write(streamer.push(id));
   }
   process.stdout.write("\n");

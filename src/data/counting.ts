@@ -53,21 +53,47 @@ export function countingValSequences(): number[][] {
  * the whole sequence wrong. predictNext gets a fresh copy of the prefix (it may keep or mutate it).
  */
 export function patternAccuracy(predictNext: (prefix: number[]) => number, starts: number[]): number {
-  if (starts.length === 0) fail("patternAccuracy needs at least one start (e.g. countingStarts().val)");
   let correct = 0;
-  for (const start of starts) {
-    const expected = countingSequence(start);
-    const prefix = expected.slice(0, COUNTING_PROMPT_LEN);
-    let ok = true;
-    for (let i = COUNTING_PROMPT_LEN; i < COUNTING_SEQ_LEN; i++) {
-      const next = predictNext(prefix.slice());
-      if (next !== expected[i]) {
-        ok = false;
-        break;
-      }
-      prefix.push(next);
-    }
-    if (ok) correct++;
+  for (const check of patternChecks(starts)) {
+    for (let prefix = check.prefix(); prefix; prefix = check.prefix()) check.give(predictNext(prefix));
+    if (check.ok) correct++;
   }
   return correct / starts.length;
+}
+
+/** patternAccuracy with predictions that come asynchronously (a model on a GPU reads its logits back) */
+export async function patternAccuracyAsync(predictNext: (prefix: number[]) => Promise<number>, starts: number[]): Promise<number> {
+  let correct = 0;
+  for (const check of patternChecks(starts)) {
+    for (let prefix = check.prefix(); prefix; prefix = check.prefix()) check.give(await predictNext(prefix));
+    if (check.ok) correct++;
+  }
+  return correct / starts.length;
+}
+
+function patternChecks(starts: number[]): PatternCheck[] {
+  if (starts.length === 0) fail("patternAccuracy needs at least one start (e.g. countingStarts().val)");
+  return starts.map((start) => new PatternCheck(start));
+}
+
+/** One sequence of patternAccuracy: its prompt, then each greedy prediction fed back while they are right. */
+class PatternCheck {
+  private readonly expected: number[];
+  private readonly fed: number[];
+  ok = true;
+
+  constructor(start: number) {
+    this.expected = countingSequence(start);
+    this.fed = this.expected.slice(0, COUNTING_PROMPT_LEN);
+  }
+
+  /** a copy of the tokens so far to predict the next from, or null once the sequence is decided */
+  prefix(): number[] | null {
+    return this.ok && this.fed.length < COUNTING_SEQ_LEN ? this.fed.slice() : null;
+  }
+
+  give(next: number): void {
+    if (next === this.expected[this.fed.length]) this.fed.push(next);
+    else this.ok = false;
+  }
 }

@@ -11,7 +11,7 @@
 import { type ChatMessage, chatPrompt, requireChatTokens, requireSystemToken } from "../data/chat.js";
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { defaultGenerate, type GenerateOptions, generateTokens } from "./generate.js";
+import { defaultGenerate, type GenerateOptions, generateTokens, generateTokensAsync } from "./generate.js";
 import { TextStreamer } from "./stream.js";
 
 export type ChatEvent =
@@ -71,8 +71,31 @@ export class ChatSession {
 
   /** Send a user message; yields the dropped-turns notice, reply text as it streams, then done. */
   *send(text: string): Generator<ChatEvent> {
+    const turn = this.begin(text);
+    yield* turn.notices;
+    for (const id of generateTokens(this.model, turn.prompt, turn.options)) {
+      const e = turn.push(id);
+      if (e) yield e;
+    }
+    yield* turn.end();
+  }
+
+  /** send on any backend, the GPU's included (tokens from generateTokensAsync) */
+  async *sendAsync(text: string): AsyncGenerator<ChatEvent> {
+    const turn = this.begin(text);
+    yield* turn.notices;
+    for await (const id of generateTokensAsync(this.model, turn.prompt, turn.options)) {
+      const e = turn.push(id);
+      if (e) yield e;
+    }
+    yield* turn.end();
+  }
+
+  /** a turn's prompt (the history trimmed to fit) and what it says first; push each reply token, then end() */
+  private begin(text: string) {
     const T = this.model.config.blockSize;
     const budget = T - this.replyRoom;
+    const notices: ChatEvent[] = [];
     const unknown: string[] = [];
     this.tokenizer.encode(text, {
       specialsAsText: true,
@@ -80,7 +103,7 @@ export class ChatSession {
         if (!unknown.includes(p)) unknown.push(p);
       },
     });
-    if (unknown.length > 0) yield { type: "unknown", pieces: unknown };
+    if (unknown.length > 0) notices.push({ type: "unknown", pieces: unknown });
     // said once, above; the history's messages keep their text and are left out the same way each turn
     const leaveOut = () => {};
     let prompt = chatPrompt(this.tokenizer, this.context(), text, leaveOut);
@@ -93,23 +116,31 @@ export class ChatSession {
       dropped++;
       prompt = chatPrompt(this.tokenizer, this.context(), text, leaveOut);
     }
-    if (dropped > 0) yield { type: "dropped", turns: dropped, promptTokens: prompt.length, contextTokens: T };
+    if (dropped > 0) notices.push({ type: "dropped", turns: dropped, promptTokens: prompt.length, contextTokens: T });
     const ids: number[] = [];
     const streamer = new TextStreamer(this.tokenizer);
-    let stoppedBy: "end" | "length" = "end";
-    const o = { ...this.options, seed: this.options.seed + this.turn, stopIds: this.stopIds };
-    for (const id of generateTokens(this.model, prompt, o)) {
-      ids.push(id);
-      const text = streamer.push(id);
-      if (text) yield { type: "text", text };
-    }
-    if (ids.length >= o.maxNewTokens) stoppedBy = "length";
-    const reply = this.tokenizer.decode(ids);
-    const rest = streamer.finish();
-    if (rest) yield { type: "text", text: rest };
-    this.history.push({ role: "user", content: text }, { role: "assistant", content: reply });
-    this.turn++;
-    yield { type: "done", reply, stoppedBy, tokens: ids.length };
+    const options = { ...this.options, seed: this.options.seed + this.turn, stopIds: this.stopIds };
+    return {
+      notices,
+      prompt,
+      options,
+      push: (id: number): ChatEvent | null => {
+        ids.push(id);
+        const piece = streamer.push(id);
+        return piece ? { type: "text", text: piece } : null;
+      },
+      end: (): ChatEvent[] => {
+        const events: ChatEvent[] = [];
+        const stoppedBy = ids.length >= options.maxNewTokens ? "length" : "end";
+        const reply = this.tokenizer.decode(ids);
+        const rest = streamer.finish();
+        if (rest) events.push({ type: "text", text: rest });
+        this.history.push({ role: "user", content: text }, { role: "assistant", content: reply });
+        this.turn++;
+        events.push({ type: "done", reply, stoppedBy, tokens: ids.length });
+        return events;
+      },
+    };
   }
 
   /** The whole reply at once (tests, scripts). */

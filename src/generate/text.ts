@@ -5,7 +5,7 @@
  */
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { type GenerateOptions, generateTokens } from "./generate.js";
+import { type GenerateOptions, generateTokens, generateTokensAsync } from "./generate.js";
 import { TextStreamer } from "./stream.js";
 
 /**
@@ -68,13 +68,56 @@ export function* generateText(
   options: Partial<GenerateTextOptions> = {},
 ): Generator<string> {
   const { stop = "", includeStop = false, ...sampling } = options;
-  const streamer = new TextStreamer(tokenizer, prompt);
-  const filter = new StopString(stop, includeStop);
+  const text = new TextPieces(tokenizer, prompt, new StopString(stop, includeStop));
   for (const id of generateTokens(model, prompt, sampling)) {
-    const piece = filter.push(streamer.push(id));
+    const piece = text.push(id);
     if (piece) yield piece;
-    if (filter.stopped) return;
+    if (text.stopped) return;
   }
-  const rest = filter.push(streamer.finish()) + filter.finish();
+  const rest = text.finish();
   if (rest) yield rest;
+}
+
+/** generateText on any backend, the GPU's included (tokens from generateTokensAsync) */
+export async function* generateTextAsync(
+  model: GPT,
+  tokenizer: Tokenizer,
+  prompt: readonly number[],
+  options: Partial<GenerateTextOptions> = {},
+): AsyncGenerator<string> {
+  const { stop = "", includeStop = false, ...sampling } = options;
+  const text = new TextPieces(tokenizer, prompt, new StopString(stop, includeStop));
+  for await (const id of generateTokensAsync(model, prompt, sampling)) {
+    const piece = text.push(id);
+    if (piece) yield piece;
+    if (text.stopped) return;
+  }
+  const rest = text.finish();
+  if (rest) yield rest;
+}
+
+/** generated ids -> the text that can be shown after each: TextStreamer, then the stop string */
+class TextPieces {
+  private readonly streamer: TextStreamer;
+
+  constructor(
+    tokenizer: Tokenizer,
+    prompt: readonly number[],
+    private readonly filter: StopString,
+  ) {
+    this.streamer = new TextStreamer(tokenizer, prompt);
+  }
+
+  get stopped(): boolean {
+    return this.filter.stopped;
+  }
+
+  push(id: number): string {
+    return this.filter.push(this.streamer.push(id));
+  }
+
+  /** what is left at the end */
+  finish(): string {
+    return this.filter.push(this.streamer.finish()) + this.filter.finish();
+  }
 }

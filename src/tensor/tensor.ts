@@ -11,6 +11,16 @@ import { heap } from "./memory.js";
  */
 type DType = "f32" | "i32";
 
+/** `data` of a tensor in GPU memory: the CPU can read it only asynchronously */
+export class GpuReadError extends Error {
+  constructor() {
+    super(
+      "this tensor is in GPU memory (the webgpu backend): read its values with `await t.read()`, or use the async forms (generateAsync, ...)",
+    );
+    this.name = "GpuReadError";
+  }
+}
+
 let gradEnabled = true;
 let scopeStack: Tensor[][] = [];
 
@@ -40,6 +50,8 @@ export class Tensor {
   private owned = true;
   private f32Cache: Float32Array | null = null;
   private i32Cache: Int32Array | null = null;
+  /** a device tensor's values read back for `withHostValues`, readable through `data` while it runs */
+  private hostValues: Float32Array | null = null;
 
   constructor(shape: readonly number[], dtype: DType = "f32", requiresGrad = false, tracked = true, at?: number) {
     for (const d of shape) {
@@ -72,6 +84,25 @@ export class Tensor {
     return new Tensor(shape, dtype, requiresGrad, true, ptr);
   }
 
+  /**
+   * Run `fn`, synchronous code that only READS tensors (saving weights or a checkpoint), with the
+   * current values of `tensors` readable through `data`: those in a device's memory are read back
+   * first, all at once (one wait), and readable until `fn` returns; what `fn` writes into them is
+   * lost. On the CPU backends it just runs `fn`.
+   */
+  static async withHostValues<R>(tensors: Iterable<Tensor>, fn: () => R): Promise<R> {
+    const onDevice = [...tensors].filter((t) => t.device);
+    const values = await Promise.all(onDevice.map((t) => t.read()));
+    onDevice.forEach((t, i) => {
+      t.hostValues = values[i] as Float32Array;
+    });
+    try {
+      return fn();
+    } finally {
+      for (const t of onDevice) t.hostValues = null;
+    }
+  }
+
   static zeros(shape: readonly number[], requiresGrad = false): Tensor {
     const t = new Tensor(shape, "f32", requiresGrad);
     backend().zero(t.storage, t.size);
@@ -101,7 +132,10 @@ export class Tensor {
     if (this.dtype !== "f32") throw new Error("data: tensor is not f32");
     if (this.disposed) throw new Error("use of a disposed tensor");
     if (!this.f32Cache) {
-      if (this.device) throw new Error("this tensor is in GPU memory (the webgpu backend): read its values with `await t.read()`");
+      if (this.device) {
+        if (this.hostValues) return this.hostValues;
+        throw new GpuReadError();
+      }
       this.f32Cache = new Float32Array(heap().memory.buffer, this.ptr, this.size);
     }
     return this.f32Cache;

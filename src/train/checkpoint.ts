@@ -263,7 +263,7 @@ export function restoreOptimizer(optimizer: AdamW, ckpt: LoadedCheckpoint): void
     for (const [name, t] of map) {
       const data = ckpt.moments.get(`${kind}.${name}`);
       if (!data || data.length !== t.size) fail(`${ckpt.dir}/optimizer.safetensors: missing or mis-shaped ${kind}.${name}`);
-      t.data.set(data);
+      t.write(data);
     }
   }
   optimizer.step = ckpt.optimizerStep;

@@ -1,7 +1,7 @@
 import { type Batch, evalWindows } from "../data/batches.js";
-import { countingSequence, countingStarts, patternAccuracy } from "../data/counting.js";
+import { countingSequence, countingStarts, patternAccuracy, patternAccuracyAsync } from "../data/counting.js";
 import { fail } from "../errors.js";
-import { nextLogitsUncached } from "../generate/generate.js";
+import { nextLogitsUncached, nextLogitsUncachedAsync } from "../generate/generate.js";
 import { argmax } from "../generate/sample.js";
 import type { GPT } from "../nn/gpt.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
@@ -30,9 +30,18 @@ export interface EvalOptions {
  * window included), mean cross-entropy over every predicted token. textBytes: the text's UTF-8 bytes.
  */
 export function evaluateIds(model: GPT, ids: Int32Array, textBytes: number, options: EvalOptions = {}): EvalResult {
+  return evaluateWindows(model, idWindows(model, ids), textBytes, options);
+}
+
+/** evaluateIds on any backend (a model on a GPU: each batch's loss read back asynchronously) */
+export function evaluateIdsAsync(model: GPT, ids: Int32Array, textBytes: number, options: EvalOptions = {}): Promise<EvalResult> {
+  return evaluateWindowsAsync(model, idWindows(model, ids), textBytes, options);
+}
+
+function idWindows(model: GPT, ids: Int32Array): Batch[] {
   const windows = evalWindows(ids, model.config.blockSize);
   if (windows.length === 0) fail("the text is too short to evaluate: it needs at least 2 tokens");
-  return evaluateWindows(model, windows, textBytes, options);
+  return windows;
 }
 
 /**
@@ -67,33 +76,72 @@ export function targetBytes(windows: readonly Batch[], tokenizer: Tokenizer): nu
 
 /** Mean cross-entropy over every target of `windows` (full windows in batches, shorter ones alone). */
 export function evaluateWindows(model: GPT, windows: readonly Batch[], textBytes: number, options: EvalOptions = {}): EvalResult {
-  const batchSize = options.batchSize ?? 16;
-  const total = windows.reduce((n, w) => n + w.x.length, 0);
   let totalNats = 0;
   let tokens = 0;
-  noGrad(() => {
-    for (let i = 0; i < windows.length; ) {
-      const len = (windows[i] as Batch).x.length;
-      let j = i;
-      while (j < windows.length && j - i < batchSize && (windows[j] as Batch).x.length === len) j++;
-      const group = windows.slice(i, j);
-      scope(() => {
-        const x = new Int32Array(group.length * len);
-        const y = new Int32Array(group.length * len);
-        group.forEach((w, k) => {
-          x.set(w.x, k * len);
-          y.set(w.y, k * len);
-        });
-        const { loss } = model.forward(Tensor.ints(x, [group.length, len]), { targets: Tensor.ints(y, [group.length, len]) });
-        totalNats += (loss as Tensor).item() * x.length;
-        tokens += x.length;
-      });
-      options.onProgress?.(tokens, total);
-      i = j;
-    }
-  });
+  for (const group of windowGroups(windows, options.batchSize ?? 16)) {
+    totalNats += noGrad(() => scope(() => groupLoss(model, group).item())) * group.x.length;
+    tokens += group.x.length;
+    options.onProgress?.(tokens, group.total);
+  }
+  return evalResult(totalNats, tokens, textBytes);
+}
+
+/** evaluateWindows on any backend: each batch's loss read back asynchronously (a model on a GPU) */
+export async function evaluateWindowsAsync(
+  model: GPT,
+  windows: readonly Batch[],
+  textBytes: number,
+  options: EvalOptions = {},
+): Promise<EvalResult> {
+  let totalNats = 0;
+  let tokens = 0;
+  for (const group of windowGroups(windows, options.batchSize ?? 16)) {
+    const loss = await noGrad(() => scope(() => groupLoss(model, group).read()));
+    totalNats += (loss[0] as number) * group.x.length;
+    tokens += group.x.length;
+    options.onProgress?.(tokens, group.total);
+  }
+  return evalResult(totalNats, tokens, textBytes);
+}
+
+/** windows of one length side by side, up to batchSize of them: x, y (rows·len) */
+interface WindowGroup {
+  x: Int32Array;
+  y: Int32Array;
+  rows: number;
+  len: number;
+  /** the predicted tokens of all the windows, for progress */
+  total: number;
+}
+
+function* windowGroups(windows: readonly Batch[], batchSize: number): Generator<WindowGroup> {
+  const total = windows.reduce((n, w) => n + w.x.length, 0);
+  for (let i = 0; i < windows.length; ) {
+    const len = (windows[i] as Batch).x.length;
+    let j = i;
+    while (j < windows.length && j - i < batchSize && (windows[j] as Batch).x.length === len) j++;
+    const group = windows.slice(i, j);
+    const x = new Int32Array(group.length * len);
+    const y = new Int32Array(group.length * len);
+    group.forEach((w, k) => {
+      x.set(w.x, k * len);
+      y.set(w.y, k * len);
+    });
+    yield { x, y, rows: group.length, len, total };
+    i = j;
+  }
+}
+
+/** the mean loss (a scalar tensor) of a group's windows, or of any (rows, len) x and y */
+function groupLoss(model: GPT, { x, y, rows, len }: Omit<WindowGroup, "total">): Tensor {
+  return model.forward(Tensor.ints(x, [rows, len]), { targets: Tensor.ints(y, [rows, len]) }).loss as Tensor;
+}
+
+function evalResult(totalNats: number, tokens: number, textBytes: number, patternAccuracy?: number): EvalResult {
   const loss = totalNats / tokens;
-  return { loss, perplexity: Math.exp(loss), tokens, bits_per_byte: totalNats / Math.LN2 / textBytes };
+  const result: EvalResult = { loss, perplexity: Math.exp(loss), tokens, bits_per_byte: totalNats / Math.LN2 / textBytes };
+  if (patternAccuracy !== undefined) result.pattern_accuracy = patternAccuracy;
+  return result;
 }
 
 /** Which part of a dataset to score: what training learned from, what it held out, or both. */
@@ -101,34 +149,36 @@ export type EvalSplit = "train" | "val" | "all";
 
 /** The counting task: loss over the split's sequences and the pattern accuracy on them (val: the held-out ones). */
 export function evaluateCounting(model: GPT, split: EvalSplit = "val"): EvalResult {
+  const { chosen, group, bytes } = countingSplit(split);
+  const totalNats = noGrad(() => scope(() => groupLoss(model, group).item())) * group.y.length;
+  return evalResult(totalNats, group.y.length, bytes, countingAccuracy(model, chosen));
+}
+
+/** evaluateCounting on any backend (a model on a GPU: values read back asynchronously) */
+export async function evaluateCountingAsync(model: GPT, split: EvalSplit = "val"): Promise<EvalResult> {
+  const { chosen, group, bytes } = countingSplit(split);
+  const loss = await noGrad(() => scope(() => groupLoss(model, group).read()));
+  return evalResult((loss[0] as number) * group.y.length, group.y.length, bytes, await countingAccuracyAsync(model, chosen));
+}
+
+/** a split's counting starts, their sequences as one batch, and the bytes of their text */
+function countingSplit(split: EvalSplit) {
   const starts = countingStarts();
   const chosen = split === "val" ? starts.val : split === "train" ? starts.train : [...starts.train, ...starts.val].sort((a, b) => a - b);
   const seqs = chosen.map(countingSequence);
-  let totalNats = 0;
-  let tokens = 0;
-  let bytes = 0;
-  noGrad(() =>
-    scope(() => {
-      const L = (seqs[0] as number[]).length - 1;
-      const x = Int32Array.from(seqs.flatMap((s) => s.slice(0, L)));
-      const y = Int32Array.from(seqs.flatMap((s) => s.slice(1)));
-      const { loss } = model.forward(Tensor.ints(x, [seqs.length, L]), { targets: Tensor.ints(y, [seqs.length, L]) });
-      totalNats = (loss as Tensor).item() * y.length;
-      tokens = y.length;
-      bytes = new TextEncoder().encode(seqs.map((s) => s.join(" ")).join("\n")).length;
-    }),
-  );
-  const loss = totalNats / tokens;
-  return {
-    loss,
-    perplexity: Math.exp(loss),
-    tokens,
-    bits_per_byte: totalNats / Math.LN2 / bytes,
-    pattern_accuracy: countingAccuracy(model, chosen),
-  };
+  const len = (seqs[0] as number[]).length - 1;
+  const x = Int32Array.from(seqs.flatMap((s) => s.slice(0, len)));
+  const y = Int32Array.from(seqs.flatMap((s) => s.slice(1)));
+  const bytes = new TextEncoder().encode(seqs.map((s) => s.join(" ")).join("\n")).length;
+  return { chosen, group: { x, y, rows: seqs.length, len }, bytes };
 }
 
 /** Counting task: fraction of sequences (by default the held-out ones) continued exactly by greedy decoding. */
 export function countingAccuracy(model: GPT, starts = countingStarts().val): number {
   return patternAccuracy((prefix) => argmax(nextLogitsUncached(model, prefix)), starts);
+}
+
+/** countingAccuracy on any backend (each prediction's logits read back asynchronously) */
+export function countingAccuracyAsync(model: GPT, starts = countingStarts().val): Promise<number> {
+  return patternAccuracyAsync(async (prefix) => argmax(await nextLogitsUncachedAsync(model, prefix)), starts);
 }

@@ -12,6 +12,7 @@ import { trainedSpecials } from "../generate/suppress.js";
 import { loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
 import { loraModules } from "../io/lora.js";
 import { ADAPTER_WEIGHTS } from "../io/lora-folder.js";
+import { backend } from "../kernels/index.js";
 import { makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { attachLora } from "../nn/lora.js";
@@ -334,7 +335,7 @@ function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
   const src = initFolder.model.params;
   for (const [name, t] of model.params) {
     const s = src.get(name) as Tensor;
-    if (s.size === t.size) t.data.set(s.data);
+    if (s.size === t.size) backend().copy(t.storage, s.storage, t.size);
     else initNewEmbeddingRows(t, s);
   }
 }
@@ -352,7 +353,7 @@ function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<St
       initReport.loaded.push(name);
     } else if (s.shape.join() !== t.shape.join()) initReport.skipped.push(`${name} [${s.shape.join(", ")}] -> [${t.shape.join(", ")}]`);
     else {
-      t.data.set(s.data);
+      backend().copy(t.storage, s.storage, t.size);
       initReport.loaded.push(name);
     }
   }

@@ -9,6 +9,7 @@
  *                 their gradients added in shard order (parallel.ts; with one thread every shard runs
  *                 here, with the same result)
  */
+import { deviceMemory } from "../kernels/index.js";
 import type { GPT } from "../nn/gpt.js";
 import type { LoraAttachment } from "../nn/lora.js";
 import type { Rng } from "../random.js";
@@ -21,9 +22,10 @@ export interface Stepper {
   /**
    * Forward and backward of one micro-batch x, y (B,T): the gradient of scale·(mean loss) is ADDED
    * to the model's parameter gradients. `gradsZero`: the model's gradients are all zero (the step's
-   * first micro-batch). Returns the mean loss.
+   * first micro-batch). Returns the mean loss; on a GPU its read back (started at once, so the
+   * loss tensor may be freed).
    */
-  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng, gradsZero?: boolean): number;
+  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng, gradsZero?: boolean): number | Promise<number>;
   /** run the optimizer update `fn` where the stepper's other threads, idle meanwhile, can take a share of it */
   update<R>(fn: () => R): R;
   /** stop the threads and free what the stepper allocated */
@@ -36,10 +38,10 @@ class OneThread implements Stepper {
 
   constructor(private readonly model: GPT) {}
 
-  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng): number {
+  forwardBackward(x: Tensor, y: Tensor, scale: number, dropoutRng?: Rng): number | Promise<number> {
     const loss = this.model.forward(x, { targets: y, dropoutRng }).loss as Tensor;
     loss.backward(Float32Array.of(scale));
-    return loss.item();
+    return loss.device ? loss.read().then((v) => v[0] as number) : loss.item();
   }
 
   update<R>(fn: () => R): R {
@@ -52,8 +54,11 @@ class OneThread implements Stepper {
 /**
  * The stepper for `model` on up to `threads` threads with each micro-batch cut into `shards`: data
  * parallel (parallel.ts) when there is more than one shard, else one thread. The shards, not the
- * threads, decide the result. With `lora`, only the adapter trains (the replicas build it too).
+ * threads, decide the result. With `lora`, only the adapter trains (the replicas build it too). A
+ * model on a GPU (webgpu) runs each micro-batch whole: its kernels are the device's, and shards
+ * exist to make CPU threads' results equal.
  */
 export async function createStepper(model: GPT, threads: number, shards: number, lora: LoraAttachment | null = null): Promise<Stepper> {
+  if (deviceMemory()) return new OneThread(model);
   return (await DataParallel.create(model, threads, { shards, lora })) ?? new OneThread(model);
 }

@@ -14,7 +14,7 @@ import type { LoraConfig } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
-import { clipGradNorm } from "../optim/adamw.js";
+import { clipGradNormAsync } from "../optim/adamw.js";
 import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/schedule.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
@@ -22,7 +22,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { type Message, said, setting } from "../wording.js";
 import { saveCheckpoint, type TrainingState } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
-import { countingAccuracy } from "./evaluate.js";
+import { countingAccuracyAsync } from "./evaluate.js";
 import { readMetrics } from "./metrics.js";
 import { RunFolder } from "./run-folder.js";
 import { setUp } from "./setup.js";
@@ -106,18 +106,31 @@ function batchTensor(values: Int32Array, T: number): Tensor {
 
 /** Mean loss over `steps` batches from a fixed-seed sampler, so evals are comparable across steps. */
 export function estimateLoss(model: GPT, dataset: Dataset, steps: number, seed: number): number {
+  return mean(valLosses(model, dataset, steps, seed, (loss) => loss.item()));
+}
+
+/** estimateLoss on any backend: on a GPU every batch's loss is read back together, one wait for all */
+export async function estimateLossAsync(model: GPT, dataset: Dataset, steps: number, seed: number): Promise<number> {
+  return mean(await Promise.all(valLosses(model, dataset, steps, seed, async (loss) => (await loss.read())[0] as number)));
+}
+
+/** `read` of each of `steps` validation batches' mean loss (a scalar tensor, freed after read returns) */
+function valLosses<R>(model: GPT, dataset: Dataset, steps: number, seed: number, read: (loss: Tensor) => R): R[] {
   const sampler = dataset.valSampler(new Rng(seed));
-  let sum = 0;
-  noGrad(() => {
-    for (let i = 0; i < steps; i++) {
+  return noGrad(() =>
+    Array.from({ length: steps }, () =>
       scope(() => {
         const { x, y } = sampler.next();
-        const { loss } = model.forward(batchTensor(x, dataset.batchT), { targets: batchTensor(y, dataset.batchT) });
-        sum += (loss as Tensor).item();
-      });
-    }
-  });
-  return sum / steps;
+        return read(model.forward(batchTensor(x, dataset.batchT), { targets: batchTensor(y, dataset.batchT) }).loss as Tensor);
+      }),
+    ),
+  );
+}
+
+function mean(values: readonly number[]): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum / values.length;
 }
 
 /** The options of train() besides the config. */
@@ -207,16 +220,20 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
     arithmetic,
   });
   const warn = (text: string) => events.onMessage?.(text);
+  // what the saves read (the model, the trained tensors, AdamW's moments): on a GPU read back once per save
+  const saved = new Set([...model.params.values(), ...trained.params.values(), ...optimizer.m.values(), ...optimizer.v.values()]);
   if (resumed) folder.resume(history);
   else
-    folder.create({
-      trained,
-      tokenizer: dataset.tokenizer,
-      info,
-      checkpoint: (dir) => saveCheckpoint(dir, trained, optimizer, state(), warn),
-      overwrite: options.overwrite ?? false,
-      data: config.data,
-    });
+    await Tensor.withHostValues(saved, () =>
+      folder.create({
+        trained,
+        tokenizer: dataset.tokenizer,
+        info,
+        checkpoint: (dir) => saveCheckpoint(dir, trained, optimizer, state(), warn),
+        overwrite: options.overwrite ?? false,
+        data: config.data,
+      }),
+    );
 
   // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
   // the caller asked for kernel-level threading only; the shards make the result the same either way
@@ -270,8 +287,8 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   let lastValLoss: number | null = null;
   let lastAccuracy: number | null = null;
   let interrupted = false;
-  const checkpoint = () => {
-    const dir = saveCheckpoint(out, trained, optimizer, state(), warn);
+  const checkpoint = async () => {
+    const dir = await Tensor.withHostValues(saved, () => saveCheckpoint(out, trained, optimizer, state(), warn));
     events.onCheckpoint?.(dir, step);
   };
 
@@ -284,28 +301,33 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       const t0 = performance.now();
       const lr = learningRate(step, schedule);
       trained.zeroGrad();
-      let loss = 0;
+      // each micro-batch's loss: a number, or on a GPU its read back, all awaited together below
+      const microLosses: (number | Promise<number>)[] = [];
       for (let micro = 0; micro < config.gradAccum; micro++) {
         scope(() => {
           const { x, y } = sampler.next();
           // the mean over micro-batches: each contributes 1/gradAccum of the gradient
-          const microLoss = stepper.forwardBackward(
-            batchTensor(x, dataset.batchT),
-            batchTensor(y, dataset.batchT),
-            1 / config.gradAccum,
-            dropoutRng,
-            micro === 0,
+          microLosses.push(
+            stepper.forwardBackward(
+              batchTensor(x, dataset.batchT),
+              batchTensor(y, dataset.batchT),
+              1 / config.gradAccum,
+              dropoutRng,
+              micro === 0,
+            ),
           );
-          loss += microLoss / config.gradAccum;
         });
       }
+      let loss = 0;
+      for (const microLoss of await Promise.all(microLosses)) loss += microLoss / config.gradAccum;
       if (!Number.isFinite(loss)) {
         fail(
           said`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower ${setting("lr")} or ${setting("gradClip")})`,
         );
       }
-      const gradNorm = stepper.update(() => {
-        const norm = clipGradNorm(trained.params.values(), config.gradClip);
+      const gradNorm = await stepper.update(() => {
+        // on a GPU the clipping is done there and only the norm comes back, awaited after AdamW is queued
+        const norm = clipGradNormAsync(trained.params.values(), config.gradClip);
         optimizer.update(lr);
         return norm;
       });
@@ -324,15 +346,15 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       }
 
       if (step % config.evalInterval === 0 || step === totalSteps) {
-        m.val_loss = estimateLoss(model, dataset, config.evalSteps, config.seed + 3);
+        m.val_loss = await estimateLossAsync(model, dataset, config.evalSteps, config.seed + 3);
         lastValLoss = m.val_loss;
         if (dataset.counting) {
-          m.pattern_accuracy = countingAccuracy(model);
+          m.pattern_accuracy = await countingAccuracyAsync(model);
           lastAccuracy = m.pattern_accuracy;
         }
         if (bestValLoss === null || m.val_loss < bestValLoss) {
           bestValLoss = m.val_loss;
-          folder.saveBest(trained);
+          await Tensor.withHostValues(saved, () => folder.saveBest(trained));
         }
       }
       history.push(m);
@@ -342,7 +364,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
         folder.savePlot(history, `minigpt on ${dataset.name}`);
         events.onEval?.(m);
       }
-      if (step % config.checkpointInterval === 0 || step === totalSteps) checkpoint();
+      if (step % config.checkpointInterval === 0 || step === totalSteps) await checkpoint();
       // let signal handlers (Ctrl-C) run between steps
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -351,7 +373,7 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   } finally {
     stepper.dispose();
   }
-  if (interrupted) checkpoint();
+  if (interrupted) await checkpoint();
   folder.finish({ ...info, trained_steps: step, best_val_loss: bestValLoss }, interrupted);
   return {
     model,

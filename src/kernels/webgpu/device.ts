@@ -30,16 +30,40 @@ export interface GpuContext {
 
 const SOFTWARE = /swiftshader|lavapipe|llvmpipe|software|warp|basic render/i;
 
-function summarize(adapter: GPUAdapter): AdapterSummary {
+/** What an adapter reports of itself (GPUAdapterInfo's fields), as a probe in another process can pass it on */
+export interface AdapterReport {
+  vendor?: string;
+  architecture?: string;
+  description?: string;
+  device?: string;
+  isFallbackAdapter?: boolean;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+/** an adapter's report: its fields as plain data */
+export function adapterReport(adapter: GPUAdapter): AdapterReport {
   const info = adapter.info;
-  const parts = [info?.vendor, info?.architecture, info?.description, info?.device].filter((s): s is string => !!s);
-  const description = [...new Set(parts)].join(" ") || "unnamed adapter";
-  const fallback = (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.isFallbackAdapter === true;
   return {
-    description,
-    software: fallback || SOFTWARE.test(description),
+    vendor: info?.vendor,
+    architecture: info?.architecture,
+    description: info?.description,
+    device: info?.device,
+    isFallbackAdapter:
+      (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.isFallbackAdapter === true,
     maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
     maxBufferSize: adapter.limits.maxBufferSize,
+  };
+}
+
+export function summarize(r: AdapterReport): AdapterSummary {
+  const parts = [r.vendor, r.architecture, r.description, r.device].filter((s): s is string => !!s);
+  const description = [...new Set(parts)].join(" ") || "unnamed adapter";
+  return {
+    description,
+    software: r.isFallbackAdapter === true || SOFTWARE.test(description),
+    maxStorageBufferBindingSize: r.maxStorageBufferBindingSize,
+    maxBufferSize: r.maxBufferSize,
   };
 }
 
@@ -71,7 +95,7 @@ async function gpuEntry(): Promise<GPU> {
  */
 export async function findAdapter(): Promise<AdapterSummary | null> {
   const adapter = await (await gpuEntry()).requestAdapter({ powerPreference: "high-performance" });
-  return adapter ? summarize(adapter) : null;
+  return adapter ? summarize(adapterReport(adapter)) : null;
 }
 
 /**
@@ -89,7 +113,7 @@ export async function acquireDevice(options: { allowSoftware?: boolean } = {}): 
         : "webgpu: the browser offered no GPU adapter; use the wasm backend",
     );
   }
-  const summary = summarize(adapter);
+  const summary = summarize(adapterReport(adapter));
   if (summary.software && options.allowSoftware === false) {
     throw new MinigptError(`webgpu: only a software adapter is available (${summary.description}); wasm is faster here`);
   }
@@ -107,14 +131,4 @@ export async function acquireDevice(options: { allowSoftware?: boolean } = {}): 
     if (info.reason !== "destroyed") console.error(`webgpu: device lost: ${info.message}`);
   });
   return { device, adapter: summary, instance: gpu };
-}
-
-/** Whether a model of `bytes` in its largest tensor fits one storage binding of this adapter; a one-line error if not. */
-export function checkFits(adapter: AdapterSummary, largestTensorBytes: number, what: string): void {
-  const max = Math.min(adapter.maxStorageBufferBindingSize, adapter.maxBufferSize);
-  if (largestTensorBytes > max) {
-    throw new MinigptError(
-      `webgpu: ${what} needs a buffer of ${(largestTensorBytes / 2 ** 20).toFixed(0)} MiB, the adapter (${adapter.description}) allows ${(max / 2 ** 20).toFixed(0)} MiB; use a smaller model or --backend wasm`,
-    );
-  }
 }

@@ -15,6 +15,8 @@
  * copies such a read-only argument to a temporary buffer first.
  */
 
+import { MinigptError } from "../../errors.js";
+
 /** Storage on the GPU: `length` elements (f32 or i32, 4 bytes each) from element `offset` of `buffer`. */
 export interface GpuArray {
   readonly buffer: GPUBuffer;
@@ -26,6 +28,10 @@ export interface GpuArray {
 export type Param = { u32: number } | { i32: number } | { f32: number };
 
 const MAX_PENDING = 512;
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)} MiB`;
+}
 const ALIGN = 256;
 
 /** buffer sizes in 4 size classes per power of two, as the wasm heap's (at most 25% slack) */
@@ -71,8 +77,17 @@ export class GpuRuntime {
 
   // ---- storage -----------------------------------------------------------------------------------
 
-  /** n fresh (not zeroed) 4-byte elements */
+  /**
+   * n fresh (not zeroed) 4-byte elements. An array larger than the device allows one binding
+   * (the adapter's maxStorageBufferBindingSize, which device.ts asks for) is a one-line error:
+   * the model (or a batch's activations) does not fit this adapter.
+   */
   alloc(n: number): GpuArray {
+    const max = Math.min(this.device.limits.maxStorageBufferBindingSize, this.device.limits.maxBufferSize);
+    if (n * 4 > max)
+      throw new MinigptError(
+        `webgpu: a tensor of ${mib(n * 4)} does not fit this adapter, whose largest buffer is ${mib(max)}: use a smaller model or batch, or the wasm backend`,
+      );
     const size = sizeClass(n * 4);
     this.liveBytes += size;
     const list = this.free.get(size);
