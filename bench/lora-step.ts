@@ -18,18 +18,7 @@
 // One child: node --import tsx bench/lora-step.ts --child full|lora --batch B --steps N -> one JSON line.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import {
-  AdamW,
-  attachLora,
-  BatchSampler,
-  createStepper,
-  GPT,
-  heap,
-  makeConfig,
-  Rng,
-  type Tensor,
-  useBackend,
-} from "../src/index.js";
+import { AdamW, attachLora, BatchSampler, createStepper, GPT, heap, makeConfig, Rng, type Tensor, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 import { makeTrainStep } from "./step.js";
@@ -59,7 +48,9 @@ async function child(mode: "full" | "lora", batch: number, steps: number, warmup
   await useBackend("wasm", { threads: 1 });
   const model = new GPT(makeConfig(GPT2), 1337);
   const params: Map<string, Tensor> =
-    mode === "lora" ? attachLora(model, { rank: RANK, alpha: 16, dropout: 0, targets: ["c_attn"], base: "", trainableTokens: [] }, new Rng(1)).params : model.params;
+    mode === "lora"
+      ? attachLora(model, { rank: RANK, alpha: 16, dropout: 0, targets: ["c_attn"], base: "", trainableTokens: [] }, new Rng(1)).params
+      : model.params;
   const optimizer = new AdamW(params, { lr: 1e-4, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
   const rng = new Rng(2);
   const tokens = Int32Array.from({ length: 200_000 }, () => rng.int(GPT2.vocabSize));

@@ -44,8 +44,7 @@ const variants = [
   { name: "int8", dir: join(out, "int8"), goal: 0.005, bits: "8" },
   { name: "int4", dir: join(out, "int4"), goal: 0.03, bits: "4" },
 ];
-for (const v of variants)
-  if (v.bits) minigpt(["quantize", "--model", model, "--out", v.dir, "--bits", v.bits, "--overwrite"]);
+for (const v of variants) if (v.bits) minigpt(["quantize", "--model", model, "--out", v.dir, "--bits", v.bits, "--overwrite"]);
 
 const losses = new Map<string, number>();
 for (const v of variants) {
@@ -53,6 +52,9 @@ for (const v of variants) {
   losses.set(v.name, r.loss);
   const base = losses.get("fp32") as number;
   const rel = r.loss / base - 1;
-  const verdict = v.goal === null ? "" : ` (${(rel * 100).toFixed(3)}% vs fp32, goal <= ${v.goal * 100}%: ${Math.abs(rel) <= v.goal ? "met" : "NOT met"})`;
+  const verdict =
+    v.goal === null
+      ? ""
+      : ` (${(rel * 100).toFixed(3)}% vs fp32, goal <= ${v.goal * 100}%: ${Math.abs(rel) <= v.goal ? "met" : "NOT met"})`;
   console.log(`${v.name}: val loss ${r.loss.toFixed(4)} over ${r.tokens} tokens${verdict}`);
 }

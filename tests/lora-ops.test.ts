@@ -40,9 +40,7 @@ for (const through of [false, true])
         const a = Tensor.fromArray(av, [R, K], true);
         const bm = Tensor.fromArray(bmv, [N, R], true);
         const xa = through ? scale(x, 0.5) : x;
-        const y = fused
-          ? linearLora(x, xa, w, b, a, bm, s)
-          : add(linear(x, w, b), matmulTransposed(scale(matmulTransposed(xa, a), s), bm));
+        const y = fused ? linearLora(x, xa, w, b, a, bm, s) : add(linear(x, w, b), matmulTransposed(scale(matmulTransposed(xa, a), s), bm));
         const out = [...y.data];
         y.backward(up);
         return { out, grads: [x, w, b, a, bm].map((t) => [...(t.grad as Tensor).data]) };

@@ -10,8 +10,8 @@
 import type { QuantizedMatrix } from "../io/quantize.js";
 import { type PackedWeights, quantRows } from "../kernels/quant.js";
 import { packedShape, packQuantized } from "../kernels/quant-packed.js";
-import { heap } from "../tensor/memory.js";
 import { gelu } from "../ops/index.js";
+import { heap } from "../tensor/memory.js";
 import { isGradEnabled, Tensor } from "../tensor/tensor.js";
 import type { GPT } from "./gpt.js";
 import { Linear } from "./linear.js";

@@ -373,6 +373,8 @@ function trainStep(r: Run): number {
     const shape = [preset.batchSize, preset.blockSize];
     return stepper.forwardBackward(Tensor.ints(x, shape), Tensor.ints(y, shape), 1, undefined, true);
   });
+  // on the CPU backends the loss is there at once; a GPU model trains through trainStepOnGpu
+  if (typeof loss !== "number") throw new Error("trainStep is the CPU backends' step; a GPU model uses trainStepOnGpu");
   stepper.update(() => {
     clipGradNorm(model.params.values(), 1.0);
     r.optimizer.update(lr);
