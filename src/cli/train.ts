@@ -363,7 +363,7 @@ function shellWord(v: string): string {
 /**
  * The resolved config as the train flags that give it (a line one can copy): every field is the
  * flag of the same name in kebab case; false switches, empty strings and the unused one of
- * --max-steps / --epochs (0) are left out.
+ * --max-steps / --epochs (0) and the LoRA settings of a run without an adapter are left out.
  */
 export function configAsFlags(c: TrainConfig): string {
   const words: string[] = [];
@@ -371,6 +371,8 @@ export function configAsFlags(c: TrainConfig): string {
     const flag = `--${flagName(key)}`;
     if (value === false || value === "") continue;
     if ((key === "epochs" || key === "maxSteps") && value === 0) continue;
+    // without an adapter the LoRA settings are unused, and --lora-rank 0 given by hand is refused
+    if (c.loraRank === 0 && key.startsWith("lora")) continue;
     words.push(value === true ? flag : `${flag} ${shellWord(String(value))}`);
   }
   return words.join(" ");
