@@ -7,6 +7,7 @@
  */
 import { backend } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
+import { lookupRows } from "./embedding.js";
 import { record, shapeStr } from "./record.js";
 
 /** table (V,C) and `tail` (n,C), a view of its last n rows; the first row `tail` holds */
@@ -22,15 +23,9 @@ function tailStart(table: Tensor, tail: Tensor, op: string): number {
 export function embeddingTail(table: Tensor, ids: Tensor, tail: Tensor): Tensor {
   const first = tailStart(table, tail, "embeddingTail");
   const C = table.shape[1] as number;
-  const V = table.shape[0] as number;
   const N = ids.size;
+  const out = lookupRows(table, ids);
   const idv = ids.ints;
-  for (let i = 0; i < N; i++) {
-    const id = idv[i] as number;
-    if (id < 0 || id >= V) throw new RangeError(`embedding: id ${id} out of range for a table of ${V} rows`);
-  }
-  const out = new Tensor([...ids.shape, C]);
-  backend().embeddingForward(out.storage, ids.intStorage, table.storage, N, C);
   return record(out, [tail], () => {
     const k = backend();
     const g = tail.ensureGrad().data;
