@@ -79,6 +79,18 @@ test("ref twins equal dequantize-then-multiply (float64)", () => {
     }
 });
 
+/** the task counts of the pool calls `be` makes to the kernels `wanted` picks (a silent fallback to ref makes none) */
+function countPoolCalls(be: WasmBackend, wanted: (fn: string) => boolean): number[] {
+  const calls = be as unknown as { parallel: (fn: string, tasks: unknown[][]) => void };
+  const parallel = calls.parallel.bind(be);
+  const split: number[] = [];
+  calls.parallel = (fn, tasks) => {
+    if (wanted(fn)) split.push(tasks.length);
+    parallel(fn, tasks);
+  };
+  return split;
+}
+
 for (const simd of ["plain", "relaxed"] as const)
   test(`wasm ${simd} SIMD: int8/int4 kernels match ref on 1 and 2 threads, and 2 threads give 1 thread's bits`, async () => {
     process.env.MINIGPT_WASM_SIMD = simd;
@@ -87,13 +99,7 @@ for (const simd of ["plain", "relaxed"] as const)
       const be = (await useBackend("wasm", { threads })) as WasmBackend;
       assert.equal(be.simd, simd);
       // count the wasm calls, so a silent fallback to ref cannot pass
-      const calls = be as unknown as { parallel: (fn: string, tasks: unknown[][]) => void };
-      const parallel = calls.parallel.bind(be);
-      const split: number[] = [];
-      calls.parallel = (fn, tasks) => {
-        if (fn.startsWith("qmatmul")) split.push(tasks.length);
-        parallel(fn, tasks);
-      };
+      const split = countPoolCalls(be, (fn) => fn.startsWith("qmatmul"));
       for (const bits of [8, 4] as QuantBits[])
         for (const [M, K, N, G] of SHAPES) {
           const keep: Tensor[] = [];
@@ -205,13 +211,7 @@ for (const simd of ["plain", "relaxed"] as const)
     for (const threads of [1, 2]) {
       const be = (await useBackend("wasm", { threads })) as WasmBackend;
       assert.equal(be.simd, simd);
-      const calls = be as unknown as { parallel: (fn: string, tasks: unknown[][]) => void };
-      const parallel = calls.parallel.bind(be);
-      const split: number[] = [];
-      calls.parallel = (fn, tasks) => {
-        if (fn === "qmatvecPacked") split.push(tasks.length);
-        parallel(fn, tasks);
-      };
+      const split = countPoolCalls(be, (fn) => fn === "qmatvecPacked");
       for (const bits of [8, 4] as QuantBits[])
         for (const [M, K, N, G] of [...SHAPES, [2, 768, 200, 32] as [number, number, number, number]]) {
           const keep: Tensor[] = [];
