@@ -106,3 +106,42 @@ for (const be of [
     }
   });
 }
+
+test("stepAsync (the GPU's step) gives step's events bit for bit; requests started or cancelled while it waits join or leave cleanly [wasm]", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const f = folder(32, 4);
+  try {
+    const collect = (into: Map<number, EngineEvent[]>, events: EngineEvent[]) => {
+      for (const e of events) into.set(e.id, [...(into.get(e.id) ?? []), e]);
+    };
+    // step(): requests 0-3 at once, 4 and 5 after the second step
+    const sync = new Engine(f, "t");
+    const expected = new Map<number, EngineEvent[]>();
+    for (let k = 0; k < 4; k++) sync.start(k, request(k));
+    collect(expected, sync.step());
+    collect(expected, sync.step());
+    for (let k = 4; k < 6; k++) sync.start(k, request(k));
+    for (const events of drain(sync).values()) collect(expected, events);
+
+    // stepAsync(): 4 and 5 start while the second step waits, so they join the third, as above;
+    // request 6 (a prompt of several steps) is cancelled while a step waits: nothing more of it
+    const async = new Engine(f, "t");
+    const got = new Map<number, EngineEvent[]>();
+    for (let k = 0; k < 4; k++) async.start(k, request(k));
+    async.start(6, { ...request(6), prompt: TEXT.slice(0, 50), maxTokens: 2 });
+    collect(got, await async.stepAsync());
+    const second = async.stepAsync();
+    for (let k = 4; k < 6; k++) async.start(k, request(k));
+    async.cancel(6);
+    collect(got, await second);
+    for (let guard = 0; async.busy; guard++) {
+      assert.ok(guard < 1000, "the engine never finished");
+      collect(got, await async.stepAsync());
+    }
+    assert.equal(got.has(6), false, "the cancelled request has no events");
+    for (let k = 0; k < 6; k++) assert.deepEqual(got.get(k), expected.get(k), `request ${k}`);
+  } finally {
+    f.model.dispose();
+    await useBackend("ref");
+  }
+});

@@ -169,7 +169,7 @@ export class GPT {
 
   /**
    * Copy weights in by name. Every parameter must be present with the right shape; the error names
-   * the tensor (the shape mismatch users of the seeds hit when a config and a checkpoint disagree).
+   * the tensor (the shape mismatch a user meets when a config and a checkpoint disagree).
    */
   loadWeights(weights: Map<string, { shape: readonly number[]; data: Float32Array }>, source: string): void {
     for (const [name, t] of this.params) {

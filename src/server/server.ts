@@ -22,7 +22,7 @@ import { type GenerationRequest, parseGenerationRequest } from "./params.js";
 import { ChoiceText, ChunkWriter, completionBody, responseId, usage } from "./responses.js";
 import { GenerationWorker, RETRY_AFTER_S } from "./worker-client.js";
 
-export const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface ServerOptions {
   /** the model folder (or one of its checkpoints) */

@@ -88,7 +88,7 @@ type SameParams = {
   [K in Method & keyof KernelExports]: Parameters<Backend[K]>["length"] extends Parameters<KernelExports[K]>["length"] ? K : never;
 }[Method & keyof KernelExports];
 
-export interface WasmLoadOptions extends BackendOptions {
+interface WasmLoadOptions extends BackendOptions {
   /** force a SIMD flavour (default: MINIGPT_WASM_SIMD, else the best available) */
   simd?: SimdFlavour;
   /** force matmul's register tile (default: MINIGPT_MATMUL_TILE, else chooseMatmulTile()'s pick) */
