@@ -47,7 +47,11 @@ export interface ServerOptions {
   cors?: string;
   /** a prompt that leaves no room for max_tokens: refuse (400, the default) or cut its start */
   contextOverflow?: ContextOverflow;
-  /** kernels of the generation thread (default auto: wasm when available) */
+  /**
+   * kernels of the generation thread: webgpu (a GPU; its steps' logits read back asynchronously),
+   * wasm, ref, or auto (the default: wasm when available, else ref; the CLI's auto also takes a
+   * hardware GPU adapter, after probing for one in a child process)
+   */
   backend?: BackendName | "auto";
   threads?: number;
   /** one line per request (method, path, status, tokens, ms); default: none */
