@@ -234,7 +234,10 @@ test("a quantized folder runs the int8/int4 kernels without a tape: the decode e
           size += float[v]! ** 2;
         }
         const rel = Math.sqrt(diff / size);
-        assert.ok(rel > 0 && rel < (bits === 8 ? 0.04 : 0.02), `int${bits} [${backendName}] step ${i}: decode logits differ by ${rel} (RMS, relative)`);
+        assert.ok(
+          rel > 0 && rel < (bits === 8 ? 0.04 : 0.02),
+          `int${bits} [${backendName}] step ${i}: decode logits differ by ${rel} (RMS, relative)`,
+        );
         ids.push(step.id);
       }
       byBackend.push(steps);
