@@ -38,7 +38,7 @@ export interface PackedShape {
 
 /** the inputs one row of a panel covers */
 const CHUNK_INPUTS = { 8: 2, 4: 8 } as const;
-export const PANEL = 16;
+const PANEL = 16;
 
 export function packedShape(bits: 8 | 4, K: number, N: number, groupSize: number): PackedShape {
   const G = bits === 8 ? K : groupSize;

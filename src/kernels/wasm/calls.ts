@@ -16,6 +16,7 @@ export const POOL_KERNELS = [
   "attentionCached",
   "mlpRowsPart",
   "attentionRowsPart",
+  "trunkRowsPart",
   "geluForward",
   "geluBackward",
   "geluForwardGrad",

@@ -259,3 +259,39 @@ export function attentionRows(
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowsPart">)[0], R * C);
   k.x.addBias(y, bproj, R, C);
 }
+
+/**
+ * Whether attentionRows and mlpRows split the weights of a model this wide over the threads (then
+ * each row's sums come in parts, and trunkRows, which keeps every row whole, would not give the
+ * same bits): the same decisions as theirs, which depend on the weights' size only.
+ */
+export function splitsWeights(k: KernelCalls, C: number, nh: number, H: number): boolean {
+  return k.sched.rowParts(4 * C * C, nh) > 1 || k.sched.rowParts(2 * C * H, Math.floor(H / 8)) > 1;
+}
+
+/**
+ * Every block of a decode step of R rows (`step`: trunkRowsPart's step block, filled by the caller),
+ * the rows over the threads, whole sequences on one: each thread takes its rows through every block
+ * in one call, one pool round trip a step. Only where splitsWeights is false: then attentionRows and
+ * mlpRows split rows too, so each row's arithmetic is theirs.
+ */
+export function trunkRows(
+  k: KernelCalls,
+  step: number,
+  R: number,
+  maxPos: number,
+  C: number,
+  nh: number,
+  H: number,
+  startsSequence: (r: number) => boolean,
+): void {
+  const attBytes = alignedBytes(k.x.attentionCachedScratchBytes(maxPos + 1, nh) / 4);
+  const cuts = batchBounds(k, R, startsSequence);
+  const s = k.sched.scratch(attBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
+  const tasks: Args<"trunkRowsPart">[] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) {
+    const st = s[t] as number;
+    tasks.push([step, cuts[t] as number, cuts[t + 1] as number, st, st + attBytes]);
+  }
+  k.parallel("trunkRowsPart", tasks);
+}

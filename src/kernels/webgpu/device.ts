@@ -21,7 +21,7 @@ export interface AdapterSummary {
   maxBufferSize: number;
 }
 
-export interface GpuContext {
+interface GpuContext {
   device: GPUDevice;
   adapter: AdapterSummary;
   /** the GPU entry the device came from: held as long as the device (Dawn's instance dies when it is collected, and its device with it) */
@@ -42,7 +42,7 @@ export interface AdapterReport {
 }
 
 /** an adapter's report: its fields as plain data */
-export function adapterReport(adapter: GPUAdapter): AdapterReport {
+function adapterReport(adapter: GPUAdapter): AdapterReport {
   const info = adapter.info;
   return {
     vendor: info?.vendor,

@@ -163,6 +163,9 @@ export interface KernelExports {
     scratch: number,
     rowsScratch: number,
   ): void;
+  trunkStepBytes(): number;
+  trunkLayerBytes(): number;
+  trunkRowsPart(step: number, r0: number, r1: number, scratch: number, rowsScratch: number): void;
   // quant.as
   qmatmulIO(
     out: number,
@@ -257,6 +260,9 @@ export const kernelParams = {
   attentionCached: ["out", "qkv", "kCache", "vCache", "Tn", "pos0", "C", "nh", "h0", "h1", "scratch"],
   mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch"],
   attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
+  trunkStepBytes: [],
+  trunkLayerBytes: [],
+  trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
   qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
   quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups"],
