@@ -3,7 +3,7 @@
 // `minigpt eval --json` (the validation split of the model's own training data), all through the CLI
 // in child processes, as a user would. A quantized model scores on the integer kernels (int8
 // activations: src/kernels/ref/quant-int.ts), so the numbers are the decode's.
-// Goals (issue 24): val loss within 0.5% (int8) and 3% (int4) of fp32's on nanoGPT's CPU recipe
+// Goals: val loss within 0.5% (int8) and 3% (int4) of fp32's on nanoGPT's CPU recipe
 // trained 2,000 steps on tiny Shakespeare; make that folder first with
 //   node --import tsx bench/quality.ts --seeds 1337 --out tmp/bench/quality
 //

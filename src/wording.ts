@@ -10,7 +10,7 @@
  */
 
 /** a setting named in a message: a TrainConfig key (minLr) or a train() option (resume, overwrite) */
-export interface Setting {
+interface Setting {
   readonly setting: string;
 }
 

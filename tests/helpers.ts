@@ -239,3 +239,15 @@ export function startCli(args: readonly string[], options: { env?: NodeJS.Proces
     exited,
   };
 }
+
+/** `minigpt serve --model model --port 0 ...flags` started; resolves with its base URL once it listens */
+export async function startServe(
+  model: string,
+  flags: readonly string[] = [],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ url: string; cli: StartedCli }> {
+  const cli = startCli(["serve", "--model", model, "--port", "0", ...flags], options);
+  assert.ok(await cli.seen(/ on http:\/\/127\.0\.0\.1:\d+\/v1/), cli.stderr());
+  const port = /on http:\/\/127\.0\.0\.1:(\d+)\/v1/.exec(cli.stderr())?.[1];
+  return { url: `http://127.0.0.1:${port}`, cli };
+}

@@ -1,13 +1,15 @@
 /**
  * A LoRA adapter folder (PEFT's layout, base_model_name_or_path naming the base's folder) loads in
  * the commands with the adapter merged in, and `minigpt merge` writes a plain model folder whose
- * logits are PyTorch's for the unmerged LoRA model (tests/fixtures-lora); a missing base and a
- * folder without an adapter are one line.
+ * logits are PyTorch's for the unmerged LoRA model (tests/fixtures-lora); analyze says what the folder
+ * holds; a missing base, a folder without an adapter and an adapter whose tensors contradict its rank
+ * are one line.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { ModelAnalysis } from "../src/analyze/analyze.js";
 import { saveTokenizer } from "../src/io/folder.js";
 import { loadModel } from "../src/io/hf.js";
 import { toInt32 } from "../src/io/safetensors.js";
@@ -68,4 +70,44 @@ test("merge: an adapter whose base is missing, and a folder without an adapter, 
   const plain = runCli(["merge", "--model", base, "--out", out]);
   assert.equal(plain.status, 1);
   assert.match(plain.stderr, /holds no LoRA adapter/);
+});
+
+test("analyze on an adapter folder: the adapter's file and parameters, and its base's folder and weights, with their true sizes", () => {
+  const { base, adapter } = folders();
+  const size = (file: string) => statSync(file).size;
+  const r = runCli(["analyze", "--model", adapter, "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const files = (JSON.parse(r.stdout) as ModelAnalysis).files;
+  // r 4 on c_attn (32 -> 96) and c_fc (32 -> 128) of 2 layers: 2 · 4 · ((32 + 96) + (32 + 128))
+  assert.deepEqual(files?.lora, {
+    rank: 4,
+    targets: ["c_attn", "c_fc"],
+    parameters: 2304,
+    base,
+    baseWeightsBytes: size(join(base, "model.safetensors")),
+  });
+  assert.equal(files?.weightsFile, "adapter_model.safetensors");
+  assert.equal(files?.weightsBytes, size(join(adapter, "adapter_model.safetensors")));
+  const text = runCli(["analyze", "--model", adapter]);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(
+    text.stdout,
+    /^model folder .*adapter: a LoRA adapter \(r 4 on c_attn, c_fc: 2,304 parameters\), adapter_model\.safetensors 10\.2 KB, on the base model .*base \(model\.safetensors 115 KB;/,
+  );
+  assert.doesNotMatch(text.stdout, /0 B/);
+});
+
+test("an adapter whose tensors contradict its rank is one line through the CLI", () => {
+  const { adapter } = folders();
+  const config = JSON.parse(readFileSync(join(adapter, "adapter_config.json"), "utf8"));
+  writeFileSync(join(adapter, "adapter_config.json"), JSON.stringify({ ...config, r: 8 }));
+  for (const args of [
+    ["generate", "--model", adapter, "--prompt", "a", "--max-new-tokens", "2"],
+    ["merge", "--model", adapter, "--out", join(tempDir("minigpt-lora-merged-"), "m")],
+  ]) {
+    const r = runCli(args);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /lora_A\.weight has shape \[4, 32\] but r = 8 .*the adapter's rank does not match its adapter_config\.json/);
+  }
 });

@@ -51,13 +51,24 @@ function drain(engine: Engine): Map<number, EngineEvent[]> {
 }
 
 for (const be of [
-  { name: "ref", threads: 1, nEmbd: 32, nHead: 4 },
+  { name: "ref", threads: 1, nEmbd: 32, nHead: 4, trunk: false },
   // 4·C² >= 2^21 floats: the attention's heads and the MLP's hidden units are split over 2 threads
-  { name: "wasm", threads: 2, nEmbd: 768, nHead: 12 },
+  { name: "wasm", threads: 2, nEmbd: 768, nHead: 12, trunk: false },
+  // weights too small to split: the rows are, whole sequences to a thread, each taken through every
+  // block in one call (Backend.trunkRows)
+  { name: "wasm", threads: 2, nEmbd: 64, nHead: 4, trunk: true },
 ] as const) {
   test(`8 requests decoded together (one GPT.decode a step) equal each decoded alone, bit for bit [${be.name}, ${be.threads} thread(s)]`, async () => {
-    await useBackend(be.name, { threads: be.threads });
+    const kernels = await useBackend(be.name, { threads: be.threads });
     const f = folder(be.nEmbd, be.nHead);
+    const trunkRows = kernels.trunkRows?.bind(kernels);
+    let trunkSteps = 0;
+    if (trunkRows)
+      kernels.trunkRows = (t) => {
+        const done = trunkRows(t);
+        if (done && t.R >= 8) trunkSteps++;
+        return done;
+      };
     const decode = f.model.decode.bind(f.model);
     const batchSizes: number[] = [];
     f.model.decode = (rows: readonly DecodeRow[], buffers: DecodeBuffers) => {
@@ -87,9 +98,50 @@ for (const be of [
       for (const [id, events] of drain(engine)) for (const e of events) collect([{ ...e, id }]);
       assert.ok(Math.max(...batchSizes) >= 8, `the rows shared decode calls (most rows in one: ${Math.max(...batchSizes)})`);
       for (let k = 0; k < 8; k++) assert.deepEqual(together.get(k), alone[k], `request ${k}`);
+      assert.equal(trunkSteps > 0, be.trunk, "steps of 8 rows or more went through Backend.trunkRows");
     } finally {
+      if (trunkRows) kernels.trunkRows = trunkRows;
       f.model.dispose();
       await useBackend("ref");
     }
   });
 }
+
+test("stepAsync (the GPU's step) gives step's events bit for bit; requests started or cancelled while it waits join or leave cleanly [wasm]", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const f = folder(32, 4);
+  try {
+    const collect = (into: Map<number, EngineEvent[]>, events: EngineEvent[]) => {
+      for (const e of events) into.set(e.id, [...(into.get(e.id) ?? []), e]);
+    };
+    // step(): requests 0-3 at once, 4 and 5 after the second step
+    const sync = new Engine(f, "t");
+    const expected = new Map<number, EngineEvent[]>();
+    for (let k = 0; k < 4; k++) sync.start(k, request(k));
+    collect(expected, sync.step());
+    collect(expected, sync.step());
+    for (let k = 4; k < 6; k++) sync.start(k, request(k));
+    for (const events of drain(sync).values()) collect(expected, events);
+
+    // stepAsync(): 4 and 5 start while the second step waits, so they join the third, as above;
+    // request 6 (a prompt of several steps) is cancelled while a step waits: nothing more of it
+    const async = new Engine(f, "t");
+    const got = new Map<number, EngineEvent[]>();
+    for (let k = 0; k < 4; k++) async.start(k, request(k));
+    async.start(6, { ...request(6), prompt: TEXT.slice(0, 50), maxTokens: 2 });
+    collect(got, await async.stepAsync());
+    const second = async.stepAsync();
+    for (let k = 4; k < 6; k++) async.start(k, request(k));
+    async.cancel(6);
+    collect(got, await second);
+    for (let guard = 0; async.busy; guard++) {
+      assert.ok(guard < 1000, "the engine never finished");
+      collect(got, await async.stepAsync());
+    }
+    assert.equal(got.has(6), false, "the cancelled request has no events");
+    for (let k = 0; k < 6; k++) assert.deepEqual(got.get(k), expected.get(k), `request ${k}`);
+  } finally {
+    f.model.dispose();
+    await useBackend("ref");
+  }
+});

@@ -14,7 +14,7 @@ import { chatTokenIds, encodeChat } from "../src/data/chat.js";
 import { nextLogitsUncached } from "../src/generate/generate.js";
 import { nextTokenProbs } from "../src/generate/sample.js";
 import { loadModelFolder } from "../src/io/folder.js";
-import { runCli, type StartedCli, startCli, tempDir, wordCorpus } from "./helpers.js";
+import { runCli, type StartedCli, startServe, tempDir, wordCorpus } from "./helpers.js";
 
 const dir = tempDir("minigpt-serve-");
 /** a byte-level BPE model trained for 3 steps (never fine-tuned for chat), and its chat fine-tune */
@@ -28,13 +28,11 @@ function train(args: string[]): void {
   assert.equal(r.status, 0, r.stderr);
 }
 
-/** `minigpt serve` on a free port; resolves with its base URL once it listens */
+/** `minigpt serve` on a free port, stopped after the tests */
 async function serve(model: string, flags: string[] = []): Promise<{ url: string; cli: StartedCli }> {
-  const cli = startCli(["serve", "--model", model, "--port", "0", ...flags]);
-  servers.push(cli);
-  assert.ok(await cli.seen(/ on http:\/\/127\.0\.0\.1:\d+\/v1/), cli.stderr());
-  const port = /on http:\/\/127\.0\.0\.1:(\d+)\/v1/.exec(cli.stderr())?.[1];
-  return { url: `http://127.0.0.1:${port}`, cli };
+  const started = await startServe(model, flags);
+  servers.push(started.cli);
+  return started;
 }
 
 let plainUrl = "";

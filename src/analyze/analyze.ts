@@ -95,9 +95,21 @@ export interface HistoryFigures {
   evaluations: number;
 }
 
+/** A model folder's files (Node: analyzeModel reads them). */
+interface FileFigures {
+  dir: string;
+  /** the folder's weights: model.safetensors, or a LoRA adapter folder's adapter_model.safetensors */
+  weightsFile: string;
+  weightsBytes: number;
+  /** every file in the folder, checkpoints included */
+  folderBytes: number;
+  /** a LoRA adapter folder: the adapter (r, targets, its parameters) and the base model it runs on */
+  lora?: { rank: number; targets: string[] | string; parameters: number; base: string; baseWeightsBytes: number };
+}
+
 export interface ModelAnalysis {
   config: GPTConfig;
-  files?: { dir: string; weightsBytes: number; folderBytes: number };
+  files?: FileFigures;
   /** what training this shape writes (Node: analyzeModel adds it, knowing how many checkpoints a run keeps) */
   disk?: DiskFigures;
   parameters: ParameterFigures;
@@ -287,9 +299,13 @@ export function formatAnalysis(a: ModelAnalysis): string {
   const m = a.memory;
   const lines: string[] = [];
   if (a.files) {
-    lines.push(
-      `model folder ${a.files.dir}: model.safetensors ${formatBytes(a.files.weightsBytes)}, folder ${formatBytes(a.files.folderBytes)}`,
-    );
+    const f = a.files;
+    const weights = `${f.weightsFile} ${formatBytes(f.weightsBytes)}`;
+    const lora = f.lora;
+    const holds = lora
+      ? `a LoRA adapter (r ${lora.rank} on ${typeof lora.targets === "string" ? lora.targets : lora.targets.join(", ")}: ${int(lora.parameters)} parameters), ${weights}, on the base model ${lora.base} (model.safetensors ${formatBytes(lora.baseWeightsBytes)}; the figures below are of the base with the adapter merged in)`
+      : weights;
+    lines.push(`model folder ${f.dir}: ${holds}; folder ${formatBytes(f.folderBytes)}`);
   }
   if (a.disk) {
     const d = a.disk;

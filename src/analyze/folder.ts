@@ -2,6 +2,8 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { withFs } from "../errors.js";
+import { loraModules } from "../io/lora.js";
+import { ADAPTER_WEIGHTS, hasLoraAdapter, loraBaseFolder, readLoraConfig } from "../io/lora-folder.js";
 import type { GPTConfig } from "../nn/config.js";
 import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
@@ -19,16 +21,37 @@ export function analyzeModel(
   const analysis = analyzeTensors(model.config, model.params, options);
   analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
   if (dir !== undefined && !isFile(dir)) {
-    const weightsFile = join(dir, "model.safetensors");
-    analysis.files = withFs(`cannot read the folder ${dir}`, () => ({
-      dir,
-      weightsBytes: existsSync(weightsFile) ? statSync(weightsFile).size : 0,
-      folderBytes: folderBytes(dir),
-    }));
+    analysis.files = withFs(`cannot read the folder ${dir}`, () => {
+      if (!hasLoraAdapter(dir)) return { dir, ...weightsFile(dir, "model.safetensors"), folderBytes: folderBytes(dir) };
+      // an adapter folder holds no model.safetensors: the adapter's weights, and its base's folder
+      const config = readLoraConfig(dir);
+      const base = loraBaseFolder(dir, config);
+      const C = model.config.nEmbd;
+      const parameters =
+        loraModules(model.config, config.targets).reduce((n, m) => n + config.rank * (m.inFeatures + m.outFeatures), 0) +
+        config.trainableTokens.length * C;
+      return {
+        dir,
+        ...weightsFile(dir, ADAPTER_WEIGHTS),
+        folderBytes: folderBytes(dir),
+        lora: {
+          rank: config.rank,
+          targets: config.targets,
+          parameters,
+          base,
+          baseWeightsBytes: weightsFile(base, "model.safetensors").weightsBytes,
+        },
+      };
+    });
     const history = readHistory(dir);
     if (history) analysis.history = history;
   }
   return analysis;
+}
+
+function weightsFile(dir: string, name: string): { weightsFile: string; weightsBytes: number } {
+  const file = join(dir, name);
+  return { weightsFile: name, weightsBytes: existsSync(file) ? statSync(file).size : 0 };
 }
 
 function isFile(path: string): boolean {

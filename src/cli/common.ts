@@ -67,8 +67,3 @@ export const samplingFlags: FlagSpec[] = [
   },
   { name: "seed", type: "int", default: 1337, help: "random seed: the same seed gives the same text" },
 ];
-
-/** Print to stdout without a stack trace on a closed pipe (e.g. `minigpt generate | head`). */
-export function out(text: string): void {
-  process.stdout.write(text);
-}

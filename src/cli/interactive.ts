@@ -190,8 +190,8 @@ async function chatMode(
   return result;
 }
 
-/** The interactive session over any line reader (tests drive it with a stream). */
-export async function interactive(dir: string, reader: LineReader, write: Write): Promise<number> {
+/** The interactive session over any line reader and writer. */
+async function interactive(dir: string, reader: LineReader, write: Write): Promise<number> {
   const o: ChatOptions = { maxNewTokens: 200, temperature: 0.8, topK: 0, topP: 1, seed: 1337, cache: true, suppressIds: [] };
   write(`minigpt interactive (/help for commands; Ctrl-C stops a reply; /quit or Ctrl-C at the prompt leaves)\n`);
   for (;;) {

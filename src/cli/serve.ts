@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
-import { type BackendName, type ContextOverflow, startServer } from "../index.js";
-import { backendFlags, modelFlag } from "./common.js";
+import { type ContextOverflow, startServer } from "../index.js";
+import { chooseBackend } from "./backend.js";
+import { deviceBackendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const serveSpec: CommandSpec = {
@@ -54,7 +55,7 @@ export const serveSpec: CommandSpec = {
       choices: ["refuse", "truncate"],
       help: "a prompt that leaves no room for max_tokens: refuse (400 context_length_exceeded) or keep its end (said in the answer's warning)",
     },
-    ...backendFlags,
+    ...deviceBackendFlags,
   ],
   // the generation thread loads the kernels (src/server/worker.ts); the HTTP thread needs none
   backendElsewhere: true,
@@ -73,6 +74,7 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   const apiKey = f.string("api-key") || process.env.MINIGPT_API_KEY || undefined;
   const host = f.string("host");
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const backend = await chooseBackend(f, serveSpec.flags.find((flag) => flag.name === "backend")?.choices ?? []);
   const running = await startServer({
     model: f.string("model"),
     host,
@@ -85,7 +87,7 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     bodyTimeout: f.float("body-timeout"),
     cors: f.string("cors") || undefined,
     contextOverflow: f.string("context-overflow") as ContextOverflow,
-    backend: f.string("backend") as BackendName | "auto",
+    backend,
     threads: f.int("threads") || undefined,
     log,
   });

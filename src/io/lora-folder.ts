@@ -23,7 +23,7 @@ import {
 } from "./lora.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors-file.js";
 
-export const ADAPTER_CONFIG = "adapter_config.json";
+const ADAPTER_CONFIG = "adapter_config.json";
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
 
 /** does `dir` hold a LoRA adapter? */

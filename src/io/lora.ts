@@ -32,14 +32,14 @@ export interface LoraConfig {
 }
 
 /** The layers a LoRA adapter may target: GPT-2's Conv1D layers, by their names inside a block. */
-export const LORA_LAYERS = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"] as const;
+const LORA_LAYERS = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"] as const;
 
 /** PEFT's prefix of every key in adapter_model.safetensors (PeftModel wraps GPT2LMHeadModel as base_model.model). */
-export const PEFT_PREFIX = "base_model.model.";
+const PEFT_PREFIX = "base_model.model.";
 export const TOKENS_KEY = `${PEFT_PREFIX}transformer.wte.token_adapter.trainable_tokens_delta`;
 
 /** One adapted layer: A (r, in) and B (out, r), row-major. */
-export interface LoraLayerWeights {
+interface LoraLayerWeights {
   /** the module's Hugging Face name, e.g. "transformer.h.0.attn.c_attn" */
   module: string;
   inFeatures: number;

@@ -61,7 +61,7 @@ export function isQuantizedName(name: string): boolean {
   return name === "transformer.wte.weight" || /^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
 }
 
-export function scaleName(name: string): string {
+function scaleName(name: string): string {
   return `${name}_scale`;
 }
 

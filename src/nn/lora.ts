@@ -86,7 +86,7 @@ export class LoraLinear extends Linear {
  * added at the end of the vocabulary): `tail` is a view of those rows of the frozen table, so the
  * lookup and the tied LM head read their current values and only they get a gradient.
  */
-export class TrainableTailEmbedding extends Embedding {
+class TrainableTailEmbedding extends Embedding {
   constructor(
     weight: Tensor,
     /** (n, C): a view of weight's last n rows */
@@ -134,7 +134,7 @@ function setWte(model: GPT, wte: Embedding): void {
 }
 
 /** are `tokens` the last rows of a table of V rows, in order? (the tokens a fine-tune adds are) */
-export function isTail(tokens: readonly number[], V: number): boolean {
+function isTail(tokens: readonly number[], V: number): boolean {
   return tokens.every((id, i) => id === V - tokens.length + i);
 }
 

@@ -4,7 +4,7 @@
  * BadRequestError, AuthenticationError, RateLimitError, ... classes.
  */
 
-export type ApiErrorType = "invalid_request_error" | "authentication_error" | "rate_limit_error" | "server_error" | "timeout_error";
+type ApiErrorType = "invalid_request_error" | "authentication_error" | "rate_limit_error" | "server_error" | "timeout_error";
 
 export class ApiError extends Error {
   constructor(

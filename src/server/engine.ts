@@ -83,6 +83,15 @@ interface Row {
   pending: TokenLogprob[];
 }
 
+/** a row's step: its token and the logits drawn from, null when it ended, undefined when only part of its prompt went in */
+type StepResult = { id: number; logits: Float32Array } | null | undefined;
+
+/** the rows decoded together in a step: how many rows each feeds, whether its last wants logits */
+interface Batch {
+  rows: { row: Row; n: number; logits: boolean }[];
+  feed: DecodeRow[];
+}
+
 export class Engine {
   readonly info: ModelInfo;
   private readonly tokenizer: Tokenizer;
@@ -211,12 +220,39 @@ export class Engine {
    * Every row in flight gets its next token; returns what each made printable. The rows whose next
    * step is a one-token decode (all but a new request's first step) share one GPT.decode call: the
    * weights are read once for all of them, and each row's logits are the bits it would get alone.
+   * On the CPU backends (the logits are read synchronously); a GPU's model steps with stepAsync.
    */
   step(): EngineEvent[] {
+    const batch = this.batchRows();
+    const shared = batch ? this.shareLogits(batch, this.folder.model.decode(batch.feed, this.buffersFor(batch))) : null;
+    return this.emit((row) => (shared?.has(row) ? shared.get(row) : row.decoder.step()));
+  }
+
+  /**
+   * step() on any backend (a GPU's: the step's logits read back asynchronously): the shared decode
+   * and every row stepping alone are recorded at once, then read together. Requests started or
+   * cancelled while it waits are left to the next step.
+   */
+  async stepAsync(): Promise<EngineEvent[]> {
+    const batch = this.batchRows();
+    const logits = batch ? this.folder.model.decodeAsync(batch.feed, this.buffersFor(batch)) : null;
+    const inBatch = new Set(batch?.rows.map((b) => b.row));
+    const alone = this.rows.filter((row) => !inBatch.has(row)).map((row) => ({ row, next: row.decoder.stepAsync() }));
+    const results = new Map<Row, StepResult>();
+    const shared = batch && logits ? this.shareLogits(batch, await logits) : null;
+    for (const [row, s] of shared ?? []) results.set(row, s);
+    for (const { row, next } of alone) results.set(row, await next);
+    return this.emit((row) => results.get(row));
+  }
+
+  /**
+   * The events of a step whose rows' results `next` gives (a token and its logits, null when the row
+   * ended, undefined when only part of its prompt went in); the rows that ended leave.
+   */
+  private emit(next: (row: Row) => StepResult): EngineEvent[] {
     const events: EngineEvent[] = [];
-    const shared = this.decodeTogether();
     for (const row of this.rows) {
-      const s = shared.has(row) ? shared.get(row) : row.decoder.step();
+      const s = next(row);
       if (s === undefined) continue; // part of its prompt went in: no token yet
       const request = this.requests.get(row.id);
       if (request && s) request.tokens++;
@@ -250,31 +286,47 @@ export class Engine {
   }
 
   /**
-   * The rows that can, decoded in one step: each row's next token and logits (a view, valid until
-   * the next step), null when it ended, or undefined when only part of its prompt went in.
+   * The rows that can be decoded in one step and what they feed (each row's next token, or part of
+   * its prompt), or null when none can.
    */
-  private decodeTogether(): Map<Row, { id: number; logits: Float32Array } | null | undefined> {
-    const out = new Map<Row, { id: number; logits: Float32Array } | null | undefined>();
-    const batch: { row: Row; n: number; logits: boolean }[] = [];
-    const feed: DecodeRow[] = [];
+  private batchRows(): Batch | null {
+    const fed: { row: Row; next: DecodeRow[] }[] = [];
     for (const row of this.rows) {
-      const rows = row.decoder.decodeRows(PROMPT_ROWS);
-      if (!rows) continue;
-      batch.push({ row, n: rows.length, logits: rows[rows.length - 1]?.logits !== false });
-      feed.push(...rows);
+      const next = row.decoder.decodeRows(PROMPT_ROWS);
+      if (next) fed.push({ row, next });
     }
-    if (batch.length === 0) return out;
-    const model = this.folder.model;
-    if (!this.buffers || this.buffers.capacity < feed.length) {
+    if (fed.length === 0) return null;
+    // prompts' rows first: a backend that splits the rows over threads (a sequence's rows whole on
+    // one) then finds a cut near the middle right after them, where a prompt in the middle of the
+    // batch would push the cut to one of its ends. The order changes no row's bits.
+    fed.sort((p, q) => Number(q.next.length > 1) - Number(p.next.length > 1));
+    const rows = fed.map(({ row, next }) => ({ row, n: next.length, logits: next[next.length - 1]?.logits !== false }));
+    return { rows, feed: fed.flatMap(({ next }) => next) };
+  }
+
+  /** the shared decode step's buffers, grown to hold the batch's rows */
+  private buffersFor(batch: Batch): DecodeBuffers {
+    const R = batch.feed.length;
+    if (!this.buffers || this.buffers.capacity < R) {
       this.buffers?.dispose();
-      this.buffers = new DecodeBuffers(model.config, Math.max(feed.length, this.buffers ? 2 * this.buffers.capacity : 8));
+      this.buffers = new DecodeBuffers(this.folder.model.config, Math.max(R, this.buffers ? 2 * this.buffers.capacity : 8));
     }
-    const logits = model.decode(feed, this.buffers);
-    const V = model.config.vocabSize;
-    let k = 0; // the logits hold only the rows that want them, in order
-    for (const { row, n, logits: wants } of batch) {
-      out.set(row, row.decoder.stepWith(n, wants ? logits.subarray(k * V, (k + 1) * V) : null));
+    return this.buffers;
+  }
+
+  /**
+   * Each batched row's result from the decode's logits (the rows that want them, in order): its
+   * next token and logits (a view of `logits`), null when it ended, undefined when only part of its
+   * prompt went in. A row cancelled while an async step waited is left out.
+   */
+  private shareLogits(batch: Batch, logits: Float32Array): Map<Row, StepResult> {
+    const out = new Map<Row, StepResult>();
+    const V = this.folder.model.config.vocabSize;
+    let k = 0;
+    for (const { row, n, logits: wants } of batch.rows) {
+      const own = wants ? logits.subarray(k * V, (k + 1) * V) : null;
       if (wants) k++;
+      if (!row.decoder.done) out.set(row, row.decoder.stepWith(n, own));
     }
     return out;
   }

@@ -7,12 +7,12 @@ import { randomInt } from "node:crypto";
 import type { ChatMessage } from "../data/chat.js";
 import { badParam } from "./api-error.js";
 
-export const MAX_CHOICES = 8;
-export const MAX_STOPS = 4;
+const MAX_CHOICES = 8;
+const MAX_STOPS = 4;
 /** a stop string is checked against the text's end at every token: a long one would stall every request in flight */
-export const MAX_STOP_CHARS = 256;
+const MAX_STOP_CHARS = 256;
 /** OpenAI's limits: chat top_logprobs 0-20, completions logprobs 0-5 */
-export const MAX_TOP_LOGPROBS = { chat: 20, completion: 5 } as const;
+const MAX_TOP_LOGPROBS = { chat: 20, completion: 5 } as const;
 
 export interface GenerationRequest {
   kind: "chat" | "completion";

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { FinishReason, TokenAlternative, TokenLogprob } from "./engine.js";
 import type { GenerationRequest } from "./params.js";
 
-export interface Usage {
+interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
@@ -24,7 +24,7 @@ export function responseId(kind: GenerationRequest["kind"]): string {
 const alternative = (a: TokenAlternative) => ({ token: a.token, logprob: a.logprob, bytes: a.bytes });
 
 /** chat's shape: {content: [{token, logprob, bytes, top_logprobs}], refusal} */
-export function chatLogprobs(tokens: readonly TokenLogprob[]) {
+function chatLogprobs(tokens: readonly TokenLogprob[]) {
   return { content: tokens.map((t) => ({ ...alternative(t), top_logprobs: t.top.map(alternative) })), refusal: null };
 }
 
@@ -32,7 +32,7 @@ export function chatLogprobs(tokens: readonly TokenLogprob[]) {
  * completions' shape: {tokens, token_logprobs, top_logprobs, text_offset}; text_offset counts from
  * the start of the prompt, as OpenAI's does (`offset` = where the first of these tokens begins).
  */
-export function completionLogprobs(tokens: readonly TokenLogprob[], offset: number) {
+function completionLogprobs(tokens: readonly TokenLogprob[], offset: number) {
   const text_offset: number[] = [];
   for (const t of tokens) {
     text_offset.push(offset);

@@ -22,7 +22,7 @@ import { type GenerationRequest, parseGenerationRequest } from "./params.js";
 import { ChoiceText, ChunkWriter, completionBody, responseId, usage } from "./responses.js";
 import { GenerationWorker, RETRY_AFTER_S } from "./worker-client.js";
 
-export const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface ServerOptions {
   /** the model folder (or one of its checkpoints) */
@@ -47,7 +47,11 @@ export interface ServerOptions {
   cors?: string;
   /** a prompt that leaves no room for max_tokens: refuse (400, the default) or cut its start */
   contextOverflow?: ContextOverflow;
-  /** kernels of the generation thread (default auto: wasm when available) */
+  /**
+   * kernels of the generation thread: webgpu (a GPU; its steps' logits read back asynchronously),
+   * wasm, ref, or auto (the default: wasm when available, else ref; the CLI's auto also takes a
+   * hardware GPU adapter, after probing for one in a child process)
+   */
   backend?: BackendName | "auto";
   threads?: number;
   /** one line per request (method, path, status, tokens, ms); default: none */

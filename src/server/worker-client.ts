@@ -11,14 +11,14 @@ import type { EngineEvent, ModelInfo, Started } from "./engine.js";
 import type { GenerationRequest } from "./params.js";
 import type { FromWorker, ToWorker, WorkerSetup } from "./worker-protocol.js";
 
-export interface RequestHandlers {
+interface RequestHandlers {
   started(s: Started): void;
   event(e: EngineEvent): void;
   /** the request could not run (bad prompt for this model, or the generation thread died) */
   failed(e: ApiError): void;
 }
 
-export interface Admission {
+interface Admission {
   /** requests decoded together */
   maxBatch: number;
   /** requests waiting for a place in the batch before new ones get 429 */

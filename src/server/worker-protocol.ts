@@ -16,7 +16,7 @@ export interface WorkerSetup {
 
 export type ToWorker = { type: "start"; id: number; request: GenerationRequest } | { type: "cancel"; id: number };
 
-export interface WireError {
+interface WireError {
   status: number;
   message: string;
   type: string;

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { MinigptError } from "../errors.js";
 import { loadModelFolder } from "../io/folder.js";
-import { useBackend } from "../kernels/index.js";
+import { deviceMemory, useBackend } from "../kernels/index.js";
 import { ApiError } from "./api-error.js";
 import { Engine } from "./engine.js";
 import type { FromWorker, ToWorker, WorkerSetup } from "./worker-protocol.js";
@@ -26,14 +26,16 @@ async function main(setup: WorkerSetup): Promise<void> {
   } else await useBackend(setup.backend, { threads: setup.threads });
   const folder = loadModelFolder(setup.dir, (text) => post({ type: "notice", text }));
   const engine = new Engine(folder, setup.id, setup.contextOverflow);
+  // a GPU's logits are read back asynchronously: its steps are awaited, the CPU's run straight through
+  const onGpu = deviceMemory() !== null;
   let running = false;
-  const tick = () => {
+  const tick = async () => {
     if (!engine.busy) {
       running = false;
       return;
     }
     try {
-      const events = engine.step();
+      const events = onGpu ? await engine.stepAsync() : engine.step();
       if (events.length > 0) post({ type: "events", events });
     } catch (e) {
       // e.g. out of tensor memory: the requests in flight fail with 500, the server keeps serving

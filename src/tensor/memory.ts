@@ -24,7 +24,7 @@ function aligned(bytes: number): number {
 }
 
 /** The block size serving a request: 64-byte aligned, rounded up to a size class 2^k·{1, 1.25, 1.5, 1.75}. */
-export function blockSize(bytes: number): number {
+function blockSize(bytes: number): number {
   const a = aligned(bytes);
   if (a <= 4 * ALIGN) return a;
   const step = 2 ** (Math.floor(Math.log2(a)) - 2);
@@ -35,7 +35,7 @@ export function blockSize(bytes: number): number {
  * The first bytes belong to the WebAssembly kernels (their stack and static data);
  * tensors start above them.
  */
-export const RESERVED_BYTES = 1 << 20;
+const RESERVED_BYTES = 1 << 20;
 
 /** Where the shared bump pointer lives (in ALIGN units, so 4 GiB fits an i32): the reserved region's last line. */
 const TOP_CELL = RESERVED_BYTES - ALIGN;

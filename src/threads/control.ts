@@ -200,7 +200,7 @@ const CALM_MS = 200;
 const SLEEP_MS = 1000;
 
 /** One looking episode: again() = look once more without sleeping?; end() scores the episode. */
-export interface Looking {
+interface Looking {
   again(): boolean;
   end(): void;
 }

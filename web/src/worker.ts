@@ -67,7 +67,7 @@ import { clearRun, loadRun, type SavedRun, saveRun } from "./store.js";
 const post = (m: FromWorker, transfer: Transferable[] = []): void => (self as unknown as Worker).postMessage(m, transfer);
 
 /**
- * save the run this often while it trains (and on pause, stop and at the end): the issue asks for at
+ * save the run this often while it trains (and on pause, stop and at the end): a run should be saved at
  * least every 30 s, and a save (every tensor and its AdamW moments cloned into IndexedDB) costs CPU
  * the training threads would otherwise have; checked between steps, hence the margin
  */

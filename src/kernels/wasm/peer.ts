@@ -25,8 +25,6 @@ import { ControlBlock, controlBytes, Field, Offer, type Shape, Waiter } from "..
 const peerShape: Shape = { args: 48, text: 0 };
 /** bytes of a link's buffer */
 export const PEER_BYTES = controlBytes(peerShape, 2);
-/** most arguments an offered kernel call has */
-export const PEER_MAX_ARGS = peerShape.args;
 
 /**
  * How long an idle side keeps looking before it sleeps, since it became idle or last helped (and the

@@ -15,7 +15,7 @@ import { heap } from "../../tensor/memory.js";
 export const PARALLEL_FLOPS = 2e6;
 
 /** elementwise kernels with exp/sqrt (~20 flops an element) are split from this many elements on */
-export const PARALLEL_ELEMENTS = 1 << 17;
+const PARALLEL_ELEMENTS = 1 << 17;
 
 /**
  * one-token work (a matmul of fewer than 4 rows, the fused attention / MLP blocks) streams its weights

@@ -32,7 +32,7 @@ export interface WebGpuBackend extends Backend<GpuArray, GpuArray>, DeviceReduct
 }
 
 /** The Backend methods on `rt`. */
-export function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBackend {
+function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBackend {
   return {
     name: "webgpu",
     runtime: rt,

@@ -19,7 +19,7 @@ import { sumRows } from "./elementwise.js";
 import type { GpuArray, GpuRuntime } from "./runtime.js";
 import { declare } from "./wgsl.js";
 
-export type Layout = "nn" | "nt" | "tn";
+type Layout = "nn" | "nt" | "tn";
 
 const TILE = 64;
 const KT = 16;

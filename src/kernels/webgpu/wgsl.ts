@@ -5,7 +5,7 @@
  */
 
 /** One array argument: its name in WGSL, whether it is written, and its element type. */
-export interface ArrayArg {
+interface ArrayArg {
   name: string;
   write?: boolean;
   int?: boolean;
@@ -24,14 +24,6 @@ export function declare(scalars: string[], arrays: ArrayArg[]): string {
     lines.push(`@group(0) @binding(${k + 1}) var<storage, ${access}> ${a.name}: array<${a.int ? "i32" : "f32"}>;`);
   });
   return lines.join("\n");
-}
-
-/** The order run() wants the arrays in: reads, then writes (the same order declare() binds them). */
-export function bindOrder<T>(arrays: ArrayArg[], values: Record<string, T>): { reads: T[]; writes: T[] } {
-  return {
-    reads: arrays.filter((a) => !a.write).map((a) => values[a.name] as T),
-    writes: arrays.filter((a) => a.write).map((a) => values[a.name] as T),
-  };
 }
 
 /** The builtins of a 1-D dispatch made with groups1d, and `group`, the flat workgroup index. */
@@ -66,7 +58,7 @@ export const REDUCE_256 = reduceOver(256);
  * (SwiftShader: CI's, and the tests') pays dearly for both: LayerNorm of 256 rows of 32 took 1.5 s
  * with 256 invocations a row, 0.07 s with 32.
  */
-export function rowThreads(cols: number): number {
+function rowThreads(cols: number): number {
   return cols <= 1024 ? 32 : 256;
 }
 
