@@ -121,7 +121,7 @@ GEN_TOKENS = {"gen-nocache": 250, "gen-kv": 200}
 TEMPERATURE = 0.8
 
 
-def child(part, torch_threads, quick, serve=False):
+def child(part, torch_threads, quick, serve=False, warmup=None):
     import numpy as np
     import torch
     import torch.nn as nn
@@ -245,6 +245,8 @@ def child(part, torch_threads, quick, serve=False):
             return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
 
     warm, timed = PLAN[part]["quick" if quick else "full"]
+    if warmup is not None:
+        warm = warmup
     out = {"part": part, "torch_threads": torch_threads, "blas_threads": int(os.environ.get("OPENBLAS_NUM_THREADS", "0"))}
 
     if part.startswith("train"):
@@ -371,13 +373,14 @@ def main():
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--serve", action="store_true", help="with --child train-small or train-big: steps on request (see bench/train-step.ts --serve)")
     ap.add_argument("--info", action="store_true", help="print torch's version, the OpenBLAS kernel and the CPU as JSON")
+    ap.add_argument("--warmup", type=int, help="with --child: warm-up steps (or runs) instead of the plan's")
     a = ap.parse_args()
     run_unpinned()
     if a.info:
         print(json.dumps(info()))
         return
     if a.child:
-        child(a.child, int(a.torch_threads), a.quick, a.serve)
+        child(a.child, int(a.torch_threads), a.quick, a.serve, a.warmup)
         return
     if a.settings:
         settings = [tuple(int(n) for n in s.split("x")) for s in a.settings.split(",")]
