@@ -108,12 +108,13 @@ CONFIGS = {
 }
 
 # (warm-up steps, timed steps) or (warm-up runs, timed runs), full and --quick. The bigger recipe's
-# steps get faster over the first few here (one 8-step run after one warm-up step: 14.0, 12.2, 11.9,
-# 11.9, 11.2, 11.2, 10.8, 12.2 s; minigpt's are flat after the first), so it warms up for 3 (2 quick);
-# bench/run.ts gives minigpt the same.
+# steps get faster over the first five or so (one 8-step run after one warm-up step: 14.0, 12.2, 11.9,
+# 11.9, 11.2, 11.2, 10.8, 12.2 s on an Intel Ice Lake; on the AMD EPYC, 2026-12-06, steps 3-5 took
+# 17.8, 13.5, 12.9 s and steps after the fifth 8.3-11.6), so it warms up for 5 either way; minigpt's
+# are flat after the first (bench/run.ts gives it 2 or 3).
 PLAN = {
     "train-small": {"full": (5, 30), "quick": (3, 10)},
-    "train-big": {"full": (3, 3), "quick": (2, 1)},
+    "train-big": {"full": (5, 3), "quick": (5, 1)},
     "gen-nocache": {"full": (1, 3), "quick": (1, 1)},
     "gen-kv": {"full": (1, 3), "quick": (1, 1)},
 }
