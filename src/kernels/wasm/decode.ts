@@ -17,17 +17,24 @@ function alignedBytes(n: number): number {
 
 /**
  * Where a batch of R rows is cut over the threads when the block's weights are too small to split
- * (Schedule.batchParts): near-equal pieces of whole register tiles (4 rows), each cut moved down to
- * a row where `startsSequence` holds (a prompt's rows, one sequence, stay on one thread, in order).
+ * (Schedule.batchParts): near-equal pieces of whole register tiles (4 rows), each cut moved to the
+ * nearest row where `startsSequence` holds (a prompt's rows, one sequence, stay on one thread, in order).
  * Each row is computed whole on one thread, exactly as unsplit: the cut may depend on R.
  */
 function batchBounds(k: KernelCalls, R: number, startsSequence: (r: number) => boolean): number[] {
   const parts = k.sched.batchParts(R);
   const bounds = [0];
   for (let t = 1; t < parts; t++) {
-    let at = Math.ceil((R * t) / parts / 4) * 4;
-    while (at > (bounds[t - 1] as number) && !startsSequence(at)) at--;
-    if (at > (bounds[t - 1] as number) && at < R) bounds.push(at);
+    const last = bounds[t - 1] as number;
+    const ideal = Math.ceil((R * t) / parts / 4) * 4;
+    // the sequence start nearest the ideal cut, below it or above (a prompt's rows in the middle of
+    // the batch would otherwise push the cut down to their first row)
+    let down = ideal;
+    while (down > last && !startsSequence(down)) down--;
+    let up = ideal;
+    while (up < R && !startsSequence(up)) up++;
+    const at = down > last && (up >= R || ideal - down <= up - ideal) ? down : up;
+    if (at > last && at < R) bounds.push(at);
   }
   bounds.push(R);
   return bounds;

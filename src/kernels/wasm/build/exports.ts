@@ -205,6 +205,7 @@ export interface KernelExports {
     G: number,
     Gp: number,
     groups: number,
+    xmaxInt: number,
   ): void;
   qmatvecPacked(
     out: number,
@@ -213,6 +214,7 @@ export interface KernelExports {
     xscale: number,
     w: number,
     scales: number,
+    sums: number,
     bias: number,
     M: number,
     N: number,
@@ -265,6 +267,6 @@ export const kernelParams = {
   trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
   qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
-  quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups"],
-  qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
+  quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
+  qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
