@@ -33,14 +33,14 @@
 // code before a change. The paired measurements then run its train-step.ts too, with the same
 // setting, in the same turns (minigpt, baseline, PyTorch, ...), and report after/before per pair:
 // before and after in one run, on the same machine.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
+import { StepServer } from "./step-server.js";
 
 expectArgs("npm run bench", ["rounds", "only", "json", "baseline"], ["quick", "no-matmul", "no-pytorch"]);
 
@@ -217,41 +217,6 @@ function machineState(): MachineState | null {
   return JSON.parse(lines[lines.length - 1] as string) as MachineState;
 }
 
-/**
- * A warm benchmark process that runs training steps on request: bench/train-step.ts or
- * bench/pytorch_bench.py with --serve (it prints {"ready":true} after its warm-up, then one line of
- * step times per request line N).
- */
-class StepServer {
-  private readonly lines: AsyncIterator<string>;
-  private constructor(private readonly proc: ChildProcess) {
-    this.lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
-  }
-
-  static async start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd = repoRoot): Promise<StepServer> {
-    const server = new StepServer(spawn(cmd, args, { cwd, env, stdio: ["pipe", "pipe", "inherit"] }));
-    const first = await server.next();
-    if (!(JSON.parse(first) as { ready?: boolean }).ready) throw new Error(`${cmd} ${args.join(" ")}: not ready: ${first}`);
-    return server;
-  }
-
-  private async next(): Promise<string> {
-    const r = await this.lines.next();
-    if (r.done) throw new Error("benchmark process ended early (see its error above)");
-    return r.value;
-  }
-
-  /** run n steps; their times in ms */
-  async steps(n: number): Promise<number[]> {
-    this.proc.stdin?.write(`${n}\n`);
-    return (JSON.parse(await this.next()) as { times: number[] }).times;
-  }
-
-  close(): void {
-    this.proc.stdin?.end();
-  }
-}
-
 interface Paired {
   part: string;
   mini: string;
@@ -299,8 +264,8 @@ async function pairedTrain(part: "train-small" | "train-big", m: Result, t: Resu
   let c: StepServer | null = null;
   try {
     const miniCmd = ["--import", "tsx", join("bench", "train-step.ts"), ...miniArgs];
-    a = await StepServer.start(process.execPath, miniCmd);
-    b = await StepServer.start(PYTHON, torchArgs, { ...process.env, OPENBLAS_NUM_THREADS: String(t.blas_threads) });
+    a = await StepServer.start(process.execPath, miniCmd, process.env, repoRoot);
+    b = await StepServer.start(PYTHON, torchArgs, { ...process.env, OPENBLAS_NUM_THREADS: String(t.blas_threads) }, repoRoot);
     if (baseline) c = await StepServer.start(process.execPath, miniCmd, process.env, baseline);
     const pairs: Paired["pairs"] = [];
     for (let i = 0; i < count; i++) {

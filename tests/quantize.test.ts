@@ -129,8 +129,10 @@ test("minigpt quantize: int8 >= 3x and int4 >= 4.5x smaller files at 2 x 128, lo
   };
   const fp32 = logitsOf(dir);
   const spread = Math.max(...fp32) - Math.min(...fp32);
+  // int8's bound is its activations' (rounded to 63 levels a row, quant-packed.ts's ACTIVATION_MAX:
+  // on these random weights ~1.2% of the spread); int4's is its weights'
   for (const [bits, minRatio, maxErr] of [
-    [8, 3, 0.01],
+    [8, 3, 0.02],
     [4, 4.5, 0.1],
   ] as const) {
     const out = join(tmp, `q${bits}`);
@@ -219,7 +221,8 @@ test("a quantized folder runs the int8/int4 kernels without a tape: the decode e
         const r = closeReport(step.logits, want, 2e-4, 1e-4);
         assert.ok(r.ok, `int${bits} [${backendName}] step ${i}: decode logits differ from the forward's by ${r.maxAbsDiff}`);
         // the tape's forward runs on the dequantized float weights; the kernels also round each
-        // linear layer's input row to int8: near, not equal
+        // linear layer's input row to int8 (to -63..63 with int8 weights, twice as coarse as int4's
+        // -127..127: on these random weights int8's rel was 2.5%): near, not equal
         const float = scope(() => {
           const logits = model.forward(Tensor.ints(ids, [1, ids.length])).logits;
           return logits.data.slice((ids.length - 1) * model.config.vocabSize, ids.length * model.config.vocabSize);
@@ -231,7 +234,10 @@ test("a quantized folder runs the int8/int4 kernels without a tape: the decode e
           size += float[v]! ** 2;
         }
         const rel = Math.sqrt(diff / size);
-        assert.ok(rel > 0 && rel < 0.02, `int${bits} [${backendName}] step ${i}: decode logits differ by ${rel} (RMS, relative)`);
+        assert.ok(
+          rel > 0 && rel < (bits === 8 ? 0.04 : 0.02),
+          `int${bits} [${backendName}] step ${i}: decode logits differ by ${rel} (RMS, relative)`,
+        );
         ids.push(step.id);
       }
       byBackend.push(steps);

@@ -51,13 +51,24 @@ function drain(engine: Engine): Map<number, EngineEvent[]> {
 }
 
 for (const be of [
-  { name: "ref", threads: 1, nEmbd: 32, nHead: 4 },
+  { name: "ref", threads: 1, nEmbd: 32, nHead: 4, trunk: false },
   // 4·C² >= 2^21 floats: the attention's heads and the MLP's hidden units are split over 2 threads
-  { name: "wasm", threads: 2, nEmbd: 768, nHead: 12 },
+  { name: "wasm", threads: 2, nEmbd: 768, nHead: 12, trunk: false },
+  // weights too small to split: the rows are, whole sequences to a thread, each taken through every
+  // block in one call (Backend.trunkRows)
+  { name: "wasm", threads: 2, nEmbd: 64, nHead: 4, trunk: true },
 ] as const) {
   test(`8 requests decoded together (one GPT.decode a step) equal each decoded alone, bit for bit [${be.name}, ${be.threads} thread(s)]`, async () => {
-    await useBackend(be.name, { threads: be.threads });
+    const kernels = await useBackend(be.name, { threads: be.threads });
     const f = folder(be.nEmbd, be.nHead);
+    const trunkRows = kernels.trunkRows?.bind(kernels);
+    let trunkSteps = 0;
+    if (trunkRows)
+      kernels.trunkRows = (t) => {
+        const done = trunkRows(t);
+        if (done && t.R >= 8) trunkSteps++;
+        return done;
+      };
     const decode = f.model.decode.bind(f.model);
     const batchSizes: number[] = [];
     f.model.decode = (rows: readonly DecodeRow[], buffers: DecodeBuffers) => {
@@ -87,7 +98,9 @@ for (const be of [
       for (const [id, events] of drain(engine)) for (const e of events) collect([{ ...e, id }]);
       assert.ok(Math.max(...batchSizes) >= 8, `the rows shared decode calls (most rows in one: ${Math.max(...batchSizes)})`);
       for (let k = 0; k < 8; k++) assert.deepEqual(together.get(k), alone[k], `request ${k}`);
+      assert.equal(trunkSteps > 0, be.trunk, "steps of 8 rows or more went through Backend.trunkRows");
     } finally {
+      if (trunkRows) kernels.trunkRows = trunkRows;
       f.model.dispose();
       await useBackend("ref");
     }

@@ -96,7 +96,7 @@ export interface HistoryFigures {
 }
 
 /** A model folder's files (Node: analyzeModel reads them). */
-export interface FileFigures {
+interface FileFigures {
   dir: string;
   /** the folder's weights: model.safetensors, or a LoRA adapter folder's adapter_model.safetensors */
   weightsFile: string;

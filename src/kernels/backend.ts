@@ -58,6 +58,48 @@ export interface CachedRow<F = FloatArray> {
   pos: number;
 }
 
+/** one block's weights, for Backend.trunkRows: its LayerNorms', attention's and MLP's (W is (in,out)) */
+export interface TrunkLayer<F = FloatArray> {
+  ln1Weight: F;
+  ln1Bias: F;
+  attnWeight: F;
+  attnBias: F;
+  attnProjWeight: F;
+  attnProjBias: F;
+  ln2Weight: F;
+  ln2Bias: F;
+  fcWeight: F;
+  fcBias: F;
+  mlpProjWeight: F;
+  mlpProjBias: F;
+}
+
+/**
+ * A batched decode step's trunk for Backend.trunkRows: the step's buffers (R rows of each), every
+ * block's weights and, per block, the rows' caches (rows[layer][r]).
+ */
+export interface TrunkRows<F = FloatArray> {
+  /** the residual stream (R,C): the rows' embeddings in, the last block's output out */
+  x: F;
+  /** scratch: LayerNorm output (R,C), its statistics (R), q k v (R,3C), attention (R,C), a block's output (R,C), hidden units (R,H) */
+  a: F;
+  mean: F;
+  rstd: F;
+  qkv: F;
+  att: F;
+  y: F;
+  h: F;
+  layers: readonly TrunkLayer<F>[];
+  rows: readonly (readonly CachedRow<F>[])[];
+  R: number;
+  C: number;
+  nh: number;
+  H: number;
+  relu: boolean;
+  /** every LayerNorm's epsilon */
+  eps: number;
+}
+
 export interface Backend<F = FloatArray, I = Int32Array> {
   readonly name: string;
 
@@ -169,6 +211,14 @@ export interface Backend<F = FloatArray, I = Int32Array> {
     C: number,
     nh: number,
   ): void;
+
+  /**
+   * Optional: every block of a decode step at once, exactly as block by block (per block
+   * layernormForward, attentionRows, add, layernormForward, mlpRows, add: the same bits), when the
+   * backend can do that faster here (the wasm backend: one thread's rows through every block in one
+   * pool round trip); false when it cannot (the caller then goes block by block).
+   */
+  trunkRows?(t: TrunkRows<F>): boolean;
 
   // ---- softmax, cross-entropy, embedding ------------------------------------------------------
   /** x (rows,cols) -> out (rows,cols) = softmax over each row */

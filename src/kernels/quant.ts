@@ -10,13 +10,13 @@
  *                  decode's kernel, with each row of x quantized to int8 (ref/quant-int.ts)
  *
  * With several threads a call is split by outputs at multiples of 16, so each output's bits are the
- * same on any thread count.
+ * same on any thread count (quantRows only when it is big enough to be worth it: packedRanges).
  */
 import { heap, isBufferOf } from "../tensor/memory.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { FloatArray } from "./backend.js";
 import { backend } from "./index.js";
-import type { PackedShape } from "./quant-packed.js";
+import { PANEL, type PackedShape } from "./quant-packed.js";
 import { qmatmul, qmatmulBT } from "./ref/quant.js";
 import { qmatvecPacked, quantizeActivations } from "./ref/quant-int.js";
 import type { KernelCalls } from "./wasm/calls.js";
@@ -44,7 +44,7 @@ function inHeap(arrays: readonly (ArrayBufferView | null)[]): boolean {
   return arrays.every((a) => a === null || isBufferOf(memory, a.buffer));
 }
 
-/** [j0, j1) ranges over N outputs, one per thread, cut at multiples of 16 */
+/** [j0, j1) ranges over N outputs, one per thread, cut at multiples of 16 (equal parts) */
 function outputRanges(calls: KernelCalls, K: number, N: number): [number, number][] {
   const parts = K * N >= SPLIT_WEIGHTS ? Math.min(calls.sched.threads, Math.ceil(N / 16)) : 1;
   const ranges: [number, number][] = [];
@@ -53,6 +53,23 @@ function outputRanges(calls: KernelCalls, K: number, N: number): [number, number
     const j1 = p === parts - 1 ? N : Math.round((N * (p + 1)) / parts / 16) * 16;
     if (j1 > j0) ranges.push([j0, j1]);
   }
+  return ranges;
+}
+
+/**
+ * [j0, j1) ranges of a packed product of M rows over the threads, cut at multiples of 16: split as
+ * the float one-token work is (Schedule.rowParts / shares), counting its bytes of weights and scales
+ * as floats read (/4) once per row. A one-token call is split only when it reads as much as a float
+ * one that is worth a helper's wake-up (~100-300 µs here): GPT-2's LM head, not its blocks' layers
+ * (splitting those made 2-thread int4 decode slower than 1 thread's).
+ */
+function packedRanges(calls: KernelCalls, s: PackedShape, M: number): [number, number][] {
+  const floats = (M * (s.bytes + 4 * s.scaleCount)) / 4;
+  const parts = calls.sched.rowParts(floats, s.panels);
+  if (parts <= 1) return [[0, s.N]];
+  const bounds = calls.sched.shares(s.N, parts, floats, PANEL);
+  const ranges: [number, number][] = [];
+  for (let p = 0; p < parts; p++) if (bounds[p + 1]! > bounds[p]!) ranges.push([bounds[p]!, bounds[p + 1]!]);
   return ranges;
 }
 
@@ -95,6 +112,8 @@ export interface PackedWeights {
   shape: PackedShape;
   bytes: Uint8Array;
   scales: Float32Array;
+  /** int8: each output's Σ q; int4: empty */
+  sums: Int32Array;
 }
 
 /** the quantized activations' buffers in the tensor heap, grown as needed, reused by every call */
@@ -121,15 +140,23 @@ export function quantRows(out: FloatArray, x: FloatArray, w: PackedWeights, bias
   const s = w.shape;
   const a = activationScratch(M, s);
   const calls = wasmCalls();
-  if (!calls || !inHeap([out, x, w.bytes, w.scales, bias])) {
-    quantizeActivations(a.xq, a.xsum, a.xscale, x, M, s.K, s.G, s.Gp, s.groups);
+  if (!calls || !inHeap([out, x, w.bytes, w.scales, w.sums, bias])) {
+    quantizeActivations(a.xq, a.xsum, a.xscale, x, M, s.K, s.G, s.Gp, s.groups, s.xmax);
     qmatvecPacked(out, a.xq, a.xsum, a.xscale, w.bytes, w.scales, bias, M, s.N, s.bits, s.Gp, s.groups);
     return;
   }
-  calls.x.quantizeActivations(a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, x.byteOffset, M, s.K, s.G, s.Gp, s.groups);
-  const p = [out.byteOffset, a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, w.bytes.byteOffset, w.scales.byteOffset] as const;
+  calls.x.quantizeActivations(a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, x.byteOffset, M, s.K, s.G, s.Gp, s.groups, s.xmax);
+  const p = [
+    out.byteOffset,
+    a.xq.byteOffset,
+    a.xsum.byteOffset,
+    a.xscale.byteOffset,
+    w.bytes.byteOffset,
+    w.scales.byteOffset,
+    w.sums.byteOffset,
+  ] as const;
   calls.parallel(
     "qmatvecPacked",
-    outputRanges(calls, s.K, s.N).map(([j0, j1]) => [...p, bias ? bias.byteOffset : 0, M, s.N, s.bits, s.Gp, s.groups, j0, j1]),
+    packedRanges(calls, s, M).map(([j0, j1]) => [...p, bias ? bias.byteOffset : 0, M, s.N, s.bits, s.Gp, s.groups, j0, j1]),
   );
 }

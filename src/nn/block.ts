@@ -5,6 +5,8 @@
  * forward on tensors (training, prefill), decode on one row per sequence (generation): the same
  * layers in the same order, each taking its own fast path inside.
  */
+import type { TrunkLayer } from "../kernels/backend.js";
+import type { KernelArray } from "../kernels/index.js";
 import { backend } from "../kernels/index.js";
 import { add } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -36,6 +38,32 @@ export class Block {
     x = add(x, this.mlp.forward(this.ln_2.forward(x), inner));
     capture?.("out", x);
     return x;
+  }
+
+  /**
+   * The block's weights for a backend's whole-trunk decode (Backend.trunkRows), or null when a layer
+   * is more than x·W + b (an adapter, quantized weights) or a LayerNorm's epsilon is not `eps`.
+   */
+  trunkLayer(eps: number): TrunkLayer<KernelArray> | null {
+    const attn = this.attn.c_attn.plain();
+    const attnProj = this.attn.c_proj.plain();
+    const fc = this.mlp.c_fc.plain();
+    const mlpProj = this.mlp.c_proj.plain();
+    if (!attn || !attnProj || !fc || !mlpProj || this.ln_1.eps !== eps || this.ln_2.eps !== eps) return null;
+    return {
+      ln1Weight: this.ln_1.weight.storage,
+      ln1Bias: this.ln_1.bias.storage,
+      attnWeight: attn.weight.storage,
+      attnBias: attn.bias.storage,
+      attnProjWeight: attnProj.weight.storage,
+      attnProjBias: attnProj.bias.storage,
+      ln2Weight: this.ln_2.weight.storage,
+      ln2Bias: this.ln_2.bias.storage,
+      fcWeight: fc.weight.storage,
+      fcBias: fc.bias.storage,
+      mlpProjWeight: mlpProj.weight.storage,
+      mlpProjBias: mlpProj.bias.storage,
+    };
   }
 
   /** s.x (R,C) through the block, row r the next token of rows[r]'s sequence */

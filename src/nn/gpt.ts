@@ -22,6 +22,8 @@
  * decodeAsync: on a GPU the one readback of a step).
  */
 import { fail } from "../errors.js";
+import type { TrunkLayer } from "../kernels/backend.js";
+import type { KernelArray } from "../kernels/index.js";
 import { backend } from "../kernels/index.js";
 import { addPositions, crossEntropy, dropout } from "../ops/index.js";
 import { Rng } from "../random.js";
@@ -297,7 +299,7 @@ export class GPT {
       // token + position embedding (embedding, then addPositions: one addition per element)
       be.add(DecodeBuffers.row(s.x, r), this.wte.row(id), this.wpe.row(pos), C);
     }
-    for (const block of this.h) block.decode(s, rows);
+    if (!this.trunkRows(s, rows)) for (const block of this.h) block.decode(s, rows);
     this.ln_f.rows(s.a, s.x, R, s.mean, s.rstd);
     // the head only for the rows that want logits, moved up to be the first ones (a row moves to
     // a row before it, so in place)
@@ -309,6 +311,40 @@ export class GPT {
     }
     if (n > 0) this.headRows(s.logits, s.a, n);
     return n;
+  }
+
+  /**
+   * Every block of a decode step at once where the backend offers it (Backend.trunkRows: the same
+   * bits as block by block; the wasm backend's threads then take whole rows through every block in
+   * one round trip); false when it does not, or a layer is not plain (then block by block).
+   */
+  private trunkRows(s: DecodeBuffers, rows: readonly DecodeRow[]): boolean {
+    const be = backend();
+    if (!be.trunkRows) return false;
+    const { nEmbd: C, nHead: nh, nInner: H, activation, layerNormEps: eps } = this.config;
+    const layers: TrunkLayer<KernelArray>[] = [];
+    for (const block of this.h) {
+      const layer = block.trunkLayer(eps);
+      if (!layer) return false;
+      layers.push(layer);
+    }
+    return be.trunkRows({
+      ...{ x: s.x.storage, a: s.a.storage, mean: s.mean.storage, rstd: s.rstd.storage },
+      ...{ qkv: s.qkv.storage, att: s.att.storage, y: s.y.storage, h: s.h.storage },
+      layers,
+      rows: this.h.map((_, l) =>
+        rows.map(({ cache, pos }) => {
+          const kv = cache[l] as AttentionCache;
+          return { keys: kv.keys.storage, values: kv.values.storage, pos };
+        }),
+      ),
+      R: rows.length,
+      C,
+      nh,
+      H,
+      relu: activation === "relu",
+      eps,
+    });
   }
 
   zeroGrad(): void {

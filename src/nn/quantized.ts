@@ -58,9 +58,16 @@ function inHeap(m: QuantizedMatrix, owned: Tensor[]): PackedWeights {
   const shape = packedShape(m.bits, m.inFeatures, m.outFeatures, m.groupSize);
   const bytes = new Tensor([Math.ceil(shape.bytes / 4)], "f32", false, false);
   const scales = new Tensor([shape.scaleCount], "f32", false, false);
-  owned.push(bytes, scales);
-  const packed = { shape, bytes: new Uint8Array(heap().memory.buffer, bytes.ptr, shape.bytes), scales: scales.data };
-  packQuantized(m, shape, packed.bytes, packed.scales);
+  const sums = new Tensor([Math.max(shape.sumCount, 1)], "i32", false, false);
+  owned.push(bytes, scales, sums);
+  const buffer = heap().memory.buffer;
+  const packed = {
+    shape,
+    bytes: new Uint8Array(buffer, bytes.ptr, shape.bytes),
+    scales: scales.data,
+    sums: new Int32Array(buffer, sums.ptr, shape.sumCount),
+  };
+  packQuantized(m, shape, packed.bytes, packed.scales, packed.sums);
   return packed;
 }
 

@@ -290,15 +290,18 @@ export class Engine {
    * its prompt), or null when none can.
    */
   private batchRows(): Batch | null {
-    const rows: Batch["rows"] = [];
-    const feed: DecodeRow[] = [];
+    const fed: { row: Row; next: DecodeRow[] }[] = [];
     for (const row of this.rows) {
       const next = row.decoder.decodeRows(PROMPT_ROWS);
-      if (!next) continue;
-      rows.push({ row, n: next.length, logits: next[next.length - 1]?.logits !== false });
-      feed.push(...next);
+      if (next) fed.push({ row, next });
     }
-    return rows.length === 0 ? null : { rows, feed };
+    if (fed.length === 0) return null;
+    // prompts' rows first: a backend that splits the rows over threads (a sequence's rows whole on
+    // one) then finds a cut near the middle right after them, where a prompt in the middle of the
+    // batch would push the cut to one of its ends. The order changes no row's bits.
+    fed.sort((p, q) => Number(q.next.length > 1) - Number(p.next.length > 1));
+    const rows = fed.map(({ row, next }) => ({ row, n: next.length, logits: next[next.length - 1]?.logits !== false }));
+    return { rows, feed: fed.flatMap(({ next }) => next) };
   }
 
   /** the shared decode step's buffers, grown to hold the batch's rows */

@@ -2,8 +2,9 @@
  * Integer products of packed int8 / int4 weights (src/kernels/quant-packed.ts) with int8 activations,
  * the decode's form of a quantized linear layer; wasm twin: assembly/quant-int.as, bit for bit.
  *
- *   quantizeActivations  each row of x (M,K) -> xq (M,Kp) int8 with one
- *                        symmetric scale per row, max|x| / 127, and each group's Σ xq
+ *   quantizeActivations  each row of x (M,K) -> xq (M,Kp) int8 in -xmax..xmax with one
+ *                        symmetric scale per row, max|x| / xmax, and each group's Σ xq
+ *                        (xmax: quant-packed.ts's ACTIVATION_MAX, 63 or 127)
  *   qmatvecPacked        out (M,N) = x·W [+ bias]: for each output, over the groups in order,
  *                        t += f32(Σ xq·q) · scale_g; then t · xscale + bias
  *
@@ -28,6 +29,7 @@ export function quantizeActivations(
   G: number,
   Gp: number,
   groups: number,
+  xmax: number,
 ): void {
   const f = Math.fround;
   const Kp = groups * Gp;
@@ -35,13 +37,13 @@ export function quantizeActivations(
     let big = 0;
     for (let k = 0; k < K; k++) big = Math.max(big, Math.abs(x[m * K + k]!));
     const finite = big < Number.POSITIVE_INFINITY;
-    const inv = big > 0 && finite ? f(127 / big) : 0;
-    xscale[m] = finite ? f(big / 127) : Number.NaN;
+    const inv = big > 0 && finite ? f(xmax / big) : 0;
+    xscale[m] = finite ? f(big / xmax) : Number.NaN;
     for (let g = 0; g < groups; g++) {
       const n = Math.min(G, K - g * G);
       let sum = 0;
       for (let r = 0; r < Gp; r++) {
-        const v = r < n && finite ? Math.min(127, Math.max(-127, nearest(f(x[m * K + g * G + r]! * inv)))) : 0;
+        const v = r < n && finite ? Math.min(xmax, Math.max(-xmax, nearest(f(x[m * K + g * G + r]! * inv)))) : 0;
         xq[m * Kp + g * Gp + r] = v;
         sum += v;
       }
@@ -70,7 +72,7 @@ export function qmatvecPacked(
   /** the stored integer of output n at padded input kk (int4: offset by 8) */
   const at = (n: number, kk: number): number => {
     const panel = (n >> 4) * panelBytes;
-    if (bits === 8) return (w[panel + (kk >> 1) * 32 + 2 * (n & 15) + (kk & 1)]! << 24) >> 24;
+    if (bits === 8) return (w[panel + (kk >> 2) * 64 + 4 * (n & 15) + (kk & 3)]! << 24) >> 24;
     return (w[panel + (kk >> 3) * 64 + 4 * (n & 15) + (kk & 3)]! >> (kk & 4 ? 4 : 0)) & 0xf;
   };
   const offset = bits === 8 ? 0 : 8;

@@ -1,5 +1,5 @@
 /**
- * What the wasm backend's methods are made of (loader.ts, one-token.ts): kernel calls typed by the
+ * What the wasm backend's methods are made of (loader.ts, decode.ts): kernel calls typed by the
  * generated exports (a task's arguments are the export's parameters, checked by tsc), the kernels the
  * helper threads may run, and the ones a data-parallel thread may do for the other, with their
  * argument layouts by name (kernelParams, generated from the kernel source).
@@ -16,6 +16,7 @@ export const POOL_KERNELS = [
   "attentionCached",
   "mlpRowsPart",
   "attentionRowsPart",
+  "trunkRowsPart",
   "geluForward",
   "geluBackward",
   "geluForwardGrad",

@@ -17,17 +17,24 @@ function alignedBytes(n: number): number {
 
 /**
  * Where a batch of R rows is cut over the threads when the block's weights are too small to split
- * (Schedule.batchParts): near-equal pieces of whole register tiles (4 rows), each cut moved down to
- * a row where `startsSequence` holds (a prompt's rows, one sequence, stay on one thread, in order).
+ * (Schedule.batchParts): near-equal pieces of whole register tiles (4 rows), each cut moved to the
+ * nearest row where `startsSequence` holds (a prompt's rows, one sequence, stay on one thread, in order).
  * Each row is computed whole on one thread, exactly as unsplit: the cut may depend on R.
  */
 function batchBounds(k: KernelCalls, R: number, startsSequence: (r: number) => boolean): number[] {
   const parts = k.sched.batchParts(R);
   const bounds = [0];
   for (let t = 1; t < parts; t++) {
-    let at = Math.ceil((R * t) / parts / 4) * 4;
-    while (at > (bounds[t - 1] as number) && !startsSequence(at)) at--;
-    if (at > (bounds[t - 1] as number) && at < R) bounds.push(at);
+    const last = bounds[t - 1] as number;
+    const ideal = Math.ceil((R * t) / parts / 4) * 4;
+    // the sequence start nearest the ideal cut, below it or above (a prompt's rows in the middle of
+    // the batch would otherwise push the cut down to their first row)
+    let down = ideal;
+    while (down > last && !startsSequence(down)) down--;
+    let up = ideal;
+    while (up < R && !startsSequence(up)) up++;
+    const at = down > last && (up >= R || ideal - down <= up - ideal) ? down : up;
+    if (at > last && at < R) bounds.push(at);
   }
   bounds.push(R);
   return bounds;
@@ -258,4 +265,40 @@ export function attentionRows(
   k.parallel("attentionRowsPart", tasks);
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"attentionRowsPart">)[0], R * C);
   k.x.addBias(y, bproj, R, C);
+}
+
+/**
+ * Whether attentionRows and mlpRows split the weights of a model this wide over the threads (then
+ * each row's sums come in parts, and trunkRows, which keeps every row whole, would not give the
+ * same bits): the same decisions as theirs, which depend on the weights' size only.
+ */
+export function splitsWeights(k: KernelCalls, C: number, nh: number, H: number): boolean {
+  return k.sched.rowParts(4 * C * C, nh) > 1 || k.sched.rowParts(2 * C * H, Math.floor(H / 8)) > 1;
+}
+
+/**
+ * Every block of a decode step of R rows (`step`: trunkRowsPart's step block, filled by the caller),
+ * the rows over the threads, whole sequences on one: each thread takes its rows through every block
+ * in one call, one pool round trip a step. Only where splitsWeights is false: then attentionRows and
+ * mlpRows split rows too, so each row's arithmetic is theirs.
+ */
+export function trunkRows(
+  k: KernelCalls,
+  step: number,
+  R: number,
+  maxPos: number,
+  C: number,
+  nh: number,
+  H: number,
+  startsSequence: (r: number) => boolean,
+): void {
+  const attBytes = alignedBytes(k.x.attentionCachedScratchBytes(maxPos + 1, nh) / 4);
+  const cuts = batchBounds(k, R, startsSequence);
+  const s = k.sched.scratch(attBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
+  const tasks: Args<"trunkRowsPart">[] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) {
+    const st = s[t] as number;
+    tasks.push([step, cuts[t] as number, cuts[t + 1] as number, st, st + attBytes]);
+  }
+  k.parallel("trunkRowsPart", tasks);
 }

@@ -15,7 +15,7 @@
  *   kernel split by elements (byElements); the rest say below how they split their work.
  */
 import { heap, isBufferOf } from "../../tensor/memory.js";
-import type { Backend, CachedRow, FloatArray } from "../backend.js";
+import type { Backend, CachedRow, FloatArray, TrunkLayer, TrunkRows } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
 import { type KernelExports, kernelParams } from "./build/exports.js";
@@ -28,6 +28,22 @@ import { chooseMatmulTile, chooseSimd, compile, type MatmulTile, type SimdFlavou
 import { alignedRanges, PARALLEL_FLOPS, PEER_ELEMENTS, PEER_FLOPS, ranges, Schedule } from "./schedule.js";
 
 export { chooseMatmulTile, chooseSimd, type MatmulTile, relaxedSimdSupported, type SimdFlavour } from "./runtime.js";
+
+/** a TrunkLayer's weights in the order of trunkRowsPart's layers table (decode.as: LAYER_LN1W ..) */
+const TRUNK_LAYER_FIELDS: readonly (keyof TrunkLayer)[] = [
+  "ln1Weight",
+  "ln1Bias",
+  "attnWeight",
+  "attnBias",
+  "attnProjWeight",
+  "attnProjBias",
+  "ln2Weight",
+  "ln2Bias",
+  "fcWeight",
+  "fcBias",
+  "mlpProjWeight",
+  "mlpProjBias",
+];
 
 export interface WasmBackend extends Backend {
   readonly simd: SimdFlavour;
@@ -58,7 +74,7 @@ export interface WasmBackend extends Backend {
 type Arg = FloatArray | Int32Array | number | boolean | null | undefined;
 
 /** the Backend methods (not `name`) */
-type Method = { [K in keyof Backend]: Backend[K] extends (...a: never[]) => unknown ? K : never }[keyof Backend];
+type Method = { [K in keyof Backend]-?: Backend[K] extends (...a: never[]) => unknown ? K : never }[keyof Backend];
 
 /** a method's parameters with every array as its heap pointer (null: 0) and the numbers and flags as they are */
 type OnHeap<P extends unknown[]> = { [I in keyof P]: P[I] extends number | boolean | undefined ? P[I] : number };
@@ -453,6 +469,52 @@ class WasmKernels implements WasmBackend, KernelCalls {
     decode.attentionRows(this, py, patt, pqkv, pa, rows.length, table, maxPos, pwattn, pbattn, pwproj, pbproj, C, nh, startsSequence);
   }
 
+  /**
+   * (the step's buffers and weights go to the kernel as a heap block: trunkRowsPart's step block,
+   * the layers' table and the rows' tables of every layer)
+   */
+  trunkRows(t: TrunkRows): boolean {
+    const { R, C, nh, H } = t;
+    const L = t.layers.length;
+    if (decode.splitsWeights(this, C, nh, H)) return false;
+    const buffers = this.pointers([t.x, t.a, t.mean, t.rstd, t.qkv, t.att, t.y, t.h]);
+    const weights = this.pointers(t.layers.flatMap((l) => TRUNK_LAYER_FIELDS.map((f) => l[f])));
+    if (!buffers || !weights || t.rows.length !== L) return false;
+    const stepBytes = this.x.trunkStepBytes();
+    const layersBytes = L * this.x.trunkLayerBytes();
+    const block = this.trunkBlock(stepBytes + layersBytes + L * R * 12);
+    const memory = heap().memory;
+    const rowsAt = block + stepBytes + layersBytes;
+    let maxPos = 0;
+    for (let l = 0; l < L; l++) {
+      const rows = t.rows[l] as readonly CachedRow[];
+      if (rows.length !== R || !this.writeRows(rowsAt + l * R * 12, rows)) return false;
+      for (const r of rows) maxPos = Math.max(maxPos, r.pos);
+    }
+    new Int32Array(memory.buffer, block + stepBytes, weights.length).set(weights);
+    // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps)
+    new Int32Array(memory.buffer, block, 16).set([...buffers, block + stepBytes, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
+    new Float64Array(memory.buffer, block + 64, 1)[0] = t.eps;
+    const first = t.rows[0] as readonly CachedRow[];
+    const startsSequence = (r: number) => first[r]?.keys !== first[r - 1]?.keys;
+    this.stats.fast++;
+    decode.trunkRows(this, block, R, maxPos, C, nh, H, startsSequence);
+    return true;
+  }
+
+  private trunkBlockPtr = 0;
+  private trunkBlockBytes = 0;
+
+  /** trunkRows' heap block of at least `bytes` (kept, grown when a step needs more) */
+  private trunkBlock(bytes: number): number {
+    if (bytes > this.trunkBlockBytes) {
+      if (this.trunkBlockBytes > 0) heap().release(this.trunkBlockPtr, this.trunkBlockBytes);
+      this.trunkBlockBytes = Math.max(bytes, 2 * this.trunkBlockBytes);
+      this.trunkBlockPtr = heap().alloc(this.trunkBlockBytes);
+    }
+    return this.trunkBlockPtr;
+  }
+
   /** attentionRows' table: per row its (kCache, vCache, pos) as three i32 on the heap */
   private rowTablePtr = 0;
   private rowTableBytes = 0;
@@ -465,8 +527,13 @@ class WasmKernels implements WasmBackend, KernelCalls {
       this.rowTableBytes = Math.max(bytes, 16 * 12);
       this.rowTablePtr = heap().alloc(this.rowTableBytes);
     }
+    return this.writeRows(this.rowTablePtr, rows) ? this.rowTablePtr : -1;
+  }
+
+  /** rows as (kCache, vCache, pos) i32 triples at ptr; false when a cache is not on the heap */
+  private writeRows(ptr: number, rows: readonly CachedRow[]): boolean {
     const memory = heap().memory;
-    const t = new Int32Array(memory.buffer, this.rowTablePtr, rows.length * 3);
+    const t = new Int32Array(memory.buffer, ptr, rows.length * 3);
     for (let r = 0; r < rows.length; r++) {
       const { keys, values, pos } = rows[r] as CachedRow;
       if (
@@ -477,12 +544,12 @@ class WasmKernels implements WasmBackend, KernelCalls {
           isBufferOf(memory, values.buffer)
         )
       )
-        return -1;
+        return false;
       t[3 * r] = keys.byteOffset;
       t[3 * r + 1] = values.byteOffset;
       t[3 * r + 2] = pos;
     }
-    return this.rowTablePtr;
+    return true;
   }
 
   /** heap pointers of the arrays, or null when one is not a Float32Array view of the heap */

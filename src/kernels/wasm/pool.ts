@@ -34,7 +34,7 @@ import { atomicsWaitAllowed, canShareMemory, inNode } from "./platform.js";
 const WORKER_SPIN_MS = 0.5;
 const CALLER_SPIN_MS = 1;
 
-/** the most arguments a kernel takes (attentionRowPart: 15) */
+/** the most arguments a kernel takes (attentionRowsPart: 15) */
 const MAX_ARGS = 16;
 /** a pool helper's control block: a kernel call's arguments, and a failure's message */
 export const poolShape: Shape = { args: MAX_ARGS, text: 512 };

@@ -3,7 +3,7 @@
  * Getting a WebGPU device: in a browser from `navigator.gpu`, in Node from the optional npm package
  * `webgpu` (Google's Dawn). Dawn is imported only here, and this file only when webgpu is asked for,
  * so a user of the CPU backends never loads it (on a machine without Vulkan Dawn prints a stack-like
- * warning to stderr as it loads; `probeAdapter` asks in a child process instead, for automatic choice).
+ * warning to stderr as it loads; `probeWebGpu` (probe.ts) asks in a child process instead, for automatic choice).
  *
  * The device asks the adapter for the limits a model needs: the default 128 MiB per storage binding
  * would not hold GPT-2 124M's token embedding with its gradient and moments in one buffer each.

@@ -193,3 +193,75 @@ export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R:
   }
   rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb, rowsScratch);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// the whole trunk of a batched decode step on one thread: with weights too small to split (the
+// 384-wide model's), the rows are split over the threads instead, and each thread takes its rows
+// through every block in one call: one pool round trip a step instead of two a block (a helper's
+// wake-up, ~100-300 µs here, is as long as a block's share of 8 rows). Each row gets exactly the
+// calls of the block-by-block path (layernormForward, attentionRowsPart over all heads, addBias,
+// add, layernormForward, mlpRowsPart over all hidden units, addBias, add), so its bits too.
+
+/** i32 fields of trunkRowsPart's step block; eps (f64) follows at byte STEP_EPS */
+const STEP_X = 0, STEP_A = 1, STEP_MEAN = 2, STEP_RSTD = 3, STEP_QKV = 4, STEP_ATT = 5, STEP_Y = 6, STEP_H = 7;
+const STEP_LAYERS = 8, STEP_L = 9, STEP_ROWS = 10, STEP_R = 11, STEP_C = 12, STEP_NH = 13, STEP_HIDDEN = 14, STEP_RELU = 15;
+const STEP_EPS: usize = 64;
+/** i32 fields of a layer's entry in the layers table (pointers to its weights) */
+const LAYER_LN1W = 0, LAYER_LN1B = 1, LAYER_WATTN = 2, LAYER_BATTN = 3, LAYER_WPROJ = 4, LAYER_BPROJ = 5;
+const LAYER_LN2W = 6, LAYER_LN2B = 7, LAYER_WFC = 8, LAYER_BFC = 9, LAYER_WMLP = 10, LAYER_BMLP = 11;
+const LAYER_FIELDS = 12;
+
+/** the i32 field i of a table entry at p, as a pointer or count */
+@inline function field(p: usize, i: i32): usize {
+  return <usize>load<u32>(p + (<usize>i << 2));
+}
+
+/** bytes of trunkRowsPart's step block */
+export function trunkStepBytes(): i32 {
+  return <i32>STEP_EPS + 8;
+}
+
+/** bytes of a layer's entry in trunkRowsPart's layers table */
+export function trunkLayerBytes(): i32 {
+  return LAYER_FIELDS * 4;
+}
+
+/**
+ * Rows r0..r1 of a decode step through every block: step describes the step's buffers (rows of
+ * all R), the layers' weights (a table of L entries) and the rows' caches (a table of L·R entries of
+ * (kCache, vCache, pos), layer-major: attentionRowsPart's table for each layer). x (R,C) holds the
+ * rows' embeddings and is left holding the trunk's output. scratch: attentionCachedScratchBytes(max
+ * pos + 1, nh); rowsScratch: rowsScratchBytes(r1 - r0, max(C, H)).
+ */
+export function trunkRowsPart(step: usize, r0: i32, r1: i32, scratch: usize, rowsScratch: usize): void {
+  const C = <i32>field(step, STEP_C);
+  const H = <i32>field(step, STEP_HIDDEN);
+  const nh = <i32>field(step, STEP_NH);
+  const R = <usize>field(step, STEP_R);
+  const L = <i32>field(step, STEP_L);
+  const relu = <i32>field(step, STEP_RELU);
+  const eps = load<f64>(step + STEP_EPS);
+  const n = r1 - r0;
+  const cb = <usize>C << 2;
+  const row0 = <usize>r0;
+  const x = field(step, STEP_X) + row0 * cb;
+  const a = field(step, STEP_A) + row0 * cb;
+  const mean = field(step, STEP_MEAN) + (row0 << 2);
+  const rstd = field(step, STEP_RSTD) + (row0 << 2);
+  const qkv = field(step, STEP_QKV) + row0 * 3 * cb;
+  const att = field(step, STEP_ATT) + row0 * cb;
+  const y = field(step, STEP_Y) + row0 * cb;
+  const h = field(step, STEP_H) + row0 * (<usize>H << 2);
+  for (let l = 0; l < L; l++) {
+    const e = field(step, STEP_LAYERS) + <usize>(l * LAYER_FIELDS) * 4;
+    const rows = field(step, STEP_ROWS) + (<usize>l * R + row0) * 12;
+    layernormForward(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), n, C, eps);
+    attentionRowsPart(y, att, qkv, a, n, rows, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, 0, nh, scratch, rowsScratch);
+    addBias(y, field(e, LAYER_BPROJ), n, C);
+    add(x, x, y, n * C);
+    layernormForward(a, mean, rstd, x, field(e, LAYER_LN2W), field(e, LAYER_LN2B), n, C, eps);
+    mlpRowsPart(y, h, a, n, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch);
+    addBias(y, field(e, LAYER_BMLP), n, C);
+    add(x, x, y, n * C);
+  }
+}

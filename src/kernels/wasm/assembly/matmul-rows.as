@@ -19,9 +19,11 @@
 // alone does) but loads and stores the tiles of out every 8 steps; longer chunks the other way round.
 
 /**
- * passes (8 steps each) per chunk from more than 8 rows on (below: one). Measured in a batched decode
+ * passes (8 steps each) per chunk from more than 4 rows on (below: one). Measured in a batched decode
  * step of the 384-wide model (tokens per CPU-second, chunks in turns, loaded machine): 4 rows ~700
  * with 1 pass against ~560 with 4 or 8; 16 rows ~900-1020 with 1 against ~1020-1100 with 4 or 8.
+ * 5-8 rows (a thread's share of a 16-row step split over 2): bench/kernel-ab.ts --rows on the
+ * model's shapes, 1 pass vs 4 in turns, 4 passes 1.07-1.32x faster (load 7-12).
  */
 const ROW_CHUNK: i32 = 4;
 
@@ -174,7 +176,7 @@ function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32
   // rows after the eight blocks one after the other
   for (let s0 = 0; s0 < K; ) {
     const tail = s0 >= 8 * Kb;
-    const passes = tail ? 1 : min(rows > 8 ? ROW_CHUNK : 1, Kb - (s0 >> 3));
+    const passes = tail ? 1 : min(rows > 4 ? ROW_CHUNK : 1, Kb - (s0 >> 3));
     const size = tail ? K - s0 : 8;
     const inner = tail ? rs : rs8;
     const k0 = tail ? s0 : s0 >> 3; // B's row of the phase's first step

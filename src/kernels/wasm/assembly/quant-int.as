@@ -2,26 +2,34 @@
 // src/kernels/ref/quant-int.ts (the packed layout is src/kernels/quant-packed.ts). The one-token decode
 // reads every weight once per token; unpacking bytes to floats (6 widenings + 4 conversions per 16
 // weights) made it slower than float32's memory traffic. Here the activations are quantized per row
-// once (quantizeActivations), and the weights meet them in i32x4.dot_i16x8_s (int8: per 16 weights two
-// widenings, two dots, two adds; int4: a mask, a shift and a mask per 32 first), one float multiply per
-// group and output at the end.
-// Not relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s (with the nibble + 8 as its i7 operand it
-// ran int4 1.4x faster): in Node 20's V8 the first calls of a freshly loaded model (before tier-up)
-// returned wrong sums for negative activations, so a prefill's logits depended on timing.
+// once (quantizeActivations), and the weights meet them in integer dot products, one float multiply
+// per group and output at the end:
+// - the relaxed build: i16x8.relaxed_dot_i8x16_i7x16_s (x86's pmaddubsw), 16 weights in one
+//   instruction. Its second operand must lie in 0..127 (its sign is implementation-defined: x86 reads
+//   it unsigned, Arm signed): the int4 nibbles (0..15) are that operand as stored, the int8 kernel
+//   offsets its activations (-63..63) by 64 and takes 64·Σq back out (the packed sums). Its products'
+//   pair sums fit i16 (at most 2·127·127), so no saturation. Not i32x4.relaxed_dot_i8x16_i7x16_add_s:
+//   Node 20's baseline compiler (Liftoff, which runs a module's first calls before tier-up) returned
+//   twice the sum, so a prefill's logits depended on timing; the i16 form is the same in both tiers.
+// - the plain build: the bytes widened to i16 and i32x4.dot_i16x8_s (per 16 weights two widenings,
+//   two dots, two adds; int4: a mask, a shift and a mask per 32 first), each output's two pair sums
+//   added at the group's end.
 //
 //   quantizeActivations  xq (M,Kp) i8, xsum (M,groups) i32, xscale (M) f32 from x (M,K) f32
-//   qmatvecPacked        out (M,N) = x·W [+ bias] for outputs j0..j1 (multiples of 8, or N)
+//   qmatvecPacked        out (M,N) = x·W [+ bias] for outputs j0..j1 (multiples of 16, or N)
 //
-// Every output's float steps are the same scalar operations in the same order as the ref twin's (no
-// fused multiply-add), so the two builds and the ref twin agree bit for bit, on any split.
+// The integer sums are exact, and every output's float steps are the same scalar operations in the
+// same order as the ref twin's (no fused multiply-add), so the two builds and the ref twin agree bit
+// for bit, on any split.
 
 /** round half to even, as f32.nearest; the ref twin does the same */
-@inline function clampQ(v: f32): i32 {
-  return <i32>min(max(nearest(v), <f32>-127), <f32>127);
+@inline function clampQ(v: f32, xmax: f32): i32 {
+  return <i32>min(max(nearest(v), -xmax), xmax);
 }
 
-export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: usize, M: i32, K: i32, G: i32, Gp: i32, groups: i32): void {
+export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: usize, M: i32, K: i32, G: i32, Gp: i32, groups: i32, xmaxInt: i32): void {
   const Kp = groups * Gp;
+  const xmax = <f32>xmaxInt;
   for (let m = 0; m < M; m++) {
     const xm = x + ((<usize>m * <usize>K) << 2);
     const qm = xq + <usize>m * <usize>Kp;
@@ -29,14 +37,14 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
     for (let k = 0; k < K; k++) big = max(big, abs(load<f32>(xm + (<usize>k << 2))));
     // NaN or infinity: a NaN scale carries it to every output, as the float product would
     const finite = big < Infinity;
-    const inv: f32 = big > 0 && finite ? <f32>127 / big : 0;
-    store<f32>(xscale + (<usize>m << 2), finite ? big / <f32>127 : NaN);
+    const inv: f32 = big > 0 && finite ? xmax / big : 0;
+    store<f32>(xscale + (<usize>m << 2), finite ? big / xmax : NaN);
     for (let g = 0; g < groups; g++) {
       const k0 = g * G;
       const n = min(G, K - k0);
       let sum = 0;
       for (let r = 0; r < Gp; r++) {
-        const v = r < n && finite ? clampQ(load<f32>(xm + (<usize>(k0 + r) << 2)) * inv) : 0;
+        const v = r < n && finite ? clampQ(load<f32>(xm + (<usize>(k0 + r) << 2)) * inv, xmax) : 0;
         store<i8>(qm + <usize>(g * Gp + r), <i8>v);
         sum += v;
       }
@@ -45,12 +53,9 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
   }
 }
 
-/** 16 int8 weights (8 outputs x 2 inputs) against the input pair in xv: lanes += the 8 outputs' sums */
-@inline function dot8lo(w: v128, xv: v128): v128 {
-  return i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), xv);
-}
-@inline function dot8hi(w: v128, xv: v128): v128 {
-  return i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), xv);
+/** 16 int8 (4 outputs x 4 inputs) against 4 activations repeated 4 times (i16): 2 outputs' pair sums */
+@inline function dot8(b: v128, xv: v128, half: i32): v128 {
+  return i32x4.dot_i16x8_s(half == 0 ? i16x8.extend_low_i8x16_s(b) : i16x8.extend_high_i8x16_s(b), xv);
 }
 
 /** i32x4 [a0+a1, a2+a3, b0+b1, b2+b3] from the pair sums a = [a0, a1, a2, a3], b = [b0, b1, b2, b3] */
@@ -67,16 +72,37 @@ export function quantizeActivations(xq: usize, xsum: usize, xscale: usize, x: us
 }
 
 /**
+ * relaxed build: 16 bytes b of an int4 row (4 outputs x 8 inputs) against the row's activations x0
+ * (inputs 0-3, repeated 4 times) and x1 (inputs 4-7): i16 lanes, each output's two partial sums
+ * (at most 2·2·127·15 = 7620 in size)
+ */
+@inline function dot4Relaxed(b: v128, x0: v128, x1: v128): v128 {
+  const mask = i8x16.splat(15);
+  return i16x8.add(
+    i16x8.relaxed_dot_i8x16_i7x16_s(x0, v128.and(b, mask)),
+    i16x8.relaxed_dot_i8x16_i7x16_s(x1, v128.and(i16x8.shr_u(b, 4), mask)),
+  );
+}
+
+/** relaxed build: 16 int8 (4 outputs x 4 inputs) against 4 offset activations: i32 lanes, one per output */
+@inline function dot8Relaxed(b: v128, xv: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(b, xv));
+}
+
+/** int4 rows whose i16 sums may be added before widening: 4 · 7620 < 32768 */
+const I16_ROWS = 4;
+
+/**
  * out (M,N) = x·W [+ bias] for outputs j0..j1 (j0 a multiple of 16; j1 one too, or N), a panel of 16
  * outputs at a time: lanes a0..a3 are its outputs 0-3, 4-7, 8-11, 12-15. W packed (scales (panels,
- * groups, 16) f32), xq/xsum/xscale from quantizeActivations. For each output:
- * t = Σ_g f32(Σ xq·w - offset·xsum_g) · scale_g, then t · xscale + bias.
+ * groups, 16) f32, int8's sums (panels, 16) i32), xq/xsum/xscale from quantizeActivations. For each
+ * output: t = Σ_g f32(Σ xq·w - offset·xsum_g) · scale_g, then t · xscale + bias.
  */
-export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize, w: usize, scales: usize, bias: usize, M: i32, N: i32, bits: i32, Gp: i32, groups: i32, j0: i32, j1: i32): void {
+export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize, w: usize, scales: usize, sums: usize, bias: usize, M: i32, N: i32, bits: i32, Gp: i32, groups: i32, j0: i32, j1: i32): void {
   const Kp = groups * Gp;
   const panelBytes = <usize>Kp * <usize>bits * 2;
-  // int8: rows of 32 bytes per 2 inputs; int4: rows of 64 bytes per 8 inputs (quant-packed.ts)
-  const chunksPerGroup = Gp / (bits == 8 ? 2 : 8);
+  // int8: rows of 64 bytes per 4 inputs; int4: rows of 64 bytes per 8 inputs (quant-packed.ts)
+  const chunksPerGroup = Gp / (bits == 8 ? 4 : 8);
   const offset = bits == 8 ? 0 : 8;
   for (let j = j0; j < j1; j += 16) {
     const pw = w + <usize>(j >> 4) * panelBytes;
@@ -86,37 +112,83 @@ export function qmatvecPacked(out: usize, xq: usize, xsum: usize, xscale: usize,
       let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
       for (let g = 0; g < groups; g++) {
         let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-        const c1 = (g + 1) * chunksPerGroup;
-        if (bits == 8) {
-          for (let c = g * chunksPerGroup; c < c1; c++) {
-            const xv = i16x8.extend_low_i8x16_s(v128.load16_splat(xm + (<usize>c << 1)));
-            const wa = v128.load(pw + (<usize>c << 5));
-            const wb = v128.load(pw + (<usize>c << 5), 16);
-            a0 = i32x4.add(a0, dot8lo(wa, xv));
-            a1 = i32x4.add(a1, dot8hi(wa, xv));
-            a2 = i32x4.add(a2, dot8lo(wb, xv));
-            a3 = i32x4.add(a3, dot8hi(wb, xv));
+        const c0 = g * chunksPerGroup, c1 = c0 + chunksPerGroup;
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          if (bits == 8) {
+            // activations + 64 (1..127), each output's 64·Σq taken back out below
+            const lift = i8x16.splat(64);
+            for (let c = c0; c < c1; c++) {
+              const xv = i8x16.add(v128.load32_splat(xm + (<usize>c << 2)), lift);
+              const row = pw + (<usize>c << 6);
+              a0 = i32x4.add(a0, dot8Relaxed(v128.load(row), xv));
+              a1 = i32x4.add(a1, dot8Relaxed(v128.load(row, 16), xv));
+              a2 = i32x4.add(a2, dot8Relaxed(v128.load(row, 32), xv));
+              a3 = i32x4.add(a3, dot8Relaxed(v128.load(row, 48), xv));
+            }
+            const su = sums + (<usize>j << 2);
+            a0 = i32x4.sub(a0, i32x4.shl(v128.load(su), 6));
+            a1 = i32x4.sub(a1, i32x4.shl(v128.load(su, 16), 6));
+            a2 = i32x4.sub(a2, i32x4.shl(v128.load(su, 32), 6));
+            a3 = i32x4.sub(a3, i32x4.shl(v128.load(su, 48), 6));
+          } else {
+            // i16 sums over up to I16_ROWS rows, then widened (pairwise: one output per lane)
+            for (let r0 = c0; r0 < c1; r0 += I16_ROWS) {
+              const r1 = min(r0 + I16_ROWS, c1);
+              let e0 = i16x8.splat(0), e1 = i16x8.splat(0), e2 = i16x8.splat(0), e3 = i16x8.splat(0);
+              for (let r = r0; r < r1; r++) {
+                const x0 = v128.load32_splat(xm + (<usize>r << 3));
+                const x1 = v128.load32_splat(xm + (<usize>r << 3), 4);
+                const row = pw + (<usize>r << 6);
+                e0 = i16x8.add(e0, dot4Relaxed(v128.load(row), x0, x1));
+                e1 = i16x8.add(e1, dot4Relaxed(v128.load(row, 16), x0, x1));
+                e2 = i16x8.add(e2, dot4Relaxed(v128.load(row, 32), x0, x1));
+                e3 = i16x8.add(e3, dot4Relaxed(v128.load(row, 48), x0, x1));
+              }
+              a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(e0));
+              a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(e1));
+              a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(e2));
+              a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(e3));
+            }
           }
         } else {
           // each output's two pair sums in lanes of e (outputs 0-1 of a 4), f (outputs 2-3), added at the end
           let e0 = i32x4.splat(0), f0 = i32x4.splat(0), e1 = i32x4.splat(0), f1 = i32x4.splat(0);
           let e2 = i32x4.splat(0), f2 = i32x4.splat(0), e3 = i32x4.splat(0), f3 = i32x4.splat(0);
-          for (let r = g * chunksPerGroup; r < c1; r++) {
-            const x0 = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>r << 3)));
-            const x1 = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>r << 3), 4));
-            const row = pw + (<usize>r << 6);
-            let b = v128.load(row);
-            e0 = i32x4.add(e0, dot4Plain(b, x0, x1, 0));
-            f0 = i32x4.add(f0, dot4Plain(b, x0, x1, 1));
-            b = v128.load(row, 16);
-            e1 = i32x4.add(e1, dot4Plain(b, x0, x1, 0));
-            f1 = i32x4.add(f1, dot4Plain(b, x0, x1, 1));
-            b = v128.load(row, 32);
-            e2 = i32x4.add(e2, dot4Plain(b, x0, x1, 0));
-            f2 = i32x4.add(f2, dot4Plain(b, x0, x1, 1));
-            b = v128.load(row, 48);
-            e3 = i32x4.add(e3, dot4Plain(b, x0, x1, 0));
-            f3 = i32x4.add(f3, dot4Plain(b, x0, x1, 1));
+          if (bits == 8) {
+            for (let c = c0; c < c1; c++) {
+              const xv = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>c << 2)));
+              const row = pw + (<usize>c << 6);
+              let b = v128.load(row);
+              e0 = i32x4.add(e0, dot8(b, xv, 0));
+              f0 = i32x4.add(f0, dot8(b, xv, 1));
+              b = v128.load(row, 16);
+              e1 = i32x4.add(e1, dot8(b, xv, 0));
+              f1 = i32x4.add(f1, dot8(b, xv, 1));
+              b = v128.load(row, 32);
+              e2 = i32x4.add(e2, dot8(b, xv, 0));
+              f2 = i32x4.add(f2, dot8(b, xv, 1));
+              b = v128.load(row, 48);
+              e3 = i32x4.add(e3, dot8(b, xv, 0));
+              f3 = i32x4.add(f3, dot8(b, xv, 1));
+            }
+          } else {
+            for (let r = c0; r < c1; r++) {
+              const x0 = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>r << 3)));
+              const x1 = i16x8.extend_low_i8x16_s(v128.load32_splat(xm + (<usize>r << 3), 4));
+              const row = pw + (<usize>r << 6);
+              let b = v128.load(row);
+              e0 = i32x4.add(e0, dot4Plain(b, x0, x1, 0));
+              f0 = i32x4.add(f0, dot4Plain(b, x0, x1, 1));
+              b = v128.load(row, 16);
+              e1 = i32x4.add(e1, dot4Plain(b, x0, x1, 0));
+              f1 = i32x4.add(f1, dot4Plain(b, x0, x1, 1));
+              b = v128.load(row, 32);
+              e2 = i32x4.add(e2, dot4Plain(b, x0, x1, 0));
+              f2 = i32x4.add(f2, dot4Plain(b, x0, x1, 1));
+              b = v128.load(row, 48);
+              e3 = i32x4.add(e3, dot4Plain(b, x0, x1, 0));
+              f3 = i32x4.add(f3, dot4Plain(b, x0, x1, 1));
+            }
           }
           a0 = pairSums(e0, f0);
           a1 = pairSums(e1, f1);

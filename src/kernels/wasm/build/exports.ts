@@ -163,6 +163,9 @@ export interface KernelExports {
     scratch: number,
     rowsScratch: number,
   ): void;
+  trunkStepBytes(): number;
+  trunkLayerBytes(): number;
+  trunkRowsPart(step: number, r0: number, r1: number, scratch: number, rowsScratch: number): void;
   // quant.as
   qmatmulIO(
     out: number,
@@ -202,6 +205,7 @@ export interface KernelExports {
     G: number,
     Gp: number,
     groups: number,
+    xmaxInt: number,
   ): void;
   qmatvecPacked(
     out: number,
@@ -210,6 +214,7 @@ export interface KernelExports {
     xscale: number,
     w: number,
     scales: number,
+    sums: number,
     bias: number,
     M: number,
     N: number,
@@ -257,8 +262,11 @@ export const kernelParams = {
   attentionCached: ["out", "qkv", "kCache", "vCache", "Tn", "pos0", "C", "nh", "h0", "h1", "scratch"],
   mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch"],
   attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
+  trunkStepBytes: [],
+  trunkLayerBytes: [],
+  trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
   qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
-  quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups"],
-  qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
+  quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
+  qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
