@@ -56,7 +56,7 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
   if (!existsSync(weightsFile)) fail(`missing file ${weightsFile}`);
   const file = readSafetensorsFile(weightsFile);
   const weights = modelWeights(file, quantization, config, weightsFile);
-  const model = new GPT(config);
+  const model = GPT.forLoading(config);
   try {
     model.loadWeights(weights, weightsFile);
   } catch (err) {
