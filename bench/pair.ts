@@ -5,7 +5,7 @@
 // every setting: short enough for a quiet slot (the CPU recipe's 12 pairs of 8 steps: ~1 minute).
 //
 //   node --import tsx bench/pair.ts [--recipe small|big] [--threads 2] [--parallel batch|kernels]
-//        [--grad-shards S] [--torch-threads 2] [--blas-threads 1] [--pairs 12] [--block 8]
+//        [--grad-shards S] [--torch-threads 2] [--blas-threads 1] [--torch-warmup W] [--pairs 12] [--block 8]
 //        [--baseline DIR] [--no-pytorch] [--gap MS]
 //
 // Defaults: each side's best setting on the 2-core AMD EPYC (docs/benchmarks.md): minigpt wasm 2
@@ -22,7 +22,7 @@ import { StepServer } from "./step-server.js";
 
 expectArgs(
   "bench/pair.ts",
-  ["recipe", "threads", "parallel", "grad-shards", "torch-threads", "blas-threads", "pairs", "block", "baseline", "gap"],
+  ["recipe", "threads", "parallel", "grad-shards", "torch-threads", "blas-threads", "torch-warmup", "pairs", "block", "baseline", "gap"],
   ["no-pytorch"],
 );
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -50,7 +50,8 @@ const miniArgs = [
   ...(arg("grad-shards", "") ? ["--grad-shards", arg("grad-shards", "")] : []),
   "--serve",
 ];
-// --quick: PyTorch's shorter warm-up (3 steps small, 2 big), as `npm run bench -- --quick` pairs it
+// PyTorch's warm-up: its bigger-recipe steps get faster over the first five or so (17.8, 13.5, 12.9 s
+// for steps 3-5 on the AMD EPYC, 2026-12-06); minigpt's are flat after the first
 const torchArgs = [
   join("bench", "pytorch_bench.py"),
   "--child",
@@ -58,7 +59,8 @@ const torchArgs = [
   "--torch-threads",
   arg("torch-threads", "2"),
   "--serve",
-  "--quick",
+  "--warmup",
+  arg("torch-warmup", small ? "3" : "5"),
 ];
 const blas = arg("blas-threads", small ? "1" : "2");
 const load = () =>

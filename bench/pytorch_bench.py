@@ -108,12 +108,13 @@ CONFIGS = {
 }
 
 # (warm-up steps, timed steps) or (warm-up runs, timed runs), full and --quick. The bigger recipe's
-# steps get faster over the first few here (one 8-step run after one warm-up step: 14.0, 12.2, 11.9,
-# 11.9, 11.2, 11.2, 10.8, 12.2 s; minigpt's are flat after the first), so it warms up for 3 (2 quick);
-# bench/run.ts gives minigpt the same.
+# steps get faster over the first five or so (one 8-step run after one warm-up step: 14.0, 12.2, 11.9,
+# 11.9, 11.2, 11.2, 10.8, 12.2 s on an Intel Ice Lake; on the AMD EPYC, 2026-12-06, steps 3-5 took
+# 17.8, 13.5, 12.9 s and steps after the fifth 8.3-11.6), so it warms up for 5 either way; minigpt's
+# are flat after the first (bench/run.ts gives it 2 or 3).
 PLAN = {
     "train-small": {"full": (5, 30), "quick": (3, 10)},
-    "train-big": {"full": (3, 3), "quick": (2, 1)},
+    "train-big": {"full": (5, 3), "quick": (5, 1)},
     "gen-nocache": {"full": (1, 3), "quick": (1, 1)},
     "gen-kv": {"full": (1, 3), "quick": (1, 1)},
 }
@@ -121,7 +122,7 @@ GEN_TOKENS = {"gen-nocache": 250, "gen-kv": 200}
 TEMPERATURE = 0.8
 
 
-def child(part, torch_threads, quick, serve=False):
+def child(part, torch_threads, quick, serve=False, warmup=None):
     import numpy as np
     import torch
     import torch.nn as nn
@@ -245,6 +246,8 @@ def child(part, torch_threads, quick, serve=False):
             return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
 
     warm, timed = PLAN[part]["quick" if quick else "full"]
+    if warmup is not None:
+        warm = warmup
     out = {"part": part, "torch_threads": torch_threads, "blas_threads": int(os.environ.get("OPENBLAS_NUM_THREADS", "0"))}
 
     if part.startswith("train"):
@@ -371,13 +374,14 @@ def main():
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--serve", action="store_true", help="with --child train-small or train-big: steps on request (see bench/train-step.ts --serve)")
     ap.add_argument("--info", action="store_true", help="print torch's version, the OpenBLAS kernel and the CPU as JSON")
+    ap.add_argument("--warmup", type=int, help="with --child: warm-up steps (or runs) instead of the plan's")
     a = ap.parse_args()
     run_unpinned()
     if a.info:
         print(json.dumps(info()))
         return
     if a.child:
-        child(a.child, int(a.torch_threads), a.quick, a.serve)
+        child(a.child, int(a.torch_threads), a.quick, a.serve, a.warmup)
         return
     if a.settings:
         settings = [tuple(int(n) for n in s.split("x")) for s in a.settings.split(",")]

@@ -32,7 +32,6 @@ export const kernelFiles = [
   "adamw.as",
   "attention.as",
   "decode.as",
-  "quant.as",
   "quant-int.as",
 ];
 

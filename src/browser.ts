@@ -60,6 +60,7 @@ export {
   attentionWeights,
   type ExplainLevel,
   explainTrainingStep,
+  explainTrainingStepAsync,
   type ForwardTrace,
   fewValues,
   formatTop,
@@ -71,6 +72,7 @@ export {
   tokenLabel,
   topTokens,
   traceForward,
+  traceForwardAsync,
 } from "./explain/explain.js";
 export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
 export {

@@ -253,3 +253,27 @@ test("an adapter for another base is one line", () => {
   assert.equal(g.stderr.trim().split("\n").length, 1, g.stderr);
   assert.match(g.stderr, /adapter was made for another base model/);
 });
+
+test("QLoRA from the CLI: train --init on an int8 folder with --lora-rank keeps the base quantized and trains the adapter; without --lora-rank it is one line", () => {
+  const { dir, data, base } = setup();
+  const q8 = join(dir, "q8");
+  const q = runCli(["quantize", "--model", base, "--out", q8, "--bits", "8"]);
+  assert.equal(q.status, 0, q.stderr);
+  const refused = runCli(["train", "--init", q8, "--data", data, "--out", join(dir, "full"), ...steps(2)]);
+  assert.equal(refused.status, 1);
+  assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+  assert.match(refused.stderr, /holds quantized weights.*--lora-rank/);
+  const out = join(dir, "qlora");
+  const r = runCli(["train", "--init", q8, "--data", data, "--out", out, "--lora-rank", "2", ...steps(4), "--eval-interval", "2"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /QLoRA: the base's int8 weights stay quantized/);
+  const config = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
+  assert.equal(config.base_model_name_or_path, "../q8");
+  assert.ok(
+    (tensors(join(out, "adapter_model.safetensors")).get(B0)?.data as Float32Array).some((v) => v !== 0),
+    "B trained",
+  );
+  const g = runCli(["generate", "--model", out, "--prompt", "the", "--max-new-tokens", "3"]);
+  assert.equal(g.status, 0, g.stderr);
+  assert.match(g.stderr, /a LoRA adapter \(r 2, \["c_attn"\]\) on .*q8/);
+});

@@ -74,6 +74,45 @@ const PROMPT = "the whale";
 const greedyCli = (model: string) =>
   runCli(["generate", "--model", model, "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "40"]);
 
+/** cliModel and chatModel, trained once for whichever part of this file needs them first */
+let modelsTrained = false;
+function trainModels(): void {
+  if (modelsTrained) return;
+  modelsTrained = true;
+  const trained = runCli([
+    "train",
+    ...[
+      "--data",
+      join(root, "corpus.txt"),
+      "--out",
+      cliModel,
+      "--max-steps",
+      "150",
+      "--warmup-steps",
+      "10",
+      "--n-layer",
+      "1",
+      "--n-head",
+      "2",
+    ],
+    ...["--n-embd", "16", "--block-size", "48", "--batch-size", "4", "--eval-steps", "1", "--sample-tokens", "0"],
+  ]);
+  assert.equal(trained.status, 0, trained.stderr);
+  // the same model chat-tuned (minigpt train --chat adds the chat tokens), for the chat view
+  const users = ["call me", "the sea", "a ship", "the captain"];
+  const chats = users.map((u) =>
+    JSON.stringify({
+      messages: [
+        { role: "user", content: u },
+        { role: "assistant", content: "the white whale" },
+      ],
+    }),
+  );
+  writeFileSync(join(root, "chats.jsonl"), `${chats.join("\n")}\n`);
+  const tuned = runCli(["train", "--chat", join(root, "chats.jsonl"), "--init", cliModel, "--out", chatModel, "--max-steps", "100"]);
+  assert.equal(tuned.status, 0, tuned.stderr);
+}
+
 describe("the web playground in headless chromium, served by minigpt web", { skip: SKIP }, () => {
   let server: StartedCli;
   let url = "";
@@ -138,38 +177,7 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
 
   before(async () => {
     ensurePageBuilt();
-    const trained = runCli([
-      "train",
-      ...[
-        "--data",
-        join(root, "corpus.txt"),
-        "--out",
-        cliModel,
-        "--max-steps",
-        "150",
-        "--warmup-steps",
-        "10",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-      ],
-      ...["--n-embd", "16", "--block-size", "48", "--batch-size", "4", "--eval-steps", "1", "--sample-tokens", "0"],
-    ]);
-    assert.equal(trained.status, 0, trained.stderr);
-    // the same model chat-tuned (minigpt train --chat adds the chat tokens), for the chat view
-    const users = ["call me", "the sea", "a ship", "the captain"];
-    const chats = users.map((u) =>
-      JSON.stringify({
-        messages: [
-          { role: "user", content: u },
-          { role: "assistant", content: "the white whale" },
-        ],
-      }),
-    );
-    writeFileSync(join(root, "chats.jsonl"), `${chats.join("\n")}\n`);
-    const tuned = runCli(["train", "--chat", join(root, "chats.jsonl"), "--init", cliModel, "--out", chatModel, "--max-steps", "100"]);
-    assert.equal(tuned.status, 0, tuned.stderr);
+    trainModels();
     server = startCli(["web", "--port", "0"]);
     assert.ok(await server.seen(/playground is at (http:\S+)/), server.stderr());
     url = /playground is at (http:\S+)/.exec(server.stderr())?.[1] as string;
@@ -573,6 +581,37 @@ describe("the web playground on WebGPU (SwiftShader's adapter in headless chromi
     await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
     const text = (await page.textContent("#output")) ?? "";
     assert.ok(text.startsWith(PROMPT) && text.length > PROMPT.length, `generated ${JSON.stringify(text)}`);
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  test("?backend=webgpu: a chat-tuned model's chat gives minigpt chat's reply, Look inside its attention", async (t) => {
+    const page = await open(t, "?backend=webgpu");
+    if (!page) return;
+    trainModels();
+    await page.click("#tab-models");
+    await page.setInputFiles(
+      "#model-files",
+      MODEL_FILES.map((n) => join(chatModel, n)),
+    );
+    await page.click("#tab-generate");
+    await page.waitForSelector("#chat:not([hidden])");
+    await page.fill("#temperature", "0");
+    await page.fill("#max-tokens", "12");
+    await page.fill("#chat-input", "call me");
+    await page.press("#chat-input", "Enter");
+    await page.waitForSelector('.turn.assistant[data-done="true"]', { timeout: WAIT_MS });
+    const reply = (await page.textContent(".turn.assistant")) ?? "";
+    const cli = runCli(["chat", "--model", chatModel, "--temperature", "0", "--max-new-tokens", "12"], { input: "call me\n" });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.equal(reply, /assistant> (.*?)(?: \[reply cut at \d+ tokens.*)?\n/.exec(cli.stdout)?.[1], `the CLI said:\n${cli.stdout}`);
+    await page.click("#tab-inside");
+    await page.fill("#inspect-prompt", PROMPT);
+    await page.click("#inspect");
+    await page.waitForSelector(".token", { timeout: WAIT_MS });
+    assert.equal(await page.locator(".token").count(), PROMPT.length, "a char model: one token per character");
+    assert.equal(await page.locator(".map-row canvas").count(), 1 * 2, "1 layer x 2 heads");
+    assert.equal(await page.locator("#next li").count(), 5);
     assert.deepEqual(problems, []);
     await page.close();
   });

@@ -1,7 +1,7 @@
 // --backend webgpu through the real CLI, on the adapter tests/webgpu-env.ts finds (SwiftShader):
 // a tiny model trained on the GPU (parameters, gradients and AdamW moments there; checkpoints read
 // back) generates on the GPU the greedy text wasm generates from it; the chosen adapter is printed;
-// a part that reads values on the CPU is one line. Without an adapter, --backend webgpu is one line,
+// the learning views (generate --explain, attention, explain-step) and interactive mode run there. Without an adapter, --backend webgpu is one line,
 // and a run that did not ask for webgpu never shows Dawn's Vulkan warning.
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -40,11 +40,33 @@ test("train --backend webgpu, then generate on webgpu (MINIGPT_BACKEND too) give
   t.diagnostic(`greedy: ${JSON.stringify(gpu.stdout)}`);
   assert.equal(gpu.stdout, wasm.stdout);
 
-  // the learning view reads activations on the CPU: one line, not a stack trace
-  const explain = runCli([...generate, "--backend", "webgpu", "--explain"], { env });
-  assert.equal(explain.status, 1);
-  assert.match(explain.stderr, /does not run on the webgpu backend yet; use --backend wasm\n$/);
-  assert.doesNotMatch(explain.stderr, /\n\s+at /);
+  // the learning views run there too, reading each pass's values back together: generate --explain
+  // draws wasm's tokens, attention and explain-step finish (the loss near wasm's)
+  const explain = (backend: string) => runCli([...generate, "--backend", backend, "--explain"], { env });
+  const drawn = (out: string) => [...out.matchAll(/-> "(.*)"\n/g)].map((m) => m[1]).concat(out.split("== text\n")[1] ?? "");
+  const [explainedWasm, explainedGpu] = [explain("wasm"), explain("webgpu")];
+  assert.equal(explainedGpu.status, 0, explainedGpu.stderr);
+  assert.match(explainedGpu.stdout, /== forward pass over \d+ tokens/);
+  assert.deepEqual(drawn(explainedGpu.stdout), drawn(explainedWasm.stdout));
+  const attention = runCli(["attention", "--model", out, "--prompt", "the sea", "--out", join(dir, "att.html"), "--backend", "webgpu"], {
+    env,
+  });
+  assert.equal(attention.status, 0, attention.stderr);
+  assert.match(attention.stdout, /^wrote .*att\.html: 1 layers x 2 heads over \d+ tokens\n/);
+  const lossOf = (backend: string) => {
+    const r = runCli(["explain-step", "--model", out, "--text", "the whale and the sea", "--backend", backend], { env });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(/== loss: .* = (\d+\.\d+)/.exec(r.stdout)?.[1]);
+  };
+  assert.ok(Math.abs(lossOf("webgpu") - lossOf("wasm")) <= 2e-4);
+
+  // interactive mode: generate (sampled) and Enter to continue give wasm's text; analyze works
+  const script = "1\n1\n/max 12\nthe whale\n\n/mode\n3\n/quit\n";
+  const session = (backend: string) => runCli(["interactive", "--dir", out, "--backend", backend], { env, input: script });
+  const [sessionWasm, sessionGpu] = [session("wasm"), session("webgpu")];
+  assert.equal(sessionGpu.status, 0, sessionGpu.stderr);
+  assert.match(sessionGpu.stdout, /parameters: [\d,]+ total/);
+  assert.equal(sessionGpu.stdout, sessionWasm.stdout);
 });
 
 test("--backend webgpu without an adapter is one line; a default run shows nothing of Dawn", () => {

@@ -1,5 +1,5 @@
-import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForward, writeFileAtomic } from "../index.js";
-import { backendFlags, modelFlag } from "./common.js";
+import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForwardAsync, writeFileAtomic } from "../index.js";
+import { deviceBackendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
 import { encodeUserText } from "./user-text.js";
@@ -14,7 +14,7 @@ export const attentionSpec: CommandSpec = {
     { name: "out", type: "string", default: "attention.html", help: "HTML file to write (opens in any browser, no network)" },
     overwriteFlag("an --out file"),
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the prompt as plain text" },
-    ...backendFlags,
+    ...deviceBackendFlags,
   ],
   examples: ['minigpt attention --model out --prompt "Call me Ishmael." --out att.html'],
 };
@@ -32,7 +32,7 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
     if (ids.length === 0) fail("the prompt encodes to no tokens");
     const T = model.config.blockSize;
     if (ids.length > T) fail(`the prompt is ${ids.length} tokens but the model sees at most ${T}; shorten it`);
-    const trace = traceForward(model, ids);
+    const trace = await traceForwardAsync(model, ids);
     writeFileAtomic(out, attentionHtml(trace, tokenizer, `attention of ${dir} on ${JSON.stringify(promptText.slice(0, 60))}`));
     const c = model.config;
     process.stdout.write(`wrote ${out}: ${c.nLayer} layers x ${c.nHead} heads over ${ids.length} tokens\n`);

@@ -25,7 +25,7 @@ export const backendFlags: FlagSpec[] = [
   threadsFlag,
 ];
 
-/** --backend of the commands that also run on a GPU (train, generate, eval, chat): src/cli/backend.ts */
+/** --backend of the commands that also run on a GPU (all but selftest): src/cli/backend.ts */
 export const deviceBackendFlags: FlagSpec[] = [
   {
     name: "backend",

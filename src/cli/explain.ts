@@ -1,6 +1,6 @@
 import {
   type ExplainLevel,
-  explainTrainingStep,
+  explainTrainingStepAsync,
   fail,
   formatTop,
   formatTrace,
@@ -12,10 +12,10 @@ import {
   sampleToken,
   type Tokenizer,
   tokenLabel,
-  traceForward,
+  traceForwardAsync,
   withSuppressed,
 } from "../index.js";
-import { backendFlags, modelFlag } from "./common.js";
+import { deviceBackendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { encodeUserText } from "./user-text.js";
 
@@ -31,23 +31,23 @@ export const explainLevelFlag = {
  * generate --explain: the prompt's forward pass stage by stage with every head's attention as a
  * heat map, then for each generated token the top-5 candidates with probabilities (and, at the
  * full level, where the new token looks in every layer). Uses the uncached forward, so it is meant
- * for small models and short outputs.
+ * for small models and short outputs. Runs on every backend (each step's stages read back together).
  */
-export function explainGenerate(
+export async function explainGenerate(
   model: GPT,
   tokenizer: Tokenizer,
   prompt: readonly number[],
   o: Omit<GenerateOptions, "cache">,
   level: ExplainLevel,
   write: (s: string) => void,
-): void {
+): Promise<void> {
   const T = model.config.blockSize;
   const rng = new Rng(o.seed);
   const ids = [...prompt];
   let text = "";
   for (let n = 0; n < o.maxNewTokens; n++) {
     const window = ids.slice(-T);
-    const trace = traceForward(model, window);
+    const trace = await traceForwardAsync(model, window);
     if (n === 0) {
       write(
         `${formatTrace(trace, model, tokenizer, level)}\n\n== generation: the next token is sampled from the logits at the last position\n`,
@@ -87,7 +87,7 @@ export const explainStepSpec: CommandSpec = {
     { name: "data", type: "string", default: "", help: "take the text from this file or built-in corpus instead" },
     { ...explainLevelFlag, help: "brief (key stages, gradient norms per layer) or full (every stage and head, every tensor's gradient)" },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the text as plain text" },
-    ...backendFlags,
+    ...deviceBackendFlags,
   ],
   examples: [
     'minigpt explain-step --model out --text "Call me Ishmael."',
@@ -110,7 +110,7 @@ export async function runExplainStep(argv: readonly string[]): Promise<number> {
     const x = all.slice(0, T);
     const y = all.slice(1, T + 1);
     const level = f.string("explain-level") as "brief" | "full";
-    const e = explainTrainingStep(model, x, y);
+    const e = await explainTrainingStepAsync(model, x, y);
     const w = (s: string) => process.stdout.write(`${s}\n`);
     w(formatTrace(e.trace, model, tokenizer, level));
     w("");

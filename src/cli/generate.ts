@@ -71,7 +71,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
       stopIds: specialStop === undefined ? stopIds : [...stopIds, specialStop],
       suppressIds,
     };
-    explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
+    await explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
     return 0;
   }
   for (let k = 0; k < samples; k++) {

@@ -17,7 +17,7 @@ import {
   failFs,
   formatAnalysis,
   type GPT,
-  generateTokens,
+  generateTokensAsync,
   loadModel,
   loadTokenizer,
   MinigptError,
@@ -28,7 +28,7 @@ import {
   unseenSpecialIds,
 } from "../index.js";
 import { chatLoop, LineReader, notFineTunedForChat, STOPPED, slashCommand } from "./chat.js";
-import { backendFlags } from "./common.js";
+import { deviceBackendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { encodeUserText } from "./user-text.js";
 
@@ -36,7 +36,10 @@ export const interactiveSpec: CommandSpec = {
   name: "interactive",
   summary: "menus: choose a model folder and a model, then generate, chat or analyze (also what `minigpt` alone does)",
   usage: "minigpt interactive [--dir DIR]     (or just: minigpt)",
-  flags: [{ name: "dir", type: "string", default: ".", help: "where to look for model folders (it and its subfolders)" }, ...backendFlags],
+  flags: [
+    { name: "dir", type: "string", default: ".", help: "where to look for model folders (it and its subfolders)" },
+    ...deviceBackendFlags,
+  ],
   examples: ["minigpt", 'printf "1\\n1\\nCall me\\n\\n/quit\\n" | minigpt interactive'],
 };
 
@@ -144,7 +147,7 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
       const fresh: number[] = [];
       const streamer = new TextStreamer(tokenizer, fromStart ? [] : ids);
       const eot = tokenizer.specialTokenId("<|endoftext|>");
-      const tokens = generateTokens(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] });
+      const tokens = generateTokensAsync(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] });
       const ended = await reader.stream(tokens, (id) => {
         fresh.push(id);
         write(streamer.push(id));

@@ -5,7 +5,7 @@
  * captured q and k as softmax(q·kᵀ/√hs) with the causal mask, exactly what the kernel uses.
  */
 import type { GPT } from "../nn/gpt.js";
-import { clipGradNorm } from "../optim/adamw.js";
+import { clipGradNorm, clipGradNormAsync } from "../optim/adamw.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 
@@ -70,28 +70,61 @@ function stats(d: Float32Array): { mean: number; std: number } {
   return { mean, std: Math.sqrt(q / d.length) };
 }
 
-/** One forward pass over `ids` (≤ blockSize) recording every stage and every head's attention. */
-export function traceForward(model: GPT, ids: readonly number[]): ForwardTrace {
-  const c = model.config;
-  const T = ids.length;
-  const stages: StageRecord[] = [];
-  const attention: Float32Array[][] = [];
-  let nextLogits = new Float32Array(0);
+/**
+ * A forward pass's stages as they are captured (one stage's values at a time): what they hold,
+ * every head's attention recomputed from each layer's qkv, and the next token's logits.
+ */
+class TraceBuilder {
+  readonly stages: StageRecord[] = [];
+  readonly attention: Float32Array[][] = [];
+  nextLogits = new Float32Array(0);
+
+  constructor(
+    private readonly model: GPT,
+    readonly ids: readonly number[],
+  ) {}
+
+  add(name: string, shape: readonly number[], d: Float32Array): void {
+    const width = shape[shape.length - 1] as number;
+    const last = d.slice(d.length - width);
+    this.stages.push({ name, shape: [...shape], last, ...stats(d) });
+    const c = this.model.config;
+    if (name.endsWith(".qkv")) this.attention.push(attentionWeights(d, this.ids.length, c.nEmbd, c.nHead));
+    if (name === "logits") this.nextLogits = last;
+  }
+
+  trace(): ForwardTrace {
+    return { ids: [...this.ids], stages: this.stages, attention: this.attention, nextLogits: this.nextLogits };
+  }
+}
+
+/** the model's forward pass over `ids` without a tape, each stage handed to `capture` as it is made */
+function forwardCapturing(model: GPT, ids: readonly number[], capture: (name: string, t: Tensor) => void): void {
   noGrad(() =>
     scope(() => {
-      model.forward(Tensor.ints(ids, [1, T]), {
-        capture: (name, t) => {
-          const d = t.data;
-          const width = t.shape[t.shape.length - 1] as number;
-          const last = d.slice(d.length - width);
-          stages.push({ name, shape: [...t.shape], last, ...stats(d) });
-          if (name.endsWith(".qkv")) attention.push(attentionWeights(d, T, c.nEmbd, c.nHead));
-          if (name === "logits") nextLogits = last;
-        },
-      });
+      model.forward(Tensor.ints(ids, [1, ids.length]), { capture });
     }),
   );
-  return { ids: [...ids], stages, attention, nextLogits };
+}
+
+/**
+ * One forward pass over `ids` (≤ blockSize) recording every stage and every head's attention. On
+ * the CPU backends (it reads each stage through `data` as it is made); traceForwardAsync on any.
+ */
+export function traceForward(model: GPT, ids: readonly number[]): ForwardTrace {
+  const trace = new TraceBuilder(model, ids);
+  forwardCapturing(model, ids, (name, t) => trace.add(name, t.shape, t.data));
+  return trace.trace();
+}
+
+/** traceForward on any backend: every stage's values read back together (on a GPU, one wait) */
+export async function traceForwardAsync(model: GPT, ids: readonly number[]): Promise<ForwardTrace> {
+  const stages: { name: string; shape: readonly number[]; values: Promise<Float32Array> }[] = [];
+  // a read is ordered before the stage's storage is reused, so the scope may free it at once
+  forwardCapturing(model, ids, (name, t) => stages.push({ name, shape: [...t.shape], values: t.read() }));
+  const trace = new TraceBuilder(model, ids);
+  for (const { name, shape, values } of stages) trace.add(name, shape, await values);
+  return trace.trace();
 }
 
 /** The k most likely next tokens with their probabilities (softmax of the raw logits). */
@@ -212,18 +245,17 @@ export interface StepExplanation {
   trace: ForwardTrace;
 }
 
-/**
- * One training step's forward and backward on x (T) -> y (T) without updating the weights: the
- * loss, and the gradient norm of every layer and tensor. The model's .grad buffers are left filled.
- */
-export function explainTrainingStep(model: GPT, x: readonly number[], y: readonly number[]): StepExplanation {
+/** the step's loss tensor: forward on x (T) -> y (T) and backward, gradients zeroed first */
+function lossWithGradients(model: GPT, x: readonly number[], y: readonly number[]): Tensor {
   const T = x.length;
   model.zeroGrad();
-  const loss = scope(() => {
-    const { loss } = model.forward(Tensor.ints(x, [1, T]), { targets: Tensor.ints(y, [1, T]) });
-    (loss as Tensor).backward();
-    return (loss as Tensor).item();
-  });
+  const { loss } = model.forward(Tensor.ints(x, [1, T]), { targets: Tensor.ints(y, [1, T]) });
+  (loss as Tensor).backward();
+  return loss as Tensor;
+}
+
+/** per group and per tensor, the gradient and weight norms, read through `data` */
+function gradientNorms(model: GPT): Pick<StepExplanation, "groups" | "tensors"> {
   const norm = (d: Float32Array) => {
     let s = 0;
     for (const v of d) s += v * v;
@@ -242,12 +274,26 @@ export function explainTrainingStep(model: GPT, x: readonly number[], y: readonl
     e.w += w;
     groups.set(group, e);
   }
-  const gradNorm = clipGradNorm(model.params.values(), 0);
-  return {
-    loss,
-    gradNorm,
-    groups: [...groups].map(([name, e]) => ({ name, gradNorm: Math.sqrt(e.g), weightNorm: Math.sqrt(e.w) })),
-    tensors,
-    trace: traceForward(model, x),
-  };
+  return { groups: [...groups].map(([name, e]) => ({ name, gradNorm: Math.sqrt(e.g), weightNorm: Math.sqrt(e.w) })), tensors };
+}
+
+/**
+ * One training step's forward and backward on x (T) -> y (T) without updating the weights: the
+ * loss, and the gradient norm of every layer and tensor. The model's .grad buffers are left filled.
+ * On the CPU backends; explainTrainingStepAsync on any.
+ */
+export function explainTrainingStep(model: GPT, x: readonly number[], y: readonly number[]): StepExplanation {
+  const loss = scope(() => lossWithGradients(model, x, y).item());
+  const norms = gradientNorms(model);
+  return { loss, gradNorm: clipGradNorm(model.params.values(), 0), ...norms, trace: traceForward(model, x) };
+}
+
+/** explainTrainingStep on any backend: the loss, the norms and the trace read back asynchronously */
+export async function explainTrainingStepAsync(model: GPT, x: readonly number[], y: readonly number[]): Promise<StepExplanation> {
+  const loss = scope(() => lossWithGradients(model, x, y).read());
+  const params = [...model.params.values()];
+  const gradNorm = clipGradNormAsync(params, 0);
+  const grads = params.flatMap((t) => (t.grad ? [t.grad] : []));
+  const norms = await Tensor.withHostValues([...params, ...grads], () => gradientNorms(model));
+  return { loss: (await loss)[0] as number, gradNorm: await gradNorm, ...norms, trace: await traceForwardAsync(model, x) };
 }

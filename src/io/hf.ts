@@ -56,23 +56,33 @@ export function loadModel(dir: string, weightsFile = join(dir, "model.safetensor
   if (!existsSync(weightsFile)) fail(`missing file ${weightsFile}`);
   const file = readSafetensorsFile(weightsFile);
   const weights = modelWeights(file, quantization, config, weightsFile);
-  const model = new GPT(config);
+  const model = GPT.forLoading(config);
   try {
     model.loadWeights(weights, weightsFile);
   } catch (err) {
     model.dispose();
     throw err;
   }
-  if (quantization) {
-    // generation reads the int8/int4 matrices; their heap copies go with the model
-    const free = useQuantizedWeights(model, quantizedMatricesFromSafetensors(file, quantization, config, weightsFile));
-    const dispose = model.dispose.bind(model);
-    model.dispose = () => {
-      free();
-      dispose();
-    };
-  }
+  if (quantization) useFolderQuantization(model, quantization, weightsFile, file);
   return model;
+}
+
+/**
+ * Let `model`, holding the dequantized weights of the quantized `weightsFile` (same shapes), compute
+ * with the file's int8/int4 matrices (src/nn/quantized.ts); their heap copies go with the model.
+ */
+export function useFolderQuantization(
+  model: GPT,
+  quantization: QuantizationConfig,
+  weightsFile: string,
+  file = readSafetensorsFile(weightsFile),
+): void {
+  const free = useQuantizedWeights(model, quantizedMatricesFromSafetensors(file, quantization, model.config, weightsFile));
+  const dispose = model.dispose.bind(model);
+  model.dispose = () => {
+    free();
+    dispose();
+  };
 }
 
 /** Write config.json and model.safetensors, each atomically. `extra` goes to config's "minigpt" key. */

@@ -134,7 +134,7 @@ export function loadModelFiles(files: ModelFiles, label: string): LoadedModel {
     fail(
       `${label}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}; they come from different trainings`,
     );
-  const model = new GPT(config);
+  const model = GPT.forLoading(config);
   try {
     model.loadWeights(weights, weightsLabel);
   } catch (err) {

@@ -100,10 +100,11 @@ export class GPT {
   readonly ln_f: LayerNorm;
 
   /**
-   * A freshly initialised model (GPT-2's scheme, seeded); or, given `shared`, a model whose
-   * parameters are those tensors (a data-parallel replica on another thread: src/train/parallel.ts).
+   * A freshly initialised model (GPT-2's scheme, seeded; a null seed leaves the parameters zero, for
+   * weights about to be loaded: GPT.forLoading); or, given `shared`, a model whose parameters are
+   * those tensors (a data-parallel replica on another thread: src/train/parallel.ts).
    */
-  constructor(config: GPTConfig, seed = 1337, shared?: Map<string, Tensor>) {
+  constructor(config: GPTConfig, seed: number | null = 1337, shared?: Map<string, Tensor>) {
     this.config = config;
     this.params = new Map();
     if (shared) {
@@ -132,9 +133,21 @@ export class GPT {
     this.ln_f = norm("transformer.ln_f");
   }
 
-  /** GPT-2's initialisation of every parameter, seeded */
-  private initParams(seed: number): void {
+  /**
+   * A model with zero parameters that loadWeights is about to fill: no random draws, which for
+   * GPT-2 124M would cost seconds of start-up spent on numbers thrown away.
+   */
+  static forLoading(config: GPTConfig): GPT {
+    return new GPT(config, null);
+  }
+
+  /** GPT-2's initialisation of every parameter, seeded (null: left zero, see forLoading) */
+  private initParams(seed: number | null): void {
     const config = this.config;
+    if (seed === null) {
+      for (const [name, shape] of parameterShapes(config)) this.params.set(name, Tensor.zeros(shape, true));
+      return;
+    }
     const rng = new Rng(seed);
     // GPT-2 init: N(0, 0.02) for weights and embeddings, zero biases, LayerNorm = identity, and the
     // projections that write into the residual stream scaled by 1/sqrt(2·nLayer) so its variance

@@ -9,9 +9,11 @@ import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
-import { loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { loadModelFolder, loadTokenizer, locateModel, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { readQuantization, useFolderQuantization } from "../io/hf.js";
 import { loraModules } from "../io/lora.js";
 import { ADAPTER_WEIGHTS } from "../io/lora-folder.js";
+import { type QuantizationConfig, quantizationLabel } from "../io/quantize.js";
 import { backend } from "../kernels/index.js";
 import { makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
@@ -184,6 +186,9 @@ function freshStart(config: TrainConfig, tokenizer: Tokenizer | undefined): Star
  */
 function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Start {
   let config = requested;
+  // said before loading the folder (whose notices would come first)
+  if (config.loraRank === 0 && existsSync(join(config.init, "config.json")) && readQuantization(config.init))
+    refuseQuantizedInit(config.init);
   const initFolder = loadModelFolder(config.init);
   const tokenizer = initFolder.tokenizer;
   const earlierTargets = trainedSpecials(initFolder.info, tokenizer);
@@ -292,7 +297,8 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     model.loadWeights(resumed.weights, `${resumed.dir}/model.safetensors`);
   } else if (base) {
     if (config.initPartial) initReport = loadPartialWeights(model, base);
-    else loadInitWeights(model, base);
+    else loadInitWeights(model, base, lora);
+    if (lora && !config.initPartial && base.quantization && !base.lora) keepQuantized(model, base, events);
     base.model.dispose();
   }
   let trained = wholeModel(model);
@@ -326,12 +332,35 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
   };
 }
 
-/** init: every tensor of the folder's model (the embedding may have grown by added tokens). */
-function loadInitWeights(model: GPT, initFolder: ModelFolder): void {
-  if (initFolder.quantization && !initFolder.lora)
+/** train from a quantized folder without LoRA: one line saying what works */
+function refuseQuantizedInit(dir: string): never {
+  return fail(
+    said`${dir} holds quantized weights, which train fine-tunes only with a LoRA adapter (${setting("loraRank")} r: the base stays quantized); for full training give ${setting("init")} the fp32 model it was quantized from`,
+  );
+}
+
+/**
+ * QLoRA: the frozen base of a LoRA run from a quantized folder (`model` holds its dequantized weights)
+ * computes with the folder's int8/int4 matrices again, as the folder does when loaded: eval and
+ * sampling during the run read them, the tape (the adapters' backward pass) the dequantized floats.
+ * Its embedding cannot grow, so tokens the data adds are refused.
+ */
+function keepQuantized(model: GPT, base: ModelFolder, events: TrainEvents): void {
+  const quantization = base.quantization as QuantizationConfig;
+  const baseVocab = base.model.config.vocabSize;
+  if (model.config.vocabSize > baseVocab)
     fail(
-      said`${initFolder.dir} holds quantized weights, which train does not start from yet; give ${setting("init")} the fp32 model it was quantized from`,
+      said`the data needs ${model.config.vocabSize - baseVocab} token(s) that the quantized model ${base.dir} does not have (its ${baseVocab}-token embedding cannot grow); fine-tune its fp32 original, or train on text its tokenizer covers`,
     );
+  useFolderQuantization(model, quantization, locateModel(base.dir).weights);
+  events.onMessage?.(
+    `QLoRA: the base's ${quantizationLabel(quantization)} weights stay quantized (eval and sampling read them); the adapter trains on their dequantized values`,
+  );
+}
+
+/** init: every tensor of the folder's model (the embedding may have grown by added tokens). */
+function loadInitWeights(model: GPT, initFolder: ModelFolder, lora: boolean): void {
+  if (initFolder.quantization && !initFolder.lora && !lora) refuseQuantizedInit(initFolder.dir);
   const src = initFolder.model.params;
   for (const [name, t] of model.params) {
     const s = src.get(name) as Tensor;

@@ -43,6 +43,7 @@ import {
   tokenizerFromHuggingFaceJson,
   topTokens,
   traceForward,
+  traceForwardAsync,
   trainBpe,
   unseenSpecialIds,
   unzipModelFiles,
@@ -559,8 +560,6 @@ let chat: { model: GPT; session: ChatSession } | null = null;
 async function chatSend(text: string, system: string, s: SamplingSettings): Promise<void> {
   const m = current;
   if (!m) throw new MinigptError("no model yet: load a chat-tuned model folder first");
-  // ChatSession.send streams through the synchronous decoder, which a GPU's tensors cannot serve
-  if (onGpu) throw new MinigptError("chat runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
   if (!chat || chat.model !== m.model)
     chat = { model: m.model, session: new ChatSession(m.model, m.tokenizer, { suppressIds: unseenSpecialIds(m) }, m.label) };
   const session = chat.session;
@@ -569,10 +568,11 @@ async function chatSend(text: string, system: string, s: SamplingSettings): Prom
   generating = true;
   stopGenerating = false;
   let reason: "end" | "length" | "stopped" = "end";
-  const events = session.send(text);
+  // on the GPU each token's logits are read back asynchronously (the same text as send gives)
+  const events = onGpu ? session.sendAsync(text) : session.send(text);
   try {
     let sliceEnd = performance.now() + SLICE_MS;
-    for (const e of events) {
+    for await (const e of events) {
       if (e.type === "text") post({ type: "chatDelta", text: e.text });
       else if (e.type === "unknown")
         post({ type: "chatNotice", text: `left out what the vocabulary cannot encode: ${e.pieces.join(" ")}` });
@@ -588,7 +588,7 @@ async function chatSend(text: string, system: string, s: SamplingSettings): Prom
       }
       if (stopGenerating) {
         // closing the generator before its end keeps the exchange out of the conversation
-        events.return(undefined);
+        await events.return(undefined);
         reason = "stopped";
         break;
       }
@@ -599,15 +599,14 @@ async function chatSend(text: string, system: string, s: SamplingSettings): Prom
   post({ type: "chatDone", reason });
 }
 
-function inspect(prompt: string): void {
+async function inspect(prompt: string): Promise<void> {
   const m = current;
   if (!m) throw new MinigptError("no model yet: train one or load a model folder first");
   let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
   if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
-  // traceForward reads the activations through `data`, which a GPU's tensors do not have
-  if (onGpu) throw new MinigptError("Look inside runs on the CPU for now: open the page with ?backend=wasm in its address to use it");
   ids = ids.slice(-m.model.config.blockSize);
-  const trace = traceForward(m.model, ids);
+  // on the GPU the activations are read back together, asynchronously
+  const trace = onGpu ? await traceForwardAsync(m.model, ids) : traceForward(m.model, ids);
   const a = analyzeTensors(m.model.config, m.model.params, { batchSize: run?.preset.batchSize ?? 12 });
   post({
     type: "inspected",

@@ -26,8 +26,6 @@ export const POOL_KERNELS = [
   "adamw",
   "accumulate",
   "setMatmulTile",
-  "qmatmulIO",
-  "qmatmulOI",
   "qmatvecPacked",
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];

@@ -166,34 +166,6 @@ export interface KernelExports {
   trunkStepBytes(): number;
   trunkLayerBytes(): number;
   trunkRowsPart(step: number, r0: number, r1: number, scratch: number, rowsScratch: number): void;
-  // quant.as
-  qmatmulIO(
-    out: number,
-    x: number,
-    q: number,
-    scales: number,
-    bias: number,
-    M: number,
-    K: number,
-    N: number,
-    bits: number,
-    G: number,
-    j0: number,
-    j1: number,
-  ): void;
-  qmatmulOI(
-    out: number,
-    x: number,
-    q: number,
-    scales: number,
-    M: number,
-    K: number,
-    N: number,
-    bits: number,
-    G: number,
-    j0: number,
-    j1: number,
-  ): void;
   // quant-int.as
   quantizeActivations(
     xq: number,
@@ -265,8 +237,6 @@ export const kernelParams = {
   trunkStepBytes: [],
   trunkLayerBytes: [],
   trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
-  qmatmulIO: ["out", "x", "q", "scales", "bias", "M", "K", "N", "bits", "G", "j0", "j1"],
-  qmatmulOI: ["out", "x", "q", "scales", "M", "K", "N", "bits", "G", "j0", "j1"],
   quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
   qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
