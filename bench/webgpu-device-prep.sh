@@ -1,12 +1,12 @@
 #!/bin/sh
-# Prepares what bench/webgpu-device.sh needs on a lent GPU machine (the device tool; its README and
-# KINDS.md): that machine has PyTorch but no Node, no Dawn and no Vulkan loader, and nothing there
-# can be downloaded. Run here, in the repository root; it fills two folders that git ignores and the
-# run carries (64 MiB in all: ~24 MB node.xz, ~21 MB dawn.node, the bench bundle, a few .debs):
-#   .gpu/  node (xz-compressed: the 99 MB binary is over the carry limit), the `webgpu` package's
+# Prepares what bench/webgpu-device.sh needs on a GPU machine that has PyTorch but no Node, no Dawn
+# and no Vulkan loader, and from which nothing can be downloaded. Run here, in the repository root;
+# it fills two folders that git ignores, to be copied there with the checkout (64 MiB in all: ~24 MB
+# node.xz, ~21 MB dawn.node, the bench bundle, a few .debs):
+#   .gpu/  node (xz-compressed, to keep the copy under 64 MiB: the binary is 99 MB), the `webgpu` package's
 #          loader and linux-x64 dawn.node, and bench/webgpu.ts bundled into one file (no tsx there)
 #   .gl/   Vulkan's loader (libvulkan1) as a Debian package, unpacked there before the run
-# Then: device run, carry [".gpu", ".gl"], command "sh bench/webgpu-device.sh", timeout_s 600.
+# Then, on the GPU machine, in the copied checkout: sh bench/webgpu-device.sh (about 5 minutes).
 set -e
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> "$(git rev-parse --git-common-dir)/info/exclude"
 grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >> "$(git rev-parse --git-common-dir)/info/exclude"

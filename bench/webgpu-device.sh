@@ -1,11 +1,11 @@
 #!/bin/sh
-# One shot on a lent GPU machine (prepared by bench/webgpu-device-prep.sh; see that file): the WebGPU
-# bench (Dawn on the NVIDIA Vulkan driver) and PyTorch-CUDA's equivalent (fp32, TF32 off), one after
-# the other on the same machine, each JSON line kept in $OUT. ~5 minutes; run with timeout_s 600.
+# One shot on a GPU machine without Node or network (prepared by bench/webgpu-device-prep.sh; see that
+# file): the WebGPU bench (Dawn on the NVIDIA Vulkan driver) and PyTorch-CUDA's equivalent (fp32,
+# TF32 off), one after the other on the same machine, each JSON line kept in $OUT. ~5 minutes.
 set -u
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
-# where the NVIDIA driver's Vulkan ICD lives on those machines (KINDS.md), if the loader finds none
+# where the NVIDIA driver's Vulkan ICD lives on the GPU machines this was written for, if the loader finds none
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$icd" ] && export VK_DRIVER_FILES="$icd"
 xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node

@@ -1,6 +1,6 @@
 // The WebGPU backend's speed on whatever adapter Dawn (Node) finds. Prints one JSON object per
 // measurement on stdout, each naming the adapter; bench/webgpu_torch.py measures the same parts with
-// PyTorch on CUDA, and bench/webgpu-device.sh runs both on a lent GPU machine.
+// PyTorch on CUDA, and bench/webgpu-device.sh runs both on a GPU machine without Node or network.
 //
 //   node --import tsx bench/webgpu.ts [--parts matmul,train,decode] [--recipes small,big,gpt2] [--quick]
 //

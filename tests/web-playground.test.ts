@@ -361,6 +361,41 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     await shot("chat");
   });
 
+  step("Stop ends a long chat reply: the text stops growing, and the chat goes on", async () => {
+    const replies = page.locator(".turn.assistant");
+    const before = await replies.count();
+    const replyLength = () =>
+      page.evaluate(() => Array.from(document.querySelectorAll(".turn.assistant")).at(-1)?.textContent?.length ?? 0);
+    await page.fill("#temperature", "0");
+    await page.fill("#max-tokens", "20000");
+    await page.fill("#chat-input", "the sea");
+    await page.press("#chat-input", "Enter");
+    await page.waitForFunction(
+      (n) => {
+        const turns = document.querySelectorAll(".turn.assistant");
+        return turns.length > n && (turns[turns.length - 1]?.textContent?.length ?? 0) > 100;
+      },
+      before,
+      { timeout: WAIT_MS },
+    );
+    assert.equal(await page.isDisabled("#chat-send"), true, "Send waits while a reply streams");
+    await page.click("#chat-stop");
+    await page.waitForSelector(`.turn.assistant >> nth=${before} >> xpath=self::*[@data-done="true"]`, { timeout: WAIT_MS });
+    const stopped = await replyLength();
+    await page.waitForTimeout(500);
+    assert.equal(await replyLength(), stopped, "no text after Stop");
+    assert.match((await page.locator(".turn.notice").last().textContent()) ?? "", /^stopped: this exchange is not kept/);
+    assert.equal(await page.isDisabled("#chat-send"), false);
+    assert.equal(await page.isDisabled("#chat-stop"), true);
+    await shot("chat-stopped");
+    // usable again: the next message gets a whole reply
+    await page.fill("#max-tokens", "30");
+    await page.fill("#chat-input", "call me");
+    await page.press("#chat-input", "Enter");
+    await page.waitForSelector(`.turn.assistant >> nth=${before + 1} >> xpath=self::*[@data-done="true"]`, { timeout: WAIT_MS });
+    assert.ok(((await replies.nth(before + 1).textContent()) ?? "").length > 0, "a reply after the stopped one");
+  });
+
   step("a file that is not text, and a zip that is not a model, get one clear message", async () => {
     await tab("train");
     await page.setInputFiles("#text-files", {

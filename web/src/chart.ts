@@ -9,6 +9,9 @@ import type { Metric } from "./protocol.js";
 /** the most often the charts are redrawn while points arrive */
 const DRAW_MS = 1000;
 
+/** a tick value in thousands when it is one, to a tenth: 25000 -> "25k", 2500 -> "2.5k" */
+const thousands = (x: number): string => (Math.abs(x) >= 1000 ? `${Math.round(x / 100) / 10}k` : String(x));
+
 export class TrainCharts {
   private readonly loss: uPlot;
   private readonly rate: uPlot;
@@ -49,7 +52,8 @@ export class TrainCharts {
         axes: [
           { ...axis, label: "step" },
           { ...axis, scale: "lr", label: "learning rate", values: (_u, v) => v.map((x) => x.toExponential(0)) },
-          { ...axis, scale: "speed", side: 1, label: "tokens/s", grid: { show: false } },
+          // "100k", not "100,000": a wide tick value runs into the axis label beside it
+          { ...axis, scale: "speed", side: 1, label: "tokens/s", grid: { show: false }, values: (_u, v) => v.map(thousands) },
         ],
         series: [
           { label: "step" },

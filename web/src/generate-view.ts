@@ -68,14 +68,37 @@ export function generateView(worker: ModelWorker): void {
   const send = byId<HTMLButtonElement>("chat-send");
   const stopChat = byId<HTMLButtonElement>("chat-stop");
   let reply: HTMLElement | null = null;
-  const turn = (kind: "user" | "assistant" | "notice", text: string): HTMLElement => {
+  /** add to the conversation, keeping its newest line in view unless the person scrolled up */
+  const grow = (add: () => void): void => {
+    const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 20;
+    add();
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  };
+  const turn = (kind: "user" | "assistant" | "notice", text: string, before: HTMLElement | null = null): HTMLElement => {
     const el = document.createElement("div");
     el.className = `turn ${kind}`;
     el.textContent = text;
-    log.append(el);
+    grow(() => log.insertBefore(el, before));
     return el;
   };
+  /**
+   * reply text not yet shown: drawn once a frame, however fast the tokens come (a small model
+   * sends thousands a second; a layout each would keep the page's thread from Stop's click)
+   */
+  let unshown = "";
+  let frame = 0;
+  const show = (): void => {
+    cancelAnimationFrame(frame);
+    frame = 0;
+    const text = unshown;
+    unshown = "";
+    if (text && reply) {
+      const to = reply;
+      grow(() => to.append(text));
+    }
+  };
   const chatDone = (): void => {
+    show();
     send.disabled = false;
     stopChat.disabled = true;
     if (reply) reply.dataset.done = "true";
@@ -103,11 +126,16 @@ export function generateView(worker: ModelWorker): void {
     worker.send({ type: "chatReset" });
     log.replaceChildren();
   };
-  worker.on("chatDelta", (m) => reply?.append(m.text));
+  worker.on("chatDelta", (m) => {
+    unshown += m.text;
+    if (!frame) frame = requestAnimationFrame(show);
+  });
   worker.on("chatNotice", (m) => {
-    if (reply) log.insertBefore(turn("notice", m.text), reply);
+    show();
+    if (reply) turn("notice", m.text, reply);
   });
   worker.on("chatDone", (m) => {
+    show();
     if (m.reason === "length") turn("notice", "the reply reached the token limit (Max tokens raises it)");
     if (m.reason === "stopped") turn("notice", "stopped: this exchange is not kept in the conversation");
     chatDone();
