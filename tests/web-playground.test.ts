@@ -113,6 +113,30 @@ function trainModels(): void {
   assert.equal(tuned.status, 0, tuned.stderr);
 }
 
+/**
+ * Load the chat-tuned model into the page (its Models tab open), say "call me" in its chat greedily
+ * with `maxTokens`, and check the reply is the one `minigpt chat` gives.
+ */
+async function chatLikeCli(page: Page, maxTokens: number): Promise<void> {
+  await page.setInputFiles(
+    "#model-files",
+    MODEL_FILES.map((n) => join(chatModel, n)),
+  );
+  await page.click("#tab-generate");
+  await page.waitForSelector("#chat:not([hidden])");
+  await page.fill("#temperature", "0");
+  await page.fill("#max-tokens", String(maxTokens));
+  await page.fill("#chat-input", "call me");
+  await page.press("#chat-input", "Enter");
+  await page.waitForSelector('.turn.assistant[data-done="true"]', { timeout: WAIT_MS });
+  const reply = (await page.textContent(".turn.assistant")) ?? "";
+  const max = String(maxTokens);
+  const cli = runCli(["chat", "--model", chatModel, "--temperature", "0", "--max-new-tokens", max], { input: "call me\n" });
+  assert.equal(cli.status, 0, cli.stderr);
+  const cliReply = /assistant> (.*?)(?: \[reply cut at \d+ tokens.*)?\n/.exec(cli.stdout)?.[1];
+  assert.equal(reply, cliReply, `the CLI said:\n${cli.stdout}`);
+}
+
 describe("the web playground in headless chromium, served by minigpt web", { skip: SKIP }, () => {
   let server: StartedCli;
   let url = "";
@@ -342,22 +366,7 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
   step("a chat-tuned model gets a chat whose reply is minigpt chat's", async () => {
     await tab("models");
     assert.equal(await page.isHidden("#chat"), true, "no chat for a model trained on plain text");
-    await page.setInputFiles(
-      "#model-files",
-      MODEL_FILES.map((n) => join(chatModel, n)),
-    );
-    await tab("generate");
-    await page.waitForSelector("#chat:not([hidden])");
-    await page.fill("#temperature", "0");
-    await page.fill("#max-tokens", "30");
-    await page.fill("#chat-input", "call me");
-    await page.press("#chat-input", "Enter");
-    await page.waitForSelector('.turn.assistant[data-done="true"]', { timeout: WAIT_MS });
-    const reply = (await page.textContent(".turn.assistant")) ?? "";
-    const cli = runCli(["chat", "--model", chatModel, "--temperature", "0", "--max-new-tokens", "30"], { input: "call me\n" });
-    assert.equal(cli.status, 0, cli.stderr);
-    const cliReply = /assistant> (.*?)(?: \[reply cut at \d+ tokens.*)?\n/.exec(cli.stdout)?.[1];
-    assert.equal(reply, cliReply, `the CLI said:\n${cli.stdout}`);
+    await chatLikeCli(page, 30);
     await shot("chat");
   });
 
@@ -590,21 +599,7 @@ describe("the web playground on WebGPU (SwiftShader's adapter in headless chromi
     if (!page) return;
     trainModels();
     await page.click("#tab-models");
-    await page.setInputFiles(
-      "#model-files",
-      MODEL_FILES.map((n) => join(chatModel, n)),
-    );
-    await page.click("#tab-generate");
-    await page.waitForSelector("#chat:not([hidden])");
-    await page.fill("#temperature", "0");
-    await page.fill("#max-tokens", "12");
-    await page.fill("#chat-input", "call me");
-    await page.press("#chat-input", "Enter");
-    await page.waitForSelector('.turn.assistant[data-done="true"]', { timeout: WAIT_MS });
-    const reply = (await page.textContent(".turn.assistant")) ?? "";
-    const cli = runCli(["chat", "--model", chatModel, "--temperature", "0", "--max-new-tokens", "12"], { input: "call me\n" });
-    assert.equal(cli.status, 0, cli.stderr);
-    assert.equal(reply, /assistant> (.*?)(?: \[reply cut at \d+ tokens.*)?\n/.exec(cli.stdout)?.[1], `the CLI said:\n${cli.stdout}`);
+    await chatLikeCli(page, 12);
     await page.click("#tab-inside");
     await page.fill("#inspect-prompt", PROMPT);
     await page.click("#inspect");
