@@ -20,7 +20,7 @@ import { CharTokenizer } from "../src/tokenizer/char.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import { defaultTrainConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
-import { runCli, tempDir } from "./helpers.js";
+import { charModelFolder, runCli, tempDir } from "./helpers.js";
 
 const tmp = () => tempDir("minigpt-chat-");
 const QA: [string, string][] = [
@@ -143,13 +143,7 @@ let chatModelDir = "";
 
 test("chat fine-tuning teaches a tiny model to answer a fixed question with the trained answer", async () => {
   const dir = tmp();
-  const base = join(dir, "base");
-  mkdirSync(base);
-  const tok = CharTokenizer.fromText(ALPHABET);
-  const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 48, nLayer: 2, nHead: 2, nEmbd: 32 }), 7);
-  saveModel(model, base);
-  saveTokenizer(base, tok);
-  model.dispose();
+  const base = charModelFolder(join(dir, "base"), ALPHABET, { blockSize: 48, nLayer: 2, nHead: 2, nEmbd: 32 }, 7);
   const out = join(dir, "chat");
   const result = await train({
     ...defaultTrainConfig,

@@ -13,7 +13,7 @@ import { saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { runCli, tempDir } from "./helpers.js";
+import { charModelFolder, runCli, tempDir } from "./helpers.js";
 
 /** Reference attention weights [layer][head][t][s] by a plain float64 GPT-2 forward pass. */
 function referenceAttention(model: GPT, ids: number[]): number[][][][] {
@@ -138,11 +138,7 @@ test("explainTrainingStep: loss and gradient norms per layer, weights unchanged"
 
 test("CLI: generate --explain, explain-step and attention --out on a tiny model", () => {
   const dir = tempDir("minigpt-explain-");
-  const tok = CharTokenizer.fromText("the cat sat on the mat.");
-  const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 16 }), 3);
-  saveModel(model, dir);
-  saveTokenizer(dir, tok);
-  model.dispose();
+  charModelFolder(dir, "the cat sat on the mat.", { blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 16 }, 3);
   const cli = (...args: string[]) => runCli(args);
 
   const g = cli("generate", "--model", dir, "--prompt", "the cat", "--explain", "--max-new-tokens", "3", "--temperature", "0");

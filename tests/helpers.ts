@@ -1,11 +1,16 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { MinigptError } from "../src/errors.js";
+import { saveTokenizer } from "../src/io/folder.js";
+import { saveModel } from "../src/io/hf.js";
+import { type GPTConfig, makeConfig } from "../src/nn/config.js";
+import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
+import { CharTokenizer } from "../src/tokenizer/char.js";
 
 /**
  * Every fixture folder to check: the copies in tests/fixtures (so a fresh clone has them),
@@ -250,4 +255,18 @@ export async function startServe(
   assert.ok(await cli.seen(/ on http:\/\/127\.0\.0\.1:\d+\/v1/), cli.stderr());
   const port = /on http:\/\/127\.0\.0\.1:(\d+)\/v1/.exec(cli.stderr())?.[1];
   return { url: `http://127.0.0.1:${port}`, cli };
+}
+
+/**
+ * A model folder (config.json, model.safetensors, tokenizer files) made at `dir`: a freshly
+ * initialised GPT (seeded) of `shape` on the characters of `text`. Returns `dir`.
+ */
+export function charModelFolder(dir: string, text: string, shape: Partial<Omit<GPTConfig, "vocabSize">>, seed = 1337): string {
+  mkdirSync(dir, { recursive: true });
+  const tok = CharTokenizer.fromText(text);
+  const model = new GPT(makeConfig({ ...shape, vocabSize: tok.vocabSize }), seed);
+  saveModel(model, dir);
+  saveTokenizer(dir, tok);
+  model.dispose();
+  return dir;
 }

@@ -7,29 +7,18 @@
  * command loads the result; each bad input is one line.
  */
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { loadModelFolder, saveTokenizer } from "../src/io/folder.js";
-import { saveModel } from "../src/io/hf.js";
+import { loadModelFolder } from "../src/io/folder.js";
 import { readSafetensorsFile } from "../src/io/safetensors-file.js";
-import { makeConfig } from "../src/nn/config.js";
-import { GPT } from "../src/nn/gpt.js";
-import { CharTokenizer } from "../src/tokenizer/char.js";
-import { runCli, tempDir, wordCorpus } from "./helpers.js";
+import { charModelFolder, runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const quiet = () => {};
 
 /** a 2-layer 32-wide base model on the corpus's characters (random weights: what LoRA adapts does not matter here) */
 function baseModel(dir: string, text: string): string {
-  const base = join(dir, "base");
-  mkdirSync(base);
-  const tok = CharTokenizer.fromText(text);
-  const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 32 }), 7);
-  saveModel(model, base);
-  saveTokenizer(base, tok);
-  model.dispose();
-  return base;
+  return charModelFolder(join(dir, "base"), text, { blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 32 }, 7);
 }
 
 function setup(): { dir: string; data: string; base: string } {
@@ -242,12 +231,7 @@ test("an adapter for another base is one line", () => {
   assert.equal(r.status, 0, r.stderr);
   // the base replaced by a wider model of the same vocabulary
   rmSync(base, { recursive: true });
-  mkdirSync(base);
-  const tok = CharTokenizer.fromText(readFileSync(data, "utf8"));
-  const other = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 48 }), 7);
-  saveModel(other, base);
-  saveTokenizer(base, tok);
-  other.dispose();
+  charModelFolder(base, readFileSync(data, "utf8"), { blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 48 }, 7);
   const g = runCli(["generate", "--model", out, "--prompt", "the"]);
   assert.equal(g.status, 1, g.stderr);
   assert.equal(g.stderr.trim().split("\n").length, 1, g.stderr);
