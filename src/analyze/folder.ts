@@ -14,11 +14,12 @@ import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, 
  * when it is a folder (a model zip has neither).
  */
 export function analyzeModel(
-  model: { config: GPTConfig; params: ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
+  model: { config: GPTConfig; parameterInfo(): ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
   dir?: string,
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
-  const analysis = analyzeTensors(model.config, model.params, options);
+  // every parameter, a quantized model's matrices (held int8 / int4, not as tensors) included
+  const analysis = analyzeTensors(model.config, model.parameterInfo(), options);
   analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
   if (dir !== undefined && !isFile(dir)) {
     analysis.files = withFs(`cannot read the folder ${dir}`, () => {
