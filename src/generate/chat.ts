@@ -11,7 +11,7 @@
 import { type ChatMessage, chatPrompt, requireChatTokens, requireSystemToken } from "../data/chat.js";
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { defaultGenerate, type GenerateOptions, generateTokens, generateTokensAsync } from "./generate.js";
+import { type DecodedToken, defaultGenerate, type GenerateOptions, streamTokens, streamTokensAsync, type TokenSink } from "./generate.js";
 import { TextStreamer } from "./stream.js";
 
 export type ChatEvent =
@@ -73,26 +73,18 @@ export class ChatSession {
   *send(text: string): Generator<ChatEvent> {
     const turn = this.begin(text);
     yield* turn.notices;
-    for (const id of generateTokens(this.model, turn.prompt, turn.options)) {
-      const e = turn.push(id);
-      if (e) yield e;
-    }
-    yield* turn.end();
+    yield* streamTokens(this.model, turn.prompt, turn.options, turn);
   }
 
-  /** send on any backend, the GPU's included (tokens from generateTokensAsync) */
+  /** send on any backend, the GPU's included (see streamTokensAsync) */
   async *sendAsync(text: string): AsyncGenerator<ChatEvent> {
     const turn = this.begin(text);
     yield* turn.notices;
-    for await (const id of generateTokensAsync(this.model, turn.prompt, turn.options)) {
-      const e = turn.push(id);
-      if (e) yield e;
-    }
-    yield* turn.end();
+    yield* streamTokensAsync(this.model, turn.prompt, turn.options, turn);
   }
 
-  /** a turn's prompt (the history trimmed to fit) and what it says first; push each reply token, then end() */
-  private begin(text: string) {
+  /** a turn's prompt (the history trimmed to fit), what it says first, and the sink of its reply's tokens */
+  private begin(text: string): TokenSink<ChatEvent> & { notices: ChatEvent[]; prompt: number[]; options: GenerateOptions } {
     const T = this.model.config.blockSize;
     const budget = T - this.replyRoom;
     const notices: ChatEvent[] = [];
@@ -124,10 +116,11 @@ export class ChatSession {
       notices,
       prompt,
       options,
-      push: (id: number): ChatEvent | null => {
+      stopped: false,
+      push: ({ id }: DecodedToken): ChatEvent[] => {
         ids.push(id);
         const piece = streamer.push(id);
-        return piece ? { type: "text", text: piece } : null;
+        return piece ? [{ type: "text", text: piece }] : [];
       },
       end: (): ChatEvent[] => {
         const events: ChatEvent[] = [];

@@ -87,7 +87,7 @@ export class Decoder {
    * The next token and the raw logits (V) it was drawn from (a view, valid until the next step);
    * null when the sequence is done (a stop id drawn, which is not emitted, or maxNewTokens reached).
    */
-  step(): { id: number; logits: Float32Array } | null {
+  step(): DecodedToken | null {
     if (this.finished()) return null;
     const feed = this.feed();
     return this.take(this.cache ? this.cache.appendView(feed) : nextLogitsUncached(this.model, feed));
@@ -98,7 +98,7 @@ export class Decoder {
    * asynchronously (on a GPU, the one readback of a token); sampling is on the CPU. The returned
    * logits are a copy.
    */
-  async stepAsync(): Promise<{ id: number; logits: Float32Array } | null> {
+  async stepAsync(): Promise<DecodedToken | null> {
     if (this.finished()) return null;
     const feed = this.feed();
     return this.take(await (this.cache ? this.cache.appendAsync(feed) : nextLogitsUncachedAsync(this.model, feed)));
@@ -138,7 +138,7 @@ export class Decoder {
    * The step after a shared decode of decodeRows' `n` rows: `logits` (V) are its last row's, or
    * null when they were part of the prompt only; then there is no token yet (undefined).
    */
-  stepWith(n: number, logits: Float32Array | null): { id: number; logits: Float32Array } | null | undefined {
+  stepWith(n: number, logits: Float32Array | null): DecodedToken | null | undefined {
     (this.cache as KVCache).advance(n);
     return logits ? this.take(logits) : undefined;
   }
@@ -149,7 +149,7 @@ export class Decoder {
   }
 
   /** sample the next token from `logits` and append it (a stop id ends the sequence instead) */
-  private take(logits: Float32Array): { id: number; logits: Float32Array } | null {
+  private take(logits: Float32Array): DecodedToken | null {
     const next = sampleToken(withSuppressed(logits, this.o.suppressIds), this.o, this.rng);
     if (this.o.stopIds.includes(next)) {
       this.done = true;
@@ -167,17 +167,90 @@ export class Decoder {
   }
 }
 
+/** a step's token and the raw logits (V) it was drawn from */
+export interface DecodedToken {
+  id: number;
+  logits: Float32Array;
+}
+
+/**
+ * What a streamed generation makes of its new tokens (the ids themselves, text ended by a stop
+ * string, a chat turn's events, the playground's text with each token's top candidates): push gives
+ * what to yield for each token and may end the generation early (`stopped`); end() gives what is
+ * left once the model has stopped.
+ */
+export interface TokenSink<T> {
+  /** `token.logits` is valid only during the call (see Decoder.step) */
+  push(token: DecodedToken): readonly T[];
+  readonly stopped: boolean;
+  end(): readonly T[];
+}
+
+/**
+ * The generation loop's one step, shared by streamTokens and streamTokensAsync (they differ only in
+ * how the decoder's step arrives): what to yield after `step` (null: the model stopped), and
+ * whether more steps follow.
+ */
+function sinkStep<T>(sink: TokenSink<T>, step: DecodedToken | null): { out: readonly T[]; more: boolean } {
+  if (!step) return { out: sink.end(), more: false };
+  const out = sink.push(step);
+  return { out, more: !sink.stopped };
+}
+
+/**
+ * Sample up to maxNewTokens after `prompt` and yield what `sink` makes of each new token as soon as
+ * it exists (streaming). The model sees at most the last blockSize tokens (nanoGPT's semantics).
+ */
+export function* streamTokens<T>(
+  model: GPT,
+  prompt: readonly number[],
+  options: Partial<GenerateOptions>,
+  sink: TokenSink<T>,
+): Generator<T> {
+  const decoder = new Decoder(model, prompt, options);
+  try {
+    for (let more = true; more; ) {
+      const step = sinkStep(sink, decoder.step());
+      yield* step.out;
+      more = step.more;
+    }
+  } finally {
+    decoder.dispose();
+  }
+}
+
+/**
+ * streamTokens on any backend, the GPU's included: each token's logits are read back
+ * (asynchronously, once per token) and sampled before its step. Same output as streamTokens on the
+ * same backend.
+ */
+export async function* streamTokensAsync<T>(
+  model: GPT,
+  prompt: readonly number[],
+  options: Partial<GenerateOptions>,
+  sink: TokenSink<T>,
+): AsyncGenerator<T> {
+  const decoder = new Decoder(model, prompt, options);
+  try {
+    for (let more = true; more; ) {
+      const step = sinkStep(sink, await decoder.stepAsync());
+      yield* step.out;
+      more = step.more;
+    }
+  } finally {
+    decoder.dispose();
+  }
+}
+
+/** the sink of a plain generation: every new token id */
+const tokenIds: TokenSink<number> = { push: (token) => [token.id], stopped: false, end: () => [] };
+
 /**
  * Sample up to maxNewTokens after `prompt`, yielding each new token id as soon as it exists
  * (streaming). The model sees at most the last blockSize tokens (nanoGPT's semantics).
  */
-export function* generateTokens(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): Generator<number> {
-  const decoder = new Decoder(model, prompt, options);
-  try {
-    for (let s = decoder.step(); s; s = decoder.step()) yield s.id;
-  } finally {
-    decoder.dispose();
-  }
+export function generateTokens(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): Generator<number> {
+  return streamTokens(model, prompt, options, tokenIds);
 }
 
 export function generate(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): number[] {
@@ -185,21 +258,11 @@ export function generate(model: GPT, prompt: readonly number[], options: Partial
 }
 
 /**
- * generateTokens on any backend, the GPU's included: each token is yielded once its logits have
- * been read back (asynchronously, once per token) and sampled. Same tokens as generateTokens on
- * the same backend.
+ * generateTokens on any backend, the GPU's included (see streamTokensAsync). Same tokens as
+ * generateTokens on the same backend.
  */
-export async function* generateTokensAsync(
-  model: GPT,
-  prompt: readonly number[],
-  options: Partial<GenerateOptions> = {},
-): AsyncGenerator<number> {
-  const decoder = new Decoder(model, prompt, options);
-  try {
-    for (let s = await decoder.stepAsync(); s; s = await decoder.stepAsync()) yield s.id;
-  } finally {
-    decoder.dispose();
-  }
+export function generateTokensAsync(model: GPT, prompt: readonly number[], options: Partial<GenerateOptions> = {}): AsyncGenerator<number> {
+  return streamTokensAsync(model, prompt, options, tokenIds);
 }
 
 /** generate on any backend, the GPU's included (see generateTokensAsync) */

@@ -5,7 +5,7 @@
  */
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { type GenerateOptions, generateTokens, generateTokensAsync } from "./generate.js";
+import { type DecodedToken, type GenerateOptions, streamTokens, streamTokensAsync, type TokenSink } from "./generate.js";
 import { TextStreamer } from "./stream.js";
 
 /**
@@ -67,37 +67,29 @@ export function* generateText(
   prompt: readonly number[],
   options: Partial<GenerateTextOptions> = {},
 ): Generator<string> {
-  const { stop = "", includeStop = false, ...sampling } = options;
-  const text = new TextPieces(tokenizer, prompt, new StopString(stop, includeStop));
-  for (const id of generateTokens(model, prompt, sampling)) {
-    const piece = text.push(id);
-    if (piece) yield piece;
-    if (text.stopped) return;
-  }
-  const rest = text.finish();
-  if (rest) yield rest;
+  const { sampling, pieces } = textPieces(tokenizer, prompt, options);
+  yield* streamTokens(model, prompt, sampling, pieces);
 }
 
-/** generateText on any backend, the GPU's included (tokens from generateTokensAsync) */
+/** generateText on any backend, the GPU's included (see streamTokensAsync) */
 export async function* generateTextAsync(
   model: GPT,
   tokenizer: Tokenizer,
   prompt: readonly number[],
   options: Partial<GenerateTextOptions> = {},
 ): AsyncGenerator<string> {
+  const { sampling, pieces } = textPieces(tokenizer, prompt, options);
+  yield* streamTokensAsync(model, prompt, sampling, pieces);
+}
+
+/** the options of the token stream, and the sink that turns its tokens into text ended by the stop string */
+function textPieces(tokenizer: Tokenizer, prompt: readonly number[], options: Partial<GenerateTextOptions>) {
   const { stop = "", includeStop = false, ...sampling } = options;
-  const text = new TextPieces(tokenizer, prompt, new StopString(stop, includeStop));
-  for await (const id of generateTokensAsync(model, prompt, sampling)) {
-    const piece = text.push(id);
-    if (piece) yield piece;
-    if (text.stopped) return;
-  }
-  const rest = text.finish();
-  if (rest) yield rest;
+  return { sampling, pieces: new TextPieces(tokenizer, prompt, new StopString(stop, includeStop)) };
 }
 
 /** generated ids -> the text that can be shown after each: TextStreamer, then the stop string */
-class TextPieces {
+class TextPieces implements TokenSink<string> {
   private readonly streamer: TextStreamer;
 
   constructor(
@@ -112,12 +104,16 @@ class TextPieces {
     return this.filter.stopped;
   }
 
-  push(id: number): string {
-    return this.filter.push(this.streamer.push(id));
+  push(token: DecodedToken): string[] {
+    return nonEmpty(this.filter.push(this.streamer.push(token.id)));
   }
 
   /** what is left at the end */
-  finish(): string {
-    return this.filter.push(this.streamer.finish()) + this.filter.finish();
+  end(): string[] {
+    return nonEmpty(this.filter.push(this.streamer.finish()) + this.filter.finish());
   }
+}
+
+function nonEmpty(piece: string): string[] {
+  return piece ? [piece] : [];
 }
