@@ -3,7 +3,7 @@
  * held only as the integer kernels' packed int8 / int4 (src/nn/quantized.ts), never as a float copy,
  * neither after loading nor at the load's peak; their float values, made on demand from the packed
  * form, are exactly the file's dequantized ones (q·s), in both storage orders, with a short last
- * group and padded inputs.
+ * group and padded inputs; GPT.dequantize makes it a float model with the same logits.
  */
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -16,6 +16,7 @@ import { useBackend } from "../src/kernels/index.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT, parameterShapes } from "../src/nn/gpt.js";
 import { heap } from "../src/tensor/memory.js";
+import { scope, Tensor } from "../src/tensor/tensor.js";
 import { tempDir } from "./helpers.js";
 
 // 80 inputs: int4 groups of 24 leave a short last one, and neither 80 nor 320 is a whole number of 24s
@@ -63,6 +64,18 @@ test("a loaded int8/int4 folder holds its matrices only packed: the heap's live 
     for (const [name, m] of matrices) assert.deepEqual(model.weightValues(name), dequantizeMatrix(m), `int${q.bits}: ${name}`);
     model.dispose();
     assert.equal(h.stats().liveBytes, before, `int${q.bits}: dispose frees everything the model held`);
+    // made a float model (the web page fine-tuning a loaded one): the tape's logits as before, every
+    // parameter a float tensor in file order, nothing packed left
+    const again = loadModel(out);
+    const ids = Tensor.ints([1, 5, 9, 2, 7, 3], [1, 6]);
+    const tape = scope(() => again.forward(ids).logits.data.slice());
+    again.dequantize();
+    assert.equal(again.quantized.size, 0);
+    assert.deepEqual([...again.params.keys()], parameterShapes(config).map(([n]) => n));
+    assert.ok(again.h[0]?.attn.c_attn.plain(), `int${q.bits}: the layers are plain float ones`);
+    assert.deepEqual(scope(() => again.forward(ids).logits.data.slice()), tape, `int${q.bits}: the dequantized model's logits`);
+    again.dispose();
+    ids.dispose();
   }
   float.dispose();
 });

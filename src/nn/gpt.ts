@@ -242,14 +242,45 @@ export class GPT {
     return float;
   }
 
-  /** the quantized matrices, handed to another model (which owns them from now on); this one keeps none */
-  takeQuantized(): Map<string, QuantizedWeight> {
+  /**
+   * Make this a float32 model: every quantized matrix dequantized (q·s) into a float parameter, its
+   * layers plain ones over it, the packed form freed. For training every weight (the web page
+   * fine-tuning a loaded quantized model): after it the model computes as an unquantized one.
+   */
+  dequantize(): void {
+    for (const block of this.h) {
+      const h = `transformer.h.${block.index}`;
+      const plain = (l: Linear, name: string) =>
+        l instanceof QuantizedLinear ? new Linear(this.floatWeight(`${name}.weight`), l.bias) : l;
+      block.attn.c_attn = plain(block.attn.c_attn, `${h}.attn.c_attn`);
+      block.attn.c_proj = plain(block.attn.c_proj, `${h}.attn.c_proj`);
+      block.mlp.c_fc = plain(block.mlp.c_fc, `${h}.mlp.c_fc`);
+      block.mlp.c_proj = plain(block.mlp.c_proj, `${h}.mlp.c_proj`);
+    }
+    if (this.wte instanceof QuantizedEmbedding) {
+      this.wte.dispose();
+      (this as unknown as { wte: Embedding }).wte = new Embedding(this.floatWeight("transformer.wte.weight"));
+    }
+    // the float copies are the model's parameters now (takeQuantized leaves them here), in file order
+    for (const q of this.takeQuantized(true).values()) q.dispose();
+    const order = parameterShapes(this.config).map(([name]) => [name, this.param(name)] as const);
+    this.params.clear();
+    for (const [name, t] of order) this.params.set(name, t);
+  }
+
+  /**
+   * the quantized matrices, handed to another model (which owns them from now on); this one keeps
+   * none, and their float copies only with keepFloats (as its own parameters)
+   */
+  takeQuantized(keepFloats = false): Map<string, QuantizedWeight> {
     const taken = new Map(this.quantized);
     for (const [name, q] of taken)
       if (q.float) {
-        // a float copy stays this model's (its parameter), not the next one's
-        this.params.delete(name);
-        q.float.dispose();
+        // a float copy is this model's parameter: kept as such (keepFloats), or dropped, never the next model's
+        if (!keepFloats) {
+          this.params.delete(name);
+          q.float.dispose();
+        }
         q.float = null;
       }
     this.quantized.clear();
