@@ -76,6 +76,7 @@ export {
 } from "./explain/explain.js";
 export { type ChatEvent, type ChatOptions, ChatSession } from "./generate/chat.js";
 export {
+  type DecodedToken,
   Decoder,
   type GenerateOptions,
   generate,
@@ -85,6 +86,9 @@ export {
   nextLogitsUncached,
   nextLogitsUncachedAsync,
   startPrompt,
+  streamTokens,
+  streamTokensAsync,
+  type TokenSink,
 } from "./generate/generate.js";
 export { KVCache } from "./generate/kvcache.js";
 export { argmax, nextTokenProbs, type SamplingOptions, sampleToken, withSuppressed } from "./generate/sample.js";

@@ -12,6 +12,7 @@ import {
 import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { droppedWarning } from "./user-text.js";
+import { errorText } from "./wording.js";
 
 export const chatSpec: CommandSpec = {
   name: "chat",
@@ -233,7 +234,7 @@ export async function chatLoop(
       write("\n");
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
-      write(`\n(${err.message})\n`);
+      write(`\n(${errorText(err)})\n`);
     }
   }
 }

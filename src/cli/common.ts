@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { fail, failFs } from "../index.js";
 import type { FlagSpec } from "./flags.js";
 
 /** more threads than cores only slows a step down; far more is a typo (each thread holds a model replica) */
@@ -67,3 +68,12 @@ export const samplingFlags: FlagSpec[] = [
   },
   { name: "seed", type: "int", default: 1337, help: "random seed: the same seed gives the same text" },
 ];
+
+/** a server's listen() failure (serve, web) as one line that says which flag to change */
+export function failListen(err: unknown, host: string, port: number): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") fail(`port ${port} on ${host} is in use: pick another with --port (0 = any free port)`);
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN") fail(`--host ${host} is not an address of this machine`);
+  if (code === "EACCES") fail(`port ${port} needs root on this system: pick one above 1023 with --port`);
+  return failFs(`cannot listen on ${host}:${port}`, err);
+}

@@ -11,6 +11,7 @@ export interface FlagSpec {
   type: FlagType;
   default: string | number | boolean;
   help: string;
+  /** the values allowed (a number flag's as written in base 10, e.g. "8", "4") */
   choices?: readonly string[];
   /** numbers: the smallest value allowed (inclusive) */
   min?: number;
@@ -132,6 +133,8 @@ function convert(flag: FlagSpec, raw: string): string | number | boolean {
     case "int": {
       const v = Number(raw);
       if (raw.trim() === "" || !Number.isInteger(v)) fail(`--${flag.name} needs a whole number, got ${JSON.stringify(raw)}`);
+      if (flag.choices && !flag.choices.includes(String(v)))
+        fail(`--${flag.name} must be one of ${choiceList(flag.choices).join(", ")}, got ${JSON.stringify(raw)}`);
       return inRange(flag, v);
     }
     case "float": {
@@ -175,7 +178,7 @@ export function helpText(spec: CommandSpec): string {
   const placeholder = (f: FlagSpec) =>
     f.type === "bool"
       ? ""
-      : ` <${f.type === "string" ? (f.choices ? choiceList(f.choices).join("|") : "value") : f.type === "int" ? "n" : "x"}>`;
+      : ` <${f.choices ? choiceList(f.choices).join("|") : f.type === "string" ? "value" : f.type === "int" ? "n" : "x"}>`;
   const lefts = spec.flags.map((f) => `  --${f.name}${placeholder(f)}`);
   // the help column starts after the longest flag, unless that one is very long (it then wraps)
   const width = Math.min(Math.max(...lefts.map((l) => l.length), 8) + 2, 40);

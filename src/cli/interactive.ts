@@ -31,6 +31,7 @@ import { chatLoop, LineReader, notFineTunedForChat, STOPPED, slashCommand } from
 import { deviceBackendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { encodeUserText } from "./user-text.js";
+import { errorText } from "./wording.js";
 
 export const interactiveSpec: CommandSpec = {
   name: "interactive",
@@ -158,7 +159,7 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
       write(ended === "stopped" ? `${STOPPED}\n` : "\n");
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
-      write(`(${err.message})\n`);
+      write(`(${errorText(err)})\n`);
     }
   }
 }
@@ -229,7 +230,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
       o.suppressIds = unseenSpecialIds({ tokenizer, info: readFolderInfo(folder) });
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
-      write(`(${err.message})\n`);
+      write(`(${errorText(err)})\n`);
       continue;
     }
     const c = model.config;

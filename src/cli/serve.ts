@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { type ContextOverflow, startServer } from "../index.js";
 import { chooseBackend } from "./backend.js";
-import { deviceBackendFlags, modelFlag } from "./common.js";
+import { deviceBackendFlags, failListen, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const serveSpec: CommandSpec = {
@@ -24,7 +24,7 @@ export const serveSpec: CommandSpec = {
       default: 8,
       min: 1,
       max: 256,
-      help: "requests generated at the same time (each advances one token in turn)",
+      help: "requests decoded together: each step adds one token to every one of them",
     },
     {
       name: "max-queue",
@@ -75,10 +75,11 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   const host = f.string("host");
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const backend = await chooseBackend(f, serveSpec.flags.find((flag) => flag.name === "backend")?.choices ?? []);
+  const port = f.int("port");
   const running = await startServer({
     model: f.string("model"),
     host,
-    port: f.int("port"),
+    port,
     apiKey,
     maxBatch: f.int("max-batch"),
     maxQueue: f.int("max-queue"),
@@ -90,6 +91,10 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     backend,
     threads: f.int("threads") || undefined,
     log,
+  }).catch((err: unknown) => {
+    const syscall = (err as NodeJS.ErrnoException).syscall;
+    if (syscall === "listen" || syscall === "getaddrinfo") failListen(err, host, port);
+    throw err;
   });
   if (!isLoopback(host) && apiKey === undefined)
     log(`warning: listening on ${host} without --api-key: anyone who can reach this machine can use the model`);

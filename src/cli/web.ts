@@ -11,7 +11,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fail, failFs } from "../index.js";
+import { fail } from "../index.js";
+import { failListen } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const webSpec: CommandSpec = {
@@ -114,10 +115,7 @@ export async function runWeb(argv: readonly string[]): Promise<number> {
       server.listen(port, host, resolve);
     });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EADDRINUSE") fail(`port ${port} on ${host} is in use: pick another with --port (0 = any free port)`);
-    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") fail(`--host ${host} is not an address of this machine`);
-    failFs(`cannot listen on ${host}:${port}`, err);
+    failListen(err, host, port);
   }
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`;

@@ -9,7 +9,12 @@ export function inFlags(message: Message): string {
   return typeof message === "string" ? message : message.words((name) => `--${flagName(name)}`);
 }
 
-/** an error's message in the CLI's words */
+/**
+ * an error's message in the CLI's words, on one line: a message may quote what the user gave (a
+ * JSON parser quotes the start of a broken file, newlines, control bytes and all), and a terminal
+ * line or a log must not break or be garbled by it
+ */
 export function errorText(err: Error): string {
-  return err instanceof MinigptError && err.said ? inFlags(err.said) : err.message;
+  const text = err instanceof MinigptError && err.said ? inFlags(err.said) : err.message;
+  return text.replace(/\s*[\r\n]+\s*/g, " ").replace(/\p{Cc}/gu, "?");
 }

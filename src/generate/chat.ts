@@ -11,7 +11,7 @@
 import { type ChatMessage, chatPrompt, requireChatTokens, requireSystemToken } from "../data/chat.js";
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { defaultGenerate, type GenerateOptions, streamTokens, streamTokensAsync, type TokenSink } from "./generate.js";
+import { type DecodedToken, defaultGenerate, type GenerateOptions, streamTokens, streamTokensAsync, type TokenSink } from "./generate.js";
 import { TextStreamer } from "./stream.js";
 
 export type ChatEvent =
@@ -117,7 +117,7 @@ export class ChatSession {
       prompt,
       options,
       stopped: false,
-      push: (id: number): ChatEvent[] => {
+      push: ({ id }: DecodedToken): ChatEvent[] => {
         ids.push(id);
         const piece = streamer.push(id);
         return piece ? [{ type: "text", text: piece }] : [];

@@ -175,11 +175,13 @@ export interface DecodedToken {
 
 /**
  * What a streamed generation makes of its new tokens (the ids themselves, text ended by a stop
- * string, a chat turn's events): push(id) gives what to yield for each token and may end the
- * generation early (`stopped`); end() gives what is left once the model has stopped.
+ * string, a chat turn's events, the playground's text with each token's top candidates): push gives
+ * what to yield for each token and may end the generation early (`stopped`); end() gives what is
+ * left once the model has stopped.
  */
 export interface TokenSink<T> {
-  push(id: number): readonly T[];
+  /** `token.logits` is valid only during the call (see Decoder.step) */
+  push(token: DecodedToken): readonly T[];
   readonly stopped: boolean;
   end(): readonly T[];
 }
@@ -191,7 +193,7 @@ export interface TokenSink<T> {
  */
 function sinkStep<T>(sink: TokenSink<T>, step: DecodedToken | null): { out: readonly T[]; more: boolean } {
   if (!step) return { out: sink.end(), more: false };
-  const out = sink.push(step.id);
+  const out = sink.push(step);
   return { out, more: !sink.stopped };
 }
 
@@ -241,7 +243,7 @@ export async function* streamTokensAsync<T>(
 }
 
 /** the sink of a plain generation: every new token id */
-const tokenIds: TokenSink<number> = { push: (id) => [id], stopped: false, end: () => [] };
+const tokenIds: TokenSink<number> = { push: (token) => [token.id], stopped: false, end: () => [] };
 
 /**
  * Sample up to maxNewTokens after `prompt`, yielding each new token id as soon as it exists

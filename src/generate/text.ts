@@ -5,7 +5,7 @@
  */
 import type { GPT } from "../nn/gpt.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { type GenerateOptions, streamTokens, streamTokensAsync, type TokenSink } from "./generate.js";
+import { type DecodedToken, type GenerateOptions, streamTokens, streamTokensAsync, type TokenSink } from "./generate.js";
 import { TextStreamer } from "./stream.js";
 
 /**
@@ -104,8 +104,8 @@ class TextPieces implements TokenSink<string> {
     return this.filter.stopped;
   }
 
-  push(id: number): string[] {
-    return nonEmpty(this.filter.push(this.streamer.push(id)));
+  push(token: DecodedToken): string[] {
+    return nonEmpty(this.filter.push(this.streamer.push(token.id)));
   }
 
   /** what is left at the end */

@@ -284,14 +284,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   }
 
-  await new Promise<void>((ok, fail) => {
-    server.once("error", fail);
-    // a deep accept queue: a burst of clients gets 429s, not refused connections
-    server.listen({ port: o.port, host: o.host, backlog: 4096 }, () => {
-      server.off("error", fail);
-      ok();
+  try {
+    await new Promise<void>((ok, fail) => {
+      server.once("error", fail);
+      // a deep accept queue: a burst of clients gets 429s, not refused connections
+      server.listen({ port: o.port, host: o.host, backlog: 4096 }, () => {
+        server.off("error", fail);
+        ok();
+      });
     });
-  });
+  } catch (err) {
+    // a port in use or an address not of this machine: the generation thread must not keep the process alive
+    await worker.close();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {

@@ -1,0 +1,49 @@
+/**
+ * A new user's mistakes, each one line on stderr and exit 1 through the real CLI: a number flag
+ * with fixed choices (quantize --bits 3) is refused, not taken as another value; a model file that
+ * is broken JSON (whose parser quotes the file, newline and all) is still one line; serve on a port
+ * in use or an unknown host ends at once with one line, not a stack trace and a process that hangs.
+ */
+import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { test } from "node:test";
+import { charModelFolder, runCli, tempDir } from "./helpers.js";
+
+const root = tempDir("minigpt-badinput-");
+const model = charModelFolder(join(root, "model"), "call me ishmael. ", { nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8 });
+
+/** exit 1 with exactly one line on stderr matching `pattern`, nothing on stdout */
+function oneLine(r: ReturnType<typeof runCli>, pattern: RegExp): void {
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /^[^\n]+\n$/, `not one line: ${JSON.stringify(r.stderr)}`);
+  assert.match(r.stderr, pattern);
+}
+
+test("quantize --bits 3 is refused (it once wrote int4), and nothing is written", () => {
+  const out = join(root, "q3");
+  oneLine(runCli(["quantize", "--model", model, "--out", out, "--bits", "3"]), /^minigpt quantize: --bits must be one of 8, 4, got "3"$/m);
+  assert.ok(!existsSync(out));
+});
+
+test("a tokenizer.json that is not JSON is one line, whatever the parser quotes of it", () => {
+  const broken = charModelFolder(join(root, "broken"), "call me ishmael. ", { nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8 });
+  writeFileSync(join(broken, "tokenizer.json"), "garbage\n\u0001{");
+  oneLine(runCli(["generate", "--model", broken, "--prompt", "call"]), /tokenizer\.json is not valid JSON/);
+});
+
+test("serve on a port in use, or on a host that is not this machine's: one line, and the process ends", async () => {
+  const taken = createServer();
+  await new Promise<void>((ok) => taken.listen(0, "127.0.0.1", ok));
+  const port = (taken.address() as { port: number }).port;
+  try {
+    const inUse = runCli(["serve", "--model", model, "--port", String(port)], { timeoutMs: 60_000 });
+    oneLine(inUse, new RegExp(`^minigpt serve: port ${port} on 127\\.0\\.0\\.1 is in use: pick another with --port`));
+  } finally {
+    taken.close();
+  }
+  const badHost = runCli(["serve", "--model", model, "--port", "0", "--host", "999.1.1.1"], { timeoutMs: 60_000 });
+  oneLine(badHost, /^minigpt serve: --host 999\.1\.1\.1 is not an address of this machine$/m);
+});

@@ -1,0 +1,29 @@
+// Look inside: one forward pass of the current model over a prompt, its attention maps and next
+// tokens, and the model's size and memory (`minigpt analyze`'s report).
+import { analyzeTensors, formatAnalysis, MinigptError, topTokens, traceForward, traceForwardAsync } from "minigpt-ts/browser";
+import { onGpu } from "./engine.js";
+import { requireModel } from "./model.js";
+import { post } from "./page.js";
+
+/** `batchSize`: the batch the memory estimate trains with */
+export async function inspect(prompt: string, batchSize: number): Promise<void> {
+  const m = requireModel();
+  let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
+  if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
+  ids = ids.slice(-m.model.config.blockSize);
+  // on the GPU the activations are read back together, asynchronously
+  const trace = onGpu() ? await traceForwardAsync(m.model, ids) : traceForward(m.model, ids);
+  const a = analyzeTensors(m.model.config, m.model.params, { batchSize });
+  post({
+    type: "inspected",
+    result: {
+      tokens: ids.map((id) => ({ id, text: m.tokenizer.decode([id]) })),
+      attention: trace.attention.map((layer) => layer.map((head) => Array.from(head))),
+      nLayer: m.model.config.nLayer,
+      nHead: m.model.config.nHead,
+      next: topTokens(trace.nextLogits, 5).map((t) => ({ token: m.tokenizer.tokenString(t.id), p: t.p })),
+      analysis: formatAnalysis(a),
+      groups: a.parameters.groups,
+    },
+  });
+}
