@@ -282,6 +282,11 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [1, 17, 64, 1],
       [4, 64, 128, 4],
       [1, 127, 6, 2],
+      // head size and T multiples of 8: the tiles read and write the tensors in place (attention.as)
+      [3, 24, 48, 3],
+      [2, 16, 16, 2],
+      // head size a multiple of 8, T not: padded copies
+      [2, 12, 32, 2],
     ];
     attentionCases(be, rng, shapes, close);
     for (const [Tn, pos0, C, nh] of [

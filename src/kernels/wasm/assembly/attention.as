@@ -10,13 +10,19 @@
 //   backward: P again from lse, dP = dO·Vᵀ, dS = P∘(dP - D)·sc, dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO
 // Query quad i0 (rows i0..i0+3) only needs keys below jEnd(i0) = roundup8(i0 + 4); entries above the
 // diagonal inside that range are zeroed and the ones past it are never written (zero from the fill).
+// When no padding is needed (hs and T multiples of 8: the recipes' shapes), the operands a tile reads
+// row by row (Q, V forward; Q, K, dO backward) are read where they lie in qkv / dout, and the tiles
+// write out (forward) and add into dqkv (backward) directly: the copies in and out cost ~25% of
+// attention (bench/kernel-ab.ts), and the sums are the same, so the result is bit-identical. Kᵀ and
+// Vᵀ are still copied: a tile reads its B operand 8 columns at a time, and those are K's and V's rows.
 
 /**
- * c (4 rows, 8 columns; row stride ldc bytes) = Σ_{k<kn} A(r,k)·B(k,·), with A(r,k) at a + r·ars + k·aks
- * and the 8 floats of B(k,·) at b + k·brs. Inlined: attention's tiles are short (kn = head size, or
- * up to T), so the call with its nine arguments cost ~10% of attention (bench/kernel-ab.ts, 4 runs).
+ * c (4 rows, 8 columns; row stride ldc bytes) = Σ_{k<kn} A(r,k)·B(k,·) (with add: c +=, the sum
+ * formed first, as a store and a later addRow would), with A(r,k) at a + r·ars + k·aks and the 8
+ * floats of B(k,·) at b + k·brs. Inlined: attention's tiles are short (kn = head size, or up to T),
+ * so the call with its nine arguments cost ~10% of attention (bench/kernel-ab.ts, 4 runs).
  */
-@inline function tile4x8(c: usize, ldc: usize, a: usize, ars: usize, aks: usize, b: usize, brs: usize, kn: i32): void {
+@inline function tile4x8(c: usize, ldc: usize, a: usize, ars: usize, aks: usize, b: usize, brs: usize, kn: i32, add: bool = false): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -41,6 +47,16 @@
     a += aks;
     b += brs;
   }
+  if (add) {
+    c00 = f32x4.add(v128.load(c), c00);
+    c01 = f32x4.add(v128.load(c, 16), c01);
+    c10 = f32x4.add(v128.load(c + ldc), c10);
+    c11 = f32x4.add(v128.load(c + ldc, 16), c11);
+    c20 = f32x4.add(v128.load(c + 2 * ldc), c20);
+    c21 = f32x4.add(v128.load(c + 2 * ldc, 16), c21);
+    c30 = f32x4.add(v128.load(c + 3 * ldc), c30);
+    c31 = f32x4.add(v128.load(c + 3 * ldc, 16), c31);
+  }
   v128.store(c, c00);
   v128.store(c, c01, 16);
   c += ldc;
@@ -52,6 +68,11 @@
   c += ldc;
   v128.store(c, c30);
   v128.store(c, c31, 16);
+}
+
+/** no padding anywhere (hs and T multiples of 8): tiles read and write qkv, dout, out, dqkv in place */
+@inline function inPlace(T: i32, hs: i32): bool {
+  return (hs & 7) == 0 && (T & 7) == 0;
 }
 
 /** dst (n floats) = src */
@@ -302,6 +323,7 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
   const Vb = Kt + mh;
   const Ob = Vb + mh;
   const Pb = Ob + mh;
+  const direct = inPlace(T, hs);
   memory.fill(scratch, 0, 4 * mh + <usize>Tp * ldt);
   for (let bh = bh0; bh < bh1; bh++) {
     const b = bh / nh;
@@ -313,16 +335,28 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
     const base = qkv + <usize>b * <usize>T * rs3 + (<usize>(h * hs) << 2);
     const kb = base + (<usize>C << 2);
     const vb = base + (<usize>(2 * C) << 2);
-    for (let t = 0; t < T; t++) {
-      const ro = <usize>t * rs3;
-      copyRow(Qb + <usize>t * ldh, base + ro, hs);
-      copyRow(Vb + <usize>t * ldh, vb + ro, hs);
+    const ob = out + ((<usize>(b * T) * <usize>C + <usize>(h * hs)) << 2);
+    // Q, V and O as the tiles use them: in place (rows 3C or C floats apart) or padded copies
+    let q = Qb, qs = ldh, v = Vb, vs = ldh, o = Ob, os = ldh;
+    if (direct) {
+      q = base;
+      qs = rs3;
+      v = vb;
+      vs = rs3;
+      o = ob;
+      os = <usize>C << 2;
+    } else {
+      for (let t = 0; t < T; t++) {
+        const ro = <usize>t * rs3;
+        copyRow(Qb + <usize>t * ldh, base + ro, hs);
+        copyRow(Vb + <usize>t * ldh, vb + ro, hs);
+      }
     }
     copyColumns(Kt, ldt, Tp, kb, rs3, T, hs, sc);
     for (let i0 = 0; i0 < T4; i0 += 4) {
       const jEnd = min(Tp, (i0 + 11) & ~7);
       const prow = Pb + <usize>i0 * ldt;
-      for (let j0 = 0; j0 < jEnd; j0 += 8) tile4x8(prow + (<usize>j0 << 2), ldt, Qb + <usize>i0 * ldh, ldh, 4, Kt + (<usize>j0 << 2), ldt, hp);
+      for (let j0 = 0; j0 < jEnd; j0 += 8) tile4x8(prow + (<usize>j0 << 2), ldt, q + <usize>i0 * qs, qs, 4, Kt + (<usize>j0 << 2), ldt, hp);
       const i1 = min(i0 + 4, T);
       if (i1 - i0 == 4) causalSoftmaxQuad(prow, ldt, i0, jEnd, lse + (<usize>(bh * T + i0) << 2));
       else {
@@ -332,9 +366,9 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
           store<f32>(lse + (<usize>(bh * T + i) << 2), l);
         }
       }
-      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(Ob + <usize>i0 * ldh + (<usize>d0 << 2), ldh, prow, ldt, 4, Vb + (<usize>d0 << 2), ldh, jEnd);
+      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(o + <usize>i0 * os + (<usize>d0 << 2), os, prow, ldt, 4, v + (<usize>d0 << 2), vs, jEnd);
     }
-    for (let t = 0; t < T; t++) copyRow(out + ((<usize>(b * T + t) * <usize>C + <usize>(h * hs)) << 2), Ob + <usize>t * ldh, hs);
+    if (!direct) for (let t = 0; t < T; t++) copyRow(ob + <usize>t * (<usize>C << 2), Ob + <usize>t * ldh, hs);
   }
 }
 
@@ -374,6 +408,7 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
   const dVb = dKb + mh;
   const Pb = dVb + mh;
   const dSb = Pb + <usize>Tp * ldt;
+  const direct = inPlace(T, hs);
   memory.fill(scratch, 0, 8 * mh + 2 * <usize>Tp * ldt);
   const sv = splat(sc);
   for (let bh = bh0; bh < bh1; bh++) {
@@ -390,11 +425,28 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
     const base = qkv + <usize>b * <usize>T * rs3 + hoff;
     const dbase = dqkv + <usize>b * <usize>T * rs3 + hoff;
     const obase = (<usize>(b * T) * <usize>C << 2) + hoff;
-    for (let t = 0; t < T; t++) {
-      const ro = <usize>t * rs3;
-      copyRow(Qb + <usize>t * ldh, base + ro, hs);
-      copyRow(Kb + <usize>t * ldh, base + cb + ro, hs);
-      copyRow(dOb + <usize>t * ldh, dout + obase + <usize>t * cb, hs);
+    // Q, K, dO as the tiles read them, and dQ, dK, dV as they write them: in place, the gradients
+    // added into dqkv by the tiles (rows 3C or C floats apart), or padded copies in scratch
+    let q = Qb, qs = ldh, k = Kb, ks = ldh, dO = dOb, dOs = ldh;
+    let dQ = dQb, dK = dKb, dV = dVb, dgs = ldh;
+    if (direct) {
+      q = base;
+      qs = rs3;
+      k = base + cb;
+      ks = rs3;
+      dO = dout + obase;
+      dOs = cb;
+      dQ = dbase;
+      dK = dbase + cb;
+      dV = dbase + 2 * cb;
+      dgs = rs3;
+    } else {
+      for (let t = 0; t < T; t++) {
+        const ro = <usize>t * rs3;
+        copyRow(Qb + <usize>t * ldh, base + ro, hs);
+        copyRow(Kb + <usize>t * ldh, base + cb + ro, hs);
+        copyRow(dOb + <usize>t * ldh, dout + obase + <usize>t * cb, hs);
+      }
     }
     copyColumns(Kt, ldt, Tp, base + cb, rs3, T, hs, sc);
     copyColumns(Vt, ldt, Tp, base + 2 * cb, rs3, T, hs, 1);
@@ -404,8 +456,8 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
       const dsrow = dSb + <usize>i0 * ldt;
       for (let j0 = 0; j0 < jEnd; j0 += 8) {
         const jo = <usize>j0 << 2;
-        tile4x8(prow + jo, ldt, Qb + <usize>i0 * ldh, ldh, 4, Kt + jo, ldt, hp);
-        tile4x8(dsrow + jo, ldt, dOb + <usize>i0 * ldh, ldh, 4, Vt + jo, ldt, hp);
+        tile4x8(prow + jo, ldt, q + <usize>i0 * qs, qs, 4, Kt + jo, ldt, hp);
+        tile4x8(dsrow + jo, ldt, dO + <usize>i0 * dOs, dOs, 4, Vt + jo, ldt, hp);
       }
       const i1 = min(i0 + 4, T);
       for (let i = i0; i < i1; i++) {
@@ -449,18 +501,19 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
           v128.store(dr + o, f32x4.splat(0));
         }
       }
-      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(dQb + <usize>i0 * ldh + (<usize>d0 << 2), ldh, dsrow, ldt, 4, Kb + (<usize>d0 << 2), ldh, jEnd);
+      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(dQ + <usize>i0 * dgs + (<usize>d0 << 2), dgs, dsrow, ldt, 4, k + (<usize>d0 << 2), ks, jEnd, direct);
     }
     // dK = dSᵀ·Q and dV = Pᵀ·dO: key quad j0 collects the queries i >= j0
     for (let j0 = 0; j0 < T4; j0 += 4) {
       const off = <usize>j0 * ldt + (<usize>j0 << 2);
       for (let d0 = 0; d0 < hp; d0 += 8) {
-        const o = <usize>j0 * ldh + (<usize>d0 << 2);
-        tile4x8(dKb + o, ldh, dSb + off, 4, ldt, Qb + o, ldh, T4 - j0);
-        tile4x8(dVb + o, ldh, Pb + off, 4, ldt, dOb + o, ldh, T4 - j0);
+        const d = <usize>d0 << 2;
+        const g = <usize>j0 * dgs + d;
+        tile4x8(dK + g, dgs, dSb + off, 4, ldt, q + <usize>j0 * qs + d, qs, T4 - j0, direct);
+        tile4x8(dV + g, dgs, Pb + off, 4, ldt, dO + <usize>j0 * dOs + d, dOs, T4 - j0, direct);
       }
     }
-    for (let t = 0; t < T; t++) {
+    if (!direct) for (let t = 0; t < T; t++) {
       const d = dbase + <usize>t * rs3;
       const so = <usize>t * ldh;
       addRow(d, dQb + so, hs);
