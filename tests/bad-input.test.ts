@@ -47,3 +47,22 @@ test("serve on a port in use, or on a host that is not this machine's: one line,
   const badHost = runCli(["serve", "--model", model, "--port", "0", "--host", "999.1.1.1"], { timeoutMs: 60_000 });
   oneLine(badHost, /^minigpt serve: --host 999\.1\.1\.1 is not an address of this machine$/m);
 });
+
+test("interactive --dir that does not exist, train --out '', a missing --file: one line each, the error said once", () => {
+  oneLine(runCli(["interactive", "--dir", join(root, "nowhere")], { input: "" }), /^minigpt interactive: --dir \S+nowhere does not exist/);
+  oneLine(runCli(["train", "--out", "", "--max-steps", "1"]), /^minigpt train: --out is empty; give a name for the model folder/);
+  const missing = runCli(["tokenize", "--model", model, "--file", join(root, "nothing.txt")]);
+  oneLine(missing, /cannot read \S+nothing\.txt: ENOENT: no such file or directory/);
+  assert.doesNotMatch(missing.stderr, /ENOENT \(ENOENT/);
+});
+
+test("tokenizer train says when the text gives fewer tokens than --vocab-size asked for", () => {
+  const text = join(root, "short.txt");
+  writeFileSync(text, "call me ishmael. some years ago, never mind how long precisely.\n");
+  const r = runCli(["tokenizer", "train", "--data", text, "--vocab-size", "5000", "--out", join(root, "tok")]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^note: \d+ tokens, not --vocab-size 5000: merging stopped when every word of the text had become a single token/m,
+  );
+});

@@ -405,9 +405,11 @@ function kernelSuite(be: WasmBackend, threads: number): void {
   test("the decode's row products for R = 1..17 rows (register tiles of 4 rows, ragged edges): each row's bits alone, close to ref", () => {
     // [K, N]: K past the eight streams' blocks by 0..7 rows (Kb = K >> 3 passes, chunks of passes
     // with a short last one), N with 8-column tiles, a 4-column tile and scalar columns; one shape
-    // that 2 threads split (K·N >= 2^21 floats)
+    // that 2 threads split (K·N >= 2^21 floats); rows 4 KiB apart (N = 1024: every row of B in one
+    // L1 set, so from 5 rows on each tile's steps are copied first, chunks of 8 passes and a short one)
     for (const [K, N, rowCounts] of [
       [1, 3, ROW_COUNTS],
+      [203, 1024, [2, 5, 8, 13, 16, 17]],
       [9, 13, ROW_COUNTS],
       [17, 67, ROW_COUNTS],
       [65, 31, ROW_COUNTS],

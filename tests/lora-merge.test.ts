@@ -97,6 +97,41 @@ test("analyze on an adapter folder: the adapter's file and parameters, and its b
   assert.doesNotMatch(text.stdout, /0 B/);
 });
 
+test("analyze on an adapter folder: what training it writes and trains is the adapter's, and what a merge would write", () => {
+  const { adapter } = folders();
+  const r = runCli(["analyze", "--model", adapter, "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const a = JSON.parse(r.stdout) as ModelAnalysis;
+  const adapterParameters = 2304; // r 4 on c_attn and c_fc of 2 layers (the test above)
+  const base = a.parameters.total;
+  // the adapter trains (gradients and AdamW moments of its parameters only), the base stays frozen
+  assert.equal(a.parameters.adapter, adapterParameters);
+  assert.equal(a.parameters.trainable, adapterParameters);
+  assert.ok(a.parameters.tensors.every((t) => !t.trainable));
+  assert.equal(a.memory.training.grads, 4 * adapterParameters);
+  assert.equal(a.memory.training.adamMoments, 8 * adapterParameters);
+  assert.equal(a.memory.training.weights, 4 * (base + adapterParameters));
+  // a LoRA run's folder: the adapter's file and checkpoints of the adapter and its moments; a merge writes the whole model
+  assert.deepEqual(a.disk, {
+    weightsFile: "adapter_model.safetensors",
+    weightsBytes: 4 * adapterParameters,
+    checkpointBytes: 12 * adapterParameters,
+    keepCheckpoints: 2,
+    runFolderBytes: 4 * adapterParameters + 2 * 12 * adapterParameters,
+    mergedWeightsBytes: 4 * base,
+  });
+  const text = runCli(["analyze", "--model", adapter]).stdout;
+  assert.match(
+    text,
+    /^on disk: adapter_model\.safetensors 9\.22 KB; a LoRA training run's folder about 64\.5 KB \(the adapter and 2 checkpoints of its weights and AdamW moments, 27\.6 KB each\); merged into its base: model\.safetensors 112 KB$/m,
+  );
+  assert.match(
+    text,
+    /^parameters: 28,064 in the base model \(frozen\), 2,304 trainable in the LoRA adapter \(closed form .* = 28,064, agrees\)$/m,
+  );
+  assert.doesNotMatch(text, /a training run's folder/);
+});
+
 test("an adapter whose tensors contradict its rank is one line through the CLI", () => {
   const { adapter } = folders();
   const config = JSON.parse(readFileSync(join(adapter, "adapter_config.json"), "utf8"));

@@ -12,6 +12,7 @@ import { useBackend } from "../src/kernels/index.js";
 import { type PackedWeights, quantRows } from "../src/kernels/quant.js";
 import { inputAt, packedShape, packQuantized } from "../src/kernels/quant-packed.js";
 import { qmatvecPacked, quantizeActivations } from "../src/kernels/ref/quant-int.js";
+import type { KernelCalls } from "../src/kernels/wasm/calls.js";
 import type { WasmBackend } from "../src/kernels/wasm/loader.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
@@ -173,5 +174,58 @@ for (const simd of ["plain", "relaxed"] as const)
         }
       be.dispose();
     }
+    delete process.env.MINIGPT_WASM_SIMD;
+  });
+
+/**
+ * M rows of K activations that meet every rounding case: random values, ties at .5 after scaling
+ * (each row's largest value is its xmax, so the scale is exactly 1), -0, a zero row, a NaN and an
+ * infinity (whose rows quantize to zeros with a NaN scale)
+ */
+function awkwardActivations(M: number, K: number, xmax: number, seed: number): Float32Array {
+  const x = randnSeeded(M * K, seed);
+  for (let k = 0; k < K; k++) x[k] = k === K - 1 ? -xmax : (k % 7) - 3 + 0.5;
+  if (K > 1) x[1] = -0;
+  if (M > 1) x.fill(0, K, 2 * K);
+  if (M > 2) x[2 * K + (K >> 1)] = Number.NaN;
+  if (M > 3) x[3 * K] = Number.POSITIVE_INFINITY;
+  return x;
+}
+
+for (const simd of ["plain", "relaxed"] as const)
+  test(`wasm ${simd} SIMD: quantizeActivations equals the ref twin bit for bit (ties, -0, zeros, NaN, infinity)`, async () => {
+    process.env.MINIGPT_WASM_SIMD = simd;
+    const be = (await useBackend("wasm", { threads: 1 })) as WasmBackend;
+    const k = (be as unknown as KernelCalls).x;
+    // [bits, K, G]: whole groups of 16 (the vector loop) and the rest (the scalar one)
+    const shapes: [QuantBits, number, number][] = [
+      [4, 64, 32],
+      [4, 768, 32],
+      [8, 64, 64],
+      [8, 768, 768],
+      [4, 48, 16],
+      [4, 33, 32],
+      [4, 40, 8],
+      [8, 33, 33],
+      [4, 48, 24],
+    ];
+    for (const [bits, K, G] of shapes) {
+      const M = 5;
+      const s = packedShape(bits, K, 16, G);
+      const x = Tensor.fromArray(awkwardActivations(M, K, s.xmax, K + G), [M, K]);
+      const xq = new Tensor([Math.ceil((M * s.Kp) / 4)], "i32");
+      const xsum = new Tensor([M * s.groups], "i32");
+      const xscale = new Tensor([M], "f32");
+      k.quantizeActivations(xq.ptr, xsum.ptr, xscale.ptr, x.ptr, M, K, s.G, s.Gp, s.groups, s.xmax);
+      const want = { xq: new Int8Array(M * s.Kp), xsum: new Int32Array(M * s.groups), xscale: new Float32Array(M) };
+      quantizeActivations(want.xq, want.xsum, want.xscale, x.data, M, K, s.G, s.Gp, s.groups, s.xmax);
+      const label = `${simd} int${bits} K ${K} G ${G}`;
+      const buffer = heap().memory.buffer;
+      assert.deepEqual(new Int8Array(buffer, xq.ptr, M * s.Kp), want.xq, `${label}: xq`);
+      assert.deepEqual(new Int32Array(buffer, xsum.ptr, M * s.groups), want.xsum, `${label}: xsum`);
+      assert.deepEqual(xscale.data, want.xscale, `${label}: xscale`);
+      for (const t of [x, xq, xsum, xscale]) t.dispose();
+    }
+    be.dispose();
     delete process.env.MINIGPT_WASM_SIMD;
   });

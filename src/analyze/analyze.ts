@@ -33,8 +33,12 @@ interface GroupRow {
 }
 
 interface ParameterFigures {
+  /** the model's parameters (a LoRA adapter folder: its base's, which the adapter is merged into to run) */
   total: number;
+  /** what a training run updates: the model's trainable tensors, and the adapter's parameters */
   trainable: number;
+  /** a LoRA adapter's parameters, beside the model's (which then stay frozen); 0 without one */
+  adapter: number;
   /** V·C + P·C + L·(4C² + 2CF + F + 9C) + 2C; with F = 4C: V·d + P·d + L·(12d² + 13d) + 2d */
   closedForm: number;
   /** parameters that take part in matrix multiplies per token: block weights + the tied LM head (V·C) */
@@ -119,6 +123,8 @@ export interface ModelAnalysis {
 }
 
 export interface AnalyzeOptions {
+  /** the parameters of a LoRA adapter trained beside the model's frozen tensors (default none) */
+  adapterParameters?: number;
   /** B of the training-memory figure (default 12) */
   batchSize?: number;
   /** T of the training-memory figure (default: the model's block size) */
@@ -149,10 +155,11 @@ function groupOf(name: string): string {
 export function parameterFigures(
   config: GPTConfig,
   tensors: Iterable<readonly [string, { shape: readonly number[]; requiresGrad?: boolean }]>,
+  adapter = 0,
 ): ParameterFigures {
   const rows: TensorRow[] = [];
   let total = 0;
-  let trainable = 0;
+  let trainable = adapter;
   for (const [name, t] of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     const isTrainable = t.requiresGrad ?? true;
@@ -171,6 +178,7 @@ export function parameterFigures(
   return {
     total,
     trainable,
+    adapter,
     closedForm: closedFormParameterCount(config),
     matmul,
     tensors: rows,
@@ -214,7 +222,7 @@ export function analyzeTensors(
   tensors: Iterable<readonly [string, { shape: readonly number[]; requiresGrad?: boolean }]>,
   options: AnalyzeOptions,
 ): ModelAnalysis {
-  const parameters = parameterFigures(config, tensors);
+  const parameters = parameterFigures(config, tensors, options.adapterParameters);
   const B = options.batchSize ?? 12;
   const T = options.blockSize ?? config.blockSize;
   const f = BYTES_PER_FLOAT;
@@ -223,7 +231,8 @@ export function analyzeTensors(
   const training = {
     batchSize: B,
     blockSize: T,
-    weights,
+    // an adapter's weights are kept beside the frozen model's while it trains
+    weights: weights + parameters.adapter * f,
     grads: parameters.trainable * f,
     adamMoments: 2 * parameters.trainable * f,
     activations: act.forwardFloats * f,
@@ -248,21 +257,24 @@ export function analyzeTensors(
   };
 }
 
-/** Bytes a training run of a model of `parameters` float32 parameters leaves on disk. */
+/** Bytes a training run of `parameters` float32 parameters (a model's, or a LoRA adapter's) leaves on disk. */
 export interface DiskFigures {
-  /** model.safetensors */
+  /** the run's weights file: model.safetensors, or a LoRA run's adapter_model.safetensors */
+  weightsFile: string;
   weightsBytes: number;
   /** one checkpoint: weights and AdamW's two moments */
   checkpointBytes: number;
   keepCheckpoints: number;
-  /** the model folder once saved: model.safetensors and keepCheckpoints checkpoints (tokenizer and metrics aside) */
+  /** the model folder once saved: the weights file and keepCheckpoints checkpoints (tokenizer and metrics aside) */
   runFolderBytes: number;
+  /** a LoRA adapter's: the model.safetensors a merge into its base writes */
+  mergedWeightsBytes?: number;
 }
 
-export function diskFigures(parameters: number, keepCheckpoints: number): DiskFigures {
-  const weightsBytes = 4 * parameters;
+export function diskFigures(parameters: number, keepCheckpoints: number, weightsFile = "model.safetensors"): DiskFigures {
+  const weightsBytes = BYTES_PER_FLOAT * parameters;
   const checkpointBytes = 3 * weightsBytes;
-  return { weightsBytes, checkpointBytes, keepCheckpoints, runFolderBytes: weightsBytes + keepCheckpoints * checkpointBytes };
+  return { weightsFile, weightsBytes, checkpointBytes, keepCheckpoints, runFolderBytes: weightsBytes + keepCheckpoints * checkpointBytes };
 }
 
 /** Human sizes: 1,234 B, 12.3 KB, 4.56 MB, 1.23 GB (powers of 1000, as file managers show them). */
@@ -309,15 +321,21 @@ export function formatAnalysis(a: ModelAnalysis): string {
   }
   if (a.disk) {
     const d = a.disk;
-    lines.push(
-      `on disk: model.safetensors ${formatBytes(d.weightsBytes)}; a training run's folder about ${formatBytes(d.runFolderBytes)} (the model and ${d.keepCheckpoints} checkpoints of weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each)`,
-    );
+    const run =
+      d.mergedWeightsBytes === undefined
+        ? `a training run's folder about ${formatBytes(d.runFolderBytes)} (the model and ${d.keepCheckpoints} checkpoints of weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each)`
+        : `a LoRA training run's folder about ${formatBytes(d.runFolderBytes)} (the adapter and ${d.keepCheckpoints} checkpoints of its weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each); merged into its base: model.safetensors ${formatBytes(d.mergedWeightsBytes)}`;
+    lines.push(`on disk: ${d.weightsFile} ${formatBytes(d.weightsBytes)}; ${run}`);
   }
   lines.push(
     `config: ${c.nLayer} layers, ${c.nHead} heads (head size ${c.nEmbd / c.nHead}), n_embd ${c.nEmbd}, n_inner ${c.nInner}, block ${c.blockSize}, vocab ${int(c.vocabSize)}, ${c.activation}, dropout ${c.dropout}`,
   );
+  const counts =
+    p.adapter > 0
+      ? `${int(p.total)} in the base model${p.trainable === p.adapter ? " (frozen)" : ""}, ${int(p.trainable)} trainable in the LoRA adapter`
+      : `${int(p.total)} total, ${int(p.trainable)} trainable`;
   lines.push(
-    `parameters: ${int(p.total)} total, ${int(p.trainable)} trainable (closed form V·d + P·d + L·(4d² + 2d·f + f + 9d) + 2d = ${int(p.closedForm)}${p.closedForm === p.total ? ", agrees" : ", DIFFERS"})`,
+    `parameters: ${counts} (closed form V·d + P·d + L·(4d² + 2d·f + f + 9d) + 2d = ${int(p.closedForm)}${p.closedForm === p.total ? ", agrees" : ", DIFFERS"})`,
   );
   lines.push("", "per group:");
   for (const g of p.groups) lines.push(`  ${g.name.padEnd(12)} ${int(g.count).padStart(14)}  ${g.percent.toFixed(2).padStart(6)}%`);

@@ -7,46 +7,57 @@ import { ADAPTER_WEIGHTS, hasLoraAdapter, loraBaseFolder, readLoraConfig } from 
 import type { GPTConfig } from "../nn/config.js";
 import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
-import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+import { type AnalyzeOptions, analyzeTensors, BYTES_PER_FLOAT, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
 
 /**
  * Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`
- * when it is a folder (a model zip has neither).
+ * when it is a folder (a model zip has neither). A LoRA adapter folder's model is its base with the
+ * adapter merged in: the figures of training it are the adapter's (its parameters train, the base's
+ * stay frozen; its run writes the adapter), beside what a merge would write.
  */
 export function analyzeModel(
   model: { config: GPTConfig; params: ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
   dir?: string,
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
-  const analysis = analyzeTensors(model.config, model.params, options);
-  analysis.disk = diskFigures(analysis.parameters.total, KEEP_CHECKPOINTS);
-  if (dir !== undefined && !isFile(dir)) {
-    analysis.files = withFs(`cannot read the folder ${dir}`, () => {
-      if (!hasLoraAdapter(dir)) return { dir, ...weightsFile(dir, "model.safetensors"), folderBytes: folderBytes(dir) };
-      // an adapter folder holds no model.safetensors: the adapter's weights, and its base's folder
-      const config = readLoraConfig(dir);
-      const base = loraBaseFolder(dir, config);
-      const C = model.config.nEmbd;
-      const parameters =
-        loraModules(model.config, config.targets).reduce((n, m) => n + config.rank * (m.inFeatures + m.outFeatures), 0) +
-        config.trainableTokens.length * C;
-      return {
-        dir,
-        ...weightsFile(dir, ADAPTER_WEIGHTS),
-        folderBytes: folderBytes(dir),
-        lora: {
-          rank: config.rank,
-          targets: config.targets,
-          parameters,
-          base,
-          baseWeightsBytes: weightsFile(base, "model.safetensors").weightsBytes,
-        },
-      };
-    });
-    const history = readHistory(dir);
+  const folder = dir !== undefined && !isFile(dir) ? dir : undefined;
+  const files = folder === undefined ? undefined : withFs(`cannot read the folder ${folder}`, () => folderFiles(folder, model.config));
+  const lora = files?.lora;
+  const tensors = lora ? [...model.params].map(([name, t]) => [name, { shape: t.shape, requiresGrad: false }] as const) : model.params;
+  const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters });
+  const total = analysis.parameters.total;
+  analysis.disk = lora
+    ? { ...diskFigures(lora.parameters, KEEP_CHECKPOINTS, ADAPTER_WEIGHTS), mergedWeightsBytes: BYTES_PER_FLOAT * total }
+    : diskFigures(total, KEEP_CHECKPOINTS);
+  if (folder !== undefined) {
+    analysis.files = files;
+    const history = readHistory(folder);
     if (history) analysis.history = history;
   }
   return analysis;
+}
+
+/** a folder's weights file and size; an adapter folder's adapter (its parameters) and base */
+function folderFiles(dir: string, model: GPTConfig): NonNullable<ModelAnalysis["files"]> {
+  if (!hasLoraAdapter(dir)) return { dir, ...weightsFile(dir, "model.safetensors"), folderBytes: folderBytes(dir) };
+  // an adapter folder holds no model.safetensors: the adapter's weights, and its base's folder
+  const config = readLoraConfig(dir);
+  const base = loraBaseFolder(dir, config);
+  const parameters =
+    loraModules(model, config.targets).reduce((n, m) => n + config.rank * (m.inFeatures + m.outFeatures), 0) +
+    config.trainableTokens.length * model.nEmbd;
+  return {
+    dir,
+    ...weightsFile(dir, ADAPTER_WEIGHTS),
+    folderBytes: folderBytes(dir),
+    lora: {
+      rank: config.rank,
+      targets: config.targets,
+      parameters,
+      base,
+      baseWeightsBytes: weightsFile(base, "model.safetensors").weightsBytes,
+    },
+  };
 }
 
 function weightsFile(dir: string, name: string): { weightsFile: string; weightsBytes: number } {
