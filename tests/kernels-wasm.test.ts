@@ -273,6 +273,38 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("adamwMany: the whole update in one call, split over the threads, gives each tensor adamw's bits", () => {
+    // sizes not multiples of 4 (scalar tails), one big enough to be split over 2 threads inside it
+    const sizes = [5, 8, 13, 1, 64, 3, 150_001, 7];
+    const tensors = sizes.map((n, i) => ({
+      p: rand(rng, n),
+      g: rand(rng, n, 0.1),
+      m: rand(rng, n, 0.01),
+      v: rand(rng, n, 1e-4),
+      n,
+      decays: i % 2 === 0,
+    }));
+    for (const t of tensors) for (let j = 0; j < t.n; j++) t.v[j] = Math.abs(t.v[j] as number);
+    const args = [3e-3, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9 ** 7, 1 - 0.95 ** 7] as const;
+    const [lr, b1, b2, eps, wd, bc1, bc2] = args;
+    const each = tensors.map((t) => ({ p: copy(t.p), m: copy(t.m), v: copy(t.v) }));
+    tensors.forEach((t, i) => {
+      const e = each[i] as (typeof each)[number];
+      be.adamw(e.p, t.g, e.m, e.v, t.n, lr, b1, b2, eps, t.decays ? wd : 0, bc1, bc2);
+    });
+    const ref = tensors.map((t) => ({ ...t, p: new Float32Array(t.p), m: new Float32Array(t.m), v: new Float32Array(t.v) }));
+    refBackend.adamwMany?.(ref, ...args);
+    be.adamwMany?.(tensors, ...args);
+    tensors.forEach((t, i) => {
+      const e = each[i] as (typeof each)[number];
+      const bits = (a: Float32Array) => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
+      assert.deepEqual(bits(t.p), bits(e.p), `p of tensor ${i} (${t.n}): adamw's bits`);
+      assert.deepEqual(bits(t.m), bits(e.m), `m of tensor ${i}`);
+      assert.deepEqual(bits(t.v), bits(e.v), `v of tensor ${i}`);
+      close(`adamwMany p ${t.n}`, t.p, (ref[i] as (typeof ref)[number]).p, 1e-6, 1e-8);
+    });
+  });
+
   test("attention forward, backward and cached", () => {
     const shapes: [number, number, number, number][] = [
       [1, 1, 4, 1],
