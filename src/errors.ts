@@ -49,7 +49,10 @@ export function fsErrorMessage(doing: string, err: unknown): string {
   if (err instanceof MinigptError) return err.message;
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (typeof code !== "string") throw err;
-  return `${doing}: ${code} (${(err as Error).message}); ${FS_HINTS[code] ?? "check the path"}`;
+  const detail = (err as Error).message;
+  // node's own messages begin with the code ("ENOENT: no such file or directory, open 'x'"): say it once
+  const said = detail.startsWith(`${code}:`) ? detail : `${code} (${detail})`;
+  return `${doing}: ${said}; ${FS_HINTS[code] ?? "check the path"}`;
 }
 
 /** `fn()`, with a file-system error turned into one line by failFs(doing) */

@@ -313,6 +313,49 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     await shot("inside");
   });
 
+  step("Look inside shows every line of the parameter report whole: long lines wrap, none is cut at the edge", async () => {
+    const report = await page.evaluate(() => {
+      const box = document.querySelector("#analysis") as HTMLElement;
+      return { text: box.innerText, scrollWidth: box.scrollWidth, clientWidth: box.clientWidth };
+    });
+    assert.ok(report.scrollWidth <= report.clientWidth, `the report is ${report.scrollWidth} px wide in ${report.clientWidth} px`);
+    assert.match(report.text, /activation grads [\d.]+ [KMG]?B \(an upper bound/);
+    assert.match(report.text, /rule: forward = 2·N/);
+  });
+
+  step("generate draws its text once an animation frame, not once a token", async () => {
+    await tab("generate");
+    await page.check("#show-top");
+    await page.fill("#temperature", "0.8");
+    await page.fill("#max-tokens", "400");
+    // count the page's frames and the changes to the text and the top-5 list while it generates (a
+    // string: a function here would be compiled with helpers the page lacks)
+    await page.evaluate(`(() => {
+      window.draws = 0;
+      window.frames = 0;
+      window.counting = true;
+      const count = new MutationObserver((records) => { window.draws += records.length; });
+      for (const id of ["#output", "#step-tops"]) count.observe(document.querySelector(id), { childList: true, characterData: true });
+      const tick = () => {
+        if (!window.counting) { count.disconnect(); return; }
+        window.frames++;
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    })()`);
+    await page.click("#generate");
+    await page.waitForSelector('#output[data-done="true"]', { timeout: WAIT_MS });
+    const { draws, frames } = await page.evaluate(() => {
+      const w = window as unknown as { draws: number; frames: number; counting: boolean };
+      w.counting = false;
+      return { draws: w.draws, frames: w.frames };
+    });
+    assert.equal(await page.locator(".step-top").count(), 400, "the top-5 of every step");
+    // a frame draws the text and the top-5s (2), plus the start (the prompt, the list emptied) and the end
+    assert.ok(draws <= 2 * frames + 4, `${draws} changes to the text in ${frames} frames`);
+    await page.uncheck("#show-top");
+  });
+
   step("the downloaded zip gives `minigpt generate --model the.zip` the page's greedy text", async () => {
     await tab("models");
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);

@@ -14,6 +14,7 @@ import {
   ChatSession,
   chatTokenIds,
   checkpointNames,
+  fail,
   failFs,
   formatAnalysis,
   type GPT,
@@ -258,9 +259,11 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
 
 export async function runInteractive(argv: readonly string[]): Promise<number> {
   const f = parseFlags(interactiveSpec, argv);
+  const dir = f.string("dir");
+  if (!existsSync(dir)) fail(`--dir ${dir} does not exist; give the folder that holds your model folders`);
   const reader = new LineReader();
   try {
-    return await interactive(f.string("dir"), reader, (s) => process.stdout.write(s));
+    return await interactive(dir, reader, (s) => process.stdout.write(s));
   } finally {
     reader.close();
   }

@@ -34,7 +34,7 @@ export const quantizeSpec: CommandSpec = {
     },
     { name: "overwrite", type: "bool", default: false, help: "replace the model folder in --out (never a folder that holds other files)" },
   ],
-  examples: ["minigpt quantize --model out --out out-int8", "minigpt quantize --model gpt2 --out gpt2-int4 --bits 4 --group-size 64"],
+  examples: ["minigpt quantize --model out --out out-int8", "minigpt quantize --model out --out out-int4 --bits 4 --group-size 64"],
 };
 
 export async function runQuantize(argv: readonly string[]): Promise<number> {

@@ -64,5 +64,10 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
     `trained a ${tok.vocabSize}-token byte-level BPE on ${source.name} (${bytes.toLocaleString("en-US")} bytes) in ${seconds.toFixed(2)}s: ` +
       `${ids.length.toLocaleString("en-US")} tokens, ${(bytes / ids.length).toFixed(2)} bytes/token; wrote ${out}/tokenizer.json`,
   );
+  const asked = f.int("vocab-size");
+  if (tok.vocabSize < asked)
+    console.error(
+      `note: ${tok.vocabSize} tokens, not --vocab-size ${asked}: merging stopped when every word of the text had become a single token; more text gives more`,
+    );
   return 0;
 }

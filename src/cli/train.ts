@@ -63,7 +63,7 @@ const flags: FlagSpec[] = [
     type: "int",
     default: d.gradShards,
     min: 1,
-    help: "each batch is cut into this many shards (must divide --batch-size), each shard's gradient computed by one thread and the shards added in order: the trained weights are the same bits on any --threads; more threads than shards stay idle",
+    help: "each batch is cut into this many shards (must divide --batch-size; left out, an odd --batch-size is not cut: 1), each shard's gradient computed by one thread and the shards added in order: the trained weights are the same bits on any --threads; more threads than shards stay idle",
   },
   { name: "grad-accum", type: "int", default: d.gradAccum, min: 1, help: "micro-batches per optimizer step" },
   { name: "max-steps", type: "int", default: d.maxSteps, min: 0, help: "optimizer steps" },

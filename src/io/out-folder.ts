@@ -56,6 +56,7 @@ const REPLACED_RECORD = join("training", "replaced-folder");
  * The caller holds OUT's lock. Returns where the replaced model folder waits (null when there was none).
  */
 export function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): string | null {
+  if (out.trim() === "") fail(said`${setting("out")} is empty; give a name for the model folder, e.g. ${setting("out")} my-model`);
   const abs = resolve(out);
   if (within(process.cwd(), abs)) fail(said`${setting("out")} ${out} is the current folder (or holds it); give a new folder for the model`);
   if (data && existsSync(data) && within(resolve(data), abs))

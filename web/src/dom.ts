@@ -43,3 +43,29 @@ export function formatDuration(s: number): string {
 
 /** a token as shown in a box: spaces and newlines visible */
 export const visible = (s: string): string => s.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "→");
+
+/**
+ * Updates gathered and drawn once an animation frame, however fast they come: a small model streams
+ * thousands of tokens a second, and a layout for each would keep the page's thread from Stop's click
+ * and make a long generation stutter.
+ */
+export class PerFrame<T> {
+  private waiting: T[] = [];
+  private frame = 0;
+
+  constructor(private readonly draw: (items: T[]) => void) {}
+
+  push(item: T): void {
+    this.waiting.push(item);
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  /** draw what waits now, before what must come after it (the end of a reply, a notice) */
+  flush(): void {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    const items = this.waiting;
+    this.waiting = [];
+    if (items.length > 0) this.draw(items);
+  }
+}

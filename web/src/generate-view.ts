@@ -1,8 +1,8 @@
 // The Generate view: sampling settings, streamed text, stop, and (optionally) the top-5 next tokens
 // the model weighed at each step; for a chat-tuned model, a chat with it (the chat template).
 import type { ModelWorker } from "./client.js";
-import { byId, clearMessage, inputNumber, visible } from "./dom.js";
-import type { SamplingSettings } from "./protocol.js";
+import { byId, clearMessage, inputNumber, PerFrame, visible } from "./dom.js";
+import type { SamplingSettings, TopToken } from "./protocol.js";
 
 export function generateView(worker: ModelWorker): void {
   const output = byId("output");
@@ -38,19 +38,27 @@ export function generateView(worker: ModelWorker): void {
   };
   stop.onclick = () => worker.send({ type: "stopGenerate" });
 
-  worker.on("delta", (m) => {
-    output.append(m.text);
-    if (!m.top) return;
+  /** a step's top-5 as a line of the list under the text */
+  const topRow = (top: TopToken[]): HTMLElement => {
     stepNo++;
     const row = document.createElement("div");
     row.className = "step-top";
     const label = document.createElement("span");
     label.className = "muted";
     label.textContent = `step ${stepNo}: `;
-    row.append(label, m.top.map((t) => `${visible(t.token)} ${(100 * t.p).toFixed(1)}%`).join("  "));
-    tops.append(row);
+    row.append(label, top.map((t) => `${visible(t.token)} ${(100 * t.p).toFixed(1)}%`).join("  "));
+    return row;
+  };
+  /** the tokens' text and top-5s, drawn once a frame */
+  const deltas = new PerFrame<{ text: string; top: TopToken[] | null }>((items) => {
+    const text = items.map((d) => d.text).join("");
+    if (text) output.append(text);
+    const rows = items.flatMap((d) => (d.top ? [topRow(d.top)] : []));
+    if (rows.length > 0) tops.append(...rows);
   });
+  worker.on("delta", (m) => deltas.push(m));
   const done = (): void => {
+    deltas.flush();
     start.disabled = false;
     stop.disabled = true;
     output.dataset.done = "true";
@@ -81,24 +89,14 @@ export function generateView(worker: ModelWorker): void {
     grow(() => log.insertBefore(el, before));
     return el;
   };
-  /**
-   * reply text not yet shown: drawn once a frame, however fast the tokens come (a small model
-   * sends thousands a second; a layout each would keep the page's thread from Stop's click)
-   */
-  let unshown = "";
-  let frame = 0;
-  const show = (): void => {
-    cancelAnimationFrame(frame);
-    frame = 0;
-    const text = unshown;
-    unshown = "";
-    if (text && reply) {
-      const to = reply;
-      grow(() => to.append(text));
-    }
-  };
+  /** the reply's text, drawn once a frame */
+  const replyText = new PerFrame<string>((pieces) => {
+    const text = pieces.join("");
+    const to = reply;
+    if (text && to) grow(() => to.append(text));
+  });
   const chatDone = (): void => {
-    show();
+    replyText.flush();
     send.disabled = false;
     stopChat.disabled = true;
     if (reply) reply.dataset.done = "true";
@@ -126,16 +124,13 @@ export function generateView(worker: ModelWorker): void {
     worker.send({ type: "chatReset" });
     log.replaceChildren();
   };
-  worker.on("chatDelta", (m) => {
-    unshown += m.text;
-    if (!frame) frame = requestAnimationFrame(show);
-  });
+  worker.on("chatDelta", (m) => replyText.push(m.text));
   worker.on("chatNotice", (m) => {
-    show();
+    replyText.flush();
     if (reply) turn("notice", m.text, reply);
   });
   worker.on("chatDone", (m) => {
-    show();
+    replyText.flush();
     if (m.reason === "length") turn("notice", "the reply reached the token limit (Max tokens raises it)");
     if (m.reason === "stopped") turn("notice", "stopped: this exchange is not kept in the conversation");
     chatDone();

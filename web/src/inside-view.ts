@@ -109,6 +109,13 @@ export function insideView(worker: ModelWorker): void {
         return li;
       }),
     );
-    byId("analysis").textContent = r.analysis;
+    // a line each, so that a long one wraps under its own start (see .analysis in style.css)
+    byId("analysis").replaceChildren(
+      ...r.analysis.split("\n").map((line) => {
+        const el = document.createElement("div");
+        el.textContent = line;
+        return el;
+      }),
+    );
   });
 }

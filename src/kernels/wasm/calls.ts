@@ -26,6 +26,7 @@ export const POOL_KERNELS = [
   "adamw",
   "accumulate",
   "setMatmulTile",
+  "adamwMany",
   "qmatvecPacked",
   "qmatvecHelper",
 ] as const;
@@ -50,6 +51,7 @@ export const PEER_KERNELS: ReadonlySet<PoolKernel> = new Set([
   "crossEntropyForward",
   "crossEntropyBackward",
   "adamw",
+  "adamwMany",
   "accumulate",
 ]);
 

@@ -34,25 +34,30 @@ var<workgroup> tileB: array<f32, ${tileRows(hs) * hs}>;`;
 
 const SHAPE = ["B: u32", "T: u32", "C: u32", "nh: u32", "scale: f32"];
 
-function forwardSource(hs: number): string {
-  return `${declare(SHAPE, [{ name: "qkv" }, { name: "out", write: true }, { name: "lse", write: true }])}
-${header(hs)}
-@compute @workgroup_size(${QUERIES})
+/**
+ * The entry of the three tiled kernels and what they share: workgroup (x: a block of QUERIES rows,
+ * y: batch·head bh = b·nh + h); this invocation's row `row` (a query, or in backward's key pass a
+ * key) from `row`0, whether it is inside T, and `base`, where this (b, h)'s q of position 0 is in qkv.
+ */
+function tiledMain(row: "t" | "j"): string {
+  return `@compute @workgroup_size(${QUERIES})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let bh = wid.y;
   let b = bh / p.nh;
   let h = bh % p.nh;
-  let t0 = wid.x * ${QUERIES}u;
-  let t = t0 + lid;
+  let ${row}0 = wid.x * ${QUERIES}u;
+  let ${row} = ${row}0 + lid;
   let C3 = 3u * p.C;
   let base = p.o_qkv + b * p.T * C3 + h * HS;
-  let valid = t < p.T;
-  var q: array<f32, HS>;
-  var acc: array<f32, HS>;
-  if (valid) { for (var d = 0u; d < HS; d++) { q[d] = qkv[base + t * C3 + d]; } }
-  var m = -3.4028234e38;
-  var l = 0.0;
-  let kEnd = min(t0 + ${QUERIES}u, p.T);
+  let valid = ${row} < p.T;`;
+}
+
+/**
+ * The walk over the keys the block's queries t0.. may see (forward and backward's query pass), one
+ * tile of KT keys at a time: their k into tileA and v into tileB (zeros past T), then a barrier. The
+ * loop's body follows, ending in a barrier and the loop's closing brace.
+ */
+const KEY_TILES = `  let kEnd = min(t0 + ${QUERIES}u, p.T);
   for (var k0 = 0u; k0 < kEnd; k0 += KT) {
     for (var e = lid; e < KT * HS; e += ${QUERIES}u) {
       let j = k0 + e / HS;
@@ -63,7 +68,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       tileA[e] = kv;
       tileB[e] = vv;
     }
-    workgroupBarrier();
+    workgroupBarrier();`;
+
+function forwardSource(hs: number): string {
+  return `${declare(SHAPE, [{ name: "qkv" }, { name: "out", write: true }, { name: "lse", write: true }])}
+${header(hs)}
+${tiledMain("t")}
+  var q: array<f32, HS>;
+  var acc: array<f32, HS>;
+  if (valid) { for (var d = 0u; d < HS; d++) { q[d] = qkv[base + t * C3 + d]; } }
+  var m = -3.4028234e38;
+  var l = 0.0;
+${KEY_TILES}
     if (valid) {
       for (var jj = 0u; jj < KT; jj++) {
         if (k0 + jj > t) { break; }
@@ -94,16 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 function backwardQuerySource(hs: number): string {
   return `${declare(SHAPE, [{ name: "dout" }, { name: "qkv" }, { name: "out" }, { name: "lse" }, { name: "dqkv", write: true }, { name: "dd", write: true }])}
 ${header(hs)}
-@compute @workgroup_size(${QUERIES})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let b = bh / p.nh;
-  let h = bh % p.nh;
-  let t0 = wid.x * ${QUERIES}u;
-  let t = t0 + lid;
-  let C3 = 3u * p.C;
-  let base = p.o_qkv + b * p.T * C3 + h * HS;
-  let valid = t < p.T;
+${tiledMain("t")}
   var q: array<f32, HS>;
   var g: array<f32, HS>;
   var dq: array<f32, HS>;
@@ -118,18 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     l = lse[p.o_lse + bh * p.T + t];
   }
-  let kEnd = min(t0 + ${QUERIES}u, p.T);
-  for (var k0 = 0u; k0 < kEnd; k0 += KT) {
-    for (var e = lid; e < KT * HS; e += ${QUERIES}u) {
-      let j = k0 + e / HS;
-      let d = e % HS;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < p.T) { kv = qkv[base + j * C3 + p.C + d]; vv = qkv[base + j * C3 + 2u * p.C + d]; }
-      tileA[e] = kv;
-      tileB[e] = vv;
-    }
-    workgroupBarrier();
+${KEY_TILES}
     if (valid) {
       for (var jj = 0u; jj < KT; jj++) {
         if (k0 + jj > t) { break; }
@@ -159,16 +155,7 @@ function backwardKeySource(hs: number): string {
 ${header(hs)}
 var<workgroup> rowL: array<f32, KT>;
 var<workgroup> rowD: array<f32, KT>;
-@compute @workgroup_size(${QUERIES})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let b = bh / p.nh;
-  let h = bh % p.nh;
-  let j0 = wid.x * ${QUERIES}u;
-  let j = j0 + lid;
-  let C3 = 3u * p.C;
-  let base = p.o_qkv + b * p.T * C3 + h * HS;
-  let valid = j < p.T;
+${tiledMain("j")}
   var k: array<f32, HS>;
   var v: array<f32, HS>;
   var dk: array<f32, HS>;

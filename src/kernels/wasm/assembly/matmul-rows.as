@@ -27,9 +27,35 @@
  */
 const ROW_CHUNK: i32 = 4;
 
-/** bytes of scratch rowsTimesB needs for R rows of K: a's rows packed in groups of four */
+/**
+ * Passes per chunk where B's tiles are copied (below): the copy costs a load and a store per vector
+ * of B once a chunk, so longer chunks; out's tiles are loaded and stored once a chunk too.
+ */
+const COPY_CHUNK: i32 = 8;
+/** bytes of a copied tile's steps: a chunk of COPY_CHUNK passes of 8 steps, 32 bytes a step */
+const TILE_COPY_BYTES: i32 = 32 * 8 * COPY_CHUNK;
+
+/**
+ * Whether a chunk of four passes (32 rows of B: rows rs bytes apart, streams rs8 apart) puts more
+ * than 12 lines in one set of the L1 cache (64 sets of 64-byte lines, so addresses 4 KiB apart share
+ * a set; 12 ways on Zen 4/5). The row groups re-read a tile's steps from L1, and a crowded set evicts
+ * them before the next group: rows 12 KiB apart (GPT-2's 768 x 3072 MLP matrix) put all 32 in one set
+ * and ran at ~21 GF/s against ~45 for 768 x 2304 (bench/kernel-ab.ts --rows, 16 rows). Then each
+ * tile's steps of a chunk are first copied side by side (34 GF/s there, quiet, load ~6).
+ */
+function crowdsL1(rs: usize, rs8: usize): bool {
+  for (let i = 0; i < 32; i++) {
+    const set = ((<usize>(i & 7) * rs8 + <usize>(i >> 3) * rs) >> 6) & 63;
+    let same = 0;
+    for (let m = 0; m < 32; m++) if ((((<usize>(m & 7) * rs8 + <usize>(m >> 3) * rs) >> 6) & 63) == set) same++;
+    if (same > 12) return true;
+  }
+  return false;
+}
+
+/** bytes of scratch rowsTimesB needs for R rows of K: a's rows packed in groups of four, then a tile's copied steps */
 export function rowsScratchBytes(R: i32, K: i32): i32 {
-  return ((R + 3) >> 2) * K * 16;
+  return ((R + 3) >> 2) * K * 16 + TILE_COPY_BYTES;
 }
 
 /** a's rows in groups of four, step-major (see above): group g, step s at dst + (g·K + s)·16 + r·4 */
@@ -170,13 +196,16 @@ function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32
   const rs8 = <usize>Kb * rs;
   const groups = (rows + 3) >> 2;
   const gb = <usize>K << 4; // from one packed group of a to the next
+  const copy = rows > 4 && crowdsL1(rs, rs8);
+  const most = rows <= 4 ? 1 : copy ? COPY_CHUNK : ROW_CHUNK;
+  const tcopy = scratch + <usize>groups * gb;
   if (!add) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>j0 << 2) + <usize>r * roff, 0, <usize>n << 2);
   packRows(scratch, a, csA, rsA, rows, K);
   // the phases: chunks of passes (eight streams, B's vectors rs8 apart within a pass), then the
   // rows after the eight blocks one after the other
   for (let s0 = 0; s0 < K; ) {
     const tail = s0 >= 8 * Kb;
-    const passes = tail ? 1 : min(rows > 4 ? ROW_CHUNK : 1, Kb - (s0 >> 3));
+    const passes = tail ? 1 : min(most, Kb - (s0 >> 3));
     const size = tail ? K - s0 : 8;
     const inner = tail ? rs : rs8;
     const k0 = tail ? s0 : s0 >> 3; // B's row of the phase's first step
@@ -186,6 +215,26 @@ function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32
       // column tiles outside, row groups inside: a tile's steps of B stay in L1 for the groups
       for (let j = 0; j < n; j += j < n8 ? 8 : j < n4 ? 4 : 1) {
         const bj = bc + (<usize>j << 2);
+        if (copy && j < n8) {
+          // the tile's steps of B side by side (its rows would evict each other from L1 between groups)
+          let d = tcopy;
+          let src = bj;
+          for (let pass = 0; pass < passes; pass++) {
+            let p = src;
+            for (let q = 0; q < size; q++) {
+              v128.store(d, v128.load(p));
+              v128.store(d, v128.load(p, 16), 16);
+              d += 32;
+              p += inner;
+            }
+            src += rs;
+          }
+          for (let g = 0; g < groups; g++) {
+            const o = oc + <usize>(4 * g) * ldo + (<usize>j << 2);
+            rowsTile4x8(o, ldo, min(4, rows - 4 * g), scratch + <usize>g * gb + (<usize>s0 << 4), tcopy, 1, passes * size, 32, 0);
+          }
+          continue;
+        }
         for (let g = 0; g < groups; g++) {
           const mr = min(4, rows - 4 * g);
           const o = oc + <usize>(4 * g) * ldo + (<usize>j << 2);
