@@ -2,14 +2,18 @@
  * A new user's mistakes, each one line on stderr and exit 1 through the real CLI: a number flag
  * with fixed choices (quantize --bits 3) is refused, not taken as another value; a model file that
  * is broken JSON (whose parser quotes the file, newline and all) is still one line; serve on a port
- * in use or an unknown host ends at once with one line, not a stack trace and a process that hangs.
+ * in use or an unknown host ends at once with one line, not a stack trace and a process that hangs;
+ * other tools' habits (the command after a flag, --embed_dim, a hub dataset's name) are answered in ours.
  */
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { charModelFolder, runCli, tempDir } from "./helpers.js";
+import { parseFlags } from "../src/cli/flags.js";
+import { trainSpec } from "../src/cli/train.js";
+import { loadTextSource } from "../src/data/text.js";
+import { charModelFolder, runCli, tempDir, throwsUser } from "./helpers.js";
 
 const root = tempDir("minigpt-badinput-");
 const model = charModelFolder(join(root, "model"), "call me ishmael. ", { nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8 });
@@ -65,4 +69,11 @@ test("tokenizer train says when the text gives fewer tokens than --vocab-size as
     r.stderr,
     /^note: \d+ tokens, not --vocab-size 5000: merging stopped when every word of the text had become a single token/m,
   );
+});
+
+test("the seeds' habits get our names: --mode train and --train say the command comes first, --embed_dim is --n-embd, wikitext-2 is not fetched", () => {
+  oneLine(runCli(["--mode", "train"]), /^minigpt: the command comes first, then its flags .*did you mean "minigpt train \.\.\."\?/);
+  oneLine(runCli(["--train", "--steps", "500"]), /did you mean "minigpt train \.\.\."\?/);
+  throwsUser(() => parseFlags(trainSpec, ["--embed_dim", "256"]), /did you mean --n-embd\?/);
+  throwsUser(() => loadTextSource("wikitext-2"), /"wikitext-2" is neither a file/, /minigpt downloads no datasets: save the text/);
 });

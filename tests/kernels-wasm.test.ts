@@ -273,6 +273,38 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("adamwMany: the whole update in one call, split over the threads, gives each tensor adamw's bits", () => {
+    // sizes not multiples of 4 (scalar tails), one big enough to be split over 2 threads inside it
+    const sizes = [5, 8, 13, 1, 64, 3, 150_001, 7];
+    const tensors = sizes.map((n, i) => ({
+      p: rand(rng, n),
+      g: rand(rng, n, 0.1),
+      m: rand(rng, n, 0.01),
+      v: rand(rng, n, 1e-4),
+      n,
+      decays: i % 2 === 0,
+    }));
+    for (const t of tensors) for (let j = 0; j < t.n; j++) t.v[j] = Math.abs(t.v[j] as number);
+    const args = [3e-3, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9 ** 7, 1 - 0.95 ** 7] as const;
+    const [lr, b1, b2, eps, wd, bc1, bc2] = args;
+    const each = tensors.map((t) => ({ p: copy(t.p), m: copy(t.m), v: copy(t.v) }));
+    tensors.forEach((t, i) => {
+      const e = each[i] as (typeof each)[number];
+      be.adamw(e.p, t.g, e.m, e.v, t.n, lr, b1, b2, eps, t.decays ? wd : 0, bc1, bc2);
+    });
+    const ref = tensors.map((t) => ({ ...t, p: new Float32Array(t.p), m: new Float32Array(t.m), v: new Float32Array(t.v) }));
+    refBackend.adamwMany?.(ref, ...args);
+    be.adamwMany?.(tensors, ...args);
+    tensors.forEach((t, i) => {
+      const e = each[i] as (typeof each)[number];
+      const bits = (a: Float32Array) => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
+      assert.deepEqual(bits(t.p), bits(e.p), `p of tensor ${i} (${t.n}): adamw's bits`);
+      assert.deepEqual(bits(t.m), bits(e.m), `m of tensor ${i}`);
+      assert.deepEqual(bits(t.v), bits(e.v), `v of tensor ${i}`);
+      close(`adamwMany p ${t.n}`, t.p, (ref[i] as (typeof ref)[number]).p, 1e-6, 1e-8);
+    });
+  });
+
   test("attention forward, backward and cached", () => {
     const shapes: [number, number, number, number][] = [
       [1, 1, 4, 1],
@@ -671,35 +703,39 @@ console.log(JSON.stringify(bes.map((b) => b.simd)));`;
     test("attention reads nothing past its arrays: each array ending at the memory's last byte", async () => {
       // attention reads a batch's rows once before its heads (attention.as, touch): those reads must
       // stop at the array's end, which may be the end of the memory. Blocks of 288 and 96 bytes: not
-      // whole groups of the four cache lines a pass reads at a time.
-      const [B, T, C, nh] = [2, 3, 8, 2];
-      const sizes = { qkv: B * T * 3 * C, out: B * T * C, lse: B * nh * T, dqkv: B * T * 3 * C, dout: B * T * C };
-      type Name = keyof typeof sizes;
-      for (const flavour of ["plain", "relaxed"] as const) {
-        const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
-        const instance = await WebAssembly.instantiate(await compile(flavour), { env: { memory } });
-        const x = instance.exports as unknown as Record<string, (...a: number[]) => number>;
-        const end = memory.buffer.byteLength;
-        /** forward then backward with every array at its own place above 1 MiB, `last` moved to end at the memory's end */
-        const run = (last: Name | null) => {
-          const at = {} as Record<Name, number>;
-          let p = 1 << 20;
-          for (const [name, n] of Object.entries(sizes) as [Name, number][]) {
-            at[name] = p;
-            p += n * 4 + 64;
-          }
-          if (last) at[last] = end - sizes[last] * 4;
-          const view = (name: Name) => new Float32Array(memory.buffer, at[name], sizes[name]);
-          view("qkv").set(Array.from({ length: sizes.qkv }, (_, i) => Math.sin(i * 0.7)));
-          view("dout").set(Array.from({ length: sizes.dout }, (_, i) => Math.cos(i * 0.3)));
-          view("dqkv").fill(0);
-          x.attentionForward?.(at.out, at.lse, at.qkv, B, T, C, nh, 0, B * nh, p);
-          x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, B, T, C, nh, 0, B * nh, p);
-          return [...view("out"), ...view("dqkv")];
-        };
-        const want = run(null);
-        for (const last of Object.keys(sizes) as Name[]) assert.deepEqual(run(last), want, `${flavour}: ${last} at the end`);
-      }
+      // whole groups of the four cache lines a pass reads at a time. Then hs 8 and T 8, where the
+      // tiles read and write the arrays in place (no padded copies).
+      for (const [B, T, C, nh] of [
+        [2, 3, 8, 2],
+        [2, 8, 16, 2],
+      ] as const)
+        for (const flavour of ["plain", "relaxed"] as const) {
+          const sizes = { qkv: B * T * 3 * C, out: B * T * C, lse: B * nh * T, dqkv: B * T * 3 * C, dout: B * T * C };
+          type Name = keyof typeof sizes;
+          const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
+          const instance = await WebAssembly.instantiate(await compile(flavour), { env: { memory } });
+          const x = instance.exports as unknown as Record<string, (...a: number[]) => number>;
+          const end = memory.buffer.byteLength;
+          /** forward then backward with every array at its own place above 1 MiB, `last` moved to end at the memory's end */
+          const run = (last: Name | null) => {
+            const at = {} as Record<Name, number>;
+            let p = 1 << 20;
+            for (const [name, n] of Object.entries(sizes) as [Name, number][]) {
+              at[name] = p;
+              p += n * 4 + 64;
+            }
+            if (last) at[last] = end - sizes[last] * 4;
+            const view = (name: Name) => new Float32Array(memory.buffer, at[name], sizes[name]);
+            view("qkv").set(Array.from({ length: sizes.qkv }, (_, i) => Math.sin(i * 0.7)));
+            view("dout").set(Array.from({ length: sizes.dout }, (_, i) => Math.cos(i * 0.3)));
+            view("dqkv").fill(0);
+            x.attentionForward?.(at.out, at.lse, at.qkv, B, T, C, nh, 0, B * nh, p);
+            x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, B, T, C, nh, 0, B * nh, p);
+            return [...view("out"), ...view("dqkv")];
+          };
+          const want = run(null);
+          for (const last of Object.keys(sizes) as Name[]) assert.deepEqual(run(last), want, `${flavour}, T ${T}: ${last} at the end`);
+        }
     });
 
     test("MINIGPT_MATMUL_TILE picks the matmul tile; another value is an error", async () => {

@@ -97,6 +97,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const command = commands.find((c) => c.spec.name === name);
+  if (!command && name.startsWith("-")) {
+    // another tool's habit (main.py --mode train, minillm.py --train --steps 500): say where the command goes
+    const isCommand = (word: string) => commands.some((c) => c.spec.name === word);
+    const meant = [name.replace(/^-+/, ""), ...rest].find(isCommand);
+    console.error(
+      `minigpt: the command comes first, then its flags (minigpt <command> [flags])${meant ? `: did you mean "minigpt ${meant} ..."?` : `, not ${name}`}; minigpt --help lists the commands`,
+    );
+    return 1;
+  }
   if (!command) {
     const near = nearest(
       name,

@@ -65,7 +65,7 @@ export function findTextFiles(spec: string): TextFiles {
   }
   if ((BUILTIN_TEXTS as readonly string[]).includes(spec)) return builtinFiles(spec as BuiltinText);
   fail(
-    `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the counting task: 3 4 5 -> 6 7 8 ...)`,
+    `"${spec}" is neither a file, a folder, nor a built-in text (built-ins: ${BUILTIN_TEXTS.join(", ")}; and counting, the counting task: 3 4 5 -> 6 7 8 ...); minigpt downloads no datasets: save the text (WikiText-2's, say) as a .txt file and give its path`,
   );
 }
 

@@ -255,4 +255,31 @@ export interface Backend<F = FloatArray, I = Int32Array> {
     bc1: number,
     bc2: number,
   ): void;
+  /**
+   * adamw on each of `tensors` (weight decay on those that decay), the same bits as one adamw call
+   * each; a backend may do them in one call (wasm: one call split over the threads, where a call and
+   * a hand-off per tensor cost more than the update of a small model). Optional: AdamW calls adamw
+   * per tensor without it.
+   */
+  adamwMany?(
+    tensors: readonly AdamwTensor<F>[],
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+  ): void;
+}
+
+/** one tensor of an AdamW update: parameters p, gradient g, moments m, v (n floats each) */
+export interface AdamwTensor<F = FloatArray> {
+  p: F;
+  g: F;
+  m: F;
+  v: F;
+  n: number;
+  /** weight decay applies (matmul weights and embeddings, not biases and LayerNorm gains) */
+  decays: boolean;
 }

@@ -1,4 +1,4 @@
-import { backend, deviceReductions } from "../kernels/index.js";
+import { type AdamwTensor, backend, deviceReductions, type KernelArray } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 
 export interface AdamWOptions {
@@ -39,6 +39,17 @@ export class AdamW {
     const bc1 = 1 - beta1 ** this.step;
     const bc2 = 1 - beta2 ** this.step;
     const k = backend();
+    if (k.adamwMany) {
+      const tensors: AdamwTensor<KernelArray>[] = [];
+      for (const [name, p] of this.params) {
+        if (!p.grad) continue;
+        const m = (this.m.get(name) as Tensor).storage;
+        const v = (this.v.get(name) as Tensor).storage;
+        tensors.push({ p: p.storage, g: p.grad.storage, m, v, n: p.size, decays: p.shape.length >= 2 });
+      }
+      k.adamwMany(tensors, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+      return;
+    }
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
       const wd = p.shape.length >= 2 ? weightDecay : 0;

@@ -1,4 +1,4 @@
-import type { FloatArray } from "../backend.js";
+import type { AdamwTensor, FloatArray } from "../backend.js";
 
 /** PyTorch's AdamW: decoupled weight decay first, then the bias-corrected Adam step. */
 export function adamw(
@@ -26,4 +26,18 @@ export function adamw(
     v[i] = vi;
     p[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
   }
+}
+
+/** adamw on each tensor, weight decay on those that decay (the definition of Backend.adamwMany) */
+export function adamwMany(
+  tensors: readonly AdamwTensor[],
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  bc1: number,
+  bc2: number,
+): void {
+  for (const t of tensors) adamw(t.p, t.g, t.m, t.v, t.n, lr, beta1, beta2, eps, t.decays ? weightDecay : 0, bc1, bc2);
 }

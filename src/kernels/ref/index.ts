@@ -1,6 +1,6 @@
 import type { Backend } from "../backend.js";
 import { geluBackward, geluForward, geluForwardGrad, reluBackward, reluForward } from "./activations.js";
-import { adamw } from "./adamw.js";
+import { adamw, adamwMany } from "./adamw.js";
 import { attentionBackward, attentionCached, attentionForward } from "./attention.js";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.js";
 import { attentionRows, linearRows, matmulBTRows, mlpRows } from "./decode.js";
@@ -51,4 +51,5 @@ export const refBackend: Backend = {
   embeddingForward,
   embeddingBackward,
   adamw,
+  adamwMany,
 };

@@ -26,6 +26,7 @@ export const POOL_KERNELS = [
   "adamw",
   "accumulate",
   "setMatmulTile",
+  "adamwMany",
   "qmatvecPacked",
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];
@@ -49,6 +50,7 @@ export const PEER_KERNELS: ReadonlySet<PoolKernel> = new Set([
   "crossEntropyForward",
   "crossEntropyBackward",
   "adamw",
+  "adamwMany",
   "accumulate",
 ]);
 

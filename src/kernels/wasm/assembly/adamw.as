@@ -1,6 +1,7 @@
 // AdamW, one update of n parameters in place: p, g (gradient), m, v (moments), all n floats.
 //   m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  p = p·(1 - lr·wd) - (lr/bc1)·m / (√v/√bc2 + eps)
-// bc1, bc2 are the bias corrections 1 - β1^t, 1 - β2^t, computed by the caller.
+// bc1, bc2 are the bias corrections 1 - β1^t, 1 - β2^t, computed by the caller. adamwMany: the same
+// over a table of tensors, for the whole model in one call.
 
 /** one vector of AdamW's update (see adamw) */
 @inline function adamwVec(p: usize, g: usize, m: usize, v: usize, b1v: v128, b2v: v128, ob1v: v128, ob2v: v128, decv: v128, stv: v128, ibv: v128, epv: v128): void {
@@ -48,3 +49,30 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
   }
 }
 
+
+/** i32 words of one tensor's record in adamwMany's table: p, g, m, v (byte offsets), n, decays (0 or 1) */
+const ADAMW_RECORD: i32 = 6;
+
+/**
+ * AdamW over several tensors in one call (the whole model's update: one call, one split over the
+ * threads, instead of a call and a hand-off per tensor). table: count records of ADAMW_RECORD i32
+ * (see above); a tensor that decays gets weight decay wd, the others none. Updates elements
+ * [e0, e1) of the tensors' concatenation, each tensor's part exactly as adamw on that part: a cut
+ * inside a tensor must fall at a multiple of 4 of its elements, where a whole-tensor call's vector
+ * loop also passes (its scalar tail, which rounds differently, then covers the same elements).
+ */
+export function adamwMany(table: usize, count: i32, e0: i32, e1: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, wd: f64, bc1: f64, bc2: f64): void {
+  let start = 0;
+  for (let t = 0; t < count && start < e1; t++) {
+    const r = table + (<usize>(t * ADAMW_RECORD) << 2);
+    const n = load<i32>(r, 16);
+    const a = max(e0 - start, 0);
+    const b = min(e1 - start, n);
+    if (a < b) {
+      const o = <usize>a << 2;
+      const decay = load<i32>(r, 20) != 0 ? wd : 0;
+      adamw(load<u32>(r) + o, load<u32>(r, 4) + o, load<u32>(r, 8) + o, load<u32>(r, 12) + o, b - a, lr, beta1, beta2, eps, decay, bc1, bc2);
+    }
+    start += n;
+  }
+}

@@ -88,6 +88,19 @@ export interface KernelExports {
     bc1: number,
     bc2: number,
   ): void;
+  adamwMany(
+    table: number,
+    count: number,
+    e0: number,
+    e1: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+  ): void;
   // attention.as
   attentionScratchBytes(T: number, C: number, nh: number): number;
   attentionForward(
@@ -227,6 +240,7 @@ export const kernelParams = {
   embeddingForward: ["out", "ids", "table", "N", "C"],
   embeddingBackward: ["dtable", "dout", "ids", "N", "C"],
   adamw: ["p", "g", "m", "v", "n", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2"],
+  adamwMany: ["table", "count", "e0", "e1", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2"],
   attentionScratchBytes: ["T", "C", "nh"],
   attentionForward: ["out", "lse", "qkv", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
   attentionBackward: ["dqkv", "dout", "qkv", "out", "lse", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
