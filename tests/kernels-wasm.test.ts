@@ -703,35 +703,39 @@ console.log(JSON.stringify(bes.map((b) => b.simd)));`;
     test("attention reads nothing past its arrays: each array ending at the memory's last byte", async () => {
       // attention reads a batch's rows once before its heads (attention.as, touch): those reads must
       // stop at the array's end, which may be the end of the memory. Blocks of 288 and 96 bytes: not
-      // whole groups of the four cache lines a pass reads at a time.
-      const [B, T, C, nh] = [2, 3, 8, 2];
-      const sizes = { qkv: B * T * 3 * C, out: B * T * C, lse: B * nh * T, dqkv: B * T * 3 * C, dout: B * T * C };
-      type Name = keyof typeof sizes;
-      for (const flavour of ["plain", "relaxed"] as const) {
-        const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
-        const instance = await WebAssembly.instantiate(await compile(flavour), { env: { memory } });
-        const x = instance.exports as unknown as Record<string, (...a: number[]) => number>;
-        const end = memory.buffer.byteLength;
-        /** forward then backward with every array at its own place above 1 MiB, `last` moved to end at the memory's end */
-        const run = (last: Name | null) => {
-          const at = {} as Record<Name, number>;
-          let p = 1 << 20;
-          for (const [name, n] of Object.entries(sizes) as [Name, number][]) {
-            at[name] = p;
-            p += n * 4 + 64;
-          }
-          if (last) at[last] = end - sizes[last] * 4;
-          const view = (name: Name) => new Float32Array(memory.buffer, at[name], sizes[name]);
-          view("qkv").set(Array.from({ length: sizes.qkv }, (_, i) => Math.sin(i * 0.7)));
-          view("dout").set(Array.from({ length: sizes.dout }, (_, i) => Math.cos(i * 0.3)));
-          view("dqkv").fill(0);
-          x.attentionForward?.(at.out, at.lse, at.qkv, B, T, C, nh, 0, B * nh, p);
-          x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, B, T, C, nh, 0, B * nh, p);
-          return [...view("out"), ...view("dqkv")];
-        };
-        const want = run(null);
-        for (const last of Object.keys(sizes) as Name[]) assert.deepEqual(run(last), want, `${flavour}: ${last} at the end`);
-      }
+      // whole groups of the four cache lines a pass reads at a time. Then hs 8 and T 8, where the
+      // tiles read and write the arrays in place (no padded copies).
+      for (const [B, T, C, nh] of [
+        [2, 3, 8, 2],
+        [2, 8, 16, 2],
+      ] as const)
+        for (const flavour of ["plain", "relaxed"] as const) {
+          const sizes = { qkv: B * T * 3 * C, out: B * T * C, lse: B * nh * T, dqkv: B * T * 3 * C, dout: B * T * C };
+          type Name = keyof typeof sizes;
+          const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
+          const instance = await WebAssembly.instantiate(await compile(flavour), { env: { memory } });
+          const x = instance.exports as unknown as Record<string, (...a: number[]) => number>;
+          const end = memory.buffer.byteLength;
+          /** forward then backward with every array at its own place above 1 MiB, `last` moved to end at the memory's end */
+          const run = (last: Name | null) => {
+            const at = {} as Record<Name, number>;
+            let p = 1 << 20;
+            for (const [name, n] of Object.entries(sizes) as [Name, number][]) {
+              at[name] = p;
+              p += n * 4 + 64;
+            }
+            if (last) at[last] = end - sizes[last] * 4;
+            const view = (name: Name) => new Float32Array(memory.buffer, at[name], sizes[name]);
+            view("qkv").set(Array.from({ length: sizes.qkv }, (_, i) => Math.sin(i * 0.7)));
+            view("dout").set(Array.from({ length: sizes.dout }, (_, i) => Math.cos(i * 0.3)));
+            view("dqkv").fill(0);
+            x.attentionForward?.(at.out, at.lse, at.qkv, B, T, C, nh, 0, B * nh, p);
+            x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, B, T, C, nh, 0, B * nh, p);
+            return [...view("out"), ...view("dqkv")];
+          };
+          const want = run(null);
+          for (const last of Object.keys(sizes) as Name[]) assert.deepEqual(run(last), want, `${flavour}, T ${T}: ${last} at the end`);
+        }
     });
 
     test("MINIGPT_MATMUL_TILE picks the matmul tile; another value is an error", async () => {

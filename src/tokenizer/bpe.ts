@@ -1,5 +1,6 @@
 import { fail } from "../errors.js";
 import { bytesToUnicode, byteTokenName, wtf8Decode, wtf8Encode } from "./bytes.js";
+import { MinHeap } from "./heap.js";
 import { UNSETTLED_WORDS, wordEnd } from "./pretokenize.js";
 import type { EncodeOptions, Tokenizer } from "./types.js";
 import { WordTable } from "./words.js";
@@ -129,55 +130,19 @@ function mergeWordHeap(ids: Int32Array, n: number, table: PairTable): number {
     prev[i] = i - 1;
   }
   // Heap entries (rank, position, version of that position when pushed); stale ones are skipped.
-  const hr: number[] = [];
-  const hp: number[] = [];
-  const hv: number[] = [];
-  const less = (a: number, b: number): boolean =>
-    (hr[a] as number) < (hr[b] as number) || (hr[a] === hr[b] && (hp[a] as number) < (hp[b] as number));
-  const swap = (a: number, b: number): void => {
-    [hr[a], hr[b]] = [hr[b] as number, hr[a] as number];
-    [hp[a], hp[b]] = [hp[b] as number, hp[a] as number];
-    [hv[a], hv[b]] = [hv[b] as number, hv[a] as number];
-  };
+  const heap = new MinHeap();
   const push = (pos: number): void => {
     const nx = next[pos] as number;
     if (nx < 0) return;
     const s = table.find(ids[pos] as number, ids[nx] as number);
     if (s < 0) return;
-    let i = hr.length;
-    hr.push(table.ranks[s] as number);
-    hp.push(pos);
-    hv.push(version[pos] as number);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!less(i, parent)) break;
-      swap(i, parent);
-      i = parent;
-    }
-  };
-  const pop = (): void => {
-    const last = hr.length - 1;
-    swap(0, last);
-    hr.pop();
-    hp.pop();
-    hv.pop();
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < hr.length && less(l, m)) m = l;
-      if (r < hr.length && less(r, m)) m = r;
-      if (m === i) break;
-      swap(i, m);
-      i = m;
-    }
+    heap.push(table.ranks[s] as number, pos, version[pos] as number);
   };
   for (let i = 0; i < n - 1; i++) push(i);
-  while (hr.length > 0) {
-    const pos = hp[0] as number;
-    const stale = hv[0] !== version[pos];
-    pop();
+  while (heap.size > 0) {
+    const pos = heap.tie;
+    const stale = heap.value !== version[pos];
+    heap.pop();
     if (stale) continue;
     const nx = next[pos] as number;
     const s = table.find(ids[pos] as number, ids[nx] as number);

@@ -2,6 +2,7 @@ import { fail } from "../errors.js";
 import { said, setting } from "../wording.js";
 import { type BpeMerge, ByteLevelBpe, specialsPattern, splitSpecials } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
+import { MinHeap } from "./heap.js";
 import { UNSETTLED_WORDS, wordEnd } from "./pretokenize.js";
 import { BPE_SPECIAL_TOKENS } from "./types.js";
 import { WordTable } from "./words.js";
@@ -21,67 +22,6 @@ export function bpeSpecials(extra: readonly string[] = []): string[] {
     if (!out.includes(s)) out.push(s);
   }
   return out;
-}
-
-/**
- * Max-heap of (count, pair) with lazy deletion: counts change all the time, so instead of
- * updating entries in place we push fresh ones and let the trainer discard those whose count no
- * longer matches. Ties go to the smaller pair key so training is deterministic.
- */
-class PairHeap {
-  private counts: number[] = [];
-  private keys: number[] = [];
-
-  get size(): number {
-    return this.counts.length;
-  }
-
-  private above(i: number, j: number): boolean {
-    const ci = this.counts[i] as number;
-    const cj = this.counts[j] as number;
-    return ci > cj || (ci === cj && (this.keys[i] as number) < (this.keys[j] as number));
-  }
-
-  private swap(i: number, j: number): void {
-    const c = this.counts[i] as number;
-    this.counts[i] = this.counts[j] as number;
-    this.counts[j] = c;
-    const k = this.keys[i] as number;
-    this.keys[i] = this.keys[j] as number;
-    this.keys[j] = k;
-  }
-
-  push(count: number, key: number): void {
-    let i = this.counts.length;
-    this.counts.push(count);
-    this.keys.push(key);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.above(i, parent)) break;
-      this.swap(i, parent);
-      i = parent;
-    }
-  }
-
-  /** Removes the top entry and returns it as [count, key]. */
-  pop(): [number, number] {
-    const top: [number, number] = [this.counts[0] as number, this.keys[0] as number];
-    const last = this.counts.length - 1;
-    this.swap(0, last);
-    this.counts.pop();
-    this.keys.pop();
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < last && this.above(l, m)) m = l;
-      if (r < last && this.above(r, m)) m = r;
-      if (m === i) return top;
-      this.swap(i, m);
-      i = m;
-    }
-  }
 }
 
 /**
@@ -183,8 +123,10 @@ export function trainBpeFromCounts(wordCounts: ReadonlyMap<string, number>, opti
   };
   for (let w = 0; w < words.length; w++) addPairs(w, words[w] as Int32Array, 1);
 
-  const heap = new PairHeap();
-  for (const [key, c] of pairCounts) heap.push(c, key);
+  // the most frequent pair first (its count pushed negated), then the smallest key so training is
+  // deterministic; counts change all the time, so an entry whose count no longer matches is skipped
+  const heap = new MinHeap();
+  for (const [key, c] of pairCounts) heap.push(-c, key);
 
   const pieces: Uint8Array[] = [];
   const idOf = new Map<string, number>();
@@ -197,10 +139,12 @@ export function trainBpeFromCounts(wordCounts: ReadonlyMap<string, number>, opti
   const seen = new Int32Array(words.length).fill(-1);
 
   while (pieces.length < targetTokens && heap.size > 0) {
-    const [count, key] = heap.pop();
+    const count = -heap.key;
+    const key = heap.tie;
+    heap.pop();
     const current = pairCounts.get(key) ?? 0;
     if (current !== count) {
-      if (current > 0) heap.push(current, key);
+      if (current > 0) heap.push(-current, key);
       continue;
     }
     if (count <= 0) break;
@@ -246,7 +190,7 @@ export function trainBpeFromCounts(wordCounts: ReadonlyMap<string, number>, opti
     pairCounts.delete(key);
     for (const k of touched) {
       const c = pairCounts.get(k) ?? 0;
-      if (c > 0) heap.push(c, k);
+      if (c > 0) heap.push(-c, k);
     }
   }
 
