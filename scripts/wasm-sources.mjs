@@ -33,6 +33,7 @@ export const kernelFiles = [
   "attention.as",
   "decode.as",
   "quant-int.as",
+  "quant-share.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

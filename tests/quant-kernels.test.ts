@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type QuantBits, type QuantizedMatrix, quantizedScale, quantizedValue, quantizeMatrix } from "../src/io/quantize.js";
 import { useBackend } from "../src/kernels/index.js";
-import { type PackedWeights, quantRows } from "../src/kernels/quant.js";
+import { helperChunks, type PackedWeights, quantRows } from "../src/kernels/quant.js";
 import { inputAt, packedShape, packQuantized } from "../src/kernels/quant-packed.js";
 import { qmatvecPacked, quantizeActivations } from "../src/kernels/ref/quant-int.js";
 import type { KernelCalls } from "../src/kernels/wasm/calls.js";
@@ -150,9 +150,9 @@ for (const simd of ["plain", "relaxed"] as const)
           keep.push(noBias);
           quantRows(noBias.data, x.data, w, null, M);
           const label = `${simd} ${threads}t int${bits} [${M},${K},${N}] G${G}`;
-          assert.equal(split.length, before + 2, `${label}: both calls ran on wasm`);
-          const parts = M === SPLIT_SHAPE[0] ? threads : 1;
-          assert.equal(split.at(-1), parts, `${label}: split over ${parts} threads`);
+          // 1 thread: both calls on wasm, unsplit; 2: shared with the pool's helper (quant-share.as), not split
+          assert.equal(split.length, before + (threads === 1 ? 2 : 0), `${label}: both calls ran on wasm`);
+          if (threads === 1) assert.equal(split.at(-1), 1, `${label}: one thread`);
           const s = w.shape;
           for (const [b, got] of [
             [bias.data, out.data],
@@ -229,3 +229,35 @@ for (const simd of ["plain", "relaxed"] as const)
     be.dispose();
     delete process.env.MINIGPT_WASM_SIMD;
   });
+
+test("wasm, 2 threads: the pool's helper takes chunks of shared products, with the same bits as one thread", async () => {
+  const [M, K, N, G] = SPLIT_SHAPE;
+  const keep: Tensor[] = [];
+  const x = Tensor.fromArray(randnSeeded(M * K, 11), [M, K]);
+  const bias = Tensor.fromArray(randnSeeded(N, 12), [N]);
+  keep.push(x, bias);
+  const results: Float32Array[] = [];
+  for (const threads of [1, 2]) {
+    const be = (await useBackend("wasm", { threads })) as WasmBackend;
+    const w = packedOnHeap(quantizeMatrix(randnSeeded(K * N, 13), K, N, "in-out", 4, G), keep);
+    const out = Tensor.zeros([M, N]);
+    keep.push(out);
+    quantRows(out.data, x.data, w, bias.data, M);
+    results.push(out.data.slice());
+    if (threads === 2) {
+      // the helper wakes while the first calls run, then stays looking between calls: on a busy
+      // machine it may take a while to get a core, so call again until it has taken a chunk
+      const start = helperChunks();
+      const until = performance.now() + 20_000;
+      while (helperChunks() === start && performance.now() < until) {
+        out.data.fill(0);
+        quantRows(out.data, x.data, w, bias.data, M);
+        assert.deepEqual(out.data, results[0], "2 threads, shared");
+      }
+      assert.ok(helperChunks() > start, "the helper took part");
+    }
+    be.dispose();
+  }
+  assert.deepEqual(results[1], results[0]);
+  for (const t of keep) t.dispose();
+});

@@ -8,8 +8,11 @@
  *                  quantized model's kernel (decode, prefill, eval), with each row of x quantized to
  *                  int8 (ref/quant-int.ts)
  *
- * With several threads a call big enough to be worth it (packedRanges) is split by outputs at
- * multiples of 16, so each output's bits are the same on any thread count.
+ * With several threads a product is shared with a pool helper that stays looking for work between
+ * calls (assembly/quant-share.as: chunks of outputs, multiples of 16, taken by whichever thread comes
+ * first; the caller never waits for the helper to wake); where no helper can be left running (a
+ * browser page's main thread) a call big enough to be worth a wake-up is split (packedRanges). Each
+ * output's bits are the same on any thread count either way.
  */
 import { heap, isBufferOf } from "../tensor/memory.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -45,6 +48,83 @@ function packedRanges(calls: KernelCalls, s: PackedShape, M: number): [number, n
   const ranges: [number, number][] = [];
   for (let p = 0; p < parts; p++) if (bounds[p + 1]! > bounds[p]!) ranges.push([bounds[p]!, bounds[p + 1]!]);
   return ranges;
+}
+
+/**
+ * A product on 2+ threads is cut into about this many chunks of outputs that the calling thread and a
+ * helper take as they go (assembly/quant-share.as): enough that the helper's last chunk, which the
+ * caller may wait for, is short (GPT-2's head: ~40 µs), few enough that taking one (an atomic
+ * compare-exchange between the cores) costs nothing next to it.
+ */
+const SHARE_CHUNKS = 32;
+/** the helper's empty looks for a product before it returns to the pool: ~1 ms here, longer than the gaps of a decode step */
+const HELPER_IDLE_LOOKS = 1 << 19;
+/** i32 indices of the control block's DONE and QUIT (quant-share.as) */
+const CTRL_DONE = 2;
+const CTRL_QUIT = 3;
+/** i32 index of HELPED: the chunks the helper has taken (tests) */
+const CTRL_HELPED = 4;
+
+/**
+ * Waiting longer than this for the helper's last chunk means it lost its core to another process:
+ * then the products stay on one thread for CALM_MS (the helper told to return), as a shared product
+ * would wait that long again and again (measured: 2 threads ~3x slower than 1 on a busy machine)
+ */
+const LATE_MS = 0.25;
+const CALM_MS = 200;
+
+/** a backend's control block for shared products (in the heap for the kernels), and its calm rule */
+interface ShareControl {
+  i32: Int32Array;
+  calmUntil: number;
+}
+const controls = new WeakMap<KernelCalls, ShareControl>();
+
+/**
+ * The control block through which this product is shared with a pool helper left looking for work
+ * (posted again when it has returned), or null: one thread (no helper, calls on one thread now, or
+ * calm after a late helper).
+ */
+function sharing(calls: KernelCalls): ShareControl | null {
+  if (calls.sched.threads < 2) return null;
+  let ctrl = controls.get(calls);
+  if (!ctrl) {
+    const bytes = calls.x.qmatvecSharedCtrlBytes();
+    const t = new Tensor([bytes / 4], "i32", false, false);
+    ctrl = { i32: new Int32Array(heap().memory.buffer, t.ptr, bytes / 4), calmUntil: 0 };
+    ctrl.i32.fill(0);
+    controls.set(calls, ctrl);
+  }
+  if (ctrl.calmUntil > 0) {
+    if (performance.now() < ctrl.calmUntil) return null;
+    ctrl.calmUntil = 0;
+  }
+  const i32 = ctrl.i32;
+  if (calls.detachedReturned()) Atomics.store(i32, CTRL_QUIT, 0);
+  return calls.detach("qmatvecHelper", [i32.byteOffset, HELPER_IDLE_LOOKS], () => Atomics.store(i32, CTRL_QUIT, 1)) ? ctrl : null;
+}
+
+/** wait until the helper has finished its chunks of a shared product (calm for a while if that took long) */
+function awaitHelper(calls: KernelCalls, ctrl: ShareControl, chunks: number): void {
+  const t0 = performance.now();
+  while (Atomics.load(ctrl.i32, CTRL_DONE) < chunks) {
+    if (calls.detachedReturned() && Atomics.load(ctrl.i32, CTRL_DONE) < chunks) {
+      calls.settleDetached();
+      throw new Error("quantRows: the pool helper returned without finishing its part");
+    }
+  }
+  const t1 = performance.now();
+  if (t1 - t0 > LATE_MS) {
+    ctrl.calmUntil = t1 + CALM_MS;
+    Atomics.store(ctrl.i32, CTRL_QUIT, 1);
+  }
+}
+
+/** how many chunks of shared products the pool helper has taken so far on this backend (tests) */
+export function helperChunks(): number {
+  const calls = wasmCalls();
+  const ctrl = calls && controls.get(calls);
+  return ctrl ? Atomics.load(ctrl.i32, CTRL_HELPED) : 0;
 }
 
 /** a matrix in the integer kernels' layout (quant-packed.ts) */
@@ -86,6 +166,30 @@ export function quantRows(out: FloatArray, x: FloatArray, w: PackedWeights, bias
     return;
   }
   calls.x.quantizeActivations(a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, x.byteOffset, M, s.K, s.G, s.Gp, s.groups, s.xmax);
+  const ctrl = sharing(calls);
+  if (ctrl) {
+    const chunk = Math.max(PANEL, Math.ceil(s.N / SHARE_CHUNKS / PANEL) * PANEL);
+    const chunks = calls.x.qmatvecShared(
+      ctrl.i32.byteOffset,
+      out.byteOffset,
+      a.xq.byteOffset,
+      a.xsum.byteOffset,
+      a.xscale.byteOffset,
+      w.bytes.byteOffset,
+      w.scales.byteOffset,
+      w.sums.byteOffset,
+      bias ? bias.byteOffset : 0,
+      M,
+      s.N,
+      s.bits,
+      s.Gp,
+      s.groups,
+      chunk,
+    );
+    // the helper may still be finishing a chunk it took (a few µs, unless it lost its core)
+    if (Atomics.load(ctrl.i32, CTRL_DONE) < chunks) awaitHelper(calls, ctrl, chunks);
+    return;
+  }
   const p = [
     out.byteOffset,
     a.xq.byteOffset,

@@ -28,6 +28,7 @@ export const POOL_KERNELS = [
   "setMatmulTile",
   "adamwMany",
   "qmatvecPacked",
+  "qmatvecHelper",
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];
 
@@ -65,4 +66,13 @@ export interface KernelCalls {
   readonly sched: Schedule;
   /** run fn's tasks, the first on this thread and the others on the pool's helpers */
   parallel<K extends PoolKernel>(fn: K, tasks: Args<K>[]): void;
+  /**
+   * Leave fn(args) running on a pool helper (WorkerPool.detach) while calls may use more than one
+   * thread; false when there is no such helper. `stop` makes it return.
+   */
+  detach(fn: PoolKernel, args: Args<PoolKernel>, stop: () => void): boolean;
+  /** whether the detached task has returned (or there is none) */
+  detachedReturned(): boolean;
+  /** stop the detached task and wait for it; rethrows its failure */
+  settleDetached(): void;
 }

@@ -221,6 +221,18 @@ class WasmKernels implements WasmBackend, KernelCalls {
     else this.parallel(fn, tasks);
   }
 
+  detach(fn: PoolKernel, args: Args<PoolKernel>, stop: () => void): boolean {
+    return this.pool !== null && this.sched.threads > 1 && this.pool.detach(fn, args, stop);
+  }
+
+  detachedReturned(): boolean {
+    return this.pool?.detachedReturned() ?? true;
+  }
+
+  settleDetached(): void {
+    this.pool?.settle();
+  }
+
   parallel<K extends PoolKernel>(fn: K, tasks: Args<K>[]): void {
     const f = this.x[fn] as (...a: number[]) => void;
     if (tasks.length === 1 || !this.pool) {

@@ -100,6 +100,8 @@ export class WorkerPool {
   readonly spins: boolean;
   /** set when a helper stopped answering (browser main thread only): every later run fails at once */
   private stalled: string | null = null;
+  /** a task left running on helper 0 (detach), and what tells it to return */
+  private detached: { fn: string; stop: () => void } | null = null;
 
   private constructor(blocks: ControlBlock[], names: readonly string[], canWait: boolean) {
     this.size = blocks.length;
@@ -162,6 +164,7 @@ export class WorkerPool {
     const idx = this.fnIndex.get(fn);
     if (idx === undefined) throw new Error(`wasm pool: unknown kernel ${fn}`);
     if (this.stalled) throw new Error(this.stalled);
+    this.settle();
     const n = args.length - 1;
     if (n > this.size) throw new Error("wasm pool: more tasks than threads");
     for (let w = 0; w < n; w++) {
@@ -195,7 +198,52 @@ export class WorkerPool {
     if (failure !== null) throw new Error(`wasm pool: kernel ${fn} failed in a worker: ${failure}`);
   }
 
+  /**
+   * Post fn(args) to helper 0 and return at once, for a kernel that stays looking for work in shared
+   * memory until it finds none for a while (quant-share.as's qmatvecHelper). `stop` makes it return
+   * soon; run() and dispose() call it and collect the task first. Returns whether helper 0 is on
+   * such a task now (false: it is busy with nothing else, but this pool cannot post: the browser's
+   * main thread, which may not block to collect it later, or no helper).
+   */
+  detach(fn: string, args: readonly number[], stop: () => void): boolean {
+    if (this.size === 0 || !this.waiter.blocks || this.stalled) return false;
+    const block = this.blocks[0] as ControlBlock;
+    if (this.detached) {
+      if (!block.finished()) return true;
+      this.collect();
+    }
+    const idx = this.fnIndex.get(fn);
+    if (idx === undefined) throw new Error(`wasm pool: unknown kernel ${fn}`);
+    block.args.set(args);
+    if (args.length < MAX_ARGS) block.args.fill(0, args.length);
+    block.post(idx, args.length);
+    this.detached = { fn, stop };
+    return true;
+  }
+
+  /** Has the detached task returned (or is there none)? */
+  detachedReturned(): boolean {
+    return this.detached === null || (this.blocks[0] as ControlBlock).finished();
+  }
+
+  /** stop the detached task, if any, and wait until it has returned; rethrows its failure */
+  settle(): void {
+    this.detached?.stop();
+    this.collect();
+  }
+
+  /** wait for the detached task, if any, to return (it was told to, or is about to); rethrows its failure */
+  private collect(): void {
+    const d = this.detached;
+    if (!d) return;
+    this.detached = null;
+    const message = (this.blocks[0] as ControlBlock).await(this.waiter);
+    if (message !== null) throw new Error(`wasm pool: kernel ${d.fn} failed in a worker: ${message}`);
+  }
+
   dispose(): void {
+    this.detached?.stop();
+    this.detached = null;
     for (const block of this.blocks) block.post(EXIT);
     for (const t of this.threads) t.terminate();
     this.threads.length = 0;

@@ -209,6 +209,26 @@ export interface KernelExports {
     j0: number,
     j1: number,
   ): void;
+  // quant-share.as
+  qmatvecSharedCtrlBytes(): number;
+  qmatvecShared(
+    ctrl: number,
+    out: number,
+    xq: number,
+    xsum: number,
+    xscale: number,
+    w: number,
+    scales: number,
+    sums: number,
+    bias: number,
+    M: number,
+    N: number,
+    bits: number,
+    Gp: number,
+    groups: number,
+    chunk: number,
+  ): number;
+  qmatvecHelper(ctrl: number, idleLimit: number): void;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
@@ -253,4 +273,7 @@ export const kernelParams = {
   trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
   qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
+  qmatvecSharedCtrlBytes: [],
+  qmatvecShared: ["ctrl", "out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "chunk"],
+  qmatvecHelper: ["ctrl", "idleLimit"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
