@@ -71,9 +71,16 @@ test("a loaded int8/int4 folder holds its matrices only packed: the heap's live 
     const tape = scope(() => again.forward(ids).logits.data.slice());
     again.dequantize();
     assert.equal(again.quantized.size, 0);
-    assert.deepEqual([...again.params.keys()], parameterShapes(config).map(([n]) => n));
+    assert.deepEqual(
+      [...again.params.keys()],
+      parameterShapes(config).map(([n]) => n),
+    );
     assert.ok(again.h[0]?.attn.c_attn.plain(), `int${q.bits}: the layers are plain float ones`);
-    assert.deepEqual(scope(() => again.forward(ids).logits.data.slice()), tape, `int${q.bits}: the dequantized model's logits`);
+    assert.deepEqual(
+      scope(() => again.forward(ids).logits.data.slice()),
+      tape,
+      `int${q.bits}: the dequantized model's logits`,
+    );
     again.dispose();
     ids.dispose();
   }

@@ -12,7 +12,11 @@ import { modelWeights, type QuantizationConfig, quantizedFile } from "./quantize
 import type { SafetensorsFile } from "./safetensors.js";
 
 export function modelFromSafetensors(file: SafetensorsFile, q: QuantizationConfig | undefined, config: GPTConfig, label: string): GPT {
-  if (!q || deviceMemory()) return loaded(GPT.forLoading(config), modelWeights(file, q, config, label), label);
+  // the file's tensors are read (and checked) before the model takes its memory: the load peaks lower
+  if (!q || deviceMemory()) {
+    const weights = modelWeights(file, q, config, label);
+    return loaded(GPT.forLoading(config), weights, label);
+  }
   const { matrices, floats } = quantizedFile(file, q, config, label);
   return loaded(GPT.forLoading(config, new Map([...matrices].map(([name, m]) => [name, quantizedWeight(m)]))), floats, label);
 }

@@ -7,7 +7,7 @@
  *     (src/kernels/quant.ts's quantRows, each row of activations rounded to int8), in the block's
  *     four linear layers and in the tied LM head;
  *   - the token embedding dequantizes the rows it looks up, and only those;
- *   - everything with a tape (a LoRA adapter's backward pass, QLoRA; the learning mode's forward)
+ *   - everything with a tape (a LoRA adapter's backward pass, QLoRA; explain-step's training step)
  *     runs on the dequantized float32 weights, q·s, exactly the values of the file: each matrix is
  *     dequantized into one scratch buffer of the model's (TapeScratch) for its product, and again
  *     before that product's backward, so no float copy of the model's weights is ever kept.
