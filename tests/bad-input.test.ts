@@ -6,13 +6,14 @@
  * other tools' habits (the command after a flag, --embed_dim, a hub dataset's name) are answered in ours.
  */
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseFlags } from "../src/cli/flags.js";
 import { trainSpec } from "../src/cli/train.js";
 import { loadTextSource } from "../src/data/text.js";
+import { readModelConfig } from "../src/io/hf.js";
 import { charModelFolder, runCli, tempDir, throwsUser } from "./helpers.js";
 
 const root = tempDir("minigpt-badinput-");
@@ -76,4 +77,11 @@ test("the seeds' habits get our names: --mode train and --train say the command 
   oneLine(runCli(["--train", "--steps", "500"]), /did you mean "minigpt train \.\.\."\?/);
   throwsUser(() => parseFlags(trainSpec, ["--embed_dim", "256"]), /did you mean --n-embd\?/);
   throwsUser(() => loadTextSource("wikitext-2"), /"wikitext-2" is neither a file/, /minigpt downloads no datasets: save the text/);
+});
+
+test("a config.json whose n_head does not divide n_embd names that file", () => {
+  const dir = charModelFolder(join(root, "heads"), "call me ishmael. ", { nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8 });
+  const file = join(dir, "config.json");
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), n_head: 3 }));
+  throwsUser(() => readModelConfig(dir), /heads\/config\.json: n_embd 8 must be divisible by n_head 3/);
 });

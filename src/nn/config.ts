@@ -34,13 +34,14 @@ export function makeConfig(partial: Partial<GPTConfig> & Pick<GPTConfig, "vocabS
   return config;
 }
 
-function validateConfig(c: GPTConfig): void {
+/** `where`: the file the config came from (a user can fix that file), else "config" */
+function validateConfig(c: GPTConfig, where = "config"): void {
   for (const key of ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd", "nInner"] as const) {
-    if (!Number.isInteger(c[key]) || c[key] < 1) fail(`config: ${key} must be a positive integer, got ${c[key]}`);
+    if (!Number.isInteger(c[key]) || c[key] < 1) fail(`${where}: ${key} must be a positive integer, got ${c[key]}`);
   }
-  if (c.nEmbd % c.nHead !== 0) fail(`config: n_embd ${c.nEmbd} must be divisible by n_head ${c.nHead}`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) fail(`config: dropout must be in [0, 1), got ${c.dropout}`);
-  if (c.activation !== "gelu_new" && c.activation !== "relu") fail(`config: unsupported activation "${c.activation}"`);
+  if (c.nEmbd % c.nHead !== 0) fail(`${where}: n_embd ${c.nEmbd} must be divisible by n_head ${c.nHead}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) fail(`${where}: dropout must be in [0, 1), got ${c.dropout}`);
+  if (c.activation !== "gelu_new" && c.activation !== "relu") fail(`${where}: unsupported activation "${c.activation}"`);
 }
 
 /** Hugging Face GPT2Config keys, plus a "minigpt" object for what HF has no key for. */
@@ -108,6 +109,6 @@ export function configFromHuggingFace(json: Record<string, unknown>, file: strin
     activation,
     layerNormEps: eps,
   };
-  validateConfig(config);
+  validateConfig(config, file);
   return config;
 }
