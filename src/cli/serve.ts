@@ -60,8 +60,8 @@ export const serveSpec: CommandSpec = {
   // the generation thread loads the kernels (src/server/worker.ts); the HTTP thread needs none
   backendElsewhere: true,
   examples: [
-    "minigpt serve --model out-chat",
-    'curl http://127.0.0.1:8080/v1/chat/completions -H "content-type: application/json" -d \'{"model":"out-chat","messages":[{"role":"user","content":"hi"}]}\'',
+    "minigpt serve --model chat-model",
+    'curl http://127.0.0.1:8080/v1/chat/completions -H "content-type: application/json" -d \'{"model":"chat-model","messages":[{"role":"user","content":"hi"}]}\'',
   ],
 };
 

@@ -7,6 +7,49 @@ import type { FloatArray } from "../backend.js";
 // Only lse (B,nh,T) is kept for backward; p is recomputed there from q, k and lse, which costs one
 // more q·k pass but saves the (B,nh,T,T) probability tensor per layer.
 
+/**
+ * One query's attention over keys 0..last (the formulas above), shared by the forward pass and
+ * generation: acc (hs) = o = Σ_j p_j·v_j; returns lse. The query is q[qo..qo+hs); key j's k is
+ * keys[ko + j·stride ..] and its v values[vo + j·stride ..]; s (last+1) is scratch.
+ */
+function attendQuery(
+  q: FloatArray,
+  qo: number,
+  keys: FloatArray,
+  ko: number,
+  values: FloatArray,
+  vo: number,
+  stride: number,
+  last: number,
+  hs: number,
+  scale: number,
+  s: Float64Array,
+  acc: Float64Array,
+): number {
+  let max = -Infinity;
+  for (let j = 0; j <= last; j++) {
+    const kj = ko + j * stride;
+    let dot = 0;
+    for (let d = 0; d < hs; d++) dot += q[qo + d]! * keys[kj + d]!;
+    dot *= scale;
+    s[j] = dot;
+    if (dot > max) max = dot;
+  }
+  let sum = 0;
+  for (let j = 0; j <= last; j++) {
+    const e = Math.exp(s[j]! - max);
+    s[j] = e;
+    sum += e;
+  }
+  acc.fill(0);
+  for (let j = 0; j <= last; j++) {
+    const p = s[j]! / sum;
+    const vj = vo + j * stride;
+    for (let d = 0; d < hs; d++) acc[d]! += p * values[vj + d]!;
+  }
+  return max + Math.log(sum);
+}
+
 /** qkv (B,T,3C) -> out (B,T,C), lse (B,nh,T) */
 export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void {
   const hs = C / nh;
@@ -17,31 +60,11 @@ export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArr
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nh; h++) {
       for (let t = 0; t < T; t++) {
-        const qo = (b * T + t) * C3 + h * hs;
-        let max = -Infinity;
-        for (let j = 0; j <= t; j++) {
-          const ko = (b * T + j) * C3 + C + h * hs;
-          let dot = 0;
-          for (let d = 0; d < hs; d++) dot += qkv[qo + d]! * qkv[ko + d]!;
-          dot *= scale;
-          s[j] = dot;
-          if (dot > max) max = dot;
-        }
-        let sum = 0;
-        for (let j = 0; j <= t; j++) {
-          const e = Math.exp(s[j]! - max);
-          s[j] = e;
-          sum += e;
-        }
-        acc.fill(0);
-        for (let j = 0; j <= t; j++) {
-          const p = s[j]! / sum;
-          const vo = (b * T + j) * C3 + 2 * C + h * hs;
-          for (let d = 0; d < hs; d++) acc[d]! += p * qkv[vo + d]!;
-        }
+        const row0 = b * T * C3 + h * hs; // this (b, h)'s q at position 0; its k and v follow at +C, +2C
+        const l = attendQuery(qkv, row0 + t * C3, qkv, row0 + C, qkv, row0 + 2 * C, C3, t, hs, scale, s, acc);
         const oo = (b * T + t) * C + h * hs;
         for (let d = 0; d < hs; d++) out[oo + d] = acc[d]!;
-        lse[(b * nh + h) * T + t] = max + Math.log(sum);
+        lse[(b * nh + h) * T + t] = l;
       }
     }
   }
@@ -116,28 +139,7 @@ export function attentionCached(
   for (let i = 0; i < Tn; i++) {
     const p = pos0 + i;
     for (let h = 0; h < nh; h++) {
-      const qo = i * 3 * C + h * hs;
-      let max = -Infinity;
-      for (let j = 0; j <= p; j++) {
-        const ko = j * C + h * hs;
-        let dot = 0;
-        for (let d = 0; d < hs; d++) dot += qkv[qo + d]! * kCache[ko + d]!;
-        dot *= scale;
-        s[j] = dot;
-        if (dot > max) max = dot;
-      }
-      let sum = 0;
-      for (let j = 0; j <= p; j++) {
-        const e = Math.exp(s[j]! - max);
-        s[j] = e;
-        sum += e;
-      }
-      acc.fill(0);
-      for (let j = 0; j <= p; j++) {
-        const w = s[j]! / sum;
-        const vo = j * C + h * hs;
-        for (let d = 0; d < hs; d++) acc[d]! += w * vCache[vo + d]!;
-      }
+      attendQuery(qkv, i * 3 * C + h * hs, kCache, h * hs, vCache, h * hs, C, p, hs, scale, s, acc);
       const oo = i * C + h * hs;
       for (let d = 0; d < hs; d++) out[oo + d] = acc[d]!;
     }
