@@ -7,20 +7,13 @@
 //   node --import tsx bench/quant-decode.ts [--tokens 256] [--runs 3] [--threads 1,2] [--layers 12]
 
 import { Decoder, nextLogitsUncached } from "../src/generate/generate.js";
-import { modelSafetensorsBytes } from "../src/io/model-zip.js";
-import {
-  dequantizeMatrix,
-  isQuantizedName,
-  type QuantizationConfig,
-  type QuantizedMatrix,
-  quantizedTensors,
-  quantizeMatrix,
-} from "../src/io/quantize.js";
+import { modelSafetensorsBytes, modelTensors } from "../src/io/model-zip.js";
+import { isQuantizedName, type QuantizationConfig, quantizedTensors, quantizeMatrix } from "../src/io/quantize.js";
 import { writeSafetensors } from "../src/io/safetensors.js";
 import { useBackend } from "../src/kernels/index.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
-import { useQuantizedWeights } from "../src/nn/quantized.js";
+import { type QuantizedWeight, quantizedWeight } from "../src/nn/quantized.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
@@ -38,22 +31,22 @@ for (const q of [
   { bits: 8, groupSize: null },
   { bits: 4, groupSize: 32 },
 ] as QuantizationConfig[]) {
-  const model = new GPT(config, 1337);
-  const matrices = new Map<string, QuantizedMatrix>();
-  for (const [name, t] of model.params) {
+  // the fp32 model's matrices quantized; the model holds them packed only, as a loaded quantized folder does
+  const quantized = new Map<string, QuantizedWeight>();
+  for (const [name, t] of fp32.params) {
     if (!isQuantizedName(name)) continue;
     const wte = name === "transformer.wte.weight";
     const [rows, cols] = t.shape as [number, number];
     const m = wte
       ? quantizeMatrix(t.data, cols, rows, "out-in", q.bits, q.groupSize ?? cols)
       : quantizeMatrix(t.data, rows, cols, "in-out", q.bits, q.groupSize ?? rows);
-    matrices.set(name, m);
-    t.data.set(dequantizeMatrix(m));
+    quantized.set(name, quantizedWeight(m));
   }
-  useQuantizedWeights(model, matrices);
+  const model = GPT.forLoading(config, quantized);
+  model.loadWeights(new Map([...fp32.params].filter(([name]) => !quantized.has(name))), "fp32");
   const bytes = writeSafetensors(
     quantizedTensors(
-      [...model.params].map(([n, t]) => [n, { shape: t.shape, data: t.data }]),
+      modelTensors(model).map((t) => [t.name, t]),
       q,
     ),
     { format: "pt" },

@@ -16,14 +16,16 @@ import { type AnalyzeOptions, analyzeTensors, BYTES_PER_FLOAT, diskFigures, type
  * stay frozen; its run writes the adapter), beside what a merge would write.
  */
 export function analyzeModel(
-  model: { config: GPTConfig; params: ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
+  model: { config: GPTConfig; parameterInfo(): ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
   dir?: string,
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
   const folder = dir !== undefined && !isFile(dir) ? dir : undefined;
   const files = folder === undefined ? undefined : withFs(`cannot read the folder ${folder}`, () => folderFiles(folder, model.config));
   const lora = files?.lora;
-  const tensors = lora ? [...model.params].map(([name, t]) => [name, { shape: t.shape, requiresGrad: false }] as const) : model.params;
+  // every parameter, a quantized model's matrices (held int8 / int4, not as tensors) included
+  const params = model.parameterInfo();
+  const tensors = lora ? [...params].map(([name, t]) => [name, { shape: t.shape, requiresGrad: false }] as const) : params;
   const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters });
   const total = analysis.parameters.total;
   analysis.disk = lora

@@ -4,7 +4,7 @@
  * except the attention weights, which the fused kernel never stores: they are recomputed from the
  * captured q and k as softmax(q·kᵀ/√hs) with the causal mask, exactly what the kernel uses.
  */
-import type { GPT } from "../nn/gpt.js";
+import { type GPT, parameterShapes } from "../nn/gpt.js";
 import { clipGradNorm, clipGradNormAsync } from "../optim/adamw.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizer/types.js";
@@ -248,6 +248,9 @@ export interface StepExplanation {
 /** the step's loss tensor: forward on x (T) -> y (T) and backward, gradients zeroed first */
 function lossWithGradients(model: GPT, x: readonly number[], y: readonly number[]): Tensor {
   const T = x.length;
+  // every weight's gradient is shown: a quantized model's matrices get float copies to take theirs
+  // (the decode and the trace keep reading the quantized form)
+  for (const name of model.quantized.keys()) model.floatWeight(name);
   model.zeroGrad();
   const { loss } = model.forward(Tensor.ints(x, [1, T]), { targets: Tensor.ints(y, [1, T]) });
   (loss as Tensor).backward();
@@ -263,7 +266,8 @@ function gradientNorms(model: GPT): Pick<StepExplanation, "groups" | "tensors"> 
   };
   const groups = new Map<string, { g: number; w: number }>();
   const tensors: StepExplanation["tensors"] = [];
-  for (const [name, t] of model.params) {
+  for (const [name] of parameterShapes(model.config)) {
+    const t = model.param(name);
     const g = t.grad ? norm(t.grad.data) : 0;
     const w = norm(t.data);
     tensors.push({ name, shape: [...t.shape], gradNorm: Math.sqrt(g), weightNorm: Math.sqrt(w) });

@@ -7,18 +7,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fail, withFs } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
-import { GPT } from "../nn/gpt.js";
-import { useQuantizedWeights } from "../nn/quantized.js";
+import type { GPT } from "../nn/gpt.js";
 import { writeFileAtomic } from "./atomic.js";
-import { modelSafetensorsBytes } from "./model-zip.js";
-import {
-  modelWeights,
-  type QuantizationConfig,
-  quantizationConfigJson,
-  quantizationFromConfig,
-  quantizedMatricesFromSafetensors,
-  quantizedTensors,
-} from "./quantize.js";
+import { modelFromSafetensors } from "./model-weights.js";
+import { modelSafetensorsBytes, modelTensors } from "./model-zip.js";
+import { type QuantizationConfig, quantizationConfigJson, quantizationFromConfig, quantizedTensors } from "./quantize.js";
 import { writeSafetensors } from "./safetensors.js";
 import { readSafetensorsFile } from "./safetensors-file.js";
 
@@ -48,41 +41,13 @@ export function readQuantization(dir: string): QuantizationConfig | undefined {
 
 /**
  * Load config.json + model.safetensors (or a given weights file) from a folder. Quantized weights
- * (minigpt quantize) are dequantized to float32.
+ * (minigpt quantize) stay quantized (io/model-weights.ts).
  */
 export function loadModel(dir: string, weightsFile = join(dir, "model.safetensors")): GPT {
   const config = readModelConfig(dir);
   const quantization = readQuantization(dir);
   if (!existsSync(weightsFile)) fail(`missing file ${weightsFile}`);
-  const file = readSafetensorsFile(weightsFile);
-  const weights = modelWeights(file, quantization, config, weightsFile);
-  const model = GPT.forLoading(config);
-  try {
-    model.loadWeights(weights, weightsFile);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-  if (quantization) useFolderQuantization(model, quantization, weightsFile, file);
-  return model;
-}
-
-/**
- * Let `model`, holding the dequantized weights of the quantized `weightsFile` (same shapes), compute
- * with the file's int8/int4 matrices (src/nn/quantized.ts); their heap copies go with the model.
- */
-export function useFolderQuantization(
-  model: GPT,
-  quantization: QuantizationConfig,
-  weightsFile: string,
-  file = readSafetensorsFile(weightsFile),
-): void {
-  const free = useQuantizedWeights(model, quantizedMatricesFromSafetensors(file, quantization, model.config, weightsFile));
-  const dispose = model.dispose.bind(model);
-  model.dispose = () => {
-    free();
-    dispose();
-  };
+  return modelFromSafetensors(readSafetensorsFile(weightsFile), quantization, config, weightsFile);
 }
 
 /** Write config.json and model.safetensors, each atomically. `extra` goes to config's "minigpt" key. */
@@ -96,7 +61,7 @@ export function saveQuantizedModel(model: GPT, dir: string, quantization: Quanti
   const config = { ...configToHuggingFace(model.config, extra), quantization_config: quantizationConfigJson(quantization) };
   writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   const tensors = quantizedTensors(
-    [...model.params].map(([name, t]) => [name, { shape: t.shape, data: t.data.slice() }]),
+    modelTensors(model).map((t) => [t.name, t]),
     quantization,
   );
   writeFileAtomic(join(dir, "model.safetensors"), writeSafetensors(tensors, { format: "pt" }));

@@ -8,10 +8,11 @@
 import { strFromU8, strToU8, unzipSync, zipSync } from "fflate";
 import { fail } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace } from "../nn/config.js";
-import { GPT } from "../nn/gpt.js";
+import { type GPT, parameterShapes } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { modelWeights, type QuantizationConfig, quantizationFromConfig } from "./quantize.js";
+import { modelFromSafetensors } from "./model-weights.js";
+import { type QuantizationConfig, quantizationFromConfig } from "./quantize.js";
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "./safetensors.js";
 
 /** the files of a model, by name; tokenizer_config.json is written but not needed to load */
@@ -30,14 +31,16 @@ export interface LoadedModel {
   quantization?: QuantizationConfig;
 }
 
-function modelTensors(model: GPT): TensorToWrite[] {
-  return [...model.params].map(([name, t]) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: t.data.slice() }));
+/** every parameter as float32, in parameterShapes order: a quantized model's matrices dequantized (q·s) */
+export function modelTensors(model: GPT): (TensorToWrite & { data: Float32Array })[] {
+  return parameterShapes(model.config).map(([name, shape]) => ({ name, dtype: "F32" as const, shape, data: model.weightValues(name) }));
 }
 
 /** modelTensors on any backend: the weights read back asynchronously (a GPU's tensors) */
 async function modelTensorsAsync(model: GPT): Promise<TensorToWrite[]> {
-  const values = await Promise.all([...model.params.values()].map((t) => t.read()));
-  return [...model.params].map(([name, t], i) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: values[i] as Float32Array }));
+  const names = parameterShapes(model.config);
+  const values = await Promise.all(names.map(([name]) => model.params.get(name)?.read() ?? model.weightValues(name)));
+  return names.map(([name, shape], i) => ({ name, dtype: "F32" as const, shape, data: values[i] as Float32Array }));
 }
 
 /** model.safetensors bytes in HF layout: "format": "pt" metadata, no lm_head (tied). */
@@ -128,15 +131,15 @@ export function loadModelFiles(files: ModelFiles, label: string): LoadedModel {
   const config = configFromHuggingFace(configJson, `${label}: config.json`);
   const weightsLabel = `${label}: model.safetensors`;
   const quantization = quantizationFromConfig(configJson, `${label}: config.json`);
-  const weights = modelWeights(readSafetensors(files["model.safetensors"] as Uint8Array, weightsLabel), quantization, config, weightsLabel);
-  const tokenizer = tokenizerFromFiles(files, label);
-  if (tokenizer.vocabSize > config.vocabSize)
-    fail(
-      `${label}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}; they come from different trainings`,
-    );
-  const model = GPT.forLoading(config);
+  const weights = readSafetensors(files["model.safetensors"] as Uint8Array, weightsLabel);
+  const model = modelFromSafetensors(weights, quantization, config, weightsLabel);
+  let tokenizer: Tokenizer;
   try {
-    model.loadWeights(weights, weightsLabel);
+    tokenizer = tokenizerFromFiles(files, label);
+    if (tokenizer.vocabSize > config.vocabSize)
+      fail(
+        `${label}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize}; they come from different trainings`,
+      );
   } catch (err) {
     model.dispose();
     throw err;

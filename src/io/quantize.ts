@@ -270,15 +270,28 @@ export function weightsFromQuantizedSafetensors(
   model: GPTConfig,
   label: string,
 ): Map<string, { shape: number[]; data: Float32Array }> {
+  const { matrices, floats } = quantizedFile(file, q, model, label);
+  const shapes = new Map(parameterShapes(model));
+  for (const [name, m] of matrices) floats.set(name, { shape: shapes.get(name)!, data: dequantizeMatrix(m) });
+  return floats;
+}
+
+/**
+ * A quantized model file as it is held: its quantized matrices (checked, as
+ * quantizedMatricesFromSafetensors) and its float tensors by our names, nothing dequantized.
+ */
+export function quantizedFile(
+  file: SafetensorsFile,
+  q: QuantizationConfig,
+  model: GPTConfig,
+  label: string,
+): { matrices: Map<string, QuantizedMatrix>; floats: Map<string, { shape: number[]; data: Float32Array }> } {
   const matrices = quantizedMatricesFromSafetensors(file, q, model, label);
   const prefixed = (n: string) => (n.startsWith("transformer.") ? n : `transformer.${n}`);
   const floats = new Map(
     [...file.tensors].filter(([n]) => !matrices.has(prefixed(n)) && !matrices.has(prefixed(n).replace(/_scale$/, ""))),
   );
-  const weights = weightsFromSafetensors({ tensors: floats, metadata: file.metadata }, label);
-  const shapes = new Map(parameterShapes(model));
-  for (const [name, m] of matrices) weights.set(name, { shape: shapes.get(name)!, data: dequantizeMatrix(m) });
-  return weights;
+  return { matrices, floats: weightsFromSafetensors({ tensors: floats, metadata: file.metadata }, label) };
 }
 
 /** A model file's weights by our names: float32 as stored, or dequantized when `q` says the file is quantized. */

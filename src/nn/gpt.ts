@@ -27,7 +27,7 @@ import type { KernelArray } from "../kernels/index.js";
 import { backend } from "../kernels/index.js";
 import { addPositions, crossEntropy, dropout } from "../ops/index.js";
 import { Rng } from "../random.js";
-import { isGradEnabled, noGrad, scope, Tensor } from "../tensor/tensor.js";
+import { noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { CausalSelfAttention } from "./attention.js";
 import type { AttentionCache } from "./attention-cache.js";
 import { Block } from "./block.js";
@@ -38,6 +38,7 @@ import type { ForwardContext } from "./forward-context.js";
 import { LayerNorm } from "./layer-norm.js";
 import { Linear } from "./linear.js";
 import { MLP } from "./mlp.js";
+import { QuantizedEmbedding, QuantizedLinear, type QuantizedWeight, TapeScratch } from "./quantized.js";
 
 export interface ForwardResult {
   /** (B,T,V) */
@@ -89,8 +90,18 @@ export function parameterShapes(c: GPTConfig): [string, number[]][] {
 
 export class GPT {
   readonly config: GPTConfig;
-  /** every parameter by its Hugging Face name, in parameterShapes order */
+  /**
+   * every parameter held as a float tensor, by its Hugging Face name, in parameterShapes order: all
+   * of them, but for the matrices of a quantized model (`quantized`)
+   */
   readonly params: Map<string, Tensor>;
+  /**
+   * the matrices a quantized model holds only as int8 / int4 (src/nn/quantized.ts), by name; they
+   * are in `params` too once a float copy of them was made (floatWeight)
+   */
+  readonly quantized: Map<string, QuantizedWeight>;
+  /** the float buffer the tape's products with quantized weights read (null: none are quantized) */
+  private readonly scratch: TapeScratch | null;
   /** token and position embeddings: wte (V,C), wpe (blockSize,C) */
   readonly wte: Embedding;
   readonly wpe: Embedding;
@@ -102,13 +113,23 @@ export class GPT {
   /**
    * A freshly initialised model (GPT-2's scheme, seeded; a null seed leaves the parameters zero, for
    * weights about to be loaded: GPT.forLoading); or, given `shared`, a model whose parameters are
-   * those tensors (a data-parallel replica on another thread: src/train/parallel.ts).
+   * those tensors (a data-parallel replica on another thread: src/train/parallel.ts). The matrices
+   * named in `quantized` are those (held int8 / int4, owned by the model from now on), never floats.
    */
-  constructor(config: GPTConfig, seed: number | null = 1337, shared?: Map<string, Tensor>) {
+  constructor(
+    config: GPTConfig,
+    seed: number | null = 1337,
+    shared?: Map<string, Tensor>,
+    quantized: Map<string, QuantizedWeight> = new Map(),
+  ) {
     this.config = config;
     this.params = new Map();
+    this.quantized = quantized;
+    const largest = Math.max(0, ...[...quantized.values()].map((q) => q.size));
+    this.scratch = quantized.size > 0 ? new TapeScratch(largest) : null;
     if (shared) {
       for (const [name, shape] of parameterShapes(config)) {
+        if (quantized.has(name)) continue;
         const t = shared.get(name);
         if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
           throw new Error(`GPT: shared parameter ${name} missing or misshapen`);
@@ -116,9 +137,15 @@ export class GPT {
       }
     } else this.initParams(seed);
     const p = (name: string) => this.param(name);
-    const lin = (name: string) => new Linear(p(`${name}.weight`), p(`${name}.bias`));
+    const q = (name: string) => quantized.get(name);
+    const scratch = this.scratch as TapeScratch;
+    const lin = (name: string) => {
+      const w = q(`${name}.weight`);
+      return w ? new QuantizedLinear(w, p(`${name}.bias`), scratch) : new Linear(p(`${name}.weight`), p(`${name}.bias`));
+    };
     const norm = (name: string) => new LayerNorm(p(`${name}.weight`), p(`${name}.bias`), config.layerNormEps);
-    this.wte = new Embedding(p("transformer.wte.weight"));
+    const wte = q("transformer.wte.weight");
+    this.wte = wte ? new QuantizedEmbedding(wte, scratch) : new Embedding(p("transformer.wte.weight"));
     this.wpe = new Embedding(p("transformer.wpe.weight"));
     this.h = Array.from({ length: config.nLayer }, (_, l) => {
       const h = `transformer.h.${l}`;
@@ -137,15 +164,15 @@ export class GPT {
    * A model with zero parameters that loadWeights is about to fill: no random draws, which for
    * GPT-2 124M would cost seconds of start-up spent on numbers thrown away.
    */
-  static forLoading(config: GPTConfig): GPT {
-    return new GPT(config, null);
+  static forLoading(config: GPTConfig, quantized?: Map<string, QuantizedWeight>): GPT {
+    return new GPT(config, null, undefined, quantized);
   }
 
-  /** GPT-2's initialisation of every parameter, seeded (null: left zero, see forLoading) */
+  /** GPT-2's initialisation of every parameter, seeded (null: left zero, see forLoading); quantized ones are given */
   private initParams(seed: number | null): void {
     const config = this.config;
     if (seed === null) {
-      for (const [name, shape] of parameterShapes(config)) this.params.set(name, Tensor.zeros(shape, true));
+      for (const [name, shape] of parameterShapes(config)) if (!this.quantized.has(name)) this.params.set(name, Tensor.zeros(shape, true));
       return;
     }
     const rng = new Rng(seed);
@@ -154,6 +181,7 @@ export class GPT {
     // does not grow with depth.
     const residStd = 0.02 / Math.sqrt(2 * config.nLayer);
     for (const [name, shape] of parameterShapes(config)) {
+      if (this.quantized.has(name)) continue;
       const t = Tensor.zeros(shape, true);
       // drawn on the CPU; a tensor in device memory gets the values copied in
       const d = t.device ? new Float32Array(t.size) : t.data;
@@ -177,7 +205,86 @@ export class GPT {
   parameterCount(): number {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
+    for (const [name, q] of this.quantized) if (!this.params.has(name)) n += q.size;
     return n;
+  }
+
+  /** every parameter's shape and whether it trains, in parameterShapes order: quantized ones too, counted as their float tensors were */
+  parameterInfo(): Map<string, { shape: readonly number[]; requiresGrad: boolean }> {
+    return new Map(parameterShapes(this.config).map(([name, shape]) => [name, this.params.get(name) ?? { shape, requiresGrad: true }]));
+  }
+
+  /** the float values of any parameter, a copy: a quantized one's dequantized (q·s) */
+  weightValues(name: string): Float32Array {
+    const t = this.params.get(name);
+    if (t) return t.data.slice();
+    const q = this.quantized.get(name);
+    if (!q) throw new Error(`no parameter ${name}`);
+    return q.values();
+  }
+
+  /**
+   * The float tensor of a parameter; for a quantized matrix a float copy made now (its dequantized
+   * values, a parameter like the others from now on: the tape's products read it and it may take a
+   * gradient), where a caller needs the floats for good: an adapter merged into the matrix, the
+   * gradient of every weight (the learning mode's step). The rest stays quantized.
+   */
+  floatWeight(name: string): Tensor {
+    const t = this.params.get(name);
+    if (t) return t;
+    const q = this.quantized.get(name);
+    if (!q) throw new Error(`no parameter ${name}`);
+    // untracked: it lives as long as the model, not the scope it was asked for in
+    const float = new Tensor(q.shape, "f32", true, false);
+    q.values(float.data);
+    q.float = float;
+    this.params.set(name, float);
+    return float;
+  }
+
+  /**
+   * Make this a float32 model: every quantized matrix dequantized (q·s) into a float parameter, its
+   * layers plain ones over it, the packed form freed. For training every weight (the web page
+   * fine-tuning a loaded quantized model): after it the model computes as an unquantized one.
+   */
+  dequantize(): void {
+    for (const block of this.h) {
+      const h = `transformer.h.${block.index}`;
+      const plain = (l: Linear, name: string) =>
+        l instanceof QuantizedLinear ? new Linear(this.floatWeight(`${name}.weight`), l.bias) : l;
+      block.attn.c_attn = plain(block.attn.c_attn, `${h}.attn.c_attn`);
+      block.attn.c_proj = plain(block.attn.c_proj, `${h}.attn.c_proj`);
+      block.mlp.c_fc = plain(block.mlp.c_fc, `${h}.mlp.c_fc`);
+      block.mlp.c_proj = plain(block.mlp.c_proj, `${h}.mlp.c_proj`);
+    }
+    if (this.wte instanceof QuantizedEmbedding) {
+      this.wte.dispose();
+      (this as unknown as { wte: Embedding }).wte = new Embedding(this.floatWeight("transformer.wte.weight"));
+    }
+    // the float copies are the model's parameters now (takeQuantized leaves them here), in file order
+    for (const q of this.takeQuantized(true).values()) q.dispose();
+    const order = parameterShapes(this.config).map(([name]) => [name, this.param(name)] as const);
+    this.params.clear();
+    for (const [name, t] of order) this.params.set(name, t);
+  }
+
+  /**
+   * the quantized matrices, handed to another model (which owns them from now on); this one keeps
+   * none, and their float copies only with keepFloats (as its own parameters)
+   */
+  takeQuantized(keepFloats = false): Map<string, QuantizedWeight> {
+    const taken = new Map(this.quantized);
+    for (const [name, q] of taken)
+      if (q.float) {
+        // a float copy is this model's parameter: kept as such (keepFloats), or dropped, never the next model's
+        if (!keepFloats) {
+          this.params.delete(name);
+          q.float.dispose();
+        }
+        q.float = null;
+      }
+    this.quantized.clear();
+    return taken;
   }
 
   /**
@@ -224,25 +331,8 @@ export class GPT {
     return x;
   }
 
-  /**
-   * The one-token decode's LM head: logits (R,V) = a (R,C)·wteᵀ for the first R rows, each row on
-   * its own. A field, so that a head reading wte in another form (int8/int4: src/nn/quantized.ts)
-   * can take its place.
-   */
-  headRows = (logits: Tensor, a: Tensor, R: number): void => {
-    const { nEmbd: C, vocabSize: V } = this.config;
-    backend().matmulBTRows(logits.storage, a.storage, this.wte.weight.storage, R, C, V);
-  };
-
-  /**
-   * The LM head without a tape, when it reads wte in another form (int8/int4: src/nn/quantized.ts);
-   * null: lmHead's float product.
-   */
-  headForward: ((x: Tensor) => Tensor) | null = null;
-
   /** x (...,C) -> logits (...,V) = x·wteᵀ: the LM head, tied to the token embedding */
   private lmHead(x: Tensor): Tensor {
-    if (this.headForward && !isGradEnabled()) return this.headForward(x);
     return this.wte.head(x);
   }
 
@@ -322,7 +412,7 @@ export class GPT {
       if (n < r) be.copy(DecodeBuffers.row(s.a, n), DecodeBuffers.row(s.a, r), C);
       n++;
     }
-    if (n > 0) this.headRows(s.logits, s.a, n);
+    if (n > 0) this.wte.headRows(s.logits, s.a, n);
     return n;
   }
 
@@ -366,5 +456,8 @@ export class GPT {
 
   dispose(): void {
     for (const t of this.params.values()) t.dispose();
+    for (const q of this.quantized.values()) q.dispose();
+    if (this.wte instanceof QuantizedEmbedding) this.wte.dispose();
+    this.scratch?.dispose();
   }
 }

@@ -9,7 +9,9 @@
  * This is the seam for layers that compute something other than x·W + b from a plain W (a LoRA
  * adapter, quantized weights): such a class extends Linear, overrides forward, forwardGelu and rows,
  * and answers null from plain(). The one-token decode then calls its rows() where it would otherwise
- * hand W and b to a fused kernel (src/nn/attention.ts, src/nn/mlp.ts).
+ * hand W and b to a fused kernel (src/nn/attention.ts, src/nn/mlp.ts). A layer that holds W in
+ * another form (quantized: src/nn/quantized.ts) has no float W to give (`weight` throws); the
+ * tape's products reach W through withWeight, which such a layer overrides.
  */
 import { backend } from "../kernels/index.js";
 import { linear, linearGelu } from "../ops/index.js";
@@ -17,31 +19,45 @@ import type { Tensor } from "../tensor/tensor.js";
 import type { ForwardContext } from "./forward-context.js";
 
 export class Linear {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
   /**
-   * @param weight (K,N), input features first
+   * @param weight (K,N), input features first; null for a layer that holds it in another form (then
+   *   `shape` gives K and N)
    * @param bias (N)
    */
   constructor(
-    readonly weight: Tensor,
+    private readonly w: Tensor | null,
     readonly bias: Tensor,
-  ) {}
-
-  get inFeatures(): number {
-    return this.weight.shape[0] as number;
+    shape: readonly number[] = (w as Tensor).shape,
+  ) {
+    this.inFeatures = shape[0] as number;
+    this.outFeatures = shape[1] as number;
   }
 
-  get outFeatures(): number {
-    return this.weight.shape[1] as number;
+  /** W (K,N) as a float tensor */
+  get weight(): Tensor {
+    if (!this.w) throw new Error("this linear layer holds no float weight (quantized): its products go through withWeight");
+    return this.w;
+  }
+
+  /**
+   * `op` (a product recorded on the tape) applied to the float W. A layer that holds W in another
+   * form makes it for `op`, and again for the recorded backward, instead of keeping it.
+   */
+  withWeight(op: (w: Tensor) => Tensor): Tensor {
+    return op(this.weight);
   }
 
   /** x (...,K) -> (...,N); `ctx`, the forward pass's, for a layer with dropout of its own (LoRA's) */
   forward(x: Tensor, _ctx?: ForwardContext): Tensor {
-    return linear(x, this.weight, this.bias);
+    return this.withWeight((w) => linear(x, w, this.bias));
   }
 
   /** gelu(x·W + b) as one op (it keeps gelu' for backward instead of the pre-activation: linearGelu) */
   forwardGelu(x: Tensor, _ctx?: ForwardContext): Tensor {
-    return linearGelu(x, this.weight, this.bias);
+    return this.withWeight((w) => linearGelu(x, w, this.bias));
   }
 
   /**

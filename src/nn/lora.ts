@@ -39,8 +39,17 @@ export class LoraLinear extends Linear {
     /** lora_dropout: on the adapter's input while training (the forward pass has a dropout PRNG) */
     readonly dropout = 0,
   ) {
-    super(base.weight, base.bias);
+    super(null, base.bias, [base.inFeatures, base.outFeatures]);
     this.u = Tensor.zeros([loraA.shape[0] as number]);
+  }
+
+  /** the base's float W (a quantized base has none: withWeight) */
+  override get weight(): Tensor {
+    return this.base.weight;
+  }
+
+  override withWeight(op: (w: Tensor) => Tensor): Tensor {
+    return this.base.withWeight(op);
   }
 
   get rank(): number {
@@ -51,7 +60,7 @@ export class LoraLinear extends Linear {
   override forward(x: Tensor, ctx?: ForwardContext): Tensor {
     const rng = ctx?.dropoutRng;
     const xa = rng && this.dropout > 0 ? dropout(x, this.dropout, rng) : x;
-    return linearLora(x, xa, this.weight, this.bias, this.loraA, this.loraB, this.scaling);
+    return this.base.withWeight((w) => linearLora(x, xa, w, this.bias, this.loraA, this.loraB, this.scaling));
   }
 
   override forwardGelu(x: Tensor, ctx?: ForwardContext): Tensor {
@@ -59,7 +68,8 @@ export class LoraLinear extends Linear {
   }
 
   override rows(out: Tensor, x: Tensor, M: number): void {
-    super.rows(out, x, M);
+    // the base's own rows: a quantized base's integer kernels, as its folder decodes
+    this.base.rows(out, x, M);
     const K = this.inFeatures;
     const N = this.outFeatures;
     const r = this.rank;
@@ -187,7 +197,9 @@ export function attachLora(model: GPT, config: LoraConfig, init: LoraAdapter | R
   }
   const tokens = config.trainableTokens;
   if (tokens.length > 0) {
-    const wte = model.wte.weight;
+    // rows written into the table (or training) need it in floats: a quantized table gets a float copy
+    const wte = model.floatWeight("transformer.wte.weight");
+    wte.requiresGrad = false;
     const [V, C] = wte.shape as [number, number];
     const rows = !shared && "layers" in init ? init.tokenRows : undefined;
     if (rows) for (const [i, id] of tokens.entries()) wte.data.set(rows.subarray(i * C, (i + 1) * C), id * C);
@@ -223,10 +235,12 @@ export function mergeLora(model: GPT, attachment: LoraAttachment): void {
   const adapter = loraAdapterOf(attachment);
   const scaling = attachment.config.alpha / attachment.config.rank;
   for (const [i, { module, layer }] of attachment.layers.entries()) {
-    mergeLoraLayer(layer.weight.data, adapter.layers[i]!, attachment.config.rank, scaling);
+    // a quantized base's matrix gets a float copy to merge into
+    const weight = model.floatWeight(`${module}.weight`);
+    mergeLoraLayer(weight.data, adapter.layers[i]!, attachment.config.rank, scaling);
     // a base that is more than its float weight (quantized) would decode without the adapter: the
     // merged float weight is what the layer is now
-    slot(model, module).set(layer.base.plain() ? layer.base : new Linear(layer.weight, layer.bias));
+    slot(model, module).set(layer.base.plain() ? layer.base : new Linear(weight, layer.bias));
     layer.dispose();
     layer.loraA.dispose();
     layer.loraB.dispose();

@@ -37,6 +37,7 @@ import { atomicsWaitAllowed, backend, canShareMemory, inNode, kernelThreads, PEE
 import type { GPTConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { attachLora, type LoraAttachment } from "../nn/lora.js";
+import { QuantizedWeight, type SharedQuantizedWeight } from "../nn/quantized.js";
 import { IGNORE_INDEX } from "../ops/crossentropy.js";
 import { Rng } from "../random.js";
 import { heap } from "../tensor/memory.js";
@@ -88,12 +89,19 @@ function cut(units: number, parts: number): number[] {
 export interface ReplicaModel {
   config: GPTConfig;
   params: [string, number, number[]][];
+  /** a QLoRA base's matrices, held int8 / int4 (nn/quantized.ts), by name */
+  quantized: [string, SharedQuantizedWeight][];
   lora: { config: LoraConfig; params: [string, number, number[]][] } | null;
 }
 
 function replicaModelOf(model: GPT, lora: LoraAttachment | null): ReplicaModel {
   const list = (m: Map<string, Tensor>) => [...m].map(([name, t]) => [name, t.ptr, [...t.shape]] as [string, number, number[]]);
-  return { config: model.config, params: list(model.params), lora: lora ? { config: lora.config, params: list(lora.params) } : null };
+  return {
+    config: model.config,
+    params: list(model.params),
+    quantized: [...model.quantized].map(([name, q]) => [name, q.shared()]),
+    lora: lora ? { config: lora.config, params: list(lora.params) } : null,
+  };
 }
 
 /** A trainable replica: a model over the shared storage and the tensors that train, with gradient buffers of their own. */
@@ -109,7 +117,8 @@ export interface Twin {
 export function buildTwin(recipe: ReplicaModel): Twin {
   const views = (list: [string, number, number[]][]) =>
     new Map(list.map(([name, ptr, shape]) => [name, Tensor.view(ptr, shape, "f32", true)]));
-  const model = new GPT(recipe.config, 0, views(recipe.params));
+  const quantized = new Map(recipe.quantized.map(([name, q]) => [name, QuantizedWeight.fromShared(q)]));
+  const model = new GPT(recipe.config, 0, views(recipe.params), quantized);
   const params = recipe.lora ? attachLora(model, recipe.lora.config, views(recipe.lora.params)).params : model.params;
   for (const t of params.values()) t.ensureGrad();
   return { model, params };

@@ -9,13 +9,13 @@ import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
-import { loadModelFolder, loadTokenizer, locateModel, type ModelFolder, readFolderInfo } from "../io/folder.js";
-import { readQuantization, useFolderQuantization } from "../io/hf.js";
+import { loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { readQuantization } from "../io/hf.js";
 import { loraModules } from "../io/lora.js";
 import { ADAPTER_WEIGHTS } from "../io/lora-folder.js";
 import { type QuantizationConfig, quantizationLabel } from "../io/quantize.js";
 import { backend } from "../kernels/index.js";
-import { makeConfig } from "../nn/config.js";
+import { type GPTConfig, makeConfig } from "../nn/config.js";
 import { GPT } from "../nn/gpt.js";
 import { attachLora } from "../nn/lora.js";
 import { initNewEmbeddingRows } from "../nn/vocabulary.js";
@@ -290,15 +290,22 @@ function buildRun(start: Start, resume: boolean, overrides: Partial<TrainConfig>
     fail(
       said`${setting("vocabSize")} ${overrides.vocabSize} does not apply: this run's ${dataset.tokenizer.kind} tokenizer has ${config.vocabSize} tokens (${setting("vocabSize")} sizes the one ${setting("tokenizer")} bpe trains)`,
     );
-  const model = new GPT(modelConfig, config.seed);
-  let initReport: StartInfo["initReport"];
   const baseVocab = base?.model.config.vocabSize ?? modelConfig.vocabSize;
+  // QLoRA: the frozen base of a LoRA run from a quantized folder keeps its int8/int4 matrices, handed
+  // over from the loaded folder as they are (no float copy of them is made)
+  const qlora = lora && !config.initPartial && base?.quantization !== undefined && !base.lora;
+  if (qlora) checkQuantizedVocabulary(modelConfig, base);
+  const model = new GPT(modelConfig, config.seed, undefined, qlora ? base.model.takeQuantized() : undefined);
+  let initReport: StartInfo["initReport"];
   if (resumed && !lora) {
     model.loadWeights(resumed.weights, `${resumed.dir}/model.safetensors`);
   } else if (base) {
     if (config.initPartial) initReport = loadPartialWeights(model, base);
     else loadInitWeights(model, base, lora);
-    if (lora && !config.initPartial && base.quantization && !base.lora) keepQuantized(model, base, events);
+    if (qlora)
+      events.onMessage?.(
+        `QLoRA: the base's ${quantizationLabel(base.quantization as QuantizationConfig)} weights stay quantized (eval and sampling read them); the adapter trains on their dequantized values`,
+      );
     base.model.dispose();
   }
   let trained = wholeModel(model);
@@ -340,30 +347,29 @@ function refuseQuantizedInit(dir: string): never {
 }
 
 /**
- * QLoRA: the frozen base of a LoRA run from a quantized folder (`model` holds its dequantized weights)
- * computes with the folder's int8/int4 matrices again, as the folder does when loaded: eval and
- * sampling during the run read them, the tape (the adapters' backward pass) the dequantized floats.
- * Its embedding cannot grow, so tokens the data adds are refused.
+ * QLoRA: the base's matrices stay quantized; eval and sampling during the run read them with the
+ * integer kernels, the tape (the adapters' backward pass) their dequantized floats
+ * (nn/quantized.ts). Its embedding cannot grow, so tokens the data adds are refused.
  */
-function keepQuantized(model: GPT, base: ModelFolder, events: TrainEvents): void {
-  const quantization = base.quantization as QuantizationConfig;
+function checkQuantizedVocabulary(modelConfig: GPTConfig, base: ModelFolder): void {
   const baseVocab = base.model.config.vocabSize;
-  if (model.config.vocabSize > baseVocab)
+  if (modelConfig.vocabSize > baseVocab)
     fail(
-      said`the data needs ${model.config.vocabSize - baseVocab} token(s) that the quantized model ${base.dir} does not have (its ${baseVocab}-token embedding cannot grow); fine-tune its fp32 original, or train on text its tokenizer covers`,
+      said`the data needs ${modelConfig.vocabSize - baseVocab} token(s) that the quantized model ${base.dir} does not have (its ${baseVocab}-token embedding cannot grow); fine-tune its fp32 original, or train on text its tokenizer covers`,
     );
-  useFolderQuantization(model, quantization, locateModel(base.dir).weights);
-  events.onMessage?.(
-    `QLoRA: the base's ${quantizationLabel(quantization)} weights stay quantized (eval and sampling read them); the adapter trains on their dequantized values`,
-  );
+}
+
+/** a parameter of the init folder's model as a float tensor (a matrix it holds quantized: a float copy, gone with it) */
+function initParam(initFolder: ModelFolder, name: string): Tensor | undefined {
+  const m = initFolder.model;
+  return m.params.get(name) ?? (m.quantized.has(name) ? m.floatWeight(name) : undefined);
 }
 
 /** init: every tensor of the folder's model (the embedding may have grown by added tokens). */
 function loadInitWeights(model: GPT, initFolder: ModelFolder, lora: boolean): void {
   if (initFolder.quantization && !initFolder.lora && !lora) refuseQuantizedInit(initFolder.dir);
-  const src = initFolder.model.params;
   for (const [name, t] of model.params) {
-    const s = src.get(name) as Tensor;
+    const s = initParam(initFolder, name) as Tensor;
     if (s.size === t.size) backend().copy(t.storage, s.storage, t.size);
     else initNewEmbeddingRows(t, s);
   }
@@ -371,10 +377,9 @@ function loadInitWeights(model: GPT, initFolder: ModelFolder, lora: boolean): vo
 
 /** initPartial: the folder's tensors whose shapes still match; which were loaded, skipped and new. */
 function loadPartialWeights(model: GPT, initFolder: ModelFolder): NonNullable<StartInfo["initReport"]> {
-  const src = initFolder.model.params;
   const initReport = { loaded: [] as string[], skipped: [] as string[], fresh: [] as string[] };
   for (const [name, t] of model.params) {
-    const s = src.get(name);
+    const s = initParam(initFolder, name);
     if (!s) initReport.fresh.push(name);
     else if (name === "transformer.wte.weight" && s.shape[1] === t.shape[1] && s.size < t.size) {
       // the vocabulary grew (tokens the data needs): the old rows, and new ones as for init

@@ -13,7 +13,7 @@ export async function inspect(prompt: string, batchSize: number): Promise<void> 
   ids = ids.slice(-m.model.config.blockSize);
   // on the GPU the activations are read back together, asynchronously
   const trace = onGpu() ? await traceForwardAsync(m.model, ids) : traceForward(m.model, ids);
-  const a = analyzeTensors(m.model.config, m.model.params, { batchSize });
+  const a = analyzeTensors(m.model.config, m.model.parameterInfo(), { batchSize });
   post({
     type: "inspected",
     result: {

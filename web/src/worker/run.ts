@@ -180,6 +180,8 @@ export async function startRun(request: TrainRequest, saved?: SavedRun): Promise
     );
   let model: GPT;
   try {
+    // every weight trains: a loaded quantized model's int8/int4 matrices become float32 first
+    if (init && init.model.quantized.size > 0) init.model.dequantize();
     model = init?.model ?? new GPT(config, request.seed);
   } catch (err) {
     throw outOfMemory(err, preset);
