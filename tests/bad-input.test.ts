@@ -10,6 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { attentionSpec } from "../src/cli/attention.js";
 import { parseFlags } from "../src/cli/flags.js";
 import { trainSpec } from "../src/cli/train.js";
 import { loadTextSource } from "../src/data/text.js";
@@ -53,9 +54,10 @@ test("serve on a port in use, or on a host that is not this machine's: one line,
   oneLine(badHost, /^minigpt serve: --host 999\.1\.1\.1 is not an address of this machine$/m);
 });
 
-test("interactive --dir that does not exist, train --out '', a missing --file: one line each, the error said once", () => {
+test("interactive --dir that does not exist, an empty --out, a missing --file: one line each, the error said once", () => {
   oneLine(runCli(["interactive", "--dir", join(root, "nowhere")], { input: "" }), /^minigpt interactive: --dir \S+nowhere does not exist/);
-  oneLine(runCli(["train", "--out", "", "--max-steps", "1"]), /^minigpt train: --out is empty; give a name for the model folder/);
+  oneLine(runCli(["train", "--out", "", "--max-steps", "1"]), /^minigpt train: --out needs a file or folder, got an empty value/);
+  throwsUser(() => parseFlags(attentionSpec, ["--out", ""]), /--out needs a file or folder/);
   const missing = runCli(["tokenize", "--model", model, "--file", join(root, "nothing.txt")]);
   oneLine(missing, /cannot read \S+nothing\.txt: ENOENT: no such file or directory/);
   assert.doesNotMatch(missing.stderr, /ENOENT \(ENOENT/);

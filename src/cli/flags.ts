@@ -124,6 +124,12 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
   return new ParsedFlags(values, explicit, positionals);
 }
 
+/**
+ * flags that name a file or folder: an empty value is a mistake (an unset shell variable), never
+ * "the current folder" or "the default"
+ */
+const PATH_FLAGS = new Set(["model", "out", "data", "init", "dir", "file", "chat"]);
+
 function convert(flag: FlagSpec, raw: string): string | number | boolean {
   switch (flag.type) {
     case "bool":
@@ -143,6 +149,8 @@ function convert(flag: FlagSpec, raw: string): string | number | boolean {
       return inRange(flag, v);
     }
     case "string":
+      if (PATH_FLAGS.has(flag.name) && raw.trim() === "")
+        fail(`--${flag.name} needs a file or folder, got an empty value (an unset shell variable?)`);
       if (flag.choices && !flag.choices.includes(raw))
         fail(`--${flag.name} must be one of ${choiceList(flag.choices).join(", ")}, got ${JSON.stringify(raw)}`);
       return raw;

@@ -66,17 +66,22 @@ const CTRL_QUIT = 3;
 const CTRL_HELPED = 4;
 
 /**
- * Waiting longer than this for the helper's last chunk means it lost its core to another process:
- * then the products stay on one thread for CALM_MS (the helper told to return), as a shared product
- * would wait that long again and again (measured: 2 threads ~3x slower than 1 on a busy machine)
+ * Waiting longer than this for the helper's last chunk means it lost its core: to another process
+ * when it happens again within LATE_AGAIN_MS (a lone gap is host noise: an idle 2-vCPU VM here shows
+ * a few gaps > 1 ms a second). Then the products stay on one thread for CALM_MS (the helper told to
+ * return), as a shared product would wait that long again and again (measured: 2 threads ~3x slower
+ * than 1 on a busy machine).
  */
 const LATE_MS = 0.25;
+const LATE_AGAIN_MS = 100;
 const CALM_MS = 200;
 
 /** a backend's control block for shared products (in the heap for the kernels), and its calm rule */
 interface ShareControl {
   i32: Int32Array;
   calmUntil: number;
+  /** when the helper was last late (performance.now()) */
+  lateAt: number;
 }
 const controls = new WeakMap<KernelCalls, ShareControl>();
 
@@ -91,7 +96,7 @@ function sharing(calls: KernelCalls): ShareControl | null {
   if (!ctrl) {
     const bytes = calls.x.qmatvecSharedCtrlBytes();
     const t = new Tensor([bytes / 4], "i32", false, false);
-    ctrl = { i32: new Int32Array(heap().memory.buffer, t.ptr, bytes / 4), calmUntil: 0 };
+    ctrl = { i32: new Int32Array(heap().memory.buffer, t.ptr, bytes / 4), calmUntil: 0, lateAt: Number.NEGATIVE_INFINITY };
     ctrl.i32.fill(0);
     controls.set(calls, ctrl);
   }
@@ -115,8 +120,11 @@ function awaitHelper(calls: KernelCalls, ctrl: ShareControl, chunks: number): vo
   }
   const t1 = performance.now();
   if (t1 - t0 > LATE_MS) {
-    ctrl.calmUntil = t1 + CALM_MS;
-    Atomics.store(ctrl.i32, CTRL_QUIT, 1);
+    if (t1 - ctrl.lateAt < LATE_AGAIN_MS) {
+      ctrl.calmUntil = t1 + CALM_MS;
+      Atomics.store(ctrl.i32, CTRL_QUIT, 1);
+    }
+    ctrl.lateAt = t1;
   }
 }
 

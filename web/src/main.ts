@@ -1,5 +1,5 @@
 // minigpt's web playground: the page. It starts the model worker (worker.ts, where every model runs),
-// wires the four views to it and says what the engine could get: WebGPU on a hardware GPU (engine.ts),
+// wires the four views to it and says what the engine could get: WebGPU on a hardware GPU (worker/engine.ts),
 // else WebAssembly, whose threads need a cross-origin-isolated page (COOP/COEP headers, which
 // `minigpt web` sends).
 import "./style.css";

@@ -50,7 +50,7 @@ export interface SamplingSettings {
   seed: number;
 }
 
-/** the backend a page asks for (web/src/engine.ts): "auto" takes WebGPU only on a hardware GPU adapter */
+/** the backend a page asks for (web/src/worker/engine.ts): "auto" takes WebGPU only on a hardware GPU adapter */
 export type BackendChoice = "auto" | "wasm" | "webgpu";
 
 /** the backend the worker runs models on */
