@@ -4,10 +4,10 @@
  * really allocates, and the CLI (--json).
  */
 import assert from "node:assert/strict";
-import { appendFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { activationFloats, analyzeConfig, closedFormParameterCount, type ModelAnalysis } from "../src/analyze/analyze.js";
+import { activationFloats, analyzeConfig, closedFormParameterCount, formatBytes, type ModelAnalysis } from "../src/analyze/analyze.js";
 import { analyzeModel } from "../src/analyze/folder.js";
 import { saveTokenizer } from "../src/io/folder.js";
 import { saveModel } from "../src/io/hf.js";
@@ -164,4 +164,22 @@ test("minigpt analyze --json reads a model folder: tensors, files and training h
   const missing = runCli(["analyze", "--model", join(dir, "nope")]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^minigpt analyze: model folder .* does not exist/);
+});
+
+test("analyze names one size for a folder's weights file: the file's, header included; training it writes float32 (a quantized folder's own file is smaller)", () => {
+  const dir = "tests/models/char-before-fallback";
+  const file = statSync(join(dir, "model.safetensors")).size;
+  const a = JSON.parse(runCli(["analyze", "--model", dir, "--json"]).stdout) as ModelAnalysis;
+  assert.equal(a.files?.weightsBytes, file);
+  assert.equal(a.disk?.weightsBytes, file);
+  assert.equal(a.disk?.runFolderBytes, file + 2 * 3 * file);
+  const size = formatBytes(file).replace(".", "\\.");
+  const text = runCli(["analyze", "--model", dir]).stdout;
+  assert.match(text, new RegExp(`^model folder .*: model\\.safetensors ${size}; folder`, "m"));
+  assert.match(text, new RegExp(`^on disk when trained: model\\.safetensors ${size} \\(float32\\); a training run's folder about`, "m"));
+  const q8 = join(tempDir("minigpt-analyze-q8-"), "q8");
+  assert.equal(runCli(["quantize", "--model", dir, "--out", q8]).status, 0);
+  const q = JSON.parse(runCli(["analyze", "--model", q8, "--json"]).stdout) as ModelAnalysis;
+  assert.ok((q.files?.weightsBytes ?? 0) < file / 2);
+  assert.equal(q.disk?.weightsBytes, file);
 });

@@ -111,19 +111,25 @@ test("analyze on an adapter folder: what training it writes and trains is the ad
   assert.equal(a.memory.training.grads, 4 * adapterParameters);
   assert.equal(a.memory.training.adamMoments, 8 * adapterParameters);
   assert.equal(a.memory.training.weights, 4 * (base + adapterParameters));
-  // a LoRA run's folder: the adapter's file and checkpoints of the adapter and its moments; a merge writes the whole model
+  // a LoRA run's folder: the adapter's file (the folder's own) and checkpoints of the adapter and its
+  // moments; a merge writes the whole model, a file the size of the base's
+  const file = statSync(join(adapter, "adapter_model.safetensors")).size;
+  const baseFile = statSync(join(a.files?.lora?.base ?? "", "model.safetensors")).size;
   assert.deepEqual(a.disk, {
     weightsFile: "adapter_model.safetensors",
-    weightsBytes: 4 * adapterParameters,
-    checkpointBytes: 12 * adapterParameters,
+    weightsBytes: file,
+    checkpointBytes: 3 * file,
     keepCheckpoints: 2,
-    runFolderBytes: 4 * adapterParameters + 2 * 12 * adapterParameters,
-    mergedWeightsBytes: 4 * base,
+    runFolderBytes: file + 2 * 3 * file,
+    mergedWeightsBytes: baseFile,
   });
+  assert.ok(file > 4 * adapterParameters && baseFile > 4 * base);
   const text = runCli(["analyze", "--model", adapter]).stdout;
+  // each file's size is said once, the same wherever it is named
+  assert.match(text, /adapter_model\.safetensors 10\.2 KB, on the base model .*base \(model\.safetensors 115 KB;/);
   assert.match(
     text,
-    /^on disk: adapter_model\.safetensors 9\.22 KB; a LoRA training run's folder about 64\.5 KB \(the adapter and 2 checkpoints of its weights and AdamW moments, 27\.6 KB each\); merged into its base: model\.safetensors 112 KB$/m,
+    /^on disk when trained: adapter_model\.safetensors 10\.2 KB \(float32\); a LoRA training run's folder about 71\.4 KB \(the adapter and 2 checkpoints of its weights and AdamW moments, 30\.6 KB each\); merged into its base: model\.safetensors 115 KB$/m,
   );
   assert.match(
     text,

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { loadModelFolder } from "../src/io/folder.js";
 import { readSafetensorsFile } from "../src/io/safetensors-file.js";
+import { RunFolder } from "../src/train/run-folder.js";
+import type { Trained } from "../src/train/trained.js";
 import { charModelFolder, runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const quiet = () => {};
@@ -260,4 +262,33 @@ test("QLoRA from the CLI: train --init on an int8 folder with --lora-rank keeps 
   const g = runCli(["generate", "--model", out, "--prompt", "the", "--max-new-tokens", "3"]);
   assert.equal(g.status, 0, g.stderr);
   assert.match(g.stderr, /a LoRA adapter \(r 2, \["c_attn"\]\) on .*q8/);
+});
+
+test("a LoRA run's note on its folder's size names adapter_model.safetensors and its size, not model.safetensors", () => {
+  const dir = tempDir("minigpt-lora-note-");
+  // --out a file: the run stops where it would start writing, after the note
+  const out = join(dir, "a-file");
+  writeFileSync(out, "");
+  // an adapter big enough for a run folder over 100 MB, stood in for by its figures (nothing allocated)
+  const parameters = 5e6;
+  const trained = {
+    params: new Map([["a", { size: parameters }]]),
+    lora: {},
+    weightsFile: "adapter_model.safetensors",
+    weightsFileBytes: () => 4 * parameters + 4096,
+  } as unknown as Trained;
+  const notes: string[] = [];
+  const run = RunFolder.open(out, false, (m) => notes.push(String(m)));
+  try {
+    const first = { trained, tokenizer: {}, info: {}, checkpoint: quiet, overwrite: false, data: join(dir, "data.txt") };
+    assert.throws(() => run.create(first as unknown as Parameters<RunFolder["create"]>[0]), /is a file/);
+  } finally {
+    run.close();
+  }
+  assert.equal(notes.length, 1);
+  assert.match(
+    notes[0] as string,
+    /will take about 140 MB on disk \(adapter_model\.safetensors 20\.0 MB and 2 checkpoints of its weights and AdamW moments, 60\.0 MB each\)/,
+  );
+  assert.doesNotMatch(notes[0] as string, /\(model\.safetensors/);
 });

@@ -257,12 +257,13 @@ export function analyzeTensors(
   };
 }
 
-/** Bytes a training run of `parameters` float32 parameters (a model's, or a LoRA adapter's) leaves on disk. */
+/** Bytes a training run leaves on disk, from the size of the float32 weights file it writes (a model's, or a LoRA adapter's). */
 export interface DiskFigures {
   /** the run's weights file: model.safetensors, or a LoRA run's adapter_model.safetensors */
   weightsFile: string;
+  /** that file's size, its header included (what `ls -l` shows once it is written) */
   weightsBytes: number;
-  /** one checkpoint: weights and AdamW's two moments */
+  /** one checkpoint, about: the weights file again and AdamW's two moments (optimizer.safetensors, twice its size) */
   checkpointBytes: number;
   keepCheckpoints: number;
   /** the model folder once saved: the weights file and keepCheckpoints checkpoints (tokenizer and metrics aside) */
@@ -271,8 +272,7 @@ export interface DiskFigures {
   mergedWeightsBytes?: number;
 }
 
-export function diskFigures(parameters: number, keepCheckpoints: number, weightsFile = "model.safetensors"): DiskFigures {
-  const weightsBytes = BYTES_PER_FLOAT * parameters;
+export function diskFigures(weightsBytes: number, keepCheckpoints: number, weightsFile = "model.safetensors"): DiskFigures {
   const checkpointBytes = 3 * weightsBytes;
   return { weightsFile, weightsBytes, checkpointBytes, keepCheckpoints, runFolderBytes: weightsBytes + keepCheckpoints * checkpointBytes };
 }
@@ -325,7 +325,8 @@ export function formatAnalysis(a: ModelAnalysis): string {
       d.mergedWeightsBytes === undefined
         ? `a training run's folder about ${formatBytes(d.runFolderBytes)} (the model and ${d.keepCheckpoints} checkpoints of weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each)`
         : `a LoRA training run's folder about ${formatBytes(d.runFolderBytes)} (the adapter and ${d.keepCheckpoints} checkpoints of its weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each); merged into its base: model.safetensors ${formatBytes(d.mergedWeightsBytes)}`;
-    lines.push(`on disk: ${d.weightsFile} ${formatBytes(d.weightsBytes)}; ${run}`);
+    // what training writes, float32 (a quantized folder's own file, in the line above, is smaller)
+    lines.push(`on disk when trained: ${d.weightsFile} ${formatBytes(d.weightsBytes)} (float32); ${run}`);
   }
   lines.push(
     `config: ${c.nLayer} layers, ${c.nHead} heads (head size ${c.nEmbd / c.nHead}), n_embd ${c.nEmbd}, n_inner ${c.nInner}, block ${c.blockSize}, vocab ${int(c.vocabSize)}, ${c.activation}, dropout ${c.dropout}`,

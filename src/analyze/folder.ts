@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { withFs } from "../errors.js";
 import { loraModules } from "../io/lora.js";
 import { ADAPTER_WEIGHTS, hasLoraAdapter, loraBaseFolder, readLoraConfig } from "../io/lora-folder.js";
+import { modelSafetensorsFileBytes } from "../io/model-zip.js";
 import type { GPTConfig } from "../nn/config.js";
 import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
-import { type AnalyzeOptions, analyzeTensors, BYTES_PER_FLOAT, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
 
 /**
  * Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`
@@ -27,10 +28,11 @@ export function analyzeModel(
   const params = model.parameterInfo();
   const tensors = lora ? [...params].map(([name, t]) => [name, { shape: t.shape, requiresGrad: false }] as const) : params;
   const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters });
-  const total = analysis.parameters.total;
+  // the float32 files a run writes (a quantized folder's own file is smaller); an adapter's is the folder's own
+  const modelFile = modelSafetensorsFileBytes(model.config);
   analysis.disk = lora
-    ? { ...diskFigures(lora.parameters, KEEP_CHECKPOINTS, ADAPTER_WEIGHTS), mergedWeightsBytes: BYTES_PER_FLOAT * total }
-    : diskFigures(total, KEEP_CHECKPOINTS);
+    ? { ...diskFigures(files?.weightsBytes ?? 0, KEEP_CHECKPOINTS, ADAPTER_WEIGHTS), mergedWeightsBytes: modelFile }
+    : diskFigures(modelFile, KEEP_CHECKPOINTS);
   if (folder !== undefined) {
     analysis.files = files;
     const history = readHistory(folder);

@@ -21,6 +21,7 @@ import {
   loraConfigFromJson,
   loraConfigToJson,
 } from "./lora.js";
+import { safetensorsFileBytes } from "./safetensors.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors-file.js";
 
 const ADAPTER_CONFIG = "adapter_config.json";
@@ -61,10 +62,18 @@ function adapterTokenizerFile(dir: string): string | null {
   return isCheckpoint && existsSync(ofRun) ? ofRun : null;
 }
 
+/** adapter_model.safetensors's metadata, as PEFT writes it */
+const ADAPTER_METADATA = { format: "pt" };
+
 /** Write both files, each atomically. */
 export function writeLoraAdapter(dir: string, adapter: LoraAdapter): void {
   writeFileAtomic(join(dir, ADAPTER_CONFIG), `${JSON.stringify(loraConfigToJson(adapter.config), null, 2)}\n`);
-  writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS), loraAdapterTensors(adapter), { format: "pt" });
+  writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS), loraAdapterTensors(adapter), ADAPTER_METADATA);
+}
+
+/** the size of the adapter_model.safetensors writeLoraAdapter writes for `adapter` (its header included) */
+export function loraAdapterFileBytes(adapter: LoraAdapter): number {
+  return safetensorsFileBytes(loraAdapterTensors(adapter), ADAPTER_METADATA);
 }
 
 /**

@@ -7,13 +7,13 @@
  */
 import { strFromU8, strToU8, unzipSync, zipSync } from "fflate";
 import { fail } from "../errors.js";
-import { configFromHuggingFace, configToHuggingFace } from "../nn/config.js";
+import { configFromHuggingFace, configToHuggingFace, type GPTConfig } from "../nn/config.js";
 import { type GPT, parameterShapes } from "../nn/gpt.js";
 import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { modelFromSafetensors } from "./model-weights.js";
 import { type QuantizationConfig, quantizationFromConfig } from "./quantize.js";
-import { readSafetensors, type TensorToWrite, writeSafetensors } from "./safetensors.js";
+import { readSafetensors, safetensorsFileBytes, type TensorToWrite, writeSafetensors } from "./safetensors.js";
 
 /** the files of a model, by name; tokenizer_config.json is written but not needed to load */
 export const MODEL_FILE_NAMES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] as const;
@@ -43,9 +43,20 @@ async function modelTensorsAsync(model: GPT): Promise<TensorToWrite[]> {
   return names.map(([name, shape], i) => ({ name, dtype: "F32" as const, shape, data: values[i] as Float32Array }));
 }
 
+/** model.safetensors's metadata, as PyTorch's save_file writes it */
+const MODEL_METADATA = { format: "pt" };
+
 /** model.safetensors bytes in HF layout: "format": "pt" metadata, no lm_head (tied). */
 export function modelSafetensorsBytes(model: GPT, tensors: TensorToWrite[] = modelTensors(model)): Uint8Array {
-  return writeSafetensors(tensors, { format: "pt" });
+  return writeSafetensors(tensors, MODEL_METADATA);
+}
+
+/** the size of the float32 model.safetensors a model of this config saves (its header included) */
+export function modelSafetensorsFileBytes(config: GPTConfig): number {
+  return safetensorsFileBytes(
+    parameterShapes(config).map(([name, shape]) => ({ name, dtype: "F32" as const, shape })),
+    MODEL_METADATA,
+  );
 }
 
 const json = (value: unknown): Uint8Array => strToU8(`${JSON.stringify(value, null, 2)}\n`);

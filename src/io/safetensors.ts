@@ -237,27 +237,14 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
     }
   }
 
-  // Reference order: descending dtype alignment, then name (byte-wise, like Rust's String ordering).
-  const ordered = [...tensors].sort((a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || compareBytes(a.name, b.name));
-  const parts: string[] = [];
-  if (metadata !== undefined) {
-    // The reference keeps metadata in a hash map (arbitrary order); we sort keys so output is deterministic.
-    const keys = Object.keys(metadata).sort(compareBytes);
-    parts.push(`"__metadata__":{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`).join(",")}}`);
-  }
-  let offset = 0;
-  const payloads: Uint8Array[] = [];
-  for (const t of ordered) {
-    const bytes = tensorBytes(t);
-    parts.push(
-      `${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${offset + bytes.length}]}`,
-    );
-    offset += bytes.length;
-    payloads.push(bytes);
-  }
-  const json = new TextEncoder().encode(`{${parts.join(",")}}`);
-  const headerLen = json.length + ((8 - (json.length % 8)) % 8);
-  const out = new Uint8Array(8 + headerLen + offset);
+  const ordered = referenceOrder(tensors);
+  const payloads = ordered.map(tensorBytes);
+  const { json, headerLen, dataBytes } = layout(
+    ordered,
+    payloads.map((p) => p.length),
+    metadata,
+  );
+  const out = new Uint8Array(8 + headerLen + dataBytes);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerLen); // pad with spaces (valid JSON whitespace)
@@ -267,6 +254,47 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
     pos += p.length;
   }
   return out;
+}
+
+/**
+ * The bytes writeSafetensors writes for tensors of these names, dtypes and shapes (header included),
+ * without their data: what a file will take on disk before it is written.
+ */
+export function safetensorsFileBytes(tensors: readonly Omit<TensorToWrite, "data">[], metadata?: Record<string, string>): number {
+  const ordered = referenceOrder(tensors);
+  const { headerLen, dataBytes } = layout(
+    ordered,
+    ordered.map((t) => DTYPE_SIZE[t.dtype] * t.shape.reduce((a, d) => a * d, 1)),
+    metadata,
+  );
+  return 8 + headerLen + dataBytes;
+}
+
+/** Reference order: descending dtype alignment, then name (byte-wise, like Rust's String ordering). */
+function referenceOrder<T extends Omit<TensorToWrite, "data">>(tensors: readonly T[]): T[] {
+  return [...tensors].sort((a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || compareBytes(a.name, b.name));
+}
+
+/** The JSON header of tensors in file order with their data's byte lengths, and its length padded to 8. */
+function layout(
+  ordered: readonly Omit<TensorToWrite, "data">[],
+  byteLengths: readonly number[],
+  metadata: Record<string, string> | undefined,
+): { json: Uint8Array; headerLen: number; dataBytes: number } {
+  const parts: string[] = [];
+  if (metadata !== undefined) {
+    // The reference keeps metadata in a hash map (arbitrary order); we sort keys so output is deterministic.
+    const keys = Object.keys(metadata).sort(compareBytes);
+    parts.push(`"__metadata__":{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`).join(",")}}`);
+  }
+  let offset = 0;
+  ordered.forEach((t, i) => {
+    const end = offset + (byteLengths[i] as number);
+    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${end}]}`);
+    offset = end;
+  });
+  const json = new TextEncoder().encode(`{${parts.join(",")}}`);
+  return { json, headerLen: json.length + ((8 - (json.length % 8)) % 8), dataBytes: offset };
 }
 
 /** Int32 view of an integer tensor (token ids, targets). I64 values must fit in int32. */

@@ -81,13 +81,11 @@ export class RunFolder {
   /** A new run: OUT appears complete (loadable, resumable) or not at all. */
   create(first: FirstSave): void {
     // said before anything is written: the GPT-2 tokenizer's 50,257 rows alone make a 128-wide model 206 MB
-    const disk = diskFigures(
-      [...first.trained.params.values()].reduce((n, t) => n + t.size, 0),
-      KEEP_CHECKPOINTS,
-    );
+    const { trained } = first;
+    const disk = diskFigures(trained.weightsFileBytes(), KEEP_CHECKPOINTS, trained.weightsFile);
     if (disk.runFolderBytes > LARGE_FOLDER_BYTES)
       this.notice(
-        `note: ${this.out} will take about ${formatBytes(disk.runFolderBytes)} on disk (model.safetensors ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller vocabulary or model shrinks it`,
+        `note: ${this.out} will take about ${formatBytes(disk.runFolderBytes)} on disk (${disk.weightsFile} ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of ${trained.lora ? "its " : ""}weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller ${trained.lora ? "rank" : "vocabulary or model"} shrinks it`,
       );
     this.replaced = prepareOutFolder(this.out, first.overwrite, first.data, (tmp) => {
       writeFileSync(join(tmp, "metrics.jsonl"), "");

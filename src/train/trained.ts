@@ -15,8 +15,8 @@ import { fail } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { saveModel } from "../io/hf.js";
 import type { LoraConfig } from "../io/lora.js";
-import { ADAPTER_WEIGHTS, writeLoraAdapter } from "../io/lora-folder.js";
-import { modelSafetensorsBytes } from "../io/model-zip.js";
+import { ADAPTER_WEIGHTS, loraAdapterFileBytes, writeLoraAdapter } from "../io/lora-folder.js";
+import { modelSafetensorsBytes, modelSafetensorsFileBytes } from "../io/model-zip.js";
 import { configToHuggingFace } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
 import { type LoraAttachment, loraAdapterOf } from "../nn/lora.js";
@@ -34,6 +34,8 @@ export interface Trained {
   saveModelFolder(dir: string, info: Record<string, unknown>): void;
   /** the file a checkpoint holds the weights in */
   readonly weightsFile: string;
+  /** the size that file will have (its header included) */
+  weightsFileBytes(): number;
   zeroGrad(): void;
 }
 
@@ -44,6 +46,7 @@ export function wholeModel(model: GPT): Trained {
     params: model.params,
     lora: null,
     weightsFile: "model.safetensors",
+    weightsFileBytes: () => modelSafetensorsFileBytes(model.config),
     saveWeights: (dir) => writeFileAtomic(join(dir, "model.safetensors"), modelSafetensorsBytes(model)),
     saveModelFolder: (dir, info) => saveModel(model, dir, info),
     zeroGrad: () => model.zeroGrad(),
@@ -65,6 +68,7 @@ export function loraAdapter(model: GPT, attachment: LoraAttachment, base: string
     params: attachment.params,
     lora: attachment,
     weightsFile: ADAPTER_WEIGHTS,
+    weightsFileBytes: () => loraAdapterFileBytes(loraAdapterOf(attachment)),
     saveWeights,
     saveModelFolder: (dir, info) => {
       // the model's shape and the run's record, as a model folder's config.json has them (no weights:
