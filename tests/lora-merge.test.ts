@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { zipSync } from "fflate";
 import type { ModelAnalysis } from "../src/analyze/analyze.js";
 import { saveTokenizer } from "../src/io/folder.js";
 import { loadModel } from "../src/io/hf.js";
@@ -136,6 +137,25 @@ test("analyze on an adapter folder: what training it writes and trains is the ad
     /^parameters: 28,064 in the base model \(frozen\), 2,304 trainable in the LoRA adapter \(closed form .* = 28,064, agrees\)$/m,
   );
   assert.doesNotMatch(text, /a training run's folder/);
+});
+
+test("merge --help offers what merge loads: an adapter folder or its checkpoint, not a zip (a zip of an adapter is one line)", () => {
+  const { adapter } = folders();
+  const help = runCli(["merge", "--help"]).stdout;
+  assert.match(
+    help,
+    /^ {2}--model <value> +a folder holding a LoRA adapter .*, or one of its checkpoints \(DIR\/training\/checkpoint-N\) \(default: out\)$/m,
+  );
+  assert.doesNotMatch(help, /zip/);
+  const zip = join(adapter, "..", "adapter.zip");
+  writeFileSync(zip, zipSync({ "adapter_config.json": readFileSync(join(adapter, "adapter_config.json")) }));
+  const r = runCli(["merge", "--model", zip, "--out", join(adapter, "..", "merged")]);
+  assert.equal(r.status, 1);
+  assert.match(
+    r.stderr,
+    /^minigpt merge: .*adapter\.zip is not a model folder zip: it has no config\.json, model\.safetensors, tokenizer\.json/,
+  );
+  assert.equal(r.stderr.split("\n").length, 2);
 });
 
 test("an adapter whose tensors contradict its rank is one line through the CLI", () => {

@@ -38,13 +38,17 @@ export const deviceBackendFlags: FlagSpec[] = [
   threadsFlag,
 ];
 
-/** --model of every command that loads a model: a model folder, or a checkpoint of one (locateModel) */
-export function modelFlag(help = "model folder", defaultDir = "out"): FlagSpec {
+/**
+ * --model of every command that loads a model: a model folder, or a checkpoint of one (locateModel);
+ * `zip` false where the folder cannot be a zip (a zip holds a whole model: not a LoRA adapter)
+ */
+export function modelFlag(help = "model folder", defaultDir = "out", { zip = true } = {}): FlagSpec {
+  const checkpoints = "one of its checkpoints (DIR/training/checkpoint-N)";
   return {
     name: "model",
     type: "string",
     default: defaultDir,
-    help: `${help}, one of its checkpoints (DIR/training/checkpoint-N), or a zip of one (the web page's download)`,
+    help: zip ? `${help}, ${checkpoints}, or a zip of one (the web page's download)` : `${help}, or ${checkpoints}`,
   };
 }
 

@@ -7,7 +7,9 @@ export const mergeSpec: CommandSpec = {
   summary: "fold a LoRA adapter into its base model: a plain Hugging Face GPT-2 folder",
   usage: "minigpt merge --model DIR --out DIR2 [--overwrite]",
   flags: [
-    modelFlag("a folder holding a LoRA adapter (adapter_config.json, adapter_model.safetensors: minigpt's or PEFT's)"),
+    modelFlag("a folder holding a LoRA adapter (adapter_config.json, adapter_model.safetensors: minigpt's or PEFT's)", "out", {
+      zip: false,
+    }),
     { name: "out", type: "string", default: "", help: "the new model folder (required)" },
     { name: "overwrite", type: "bool", default: false, help: "replace the model folder in --out (never a folder that holds other files)" },
   ],
