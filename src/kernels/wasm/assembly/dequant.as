@@ -36,61 +36,72 @@
 
 export function dequantPacked(out: usize, w: usize, scales: usize, K: i32, N: i32, bits: i32, G: i32, Gp: i32, groups: i32, n0: i32, n1: i32, nStride: i32, kStride: i32): void {
   const panelBytes = <usize>(groups * Gp) * <usize>bits * 2;
+  // with nStride 1, the whole panels [fa, fb) 16 outputs at a time; the outputs around them one by one
+  const fa = nStride == 1 ? min(n1, (n0 + 15) & ~15) : n1;
+  const fb = nStride == 1 ? max(fa, n1 & ~15) : n1;
+  if (fb > fa) columns(out + (<usize>(fa - n0) << 2), w, scales, K, bits, G, Gp, groups, fa >> 4, fb >> 4, kStride, panelBytes);
+  for (let n = n0; n < fa; n++) oneOutput(out + ((<usize>(n - n0) * <usize>nStride) << 2), w, scales, K, bits, G, Gp, groups, n, kStride, panelBytes);
+  for (let n = fb; n < n1; n++) oneOutput(out + ((<usize>(n - n0) * <usize>nStride) << 2), w, scales, K, bits, G, Gp, groups, n, kStride, panelBytes);
+}
+
+/**
+ * panels p0..p1 whole into an (in, out) matrix at o (output p0·16's column), rows kStride floats
+ * apart. Row by row across the panels, so the floats are written front to back (walking one panel's
+ * 16 columns down all K rows first touched a page a row: 3x slower at GPT-2's c_fc); the packed
+ * bytes, 1/4 or 1/8 as many, are the ones read out of order.
+ */
+function columns(o: usize, w: usize, scales: usize, K: i32, bits: i32, G: i32, Gp: i32, groups: i32, p0: i32, p1: i32, kStride: i32, panelBytes: usize): void {
   // inputs per 64-byte panel row
   const step = bits == 8 ? 4 : 8;
-  for (let n = n0; n < n1; ) {
-    const p = n >> 4;
-    const full = nStride == 1 && (n & 15) == 0 && n + 16 <= n1;
-    if (full) {
-      // 16 outputs at once: row k's floats n..n+15
-      const o = out + (<usize>(n - n0) << 2);
-      const pw = w + <usize>p * panelBytes;
-      for (let g = 0; g < groups; g++) {
+  for (let g = 0; g < groups; g++)
+    for (let r = 0; r < Gp; r += step) {
+      const k = g * G + r;
+      // the row's inputs that exist (none past the group's G or K)
+      const valid = min(step, min(G - r, K - k));
+      if (valid <= 0) break;
+      const chunk = <usize>((g * Gp + r) / step) * 64;
+      for (let p = p0; p < p1; p++) {
+        const row = w + <usize>p * panelBytes + chunk;
         const sg = scales + ((<usize>(p * groups + g)) << 6);
-        const s0 = v128.load(sg), s1 = v128.load(sg, 16), s2 = v128.load(sg, 32), s3 = v128.load(sg, 48);
-        for (let r = 0; r < Gp; r += step) {
-          const row = pw + <usize>((g * Gp + r) / step) * 64;
-          for (let a = 0; a < 4; a++) {
-            // bytes 4o+j (output o of 4, input j) to 4j+o: input j's 4 outputs in lane quarter j
-            const b = v128.load(row + <usize>(a << 4));
-            const t = i8x16.shuffle(b, b, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-            const sv = a == 0 ? s0 : a == 1 ? s1 : a == 2 ? s2 : s3;
-            const lo = bits == 8 ? t : nibbles(t, false);
-            for (let j = 0; j < step; j++) {
-              const rr = r + j;
-              const k = g * G + rr;
-              if (rr >= G || k >= K) break;
-              const v = j < 4 ? lo : nibbles(t, true);
-              v128.store(o + ((<usize>k * <usize>kStride + <usize>(a << 2)) << 2), quarter(v, j & 3, sv));
-            }
+        const op = o + (<usize>((p - p0) << 4) << 2);
+        for (let a = 0; a < 4; a++) {
+          // bytes 4o+j (output o of 4, input j) to 4j+o: input j's 4 outputs in lane quarter j
+          const b = v128.load(row + <usize>(a << 4));
+          const t = i8x16.shuffle(b, b, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+          const sv = v128.load(sg + <usize>(a << 4));
+          const lo = bits == 8 ? t : nibbles(t, false);
+          for (let j = 0; j < valid; j++) {
+            const v = j < 4 ? lo : nibbles(t, true);
+            v128.store(op + ((<usize>(k + j) * <usize>kStride + <usize>(a << 2)) << 2), quarter(v, j & 3, sv));
           }
         }
       }
-      n += 16;
-      continue;
     }
-    const o = out + ((<usize>(n - n0) * <usize>nStride) << 2);
-    const at = w + <usize>p * panelBytes + <usize>(4 * (n & 15));
-    for (let g = 0; g < groups; g++) {
-      const scale = load<f32>(scales + ((<usize>((p * groups + g) * 16 + (n & 15))) << 2));
-      const sv = f32x4.splat(scale);
-      const k0 = g * G;
-      const k1 = min(K, k0 + G);
-      // quarters of 4 inputs whose values all exist, 4 at a time when they are consecutive floats
-      for (let r = 0; r < Gp; r += 4) {
-        const k = k0 + r;
-        if (k >= k1) break;
-        const kk = g * Gp + r;
-        if (kStride == 1 && k + 4 <= k1) {
-          const b = v128.load32_splat(at + <usize>((kk / step) * 64));
-          const v = bits == 8 ? b : nibbles(b, (kk & 4) != 0);
-          v128.store(o + (<usize>k << 2), quarter(v, 0, sv));
-        } else {
-          const e = min(k1, k + 4);
-          for (let kq = k, kp = kk; kq < e; kq++, kp++) store<f32>(o + ((<usize>kq * <usize>kStride) << 2), dequantOne(w, panelBytes, n, kp, bits, scale));
-        }
+}
+
+/** output n's K values at o, kStride floats apart */
+function oneOutput(o: usize, w: usize, scales: usize, K: i32, bits: i32, G: i32, Gp: i32, groups: i32, n: i32, kStride: i32, panelBytes: usize): void {
+  const step = bits == 8 ? 4 : 8;
+  const p = n >> 4;
+  const at = w + <usize>p * panelBytes + <usize>(4 * (n & 15));
+  for (let g = 0; g < groups; g++) {
+    const scale = load<f32>(scales + ((<usize>((p * groups + g) * 16 + (n & 15))) << 2));
+    const sv = f32x4.splat(scale);
+    const k0 = g * G;
+    const k1 = min(K, k0 + G);
+    // quarters of 4 inputs whose values all exist, 4 at a time when they are consecutive floats
+    for (let r = 0; r < Gp; r += 4) {
+      const k = k0 + r;
+      if (k >= k1) break;
+      const kk = g * Gp + r;
+      if (kStride == 1 && k + 4 <= k1) {
+        const b = v128.load32_splat(at + <usize>((kk / step) * 64));
+        const v = bits == 8 ? b : nibbles(b, (kk & 4) != 0);
+        v128.store(o + (<usize>k << 2), quarter(v, 0, sv));
+      } else {
+        const e = min(k1, k + 4);
+        for (let kq = k, kp = kk; kq < e; kq++, kp++) store<f32>(o + ((<usize>kq * <usize>kStride) << 2), dequantOne(w, panelBytes, n, kp, bits, scale));
       }
     }
-    n++;
   }
 }
