@@ -34,6 +34,7 @@ export const kernelFiles = [
   "decode.as",
   "quant-int.as",
   "quant-share.as",
+  "dequant.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

@@ -3,14 +3,16 @@
  * wasm) against their ref twin (src/kernels/ref/quant-int.ts) bit for bit on random data and awkward
  * shapes (odd K, short last groups, N not a multiple of 16 or 4, G not a multiple of 16), both SIMD
  * builds, 1 and 2 threads (split only where worth it). And the ref twin against the integer sums of
- * the file's own values and scales (io/quantize.ts).
+ * the file's own values and scales (io/quantize.ts). The same for dequantize (ref/dequant.ts and
+ * assembly/dequant.as): the file's q·s, bit for bit, in both layouts and on ranges of outputs.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type QuantBits, type QuantizedMatrix, quantizedScale, quantizedValue, quantizeMatrix } from "../src/io/quantize.js";
 import { useBackend } from "../src/kernels/index.js";
-import { helperChunks, type PackedWeights, quantRows } from "../src/kernels/quant.js";
+import { dequantize, helperChunks, type PackedWeights, quantRows } from "../src/kernels/quant.js";
 import { inputAt, packedShape, packQuantized } from "../src/kernels/quant-packed.js";
+import { dequantPacked } from "../src/kernels/ref/dequant.js";
 import { qmatvecPacked, quantizeActivations } from "../src/kernels/ref/quant-int.js";
 import type { KernelCalls } from "../src/kernels/wasm/calls.js";
 import type { WasmBackend } from "../src/kernels/wasm/loader.js";
@@ -261,3 +263,62 @@ test("wasm, 2 threads: the pool's helper takes chunks of shared products, with t
   assert.deepEqual(results[1], results[0]);
   for (const t of keep) t.dispose();
 });
+
+/** [K, N, G]: short last groups, G not a multiple of 4 or 8 (padded inputs), ragged last panels */
+const DEQUANT_SHAPES: [number, number, number][] = [
+  [1, 1, 2],
+  [33, 7, 32],
+  [64, 50, 16],
+  [100, 37, 8],
+  [40, 21, 6],
+  [130, 68, 32],
+  [48, 16, 48],
+  [768, 64, 32],
+];
+
+/** float32 bits, so that -0, NaN and every rounding count */
+const bitsOf = (a: Float32Array) => new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+
+for (const simd of ["plain", "relaxed"] as const)
+  test(`wasm ${simd} SIMD: dequantPacked equals the ref twin and the file's q·s bit for bit (both layouts, ranges, padding untouched)`, async () => {
+    process.env.MINIGPT_WASM_SIMD = simd;
+    const be = (await useBackend("wasm", { threads: 1 })) as WasmBackend;
+    const k = (be as unknown as KernelCalls).x;
+    const keep: Tensor[] = [];
+    for (const bits of [8, 4] as QuantBits[])
+      for (const [K, N, G] of DEQUANT_SHAPES)
+        for (const layout of ["in-out", "out-in"] as const) {
+          const m = quantizeMatrix(randnSeeded(K * N, K + N + G), K, N, layout, bits, G);
+          const w = packedOnHeap(m, keep);
+          const s = w.shape;
+          // [n0, n1, nStride, kStride]: the whole matrix in its layout, and a range of outputs in each
+          const calls: [number, number, number, number][] = [
+            layout === "in-out" ? [0, N, 1, N] : [0, N, K, 1],
+            [Math.min(3, N - 1), N, K, 1],
+            [Math.min(5, N - 1), Math.max(Math.min(5, N - 1) + 1, N - 2), 1, N],
+          ];
+          for (const [n0, n1, nStride, kStride] of calls) {
+            const label = `${simd} int${bits} ${layout} K ${K} N ${N} G ${G} outputs ${n0}..${n1} strides ${nStride},${kStride}`;
+            const size = (n1 - n0 - 1) * nStride + (K - 1) * kStride + 1;
+            const got = Tensor.fromArray(new Float32Array(size).fill(Number.NaN), [size]);
+            keep.push(got);
+            k.dequantPacked(got.ptr, w.bytes.byteOffset, w.scales.byteOffset, K, N, bits, s.G, s.Gp, s.groups, n0, n1, nStride, kStride);
+            const want = new Float32Array(size).fill(Number.NaN);
+            dequantPacked(want, w.bytes, w.scales, s, n0, n1, nStride, kStride);
+            assert.deepEqual(bitsOf(got.data as Float32Array), bitsOf(want), label);
+            // the dispatcher takes the wasm kernel for heap arrays: the same bits
+            const viaQuant = Tensor.fromArray(new Float32Array(size).fill(Number.NaN), [size]);
+            keep.push(viaQuant);
+            dequantize(w, viaQuant.data as Float32Array, n0, n1, nStride, kStride);
+            assert.deepEqual(bitsOf(viaQuant.data as Float32Array), bitsOf(want), `${label}: dequantize`);
+            for (let n = n0; n < n1; n++)
+              for (let i = 0; i < K; i++) {
+                const v = Math.fround(quantizedValue(m, i, n) * quantizedScale(m, Math.floor(i / s.G), n));
+                assert.ok(Object.is(want[(n - n0) * nStride + i * kStride], v), `${label}: ref (${n}, ${i})`);
+              }
+          }
+        }
+    for (const t of keep) t.dispose();
+    be.dispose();
+    delete process.env.MINIGPT_WASM_SIMD;
+  });

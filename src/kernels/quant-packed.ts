@@ -24,6 +24,8 @@
  * The activations meet the weights as int8 with one scale per row (ref/quant-int.ts's
  * quantizeActivations), at most ACTIVATION_MAX[bits] in size: 63 with int8 weights, so that the
  * offset activations fit 7 bits; 127 with int4 weights (the nibbles are the unsigned operand).
+ *
+ * The way back, the float values q·s, is ref/dequant.ts's dequantPacked (wasm: assembly/dequant.as).
  */
 import { type QuantizedMatrix, quantizedScale, quantizedValue } from "../io/quantize.js";
 
@@ -107,37 +109,6 @@ export function packQuantized(m: QuantizedMatrix, s: PackedShape, bytes: Uint8Ar
         const shift = kk & 4 ? 4 : 0;
         bytes[at] = (bytes[at]! & ~(0xf << shift)) | ((v + 8) << shift);
       }
-    }
-  }
-}
-
-/**
- * Output n's weights dequantized (q·s, exact in float32) from the packed form, the inverse of
- * packQuantized: input k goes to out[offset + k·stride]. stride 1 gives a row of an (out, in) matrix
- * (wte's), stride N a column of an (in, out) one (Conv1D's). A quantized model keeps only the packed
- * form; this is how its float values are had, when and where they are needed (nn/quantized.ts).
- */
-export function unpackOutput(
-  s: PackedShape,
-  bytes: Uint8Array,
-  scales: Float32Array,
-  n: number,
-  out: Float32Array,
-  offset: number,
-  stride: number,
-): void {
-  const p = Math.floor(n / PANEL);
-  const i = n % PANEL;
-  const panel = (p * s.Kp * PANEL * s.bits) / 8 + 4 * i;
-  for (let g = 0; g < s.groups; g++) {
-    const scale = scales[(p * s.groups + g) * PANEL + i]!;
-    const k0 = g * s.G;
-    const k1 = Math.min(s.K, k0 + s.G);
-    for (let k = k0, kk = g * s.Gp; k < k1; k++, kk++) {
-      let v: number;
-      if (s.bits === 8) v = (bytes[panel + (kk >> 2) * 64 + (kk & 3)]! << 24) >> 24;
-      else v = ((bytes[panel + (kk >> 3) * 64 + (kk & 3)]! >> (kk & 4)) & 0xf) - 8;
-      out[offset + k * stride] = v * scale;
     }
   }
 }

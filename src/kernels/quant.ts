@@ -7,6 +7,8 @@
  *   quantRows      out (M,N) = x (M,K) · W [+ bias]   W packed, from either layout of the file: the
  *                  quantized model's kernel (decode, prefill, eval), with each row of x quantized to
  *                  int8 (ref/quant-int.ts)
+ *   dequantize     W's float values q·s (ref/dequant.ts, assembly/dequant.as): a training step's
+ *                  weights (QLoRA) and the embedding's rows; one thread (a GPT-2 matrix takes ~1 ms)
  *
  * With several threads a product is shared with a pool helper that stays looking for work between
  * calls (assembly/quant-share.as: chunks of outputs, multiples of 16, taken by whichever thread comes
@@ -19,6 +21,7 @@ import { Tensor } from "../tensor/tensor.js";
 import type { FloatArray } from "./backend.js";
 import { backend } from "./index.js";
 import { PANEL, type PackedShape } from "./quant-packed.js";
+import { dequantPacked } from "./ref/dequant.js";
 import { qmatvecPacked, quantizeActivations } from "./ref/quant-int.js";
 import type { KernelCalls } from "./wasm/calls.js";
 
@@ -211,4 +214,18 @@ export function quantRows(out: FloatArray, x: FloatArray, w: PackedWeights, bias
     "qmatvecPacked",
     packedRanges(calls, s, M).map(([j0, j1]) => [...p, bias ? bias.byteOffset : 0, M, s.N, s.bits, s.Gp, s.groups, j0, j1]),
   );
+}
+
+/**
+ * Outputs n0..n1 of w as floats: output n's input k to out[(n - n0)·nStride + k·kStride] (nStride 1,
+ * kStride N: the (in, out) matrix; nStride K, kStride 1: rows of the (out, in) one).
+ */
+export function dequantize(w: PackedWeights, out: Float32Array, n0: number, n1: number, nStride: number, kStride: number): void {
+  const calls = wasmCalls();
+  if (!calls || !inHeap([out, w.bytes, w.scales])) {
+    dequantPacked(out, w.bytes, w.scales, w.shape, n0, n1, nStride, kStride);
+    return;
+  }
+  const { K, N, bits, G, Gp, groups } = w.shape;
+  calls.x.dequantPacked(out.byteOffset, w.bytes.byteOffset, w.scales.byteOffset, K, N, bits, G, Gp, groups, n0, n1, nStride, kStride);
 }

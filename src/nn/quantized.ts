@@ -16,8 +16,8 @@
  */
 import type { QuantizedMatrix } from "../io/quantize.js";
 import type { KernelArray } from "../kernels/index.js";
-import { type PackedWeights, quantRows } from "../kernels/quant.js";
-import { type PackedShape, packedShape, packQuantized, unpackOutput } from "../kernels/quant-packed.js";
+import { dequantize, type PackedWeights, quantRows } from "../kernels/quant.js";
+import { type PackedShape, packedShape, packQuantized } from "../kernels/quant-packed.js";
 import { embedding, gelu, matmulTransposed } from "../ops/index.js";
 import { heap } from "../tensor/memory.js";
 import { isGradEnabled, Tensor } from "../tensor/tensor.js";
@@ -51,17 +51,15 @@ export class QuantizedWeight {
 
   /** the float values (q·s), in the float parameter's layout, written into `out` (a new array by default) */
   values(out: Float32Array = new Float32Array(this.size)): Float32Array {
-    const s = this.packed.shape;
-    const { bytes, scales } = this.packed;
-    for (let n = 0; n < s.N; n++)
-      if (this.layout === "in-out") unpackOutput(s, bytes, scales, n, out, n, s.N);
-      else unpackOutput(s, bytes, scales, n, out, n * s.K, 1);
+    const { K, N } = this.packed.shape;
+    if (this.layout === "in-out") dequantize(this.packed, out, 0, N, 1, N);
+    else dequantize(this.packed, out, 0, N, K, 1);
     return out;
   }
 
   /** row `o` of an "out-in" matrix (wte's row of token o) into out[0..C) */
   row(o: number, out: Float32Array): void {
-    unpackOutput(this.packed.shape, this.packed.bytes, this.packed.scales, o, out, 0, 1);
+    dequantize(this.packed, out, o, o + 1, 0, 1);
   }
 
   /** its packed arrays as heap addresses, for a replica on another thread (fromShared) */
@@ -122,9 +120,17 @@ export function quantizedWeight(m: QuantizedMatrix): QuantizedWeight {
  * largest quantized matrix, made on first use (a model that only decodes never makes it) and freed
  * with the model. A product's recorded backward dequantizes its weight into it again first (another
  * product has used it since); a walk of the tape is one product at a time, so one buffer serves all.
+ * The dequantizing is the wasm kernel's where there is one (kernels/quant.ts's dequantize: at GPT-2's
+ * size ~0.3 s a step, where the JS loop took seconds).
  */
 export class TapeScratch {
   private buffer: Tensor | null = null;
+  /**
+   * the weight the buffer holds now: the LM head is the forward's last product and the backward's
+   * first, so its backward finds wte (the largest matrix, ~40 ms to dequantize at GPT-2's size) still
+   * there. Nothing else writes the buffer (the products only read their weight).
+   */
+  private holding: QuantizedWeight | null = null;
 
   constructor(private readonly floats: number) {}
 
@@ -145,13 +151,15 @@ export class TapeScratch {
   /** w dequantized into the buffer: a view of it in w's shape */
   private fill(w: QuantizedWeight): Tensor {
     this.buffer ??= new Tensor([this.floats], "f32", false, false);
-    w.values(this.buffer.data.subarray(0, w.size));
+    if (this.holding !== w) w.values(this.buffer.data.subarray(0, w.size));
+    this.holding = w;
     return Tensor.view(this.buffer.ptr, w.shape);
   }
 
   dispose(): void {
     this.buffer?.dispose();
     this.buffer = null;
+    this.holding = null;
   }
 }
 

@@ -229,6 +229,22 @@ export interface KernelExports {
     chunk: number,
   ): number;
   qmatvecHelper(ctrl: number, idleLimit: number): void;
+  // dequant.as
+  dequantPacked(
+    out: number,
+    w: number,
+    scales: number,
+    K: number,
+    N: number,
+    bits: number,
+    G: number,
+    Gp: number,
+    groups: number,
+    n0: number,
+    n1: number,
+    nStride: number,
+    kStride: number,
+  ): void;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
@@ -276,4 +292,5 @@ export const kernelParams = {
   qmatvecSharedCtrlBytes: [],
   qmatvecShared: ["ctrl", "out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "chunk"],
   qmatvecHelper: ["ctrl", "idleLimit"],
+  dequantPacked: ["out", "w", "scales", "K", "N", "bits", "G", "Gp", "groups", "n0", "n1", "nStride", "kStride"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
