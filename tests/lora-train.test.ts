@@ -195,6 +195,15 @@ test("chat fine-tuning with LoRA trains the added tokens' rows (trainable_token_
   assert.equal(c.status, 0, c.stderr);
 });
 
+test("train --help's --lora-rank line offers the ranks the run accepts (not >= 0) and says what its default means", () => {
+  const r = runCli(["train", "--help"]);
+  assert.equal(r.status, 0, r.stderr);
+  const line = r.stdout.split("\n").find((l) => l.includes("LoRA adapter of this rank")) ?? "";
+  assert.match(line, /1 or more/);
+  assert.doesNotMatch(line, />= 0/);
+  assert.match(line, /default: none, the whole model trains/);
+});
+
 test("bad LoRA settings are one line each", () => {
   const { dir, data, base } = setup();
   const oneLine = (args: string[], pattern: RegExp) => {

@@ -21,6 +21,8 @@ export interface FlagSpec {
   above?: number;
   /** numbers: values must be below this (exclusive), e.g. 1 for a probability that must not be 1 */
   below?: number;
+  /** what --help shows as the default where the value itself would mislead (a rank of 0 meaning "no adapter") */
+  shownDefault?: string;
 }
 
 export interface CommandSpec {
@@ -193,7 +195,8 @@ export function helpText(spec: CommandSpec): string {
   spec.flags.forEach((f, i) => {
     const left = lefts[i] as string;
     // a default with whitespace (the newline prompt) is shown quoted, so it is visible
-    const shown = typeof f.default === "string" && /[\s"]/.test(f.default) ? JSON.stringify(f.default) : String(f.default);
+    const shown =
+      f.shownDefault ?? (typeof f.default === "string" && /[\s"]/.test(f.default) ? JSON.stringify(f.default) : String(f.default));
     const range = rangeText(f);
     const notes = [range, f.type === "bool" || f.default === "" ? "" : `default: ${shown}`].filter((n) => n !== "");
     const text = `${f.help}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`;

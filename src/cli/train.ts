@@ -112,8 +112,9 @@ const flags: FlagSpec[] = [
     name: "lora-rank",
     type: "int",
     default: d.loraRank,
-    min: 0,
-    help: "with --init DIR: train a LoRA adapter of this rank (4-16 is usual) on DIR's frozen model instead of the whole model; --out then holds the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors) and names DIR as its base",
+    // a rank below 1 is refused by the run's setup, in words that say what to do instead
+    shownDefault: "none, the whole model trains",
+    help: "with --init DIR: train a LoRA adapter of this rank (1 or more; 4-16 is usual) on DIR's frozen model instead of the whole model; --out then holds the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors) and names DIR as its base",
   },
   {
     name: "lora-alpha",
