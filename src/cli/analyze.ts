@@ -4,7 +4,8 @@ import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const analyzeSpec: CommandSpec = {
   name: "analyze",
-  summary: "parameters, memory and FLOPs of a model, computed from its tensors; its files' sizes, what training it writes, and its training history",
+  summary:
+    "parameters, memory and FLOPs of a model, computed from its tensors; its files' sizes, what training it writes, and its training history",
   usage: "minigpt analyze --model DIR [--json] [--batch-size B] [--block-size T]",
   flags: [
     modelFlag(),
