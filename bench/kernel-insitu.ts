@@ -11,23 +11,9 @@
 //   ... edit src/kernels/wasm/assembly/*.as, npm run build:wasm, cp ... /tmp/B.wasm
 //   node --import tsx bench/kernel-insitu.ts /tmp/A.wasm /tmp/B.wasm [--kernels attentionForward,attentionBackward] [--steps 40]
 import { readFileSync } from "node:fs";
-import { setFlagsFromString } from "node:v8";
-import {
-  AdamW,
-  BatchSampler,
-  backend,
-  CharTokenizer,
-  createStepper,
-  GPT,
-  heap,
-  loadTextSource,
-  makeConfig,
-  Rng,
-  splitTokens,
-  useBackend,
-} from "../src/index.js";
+import { backend, heap } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
-import { makeTrainStep, RECIPES } from "./step.js";
+import { shardStep } from "./shard-step.js";
 
 expectArgs("bench/kernel-insitu.ts", ["kernels", "steps"], [], true);
 const files = process.argv.slice(2).filter((a) => a.endsWith(".wasm"));
@@ -38,19 +24,7 @@ if (files.length < 2 || !(steps > 0)) {
   process.exit(2);
 }
 
-setFlagsFromString("--experimental-wasm-relaxed-simd");
-await useBackend("wasm", { threads: 1 });
-const DATA = new URL("../../shared/data/tinyshakespeare/input.txt", import.meta.url);
-const text = loadTextSource(DATA.pathname).text;
-const tokens = splitTokens(Int32Array.from(CharTokenizer.fromText(text).encode(text, { specialsAsText: true })), 0.1).train;
-const recipe = RECIPES.small;
-const model = new GPT(makeConfig({ vocabSize: 65, ...recipe, dropout: 0 }), 1337);
-const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
-const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize, new Rng(1338));
-// two shards on this thread: each sees what one thread of the data-parallel step sees
-const stepper = await createStepper(model, 1, 2);
-const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
-const step = makeTrainStep({ model, optimizer, sampler, T: recipe.blockSize, accum: 1, stepper, schedule });
+const { step, dispose } = await shardStep();
 
 type Exports = Record<string, (...a: number[]) => number>;
 const be = backend() as unknown as { x: Exports; tile: string };
@@ -84,7 +58,7 @@ be.x = new Proxy({} as Exports, {
 for (let i = 0; i < 5; i++) step();
 for (const t of times.values()) for (const x of t) x.length = 0;
 for (let i = 0; i < steps; i++) step();
-stepper.dispose();
+dispose();
 
 const q = (xs: number[], f: number) => [...xs].sort((a, b) => a - b)[Math.floor(f * (xs.length - 1))] as number;
 const ms = (t: number[][], f: number) => t.map((x) => q(x, f).toFixed(3)).join(" / ");

@@ -6,39 +6,15 @@
 // the matmul's GFLOP/s, and the step's time outside every kernel (JavaScript, the optimizer's driver).
 //
 //   node --import tsx bench/step-kernels.ts [--steps 40]
-import { setFlagsFromString } from "node:v8";
-import {
-  AdamW,
-  BatchSampler,
-  backend,
-  CharTokenizer,
-  createStepper,
-  GPT,
-  loadTextSource,
-  makeConfig,
-  Rng,
-  splitTokens,
-  useBackend,
-} from "../src/index.js";
+import { backend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { shardStep } from "./shard-step.js";
 import { median } from "./stats.js";
-import { makeTrainStep, RECIPES } from "./step.js";
 
 expectArgs("bench/step-kernels.ts", ["steps"], []);
 const steps = Number(arg("steps", "40"));
 
-setFlagsFromString("--experimental-wasm-relaxed-simd");
-await useBackend("wasm", { threads: 1 });
-const DATA = new URL("../../shared/data/tinyshakespeare/input.txt", import.meta.url);
-const text = loadTextSource(DATA.pathname).text;
-const tokens = splitTokens(Int32Array.from(CharTokenizer.fromText(text).encode(text, { specialsAsText: true })), 0.1).train;
-const recipe = RECIPES.small;
-const model = new GPT(makeConfig({ vocabSize: 65, ...recipe, dropout: 0 }), 1337);
-const optimizer = new AdamW(model.params, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
-const sampler = new BatchSampler(tokens, recipe.blockSize, recipe.batchSize, new Rng(1338));
-const stepper = await createStepper(model, 1, 2);
-const schedule = { lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 };
-const step = makeTrainStep({ model, optimizer, sampler, T: recipe.blockSize, accum: 1, stepper, schedule });
+const { step, dispose } = await shardStep();
 
 type Exports = Record<string, (...a: number[]) => number>;
 const be = backend() as unknown as { x: Exports };
@@ -91,7 +67,7 @@ for (let i = 0; i < steps; i++) {
   }
   perStep.set("(outside kernels)", [...(perStep.get("(outside kernels)") ?? []), (wall.at(-1) as number) - inKernels]);
 }
-stepper.dispose();
+dispose();
 
 const q = (xs: number[], f: number) => [...xs].sort((a, b) => a - b)[Math.floor(f * (xs.length - 1))] as number;
 const p25 = new Map<string, number>();
