@@ -149,6 +149,7 @@ export {
   type CharTokenizerOptions,
   countingTokenizer,
   createTokenizer,
+  type DecodeOptions,
   describeChar,
   type EncodeOptions,
   gpt2Tokenizer,

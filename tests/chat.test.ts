@@ -220,8 +220,8 @@ test("chat with a model never fine-tuned for chat says so, and how to fine-tune 
 
 test("history is trimmed to the context: oldest turns dropped first, with a notice", () => {
   // without byte fallback: this untrained model's replies would otherwise include byte tokens that
-  // are not whole UTF-8, which come back from the history's text as U+FFFD (three byte tokens), so
-  // the history's length in tokens would not be that of the ids the model gave
+  // are not whole UTF-8, which the history's text leaves out, so the history's length in tokens
+  // would not be that of the ids the model gave
   const tok = CharTokenizer.fromText(ALPHABET, [], { byteFallback: false });
   const model = new GPT(makeConfig({ vocabSize: tok.vocabSize, blockSize: 40, nLayer: 1, nHead: 1, nEmbd: 8 }), 1);
   const session = new ChatSession(model, tok, { temperature: 0, maxNewTokens: 5 });

@@ -208,39 +208,44 @@ export interface StartedCli {
   child: ChildProcess;
   /** stderr so far */
   stderr(): string;
-  /** resolves when stderr has matched `pattern`, or with false when the process exits first */
-  seen(pattern: RegExp): Promise<boolean>;
+  /** stdout so far */
+  stdout(): string;
+  /** resolves when stderr (or stdout) has matched `pattern`, or with false when the process exits first */
+  seen(pattern: RegExp, stream?: "stderr" | "stdout"): Promise<boolean>;
   exited: Promise<{ status: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** `minigpt ...args` started in a child process (as runCli, without waiting), to signal or race it. */
 export function startCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): StartedCli {
   const child = spawn(process.execPath, [...CLI, ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, MINIGPT_THREADS: "1", ...options.env },
   });
-  let err = "";
-  const waiting: { pattern: RegExp; resolve: (v: boolean) => void }[] = [];
-  child.stderr?.on("data", (d) => {
-    err += String(d);
-    for (const w of waiting.splice(0)) {
-      if (w.pattern.test(err)) w.resolve(true);
-      else waiting.push(w);
-    }
-  });
+  const text = { stderr: "", stdout: "" };
+  const waiting: { pattern: RegExp; stream: keyof typeof text; resolve: (v: boolean) => void }[] = [];
+  const matches = (w: { pattern: RegExp; stream: keyof typeof text }) => w.pattern.test(text[w.stream]);
+  for (const stream of ["stderr", "stdout"] as const)
+    child[stream]?.on("data", (d) => {
+      text[stream] += String(d);
+      for (const w of waiting.splice(0)) {
+        if (matches(w)) w.resolve(true);
+        else waiting.push(w);
+      }
+    });
   const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.once("close", (status, signal) => {
-      for (const w of waiting.splice(0)) w.resolve(w.pattern.test(err));
+      for (const w of waiting.splice(0)) w.resolve(matches(w));
       r({ status, signal });
     }),
   );
   return {
     child,
-    stderr: () => err,
-    seen: (pattern) =>
-      pattern.test(err) || child.exitCode !== null
-        ? Promise.resolve(pattern.test(err))
-        : new Promise((resolve) => waiting.push({ pattern, resolve })),
+    stderr: () => text.stderr,
+    stdout: () => text.stdout,
+    seen: (pattern, stream = "stderr") =>
+      matches({ pattern, stream }) || child.exitCode !== null
+        ? Promise.resolve(matches({ pattern, stream }))
+        : new Promise((resolve) => waiting.push({ pattern, stream, resolve })),
     exited,
   };
 }

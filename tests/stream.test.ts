@@ -2,16 +2,20 @@
  * TextStreamer (src/generate/stream.ts): the text printed token by token, joined, is the text of the
  * whole sequence after its context, for the counting task's word tokenizer (words joined by spaces),
  * GPT-2's byte-level BPE (characters split across tokens) and a character tokenizer; no chunk shows
- * a replacement character the final text does not have.
+ * a replacement character; bytes that are not whole characters (sampled out of order, or a
+ * generation that stops inside one) are left out, through the CLI too.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { test } from "node:test";
 import { TextStreamer } from "../src/generate/stream.js";
 import { StopString } from "../src/generate/text.js";
+import { Rng } from "../src/random.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
 import { countingTokenizer } from "../src/tokenizer/word.js";
+import { charModelFolder, runCli, tempDir } from "./helpers.js";
 
 /** the chunks a streamer prints for `fresh` after `context` */
 function stream(tok: Tokenizer, context: number[], fresh: number[]): string[] {
@@ -55,17 +59,58 @@ test("GPT-2 byte-level BPE: a character split over tokens is printed once, whole
   assert.ok(cut > 0 && tok.decode(ids.slice(0, cut)).endsWith("\uFFFD"));
   const chunks = stream(tok, ids.slice(0, cut), ids.slice(cut));
   assert.equal(tok.decode(ids.slice(0, cut)).replace(/\uFFFD+$/, "") + chunks.join(""), text);
-  // a generation that stops inside a character: push holds it back, finish gives it (as decode does)
+  // a generation that stops inside a character: push holds it back, and it is never shown
   const partial = new TextStreamer(tok);
   const shown = ids
     .slice(0, cut)
     .map((id) => partial.push(id))
     .join("");
-  assert.ok(!shown.includes("\uFFFD"));
-  assert.equal(shown + partial.finish(), tok.decode(ids.slice(0, cut)));
-  assert.equal(partial.finish(), "", "finish gives the rest once");
+  assert.equal(partial.finish(), "", "the bytes of an unfinished character are left out, not shown as U+FFFD");
+  assert.equal(shown, tok.decode(ids.slice(0, cut)).replace(/\uFFFD+$/, ""));
   // a replacement character that is really at the end of the prompt is not shown a second time
   assert.deepEqual(stream(tok, tok.encode("bad byte: \uFFFD"), tok.encode(" ok")).join(""), " ok");
+});
+
+test("bytes a model samples out of order are left out: no chunk shows U+FFFD or a lone surrogate", () => {
+  const rng = new Rng(3);
+  for (const tok of [gpt2Tokenizer(), CharTokenizer.fromText("ab")]) {
+    const byteIds = new Map<number, number>();
+    for (let id = 0; id < tok.vocabSize; id++) {
+      const b = tok.tokenBytes(id);
+      // GPT-2's first 256 tokens; the character tokenizer's byte fallback tokens <0x00>..<0xFF>
+      if (b.length === 1 && (tok.kind === "gpt2" || /^<0x[0-9A-F]{2}>$/.test(tok.tokenString(id)))) byteIds.set(b[0] as number, id);
+    }
+    assert.equal(byteIds.size, 256, tok.kind);
+    // whole characters between runs of random bytes (lead bytes, continuations, a surrogate's ED A0)
+    const bytes = [...new TextEncoder().encode("é😀")];
+    const someBytes = [0xc3, 0xa9, 0xe6, 0x97, 0xf0, 0x9f, 0xed, 0xa0, 0xff];
+    for (let i = 0; i < 400; i++) bytes.push(rng.int(3) === 0 ? 0x61 : (someBytes[rng.int(someBytes.length)] as number));
+    const ids = bytes.map((b) => byteIds.get(b) as number);
+    const chunks = stream(tok, tok.encode("a"), ids);
+    for (const c of chunks) assert.ok(!/\p{Cs}|\uFFFD/u.test(c), `${tok.kind}: chunk ${JSON.stringify(c)}`);
+    const text = chunks.join("");
+    assert.ok(text.startsWith("é😀") && text.includes("a"), text);
+    // the characters that are whole are kept: the text is what TextDecoder makes, without its U+FFFDs
+    assert.equal(text, new TextDecoder("utf-8", { ignoreBOM: true }).decode(Uint8Array.from(bytes)).replaceAll("\uFFFD", ""));
+  }
+});
+
+test("generate and chat on an untrained model with byte fallback print no U+FFFD", () => {
+  const model = charModelFolder(join(tempDir("minigpt-stream-"), "m"), "ab", { blockSize: 64, nLayer: 1, nHead: 1, nEmbd: 8 });
+  const gen = runCli(["generate", "--model", model, "--max-new-tokens", "60", "--temperature", "1", "--backend", "ref"]);
+  assert.equal(gen.status, 0, gen.stderr);
+  const chat = runCli(["chat", "--model", model, "--max-new-tokens", "30", "--temperature", "1", "--backend", "ref"], {
+    input: "ab\nba\n/quit\n",
+  });
+  assert.equal(chat.status, 0, chat.stderr);
+  for (const [what, out] of [
+    ["generate", gen.stdout],
+    ["chat", chat.stdout],
+  ] as const) {
+    // 256 of the 262 tokens are bytes: the model samples many that are not whole characters
+    assert.ok(!out.includes("\uFFFD"), `${what} printed U+FFFD: ${JSON.stringify(out)}`);
+  }
+  assert.ok(gen.stdout.length > 10, gen.stdout);
 });
 
 test("character tokenizer: one character a token, nothing added between them", () => {

@@ -11,6 +11,7 @@ import {
 } from "../index.js";
 import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { streamUntil } from "./interrupt.js";
 import { droppedWarning } from "./user-text.js";
 import { errorText } from "./wording.js";
 
@@ -95,12 +96,7 @@ export class LineReader {
     this.replying = true;
     this.stopReply = false;
     try {
-      for await (const item of items) {
-        each(item);
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.stopReply) return "stopped";
-      }
-      return "done";
+      return await streamUntil(items, each, () => this.stopReply);
     } finally {
       this.replying = false;
     }

@@ -72,7 +72,7 @@ export async function explainGenerate(
       break;
     }
     ids.push(next);
-    text = tokenizer.decode(ids.slice(prompt.length));
+    text = tokenizer.decode(ids.slice(prompt.length), { textOnly: true });
   }
   write(`\n== text\n${tokenizer.decode(prompt)}${text}\n`);
 }

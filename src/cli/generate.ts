@@ -2,6 +2,7 @@ import { fail, generateTextAsync, loadModelFolder, startPrompt, unseenSpecialIds
 import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { catchingCtrlC, streamUntil } from "./interrupt.js";
 import { encodeUserText } from "./user-text.js";
 
 export const generateSpec: CommandSpec = {
@@ -74,24 +75,28 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     await explainGenerate(model, tokenizer, prompt, o, f.string("explain-level") as "brief" | "full", (s) => process.stdout.write(s));
     return 0;
   }
-  for (let k = 0; k < samples; k++) {
-    const seed = f.int("seed") + k;
-    if (samples > 1) process.stdout.write(`${k > 0 ? "\n" : ""}--- sample ${k + 1} of ${samples} (--seed ${seed}) ---\n`);
-    process.stdout.write(promptText);
-    for await (const piece of generateTextAsync(model, tokenizer, prompt, {
-      maxNewTokens: f.int("max-new-tokens"),
-      temperature: f.float("temperature"),
-      topK: f.int("top-k"),
-      topP: f.float("top-p"),
-      seed,
-      cache: !f.bool("no-cache"),
-      stopIds,
-      suppressIds,
-      stop: stopText,
-      includeStop: f.bool("stop-include"),
-    }))
-      process.stdout.write(piece);
-    process.stdout.write("\n");
-  }
-  return 0;
+  // Ctrl-C stops the text where it is, ends its line and the command (status 130, as a shell's)
+  return await catchingCtrlC(async (interrupted) => {
+    for (let k = 0; k < samples; k++) {
+      const seed = f.int("seed") + k;
+      if (samples > 1) process.stdout.write(`${k > 0 ? "\n" : ""}--- sample ${k + 1} of ${samples} (--seed ${seed}) ---\n`);
+      process.stdout.write(promptText);
+      const pieces = generateTextAsync(model, tokenizer, prompt, {
+        maxNewTokens: f.int("max-new-tokens"),
+        temperature: f.float("temperature"),
+        topK: f.int("top-k"),
+        topP: f.float("top-p"),
+        seed,
+        cache: !f.bool("no-cache"),
+        stopIds,
+        suppressIds,
+        stop: stopText,
+        includeStop: f.bool("stop-include"),
+      });
+      const end = await streamUntil(pieces, (piece) => process.stdout.write(piece), interrupted);
+      process.stdout.write("\n");
+      if (end === "stopped") return 130;
+    }
+    return 0;
+  });
 }

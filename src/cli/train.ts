@@ -21,6 +21,7 @@ import {
 } from "../index.js";
 import { deviceBackendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
+import { streamUntil } from "./interrupt.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 import { errorText, inFlags } from "./wording.js";
 
@@ -189,9 +190,12 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   // Ctrl-C (SIGINT) and SIGTERM (kill, a job scheduler, docker stop) both stop the run at the end
   // of the step with a checkpoint; the exit status says which one: 128 + the signal's number
   let stopStatus = 0; // 0: go on
+  // the model is saved and its closing sample printing: a signal only stops the sample
+  let sampling = false;
   const stopOn = (status: number, name: string) => () => {
     if (stopStatus !== 0) process.exit(stopStatus);
     stopStatus = status;
+    if (sampling) return;
     progress.break();
     console.error(`${name}: finishing this step and saving a checkpoint (${name} again to quit without saving)`);
   };
@@ -312,8 +316,12 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       console.error(`next: minigpt chat --model ${config.out}`);
       return 0;
     }
-    if (n > 0 && run.data !== "counting")
-      await printSample(result.model, result.tokenizer, n, specialIdsExcept(result.tokenizer, result.specialTargets));
+    if (n > 0 && run.data !== "counting") {
+      sampling = true;
+      const suppressIds = specialIdsExcept(result.tokenizer, result.specialTargets);
+      await printSample(result.model, result.tokenizer, n, suppressIds, () => stopStatus !== 0);
+      if (stopStatus !== 0) return stopStatus;
+    }
     // the counting task's vocabulary is numbers: "..." would not encode there
     const promptHint = run.data === "counting" ? "3 4 5" : "...";
     console.error(`next: minigpt generate --model ${config.out} --prompt "${promptHint}"`);
@@ -329,13 +337,19 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function printSample(model: GPT, tokenizer: Tokenizer, n: number, suppressIds: readonly number[]): Promise<void> {
+/** n tokens of text after the start prompt on stdout, ended early (with its line) once `stop()` says so */
+async function printSample(
+  model: GPT,
+  tokenizer: Tokenizer,
+  n: number,
+  suppressIds: readonly number[],
+  stop: () => boolean,
+): Promise<void> {
   const prompt = startPrompt(tokenizer).ids;
   console.error("sample:");
   const streamer = new TextStreamer(tokenizer);
-  for await (const id of generateTokensAsync(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds })) {
-    process.stdout.write(streamer.push(id));
-  }
+  const ids = generateTokensAsync(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds });
+  await streamUntil(ids, (id) => process.stdout.write(streamer.push(id)), stop);
   process.stdout.write("\n");
 }
 

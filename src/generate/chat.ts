@@ -125,7 +125,7 @@ export class ChatSession {
       end: (): ChatEvent[] => {
         const events: ChatEvent[] = [];
         const stoppedBy = ids.length >= options.maxNewTokens ? "length" : "end";
-        const reply = this.tokenizer.decode(ids);
+        const reply = streamer.text;
         const rest = streamer.finish();
         if (rest) events.push({ type: "text", text: rest });
         this.history.push({ role: "user", content: text }, { role: "assistant", content: reply });

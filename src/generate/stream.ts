@@ -6,18 +6,21 @@ const CONTEXT_IDS = 16;
 /**
  * Turns generated token ids into printable text as they come. Two things make that more than
  * decoding each token alone:
- * - a token can end inside a multi-byte character (byte-level BPE): text is held back until the
- *   character is complete, so the stream never shows a replacement character that the final text
- *   would not have;
+ * - a token can end inside a multi-byte character (byte-level BPE, byte fallback), and a model can
+ *   sample bytes that never form one: the ids are decoded as text only (Tokenizer.decode's
+ *   textOnly), so a character is shown once its last byte comes, the bytes of one the generation
+ *   did not finish are left out, and no replacement character (U+FFFD) is ever shown for them;
  * - a token's text can depend on the one before it (the counting task's word tokenizer puts a space
  *   between words): the new tokens are decoded after the last ids of the context, and only what they
  *   add is printed ("3 4 5" then " 6 7", not "3 4 56 7").
+ * Decoded text only ever grows as ids are added (bytes left out stay left out unless a later byte
+ * completes their character), so what push returns never has to be taken back.
  */
 export class TextStreamer {
   private readonly ids: number[];
-  private readonly contextText: string;
-  /** length of the text already shown (the context's part of it settles with the first complete text) */
-  private printed = -1;
+  /** length of the text already shown: the context's, then what push returned */
+  private printed: number;
+  private readonly contextLength: number;
 
   /** context: the ids the text so far was made of (the prompt), whose text is already shown */
   constructor(
@@ -25,47 +28,33 @@ export class TextStreamer {
     context: readonly number[] = [],
   ) {
     this.ids = context.slice(-CONTEXT_IDS);
-    this.contextText = this.decodeAll();
+    this.contextLength = this.decodeAll().length;
+    this.printed = this.contextLength;
   }
 
-  /** the new complete text after adding `id` ("" while a character is incomplete) */
+  /** the new text after adding `id` ("" while a character is incomplete) */
   push(id: number): string {
     this.ids.push(id);
     const text = this.decodeAll();
-    if (text.endsWith("\uFFFD")) return "";
-    if (this.printed < 0) this.printed = this.shownOf(text);
     const fresh = text.slice(this.printed);
     this.printed = text.length;
     return fresh;
   }
 
-  /** the rest at the end of a generation: what push has not shown, an incomplete character included */
-  finish(): string {
-    const text = this.decodeAll();
-    const from = this.printed < 0 ? this.shownOf(text) : this.printed;
-    this.printed = text.length;
-    return text.slice(from);
-  }
-
-  /** the text of the ids pushed so far (complete or not) */
-  get text(): string {
-    const text = this.decodeAll();
-    return text.slice(this.shownOf(text));
-  }
-
   /**
-   * How much of `text` the context showed: their common prefix. A context that ends inside a
-   * character decodes to a replacement character there, which the new ids turn into the real one
-   * (not shown yet); a replacement character that is really in the text stays in the prefix.
+   * At the end of a generation: what push has not shown, which is nothing (the bytes of a character
+   * the generation did not finish are left out). Kept so that callers end a stream in one way.
    */
-  private shownOf(text: string): number {
-    const c = this.contextText;
-    let n = 0;
-    while (n < c.length && n < text.length && c.charCodeAt(n) === text.charCodeAt(n)) n++;
-    return n;
+  finish(): string {
+    return "";
+  }
+
+  /** the text of the ids pushed so far */
+  get text(): string {
+    return this.decodeAll().slice(this.contextLength);
   }
 
   private decodeAll(): string {
-    return this.tokenizer.decode(this.ids);
+    return this.tokenizer.decode(this.ids, { textOnly: true });
   }
 }

@@ -1,8 +1,8 @@
 import { fail } from "../errors.js";
-import { bytesToUnicode, byteTokenName, wtf8Decode, wtf8Encode } from "./bytes.js";
+import { bytesToUnicode, byteTokenName, utf8Text, wtf8Decode, wtf8Encode } from "./bytes.js";
 import { MinHeap } from "./heap.js";
 import { UNSETTLED_WORDS, wordEnd } from "./pretokenize.js";
-import type { EncodeOptions, Tokenizer } from "./types.js";
+import type { DecodeOptions, EncodeOptions, Tokenizer } from "./types.js";
 import { WordTable } from "./words.js";
 
 /** One merge rule: the adjacent pair (left, right) becomes `merged`. */
@@ -328,7 +328,7 @@ export class ByteLevelBpe implements Tokenizer {
     return Array.from(ids.subarray(0, mergeWord(ids, ids.length, this.table, forceHeap)));
   }
 
-  decode(ids: readonly number[]): string {
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
     let total = 0;
     for (const id of ids) total += this.tokenBytes(id).length;
     const bytes = new Uint8Array(total);
@@ -338,7 +338,7 @@ export class ByteLevelBpe implements Tokenizer {
       bytes.set(piece, at);
       at += piece.length;
     }
-    return wtf8Decode(bytes);
+    return options.textOnly ? utf8Text(bytes) : wtf8Decode(bytes);
   }
 
   tokenBytes(id: number): Uint8Array {

@@ -97,3 +97,58 @@ export function wtf8Decode(bytes: Uint8Array): string {
   }
   return start === 0 ? utf8Decoder.decode(bytes) : out + utf8Decoder.decode(bytes.subarray(start));
 }
+
+/**
+ * How a UTF-8 character starting at bytes[i] runs: its length (1 to 4) when it is whole, or minus
+ * the length of the bytes that start one but do not finish it (cut short, or followed by a byte
+ * that cannot come next), which is what a decoder skips as one: the "maximal subpart" of the
+ * Unicode standard that TextDecoder turns into one U+FFFD. RFC 3629's table: the second byte's
+ * range depends on the first (no overlong forms, no surrogates, nothing past U+10FFFF).
+ */
+function utf8Step(bytes: Uint8Array, i: number): number {
+  const b = bytes[i] as number;
+  if (b < 0x80) return 1;
+  let following: number;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (b >= 0xc2 && b <= 0xdf) following = 1;
+  else if (b >= 0xe0 && b <= 0xef) {
+    following = 2;
+    if (b === 0xe0) lo = 0xa0;
+    if (b === 0xed) hi = 0x9f;
+  } else if (b >= 0xf0 && b <= 0xf4) {
+    following = 3;
+    if (b === 0xf0) lo = 0x90;
+    if (b === 0xf4) hi = 0x8f;
+  } else return -1;
+  for (let k = 1; k <= following; k++) {
+    const c = bytes[i + k];
+    if (c === undefined || c < lo || c > hi) return -k;
+    lo = 0x80;
+    hi = 0xbf;
+  }
+  return following + 1;
+}
+
+/**
+ * The characters of `bytes`, leaving out the bytes that do not form one (where wtf8Decode writes
+ * U+FFFD or a lone surrogate): the text is well-formed, ready to print or send. Generated text is
+ * decoded this way: a model can sample any byte after any other, and a generation can stop inside
+ * a character.
+ */
+export function utf8Text(bytes: Uint8Array): string {
+  let out = "";
+  let start = 0;
+  let i = 0;
+  while (i < bytes.length) {
+    const step = utf8Step(bytes, i);
+    if (step > 0) {
+      i += step;
+      continue;
+    }
+    out += utf8Decoder.decode(bytes.subarray(start, i));
+    i -= step;
+    start = i;
+  }
+  return start === 0 ? utf8Decoder.decode(bytes) : out + utf8Decoder.decode(bytes.subarray(start));
+}

@@ -1,8 +1,8 @@
 import { fail } from "../errors.js";
 import { bpeModelJson } from "./bpe.js";
-import { byteTokenName, wtf8Decode, wtf8Encode } from "./bytes.js";
+import { byteTokenName, utf8Text, wtf8Decode, wtf8Encode } from "./bytes.js";
 import { LookupTokenizer } from "./lookup.js";
-import { CHAR_SPECIAL_TOKENS } from "./types.js";
+import { CHAR_SPECIAL_TOKENS, type DecodeOptions } from "./types.js";
 
 /** `"ë" (U+00EB)`: a character as messages name it. */
 export function describeChar(ch: string): string {
@@ -92,7 +92,8 @@ export class CharTokenizer extends LookupTokenizer {
   }
 
   /** Characters are joined as they are; each run of byte tokens is decoded as UTF-8 (Hugging Face's ByteFallback, then Fuse). */
-  decode(ids: readonly number[]): string {
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    const bytesText = options.textOnly ? utf8Text : wtf8Decode;
     let s = "";
     let run: number[] = [];
     for (const id of ids) {
@@ -101,11 +102,11 @@ export class CharTokenizer extends LookupTokenizer {
         run.push(b);
         continue;
       }
-      if (run.length > 0) s += wtf8Decode(Uint8Array.from(run));
+      if (run.length > 0) s += bytesText(Uint8Array.from(run));
       run = [];
       s += this.tokenString(id);
     }
-    return run.length > 0 ? s + wtf8Decode(Uint8Array.from(run)) : s;
+    return run.length > 0 ? s + bytesText(Uint8Array.from(run)) : s;
   }
 
   override tokenBytes(id: number): Uint8Array {

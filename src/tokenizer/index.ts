@@ -16,6 +16,7 @@ export {
   bytesToUnicode,
   UNICODE_TO_BYTE,
   unicodeToBytes,
+  utf8Text,
   wtf8Decode,
   wtf8Encode,
 } from "./bytes.js";
@@ -34,6 +35,7 @@ export {
 export {
   BPE_SPECIAL_TOKENS,
   CHAR_SPECIAL_TOKENS,
+  type DecodeOptions,
   type EncodeOptions,
   type Tokenizer,
   type TokenizerKind,

@@ -1,7 +1,7 @@
 import { fail } from "../errors.js";
 import { specialsPattern, splitSpecials, tokenizerJson } from "./bpe.js";
 import { wtf8Encode } from "./bytes.js";
-import type { EncodeOptions, Tokenizer, TokenizerKind } from "./types.js";
+import type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerKind } from "./types.js";
 
 /**
  * A tokenizer that is a plain lookup table: every piece of the text (a character, a word) is one id.
@@ -39,7 +39,7 @@ export abstract class LookupTokenizer implements Tokenizer {
   protected abstract split(text: string): Iterable<string>;
   /** the one-line error for a piece outside the vocabulary */
   protected abstract unknownPiece(piece: string): string;
-  abstract decode(ids: readonly number[]): string;
+  abstract decode(ids: readonly number[], options?: DecodeOptions): string;
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     const out: number[] = [];

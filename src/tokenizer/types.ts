@@ -9,6 +9,16 @@ export interface EncodeOptions {
   onUnknown?: (piece: string) => void;
 }
 
+export interface DecodeOptions {
+  /**
+   * Default false: bytes that do not form a character become U+FFFD (as TextDecoder makes them)
+   * and a surrogate's WTF-8 a lone surrogate, so that decode(encode(s)) === s. True: they are left
+   * out, so the text is well-formed; for generated text, where a model can sample any byte after any
+   * other and a generation can stop inside a character (see utf8Text).
+   */
+  textOnly?: boolean;
+}
+
 export type TokenizerKind = "char" | "bpe" | "gpt2" | "word";
 
 export interface Tokenizer {
@@ -16,7 +26,7 @@ export interface Tokenizer {
   /** Including special tokens. */
   readonly vocabSize: number;
   encode(text: string, options?: EncodeOptions): number[];
-  decode(ids: readonly number[]): string;
+  decode(ids: readonly number[], options?: DecodeOptions): string;
   /** Bytes of one token's piece (minigpt tokenize shows their count); specials give their string's UTF-8. */
   tokenBytes(id: number): Uint8Array;
   /** Readable piece for display. */
