@@ -8,7 +8,14 @@ import { modelSafetensorsFileBytes } from "../io/model-zip.js";
 import type { GPTConfig } from "../nn/config.js";
 import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
-import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+import {
+  type AnalyzeOptions,
+  analyzeTensors,
+  diskFigures,
+  type HistoryFigures,
+  type ModelAnalysis,
+  type QuantizedFigures,
+} from "./analyze.js";
 
 /**
  * Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`
@@ -17,7 +24,12 @@ import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, 
  * stay frozen; its run writes the adapter), beside what a merge would write.
  */
 export function analyzeModel(
-  model: { config: GPTConfig; parameterInfo(): ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
+  model: {
+    config: GPTConfig;
+    parameterInfo(): ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }>;
+    /** a quantized model's matrices, held packed (GPT.quantized) */
+    quantized?: ReadonlyMap<string, PackedMatrix>;
+  },
   dir?: string,
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
@@ -27,7 +39,8 @@ export function analyzeModel(
   // every parameter, a quantized model's matrices (held int8 / int4, not as tensors) included
   const params = model.parameterInfo();
   const tensors = lora ? [...params].map(([name, t]) => [name, { shape: t.shape, requiresGrad: false }] as const) : params;
-  const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters });
+  const quantized = quantizedFigures(model.quantized);
+  const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters, quantized });
   // the float32 files a run writes (a quantized folder's own file is smaller); an adapter's is the folder's own
   const modelFile = modelSafetensorsFileBytes(model.config);
   analysis.disk = lora
@@ -39,6 +52,27 @@ export function analyzeModel(
     if (history) analysis.history = history;
   }
   return analysis;
+}
+
+/** what analyze reads of a matrix held int8 / int4 (src/nn/quantized.ts's QuantizedWeight) */
+interface PackedMatrix {
+  readonly size: number;
+  readonly bytes: number;
+  readonly packed: { shape: { bits: 8 | 4; G: number } };
+}
+
+/** the packed matrices' figures, from the matrices themselves (undefined: none) */
+function quantizedFigures(matrices: ReadonlyMap<string, PackedMatrix> | undefined): QuantizedFigures | undefined {
+  const all = [...(matrices?.values() ?? [])];
+  const first = all[0];
+  if (first === undefined) return undefined;
+  const { bits, G } = first.packed.shape;
+  return {
+    bits,
+    groupSize: bits === 8 ? null : G,
+    parameters: all.reduce((n, m) => n + m.size, 0),
+    packedBytes: all.reduce((n, m) => n + m.bytes, 0),
+  };
 }
 
 /** a folder's weights file and size; an adapter folder's adapter (its parameters) and base */
