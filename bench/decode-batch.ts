@@ -6,11 +6,12 @@
 //   gpt2  GPT-2 124M's shape (12 layers, 768 wide, block 1024, vocabulary 50,257)
 //
 //   node --import tsx bench/decode-batch.ts [--model big|gpt2] [--rows 1,4,16] [--steps S] [--rounds N] [--threads T]
+//        [--pos P]   (row r starts at position P + r: its cache holds that many rows; default 16)
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads"]);
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
@@ -22,6 +23,7 @@ if (!shape) throw new Error(`--model ${which}: use big or gpt2`);
 const steps = Number(arg("steps", which === "big" ? "24" : "6"));
 const rounds = Number(arg("rounds", "3"));
 const threads = Number(arg("threads", "1"));
+const pos0 = Number(arg("pos", "16"));
 
 await useBackend("wasm", { threads });
 const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
@@ -33,10 +35,10 @@ for (let round = 0; round < rounds; round++) {
       Array.from({ length: shape.nLayer }, () => new AttentionCache(shape.blockSize, shape.nEmbd)),
     );
     const buffers = new DecodeBuffers(model.config, R);
-    // rows at positions 16 + r (ragged), each step one position further
+    // rows at positions pos0 + r (ragged), each step one position further
     const step = (s: number) =>
       model.decode(
-        caches.map((cache, r) => ({ id: (r + s) % shape.vocabSize, pos: 16 + r + s, cache })),
+        caches.map((cache, r) => ({ id: (r + s) % shape.vocabSize, pos: pos0 + r + s, cache })),
         buffers,
       );
     step(0);
@@ -55,9 +57,11 @@ const rows = rowCounts.map((R) => {
   const c = median(cpu[R] ?? []);
   return { rows: R, wall_ms_per_step: w, cpu_ms_per_step: c, tokens_per_s: (R * 1000) / w, tokens_per_cpu_s: (R * 1000) / c };
 });
-console.error(`decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s) (medians)`);
+console.error(
+  `decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), rows from position ${pos0} (medians)`,
+);
 for (const r of rows)
   console.error(
     `  R=${String(r.rows).padStart(2)}: ${r.wall_ms_per_step.toFixed(1)} ms/step wall (${r.tokens_per_s.toFixed(0)} tokens/s), ${r.cpu_ms_per_step.toFixed(1)} ms CPU (${r.tokens_per_cpu_s.toFixed(0)} tokens per CPU-second)`,
   );
-console.log(JSON.stringify({ model: which, steps, rounds, threads, rows }));
+console.log(JSON.stringify({ model: which, steps, rounds, threads, pos: pos0, rows }));

@@ -11,6 +11,8 @@
 //   node --import tsx bench/kernel-ab.ts /tmp/A.wasm /tmp/B.wasm [--only SUBSTRING] [--rounds N]
 //        [--mm KIND,M,K,N ...]   (KIND 0 a·b, 1 a·bᵀ, 2 aᵀ·b; replaces the default cases)
 //        [--rows KIND,M,K,N ...] (the same through matmulRows: a batched decode step's M rows)
+//        [--cold]                (each call's B a different copy, 256 MiB of them: B comes from memory,
+//                                 as a decode step's weights do, not from the last level cache)
 //
 // Default cases: the matmuls of nanoGPT's CPU recipe (B·T = 768 rows, C = 128) in the layouts
 // training uses, GELU forward/backward/forward with gelu', attention forward/backward (B 12, T 64, 4 heads, and the bigger
@@ -23,7 +25,7 @@ import { median } from "./stats.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
 
-expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm", "rows"], [], true);
+expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm", "rows"], ["cold"], true);
 const argv = process.argv.slice(2);
 const flag = (name: string): string[] => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ""] : []));
 const files = argv.filter((a) => a.endsWith(".wasm"));
@@ -33,6 +35,7 @@ if (files.length < 2) {
 }
 const only = flag("only")[0];
 const rounds = Number(flag("rounds")[0] ?? 9);
+const cold = argv.includes("--cold");
 
 type Kernels = Record<string, (...args: number[]) => number>;
 const memory = new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: true });
@@ -48,6 +51,8 @@ let top = 1 << 20;
 function alloc(floats: number): number {
   const p = top;
   top += (floats * 4 + 63) & ~63;
+  // the LM head's 50,257 x 768 floats and more: grow past the initial 256 MiB
+  if (top > memory.buffer.byteLength) memory.grow(Math.ceil((top - memory.buffer.byteLength) / 65536));
   return p;
 }
 function filled(floats: number): number {
@@ -73,17 +78,28 @@ const cases: Case[] = [];
 
 function mm(label: string, kind: number, M: number, K: number, N: number, rows = false): void {
   const a = filled(M * K);
-  const b = filled(K * N);
+  const b0 = filled(K * N);
+  // --cold: copies of B (the same values) taken in turns, so that none is still in cache
+  const bs = [b0];
+  if (cold) {
+    while (bs.length * K * N * 4 < 256 * 2 ** 20) {
+      const c = alloc(K * N);
+      new Float32Array(memory.buffer, c, K * N).set(new Float32Array(memory.buffer, b0, K * N));
+      bs.push(c);
+    }
+  }
+  let next = 0;
+  const nextB = () => bs[next++ % bs.length] as number;
   const o = alloc(M * N);
   const lda = kind === 2 ? M : K;
   cases.push({
-    label: `${label} ${["a·b", "a·bᵀ", "aᵀ·b"][kind]} ${M}x${K}x${N}`,
+    label: `${label} ${["a·b", "a·bᵀ", "aᵀ·b"][kind]} ${M}x${K}x${N}${cold ? " cold" : ""}`,
     work: 2 * M * K * N,
     perElement: false,
     out: [o, M * N],
     run: rows
-      ? (k) => k.matmulRows?.(kind, o, a, b, M, K, N, lda, 0, 0, N, scratch)
-      : (k) => k.matmul?.(kind, o, a, b, M, K, N, lda, 0, scratch, 0),
+      ? (k) => k.matmulRows?.(kind, o, a, nextB(), M, K, N, lda, 0, 0, N, scratch)
+      : (k) => k.matmul?.(kind, o, a, nextB(), M, K, N, lda, 0, scratch, 0),
   });
 }
 

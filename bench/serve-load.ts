@@ -6,15 +6,25 @@
 // on a machine shared with other jobs it says what the work costs when wall time cannot). Then a flood past --max-batch + --max-queue: every request must get
 // 200 or a clean 429 with Retry-After, and nothing else.
 //
+// The clients run in this process, on the server's HTTP thread and the same cores, so what a client
+// costs is paid from the server's CPU: by default each is a plain node:http request on a keep-alive
+// connection (--client http); --client fetch uses fetch (undici, web streams), as the openai
+// package does, whose request round trip took ~10-13 ms against ~5 ms between two requests of a
+// client with 16 clients running (quiet, 2 cores), a place in the batch left empty meanwhile.
+// Before the measured runs, one unmeasured round of every client count (C requests at once): every
+// step size the runs meet is compiled and tiered up before any is timed, for one client as for 16.
+//
 // Models (random weights, GPT-2 init, seeded), saved to a temporary folder first:
 //   big   the bigger recipe's model: 6 layers, 6 heads, 384 wide, block 256, a 65-character vocabulary
 //   gpt2  GPT-2 124M's shape: 12 layers, 12 heads, 768 wide, block 1024, GPT-2's 50,257 tokens
 //
 //   node --import tsx bench/serve-load.ts [--model big|gpt2] [--clients 1,4,16] [--requests R]
 //        [--prompt-tokens P] [--max-tokens N] [--threads T] [--max-batch B] [--max-queue Q] [--flood F]
+//        [--client http|fetch]
 //
 // Prints a table on stderr and one JSON object on stdout.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CharTokenizer, GPT, gpt2Tokenizer, makeConfig, saveModel, saveTokenizer, startServer, type Tokenizer } from "../src/index.js";
@@ -30,6 +40,7 @@ expectArgs("bench/serve-load.ts", [
   "max-batch",
   "max-queue",
   "flood",
+  "client",
 ]);
 
 const which = arg("model", "big");
@@ -41,6 +52,8 @@ const threads = Number(arg("threads", "1"));
 const maxBatch = Number(arg("max-batch", "16"));
 const maxQueue = Number(arg("max-queue", "16"));
 const flood = Number(arg("flood", String(3 * (maxBatch + maxQueue))));
+const client = arg("client", "http");
+if (client !== "http" && client !== "fetch") throw new Error(`--client ${client}: use http or fetch`);
 
 const shapes = {
   big: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
@@ -80,55 +93,100 @@ interface Outcome {
   retryAfter: string | null;
 }
 
-/** one streamed completion; resolves when the stream ends */
-async function complete(seed: number): Promise<Outcome> {
-  const t0 = performance.now();
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      model: which,
-      prompt,
-      max_tokens: maxTokens,
-      temperature: 1,
-      seed,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
+/** the request's JSON body */
+const body = (seed: number) =>
+  JSON.stringify({
+    model: which,
+    prompt,
+    max_tokens: maxTokens,
+    temperature: 1,
+    seed,
+    stream: true,
+    stream_options: { include_usage: true },
   });
+
+/** reads a stream's server-sent events as they come: time to the first text, completion tokens from usage */
+class EventReader {
+  ttftMs = Number.NaN;
+  tokens = 0;
+  private buffered = "";
+  constructor(private readonly t0: number) {}
+
+  push(text: string): void {
+    this.buffered += text;
+    let at = this.buffered.indexOf("\n\n");
+    while (at >= 0) {
+      const event = this.buffered.slice(0, at);
+      this.buffered = this.buffered.slice(at + 2);
+      at = this.buffered.indexOf("\n\n");
+      const data = event.startsWith("data: ") ? event.slice(6) : "";
+      if (data === "" || data === "[DONE]") continue;
+      const json = JSON.parse(data) as { choices: { text: string }[]; usage: { completion_tokens: number } | null };
+      if (Number.isNaN(this.ttftMs) && json.choices[0]?.text) this.ttftMs = performance.now() - this.t0;
+      if (json.usage) this.tokens = json.usage.completion_tokens;
+    }
+  }
+}
+
+/** one streamed completion with fetch; resolves when the stream ends */
+async function completeFetch(seed: number): Promise<Outcome> {
+  const t0 = performance.now();
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: body(seed) });
   if (res.status !== 200 || !res.body) {
     await res.text();
     return { status: res.status, ms: performance.now() - t0, ttftMs: Number.NaN, tokens: 0, retryAfter: res.headers.get("retry-after") };
   }
-  let ttftMs = Number.NaN;
-  let tokens = 0;
-  let buffered = "";
+  const events = new EventReader(t0);
   const decoder = new TextDecoder();
   const reader = res.body.getReader();
-  for (let r = await reader.read(); !r.done; r = await reader.read()) {
-    buffered += decoder.decode(r.value, { stream: true });
-    let at = buffered.indexOf("\n\n");
-    while (at >= 0) {
-      const event = buffered.slice(0, at);
-      buffered = buffered.slice(at + 2);
-      at = buffered.indexOf("\n\n");
-      const data = event.startsWith("data: ") ? event.slice(6) : "";
-      if (data === "" || data === "[DONE]") continue;
-      const json = JSON.parse(data) as { choices: { text: string }[]; usage: { completion_tokens: number } | null };
-      if (Number.isNaN(ttftMs) && json.choices[0]?.text) ttftMs = performance.now() - t0;
-      if (json.usage) tokens = json.usage.completion_tokens;
-    }
-  }
-  return { status: 200, ms: performance.now() - t0, ttftMs, tokens, retryAfter: null };
+  for (let r = await reader.read(); !r.done; r = await reader.read()) events.push(decoder.decode(r.value, { stream: true }));
+  return { status: 200, ms: performance.now() - t0, ttftMs: events.ttftMs, tokens: events.tokens, retryAfter: null };
 }
+
+/** keep-alive connections for the node:http client, as many as requests at once (the flood) */
+const agent = new Agent({ keepAlive: true, maxSockets: Math.max(flood, ...clientCounts) });
+
+/** one streamed completion with node:http; resolves when the stream ends */
+function completeHttp(seed: number): Promise<Outcome> {
+  const t0 = performance.now();
+  const json = body(seed);
+  return new Promise<Outcome>((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(json) } },
+      (res) => {
+        res.setEncoding("utf8");
+        const events = new EventReader(t0);
+        if (res.statusCode === 200) res.on("data", (text: string) => events.push(text));
+        else res.resume();
+        res.on("error", reject);
+        res.on("end", () => {
+          const ok = res.statusCode === 200;
+          const retryAfter = res.headers["retry-after"];
+          resolve({
+            status: res.statusCode ?? 0,
+            ms: performance.now() - t0,
+            ttftMs: ok ? events.ttftMs : Number.NaN,
+            tokens: ok ? events.tokens : 0,
+            retryAfter: typeof retryAfter === "string" ? retryAfter : null,
+          });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(json);
+  });
+}
+
+const complete = client === "http" ? completeHttp : completeFetch;
 
 const quantile = (xs: number[], q: number) => {
   const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   return v.length === 0 ? Number.NaN : (v[Math.min(v.length - 1, Math.floor(q * v.length))] as number);
 };
 
-// warm-up: the generation thread's first steps (wasm compile, buffers)
-await complete(1);
+// warm-up, unmeasured: a round of every client count (wasm compile and tier-up, buffers, connections)
+for (const clients of clientCounts) await Promise.all(Array.from({ length: clients }, (_, k) => complete(1000 * k + 999)));
 
 const rows: Record<string, number>[] = [];
 for (const clients of clientCounts) {
@@ -177,12 +235,13 @@ const status = new Map<number, number>();
 for (const o of flooded) status.set(o.status, (status.get(o.status) ?? 0) + 1);
 const clean429 = flooded.filter((o) => o.status === 429).every((o) => o.retryAfter !== null);
 await server.close();
+agent.destroy();
 rmSync(dir, { recursive: true, force: true });
 
 const f = (x: number, d = 1) => (Number.isNaN(x) ? "-" : x.toFixed(d));
 const generatedPerRequest = rows.reduce((s, r) => s + (r.tokens_per_s as number) / (r.requests_per_s as number), 0) / rows.length;
 console.error(
-  `serve-load: ${which} model, prompt ${promptTokens} tokens, max_tokens ${maxTokens} (${generatedPerRequest.toFixed(1)} generated a request), ${requestsPerClient} requests per client, ${threads} kernel thread(s), --max-batch ${maxBatch}`,
+  `serve-load: ${which} model, prompt ${promptTokens} tokens, max_tokens ${maxTokens} (${generatedPerRequest.toFixed(1)} generated a request), ${requestsPerClient} requests per client, ${threads} kernel thread(s), --max-batch ${maxBatch}, ${client} clients`,
 );
 console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms  tok/CPU-s");
 for (const r of rows)
@@ -204,6 +263,7 @@ console.log(
     prompt_tokens: promptTokens,
     max_tokens: maxTokens,
     threads,
+    client,
     max_batch: maxBatch,
     max_queue: maxQueue,
     rows,
