@@ -158,12 +158,13 @@ if (custom.length === 0 && customRows.length === 0) {
     // the most scratch any build asks for (a build may lay its scratch out differently)
     const as = alloc(Math.max(...builds.map((k) => k.attentionScratchBytes?.(T, AC, nh) ?? 0)) / 4 + 64);
     const af = 4 * B * nh * T * T * (AC / nh); // as if not causal
+    // (the probs argument, 0 here: the probabilities recomputed, as on every build before it came)
     cases.push({
       label: `attention forward, ${shape} (GF/s as if dense)`,
       work: af,
       perElement: false,
       out: [att, B * T * AC],
-      run: (k) => k.attentionForward?.(att, lse, qkv, B, T, AC, nh, 0, B * nh, as),
+      run: (k) => k.attentionForward?.(att, lse, 0, qkv, B, T, AC, nh, 0, B * nh, as),
     });
     cases.push({
       label: `attention backward, ${shape} (GF/s as if dense)`,
@@ -172,7 +173,7 @@ if (custom.length === 0 && customRows.length === 0) {
       out: [dqkv, B * T * 3 * AC],
       run: (k) => {
         new Float32Array(memory.buffer, dqkv, B * T * 3 * AC).fill(0);
-        k.attentionBackward?.(dqkv, dout, qkv, att, lse, B, T, AC, nh, 0, B * nh, as);
+        k.attentionBackward?.(dqkv, dout, qkv, att, lse, 0, B, T, AC, nh, 0, B * nh, as);
       },
     });
   }

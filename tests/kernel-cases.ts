@@ -151,8 +151,13 @@ export function softmaxCrossEntropyCases(be: Backend, rng: Rng, shapes: [number,
   }
 }
 
-/** causal attention forward (out and lse) and backward, for each [B, T, C, nh] */
-export function attentionCases(be: Backend, rng: Rng, shapes: [number, number, number, number][], check: Check): void {
+/**
+ * causal attention forward (out and lse) and backward, for each [B, T, C, nh]; and again with the
+ * forward keeping its probabilities for the backward (probs): the same out and lse, probabilities
+ * (row t's entries 0..t; not checked with keepsProbs false: a device backend may recompute them) and
+ * a backward within the tolerances of the reference's
+ */
+export function attentionCases(be: Backend, rng: Rng, shapes: [number, number, number, number][], check: Check, keepsProbs = true): void {
   for (const [B, T, C, nh] of shapes) {
     const qkv = rand(rng, B * T * 3 * C, 1.5);
     const out = f32(B * T * C);
@@ -173,6 +178,29 @@ export function attentionCases(be: Backend, rng: Rng, shapes: [number, number, n
     be.attentionBackward(d, dout, qkv, copy(wout), copy(wlse), B, T, C, nh);
     refBackend.attentionBackward(wd, dout, qkv, wout, wlse, B, T, C, nh);
     const s = maxAbs(qkv);
-    check(`attentionBackward ${B},${T},${C},${nh}`, d, wd, 0, 1e-6 * (hs + T) * s * s * s + 1e-6);
+    const dtol = 1e-6 * (hs + T) * s * s * s + 1e-6;
+    check(`attentionBackward ${B},${T},${C},${nh}`, d, wd, 0, dtol);
+
+    const probs = f32(B * nh * T * T);
+    const wprobs = new Float32Array(B * nh * T * T);
+    const pout = f32(B * T * C);
+    const plse = f32(B * nh * T);
+    be.attentionForward(pout, plse, qkv, B, T, C, nh, probs);
+    refBackend.attentionForward(new Float32Array(B * T * C), new Float32Array(B * nh * T), qkv, B, T, C, nh, wprobs);
+    check(`attentionForward ${B},${T},${C},${nh} out, keeping probs`, pout, out, 0, 0);
+    check(`attentionForward ${B},${T},${C},${nh} lse, keeping probs`, plse, lse, 0, 0);
+    const causal = (p: Float32Array) => p.filter((_, i) => i % T <= Math.floor(i / T) % T);
+    if (keepsProbs) {
+      check(`attentionForward ${B},${T},${C},${nh} probs`, causal(probs), causal(wprobs), 0, 1e-6 * T);
+      // each row a distribution over its t + 1 keys (what a forward that kept nothing would fail)
+      const sums = Array.from({ length: B * nh * T }, (_, r) => probs.subarray(r * T, r * T + (r % T) + 1).reduce((a, p) => a + p, 0));
+      check(`attentionForward ${B},${T},${C},${nh} probs' row sums`, sums, new Float32Array(sums.length).fill(1), 0, 1e-6 * T);
+    }
+    const pd = copy(d0);
+    const wpd = new Float32Array(d0);
+    be.attentionBackward(pd, dout, qkv, pout, plse, B, T, C, nh, probs);
+    refBackend.attentionBackward(wpd, dout, qkv, wout, wlse, B, T, C, nh, wprobs);
+    check(`attentionBackward ${B},${T},${C},${nh} from probs`, pd, wpd, 0, dtol);
+    check(`attentionBackward ${B},${T},${C},${nh} from probs vs recomputed`, pd, wd, 0, dtol);
   }
 }

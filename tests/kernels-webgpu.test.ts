@@ -223,6 +223,7 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
             [2, 70, 48, 2],
           ],
           check,
+          false,
         ),
       ));
 

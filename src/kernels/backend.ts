@@ -164,12 +164,16 @@ export interface Backend<F = FloatArray, I = Int32Array> {
   /**
    * qkv (B,T,3C) laid out [q | k | v] along the last axis, heads split as (nh, hs) inside each ->
    * out (B,T,C) = softmax(q·kᵀ/√hs + causal mask)·v, heads concatenated.
-   * Saves only lse (B,nh,T), the log-sum-exp of each score row: the (B,nh,T,T) probabilities are
-   * recomputed in backward instead of kept alive.
+   * Saves lse (B,nh,T), the log-sum-exp of each score row; the (B,nh,T,T) probabilities are
+   * recomputed in backward, or, given `probs` (B,nh,T,T), kept there for it: row t's entries 0..t
+   * (the rest of a row is the backend's own). A device backend may ignore `probs` and recompute.
    */
-  attentionForward(out: F, lse: F, qkv: F, B: number, T: number, C: number, nh: number): void;
-  /** dout (B,T,C) -> dqkv (B,T,3C) += ; needs the forward's out and lse */
-  attentionBackward(dqkv: F, dout: F, qkv: F, out: F, lse: F, B: number, T: number, C: number, nh: number): void;
+  attentionForward(out: F, lse: F, qkv: F, B: number, T: number, C: number, nh: number, probs?: F | null): void;
+  /**
+   * dout (B,T,C) -> dqkv (B,T,3C) += ; needs the forward's out and lse, and its `probs` when it was
+   * given them (the same array, or null for neither)
+   */
+  attentionBackward(dqkv: F, dout: F, qkv: F, out: F, lse: F, B: number, T: number, C: number, nh: number, probs?: F | null): void;
   /**
    * Attention for generation with a KV cache (no batch). qkv (Tn,3C) holds the Tn new positions
    * pos0 .. pos0+Tn-1; their k and v must already be written to kCache/vCache (Tmax,C) rows.

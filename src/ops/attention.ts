@@ -1,11 +1,14 @@
 import { backend } from "../kernels/index.js";
-import { Tensor } from "../tensor/tensor.js";
+import { isGradEnabled, Tensor } from "../tensor/tensor.js";
 import { record, shapeStr } from "./record.js";
 
 /**
  * Causal multi-head self-attention, fused: qkv (B,T,3C) -> (B,T,C).
- * Heads are split inside the kernel (q, k, v each (B,T,nh,hs)); the (B,nh,T,T) attention matrix is
- * never stored, only its row log-sum-exp (B,nh,T), and backward recomputes it.
+ * Heads are split inside the kernel (q, k, v each (B,T,nh,hs)). For backward the forward keeps each
+ * score row's log-sum-exp (B,nh,T), and, when a graph is recorded and they take no more memory than
+ * qkv itself (T <= 3·hs: nanoGPT's CPU recipe, not a long context), the softmax probabilities
+ * (B,nh,T,T): the backward then reads them instead of recomputing q·kᵀ and its exp (~20% of its
+ * time on the CPU). Otherwise the (B,nh,T,T) matrix is never stored and backward recomputes it.
  */
 export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
   if (qkv.shape.length !== 3) throw new Error(`attention: qkv must be (B,T,3C), got ${shapeStr(qkv.shape)}`);
@@ -14,7 +17,10 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
   if (!Number.isInteger(C) || C % nHead !== 0) throw new Error(`attention: ${C3} is not 3 × a multiple of ${nHead} heads`);
   const out = new Tensor([B, T, C]);
   const lse = new Tensor([B, nHead, T]);
-  backend().attentionForward(out.storage, lse.storage, qkv.storage, B, T, C, nHead);
+  // (a device backend recomputes: it keeps no probabilities)
+  const keep = isGradEnabled() && qkv.requiresGrad && qkv.device === null && T <= 3 * (C / nHead);
+  const probs = keep ? new Tensor([B, nHead, T, T]) : null;
+  backend().attentionForward(out.storage, lse.storage, qkv.storage, B, T, C, nHead, probs?.storage);
   return record(out, [qkv], () => {
     backend().attentionBackward(
       qkv.ensureGrad().storage,
@@ -26,6 +32,7 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
       T,
       C,
       nHead,
+      probs?.storage,
     );
   });
 }

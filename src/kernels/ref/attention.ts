@@ -4,8 +4,9 @@ import type { FloatArray } from "../backend.js";
 //   s_j = q_t·k_j / √hs  for j ≤ t        (the causal mask: later keys are never looked at)
 //   p_j = exp(s_j - lse_t),  lse_t = log Σ_j exp(s_j)
 //   o_t = Σ_j p_j v_j
-// Only lse (B,nh,T) is kept for backward; p is recomputed there from q, k and lse, which costs one
-// more q·k pass but saves the (B,nh,T,T) probability tensor per layer.
+// lse (B,nh,T) is kept for backward, and p is recomputed there from q, k and lse, which costs one
+// more q·k pass but saves the (B,nh,T,T) probability tensor per layer; or, given probs (B,nh,T,T),
+// the forward keeps each p_j there (row t's entries 0..t) and the backward uses those.
 
 /**
  * One query's attention over keys 0..last (the formulas above), shared by the forward pass and
@@ -25,6 +26,9 @@ function attendQuery(
   scale: number,
   s: Float64Array,
   acc: Float64Array,
+  /** where p_0..p_last go, or null */
+  probs: FloatArray | null = null,
+  po = 0,
 ): number {
   let max = -Infinity;
   for (let j = 0; j <= last; j++) {
@@ -44,14 +48,24 @@ function attendQuery(
   acc.fill(0);
   for (let j = 0; j <= last; j++) {
     const p = s[j]! / sum;
+    if (probs) probs[po + j] = p;
     const vj = vo + j * stride;
     for (let d = 0; d < hs; d++) acc[d]! += p * values[vj + d]!;
   }
   return max + Math.log(sum);
 }
 
-/** qkv (B,T,3C) -> out (B,T,C), lse (B,nh,T) */
-export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArray, B: number, T: number, C: number, nh: number): void {
+/** qkv (B,T,3C) -> out (B,T,C), lse (B,nh,T) [, probs (B,nh,T,T)] */
+export function attentionForward(
+  out: FloatArray,
+  lse: FloatArray,
+  qkv: FloatArray,
+  B: number,
+  T: number,
+  C: number,
+  nh: number,
+  probs: FloatArray | null = null,
+): void {
   const hs = C / nh;
   const C3 = 3 * C;
   const scale = 1 / Math.sqrt(hs);
@@ -61,7 +75,8 @@ export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArr
     for (let h = 0; h < nh; h++) {
       for (let t = 0; t < T; t++) {
         const row0 = b * T * C3 + h * hs; // this (b, h)'s q at position 0; its k and v follow at +C, +2C
-        const l = attendQuery(qkv, row0 + t * C3, qkv, row0 + C, qkv, row0 + 2 * C, C3, t, hs, scale, s, acc);
+        const po = ((b * nh + h) * T + t) * T;
+        const l = attendQuery(qkv, row0 + t * C3, qkv, row0 + C, qkv, row0 + 2 * C, C3, t, hs, scale, s, acc, probs, po);
         const oo = (b * T + t) * C + h * hs;
         for (let d = 0; d < hs; d++) out[oo + d] = acc[d]!;
         lse[(b * nh + h) * T + t] = l;
@@ -71,7 +86,7 @@ export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArr
 }
 
 /**
- * With D_t = do_t·o_t:  dv_j += p_j·do_t,  ds_j = p_j·(do_t·v_j - D_t),
+ * With D_t = do_t·o_t (p_j from probs when the forward kept them there):  dv_j += p_j·do_t,  ds_j = p_j·(do_t·v_j - D_t),
  *                       dq_t += ds_j·k_j/√hs,  dk_j += ds_j·q_t/√hs
  */
 export function attentionBackward(
@@ -84,6 +99,7 @@ export function attentionBackward(
   T: number,
   C: number,
   nh: number,
+  probs: FloatArray | null = null,
 ): void {
   const hs = C / nh;
   const C3 = 3 * C;
@@ -105,7 +121,7 @@ export function attentionBackward(
             dot += qkv[qo + d]! * qkv[ko + d]!;
             dp += dout[oo + d]! * qkv[vo + d]!;
           }
-          const p = Math.exp(dot * scale - l);
+          const p = probs ? probs[((b * nh + h) * T + t) * T + j]! : Math.exp(dot * scale - l);
           const ds = p * (dp - D) * scale;
           for (let d = 0; d < hs; d++) {
             dqkv[vo + d]! += p * dout[oo + d]!;

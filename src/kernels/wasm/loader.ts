@@ -463,16 +463,17 @@ class WasmKernels implements WasmBackend, KernelCalls {
     );
   }
 
-  readonly attentionForward = this.onHeap("attentionForward", (out, lse, qkv, B, T, C, nh) =>
-    this.attentionPairs("attentionForward", B, T, C, nh, 2 * B * T * T * C, (a, b, sc) => [out, lse, qkv, B, T, C, nh, a, b, sc]),
+  readonly attentionForward = this.onHeap("attentionForward", (out, lse, qkv, B, T, C, nh, probs = 0) =>
+    this.attentionPairs("attentionForward", B, T, C, nh, 2 * B * T * T * C, (a, b, sc) => [out, lse, probs, qkv, B, T, C, nh, a, b, sc]),
   );
-  readonly attentionBackward = this.onHeap("attentionBackward", (dqkv, dout, qkv, out, lse, B, T, C, nh) =>
+  readonly attentionBackward = this.onHeap("attentionBackward", (dqkv, dout, qkv, out, lse, B, T, C, nh, probs = 0) =>
     this.attentionPairs("attentionBackward", B, T, C, nh, 4 * B * T * T * C, (a, b, sc) => [
       dqkv,
       dout,
       qkv,
       out,
       lse,
+      probs,
       B,
       T,
       C,

@@ -1,6 +1,7 @@
 // Causal self-attention for training, per (batch b, head h) pair bh0..bh1-1 (bh = b*nh + h):
 //   forward:  qkv (B,T,3C) -> out (B,T,C), lse (B,nh,T)     (hs = C/nh per head)
-//   backward: dout (B,T,C), qkv, out, lse -> dqkv (B,T,3C) +=
+//             [, probs (B,nh,T,T): the softmax probabilities, row t's entries 0..t]
+//   backward: dout (B,T,C), qkv, out, lse [, probs] -> dqkv (B,T,3C) +=
 // scratch: attentionScratchBytes(T, C, nh) per thread.
 //
 
@@ -8,6 +9,11 @@
 // one 4x8 register tile (tile4x8): Tp = T rounded up to 8, hp = hs rounded up to 8, padding zero.
 //   forward:  S = Q·(sc·K)ᵀ, P = softmax(S) (causal), O = P·V
 //   backward: P again from lse, dP = dO·Vᵀ, dS = P∘(dP - D)·sc, dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO
+// With probs (not 0), the forward keeps P there and the backward reads it instead of computing S and
+// exp(S - lse) again: ~20% of the backward (bench/kernel-ab.ts), for T·T floats per (b, h). The
+// backward's P is then the forward's own (as PyTorch's autograd uses the softmax it saved), which
+// differs from exp(S - lse) in the last bits; the op decides when the memory is worth it
+// (src/ops/attention.ts). In place (below), P lives in probs; otherwise it is copied in and out.
 // Query quad i0 (rows i0..i0+3) only needs keys below jEnd(i0) = roundup8(i0 + 4); entries above the
 // diagonal inside that range are zeroed and the ones past it are never written (zero from the fill).
 // When no padding is needed (hs and T multiples of 8: the recipes' shapes), the operands a tile reads
@@ -308,7 +314,7 @@ function causalSoftmaxQuad(p: usize, ldt: usize, i0: i32, jEnd: i32, lse: usize)
 }
 
 /** attention forward for the (b, h) pairs bh0 .. bh1-1 (bh = b*nh + h); scratch: attentionScratchBytes */
-export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
+export function attentionForward(out: usize, lse: usize, probs: usize, qkv: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
   const hs = C / nh;
   const sc = <f32>(1 / Math.sqrt(<f64>hs));
   const rs3 = <usize>(3 * C) << 2;
@@ -324,6 +330,7 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
   const Ob = Vb + mh;
   const Pb = Ob + mh;
   const direct = inPlace(T, hs);
+  const tt = <usize>(T * T) << 2; // bytes of one pair's probs
   memory.fill(scratch, 0, 4 * mh + <usize>Tp * ldt);
   for (let bh = bh0; bh < bh1; bh++) {
     const b = bh / nh;
@@ -353,20 +360,24 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
       }
     }
     copyColumns(Kt, ldt, Tp, kb, rs3, T, hs, sc);
+    // P: this pair's rows of probs when in place (Tp = T), else the scratch, copied out below
+    const pairP = probs + <usize>bh * tt;
+    const P = probs && direct ? pairP : Pb;
     for (let i0 = 0; i0 < T4; i0 += 4) {
       const jEnd = min(Tp, (i0 + 11) & ~7);
-      const prow = Pb + <usize>i0 * ldt;
+      const prow = P + <usize>i0 * ldt;
       for (let j0 = 0; j0 < jEnd; j0 += 8) tile4x8(prow + (<usize>j0 << 2), ldt, q + <usize>i0 * qs, qs, 4, Kt + (<usize>j0 << 2), ldt, hp);
       const i1 = min(i0 + 4, T);
       if (i1 - i0 == 4) causalSoftmaxQuad(prow, ldt, i0, jEnd, lse + (<usize>(bh * T + i0) << 2));
       else {
         for (let i = i0; i < i1; i++) {
-          const row = Pb + <usize>i * ldt;
+          const row = P + <usize>i * ldt;
           const l = causalSoftmaxRow(row, i + 1, jEnd);
           store<f32>(lse + (<usize>(bh * T + i) << 2), l);
         }
       }
       for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(o + <usize>i0 * os + (<usize>d0 << 2), os, prow, ldt, 4, v + (<usize>d0 << 2), vs, jEnd);
+      if (probs && !direct) for (let i = i0; i < i1; i++) copyRow(pairP + <usize>(i * T) * 4, Pb + <usize>i * ldt, i + 1);
     }
     if (!direct) for (let t = 0; t < T; t++) copyRow(ob + <usize>t * (<usize>C << 2), Ob + <usize>t * ldh, hs);
   }
@@ -386,8 +397,24 @@ export function attentionForward(out: usize, lse: usize, qkv: usize, B: i32, T: 
   }
 }
 
+/**
+ * dS row (dr, holding dP = dO·Vᵀ) = P∘(dP - D)·sc from a kept P row (pr, n causal entries): whole
+ * vectors, the lanes past n of the last one masked to 0, then zeros up to jEnd (as the recomputing
+ * path below leaves them).
+ */
+@inline function keptRowGrad(pr: usize, dr: usize, n: i32, jEnd: i32, D: f32, sv: v128): void {
+  const Dv = splat(D);
+  const last = <usize>(((n + 3) >> 2) - 1) << 4; // bytes
+  for (let o: usize = 0; o < last; o += 16) {
+    v128.store(dr + o, f32x4.mul(f32x4.mul(v128.load(pr + o), f32x4.sub(v128.load(dr + o), Dv)), sv));
+  }
+  const p = v128.and(v128.load(pr + last), lastVectorMask(n));
+  v128.store(dr + last, f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dr + last), Dv)), sv));
+  for (let o = last + 16; o < (<usize>jEnd << 2); o += 16) v128.store(dr + o, f32x4.splat(0));
+}
+
 /** attention backward for the (b, h) pairs bh0 .. bh1-1; scratch: attentionScratchBytes */
-export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usize, lse: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
+export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usize, lse: usize, probs: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
   const hs = C / nh;
   const sc = <f32>(1 / Math.sqrt(<f64>hs));
   const rs3 = <usize>(3 * C) << 2;
@@ -409,6 +436,7 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
   const Pb = dVb + mh;
   const dSb = Pb + <usize>Tp * ldt;
   const direct = inPlace(T, hs);
+  const tt = <usize>(T * T) << 2; // bytes of one pair's probs
   memory.fill(scratch, 0, 8 * mh + 2 * <usize>Tp * ldt);
   const sv = splat(sc);
   for (let bh = bh0; bh < bh1; bh++) {
@@ -448,19 +476,28 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
         copyRow(dOb + <usize>t * ldh, dout + obase + <usize>t * cb, hs);
       }
     }
-    copyColumns(Kt, ldt, Tp, base + cb, rs3, T, hs, sc);
+    // with probs, P is the forward's (in place, or copied into the scratch), and Kᵀ is not needed
+    const pairP = probs + <usize>bh * tt;
+    const P = probs && direct ? pairP : Pb;
+    if (!probs) copyColumns(Kt, ldt, Tp, base + cb, rs3, T, hs, sc);
     copyColumns(Vt, ldt, Tp, base + 2 * cb, rs3, T, hs, 1);
     for (let i0 = 0; i0 < T4; i0 += 4) {
       const jEnd = min(Tp, (i0 + 11) & ~7);
-      const prow = Pb + <usize>i0 * ldt;
+      const prow = P + <usize>i0 * ldt;
       const dsrow = dSb + <usize>i0 * ldt;
       for (let j0 = 0; j0 < jEnd; j0 += 8) {
         const jo = <usize>j0 << 2;
-        tile4x8(prow + jo, ldt, q + <usize>i0 * qs, qs, 4, Kt + jo, ldt, hp);
+        if (!probs) tile4x8(prow + jo, ldt, q + <usize>i0 * qs, qs, 4, Kt + jo, ldt, hp);
         tile4x8(dsrow + jo, ldt, dO + <usize>i0 * dOs, dOs, 4, Vt + jo, ldt, hp);
       }
       const i1 = min(i0 + 4, T);
-      for (let i = i0; i < i1; i++) {
+      if (probs) {
+        for (let i = i0; i < i1; i++) {
+          // (copied rows keep the zeros of the fill past i: the forward's were zero there too)
+          if (!direct) copyRow(Pb + <usize>i * ldt, pairP + <usize>(i * T) * 4, i + 1);
+          keptRowGrad(P + <usize>i * ldt, dSb + <usize>i * ldt, i + 1, jEnd, dot(dout + obase + <usize>i * cb, out + obase + <usize>i * cb, hs), sv);
+        }
+      } else for (let i = i0; i < i1; i++) {
         const pr = Pb + <usize>i * ldt;
         const dr = dSb + <usize>i * ldt;
         const l = load<f32>(lse + (<usize>(bh * T + i) << 2));
@@ -510,7 +547,7 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
         const d = <usize>d0 << 2;
         const g = <usize>j0 * dgs + d;
         tile4x8(dK + g, dgs, dSb + off, 4, ldt, q + <usize>j0 * qs + d, qs, T4 - j0, direct);
-        tile4x8(dV + g, dgs, Pb + off, 4, ldt, dO + <usize>j0 * dOs + d, dOs, T4 - j0, direct);
+        tile4x8(dV + g, dgs, P + off, 4, ldt, dO + <usize>j0 * dOs + d, dOs, T4 - j0, direct);
       }
     }
     if (!direct) for (let t = 0; t < T; t++) {
