@@ -144,6 +144,7 @@ export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
 export { GpuReadError, isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
+  BPE_SPECIAL_TOKENS,
   ByteLevelBpe,
   CharTokenizer,
   type CharTokenizerOptions,
