@@ -21,7 +21,9 @@ export {
   formatBytes,
   formatFlops,
   type ModelAnalysis,
+  type PackedMatrix,
   parameterFigures,
+  quantizedFigures,
 } from "./analyze/analyze.js";
 export {
   arrayStream,
