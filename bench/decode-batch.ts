@@ -7,11 +7,13 @@
 //
 //   node --import tsx bench/decode-batch.ts [--model big|gpt2] [--rows 1,4,16] [--steps S] [--rounds N] [--threads T]
 //        [--pos P]   (row r starts at position P + r: its cache holds that many rows; default 16)
+//        [--prompt N] (each of the R sequences feeds N rows a step, positions 0..N-1, logits for the
+//                     last only: R prompts joining at once, as the server's prompt steps; default 1)
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos"]);
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
@@ -24,6 +26,8 @@ const steps = Number(arg("steps", which === "big" ? "24" : "6"));
 const rounds = Number(arg("rounds", "3"));
 const threads = Number(arg("threads", "1"));
 const pos0 = Number(arg("pos", "16"));
+const prompt = Number(arg("prompt", "1"));
+if (!(Number.isInteger(prompt) && prompt >= 1 && prompt <= shape.blockSize)) throw new Error(`--prompt ${prompt}: 1 to ${shape.blockSize}`);
 
 await useBackend("wasm", { threads });
 const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
@@ -34,11 +38,16 @@ for (let round = 0; round < rounds; round++) {
     const caches = Array.from({ length: R }, () =>
       Array.from({ length: shape.nLayer }, () => new AttentionCache(shape.blockSize, shape.nEmbd)),
     );
-    const buffers = new DecodeBuffers(model.config, R);
-    // rows at positions pos0 + r (ragged), each step one position further
+    const buffers = new DecodeBuffers(model.config, R * prompt);
+    // rows at positions pos0 + r (ragged), each step one position further; or each sequence's
+    // prompt of `prompt` rows at positions 0.. (the same rows again every step)
     const step = (s: number) =>
       model.decode(
-        caches.map((cache, r) => ({ id: (r + s) % shape.vocabSize, pos: pos0 + r + s, cache })),
+        prompt === 1
+          ? caches.map((cache, r) => ({ id: (r + s) % shape.vocabSize, pos: pos0 + r + s, cache }))
+          : caches.flatMap((cache, r) =>
+              Array.from({ length: prompt }, (_, i) => ({ id: (r + i) % shape.vocabSize, pos: i, cache, logits: i === prompt - 1 })),
+            ),
         buffers,
       );
     step(0);
@@ -58,10 +67,10 @@ const rows = rowCounts.map((R) => {
   return { rows: R, wall_ms_per_step: w, cpu_ms_per_step: c, tokens_per_s: (R * 1000) / w, tokens_per_cpu_s: (R * 1000) / c };
 });
 console.error(
-  `decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), rows from position ${pos0} (medians)`,
+  `decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), ${prompt === 1 ? `rows from position ${pos0}` : `each R a prompt of ${prompt} rows`} (medians)`,
 );
 for (const r of rows)
   console.error(
     `  R=${String(r.rows).padStart(2)}: ${r.wall_ms_per_step.toFixed(1)} ms/step wall (${r.tokens_per_s.toFixed(0)} tokens/s), ${r.cpu_ms_per_step.toFixed(1)} ms CPU (${r.tokens_per_cpu_s.toFixed(0)} tokens per CPU-second)`,
   );
-console.log(JSON.stringify({ model: which, steps, rounds, threads, pos: pos0, rows }));
+console.log(JSON.stringify({ model: which, steps, rounds, threads, pos: pos0, prompt, rows }));

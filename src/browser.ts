@@ -21,7 +21,9 @@ export {
   formatBytes,
   formatFlops,
   type ModelAnalysis,
+  type PackedMatrix,
   parameterFigures,
+  quantizedFigures,
 } from "./analyze/analyze.js";
 export {
   arrayStream,
@@ -144,6 +146,7 @@ export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";
 export { GpuReadError, isGradEnabled, noGrad, scope, Tensor } from "./tensor/tensor.js";
 export {
+  BPE_SPECIAL_TOKENS,
   ByteLevelBpe,
   CharTokenizer,
   type CharTokenizerOptions,

@@ -4,7 +4,7 @@
  * really allocates, and the CLI (--json).
  */
 import assert from "node:assert/strict";
-import { appendFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { activationFloats, analyzeConfig, closedFormParameterCount, formatBytes, type ModelAnalysis } from "../src/analyze/analyze.js";
@@ -16,7 +16,7 @@ import { GPT } from "../src/nn/gpt.js";
 import { heap } from "../src/tensor/memory.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
-import { runCli, tempDir } from "./helpers.js";
+import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 /** GPT-2's parameter count in closed form, written out independently of the model code: V·d + P·d + L·(12d² + 13d) + 2d (n_inner = 4d). */
 const closedFormParameters = (V: number, P: number, L: number, d: number) => V * d + P * d + L * (12 * d * d + 13 * d) + 2 * d;
@@ -166,7 +166,7 @@ test("minigpt analyze --json reads a model folder: tensors, files and training h
   assert.match(missing.stderr, /^minigpt analyze: model folder .* does not exist/);
 });
 
-test("analyze names one size for a folder's weights file: the file's, header included; training it writes float32 (a quantized folder's own file is smaller)", () => {
+test("analyze names one size for a folder's weights file: the file's, header included; training it writes float32; an int8/int4 folder says so first, and its memory as loaded", () => {
   const dir = "tests/models/char-before-fallback";
   const file = statSync(join(dir, "model.safetensors")).size;
   const a = JSON.parse(runCli(["analyze", "--model", dir, "--json"]).stdout) as ModelAnalysis;
@@ -176,10 +176,43 @@ test("analyze names one size for a folder's weights file: the file's, header inc
   const size = formatBytes(file).replace(".", "\\.");
   const text = runCli(["analyze", "--model", dir]).stdout;
   assert.match(text, new RegExp(`^model folder .*: model\\.safetensors ${size}; folder`, "m"));
-  assert.match(text, new RegExp(`^on disk when trained: model\\.safetensors ${size} \\(float32\\); a training run's folder about`, "m"));
-  const q8 = join(tempDir("minigpt-analyze-q8-"), "q8");
-  assert.equal(runCli(["quantize", "--model", dir, "--out", q8]).status, 0);
-  const q = JSON.parse(runCli(["analyze", "--model", q8, "--json"]).stdout) as ModelAnalysis;
-  assert.ok((q.files?.weightsBytes ?? 0) < file / 2);
-  assert.equal(q.disk?.weightsBytes, file);
+  assert.match(text, new RegExp(`^on disk when trained: model\\.safetensors ${size} \\(float32\\); a training run's folder at least`, "m"));
+  const float = JSON.parse(runCli(["analyze", "--model", dir, "--json"]).stdout) as ModelAnalysis;
+  for (const [bits, label] of [
+    ["8", "int8"],
+    ["4", "int4 \\(groups of 32\\)"],
+  ] as const) {
+    const qdir = join(tempDir("minigpt-analyze-q-"), `q${bits}`);
+    assert.equal(runCli(["quantize", "--model", dir, "--out", qdir, "--bits", bits]).status, 0);
+    const q = JSON.parse(runCli(["analyze", "--model", qdir, "--json"]).stdout) as ModelAnalysis;
+    assert.ok((q.files?.weightsBytes ?? 0) < file / 2);
+    assert.equal(q.disk?.weightsBytes, file);
+    // the loaded model holds its matrices packed: less memory than float32, what inference counts
+    assert.equal(q.memory.training.weights, float.memory.weights);
+    assert.ok(q.memory.weights < float.memory.weights / 2 && q.memory.inference.weights === q.memory.weights);
+    // wte and the blocks' four matrices: the matmul parameters
+    assert.equal(q.quantized?.parameters, float.parameters.matmul);
+    // the first line says what the folder holds, with the file's true size
+    const qsize = formatBytes(statSync(join(qdir, "model.safetensors")).size).replace(".", "\\.");
+    const qtext = runCli(["analyze", "--model", qdir]).stdout;
+    assert.match(
+      qtext.split("\n")[0] ?? "",
+      new RegExp(`^model folder .*: ${label} weights \\(.*\\), model\\.safetensors ${qsize}; folder`),
+    );
+    assert.match(qtext, new RegExp(`^  weights +${formatBytes(q.memory.weights).replace(".", "\\.")} as loaded`, "m"));
+  }
+});
+
+test("a trained folder takes at least what analyze says a training run's folder takes", () => {
+  const dir = tempDir("minigpt-analyze-run-");
+  const out = join(dir, "run");
+  const tiny = ["--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--block-size", "16", "--batch-size", "2", "--sample-tokens", "0"];
+  const run = ["--max-steps", "2", "--checkpoint-interval", "1", "--eval-interval", "2", "--eval-steps", "1"];
+  const trained = runCli(["train", "--data", wordCorpus(dir, 2000), "--out", out, ...tiny, ...run]);
+  assert.equal(trained.status, 0, trained.stderr);
+  assert.equal(readdirSync(join(out, "training")).filter((n) => n.startsWith("checkpoint-")).length, 2);
+  const a = JSON.parse(runCli(["analyze", "--model", out, "--json"]).stdout) as ModelAnalysis;
+  const files = a.files?.folderBytes ?? 0;
+  const estimate = a.disk?.runFolderBytes ?? 0;
+  assert.ok(estimate <= files && estimate > 0, `${estimate} > ${files}`);
 });

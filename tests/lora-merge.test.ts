@@ -130,7 +130,7 @@ test("analyze on an adapter folder: what training it writes and trains is the ad
   assert.match(text, /adapter_model\.safetensors 10\.2 KB, on the base model .*base \(model\.safetensors 115 KB;/);
   assert.match(
     text,
-    /^on disk when trained: adapter_model\.safetensors 10\.2 KB \(float32\); a LoRA training run's folder about 71\.4 KB \(the adapter and 2 checkpoints of its weights and AdamW moments, 30\.6 KB each\); merged into its base: model\.safetensors 115 KB$/m,
+    /^on disk when trained: adapter_model\.safetensors 10\.2 KB \(float32\); a LoRA training run's folder at least 71\.4 KB: the adapter and 2 checkpoints of its weights and AdamW moments, 30\.6 KB each \(other files besides\); merged into its base: model\.safetensors 115 KB$/m,
   );
   assert.match(
     text,

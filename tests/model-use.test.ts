@@ -133,7 +133,7 @@ test("a model folder over 100 MB is announced before anything is written; analyz
   assert.equal(a.disk.runFolderBytes, weights + a.disk.keepCheckpoints * 3 * weights);
   assert.match(
     runCli(["analyze", "--model", out]).stdout,
-    /^on disk when trained: model\.safetensors [\d.]+ KB \(float32\); a training run's folder about/m,
+    /^on disk when trained: model\.safetensors [\d.]+ KB \(float32\); a training run's folder at least/m,
   );
   assert.doesNotMatch(trained.stderr, /will take about/);
   // GPT-2's 50,257-token vocabulary, 72 wide: 3.6M parameters, about 103 MB. The --out given is a

@@ -10,6 +10,8 @@
  * No file system here (the browser uses it as it is); a model folder's files and training history
  * are src/analyze/folder.ts.
  */
+
+import { quantizationLabel } from "../io/quantize.js";
 import type { GPTConfig } from "../nn/config.js";
 import { parameterShapes } from "../nn/gpt.js";
 
@@ -59,6 +61,7 @@ export interface ActivationFigures {
 
 interface MemoryFigures {
   bytesPerFloat: number;
+  /** the weights as the model holds them: float32, but a quantized model's packed matrices as loaded */
   weights: number;
   training: {
     batchSize: number;
@@ -111,9 +114,46 @@ interface FileFigures {
   lora?: { rank: number; targets: string[] | string; parameters: number; base: string; baseWeightsBytes: number };
 }
 
+/**
+ * A model loaded from an int8 / int4 folder holds its matrices (wte and each block's four) only in
+ * the integer kernels' packed form (src/nn/quantized.ts); the rest stays float32.
+ */
+export interface QuantizedFigures {
+  bits: 8 | 4;
+  /** inputs per scale: int4's G; null for int8 (one scale per output) */
+  groupSize: number | null;
+  /** the parameters held packed */
+  parameters: number;
+  /** the bytes they take as loaded: packed values, scales and int8's sums */
+  packedBytes: number;
+}
+
+/** what analyze reads of a matrix held int8 / int4 (src/nn/quantized.ts's QuantizedWeight) */
+export interface PackedMatrix {
+  readonly size: number;
+  readonly bytes: number;
+  readonly packed: { shape: { bits: 8 | 4; G: number } };
+}
+
+/** the packed matrices' figures, from the matrices themselves (undefined: none) */
+export function quantizedFigures(matrices: ReadonlyMap<string, PackedMatrix> | undefined): QuantizedFigures | undefined {
+  const all = [...(matrices?.values() ?? [])];
+  const first = all[0];
+  if (first === undefined) return undefined;
+  const { bits, G } = first.packed.shape;
+  return {
+    bits,
+    groupSize: bits === 8 ? null : G,
+    parameters: all.reduce((n, m) => n + m.size, 0),
+    packedBytes: all.reduce((n, m) => n + m.bytes, 0),
+  };
+}
+
 export interface ModelAnalysis {
   config: GPTConfig;
   files?: FileFigures;
+  /** a quantized model's packed matrices (the memory figures of inference count them as loaded) */
+  quantized?: QuantizedFigures;
   /** what training this shape writes (Node: analyzeModel adds it, knowing how many checkpoints a run keeps) */
   disk?: DiskFigures;
   parameters: ParameterFigures;
@@ -129,6 +169,8 @@ export interface AnalyzeOptions {
   batchSize?: number;
   /** T of the training-memory figure (default: the model's block size) */
   blockSize?: number;
+  /** the model's matrices held int8 / int4 (default: none, all float32) */
+  quantized?: QuantizedFigures;
 }
 
 /** The independent closed form of the parameter count (does not look at any tensor). */
@@ -226,7 +268,10 @@ export function analyzeTensors(
   const B = options.batchSize ?? 12;
   const T = options.blockSize ?? config.blockSize;
   const f = BYTES_PER_FLOAT;
+  // training holds (and writes) float32 weights; the loaded model holds quantized matrices packed
   const weights = parameters.total * f;
+  const q = options.quantized;
+  const held = q ? (parameters.total - q.parameters) * f + q.packedBytes : weights;
   const act = activationFloats(config, B, T);
   const training = {
     batchSize: B,
@@ -246,8 +291,9 @@ export function analyzeTensors(
   const forwardPerToken = 2 * parameters.matmul + attention;
   return {
     config,
+    ...(q ? { quantized: q } : {}),
     parameters,
-    memory: { bytesPerFloat: f, weights, training, inference: { contextTokens: P, weights, kvCache, total: weights + kvCache } },
+    memory: { bytesPerFloat: f, weights: held, training, inference: { contextTokens: P, weights: held, kvCache, total: held + kvCache } },
     flops: {
       contextTokens: P,
       forwardPerToken,
@@ -310,21 +356,25 @@ export function formatAnalysis(a: ModelAnalysis): string {
   const p = a.parameters;
   const m = a.memory;
   const lines: string[] = [];
+  const q = a.quantized;
+  const quantized = q
+    ? `${quantizationLabel(q)} weights (wte and the blocks' matrices, ${int(q.parameters)} parameters; the rest float32)`
+    : "";
   if (a.files) {
     const f = a.files;
-    const weights = `${f.weightsFile} ${formatBytes(f.weightsBytes)}`;
+    const weights = `${quantized ? `${quantized}, ` : ""}${f.weightsFile} ${formatBytes(f.weightsBytes)}`;
     const lora = f.lora;
     const holds = lora
       ? `a LoRA adapter (r ${lora.rank} on ${typeof lora.targets === "string" ? lora.targets : lora.targets.join(", ")}: ${int(lora.parameters)} parameters), ${weights}, on the base model ${lora.base} (model.safetensors ${formatBytes(lora.baseWeightsBytes)}; the figures below are of the base with the adapter merged in)`
       : weights;
     lines.push(`model folder ${f.dir}: ${holds}; folder ${formatBytes(f.folderBytes)}`);
-  }
+  } else if (quantized) lines.push(`model: ${quantized}`);
   if (a.disk) {
     const d = a.disk;
     const run =
       d.mergedWeightsBytes === undefined
-        ? `a training run's folder about ${formatBytes(d.runFolderBytes)} (the model and ${d.keepCheckpoints} checkpoints of weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each)`
-        : `a LoRA training run's folder about ${formatBytes(d.runFolderBytes)} (the adapter and ${d.keepCheckpoints} checkpoints of its weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each); merged into its base: model.safetensors ${formatBytes(d.mergedWeightsBytes)}`;
+        ? `a training run's folder at least ${formatBytes(d.runFolderBytes)}: the model and ${d.keepCheckpoints} checkpoints of weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each (other files besides)`
+        : `a LoRA training run's folder at least ${formatBytes(d.runFolderBytes)}: the adapter and ${d.keepCheckpoints} checkpoints of its weights and AdamW moments, ${formatBytes(d.checkpointBytes)} each (other files besides); merged into its base: model.safetensors ${formatBytes(d.mergedWeightsBytes)}`;
     // what training writes, float32 (a quantized folder's own file, in the line above, is smaller)
     lines.push(`on disk when trained: ${d.weightsFile} ${formatBytes(d.weightsBytes)} (float32); ${run}`);
   }
@@ -348,12 +398,15 @@ export function formatAnalysis(a: ModelAnalysis): string {
     );
   }
   const tr = m.training;
+  const weightsLine = q
+    ? `  weights                 ${formatBytes(m.weights)} as loaded (the ${quantizationLabel(q)} matrices packed: ${formatBytes(q.packedBytes)}); ${formatBytes(tr.weights)} as float32`
+    : `  weights                 ${formatBytes(m.weights)}`;
   lines.push(
     "",
-    "memory (float32):",
-    `  weights                 ${formatBytes(m.weights)}`,
-    `  training at batch ${tr.batchSize} x block ${tr.blockSize}: ${formatBytes(tr.total)} = weights ${formatBytes(tr.weights)} + grads ${formatBytes(tr.grads)} + AdamW moments ${formatBytes(tr.adamMoments)} + activations ${formatBytes(tr.activations)} + activation grads ${formatBytes(tr.activationGrads)} (an upper bound: each is freed once propagated)`,
-    `  inference, ${m.inference.contextTokens} tokens of KV cache: ${formatBytes(m.inference.total)} = weights + KV cache ${formatBytes(m.inference.kvCache)}`,
+    q ? `memory (float32, except the ${quantizationLabel(q)} matrices as loaded):` : "memory (float32):",
+    weightsLine,
+    `  training at batch ${tr.batchSize} x block ${tr.blockSize}: ${formatBytes(tr.total)} = weights ${formatBytes(tr.weights)}${q ? " (float32)" : ""} + grads ${formatBytes(tr.grads)} + AdamW moments ${formatBytes(tr.adamMoments)} + activations ${formatBytes(tr.activations)} + activation grads ${formatBytes(tr.activationGrads)} (an upper bound: each is freed once propagated)`,
+    `  inference, ${m.inference.contextTokens} tokens of KV cache: ${formatBytes(m.inference.total)} = weights${q ? " as loaded" : ""} + KV cache ${formatBytes(m.inference.kvCache)}`,
     "",
     `FLOPs per token at ${a.flops.contextTokens} tokens of context: forward ${formatFlops(a.flops.forwardPerToken)}, training ${formatFlops(a.flops.trainingPerToken)} (N = ${int(p.matmul)} matmul parameters)`,
     `  rule: ${a.flops.rule}`,

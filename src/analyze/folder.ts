@@ -8,7 +8,15 @@ import { modelSafetensorsFileBytes } from "../io/model-zip.js";
 import type { GPTConfig } from "../nn/config.js";
 import { KEEP_CHECKPOINTS } from "../train/checkpoint.js";
 import { readMetrics } from "../train/metrics.js";
-import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, type ModelAnalysis } from "./analyze.js";
+import {
+  type AnalyzeOptions,
+  analyzeTensors,
+  diskFigures,
+  type HistoryFigures,
+  type ModelAnalysis,
+  type PackedMatrix,
+  quantizedFigures,
+} from "./analyze.js";
 
 /**
  * Analyze a loaded model: parameter figures from its real tensors; files and history from `dir`
@@ -17,7 +25,12 @@ import { type AnalyzeOptions, analyzeTensors, diskFigures, type HistoryFigures, 
  * stay frozen; its run writes the adapter), beside what a merge would write.
  */
 export function analyzeModel(
-  model: { config: GPTConfig; parameterInfo(): ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }> },
+  model: {
+    config: GPTConfig;
+    parameterInfo(): ReadonlyMap<string, { shape: readonly number[]; requiresGrad: boolean }>;
+    /** a quantized model's matrices, held packed (GPT.quantized) */
+    quantized?: ReadonlyMap<string, PackedMatrix>;
+  },
   dir?: string,
   options: AnalyzeOptions = {},
 ): ModelAnalysis {
@@ -27,7 +40,8 @@ export function analyzeModel(
   // every parameter, a quantized model's matrices (held int8 / int4, not as tensors) included
   const params = model.parameterInfo();
   const tensors = lora ? [...params].map(([name, t]) => [name, { shape: t.shape, requiresGrad: false }] as const) : params;
-  const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters });
+  const quantized = quantizedFigures(model.quantized);
+  const analysis = analyzeTensors(model.config, tensors, { ...options, adapterParameters: lora?.parameters, quantized });
   // the float32 files a run writes (a quantized folder's own file is smaller); an adapter's is the folder's own
   const modelFile = modelSafetensorsFileBytes(model.config);
   analysis.disk = lora
