@@ -22,8 +22,10 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
   const probs = keep ? new Tensor([B, nHead, T, T]) : null;
   backend().attentionForward(out.storage, lse.storage, qkv.storage, B, T, C, nHead, probs?.storage);
   return record(out, [qkv], () => {
+    // qkv's one consumer is usually this op: then its gradient is written, not zeroed and added into
+    const fresh = qkv.freshGrad();
     backend().attentionBackward(
-      qkv.ensureGrad().storage,
+      (fresh ?? (qkv.grad as Tensor)).storage,
       (out.grad as Tensor).storage,
       qkv.storage,
       out.storage,
@@ -33,6 +35,7 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
       C,
       nHead,
       probs?.storage,
+      fresh !== null,
     );
   });
 }
