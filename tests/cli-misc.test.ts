@@ -11,9 +11,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { get_encoding } from "tiktoken";
-import { parseFlags } from "../src/cli/flags.js";
+import { helpText, parseFlags } from "../src/cli/flags.js";
 import { generateSpec } from "../src/cli/generate.js";
 import { main } from "../src/cli/main.js";
+import { tokenizerSpec } from "../src/cli/tokenizer.js";
 import { configAsFlags, trainConfigFromFlags, trainSpec } from "../src/cli/train.js";
 import { loadDataset } from "../src/data/dataset.js";
 import { loadTokenizer } from "../src/io/folder.js";
@@ -23,7 +24,7 @@ import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import type { TrainConfig } from "../src/train/config.js";
-import { runCli, tempDir, wordCorpus } from "./helpers.js";
+import { runCli, tempDir, throwsUser, wordCorpus } from "./helpers.js";
 
 const root = tempDir("minigpt-climisc-");
 
@@ -91,6 +92,13 @@ test("through the CLI: another tool's flag name is answered with ours; help exam
   assert.equal(help.status, 0);
   assert.match(help.stdout, /minigpt eval --model out/);
   assert.doesNotMatch(help.stdout, /\.\.\//);
+});
+
+test("tokenizer train --help gives the --vocab-size range a BPE vocabulary takes (its 256 bytes and 5 special tokens)", () => {
+  // (train's --vocab-size also records a character vocabulary's size in its config line: any size)
+  assert.match(helpText(tokenizerSpec), /--vocab-size .*\(>= 261; default: 4096\)/);
+  throwsUser(() => parseFlags(tokenizerSpec, ["--vocab-size", "260"]), /--vocab-size must be >= 261, got 260/);
+  assert.equal(parseFlags(tokenizerSpec, ["--vocab-size", "261"]).int("vocab-size"), 261);
 });
 
 test("a mistyped flag names the flag it most likely meant", () => {

@@ -15,7 +15,7 @@ import { CharTokenizer } from "../src/tokenizer/char.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import type { Tokenizer } from "../src/tokenizer/types.js";
 import { countingTokenizer } from "../src/tokenizer/word.js";
-import { charModelFolder, runCli, tempDir } from "./helpers.js";
+import { charModelFolder, runCli, startServe, tempDir } from "./helpers.js";
 
 /** the chunks a streamer prints for `fresh` after `context` */
 function stream(tok: Tokenizer, context: number[], fresh: number[]): string[] {
@@ -95,8 +95,10 @@ test("bytes a model samples out of order are left out: no chunk shows U+FFFD or 
   }
 });
 
+const untrained = () => charModelFolder(join(tempDir("minigpt-stream-"), "m"), "ab", { blockSize: 64, nLayer: 1, nHead: 1, nEmbd: 8 });
+
 test("generate and chat on an untrained model with byte fallback print no U+FFFD", () => {
-  const model = charModelFolder(join(tempDir("minigpt-stream-"), "m"), "ab", { blockSize: 64, nLayer: 1, nHead: 1, nEmbd: 8 });
+  const model = untrained();
   const gen = runCli(["generate", "--model", model, "--max-new-tokens", "60", "--temperature", "1", "--backend", "ref"]);
   assert.equal(gen.status, 0, gen.stderr);
   const chat = runCli(["chat", "--model", model, "--max-new-tokens", "30", "--temperature", "1", "--backend", "ref"], {
@@ -111,6 +113,32 @@ test("generate and chat on an untrained model with byte fallback print no U+FFFD
     assert.ok(!out.includes("\uFFFD"), `${what} printed U+FFFD: ${JSON.stringify(out)}`);
   }
   assert.ok(gen.stdout.length > 10, gen.stdout);
+});
+
+test("serve's text, streamed or not, has no U+FFFD from the same model", async () => {
+  const { url, cli } = await startServe(untrained(), ["--backend", "ref"]);
+  try {
+    for (const stream of [false, true]) {
+      const body = JSON.stringify({ model: "m", prompt: "ab", max_tokens: 60, temperature: 1, seed: 3, stream });
+      const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      assert.equal(r.status, 200);
+      // the JSON (each event's, streamed) decoded: its text, with any \ufffd escape read as the character
+      const texts = (
+        stream
+          ? (await r.text())
+              .split("\n")
+              .filter((l) => l.startsWith("data: {"))
+              .map((l) => l.slice(6))
+          : [await r.text()]
+      )
+        .map((j) => (JSON.parse(j) as { choices: { text: string }[] }).choices[0]?.text ?? "")
+        .join("");
+      assert.ok(texts.length > 10 && !texts.includes("\uFFFD"), `stream ${stream}: ${JSON.stringify(texts)}`);
+    }
+  } finally {
+    cli.child.kill("SIGTERM");
+    await cli.exited;
+  }
 });
 
 test("character tokenizer: one character a token, nothing added between them", () => {

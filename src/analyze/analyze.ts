@@ -128,6 +128,27 @@ export interface QuantizedFigures {
   packedBytes: number;
 }
 
+/** what analyze reads of a matrix held int8 / int4 (src/nn/quantized.ts's QuantizedWeight) */
+export interface PackedMatrix {
+  readonly size: number;
+  readonly bytes: number;
+  readonly packed: { shape: { bits: 8 | 4; G: number } };
+}
+
+/** the packed matrices' figures, from the matrices themselves (undefined: none) */
+export function quantizedFigures(matrices: ReadonlyMap<string, PackedMatrix> | undefined): QuantizedFigures | undefined {
+  const all = [...(matrices?.values() ?? [])];
+  const first = all[0];
+  if (first === undefined) return undefined;
+  const { bits, G } = first.packed.shape;
+  return {
+    bits,
+    groupSize: bits === 8 ? null : G,
+    parameters: all.reduce((n, m) => n + m.size, 0),
+    packedBytes: all.reduce((n, m) => n + m.bytes, 0),
+  };
+}
+
 export interface ModelAnalysis {
   config: GPTConfig;
   files?: FileFigures;

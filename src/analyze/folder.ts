@@ -14,7 +14,8 @@ import {
   diskFigures,
   type HistoryFigures,
   type ModelAnalysis,
-  type QuantizedFigures,
+  type PackedMatrix,
+  quantizedFigures,
 } from "./analyze.js";
 
 /**
@@ -52,27 +53,6 @@ export function analyzeModel(
     if (history) analysis.history = history;
   }
   return analysis;
-}
-
-/** what analyze reads of a matrix held int8 / int4 (src/nn/quantized.ts's QuantizedWeight) */
-interface PackedMatrix {
-  readonly size: number;
-  readonly bytes: number;
-  readonly packed: { shape: { bits: 8 | 4; G: number } };
-}
-
-/** the packed matrices' figures, from the matrices themselves (undefined: none) */
-function quantizedFigures(matrices: ReadonlyMap<string, PackedMatrix> | undefined): QuantizedFigures | undefined {
-  const all = [...(matrices?.values() ?? [])];
-  const first = all[0];
-  if (first === undefined) return undefined;
-  const { bits, G } = first.packed.shape;
-  return {
-    bits,
-    groupSize: bits === 8 ? null : G,
-    parameters: all.reduce((n, m) => n + m.size, 0),
-    packedBytes: all.reduce((n, m) => n + m.bytes, 0),
-  };
 }
 
 /** a folder's weights file and size; an adapter folder's adapter (its parameters) and base */

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { fail, failFs } from "../index.js";
+import { BPE_SPECIAL_TOKENS, fail, failFs } from "../index.js";
 import type { FlagSpec } from "./flags.js";
 
 /** more threads than cores only slows a step down; far more is a typo (each thread holds a model replica) */
@@ -13,6 +13,9 @@ const threadsFlag: FlagSpec = {
   max: MAX_THREADS,
   help: "worker threads for the wasm backend (0 = all cores)",
 };
+
+/** the smallest --vocab-size of a trained BPE vocabulary: its 256 bytes and its special tokens (--specials adds more) */
+export const BPE_MIN_VOCAB = 256 + BPE_SPECIAL_TOKENS.length;
 
 /** --backend of the commands that run on the CPU only */
 export const backendFlags: FlagSpec[] = [

@@ -10,6 +10,7 @@ import {
   type Tokenizer,
   withFs,
 } from "../index.js";
+import { BPE_MIN_VOCAB } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
 
@@ -25,7 +26,13 @@ export const tokenizerSpec: CommandSpec = {
       default: "moby-dick",
       help: "text to learn merges from (a file, a folder of .txt, or a built-in name)",
     },
-    { name: "vocab-size", type: "int", default: 4096, min: 1, help: "vocabulary size: 256 bytes + special tokens + learned merges" },
+    {
+      name: "vocab-size",
+      type: "int",
+      default: 4096,
+      min: BPE_MIN_VOCAB,
+      help: "vocabulary size: 256 bytes + special tokens (5, and each of --specials) + learned merges",
+    },
     { name: "out", type: "string", default: "tokenizer", help: "folder to write tokenizer.json and tokenizer_config.json into" },
     overwriteFlag("a tokenizer in --out"),
     {

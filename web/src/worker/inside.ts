@@ -1,6 +1,14 @@
 // Look inside: one forward pass of the current model over a prompt, its attention maps and next
 // tokens, and the model's size and memory (`minigpt analyze`'s report).
-import { analyzeTensors, formatAnalysis, MinigptError, topTokens, traceForward, traceForwardAsync } from "minigpt-ts/browser";
+import {
+  analyzeTensors,
+  formatAnalysis,
+  MinigptError,
+  quantizedFigures,
+  topTokens,
+  traceForward,
+  traceForwardAsync,
+} from "minigpt-ts/browser";
 import { onGpu } from "./engine.js";
 import { requireModel } from "./model.js";
 import { post } from "./page.js";
@@ -13,7 +21,8 @@ export async function inspect(prompt: string, batchSize: number): Promise<void> 
   ids = ids.slice(-m.model.config.blockSize);
   // on the GPU the activations are read back together, asynchronously
   const trace = onGpu() ? await traceForwardAsync(m.model, ids) : traceForward(m.model, ids);
-  const a = analyzeTensors(m.model.config, m.model.parameterInfo(), { batchSize });
+  // a loaded int8/int4 model's matrices count as it holds them (packed)
+  const a = analyzeTensors(m.model.config, m.model.parameterInfo(), { batchSize, quantized: quantizedFigures(m.model.quantized) });
   post({
     type: "inspected",
     result: {
