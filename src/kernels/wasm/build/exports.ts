@@ -87,6 +87,7 @@ export interface KernelExports {
     wd: number,
     bc1: number,
     bc2: number,
+    gradScale: number,
   ): void;
   adamwMany(
     table: number,
@@ -100,6 +101,7 @@ export interface KernelExports {
     wd: number,
     bc1: number,
     bc2: number,
+    gradScale: number,
   ): void;
   // attention.as
   attentionScratchBytes(T: number, C: number, nh: number): number;
@@ -277,8 +279,8 @@ export const kernelParams = {
   crossEntropyBackward: ["dlogits", "logits", "lse", "targets", "N", "V", "sc"],
   embeddingForward: ["out", "ids", "table", "N", "C"],
   embeddingBackward: ["dtable", "dout", "ids", "N", "C"],
-  adamw: ["p", "g", "m", "v", "n", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2"],
-  adamwMany: ["table", "count", "e0", "e1", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2"],
+  adamw: ["p", "g", "m", "v", "n", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2", "gradScale"],
+  adamwMany: ["table", "count", "e0", "e1", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2", "gradScale"],
   attentionScratchBytes: ["T", "C", "nh"],
   attentionForward: ["out", "lse", "probs", "qkv", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
   attentionBackward: ["dqkv", "dout", "qkv", "out", "lse", "probs", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
