@@ -6,7 +6,7 @@
 import type { BatchSampler } from "../src/data/batches.js";
 import type { GPT } from "../src/nn/gpt.js";
 import type { AdamW } from "../src/optim/adamw.js";
-import { clipGradNorm } from "../src/optim/adamw.js";
+import { clipForUpdate } from "../src/optim/adamw.js";
 import { learningRate, type ScheduleOptions } from "../src/optim/schedule.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
 import type { Stepper } from "../src/train/stepper.js";
@@ -52,8 +52,7 @@ export function makeTrainStep(p: StepParts): () => number {
       });
     }
     stepper.update(() => {
-      clipGradNorm(params.values(), 1.0);
-      optimizer.update(lr);
+      optimizer.update(lr, clipForUpdate(params.values(), 1.0).gradScale);
     });
     stepNo++;
     return loss;

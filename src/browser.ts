@@ -140,7 +140,7 @@ export { type ForwardOptions, type ForwardResult, GPT, parameterShapes } from ".
 export { Linear } from "./nn/linear.js";
 export { attachLora, type LoraAttachment, LoraLinear, loraAdapterOf, mergeLora } from "./nn/lora.js";
 export * as ops from "./ops/index.js";
-export { AdamW, type AdamWOptions, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
+export { AdamW, type AdamWOptions, clipForUpdate, clipGradNorm, clipGradNormAsync, defaultAdamW } from "./optim/adamw.js";
 export { learningRate, replanSchedule, type ScheduleOptions } from "./optim/schedule.js";
 export { Rng, type RngState } from "./random.js";
 export { heap, WasmHeap } from "./tensor/memory.js";

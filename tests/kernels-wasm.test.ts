@@ -263,9 +263,9 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       for (let i = 0; i < n; i++) v[i] = rng.random() * 1e-3;
       const [gp, gm, gv] = [copy(p), copy(m), copy(v)];
       const [wp, wm, wv] = [new Float32Array(p), new Float32Array(m), new Float32Array(v)];
-      const args = [3e-3, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9 ** 7, 1 - 0.95 ** 7] as const;
-      be.adamw(gp, g, gm, gv, n, ...args);
-      refBackend.adamw(wp, g, wm, wv, n, ...args);
+      const step = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, bc1: 1 - 0.9 ** 7, bc2: 1 - 0.95 ** 7, gradScale: 1 };
+      be.adamw(gp, g, gm, gv, n, step);
+      refBackend.adamw(wp, g, wm, wv, n, step);
       // m = b1·m + (1-b1)·g can cancel: the bound is relative to the terms
       close(`adamw m ${n}`, gm, wm, 1e-6, 1e-6 * (maxAbs(m) + 0.1 * maxAbs(g)));
       close(`adamw v ${n}`, gv, wv, 1e-6, 1e-15);
@@ -285,16 +285,15 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       decays: i % 2 === 0,
     }));
     for (const t of tensors) for (let j = 0; j < t.n; j++) t.v[j] = Math.abs(t.v[j] as number);
-    const args = [3e-3, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9 ** 7, 1 - 0.95 ** 7] as const;
-    const [lr, b1, b2, eps, wd, bc1, bc2] = args;
+    const step = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, bc1: 1 - 0.9 ** 7, bc2: 1 - 0.95 ** 7, gradScale: 1 };
     const each = tensors.map((t) => ({ p: copy(t.p), m: copy(t.m), v: copy(t.v) }));
     tensors.forEach((t, i) => {
       const e = each[i] as (typeof each)[number];
-      be.adamw(e.p, t.g, e.m, e.v, t.n, lr, b1, b2, eps, t.decays ? wd : 0, bc1, bc2);
+      be.adamw(e.p, t.g, e.m, e.v, t.n, t.decays ? step : { ...step, weightDecay: 0 });
     });
     const ref = tensors.map((t) => ({ ...t, p: new Float32Array(t.p), m: new Float32Array(t.m), v: new Float32Array(t.v) }));
-    refBackend.adamwMany?.(ref, ...args);
-    be.adamwMany?.(tensors, ...args);
+    refBackend.adamwMany?.(ref, step);
+    be.adamwMany?.(tensors, step);
     tensors.forEach((t, i) => {
       const e = each[i] as (typeof each)[number];
       const bits = (a: Float32Array) => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
@@ -302,6 +301,46 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       assert.deepEqual(bits(t.m), bits(e.m), `m of tensor ${i}`);
       assert.deepEqual(bits(t.v), bits(e.v), `v of tensor ${i}`);
       close(`adamwMany p ${t.n}`, t.p, (ref[i] as (typeof ref)[number]).p, 1e-6, 1e-8);
+    });
+  });
+
+  test("AdamW with a clip's gradScale: the bits of scaling the gradients first, and the gradients left as they were", () => {
+    const sizes = [5, 64, 150_001, 7];
+    const tensors = sizes.map((n, i) => ({
+      p: rand(rng, n),
+      g: rand(rng, n, 0.1),
+      m: rand(rng, n, 0.01),
+      v: f32(n),
+      n,
+      decays: i % 2 === 0,
+    }));
+    for (const t of tensors) for (let j = 0; j < t.n; j++) t.v[j] = rng.random() * 1e-4;
+    const step = {
+      lr: 3e-3,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      bc1: 1 - 0.9 ** 7,
+      bc2: 1 - 0.95 ** 7,
+      gradScale: 0.3711,
+    };
+    // before: the elementwise scale kernel (clipGradNorm), then AdamW with the scaled gradients
+    const scaled = tensors.map((t) => ({ ...t, p: copy(t.p), g: copy(t.g), m: copy(t.m), v: copy(t.v) }));
+    for (const t of scaled) be.scale(t.g, t.n, step.gradScale);
+    be.adamwMany?.(scaled, { ...step, gradScale: 1 });
+    const g0 = tensors.map((t) => new Float32Array(t.g));
+    const ref = tensors.map((t) => ({ ...t, p: new Float32Array(t.p), m: new Float32Array(t.m), v: new Float32Array(t.v) }));
+    refBackend.adamwMany?.(ref, step);
+    be.adamwMany?.(tensors, step);
+    const bits = (a: Float32Array) => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
+    tensors.forEach((t, i) => {
+      const s = scaled[i] as (typeof scaled)[number];
+      assert.deepEqual(bits(t.p), bits(s.p), `p of tensor ${i} (${t.n})`);
+      assert.deepEqual(bits(t.m), bits(s.m), `m of tensor ${i}`);
+      assert.deepEqual(bits(t.v), bits(s.v), `v of tensor ${i}`);
+      assert.deepEqual(bits(t.g), bits(g0[i] as Float32Array), `g of tensor ${i}: not written`);
+      close(`adamwMany p ${t.n}, gradScale`, t.p, (ref[i] as (typeof ref)[number]).p, 1e-6, 1e-8);
     });
   });
 

@@ -328,8 +328,9 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
           const [gp, gm, gv] = [copy(p), copy(m), copy(v)];
           const bc1 = 1 - 0.9 ** step;
           const bc2 = 1 - 0.95 ** step;
-          be.adamw(gp, g, gm, gv, n, 1e-3, 0.9, 0.95, 1e-8, wd, bc1, bc2);
-          refBackend.adamw(wp, g, wm, wv, n, 1e-3, 0.9, 0.95, 1e-8, wd, bc1, bc2);
+          const adamwStep = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: wd, bc1, bc2, gradScale: 0.75 };
+          be.adamw(gp, g, gm, gv, n, adamwStep);
+          refBackend.adamw(wp, g, wm, wv, n, adamwStep);
           check(`adamw p ${n} wd=${wd}`, gp, wp, 1e-6, 1e-7);
           // b1·m and (1-b1)·g may cancel: the bound is on the terms' scale (|g| < 1, |m| < 0.1, v < 0.01)
           check(`adamw m ${n}`, gm, wm, 1e-6, 1e-7);

@@ -98,6 +98,12 @@ export interface TrunkRows<F = FloatArray> {
   relu: boolean;
   /** every LayerNorm's epsilon */
   eps: number;
+  /**
+   * per row, whether its output (its row of x after the last block) is wanted; a row that is not
+   * (a prompt's row before its last: only its k and v in every block's cache matter) may skip the
+   * last block's attention and MLP, its row of x then left undefined. Default: every row's.
+   */
+  outputs?: readonly boolean[];
 }
 
 export interface Backend<F = FloatArray, I = Int32Array> {
@@ -240,41 +246,38 @@ export interface Backend<F = FloatArray, I = Int32Array> {
   embeddingBackward(dtable: F, dout: F, ids: I, N: number, C: number): void;
 
   // ---- optimizer --------------------------------------------------------------------------
+  /** One AdamW update (`step`, AdamwStep) of n parameters p with gradient g, moments m and v. */
+  adamw(p: F, g: F, m: F, v: F, n: number, step: AdamwStep): void;
   /**
-   * One AdamW update of n parameters, PyTorch's formulation:
-   *   p -= lr*wd*p;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g²;
-   *   p -= lr * (m/bc1) / (sqrt(v/bc2) + eps)     with bc1 = 1-b1^t, bc2 = 1-b2^t
+   * adamw on each of `tensors` (step.weightDecay on those that decay, none on the others), the same
+   * bits as one adamw call each; a backend may do them in one call (wasm: one call split over the
+   * threads, where a call and a hand-off per tensor cost more than the update of a small model).
+   * Optional: AdamW calls adamw per tensor without it.
    */
-  adamw(
-    p: F,
-    g: F,
-    m: F,
-    v: F,
-    n: number,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    weightDecay: number,
-    bc1: number,
-    bc2: number,
-  ): void;
+  adamwMany?(tensors: readonly AdamwTensor<F>[], step: AdamwStep): void;
+}
+
+/**
+ * One AdamW update's scalars, PyTorch's formulation, for every backend's adamw and adamwMany:
+ *   g = gradScale*g;  p -= lr*wd*p;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g²;
+ *   p -= lr * (m/bc1) / (sqrt(v/bc2) + eps)     with bc1 = 1-b1^t, bc2 = 1-b2^t
+ * (g itself is left as it is).
+ */
+export interface AdamwStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** decoupled weight decay (wd above) */
+  weightDecay: number;
+  /** the bias corrections 1 - beta1^t, 1 - beta2^t of step t */
+  bc1: number;
+  bc2: number;
   /**
-   * adamw on each of `tensors` (weight decay on those that decay), the same bits as one adamw call
-   * each; a backend may do them in one call (wasm: one call split over the threads, where a call and
-   * a hand-off per tensor cost more than the update of a small model). Optional: AdamW calls adamw
-   * per tensor without it.
+   * what every gradient is multiplied by as it is read: a global-norm clip's factor (so the clip
+   * needs no pass of its own over the gradients), or 1
    */
-  adamwMany?(
-    tensors: readonly AdamwTensor<F>[],
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    weightDecay: number,
-    bc1: number,
-    bc2: number,
-  ): void;
+  gradScale: number;
 }
 
 /** one tensor of an AdamW update: parameters p, gradient g, moments m, v (n floats each) */

@@ -84,7 +84,7 @@ export function kernelThreads(): KernelThreads | null {
     : null;
 }
 
-export type { AdamwTensor, Backend, DeviceArray, DeviceMemory, DeviceReductions, FloatArray } from "./backend.js";
+export type { AdamwStep, AdamwTensor, Backend, DeviceArray, DeviceMemory, DeviceReductions, FloatArray } from "./backend.js";
 // for threads that run kernels of their own beside the calling thread (the data-parallel replicas)
 export { PEER_BYTES, PeerLink } from "./wasm/peer.js";
 export { atomicsWaitAllowed, canShareMemory, inNode } from "./wasm/platform.js";

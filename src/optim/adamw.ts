@@ -1,4 +1,4 @@
-import { type AdamwTensor, backend, deviceReductions, type KernelArray } from "../kernels/index.js";
+import { type AdamwStep, type AdamwTensor, backend, deviceReductions, type KernelArray } from "../kernels/index.js";
 import { Tensor } from "../tensor/tensor.js";
 
 export interface AdamWOptions {
@@ -32,12 +32,14 @@ export class AdamW {
     }
   }
 
-  /** One update with learning rate `lr` (the schedule's value for this step). */
-  update(lr: number): void {
+  /**
+   * One update with learning rate `lr` (the schedule's value for this step), each gradient taken
+   * times `gradScale` (a global-norm clip's factor: clipForUpdate).
+   */
+  update(lr: number, gradScale = 1): void {
     this.step++;
     const { beta1, beta2, eps, weightDecay } = this.options;
-    const bc1 = 1 - beta1 ** this.step;
-    const bc2 = 1 - beta2 ** this.step;
+    const step: AdamwStep = { lr, beta1, beta2, eps, weightDecay, bc1: 1 - beta1 ** this.step, bc2: 1 - beta2 ** this.step, gradScale };
     const k = backend();
     if (k.adamwMany) {
       const tensors: AdamwTensor<KernelArray>[] = [];
@@ -47,26 +49,15 @@ export class AdamW {
         const v = (this.v.get(name) as Tensor).storage;
         tensors.push({ p: p.storage, g: p.grad.storage, m, v, n: p.size, decays: p.shape.length >= 2 });
       }
-      k.adamwMany(tensors, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+      k.adamwMany(tensors, step);
       return;
     }
+    const noDecay = { ...step, weightDecay: 0 };
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
-      const wd = p.shape.length >= 2 ? weightDecay : 0;
-      k.adamw(
-        p.storage,
-        p.grad.storage,
-        (this.m.get(name) as Tensor).storage,
-        (this.v.get(name) as Tensor).storage,
-        p.size,
-        lr,
-        beta1,
-        beta2,
-        eps,
-        wd,
-        bc1,
-        bc2,
-      );
+      const m = (this.m.get(name) as Tensor).storage;
+      const v = (this.v.get(name) as Tensor).storage;
+      k.adamw(p.storage, p.grad.storage, m, v, p.size, p.shape.length >= 2 ? step : noDecay);
     }
   }
 }
@@ -76,16 +67,38 @@ export class AdamW {
  * Returns the norm before clipping.
  */
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
-  const k = backend();
   const list = [...params].filter((p) => p.grad);
+  const norm = gradNorm(list);
+  const coef = clipFactor(norm, maxNorm);
+  if (coef < 1) for (const p of list) backend().scale((p.grad as Tensor).data, p.size, coef);
+  return norm;
+}
+
+/** the global L2 norm of the gradients of `list` (tensors that have one) */
+function gradNorm(list: readonly Tensor[]): number {
+  const k = backend();
   let sq = 0;
   for (const p of list) sq += k.sumSquares((p.grad as Tensor).data, p.size);
-  const norm = Math.sqrt(sq);
-  if (maxNorm > 0 && Number.isFinite(norm)) {
-    const coef = maxNorm / (norm + 1e-6);
-    if (coef < 1) for (const p of list) k.scale((p.grad as Tensor).data, p.size, coef);
-  }
-  return norm;
+  return Math.sqrt(sq);
+}
+
+/** what clip_grad_norm_ multiplies the gradients by: maxNorm / norm when above it (a norm that is not finite: nothing) */
+function clipFactor(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(norm)) return 1;
+  return Math.min(1, maxNorm / (norm + 1e-6));
+}
+
+/**
+ * clipGradNormAsync for a training step whose AdamW.update comes next: on the CPU the gradients are
+ * not scaled here but the factor is returned for AdamW.update(lr, gradScale), which multiplies each
+ * gradient as it reads it (the same f32 products as scaling first, and one pass over the gradients
+ * fewer); on a device they are clipped there and the factor is 1.
+ */
+export function clipForUpdate(params: Iterable<Tensor>, maxNorm: number): { norm: number | Promise<number>; gradScale: number } {
+  const list = [...params].filter((p) => p.grad);
+  if (deviceReductions() && list[0]?.device) return { norm: clipGradNormAsync(list, maxNorm), gradScale: 1 };
+  const norm = gradNorm(list);
+  return { norm, gradScale: clipFactor(norm, maxNorm) };
 }
 
 /**

@@ -14,7 +14,7 @@ import type { LoraConfig } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
 import type { GPT } from "../nn/gpt.js";
-import { clipGradNormAsync } from "../optim/adamw.js";
+import { clipForUpdate } from "../optim/adamw.js";
 import { learningRate, replanSchedule, type ScheduleOptions } from "../optim/schedule.js";
 import { Rng } from "../random.js";
 import { noGrad, scope, Tensor } from "../tensor/tensor.js";
@@ -326,9 +326,10 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
         );
       }
       const gradNorm = await stepper.update(() => {
-        // on a GPU the clipping is done there and only the norm comes back, awaited after AdamW is queued
-        const norm = clipGradNormAsync(trained.params.values(), config.gradClip);
-        optimizer.update(lr);
+        // on a GPU the clipping is done there and only the norm comes back, awaited after AdamW is
+        // queued; on the CPU AdamW applies the clip's factor as it reads each gradient
+        const { norm, gradScale } = clipForUpdate(trained.params.values(), config.gradClip);
+        optimizer.update(lr, gradScale);
         return norm;
       });
       step++;

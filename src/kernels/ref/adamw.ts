@@ -1,25 +1,13 @@
-import type { AdamwTensor, FloatArray } from "../backend.js";
+import type { AdamwStep, AdamwTensor, FloatArray } from "../backend.js";
 
-/** PyTorch's AdamW: decoupled weight decay first, then the bias-corrected Adam step. */
-export function adamw(
-  p: FloatArray,
-  g: FloatArray,
-  m: FloatArray,
-  v: FloatArray,
-  n: number,
-  lr: number,
-  beta1: number,
-  beta2: number,
-  eps: number,
-  weightDecay: number,
-  bc1: number,
-  bc2: number,
-): void {
+/** PyTorch's AdamW (backend.ts AdamwStep): decoupled weight decay first, then the bias-corrected Adam step. */
+export function adamw(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number, step: AdamwStep): void {
+  const { lr, beta1, beta2, eps, weightDecay, bc1, bc2, gradScale } = step;
   const decay = 1 - lr * weightDecay;
   const stepSize = lr / bc1;
   const sqrtBc2 = Math.sqrt(bc2);
   for (let i = 0; i < n; i++) {
-    const gi = g[i]!;
+    const gi = g[i]! * gradScale;
     const mi = beta1 * m[i]! + (1 - beta1) * gi;
     const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
     m[i] = mi;
@@ -29,15 +17,6 @@ export function adamw(
 }
 
 /** adamw on each tensor, weight decay on those that decay (the definition of Backend.adamwMany) */
-export function adamwMany(
-  tensors: readonly AdamwTensor[],
-  lr: number,
-  beta1: number,
-  beta2: number,
-  eps: number,
-  weightDecay: number,
-  bc1: number,
-  bc2: number,
-): void {
-  for (const t of tensors) adamw(t.p, t.g, t.m, t.v, t.n, lr, beta1, beta2, eps, t.decays ? weightDecay : 0, bc1, bc2);
+export function adamwMany(tensors: readonly AdamwTensor[], step: AdamwStep): void {
+  for (const t of tensors) adamw(t.p, t.g, t.m, t.v, t.n, t.decays ? step : { ...step, weightDecay: 0 });
 }

@@ -15,7 +15,7 @@
  *   kernel split by elements (byElements); the rest say below how they split their work.
  */
 import { heap, isBufferOf } from "../../tensor/memory.js";
-import type { AdamwTensor, Backend, CachedRow, FloatArray, TrunkLayer, TrunkRows } from "../backend.js";
+import type { AdamwStep, AdamwTensor, Backend, CachedRow, FloatArray, TrunkLayer, TrunkRows } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
 import { ADAMW_RECORD, type AdamwRecord, adamwCuts, writeAdamwTable } from "./adamw-many.js";
@@ -261,7 +261,9 @@ class WasmKernels implements WasmBackend, KernelCalls {
   readonly geluForward = this.byElements("geluForward");
   readonly geluBackward = this.byElements("geluBackward");
   readonly geluForwardGrad = this.byElements("geluForwardGrad");
-  readonly adamw = this.byElements("adamw");
+  /** (one tensor's update is adamwMany's with one record: the same split, the same bits) */
+  readonly adamw = (p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number, step: AdamwStep): void =>
+    this.adamwMany([{ p, g, m, v, n, decays: true }], step);
 
   readonly sumRows = this.onHeap("sumRows", (out, x, rows, cols) =>
     this.x.sumRows(out, x, rows, cols, this.sched.scratch(cols * 8)[0] as number),
@@ -270,31 +272,37 @@ class WasmKernels implements WasmBackend, KernelCalls {
    * The whole update in one kernel call over a table of the tensors (adamw-many.ts), one share of it
    * offered to a waiting data-parallel thread or split over the pool: a call per tensor, each
    * offered on its own, took longer on two threads than all of them on one (~52 tensors, 0.8 M
-   * parameters). Arrays off the heap: adamw per tensor.
+   * parameters). Arrays off the heap: the ref's.
    */
-  readonly adamwMany = (
-    tensors: readonly AdamwTensor[],
-    lr: number,
-    b1: number,
-    b2: number,
-    eps: number,
-    wd: number,
-    bc1: number,
-    bc2: number,
-  ): void => {
+  readonly adamwMany = (tensors: readonly AdamwTensor[], step: AdamwStep): void => {
     const memory = heap().memory;
     const at = (a: FloatArray) => (a instanceof Float32Array && isBufferOf(memory, a.buffer) ? a.byteOffset : -1);
     const records = tensors.map((t): AdamwRecord => [at(t.p), at(t.g), at(t.m), at(t.v), t.n, t.decays ? 1 : 0]);
     if (records.some((r) => r.slice(0, 4).some((p) => p < 0))) {
-      for (const t of tensors) this.adamw(t.p, t.g, t.m, t.v, t.n, lr, b1, b2, eps, t.decays ? wd : 0, bc1, bc2);
+      this.stats.fallback++;
+      refBackend.adamwMany?.(tensors, step);
       return;
     }
+    const { lr, beta1, beta2, eps, weightDecay, bc1, bc2, gradScale } = step;
     this.stats.fast++;
     const table = this.sched.scratch(records.length * ADAMW_RECORD * 4)[0] as number;
     writeAdamwTable(new Int32Array(memory.buffer, table, records.length * ADAMW_RECORD), records);
     const sizes = tensors.map((t) => t.n);
     const total = sizes.reduce((a, b) => a + b, 0);
-    const task = (e0: number, e1: number): Args<"adamwMany"> => [table, records.length, e0, e1, lr, b1, b2, eps, wd, bc1, bc2];
+    const task = (e0: number, e1: number): Args<"adamwMany"> => [
+      table,
+      records.length,
+      e0,
+      e1,
+      lr,
+      beta1,
+      beta2,
+      eps,
+      weightDecay,
+      bc1,
+      bc2,
+      gradScale,
+    ];
     if (total >= PEER_ELEMENTS && this.peerIdle()) {
       const [c0, c1, c2] = adamwCuts(sizes, 2) as [number, number, number];
       this.share("adamwMany", task(c0, c1), task(c1, c2));
@@ -536,9 +544,14 @@ class WasmKernels implements WasmBackend, KernelCalls {
     if (!buffers || !weights || t.rows.length !== L) return false;
     const stepBytes = this.x.trunkStepBytes();
     const layersBytes = L * this.x.trunkLayerBytes();
-    const block = this.trunkBlock(stepBytes + layersBytes + L * R * 12);
+    // the keep flags after the rows' tables: only where some row's output is not wanted
+    const keep = t.outputs?.includes(false) ? t.outputs : null;
+    if (keep && keep.length !== R) return false;
+    const block = this.trunkBlock(stepBytes + layersBytes + L * R * 12 + (keep ? R * 4 : 0));
     const memory = heap().memory;
     const rowsAt = block + stepBytes + layersBytes;
+    const keepAt = rowsAt + L * R * 12;
+    if (keep) new Int32Array(memory.buffer, keepAt, R).set(keep.map(Number));
     let maxPos = 0;
     for (let l = 0; l < L; l++) {
       const rows = t.rows[l] as readonly CachedRow[];
@@ -546,9 +559,10 @@ class WasmKernels implements WasmBackend, KernelCalls {
       for (const r of rows) maxPos = Math.max(maxPos, r.pos);
     }
     new Int32Array(memory.buffer, block + stepBytes, weights.length).set(weights);
-    // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps)
+    // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps and the keep flags' pointer)
     new Int32Array(memory.buffer, block, 16).set([...buffers, block + stepBytes, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
-    new Float64Array(memory.buffer, block + 64, 1)[0] = t.eps;
+    new Float64Array(memory.buffer, block + this.x.trunkStepEpsAt(), 1)[0] = t.eps;
+    new Int32Array(memory.buffer, block + this.x.trunkStepKeepAt(), 1)[0] = keep ? keepAt : 0;
     const first = t.rows[0] as readonly CachedRow[];
     const startsSequence = (r: number) => first[r]?.keys !== first[r - 1]?.keys;
     this.stats.fast++;

@@ -76,7 +76,7 @@ function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBackend {
     crossEntropyBackward: (d, logits, lse, targets, N, V, s) => softmax.crossEntropyBackward(rt, d, logits, lse, targets, N, V, s),
     embeddingForward: (out, ids, table, N, C) => embeddingForward(rt, out, ids, table, N, C),
     embeddingBackward: (dtable, dout, ids, N, C) => embeddingBackward(rt, dtable, dout, ids, N, C),
-    adamw: (param, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2) => adamw(rt, param, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2),
+    adamw: (param, g, m, v, n, step) => adamw(rt, param, g, m, v, n, step),
   };
 }
 

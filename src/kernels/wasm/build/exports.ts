@@ -87,6 +87,7 @@ export interface KernelExports {
     wd: number,
     bc1: number,
     bc2: number,
+    gradScale: number,
   ): void;
   adamwMany(
     table: number,
@@ -100,6 +101,7 @@ export interface KernelExports {
     wd: number,
     bc1: number,
     bc2: number,
+    gradScale: number,
   ): void;
   // attention.as
   attentionScratchBytes(T: number, C: number, nh: number): number;
@@ -179,6 +181,8 @@ export interface KernelExports {
     rowsScratch: number,
   ): void;
   trunkStepBytes(): number;
+  trunkStepEpsAt(): number;
+  trunkStepKeepAt(): number;
   trunkLayerBytes(): number;
   trunkRowsPart(step: number, r0: number, r1: number, scratch: number, rowsScratch: number): void;
   // quant-int.as
@@ -277,8 +281,8 @@ export const kernelParams = {
   crossEntropyBackward: ["dlogits", "logits", "lse", "targets", "N", "V", "sc"],
   embeddingForward: ["out", "ids", "table", "N", "C"],
   embeddingBackward: ["dtable", "dout", "ids", "N", "C"],
-  adamw: ["p", "g", "m", "v", "n", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2"],
-  adamwMany: ["table", "count", "e0", "e1", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2"],
+  adamw: ["p", "g", "m", "v", "n", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2", "gradScale"],
+  adamwMany: ["table", "count", "e0", "e1", "lr", "beta1", "beta2", "eps", "wd", "bc1", "bc2", "gradScale"],
   attentionScratchBytes: ["T", "C", "nh"],
   attentionForward: ["out", "lse", "probs", "qkv", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
   attentionBackward: ["dqkv", "dout", "qkv", "out", "lse", "probs", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
@@ -287,6 +291,8 @@ export const kernelParams = {
   mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch"],
   attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
   trunkStepBytes: [],
+  trunkStepEpsAt: [],
+  trunkStepKeepAt: [],
   trunkLayerBytes: [],
   trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
