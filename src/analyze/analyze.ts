@@ -14,6 +14,7 @@
 import { quantizationLabel } from "../io/quantize.js";
 import type { GPTConfig } from "../nn/config.js";
 import { parameterShapes } from "../nn/gpt.js";
+import { keepsAttentionProbs } from "../ops/attention.js";
 
 /** float32 everywhere: weights, gradients, AdamW moments, activations */
 export const BYTES_PER_FLOAT = 4;
@@ -244,7 +245,9 @@ export function activationFloats(c: GPTConfig, B: number, T: number): Activation
   const V = c.vocabSize;
   const BT = B * T;
   const blockDiff = 10 * BT * C + 2 * BT * F; // differentiable tensors of one block
-  const blockStats = 4 * BT + B * c.nHead * T; // ln means/rstds + attention lse
+  // ln means/rstds + attention lse, and the softmax probabilities where training keeps them
+  const probs = keepsAttentionProbs(T, C / c.nHead) ? B * c.nHead * T * T : 0;
+  const blockStats = 4 * BT + B * c.nHead * T + probs;
   const diff = 2 * BT * C + c.nLayer * blockDiff + BT * C + BT * V + 1;
   const stats = c.nLayer * blockStats + 2 * BT + 2 * BT; // ln_f stats, CE losses + lse
   const ints = 2 * BT;

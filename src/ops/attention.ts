@@ -10,6 +10,11 @@ import { record, shapeStr } from "./record.js";
  * (B,nh,T,T): the backward then reads them instead of recomputing q·kᵀ and its exp (~20% of its
  * time on the CPU). Otherwise the (B,nh,T,T) matrix is never stored and backward recomputes it.
  */
+/** Whether a recorded forward keeps the (B,nh,T,T) probabilities: when they are no bigger than qkv. */
+export function keepsAttentionProbs(T: number, headSize: number): boolean {
+  return T <= 3 * headSize;
+}
+
 export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
   if (qkv.shape.length !== 3) throw new Error(`attention: qkv must be (B,T,3C), got ${shapeStr(qkv.shape)}`);
   const [B, T, C3] = qkv.shape as [number, number, number];
@@ -18,7 +23,7 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
   const out = new Tensor([B, T, C]);
   const lse = new Tensor([B, nHead, T]);
   // (a device backend recomputes: it keeps no probabilities)
-  const keep = isGradEnabled() && qkv.requiresGrad && qkv.device === null && T <= 3 * (C / nHead);
+  const keep = isGradEnabled() && qkv.requiresGrad && qkv.device === null && keepsAttentionProbs(T, C / nHead);
   const probs = keep ? new Tensor([B, nHead, T, T]) : null;
   backend().attentionForward(out.storage, lse.storage, qkv.storage, B, T, C, nHead, probs?.storage);
   return record(out, [qkv], () => {
