@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelFolder } from "../src/io/folder.js";
 import { useBackend } from "../src/kernels/index.js";
+import { AttentionCache } from "../src/nn/attention-cache.js";
 import { makeConfig } from "../src/nn/config.js";
-import type { DecodeBuffers, DecodeRow } from "../src/nn/decode-step.js";
+import { DecodeBuffers, type DecodeRow } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Engine, type EngineEvent } from "../src/server/engine.js";
 import type { GenerationRequest } from "../src/server/params.js";
@@ -145,3 +146,76 @@ test("stepAsync (the GPU's step) gives step's events bit for bit; requests start
     await useBackend("ref");
   }
 });
+
+for (const threads of [1, 2]) {
+  test(`a prompt's rows before its last skip the last block's attention and MLP in Backend.trunkRows; logits and every cache row keep the bits of all rows through every block [wasm, ${threads} thread(s)]`, async () => {
+    const kernels = await useBackend("wasm", { threads });
+    const f = folder(64, 4);
+    const { nLayer, blockSize, nEmbd: C, vocabSize: V } = f.model.config;
+    // a step as the engine builds it, prompts first: a prompt's first chunk (no logits at all: with
+    // 2 threads, alone on one), a whole prompt, a chunk that ends a prompt, then one-token rows
+    const sequences = [
+      { pos: 0, n: 12, logits: false },
+      { pos: 0, n: 5, logits: true },
+      { pos: 3, n: 4, logits: true },
+      { pos: 7, n: 1, logits: true },
+      { pos: 2, n: 1, logits: true },
+    ];
+    /** the step's rows over fresh caches (earlier positions: the same made-up k and v each run), its logits, x and the caches */
+    const run = () => {
+      const caches = sequences.map(() => Array.from({ length: nLayer }, () => new AttentionCache(blockSize, C)));
+      for (const layers of caches)
+        for (const l of layers)
+          for (const t of [l.keys.data, l.values.data]) for (let i = 0; i < t.length; i++) t[i] = ((i * 37) % 101) / 200 - 0.25;
+      const rows: DecodeRow[] = sequences.flatMap((q, s) =>
+        Array.from({ length: q.n }, (_, i) => ({
+          id: (5 * s + 3 * i) % V,
+          pos: q.pos + i,
+          cache: caches[s] as AttentionCache[],
+          logits: q.logits && i === q.n - 1,
+        })),
+      );
+      const buffers = new DecodeBuffers(f.model.config, rows.length);
+      const logits = f.model.decode(rows, buffers).slice();
+      const x = buffers.x.data.slice(0, rows.length * C);
+      const kv = caches.flatMap((layers) => layers.flatMap((l) => [l.keys.data.slice(), l.values.data.slice()]));
+      buffers.dispose();
+      for (const layers of caches) for (const l of layers) l.dispose();
+      return { rows, logits, x, kv };
+    };
+    const trunkRows = kernels.trunkRows?.bind(kernels);
+    assert.ok(trunkRows, "the wasm backend has trunkRows");
+    let trunkSteps = 0;
+    try {
+      kernels.trunkRows = (t) => {
+        const done = trunkRows(t);
+        if (done) trunkSteps++;
+        return done;
+      };
+      const trunk = run();
+      assert.equal(trunkSteps, 1, "the step went through Backend.trunkRows");
+      // block by block (Block.decode): every row through every block
+      kernels.trunkRows = undefined;
+      const blocks = run();
+      assert.deepEqual(trunk.logits, blocks.logits, "the logits");
+      assert.equal(trunk.logits.length, 4 * V);
+      assert.ok(
+        trunk.kv.every((a, i) => Buffer.from(a.buffer).equals(Buffer.from((blocks.kv[i] as Float32Array).buffer))),
+        "every layer's k and v rows, bit for bit",
+      );
+      // the rows that want logits leave the trunk with the same x; the others skipped the last block
+      let skipped = 0;
+      trunk.rows.forEach((row, r) => {
+        const a = trunk.x.subarray(r * C, (r + 1) * C);
+        const b = blocks.x.subarray(r * C, (r + 1) * C);
+        if (row.logits) assert.deepEqual(a, b, `row ${r}'s output`);
+        else if (a.some((v, i) => v !== b[i])) skipped++;
+      });
+      assert.equal(skipped, trunk.rows.filter((row) => !row.logits).length, "every row without logits skipped the last block");
+    } finally {
+      if (trunkRows) kernels.trunkRows = trunkRows;
+      f.model.dispose();
+      await useBackend("ref");
+    }
+  });
+}

@@ -12,6 +12,7 @@ import {
 import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { streamUntil } from "./interrupt.js";
+import { forStdout } from "./terminal-text.js";
 import { droppedWarning } from "./user-text.js";
 import { errorText } from "./wording.js";
 
@@ -220,7 +221,7 @@ export async function chatLoop(
           );
         } else if (e.type === "text") {
           start();
-          write(e.text);
+          write(forStdout(e.text));
         } else {
           start();
           if (e.stoppedBy === "length") write(` [reply cut at ${e.tokens} tokens: /max raises the limit]`);

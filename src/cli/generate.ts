@@ -3,6 +3,7 @@ import { deviceBackendFlags, modelFlag, samplingFlags } from "./common.js";
 import { explainGenerate, explainLevelFlag } from "./explain.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { catchingCtrlC, streamUntil } from "./interrupt.js";
+import { forStdout } from "./terminal-text.js";
 import { encodeUserText } from "./user-text.js";
 
 export const generateSpec: CommandSpec = {
@@ -93,7 +94,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
         stop: stopText,
         includeStop: f.bool("stop-include"),
       });
-      const end = await streamUntil(pieces, (piece) => process.stdout.write(piece), interrupted);
+      const end = await streamUntil(pieces, (piece) => process.stdout.write(forStdout(piece)), interrupted);
       process.stdout.write("\n");
       if (end === "stopped") return 130;
     }

@@ -31,6 +31,7 @@ import {
 import { chatLoop, LineReader, notFineTunedForChat, STOPPED, slashCommand } from "./chat.js";
 import { deviceBackendFlags } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { forStdout } from "./terminal-text.js";
 import { encodeUserText } from "./user-text.js";
 import { errorText } from "./wording.js";
 
@@ -152,7 +153,7 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
       const tokens = generateTokensAsync(model, ids, { ...o, seed: o.seed + run, stopIds: eot === undefined ? [] : [eot] });
       const ended = await reader.stream(tokens, (id) => {
         fresh.push(id);
-        write(streamer.push(id));
+        write(forStdout(streamer.push(id)));
       });
       // a stopped continuation keeps the text shown so far: Enter continues from there
       ids.push(...fresh);

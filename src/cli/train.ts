@@ -23,6 +23,7 @@ import { deviceBackendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { streamUntil } from "./interrupt.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
+import { forStdout } from "./terminal-text.js";
 import { errorText, inFlags } from "./wording.js";
 
 const d = defaultTrainConfig;
@@ -349,7 +350,7 @@ async function printSample(
   console.error("sample:");
   const streamer = new TextStreamer(tokenizer);
   const ids = generateTokensAsync(model, prompt, { maxNewTokens: n, temperature: 0.8, seed: 1, suppressIds });
-  await streamUntil(ids, (id) => process.stdout.write(streamer.push(id)), stop);
+  await streamUntil(ids, (id) => process.stdout.write(forStdout(streamer.push(id))), stop);
   process.stdout.write("\n");
 }
 

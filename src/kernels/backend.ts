@@ -98,6 +98,12 @@ export interface TrunkRows<F = FloatArray> {
   relu: boolean;
   /** every LayerNorm's epsilon */
   eps: number;
+  /**
+   * per row, whether its output (its row of x after the last block) is wanted; a row that is not
+   * (a prompt's row before its last: only its k and v in every block's cache matter) may skip the
+   * last block's attention and MLP, its row of x then left undefined. Default: every row's.
+   */
+  outputs?: readonly boolean[];
 }
 
 export interface Backend<F = FloatArray, I = Int32Array> {

@@ -447,6 +447,8 @@ export class GPT {
       H,
       relu: activation === "relu",
       eps,
+      // a prompt's rows before its last want no logits: the last block's attention and MLP skip them
+      outputs: rows.map((r) => r.logits !== false),
     });
   }
 

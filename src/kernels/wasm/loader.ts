@@ -544,9 +544,14 @@ class WasmKernels implements WasmBackend, KernelCalls {
     if (!buffers || !weights || t.rows.length !== L) return false;
     const stepBytes = this.x.trunkStepBytes();
     const layersBytes = L * this.x.trunkLayerBytes();
-    const block = this.trunkBlock(stepBytes + layersBytes + L * R * 12);
+    // the keep flags after the rows' tables: only where some row's output is not wanted
+    const keep = t.outputs?.includes(false) ? t.outputs : null;
+    if (keep && keep.length !== R) return false;
+    const block = this.trunkBlock(stepBytes + layersBytes + L * R * 12 + (keep ? R * 4 : 0));
     const memory = heap().memory;
     const rowsAt = block + stepBytes + layersBytes;
+    const keepAt = rowsAt + L * R * 12;
+    if (keep) new Int32Array(memory.buffer, keepAt, R).set(keep.map(Number));
     let maxPos = 0;
     for (let l = 0; l < L; l++) {
       const rows = t.rows[l] as readonly CachedRow[];
@@ -554,9 +559,10 @@ class WasmKernels implements WasmBackend, KernelCalls {
       for (const r of rows) maxPos = Math.max(maxPos, r.pos);
     }
     new Int32Array(memory.buffer, block + stepBytes, weights.length).set(weights);
-    // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps)
+    // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps and the keep flags' pointer)
     new Int32Array(memory.buffer, block, 16).set([...buffers, block + stepBytes, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
-    new Float64Array(memory.buffer, block + 64, 1)[0] = t.eps;
+    new Float64Array(memory.buffer, block + this.x.trunkStepEpsAt(), 1)[0] = t.eps;
+    new Int32Array(memory.buffer, block + this.x.trunkStepKeepAt(), 1)[0] = keep ? keepAt : 0;
     const first = t.rows[0] as readonly CachedRow[];
     const startsSequence = (r: number) => first[r]?.keys !== first[r - 1]?.keys;
     this.stats.fast++;

@@ -202,10 +202,14 @@ export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R:
 // calls of the block-by-block path (layernormForward, attentionRowsPart over all heads, addBias,
 // add, layernormForward, mlpRowsPart over all hidden units, addBias, add), so its bits too.
 
-/** i32 fields of trunkRowsPart's step block; eps (f64) follows at byte STEP_EPS */
+/**
+ * i32 fields of trunkRowsPart's step block; eps (f64) follows at byte STEP_EPS, then at byte
+ * STEP_KEEP a pointer to R i32 flags (0: every row's output is wanted), see trunkRowsPart
+ */
 const STEP_X = 0, STEP_A = 1, STEP_MEAN = 2, STEP_RSTD = 3, STEP_QKV = 4, STEP_ATT = 5, STEP_Y = 6, STEP_H = 7;
 const STEP_LAYERS = 8, STEP_L = 9, STEP_ROWS = 10, STEP_R = 11, STEP_C = 12, STEP_NH = 13, STEP_HIDDEN = 14, STEP_RELU = 15;
 const STEP_EPS: usize = 64;
+const STEP_KEEP: usize = 72;
 /** i32 fields of a layer's entry in the layers table (pointers to its weights) */
 const LAYER_LN1W = 0, LAYER_LN1B = 1, LAYER_WATTN = 2, LAYER_BATTN = 3, LAYER_WPROJ = 4, LAYER_BPROJ = 5;
 const LAYER_LN2W = 6, LAYER_LN2B = 7, LAYER_WFC = 8, LAYER_BFC = 9, LAYER_WMLP = 10, LAYER_BMLP = 11;
@@ -218,7 +222,15 @@ const LAYER_FIELDS = 12;
 
 /** bytes of trunkRowsPart's step block */
 export function trunkStepBytes(): i32 {
-  return <i32>STEP_EPS + 8;
+  return <i32>STEP_KEEP + 8;
+}
+
+/** byte offsets in trunkRowsPart's step block of eps (f64) and of the keep flags' pointer (i32) */
+export function trunkStepEpsAt(): i32 {
+  return <i32>STEP_EPS;
+}
+export function trunkStepKeepAt(): i32 {
+  return <i32>STEP_KEEP;
 }
 
 /** bytes of a layer's entry in trunkRowsPart's layers table */
@@ -232,6 +244,9 @@ export function trunkLayerBytes(): i32 {
  * (kCache, vCache, pos), layer-major: attentionRowsPart's table for each layer). x (R,C) holds the
  * rows' embeddings and is left holding the trunk's output. scratch: attentionCachedScratchBytes(max
  * pos + 1, nh); rowsScratch: rowsScratchBytes(r1 - r0, max(C, H)).
+ * With keep flags (STEP_KEEP), a row flagged 0 (a prompt's row before its last: only its k and v
+ * are wanted) gets in the last block only its LayerNorm, q k v and cache rows (lastBlockRows); its
+ * row of x is then left as it was, and every other row gets the same arithmetic as without flags.
  */
 export function trunkRowsPart(step: usize, r0: i32, r1: i32, scratch: usize, rowsScratch: usize): void {
   const C = <i32>field(step, STEP_C);
@@ -252,9 +267,15 @@ export function trunkRowsPart(step: usize, r0: i32, r1: i32, scratch: usize, row
   const att = field(step, STEP_ATT) + row0 * cb;
   const y = field(step, STEP_Y) + row0 * cb;
   const h = field(step, STEP_H) + row0 * (<usize>H << 2);
+  const keepTable = <usize>load<u32>(step + STEP_KEEP);
+  const keep = keepTable == 0 ? 0 : keepTable + (row0 << 2);
   for (let l = 0; l < L; l++) {
     const e = field(step, STEP_LAYERS) + <usize>(l * LAYER_FIELDS) * 4;
     const rows = field(step, STEP_ROWS) + (<usize>l * R + row0) * 12;
+    if (l == L - 1 && keep != 0 && kept(keep, n) < n) {
+      lastBlockRows(x, a, mean, rstd, qkv, att, y, h, e, rows, keep, n, C, nh, H, relu, eps, scratch, rowsScratch);
+      break;
+    }
     layernormForward(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), n, C, eps);
     attentionRowsPart(y, att, qkv, a, n, rows, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, 0, nh, scratch, rowsScratch);
     addBias(y, field(e, LAYER_BPROJ), n, C);
@@ -263,5 +284,64 @@ export function trunkRowsPart(step: usize, r0: i32, r1: i32, scratch: usize, row
     mlpRowsPart(y, h, a, n, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch);
     addBias(y, field(e, LAYER_BMLP), n, C);
     add(x, x, y, n * C);
+  }
+}
+
+/** how many of n rows' keep flags (i32) are set */
+function kept(keep: usize, n: i32): i32 {
+  let m = 0;
+  for (let r = 0; r < n; r++) if (load<i32>(keep + (<usize>r << 2)) != 0) m++;
+  return m;
+}
+
+/**
+ * trunkRowsPart's last block for n rows of which only those flagged in keep want an output: every
+ * row's LayerNorm, q k v (one sweep over wattn for all) and k, v rows in its caches, in row order as
+ * attentionRowsPart (a prompt's later rows read its earlier ones); then only the kept rows, packed
+ * into the first rows of att, y, a and h: their attention, its projection, the MLP and the residual
+ * adds into their own rows of x. Each kept row gets attentionRowsPart's and mlpRowsPart's arithmetic
+ * (a row's sums do not depend on the rows beside it), so the same bits as every row through the block.
+ */
+function lastBlockRows(x: usize, a: usize, mean: usize, rstd: usize, qkv: usize, att: usize, y: usize, h: usize, e: usize, rows: usize, keep: usize, n: i32, C: i32, nh: i32, H: i32, relu: i32, eps: f64, scratch: usize, rowsScratch: usize): void {
+  const cb = <usize>C << 2;
+  const qb = 3 * cb;
+  layernormForward(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), n, C, eps);
+  rowTimesB(qkv, a, 4, field(e, LAYER_WATTN), C, 3 * C, 0, 3 * C, false, 1, 0, n, cb, qb, rowsScratch);
+  const battn = field(e, LAYER_BATTN);
+  let m = 0;
+  for (let r = 0; r < n; r++) {
+    const q = qkv + <usize>r * qb;
+    addBias(q, battn, 1, 3 * C);
+    const t = rows + <usize>r * 12;
+    const kCache = <usize>load<u32>(t);
+    const vCache = <usize>load<u32>(t, 4);
+    const pos = load<i32>(t, 8);
+    const row = <usize>pos * cb;
+    memory.copy(kCache + row, q + cb, cb);
+    memory.copy(vCache + row, q + 2 * cb, cb);
+    if (load<i32>(keep + (<usize>r << 2)) == 0) continue;
+    attentionCached(att + <usize>m * cb, q, kCache, vCache, 1, pos, C, nh, 0, nh, scratch);
+    m++;
+  }
+  if (m == 0) return;
+  rowTimesB(y, att, 4, field(e, LAYER_WPROJ), C, C, 0, C, false, 1, 0, m, cb, cb, rowsScratch);
+  addBias(y, field(e, LAYER_BPROJ), m, C);
+  // the kept rows' residual adds and second LayerNorm, each into its own row of x / packed row of a
+  let k = 0;
+  for (let r = 0; r < n; r++) {
+    if (load<i32>(keep + (<usize>r << 2)) == 0) continue;
+    const xr = x + <usize>r * cb;
+    add(xr, xr, y + <usize>k * cb, C);
+    layernormForward(a + <usize>k * cb, mean + (<usize>k << 2), rstd + (<usize>k << 2), xr, field(e, LAYER_LN2W), field(e, LAYER_LN2B), 1, C, eps);
+    k++;
+  }
+  mlpRowsPart(y, h, a, m, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch);
+  addBias(y, field(e, LAYER_BMLP), m, C);
+  k = 0;
+  for (let r = 0; r < n; r++) {
+    if (load<i32>(keep + (<usize>r << 2)) == 0) continue;
+    const xr = x + <usize>r * cb;
+    add(xr, xr, y + <usize>k * cb, C);
+    k++;
   }
 }

@@ -181,6 +181,8 @@ export interface KernelExports {
     rowsScratch: number,
   ): void;
   trunkStepBytes(): number;
+  trunkStepEpsAt(): number;
+  trunkStepKeepAt(): number;
   trunkLayerBytes(): number;
   trunkRowsPart(step: number, r0: number, r1: number, scratch: number, rowsScratch: number): void;
   // quant-int.as
@@ -289,6 +291,8 @@ export const kernelParams = {
   mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch"],
   attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
   trunkStepBytes: [],
+  trunkStepEpsAt: [],
+  trunkStepKeepAt: [],
   trunkLayerBytes: [],
   trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
