@@ -158,7 +158,7 @@ if (custom.length === 0 && customRows.length === 0) {
     // the most scratch any build asks for (a build may lay its scratch out differently)
     const as = alloc(Math.max(...builds.map((k) => k.attentionScratchBytes?.(T, AC, nh) ?? 0)) / 4 + 64);
     const af = 4 * B * nh * T * T * (AC / nh); // as if not causal
-    // (the probs argument, 0 here: the probabilities recomputed, as on every build before it came)
+    // (probs 0: the probabilities recomputed, and overwrite 0, as on every build before those arguments came)
     cases.push({
       label: `attention forward, ${shape} (GF/s as if dense)`,
       work: af,
@@ -173,7 +173,7 @@ if (custom.length === 0 && customRows.length === 0) {
       out: [dqkv, B * T * 3 * AC],
       run: (k) => {
         new Float32Array(memory.buffer, dqkv, B * T * 3 * AC).fill(0);
-        k.attentionBackward?.(dqkv, dout, qkv, att, lse, 0, B, T, AC, nh, 0, B * nh, as);
+        k.attentionBackward?.(dqkv, dout, qkv, att, lse, 0, 0, B, T, AC, nh, 0, B * nh, as);
       },
     });
   }

@@ -155,7 +155,7 @@ export function softmaxCrossEntropyCases(be: Backend, rng: Rng, shapes: [number,
  * causal attention forward (out and lse) and backward, for each [B, T, C, nh]; and again with the
  * forward keeping its probabilities for the backward (probs): the same out and lse, probabilities
  * (row t's entries 0..t; not checked with keepsProbs false: a device backend may recompute them) and
- * a backward within the tolerances of the reference's
+ * a backward within the tolerances of the reference's; and a backward told to overwrite dqkv
  */
 export function attentionCases(be: Backend, rng: Rng, shapes: [number, number, number, number][], check: Check, keepsProbs = true): void {
   for (const [B, T, C, nh] of shapes) {
@@ -202,5 +202,14 @@ export function attentionCases(be: Backend, rng: Rng, shapes: [number, number, n
     refBackend.attentionBackward(wpd, dout, qkv, wout, wlse, B, T, C, nh, wprobs);
     check(`attentionBackward ${B},${T},${C},${nh} from probs`, pd, wpd, 0, dtol);
     check(`attentionBackward ${B},${T},${C},${nh} from probs vs recomputed`, pd, wd, 0, dtol);
+
+    // overwrite (dqkv =): over any values, what += into zeros gives, kept probs or not
+    for (const p of [null, probs]) {
+      const zeros = f32(B * T * 3 * C).fill(0);
+      be.attentionBackward(zeros, dout, qkv, pout, plse, B, T, C, nh, p);
+      const junk = rand(rng, B * T * 3 * C, 9);
+      be.attentionBackward(junk, dout, qkv, pout, plse, B, T, C, nh, p, true);
+      check(`attentionBackward ${B},${T},${C},${nh} overwriting${p ? ", from probs" : ""}`, junk, zeros, 0, 0);
+    }
   }
 }

@@ -769,7 +769,7 @@ console.log(JSON.stringify(bes.map((b) => b.simd)));`;
             view("dout").set(Array.from({ length: sizes.dout }, (_, i) => Math.cos(i * 0.3)));
             view("dqkv").fill(0);
             x.attentionForward?.(at.out, at.lse, 0, at.qkv, B, T, C, nh, 0, B * nh, p);
-            x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, 0, B, T, C, nh, 0, B * nh, p);
+            x.attentionBackward?.(at.dqkv, at.dout, at.qkv, at.out, at.lse, 0, 0, B, T, C, nh, 0, B * nh, p);
             return [...view("out"), ...view("dqkv")];
           };
           const want = run(null);

@@ -176,10 +176,22 @@ export interface Backend<F = FloatArray, I = Int32Array> {
    */
   attentionForward(out: F, lse: F, qkv: F, B: number, T: number, C: number, nh: number, probs?: F | null): void;
   /**
-   * dout (B,T,C) -> dqkv (B,T,3C) += ; needs the forward's out and lse, and its `probs` when it was
-   * given them (the same array, or null for neither)
+   * dout (B,T,C) -> dqkv (B,T,3C) += (= with overwrite); needs the forward's out and lse, and its
+   * `probs` when it was given them (the same array, or null for neither)
    */
-  attentionBackward(dqkv: F, dout: F, qkv: F, out: F, lse: F, B: number, T: number, C: number, nh: number, probs?: F | null): void;
+  attentionBackward(
+    dqkv: F,
+    dout: F,
+    qkv: F,
+    out: F,
+    lse: F,
+    B: number,
+    T: number,
+    C: number,
+    nh: number,
+    probs?: F | null,
+    overwrite?: boolean,
+  ): void;
   /**
    * Attention for generation with a KV cache (no batch). qkv (Tn,3C) holds the Tn new positions
    * pos0 .. pos0+Tn-1; their k and v must already be written to kCache/vCache (Tmax,C) rows.

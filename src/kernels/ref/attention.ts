@@ -86,7 +86,7 @@ export function attentionForward(
 }
 
 /**
- * With D_t = do_t·o_t (p_j from probs when the forward kept them there):  dv_j += p_j·do_t,  ds_j = p_j·(do_t·v_j - D_t),
+ * (dqkv = instead of += with overwrite) With D_t = do_t·o_t (p_j from probs when the forward kept them there):  dv_j += p_j·do_t,  ds_j = p_j·(do_t·v_j - D_t),
  *                       dq_t += ds_j·k_j/√hs,  dk_j += ds_j·q_t/√hs
  */
 export function attentionBackward(
@@ -100,10 +100,12 @@ export function attentionBackward(
   C: number,
   nh: number,
   probs: FloatArray | null = null,
+  overwrite = false,
 ): void {
   const hs = C / nh;
   const C3 = 3 * C;
   const scale = 1 / Math.sqrt(hs);
+  if (overwrite) dqkv.fill(0, 0, B * T * C3);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nh; h++) {
       for (let t = 0; t < T; t++) {

@@ -474,7 +474,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
   readonly attentionForward = this.onHeap("attentionForward", (out, lse, qkv, B, T, C, nh, probs = 0) =>
     this.attentionPairs("attentionForward", B, T, C, nh, 2 * B * T * T * C, (a, b, sc) => [out, lse, probs, qkv, B, T, C, nh, a, b, sc]),
   );
-  readonly attentionBackward = this.onHeap("attentionBackward", (dqkv, dout, qkv, out, lse, B, T, C, nh, probs = 0) =>
+  readonly attentionBackward = this.onHeap("attentionBackward", (dqkv, dout, qkv, out, lse, B, T, C, nh, probs = 0, overwrite = false) =>
     this.attentionPairs("attentionBackward", B, T, C, nh, 4 * B * T * T * C, (a, b, sc) => [
       dqkv,
       dout,
@@ -482,6 +482,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
       out,
       lse,
       probs,
+      overwrite ? 1 : 0,
       B,
       T,
       C,

@@ -64,7 +64,11 @@ function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBackend {
     reluForward: (out, x, n) => activations.reluForward(rt, out, x, n),
     reluBackward: (dx, x, dout, n) => activations.reluBackward(rt, dx, x, dout, n),
     attentionForward: (out, lse, qkv, B, T, C, nh) => attention.attentionForward(rt, out, lse, qkv, B, T, C, nh),
-    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, nh) => attention.attentionBackward(rt, dqkv, dout, qkv, out, lse, B, T, C, nh),
+    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, nh, _probs, overwrite) => {
+      // (the kernels add: = is an add into zeros; probs are not kept on the GPU)
+      if (overwrite) elementwise.zero(rt, dqkv, B * T * 3 * C);
+      attention.attentionBackward(rt, dqkv, dout, qkv, out, lse, B, T, C, nh);
+    },
     attentionCached: (out, qkv, k, v, Tn, pos0, C, nh) => attention.attentionCached(rt, out, qkv, k, v, Tn, pos0, C, nh),
     linearRows: (out, x, w, bias, M, K, N) => linearRows(rt, out, x, w, bias, M, K, N),
     matmulBTRows: (out, a, b, M, K, N) => matmulBTRows(rt, out, a, b, M, K, N),

@@ -1,7 +1,8 @@
 // Causal self-attention for training, per (batch b, head h) pair bh0..bh1-1 (bh = b*nh + h):
 //   forward:  qkv (B,T,3C) -> out (B,T,C), lse (B,nh,T)     (hs = C/nh per head)
 //             [, probs (B,nh,T,T): the softmax probabilities, row t's entries 0..t]
-//   backward: dout (B,T,C), qkv, out, lse [, probs] -> dqkv (B,T,3C) +=
+//   backward: dout (B,T,C), qkv, out, lse [, probs] -> dqkv (B,T,3C) += (= with overwrite: each
+//             element is written by one tile, so writing it is adding it to a zero, without the zeroing)
 // scratch: attentionScratchBytes(T, C, nh) per thread.
 //
 
@@ -414,7 +415,7 @@ export function attentionForward(out: usize, lse: usize, probs: usize, qkv: usiz
 }
 
 /** attention backward for the (b, h) pairs bh0 .. bh1-1; scratch: attentionScratchBytes */
-export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usize, lse: usize, probs: usize, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
+export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usize, lse: usize, probs: usize, overwrite: i32, B: i32, T: i32, C: i32, nh: i32, bh0: i32, bh1: i32, scratch: usize): void {
   const hs = C / nh;
   const sc = <f32>(1 / Math.sqrt(<f64>hs));
   const rs3 = <usize>(3 * C) << 2;
@@ -436,6 +437,8 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
   const Pb = dVb + mh;
   const dSb = Pb + <usize>Tp * ldt;
   const direct = inPlace(T, hs);
+  // the tiles add into dqkv in place, unless told to overwrite it (padded: into zeroed scratch)
+  const adds = direct && overwrite == 0;
   const tt = <usize>(T * T) << 2; // bytes of one pair's probs
   memory.fill(scratch, 0, 8 * mh + 2 * <usize>Tp * ldt);
   const sv = splat(sc);
@@ -538,7 +541,7 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
           v128.store(dr + o, f32x4.splat(0));
         }
       }
-      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(dQ + <usize>i0 * dgs + (<usize>d0 << 2), dgs, dsrow, ldt, 4, k + (<usize>d0 << 2), ks, jEnd, direct);
+      for (let d0 = 0; d0 < hp; d0 += 8) tile4x8(dQ + <usize>i0 * dgs + (<usize>d0 << 2), dgs, dsrow, ldt, 4, k + (<usize>d0 << 2), ks, jEnd, adds);
     }
     // dK = dSᵀ·Q and dV = Pᵀ·dO: key quad j0 collects the queries i >= j0
     for (let j0 = 0; j0 < T4; j0 += 4) {
@@ -546,16 +549,22 @@ export function attentionBackward(dqkv: usize, dout: usize, qkv: usize, out: usi
       for (let d0 = 0; d0 < hp; d0 += 8) {
         const d = <usize>d0 << 2;
         const g = <usize>j0 * dgs + d;
-        tile4x8(dK + g, dgs, dSb + off, 4, ldt, q + <usize>j0 * qs + d, qs, T4 - j0, direct);
-        tile4x8(dV + g, dgs, P + off, 4, ldt, dO + <usize>j0 * dOs + d, dOs, T4 - j0, direct);
+        tile4x8(dK + g, dgs, dSb + off, 4, ldt, q + <usize>j0 * qs + d, qs, T4 - j0, adds);
+        tile4x8(dV + g, dgs, P + off, 4, ldt, dO + <usize>j0 * dOs + d, dOs, T4 - j0, adds);
       }
     }
     if (!direct) for (let t = 0; t < T; t++) {
       const d = dbase + <usize>t * rs3;
       const so = <usize>t * ldh;
-      addRow(d, dQb + so, hs);
-      addRow(d + cb, dKb + so, hs);
-      addRow(d + 2 * cb, dVb + so, hs);
+      if (overwrite) {
+        copyRow(d, dQb + so, hs);
+        copyRow(d + cb, dKb + so, hs);
+        copyRow(d + 2 * cb, dVb + so, hs);
+      } else {
+        addRow(d, dQb + so, hs);
+        addRow(d + cb, dKb + so, hs);
+        addRow(d + 2 * cb, dVb + so, hs);
+      }
     }
   }
 }
