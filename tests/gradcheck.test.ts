@@ -255,3 +255,26 @@ test("autograd: a tensor used twice collects both gradients", () => {
     for (let i = 0; i < 6; i++) assert.ok(Math.abs((gx[i] as number) - 2 * (rowSums[i % 3] as number)) < 1e-6, `dx[${i}] = ${gx[i]}`);
   });
 });
+
+test("zeroGrad is lazy: the gradient reads as zero, a linear weight's next gradient is written over it, and a gradient nothing wrote reads zero", () => {
+  scope(() => {
+    const x = Tensor.fromArray([1, -2, 3, 0.5, 2, -1], [2, 3], true);
+    const w = Tensor.fromArray([0.1, 0.2, -0.3, 0.4, 0.5, -0.6], [3, 2], true);
+    const unused = Tensor.fromArray([7, 8], [2], true);
+    const step = () => linear(x, w).backward(new Float32Array(4).fill(1));
+    step();
+    const first = [...(w.grad as Tensor).data];
+    unused.ensureGrad().data.fill(5);
+    const buffer = (w.grad as Tensor).data;
+    w.zeroGrad();
+    unused.zeroGrad();
+    // not written yet: the next op that writes all of w's gradient takes the same buffer (it was
+    // null, an eager zeroing's "has values", before)
+    buffer.fill(123);
+    assert.equal(w.freshGrad()?.data, buffer, "freshGrad after zeroGrad: the pending buffer");
+    w.zeroGrad();
+    step();
+    assert.deepEqual([...(w.grad as Tensor).data], first, "the gradient of a second step, written over the stale values");
+    assert.deepEqual([...(unused.grad as Tensor).data], [0, 0], "a gradient no op wrote reads as zero");
+  });
+});

@@ -126,6 +126,12 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       const onlyW = copy(init[1]);
       be.linearBackward(null, onlyW, null, dy, x, w, M, K, N);
       close(`linearBackward dw only ${M}x${K}x${N}`, onlyW, want[1] as Float32Array, 0, tolW);
+      // overwriteDw: written over any values, the bits of += into zeros
+      const zeroW = f32(K * N).fill(0);
+      be.linearBackward(null, zeroW, null, dy, x, w, M, K, N);
+      const junkW = rand(rng, K * N, 9);
+      be.linearBackward(null, junkW, null, dy, x, w, M, K, N, false, true);
+      close(`linearBackward dw overwritten ${M}x${K}x${N}`, junkW, zeroW, 0, 0);
       // dx written, not added (its buffer holds garbage, as a fresh gradient's does)
       const dxOver = rand(rng, M * K, 1e3);
       const dwOver = copy(init[1]);

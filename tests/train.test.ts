@@ -344,7 +344,10 @@ test("a character model of one line (no newline in its vocabulary) trains, sampl
   assert.match(r.stderr, /hint: --warmup-steps 100 is not below the run's 3 steps/);
   const g = cli(["generate", "--model", out, "--max-new-tokens", "10"]);
   assert.equal(g.status, 0, g.stderr);
-  assert.ok(g.stdout.length >= 10, g.stdout);
+  // 3 steps leave the byte tokens (for characters the text lacks) about as likely as its own
+  // characters, and sampled bytes that form no character are left out of the text: 10 tokens print
+  // some text, not necessarily 10 characters
+  assert.ok(g.stdout.trim().length > 0, JSON.stringify(g.stdout));
 });
 
 test("--tokenizer DIR trains with a tokenizer from minigpt tokenizer train, as it is", () => {

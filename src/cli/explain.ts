@@ -17,6 +17,7 @@ import {
 } from "../index.js";
 import { deviceBackendFlags, modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { forStdout } from "./terminal-text.js";
 import { encodeUserText } from "./user-text.js";
 
 export const explainLevelFlag = {
@@ -74,7 +75,7 @@ export async function explainGenerate(
     ids.push(next);
     text = tokenizer.decode(ids.slice(prompt.length), { textOnly: true });
   }
-  write(`\n== text\n${tokenizer.decode(prompt)}${text}\n`);
+  write(`\n== text\n${forStdout(`${tokenizer.decode(prompt)}${text}`)}\n`);
 }
 
 export const explainStepSpec: CommandSpec = {

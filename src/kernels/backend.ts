@@ -120,11 +120,24 @@ export interface Backend<F = FloatArray, I = Int32Array> {
   /** x (M,K), w (K,N), bias (N) or null -> out (M,N) = x·w + bias: a linear layer's forward */
   linearForward(out: F, x: F, w: F, bias: F | null, M: number, K: number, N: number): void;
   /**
-   * The backward of out = x·w + b with dy (M,N): dx (M,K) += dy·wᵀ (= with overwriteDx), dw (K,N) += xᵀ·dy,
-   * db (N) += Σ_rows dy; a null output is skipped. One call, so that a threaded backend can run the two independent
-   * products side by side (one synchronisation, each product whole) instead of splitting each.
+   * The backward of out = x·w + b with dy (M,N): dx (M,K) += dy·wᵀ (= with overwriteDx), dw (K,N) += xᵀ·dy
+   * (= with overwriteDw), db (N) += Σ_rows dy; a null output is skipped. One call, so that a threaded backend
+   * can run the two independent products side by side (one synchronisation, each product whole) instead of
+   * splitting each.
    */
-  linearBackward(dx: F | null, dw: F | null, db: F | null, dy: F, x: F, w: F, M: number, K: number, N: number, overwriteDx?: boolean): void;
+  linearBackward(
+    dx: F | null,
+    dw: F | null,
+    db: F | null,
+    dy: F,
+    x: F,
+    w: F,
+    M: number,
+    K: number,
+    N: number,
+    overwriteDx?: boolean,
+    overwriteDw?: boolean,
+  ): void;
 
   // ---- elementwise and reductions ---------------------------------------------------------
   /** out (rows,cols) += bias (cols) broadcast over rows */

@@ -18,13 +18,14 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   return record(out, parents, () => linearBackward(x, w, b, (out.grad as Tensor).storage, M, K, N));
 }
 
-/** the gradients of linear(x, w, b) for dy (M,N), added into theirs (written, when x's is new) */
+/** the gradients of linear(x, w, b) for dy (M,N), added into theirs (x's and w's written, when new or zeroed: freshGrad) */
 export function linearBackward(x: Tensor, w: Tensor, b: Tensor | undefined, dy: KernelArray, M: number, K: number, N: number): void {
   const fresh = x.requiresGrad ? x.freshGrad() : null;
   const dx = fresh ? fresh.storage : x.requiresGrad ? (x.grad as Tensor).storage : null;
-  const dw = w.requiresGrad ? w.ensureGrad().storage : null;
+  const freshW = w.requiresGrad ? w.freshGrad() : null;
+  const dw = freshW ? freshW.storage : w.requiresGrad ? (w.grad as Tensor).storage : null;
   const db = b?.requiresGrad ? b.ensureGrad().storage : null;
-  backend().linearBackward(dx, dw, db, dy, x.storage, w.storage, M, K, N, fresh !== null);
+  backend().linearBackward(dx, dw, db, dy, x.storage, w.storage, M, K, N, fresh !== null, freshW !== null);
 }
 
 /**

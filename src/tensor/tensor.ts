@@ -39,7 +39,10 @@ export class Tensor {
   /** on a device: the gradient backward() was seeded with, when this is the tensor it started from */
   seed: number | null = null;
   requiresGrad: boolean;
-  grad: Tensor | null = null;
+  /** the gradient (read through `grad`, which first writes the zeros a zeroGrad() left pending) */
+  private gradValue: Tensor | null = null;
+  /** zeroGrad() made the gradient zero without writing it yet: see `grad` and freshGrad() */
+  private gradZeroPending = false;
   /** set by ops: the inputs this tensor was computed from and how to push gradients back to them */
   parents: readonly Tensor[] = [];
   backwardFn: (() => void) | null = null;
@@ -203,6 +206,23 @@ export class Tensor {
     return this.ints.slice();
   }
 
+  /**
+   * The gradient, or null before any. zeroGrad() zeroes it lazily: the zeros are written here, on
+   * the first read, unless an op overwrote the whole gradient first (freshGrad).
+   */
+  get grad(): Tensor | null {
+    if (this.gradZeroPending) {
+      this.gradZeroPending = false;
+      backend().zero((this.gradValue as Tensor).storage, this.size);
+    }
+    return this.gradValue;
+  }
+
+  set grad(g: Tensor | null) {
+    this.gradValue = g;
+    this.gradZeroPending = false;
+  }
+
   /** The gradient tensor, created zeroed on first use. It lives as long as this tensor. */
   ensureGrad(): Tensor {
     if (!this.grad) {
@@ -213,12 +233,18 @@ export class Tensor {
   }
 
   /**
-   * For an op about to WRITE every element of this tensor's gradient (=, not +=): a new gradient
-   * buffer, not zeroed, or null when the tensor already has one (then add into ensureGrad()). Most
-   * activations have one consumer, whose backward can so skip zeroing a buffer it overwrites.
+   * For an op about to WRITE every element of this tensor's gradient (=, not +=): a gradient buffer
+   * to write, not zeroed (a new one, or the one zeroGrad() left pending), or null when the gradient
+   * holds values (then add into ensureGrad()). Most activations have one consumer, and a weight's
+   * first gradient of a step overwrites the last step's, so their backward skips zeroing a buffer it
+   * overwrites.
    */
   freshGrad(): Tensor | null {
-    if (this.grad) return null;
+    if (this.gradZeroPending) {
+      this.gradZeroPending = false;
+      return this.gradValue;
+    }
+    if (this.gradValue) return null;
     this.grad = new Tensor(this.shape, "f32", false, false);
     return this.grad;
   }
@@ -228,8 +254,9 @@ export class Tensor {
     this.keepsGrad = true;
   }
 
+  /** Make the gradient zero (lazily: see `grad`). */
   zeroGrad(): void {
-    if (this.grad) backend().zero(this.grad.storage, this.size);
+    if (this.gradValue) this.gradZeroPending = true;
   }
 
   item(): number {
@@ -243,7 +270,7 @@ export class Tensor {
     this.disposed = true;
     if (this.device) (this.memory as DeviceMemory).release(this.device);
     else if (this.owned) heap().release(this.ptr, this.size * 4);
-    this.grad?.dispose();
+    this.gradValue?.dispose();
     this.grad = null;
     this.parents = [];
     this.backwardFn = null;

@@ -68,6 +68,9 @@ export async function serveReplica(data: ReplicaData, post: (message: unknown) =
           const l = model.forward(x, { targets: y, dropoutRng: seed >= 0 ? new Rng(seed) : undefined }).loss as Tensor;
           l.backward(Float32Array.of(f[JOB.scale] as number));
           f[JOB.loss] = l.item();
+          // the main thread reads these buffers directly: a gradient the backward never wrote gets
+          // the zeros zeroGrad() left pending (Tensor.grad)
+          for (const t of params.values()) t.ensureGrad();
         });
       }
       block.finish();

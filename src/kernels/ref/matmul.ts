@@ -63,7 +63,7 @@ export function linearForward(
   if (bias) addBias(out, bias, M, N);
 }
 
-/** dy (M,N) -> dx (M,K) += dy·wᵀ, dw (K,N) += xᵀ·dy, db (N) += Σ_rows dy (null: skipped) */
+/** dy (M,N) -> dx (M,K) += dy·wᵀ, dw (K,N) += xᵀ·dy (= with overwriteDx / overwriteDw), db (N) += Σ_rows dy (null: skipped) */
 export function linearBackward(
   dx: FloatArray | null,
   dw: FloatArray | null,
@@ -75,8 +75,9 @@ export function linearBackward(
   K: number,
   N: number,
   overwriteDx = false,
+  overwriteDw = false,
 ): void {
   if (dx) matmulBT(dx, dy, w, M, N, K, !overwriteDx);
-  if (dw) matmulAT(dw, x, dy, K, M, N, true);
+  if (dw) matmulAT(dw, x, dy, K, M, N, !overwriteDw);
   if (db) sumRows(db, dy, M, N);
 }

@@ -377,8 +377,9 @@ class WasmKernels implements WasmBackend, KernelCalls {
   readonly matmulAT = this.onHeap("matmulAT", (out, a, b, M, K, N, acc) => this.mm(ATB, out, a, b, M, K, N, acc));
   readonly linearForward = this.onHeap("linearForward", (out, x, w, bias, M, K, N) => this.mm(AB, out, x, w, M, K, N, false, bias));
 
-  readonly linearBackward = this.onHeap("linearBackward", (dx, dw, db, dy, x, w, M, K, N, overwriteDx = false) => {
+  readonly linearBackward = this.onHeap("linearBackward", (dx, dw, db, dy, x, w, M, K, N, overwriteDx = false, overwriteDw = false) => {
     const accDx = !overwriteDx;
+    const accDw = !overwriteDw;
     const flops = 2 * M * K * N;
     if (dx && dw && M >= 4 && this.sched.threads > 1 && flops >= PARALLEL_FLOPS) {
       // dx = dy·wᵀ and dw = xᵀ·dy take the same flops and share no output: run them side by side,
@@ -386,17 +387,17 @@ class WasmKernels implements WasmBackend, KernelCalls {
       const half = Math.max(1, this.sched.threads >> 1);
       this.parallel("matmul", [
         ...this.mmTasks(ABT, dx, dy, w, M, N, K, accDx, 0, Math.min(half, Math.floor(M / 8)), 0),
-        ...this.mmTasks(ATB, dw, x, dy, K, M, N, true, 0, Math.min(this.sched.threads - half, Math.max(1, Math.floor(K / 8))), half),
+        ...this.mmTasks(ATB, dw, x, dy, K, M, N, accDw, 0, Math.min(this.sched.threads - half, Math.max(1, Math.floor(K / 8))), half),
       ]);
     } else if (dx && dw && M >= 4 && this.peerWaiting(flops)) {
       // the other data-parallel thread is waiting: offer it dw whole while this thread does dx (each
       // is one call wherever it runs, so the result is that of the two calls below)
       const [mine] = this.mmTasks(ABT, dx, dy, w, M, N, K, accDx, 0, 1, 0) as [Args<"matmul">];
-      const [theirs] = this.mmTasks(ATB, dw, x, dy, K, M, N, true, 0, 1, 0) as [Args<"matmul">];
+      const [theirs] = this.mmTasks(ATB, dw, x, dy, K, M, N, accDw, 0, 1, 0) as [Args<"matmul">];
       this.share("matmul", mine, theirs);
     } else {
       if (dx) this.mm(ABT, dx, dy, w, M, N, K, accDx);
-      if (dw) this.mm(ATB, dw, x, dy, K, M, N, true);
+      if (dw) this.mm(ATB, dw, x, dy, K, M, N, accDw);
     }
     if (db) this.x.sumRows(db, dy, M, N, this.sched.scratch(N * 8)[0] as number);
   });

@@ -42,7 +42,8 @@ function webgpuBackend(rt: GpuRuntime, adapter: AdapterSummary): WebGpuBackend {
     matmulBT: (out, a, b, M, K, N, acc) => matmul(rt, "nt", out, a, b, null, M, K, N, acc),
     matmulAT: (out, a, b, M, K, N, acc) => matmul(rt, "tn", out, a, b, null, M, K, N, acc),
     linearForward: (out, x, w, bias, M, K, N) => matmul(rt, "nn", out, x, w, bias, M, K, N, false),
-    linearBackward: (dx, dw, db, dy, x, w, M, K, N, overwriteDx = false) => linearBackward(rt, dx, dw, db, dy, x, w, M, K, N, overwriteDx),
+    linearBackward: (dx, dw, db, dy, x, w, M, K, N, overwriteDx = false, overwriteDw = false) =>
+      linearBackward(rt, dx, dw, db, dy, x, w, M, K, N, overwriteDx, overwriteDw),
     addBias: (out, bias, rows, cols) => elementwise.addBias(rt, out, bias, rows, cols),
     sumRows: (out, x, rows, cols) => elementwise.sumRows(rt, out, x, rows, cols),
     zero: (x, n) => elementwise.zero(rt, x, n),

@@ -157,7 +157,7 @@ export function matmul(
   rt.run(source(rows ? "rows" : "tiled", layout, bias !== null), groups, params, bias ? [a, b, bias] : [a, b], [out]);
 }
 
-/** dx (M,K) (+)= dy·wᵀ, dw (K,N) += xᵀ·dy, db (N) += Σ_rows dy; null outputs skipped */
+/** dx (M,K) (+)= dy·wᵀ, dw (K,N) (+)= xᵀ·dy, db (N) += Σ_rows dy; null outputs skipped */
 export function linearBackward(
   rt: GpuRuntime,
   dx: GpuArray | null,
@@ -170,8 +170,9 @@ export function linearBackward(
   K: number,
   N: number,
   overwriteDx: boolean,
+  overwriteDw: boolean,
 ): void {
   if (dx) matmul(rt, "nt", dx, dy, w, null, M, N, K, !overwriteDx);
-  if (dw) matmul(rt, "tn", dw, x, dy, null, K, M, N, true);
+  if (dw) matmul(rt, "tn", dw, x, dy, null, K, M, N, !overwriteDw);
   if (db) sumRows(rt, db, dy, M, N);
 }

@@ -26,7 +26,8 @@ export async function inspect(prompt: string, batchSize: number): Promise<void> 
   post({
     type: "inspected",
     result: {
-      tokens: ids.map((id) => ({ id, text: m.tokenizer.decode([id]) })),
+      // each token's piece as minigpt tokenize shows it: a piece that is not whole UTF-8 as its bytes (<0xE2>), not U+FFFD
+      tokens: ids.map((id) => ({ id, text: m.tokenizer.tokenString(id) })),
       attention: trace.attention.map((layer) => layer.map((head) => Array.from(head))),
       nLayer: m.model.config.nLayer,
       nHead: m.model.config.nHead,
