@@ -299,6 +299,10 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     });
     const ref = tensors.map((t) => ({ ...t, p: new Float32Array(t.p), m: new Float32Array(t.m), v: new Float32Array(t.v) }));
     refBackend.adamwMany?.(ref, step);
+    // the reference keeps the bits of its own scale-first too (its products rounded to float32)
+    const refScaled = tensors.map((t) => ({ ...t, p: copy(t.p), g: copy(t.g), m: copy(t.m), v: copy(t.v) }));
+    for (const t of refScaled) refBackend.scale(t.g, t.n, step.gradScale);
+    refBackend.adamwMany?.(refScaled, { ...step, gradScale: 1 });
     be.adamwMany?.(tensors, step);
     tensors.forEach((t, i) => {
       const e = each[i] as (typeof each)[number];
@@ -338,6 +342,10 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     const g0 = tensors.map((t) => new Float32Array(t.g));
     const ref = tensors.map((t) => ({ ...t, p: new Float32Array(t.p), m: new Float32Array(t.m), v: new Float32Array(t.v) }));
     refBackend.adamwMany?.(ref, step);
+    // the reference keeps the bits of its own scale-first too (its products rounded to float32)
+    const refScaled = tensors.map((t) => ({ ...t, p: copy(t.p), g: copy(t.g), m: copy(t.m), v: copy(t.v) }));
+    for (const t of refScaled) refBackend.scale(t.g, t.n, step.gradScale);
+    refBackend.adamwMany?.(refScaled, { ...step, gradScale: 1 });
     be.adamwMany?.(tensors, step);
     const bits = (a: Float32Array) => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
     tensors.forEach((t, i) => {
@@ -347,6 +355,11 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       assert.deepEqual(bits(t.v), bits(s.v), `v of tensor ${i}`);
       assert.deepEqual(bits(t.g), bits(g0[i] as Float32Array), `g of tensor ${i}: not written`);
       close(`adamwMany p ${t.n}, gradScale`, t.p, (ref[i] as (typeof ref)[number]).p, 1e-6, 1e-8);
+      const r = ref[i] as (typeof ref)[number];
+      const rs = refScaled[i] as (typeof refScaled)[number];
+      assert.deepEqual(bits(r.p), bits(rs.p), `ref: p of tensor ${i}`);
+      assert.deepEqual(bits(r.m), bits(rs.m), `ref: m of tensor ${i}`);
+      assert.deepEqual(bits(r.v), bits(rs.v), `ref: v of tensor ${i}`);
     });
   });
 

@@ -7,7 +7,8 @@ export function adamw(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray
   const stepSize = lr / bc1;
   const sqrtBc2 = Math.sqrt(bc2);
   for (let i = 0; i < n; i++) {
-    const gi = g[i]! * gradScale;
+    // rounded to float32, as the gradient a clip had scaled in place was
+    const gi = Math.fround(g[i]! * gradScale);
     const mi = beta1 * m[i]! + (1 - beta1) * gi;
     const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
     m[i] = mi;
