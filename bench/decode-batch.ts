@@ -11,14 +11,15 @@
 //                     last only: R prompts joining at once, as the server's prompt steps; default 1)
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
 expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
-  big: { vocabSize: 65, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
-  gpt2: { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
+  big: BIGGER_SHAPE,
+  gpt2: GPT2_SHAPE,
 } as const;
 const shape = shapes[which as keyof typeof shapes];
 if (!shape) throw new Error(`--model ${which}: use big or gpt2`);

@@ -7,13 +7,14 @@ import { KVCache } from "../src/generate/kvcache.js";
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
 import { refBackend } from "../src/kernels/ref/index.js";
 import { arg, expectArgs } from "./args.js";
+import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 
 expectArgs("bench/gen-profile.ts", ["part", "threads", "tokens"]);
 
 const part = arg("part", "gen-kv");
 const threads = Number(arg("threads", "1"));
-const big = { vocabSize: 65, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 };
-const gpt2 = { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 };
+const big = BIGGER_SHAPE;
+const gpt2 = GPT2_SHAPE;
 const shape = part === "gen-kv" ? gpt2 : big;
 const tokens = Number(arg("tokens", part === "gen-kv" ? "100" : "250"));
 const prompt = part === "gen-kv" ? [50256] : [0];

@@ -12,6 +12,7 @@
 //        [--threads N] [--runs R]
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
 expectArgs("bench/generate.ts", ["part", "backend", "threads", "runs"]);
@@ -21,8 +22,8 @@ const backendName = arg("backend", "wasm") as "wasm" | "ref";
 const threads = Number(arg("threads", "1"));
 const runs = Number(arg("runs", "3"));
 
-const big = { vocabSize: 65, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 };
-const gpt2 = { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 };
+const big = BIGGER_SHAPE;
+const gpt2 = GPT2_SHAPE;
 const setups: Record<string, { model: typeof big; tokens: number; prompt: number[]; cache: boolean }> = {
   "gen-cache": { model: big, tokens: 250, prompt: [0], cache: true },
   "gen-nocache": { model: big, tokens: 250, prompt: [0], cache: false },

@@ -20,13 +20,14 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { AdamW, attachLora, BatchSampler, createStepper, GPT, heap, makeConfig, Rng, type Tensor, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 import { makeTrainStep } from "./step.js";
 
 expectArgs("bench/lora-step.ts", ["rounds", "steps", "batch", "child", "warmup"], ["limit"]);
 
 const T = 256;
-const GPT2 = { vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768, dropout: 0 };
+const GPT2 = { ...GPT2_SHAPE, dropout: 0 };
 const RANK = 8;
 const GiB = 2 ** 30;
 

@@ -15,10 +15,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { arg, expectArgs } from "./args.js";
+import { GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
 expectArgs("bench/qlora-step.ts", ["dir", "rounds", "steps", "batch", "t", "bits", "baseline", "child", "tree"]);
-const GPT2 = { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 };
+const GPT2 = GPT2_SHAPE;
 const steps = Number(arg("steps", "2"));
 const batch = Number(arg("batch", "1"));
 const T = Number(arg("t", "256"));

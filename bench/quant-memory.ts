@@ -15,6 +15,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { arg, expectArgs } from "./args.js";
+import { GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
 interface Figures {
@@ -71,7 +72,7 @@ if (!Object.values(folders).every((f) => existsSync(join(f, "model.safetensors")
   const { makeConfig } = await import("../src/nn/config.js");
   const { GPT } = await import("../src/nn/gpt.js");
   await useBackend("wasm", { threads: 1 });
-  const model = new GPT(makeConfig({ vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 }), 1337);
+  const model = new GPT(makeConfig(GPT2_SHAPE), 1337);
   for (const f of Object.values(folders)) mkdirSync(f, { recursive: true });
   saveModel(model, folders.fp32);
   saveQuantizedModel(model, folders.int8, { bits: 8, groupSize: null });

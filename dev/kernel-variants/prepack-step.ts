@@ -10,12 +10,13 @@ import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../.
 import { arg } from "../../bench/args.js";
 import { median } from "../../bench/stats.js";
 import { heap } from "../../src/tensor/memory.js";
+import { BIGGER_SHAPE, GPT2_SHAPE } from "../../bench/shapes.js";
 
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,8,16").split(",").map(Number);
 const shapes = {
-  big: { vocabSize: 65, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
-  gpt2: { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
+  big: BIGGER_SHAPE,
+  gpt2: GPT2_SHAPE,
 } as const;
 const shape = shapes[which as keyof typeof shapes];
 if (!shape) throw new Error(`--model ${which}: use big or gpt2`);
