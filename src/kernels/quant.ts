@@ -177,31 +177,8 @@ export function quantRows(out: FloatArray, x: FloatArray, w: PackedWeights, bias
     return;
   }
   calls.x.quantizeActivations(a.xq.byteOffset, a.xsum.byteOffset, a.xscale.byteOffset, x.byteOffset, M, s.K, s.G, s.Gp, s.groups, s.xmax);
-  const ctrl = sharing(calls);
-  if (ctrl) {
-    const chunk = Math.max(PANEL, Math.ceil(s.N / SHARE_CHUNKS / PANEL) * PANEL);
-    const chunks = calls.x.qmatvecShared(
-      ctrl.i32.byteOffset,
-      out.byteOffset,
-      a.xq.byteOffset,
-      a.xsum.byteOffset,
-      a.xscale.byteOffset,
-      w.bytes.byteOffset,
-      w.scales.byteOffset,
-      w.sums.byteOffset,
-      bias ? bias.byteOffset : 0,
-      M,
-      s.N,
-      s.bits,
-      s.Gp,
-      s.groups,
-      chunk,
-    );
-    // the helper may still be finishing a chunk it took (a few µs, unless it lost its core)
-    if (Atomics.load(ctrl.i32, CTRL_DONE) < chunks) awaitHelper(calls, ctrl, chunks);
-    return;
-  }
-  const p = [
+  // the product's operands, as both the shared and the split kernel take them (then their range)
+  const operands = [
     out.byteOffset,
     a.xq.byteOffset,
     a.xsum.byteOffset,
@@ -209,10 +186,24 @@ export function quantRows(out: FloatArray, x: FloatArray, w: PackedWeights, bias
     w.bytes.byteOffset,
     w.scales.byteOffset,
     w.sums.byteOffset,
+    bias ? bias.byteOffset : 0,
+    M,
+    s.N,
+    s.bits,
+    s.Gp,
+    s.groups,
   ] as const;
+  const ctrl = sharing(calls);
+  if (ctrl) {
+    const chunk = Math.max(PANEL, Math.ceil(s.N / SHARE_CHUNKS / PANEL) * PANEL);
+    const chunks = calls.x.qmatvecShared(ctrl.i32.byteOffset, ...operands, chunk);
+    // the helper may still be finishing a chunk it took (a few µs, unless it lost its core)
+    if (Atomics.load(ctrl.i32, CTRL_DONE) < chunks) awaitHelper(calls, ctrl, chunks);
+    return;
+  }
   calls.parallel(
     "qmatvecPacked",
-    packedRanges(calls, s, M).map(([j0, j1]) => [...p, bias ? bias.byteOffset : 0, M, s.N, s.bits, s.Gp, s.groups, j0, j1]),
+    packedRanges(calls, s, M).map(([j0, j1]) => [...operands, j0, j1]),
   );
 }
 
