@@ -118,6 +118,10 @@ export class Engine {
       ? `${id} was not fine-tuned for chat (it never learned to end a reply with ${CHAT_END}), so its replies will ramble until max_tokens; fine-tune it with minigpt train --chat`
       : null;
     this.info = { id, blockSize, vocabSize, chatWarning };
+    // a server's steps are of many rows (every request in flight; a prompt's rows fed together): the
+    // weights laid out once for them while the model serves (GPT.packDecodeWeights: as much memory
+    // again as the blocks' matrices; a step of one row still reads the row-major ones)
+    folder.model.packDecodeWeights();
   }
 
   get busy(): boolean {
