@@ -9,12 +9,14 @@
 //        [--pos P]   (row r starts at position P + r: its cache holds that many rows; default 16)
 //        [--prompt N] (each of the R sequences feeds N rows a step, positions 0..N-1, logits for the
 //                     last only: R prompts joining at once, as the server's prompt steps; default 1)
+//        [--packed 1]  the blocks' matrices packed for many rows first, as the server does
+//                      (GPT.packDecodeWeights); default 0: row-major only, as `minigpt generate`
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt"]);
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt", "packed"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
@@ -32,6 +34,8 @@ if (!(Number.isInteger(prompt) && prompt >= 1 && prompt <= shape.blockSize)) thr
 
 await useBackend("wasm", { threads });
 const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
+const packed = arg("packed", "0") === "1";
+if (packed) model.packDecodeWeights();
 const wall: Record<number, number[]> = {};
 const cpu: Record<number, number[]> = {};
 for (let round = 0; round < rounds; round++) {
@@ -68,10 +72,10 @@ const rows = rowCounts.map((R) => {
   return { rows: R, wall_ms_per_step: w, cpu_ms_per_step: c, tokens_per_s: (R * 1000) / w, tokens_per_cpu_s: (R * 1000) / c };
 });
 console.error(
-  `decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), ${prompt === 1 ? `rows from position ${pos0}` : `each R a prompt of ${prompt} rows`} (medians)`,
+  `decode-batch: ${which} model${packed ? " (packed)" : ""}, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), ${prompt === 1 ? `rows from position ${pos0}` : `each R a prompt of ${prompt} rows`} (medians)`,
 );
 for (const r of rows)
   console.error(
     `  R=${String(r.rows).padStart(2)}: ${r.wall_ms_per_step.toFixed(1)} ms/step wall (${r.tokens_per_s.toFixed(0)} tokens/s), ${r.cpu_ms_per_step.toFixed(1)} ms CPU (${r.tokens_per_cpu_s.toFixed(0)} tokens per CPU-second)`,
   );
-console.log(JSON.stringify({ model: which, steps, rounds, threads, pos: pos0, prompt, rows }));
+console.log(JSON.stringify({ model: which, packed, steps, rounds, threads, pos: pos0, prompt, rows }));
