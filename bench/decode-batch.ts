@@ -9,6 +9,8 @@
 //        [--pos P]   (row r starts at position P + r: its cache holds that many rows; default 16)
 //        [--prompt N] (each of the R sequences feeds N rows a step, positions 0..N-1, logits for the
 //                     last only: R prompts joining at once, as the server's prompt steps; default 1)
+//        [--packed 1]  the blocks' matrices packed for many rows first, as the server does
+//                      (GPT.packDecodeWeights); default 0: row-major only, as `minigpt generate`
 //        [--kernels]  (also where a step's wall time goes: every backend call timed, ms a step per
 //                     kernel; a kernel's time on 2 threads includes waiting for the helper)
 // The caches' rows the steps will write are touched once before the timing (a server's caches come
@@ -20,7 +22,7 @@ import { timeBackendCalls } from "./backend-calls.js";
 import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt"], ["kernels"]);
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt", "packed"], ["kernels"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
@@ -38,6 +40,8 @@ if (!(Number.isInteger(prompt) && prompt >= 1 && prompt <= shape.blockSize)) thr
 
 await useBackend("wasm", { threads });
 const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
+const packed = arg("packed", "0") === "1";
+if (packed) model.packDecodeWeights();
 // --kernels: ms per kernel, summed over the timed steps of every round, for the R being timed
 const kernelMs = new Map<number, Map<string, number>>();
 let timedR = 0;
@@ -94,7 +98,7 @@ const rows = rowCounts.map((R) => {
   return { rows: R, wall_ms_per_step: w, cpu_ms_per_step: c, tokens_per_s: (R * 1000) / w, tokens_per_cpu_s: (R * 1000) / c };
 });
 console.error(
-  `decode-batch: ${which} model, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), ${prompt === 1 ? `rows from position ${pos0}` : `each R a prompt of ${prompt} rows`} (medians)`,
+  `decode-batch: ${which} model${packed ? " (packed)" : ""}, ${steps} steps x ${rounds} rounds, ${threads} kernel thread(s), ${prompt === 1 ? `rows from position ${pos0}` : `each R a prompt of ${prompt} rows`} (medians)`,
 );
 for (const r of rows)
   console.error(
@@ -108,4 +112,6 @@ for (const [R, byName] of kernelMs) {
 const kernels = Object.fromEntries(
   [...kernelMs].map(([R, byName]) => [R, Object.fromEntries([...byName].map(([n, ms]) => [n, ms / (steps * rounds)]))]),
 );
-console.log(JSON.stringify({ model: which, steps, rounds, threads, pos: pos0, prompt, rows, ...(kernelMs.size > 0 ? { kernels } : {}) }));
+console.log(
+  JSON.stringify({ model: which, packed, steps, rounds, threads, pos: pos0, prompt, rows, ...(kernelMs.size > 0 ? { kernels } : {}) }),
+);

@@ -1,11 +1,12 @@
 /**
  * Ctrl-C (SIGINT) while a model's text streams to stdout (src/cli/interrupt.ts), through the real
  * CLI in a child process: the text stops, its line is ended (so the shell's prompt does not land
- * after the partial text), the status is 130, and a trained model is kept. Ctrl-C in the middle of
- * training is tests/train.test.ts's; in chat and interactive, tests/interactive.test.ts's.
+ * after the partial text), the status is 130, and a trained model is kept. Ctrl-C while train
+ * prepares its data ends it at once, having written nothing. Ctrl-C in the middle of training is
+ * tests/train.test.ts's; in chat and interactive, tests/interactive.test.ts's.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { charModelFolder, type StartedCli, startCli, tempDir, wordCorpus } from "./helpers.js";
@@ -15,6 +16,11 @@ const dir = tempDir("minigpt-interrupt-");
 /** SIGINT once stdout holds more than `after` characters; the exit, or a failure if it does not come within 10 s */
 async function interrupt(cli: StartedCli, after: number): Promise<{ status: number | null; signal: NodeJS.Signals | null }> {
   assert.ok(await cli.seen(new RegExp(`[\\s\\S]{${after + 1}}`), "stdout"), cli.stderr());
+  return ctrlC(cli);
+}
+
+/** SIGINT now; the exit, or a failure if it does not come within 10 s */
+function ctrlC(cli: StartedCli): Promise<{ status: number | null; signal: NodeJS.Signals | null }> {
   cli.child.kill("SIGINT");
   const late = new Promise<never>((_, reject) => {
     const t = setTimeout(() => {
@@ -46,4 +52,31 @@ test("train: Ctrl-C during the closing sample stops the sample, ends its line, k
   assert.match(cli.stderr(), /done: 2 steps/);
   assert.doesNotMatch(cli.stderr(), /saving a checkpoint/, "the model is saved already: the sample is all Ctrl-C stops");
   assert.ok(existsSync(join(out, "model.safetensors")));
+});
+
+test("train: Ctrl-C while it tokenizes the data ends it at once: no step, no model folder; the next run trains", async () => {
+  // 9 MB: over the 8 MiB from which a text is tokenized into the token cache, in two passes for a BPE
+  const line = "call me ishmael. the white whale and the captain of the ship, ahab, at sea.\n";
+  const corpus = join(dir, "big.txt");
+  writeFileSync(corpus, line.repeat(Math.ceil(9e6 / line.length)));
+  const out = join(dir, "big-model");
+  const cache = join(dir, "cache");
+  const args = ["train", "--data", corpus, "--out", out, "--tokenizer", "bpe", "--vocab-size", "300", "--n-layer", "1", "--n-head", "1"];
+  const tiny = [...args, "--n-embd", "8", "--block-size", "16", "--batch-size", "2", "--max-steps", "1", "--eval-steps", "1"];
+  const env = { MINIGPT_CACHE_DIR: cache };
+  const cli = startCli(tiny, { env });
+  // the vocabulary pass has ended: the tokens pass is running
+  assert.ok(await cli.seen(/tokenizing \(vocabulary pass\)/), cli.stderr());
+  const end = await ctrlC(cli);
+  assert.equal(end.signal, "SIGINT", `ended by the signal, at once:\n${cli.stderr()}`);
+  assert.doesNotMatch(cli.stderr(), /finishing this step|new run in/);
+  assert.ok(!existsSync(out), "the model folder is written only when training starts");
+  // the next run removes the half-written cache file and trains
+  const again = startCli(tiny, { env });
+  assert.equal((await again.exited).status, 0, again.stderr());
+  assert.match(again.stderr(), /done: 1 steps/);
+  assert.deepEqual(
+    readdirSync(join(cache, "tokens")).filter((f) => f.includes(".tmp-")),
+    [],
+  );
 });

@@ -8,7 +8,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { zipSync } from "fflate";
-import { MODEL_FILE_NAMES, zipModelFiles } from "../src/io/model-zip.js";
+import { loadModelFolder } from "../src/io/folder.js";
+import { MODEL_FILE_NAMES, modelFiles, zipModelFiles } from "../src/io/model-zip.js";
 import { runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const root = tempDir("minigpt-zip-");
@@ -49,6 +50,15 @@ test("generate, analyze, eval and tokenize take a model zip and give what the fo
   const tokenized = runCli(["tokenize", "--model", zip, "the sea"]);
   assert.equal(tokenized.status, 0, tokenized.stderr);
   assert.equal(tokenized.stdout, runCli(["tokenize", "--model", out, "the sea"]).stdout);
+});
+
+test("tokenizer_config.json's model_max_length is the model's context (16), in the folder and in the page's zip", () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const maxLength = (bytes: Uint8Array | undefined) => JSON.parse(Buffer.from(bytes ?? []).toString("utf8")).model_max_length;
+  assert.equal(maxLength(readFileSync(join(out, "tokenizer_config.json"))), 16);
+  const { model, tokenizer } = loadModelFolder(out);
+  assert.equal(maxLength(modelFiles(model, tokenizer)["tokenizer_config.json"]), 16);
+  model.dispose();
 });
 
 test("a zip of the whole folder (one folder inside, training files too) loads as well", () => {

@@ -14,6 +14,7 @@ import { chatTokenIds, encodeChat } from "../src/data/chat.js";
 import { nextLogitsUncached } from "../src/generate/generate.js";
 import { nextTokenProbs } from "../src/generate/sample.js";
 import { loadModelFolder } from "../src/io/folder.js";
+import { utf8Text } from "../src/tokenizer/bytes.js";
 import { runCli, type StartedCli, startServe, tempDir, wordCorpus } from "./helpers.js";
 
 const dir = tempDir("minigpt-serve-");
@@ -198,7 +199,7 @@ test("serve: logprobs in both OpenAI shapes are the log-softmax of the model's o
       .slice(0, 3);
     assert.equal(entry.top_logprobs.length, 3);
     for (const [k, alt] of entry.top_logprobs.entries()) assert.ok(Math.abs(alt.logprob - (best[k] as number)) < 1e-4);
-    assert.equal(entry.token, tokenizer.decode([id]));
+    assert.equal(entry.token, expectedName(entry.bytes ?? [], tokenizer.decode([id])));
     ids.push(id);
   }
   model.dispose();
@@ -222,6 +223,104 @@ test("serve: logprobs in both OpenAI shapes are the log-softmax of the model's o
   }))
     streamedLogprobs.push(...(c.choices[0]?.logprobs?.token_logprobs ?? []));
   assert.deepEqual(streamedLogprobs, lp?.token_logprobs);
+});
+
+/**
+ * The `token` OpenAI's API gives a token: its text, or for bytes that are not whole UTF-8 characters
+ * "bytes:" and each byte as \xNN (this test's model knows only ASCII words, so such a token is bytes
+ * from 0x80 up, each escaped)
+ */
+function expectedName(bytes: readonly number[], text: string): string {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes));
+    return text;
+  } catch {
+    assert.ok(
+      bytes.every((b) => b >= 0x80),
+      `${bytes}`,
+    );
+    return `bytes:${bytes.map((b) => `\\x${b.toString(16).padStart(2, "0")}`).join("")}`;
+  }
+}
+
+/** the bytes a completions `tokens` entry stands for (its text, or the bytes its name lists) */
+function namedBytes(name: string): number[] {
+  if (!name.startsWith("bytes:")) return [...Buffer.from(name, "utf8")];
+  assert.match(name, /^bytes:(\\x[0-9a-f]{2})+$/);
+  return name
+    .slice("bytes:\\x".length)
+    .split("\\x")
+    .map((h) => Number.parseInt(h, 16));
+}
+
+test("serve: a token that is part of a character is named by its bytes (bytes:\\xe2) as OpenAI names it, not U+FFFD; text_offset counts characters", async () => {
+  const ai = client(plainUrl);
+  // The model was trained 3 steps on ASCII words: its byte tokens from 0x80 up (parts of characters)
+  // are not far below the words', so at temperature 2 it samples some, and they are among the top 5.
+  const prompt = "the whale";
+  const done = await ai.completions.create({ model: "tiny", prompt, max_tokens: 24, seed: 1, temperature: 2, logprobs: 5 });
+  const choice = done.choices[0];
+  const lp = choice?.logprobs;
+  const tokens = lp?.tokens ?? [];
+  assert.equal(tokens.length, 24);
+  assert.ok(
+    tokens.some((t) => t.startsWith("bytes:")),
+    `a part of a character was sampled: ${JSON.stringify(tokens)}`,
+  );
+  const keys = (lp?.top_logprobs ?? []).flatMap((top) => Object.keys(top));
+  assert.ok(
+    keys.some((k) => k.startsWith("bytes:")),
+    JSON.stringify(keys),
+  );
+  for (const name of [...tokens, ...keys]) {
+    assert.ok(!name.includes("\uFFFD"), `no replacement character: ${JSON.stringify(name)}`);
+    namedBytes(name);
+  }
+  // the names give back the bytes: joined, they are the text, and each offset is where its token
+  // starts in prompt + text (a token that continues a character starts where the character does)
+  const bytes: number[] = [];
+  for (const [i, name] of tokens.entries()) {
+    assert.equal(lp?.text_offset?.[i], prompt.length + utf8Text(Uint8Array.from(bytes)).length, `text_offset[${i}]`);
+    bytes.push(...namedBytes(name));
+  }
+  assert.equal(utf8Text(Uint8Array.from(bytes)), choice?.text);
+  // streamed: the same names and offsets, chunk after chunk
+  const streamed: { tokens: string[]; offsets: number[] } = { tokens: [], offsets: [] };
+  for await (const c of await ai.completions.create({
+    model: "tiny",
+    prompt,
+    max_tokens: 24,
+    seed: 1,
+    temperature: 2,
+    logprobs: 5,
+    stream: true,
+  })) {
+    streamed.tokens.push(...(c.choices[0]?.logprobs?.tokens ?? []));
+    streamed.offsets.push(...(c.choices[0]?.logprobs?.text_offset ?? []));
+  }
+  assert.deepEqual(streamed, { tokens, offsets: lp?.text_offset });
+
+  // chat: content[].token and top_logprobs[].token named the same way, `bytes` the token's own
+  const { tokenizer, model } = loadModelFolder(plain);
+  model.dispose();
+  const chatAnswer = await ai.chat.completions.create({
+    model: "tiny",
+    messages: [{ role: "user", content: "call me" }],
+    max_tokens: 24,
+    seed: 1,
+    temperature: 2,
+    logprobs: true,
+    top_logprobs: 5,
+  });
+  const entries = (chatAnswer.choices[0]?.logprobs?.content ?? []).flatMap((e) => [e, ...e.top_logprobs]);
+  assert.ok(entries.some((e) => e.token.startsWith("bytes:")));
+  const idOfBytes = new Map<string, number>();
+  for (let id = tokenizer.vocabSize - 1; id >= 0; id--) idOfBytes.set(Buffer.from(tokenizer.tokenBytes(id)).toString("hex"), id);
+  for (const e of entries) {
+    const id = idOfBytes.get(Buffer.from(e.bytes ?? []).toString("hex"));
+    assert.ok(id !== undefined, `a token with the bytes ${e.bytes}`);
+    assert.equal(e.token, expectedName(e.bytes ?? [], tokenizer.decode([id])));
+  }
 });
 
 interface RawAnswer {

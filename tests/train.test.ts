@@ -350,6 +350,22 @@ test("a character model of one line (no newline in its vocabulary) trains, sampl
   assert.ok(g.stdout.trim().length > 0, JSON.stringify(g.stdout));
 });
 
+test("--init from a trained model: no hint that the first loss is far from an untrained model's ln(vocab)", () => {
+  const dir = tmp();
+  const data = wordCorpus(dir, 3000);
+  const fast = ["--warmup-steps", "0", "--lr", "0.02", "--eval-interval", "1000"];
+  const base = join(dir, "base");
+  assert.equal(cli(["train", "--data", data, ...small, ...fast, "--max-steps", "25", "--out", base]).status, 0);
+  const out = join(dir, "tuned");
+  const r = cli(["train", "--init", base, "--data", data, ...small, ...fast, "--max-steps", "1", "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  // the trained model starts well below ln(vocab), as it should
+  const first = JSON.parse(readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n")[0] as string).loss as number;
+  const lnVocab = Math.log(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).vocab_size);
+  assert.ok(first < lnVocab - 1, `first loss ${first}, ln(vocab) ${lnVocab}`);
+  assert.doesNotMatch(r.stderr, /far from ln\(vocab\)/);
+});
+
 test("--tokenizer DIR trains with a tokenizer from minigpt tokenizer train, as it is", () => {
   const dir = tmp();
   const data = wordCorpus(dir);

@@ -30,7 +30,7 @@ export async function runMerge(argv: readonly string[]): Promise<number> {
     const { lora } = folder;
     writeModelFolder(out, dir, f.bool("overwrite"), notice, (tmp) => {
       saveModel(folder.model, tmp, { ...folder.info, merged_from: { adapter: dir, base: lora.base } });
-      saveTokenizer(tmp, folder.tokenizer);
+      saveTokenizer(tmp, folder.tokenizer, folder.model.config.blockSize);
     });
   } finally {
     folder.model.dispose();

@@ -55,7 +55,7 @@ export async function runQuantize(argv: readonly string[]): Promise<number> {
   try {
     writeModelFolder(out, folder.dir, f.bool("overwrite"), notice, (tmp) => {
       saveQuantizedModel(folder.model, tmp, quantization, { ...folder.info, quantized_from: f.string("model") });
-      saveTokenizer(tmp, folder.tokenizer);
+      saveTokenizer(tmp, folder.tokenizer, folder.model.config.blockSize);
     });
   } finally {
     folder.model.dispose();

@@ -189,7 +189,12 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   const { config, explicit } = trainConfigFromFlags(f);
   const progress = new ProgressLine();
   // Ctrl-C (SIGINT) and SIGTERM (kill, a job scheduler, docker stop) both stop the run at the end
-  // of the step with a checkpoint; the exit status says which one: 128 + the signal's number
+  // of the step with a checkpoint; the exit status says which one: 128 + the signal's number.
+  // Before training starts they keep their default, ending the process at once: reading and
+  // tokenizing the data runs without turning the event loop (a big corpus for minutes), so a
+  // handler would run only once the data was ready. Nothing is lost then: the model folder is
+  // written only when training starts (OUT, or the folder --overwrite replaces, stays as it was),
+  // and a token cache is named only when whole (the next run removes the half-written file).
   let stopStatus = 0; // 0: go on
   // the model is saved and its closing sample printing: a signal only stops the sample
   let sampling = false;
@@ -206,8 +211,6 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     fail(`--out ${config.out} is inside the model folder ${around}, which belongs to that model; choose a folder outside it`);
   const onSigint = stopOn(130, "Ctrl-C");
   const onSigterm = stopOn(143, "SIGTERM");
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigterm);
   const started = performance.now();
   let logEvery = 1;
   let firstStep = 0;
@@ -280,6 +283,8 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           logEvery = Math.max(1, Math.round(info.totalSteps / 20));
           firstStep = info.resumedFrom ?? 0;
           running = true;
+          process.on("SIGINT", onSigint);
+          process.on("SIGTERM", onSigterm);
         },
         onStep(m, total) {
           const done = m.step / total;

@@ -41,9 +41,13 @@ export interface ModelFolder {
   lora?: { config: LoraConfig; base: string };
 }
 
-export function saveTokenizer(dir: string, tokenizer: Tokenizer): void {
+/**
+ * tokenizer.json and tokenizer_config.json; `modelMaxLength` is the model's context (blockSize) when
+ * the folder holds a model, which Hugging Face's tokenizer then truncates to and warns past
+ */
+export function saveTokenizer(dir: string, tokenizer: Tokenizer, modelMaxLength?: number): void {
   writeFileAtomic(join(dir, "tokenizer.json"), `${JSON.stringify(tokenizer.toHuggingFaceJson(), null, 2)}\n`);
-  writeFileAtomic(join(dir, "tokenizer_config.json"), `${JSON.stringify(tokenizerConfigJson(tokenizer), null, 2)}\n`);
+  writeFileAtomic(join(dir, "tokenizer_config.json"), `${JSON.stringify(tokenizerConfigJson(tokenizer, { modelMaxLength }), null, 2)}\n`);
 }
 
 /**

@@ -76,7 +76,7 @@ function filesOf(model: GPT, tokenizer: Tokenizer, info: Record<string, unknown>
     "config.json": json(configToHuggingFace(model.config, info)),
     "model.safetensors": modelSafetensorsBytes(model, tensors),
     "tokenizer.json": json(tokenizer.toHuggingFaceJson()),
-    "tokenizer_config.json": json(tokenizerConfigJson(tokenizer)),
+    "tokenizer_config.json": json(tokenizerConfigJson(tokenizer, { modelMaxLength: model.config.blockSize })),
   };
 }
 

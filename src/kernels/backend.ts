@@ -72,6 +72,23 @@ export interface TrunkLayer<F = FloatArray> {
   fcBias: F;
   mlpProjWeight: F;
   mlpProjBias: F;
+  /** the four matrices laid out by Backend.packDecodeLayer, or none */
+  packed?: PackedLayer | null;
+}
+
+/** a block's four weight matrices in the decode, for Backend.packDecodeLayer */
+export type DecodeMatrices<F = FloatArray> = Pick<TrunkLayer<F>, "attnWeight" | "attnProjWeight" | "fcWeight" | "mlpProjWeight">;
+
+/**
+ * A block's decode matrices laid out once by a backend for its products of many rows
+ * (Backend.packDecodeLayer): a copy in another order, which attentionRows, mlpRows and trunkRows read
+ * in the matrices' place where it is passed with them. Opaque to the caller, who holds it beside the
+ * matrices and releases it when they change (it is a snapshot: GPT.packDecodeWeights).
+ */
+export interface PackedLayer {
+  /** bytes of memory it holds */
+  readonly bytes: number;
+  release(): void;
 }
 
 /**
@@ -226,12 +243,26 @@ export interface Backend<F = FloatArray, I = Int32Array> {
    * a (R,C), wfc (C,H), bfc (H), wproj (H,C), bproj (C). Exactly linearRows, the activation (in place
    * on h) and linearRows; a fast backend runs it as one task per thread.
    */
-  mlpRows(y: F, h: F, a: F, R: number, wfc: F, bfc: F, wproj: F, bproj: F, C: number, H: number, relu: boolean): void;
+  mlpRows(
+    y: F,
+    h: F,
+    a: F,
+    R: number,
+    wfc: F,
+    bfc: F,
+    wproj: F,
+    bproj: F,
+    C: number,
+    H: number,
+    relu: boolean,
+    packed?: PackedLayer | null,
+  ): void;
   /**
    * R new tokens' attention block, row r at position rows[r].pos of its own sequence:
    * qkv (R,3C) = a·wattn + battn; row r's k and v are written to row pos of rows[r].keys / .values
    * (Tmax,C); att[r] (C) = attentionCached over that cache's rows 0..pos; y (R,C) = att·wproj + bproj.
-   * Exactly linearRows, the copies, attentionCached per row and linearRows.
+   * Exactly linearRows, the copies, attentionCached per row and linearRows. `packed` (here and in
+   * mlpRows): packDecodeLayer's copy of the block's matrices, or none; the same bits either way.
    */
   attentionRows(
     y: F,
@@ -245,7 +276,18 @@ export interface Backend<F = FloatArray, I = Int32Array> {
     bproj: F,
     C: number,
     nh: number,
+    packed?: PackedLayer | null,
   ): void;
+
+  /**
+   * Optional: the block's four matrices (C, nh, H as attentionRows' and mlpRows') laid out for this
+   * backend's decode products of many rows, to pass to them and to trunkRows with the matrices (the
+   * wasm backend: 8-column panels in its tile's step order, as much memory again as the matrices,
+   * read from 2 rows a step on; one row still reads the matrices). A layout only: the results are
+   * the same bits with it as without. null where the backend cannot use one for this shape. The
+   * reference backend has none: layouts are the fast backends' business.
+   */
+  packDecodeLayer?(m: DecodeMatrices<F>, C: number, nh: number, H: number): PackedLayer | null;
 
   /**
    * Optional: every block of a decode step at once, exactly as block by block (per block

@@ -11,6 +11,7 @@
  * the general path below, in one pool round trip, the weights read once); otherwise c_attn.rows, the
  * cached attention per row, c_proj.rows.
  */
+import type { PackedLayer } from "../kernels/backend.js";
 import { backend } from "../kernels/index.js";
 import { causalSelfAttention } from "../ops/index.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -51,8 +52,8 @@ export class CausalSelfAttention {
     return att;
   }
 
-  /** s.y (R,C) = attention of s.a (R,C), row r the next token of rows[r]'s sequence */
-  decode(s: DecodeBuffers, rows: readonly DecodeRow[]): void {
+  /** s.y (R,C) = attention of s.a (R,C), row r the next token of rows[r]'s sequence; packed: the block's (Block.pack) */
+  decode(s: DecodeBuffers, rows: readonly DecodeRow[], packed: PackedLayer | null = null): void {
     const be = backend();
     const C = this.c_proj.outFeatures;
     const R = rows.length;
@@ -76,6 +77,7 @@ export class CausalSelfAttention {
         wp.bias.storage,
         C,
         this.nHead,
+        packed,
       );
       return;
     }

@@ -5,7 +5,7 @@
  * forward on tensors (training, prefill), decode on one row per sequence (generation): the same
  * layers in the same order, each taking its own fast path inside.
  */
-import type { TrunkLayer } from "../kernels/backend.js";
+import type { PackedLayer, TrunkLayer } from "../kernels/backend.js";
 import type { KernelArray } from "../kernels/index.js";
 import { backend } from "../kernels/index.js";
 import { add } from "../ops/index.js";
@@ -17,6 +17,9 @@ import type { LayerNorm } from "./layer-norm.js";
 import type { MLP } from "./mlp.js";
 
 export class Block {
+  /** the attention's and MLP's matrices laid out for decode steps of many rows (pack), or null */
+  private packed: PackedLayer | null = null;
+
   constructor(
     readonly ln_1: LayerNorm,
     readonly attn: CausalSelfAttention,
@@ -63,7 +66,41 @@ export class Block {
       fcBias: fc.bias.storage,
       mlpProjWeight: mlpProj.weight.storage,
       mlpProjBias: mlpProj.bias.storage,
+      packed: this.packed,
     };
+  }
+
+  /**
+   * The attention's and MLP's matrices laid out once for the backend's decode steps of many rows
+   * (Backend.packDecodeLayer), held beside them until unpack; returns the bytes it holds (0 where the
+   * backend has no such layout or a layer is not plain: an adapter's, quantized weights).
+   */
+  pack(): number {
+    this.unpack();
+    const be = backend();
+    const attn = this.attn.c_attn.plain();
+    const attnProj = this.attn.c_proj.plain();
+    const fc = this.mlp.c_fc.plain();
+    const mlpProj = this.mlp.c_proj.plain();
+    if (!be.packDecodeLayer || !attn || !attnProj || !fc || !mlpProj) return 0;
+    this.packed = be.packDecodeLayer(
+      {
+        attnWeight: attn.weight.storage,
+        attnProjWeight: attnProj.weight.storage,
+        fcWeight: fc.weight.storage,
+        mlpProjWeight: mlpProj.weight.storage,
+      },
+      this.attn.c_proj.outFeatures,
+      this.attn.nHead,
+      this.mlp.c_fc.outFeatures,
+    );
+    return this.packed?.bytes ?? 0;
+  }
+
+  /** frees pack's copy (the matrices are about to change, or the model is done with) */
+  unpack(): void {
+    this.packed?.release();
+    this.packed = null;
   }
 
   /** s.x (R,C) through the block, row r the next token of rows[r]'s sequence */
@@ -72,10 +109,10 @@ export class Block {
     const R = rows.length;
     const n = R * (s.x.shape[1] as number);
     this.ln_1.rows(s.a, s.x, R, s.mean, s.rstd);
-    this.attn.decode(s, rows);
+    this.attn.decode(s, rows, this.packed);
     be.add(s.x.storage, s.x.storage, s.y.storage, n);
     this.ln_2.rows(s.a, s.x, R, s.mean, s.rstd);
-    this.mlp.decode(s, R);
+    this.mlp.decode(s, R, this.packed);
     be.add(s.x.storage, s.x.storage, s.y.storage, n);
   }
 }

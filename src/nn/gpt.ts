@@ -27,7 +27,7 @@ import type { KernelArray } from "../kernels/index.js";
 import { backend } from "../kernels/index.js";
 import { addPositions, crossEntropy, dropout } from "../ops/index.js";
 import { Rng } from "../random.js";
-import { noGrad, scope, Tensor } from "../tensor/tensor.js";
+import { isGradEnabled, noGrad, scope, Tensor } from "../tensor/tensor.js";
 import { CausalSelfAttention } from "./attention.js";
 import type { AttentionCache } from "./attention-cache.js";
 import { Block } from "./block.js";
@@ -196,7 +196,9 @@ export class GPT {
     }
   }
 
+  /** a parameter's tensor (its values may be changed through it: the packed decode copies are dropped) */
   param(name: string): Tensor {
+    this.dropPackedWeights();
     const t = this.params.get(name);
     if (!t) throw new Error(`no parameter ${name}`);
     return t;
@@ -230,6 +232,7 @@ export class GPT {
    * gradient of every weight (the learning mode's step). The rest stays quantized.
    */
   floatWeight(name: string): Tensor {
+    this.dropPackedWeights();
     const t = this.params.get(name);
     if (t) return t;
     const q = this.quantized.get(name);
@@ -248,6 +251,7 @@ export class GPT {
    * fine-tuning a loaded quantized model): after it the model computes as an unquantized one.
    */
   dequantize(): void {
+    this.dropPackedWeights();
     for (const block of this.h) {
       const h = `transformer.h.${block.index}`;
       const plain = (l: Linear, name: string) =>
@@ -273,6 +277,7 @@ export class GPT {
    * none, and their float copies only with keepFloats (as its own parameters)
    */
   takeQuantized(keepFloats = false): Map<string, QuantizedWeight> {
+    this.dropPackedWeights();
     const taken = new Map(this.quantized);
     for (const [name, q] of taken)
       if (q.float) {
@@ -292,6 +297,7 @@ export class GPT {
    * the tensor (the shape mismatch a user meets when a config and a checkpoint disagree).
    */
   loadWeights(weights: Map<string, { shape: readonly number[]; data: Float32Array }>, source: string): void {
+    this.dropPackedWeights();
     for (const [name, t] of this.params) {
       const w = weights.get(name);
       if (!w) fail(`${source}: missing tensor ${name}`);
@@ -308,6 +314,8 @@ export class GPT {
     const [, T] = idx.shape as [number, number];
     if (idx.shape.length !== 2) throw new Error(`forward: idx must be (B,T), got [${idx.shape.join(", ")}]`);
     if (T > c.blockSize) fail(`sequence of ${T} tokens is longer than the model's block size ${c.blockSize}`);
+    // a forward that records the tape is a training step's: the weights are about to change
+    if (isGradEnabled()) this.dropPackedWeights();
     const rng = options.dropoutRng;
     const ctx: ForwardContext = {
       drop: (t) => (rng && c.dropout > 0 ? dropout(t, c.dropout, rng) : t),
@@ -452,11 +460,34 @@ export class GPT {
     });
   }
 
+  /**
+   * Lay every plain block's attention and MLP matrices out once for the backend's decode steps of
+   * many rows (Block.pack: the wasm backend's 8-column panels, which a step of 2 or more rows reads
+   * faster; the same bits): for a model whose weights stay as they are while it decodes many rows a
+   * step (a server). The copies cost as much memory again as those matrices (the bytes are
+   * returned; 0: the backend has no such layout) and are a snapshot: every method here that can
+   * change weights drops them (param, floatWeight, loadWeights, dequantize, takeQuantized, a forward
+   * that records the tape, dispose; attaching or merging an adapter), and whoever writes weights
+   * through `params` directly calls dropPackedWeights.
+   */
+  packDecodeWeights(): number {
+    let bytes = 0;
+    for (const block of this.h) bytes += block.pack();
+    return bytes;
+  }
+
+  /** frees packDecodeWeights' copies (the decode reads the row-major matrices again) */
+  dropPackedWeights(): void {
+    // (param is called while the constructor makes the blocks: none yet)
+    for (const block of this.h ?? []) block.unpack();
+  }
+
   zeroGrad(): void {
     for (const t of this.params.values()) t.zeroGrad();
   }
 
   dispose(): void {
+    this.dropPackedWeights();
     for (const t of this.params.values()) t.dispose();
     for (const q of this.quantized.values()) q.dispose();
     if (this.wte instanceof QuantizedEmbedding) this.wte.dispose();

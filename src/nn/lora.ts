@@ -156,6 +156,8 @@ function isTail(tokens: readonly number[], V: number): boolean {
  * when they are the table's last rows (the tokens a fine-tune added) they train too.
  */
 export function attachLora(model: GPT, config: LoraConfig, init: LoraAdapter | Rng | Map<string, Tensor>): LoraAttachment {
+  // an adapted layer's decode goes through its rows(), not a packed copy (and merging changes W)
+  model.dropPackedWeights();
   for (const t of model.params.values()) t.requiresGrad = false;
   const params = new Map<string, Tensor>();
   const layers: LoraAttachment["layers"] = [];

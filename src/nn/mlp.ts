@@ -8,6 +8,7 @@
  * weights read once); otherwise c_fc.rows, the activation, c_proj.rows.
  */
 
+import type { PackedLayer } from "../kernels/backend.js";
 import { backend } from "../kernels/index.js";
 import { relu } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -31,8 +32,8 @@ export class MLP {
     return ctx.drop(this.c_proj.forward(h, ctx));
   }
 
-  /** s.y (R,C) = mlp(s.a (R,C)) for the first R rows, each row on its own */
-  decode(s: DecodeBuffers, R: number): void {
+  /** s.y (R,C) = mlp(s.a (R,C)) for the first R rows, each row on its own; packed: the block's (Block.pack) */
+  decode(s: DecodeBuffers, R: number, packed: PackedLayer | null = null): void {
     const be = backend();
     const C = this.c_proj.outFeatures;
     const H = this.c_fc.outFeatures;
@@ -52,6 +53,7 @@ export class MLP {
         C,
         H,
         isRelu,
+        packed,
       );
       return;
     }

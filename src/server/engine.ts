@@ -22,6 +22,7 @@ import { DecodeBuffers, type DecodeRow } from "../nn/decode-step.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { ApiError, badParam } from "./api-error.js";
 import type { GenerationRequest } from "./params.js";
+import { tokenName } from "./token-text.js";
 
 /**
  * A prompt's tokens fed per step: a long prompt takes several steps, so that the other requests'
@@ -43,6 +44,7 @@ export interface ModelInfo {
 
 /** one alternative at one position: the log-softmax of the raw logits */
 export interface TokenAlternative {
+  /** its text, or "bytes:\\xe2\\x80" for a part of a character (token-text.ts) */
   token: string;
   logprob: number;
   /** the token's own bytes (part of a character for a byte-level token that splits one) */
@@ -116,6 +118,10 @@ export class Engine {
       ? `${id} was not fine-tuned for chat (it never learned to end a reply with ${CHAT_END}), so its replies will ramble until max_tokens; fine-tune it with minigpt train --chat`
       : null;
     this.info = { id, blockSize, vocabSize, chatWarning };
+    // a server's steps are of many rows (every request in flight; a prompt's rows fed together): the
+    // weights laid out once for them while the model serves (GPT.packDecodeWeights: as much memory
+    // again as the blocks' matrices; a step of one row still reads the row-major ones)
+    folder.model.packDecodeWeights();
   }
 
   get busy(): boolean {
@@ -361,11 +367,10 @@ export class Engine {
       best.splice(at, 0, i);
       if (best.length > top) best.pop();
     }
-    const alternative = (t: number): TokenAlternative => ({
-      token: this.tokenizer.decode([t]),
-      logprob: (logits[t] as number) - logZ,
-      bytes: Array.from(this.tokenizer.tokenBytes(t)),
-    });
+    const alternative = (t: number): TokenAlternative => {
+      const bytes = this.tokenizer.tokenBytes(t);
+      return { token: tokenName(this.tokenizer.decode([t]), bytes), logprob: (logits[t] as number) - logZ, bytes: Array.from(bytes) };
+    };
     return { ...alternative(id), top: best.map(alternative) };
   }
 }

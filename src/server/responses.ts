@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { FinishReason, TokenAlternative, TokenLogprob } from "./engine.js";
 import type { GenerationRequest } from "./params.js";
+import { TextOffsets } from "./token-text.js";
 
 interface Usage {
   prompt_tokens: number;
@@ -30,19 +31,14 @@ function chatLogprobs(tokens: readonly TokenLogprob[]) {
 
 /**
  * completions' shape: {tokens, token_logprobs, top_logprobs, text_offset}; text_offset counts from
- * the start of the prompt, as OpenAI's does (`offset` = where the first of these tokens begins).
+ * the start of the prompt, as OpenAI's does (`offsets`: the choice's, carried from chunk to chunk).
  */
-function completionLogprobs(tokens: readonly TokenLogprob[], offset: number) {
-  const text_offset: number[] = [];
-  for (const t of tokens) {
-    text_offset.push(offset);
-    offset += t.token.length;
-  }
+function completionLogprobs(tokens: readonly TokenLogprob[], offsets: TextOffsets) {
   return {
     tokens: tokens.map((t) => t.token),
     token_logprobs: tokens.map((t) => t.logprob),
     top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((a) => [a.token, a.logprob]))),
-    text_offset,
+    text_offset: tokens.map((t) => offsets.next(t.bytes)),
   };
 }
 
@@ -64,7 +60,7 @@ export function completionBody(
 ): Record<string, unknown> {
   const chat = r.kind === "chat";
   const logprobs = (c: ChoiceText) =>
-    r.logprobs === null ? null : chat ? chatLogprobs(c.logprobs) : completionLogprobs(c.logprobs, r.prompt.length);
+    r.logprobs === null ? null : chat ? chatLogprobs(c.logprobs) : completionLogprobs(c.logprobs, new TextOffsets(r.prompt.length));
   return {
     id,
     object: chat ? "chat.completion" : "text_completion",
@@ -83,14 +79,14 @@ export function completionBody(
 /** Builds the chunks of one streaming answer (each one `data: {json}` line of the event stream). */
 export class ChunkWriter {
   /** completions: where each choice's next token starts in prompt + text (for text_offset) */
-  private readonly offsets: number[];
+  private readonly offsets: TextOffsets[];
 
   constructor(
     private readonly r: GenerationRequest,
     private readonly id: string,
     private readonly created: number,
   ) {
-    this.offsets = new Array(r.n).fill(r.prompt.length);
+    this.offsets = Array.from({ length: r.n }, () => new TextOffsets(r.prompt.length));
   }
 
   private chunk(choices: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -122,8 +118,7 @@ export class ChunkWriter {
         ? null
         : this.r.kind === "chat"
           ? chatLogprobs(tokens)
-          : completionLogprobs(tokens, this.offsets[index] as number);
-    this.offsets[index] = (this.offsets[index] as number) + tokens.reduce((n, t) => n + t.token.length, 0);
+          : completionLogprobs(tokens, this.offsets[index] as TextOffsets);
     const choice =
       this.r.kind === "chat"
         ? { index, delta: { content: text }, logprobs, finish_reason: null }

@@ -155,7 +155,7 @@ function readTokenizerJson(json: unknown): Tokenizer {
 }
 
 export interface TokenizerConfigOptions {
-  /** The model's context length, which Hugging Face uses to truncate and warn. */
+  /** The model's context length, which Hugging Face uses to truncate and warn (1024, GPT-2's, if not given). */
   modelMaxLength?: number;
 }
 

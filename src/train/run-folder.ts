@@ -89,7 +89,7 @@ export class RunFolder {
       );
     this.replaced = prepareOutFolder(this.out, first.overwrite, first.data, (tmp) => {
       writeFileSync(join(tmp, "metrics.jsonl"), "");
-      saveTokenizer(tmp, first.tokenizer);
+      saveTokenizer(tmp, first.tokenizer, first.trained.model.config.blockSize);
       first.trained.saveModelFolder(tmp, first.info);
       first.checkpoint(tmp);
     });

@@ -337,11 +337,12 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       elapsed += ms / 1000;
       const m: StepMetrics = { step, loss, lr, ms, tokens_per_s: (tokensPerStep * 1000) / ms, grad_norm: gradNorm };
       if (resumed && step === resumed.state.step + 1) m.resumed_from = resumed.state.step;
-      if (step === 1 && !resumed && !config.chat) {
+      // only a model from random weights: one from init has learned, and starts below ln(vocab)
+      if (step === 1 && !resumed && config.init === "") {
         const expected = Math.log(model.config.vocabSize);
         if (Math.abs(loss - expected) > 1) {
           events.onMessage?.(
-            said`hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check ${setting("init")} or the data)`,
+            said`hint: the first loss ${loss.toFixed(2)} is far from ln(vocab) = ${expected.toFixed(2)}; an untrained model should start near it (check the data and the model's settings)`,
           );
         }
       }

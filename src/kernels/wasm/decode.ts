@@ -8,6 +8,7 @@
  * bigger share (Schedule.shares). Arguments are heap pointers (loader.ts made them).
  */
 import type { Args, KernelCalls } from "./calls.js";
+import type { WasmPackedLayer } from "./packed-layer.js";
 import { ranges } from "./schedule.js";
 
 /** bytes of n floats rounded up to whole vectors (so what follows in a scratch stays 16-byte aligned) */
@@ -109,10 +110,28 @@ export function attentionCached(
 }
 
 /**
+ * Where mlpRows cuts the hidden units (wfc's columns, wproj's rows) over the threads, [0, H] where it
+ * does not: by the weights' size only (a row's bits must not depend on R).
+ */
+export function mlpCuts(k: KernelCalls, C: number, H: number): number[] {
+  const floats = 2 * C * H;
+  const parts = k.sched.rowParts(floats, Math.floor(H / 8));
+  return parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
+}
+
+/** Where attentionRows cuts the heads over the threads, [0, nh] where it does not (as mlpCuts) */
+export function headCuts(k: KernelCalls, C: number, nh: number): number[] {
+  const floats = 4 * C * C;
+  const parts = k.sched.rowParts(floats, nh);
+  return parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
+}
+
+/**
  * The MLP of R rows (one new token of each of R sequences): the hidden units over the threads (each
  * streams its columns of wfc and its rows of wproj once for all rows, then the partial outputs are
  * added): one pool round trip for the whole MLP. The split depends on the weights' size only, so a
  * row's bits do not depend on R. Weights too small for that split the rows instead (batchBounds).
+ * packed: the block's packed matrices (packed-layer.ts), read where they were packed for this split.
  */
 export function mlpRows(
   k: KernelCalls,
@@ -127,10 +146,12 @@ export function mlpRows(
   C: number,
   H: number,
   relu: boolean,
+  packed: WasmPackedLayer | null,
 ): void {
-  const floats = 2 * C * H;
-  const parts = k.sched.rowParts(floats, Math.floor(H / 8));
-  const bounds = parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
+  const bounds = mlpCuts(k, C, H);
+  const parts = bounds.length - 1;
+  const fcPacked = packed?.pick("fcWeight", wfc, [0, C]) ?? 0;
+  const projPacked = packed?.pick("mlpProjWeight", wproj, bounds) ?? 0;
   // per thread: the partial y, then the rows' packing space
   const yBytes = alignedBytes(R * C);
   const s = k.sched.scratch(yBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
@@ -155,6 +176,8 @@ export function mlpRows(
         H,
         relu ? 1 : 0,
         (s[t] as number) + yBytes,
+        fcPacked,
+        projPacked,
       ]);
     }
     k.parallel("mlpRowsPart", byRows);
@@ -166,7 +189,8 @@ export function mlpRows(
     const j0 = bounds[t] as number;
     const j1 = bounds[t + 1] as number;
     const st = s[t] as number;
-    if (j1 > j0) tasks.push([tasks.length === 0 ? y : st, h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0, st + yBytes]);
+    if (j1 > j0)
+      tasks.push([tasks.length === 0 ? y : st, h, a, R, wfc, bfc, wproj, C, H, j0, j1, relu ? 1 : 0, st + yBytes, fcPacked, projPacked]);
   }
   k.parallel("mlpRowsPart", tasks);
   for (let t = 1; t < tasks.length; t++) k.x.accumulate(y, (tasks[t] as Args<"mlpRowsPart">)[0], R * C);
@@ -180,7 +204,7 @@ export function mlpRows(
  * projection; the partial outputs are added): one pool round trip for the whole block. The split
  * depends on the weights' size only (not on R or the positions), so a row's bits do not depend on
  * the batch. Weights too small for that split the rows instead, whole sequences to a thread
- * (`startsSequence(r)`: row r is not the previous row's sequence).
+ * (`startsSequence(r)`: row r is not the previous row's sequence). packed: as mlpRows'.
  */
 export function attentionRows(
   k: KernelCalls,
@@ -198,10 +222,17 @@ export function attentionRows(
   C: number,
   nh: number,
   startsSequence: (r: number) => boolean,
+  packed: WasmPackedLayer | null,
 ): void {
-  const floats = 4 * C * C;
-  const parts = k.sched.rowParts(floats, nh);
-  const bounds = parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
+  const bounds = headCuts(k, C, nh);
+  const parts = bounds.length - 1;
+  const attnPacked = packed?.pick("attnWeight", wattn, [0, C]) ?? 0;
+  const projPacked =
+    packed?.pick(
+      "attnProjWeight",
+      wproj,
+      bounds.map((b) => (b * C) / nh),
+    ) ?? 0;
   // per thread: the partial y, the rows' packing space, then the attention scores
   const yBytes = alignedBytes(R * C);
   const packBytes = k.x.rowsScratchBytes(R, C);
@@ -232,6 +263,8 @@ export function attentionRows(
         nh,
         st + yBytes + packBytes,
         st + yBytes,
+        attnPacked,
+        projPacked,
       ]);
     }
     k.parallel("attentionRowsPart", byRows);
@@ -260,6 +293,8 @@ export function attentionRows(
         h1,
         st + yBytes + packBytes,
         st + yBytes,
+        attnPacked,
+        projPacked,
       ]);
   }
   k.parallel("attentionRowsPart", tasks);

@@ -15,13 +15,24 @@
  *   kernel split by elements (byElements); the rest say below how they split their work.
  */
 import { heap, isBufferOf } from "../../tensor/memory.js";
-import type { AdamwStep, AdamwTensor, Backend, CachedRow, FloatArray, TrunkLayer, TrunkRows } from "../backend.js";
+import type {
+  AdamwStep,
+  AdamwTensor,
+  Backend,
+  CachedRow,
+  DecodeMatrices,
+  FloatArray,
+  PackedLayer,
+  TrunkLayer,
+  TrunkRows,
+} from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
 import { ADAMW_RECORD, type AdamwRecord, adamwCuts, writeAdamwTable } from "./adamw-many.js";
 import { type KernelExports, kernelParams } from "./build/exports.js";
 import { type Args, argIndex, type KernelCalls, PEER_KERNELS, POOL_KERNELS, type PoolKernel } from "./calls.js";
 import * as decode from "./decode.js";
+import { PACKED_MATRICES, packLayer, WasmPackedLayer } from "./packed-layer.js";
 import type { PeerLink } from "./peer.js";
 import { defaultThreads } from "./platform.js";
 import { WorkerPool } from "./pool.js";
@@ -30,8 +41,11 @@ import { alignedRanges, PARALLEL_FLOPS, PEER_ELEMENTS, PEER_FLOPS, ranges, Sched
 
 export { chooseMatmulTile, chooseSimd, type MatmulTile, relaxedSimdSupported, type SimdFlavour } from "./runtime.js";
 
-/** a TrunkLayer's weights in the order of trunkRowsPart's layers table (decode.as: LAYER_LN1W ..) */
-const TRUNK_LAYER_FIELDS: readonly (keyof TrunkLayer)[] = [
+/**
+ * a TrunkLayer's weights in the order of trunkRowsPart's layers table (decode.as: LAYER_LN1W ..);
+ * the packed copies' pointers follow (PACKED_MATRICES' order, from trunkLayerPackedAt)
+ */
+const TRUNK_LAYER_FIELDS: readonly Exclude<keyof TrunkLayer, "packed">[] = [
   "ln1Weight",
   "ln1Bias",
   "attnWeight",
@@ -138,6 +152,9 @@ class WasmKernels implements WasmBackend, KernelCalls {
   ) {
     this.pool = pool;
     this.sched = new Schedule(pool ? pool.size + 1 : 1, pool?.spins === true, x.matmulScratchBytes());
+    const fields = TRUNK_LAYER_FIELDS.length + PACKED_MATRICES.length;
+    if (x.trunkLayerPackedAt() !== TRUNK_LAYER_FIELDS.length || x.trunkLayerBytes() !== 4 * fields)
+      throw new Error("wasm backend: decode.as's layer table is not the one loader.ts writes (rebuild: npm run build:wasm)");
   }
 
   dispose(): void {
@@ -502,7 +519,39 @@ class WasmKernels implements WasmBackend, KernelCalls {
     decode.matmulRows(this, AB, out, x, w, M, K, N, false, bias),
   );
   readonly matmulBTRows = this.onHeap("matmulBTRows", (out, a, b, M, K, N) => decode.matmulRows(this, ABT, out, a, b, M, K, N, false, 0));
-  readonly mlpRows = this.onHeap("mlpRows", (...p) => decode.mlpRows(this, ...p));
+
+  /** (the packed copies go to the kernels as heap pointers picked for the call's split: packed-layer.ts) */
+  packDecodeLayer(m: DecodeMatrices, C: number, nh: number, H: number): PackedLayer | null {
+    const p = this.pointers(PACKED_MATRICES.map((name) => m[name]));
+    if (!p) return null;
+    const at = Object.fromEntries(PACKED_MATRICES.map((name, i) => [name, p[i] as number])) as Record<keyof DecodeMatrices, number>;
+    return packLayer(this, at, C, nh, H);
+  }
+
+  mlpRows(
+    y: FloatArray,
+    h: FloatArray,
+    a: FloatArray,
+    R: number,
+    wfc: FloatArray,
+    bfc: FloatArray,
+    wproj: FloatArray,
+    bproj: FloatArray,
+    C: number,
+    H: number,
+    relu: boolean,
+    packed?: PackedLayer | null,
+  ): void {
+    const p = this.pointers([y, h, a, wfc, bfc, wproj, bproj]);
+    if (!p) {
+      this.stats.fallback++;
+      refBackend.mlpRows(y, h, a, R, wfc, bfc, wproj, bproj, C, H, relu);
+      return;
+    }
+    this.stats.fast++;
+    const [py, ph, pa, pwfc, pbfc, pwproj, pbproj] = p as [number, number, number, number, number, number, number];
+    decode.mlpRows(this, py, ph, pa, R, pwfc, pbfc, pwproj, pbproj, C, H, relu, packed instanceof WasmPackedLayer ? packed : null);
+  }
 
   /** (the rows' caches go to the kernel as a heap table of pointers: rowTable) */
   attentionRows(
@@ -517,6 +566,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
     bproj: FloatArray,
     C: number,
     nh: number,
+    packed?: PackedLayer | null,
   ): void {
     const table = this.rowTable(rows);
     const p = table < 0 ? null : this.pointers([y, att, qkv, a, wattn, battn, wproj, bproj]);
@@ -530,7 +580,8 @@ class WasmKernels implements WasmBackend, KernelCalls {
     for (const r of rows) maxPos = Math.max(maxPos, r.pos);
     const [py, patt, pqkv, pa, pwattn, pbattn, pwproj, pbproj] = p as [number, number, number, number, number, number, number, number];
     const startsSequence = (r: number) => rows[r]?.keys !== rows[r - 1]?.keys;
-    decode.attentionRows(this, py, patt, pqkv, pa, rows.length, table, maxPos, pwattn, pbattn, pwproj, pbproj, C, nh, startsSequence);
+    const pk = packed instanceof WasmPackedLayer ? packed : null;
+    decode.attentionRows(this, py, patt, pqkv, pa, rows.length, table, maxPos, pwattn, pbattn, pwproj, pbproj, C, nh, startsSequence, pk);
   }
 
   /**
@@ -560,7 +611,19 @@ class WasmKernels implements WasmBackend, KernelCalls {
       if (rows.length !== R || !this.writeRows(rowsAt + l * R * 12, rows)) return false;
       for (const r of rows) maxPos = Math.max(maxPos, r.pos);
     }
-    new Int32Array(memory.buffer, block + stepBytes, weights.length).set(weights);
+    // per layer its weights, then its packed copies (where made whole: the trunk splits no matrix)
+    const words = this.x.trunkLayerBytes() / 4;
+    const fields = TRUNK_LAYER_FIELDS.length;
+    const table = new Int32Array(memory.buffer, block + stepBytes, L * words);
+    for (let l = 0; l < L; l++) {
+      const w = weights.slice(l * fields, (l + 1) * fields);
+      table.set(w, l * words);
+      const packed = (t.layers[l] as TrunkLayer).packed;
+      PACKED_MATRICES.forEach((name, i) => {
+        const source = w[TRUNK_LAYER_FIELDS.indexOf(name)] as number;
+        table[l * words + fields + i] = packed instanceof WasmPackedLayer ? packed.pickWhole(name, source) : 0;
+      });
+    }
     // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps and the keep flags' pointer)
     new Int32Array(memory.buffer, block, 16).set([...buffers, block + stepBytes, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
     new Float64Array(memory.buffer, block + this.x.trunkStepEpsAt(), 1)[0] = t.eps;

@@ -34,8 +34,8 @@ import { atomicsWaitAllowed, canShareMemory, inNode } from "./platform.js";
 const WORKER_SPIN_MS = 0.5;
 const CALLER_SPIN_MS = 1;
 
-/** the most arguments a kernel takes (attentionRowsPart: 15) */
-const MAX_ARGS = 16;
+/** the most arguments a kernel takes (attentionRowsPart: 17) */
+const MAX_ARGS = 17;
 /** a pool helper's control block: a kernel call's arguments, and a failure's message */
 export const poolShape: Shape = { args: MAX_ARGS, text: 512 };
 
@@ -85,6 +85,7 @@ export function callKernel(f: (...a: number[]) => void, a: ArrayLike<number>): v
     a[13] as number,
     a[14] as number,
     a[15] as number,
+    a[16] as number,
   );
 }
 

@@ -140,12 +140,14 @@ export function attentionCached(out: usize, qkv: usize, kCache: usize, vCache: u
 /**
  * Hidden units j0..j1 of R rows' MLP: h[r][j] = act(a[r]·wfc[:, j] + bfc[j]), then
  * y[r] (C) = Σ_{j0<=j<j1} h[r][j] wproj[j, :] (no bias). a (R,C), wfc (C,H), bfc (H), wproj (H,C),
- * h (R,H), y (R,C); act: 0 GELU, 1 ReLU. rowsScratch: rowsScratchBytes(R, max(C, H)).
+ * h (R,H), y (R,C); act: 0 GELU, 1 ReLU. rowsScratch: rowsScratchBytes(R, max(C, H)). wfcPacked,
+ * wprojPacked: packRowsB's copies of wfc and of wproj (each share of wproj's rows packed on its own,
+ * at its rows' offset), or 0 (see packedAt).
  */
-export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32, rowsScratch: usize): void {
+export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bfc: usize, wproj: usize, C: i32, H: i32, j0: i32, j1: i32, relu: i32, rowsScratch: usize, wfcPacked: usize, wprojPacked: usize): void {
   const cb = <usize>C << 2;
   const hb = <usize>H << 2;
-  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false, 1, 0, R, cb, hb, rowsScratch);
+  rowTimesB(h, a, 4, wfc, C, H, j0, j1, false, 1, 0, R, cb, hb, rowsScratch, wfcPacked);
   const n = j1 - j0;
   for (let r = 0; r < R; r++) {
     const hj = h + <usize>r * hb + (<usize>j0 << 2);
@@ -153,7 +155,12 @@ export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bf
     if (relu != 0) reluForward(hj, hj, n);
     else geluForward(hj, hj, n);
   }
-  rowTimesB(y, h + (<usize>j0 << 2), 4, wproj + <usize>j0 * cb, n, C, 0, C, false, 1, 0, R, hb, cb, rowsScratch);
+  rowTimesB(y, h + (<usize>j0 << 2), 4, wproj + <usize>j0 * cb, n, C, 0, C, false, 1, 0, R, hb, cb, rowsScratch, packedAt(wprojPacked, <usize>j0 * cb));
+}
+
+/** a packed copy's rows from byte `offset` on, as B's (0: no copy) */
+@inline function packedAt(packed: usize, offset: usize): usize {
+  return packed == 0 ? 0 : packed + offset;
 }
 
 /**
@@ -162,17 +169,17 @@ export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bf
  * caches, attention over its rows 0..pos[r] into att[r] (C), then y[r] (C) = Σ over the heads'
  * channels c of att[r][c] wproj[c, :] (no bias). a, att, y (R,C), qkv (R,3C); rows: R entries of three
  * i32 (kCache, vCache, pos). scratch: attentionCachedScratchBytes(max pos + 1, nh); rowsScratch:
- * rowsScratchBytes(R, C).
+ * rowsScratchBytes(R, C). wattnPacked, wprojPacked: packed copies as mlpRowsPart's, or 0.
  */
-export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize, rowsScratch: usize): void {
+export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize, rowsScratch: usize, wattnPacked: usize, wprojPacked: usize): void {
   const hs = C / nh;
   const c0 = h0 * hs;
   const n = (h1 - h0) * hs;
   const cb = <usize>C << 2;
   const qb = 3 * cb;
   // q, k and v columns of these heads in one sweep over wattn's rows (all heads: one range of 3C)
-  if (n == C) rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false, 1, 0, R, cb, qb, rowsScratch);
-  else rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C, R, cb, qb, rowsScratch);
+  if (n == C) rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false, 1, 0, R, cb, qb, rowsScratch, wattnPacked);
+  else rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C, R, cb, qb, rowsScratch, wattnPacked);
   for (let r = 0; r < R; r++) {
     const q = qkv + <usize>r * qb;
     if (n == C) addBias(q, battn, 1, 3 * C);
@@ -191,7 +198,7 @@ export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R:
     memory.copy(vCache + row, q + (<usize>(2 * C + c0) << 2), <usize>n << 2);
     attentionCached(att + <usize>r * cb, q, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
   }
-  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb, rowsScratch);
+  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb, rowsScratch, packedAt(wprojPacked, <usize>c0 * cb));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -210,10 +217,15 @@ const STEP_X = 0, STEP_A = 1, STEP_MEAN = 2, STEP_RSTD = 3, STEP_QKV = 4, STEP_A
 const STEP_LAYERS = 8, STEP_L = 9, STEP_ROWS = 10, STEP_R = 11, STEP_C = 12, STEP_NH = 13, STEP_HIDDEN = 14, STEP_RELU = 15;
 const STEP_EPS: usize = 64;
 const STEP_KEEP: usize = 72;
-/** i32 fields of a layer's entry in the layers table (pointers to its weights) */
+/**
+ * i32 fields of a layer's entry in the layers table: pointers to its weights, then to the packed
+ * copies of its four matrices (packRowsB, whole: the trunk splits no matrix), 0 where there are none
+ */
 const LAYER_LN1W = 0, LAYER_LN1B = 1, LAYER_WATTN = 2, LAYER_BATTN = 3, LAYER_WPROJ = 4, LAYER_BPROJ = 5;
 const LAYER_LN2W = 6, LAYER_LN2B = 7, LAYER_WFC = 8, LAYER_BFC = 9, LAYER_WMLP = 10, LAYER_BMLP = 11;
-const LAYER_FIELDS = 12;
+const LAYER_PACKED = 12;
+const LAYER_WATTN_PACKED = LAYER_PACKED, LAYER_WPROJ_PACKED = LAYER_PACKED + 1, LAYER_WFC_PACKED = LAYER_PACKED + 2, LAYER_WMLP_PACKED = LAYER_PACKED + 3;
+const LAYER_FIELDS = LAYER_PACKED + 4;
 
 /** the i32 field i of a table entry at p, as a pointer or count */
 @inline function field(p: usize, i: i32): usize {
@@ -236,6 +248,11 @@ export function trunkStepKeepAt(): i32 {
 /** bytes of a layer's entry in trunkRowsPart's layers table */
 export function trunkLayerBytes(): i32 {
   return LAYER_FIELDS * 4;
+}
+
+/** the field of a layer's entry where the packed copies' pointers start (attn, attn proj, fc, MLP proj) */
+export function trunkLayerPackedAt(): i32 {
+  return LAYER_PACKED;
 }
 
 /**
@@ -277,11 +294,11 @@ export function trunkRowsPart(step: usize, r0: i32, r1: i32, scratch: usize, row
       break;
     }
     layernormForward(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), n, C, eps);
-    attentionRowsPart(y, att, qkv, a, n, rows, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, 0, nh, scratch, rowsScratch);
+    attentionRowsPart(y, att, qkv, a, n, rows, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, 0, nh, scratch, rowsScratch, field(e, LAYER_WATTN_PACKED), field(e, LAYER_WPROJ_PACKED));
     addBias(y, field(e, LAYER_BPROJ), n, C);
     add(x, x, y, n * C);
     layernormForward(a, mean, rstd, x, field(e, LAYER_LN2W), field(e, LAYER_LN2B), n, C, eps);
-    mlpRowsPart(y, h, a, n, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch);
+    mlpRowsPart(y, h, a, n, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch, field(e, LAYER_WFC_PACKED), field(e, LAYER_WMLP_PACKED));
     addBias(y, field(e, LAYER_BMLP), n, C);
     add(x, x, y, n * C);
   }
@@ -306,7 +323,7 @@ function lastBlockRows(x: usize, a: usize, mean: usize, rstd: usize, qkv: usize,
   const cb = <usize>C << 2;
   const qb = 3 * cb;
   layernormForward(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), n, C, eps);
-  rowTimesB(qkv, a, 4, field(e, LAYER_WATTN), C, 3 * C, 0, 3 * C, false, 1, 0, n, cb, qb, rowsScratch);
+  rowTimesB(qkv, a, 4, field(e, LAYER_WATTN), C, 3 * C, 0, 3 * C, false, 1, 0, n, cb, qb, rowsScratch, field(e, LAYER_WATTN_PACKED));
   const battn = field(e, LAYER_BATTN);
   let m = 0;
   for (let r = 0; r < n; r++) {
@@ -324,7 +341,7 @@ function lastBlockRows(x: usize, a: usize, mean: usize, rstd: usize, qkv: usize,
     m++;
   }
   if (m == 0) return;
-  rowTimesB(y, att, 4, field(e, LAYER_WPROJ), C, C, 0, C, false, 1, 0, m, cb, cb, rowsScratch);
+  rowTimesB(y, att, 4, field(e, LAYER_WPROJ), C, C, 0, C, false, 1, 0, m, cb, cb, rowsScratch, field(e, LAYER_WPROJ_PACKED));
   addBias(y, field(e, LAYER_BPROJ), m, C);
   // the kept rows' residual adds and second LayerNorm, each into its own row of x / packed row of a
   let k = 0;
@@ -335,7 +352,7 @@ function lastBlockRows(x: usize, a: usize, mean: usize, rstd: usize, qkv: usize,
     layernormForward(a + <usize>k * cb, mean + (<usize>k << 2), rstd + (<usize>k << 2), xr, field(e, LAYER_LN2W), field(e, LAYER_LN2B), 1, C, eps);
     k++;
   }
-  mlpRowsPart(y, h, a, m, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch);
+  mlpRowsPart(y, h, a, m, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, 0, H, relu, rowsScratch, field(e, LAYER_WFC_PACKED), field(e, LAYER_WMLP_PACKED));
   addBias(y, field(e, LAYER_BMLP), m, C);
   k = 0;
   for (let r = 0; r < n; r++) {

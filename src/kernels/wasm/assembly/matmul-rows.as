@@ -17,6 +17,11 @@
 // The passes are done in chunks over all column tiles, so a chunk's rows of B stay in cache while its
 // columns are walked: a chunk of one pass streams B from memory in eight forward streams (as a row
 // alone does) but loads and stores the tiles of out every 8 steps; longer chunks the other way round.
+//
+// B packed once (packRowsB, where the weights are fixed: a server's model) is read instead where the
+// caller passes it: 8-column panels, each B's K rows of its columns in the step order above, 32
+// bytes a step, so a tile's steps are one forward stream and the tile stays in registers over all K
+// (rowsTimesPacked). Each element keeps its chain of madds in the same order: the same bits.
 
 /**
  * passes (8 steps each) per chunk from more than 4 rows on (below: one). Measured in a batched decode
@@ -185,8 +190,13 @@ function rowsColumn(o: usize, ldo: usize, mr: i32, ap: usize, bq: usize, groups:
  * rowTimesB (matmul.as) for rows >= 2: out[i][j0..j1) (+)= Σ_k a_i(k)·b[k·ldb + j] for rows i of a
  * (rsA bytes apart, csA along k) and of out (ldo bytes apart), column ranges [j0, j1) + r·rstride
  * (r < ranges), each element with a one-row call's arithmetic (see above). scratch: rowsScratchBytes.
+ * packed: packRowsB's copy of these K rows of B (ldb columns), or 0.
  */
-function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32, rstride: i32, rows: i32, rsA: usize, ldo: usize, scratch: usize): void {
+function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32, rstride: i32, rows: i32, rsA: usize, ldo: usize, scratch: usize, packed: usize): void {
+  if (packed != 0 && ((j0 | j1 | rstride | ldb) & 7) == 0) {
+    rowsTimesPacked(out, a, csA, rsA, ldo, packed, K, rows, add, scratch, j0, j1, ranges, rstride);
+    return;
+  }
   const rs = <usize>ldb << 2;
   const n = j1 - j0;
   const n4 = n & ~3;
@@ -246,5 +256,61 @@ function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32
       }
     }
     s0 += passes * size;
+  }
+}
+
+/** bytes packRowsB writes for B (K x N, N a multiple of 8): as many as B's */
+export function rowsPackedBytes(K: i32, N: i32): i32 {
+  return K * N * 4;
+}
+
+/**
+ * B (K x N row-major, N a multiple of 8) into dst panel-major for rowsTimesB: step s (the step order
+ * above) of panel t (columns 8t .. 8t + 7) at dst + (t·K + s)·32. A thread's share of B's rows (its
+ * own K, its own step order) is packed on its own, at its rows' offset in dst.
+ */
+export function packRowsB(dst: usize, b: usize, K: i32, N: i32): void {
+  const Kb = K >> 3;
+  const panels = N >> 3;
+  const rs = <usize>N << 2;
+  for (let t = 0; t < panels; t++) {
+    const src = b + (<usize>t << 5);
+    let d = dst + <usize>t * (<usize>K << 5);
+    for (let s = 0; s < K; s++) {
+      const k = s < 8 * Kb ? (s & 7) * Kb + (s >> 3) : s;
+      const p = src + <usize>k * rs;
+      v128.store(d, v128.load(p));
+      v128.store(d, v128.load(p, 16), 16);
+      d += 32;
+    }
+  }
+}
+
+/**
+ * rowsTimesB from bp = packRowsB(B) (K rows, all of B's columns), for column ranges [j0, j1) +
+ * r·rstride (multiples of 8): panels outside, row groups inside, each tile over all K steps in one
+ * call (a panel's steps are contiguous, so they stay in L1 for the row groups, and B is read once, in
+ * order). Measured (docs/benchmark-log.md, "Serving"): 1.1-1.7x rowsTimesB a call at 8-24 rows with
+ * B cold; chunks of 32 steps instead of all K gave most of that away (the tile's loads and stores).
+ */
+function rowsTimesPacked(out: usize, a: usize, csA: usize, rsA: usize, ldo: usize, bp: usize, K: i32, rows: i32, add: bool, scratch: usize, j0: i32, j1: i32, ranges: i32, rstride: i32): void {
+  const pb = <usize>K << 5; // from one panel to the next
+  const groups = (rows + 3) >> 2;
+  const gb = <usize>K << 4;
+  const n = j1 - j0;
+  if (!add) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>(j0 + r * rstride) << 2), 0, <usize>n << 2);
+  packRows(scratch, a, csA, rsA, rows, K);
+  const panels = n >> 3;
+  for (let r = 0; r < ranges; r++) {
+    const c0 = j0 + r * rstride;
+    const oc = out + (<usize>c0 << 2);
+    const bc = bp + <usize>(c0 >> 3) * pb;
+    for (let t = 0; t < panels; t++) {
+      const bt = bc + <usize>t * pb;
+      for (let g = 0; g < groups; g++) {
+        const o = oc + <usize>(4 * g) * ldo + (<usize>t << 5);
+        rowsTile4x8(o, ldo, min(4, rows - 4 * g), scratch + <usize>g * gb, bt, 1, K, 32, 0);
+      }
+    }
   }
 }

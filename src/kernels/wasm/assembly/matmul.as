@@ -21,11 +21,12 @@
  * decode step: B is read from memory once for all of them, the other rows find it in cache), each
  * row with exactly the arithmetic of a one-row call: a row's bits do not depend on the batch. Two
  * or more rows take rowsTimesB (matmul-rows.as: the same arithmetic in register tiles; scratch:
- * rowsScratchBytes(rows, K)).
+ * rowsScratchBytes(rows, K)), from `packed` where given (packRowsB's copy of b; 0: none), which one
+ * row does not read (its eight streams over row-major B are faster than the panels).
  */
-function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0, rows: i32 = 1, rsA: usize = 0, ldo: usize = 0, scratch: usize = 0): void {
+function rowTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32 = 1, rstride: i32 = 0, rows: i32 = 1, rsA: usize = 0, ldo: usize = 0, scratch: usize = 0, packed: usize = 0): void {
   if (rows > 1) {
-    rowsTimesB(out, a, csA, b, K, ldb, j0, j1, add, ranges, rstride, rows, rsA, ldo, scratch);
+    rowsTimesB(out, a, csA, b, K, ldb, j0, j1, add, ranges, rstride, rows, rsA, ldo, scratch, packed);
     return;
   }
   const rs = <usize>ldb << 2;

@@ -36,6 +36,8 @@ export interface KernelExports {
   ): void;
   // matmul-rows.as
   rowsScratchBytes(R: number, K: number): number;
+  rowsPackedBytes(K: number, N: number): number;
+  packRowsB(dst: number, b: number, K: number, N: number): void;
   // elementwise.as
   addBias(out: number, bias: number, rows: number, cols: number): void;
   sumRows(out: number, x: number, rows: number, cols: number, scratch: number): void;
@@ -163,6 +165,8 @@ export interface KernelExports {
     j1: number,
     relu: number,
     rowsScratch: number,
+    wfcPacked: number,
+    wprojPacked: number,
   ): void;
   attentionRowsPart(
     y: number,
@@ -180,11 +184,14 @@ export interface KernelExports {
     h1: number,
     scratch: number,
     rowsScratch: number,
+    wattnPacked: number,
+    wprojPacked: number,
   ): void;
   trunkStepBytes(): number;
   trunkStepEpsAt(): number;
   trunkStepKeepAt(): number;
   trunkLayerBytes(): number;
+  trunkLayerPackedAt(): number;
   trunkRowsPart(step: number, r0: number, r1: number, scratch: number, rowsScratch: number): void;
   // quant-int.as
   quantizeActivations(
@@ -261,6 +268,8 @@ export const kernelParams = {
   matmulRows: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "j0", "j1", "scratch"],
   matmul: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "scratch", "bias"],
   rowsScratchBytes: ["R", "K"],
+  rowsPackedBytes: ["K", "N"],
+  packRowsB: ["dst", "b", "K", "N"],
   addBias: ["out", "bias", "rows", "cols"],
   sumRows: ["out", "x", "rows", "cols", "scratch"],
   add: ["out", "a", "b", "n"],
@@ -289,12 +298,31 @@ export const kernelParams = {
   attentionBackward: ["dqkv", "dout", "qkv", "out", "lse", "probs", "overwrite", "B", "T", "C", "nh", "bh0", "bh1", "scratch"],
   attentionCachedScratchBytes: ["T", "nh"],
   attentionCached: ["out", "qkv", "kCache", "vCache", "Tn", "pos0", "C", "nh", "h0", "h1", "scratch"],
-  mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch"],
-  attentionRowsPart: ["y", "att", "qkv", "a", "R", "rows", "wattn", "battn", "wproj", "C", "nh", "h0", "h1", "scratch", "rowsScratch"],
+  mlpRowsPart: ["y", "h", "a", "R", "wfc", "bfc", "wproj", "C", "H", "j0", "j1", "relu", "rowsScratch", "wfcPacked", "wprojPacked"],
+  attentionRowsPart: [
+    "y",
+    "att",
+    "qkv",
+    "a",
+    "R",
+    "rows",
+    "wattn",
+    "battn",
+    "wproj",
+    "C",
+    "nh",
+    "h0",
+    "h1",
+    "scratch",
+    "rowsScratch",
+    "wattnPacked",
+    "wprojPacked",
+  ],
   trunkStepBytes: [],
   trunkStepEpsAt: [],
   trunkStepKeepAt: [],
   trunkLayerBytes: [],
+  trunkLayerPackedAt: [],
   trunkRowsPart: ["step", "r0", "r1", "scratch", "rowsScratch"],
   quantizeActivations: ["xq", "xsum", "xscale", "x", "M", "K", "G", "Gp", "groups", "xmaxInt"],
   qmatvecPacked: ["out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "j0", "j1"],
