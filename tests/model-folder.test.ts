@@ -64,7 +64,10 @@ test("missing files and bad configs give one clear line", () => {
 test("a folder with none of a model's files (a folder of texts) is 'not a model folder', not a missing config.json", () => {
   const dir = tmp();
   writeFileSync(join(dir, "notes.txt"), "some text");
-  throwsUser(() => loadModelFolder(dir), /is not a model folder: a model folder holds config\.json, model\.safetensors and tokenizer\.json/);
+  throwsUser(
+    () => loadModelFolder(dir),
+    /is not a model folder: a model folder holds config\.json, model\.safetensors and tokenizer\.json/,
+  );
   throwsUser(() => loadModelTokenizer(dir), /is not a model folder/);
   // one of them there: the others are named as missing
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));

@@ -143,7 +143,9 @@ export function locateModel(dir: string): ModelLocation {
     fail(`${dir} has no config.json; its checkpoints (${checkpointList(join(dir, "training"), inner)}) still hold the weights`);
   // none of a model's files (a folder of texts, say): not "missing file config.json", as if one were lost
   if (!MODEL_FOLDER_FILES.some((f) => existsSync(join(dir, f))))
-    fail(`${dir} is not a model folder: a model folder holds config.json, model.safetensors and tokenizer.json (minigpt train --out DIR writes one)`);
+    fail(
+      `${dir} is not a model folder: a model folder holds config.json, model.safetensors and tokenizer.json (minigpt train --out DIR writes one)`,
+    );
   return { root: dir, weights: join(dir, "model.safetensors") };
 }
 
