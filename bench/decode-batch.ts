@@ -11,12 +11,18 @@
 //                     last only: R prompts joining at once, as the server's prompt steps; default 1)
 //        [--packed 1]  the blocks' matrices packed for many rows first, as the server does
 //                      (GPT.packDecodeWeights); default 0: row-major only, as `minigpt generate`
+//        [--kernels]  (also where a step's wall time goes: every backend call timed, ms a step per
+//                     kernel; a kernel's time on 2 threads includes waiting for the helper)
+// The caches' rows the steps will write are touched once before the timing (a server's caches come
+// from its heap's free list, already touched; fresh pages cost the first steps a page fault each:
+// ~7 ms of GPT-2's 16-row step on 2 threads, all in attentionRows, which writes the k and v rows).
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
+import { timeBackendCalls } from "./backend-calls.js";
 import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
 
-expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt", "packed"]);
+expectArgs("bench/decode-batch.ts", ["model", "rows", "steps", "rounds", "threads", "pos", "prompt", "packed"], ["kernels"]);
 const which = arg("model", "big");
 const rowCounts = arg("rows", "1,4,16").split(",").map(Number);
 const shapes = {
@@ -36,6 +42,19 @@ await useBackend("wasm", { threads });
 const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
 const packed = arg("packed", "0") === "1";
 if (packed) model.packDecodeWeights();
+// --kernels: ms per kernel, summed over the timed steps of every round, for the R being timed
+const kernelMs = new Map<number, Map<string, number>>();
+let timedR = 0;
+if (process.argv.includes("--kernels")) {
+  timeBackendCalls(
+    () => timedR > 0,
+    (name, _args, ms) => {
+      const byName = kernelMs.get(timedR) ?? new Map<string, number>();
+      byName.set(name, (byName.get(name) ?? 0) + ms);
+      kernelMs.set(timedR, byName);
+    },
+  );
+}
 const wall: Record<number, number[]> = {};
 const cpu: Record<number, number[]> = {};
 for (let round = 0; round < rounds; round++) {
@@ -44,6 +63,11 @@ for (let round = 0; round < rounds; round++) {
       Array.from({ length: shape.nLayer }, () => new AttentionCache(shape.blockSize, shape.nEmbd)),
     );
     const buffers = new DecodeBuffers(model.config, R * prompt);
+    // the rows the steps write, touched (see above)
+    const lastPos = prompt === 1 ? pos0 + R + steps : prompt;
+    for (const layers of caches)
+      for (const layer of layers)
+        for (const t of [layer.keys, layer.values]) t.data.fill(0, 0, Math.min(lastPos + 1, shape.blockSize) * shape.nEmbd);
     // rows at positions pos0 + r (ragged), each step one position further; or each sequence's
     // prompt of `prompt` rows at positions 0.. (the same rows again every step)
     const step = (s: number) =>
@@ -58,7 +82,9 @@ for (let round = 0; round < rounds; round++) {
     step(0);
     const c0 = process.cpuUsage();
     const t0 = performance.now();
+    timedR = R;
     for (let s = 1; s <= steps; s++) step(s);
+    timedR = 0;
     const c = process.cpuUsage(c0);
     wall[R] = [...(wall[R] ?? []), (performance.now() - t0) / steps];
     cpu[R] = [...(cpu[R] ?? []), (c.user + c.system) / 1000 / steps];
@@ -78,4 +104,14 @@ for (const r of rows)
   console.error(
     `  R=${String(r.rows).padStart(2)}: ${r.wall_ms_per_step.toFixed(1)} ms/step wall (${r.tokens_per_s.toFixed(0)} tokens/s), ${r.cpu_ms_per_step.toFixed(1)} ms CPU (${r.tokens_per_cpu_s.toFixed(0)} tokens per CPU-second)`,
   );
-console.log(JSON.stringify({ model: which, packed, steps, rounds, threads, pos: pos0, prompt, rows }));
+for (const [R, byName] of kernelMs) {
+  const perStep = (ms: number) => ms / (steps * rounds);
+  console.error(`  R=${String(R).padStart(2)} by kernel (ms a step, mean of all rounds):`);
+  for (const [name, ms] of [...byName].sort((x, y) => y[1] - x[1])) console.error(`    ${perStep(ms).toFixed(2).padStart(8)}  ${name}`);
+}
+const kernels = Object.fromEntries(
+  [...kernelMs].map(([R, byName]) => [R, Object.fromEntries([...byName].map(([n, ms]) => [n, ms / (steps * rounds)]))]),
+);
+console.log(
+  JSON.stringify({ model: which, packed, steps, rounds, threads, pos: pos0, prompt, rows, ...(kernelMs.size > 0 ? { kernels } : {}) }),
+);

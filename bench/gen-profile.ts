@@ -5,8 +5,8 @@
 
 import { KVCache } from "../src/generate/kvcache.js";
 import { backend, GPT, generateTokens, makeConfig, useBackend } from "../src/index.js";
-import { refBackend } from "../src/kernels/ref/index.js";
 import { arg, expectArgs } from "./args.js";
+import { timeBackendCalls } from "./backend-calls.js";
 import { BIGGER_SHAPE, GPT2_SHAPE } from "./shapes.js";
 
 expectArgs("bench/gen-profile.ts", ["part", "threads", "tokens"]);
@@ -24,27 +24,20 @@ const model = new GPT(makeConfig({ ...shape, dropout: 0 }), 1337);
 const be = backend() as unknown as Record<string, unknown>;
 const times = new Map<string, { ms: number; n: number }>();
 let on = false;
-// every kernel of the Backend interface (the ref backend has exactly those), wrapped on the instance
-for (const name of Object.keys(refBackend)) {
-  const f = be[name];
-  if (typeof f !== "function") continue;
-  be[name] = function (this: unknown, ...args: unknown[]) {
-    if (!on) return (f as (...a: unknown[]) => unknown).apply(this, args);
+timeBackendCalls(
+  () => on,
+  (name, args, dt) => {
     const nums = args.filter((a) => typeof a === "number");
     // attention: the position varies per token, so leave it out of the key (attentionRows has it in its rows)
     const shown = name === "attentionCached" ? [nums[0], nums[2], nums[3]] : nums;
     const key = `${name}(${shown.join(",")})`;
-    const t0 = performance.now();
-    const r = (f as (...a: unknown[]) => unknown).apply(this, args);
-    const dt = performance.now() - t0;
     if (inAppend) kernelsInAppend += dt;
     const e = times.get(key) ?? { ms: 0, n: 0 };
     e.ms += dt;
     e.n++;
     times.set(key, e);
-    return r;
-  };
-}
+  },
+);
 let appendMs = 0;
 let inAppend = false;
 let kernelsInAppend = 0;

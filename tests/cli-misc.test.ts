@@ -1,7 +1,7 @@
 /**
  * The CLI around the edges: --help lists every command of the README's table, --version is
  * package.json's, an unknown command is an error line (no stack trace), `tokenize --tokenizer gpt2`
- * gives OpenAI tiktoken's ids, selftest passes, gradient accumulation (2 micro-batches of 2) is the
+ * gives OpenAI tiktoken's ids (and `--tokenizer DIR` a tokenizer folder's), selftest passes, gradient accumulation (2 micro-batches of 2) is the
  * same step as one batch of 4 (and both equal a forward/backward done here on the batch the
  * trainer's data PRNG draws), and --resume with a changed model setting is a one-line error.
  */
@@ -248,6 +248,21 @@ test("tokenize --tokenizer gpt2 gives tiktoken's ids (special tokens recognized,
   } finally {
     enc.free();
   }
+});
+
+test("tokenize --tokenizer DIR takes a folder from minigpt tokenizer train (its ids); a folder without one is one line", () => {
+  const dir = join(root, "tokenize-folder");
+  mkdirSync(dir);
+  const tok = join(dir, "tok");
+  assert.equal(cli(["tokenizer", "train", "--data", wordCorpus(dir, 3000), "--vocab-size", "280", "--out", tok]).status, 0);
+  const text = "call me ishmael, the white whale";
+  const r = cli(["tokenize", "--tokenizer", tok, "--json", text]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual((JSON.parse(r.stdout) as { ids: number[] }).ids, loadTokenizer(tok).encode(text));
+  const missing = cli(["tokenize", "--tokenizer", dir, text]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /--tokenizer .* is neither gpt2 nor a folder with a tokenizer\.json/);
+  assert.ok(noStackTrace(missing.stderr), missing.stderr);
 });
 
 test("selftest passes", () => {

@@ -1,10 +1,11 @@
-import { statSync } from "node:fs";
-import { basename } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import {
   arrayStream,
   fail,
   gpt2Tokenizer,
   loadModelTokenizer,
+  loadTokenizer,
   openTokenCache,
   readTextFile,
   TOKEN_CACHE_MIN_BYTES,
@@ -19,11 +20,16 @@ import { encodeUserText } from "./user-text.js";
 export const tokenizeSpec: CommandSpec = {
   name: "tokenize",
   summary: "show how a text is cut into tokens: ids, pieces and byte counts",
-  usage: 'minigpt tokenize (--model DIR | --tokenizer gpt2) ("text" | --file F) [--json]',
+  usage: 'minigpt tokenize (--model DIR | --tokenizer gpt2|DIR) ("text" | --file F) [--json]',
   maxPositionals: 1,
   flags: [
     modelFlag("use the tokenizer of this model folder", ""),
-    { name: "tokenizer", type: "string", default: "", choices: ["", "gpt2"], help: "use a built-in tokenizer instead of a model's" },
+    {
+      name: "tokenizer",
+      type: "string",
+      default: "",
+      help: "use this tokenizer instead of a model's: gpt2 (GPT-2's, built in) or a folder with a tokenizer.json (from minigpt tokenizer train)",
+    },
     {
       name: "file",
       type: "string",
@@ -33,16 +39,25 @@ export const tokenizeSpec: CommandSpec = {
     { name: "json", type: "bool", default: false, help: 'print {"ids":[...]} only' },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings as plain text" },
   ],
-  examples: ['minigpt tokenize --tokenizer gpt2 "Hello world"', "minigpt tokenize --model out --file notes.txt --json"],
+  examples: [
+    'minigpt tokenize --tokenizer gpt2 "Hello world"',
+    'minigpt tokenize --tokenizer my-tokenizer "Hello world"   # a folder from minigpt tokenizer train',
+    "minigpt tokenize --model out --file notes.txt --json",
+  ],
 };
 
 export async function runTokenize(argv: readonly string[]): Promise<number> {
   const f = parseFlags(tokenizeSpec, argv);
   let tokenizer: Tokenizer;
-  if (f.string("tokenizer") && f.has("model")) fail("give --model DIR or --tokenizer gpt2, not both");
-  if (f.string("tokenizer") === "gpt2") tokenizer = gpt2Tokenizer();
-  else if (f.string("model")) tokenizer = loadModelTokenizer(f.string("model"));
-  else return fail("say which tokenizer: --model DIR (a trained model's) or --tokenizer gpt2");
+  const named = f.string("tokenizer");
+  if (named && f.has("model")) fail("give --model DIR or --tokenizer, not both");
+  if (named === "gpt2") tokenizer = gpt2Tokenizer();
+  else if (named) {
+    if (!existsSync(join(named, "tokenizer.json")))
+      fail(`--tokenizer ${named} is neither gpt2 nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`);
+    tokenizer = loadTokenizer(named);
+  } else if (f.string("model")) tokenizer = loadModelTokenizer(f.string("model"));
+  else return fail("say which tokenizer: --model DIR (a trained model's), --tokenizer gpt2 or --tokenizer DIR (a tokenizer folder)");
   const specialsAsText = f.bool("specials-as-text");
   const file = f.string("file");
   let text: string;
