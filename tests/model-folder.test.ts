@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { loadModelFolder, loadModelTokenizer } from "../src/io/folder.js";
 import { loadModel, saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
@@ -58,6 +59,19 @@ test("missing files and bad configs give one clear line", () => {
   throwsUser(() => loadModel(dir), /activation_function "gelu" is not supported/);
   writeFileSync(join(dir, "config.json"), "{not json");
   throwsUser(() => loadModel(dir), /not valid JSON/);
+});
+
+test("a folder with none of a model's files (a folder of texts) is 'not a model folder', not a missing config.json", () => {
+  const dir = tmp();
+  writeFileSync(join(dir, "notes.txt"), "some text");
+  throwsUser(
+    () => loadModelFolder(dir),
+    /is not a model folder: a model folder holds config\.json, model\.safetensors and tokenizer\.json/,
+  );
+  throwsUser(() => loadModelTokenizer(dir), /is not a model folder/);
+  // one of them there: the others are named as missing
+  copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
+  throwsUser(() => loadModelFolder(dir), /missing file .*(model\.safetensors|tokenizer\.json)/);
 });
 
 test("a truncated weights file is a clear error", () => {

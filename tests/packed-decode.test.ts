@@ -106,7 +106,8 @@ for (const shape of [
       const picks = countPicks(() => {
         packed = ROWS.map((R) => step(m, R));
       });
-      assert.ok(picks >= ROWS.length * nLayer * 2, `the steps were handed the packed copies (${picks} times)`);
+      // (the trunk's table is written once: each matrix picked once; the split path picks every step)
+      assert.ok(picks >= nLayer * 4, `the steps were handed the packed copies (${picks} picks)`);
       for (const [i, R] of ROWS.entries()) assertSame(packed[i] as Float32Array[], rowMajor[i] as Float32Array[], `${R} rows`);
       if (shape.threads === 2 && "useThreads" in kernels) {
         // one thread now: the projections packed per share no longer match the call's split (the
@@ -159,6 +160,35 @@ test("a packed copy is dropped when the weights change: loadWeights, param(), a 
   } finally {
     m.dispose();
     other.dispose();
+    await useBackend("ref");
+  }
+});
+
+test("the trunk's layer table is written once per model, again only when a layer's packed copy changes [wasm, 1 thread]", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const m = model(64, 4);
+  const pickWhole = WasmPackedLayer.prototype.pickWhole;
+  let writes = 0;
+  WasmPackedLayer.prototype.pickWhole = function (...args: Parameters<typeof pickWhole>) {
+    writes++;
+    return pickWhole.apply(this, args);
+  };
+  try {
+    const { nLayer } = m.config;
+    m.packDecodeWeights();
+    const first = step(m, 5);
+    step(m, 6);
+    assertSame(step(m, 5), first, "the third step");
+    assert.equal(writes, nLayer * 4, "the packed pointers were written for the first step only");
+    assert.equal(m.h[0]?.trunkLayer(m.config.layerNormEps), m.h[0]?.trunkLayer(m.config.layerNormEps), "Block.trunkLayer: the same object");
+    // new copies: the table is written again, pointing at them (the old ones are freed)
+    m.packDecodeWeights();
+    assertSame(step(m, 5), first, "after packing again");
+    step(m, 5);
+    assert.equal(writes, 2 * nLayer * 4, "written again once");
+  } finally {
+    WasmPackedLayer.prototype.pickWhole = pickWhole;
+    m.dispose();
     await useBackend("ref");
   }
 });

@@ -418,7 +418,7 @@ export function formatAnalysis(a: ModelAnalysis): string {
     const h = a.history;
     lines.push(
       "",
-      `training history: ${int(h.steps)} steps, last train loss ${h.lastLoss?.toFixed(4) ?? "n/a"}, best val loss ${h.bestValLoss?.toFixed(4) ?? "n/a"} (${h.evaluations} evaluations, last ${h.lastValLoss?.toFixed(4) ?? "n/a"})`,
+      `training history: ${int(h.steps)} steps, last train loss ${h.lastLoss?.toFixed(4) ?? "n/a"}, best val loss ${h.bestValLoss?.toFixed(4) ?? "n/a"} (${h.evaluations} evaluation${h.evaluations === 1 ? "" : "s"}, last ${h.lastValLoss?.toFixed(4) ?? "n/a"})`,
     );
   }
   return lines.join("\n");

@@ -40,7 +40,7 @@ export const interactiveSpec: CommandSpec = {
   summary: "menus: choose a model folder and a model, then generate, chat or analyze (also what `minigpt` alone does)",
   usage: "minigpt interactive [--dir DIR]     (or just: minigpt)",
   flags: [
-    { name: "dir", type: "string", default: ".", help: "where to look for model folders (it and its subfolders)" },
+    { name: "dir", type: "string", default: ".", help: "where to look for model folders (it, and the folders directly in it)" },
     ...deviceBackendFlags,
   ],
   examples: ["minigpt", 'printf "1\\n1\\nCall me\\n\\n/quit\\n" | minigpt interactive'],
@@ -204,7 +204,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
     const folders = findModelFolders(dir);
     if (folders.length === 0) {
       write(
-        `no model folders in ${resolve(dir)} (a folder with config.json, model.safetensors and tokenizer.json); train one with: minigpt train --out out\n`,
+        `no model folders in ${resolve(dir)} (a folder with config.json, model.safetensors and tokenizer.json); train one with: minigpt train --out ${dir === "." ? "out" : join(dir, "out")}\n`,
       );
       return 1;
     }

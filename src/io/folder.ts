@@ -94,6 +94,9 @@ export interface ModelLocation {
 
 const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
 
+/** the files any model folder has one of (a LoRA adapter from PEFT has only its adapter_config.json) */
+const MODEL_FOLDER_FILES = ["config.json", "model.safetensors", "tokenizer.json", "adapter_config.json"];
+
 /** The checkpoint-N folders of a run's training folder that hold weights, newest first. */
 export function checkpointNames(trainingFolder: string): string[] {
   let names: string[];
@@ -138,6 +141,11 @@ export function locateModel(dir: string): ModelLocation {
   const inner = checkpointNames(join(dir, "training"));
   if (inner.length > 0)
     fail(`${dir} has no config.json; its checkpoints (${checkpointList(join(dir, "training"), inner)}) still hold the weights`);
+  // none of a model's files (a folder of texts, say): not "missing file config.json", as if one were lost
+  if (!MODEL_FOLDER_FILES.some((f) => existsSync(join(dir, f))))
+    fail(
+      `${dir} is not a model folder: a model folder holds config.json, model.safetensors and tokenizer.json (minigpt train --out DIR writes one)`,
+    );
   return { root: dir, weights: join(dir, "model.safetensors") };
 }
 
