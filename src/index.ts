@@ -25,6 +25,7 @@ export {
   type TokenCacheOptions,
   type TokenizeProgress,
   tokenCacheDir,
+  tokenizerFromTextFiles,
 } from "./data/token-cache.js";
 export { locatePiece, unencodable } from "./data/vocabulary.js";
 export { failFs, withFs } from "./errors.js";
