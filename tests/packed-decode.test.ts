@@ -7,11 +7,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { useBackend } from "../src/kernels/index.js";
-import { WasmPackedLayer } from "../src/kernels/wasm/packed-layer.js";
+import { PACK_BUDGET_BYTES, WasmPackedLayer } from "../src/kernels/wasm/packed-layer.js";
 import { AttentionCache } from "../src/nn/attention-cache.js";
 import { makeConfig } from "../src/nn/config.js";
 import { DecodeBuffers, type DecodeRow } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
+import { heap } from "../src/tensor/memory.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
 const VOCAB = 50;
@@ -106,7 +107,8 @@ for (const shape of [
       const picks = countPicks(() => {
         packed = ROWS.map((R) => step(m, R));
       });
-      assert.ok(picks >= ROWS.length * nLayer * 2, `the steps were handed the packed copies (${picks} times)`);
+      // (the trunk's table is written once: each matrix picked once; the split path picks every step)
+      assert.ok(picks >= nLayer * 4, `the steps were handed the packed copies (${picks} picks)`);
       for (const [i, R] of ROWS.entries()) assertSame(packed[i] as Float32Array[], rowMajor[i] as Float32Array[], `${R} rows`);
       if (shape.threads === 2 && "useThreads" in kernels) {
         // one thread now: the projections packed per share no longer match the call's split (the
@@ -159,6 +161,55 @@ test("a packed copy is dropped when the weights change: loadWeights, param(), a 
   } finally {
     m.dispose();
     other.dispose();
+    await useBackend("ref");
+  }
+});
+
+test("the trunk's layer table is written once per model, again only when a layer's packed copy changes [wasm, 1 thread]", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const m = model(64, 4);
+  const pickWhole = WasmPackedLayer.prototype.pickWhole;
+  let writes = 0;
+  WasmPackedLayer.prototype.pickWhole = function (...args: Parameters<typeof pickWhole>) {
+    writes++;
+    return pickWhole.apply(this, args);
+  };
+  try {
+    const { nLayer } = m.config;
+    m.packDecodeWeights();
+    const first = step(m, 5);
+    step(m, 6);
+    assertSame(step(m, 5), first, "the third step");
+    assert.equal(writes, nLayer * 4, "the packed pointers were written for the first step only");
+    assert.equal(m.h[0]?.trunkLayer(m.config.layerNormEps), m.h[0]?.trunkLayer(m.config.layerNormEps), "Block.trunkLayer: the same object");
+    // new copies: the table is written again, pointing at them (the old ones are freed)
+    m.packDecodeWeights();
+    assertSame(step(m, 5), first, "after packing again");
+    step(m, 5);
+    assert.equal(writes, 2 * nLayer * 4, "written again once");
+  } finally {
+    WasmPackedLayer.prototype.pickWhole = pickWhole;
+    m.dispose();
+    await useBackend("ref");
+  }
+});
+
+test("no packed copy is made past the heap's budget for them: the model decodes from its row-major matrices [wasm, 1 thread]", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const m = model(64, 4);
+  const h = heap();
+  const stats = h.stats.bind(h);
+  try {
+    const want = step(m, 5);
+    // a heap whose live tensors are one byte short of the budget: no block has room
+    h.stats = () => ({ ...stats(), liveBytes: PACK_BUDGET_BYTES - 1 });
+    assert.equal(m.packDecodeWeights(), 0, "nothing packed");
+    h.stats = stats;
+    assertSame(step(m, 5), want, "the step");
+    assert.ok(m.packDecodeWeights() > 0, "packed with room");
+  } finally {
+    h.stats = stats;
+    m.dispose();
     await useBackend("ref");
   }
 });

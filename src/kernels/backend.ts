@@ -58,7 +58,11 @@ export interface CachedRow<F = FloatArray> {
   pos: number;
 }
 
-/** one block's weights, for Backend.trunkRows: its LayerNorms', attention's and MLP's (W is (in,out)) */
+/**
+ * one block's weights, for Backend.trunkRows: its LayerNorms', attention's and MLP's (W is (in,out)).
+ * Not changed once made (a changed layer makes a new one: Block.trunkLayer), so a backend may keep
+ * what it derives from one (the wasm backend: its table of pointers) while the same objects come back.
+ */
 export interface TrunkLayer<F = FloatArray> {
   ln1Weight: F;
   ln1Bias: F;

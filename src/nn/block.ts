@@ -19,6 +19,8 @@ import type { MLP } from "./mlp.js";
 export class Block {
   /** the attention's and MLP's matrices laid out for decode steps of many rows (pack), or null */
   private packed: PackedLayer | null = null;
+  /** trunkLayer's last answer and what it was made from: the same object while none of that changed */
+  private trunk: { from: readonly unknown[]; layer: TrunkLayer<KernelArray> } | null = null;
 
   constructor(
     readonly ln_1: LayerNorm,
@@ -46,6 +48,8 @@ export class Block {
   /**
    * The block's weights for a backend's whole-trunk decode (Backend.trunkRows), or null when a layer
    * is more than x·W + b (an adapter, quantized weights) or a LayerNorm's epsilon is not `eps`.
+   * The same object step after step while the layers and their packed copy stay (a backend may keep
+   * what it made of it: TrunkLayer).
    */
   trunkLayer(eps: number): TrunkLayer<KernelArray> | null {
     const attn = this.attn.c_attn.plain();
@@ -53,7 +57,9 @@ export class Block {
     const fc = this.mlp.c_fc.plain();
     const mlpProj = this.mlp.c_proj.plain();
     if (!attn || !attnProj || !fc || !mlpProj || this.ln_1.eps !== eps || this.ln_2.eps !== eps) return null;
-    return {
+    const from = [attn, attnProj, fc, mlpProj, this.packed];
+    if (this.trunk?.from.every((v, i) => v === from[i])) return this.trunk.layer;
+    const layer: TrunkLayer<KernelArray> = {
       ln1Weight: this.ln_1.weight.storage,
       ln1Bias: this.ln_1.bias.storage,
       attnWeight: attn.weight.storage,
@@ -68,6 +74,8 @@ export class Block {
       mlpProjBias: mlpProj.bias.storage,
       packed: this.packed,
     };
+    this.trunk = { from, layer };
+    return layer;
   }
 
   /**

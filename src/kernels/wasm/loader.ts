@@ -593,16 +593,15 @@ class WasmKernels implements WasmBackend, KernelCalls {
     const L = t.layers.length;
     if (decode.splitsWeights(this, C, nh, H)) return false;
     const buffers = this.pointers([t.x, t.a, t.mean, t.rstd, t.qkv, t.att, t.y, t.h]);
-    const weights = this.pointers(t.layers.flatMap((l) => TRUNK_LAYER_FIELDS.map((f) => l[f])));
-    if (!buffers || !weights || t.rows.length !== L) return false;
+    const layersAt = this.layersTable(t.layers);
+    if (!buffers || layersAt === 0 || t.rows.length !== L) return false;
     const stepBytes = this.x.trunkStepBytes();
-    const layersBytes = L * this.x.trunkLayerBytes();
     // the keep flags after the rows' tables: only where some row's output is not wanted
     const keep = t.outputs?.includes(false) ? t.outputs : null;
     if (keep && keep.length !== R) return false;
-    const block = this.trunkBlock(stepBytes + layersBytes + L * R * 12 + (keep ? R * 4 : 0));
+    const block = this.trunkBlock(stepBytes + L * R * 12 + (keep ? R * 4 : 0));
     const memory = heap().memory;
-    const rowsAt = block + stepBytes + layersBytes;
+    const rowsAt = block + stepBytes;
     const keepAt = rowsAt + L * R * 12;
     if (keep) new Int32Array(memory.buffer, keepAt, R).set(keep.map(Number));
     let maxPos = 0;
@@ -611,21 +610,8 @@ class WasmKernels implements WasmBackend, KernelCalls {
       if (rows.length !== R || !this.writeRows(rowsAt + l * R * 12, rows)) return false;
       for (const r of rows) maxPos = Math.max(maxPos, r.pos);
     }
-    // per layer its weights, then its packed copies (where made whole: the trunk splits no matrix)
-    const words = this.x.trunkLayerBytes() / 4;
-    const fields = TRUNK_LAYER_FIELDS.length;
-    const table = new Int32Array(memory.buffer, block + stepBytes, L * words);
-    for (let l = 0; l < L; l++) {
-      const w = weights.slice(l * fields, (l + 1) * fields);
-      table.set(w, l * words);
-      const packed = (t.layers[l] as TrunkLayer).packed;
-      PACKED_MATRICES.forEach((name, i) => {
-        const source = w[TRUNK_LAYER_FIELDS.indexOf(name)] as number;
-        table[l * words + fields + i] = packed instanceof WasmPackedLayer ? packed.pickWhole(name, source) : 0;
-      });
-    }
     // trunkRowsPart's step block (decode.as: STEP_X .. STEP_RELU, then eps and the keep flags' pointer)
-    new Int32Array(memory.buffer, block, 16).set([...buffers, block + stepBytes, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
+    new Int32Array(memory.buffer, block, 16).set([...buffers, layersAt, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
     new Float64Array(memory.buffer, block + this.x.trunkStepEpsAt(), 1)[0] = t.eps;
     new Int32Array(memory.buffer, block + this.x.trunkStepKeepAt(), 1)[0] = keep ? keepAt : 0;
     const first = t.rows[0] as readonly CachedRow[];
@@ -633,6 +619,43 @@ class WasmKernels implements WasmBackend, KernelCalls {
     this.stats.fast++;
     decode.trunkRows(this, block, R, maxPos, C, nh, H, startsSequence);
     return true;
+  }
+
+  /** trunkRowsPart's layers table as last written: its heap block and the TrunkLayer objects it was written from */
+  private layers: { from: readonly TrunkLayer[]; ptr: number; bytes: number } = { from: [], ptr: 0, bytes: 0 };
+
+  /**
+   * The layers' table on the heap (decode.as: per layer its weights' pointers, then its packed
+   * copies' where made whole: the trunk splits no matrix), written again only when other TrunkLayer
+   * objects come (one is not changed once made: a model's table is written once, not every step);
+   * 0 when a weight is not on the heap
+   */
+  private layersTable(layers: readonly TrunkLayer[]): number {
+    const last = this.layers;
+    if (last.ptr !== 0 && last.from.length === layers.length && layers.every((l, i) => l === last.from[i])) return last.ptr;
+    const weights = this.pointers(layers.flatMap((l) => TRUNK_LAYER_FIELDS.map((f) => l[f])));
+    const words = this.x.trunkLayerBytes() / 4;
+    const bytes = layers.length * words * 4;
+    if (!weights || bytes === 0) return 0;
+    let ptr = last.ptr;
+    if (bytes > last.bytes) {
+      if (last.bytes > 0) heap().release(last.ptr, last.bytes);
+      ptr = heap().alloc(bytes);
+      this.layers = { from: [], ptr, bytes };
+    }
+    const fields = TRUNK_LAYER_FIELDS.length;
+    const table = new Int32Array(heap().memory.buffer, ptr, layers.length * words);
+    for (const [l, layer] of layers.entries()) {
+      const w = weights.slice(l * fields, (l + 1) * fields);
+      table.set(w, l * words);
+      const packed = layer.packed;
+      PACKED_MATRICES.forEach((name, i) => {
+        const source = w[TRUNK_LAYER_FIELDS.indexOf(name)] as number;
+        table[l * words + fields + i] = packed instanceof WasmPackedLayer ? packed.pickWhole(name, source) : 0;
+      });
+    }
+    this.layers = { from: [...layers], ptr, bytes: Math.max(bytes, this.layers.bytes) };
+    return ptr;
   }
 
   private trunkBlockPtr = 0;
