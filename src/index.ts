@@ -17,7 +17,7 @@ export {
   type TextFiles,
   type TextSource,
 } from "./data/text.js";
-export { sourceBytes } from "./data/text-chunks.js";
+export { sourceBytes, textStart } from "./data/text-chunks.js";
 export {
   openTokenCache,
   type TokenCache,
