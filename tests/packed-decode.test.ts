@@ -7,11 +7,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { useBackend } from "../src/kernels/index.js";
-import { WasmPackedLayer } from "../src/kernels/wasm/packed-layer.js";
+import { PACK_BUDGET_BYTES, WasmPackedLayer } from "../src/kernels/wasm/packed-layer.js";
 import { AttentionCache } from "../src/nn/attention-cache.js";
 import { makeConfig } from "../src/nn/config.js";
 import { DecodeBuffers, type DecodeRow } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
+import { heap } from "../src/tensor/memory.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
 const VOCAB = 50;
@@ -188,6 +189,26 @@ test("the trunk's layer table is written once per model, again only when a layer
     assert.equal(writes, 2 * nLayer * 4, "written again once");
   } finally {
     WasmPackedLayer.prototype.pickWhole = pickWhole;
+    m.dispose();
+    await useBackend("ref");
+  }
+});
+
+test("no packed copy is made past the heap's budget for them: the model decodes from its row-major matrices [wasm, 1 thread]", async () => {
+  await useBackend("wasm", { threads: 1 });
+  const m = model(64, 4);
+  const h = heap();
+  const stats = h.stats.bind(h);
+  try {
+    const want = step(m, 5);
+    // a heap whose live tensors are one byte short of the budget: no block has room
+    h.stats = () => ({ ...stats(), liveBytes: PACK_BUDGET_BYTES - 1 });
+    assert.equal(m.packDecodeWeights(), 0, "nothing packed");
+    h.stats = stats;
+    assertSame(step(m, 5), want, "the step");
+    assert.ok(m.packDecodeWeights() > 0, "packed with room");
+  } finally {
+    h.stats = stats;
     m.dispose();
     await useBackend("ref");
   }

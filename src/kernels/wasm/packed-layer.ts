@@ -20,6 +20,14 @@ import { headCuts, mlpCuts } from "./decode.js";
 
 type Matrix = keyof DecodeMatrices;
 
+/**
+ * No copy is made that would take the heap's live tensors past this (of WebAssembly's 4 GiB): a
+ * model that barely fits (GPT-2 large, 3.1 GB of floats) serves from its row-major matrices, with
+ * room left for its KV caches, instead of failing to load (and a failed allocation would leave the
+ * heap's top past its end).
+ */
+export const PACK_BUDGET_BYTES = 3 * 2 ** 30;
+
 /** the matrices, in the order of their fields in trunkRowsPart's layer table (decode.as: LAYER_WATTN_PACKED ..) */
 export const PACKED_MATRICES: readonly Matrix[] = ["attnWeight", "attnProjWeight", "fcWeight", "mlpProjWeight"];
 
@@ -67,7 +75,8 @@ export class WasmPackedLayer implements PackedLayer {
 
 /**
  * The block's matrices (heap pointers) packed for the current thread count's splits, or null where
- * their widths (C, 3C, H) are not multiples of 8 (the panels' width).
+ * their widths (C, 3C, H) are not multiples of 8 (the panels' width) or the heap has no room for
+ * them (PACK_BUDGET_BYTES).
  */
 export function packLayer(k: KernelCalls, m: Record<Matrix, number>, C: number, nh: number, H: number): WasmPackedLayer | null {
   if (C % 8 !== 0 || H % 8 !== 0) return null;
@@ -79,6 +88,7 @@ export function packLayer(k: KernelCalls, m: Record<Matrix, number>, C: number, 
     mlpProjWeight: [H, C, mlpCuts(k, C, H)],
   };
   const bytes = PACKED_MATRICES.reduce((sum, name) => sum + k.x.rowsPackedBytes(shapes[name][0], shapes[name][1]), 0);
+  if (heap().stats().liveBytes + bytes > PACK_BUDGET_BYTES) return null;
   const base = heap().alloc(bytes);
   const matrices = new Map<Matrix, Packed>();
   let at = base;
