@@ -15,7 +15,7 @@
 //                     kernel; a kernel's time on 2 threads includes waiting for the helper)
 // The caches' rows the steps will write are touched once before the timing (a server's caches come
 // from its heap's free list, already touched; fresh pages cost the first steps a page fault each:
-// ~7 ms of GPT-2's 16-row step on 2 threads, all in attentionRows, which writes the k and v rows).
+// ~3-7 ms of GPT-2's 16-row step on 2 threads, all in attentionRows, which writes the k and v rows).
 import { AttentionCache, DecodeBuffers, GPT, makeConfig, useBackend } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { timeBackendCalls } from "./backend-calls.js";

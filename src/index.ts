@@ -17,7 +17,7 @@ export {
   type TextFiles,
   type TextSource,
 } from "./data/text.js";
-export { sourceBytes } from "./data/text-chunks.js";
+export { sourceBytes, textStart } from "./data/text-chunks.js";
 export {
   openTokenCache,
   type TokenCache,
@@ -25,6 +25,7 @@ export {
   type TokenCacheOptions,
   type TokenizeProgress,
   tokenCacheDir,
+  tokenizerFromTextFiles,
 } from "./data/token-cache.js";
 export { locatePiece, unencodable } from "./data/vocabulary.js";
 export { failFs, withFs } from "./errors.js";

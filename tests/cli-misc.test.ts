@@ -53,6 +53,10 @@ test("--help lists every command of the README's command table, and each has its
       assert.match(text, new RegExp(`^minigpt ${name}: `), `${name} --help`);
       assert.match(text, /^usage: minigpt /m, `${name} --help`);
       assert.match(text, /^ {2}--help +show this help$/m, `${name} --help`);
+      // `minigpt help NAME` is the same text, as git and npm take it
+      printed.length = 0;
+      assert.equal(await main(["help", name]), 0, `help ${name}`);
+      assert.equal(printed.join("\n"), text, `help ${name}`);
     }
   } finally {
     console.log = log;

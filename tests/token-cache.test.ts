@@ -262,6 +262,22 @@ test("train on a 24 MB text under a 128 MB heap: tokenized in chunks into the ca
   assert.match(tuned.stderr, /token cache: reusing /);
 });
 
+test("tokenizer train on a 9 MB text reads it in chunks (a progress line) and writes the BPE trainBpe learns from the whole text, with --specials too", () => {
+  const dir = tempDir("minigpt-token-cache-tokenizer-");
+  // a special token of the user's among the built-in ones (its words are counted on one thread)
+  const text = nastyText(11, 9e6).replaceAll("<|endof", "<|note|>");
+  const file = join(dir, "big.txt");
+  writeFileSync(file, text);
+  for (const specials of [[], ["<|note|>"]]) {
+    const out = join(dir, `tokenizer-${specials.length}`);
+    const r = runCli(["tokenizer", "train", "--data", file, "--vocab-size", "300", "--out", out, "--specials", specials.join(",")]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /tokenizing \(vocabulary pass\) .* MB\/s/);
+    const whole = trainBpe(text, { vocabSize: 300, extraSpecials: specials });
+    assert.deepEqual(JSON.parse(readFileSync(join(out, "tokenizer.json"), "utf8")), JSON.parse(JSON.stringify(whole.toHuggingFaceJson())));
+  }
+});
+
 test("eval's windows read from a token stream are evalWindows' (all, or sampleWindows' sample)", () => {
   const ids = Int32Array.from({ length: 1003 }, (_, i) => (i * 7) % 65);
   const stream = arrayStream(ids).range(0, ids.length);

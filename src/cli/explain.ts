@@ -2,15 +2,16 @@ import {
   type ExplainLevel,
   explainTrainingStepAsync,
   fail,
+  findTextFiles,
   formatTop,
   formatTrace,
   type GenerateOptions,
   type GPT,
   loadModelFolder,
-  loadTextSource,
   Rng,
   sampleToken,
   type Tokenizer,
+  textStart,
   tokenLabel,
   traceForwardAsync,
   withSuppressed,
@@ -103,9 +104,11 @@ export async function runExplainStep(argv: readonly string[]): Promise<number> {
   try {
     if (f.string("text") && f.string("data")) fail("give the step's text with --text or --data, not both");
     let text = f.string("text");
-    if (!text && f.string("data")) text = loadTextSource(f.string("data")).text;
+    // the step uses the text's first block: a corpus of any size is read no further than that
+    const start = 20 * model.config.blockSize + 100;
+    if (!text && f.string("data")) text = textStart(findTextFiles(f.string("data")), start);
     if (!text) fail('give the text of the training step: --text "..." or --data FILE');
-    const all = encodeUserText(tokenizer, text.slice(0, 20 * model.config.blockSize + 100), { specialsAsText: f.bool("specials-as-text") });
+    const all = encodeUserText(tokenizer, text.slice(0, start), { specialsAsText: f.bool("specials-as-text") });
     if (all.length < 2) fail("the text must encode to at least 2 tokens: one input and the next one as its target");
     const T = Math.min(model.config.blockSize, all.length - 1);
     const x = all.slice(0, T);

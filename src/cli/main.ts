@@ -50,7 +50,7 @@ function usage(): string {
   return [
     "minigpt: a GPT you can train on your own text, in TypeScript",
     "",
-    "usage: minigpt <command> [flags]     (minigpt <command> --help for its flags)",
+    "usage: minigpt <command> [flags]     (minigpt <command> --help, or minigpt help <command>, for its flags)",
     "",
     "commands:",
     ...commands.map((c) => `  ${c.spec.name.padEnd(width)} ${c.spec.summary}`),
@@ -88,6 +88,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   // `npm exec minigpt -- --help` (npm exec keeps a bare --help for itself) may pass the "--" on
   if (argv[0] === "--") return main(argv.slice(1));
   const [name, ...rest] = argv;
+  // `minigpt help train`, as git and npm take it: that command's --help
+  if (name === "help" && rest[0] !== undefined) return main([rest[0], "--help"]);
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(usage());
     return 0;

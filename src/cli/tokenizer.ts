@@ -3,16 +3,21 @@ import {
   createTokenizer,
   describeFolderSource,
   fail,
+  findTextFiles,
   isModelFolder,
   loadTextSource,
   makeFolder,
   saveTokenizer,
+  sourceBytes,
+  TOKEN_CACHE_MIN_BYTES,
   type Tokenizer,
+  tokenizerFromTextFiles,
   withFs,
 } from "../index.js";
 import { BPE_MIN_VOCAB } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
+import { ProgressLine, tokenizeProgressLine } from "./progress.js";
 
 export const tokenizerSpec: CommandSpec = {
   name: "tokenizer",
@@ -52,24 +57,40 @@ export async function runTokenizer(argv: readonly string[]): Promise<number> {
   // a model's tokenizer belongs to its weights: replacing it would break the model for good
   if (isModelFolder(out)) fail(`${out} holds a model, whose tokenizer must stay the one it was trained with; choose another --out`);
   checkOutputFiles([join(out, "tokenizer.json"), join(out, "tokenizer_config.json")], "out", f.bool("overwrite"));
-  const source = loadTextSource(f.string("data"));
-  const files = describeFolderSource(source);
+  const found = findTextFiles(f.string("data"));
+  const files = describeFolderSource(found);
   if (files) console.error(`files: ${files}`);
   const extra = f
     .string("specials")
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
+  const options = { vocabSize: f.int("vocab-size"), extraSpecials: extra };
+  const bytes = sourceBytes(found.files);
   const t0 = performance.now();
-  const tok: Tokenizer = createTokenizer("bpe", source.text, { vocabSize: f.int("vocab-size"), extraSpecials: extra });
+  let tok: Tokenizer;
+  // what the tokenizer does to the text: measured on a text read whole; a big one is never one string
+  let measured = "";
+  if (bytes >= TOKEN_CACHE_MIN_BYTES) {
+    // as train reads a big text: its word counts in chunks, on every core, with a progress line
+    const progress = new ProgressLine();
+    tok = tokenizerFromTextFiles({
+      source: found,
+      kind: "bpe",
+      ...options,
+      onProgress: (p) => progress.update(tokenizeProgressLine(p), p.done),
+    });
+  } else {
+    const { text } = loadTextSource(f.string("data"));
+    tok = createTokenizer("bpe", text, options);
+    const ids = tok.encode(text);
+    measured = `: ${ids.length.toLocaleString("en-US")} tokens, ${(bytes / ids.length).toFixed(2)} bytes/token`;
+  }
   const seconds = (performance.now() - t0) / 1000;
   withFs(`cannot create ${out}`, () => makeFolder(out));
   saveTokenizer(out, tok);
-  const bytes = new TextEncoder().encode(source.text).length;
-  const ids = tok.encode(source.text);
   console.log(
-    `trained a ${tok.vocabSize}-token byte-level BPE on ${source.name} (${bytes.toLocaleString("en-US")} bytes) in ${seconds.toFixed(2)}s: ` +
-      `${ids.length.toLocaleString("en-US")} tokens, ${(bytes / ids.length).toFixed(2)} bytes/token; wrote ${out}/tokenizer.json`,
+    `trained a ${tok.vocabSize}-token byte-level BPE on ${found.name} (${bytes.toLocaleString("en-US")} bytes) in ${seconds.toFixed(2)}s${measured}; wrote ${out}/tokenizer.json`,
   );
   const asked = f.int("vocab-size");
   if (tok.vocabSize < asked)

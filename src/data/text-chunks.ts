@@ -139,3 +139,13 @@ export function* readTextBytes(source: TextFiles, chunkBytes = CHUNK_BYTES): Gen
 export function* readTextChunks(source: TextFiles, chunkBytes = CHUNK_BYTES): Generator<TextChunk> {
   for (const chunk of readTextBytes(source, chunkBytes)) yield { text: decodeUtf8(chunk.bytes), bytesRead: chunk.bytesRead };
 }
+
+/** At least the first `characters` characters of `source` (all of it if shorter), reading no more chunks than that takes. */
+export function textStart(source: TextFiles, characters: number): string {
+  let text = "";
+  for (const chunk of readTextChunks(source, Math.min(CHUNK_BYTES, 4 * characters + 4))) {
+    text += chunk.text;
+    if (text.length >= characters) break;
+  }
+  return text;
+}

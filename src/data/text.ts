@@ -1,6 +1,7 @@
 /**
  * Where training text comes from: a file, a folder of .txt files, or a built-in corpus name.
  */
+import { isUtf8 } from "node:buffer";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, extname, join, relative, resolve } from "node:path";
@@ -40,7 +41,8 @@ export interface TextFiles {
  */
 export function loadTextSource(spec: string): TextSource {
   const { name, files, what, skipped } = findTextFiles(spec);
-  const text = files.map(readTextFile).join(FILE_SEPARATOR);
+  const texts = files.map(readTextFile);
+  const text = wholeText(() => texts.join(FILE_SEPARATOR), what, filesBytes(files));
   checkNotEmpty(text, what);
   return { name, text, files, ...(skipped ? { skipped } : {}) };
 }
@@ -147,9 +149,14 @@ function skippedText(skipped: Record<string, number>): string {
  * What a folder source reads and skips, for the user: "read 12 .txt files (3.4 MB); skipped 3 .md,
  * 1 .json (only .txt files are read)". Undefined for a single file or a built-in text.
  */
+/** the files' sizes added up */
+function filesBytes(files: readonly string[]): number {
+  return files.reduce((n, f) => n + withFs(`cannot read ${f}`, () => statSync(f)).size, 0);
+}
+
 export function describeFolderSource(source: { files: readonly string[]; skipped?: Record<string, number> }): string | undefined {
   if (!source.skipped) return undefined;
-  const bytes = source.files.reduce((n, f) => n + withFs(`cannot read ${f}`, () => statSync(f)).size, 0);
+  const bytes = filesBytes(source.files);
   const read = `read ${source.files.length} .txt file${source.files.length === 1 ? "" : "s"} (${formatBytes(bytes)})`;
   if (Object.keys(source.skipped).length === 0) return read;
   return `${read}; skipped ${skippedText(source.skipped)} (only .txt files are read)`;
@@ -165,10 +172,24 @@ export function readTextFile(path: string): string {
   }
   const nul = bytes.indexOf(0);
   if (nul !== -1) fail(`${path} looks like a binary file (NUL byte at offset ${nul}); give a UTF-8 text file`);
+  if (!isUtf8(bytes)) fail(`${path} is not valid UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8 in > out)`);
+  return wholeText(() => new TextDecoder("utf-8").decode(bytes), path, bytes.length);
+}
+
+/**
+ * `read()`, a text made whole as one string, or one line when it is more than a JavaScript string
+ * holds (V8: about 512 M characters): train, eval, tokenize --file and tokenizer train read a text
+ * of any size in chunks, as what reads it whole cannot.
+ */
+function wholeText(read: () => string, what: string, bytes: number): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    fail(`${path} is not valid UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8 in > out)`);
+    return read();
+  } catch (err) {
+    // decoding says ERR_STRING_TOO_LONG, joining a RangeError
+    if (!(err instanceof RangeError) && (err as { code?: string }).code !== "ERR_STRING_TOO_LONG") throw err;
+    return fail(
+      `${what} (${formatBytes(bytes)}) is more text than one JavaScript string holds (about 512 M characters); train, eval, tokenize --file and tokenizer train read a text of any size`,
+    );
   }
 }
 

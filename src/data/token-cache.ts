@@ -43,7 +43,7 @@ import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/types.js";
 import type { TokenStream } from "./batches.js";
 import type { TextFiles } from "./text.js";
-import { type FileStamp, readTextBytes, stampFiles } from "./text-chunks.js";
+import { type FileStamp, readTextBytes, sourceBytes, stampFiles } from "./text-chunks.js";
 import { syncPoint, type TokenizeAnswer, type TokenizeJob, TokenizePool, tokenizeThreads } from "./tokenize-pool.js";
 import { decodeUtf8 } from "./utf8.js";
 
@@ -139,23 +139,25 @@ function sameSources(a: readonly FileStamp[], b: readonly FileStamp[]): string |
 
 /** The token cache of a text and tokenizer: reused when it is current, else written now. */
 export function openTokenCache(o: TokenCacheOptions): TokenCache {
-  const threads = o.threads ?? tokenizeThreads();
-  // the threads of both passes, started when a pass first needs them
+  return withPools(o.threads ?? tokenizeThreads(), (pools) => openWith(o, pools));
+}
+
+/** The tokenizing threads of a cache's passes (undefined: tokenize on this thread). */
+type Pools = (() => TokenizePool) | undefined;
+
+/** `body` with `threads` tokenizing threads (0: none), started when a pass first needs them and closed after */
+function withPools<T>(threads: number, body: (pools: Pools) => T): T {
   let pool: TokenizePool | undefined;
   const started = (): TokenizePool => {
     pool ??= new TokenizePool(threads);
     return pool;
   };
-  const pools: Pools = threads > 0 ? started : undefined;
   try {
-    return openWith(o, pools);
+    return body(threads > 0 ? started : undefined);
   } finally {
     pool?.close();
   }
 }
-
-/** The tokenizing threads of a cache's passes (undefined: tokenize on this thread). */
-type Pools = (() => TokenizePool) | undefined;
 
 function openWith(o: TokenCacheOptions, pools: Pools): TokenCache {
   const folder = tokensFolder(o.dir);
@@ -163,7 +165,7 @@ function openWith(o: TokenCacheOptions, pools: Pools): TokenCache {
   const stamps = stampFiles(o.source.files);
   const paths = stamps.map((s) => s.path);
   const bytes = stamps.reduce((sum, s) => sum + s.size, 0);
-  const tokenizer = o.tokenizer ?? (o.kind === "gpt2" ? gpt2Tokenizer() : builtVocabulary(o, pools, folder, stamps, bytes));
+  const tokenizer = o.tokenizer ?? (o.kind === "gpt2" ? gpt2Tokenizer() : builtVocabulary(o, o.kind, pools, folder, stamps, bytes));
   const vocab = vocabHash(tokenizer);
   const path = join(folder, `${hash({ paths, vocab, specialsAsText: o.specialsAsText })}.tokens`);
   const existing = readTokenFile(path);
@@ -261,9 +263,16 @@ function progressMeter(pass: TokenizeProgress["pass"], totalBytes: number, onPro
 }
 
 /** The char or bpe tokenizer built from the text: from KEY.vocab.json when the text is unchanged. */
-function builtVocabulary(o: TokenCacheOptions, pools: Pools, folder: string, stamps: FileStamp[], bytes: number): Tokenizer {
+function builtVocabulary(
+  o: TokenCacheOptions,
+  kind: "char" | "bpe",
+  pools: Pools,
+  folder: string,
+  stamps: FileStamp[],
+  bytes: number,
+): Tokenizer {
   // byteFallback: a char vocabulary saved before minigpt had byte fallback is not reused
-  const recipe = { kind: o.kind, vocabSize: o.kind === "bpe" ? o.vocabSize : undefined, byteFallback: o.kind === "char" || undefined };
+  const recipe = { kind, vocabSize: kind === "bpe" ? o.vocabSize : undefined, byteFallback: kind === "char" || undefined };
   const path = join(folder, `${hash({ paths: stamps.map((s) => s.path), ...recipe })}.vocab.json`);
   let saved: { version?: unknown; sources?: FileStamp[]; tokenizer?: unknown } | undefined;
   try {
@@ -282,11 +291,35 @@ function builtVocabulary(o: TokenCacheOptions, pools: Pools, folder: string, sta
         damage = err.message; // a damaged cache file is built again, as a missing one is
       }
     }
-    o.onMessage?.(`token cache: ${damage ?? `${stale} since ${path} was written`}; building the ${o.kind} vocabulary again`);
+    o.onMessage?.(`token cache: ${damage ?? `${stale} since ${path} was written`}; building the ${kind} vocabulary again`);
   }
+  const tokenizer = vocabularyPass({ ...o, kind }, pools, bytes);
+  writeFileAtomic(path, JSON.stringify({ version: TOKEN_CACHE_VERSION, sources: stamps, tokenizer: tokenizer.toHuggingFaceJson() }));
+  return tokenizer;
+}
+
+/** What a vocabulary pass reads and builds: a char or bpe tokenizer from the text's chunks */
+interface VocabularyPassOptions extends Pick<TokenCacheOptions, "source" | "vocabSize" | "chunkBytes" | "maxPiece" | "onProgress"> {
+  kind: "char" | "bpe";
+  /** special tokens besides the built-in ones (their words are counted on this thread: the pool cuts out only the built-in ones) */
+  extraSpecials?: readonly string[];
+}
+
+/**
+ * A char or BPE tokenizer built from a text of any size, as CharTokenizer.fromText or trainBpe would
+ * build it from the whole text: read in chunks (never one string), on `threads` worker threads
+ * (default one per core), with progress. The token cache's vocabulary pass, without the cache.
+ */
+export function tokenizerFromTextFiles(o: VocabularyPassOptions & { threads?: number }): Tokenizer {
+  const threads = (o.extraSpecials?.length ?? 0) > 0 ? 0 : (o.threads ?? tokenizeThreads());
+  return withPools(threads, (pools) => vocabularyPass(o, pools, sourceBytes(o.source.files)));
+}
+
+function vocabularyPass(o: VocabularyPassOptions, pools: Pools, bytes: number): Tokenizer {
+  const extraSpecials = o.extraSpecials ?? [];
   const progress = progressMeter("vocabulary", bytes, o.onProgress);
   let tokenizer: Tokenizer;
-  if (o.kind === "char" && pools) {
+  if (o.kind === "char" && pools && extraSpecials.length === 0) {
     const chars = charVocabulary();
     inPieces(
       o,
@@ -297,7 +330,7 @@ function builtVocabulary(o: TokenCacheOptions, pools: Pools, folder: string, sta
       (read) => progress(read, 0, false),
     );
     tokenizer = chars.finish();
-  } else if (o.kind === "bpe" && pools) {
+  } else if (o.kind === "bpe" && pools && extraSpecials.length === 0) {
     // the word counts of the pieces, merged in order: the order of first sight of the whole text
     const counts = new Map<string, number>();
     const vocabulary = bpeVocabulary({ vocabSize: o.vocabSize }, counts);
@@ -312,8 +345,8 @@ function builtVocabulary(o: TokenCacheOptions, pools: Pools, folder: string, sta
     inPieces(o, pools(), { mode: "count" }, vocabulary, merge, (read) => progress(read, 0, false));
     tokenizer = vocabulary.finish();
   } else {
-    const chars = o.kind === "char" ? charVocabulary() : undefined;
-    const vocabulary: ChunkedVocabulary = chars ?? bpeVocabulary({ vocabSize: o.vocabSize });
+    const chars = o.kind === "char" ? charVocabulary(extraSpecials) : undefined;
+    const vocabulary: ChunkedVocabulary = chars ?? bpeVocabulary({ vocabSize: o.vocabSize, extraSpecials });
     for (const chunk of readTextBytes(o.source, o.chunkBytes)) {
       if (chars) chars.addUtf8(chunk.bytes);
       else vocabulary.add(decodeUtf8(chunk.bytes), false);
@@ -323,7 +356,6 @@ function builtVocabulary(o: TokenCacheOptions, pools: Pools, folder: string, sta
     tokenizer = vocabulary.finish();
   }
   progress(bytes, 0, true);
-  writeFileAtomic(path, JSON.stringify({ version: TOKEN_CACHE_VERSION, sources: stamps, tokenizer: tokenizer.toHuggingFaceJson() }));
   return tokenizer;
 }
 
@@ -338,7 +370,7 @@ const MAX_PIECE = 64 << 20;
  * before it. `onChunk` sees every chunk as it is read.
  */
 function inPieces(
-  o: TokenCacheOptions,
+  o: Pick<TokenCacheOptions, "source" | "chunkBytes" | "maxPiece">,
   pool: TokenizePool,
   job: TokenizeJob,
   sequential: { add(text: string, final: boolean): void },
