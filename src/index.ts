@@ -4,6 +4,7 @@
  * and chat datasets, the trainer (which uses browser.ts's DataParallel for its threads).
  */
 
+export { formatBytes } from "./analyze/analyze.js";
 export { analyzeModel, readHistory } from "./analyze/folder.js";
 export * from "./browser.js";
 export { loadChatDataset } from "./data/chat-dataset.js";

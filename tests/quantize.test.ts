@@ -140,6 +140,15 @@ test("minigpt quantize: int8 >= 3x and int4 >= 4.5x smaller files at 2 x 128, lo
     assert.equal(r.status, 0, r.stderr);
     const ratio = size(dir) / size(out);
     assert.ok(ratio >= minRatio, `int${bits}: file ${ratio.toFixed(2)}x smaller, want >= ${minRatio}`);
+    // and says so: the file's size and how much smaller than the float32 weights (4 bytes a parameter)
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^wrote .*q${bits}: int${bits} .*weights of .*, model\\.safetensors [\\d.]+ [KM]B \\(([\\d.]+)x smaller than its float32 weights, [\\d.]+ [KM]B\\)\\n$`,
+      ),
+    );
+    const said = Number(/\(([\d.]+)x smaller/.exec(r.stdout)?.[1]);
+    assert.ok(Math.abs(said - ratio) < 0.1 * ratio, `said ${said}x, the files ${ratio.toFixed(2)}x`);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
     assert.deepEqual(config.quantization_config, {
       quant_method: "minigpt",

@@ -1,11 +1,15 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import {
   DEFAULT_GROUP_SIZE,
   fail,
+  formatBytes,
   loadModelFolder,
   type QuantizationConfig,
   quantizationLabel,
   saveQuantizedModel,
   saveTokenizer,
+  withFs,
   writeModelFolder,
 } from "../index.js";
 import { modelFlag } from "./common.js";
@@ -52,6 +56,8 @@ export async function runQuantize(argv: readonly string[]): Promise<number> {
     folder.model.dispose();
     return fail(`${f.string("model")} is quantized already (${quantizationLabel(folder.quantization)}); quantize its float32 original`);
   }
+  // what the same weights take as float32 (4 bytes a parameter), to say how much smaller the file is
+  const floatBytes = 4 * folder.model.parameterCount();
   try {
     writeModelFolder(out, folder.dir, f.bool("overwrite"), notice, (tmp) => {
       saveQuantizedModel(folder.model, tmp, quantization, { ...folder.info, quantized_from: f.string("model") });
@@ -60,6 +66,9 @@ export async function runQuantize(argv: readonly string[]): Promise<number> {
   } finally {
     folder.model.dispose();
   }
-  process.stdout.write(`wrote ${out}: ${quantizationLabel(quantization)} weights of ${f.string("model")}\n`);
+  const bytes = withFs(`cannot read ${out}`, () => statSync(join(out, "model.safetensors")).size);
+  process.stdout.write(
+    `wrote ${out}: ${quantizationLabel(quantization)} weights of ${f.string("model")}, model.safetensors ${formatBytes(bytes)} (${(floatBytes / bytes).toFixed(1)}x smaller than its float32 weights, ${formatBytes(floatBytes)})\n`,
+  );
   return 0;
 }
