@@ -84,12 +84,15 @@ function listModels(dir: string): ModelChoice[] {
   const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
   const training = join(dir, "training");
   if (existsSync(training)) {
-    for (const name of checkpointNames(training))
+    for (const name of checkpointNames(training)) {
+      const step = name.slice("checkpoint-".length);
       out.push({
-        label: `checkpoint at step ${name.slice("checkpoint-".length)}`,
+        // step 0 is saved as a run starts: random weights, or those of the model it started from
+        label: `checkpoint at step ${step}${step === "0" ? " (the weights training started from)" : ""}`,
         dir,
         weights: join(training, name, "model.safetensors"),
       });
+    }
   }
   return out;
 }
