@@ -98,9 +98,12 @@ test("through the CLI: another tool's flag name is answered with ours; help exam
   assert.doesNotMatch(help.stdout, /\.\.\//);
 });
 
-test("tokenizer train --help gives the --vocab-size range a BPE vocabulary takes (its 256 bytes and 5 special tokens)", () => {
-  // (train's --vocab-size also records a character vocabulary's size in its config line: any size)
+test("tokenizer train --help and train --help give the --vocab-size a BPE vocabulary takes (its 256 bytes and 5 special tokens)", () => {
+  // (train's --vocab-size also records a character vocabulary's size in its config line: any size,
+  // so its help says bpe's least in words, not as a range that would contradict it)
   assert.match(helpText(tokenizerSpec), /--vocab-size .*\(>= 261; default: 4096\)/);
+  assert.match(helpText(trainSpec), /--vocab-size .*so at least 261 .*\(default: 4096\)/);
+  assert.doesNotMatch(helpText(trainSpec), /--vocab-size .*>= 1;/);
   throwsUser(() => parseFlags(tokenizerSpec, ["--vocab-size", "260"]), /--vocab-size must be >= 261, got 260/);
   assert.equal(parseFlags(tokenizerSpec, ["--vocab-size", "261"]).int("vocab-size"), 261);
 });
