@@ -12,6 +12,8 @@ import { AttentionCache } from "../src/nn/attention-cache.js";
 import { makeConfig } from "../src/nn/config.js";
 import { DecodeBuffers, type DecodeRow } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
+import { attachLora, mergeLora } from "../src/nn/lora.js";
+import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
@@ -126,7 +128,7 @@ for (const shape of [
   });
 }
 
-test("a packed copy is dropped when the weights change: loadWeights, param(), a forward that records the tape [wasm, 1 thread]", async () => {
+test("a packed copy is dropped when the weights change: loadWeights, param(), a merged LoRA adapter, a forward that records the tape [wasm, 1 thread]", async () => {
   await useBackend("wasm", { threads: 1 });
   const m = model(64, 4);
   const other = model(64, 4, 21);
@@ -150,6 +152,12 @@ test("a packed copy is dropped when the weights change: loadWeights, param(), a 
     check("a write through param()", () => {
       const w = m.param("transformer.h.1.mlp.c_fc.weight").data;
       for (let i = 0; i < w.length; i += 7) w[i] = (w[i] as number) + 0.25;
+    });
+    check("a LoRA adapter merged into the weights", () => {
+      const lora = attachLora(m, { rank: 2, alpha: 4, dropout: 0, targets: ["c_fc", "c_attn"], base: "", trainableTokens: [] }, new Rng(3));
+      // B starts at zero (the adapter changes nothing): give it values so that the merge changes W
+      for (const [key, t] of lora.params) if (key.includes("lora_B")) t.data.fill(0.05);
+      mergeLora(m, lora);
     });
     check("a training forward and a write to params", () => {
       const idx = Tensor.ints([1, 2, 3, 4], [1, 4]);
