@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { get_encoding } from "tiktoken";
@@ -61,6 +61,23 @@ test("--help lists every command of the README's command table, and each has its
   } finally {
     console.log = log;
   }
+});
+
+test("bin/minigpt.js without a build (no dist/) is one line saying to run npm run build; with one it runs the CLI", () => {
+  const dir = join(root, "unbuilt");
+  mkdirSync(join(dir, "bin"), { recursive: true });
+  copyFileSync("bin/minigpt.js", join(dir, "bin", "minigpt.js"));
+  writeFileSync(join(dir, "package.json"), '{"type": "module"}');
+  const run = () => spawnSync(process.execPath, [join(dir, "bin", "minigpt.js"), "--version"], { encoding: "utf8" });
+  const unbuilt = run();
+  assert.equal(unbuilt.status, 1);
+  assert.match(unbuilt.stderr, /^minigpt: the CLI is not built \(no .*entry\.js\): run npm run build in .*\n$/);
+  // a stand-in for the build: the bin imports it with the arguments left as they were
+  mkdirSync(join(dir, "dist", "src", "cli"), { recursive: true });
+  writeFileSync(join(dir, "dist", "src", "cli", "entry.js"), 'console.log("entry", process.argv.slice(2).join(" "));');
+  const built = run();
+  assert.equal(built.status, 0, built.stderr);
+  assert.equal(built.stdout, "entry --version\n");
 });
 
 test("--version prints package.json's version", () => {
