@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { get_encoding } from "tiktoken";
@@ -63,6 +63,23 @@ test("--help lists every command of the README's command table, and each has its
   }
 });
 
+test("bin/minigpt.js without a build (no dist/) is one line saying to run npm run build; with one it runs the CLI", () => {
+  const dir = join(root, "unbuilt");
+  mkdirSync(join(dir, "bin"), { recursive: true });
+  copyFileSync("bin/minigpt.js", join(dir, "bin", "minigpt.js"));
+  writeFileSync(join(dir, "package.json"), '{"type": "module"}');
+  const run = () => spawnSync(process.execPath, [join(dir, "bin", "minigpt.js"), "--version"], { encoding: "utf8" });
+  const unbuilt = run();
+  assert.equal(unbuilt.status, 1);
+  assert.match(unbuilt.stderr, /^minigpt: the CLI is not built \(no .*entry\.js\): run npm run build in .*\n$/);
+  // a stand-in for the build: the bin imports it with the arguments left as they were
+  mkdirSync(join(dir, "dist", "src", "cli"), { recursive: true });
+  writeFileSync(join(dir, "dist", "src", "cli", "entry.js"), 'console.log("entry", process.argv.slice(2).join(" "));');
+  const built = run();
+  assert.equal(built.status, 0, built.stderr);
+  assert.equal(built.stdout, "entry --version\n");
+});
+
 test("--version prints package.json's version", () => {
   const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
   const r = cli(["--version"]);
@@ -98,9 +115,12 @@ test("through the CLI: another tool's flag name is answered with ours; help exam
   assert.doesNotMatch(help.stdout, /\.\.\//);
 });
 
-test("tokenizer train --help gives the --vocab-size range a BPE vocabulary takes (its 256 bytes and 5 special tokens)", () => {
-  // (train's --vocab-size also records a character vocabulary's size in its config line: any size)
+test("tokenizer train --help and train --help give the --vocab-size a BPE vocabulary takes (its 256 bytes and 5 special tokens)", () => {
+  // (train's --vocab-size also records a character vocabulary's size in its config line: any size,
+  // so its help says bpe's least in words, not as a range that would contradict it)
   assert.match(helpText(tokenizerSpec), /--vocab-size .*\(>= 261; default: 4096\)/);
+  assert.match(helpText(trainSpec), /--vocab-size .*so at least 261 .*\(default: 4096\)/);
+  assert.doesNotMatch(helpText(trainSpec), /--vocab-size .*>= 1;/);
   throwsUser(() => parseFlags(tokenizerSpec, ["--vocab-size", "260"]), /--vocab-size must be >= 261, got 260/);
   assert.equal(parseFlags(tokenizerSpec, ["--vocab-size", "261"]).int("vocab-size"), 261);
 });

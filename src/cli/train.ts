@@ -19,7 +19,7 @@ import {
   type TrainConfig,
   train,
 } from "../index.js";
-import { deviceBackendFlags } from "./common.js";
+import { BPE_MIN_VOCAB, deviceBackendFlags } from "./common.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { streamUntil } from "./interrupt.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
@@ -46,7 +46,13 @@ const flags: FlagSpec[] = [
     default: d.tokenizer,
     help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train); --data counting has its own (word), --init keeps its folder's",
   },
-  { name: "vocab-size", type: "int", default: d.vocabSize, min: 1, help: "vocabulary size of --tokenizer bpe" },
+  {
+    name: "vocab-size",
+    type: "int",
+    default: d.vocabSize,
+    // no min here: 261 is bpe's (checked where the BPE is made), and the config line writes a char or word vocabulary's own size
+    help: `vocabulary size of --tokenizer bpe: 256 bytes + 5 special tokens + learned merges, so at least ${BPE_MIN_VOCAB} (char and word vocabularies are the size their text makes)`,
+  },
   { name: "n-layer", type: "int", default: d.nLayer, min: 1, help: "transformer blocks" },
   { name: "n-head", type: "int", default: d.nHead, min: 1, help: "attention heads per block (must divide --n-embd)" },
   { name: "n-embd", type: "int", default: d.nEmbd, min: 1, help: "width of the residual stream" },
