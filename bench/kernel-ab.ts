@@ -11,6 +11,8 @@
 //   node --import tsx bench/kernel-ab.ts /tmp/A.wasm /tmp/B.wasm [--only SUBSTRING] [--rounds N]
 //        [--mm KIND,M,K,N ...]   (KIND 0 a·b, 1 a·bᵀ, 2 aᵀ·b; replaces the default cases)
 //        [--rows KIND,M,K,N ...] (the same through matmulRows: a batched decode step's M rows)
+//        [--packed M,K,N ...]    (a·b for M >= 2 rows from B packed once by each build's own packRowsB,
+//                                 as a server's decode step reads its weights: matmulRowsPacked)
 //        [--cold]                (each call's B a different copy, 256 MiB of them: B comes from memory,
 //                                 as a decode step's weights do, not from the last level cache)
 //
@@ -25,7 +27,7 @@ import { median } from "./stats.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
 
-expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm", "rows"], ["cold"], true);
+expectArgs("bench/kernel-ab.ts", ["only", "rounds", "mm", "rows", "packed"], ["cold"], true);
 const argv = process.argv.slice(2);
 const flag = (name: string): string[] => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ""] : []));
 const files = argv.filter((a) => a.endsWith(".wasm"));
@@ -103,11 +105,40 @@ function mm(label: string, kind: number, M: number, K: number, N: number, rows =
   });
 }
 
+/** a·b from B packed by each build's packRowsB (its own layout), --cold: copies of it in turns */
+function packedRows(M: number, K: number, N: number): void {
+  const a = filled(M * K);
+  const b = filled(K * N);
+  const copies = builds.map((k) => {
+    const ps: number[] = [];
+    do {
+      const p = alloc(K * N);
+      k.packRowsB?.(p, b, K, N);
+      ps.push(p);
+    } while (cold && ps.length * K * N * 4 * builds.length < 256 * 2 ** 20);
+    return ps;
+  });
+  let next = 0;
+  const o = alloc(M * N);
+  cases.push({
+    label: `matmulRowsPacked a·b ${M}x${K}x${N}${cold ? " cold" : ""}`,
+    work: 2 * M * K * N,
+    perElement: false,
+    out: [o, M * N],
+    run: (k) => {
+      const ps = copies[builds.indexOf(k)] as number[];
+      k.matmulRowsPacked?.(o, a, ps[next++ % ps.length] as number, M, K, N, scratch);
+    },
+  });
+}
+
+const customPacked = flag("packed").map((s) => s.split(",").map(Number));
+for (const [M, K, N] of customPacked) packedRows(M ?? 2, K ?? 1, N ?? 8);
 const custom = flag("mm").map((s) => s.split(",").map(Number));
 for (const [kind, M, K, N] of custom) mm("matmul", kind ?? 0, M ?? 1, K ?? 1, N ?? 1);
 const customRows = flag("rows").map((s) => s.split(",").map(Number));
 for (const [kind, M, K, N] of customRows) mm("matmulRows", kind ?? 0, M ?? 1, K ?? 1, N ?? 1, true);
-if (custom.length === 0 && customRows.length === 0) {
+if (custom.length === 0 && customRows.length === 0 && customPacked.length === 0) {
   const R = 768;
   const C = 128;
   mm("qkv", 0, R, C, 3 * C);

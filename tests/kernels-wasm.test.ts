@@ -12,6 +12,7 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { FloatArray } from "../src/kernels/backend.js";
 import { refBackend } from "../src/kernels/ref/index.js";
+import type { KernelExports } from "../src/kernels/wasm/build/exports.js";
 import { chooseMatmulTile, loadWasmBackend, type WasmBackend } from "../src/kernels/wasm/loader.js";
 import { compile } from "../src/kernels/wasm/runtime.js";
 import { Rng } from "../src/random.js";
@@ -494,6 +495,32 @@ function kernelSuite(be: WasmBackend, threads: number): void {
         });
         refBackend.matmulBTRows(want, x, bt, R, K, N);
         close(`matmulBTRows ${R}x${K}x${N} vs ref`, out, want, 0, tol);
+      }
+    }
+  });
+
+  test("the decode's row products from B packed once (packRowsB): each row the bits of the row-major product's", () => {
+    // [K, N]: K within one chunk of the packed layout's 256 steps, past it with K % 8 rows after the
+    // eight streams' blocks, and three chunks; N one 4-column panel and several; R 2..17 (tiles of
+    // 8 rows, a last tile of 1-8, one of 1-4 rows)
+    for (const [K, N] of [
+      [9, 4],
+      [300, 12],
+      [515, 40],
+      [768, 8],
+    ] as [number, number][]) {
+      const x0 = (be as unknown as { x: KernelExports }).x; // the kernels themselves (WasmKernels.x)
+      const w = rand(rng, K * N, 0.5);
+      const packed = f32(K * N);
+      x0.packRowsB(packed.byteOffset, w.byteOffset, K, N);
+      for (const R of ROW_COUNTS.slice(1)) {
+        const x = rand(rng, R * K, 2);
+        const scratch = f32(x0.rowsScratchBytes(R, K) / 4);
+        const got = f32(R * N);
+        const want = f32(R * N);
+        x0.matmulRowsPacked(got.byteOffset, x.byteOffset, packed.byteOffset, R, K, N, scratch.byteOffset);
+        x0.matmulRows(0, want.byteOffset, x.byteOffset, w.byteOffset, R, K, N, K, 0, 0, N, scratch.byteOffset);
+        sameRows(`packed ${R}x${K}x${N}`, R, got, N, (r) => want.subarray(r * N, (r + 1) * N));
       }
     }
   });

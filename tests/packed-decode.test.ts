@@ -1,5 +1,5 @@
 // The decode's matrices packed once for steps of many rows (GPT.packDecodeWeights ->
-// Backend.packDecodeLayer: the wasm backend's 8-column panels, src/kernels/wasm/packed-layer.ts) are a
+// Backend.packDecodeLayer: the wasm backend's 4-column panels, src/kernels/wasm/packed-layer.ts) are a
 // layout only: every step's logits, residual rows and cache rows are bit for bit those of the
 // row-major matrices, whichever path the step takes (trunkRows, or attentionRows and mlpRows with
 // the projections split over the threads by K, each share packed on its own), and a packed copy is

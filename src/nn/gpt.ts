@@ -462,7 +462,7 @@ export class GPT {
 
   /**
    * Lay every plain block's attention and MLP matrices out once for the backend's decode steps of
-   * many rows (Block.pack: the wasm backend's 8-column panels, which a step of 2 or more rows reads
+   * many rows (Block.pack: the wasm backend's 4-column panels, which a step of 2 or more rows reads
    * faster; the same bits): for a model whose weights stay as they are while it decodes many rows a
    * step (a server). The copies cost as much memory again as those matrices (the bytes are
    * returned; 0: the backend has no such layout) and are a snapshot: every method here that can

@@ -1,8 +1,8 @@
 /**
  * A block's decode matrices packed once for the products of many rows (Backend.packDecodeLayer):
- * matmul-rows.as's packRowsB, 8-column panels each contiguous over K in rowsTimesB's step order, so a
- * step of 2 or more rows reads each matrix as forward streams with its register tiles held over all
- * of K (the same madd chain per output: the same bits). One row keeps the row-major matrices (its
+ * matmul-rows.as's packRowsB, 4-column panels in chunks of 256 of rowsTimesB's steps, so a step of 2
+ * or more rows reads each matrix as one forward stream with its register tiles held over a chunk
+ * (the same madd chain per output: the same bits). One row keeps the row-major matrices (its
  * kernel is slower on panels: docs/benchmark-log.md, "Serving"), so both are held: the trunk's
  * matrices twice.
  *
@@ -75,8 +75,8 @@ export class WasmPackedLayer implements PackedLayer {
 
 /**
  * The block's matrices (heap pointers) packed for the current thread count's splits, or null where
- * their widths (C, 3C, H) are not multiples of 8 (the panels' width) or the heap has no room for
- * them (PACK_BUDGET_BYTES).
+ * their widths (C, 3C, H) are not multiples of 8 (as when the panels were 8 wide; they are 4 now) or
+ * the heap has no room for them (PACK_BUDGET_BYTES).
  */
 export function packLayer(k: KernelCalls, m: Record<Matrix, number>, C: number, nh: number, H: number): WasmPackedLayer | null {
   if (C % 8 !== 0 || H % 8 !== 0) return null;

@@ -19,9 +19,11 @@
 // alone does) but loads and stores the tiles of out every 8 steps; longer chunks the other way round.
 //
 // B packed once (packRowsB, where the weights are fixed: a server's model) is read instead where the
-// caller passes it: 8-column panels, each B's K rows of its columns in the step order above, 32
-// bytes a step, so a tile's steps are one forward stream and the tile stays in registers over all K
-// (rowsTimesPacked). Each element keeps its chain of madds in the same order: the same bits.
+// caller passes it: chunks of 256 steps, each chunk's 4-column panels side by side, a panel's steps
+// contiguous (16 bytes a step), so a product reads B as one forward stream (rowsTimesPacked). There
+// the tile is 8 rows x 4 columns held transposed (rowsTile8x4: each accumulator one column of four
+// rows), so each vector of B is read once for eight rows, and a chunk of eight rows' packed a stays
+// in L1 over the chunk's panels. Each element keeps its chain of madds in the same order: the same bits.
 
 /**
  * passes (8 steps each) per chunk from more than 4 rows on (below: one). Measured in a batched decode
@@ -193,8 +195,8 @@ function rowsColumn(o: usize, ldo: usize, mr: i32, ap: usize, bq: usize, groups:
  * packed: packRowsB's copy of these K rows of B (ldb columns), or 0.
  */
 function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32, j0: i32, j1: i32, add: bool, ranges: i32, rstride: i32, rows: i32, rsA: usize, ldo: usize, scratch: usize, packed: usize): void {
-  if (packed != 0 && ((j0 | j1 | rstride | ldb) & 7) == 0) {
-    rowsTimesPacked(out, a, csA, rsA, ldo, packed, K, rows, add, scratch, j0, j1, ranges, rstride);
+  if (packed != 0 && ((j0 | j1 | rstride | ldb) & 3) == 0) {
+    rowsTimesPacked(out, a, csA, rsA, ldo, packed, K, ldb, rows, add, scratch, j0, j1, ranges, rstride);
     return;
   }
   const rs = <usize>ldb << 2;
@@ -259,57 +261,142 @@ function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32
   }
 }
 
-/** bytes packRowsB writes for B (K x N, N a multiple of 8): as many as B's */
+/** steps of a chunk of packRowsB's layout (rowsTimesPacked): eight rows' packed a for a chunk, 8 KiB, stays in L1 */
+const PACK_CHUNK: i32 = 256;
+
+/** bytes packRowsB writes for B (K x N, N a multiple of 4): as many as B's */
 export function rowsPackedBytes(K: i32, N: i32): i32 {
   return K * N * 4;
 }
 
 /**
- * B (K x N row-major, N a multiple of 8) into dst panel-major for rowsTimesB: step s (the step order
- * above) of panel t (columns 8t .. 8t + 7) at dst + (t·K + s)·32. A thread's share of B's rows (its
- * own K, its own step order) is packed on its own, at its rows' offset in dst.
+ * B (K x N row-major, N a multiple of 4) into dst for rowsTimesPacked: chunks of PACK_CHUNK steps (the
+ * step order above), each chunk's 4-column panels side by side, each panel's steps contiguous: step
+ * s0 + s of panel t (columns 4t .. 4t + 3) in the chunk from step s0 (L steps) at dst + s0·N·4 +
+ * (t·L + s)·16. So a product reads B as one forward stream. A thread's share of B's rows (its own K,
+ * its own step order) is packed on its own, at its rows' offset in dst.
  */
 export function packRowsB(dst: usize, b: usize, K: i32, N: i32): void {
   const Kb = K >> 3;
-  const panels = N >> 3;
+  const panels = N >> 2;
   const rs = <usize>N << 2;
-  for (let t = 0; t < panels; t++) {
-    const src = b + (<usize>t << 5);
-    let d = dst + <usize>t * (<usize>K << 5);
-    for (let s = 0; s < K; s++) {
-      const k = s < 8 * Kb ? (s & 7) * Kb + (s >> 3) : s;
-      const p = src + <usize>k * rs;
-      v128.store(d, v128.load(p));
-      v128.store(d, v128.load(p, 16), 16);
-      d += 32;
+  for (let s0 = 0; s0 < K; s0 += PACK_CHUNK) {
+    const L = min(PACK_CHUNK, K - s0);
+    let d = dst + <usize>s0 * rs;
+    for (let t = 0; t < panels; t++) {
+      const src = b + (<usize>t << 4);
+      for (let s = s0; s < s0 + L; s++) {
+        const k = s < 8 * Kb ? (s & 7) * Kb + (s >> 3) : s;
+        v128.store(d, v128.load(src + <usize>k * rs));
+        d += 16;
+      }
     }
   }
 }
 
+/** rows r0..r3 of a 4 x 4 block as its columns (and back: the transpose is its own inverse) */
+@inline function transposed(r0: v128, r1: v128, r2: v128, r3: v128, column: i32): v128 {
+  const lo = column < 2;
+  const t0 = lo ? v128.shuffle<f32>(r0, r1, 0, 4, 1, 5) : v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t1 = lo ? v128.shuffle<f32>(r2, r3, 0, 4, 1, 5) : v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  return (column & 1) == 0 ? v128.shuffle<f32>(t0, t1, 0, 1, 4, 5) : v128.shuffle<f32>(t0, t1, 2, 3, 6, 7);
+}
+
+/** row r (< mr) of out's tile at o, else zeros (a padding row of the last group: never stored) */
+@inline function tileRow(o: usize, ldo: usize, r: i32, mr: i32): v128 {
+  return r < mr ? v128.load(o + <usize>r * ldo) : f32x4.splat(0);
+}
+
 /**
- * rowsTimesB from bp = packRowsB(B) (K rows, all of B's columns), for column ranges [j0, j1) +
- * r·rstride (multiples of 8): panels outside, row groups inside, each tile over all K steps in one
- * call (a panel's steps are contiguous, so they stay in L1 for the row groups, and B is read once, in
- * order). Measured (docs/benchmark-log.md, "Serving"): 1.1-1.7x rowsTimesB a call at 8-24 rows with
- * B cold; chunks of 32 steps instead of all K gave most of that away (the tile's loads and stores).
+ * One tile of out, mr <= 8 rows (ldo bytes apart from o) x 4 columns, over all K steps of a packed
+ * panel (bp, 16 bytes a step) against two packed groups of a (ap and ap + gb, 16 bytes a step: four
+ * rows' values side by side). The tile is held transposed: each accumulator is one column of four
+ * rows, so a step is two vector loads of a and four splats of B for eight madds (8 + 2 + 4 of V8's
+ * 15 xmm registers), and each vector of B is read once for eight rows. Each element still gets
+ * a_i(k)·b[k][j] added in step order, one madd a step: the bits of the 4 x 8 tile and of one row.
  */
-function rowsTimesPacked(out: usize, a: usize, csA: usize, rsA: usize, ldo: usize, bp: usize, K: i32, rows: i32, add: bool, scratch: usize, j0: i32, j1: i32, ranges: i32, rstride: i32): void {
-  const pb = <usize>K << 5; // from one panel to the next
-  const groups = (rows + 3) >> 2;
-  const gb = <usize>K << 4;
+function rowsTile8x4(o: usize, ldo: usize, mr: i32, ap: usize, gb: usize, bp: usize, K: i32): void {
+  const r0 = tileRow(o, ldo, 0, mr), r1 = tileRow(o, ldo, 1, mr), r2 = tileRow(o, ldo, 2, mr), r3 = tileRow(o, ldo, 3, mr);
+  const r4 = tileRow(o, ldo, 4, mr), r5 = tileRow(o, ldo, 5, mr), r6 = tileRow(o, ldo, 6, mr), r7 = tileRow(o, ldo, 7, mr);
+  // c_j: column j of rows 0-3, d_j: of rows 4-7
+  let c0 = transposed(r0, r1, r2, r3, 0), c1 = transposed(r0, r1, r2, r3, 1), c2 = transposed(r0, r1, r2, r3, 2), c3 = transposed(r0, r1, r2, r3, 3);
+  let d0 = transposed(r4, r5, r6, r7, 0), d1 = transposed(r4, r5, r6, r7, 1), d2 = transposed(r4, r5, r6, r7, 2), d3 = transposed(r4, r5, r6, r7, 3);
+  let aq = ap;
+  const end = bp + (<usize>K << 4);
+  for (let p = bp; p < end; p += 16) {
+    const x = v128.load(aq);
+    const y = v128.load(aq + gb);
+    let b = v128.load32_splat(p);
+    c0 = madd(x, b, c0);
+    d0 = madd(y, b, d0);
+    b = v128.load32_splat(p, 4);
+    c1 = madd(x, b, c1);
+    d1 = madd(y, b, d1);
+    b = v128.load32_splat(p, 8);
+    c2 = madd(x, b, c2);
+    d2 = madd(y, b, d2);
+    b = v128.load32_splat(p, 12);
+    c3 = madd(x, b, c3);
+    d3 = madd(y, b, d3);
+    aq += 16;
+  }
+  for (let r = 0; r < mr; r++) {
+    const c = r < 4 ? r : r - 4;
+    const row = r < 4 ? transposed(c0, c1, c2, c3, c) : transposed(d0, d1, d2, d3, c);
+    v128.store(o + <usize>r * ldo, row);
+  }
+}
+
+/** rowsTile8x4 for one group of a (mr <= 4 rows): four accumulators, one load of a and four splats a step */
+function rowsTile4x4T(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i32): void {
+  const r0 = tileRow(o, ldo, 0, mr), r1 = tileRow(o, ldo, 1, mr), r2 = tileRow(o, ldo, 2, mr), r3 = tileRow(o, ldo, 3, mr);
+  let c0 = transposed(r0, r1, r2, r3, 0), c1 = transposed(r0, r1, r2, r3, 1), c2 = transposed(r0, r1, r2, r3, 2), c3 = transposed(r0, r1, r2, r3, 3);
+  let aq = ap;
+  const end = bp + (<usize>K << 4);
+  for (let p = bp; p < end; p += 16) {
+    const x = v128.load(aq);
+    c0 = madd(x, v128.load32_splat(p), c0);
+    c1 = madd(x, v128.load32_splat(p, 4), c1);
+    c2 = madd(x, v128.load32_splat(p, 8), c2);
+    c3 = madd(x, v128.load32_splat(p, 12), c3);
+    aq += 16;
+  }
+  for (let r = 0; r < mr; r++) v128.store(o + <usize>r * ldo, transposed(c0, c1, c2, c3, r));
+}
+
+/**
+ * rowsTimesB from bp = packRowsB(B) (K rows of ldb columns), for column ranges [j0, j1) + r·rstride
+ * (multiples of 4): chunks of PACK_CHUNK steps outside, then eight rows at a time, then the chunk's
+ * panels, each tile over the chunk's steps in one call (its accumulators stay in registers for 256
+ * steps; they pass through out between chunks, continuing each element's chain). A chunk of B is
+ * read from memory by the first eight rows and from L2 by the next; a chunk of eight rows' a (8 KiB)
+ * stays in L1 over all panels. Measured (docs/benchmark-log.md, "Serving", 2026-12-06 20:20): against
+ * the 4 x 8 tile over 8-column panels each contiguous over all K, B cold, 8 rows 1.06-1.37x, 16
+ * rows 1.02-1.14x; panels in K order with chunks (each chunk of a panel 4 KiB, K·16 bytes from the
+ * next) 0.6-0.7x, and all of K a tile with 4-column panels 0.84-0.94x where a's rows pass 32 KiB.
+ */
+function rowsTimesPacked(out: usize, a: usize, csA: usize, rsA: usize, ldo: usize, bp: usize, K: i32, ldb: i32, rows: i32, add: bool, scratch: usize, j0: i32, j1: i32, ranges: i32, rstride: i32): void {
+  const gb = <usize>K << 4; // from one packed group of a to the next
   const n = j1 - j0;
   if (!add) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>(j0 + r * rstride) << 2), 0, <usize>n << 2);
   packRows(scratch, a, csA, rsA, rows, K);
-  const panels = n >> 3;
-  for (let r = 0; r < ranges; r++) {
-    const c0 = j0 + r * rstride;
-    const oc = out + (<usize>c0 << 2);
-    const bc = bp + <usize>(c0 >> 3) * pb;
-    for (let t = 0; t < panels; t++) {
-      const bt = bc + <usize>t * pb;
-      for (let g = 0; g < groups; g++) {
-        const o = oc + <usize>(4 * g) * ldo + (<usize>t << 5);
-        rowsTile4x8(o, ldo, min(4, rows - 4 * g), scratch + <usize>g * gb, bt, 1, K, 32, 0);
+  const panels = n >> 2;
+  for (let s0 = 0; s0 < K; s0 += PACK_CHUNK) {
+    const L = min(PACK_CHUNK, K - s0);
+    const pb = <usize>L << 4; // from one panel of the chunk to the next
+    const bs = bp + <usize>s0 * (<usize>ldb << 2);
+    for (let r = 0; r < ranges; r++) {
+      const c0 = j0 + r * rstride;
+      const oc = out + (<usize>c0 << 2);
+      const bc = bs + <usize>(c0 >> 2) * pb;
+      for (let i = 0; i < rows; i += 8) {
+        const ap = scratch + <usize>(i >> 2) * gb + (<usize>s0 << 4);
+        for (let t = 0; t < panels; t++) {
+          const o = oc + <usize>i * ldo + (<usize>t << 4);
+          const bt = bc + <usize>t * pb;
+          if (rows - i > 4) rowsTile8x4(o, ldo, min(8, rows - i), ap, gb, bt, L);
+          else rowsTile4x4T(o, ldo, rows - i, ap, bt, L);
+        }
       }
     }
   }

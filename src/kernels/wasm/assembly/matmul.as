@@ -336,6 +336,15 @@ export function matmulRows(kind: i32, out: usize, a: usize, b: usize, M: i32, K:
   else rowTimesB(out, a, csA, b, K, N, j0, j1, acc, 1, 0, M, rsA, ldc, scratch);
 }
 
+/**
+ * out (M,N) = a·b for M >= 2 rows of a (K wide) from bp = packRowsB's copy of b (K x N): what a
+ * batched decode step's products do with a server's packed weights (decode.as passes the copies to
+ * rowTimesB), callable alone for bench/kernel-ab.ts --packed and tests. scratch: rowsScratchBytes(M, K).
+ */
+export function matmulRowsPacked(out: usize, a: usize, bp: usize, M: i32, K: i32, N: i32, scratch: usize): void {
+  rowTimesB(out, a, 4, 0, K, N, 0, N, false, 1, 0, M, <usize>K << 2, <usize>N << 2, scratch, bp);
+}
+
 /** dot product of n floats at x and y */
 function dot(x: usize, y: usize, n: i32): f32 {
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);

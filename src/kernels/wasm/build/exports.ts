@@ -21,6 +21,7 @@ export interface KernelExports {
     j1: number,
     scratch: number,
   ): void;
+  matmulRowsPacked(out: number, a: number, bp: number, M: number, K: number, N: number, scratch: number): void;
   matmul(
     kind: number,
     out: number,
@@ -266,6 +267,7 @@ export const kernelParams = {
   matmulScratchBytes: [],
   setMatmulTile: ["t"],
   matmulRows: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "j0", "j1", "scratch"],
+  matmulRowsPacked: ["out", "a", "bp", "M", "K", "N", "scratch"],
   matmul: ["kind", "out", "a", "b", "M", "K", "N", "lda", "accumulate", "scratch", "bias"],
   rowsScratchBytes: ["R", "K"],
   rowsPackedBytes: ["K", "N"],
