@@ -63,8 +63,11 @@ test("interactive --dir that does not exist, an empty --out, a missing --file: o
   assert.doesNotMatch(missing.stderr, /ENOENT \(ENOENT/);
 });
 
-test("generate --prompt \"\" says the prompt is empty (and how to start a new text), not a vocabulary hint", () => {
-  oneLine(runCli(["generate", "--model", model, "--prompt", ""]), /the prompt is empty: give some text, e\.g\. --prompt "The", or leave --prompt out/);
+test('generate --prompt "" says the prompt is empty (and how to start a new text), not a vocabulary hint', () => {
+  oneLine(
+    runCli(["generate", "--model", model, "--prompt", ""]),
+    /the prompt is empty: give some text, e\.g\. --prompt "The", or leave --prompt out/,
+  );
 });
 
 test("tokenizer train says when the text gives fewer tokens than --vocab-size asked for", () => {
