@@ -74,7 +74,7 @@ test("train: Ctrl-C while it tokenizes the data ends it at once: no step, no mod
   // the next run removes the half-written cache file and trains
   const again = startCli(tiny, { env });
   assert.equal((await again.exited).status, 0, again.stderr());
-  assert.match(again.stderr(), /done: 1 steps/);
+  assert.match(again.stderr(), /done: 1 step in/);
   assert.deepEqual(
     readdirSync(join(cache, "tokens")).filter((f) => f.includes(".tmp-")),
     [],

@@ -170,6 +170,9 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
+/** "1 step", "300 steps" */
+const steps = (n: number): string => `${n} step${n === 1 ? "" : "s"}`;
+
 /** Every train flag but these names a TrainConfig key: --n-layer is nLayer, and so on. */
 const notConfig = new Set(["resume", "overwrite", "sample-tokens", "backend", "threads", "parallel"]);
 
@@ -249,7 +252,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
             `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
           );
           console.error(
-            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`,
+            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${steps(info.totalSteps)}`,
           );
           const be = backend() as { name: string; threads?: number; simd?: string; tile?: string };
           console.error(
@@ -321,7 +324,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       return stopStatus;
     }
     console.error(
-      `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
+      `done: ${steps(result.steps)} in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
     if (run.chat) {
