@@ -205,6 +205,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   // written only when training starts (OUT, or the folder --overwrite replaces, stays as it was),
   // and a token cache is named only when whole (the next run removes the half-written file).
   let stopStatus = 0; // 0: go on
+  let tokenizing = false;
   // the model is saved and its closing sample printing: a signal only stops the sample
   let sampling = false;
   const stopOn = (status: number, name: string) => () => {
@@ -309,6 +310,13 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           console.error(inFlags(text));
         },
         onTokenizeProgress(p) {
+          // said once, before a big text's passes: what Ctrl-C does until the handlers are set
+          if (!tokenizing) {
+            tokenizing = true;
+            console.error(
+              "tokenizing the data into the token cache first (Ctrl-C stops at once: nothing is written until training starts)",
+            );
+          }
           progress.update(tokenizeProgressLine(p), p.done);
         },
         shouldStop: () => stopStatus !== 0,
