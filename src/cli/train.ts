@@ -20,6 +20,7 @@ import {
   train,
 } from "../index.js";
 import { BPE_MIN_VOCAB, deviceBackendFlags } from "./common.js";
+import { counted } from "./counted.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { streamUntil } from "./interrupt.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
@@ -170,9 +171,6 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
-/** "1 step", "300 steps" */
-const steps = (n: number): string => `${n} step${n === 1 ? "" : "s"}`;
-
 /** Every train flag but these names a TrainConfig key: --n-layer is nLayer, and so on. */
 const notConfig = new Set(["resume", "overwrite", "sample-tokens", "backend", "threads", "parallel"]);
 
@@ -250,10 +248,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           if (info.replacedSchedule && info.resumedFrom !== null)
             console.error(`lr schedule: ${schedulePlanLine(info.schedule, info.replacedSchedule, info.resumedFrom)}`);
           console.error(
-            `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
+            `model: ${counted(info.model.nLayer, "layer")}, ${counted(info.model.nHead, "head")}, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
           );
           console.error(
-            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${steps(info.totalSteps)}`,
+            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${counted(info.totalSteps, "step")}`,
           );
           const be = backend() as { name: string; threads?: number; simd?: string; tile?: string };
           console.error(
@@ -332,7 +330,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       return stopStatus;
     }
     console.error(
-      `done: ${steps(result.steps)} in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
+      `done: ${counted(result.steps, "step")} in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
     if (run.chat) {
