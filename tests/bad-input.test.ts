@@ -63,6 +63,13 @@ test("interactive --dir that does not exist, an empty --out, a missing --file: o
   assert.doesNotMatch(missing.stderr, /ENOENT \(ENOENT/);
 });
 
+test('generate --prompt "" says the prompt is empty (and how to start a new text), not a vocabulary hint', () => {
+  oneLine(
+    runCli(["generate", "--model", model, "--prompt", ""]),
+    /the prompt is empty: give some text, e\.g\. --prompt "The", or leave --prompt out/,
+  );
+});
+
 test("tokenizer train says when the text gives fewer tokens than --vocab-size asked for", () => {
   const text = join(root, "short.txt");
   writeFileSync(text, "call me ishmael. some years ago, never mind how long precisely.\n");

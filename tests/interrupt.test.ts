@@ -67,6 +67,11 @@ test("train: Ctrl-C while it tokenizes the data ends it at once: no step, no mod
   const cli = startCli(tiny, { env });
   // the vocabulary pass has ended: the tokens pass is running
   assert.ok(await cli.seen(/tokenizing \(vocabulary pass\)/), cli.stderr());
+  // and it said beforehand what Ctrl-C does then
+  assert.match(
+    cli.stderr(),
+    /^tokenizing the data into the token cache first \(Ctrl-C stops at once: nothing is written until training starts\)$/m,
+  );
   const end = await ctrlC(cli);
   assert.equal(end.signal, "SIGINT", `ended by the signal, at once:\n${cli.stderr()}`);
   assert.doesNotMatch(cli.stderr(), /finishing this step|new run in/);
@@ -74,7 +79,7 @@ test("train: Ctrl-C while it tokenizes the data ends it at once: no step, no mod
   // the next run removes the half-written cache file and trains
   const again = startCli(tiny, { env });
   assert.equal((await again.exited).status, 0, again.stderr());
-  assert.match(again.stderr(), /done: 1 steps/);
+  assert.match(again.stderr(), /done: 1 step in/);
   assert.deepEqual(
     readdirSync(join(cache, "tokens")).filter((f) => f.includes(".tmp-")),
     [],

@@ -53,6 +53,9 @@ test("missing files and bad configs give one clear line", () => {
   throwsUser(() => loadModel(dir), /missing file .*config\.json/);
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
   throwsUser(() => loadModel(dir), /missing file .*model\.safetensors/);
+  // a Hugging Face folder from before safetensors: said, with the way to convert it
+  writeFileSync(join(dir, "pytorch_model.bin"), "");
+  throwsUser(() => loadModel(dir), /holds pytorch_model\.bin \(PyTorch's pickle format\).*save_pretrained/);
   const config = JSON.parse(readFileSync("tests/fixtures/gpt-tiny/config.json", "utf8"));
   config.activation_function = "gelu";
   writeFileSync(join(dir, "config.json"), JSON.stringify(config));

@@ -95,6 +95,24 @@ test("bytes a model samples out of order are left out: no chunk shows U+FFFD or 
   }
 });
 
+test("a long generation decodes a bounded window a token, with the same text", () => {
+  // the server pushes every row's token each step: decoding all ids so far made each push slower
+  // than the last (a 1,000-token reply decoded ~500,000 ids)
+  const gpt2 = gpt2Tokenizer();
+  const decoded: number[] = [];
+  const counting: Tokenizer = Object.assign(Object.create(gpt2) as Tokenizer, {
+    decode(ids: readonly number[], options?: Parameters<Tokenizer["decode"]>[1]) {
+      decoded.push(ids.length);
+      return gpt2.decode(ids, options);
+    },
+  });
+  const text = "Smile 🙂, café, 日本語 and 🤖🤖. ".repeat(40);
+  const ids = gpt2.encode(text);
+  assert.ok(ids.length > 500, `${ids.length} ids`);
+  assert.equal(stream(counting, gpt2.encode("A prompt"), ids).join(""), text);
+  assert.ok(Math.max(...decoded) <= 32, `a push decoded up to ${Math.max(...decoded)} ids`);
+});
+
 const untrained = () => charModelFolder(join(tempDir("minigpt-stream-"), "m"), "ab", { blockSize: 64, nLayer: 1, nHead: 1, nEmbd: 8 });
 
 test("generate and chat on an untrained model with byte fallback print no U+FFFD", () => {

@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as gptTokenizer from "gpt-tokenizer/encoding/gpt2";
 import { get_encoding } from "tiktoken";
+import { loadTokenizer } from "../src/io/folder.js";
 import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import { pretokenize, pretokenizeRegex } from "../src/tokenizer/pretokenize.js";
+import { tempDir } from "./helpers.js";
 import { mobyDick, NASTY, randomCodeUnits, randomStrings, shakespeare } from "./tokenizer-helpers.js";
 
 // The ranks come from js-tiktoken, so the oracles are the two other implementations:
@@ -95,4 +99,16 @@ describe("GPT-2 pre-tokenizer", () => {
     cases.push("𝐀𝐁𝐂 𝟏𝟐 x𝐀 '𝐀 \u0085\u0085x \u2028 a", "  \u00a0x", "\u3000\u3000日本");
     for (const s of cases) assert.deepEqual(pretokenize(s), pretokenizeRegex(s), JSON.stringify(s.slice(0, 80)));
   });
+});
+
+test("a Hugging Face folder with the slow tokenizer's vocab.json and merges.txt (no tokenizer.json) loads as GPT-2", () => {
+  const dir = tempDir("minigpt-gpt2-slow-");
+  const json = gpt2.toHuggingFaceJson() as { model: { vocab: Record<string, number>; merges: (string | [string, string])[] } };
+  writeFileSync(join(dir, "vocab.json"), JSON.stringify(json.model.vocab));
+  const merges = json.model.merges.map((m) => (typeof m === "string" ? m : m.join(" ")));
+  writeFileSync(join(dir, "merges.txt"), `#version: 0.2\n${merges.join("\n")}\n`);
+  const slow = loadTokenizer(dir);
+  assert.equal(slow.kind, "gpt2");
+  assert.equal(slow.specialTokenId("<|endoftext|>"), 50256);
+  for (const s of NASTY) assert.deepEqual(slow.encode(s), oracle(s), JSON.stringify(s));
 });

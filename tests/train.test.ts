@@ -326,7 +326,7 @@ test("number flags outside their range, and shape flags --init would ignore, are
     // two flags that say the same thing differently: which one wins would be a guess
     [["train", "--epochs", "2", "--max-steps", "5"], /--max-steps or as --epochs, not both/],
     [["train", "--data", data, "--out", join(dir, "h"), "--n-embd", "16", "--n-head", "3"], /--n-embd 16 must be divisible by --n-head 3/],
-    [["tokenize", "--model", base, "--tokenizer", "gpt2", "hi"], /--model DIR or --tokenizer gpt2, not both/],
+    [["tokenize", "--model", base, "--tokenizer", "gpt2", "hi"], /give --model DIR or --tokenizer, not both/],
     [["explain-step", "--model", base, "--text", "the whale", "--data", data], /--text or --data, not both/],
     [["analyze", "--model", base, "--block-size", "1000"], /--block-size 1000 is beyond the model's 16 positions/],
   ];

@@ -52,7 +52,7 @@ test("train --backend webgpu, then generate on webgpu (MINIGPT_BACKEND too) give
     env,
   });
   assert.equal(attention.status, 0, attention.stderr);
-  assert.match(attention.stdout, /^wrote .*att\.html: 1 layers x 2 heads over \d+ tokens\n/);
+  assert.match(attention.stdout, /^wrote .*att\.html: 1 layer x 2 heads over \d+ tokens\n/);
   const lossOf = (backend: string) => {
     const r = runCli(["explain-step", "--model", out, "--text", "the whale and the sea", "--backend", backend], { env });
     assert.equal(r.status, 0, r.stderr);

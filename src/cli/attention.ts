@@ -1,5 +1,6 @@
 import { attentionHtml, fail, heatmap, loadModelFolder, tokenLabel, traceForwardAsync, writeFileAtomic } from "../index.js";
 import { deviceBackendFlags, modelFlag } from "./common.js";
+import { counted } from "./counted.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { checkOutputFiles, overwriteFlag } from "./output.js";
 import { encodeUserText } from "./user-text.js";
@@ -35,7 +36,9 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
     const trace = await traceForwardAsync(model, ids);
     writeFileAtomic(out, attentionHtml(trace, tokenizer, `attention of ${dir} on ${JSON.stringify(promptText.slice(0, 60))}`));
     const c = model.config;
-    process.stdout.write(`wrote ${out}: ${c.nLayer} layers x ${c.nHead} heads over ${ids.length} tokens\n`);
+    process.stdout.write(
+      `wrote ${out}: ${counted(c.nLayer, "layer")} x ${counted(c.nHead, "head")} over ${counted(ids.length, "token")}\n`,
+    );
     // a taste in the terminal: the last layer's first head
     const labels = ids.map((id) => tokenLabel(tokenizer, id));
     const last = trace.attention[c.nLayer - 1]?.[0];

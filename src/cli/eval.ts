@@ -65,7 +65,7 @@ export const evalSpec: CommandSpec = {
       name: "json",
       type: "bool",
       default: false,
-      help: 'print {"loss","perplexity","tokens","bits_per_byte","data","split"} as JSON (progress stays on stderr)',
+      help: 'print {"loss","perplexity","tokens","bits_per_byte","data","split"} as JSON, and "pattern_accuracy" on the counting task (progress stays on stderr)',
     },
     { name: "specials-as-text", type: "bool", default: false, help: "treat <|...|> strings in the text as plain text" },
     ...deviceBackendFlags,

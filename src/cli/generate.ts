@@ -55,7 +55,15 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   // the default prompt, a newline, is not in every vocabulary (a character model of a single line)
   const promptText = f.string("prompt") === "\n" ? startPrompt(tokenizer).text : f.string("prompt");
   const prompt = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
-  if (prompt.length === 0) fail('the prompt encodes to no tokens; give some text, e.g. --prompt "The"');
+  if (prompt.length === 0) {
+    // a word vocabulary is the counting task's numbers: "The" would not encode there either
+    const example = tokenizer.kind === "word" ? "3 4 5" : "The";
+    if (promptText === "")
+      fail(`the prompt is empty: give some text, e.g. --prompt "${example}", or leave --prompt out to start a new text`);
+    fail(
+      `the prompt encodes to no tokens; give text the model's ${tokenizer.kind} vocabulary has, e.g. --prompt "${example}" (minigpt tokenize --model ${f.string("model")} "..." shows how a text encodes)`,
+    );
+  }
   const stopText = f.string("stop");
   // <|endoftext|> ends every text; the --stop string ends it as text (generateText), special or not
   const eot = tokenizer.specialTokenId("<|endoftext|>");

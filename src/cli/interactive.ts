@@ -30,6 +30,7 @@ import {
 } from "../index.js";
 import { chatLoop, LineReader, notFineTunedForChat, STOPPED, slashCommand } from "./chat.js";
 import { deviceBackendFlags } from "./common.js";
+import { counted } from "./counted.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { forStdout } from "./terminal-text.js";
 import { encodeUserText } from "./user-text.js";
@@ -240,7 +241,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
     }
     const c = model.config;
     write(
-      `loaded ${choice.label} of ${folder}: ${model.parameterCount().toLocaleString("en-US")} parameters, ${c.nLayer} layers, context ${c.blockSize}, ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
+      `loaded ${choice.label} of ${folder}: ${model.parameterCount().toLocaleString("en-US")} parameters, ${counted(c.nLayer, "layer")}, context ${c.blockSize}, ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
     );
     try {
       let next: ModeResult = "mode";

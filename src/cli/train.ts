@@ -20,6 +20,7 @@ import {
   train,
 } from "../index.js";
 import { BPE_MIN_VOCAB, deviceBackendFlags } from "./common.js";
+import { counted } from "./counted.js";
 import { type CommandSpec, type FlagSpec, type ParsedFlags, parseFlags } from "./flags.js";
 import { streamUntil } from "./interrupt.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
@@ -202,6 +203,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
   // written only when training starts (OUT, or the folder --overwrite replaces, stays as it was),
   // and a token cache is named only when whole (the next run removes the half-written file).
   let stopStatus = 0; // 0: go on
+  let tokenizing = false;
   // the model is saved and its closing sample printing: a signal only stops the sample
   let sampling = false;
   const stopOn = (status: number, name: string) => () => {
@@ -246,10 +248,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           if (info.replacedSchedule && info.resumedFrom !== null)
             console.error(`lr schedule: ${schedulePlanLine(info.schedule, info.replacedSchedule, info.resumedFrom)}`);
           console.error(
-            `model: ${info.model.nLayer} layers, ${info.model.nHead} heads, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
+            `model: ${counted(info.model.nLayer, "layer")}, ${counted(info.model.nHead, "head")}, ${info.model.nEmbd} wide, block ${info.model.blockSize}, vocab ${info.model.vocabSize}, ${info.model.activation}: ${info.parameters.toLocaleString("en-US")} parameters`,
           );
           console.error(
-            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${info.totalSteps} steps`,
+            `data: ${info.dataset.name}: ${info.dataset.trainTokens.toLocaleString("en-US")} training and ${info.dataset.valTokens.toLocaleString("en-US")} validation tokens (${info.dataset.tokenizer} tokenizer, ${info.dataset.vocabSize} tokens); ${counted(info.totalSteps, "step")}`,
           );
           const be = backend() as { name: string; threads?: number; simd?: string; tile?: string };
           console.error(
@@ -306,6 +308,13 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
           console.error(inFlags(text));
         },
         onTokenizeProgress(p) {
+          // said once, before a big text's passes: what Ctrl-C does until the handlers are set
+          if (!tokenizing) {
+            tokenizing = true;
+            console.error(
+              "tokenizing the data into the token cache first (Ctrl-C stops at once: nothing is written until training starts)",
+            );
+          }
           progress.update(tokenizeProgressLine(p), p.done);
         },
         shouldStop: () => stopStatus !== 0,
@@ -321,7 +330,7 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       return stopStatus;
     }
     console.error(
-      `done: ${result.steps} steps in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
+      `done: ${counted(result.steps, "step")} in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
     if (run.chat) {

@@ -15,12 +15,18 @@ const CONTEXT_IDS = 16;
  *   add is printed ("3 4 5" then " 6 7", not "3 4 56 7").
  * Decoded text only ever grows as ids are added (bytes left out stay left out unless a later byte
  * completes their character), so what push returns never has to be taken back.
+ * Each push decodes a window of the last ids only (at most 2·CONTEXT_IDS): once it is full it is cut
+ * back to its last CONTEXT_IDS, as the constructor cuts the context, so a token costs the same at
+ * the thousandth as at the first (decoding every id so far made a long generation quadratic: the
+ * server pushes every row's token each step).
  */
 export class TextStreamer {
-  private readonly ids: number[];
-  /** length of the text already shown: the context's, then what push returned */
+  /** the window: the last ids, whose text up to `printed` is already shown */
+  private ids: number[];
+  /** length of the window's text already shown: the context's, then what push returned */
   private printed: number;
-  private readonly contextLength: number;
+  /** everything push returned */
+  private shown = "";
 
   /** context: the ids the text so far was made of (the prompt), whose text is already shown */
   constructor(
@@ -28,8 +34,7 @@ export class TextStreamer {
     context: readonly number[] = [],
   ) {
     this.ids = context.slice(-CONTEXT_IDS);
-    this.contextLength = this.decodeAll().length;
-    this.printed = this.contextLength;
+    this.printed = this.decodeAll().length;
   }
 
   /** the new text after adding `id` ("" while a character is incomplete) */
@@ -38,6 +43,12 @@ export class TextStreamer {
     const text = this.decodeAll();
     const fresh = text.slice(this.printed);
     this.printed = text.length;
+    this.shown += fresh;
+    if (this.ids.length >= 2 * CONTEXT_IDS) {
+      // the window cut back as the context was: a character still incomplete at its end stays in it
+      this.ids = this.ids.slice(-CONTEXT_IDS);
+      this.printed = this.decodeAll().length;
+    }
     return fresh;
   }
 
@@ -49,9 +60,9 @@ export class TextStreamer {
     return "";
   }
 
-  /** the text of the ids pushed so far */
+  /** the text of the ids pushed so far (what push returned: the text never changes behind it) */
   get text(): string {
-    return this.decodeAll().slice(this.contextLength);
+    return this.shown;
   }
 
   private decodeAll(): string {

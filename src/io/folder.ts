@@ -14,9 +14,9 @@
  */
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fail, failFs } from "../errors.js";
+import { fail, failFs, withFs } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
-import { tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
+import { gpt2SlowTokenizerJson, tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { writeFileAtomic } from "./atomic.js";
 
@@ -75,8 +75,15 @@ export function loadModelTokenizer(path: string): Tokenizer {
 
 export function loadTokenizer(dir: string): Tokenizer {
   const file = join(dir, "tokenizer.json");
-  if (!existsSync(file)) fail(`missing file ${file}: a minigpt model folder keeps its tokenizer beside the weights`);
-  return tokenizerFromHuggingFaceJson(readJsonFile(file), file);
+  if (existsSync(file)) return tokenizerFromHuggingFaceJson(readJsonFile(file), file);
+  // a Hugging Face GPT-2 folder saved by the slow tokenizer (GPT2Tokenizer) has these two instead
+  const vocab = join(dir, "vocab.json");
+  const merges = join(dir, "merges.txt");
+  if (existsSync(vocab) && existsSync(merges)) {
+    const mergesText = withFs(`cannot read ${merges}`, () => readFileSync(merges, "utf8"));
+    return tokenizerFromHuggingFaceJson(gpt2SlowTokenizerJson(readJsonFile(vocab), mergesText), `${vocab} and ${merges}`);
+  }
+  return fail(`missing file ${file}: a minigpt model folder keeps its tokenizer beside the weights`);
 }
 
 /**

@@ -46,7 +46,14 @@ export function readQuantization(dir: string): QuantizationConfig | undefined {
 export function loadModel(dir: string, weightsFile = join(dir, "model.safetensors")): GPT {
   const config = readModelConfig(dir);
   const quantization = readQuantization(dir);
-  if (!existsSync(weightsFile)) fail(`missing file ${weightsFile}`);
+  if (!existsSync(weightsFile)) {
+    // a Hugging Face folder saved before safetensors was the default holds PyTorch's pickle instead
+    if (existsSync(join(dir, "pytorch_model.bin")))
+      fail(
+        `missing file ${weightsFile}: ${dir} holds pytorch_model.bin (PyTorch's pickle format), which minigpt does not read; save it as safetensors, in Python: GPT2LMHeadModel.from_pretrained(DIR).save_pretrained(DIR)`,
+      );
+    fail(`missing file ${weightsFile}`);
+  }
   return modelFromSafetensors(readSafetensorsFile(weightsFile), quantization, config, weightsFile);
 }
 

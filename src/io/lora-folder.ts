@@ -87,7 +87,7 @@ export function loadLoraModelFolder(dir: string, loadBase: (dir: string) => Mode
   const baseDir = loraBaseFolder(dir, config);
   if (!existsSync(baseDir))
     fail(
-      `${join(dir, ADAPTER_CONFIG)} names the base model ${config.base}, which is not a folder here (${baseDir}); download the base model and set base_model_name_or_path to its folder`,
+      `${join(dir, ADAPTER_CONFIG)} names the base model ${config.base}, which is not a folder here (${baseDir}: a relative path counts from the adapter's folder); put the base model's folder there, or set base_model_name_or_path to where it is (a Hub name such as gpt2 is not downloaded: download it first)`,
     );
   const base = loadBase(baseDir);
   let model = base.model;

@@ -154,6 +154,25 @@ function readTokenizerJson(json: unknown): Tokenizer {
   });
 }
 
+/**
+ * The tokenizer.json GPT-2's fast tokenizer would write for the slow one's files (vocab.json: piece ->
+ * id; merges.txt: a "#version" line, then one "left right" merge a line), so a Hugging Face folder
+ * saved with either reads the same. The vocabulary's <|...|> entries are its special tokens (GPT-2's
+ * <|endoftext|>).
+ */
+export function gpt2SlowTokenizerJson(vocab: unknown, merges: string): object {
+  if (!isObject(vocab)) fail(`vocab.json must be an object of piece: id, got ${JSON.stringify(vocab).slice(0, 40)}`);
+  const specials = Object.entries(vocab)
+    .filter(([piece]) => /^<\|[^|]*\|>$/.test(piece))
+    .map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  return {
+    model: { type: "BPE", vocab, merges: merges.split(/\r?\n/).filter((line) => line !== "" && !line.startsWith("#version")) },
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+    decoder: { type: "ByteLevel" },
+    added_tokens: specials,
+  };
+}
+
 export interface TokenizerConfigOptions {
   /** The model's context length, which Hugging Face uses to truncate and warn (1024, GPT-2's, if not given). */
   modelMaxLength?: number;
