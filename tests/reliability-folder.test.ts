@@ -175,6 +175,15 @@ test("two writers of one model folder: the second gets one line naming the first
   resumes(out);
 });
 
+test("a command that reads a model removes the lock of a run killed before its first save (nothing else left to tidy)", () => {
+  const dir = tempDir("minigpt-stale-lock-");
+  const { out } = modelIn(dir);
+  // Ctrl-C while train reads its data ends the process at once, as a kill does: its lock stays
+  writeFileSync(join(dir, ".m.lock"), JSON.stringify({ pid: deadPid(), host: hostname(), started: "2026-01-01T00:00:00Z" }));
+  loads(out);
+  assert.ok(!existsSync(join(dir, ".m.lock")));
+});
+
 test("a stale lock is taken over, and the junk dead runs left is removed and named; a replaced model is kept", () => {
   const dir = tempDir("minigpt-junk-");
   const { out } = modelIn(dir);

@@ -54,6 +54,15 @@ function readOwner(path: string): LockOwner | null {
   return null;
 }
 
+/**
+ * Is `dir`'s lock left by a process of this machine that is no longer running? (A run killed before
+ * its first save leaves nothing else: readers take it over and let go, so it does not stay.)
+ */
+export function staleLock(dir: string): boolean {
+  const owner = readOwner(lockPath(dir));
+  return owner !== null && owner.host === hostname() && !pidAlive(owner.pid);
+}
+
 /** A file that is not a lock's JSON yet: its writer gets this long to finish writing it. */
 const UNWRITTEN_GRACE_MS = 10_000;
 

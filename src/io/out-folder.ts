@@ -21,7 +21,7 @@ import { tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import { said, setting } from "../wording.js";
 import { writeFileAtomic } from "./atomic.js";
 import { readJsonFile, readModelConfig } from "./hf.js";
-import { pidAlive, tryLockFolder } from "./lock.js";
+import { pidAlive, staleLock, tryLockFolder } from "./lock.js";
 
 /** what a minigpt model folder holds (saveModel, saveTokenizer, the trainer); --overwrite replaces nothing else */
 const MODEL_FOLDER_ENTRIES = new Set([
@@ -262,11 +262,12 @@ export function tidyModelFolder(out: string, notice: (text: string) => void): vo
 }
 
 /**
- * For commands that read a model folder: put right what dead processes left around it, if anything,
- * when its lock can be had (a running trainer's folder is left alone). Never fails on its own.
+ * For commands that read a model folder: put right what dead processes left around it, if anything
+ * (their lock too), when its lock can be had (a running trainer's folder is left alone). Never fails
+ * on its own.
  */
 export function tidyBeforeReading(dir: string, notice: (text: string) => void): void {
-  if (leftovers(dir).length === 0) return;
+  if (leftovers(dir).length === 0 && !staleLock(dir)) return;
   let r: ReturnType<typeof tryLockFolder>;
   try {
     r = tryLockFolder(dir, notice);
