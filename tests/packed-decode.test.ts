@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { useBackend } from "../src/kernels/index.js";
 import { PACK_BUDGET_BYTES, WasmPackedLayer } from "../src/kernels/wasm/packed-layer.js";
-import { AttentionCache } from "../src/nn/attention-cache.js";
 import { makeConfig } from "../src/nn/config.js";
-import { DecodeBuffers, type DecodeRow } from "../src/nn/decode-step.js";
+import { DecodeBuffers } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
 import { attachLora, mergeLora } from "../src/nn/lora.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { madeUpStep, type StepSequence } from "./decode-helpers.js";
 
 const VOCAB = 50;
 
@@ -42,22 +42,11 @@ function assertSame(got: Float32Array[], want: Float32Array[], what: string): vo
  * after the trunk (those with logits) and every cache row.
  */
 function step(m: GPT, R: number): Float32Array[] {
-  const { nLayer, blockSize, nEmbd: C } = m.config;
+  const C = m.config.nEmbd;
   const prompt = Math.floor(R / 3);
-  const sequences = [...(prompt > 0 ? [{ pos: 0, n: prompt, logits: R % 2 === 1 }] : [])];
+  const sequences: StepSequence[] = prompt > 0 ? [{ pos: 0, n: prompt, logits: R % 2 === 1 }] : [];
   for (let i = prompt; i < R; i++) sequences.push({ pos: 3 + ((5 * i) % 17), n: 1, logits: true });
-  const caches = sequences.map(() => Array.from({ length: nLayer }, () => new AttentionCache(blockSize, C)));
-  for (const layers of caches)
-    for (const l of layers)
-      for (const t of [l.keys.data, l.values.data]) for (let i = 0; i < t.length; i++) t[i] = ((i * 37) % 101) / 200 - 0.25;
-  const rows: DecodeRow[] = sequences.flatMap((q, s) =>
-    Array.from({ length: q.n }, (_, i) => ({
-      id: (7 * s + 3 * i + R) % VOCAB,
-      pos: q.pos + i,
-      cache: caches[s] as AttentionCache[],
-      logits: q.logits && i === q.n - 1,
-    })),
-  );
+  const { rows, caches } = madeUpStep(m.config, sequences, (s, i) => (7 * s + 3 * i + R) % VOCAB);
   const buffers = new DecodeBuffers(m.config, R);
   const out = [m.decode(rows, buffers).slice()];
   rows.forEach((row, r) => {

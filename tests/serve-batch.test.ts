@@ -5,13 +5,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelFolder } from "../src/io/folder.js";
 import { useBackend } from "../src/kernels/index.js";
-import { AttentionCache } from "../src/nn/attention-cache.js";
 import { makeConfig } from "../src/nn/config.js";
 import { DecodeBuffers, type DecodeRow } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Engine, type EngineEvent } from "../src/server/engine.js";
 import type { GenerationRequest } from "../src/server/params.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
+import { madeUpStep, type StepSequence } from "./decode-helpers.js";
 
 const TEXT = "the sea and the whale, the ship and the sailor; a storm at night.\n";
 
@@ -151,10 +151,10 @@ for (const threads of [1, 2]) {
   test(`a prompt's rows before its last skip the last block's attention and MLP in Backend.trunkRows; logits and every cache row keep the bits of all rows through every block [wasm, ${threads} thread(s)]`, async () => {
     const kernels = await useBackend("wasm", { threads });
     const f = folder(64, 4);
-    const { nLayer, blockSize, nEmbd: C, vocabSize: V } = f.model.config;
+    const { nEmbd: C, vocabSize: V } = f.model.config;
     // a step as the engine builds it, prompts first: a prompt's first chunk (no logits at all: with
     // 2 threads, alone on one), a whole prompt, a chunk that ends a prompt, then one-token rows
-    const sequences = [
+    const sequences: StepSequence[] = [
       { pos: 0, n: 12, logits: false },
       { pos: 0, n: 5, logits: true },
       { pos: 3, n: 4, logits: true },
@@ -163,18 +163,7 @@ for (const threads of [1, 2]) {
     ];
     /** the step's rows over fresh caches (earlier positions: the same made-up k and v each run), its logits, x and the caches */
     const run = () => {
-      const caches = sequences.map(() => Array.from({ length: nLayer }, () => new AttentionCache(blockSize, C)));
-      for (const layers of caches)
-        for (const l of layers)
-          for (const t of [l.keys.data, l.values.data]) for (let i = 0; i < t.length; i++) t[i] = ((i * 37) % 101) / 200 - 0.25;
-      const rows: DecodeRow[] = sequences.flatMap((q, s) =>
-        Array.from({ length: q.n }, (_, i) => ({
-          id: (5 * s + 3 * i) % V,
-          pos: q.pos + i,
-          cache: caches[s] as AttentionCache[],
-          logits: q.logits && i === q.n - 1,
-        })),
-      );
+      const { rows, caches } = madeUpStep(f.model.config, sequences, (s, i) => (5 * s + 3 * i) % V);
       const buffers = new DecodeBuffers(f.model.config, rows.length);
       const logits = f.model.decode(rows, buffers).slice();
       const x = buffers.x.data.slice(0, rows.length * C);
