@@ -34,6 +34,7 @@ export { writeFileAtomic } from "./io/atomic.js";
 export {
   checkpointNames,
   enclosingModelFolder,
+  hasTokenizer,
   isModelFolder,
   loadModelFolder,
   loadModelTokenizer,

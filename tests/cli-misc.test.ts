@@ -23,6 +23,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { scope, Tensor } from "../src/tensor/tensor.js";
+import { gpt2Tokenizer } from "../src/tokenizer/gpt2.js";
 import type { TrainConfig } from "../src/train/config.js";
 import { runCli, tempDir, throwsUser, wordCorpus } from "./helpers.js";
 
@@ -285,8 +286,52 @@ test("tokenize --tokenizer DIR takes a folder from minigpt tokenizer train (its 
   assert.deepEqual((JSON.parse(r.stdout) as { ids: number[] }).ids, loadTokenizer(tok).encode(text));
   const missing = cli(["tokenize", "--tokenizer", dir, text]);
   assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /--tokenizer .* is neither gpt2 nor a folder with a tokenizer\.json/);
+  assert.match(
+    missing.stderr,
+    /--tokenizer .* is neither gpt2 nor a folder with a tokenizer\.json \(or Hugging Face's vocab\.json and merges\.txt/,
+  );
   assert.ok(noStackTrace(missing.stderr), missing.stderr);
+});
+
+test("tokenize and train --tokenizer DIR take a Hugging Face GPT-2 tokenizer folder of vocab.json and merges.txt (the slow tokenizer's files)", () => {
+  const dir = join(root, "tokenize-slow");
+  mkdirSync(dir);
+  const json = gpt2Tokenizer().toHuggingFaceJson() as { model: { vocab: Record<string, number>; merges: (string | [string, string])[] } };
+  writeFileSync(join(dir, "vocab.json"), JSON.stringify(json.model.vocab));
+  const merges = json.model.merges.map((m) => (typeof m === "string" ? m : m.join(" ")));
+  writeFileSync(join(dir, "merges.txt"), `#version: 0.2\n${merges.join("\n")}\n`);
+  const text = "Hello world, héllo <|endoftext|>";
+  const r = cli(["tokenize", "--tokenizer", dir, "--json", text]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(
+    (JSON.parse(r.stdout) as { ids: number[] }).ids,
+    JSON.parse(cli(["tokenize", "--tokenizer", "gpt2", "--json", text]).stdout).ids,
+  );
+  // train takes it as it is (a GPT-2 vocabulary: 50,257 tokens)
+  const out = join(dir, "model");
+  const t = cli([
+    "train",
+    "--data",
+    wordCorpus(dir, 2000),
+    "--tokenizer",
+    dir,
+    "--n-layer",
+    "1",
+    "--n-head",
+    "1",
+    "--n-embd",
+    "8",
+    "--block-size",
+    "8",
+    "--batch-size",
+    "2",
+    "--max-steps",
+    "1",
+    "--out",
+    out,
+  ]);
+  assert.equal(t.status, 0, t.stderr);
+  assert.equal(loadTokenizer(out).vocabSize, 50257);
 });
 
 test("selftest passes", () => {

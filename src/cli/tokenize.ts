@@ -1,9 +1,10 @@
-import { existsSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { statSync } from "node:fs";
+import { basename } from "node:path";
 import {
   arrayStream,
   fail,
   gpt2Tokenizer,
+  hasTokenizer,
   loadModelTokenizer,
   loadTokenizer,
   openTokenCache,
@@ -28,7 +29,7 @@ export const tokenizeSpec: CommandSpec = {
       name: "tokenizer",
       type: "string",
       default: "",
-      help: "use this tokenizer instead of a model's: gpt2 (GPT-2's, built in) or a folder with a tokenizer.json (from minigpt tokenizer train)",
+      help: "use this tokenizer instead of a model's: gpt2 (GPT-2's, built in) or a folder with a tokenizer.json (from minigpt tokenizer train) or Hugging Face's vocab.json and merges.txt",
     },
     {
       name: "file",
@@ -53,8 +54,10 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
   if (named && f.has("model")) fail("give --model DIR or --tokenizer, not both");
   if (named === "gpt2") tokenizer = gpt2Tokenizer();
   else if (named) {
-    if (!existsSync(join(named, "tokenizer.json")))
-      fail(`--tokenizer ${named} is neither gpt2 nor a folder with a tokenizer.json (make one with: minigpt tokenizer train --out DIR)`);
+    if (!hasTokenizer(named))
+      fail(
+        `--tokenizer ${named} is neither gpt2 nor a folder with a tokenizer.json (or Hugging Face's vocab.json and merges.txt; make one with: minigpt tokenizer train --out DIR)`,
+      );
     tokenizer = loadTokenizer(named);
   } else if (f.string("model")) tokenizer = loadModelTokenizer(f.string("model"));
   else return fail("say which tokenizer: --model DIR (a trained model's), --tokenizer gpt2 or --tokenizer DIR (a tokenizer folder)");

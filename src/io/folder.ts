@@ -73,17 +73,29 @@ export function loadModelTokenizer(path: string): Tokenizer {
   return loadTokenizer(locateModel(path).root);
 }
 
-export function loadTokenizer(dir: string): Tokenizer {
-  const file = join(dir, "tokenizer.json");
-  if (existsSync(file)) return tokenizerFromHuggingFaceJson(readJsonFile(file), file);
-  // a Hugging Face GPT-2 folder saved by the slow tokenizer (GPT2Tokenizer) has these two instead
+/** a folder's tokenizer files: tokenizer.json, or (a Hugging Face GPT-2 folder saved by the slow tokenizer, GPT2Tokenizer) vocab.json and merges.txt */
+function tokenizerFiles(dir: string): { json: string } | { vocab: string; merges: string } | null {
+  const json = join(dir, "tokenizer.json");
+  if (existsSync(json)) return { json };
   const vocab = join(dir, "vocab.json");
   const merges = join(dir, "merges.txt");
-  if (existsSync(vocab) && existsSync(merges)) {
+  return existsSync(vocab) && existsSync(merges) ? { vocab, merges } : null;
+}
+
+/** whether loadTokenizer finds a tokenizer in dir (tokenizer.json, or vocab.json and merges.txt) */
+export function hasTokenizer(dir: string): boolean {
+  return tokenizerFiles(dir) !== null;
+}
+
+export function loadTokenizer(dir: string): Tokenizer {
+  const files = tokenizerFiles(dir);
+  if (files && "json" in files) return tokenizerFromHuggingFaceJson(readJsonFile(files.json), files.json);
+  if (files) {
+    const { vocab, merges } = files;
     const mergesText = withFs(`cannot read ${merges}`, () => readFileSync(merges, "utf8"));
     return tokenizerFromHuggingFaceJson(gpt2SlowTokenizerJson(readJsonFile(vocab), mergesText), `${vocab} and ${merges}`);
   }
-  return fail(`missing file ${file}: a minigpt model folder keeps its tokenizer beside the weights`);
+  return fail(`missing file ${join(dir, "tokenizer.json")}: a minigpt model folder keeps its tokenizer beside the weights`);
 }
 
 /**
