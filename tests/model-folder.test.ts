@@ -77,6 +77,15 @@ test("a folder with none of a model's files (a folder of texts) is 'not a model 
   throwsUser(() => loadModelFolder(dir), /missing file .*(model\.safetensors|tokenizer\.json)/);
 });
 
+test("a Hugging Face folder with weights and no tokenizer files says which files a tokenizer may be and how to write them", () => {
+  const dir = tmp();
+  for (const f of ["config.json", "model.safetensors"]) copyFileSync(`tests/fixtures/gpt-tiny/${f}`, join(dir, f));
+  throwsUser(
+    () => loadModelFolder(dir),
+    /missing file .*tokenizer\.json \(or Hugging Face's vocab\.json and merges\.txt\).*save_pretrained/,
+  );
+});
+
 test("a truncated weights file is a clear error", () => {
   const dir = tmp();
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));

@@ -95,7 +95,9 @@ export function loadTokenizer(dir: string): Tokenizer {
     const mergesText = withFs(`cannot read ${merges}`, () => readFileSync(merges, "utf8"));
     return tokenizerFromHuggingFaceJson(gpt2SlowTokenizerJson(readJsonFile(vocab), mergesText), `${vocab} and ${merges}`);
   }
-  return fail(`missing file ${join(dir, "tokenizer.json")}: a minigpt model folder keeps its tokenizer beside the weights`);
+  return fail(
+    `missing file ${join(dir, "tokenizer.json")} (or Hugging Face's vocab.json and merges.txt): a model folder keeps its tokenizer beside the weights; for a Hugging Face GPT-2 model, in Python: GPT2TokenizerFast.from_pretrained("gpt2").save_pretrained(DIR) writes it`,
+  );
 }
 
 /**
