@@ -286,7 +286,7 @@ export interface Backend<F = FloatArray, I = Int32Array> {
   /**
    * Optional: the block's four matrices (C, nh, H as attentionRows' and mlpRows') laid out for this
    * backend's decode products of many rows, to pass to them and to trunkRows with the matrices (the
-   * wasm backend: 8-column panels in its tile's step order, as much memory again as the matrices,
+   * wasm backend: 4-column panels in chunks of its tiles' step order, as much memory again as the matrices,
    * read from 2 rows a step on; one row still reads the matrices). A layout only: the results are
    * the same bits with it as without. null where the backend cannot use one for this shape. The
    * reference backend has none: layouts are the fast backends' business.

@@ -5,7 +5,7 @@
  * forward on tensors (training, prefill), decode on one row per sequence (generation): the same
  * layers in the same order, each taking its own fast path inside.
  */
-import type { PackedLayer, TrunkLayer } from "../kernels/backend.js";
+import type { DecodeMatrices, PackedLayer, TrunkLayer } from "../kernels/backend.js";
 import type { KernelArray } from "../kernels/index.js";
 import { backend } from "../kernels/index.js";
 import { add } from "../ops/index.js";
@@ -52,25 +52,20 @@ export class Block {
    * what it made of it: TrunkLayer).
    */
   trunkLayer(eps: number): TrunkLayer<KernelArray> | null {
-    const attn = this.attn.c_attn.plain();
-    const attnProj = this.attn.c_proj.plain();
-    const fc = this.mlp.c_fc.plain();
-    const mlpProj = this.mlp.c_proj.plain();
-    if (!attn || !attnProj || !fc || !mlpProj || this.ln_1.eps !== eps || this.ln_2.eps !== eps) return null;
+    const plain = this.plainLayers();
+    if (!plain || this.ln_1.eps !== eps || this.ln_2.eps !== eps) return null;
+    const { attn, attnProj, fc, mlpProj } = plain;
     const from = [attn, attnProj, fc, mlpProj, this.packed];
     if (this.trunk?.from.every((v, i) => v === from[i])) return this.trunk.layer;
     const layer: TrunkLayer<KernelArray> = {
       ln1Weight: this.ln_1.weight.storage,
       ln1Bias: this.ln_1.bias.storage,
-      attnWeight: attn.weight.storage,
+      ...matrices(plain),
       attnBias: attn.bias.storage,
-      attnProjWeight: attnProj.weight.storage,
       attnProjBias: attnProj.bias.storage,
       ln2Weight: this.ln_2.weight.storage,
       ln2Bias: this.ln_2.bias.storage,
-      fcWeight: fc.weight.storage,
       fcBias: fc.bias.storage,
-      mlpProjWeight: mlpProj.weight.storage,
       mlpProjBias: mlpProj.bias.storage,
       packed: this.packed,
     };
@@ -86,23 +81,19 @@ export class Block {
   pack(): number {
     this.unpack();
     const be = backend();
+    const plain = this.plainLayers();
+    if (!be.packDecodeLayer || !plain) return 0;
+    this.packed = be.packDecodeLayer(matrices(plain), this.attn.c_proj.outFeatures, this.attn.nHead, this.mlp.c_fc.outFeatures);
+    return this.packed?.bytes ?? 0;
+  }
+
+  /** the attention's and MLP's four layers where each is plain x·W + b, else null (an adapter, quantized weights) */
+  private plainLayers(): PlainLayers | null {
     const attn = this.attn.c_attn.plain();
     const attnProj = this.attn.c_proj.plain();
     const fc = this.mlp.c_fc.plain();
     const mlpProj = this.mlp.c_proj.plain();
-    if (!be.packDecodeLayer || !attn || !attnProj || !fc || !mlpProj) return 0;
-    this.packed = be.packDecodeLayer(
-      {
-        attnWeight: attn.weight.storage,
-        attnProjWeight: attnProj.weight.storage,
-        fcWeight: fc.weight.storage,
-        mlpProjWeight: mlpProj.weight.storage,
-      },
-      this.attn.c_proj.outFeatures,
-      this.attn.nHead,
-      this.mlp.c_fc.outFeatures,
-    );
-    return this.packed?.bytes ?? 0;
+    return attn && attnProj && fc && mlpProj ? { attn, attnProj, fc, mlpProj } : null;
   }
 
   /** frees pack's copy (the matrices are about to change, or the model is done with) */
@@ -123,4 +114,24 @@ export class Block {
     this.mlp.decode(s, R, this.packed);
     be.add(s.x.storage, s.x.storage, s.y.storage, n);
   }
+}
+
+/** a block's four layers as plain x·W + b (Linear.plain) */
+interface PlainLayers {
+  attn: PlainLinear;
+  attnProj: PlainLinear;
+  fc: PlainLinear;
+  mlpProj: PlainLinear;
+}
+/** what Linear.plain gives: the weight and bias a fused kernel may read */
+type PlainLinear = { weight: Tensor; bias: Tensor };
+
+/** their weight matrices, as the backend's decode takes them */
+function matrices(p: PlainLayers): DecodeMatrices<KernelArray> {
+  return {
+    attnWeight: p.attn.weight.storage,
+    attnProjWeight: p.attnProj.weight.storage,
+    fcWeight: p.fc.weight.storage,
+    mlpProjWeight: p.mlpProj.weight.storage,
+  };
 }
