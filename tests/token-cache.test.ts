@@ -192,11 +192,14 @@ describe("token cache", () => {
     // a half-written cache of a run that was killed is removed; one of a live process is not
     const deadPid = spawnSync(process.execPath, ["-e", ""]).pid;
     const dead = join(cacheDir, "tokens", `x.tokens.tmp-${deadPid}`);
+    // (writeFileAtomic's temporary name, as a run killed while writing a vocabulary leaves it)
+    const deadVocab = join(cacheDir, "tokens", `.x.vocab.json.tmp-${deadPid}-0a1b2c3d`);
     const live = join(cacheDir, "tokens", `x.tokens.tmp-${process.pid}`);
     writeFileSync(dead, "partial");
+    writeFileSync(deadVocab, "partial");
     writeFileSync(live, "partial");
     assert.match(run().said, /token cache: reusing /);
-    assert.ok(!existsSync(dead) && existsSync(live));
+    assert.ok(!existsSync(dead) && !existsSync(deadVocab) && existsSync(live));
     rmSync(live);
     const file = join(corpus, "b", "c.txt");
     const before = run().d;

@@ -226,10 +226,14 @@ export function rememberedPieces(
   return found;
 }
 
-/** A cache file a killed run left half-written (KEY.tokens.tmp-PID of a process that is gone) can be gigabytes: remove it. */
+/**
+ * A cache file a killed run left half-written (KEY.tokens.tmp-PID, or writeFileAtomic's
+ * .NAME.tmp-PID-HEX of a vocabulary or the sources' list, of a process that is gone; the tokens can be
+ * gigabytes): remove it.
+ */
 function removeDeadTemporaries(folder: string, onMessage?: (text: string) => void): void {
   for (const name of readdirSync(folder)) {
-    const m = /\.tmp-(\d+)$/.exec(name);
+    const m = /\.tmp-(\d+)(?:-[0-9a-f]+)?$/.exec(name);
     if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
     try {
       unlinkSync(join(folder, name));
