@@ -35,6 +35,7 @@ export const kernelFiles = [
   "quant-int.as",
   "quant-share.as",
   "dequant.as",
+  "sample.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

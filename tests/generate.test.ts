@@ -8,6 +8,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { DecodeBuffers } from "../src/nn/decode-step.js";
 import { GPT } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
 
 const logits = [2.0, 1.0, 0.5, 3.0, -1.0];
 const softmax = (x: number[]) => {
@@ -161,6 +162,30 @@ test("plain temperature sampling draws what the float64 distribution gives, on t
     const got = Array.from({ length: 300 }, () => sampleToken(logits, o, onWasm));
     const differ = got.filter((t, i) => t !== want[i]).length;
     assert.ok(differ <= 1, `${differ} of 300 draws differ`);
+  } finally {
+    await useBackend("ref");
+  }
+});
+
+test("plain temperature sampling on the wasm backend: logits on the heap (read in place) and off it draw the same", async () => {
+  await useBackend("wasm", { threads: 1 });
+  try {
+    const V = 50257;
+    const rng = new Rng(5);
+    const onHeap = new Tensor([V], "f32", false, false);
+    for (let i = 0; i < V; i++) onHeap.data[i] = (rng.random() * 2 - 1) * 5;
+    const offHeap = Float32Array.from(onHeap.data);
+    const plain = Array.from(offHeap);
+    const o = { temperature: 0.8, topK: 0, topP: 1 };
+    const draws = (logits: ArrayLike<number>) => {
+      const r = new Rng(8);
+      return Array.from({ length: 100 }, () => sampleToken(logits, o, r));
+    };
+    const want = draws(offHeap);
+    assert.deepEqual(draws(onHeap.data), want);
+    assert.deepEqual(draws(plain), want);
+    assert.deepEqual(Array.from(onHeap.data), plain, "the logits are not modified");
+    onHeap.dispose();
   } finally {
     await useBackend("ref");
   }

@@ -213,3 +213,50 @@ export function attentionCases(be: Backend, rng: Rng, shapes: [number, number, n
     }
   }
 }
+
+/**
+ * sampleTemperature (one draw from softmax(logits / T), read in place) against the float64
+ * definition, for each vocabulary size V and temperature: a drawn id k must have u in
+ * [F(k-1), F(k)) of the ref's float64 cumulative distribution F to within 1e-5 (fp32 rounding of the
+ * probabilities), over a grid of uniform draws (so the counts follow the distribution), draws near 0
+ * and near 1; plus the edges: -Infinity logits (suppressed ids, the last ones too) are never drawn,
+ * a one-hot row always draws its id. The ref kernel must also draw the ref ids exactly.
+ */
+export function sampleTemperatureCases(be: Backend, rng: Rng, sizes: number[], check: Check): void {
+  const fused = be.sampleTemperature?.bind(be);
+  const refDraw = refBackend.sampleTemperature as NonNullable<Backend["sampleTemperature"]>;
+  if (!fused) throw new Error("the backend has no sampleTemperature");
+  const us = [0, 1e-12, 0.5, 1 - 1e-9, 1 - 2 ** -53, ...Array.from({ length: 64 }, (_, j) => (j + 0.5) / 64)];
+  for (const V of sizes) {
+    for (const T of [1, 0.7, 2.5]) {
+      const x = rand(rng, V, 8);
+      if (V > 4) {
+        x[V - 1] = -Infinity; // suppressed ids: the last one too, where a sliver of rounding falls back to
+        x[V >> 1] = -Infinity;
+      }
+      // the float64 cumulative distribution
+      let max = -Infinity;
+      for (let i = 0; i < V; i++) max = Math.max(max, (x[i] as number) / T);
+      let sum = 0;
+      for (let i = 0; i < V; i++) sum += Math.exp((x[i] as number) / T - max);
+      const cum = new Float64Array(V + 1);
+      for (let i = 0; i < V; i++) cum[i + 1] = (cum[i] as number) + Math.exp((x[i] as number) / T - max) / sum;
+      const off: number[] = [];
+      for (const u of us) {
+        const k = fused(x, V, T, u);
+        const want = refDraw(x, V, T, u);
+        if (k < 0 || k >= V || x[k] === -Infinity) throw new Error(`sampleTemperature V=${V} T=${T} u=${u}: drew ${k}`);
+        // how far u is outside [F(k-1), F(k)) (the last id with mass takes what rounding leaves near 1)
+        const hi = k === want || u < (cum[k + 1] as number) ? 0 : u - (cum[k + 1] as number);
+        off.push(Math.max(0, (cum[k] as number) - u, hi));
+      }
+      check(`sampleTemperature V=${V} T=${T}: u outside the drawn id's interval`, off, new Array(off.length).fill(0), 0, 1e-5);
+    }
+    // one-hot: every draw is that id
+    const hot = f32(V).fill(-Infinity);
+    const at = rng.int(V);
+    hot[at] = 3;
+    const ids = us.map((u) => fused(hot, V, 0.8, u));
+    check(`sampleTemperature V=${V} one-hot`, ids, new Array(ids.length).fill(at), 0, 0);
+  }
+}

@@ -17,7 +17,14 @@ import { chooseMatmulTile, loadWasmBackend, type WasmBackend } from "../src/kern
 import { compile } from "../src/kernels/wasm/runtime.js";
 import { Rng } from "../src/random.js";
 import { heap } from "../src/tensor/memory.js";
-import { activationCases, attentionCases, layernormCases, matmulCases, softmaxCrossEntropyCases } from "./kernel-cases.js";
+import {
+  activationCases,
+  attentionCases,
+  layernormCases,
+  matmulCases,
+  sampleTemperatureCases,
+  softmaxCrossEntropyCases,
+} from "./kernel-cases.js";
 import { copy, difference, f32, i32, maxAbs, rand } from "./kernel-data.js";
 
 const SIMD = process.env.MINIGPT_WASM_SIMD;
@@ -235,6 +242,35 @@ function kernelSuite(be: WasmBackend, threads: number): void {
       [3, 50257],
     ];
     softmaxCrossEntropyCases(be, rng, shapes, close);
+  });
+
+  test("sampleTemperature: draws from softmax(x / T) in place, as scale + softmax + walk did", () => {
+    sampleTemperatureCases(be, rng, [1, 3, 7, 65, 255, 256, 257, 4099, 50257], close);
+    // what sampling drew before it had the kernel (copy, scale by 1/T, softmax, walk in f64): the
+    // same ids but where u falls within fp32 rounding of a boundary
+    const V = 50257;
+    const x = rand(rng, V, 6);
+    const p = f32(V);
+    for (const T of [0.8, 1.3]) {
+      p.set(x);
+      be.scale(p, V, 1 / T);
+      be.softmax(p, p, 1, V);
+      let differ = 0;
+      for (let j = 0; j < 300; j++) {
+        const u = rng.random();
+        let r = u;
+        let want = V - 1;
+        for (let i = 0; i < V; i++) {
+          r -= p[i] as number;
+          if (r < 0) {
+            want = i;
+            break;
+          }
+        }
+        if (be.sampleTemperature?.(x, V, T, u) !== want) differ++;
+      }
+      assert.ok(differ <= 1, `T=${T}: ${differ} of 300 draws differ`);
+    }
   });
 
   test("embedding forward and backward", () => {

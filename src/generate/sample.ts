@@ -1,5 +1,7 @@
 import { backend } from "../kernels/index.js";
+import { sampleTemperature as refSampleTemperature } from "../kernels/ref/sample.js";
 import type { Rng } from "../random.js";
+import { heap, isBufferOf } from "../tensor/memory.js";
 import { Tensor } from "../tensor/tensor.js";
 
 export interface SamplingOptions {
@@ -19,16 +21,14 @@ export function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
-/** a reused buffer for the unnormalised probabilities of one draw (sampling runs on one thread) */
-let scratch = new Float64Array(0);
-
 /**
- * From this vocabulary size on, plain temperature sampling on a fast backend runs its softmax there
- * (fp32 SIMD exp, f64 sum) instead of in float64 JS: ~1.4 ms -> ~0.1 ms a token over GPT-2's 50,257
- * logits, the same distribution to fp32 rounding.
+ * From this vocabulary size on, plain temperature sampling on a fast backend runs the backend's
+ * sampleTemperature kernel (wasm: fp32 SIMD exp, f64 sums, on the logits where they are, no copy)
+ * instead of the float64 JS one: ~1.4 ms -> ~0.11 ms a token over GPT-2's 50,257 logits (copy +
+ * scale + softmax + a JS walk took ~0.19 ms: bench/sample.ts), the same distribution to fp32 rounding.
  */
 export const BACKEND_SOFTMAX_MIN_V = 4096;
-/** the heap buffer that softmax runs in (the wasm kernels need heap arrays); grown when needed */
+/** a heap copy of logits that are not on the heap (the wasm kernels read heap arrays); grown when needed */
 let heapProbs: Tensor | null = null;
 
 /**
@@ -71,7 +71,7 @@ export function nextTokenProbs(logits: ArrayLike<number>, o: SamplingOptions): F
 }
 
 /** Walk the distribution probs (or e / sum) down from a uniform draw in [0, 1). */
-function draw(e: Float64Array, V: number, sum: number, rng: Rng): number {
+function draw(e: ArrayLike<number>, V: number, sum: number, rng: Rng): number {
   let r = rng.random();
   for (let i = 0; i < V; i++) {
     r -= (e[i] as number) / sum;
@@ -101,39 +101,22 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
   // plain temperature sampling, the generation loop's case
   const be = backend();
   if (V >= BACKEND_SOFTMAX_MIN_V && be.name !== "ref") {
+    // the logits where they are when they are a heap array (the model's output), else a heap copy
+    // (suppressed ids, plain arrays); a backend without the kernel scales and runs softmax on the copy
+    if (be.sampleTemperature && logits instanceof Float32Array && isBufferOf(heap().memory, logits.buffer)) {
+      return be.sampleTemperature(logits, V, o.temperature, rng.random());
+    }
     if (!heapProbs || heapProbs.size < V) {
       heapProbs?.dispose();
       heapProbs = new Tensor([V], "f32", false, false);
     }
     const p = heapProbs.size === V ? heapProbs.data : heapProbs.data.subarray(0, V);
     p.set(logits);
+    if (be.sampleTemperature) return be.sampleTemperature(p, V, o.temperature, rng.random());
     be.scale(p, V, 1 / o.temperature);
     be.softmax(p, p, 1, V);
-    let r = rng.random();
-    for (let i = 0; i < V; i++) {
-      r -= p[i] as number;
-      if (r < 0) return i;
-    }
-    for (let i = V - 1; i >= 0; i--) if ((p[i] as number) > 0) return i;
-    return 0;
+    return draw(p, V, 1, rng);
   }
-  // on the reference backend (and for small vocabularies): the same float64 arithmetic as
-  // nextTokenProbs (scaled = logit / t, e = exp(scaled - max), p = e / sum) in one reused buffer,
-  // with the division by the sum done only for the tokens the draw walks past
-  if (scratch.length < V) scratch = new Float64Array(V);
-  const e = scratch;
-  const t = o.temperature;
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) {
-    const s = (logits[i] as number) / t;
-    e[i] = s;
-    if (s > max) max = s;
-  }
-  let sum = 0;
-  for (let i = 0; i < V; i++) {
-    const x = Math.exp((e[i] as number) - max);
-    e[i] = x;
-    sum += x;
-  }
-  return draw(e, V, sum, rng);
+  // on the reference backend (and for small vocabularies): float64 JS, the logits read in place
+  return refSampleTemperature(logits, V, o.temperature, rng.random());
 }

@@ -305,6 +305,14 @@ export interface Backend<F = FloatArray, I = Int32Array> {
   /** x (rows,cols) -> out (rows,cols) = softmax over each row */
   softmax(out: F, x: F, rows: number, cols: number): void;
   /**
+   * Optional: one draw from softmax(logits / temperature) over the V logits, read where they are
+   * (nothing written): the first id where u (a uniform draw in [0, 1)) minus the probabilities up to
+   * and including it is below 0; the last id with any probability if rounding leaves a sliver.
+   * The ref kernel does it in float64, the wasm one in fp32 (f64 sums): the same distribution to
+   * fp32 rounding. Plain temperature sampling (sampleToken) calls it.
+   */
+  sampleTemperature?(logits: F, V: number, temperature: number, u: number): number;
+  /**
    * logits (N,V), targets (N) -> losses (N) = -log softmax(logits)[target], lse (N) saved.
    * A target of -1 is ignored: its loss is 0 (the caller divides by the number counted).
    */

@@ -8,6 +8,7 @@ import { accumulate, add, addBias, copy, mul, scale, sumRows, sumSquares, zero }
 import { embeddingBackward, embeddingForward } from "./embedding.js";
 import { layernormBackward, layernormForward } from "./layernorm.js";
 import { linearBackward, linearForward, matmul, matmulAT, matmulBT } from "./matmul.js";
+import { sampleTemperature } from "./sample.js";
 import { softmax } from "./softmax.js";
 
 /**
@@ -46,6 +47,7 @@ export const refBackend: Backend = {
   mlpRows,
   attentionRows,
   softmax,
+  sampleTemperature,
   crossEntropyForward,
   crossEntropyBackward,
   embeddingForward,

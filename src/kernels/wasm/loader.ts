@@ -28,6 +28,7 @@ import type {
 } from "../backend.js";
 import type { BackendOptions } from "../index.js";
 import { refBackend } from "../ref/index.js";
+import { sampleTemperature as refSampleTemperature } from "../ref/sample.js";
 import { ADAMW_RECORD, type AdamwRecord, adamwCuts, writeAdamwTable } from "./adamw-many.js";
 import { type KernelExports, kernelParams } from "./build/exports.js";
 import { type Args, argIndex, type KernelCalls, PEER_KERNELS, POOL_KERNELS, type PoolKernel } from "./calls.js";
@@ -724,6 +725,23 @@ class WasmKernels implements WasmBackend, KernelCalls {
   readonly softmax = this.onHeap("softmax", (out, x, rows, cols) =>
     this.split("softmax", rows, cols, (r, c) => [out + 4 * r * cols, x + 4 * r * cols, c, cols]),
   );
+  /** on this thread: one row, ~0.1 ms over GPT-2's 50,257 logits (a hand-off would cost about as much) */
+  readonly sampleTemperature = (logits: FloatArray, V: number, temperature: number, u: number): number => {
+    if (!(logits instanceof Float32Array) || !isBufferOf(heap().memory, logits.buffer)) {
+      this.stats.fallback++;
+      return refSampleTemperature(logits, V, temperature, u);
+    }
+    this.stats.fast++;
+    const blocks = Math.ceil(V / 256); // sample.as's SAMPLE_BLOCK
+    if (blocks > this.sampleSumsLength) {
+      this.sampleSums = heap().alloc(blocks * 8);
+      this.sampleSumsLength = blocks;
+    }
+    return this.x.sampleTemperature(logits.byteOffset, V, 1 / temperature, u, this.sampleSums);
+  };
+  /** sampleTemperature's scratch on the heap: one f64 a block of 256 logits (grown, never freed: ~1.6 KB for GPT-2) */
+  private sampleSums = 0;
+  private sampleSumsLength = 0;
   readonly crossEntropyForward = this.onHeap("crossEntropyForward", (losses, lse, logits, targets, N, V) =>
     this.split("crossEntropyForward", N, V, (r, c) => [losses + 4 * r, lse + 4 * r, logits + 4 * r * V, targets + 4 * r, c, V]),
   );

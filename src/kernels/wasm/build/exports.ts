@@ -260,6 +260,8 @@ export interface KernelExports {
     nStride: number,
     kStride: number,
   ): void;
+  // sample.as
+  sampleTemperature(x: number, n: number, invT: number, u: number, sums: number): number;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
@@ -332,4 +334,5 @@ export const kernelParams = {
   qmatvecShared: ["ctrl", "out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "chunk"],
   qmatvecHelper: ["ctrl", "idleLimit"],
   dequantPacked: ["out", "w", "scales", "K", "N", "bits", "G", "Gp", "groups", "n0", "n1", "nStride", "kStride"],
+  sampleTemperature: ["x", "n", "invT", "u", "sums"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
