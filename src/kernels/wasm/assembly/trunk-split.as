@@ -55,7 +55,6 @@ export function trunkSplitPart(step: usize, split: usize, t: i32, scratch: usize
   const R = <i32>field(step, STEP_R);
   const L = <i32>field(step, STEP_L);
   const relu = <i32>field(step, STEP_RELU);
-  const eps = load<f64>(step + STEP_EPS);
   const parts = <i32>field(split, SPLIT_PARTS);
   const barrier = split + ((<usize>SPLIT_BARRIER) << 2);
   const h0 = <i32>threadField(split, t, THREAD_H0);
@@ -77,13 +76,13 @@ export function trunkSplitPart(step: usize, split: usize, t: i32, scratch: usize
     const e = field(step, STEP_LAYERS) + <usize>(l * LAYER_FIELDS) * 4;
     const rows = field(step, STEP_ROWS) + <usize>l * <usize>R * 12;
     // (layer l's first LayerNorm was done with layer l - 1's last sum)
-    if (l == 0) layernormRows(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), r0, r1, C, eps);
+    if (l == 0) layernormRows(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), r0, r1, C, epsOf(step));
     meet(barrier, parts, mayWait);
     if (h1 > h0)
       attentionRowsPart(partial, att, qkv, a, R, rows, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, h0, h1, scratch, rowsScratch, field(e, LAYER_WATTN_PACKED), field(e, LAYER_WPROJ_PACKED));
     meet(barrier, parts, mayWait);
     sumShares(x, split, parts, THREAD_H0, field(e, LAYER_BPROJ), r0, r1, C);
-    layernormRows(a, mean, rstd, x, field(e, LAYER_LN2W), field(e, LAYER_LN2B), r0, r1, C, eps);
+    layernormRows(a, mean, rstd, x, field(e, LAYER_LN2W), field(e, LAYER_LN2B), r0, r1, C, epsOf(step));
     meet(barrier, parts, mayWait);
     if (j1 > j0)
       mlpRowsPart(partial, h, a, R, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, j0, j1, relu, rowsScratch, field(e, LAYER_WFC_PACKED), field(e, LAYER_WMLP_PACKED));
@@ -91,7 +90,7 @@ export function trunkSplitPart(step: usize, split: usize, t: i32, scratch: usize
     sumShares(x, split, parts, THREAD_J0, field(e, LAYER_BMLP), r0, r1, C);
     if (l + 1 < L) {
       const next = e + <usize>LAYER_FIELDS * 4;
-      layernormRows(a, mean, rstd, x, field(next, LAYER_LN1W), field(next, LAYER_LN1B), r0, r1, C, eps);
+      layernormRows(a, mean, rstd, x, field(next, LAYER_LN1W), field(next, LAYER_LN1B), r0, r1, C, epsOf(step));
     }
   }
 }
@@ -111,6 +110,16 @@ function sumShares(x: usize, split: usize, parts: i32, share: i32, bias: usize, 
   }
   addBias(y, bias, n, C);
   add(x + at, x + at, y, n * C);
+}
+
+/**
+ * the LayerNorms' epsilon, read from the step block at each use: Node 20's V8 (11.3) lost an f64
+ * local held across memory.atomic.wait32 in Liftoff code (the LayerNorms after a barrier's sleep
+ * came out a few ulps off until the function tiered up: benchmark-log.md, "Serving"), so no float
+ * lives in a local across meet
+ */
+@inline function epsOf(step: usize): f64 {
+  return load<f64>(step + STEP_EPS);
 }
 
 /** layernormForward of rows r0..r1 of x into a (and their mean, rstd) */
