@@ -631,22 +631,25 @@ class WasmKernels implements WasmBackend, KernelCalls {
     return true;
   }
 
-  /** trunkRowsPart's layers table as last written: its heap block, the TrunkLayer objects and the packed copies' cuts it was written for */
-  private layers: { from: readonly TrunkLayer[]; cuts: string; ptr: number; bytes: number } = { from: [], cuts: "", ptr: 0, bytes: 0 };
+  /**
+   * trunkRowsPart's layers table as last written: its heap block, the TrunkLayer objects and the
+   * thread count it was written for (which decides the packed copies' cuts: decodeShapes)
+   */
+  private layers: { from: readonly TrunkLayer[]; threads: number; ptr: number; bytes: number } = { from: [], threads: 0, ptr: 0, bytes: 0 };
 
   /**
    * The layers' table on the heap (decode.as: per layer its weights' pointers, then its packed
    * copies' where made for the current thread count's cuts, as the trunk's products split them:
-   * packed-layer.ts decodeShapes), written again only when other TrunkLayer objects or other cuts
-   * come (one is not changed once made: a model's table is written once, not every step);
+   * packed-layer.ts decodeShapes), written again only when other TrunkLayer objects or another
+   * thread count come (one is not changed once made: a model's table is written once, not every step);
    * 0 when a weight is not on the heap
    */
   private layersTable(layers: readonly TrunkLayer[], C: number, nh: number, H: number): number {
     const last = this.layers;
-    const shapes = decodeShapes(this, C, nh, H);
-    const cuts = JSON.stringify(PACKED_MATRICES.map((name) => shapes[name][2]));
-    if (last.ptr !== 0 && last.cuts === cuts && last.from.length === layers.length && layers.every((l, i) => l === last.from[i]))
+    const threads = this.sched.threads;
+    if (last.ptr !== 0 && last.threads === threads && last.from.length === layers.length && layers.every((l, i) => l === last.from[i]))
       return last.ptr;
+    const shapes = decodeShapes(this, C, nh, H);
     const weights = this.pointers(layers.flatMap((l) => TRUNK_LAYER_FIELDS.map((f) => l[f])));
     const words = this.x.trunkLayerBytes() / 4;
     const bytes = layers.length * words * 4;
@@ -655,7 +658,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
     if (bytes > last.bytes) {
       if (last.bytes > 0) heap().release(last.ptr, last.bytes);
       ptr = heap().alloc(bytes);
-      this.layers = { from: [], cuts: "", ptr, bytes };
+      this.layers = { from: [], threads: 0, ptr, bytes };
     }
     const fields = TRUNK_LAYER_FIELDS.length;
     const table = new Int32Array(heap().memory.buffer, ptr, layers.length * words);
@@ -668,7 +671,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
         table[l * words + fields + i] = packed instanceof WasmPackedLayer ? packed.pick(name, source, shapes[name][2]) : 0;
       });
     }
-    this.layers = { from: [...layers], cuts, ptr, bytes: Math.max(bytes, this.layers.bytes) };
+    this.layers = { from: [...layers], threads, ptr, bytes: Math.max(bytes, this.layers.bytes) };
     return ptr;
   }
 
