@@ -213,9 +213,16 @@ test("chat with a model never fine-tuned for chat says so, and how to fine-tune 
     evalSteps: 1,
   });
   result.model.dispose();
-  const r = runCli(["chat", "--model", out, "--backend", "ref"], { input: "/quit\n" });
+  // it never ends a reply (<|end|> is suppressed: it never learned it), so every reply reaches the limit;
+  // one longer than the 16-token context says what that means, not only "cut at 40 tokens"
+  const r = runCli(["chat", "--model", out, "--backend", "ref", "--max-new-tokens", "40"], { input: "hi\n/max 10\nhi\n/quit\n" });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /was not fine-tuned for chat .*minigpt train --chat conversations\.jsonl --init/);
+  assert.match(
+    r.stdout,
+    / \[reply cut at 40 tokens, the \/max limit: longer than the model's 16-token context, so it lost sight of your message on the way; \/max N changes the limit\]\n/,
+  );
+  assert.match(r.stdout, / \[reply cut at 10 tokens: \/max raises the limit\]\n/);
 });
 
 test("history is trimmed to the context: oldest turns dropped first, with a notice", () => {

@@ -544,6 +544,9 @@ test("serve: 25+ kinds of bad requests each get their status and OpenAI's error 
   const ok = await client(url, KEY).completions.create({ model: "tiny", prompt: "the", max_tokens: 3 });
   assert.equal(ok.usage?.completion_tokens, 3);
   assert.ok(await cli.seen(/POST \/v1\/completions 200 \d+\+3 tokens \d+ ms/), cli.stderr());
+  // a request without tokens (the /health ones above, logged before it) logs none: it once logged "- tokens"
+  assert.match(cli.stderr(), /GET \/health 200 \d+ ms\n/);
+  assert.ok(!cli.stderr().includes("- tokens"), cli.stderr());
 });
 
 test("startServer (the library): 8 concurrent requests each equal their text alone; truncate; CORS; a time limit", async () => {

@@ -236,6 +236,24 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     assert.match((await page.textContent("#engine")) ?? "", /on 2 threads \(Web Workers\)/);
   });
 
+  step("a size's parameter count counts every character of the text, those past its first 200,000 too", async () => {
+    // a character model has a row for every character of its text: 100 new ones are 3,200 more parameters
+    // in the tiny preset (32 wide); the estimate once read only the text's first 200,000 characters
+    const head = "ab ".repeat(70_000);
+    const rare = Array.from({ length: 100 }, (_, i) => String.fromCodePoint(0x4e00 + i)).join("");
+    const tiny = () => page.textContent("#preset option >> nth=0");
+    await page.fill("#text", head);
+    await page.waitForFunction(() => /parameters/.test(document.querySelector("#preset option")?.textContent ?? ""));
+    const without = await tiny();
+    await page.fill("#text", head + rare);
+    await page
+      .waitForFunction((before) => document.querySelector("#preset option")?.textContent !== before, without, { timeout: 10_000 })
+      .catch(() => {});
+    const parameters = (s: string | null) => Number(/([\d.]+)k parameters/.exec(s ?? "")?.[1]) * 1000;
+    const added = parameters(await tiny()) - parameters(without);
+    assert.ok(Math.abs(added - 3200) <= 100, `${without} -> ${await tiny()}: 100 more characters, 3,200 more parameters`);
+  });
+
   step("paste text, train: the loss falls; pause and resume; the page does not shift", async () => {
     await page.fill("#text", corpus);
     await page.selectOption("#preset", "0");
@@ -255,6 +273,14 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     const losses = await chartLosses(page);
     assert.ok(losses.length >= 2 && (losses[1] as number) < (losses[0] as number) - 0.2, `the loss falls: ${losses.join(" -> ")}`);
     assert.ok(((await page.textContent("#samples")) ?? "").includes("step 100"), "a sample every 100 steps");
+    // the charts' legends say where the run is (the newest step's values), not "--", while no cursor is on them
+    const legend = await page.$$eval("#chart .u-value, #chart-rate .u-value", (cells) => cells.map((c) => c.textContent));
+    assert.equal(legend.length, 6, legend.join(" "));
+    assert.ok(
+      legend.every((v) => v !== "--" && v !== ""),
+      `legend values ${legend.join(" ")}`,
+    );
+    assert.equal(legend[0], String(paused), "the legend's step is the newest");
     const shift = await page.evaluate(() => (window as unknown as { layoutShift: number }).layoutShift);
     assert.ok(shift <= 0.05, `cumulative layout shift while training ${shift}`);
     await shot("train");
@@ -351,6 +377,7 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
       return { draws: w.draws, frames: w.frames };
     });
     assert.equal(await page.locator(".step-top").count(), 400, "the top-5 of every step");
+    assert.equal(await page.locator(".step-top .chosen").count(), 400, "and the token drawn at every step");
     // a frame draws the text and the top-5s (2), plus the start (the prompt, the list emptied) and the end
     assert.ok(draws <= 2 * frames + 4, `${draws} changes to the text in ${frames} frames`);
     await page.uncheck("#show-top");
@@ -373,6 +400,10 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
       MODEL_FILES.map((n) => join(cliModel, n)),
     );
     await page.waitForFunction(() => /Model: model folder/.test(document.querySelector("#models-label")?.textContent ?? ""));
+    // what the model before made (its text and top-5s in Generate, its tokens in Look inside) is gone
+    assert.equal(await page.textContent("#output"), "");
+    assert.equal(await page.locator(".step-top").count(), 0);
+    assert.equal(await page.locator(".token").count(), 0);
     await shot("models");
     const r = greedyCli(cliModel);
     assert.equal(r.status, 0, r.stderr);

@@ -224,7 +224,7 @@ export async function chatLoop(
           write(forStdout(e.text));
         } else {
           start();
-          if (e.stoppedBy === "length") write(` [reply cut at ${e.tokens} tokens: /max raises the limit]`);
+          if (e.stoppedBy === "length") write(` [${replyCutNote(e.tokens, session.model.config.blockSize)}]`);
         }
       });
       if (ended === "stopped") write(`${STOPPED} (this exchange is not kept)`);
@@ -234,6 +234,16 @@ export async function chatLoop(
       write(`\n(${errorText(err)})\n`);
     }
   }
+}
+
+/**
+ * What a reply cut by the token limit (/max, --max-new-tokens) ends with. A reply longer than the
+ * model's context is written with the context sliding over it, so its end was written without the
+ * user's message in view: said, since "cut at 200 tokens" from a 64-token model otherwise puzzles.
+ */
+export function replyCutNote(tokens: number, contextTokens: number): string {
+  if (tokens <= contextTokens) return `reply cut at ${tokens} tokens: /max raises the limit`;
+  return `reply cut at ${tokens} tokens, the /max limit: longer than the model's ${contextTokens}-token context, so it lost sight of your message on the way; /max N changes the limit`;
 }
 
 /**

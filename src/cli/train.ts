@@ -329,8 +329,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
       console.error(`stopped at step ${result.steps}; checkpoint saved. Continue with: minigpt train --out ${config.out} --resume`);
       return stopStatus;
     }
+    // a resumed run's time is of its own steps: say how many those were
+    const ran = firstStep > 0 ? ` (${counted(result.steps - firstStep, "step")} in this run, resumed at step ${firstStep})` : "";
     console.error(
-      `done: ${counted(result.steps, "step")} in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
+      `done: ${counted(result.steps, "step")}${ran} in ${formatDuration((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? "n/a"}; model in ${config.out}/ (loss plot: ${config.out}/loss.svg)`,
     );
     const n = f.int("sample-tokens");
     if (run.chat) {

@@ -111,9 +111,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const started = performance.now();
       const tokens: LogTokens = { prompt: 0, completion: 0 };
       res.on("close", () => {
-        const t = tokens.prompt + tokens.completion > 0 ? `${tokens.prompt}+${tokens.completion} tokens` : "- tokens";
+        // prompt+completion tokens only for a request that had some (not /health, /v1/models or an error)
+        const t = tokens.prompt + tokens.completion > 0 ? ` ${tokens.prompt}+${tokens.completion} tokens` : "";
         const status = res.writableFinished ? String(res.statusCode) : `${res.statusCode} (client left)`;
-        o.log(`${req.method} ${req.url?.split("?")[0]} ${status} ${t} ${Math.round(performance.now() - started)} ms`);
+        o.log(`${req.method} ${req.url?.split("?")[0]} ${status}${t} ${Math.round(performance.now() - started)} ms`);
       });
       if (o.cors) {
         res.setHeader("access-control-allow-origin", o.cors);

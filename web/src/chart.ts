@@ -9,8 +9,24 @@ import type { Metric } from "./protocol.js";
 /** the most often the charts are redrawn while points arrive */
 const DRAW_MS = 1000;
 
+/**
+ * A legend's value: at the step under the cursor, else (the cursor off the chart, uPlot's idx null)
+ * the newest one, so that the legend says where the run is rather than "--"; a series measured on
+ * some steps only (validation loss) gives its newest value at or before the step; "--" before any.
+ */
+function legendValue(ys: readonly (number | null)[], idx: number | null, format: (y: number) => string): string {
+  for (let i = Math.min(idx ?? ys.length - 1, ys.length - 1); i >= 0; i--) {
+    const y = ys[i];
+    if (y !== null && y !== undefined) return format(y);
+  }
+  return "--";
+}
+
 /** a tick value in thousands when it is one, to a tenth: 25000 -> "25k", 2500 -> "2.5k" */
 const thousands = (x: number): string => (Math.abs(x) >= 1000 ? `${Math.round(x / 100) / 10}k` : String(x));
+
+/** a loss as the progress line writes it */
+const loss = (y: number): string => y.toFixed(3);
 
 export class TrainCharts {
   private readonly loss: uPlot;
@@ -36,9 +52,16 @@ export class TrainCharts {
           { ...axis, label: "loss" },
         ],
         series: [
-          { label: "step" },
-          { label: "train loss", stroke: "#1f77b4", width: 1.5 },
-          { label: "val loss", stroke: "#d62728", width: 2, spanGaps: true, points: { show: true, size: 5 } },
+          { label: "step", value: (_u, _v, _s, idx) => legendValue(this.steps, idx, String) },
+          { label: "train loss", stroke: "#1f77b4", width: 1.5, value: (_u, _v, _s, idx) => legendValue(this.lossY, idx, loss) },
+          {
+            label: "val loss",
+            stroke: "#d62728",
+            width: 2,
+            spanGaps: true,
+            points: { show: true, size: 5 },
+            value: (_u, _v, _s, idx) => legendValue(this.valY, idx, loss),
+          },
         ],
       },
       [[], [], []],
@@ -56,14 +79,20 @@ export class TrainCharts {
           { ...axis, scale: "speed", side: 1, label: "tokens/s", grid: { show: false }, values: (_u, v) => v.map(thousands) },
         ],
         series: [
-          { label: "step" },
-          { label: "lr", scale: "lr", stroke: "#2ca02c", width: 1.5, value: (_u, v) => (v == null ? "" : v.toExponential(2)) },
+          { label: "step", value: (_u, _v, _s, idx) => legendValue(this.steps, idx, String) },
+          {
+            label: "lr",
+            scale: "lr",
+            stroke: "#2ca02c",
+            width: 1.5,
+            value: (_u, _v, _s, idx) => legendValue(this.lrY, idx, (y) => y.toExponential(2)),
+          },
           {
             label: "tokens/s",
             scale: "speed",
             stroke: "#9467bd",
             width: 1,
-            value: (_u, v) => (v == null ? "" : Math.round(v).toLocaleString()),
+            value: (_u, _v, _s, idx) => legendValue(this.speedY, idx, (y) => Math.round(y).toLocaleString()),
           },
         ],
       },

@@ -38,8 +38,11 @@ export function generateView(worker: ModelWorker): void {
   };
   stop.onclick = () => worker.send({ type: "stopGenerate" });
 
-  /** a step's top-5 as a line of the list under the text */
-  const topRow = (top: TopToken[]): HTMLElement => {
+  /**
+   * a step's top-5 as a line of the list under the text, and the token drawn (as `generate --explain`
+   * shows it: with temperature, top-k and top-p it need not be the likeliest, nor among the five)
+   */
+  const topRow = (top: TopToken[], chosen: string | null): HTMLElement => {
     stepNo++;
     const row = document.createElement("div");
     row.className = "step-top";
@@ -47,13 +50,19 @@ export function generateView(worker: ModelWorker): void {
     label.className = "muted";
     label.textContent = `step ${stepNo}: `;
     row.append(label, top.map((t) => `${visible(t.token)} ${(100 * t.p).toFixed(1)}%`).join("  "));
+    if (chosen !== null) {
+      const drawn = document.createElement("b");
+      drawn.className = "chosen";
+      drawn.textContent = visible(chosen);
+      row.append("  → ", drawn);
+    }
     return row;
   };
   /** the tokens' text and top-5s, drawn once a frame */
-  const deltas = new PerFrame<{ text: string; top: TopToken[] | null }>((items) => {
+  const deltas = new PerFrame<{ text: string; top: TopToken[] | null; chosen: string | null }>((items) => {
     const text = items.map((d) => d.text).join("");
     if (text) output.append(text);
-    const rows = items.flatMap((d) => (d.top ? [topRow(d.top)] : []));
+    const rows = items.flatMap((d) => (d.top ? [topRow(d.top, d.chosen)] : []));
     if (rows.length > 0) tops.append(...rows);
   });
   worker.on("delta", (m) => deltas.push(m));
@@ -139,5 +148,8 @@ export function generateView(worker: ModelWorker): void {
     chat.hidden = !m.chat;
     byId("chat-system-label").hidden = !m.system;
     log.replaceChildren();
+    // the text and top-5s of the model before are not this one's
+    output.textContent = "";
+    tops.replaceChildren();
   });
 }

@@ -79,6 +79,11 @@ export function insideView(worker: ModelWorker): void {
     select.value = keep !== "" && Number(keep) < n ? keep : "0";
   };
   layer.onchange = head.onchange = () => result && drawMaps(result);
+  // another model: what the view shows was the model before's
+  worker.on("model", () => {
+    result = null;
+    for (const id of ["tokens", "heatmaps", "next", "analysis"]) byId(id).replaceChildren();
+  });
 
   worker.on("inspected", (m) => {
     const r = m.result;

@@ -151,7 +151,8 @@ export type FromWorker =
   | { type: "chatNotice"; text: string }
   /** the reply ended: at <|end|>, at the token limit, or stopped (then not kept in the conversation) */
   | { type: "chatDone"; reason: "end" | "length" | "stopped" }
-  | { type: "delta"; text: string; top: TopToken[] | null }
+  /** a token's text; with explain, the five likeliest tokens of its step and the one drawn (`chosen`) */
+  | { type: "delta"; text: string; top: TopToken[] | null; chosen: string | null }
   | { type: "generated"; reason: "length" | "stopped" | "end" }
   | { type: "inspected"; result: InspectResult }
   | { type: "zip"; name: string; bytes: Uint8Array }

@@ -50,10 +50,13 @@ export function trainView(worker: ModelWorker): void {
     estimateTimer = window.setTimeout(() => {
       const t = text.value;
       textInfo.textContent = t ? `${t.length.toLocaleString()} characters (${source})` : "";
+      // a BPE vocabulary is the size asked for, learned from a slice as well as from the whole; a
+      // character vocabulary is every character of the text, and a rare one past the slice (Moby Dick
+      // has some) changes the count the model will have
       if (t.length > 0)
         worker.send({
           type: "estimate",
-          text: t.slice(0, 200_000),
+          text: tokenizer.value === "char" ? t : t.slice(0, 200_000),
           tokenizer: tokenizer.value as TokenizerChoice,
           vocabSize: inputNumber("vocab"),
         });

@@ -45,12 +45,12 @@ export async function generate(prompt: string, s: SamplingSettings, explain: boo
   };
   const streamer = new TextStreamer(model.tokenizer, ids);
   let produced = 0;
-  const deltas: TokenSink<{ text: string; top: TopToken[] | null }> = {
+  const deltas: TokenSink<{ text: string; top: TopToken[] | null; chosen: string | null }> = {
     stopped: false,
     push: ({ id, logits }) => {
       produced++;
       const top = explain ? topTokens(logits, 5).map((t) => ({ token: model.tokenizer.tokenString(t.id), p: t.p })) : null;
-      return [{ text: streamer.push(id), top }];
+      return [{ text: streamer.push(id), top, chosen: explain ? model.tokenizer.tokenString(id) : null }];
     },
     end: () => [],
   };
@@ -68,7 +68,7 @@ export async function generate(prompt: string, s: SamplingSettings, explain: boo
       }
     }
     if (reason !== "stopped" && produced < s.maxTokens) reason = "end";
-    post({ type: "delta", text: streamer.finish(), top: null });
+    post({ type: "delta", text: streamer.finish(), top: null, chosen: null });
   } finally {
     generating = false;
   }
