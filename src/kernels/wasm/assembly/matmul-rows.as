@@ -23,7 +23,8 @@
 // contiguous (16 bytes a step), so a product reads B as one forward stream (rowsTimesPacked). There
 // the tile is 8 rows x 4 columns held transposed (rowsTile8x4: each accumulator one column of four
 // rows), so each vector of B is read once for eight rows, and a chunk of eight rows' packed a stays
-// in L1 over the chunk's panels. Each element keeps its chain of madds in the same order: the same bits.
+// in L1 over the chunk's panels (a packed in groups of eight rows there: packRows8). Each element
+// keeps its chain of madds in the same order: the same bits.
 
 /**
  * passes (8 steps each) per chunk from more than 4 rows on (below: one). Measured in a batched decode
@@ -397,7 +398,8 @@ const TILE_ZERO = 0, TILE_ROWS = 1, TILE_RAW = 2;
  * in the tile's eight rows of out (mr = 8 only, another chunk follows) instead of transposed back.
  * a's eight values a step from one pointer (the second load at offset 16, which V8 folds into the
  * load) instead of two groups gb bytes apart: 24 instructions a step instead of 25, the products of
- * 256 rows 1.01-1.10x (bench/kernel-ab.ts --packed, docs/benchmark-log.md "Serving", 22:32).
+ * 256 and 16 rows 1.03-1.05x (bench/kernel-ab.ts --packed, docs/benchmark-log.md "Serving", 22:32).
+ * The loop two steps an iteration spills (0.51-0.53x); B's splats from one load and shuffles 0.89x.
  */
 function rowsTile8x4(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i32, from: i32, raw: bool): void {
   // c_j: column j of rows 0-3, d_j: of rows 4-7
