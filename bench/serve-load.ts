@@ -3,7 +3,10 @@
 // fixed prompt length, max_tokens and seed (client k's request i: seed 1000·k + i), for C = 1, 4, 16.
 // Per C: requests/s, generated tokens/s (usage's completion tokens over the wall time), latency and
 // time to first token (p50, p99), and tokens per CPU-second (the process's CPU time, every thread:
-// on a machine shared with other jobs it says what the work costs when wall time cannot). Then a flood past --max-batch + --max-queue: every request must get
+// on a machine shared with other jobs it says what the work costs when wall time cannot), and how
+// busy the HTTP thread was (its event loop's utilization: the server's parsing, chunks and writes and
+// the clients' own work, all on this thread; whatever it does takes a core from a kernel thread when
+// the generation thread runs two). Then a flood past --max-batch + --max-queue: every request must get
 // 200 or a clean 429 with Retry-After, and nothing else.
 //
 // The clients run in this process, on the server's HTTP thread and the same cores, so what a client
@@ -27,6 +30,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { CharTokenizer, GPT, gpt2Tokenizer, makeConfig, saveModel, saveTokenizer, startServer, type Tokenizer } from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 
@@ -83,6 +87,7 @@ if (tokenizer.encode(prompt).length !== promptTokens) throw new Error("the promp
 
 const server = await startServer({ model: folder, port: 0, threads, maxBatch, maxQueue, timeout: 0, notice: () => {} });
 const url = `${server.url}/v1/completions`;
+const eventLoopUtilization = performance.eventLoopUtilization.bind(performance);
 
 interface Outcome {
   status: number;
@@ -192,6 +197,7 @@ const rows: Record<string, number>[] = [];
 for (const clients of clientCounts) {
   const outcomes: Outcome[] = [];
   const c0 = process.cpuUsage();
+  const elu0 = eventLoopUtilization();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async (_, k) => {
@@ -200,6 +206,7 @@ for (const clients of clientCounts) {
   );
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
+  const httpBusy = eventLoopUtilization(elu0).utilization;
   const cpu = (c.user + c.system) / 1e6;
   const ok = outcomes.filter((o) => o.status === 200);
   const generated = ok.reduce((s, o) => s + o.tokens, 0);
@@ -210,6 +217,7 @@ for (const clients of clientCounts) {
     requests_per_s: ok.length / wall,
     tokens_per_s: generated / wall,
     tokens_per_cpu_s: generated / cpu,
+    http_thread_busy: httpBusy,
     latency_p50_ms: quantile(
       ok.map((o) => o.ms),
       0.5,
@@ -243,10 +251,10 @@ const generatedPerRequest = rows.reduce((s, r) => s + (r.tokens_per_s as number)
 console.error(
   `serve-load: ${which} model, prompt ${promptTokens} tokens, max_tokens ${maxTokens} (${generatedPerRequest.toFixed(1)} generated a request), ${requestsPerClient} requests per client, ${threads} kernel thread(s), --max-batch ${maxBatch}, ${client} clients`,
 );
-console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms  tok/CPU-s");
+console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms  tok/CPU-s  HTTP thread busy");
 for (const r of rows)
   console.error(
-    `${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}  ${f(r.tokens_per_cpu_s as number).padStart(9)}`,
+    `${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}  ${f(r.tokens_per_cpu_s as number).padStart(9)}  ${`${f(100 * (r.http_thread_busy as number))}%`.padStart(16)}`,
   );
 const one = rows.find((r) => r.clients === 1);
 const most = rows[rows.length - 1];
