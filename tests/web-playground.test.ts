@@ -273,11 +273,13 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     const losses = await chartLosses(page);
     assert.ok(losses.length >= 2 && (losses[1] as number) < (losses[0] as number) - 0.2, `the loss falls: ${losses.join(" -> ")}`);
     assert.ok(((await page.textContent("#samples")) ?? "").includes("step 100"), "a sample every 100 steps");
-    // the charts' legends say where the run is (the newest step's values), not "--", while no cursor is on them
+    // the charts' legends say where the run is (the newest step's values), not "--", while no cursor is
+    // on them; validation loss once there is one (every 200th step of 4,000)
     const legend = await page.$$eval("#chart .u-value, #chart-rate .u-value", (cells) => cells.map((c) => c.textContent));
     assert.equal(legend.length, 6, legend.join(" "));
+    const validated = /validation loss/.test((await page.getAttribute("#chart", "aria-label")) ?? "");
     assert.ok(
-      legend.every((v) => v !== "--" && v !== ""),
+      legend.every((v, i) => (i === 2 && !validated ? v === "--" : v !== "--" && v !== "")),
       `legend values ${legend.join(" ")}`,
     );
     assert.equal(legend[0], String(paused), "the legend's step is the newest");
@@ -336,7 +338,17 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     assert.equal(shaded, tokens, "hovering a token shades every token by its attention");
     assert.equal(await page.locator("#next li").count(), 5);
     assert.match((await page.textContent("#analysis")) ?? "", /parameters/);
+    assert.equal(await page.isHidden("#tokens-note"), true, "nothing left out of a prompt within the context");
     await shot("inside");
+    // a prompt longer than the context (32 tokens): its last 32 are shown, and the page says so
+    await page.fill("#inspect-prompt", "the whale and the sea. ".repeat(3));
+    await page.click("#inspect");
+    await page.waitForSelector("#tokens-note:not([hidden])");
+    assert.equal(await page.locator(".token").count(), 32);
+    assert.equal(
+      await page.textContent("#tokens-note"),
+      "The prompt's first 37 tokens are left out: the model sees 32 tokens at a time, its context.",
+    );
   });
 
   step("Look inside shows every line of the parameter report whole: long lines wrap, none is cut at the edge", async () => {
@@ -381,6 +393,26 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     // a frame draws the text and the top-5s (2), plus the start (the prompt, the list emptied) and the end
     assert.ok(draws <= 2 * frames + 4, `${draws} changes to the text in ${frames} frames`);
     await page.uncheck("#show-top");
+  });
+
+  step("a sampling field out of its range, or empty, says which and what it takes; nothing is generated", async () => {
+    await tab("generate");
+    const before = await page.textContent("#output");
+    await page.fill("#temperature", "-1");
+    await page.click("#generate");
+    assert.equal(await page.isHidden("#message"), false);
+    assert.equal(await page.textContent("#message"), 'Temperature: give a number from 0 to 5 (not "-1")');
+    await page.fill("#temperature", "0.8");
+    await page.fill("#max-tokens", "");
+    await page.click("#generate");
+    assert.equal(await page.textContent("#message"), "Max tokens: give a whole number from 1 to 100000 (it is empty)");
+    assert.equal(await page.textContent("#output"), before, "no generation started");
+    await page.fill("#max-tokens", "400");
+    await tab("train");
+    await page.fill("#text", corpus);
+    await page.fill("#steps", "0");
+    await page.click("#start");
+    assert.equal(await page.textContent("#message"), 'Steps: give a whole number from 1 to 100000 (not "0")');
   });
 
   step("the downloaded zip gives `minigpt generate --model the.zip` the page's greedy text", async () => {

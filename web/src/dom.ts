@@ -9,6 +9,27 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
 
 export const inputNumber = (id: string): number => Number(byId<HTMLInputElement>(id).value);
 
+/**
+ * The number in input #id for a click to act on: a number (a whole one when `whole`) within the
+ * input's min and max, else null with the message line naming the field and what it takes. An empty
+ * field or a temperature of -1 would otherwise go through as 0 or -1 without a word.
+ */
+export function checkedNumber(id: string, whole: boolean): number | null {
+  const input = byId<HTMLInputElement>(id);
+  const value = input.value.trim() === "" ? Number.NaN : Number(input.value);
+  const min = input.min === "" ? null : Number(input.min);
+  const max = input.max === "" ? null : Number(input.max);
+  if (Number.isFinite(value) && (!whole || Number.isInteger(value)) && (min === null || value >= min) && (max === null || value <= max))
+    return value;
+  const name = (input.closest("label")?.textContent ?? id).trim();
+  const range =
+    min !== null && max !== null ? `from ${min} to ${max}` : min !== null ? `of ${min} or more` : max !== null ? `up to ${max}` : "";
+  const got = input.value.trim() === "" ? "it is empty" : `not ${JSON.stringify(input.value)}`;
+  showMessage(`${name}: give a ${whole ? "whole number" : "number"}${range ? ` ${range}` : ""} (${got})`);
+  input.focus();
+  return null;
+}
+
 /** the message line under the tabs: errors and notices, one at a time */
 export function showMessage(text: string, kind: "error" | "notice" = "error"): void {
   const box = byId("message");

@@ -1,7 +1,7 @@
 // The Generate view: sampling settings, streamed text, stop, and (optionally) the top-5 next tokens
 // the model weighed at each step; for a chat-tuned model, a chat with it (the chat template).
 import type { ModelWorker } from "./client.js";
-import { byId, clearMessage, inputNumber, PerFrame, visible } from "./dom.js";
+import { byId, checkedNumber, clearMessage, PerFrame, visible } from "./dom.js";
 import type { SamplingSettings, TopToken } from "./protocol.js";
 
 export function generateView(worker: ModelWorker): void {
@@ -12,16 +12,21 @@ export function generateView(worker: ModelWorker): void {
   const showTop = byId<HTMLInputElement>("show-top");
   let stepNo = 0;
 
-  const settings = (): SamplingSettings => ({
-    temperature: inputNumber("temperature"),
-    topK: Math.floor(inputNumber("top-k")),
-    topP: inputNumber("top-p"),
-    maxTokens: Math.floor(inputNumber("max-tokens")),
-    seed: Math.floor(inputNumber("seed")),
-  });
+  /** the sampling fields, or null (the message line says which one is wrong) */
+  const settings = (): SamplingSettings | null => {
+    const temperature = checkedNumber("temperature", false);
+    const topK = temperature === null ? null : checkedNumber("top-k", true);
+    const topP = topK === null ? null : checkedNumber("top-p", false);
+    const maxTokens = topP === null ? null : checkedNumber("max-tokens", true);
+    const seed = maxTokens === null ? null : checkedNumber("seed", true);
+    if (temperature === null || topK === null || topP === null || maxTokens === null || seed === null) return null;
+    return { temperature, topK, topP, maxTokens, seed };
+  };
 
   start.onclick = () => {
     clearMessage();
+    const sampling = settings();
+    if (!sampling) return;
     const prompt = byId<HTMLTextAreaElement>("prompt").value;
     output.textContent = prompt;
     output.dataset.done = "false";
@@ -33,7 +38,7 @@ export function generateView(worker: ModelWorker): void {
       type: "generate",
       prompt,
       explain: showTop.checked,
-      settings: settings(),
+      settings: sampling,
     });
   };
   stop.onclick = () => worker.send({ type: "stopGenerate" });
@@ -115,12 +120,14 @@ export function generateView(worker: ModelWorker): void {
     const text = input.value.trim();
     if (text === "" || reply) return;
     clearMessage();
+    const sampling = settings();
+    if (!sampling) return;
     turn("user", text);
     reply = turn("assistant", "");
     input.value = "";
     send.disabled = true;
     stopChat.disabled = false;
-    worker.send({ type: "chat", text, system: byId<HTMLInputElement>("chat-system").value, settings: settings() });
+    worker.send({ type: "chat", text, system: byId<HTMLInputElement>("chat-system").value, settings: sampling });
   };
   input.onkeydown = (e) => {
     if (e.key === "Enter" && !e.shiftKey) {

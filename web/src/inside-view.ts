@@ -83,6 +83,7 @@ export function insideView(worker: ModelWorker): void {
   worker.on("model", () => {
     result = null;
     for (const id of ["tokens", "heatmaps", "next", "analysis"]) byId(id).replaceChildren();
+    byId("tokens-note").hidden = true;
   });
 
   worker.on("inspected", (m) => {
@@ -106,6 +107,9 @@ export function insideView(worker: ModelWorker): void {
         return el;
       }),
     );
+    const note = byId("tokens-note");
+    note.hidden = r.leftOut === 0;
+    note.textContent = `The prompt's first ${r.leftOut === 1 ? "token is" : `${r.leftOut} tokens are`} left out: the model sees ${r.tokens.length} tokens at a time, its context.`;
     drawMaps(r);
     byId("next").replaceChildren(
       ...r.next.map((t) => {

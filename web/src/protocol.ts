@@ -117,6 +117,8 @@ export interface TopToken {
 
 export interface InspectResult {
   tokens: { id: number; text: string }[];
+  /** the prompt's tokens before `tokens`, left out: the model sees its context's worth, the last ones */
+  leftOut: number;
   /** [layer][head] row-major T x T, T = tokens.length */
   attention: number[][][];
   nLayer: number;

@@ -2,7 +2,7 @@
 // preset with its figures, the run's buttons, live charts and samples.
 import { TrainCharts } from "./chart.js";
 import type { ModelWorker } from "./client.js";
-import { byId, clearMessage, formatBytesShort, formatCount, formatDuration, inputNumber, showMessage } from "./dom.js";
+import { byId, checkedNumber, clearMessage, formatBytesShort, formatCount, formatDuration, inputNumber, showMessage } from "./dom.js";
 import { readText, UserFileError } from "./files.js";
 import { PRESETS, type PresetEstimate, type RunSummary, type TokenizerChoice } from "./protocol.js";
 
@@ -119,6 +119,10 @@ export function trainView(worker: ModelWorker): void {
       showMessage("paste some text first, drop .txt files, or use the built-in book");
       return;
     }
+    const maxSteps = checkedNumber("steps", true);
+    const sampleEvery = maxSteps === null ? null : checkedNumber("sample-every", true);
+    const vocabSize = sampleEvery === null || tokenizer.value !== "bpe" ? inputNumber("vocab") : checkedNumber("vocab", true);
+    if (maxSteps === null || sampleEvery === null || vocabSize === null) return;
     if (run && (run.status === "training" || run.status === "paused") && !confirm("Start a new run? The current one will be discarded."))
       return;
     worker.send({
@@ -127,11 +131,11 @@ export function trainView(worker: ModelWorker): void {
         text: text.value,
         source,
         tokenizer: tokenizer.value as TokenizerChoice,
-        vocabSize: inputNumber("vocab"),
+        vocabSize,
         preset: Number(preset.value),
         continueLoaded,
-        maxSteps: Math.max(1, Math.floor(inputNumber("steps"))),
-        sampleEvery: Math.max(1, Math.floor(inputNumber("sample-every"))),
+        maxSteps,
+        sampleEvery,
         seed: 1337,
       },
     });

@@ -18,7 +18,8 @@ export async function inspect(prompt: string, batchSize: number): Promise<void> 
   const m = requireModel();
   let ids = m.tokenizer.encode(prompt, { specialsAsText: true });
   if (ids.length === 0) throw new MinigptError("the prompt encodes to no tokens; type some text");
-  ids = ids.slice(-m.model.config.blockSize);
+  const leftOut = Math.max(0, ids.length - m.model.config.blockSize);
+  ids = ids.slice(leftOut);
   // on the GPU the activations are read back together, asynchronously
   const trace = onGpu() ? await traceForwardAsync(m.model, ids) : traceForward(m.model, ids);
   // a loaded int8/int4 model's matrices count as it holds them (packed)
@@ -28,6 +29,7 @@ export async function inspect(prompt: string, batchSize: number): Promise<void> 
     result: {
       // each token's piece as minigpt tokenize shows it: a piece that is not whole UTF-8 as its bytes (<0xE2>), not U+FFFD
       tokens: ids.map((id) => ({ id, text: m.tokenizer.tokenString(id) })),
+      leftOut,
       attention: trace.attention.map((layer) => layer.map((head) => Array.from(head))),
       nLayer: m.model.config.nLayer,
       nHead: m.model.config.nHead,
