@@ -35,6 +35,8 @@ export const kernelFiles = [
   "quant-int.as",
   "quant-share.as",
   "dequant.as",
+  "barrier.as",
+  "trunk-split.as",
 ];
 
 /** The whole program: every kernel file, in order, each after a line naming it. */

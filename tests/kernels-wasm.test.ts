@@ -525,6 +525,35 @@ function kernelSuite(be: WasmBackend, threads: number): void {
     }
   });
 
+  test("the packed product of many rows (a server's joined prompts): each row the bits of a one-row call", () => {
+    // rowsTimesPacked with more than 64 rows over several chunks of 256 steps: tiles of eight full
+    // rows carry their accumulators between chunks as they are (TILE_RAW), a last tile of 5-7 rows
+    // through out's rows, one of 1-4 rows in the four-row tile; a's groups of eight packed four
+    // steps at a time (packEight) with Kb % 4 steps and K % 8 steps left over; the first chunk from
+    // zero over whatever out held. Each row against matmulRows of that row alone (the one-row kernel).
+    const x0 = (be as unknown as { x: KernelExports }).x;
+    for (const [K, N, rowCounts] of [
+      [600, 40, [72, 67, 70]],
+      [515, 12, [65, 80]],
+    ] as [number, number, number[]][]) {
+      const w = rand(rng, K * N, 0.5);
+      const packed = f32(K * N);
+      x0.packRowsB(packed.byteOffset, w.byteOffset, K, N);
+      for (const R of rowCounts) {
+        const x = rand(rng, R * K, 2);
+        const scratch = f32(x0.rowsScratchBytes(R, K) / 4);
+        const got = rand(rng, R * N, 9); // not zero: a product without add must not read out
+        x0.matmulRowsPacked(got.byteOffset, x.byteOffset, packed.byteOffset, R, K, N, scratch.byteOffset);
+        sameRows(`packed ${R}x${K}x${N}`, R, got, N, (r) => {
+          const xr = heapRow(x, r, K);
+          const o = f32(N);
+          x0.matmulRows(0, o.byteOffset, xr.byteOffset, w.byteOffset, 1, K, N, K, 0, 0, N, scratch.byteOffset);
+          return o;
+        });
+      }
+    }
+  });
+
   test("the decode's row kernels: each of R ragged rows gets the bits of that row alone", () => {
     const R = 6;
     const same = (what: string, all: Float32Array, w: number, alone: (r: number) => Float32Array) => sameRows(what, R, all, w, alone);

@@ -165,11 +165,11 @@ test("a packed copy is dropped when the weights change: loadWeights, param(), a 
 test("the trunk's layer table is written once per model, again only when a layer's packed copy changes [wasm, 1 thread]", async () => {
   await useBackend("wasm", { threads: 1 });
   const m = model(64, 4);
-  const pickWhole = WasmPackedLayer.prototype.pickWhole;
+  const pick = WasmPackedLayer.prototype.pick;
   let writes = 0;
-  WasmPackedLayer.prototype.pickWhole = function (...args: Parameters<typeof pickWhole>) {
+  WasmPackedLayer.prototype.pick = function (...args: Parameters<typeof pick>) {
     writes++;
-    return pickWhole.apply(this, args);
+    return pick.apply(this, args);
   };
   try {
     const { nLayer } = m.config;
@@ -185,7 +185,7 @@ test("the trunk's layer table is written once per model, again only when a layer
     step(m, 5);
     assert.equal(writes, 2 * nLayer * 4, "written again once");
   } finally {
-    WasmPackedLayer.prototype.pickWhole = pickWhole;
+    WasmPackedLayer.prototype.pick = pick;
     m.dispose();
     await useBackend("ref");
   }

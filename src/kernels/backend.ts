@@ -296,8 +296,10 @@ export interface Backend<F = FloatArray, I = Int32Array> {
   /**
    * Optional: every block of a decode step at once, exactly as block by block (per block
    * layernormForward, attentionRows, add, layernormForward, mlpRows, add: the same bits), when the
-   * backend can do that faster here (the wasm backend: one thread's rows through every block in one
-   * pool round trip); false when it cannot (the caller then goes block by block).
+   * backend can do that faster here (the wasm backend: every block in one pool round trip, each
+   * thread its rows through every block, or, where the weights are split over the threads, its share
+   * of every block's products, the threads meeting between them); false when it cannot (the caller
+   * then goes block by block).
    */
   trunkRows?(t: TrunkRows<F>): boolean;
 

@@ -17,6 +17,7 @@ export const POOL_KERNELS = [
   "mlpRowsPart",
   "attentionRowsPart",
   "trunkRowsPart",
+  "trunkSplitPart",
   "geluForward",
   "geluBackward",
   "geluForwardGrad",

@@ -4,9 +4,11 @@
  * new token of each of R sequences). One-token
  * work is bound by reading the weights once from memory; with threads each thread streams its own
  * contiguous block of them, and the helpers' partial outputs go to their scratch and are added
- * after. The calling thread starts at once while a helper first has to wake up, so it takes the
- * bigger share (Schedule.shares). Arguments are heap pointers (loader.ts made them).
+ * after. In a separate call the calling thread starts at once while a helper first has to wake up,
+ * so it takes the bigger share (Schedule.shares); the blocks' shares are equal, for the threads of
+ * a step's trunk meet awake (trunkSplit). Arguments are heap pointers (loader.ts made them).
  */
+import { heap } from "../../tensor/memory.js";
 import type { Args, KernelCalls } from "./calls.js";
 import type { WasmPackedLayer } from "./packed-layer.js";
 import { ranges } from "./schedule.js";
@@ -111,19 +113,21 @@ export function attentionCached(
 
 /**
  * Where mlpRows cuts the hidden units (wfc's columns, wproj's rows) over the threads, [0, H] where it
- * does not: by the weights' size only (a row's bits must not depend on R).
+ * does not: by the weights' size only (a row's bits must not depend on R). Equal shares: the
+ * threads run them awake, in one call for the whole trunk (trunkSplit; block by block, a layer that
+ * is not plain elsewhere in the model, the helper starts ~100-300 µs late).
  */
 export function mlpCuts(k: KernelCalls, C: number, H: number): number[] {
   const floats = 2 * C * H;
   const parts = k.sched.rowParts(floats, Math.floor(H / 8));
-  return parts > 1 ? k.sched.shares(H, parts, floats, 8) : [0, H];
+  return parts > 1 ? k.sched.shares(H, parts, floats, 8, true) : [0, H];
 }
 
 /** Where attentionRows cuts the heads over the threads, [0, nh] where it does not (as mlpCuts) */
 export function headCuts(k: KernelCalls, C: number, nh: number): number[] {
   const floats = 4 * C * C;
   const parts = k.sched.rowParts(floats, nh);
-  return parts > 1 ? k.sched.shares(nh, parts, floats, 1) : [0, nh];
+  return parts > 1 ? k.sched.shares(nh, parts, floats, 1, true) : [0, nh];
 }
 
 /**
@@ -336,4 +340,53 @@ export function trunkRows(
     tasks.push([step, cuts[t] as number, cuts[t + 1] as number, st, st + attBytes]);
   }
   k.parallel("trunkRowsPart", tasks);
+}
+
+/**
+ * Every block of a decode step of R rows where splitsWeights is true, in one pool round trip
+ * (trunk-split.as): each thread takes its share of every block's heads and hidden units (headCuts,
+ * mlpCuts, as attentionRows' and mlpRows') and its rows of the row-wise work between them, the
+ * threads meeting in the kernel instead of returning here; each row's arithmetic is attentionRows'
+ * and mlpRows' with Block.decode's adds and LayerNorms, so its bits too. step: trunkRowsPart's step
+ * block (filled by the caller, y its pointer of the step's y); split: trunkSplitBytes(threads) bytes
+ * for the split block. mayWait: whether the calling thread may block (barrier.as).
+ */
+export function trunkSplit(
+  k: KernelCalls,
+  step: number,
+  split: number,
+  y: number,
+  R: number,
+  maxPos: number,
+  C: number,
+  nh: number,
+  H: number,
+  mayWait: boolean,
+): void {
+  const heads = headCuts(k, C, nh);
+  const hidden = mlpCuts(k, C, H);
+  const parts = Math.max(heads.length, hidden.length) - 1;
+  // thread t's share of a product cut at `cuts` (an unsplit product is thread 0's alone)
+  const share = (cuts: number[], t: number) => {
+    const end = cuts[cuts.length - 1] as number;
+    return t + 1 < cuts.length ? [cuts[t] as number, cuts[t + 1] as number] : [end, end];
+  };
+  // per thread: its partial y (thread 0's is the step's y), the attention scores, the rows' packing space
+  const yBytes = alignedBytes(R * C);
+  const attBytes = alignedBytes(k.x.attentionCachedScratchBytes(maxPos + 1, nh) / 4);
+  const s = k.sched.scratch(yBytes + attBytes + k.x.rowsScratchBytes(R, Math.max(C, H)));
+  const threads: number[] = [];
+  const tasks: Args<"trunkSplitPart">[] = [];
+  for (let t = 0; t < parts; t++) {
+    const st = s[t] as number;
+    threads.push(...share(heads, t), ...share(hidden, t), t === 0 ? y : st);
+    tasks.push([step, split, t, st + yBytes, st + yBytes + attBytes, t > 0 || mayWait ? 1 : 0]);
+  }
+  // the split block: the parts, the barrier's counts (zero: no meeting yet), the threads' entries
+  const at = k.x.trunkSplitThreadsAt();
+  const block = new Int32Array(heap().memory.buffer, split, at + threads.length);
+  block.fill(0, 0, at);
+  block[0] = parts;
+  block.set(threads, at);
+  k.parallel("trunkSplitPart", tasks);
 }

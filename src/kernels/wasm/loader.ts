@@ -32,9 +32,9 @@ import { ADAMW_RECORD, type AdamwRecord, adamwCuts, writeAdamwTable } from "./ad
 import { type KernelExports, kernelParams } from "./build/exports.js";
 import { type Args, argIndex, type KernelCalls, PEER_KERNELS, POOL_KERNELS, type PoolKernel } from "./calls.js";
 import * as decode from "./decode.js";
-import { PACKED_MATRICES, packLayer, WasmPackedLayer } from "./packed-layer.js";
+import { decodeShapes, PACKED_MATRICES, packLayer, WasmPackedLayer } from "./packed-layer.js";
 import type { PeerLink } from "./peer.js";
-import { defaultThreads } from "./platform.js";
+import { atomicsWaitAllowed, defaultThreads } from "./platform.js";
 import { WorkerPool } from "./pool.js";
 import { chooseMatmulTile, chooseSimd, compile, type MatmulTile, type SimdFlavour, simdSupported } from "./runtime.js";
 import { alignedRanges, PARALLEL_FLOPS, PEER_ELEMENTS, PEER_FLOPS, ranges, Schedule } from "./schedule.js";
@@ -139,6 +139,8 @@ const ATB = 2;
 class WasmKernels implements WasmBackend, KernelCalls {
   readonly name = "wasm";
   readonly stats = { fast: 0, fallback: 0, parallel: 0 };
+  /** whether this thread may block in a wait (not a browser page's main thread): barrier.as's meet */
+  private readonly mayWait = atomicsWaitAllowed();
   private pool: WorkerPool | null;
   private peer: PeerLink | null = null;
   readonly sched: Schedule;
@@ -586,20 +588,24 @@ class WasmKernels implements WasmBackend, KernelCalls {
 
   /**
    * (the step's buffers and weights go to the kernel as a heap block: trunkRowsPart's step block,
-   * the layers' table and the rows' tables of every layer)
+   * the layers' table and the rows' tables of every layer; where the weights are split over the
+   * threads, trunkSplitPart's split block after them)
    */
   trunkRows(t: TrunkRows): boolean {
     const { R, C, nh, H } = t;
     const L = t.layers.length;
-    if (decode.splitsWeights(this, C, nh, H)) return false;
+    const split = decode.splitsWeights(this, C, nh, H);
     const buffers = this.pointers([t.x, t.a, t.mean, t.rstd, t.qkv, t.att, t.y, t.h]);
-    const layersAt = this.layersTable(t.layers);
+    const layersAt = this.layersTable(t.layers, C, nh, H);
     if (!buffers || layersAt === 0 || t.rows.length !== L) return false;
     const stepBytes = this.x.trunkStepBytes();
-    // the keep flags after the rows' tables: only where some row's output is not wanted
-    const keep = t.outputs?.includes(false) ? t.outputs : null;
+    // the keep flags after the rows' tables: only where some row's output is not wanted (the
+    // split trunk takes every row through every block)
+    const keep = !split && t.outputs?.includes(false) ? t.outputs : null;
     if (keep && keep.length !== R) return false;
-    const block = this.trunkBlock(stepBytes + L * R * 12 + (keep ? R * 4 : 0));
+    const keepBytes = keep ? R * 4 : 0;
+    const splitBytes = split ? this.x.trunkSplitBytes(this.sched.threads) : 0;
+    const block = this.trunkBlock(stepBytes + L * R * 12 + keepBytes + splitBytes);
     const memory = heap().memory;
     const rowsAt = block + stepBytes;
     const keepAt = rowsAt + L * R * 12;
@@ -614,25 +620,36 @@ class WasmKernels implements WasmBackend, KernelCalls {
     new Int32Array(memory.buffer, block, 16).set([...buffers, layersAt, L, rowsAt, R, C, nh, H, t.relu ? 1 : 0]);
     new Float64Array(memory.buffer, block + this.x.trunkStepEpsAt(), 1)[0] = t.eps;
     new Int32Array(memory.buffer, block + this.x.trunkStepKeepAt(), 1)[0] = keep ? keepAt : 0;
+    this.stats.fast++;
+    if (split) {
+      decode.trunkSplit(this, block, keepAt + keepBytes, buffers[6] as number, R, maxPos, C, nh, H, this.mayWait);
+      return true;
+    }
     const first = t.rows[0] as readonly CachedRow[];
     const startsSequence = (r: number) => first[r]?.keys !== first[r - 1]?.keys;
-    this.stats.fast++;
     decode.trunkRows(this, block, R, maxPos, C, nh, H, startsSequence);
     return true;
   }
 
-  /** trunkRowsPart's layers table as last written: its heap block and the TrunkLayer objects it was written from */
-  private layers: { from: readonly TrunkLayer[]; ptr: number; bytes: number } = { from: [], ptr: 0, bytes: 0 };
+  /**
+   * trunkRowsPart's layers table as last written: its heap block, the TrunkLayer objects and the
+   * thread count it was written for (which decides the packed copies' cuts: decodeShapes)
+   */
+  private layers: { from: readonly TrunkLayer[]; threads: number; ptr: number; bytes: number } = { from: [], threads: 0, ptr: 0, bytes: 0 };
 
   /**
    * The layers' table on the heap (decode.as: per layer its weights' pointers, then its packed
-   * copies' where made whole: the trunk splits no matrix), written again only when other TrunkLayer
-   * objects come (one is not changed once made: a model's table is written once, not every step);
+   * copies' where made for the current thread count's cuts, as the trunk's products split them:
+   * packed-layer.ts decodeShapes), written again only when other TrunkLayer objects or another
+   * thread count come (one is not changed once made: a model's table is written once, not every step);
    * 0 when a weight is not on the heap
    */
-  private layersTable(layers: readonly TrunkLayer[]): number {
+  private layersTable(layers: readonly TrunkLayer[], C: number, nh: number, H: number): number {
     const last = this.layers;
-    if (last.ptr !== 0 && last.from.length === layers.length && layers.every((l, i) => l === last.from[i])) return last.ptr;
+    const threads = this.sched.threads;
+    if (last.ptr !== 0 && last.threads === threads && last.from.length === layers.length && layers.every((l, i) => l === last.from[i]))
+      return last.ptr;
+    const shapes = decodeShapes(this, C, nh, H);
     const weights = this.pointers(layers.flatMap((l) => TRUNK_LAYER_FIELDS.map((f) => l[f])));
     const words = this.x.trunkLayerBytes() / 4;
     const bytes = layers.length * words * 4;
@@ -641,7 +658,7 @@ class WasmKernels implements WasmBackend, KernelCalls {
     if (bytes > last.bytes) {
       if (last.bytes > 0) heap().release(last.ptr, last.bytes);
       ptr = heap().alloc(bytes);
-      this.layers = { from: [], ptr, bytes };
+      this.layers = { from: [], threads: 0, ptr, bytes };
     }
     const fields = TRUNK_LAYER_FIELDS.length;
     const table = new Int32Array(heap().memory.buffer, ptr, layers.length * words);
@@ -651,10 +668,10 @@ class WasmKernels implements WasmBackend, KernelCalls {
       const packed = layer.packed;
       PACKED_MATRICES.forEach((name, i) => {
         const source = w[TRUNK_LAYER_FIELDS.indexOf(name)] as number;
-        table[l * words + fields + i] = packed instanceof WasmPackedLayer ? packed.pickWhole(name, source) : 0;
+        table[l * words + fields + i] = packed instanceof WasmPackedLayer ? packed.pick(name, source, shapes[name][2]) : 0;
       });
     }
-    this.layers = { from: [...layers], ptr, bytes: Math.max(bytes, this.layers.bytes) };
+    this.layers = { from: [...layers], threads, ptr, bytes: Math.max(bytes, this.layers.bytes) };
     return ptr;
   }
 

@@ -61,12 +61,6 @@ export class WasmPackedLayer implements PackedLayer {
     return p.cuts.every((c, i) => c === cuts[i]) ? p.at : 0;
   }
 
-  /** pick for a call that splits no matrix (the trunk's) */
-  pickWhole(matrix: Matrix, source: number): number {
-    const cuts = this.matrices.get(matrix)?.cuts;
-    return cuts?.length === 2 ? this.pick(matrix, source, cuts) : 0;
-  }
-
   release(): void {
     if (this.base !== 0) heap().release(this.base, this.bytes);
     this.base = 0;
@@ -80,13 +74,7 @@ export class WasmPackedLayer implements PackedLayer {
  */
 export function packLayer(k: KernelCalls, m: Record<Matrix, number>, C: number, nh: number, H: number): WasmPackedLayer | null {
   if (C % 8 !== 0 || H % 8 !== 0) return null;
-  // each matrix: K, N and its cuts of K (the column-split products read all of K in one share)
-  const shapes: Record<Matrix, [number, number, readonly number[]]> = {
-    attnWeight: [C, 3 * C, [0, C]],
-    attnProjWeight: [C, C, headCuts(k, C, nh).map((h) => (h * C) / nh)],
-    fcWeight: [C, H, [0, C]],
-    mlpProjWeight: [H, C, mlpCuts(k, C, H)],
-  };
+  const shapes = decodeShapes(k, C, nh, H);
   const bytes = PACKED_MATRICES.reduce((sum, name) => sum + k.x.rowsPackedBytes(shapes[name][0], shapes[name][1]), 0);
   if (heap().stats().liveBytes + bytes > PACK_BUDGET_BYTES) return null;
   const base = heap().alloc(bytes);
@@ -104,4 +92,17 @@ export function packLayer(k: KernelCalls, m: Record<Matrix, number>, C: number, 
     at += k.x.rowsPackedBytes(K, N);
   }
   return new WasmPackedLayer(base, bytes, matrices);
+}
+
+/**
+ * Each matrix's K, N and the cuts of K where the decode's products split it on the current thread
+ * count (the column-split products read all of K in one share; [0, K]: not split)
+ */
+export function decodeShapes(k: KernelCalls, C: number, nh: number, H: number): Record<Matrix, [number, number, readonly number[]]> {
+  return {
+    attnWeight: [C, 3 * C, [0, C]],
+    attnProjWeight: [C, C, headCuts(k, C, nh).map((h) => (h * C) / nh)],
+    fcWeight: [C, H, [0, C]],
+    mlpProjWeight: [H, C, mlpCuts(k, C, H)],
+  };
 }

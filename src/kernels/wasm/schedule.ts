@@ -120,10 +120,12 @@ export class Schedule {
    * Boundaries (parts + 1 of them, multiples of `align` inside) that split `units` over `parts`
    * threads for one-token work reading `floats` floats: the calling thread starts at once while a
    * helper first has to wake up, so its share is f, with f·T = wake + (1 - f)·T / (parts - 1).
+   * awake: the helpers are already running (they spin for work, or meet the calling thread inside
+   * one call: trunk-split.as): equal shares.
    */
-  shares(units: number, parts: number, floats: number, align: number): number[] {
+  shares(units: number, parts: number, floats: number, align: number, awake = this.spins): number[] {
     // (a spinning pool answers in ~1-2 µs: equal shares)
-    const f = Math.min(0.75, (1 + ((parts - 1) * (this.spins ? 0 : WAKE_FLOATS)) / floats) / parts);
+    const f = Math.min(0.75, (1 + ((parts - 1) * (awake ? 0 : WAKE_FLOATS)) / floats) / parts);
     const bounds = [0];
     for (let t = 1; t < parts; t++) {
       const at = Math.round((units * (f + ((1 - f) * (t - 1)) / (parts - 1))) / align) * align;

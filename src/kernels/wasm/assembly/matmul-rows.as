@@ -23,7 +23,8 @@
 // contiguous (16 bytes a step), so a product reads B as one forward stream (rowsTimesPacked). There
 // the tile is 8 rows x 4 columns held transposed (rowsTile8x4: each accumulator one column of four
 // rows), so each vector of B is read once for eight rows, and a chunk of eight rows' packed a stays
-// in L1 over the chunk's panels. Each element keeps its chain of madds in the same order: the same bits.
+// in L1 over the chunk's panels (a packed in groups of eight rows there: packRows8). Each element
+// keeps its chain of madds in the same order: the same bits.
 
 /**
  * passes (8 steps each) per chunk from more than 4 rows on (below: one). Measured in a batched decode
@@ -261,6 +262,78 @@ function rowsTimesB(out: usize, a: usize, csA: usize, b: usize, K: i32, ldb: i32
   }
 }
 
+/**
+ * a's rows for rowsTimesPacked, step-major (the step order above) in groups of eight rows: group g
+ * (rows 8g .. 8g + 7) at dst + 2g·K·16, step s at + s·32, rows 8g .. 8g + 3 side by side, then the
+ * next four (so rowsTile8x4 reads a step's eight values from one pointer: two loads, no second
+ * pointer for the loop to keep), zero rows padding a last group of 5-7; a last group of 1-4 rows as
+ * packRows's groups of four (16 bytes a step, zero-padded). No more bytes than packRows's groups.
+ */
+function packRows8(dst: usize, a: usize, csA: usize, rsA: usize, rows: i32, K: i32): void {
+  const Kb = K >> 3;
+  const gb = <usize>K << 4;
+  for (let i = 0; i < rows; i += 8) {
+    const mr = min(8, rows - i);
+    const d0 = dst + <usize>(i >> 2) * gb;
+    const ai = a + <usize>i * rsA;
+    if (mr == 8 && csA == 4) {
+      packEight(d0, ai, rsA, K);
+      continue;
+    }
+    const w = mr > 4 ? 8 : 4;
+    const ss: usize = mr > 4 ? 32 : 16;
+    for (let r = 0; r < w; r++) {
+      const d = d0 + (<usize>r << 2);
+      if (r >= mr) {
+        for (let s = 0; s < K; s++) store<f32>(d + <usize>s * ss, 0);
+        continue;
+      }
+      const ar = ai + <usize>r * rsA;
+      for (let s = 0; s < K; s++) {
+        const k = s < 8 * Kb ? (s & 7) * Kb + (s >> 3) : s;
+        store<f32>(d + <usize>s * ss, load<f32>(ar + <usize>k * csA));
+      }
+    }
+  }
+}
+
+/**
+ * packRows8's group of eight full rows (contiguous along k, rows rsA bytes apart) into d: four k of
+ * a stream (k = q·Kb + kk .. + 3, steps 8kk + q, 8(kk + 1) + q, ...) of four rows at a time, loaded
+ * as four vectors and transposed into the four steps' vectors; the last Kb % 4 of each stream and
+ * the K % 8 steps after the streams one value at a time. Each value lands where packRows8's
+ * one-at-a-time loop puts it (the same bytes; ~9 cycles a value there).
+ */
+function packEight(d: usize, a: usize, rsA: usize, K: i32): void {
+  const Kb = K >> 3;
+  const Kb4 = Kb & ~3;
+  for (let h = 0; h < 2; h++) {
+    const ah = a + <usize>(4 * h) * rsA;
+    const dh = d + (<usize>h << 4);
+    for (let q = 0; q < 8; q++) {
+      const aq = ah + (<usize>(q * Kb) << 2);
+      for (let kk = 0; kk < Kb4; kk += 4) {
+        const p = aq + (<usize>kk << 2);
+        const r0 = v128.load(p), r1 = v128.load(p + rsA), r2 = v128.load(p + 2 * rsA), r3 = v128.load(p + 3 * rsA);
+        const o = dh + (<usize>(8 * kk + q) << 5);
+        // step 8(kk + m) + q is m·8 steps (256 bytes) after step 8kk + q
+        v128.store(o, transposed(r0, r1, r2, r3, 0));
+        v128.store(o, transposed(r0, r1, r2, r3, 1), 256);
+        v128.store(o, transposed(r0, r1, r2, r3, 2), 512);
+        v128.store(o, transposed(r0, r1, r2, r3, 3), 768);
+      }
+    }
+  }
+  for (let r = 0; r < 8; r++) {
+    const ar = a + <usize>r * rsA;
+    const dr = d + (<usize>r << 2);
+    for (let q = 0; q < 8; q++) {
+      for (let kk = Kb4; kk < Kb; kk++) store<f32>(dr + (<usize>(8 * kk + q) << 5), load<f32>(ar + (<usize>(q * Kb + kk) << 2)));
+    }
+    for (let s = 8 * Kb; s < K; s++) store<f32>(dr + (<usize>s << 5), load<f32>(ar + (<usize>s << 2)));
+  }
+}
+
 /** steps of a chunk of packRowsB's layout (rowsTimesPacked): eight rows' packed a for a chunk, 8 KiB, stays in L1 */
 const PACK_CHUNK: i32 = 256;
 
@@ -302,30 +375,61 @@ export function packRowsB(dst: usize, b: usize, K: i32, N: i32): void {
   return (column & 1) == 0 ? v128.shuffle<f32>(t0, t1, 0, 1, 4, 5) : v128.shuffle<f32>(t0, t1, 2, 3, 6, 7);
 }
 
+/**
+ * Where a tile's accumulators start (rowsTile8x4, rowsTile4x4T): at zero (a product's first chunk
+ * without add), from out's rows, or from the raw accumulators a full eight-row tile left in its
+ * eight rows of out after an earlier chunk (c0..c3, d0..d3 as they are: no transposes between chunks)
+ */
+const TILE_ZERO = 0, TILE_ROWS = 1, TILE_RAW = 2;
+
 /** row r (< mr) of out's tile at o, else zeros (a padding row of the last group: never stored) */
 @inline function tileRow(o: usize, ldo: usize, r: i32, mr: i32): v128 {
   return r < mr ? v128.load(o + <usize>r * ldo) : f32x4.splat(0);
 }
 
 /**
- * One tile of out, mr <= 8 rows (ldo bytes apart from o) x 4 columns, over all K steps of a packed
- * panel (bp, 16 bytes a step) against two packed groups of a (ap and ap + gb, 16 bytes a step: four
- * rows' values side by side). The tile is held transposed: each accumulator is one column of four
- * rows, so a step is two vector loads of a and four splats of B for eight madds (8 + 2 + 4 of V8's
- * 15 xmm registers), and each vector of B is read once for eight rows. Each element still gets
- * a_i(k)·b[k][j] added in step order, one madd a step: the bits of the 4 x 8 tile and of one row.
+ * One tile of out, mr <= 8 rows (ldo bytes apart from o) x 4 columns, over K steps of a packed
+ * panel (bp, 16 bytes a step) against a packed group of eight rows of a (packRows8: ap, 32 bytes a
+ * step). The tile is held transposed: each accumulator is one column of four rows, so a step is two
+ * vector loads of a and four splats of B for eight madds (8 + 2 + 4 of V8's 15 xmm registers), and
+ * each vector of B is read once for eight rows. Each element still gets a_i(k)·b[k][j] added in
+ * step order, one madd a step: the bits of the 4 x 8 tile and of one row.
+ * from (TILE_ZERO, TILE_ROWS, TILE_RAW): where the accumulators start; raw: leave them as they are
+ * in the tile's eight rows of out (mr = 8 only, another chunk follows) instead of transposed back.
+ * a's eight values a step from one pointer (the second load at offset 16, which V8 folds into the
+ * load) instead of two groups gb bytes apart: 24 instructions a step instead of 25, the products of
+ * 256 and 16 rows 1.03-1.05x (bench/kernel-ab.ts --packed, docs/benchmark-log.md "Serving", 22:32).
+ * The loop two steps an iteration spills (0.51-0.53x); B's splats from one load and shuffles 0.89x.
  */
-function rowsTile8x4(o: usize, ldo: usize, mr: i32, ap: usize, gb: usize, bp: usize, K: i32): void {
-  const r0 = tileRow(o, ldo, 0, mr), r1 = tileRow(o, ldo, 1, mr), r2 = tileRow(o, ldo, 2, mr), r3 = tileRow(o, ldo, 3, mr);
-  const r4 = tileRow(o, ldo, 4, mr), r5 = tileRow(o, ldo, 5, mr), r6 = tileRow(o, ldo, 6, mr), r7 = tileRow(o, ldo, 7, mr);
+function rowsTile8x4(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i32, from: i32, raw: bool): void {
   // c_j: column j of rows 0-3, d_j: of rows 4-7
-  let c0 = transposed(r0, r1, r2, r3, 0), c1 = transposed(r0, r1, r2, r3, 1), c2 = transposed(r0, r1, r2, r3, 2), c3 = transposed(r0, r1, r2, r3, 3);
-  let d0 = transposed(r4, r5, r6, r7, 0), d1 = transposed(r4, r5, r6, r7, 1), d2 = transposed(r4, r5, r6, r7, 2), d3 = transposed(r4, r5, r6, r7, 3);
+  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+  if (from == TILE_RAW) {
+    c0 = v128.load(o);
+    c1 = v128.load(o + ldo);
+    c2 = v128.load(o + 2 * ldo);
+    c3 = v128.load(o + 3 * ldo);
+    d0 = v128.load(o + 4 * ldo);
+    d1 = v128.load(o + 5 * ldo);
+    d2 = v128.load(o + 6 * ldo);
+    d3 = v128.load(o + 7 * ldo);
+  } else if (from == TILE_ROWS) {
+    const r0 = tileRow(o, ldo, 0, mr), r1 = tileRow(o, ldo, 1, mr), r2 = tileRow(o, ldo, 2, mr), r3 = tileRow(o, ldo, 3, mr);
+    const r4 = tileRow(o, ldo, 4, mr), r5 = tileRow(o, ldo, 5, mr), r6 = tileRow(o, ldo, 6, mr), r7 = tileRow(o, ldo, 7, mr);
+    c0 = transposed(r0, r1, r2, r3, 0);
+    c1 = transposed(r0, r1, r2, r3, 1);
+    c2 = transposed(r0, r1, r2, r3, 2);
+    c3 = transposed(r0, r1, r2, r3, 3);
+    d0 = transposed(r4, r5, r6, r7, 0);
+    d1 = transposed(r4, r5, r6, r7, 1);
+    d2 = transposed(r4, r5, r6, r7, 2);
+    d3 = transposed(r4, r5, r6, r7, 3);
+  }
   let aq = ap;
   const end = bp + (<usize>K << 4);
   for (let p = bp; p < end; p += 16) {
     const x = v128.load(aq);
-    const y = v128.load(aq + gb);
+    const y = v128.load(aq, 16);
     let b = v128.load32_splat(p);
     c0 = madd(x, b, c0);
     d0 = madd(y, b, d0);
@@ -338,7 +442,18 @@ function rowsTile8x4(o: usize, ldo: usize, mr: i32, ap: usize, gb: usize, bp: us
     b = v128.load32_splat(p, 12);
     c3 = madd(x, b, c3);
     d3 = madd(y, b, d3);
-    aq += 16;
+    aq += 32;
+  }
+  if (raw) {
+    v128.store(o, c0);
+    v128.store(o + ldo, c1);
+    v128.store(o + 2 * ldo, c2);
+    v128.store(o + 3 * ldo, c3);
+    v128.store(o + 4 * ldo, d0);
+    v128.store(o + 5 * ldo, d1);
+    v128.store(o + 6 * ldo, d2);
+    v128.store(o + 7 * ldo, d3);
+    return;
   }
   for (let r = 0; r < mr; r++) {
     const c = r < 4 ? r : r - 4;
@@ -347,10 +462,16 @@ function rowsTile8x4(o: usize, ldo: usize, mr: i32, ap: usize, gb: usize, bp: us
   }
 }
 
-/** rowsTile8x4 for one group of a (mr <= 4 rows): four accumulators, one load of a and four splats a step */
-function rowsTile4x4T(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i32): void {
-  const r0 = tileRow(o, ldo, 0, mr), r1 = tileRow(o, ldo, 1, mr), r2 = tileRow(o, ldo, 2, mr), r3 = tileRow(o, ldo, 3, mr);
-  let c0 = transposed(r0, r1, r2, r3, 0), c1 = transposed(r0, r1, r2, r3, 1), c2 = transposed(r0, r1, r2, r3, 2), c3 = transposed(r0, r1, r2, r3, 3);
+/** rowsTile8x4 for a last group of 1-4 rows (16 bytes of a a step): four accumulators, one load of a and four splats a step */
+function rowsTile4x4T(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i32, from: i32): void {
+  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+  if (from == TILE_ROWS) {
+    const r0 = tileRow(o, ldo, 0, mr), r1 = tileRow(o, ldo, 1, mr), r2 = tileRow(o, ldo, 2, mr), r3 = tileRow(o, ldo, 3, mr);
+    c0 = transposed(r0, r1, r2, r3, 0);
+    c1 = transposed(r0, r1, r2, r3, 1);
+    c2 = transposed(r0, r1, r2, r3, 2);
+    c3 = transposed(r0, r1, r2, r3, 3);
+  }
   let aq = ap;
   const end = bp + (<usize>K << 4);
   for (let p = bp; p < end; p += 16) {
@@ -368,9 +489,14 @@ function rowsTile4x4T(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i3
  * rowsTimesB from bp = packRowsB(B) (K rows of ldb columns), for column ranges [j0, j1) + r·rstride
  * (multiples of 4): chunks of PACK_CHUNK steps outside, then eight rows at a time, then the chunk's
  * panels, each tile over the chunk's steps in one call (its accumulators stay in registers for 256
- * steps; they pass through out between chunks, continuing each element's chain). A chunk of B is
- * read from memory by the first eight rows and from L2 by the next; a chunk of eight rows' a (8 KiB)
- * stays in L1 over all panels. Measured (docs/benchmark-log.md, "Serving", 2026-12-06 20:20): against
+ * steps; they pass through out between chunks, continuing each element's chain: a full tile's as
+ * they are, TILE_RAW, no transposes; a product without add starts them at zero, TILE_ZERO, instead
+ * of zeroing out and reading it back). A chunk of B is read from memory by the first eight rows and
+ * from L2 or L3 by the next (a chunk of all panels of GPT-2's 768 x 2304 is 2.4 MB, of a thread's
+ * half 1.2 MB: more than L2); a chunk of eight rows' a (8 KiB) stays in L1 over all panels. For
+ * many rows (a server's joined prompts: 256 rows) the panels in blocks of 4, 16 or 64 (B's block of
+ * a chunk in L1 or L2 for all the row groups) ran 0.94-1.04x (quiet, 2026-12-06 22:47): the loop
+ * is its 24 instructions a step, not B's reads. Measured (docs/benchmark-log.md, "Serving", 2026-12-06 20:20): against
  * the 4 x 8 tile over 8-column panels each contiguous over all K, B cold, 8 rows 1.06-1.37x, 16
  * rows 1.02-1.14x; panels in K order with chunks (each chunk of a panel 4 KiB, K·16 bytes from the
  * next) 0.6-0.7x, and all of K a tile with 4-column panels 0.84-0.94x where a's rows pass 32 KiB.
@@ -378,11 +504,16 @@ function rowsTile4x4T(o: usize, ldo: usize, mr: i32, ap: usize, bp: usize, K: i3
 function rowsTimesPacked(out: usize, a: usize, csA: usize, rsA: usize, ldo: usize, bp: usize, K: i32, ldb: i32, rows: i32, add: bool, scratch: usize, j0: i32, j1: i32, ranges: i32, rstride: i32): void {
   const gb = <usize>K << 4; // from one packed group of a to the next
   const n = j1 - j0;
-  if (!add) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>(j0 + r * rstride) << 2), 0, <usize>n << 2);
-  packRows(scratch, a, csA, rsA, rows, K);
+  // without add, the first chunk's tiles start from zero (the chain's 0 of a one-row call) and write
+  // every element of out; with no steps at all, out is zeroed here
+  if (!add && K == 0) for (let i = 0; i < rows; i++) for (let r = 0; r < ranges; r++) memory.fill(out + <usize>i * ldo + (<usize>(j0 + r * rstride) << 2), 0, <usize>n << 2);
+  packRows8(scratch, a, csA, rsA, rows, K);
   const panels = n >> 2;
+  const start = add ? TILE_ROWS : TILE_ZERO;
   for (let s0 = 0; s0 < K; s0 += PACK_CHUNK) {
     const L = min(PACK_CHUNK, K - s0);
+    const first = s0 == 0;
+    const last = s0 + L == K;
     const pb = <usize>L << 4; // from one panel of the chunk to the next
     const bs = bp + <usize>s0 * (<usize>ldb << 2);
     for (let r = 0; r < ranges; r++) {
@@ -390,12 +521,13 @@ function rowsTimesPacked(out: usize, a: usize, csA: usize, rsA: usize, ldo: usiz
       const oc = out + (<usize>c0 << 2);
       const bc = bs + <usize>(c0 >> 2) * pb;
       for (let i = 0; i < rows; i += 8) {
-        const ap = scratch + <usize>(i >> 2) * gb + (<usize>s0 << 4);
+        const ap = scratch + <usize>(i >> 2) * gb + (<usize>s0 << (rows - i > 4 ? 5 : 4));
         for (let t = 0; t < panels; t++) {
           const o = oc + <usize>i * ldo + (<usize>t << 4);
           const bt = bc + <usize>t * pb;
-          if (rows - i > 4) rowsTile8x4(o, ldo, min(8, rows - i), ap, gb, bt, L);
-          else rowsTile4x4T(o, ldo, rows - i, ap, bt, L);
+          if (rows - i >= 8) rowsTile8x4(o, ldo, 8, ap, bt, L, first ? start : TILE_RAW, !last);
+          else if (rows - i > 4) rowsTile8x4(o, ldo, rows - i, ap, bt, L, first ? start : TILE_ROWS, false);
+          else rowsTile4x4T(o, ldo, rows - i, ap, bt, L, first ? start : TILE_ROWS);
         }
       }
     }

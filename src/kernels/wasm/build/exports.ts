@@ -260,6 +260,10 @@ export interface KernelExports {
     nStride: number,
     kStride: number,
   ): void;
+  // trunk-split.as
+  trunkSplitBytes(parts: number): number;
+  trunkSplitThreadsAt(): number;
+  trunkSplitPart(step: number, split: number, t: number, scratch: number, rowsScratch: number, mayWait: number): void;
 }
 
 /** Each export's parameter names in order: argument i of a call to fn is kernelParams[fn][i]. */
@@ -332,4 +336,7 @@ export const kernelParams = {
   qmatvecShared: ["ctrl", "out", "xq", "xsum", "xscale", "w", "scales", "sums", "bias", "M", "N", "bits", "Gp", "groups", "chunk"],
   qmatvecHelper: ["ctrl", "idleLimit"],
   dequantPacked: ["out", "w", "scales", "K", "N", "bits", "G", "Gp", "groups", "n0", "n1", "nStride", "kStride"],
+  trunkSplitBytes: ["parts"],
+  trunkSplitThreadsAt: [],
+  trunkSplitPart: ["step", "split", "t", "scratch", "rowsScratch", "mayWait"],
 } as const satisfies { [K in keyof KernelExports]: readonly string[] };
