@@ -513,6 +513,16 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
 
   step("a file that is not text, and a zip that is not a model, get one clear message", async () => {
     await tab("train");
+    // a new run refused (its text too short) leaves the finished run as it was, its chart and its save
+    const finished = await progress();
+    assert.equal(finished.status, "done");
+    const chart = await page.getAttribute("#chart", "aria-label");
+    await page.fill("#text", "hello");
+    await page.click("#start");
+    await page.waitForFunction(() => /the text is too short/.test(document.querySelector("#message")?.textContent ?? ""));
+    await waitFor(async () => (await progress()).status === "done", "the run before, back");
+    assert.deepEqual(await progress(), finished);
+    assert.equal(await page.getAttribute("#chart", "aria-label"), chart);
     await page.setInputFiles("#text-files", {
       name: "photo.txt",
       mimeType: "text/plain",

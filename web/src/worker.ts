@@ -67,15 +67,17 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case "train": {
       post({ type: "run", run: { ...emptySummary(), status: "preparing", label: m.request.source } });
-      await clearSaved();
       let started: Run;
       try {
         started = await startRun(m.request);
       } catch (err) {
-        // the page leaves "preparing": no run, the buttons back, and the message says why
-        post({ type: "run", run: emptySummary() });
+        // the page leaves "preparing" and the message says why: the run before is still there (and
+        // its save) when the request was refused before it was freed, else no run
+        const before = currentRun();
+        post({ type: "run", run: before ? summary(before) : emptySummary() });
         throw err;
       }
+      await clearSaved();
       post({ type: "run", run: summary(started) });
       return trainLoop(started);
     }

@@ -152,10 +152,11 @@ function encodeText(tokenizer: Tokenizer, text: string, base: TrainRequest["base
 
 /**
  * Make the run `request` asks for (the one before it is freed), or rebuild a saved one (paused);
- * its model becomes the current model.
+ * its model becomes the current model. A request refused (text too short, a vocabulary that lacks
+ * its characters, too big a preset) leaves the run before as it was: it is freed only once the new
+ * one is sure to be made.
  */
 export async function startRun(request: TrainRequest, saved?: SavedRun): Promise<Run> {
-  disposeRun();
   // a loaded model trained further: its weights now (a restored run gets them from the save)
   const init = request.continueLoaded && !saved ? takeLoaded() : null;
   if (init) request = { ...request, base: { label: init.label, config: init.model.config } };
@@ -178,6 +179,7 @@ export async function startRun(request: TrainRequest, saved?: SavedRun): Promise
     throw new MinigptError(
       `the ${preset.name} preset needs about ${(memory / 2 ** 30).toFixed(1)} GiB to train, more than a page may use; pick a smaller one`,
     );
+  disposeRun();
   let model: GPT;
   try {
     // every weight trains: a loaded quantized model's int8/int4 matrices become float32 first
