@@ -23,8 +23,12 @@
 //
 //   node --import tsx bench/serve-load.ts [--model big|gpt2] [--clients 1,4,16] [--requests R]
 //        [--prompt-tokens P] [--max-tokens N] [--threads T] [--max-batch B] [--max-queue Q] [--flood F]
-//        [--client http|fetch]
+//        [--client http|fetch] [--repeat N]
 //
+// --repeat N runs the client counts N times in turns (1, 16, 1, 16, ...) and gives each turn's ratio
+// of the most clients' generated tokens/s over one client's, and their median: this host's speed
+// drifts by ~40% within minutes, so a ratio of two phases measured a minute apart says as much about
+// the drift as about batching; phases side by side, repeated, say it about batching.
 // Prints a table on stderr and one JSON object on stdout.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
@@ -45,6 +49,7 @@ expectArgs("bench/serve-load.ts", [
   "max-queue",
   "flood",
   "client",
+  "repeat",
 ]);
 
 const which = arg("model", "big");
@@ -57,6 +62,8 @@ const maxBatch = Number(arg("max-batch", "16"));
 const maxQueue = Number(arg("max-queue", "16"));
 const flood = Number(arg("flood", String(3 * (maxBatch + maxQueue))));
 const client = arg("client", "http");
+const repeat = Number(arg("repeat", "1"));
+if (!(Number.isInteger(repeat) && repeat >= 1)) throw new Error(`--repeat ${repeat}: a whole number from 1`);
 if (client !== "http" && client !== "fetch") throw new Error(`--client ${client}: use http or fetch`);
 
 const shapes = {
@@ -194,48 +201,50 @@ const quantile = (xs: number[], q: number) => {
 for (const clients of clientCounts) await Promise.all(Array.from({ length: clients }, (_, k) => complete(1000 * k + 999)));
 
 const rows: Record<string, number>[] = [];
-for (const clients of clientCounts) {
-  const outcomes: Outcome[] = [];
-  const c0 = process.cpuUsage();
-  const elu0 = eventLoopUtilization();
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async (_, k) => {
-      for (let i = 0; i < requestsPerClient; i++) outcomes.push(await complete(1000 * k + i));
-    }),
-  );
-  const wall = (performance.now() - t0) / 1000;
-  const c = process.cpuUsage(c0);
-  const httpBusy = eventLoopUtilization(elu0).utilization;
-  const cpu = (c.user + c.system) / 1e6;
-  const ok = outcomes.filter((o) => o.status === 200);
-  const generated = ok.reduce((s, o) => s + o.tokens, 0);
-  rows.push({
-    clients,
-    requests: outcomes.length,
-    failed: outcomes.length - ok.length,
-    requests_per_s: ok.length / wall,
-    tokens_per_s: generated / wall,
-    tokens_per_cpu_s: generated / cpu,
-    http_thread_busy: httpBusy,
-    latency_p50_ms: quantile(
-      ok.map((o) => o.ms),
-      0.5,
-    ),
-    latency_p99_ms: quantile(
-      ok.map((o) => o.ms),
-      0.99,
-    ),
-    ttft_p50_ms: quantile(
-      ok.map((o) => o.ttftMs),
-      0.5,
-    ),
-    ttft_p99_ms: quantile(
-      ok.map((o) => o.ttftMs),
-      0.99,
-    ),
-  });
-}
+for (let turn = 1; turn <= repeat; turn++)
+  for (const clients of clientCounts) {
+    const outcomes: Outcome[] = [];
+    const c0 = process.cpuUsage();
+    const elu0 = eventLoopUtilization();
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: clients }, async (_, k) => {
+        for (let i = 0; i < requestsPerClient; i++) outcomes.push(await complete(1000 * k + i));
+      }),
+    );
+    const wall = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    const httpBusy = eventLoopUtilization(elu0).utilization;
+    const cpu = (c.user + c.system) / 1e6;
+    const ok = outcomes.filter((o) => o.status === 200);
+    const generated = ok.reduce((s, o) => s + o.tokens, 0);
+    rows.push({
+      turn,
+      clients,
+      requests: outcomes.length,
+      failed: outcomes.length - ok.length,
+      requests_per_s: ok.length / wall,
+      tokens_per_s: generated / wall,
+      tokens_per_cpu_s: generated / cpu,
+      http_thread_busy: httpBusy,
+      latency_p50_ms: quantile(
+        ok.map((o) => o.ms),
+        0.5,
+      ),
+      latency_p99_ms: quantile(
+        ok.map((o) => o.ms),
+        0.99,
+      ),
+      ttft_p50_ms: quantile(
+        ok.map((o) => o.ttftMs),
+        0.5,
+      ),
+      ttft_p99_ms: quantile(
+        ok.map((o) => o.ttftMs),
+        0.99,
+      ),
+    });
+  }
 
 // past the queue: each request gets 200 or a clean 429
 const flooded = await Promise.all(Array.from({ length: flood }, (_, i) => complete(i)));
@@ -251,16 +260,37 @@ const generatedPerRequest = rows.reduce((s, r) => s + (r.tokens_per_s as number)
 console.error(
   `serve-load: ${which} model, prompt ${promptTokens} tokens, max_tokens ${maxTokens} (${generatedPerRequest.toFixed(1)} generated a request), ${requestsPerClient} requests per client, ${threads} kernel thread(s), --max-batch ${maxBatch}, ${client} clients`,
 );
-console.error("clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms  tok/CPU-s  HTTP thread busy");
+console.error(
+  `${repeat > 1 ? "turn  " : ""}clients  requests  failed  req/s   gen tok/s  latency p50/p99 ms  TTFT p50/p99 ms  tok/CPU-s  HTTP thread busy`,
+);
 for (const r of rows)
   console.error(
-    `${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}  ${f(r.tokens_per_cpu_s as number).padStart(9)}  ${`${f(100 * (r.http_thread_busy as number))}%`.padStart(16)}`,
+    `${repeat > 1 ? `${String(r.turn).padStart(4)}  ` : ""}${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)}  ${f(r.requests_per_s as number, 2).padStart(5)}  ${f(r.tokens_per_s as number).padStart(9)}  ${`${f(r.latency_p50_ms as number, 0)}/${f(r.latency_p99_ms as number, 0)}`.padStart(18)}  ${`${f(r.ttft_p50_ms as number, 0)}/${f(r.ttft_p99_ms as number, 0)}`.padStart(15)}  ${f(r.tokens_per_cpu_s as number).padStart(9)}  ${`${f(100 * (r.http_thread_busy as number))}%`.padStart(16)}`,
   );
-const one = rows.find((r) => r.clients === 1);
-const most = rows[rows.length - 1];
-if (one && most && most !== one)
+// each turn's ratio of the most clients over one client, side by side in time
+const most = clientCounts[clientCounts.length - 1] as number;
+const ratios: { turn: number; tokens: number; cpu: number }[] = [];
+for (let turn = 1; turn <= repeat; turn++) {
+  const one = rows.find((r) => r.turn === turn && r.clients === 1);
+  const many = rows.find((r) => r.turn === turn && r.clients === most);
+  if (one && many && most !== 1)
+    ratios.push({
+      turn,
+      tokens: (many.tokens_per_s as number) / (one.tokens_per_s as number),
+      cpu: (many.tokens_per_cpu_s as number) / (one.tokens_per_cpu_s as number),
+    });
+}
+const middle = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? (v[(v.length - 1) / 2] as number) : ((v[v.length / 2 - 1] as number) + (v[v.length / 2] as number)) / 2;
+};
+if (ratios.length === 1)
   console.error(
-    `${most.clients} clients: ${f((most.tokens_per_s as number) / (one.tokens_per_s as number), 2)}x one client's generated tokens/s (${f((most.tokens_per_cpu_s as number) / (one.tokens_per_cpu_s as number), 2)}x its tokens per CPU-second)`,
+    `${most} clients: ${f(ratios[0]?.tokens as number, 2)}x one client's generated tokens/s (${f(ratios[0]?.cpu as number, 2)}x its tokens per CPU-second)`,
+  );
+else if (ratios.length > 1)
+  console.error(
+    `${most} clients over one client's generated tokens/s, turn by turn: ${ratios.map((r) => `${f(r.tokens, 2)}x`).join(", ")}; median ${f(middle(ratios.map((r) => r.tokens)), 2)}x (tokens per CPU-second: median ${f(middle(ratios.map((r) => r.cpu)), 2)}x)`,
   );
 console.error(
   `flood of ${flood} at once (--max-batch ${maxBatch} + --max-queue ${maxQueue}): ${[...status].map(([s, n]) => `${n} x ${s}`).join(", ")}${clean429 ? "" : " (a 429 without Retry-After!)"}`,
@@ -272,9 +302,11 @@ console.log(
     max_tokens: maxTokens,
     threads,
     client,
+    repeat,
     max_batch: maxBatch,
     max_queue: maxQueue,
     rows,
+    ratios,
     flood: { requests: flood, status: Object.fromEntries(status), clean_429: clean429 },
   }),
 );

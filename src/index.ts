@@ -52,6 +52,7 @@ export { loadModel, readModelConfig, readQuantization, saveModel, saveQuantizedM
 export { type FolderLock, lockFolder, makeFolder } from "./io/lock.js";
 export { hasLoraAdapter, loraBaseFolder, readLoraAdapter, readLoraConfig, writeLoraAdapter } from "./io/lora-folder.js";
 export { writeModelFolder } from "./io/new-folder.js";
+export { setAsideFolder } from "./io/out-folder.js";
 export { readSafetensorsFile, writeSafetensorsFile } from "./io/safetensors-file.js";
 export { gpuDevicePresent, type ProbeResult, probeWebGpu } from "./kernels/webgpu/probe.js";
 export { ApiError } from "./server/api-error.js";

@@ -4,7 +4,7 @@
  * a pseudo-terminal, Ctrl-C during a reply (interactive and chat).
  */
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { cpSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { withChatTokens } from "../src/data/chat.js";
@@ -103,6 +103,20 @@ test("odd input never crashes: end of input anywhere, empty lines, unknown comma
   const r = minigpt(empty, "1\n");
   assert.equal(r.status, 1);
   assert.match(r.stdout, /no model folders in .*train one with: minigpt train/);
+});
+
+test("the folder a training run replaced (OUT.replaced-PID) and one being made (OUT.partial-PID) are not offered as models; the replaced one is named", () => {
+  const { root } = setUp();
+  cpSync(join(root, "alpha"), join(root, "beta.replaced-4242"), { recursive: true });
+  cpSync(join(root, "alpha"), join(root, "beta.partial-4243"), { recursive: true });
+  const r = minigpt(root, "/quit\n");
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /model folders:\n {2}1\) alpha\n {2}2\) beta\nchoose/);
+  assert.match(
+    r.stdout,
+    /\(not listed: beta\.replaced-4242, the model folder beta held before a training run replaced it, kept until that run finishes\)\n/,
+  );
+  assert.ok(!r.stdout.includes("partial"), r.stdout);
 });
 
 /** A folder with one model whose vocabulary has the chat tokens but that was never chat-fine-tuned. */

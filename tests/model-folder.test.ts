@@ -6,7 +6,7 @@ import { loadModelFolder, loadModelTokenizer } from "../src/io/folder.js";
 import { loadModel, saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
-import { tempDir, throwsUser } from "./helpers.js";
+import { runCli, tempDir, throwsUser } from "./helpers.js";
 
 const tmp = () => tempDir("minigpt-test-");
 
@@ -75,6 +75,23 @@ test("a folder with none of a model's files (a folder of texts) is 'not a model 
   // one of them there: the others are named as missing
   copyFileSync("tests/fixtures/gpt-tiny/config.json", join(dir, "config.json"));
   throwsUser(() => loadModelFolder(dir), /missing file .*(model\.safetensors|tokenizer\.json)/);
+});
+
+test("a tokenizer folder given as a model says it holds a tokenizer only, in every command that loads a model", () => {
+  const dir = tmp();
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(`tests/models/char-before-fallback/${f}`, join(dir, f));
+  throwsUser(() => loadModelFolder(dir), /is not a model folder: it holds a tokenizer only, no config\.json or model\.safetensors/);
+  // where only a tokenizer is read, the folder still does
+  assert.equal(loadModelTokenizer(dir).kind, "char");
+  // the CLI names the setting by its flag, also from serve's generation thread
+  for (const args of [["generate", "--prompt", "hi"], ["eval"], ["serve", "--port", "0"]]) {
+    const r = runCli([...args, "--model", dir], { timeoutMs: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr.trim(),
+      new RegExp(`^minigpt ${args[0]}: .* is not a model folder: it holds a tokenizer only, .*a training run's --tokenizer\\)$`),
+    );
+  }
 });
 
 test("a Hugging Face folder with weights and no tokenizer files says which files a tokenizer may be and how to write them", () => {

@@ -23,6 +23,7 @@ import {
   loadTokenizer,
   MinigptError,
   readFolderInfo,
+  setAsideFolder,
   startPrompt,
   TextStreamer,
   type Tokenizer,
@@ -56,8 +57,13 @@ interface ModelChoice {
 const isModelFolder = (d: string) =>
   existsSync(join(d, "config.json")) && existsSync(join(d, "model.safetensors")) && existsSync(join(d, "tokenizer.json"));
 
-/** Model folders: `dir` itself and its direct subfolders (sorted). */
-function findModelFolders(dir: string): string[] {
+/**
+ * Model folders: `dir` itself and its direct subfolders (sorted). Not OUT.replaced-PID (the folder a
+ * --overwrite run replaced, kept until that run finishes) nor OUT.partial-PID: each holds a model,
+ * but a copy to restore or a run's unfinished start, not a model to pick; `note` says where a
+ * replaced one is, so it is not lost from sight.
+ */
+function findModelFolders(dir: string, note: Write = () => {}): string[] {
   const found: string[] = [];
   if (isModelFolder(dir)) found.push(dir);
   let entries: string[] = [];
@@ -72,7 +78,11 @@ function findModelFolders(dir: string): string[] {
   for (const e of entries) {
     const p = join(dir, e);
     try {
-      if (statSync(p).isDirectory() && isModelFolder(p)) found.push(p);
+      if (!statSync(p).isDirectory() || !isModelFolder(p)) continue;
+      const aside = setAsideFolder(p);
+      if (aside === null) found.push(p);
+      else if (aside.kind === "replaced")
+        note(`(not listed: ${p}, the model folder ${aside.out} held before a training run replaced it, kept until that run finishes)\n`);
     } catch {
       // unreadable entry: skip
     }
@@ -205,7 +215,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
   const o: ChatOptions = { maxNewTokens: 200, temperature: 0.8, topK: 0, topP: 1, seed: 1337, cache: true, suppressIds: [] };
   write(`minigpt interactive (/help for commands; Ctrl-C stops a reply; /quit or Ctrl-C at the prompt leaves)\n`);
   for (;;) {
-    const folders = findModelFolders(dir);
+    const folders = findModelFolders(dir, write);
     if (folders.length === 0) {
       write(
         `no model folders in ${resolve(dir)} (a folder with config.json, model.safetensors and tokenizer.json); train one with: minigpt train --out ${dir === "." ? "out" : join(dir, "out")}\n`,

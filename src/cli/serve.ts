@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { type ContextOverflow, startServer } from "../index.js";
 import { chooseBackend } from "./backend.js";
 import { deviceBackendFlags, failListen, modelFlag } from "./common.js";
+import { counted } from "./counted.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 
 export const serveSpec: CommandSpec = {
@@ -76,6 +77,15 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const backend = await chooseBackend(f, serveSpec.flags.find((flag) => flag.name === "backend")?.choices ?? []);
   const port = f.int("port");
+  // listening for Ctrl-C/SIGTERM before loading: one that comes while the model loads, or just after
+  // the line below is read, stops the server once it is up, with its last line (not node's default death)
+  let stopAsked = () => {};
+  const stopped = new Promise<void>((done) => {
+    stopAsked = done;
+  });
+  const stop = () => stopAsked();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   const running = await startServer({
     model: f.string("model"),
     host,
@@ -92,6 +102,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     threads: f.int("threads") || undefined,
     log,
   }).catch((err: unknown) => {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
     const syscall = (err as NodeJS.ErrnoException).syscall;
     if (syscall === "listen" || syscall === "getaddrinfo") failListen(err, host, port);
     throw err;
@@ -99,11 +111,10 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   if (!isLoopback(host) && apiKey === undefined)
     log(`warning: listening on ${host} without --api-key: anyone who can reach this machine can use the model`);
   log(`minigpt serve: ${running.model.id} (${running.model.blockSize}-token context) on ${running.url}/v1 (Ctrl-C stops)`);
-  await new Promise<void>((done) => {
-    const stop = () => done();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  await stopped;
   await running.close();
+  // the last line, so that the terminal (or the log) shows the server ended as asked, not crashed
+  const { requests, completionTokens } = running.served();
+  log(`minigpt serve: stopped: served ${counted(requests, "request")} (${counted(completionTokens, "token")} generated)`);
   return 0;
 }

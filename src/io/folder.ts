@@ -18,6 +18,7 @@ import { fail, failFs, withFs } from "../errors.js";
 import type { GPT } from "../nn/gpt.js";
 import { gpt2SlowTokenizerJson, tokenizerConfigJson, tokenizerFromHuggingFaceJson } from "../tokenizer/huggingface.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { said, setting } from "../wording.js";
 import { writeFileAtomic } from "./atomic.js";
 
 import { loadModel, readJsonFile, readQuantization } from "./hf.js";
@@ -189,6 +190,12 @@ function loadModelOrZip(dir: string, notice: (text: string) => void): ModelFolde
   if (hasLoraAdapter(dir) && !existsSync(join(dir, "model.safetensors")))
     return loadLoraModelFolder(dir, (base) => loadModelFolder(base, notice), notice);
   const where = locateModel(dir);
+  // a folder from `tokenizer train` (tokenizer.json alone) given as a model: not "missing file config.json",
+  // as if a model had lost a file (a tokenizer folder is still fine where only a tokenizer is read)
+  if (where.checkpointStep === undefined && !existsSync(join(dir, "config.json")) && !existsSync(where.weights) && hasTokenizer(dir))
+    fail(
+      said`${dir} is not a model folder: it holds a tokenizer only, no config.json or model.safetensors (to train a model with this tokenizer, give the folder as a training run's ${setting("tokenizer")})`,
+    );
   const model = loadModel(where.root, where.weights);
   const tokenizer = loadTokenizer(where.root);
   if (tokenizer.vocabSize > model.config.vocabSize) {

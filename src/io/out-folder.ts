@@ -184,6 +184,16 @@ interface Leftover {
   kind: "replaced" | "partial" | "temporary";
 }
 
+/**
+ * For a folder named OUT.replaced-PID or OUT.partial-PID (a model folder a run replaced, kept until
+ * that run finishes; a new one being filled), OUT's path and which it is; null for any other name.
+ * Such a folder may hold a whole model, but it is no model of its own to offer (interactive's list).
+ */
+export function setAsideFolder(path: string): { out: string; kind: "replaced" | "partial" } | null {
+  const m = /^(.+)\.(replaced|partial)-\d+$/.exec(basename(path));
+  return m ? { out: join(dirname(path), m[1] as string), kind: m[2] as "replaced" | "partial" } : null;
+}
+
 /** OUT.replaced-PID and OUT.partial-PID beside OUT */
 function besideFolders(abs: string): Leftover[] {
   const prefix = `${basename(abs)}.`;

@@ -67,6 +67,9 @@ export interface RunningServer {
   port: number;
   /** http://host:port */
   url: string;
+  /** what the server has answered so far: requests (each one logged, those cut off by close included) and the tokens it generated */
+  served(): { requests: number; completionTokens: number };
+  /** stop listening, end the connections still open (their requests cut off) and the generation thread */
   close(): Promise<void>;
 }
 
@@ -97,6 +100,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { maxBatch: o.maxBatch, maxQueue: o.maxQueue },
     o.notice,
   );
+  const served = { requests: 0, completionTokens: 0 };
+  // set by close(): a request it cuts off is logged as stopped by the server, not as left by its client
+  let closing = false;
   const keyDigest = o.apiKey === undefined ? null : createHash("sha256").update(o.apiKey).digest();
   const headerMs = o.headerTimeout * 1000;
   const server = createServer(
@@ -113,7 +119,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       res.on("close", () => {
         // prompt+completion tokens only for a request that had some (not /health, /v1/models or an error)
         const t = tokens.prompt + tokens.completion > 0 ? ` ${tokens.prompt}+${tokens.completion} tokens` : "";
-        const status = res.writableFinished ? String(res.statusCode) : `${res.statusCode} (client left)`;
+        const status = res.writableFinished
+          ? String(res.statusCode)
+          : `${res.statusCode} (${closing ? "cut off: the server stopped" : "client left"})`;
+        served.requests++;
+        served.completionTokens += tokens.completion;
         o.log(`${req.method} ${req.url?.split("?")[0]} ${status}${t} ${Math.round(performance.now() - started)} ms`);
       });
       if (o.cors) {
@@ -307,7 +317,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     host: address.address,
     port: address.port,
     url: `http://${urlHost}:${address.port}`,
+    served: () => ({ ...served }),
     async close() {
+      closing = true;
       server.closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
       await worker.close();

@@ -6,6 +6,7 @@
 import { Worker } from "node:worker_threads";
 import { fail } from "../errors.js";
 import { nodeWorker } from "../threads/workers.js";
+import { Said } from "../wording.js";
 import { ApiError } from "./api-error.js";
 import type { EngineEvent, ModelInfo, Started } from "./engine.js";
 import type { GenerationRequest } from "./params.js";
@@ -58,6 +59,8 @@ export class GenerationWorker {
     // started as every minigpt worker is (src/threads/workers.ts); not bundled from the sources:
     // the thread loads the wasm kernels from next to their module (import.meta.url)
     const worker = nodeWorker(Worker, { from: import.meta.url, name: "worker", bundle: false }, { workerData: setup });
+    // a failure's message with the settings it names kept apart (set before the rejection)
+    let said: Said | undefined;
     try {
       const info = await new Promise<ModelInfo>((resolve, reject) => {
         const onMessage = (m: FromWorker) => {
@@ -65,8 +68,10 @@ export class GenerationWorker {
           else if (m.type === "ready") {
             worker.off("message", onMessage);
             resolve(m.info);
-          } else if (m.type === "failed")
+          } else if (m.type === "failed") {
+            if (m.said) said = new Said(m.said);
             reject(m.user ? new Error(m.message) : new Error(`the generation thread failed to start: ${m.message}`));
+          }
         };
         worker.on("message", onMessage);
         worker.once("error", reject);
@@ -75,7 +80,7 @@ export class GenerationWorker {
       return new GenerationWorker(worker, info, admission);
     } catch (e) {
       void worker.terminate();
-      return fail(e instanceof Error ? e.message : String(e));
+      return fail(said ?? (e instanceof Error ? e.message : String(e)));
     }
   }
 

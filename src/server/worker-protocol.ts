@@ -1,5 +1,6 @@
 /** The messages between the HTTP thread (worker-client.ts) and the generation thread (worker.ts). */
 import type { BackendName } from "../kernels/index.js";
+import type { Said } from "../wording.js";
 import type { ContextOverflow, EngineEvent, ModelInfo, Started } from "./engine.js";
 import type { GenerationRequest } from "./params.js";
 
@@ -27,7 +28,7 @@ interface WireError {
 export type FromWorker =
   | { type: "ready"; info: ModelInfo }
   /** the model could not be loaded; user = a one-line MinigptError message, else a stack */
-  | { type: "failed"; message: string; user: boolean }
+  | { type: "failed"; message: string; user: boolean; said?: Said["parts"] }
   /** a line for the operator (e.g. a checkpoint tidied up while loading) */
   | { type: "notice"; text: string }
   | { type: "started"; id: number; started: Started }

@@ -72,5 +72,7 @@ main(workerData as WorkerSetup).catch((e: unknown) => {
     type: "failed",
     message: e instanceof MinigptError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e),
     user: e instanceof MinigptError,
+    // kept apart so the front end words the settings it names its own way (src/wording.ts)
+    said: e instanceof MinigptError ? e.said?.parts : undefined,
   });
 });
