@@ -348,8 +348,10 @@ export function trunkRows(
  * mlpCuts, as attentionRows' and mlpRows') and its rows of the row-wise work between them, the
  * threads meeting in the kernel instead of returning here; each row's arithmetic is attentionRows'
  * and mlpRows' with Block.decode's adds and LayerNorms, so its bits too. step: trunkRowsPart's step
- * block (filled by the caller, y its pointer of the step's y); split: trunkSplitBytes(threads) bytes
- * for the split block. mayWait: whether the calling thread may block (barrier.as).
+ * block (filled by the caller, y its pointer of the step's y; its keep flags, where set, spare the
+ * rows that want no output the last block's attention, projection and MLP, as trunkRows' do);
+ * split: trunkSplitBytes(threads) bytes for the split block. mayWait: whether the calling thread
+ * may block (barrier.as).
  */
 export function trunkSplit(
   k: KernelCalls,

@@ -600,9 +600,9 @@ class WasmKernels implements WasmBackend, KernelCalls {
     const layersAt = this.layersTable(t.layers, C, nh, H);
     if (!buffers || layersAt === 0 || t.rows.length !== L) return false;
     const stepBytes = this.x.trunkStepBytes();
-    // the keep flags after the rows' tables: only where some row's output is not wanted (the
-    // split trunk takes every row through every block)
-    const keep = !split && t.outputs?.includes(false) ? t.outputs : null;
+    // the keep flags after the rows' tables: only where some row's output is not wanted (those
+    // rows skip the last block's attention and MLP, in trunkRowsPart and trunkSplitPart alike)
+    const keep = t.outputs?.includes(false) ? t.outputs : null;
     if (keep && keep.length !== R) return false;
     const keepBytes = keep ? R * 4 : 0;
     const splitBytes = split ? this.x.trunkSplitBytes(this.sched.threads) : 0;

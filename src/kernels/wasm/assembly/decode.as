@@ -172,6 +172,19 @@ export function mlpRowsPart(y: usize, h: usize, a: usize, R: i32, wfc: usize, bf
  * rowsScratchBytes(R, C). wattnPacked, wprojPacked: packed copies as mlpRowsPart's, or 0.
  */
 export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize, rowsScratch: usize, wattnPacked: usize, wprojPacked: usize): void {
+  attentionKeptRowsPart(y, att, qkv, a, R, rows, 0, wattn, battn, wproj, C, nh, h0, h1, scratch, rowsScratch, wattnPacked, wprojPacked);
+}
+
+/**
+ * attentionRowsPart where only the rows flagged in keep (R i32; keep 0: every row) want an output (a
+ * decode step's last block, whose prompt rows before their last are wanted only for their k and v):
+ * every row's q k v and its k, v rows in its caches, in row order (a prompt's later rows read its
+ * earlier ones); then only the kept rows, packed in order into the first rows of att and y (R -> m
+ * kept rows), get the attention and the output projection. A kept row gets the arithmetic of every
+ * row through attentionRowsPart (rowTimesB's sums of a row do not depend on the rows beside it), so
+ * its bits. Returns m.
+ */
+function attentionKeptRowsPart(y: usize, att: usize, qkv: usize, a: usize, R: i32, rows: usize, keep: usize, wattn: usize, battn: usize, wproj: usize, C: i32, nh: i32, h0: i32, h1: i32, scratch: usize, rowsScratch: usize, wattnPacked: usize, wprojPacked: usize): i32 {
   const hs = C / nh;
   const c0 = h0 * hs;
   const n = (h1 - h0) * hs;
@@ -180,6 +193,7 @@ export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R:
   // q, k and v columns of these heads in one sweep over wattn's rows (all heads: one range of 3C)
   if (n == C) rowTimesB(qkv, a, 4, wattn, C, 3 * C, 0, 3 * C, false, 1, 0, R, cb, qb, rowsScratch, wattnPacked);
   else rowTimesB(qkv, a, 4, wattn, C, 3 * C, c0, c0 + n, false, 3, C, R, cb, qb, rowsScratch, wattnPacked);
+  let m = 0;
   for (let r = 0; r < R; r++) {
     const q = qkv + <usize>r * qb;
     if (n == C) addBias(q, battn, 1, 3 * C);
@@ -196,9 +210,12 @@ export function attentionRowsPart(y: usize, att: usize, qkv: usize, a: usize, R:
     const row = (<usize>pos * <usize>C + <usize>c0) << 2;
     memory.copy(kCache + row, q + (<usize>(C + c0) << 2), <usize>n << 2);
     memory.copy(vCache + row, q + (<usize>(2 * C + c0) << 2), <usize>n << 2);
-    attentionCached(att + <usize>r * cb, q, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
+    if (keep != 0 && load<i32>(keep + (<usize>r << 2)) == 0) continue;
+    attentionCached(att + <usize>m * cb, q, kCache, vCache, 1, pos, C, nh, h0, h1, scratch);
+    m++;
   }
-  rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, R, cb, cb, rowsScratch, packedAt(wprojPacked, <usize>c0 * cb));
+  if (m > 0) rowTimesB(y, att + (<usize>c0 << 2), 4, wproj + <usize>c0 * cb, n, C, 0, C, false, 1, 0, m, cb, cb, rowsScratch, packedAt(wprojPacked, <usize>c0 * cb));
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -313,35 +330,17 @@ function kept(keep: usize, n: i32): i32 {
 
 /**
  * trunkRowsPart's last block for n rows of which only those flagged in keep want an output: every
- * row's LayerNorm, q k v (one sweep over wattn for all) and k, v rows in its caches, in row order as
- * attentionRowsPart (a prompt's later rows read its earlier ones); then only the kept rows, packed
- * into the first rows of att, y, a and h: their attention, its projection, the MLP and the residual
- * adds into their own rows of x. Each kept row gets attentionRowsPart's and mlpRowsPart's arithmetic
- * (a row's sums do not depend on the rows beside it), so the same bits as every row through the block.
+ * row's LayerNorm, q k v and k, v rows in its caches; then only the kept rows, packed into the first
+ * rows of att, y, a and h (attentionKeptRowsPart): their attention, its projection, the MLP and the
+ * residual adds into their own rows of x. Each kept row gets attentionRowsPart's and mlpRowsPart's
+ * arithmetic (a row's sums do not depend on the rows beside it), so the same bits as every row
+ * through the block.
  */
 function lastBlockRows(x: usize, a: usize, mean: usize, rstd: usize, qkv: usize, att: usize, y: usize, h: usize, e: usize, rows: usize, keep: usize, n: i32, C: i32, nh: i32, H: i32, relu: i32, eps: f64, scratch: usize, rowsScratch: usize): void {
   const cb = <usize>C << 2;
-  const qb = 3 * cb;
   layernormForward(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), n, C, eps);
-  rowTimesB(qkv, a, 4, field(e, LAYER_WATTN), C, 3 * C, 0, 3 * C, false, 1, 0, n, cb, qb, rowsScratch, field(e, LAYER_WATTN_PACKED));
-  const battn = field(e, LAYER_BATTN);
-  let m = 0;
-  for (let r = 0; r < n; r++) {
-    const q = qkv + <usize>r * qb;
-    addBias(q, battn, 1, 3 * C);
-    const t = rows + <usize>r * 12;
-    const kCache = <usize>load<u32>(t);
-    const vCache = <usize>load<u32>(t, 4);
-    const pos = load<i32>(t, 8);
-    const row = <usize>pos * cb;
-    memory.copy(kCache + row, q + cb, cb);
-    memory.copy(vCache + row, q + 2 * cb, cb);
-    if (load<i32>(keep + (<usize>r << 2)) == 0) continue;
-    attentionCached(att + <usize>m * cb, q, kCache, vCache, 1, pos, C, nh, 0, nh, scratch);
-    m++;
-  }
+  const m = attentionKeptRowsPart(y, att, qkv, a, n, rows, keep, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, 0, nh, scratch, rowsScratch, field(e, LAYER_WATTN_PACKED), field(e, LAYER_WPROJ_PACKED));
   if (m == 0) return;
-  rowTimesB(y, att, 4, field(e, LAYER_WPROJ), C, C, 0, C, false, 1, 0, m, cb, cb, rowsScratch, field(e, LAYER_WPROJ_PACKED));
   addBias(y, field(e, LAYER_BPROJ), m, C);
   // the kept rows' residual adds and second LayerNorm, each into its own row of x / packed row of a
   let k = 0;

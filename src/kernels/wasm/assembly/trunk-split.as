@@ -12,7 +12,10 @@
 // (accumulate), plus the bias (addBias), added to x (add), then the row's LayerNorm
 // (layernormForward), each a function of the element (or row) alone, so the bits do not depend on
 // which thread does the row; the products are attentionRowsPart's and mlpRowsPart's with the same
-// shares of heads and hidden units (decode.ts headCuts, mlpCuts: by the weights' size only).
+// shares of heads and hidden units (decode.ts headCuts, mlpCuts: by the weights' size only). In the
+// last block the rows that want no output (a prompt's rows before its last: the step block's keep
+// flags) stop after their q, k, v and cache rows; the kept rows alone, packed, go on (~1/12 of a
+// prompt step's work spared).
 //
 // The split block (trunkSplitBytes(parts), 4-byte aligned):
 //   SPLIT_PARTS    the threads taking part
@@ -42,11 +45,17 @@ export function trunkSplitThreadsAt(): i32 {
 }
 
 /**
- * Thread t's part of every block of a decode step of R rows: step is trunkRowsPart's step block (its
- * keep flags are not read: every row goes through every block), split the split block. x (R,C)
- * holds the rows' embeddings and is left holding the trunk's output. scratch:
- * attentionCachedScratchBytes(max pos + 1, nh); rowsScratch: rowsScratchBytes(R, max(C, H)).
+ * Thread t's part of every block of a decode step of R rows: step is trunkRowsPart's step block,
+ * split the split block. x (R,C) holds the rows' embeddings and is left holding the trunk's output.
+ * scratch: attentionCachedScratchBytes(max pos + 1, nh); rowsScratch: rowsScratchBytes(R, max(C, H)).
  * mayWait: 0 where this thread may not block (barrier.as's meet).
+ * With keep flags (STEP_KEEP, as trunkRowsPart's), a row flagged 0 (a prompt's row before its last:
+ * only its k and v are wanted) gets in the last block only its LayerNorm, q k v and cache rows: the
+ * m kept rows, packed in order into the first rows of att, the partial ys, a and h
+ * (attentionKeptRowsPart), alone go through the attention, its projection and the MLP, and the
+ * row-wise work is cut over the threads by kept rows. A flagged row's x is left as the block before
+ * left it; every kept row gets the arithmetic it gets without flags (a row's sums do not depend on
+ * the rows beside it), so its bits.
  */
 export function trunkSplitPart(step: usize, split: usize, t: i32, scratch: usize, rowsScratch: usize, mayWait: i32): void {
   const C = <i32>field(step, STEP_C);
@@ -69,47 +78,69 @@ export function trunkSplitPart(step: usize, split: usize, t: i32, scratch: usize
   const qkv = field(step, STEP_QKV);
   const att = field(step, STEP_ATT);
   const h = field(step, STEP_H);
-  // this thread's rows of the row-wise work
-  const r0 = (R * t) / parts;
-  const r1 = (R * (t + 1)) / parts;
+  const keepTable = <usize>load<u32>(step + STEP_KEEP);
+  // the rows that go through the last block's attention and MLP (all R without keep flags)
+  const lastRows = keepTable == 0 ? R : kept(keepTable, R);
+  // this thread's rows of every row's row-wise work (the first LayerNorms: every row's k and v are wanted)
+  const all0 = (R * t) / parts;
+  const all1 = (R * (t + 1)) / parts;
   for (let l = 0; l < L; l++) {
     const e = field(step, STEP_LAYERS) + <usize>(l * LAYER_FIELDS) * 4;
     const rows = field(step, STEP_ROWS) + <usize>l * <usize>R * 12;
+    // the rows of this block's output: in the last block with keep flags the kept ones, packed
+    // (row k of the partial ys, a and h is the k-th kept row of x); else all, each in its own row
+    const keep = l + 1 == L ? keepTable : 0;
+    const n = keep == 0 ? R : lastRows;
+    // this thread's rows of the row-wise work after the attention (of the n)
+    const r0 = (n * t) / parts;
+    const r1 = (n * (t + 1)) / parts;
     // (layer l's first LayerNorm was done with layer l - 1's last sum)
-    if (l == 0) layernormRows(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), r0, r1, C, epsOf(step));
+    if (l == 0) layernormRows(a, mean, rstd, x, field(e, LAYER_LN1W), field(e, LAYER_LN1B), 0, all0, all1, C, epsOf(step));
     meet(barrier, parts, mayWait);
     if (h1 > h0)
-      attentionRowsPart(partial, att, qkv, a, R, rows, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, h0, h1, scratch, rowsScratch, field(e, LAYER_WATTN_PACKED), field(e, LAYER_WPROJ_PACKED));
+      attentionKeptRowsPart(partial, att, qkv, a, R, rows, keep, field(e, LAYER_WATTN), field(e, LAYER_BATTN), field(e, LAYER_WPROJ), C, nh, h0, h1, scratch, rowsScratch, field(e, LAYER_WATTN_PACKED), field(e, LAYER_WPROJ_PACKED));
     meet(barrier, parts, mayWait);
-    sumShares(x, split, parts, THREAD_H0, field(e, LAYER_BPROJ), r0, r1, C);
-    layernormRows(a, mean, rstd, x, field(e, LAYER_LN2W), field(e, LAYER_LN2B), r0, r1, C, epsOf(step));
+    sumShares(x, split, parts, THREAD_H0, field(e, LAYER_BPROJ), keep, r0, r1, C);
+    layernormRows(a, mean, rstd, x, field(e, LAYER_LN2W), field(e, LAYER_LN2B), keep, r0, r1, C, epsOf(step));
     meet(barrier, parts, mayWait);
-    if (j1 > j0)
-      mlpRowsPart(partial, h, a, R, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, j0, j1, relu, rowsScratch, field(e, LAYER_WFC_PACKED), field(e, LAYER_WMLP_PACKED));
+    if (j1 > j0 && n > 0)
+      mlpRowsPart(partial, h, a, n, field(e, LAYER_WFC), field(e, LAYER_BFC), field(e, LAYER_WMLP), C, H, j0, j1, relu, rowsScratch, field(e, LAYER_WFC_PACKED), field(e, LAYER_WMLP_PACKED));
     meet(barrier, parts, mayWait);
-    sumShares(x, split, parts, THREAD_J0, field(e, LAYER_BMLP), r0, r1, C);
+    sumShares(x, split, parts, THREAD_J0, field(e, LAYER_BMLP), keep, r0, r1, C);
     if (l + 1 < L) {
+      // the next block's first LayerNorm (a block before the last: its n is R, r0..r1 are all0..all1)
       const next = e + <usize>LAYER_FIELDS * 4;
-      layernormRows(a, mean, rstd, x, field(next, LAYER_LN1W), field(next, LAYER_LN1B), r0, r1, C, epsOf(step));
+      layernormRows(a, mean, rstd, x, field(next, LAYER_LN1W), field(next, LAYER_LN1B), 0, all0, all1, C, epsOf(step));
     }
   }
 }
 
 /**
- * Rows r0..r1 of a product whose shares (the field pair from `share` of each thread's entry: heads
- * or hidden units) left partial outputs: y = thread 0's partial + each other non-empty share's in
- * thread order + bias, then x += y (attentionRows' and mlpRows' order, then Block.decode's add)
+ * Packed rows k0..k1 of a product whose shares (the field pair from `share` of each thread's entry:
+ * heads or hidden units) left partial outputs: y = thread 0's partial + each other non-empty share's
+ * in thread order + bias, then x += y (attentionRows' and mlpRows' order, then Block.decode's add),
+ * packed row k into x's k-th kept row (keep: R i32 flags; 0: row k is x's row k)
  */
-function sumShares(x: usize, split: usize, parts: i32, share: i32, bias: usize, r0: i32, r1: i32, C: i32): void {
-  const n = r1 - r0;
+function sumShares(x: usize, split: usize, parts: i32, share: i32, bias: usize, keep: usize, k0: i32, k1: i32, C: i32): void {
+  const n = k1 - k0;
   if (n <= 0) return;
-  const at = <usize>r0 * (<usize>C << 2);
+  const cb = <usize>C << 2;
+  const at = <usize>k0 * cb;
   const y = threadField(split, 0, THREAD_PARTIAL) + at;
   for (let u = 1; u < parts; u++) {
     if (threadField(split, u, share + 1) > threadField(split, u, share)) accumulate(y, threadField(split, u, THREAD_PARTIAL) + at, n * C);
   }
   addBias(y, bias, n, C);
-  add(x + at, x + at, y, n * C);
+  if (keep == 0) {
+    add(x + at, x + at, y, n * C);
+    return;
+  }
+  let r = keptRow(keep, k0);
+  for (let k = 0; k < n; k++) {
+    const xr = x + <usize>r * cb;
+    add(xr, xr, y + <usize>k * cb, C);
+    if (k + 1 < n) r = nextKept(keep, r);
+  }
 }
 
 /**
@@ -122,9 +153,35 @@ function sumShares(x: usize, split: usize, parts: i32, share: i32, bias: usize, 
   return load<f64>(step + STEP_EPS);
 }
 
-/** layernormForward of rows r0..r1 of x into a (and their mean, rstd) */
-function layernormRows(a: usize, mean: usize, rstd: usize, x: usize, w: usize, b: usize, r0: i32, r1: i32, C: i32, eps: f64): void {
-  if (r1 <= r0) return;
-  const at = <usize>r0 * (<usize>C << 2);
-  layernormForward(a + at, mean + (<usize>r0 << 2), rstd + (<usize>r0 << 2), x + at, w, b, r1 - r0, C, eps);
+/**
+ * layernormForward of rows k0..k1 into a (and their mean, rstd): x's rows k0..k1, or with keep flags
+ * (R i32; 0: none) its kept rows k0..k1 (in order), each into a's packed row k
+ */
+function layernormRows(a: usize, mean: usize, rstd: usize, x: usize, w: usize, b: usize, keep: usize, k0: i32, k1: i32, C: i32, eps: f64): void {
+  if (k1 <= k0) return;
+  const cb = <usize>C << 2;
+  if (keep == 0) {
+    const at = <usize>k0 * cb;
+    layernormForward(a + at, mean + (<usize>k0 << 2), rstd + (<usize>k0 << 2), x + at, w, b, k1 - k0, C, eps);
+    return;
+  }
+  let r = keptRow(keep, k0);
+  for (let k = k0; k < k1; k++) {
+    layernormForward(a + <usize>k * cb, mean + (<usize>k << 2), rstd + (<usize>k << 2), x + <usize>r * cb, w, b, 1, C, eps);
+    if (k + 1 < k1) r = nextKept(keep, r);
+  }
+}
+
+/** the row of the k-th (from 0) flagged row of keep (i32 flags; more than k are flagged) */
+function keptRow(keep: usize, k: i32): i32 {
+  let r = nextKept(keep, -1);
+  for (let i = 0; i < k; i++) r = nextKept(keep, r);
+  return r;
+}
+
+/** the first flagged row of keep after row r (one must follow) */
+@inline function nextKept(keep: usize, r: i32): i32 {
+  let next = r + 1;
+  while (load<i32>(keep + (<usize>next << 2)) == 0) next++;
+  return next;
 }
