@@ -57,6 +57,7 @@ function tsSources(dir: string): string[] {
 function staleSources(): string[] {
   const pageSources = [
     "browser/kernels.ts",
+    "kernel-cases.ts",
     "kernel-data.ts",
     "browser/model.ts",
     "browser/steps.ts",
@@ -224,7 +225,7 @@ describe("wasm and webgpu backends in a browser (headless chromium, cross-origin
     ...[1, 2].map((threads) => ({ simd: "relaxed" as const, threads, tile: "3x12" as const })),
   ];
   for (const { simd, threads, tile } of settings) {
-    test(`matmul, layernorm, gelu, softmax, attention match ref: ${simd} SIMD, ${threads} thread${threads > 1 ? "s" : ""}, ${tile} matmul tile`, async (t) => {
+    test(`matmul, layernorm, gelu, softmax, sampling, attention match ref: ${simd} SIMD, ${threads} thread${threads > 1 ? "s" : ""}, ${tile} matmul tile`, async (t) => {
       const p = ready(t);
       if (!p) return;
       const r = await runInPage(p, { simd, threads, tile });
@@ -244,6 +245,8 @@ describe("wasm and webgpu backends in a browser (headless chromium, cross-origin
       assert.equal(r.tile, tile);
       assert.equal(r.threads, threads);
       assert.ok(r.cases.length >= 90, `only ${r.cases.length} cases ran`);
+      // the shared table's sampling cases too (tests/kernel-cases.ts), not only the Node copy's
+      assert.ok(r.cases.filter((c) => c.name.startsWith("sampleTemperature V=50257")).length >= 4, "sampleTemperature's cases ran");
       const failed = r.cases.filter((c) => !(c.worst <= 1));
       assert.deepEqual(
         failed.map((c) => `${c.name}: max|diff| ${c.maxAbsDiff}, ${c.worst}x the tolerance`),

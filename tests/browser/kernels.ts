@@ -6,7 +6,15 @@
 // The cases and their tolerances are tests/kernel-cases.ts, shared with tests/kernels-wasm.test.ts.
 import { loadWasmBackend, type MatmulTile, type SimdFlavour, type WasmBackend } from "../../src/kernels/wasm/loader.js";
 import { Rng } from "../../src/random.js";
-import { activationCases, attentionCases, type Check, layernormCases, matmulCases, softmaxCrossEntropyCases } from "../kernel-cases.js";
+import {
+  activationCases,
+  attentionCases,
+  type Check,
+  layernormCases,
+  matmulCases,
+  sampleTemperatureCases,
+  softmaxCrossEntropyCases,
+} from "../kernel-cases.js";
 import { difference } from "../kernel-data.js";
 
 export interface RunOptions {
@@ -95,6 +103,10 @@ function suite(be: WasmBackend, rng: Rng): CaseReport[] {
     ],
     check,
   );
+  // sampling: one draw from softmax(logits / T), on the logits where they are (this thread only),
+  // up to GPT-2's 50,257 logits; the webgpu backend has no such kernel (sampleToken copies its
+  // logits to the heap and draws there, tests/webgpu-generate.test.ts)
+  sampleTemperatureCases(be, rng, [1, 7, 255, 257, 4099, 50257], check);
   // attention: 4,64,128,4 is split over 2 threads
   attentionCases(
     be,
