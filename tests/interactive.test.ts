@@ -10,10 +10,13 @@ import { test } from "node:test";
 import { withChatTokens } from "../src/data/chat.js";
 import { ChatSession } from "../src/generate/chat.js";
 import { generate } from "../src/generate/generate.js";
-import { saveTokenizer } from "../src/io/folder.js";
+import { loadModelFolder, saveTokenizer } from "../src/io/folder.js";
 import { saveModel } from "../src/io/hf.js";
+import { loraModules } from "../src/io/lora.js";
+import { writeLoraAdapter } from "../src/io/lora-folder.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
+import { Rng } from "../src/random.js";
 import { CharTokenizer } from "../src/tokenizer/char.js";
 import { runCli, runInTerminal, SCRIPT, tempDir } from "./helpers.js";
 
@@ -117,6 +120,34 @@ test("the folder a training run replaced (OUT.replaced-PID) and one being made (
     /\(not listed: beta\.replaced-4242, the model folder beta held before a training run replaced it, kept until that run finishes\)\n/,
   );
   assert.ok(!r.stdout.includes("partial"), r.stdout);
+});
+
+test("a LoRA adapter folder is offered and loads as generate loads it: merged into its base", () => {
+  const { root } = setUp();
+  const adapterDir = join(root, "alpha-lora");
+  mkdirSync(adapterDir);
+  const base = loadModelFolder(join(root, "alpha"), () => {});
+  const rng = new Rng(4);
+  const rank = 2;
+  const layers = loraModules(base.model.config, ["c_attn"]).map((m) => ({
+    ...m,
+    a: Float32Array.from({ length: rank * m.inFeatures }, () => rng.normal() * 0.5),
+    b: Float32Array.from({ length: m.outFeatures * rank }, () => rng.normal() * 0.5),
+  }));
+  base.model.dispose();
+  const config = { rank, alpha: 4, dropout: 0, targets: ["c_attn"], base: "../alpha", trainableTokens: [] };
+  writeLoraAdapter(adapterDir, { config, layers });
+  const r = minigpt(root, ["2", "1", "/temp 0", "/max 6", "ab", "/quit"].join("\n"));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /model folders:\n {2}1\) alpha\n {2}2\) alpha-lora\n {2}3\) beta\n/);
+  assert.match(r.stdout, /\(.*alpha-lora: a LoRA adapter \(r 2, \["c_attn"\]\) on .*alpha, merged into its weights to run\)\n/);
+  assert.match(r.stdout, /loaded LoRA adapter on \.\.\/alpha of alpha-lora: /);
+  // the same text as generate's (which stops at the end-of-text token, as interactive does)
+  const generated = runCli(["generate", "--model", adapterDir, "--prompt", "ab", "--temperature", "0", "--max-new-tokens", "6"], {
+    env: { MINIGPT_BACKEND: "ref" },
+  });
+  assert.equal(generated.status, 0, generated.stderr);
+  assert.ok(r.stdout.includes(`> ab\n${generated.stdout}`), `${r.stdout}\ngenerate: ${generated.stdout}`);
 });
 
 /** A folder with one model whose vocabulary has the chat tokens but that was never chat-fine-tuned. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadModelFolder, loadModelTokenizer } from "../src/io/folder.js";
@@ -92,6 +92,19 @@ test("a tokenizer folder given as a model says it holds a tokenizer only, in eve
       new RegExp(`^minigpt ${args[0]}: .* is not a model folder: it holds a tokenizer only, .*a training run's --tokenizer\\)$`),
     );
   }
+});
+
+test("the training folder of a LoRA run is named as its checkpoints' folder, as a full run's is", () => {
+  const run = tmp();
+  for (const step of [2, 4]) {
+    const checkpoint = join(run, "training", `checkpoint-${step}`);
+    mkdirSync(checkpoint, { recursive: true });
+    for (const f of ["adapter_config.json", "adapter_model.safetensors", "state.json"]) writeFileSync(join(checkpoint, f), "{}");
+  }
+  throwsUser(
+    () => loadModelFolder(join(run, "training")),
+    /training holds the checkpoints of a training run, not a model: give one of them \(.*checkpoint-4, .*checkpoint-2\)/,
+  );
 });
 
 test("a Hugging Face folder with weights and no tokenizer files says which files a tokenizer may be and how to write them", () => {

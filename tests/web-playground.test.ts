@@ -520,6 +520,8 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
     await page.fill("#text", "hello");
     await page.click("#start");
     await page.waitForFunction(() => /the text is too short/.test(document.querySelector("#message")?.textContent ?? ""));
+    // the tiny preset is chosen: no smaller one to offer, only more text helps
+    assert.match((await page.textContent("#message")) ?? "", /; paste more text$/);
     await waitFor(async () => (await progress()).status === "done", "the run before, back");
     assert.deepEqual(await progress(), finished);
     assert.equal(await page.getAttribute("#chart", "aria-label"), chart);

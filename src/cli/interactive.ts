@@ -19,10 +19,12 @@ import {
   formatAnalysis,
   type GPT,
   generateTokensAsync,
-  loadModel,
-  loadTokenizer,
+  hasLoraAdapter,
+  hasTokenizer,
+  loadModelFolder,
   MinigptError,
-  readFolderInfo,
+  type ModelFolder,
+  readLoraConfig,
   setAsideFolder,
   startPrompt,
   TextStreamer,
@@ -50,12 +52,14 @@ export const interactiveSpec: CommandSpec = {
 
 interface ModelChoice {
   label: string;
-  dir: string;
-  weights: string;
+  /** what loadModelFolder loads: the model folder, or one of its checkpoints */
+  path: string;
 }
 
+/** a model folder with weights and a tokenizer, or a LoRA adapter (on a base model named in it) */
 const isModelFolder = (d: string) =>
-  existsSync(join(d, "config.json")) && existsSync(join(d, "model.safetensors")) && existsSync(join(d, "tokenizer.json"));
+  (existsSync(join(d, "config.json")) && existsSync(join(d, "model.safetensors")) && hasTokenizer(d)) ||
+  (hasLoraAdapter(d) && existsSync(join(d, "adapter_model.safetensors")));
 
 /**
  * Model folders: `dir` itself and its direct subfolders (sorted). Not OUT.replaced-PID (the folder a
@@ -90,9 +94,19 @@ function findModelFolders(dir: string, note: Write = () => {}): string[] {
   return found;
 }
 
-/** The models of a folder: its best model, then its checkpoints, newest first. */
+/** what a LoRA adapter folder's model is: "LoRA adapter on ../base" (its base as adapter_config.json names it) */
+function adapterLabel(dir: string): string {
+  try {
+    return `LoRA adapter on ${readLoraConfig(dir).base}`;
+  } catch {
+    return "LoRA adapter"; // a broken adapter_config.json: loading it says what is wrong
+  }
+}
+
+/** The models of a folder: its best model (or its LoRA adapter), then its checkpoints, newest first. */
 function listModels(dir: string): ModelChoice[] {
-  const out: ModelChoice[] = [{ label: "best model (model.safetensors)", dir, weights: join(dir, "model.safetensors") }];
+  const lora = !existsSync(join(dir, "model.safetensors"));
+  const out: ModelChoice[] = [{ label: lora ? adapterLabel(dir) : "best model (model.safetensors)", path: dir }];
   const training = join(dir, "training");
   if (existsSync(training)) {
     for (const name of checkpointNames(training)) {
@@ -100,8 +114,7 @@ function listModels(dir: string): ModelChoice[] {
       out.push({
         // step 0 is saved as a run starts: random weights, or those of the model it started from
         label: `checkpoint at step ${step}${step === "0" ? " (the weights training started from)" : ""}`,
-        dir,
-        weights: join(training, name, "model.safetensors"),
+        path: join(training, name),
       });
     }
   }
@@ -183,6 +196,7 @@ async function generateMode(model: GPT, tokenizer: Tokenizer, o: ChatOptions, re
 async function chatMode(
   model: GPT,
   tokenizer: Tokenizer,
+  info: Record<string, unknown>,
   o: ChatOptions,
   reader: LineReader,
   write: Write,
@@ -194,7 +208,7 @@ async function chatMode(
     );
     return "mode";
   }
-  const note = notFineTunedForChat(readFolderInfo(dir), tokenizer, dir);
+  const note = notFineTunedForChat(info, tokenizer, dir);
   if (note) write(`${note}\n`);
   const session = new ChatSession(model, tokenizer, {}, dir);
   session.options = o; // shared settings: /temp in one mode holds in the others
@@ -238,17 +252,18 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
           );
     if (m === null) return 0;
     const choice = models[m] as ModelChoice;
-    let model: GPT;
-    let tokenizer: Tokenizer;
+    let loaded: ModelFolder;
     try {
-      model = loadModel(choice.dir, choice.weights);
-      tokenizer = loadTokenizer(choice.dir);
-      o.suppressIds = unseenSpecialIds({ tokenizer, info: readFolderInfo(folder) });
+      // as generate and chat load it: a checkpoint with its run's tokenizer, a LoRA adapter merged
+      // into its base, quantized weights with the int kernels; what it says comes in parentheses
+      loaded = loadModelFolder(choice.path, (text) => write(`(${text})\n`));
+      o.suppressIds = unseenSpecialIds(loaded);
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;
       write(`(${errorText(err)})\n`);
       continue;
     }
+    const { model, tokenizer, info } = loaded;
     const c = model.config;
     write(
       `loaded ${choice.label} of ${folder}: ${model.parameterCount().toLocaleString("en-US")} parameters, ${counted(c.nLayer, "layer")}, context ${c.blockSize}, ${tokenizer.kind} tokenizer of ${tokenizer.vocabSize}\n`,
@@ -259,7 +274,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
         const mode = await choose(reader, write, "mode:", ["generate (Enter continues the text)", "chat", "analyze"]);
         if (mode === null) return 0;
         if (mode === 0) next = await generateMode(model, tokenizer, o, reader, write);
-        else if (mode === 1) next = await chatMode(model, tokenizer, o, reader, write, folder);
+        else if (mode === 1) next = await chatMode(model, tokenizer, info, o, reader, write, folder);
         else {
           write(`${formatAnalysis(analyzeModel(model, folder))}\n`);
           next = "mode";

@@ -23,7 +23,7 @@ import { writeFileAtomic } from "./atomic.js";
 
 import { loadModel, readJsonFile, readQuantization } from "./hf.js";
 import type { LoraConfig } from "./lora.js";
-import { hasLoraAdapter, loadLoraModelFolder } from "./lora-folder.js";
+import { ADAPTER_WEIGHTS, hasLoraAdapter, loadLoraModelFolder } from "./lora-folder.js";
 import { loadModelFiles, type ModelFiles, tokenizerFromFiles, unzipModelFiles } from "./model-zip.js";
 import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
 import { type QuantizationConfig, quantizationLabel } from "./quantize.js";
@@ -119,7 +119,7 @@ const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
 /** the files any model folder has one of (a LoRA adapter from PEFT has only its adapter_config.json) */
 const MODEL_FOLDER_FILES = ["config.json", "model.safetensors", "tokenizer.json", "adapter_config.json"];
 
-/** The checkpoint-N folders of a run's training folder that hold weights, newest first. */
+/** The checkpoint-N folders of a run's training folder that hold weights (or, of a LoRA run, an adapter), newest first. */
 export function checkpointNames(trainingFolder: string): string[] {
   let names: string[];
   try {
@@ -128,7 +128,11 @@ export function checkpointNames(trainingFolder: string): string[] {
     return [];
   }
   return names
-    .filter((n) => CHECKPOINT_NAME.test(n) && existsSync(join(trainingFolder, n, "model.safetensors")))
+    .filter(
+      (n) =>
+        CHECKPOINT_NAME.test(n) &&
+        (existsSync(join(trainingFolder, n, "model.safetensors")) || existsSync(join(trainingFolder, n, ADAPTER_WEIGHTS))),
+    )
     .sort((a, b) => Number(CHECKPOINT_NAME.exec(b)?.[1]) - Number(CHECKPOINT_NAME.exec(a)?.[1]));
 }
 

@@ -2,23 +2,7 @@
 // model: it sends requests and draws what comes back, so training never freezes it.
 import type { GPTConfig } from "minigpt-ts/browser";
 
-/** a size preset of the Train view */
-export interface Preset {
-  name: string;
-  nLayer: number;
-  nHead: number;
-  nEmbd: number;
-  blockSize: number;
-  batchSize: number;
-  lr: number;
-}
-
-export const PRESETS: Preset[] = [
-  { name: "tiny", nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 32, batchSize: 8, lr: 3e-3 },
-  { name: "small (nanoGPT CPU recipe)", nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12, lr: 1e-3 },
-  { name: "medium", nLayer: 6, nHead: 6, nEmbd: 192, blockSize: 128, batchSize: 16, lr: 1e-3 },
-  { name: "large", nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 16, lr: 6e-4 },
-];
+export { PRESETS, type Preset } from "./presets.js";
 
 export type TokenizerChoice = "char" | "bpe";
 

@@ -19,6 +19,7 @@ import {
   tokenizerFromHuggingFaceJson,
   trainBpe,
 } from "minigpt-ts/browser";
+import { smallerPresets, tooShortAdvice } from "../presets.js";
 import { type Metric, PRESETS, type Preset, type PresetEstimate, type RunStatus, type RunSummary, type TrainRequest } from "../protocol.js";
 import type { SavedRun } from "../store.js";
 import { onGpu, threads } from "./engine.js";
@@ -171,13 +172,13 @@ export async function startRun(request: TrainRequest, saved?: SavedRun): Promise
     throw new MinigptError(
       request.base
         ? `the text is too short for ${request.base.label} (context ${preset.blockSize}): ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text`
-        : `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; paste more text or pick a smaller preset`,
+        : `the text is too short for the ${preset.name} preset: ${ids.length} tokens, and its validation tenth needs at least ${need}; ${tooShortAdvice(preset, val.length)}`,
     );
   const config = request.base?.config ?? configOf(preset, tokenizer.vocabSize);
   const memory = analyzeConfig(config, { batchSize: preset.batchSize }).memory.training.total;
   if (memory > WASM_LIMIT_BYTES * 0.75)
     throw new MinigptError(
-      `the ${preset.name} preset needs about ${(memory / 2 ** 30).toFixed(1)} GiB to train, more than a page may use; pick a smaller one`,
+      `${request.base ? request.base.label : `the ${preset.name} preset`} needs about ${(memory / 2 ** 30).toFixed(1)} GiB to train, more than a page may use${smallerPresets(preset).length > 0 ? "; pick a smaller one" : ""}`,
     );
   disposeRun();
   let model: GPT;
@@ -229,7 +230,7 @@ export function outOfMemory(err: unknown, preset: Preset): Error {
   if (err instanceof RangeError || /memory/i.test(text))
     return new MinigptError(
       PRESETS.includes(preset)
-        ? `out of memory for the ${preset.name} preset (${text}); pick a smaller preset, or close other tabs and try again`
+        ? `out of memory for the ${preset.name} preset (${text}); ${smallerPresets(preset).length > 0 ? "pick a smaller preset, or " : ""}close other tabs and try again`
         : `out of memory training ${preset.name} (${text}); close other tabs and try again, or train a smaller model`,
     );
   return err instanceof Error ? err : new Error(text);
