@@ -1,10 +1,13 @@
-// minigpt serve stopped as an operator stops it (Ctrl-C in its terminal, SIGINT; or SIGTERM from a
-// service manager): it closes and exits 0 with one last line that says it stopped and what it served,
-// so that the end of its log tells a stop from a crash.
+// minigpt serve (and web, the playground's server) stopped as an operator stops it (Ctrl-C in its
+// terminal, SIGINT; or SIGTERM from a service manager): it closes and exits 0 with one last line that
+// says it stopped (serve: and what it served), so that the end of its log tells a stop from a crash.
+// A signal just after the line that says it listens is such a stop too, not node's default death.
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import { charModelFolder, type StartedCli, startServe, tempDir } from "./helpers.js";
+import { fileURLToPath } from "node:url";
+import { charModelFolder, type StartedCli, startCli, startServe, tempDir } from "./helpers.js";
 
 const model = charModelFolder(join(tempDir("minigpt-serve-stop-"), "tiny"), "the sea and the whale.\n", {
   blockSize: 32,
@@ -43,3 +46,19 @@ for (const signal of ["SIGINT", "SIGTERM"] as const)
     const expected = requests === 1 ? "served 1 request (3 tokens generated)" : "served 0 requests (0 tokens generated)";
     assert.equal(lines.at(-1), `minigpt serve: stopped: ${expected}`, cli.stderr());
   });
+
+const builtPage = join(dirname(dirname(fileURLToPath(import.meta.url))), "dist/web/index.html");
+test(
+  "web: SIGTERM just after it listens closes it, exits 0 and ends with 'stopped'",
+  { skip: !existsSync(builtPage) && "the playground is not built (npm run build)" },
+  async () => {
+    const cli = startCli(["web", "--port", "0"]);
+    started.push(cli);
+    assert.ok(await cli.seen(/playground is at http/), cli.stderr());
+    cli.child.kill("SIGTERM");
+    const { status, signal } = await cli.exited;
+    assert.equal(signal, null, `killed by ${signal}: ${cli.stderr()}`);
+    assert.equal(status, 0, cli.stderr());
+    assert.equal(cli.stderr().trim().split("\n").at(-1), "minigpt web: stopped", cli.stderr());
+  },
+);

@@ -109,23 +109,32 @@ export async function runWeb(argv: readonly string[]): Promise<number> {
   const server = pageServer(root);
   const port = f.int("port");
   const host = f.string("host");
+  // listening for Ctrl-C/SIGTERM before the line that says it works: one that comes just after it is
+  // read stops the server with its last line, not by node's default death
+  let stopAsked = () => {};
+  const stopped = new Promise<void>((done) => {
+    stopAsked = done;
+  });
+  const stop = () => stopAsked();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, resolve);
     });
   } catch (err) {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
     failListen(err, host, port);
   }
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`;
   process.stderr.write(`minigpt web: the playground is at ${url} (serving ${root}, cross-origin isolated; Ctrl-C stops)\n`);
   if (f.bool("open")) openInBrowser(url);
-  await new Promise<void>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-  });
+  await stopped;
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
+  process.stderr.write("minigpt web: stopped\n");
   return 0;
 }
