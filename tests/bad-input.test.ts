@@ -88,6 +88,13 @@ test("the seeds' habits get our names: --mode train and --train say the command 
   throwsUser(() => loadTextSource("wikitext-2"), /"wikitext-2" is neither a file/, /minigpt downloads no datasets: save the text/);
 });
 
+test("tokenize --text is told the text goes without a flag, not 'did you mean --specials-as-text?'", () => {
+  oneLine(
+    runCli(["tokenize", "--tokenizer", "gpt2", "--text", "hello"]),
+    /^minigpt tokenize: there is no --text: the text goes without a flag \(minigpt tokenize --tokenizer gpt2 "Hello"\), or give --file F\n$/,
+  );
+});
+
 test("a config.json whose n_head does not divide n_embd names that file", () => {
   const dir = charModelFolder(join(root, "heads"), "call me ishmael. ", { nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8 });
   const file = join(dir, "config.json");

@@ -32,6 +32,11 @@ export interface CommandSpec {
   flags: readonly FlagSpec[];
   /** how many positional arguments are allowed (e.g. the text of `tokenize`) */
   maxPositionals?: number;
+  /**
+   * what to say for a flag other tools have that this command takes another way (tokenize's
+   * `--text "..."`: the text goes without a flag), instead of the nearest flag's name
+   */
+  takenOtherwise?: Readonly<Record<string, string>>;
   examples?: readonly string[];
   /** paragraphs printed after the examples: what the command does that its flags do not say */
   notes?: readonly string[];
@@ -99,6 +104,8 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): ParsedFl
       inline = "false";
     }
     if (!flag && byName.get(`no-${name}`)?.type === "bool") fail(`--${name} is the default; --no-${name} turns it off`);
+    const otherwise = flag ? undefined : spec.takenOtherwise?.[name];
+    if (otherwise) fail(`there is no --${name}: ${otherwise}`);
     if (!flag) {
       const near = suggestFlag(
         name,

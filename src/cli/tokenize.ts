@@ -23,6 +23,13 @@ export const tokenizeSpec: CommandSpec = {
   summary: "show how a text is cut into tokens: ids, pieces and byte counts",
   usage: 'minigpt tokenize (--model DIR | --tokenizer gpt2|DIR) ("text" | --file F) [--json]',
   maxPositionals: 1,
+  // the nearest flag to --text is --specials-as-text, which would mislead
+  takenOtherwise: Object.fromEntries(
+    ["text", "prompt", "input", "string"].map((name) => [
+      name,
+      'the text goes without a flag (minigpt tokenize --tokenizer gpt2 "Hello"), or give --file F',
+    ]),
+  ),
   flags: [
     modelFlag("use the tokenizer of this model folder", ""),
     {
