@@ -106,6 +106,8 @@ test("odd input never crashes: end of input anywhere, empty lines, unknown comma
   const r = minigpt(empty, "1\n");
   assert.equal(r.status, 1);
   assert.match(r.stdout, /no model folders in .*train one with: minigpt train/);
+  // what it looks for, LoRA adapters included (it lists them)
+  assert.match(r.stdout, /, or a LoRA adapter's adapter_config\.json and adapter_model\.safetensors\)/);
 });
 
 test("the folder a training run replaced (OUT.replaced-PID) and one being made (OUT.partial-PID) are not offered as models; the replaced one is named", () => {

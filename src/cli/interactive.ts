@@ -232,7 +232,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
     const folders = findModelFolders(dir, write);
     if (folders.length === 0) {
       write(
-        `no model folders in ${resolve(dir)} (a folder with config.json, model.safetensors and tokenizer.json); train one with: minigpt train --out ${dir === "." ? "out" : join(dir, "out")}\n`,
+        `no model folders in ${resolve(dir)} (a folder with config.json, model.safetensors and tokenizer.json, or a LoRA adapter's adapter_config.json and adapter_model.safetensors); train one with: minigpt train --out ${dir === "." ? "out" : join(dir, "out")}\n`,
       );
       return 1;
     }
