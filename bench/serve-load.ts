@@ -218,6 +218,8 @@ for (let turn = 1; turn <= repeat; turn++)
     const cpu = (c.user + c.system) / 1e6;
     const ok = outcomes.filter((o) => o.status === 200);
     const generated = ok.reduce((s, o) => s + o.tokens, 0);
+    const latencies = ok.map((o) => o.ms);
+    const firstTokens = ok.map((o) => o.ttftMs);
     rows.push({
       turn,
       clients,
@@ -227,22 +229,10 @@ for (let turn = 1; turn <= repeat; turn++)
       tokens_per_s: generated / wall,
       tokens_per_cpu_s: generated / cpu,
       http_thread_busy: httpBusy,
-      latency_p50_ms: quantile(
-        ok.map((o) => o.ms),
-        0.5,
-      ),
-      latency_p99_ms: quantile(
-        ok.map((o) => o.ms),
-        0.99,
-      ),
-      ttft_p50_ms: quantile(
-        ok.map((o) => o.ttftMs),
-        0.5,
-      ),
-      ttft_p99_ms: quantile(
-        ok.map((o) => o.ttftMs),
-        0.99,
-      ),
+      latency_p50_ms: quantile(latencies, 0.5),
+      latency_p99_ms: quantile(latencies, 0.99),
+      ttft_p50_ms: quantile(firstTokens, 0.5),
+      ttft_p99_ms: quantile(firstTokens, 0.99),
     });
   }
 

@@ -4,6 +4,7 @@ import { chooseBackend } from "./backend.js";
 import { deviceBackendFlags, failListen, modelFlag } from "./common.js";
 import { counted } from "./counted.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { untilStopAsked } from "./interrupt.js";
 
 export const serveSpec: CommandSpec = {
   name: "serve",
@@ -77,15 +78,9 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const backend = await chooseBackend(f, serveSpec.flags.find((flag) => flag.name === "backend")?.choices ?? []);
   const port = f.int("port");
-  // listening for Ctrl-C/SIGTERM before loading: one that comes while the model loads, or just after
-  // the line below is read, stops the server once it is up, with its last line (not node's default death)
-  let stopAsked = () => {};
-  const stopped = new Promise<void>((done) => {
-    stopAsked = done;
-  });
-  const stop = () => stopAsked();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  // listening for Ctrl-C/SIGTERM before loading: one that comes while the model loads stops the
+  // server once it is up, with its last line
+  const { stopped, forget } = untilStopAsked();
   const running = await startServer({
     model: f.string("model"),
     host,
@@ -102,8 +97,7 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     threads: f.int("threads") || undefined,
     log,
   }).catch((err: unknown) => {
-    process.off("SIGINT", stop);
-    process.off("SIGTERM", stop);
+    forget();
     const syscall = (err as NodeJS.ErrnoException).syscall;
     if (syscall === "listen" || syscall === "getaddrinfo") failListen(err, host, port);
     throw err;

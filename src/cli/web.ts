@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { fail } from "../index.js";
 import { failListen } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
+import { untilStopAsked } from "./interrupt.js";
 
 export const webSpec: CommandSpec = {
   name: "web",
@@ -109,23 +110,14 @@ export async function runWeb(argv: readonly string[]): Promise<number> {
   const server = pageServer(root);
   const port = f.int("port");
   const host = f.string("host");
-  // listening for Ctrl-C/SIGTERM before the line that says it works: one that comes just after it is
-  // read stops the server with its last line, not by node's default death
-  let stopAsked = () => {};
-  const stopped = new Promise<void>((done) => {
-    stopAsked = done;
-  });
-  const stop = () => stopAsked();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  const { stopped, forget } = untilStopAsked();
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, resolve);
     });
   } catch (err) {
-    process.off("SIGINT", stop);
-    process.off("SIGTERM", stop);
+    forget();
     failListen(err, host, port);
   }
   const address = server.address() as AddressInfo;
