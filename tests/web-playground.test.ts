@@ -543,7 +543,26 @@ describe("the web playground in headless chromium, served by minigpt web", { ski
       await tab(view);
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 375, `${view}: the page is ${width} px wide`);
-      if (view === "train") await shot("train-phone");
+      if (view === "train") {
+        // each chart's legend (two lines at this width) lies within its box, not cut off below the plot
+        const cut = async () =>
+          page.evaluate(() =>
+            ["chart", "chart-rate"].map((id) => {
+              const box = document.getElementById(id) as HTMLElement;
+              const legend = box.querySelector(".u-legend") as HTMLElement;
+              return { id, below: legend.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom };
+            }),
+          );
+        // (the charts refit on a ResizeObserver's callback: give it a few frames)
+        let legends = await cut();
+        for (let i = 0; i < 30 && legends.some((l) => l.below > 0.5); i++) {
+          await page.waitForTimeout(100);
+          legends = await cut();
+        }
+        for (const { id, below } of legends)
+          assert.ok(below <= 0.5, `#${id}: its legend ends ${below.toFixed(1)} px below the chart's box`);
+        await shot("train-phone");
+      }
     }
     // from each view's tab, Tab alone reaches its controls (the chat's too: a chat model is loaded)
     const controls = {

@@ -1,7 +1,8 @@
 // The Train view's two live charts (uPlot): train and validation loss by step; learning rate and
 // tokens/s by step. Sized to their boxes (fixed heights in style.css, so nothing moves as points
-// arrive) and redrawn at most once per DRAW_MS however fast the metrics come: a redraw goes over
-// every point of the run, and the page's main thread shares the machine's cores with training.
+// arrive; the plot gives up the room its legend takes, two lines on a phone) and redrawn at most
+// once per DRAW_MS however fast the metrics come: a redraw goes over every point of the run, and the
+// page's main thread shares the machine's cores with training.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Metric } from "./protocol.js";
@@ -25,6 +26,15 @@ function legendValue(ys: readonly (number | null)[], idx: number | null, format:
 /** a tick value in thousands when it is one, to a tenth: 25000 -> "25k", 2500 -> "2.5k" */
 const thousands = (x: number): string => (Math.abs(x) >= 1000 ? `${Math.round(x / 100) / 10}k` : String(x));
 
+/**
+ * The plot's height in its box: the box's fixed height less its legend's, one line wide or two where
+ * a narrow box (a phone) wraps it (30 px before the legend exists)
+ */
+function plotHeight(box: HTMLElement): number {
+  const legend = box.querySelector<HTMLElement>(".u-legend");
+  return box.clientHeight - Math.max(30, legend?.offsetHeight ?? 0);
+}
+
 /** a loss as the progress line writes it */
 const loss = (y: number): string => y.toFixed(3);
 
@@ -45,7 +55,7 @@ export class TrainCharts {
     this.loss = new uPlot(
       {
         width: lossBox.clientWidth,
-        height: lossBox.clientHeight - 30,
+        height: plotHeight(lossBox),
         scales: { x: { time: false } },
         axes: [
           { ...axis, label: "step" },
@@ -70,7 +80,7 @@ export class TrainCharts {
     this.rate = new uPlot(
       {
         width: rateBox.clientWidth,
-        height: rateBox.clientHeight - 30,
+        height: plotHeight(rateBox),
         scales: { x: { time: false }, lr: { auto: true }, speed: { auto: true } },
         axes: [
           { ...axis, label: "step" },
@@ -99,10 +109,17 @@ export class TrainCharts {
       [[], [], []],
       rateBox,
     );
-    new ResizeObserver(() => {
-      this.loss.setSize({ width: lossBox.clientWidth, height: lossBox.clientHeight - 30 });
-      this.rate.setSize({ width: rateBox.clientWidth, height: rateBox.clientHeight - 30 });
-    }).observe(lossBox);
+    const fit = () => {
+      this.loss.setSize({ width: lossBox.clientWidth, height: plotHeight(lossBox) });
+      this.rate.setSize({ width: rateBox.clientWidth, height: plotHeight(rateBox) });
+    };
+    // the legends exist now; they wrap or unwrap as the box's width and their values change
+    const resized = new ResizeObserver(fit);
+    resized.observe(lossBox);
+    for (const box of [lossBox, rateBox]) {
+      const legend = box.querySelector(".u-legend");
+      if (legend) resized.observe(legend);
+    }
   }
 
   /** replace everything (a run restored, or a new one) */
