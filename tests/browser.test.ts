@@ -28,6 +28,7 @@ import type { KernelReport, PageApi, RunOptions } from "./browser/kernels.js";
 import type { GpuFixtureReport, ModelPageApi, ModelReport } from "./browser/model.js";
 import { fixtureFolders, runCli, tempDir, wordCorpus } from "./helpers.js";
 import { serve } from "./static-server.js";
+import { TEMPERATURE_DRAWS } from "./temperature-draws.js";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = "/usr/bin/chromium";
@@ -63,6 +64,7 @@ function staleSources(): string[] {
     "browser/steps.ts",
     "browser/train-worker.ts",
     "fixture-check.ts",
+    "temperature-draws.ts",
     "close.ts",
   ];
   const sources = [...tsSources(join(ROOT, "src")), ...pageSources.map((f) => join(ROOT, "tests", f))];
@@ -330,6 +332,25 @@ describe("wasm and webgpu backends in a browser (headless chromium, cross-origin
       );
       assert.deepEqual(problems, [], "errors in the page");
     });
+  });
+
+  // WebGPU has no sampleTemperature kernel: sampleToken's path for it, in the page
+  test("plain temperature sampling on webgpu in the page draws what its float64 definition draws (vocabularies of 4,096 and 50,257, a model's seeded generation)", async (t) => {
+    if (!ready(t)) return;
+    const p = modelPage as Page;
+    const r = await within(
+      p.evaluate(() => (globalThis as unknown as { minigptModel: ModelPageApi }).minigptModel.samplingOnWebGpu()),
+      CALL_MS,
+      "temperature sampling on webgpu in the page",
+    );
+    if ("unavailable" in r) {
+      t.skip(`webgpu: ${r.unavailable}`);
+      return;
+    }
+    t.diagnostic(`${r.draws} draws on ${r.adapter}`);
+    assert.deepEqual(r.mismatches, []);
+    assert.equal(r.draws, TEMPERATURE_DRAWS);
+    assert.deepEqual(problems, [], "errors in the page");
   });
 
   // data parallel on the page's main thread (which spins: it may not Atomics.wait) and inside a module

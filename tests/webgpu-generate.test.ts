@@ -23,6 +23,7 @@ import { makeConfig } from "../src/nn/config.js";
 import { GPT, parameterShapes } from "../src/nn/gpt.js";
 import { Rng } from "../src/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { TEMPERATURE_DRAWS, temperatureDraws } from "./temperature-draws.js";
 import { runInWebgpuChild } from "./webgpu-env.js";
 
 const config = makeConfig({ vocabSize: 40, blockSize: 16, nLayer: 2, nHead: 4, nEmbd: 32 });
@@ -140,6 +141,14 @@ if (process.env.MINIGPT_WEBGPU_CHILD) {
       "step",
     );
     t.diagnostic(`learning views: largest relative difference ${worst.toExponential(2)}`);
+  });
+
+  test("plain temperature sampling on webgpu (no sampleTemperature kernel) draws what its float64 definition draws, vocabularies of 4,096 and 50,257 too", async (t) => {
+    await useBackend("webgpu");
+    const r = await temperatureDraws();
+    t.diagnostic(`${r.draws} draws`);
+    assert.deepEqual(r.mismatches, []);
+    assert.equal(r.draws, TEMPERATURE_DRAWS);
   });
 
   test("a tensor larger than the adapter's largest buffer is a one-line error", () => {

@@ -100,10 +100,10 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
   if ((o.topK > 0 && o.topK < V) || o.topP < 1) return draw(nextTokenProbs(logits, o), V, 1, rng);
   // plain temperature sampling, the generation loop's case
   const be = backend();
-  if (V >= BACKEND_SOFTMAX_MIN_V && be.name !== "ref") {
+  if (V >= BACKEND_SOFTMAX_MIN_V && be.name !== "ref" && be.sampleTemperature) {
     // the logits where they are when they are a heap array (the model's output), else a heap copy
-    // (suppressed ids, plain arrays); a backend without the kernel scales and runs softmax on the copy
-    if (be.sampleTemperature && logits instanceof Float32Array && isBufferOf(heap().memory, logits.buffer)) {
+    // (suppressed ids, plain arrays, logits read back from a device)
+    if (logits instanceof Float32Array && isBufferOf(heap().memory, logits.buffer)) {
       return be.sampleTemperature(logits, V, o.temperature, rng.random());
     }
     if (!heapProbs || heapProbs.size < V) {
@@ -112,11 +112,11 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
     }
     const p = heapProbs.size === V ? heapProbs.data : heapProbs.data.subarray(0, V);
     p.set(logits);
-    if (be.sampleTemperature) return be.sampleTemperature(p, V, o.temperature, rng.random());
-    be.scale(p, V, 1 / o.temperature);
-    be.softmax(p, p, 1, V);
-    return draw(p, V, 1, rng);
+    return be.sampleTemperature(p, V, o.temperature, rng.random());
   }
-  // on the reference backend (and for small vocabularies): float64 JS, the logits read in place
+  // on the reference backend, for small vocabularies, and on a backend without the kernel: float64
+  // JS, the logits read in place. WebGPU has none: its kernels run on the GPU and answer only
+  // asynchronously, and a Tensor made while it is in use lives there (its data cannot be read
+  // here), so neither a heap copy nor its scale and softmax could serve a draw made now.
   return refSampleTemperature(logits, V, o.temperature, rng.random());
 }

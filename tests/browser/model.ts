@@ -2,7 +2,7 @@
 // whole engine in a browser. `fixture` fetches a PyTorch fixture folder (served at /fixtures/<i>/) over
 // HTTP, builds the model on the wasm backend (its Web Workers when threads > 1) and runs
 // tests/fixture-check.ts: logits, loss, every gradient and the weights after AdamW steps against
-// PyTorch's; `fixtureOnWebGpu` does the same on the webgpu backend through navigator.gpu. `backends` holds a wider model's step on split kernels against ref, `dataParallel`
+// PyTorch's; `fixtureOnWebGpu` does the same on the webgpu backend through navigator.gpu, and `samplingOnWebGpu` checks its temperature sampling. `backends` holds a wider model's step on split kernels against ref, `dataParallel`
 // data parallel against one thread (on this page and in a worker), `gpt2` the GPT-2 tokenizer.
 // tests/browser.test.ts drives it through Playwright and asserts. It imports the library
 // through src/browser.ts, the entry without Node, as a web page would (model.html's import map
@@ -11,6 +11,7 @@ import { configFromHuggingFace, GPT, gpt2Tokenizer, readSafetensors, useBackend,
 import type { SimdFlavour, WasmBackend } from "../../src/kernels/wasm/loader.js";
 import type { WebGpuBackend } from "../../src/kernels/webgpu/index.js";
 import { checkFixture, type FixtureCheck, type FixtureData } from "../fixture-check.js";
+import { type TemperatureDraws, temperatureDraws } from "../temperature-draws.js";
 import { type DataParallelReport, dataParallelReport, lossAndGrads, relDiff } from "./steps.js";
 
 export interface ModelReport {
@@ -49,6 +50,8 @@ export interface ModelPageApi {
   fixture(base: string, threads: number): Promise<ModelReport>;
   /** the same on the webgpu backend (navigator.gpu), or why the browser has no adapter */
   fixtureOnWebGpu(base: string): Promise<GpuFixtureReport>;
+  /** plain temperature sampling on the webgpu backend against its float64 definition (tests/temperature-draws.ts), or why there is no adapter */
+  samplingOnWebGpu(): Promise<(TemperatureDraws & { adapter: string }) | { unavailable: string }>;
   /**
    * One training step's loss and gradients of a model big enough that its kernels are split over
    * the Web Workers (256 wide, 512 rows a batch), on the wasm backend with `threads` threads against
@@ -177,6 +180,19 @@ const api: ModelPageApi = {
     const be = (await useBackend("webgpu")) as WebGpuBackend;
     try {
       return { adapter: be.adapter.description, software: be.adapter.software, ...(await runFixture(data, base)) };
+    } finally {
+      await useBackend("ref");
+      be.runtime.device.destroy();
+    }
+  },
+  async samplingOnWebGpu() {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    if (!gpu) return { unavailable: "this Chromium has no navigator.gpu (WebGPU is off: --enable-unsafe-webgpu)" };
+    if (!(await gpu.requestAdapter()))
+      return { unavailable: "this Chromium offers no WebGPU adapter (no GPU, and no --use-webgpu-adapter=swiftshader)" };
+    const be = (await useBackend("webgpu")) as WebGpuBackend;
+    try {
+      return { adapter: be.adapter.description, ...(await temperatureDraws()) };
     } finally {
       await useBackend("ref");
       be.runtime.device.destroy();
