@@ -4,7 +4,7 @@
  * a pseudo-terminal, Ctrl-C during a reply (interactive and chat).
  */
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync } from "node:fs";
+import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { withChatTokens } from "../src/data/chat.js";
@@ -108,6 +108,21 @@ test("odd input never crashes: end of input anywhere, empty lines, unknown comma
   assert.match(r.stdout, /no model folders in .*train one with: minigpt train/);
   // what it looks for, LoRA adapters included (it lists them)
   assert.match(r.stdout, /, or a LoRA adapter's adapter_config\.json and adapter_model\.safetensors\)/);
+});
+
+test("--dir that is not a folder is one line saying so, not an empty list with advice to train into it", () => {
+  const { root } = setUp();
+  const notes = join(root, "notes.txt");
+  writeFileSync(notes, "some text\n");
+  for (const [dir, said] of [
+    [join(root, "missing"), "does not exist"],
+    [notes, "is a file, not a folder"],
+  ] as const) {
+    const r = runCli(["interactive", "--dir", dir], { input: "1\n" });
+    assert.equal(r.status, 1, r.stdout);
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr, `minigpt interactive: --dir ${dir} ${said}; give the folder that holds your model folders\n`);
+  }
 });
 
 test("the folder a training run replaced (OUT.replaced-PID) and one being made (OUT.partial-PID) are not offered as models; the replaced one is named", () => {

@@ -6,7 +6,7 @@ import { loadModelFolder, loadModelTokenizer } from "../src/io/folder.js";
 import { loadModel, saveModel } from "../src/io/hf.js";
 import { makeConfig } from "../src/nn/config.js";
 import { GPT } from "../src/nn/gpt.js";
-import { runCli, tempDir, throwsUser } from "./helpers.js";
+import { charModelFolder, runCli, tempDir, throwsUser } from "./helpers.js";
 
 const tmp = () => tempDir("minigpt-test-");
 
@@ -105,6 +105,29 @@ test("the training folder of a LoRA run is named as its checkpoints' folder, as 
     () => loadModelFolder(join(run, "training")),
     /training holds the checkpoints of a training run, not a model: give one of them \(.*checkpoint-4, .*checkpoint-2\)/,
   );
+});
+
+test("a file of a model folder or checkpoint given as the model names the folder to give instead", () => {
+  // a run as train leaves it: the model folder, one checkpoint and the latest file that names it
+  const run = charModelFolder(join(tmp(), "run"), "call me ishmael.", { blockSize: 8, nLayer: 1, nHead: 1, nEmbd: 8 });
+  const checkpoint = join(run, "training", "checkpoint-4");
+  mkdirSync(checkpoint, { recursive: true });
+  copyFileSync(join(run, "model.safetensors"), join(checkpoint, "model.safetensors"));
+  writeFileSync(join(checkpoint, "state.json"), "{}");
+  writeFileSync(join(run, "training", "latest"), "checkpoint-4\n");
+  for (const file of ["model.safetensors", "config.json", "tokenizer.json"])
+    throwsUser(() => loadModelFolder(join(run, file)), new RegExp(`${file} is one file of the model folder .*run: give the folder itself`));
+  throwsUser(
+    () => loadModelFolder(join(checkpoint, "model.safetensors")),
+    /is one file of the model folder .*training\/checkpoint-4: give the folder itself/,
+  );
+  throwsUser(
+    () => loadModelFolder(join(run, "training", "latest")),
+    /latest only names its run's newest checkpoint: give that checkpoint's folder \(.*training\/checkpoint-4\) or the run's model folder .*run$/,
+  );
+  throwsUser(() => loadModelTokenizer(join(run, "tokenizer.json")), /is one file of the model folder/);
+  // and both folders it names load
+  for (const dir of [run, checkpoint]) loadModelFolder(dir, () => {}).model.dispose();
 });
 
 test("a Hugging Face folder with weights and no tokenizer files says which files a tokenizer may be and how to write them", () => {

@@ -291,6 +291,8 @@ export async function runInteractive(argv: readonly string[]): Promise<number> {
   const f = parseFlags(interactiveSpec, argv);
   const dir = f.string("dir");
   if (!existsSync(dir)) fail(`--dir ${dir} does not exist; give the folder that holds your model folders`);
+  // a file would be listed as a folder with no models, with advice to train into FILE/out
+  if (!statSync(dir).isDirectory()) fail(`--dir ${dir} is a file, not a folder; give the folder that holds your model folders`);
   const reader = new LineReader();
   try {
     return await interactive(dir, reader, (s) => process.stdout.write(s));

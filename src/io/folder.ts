@@ -24,7 +24,7 @@ import { writeFileAtomic } from "./atomic.js";
 import { loadModel, readJsonFile, readQuantization } from "./hf.js";
 import type { LoraConfig } from "./lora.js";
 import { ADAPTER_WEIGHTS, hasLoraAdapter, loadLoraModelFolder } from "./lora-folder.js";
-import { loadModelFiles, type ModelFiles, tokenizerFromFiles, unzipModelFiles } from "./model-zip.js";
+import { isZip, loadModelFiles, type ModelFiles, tokenizerFromFiles, unzipModelFiles } from "./model-zip.js";
 import { besideMissingFolder, tidyBeforeReading } from "./out-folder.js";
 import { type QuantizationConfig, quantizationLabel } from "./quantize.js";
 
@@ -64,7 +64,31 @@ export function readModelZip(path: string): ModelFiles | null {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     failFs(`cannot read ${path}`, err);
   }
+  if (!isZip(bytes)) {
+    const folder = folderOfModelFile(path);
+    if (folder) fail(folder);
+  }
   return unzipModelFiles(bytes, path);
+}
+
+/**
+ * A file of a model folder or checkpoint given where the model is wanted (out/model.safetensors,
+ * out/training/checkpoint-300/model.safetensors, out/training/latest): what to give instead, or
+ * null for any other file. Listing a folder shows the files, so this is the likely mistake, and
+ * "not a zip file" alone would not say what to do.
+ */
+function folderOfModelFile(path: string): string | null {
+  const dir = dirname(path);
+  // latest names the newest checkpoint (a line of text); it is not one
+  if (basename(path) === "latest" && basename(resolve(dir)) === "training") {
+    const names = checkpointNames(dir);
+    if (names.length > 0)
+      return `${path} only names its run's newest checkpoint: give that checkpoint's folder (${join(dir, names[0] as string)}) or the run's model folder ${dirname(dir)}`;
+  }
+  const checkpoint = CHECKPOINT_NAME.test(basename(resolve(dir))) && existsSync(join(dir, "state.json"));
+  if (checkpoint || existsSync(join(dir, "config.json")) || hasLoraAdapter(dir))
+    return `${path} is one file of the model folder ${dir}: give the folder itself (${dir}), which holds the model's config, weights and tokenizer together`;
+  return null;
 }
 
 /** The tokenizer of a model folder, one of its checkpoints, or a model zip. */

@@ -85,7 +85,8 @@ export function zipModelFiles(files: ModelFiles): Uint8Array {
   return zipSync(Object.fromEntries(Object.entries(files).map(([name, bytes]) => [name, [bytes, { level: 0 }]])));
 }
 
-const isZip = (bytes: Uint8Array): boolean => bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b;
+/** whether the bytes begin as a zip does (PK) */
+export const isZip = (bytes: Uint8Array): boolean => bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b;
 
 /**
  * A model's files out of a zip (`label` names it in errors). They may sit at the top or inside one

@@ -59,8 +59,12 @@ export interface TokenLogprob extends TokenAlternative {
 export type FinishReason = "stop" | "length";
 
 export type EngineEvent =
-  /** newly printable text of one choice, with the log probabilities of the tokens behind it */
-  | { type: "delta"; id: number; choice: number; text: string; logprobs: TokenLogprob[] }
+  /**
+   * newly printable text of one choice, with the log probabilities of the tokens behind it;
+   * `completionTokens`: the request's tokens generated so far (all its choices), which the log of
+   * a request cut off before "done" (its client left, the server stopped) reports
+   */
+  | { type: "delta"; id: number; choice: number; text: string; logprobs: TokenLogprob[]; completionTokens: number }
   | { type: "finish"; id: number; choice: number; reason: FinishReason }
   /** every choice of the request finished: token counts for `usage` */
   | { type: "done"; id: number; completionTokens: number };
@@ -275,7 +279,14 @@ export class Engine {
       if (ended && s && !row.stops.some((f) => f.stopped)) text += this.throughStops(row, row.streamer.finish(), true);
       const stopped = row.stops.some((f) => f.stopped);
       if (text !== "" || (ended && row.pending.length > 0)) {
-        events.push({ type: "delta", id: row.id, choice: row.choice, text, logprobs: row.pending });
+        events.push({
+          type: "delta",
+          id: row.id,
+          choice: row.choice,
+          text,
+          logprobs: row.pending,
+          completionTokens: request?.tokens ?? 0,
+        });
         row.pending = [];
       }
       if (!ended) continue;

@@ -238,6 +238,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           if (finished) return;
           const choice = choices[e.type === "done" ? 0 : e.choice] as ChoiceText;
           if (e.type === "delta") {
+            tokens.completion = e.completionTokens;
             if (r.stream) writeEvent(chunks.delta(e.choice, e.text, e.logprobs));
             else {
               choice.text += e.text;
