@@ -182,6 +182,8 @@ test("quantize refuses to overwrite without --overwrite, a quantized model, bad 
   const again = runCli(["quantize", "--model", dir, "--out", out]);
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already holds files.*--overwrite/);
+  // quantize has no --resume (it was offered, as to a training run)
+  assert.doesNotMatch(again.stderr, /--resume/);
   assert.equal(runCli(["quantize", "--model", dir, "--out", out, "--overwrite", "--bits", "4"]).status, 0);
   const twice = runCli(["quantize", "--model", out, "--out", `${out}2`]);
   assert.match(twice.stderr, /is quantized already \(int4 \(groups of 32\)\)/);

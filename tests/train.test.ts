@@ -12,7 +12,7 @@ import { generate } from "../src/generate/generate.js";
 import { unseenSpecialIds } from "../src/generate/suppress.js";
 import { loadModelFolder } from "../src/io/folder.js";
 import { Rng } from "../src/random.js";
-import { CLI, runCli, tempDir, wordCorpus } from "./helpers.js";
+import { CLI, charModelFolder, runCli, tempDir, wordCorpus } from "./helpers.js";
 
 const tmp = () => tempDir("minigpt-train-");
 const cli = (args: string[], cwd?: string) => runCli(args, { cwd });
@@ -254,6 +254,45 @@ test("an existing model folder is not overwritten without --overwrite", () => {
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already holds files \(a model\).*--resume.*--overwrite/);
   assert.equal(cli([...base, "--overwrite"]).status, 0);
+});
+
+test("a model folder with no training run (made by quantize, merge or Hugging Face) is not offered --resume, and --resume on it says how to train from it", () => {
+  const dir = tmp();
+  const data = wordCorpus(dir);
+  const model = charModelFolder(join(dir, "plain"), readFileSync(data, "utf8"), { blockSize: 8, nLayer: 1, nHead: 1, nEmbd: 8 });
+  const base = ["train", "--data", data, ...small, "--max-steps", "1", "--out", model];
+  // each message used to send the user to the other: "continue that run with --resume", "train without --resume first"
+  const fresh = cli(base);
+  assert.equal(fresh.status, 1);
+  assert.equal(
+    fresh.stderr.trim(),
+    `minigpt train: ${model} already holds a model but no training run to continue (no ${join(model, "training", "latest")}); replace it with --overwrite, or choose another --out (--init ${model} starts from its weights)`,
+  );
+  const resumed = cli([...base, "--resume"]);
+  assert.equal(resumed.status, 1);
+  assert.equal(
+    resumed.stderr.trim(),
+    `minigpt train: nothing to resume in ${model}: it holds a model but no training run (no ${join(model, "training", "latest")}); to train it further, start a new run from its weights with --init ${model} and another --out`,
+  );
+  // following that advice works
+  const further = cli([
+    "train",
+    "--data",
+    data,
+    "--init",
+    model,
+    "--out",
+    join(dir, "further"),
+    "--max-steps",
+    "1",
+    "--batch-size",
+    "4",
+    "--eval-steps",
+    "1",
+    "--sample-tokens",
+    "0",
+  ]);
+  assert.equal(further.status, 0, further.stderr);
 });
 
 test("--overwrite replaces only a model folder; the user's files, the data and the current folder are refused", () => {

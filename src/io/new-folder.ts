@@ -20,7 +20,7 @@ export function writeModelFolder(
   const lock = lockFolder(out, notice);
   try {
     tidyModelFolder(out, notice);
-    prepareOutFolder(out, overwrite, "", fill);
+    prepareOutFolder(out, overwrite, "", false, fill);
     const kept = finishReplacement(out);
     if (kept !== null) notice(kept);
   } finally {

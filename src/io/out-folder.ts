@@ -55,7 +55,14 @@ const REPLACED_RECORD = join("training", "replaced-folder");
  * model folder: never a folder with other files in it, the data, or the folder the user is in.
  * The caller holds OUT's lock. Returns where the replaced model folder waits (null when there was none).
  */
-export function prepareOutFolder(out: string, overwrite: boolean, data: string, fill: (tmp: string) => void): string | null {
+export function prepareOutFolder(
+  out: string,
+  overwrite: boolean,
+  data: string,
+  /** a training run writes OUT (which may continue the run already there); else quantize or merge, which have nothing to continue */
+  training: boolean,
+  fill: (tmp: string) => void,
+): string | null {
   if (out.trim() === "") fail(said`${setting("out")} is empty; give a name for the model folder, e.g. ${setting("out")} my-model`);
   const abs = resolve(out);
   if (within(process.cwd(), abs)) fail(said`${setting("out")} ${out} is the current folder (or holds it); give a new folder for the model`);
@@ -68,8 +75,16 @@ export function prepareOutFolder(out: string, overwrite: boolean, data: string, 
       if (!statSync(abs).isDirectory()) fail(said`${setting("out")} ${out} is a file; give a folder for the model`);
       const entries = readdirSync(abs);
       if (entries.length > 0 && !overwrite) {
+        const latest = join(out, "training", "latest");
+        const model = entries.includes("model.safetensors") || entries.includes("adapter_config.json");
+        // continuing is offered only where there is a run to continue (a folder from quantize, merge
+        // or Hugging Face has none: its --resume would say "nothing to resume")
+        if (training && model && !existsSync(latest))
+          fail(
+            said`${out} already holds a model but no training run to continue (no ${latest}); replace it with ${setting("overwrite")}, or choose another ${setting("out")} (${setting("init")} ${out} starts from its weights)`,
+          );
         fail(
-          said`${out} already holds files${entries.includes("model.safetensors") ? " (a model)" : ""}; continue that run with ${setting("resume")}, replace it with ${setting("overwrite")}, or choose another ${setting("out")}`,
+          said`${out} already holds files${model ? " (a model)" : ""}; ${training ? said`continue that run with ${setting("resume")}, ` : ""}replace it with ${setting("overwrite")}, or choose another ${setting("out")}`,
         );
       }
       const foreign = entries.filter((e) => !MODEL_FOLDER_ENTRIES.has(e));

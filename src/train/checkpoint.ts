@@ -170,8 +170,16 @@ export interface LoadedCheckpoint {
 /** Read OUT/training/latest. Errors say what to do when there is nothing to resume. */
 export function loadLatestCheckpoint(out: string): LoadedCheckpoint {
   const name = readLatestName(out);
-  if (name === null)
-    fail(said`nothing to resume in ${out}: ${join(trainingDir(out), LATEST)} does not exist (train without ${setting("resume")} first)`);
+  if (name === null) {
+    const latest = join(trainingDir(out), LATEST);
+    // a model that no run of train made here (quantize's, merge's, Hugging Face's): "train without
+    // resume first" would only be refused for the model it holds
+    if (existsSync(join(out, "model.safetensors")) || existsSync(join(out, "adapter_config.json")))
+      fail(
+        said`nothing to resume in ${out}: it holds a model but no training run (no ${latest}); to train it further, start a new run from its weights with ${setting("init")} ${out} and another ${setting("out")}`,
+      );
+    fail(said`nothing to resume in ${out}: ${latest} does not exist (train without ${setting("resume")} first)`);
+  }
   const dir = join(trainingDir(out), name);
   if (!existsSync(dir)) fail(`${join(trainingDir(out), LATEST)} names ${name}, which does not exist`);
   const stateFile = join(dir, "state.json");

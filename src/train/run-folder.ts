@@ -87,7 +87,7 @@ export class RunFolder {
       this.notice(
         `note: ${this.out} will take about ${formatBytes(disk.runFolderBytes)} on disk (${disk.weightsFile} ${formatBytes(disk.weightsBytes)} and ${KEEP_CHECKPOINTS} checkpoints of ${trained.lora ? "its " : ""}weights and AdamW moments, ${formatBytes(disk.checkpointBytes)} each); a smaller ${trained.lora ? "rank" : "vocabulary or model"} shrinks it`,
       );
-    this.replaced = prepareOutFolder(this.out, first.overwrite, first.data, (tmp) => {
+    this.replaced = prepareOutFolder(this.out, first.overwrite, first.data, true, (tmp) => {
       writeFileSync(join(tmp, "metrics.jsonl"), "");
       saveTokenizer(tmp, first.tokenizer, first.trained.model.config.blockSize);
       first.trained.saveModelFolder(tmp, first.info);
