@@ -46,6 +46,7 @@ export {
   readModelZip,
   saveTokenizer,
   type TrainingData,
+  tokenizerFolder,
   trainingData,
 } from "./io/folder.js";
 export { loadModel, readModelConfig, readQuantization, saveModel, saveQuantizedModel } from "./io/hf.js";

@@ -293,6 +293,27 @@ test("tokenize --tokenizer DIR takes a folder from minigpt tokenizer train (its 
   assert.ok(noStackTrace(missing.stderr), missing.stderr);
 });
 
+test("tokenize and train --tokenizer take the tokenizer's file too (DIR/tokenizer.json, what a listing shows), as its folder", () => {
+  const dir = join(root, "tokenize-file");
+  mkdirSync(dir);
+  const tok = join(dir, "tok");
+  const data = wordCorpus(dir, 3000);
+  assert.equal(cli(["tokenizer", "train", "--data", data, "--vocab-size", "280", "--out", tok]).status, 0);
+  const text = "call me ishmael, the white whale";
+  const r = cli(["tokenize", "--tokenizer", join(tok, "tokenizer.json"), "--json", text]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual((JSON.parse(r.stdout) as { ids: number[] }).ids, loadTokenizer(tok).encode(text));
+  const out = join(dir, "model");
+  const small = ["--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--block-size", "8", "--batch-size", "2", "--max-steps", "1"];
+  const t = cli(["train", "--data", data, "--tokenizer", join(tok, "tokenizer.json"), ...small, "--out", out]);
+  assert.equal(t.status, 0, t.stderr);
+  assert.deepEqual(loadTokenizer(out).encode(text), loadTokenizer(tok).encode(text));
+  // any other file is still not a tokenizer
+  const other = cli(["tokenize", "--tokenizer", data, text]);
+  assert.equal(other.status, 1);
+  assert.match(other.stderr, /is neither gpt2 nor a folder with a tokenizer\.json/);
+});
+
 test("tokenize and train --tokenizer DIR take a Hugging Face GPT-2 tokenizer folder of vocab.json and merges.txt (the slow tokenizer's files)", () => {
   const dir = join(root, "tokenize-slow");
   mkdirSync(dir);

@@ -12,6 +12,7 @@ import {
   TOKEN_CACHE_MIN_BYTES,
   type Tokenizer,
   type TokenStream,
+  tokenizerFolder,
 } from "../index.js";
 import { modelFlag } from "./common.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
@@ -36,7 +37,7 @@ export const tokenizeSpec: CommandSpec = {
       name: "tokenizer",
       type: "string",
       default: "",
-      help: "use this tokenizer instead of a model's: gpt2 (GPT-2's, built in) or a folder with a tokenizer.json (from minigpt tokenizer train) or Hugging Face's vocab.json and merges.txt",
+      help: "use this tokenizer instead of a model's: gpt2 (GPT-2's, built in) or a folder with a tokenizer.json (from minigpt tokenizer train; that file itself too) or Hugging Face's vocab.json and merges.txt",
     },
     {
       name: "file",
@@ -61,11 +62,12 @@ export async function runTokenize(argv: readonly string[]): Promise<number> {
   if (named && f.has("model")) fail("give --model DIR or --tokenizer, not both");
   if (named === "gpt2") tokenizer = gpt2Tokenizer();
   else if (named) {
-    if (!hasTokenizer(named))
+    const folder = tokenizerFolder(named);
+    if (!hasTokenizer(folder))
       fail(
         `--tokenizer ${named} is neither gpt2 nor a folder with a tokenizer.json (or Hugging Face's vocab.json and merges.txt; make one with: minigpt tokenizer train --out DIR)`,
       );
-    tokenizer = loadTokenizer(named);
+    tokenizer = loadTokenizer(folder);
   } else if (f.string("model")) tokenizer = loadModelTokenizer(f.string("model"));
   else return fail("say which tokenizer: --model DIR (a trained model's), --tokenizer gpt2 or --tokenizer DIR (a tokenizer folder)");
   const specialsAsText = f.bool("specials-as-text");

@@ -45,7 +45,7 @@ const flags: FlagSpec[] = [
     name: "tokenizer",
     type: "string",
     default: d.tokenizer,
-    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train) or Hugging Face's vocab.json and merges.txt; --data counting has its own (word), --init keeps its folder's",
+    help: "char: one token per character; bpe: byte-level BPE trained on --data; gpt2: GPT-2's 50,257 tokens; or a folder with a tokenizer.json (from minigpt tokenizer train; that file itself too) or Hugging Face's vocab.json and merges.txt; --data counting has its own (word), --init keeps its folder's",
   },
   {
     name: "vocab-size",

@@ -107,6 +107,15 @@ function tokenizerFiles(dir: string): { json: string } | { vocab: string; merges
   return existsSync(vocab) && existsSync(merges) ? { vocab, merges } : null;
 }
 
+/**
+ * The folder of a tokenizer given by one of its files (DIR/tokenizer.json, or the slow tokenizer's
+ * vocab.json or merges.txt: what a listing shows): DIR; any other path as it is.
+ */
+export function tokenizerFolder(path: string): string {
+  const tokenizerFile = ["tokenizer.json", "vocab.json", "merges.txt"].includes(basename(path));
+  return tokenizerFile && existsSync(path) && statSync(path).isFile() ? dirname(path) : path;
+}
+
 /** whether loadTokenizer finds a tokenizer in dir (tokenizer.json, or vocab.json and merges.txt) */
 export function hasTokenizer(dir: string): boolean {
   return tokenizerFiles(dir) !== null;

@@ -9,7 +9,7 @@ import { withChatTokens } from "../data/chat.js";
 import { type Dataset, loadDataset } from "../data/dataset.js";
 import { fail } from "../errors.js";
 import { trainedSpecials } from "../generate/suppress.js";
-import { hasTokenizer, loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo } from "../io/folder.js";
+import { hasTokenizer, loadModelFolder, loadTokenizer, type ModelFolder, readFolderInfo, tokenizerFolder } from "../io/folder.js";
 import { readQuantization } from "../io/hf.js";
 import { loraModules } from "../io/lora.js";
 import { ADAPTER_WEIGHTS } from "../io/lora-folder.js";
@@ -164,11 +164,11 @@ function newRunSettings(requested: TrainConfig, overrides: Partial<TrainConfig>)
       fail(
         said`${setting("tokenizer")} ${config.tokenizer} does not apply with ${setting("init")}: the model keeps ${config.init}'s tokenizer`,
       );
-    if (!hasTokenizer(config.tokenizer))
+    if (!hasTokenizer(tokenizerFolder(config.tokenizer)))
       fail(
         said`${setting("tokenizer")} ${config.tokenizer} is neither ${TOKENIZER_CHOICES.join(", ")} nor a folder with a tokenizer.json (or Hugging Face's vocab.json and merges.txt; make one with: minigpt tokenizer train --out DIR)`,
       );
-    config = { ...config, tokenizer: resolve(config.tokenizer) };
+    config = { ...config, tokenizer: resolve(tokenizerFolder(config.tokenizer)) };
     tokenizer = loadTokenizer(config.tokenizer);
   }
   return { config, tokenizer };
