@@ -590,6 +590,41 @@ test("a loss that goes NaN stops training with a clear message and keeps the las
   folder.model.dispose();
 });
 
+test("out of memory at the first step names the sizes to shrink and leaves no folder that refuses the next try", () => {
+  const dir = tmp();
+  const data = wordCorpus(dir, 60_000);
+  const shape = ["--n-layer", "1", "--n-head", "2", "--n-embd", "256", "--batch-size", "1024", "--grad-shards", "1"];
+  // the embeddings' output (1024, 5000, 256) alone is 5.2 GB: the first step cannot run
+  const huge = ["train", "--data", data, ...shape, "--block-size", "5000", "--max-steps", "2"];
+  const fits = ["train", "--data", data, ...small, "--max-steps", "2"];
+  const out = join(dir, "m");
+  const failed = cli([...huge, "--out", out]);
+  assert.equal(failed.status, 1, failed.stderr);
+  assert.match(
+    failed.stderr,
+    /\nminigpt train: out of tensor memory[^\n]*--block-size 5000[^\n]*--batch-size 1024[^\n]*--n-embd 256[^\n]*--n-layer 1/,
+  );
+  assert.ok(!/\n\s+at /.test(failed.stderr), "no stack trace");
+  assert.ok(!existsSync(out), "no step was trained: OUT is not left behind");
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith("m.")),
+    [],
+  );
+  // the next try with a block that fits is not refused
+  const next = cli([...fits, "--out", out]);
+  assert.equal(next.status, 0, next.stderr);
+  // --overwrite: a failure before the first step puts the replaced model back as it was
+  const before = readFileSync(join(out, "model.safetensors"));
+  const again = cli([...huge, "--out", out, "--overwrite"]);
+  assert.equal(again.status, 1, again.stderr);
+  assert.match(again.stderr, /out of tensor memory/);
+  assert.deepEqual(readFileSync(join(out, "model.safetensors")), before);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith("m.")),
+    [],
+  );
+});
+
 test("--overwrite keeps the model it replaces until the new run ends well", () => {
   const dir = tmp();
   const data = wordCorpus(dir);

@@ -9,10 +9,12 @@
  *   per step metrics.jsonl, the best model by validation loss, loss.svg
  *   finish   the run's summary in config.json; the model folder an overwrite replaced is removed once
  *            the run has ended well (kept on any interruption or error)
+ *   failed   an error: a new run that trained no step (out of memory at its first) leaves no OUT,
+ *            and the model folder it replaced is put back
  * Checkpoints are checkpoint.ts's.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { diskFigures, formatBytes } from "../analyze/analyze.js";
 import { fail, MinigptError, withFs } from "../errors.js";
 import { appendWhole, writeFileAtomic } from "../io/atomic.js";
@@ -116,16 +118,41 @@ export class RunFolder {
   }
 
   /**
-   * An error that ends the run, told where the model folder it replaced waits: a run that fails at
-   * step 2 on a typo must not have cost the user the model it replaced.
+   * An error that ends the run. A new run that trained no step has no work in OUT: OUT goes, and the
+   * model folder it replaced comes back, so nothing refuses the next try (a resumed run keeps its
+   * checkpoints). Otherwise the error is told where the model folder the run replaced waits: a run
+   * that fails at step 2 on a typo must not have cost the user the model it replaced.
    */
-  failed(e: unknown): never {
+  failed(e: unknown, nothingTrained = false): never {
+    if (nothingTrained) {
+      const undone = this.undo();
+      if (undone !== null && e instanceof MinigptError) fail(said`${e.said ?? e.message}; ${undone}`);
+      if (undone !== null && e instanceof Error) e.message = `${e.message}; ${undone}`;
+      throw e;
+    }
     if (this.replaced) {
       const kept = said`The model folder ${setting("overwrite")} replaced is kept in ${this.replaced} (put it back with: rm -r ${this.out} && mv ${this.replaced} ${this.out})`;
       if (e instanceof MinigptError) fail(said`${e.said ?? e.message}. ${kept}`);
       if (e instanceof Error) e.message = `${e.message}. ${kept}`;
     }
     throw e;
+  }
+
+  /**
+   * Remove the OUT this run created and put back the model folder it replaced. Returns what a user
+   * should still know (null: nothing, OUT is as it was before the run); never throws.
+   */
+  private undo(): string | null {
+    const abs = resolve(this.out);
+    try {
+      rmSync(abs, { recursive: true, force: true });
+      if (this.replaced) renameSync(this.replaced, abs);
+      this.replaced = null;
+      return null;
+    } catch (e) {
+      const where = this.replaced ? ` (the model folder it replaced is in ${this.replaced})` : "";
+      return e instanceof Error ? `and ${this.out} could not be removed: ${e.message}${where}` : null;
+    }
   }
 
   /**

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
-import { fail } from "../errors.js";
+import { fail, MinigptError } from "../errors.js";
 import type { LoraConfig } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
@@ -26,7 +26,7 @@ import { countingAccuracyAsync } from "./evaluate.js";
 import { readMetrics } from "./metrics.js";
 import { RunFolder } from "./run-folder.js";
 import { setUp } from "./setup.js";
-import { createStepper } from "./stepper.js";
+import { createStepper, type Stepper } from "./stepper.js";
 
 export interface StepMetrics {
   step: number;
@@ -238,7 +238,13 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
   // threads: each runs the model on its shards of every batch (data parallel, see parallel.ts), unless
   // the caller asked for kernel-level threading only; the shards make the result the same either way
   const threads = options.parallel === "kernels" ? 1 : ((backend() as { threads?: number }).threads ?? 1);
-  const stepper = await createStepper(model, threads, config.gradShards, trained.lora);
+  const fromScratch = !resumed && (config.init === "" || config.initPartial);
+  let stepper: Stepper;
+  try {
+    stepper = await createStepper(model, threads, config.gradShards, trained.lora);
+  } catch (e) {
+    folder.failed(memoryAdvice(e, config, model.config, fromScratch), !resumed);
+  }
   events.onStart?.({
     config,
     model: model.config,
@@ -322,7 +328,9 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       for (const microLoss of await Promise.all(microLosses)) loss += microLoss / config.gradAccum;
       if (!Number.isFinite(loss)) {
         fail(
-          said`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower ${setting("lr")} or ${setting("gradClip")})`,
+          resumed || step > 0
+            ? said`the loss became ${loss} at step ${step + 1}; training stopped and the last good checkpoint in ${join(out, "training")} is kept (try a lower ${setting("lr")} or ${setting("gradClip")})`
+            : said`the loss became ${loss} at step ${step + 1}; training stopped (try a lower ${setting("lr")} or ${setting("gradClip")})`,
         );
       }
       const gradNorm = await stepper.update(() => {
@@ -371,7 +379,8 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } catch (e) {
-    folder.failed(e);
+    // a new run that failed before its first step has no work in OUT to keep
+    folder.failed(memoryAdvice(e, config, model.config, fromScratch), !resumed && step === 0);
   } finally {
     stepper.dispose();
   }
@@ -388,6 +397,23 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
     history,
     specialTargets,
   };
+}
+
+/**
+ * Out of tensor memory (tensor/memory.ts's RangeError) in a training run, as a user error that names
+ * the settings a step's memory grows with (the activations its backward pass keeps: (B,T,C) tensors
+ * in every layer); any other error as it is. A model from a folder (init, resume) has its shape.
+ */
+function memoryAdvice(e: unknown, config: TrainConfig, model: GPTConfig, fromScratch: boolean): unknown {
+  if (!(e instanceof RangeError && /^out of tensor memory/.test(e.message))) return e;
+  const need = e.message.replace(/; use a smaller model or batch$/, "");
+  const sizes = said`${setting("blockSize")} ${model.blockSize} times ${setting("batchSize")} ${config.batchSize}`;
+  const message = fromScratch
+    ? said`${need}. A training step's memory grows with ${sizes}, and with ${setting("nEmbd")} ${model.nEmbd} and ${setting("nLayer")} ${model.nLayer}: lower one of them`
+    : said`${need}. A training step's memory grows with ${sizes}: lower one of them`;
+  const error = new MinigptError(String(message));
+  error.said = message;
+  return error;
 }
 
 /**
