@@ -207,6 +207,26 @@ test("quantize refuses to overwrite without --overwrite, a quantized model, bad 
   assert.match(damaged.stderr, /missing tensor transformer\.h\.1\.mlp\.c_fc\.weight_scale, the scales of the int4 weight/);
 });
 
+test("a quantized folder's load line says what each command does with it: analyze reads, eval scores, generate decodes, a refused quantize only refuses", () => {
+  const dir = modelFolder();
+  const q = join(tempDir("minigpt-quant-out-"), "q8");
+  assert.equal(runCli(["quantize", "--model", dir, "--out", q]).status, 0);
+  const a = runCli(["analyze", "--model", q]);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(a.stderr.trim(), `${q} holds int8 weights (quantized)`);
+  const refused = runCli(["quantize", "--model", q, "--out", `${q}-again`]);
+  assert.equal(refused.status, 1);
+  assert.equal(refused.stderr.trim(), `minigpt quantize: ${q} is quantized already (int8); quantize its float32 original`);
+  const text = join(dir, "text.txt");
+  writeFileSync(text, "the quick brown fox jumps over the lazy dog. THE END!\n".repeat(20));
+  const e = runCli(["eval", "--model", q, "--data", text, "--split", "all"]);
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stderr, new RegExp(`^${q} holds int8 weights \\(quantized\\), scoring with int kernels$`, "m"));
+  const g = runCli(["generate", "--model", q, "--prompt", "the", "--max-new-tokens", "2"]);
+  assert.equal(g.status, 0, g.stderr);
+  assert.match(g.stderr, new RegExp(`^${q} holds int8 weights \\(quantized\\), decoding with int kernels$`, "m"));
+});
+
 test("a quantized folder runs the int8/int4 kernels without a tape: the decode equals the forward, ref equals wasm, both near the float weights' logits", async () => {
   const dir = modelFolder();
   const tmp = tempDir("minigpt-quant-decode-");

@@ -27,7 +27,7 @@ export async function runAttention(argv: readonly string[]): Promise<number> {
   if (!promptText) fail('give the text: --prompt "..."');
   const out = f.string("out");
   checkOutputFiles([out], "out", f.bool("overwrite"));
-  const { model, tokenizer } = loadModelFolder(dir);
+  const { model, tokenizer } = loadModelFolder(dir, undefined, "run");
   try {
     const ids = encodeUserText(tokenizer, promptText, { specialsAsText: f.bool("specials-as-text") });
     if (ids.length === 0) fail("the prompt encodes to no tokens");

@@ -260,7 +260,7 @@ export function notFineTunedForChat(info: Record<string, unknown>, tokenizer: To
 export async function runChat(argv: readonly string[]): Promise<number> {
   const f = parseFlags(chatSpec, argv);
   const dir = f.string("model");
-  const folder = loadModelFolder(dir);
+  const folder = loadModelFolder(dir, undefined, "decode");
   const { model, tokenizer } = folder;
   try {
     const session = new ChatSession(

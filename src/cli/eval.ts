@@ -85,7 +85,7 @@ const SPLIT_WORDS: Record<EvalSplit, string> = {
 export async function runEval(argv: readonly string[]): Promise<number> {
   const f = parseFlags(evalSpec, argv);
   const dir = f.string("model");
-  const { model, tokenizer, info } = loadModelFolder(dir);
+  const { model, tokenizer, info } = loadModelFolder(dir, undefined, "score");
   const trained = trainingData(info);
   let data = f.string("data");
   let specialsAsText = f.bool("specials-as-text");

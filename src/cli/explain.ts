@@ -100,7 +100,7 @@ export const explainStepSpec: CommandSpec = {
 export async function runExplainStep(argv: readonly string[]): Promise<number> {
   const f = parseFlags(explainStepSpec, argv);
   const dir = f.string("model");
-  const { model, tokenizer } = loadModelFolder(dir);
+  const { model, tokenizer } = loadModelFolder(dir, undefined, "run");
   try {
     if (f.string("text") && f.string("data")) fail("give the step's text with --text or --data, not both");
     let text = f.string("text");

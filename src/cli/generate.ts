@@ -49,7 +49,7 @@ export const generateSpec: CommandSpec = {
 
 export async function runGenerate(argv: readonly string[]): Promise<number> {
   const f = parseFlags(generateSpec, argv);
-  const folder = loadModelFolder(f.string("model"));
+  const folder = loadModelFolder(f.string("model"), undefined, "decode");
   const { model, tokenizer } = folder;
   const suppressIds = unseenSpecialIds(folder);
   // the default prompt, a newline, is not in every vocabulary (a character model of a single line)

@@ -256,7 +256,7 @@ async function interactive(dir: string, reader: LineReader, write: Write): Promi
     try {
       // as generate and chat load it: a checkpoint with its run's tokenizer, a LoRA adapter merged
       // into its base, quantized weights with the int kernels; what it says comes in parentheses
-      loaded = loadModelFolder(choice.path, (text) => write(`(${text})\n`));
+      loaded = loadModelFolder(choice.path, (text) => write(`(${text})\n`), "decode");
       o.suppressIds = unseenSpecialIds(loaded);
     } catch (err) {
       if (!(err instanceof MinigptError)) throw err;

@@ -22,7 +22,7 @@ export async function runMerge(argv: readonly string[]): Promise<number> {
   const dir = f.string("model");
   if (!out) return fail("say where to write the merged model: --out DIR2 (a new folder)");
   const notice = (text: string) => process.stderr.write(`${text}\n`);
-  const folder = loadModelFolder(dir, notice);
+  const folder = loadModelFolder(dir, notice, "quiet");
   try {
     if (!folder.lora) return fail(`${dir} holds no LoRA adapter (adapter_config.json); merge folds an adapter into its base model`);
     if (folder.quantization)

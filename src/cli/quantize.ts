@@ -51,7 +51,7 @@ export async function runQuantize(argv: readonly string[]): Promise<number> {
   if (groupSize % 2 !== 0) return fail(`--group-size ${groupSize} must be even: int4 stores two inputs per byte`);
   const quantization: QuantizationConfig = bits === 8 ? { bits: 8, groupSize: null } : { bits: 4, groupSize };
   const notice = (text: string) => process.stderr.write(`${text}\n`);
-  const folder = loadModelFolder(f.string("model"), notice);
+  const folder = loadModelFolder(f.string("model"), notice, "quiet");
   if (folder.quantization) {
     folder.model.dispose();
     return fail(`${f.string("model")} is quantized already (${quantizationLabel(folder.quantization)}); quantize its float32 original`);

@@ -209,23 +209,41 @@ export function locateModel(dir: string): ModelLocation {
 }
 
 /**
+ * What the caller does with a quantized folder's int8/int4 weights, for the line loadModelFolder says
+ * when it loads one: "decode" (generate, chat, serve), "score" (eval), "run" (a forward pass), "read"
+ * (the weights only) or "quiet" (no line: the caller says what it does with them).
+ */
+export type QuantizedUse = "decode" | "score" | "run" | "read" | "quiet";
+
+const QUANTIZED_USE: Record<Exclude<QuantizedUse, "quiet">, string> = {
+  decode: ", decoding with int kernels",
+  score: ", scoring with int kernels",
+  run: ", running with int kernels",
+  read: "",
+};
+
+/**
  * Load a model folder's best model, or a checkpoint of it (OUT/training/checkpoint-N), with the
  * tokenizer, checking they agree. What a killed run left around the folder is put right first
- * (out-folder.ts), said through `notice`.
+ * (out-folder.ts), said through `notice`, and so is a quantized folder's weights, worded by `use`.
  */
-export function loadModelFolder(dir: string, notice: (text: string) => void = (text) => console.error(text)): ModelFolder {
-  const folder = loadModelOrZip(dir, notice);
-  if (folder.quantization && !folder.lora)
-    notice(`${dir} holds ${quantizationLabel(folder.quantization)} weights (quantized), decoding with int kernels`);
+export function loadModelFolder(
+  dir: string,
+  notice: (text: string) => void = (text) => console.error(text),
+  use: QuantizedUse = "read",
+): ModelFolder {
+  const folder = loadModelOrZip(dir, notice, use);
+  if (folder.quantization && !folder.lora && use !== "quiet")
+    notice(`${dir} holds ${quantizationLabel(folder.quantization)} weights (quantized)${QUANTIZED_USE[use]}`);
   return folder;
 }
 
-function loadModelOrZip(dir: string, notice: (text: string) => void): ModelFolder {
+function loadModelOrZip(dir: string, notice: (text: string) => void, use: QuantizedUse): ModelFolder {
   const zipped = readModelZip(dir);
   if (zipped) return { dir, ...loadModelFiles(zipped, dir) };
   tidyBeforeReading(dir, notice);
   if (hasLoraAdapter(dir) && !existsSync(join(dir, "model.safetensors")))
-    return loadLoraModelFolder(dir, (base) => loadModelFolder(base, notice), notice);
+    return loadLoraModelFolder(dir, (base) => loadModelFolder(base, notice, use), notice);
   const where = locateModel(dir);
   // a folder from `tokenizer train` (tokenizer.json alone) given as a model: not "missing file config.json",
   // as if a model had lost a file (a tokenizer folder is still fine where only a tokenizer is read)

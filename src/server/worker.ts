@@ -24,7 +24,7 @@ async function main(setup: WorkerSetup): Promise<void> {
       await useBackend("ref");
     }
   } else await useBackend(setup.backend, { threads: setup.threads });
-  const folder = loadModelFolder(setup.dir, (text) => post({ type: "notice", text }));
+  const folder = loadModelFolder(setup.dir, (text) => post({ type: "notice", text }), "decode");
   const engine = new Engine(folder, setup.id, setup.contextOverflow);
   // a GPU's logits are read back asynchronously: its steps are awaited, the CPU's run straight through
   const onGpu = deviceMemory() !== null;

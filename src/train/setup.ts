@@ -189,7 +189,7 @@ function initStart(requested: TrainConfig, overrides: Partial<TrainConfig>): Sta
   // said before loading the folder (whose notices would come first)
   if (config.loraRank === 0 && existsSync(join(config.init, "config.json")) && readQuantization(config.init))
     refuseQuantizedInit(config.init);
-  const initFolder = loadModelFolder(config.init);
+  const initFolder = loadModelFolder(config.init, undefined, "quiet");
   const tokenizer = initFolder.tokenizer;
   const earlierTargets = trainedSpecials(initFolder.info, tokenizer);
   if (overrides.tokenizer !== undefined && overrides.tokenizer !== tokenizer.kind)
@@ -431,7 +431,7 @@ function loraBase(config: TrainConfig): ModelFolder {
     fail(
       said`${config.out} is a LoRA adapter on the model ${config.init}, which is not there any more; put that model folder back to resume`,
     );
-  return loadModelFolder(config.init);
+  return loadModelFolder(config.init, undefined, "quiet");
 }
 
 /**
