@@ -70,6 +70,18 @@ test('generate --prompt "" says the prompt is empty (and how to start a new text
   );
 });
 
+test('generate --stop "" is refused in one line as the empty prompt is, and eval counts 0 and 1 tokens in words', () => {
+  oneLine(runCli(["generate", "--model", model, "--stop", ""]), /^minigpt generate: --stop is empty: give the text to end at/);
+  const text = join(root, "short.txt");
+  writeFileSync(text, "call");
+  oneLine(
+    runCli(["eval", "--model", model, "--data", text, "--split", "val"]),
+    /its validation split .* has no tokens; scoring needs at least 2/,
+  );
+  writeFileSync(text, "c");
+  oneLine(runCli(["eval", "--model", model, "--data", text, "--split", "all"]), / has 1 token; scoring needs at least 2/);
+});
+
 test("tokenizer train says when the text gives fewer tokens than --vocab-size asked for", () => {
   const text = join(root, "short.txt");
   writeFileSync(text, "call me ishmael. some years ago, never mind how long precisely.\n");

@@ -30,6 +30,7 @@ import {
   VAL_FRACTION,
 } from "../index.js";
 import { deviceBackendFlags, modelFlag } from "./common.js";
+import { counted } from "./counted.js";
 import { type CommandSpec, parseFlags } from "./flags.js";
 import { bar, formatDuration, ProgressLine, tokenizeProgressLine } from "./progress.js";
 
@@ -81,6 +82,11 @@ const SPLIT_WORDS: Record<EvalSplit, string> = {
   train: `its training split (all but the last ${valPercent} of its tokens)`,
   all: "all of it",
 };
+
+/** "no tokens", "1 token", "5 tokens" */
+function tokenCount(n: number): string {
+  return n === 0 ? "no tokens" : counted(n, "token");
+}
 
 export async function runEval(argv: readonly string[]): Promise<number> {
   const f = parseFlags(evalSpec, argv);
@@ -140,7 +146,7 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     const { ids, train, val } = textSplits(source, tokenizer, specialsAsText, unknown);
     const part = split === "val" ? val : split === "train" ? train : ids;
     const windows = evalWindows(part, model.config.blockSize);
-    if (windows.length === 0) fail(`${scored} has ${part.length} token(s); scoring needs at least 2 (try --split all or more text)`);
+    if (windows.length === 0) fail(`${scored} has ${tokenCount(part.length)}; scoring needs at least 2 (try --split all or more text)`);
     const chosen = f.int("eval-tokens") > 0 ? sampleWindows(windows, f.int("eval-tokens")) : windows;
     const bytes = split === "all" && chosen === windows ? new TextEncoder().encode(source.text).length : targetBytes(chosen, tokenizer);
     const total = chosen.reduce((n, w) => n + w.x.length, 0);
@@ -211,7 +217,7 @@ async function evalBigText(
         );
       return picked;
     });
-    if (chosen.length === 0) fail(`${o.scored} has ${part.length} token(s); scoring needs at least 2 (try --split all or more text)`);
+    if (chosen.length === 0) fail(`${o.scored} has ${tokenCount(part.length)}; scoring needs at least 2 (try --split all or more text)`);
     // every id of the text: its UTF-8 bytes are those of the targets and of the first token
     let bytes = targetBytes(chosen, tokenizer);
     if (o.split === "all" && chosen.length === count) bytes += tokenizer.tokenBytes((chosen[0] as Batch).x[0] as number).length;

@@ -65,6 +65,8 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     );
   }
   const stopText = f.string("stop");
+  // as an empty --prompt is: an empty string would end nothing, and silence would hide the slip
+  if (f.has("stop") && stopText === "") fail('--stop is empty: give the text to end at, e.g. --stop "THE END", or leave --stop out');
   // <|endoftext|> ends every text; the --stop string ends it as text (generateText), special or not
   const eot = tokenizer.specialTokenId("<|endoftext|>");
   const stopIds = eot === undefined ? [] : [eot];
