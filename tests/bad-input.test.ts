@@ -40,7 +40,7 @@ test("a tokenizer.json that is not JSON is one line, whatever the parser quotes 
   oneLine(runCli(["generate", "--model", broken, "--prompt", "call"]), /tokenizer\.json is not valid JSON/);
 });
 
-test("serve on a port in use, or on a host that is not this machine's: one line, and the process ends", async () => {
+test("serve on a port in use, on a host that is not this machine's, or on a name that does not resolve: one line, and the process ends", async () => {
   const taken = createServer();
   await new Promise<void>((ok) => taken.listen(0, "127.0.0.1", ok));
   const port = (taken.address() as { port: number }).port;
@@ -50,8 +50,12 @@ test("serve on a port in use, or on a host that is not this machine's: one line,
   } finally {
     taken.close();
   }
-  const badHost = runCli(["serve", "--model", model, "--port", "0", "--host", "999.1.1.1"], { timeoutMs: 60_000 });
-  oneLine(badHost, /^minigpt serve: --host 999\.1\.1\.1 is not an address of this machine$/m);
+  // 192.0.2.1 is TEST-NET-1 (RFC 5737): an address, never this machine's
+  const badHost = runCli(["serve", "--model", model, "--port", "0", "--host", "192.0.2.1"], { timeoutMs: 60_000 });
+  oneLine(badHost, /^minigpt serve: --host 192\.0\.2\.1 is not an address of this machine$/m);
+  // .invalid never resolves (RFC 6761): not "not an address of this machine", as if it had one
+  const noName = runCli(["serve", "--model", model, "--port", "0", "--host", "name.invalid"], { timeoutMs: 60_000 });
+  oneLine(noName, /^minigpt serve: --host name\.invalid does not resolve to an address/m);
 });
 
 test("interactive --dir that does not exist, an empty --out, a missing --file: one line each, the error said once", () => {

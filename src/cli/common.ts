@@ -80,7 +80,14 @@ export const samplingFlags: FlagSpec[] = [
 export function failListen(err: unknown, host: string, port: number): never {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE") fail(`port ${port} on ${host} is in use: pick another with --port (0 = any free port)`);
-  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN") fail(`--host ${host} is not an address of this machine`);
+  if (code === "EADDRNOTAVAIL") fail(`--host ${host} is not an address of this machine`);
+  // a name: looked up first (getaddrinfo), and listen() never gets as far as an address
+  if (code === "ENOTFOUND")
+    fail(
+      `--host ${host} does not resolve to an address (no such host name); give this machine's name or an address, e.g. --host 127.0.0.1`,
+    );
+  if (code === "EAI_AGAIN")
+    fail(`--host ${host} could not be looked up (the name server did not answer); try again, or give an address, e.g. --host 127.0.0.1`);
   if (code === "EACCES") fail(`port ${port} needs root on this system: pick one above 1023 with --port`);
   return failFs(`cannot listen on ${host}:${port}`, err);
 }
