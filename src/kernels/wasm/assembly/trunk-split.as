@@ -6,7 +6,7 @@
 // Block by block, such a step is two pool round trips a block (attentionRows, mlpRows: the helper
 // woken each time, ~100-300 µs here), with the partial outputs' sum, the biases, the residual adds
 // and the LayerNorms on the calling thread between them while the helper sleeps (~6 ms of GPT-2's
-// 16-row step of ~74: docs/benchmarks.md). Here the helper is woken once a step, the threads meet
+// 16-row step of ~74: docs/benchmark-log.md, "Serving"). Here the helper is woken once a step, the threads meet
 // four times a block, and the row-wise work is cut by rows. Each output element gets exactly the
 // block-by-block arithmetic: thread 0's partial y, plus the other threads' in thread order
 // (accumulate), plus the bias (addBias), added to x (add), then the row's LayerNorm
