@@ -42,6 +42,7 @@ export {
   locateModel,
   type ModelFolder,
   type ModelLocation,
+  type QuantizedUse,
   readFolderInfo,
   readModelZip,
   saveTokenizer,

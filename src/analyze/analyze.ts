@@ -119,7 +119,7 @@ interface FileFigures {
  * A model loaded from an int8 / int4 folder holds its matrices (wte and each block's four) only in
  * the integer kernels' packed form (src/nn/quantized.ts); the rest stays float32.
  */
-export interface QuantizedFigures {
+interface QuantizedFigures {
   bits: 8 | 4;
   /** inputs per scale: int4's G; null for int8 (one scale per output) */
   groupSize: number | null;

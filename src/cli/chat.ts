@@ -241,7 +241,7 @@ export async function chatLoop(
  * model's context is written with the context sliding over it, so its end was written without the
  * user's message in view: said, since "cut at 200 tokens" from a 64-token model otherwise puzzles.
  */
-export function replyCutNote(tokens: number, contextTokens: number): string {
+function replyCutNote(tokens: number, contextTokens: number): string {
   if (tokens <= contextTokens) return `reply cut at ${tokens} tokens: /max raises the limit`;
   return `reply cut at ${tokens} tokens, the /max limit: longer than the model's ${contextTokens}-token context, so it lost sight of your message on the way; /max N changes the limit`;
 }

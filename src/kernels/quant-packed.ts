@@ -53,7 +53,7 @@ export interface PackedShape {
 const CHUNK_INPUTS = { 8: 4, 4: 8 } as const;
 export const PANEL = 16;
 /** the largest quantized activation with int8 / int4 weights (see above) */
-export const ACTIVATION_MAX = { 8: 63, 4: 127 } as const;
+const ACTIVATION_MAX = { 8: 63, 4: 127 } as const;
 
 export function packedShape(bits: 8 | 4, K: number, N: number, groupSize: number): PackedShape {
   const G = bits === 8 ? K : groupSize;
