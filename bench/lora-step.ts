@@ -18,7 +18,19 @@
 // One child: node --import tsx bench/lora-step.ts --child full|lora --batch B --steps N -> one JSON line.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { AdamW, attachLora, BatchSampler, createStepper, GPT, heap, makeConfig, Rng, type Tensor, useBackend } from "../src/index.js";
+import {
+  AdamW,
+  attachLora,
+  BatchSampler,
+  createStepper,
+  GPT,
+  heap,
+  makeConfig,
+  outOfMemory,
+  Rng,
+  type Tensor,
+  useBackend,
+} from "../src/index.js";
 import { arg, expectArgs } from "./args.js";
 import { GPT2_SHAPE } from "./shapes.js";
 import { median } from "./stats.js";
@@ -89,7 +101,9 @@ async function child(mode: "full" | "lora", batch: number, steps: number, warmup
       if (i >= warmup) result.ms.push(performance.now() - t0);
     }
   } catch (e) {
-    result.error = e instanceof Error ? e.message : String(e);
+    // out of tensor memory names what this benchmark's step grows with, as minigpt train does
+    const error = outOfMemory(e, `A step's memory grows with --batch ${batch} (sequences of ${T} tokens): lower it`);
+    result.error = error instanceof Error ? error.message : String(error);
   }
   const s = h.stats();
   result.peakBytes = s.peakLiveBytes;

@@ -1,4 +1,4 @@
-import { type Message, Said } from "./wording.js";
+import { type Message, Said, said } from "./wording.js";
 
 /**
  * A MinigptError is a mistake the user can fix (bad setting, missing file, shape mismatch).
@@ -16,6 +16,26 @@ export function fail(message: Message): never {
   const error = new MinigptError(String(message));
   if (message instanceof Said) error.said = message;
   throw error;
+}
+
+/** tensor memory ran out: tensor/memory.ts's RangeError (WebAssembly memory stops at 4 GiB) */
+export function isOutOfMemory(e: unknown): e is RangeError {
+  return e instanceof RangeError && /^out of tensor memory/.test(e.message);
+}
+
+/**
+ * Out of tensor memory as a user error of one line: how much was needed, then `advice`, which names
+ * the settings the caller's memory grows with, with their values (only those that change it); any
+ * other error as it is. Each command says what it controls: train its batch and block, eval its
+ * batch, serve its maxBatch.
+ */
+export function outOfMemory(e: unknown, advice: Message): unknown {
+  if (!isOutOfMemory(e)) return e;
+  const need = e.message.replace(/; use a smaller model or batch$/, "");
+  const message = said`${need}. ${advice}`;
+  const error = new MinigptError(String(message));
+  error.said = message;
+  return error;
 }
 
 /** what to do about a file-system error, by its code */

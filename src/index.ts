@@ -29,7 +29,7 @@ export {
   tokenizerFromTextFiles,
 } from "./data/token-cache.js";
 export { locatePiece, unencodable } from "./data/vocabulary.js";
-export { failFs, withFs } from "./errors.js";
+export { failFs, isOutOfMemory, outOfMemory, withFs } from "./errors.js";
 export { writeFileAtomic } from "./io/atomic.js";
 export {
   checkpointNames,

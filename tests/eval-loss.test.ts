@@ -123,3 +123,28 @@ test("minigpt eval --json on a saved model equals the reference", () => {
     assert.ok(Math.abs(got.bits_per_byte - bpb) < 1e-5 * bpb, `${backend}: bits/byte ${got.bits_per_byte}, reference ${bpb}`);
   }
 });
+
+test("eval out of tensor memory names --batch-size with its value, in one line, and a lower one scores", () => {
+  // logits over a 2^20-token vocabulary (the tokenizer uses a few of them): 16 windows of 96 tokens
+  // scored together need 6 GiB, more than WebAssembly's 4; one window needs 0.4 GiB
+  const blockSize = 96;
+  const model = new GPT(makeConfig({ vocabSize: 1 << 20, blockSize, nLayer: 1, nHead: 1, nEmbd: 4 }), 7);
+  const dir = join(root, "wide-vocab");
+  mkdirSync(dir);
+  saveModel(model, dir);
+  const alphabet = "abcdefghij";
+  const wide = Array.from({ length: 16 * blockSize + 1 }, (_, i) => alphabet[(i * 7) % alphabet.length]).join("");
+  saveTokenizer(dir, CharTokenizer.fromText(wide));
+  model.dispose();
+  const file = join(root, "wide.txt");
+  writeFileSync(file, wide);
+  const failed = runCli(["eval", "--model", dir, "--data", file, "--json"]);
+  assert.equal(failed.status, 1, failed.stderr);
+  assert.match(failed.stderr, /(^|\n)minigpt eval: out of tensor memory: need [^\n]*--batch-size 16 [^\n]*: lower it\n?$/);
+  assert.ok(!/\n\s+at /.test(failed.stderr), "no stack trace");
+  assert.ok(!/smaller model or batch/.test(failed.stderr), failed.stderr);
+  // the setting it names is the one that helps: a sample of 2 windows, one at a time
+  const fits = runCli(["eval", "--model", dir, "--data", file, "--json", "--batch-size", "1", "--eval-tokens", String(2 * blockSize)]);
+  assert.equal(fits.status, 0, fits.stderr);
+  assert.equal((JSON.parse(fits.stdout) as { tokens: number }).tokens, 2 * blockSize);
+});

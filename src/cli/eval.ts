@@ -16,6 +16,7 @@ import {
   loadTextSource,
   locatePiece,
   openTokenCache,
+  outOfMemory,
   readEvalWindows,
   sampleWindowIndices,
   sampleWindows,
@@ -61,6 +62,13 @@ export const evalSpec: CommandSpec = {
       default: 0,
       min: 0,
       help: "score a sample of about N tokens: whole windows spread evenly over the split (0 = every token)",
+    },
+    {
+      name: "batch-size",
+      type: "int",
+      default: 16,
+      min: 1,
+      help: "windows scored together; memory grows with it (each window is the model's block of tokens)",
     },
     {
       name: "json",
@@ -130,6 +138,7 @@ export async function runEval(argv: readonly string[]): Promise<number> {
       specialsAsText,
       sample: f.int("eval-tokens"),
       dir: f.string("model"),
+      batchSize: f.int("batch-size"),
     });
   } else {
     const source = loadTextSource(data);
@@ -152,7 +161,7 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     const total = chosen.reduce((n, w) => n + w.x.length, 0);
     const sample = chosen.length < windows.length ? `, a sample of ${chosen.length} of its ${windows.length} windows` : "";
     process.stderr.write(`eval: ${scored}: ${total.toLocaleString("en-US")} tokens to predict${sample}\n`);
-    result = await evaluateWindowsAsync(model, chosen, bytes, { onProgress: progressReporter() });
+    result = await scoreWindows(model, chosen, bytes, f.int("batch-size"));
   }
   if (f.bool("json")) {
     process.stdout.write(`${JSON.stringify({ ...result, data, split })}\n`);
@@ -178,7 +187,7 @@ const MAX_SCORED_TOKENS = 16 << 20;
 async function evalBigText(
   model: GPT,
   tokenizer: Tokenizer,
-  o: { data: string; split: EvalSplit; scored: string; specialsAsText: boolean; sample: number; dir: string },
+  o: { data: string; split: EvalSplit; scored: string; specialsAsText: boolean; sample: number; dir: string; batchSize: number },
 ): Promise<EvalResult> {
   const source = findTextFiles(o.data);
   const line = new ProgressLine();
@@ -224,9 +233,28 @@ async function evalBigText(
     const total = chosen.reduce((n, w) => n + w.x.length, 0);
     const sample = chosen.length < count ? `, a sample of ${chosen.length} of its ${count} windows` : "";
     process.stderr.write(`eval: ${o.scored}: ${total.toLocaleString("en-US")} tokens to predict${sample}\n`);
-    return await evaluateWindowsAsync(model, chosen, bytes, { onProgress: progressReporter() });
+    return await scoreWindows(model, chosen, bytes, o.batchSize);
   } finally {
     cache.close();
+  }
+}
+
+/**
+ * The windows' loss, batchSize windows at a time. Out of tensor memory names what grows it: the
+ * windows scored together, each the model's block of tokens with logits over its vocabulary.
+ */
+async function scoreWindows(model: GPT, windows: readonly Batch[], bytes: number, batchSize: number): Promise<EvalResult> {
+  try {
+    return await evaluateWindowsAsync(model, windows, bytes, { batchSize, onProgress: progressReporter() });
+  } catch (e) {
+    const { blockSize, vocabSize } = model.config;
+    const window = `the model's ${blockSize} tokens, each with logits over its ${vocabSize}-token vocabulary`;
+    throw outOfMemory(
+      e,
+      Math.min(batchSize, windows.length) > 1
+        ? `Scoring's memory grows with --batch-size ${batchSize} (windows of ${window}, scored together): lower it`
+        : `Scoring one window (${window}) needs more: the model is too big to score here`,
+    );
   }
 }
 

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GpuReadError, MinigptError } from "../index.js";
+import { GpuReadError, isOutOfMemory, MinigptError } from "../index.js";
 import { analyzeSpec, runAnalyze } from "./analyze.js";
 import { attentionSpec, runAttention } from "./attention.js";
 import { selectBackend } from "./backend.js";
@@ -136,8 +136,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       );
       return 1;
     }
-    if (err instanceof RangeError && /out of tensor memory/.test(err.message)) {
-      console.error(`minigpt ${name}: ${err.message}`);
+    // out of tensor memory where the command named no setting that shrinks it (train, eval and serve
+    // name theirs): the model itself, with what the command holds for it (generate's and chat's KV
+    // cache is the model's block), does not fit
+    if (isOutOfMemory(err)) {
+      console.error(
+        `minigpt ${name}: ${err.message.replace(/; use a smaller model or batch$/, "")}; the model is too big for ${name} here: use a smaller one`,
+      );
       return 1;
     }
     throw err;

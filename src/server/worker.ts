@@ -5,9 +5,10 @@
  * long a step takes.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { MinigptError } from "../errors.js";
+import { MinigptError, outOfMemory } from "../errors.js";
 import { loadModelFolder } from "../io/folder.js";
 import { deviceMemory, useBackend } from "../kernels/index.js";
+import { said, setting } from "../wording.js";
 import { ApiError } from "./api-error.js";
 import { Engine } from "./engine.js";
 import type { FromWorker, ToWorker, WorkerSetup } from "./worker-protocol.js";
@@ -38,9 +39,11 @@ async function main(setup: WorkerSetup): Promise<void> {
       const events = onGpu ? await engine.stepAsync() : engine.step();
       if (events.length > 0) post({ type: "events", events });
     } catch (e) {
-      // e.g. out of tensor memory: the requests in flight fail with 500, the server keeps serving
-      const error = new ApiError(500, `generation failed: ${e instanceof Error ? e.message : String(e)}`, "server_error");
-      for (const id of engine.cancelAll()) post({ type: "rejected", id, error: { status: error.status, ...error.body.error } });
+      // e.g. out of tensor memory: the requests in flight fail with 500, the server keeps serving;
+      // their rows' KV caches (each the model's block) are what grows with maxBatch
+      const ids = engine.cancelAll();
+      const error = new ApiError(500, `generation failed: ${failureText(e, engine)}`, "server_error");
+      for (const id of ids) post({ type: "rejected", id, error: { status: error.status, ...error.body.error } });
     }
     setImmediate(tick);
   };
@@ -52,10 +55,7 @@ async function main(setup: WorkerSetup): Promise<void> {
     try {
       post({ type: "started", id: m.id, started: engine.start(m.id, m.request) });
     } catch (e) {
-      const error =
-        e instanceof ApiError
-          ? e
-          : new ApiError(500, `generation failed to start: ${e instanceof Error ? e.message : String(e)}`, "server_error");
+      const error = e instanceof ApiError ? e : new ApiError(500, `generation failed to start: ${failureText(e, engine)}`, "server_error");
       post({ type: "rejected", id: m.id, error: { status: error.status, ...error.body.error } });
       return;
     }
@@ -65,6 +65,18 @@ async function main(setup: WorkerSetup): Promise<void> {
     }
   });
   post({ type: "ready", info: engine.info });
+}
+
+/**
+ * A failed step's or start's error for its 500 reply; out of tensor memory names what serve's memory
+ * grows with beyond the model: the requests decoded together, each choice with a KV cache of its block.
+ */
+function failureText(e: unknown, engine: Engine): string {
+  const failure = outOfMemory(
+    e,
+    said`Each request decoded holds a KV cache of the model's ${engine.info.blockSize} positions (one per choice): a lower ${setting("maxBatch")} decodes fewer at once`,
+  );
+  return failure instanceof Error ? failure.message : String(failure);
 }
 
 main(workerData as WorkerSetup).catch((e: unknown) => {

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { Dataset } from "../data/dataset.js";
 import type { TokenizeProgress } from "../data/token-cache.js";
-import { fail, MinigptError } from "../errors.js";
+import { fail, outOfMemory } from "../errors.js";
 import type { LoraConfig } from "../io/lora.js";
 import { backend } from "../kernels/index.js";
 import type { GPTConfig } from "../nn/config.js";
@@ -405,15 +405,13 @@ async function runTraining(requested: TrainConfig, options: TrainOptions, events
  * in every layer); any other error as it is. A model from a folder (init, resume) has its shape.
  */
 function memoryAdvice(e: unknown, config: TrainConfig, model: GPTConfig, fromScratch: boolean): unknown {
-  if (!(e instanceof RangeError && /^out of tensor memory/.test(e.message))) return e;
-  const need = e.message.replace(/; use a smaller model or batch$/, "");
   const sizes = said`${setting("blockSize")} ${model.blockSize} times ${setting("batchSize")} ${config.batchSize}`;
-  const message = fromScratch
-    ? said`${need}. A training step's memory grows with ${sizes}, and with ${setting("nEmbd")} ${model.nEmbd} and ${setting("nLayer")} ${model.nLayer}: lower one of them`
-    : said`${need}. A training step's memory grows with ${sizes}: lower one of them`;
-  const error = new MinigptError(String(message));
-  error.said = message;
-  return error;
+  return outOfMemory(
+    e,
+    fromScratch
+      ? said`A training step's memory grows with ${sizes}, and with ${setting("nEmbd")} ${model.nEmbd} and ${setting("nLayer")} ${model.nLayer}: lower one of them`
+      : said`A training step's memory grows with ${sizes}: lower one of them`,
+  );
 }
 
 /**
