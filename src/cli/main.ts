@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GpuReadError, isOutOfMemory, MinigptError } from "../index.js";
+import { GpuReadError, isOutOfMemory, MinigptError, outOfMemory } from "../index.js";
 import { analyzeSpec, runAnalyze } from "./analyze.js";
 import { attentionSpec, runAttention } from "./attention.js";
 import { selectBackend } from "./backend.js";
@@ -140,9 +140,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     // name theirs): the model itself, with what the command holds for it (generate's and chat's KV
     // cache is the model's block), does not fit
     if (isOutOfMemory(err)) {
-      console.error(
-        `minigpt ${name}: ${err.message.replace(/; use a smaller model or batch$/, "")}; the model is too big for ${name} here: use a smaller one`,
-      );
+      const said = outOfMemory(err, `The model is too big for ${name} here: use a smaller one`) as MinigptError;
+      console.error(`minigpt ${name}: ${said.message}`);
       return 1;
     }
     throw err;
